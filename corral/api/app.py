@@ -1,0 +1,90 @@
+"""The API server's ASGI application: routing, error mapping, auth and metrics.
+
+    request → MetricsMiddleware → AuthMiddleware → dispatch
+        /healthz /readyz /livez /version /metrics
+        /api /apis /api/v1 /apis/{g}[/{v}]        discovery
+        /openapi/v3[...]                          OpenAPI
+        everything else                           ResourceHandler → Registry → Store
+"""
+
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from corral.api.auth import AuthMiddleware, TokenAuthenticator
+from corral.api.errors import APIError, NotFound
+from corral.api.handlers.discovery import (
+    is_discovery_path,
+    serve_discovery,
+    serve_openapi,
+    version,
+)
+from corral.api.handlers.resources import LogHandler, ResourceHandler
+from corral.api.handlers.responses import status_response
+from corral.api.metrics import MetricsMiddleware, metrics_response
+from corral.api.registry import Registry
+
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version"})
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _guard(handler: Handler) -> Handler:
+    async def guarded(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except APIError as err:
+            return status_response(err)
+
+    return guarded
+
+
+async def _ok(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def _metrics(request: Request) -> Response:
+    return metrics_response()
+
+
+def build_app(
+    registry: Registry,
+    authenticator: TokenAuthenticator | None,
+    *,
+    logs: LogHandler | None = None,
+    ready: Callable[[], bool] = lambda: True,
+) -> ASGIApp:
+    resources = ResourceHandler(registry, logs)
+
+    async def dispatch(request: Request) -> Response:
+        path = request.url.path
+        if path.startswith("/openapi/"):
+            return await serve_openapi(request)
+        if path.startswith(("/api/", "/apis/")) or path in ("/api", "/apis"):
+            if is_discovery_path(path):
+                return await serve_discovery(request)
+            return await resources(request)
+        raise NotFound(f"the server could not find the requested resource (path {path})")
+
+    async def readyz(request: Request) -> Response:
+        if not ready():
+            return PlainTextResponse("not ready", status_code=503)
+        return PlainTextResponse("ok")
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    app = Starlette(routes=[
+        Route("/healthz", _ok), Route("/livez", _ok), Route("/readyz", readyz),
+        Route("/version", _guard(version)),
+        Route("/metrics", _metrics),
+        Route("/{path:path}", _guard(dispatch), methods=methods),
+    ])
+    wrapped: ASGIApp = app
+    if authenticator is not None:
+        wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS)
+    return MetricsMiddleware(wrapped)

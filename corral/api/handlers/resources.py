@@ -1,0 +1,231 @@
+"""One endpoint for every resource path: it parses the path and dispatches on the
+HTTP method to the registry. Kubernetes verbs:
+
+    GET    collection → list | watch        GET    item → get (status, scale, log)
+    POST   collection → create              POST   item/binding|eviction
+    PUT    item → update (status, scale)    PATCH  item → patch (status, scale)
+    DELETE item → delete                    DELETE collection → deletecollection
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from corral.api.errors import APIError, BadRequest, MethodNotAllowed, NotFound
+from corral.api.handlers.body import media_type, parse_object
+from corral.api.handlers.responses import (
+    JSONResponse,
+    render_list,
+    render_one,
+    success_status,
+    warning_headers,
+)
+from corral.api.handlers.watch import watch_response
+from corral.api.paths import Target, parse_resource_path
+from corral.api.registry import DeleteOptions, Filter, Registry, Result, delete, list_objects
+from corral.api.registry import subresources as sub
+from corral.api.registry.objects import meta
+
+LogHandler = Callable[[Request, Target], Awaitable[Response]]
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in ("1", "true")
+
+
+def _int_param(request: Request, name: str) -> int:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
+    if value < 0:
+        raise BadRequest(f"{name} must not be negative, got {value}")
+    return value
+
+
+def _strict(request: Request) -> bool:
+    mode = request.query_params.get("fieldValidation", "")
+    if mode not in ("", "Strict", "Warn", "Ignore"):
+        raise BadRequest(f'fieldValidation must be one of "Strict", "Warn", "Ignore", got {mode!r}')
+    return mode == "Strict"
+
+
+def _dry_run(request: Request) -> bool:
+    value = request.query_params.get("dryRun", "")
+    if value not in ("", "All"):
+        raise BadRequest(f'dryRun: Unsupported value: "{value}": supported values: "All"')
+    return value == "All"
+
+
+class ResourceHandler:
+    def __init__(self, registry: Registry, logs: LogHandler | None = None) -> None:
+        self.registry = registry
+        self.logs = logs
+
+    async def __call__(self, request: Request) -> Response:
+        target = parse_resource_path(request.url.path)
+        method = request.method
+        if target.name is None:
+            if method == "GET":
+                return await self._list_or_watch(request, target)
+            if method == "POST":
+                return await self._create(request, target)
+            if method == "DELETE":
+                return await self._delete_collection(request, target)
+        else:
+            if method == "GET":
+                return await self._get(request, target)
+            if method == "PUT":
+                return await self._update(request, target)
+            if method == "PATCH":
+                return await self._patch(request, target)
+            if method == "DELETE" and target.subresource is None:
+                return await self._delete(request, target)
+            if method == "POST" and target.subresource in ("binding", "eviction"):
+                return await self._post_subresource(request, target)
+        raise MethodNotAllowed(f"the server does not allow this method on the requested "
+                               f"resource ({method} {request.url.path})")
+
+    def _check_namespace_given(self, target: Target) -> None:
+        if target.resource.namespaced and target.namespace is None and target.name is not None:
+            raise NotFound("the server could not find the requested resource")
+
+    async def _list_or_watch(self, request: Request, target: Target) -> Response:
+        res = target.resource
+        q = request.query_params
+        flt = Filter(res, q.get("labelSelector", ""), q.get("fieldSelector", ""))
+        if _flag(request, "watch"):
+            return await watch_response(request, self.registry.store, target, flt)
+        page = await list_objects(self.registry.store, res, target.namespace, flt,
+                                  limit=_int_param(request, "limit"),
+                                  continue_token=q.get("continue", ""))
+        return JSONResponse(render_list(request, res, page.items, page.revision,
+                                        page.continue_token))
+
+    async def _get(self, request: Request, target: Target) -> Response:
+        self._check_namespace_given(target)
+        res, name = target.resource, target.name or ""
+        if target.subresource == "log":
+            if self.logs is None:
+                raise NotFound("pod logs are served by the node agents, none is connected")
+            return await self.logs(request, target)
+        if _flag(request, "watch"):
+            flt = Filter(res, request.query_params.get("labelSelector", ""),
+                         f"metadata.name={name}")
+            return await watch_response(request, self.registry.store, target, flt)
+        obj = await self.registry.get(res, target.namespace, name)
+        if target.subresource == "scale":
+            return JSONResponse(sub.scale_of(res, obj))
+        return JSONResponse(render_one(request, res, obj))
+
+    async def _create(self, request: Request, target: Target) -> Response:
+        res = target.resource
+        if res.namespaced and target.namespace is None:
+            raise MethodNotAllowed(f"create of {res.plural} needs a namespace in the path")
+        body = parse_object(await request.body(), request.headers.get("content-type"))
+        result = await self.registry.create(res, target.namespace, body,
+                                            strict=_strict(request), dry_run=_dry_run(request))
+        return self._result(request, target, result, 201)
+
+    async def _update(self, request: Request, target: Target) -> Response:
+        self._check_namespace_given(target)
+        res, name = target.resource, target.name or ""
+        body = parse_object(await request.body(), request.headers.get("content-type"))
+        if target.subresource == "scale":
+            result = await sub.update_scale(self.registry, res, target.namespace or "", name,
+                                            body, dry_run=_dry_run(request))
+            return JSONResponse(sub.scale_of(res, result.obj))
+        self._check_subresource(target, ("status", "finalize"))
+        result = await self.registry.update(res, target.namespace, name, body,
+                                            subresource=target.subresource,
+                                            strict=_strict(request), dry_run=_dry_run(request))
+        return self._result(request, target, result, 200)
+
+    async def _patch(self, request: Request, target: Target) -> Response:
+        self._check_namespace_given(target)
+        res, name = target.resource, target.name or ""
+        body = await request.body()
+        ctype = media_type(request.headers.get("content-type"))
+        if target.subresource == "scale":
+            result = await sub.patch_scale(self.registry, res, target.namespace or "", name,
+                                           ctype, body, dry_run=_dry_run(request))
+            return JSONResponse(sub.scale_of(res, result.obj))
+        self._check_subresource(target, ("status",))
+        result = await self.registry.patch(res, target.namespace, name, ctype, body,
+                                           subresource=target.subresource,
+                                           strict=_strict(request), dry_run=_dry_run(request))
+        return self._result(request, target, result, 201 if result.created else 200)
+
+    async def _delete(self, request: Request, target: Target) -> Response:
+        self._check_namespace_given(target)
+        opts = await self._delete_options(request)
+        obj, _gone = await delete(self.registry, target.resource, target.namespace,
+                                  target.name or "", opts)
+        return JSONResponse(obj)
+
+    async def _delete_collection(self, request: Request, target: Target) -> Response:
+        res = target.resource
+        q = request.query_params
+        flt = Filter(res, q.get("labelSelector", ""), q.get("fieldSelector", ""))
+        opts = await self._delete_options(request)
+        page = await list_objects(self.registry.store, res, target.namespace, flt)
+        deleted = []
+        for obj in page.items:
+            m = meta(obj)
+            try:
+                gone_obj, _ = await delete(self.registry, res, m.get("namespace"), m["name"],
+                                           opts)
+            except NotFound:
+                continue
+            deleted.append(gone_obj)
+        return JSONResponse(render_list(request, res, deleted, page.revision, ""))
+
+    async def _post_subresource(self, request: Request, target: Target) -> Response:
+        body = parse_object(await request.body(), request.headers.get("content-type"))
+        ns, name = target.namespace or "", target.name or ""
+        if target.subresource == "binding":
+            await sub.bind(self.registry, ns, name, body)
+        else:
+            await sub.evict(self.registry, ns, name, body)
+        return JSONResponse({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                             "status": "Success", "code": 201}, status_code=201)
+
+    async def _delete_options(self, request: Request) -> DeleteOptions:
+        raw = await request.body()
+        body: dict[str, Any] | None = None
+        if raw.strip():
+            body = parse_object(raw, request.headers.get("content-type"))
+        return DeleteOptions.from_body(body, dict(request.query_params))
+
+    def _check_subresource(self, target: Target, allowed: tuple[str, ...]) -> None:
+        if target.subresource is not None and target.subresource not in allowed:
+            raise MethodNotAllowed(
+                f"the server does not allow this method on {target.resource.plural}/"
+                f"{target.subresource}")
+
+    def _result(self, request: Request, target: Target, result: Result, code: int) -> Response:
+        return JSONResponse(render_one(request, target.resource, result.obj), status_code=code,
+                            headers=warning_headers(result.warnings))
+
+
+def api_error_guard(handler: Callable[[Request], Awaitable[Response]]
+                    ) -> Callable[[Request], Awaitable[Response]]:
+    """Turn APIErrors raised while handling into Status responses."""
+    from corral.api.handlers.responses import status_response
+
+    async def guarded(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except APIError as err:
+            return status_response(err)
+
+    return guarded
+
+
+__all__ = ["ResourceHandler", "api_error_guard", "success_status"]

@@ -1,0 +1,381 @@
+"""Generic CRUD over the store for every resource, with Kubernetes' metadata rules.
+
+    create:  name/generateName → namespace exists → prepare → uid, timestamps,
+             generation 1 → store.create (AlreadyExists on a taken key)
+    update:  read → precondition (resourceVersion, uid) → keep server-owned
+             metadata → main resource keeps status / status subresource keeps
+             the rest → prepare → generation++ on spec change → store CAS
+    patch:   read → apply patch → update; retried on a lost CAS unless the
+             patch itself carries a resourceVersion
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Protocol
+
+from corral.api.errors import (
+    AlreadyExists,
+    APIError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+)
+from corral.api.patch import apply_patch, apply_server_side
+from corral.api.registry.objects import (
+    dump,
+    generated_name,
+    load,
+    meta,
+    new_uid,
+    now_rfc3339,
+)
+from corral.api.registry.prepare import prepare
+from corral.api.resources import BY_KIND, Resource
+from corral.store.base import Store
+from corral.store.errors import KeyExists, KeyNotFound, RevisionMismatch
+
+Obj = dict[str, Any]
+
+# Kinds whose create starts from an empty status (the user cannot set it).
+_STATUS_RESET_ON_CREATE = {"Pod", "Deployment", "ReplicaSet", "Job", "Service", "ResourceQuota"}
+_SERVER_OWNED_META = ("uid", "creationTimestamp", "deletionTimestamp",
+                      "deletionGracePeriodSeconds", "generation", "namespace", "name")
+_PATCH_RETRIES = 16
+
+
+@dataclass
+class Result:
+    obj: Obj
+    warnings: list[str] = field(default_factory=list)
+    created: bool = False
+
+
+class Admission(Protocol):
+    """Admission plugins see every create/update after validation, before the write."""
+
+    async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None) -> None: ...
+
+
+def describe(res: Resource, name: str) -> str:
+    """'pods "web"' / 'deployments.apps "web"' as Kubernetes names objects in errors."""
+    qualified = f"{res.plural}.{res.group}" if res.group else res.plural
+    return f'{qualified} "{name}"'
+
+
+def not_found(res: Resource, name: str) -> NotFound:
+    return NotFound(f"{describe(res, name)} not found", kind=res.plural, name=name,
+                    group=res.group)
+
+
+def conflict(res: Resource, name: str, why: str) -> Conflict:
+    return Conflict(f"Operation cannot be fulfilled on {describe(res, name)}: {why}",
+                    kind=res.plural, name=name, group=res.group)
+
+
+MODIFIED = "the object has been modified; please apply your changes to the latest version and try again"
+
+
+class Registry:
+    def __init__(self, store: Store, admission: list[Admission] | None = None) -> None:
+        self.store = store
+        self.admission: list[Admission] = admission or []
+        # Hooks run after an object was deleted from the store (e.g. freeing a
+        # Service's clusterIP); they must not fail the delete.
+        self.on_deleted: list[Callable[[Resource, Obj], Awaitable[None]]] = []
+
+    # ---- reads ---------------------------------------------------------------
+
+    async def get(self, res: Resource, namespace: str | None, name: str) -> Obj:
+        kv = await self.store.get(res.storage_key(namespace, name))
+        if kv is None:
+            raise not_found(res, name)
+        return load(kv)
+
+    async def find(self, res: Resource, namespace: str | None, name: str) -> Obj | None:
+        kv = await self.store.get(res.storage_key(namespace, name))
+        return load(kv) if kv is not None else None
+
+    # ---- create --------------------------------------------------------------
+
+    async def create(
+        self, res: Resource, namespace: str | None, body: Obj, *,
+        strict: bool = False, dry_run: bool = False,
+    ) -> Result:
+        obj = self._check_identity(res, namespace, body)
+        m = meta(obj)
+        if not m.get("name"):
+            prefix = m.get("generateName")
+            if not prefix:
+                raise _name_required(res)
+            m["name"] = generated_name(str(prefix))
+        if res.namespaced:
+            await self._check_namespace_open(namespace or "")
+        for key in ("uid", "resourceVersion", "deletionTimestamp",
+                    "deletionGracePeriodSeconds", "generation"):
+            m.pop(key, None)
+        m["uid"] = new_uid()
+        m["creationTimestamp"] = now_rfc3339()
+        m["generation"] = 1
+        if res.kind in _STATUS_RESET_ON_CREATE:
+            obj["status"] = {"phase": "Pending"} if res.kind == "Pod" else {}
+        elif res.kind == "Namespace":
+            obj["status"] = {"phase": "Active"}
+        prepared = prepare(res, obj, old=None, strict=strict)
+        for plugin in self.admission:
+            await plugin.admit("CREATE", res, prepared.obj, None)
+        if dry_run:
+            return Result(prepared.obj, prepared.warnings, created=True)
+        name = meta(prepared.obj)["name"]
+        try:
+            revision = await self.store.create(res.storage_key(namespace, name),
+                                               dump(prepared.obj))
+        except KeyExists:
+            raise AlreadyExists(f"{describe(res, name)} already exists", kind=res.plural,
+                                name=name, group=res.group) from None
+        meta(prepared.obj)["resourceVersion"] = str(revision)
+        return Result(prepared.obj, prepared.warnings, created=True)
+
+    def _check_identity(self, res: Resource, namespace: str | None, body: Obj) -> Obj:
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object")
+        obj = dict(body)
+        kind = obj.get("kind") or res.kind
+        api_version = obj.get("apiVersion") or res.api_version
+        if kind != res.kind or api_version != res.api_version:
+            raise BadRequest(
+                f"the API version in the data ({api_version}) and kind ({kind}) do not match "
+                f"the request: expected {res.api_version} {res.kind}"
+            )
+        obj["kind"], obj["apiVersion"] = res.kind, res.api_version
+        m = dict(obj.get("metadata") or {}) if isinstance(obj.get("metadata"), dict) else None
+        if m is None:
+            if obj.get("metadata") is not None:
+                raise BadRequest("metadata must be an object")
+            m = {}
+        obj["metadata"] = m
+        if res.namespaced:
+            body_ns = m.get("namespace")
+            if body_ns and body_ns != namespace:
+                raise BadRequest(
+                    "the namespace of the provided object does not match the namespace "
+                    "sent on the request"
+                )
+            m["namespace"] = namespace
+        else:
+            m.pop("namespace", None)
+        return obj
+
+    async def _check_namespace_open(self, namespace: str) -> None:
+        ns = await self.find(BY_KIND["Namespace"], None, namespace)
+        if ns is None:
+            raise NotFound(f'namespaces "{namespace}" not found', kind="namespaces",
+                           name=namespace)
+        if meta(ns).get("deletionTimestamp"):
+            raise Forbidden(
+                f"unable to create new content in namespace {namespace} because it is "
+                "being terminated", kind="namespaces", name=namespace,
+            )
+
+    # ---- update / patch ------------------------------------------------------
+
+    async def update(
+        self, res: Resource, namespace: str | None, name: str, body: Obj, *,
+        subresource: str | None = None, strict: bool = False, dry_run: bool = False,
+    ) -> Result:
+        obj = self._check_identity(res, namespace, body)
+        body_name = meta(obj).get("name")
+        if body_name and body_name != name:
+            raise BadRequest(
+                f"the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )
+        current = await self.get(res, namespace, name)
+        want_rv = str(meta(obj).get("resourceVersion") or "")
+        if want_rv and want_rv != meta(current)["resourceVersion"]:
+            raise conflict(res, name, MODIFIED)
+        return await self._replace(res, namespace, name, current, obj, subresource=subresource,
+                                   strict=strict, dry_run=dry_run)
+
+    async def patch(
+        self, res: Resource, namespace: str | None, name: str, content_type: str, body: bytes,
+        *, subresource: str | None = None, strict: bool = False, dry_run: bool = False,
+    ) -> Result:
+        server_side_apply = content_type.startswith("application/apply-patch")
+        for _ in range(_PATCH_RETRIES):
+            current = await self.find(res, namespace, name)
+            if current is None:
+                if server_side_apply:
+                    return await self.create(res, namespace, _apply_body(body), strict=strict,
+                                             dry_run=dry_run)
+                raise not_found(res, name)
+            if server_side_apply:
+                patched = apply_server_side(current, _apply_body(body), res.kind)
+            else:
+                patched = apply_patch(content_type, current, body, res.kind)
+            asked_rv = str(meta(patched).get("resourceVersion") or "")
+            if asked_rv and asked_rv != meta(current)["resourceVersion"]:
+                raise conflict(res, name, MODIFIED)
+            meta(patched)["resourceVersion"] = meta(current)["resourceVersion"]
+            try:
+                return await self._replace(
+                    res, namespace, name, current, self._check_identity(res, namespace, patched),
+                    subresource=subresource, strict=strict, dry_run=dry_run,
+                )
+            except Conflict:
+                if asked_rv:
+                    raise
+                await asyncio.sleep(0)  # lost a CAS race: re-read and re-apply
+        raise conflict(res, name, "too many concurrent writers; try again")
+
+    async def _replace(
+        self, res: Resource, namespace: str | None, name: str, current: Obj, obj: Obj, *,
+        subresource: str | None, strict: bool, dry_run: bool,
+    ) -> Result:
+        new = _merge_server_owned(res, current, obj, subresource)
+        _check_uid(res, name, current, obj)
+        _check_finalizers(res, name, current, new)
+        prepared = prepare(res, new, old=_without_rv(current), strict=strict)
+        if _spec_changed(res, current, prepared.obj):
+            meta(prepared.obj)["generation"] = int(meta(current).get("generation") or 1) + 1
+        for plugin in self.admission:
+            await plugin.admit("UPDATE", res, prepared.obj, current)
+        if dry_run:
+            return Result(prepared.obj, prepared.warnings)
+        expected = int(meta(current)["resourceVersion"])
+        key = res.storage_key(namespace, name)
+        new_meta = meta(prepared.obj)
+        try:
+            if new_meta.get("deletionTimestamp") and not _removal_blocked(prepared.obj):
+                revision = await self.store.delete(key, expected)
+                await self._after_delete(res, prepared.obj)
+            else:
+                revision = await self.store.update(key, dump(prepared.obj), expected)
+        except RevisionMismatch:
+            raise conflict(res, name, MODIFIED) from None
+        except KeyNotFound:
+            raise not_found(res, name) from None
+        new_meta["resourceVersion"] = str(revision)
+        return Result(prepared.obj, prepared.warnings)
+
+    async def _after_delete(self, res: Resource, obj: Obj) -> None:
+        for hook in self.on_deleted:
+            try:
+                await hook(res, obj)
+            except APIError:
+                pass
+
+    async def write_exact(self, res: Resource, obj: Obj, expected_rv: str) -> Obj:
+        """CAS-write an object the server itself computed (deletion marks, bindings)."""
+        m = meta(obj)
+        key = res.storage_key(m.get("namespace"), m["name"])
+        try:
+            revision = await self.store.update(key, dump(obj), int(expected_rv))
+        except RevisionMismatch:
+            raise conflict(res, m["name"], MODIFIED) from None
+        except KeyNotFound:
+            raise not_found(res, m["name"]) from None
+        m["resourceVersion"] = str(revision)
+        return obj
+
+    async def remove(self, res: Resource, obj: Obj) -> int:
+        """Delete an object from the store (CAS on its resourceVersion)."""
+        m = meta(obj)
+        try:
+            revision = await self.store.delete(res.storage_key(m.get("namespace"), m["name"]),
+                                               int(m["resourceVersion"]))
+        except RevisionMismatch:
+            raise conflict(res, m["name"], MODIFIED) from None
+        except KeyNotFound:
+            raise not_found(res, m["name"]) from None
+        await self._after_delete(res, obj)
+        return revision
+
+
+def _name_required(res: Resource) -> APIError:
+    from corral.api.errors import Cause, invalid
+
+    return invalid(res.kind, "", [Cause("metadata.name", "Required value: name or "
+                                        "generateName is required", "FieldValueRequired")],
+                   res.group)
+
+
+def _apply_body(body: bytes) -> Obj:
+    from corral.api.handlers.body import parse_document
+
+    return parse_document(body, "application/json")
+
+
+def _without_rv(obj: Obj) -> Obj:
+    return {**obj, "metadata": {k: v for k, v in meta(obj).items() if k != "resourceVersion"}}
+
+
+def _merge_server_owned(res: Resource, current: Obj, incoming: Obj,
+                        subresource: str | None) -> Obj:
+    """The update's result: the main resource keeps the stored status, the status
+    subresource keeps everything but status; server-owned metadata is kept."""
+    if subresource in ("status", "finalize"):
+        part = "status" if subresource == "status" else "spec"
+        new = {**current, part: incoming.get(part, {})}
+        new["metadata"] = dict(meta(current))
+    else:
+        new = dict(incoming)
+        if "status" in res.subresources:
+            if "status" in current:
+                new["status"] = current["status"]
+            else:
+                new.pop("status", None)
+        new_meta = dict(meta(incoming))
+        for key in _SERVER_OWNED_META:
+            if key in meta(current):
+                new_meta[key] = meta(current)[key]
+            else:
+                new_meta.pop(key, None)
+        new["metadata"] = new_meta
+    new["metadata"].pop("resourceVersion", None)
+    return new
+
+
+def _check_uid(res: Resource, name: str, current: Obj, incoming: Obj) -> None:
+    uid = meta(incoming).get("uid")
+    if uid and uid != meta(current).get("uid"):
+        raise conflict(res, name, f"Precondition failed: UID in precondition: {uid}, "
+                       f"UID in object meta: {meta(current).get('uid')}")
+
+
+def _check_finalizers(res: Resource, name: str, current: Obj, new: Obj) -> None:
+    if not meta(current).get("deletionTimestamp"):
+        return
+    added = set(meta(new).get("finalizers") or []) - set(meta(current).get("finalizers") or [])
+    if added:
+        from corral.api.errors import Cause, invalid
+
+        raise invalid(res.kind, name, [Cause(
+            "metadata.finalizers",
+            f"Forbidden: no new finalizers can be added if the object is being deleted, "
+            f"found new finalizers {sorted(added)}", "FieldValueForbidden")], res.group)
+
+
+def _spec_changed(res: Resource, old: Obj, new: Obj) -> bool:
+    if res.has_spec:
+        return old.get("spec") != new.get("spec")
+    strip = ("metadata", "status", "kind", "apiVersion")
+    return {k: v for k, v in old.items() if k not in strip} != {
+        k: v for k, v in new.items() if k not in strip}
+
+
+def _removal_blocked(obj: Obj) -> bool:
+    """Whether an object marked for deletion must stay: finalizers pending, a
+    namespace whose content is still being removed, or a bound, running pod being
+    gracefully deleted (its agent stops it, then deletes it with grace 0)."""
+    if meta(obj).get("finalizers"):
+        return True
+    if obj.get("kind") == "Namespace":
+        return bool((obj.get("spec") or {}).get("finalizers"))
+    if obj.get("kind") == "Pod":
+        grace = meta(obj).get("deletionGracePeriodSeconds")
+        phase = (obj.get("status") or {}).get("phase")
+        return bool((obj.get("spec") or {}).get("nodeName")) and bool(grace) and phase not in (
+            "Succeeded", "Failed")
+    return False

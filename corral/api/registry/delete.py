@@ -1,0 +1,141 @@
+"""Deletion as Kubernetes does it.
+
+    preconditions (uid, resourceVersion) → Conflict on mismatch
+    pod bound to a node, grace > 0       → set deletionTimestamp; the agent stops it
+                                           and deletes it with grace 0
+    finalizers present (or added by the
+    Orphan / Foreground policy)          → set deletionTimestamp; the last finalizer
+                                           removed deletes it
+    otherwise                            → removed from the store now (Background:
+                                           the garbage collector deletes dependents)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from corral.api.errors import BadRequest, Conflict
+from corral.api.registry.core import MODIFIED, Obj, Registry, conflict
+from corral.api.registry.objects import meta, now_rfc3339
+from corral.api.resources import Resource
+
+ORPHAN_FINALIZER = "orphan"
+FOREGROUND_FINALIZER = "foregroundDeletion"
+_POLICIES = ("Orphan", "Background", "Foreground")
+
+
+@dataclass(frozen=True)
+class DeleteOptions:
+    grace_period_seconds: int | None = None
+    propagation_policy: str | None = None
+    precondition_uid: str | None = None
+    precondition_rv: str | None = None
+    dry_run: bool = False
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any] | None, query: dict[str, str]) -> DeleteOptions:
+        body = body or {}
+        if not isinstance(body, dict):
+            raise BadRequest("DeleteOptions must be a JSON object")
+        grace = body.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
+        policy = body.get("propagationPolicy", query.get("propagationPolicy"))
+        if body.get("orphanDependents") is True or query.get("orphanDependents") == "true":
+            policy = policy or "Orphan"
+        pre = body.get("preconditions") or {}
+        dry = body.get("dryRun") or query.get("dryRun")
+        try:
+            grace_int = int(grace) if grace is not None else None
+        except (TypeError, ValueError):
+            raise BadRequest(f"gracePeriodSeconds must be an integer, got {grace!r}") from None
+        if grace_int is not None and grace_int < 0:
+            grace_int = 0
+        if policy is not None and policy not in _POLICIES:
+            raise BadRequest(
+                f'propagationPolicy: Unsupported value: "{policy}": supported values: '
+                '"Orphan", "Background", "Foreground"'
+            )
+        return cls(grace_int, policy, pre.get("uid"), pre.get("resourceVersion"), bool(dry))
+
+
+async def delete(
+    reg: Registry, res: Resource, namespace: str | None, name: str, opts: DeleteOptions
+) -> tuple[Obj, bool]:
+    """Delete one object. Returns (object, gone): gone is False when the object
+    stays with a deletionTimestamp (graceful or finalizers pending)."""
+    for _ in range(16):
+        current = await reg.get(res, namespace, name)
+        _check_preconditions(res, name, current, opts)
+        try:
+            return await _delete_once(reg, res, current, opts)
+        except Conflict:
+            if opts.precondition_rv:
+                raise
+    raise conflict(res, name, MODIFIED)
+
+
+async def _delete_once(reg: Registry, res: Resource, current: Obj,
+                       opts: DeleteOptions) -> tuple[Obj, bool]:
+    m = meta(current)
+    finalizers = list(m.get("finalizers") or [])
+    if opts.propagation_policy == "Orphan" and ORPHAN_FINALIZER not in finalizers:
+        finalizers.append(ORPHAN_FINALIZER)
+    if opts.propagation_policy == "Foreground" and FOREGROUND_FINALIZER not in finalizers:
+        finalizers.append(FOREGROUND_FINALIZER)
+    grace = _grace_period(res, current, opts)
+    if res.kind == "Namespace":
+        finalizers = finalizers or []
+        current.setdefault("spec", {})["finalizers"] = ["kubernetes"]
+        current.setdefault("status", {})["phase"] = "Terminating"
+        return await _mark_deleting(reg, res, current, finalizers, 0, opts), False
+    if finalizers or grace > 0:
+        return await _mark_deleting(reg, res, current, finalizers, grace, opts), False
+    if opts.dry_run:
+        return current, True
+    revision = await reg.remove(res, current)
+    m["resourceVersion"] = str(revision)
+    return current, True
+
+
+async def _mark_deleting(reg: Registry, res: Resource, current: Obj, finalizers: list[str],
+                         grace: int, opts: DeleteOptions) -> Obj:
+    m = meta(current)
+    rv = m["resourceVersion"]
+    already = m.get("deletionTimestamp")
+    old_grace = m.get("deletionGracePeriodSeconds")
+    if already and (old_grace is None or grace >= old_grace) and finalizers == (
+        m.get("finalizers") or []
+    ):
+        return current  # deleting already, and the request does not shorten it
+    if finalizers:
+        m["finalizers"] = finalizers
+    m["deletionTimestamp"] = now_rfc3339(grace)
+    m["deletionGracePeriodSeconds"] = grace
+    if not already:
+        m["generation"] = int(m.get("generation") or 1) + 1
+    if opts.dry_run:
+        return current
+    return await reg.write_exact(res, current, rv)
+
+
+def _grace_period(res: Resource, obj: Obj, opts: DeleteOptions) -> int:
+    if res.kind != "Pod":
+        return 0
+    spec = obj.get("spec") or {}
+    phase = (obj.get("status") or {}).get("phase")
+    if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+        return 0  # nothing runs it: nothing to wait for
+    if opts.grace_period_seconds is not None:
+        return opts.grace_period_seconds
+    return int(spec.get("terminationGracePeriodSeconds", 30))
+
+
+def _check_preconditions(res: Resource, name: str, obj: Obj, opts: DeleteOptions) -> None:
+    m = meta(obj)
+    if opts.precondition_uid and opts.precondition_uid != m.get("uid"):
+        raise conflict(res, name, f"Precondition failed: UID in precondition: "
+                       f"{opts.precondition_uid}, UID in object meta: {m.get('uid')}")
+    if opts.precondition_rv and opts.precondition_rv != m.get("resourceVersion"):
+        raise conflict(res, name, f"Precondition failed: ResourceVersion in precondition: "
+                       f"{opts.precondition_rv}, ResourceVersion in object meta: "
+                       f"{m.get('resourceVersion')}")

@@ -1,0 +1,60 @@
+"""Stored objects: bytes in the store ↔ dicts in the API, and metadata helpers.
+
+The store value never carries ``resourceVersion``; it is the key's mod_revision,
+set on every read (as Kubernetes' etcd3 storage does), so it can never be stale.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+
+from corral.store.base import KeyValue
+
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' generateName alphabet
+
+
+def load(kv: KeyValue) -> dict[str, Any]:
+    obj: dict[str, Any] = orjson.loads(kv.value)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+    return obj
+
+
+def dump(obj: dict[str, Any]) -> bytes:
+    meta = obj.get("metadata") or {}
+    if "resourceVersion" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
+    return orjson.dumps(obj)
+
+
+def deep_copy(obj: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(obj)
+
+
+def rfc3339(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_rfc3339(offset_seconds: float = 0) -> str:
+    return rfc3339(datetime.now(timezone.utc) + timedelta(seconds=offset_seconds))
+
+
+def new_uid() -> str:
+    return str(uuid.uuid4())
+
+
+def generated_name(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
+
+
+def meta(obj: dict[str, Any]) -> dict[str, Any]:
+    m = obj.get("metadata")
+    if not isinstance(m, dict):
+        m = {}
+        obj["metadata"] = m
+    return m

@@ -1,0 +1,94 @@
+"""pods/binding, pods/eviction and the scale subresource of Deployment/ReplicaSet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from corral.api.errors import BadRequest, Cause, invalid
+from corral.api.patch import apply_patch
+from corral.api.registry.core import Obj, Registry, Result, conflict
+from corral.api.registry.delete import DeleteOptions, delete
+from corral.api.registry.objects import meta, now_rfc3339
+from corral.api.resources import BY_KIND, Resource
+from corral.api.selectors import from_label_selector_object
+
+POD = BY_KIND["Pod"]
+
+
+async def bind(reg: Registry, namespace: str, name: str, binding: dict[str, Any]) -> Obj:
+    """Assign a pod to a node, once: a second binding of a bound pod is a Conflict,
+    which is what keeps two racing schedulers from both placing it."""
+    target = binding.get("target") if isinstance(binding, dict) else None
+    node = target.get("name") if isinstance(target, dict) else None
+    if not node or not isinstance(node, str):
+        raise invalid("Binding", name, [Cause("target.name", "Required value",
+                                              "FieldValueRequired")])
+    if (target or {}).get("kind", "Node") != "Node":
+        raise invalid("Binding", name, [Cause("target.kind", 'Unsupported value: must be "Node"',
+                                              "FieldValueNotSupported")])
+    pod = await reg.get(POD, namespace, name)
+    current = (pod.get("spec") or {}).get("nodeName")
+    if current:
+        raise conflict(POD, name, f"pod {name} is already assigned to node \"{current}\"")
+    if meta(pod).get("deletionTimestamp"):
+        raise conflict(POD, name, f"pod {name} is being deleted, cannot be assigned to a host")
+    want_uid = (binding.get("metadata") or {}).get("uid")
+    if want_uid and want_uid != meta(pod).get("uid"):
+        raise conflict(POD, name, "the UID in the binding does not match the pod's")
+    pod.setdefault("spec", {})["nodeName"] = node
+    status = pod.setdefault("status", {})
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+    conditions.append({"type": "PodScheduled", "status": "True",
+                       "lastTransitionTime": now_rfc3339(), "lastProbeTime": None})
+    status["conditions"] = conditions
+    status.pop("nominatedNodeName", None)
+    return await reg.write_exact(POD, pod, meta(pod)["resourceVersion"])
+
+
+async def evict(reg: Registry, namespace: str, name: str, eviction: dict[str, Any]) -> None:
+    options = eviction.get("deleteOptions") if isinstance(eviction, dict) else None
+    await delete(reg, POD, namespace, name, DeleteOptions.from_body(options, {}))
+
+
+def scale_of(res: Resource, obj: Obj) -> Obj:
+    m = meta(obj)
+    selector = (obj.get("spec") or {}).get("selector")
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                       "creationTimestamp") if k in m},
+        "spec": {"replicas": int((obj.get("spec") or {}).get("replicas", 0))},
+        "status": {
+            "replicas": int((obj.get("status") or {}).get("replicas", 0)),
+            "selector": from_label_selector_object(selector).to_string() if selector else "",
+        },
+    }
+
+
+async def update_scale(reg: Registry, res: Resource, namespace: str, name: str,
+                       scale: Obj, *, dry_run: bool = False) -> Result:
+    replicas = (scale.get("spec") or {}).get("replicas") if isinstance(scale, dict) else None
+    if not isinstance(replicas, int) or isinstance(replicas, bool):
+        raise invalid("Scale", name, [Cause("spec.replicas", f"Invalid value: {replicas!r}: "
+                                            "must be an integer")], "autoscaling")
+    if replicas < 0:
+        raise invalid("Scale", name, [Cause("spec.replicas", f"Invalid value: {replicas}: "
+                                            "must be greater than or equal to 0")],
+                      "autoscaling")
+    obj = await reg.get(res, namespace, name)
+    want_rv = (scale.get("metadata") or {}).get("resourceVersion")
+    if want_rv and want_rv != meta(obj)["resourceVersion"]:
+        raise conflict(res, name, "the object has been modified; please apply your changes "
+                       "to the latest version and try again")
+    obj.setdefault("spec", {})["replicas"] = replicas
+    return await reg.update(res, namespace, name, obj, dry_run=dry_run)
+
+
+async def patch_scale(reg: Registry, res: Resource, namespace: str, name: str,
+                      content_type: str, body: bytes, *, dry_run: bool = False) -> Result:
+    if content_type.startswith("application/apply-patch"):
+        raise BadRequest("server-side apply is not supported on the scale subresource")
+    current = scale_of(res, await reg.get(res, namespace, name))
+    patched = apply_patch(content_type, current, body, "Scale")
+    return await update_scale(reg, res, namespace, name, patched, dry_run=dry_run)

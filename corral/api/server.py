@@ -1,0 +1,143 @@
+"""The API server process part: store, bootstrap, credentials, HTTP(S) listener.
+
+First start in a data dir makes a CA and serving certificate (pki/), an admin
+token (token) and a kubeconfig (kubeconfig) that kubectl and every corral
+command read. Later starts reuse them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+
+from corral.api.app import build_app
+from corral.api.auth import TokenAuthenticator, ensure_admin_token
+from corral.api.errors import AlreadyExists
+from corral.api.registry import Registry
+from corral.api.resources import BY_KIND
+from corral.api.tls import ensure_pki
+from corral.client.kubeconfig import write_kubeconfig
+from corral.store.base import Store
+from corral.store.open import open_store
+
+log = logging.getLogger("corral.api")
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path
+    store_url: str = ""  # default: sqlite:///<data_dir>/state.db
+    host: str = "127.0.0.1"
+    port: int = 6443
+    insecure_http: bool = False
+    extra_sans: list[str] = field(default_factory=list)
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{(self.data_dir / 'state.db').resolve()}"
+
+    @property
+    def url(self) -> str:
+        scheme = "http" if self.insecure_http else "https"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.data_dir / "kubeconfig"
+
+
+async def bootstrap(registry: Registry) -> None:
+    ns = BY_KIND["Namespace"]
+    for name in DEFAULT_NAMESPACES:
+        try:
+            await registry.create(ns, None, {"metadata": {"name": name}})
+        except AlreadyExists:
+            pass
+
+
+def _cert_hosts(cfg: ServerConfig) -> list[str]:
+    hosts = ["127.0.0.1", "::1", "localhost", socket.gethostname(), *cfg.extra_sans]
+    if cfg.host not in ("0.0.0.0", "::") and cfg.host not in hosts:
+        hosts.append(cfg.host)
+    return hosts
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the process owner decides on exit."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+        return contextlib.nullcontext()
+
+
+class ApiServer:
+    """Owns the store and the HTTP listener; ``run()`` serves until ``stop()``."""
+
+    def __init__(self, cfg: ServerConfig) -> None:
+        self.cfg = cfg
+        self.store: Store | None = None
+        self.registry: Registry | None = None
+        self._server: uvicorn.Server | None = None
+
+    async def open(self) -> Registry:
+        cfg = self.cfg
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = await open_store(cfg.resolved_store_url)
+        self.registry = Registry(self.store)
+        await bootstrap(self.registry)
+        return self.registry
+
+    async def run(self) -> None:
+        assert self.registry is not None, "open() first"
+        cfg = self.cfg
+        token = ensure_admin_token(cfg.data_dir)
+        ssl: dict[str, str] = {}
+        ca_pem: bytes | None = None
+        if not cfg.insecure_http:
+            pki = ensure_pki(cfg.data_dir, _cert_hosts(cfg))
+            ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path)}
+            ca_pem = pki.ca_pem
+        write_kubeconfig(cfg.kubeconfig_path, cfg.url, ca_pem, token)
+        authenticator = TokenAuthenticator(cfg.data_dir / "token")
+        app = build_app(self.registry, authenticator)
+        config = uvicorn.Config(
+            app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
+            lifespan="off", timeout_keep_alive=120, timeout_graceful_shutdown=2,
+            backlog=4096, **ssl,  # type: ignore[arg-type]
+        )
+        self._server = _Server(config)
+        log.info("api server listening url=%s store=%s kubeconfig=%s", cfg.url,
+                 cfg.resolved_store_url, cfg.kubeconfig_path)
+        await self._server.serve()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+
+    async def close(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+
+
+async def serve_forever(cfg: ServerConfig, stop: asyncio.Event) -> None:
+    """Run the API server until ``stop`` is set."""
+    server = ApiServer(cfg)
+    await server.open()
+    task = asyncio.create_task(server.run())
+    try:
+        await stop.wait()
+    finally:
+        server.stop()
+        await task
+        await server.close()

@@ -1,0 +1,14 @@
+"""Structured key=value logs on stderr, one line per event."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def setup_logging(level: str = "info") -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="time=%(asctime)s level=%(levelname)s component=%(name)s msg=%(message)s",
+    )

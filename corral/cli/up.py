@@ -1,0 +1,122 @@
+"""`corral up`: a whole dev cluster on this machine — the master (and, with
+--agents N, N node agents) as child processes. Ctrl-C stops them all."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from corral.cli.master import add_master_flags, server_config
+
+
+def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    out = open(log_path, "ab")
+    # Own process group: a Ctrl-C in the terminal reaches `up`, which stops the
+    # children in order, instead of all of them at once.
+    return subprocess.Popen([sys.executable, "-m", "corral.cli.main", *args],
+                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the master exited with code {proc.returncode}; see its log")
+        try:
+            if httpx.get(f"{url}/readyz", verify=False, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"the master did not become ready at {url} within {timeout:.0f}s")
+
+
+def stop_children(procs: list[subprocess.Popen[bytes]], grace: float = 10.0) -> None:
+    """SIGTERM each child's process group, wait, then SIGKILL what is left."""
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + grace
+    for proc in reversed(procs):
+        try:
+            proc.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+
+
+def _master_args(args: argparse.Namespace) -> list[str]:
+    host, port = args.listen
+    out = ["master", "--data-dir", str(args.data_dir), "--listen", f"{host}:{port}"]
+    if args.store:
+        out += ["--store", args.store]
+    if args.insecure_http:
+        out.append("--insecure-http")
+    for san in args.tls_san:
+        out += ["--tls-san", san]
+    return out
+
+
+def _apply(paths: list[str], kubeconfig: Path) -> None:
+    from corral.cli.apply import apply_paths
+
+    asyncio.run(apply_paths(paths, kubeconfig=str(kubeconfig)))
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = server_config(args)
+    logs = args.data_dir / "logs"
+    procs: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        procs.append(_spawn(_master_args(args), logs / "master.log"))
+        _wait_ready(cfg.url, procs[0])
+        kubeconfig = cfg.kubeconfig_path.resolve()
+        token = (args.data_dir / "token").read_text().strip().split(",")[0]
+        print(f"corral is up\n  API:        {cfg.url}\n  kubeconfig: {kubeconfig}\n"
+              f"  token:      {token}\n  logs:       {logs.resolve()}\n"
+              f"  try:        export KUBECONFIG={kubeconfig}; kubectl get all -A\n"
+              "Ctrl-C stops the cluster.", flush=True)
+        if args.apply:
+            _apply(args.apply, kubeconfig)
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        dead = [p for p in procs if p.poll() is not None]
+        print(f"a cluster process exited (code {dead[0].returncode}); stopping", flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("stopping the cluster", flush=True)
+        return 0
+    finally:
+        stop_children(procs)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("up", help="run a local cluster (master + agents) until Ctrl-C")
+    add_master_flags(p)
+    p.add_argument("--agents", type=int, default=0, help="node agents to start")
+    p.add_argument("--apply", action="append", default=[], metavar="PATH",
+                   help="manifests to apply once the cluster is up (file or directory)")
+    p.set_defaults(run=_run)
