@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs corral and what it needs into ./.venv (idempotent; quick when already done).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+  echo "corral needs Python 3.11 or newer ($PY is $("$PY" --version 2>&1))" >&2; exit 1
+fi
+if ! "$PY" -m venv --help >/dev/null 2>&1 || ! "$PY" -c 'import ensurepip' 2>/dev/null; then
+  # Debian splits venv/ensurepip out of python3.
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+  else
+    echo "install python3-venv (sudo apt-get install python3-venv) and retry" >&2; exit 1
+  fi
+fi
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+stamp=.venv/.corral-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e ".[test]"
+  touch "$stamp"
+fi
