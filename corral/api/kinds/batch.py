@@ -1,0 +1,55 @@
+"""batch/v1: Job, a batch of pods run to completion."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from corral.api.kinds.base import KubeModel, Opaque, Time
+from corral.api.kinds.meta import Condition, KubeObject, LabelSelector
+from corral.api.kinds.pod import PodTemplateSpec
+
+
+class JobSpec(KubeModel):
+    template: PodTemplateSpec = Field(default_factory=PodTemplateSpec)
+    parallelism: int | None = None
+    completions: int | None = None
+    completion_mode: str | None = None  # NonIndexed, Indexed
+    backoff_limit: int | None = None
+    backoff_limit_per_index: int | None = None
+    max_failed_indexes: int | None = None
+    active_deadline_seconds: int | None = None
+    ttl_seconds_after_finished: int | None = None
+    suspend: bool | None = None
+    selector: LabelSelector | None = None
+    manual_selector: bool | None = None
+    pod_failure_policy: Opaque | None = None
+    pod_replacement_policy: str | None = None
+    success_policy: Opaque | None = None
+    managed_by: str | None = None
+
+
+class UncountedTerminatedPods(KubeModel):
+    succeeded: list[str] | None = None
+    failed: list[str] | None = None
+
+
+class JobStatus(KubeModel):
+    active: int | None = None
+    succeeded: int | None = None
+    failed: int | None = None
+    terminating: int | None = None
+    ready: int | None = None
+    start_time: Time | None = None
+    completion_time: Time | None = None
+    conditions: list[Condition] | None = None
+    completed_indexes: str | None = None
+    failed_indexes: str | None = None
+    uncounted_terminated_pods: UncountedTerminatedPods | None = None
+
+
+class Job(KubeObject):
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("batch/v1",)
+    spec: JobSpec = Field(default_factory=JobSpec)
+    status: JobStatus | None = None

@@ -1,0 +1,23 @@
+"""Every model by kind: the served kinds of corral.api.resources plus the
+request bodies of subresources."""
+
+from __future__ import annotations
+
+from corral.api.kinds.apps import Deployment, ReplicaSet
+from corral.api.kinds.base import TypedObject
+from corral.api.kinds.batch import Job
+from corral.api.kinds.coordination import Lease
+from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
+from corral.api.kinds.node import Node
+from corral.api.kinds.scheduling import PriorityClass
+from corral.api.kinds.service import Endpoints, Service
+from corral.api.kinds.subresources import Binding, DeleteOptions, Eviction, Scale, Status
+
+MODELS: dict[str, type[TypedObject]] = {
+    model.__name__: model
+    for model in (
+        Namespace, Node, Pod, Service, Endpoints, Event, ConfigMap, Secret, ResourceQuota,
+        Lease, Deployment, ReplicaSet, Job, PriorityClass,
+        Binding, Scale, Eviction, DeleteOptions, Status,
+    )
+}

@@ -1,0 +1,93 @@
+"""Core (v1) kinds without a module of their own: Namespace, Pod, ConfigMap,
+Secret, ResourceQuota, Event."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from corral.api.kinds.base import KubeModel, MicroTime, Opaque, Quantity, Time
+from corral.api.kinds.meta import Condition, KubeObject, ObjectReference
+from corral.api.kinds.pod import PodSpec, PodStatus
+
+
+class NamespaceSpec(KubeModel):
+    finalizers: list[str] | None = None
+
+
+class NamespaceStatus(KubeModel):
+    phase: str | None = None  # Active, Terminating
+    conditions: list[Condition] | None = None
+
+
+class Namespace(KubeObject):
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
+    spec: NamespaceSpec | None = None
+    status: NamespaceStatus | None = None
+
+
+class Pod(KubeObject):
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
+    spec: PodSpec = Field(default_factory=PodSpec)
+    status: PodStatus | None = None
+
+
+class ConfigMap(KubeObject):
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
+    data: dict[str, str] | None = None
+    binary_data: dict[str, str] | None = None  # base64
+    immutable: bool | None = None
+
+
+class Secret(KubeObject):
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
+    data: dict[str, str] | None = None  # base64
+    string_data: dict[str, str] | None = None  # write-only convenience, merged into data
+    type: str | None = None
+    immutable: bool | None = None
+
+
+class ResourceQuotaSpec(KubeModel):
+    hard: dict[str, Quantity] | None = None
+    scopes: list[str] | None = None
+    scope_selector: Opaque | None = None
+
+
+class ResourceQuotaStatus(KubeModel):
+    hard: dict[str, Quantity] | None = None
+    used: dict[str, Quantity] | None = None
+
+
+class ResourceQuota(KubeObject):
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
+    spec: ResourceQuotaSpec | None = None
+    status: ResourceQuotaStatus | None = None
+
+
+class EventSource(KubeModel):
+    component: str | None = None
+    host: str | None = None
+
+
+class EventSeries(KubeModel):
+    count: int | None = None
+    last_observed_time: MicroTime | None = None
+
+
+class Event(KubeObject):
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
+    involved_object: ObjectReference = Field(default_factory=ObjectReference)
+    reason: str | None = None
+    message: str | None = None
+    type: str | None = None  # Normal, Warning
+    count: int | None = None
+    first_timestamp: Time | None = None
+    last_timestamp: Time | None = None
+    event_time: MicroTime | None = None
+    source: EventSource | None = None
+    series: EventSeries | None = None
+    action: str | None = None
+    related: ObjectReference | None = None
+    reporting_component: str | None = None
+    reporting_instance: str | None = None
