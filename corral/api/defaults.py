@@ -1,0 +1,240 @@
+"""Kubernetes' defaults, filled in on every create and update so every component
+reads the same values Kubernetes would have stored ("restartPolicy is Always
+unless the manifest says otherwise").
+
+``apply_defaults`` runs after the registry has set metadata.uid: a Job's
+generated selector names its own uid.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+from corral.api.kinds.apps import (
+    Deployment,
+    DeploymentStrategy,
+    ReplicaSet,
+    RollingUpdateDeployment,
+)
+from corral.api.kinds.base import KubeModel
+from corral.api.kinds.batch import Job
+from corral.api.kinds.container import Container, Probe
+from corral.api.kinds.core import Namespace, NamespaceStatus, Pod, Secret
+from corral.api.kinds.meta import LabelSelector
+from corral.api.kinds.pod import PodSpec, PodTemplateSpec
+from corral.api.kinds.scheduling import PriorityClass
+from corral.api.kinds.service import Service
+
+JOB_CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
+JOB_NAME = "batch.kubernetes.io/job-name"
+# The unprefixed labels Kubernetes still sets beside the prefixed ones.
+LEGACY_CONTROLLER_UID = "controller-uid"
+LEGACY_JOB_NAME = "job-name"
+
+DEFAULT_SCHEDULER = "default-scheduler"
+
+
+def apply_defaults(obj: KubeModel) -> None:
+    """Fill in, in place, every default the kind has that is not set."""
+    defaulter = _DEFAULTERS.get(type(obj))
+    if defaulter is not None:
+        defaulter(obj)
+
+
+# ---- pods ---------------------------------------------------------------------
+
+def default_pod_spec(spec: PodSpec) -> None:
+    if spec.restart_policy is None:
+        spec.restart_policy = "Always"
+    if spec.termination_grace_period_seconds is None:
+        spec.termination_grace_period_seconds = 30
+    if spec.dns_policy is None:
+        spec.dns_policy = "ClusterFirst"
+    if spec.scheduler_name is None:
+        spec.scheduler_name = DEFAULT_SCHEDULER
+    for container in [*spec.containers, *(spec.init_containers or [])]:
+        default_container(container)
+
+
+def default_container(container: Container) -> None:
+    if container.image_pull_policy is None:
+        container.image_pull_policy = _pull_policy(container.image or "")
+    if container.termination_message_path is None:
+        container.termination_message_path = "/dev/termination-log"
+    if container.termination_message_policy is None:
+        container.termination_message_policy = "File"
+    for port in container.ports or []:
+        if port.protocol is None:
+            port.protocol = "TCP"
+    for probe in container.probes().values():
+        default_probe(probe)
+    _requests_from_limits(container)
+
+
+def _pull_policy(image: str) -> str:
+    """Always for ":latest" or an untagged image, else IfNotPresent (a digest
+    or a fixed tag names content that does not change)."""
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    tag = last.partition(":")[2]
+    return "Always" if tag in ("", "latest") else "IfNotPresent"
+
+
+def default_probe(probe: Probe) -> None:
+    if probe.period_seconds is None:
+        probe.period_seconds = 10
+    if probe.timeout_seconds is None:
+        probe.timeout_seconds = 1
+    if probe.success_threshold is None:
+        probe.success_threshold = 1
+    if probe.failure_threshold is None:
+        probe.failure_threshold = 3
+    if probe.http_get is not None:
+        probe.http_get.path = probe.http_get.path or "/"
+        probe.http_get.scheme = probe.http_get.scheme or "HTTP"
+
+
+def _requests_from_limits(container: Container) -> None:
+    # A limit without a request requests the limit: the scheduler and quota
+    # then count what the container may use.
+    resources = container.resources
+    if resources is None or not resources.limits:
+        return
+    requests = dict(resources.requests or {})
+    for name, limit in resources.limits.items():
+        requests.setdefault(name, limit)
+    resources.requests = requests
+
+
+def default_template(template: PodTemplateSpec) -> None:
+    default_pod_spec(template.spec)
+
+
+def _default_pod(pod: Pod) -> None:
+    default_pod_spec(pod.spec)
+
+
+# ---- workloads ------------------------------------------------------------------
+
+def _default_deployment(deploy: Deployment) -> None:
+    spec = deploy.spec
+    if spec.replicas is None:
+        spec.replicas = 1
+    if spec.strategy is None:
+        spec.strategy = DeploymentStrategy()
+    if spec.strategy.type is None:
+        spec.strategy.type = "RollingUpdate"
+    if spec.strategy.type == "RollingUpdate":
+        rolling = spec.strategy.rolling_update or RollingUpdateDeployment()
+        rolling.max_surge = "25%" if rolling.max_surge is None else rolling.max_surge
+        if rolling.max_unavailable is None:
+            rolling.max_unavailable = "25%"
+        spec.strategy.rolling_update = rolling
+    if spec.revision_history_limit is None:
+        spec.revision_history_limit = 10
+    if spec.progress_deadline_seconds is None:
+        spec.progress_deadline_seconds = 600
+    default_template(spec.template)
+
+
+def _default_replica_set(rs: ReplicaSet) -> None:
+    if rs.spec.replicas is None:
+        rs.spec.replicas = 1
+    default_template(rs.spec.template)
+
+
+def _default_job(job: Job) -> None:
+    spec = job.spec
+    # Kubernetes: both unset → 1 and 1; parallelism alone set → completions stays
+    # unset (a work queue: done when any pod succeeds).
+    if spec.completions is None and spec.parallelism is None:
+        spec.completions = 1
+    if spec.parallelism is None:
+        spec.parallelism = 1
+    if spec.backoff_limit is None:
+        spec.backoff_limit = 6
+    if spec.completion_mode is None:
+        spec.completion_mode = "NonIndexed"
+    if spec.suspend is None:
+        spec.suspend = False
+    if spec.pod_replacement_policy is None and spec.pod_failure_policy is None:
+        spec.pod_replacement_policy = "TerminatingOrFailed"
+    if spec.manual_selector is not True:
+        _generate_job_selector(job)
+    default_template(spec.template)
+
+
+def _generate_job_selector(job: Job) -> None:
+    """Label the template with the Job's uid and select on it, so two Jobs of
+    the same name (one deleted, one new) never adopt each other's pods."""
+    uid, name = job.metadata.uid, job.metadata.name
+    if not uid or job.spec.selector is not None:
+        return
+    labels = dict(job.spec.template.metadata.labels or {})
+    labels.setdefault(JOB_CONTROLLER_UID, uid)
+    labels.setdefault(LEGACY_CONTROLLER_UID, uid)
+    if name:
+        labels.setdefault(JOB_NAME, name)
+        labels.setdefault(LEGACY_JOB_NAME, name)
+    job.spec.template.metadata.labels = labels
+    job.spec.selector = LabelSelector(match_labels={JOB_CONTROLLER_UID: uid})
+
+
+# ---- other kinds ----------------------------------------------------------------
+
+def _default_service(svc: Service) -> None:
+    spec = svc.spec
+    if spec.type is None:
+        spec.type = "ClusterIP"
+    if spec.session_affinity is None:
+        spec.session_affinity = "None"
+    if spec.type == "ExternalName":
+        return
+    for port in spec.ports or []:
+        if port.protocol is None:
+            port.protocol = "TCP"
+        if port.target_port is None:
+            port.target_port = port.port
+    if spec.internal_traffic_policy is None:
+        spec.internal_traffic_policy = "Cluster"
+    if spec.type in ("NodePort", "LoadBalancer") and spec.external_traffic_policy is None:
+        spec.external_traffic_policy = "Cluster"
+
+
+def _default_secret(secret: Secret) -> None:
+    if secret.type is None:
+        secret.type = "Opaque"
+    # stringData is write-only: Kubernetes folds it into data (it wins on a clash).
+    if secret.string_data:
+        data = dict(secret.data or {})
+        for key, text in secret.string_data.items():
+            data[key] = base64.b64encode(text.encode()).decode()
+        secret.data = data
+        secret.string_data = None
+
+
+def _default_namespace(ns: Namespace) -> None:
+    if ns.status is None:
+        ns.status = NamespaceStatus()
+    if ns.status.phase is None:
+        ns.status.phase = "Active"
+
+
+def _default_priority_class(pc: PriorityClass) -> None:
+    if pc.preemption_policy is None:
+        pc.preemption_policy = "PreemptLowerPriority"
+
+
+_DEFAULTERS: dict[type[Any], Callable[[Any], None]] = {
+    Pod: _default_pod,
+    Deployment: _default_deployment,
+    ReplicaSet: _default_replica_set,
+    Job: _default_job,
+    Service: _default_service,
+    Secret: _default_secret,
+    Namespace: _default_namespace,
+    PriorityClass: _default_priority_class,
+}

@@ -1,0 +1,415 @@
+"""Validation of every kind: ``validate(obj, old=None) -> list[Cause]``.
+
+Runs after defaults, so it sees what will be stored. ``old`` is the stored
+object on update, for the rules that forbid changing a field. Pod specs are
+checked in pod_validation; names and labels in names.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from typing import Any
+
+from corral.api import names
+from corral.api.errors import Cause
+from corral.api.field_errors import FieldErrors
+from corral.api.kinds.apps import Deployment, DeploymentStrategy, ReplicaSet
+from corral.api.kinds.base import IntOrString, KubeModel
+from corral.api.kinds.batch import Job
+from corral.api.kinds.coordination import Lease
+from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
+from corral.api.kinds.meta import KubeObject, LabelSelector, ObjectMeta
+from corral.api.kinds.node import Node
+from corral.api.kinds.pod import PodTemplateSpec
+from corral.api.kinds.scheduling import PriorityClass
+from corral.api.kinds.service import Endpoints, Service
+from corral.api.kinds.subresources import Binding, DeleteOptions, Scale
+from corral.api.pod_validation import (
+    PROTOCOLS,
+    TAINT_EFFECTS,
+    validate_label_selector,
+    validate_labels,
+    validate_pod_spec,
+    validate_quantities,
+)
+from corral.api.resources import BY_KIND
+
+ANNOTATIONS_MAX_BYTES = 256 * 1024
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
+QUOTA_SCOPES = ("Terminating", "NotTerminating", "BestEffort", "NotBestEffort",
+                "PriorityClass", "CrossNamespacePodAffinity")
+USER_PRIORITY_MAX = 1_000_000_000
+SYSTEM_PRIORITY_CLASSES = {"system-cluster-critical": 2_000_000_000,
+                           "system-node-critical": 2_000_001_000}
+# Namespaces and Services are named by a DNS label (they become DNS names);
+# everything else by a DNS subdomain.
+_NAME_CHECKS: dict[str, Callable[[str], list[str]]] = {
+    "Namespace": names.dns1123_label, "Service": names.dns1035_label,
+}
+
+
+def validate(obj: KubeModel, old: KubeModel | None = None) -> list[Cause]:
+    errs = FieldErrors()
+    kind = type(obj).__name__
+    if isinstance(obj, KubeObject) and kind in BY_KIND:
+        validate_meta(obj.metadata, kind, errs)
+    check = _VALIDATORS.get(type(obj))
+    if check is not None:
+        check(obj, old if type(old) is type(obj) else None, errs)
+    return list(errs)
+
+
+# ---- metadata -------------------------------------------------------------------
+
+def validate_meta(meta: ObjectMeta, kind: str, errs: FieldErrors) -> None:
+    if not meta.name:
+        errs.required("metadata.name", "name or generateName is required")
+    else:
+        check = _NAME_CHECKS.get(kind, names.dns1123_subdomain)
+        errs.each("metadata.name", meta.name, check(meta.name))
+    if meta.namespace:
+        errs.each("metadata.namespace", meta.namespace, names.dns1123_label(meta.namespace))
+    validate_labels(meta.labels, "metadata.labels", errs)
+    for key in meta.annotations or {}:
+        errs.each("metadata.annotations", key, names.qualified_name(key))
+    size = sum(len(k) + len(v) for k, v in (meta.annotations or {}).items())
+    if size > ANNOTATIONS_MAX_BYTES:
+        errs.too_long("metadata.annotations", ANNOTATIONS_MAX_BYTES)
+    errs.non_negative("metadata.generation", meta.generation)
+    _validate_owner_references(meta, errs)
+
+
+def _validate_owner_references(meta: ObjectMeta, errs: FieldErrors) -> None:
+    refs = meta.owner_references or []
+    for i, ref in enumerate(refs):
+        for field, value in (("apiVersion", ref.api_version), ("kind", ref.kind),
+                             ("name", ref.name), ("uid", ref.uid)):
+            if not value:
+                errs.required(f"metadata.ownerReferences[{i}].{field}")
+    controllers = [r for r in refs if r.controller]
+    if len(controllers) > 1:
+        errs.invalid("metadata.ownerReferences", [r.name for r in controllers],
+                     "Only one reference can have Controller set to true")
+
+
+# ---- workloads --------------------------------------------------------------------
+
+def _validate_workload_selector(selector: LabelSelector | None, template: PodTemplateSpec,
+                                errs: FieldErrors) -> None:
+    if selector is None or selector.is_empty():
+        errs.required("spec.selector")
+        return
+    validate_label_selector(selector, "spec.selector", errs)
+    labels = template.metadata.labels or {}
+    if not _selector_matches(selector, labels):
+        errs.invalid("spec.template.metadata.labels", labels,
+                     "`selector` does not match template `labels`")
+
+
+def _selector_matches(selector: LabelSelector, labels: dict[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in (selector.match_labels or {}).items()):
+        return False
+    for req in selector.match_expressions or []:
+        present, value = req.key in labels, labels.get(req.key)
+        wanted = req.values or []
+        ok = {"In": present and value in wanted, "NotIn": not present or value not in wanted,
+              "Exists": present, "DoesNotExist": not present}.get(req.operator, False)
+        if not ok:
+            return False
+    return True
+
+
+def _validate_template(template: PodTemplateSpec, errs: FieldErrors,
+                       restart_policies: tuple[str, ...]) -> None:
+    validate_labels(template.metadata.labels, "spec.template.metadata.labels", errs)
+    validate_pod_spec(template.spec, "spec.template.spec", errs, restart_policies)
+
+
+def _validate_deployment(d: Deployment, old: Deployment | None, errs: FieldErrors) -> None:
+    spec = d.spec
+    errs.non_negative("spec.replicas", spec.replicas)
+    errs.non_negative("spec.minReadySeconds", spec.min_ready_seconds)
+    errs.non_negative("spec.revisionHistoryLimit", spec.revision_history_limit)
+    deadline = spec.progress_deadline_seconds
+    if deadline is not None and deadline <= (spec.min_ready_seconds or 0):
+        errs.invalid("spec.progressDeadlineSeconds", deadline,
+                     "must be greater than minReadySeconds")
+    _validate_workload_selector(spec.selector, spec.template, errs)
+    _validate_template(spec.template, errs, ("Always",))
+    if spec.strategy is not None:
+        _validate_strategy(spec.strategy, errs)
+    if old is not None:
+        errs.immutable("spec.selector", _selector_json(spec.selector),
+                       _selector_json(old.spec.selector))
+
+
+def _selector_json(selector: LabelSelector | None) -> Any:
+    return selector.model_dump(mode="json", by_alias=True, exclude_none=True) if selector else None
+
+
+def _validate_strategy(strategy: DeploymentStrategy, errs: FieldErrors) -> None:
+    errs.one_of("spec.strategy.type", strategy.type, ("Recreate", "RollingUpdate"))
+    rolling = strategy.rolling_update
+    if rolling is None:
+        return
+    if strategy.type == "Recreate":
+        errs.forbidden("spec.strategy.rollingUpdate",
+                       "may not be specified when strategy `type` is 'Recreate'")
+        return
+    path = "spec.strategy.rollingUpdate"
+    _validate_int_or_percent(rolling.max_surge, f"{path}.maxSurge", errs)
+    _validate_int_or_percent(rolling.max_unavailable, f"{path}.maxUnavailable", errs)
+    if _percent_or_int(rolling.max_unavailable) == 0 and _percent_or_int(rolling.max_surge) == 0:
+        errs.invalid(f"{path}.maxUnavailable", rolling.max_unavailable,
+                     "may not be 0 when `maxSurge` is 0")
+    if isinstance(rolling.max_unavailable, str) and \
+            (_percent_or_int(rolling.max_unavailable) or 0) > 100:
+        errs.invalid(f"{path}.maxUnavailable", rolling.max_unavailable,
+                     "must not be greater than 100%")
+
+
+def _percent_or_int(value: IntOrString | None) -> int | None:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.endswith("%") and value[:-1].isdigit():
+        return int(value[:-1])
+    return None
+
+
+def _validate_int_or_percent(value: IntOrString | None, path: str, errs: FieldErrors) -> None:
+    if value is None:
+        return
+    if isinstance(value, str) and _percent_or_int(value) is None:
+        errs.invalid(path, value, "a valid percent string must be a numeric string followed "
+                     "by an ending '%' (e.g. '1%',  or '93%', regex used for validation is "
+                     "'[0-9]+%')")
+    else:
+        errs.non_negative(path, _percent_or_int(value))
+
+
+def _validate_replica_set(rs: ReplicaSet, old: ReplicaSet | None, errs: FieldErrors) -> None:
+    errs.non_negative("spec.replicas", rs.spec.replicas)
+    errs.non_negative("spec.minReadySeconds", rs.spec.min_ready_seconds)
+    _validate_workload_selector(rs.spec.selector, rs.spec.template, errs)
+    _validate_template(rs.spec.template, errs, ("Always",))
+    if old is not None:
+        errs.immutable("spec.selector", _selector_json(rs.spec.selector),
+                       _selector_json(old.spec.selector))
+
+
+def _validate_job(job: Job, old: Job | None, errs: FieldErrors) -> None:
+    spec = job.spec
+    for field, value in (("parallelism", spec.parallelism), ("completions", spec.completions),
+                         ("backoffLimit", spec.backoff_limit),
+                         ("ttlSecondsAfterFinished", spec.ttl_seconds_after_finished)):
+        errs.non_negative(f"spec.{field}", value)
+    errs.positive("spec.activeDeadlineSeconds", spec.active_deadline_seconds)
+    errs.one_of("spec.completionMode", spec.completion_mode, ("NonIndexed", "Indexed"))
+    if spec.completion_mode == "Indexed" and spec.completions is None:
+        errs.required("spec.completions", "when completion mode is Indexed")
+    _validate_workload_selector(spec.selector, spec.template, errs)
+    _validate_template(spec.template, errs, ("OnFailure", "Never"))
+    if old is not None:
+        errs.immutable("spec.selector", _selector_json(spec.selector),
+                       _selector_json(old.spec.selector))
+        errs.immutable("spec.completionMode", spec.completion_mode, old.spec.completion_mode)
+
+
+# ---- core kinds -----------------------------------------------------------------------
+
+def _validate_pod(pod: Pod, old: Pod | None, errs: FieldErrors) -> None:
+    validate_pod_spec(pod.spec, "spec", errs)
+
+
+def _validate_service(svc: Service, old: Service | None, errs: FieldErrors) -> None:
+    spec = svc.spec
+    errs.one_of("spec.type", spec.type, SERVICE_TYPES)
+    errs.one_of("spec.sessionAffinity", spec.session_affinity, ("None", "ClientIP"))
+    validate_labels(spec.selector, "spec.selector", errs)
+    if spec.type == "ExternalName":
+        if not spec.external_name:
+            errs.required("spec.externalName")
+        else:
+            errs.each("spec.externalName", spec.external_name,
+                      names.dns1123_subdomain(spec.external_name.rstrip(".")))
+    elif not spec.ports and spec.cluster_ip != "None":
+        errs.required("spec.ports")
+    _validate_service_ports(svc, errs)
+    _validate_cluster_ip(svc, old, errs)
+
+
+def _validate_service_ports(svc: Service, errs: FieldErrors) -> None:
+    ports = svc.spec.ports or []
+    node_ports_allowed = svc.spec.type in ("NodePort", "LoadBalancer")
+    seen_names: set[str] = set()
+    seen_ports: set[tuple[int, str]] = set()
+    for i, port in enumerate(ports):
+        path = f"spec.ports[{i}]"
+        if len(ports) > 1 and not port.name:
+            errs.required(f"{path}.name")
+        elif port.name:
+            errs.each(f"{path}.name", port.name, names.dns1123_label(port.name))
+            if port.name in seen_names:
+                errs.duplicate(f"{path}.name", port.name)
+            seen_names.add(port.name)
+        errs.in_range(f"{path}.port", port.port, 1, 65535)
+        errs.one_of(f"{path}.protocol", port.protocol, PROTOCOLS)
+        key = (port.port, port.protocol or "TCP")
+        if key in seen_ports:
+            errs.duplicate(path, {"port": port.port, "protocol": key[1]})
+        seen_ports.add(key)
+        if isinstance(port.target_port, int):
+            errs.in_range(f"{path}.targetPort", port.target_port, 1, 65535)
+        elif port.target_port is not None:
+            errs.each(f"{path}.targetPort", port.target_port, names.port_name(port.target_port))
+        if port.node_port is not None:
+            if not node_ports_allowed:
+                errs.forbidden(f"{path}.nodePort", "may not be used when `type` is "
+                               f"'{svc.spec.type}'")
+            errs.in_range(f"{path}.nodePort", port.node_port, 1, 65535)
+
+
+def _validate_cluster_ip(svc: Service, old: Service | None, errs: FieldErrors) -> None:
+    ips = [("spec.clusterIP", svc.spec.cluster_ip)]
+    ips += [(f"spec.clusterIPs[{i}]", ip) for i, ip in enumerate(svc.spec.cluster_ips or [])]
+    for path, ip in ips:
+        if ip and ip != "None":
+            errs.each(path, ip, names.ip_address(ip))
+    if old is not None and old.spec.cluster_ip and svc.spec.cluster_ip:
+        errs.immutable("spec.clusterIP", svc.spec.cluster_ip, old.spec.cluster_ip)
+
+
+def _validate_endpoints(ep: Endpoints, old: Endpoints | None, errs: FieldErrors) -> None:
+    for i, subset in enumerate(ep.subsets or []):
+        path = f"subsets[{i}]"
+        for field, addresses in (("addresses", subset.addresses),
+                                 ("notReadyAddresses", subset.not_ready_addresses)):
+            for j, address in enumerate(addresses or []):
+                errs.each(f"{path}.{field}[{j}].ip", address.ip, names.ip_address(address.ip))
+        for j, port in enumerate(subset.ports or []):
+            errs.in_range(f"{path}.ports[{j}].port", port.port, 1, 65535)
+            errs.one_of(f"{path}.ports[{j}].protocol", port.protocol, PROTOCOLS)
+
+
+def _validate_node(node: Node, old: Node | None, errs: FieldErrors) -> None:
+    seen: set[tuple[str, str]] = set()
+    for i, taint in enumerate(node.spec.taints or []):
+        path = f"spec.taints[{i}]"
+        errs.each(f"{path}.key", taint.key, names.qualified_name(taint.key))
+        if taint.value:
+            errs.each(f"{path}.value", taint.value, names.label_value(taint.value))
+        if not taint.effect:
+            errs.required(f"{path}.effect")
+        else:
+            errs.one_of(f"{path}.effect", taint.effect, TAINT_EFFECTS)
+        if (taint.key, taint.effect) in seen:
+            errs.duplicate(path, {"key": taint.key, "effect": taint.effect})
+        seen.add((taint.key, taint.effect))
+    if node.status is not None:
+        validate_quantities(node.status.capacity, "status.capacity", errs)
+        validate_quantities(node.status.allocatable, "status.allocatable", errs)
+
+
+def _validate_config_map(cm: ConfigMap, old: ConfigMap | None, errs: FieldErrors) -> None:
+    for field, data in (("data", cm.data), ("binaryData", cm.binary_data)):
+        for key in data or {}:
+            errs.each(f"{field}[{key}]", key, names.config_key(key))
+    for key in set(cm.data or {}) & set(cm.binary_data or {}):
+        errs.invalid(f"data[{key}]", key, "duplicate of key present in binaryData")
+    if old is not None and old.immutable:
+        _check_immutable_data(errs, (cm.data, cm.binary_data, cm.immutable),
+                              (old.data, old.binary_data, old.immutable))
+
+
+def _validate_secret(secret: Secret, old: Secret | None, errs: FieldErrors) -> None:
+    for key, value in (secret.data or {}).items():
+        errs.each(f"data[{key}]", key, names.config_key(key))
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            errs.invalid(f"data[{key}]", "<secret contents redacted>", "illegal base64 data")
+    if old is not None:
+        errs.immutable("type", secret.type, old.type)
+        if old.immutable:
+            _check_immutable_data(errs, (secret.data, secret.immutable),
+                                  (old.data, old.immutable))
+
+
+def _check_immutable_data(errs: FieldErrors, new: tuple[Any, ...], old: tuple[Any, ...]) -> None:
+    if json.dumps(new, sort_keys=True) != json.dumps(old, sort_keys=True):
+        errs.forbidden("data", "field is immutable when `immutable` is set")
+
+
+def _validate_quota(quota: ResourceQuota, old: ResourceQuota | None,
+                    errs: FieldErrors) -> None:
+    if quota.spec is not None:
+        validate_quantities(quota.spec.hard, "spec.hard", errs)
+        for i, scope in enumerate(quota.spec.scopes or []):
+            errs.one_of(f"spec.scopes[{i}]", scope, QUOTA_SCOPES)
+    if quota.status is not None:
+        validate_quantities(quota.status.hard, "status.hard", errs)
+        validate_quantities(quota.status.used, "status.used", errs)
+
+
+def _validate_event(event: Event, old: Event | None, errs: FieldErrors) -> None:
+    errs.non_negative("count", event.count)
+    errs.one_of("type", event.type, ("Normal", "Warning"))
+
+
+def _validate_lease(lease: Lease, old: Lease | None, errs: FieldErrors) -> None:
+    errs.positive("spec.leaseDurationSeconds", lease.spec.lease_duration_seconds)
+    errs.non_negative("spec.leaseTransitions", lease.spec.lease_transitions)
+
+
+def _validate_priority_class(pc: PriorityClass, old: PriorityClass | None,
+                             errs: FieldErrors) -> None:
+    name = pc.metadata.name or ""
+    system_value = SYSTEM_PRIORITY_CLASSES.get(name)
+    if name.startswith("system-") and system_value is None:
+        errs.forbidden("metadata.name", "priority class names with 'system-' prefix are "
+                       "reserved for system use only")
+    if system_value is None and pc.value > USER_PRIORITY_MAX:
+        errs.forbidden("value", f"maximum allowed value of a user defined priority is "
+                       f"{USER_PRIORITY_MAX}")
+    errs.one_of("preemptionPolicy", pc.preemption_policy, ("PreemptLowerPriority", "Never"))
+    if old is not None:
+        errs.immutable("value", pc.value, old.value)
+
+
+# ---- subresource bodies -----------------------------------------------------------------
+
+def _validate_binding(binding: Binding, old: Binding | None, errs: FieldErrors) -> None:
+    if not binding.target.name:
+        errs.required("target.name")
+    errs.one_of("target.kind", binding.target.kind or "Node", ("Node",))
+
+
+def _validate_scale(scale: Scale, old: Scale | None, errs: FieldErrors) -> None:
+    errs.non_negative("spec.replicas", scale.spec.replicas)
+
+
+def _validate_delete_options(opts: DeleteOptions, old: DeleteOptions | None,
+                             errs: FieldErrors) -> None:
+    errs.non_negative("gracePeriodSeconds", opts.grace_period_seconds)
+    errs.one_of("propagationPolicy", opts.propagation_policy,
+                ("Orphan", "Background", "Foreground"))
+    for i, value in enumerate(opts.dry_run or []):
+        errs.one_of(f"dryRun[{i}]", value, ("All",))
+
+
+def _validate_namespace(ns: Namespace, old: Namespace | None, errs: FieldErrors) -> None:
+    if ns.status is not None:
+        errs.one_of("status.phase", ns.status.phase, ("Active", "Terminating"))
+
+
+_VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
+    Pod: _validate_pod, Deployment: _validate_deployment, ReplicaSet: _validate_replica_set,
+    Job: _validate_job, Service: _validate_service, Endpoints: _validate_endpoints,
+    Node: _validate_node, ConfigMap: _validate_config_map, Secret: _validate_secret,
+    ResourceQuota: _validate_quota, Event: _validate_event, Lease: _validate_lease,
+    PriorityClass: _validate_priority_class, Binding: _validate_binding, Scale: _validate_scale,
+    DeleteOptions: _validate_delete_options, Namespace: _validate_namespace,
+}
