@@ -1,0 +1,161 @@
+"""The node-local runtime seam: what the agent asks for and what it gets back.
+
+The agent's pod workers speak only this vocabulary. ``ProcessRuntime`` (process.py)
+is the implementation that runs each container instance as an OS process under a
+per-container supervisor (the shim); a test may put any other ``Runtime`` behind
+the seam.
+
+A container *instance* is one run of one container of one pod: a restart is a new
+instance with the next ``attempt`` number, so the last terminated instance (for
+``kubectl logs --previous``) stays addressable until the agent removes it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any, Protocol
+
+# Exit code Kubernetes reports for a container that never ran (StartError).
+START_ERROR_EXIT_CODE = 128
+
+
+def container_id(pod_uid: str, container_name: str, attempt: int) -> str:
+    """The instance id: unique per pod, container and attempt; safe as a file name.
+
+    Pod uids and container names (DNS labels) contain no "_", so it is unambiguous."""
+    return f"{pod_uid}_{container_name}_{attempt}"
+
+
+@dataclass(frozen=True)
+class ContainerLaunch:
+    """Everything needed to start one container instance (already resolved by the
+    agent: command+args joined, env with downward API and ports filled in)."""
+
+    pod_uid: str
+    container_name: str
+    command: list[str]
+    env: dict[str, str]
+    working_dir: str
+    log_dir: str  # this container's log directory; instances write <attempt>.log
+    attempt: int = 0
+    cpu_request_millis: int | None = None
+    cpu_limit_millis: int | None = None
+    memory_limit_bytes: int | None = None
+    pids_limit: int | None = None
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_max_files: int = 3
+    # Grace used when the shim itself is told to stop (SIGTERM to the shim), e.g.
+    # by an operator; the agent passes its own grace to ProcessRuntime.stop().
+    stop_grace_seconds: float = 30.0
+
+    @property
+    def container_id(self) -> str:
+        return container_id(self.pod_uid, self.container_name, self.attempt)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> ContainerLaunch:
+        return cls(**json.loads(text))
+
+
+class RunPhase(str, Enum):
+    """Where a container instance is in its life (no way back from EXITED)."""
+
+    # The shim has started the command and recorded its pid.
+    RUNNING = "running"
+    # The command ended (exit code or signal recorded) or never started (StartError).
+    EXITED = "exited"
+
+
+@dataclass
+class ContainerState:
+    """What the runtime knows of one instance; times are Unix epoch seconds."""
+
+    container_id: str
+    pod_uid: str
+    container_name: str
+    attempt: int
+    phase: RunPhase
+    pid: int | None = None
+    pgid: int | None = None
+    shim_pid: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    oom_killed: bool = False
+    # Kubernetes' terminated reasons: Completed, Error, OOMKilled, StartError.
+    reason: str | None = None
+    message: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.phase is RunPhase.RUNNING
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["phase"] = self.phase.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ContainerState:
+        return cls(**{**data, "phase": RunPhase(data["phase"])})
+
+
+@dataclass(frozen=True)
+class ResourceUsage:
+    """Cumulative CPU time and current memory of one instance, for `top`."""
+
+    cpu_usage_ns: int
+    memory_bytes: int
+    timestamp: float  # Unix epoch seconds when read
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """Which isolation mechanism is in force on this node, and why; the agent
+    reports it in Node status so nobody believes in limits that do not exist."""
+
+    mechanism: str  # "cgroup-v2", "cgroup-v1" or "rlimits"
+    reason: str
+    enforced: tuple[str, ...] = field(default=())  # e.g. ("memory", "cpu", "pids")
+
+
+class Runtime(Protocol):
+    """Runs container instances on this node. No method raises for a container's
+    own failure: a command that cannot start comes back as an EXITED state with
+    reason StartError. Unknown ids raise KeyError."""
+
+    def isolation(self) -> Isolation: ...
+
+    async def start(self, launch: ContainerLaunch) -> ContainerState:
+        """Start the instance, or return the state of the one already started
+        under the same id (never a second copy)."""
+        ...
+
+    async def stop(self, container_id: str, grace_seconds: float) -> ContainerState:
+        """SIGTERM the instance's process group, SIGKILL after the grace period,
+        and return its final (EXITED) state."""
+        ...
+
+    async def status(self, container_id: str) -> ContainerState: ...
+
+    async def list(self) -> builtins.list[ContainerState]:
+        """Every instance with state on this node, running or exited."""
+        ...
+
+    async def adopt(self) -> builtins.list[ContainerState]:
+        """After an agent restart: re-attach to instances whose supervisors still
+        run, and settle those whose supervisors died; returns every instance."""
+        ...
+
+    async def usage(self, container_id: str) -> ResourceUsage | None: ...
+
+    async def remove(self, container_id: str) -> None:
+        """Forget an EXITED instance (its state and cgroup; its logs stay)."""
+        ...

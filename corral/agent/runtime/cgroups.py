@@ -1,0 +1,326 @@
+"""Per-container resource isolation: cgroup v2, cgroup v1, or rlimits.
+
+Detection (``detect_isolation``) prefers, in order:
+
+    cgroup-v2   a cgroup2 mount whose root offers the memory controller
+                (/sys/fs/cgroup on a pure-v2 host, /sys/fs/cgroup/unified on a
+                hybrid one — there it usually offers none, the v1 ones own them)
+    cgroup-v1   a writable v1 memory hierarchy (/sys/fs/cgroup/memory), plus cpu,
+                cpuacct and pids where mounted
+    rlimits     nothing writable: RLIMIT_AS and RLIMIT_NPROC in the child; the
+                Isolation report says what that does not enforce
+
+Each instance gets ``<mount>/<parent>/<container_id>`` in every hierarchy used.
+Limits follow the kubelet: quota = limit millis × period / 1000 (period 100 ms),
+shares = request millis × 1024 / 1000 (min 2), v2 weight converted from shares.
+The shim creates the group, moves its child in before exec (``join`` in the
+child's preexec), and removes the group once everything in it has exited.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from corral.agent.runtime.base import Isolation, ResourceUsage
+
+CFS_PERIOD_US = 100_000
+MIN_SHARES = 2
+MAX_SHARES = 262_144
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
+V2_CONTROLLERS = ("memory", "cpu", "pids")
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpu_request_millis: int | None = None
+    cpu_limit_millis: int | None = None
+    memory_limit_bytes: int | None = None
+    pids_limit: int | None = None
+
+
+def cpu_shares(request_millis: int | None) -> int:
+    """v1 cpu.shares for a CPU request; no request gets the minimum, as in Kubernetes."""
+    if not request_millis:
+        return MIN_SHARES
+    return max(MIN_SHARES, min(MAX_SHARES, request_millis * 1024 // 1000))
+
+
+def cpu_weight(shares: int) -> int:
+    """v2 cpu.weight (1..10000) for v1 shares (2..262144): the kubelet's mapping."""
+    return 1 + ((shares - MIN_SHARES) * 9999) // (MAX_SHARES - MIN_SHARES)
+
+
+def cpu_quota_us(limit_millis: int, period_us: int = CFS_PERIOD_US) -> int:
+    return max(1000, limit_millis * period_us // 1000)
+
+
+def _write(path: Path, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def _read_keyed(path: Path) -> dict[str, int]:
+    """Parse "key value" lines (memory.stat, memory.events, oom_control)."""
+    out: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().lstrip("-").isdigit():
+            out[key] = int(value)
+    return out
+
+
+@dataclass(frozen=True)
+class ContainerCgroup:
+    """One instance's cgroup directories: v1 one per controller, v2 one ("unified")."""
+
+    version: int
+    dirs: dict[str, str]
+
+    def _unique_dirs(self) -> list[Path]:
+        return sorted({Path(d) for d in self.dirs.values()})
+
+    def _dir(self, controller: str) -> Path | None:
+        key = "unified" if self.version == 2 else controller
+        return Path(self.dirs[key]) if key in self.dirs else None
+
+    def create(self, limits: Limits) -> None:
+        """Make the directories and write the limits. Raises OSError if refused."""
+        for d in self._unique_dirs():
+            d.mkdir(parents=True, exist_ok=True)
+        if self.version == 2:
+            self._limit_v2(limits)
+        else:
+            self._limit_v1(limits)
+
+    def _limit_v1(self, limits: Limits) -> None:
+        mem, cpu, pids = self._dir("memory"), self._dir("cpu"), self._dir("pids")
+        if mem and limits.memory_limit_bytes:
+            _write(mem / "memory.limit_in_bytes", str(limits.memory_limit_bytes))
+        if cpu:
+            _write(cpu / "cpu.shares", str(cpu_shares(limits.cpu_request_millis)))
+            if limits.cpu_limit_millis:
+                _write(cpu / "cpu.cfs_period_us", str(CFS_PERIOD_US))
+                _write(cpu / "cpu.cfs_quota_us", str(cpu_quota_us(limits.cpu_limit_millis)))
+        if pids and limits.pids_limit:
+            _write(pids / "pids.max", str(limits.pids_limit))
+
+    def _limit_v2(self, limits: Limits) -> None:
+        d = Path(self.dirs["unified"])
+        if limits.memory_limit_bytes:
+            _write(d / "memory.max", str(limits.memory_limit_bytes))
+            if (d / "memory.swap.max").exists():
+                _write(d / "memory.swap.max", "0")
+        if (d / "cpu.weight").exists():
+            _write(d / "cpu.weight", str(cpu_weight(cpu_shares(limits.cpu_request_millis))))
+        if limits.cpu_limit_millis and (d / "cpu.max").exists():
+            _write(d / "cpu.max", f"{cpu_quota_us(limits.cpu_limit_millis)} {CFS_PERIOD_US}")
+        if limits.pids_limit and (d / "pids.max").exists():
+            _write(d / "pids.max", str(limits.pids_limit))
+
+    def join(self, pid: int) -> None:
+        """Move a process in (the shim's child calls this on itself before exec)."""
+        for d in self._unique_dirs():
+            _write(d / "cgroup.procs", str(pid))
+
+    def pids(self) -> list[int]:
+        found: set[int] = set()
+        for d in self._unique_dirs():
+            try:
+                found.update(int(p) for p in (d / "cgroup.procs").read_text().split())
+            except OSError:
+                continue
+        return sorted(found)
+
+    def kill_all(self) -> None:
+        """SIGKILL everything inside, including processes that left the group's
+        process group (double-forked daemons)."""
+        unified = self._dir("unified") if self.version == 2 else None
+        if unified and (unified / "cgroup.kill").exists():
+            try:
+                _write(unified / "cgroup.kill", "1")
+                return
+            except OSError:
+                pass
+        for _ in range(3):  # a process may fork while we iterate
+            for pid in self.pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def oom_kills(self) -> int:
+        """How many processes the memory controller killed in this group."""
+        mem = self._dir("memory")
+        if mem is None:
+            return 0
+        try:
+            if self.version == 2:
+                return _read_keyed(mem / "memory.events").get("oom_kill", 0)
+            counters = _read_keyed(mem / "memory.oom_control")
+            if "oom_kill" in counters:
+                return counters["oom_kill"]
+            # Kernels before 4.13 have no counter; a hit limit is the best sign.
+            return int((mem / "memory.failcnt").read_text().strip() != "0")
+        except OSError:
+            return 0
+
+    def usage(self) -> ResourceUsage | None:
+        try:
+            return ResourceUsage(self._cpu_ns(), self._working_set(), time.time())
+        except (OSError, ValueError):
+            return None
+
+    def _cpu_ns(self) -> int:
+        if self.version == 2:
+            usec = _read_keyed(Path(self.dirs["unified"]) / "cpu.stat")["usage_usec"]
+            return usec * 1000
+        acct = self._dir("cpuacct")
+        return int((acct / "cpuacct.usage").read_text()) if acct else 0
+
+    def _working_set(self) -> int:
+        # Kubernetes' working set: usage minus inactive file cache.
+        mem = self._dir("memory")
+        if mem is None:
+            return 0
+        if self.version == 2:
+            usage = int((mem / "memory.current").read_text())
+            inactive = _read_keyed(mem / "memory.stat").get("inactive_file", 0)
+        else:
+            usage = int((mem / "memory.usage_in_bytes").read_text())
+            inactive = _read_keyed(mem / "memory.stat").get("total_inactive_file", 0)
+        return max(0, usage - inactive)
+
+    def remove(self) -> bool:
+        """Remove the directories; False while processes remain (retry later)."""
+        done = True
+        for d in self._unique_dirs():
+            try:
+                d.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                done = False
+        return done
+
+    def to_dict(self) -> dict[str, object]:
+        return {"version": self.version, "dirs": dict(self.dirs)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> ContainerCgroup:
+        dirs = data["dirs"]
+        assert isinstance(dirs, dict)
+        return cls(version=int(str(data["version"])), dirs={str(k): str(v) for k, v in dirs.items()})
+
+
+@dataclass(frozen=True)
+class CgroupSystem:
+    """The hierarchies in use: v1 controller → mount point, or v2 {"unified": mount}."""
+
+    version: int
+    roots: dict[str, str]
+    parent: str = "corral"
+
+    def for_container(self, container_id: str) -> ContainerCgroup:
+        dirs = {c: str(Path(root) / self.parent / container_id) for c, root in self.roots.items()}
+        return ContainerCgroup(self.version, dirs)
+
+
+def parse_mountinfo(text: str) -> tuple[str | None, dict[str, str]]:
+    """(cgroup2 mount point or None, v1 controller → mount point) from mountinfo."""
+    v2: str | None = None
+    v1: dict[str, str] = {}
+    for line in text.splitlines():
+        pre, sep, post = line.partition(" - ")
+        if not sep:
+            continue
+        fields, after = pre.split(), post.split()
+        if len(fields) < 5 or len(after) < 3:
+            continue
+        mount_point, fstype, options = fields[4], after[0], after[2].split(",")
+        if fstype == "cgroup2" and v2 is None:
+            v2 = mount_point
+        elif fstype == "cgroup":
+            for controller in V1_CONTROLLERS:
+                if controller in options:
+                    v1.setdefault(controller, mount_point)
+    return v2, v1
+
+
+def _v2_system(mount: str, parent: str) -> tuple[CgroupSystem | None, str]:
+    root = Path(mount)
+    try:
+        offered = set((root / "cgroup.controllers").read_text().split())
+    except OSError as exc:
+        return None, f"cgroup2 at {mount} unreadable ({exc.strerror})"
+    if "memory" not in offered:
+        return None, f"cgroup2 at {mount} offers no memory controller (offers: {sorted(offered)})"
+    wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS if c in offered)
+    try:
+        _write(root / "cgroup.subtree_control", wanted)
+        (root / parent).mkdir(exist_ok=True)
+        _write(root / parent / "cgroup.subtree_control", wanted)
+    except OSError as exc:
+        return None, f"cgroup2 at {mount} not writable ({exc.strerror})"
+    return CgroupSystem(2, {"unified": mount}, parent), f"cgroup2 at {mount}"
+
+
+def _v1_system(mounts: dict[str, str], parent: str) -> tuple[CgroupSystem | None, str]:
+    if "memory" not in mounts:
+        return None, "no cgroup v1 memory hierarchy mounted"
+    usable: dict[str, str] = {}
+    for controller, mount in mounts.items():
+        try:
+            (Path(mount) / parent).mkdir(exist_ok=True)
+            usable[controller] = mount
+        except OSError:
+            continue
+    if "memory" not in usable:
+        return None, f"cgroup v1 memory at {mounts['memory']} not writable"
+    where = ", ".join(f"{c}={m}" for c, m in sorted(usable.items()))
+    return CgroupSystem(1, usable, parent), f"cgroup v1 ({where})"
+
+
+def detect_isolation(
+    parent: str = "corral", mountinfo: str | None = None, allow_cgroups: bool = True,
+) -> tuple[CgroupSystem | None, Isolation]:
+    """Find the best writable mechanism; creates the ``parent`` groups it will use."""
+    if not allow_cgroups:
+        return None, rlimits_isolation("cgroups disabled by configuration")
+    if mountinfo is None:
+        mountinfo = Path("/proc/self/mountinfo").read_text()
+    v2_mount, v1_mounts = parse_mountinfo(mountinfo)
+    reasons: list[str] = []
+    if v2_mount is not None:
+        system, why = _v2_system(v2_mount, parent)
+        if system is not None:
+            return system, Isolation("cgroup-v2", f"using {why}", ("memory", "cpu", "pids"))
+        reasons.append(why)
+    system, why = _v1_system(v1_mounts, parent)
+    if system is not None:
+        enforced = tuple(c for c in ("memory", "cpu", "pids") if c in system.roots)
+        return system, Isolation("cgroup-v1", f"using {why}", enforced)
+    reasons.append(why)
+    return None, rlimits_isolation("; ".join(reasons) or "no cgroup mounted")
+
+
+def rlimits_isolation(why: str) -> Isolation:
+    return Isolation(
+        "rlimits",
+        f"no writable cgroup ({why}): memory limited by RLIMIT_AS (virtual, not "
+        "resident, memory), pids by RLIMIT_NPROC (per user, not enforced for root); "
+        "CPU limits and OOM detection not enforced",
+        ("memory-virtual", "pids-per-user"),
+    )
+
+
+def apply_rlimits(limits: Limits) -> None:
+    """The fallback, called in the child before exec."""
+    if limits.memory_limit_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_limit_bytes,) * 2)
+    if limits.pids_limit:
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.pids_limit,) * 2)

@@ -1,0 +1,298 @@
+"""ProcessRuntime: container instances as OS processes, each under its own shim.
+
+All state is on disk, one directory per instance under ``state_root`` (format in
+shim.py), so a new ProcessRuntime over the same ``state_root`` — an agent after
+a restart or a crash — sees exactly what runs, and ``start`` of an id that has a
+directory returns that instance instead of starting a second copy.
+
+    start  mkdir state dir (exclusive) → write launch.json, cgroup.json
+           → spawn shim → wait for status.json (running, or StartError)
+    stop   write stop.json, SIGUSR1 the shim → it SIGTERMs the group, SIGKILLs
+           after the grace → wait for the EXITED status; if the shim is gone,
+           do the same here and record the state ourselves
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil  # type: ignore[import-untyped]
+
+import corral
+from corral.agent.runtime.base import (
+    ContainerLaunch,
+    ContainerState,
+    Isolation,
+    ResourceUsage,
+    RunPhase,
+)
+from corral.agent.runtime.cgroups import CgroupSystem, detect_isolation
+from corral.agent.runtime.logs import LogFiles
+from corral.agent.runtime.shim import SHIM_MODULE, StateDir, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.02
+# Beyond the grace: time for the shim to notice SIGKILL'd children and write status.
+STOP_SLACK_SECONDS = 5.0
+
+
+class ShimLost(Exception):
+    """Raised inside this module when an instance's shim is gone before it
+    recorded what was awaited; callers then settle the instance themselves."""
+
+
+class ProcessRuntime:
+    """The Runtime (base.py) of the node agent. ``isolation`` is detected once."""
+
+    def __init__(
+        self, state_root: str | Path, cgroup_parent: str = "corral",
+        allow_cgroups: bool = True, start_timeout: float = 30.0,
+    ) -> None:
+        self.state_root = Path(state_root)
+        self.state_root.mkdir(parents=True, exist_ok=True)
+        self.start_timeout = start_timeout
+        self._cgroups, self._isolation = detect_isolation(cgroup_parent,
+                                                          allow_cgroups=allow_cgroups)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def cgroups(self) -> CgroupSystem | None:
+        return self._cgroups
+
+    def isolation(self) -> Isolation:
+        return self._isolation
+
+    def _dir(self, container_id: str) -> StateDir:
+        return StateDir(self.state_root / container_id)
+
+    def _lock(self, container_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(container_id, asyncio.Lock())
+
+    async def start(self, launch: ContainerLaunch) -> ContainerState:
+        cid = launch.container_id
+        async with self._lock(cid):
+            state_dir = self._dir(cid)
+            if state_dir.launch_file.exists():
+                # Started before (maybe by the agent before a restart): that one.
+                return await self._first_status(state_dir)
+            # A directory without launch.json is a start that died half-way.
+            shutil.rmtree(state_dir.path, ignore_errors=True)
+            state_dir.path.mkdir(parents=True)
+            self._prepare(state_dir, launch)
+            await self._spawn_shim(state_dir)
+            state = await self._first_status(state_dir)
+            log.info("container started id=%s pid=%s reason=%s", cid, state.pid, state.reason)
+            return state
+
+    async def _first_status(self, state_dir: StateDir) -> ContainerState:
+        try:
+            return await self._await_status(state_dir, lambda s: True, self.start_timeout)
+        except ShimLost:
+            return self._record_lost(state_dir, "supervisor (shim) exited without recording "
+                                     "a status; see shim.log in the state directory")
+        except TimeoutError:  # an overloaded node: report "Starting", never raise
+            return self._read(state_dir)
+
+    def _prepare(self, state_dir: StateDir, launch: ContainerLaunch) -> None:
+        LogFiles(launch.log_dir).prune(keep_from_attempt=launch.attempt - 1)
+        cgroup = self._cgroups.for_container(launch.container_id) if self._cgroups else None
+        write_json_atomic(state_dir.cgroup_file, cgroup.to_dict() if cgroup else None)
+        # Written last and atomically: launch.json present means the dir is complete.
+        tmp = state_dir.path / ".launch.json.tmp"
+        tmp.write_text(launch.to_json())
+        os.replace(tmp, state_dir.launch_file)
+
+    async def _spawn_shim(self, state_dir: StateDir) -> None:
+        with open(state_dir.log_file, "ab") as shim_log:  # noqa: ASYNC230 - local, tiny
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", SHIM_MODULE, str(state_dir.path),
+                stdin=asyncio.subprocess.DEVNULL, stdout=shim_log, stderr=shim_log,
+                start_new_session=True, cwd="/", env=_shim_env(),
+            )
+        await proc.wait()  # the first fork exits at once; the shim lives on detached
+
+    async def _await_status(
+        self, state_dir: StateDir, done: Callable[[ContainerState], bool], timeout: float,
+    ) -> ContainerState:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = state_dir.read_status()
+            if state is not None and done(state):
+                return state
+            if state_dir.pid_file.exists() and not self._shim_alive(state_dir):
+                state = state_dir.read_status()  # it may have written just before exiting
+                if state is not None and done(state):
+                    return state
+                raise ShimLost(state_dir.path.name)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"shim of {state_dir.path.name} did not answer in time")
+            await asyncio.sleep(POLL_SECONDS)
+
+    def _shim_alive(self, state_dir: StateDir) -> bool:
+        pid = state_dir.read_shim_pid()
+        return pid is not None and is_shim_process(pid, state_dir.path)
+
+    async def stop(self, container_id: str, grace_seconds: float) -> ContainerState:
+        state_dir = self._dir(container_id)
+        state = self._read(state_dir)
+        if not state.running:
+            return state
+        if self._shim_alive(state_dir):
+            write_json_atomic(state_dir.stop_file, {"grace_seconds": grace_seconds})
+            shim_pid = state_dir.read_shim_pid()
+            assert shim_pid is not None
+            os.kill(shim_pid, signal.SIGUSR1)
+            try:
+                return await self._await_status(state_dir, lambda s: not s.running,
+                                                grace_seconds + STOP_SLACK_SECONDS)
+            except (ShimLost, TimeoutError):
+                log.warning("shim did not stop id=%s; stopping it here", container_id)
+        return await self._stop_without_shim(state_dir, state, grace_seconds)
+
+    async def _stop_without_shim(
+        self, state_dir: StateDir, state: ContainerState, grace_seconds: float,
+    ) -> ContainerState:
+        assert state.pgid is not None
+        _killpg(state.pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        while time.monotonic() < deadline and _group_alive(state.pgid):
+            await asyncio.sleep(POLL_SECONDS)
+        return self._record_lost(state_dir, "supervisor (shim) lost; container stopped "
+                                 "by the agent")
+
+    def _record_lost(self, state_dir: StateDir, message: str) -> ContainerState:
+        """Kill what is left of an instance whose shim died and record it as Error."""
+        state = state_dir.read_status()
+        if state is None:
+            launch = state_dir.read_launch()
+            state = ContainerState(launch.container_id, launch.pod_uid,
+                                   launch.container_name, launch.attempt, RunPhase.RUNNING)
+        if state.pgid is not None:
+            _killpg(state.pgid, signal.SIGKILL)
+        cgroup = state_dir.read_cgroup()
+        if cgroup is not None:
+            cgroup.kill_all()
+            cgroup.remove()
+        state.phase, state.finished_at = RunPhase.EXITED, time.time()
+        state.exit_code, state.signal = 128 + signal.SIGKILL, signal.SIGKILL
+        state.reason, state.message = "Error", message
+        state_dir.write_status(state)
+        log.warning("container lost its shim id=%s", state.container_id)
+        return state
+
+    def _read(self, state_dir: StateDir) -> ContainerState:
+        if not state_dir.launch_file.exists():
+            raise KeyError(state_dir.path.name)
+        state = state_dir.read_status()
+        if state is None:
+            launch = state_dir.read_launch()
+            state = ContainerState(launch.container_id, launch.pod_uid,
+                                   launch.container_name, launch.attempt, RunPhase.RUNNING,
+                                   reason="Starting")
+        return state
+
+    async def status(self, container_id: str) -> ContainerState:
+        return self._read(self._dir(container_id))
+
+    async def list(self) -> builtins.list[ContainerState]:
+        states = []
+        for path in sorted(self.state_root.iterdir()):
+            if (path / "launch.json").exists():
+                states.append(self._read(StateDir(path)))
+        return states
+
+    async def adopt(self) -> builtins.list[ContainerState]:
+        adopted = []
+        for state in await self.list():
+            state_dir = self._dir(state.container_id)
+            if state.running and not self._shim_alive(state_dir):
+                state = self._record_lost(state_dir, "supervisor (shim) died while the "
+                                          "agent was away; container killed")
+            adopted.append(state)
+        log.info("adopted containers count=%d running=%d", len(adopted),
+                 sum(s.running for s in adopted))
+        return adopted
+
+    async def usage(self, container_id: str) -> ResourceUsage | None:
+        state_dir = self._dir(container_id)
+        state = self._read(state_dir)
+        if not state.running:
+            return None
+        cgroup = state_dir.read_cgroup()
+        if cgroup is not None:
+            return cgroup.usage()
+        return _process_tree_usage(state.pid)
+
+    async def remove(self, container_id: str) -> None:
+        state_dir = self._dir(container_id)
+        state = self._read(state_dir)
+        if state.running:
+            raise RuntimeError(f"container {container_id} is running; stop it first")
+        cgroup = state_dir.read_cgroup()
+        if cgroup is not None:
+            cgroup.kill_all()
+            cgroup.remove()
+        shutil.rmtree(state_dir.path, ignore_errors=True)
+        self._locks.pop(container_id, None)
+
+
+def _shim_env() -> dict[str, str]:
+    # The shim imports corral from wherever this agent did, installed or not.
+    source_root = str(Path(corral.__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": f"{source_root}:{path}" if path else source_root}
+
+
+def is_shim_process(pid: int, state_path: Path) -> bool:
+    """True if pid is the shim of that state dir (not a recycled pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[1].split()[0] == "Z":  # exited, not yet reaped
+        return False
+    return SHIM_MODULE.encode() in cmdline and str(state_path).encode() in cmdline
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def _process_tree_usage(pid: int | None) -> ResourceUsage | None:
+    """Usage without cgroups: the command and its descendants, via psutil."""
+    if pid is None:
+        return None
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+        cpu = memory = 0.0
+        for proc in procs:
+            with proc.oneshot():
+                times = proc.cpu_times()
+                cpu += times.user + times.system
+                memory += proc.memory_info().rss
+    except psutil.Error:
+        return None
+    return ResourceUsage(int(cpu * 1e9), int(memory), time.time())
