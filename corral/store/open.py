@@ -1,0 +1,42 @@
+"""``open_store(url)``: the Store a URL names.
+
+    sqlite:///abs/path/state.db   SqliteStore on that file (sqlite://rel/path: relative)
+    etcd://h1:2379,h2:2379        not yet: the etcd backend registers itself here
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
+
+from corral.store.base import Store
+
+Opener = Callable[[str], Awaitable[Store]]
+
+
+async def _open_sqlite(rest: str) -> Store:
+    from corral.store.sqlite import SqliteStore
+
+    path = unquote(rest)
+    if path.startswith("/") and path[1:2] == "/":
+        path = path[1:]  # sqlite:////abs is also an absolute path
+    if not path:
+        raise ValueError("sqlite store URL has no path: use sqlite:///path/to/state.db")
+    return await SqliteStore.open(path)
+
+
+# scheme -> opener of what follows "scheme://". Add "etcd" here.
+OPENERS: dict[str, Opener] = {
+    "sqlite": _open_sqlite,
+}
+
+
+async def open_store(url: str) -> Store:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"store URL {url!r} has no scheme: use sqlite:///path or etcd://host:port")
+    opener = OPENERS.get(scheme.lower())
+    if opener is None:
+        known = ", ".join(f"{s}://" for s in sorted(OPENERS))
+        raise ValueError(f"unknown store scheme {scheme!r} in {url!r} (known: {known})")
+    return await opener(rest)
