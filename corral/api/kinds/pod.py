@@ -38,6 +38,14 @@ class Volume(KubeModel):
     gce_persistent_disk: Opaque | None = None
     azure_disk: Opaque | None = None
     azure_file: Opaque | None = None
+    cinder: Opaque | None = None
+    flocker: Opaque | None = None
+    photon_persistent_disk: Opaque | None = None
+    portworx_volume: Opaque | None = None
+    quobyte: Opaque | None = None
+    scale_io: Opaque | None = Field(default=None, alias="scaleIO")
+    storageos: Opaque | None = None
+    vsphere_volume: Opaque | None = None
 
 
 class LocalObjectReference(KubeModel):
@@ -72,6 +80,7 @@ class PodSpec(KubeModel):
     security_context: Opaque | None = None
     image_pull_secrets: list[LocalObjectReference] | None = None
     hostname: str | None = None
+    hostname_override: str | None = None
     subdomain: str | None = None
     set_hostname_as_fqdn: bool | None = Field(default=None, alias="setHostnameAsFQDN")
     host_aliases: list[HostAlias] | None = None
@@ -135,7 +144,11 @@ class ContainerStatus(KubeModel):
     started: bool | None = None
     container_id: str | None = Field(default=None, alias="containerID")
     allocated_resources: dict[str, Quantity] | None = None
+    allocated_resources_status: list[Opaque] | None = None
     resources: Opaque | None = None
+    user: Opaque | None = None
+    volume_mounts: list[Opaque] | None = None
+    stop_signal: str | None = None
 
 
 class PodIP(KubeModel):
@@ -158,3 +171,6 @@ class PodStatus(KubeModel):
     ephemeral_container_statuses: list[ContainerStatus] | None = None
     qos_class: str | None = None  # Guaranteed, Burstable, BestEffort
     resize: str | None = None
+    observed_generation: int | None = None
+    resources: Opaque | None = None
+    resource_claim_statuses: list[Opaque] | None = None
