@@ -26,6 +26,7 @@ from corral.api.kinds.meta import LabelSelector
 from corral.api.kinds.pod import PodSpec, PodTemplateSpec
 from corral.api.kinds.scheduling import PriorityClass
 from corral.api.kinds.service import Service
+from corral.api.quantity import is_quantity
 
 JOB_CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 JOB_NAME = "batch.kubernetes.io/job-name"
@@ -105,7 +106,8 @@ def _requests_from_limits(container: Container) -> None:
         return
     requests = dict(resources.requests or {})
     for name, limit in resources.limits.items():
-        requests.setdefault(name, limit)
+        if is_quantity(limit):  # a bad limit is reported once, by validation
+            requests.setdefault(name, limit)
     resources.requests = requests
 
 
@@ -196,7 +198,7 @@ def _default_service(svc: Service) -> None:
     for port in spec.ports or []:
         if port.protocol is None:
             port.protocol = "TCP"
-        if port.target_port is None:
+        if port.target_port is None and port.port > 0:  # port 0 is reported, not copied
             port.target_port = port.port
     if spec.internal_traffic_policy is None:
         spec.internal_traffic_policy = "Cluster"

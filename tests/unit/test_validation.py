@@ -384,3 +384,9 @@ def test_replicas_may_change_on_update() -> None:
     new = copy.deepcopy(old)
     new["spec"]["replicas"] = 5
     assert _check("Deployment", new, old) == []
+
+
+def test_a_bad_limit_is_reported_once() -> None:
+    body = copy.deepcopy(BASES["Pod"])
+    body["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "abc"}}
+    assert [c.field for c in _check("Pod", body)] == [f"{C0}.resources.limits[cpu]"]
