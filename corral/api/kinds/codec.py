@@ -157,9 +157,9 @@ def wire_path(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
             path, current = f"{path}[{step}]", typing.get_args(current)[0]
         elif origin is dict:
             path, current = f"{path}[{step}]", typing.get_args(current)[1]
-        else:
-            path, current = _join(path, str(step)) if isinstance(step, str) else \
-                f"{path}[{step}]", Any
+        else:  # past what the types describe (inside an opaque value)
+            path = f"{path}[{step}]" if isinstance(step, int) else _join(path, step)
+            current = Any
     return path
 
 
