@@ -1,0 +1,197 @@
+"""Bearer-token authentication for the API server.
+
+The token file has kube-apiserver's ``--token-auth-file`` format, one token a line:
+
+    token,user,uid,"group1,group2"
+
+First start writes one line for the admin (group system:masters); more lines can be
+added by hand and are picked up without a restart (the file is re-read when its
+mtime changes).
+
+    request ─► AuthMiddleware ─► open path?  ──yes──► app (user: token's or anonymous)
+                                    │ no
+                                    ▼
+                          valid bearer token? ──no──► 401 Status "Unauthorized"
+                                    │ yes
+                                    ▼
+                              app, scope["user"] = User
+"""
+
+from __future__ import annotations
+
+import csv
+import hmac
+import io
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from corral.api.errors import Unauthorized
+
+ADMIN_USER = "admin"
+ADMIN_GROUPS = ("system:masters", "system:authenticated")
+TOKEN_BYTES = 32
+
+# Kubernetes lets system:unauthenticated read these by default; /version also
+# because kubectl's dispatcher asks it before it has picked a client binary.
+DEFAULT_OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version"})
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    uid: str = ""
+    groups: tuple[str, ...] = field(default=())
+
+
+ANONYMOUS = User("system:anonymous", "", ("system:unauthenticated",))
+
+
+def ensure_admin_token(data_dir: Path) -> str:
+    """The admin's bearer token: read from data_dir/token, made on first start."""
+    path = data_dir / "token"
+    if path.exists():
+        for entry in _parse_token_file(path.read_text()):
+            if entry.user.name == ADMIN_USER:
+                return entry.token
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    line = _format_line(token, User(ADMIN_USER, ADMIN_USER, ADMIN_GROUPS))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    existing = path.read_text() if path.exists() else ""
+    _write_private(path, existing + line)
+    return token
+
+
+@dataclass(frozen=True)
+class _Entry:
+    token: str
+    user: User
+
+
+def _parse_token_file(text: str) -> list[_Entry]:
+    entries: list[_Entry] = []
+    for row in csv.reader(io.StringIO(text)):
+        if not row or not row[0].strip() or row[0].lstrip().startswith("#"):
+            continue
+        if len(row) < 2:
+            continue  # a token without a user cannot be used
+        token, name = row[0].strip(), row[1].strip()
+        uid = row[2].strip() if len(row) > 2 else ""
+        groups = tuple(g.strip() for g in row[3].split(",") if g.strip()) if len(row) > 3 else ()
+        entries.append(_Entry(token, User(name, uid, groups)))
+    return entries
+
+
+def _format_line(token: str, user: User) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(
+        [token, user.name, user.uid, ",".join(user.groups)])
+    return out.getvalue()
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(fd, 0o600)  # the creation mode is ignored if tmp was left behind
+        out.write(text)
+        out.flush()
+        os.fsync(fd)
+    os.replace(tmp, path)
+
+
+class TokenAuthenticator:
+    """Maps ``Authorization: Bearer <token>`` to a User, from a token file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._entries: list[_Entry] = []
+        self._mtime_ns: int | None = None
+
+    def authenticate(self, header_value: str | None) -> User | None:
+        token = _bearer_token(header_value)
+        if token is None:
+            return None
+        return self._match(token.encode(), self._current_entries())
+
+    def _current_entries(self) -> list[_Entry]:
+        try:
+            mtime_ns = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return []
+        if mtime_ns != self._mtime_ns:
+            self._entries = _parse_token_file(self.path.read_text())
+            self._mtime_ns = mtime_ns
+        return self._entries
+
+    @staticmethod
+    def _match(presented: bytes, entries: Iterable[_Entry]) -> User | None:
+        # Compare against every entry, without stopping at a match, so timing
+        # tells nothing about which or how many tokens exist.
+        found: User | None = None
+        for entry in entries:
+            if hmac.compare_digest(presented, entry.token.encode()):
+                found = entry.user
+        return found
+
+
+def _bearer_token(header_value: str | None) -> str | None:
+    if not header_value:
+        return None
+    scheme, _, token = header_value.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+class AuthMiddleware:
+    """Pure ASGI, so streamed responses (watch, logs) pass through unbuffered."""
+
+    def __init__(self, app: ASGIApp, authenticator: TokenAuthenticator,
+                 open_paths: Iterable[str] = DEFAULT_OPEN_PATHS) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        self.open_paths = frozenset(open_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        user = self.authenticator.authenticate(_header(scope, b"authorization"))
+        if user is None and scope["path"] in self.open_paths:
+            user = ANONYMOUS
+        if user is None:
+            await _reject(scope, send)
+            return
+        scope["user"] = user
+        await self.app(scope, receive, send)
+
+
+async def _reject(scope: Scope, send: Send) -> None:
+    if scope["type"] == "websocket":
+        # Closing before accept makes the server answer the upgrade with 403.
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    body = orjson.dumps(Unauthorized("Unauthorized").to_status())
+    await send({
+        "type": "http.response.start",
+        "status": Unauthorized.code,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    })
+    await send({"type": "http.response.body", "body": body})
