@@ -204,6 +204,11 @@ class ProcessRuntime:
     async def status(self, container_id: str) -> ContainerState:
         return self._read(self._dir(container_id))
 
+    def exited(self, container_id: str) -> bool:
+        """Synchronous check, e.g. for LogFiles.follow(finished=...)."""
+        state = self._dir(container_id).read_status()
+        return state is not None and not state.running
+
     async def list(self) -> builtins.list[ContainerState]:
         states = []
         for path in sorted(self.state_root.iterdir()):

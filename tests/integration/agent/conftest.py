@@ -1,0 +1,83 @@
+"""Fixtures for runtime tests with real processes and real cgroups.
+
+``runtime_root`` gives a fresh state root and, whatever the test did, kills every
+shim and container it left (by PID, after checking the PID is really ours) and
+removes their cgroups.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from corral.agent.runtime.base import ContainerLaunch
+from corral.agent.runtime.process import is_shim_process
+from corral.agent.runtime.shim import StateDir
+
+
+def _kill_leftovers(state_root: Path) -> None:
+    for launch_file in state_root.rglob("launch.json"):
+        path = launch_file.parent
+        state_dir = StateDir(path)
+        shim_pid = state_dir.read_shim_pid()
+        if shim_pid is not None and is_shim_process(shim_pid, path):
+            os.kill(shim_pid, signal.SIGKILL)
+        state = state_dir.read_status()
+        if state is not None and state.running and state.pgid:
+            try:
+                os.killpg(state.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if state_dir.cgroup_file.exists():
+            cgroup = state_dir.read_cgroup()
+            if cgroup is not None:
+                for _ in range(50):
+                    cgroup.kill_all()
+                    if cgroup.remove():
+                        break
+                    time.sleep(0.02)
+
+
+@pytest.fixture
+def runtime_root(tmp_path: Path) -> Iterator[Path]:
+    root = tmp_path / "state"
+    try:
+        yield root
+    finally:
+        _kill_leftovers(root)
+
+
+@pytest.fixture
+def launch_for(tmp_path: Path) -> LaunchFactory:
+    return LaunchFactory(tmp_path)
+
+
+class LaunchFactory:
+    """Builds ContainerLaunch values with a fresh pod uid per test."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.pod_uid = uuid.uuid4().hex
+
+    def __call__(self, name: str, command: list[str], **fields: object) -> ContainerLaunch:
+        defaults: dict[str, object] = {
+            "env": {}, "working_dir": str(self.base / "work" / name),
+            "log_dir": str(self.base / "logs" / name),
+        }
+        return ContainerLaunch(self.pod_uid, name, command, **{**defaults, **fields})  # type: ignore[arg-type]
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    """True once pid no longer exists at all (reaped, not a zombie)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists():
+            return True
+        time.sleep(0.02)
+    return False

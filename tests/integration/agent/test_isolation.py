@@ -1,0 +1,128 @@
+"""Limits enforced by this machine's real cgroups (or the rlimits fallback)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from corral.agent.runtime.cgroups import ContainerCgroup
+from corral.agent.runtime.process import ProcessRuntime
+from corral.agent.runtime.shim import StateDir
+from tests.integration.agent.conftest import LaunchFactory
+from tests.integration.agent.test_process_runtime import wait_exited
+
+MEMORY_HOG = ["python3", "-c", "b = [bytearray(1 << 20) for _ in range(1024)]"]
+
+
+def cgroup_runtime(root: Path) -> ProcessRuntime:
+    rt = ProcessRuntime(root)
+    if rt.isolation().mechanism == "rlimits":
+        print(f"no writable memory cgroup: {rt.isolation().reason}")
+        pytest.skip(f"no writable memory cgroup: {rt.isolation().reason}")
+    return rt
+
+
+def instance_cgroup(root: Path, cid: str) -> ContainerCgroup:
+    cgroup = StateDir(root / cid).read_cgroup()
+    assert cgroup is not None
+    return cgroup
+
+
+async def test_memory_hog_is_oom_killed(runtime_root: Path, launch_for: LaunchFactory) -> None:
+    rt = cgroup_runtime(runtime_root)
+    state = await rt.start(launch_for("hog", MEMORY_HOG, memory_limit_bytes=64 << 20))
+    await wait_exited(rt, state.container_id, timeout=60)
+    state = await rt.status(state.container_id)
+    assert state.oom_killed and state.reason == "OOMKilled"
+    assert state.exit_code == 137
+    assert all(not Path(d).exists()
+               for d in instance_cgroup(runtime_root, state.container_id).dirs.values())
+
+
+async def test_within_its_memory_limit_runs_to_completion(
+    runtime_root: Path, launch_for: LaunchFactory,
+) -> None:
+    rt = cgroup_runtime(runtime_root)
+    small = ["python3", "-c", "b = bytearray(8 << 20)"]
+    state = await rt.start(launch_for("small", small, memory_limit_bytes=256 << 20))
+    await wait_exited(rt, state.container_id, timeout=60)
+    state = await rt.status(state.container_id)
+    assert (state.reason, state.oom_killed) == ("Completed", False)
+
+
+async def test_busy_loop_gets_about_its_cpu_quota(
+    runtime_root: Path, launch_for: LaunchFactory,
+) -> None:
+    rt = cgroup_runtime(runtime_root)
+    if "cpu" not in rt.isolation().enforced:
+        pytest.skip(f"no writable cpu cgroup: {rt.isolation().reason}")
+    busy = launch_for("busy", ["sh", "-c", "while :; do :; done"],
+                      cpu_request_millis=100, cpu_limit_millis=200)
+    state = await rt.start(busy)
+    try:
+        cgroup = instance_cgroup(runtime_root, state.container_id)
+        assert Path(cgroup.dirs["cpu"], "cpu.cfs_quota_us").read_text().strip() == "20000"
+        assert Path(cgroup.dirs["cpu"], "cpu.shares").read_text().strip() == "102"
+        first = await rt.usage(state.container_id)
+        await asyncio.sleep(2.0)
+        last = await rt.usage(state.container_id)
+        assert first is not None and last is not None
+        ratio = (last.cpu_usage_ns - first.cpu_usage_ns) / ((last.timestamp - first.timestamp) * 1e9)
+        throttled = Path(cgroup.dirs["cpu"], "cpu.stat").read_text()
+    finally:
+        await rt.stop(state.container_id, grace_seconds=1)
+    # An unthrottled busy loop would use a whole core (ratio ≈ 1); the quota is 0.2.
+    print(f"cpu ratio {ratio:.3f}")
+    assert 0.02 < ratio < 0.3, ratio
+    assert "nr_throttled 0" not in throttled
+
+
+async def test_pids_limit(runtime_root: Path, launch_for: LaunchFactory) -> None:
+    rt = cgroup_runtime(runtime_root)
+    if "pids" not in rt.isolation().enforced:
+        pytest.skip(f"no writable pids cgroup: {rt.isolation().reason}")
+    # With pids.max 3 (the shell itself and at most two more) the 5 sleeps cannot all fork.
+    script = "n=0; for i in 1 2 3 4 5; do sleep 5 & [ $? -eq 0 ] && n=$((n+1)); done; " \
+             "echo started=$(jobs -p | wc -l); kill $(jobs -p) 2>/dev/null; exit 0"
+    launch = launch_for("forky", ["sh", "-c", script], pids_limit=3)
+    state = await rt.start(launch)
+    await wait_exited(rt, state.container_id)
+    log = (Path(launch.log_dir) / "0.log").read_text()
+    assert "fork" in log.lower() or "resource temporarily unavailable" in log.lower(), log
+
+
+async def test_rlimits_fallback_reports_itself_and_limits_memory(
+    runtime_root: Path, launch_for: LaunchFactory,
+) -> None:
+    rt = ProcessRuntime(runtime_root, allow_cgroups=False)
+    isolation = rt.isolation()
+    assert isolation.mechanism == "rlimits"
+    assert "CPU limits and OOM detection not enforced" in isolation.reason
+    state = await rt.start(launch_for("hog", MEMORY_HOG, memory_limit_bytes=256 << 20))
+    await wait_exited(rt, state.container_id, timeout=60)
+    state = await rt.status(state.container_id)
+    # Not an OOM kill: the allocation fails inside the process (MemoryError).
+    assert (state.exit_code, state.reason, state.oom_killed) == (1, "Error", False)
+
+
+async def test_usage_is_reported_while_running(
+    runtime_root: Path, launch_for: LaunchFactory,
+) -> None:
+    for rt in (ProcessRuntime(runtime_root / "cg"), ProcessRuntime(runtime_root / "rl",
+                                                                    allow_cgroups=False)):
+        hold = ["python3", "-c", "import time; b = bytearray(32 << 20); time.sleep(60)"]
+        state = await rt.start(launch_for(f"hold-{rt.isolation().mechanism}", hold))
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                usage = await rt.usage(state.container_id)
+                if usage is not None and usage.memory_bytes > 32 << 20:
+                    break
+                assert time.monotonic() < deadline, usage
+                await asyncio.sleep(0.05)
+            assert usage.cpu_usage_ns > 0
+        finally:
+            await rt.stop(state.container_id, grace_seconds=1)
