@@ -1,0 +1,424 @@
+"""The async client for the Kubernetes API corral serves.
+
+Convention: objects travel as plain dicts (the wire form). Writes also accept a
+pydantic model from corral.api.kinds (encoded first); ``get_as``/``list_as``
+and ``as_model`` give typed objects when a caller wants them.
+
+    kind → Resource (lookup/BY_KIND) → path → httpx request
+      2xx → dict (or text for logs)    ≥400 Status → corral.api.errors.*
+      connection error → retried for reads; raised as ServerUnreachable
+
+Only reads (GET, list, the start of a watch) are retried, with back-off and
+jitter. A write is retried only when the connection was refused: then nothing
+was sent, so the write cannot have happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from os import PathLike
+from typing import Any, Literal, Self, TypeVar, overload
+
+import httpx
+from pydantic import BaseModel
+
+from corral.api.errors import APIError, BadRequest, from_status
+from corral.api.kinds import encode
+from corral.api.kinds.base import TypedObject
+from corral.api.resources import BY_KIND, Resource, lookup
+from corral.client.backoff import Backoff
+from corral.client.kubeconfig import ClusterConfig, load_kubeconfig
+from corral.client.watch import WatchEvent, stream_events
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+Kind = str | Resource
+Body = Obj | BaseModel
+PatchType = Literal["merge", "strategic", "json", "apply"]
+M = TypeVar("M", bound=TypedObject)
+
+PATCH_CONTENT_TYPES: dict[str, str] = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+    "apply": "application/apply-patch+yaml",
+}
+READ_ATTEMPTS = 6
+# A watch with bookmarks hears from the server at least every 30 s; silence
+# much longer than that means the connection is dead.
+WATCH_READ_TIMEOUT = 90.0
+
+
+class ServerUnreachable(ConnectionError):
+    """The master could not be reached (refused, reset, timed out), after the
+    retries that were safe. Retrying later may help."""
+
+
+@dataclass(frozen=True)
+class ListPage:
+    items: list[Obj]
+    resource_version: str
+    continue_: str = ""
+
+
+def resource_for(kind: Kind) -> Resource:
+    """A Resource from a Resource, kind ("Pod"), plural, singular or short name."""
+    if isinstance(kind, Resource):
+        return kind
+    res = BY_KIND.get(kind) or lookup(kind)
+    if res is None:
+        raise BadRequest(f'the server doesn\'t have a resource type "{kind}"')
+    return res
+
+
+def resource_path(res: Resource, namespace: str | None = None, name: str | None = None,
+                  subresource: str | None = None) -> str:
+    base = f"/apis/{res.group}/{res.version}" if res.group else f"/api/{res.version}"
+    parts = [base]
+    if res.namespaced and namespace:
+        parts.append(f"namespaces/{namespace}")
+    parts.append(res.plural)
+    if name is not None:
+        parts.append(name)
+        if subresource:
+            parts.append(subresource)
+    return "/".join(parts)
+
+
+def as_model(model: type[M], obj: Obj) -> M:
+    """Decode a wire dict into its corral.api.kinds model."""
+    return model.model_validate(obj)
+
+
+def _body(obj: Body) -> Obj:
+    return encode(obj) if isinstance(obj, BaseModel) else obj
+
+
+def _meta(obj: Obj) -> Obj:
+    meta = obj.get("metadata") or {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _kind_of(obj: Obj) -> Resource:
+    kind = obj.get("kind")
+    if not kind:
+        raise BadRequest("object has no kind")
+    return resource_for(str(kind))
+
+
+def _error_from(response: httpx.Response, body: bytes) -> APIError:
+    try:
+        status = json.loads(body) if body else None
+    except ValueError:
+        status = None
+    if not isinstance(status, dict):
+        status = {"message": body.decode(errors="replace").strip() or response.reason_phrase}
+    return from_status(response.status_code, status)
+
+
+def _ssl_context(ca_pem: bytes | None, insecure: bool) -> ssl.SSLContext | bool:
+    if insecure:
+        return False
+    if ca_pem:
+        return ssl.create_default_context(cadata=ca_pem.decode())
+    return True
+
+
+class Client:
+    def __init__(self, server: str, token: str | None = None, ca_pem: bytes | None = None,
+                 insecure: bool = False, *, timeout: float = 30.0,
+                 max_connections: int = 1000) -> None:
+        self.server = server.rstrip("/")
+        headers = {"Accept": "application/json", "User-Agent": "corral-client"}
+        # Bearer tokens travel only over TLS, as kubectl does.
+        if token and self.server.startswith("https://"):
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.AsyncClient(
+            base_url=self.server, headers=headers, verify=_ssl_context(ca_pem, insecure),
+            http1=True, http2=False,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(max_connections=max_connections,
+                                max_keepalive_connections=100, keepalive_expiry=60.0),
+        )
+
+    @classmethod
+    def from_config(cls, cfg: ClusterConfig) -> Client:
+        return cls(cfg.server, cfg.token, cfg.ca_pem, cfg.insecure)
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | PathLike[str] | None = None) -> Client:
+        return cls.from_config(load_kubeconfig(path))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- transport --------------------------------------------------------
+
+    async def raw(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                  json_body: Any = None, content: bytes | None = None,
+                  headers: dict[str, str] | None = None) -> httpx.Response:
+        """Send one request; ≥400 raises the APIError the Status names."""
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        if json_body is not None:
+            content = json.dumps(json_body).encode()
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        request = self._http.build_request(method, path, params=params, content=content,
+                                           headers=headers)
+        response = await self._send(request, idempotent=method in ("GET", "HEAD"))
+        if response.status_code >= 400:
+            raise _error_from(response, response.content)
+        return response
+
+    async def _send(self, request: httpx.Request, idempotent: bool,
+                    stream: bool = False) -> httpx.Response:
+        backoff = Backoff(initial=0.1, maximum=3.0)
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                response = await self._http.send(request, stream=stream)
+            except httpx.ConnectError as err:
+                last: httpx.TransportError = err  # refused before sending: always safe
+            except httpx.TransportError as err:
+                if not idempotent:
+                    raise ServerUnreachable(f"{request.method} {request.url}: {err!r}") from err
+                last = err
+            else:
+                if idempotent and response.status_code in (429, 503) and attempt < READ_ATTEMPTS:
+                    await response.aclose()
+                    await asyncio.sleep(self._retry_after(response, backoff))
+                    continue
+                return response
+            if attempt == READ_ATTEMPTS:
+                break
+            log.debug("request retry method=%s url=%s error=%r", request.method, request.url,
+                      last)
+            await asyncio.sleep(backoff.next_delay())
+        raise ServerUnreachable(f"cannot reach {self.server}: {last!r}") from last
+
+    @staticmethod
+    def _retry_after(response: httpx.Response, backoff: Backoff) -> float:
+        try:
+            return min(float(response.headers.get("Retry-After", "")), 10.0)
+        except ValueError:
+            return backoff.next_delay()
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Obj:
+        response = await self.raw(method, path, **kwargs)
+        data = response.json()
+        return data if isinstance(data, dict) else {"items": data}
+
+    # -- reads ------------------------------------------------------------
+
+    async def get(self, kind: Kind, name: str, namespace: str | None = None) -> Obj:
+        return await self._json("GET", resource_path(resource_for(kind), namespace, name))
+
+    async def get_as(self, model: type[M], name: str, namespace: str | None = None) -> M:
+        return as_model(model, await self.get(model.__name__, name, namespace))
+
+    async def list(self, kind: Kind, namespace: str | None = None, *,
+                   label_selector: str | None = None, field_selector: str | None = None,
+                   limit: int | None = None, continue_: str | None = None,
+                   resource_version: str | None = None) -> ListPage:
+        params = {"labelSelector": label_selector, "fieldSelector": field_selector,
+                  "limit": limit, "continue": continue_ or None,
+                  "resourceVersion": resource_version}
+        data = await self._json("GET", resource_path(resource_for(kind), namespace),
+                                params=params)
+        meta = _meta(data)
+        return ListPage(list(data.get("items") or []), str(meta.get("resourceVersion", "")),
+                        str(meta.get("continue", "") or ""))
+
+    async def list_all(self, kind: Kind, namespace: str | None = None, *,
+                       label_selector: str | None = None, field_selector: str | None = None,
+                       page_size: int = 500) -> ListPage:
+        """Every page, following ``continue``; the resourceVersion is the first page's
+        (the snapshot all pages were read at)."""
+        first = await self.list(kind, namespace, label_selector=label_selector,
+                                field_selector=field_selector, limit=page_size)
+        items, token = list(first.items), first.continue_
+        while token:
+            page = await self.list(kind, namespace, label_selector=label_selector,
+                                   field_selector=field_selector, limit=page_size,
+                                   continue_=token)
+            items.extend(page.items)
+            token = page.continue_
+        return ListPage(items, first.resource_version, "")
+
+    async def list_as(self, model: type[M], namespace: str | None = None, *,
+                      label_selector: str | None = None,
+                      field_selector: str | None = None) -> builtins.list[M]:
+        page = await self.list_all(model.__name__, namespace, label_selector=label_selector,
+                                   field_selector=field_selector)
+        return [as_model(model, item) for item in page.items]
+
+    # -- writes -----------------------------------------------------------
+
+    async def create(self, obj: Body, namespace: str | None = None) -> Obj:
+        """POST; the namespace defaults to the object's own (else "default")."""
+        body = _body(obj)
+        res = _kind_of(body)
+        ns = namespace or _meta(body).get("namespace") or "default"
+        return await self._json("POST", resource_path(res, ns), json_body=body)
+
+    async def update(self, obj: Body) -> Obj:
+        """PUT; the object's metadata.resourceVersion makes it a compare-and-swap
+        (Conflict when someone wrote in between)."""
+        return await self._put(_body(obj), None)
+
+    async def update_status(self, obj: Body) -> Obj:
+        return await self._put(_body(obj), "status")
+
+    async def _put(self, body: Obj, subresource: str | None) -> Obj:
+        res, meta = _kind_of(body), _meta(body)
+        path = resource_path(res, meta.get("namespace") or "default", meta.get("name", ""),
+                             subresource)
+        return await self._json("PUT", path, json_body=body)
+
+    async def patch(self, kind: Kind, name: str, patch: Any, namespace: str | None = None, *,
+                    patch_type: PatchType = "merge", subresource: str | None = None,
+                    field_manager: str | None = None, force: bool | None = None) -> Obj:
+        path = resource_path(resource_for(kind), namespace, name, subresource)
+        params = {"fieldManager": field_manager,
+                  "force": None if force is None else str(force).lower()}
+        return await self._json("PATCH", path, params=params,
+                                content=json.dumps(patch).encode(),
+                                headers={"Content-Type": PATCH_CONTENT_TYPES[patch_type]})
+
+    async def delete(self, kind: Kind, name: str, namespace: str | None = None, *,
+                     grace_period_seconds: int | None = None,
+                     propagation_policy: str | None = None,
+                     preconditions: dict[str, str] | None = None) -> Obj:
+        """DELETE; returns the object (finalizers pending or in its grace period)
+        or a Success Status."""
+        opts = self._delete_options(grace_period_seconds, propagation_policy, preconditions)
+        return await self._json("DELETE", resource_path(resource_for(kind), namespace, name),
+                                json_body=opts)
+
+    async def delete_collection(self, kind: Kind, namespace: str | None = None, *,
+                                label_selector: str | None = None,
+                                field_selector: str | None = None,
+                                propagation_policy: str | None = None) -> builtins.list[Obj]:
+        params = {"labelSelector": label_selector, "fieldSelector": field_selector}
+        opts = self._delete_options(None, propagation_policy, None)
+        data = await self._json("DELETE", resource_path(resource_for(kind), namespace),
+                                params=params, json_body=opts)
+        return list(data.get("items") or [])
+
+    @staticmethod
+    def _delete_options(grace: int | None, propagation: str | None,
+                        preconditions: dict[str, str] | None) -> Obj:
+        opts: Obj = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if grace is not None:
+            opts["gracePeriodSeconds"] = grace
+        if propagation:
+            opts["propagationPolicy"] = propagation
+        if preconditions:
+            opts["preconditions"] = preconditions
+        return opts
+
+    # -- subresources -----------------------------------------------------
+
+    async def bind(self, pod_name: str, namespace: str, node_name: str,
+                   resource_version: str | None = None) -> None:
+        """POST pods/{name}/binding; Conflict if the pod is already bound (or its
+        resourceVersion moved on, when given)."""
+        meta: Obj = {"name": pod_name, "namespace": namespace}
+        if resource_version:
+            meta["resourceVersion"] = resource_version
+        body = {"kind": "Binding", "apiVersion": "v1", "metadata": meta,
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node_name}}
+        await self._json("POST", resource_path(BY_KIND["Pod"], namespace, pod_name, "binding"),
+                         json_body=body)
+
+    async def evict(self, pod_name: str, namespace: str) -> None:
+        body = {"kind": "Eviction", "apiVersion": "policy/v1",
+                "metadata": {"name": pod_name, "namespace": namespace}}
+        await self._json("POST", resource_path(BY_KIND["Pod"], namespace, pod_name, "eviction"),
+                         json_body=body)
+
+    async def get_scale(self, kind: Kind, name: str, namespace: str) -> Obj:
+        return await self._json("GET", resource_path(resource_for(kind), namespace, name,
+                                                     "scale"))
+
+    async def set_scale(self, kind: Kind, name: str, namespace: str, replicas: int) -> Obj:
+        return await self.patch(kind, name, {"spec": {"replicas": replicas}}, namespace,
+                                subresource="scale")
+
+    @overload
+    async def logs(self, pod_name: str, namespace: str, *, container: str | None = None,
+                   follow: Literal[False] = False, tail_lines: int | None = None,
+                   previous: bool = False, since_seconds: int | None = None,
+                   timestamps: bool = False) -> str: ...
+
+    @overload
+    async def logs(self, pod_name: str, namespace: str, *, container: str | None = None,
+                   follow: Literal[True], tail_lines: int | None = None,
+                   previous: bool = False, since_seconds: int | None = None,
+                   timestamps: bool = False) -> AsyncIterator[str]: ...
+
+    async def logs(self, pod_name: str, namespace: str, *, container: str | None = None,
+                   follow: bool = False, tail_lines: int | None = None,
+                   previous: bool = False, since_seconds: int | None = None,
+                   timestamps: bool = False) -> str | AsyncIterator[str]:
+        """The pod's log as text, or with follow=True an iterator of lines as they come."""
+        params = {"container": container, "tailLines": tail_lines,
+                  "sinceSeconds": since_seconds, "previous": "true" if previous else None,
+                  "timestamps": "true" if timestamps else None,
+                  "follow": "true" if follow else None}
+        path = resource_path(BY_KIND["Pod"], namespace, pod_name, "log")
+        if not follow:
+            return (await self.raw("GET", path, params=params)).text
+        return self._follow(path, params)
+
+    async def _follow(self, path: str, params: dict[str, Any]) -> AsyncIterator[str]:
+        response = await self.open_stream(path, params, read_timeout=None)
+        try:
+            async for line in response.aiter_lines():
+                yield line
+        finally:
+            await response.aclose()
+
+    # -- watch ------------------------------------------------------------
+
+    async def open_stream(self, path: str, params: dict[str, Any],
+                          read_timeout: float | None,
+                          headers: dict[str, str] | None = None) -> httpx.Response:
+        """Open a streaming GET; the caller reads it and closes it."""
+        params = {k: v for k, v in params.items() if v is not None}
+        timeout = httpx.Timeout(30.0, connect=10.0, read=read_timeout)
+        request = self._http.build_request("GET", path, params=params, timeout=timeout,
+                                           headers=headers)
+        response = await self._send(request, idempotent=True, stream=True)
+        if response.status_code >= 400:
+            body = await response.aread()
+            await response.aclose()
+            raise _error_from(response, body)
+        return response
+
+    def watch(self, kind: Kind, namespace: str | None = None, *,
+              resource_version: str | None = None, label_selector: str | None = None,
+              field_selector: str | None = None, timeout_seconds: int | None = None,
+              allow_bookmarks: bool = True) -> AsyncIterator[WatchEvent]:
+        """Events after ``resource_version`` (none given: ADDED for what exists, then
+        changes). Raises Gone when that version was compacted away: re-list. Ends
+        when the server closes the stream; ServerUnreachable if the connection
+        breaks mid-stream. Either way the caller re-watches from the last
+        resourceVersion it saw."""
+        params = {"watch": "1", "resourceVersion": resource_version,
+                  "labelSelector": label_selector, "fieldSelector": field_selector,
+                  "timeoutSeconds": timeout_seconds,
+                  "allowWatchBookmarks": "true" if allow_bookmarks else None}
+        path = resource_path(resource_for(kind), namespace)
+        return stream_events(self, path, params, WATCH_READ_TIMEOUT, ServerUnreachable)

@@ -1,0 +1,243 @@
+"""Leader election over a coordination.k8s.io/v1 Lease, as client-go does it.
+
+    acquire: every retry_period, try_acquire_or_renew() until it succeeds
+      └─► leading: on_started_leading() runs as a task
+          renew: every retry_period; if no renewal succeeds within
+                 renew_deadline → leadership lost: cancel the task,
+                 on_stopped_leading()
+    stop(): cancel; a leader releases the Lease (holder "") so a standby
+            takes over at once instead of after lease_duration
+
+Another holder's Lease counts as expired when it has not changed for
+lease_duration measured on OUR monotonic clock since we last saw it change:
+clocks of different machines are never compared. Every write is a
+compare-and-swap on the Lease's resourceVersion, so two candidates can never
+both succeed with the same observed record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from corral.api.errors import APIError, NotFound
+from corral.client.clock import Clock, RealClock
+from corral.client.http import Client, ServerUnreachable
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[], Awaitable[None] | None]
+Obj = dict[str, Any]
+
+
+def micro_time(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The Lease spec we last saw, and when (our monotonic clock) it last changed."""
+    spec: Obj
+    resource_version: str
+    seen_at: float
+
+
+def held_by_other(spec: Obj, identity: str, observed_at: float, now: float,
+                  lease_duration: float) -> bool:
+    """Whether another live holder owns the lease (so we must not take it)."""
+    holder = spec.get("holderIdentity") or ""
+    if not holder or holder == identity:
+        return False
+    duration = float(spec.get("leaseDurationSeconds") or lease_duration)
+    return observed_at + duration > now
+
+
+def next_spec(old: Obj | None, identity: str, now: datetime, lease_duration: float) -> Obj:
+    """The spec we write to acquire or renew."""
+    old = old or {}
+    renewing = (old.get("holderIdentity") or "") == identity
+    transitions = int(old.get("leaseTransitions") or 0)
+    return {
+        "holderIdentity": identity,
+        "leaseDurationSeconds": max(round(lease_duration), 1),
+        "acquireTime": old.get("acquireTime") if renewing else micro_time(now),
+        "renewTime": micro_time(now),
+        "leaseTransitions": transitions if renewing or not old else transitions + 1,
+    }
+
+
+class LeaderElector:
+    def __init__(self, client: Client, namespace: str, name: str, identity: str, *,
+                 lease_duration: float = 15.0, renew_deadline: float = 10.0,
+                 retry_period: float = 2.0, on_started_leading: Callback | None = None,
+                 on_stopped_leading: Callback | None = None, release_on_cancel: bool = True,
+                 clock: Clock | None = None) -> None:
+        if not lease_duration > renew_deadline > retry_period > 0:
+            raise ValueError("need lease_duration > renew_deadline > retry_period > 0")
+        self.client = client
+        self.namespace = namespace
+        self.name = name
+        self.identity = identity
+        self.lease_duration = lease_duration
+        self.renew_deadline = renew_deadline
+        self.retry_period = retry_period
+        self.on_started_leading = on_started_leading
+        self.on_stopped_leading = on_stopped_leading
+        self.release_on_cancel = release_on_cancel
+        self.clock = clock or RealClock()
+        self._observed: Observation | None = None
+        self._leading = False
+        self._task: asyncio.Task[None] | None = None
+        self._work: asyncio.Task[None] | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leading
+
+    @property
+    def leader(self) -> str:
+        """The holder we last observed ("" if none)."""
+        return str((self._observed.spec if self._observed else {}).get("holderIdentity") or "")
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name=f"leader-election-{self.name}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    async def run(self) -> None:
+        """Acquire, lead until the lease is lost, then return (or until cancelled)."""
+        try:
+            await self._acquire()
+            await self._begin_leading()
+            await self._renew_until_lost()
+        finally:
+            await self._end_leading()
+
+    # -- the election -------------------------------------------------------
+
+    async def _acquire(self) -> None:
+        while not await self.try_acquire_or_renew():
+            await self.clock.sleep(self.retry_period)
+        log.info("leader elected lease=%s/%s identity=%s", self.namespace, self.name,
+                 self.identity)
+
+    async def _renew_until_lost(self) -> None:
+        while True:
+            await self.clock.sleep(self.retry_period)
+            deadline = self.clock.monotonic() + self.renew_deadline
+            while (left := deadline - self.clock.monotonic()) > 0:
+                if await self._bounded_try(left):
+                    break
+                await self.clock.sleep(self.retry_period)
+            else:  # no renewal succeeded within renew_deadline
+                log.warning("leader lost lease=%s/%s identity=%s reason=renew-deadline",
+                            self.namespace, self.name, self.identity)
+                return
+
+    async def _bounded_try(self, seconds: float) -> bool:
+        """One attempt that counts as failed if it takes longer than ``seconds``
+        (measured on the injected clock)."""
+        attempt = asyncio.ensure_future(self.try_acquire_or_renew())
+        timer = asyncio.ensure_future(self.clock.sleep(max(seconds, 0.0)))
+        try:
+            await asyncio.wait({attempt, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+        if not attempt.done():
+            attempt.cancel()
+            return False
+        return attempt.result()
+
+    async def try_acquire_or_renew(self) -> bool:
+        try:
+            return await self._try()
+        except (APIError, ServerUnreachable) as err:
+            log.info("leader election attempt failed lease=%s/%s error=%r", self.namespace,
+                     self.name, err)
+            return False
+
+    async def _try(self) -> bool:
+        try:
+            lease = await self.client.get("Lease", self.name, self.namespace)
+        except NotFound:
+            created = await self.client.create({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": self.name, "namespace": self.namespace},
+                "spec": next_spec(None, self.identity, self.clock.now(), self.lease_duration),
+            })
+            self._observe(created)
+            return True
+        self._observe(lease)
+        observed = self._observed
+        assert observed is not None
+        if held_by_other(observed.spec, self.identity, observed.seen_at, self.clock.monotonic(),
+                         self.lease_duration):
+            return False
+        lease["spec"] = next_spec(observed.spec, self.identity, self.clock.now(),
+                                  self.lease_duration)
+        self._observe(await self.client.update(lease))  # Conflict: someone else won
+        return True
+
+    def _observe(self, lease: Obj) -> None:
+        spec = dict(lease.get("spec") or {})
+        rv = str((lease.get("metadata") or {}).get("resourceVersion", ""))
+        if self._observed is None or self._observed.spec != spec:
+            self._observed = Observation(spec, rv, self.clock.monotonic())
+        else:
+            self._observed = Observation(spec, rv, self._observed.seen_at)
+
+    # -- leading --------------------------------------------------------------
+
+    async def _begin_leading(self) -> None:
+        self._leading = True
+        if self.on_started_leading is not None:
+            self._work = asyncio.create_task(_call(self.on_started_leading),
+                                             name=f"leading-{self.name}")
+
+    async def _end_leading(self) -> None:
+        if not self._leading:
+            return
+        self._leading = False
+        work, self._work = self._work, None
+        if work is not None:
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+        if self.release_on_cancel:
+            await asyncio.shield(self._release())
+        if self.on_stopped_leading is not None:
+            await _call(self.on_stopped_leading)
+
+    async def _release(self) -> None:
+        """Give the lease up so a standby need not wait for it to expire."""
+        try:
+            lease = await self.client.get("Lease", self.name, self.namespace)
+            spec = lease.get("spec") or {}
+            if spec.get("holderIdentity") != self.identity:
+                return
+            lease["spec"] = {**spec, "holderIdentity": "", "leaseDurationSeconds": 1,
+                             "renewTime": micro_time(self.clock.now())}
+            await self.client.update(lease)
+        except (APIError, ServerUnreachable) as err:
+            log.info("leader release failed lease=%s/%s error=%r", self.namespace, self.name,
+                     err)
+
+
+async def _call(callback: Callback) -> None:
+    result = callback()
+    if inspect.isawaitable(result):
+        await result

@@ -1,0 +1,71 @@
+"""Reading a watch stream: one JSON event per line.
+
+    {"type": "ADDED"|"MODIFIED"|"DELETED", "object": {...}}
+    {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "N"}}}
+    {"type": "ERROR", "object": <Status>}   410 → corral.api.errors.Gone
+
+An ERROR event ends the watch with the error it carries; a clean end of the
+stream ends the iterator; a broken connection raises the caller's
+"unreachable" error. In every case but Gone, re-watch from the last
+resourceVersion seen; after Gone, re-list.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import httpx
+
+from corral.api.errors import BadRequest, from_status
+
+EventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: EventType
+    object: dict[str, Any]
+
+    @property
+    def resource_version(self) -> str:
+        meta = self.object.get("metadata") or {}
+        return str(meta.get("resourceVersion", ""))
+
+
+class StreamOpener(Protocol):
+    async def open_stream(self, path: str, params: dict[str, Any],
+                          read_timeout: float | None,
+                          headers: dict[str, str] | None = None) -> httpx.Response: ...
+
+
+def parse_event(line: str) -> WatchEvent:
+    """One line of the stream as an event; ERROR events raise the Status they carry."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        raise BadRequest(f"malformed watch event: {line[:200]!r}") from None
+    event_type = data.get("type")
+    obj = data.get("object") or {}
+    if event_type == "ERROR":
+        raise from_status(int(obj.get("code") or 500), obj)
+    if event_type not in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK"):
+        raise BadRequest(f"unknown watch event type {event_type!r}")
+    return WatchEvent(event_type, obj)
+
+
+async def stream_events(opener: StreamOpener, path: str, params: dict[str, Any],
+                        read_timeout: float | None,
+                        unreachable: type[Exception],
+                        headers: dict[str, str] | None = None) -> AsyncIterator[WatchEvent]:
+    response = await opener.open_stream(path, params, read_timeout, headers)
+    try:
+        async for line in response.aiter_lines():
+            if line.strip():
+                yield parse_event(line)
+    except httpx.TransportError as err:
+        raise unreachable(f"watch {path} broke: {err!r}") from err
+    finally:
+        await response.aclose()
