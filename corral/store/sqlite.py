@@ -149,9 +149,9 @@ class SqliteStore:
         revision = self._revision
         try:
             outcomes = await self.on_writer(lambda conn: apply_batch(conn, ops, revision))
-        except sqlite3.Error as err:
-            log.error("store write failed path=%s ops=%d error=%s", self.path, len(ops), err)
-            outcomes = [StoreUnavailable(f"sqlite: {err}")] * len(ops)
+        except Exception as err:  # the batch rolled back; the writer task must live on
+            log.exception("store write failed path=%s ops=%d", self.path, len(ops))
+            outcomes = [StoreUnavailable(f"write failed: {err}")] * len(ops)
         events = [o for o in outcomes if isinstance(o, Event)]
         if events:
             self._revision = events[-1].revision
