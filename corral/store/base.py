@@ -6,7 +6,8 @@ uses ``mod_revision`` as the object's ``resourceVersion``.
 
 Watch semantics follow Kubernetes: ``watch(prefix, after_revision=N)`` yields
 every change with revision > N, in revision order, then live changes. A
-revision at or below the compacted revision raises ``Compacted`` (HTTP 410).
+revision below the compacted revision raises ``Compacted`` (HTTP 410); at the
+compacted revision itself history is still complete, as in etcd.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def list_range(conn: sqlite3.Connection, keys: KeyRange, limit: int,
         if revision <= 0 or revision >= current:
             rows = _list_current(conn, keys, limit)
             revision = current
-        elif revision <= compacted:
+        elif revision < compacted:
             raise Compacted(revision, compacted)
         else:
             rows = _list_at(conn, keys, limit, revision)
@@ -111,13 +111,12 @@ def _list_at(conn: sqlite3.Connection, keys: KeyRange, limit: int,
 def history_page(conn: sqlite3.Connection, prefix: str, after: int, limit: int, *,
                  first: bool) -> list[Event]:
     """Up to ``limit`` events under ``prefix`` with revision > ``after``, in order.
-    Raises Compacted when history above ``after`` may be gone; on the ``first``
-    page also when ``after`` is the compacted revision itself, as the Store
-    contract says ("at or below")."""
+    Raises Compacted when history above ``after`` may be gone (``after`` below
+    the compacted revision; at it, every later event is still there)."""
     where, params = KeyRange.of(prefix).where("name")
     with _snapshot(conn):
         _, compacted = read_revisions(conn)
-        if after < compacted or (first and after == compacted):
+        if after < compacted:
             raise Compacted(after, compacted)
         rows = conn.execute(
             f"SELECT id, name, created, deleted, create_revision, prev_revision, value, "
