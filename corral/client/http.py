@@ -134,8 +134,9 @@ def _ssl_context(ca_pem: bytes | None, insecure: bool) -> ssl.SSLContext | bool:
 class Client:
     def __init__(self, server: str, token: str | None = None, ca_pem: bytes | None = None,
                  insecure: bool = False, *, timeout: float = 30.0,
-                 max_connections: int = 1000) -> None:
+                 max_connections: int = 1000, attempts: int = READ_ATTEMPTS) -> None:
         self.server = server.rstrip("/")
+        self.attempts = max(attempts, 1)  # tries of a request that is safe to repeat
         headers = {"Accept": "application/json", "User-Agent": "corral-client"}
         # Bearer tokens travel only over TLS, as kubectl does.
         if token and self.server.startswith("https://"):
@@ -185,7 +186,7 @@ class Client:
     async def _send(self, request: httpx.Request, idempotent: bool,
                     stream: bool = False) -> httpx.Response:
         backoff = Backoff(initial=0.1, maximum=3.0)
-        for attempt in range(1, READ_ATTEMPTS + 1):
+        for attempt in range(1, self.attempts + 1):
             try:
                 response = await self._http.send(request, stream=stream)
             except httpx.ConnectError as err:
@@ -195,12 +196,12 @@ class Client:
                     raise ServerUnreachable(f"{request.method} {request.url}: {err!r}") from err
                 last = err
             else:
-                if idempotent and response.status_code in (429, 503) and attempt < READ_ATTEMPTS:
+                if idempotent and response.status_code in (429, 503) and attempt < self.attempts:
                     await response.aclose()
                     await asyncio.sleep(self._retry_after(response, backoff))
                     continue
                 return response
-            if attempt == READ_ATTEMPTS:
+            if attempt == self.attempts:
                 break
             log.debug("request retry method=%s url=%s error=%r", request.method, request.url,
                       last)

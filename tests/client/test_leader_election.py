@@ -1,0 +1,124 @@
+"""Leader election between candidates on a real master, timed by a fake clock:
+one leader at a time, a crashed leader's lease is taken only after it expires,
+a stopped leader hands over at once, and a leader that cannot renew steps down."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from corral.client.clock import FakeClock
+from corral.client.http import Client
+from corral.client.leaderelection import LeaderElector
+from tests.cluster import Master
+
+NS = "default"
+
+
+async def _until(cond: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    async def poll() -> None:
+        while not cond():
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+@pytest.fixture
+async def client(master: Master) -> AsyncIterator[Client]:
+    async with Client.from_kubeconfig(master.kubeconfig) as c:
+        yield c
+
+
+def _elector(client: Client, lease: str, identity: str, clock: FakeClock,
+             log: list[str], **kw: object) -> LeaderElector:
+    async def started() -> None:
+        log.append(f"{identity} started")
+        await asyncio.Event().wait()  # lead until cancelled
+
+    return LeaderElector(client, NS, lease, identity, lease_duration=15, renew_deadline=10,
+                         retry_period=2, clock=clock, on_started_leading=started,
+                         on_stopped_leading=lambda: log.append(f"{identity} stopped"),
+                         **kw)  # type: ignore[arg-type]
+
+
+async def _settle(clock: FakeClock, waiting: int) -> None:
+    """Let the electors finish their HTTP round trips until ``waiting`` sleep on the clock."""
+    await _until(lambda: clock.sleepers >= waiting, f"{waiting} sleepers")
+
+
+async def test_crashed_leader_is_replaced_only_after_lease_expires(client: Client) -> None:
+    clock, log = FakeClock(), []
+    a = _elector(client, "le-crash", "a", clock, log, release_on_cancel=False)
+    a.start()
+    await _until(lambda: a.is_leader, "a leads")
+    b = _elector(client, "le-crash", "b", clock, log)
+    b.start()
+    await _settle(clock, 2)
+    await a.stop()  # a "crashes": no release, no more renewals
+    assert log == ["a started", "a stopped"]
+    for _ in range(7):  # 14 s: the lease (15 s from b's first sight of it) still holds
+        clock.advance(2)
+        await _settle(clock, 1)
+        assert not b.is_leader
+    clock.advance(2)
+    await _until(lambda: b.is_leader, "b takes over after expiry")
+    lease = await client.get("Lease", "le-crash", NS)
+    assert lease["spec"]["holderIdentity"] == "b" and lease["spec"]["leaseTransitions"] == 1
+    await b.stop()
+
+
+async def test_stopped_leader_releases_and_standby_takes_over_next_retry(client: Client) -> None:
+    clock, log = FakeClock(), []
+    a = _elector(client, "le-release", "a", clock, log)
+    a.start()
+    await _until(lambda: a.is_leader, "a leads")
+    b = _elector(client, "le-release", "b", clock, log)
+    b.start()
+    await _settle(clock, 2)
+    await a.stop()
+    lease = await client.get("Lease", "le-release", NS)
+    assert lease["spec"]["holderIdentity"] == ""
+    clock.advance(2)
+    await _until(lambda: b.is_leader, "b leads after one retry period")
+    assert log == ["a started", "a stopped", "b started"]
+    await b.stop()
+
+
+async def test_leader_renews_and_keeps_the_lease(client: Client) -> None:
+    clock, log = FakeClock(), []
+    a = _elector(client, "le-renew", "a", clock, log)
+    a.start()
+    await _until(lambda: a.is_leader, "a leads")
+    first = (await client.get("Lease", "le-renew", NS))["spec"]["renewTime"]
+    for _ in range(20):  # 40 s, well past the lease duration
+        await _settle(clock, 1)
+        clock.advance(2)
+    await _settle(clock, 1)
+    spec = (await client.get("Lease", "le-renew", NS))["spec"]
+    assert a.is_leader and spec["holderIdentity"] == "a" and spec["renewTime"] > first
+    await a.stop()
+
+
+async def test_leader_that_cannot_renew_steps_down(master: Master) -> None:
+    clock, log = FakeClock(), []
+    async with Client(master.url, token=master.token, ca_pem=master.ca_pem, attempts=1) as c:
+        a = _elector(c, "le-lost", "a", clock, log)
+        a.start()
+        await _until(lambda: a.is_leader, "a leads")
+        await _settle(clock, 1)
+        # Someone else takes the lease by force: every renewal now fails the CAS check.
+        lease = await c.get("Lease", "le-lost", NS)
+        lease["spec"]["holderIdentity"] = "intruder"
+        await c.update(lease)
+        while a.is_leader and clock.monotonic() < 60:
+            clock.advance(2)
+            await _until(lambda: clock.sleepers >= 1 or not a.is_leader, "a retries")
+        # Renewals fail from the first retry at 2 s; the deadline is 10 s after it.
+        assert not a.is_leader and clock.monotonic() == 12
+        assert log == ["a started", "a stopped"]
+        await a.stop()
