@@ -19,6 +19,7 @@ import uvicorn
 from corral.api.app import build_app
 from corral.api.auth import TokenAuthenticator, ensure_admin_token
 from corral.api.errors import AlreadyExists
+from corral.api.metrics import API_METRICS
 from corral.api.registry import Registry
 from corral.api.resources import BY_KIND
 from corral.api.tls import ensure_pki
@@ -108,7 +109,13 @@ class ApiServer:
             ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path)}
             ca_pem = pki.ca_pem
         write_kubeconfig(cfg.kubeconfig_path, cfg.url, ca_pem, token)
-        authenticator = TokenAuthenticator(cfg.data_dir / "token")
+        # kubectl sends no Authorization header over plain HTTP, so --insecure-http
+        # means no authentication at all (and says so in the log).
+        authenticator = None if cfg.insecure_http else TokenAuthenticator(cfg.data_dir / "token")
+        if cfg.insecure_http:
+            log.warning("serving plain HTTP without authentication url=%s", cfg.url)
+        store = self.store
+        API_METRICS.track_store_revision(lambda: float(getattr(store, "revision", 0)))
         app = build_app(self.registry, authenticator)
         config = uvicorn.Config(
             app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from corral.client.kubeconfig import load_kubeconfig
 from corral.cli.master import add_master_flags, server_config
 
 
@@ -94,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
         procs.append(_spawn(_master_args(args), logs / "master.log"))
         _wait_ready(cfg.url, procs[0])
         kubeconfig = cfg.kubeconfig_path.resolve()
-        token = (args.data_dir / "token").read_text().strip().split(",")[0]
+        token = load_kubeconfig(kubeconfig).token
         print(f"corral is up\n  API:        {cfg.url}\n  kubeconfig: {kubeconfig}\n"
               f"  token:      {token}\n  logs:       {logs.resolve()}\n"
               f"  try:        export KUBECONFIG={kubeconfig}; kubectl get all -A\n"
