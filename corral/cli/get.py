@@ -77,6 +77,7 @@ class TablePrinter:
         headers = [definitions[i]["name"] for i in self.visible]
         self.show_namespace = req.namespace is None and res.namespaced
         self.columns = Columns((["NAMESPACE"] if self.show_namespace else []) + headers)
+        self.header_printed = False
 
     def cells(self, row: Obj) -> list[str]:
         raw = row.get("cells") or []
@@ -88,8 +89,11 @@ class TablePrinter:
             cells.insert(0, str(meta.get("namespace", "")))
         return cells
 
-    def render(self, rows: list[Obj], header: bool = True) -> str:
-        return self.columns.render([self.cells(r) for r in rows], header=header)
+    def render(self, rows: list[Obj]) -> str:
+        """Rows as text, with the header the first time only."""
+        text = self.columns.render([self.cells(r) for r in rows], header=not self.header_printed)
+        self.header_printed = True
+        return text
 
 
 def _no_resources(req: Request) -> str:
@@ -156,9 +160,12 @@ async def watch_rows(client: Client, req: Request, printer: TablePrinter, rv: st
     events = stream_events(client, resource_path(res, ns), params, None, ServerUnreachable,
                            headers={"Accept": TABLE_ACCEPT})
     async for event in events:
+        definitions = event.object.get("columnDefinitions")
+        if definitions and not printer.visible:  # the list had none to offer
+            printer = TablePrinter(res, req, definitions)
         rows = event.object.get("rows") or []
         if event.type != "BOOKMARK" and rows:
-            print(printer.render(rows, header=False), flush=True)
+            print(printer.render(rows), flush=True)
 
 
 async def _run(client: Client, args: argparse.Namespace) -> int:
