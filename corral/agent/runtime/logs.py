@@ -24,7 +24,7 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -147,7 +147,7 @@ class LogFiles:
     async def follow(
         self, attempt: int, tail: int | None = None, timestamps: bool = False,
         finished: Callable[[], bool] | None = None, poll_seconds: float = 0.1,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Yield the tail, then new lines as they are written, across rotations;
         ends once ``finished()`` is true and everything written has been read."""
         # Open the live file before reading anything, so no line falls in between.
@@ -205,6 +205,7 @@ class _Tailer:
         records = self._drain()
         if self._rotated():
             records += self._drain()  # whatever the old file got last
+            records += self._rotated_since()  # files that came and went meanwhile
             if self._file is not None:
                 self._file.close()
             self._open()
@@ -217,6 +218,24 @@ class _Tailer:
             return os.stat(self.path).st_ino != self._inode or self._file is None
         except FileNotFoundError:
             return False
+
+    def _rotated_since(self) -> list[str]:
+        """Records of rotated files newer than the one we had open (when the
+        writer rotated more than once between two polls)."""
+        if self._file is None:
+            return []
+        rotated = sorted(self.path.parent.glob(f"{self.path.name}.*"),
+                         key=lambda p: -int(p.name.rsplit(".", 1)[1]))  # oldest first
+        inodes = []
+        for p in rotated:
+            try:
+                inodes.append(p.stat().st_ino)
+            except FileNotFoundError:
+                inodes.append(-1)
+        if self._inode not in inodes:
+            return []
+        newer = rotated[inodes.index(self._inode) + 1:]
+        return [record for p in newer if p.exists() for record in _records(p)]
 
     def _drain(self) -> list[str]:
         if self._file is None:
