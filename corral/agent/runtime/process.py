@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import dataclasses
 import logging
 import os
 import shutil
@@ -58,7 +59,7 @@ class ProcessRuntime:
         self, state_root: str | Path, cgroup_parent: str = "corral",
         allow_cgroups: bool = True, start_timeout: float = 30.0,
     ) -> None:
-        self.state_root = Path(state_root)
+        self.state_root = Path(state_root).resolve()  # the shim runs in /
         self.state_root.mkdir(parents=True, exist_ok=True)
         self.start_timeout = start_timeout
         self._cgroups, self._isolation = detect_isolation(cgroup_parent,
@@ -104,6 +105,9 @@ class ProcessRuntime:
             return self._read(state_dir)
 
     def _prepare(self, state_dir: StateDir, launch: ContainerLaunch) -> None:
+        launch = dataclasses.replace(  # the shim runs in /, so no relative paths
+            launch, log_dir=os.path.abspath(launch.log_dir),
+            working_dir=os.path.abspath(launch.working_dir))
         LogFiles(launch.log_dir).prune(keep_from_attempt=launch.attempt - 1)
         cgroup = self._cgroups.for_container(launch.container_id) if self._cgroups else None
         write_json_atomic(state_dir.cgroup_file, cgroup.to_dict() if cgroup else None)
@@ -145,6 +149,8 @@ class ProcessRuntime:
     async def stop(self, container_id: str, grace_seconds: float) -> ContainerState:
         state_dir = self._dir(container_id)
         state = self._read(state_dir)
+        if state_dir.read_status() is None:  # stopped while still starting
+            state = await self._first_status(state_dir)
         if not state.running:
             return state
         if self._shim_alive(state_dir):
@@ -162,11 +168,11 @@ class ProcessRuntime:
     async def _stop_without_shim(
         self, state_dir: StateDir, state: ContainerState, grace_seconds: float,
     ) -> ContainerState:
-        assert state.pgid is not None
-        _killpg(state.pgid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_seconds
-        while time.monotonic() < deadline and _group_alive(state.pgid):
-            await asyncio.sleep(POLL_SECONDS)
+        if state.pgid is not None:
+            _killpg(state.pgid, signal.SIGTERM)
+            deadline = time.monotonic() + grace_seconds
+            while time.monotonic() < deadline and _group_alive(state.pgid):
+                await asyncio.sleep(POLL_SECONDS)
         return self._record_lost(state_dir, "supervisor (shim) lost; container stopped "
                                  "by the agent")
 

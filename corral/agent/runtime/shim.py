@@ -23,7 +23,7 @@ Stop: SIGUSR1 (grace from stop.json) or SIGTERM/SIGINT (the launch's grace)
 → SIGTERM to the command's process group, SIGKILL to the group and the cgroup
 when the grace runs out. When the command exits, whatever it left in its group
 or cgroup is killed (as a container's pid namespace would be), every child is
-reaped, the logs are drained, the status is written and the cgroup removed.
+reaped, the logs are drained, the cgroup removed and then the status written.
 """
 
 from __future__ import annotations
@@ -140,6 +140,7 @@ class Shim:
         self.limits = Limits(self.launch.cpu_request_millis, self.launch.cpu_limit_millis,
                              self.launch.memory_limit_bytes, self.launch.pids_limit)
         self.pid = 0
+        self._started: ContainerState | None = None
         self.popen: subprocess.Popen[bytes] | None = None
         self._kill_at: float | None = None
         self._kill_timer: asyncio.TimerHandle | None = None
@@ -221,6 +222,8 @@ class Shim:
         for task in pending:  # a leftover we could not kill still holds a pipe
             task.cancel()
         oom = self.cgroup.oom_kills() if self.cgroup is not None else 0
+        self._remove_cgroup()  # so that an EXITED status means its resources are free
+        assert self._started is not None
         self.dir.write_status(terminated_state(self._started, wait_status, oom))
 
     def _reap(self) -> None:

@@ -7,6 +7,7 @@ removes their cgroups.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from corral.agent.runtime.base import ContainerLaunch
-from corral.agent.runtime.process import is_shim_process
+from corral.agent.runtime.process import ProcessRuntime, is_shim_process
 from corral.agent.runtime.shim import StateDir
 
 
@@ -73,8 +74,16 @@ class LaunchFactory:
         return ContainerLaunch(self.pod_uid, name, command, **{**defaults, **fields})  # type: ignore[arg-type]
 
 
+async def wait_exited(rt: ProcessRuntime, cid: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not rt.exited(cid):
+        assert time.monotonic() < deadline, f"{cid} did not exit"
+        await asyncio.sleep(0.02)
+
+
 def wait_gone(pid: int, timeout: float = 10.0) -> bool:
-    """True once pid no longer exists at all (reaped, not a zombie)."""
+    """True once pid no longer exists at all (reaped, not a zombie). Orphans are
+    reaped by init, which on some machines takes a second or so."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not Path(f"/proc/{pid}").exists():

@@ -11,8 +11,7 @@ import pytest
 from corral.agent.runtime.cgroups import ContainerCgroup
 from corral.agent.runtime.process import ProcessRuntime
 from corral.agent.runtime.shim import StateDir
-from tests.integration.agent.conftest import LaunchFactory
-from tests.integration.agent.test_process_runtime import wait_exited
+from tests.integration.agent.conftest import LaunchFactory, wait_exited
 
 MEMORY_HOG = ["python3", "-c", "b = [bytearray(1 << 20) for _ in range(1024)]"]
 

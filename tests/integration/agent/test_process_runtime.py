@@ -14,14 +14,7 @@ from corral.agent.runtime.base import RunPhase
 from corral.agent.runtime.logs import LogFiles
 from corral.agent.runtime.process import ProcessRuntime, is_shim_process
 from corral.agent.runtime.shim import StateDir
-from tests.integration.agent.conftest import LaunchFactory, wait_gone
-
-
-async def wait_exited(rt: ProcessRuntime, cid: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not rt.exited(cid):
-        assert time.monotonic() < deadline, f"{cid} did not exit"
-        await asyncio.sleep(0.02)
+from tests.integration.agent.conftest import LaunchFactory, wait_exited, wait_gone
 
 
 async def test_exit_codes_and_reasons(runtime_root: Path, launch_for: LaunchFactory) -> None:
