@@ -1,27 +1,34 @@
 """A TCP listener for one Service address that pipes each connection to a backend.
 
     client ──accept──▶ Listener ──candidates()──▶ Balancer
-                          │ connect (timeout), on failure the next candidate
+                          │ non-blocking connect (timeout); on failure the next candidate
                           ▼
-    client socket ◀──── _Pipe ⇄ _Pipe ────▶ backend socket
+    client socket ──_Direction──▶ backend socket
+    client socket ◀──_Direction── backend socket
 
-Bytes move with asyncio Protocols (no per-chunk task switch): what one side
-reads, the other side's transport writes. A full write buffer pauses reading on
-the other side, so a slow reader slows its writer instead of filling memory. An
-EOF from one side becomes a half-close (shutdown SHUT_WR) towards the other;
-both sockets close once both directions are finished or either side is lost.
+Everything runs on the event loop's own readiness callbacks (`add_reader`,
+`add_writer`) over non-blocking sockets, with no task, future or transport per
+connection: a proxied connection costs little more than its system calls, which
+is what keeps a Python proxy near the speed of a direct connection.
 
-Each connection is one task owned by its Listener. Stopping a listener only
-stops accepting: connections in flight run to their end (a backend leaving the
-set does not cut them). `close()` cancels and awaits them all.
+Each direction reads what it can and sends it on; bytes the receiver cannot take
+yet are held and reading stops until they are flushed, so a slow reader slows
+its writer instead of filling memory. An EOF becomes a half-close (SHUT_WR)
+towards the other side once the held bytes are out; both sockets close when both
+directions have finished, or at once when either side fails.
+
+Connections belong to their Listener. Stopping a listener only stops accepting:
+connections in flight run to their end (a backend leaving the set does not cut
+them). `close()` closes them all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
-from typing import cast
+import struct
 
 from corral.proxy.balancer import Address, Balancer
 
@@ -30,87 +37,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CONNECT_TIMEOUT = 1.0
 DEFAULT_MAX_ATTEMPTS = 3
 LISTEN_BACKLOG = 1024
-
-
-class _Pipe(asyncio.Protocol):
-    """One socket of a proxied connection: what it reads, its peer's socket writes."""
-
-    def __init__(self, lost: asyncio.Future[None], peer: _Pipe | None = None) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.peer = peer
-        self.lost = lost
-        self.eof = False  # the far end has finished sending
-        self._paused = False  # reading paused because the peer cannot write fast enough
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        assert self.peer is not None and self.peer.transport is not None
-        self.peer.transport.write(data)
-
-    def eof_received(self) -> bool:
-        self.eof = True
-        peer = self.peer
-        if peer is None or peer.transport is None:
-            return False
-        if peer.transport.can_write_eof():
-            peer.transport.write_eof()
-        if peer.eof:  # both directions are finished
-            self._close()
-            peer._close()
-        return True  # keep the socket open: the other direction may still flow
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.lost.done():
-            self.lost.set_result(None)
-        if self.peer is not None:
-            self.peer._close()  # flushes what is still buffered, then closes
-
-    def pause_writing(self) -> None:
-        if self.peer is not None:
-            self.peer._pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.peer is not None:
-            self.peer._resume_reading()
-
-    def _pause_reading(self) -> None:
-        # After an EOF the transport has already stopped reading; resuming it
-        # later would read the EOF a second time.
-        if self.transport is not None and not self.eof and not self._paused:
-            self._paused = True
-            self.transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self.transport is not None and self._paused:
-            self._paused = False
-            self.transport.resume_reading()
-
-    def _close(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
-
-class _ClientPipe(_Pipe):
-    """The accepted side: holds reading until a backend is connected."""
-
-    def __init__(self, listener: Listener) -> None:
-        super().__init__(asyncio.get_running_loop().create_future())
-        self._listener = listener
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self._pause_reading()
-        self._listener._accepted(self)
-
-    def link(self, backend: _Pipe) -> None:
-        self.peer = backend
-        self._resume_reading()
+READ_SIZE = 256 * 1024
+ACCEPTS_PER_WAKEUP = 64  # bounds one callback's work so other connections get turns
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -127,6 +55,201 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Direction:
+    """Bytes flowing one way, from `source` to `sink`."""
+
+    def __init__(self, connection: _Connection, source: socket.socket,
+                 sink: socket.socket) -> None:
+        self.connection = connection
+        self.source = source
+        self.sink = sink
+        self.held = b""  # read but not yet taken by the sink
+        self.eof = False  # the source has finished sending
+        self.done = False  # EOF passed on to the sink
+        self.reading = False
+        self.writing = False
+
+    def start(self) -> None:
+        self._read(True)
+
+    def stop(self) -> None:
+        self._read(False)
+        self._write(False)
+
+    def on_readable(self) -> None:
+        if self.connection.closed:
+            return
+        try:
+            data = self.source.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.connection.abort()
+            return
+        if data:
+            self._send(data)
+        else:
+            self.eof = True
+            self._read(False)
+            self._finish_if_flushed()
+
+    def on_writable(self) -> None:
+        if self.connection.closed:
+            return
+        data, self.held = self.held, b""
+        self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        try:
+            sent = self.sink.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self.connection.abort()
+            return
+        if sent < len(data):
+            self.held = data[sent:]
+            self._read(False)  # back-pressure: read more only once the sink takes this
+            self._write(True)
+            return
+        self._write(False)
+        if self.eof:
+            self._finish_if_flushed()
+        else:
+            self._read(True)
+
+    def _finish_if_flushed(self) -> None:
+        if self.held or self.done:
+            return
+        self.done = True
+        try:
+            self.sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the sink is already gone; its own direction reports that
+        self.connection.direction_finished()
+
+    def _read(self, on: bool) -> None:
+        if on != self.reading and not (on and self.eof):
+            loop = self.connection.loop
+            if on:
+                loop.add_reader(self.source.fileno(), self.on_readable)
+            else:
+                loop.remove_reader(self.source.fileno())
+            self.reading = on
+
+    def _write(self, on: bool) -> None:
+        if on != self.writing:
+            loop = self.connection.loop
+            if on:
+                loop.add_writer(self.sink.fileno(), self.on_writable)
+            else:
+                loop.remove_writer(self.sink.fileno())
+            self.writing = on
+
+
+class _Connection:
+    """One accepted client: connecting to a backend, then piping both ways."""
+
+    def __init__(self, listener: Listener, client: socket.socket, client_ip: str) -> None:
+        self.listener = listener
+        self.loop = listener.loop
+        self.client = client
+        self.client_ip = client_ip
+        self.backend: socket.socket | None = None
+        self.address: Address | None = None  # the backend connected (or being tried)
+        self.directions: list[_Direction] = []
+        self.closed = False
+        self._candidates = listener.balancer.candidates(client_ip)[: listener.max_attempts]
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- connecting -----------------------------------------------------------
+
+    def connect_next(self) -> None:
+        if not self._candidates:
+            log.warning("no backend reachable service=%s client=%s", self.listener.name,
+                        self.client_ip)
+            self.abort()  # a reset, as a refused connection would give
+            return
+        self.address = self._candidates.pop(0)
+        self.listener.balancer.opened(self.address)
+        self.backend = socket.socket(socket.AF_INET,
+                                     socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        code = self.backend.connect_ex(self.address)
+        if code not in (0, errno.EINPROGRESS):
+            self._connect_failed(OSError(code, errno.errorcode.get(code, str(code))))
+            return
+        self.loop.add_writer(self.backend.fileno(), self._on_connect_done)
+        self._timer = self.loop.call_later(self.listener.connect_timeout, self._on_timeout)
+
+    def _on_connect_done(self) -> None:
+        assert self.backend is not None
+        self._stop_connecting()
+        code = self.backend.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            self._connect_failed(OSError(code, errno.errorcode.get(code, str(code))))
+            return
+        assert self.address is not None
+        self.backend.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.listener.balancer.stick(self.client_ip, self.address)
+        self.directions = [_Direction(self, self.client, self.backend),
+                           _Direction(self, self.backend, self.client)]
+        for direction in self.directions:
+            direction.start()
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        self._stop_connecting()
+        self._connect_failed(TimeoutError("connect timed out"))
+
+    def _stop_connecting(self) -> None:
+        assert self.backend is not None
+        self.loop.remove_writer(self.backend.fileno())
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _connect_failed(self, err: OSError) -> None:
+        assert self.backend is not None and self.address is not None
+        log.info("backend connect failed service=%s backend=%s:%d error=%r",
+                 self.listener.name, self.address[0], self.address[1], err)
+        self.backend.close()
+        self.backend = None
+        self.listener.balancer.closed(self.address)
+        self.address = None
+        self.connect_next()
+
+    # -- ending ---------------------------------------------------------------
+
+    def direction_finished(self) -> None:
+        if all(direction.done for direction in self.directions):
+            self._close()
+
+    def abort(self) -> None:
+        """End now: a reset towards both sides, no flushing."""
+        if self.closed:
+            return
+        for sock in (self.client, self.backend):
+            if sock is not None:
+                # SO_LINGER 0: close sends RST, as a failed side would.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._close()
+
+    def _close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for direction in self.directions:
+            direction.stop()
+        if self.backend is not None and self._timer is not None:
+            self._stop_connecting()
+        for sock in (self.client, self.backend):
+            if sock is not None:
+                sock.close()
+        if self.address is not None:
+            self.listener.balancer.closed(self.address)
+        self.listener._forget(self)
+
+
 class Listener:
     """Accepts on host:port and forwards each connection to a backend of `balancer`."""
 
@@ -139,27 +262,33 @@ class Listener:
         self.name = name or f"{host}:{port}"
         self.connect_timeout = connect_timeout
         self.max_attempts = max_attempts
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._sock: socket.socket | None = None
+        self._connections: set[_Connection] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
     async def start(self) -> None:
         sock = listening_socket(self.host, self.port)
+        sock.listen(LISTEN_BACKLOG)
         self.port = sock.getsockname()[1]  # the real one when asked for port 0
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _ClientPipe(self), sock=sock,
-                                                backlog=LISTEN_BACKLOG)
+        self._sock = sock
+        self.loop.add_reader(sock.fileno(), self._on_acceptable)
         log.info("proxy listening service=%s address=%s:%d", self.name, self.host, self.port)
 
     @property
     def connections(self) -> int:
-        return len(self._tasks)
+        return len(self._connections)
 
     def stop_accepting(self) -> None:
         """Close the listening socket; connections in flight keep running."""
-        if self._server is not None:
-            self._server.close()
+        if self._sock is not None:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
             log.info("proxy stopped listening service=%s address=%s:%d", self.name,
                      self.host, self.port)
 
@@ -168,70 +297,30 @@ class Listener:
         await self._idle.wait()
 
     async def close(self) -> None:
-        """Stop accepting, cancel every connection and wait for all of them."""
+        """Stop accepting and close every connection at once."""
         self.stop_accepting()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
+        for connection in list(self._connections):
+            connection.abort()
+        await self._idle.wait()
 
-    def _accepted(self, client: _ClientPipe) -> None:
-        task = asyncio.get_running_loop().create_task(self._serve(client))
-        self._tasks.add(task)
-        self._idle.clear()
-        task.add_done_callback(self._forget)
+    def _on_acceptable(self) -> None:
+        assert self._sock is not None
+        for _ in range(ACCEPTS_PER_WAKEUP):
+            try:
+                client, peer = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as err:  # out of file descriptors, aborted handshake...
+                log.warning("proxy accept failed service=%s error=%r", self.name, err)
+                return
+            client.setblocking(False)
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            connection = _Connection(self, client, peer[0])
+            self._connections.add(connection)
+            self._idle.clear()
+            connection.connect_next()
 
-    def _forget(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not self._tasks:
+    def _forget(self, connection: _Connection) -> None:
+        self._connections.discard(connection)
+        if not self._connections:
             self._idle.set()
-
-    async def _serve(self, client: _ClientPipe) -> None:
-        assert client.transport is not None
-        peer = client.transport.get_extra_info("peername")
-        client_ip = peer[0] if peer else ""
-        try:
-            connected = await self._connect(client, client_ip)
-        except BaseException:
-            client.abort()
-            raise
-        if connected is None:
-            log.warning("no backend reachable service=%s client=%s", self.name, client_ip)
-            client.abort()  # a reset, as a refused connection would give
-            return
-        address, backend = connected
-        try:
-            client.link(backend)
-            await asyncio.gather(client.lost, backend.lost)
-        finally:
-            client.abort()
-            backend.abort()
-            self.balancer.closed(address)
-
-    async def _connect(self, client: _ClientPipe,
-                       client_ip: str) -> tuple[Address, _Pipe] | None:
-        for address in self.balancer.candidates(client_ip)[: self.max_attempts]:
-            backend = await self._try_backend(client, address)
-            if backend is not None:
-                self.balancer.stick(client_ip, address)
-                return address, backend
-        return None
-
-    async def _try_backend(self, client: _ClientPipe, address: Address) -> _Pipe | None:
-        loop = asyncio.get_running_loop()
-        backend = _Pipe(loop.create_future(), peer=client)
-        self.balancer.opened(address)
-        try:
-            await asyncio.wait_for(loop.create_connection(lambda: backend, *address),
-                                   self.connect_timeout)
-        except (OSError, TimeoutError) as err:
-            self.balancer.closed(address)
-            log.info("backend connect failed service=%s backend=%s:%d error=%r", self.name,
-                     address[0], address[1], err)
-            return None
-        except BaseException:
-            self.balancer.closed(address)
-            raise
-        return backend
