@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -247,3 +248,49 @@ async def _until(condition: object, timeout: float = 5.0) -> None:
         while not condition():  # type: ignore[operator]
             await asyncio.sleep(0.01)
     await asyncio.wait_for(wait(), timeout)
+
+
+async def test_slow_reader_gets_every_byte(table: ProxyTable,
+                                           backends: list[NamedBackend]) -> None:
+    ip = random_cluster_ip()
+    await table.apply({KEY: Spec(ip, SERVICE_PORT)}, {KEY: ready(backends[:1])})
+    reader, writer = await asyncio.open_connection(ip, SERVICE_PORT, limit=1 << 16)
+    lines = [b"%07d" % i + b"y" * 4000 + b"\n" for i in range(2000)]  # ~8 MB, past every buffer
+
+    async def send() -> None:
+        for line in lines:
+            writer.write(line)
+            await writer.drain()
+        writer.write_eof()
+
+    sender = asyncio.create_task(send())
+    chunks = []
+    while chunk := await reader.read(1 << 16):
+        chunks.append(chunk)
+        if len(chunks) % 16 == 0:
+            await asyncio.sleep(0.001)  # read slowly: the proxy must hold back, not drop
+    await sender
+    writer.close()
+    assert b"".join(chunks) == b"".join(b"web-a " + line for line in lines) + b"web-a bye\n"
+
+
+async def test_backend_that_never_accepts_is_skipped_after_the_timeout(
+        backends: list[NamedBackend]) -> None:
+    # A listen(0) socket whose queue is full drops further handshakes: connect hangs.
+    stuck = socket.socket()
+    stuck.bind(("127.0.0.1", 0))
+    stuck.listen(0)
+    fillers = [socket.socket() for _ in range(4)]
+    for filler in fillers:
+        filler.setblocking(False)
+        filler.connect_ex(stuck.getsockname())
+    table = ProxyTable(connect_timeout=0.2)
+    try:
+        ip = random_cluster_ip()
+        dead = Backend(*stuck.getsockname())
+        await table.apply({KEY: Spec(ip, SERVICE_PORT)}, {KEY: [dead, backends[0].backend()]})
+        assert [await http_get(ip, SERVICE_PORT) for _ in range(4)] == ["web-a"] * 4
+    finally:
+        await table.close()
+        for sock in [stuck, *fillers]:
+            sock.close()
