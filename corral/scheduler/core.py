@@ -70,7 +70,7 @@ class Decision:
     node: str | None
     reasons: Mapping[str, int]  # reason → number of nodes, empty on success
     message: str  # "" on success; Kubernetes' FitError wording on failure
-    sampled: int = 0  # nodes in the sampled window
+    sampled: int = 0  # nodes in the sampled window that pass the static filters
     scored: int = 0  # nodes checked and scored exactly
 
 
@@ -177,6 +177,7 @@ class _Search:
             block = (first + len(window)) % blocks
             window.append(block)
             found += len(self.static.feasible_in(self.snapshot, block))
+        self.sampled += found
         return window
 
     def _search(self, window: list[int]) -> None:
@@ -196,7 +197,6 @@ class _Search:
     def _search_block(self, block: int) -> None:
         static = self.static
         feasible = static.feasible_in(self.snapshot, block)
-        self.sampled += len(feasible)
         scores, statics = self.node_scores.scores, static.static_scores
         bounds = [(scores[i] + statics[i], i) for i in _rotated(feasible, self.rng)]
         bounds.sort(key=_first, reverse=True)
