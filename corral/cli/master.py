@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import signal
 from pathlib import Path
+from typing import Awaitable, Callable
 
 from corral.api.server import ServerConfig, serve_forever
 from corral.cli.logging_setup import setup_logging
+from corral.client.http import Client
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -39,12 +42,59 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                         insecure_http=args.insecure_http, extra_sans=list(args.tls_san))
 
 
-async def run_master(cfg: ServerConfig) -> None:
+# Components that run inside `corral master` as API clients, each
+# "module:function" with `async def fn(client: Client, stop: asyncio.Event) -> None`
+# returning when ``stop`` is set. A module not built yet is skipped.
+IN_PROCESS = {
+    "scheduler": "corral.scheduler.loop:run_in_master",
+    "controllers": "corral.controllers.manager:run_in_master",
+}
+
+log = logging.getLogger("corral.master")
+
+
+def _component(target: str) -> Callable[[Client, asyncio.Event], Awaitable[None]] | None:
+    module_name, _, fn = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name != module_name:
+            raise
+        return None
+    return getattr(module, fn)  # type: ignore[no-any-return]
+
+
+async def _run_components(cfg: ServerConfig, names: list[str], stop: asyncio.Event) -> None:
+    """Start the in-process components once the API answers, as ordinary clients."""
+    while not cfg.kubeconfig_path.exists() and not stop.is_set():
+        await asyncio.sleep(0.05)
+    async with Client.from_kubeconfig(cfg.kubeconfig_path) as client:
+        while not stop.is_set():
+            try:
+                await client.raw("GET", "/readyz")
+                break
+            except Exception:  # noqa: BLE001 - not listening yet
+                await asyncio.sleep(0.05)
+        runs = []
+        for name in names:
+            fn = _component(IN_PROCESS[name])
+            if fn is not None:
+                log.info("component starting name=%s", name)
+                runs.append(asyncio.create_task(fn(client, stop), name=name))
+        if runs:
+            await asyncio.gather(*runs)
+
+
+async def run_master(cfg: ServerConfig, components: list[str]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await serve_forever(cfg, stop)
+    server = asyncio.create_task(serve_forever(cfg, stop))
+    parts = asyncio.create_task(_run_components(cfg, components, stop))
+    await asyncio.wait({server, parts}, return_when=asyncio.FIRST_EXCEPTION)
+    stop.set()
+    await asyncio.gather(server, parts)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -52,7 +102,8 @@ def _run(args: argparse.Namespace) -> int:
     cfg = server_config(args)
     logging.getLogger("corral.master").info(
         "starting master url=%s data_dir=%s", cfg.url, cfg.data_dir)
-    asyncio.run(run_master(cfg))
+    components = [c for c in IN_PROCESS if c not in args.disable]
+    asyncio.run(run_master(cfg, components))
     return 0
 
 
@@ -60,4 +111,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("master", help="run the master: API server, scheduler, controllers")
     add_master_flags(p)
     p.add_argument("--log-level", default="info")
+    p.add_argument("--disable", action="append", default=[], choices=sorted(IN_PROCESS),
+                   help="do not run this component in-process (run it as its own process)")
     p.set_defaults(run=_run)
