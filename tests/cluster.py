@@ -118,3 +118,105 @@ class Master:
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, verify=str(self.ca_path),
                             headers={"Authorization": f"Bearer {self.token}"}, timeout=30.0)
+
+
+def kill_pods(state_dir: Path) -> None:
+    """Kill every shim and container an agent left under ``state_dir`` (by PID,
+    after checking the PID is really that shim) and remove their cgroups."""
+    from corral.agent.runtime.process import is_shim_process
+    from corral.agent.runtime.shim import StateDir
+
+    runtime_dir = state_dir / "runtime"
+    for launch_file in runtime_dir.glob("*/launch.json") if runtime_dir.exists() else []:
+        instance = StateDir(launch_file.parent)
+        shim_pid = instance.read_shim_pid()
+        if shim_pid is not None and is_shim_process(shim_pid, instance.path):
+            os.kill(shim_pid, signal.SIGKILL)
+        state = instance.read_status()
+        if state is not None and state.running and state.pgid:
+            try:
+                os.killpg(state.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        cgroup = instance.read_cgroup() if instance.cgroup_file.exists() else None
+        for _ in range(50 if cgroup is not None else 0):
+            assert cgroup is not None
+            cgroup.kill_all()
+            if cgroup.remove():
+                break
+            time.sleep(0.02)
+
+
+@dataclass
+class Agent:
+    """A real `corral agent` process for ``master``; pods outlive stop() and kill()
+    (as they do in production), so ``cleanup()`` kills what it ran."""
+
+    master: Master
+    name: str
+    state_dir: Path
+    node_ip: str = "127.0.0.1"
+    extra_args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir.parent / f"{self.name}.log"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 30.0, wait_registered: bool = True) -> Agent:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "corral.cli.main", "agent", "--server", self.master.url,
+             "--name", self.name, "--kubeconfig", str(self.master.kubeconfig),
+             "--node-ip", self.node_ip, "--state-dir", str(self.state_dir),
+             "--heartbeat", "0.5", "--backoff-initial", "1", "--backoff-cap", "8",
+             *self.extra_args],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        if wait_registered:
+            self.wait_registered(timeout)
+        return self
+
+    def wait_registered(self, timeout: float = 30.0) -> None:
+        """Until the Node shows this agent's pid (a restarted agent re-registers)."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        with self.master.http() as http:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"agent exited {self.proc.returncode}:\n{self.log()}")
+                r = http.get(f"/api/v1/nodes/{self.name}")
+                if r.status_code == 200:
+                    node = r.json()
+                    pid = node["metadata"].get("annotations", {}).get("corral.dev/agent-pid")
+                    if pid == str(self.proc.pid) and node.get("status", {}).get("conditions"):
+                        return
+                time.sleep(0.05)
+        raise RuntimeError(f"agent {self.name} not registered after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-8000:] if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        """SIGTERM: the agent exits, its pods keep running."""
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash."""
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        kill_pods(self.state_dir)

@@ -2,6 +2,7 @@
 
     master        one master per test module (fast); tests use unique names
     fresh_master  a master of the test's own (for restarts, crashes, state checks)
+    agents        start `corral agent` processes; each, and its pods, stopped after the test
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.cluster import Master
+from tests.cluster import Agent, Master
 
 
 @pytest.fixture(scope="module")
@@ -30,3 +31,30 @@ def fresh_master(tmp_path: Path) -> Iterator[Master]:
         yield m
     finally:
         m.stop()
+
+
+@pytest.fixture
+def agents(tmp_path: Path) -> Iterator[AgentFactory]:
+    """Start agents with ``agents(master, "node-x")``; every one, and every pod it
+    ran, is stopped at the end of the test."""
+    factory = AgentFactory(tmp_path)
+    try:
+        yield factory
+    finally:
+        factory.cleanup()
+
+
+class AgentFactory:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.started: list[Agent] = []
+
+    def __call__(self, master: Master, name: str, *extra_args: str,
+                 node_ip: str = "127.0.0.1", start: bool = True) -> Agent:
+        agent = Agent(master, name, self.base / "agents" / name, node_ip, list(extra_args))
+        self.started.append(agent)
+        return agent.start() if start else agent
+
+    def cleanup(self) -> None:
+        for agent in self.started:
+            agent.cleanup()

@@ -4,12 +4,14 @@
         /healthz /readyz /livez /version /metrics
         /api /apis /api/v1 /apis/{g}[/{v}]        discovery
         /openapi/v3[...]                          OpenAPI
+        /api/v1/nodes/{name}/proxy/{path}         NodeProxy → the node's agent
         everything else                           ResourceHandler → Registry → Store
+                                                  (pods/{name}/log → the agent)
 """
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,6 +27,7 @@ from corral.api.handlers.discovery import (
     serve_openapi,
     version,
 )
+from corral.api.handlers.node_proxy import NODE_PROXY_PATH
 from corral.api.handlers.resources import LogHandler, ResourceHandler
 from corral.api.handlers.responses import status_response
 from corral.api.metrics import MetricsMiddleware, metrics_response
@@ -33,6 +36,8 @@ from corral.api.registry import Registry
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version"})
 
 Handler = Callable[[Request], Awaitable[Response]]
+# (request, node name, path below .../proxy) → the agent's answer
+NodeProxyHandler = Callable[[Request, str, str], Awaitable[Response]]
 
 
 def _guard(handler: Handler) -> Handler:
@@ -58,6 +63,7 @@ def build_app(
     authenticator: TokenAuthenticator | None,
     *,
     logs: LogHandler | None = None,
+    nodes: NodeProxyHandler | None = None,
     ready: Callable[[], bool] = lambda: True,
 ) -> ASGIApp:
     resources = ResourceHandler(registry, logs)
@@ -66,6 +72,9 @@ def build_app(
         path = request.url.path
         if path.startswith("/openapi/"):
             return await serve_openapi(request)
+        proxied = NODE_PROXY_PATH.match(path) if nodes is not None else None
+        if proxied is not None and nodes is not None:
+            return await nodes(request, proxied.group(1), proxied.group(2) or "/")
         if path.startswith(("/api/", "/apis/")) or path in ("/api", "/apis"):
             if is_discovery_path(path):
                 return await serve_discovery(request)

@@ -54,7 +54,7 @@ class Resource:
 
 RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Namespace", "namespaces", False, ("ns",)),
-    Resource("", "v1", "Node", "nodes", False, ("no",)),
+    Resource("", "v1", "Node", "nodes", False, ("no",), ("status", "proxy")),
     Resource("", "v1", "Pod", "pods", True, ("po",),
              ("status", "binding", "eviction", "log"), ("all",)),
     Resource("", "v1", "Service", "services", True, ("svc",), ("status",), ("all",)),

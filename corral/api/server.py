@@ -19,6 +19,7 @@ import uvicorn
 from corral.api.app import build_app
 from corral.api.auth import TokenAuthenticator, ensure_admin_token
 from corral.api.errors import AlreadyExists
+from corral.api.handlers.node_proxy import NodeProxy
 from corral.api.metrics import API_METRICS
 from corral.api.registry import Registry
 from corral.api.resources import BY_KIND
@@ -89,6 +90,7 @@ class ApiServer:
         self.store: Store | None = None
         self.registry: Registry | None = None
         self._server: uvicorn.Server | None = None
+        self._node_proxy: NodeProxy | None = None
 
     async def open(self) -> Registry:
         cfg = self.cfg
@@ -116,7 +118,10 @@ class ApiServer:
             log.warning("serving plain HTTP without authentication url=%s", cfg.url)
         store = self.store
         API_METRICS.track_store_revision(lambda: float(getattr(store, "revision", 0)))
-        app = build_app(self.registry, authenticator)
+        # Agents accept the admin token (they check it with the master).
+        self._node_proxy = NodeProxy(self.registry, token)
+        app = build_app(self.registry, authenticator, logs=self._node_proxy.pod_log,
+                        nodes=self._node_proxy.node_proxy)
         config = uvicorn.Config(
             app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
             lifespan="off", timeout_keep_alive=120, timeout_graceful_shutdown=2,
@@ -132,6 +137,9 @@ class ApiServer:
             self._server.should_exit = True
 
     async def close(self) -> None:
+        if self._node_proxy is not None:
+            await self._node_proxy.aclose()
+            self._node_proxy = None
         if self.store is not None:
             await self.store.close()
             self.store = None

@@ -1,5 +1,12 @@
 """`corral up`: a whole dev cluster on this machine — the master (and, with
---agents N, N node agents) as child processes. Ctrl-C stops them all."""
+--agents N, N node agents) as child processes. Ctrl-C stops them all.
+
+Agents are node-1..N, each with its own state dir under DATA_DIR/agents, its own
+loopback address 127.0.1.N as node IP, and an equal slice of this machine's CPUs
+and memory. Pods outlive agents by design (their shims are detached), so `up`
+runs agents with --stop-pods-on-exit and, after they exit, stops whatever an
+agent that had to be killed left running.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +20,18 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil  # type: ignore[import-untyped]
 
-from corral.client.kubeconfig import load_kubeconfig
 from corral.cli.master import add_master_flags, server_config
+from corral.client.kubeconfig import load_kubeconfig
+
+# Agents stop their pods on exit with at most 10 s of grace each (in parallel).
+AGENT_STOP_GRACE = 15.0
 
 
 def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    out = open(log_path, "ab")
+    out = open(log_path, "ab")  # noqa: SIM115 - handed to the child
     # Own process group: a Ctrl-C in the terminal reaches `up`, which stops the
     # children in order, instead of all of them at once.
     return subprocess.Popen([sys.executable, "-m", "corral.cli.main", *args],
@@ -73,6 +84,34 @@ def _master_args(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def _agent_dir(args: argparse.Namespace, index: int) -> Path:
+    return Path(args.data_dir) / "agents" / f"node-{index}"
+
+
+def _agent_args(args: argparse.Namespace, url: str, kubeconfig: Path, index: int) -> list[str]:
+    count = args.agents
+    cpus = max((psutil.cpu_count() or 1) / count, 0.1)
+    memory_mi = psutil.virtual_memory().total // count // (1024 * 1024)
+    return ["agent", "--server", url, "--name", f"node-{index}", "--kubeconfig", str(kubeconfig),
+            "--node-ip", f"127.0.1.{index}", "--state-dir", str(_agent_dir(args, index)),
+            "--cpus", f"{cpus:.2f}", "--memory", f"{memory_mi}Mi", "--stop-pods-on-exit"]
+
+
+def _stop_leftover_pods(args: argparse.Namespace) -> None:
+    """Containers of agents that did not stop them (killed after the grace)."""
+    from corral.agent.runtime.process import ProcessRuntime
+
+    async def stop_all(runtime: ProcessRuntime) -> None:
+        for state in await runtime.list():
+            if state.running:
+                await runtime.stop(state.container_id, 0)
+
+    for index in range(1, args.agents + 1):
+        runtime_dir = _agent_dir(args, index) / "runtime"
+        if runtime_dir.exists():
+            asyncio.run(stop_all(ProcessRuntime(runtime_dir)))
+
+
 def _apply(paths: list[str], kubeconfig: Path) -> None:
     from corral.cli.apply import apply_paths
 
@@ -96,8 +135,13 @@ def _run(args: argparse.Namespace) -> int:
         _wait_ready(cfg.url, procs[0])
         kubeconfig = cfg.kubeconfig_path.resolve()
         token = load_kubeconfig(kubeconfig).token
+        nodes = ", ".join(f"node-{i}" for i in range(1, args.agents + 1))
+        for index in range(1, args.agents + 1):
+            procs.append(_spawn(_agent_args(args, cfg.url, kubeconfig, index),
+                                logs / f"node-{index}.log"))
         print(f"corral is up\n  API:        {cfg.url}\n  kubeconfig: {kubeconfig}\n"
               f"  token:      {token}\n  logs:       {logs.resolve()}\n"
+              f"  agents:     {nodes or 'none'}\n"
               f"  try:        export KUBECONFIG={kubeconfig}; kubectl get all -A\n"
               "Ctrl-C stops the cluster.", flush=True)
         if args.apply:
@@ -111,7 +155,8 @@ def _run(args: argparse.Namespace) -> int:
         print("stopping the cluster", flush=True)
         return 0
     finally:
-        stop_children(procs)
+        stop_children(procs, grace=AGENT_STOP_GRACE)
+        _stop_leftover_pods(args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -155,6 +155,19 @@ class PodIP(KubeModel):
     ip: str
 
 
+class PortMapping(KubeModel):
+    """corral extension: where a containerPort really listens. Processes share the
+    node's network, so the agent allocates a host port per containerPort and
+    reports it here; the Endpoints controller and the proxy target hostIP:hostPort."""
+
+    container_name: str
+    container_port: int
+    host_ip: str = Field(alias="hostIP")
+    host_port: int
+    protocol: str = "TCP"
+    name: str | None = None
+
+
 class PodStatus(KubeModel):
     phase: str | None = None  # Pending, Running, Succeeded, Failed, Unknown
     conditions: list[Condition] | None = None
@@ -174,3 +187,4 @@ class PodStatus(KubeModel):
     observed_generation: int | None = None
     resources: Opaque | None = None
     resource_claim_statuses: list[Opaque] | None = None
+    port_mappings: list[PortMapping] | None = None  # corral extension, see PortMapping

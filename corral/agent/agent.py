@@ -1,0 +1,134 @@
+"""The node agent: every part composed, and every task owned by ``Agent``.
+
+    start: pick a master ─► runtime (adopts the shims' state) ─► own HTTP server
+           ─► pods (informer + workers; adopted instances re-attached)
+           ─► register Node (retried until the master answers) ─► heartbeat
+    stop:  heartbeat ─► pods (workers stop supervising; containers keep running
+           unless stop_pods_on_exit) ─► server ─► client
+
+The master may be down at start or at any time after: nothing on the node waits
+for it except the writes, which are retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from typing import Any
+
+import httpx
+
+from corral.agent.config import AgentConfig
+from corral.agent.heartbeat import Heartbeat
+from corral.agent.node import node_status, register_node
+from corral.agent.pod_worker import NodeContext
+from corral.agent.pods import PodManager
+from corral.agent.runtime.backoff import CrashLoopBackOff
+from corral.agent.runtime.ports import PortAllocator
+from corral.agent.runtime.process import ProcessRuntime
+from corral.agent.server import AgentServer, TokenCheck
+from corral.agent.stats import StatsCollector
+from corral.api.errors import APIError
+from corral.client.backoff import Backoff
+from corral.client.http import Client, ServerUnreachable
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+CLIENT_ATTEMPTS = 3  # a write must not hold a pod worker for long while the master is away
+
+
+async def pick_server(cfg: AgentConfig) -> str:
+    """The first master URL that answers /readyz; the first one if none does yet."""
+    verify: ssl.SSLContext | bool = (ssl.create_default_context(cadata=cfg.ca_pem.decode())
+                                     if cfg.ca_pem else True)
+    async with httpx.AsyncClient(verify=verify, timeout=2.0) as http:
+        for url in cfg.servers:
+            try:
+                if (await http.get(f"{url.rstrip('/')}/readyz")).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                continue
+    return cfg.servers[0]
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig) -> None:
+        self.cfg = cfg
+        self.runtime = ProcessRuntime(cfg.runtime_dir, cfg.cgroup_parent,
+                                      allow_cgroups=cfg.allow_cgroups)
+        self.registered = asyncio.Event()
+        self.client: Client | None = None
+        self.pods: PodManager | None = None
+        self.server: AgentServer | None = None
+        self.heartbeat: Heartbeat | None = None
+        self._register_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        url = await pick_server(cfg)
+        self.client = client = Client(url, cfg.token, cfg.ca_pem, attempts=CLIENT_ATTEMPTS)
+        ctx = NodeContext(cfg, client, self.runtime, PortAllocator(cfg.node_ip),
+                          CrashLoopBackOff(initial=cfg.backoff_initial_seconds,
+                                           cap=cfg.backoff_cap_seconds),
+                          self._get_object)
+        self.pods = PodManager(ctx)
+        self.server = AgentServer(cfg, self.pods, StatsCollector(self.pods, cfg.name),
+                                  TokenCheck(cfg, url))
+        await self.server.start()
+        await self.pods.start()
+        port = self.server.port
+        self.heartbeat = Heartbeat(client, cfg,
+                                   lambda: node_status(cfg, self.runtime.isolation(), port))
+        self._register_task = asyncio.create_task(self._register())
+        log.info("agent started node=%s master=%s isolation=%s", cfg.name, url,
+                 self.runtime.isolation().mechanism)
+
+    async def _get_object(self, kind: str, namespace: str, name: str) -> Obj:
+        assert self.client is not None
+        return await self.client.get(kind, name, namespace)
+
+    async def _register(self) -> None:
+        assert self.client is not None and self.heartbeat is not None
+        backoff = Backoff(initial=0.2, maximum=10.0)
+        while True:
+            try:
+                await register_node(self.client, self.cfg, self.runtime.isolation())
+                await self.heartbeat.post_status()
+                break
+            except (ServerUnreachable, APIError) as err:
+                delay = backoff.next_delay()
+                log.warning("node registration failed node=%s error=%s retry_in=%.1fs",
+                            self.cfg.name, err, delay)
+                await asyncio.sleep(delay)
+        log.info("node registered node=%s", self.cfg.name)
+        self.registered.set()
+        self.heartbeat.start()
+
+    async def stop(self) -> None:
+        if self._register_task is not None:
+            self._register_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._register_task
+        if self.heartbeat is not None:
+            await self.heartbeat.stop()
+        if self.pods is not None:
+            await self.pods.stop(stop_pods=self.cfg.stop_pods_on_exit)
+        if self.server is not None:
+            await self.server.stop()
+        if self.client is not None:
+            await self.client.aclose()
+        log.info("agent stopped node=%s", self.cfg.name)
+
+
+async def run_agent(cfg: AgentConfig, stop: asyncio.Event) -> None:
+    """Run an agent until ``stop`` is set."""
+    agent = Agent(cfg)
+    await agent.start()
+    try:
+        await stop.wait()
+    finally:
+        await agent.stop()

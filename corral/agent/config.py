@@ -1,0 +1,55 @@
+"""What one node agent is told: who it is, where the master is, what it offers.
+
+Every field has the default ``corral agent`` uses; the CLI (corral/cli/agent.py)
+only parses flags into an AgentConfig, and tests build one directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What the node keeps for itself (kubelet's system-reserved + kube-reserved):
+    allocatable = capacity − reservation."""
+
+    cpu_millis: int = 0
+    memory_bytes: int = 0
+    ephemeral_storage_bytes: int = 0
+
+
+@dataclass
+class AgentConfig:
+    name: str
+    servers: list[str]  # the master's URLs; the first that answers is used
+    token: str | None = None
+    ca_pem: bytes | None = None
+    node_ip: str = "127.0.0.1"
+    port: int = 0  # the agent's own HTTP server (logs, stats); 0 = any free port
+    state_dir: Path = Path(".corral-agent")
+    cpus: float | None = None  # advertise this many CPUs instead of the machine's
+    memory_bytes: int | None = None
+    max_pods: int = 110  # Kubernetes' default --max-pods
+    reservation: Reservation = field(default_factory=Reservation)
+    heartbeat_seconds: float = 1.0  # Lease renewal period
+    lease_duration_seconds: int = 40  # what the Lease promises (kubelet's default)
+    status_interval_seconds: float = 10.0  # Node status re-posted at least this often
+    # CrashLoopBackOff: Kubernetes' 10 s doubling to 5 min; tests shorten it.
+    backoff_initial_seconds: float = 10.0
+    backoff_cap_seconds: float = 300.0
+    # Stop every pod when the agent exits (corral up); by default pods outlive it.
+    stop_pods_on_exit: bool = False
+    allow_cgroups: bool = True
+    # One level under each hierarchy's root (the runtime creates no deeper
+    # parents); instance ids carry the pod uid, so agents can share it.
+    cgroup_parent: str = "corral"
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.state_dir / "runtime"
+
+    @property
+    def pods_dir(self) -> Path:
+        return self.state_dir / "pods"

@@ -1,0 +1,132 @@
+"""Heartbeat: the node Lease renewed every period, Node status on change and
+every status interval.
+
+    lease loop   every heartbeat: renew kube-node-lease/<node> (CAS on its
+                 resourceVersion; created when missing)
+    status loop  every heartbeat: measure the node; PUT nodes/<node>/status if
+                 anything changed or status_interval has passed since the last post
+
+Losing the master changes nothing on the node: each loop waits with back-off
+and jitter (so a restarted master is not hit by every agent at once) and tries
+again, while pods keep running under their shims.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from corral.agent.config import AgentConfig
+from corral.agent.node import rfc3339, stamp, without_times
+from corral.api.errors import APIError, Conflict, NotFound
+from corral.client.backoff import Backoff
+from corral.client.clock import Clock, RealClock
+from corral.client.http import Client, ServerUnreachable
+from corral.client.leaderelection import micro_time
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+LEASE_NAMESPACE = "kube-node-lease"
+StatusSource = Callable[[], Obj]  # the node status measured now, without times
+
+
+class Heartbeat:
+    def __init__(self, client: Client, cfg: AgentConfig, status_source: StatusSource,
+                 clock: Clock | None = None) -> None:
+        self.client = client
+        self.cfg = cfg
+        self.status_source = status_source
+        self.clock = clock or RealClock()
+        self.renewals = 0  # successful Lease renewals, for tests and logs
+        self.status_posts = 0
+        self._lease: Obj | None = None
+        self._posted: Obj | None = None  # the last status posted, without times
+        self._posted_at = float("-inf")
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._forever(self.renew_lease, "lease")),
+                       asyncio.create_task(self._forever(self.post_status_if_due, "status"))]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _forever(self, step: Callable[[], Any], what: str) -> None:
+        backoff = Backoff(initial=self.cfg.heartbeat_seconds, maximum=10.0)
+        down = False
+        while True:
+            try:
+                await step()
+            except (ServerUnreachable, APIError) as err:
+                if not down:
+                    log.warning("heartbeat failed part=%s node=%s error=%s", what,
+                                self.cfg.name, err)
+                down = True
+                await self.clock.sleep(backoff.next_delay())
+                continue
+            if down:
+                log.info("heartbeat restored part=%s node=%s", what, self.cfg.name)
+            down = False
+            backoff.reset()
+            await self.clock.sleep(self.cfg.heartbeat_seconds)
+
+    # -- the Lease ---------------------------------------------------------
+
+    def _lease_spec(self) -> Obj:
+        now = micro_time(self.clock.now())
+        old = (self._lease or {}).get("spec") or {}
+        return {"holderIdentity": self.cfg.name,
+                "leaseDurationSeconds": self.cfg.lease_duration_seconds,
+                "acquireTime": old.get("acquireTime") or now, "renewTime": now}
+
+    async def renew_lease(self) -> None:
+        if self._lease is None:
+            self._lease = await self._get_or_create_lease()
+        lease = {**self._lease, "spec": self._lease_spec()}
+        try:
+            self._lease = await self.client.update(lease)
+        except (Conflict, NotFound):
+            self._lease = None  # someone else wrote it (or removed it): re-read
+            raise
+        self.renewals += 1
+
+    async def _get_or_create_lease(self) -> Obj:
+        try:
+            return await self.client.get("Lease", self.cfg.name, LEASE_NAMESPACE)
+        except NotFound:
+            pass
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": self.cfg.name, "namespace": LEASE_NAMESPACE},
+                "spec": self._lease_spec()}
+        return await self.client.create(body, LEASE_NAMESPACE)
+
+    # -- Node status -------------------------------------------------------
+
+    async def post_status_if_due(self) -> None:
+        measured = await asyncio.to_thread(self.status_source)
+        due = self.clock.monotonic() - self._posted_at >= self.cfg.status_interval_seconds
+        if due or without_times(measured) != self._posted:
+            await self.post_status(measured)
+
+    async def post_status(self, measured: Obj | None = None) -> Obj:
+        if measured is None:
+            measured = await asyncio.to_thread(self.status_source)
+        node = await self.client.get("Node", self.cfg.name)
+        old = node.get("status") or {}
+        status = {**old, **measured,
+                  "conditions": stamp(measured["conditions"], old.get("conditions"),
+                                      rfc3339(self.clock.now()))}
+        written = await self.client.update_status({**node, "status": status})
+        self._posted = without_times(measured)
+        self._posted_at = self.clock.monotonic()
+        self.status_posts += 1
+        return written

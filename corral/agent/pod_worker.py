@@ -1,0 +1,413 @@
+"""One worker per pod: compares the pod with what runs, and converges (level-triggered).
+
+    kick (pod changed, an instance exited, a probe flipped, a back-off ran out)
+      or every RESYNC_SECONDS
+        ▼
+    sync: deletionTimestamp? ──yes──► stop all (pod's grace) → DELETE grace 0,
+        │                             uid precondition → clean up → done
+        ▼ no
+    refresh states from the runtime → stop instances a probe found unhealthy
+    → account exits (back-off, probes off) → start what should run:
+       init containers one by one, in order; then every container
+       (restartPolicy decides restarts; CrashLoopBackOff delays them)
+    → compute status → PUT pods/<name>/status if it changed
+
+The master being unreachable never stops the loop: a failed status write is
+retried on the next pass while containers keep being supervised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from corral.agent.config import AgentConfig
+from corral.agent.container_env import EnvBuilder, EnvError, ObjectGetter, command_line
+from corral.agent.container_track import ContainerTrack, ProbeContext
+from corral.agent.pod_ports import PodPorts
+from corral.agent.pod_status import (
+    PodPhase,
+    container_status,
+    pod_conditions,
+    pod_phase,
+    stamp_conditions,
+)
+from corral.agent.runtime.backoff import CrashLoopBackOff
+from corral.agent.runtime.base import ContainerLaunch, ContainerState
+from corral.agent.runtime.ports import PortAllocator, PortsExhausted
+from corral.agent.runtime.process import ProcessRuntime
+from corral.api.errors import APIError, Conflict, NotFound
+from corral.api.quantity import bytes_value, cpu_millis
+from corral.client.http import Client, ServerUnreachable
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+RESYNC_SECONDS = 2.0
+CONFIG_RETRY_SECONDS = 2.0
+
+
+@dataclass
+class NodeContext:
+    """What every pod worker on this node shares."""
+
+    cfg: AgentConfig
+    client: Client
+    runtime: ProcessRuntime
+    ports: PortAllocator
+    backoff: CrashLoopBackOff
+    get_object: ObjectGetter
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _meta(pod: Obj) -> Obj:
+    return pod.get("metadata") or {}
+
+
+def _rv(pod: Obj) -> int:
+    """The store revision of a copy of the pod (events may lag our own writes)."""
+    try:
+        return int(_meta(pod).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+class PodWorker:
+    def __init__(self, ctx: NodeContext, pod: Obj,
+                 adopted: list[ContainerState] | None = None) -> None:
+        self.ctx = ctx
+        self.pod = pod
+        self.uid = str(_meta(pod)["uid"])
+        self.namespace = str(_meta(pod).get("namespace") or "default")
+        self.name = str(_meta(pod)["name"])
+        self.pod_dir = ctx.cfg.pods_dir / self.uid
+        self.ports = PodPorts(ctx.ports, self.uid, self.pod_dir)
+        spec = pod.get("spec") or {}
+        policy = str(spec.get("restartPolicy") or "Always")
+        self.inits = [ContainerTrack(c, True, policy) for c in spec.get("initContainers") or []]
+        self.mains = [ContainerTrack(c, False, policy) for c in spec.get("containers") or []]
+        for track in self.tracks:
+            track.adopt([s for s in adopted or [] if s.container_name == track.name])
+        self.gone = False  # the API no longer has the pod: stop everything
+        self.finished = asyncio.Event()  # set once the worker has cleaned up
+        self._written: Obj | None = None
+        self._start_time = (pod.get("status") or {}).get("startTime") or _now()
+        self._kick = asyncio.Event()
+        self._wake_at: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def tracks(self) -> list[ContainerTrack]:
+        return [*self.inits, *self.mains]
+
+    def log_dir(self, container: str) -> Path:
+        return self.pod_dir / "logs" / container
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"pod {self.namespace}/{self.name}")
+
+    def update(self, pod: Obj) -> None:
+        if str(_meta(pod).get("uid")) == self.uid and _rv(pod) >= _rv(self.pod):
+            self.pod = pod
+            self.kick()
+
+    def mark_gone(self) -> None:
+        self.gone = True
+        self.kick()
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    async def stop(self) -> None:
+        """Stop supervising (the agent exits); containers keep running."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for track in self.tracks:
+            track.close_watch()
+            await track.stop_probes()
+
+    async def _run(self) -> None:
+        while True:
+            self._kick.clear()
+            try:
+                if await self.sync():
+                    break
+            except (ServerUnreachable, APIError) as err:
+                log.warning("pod sync: master not reachable pod=%s/%s error=%s",
+                            self.namespace, self.name, err)
+            except Exception:
+                log.exception("pod sync failed pod=%s/%s", self.namespace, self.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), self._wait_seconds())
+        self.finished.set()
+
+    def _wait_seconds(self) -> float:
+        wait = RESYNC_SECONDS
+        if self._wake_at is not None:
+            wait = min(wait, max(self._wake_at - time.monotonic(), 0.0))
+            self._wake_at = None
+        return wait
+
+    def _wake_in(self, seconds: float) -> None:
+        at = time.monotonic() + seconds
+        self._wake_at = at if self._wake_at is None else min(self._wake_at, at)
+
+    # -- one pass ------------------------------------------------------------
+
+    async def sync(self) -> bool:
+        """Converge once; True when the pod is finished with (deleted, gone)."""
+        if self.gone or _meta(self.pod).get("deletionTimestamp"):
+            await self._terminate()
+            return True
+        await self._refresh()
+        await self._stop_unhealthy()
+        await self._account_exits()
+        await self._converge()
+        await self._write_status()
+        return self.gone and await self._terminate()
+
+    async def _refresh(self) -> None:
+        for track in self.tracks:
+            if track.running and track.current is not None:
+                try:
+                    track.current = await self.ctx.runtime.status(track.current.container_id)
+                except KeyError:  # removed under us (should not happen): start over
+                    track.current = None
+
+    async def _stop_unhealthy(self) -> None:
+        for track in self.tracks:
+            if track.unhealthy and track.running and track.current is not None:
+                grace = self._liveness_grace(track)
+                log.info("restarting unhealthy container pod=%s/%s container=%s",
+                         self.namespace, self.name, track.name)
+                state = await self.ctx.runtime.stop(track.current.container_id, grace)
+                state.message = track.unhealthy
+                track.current = state
+
+    async def _account_exits(self) -> None:
+        for track in self.tracks:
+            cur = track.current
+            if cur is None or cur.running or track.exit_seen == cur.container_id:
+                continue
+            track.exit_seen = cur.container_id
+            track.close_watch()
+            await track.stop_probes()
+            log.info("container exited pod=%s/%s container=%s attempt=%d code=%s reason=%s",
+                     self.namespace, self.name, track.name, cur.attempt, cur.exit_code,
+                     cur.reason)
+            if track.will_restart():
+                ran = (cur.finished_at or 0) - (cur.started_at or cur.finished_at or 0)
+                self.ctx.backoff.record_exit(self._key(track), max(ran, 0.0))
+
+    def _key(self, track: ContainerTrack) -> str:
+        return f"{self.uid}/{track.name}"
+
+    async def _converge(self) -> None:
+        for track in self.inits:
+            if track.succeeded:
+                continue
+            await self._run_track(track)
+            return  # one init container at a time, in order
+        for track in self.mains:
+            await self._run_track(track)
+
+    async def _run_track(self, track: ContainerTrack) -> None:
+        if track.running:
+            self._watch(track)
+            return
+        if track.exited and not track.will_restart():
+            return
+        if track.exited:
+            remaining = self.ctx.backoff.remaining(self._key(track))
+            if remaining > 0:
+                delay = self.ctx.backoff.current_delay(self._key(track)) or remaining
+                message = (f"back-off {delay:g}s restarting failed container={track.name} "
+                           f"pod={self.name}_{self.namespace}({self.uid})")
+                track.waiting = ("CrashLoopBackOff", message)
+                self._wake_in(remaining)
+                return
+        await self._start(track)
+
+    def _watch(self, track: ContainerTrack) -> None:
+        track.watch_exit(self.kick)
+        track.ensure_probes(self._probe_context(track), self.kick)
+
+    def _probe_context(self, track: ContainerTrack) -> ProbeContext:
+        return ProbeContext(self.ctx.cfg.node_ip,
+                            lambda port: self.ports.host_port(track.name, port),
+                            {}, str(self._working_dir(track)))
+
+    # -- starting an instance ------------------------------------------------
+
+    async def _start(self, track: ContainerTrack) -> None:
+        try:
+            self.ports.ensure(self.pod)
+            env = await EnvBuilder(self.pod_with_ips(), self.ctx.get_object).build(
+                track.spec, self._base_env(track))
+        except (EnvError, PortsExhausted) as err:
+            reason = ("CreateContainerConfigError" if isinstance(err, EnvError)
+                      else "PortsUnavailable")
+            track.waiting = (reason, str(err))
+            self._wake_in(CONFIG_RETRY_SECONDS)
+            return
+        launch = self._launch(track, env)
+        Path(launch.working_dir).mkdir(parents=True, exist_ok=True)
+        state = await self.ctx.runtime.start(launch)
+        track.started_instance(state)
+        await self._forget_old(track)
+        if state.running:
+            self._watch(track)
+        else:
+            self.kick()  # StartError: account it on the next pass
+
+    def pod_with_ips(self) -> Obj:
+        pod = copy.copy(self.pod)
+        ip = self.ctx.cfg.node_ip
+        pod["status"] = {**(self.pod.get("status") or {}), "podIP": ip, "hostIP": ip,
+                         "podIPs": [{"ip": ip}], "hostIPs": [{"ip": ip}]}
+        return pod
+
+    def _base_env(self, track: ContainerTrack) -> dict[str, str]:
+        return {**self.ports.env_for(track.name), "HOSTNAME": self.name}
+
+    def _working_dir(self, track: ContainerTrack) -> Path:
+        given = track.spec.get("workingDir")
+        return Path(given) if given else self.pod_dir / "work"
+
+    def _launch(self, track: ContainerTrack, env: dict[str, str]) -> ContainerLaunch:
+        resources = track.spec.get("resources") or {}
+        limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+        return ContainerLaunch(
+            pod_uid=self.uid, container_name=track.name,
+            command=command_line(track.spec, env), env=env,
+            working_dir=str(self._working_dir(track)), log_dir=str(self.log_dir(track.name)),
+            attempt=track.next_attempt,
+            cpu_request_millis=cpu_millis(requests["cpu"]) if "cpu" in requests else None,
+            cpu_limit_millis=cpu_millis(limits["cpu"]) if "cpu" in limits else None,
+            memory_limit_bytes=bytes_value(limits["memory"]) if "memory" in limits else None,
+            stop_grace_seconds=float(self.grace()),
+        )
+
+    async def _forget_old(self, track: ContainerTrack) -> None:
+        """Keep the current instance and the one before it (for --previous)."""
+        keep = {s.container_id for s in (track.current, track.previous) if s is not None}
+        for state in await self.ctx.runtime.list():
+            if (state.pod_uid == self.uid and state.container_name == track.name
+                    and state.container_id not in keep and not state.running):
+                await self.ctx.runtime.remove(state.container_id)
+
+    # -- stopping --------------------------------------------------------------
+
+    def grace(self) -> int:
+        meta_grace = _meta(self.pod).get("deletionGracePeriodSeconds")
+        if meta_grace is not None:
+            return int(meta_grace)
+        return int((self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+
+    def _liveness_grace(self, track: ContainerTrack) -> float:
+        probe = track.spec.get("livenessProbe") or {}
+        return float(probe.get("terminationGracePeriodSeconds") or self.grace())
+
+    async def stop_all(self, grace: float) -> None:
+        running = [t.current.container_id for t in self.tracks
+                   if t.current is not None and t.current.running]
+        for track in self.tracks:
+            track.close_watch()
+            await track.stop_probes()
+        await asyncio.gather(*(self.ctx.runtime.stop(cid, grace) for cid in running))
+
+    async def _terminate(self) -> bool:
+        grace = self.grace()
+        log.info("stopping pod pod=%s/%s grace=%ss gone=%s", self.namespace, self.name,
+                 grace, self.gone)
+        await self.stop_all(grace)
+        if not self.gone:
+            with contextlib.suppress(NotFound, Conflict):
+                await self.ctx.client.delete("Pod", self.name, self.namespace,
+                                             grace_period_seconds=0,
+                                             preconditions={"uid": self.uid})
+        await self.clean_up()
+        return True
+
+    async def clean_up(self) -> None:
+        """Forget the pod on this node: instances, ports, back-off, directory."""
+        for state in await self.ctx.runtime.list():
+            if state.pod_uid == self.uid:
+                if state.running:
+                    await self.ctx.runtime.stop(state.container_id, 0)
+                await self.ctx.runtime.remove(state.container_id)
+        self.ports.release()
+        for track in self.tracks:
+            self.ctx.backoff.forget(self._key(track))
+        await asyncio.to_thread(shutil.rmtree, self.pod_dir, True)
+
+    # -- status ----------------------------------------------------------------
+
+    def phase(self) -> PodPhase:
+        return pod_phase([t.view() for t in self.inits], [t.view() for t in self.mains])
+
+    def compute_status(self) -> Obj:
+        inits, mains = [t.view() for t in self.inits], [t.view() for t in self.mains]
+        phase = pod_phase(inits, mains)
+        old = self.pod.get("status") or {}
+        previous = (self._written or old).get("conditions")
+        ip = self.ctx.cfg.node_ip
+        status: Obj = {k: v for k, v in old.items() if k in ("qosClass", "nominatedNodeName")}
+        status.update({
+            "phase": phase.value, "hostIP": ip, "hostIPs": [{"ip": ip}], "podIP": ip,
+            "podIPs": [{"ip": ip}], "startTime": self._start_time,
+            "conditions": stamp_conditions(pod_conditions(phase, inits, mains), previous,
+                                           _now()),
+            "containerStatuses": [container_status(v) for v in mains],
+        })
+        if inits:
+            status["initContainerStatuses"] = [container_status(v) for v in inits]
+        if self.ports.mappings:
+            status["portMappings"] = self.ports.mappings
+        return status
+
+    async def _write_status(self) -> None:
+        status = self.compute_status()
+        if status == self._written:
+            return
+        body = {**self.pod, "status": status}
+        for _ in range(3):
+            try:
+                self.pod = await self.ctx.client.update_status(body)
+                self._written = status
+                return
+            except Conflict:
+                fresh = await self._fresh_pod()
+                if fresh is None:
+                    return
+                self.pod = fresh
+                body = {**fresh, "status": status}
+            except NotFound:
+                self.gone = True
+                return
+
+    async def _fresh_pod(self) -> Obj | None:
+        """The pod as the API has it now; None (and gone) when it is not ours any more."""
+        try:
+            fresh = await self.ctx.client.get("Pod", self.name, self.namespace)
+        except NotFound:
+            fresh = None
+        if fresh is None or str(_meta(fresh).get("uid")) != self.uid:
+            self.gone = True  # deleted (and maybe created again under the same name)
+            return None
+        return fresh

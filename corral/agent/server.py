@@ -1,0 +1,181 @@
+"""The agent's own HTTP server on <node-ip>:<port>, as the kubelet's:
+
+    GET /healthz                                           open
+    GET /containerLogs/{ns}/{pod}/{container}              bearer token
+        ?follow=true&tailLines=N&previous=true&timestamps=true
+        text/plain; chunked and open while following (until the instance exits)
+    GET /stats/summary                                     bearer token
+
+The master proxies `pods/{name}/log` and `nodes/{name}/proxy/...` here. A token
+is accepted when it is the agent's own cluster token, or when the master
+accepts it (asked once, remembered for a while) — so the master's admin token
+works even where agents hold tokens of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import socket
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from corral.agent.config import AgentConfig
+from corral.agent.pods import PodManager
+from corral.agent.runtime.logs import LogFiles
+from corral.agent.stats import StatsCollector
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Request], Awaitable[Response]]
+ACCEPT_SECONDS = 300.0  # how long a token the master accepted is trusted
+REJECT_SECONDS = 10.0
+
+
+class TokenCheck:
+    def __init__(self, cfg: AgentConfig, server: str) -> None:
+        self.own = cfg.token or ""
+        self.cfg = cfg
+        self.server = server
+        self._verdicts: dict[str, tuple[bool, float]] = {}
+
+    async def allows(self, header: str | None) -> bool:
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return False
+        if self.own and hmac.compare_digest(token.encode(), self.own.encode()):
+            return True
+        verdict = self._verdicts.get(token)
+        if verdict is not None and time.monotonic() < verdict[1]:
+            return verdict[0]
+        ok = await self._master_accepts(token)
+        self._verdicts[token] = (ok, time.monotonic() + (ACCEPT_SECONDS if ok else REJECT_SECONDS))
+        return ok
+
+    async def _master_accepts(self, token: str) -> bool:
+        verify: ssl.SSLContext | bool = True
+        if self.cfg.ca_pem:
+            verify = ssl.create_default_context(cadata=self.cfg.ca_pem.decode())
+        try:
+            async with httpx.AsyncClient(verify=verify, timeout=5.0) as http:
+                r = await http.get(f"{self.server}/api/v1/nodes/{self.cfg.name}",
+                                   headers={"Authorization": f"Bearer {token}"})
+        except httpx.HTTPError:
+            return False
+        return r.status_code == 200
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in ("1", "true")
+
+
+def _tail(request: Request) -> int | None:
+    raw = request.query_params.get("tailLines")
+    try:
+        return int(raw) if raw not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _text(message: str, code: int) -> Response:
+    return PlainTextResponse(message + "\n", status_code=code)
+
+
+class AgentServer:
+    def __init__(self, cfg: AgentConfig, pods: PodManager, stats: StatsCollector,
+                 tokens: TokenCheck) -> None:
+        self.cfg = cfg
+        self.pods = pods
+        self.stats = stats
+        self.tokens = tokens
+        self.socket = socket.socket(socket.AF_INET6 if ":" in cfg.node_ip else socket.AF_INET)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind((cfg.node_ip, cfg.port))
+        self.port = int(self.socket.getsockname()[1])
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/healthz", self._healthz),
+            Route("/containerLogs/{namespace}/{pod}/{container}", self._guard(self._logs)),
+            Route("/stats/summary", self._guard(self._summary)),
+        ])
+
+    def _guard(self, handler: Handler) -> Handler:
+        async def guarded(request: Request) -> Response:
+            if not await self.tokens.allows(request.headers.get("authorization")):
+                return _text("Unauthorized", 401)
+            return await handler(request)
+        return guarded
+
+    async def _healthz(self, request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def _summary(self, request: Request) -> Response:
+        return JSONResponse(await self.stats.summary())
+
+    async def _logs(self, request: Request) -> Response:
+        ns, pod, container = (request.path_params[k] for k in ("namespace", "pod", "container"))
+        worker = self.pods.find(ns, pod)
+        if worker is None:
+            return _text(f'pod "{pod}" not found on node {self.cfg.name}', 404)
+        if container not in {t.name for t in worker.tracks}:
+            return _text(f'container "{container}" in pod "{pod}" is not valid', 400)
+        previous = _flag(request, "previous")
+        files = LogFiles(worker.log_dir(container))
+        attempt = files.instance(previous=previous)
+        if attempt is None:
+            what = "previous terminated container" if previous else "container"
+            return _text(f'{what} "{container}" in pod "{pod}" not found', 400)
+        tail, stamps = _tail(request), _flag(request, "timestamps")
+        if not _flag(request, "follow"):
+            lines = await asyncio.to_thread(files.read, attempt, tail, stamps)
+            return PlainTextResponse("".join(f"{line}\n" for line in lines))
+        cid = f"{worker.uid}_{container}_{attempt}"
+        runtime = self.pods.ctx.runtime
+
+        def finished() -> bool:
+            return previous or not (runtime.state_root / cid).exists() or runtime.exited(cid)
+
+        async def stream() -> AsyncIterator[bytes]:
+            async for line in files.follow(attempt, tail, stamps, finished=finished):
+                yield f"{line}\n".encode()
+
+        return StreamingResponse(stream(), media_type="text/plain")
+
+    async def start(self) -> None:
+        config = uvicorn.Config(self.app(), log_level="warning", access_log=False,
+                                lifespan="off", timeout_graceful_shutdown=1)
+        self._server = _QuietServer(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[self.socket]))
+        while not self._server.started:
+            if self._task.done():
+                await self._task  # raises what stopped it
+            await asyncio.sleep(0.01)
+        log.info("agent server listening address=%s:%d", self.cfg.node_ip, self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            self._server.force_exit = True  # followers of logs would hold it open
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.socket.close()
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the agent decides when to exit."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+        return contextlib.nullcontext()

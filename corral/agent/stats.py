@@ -1,0 +1,109 @@
+"""Resource usage of the node's pods, in the kubelet's /stats/summary shape.
+
+The runtime reports cumulative CPU time and current memory per instance; a rate
+(usageNanoCores) needs two samples, so the collector remembers the previous
+sample of each instance and, when it has none recent enough, takes a second one
+a moment later. The node's figures are the sum of its pods (several agents may
+share a host, each with its slice).
+
+    {"node": {"nodeName", "cpu": {time, usageNanoCores, usageCoreNanoSeconds},
+              "memory": {time, workingSetBytes, usageBytes}},
+     "pods": [{"podRef": {name, namespace, uid}, "cpu": ..., "memory": ...,
+               "containers": [{"name", "cpu": ..., "memory": ...}]}]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from corral.agent.pods import PodManager
+from corral.agent.runtime.base import ResourceUsage
+
+Obj = dict[str, Any]
+SAMPLE_GAP_SECONDS = 0.25
+SAMPLE_MAX_AGE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Usage:
+    cpu_ns: int  # cumulative
+    nano_cores: int  # rate over the last interval
+    memory_bytes: int
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.cpu_ns + other.cpu_ns, self.nano_cores + other.nano_cores,
+                     self.memory_bytes + other.memory_bytes)
+
+
+ZERO = Usage(0, 0, 0)
+
+
+def _rate(old: ResourceUsage | None, new: ResourceUsage) -> int:
+    if old is None or new.timestamp <= old.timestamp:
+        return 0
+    return max(int((new.cpu_usage_ns - old.cpu_usage_ns) / (new.timestamp - old.timestamp)), 0)
+
+
+def _blocks(usage: Usage, stamp: str) -> Obj:
+    return {"cpu": {"time": stamp, "usageNanoCores": usage.nano_cores,
+                    "usageCoreNanoSeconds": usage.cpu_ns},
+            "memory": {"time": stamp, "workingSetBytes": usage.memory_bytes,
+                       "usageBytes": usage.memory_bytes}}
+
+
+class StatsCollector:
+    def __init__(self, pods: PodManager, node_name: str) -> None:
+        self.pods = pods
+        self.node_name = node_name
+        self._last: dict[str, ResourceUsage] = {}
+
+    async def _sample(self) -> dict[str, ResourceUsage]:
+        runtime = self.pods.ctx.runtime
+        out: dict[str, ResourceUsage] = {}
+        for worker in list(self.pods.workers.values()):
+            for track in worker.tracks:
+                if track.current is not None and track.current.running:
+                    cid = track.current.container_id
+                    # an instance may be removed between listing and reading it
+                    with contextlib.suppress(KeyError, OSError):
+                        usage = await runtime.usage(cid)
+                        if usage is not None:
+                            out[cid] = usage
+        return out
+
+    async def usage_by_instance(self) -> dict[str, Usage]:
+        now = time.time()
+        fresh = {cid: u for cid, u in self._last.items()
+                 if now - u.timestamp < SAMPLE_MAX_AGE_SECONDS}
+        sample = await self._sample()
+        if any(cid not in fresh for cid in sample):
+            await asyncio.sleep(SAMPLE_GAP_SECONDS)
+            fresh = {**fresh, **{cid: u for cid, u in sample.items() if cid not in fresh}}
+            sample = await self._sample()
+        self._last = sample
+        return {cid: Usage(u.cpu_usage_ns, _rate(fresh.get(cid), u), u.memory_bytes)
+                for cid, u in sample.items()}
+
+    async def summary(self) -> Obj:
+        usage = await self.usage_by_instance()
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        pods, node_total = [], ZERO
+        for worker in list(self.pods.workers.values()):
+            containers, pod_total = [], ZERO
+            for track in worker.tracks:
+                cid = track.current.container_id if track.current else None
+                if cid in usage:
+                    containers.append({"name": track.name, **_blocks(usage[cid], stamp)})
+                    pod_total = pod_total + usage[cid]
+            node_total = node_total + pod_total
+            pods.append({"podRef": {"name": worker.name, "namespace": worker.namespace,
+                                    "uid": worker.uid},
+                         **_blocks(pod_total, stamp), "containers": containers})
+        return {"node": {"nodeName": self.node_name, **_blocks(node_total, stamp)},
+                "pods": pods}
+

@@ -1,0 +1,123 @@
+"""`corral agent`: the node agent (register, heartbeat, run the pods bound here).
+
+    corral agent --server https://master:6443 --name node-7 \\
+        --token-file token --ca-file ca.crt [--node-ip 127.0.1.7] [--cpus 2 --memory 4Gi]
+
+Credentials come from --kubeconfig (server, CA and token), or from --token-file
+and --ca-file. SIGTERM/SIGINT stop the agent; pods keep running under their
+shims (a restarted agent adopts them) unless --stop-pods-on-exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from corral.agent.agent import run_agent
+from corral.agent.config import AgentConfig, Reservation
+from corral.api.quantity import bytes_value, cpu_millis
+from corral.cli.logging_setup import setup_logging
+from corral.client.kubeconfig import KubeconfigError, load_kubeconfig
+
+
+def _servers(value: str) -> list[str]:
+    urls = [u.strip().rstrip("/") for u in value.split(",") if u.strip()]
+    if not urls:
+        raise argparse.ArgumentTypeError("--server wants URL[,URL2,...]")
+    return urls
+
+
+def _bytes(value: str) -> int:
+    try:
+        return bytes_value(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_agent_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", type=_servers, default=None,
+                   help="master URL(s), comma-separated (default: the kubeconfig's)")
+    p.add_argument("--name", required=True, help="node name")
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig with server, CA and token")
+    p.add_argument("--token-file", type=Path, default=None, help="file holding the token")
+    p.add_argument("--ca-file", type=Path, default=None, help="the cluster CA (PEM)")
+    p.add_argument("--node-ip", default="127.0.0.1",
+                   help="this node's address: InternalIP, where pod ports and the agent "
+                        "server bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0,
+                   help="port of the agent's own server (default: any free one)")
+    p.add_argument("--state-dir", type=Path, default=Path(".corral-agent"),
+                   help="runtime state, pod work dirs and logs (default ./.corral-agent)")
+    p.add_argument("--cpus", type=float, default=None, help="CPUs to advertise")
+    p.add_argument("--memory", type=_bytes, default=None, help="memory to advertise, e.g. 4Gi")
+    p.add_argument("--pods", type=int, default=110, help="most pods this node runs")
+    p.add_argument("--reserve-cpu", default="0", help="CPU kept out of allocatable (e.g. 100m)")
+    p.add_argument("--reserve-memory", type=_bytes, default=0,
+                   help="memory kept out of allocatable (e.g. 256Mi)")
+    p.add_argument("--heartbeat", type=float, default=1.0, help="Lease renewal period (s)")
+    p.add_argument("--status-interval", type=float, default=10.0,
+                   help="Node status re-posted at least this often (s)")
+    p.add_argument("--backoff-initial", type=float, default=10.0,
+                   help="CrashLoopBackOff first delay (s)")
+    p.add_argument("--backoff-cap", type=float, default=300.0,
+                   help="CrashLoopBackOff longest delay (s)")
+    p.add_argument("--no-cgroups", action="store_true",
+                   help="do not use cgroups (rlimits only; reported in Node status)")
+    p.add_argument("--stop-pods-on-exit", action="store_true",
+                   help="stop every pod when the agent exits (corral up sets this)")
+    p.add_argument("--log-level", default="info")
+
+
+def agent_config(args: argparse.Namespace) -> AgentConfig:
+    servers, token, ca_pem = args.server, None, None
+    if args.kubeconfig:
+        cluster = load_kubeconfig(args.kubeconfig)
+        servers = servers or [cluster.server]
+        token, ca_pem = cluster.token, cluster.ca_pem
+    if args.token_file:
+        token = args.token_file.read_text().strip()
+    if args.ca_file:
+        ca_pem = args.ca_file.read_bytes()
+    if not servers:
+        raise KubeconfigError("no master: give --server or --kubeconfig")
+    return AgentConfig(
+        name=args.name, servers=servers, token=token, ca_pem=ca_pem, node_ip=args.node_ip,
+        port=args.port, state_dir=args.state_dir, cpus=args.cpus, memory_bytes=args.memory,
+        max_pods=args.pods,
+        reservation=Reservation(cpu_millis(args.reserve_cpu), args.reserve_memory),
+        heartbeat_seconds=args.heartbeat, status_interval_seconds=args.status_interval,
+        backoff_initial_seconds=args.backoff_initial, backoff_cap_seconds=args.backoff_cap,
+        stop_pods_on_exit=args.stop_pods_on_exit, allow_cgroups=not args.no_cgroups,
+    )
+
+
+async def _main(cfg: AgentConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run_agent(cfg, stop)
+
+
+def _run(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    try:
+        cfg = agent_config(args)
+    except (KubeconfigError, OSError) as err:
+        print(f"error: {err}")
+        return 1
+    logging.getLogger("corral.agent").info(
+        "starting agent node=%s servers=%s node_ip=%s state_dir=%s", cfg.name,
+        ",".join(cfg.servers), cfg.node_ip, cfg.state_dir)
+    asyncio.run(_main(cfg))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("agent", help="run a node agent: register, heartbeat, run pods")
+    add_agent_flags(p)
+    p.set_defaults(run=_run)
