@@ -194,7 +194,7 @@ def test_get_watch_receives_event(kubectl, master: Master) -> None:  # type: ign
 def test_errors_read_like_kubernetes(kubectl) -> None:  # type: ignore[no-untyped-def]
     out = kubectl("get", "pod", "nope", "-n", "kc", check=False)
     assert 'Error from server (NotFound): pods "nope" not found' in out
-    bad = MANIFEST.split("---")[2].replace("replicas: 2", "replicas: -1")
+    bad = MANIFEST.split("---")[1].replace("replicas: 2", "replicas: -1")
     out = kubectl("apply", "-f", "-", input=bad, check=False)
     assert "is invalid" in out and "spec.replicas" in out
 
