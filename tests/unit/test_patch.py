@@ -294,7 +294,7 @@ ATOMIC_LISTS = [
 @pytest.mark.parametrize(("field", "before", "after"), ATOMIC_LISTS)
 def test_container_lists_without_merge_key_are_replaced(field: str, before: list[Any],
                                                         after: list[Any]) -> None:
-    live = deployment(container("web", **{field: before}))
+    live = deployment({**container("web"), field: before})
     patch = {"spec": {"template": {"spec": {"containers": [{"name": "web", field: after}]}}}}
     assert pod_spec(smp(live, patch))["containers"][0][field] == after
 
