@@ -68,7 +68,7 @@ PODS = [
          "state": {"waiting": {"reason": "CrashLoopBackOff"}},
          "lastState": {"terminated": {
              "exitCode": 1, "reason": "Error",
-             "finishedAt": (NOW - timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%SZ")}}}]}},
+             "finishedAt": (NOW - timedelta(hours=20, minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")}}}]}},
     {"apiVersion": "v1", "kind": "Pod", "metadata": _meta("pending"),
      "spec": {"containers": POD_SPEC["containers"]}, "status": {"phase": "Pending"}},
 ]
@@ -235,7 +235,7 @@ def run_kubectl(served: Served, tmp_path: Path, *args: str) -> str:
 
 def table(output: str) -> list[list[str]]:
     """kubectl's columns, split on runs of two or more spaces (cells like
-    "3 (20m ago)" and headers like "NOMINATED NODE" hold single spaces)."""
+    "3 (20h ago)" and headers like "NOMINATED NODE" hold single spaces)."""
     return [re.split(r"\s{2,}", line.strip()) for line in output.strip().splitlines()]
 
 
@@ -243,7 +243,7 @@ def test_get_pods_prints_server_columns(served: Served, tmp_path: Path) -> None:
     rows = table(run_kubectl(served, tmp_path, "get", "pods"))
     assert rows[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert rows[1] == ["web-1", "1/1", "Running", "0", AGE]
-    assert rows[2] == ["crash", "0/1", "CrashLoopBackOff", "3 (20m ago)", AGE]
+    assert rows[2] == ["crash", "0/1", "CrashLoopBackOff", "3 (20h ago)", AGE]
     assert rows[3] == ["pending", "0/1", "Pending", "0", AGE]
 
 
