@@ -146,7 +146,7 @@ def pod_conditions(phase: PodPhase, inits: list[ContainerView],
     ready = not unready and not terminal
     return [
         _cond("PodScheduled", True),
-        _cond("Initialized", initialized or terminal, "ContainersNotInitialized",
+        _cond("Initialized", initialized, "ContainersNotInitialized",
               f"containers with incomplete status: [{' '.join(not_init)}]"),
         _cond("ContainersReady", ready, reason, message),
         _cond("Ready", ready, reason, message),

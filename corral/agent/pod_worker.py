@@ -222,6 +222,9 @@ class PodWorker:
             if track.succeeded:
                 continue
             await self._run_track(track)
+            for main in self.mains:
+                if main.current is None:
+                    main.waiting = ("PodInitializing", "")
             return  # one init container at a time, in order
         for track in self.mains:
             await self._run_track(track)

@@ -86,7 +86,9 @@ async def _top(client: Client, args: argparse.Namespace) -> int:
         print("error: metrics not available yet" if args.what.startswith("n")
               else "No resources found")
         return 1 if args.what.startswith("n") else 0
-    print(Columns(headers).render(rows))
+    columns = Columns(headers)
+    columns.headers = headers  # kubectl top keeps "CPU(cores)" in mixed case
+    print(columns.render(rows))
     return 0
 
 

@@ -1,0 +1,96 @@
+"""Registration and heartbeat as the master sees them, and `corral top`."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.cluster import Agent, Master
+from tests.integration.agent_api.conftest import create_pod, make_pod, phase, wait_pod
+
+MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+def test_node_registration(node: Agent, http: httpx.Client) -> None:
+    got = http.get(f"/api/v1/nodes/{node.name}").json()
+    labels = got["metadata"]["labels"]
+    assert labels["kubernetes.io/hostname"] == node.name
+    assert labels["kubernetes.io/os"] == "linux" and labels["kubernetes.io/arch"]
+    status = got["status"]
+    assert {"type": "InternalIP", "address": node.node_ip} in status["addresses"]
+    assert {"type": "Hostname", "address": node.name} in status["addresses"]
+    assert set(status["capacity"]) >= {"cpu", "memory", "ephemeral-storage", "pods"}
+    assert status["allocatable"]["pods"] == "110"
+    port = status["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+    assert httpx.get(f"http://{node.node_ip}:{port}/healthz").text == "ok"
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Ready"]["status"] == "True"
+    for pressure in ("MemoryPressure", "DiskPressure", "PIDPressure"):
+        assert conditions[pressure]["status"] in ("True", "False")
+    isolation = got["metadata"]["annotations"]["corral.dev/isolation"]
+    assert isolation in ("cgroup-v2", "cgroup-v1", "rlimits")
+    assert (conditions["Isolated"]["status"] == "False") == (isolation == "rlimits")
+    assert status["nodeInfo"]["containerRuntimeVersion"].endswith(isolation)
+
+
+def test_agent_server_requires_a_token(node: Agent, http: httpx.Client,
+                                       master: Master) -> None:
+    port = http.get(f"/api/v1/nodes/{node.name}").json()["status"]["daemonEndpoints"][
+        "kubeletEndpoint"]["Port"]
+    base = f"http://{node.node_ip}:{port}"
+    assert httpx.get(f"{base}/stats/summary").status_code == 401
+    assert httpx.get(f"{base}/stats/summary",
+                     headers={"Authorization": "Bearer wrong"}).status_code == 401
+    ok = httpx.get(f"{base}/stats/summary",
+                   headers={"Authorization": f"Bearer {master.token}"})
+    assert ok.status_code == 200 and ok.json()["node"]["nodeName"] == node.name
+
+
+def test_lease_is_renewed(node: Agent, http: httpx.Client) -> None:
+    path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node.name}"
+    first = http.get(path).json()["spec"]
+    assert first["holderIdentity"] == node.name
+    assert first["leaseDurationSeconds"] == 40
+    assert MICRO_TIME.match(first["renewTime"])
+    deadline = time.monotonic() + 10
+    while http.get(path).json()["spec"]["renewTime"] == first["renewTime"]:
+        assert time.monotonic() < deadline, "the lease was not renewed"
+        time.sleep(0.1)
+
+
+def test_cpu_and_memory_overrides(master: Master, agents: object) -> None:
+    sliced = agents(master, "node-slice", "--cpus", "1.5", "--memory", "3Gi",  # type: ignore[operator]
+                    "--reserve-memory", "1Gi", "--reserve-cpu", "500m", node_ip="127.0.1.21")
+    with master.http() as http:
+        status = http.get(f"/api/v1/nodes/{sliced.name}").json()["status"]
+    assert status["capacity"]["cpu"] == "1500m" and status["capacity"]["memory"] == "3Gi"
+    assert status["allocatable"]["cpu"] == "1" and status["allocatable"]["memory"] == "2Gi"
+
+
+def test_top_nodes_and_pods(master: Master, node: Agent, http: httpx.Client) -> None:
+    busy = ["python3", "-c", "x = bytearray(30 * 1024 * 1024)\nwhile True: pass"]
+    create_pod(http, make_pod("spinner", node.name, busy,
+                              resources={"limits": {"cpu": "200m"}}))
+    wait_pod(http, "spinner", lambda p: phase(p) == "Running")
+    time.sleep(1)  # let it use some CPU
+
+    def top(*what: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "corral.cli.main", "top", *what,
+                              "--kubeconfig", str(master.kubeconfig)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    pods = top("pods")
+    assert pods.splitlines()[0].split() == ["NAME", "CPU(cores)", "MEMORY(bytes)"]
+    row = next(line.split() for line in pods.splitlines() if line.startswith("spinner"))
+    assert int(row[1].removesuffix("m")) > 0
+    assert int(row[2].removesuffix("Mi")) >= 20
+    nodes = top("nodes")
+    assert nodes.splitlines()[0].split()[:2] == ["NAME", "CPU(cores)"]
+    assert any(line.split()[0] == node.name for line in nodes.splitlines()[1:])
+    http.delete("/api/v1/namespaces/default/pods/spinner")
