@@ -68,3 +68,9 @@ class FakeClock:
     @property
     def sleepers(self) -> int:
         return sum(1 for _, _, f in self._sleepers if not f.done())
+
+    def waiting(self, seconds: float) -> int:
+        """How many sleepers have exactly ``seconds`` left: lets a test tell a task
+        idling in its retry sleep from one whose timeout timer runs meanwhile."""
+        return sum(1 for when, _, f in self._sleepers
+                   if not f.done() and when - self._elapsed == seconds)

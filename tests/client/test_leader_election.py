@@ -15,6 +15,7 @@ from corral.client.leaderelection import LeaderElector
 from tests.cluster import Master
 
 NS = "default"
+RETRY = 2.0
 
 
 async def _until(cond: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
@@ -41,14 +42,15 @@ def _elector(client: Client, lease: str, identity: str, clock: FakeClock,
         await asyncio.Event().wait()  # lead until cancelled
 
     return LeaderElector(client, NS, lease, identity, lease_duration=15, renew_deadline=10,
-                         retry_period=2, clock=clock, on_started_leading=started,
+                         retry_period=RETRY, clock=clock, on_started_leading=started,
                          on_stopped_leading=lambda: log.append(f"{identity} stopped"),
                          **kw)  # type: ignore[arg-type]
 
 
 async def _settle(clock: FakeClock, waiting: int) -> None:
-    """Let the electors finish their HTTP round trips until ``waiting`` sleep on the clock."""
-    await _until(lambda: clock.sleepers >= waiting, f"{waiting} sleepers")
+    """Let the electors finish their HTTP round trips until ``waiting`` of them idle in
+    their retry-period sleep (an attempt in flight has a timeout timer on the clock)."""
+    await _until(lambda: clock.waiting(RETRY) >= waiting, f"{waiting} electors idle")
 
 
 async def test_crashed_leader_is_replaced_only_after_lease_expires(client: Client) -> None:
@@ -117,8 +119,9 @@ async def test_leader_that_cannot_renew_steps_down(master: Master) -> None:
         await c.update(lease)
         while a.is_leader and clock.monotonic() < 60:
             clock.advance(2)
-            await _until(lambda: clock.sleepers >= 1 or not a.is_leader, "a retries")
+            await _until(lambda: clock.waiting(RETRY) >= 1 or not a.is_leader, "a retries")
         # Renewals fail from the first retry at 2 s; the deadline is 10 s after it.
         assert not a.is_leader and clock.monotonic() == 12
+        await _until(lambda: len(log) == 2, "on_stopped_leading")
         assert log == ["a started", "a stopped"]
         await a.stop()
