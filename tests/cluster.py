@@ -75,7 +75,7 @@ class Master:
 
     def start(self, timeout: float = 30.0) -> Master:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "corral.cli.main", "master", "--data-dir", str(self.data_dir),
              "--listen", f"{self.host}:{self.port}", *self.extra_args],
@@ -170,7 +170,7 @@ class Agent:
 
     def start(self, timeout: float = 30.0, wait_registered: bool = True) -> Agent:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "corral.cli.main", "agent", "--server", self.master.url,
              "--name", self.name, "--kubeconfig", str(self.master.kubeconfig),

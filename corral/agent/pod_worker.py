@@ -41,7 +41,7 @@ from corral.agent.pod_status import (
     stamp_conditions,
 )
 from corral.agent.runtime.backoff import CrashLoopBackOff
-from corral.agent.runtime.base import ContainerLaunch, ContainerState
+from corral.agent.runtime.base import ContainerLaunch, ContainerState, container_id
 from corral.agent.runtime.ports import PortAllocator, PortsExhausted
 from corral.agent.runtime.process import ProcessRuntime
 from corral.api.errors import APIError, Conflict, NotFound
@@ -307,12 +307,13 @@ class PodWorker:
         )
 
     async def _forget_old(self, track: ContainerTrack) -> None:
-        """Keep the current instance and the one before it (for --previous)."""
-        keep = {s.container_id for s in (track.current, track.previous) if s is not None}
-        for state in await self.ctx.runtime.list():
-            if (state.pod_uid == self.uid and state.container_name == track.name
-                    and state.container_id not in keep and not state.running):
-                await self.ctx.runtime.remove(state.container_id)
+        """Keep the current instance and the one before it (for --previous); the
+        one before those is removed (by id: listing every instance is O(pods))."""
+        if track.current is None or track.current.attempt < 2:
+            return
+        old = container_id(self.uid, track.name, track.current.attempt - 2)
+        with contextlib.suppress(KeyError, RuntimeError):
+            await self.ctx.runtime.remove(old)
 
     # -- stopping --------------------------------------------------------------
 

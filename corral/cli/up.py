@@ -113,9 +113,14 @@ def _stop_leftover_pods(args: argparse.Namespace) -> None:
 
 
 def _apply(paths: list[str], kubeconfig: Path) -> None:
+    """Apply the manifests; a failure is reported and the cluster stays up."""
     from corral.cli.apply import apply_paths
+    from corral.cli.verb import error_line
 
-    asyncio.run(apply_paths(paths, kubeconfig=str(kubeconfig)))
+    try:
+        asyncio.run(apply_paths(paths, kubeconfig=str(kubeconfig)))
+    except Exception as err:  # noqa: BLE001 - the user sees why, the cluster keeps running
+        print(error_line(err), file=sys.stderr, flush=True)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -130,6 +135,8 @@ def _run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    # Started in the background of a script, SIGINT arrives ignored: Ctrl-C anyway.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         procs.append(_spawn(_master_args(args), logs / "master.log"))
         _wait_ready(cfg.url, procs[0])
