@@ -26,8 +26,15 @@ from typing import Any
 
 import yaml
 
-from corral.api.errors import NotFound
-from corral.cli.verb import UsageError, add_client_flags, qualified_kind, resource_arg, run_verb
+from corral.api.errors import APIError, NotFound
+from corral.cli.verb import (
+    UsageError,
+    add_client_flags,
+    error_line,
+    qualified_kind,
+    resource_arg,
+    run_verb,
+)
 from corral.client.http import Client, Obj
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -156,11 +163,18 @@ async def apply_paths(paths: list[str], *, kubeconfig: str | None = None,
 
 
 async def _apply_all(client: Client, objs: list[Obj], namespace: str | None) -> int:
+    """Namespaces go first so a directory's manifests may come in any file order;
+    an object that fails is reported and the rest still applied, as kubectl does."""
     if not objs:
         raise UsageError("no objects passed to apply")
-    for obj in objs:
-        print(await apply_one(client, obj, namespace), flush=True)
-    return 0
+    failed = 0
+    for obj in sorted(objs, key=lambda o: o.get("kind") != "Namespace"):
+        try:
+            print(await apply_one(client, obj, namespace), flush=True)
+        except APIError as err:
+            failed += 1
+            print(error_line(err), file=sys.stderr, flush=True)
+    return 1 if failed else 0
 
 
 async def _run(client: Client, args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 # Each module has `register(sub)`, which adds its sub-parsers and sets
 # `set_defaults(run=<callable(args) -> exit code>)`; the callable runs its own

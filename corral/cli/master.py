@@ -8,8 +8,9 @@ import asyncio
 import importlib
 import logging
 import signal
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Any
 
 from corral.api.server import ServerConfig, serve_forever
 from corral.cli.logging_setup import setup_logging
@@ -53,7 +54,7 @@ IN_PROCESS = {
 log = logging.getLogger("corral.master")
 
 
-def _component(target: str) -> Callable[[Client, asyncio.Event], Awaitable[None]] | None:
+def _component(target: str) -> Callable[[Client, asyncio.Event], Coroutine[Any, Any, None]] | None:
     module_name, _, fn = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -75,7 +76,7 @@ async def _run_components(cfg: ServerConfig, names: list[str], stop: asyncio.Eve
                 break
             except Exception:  # noqa: BLE001 - not listening yet
                 await asyncio.sleep(0.05)
-        runs = []
+        runs: list[asyncio.Task[None]] = []
         for name in names:
             fn = _component(IN_PROCESS[name])
             if fn is not None:

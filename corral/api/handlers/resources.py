@@ -9,13 +9,14 @@ HTTP method to the registry. Kubernetes verbs:
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from corral.api.body import media_type, parse_object
 from corral.api.errors import APIError, BadRequest, MethodNotAllowed, NotFound
-from corral.api.handlers.body import media_type, parse_object
 from corral.api.handlers.responses import (
     JSONResponse,
     render_list,

@@ -11,8 +11,10 @@ re-watch from the last resourceVersion they saw.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -114,7 +116,7 @@ async def _stream(request: Request, store: Store, target: Target, flt: Filter, r
                 return
             try:
                 item = await asyncio.wait_for(queue.get(), min(remaining, BOOKMARK_INTERVAL))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if bookmarks and last_rv and loop.time() < deadline:
                     yield _line("BOOKMARK", {"kind": res.kind, "apiVersion": res.api_version,
                                              "metadata": {"resourceVersion": last_rv}})
@@ -132,7 +134,5 @@ async def _stream(request: Request, store: Store, target: Target, flt: Filter, r
             first = False
     finally:
         pump.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await pump
-        except (asyncio.CancelledError, Exception):
-            pass

@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 
+from corral.api.body import parse_object
 from corral.api.errors import (
     AlreadyExists,
     APIError,
@@ -302,9 +304,7 @@ def _name_required(res: Resource) -> APIError:
 
 
 def _apply_body(body: bytes) -> Obj:
-    from corral.api.handlers.body import parse_document
-
-    return parse_document(body, "application/json")
+    return parse_object(body, "application/json")
 
 
 def _without_rv(obj: Obj) -> Obj:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import secrets
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -37,11 +37,11 @@ def deep_copy(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def rfc3339(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def now_rfc3339(offset_seconds: float = 0) -> str:
-    return rfc3339(datetime.now(timezone.utc) + timedelta(seconds=offset_seconds))
+    return rfc3339(datetime.now(UTC) + timedelta(seconds=offset_seconds))
 
 
 def new_uid() -> str:

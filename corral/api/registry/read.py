@@ -7,8 +7,9 @@ read at, so every page of one list shows the same snapshot (410 once compacted).
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 
 import orjson
 
