@@ -16,6 +16,7 @@ from pathlib import Path
 
 import uvicorn
 
+from corral.api.admission import default_plugins
 from corral.api.app import build_app
 from corral.api.auth import TokenAuthenticator, ensure_admin_token
 from corral.api.errors import AlreadyExists
@@ -25,6 +26,7 @@ from corral.api.registry import Registry
 from corral.api.resources import BY_KIND
 from corral.api.tls import ensure_pki
 from corral.client.kubeconfig import write_kubeconfig
+from corral.scheduler.bands import priority_class_objects
 from corral.store.base import Store
 from corral.store.open import open_store
 
@@ -66,6 +68,12 @@ async def bootstrap(registry: Registry) -> None:
             await registry.create(ns, None, {"metadata": {"name": name}})
         except AlreadyExists:
             pass
+    # Borg's bands ship as PriorityClasses (monitoring, production, batch, best-effort).
+    for pc in priority_class_objects():
+        try:
+            await registry.create(BY_KIND["PriorityClass"], None, pc)
+        except AlreadyExists:
+            pass
 
 
 def _cert_hosts(cfg: ServerConfig) -> list[str]:
@@ -97,6 +105,7 @@ class ApiServer:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await open_store(cfg.resolved_store_url)
         self.registry = Registry(self.store)
+        self.registry.admission.extend(default_plugins(self.registry))
         await bootstrap(self.registry)
         return self.registry
 
