@@ -340,21 +340,27 @@ class PodWorker:
         log.info("stopping pod pod=%s/%s grace=%ss gone=%s", self.namespace, self.name,
                  grace, self.gone)
         await self.stop_all(grace)
-        if not self.gone:
+        await self.clean_up()  # first: the object gone means the node is clean
+        if not self.gone:  # a failed DELETE raises, and the next pass retries it
             with contextlib.suppress(NotFound, Conflict):
                 await self.ctx.client.delete("Pod", self.name, self.namespace,
                                              grace_period_seconds=0,
                                              preconditions={"uid": self.uid})
-        await self.clean_up()
         return True
 
     async def clean_up(self) -> None:
         """Forget the pod on this node: instances, ports, back-off, directory."""
-        for state in await self.ctx.runtime.list():
-            if state.pod_uid == self.uid:
-                if state.running:
-                    await self.ctx.runtime.stop(state.container_id, 0)
-                await self.ctx.runtime.remove(state.container_id)
+        runtime = self.ctx.runtime
+        for track in self.tracks:  # by id (see _forget_old); the sweep catches the rest
+            top = track.current.attempt if track.current is not None else -1
+            for attempt in range(max(top - 2, 0), top + 1):
+                cid = container_id(self.uid, track.name, attempt)
+                try:
+                    if (await runtime.status(cid)).running:
+                        await runtime.stop(cid, 0)
+                except KeyError:
+                    continue
+                await runtime.remove(cid)
         self.ports.release()
         for track in self.tracks:
             self.ctx.backoff.forget(self._key(track))
