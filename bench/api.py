@@ -26,7 +26,8 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.cluster import Master  # noqa: E402
+from bench.loadgen import Connection, run_requests, watch_lines
+from tests.cluster import Master
 
 
 def _client(m: Master, connections: int) -> httpx.AsyncClient:
@@ -44,40 +45,33 @@ async def _ensure_ns(c: httpx.AsyncClient, name: str) -> None:
 
 
 async def bench_writes(m: Master, total: int, concurrency: int, run: int) -> tuple[float, float]:
+    """Creates, then updates (PUT with the resourceVersion each create returned)."""
     ns = f"w{run}"
-    async with _client(m, concurrency) as c:
+    async with _client(m, 4) as c:
         await _ensure_ns(c, ns)
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for i in range(total):
-            queue.put_nowait(i)
-        objs: dict[int, dict[str, Any]] = {}
+    base = f"/api/v1/namespaces/{ns}/configmaps"
+    created: list[dict[str, Any]] = []
 
-        async def creator() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
-                r = await c.post(f"/api/v1/namespaces/{ns}/configmaps",
-                                 json={"metadata": {"name": f"cm-{i}"}, "data": {"i": str(i)}})
-                assert r.status_code == 201, r.text
-                objs[i] = r.json()
+    def created_ok(status: int, body: bytes) -> None:
+        assert status == 201, body[:300]
+        created.append(orjson.loads(body))
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(creator() for _ in range(concurrency)))
-        create_rate = total / (time.perf_counter() - t0)
+    creates = [("POST", base, orjson.dumps({"metadata": {"name": f"cm-{i}"},
+                                            "data": {"i": str(i)}})) for i in range(total)]
+    t0 = time.perf_counter()
+    await run_requests(m.url, m.token, str(m.ca_path), creates, concurrency, created_ok)
+    create_rate = total / (time.perf_counter() - t0)
 
-        for i in range(total):
-            queue.put_nowait(i)
+    def updated_ok(status: int, body: bytes) -> None:
+        assert status == 200, body[:300]
 
-        async def updater() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
-                obj = objs[i]
-                obj["data"]["i"] = f"{i}-u"
-                r = await c.put(f"/api/v1/namespaces/{ns}/configmaps/cm-{i}", json=obj)
-                assert r.status_code == 200, r.text
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(updater() for _ in range(concurrency)))
-        update_rate = total / (time.perf_counter() - t0)
+    updates = []
+    for obj in created:
+        obj["data"]["i"] += "-u"
+        updates.append(("PUT", f"{base}/{obj['metadata']['name']}", orjson.dumps(obj)))
+    t0 = time.perf_counter()
+    await run_requests(m.url, m.token, str(m.ca_path), updates, concurrency, updated_ok)
+    update_rate = total / (time.perf_counter() - t0)
     return create_rate, update_rate
 
 
@@ -96,19 +90,21 @@ async def bench_fanout(m: Master, watchers: int, events: int, run: int) -> list[
             nonlocal ready
             url = (f"/api/v1/namespaces/{ns}/configmaps?watch=1&resourceVersion={rv}"
                    "&timeoutSeconds=120")
-            async with c.stream("GET", url) as r:
+            conn = await Connection.open(m.url, m.token, str(m.ca_path))
+            try:
+                lines = watch_lines(conn, url)
                 ready += 1
                 if ready == watchers:
                     all_ready.set()
                 got = 0
-                async for line in r.aiter_lines():
-                    if not line:
-                        continue
+                async for line in lines:
                     name = orjson.loads(line)["object"]["metadata"]["name"]
                     delays.append(time.perf_counter() - sent[name])
                     got += 1
                     if got == events:
                         return
+            finally:
+                conn.close()
 
         tasks = [asyncio.create_task(watcher()) for _ in range(watchers)]
         await asyncio.wait_for(all_ready.wait(), 120)

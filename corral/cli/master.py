@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.api.server import ServerConfig, serve_forever
+from corral.cli import eventloop
 from corral.cli.logging_setup import setup_logging
 from corral.client.http import Client
 
@@ -104,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("corral.master").info(
         "starting master url=%s data_dir=%s", cfg.url, cfg.data_dir)
     components = [c for c in IN_PROCESS if c not in args.disable]
-    asyncio.run(run_master(cfg, components))
+    eventloop.run(run_master(cfg, components))
     return 0
 
 

@@ -23,6 +23,7 @@ from starlette.responses import StreamingResponse
 from corral.api import tables
 from corral.api.errors import APIError, BadRequest, Gone
 from corral.api.handlers.responses import include_object, wants_table
+from corral.api.identity_cache import IdentityCache
 from corral.api.paths import Target
 from corral.api.registry import Filter, watch_objects
 from corral.api.resources import Resource
@@ -31,6 +32,7 @@ from corral.store.errors import StoreError
 
 BOOKMARK_INTERVAL = 30.0  # seconds without events before a BOOKMARK is sent
 _END = object()
+_TICK = object()  # wakes an idle stream to look at its timers
 
 
 def _timeout(request: Request) -> float:
@@ -72,8 +74,16 @@ async def watch_response(request: Request, store: Store, target: Target,
                              headers={"Cache-Control": "no-cache, private"})
 
 
+_LINES: IdentityCache[bytes] = IdentityCache()
+
+
 def _line(event_type: str, obj: dict[str, Any]) -> bytes:
     return orjson.dumps({"type": event_type, "object": obj}) + b"\n"
+
+
+def _shared_line(event_type: str, obj: dict[str, Any]) -> bytes:
+    """The encoded event, once for all plain-JSON watchers of the same event."""
+    return _LINES.get(obj, event_type, lambda: _line(event_type, obj))
 
 
 def _render(res: Resource, obj: dict[str, Any], as_table: bool, include: str,
@@ -101,38 +111,63 @@ async def _pump(source: AsyncIterator[tuple[str, dict[str, Any]]],
 
 async def _stream(request: Request, store: Store, target: Target, flt: Filter, rv: str, *,
                   as_table: bool, bookmarks: bool, timeout: float) -> AsyncIterator[bytes]:
+    """Events as they come, several per chunk when they queue up. The timers only
+    set flags (and wake an idle stream), so an event costs no timer of its own."""
     res = target.resource
     include = include_object(request)
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
     pump = asyncio.create_task(_pump(watch_objects(store, res, target.namespace, flt, rv), queue))
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    due = {"deadline": False, "bookmark": False}
+
+    def wake(flag: str) -> None:
+        due[flag] = True
+        if queue.empty():  # the stream waits in get(): an empty queue cannot be full
+            queue.put_nowait(_TICK)
+        if flag == "bookmark":
+            timers.append(loop.call_later(BOOKMARK_INTERVAL, wake, "bookmark"))
+
+    timers = [loop.call_later(timeout, wake, "deadline")]
+    if bookmarks:
+        timers.append(loop.call_later(BOOKMARK_INTERVAL, wake, "bookmark"))
     last_rv = rv if rv not in ("", "0") else ""
     first = True
     try:
         while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            batch = [await queue.get()]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            out: list[bytes] = []
+            ended = False
+            for item in batch:
+                if item is _TICK:
+                    continue
+                if item is _END or isinstance(item, StoreError):
+                    ended = True  # done, dropped as too slow, or store closed: re-watch
+                    break
+                if isinstance(item, APIError):
+                    out.append(_line("ERROR", item.to_status()))
+                    ended = True
+                    break
+                event_type, obj = item
+                last_rv = obj["metadata"].get("resourceVersion", last_rv)
+                if as_table:
+                    out.append(_line(event_type, _render(res, obj, as_table, include, first)))
+                    first = False
+                else:
+                    out.append(_shared_line(event_type, obj))
+            if due["bookmark"] and not ended:
+                due["bookmark"] = False
+                if last_rv:
+                    out.append(_line("BOOKMARK", {"kind": res.kind, "apiVersion": res.api_version,
+                                                  "metadata": {"resourceVersion": last_rv}}))
+            if out:
+                yield b"".join(out)
+            if ended or due["deadline"]:
                 return
-            try:
-                item = await asyncio.wait_for(queue.get(), min(remaining, BOOKMARK_INTERVAL))
-            except TimeoutError:
-                if bookmarks and last_rv and loop.time() < deadline:
-                    yield _line("BOOKMARK", {"kind": res.kind, "apiVersion": res.api_version,
-                                             "metadata": {"resourceVersion": last_rv}})
-                continue
-            if item is _END:
-                return
-            if isinstance(item, APIError):
-                yield _line("ERROR", item.to_status())
-                return
-            if isinstance(item, StoreError):
-                return  # dropped as too slow, or the store closed: the client re-watches
-            event_type, obj = item
-            last_rv = obj["metadata"].get("resourceVersion", last_rv)
-            yield _line(event_type, _render(res, obj, as_table, include, first))
-            first = False
     finally:
+        for timer in timers:
+            timer.cancel()
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await pump

@@ -14,11 +14,12 @@ from typing import Any
 import orjson
 
 from corral.api.errors import BadRequest, Gone
+from corral.api.identity_cache import IdentityCache
 from corral.api.registry.core import Obj
 from corral.api.registry.objects import load, meta
 from corral.api.resources import Resource
 from corral.api.selectors import parse_field_selector, parse_label_selector
-from corral.store.base import Event, EventType, Store
+from corral.store.base import Event, EventType, KeyValue, Store
 from corral.store.errors import Compacted
 
 
@@ -104,6 +105,14 @@ async def list_objects(
             return Page(items, revision)
 
 
+_DECODED: IdentityCache[Obj] = IdentityCache()
+
+
+def load_shared(kv: KeyValue) -> Obj:
+    """Decode a store value once for every watcher that receives the same event."""
+    return _DECODED.get(kv, None, lambda: load(kv))
+
+
 def _event_type(ev: Event, was: bool, now: bool) -> str | None:
     if ev.type is EventType.DELETE:
         return "DELETED" if was else None
@@ -118,7 +127,8 @@ async def watch_objects(
     store: Store, res: Resource, namespace: str | None, flt: Filter, resource_version: str,
 ) -> AsyncIterator[tuple[str, Obj]]:
     """(type, object) pairs. resourceVersion "" or "0" starts with ADDED for what
-    exists; N streams every change after N (410 Gone if compacted)."""
+    exists; N streams every change after N (410 Gone if compacted). Objects of
+    live events are shared between watchers: read them, never change them."""
     prefix = res.storage_prefix(namespace)
     if resource_version in ("", "0"):
         page = await list_objects(store, res, namespace, flt)
@@ -132,12 +142,13 @@ async def watch_objects(
             raise BadRequest(f"invalid resourceVersion: {resource_version!r}") from None
     try:
         async for ev in store.watch(prefix, after):
-            now_obj = load(ev.kv)
+            now_obj = load_shared(ev.kv)
             if ev.type is EventType.DELETE:
                 was = flt.matches(now_obj)
                 now = False
             else:
-                was = ev.prev is not None and flt.matches(load(ev.prev))
+                was = ev.prev is not None and (
+                    flt.everything or flt.matches(load_shared(ev.prev)))
                 now = flt.matches(now_obj)
             kind = _event_type(ev, was, now)
             if kind is not None:
