@@ -1,13 +1,14 @@
 """``open_store(url)``: the Store a URL names.
 
     sqlite:///abs/path/state.db   SqliteStore on that file (sqlite://rel/path: relative)
+        ?history=N&compact_interval=S   keep N revisions of history, compact every S s
     etcd://h1:2379,h2:2379        not yet: the etcd backend registers itself here
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from corral.store.base import Store
 
@@ -17,12 +18,33 @@ Opener = Callable[[str], Awaitable[Store]]
 async def _open_sqlite(rest: str) -> Store:
     from corral.store.sqlite import SqliteStore
 
+    rest, _, query = rest.partition("?")
+    options = _sqlite_options(query)
     path = unquote(rest)
     if path.startswith("/") and path[1:2] == "/":
         path = path[1:]  # sqlite:////abs is also an absolute path
     if not path:
         raise ValueError("sqlite store URL has no path: use sqlite:///path/to/state.db")
-    return await SqliteStore.open(path)
+    return await SqliteStore.open(path, **options)
+
+
+def _sqlite_options(query: str) -> dict[str, float]:
+    options: dict[str, float] = {}
+    for name, values in parse_qs(query, keep_blank_values=True).items():
+        if name not in ("history", "compact_interval"):
+            raise ValueError(f"unknown sqlite store option {name!r} "
+                             "(known: history, compact_interval)")
+        try:
+            value = float(values[-1])
+        except ValueError:
+            raise ValueError(f"sqlite store option {name} must be a number, "
+                             f"got {values[-1]!r}") from None
+        if value < 0:
+            raise ValueError(f"sqlite store option {name} must not be negative")
+        options[name] = value
+    if "history" in options:
+        options["history"] = int(options["history"])
+    return options
 
 
 # scheme -> opener of what follows "scheme://". Add "etcd" here.

@@ -372,3 +372,40 @@ def test_metrics(api: httpx.Client, ns: str) -> None:
 def test_method_not_allowed(api: httpx.Client, ns: str) -> None:
     r = api.put(PODS.format(ns=ns), json=pod("x"))
     assert r.status_code == 405 and r.json()["reason"] == "MethodNotAllowed"
+
+
+def test_watch_from_compacted_revision_is_gone(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    store = f"sqlite:///{tmp_path}/state.db?history=5&compact_interval=0.05"
+    m = Master(tmp_path / "m", extra_args=["--store", store]).start()
+    try:
+        with m.http() as api:
+            api.post("/api/v1/namespaces", json={"metadata": {"name": "g"}})
+            first = api.post("/api/v1/namespaces/g/configmaps",
+                             json={"metadata": {"name": "c"}, "data": {"n": "0"}}).json()
+            old_rv = first["metadata"]["resourceVersion"]
+            api.post("/api/v1/namespaces/g/configmaps", json={"metadata": {"name": "d"}})
+            page = api.get("/api/v1/namespaces/g/configmaps?limit=1").json()
+            obj = first
+            for i in range(30):
+                obj["data"]["n"] = str(i)
+                obj = api.put("/api/v1/namespaces/g/configmaps/c", json=obj).json()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                r = api.get(f"/api/v1/namespaces/g/configmaps?watch=1&resourceVersion={old_rv}"
+                            "&timeoutSeconds=1")
+                if r.status_code == 410:
+                    break
+                time.sleep(0.1)
+            assert r.status_code == 410 and r.json()["reason"] == "Expired"
+            token = page["metadata"]["continue"]
+            r = api.get(f"/api/v1/namespaces/g/configmaps?limit=1&continue={token}")
+            assert r.status_code == 410
+            # a fresh list and watch from its revision work
+            rv = api.get("/api/v1/namespaces/g/configmaps").json()["metadata"]["resourceVersion"]
+            r = api.get(f"/api/v1/namespaces/g/configmaps?watch=1&resourceVersion={rv}"
+                        "&timeoutSeconds=1")
+            assert r.status_code == 200
+    finally:
+        m.stop()

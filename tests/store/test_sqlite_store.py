@@ -79,3 +79,21 @@ async def test_compacting_the_future_is_refused(sqlite_store: SqliteStore) -> No
     rev = await sqlite_store.create("/k", b"v")
     with pytest.raises(ValueError):
         await sqlite_store.compact(rev + 1)
+
+
+async def test_url_options_set_history_and_reject_unknown(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path}/o.db?history=5&compact_interval=0.02")
+    try:
+        rev = await store.create("/k", b"0")
+        for i in range(30):
+            rev = await store.update("/k", str(i).encode(), rev)
+        for _ in range(200):
+            if await store.compacted_revision() >= rev - 5:
+                break
+            await asyncio.sleep(0.02)
+        assert await store.compacted_revision() >= rev - 5
+    finally:
+        await store.close()
+    for bad in ("bogus=1", "history=abc", "history=-1"):
+        with pytest.raises(ValueError):
+            await open_store(f"sqlite:///{tmp_path}/o.db?{bad}")
