@@ -1,0 +1,94 @@
+"""`corral scheduler`: the scheduler as its own process (as Borg and Kubernetes run it).
+
+    corral scheduler --kubeconfig PATH [--server URL] [--bin-pack] [--leader-elect]
+
+Without --leader-elect every scheduler process schedules; racing ones stay
+correct (bindings and node reservations are compare-and-swaps). With it, one
+holds the Lease kube-system/corral-scheduler and the others stand by.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+
+from corral.cli.logging_setup import setup_logging
+from corral.client.http import Client
+from corral.client.kubeconfig import KubeconfigError, load_kubeconfig
+from corral.scheduler.core import SchedulerOptions
+from corral.scheduler.loop import LeaseTiming, Scheduler, run_elected
+
+log = logging.getLogger("corral.scheduler")
+
+
+def make_client(args: argparse.Namespace) -> Client:
+    token: str | None = None
+    ca_pem: bytes | None = None
+    server = args.server
+    if args.kubeconfig:
+        cluster = load_kubeconfig(args.kubeconfig)
+        server = server or cluster.server
+        token, ca_pem = cluster.token, cluster.ca_pem
+    if args.token_file:
+        token = args.token_file.read_text().strip()
+    if args.ca_file:
+        ca_pem = args.ca_file.read_bytes()
+    if not server:
+        raise KubeconfigError("no master: give --server or --kubeconfig")
+    return Client(server, token, ca_pem, insecure=args.insecure_skip_tls_verify)
+
+
+async def run_scheduler(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    options = SchedulerOptions(bin_pack=args.bin_pack)
+    async with make_client(args) as client:
+        async def work() -> None:
+            await Scheduler(client, options).run(stop)
+
+        if not args.leader_elect:
+            await work()
+            return
+        identity = args.identity or f"{socket.gethostname()}_{os.getpid()}"
+        timing = LeaseTiming(args.lease_duration, args.renew_deadline, args.retry_period)
+        log.info("leader election lease=kube-system/corral-scheduler identity=%s", identity)
+        await run_elected(client, stop, identity, work, timing)
+
+
+def _run(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+    try:
+        asyncio.run(run_scheduler(args))
+    except KubeconfigError as err:
+        log.error("cannot start error=%s", err)
+        return 2
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("scheduler", help="run the scheduler as its own process")
+    p.add_argument("--server", default=None, help="master URL (default: the kubeconfig's)")
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig with server, CA and token")
+    p.add_argument("--token-file", type=Path, default=None, help="file holding the token")
+    p.add_argument("--ca-file", type=Path, default=None, help="the cluster CA (PEM)")
+    p.add_argument("--insecure-skip-tls-verify", action="store_true",
+                   help="do not verify the master's certificate")
+    p.add_argument("--bin-pack", action="store_true",
+                   help="score most-allocated nodes first (Borg/Mesos packing) instead of "
+                        "spreading")
+    p.add_argument("--leader-elect", action="store_true",
+                   help="schedule only while holding the Lease kube-system/corral-scheduler")
+    p.add_argument("--identity", default="", help="leader election identity "
+                   "(default HOSTNAME_PID)")
+    p.add_argument("--lease-duration", type=float, default=15.0, help="seconds (default 15)")
+    p.add_argument("--renew-deadline", type=float, default=10.0, help="seconds (default 10)")
+    p.add_argument("--retry-period", type=float, default=2.0, help="seconds (default 2)")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(run=_run)

@@ -1,0 +1,390 @@
+"""The scheduler as an API client: informers in, bindings out, the pure core between.
+
+    Node informer ─────────────► snapshot.add/update/remove_node ─┐ something may
+    Pod informer (bound:        ► snapshot.add/remove_pod ─────────┤ fit now: parked
+      spec.nodeName!=, running)                                    ┘ pods → active
+    Pod informer (pending:      ► queue.add (schedulerName "", default-scheduler, corral)
+      spec.nodeName=)
+                 queue.pop() ─► core.schedule(snapshot, pod)
+      node ─► assume (snapshot.add_pod) ─► bind task: ledger.reserve ─► Client.bind
+                 refused by the ledger / lost a race (409) ─► unassume; retry / drop
+      none ─► preemption.find_preemption ─► victims: Event Preempted, graceful delete;
+              preemptor: status.nominatedNodeName
+              then Event FailedScheduling + PodScheduled=False (reason Unschedulable)
+              and queue.park (back-off; a cluster change wakes it at once)
+
+Decisions are made one at a time on the event loop (the core never awaits), so
+the snapshot cannot change under a decision; binds run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from corral.api.errors import APIError, Conflict, NotFound
+from corral.client.http import Client, ServerUnreachable
+from corral.client.informer import Informer, key_of
+from corral.client.leaderelection import LeaderElector
+from corral.scheduler.core import Decision, SchedulerOptions, schedule
+from corral.scheduler.events import EventRecorder, now_rfc3339
+from corral.scheduler.ledger import Reservations
+from corral.scheduler.preemption import Preemption, find_preemption
+from corral.scheduler.queue import QueueClosed, SchedulingQueue
+from corral.scheduler.requirements import PodRequirements, pod_requirements
+from corral.scheduler.snapshot import ClusterSnapshot
+
+log = logging.getLogger("corral.scheduler")
+
+Obj = dict[str, Any]
+SCHEDULER_NAMES = frozenset({"", "default-scheduler", "corral"})
+MAX_BINDS_IN_FLIGHT = 64
+HOUSEKEEPING_SECONDS = 5.0
+RECENTLY_BOUND_SECONDS = 60.0
+BOUND_SELECTOR = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
+TERMINATING_VICTIM = "preemption: not eligible due to a terminating pod on the nominated node."
+
+
+def is_ours(pod: Obj) -> bool:
+    """A pending pod this scheduler places."""
+    spec = pod.get("spec") or {}
+    return (spec.get("schedulerName") or "") in SCHEDULER_NAMES and not spec.get(
+        "nodeName") and not (pod.get("metadata") or {}).get("deletionTimestamp")
+
+
+def node_facts(node: Obj) -> tuple[Any, ...]:
+    """What scheduling reads from a Node; heartbeats that change nothing else are
+    not worth a cache invalidation."""
+    meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get(
+        "status") or {}
+    ready = [c.get("status") for c in status.get("conditions") or ()
+             if c.get("type") == "Ready"]
+    return (meta.get("labels"), spec.get("taints"), spec.get("unschedulable"),
+            status.get("allocatable"), status.get("capacity"), ready)
+
+
+class Scheduler:
+    def __init__(self, client: Client, options: SchedulerOptions | None = None) -> None:
+        self.client = client
+        self.options = options or SchedulerOptions()
+        self.snapshot = ClusterSnapshot()
+        self.queue = SchedulingQueue()
+        self.nodes = Informer(client, "Node")
+        self.pending = Informer(client, "Pod", field_selector="spec.nodeName=")
+        self.bound = Informer(client, "Pod", field_selector=BOUND_SELECTOR)
+        self.bound.add_index("node", lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
+        self.events = EventRecorder(client)
+        self.ledger = Reservations(client, self.snapshot, self._lookup)
+        self._binding: set[str] = set()
+        # uid → when we bound it: the pending informer may still show it unbound.
+        self._recently_bound: dict[str, float] = {}
+        self._binds: set[asyncio.Task[None]] = set()
+        self._bind_slots = asyncio.Semaphore(MAX_BINDS_IN_FLIGHT)
+        self.bound_count = 0
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Schedule until ``stop`` is set (or the task is cancelled)."""
+        self._register_handlers()
+        informers = (self.nodes, self.bound, self.pending)
+        helpers: list[asyncio.Task[None]] = []
+        try:
+            for informer in informers:
+                informer.start()
+            for informer in informers:
+                await informer.wait_synced()
+            self.events.start()
+            helpers = [asyncio.create_task(self._close_on(stop), name="scheduler-stop"),
+                       asyncio.create_task(self._housekeeping(), name="scheduler-housekeeping")]
+            log.info("scheduler started nodes=%d pending=%d", len(self.snapshot),
+                     len(self.queue))
+            await self._schedule_forever()
+        finally:
+            await self._shutdown(informers, helpers)
+
+    async def _close_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.queue.close()
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            self.ledger.expire_phantoms()
+            horizon = time.monotonic() - RECENTLY_BOUND_SECONDS
+            for uid in [u for u, at in self._recently_bound.items() if at < horizon]:
+                del self._recently_bound[uid]
+
+    async def _shutdown(self, informers: tuple[Informer, ...],
+                        helpers: list[asyncio.Task[None]]) -> None:
+        self.queue.close()
+        for task in [*helpers, *self._binds]:
+            task.cancel()
+        await asyncio.gather(*helpers, *self._binds, return_exceptions=True)
+        await self.ledger.close()
+        await self.events.stop()
+        for informer in informers:
+            await informer.stop()
+
+    # -- informer handlers -----------------------------------------------------------
+
+    def _register_handlers(self) -> None:
+        self.nodes.add_handler(self._node_added, self._node_updated, self._node_deleted)
+        self.bound.add_handler(self._bound_added, self._bound_updated, self._bound_deleted)
+        self.pending.add_handler(self._pending_added, self._pending_updated,
+                                 self._pending_deleted)
+
+    def _node_added(self, node: Obj) -> None:
+        name = (node.get("metadata") or {}).get("name") or ""
+        self.snapshot.add_node(node)
+        for pod in self.bound.by_index("node", name):
+            self._account(pod)
+        self.queue.move_all_to_active()
+
+    def _node_updated(self, old: Obj, new: Obj) -> None:
+        if node_facts(old) != node_facts(new):
+            self.snapshot.update_node(new)
+            self.queue.move_all_to_active()
+
+    def _node_deleted(self, node: Obj) -> None:
+        self.snapshot.remove_node((node.get("metadata") or {}).get("name") or "")
+
+    def _bound_added(self, pod: Obj) -> None:
+        self._account(pod)
+
+    def _bound_updated(self, old: Obj, new: Obj) -> None:
+        if old.get("spec") != new.get("spec") or (old.get("metadata") or {}).get(
+                "labels") != (new.get("metadata") or {}).get("labels"):
+            self._account(new)
+
+    def _bound_deleted(self, pod: Obj) -> None:
+        key = key_of(pod)
+        placed = self.snapshot.pod(key)
+        if placed is not None and placed.node_name == (pod.get("spec") or {}).get("nodeName"):
+            self.snapshot.remove_pod(key)
+        self.queue.move_all_to_active()
+
+    def _account(self, pod: Obj) -> None:
+        key = key_of(pod)
+        self.ledger.forget_phantoms(key)
+        if self.snapshot.node((pod.get("spec") or {}).get("nodeName") or "") is not None:
+            self.snapshot.add_pod(pod)
+
+    def _pending_added(self, pod: Obj) -> None:
+        if is_ours(pod):
+            self._enqueue(pod)
+
+    def _pending_updated(self, old: Obj, new: Obj) -> None:
+        if not is_ours(new):
+            self.queue.remove(key_of(new))
+            return
+        changed = old.get("spec") != new.get("spec") or (old.get("metadata") or {}).get(
+            "labels") != (new.get("metadata") or {}).get("labels")
+        if changed or key_of(new) not in self.queue:
+            self._enqueue(new)
+
+    def _pending_deleted(self, pod: Obj) -> None:
+        key = key_of(pod)
+        self.queue.remove(key)
+        self.ledger.forget_phantoms(key)
+
+    def _enqueue(self, pod: Obj) -> None:
+        meta = pod.get("metadata") or {}
+        priority = pod_requirements(pod).priority
+        self.queue.add(key_of(pod), priority, str(meta.get("creationTimestamp") or ""))
+
+    def _lookup(self, key: str) -> tuple[PodRequirements, str] | None:
+        for informer in (self.bound, self.pending):
+            pod = informer.get_by_key(key)
+            if pod is not None:
+                return pod_requirements(pod), (pod.get("spec") or {}).get("nodeName") or ""
+        return None
+
+    # -- one attempt -------------------------------------------------------------------
+
+    async def _schedule_forever(self) -> None:
+        while True:
+            try:
+                key = await self.queue.pop()
+            except QueueClosed:
+                return
+            try:
+                await self.schedule_one(key)
+            except Exception:  # one bad pod must not stop scheduling for every other
+                log.exception("scheduling attempt failed pod=%s", key)
+                self.queue.park(key)
+
+    async def schedule_one(self, key: str) -> None:
+        pod = self.pending.get_by_key(key)
+        if pod is None or not is_ours(pod):
+            self.queue.remove(key)
+            return
+        if key in self._binding or (pod.get("metadata") or {}).get("uid") in self._recently_bound:
+            return  # a bind is in flight (it re-queues the pod if it fails), or done
+        req = pod_requirements(pod)
+        decision = schedule(self.snapshot, req, self.options)
+        if decision.node is not None:
+            self._assume_and_bind(pod, req, decision.node)
+        else:
+            await self._unschedulable(pod, req, decision)
+
+    def _assume_and_bind(self, pod: Obj, req: PodRequirements, node: str) -> None:
+        self.snapshot.add_pod(req, node)
+        self._binding.add(req.key)
+        task = asyncio.create_task(self._bind(pod, req, node), name=f"bind-{req.key}")
+        self._binds.add(task)
+        task.add_done_callback(self._binds.discard)
+
+    async def _bind(self, pod: Obj, req: PodRequirements, node: str) -> None:
+        key = req.key
+        try:
+            async with self._bind_slots:
+                if not await self.ledger.reserve(node, req):
+                    self._unassume(key, node)
+                    self.queue.requeue(key)
+                    return
+                await self.client.bind(req.name, req.namespace, node)
+            self.queue.remove(key)
+            self._recently_bound[req.uid] = time.monotonic()
+            self.bound_count += 1
+            log.debug("pod bound pod=%s node=%s", key, node)
+        except (Conflict, NotFound) as err:  # bound by someone else, or gone: nothing to do
+            self._unassume(key, node)
+            self.queue.remove(key)
+            log.info("bind dropped pod=%s node=%s reason=%s", key, node, type(err).__name__)
+        except (APIError, ServerUnreachable) as err:
+            self._unassume(key, node)
+            self.queue.park(key)
+            log.warning("bind failed pod=%s node=%s error=%r", key, node, err)
+        finally:
+            self._binding.discard(key)
+
+    def _unassume(self, key: str, node: str) -> None:
+        """Take back our assumption of ``key`` on ``node``; if the pod is in fact
+        bound (by someone else, or by our own earlier attempt), account it there."""
+        placed = self.snapshot.pod(key)
+        if placed is None or placed.node_name != node:
+            return
+        real = self.bound.get_by_key(key)
+        if real is not None:
+            self._account(real)
+        else:
+            self.snapshot.remove_pod(key)
+
+    # -- no node fits ------------------------------------------------------------------
+
+    async def _unschedulable(self, pod: Obj, req: PodRequirements, decision: Decision) -> None:
+        message = decision.message
+        nominated = (pod.get("status") or {}).get("nominatedNodeName") or None
+        if nominated and self._victims_terminating(nominated, req.priority):
+            message = f"{message} {TERMINATING_VICTIM}"
+        else:
+            result = find_preemption(self.snapshot, req)
+            if result.preemption is not None:
+                await self._preempt(pod, result.preemption)
+                nominated = result.preemption.node
+            elif result.message:
+                message = f"{message} {result.message}"
+        self.events.event(pod, "Warning", "FailedScheduling", message)
+        await self._set_unschedulable(pod, message, nominated)
+        self.queue.park(req.key)
+
+    def _victims_terminating(self, node: str, priority: int) -> bool:
+        """Victims of an earlier preemption still stopping: wait, do not evict more."""
+        for pod in self.bound.by_index("node", node):
+            if (pod.get("metadata") or {}).get("deletionTimestamp") and pod_requirements(
+                    pod).priority < priority:
+                return True
+        return False
+
+    async def _preempt(self, preemptor: Obj, preemption: Preemption) -> None:
+        uid = (preemptor.get("metadata") or {}).get("uid")
+        log.info("preempting pod=%s node=%s victims=%s", key_of(preemptor), preemption.node,
+                 ",".join(v.key for v in preemption.victims))
+        await asyncio.gather(*(self._evict(victim.key, f"Preempted by pod {uid} on node "
+                                           f"{preemption.node}")
+                               for victim in preemption.victims))
+
+    async def _evict(self, key: str, message: str) -> None:
+        victim = self.bound.get_by_key(key)
+        namespace, _, name = key.partition("/")
+        if victim is not None:
+            self.events.event(victim, "Normal", "Preempted", message)
+        with contextlib.suppress(NotFound):
+            await self.client.delete("Pod", name, namespace)  # graceful: the pod's own period
+
+    async def _set_unschedulable(self, pod: Obj, message: str, nominated: str | None) -> None:
+        status = pod.get("status") or {}
+        current: Obj = next((c for c in status.get("conditions") or ()
+                            if c.get("type") == "PodScheduled"), {})
+        same = (current.get("status") == "False" and current.get("reason") == "Unschedulable"
+                and current.get("message") == message)
+        if same and (status.get("nominatedNodeName") or None) == nominated:
+            return
+        condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                     "message": message, "lastProbeTime": None,
+                     "lastTransitionTime": current.get("lastTransitionTime")
+                     if current.get("status") == "False" else now_rfc3339()}
+        patch: Obj = {"metadata": {"resourceVersion": pod["metadata"]["resourceVersion"]},
+                      "status": {"conditions": [condition]}}
+        if nominated:
+            patch["status"]["nominatedNodeName"] = nominated
+        meta = pod["metadata"]
+        try:
+            await self.client.patch("Pod", meta["name"], patch, meta.get("namespace"),
+                                    patch_type="strategic", subresource="status")
+        except (Conflict, NotFound):
+            pass  # changed meanwhile (bound, deleted, updated): the next attempt writes it
+        except (APIError, ServerUnreachable) as err:
+            log.info("pod status write failed pod=%s error=%r", key_of(pod), err)
+
+
+# -- running it: in the master, or as its own process ------------------------------------
+
+LEASE_NAMESPACE = "kube-system"
+LEASE_NAME = "corral-scheduler"
+
+
+@dataclass(frozen=True)
+class LeaseTiming:
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+
+async def run_elected(client: Client, stop: asyncio.Event, identity: str,
+                      work: Callable[[], Awaitable[None]],
+                      timing: LeaseTiming | None = None) -> None:
+    """Run ``work`` while holding the Lease kube-system/corral-scheduler; stand by
+    (and campaign again) whenever it is lost; on ``stop`` give the Lease up."""
+    timing = timing or LeaseTiming()
+    while not stop.is_set():
+        elector = LeaderElector(client, LEASE_NAMESPACE, LEASE_NAME, identity,
+                                lease_duration=timing.lease_duration,
+                                renew_deadline=timing.renew_deadline,
+                                retry_period=timing.retry_period, on_started_leading=work)
+        election = asyncio.create_task(elector.run(), name="scheduler-election")
+        stopped = asyncio.create_task(stop.wait(), name="scheduler-election-stop")
+        await asyncio.wait({election, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (election, stopped):
+            task.cancel()
+        await asyncio.gather(election, stopped, return_exceptions=True)
+
+
+async def run_in_master(client: Client, stop: asyncio.Event) -> None:
+    """The in-process scheduler of `corral master`: leader-elected, so that of
+    several masters (or a master and `corral scheduler --leader-elect`) one
+    schedules. The identity is stable across restarts of the same master, so a
+    restarted master takes its Lease back at once."""
+    identity = f"{socket.gethostname()}_master_{client.server}"
+
+    async def work() -> None:
+        await Scheduler(client).run(stop)
+
+    await run_elected(client, stop, identity, work)
