@@ -38,8 +38,38 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     proc.wait()
 
 
+class CorralProcess:
+    """What every harnessed corral process has: a ``corral`` child in its own
+    process group, its log file, and stop (SIGTERM, then SIGKILL) / kill (crash)."""
+
+    proc: subprocess.Popen[bytes] | None
+    log_path: Path
+
+    def spawn(self, args: list[str]) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "corral.cli.main", *args],
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-8000:] if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash."""
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+
 @dataclass
-class Master:
+class Master(CorralProcess):
     data_dir: Path
     host: str = "127.0.0.1"
     port: int = field(default_factory=free_port)
@@ -75,13 +105,8 @@ class Master:
 
     def start(self, timeout: float = 30.0) -> Master:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "corral.cli.main", "master", "--data-dir", str(self.data_dir),
-             "--listen", f"{self.host}:{self.port}", *self.extra_args],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        log.close()
+        self.spawn(["master", "--data-dir", str(self.data_dir),
+                    "--listen", f"{self.host}:{self.port}", *self.extra_args])
         self.wait_ready(timeout)
         return self
 
@@ -99,21 +124,6 @@ class Master:
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"master not ready after {timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash."""
-        if self.proc is not None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-            self.proc = None
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, verify=str(self.ca_path),
@@ -148,7 +158,7 @@ def kill_pods(state_dir: Path) -> None:
 
 
 @dataclass
-class Agent:
+class Agent(CorralProcess):
     """A real `corral agent` process for ``master``; pods outlive stop() and kill()
     (as they do in production), so ``cleanup()`` kills what it ran."""
 
@@ -170,16 +180,10 @@ class Agent:
 
     def start(self, timeout: float = 30.0, wait_registered: bool = True) -> Agent:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "corral.cli.main", "agent", "--server", self.master.url,
-             "--name", self.name, "--kubeconfig", str(self.master.kubeconfig),
-             "--node-ip", self.node_ip, "--state-dir", str(self.state_dir),
-             "--heartbeat", "0.5", "--backoff-initial", "1", "--backoff-cap", "8",
-             *self.extra_args],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        log.close()
+        self.spawn(["agent", "--server", self.master.url, "--name", self.name,
+                    "--kubeconfig", str(self.master.kubeconfig), "--node-ip", self.node_ip,
+                    "--state-dir", str(self.state_dir), "--heartbeat", "0.5",
+                    "--backoff-initial", "1", "--backoff-cap", "8", *self.extra_args])
         if wait_registered:
             self.wait_registered(timeout)
         return self
@@ -200,22 +204,6 @@ class Agent:
                         return
                 time.sleep(0.05)
         raise RuntimeError(f"agent {self.name} not registered after {timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-8000:] if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        """SIGTERM: the agent exits, its pods keep running."""
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash."""
-        if self.proc is not None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-            self.proc = None
 
     def cleanup(self) -> None:
         self.stop()

@@ -1,6 +1,8 @@
 """Shared fixtures: a real `corral master` process on a free loopback port.
 
     master        one master per test module (fast); tests use unique names
+    quiet_master  one per module, without scheduler and controllers: only the
+                  test writes, for tests of the API itself
     fresh_master  a master of the test's own (for restarts, crashes, state checks)
     agents        start `corral agent` processes; each, and its pods, stopped after the test
 """
@@ -18,6 +20,16 @@ from tests.cluster import Agent, Master
 @pytest.fixture(scope="module")
 def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
     m = Master(tmp_path_factory.mktemp("master")).start()
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+@pytest.fixture(scope="module")
+def quiet_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
+    m = Master(tmp_path_factory.mktemp("quiet"),
+               extra_args=["--disable", "scheduler", "--disable", "controllers"]).start()
     try:
         yield m
     finally:

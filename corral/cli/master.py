@@ -63,7 +63,10 @@ def _component(target: str) -> Callable[[Client, asyncio.Event], Coroutine[Any, 
         if e.name != module_name:
             raise
         return None
-    return getattr(module, fn)  # type: ignore[no-any-return]
+    entry = getattr(module, fn, None)
+    if entry is None:
+        log.error("component entry point missing target=%s; not started", target)
+    return entry  # type: ignore[no-any-return]
 
 
 async def _run_components(cfg: ServerConfig, names: list[str], stop: asyncio.Event) -> None:

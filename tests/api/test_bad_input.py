@@ -7,6 +7,7 @@ every write bumps it, so an unchanged revision proves no half-written state.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,8 +145,8 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def api(master: Master) -> httpx.Client:
-    with master.http() as client:
+def api(quiet_master: Master) -> Iterator[httpx.Client]:
+    with quiet_master.http() as client:
         assert client.post("/api/v1/namespaces", json={"metadata": {"name": NS}}).status_code == 201
         existing = _deploy()
         existing["metadata"]["name"] = "existing"

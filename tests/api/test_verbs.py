@@ -44,8 +44,8 @@ def deployment(name: str, replicas: int = 2) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def api(master: Master) -> httpx.Client:
-    with master.http() as client:
+def api(quiet_master: Master) -> httpx.Client:
+    with quiet_master.http() as client:
         yield client
 
 
@@ -339,21 +339,21 @@ def test_watch_without_resource_version_starts_with_existing(api: httpx.Client, 
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "old")]
 
 
-def test_unauthenticated_requests_are_rejected(master: Master) -> None:
-    with httpx.Client(base_url=master.url, verify=str(master.ca_path)) as anon:
+def test_unauthenticated_requests_are_rejected(quiet_master: Master) -> None:
+    with httpx.Client(base_url=quiet_master.url, verify=str(quiet_master.ca_path)) as anon:
         r = anon.get("/api/v1/pods")
         assert r.status_code == 401 and r.json()["reason"] == "Unauthorized"
         assert anon.get("/healthz").status_code == 200
         assert anon.get("/readyz").status_code == 200
-    with httpx.Client(base_url=master.url, verify=str(master.ca_path),
+    with httpx.Client(base_url=quiet_master.url, verify=str(quiet_master.ca_path),
                       headers={"Authorization": "Bearer wrong"}) as bad:
         assert bad.get("/api/v1/pods").status_code == 401
 
 
-def test_tls_verifies_with_the_kubeconfig_ca(master: Master) -> None:
+def test_tls_verifies_with_the_kubeconfig_ca(quiet_master: Master) -> None:
     with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{master.url}/healthz")  # system CAs do not trust the cluster CA
-    assert httpx.get(f"{master.url}/healthz", verify=str(master.ca_path)).text == "ok"
+        httpx.get(f"{quiet_master.url}/healthz")  # system CAs do not trust the cluster CA
+    assert httpx.get(f"{quiet_master.url}/healthz", verify=str(quiet_master.ca_path)).text == "ok"
 
 
 def test_default_namespaces_exist(api: httpx.Client) -> None:

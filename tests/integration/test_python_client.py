@@ -13,8 +13,8 @@ from tests.cluster import Master
 
 
 @pytest.fixture(scope="module")
-def core(master: Master) -> client.CoreV1Api:
-    api_client = config.new_client_from_config(config_file=str(master.kubeconfig))
+def core(quiet_master: Master) -> client.CoreV1Api:
+    api_client = config.new_client_from_config(config_file=str(quiet_master.kubeconfig))
     return client.CoreV1Api(api_client)
 
 
