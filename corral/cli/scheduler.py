@@ -49,14 +49,14 @@ async def run_scheduler(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     options = SchedulerOptions(bin_pack=args.bin_pack)
+    identity = args.identity or f"{socket.gethostname()}_{os.getpid()}"
     async with make_client(args) as client:
         async def work() -> None:
-            await Scheduler(client, options).run(stop)
+            await Scheduler(client, options, instance=identity).run(stop)
 
         if not args.leader_elect:
             await work()
             return
-        identity = args.identity or f"{socket.gethostname()}_{os.getpid()}"
         timing = LeaseTiming(args.lease_duration, args.renew_deadline, args.retry_period)
         log.info("leader election lease=kube-system/corral-scheduler identity=%s", identity)
         await run_elected(client, stop, identity, work, timing)
@@ -64,6 +64,7 @@ async def run_scheduler(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     try:
         asyncio.run(run_scheduler(args))
     except KubeconfigError as err:
@@ -85,8 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "spreading")
     p.add_argument("--leader-elect", action="store_true",
                    help="schedule only while holding the Lease kube-system/corral-scheduler")
-    p.add_argument("--identity", default="", help="leader election identity "
-                   "(default HOSTNAME_PID)")
+    p.add_argument("--identity", default="", help="identity for leader election and "
+                   "Events' reportingInstance (default HOSTNAME_PID)")
     p.add_argument("--lease-duration", type=float, default=15.0, help="seconds (default 15)")
     p.add_argument("--renew-deadline", type=float, default=10.0, help="seconds (default 10)")
     p.add_argument("--retry-period", type=float, default=2.0, help="seconds (default 2)")

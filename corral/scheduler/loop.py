@@ -70,7 +70,8 @@ def node_facts(node: Obj) -> tuple[Any, ...]:
 
 
 class Scheduler:
-    def __init__(self, client: Client, options: SchedulerOptions | None = None) -> None:
+    def __init__(self, client: Client, options: SchedulerOptions | None = None,
+                 instance: str | None = None) -> None:
         self.client = client
         self.options = options or SchedulerOptions()
         self.snapshot = ClusterSnapshot()
@@ -79,7 +80,7 @@ class Scheduler:
         self.pending = Informer(client, "Pod", field_selector="spec.nodeName=")
         self.bound = Informer(client, "Pod", field_selector=BOUND_SELECTOR)
         self.bound.add_index("node", lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
-        self.events = EventRecorder(client)
+        self.events = EventRecorder(client, instance=instance)
         self.ledger = Reservations(client, self.snapshot, self._lookup)
         self._binding: set[str] = set()
         # uid → when we bound it: the pending informer may still show it unbound.
@@ -253,7 +254,7 @@ class Scheduler:
             self.queue.remove(key)
             self._recently_bound[req.uid] = time.monotonic()
             self.bound_count += 1
-            log.debug("pod bound pod=%s node=%s", key, node)
+            self.events.event(pod, "Normal", "Scheduled", f"Successfully assigned {key} to {node}")
         except (Conflict, NotFound) as err:  # bound by someone else, or gone: nothing to do
             self._unassume(key, node)
             self.queue.remove(key)
@@ -385,6 +386,6 @@ async def run_in_master(client: Client, stop: asyncio.Event) -> None:
     identity = f"{socket.gethostname()}_master_{client.server}"
 
     async def work() -> None:
-        await Scheduler(client).run(stop)
+        await Scheduler(client, instance=identity).run(stop)
 
     await run_elected(client, stop, identity, work)

@@ -308,14 +308,14 @@ class QuotaAdmission:
     async def _admit_create(self, res: Resource, obj: Obj) -> None:
         usage = object_usage(res, obj)
         ns, name = _ns_name(obj)
-        if not usage or not await self._covering(ns, res, obj, usage):
+        if not usage or not await self._covering(ns, res, obj):
             return
         if await self.registry.find(res, ns, name) is not None:
             return  # the create fails with AlreadyExists: nothing to charge
         async with self._lock(ns):
             charged: list[str] = []
             try:
-                for quota in await self._covering(ns, res, obj, usage):
+                for quota in await self._covering(ns, res, obj):
                     quota_name = quota["metadata"]["name"]
                     await self._charge(quota_name, ns, res, obj, usage)
                     charged.append(quota_name)
@@ -327,10 +327,11 @@ class QuotaAdmission:
                 self._remember(ns, quota_name,
                                Charge(f"{res.plural}/{name}", usage, time.monotonic()))
 
-    async def _covering(self, ns: str, res: Resource, obj: Obj, usage: Amounts) -> list[Obj]:
-        """The namespace's quotas that select ``obj`` and limit some of its usage."""
+    async def _covering(self, ns: str, res: Resource, obj: Obj) -> list[Obj]:
+        """The namespace's quotas that select ``obj`` and limit something of its kind
+        (a quota on limits.cpu covers a pod without limits: it must state them)."""
         return [q for q in await self._quotas(ns)
-                if covers(q, res, obj) and set(hard_of(q)) & set(usage)]
+                if covers(q, res, obj) and res in resources_counted(hard_of(q))]
 
     async def _charge(self, quota_name: str, ns: str, res: Resource, obj: Obj,
                       usage: Amounts) -> None:
@@ -397,7 +398,7 @@ class QuotaAdmission:
 
     async def _refund(self, ns: str, res: Resource, obj: Obj, usage: Amounts) -> None:
         async with self._lock(ns):
-            for quota in await self._covering(ns, res, obj, usage):
+            for quota in await self._covering(ns, res, obj):
                 await self._apply(ns, quota["metadata"]["name"], usage, -1)
 
     async def _apply(self, ns: str, quota_name: str, usage: Amounts, sign: int) -> None:
