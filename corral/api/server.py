@@ -17,6 +17,13 @@ from pathlib import Path
 import uvicorn
 
 from corral.api.admission import default_plugins
+from corral.api.allocation import (
+    DEFAULT_NODE_PORT_RANGE,
+    DEFAULT_SERVICE_CIDR,
+    IpRange,
+    PortRange,
+    ServiceAllocation,
+)
 from corral.api.app import build_app
 from corral.api.auth import TokenAuthenticator, ensure_admin_token
 from corral.api.errors import AlreadyExists
@@ -43,6 +50,8 @@ class ServerConfig:
     port: int = 6443
     insecure_http: bool = False
     extra_sans: list[str] = field(default_factory=list)
+    service_cidr: str = DEFAULT_SERVICE_CIDR  # clusterIPs come from here (inside 127/8)
+    node_port_range: str = DEFAULT_NODE_PORT_RANGE
 
     @property
     def resolved_store_url(self) -> str:
@@ -99,12 +108,20 @@ class ApiServer:
         self.registry: Registry | None = None
         self._server: uvicorn.Server | None = None
         self._node_proxy: NodeProxy | None = None
+        self.allocation: ServiceAllocation | None = None
 
     async def open(self) -> Registry:
         cfg = self.cfg
+        ip_range, port_range = IpRange.parse(cfg.service_cidr), PortRange.parse(
+            cfg.node_port_range)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await open_store(cfg.resolved_store_url)
         self.registry = Registry(self.store)
+        # Allocation first: a later plugin refusing leaves claims that settle frees
+        # in seconds, while a quota charged before a refused allocation stays
+        # until a recount.
+        self.allocation = ServiceAllocation(self.registry, ip_range, port_range)
+        self.registry.admission.append(self.allocation)
         self.registry.admission.extend(default_plugins(self.registry))
         await bootstrap(self.registry)
         return self.registry
@@ -146,6 +163,9 @@ class ApiServer:
             self._server.should_exit = True
 
     async def close(self) -> None:
+        if self.allocation is not None:
+            await self.allocation.aclose()
+            self.allocation = None
         if self._node_proxy is not None:
             await self._node_proxy.aclose()
             self._node_proxy = None

@@ -12,6 +12,13 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from corral.api.allocation import (
+    DEFAULT_NODE_PORT_RANGE,
+    DEFAULT_SERVICE_CIDR,
+    IpRange,
+    PortRange,
+    RangeError,
+)
 from corral.api.server import ServerConfig, serve_forever
 from corral.cli import eventloop
 from corral.cli.logging_setup import setup_logging
@@ -36,12 +43,32 @@ def add_master_flags(p: argparse.ArgumentParser) -> None:
                    help="serve plain HTTP instead of HTTPS (no auth headers from kubectl then)")
     p.add_argument("--tls-san", action="append", default=[],
                    help="extra host name or IP for the serving certificate")
+    p.add_argument("--service-cidr", type=_checked(IpRange.parse), default=DEFAULT_SERVICE_CIDR,
+                   help="Services' clusterIPs come from this range inside 127.0.0.0/8 "
+                        f"(default {DEFAULT_SERVICE_CIDR})")
+    p.add_argument("--service-node-port-range", type=_checked(PortRange.parse),
+                   default=DEFAULT_NODE_PORT_RANGE,
+                   help=f"Services' nodePorts come from LOW-HIGH (default {DEFAULT_NODE_PORT_RANGE})")
+
+
+def _checked(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """An argparse type that rejects what ``parse`` rejects and keeps the text."""
+    def check(value: str) -> str:
+        try:
+            parse(value)
+        except RangeError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return value
+
+    return check
 
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
     host, port = args.listen
     return ServerConfig(data_dir=args.data_dir, store_url=args.store, host=host, port=port,
-                        insecure_http=args.insecure_http, extra_sans=list(args.tls_san))
+                        insecure_http=args.insecure_http, extra_sans=list(args.tls_san),
+                        service_cidr=args.service_cidr,
+                        node_port_range=args.service_node_port_range)
 
 
 # Components that run inside `corral master` as API clients, each
