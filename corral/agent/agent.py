@@ -1,10 +1,11 @@
 """The node agent: every part composed, and every task owned by ``Agent``.
 
-    start: pick a master ─► runtime (adopts the shims' state) ─► own HTTP server
+    start: pick a master ─► runtime (adopts the shims' state) ─► Services (proxy,
+           DNS; waits briefly for the first list) ─► own HTTP server
            ─► pods (informer + workers; adopted instances re-attached)
            ─► register Node (retried until the master answers) ─► heartbeat
     stop:  heartbeat ─► pods (workers stop supervising; containers keep running
-           unless stop_pods_on_exit) ─► server ─► client
+           unless stop_pods_on_exit) ─► Services ─► server ─► client
 
 The master may be down at start or at any time after: nothing on the node waits
 for it except the writes, which are retried.
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 
 from corral.agent.config import AgentConfig
+from corral.agent.container_env import ClusterLookups
 from corral.agent.heartbeat import Heartbeat
 from corral.agent.node import node_status, register_node
 from corral.agent.pod_worker import NodeContext
@@ -29,6 +31,7 @@ from corral.agent.runtime.backoff import CrashLoopBackOff
 from corral.agent.runtime.ports import PortAllocator
 from corral.agent.runtime.process import ProcessRuntime
 from corral.agent.server import AgentServer, TokenCheck
+from corral.agent.services import NodeServices
 from corral.agent.stats import StatsCollector
 from corral.api.errors import APIError
 from corral.client.backoff import Backoff
@@ -64,6 +67,7 @@ class Agent:
         self.pods: PodManager | None = None
         self.server: AgentServer | None = None
         self.heartbeat: Heartbeat | None = None
+        self.services: NodeServices | None = None
         self._register_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -71,10 +75,14 @@ class Agent:
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         url = await pick_server(cfg)
         self.client = client = Client(url, cfg.token, cfg.ca_pem, attempts=CLIENT_ATTEMPTS)
+        # Services first: a pod started now sees the Services that exist (env vars).
+        self.services = NodeServices(client, cfg)
+        await self.services.start()
+        await self.services.wait_synced()
         ctx = NodeContext(cfg, client, self.runtime, PortAllocator(cfg.node_ip),
                           CrashLoopBackOff(initial=cfg.backoff_initial_seconds,
                                            cap=cfg.backoff_cap_seconds),
-                          self._get_object)
+                          ClusterLookups(self._get_object, self.services.pod_env))
         self.pods = PodManager(ctx)
         self.server = AgentServer(cfg, self.pods, StatsCollector(self.pods, cfg.name),
                                   TokenCheck(cfg, url))
@@ -84,8 +92,8 @@ class Agent:
         self.heartbeat = Heartbeat(client, cfg,
                                    lambda: node_status(cfg, self.runtime.isolation(), port))
         self._register_task = asyncio.create_task(self._register())
-        log.info("agent started node=%s master=%s isolation=%s", cfg.name, url,
-                 self.runtime.isolation().mechanism)
+        log.info("agent started node=%s master=%s isolation=%s dns=%s", cfg.name, url,
+                 self.runtime.isolation().mechanism, self.services.dns_address)
 
     async def _get_object(self, kind: str, namespace: str, name: str) -> Obj:
         assert self.client is not None
@@ -117,6 +125,8 @@ class Agent:
             await self.heartbeat.stop()
         if self.pods is not None:
             await self.pods.stop(stop_pods=self.cfg.stop_pods_on_exit)
+        if self.services is not None:
+            await self.services.stop()
         if self.server is not None:
             await self.server.stop()
         if self.client is not None:

@@ -45,6 +45,10 @@ class AgentConfig:
     # One level under each hierarchy's root (the runtime creates no deeper
     # parents); instance ids carry the pod uid, so agents can share it.
     cgroup_parent: str = "corral"
+    # The node's DNS server for pods: "" = 127.0.2.N for node IP 127.x.y.N; a port
+    # that cannot be bound (taken, no privilege) falls back to a free one.
+    dns_address: str = ""
+    dns_port: int = 53
 
     @property
     def runtime_dir(self) -> Path:

@@ -1,5 +1,8 @@
 """A container's environment, as the kubelet builds it, and `$(VAR)` expansion.
 
+    {SVC}_SERVICE_HOST…     Services of the pod's namespace, CORRAL_DNS and
+                            CORRAL_RESOLV_CONF (from the node, when the getter is a
+                            ClusterLookups; overridden by everything below)
     PORT / PORT_<NAME>      the host ports the agent allocated (first, so user
                             env can refer to them as $(PORT))
     HOSTNAME                the pod's name
@@ -28,6 +31,8 @@ from corral.api.errors import NotFound
 Obj = dict[str, Any]
 # (kind "ConfigMap"|"Secret", namespace, name) → the object, NotFound if absent
 ObjectGetter = Callable[[str, str, str], Awaitable[Obj]]
+# pod → what every container of it learns from the node (Service env vars, DNS)
+PodEnv = Callable[[Obj], dict[str, str]]
 
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
 _BRACKETED = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")
@@ -81,6 +86,22 @@ def _data(kind: str, obj: Obj) -> dict[str, str]:
     return data
 
 
+class ClusterLookups:
+    """The ObjectGetter an agent hands its pod workers: ConfigMaps and Secrets through
+    ``get``, plus the node's own env for pods (``pod_env``). Pod workers pass one
+    getter to EnvBuilder, so this is how the node's Services reach it."""
+
+    def __init__(self, get: ObjectGetter, pod_env: PodEnv | None = None) -> None:
+        self._get = get
+        self._pod_env = pod_env
+
+    async def __call__(self, kind: str, namespace: str, name: str) -> Obj:
+        return await self._get(kind, namespace, name)
+
+    def pod_env(self, pod: Obj) -> dict[str, str]:
+        return self._pod_env(pod) if self._pod_env is not None else {}
+
+
 class EnvBuilder:
     """Builds the env of one container of one pod; ConfigMaps and Secrets are
     fetched through ``get`` once per build."""
@@ -104,7 +125,8 @@ class EnvBuilder:
         return data
 
     async def build(self, container: Obj, base: dict[str, str]) -> dict[str, str]:
-        env = dict(base)
+        node_env = self.get.pod_env(self.pod) if isinstance(self.get, ClusterLookups) else {}
+        env = {**node_env, **base}
         for source in container.get("envFrom") or []:
             env.update(await self._env_from(source))
         for var in container.get("env") or []:

@@ -68,6 +68,11 @@ def add_agent_flags(p: argparse.ArgumentParser) -> None:
                    help="do not use cgroups (rlimits only; reported in Node status)")
     p.add_argument("--stop-pods-on-exit", action="store_true",
                    help="stop every pod when the agent exits (corral up sets this)")
+    p.add_argument("--dns-address", default="",
+                   help="where the node's DNS server listens (default 127.0.2.N for node "
+                        "IP 127.x.y.N)")
+    p.add_argument("--dns-port", type=int, default=53,
+                   help="DNS port (default 53; a free one when it cannot be bound)")
     p.add_argument("--log-level", default="info")
 
 
@@ -91,6 +96,7 @@ def agent_config(args: argparse.Namespace) -> AgentConfig:
         heartbeat_seconds=args.heartbeat, status_interval_seconds=args.status_interval,
         backoff_initial_seconds=args.backoff_initial, backoff_cap_seconds=args.backoff_cap,
         stop_pods_on_exit=args.stop_pods_on_exit, allow_cgroups=not args.no_cgroups,
+        dns_address=args.dns_address, dns_port=args.dns_port,
     )
 
 

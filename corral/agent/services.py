@@ -1,0 +1,262 @@
+"""The node's side of Services: kube-proxy and the cluster DNS, fed from the API.
+
+    Informer(Services) ─┐  any change marks the table dirty; one sync loop
+    Informer(Endpoints) ┴► rebuilds what the data plane is told:
+                           DnsServer.update(records)      <svc>.<ns>[.svc.cluster.local]
+                           ProxyTable.apply(ports, backends)
+                              clusterIP:port   (SO_REUSEPORT: every agent on a host binds it)
+                              node_ip:nodePort (NodePort and LoadBalancer Services)
+    pod_env(pod) ──► {SVC}_SERVICE_HOST/_PORT… of the pod's namespace (Services that
+                     exist when a container starts), CORRAL_DNS=ip:port, and
+                     CORRAL_RESOLV_CONF=<pod dir>/resolv.conf
+
+The DNS server listens on a loopback address of its own per node (127.0.2.N for
+node IP 127.x.y.N) on port 53, or on a free port when 53 cannot be had (another
+agent on the same address, or no privilege); a resolv.conf cannot name a port,
+so pods are told the port in CORRAL_DNS.
+
+Proxy behaviour per Service: ``sessionAffinity: ClientIP`` keeps a client on one
+backend; the annotation ``corral.dev/proxy-algorithm: least-connections``
+replaces round-robin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from pathlib import Path
+from typing import Any
+
+from corral.agent.config import AgentConfig
+from corral.client.http import Client
+from corral.client.informer import Informer
+from corral.proxy.dns import DnsServer, upstreams_from_resolv_conf
+from corral.proxy.env import service_env
+from corral.proxy.model import (
+    Algorithm,
+    Backend,
+    ClientIPAffinity,
+    ServiceDnsRecord,
+    ServicePortKey,
+    ServiceProxySpec,
+)
+from corral.proxy.resolvconf import resolv_conf
+from corral.proxy.table import ProxyTable
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+ALGORITHM_ANNOTATION = "corral.dev/proxy-algorithm"
+DNS_ADDRESS_PREFIX = "127.0.2."
+# How long a starting agent waits for the Services before pods start (their env
+# vars); with the master away the pods' own informer cannot start any either.
+SYNC_WAIT_SECONDS = 2.0
+DNS_ENV = "CORRAL_DNS"
+RESOLV_CONF_ENV = "CORRAL_RESOLV_CONF"
+
+
+# ---- Kubernetes objects → the proxy's model ---------------------------------------
+
+def _meta(obj: Obj) -> Obj:
+    return obj.get("metadata") or {}
+
+
+def _algorithm(svc: Obj) -> Algorithm:
+    asked = (_meta(svc).get("annotations") or {}).get(ALGORITHM_ANNOTATION, "")
+    try:
+        return Algorithm(asked)
+    except ValueError:
+        return Algorithm.ROUND_ROBIN
+
+
+def _affinity(spec: Obj) -> ClientIPAffinity | None:
+    if spec.get("sessionAffinity") != "ClientIP":
+        return None
+    config = (spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}
+    timeout = config.get("timeoutSeconds")
+    return ClientIPAffinity(float(timeout)) if timeout else ClientIPAffinity()
+
+
+def service_ports(svc: Obj) -> dict[ServicePortKey, ServiceProxySpec]:
+    """One entry per port of the Service, in spec.ports order (env vars need it)."""
+    meta, spec = _meta(svc), svc.get("spec") or {}
+    cluster_ip = spec.get("clusterIP") if spec.get("type") != "ExternalName" else None
+    affinity, algorithm = _affinity(spec), _algorithm(svc)
+    ports: dict[ServicePortKey, ServiceProxySpec] = {}
+    for port in spec.get("ports") or []:
+        key = ServicePortKey(str(meta.get("namespace") or ""), str(meta.get("name") or ""),
+                             str(port.get("name") or ""))
+        ports[key] = ServiceProxySpec(
+            cluster_ip=cluster_ip or None, port=int(port["port"]),
+            protocol=str(port.get("protocol") or "TCP"),
+            node_port=int(port["nodePort"]) if port.get("nodePort") else None,
+            session_affinity=affinity, algorithm=algorithm)
+    return ports
+
+
+def endpoint_backends(endpoints: Obj | None,
+                      publish_not_ready: bool = False) -> dict[ServicePortKey, list[Backend]]:
+    """Where each Service port's traffic may go: every ready address × its subset's port."""
+    if endpoints is None:
+        return {}
+    meta = _meta(endpoints)
+    backends: dict[ServicePortKey, list[Backend]] = {}
+    for subset in endpoints.get("subsets") or []:
+        addresses = list(subset.get("addresses") or [])
+        if publish_not_ready:
+            addresses += subset.get("notReadyAddresses") or []
+        for port in subset.get("ports") or []:
+            if (port.get("protocol") or "TCP") != "TCP":
+                continue
+            key = ServicePortKey(str(meta.get("namespace") or ""), str(meta.get("name") or ""),
+                                 str(port.get("name") or ""))
+            backends.setdefault(key, []).extend(
+                Backend(str(a["ip"]), int(port["port"])) for a in addresses)
+    return backends
+
+
+def ready_ips(endpoints: Obj | None) -> tuple[str, ...]:
+    if endpoints is None:
+        return ()
+    ips = [str(a["ip"]) for s in endpoints.get("subsets") or [] for a in s.get("addresses") or []]
+    return tuple(dict.fromkeys(ips))  # one pod per address, first seen first
+
+
+def dns_record(svc: Obj, endpoints: Obj | None) -> ServiceDnsRecord | None:
+    meta, spec = _meta(svc), svc.get("spec") or {}
+    if spec.get("type") == "ExternalName":
+        return None  # a CNAME would be needed; not served
+    return ServiceDnsRecord(str(meta.get("namespace") or ""), str(meta.get("name") or ""),
+                            spec.get("clusterIP") or None, ready_ips(endpoints))
+
+
+def dns_host_for(node_ip: str) -> str:
+    """127.0.2.N for a node whose address ends in N: its own, as every 127/8 is local."""
+    try:
+        last = ipaddress.IPv4Address(node_ip).packed[-1]
+    except ValueError:
+        last = 1
+    return f"{DNS_ADDRESS_PREFIX}{last or 1}"
+
+
+# ---- the node's Services ----------------------------------------------------------
+
+class NodeServices:
+    """Proxy listeners, DNS and env vars of one node, kept current from the API."""
+
+    def __init__(self, client: Client, cfg: AgentConfig) -> None:
+        self.cfg = cfg
+        self.table = ProxyTable(cfg.node_ip)
+        self.dns = DnsServer(cfg.dns_address or dns_host_for(cfg.node_ip), cfg.dns_port,
+                             upstreams=_upstreams())
+        self.services = Informer(client, "Service")
+        self.endpoints = Informer(client, "Endpoints")
+        for informer in (self.services, self.endpoints):
+            informer.add_handler(on_add=self._changed, on_update=self._changed,
+                                 on_delete=self._changed)
+        self._dirty = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._start_dns()
+        self.services.start()
+        self.endpoints.start()
+        self._loop = asyncio.create_task(self._sync_loop(), name="services-sync")
+
+    async def wait_synced(self, timeout: float = SYNC_WAIT_SECONDS) -> bool:
+        """Until both caches listed once (False on timeout: the master may be away)."""
+        try:
+            await asyncio.wait_for(asyncio.gather(self.services.wait_synced(),
+                                                  self.endpoints.wait_synced()), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+        await self.services.stop()
+        await self.endpoints.stop()
+        await self.table.close()
+        await self.dns.close()
+
+    @property
+    def dns_address(self) -> str:
+        return f"{self.dns.host}:{self.dns.port}"
+
+    def pod_env(self, pod: Obj) -> dict[str, str]:
+        """What a container of ``pod`` learns about Services; writes its resolv.conf."""
+        meta, spec = _meta(pod), pod.get("spec") or {}
+        namespace = str(meta.get("namespace") or "default")
+        env: dict[str, str] = {}
+        if spec.get("enableServiceLinks", True) is not False:
+            ports: dict[ServicePortKey, ServiceProxySpec] = {}
+            for svc in self.services.list():
+                ports.update(service_ports(svc))
+            env.update(service_env(ports, namespace))
+        env[DNS_ENV] = self.dns_address
+        path = self._write_resolv_conf(str(meta.get("uid") or ""), namespace)
+        if path is not None:
+            env[RESOLV_CONF_ENV] = str(path)
+        return env
+
+    def _write_resolv_conf(self, uid: str, namespace: str) -> Path | None:
+        if not uid:
+            return None
+        path = self.cfg.pods_dir / uid / "resolv.conf"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(resolv_conf(self.dns.host, namespace))
+        return path
+
+    # -- keeping the data plane current -----------------------------------------------
+
+    def _changed(self, *_: Obj) -> None:
+        self._dirty.set()
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()  # changes arriving during the sync mark it again
+            try:
+                await self.sync()
+            except Exception:
+                log.exception("service proxy sync failed")
+
+    async def sync(self) -> None:
+        ports: dict[ServicePortKey, ServiceProxySpec] = {}
+        backends: dict[ServicePortKey, list[Backend]] = {}
+        records: list[ServiceDnsRecord] = []
+        for svc in self.services.list():
+            meta, spec = _meta(svc), svc.get("spec") or {}
+            endpoints = self.endpoints.get(meta.get("namespace"), str(meta.get("name") or ""))
+            mine = service_ports(svc)
+            ports.update(mine)
+            found = endpoint_backends(endpoints, bool(spec.get("publishNotReadyAddresses")))
+            backends.update({key: found[key] for key in mine if key in found})
+            record = dns_record(svc, endpoints)
+            if record is not None:
+                records.append(record)
+        self.dns.update(records)
+        await self.table.apply(ports, backends)
+
+    async def _start_dns(self) -> None:
+        try:
+            await self.dns.start()
+        except OSError as err:
+            log.info("dns port taken or not permitted address=%s:%d error=%s; using a free "
+                     "port", self.dns.host, self.dns.port, err)
+            self.dns.port = 0
+            await self.dns.start()
+
+
+def _upstreams() -> list[tuple[str, int]]:
+    """The host's resolvers for names outside the cluster (never another agent's DNS)."""
+    try:
+        found = upstreams_from_resolv_conf()
+    except OSError:
+        return []
+    return [u for u in found if not u[0].startswith(DNS_ADDRESS_PREFIX)]
