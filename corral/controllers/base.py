@@ -1,0 +1,120 @@
+"""The shape every controller shares (Kubernetes' sample-controller):
+
+    informer handlers ──enqueue(key)──► WorkQueue (deduplicating, rate-limited)
+                                             │ N workers: get()
+                                             ▼
+                                   reconcile(key): read the caches, compare
+                                   desired with actual, issue the smallest write
+                                             │
+                     ok ─► forget(key)       │       error ─► add_rate_limited(key)
+                     (a reconcile may ask to be run again later: requeue_after)
+
+Level-triggered: a reconcile reads the whole current state, never the event
+that woke it, so a missed or repeated event is harmless. Cached objects are
+shared: copy before changing (copy.deepcopy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+from typing import Any
+
+from corral.api.errors import APIError
+from corral.client.http import Client, ServerUnreachable
+from corral.client.informer import Informer, key_of
+from corral.client.workqueue import ShutDown, WorkQueue
+from corral.controllers.events import EventRecorder
+from corral.controllers.informers import SharedInformers
+
+log = logging.getLogger("corral.controllers")
+
+Obj = dict[str, Any]
+
+
+class Controller(ABC):
+    """One controller: subclasses register handlers in ``__init__`` (informers
+    are shared and started by the manager) and implement ``reconcile``."""
+
+    name = "controller"
+
+    def __init__(self, client: Client, informers: SharedInformers, recorder: EventRecorder,
+                 *, workers: int = 2) -> None:
+        self.client = client
+        self.informers = informers
+        self.recorder = recorder
+        self.workers = workers
+        self.queue = WorkQueue(base_delay=0.05, max_delay=30.0)
+
+    # -- enqueueing ------------------------------------------------------------
+
+    def enqueue(self, obj: Obj) -> None:
+        self.queue.add(key_of(obj))
+
+    def enqueue_key(self, key: str) -> None:
+        self.queue.add(key)
+
+    def requeue_after(self, key: str, seconds: float) -> None:
+        self.queue.add_after(key, max(seconds, 0.0))
+
+    def enqueue_all(self, informer: Informer) -> None:
+        for key in list(informer.keys()):
+            self.queue.add(key)
+
+    def emit(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        """Record a core/v1 Event about ``obj`` from this controller."""
+        self.recorder.event(obj, type_, reason, message, self.name)
+
+    # -- the loop ----------------------------------------------------------------
+
+    @abstractmethod
+    async def reconcile(self, key: str) -> None:
+        """Converge the object named by ``key``; raise to be retried with back-off."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run the workers until ``stop`` is set."""
+        tasks = [asyncio.create_task(self._worker(), name=f"{self.name}-worker-{i}")
+                 for i in range(self.workers)]
+        try:
+            await stop.wait()
+        finally:
+            self.queue.shutdown()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except ShutDown:
+                return
+            try:
+                await self._process(str(key))
+            finally:
+                self.queue.done(key)
+
+    async def _process(self, key: str) -> None:
+        try:
+            await self.reconcile(key)
+        except (APIError, ServerUnreachable) as err:
+            retries = self.queue.num_requeues(key)
+            level = logging.INFO if retries < 5 else logging.WARNING
+            log.log(level, "reconcile failed controller=%s key=%s retries=%d error=%r",
+                    self.name, key, retries, err)
+            self.queue.add_rate_limited(key)
+        except Exception:
+            log.exception("reconcile crashed controller=%s key=%s", self.name, key)
+            self.queue.add_rate_limited(key)
+        else:
+            self.queue.forget(key)
+
+
+def split_key(key: str) -> tuple[str | None, str]:
+    """"ns/name" → (ns, name); "name" → (None, name)."""
+    namespace, sep, name = key.partition("/")
+    return (namespace, name) if sep else (None, namespace)

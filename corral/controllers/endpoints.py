@@ -1,0 +1,186 @@
+"""The Endpoints controller: for each Service with a selector, where its pods
+really listen.
+
+    Service / Pod event ─► key "ns/service" ─► reconcile:
+      selected pods, not being deleted, with an IP
+        ready      → subsets[].addresses          (ip, nodeName, targetRef)
+        not ready  → subsets[].notReadyAddresses  (publishNotReadyAddresses: ready)
+      ports per pod: the Service port's targetPort (a number or a container
+        port's name) looked up in the pod's status.portMappings (corral's
+        agent allocates host ports) → hostIP:hostPort; a pod without a mapping
+        listens on the containerPort itself
+      pods with the same resolved ports share a subset
+      Endpoints named like the Service, no owner (as Kubernetes); written only
+      when it changes; deleted with the Service
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from corral.api.errors import AlreadyExists, NotFound
+from corral.client.http import Client
+from corral.controllers.base import Controller, split_key
+from corral.controllers.events import EventRecorder
+from corral.controllers.informers import NAMESPACE, SharedInformers
+from corral.controllers.owners import is_deleting, meta
+from corral.controllers.pods import is_ready
+
+Obj = dict[str, Any]
+PortKey = tuple[tuple[str, int, str], ...]  # (name, port, protocol) per service port
+
+
+def _mapping(pod: Obj, target: int | str) -> Obj | None:
+    for m in (pod.get("status") or {}).get("portMappings") or []:
+        if isinstance(target, str) and m.get("name") == target:
+            return dict(m)
+        if isinstance(target, int) and m.get("containerPort") == target:
+            return dict(m)
+    return None
+
+
+def _container_port(pod: Obj, name: str) -> int | None:
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        for p in c.get("ports") or []:
+            if p.get("name") == name:
+                return int(p["containerPort"])
+    return None
+
+
+def resolve_port(pod: Obj, service_port: Obj) -> tuple[str | None, int] | None:
+    """(hostIP or None, port) where the pod serves this Service port; None if
+    the pod has no such port."""
+    raw = service_port.get("targetPort", service_port.get("port"))
+    if raw is None:
+        return None
+    target: int | str = int(raw) if isinstance(raw, int) or str(raw).isdigit() else str(raw)
+    mapping = _mapping(pod, target)
+    if mapping is not None:
+        return mapping.get("hostIP"), int(mapping["hostPort"])
+    if isinstance(target, str):
+        number = _container_port(pod, target)
+        return (None, number) if number is not None else None
+    return None, int(target)
+
+
+def pod_address(pod: Obj, ip: str) -> Obj:
+    m = meta(pod)
+    address: Obj = {"ip": ip, "targetRef": {"kind": "Pod", "namespace": m.get("namespace"),
+                                            "name": m.get("name"), "uid": m.get("uid")}}
+    node = (pod.get("spec") or {}).get("nodeName")
+    if node:
+        address["nodeName"] = node
+    return address
+
+
+def build_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
+    spec = service.get("spec") or {}
+    ports = spec.get("ports") or []
+    publish_not_ready = bool(spec.get("publishNotReadyAddresses"))
+    groups: dict[PortKey, tuple[list[Obj], list[Obj]]] = {}
+    for pod in pods:
+        status = pod.get("status") or {}
+        pod_ip = status.get("podIP") or status.get("hostIP")
+        if is_deleting(pod) or not pod_ip:
+            continue
+        resolved = [(p, resolve_port(pod, p)) for p in ports]
+        usable = [(p, r) for p, r in resolved if r is not None]
+        if ports and not usable:
+            continue
+        ip = next((r[0] for _, r in usable if r[0]), None) or pod_ip
+        key: PortKey = tuple((str(p.get("name") or ""), r[1], str(p.get("protocol") or "TCP"))
+                             for p, r in usable)
+        ready, not_ready = groups.setdefault(key, ([], []))
+        (ready if is_ready(pod) or publish_not_ready else not_ready).append(
+            pod_address(pod, ip))
+    return [_subset(key, ready, not_ready) for key, (ready, not_ready) in sorted(groups.items())]
+
+
+def _subset(key: PortKey, ready: list[Obj], not_ready: list[Obj]) -> Obj:
+    subset: Obj = {}
+    if ready:
+        subset["addresses"] = sorted(ready, key=_address_order)
+    if not_ready:
+        subset["notReadyAddresses"] = sorted(not_ready, key=_address_order)
+    ports = []
+    for name, port, protocol in key:
+        entry: Obj = {"port": port, "protocol": protocol}
+        if name:
+            entry["name"] = name
+        ports.append(entry)
+    if ports:
+        subset["ports"] = ports
+    return subset
+
+
+def _address_order(address: Obj) -> tuple[str, str]:
+    return str(address.get("ip")), str((address.get("targetRef") or {}).get("name"))
+
+
+class EndpointsController(Controller):
+    name = "endpoint-controller"
+
+    def __init__(self, client: Client, informers: SharedInformers, recorder: EventRecorder,
+                 *, workers: int = 2) -> None:
+        super().__init__(client, informers, recorder, workers=workers)
+        self.services = informers.get("Service")
+        self.pods = informers.get("Pod")
+        self.endpoints = informers.get("Endpoints")
+        self.services.add_handler(self.enqueue, lambda old, new: self.enqueue(new),
+                                  self.enqueue)
+        self.pods.add_handler(self._pod_changed, lambda old, new: self._pod_updated(old, new),
+                              self._pod_changed)
+        self.endpoints.add_handler(None, lambda old, new: self._endpoints_changed(new),
+                                   self._endpoints_changed)
+
+    def _pod_changed(self, pod: Obj) -> None:
+        labels = meta(pod).get("labels") or {}
+        for svc in self.services.by_index(NAMESPACE, str(meta(pod).get("namespace"))):
+            selector = (svc.get("spec") or {}).get("selector")
+            if selector and all(labels.get(k) == v for k, v in selector.items()):
+                self.enqueue(svc)
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        self._pod_changed(new)
+        if (meta(old).get("labels") or {}) != (meta(new).get("labels") or {}):
+            self._pod_changed(old)
+
+    def _endpoints_changed(self, endpoints: Obj) -> None:
+        # Someone else changed (or deleted) what we manage: look again.
+        self.enqueue(endpoints)
+
+    async def reconcile(self, key: str) -> None:
+        namespace, name = split_key(key)
+        service = self.services.get_by_key(key)
+        current = self.endpoints.get_by_key(key)
+        if service is None:
+            if current is not None:
+                with contextlib.suppress(NotFound):
+                    await self.client.delete("Endpoints", name, namespace)
+            return
+        selector = (service.get("spec") or {}).get("selector")
+        if not selector:
+            return  # endpoints of a selector-less Service are the user's
+        pods = [p for p in self.pods.by_index(NAMESPACE, namespace or "")
+                if all((meta(p).get("labels") or {}).get(k) == v for k, v in selector.items())]
+        subsets = build_subsets(service, pods)
+        labels = meta(service).get("labels") or {}
+        if current is not None and (current.get("subsets") or []) == subsets \
+                and (meta(current).get("labels") or {}) == labels:
+            return
+        await self._write(namespace or "default", name, labels, subsets, current)
+
+    async def _write(self, namespace: str, name: str, labels: dict[str, str],
+                     subsets: list[Obj], current: Obj | None) -> None:
+        body: Obj = {"apiVersion": "v1", "kind": "Endpoints",
+                     "metadata": {"name": name, "namespace": namespace, "labels": labels},
+                     "subsets": subsets}
+        if current is None:
+            try:
+                await self.client.create(body)
+                return
+            except AlreadyExists:
+                current = await self.client.get("Endpoints", name, namespace)
+        body["metadata"]["resourceVersion"] = meta(current).get("resourceVersion")
+        await self.client.update(body)

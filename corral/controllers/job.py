@@ -1,0 +1,385 @@
+"""The Job controller: run pods to ``completions`` successes, ``parallelism`` at
+a time, and finish Complete or Failed.
+
+    Job / Pod event ─► key "ns/job" ─► reconcile:
+      1 track    finished pods still carrying the batch.kubernetes.io/job-tracking
+                 finalizer → status.uncountedTerminatedPods (written first), then the
+                 finalizer is removed, then they move into succeeded/failed. A crash
+                 between the steps repeats a step, never a count: no completion is
+                 lost or counted twice.
+      2 decide   verdict: Complete, Failed (BackoffLimitExceeded, DeadlineExceeded)
+      3 act      suspended → delete active pods; running → create (Indexed: per
+                 missing index, JOB_COMPLETION_INDEX env + annotation) or delete extras;
+                 finished → delete active pods; ttlSecondsAfterFinished → delete the Job
+      4 status   active/ready/succeeded/failed/startTime/completionTime/conditions
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from corral.api.errors import Conflict, NotFound
+from corral.client.http import Client
+from corral.controllers.base import Controller, split_key
+from corral.controllers.events import NORMAL, WARNING, EventRecorder
+from corral.controllers.expectations import Expectations
+from corral.controllers.informers import NAMESPACE, OWNER_UID, SharedInformers
+from corral.controllers.job_status import (
+    COMPLETION_INDEX,
+    TRACKING_FINALIZER,
+    JobSpecView,
+    failure_backoff,
+    finished_condition,
+    format_indexes,
+    parse_indexes,
+    pending_indexes,
+    pod_index,
+    verdict,
+    want_active,
+)
+from corral.controllers.owners import controller_ref, is_deleting, meta, uid_of
+from corral.controllers.pods import (
+    is_active,
+    is_ready,
+    parse_time,
+    phase,
+    pod_from_template,
+    rank_for_deletion,
+)
+from corral.controllers.replicaset import create_pods
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class JobOptions:
+    backoff_base: float = 1.0  # Kubernetes uses 10 s; a fast cluster wants quicker retries
+    backoff_cap: float = 60.0
+    workers: int = 4
+
+    @classmethod
+    def from_env(cls) -> JobOptions:
+        return cls(float(os.environ.get("CORRAL_JOB_BACKOFF_BASE", "1.0")),
+                   float(os.environ.get("CORRAL_JOB_BACKOFF_CAP", "60.0")))
+
+
+def _rfc3339(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def has_tracking(pod: Obj) -> bool:
+    return TRACKING_FINALIZER in (meta(pod).get("finalizers") or [])
+
+
+def terminated_outcome(pod: Obj) -> str | None:
+    """"succeeded" / "failed" for a pod that is done (a pod deleted before it
+    finished counts as failed); None while it runs."""
+    if phase(pod) == "Succeeded":
+        return "succeeded"
+    if phase(pod) == "Failed" or is_deleting(pod):
+        return "failed"
+    return None
+
+
+class JobController(Controller):
+    name = "job-controller"
+
+    def __init__(self, client: Client, informers: SharedInformers, recorder: EventRecorder,
+                 *, options: JobOptions | None = None) -> None:
+        self.options = options or JobOptions()
+        super().__init__(client, informers, recorder, workers=self.options.workers)
+        self.expectations = Expectations()
+        self.jobs = informers.get("Job")
+        self.pods = informers.get("Pod")
+        self._last_failure: dict[str, tuple[int, float]] = {}  # key → (failed, monotonic)
+        self.jobs.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self.enqueue)
+        self.pods.add_handler(self._pod_added, lambda old, new: self._pod_changed(new),
+                              self._pod_deleted)
+
+    def _job_key(self, pod: Obj) -> str | None:
+        ref = controller_ref(pod)
+        if ref is None or ref.get("kind") != "Job":
+            return None
+        return f"{meta(pod).get('namespace')}/{ref.get('name')}"
+
+    def _pod_added(self, pod: Obj) -> None:
+        key = self._job_key(pod)
+        if key is not None:
+            self.expectations.creation_observed(key)
+            self.enqueue_key(key)
+
+    def _pod_changed(self, pod: Obj) -> None:
+        key = self._job_key(pod)
+        if key is not None:
+            self.enqueue_key(key)
+
+    def _pod_deleted(self, pod: Obj) -> None:
+        key = self._job_key(pod)
+        if key is not None:
+            self.expectations.deletion_observed(key, uid_of(pod))
+            self.enqueue_key(key)
+
+    # -- reconcile -------------------------------------------------------------------
+
+    async def reconcile(self, key: str) -> None:
+        job = self.jobs.get_by_key(key)
+        namespace, name = split_key(key)
+        if job is None:
+            self.expectations.forget(key)
+            self._last_failure.pop(key, None)
+            return await self._release_orphans(namespace or "", name, None)
+        await self._release_orphans(namespace or "", name, uid_of(job))
+        pods = [p for p in self.pods.by_index(OWNER_UID, uid_of(job))
+                if (controller_ref(p) or {}).get("uid") == uid_of(job)]
+        job = await self._track(job, pods)
+        await self._sync(key, job, pods)
+
+    async def _release_orphans(self, namespace: str, name: str, uid: str | None) -> None:
+        """Pods of a Job that is gone (or was replaced by a namesake) lose the
+        tracking finalizer, or they could never be deleted."""
+        for pod in self.pods.by_index(NAMESPACE, namespace):
+            ref = controller_ref(pod)
+            if ref is not None and ref.get("kind") == "Job" and ref.get("name") == name \
+                    and ref.get("uid") != uid and has_tracking(pod):
+                await self._remove_finalizer(pod)
+
+    async def _track(self, job: Obj, pods: list[Obj]) -> Obj:
+        """Steps 1: record newly finished pods, drop their finalizers, count them."""
+        status = copy.deepcopy(job.get("status") or {})
+        uncounted = status.get("uncountedTerminatedPods") or {}
+        lists = {o: list(uncounted.get(o) or []) for o in ("succeeded", "failed")}
+        completed = parse_indexes(status.get("completedIndexes"))
+        indexed = (job.get("spec") or {}).get("completionMode") == "Indexed"
+        new = False
+        for pod in pods:
+            outcome = terminated_outcome(pod)
+            uid = uid_of(pod)
+            if outcome is None or not has_tracking(pod) or uid in lists["succeeded"] \
+                    or uid in lists["failed"]:
+                continue
+            lists[outcome].append(uid)
+            index = pod_index(pod)
+            if outcome == "succeeded" and indexed and index is not None:
+                completed.add(index)
+            new = True
+        if new:
+            status["uncountedTerminatedPods"] = lists
+            if indexed:
+                status["completedIndexes"] = format_indexes(completed)
+            job = await self._write_status(job, status)
+        uncounted_uids = set(lists["succeeded"]) | set(lists["failed"])
+        flushed = [p for p in pods if uid_of(p) in uncounted_uids and has_tracking(p)]
+        await asyncio.gather(*(self._remove_finalizer(p) for p in flushed))
+        if not uncounted_uids:
+            return job
+        status = copy.deepcopy(job.get("status") or {})
+        for outcome in ("succeeded", "failed"):
+            status[outcome] = int(status.get(outcome) or 0) + len(lists[outcome])
+        if indexed:
+            status["succeeded"] = len(parse_indexes(status.get("completedIndexes")))
+        status["uncountedTerminatedPods"] = {}
+        return await self._write_status(job, status)
+
+    async def _remove_finalizer(self, pod: Obj) -> None:
+        m = meta(pod)
+        rest = [f for f in m.get("finalizers") or [] if f != TRACKING_FINALIZER]
+        patch = {"metadata": {"finalizers": rest or None, "resourceVersion": m.get(
+            "resourceVersion")}}
+        try:
+            await self.client.patch("Pod", m["name"], patch, m.get("namespace"))
+        except NotFound:
+            pass
+
+    async def _sync(self, key: str, job: Obj, pods: list[Obj]) -> None:
+        now = datetime.now(UTC)
+        spec = JobSpecView.of(job)
+        status = copy.deepcopy(job.get("status") or {})
+        active = [p for p in pods if is_active(p)]
+        finished = finished_condition(job)
+        if finished is None and not is_deleting(job):
+            finished = await self._run(key, job, spec, status, active, now)
+        if finished is not None:
+            await self._delete_pods(key, job, active)
+            active = []
+            await self._expire(key, job, status, now)
+        status["active"] = len(active)
+        status["ready"] = sum(1 for p in active if is_ready(p))
+        if status != (job.get("status") or {}):
+            await self._write_status(job, status)
+
+    async def _run(self, key: str, job: Obj, spec: JobSpecView, status: Obj,
+                   active: list[Obj], now: datetime) -> Obj | None:
+        """A Job still running: suspend, finish, or keep the right pods going."""
+        conditions = list(status.get("conditions") or [])
+        if (job.get("spec") or {}).get("suspend"):
+            await self._delete_pods(key, job, active)
+            active.clear()
+            status["conditions"] = _set(conditions, "Suspended", "True", "JobSuspended",
+                                        "Job suspended", now)
+            return None
+        if any(c.get("type") == "Suspended" and c.get("status") == "True" for c in conditions):
+            status["conditions"] = _set(conditions, "Suspended", "False", "JobResumed",
+                                        "Job resumed", now)
+            status["startTime"] = _rfc3339(now)
+            self.emit(job, NORMAL, "Resumed", "Job resumed")
+        status.setdefault("startTime", _rfc3339(now))
+        succeeded, failed = int(status.get("succeeded") or 0), int(status.get("failed") or 0)
+        completed = parse_indexes(status.get("completedIndexes"))
+        started = parse_time(status.get("startTime"))
+        outcome = verdict(spec, succeeded, failed, completed, len(active), started, now)
+        if outcome is not None:
+            return self._finish(job, status, outcome.type, outcome.reason, outcome.message, now)
+        if spec.active_deadline is not None and started is not None:
+            left = spec.active_deadline - (now - started).total_seconds()
+            self.requeue_after(key, left + 0.05)
+        if self.expectations.satisfied(key):
+            await self._manage(key, job, spec, status, active, failed)
+        return None
+
+    def _finish(self, job: Obj, status: Obj, type_: str, reason: str, message: str,
+                now: datetime) -> Obj:
+        conditions = list(status.get("conditions") or [])
+        status["conditions"] = _set(conditions, type_, "True", reason, message, now)
+        if type_ == "Complete":
+            status["completionTime"] = _rfc3339(now)
+            self.emit(job, NORMAL, "Completed", "Job completed")
+        else:
+            self.emit(job, WARNING, reason, message)
+        return status["conditions"][-1]  # type: ignore[no-any-return]
+
+    async def _manage(self, key: str, job: Obj, spec: JobSpecView, status: Obj,
+                      active: list[Obj], failed: int) -> None:
+        delay = self._backoff_left(key, failed)
+        if spec.indexed:
+            completed = parse_indexes(status.get("completedIndexes"))
+            running = {i for p in active if (i := pod_index(p)) is not None}
+            room = spec.parallelism - len(active)
+            todo = pending_indexes(spec, completed, running, room)
+            extras = _duplicate_indexes(active) + [p for p in active if pod_index(p) in completed]
+        else:
+            succeeded = int(status.get("succeeded") or 0)
+            diff = want_active(spec, succeeded, len(active)) - len(active)
+            todo = list(range(diff)) if diff > 0 else []
+            extras = rank_for_deletion(active)[:-diff] if diff < 0 else []
+        if extras:
+            await self._delete_pods(key, job, extras)
+        if todo and delay > 0:
+            self.requeue_after(key, delay)
+        elif todo:
+            await self._create(key, job, spec, todo)
+
+    def _backoff_left(self, key: str, failed: int) -> float:
+        seen_failed, since = self._last_failure.get(key, (0, 0.0))
+        if failed > seen_failed:
+            self._last_failure[key] = (failed, time.monotonic())
+            since = time.monotonic()
+        elif failed == 0:
+            return 0.0
+        wait = failure_backoff(failed, self.options.backoff_base, self.options.backoff_cap)
+        return wait - (time.monotonic() - since)
+
+    async def _create(self, key: str, job: Obj, spec: JobSpecView, todo: list[int]) -> None:
+        template = (job.get("spec") or {}).get("template") or {}
+        namespace = str(meta(job).get("namespace"))
+        name = str(meta(job).get("name"))
+        pods = [self._pod(template, job, namespace, name, i if spec.indexed else None)
+                for i in todo]
+        self.expectations.expect_creations(key, len(pods))
+        created, err = await create_pods(self.client, pods)
+        for _ in range(len(pods) - created):
+            self.expectations.creation_observed(key)
+        if created:
+            self.emit(job, NORMAL, "SuccessfulCreate", f"Created {created} pod"
+                      f"{'s' if created > 1 else ''}")
+        if err is not None:
+            self.emit(job, WARNING, "FailedCreate", f"Error creating: {err}")
+            raise err
+
+    @staticmethod
+    def _pod(template: Obj, job: Obj, namespace: str, name: str, index: int | None) -> Obj:
+        if index is None:
+            return pod_from_template(template, job, namespace, generate_name=f"{name}-",
+                                     finalizers=[TRACKING_FINALIZER])
+        pod = pod_from_template(template, job, namespace, generate_name=f"{name}-{index}-",
+                                extra_labels={COMPLETION_INDEX: str(index)},
+                                extra_annotations={COMPLETION_INDEX: str(index)},
+                                finalizers=[TRACKING_FINALIZER])
+        spec = pod["spec"]
+        for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+            env = [e for e in container.get("env") or [] if e.get("name") != "JOB_COMPLETION_INDEX"]
+            container["env"] = [*env, {"name": "JOB_COMPLETION_INDEX", "value": str(index)}]
+        return pod
+
+    async def _delete_pods(self, key: str, job: Obj, pods: list[Obj]) -> None:
+        if not pods:
+            return
+        self.expectations.expect_deletions(key, [uid_of(p) for p in pods])
+
+        async def delete(pod: Obj) -> None:
+            m = meta(pod)
+            try:
+                await self.client.delete("Pod", m["name"], m.get("namespace"),
+                                          preconditions={"uid": uid_of(pod)})
+            except (NotFound, Conflict):
+                self.expectations.deletion_observed(key, uid_of(pod))
+
+        await asyncio.gather(*(delete(p) for p in pods))
+        self.emit(job, NORMAL, "SuccessfulDelete", f"Deleted {len(pods)} pod"
+                  f"{'s' if len(pods) > 1 else ''}")
+
+    async def _expire(self, key: str, job: Obj, status: Obj, now: datetime) -> None:
+        """ttlSecondsAfterFinished: delete the Job (and, in the foreground, its pods)."""
+        ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+        finished = finished_condition({"status": status})
+        if ttl is None or finished is None or is_deleting(job):
+            return
+        at = parse_time(status.get("completionTime") or finished.get("lastTransitionTime"))
+        if at is None:
+            return
+        left = (at + timedelta(seconds=int(ttl)) - now).total_seconds()
+        if left > 0:
+            self.requeue_after(key, left + 0.05)
+            return
+        try:
+            await self.client.delete("Job", str(meta(job)["name"]), meta(job).get("namespace"),
+                                     propagation_policy="Foreground",
+                                     preconditions={"uid": uid_of(job)})
+        except NotFound:
+            pass
+
+    async def _write_status(self, job: Obj, status: Obj) -> Obj:
+        fresh = copy.deepcopy(job)
+        fresh["status"] = status
+        return await self.client.update_status(fresh)
+
+
+def _set(conditions: list[Obj], type_: str, status: str, reason: str, message: str,
+         now: datetime) -> list[Obj]:
+    old = next((c for c in conditions if c.get("type") == type_), None)
+    if old is not None and old.get("status") == status:
+        return conditions
+    stamp = _rfc3339(now)
+    new = {"type": type_, "status": status, "reason": reason, "message": message,
+           "lastProbeTime": stamp, "lastTransitionTime": stamp}
+    return [c for c in conditions if c.get("type") != type_] + [new]
+
+
+def _duplicate_indexes(active: list[Obj]) -> list[Obj]:
+    """Of several running pods with one index, all but the oldest."""
+    seen: dict[int, Obj] = {}
+    extras = []
+    for pod in sorted(active, key=lambda p: str(meta(p).get("creationTimestamp") or "")):
+        index = pod_index(pod)
+        if index is None:
+            continue
+        if index in seen:
+            extras.append(pod)
+        else:
+            seen[index] = pod
+    return extras

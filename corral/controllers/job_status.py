@@ -1,0 +1,127 @@
+"""The pure arithmetic of a Job: indexes, how many pods to run, when it is done.
+
+    completed indexes  "0-3,5,7-8" ⇄ {0,1,2,3,5,7,8}
+    want_active        NonIndexed: min(parallelism, completions - succeeded);
+                       no completions (a work queue): parallelism until one succeeds
+    pending_indexes    Indexed: the lowest indexes neither completed nor running
+    verdict            Complete / Failed(BackoffLimitExceeded | DeadlineExceeded) / None
+    failure_backoff    base · 2^(failures-1), capped: a crash-looping template is
+                       not re-created in a tight loop
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+Obj = dict[str, Any]
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
+COMPLETE_REASON = "CompletionsReached"
+COMPLETE_MESSAGE = "Reached expected number of succeeded pods"
+
+
+def parse_indexes(text: str | None) -> set[int]:
+    out: set[int] = set()
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        out.update(range(int(low), int(high or low) + 1))
+    return out
+
+
+def format_indexes(indexes: set[int]) -> str:
+    parts: list[str] = []
+    ordered = sorted(indexes)
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def pod_index(pod: Obj) -> int | None:
+    raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(COMPLETION_INDEX)
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class JobSpecView:
+    completions: int | None
+    parallelism: int
+    backoff_limit: int
+    indexed: bool
+    active_deadline: int | None
+
+    @classmethod
+    def of(cls, job: Obj) -> JobSpecView:
+        spec = job.get("spec") or {}
+        return cls(spec.get("completions"), int(spec.get("parallelism", 1)),
+                   int(spec.get("backoffLimit", 6)), spec.get("completionMode") == "Indexed",
+                   spec.get("activeDeadlineSeconds"))
+
+
+def want_active(spec: JobSpecView, succeeded: int, active: int) -> int:
+    """How many pods should run now (NonIndexed)."""
+    if spec.completions is None:
+        return 0 if succeeded > 0 else spec.parallelism
+    return max(min(spec.parallelism, spec.completions - succeeded), 0)
+
+
+def pending_indexes(spec: JobSpecView, completed: set[int], running: set[int],
+                    room: int) -> list[int]:
+    """Up to ``room`` indexes to start, lowest first."""
+    out: list[int] = []
+    for i in range(spec.completions or 0):
+        if len(out) >= room:
+            break
+        if i not in completed and i not in running:
+            out.append(i)
+    return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    type: str  # Complete or Failed
+    reason: str
+    message: str
+
+
+def verdict(spec: JobSpecView, succeeded: int, failed: int, completed: set[int], active: int,
+            started: datetime | None, now: datetime) -> Verdict | None:
+    if spec.indexed and spec.completions is not None and len(completed) >= spec.completions:
+        return Verdict("Complete", COMPLETE_REASON, COMPLETE_MESSAGE)
+    if not spec.indexed and spec.completions is not None and succeeded >= spec.completions:
+        return Verdict("Complete", COMPLETE_REASON, COMPLETE_MESSAGE)
+    if spec.completions is None and succeeded > 0 and active == 0:
+        return Verdict("Complete", COMPLETE_REASON, COMPLETE_MESSAGE)
+    if failed > spec.backoff_limit:
+        return Verdict("Failed", "BackoffLimitExceeded",
+                       "Job has reached the specified backoff limit")
+    if spec.active_deadline is not None and started is not None \
+            and (now - started).total_seconds() >= spec.active_deadline:
+        return Verdict("Failed", "DeadlineExceeded",
+                       "Job was active longer than specified deadline")
+    return None
+
+
+def failure_backoff(failures: int, base: float, cap: float) -> float:
+    if failures <= 0:
+        return 0.0
+    return float(min(base * (2 ** min(failures - 1, 30)), cap))
+
+
+def finished_condition(job: Obj) -> Obj | None:
+    for c in (job.get("status") or {}).get("conditions") or []:
+        if c.get("type") in ("Complete", "Failed") and c.get("status") == "True":
+            return dict(c)
+    return None

@@ -1,0 +1,134 @@
+"""The controller manager: one set of shared informers, every controller on it.
+
+    ControllerManager.run(stop)
+      build controllers (each registers handlers on the shared informers)
+      ─► start informers ─► wait until every cache is synced
+      ─► run every controller's workers (and the events writer) until stop
+
+    run_in_master(client, stop)   inside `corral master`, leader-elected over the
+                                  Lease kube-system/corral-controller-manager
+    `corral controllers`          the same as its own process (corral/cli/controllers.py)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from corral.client.http import Client
+from corral.client.leaderelection import LeaderElector
+from corral.controllers.base import Controller
+from corral.controllers.deployment import DeploymentController
+from corral.controllers.endpoints import EndpointsController
+from corral.controllers.events import EventRecorder
+from corral.controllers.garbagecollector import GarbageCollector
+from corral.controllers.informers import SharedInformers
+from corral.controllers.job import JobController, JobOptions
+from corral.controllers.namespace import NamespaceController
+from corral.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
+from corral.controllers.replicaset import ReplicaSetController
+
+log = logging.getLogger("corral.controllers")
+
+LEASE_NAMESPACE = "kube-system"
+LEASE_NAME = "corral-controller-manager"
+ALL_CONTROLLERS = ("replicaset", "deployment", "job", "nodelifecycle", "endpoints",
+                   "garbagecollector", "namespace")
+
+
+@dataclass
+class ManagerOptions:
+    controllers: tuple[str, ...] = ALL_CONTROLLERS
+    node: NodeLifecycleOptions = field(default_factory=NodeLifecycleOptions)
+    job: JobOptions = field(default_factory=JobOptions)
+
+    @classmethod
+    def from_env(cls) -> ManagerOptions:
+        """Options from CORRAL_* environment variables (how `corral master`,
+        which has no controller flags, is tuned)."""
+        names = os.environ.get("CORRAL_CONTROLLERS", "")
+        chosen = tuple(n for n in names.split(",") if n) or ALL_CONTROLLERS
+        return cls(chosen, NodeLifecycleOptions.from_env(), JobOptions.from_env())
+
+
+def build(name: str, client: Client, informers: SharedInformers, recorder: EventRecorder,
+          options: ManagerOptions) -> Controller:
+    if name == "replicaset":
+        return ReplicaSetController(client, informers, recorder)
+    if name == "deployment":
+        return DeploymentController(client, informers, recorder)
+    if name == "job":
+        return JobController(client, informers, recorder, options=options.job)
+    if name == "nodelifecycle":
+        return NodeLifecycleController(client, informers, recorder, options=options.node)
+    if name == "endpoints":
+        return EndpointsController(client, informers, recorder)
+    if name == "garbagecollector":
+        return GarbageCollector(client, informers, recorder)
+    if name == "namespace":
+        return NamespaceController(client, informers, recorder)
+    raise ValueError(f"unknown controller {name!r}; known: {', '.join(ALL_CONTROLLERS)}")
+
+
+class ControllerManager:
+    def __init__(self, client: Client, options: ManagerOptions | None = None) -> None:
+        self.client = client
+        self.options = options or ManagerOptions()
+        self.informers = SharedInformers(client)
+        self.recorder = EventRecorder(client)
+        self.controllers = [build(name, client, self.informers, self.recorder, self.options)
+                            for name in self.options.controllers]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.informers.start()
+        self.recorder.start()
+        try:
+            synced = asyncio.create_task(self.informers.wait_synced())
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({synced, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (synced, stopped):
+                task.cancel()
+            await asyncio.gather(synced, stopped, return_exceptions=True)
+            if stop.is_set():
+                return
+            log.info("controllers running names=%s", ",".join(self.options.controllers))
+            await asyncio.gather(*(c.run(stop) for c in self.controllers))
+        finally:
+            await self.recorder.stop()
+            await self.informers.stop()
+
+
+async def run_elected(client: Client, stop: asyncio.Event, identity: str,
+                      work: Callable[[], Awaitable[None]], *, lease_duration: float = 15.0,
+                      renew_deadline: float = 10.0, retry_period: float = 2.0) -> None:
+    """Run ``work`` while holding the Lease; stand by (and campaign again) when it
+    is lost; on ``stop`` give the Lease up."""
+    while not stop.is_set():
+        elector = LeaderElector(client, LEASE_NAMESPACE, LEASE_NAME, identity,
+                                lease_duration=lease_duration, renew_deadline=renew_deadline,
+                                retry_period=retry_period, on_started_leading=work)
+        election = asyncio.create_task(elector.run(), name="controllers-election")
+        stopped = asyncio.create_task(stop.wait(), name="controllers-election-stop")
+        await asyncio.wait({election, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (election, stopped):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(election, stopped, return_exceptions=True)
+
+
+async def run_in_master(client: Client, stop: asyncio.Event) -> None:
+    """The in-process controller manager of `corral master`. The identity is
+    stable across restarts of the same master, so it takes its Lease back at once."""
+    identity = f"{socket.gethostname()}_master_{client.server}"
+    options = ManagerOptions.from_env()
+
+    async def work() -> None:
+        # A fresh manager per term of leadership: caches start clean.
+        await ControllerManager(client, options).run(stop)
+
+    await run_elected(client, stop, identity, work)

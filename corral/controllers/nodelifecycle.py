@@ -1,0 +1,234 @@
+"""Node lifecycle: how the master knows a worker is alive, and what it does
+when one is not.
+
+    Lease kube-node-lease/<node> renewed ─► we note WHEN WE SAW renewTime change
+    (our monotonic clock: the agent's clock is never compared with ours)
+
+    every monitor period, per node:
+      seen renewal older than grace_period ─► Ready=Unknown (status subresource),
+          taint node.kubernetes.io/unreachable:NoExecute, Event NodeNotReady
+      unreachable for eviction_timeout ─► graceful delete of its pods (their
+          controllers recreate them elsewhere; a toleration of the taint delays
+          or prevents it); a pod still there grace_period after that is deleted
+          with grace 0, since no agent will ever confirm it stopped
+      renewals again ─► taint removed, Ready=True until the agent posts its own
+          status, Event NodeReady; the agent stops whatever the API no longer has
+
+After a restart (or a leader change) every node starts with a full grace
+period: no false alarm because this process did not see the last renewal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from corral.api.errors import Conflict, NotFound
+from corral.client.http import Client
+from corral.controllers.base import Controller
+from corral.controllers.events import NORMAL, EventRecorder
+from corral.controllers.informers import SharedInformers
+from corral.controllers.owners import is_deleting, meta, uid_of
+from corral.controllers.pods import is_finished
+
+Obj = dict[str, Any]
+LEASE_NAMESPACE = "kube-node-lease"
+UNREACHABLE = "node.kubernetes.io/unreachable"
+NODE_INDEX = "node"
+UNKNOWN_REASON = "NodeStatusUnknown"
+
+
+@dataclass
+class NodeLifecycleOptions:
+    # 4 s = 4 missed 1 s heartbeats (8 at the harness' 0.5 s): a loaded 2-core
+    # box delays a renewal by a second or two, not four.
+    grace_period: float = 4.0
+    eviction_timeout: float = 2.0
+    monitor_period: float = 0.5
+
+    @classmethod
+    def from_env(cls) -> NodeLifecycleOptions:
+        env = os.environ.get
+        return cls(float(env("CORRAL_NODE_GRACE_PERIOD", "4")),
+                   float(env("CORRAL_POD_EVICTION_TIMEOUT", "2")),
+                   float(env("CORRAL_NODE_MONITOR_PERIOD", "0.5")))
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def node_of(pod: Obj) -> list[str]:
+    name = (pod.get("spec") or {}).get("nodeName")
+    return [str(name)] if name else []
+
+
+def ready_status(node: Obj) -> str | None:
+    for c in (node.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return str(c.get("status"))
+    return None
+
+
+def has_unreachable_taint(node: Obj) -> bool:
+    return any(t.get("key") == UNREACHABLE for t in (node.get("spec") or {}).get("taints") or [])
+
+
+def toleration_seconds(pod: Obj) -> float | None:
+    """How long the pod tolerates the unreachable taint: None → not at all,
+    inf → forever."""
+    best: float | None = None
+    for t in (pod.get("spec") or {}).get("tolerations") or []:
+        key_ok = t.get("key") in (None, "", UNREACHABLE) and (
+            t.get("key") or t.get("operator") == "Exists")
+        effect_ok = t.get("effect") in (None, "", "NoExecute")
+        if not (key_ok and effect_ok):
+            continue
+        seconds = t.get("tolerationSeconds")
+        value = float("inf") if seconds is None else float(seconds)
+        best = value if best is None else max(best, value)
+    return best
+
+
+def with_ready(node: Obj, status: str, reason: str, message: str) -> Obj:
+    fresh = copy.deepcopy(node)
+    st = fresh.setdefault("status", {})
+    conditions = [c for c in st.get("conditions") or [] if c.get("type") != "Ready"]
+    now = _now()
+    conditions.append({"type": "Ready", "status": status, "reason": reason, "message": message,
+                       "lastHeartbeatTime": now, "lastTransitionTime": now})
+    st["conditions"] = conditions
+    return fresh
+
+
+class NodeLifecycleController(Controller):
+    name = "node-lifecycle-controller"
+
+    def __init__(self, client: Client, informers: SharedInformers, recorder: EventRecorder,
+                 *, options: NodeLifecycleOptions | None = None) -> None:
+        super().__init__(client, informers, recorder, workers=2)
+        self.options = options or NodeLifecycleOptions()
+        self.nodes = informers.get("Node")
+        self.leases = informers.get("Lease", LEASE_NAMESPACE)
+        self.pods = informers.get("Pod")
+        self.pods.add_index(NODE_INDEX, node_of)
+        self._seen: dict[str, tuple[str, float]] = {}  # node → (renewTime, when we saw it)
+        self._unreachable_since: dict[str, float] = {}
+        self._deleted_at: dict[str, float] = {}  # pod uid → when we deleted it
+        self.nodes.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self._forget)
+        self.leases.add_handler(self._lease_seen, lambda old, new: self._lease_seen(new))
+
+    def _lease_seen(self, lease: Obj) -> None:
+        name = str(meta(lease).get("name"))
+        renew = str((lease.get("spec") or {}).get("renewTime") or "")
+        if self._seen.get(name, ("", 0.0))[0] != renew:
+            self._seen[name] = (renew, time.monotonic())
+            self.enqueue_key(name)
+
+    def _forget(self, node: Obj) -> None:
+        name = str(meta(node).get("name"))
+        self._seen.pop(name, None)
+        self._unreachable_since.pop(name, None)
+
+    def last_renewal(self, name: str) -> float:
+        """When we last saw the node's Lease renewed; a node never seen renewing
+        starts its grace period now."""
+        seen = self._seen.get(name)
+        if seen is None:
+            seen = self._seen[name] = ("", time.monotonic())
+        return seen[1]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        ticker = asyncio.create_task(self._tick(), name="node-lifecycle-monitor")
+        try:
+            await super().run(stop)
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.monitor_period)
+            self.enqueue_all(self.nodes)
+
+    async def reconcile(self, key: str) -> None:
+        node = self.nodes.get_by_key(key)
+        if node is None:
+            return
+        silent = time.monotonic() - self.last_renewal(key)
+        if silent > self.options.grace_period:
+            await self._unreachable(key, node)
+        else:
+            await self._reachable(key, node)
+
+    # -- a silent node --------------------------------------------------------------
+
+    async def _unreachable(self, name: str, node: Obj) -> None:
+        if ready_status(node) != "Unknown":
+            await self.client.update_status(with_ready(
+                node, "Unknown", UNKNOWN_REASON, "Kubelet stopped posting node status."))
+            self.emit(node, NORMAL, "NodeNotReady", f"Node {name} status is now: NodeNotReady")
+            return  # the taint goes on with the next look, from the fresh cache
+        if not has_unreachable_taint(node):
+            fresh = copy.deepcopy(node)
+            spec = fresh.setdefault("spec", {})
+            spec["taints"] = [*(spec.get("taints") or []), {
+                "key": UNREACHABLE, "effect": "NoExecute", "timeAdded": _now()}]
+            await self.client.update(fresh)
+        since = self._unreachable_since.setdefault(name, time.monotonic())
+        await self._evict(name, time.monotonic() - since)
+
+    async def _evict(self, name: str, unreachable_for: float) -> None:
+        for pod in self.pods.by_index(NODE_INDEX, name):
+            if is_finished(pod):
+                continue
+            if is_deleting(pod):
+                await self._force_delete_if_stuck(pod)
+                continue
+            tolerated = toleration_seconds(pod)
+            allowed = self.options.eviction_timeout if tolerated is None else max(
+                tolerated, self.options.eviction_timeout)
+            if unreachable_for >= allowed:
+                await self._delete(pod, None)
+                self._deleted_at[uid_of(pod)] = time.monotonic()
+                self.emit(pod, NORMAL, "TaintManagerEviction",
+                          f"Marking for deletion Pod {meta(pod).get('namespace')}/"
+                          f"{meta(pod).get('name')}")
+
+    async def _force_delete_if_stuck(self, pod: Obj) -> None:
+        deleted = self._deleted_at.setdefault(uid_of(pod), time.monotonic())
+        if time.monotonic() - deleted >= self.options.grace_period:
+            await self._delete(pod, 0)
+            self._deleted_at.pop(uid_of(pod), None)
+
+    async def _delete(self, pod: Obj, grace: int | None) -> None:
+        m = meta(pod)
+        with contextlib.suppress(NotFound, Conflict):
+            await self.client.delete("Pod", str(m.get("name")), m.get("namespace"),
+                                     grace_period_seconds=grace,
+                                     preconditions={"uid": uid_of(pod)})
+
+    # -- a live node ------------------------------------------------------------------
+
+    async def _reachable(self, name: str, node: Obj) -> None:
+        if self._unreachable_since.pop(name, None) is not None:
+            self.emit(node, NORMAL, "NodeReady", f"Node {name} status is now: NodeReady")
+        if has_unreachable_taint(node):
+            fresh = copy.deepcopy(node)
+            fresh["spec"]["taints"] = [t for t in fresh["spec"].get("taints") or []
+                                       if t.get("key") != UNREACHABLE] or None
+            await self.client.update(fresh)
+            return
+        conditions = (node.get("status") or {}).get("conditions") or []
+        ours = any(c.get("type") == "Ready" and c.get("reason") == UNKNOWN_REASON
+                   for c in conditions)
+        if ours:
+            await self.client.update_status(with_ready(
+                node, "True", "KubeletReady", "node lease renewed again"))
