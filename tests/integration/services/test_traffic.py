@@ -1,0 +1,269 @@
+"""Services end to end: a real master (scheduler, controllers incl. Endpoints) and
+two real agents, each a node on its own loopback address, running the proxy and
+DNS. Three HTTP server pods that answer with their name sit behind a NodePort
+Service; every request is a new TCP connection through the proxy."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from dnslib import QTYPE, RCODE, DNSRecord  # type: ignore[import-untyped]
+
+from tests.cluster import Agent, Master
+from tests.integration.services import web
+
+Obj = dict[str, Any]
+NS = "default"
+CIDR = f"127.{random.randint(101, 199)}.0.0/16"  # its own, so parallel runs never meet
+REPLICAS = ("web-0", "web-1", "web-2")
+
+
+@dataclass
+class Cluster:
+    master: Master
+    agents: list[Agent]
+    http: httpx.Client
+
+    def get(self, path: str) -> Obj:
+        r = self.http.get(path)
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    def create(self, path: str, body: Obj) -> Obj:
+        r = self.http.post(path, json=body)
+        assert r.status_code == 201, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    def service(self, name: str) -> Obj:
+        return self.get(f"/api/v1/namespaces/{NS}/services/{name}")
+
+    def pod(self, name: str) -> Obj:
+        return self.get(f"/api/v1/namespaces/{NS}/pods/{name}")
+
+
+def eventually(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def is_ready(pod: Obj) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def host_port(pod: Obj) -> tuple[str, int]:
+    """Where the pod really listens (the agent allocated the port)."""
+    mapping = pod["status"]["portMappings"][0]
+    return mapping["hostIP"], int(mapping["hostPort"])
+
+
+def ready_endpoints(c: Cluster, name: str) -> int:
+    r = c.http.get(f"/api/v1/namespaces/{NS}/endpoints/{name}")
+    if r.status_code != 200:
+        return 0
+    return sum(len(s.get("addresses") or []) for s in r.json().get("subsets") or [])
+
+
+def cluster_address(svc: Obj) -> tuple[str, int]:
+    return svc["spec"]["clusterIP"], int(svc["spec"]["ports"][0]["port"])
+
+
+def node_addresses(c: Cluster, svc: Obj) -> list[tuple[str, int]]:
+    node_port = int(svc["spec"]["ports"][0]["nodePort"])
+    return [(agent.node_ip, node_port) for agent in c.agents]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    base: Path = tmp_path_factory.mktemp("services")
+    master = Master(base / "master", extra_args=["--service-cidr", CIDR])
+    agents: list[Agent] = []
+    try:
+        master.start()
+        for i, last in enumerate(random.sample(range(2, 250), 2)):
+            agent = Agent(master, f"svc-node-{i}", base / "agents" / f"svc-node-{i}",
+                          f"127.0.1.{last}")
+            agents.append(agent)
+            agent.start()
+        with master.http() as http:
+            yield Cluster(master, agents, http)
+    finally:
+        for agent in agents:
+            agent.cleanup()
+        master.stop()
+
+
+@pytest.fixture(scope="module")
+def backends(cluster: Cluster) -> Obj:
+    """Service "web" first, then its three pods spread over both nodes (so their
+    env carries the Service); returns the Service once traffic reaches all three."""
+    svc = cluster.create(f"/api/v1/namespaces/{NS}/services", web.service("web", "web"))
+    for i, name in enumerate(REPLICAS):
+        node = cluster.agents[i % len(cluster.agents)].name
+        cluster.create(f"/api/v1/namespaces/{NS}/pods", web.pod(name, "web", node))
+    eventually(lambda: all(is_ready(cluster.pod(n)) for n in REPLICAS), "three ready pods")
+    eventually(lambda: ready_endpoints(cluster, "web") == 3,
+               "Endpoints web with 3 ready addresses (the endpoints controller)")
+    host, port = cluster_address(svc)
+    assert web.reach_all(host, port, set(REPLICAS)) == set(REPLICAS)
+    return svc
+
+
+def test_cluster_ip_and_every_node_port_reach_all_replicas(cluster: Cluster,
+                                                           backends: Obj) -> None:
+    for host, port in [cluster_address(backends), *node_addresses(cluster, backends)]:
+        seen = web.reach_all(host, port, set(REPLICAS), timeout=10.0)
+        assert seen == set(REPLICAS), f"{host}:{port} reached only {sorted(seen)}"
+        # Once everything is up, no request through the proxy fails.
+        assert set(web.names_seen(host, port, 12)) <= set(REPLICAS)
+
+
+def test_not_ready_replica_stops_receiving_traffic_within_a_second(cluster: Cluster,
+                                                                   backends: Obj) -> None:
+    host, port = cluster_address(backends)
+    pod_host, pod_port = host_port(cluster.pod("web-1"))
+    web.fetch(pod_host, pod_port, "/unready")
+    try:
+        eventually(lambda: not is_ready(cluster.pod("web-1")), "web-1 reported not ready",
+                   timeout=15.0)
+        time.sleep(1.0)  # the budget: from Ready=False in the API to out of rotation
+        answered = web.names_seen(host, port, 30)
+        for node_host, node_port in node_addresses(cluster, backends):
+            answered += web.names_seen(node_host, node_port, 15)
+        assert "web-1" not in answered
+        assert set(answered) == {"web-0", "web-2"}
+    finally:
+        web.fetch(pod_host, pod_port, "/reready")
+    assert web.reach_all(host, port, set(REPLICAS)) == set(REPLICAS)
+
+
+def test_scale_up_starts_receiving_traffic(cluster: Cluster, backends: Obj) -> None:
+    cluster.create(f"/api/v1/namespaces/{NS}/pods",
+                   web.pod("web-3", "web", cluster.agents[1].name))
+    try:
+        host, port = cluster_address(backends)
+        wanted = {*REPLICAS, "web-3"}
+        assert web.reach_all(host, port, wanted, timeout=60.0) == wanted
+        node_host, node_port = node_addresses(cluster, backends)[0]
+        assert web.reach_all(node_host, node_port, wanted, timeout=10.0) == wanted
+    finally:
+        cluster.http.delete(f"/api/v1/namespaces/{NS}/pods/web-3")
+    eventually(lambda: ready_endpoints(cluster, "web") == 3, "web-3 out of the Endpoints")
+
+
+def test_env_vars_name_services_that_existed_at_start(cluster: Cluster, backends: Obj) -> None:
+    env = web.env_of(*host_port(cluster.pod("web-0")))
+    ip = backends["spec"]["clusterIP"]
+    assert env["WEB_SERVICE_HOST"] == ip
+    assert env["WEB_SERVICE_PORT"] == "80"
+    assert env["WEB_PORT"] == f"tcp://{ip}:80"
+    assert env["WEB_PORT_80_TCP_ADDR"] == ip
+    dns_host, _, dns_port = env["CORRAL_DNS"].partition(":")
+    assert dns_host.startswith("127.0.2.") and dns_port.isdigit()
+    resolv = Path(env["CORRAL_RESOLV_CONF"]).read_text()
+    assert f"nameserver {dns_host}" in resolv
+    assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv
+
+
+def dns_query(server: str, name: str) -> DNSRecord:
+    host, _, port = server.partition(":")
+    return DNSRecord.parse(DNSRecord.question(name).send(host, int(port), timeout=3.0))
+
+
+def a_records(reply: DNSRecord) -> set[str]:
+    return {str(rr.rdata) for rr in reply.rr if rr.rtype == QTYPE.A}
+
+
+def test_dns_names_resolve_on_every_node(cluster: Cluster, backends: Obj) -> None:
+    headless = web.service("web-direct", "web", kind="ClusterIP", cluster_ip="None")
+    cluster.create(f"/api/v1/namespaces/{NS}/services", headless)
+    ip = backends["spec"]["clusterIP"]
+    node_ips = {agent.node_ip for agent in cluster.agents}
+    for name in ("web-0", "web-1"):  # one pod on each node: each node's own DNS server
+        server = web.env_of(*host_port(cluster.pod(name)))["CORRAL_DNS"]
+        assert a_records(dns_query(server, "web.default.svc.cluster.local")) == {ip}
+        assert a_records(dns_query(server, "web.default")) == {ip}
+        missing = dns_query(server, "nothing-here.default.svc.cluster.local")
+        assert missing.header.rcode == RCODE.NXDOMAIN
+        eventually(lambda s=server: a_records(  # type: ignore[misc]
+            dns_query(s, "web-direct.default.svc.cluster.local")) == node_ips,
+            "headless Service resolving to the ready pods' addresses", timeout=15.0)
+
+
+class Hammer(threading.Thread):
+    """Requests through one address back to back until stopped; counts outcomes."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(daemon=True)
+        self.host, self.port = host, port
+        self.names: dict[str, int] = {}
+        self.failures: list[str] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                name = web.fetch(self.host, self.port, timeout=5.0)
+                self.names[name] = self.names.get(name, 0) + 1
+            except web.RequestFailed as err:
+                self.failures.append(str(err))
+
+    def finish(self) -> None:
+        self._stop_event.set()
+        self.join(30.0)
+
+
+def rolled_out(c: Cluster, name: str, generation: int, replicas: int) -> bool:
+    deploy = c.get(f"/apis/apps/v1/namespaces/{NS}/deployments/{name}")
+    status = deploy.get("status") or {}
+    return (status.get("observedGeneration", 0) >= generation
+            and status.get("updatedReplicas") == replicas
+            and status.get("readyReplicas") == replicas
+            and status.get("replicas") == replicas)
+
+
+def app_pods(c: Cluster, app: str) -> list[Obj]:
+    listing = c.get(f"/api/v1/namespaces/{NS}/pods?labelSelector=app%3D{app}")
+    return listing["items"]  # type: ignore[no-any-return]
+
+
+def test_rolling_update_loses_no_request(cluster: Cluster) -> None:
+    """Needs the deployment and replicaset controllers (and the scheduler)."""
+    svc = cluster.create(f"/api/v1/namespaces/{NS}/services", web.service("roll", "roll"))
+    created = cluster.create(f"/apis/apps/v1/namespaces/{NS}/deployments",
+                             web.deployment("roll", 3))
+    eventually(lambda: rolled_out(cluster, "roll", created["metadata"]["generation"], 3),
+               "Deployment roll with 3 ready replicas (deployment controller)")
+    eventually(lambda: ready_endpoints(cluster, "roll") == 3, "Endpoints roll with 3 addresses")
+    first = {p["metadata"]["name"] for p in app_pods(cluster, "roll")}
+    host, port = cluster_address(svc)
+    assert web.reach_all(host, port, first) == first
+    hammer = Hammer(host, port)
+    hammer.start()
+    try:
+        patch = {"spec": {"template": {"spec": {"containers": [
+            {"name": "web", "env": [{"name": "VERSION", "value": "2"}]}]}}}}
+        r = cluster.http.patch(f"/apis/apps/v1/namespaces/{NS}/deployments/roll", json=patch,
+                               headers={"Content-Type": "application/strategic-merge-patch+json"})
+        assert r.status_code == 200, r.text
+        generation = r.json()["metadata"]["generation"]
+        eventually(lambda: rolled_out(cluster, "roll", generation, 3)
+                   and not first & {p["metadata"]["name"] for p in app_pods(cluster, "roll")},
+                   "the rollout to finish and the old pods to go", timeout=120.0)
+        time.sleep(1.0)  # traffic keeps flowing to the new set
+    finally:
+        hammer.finish()
+    new = set(hammer.names) - first
+    assert hammer.failures == [], hammer.failures[:5]
+    assert len(new) == 3, f"new replicas answering: {sorted(new)}"
+    assert sum(hammer.names.values()) > 50

@@ -1,0 +1,145 @@
+"""The backend the Service tests run as pods, and a client that opens one TCP
+connection per request (so every request is a new proxied connection).
+
+The server answers GET / with its pod name, /env with its environment as JSON,
+/readyz (the readiness probe) with 200 or 503, and /unready, /reready flip that.
+On SIGTERM it turns not-ready and keeps serving DRAIN seconds before exiting,
+as a well-behaved Kubernetes backend does (a preStop sleep), so a rolling update
+loses no request that was already on its way.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import time
+from typing import Any
+
+Obj = dict[str, Any]
+DRAIN_SECONDS = 2.0
+
+SERVER = f"""
+import http.server, json, os, signal, threading
+READY = threading.Event()
+READY.set()
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/readyz":
+            ok = READY.is_set()
+            self.send(200 if ok else 503, b"ok" if ok else b"not ready")
+        elif self.path == "/env":
+            self.send(200, json.dumps(dict(os.environ)).encode())
+        elif self.path == "/unready":
+            READY.clear()
+            self.send(200, b"unready")
+        elif self.path == "/reready":
+            READY.set()
+            self.send(200, b"ready")
+        else:
+            self.send(200, os.environ["HOSTNAME"].encode())
+
+    def send(self, code, body):
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+server = http.server.ThreadingHTTPServer((os.environ["HOST_IP"], int(os.environ["PORT"])),
+                                         Handler)
+
+def drain(*_):
+    READY.clear()
+    threading.Timer({DRAIN_SECONDS}, server.shutdown).start()
+
+signal.signal(signal.SIGTERM, drain)
+server.serve_forever()
+"""
+
+
+def pod_template(app: str, version: str = "1") -> Obj:
+    """The pod spec part shared by bare pods and Deployments."""
+    return {
+        "metadata": {"labels": {"app": app}},
+        "spec": {
+            "terminationGracePeriodSeconds": 10,
+            "containers": [{
+                "name": "web",
+                "command": [sys.executable, "-c", SERVER],
+                "env": [{"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath":
+                                                                        "status.hostIP"}}},
+                        {"name": "VERSION", "value": version}],
+                "ports": [{"name": "http", "containerPort": 8080}],
+                "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"},
+                                   "periodSeconds": 1, "failureThreshold": 1},
+            }],
+        },
+    }
+
+
+def pod(name: str, app: str, node: str) -> Obj:
+    template = pod_template(app)
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, **template["metadata"]},
+            "spec": {**template["spec"], "nodeName": node}}
+
+
+def deployment(name: str, replicas: int, version: str = "1") -> Obj:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "strategy": {"type": "RollingUpdate",
+                                  "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                     "template": pod_template(name, version)}}
+
+
+def service(name: str, app: str, kind: str = "NodePort", cluster_ip: str | None = None) -> Obj:
+    spec: Obj = {"type": kind, "selector": {"app": app},
+                 "ports": [{"port": 80, "targetPort": "http"}]}
+    if cluster_ip is not None:
+        spec["clusterIP"] = cluster_ip
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
+
+
+class RequestFailed(Exception):
+    pass
+
+
+def fetch(host: str, port: int, path: str = "/", timeout: float = 5.0) -> str:
+    """One GET on a fresh connection; RequestFailed on anything but a 200."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read().decode()
+    except (OSError, http.client.HTTPException) as err:
+        raise RequestFailed(f"{host}:{port}{path}: {err!r}") from err
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise RequestFailed(f"{host}:{port}{path}: HTTP {response.status} {body}")
+    return body
+
+
+def names_seen(host: str, port: int, count: int) -> list[str]:
+    return [fetch(host, port) for _ in range(count)]
+
+
+def reach_all(host: str, port: int, wanted: set[str], timeout: float = 30.0) -> set[str]:
+    """Send requests until every name in ``wanted`` has answered (or time runs out);
+    returns every name seen. Failed requests are retried: use this to wait."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while not wanted <= seen and time.monotonic() < deadline:
+        try:
+            seen.add(fetch(host, port, timeout=2.0))
+        except RequestFailed:
+            time.sleep(0.05)
+    return seen
+
+
+def env_of(host: str, port: int) -> dict[str, str]:
+    return json.loads(fetch(host, port, "/env"))  # type: ignore[no-any-return]
