@@ -6,7 +6,9 @@ a restart or a crash — sees exactly what runs, and ``start`` of an id that has
 directory returns that instance instead of starting a second copy.
 
     start  mkdir state dir (exclusive) → write launch.json, cgroup.json
-           → spawn shim → wait for status.json (running, or StartError)
+           → ask the node's launcher to fork a shim (launcher.py; the launcher
+             is started if none runs; `python -m ...shim` if it cannot help)
+           → wait for status.json (running, or StartError)
     stop   write stop.json, SIGUSR1 the shim → it SIGTERMs the group, SIGKILLs
            after the grace → wait for the EXITED status; if the shim is gone,
            do the same here and record the state ourselves
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -37,12 +40,21 @@ from corral.agent.runtime.base import (
     RunPhase,
 )
 from corral.agent.runtime.cgroups import CgroupSystem, detect_isolation
+from corral.agent.runtime.launcher import LAUNCHER_MODULE, LOG_NAME, MAX_SOCKET_PATH, socket_path
 from corral.agent.runtime.logs import LogFiles
-from corral.agent.runtime.shim import SHIM_MODULE, StateDir, write_json_atomic
+from corral.agent.runtime.shim import (
+    SHIM_MODULE,
+    StateDir,
+    process_start_ticks,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.02
+# A forked shim answers in a few ms: waits poll from this, doubling up to POLL_SECONDS.
+FIRST_POLL_SECONDS = 0.002
+LAUNCH_REPLY_SECONDS = 10.0
 # Beyond the grace: time for the shim to notice SIGKILL'd children and write status.
 STOP_SLACK_SECONDS = 5.0
 
@@ -65,6 +77,7 @@ class ProcessRuntime:
         self._cgroups, self._isolation = detect_isolation(cgroup_parent,
                                                           allow_cgroups=allow_cgroups)
         self._locks: dict[str, asyncio.Lock] = {}
+        self.launcher = LauncherClient(self.state_root)
 
     @property
     def cgroups(self) -> CgroupSystem | None:
@@ -117,6 +130,11 @@ class ProcessRuntime:
         os.replace(tmp, state_dir.launch_file)
 
     async def _spawn_shim(self, state_dir: StateDir) -> None:
+        if not await self.launcher.launch(state_dir.path):
+            await self._spawn_fresh_shim(state_dir)
+
+    async def _spawn_fresh_shim(self, state_dir: StateDir) -> None:
+        """The fallback: a fresh interpreter runs the shim (~0.1 s of CPU)."""
         with open(state_dir.log_file, "ab") as shim_log:  # noqa: ASYNC230 - local, tiny
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", SHIM_MODULE, str(state_dir.path),
@@ -129,6 +147,7 @@ class ProcessRuntime:
         self, state_dir: StateDir, done: Callable[[ContainerState], bool], timeout: float,
     ) -> ContainerState:
         deadline = time.monotonic() + timeout
+        poll = FIRST_POLL_SECONDS
         while True:
             state = state_dir.read_status()
             if state is not None and done(state):
@@ -140,7 +159,8 @@ class ProcessRuntime:
                 raise ShimLost(state_dir.path.name)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"shim of {state_dir.path.name} did not answer in time")
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(poll)
+            poll = min(poll * 2, POLL_SECONDS)
 
     def _shim_alive(self, state_dir: StateDir) -> bool:
         pid = state_dir.read_shim_pid()
@@ -273,7 +293,79 @@ def is_shim_process(pid: int, state_path: Path) -> bool:
         return False
     if stat.rsplit(")", 1)[1].split()[0] == "Z":  # exited, not yet reaped
         return False
+    identity = StateDir(state_path).read_shim_identity()
+    if identity is not None and identity[1] is not None:  # forked: argv is the launcher's
+        return identity[0] == pid and process_start_ticks(pid) == identity[1]
     return SHIM_MODULE.encode() in cmdline and str(state_path).encode() in cmdline
+
+
+class LauncherClient:
+    """The runtime's side of the node's shim launcher (launcher.py).
+
+    One connection, held for the runtime's life (it keeps the launcher from
+    lingering out), carries one request at a time. A request that fails is
+    retried once with a fresh (maybe newly started) launcher; a shim claims its
+    state dir exclusively, so a retry never starts a second one."""
+
+    def __init__(self, state_root: Path) -> None:
+        self.state_root = state_root
+        self.socket_path = socket_path(state_root)
+        self.usable = len(str(self.socket_path)) <= MAX_SOCKET_PATH
+        self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._lock = asyncio.Lock()
+
+    async def launch(self, state_dir: Path) -> bool:
+        """Have the launcher start state_dir's shim; False if it could not."""
+        if not self.usable:
+            return False
+        request = json.dumps({"start": str(state_dir)}).encode() + b"\n"
+        async with self._lock:
+            for _ in range(2):
+                try:
+                    return await self._ask(request)
+                except (OSError, ValueError, TimeoutError) as err:
+                    log.warning("shim launcher failed error=%r", err)
+                    self.close()
+        return False
+
+    async def _ask(self, request: bytes) -> bool:
+        reader, writer = await self._connection()
+        writer.write(request)
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), LAUNCH_REPLY_SECONDS)
+        if not line:
+            raise ConnectionResetError("shim launcher closed the connection")
+        reply = json.loads(line)
+        if not reply.get("ok"):
+            log.warning("shim launcher refused error=%s", reply.get("error"))
+        return bool(reply.get("ok"))
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._conn is None:
+            try:
+                self._conn = await asyncio.open_unix_connection(str(self.socket_path))
+            except (FileNotFoundError, ConnectionRefusedError):
+                await self._start_launcher()
+                self._conn = await asyncio.open_unix_connection(str(self.socket_path))
+        return self._conn
+
+    async def _start_launcher(self) -> None:
+        """Returns once a launcher listens (ours, or a live one found meanwhile)."""
+        log_path = self.state_root / LOG_NAME
+        with open(log_path, "ab") as launcher_log:  # noqa: ASYNC230 - local, tiny
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", LAUNCHER_MODULE, str(self.state_root),
+                stdin=asyncio.subprocess.DEVNULL, stdout=launcher_log, stderr=launcher_log,
+                start_new_session=True, cwd="/", env=_shim_env(),
+            )
+        await proc.wait()  # the first fork exits once the socket listens
+        log.info("shim launcher started root=%s", self.state_root)
+
+    def close(self) -> None:
+        """Drop the connection (the launcher exits after its linger)."""
+        if self._conn is not None:
+            self._conn[1].close()
+            self._conn = None
 
 
 def _killpg(pgid: int, sig: int) -> None:

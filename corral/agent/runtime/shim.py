@@ -1,37 +1,46 @@
-"""The per-container supervisor: ``python -m corral.agent.runtime.shim STATE_DIR``.
+"""The per-container supervisor (the "shim"), like containerd's.
 
-Like containerd's shim, one runs per container instance and outlives the agent,
-so an agent restart (or crash) never touches running containers:
+One runs per container instance and outlives the agent, so an agent restart (or
+crash) never touches running containers. It is normally forked, already
+imported, by the node's shim launcher (launcher.py); ``python -m
+corral.agent.runtime.shim STATE_DIR`` is the fallback that starts a fresh
+interpreter for one instance:
 
-    agent ──spawn──▶ shim ──fork, parent exits──▶ shim (setsid, own session,
-                                                   child subreaper)
-                                                     │ Popen, own process group,
-                                                     │ joins the cgroup before exec
-                                                     ▼
-                                                  command ──stdout/stderr pipes──▶ LogWriter
+    launcher ──fork──▶ setsid ──fork, exits──▶ shim (own session, child subreaper)
+                                                 │ Popen, own process group,
+                                                 │ joins the cgroup before exec
+                                                 ▼
+                                              command ──stdout/stderr pipes──▶ LogWriter
+
+A shim is a tiny synchronous supervisor, not a service: one ``selectors`` loop
+over the command's two pipes and a self-pipe that signals are written to
+(``signal.set_wakeup_fd``); children are reaped with ``os.waitpid``. No asyncio
+(that is for the agent's services): an event loop per container would cost
+memory and start time in every one of hundreds of forked shims.
 
 The state directory is the only channel between agent and shim:
 
     launch.json   ContainerLaunch (written by the agent)
     cgroup.json   the instance's ContainerCgroup, or null for rlimits
-    shim.pid      the detached shim's pid
+    shim.pid      {"pid", "start"} of the detached shim; created exclusively, so
+                  a second shim for the same directory gives up at once
     status.json   ContainerState, replaced atomically (write temp, rename)
     stop.json     {"grace_seconds": g}, written by the agent before SIGUSR1
     shim.log      the shim's own stderr
 
-Stop: SIGUSR1 (grace from stop.json) or SIGTERM/SIGINT (the launch's grace)
-→ SIGTERM to the command's process group, SIGKILL to the group and the cgroup
-when the grace runs out. When the command exits, whatever it left in its group
-or cgroup is killed (as a container's pid namespace would be), every child is
-reaped, the logs are drained, the cgroup removed and then the status written.
+Stop: SIGUSR1 (grace from stop.json) or SIGTERM/SIGINT/SIGHUP (the launch's
+grace) → SIGTERM to the command's process group, SIGKILL to the group and the
+cgroup when the grace runs out. When the command exits, whatever it left in its
+group or cgroup is killed (as a container's pid namespace would be), every child
+is reaped, the logs are drained, the cgroup removed and then the status written.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -50,7 +59,12 @@ from corral.agent.runtime.cgroups import ContainerCgroup, Limits, apply_rlimits
 from corral.agent.runtime.logs import MAX_LINE, LogWriter, log_path
 
 SHIM_MODULE = "corral.agent.runtime.shim"
+SHIM_NAME = "corral-shim"  # the process name (comm) ps shows for a forked shim
+DRAIN_SECONDS = 2.0  # after the command exits: how long leftovers may hold the pipes
+_PR_SET_NAME = 15
 _PR_SET_CHILD_SUBREAPER = 36
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGUSR1, *_STOP_SIGNALS)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -58,6 +72,25 @@ def write_json_atomic(path: Path, data: Any) -> None:
     with open(tmp, "w") as f:
         json.dump(data, f)
     os.replace(tmp, path)
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When the process started (clock ticks since boot): with the pid, an
+    identity no recycled pid shares. None if there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def set_process_name(name: str) -> None:
+    """What ps and /proc/PID/comm show (a forked process keeps its parent's argv)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 class StateDir:
@@ -88,11 +121,32 @@ class StateDir:
     def write_status(self, state: ContainerState) -> None:
         write_json_atomic(self.status_file, state.to_dict())
 
-    def read_shim_pid(self) -> int | None:
+    def read_shim_identity(self) -> tuple[int, int | None] | None:
+        """(pid, start ticks) of the shim; start is None in an old-style pid file."""
         try:
-            return int(self.pid_file.read_text())
+            data = json.loads(self.pid_file.read_text())
         except (FileNotFoundError, ValueError):
             return None
+        if isinstance(data, int):
+            return data, None
+        return int(data["pid"]), int(data["start"])
+
+    def read_shim_pid(self) -> int | None:
+        identity = self.read_shim_identity()
+        return identity[0] if identity is not None else None
+
+    def claim(self) -> bool:
+        """Record this process as the instance's shim; False if one already is."""
+        pid = os.getpid()
+        tmp = self.path / f".shim.pid.{pid}.tmp"
+        tmp.write_text(json.dumps({"pid": pid, "start": process_start_ticks(pid)}))
+        try:
+            os.link(tmp, self.pid_file)  # atomic, complete, and fails if present
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink()
 
     def stop_grace(self, default: float) -> float:
         try:
@@ -130,6 +184,51 @@ def terminated_state(base: ContainerState, wait_status: int, oom_kills: int) -> 
     return state
 
 
+class LinePump:
+    """Copies one of the command's pipes to the log, one CRI record per line
+    (partial records past MAX_LINE)."""
+
+    def __init__(self, stream: str, writer: LogWriter) -> None:
+        self.stream = stream
+        self.writer = writer
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            self.writer.write_line(self.stream, line)
+        while len(self._buffer) >= MAX_LINE:
+            self.writer.write_line(self.stream, self._buffer[:MAX_LINE], partial=True)
+            self._buffer = self._buffer[MAX_LINE:]
+
+    def finish(self) -> None:
+        if self._buffer:
+            self.writer.write_line(self.stream, self._buffer)
+            self._buffer = b""
+
+
+class SignalPipe:
+    """Signals as bytes on a pipe the selector watches (the handlers do nothing:
+    the C-level handler writes the signal number to the wakeup fd)."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
+        for sig in _HANDLED_SIGNALS:
+            signal.signal(sig, _ignore_signal)
+
+    def received(self) -> list[int]:
+        try:
+            return list(os.read(self.read_fd, 512))
+        except BlockingIOError:
+            return []
+
+
+def _ignore_signal(signum: int, frame: object) -> None:
+    pass
+
+
 class Shim:
     """Supervises one command from start to reaped exit."""
 
@@ -140,42 +239,40 @@ class Shim:
         self.limits = Limits(self.launch.cpu_request_millis, self.launch.cpu_limit_millis,
                              self.launch.memory_limit_bytes, self.launch.pids_limit)
         self.pid = 0
+        self.wait_status: int | None = None  # the command's, once reaped
         self._started: ContainerState | None = None
-        self.popen: subprocess.Popen[bytes] | None = None
-        self._kill_at: float | None = None
-        self._kill_timer: asyncio.TimerHandle | None = None
+        self._kill_at: float | None = None  # monotonic deadline of the SIGKILL
+        self._killed = False
+        self._selector = selectors.DefaultSelector()
+        self._pumps: dict[int, LinePump] = {}
 
     def _base_state(self) -> ContainerState:
         launch = self.launch
         return ContainerState(launch.container_id, launch.pod_uid, launch.container_name,
                               launch.attempt, RunPhase.RUNNING, shim_pid=os.getpid())
 
-    async def run(self) -> int:
-        loop = asyncio.get_running_loop()
-        self.exited: asyncio.Future[int] = loop.create_future()
-        loop.add_signal_handler(signal.SIGCHLD, self._reap)
+    def run(self) -> int:
+        signals = SignalPipe()  # before the command starts: no SIGCHLD is missed
+        self._selector.register(signals.read_fd, selectors.EVENT_READ, signals)
         writer = LogWriter(log_path(self.launch.log_dir, self.launch.attempt),
                            self.launch.log_max_bytes, self.launch.log_max_files)
         try:
-            if not self._start(writer):
-                return 0
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.add_signal_handler(sig, self.request_stop, self.launch.stop_grace_seconds)
-            loop.add_signal_handler(signal.SIGUSR1, self._stop_from_file)
-            await self._supervise(writer)
+            popen = self._start(writer)
+            if popen is not None:
+                self._supervise(popen, writer)
         finally:
             writer.close()
             self._remove_cgroup()
         return 0
 
-    def _start(self, writer: LogWriter) -> bool:
+    def _start(self, writer: LogWriter) -> subprocess.Popen[bytes] | None:
         try:
             if self.cgroup is not None:
                 self.cgroup.create(self.limits)
             if not self.launch.command:
                 raise ValueError("no command given")
             Path(self.launch.working_dir).mkdir(parents=True, exist_ok=True)
-            self.popen = self._popen()
+            popen = self._popen()
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             state = self._base_state()
             state.phase, state.finished_at = RunPhase.EXITED, time.time()
@@ -183,13 +280,13 @@ class Shim:
             state.message = start_error_message(exc, self.launch)
             writer.write_line("stderr", state.message.encode())
             self.dir.write_status(state)
-            return False
-        self.pid = self.popen.pid
+            return None
+        self.pid = popen.pid
         state = self._base_state()
         state.pid, state.pgid, state.started_at = self.pid, self.pid, time.time()
         self._started = state
         self.dir.write_status(state)
-        return True
+        return popen
 
     def _popen(self) -> subprocess.Popen[bytes]:
         # The command finds its program on its own PATH, else on the agent's.
@@ -201,8 +298,12 @@ class Shim:
             preexec_fn=self._isolate_child(),  # noqa: PLW1509 - the shim has no threads
         )
 
-    def _isolate_child(self) -> Callable[[], None]:
+    def _isolate_child(self) -> Callable[[], None] | None:
+        """What the child runs before exec; None when there is nothing to do, so
+        that Popen can vfork (a preexec_fn costs a full fork, ~3 ms here)."""
         cgroup, limits = self.cgroup, self.limits
+        if cgroup is None and not (limits.memory_limit_bytes or limits.pids_limit):
+            return None
 
         def isolate() -> None:  # runs in the child between fork and exec
             if cgroup is not None:
@@ -211,20 +312,60 @@ class Shim:
                 apply_rlimits(limits)
         return isolate
 
-    async def _supervise(self, writer: LogWriter) -> None:
-        assert self.popen is not None and self.popen.stdout and self.popen.stderr
-        pumps = [asyncio.create_task(_pump(self.popen.stdout, "stdout", writer)),
-                 asyncio.create_task(_pump(self.popen.stderr, "stderr", writer))]
-        self._reap()  # the command may have exited before the handler was set
-        wait_status = await self.exited
+    def _supervise(self, popen: subprocess.Popen[bytes], writer: LogWriter) -> None:
+        assert popen.stdout is not None and popen.stderr is not None
+        for pipe, stream in ((popen.stdout, "stdout"), (popen.stderr, "stderr")):
+            os.set_blocking(pipe.fileno(), False)
+            self._pumps[pipe.fileno()] = LinePump(stream, writer)
+            self._selector.register(pipe.fileno(), selectors.EVENT_READ, None)
+        self._reap()  # the command may have exited before we looked
+        while self.wait_status is None:
+            self._poll(self._seconds_to_kill())
+        popen.returncode = os.waitstatus_to_exitcode(self.wait_status)
         self._kill_leftovers()
-        _, pending = await asyncio.wait(pumps, timeout=2.0)
-        for task in pending:  # a leftover we could not kill still holds a pipe
-            task.cancel()
+        drain_until = time.monotonic() + DRAIN_SECONDS
+        while self._pumps and time.monotonic() < drain_until:  # a leftover we could
+            self._poll(drain_until - time.monotonic())          # not kill holds a pipe
+        for pump in self._pumps.values():
+            pump.finish()
         oom = self.cgroup.oom_kills() if self.cgroup is not None else 0
         self._remove_cgroup()  # so that an EXITED status means its resources are free
         assert self._started is not None
-        self.dir.write_status(terminated_state(self._started, wait_status, oom))
+        self.dir.write_status(terminated_state(self._started, self.wait_status, oom))
+
+    def _seconds_to_kill(self) -> float | None:
+        if self._kill_at is None or self._killed:
+            return None
+        return max(0.0, self._kill_at - time.monotonic())
+
+    def _poll(self, timeout: float | None) -> None:
+        for key, _ in self._selector.select(timeout):
+            if isinstance(key.data, SignalPipe):
+                self._on_signals(key.data.received())
+            else:
+                self._read_pipe(key.fd)
+        if self._seconds_to_kill() == 0.0:
+            self._killed = True
+            self._kill_leftovers()
+
+    def _read_pipe(self, fd: int) -> None:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if chunk:
+            self._pumps[fd].feed(chunk)
+            return
+        self._selector.unregister(fd)
+        self._pumps.pop(fd).finish()
+
+    def _on_signals(self, signums: list[int]) -> None:
+        if signal.SIGCHLD in signums:
+            self._reap()
+        if signal.SIGUSR1 in signums:
+            self.request_stop(self.dir.stop_grace(self.launch.stop_grace_seconds))
+        if any(sig in signums for sig in _STOP_SIGNALS):
+            self.request_stop(self.launch.stop_grace_seconds)
 
     def _reap(self) -> None:
         while True:
@@ -234,29 +375,20 @@ class Shim:
                 return
             if pid == 0:
                 return
-            if pid == self.pid and not self.exited.done():
-                if self.popen is not None:
-                    self.popen.returncode = os.waitstatus_to_exitcode(wait_status)
-                self.exited.set_result(wait_status)
+            if pid == self.pid and self.wait_status is None:
+                self.wait_status = wait_status
 
     def request_stop(self, grace_seconds: float) -> None:
         """SIGTERM now, SIGKILL after the grace; a later, shorter grace wins."""
-        if self.exited.done():
+        if self.wait_status is not None or self.pid == 0:
             return
-        loop = asyncio.get_running_loop()
-        kill_at = loop.time() + max(0.0, grace_seconds)
+        kill_at = time.monotonic() + max(0.0, grace_seconds)
         if self._kill_at is not None and kill_at >= self._kill_at:
             return
         first = self._kill_at is None
-        self._kill_at = kill_at
-        if self._kill_timer is not None:
-            self._kill_timer.cancel()
-        self._kill_timer = loop.call_at(kill_at, self._kill_leftovers)
+        self._kill_at, self._killed = kill_at, False
         if first:
             _killpg(self.pid, signal.SIGTERM)
-
-    def _stop_from_file(self) -> None:
-        self.request_stop(self.dir.stop_grace(self.launch.stop_grace_seconds))
 
     def _kill_leftovers(self) -> None:
         _killpg(self.pid, signal.SIGKILL)
@@ -281,45 +413,35 @@ def _killpg(pgid: int, sig: int) -> None:
         pass
 
 
-async def _pump(pipe: Any, stream: str, writer: LogWriter) -> None:
-    """Copy a pipe to the log, one CRI record per line (partial past MAX_LINE)."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=4 * MAX_LINE)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
-    buffer = b""
-    while chunk := await reader.read(65536):
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            writer.write_line(stream, line)
-        while len(buffer) >= MAX_LINE:
-            writer.write_line(stream, buffer[:MAX_LINE], partial=True)
-            buffer = buffer[MAX_LINE:]
-    if buffer:
-        writer.write_line(stream, buffer)
-
-
-def _detach(state_dir: StateDir) -> None:
-    """Double fork: the agent reaps the first process at once, and the shim lives
-    on in its own session, re-parented to init when the agent goes."""
-    if os.fork() > 0:
-        os._exit(0)
-    os.setsid()
+def become_shim(state_dir: StateDir) -> bool:
+    """In the detached process: take the instance (False if another shim has it)."""
     try:  # children the command orphans are re-parented to us and reaped here
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except (OSError, AttributeError):
         pass
-    write_json_atomic(state_dir.pid_file, os.getpid())
+    set_process_name(SHIM_NAME)
+    return state_dir.claim()
+
+
+def supervise(state_dir: StateDir) -> int:
+    """The detached shim's whole life; the caller exits with the result."""
+    if not become_shim(state_dir):
+        print(f"another shim supervises {state_dir.path}; exiting", file=sys.stderr)
+        return 0
+    return Shim(state_dir).run()
 
 
 def main(argv: list[str]) -> int:
+    """The fallback: a fresh interpreter, detached by a double fork so the agent
+    reaps the first process at once and the shim lives on in its own session."""
     if len(argv) != 1:
         print(f"usage: python -m {SHIM_MODULE} STATE_DIR", file=sys.stderr)
         return 2
-    state_dir = StateDir(argv[0])
-    _detach(state_dir)
-    return asyncio.run(Shim(state_dir).run())
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    return supervise(StateDir(argv[0]))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Fixtures for runtime tests with real processes and real cgroups.
 
 ``runtime_root`` gives a fresh state root and, whatever the test did, kills every
-shim and container it left (by PID, after checking the PID is really ours) and
-removes their cgroups.
+shim and container it left and the root's shim launcher (by PID, after checking
+the PID is really ours) and removes their cgroups.
 """
 
 from __future__ import annotations
@@ -18,11 +18,25 @@ from pathlib import Path
 import pytest
 
 from corral.agent.runtime.base import ContainerLaunch
+from corral.agent.runtime.launcher import running_launcher
 from corral.agent.runtime.process import ProcessRuntime, is_shim_process
 from corral.agent.runtime.shim import StateDir
 
 
+def stop_launcher(state_root: Path) -> None:
+    """Kill the root's launcher; returns once it is dead (init reaps it later)."""
+    pid = running_launcher(state_root)
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10.0
+    while running_launcher(state_root) == pid and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def _kill_leftovers(state_root: Path) -> None:
+    if state_root.is_dir():
+        stop_launcher(state_root)
     for launch_file in state_root.rglob("launch.json"):
         path = launch_file.parent
         state_dir = StateDir(path)

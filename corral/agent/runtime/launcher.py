@@ -1,0 +1,269 @@
+"""The node's shim launcher: ``python -m corral.agent.runtime.launcher STATE_ROOT``.
+
+A fresh interpreter per container costs ~0.1 s of CPU and ~12 MiB of private
+memory before the shim does anything. The launcher pays that once per node: it
+imports the shim code, then forks a shim per request. Forked shims share the
+launcher's pages copy-on-write (``gc.freeze`` keeps the collector from touching,
+and so copying, them), so a shim costs a few MiB and starts in milliseconds.
+
+    ProcessRuntime ──"start DIR"──▶ launcher.sock ─▶ launcher
+                                                      │ fork
+                                                      ▼
+                                             setsid, close the launcher's fds
+                                                      │ fork, exit (reaped by the launcher)
+                                                      ▼
+                                                    shim (shim.supervise(DIR))
+
+The double fork makes every shim independent of the launcher: a launcher that
+dies or exits touches no running shim, and a new agent adopts shims whatever
+launcher (or none) started them.
+
+Files in the state root (the directory of the instances' state dirs):
+
+    launcher.sock   the socket; requests and replies are JSON lines:
+                    {"start": "/abs/state/dir"} → {"ok": true} | {"ok": false, "error": ...}
+    launcher.lock   flock'ed by the live launcher: at most one per state root, and
+                    a socket file nobody holds the lock for is stale and replaced
+    launcher.pid    {"pid", "start"} of the live launcher
+    launcher.log    its stderr
+
+Lifetime: the agent's runtime holds a connection open for as long as it lives.
+When no client has been connected for LINGER_SECONDS (the agent stopped or
+died, and no restarted agent came back) the launcher exits; the next agent
+starts a new one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gc
+import json
+import os
+import selectors
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from corral.agent.runtime import shim
+
+LAUNCHER_MODULE = "corral.agent.runtime.launcher"
+LAUNCHER_NAME = "corral-launcher"
+SOCKET_NAME = "launcher.sock"
+LOCK_NAME = "launcher.lock"
+PID_NAME = "launcher.pid"
+LOG_NAME = "launcher.log"
+LINGER_SECONDS = 10.0
+# sockaddr_un holds 108 bytes; a longer path cannot be bound (the runtime then
+# starts shims the fallback way).
+MAX_SOCKET_PATH = 107
+_LOCK_WAIT_SECONDS = 2.0
+
+
+def socket_path(state_root: Path) -> Path:
+    return state_root / SOCKET_NAME
+
+
+def running_launcher(state_root: Path) -> int | None:
+    """The pid of the state root's live launcher, checked against its start time."""
+    try:
+        data = json.loads((state_root / PID_NAME).read_text())
+        pid, start = int(data["pid"]), int(data["start"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid if shim.process_start_ticks(pid) == start and _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+            return True
+        except OSError:
+            return False
+
+
+def take_lock(state_root: Path) -> int | None:
+    """The lock fd, or None when a live launcher already serves this root. A
+    launcher holding the lock but not answering is starting or exiting: wait."""
+    fd = os.open(state_root / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if _answers(socket_path(state_root)) or time.monotonic() > deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.02)
+
+
+def bind(state_root: Path) -> socket.socket:
+    """Listen on the root's socket, replacing a stale one (we hold the lock)."""
+    path = socket_path(state_root)
+    path.unlink(missing_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o077)  # only the agent's user may ask for processes
+    try:
+        listener.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    listener.listen(128)
+    return listener
+
+
+class Launcher:
+    """Serves start requests until no client has been connected for the linger."""
+
+    def __init__(self, state_root: Path, listener: socket.socket, linger: float) -> None:
+        self.state_root = state_root
+        self.listener = listener
+        self.linger = linger
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(listener, selectors.EVENT_READ, None)
+        self._buffers: dict[socket.socket, bytes] = {}
+        self._idle_since = time.monotonic()
+
+    def serve(self) -> None:
+        while self._buffers or time.monotonic() - self._idle_since < self.linger:
+            if not self.state_root.is_dir():
+                break  # the agent's state went away: nothing left to launch for
+            timeout = None if self._buffers else self.linger
+            for key, _ in self._selector.select(timeout):
+                if key.data is None:
+                    self._accept()
+                else:
+                    self._read(key.fileobj)  # type: ignore[arg-type]
+        self._close()
+
+    def _accept(self) -> None:
+        conn, _ = self.listener.accept()
+        conn.settimeout(5.0)  # replies are tiny; a client that never reads is dropped
+        self._buffers[conn] = b""
+        self._selector.register(conn, selectors.EVENT_READ, conn)
+
+    def _read(self, conn: socket.socket) -> None:
+        try:
+            chunk = conn.recv(65536)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._drop(conn)
+            return
+        *lines, self._buffers[conn] = (self._buffers[conn] + chunk).split(b"\n")
+        try:
+            for line in lines:
+                conn.sendall(json.dumps(self.handle(line)).encode() + b"\n")
+        except OSError:
+            self._drop(conn)
+
+    def _drop(self, conn: socket.socket) -> None:
+        self._selector.unregister(conn)
+        self._buffers.pop(conn, None)
+        conn.close()
+        if not self._buffers:
+            self._idle_since = time.monotonic()
+
+    def handle(self, line: bytes) -> dict[str, object]:
+        try:
+            state_dir = Path(json.loads(line)["start"])
+        except (ValueError, KeyError, TypeError):
+            return {"ok": False, "error": "bad request"}
+        if state_dir.parent != self.state_root or not (state_dir / "launch.json").exists():
+            return {"ok": False, "error": f"not an instance of {self.state_root}: {state_dir}"}
+        try:
+            fork_shim(state_dir)
+        except OSError as err:
+            return {"ok": False, "error": f"fork: {err}"}
+        return {"ok": True}
+
+    def _close(self) -> None:
+        path = socket_path(self.state_root)
+        try:  # only our own socket: never one a successor bound
+            if path.stat().st_ino == os.fstat(self.listener.fileno()).st_ino:
+                path.unlink()
+        except OSError:
+            pass
+        self.listener.close()
+
+
+def fork_shim(state_dir: Path) -> None:
+    """Fork, detach and run the instance's shim; returns once it is detached."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        _in_child(state_dir)  # never returns
+    os.waitpid(pid, 0)
+
+
+def _in_child(state_dir: Path) -> None:
+    # Never return into the launcher's loop, whatever happens: always os._exit.
+    # The launcher's socket objects stay referenced by its frames, so they are
+    # never finalized here after closerange has closed their descriptors.
+    code = 1
+    try:
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the socket, the lock, clients
+        os.setsid()
+        if os.fork() > 0:
+            os._exit(0)
+        _redirect_output(state_dir / "shim.log")
+        code = shim.supervise(shim.StateDir(state_dir))
+    except BaseException:  # noqa: BLE001 - a forked child must reach os._exit
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _redirect_output(path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _detach(state_root: Path) -> None:
+    """Double fork: the runtime's spawn returns once the socket listens, and the
+    launcher lives on in its own session."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    shim.set_process_name(LAUNCHER_NAME)
+    pid = os.getpid()
+    shim.write_json_atomic(state_root / PID_NAME,
+                           {"pid": pid, "start": shim.process_start_ticks(pid)})
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) not in (1, 2):
+        print(f"usage: python -m {LAUNCHER_MODULE} STATE_ROOT [LINGER_SECONDS]",
+              file=sys.stderr)
+        return 2
+    state_root = Path(argv[0]).resolve()
+    linger = float(argv[1]) if len(argv) == 2 else LINGER_SECONDS
+    if len(str(socket_path(state_root))) > MAX_SOCKET_PATH:
+        print(f"socket path too long under {state_root}", file=sys.stderr)
+        return 2
+    lock_fd = take_lock(state_root)  # held (open) for the launcher's whole life
+    if lock_fd is None:
+        return 0  # a live launcher serves this root
+    listener = bind(state_root)
+    _detach(state_root)
+    gc.freeze()  # everything imported so far stays shared with forked shims
+    Launcher(state_root, listener, linger).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
