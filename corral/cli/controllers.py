@@ -1,0 +1,104 @@
+"""`corral controllers --server URL | --kubeconfig PATH [--leader-elect]`: the
+controller manager as its own process, an ordinary API client. With
+--leader-elect it stands by until it holds the Lease
+kube-system/corral-controller-manager (the one `corral master` uses), so it can
+run beside masters that do not disable their own controllers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+
+from corral.cli import eventloop
+from corral.cli.logging_setup import setup_logging
+from corral.client.http import Client
+from corral.client.kubeconfig import ClusterConfig, KubeconfigError, load_kubeconfig
+from corral.controllers.job import JobOptions
+from corral.controllers.manager import (
+    ALL_CONTROLLERS,
+    ControllerManager,
+    ManagerOptions,
+    run_elected,
+)
+from corral.controllers.nodelifecycle import NodeLifecycleOptions
+
+log = logging.getLogger("corral.controllers")
+
+
+def cluster_config(args: argparse.Namespace) -> ClusterConfig:
+    if args.kubeconfig or not args.server:
+        cfg = load_kubeconfig(args.kubeconfig)
+        return ClusterConfig(args.server or cfg.server, cfg.ca_pem, cfg.token, cfg.insecure)
+    return ClusterConfig(args.server, insecure=args.insecure_skip_tls_verify)
+
+
+def manager_options(args: argparse.Namespace) -> ManagerOptions:
+    names = tuple(n for n in args.controllers.split(",") if n)
+    unknown = [n for n in names if n not in ALL_CONTROLLERS]
+    if unknown:
+        raise KubeconfigError(f"unknown controllers: {', '.join(unknown)}")
+    env = NodeLifecycleOptions.from_env()
+    node = NodeLifecycleOptions(
+        args.node_grace_period if args.node_grace_period is not None else env.grace_period,
+        args.pod_eviction_timeout if args.pod_eviction_timeout is not None
+        else env.eviction_timeout,
+        args.node_monitor_period if args.node_monitor_period is not None
+        else env.monitor_period)
+    return ManagerOptions(names or ALL_CONTROLLERS, node, JobOptions.from_env())
+
+
+async def _main(cfg: ClusterConfig, options: ManagerOptions, leader_elect: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Client.from_config(cfg) as client:
+        if not leader_elect:
+            await ControllerManager(client, options).run(stop)
+            return
+        identity = f"{socket.gethostname()}_{os.getpid()}"
+
+        async def work() -> None:
+            await ControllerManager(client, options).run(stop)
+
+        await run_elected(client, stop, identity, work)
+
+
+def _run(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+    try:
+        cfg = cluster_config(args)
+        options = manager_options(args)
+    except KubeconfigError as err:
+        print(f"error: {err}")
+        return 1
+    log.info("starting controllers server=%s controllers=%s leader_elect=%s", cfg.server,
+             ",".join(options.controllers), args.leader_elect)
+    eventloop.run(_main(cfg, options, args.leader_elect))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("controllers", help="run the controller manager as its own process")
+    p.add_argument("--server", default=None, help="master URL (default: the kubeconfig's)")
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig with server, CA and token")
+    p.add_argument("--insecure-skip-tls-verify", action="store_true",
+                   help="with --server and no kubeconfig: do not verify the certificate")
+    p.add_argument("--leader-elect", action="store_true",
+                   help="run only while holding the Lease kube-system/corral-controller-manager")
+    p.add_argument("--controllers", default=",".join(ALL_CONTROLLERS),
+                   help="comma-separated controllers to run (default: all)")
+    p.add_argument("--node-grace-period", type=float, default=None,
+                   help="seconds without a Lease renewal before a node is NotReady "
+                        "(default 4, env CORRAL_NODE_GRACE_PERIOD)")
+    p.add_argument("--pod-eviction-timeout", type=float, default=None,
+                   help="seconds a node stays NotReady before its pods are deleted "
+                        "(default 2, env CORRAL_POD_EVICTION_TIMEOUT)")
+    p.add_argument("--node-monitor-period", type=float, default=None,
+                   help="seconds between node health checks (default 0.5)")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(run=_run)
