@@ -48,7 +48,8 @@ def add_master_flags(p: argparse.ArgumentParser) -> None:
                         f"(default {DEFAULT_SERVICE_CIDR})")
     p.add_argument("--service-node-port-range", type=_checked(PortRange.parse),
                    default=DEFAULT_NODE_PORT_RANGE,
-                   help=f"Services' nodePorts come from LOW-HIGH (default {DEFAULT_NODE_PORT_RANGE})")
+                   help="Services' nodePorts come from LOW-HIGH "
+                        f"(default {DEFAULT_NODE_PORT_RANGE})")
 
 
 def _checked(parse: Callable[[str], object]) -> Callable[[str], str]:
