@@ -133,6 +133,7 @@ class Launcher:
         self._selector.register(listener, selectors.EVENT_READ, None)
         self._buffers: dict[socket.socket, bytes] = {}
         self._idle_since = time.monotonic()
+        self._socket_inode = socket_path(state_root).stat().st_ino  # bound by us
 
     def serve(self) -> None:
         while self._buffers or time.monotonic() - self._idle_since < self.linger:
@@ -189,8 +190,8 @@ class Launcher:
 
     def _close(self) -> None:
         path = socket_path(self.state_root)
-        try:  # only our own socket: never one a successor bound
-            if path.stat().st_ino == os.fstat(self.listener.fileno()).st_ino:
+        try:  # only our own socket file: never one a successor bound
+            if path.stat().st_ino == self._socket_inode:
                 path.unlink()
         except OSError:
             pass

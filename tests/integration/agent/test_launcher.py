@@ -1,0 +1,163 @@
+"""The shim launcher with real processes: forked shims, one launcher per state
+root, independence of shims from the launcher, stale sockets, linger, fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from corral.agent.runtime.launcher import (
+    LAUNCHER_MODULE,
+    SOCKET_NAME,
+    running_launcher,
+    socket_path,
+)
+from corral.agent.runtime.process import ProcessRuntime, is_shim_process
+from corral.agent.runtime.shim import SHIM_MODULE, SHIM_NAME, StateDir
+from tests.integration.agent.conftest import LaunchFactory, stop_launcher, wait_exited, wait_gone
+
+
+def _comm(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def _cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+async def _ask(path: Path, request: dict[str, object]) -> dict[str, object]:
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    try:
+        writer.write(json.dumps(request).encode() + b"\n")
+        return dict(json.loads(await reader.readline()))
+    finally:
+        writer.close()
+
+
+async def test_shims_are_forked_by_the_launcher(
+    runtime_root: Path, launch_for: LaunchFactory,
+) -> None:
+    rt = ProcessRuntime(runtime_root)
+    state = await rt.start(launch_for("forked", ["sleep", "60"]))
+    launcher = running_launcher(runtime_root)
+    assert launcher is not None and state.shim_pid is not None
+    assert _comm(state.shim_pid) == SHIM_NAME and _comm(launcher) == "corral-launcher"
+    assert LAUNCHER_MODULE.encode() in _cmdline(state.shim_pid)  # a fork, no exec
+    assert is_shim_process(state.shim_pid, runtime_root / state.container_id)
+    assert not is_shim_process(launcher, runtime_root / state.container_id)
+    stopped = await rt.stop(state.container_id, grace_seconds=5)
+    assert stopped.signal == signal.SIGTERM and wait_gone(state.pid or 0)
+
+
+async def test_a_dead_launcher_leaves_shims_running_and_is_replaced(
+    runtime_root: Path, launch_for: LaunchFactory,
+) -> None:
+    rt = ProcessRuntime(runtime_root)
+    first = await rt.start(launch_for("first", ["sleep", "60"]))
+    old_launcher = running_launcher(runtime_root)
+    assert old_launcher is not None
+    stop_launcher(runtime_root)  # SIGKILL; its socket file stays behind, stale
+    assert socket_path(runtime_root).exists()
+    assert (await rt.status(first.container_id)).running
+    assert first.shim_pid is not None and is_shim_process(first.shim_pid,
+                                                          runtime_root / first.container_id)
+
+    second = await rt.start(launch_for("second", ["sleep", "60"]))
+    assert second.running and second.shim_pid is not None
+    new_launcher = running_launcher(runtime_root)
+    assert new_launcher not in (None, old_launcher)
+    assert _comm(second.shim_pid) == SHIM_NAME
+
+    for state in (first, second):  # the orphaned shim still obeys stop
+        stopped = await rt.stop(state.container_id, grace_seconds=5)
+        assert stopped.signal == signal.SIGTERM and wait_gone(state.pid or 0)
+
+
+async def test_a_restarted_runtime_reuses_the_live_launcher(
+    runtime_root: Path, launch_for: LaunchFactory,
+) -> None:
+    first_rt = ProcessRuntime(runtime_root)
+    brief = await first_rt.start(launch_for("one", ["true"]))
+    launcher = running_launcher(runtime_root)
+    first_rt.launcher.close()  # the agent goes away
+
+    rt = ProcessRuntime(runtime_root)
+    await rt.adopt()
+    again = await rt.start(launch_for("two", ["true"]))
+    assert running_launcher(runtime_root) == launcher
+    for state in (brief, again):
+        await wait_exited(rt, state.container_id)
+        assert (await rt.status(state.container_id)).reason == "Completed"
+
+
+async def test_launcher_refuses_what_is_not_an_instance_of_its_root(
+    runtime_root: Path, launch_for: LaunchFactory, tmp_path: Path,
+) -> None:
+    rt = ProcessRuntime(runtime_root)
+    await rt.start(launch_for("ok", ["true"]))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    reply = await _ask(socket_path(runtime_root), {"start": str(elsewhere)})
+    assert reply["ok"] is False and "not an instance" in str(reply["error"])
+    reply = await _ask(socket_path(runtime_root), {"begin": "x"})
+    assert reply == {"ok": False, "error": "bad request"}
+
+
+async def test_a_second_launch_of_one_instance_starts_no_second_shim(
+    runtime_root: Path, launch_for: LaunchFactory,
+) -> None:
+    rt = ProcessRuntime(runtime_root)
+    state = await rt.start(launch_for("once", ["sleep", "60"]))
+    state_dir = StateDir(runtime_root / state.container_id)
+    assert await rt.launcher.launch(state_dir.path)  # e.g. a retried request
+    await asyncio.sleep(0.3)
+    assert state_dir.read_shim_pid() == state.shim_pid
+    assert "another shim supervises" in state_dir.log_file.read_text()
+    assert (await rt.status(state.container_id)).pid == state.pid
+    await rt.stop(state.container_id, grace_seconds=5)
+
+
+def test_launcher_exits_after_its_linger_without_clients(runtime_root: Path) -> None:
+    runtime_root.mkdir(parents=True)
+    subprocess.run([sys.executable, "-m", LAUNCHER_MODULE, str(runtime_root), "0.3"],
+                   cwd="/", timeout=30, check=True)
+    pid = running_launcher(runtime_root)
+    assert pid is not None
+    deadline = time.monotonic() + 10
+    while running_launcher(runtime_root) == pid:
+        assert time.monotonic() < deadline, "launcher did not exit"
+        time.sleep(0.05)
+    assert not (runtime_root / SOCKET_NAME).exists()  # it removed its own socket
+
+
+def test_a_second_launcher_for_one_root_exits_at_once(runtime_root: Path) -> None:
+    runtime_root.mkdir(parents=True)
+    command = [sys.executable, "-m", LAUNCHER_MODULE, str(runtime_root)]
+    subprocess.run(command, cwd="/", timeout=30, check=True)
+    first = running_launcher(runtime_root)
+    subprocess.run(command, cwd="/", timeout=30, check=True)
+    assert first is not None and running_launcher(runtime_root) == first
+
+
+async def test_too_long_a_socket_path_falls_back_to_a_fresh_interpreter(
+    tmp_path: Path, launch_for: LaunchFactory,
+) -> None:
+    root = tmp_path / ("x" * 60) / ("y" * 60) / "state"
+    rt = ProcessRuntime(root)
+    assert not rt.launcher.usable
+    state = await rt.start(launch_for("fresh", ["sleep", "60"]))
+    try:
+        assert state.running and state.shim_pid is not None
+        assert SHIM_MODULE.encode() in _cmdline(state.shim_pid)
+        assert is_shim_process(state.shim_pid, root / state.container_id)
+        assert running_launcher(root) is None
+    finally:
+        stopped = await rt.stop(state.container_id, grace_seconds=5)
+    assert stopped.signal == signal.SIGTERM and wait_gone(state.pid or 0)
+    assert not os.path.exists(root / SOCKET_NAME)
