@@ -93,7 +93,7 @@ def test_slow_start_batches() -> None:
 
 
 def test_pod_from_template_is_a_copy_with_a_controller_reference() -> None:
-    template = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c"}]}}
+    template: Obj = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c"}]}}
     owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
              "metadata": {"name": "web-1", "uid": "u1"}}
     p = pod_from_template(template, owner, "ns")
