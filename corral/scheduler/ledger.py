@@ -36,7 +36,7 @@ from typing import Any
 from corral.api.errors import AlreadyExists, APIError, Conflict, NotFound
 from corral.client.http import Client, ServerUnreachable
 from corral.scheduler.filters import dynamic_failures
-from corral.scheduler.requirements import PodRequirements
+from corral.scheduler.requirements import PodRequirements, pod_requirements
 from corral.scheduler.snapshot import ClusterSnapshot
 
 log = logging.getLogger("corral.scheduler")
@@ -145,8 +145,8 @@ class Reservations:
     async def _commit(self, node: str, batch: list[_Wanted]) -> None:
         for _ in range(WRITE_ATTEMPTS):
             ledger = self._ledgers.get(node) or await self._read(node)
-            self._absorb(node, ledger)
-            accepted = self._still_fitting(node, batch)
+            await self._absorb(node, ledger)
+            accepted = self._still_fitting(node, batch, ledger)
             entries = self._pruned(node, ledger) | {
                 entry_key(w.req.key): f"{w.req.uid} {time.time() + ENTRY_TTL:.3f}"
                 for w in accepted}
@@ -195,10 +195,8 @@ class Reservations:
 
     # -- reading others' reservations --------------------------------------------
 
-    def _absorb(self, node: str, ledger: Ledger) -> None:
+    async def _absorb(self, node: str, ledger: Ledger) -> None:
         """Put every reservation on ``node`` we do not account yet into the snapshot."""
-        if self.snapshot.node(node) is None:
-            return
         now = time.time()
         for key, value in ledger.entries.items():
             pod_key, expiry = pod_key_of(key), _expiry(value)
@@ -208,24 +206,40 @@ class Reservations:
             placed = self.snapshot.pod(pod_key)
             if placed is not None and placed.node_name == node:
                 continue  # bound there, or our own reservation
-            known = self.lookup(pod_key)
-            if known is None or known[1] not in ("", node):
+            known = self.lookup(pod_key) or await self._fetch(pod_key)
+            if known is None or known[1] not in ("", node) or self.snapshot.node(node) is None:
                 continue  # gone, or bound elsewhere: the reservation is moot
             stand_in = replace(known[0], name=known[0].name + PHANTOM_MARK + node)
             self.snapshot.add_pod(stand_in, node)
             self._phantoms[phantom] = (node, expiry)
 
-    def _still_fitting(self, node: str, batch: list[_Wanted]) -> list[_Wanted]:
+    async def _fetch(self, pod_key: str) -> tuple[PodRequirements, str] | None:
+        """A pod another scheduler reserved before our informer showed it to us."""
+        namespace, _, name = pod_key.partition("/")
+        try:
+            pod = await self.client.get("Pod", name, namespace)
+        except NotFound:
+            return None
+        return pod_requirements(pod), (pod.get("spec") or {}).get("nodeName") or ""
+
+    def _still_fitting(self, node: str, batch: list[_Wanted],
+                       ledger: Ledger) -> list[_Wanted]:
         """Our pods that fit with everything else on the node, in batch order; the
-        others leave the snapshot (the loop re-queues them)."""
+        others leave the snapshot (the loop re-queues them). A pod the ledger holds
+        already (reserved by another scheduler, or by our earlier try) is counted
+        there whoever binds it, so it stays."""
         info = self.snapshot.node(node)
         if info is None:
             return []
+        now = time.time()
         ours = [w for w in batch if w.req.key in info.pods]
-        for wanted in ours:
+        held = [w for w in ours
+                if _expiry(ledger.entries.get(entry_key(w.req.key), "")) > now]
+        fresh = [w for w in ours if w not in held]
+        for wanted in fresh:
             self.snapshot.remove_pod(wanted.req.key)
-        accepted: list[_Wanted] = []
-        for wanted in ours:
+        accepted = list(held)
+        for wanted in fresh:
             if not dynamic_failures(wanted.req, info, label_sensitive=True):
                 self.snapshot.add_pod(wanted.req, node)
                 accepted.append(wanted)

@@ -34,7 +34,7 @@ from corral.client.informer import Informer, key_of
 from corral.client.leaderelection import LeaderElector
 from corral.scheduler.core import Decision, SchedulerOptions, schedule
 from corral.scheduler.events import EventRecorder, now_rfc3339
-from corral.scheduler.ledger import Reservations
+from corral.scheduler.ledger import ENTRY_TTL, Reservations
 from corral.scheduler.preemption import Preemption, find_preemption
 from corral.scheduler.queue import QueueClosed, SchedulingQueue
 from corral.scheduler.requirements import PodRequirements, pod_requirements
@@ -83,6 +83,9 @@ class Scheduler:
         self.events = EventRecorder(client, instance=instance)
         self.ledger = Reservations(client, self.snapshot, self._lookup)
         self._binding: set[str] = set()
+        # Pods whose bind failed in a way that leaves where they are unknown: still
+        # counted on the node we tried, until the bound informer shows them.
+        self._doubtful: dict[str, tuple[str, float]] = {}
         # uid → when we bound it: the pending informer may still show it unbound.
         self._recently_bound: dict[str, float] = {}
         self._binds: set[asyncio.Task[None]] = set()
@@ -118,6 +121,7 @@ class Scheduler:
         while True:
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
             self.ledger.expire_phantoms()
+            self._resolve_doubts()
             horizon = time.monotonic() - RECENTLY_BOUND_SECONDS
             for uid in [u for u, at in self._recently_bound.items() if at < horizon]:
                 del self._recently_bound[uid]
@@ -166,6 +170,7 @@ class Scheduler:
 
     def _bound_deleted(self, pod: Obj) -> None:
         key = key_of(pod)
+        self._doubtful.pop(key, None)
         placed = self.snapshot.pod(key)
         if placed is not None and placed.node_name == (pod.get("spec") or {}).get("nodeName"):
             self.snapshot.remove_pod(key)
@@ -174,6 +179,7 @@ class Scheduler:
     def _account(self, pod: Obj) -> None:
         key = key_of(pod)
         self.ledger.forget_phantoms(key)
+        self._doubtful.pop(key, None)
         if self.snapshot.node((pod.get("spec") or {}).get("nodeName") or "") is not None:
             self.snapshot.add_pod(pod)
 
@@ -191,9 +197,9 @@ class Scheduler:
             self._enqueue(new)
 
     def _pending_deleted(self, pod: Obj) -> None:
-        key = key_of(pod)
-        self.queue.remove(key)
-        self.ledger.forget_phantoms(key)
+        # Also what a bind looks like from here; the pod's stand-ins stay until the
+        # bound informer shows it (it is a separate stream) or they expire.
+        self.queue.remove(key_of(pod))
 
     def _enqueue(self, pod: Obj) -> None:
         meta = pod.get("metadata") or {}
@@ -223,7 +229,9 @@ class Scheduler:
 
     async def schedule_one(self, key: str) -> None:
         pod = self.pending.get_by_key(key)
-        if pod is None or not is_ours(pod):
+        if pod is None or not is_ours(pod) or self.bound.get_by_key(key) is not None:
+            # The two pod informers are separate streams: a bound pod may still be
+            # in the pending one for a moment. Assuming it would move it.
             self.queue.remove(key)
             return
         if key in self._binding or (pod.get("metadata") or {}).get("uid") in self._recently_bound:
@@ -255,16 +263,34 @@ class Scheduler:
             self._recently_bound[req.uid] = time.monotonic()
             self.bound_count += 1
             self.events.event(pod, "Normal", "Scheduled", f"Successfully assigned {key} to {node}")
-        except (Conflict, NotFound) as err:  # bound by someone else, or gone: nothing to do
+        except NotFound:  # deleted meanwhile
             self._unassume(key, node)
             self.queue.remove(key)
-            log.info("bind dropped pod=%s node=%s reason=%s", key, node, type(err).__name__)
+        except Conflict:
+            # Bound by someone else — maybe to this very node, under a ledger entry
+            # we share; keep counting it here until the informer shows where it went.
+            self._doubt(key, node)
+            self.queue.remove(key)
+            log.info("bind lost pod=%s node=%s reason=Conflict", key, node)
         except (APIError, ServerUnreachable) as err:
-            self._unassume(key, node)
+            self._doubt(key, node)  # the bind may have happened all the same
             self.queue.park(key)
             log.warning("bind failed pod=%s node=%s error=%r", key, node, err)
         finally:
             self._binding.discard(key)
+
+    def _doubt(self, key: str, node: str) -> None:
+        if self.bound.get_by_key(key) is not None:
+            self._unassume(key, node)  # we know where it is: account it there
+        else:
+            self._doubtful[key] = (node, time.monotonic() + ENTRY_TTL)
+
+    def _resolve_doubts(self) -> None:
+        now = time.monotonic()
+        for key, (node, until) in list(self._doubtful.items()):
+            if until < now:
+                del self._doubtful[key]
+                self._unassume(key, node)
 
     def _unassume(self, key: str, node: str) -> None:
         """Take back our assumption of ``key`` on ``node``; if the pod is in fact

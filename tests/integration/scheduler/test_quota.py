@@ -22,7 +22,7 @@ _names = itertools.count()
 @pytest.fixture(scope="module")
 def quota_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
     m = Master(Path(tmp_path_factory.mktemp("quota")),
-               extra_args=["--disable", "scheduler"]).start()
+               extra_args=["--disable", "scheduler", "--disable", "controllers"]).start()
     try:
         yield m
     finally:

@@ -6,7 +6,8 @@ test finishes a preempted pod's graceful deletion itself, as its agent would."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,8 +26,19 @@ from tests.integration.scheduler.helpers import (
 
 
 @pytest.fixture
-async def client(fresh_master: Master) -> AsyncIterator[Client]:
-    async with Client.from_kubeconfig(fresh_master.kubeconfig) as c:
+def master(tmp_path: Path) -> Iterator[Master]:
+    # No controllers: the nodes here are API data without an agent's Lease, which
+    # the node lifecycle controller would (rightly) mark NotReady.
+    m = Master(tmp_path / "master", extra_args=["--disable", "controllers"]).start()
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+@pytest.fixture
+async def client(master: Master) -> AsyncIterator[Client]:
+    async with Client.from_kubeconfig(master.kubeconfig) as c:
         yield c
 
 
