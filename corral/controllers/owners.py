@@ -82,10 +82,24 @@ def classify(candidates: list[Obj], owner: Obj, selector: LabelSelector | None) 
 
 
 async def adopt(client: Client, obj: Obj, owner: Obj) -> Obj | None:
-    """Make ``owner`` the controller of ``obj``; None if obj changed or vanished."""
-    m = meta(obj)
-    refs = [*(m.get("ownerReferences") or []), owner_reference(owner)]
-    return await _patch_refs(client, obj, refs)
+    """Make ``owner`` the controller of ``obj``; None if it vanished, or stopped
+    being an orphan we select. A write that lost a race (a status update, say)
+    is retried once on a fresh read, so an adoption is not lost to noise."""
+    for attempt in range(2):
+        refs = [*(meta(obj).get("ownerReferences") or []), owner_reference(owner)]
+        adopted = await _patch_refs(client, obj, refs)
+        if adopted is not None or attempt:
+            return adopted
+        try:
+            obj = await client.get(str(obj.get("kind") or "Pod"), str(meta(obj).get("name")),
+                                   meta(obj).get("namespace"))
+        except NotFound:
+            return None
+        selector = selector_of(owner)
+        if controller_ref(obj) is not None or selector is None or not selector.matches(
+                meta(obj).get("labels") or {}):
+            return None
+    return None
 
 
 async def release(client: Client, obj: Obj, owner_uid: str) -> Obj | None:
