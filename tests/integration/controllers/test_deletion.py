@@ -1,0 +1,93 @@
+"""Cascading deletion through the garbage collector (Background, Foreground,
+Orphan) of Deployment → ReplicaSets → Pods, and namespace deletion, against a
+real `corral master` (no node: pods are never bound, so they go at once)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.cluster import Master
+from tests.integration.controllers.helpers import (
+    APPS,
+    CORE,
+    create,
+    deployment,
+    get,
+    items,
+    namespace,
+    pods,
+    wait_for,
+)
+
+NS = "gc"
+
+
+@pytest.fixture(scope="module")
+def http(master: Master) -> Iterator[httpx.Client]:
+    with master.http() as client:
+        namespace(client, NS)
+        yield client
+
+
+def started(http: httpx.Client, name: str, replicas: int = 2) -> dict:  # type: ignore[type-arg]
+    d = create(http, f"{APPS}/{NS}/deployments", deployment(name, replicas))
+    wait_for(lambda: len(pods(http, NS, name)) == replicas, what=f"{replicas} pods")
+    return d
+
+
+def replica_sets(http: httpx.Client, app: str) -> list[dict]:  # type: ignore[type-arg]
+    return items(http, f"{APPS}/{NS}/replicasets", f"app={app}")
+
+
+def delete(http: httpx.Client, path: str, policy: str) -> dict:  # type: ignore[type-arg]
+    r = http.request("DELETE", path, json={"propagationPolicy": policy})
+    assert r.status_code in (200, 202), r.text
+    return dict(r.json())
+
+
+def test_background_deletes_replicasets_and_pods(http: httpx.Client) -> None:
+    started(http, "bg")
+    delete(http, f"{APPS}/{NS}/deployments/bg", "Background")
+    assert get(http, f"{APPS}/{NS}/deployments/bg") is None  # the owner goes first
+    wait_for(lambda: not replica_sets(http, "bg") and not pods(http, NS, "bg", False),
+             what="no ReplicaSet or Pod left")
+
+
+def test_foreground_deletes_dependents_before_the_owner(http: httpx.Client) -> None:
+    started(http, "fg")
+    marked = delete(http, f"{APPS}/{NS}/deployments/fg", "Foreground")
+    assert "foregroundDeletion" in marked["metadata"]["finalizers"]
+    wait_for(lambda: get(http, f"{APPS}/{NS}/deployments/fg") is None, what="owner gone")
+    assert not replica_sets(http, "fg")
+    assert not pods(http, NS, "fg", False)
+
+
+def test_orphan_keeps_dependents_without_the_owner(http: httpx.Client) -> None:
+    d = started(http, "or")
+    delete(http, f"{APPS}/{NS}/deployments/or", "Orphan")
+    wait_for(lambda: get(http, f"{APPS}/{NS}/deployments/or") is None, what="owner gone")
+    rses = replica_sets(http, "or")
+    assert len(rses) == 1
+    assert not rses[0]["metadata"].get("ownerReferences")
+    survivors = pods(http, NS, "or")
+    assert len(survivors) == 2
+    # The pods keep their ReplicaSet: only the deleted owner's references go.
+    assert all(p["metadata"]["ownerReferences"][0]["uid"] == rses[0]["metadata"]["uid"]
+               for p in survivors)
+    assert d["metadata"]["uid"] not in str(rses[0]["metadata"])
+
+
+def test_namespace_delete_empties_it_and_it_disappears(http: httpx.Client) -> None:
+    ns = namespace(http, "doomed")
+    create(http, f"{APPS}/{ns}/deployments", deployment("web", 2))
+    create(http, f"{CORE}/{ns}/configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                            "metadata": {"name": "cfg"}, "data": {"a": "b"}})
+    wait_for(lambda: len(pods(http, ns, "web")) == 2, what="pods in the namespace")
+    r = http.delete(f"/api/v1/namespaces/{ns}")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"]["phase"] == "Terminating"
+    wait_for(lambda: get(http, f"/api/v1/namespaces/{ns}") is None, what="namespace gone")
+    assert items(http, f"{CORE}/{ns}/pods") == []
