@@ -94,7 +94,7 @@ def _component(target: str) -> Callable[[Client, asyncio.Event], Coroutine[Any, 
     entry = getattr(module, fn, None)
     if entry is None:
         log.error("component entry point missing target=%s; not started", target)
-    return entry  # type: ignore[no-any-return]
+    return entry
 
 
 async def _run_components(cfg: ServerConfig, names: list[str], stop: asyncio.Event) -> None:
