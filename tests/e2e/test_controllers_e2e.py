@@ -78,7 +78,7 @@ def available(http: httpx.Client, name: str) -> int:
 def kubectl(master: Master, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     assert KUBECTL is not None
     env = {**os.environ, "KUBECONFIG": str(master.kubeconfig), "KUBECACHEDIR": str(tmp)}
-    return subprocess.run([KUBECTL, "-n", NS, *args], capture_output=True, text=True,
+    return subprocess.run([KUBECTL, "-n", NS, *args], check=False, capture_output=True, text=True,
                           timeout=120, env=env)
 
 
@@ -182,7 +182,7 @@ def wait_job(http: httpx.Client, name: str, timeout: float) -> dict:  # type: ig
                 if c["type"] in ("Complete", "Failed") and c["status"] == "True"]
         return job if done else None
 
-    return wait_for(finished, timeout=timeout, what=f"job {name} finished")
+    return dict(wait_for(finished, timeout=timeout, what=f"job {name} finished"))
 
 
 def job(name: str, command: list[str], **spec: object) -> dict:  # type: ignore[type-arg]

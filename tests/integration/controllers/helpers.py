@@ -7,14 +7,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from tests.cluster import Master
 
 Obj = dict[str, Any]
-T = TypeVar("T")
 APPS = "/apis/apps/v1/namespaces"
 CORE = "/api/v1/namespaces"
 
@@ -42,10 +41,10 @@ def replica_set(name: str, replicas: int = 3) -> Obj:
                      "template": template(name)}}
 
 
-def wait_for(check: Callable[[], T | None], timeout: float = 30.0, what: str = "") -> T:
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
     """Poll ``check`` until it returns something truthy; fail with ``what``."""
     deadline = time.monotonic() + timeout
-    last: T | None = None
+    last: Any = None
     while time.monotonic() < deadline:
         last = check()
         if last:
@@ -96,7 +95,7 @@ def owned_by(obj: Obj, uid: str) -> bool:
 def corral(master: Master, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "corral.cli.main", *args,
                            "--kubeconfig", str(master.kubeconfig)],
-                          capture_output=True, text=True, timeout=timeout)
+                          check=False, capture_output=True, text=True, timeout=timeout)
 
 
 def namespace(http: httpx.Client, name: str) -> str:

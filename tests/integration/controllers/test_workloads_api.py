@@ -13,8 +13,8 @@ from tests.cluster import Master
 from tests.integration.controllers.helpers import (
     APPS,
     CORE,
-    create,
     corral,
+    create,
     deployment,
     get,
     items,
