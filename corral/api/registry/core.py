@@ -236,6 +236,8 @@ class Registry:
         subresource: str | None, strict: bool, dry_run: bool,
     ) -> Result:
         new = _merge_server_owned(res, current, obj, subresource)
+        if res.kind == "Service":
+            _drop_node_ports_of_old_type(current, new)
         _check_uid(res, name, current, obj)
         _check_finalizers(res, name, current, new)
         prepared = prepare(res, new, old=_without_rv(current), strict=strict)
@@ -335,6 +337,25 @@ def _merge_server_owned(res: Resource, current: Obj, incoming: Obj,
         new["metadata"] = new_meta
     new["metadata"].pop("resourceVersion", None)
     return new
+
+
+_NODE_PORT_TYPES = ("NodePort", "LoadBalancer")
+
+
+def _drop_node_ports_of_old_type(current: Obj, new: Obj) -> None:
+    """A Service changed from NodePort/LoadBalancer to ClusterIP loses its node
+    ports, as kube-apiserver clears the fields of the old type before validating
+    (the allocator then frees them)."""
+    old_type = (current.get("spec") or {}).get("type")
+    spec = new.get("spec")
+    if not isinstance(spec, dict) or old_type not in _NODE_PORT_TYPES:
+        return
+    if spec.get("type", "ClusterIP") in _NODE_PORT_TYPES:
+        return
+    ports = spec.get("ports")
+    if isinstance(ports, list):
+        spec["ports"] = [{k: v for k, v in p.items() if k != "nodePort"} if isinstance(p, dict)
+                         else p for p in ports]
 
 
 def _check_uid(res: Resource, name: str, current: Obj, incoming: Obj) -> None:

@@ -302,3 +302,19 @@ def test_a_full_range_says_so_and_refills_on_delete(tmp_path: Path) -> None:
                 made[3])["clusterIP"]
     finally:
         m.stop()
+
+
+def test_type_change_to_cluster_ip_frees_node_ports(http: httpx.Client) -> None:
+    name = unique("tc")
+    port = node_ports(created(http, service(name, "NodePort")))[0]
+    r = http.patch(f"{SERVICES}/{name}", content=b'{"spec":{"type":"ClusterIP"}}',
+                   headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+    assert "nodePort" not in spec_of(r.json())["ports"][0]
+    deadline = time.monotonic() + 20
+    while True:  # the dropped port is freed once the write has landed
+        r = create(http, service(unique("tc2"), "NodePort", node_ports=[port]))
+        if r.status_code == 201 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert r.status_code == 201, r.text
