@@ -20,8 +20,10 @@ launcher (or none) started them.
 
 Files in the state root (the directory of the instances' state dirs):
 
-    launcher.sock   the socket; requests and replies are JSON lines:
-                    {"start": "/abs/state/dir"} → {"ok": true} | {"ok": false, "error": ...}
+    launcher.sock   the socket; requests and replies are JSON lines, answered
+                    once the shim has written its first status (or died):
+                    {"id": n, "start": "/abs/state/dir"}
+                      → {"id": n, "ok": true} | {"id": n, "ok": false, "error": ...}
     launcher.lock   flock'ed by the live launcher: at most one per state root, and
                     a socket file nobody holds the lock for is stale and replaced
     launcher.pid    {"pid", "start"} of the live launcher
@@ -44,6 +46,7 @@ import socket
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 from corral.agent.runtime import shim
@@ -123,7 +126,11 @@ def bind(state_root: Path) -> socket.socket:
 
 
 class Launcher:
-    """Serves start requests until no client has been connected for the linger."""
+    """Serves start requests until no client has been connected for the linger.
+
+    A request is answered once its shim has written its first status (running,
+    or StartError) or died: the shim writes a byte to, or just closes, a "ready"
+    pipe the launcher watches. Answers may so come out of order; ids match them."""
 
     def __init__(self, state_root: Path, listener: socket.socket, linger: float) -> None:
         self.state_root = state_root
@@ -143,8 +150,10 @@ class Launcher:
             for key, _ in self._selector.select(timeout):
                 if key.data is None:
                     self._accept()
+                elif isinstance(key.data, _Pending):
+                    self._answer_ready(key.data)
                 else:
-                    self._read(key.fileobj)  # type: ignore[arg-type]
+                    self._read(key.data)
         self._close()
 
     def _accept(self) -> None:
@@ -162,31 +171,52 @@ class Launcher:
             self._drop(conn)
             return
         *lines, self._buffers[conn] = (self._buffers[conn] + chunk).split(b"\n")
+        for line in lines:
+            self._request(conn, line)
+
+    def _request(self, conn: socket.socket, line: bytes) -> None:
+        request_id, state_dir, error = self._parse(line)
+        if state_dir is not None:
+            try:
+                ready_fd = fork_shim(state_dir)
+                self._selector.register(ready_fd, selectors.EVENT_READ,
+                                        _Pending(conn, request_id, ready_fd))
+                return
+            except OSError as err:
+                error = f"fork: {err}"
+        self._reply(conn, {"id": request_id, "ok": False, "error": error})
+
+    def _parse(self, line: bytes) -> tuple[object, Path | None, str]:
         try:
-            for line in lines:
-                conn.sendall(json.dumps(self.handle(line)).encode() + b"\n")
+            request = json.loads(line)
+            state_dir = Path(request["start"])
+        except (ValueError, KeyError, TypeError):
+            return None, None, "bad request"
+        request_id = request.get("id")
+        if state_dir.parent != self.state_root or not (state_dir / "launch.json").exists():
+            return request_id, None, f"not an instance of {self.state_root}: {state_dir}"
+        return request_id, state_dir, ""
+
+    def _answer_ready(self, pending: _Pending) -> None:
+        self._selector.unregister(pending.ready_fd)
+        os.close(pending.ready_fd)
+        if pending.conn in self._buffers:  # the client may have gone meanwhile
+            self._reply(pending.conn, {"id": pending.request_id, "ok": True})
+
+    def _reply(self, conn: socket.socket, reply: dict[str, object]) -> None:
+        try:
+            conn.sendall(json.dumps(reply).encode() + b"\n")
         except OSError:
             self._drop(conn)
 
     def _drop(self, conn: socket.socket) -> None:
+        if conn not in self._buffers:
+            return
         self._selector.unregister(conn)
-        self._buffers.pop(conn, None)
+        del self._buffers[conn]
         conn.close()
         if not self._buffers:
             self._idle_since = time.monotonic()
-
-    def handle(self, line: bytes) -> dict[str, object]:
-        try:
-            state_dir = Path(json.loads(line)["start"])
-        except (ValueError, KeyError, TypeError):
-            return {"ok": False, "error": "bad request"}
-        if state_dir.parent != self.state_root or not (state_dir / "launch.json").exists():
-            return {"ok": False, "error": f"not an instance of {self.state_root}: {state_dir}"}
-        try:
-            fork_shim(state_dir)
-        except OSError as err:
-            return {"ok": False, "error": f"fork: {err}"}
-        return {"ok": True}
 
     def _close(self) -> None:
         path = socket_path(self.state_root)
@@ -198,28 +228,47 @@ class Launcher:
         self.listener.close()
 
 
-def fork_shim(state_dir: Path) -> None:
-    """Fork, detach and run the instance's shim; returns once it is detached."""
+@dataclass(frozen=True)
+class _Pending:
+    """A start request waiting for its shim's first status."""
+
+    conn: socket.socket
+    request_id: object
+    ready_fd: int
+
+
+def fork_shim(state_dir: Path) -> int:
+    """Fork, detach and run the instance's shim; returns, once it is detached,
+    the read end of its ready pipe (see Launcher)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    ready_read, ready_write = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(ready_read)
+        os.close(ready_write)
+        raise
     if pid == 0:
-        _in_child(state_dir)  # never returns
+        _in_child(state_dir, ready_write)  # never returns
+    os.close(ready_write)
     os.waitpid(pid, 0)
+    return ready_read
 
 
-def _in_child(state_dir: Path) -> None:
+def _in_child(state_dir: Path, ready_fd: int) -> None:
     # Never return into the launcher's loop, whatever happens: always os._exit.
     # The launcher's socket objects stay referenced by its frames, so they are
     # never finalized here after closerange has closed their descriptors.
     code = 1
     try:
-        os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the socket, the lock, clients
+        os.dup2(ready_fd, 3)  # dup2 clears close-on-exec; Popen closes it anyway
+        os.closerange(4, os.sysconf("SC_OPEN_MAX"))  # the socket, the lock, clients
         os.setsid()
         if os.fork() > 0:
             os._exit(0)
         _redirect_output(state_dir / "shim.log")
-        code = shim.supervise(shim.StateDir(state_dir))
+        code = shim.supervise(shim.StateDir(state_dir), ready_fd=3)
     except BaseException:  # noqa: BLE001 - a forked child must reach os._exit
         traceback.print_exc()
     finally:

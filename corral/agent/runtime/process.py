@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import dataclasses
 import json
 import logging
@@ -28,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 import psutil  # type: ignore[import-untyped]
 
@@ -54,6 +56,9 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.02
 # A forked shim answers in a few ms: waits poll from this, doubling up to POLL_SECONDS.
 FIRST_POLL_SECONDS = 0.002
+# The poll cap while a pidfd wakes us when the shim exits (it writes its last
+# status just before): the polls are then only for statuses written mid-life.
+WATCHED_POLL_SECONDS = 0.2
 LAUNCH_REPLY_SECONDS = 10.0
 # Beyond the grace: time for the shim to notice SIGKILL'd children and write status.
 STOP_SLACK_SECONDS = 5.0
@@ -148,19 +153,20 @@ class ProcessRuntime:
     ) -> ContainerState:
         deadline = time.monotonic() + timeout
         poll = FIRST_POLL_SECONDS
-        while True:
-            state = state_dir.read_status()
-            if state is not None and done(state):
-                return state
-            if state_dir.pid_file.exists() and not self._shim_alive(state_dir):
-                state = state_dir.read_status()  # it may have written just before exiting
+        with _ShimWatch(state_dir) as shim:
+            while True:
+                state = state_dir.read_status()
                 if state is not None and done(state):
                     return state
-                raise ShimLost(state_dir.path.name)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"shim of {state_dir.path.name} did not answer in time")
-            await asyncio.sleep(poll)
-            poll = min(poll * 2, POLL_SECONDS)
+                if shim.lost():
+                    state = state_dir.read_status()  # it may have written just before exiting
+                    if state is not None and done(state):
+                        return state
+                    raise ShimLost(state_dir.path.name)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"shim of {state_dir.path.name} did not answer in time")
+                await shim.exit_or_sleep(poll)
+                poll = min(poll * 2, WATCHED_POLL_SECONDS if shim.watched else POLL_SECONDS)
 
     def _shim_alive(self, state_dir: StateDir) -> bool:
         pid = state_dir.read_shim_pid()
@@ -284,6 +290,45 @@ def _shim_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{source_root}:{path}" if path else source_root}
 
 
+class _ShimWatch:
+    """Whether an instance's shim has gone, for status waits: identified once
+    (is_shim_process reads four files), then watched through a pidfd, which the
+    event loop wakes on when the shim exits. Without pidfds: checked per poll."""
+
+    def __init__(self, state_dir: StateDir) -> None:
+        self.state_dir = state_dir
+        self.watched = False
+        self._pidfd: int | None = None
+        self._exited: asyncio.Event = asyncio.Event()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pidfd is not None:
+            asyncio.get_running_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+
+    def lost(self) -> bool:
+        if self.watched:
+            return self._exited.is_set()
+        pid = self.state_dir.read_shim_pid()
+        if pid is None:
+            return False  # not started yet: the caller's deadline covers it
+        if not is_shim_process(pid, self.state_dir.path):
+            return True
+        with contextlib.suppress(OSError, AttributeError):
+            self._pidfd = os.pidfd_open(pid)
+            asyncio.get_running_loop().add_reader(self._pidfd, self._exited.set)
+            self.watched = True
+        return False
+
+    async def exit_or_sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._exited.wait(), seconds)
+
+
 def is_shim_process(pid: int, state_path: Path) -> bool:
     """True if pid is the shim of that state dir (not a recycled pid)."""
     try:
@@ -299,55 +344,86 @@ def is_shim_process(pid: int, state_path: Path) -> bool:
     return SHIM_MODULE.encode() in cmdline and str(state_path).encode() in cmdline
 
 
+_Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
 class LauncherClient:
     """The runtime's side of the node's shim launcher (launcher.py).
 
     One connection, held for the runtime's life (it keeps the launcher from
-    lingering out), carries one request at a time. A request that fails is
-    retried once with a fresh (maybe newly started) launcher; a shim claims its
-    state dir exclusively, so a retry never starts a second one."""
+    lingering out), carries every request; a reply comes once that shim has
+    written its first status, so starts need no polling. Replies may come out of
+    order: whichever waiter holds the read lock reads and hands them out by id.
+    A request whose connection fails is retried once with a fresh (maybe newly
+    started) launcher: a shim claims its state dir exclusively, so a retry never
+    starts a second one."""
 
     def __init__(self, state_root: Path) -> None:
         self.state_root = state_root
         self.socket_path = socket_path(state_root)
         self.usable = len(str(self.socket_path)) <= MAX_SOCKET_PATH
-        self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        self._lock = asyncio.Lock()
+        self._conn: _Connection | None = None
+        self._connect_lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
+        self._waiting: dict[int, asyncio.Future[bool]] = {}
+        self._next_id = 0
 
     async def launch(self, state_dir: Path) -> bool:
-        """Have the launcher start state_dir's shim; False if it could not."""
+        """Have the launcher start state_dir's shim; False if it could not. True
+        also when the reply is late: the caller then waits for the status file."""
         if not self.usable:
             return False
-        request = json.dumps({"start": str(state_dir)}).encode() + b"\n"
-        async with self._lock:
-            for _ in range(2):
-                try:
-                    return await self._ask(request)
-                except (OSError, ValueError, TimeoutError) as err:
-                    log.warning("shim launcher failed error=%r", err)
-                    self.close()
+        for _ in range(2):
+            conn = None
+            try:
+                conn = await self._connection()
+                return await self._ask(conn, state_dir)
+            except TimeoutError:
+                log.warning("shim launcher slow to answer dir=%s", state_dir.name)
+                return True
+            except (OSError, ValueError) as err:
+                log.warning("shim launcher failed error=%r", err)
+                self._forget(conn)
         return False
 
-    async def _ask(self, request: bytes) -> bool:
-        reader, writer = await self._connection()
-        writer.write(request)
-        await writer.drain()
-        line = await asyncio.wait_for(reader.readline(), LAUNCH_REPLY_SECONDS)
+    async def _ask(self, conn: _Connection, state_dir: Path) -> bool:
+        reader, writer = conn
+        self._next_id += 1
+        request_id = self._next_id
+        reply: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = reply
+        try:
+            writer.write(json.dumps({"id": request_id, "start": str(state_dir)}).encode()
+                         + b"\n")
+            await writer.drain()
+            async with asyncio.timeout(LAUNCH_REPLY_SECONDS):
+                while not reply.done():
+                    async with self._read_lock:
+                        if not reply.done():
+                            self._hand_out(await reader.readline())
+            return reply.result()
+        finally:
+            self._waiting.pop(request_id, None)
+
+    def _hand_out(self, line: bytes) -> None:
         if not line:
             raise ConnectionResetError("shim launcher closed the connection")
         reply = json.loads(line)
         if not reply.get("ok"):
             log.warning("shim launcher refused error=%s", reply.get("error"))
-        return bool(reply.get("ok"))
+        waiter = self._waiting.get(reply.get("id"))
+        if waiter is not None and not waiter.done():
+            waiter.set_result(bool(reply.get("ok")))
 
-    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self._conn is None:
-            try:
-                self._conn = await asyncio.open_unix_connection(str(self.socket_path))
-            except (FileNotFoundError, ConnectionRefusedError):
-                await self._start_launcher()
-                self._conn = await asyncio.open_unix_connection(str(self.socket_path))
-        return self._conn
+    async def _connection(self) -> _Connection:
+        async with self._connect_lock:
+            if self._conn is None:
+                try:
+                    self._conn = await asyncio.open_unix_connection(str(self.socket_path))
+                except (FileNotFoundError, ConnectionRefusedError):
+                    await self._start_launcher()
+                    self._conn = await asyncio.open_unix_connection(str(self.socket_path))
+            return self._conn
 
     async def _start_launcher(self) -> None:
         """Returns once a launcher listens (ours, or a live one found meanwhile)."""
@@ -361,11 +437,17 @@ class LauncherClient:
         await proc.wait()  # the first fork exits once the socket listens
         log.info("shim launcher started root=%s", self.state_root)
 
+    def _forget(self, conn: _Connection | None) -> None:
+        """Close a failed connection (not a newer one another waiter made)."""
+        if conn is not None:
+            conn[1].close()
+            if self._conn is conn:
+                self._conn = None
+
     def close(self) -> None:
-        """Drop the connection (the launcher exits after its linger)."""
-        if self._conn is not None:
-            self._conn[1].close()
-            self._conn = None
+        """Drop the connection (the launcher exits after its linger); waiters on
+        it read the end of the stream and retry."""
+        self._forget(self._conn)
 
 
 def _killpg(pgid: int, sig: int) -> None:

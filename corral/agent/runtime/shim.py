@@ -232,8 +232,9 @@ def _ignore_signal(signum: int, frame: object) -> None:
 class Shim:
     """Supervises one command from start to reaped exit."""
 
-    def __init__(self, state_dir: StateDir) -> None:
+    def __init__(self, state_dir: StateDir, ready_fd: int | None = None) -> None:
         self.dir = state_dir
+        self.ready_fd = ready_fd  # told once the first status is on disk (launcher.py)
         self.launch = state_dir.read_launch()
         self.cgroup = state_dir.read_cgroup()
         self.limits = Limits(self.launch.cpu_request_millis, self.launch.cpu_limit_millis,
@@ -280,13 +281,25 @@ class Shim:
             state.message = start_error_message(exc, self.launch)
             writer.write_line("stderr", state.message.encode())
             self.dir.write_status(state)
+            self._announce()
             return None
         self.pid = popen.pid
         state = self._base_state()
         state.pid, state.pgid, state.started_at = self.pid, self.pid, time.time()
         self._started = state
         self.dir.write_status(state)
+        self._announce()
         return popen
+
+    def _announce(self) -> None:
+        if self.ready_fd is None:
+            return
+        try:
+            os.write(self.ready_fd, b".")
+        except OSError:
+            pass  # the launcher is gone: nobody waits
+        os.close(self.ready_fd)
+        self.ready_fd = None
 
     def _popen(self) -> subprocess.Popen[bytes]:
         # The command finds its program on its own PATH, else on the agent's.
@@ -424,12 +437,14 @@ def become_shim(state_dir: StateDir) -> bool:
     return state_dir.claim()
 
 
-def supervise(state_dir: StateDir) -> int:
-    """The detached shim's whole life; the caller exits with the result."""
+def supervise(state_dir: StateDir, ready_fd: int | None = None) -> int:
+    """The detached shim's whole life; the caller exits with the result.
+    ``ready_fd`` gets a byte once the first status is written (and is closed,
+    also when the shim dies early, so its reader always wakes)."""
     if not become_shim(state_dir):
         print(f"another shim supervises {state_dir.path}; exiting", file=sys.stderr)
         return 0
-    return Shim(state_dir).run()
+    return Shim(state_dir, ready_fd).run()
 
 
 def main(argv: list[str]) -> int:

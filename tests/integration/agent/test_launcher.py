@@ -103,10 +103,11 @@ async def test_launcher_refuses_what_is_not_an_instance_of_its_root(
     await rt.start(launch_for("ok", ["true"]))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    reply = await _ask(socket_path(runtime_root), {"start": str(elsewhere)})
-    assert reply["ok"] is False and "not an instance" in str(reply["error"])
+    reply = await _ask(socket_path(runtime_root), {"id": 7, "start": str(elsewhere)})
+    assert reply["id"] == 7 and reply["ok"] is False
+    assert "not an instance" in str(reply["error"])
     reply = await _ask(socket_path(runtime_root), {"begin": "x"})
-    assert reply == {"ok": False, "error": "bad request"}
+    assert reply == {"id": None, "ok": False, "error": "bad request"}
 
 
 async def test_a_second_launch_of_one_instance_starts_no_second_shim(
@@ -161,3 +162,34 @@ async def test_too_long_a_socket_path_falls_back_to_a_fresh_interpreter(
         stopped = await rt.stop(state.container_id, grace_seconds=5)
     assert stopped.signal == signal.SIGTERM and wait_gone(state.pid or 0)
     assert not os.path.exists(root / SOCKET_NAME)
+
+
+async def test_the_answer_comes_once_the_first_status_is_written(
+    runtime_root: Path, launch_for: LaunchFactory,
+) -> None:
+    rt = ProcessRuntime(runtime_root)
+    launches = [launch_for("runs", ["sleep", "60"]),
+                launch_for("missing", ["no-such-command-corral"])]
+    reasons = []
+    for launch in launches:
+        state_dir = StateDir(runtime_root / launch.container_id)
+        state_dir.path.mkdir(parents=True)
+        state_dir.cgroup_file.write_text("null")
+        state_dir.launch_file.write_text(launch.to_json())
+        assert await rt.launcher.launch(state_dir.path)
+        state = state_dir.read_status()  # no waiting: it is there
+        assert state is not None
+        reasons.append(state.reason)
+    assert reasons == [None, "StartError"]
+    stopped = await rt.stop(launches[0].container_id, grace_seconds=5)
+    assert stopped.signal == signal.SIGTERM
+
+
+async def test_a_shim_that_dies_early_still_gets_an_answer(runtime_root: Path) -> None:
+    rt = ProcessRuntime(runtime_root)
+    state_dir = StateDir(runtime_root / "broken")
+    state_dir.path.mkdir(parents=True)
+    state_dir.launch_file.write_text("{not json")
+    assert await rt.launcher.launch(state_dir.path)
+    assert state_dir.read_status() is None
+    assert "JSONDecodeError" in state_dir.log_file.read_text()
