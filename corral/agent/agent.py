@@ -22,7 +22,6 @@ from typing import Any
 import httpx
 
 from corral.agent.config import AgentConfig
-from corral.agent.container_env import ClusterLookups
 from corral.agent.heartbeat import Heartbeat
 from corral.agent.node import node_status, register_node
 from corral.agent.pod_worker import NodeContext
@@ -82,7 +81,7 @@ class Agent:
         ctx = NodeContext(cfg, client, self.runtime, PortAllocator(cfg.node_ip),
                           CrashLoopBackOff(initial=cfg.backoff_initial_seconds,
                                            cap=cfg.backoff_cap_seconds),
-                          ClusterLookups(self._get_object, self.services.pod_env))
+                          self._get_object, self.services.pod_env)
         self.pods = PodManager(ctx)
         self.server = AgentServer(cfg, self.pods, StatsCollector(self.pods, cfg.name),
                                   TokenCheck(cfg, url))

@@ -2,7 +2,7 @@
 
     {SVC}_SERVICE_HOST…     Services of the pod's namespace, CORRAL_DNS and
                             CORRAL_RESOLV_CONF (from the node, when the getter is a
-                            ClusterLookups; overridden by everything below)
+                            the node's Services; overridden by everything below)
     PORT / PORT_<NAME>      the host ports the agent allocated (first, so user
                             env can refer to them as $(PORT))
     HOSTNAME                the pod's name
@@ -86,28 +86,14 @@ def _data(kind: str, obj: Obj) -> dict[str, str]:
     return data
 
 
-class ClusterLookups:
-    """The ObjectGetter an agent hands its pod workers: ConfigMaps and Secrets through
-    ``get``, plus the node's own env for pods (``pod_env``). Pod workers pass one
-    getter to EnvBuilder, so this is how the node's Services reach it."""
-
-    def __init__(self, get: ObjectGetter, pod_env: PodEnv | None = None) -> None:
-        self._get = get
-        self._pod_env = pod_env
-
-    async def __call__(self, kind: str, namespace: str, name: str) -> Obj:
-        return await self._get(kind, namespace, name)
-
-    def pod_env(self, pod: Obj) -> dict[str, str]:
-        return self._pod_env(pod) if self._pod_env is not None else {}
-
-
 class EnvBuilder:
     """Builds the env of one container of one pod; ConfigMaps and Secrets are
     fetched through ``get`` once per build."""
 
-    def __init__(self, pod: Obj, get: ObjectGetter) -> None:
+    def __init__(self, pod: Obj, get: ObjectGetter,
+                 node_env: dict[str, str] | None = None) -> None:
         self.pod = pod
+        self.node_env = node_env or {}
         self.namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
         self.get = get
         self._fetched: dict[tuple[str, str], dict[str, str] | None] = {}
@@ -125,8 +111,7 @@ class EnvBuilder:
         return data
 
     async def build(self, container: Obj, base: dict[str, str]) -> dict[str, str]:
-        node_env = self.get.pod_env(self.pod) if isinstance(self.get, ClusterLookups) else {}
-        env = {**node_env, **base}
+        env = {**self.node_env, **base}
         for source in container.get("envFrom") or []:
             env.update(await self._env_from(source))
         for var in container.get("env") or []:

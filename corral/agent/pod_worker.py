@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.agent.config import AgentConfig
-from corral.agent.container_env import EnvBuilder, EnvError, ObjectGetter, command_line
+from corral.agent.container_env import EnvBuilder, EnvError, ObjectGetter, PodEnv, command_line
 from corral.agent.container_track import ContainerTrack, ProbeContext
 from corral.agent.pod_ports import PodPorts
 from corral.agent.pod_status import (
@@ -65,6 +65,7 @@ class NodeContext:
     ports: PortAllocator
     backoff: CrashLoopBackOff
     get_object: ObjectGetter
+    service_env: PodEnv  # {SVC}_SERVICE_* env of the Services a pod may see
 
 
 def _now() -> str:
@@ -260,7 +261,8 @@ class PodWorker:
     async def _start(self, track: ContainerTrack) -> None:
         try:
             self.ports.ensure(self.pod)
-            env = await EnvBuilder(self.pod_with_ips(), self.ctx.get_object).build(
+            pod = self.pod_with_ips()
+            env = await EnvBuilder(pod, self.ctx.get_object, self.ctx.service_env(pod)).build(
                 track.spec, self._base_env(track))
         except (EnvError, PortsExhausted) as err:
             reason = ("CreateContainerConfigError" if isinstance(err, EnvError)
