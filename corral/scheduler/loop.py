@@ -20,7 +20,6 @@ the snapshot cannot change under a decision; binds run concurrently.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import time
@@ -340,11 +339,16 @@ class Scheduler:
 
     async def _evict(self, key: str, message: str) -> None:
         victim = self.bound.get_by_key(key)
+        if victim is None:
+            return  # a reservation another scheduler holds, or already gone: nothing to evict
+        self.events.event(victim, "Normal", "Preempted", message)
         namespace, _, name = key.partition("/")
-        if victim is not None:
-            self.events.event(victim, "Normal", "Preempted", message)
-        with contextlib.suppress(NotFound):
+        try:
             await self.client.delete("Pod", name, namespace)  # graceful: the pod's own period
+        except NotFound:
+            pass
+        except (APIError, ServerUnreachable) as err:
+            log.warning("preemption delete failed pod=%s error=%r", key, err)
 
     async def _set_unschedulable(self, pod: Obj, message: str, nominated: str | None) -> None:
         status = pod.get("status") or {}
