@@ -25,7 +25,9 @@ async def _open_sqlite(rest: str) -> Store:
         path = path[1:]  # sqlite:////abs is also an absolute path
     if not path:
         raise ValueError("sqlite store URL has no path: use sqlite:///path/to/state.db")
-    return await SqliteStore.open(path, **options)
+    history = int(options.get("history", 10000))
+    interval = options.get("compact_interval", 60.0)
+    return await SqliteStore.open(path, history=history, compact_interval=interval)
 
 
 def _sqlite_options(query: str) -> dict[str, float]:
@@ -42,8 +44,6 @@ def _sqlite_options(query: str) -> dict[str, float]:
         if value < 0:
             raise ValueError(f"sqlite store option {name} must not be negative")
         options[name] = value
-    if "history" in options:
-        options["history"] = int(options["history"])
     return options
 
 
