@@ -64,7 +64,6 @@ async def run_scheduler(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     try:
         asyncio.run(run_scheduler(args))
     except KubeconfigError as err:
