@@ -123,6 +123,7 @@ class NodeLifecycleController(Controller):
         self._deleted_at: dict[str, float] = {}  # pod uid → when we deleted it
         self.nodes.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self._forget)
         self.leases.add_handler(self._lease_seen, lambda old, new: self._lease_seen(new))
+        self.pods.add_handler(on_delete=self._pod_gone)
 
     def _lease_seen(self, lease: Obj) -> None:
         name = str(meta(lease).get("name"))
@@ -130,6 +131,9 @@ class NodeLifecycleController(Controller):
         if self._seen.get(name, ("", 0.0))[0] != renew:
             self._seen[name] = (renew, time.monotonic())
             self.enqueue_key(name)
+
+    def _pod_gone(self, pod: Obj) -> None:
+        self._deleted_at.pop(uid_of(pod), None)
 
     def _forget(self, node: Obj) -> None:
         name = str(meta(node).get("name"))
