@@ -42,6 +42,7 @@ import gc
 import json
 import os
 import selectors
+import signal
 import socket
 import sys
 import time
@@ -76,6 +77,20 @@ def running_launcher(state_root: Path) -> int | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return pid if shim.process_start_ticks(pid) == start and _alive(pid) else None
+
+
+def stop_launcher(state_root: Path, timeout: float = 10.0) -> int | None:
+    """Kill the root's launcher now (running shims are not touched); its pid,
+    once it is dead (a zombie until init reaps it), or None if none ran. For
+    whoever ends a node for good (`corral up` on Ctrl-C, test clean-up)."""
+    pid = running_launcher(state_root)
+    if pid is None:
+        return None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while running_launcher(state_root) == pid and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return pid
 
 
 def _alive(pid: int) -> bool:

@@ -18,20 +18,9 @@ from pathlib import Path
 import pytest
 
 from corral.agent.runtime.base import ContainerLaunch
-from corral.agent.runtime.launcher import running_launcher
+from corral.agent.runtime.launcher import stop_launcher
 from corral.agent.runtime.process import ProcessRuntime, is_shim_process
 from corral.agent.runtime.shim import StateDir
-
-
-def stop_launcher(state_root: Path) -> None:
-    """Kill the root's launcher; returns once it is dead (init reaps it later)."""
-    pid = running_launcher(state_root)
-    if pid is None:
-        return
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10.0
-    while running_launcher(state_root) == pid and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 def _kill_leftovers(state_root: Path) -> None:

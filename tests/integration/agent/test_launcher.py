@@ -17,10 +17,11 @@ from corral.agent.runtime.launcher import (
     SOCKET_NAME,
     running_launcher,
     socket_path,
+    stop_launcher,
 )
 from corral.agent.runtime.process import ProcessRuntime, is_shim_process
 from corral.agent.runtime.shim import SHIM_MODULE, SHIM_NAME, StateDir
-from tests.integration.agent.conftest import LaunchFactory, stop_launcher, wait_exited, wait_gone
+from tests.integration.agent.conftest import LaunchFactory, wait_exited, wait_gone
 
 
 def _comm(pid: int) -> str:
@@ -62,7 +63,7 @@ async def test_a_dead_launcher_leaves_shims_running_and_is_replaced(
     first = await rt.start(launch_for("first", ["sleep", "60"]))
     old_launcher = running_launcher(runtime_root)
     assert old_launcher is not None
-    stop_launcher(runtime_root)  # SIGKILL; its socket file stays behind, stale
+    assert stop_launcher(runtime_root) == old_launcher  # SIGKILL: the socket file stays, stale
     assert socket_path(runtime_root).exists()
     assert (await rt.status(first.container_id)).running
     assert first.shim_pid is not None and is_shim_process(first.shim_pid,
