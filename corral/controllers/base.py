@@ -23,10 +23,10 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from corral.api.errors import APIError
+from corral.client.events import EventRecorder
 from corral.client.http import Client, ServerUnreachable
 from corral.client.informer import Informer, key_of
 from corral.client.workqueue import ShutDown, WorkQueue
-from corral.controllers.events import EventRecorder
 from corral.controllers.informers import SharedInformers
 
 log = logging.getLogger("corral.controllers")

@@ -20,9 +20,9 @@ import contextlib
 from typing import Any
 
 from corral.api.errors import AlreadyExists, NotFound
+from corral.client.events import EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller, split_key
-from corral.controllers.events import EventRecorder
 from corral.controllers.informers import NAMESPACE, SharedInformers
 from corral.controllers.owners import is_deleting, meta
 from corral.controllers.pods import is_ready

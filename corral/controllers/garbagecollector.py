@@ -23,10 +23,10 @@ import logging
 from typing import Any
 
 from corral.api.errors import Conflict, NotFound
+from corral.client.events import EventRecorder
 from corral.client.http import Client, resource_for
 from corral.client.informer import Informer
 from corral.controllers.base import Controller
-from corral.controllers.events import EventRecorder
 from corral.controllers.informers import OWNER_UID, UID, SharedInformers
 from corral.controllers.owners import is_deleting, meta, uid_of
 

@@ -25,9 +25,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from corral.api.errors import Conflict, NotFound
+from corral.client.events import NORMAL, WARNING, EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller, split_key
-from corral.controllers.events import NORMAL, WARNING, EventRecorder
 from corral.controllers.expectations import Expectations
 from corral.controllers.informers import NAMESPACE, OWNER_UID, SharedInformers
 from corral.controllers.job_status import (

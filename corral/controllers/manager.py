@@ -20,12 +20,12 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from corral.client.events import EventRecorder
 from corral.client.http import Client
 from corral.client.leaderelection import LeaderElector
 from corral.controllers.base import Controller
 from corral.controllers.deployment import DeploymentController
 from corral.controllers.endpoints import EndpointsController
-from corral.controllers.events import EventRecorder
 from corral.controllers.garbagecollector import GarbageCollector
 from corral.controllers.informers import SharedInformers
 from corral.controllers.job import JobController, JobOptions

@@ -17,9 +17,9 @@ from typing import Any
 
 from corral.api.errors import Conflict, NotFound
 from corral.api.resources import RESOURCES
+from corral.client.events import EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller
-from corral.controllers.events import EventRecorder
 from corral.controllers.informers import SharedInformers
 from corral.controllers.owners import is_deleting, meta
 

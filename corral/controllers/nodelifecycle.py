@@ -30,9 +30,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from corral.api.errors import Conflict, NotFound
+from corral.client.events import NORMAL, EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller
-from corral.controllers.events import NORMAL, EventRecorder
 from corral.controllers.informers import SharedInformers
 from corral.controllers.owners import is_deleting, meta, uid_of
 from corral.controllers.pods import is_finished

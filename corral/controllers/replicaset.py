@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from corral.api.errors import APIError, Conflict, NotFound
+from corral.client.events import NORMAL, WARNING, EventRecorder
 from corral.client.http import Client, ServerUnreachable
 from corral.controllers.base import Controller, split_key
-from corral.controllers.events import NORMAL, WARNING, EventRecorder
 from corral.controllers.expectations import Expectations
 from corral.controllers.informers import NAMESPACE, SharedInformers
 from corral.controllers.owners import claim, controller_ref, is_deleting, meta, uid_of

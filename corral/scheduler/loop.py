@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.api.errors import APIError, Conflict, NotFound
+from corral.client.events import EventRecorder, now_rfc3339
 from corral.client.http import Client, ServerUnreachable
 from corral.client.informer import Informer, key_of
 from corral.client.leaderelection import LeaderElector
 from corral.scheduler.core import Decision, SchedulerOptions, schedule
-from corral.scheduler.events import EventRecorder, now_rfc3339
 from corral.scheduler.ledger import ENTRY_TTL, Reservations
 from corral.scheduler.preemption import Preemption, find_preemption
 from corral.scheduler.queue import QueueClosed, SchedulingQueue
@@ -42,6 +42,7 @@ from corral.scheduler.snapshot import ClusterSnapshot
 log = logging.getLogger("corral.scheduler")
 
 Obj = dict[str, Any]
+COMPONENT = "default-scheduler"  # source.component of its Events, as kube-scheduler
 SCHEDULER_NAMES = frozenset({"", "default-scheduler", "corral"})
 MAX_BINDS_IN_FLIGHT = 64
 HOUSEKEEPING_SECONDS = 5.0
@@ -79,7 +80,7 @@ class Scheduler:
         self.pending = Informer(client, "Pod", field_selector="spec.nodeName=")
         self.bound = Informer(client, "Pod", field_selector=BOUND_SELECTOR)
         self.bound.add_index("node", lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
-        self.events = EventRecorder(client, instance=instance)
+        self.events = EventRecorder(client, instance=instance, component=COMPONENT)
         self.ledger = Reservations(client, self.snapshot, self._lookup)
         self._binding: set[str] = set()
         # Pods whose bind failed in a way that leaves where they are unknown: still

@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from corral.client.events import WARNING, EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller, split_key
 from corral.controllers.deployment.recreate import rollout_recreate
 from corral.controllers.deployment.rolling import rollout_rolling
 from corral.controllers.deployment.sync import Rollout
-from corral.controllers.events import WARNING, EventRecorder
 from corral.controllers.informers import NAMESPACE, OWNER_UID, SharedInformers
 from corral.controllers.owners import claim, controller_ref, is_deleting, meta, selector_of, uid_of
 

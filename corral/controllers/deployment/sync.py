@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from corral.api.errors import AlreadyExists, Conflict, NotFound
+from corral.client.events import NORMAL
 from corral.client.http import Client
 from corral.controllers.deployment.progress import (
     FOUND_NEW_RS,
@@ -43,7 +44,6 @@ from corral.controllers.deployment.rollback import (
     templates_equal,
 )
 from corral.controllers.deployment.rolling import RSView, new_rs_target, resolve_fenceposts
-from corral.controllers.events import NORMAL
 from corral.controllers.owners import is_deleting, meta, owner_reference, uid_of
 
 Obj = dict[str, Any]

@@ -1,12 +1,13 @@
-"""core/v1 Events from the scheduler, aggregated as client-go's recorder does.
+"""core/v1 Events from any component (scheduler, controllers), aggregated as
+client-go's recorder does.
 
-    event(pod, Warning, FailedScheduling, msg) ─► series key (object uid, type,
-        reason, message) ─► count += 1 ─► writer: first time POST the Event,
-        later PATCH count and lastTimestamp (a series is written at most once per
-        ``min_interval``, so a pod retried in a tight loop costs one write a second)
+    event(obj, Normal, SuccessfulCreate, msg, component)
+       ─► series key (object uid, component, type, reason, message) ─► count += 1
+       ─► writer task: the first time POST the Event; later PATCH count and
+          lastTimestamp, at most once per ``min_interval`` per series
 
-``event()`` never blocks the scheduling loop; writes happen in the recorder's own
-task, and a write that fails is logged and dropped (events are best effort).
+``event()`` never blocks the caller (a reconcile, the scheduling loop); writes happen in the recorder's own task,
+and a write that fails is logged and dropped (events are best effort).
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from typing import Any
 from corral.api.errors import APIError, NotFound
 from corral.client.http import Client, ServerUnreachable
 
-log = logging.getLogger("corral.scheduler")
+log = logging.getLogger("corral.events")
 
 Obj = dict[str, Any]
-COMPONENT = "default-scheduler"
-MAX_SERIES = 4096
+MAX_SERIES = 8192
+NORMAL = "Normal"
+WARNING = "Warning"
+SeriesKey = tuple[str, str, str, str, str]
 
 
 def now_rfc3339() -> str:
@@ -36,44 +39,47 @@ def now_rfc3339() -> str:
 
 def object_reference(obj: Obj) -> Obj:
     meta = obj.get("metadata") or {}
-    ref = {"apiVersion": obj.get("apiVersion") or "v1", "kind": obj.get("kind") or "Pod",
+    ref = {"apiVersion": obj.get("apiVersion") or "v1", "kind": obj.get("kind"),
            "namespace": meta.get("namespace"), "name": meta.get("name"),
            "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
     return {k: v for k, v in ref.items() if v}
 
 
 @dataclass
-class _Series:
+class Series:
     ref: Obj
+    component: str
     type: str
     reason: str
     message: str
     count: int = 0
-    written: int = 0  # the count the API has
     first: str = field(default_factory=now_rfc3339)
     last: str = field(default_factory=now_rfc3339)
-    name: str = ""  # the Event's name once created
+    name: str = ""  # the Event object's name once created
     next_write: float = 0.0  # monotonic
 
 
 class EventRecorder:
-    def __init__(self, client: Client, component: str = COMPONENT,
-                 instance: str | None = None, min_interval: float = 1.0) -> None:
+    def __init__(self, client: Client, instance: str | None = None,
+                 min_interval: float = 1.0, component: str = "") -> None:
         self.client = client
-        self.component = component
         self.instance = instance or socket.gethostname()
         self.min_interval = min_interval
-        self._series: OrderedDict[tuple[str, ...], _Series] = OrderedDict()
-        self._dirty: set[tuple[str, ...]] = set()
+        self.component = component
+        self._series: OrderedDict[SeriesKey, Series] = OrderedDict()
+        self._dirty: set[SeriesKey] = set()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+    def event(self, obj: Obj, type_: str, reason: str, message: str,
+              component: str = "") -> None:
+        """Record one occurrence; ``component`` defaults to the recorder's own."""
+        component = component or self.component
         ref = object_reference(obj)
-        key = (str(ref.get("uid") or ref.get("name")), type_, reason, message)
+        key = (str(ref.get("uid") or ref.get("name")), component, type_, reason, message)
         series = self._series.get(key)
         if series is None:
-            series = self._series[key] = _Series(ref, type_, reason, message)
+            series = self._series[key] = Series(ref, component, type_, reason, message)
             while len(self._series) > MAX_SERIES:
                 old_key, _ = self._series.popitem(last=False)
                 self._dirty.discard(old_key)
@@ -82,10 +88,15 @@ class EventRecorder:
         series.last = now_rfc3339()
         self._dirty.add(key)
         self._wakeup.set()
+        log.info("event object=%s/%s/%s type=%s reason=%s message=%r", ref.get("kind"),
+                 ref.get("namespace", ""), ref.get("name"), type_, reason, message)
+
+    def series(self) -> list[Series]:
+        return list(self._series.values())
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="scheduler-events")
+            self._task = asyncio.create_task(self._run(), name="events")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -107,36 +118,34 @@ class EventRecorder:
                     wait = min(self._series[k].next_write for k in self._dirty) - now
                     await asyncio.sleep(max(wait, 0.0))
 
-    async def _write(self, series: _Series) -> None:
+    async def _write(self, series: Series) -> None:
         series.next_write = time.monotonic() + self.min_interval
-        count = series.count
         try:
             if series.name:
                 try:
-                    await self._patch(series, count)
+                    await self._patch(series)
                 except NotFound:
                     series.name = ""
             if not series.name:
-                await self._create(series, count)
-            series.written = count
+                await self._create(series)
         except (APIError, ServerUnreachable) as err:
             log.info("event write failed reason=%s object=%s error=%r", series.reason,
                      series.ref.get("name"), err)
 
-    async def _create(self, series: _Series, count: int) -> None:
+    async def _create(self, series: Series) -> None:
         ref = series.ref
         name = f"{ref.get('name')}.{time.time_ns():x}"
         await self.client.create({
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": name, "namespace": ref.get("namespace") or "default"},
             "involvedObject": ref, "reason": series.reason, "message": series.message,
-            "type": series.type, "count": count, "firstTimestamp": series.first,
-            "lastTimestamp": series.last, "source": {"component": self.component},
-            "reportingComponent": self.component, "reportingInstance": self.instance,
+            "type": series.type, "count": series.count, "firstTimestamp": series.first,
+            "lastTimestamp": series.last, "source": {"component": series.component},
+            "reportingComponent": series.component, "reportingInstance": self.instance,
         })
         series.name = name
 
-    async def _patch(self, series: _Series, count: int) -> None:
+    async def _patch(self, series: Series) -> None:
         await self.client.patch("Event", series.name,
-                                {"count": count, "lastTimestamp": series.last},
+                                {"count": series.count, "lastTimestamp": series.last},
                                 series.ref.get("namespace") or "default")
