@@ -4,7 +4,7 @@
                  that first shows it Running (p50/p99)
     throughput   pods/s from the first create to the last pod Running
     baseline     the same N `/bin/true` launched by `xargs -P` on this box
-    memory       RSS of the per-container shims while the pods run
+    memory       private memory (USS) of the per-container shims while the pods run
 
 Prints figures; never pass/fail. Goal: p99 ≤ 0.5 s. Every process it starts
 (master, agents, shims, pods) is stopped at the end.
@@ -27,10 +27,11 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.cluster import Agent, Master
+from corral.agent.runtime.shim import SHIM_NAME  # noqa: E402 - a forked shim's process name
+from tests.cluster import Agent, Master  # noqa: E402
 
 NAMESPACE = "default"
-SHIM = "corral.agent.runtime.shim"
+SHIM = "corral.agent.runtime.shim"  # the fallback shim's module: one interpreter per shim
 
 
 def _client(m: Master, connections: int) -> httpx.AsyncClient:
@@ -93,13 +94,18 @@ async def run_pods(m: Master, nodes: list[str], total: int, concurrency: int) ->
 
 
 def shim_memory() -> tuple[int, float]:
-    """(shim count, mean RSS in MiB) of the running shims."""
-    rss = []
-    for proc in psutil.process_iter(["cmdline", "memory_info"]):
+    """(shim count, mean private memory (USS) in MiB) of the running shims: forked
+    shims share the launcher's pages, so RSS would count those once per shim."""
+    uss = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
         cmdline = proc.info.get("cmdline") or []
-        if SHIM in cmdline and proc.info.get("memory_info") is not None:
-            rss.append(proc.info["memory_info"].rss)
-    return len(rss), (statistics.mean(rss) / 2**20 if rss else 0.0)
+        if proc.info.get("name") != SHIM_NAME and SHIM not in cmdline:
+            continue
+        try:
+            uss.append(proc.memory_full_info().uss)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return len(uss), (statistics.mean(uss) / 2**20 if uss else 0.0)
 
 
 def baseline(total: int, parallel: int) -> float:
@@ -150,7 +156,7 @@ def main() -> None:
           f"({raw:.2f} s)")
     print(f"ratio             {raw_rate / figures['pods_per_s']:.0f}x slower than raw "
           f"process launch")
-    print(f"shims             {shims} running, mean RSS {mean_mib:.1f} MiB "
+    print(f"shims             {shims} running, mean private {mean_mib:.1f} MiB "
           f"({shims * mean_mib:.0f} MiB in all)")
 
 

@@ -132,11 +132,15 @@ class Master(CorralProcess):
 
 def kill_pods(state_dir: Path) -> None:
     """Kill every shim and container an agent left under ``state_dir`` (by PID,
-    after checking the PID is really that shim) and remove their cgroups."""
+    after checking the PID is really that shim), its shim launcher, and remove
+    their cgroups."""
+    from corral.agent.runtime.launcher import stop_launcher
     from corral.agent.runtime.process import is_shim_process
     from corral.agent.runtime.shim import StateDir
 
     runtime_dir = state_dir / "runtime"
+    if runtime_dir.exists():
+        stop_launcher(runtime_dir)
     for launch_file in runtime_dir.glob("*/launch.json") if runtime_dir.exists() else []:
         instance = StateDir(launch_file.parent)
         shim_pid = instance.read_shim_pid()

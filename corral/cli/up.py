@@ -98,7 +98,9 @@ def _agent_args(args: argparse.Namespace, url: str, kubeconfig: Path, index: int
 
 
 def _stop_leftover_pods(args: argparse.Namespace) -> None:
-    """Containers of agents that did not stop them (killed after the grace)."""
+    """Containers of agents that did not stop them (killed after the grace), and
+    each node's shim launcher: the cluster is over, nothing of it stays."""
+    from corral.agent.runtime.launcher import stop_launcher
     from corral.agent.runtime.process import ProcessRuntime
 
     async def stop_all(runtime: ProcessRuntime) -> None:
@@ -110,6 +112,7 @@ def _stop_leftover_pods(args: argparse.Namespace) -> None:
         runtime_dir = _agent_dir(args, index) / "runtime"
         if runtime_dir.exists():
             asyncio.run(stop_all(ProcessRuntime(runtime_dir)))
+            stop_launcher(runtime_dir)
 
 
 def _apply(paths: list[str], kubeconfig: Path) -> None:
