@@ -27,8 +27,8 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from corral.agent.runtime.shim import SHIM_NAME  # noqa: E402 - a forked shim's process name
-from tests.cluster import Agent, Master  # noqa: E402
+from corral.agent.runtime.shim import SHIM_NAME
+from tests.cluster import Agent, Master
 
 NAMESPACE = "default"
 SHIM = "corral.agent.runtime.shim"  # the fallback shim's module: one interpreter per shim
