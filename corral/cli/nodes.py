@@ -1,0 +1,94 @@
+"""`corral cordon|uncordon|drain NODE`, as kubectl does them.
+
+    cordon    spec.unschedulable=true: the scheduler places nothing new there
+    uncordon  spec.unschedulable removed
+    drain     cordon, then evict every pod on the node (pods/eviction, which is a
+              graceful delete), and wait until they are gone; pods that no
+              controller owns would not come back, so they need --force
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from corral.api.errors import NotFound
+from corral.cli.verb import UsageError, add_client_flags, run_verb
+from corral.client.http import Client, Obj
+
+
+async def set_unschedulable(client: Client, node: str, value: bool) -> str:
+    current = await client.get("Node", node)
+    if bool((current.get("spec") or {}).get("unschedulable")) == value:
+        return f"node/{node} already {'cordoned' if value else 'uncordoned'}"
+    await client.patch("Node", node, {"spec": {"unschedulable": True if value else None}},
+                       patch_type="strategic")
+    return f"node/{node} {'cordoned' if value else 'uncordoned'}"
+
+
+def _controlled(pod: Obj) -> bool:
+    return any(ref.get("controller") for ref in (pod.get("metadata") or {}).get(
+        "ownerReferences") or [])
+
+
+async def _pods_on(client: Client, node: str) -> list[Obj]:
+    page = await client.list_all("Pod", None, field_selector=f"spec.nodeName={node}")
+    return [p for p in page.items if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+
+
+async def drain(client: Client, node: str, *, force: bool, timeout: float) -> int:
+    print(await set_unschedulable(client, node, True), flush=True)
+    pods = await _pods_on(client, node)
+    unmanaged = [p for p in pods if not _controlled(p)]
+    if unmanaged and not force:
+        names = ", ".join(f"{p['metadata']['namespace']}/{p['metadata']['name']}"
+                          for p in unmanaged)
+        raise UsageError(f"cannot delete pods that declare no controller (use --force to "
+                         f"override): {names}")
+    for pod in pods:
+        meta = pod["metadata"]
+        try:
+            await client.evict(meta["name"], meta["namespace"])
+            print(f"evicting pod {meta['namespace']}/{meta['name']}", flush=True)
+        except NotFound:
+            pass
+    deadline = time.monotonic() + timeout
+    uids = {p["metadata"]["uid"] for p in pods}
+    while uids and time.monotonic() < deadline:
+        uids &= {p["metadata"]["uid"] for p in await _pods_on(client, node)}
+        if uids:
+            await asyncio.sleep(0.5)
+    if uids:
+        raise UsageError(f"drain did not complete within {timeout:.0f}s: "
+                         f"{len(uids)} pod(s) still on node/{node}")
+    print(f"node/{node} drained", flush=True)
+    return 0
+
+
+async def _cordon(client: Client, args: argparse.Namespace) -> int:
+    for node in args.nodes:
+        print(await set_unschedulable(client, node, args.command == "cordon"))
+    return 0
+
+
+async def _drain(client: Client, args: argparse.Namespace) -> int:
+    for node in args.nodes:
+        await drain(client, node, force=args.force, timeout=args.timeout)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    for verb, help_text in (("cordon", "mark nodes unschedulable"),
+                            ("uncordon", "mark nodes schedulable again")):
+        p = sub.add_parser(verb, help=help_text)
+        p.add_argument("nodes", nargs="+", metavar="NODE")
+        add_client_flags(p)
+        p.set_defaults(run=lambda args: run_verb(args, _cordon))
+    p = sub.add_parser("drain", help="cordon nodes and evict their pods")
+    p.add_argument("nodes", nargs="+", metavar="NODE")
+    p.add_argument("--force", action="store_true",
+                   help="also delete pods that no controller owns (they will not come back)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the pods")
+    add_client_flags(p)
+    p.set_defaults(run=lambda args: run_verb(args, _drain))
