@@ -27,7 +27,7 @@ DEPLOY = {
 def corral(master: Master, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": str(master.kubeconfig)}
     return subprocess.run([sys.executable, "-m", "corral.cli.main", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def running_pods(api: httpx.Client) -> list[dict[str, Any]]:
