@@ -126,6 +126,33 @@ def _apply(paths: list[str], kubeconfig: Path) -> None:
         print(error_line(err), file=sys.stderr, flush=True)
 
 
+def _ready_nodes(kubeconfig: Path) -> int:
+    from corral.client.http import Client
+
+    async def count() -> int:
+        async with Client.from_kubeconfig(kubeconfig) as client:
+            page = await client.list("Node")
+        return sum(1 for node in page.items if any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (node.get("status") or {}).get("conditions") or []))
+
+    return asyncio.run(count())
+
+
+def _wait_nodes_ready(kubeconfig: Path, agents: int, procs: list[subprocess.Popen[bytes]],
+                      timeout: float = 60.0) -> None:
+    """Until every agent's node is Ready, so the first workload is spread over all
+    of them instead of landing on whichever registered first."""
+    deadline = time.monotonic() + timeout
+    while agents and _ready_nodes(kubeconfig) < agents:
+        if any(p.poll() is not None for p in procs):
+            raise SystemExit("a cluster process exited while starting; see its log")
+        if time.monotonic() > deadline:
+            print(f"warning: not all {agents} nodes Ready after {timeout:.0f}s", flush=True)
+            return
+        time.sleep(0.2)
+
+
 def _run(args: argparse.Namespace) -> int:
     cfg = server_config(args)
     logs = args.data_dir / "logs"
@@ -149,6 +176,7 @@ def _run(args: argparse.Namespace) -> int:
         for index in range(1, args.agents + 1):
             procs.append(_spawn(_agent_args(args, cfg.url, kubeconfig, index),
                                 logs / f"node-{index}.log"))
+        _wait_nodes_ready(kubeconfig, args.agents, procs)
         print(f"corral is up\n  API:        {cfg.url}\n  kubeconfig: {kubeconfig}\n"
               f"  token:      {token}\n  logs:       {logs.resolve()}\n"
               f"  agents:     {nodes or 'none'}\n"

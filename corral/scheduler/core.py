@@ -109,9 +109,14 @@ def nodes_to_find(n: int, percentage: int) -> int:
     return max(n * adaptive // 100, MIN_FEASIBLE_NODES_TO_FIND)
 
 
+NO_NODES = "no nodes available to schedule pods"  # kube-scheduler's words for an empty cluster
+
+
 def fit_error_message(total: int, reasons: Mapping[str, int]) -> str:
     """kube-scheduler's FitError text: "0/N nodes are available: <count> <reason>,
     …." with the "<count> <reason>" strings sorted as strings."""
+    if total == 0:
+        return NO_NODES
     parts = sorted(f"{count} {reason}" for reason, count in reasons.items() if count > 0)
     if not parts:
         return f"0/{total} nodes are available."

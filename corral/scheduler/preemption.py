@@ -99,5 +99,7 @@ def _cost(candidate: Preemption) -> tuple[int, int, int, str]:
 
 
 def _message(total: int, outcomes: Counter[str]) -> str:
+    if total == 0:
+        return ""  # nothing to say beyond "no nodes available to schedule pods"
     parts = sorted(f"{count} {reason}" for reason, count in outcomes.items())
     return f"preemption: 0/{total} nodes are available: {', '.join(parts)}."

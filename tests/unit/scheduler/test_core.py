@@ -30,7 +30,7 @@ def test_message_with_several_resources_short_and_no_nodes() -> None:
     decision = schedule(cluster(node("a", cpu="1", memory="1Gi")),
                         pod("p", cpu="2", memory="2Gi"))
     assert decision.message == "0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory."
-    assert schedule(ClusterSnapshot(), pod("p")).message == "0/0 nodes are available."
+    assert schedule(ClusterSnapshot(), pod("p")).message == "no nodes available to schedule pods"
     assert fit_error_message(12, {"b": 10, "a": 2}) == "0/12 nodes are available: 10 b, 2 a."
 
 
@@ -137,3 +137,13 @@ def test_sampling_rotates_and_scores_a_window() -> None:
     assert start != 0
     schedule(snapshot, pod("q"))
     assert snapshot.next_block != start
+
+
+def test_an_empty_cluster_says_so_as_kubernetes_does() -> None:
+    from corral.scheduler.preemption import find_preemption
+
+    snap = cluster()
+    decision = schedule(snap, pod("p"))
+    assert decision.node is None
+    assert decision.message == "no nodes available to schedule pods"
+    assert find_preemption(snap, pod("p")).message == ""
