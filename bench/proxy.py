@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from corral.cli import eventloop
 from corral.proxy.model import Backend, ServicePortKey, ServiceProxySpec
 from corral.proxy.table import ProxyTable
 
@@ -211,10 +212,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     if args.role == "backend":
-        asyncio.run(serve_backend(args.port))
+        eventloop.run(serve_backend(args.port))
         return
     if args.role == "proxy":
-        asyncio.run(serve_proxy(args.backend_port, args.port))
+        eventloop.run(serve_proxy(args.backend_port, args.port))
         return
     backend_port, proxy_port = free_port(), free_port(CLUSTER_IP)
     backend = start("backend", "--port", str(backend_port))
@@ -223,7 +224,7 @@ def main() -> None:
         try:
             print(f"backend 127.0.0.1:{backend_port}  service {CLUSTER_IP}:{proxy_port}  "
                   f"concurrency {args.concurrency}  {args.runs} runs x {args.seconds}s, median")
-            asyncio.run(compare(args, backend_port, proxy_port))
+            eventloop.run(compare(args, backend_port, proxy_port))
         finally:
             stop(proxy)
     finally:

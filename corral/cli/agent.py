@@ -19,6 +19,7 @@ from pathlib import Path
 from corral.agent.agent import run_agent
 from corral.agent.config import AgentConfig, Reservation
 from corral.api.quantity import bytes_value, cpu_millis
+from corral.cli import eventloop
 from corral.cli.logging_setup import setup_logging
 from corral.client.kubeconfig import KubeconfigError, load_kubeconfig
 
@@ -119,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("corral.agent").info(
         "starting agent node=%s servers=%s node_ip=%s state_dir=%s", cfg.name,
         ",".join(cfg.servers), cfg.node_ip, cfg.state_dir)
-    asyncio.run(_main(cfg))
+    eventloop.run(_main(cfg))
     return 0
 
 

@@ -17,6 +17,7 @@ import signal
 import socket
 from pathlib import Path
 
+from corral.cli import eventloop
 from corral.cli.logging_setup import setup_logging
 from corral.client.http import Client
 from corral.client.kubeconfig import KubeconfigError, load_kubeconfig
@@ -65,7 +66,7 @@ async def run_scheduler(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     try:
-        asyncio.run(run_scheduler(args))
+        eventloop.run(run_scheduler(args))
     except KubeconfigError as err:
         log.error("cannot start error=%s", err)
         return 2
