@@ -16,12 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from corral.api.body import media_type, parse_object
-from corral.api.errors import APIError, BadRequest, MethodNotAllowed, NotFound
+from corral.api.errors import BadRequest, MethodNotAllowed, NotFound
 from corral.api.handlers.responses import (
     JSONResponse,
     render_list,
     render_one,
-    success_status,
     warning_headers,
 )
 from corral.api.handlers.watch import watch_response
@@ -213,20 +212,3 @@ class ResourceHandler:
     def _result(self, request: Request, target: Target, result: Result, code: int) -> Response:
         return JSONResponse(render_one(request, target.resource, result.obj), status_code=code,
                             headers=warning_headers(result.warnings))
-
-
-def api_error_guard(handler: Callable[[Request], Awaitable[Response]]
-                    ) -> Callable[[Request], Awaitable[Response]]:
-    """Turn APIErrors raised while handling into Status responses."""
-    from corral.api.handlers.responses import status_response
-
-    async def guarded(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except APIError as err:
-            return status_response(err)
-
-    return guarded
-
-
-__all__ = ["ResourceHandler", "api_error_guard", "success_status"]

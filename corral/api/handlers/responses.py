@@ -25,16 +25,6 @@ def status_response(err: APIError) -> JSONResponse:
     return JSONResponse(err.to_status(), status_code=err.code, headers=headers)
 
 
-def success_status(res: Resource, name: str, uid: str = "") -> dict[str, Any]:
-    details: dict[str, Any] = {"name": name, "kind": res.plural}
-    if res.group:
-        details["group"] = res.group
-    if uid:
-        details["uid"] = uid
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-            "details": details}
-
-
 def warning_headers(warnings: list[str]) -> dict[str, str]:
     if not warnings:
         return {}

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -19,19 +18,9 @@ from tests.integration.scheduler.helpers import namespace, pod
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def quota_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
-    m = Master(Path(tmp_path_factory.mktemp("quota")),
-               extra_args=["--disable", "scheduler", "--disable", "controllers"]).start()
-    try:
-        yield m
-    finally:
-        m.stop()
-
-
 @pytest.fixture
-async def client(quota_master: Master) -> AsyncIterator[Client]:
-    async with Client.from_kubeconfig(quota_master.kubeconfig) as c:
+async def client(quiet_master: Master) -> AsyncIterator[Client]:
+    async with Client.from_kubeconfig(quiet_master.kubeconfig) as c:
         yield c
 
 
