@@ -20,15 +20,9 @@ from corral.agent.agent import run_agent
 from corral.agent.config import AgentConfig, Reservation
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.cli import eventloop
+from corral.cli.connection import add_connection_flags, connection
 from corral.cli.logging_setup import setup_logging
-from corral.client.kubeconfig import KubeconfigError, load_kubeconfig
-
-
-def _servers(value: str) -> list[str]:
-    urls = [u.strip().rstrip("/") for u in value.split(",") if u.strip()]
-    if not urls:
-        raise argparse.ArgumentTypeError("--server wants URL[,URL2,...]")
-    return urls
+from corral.client.kubeconfig import KubeconfigError
 
 
 def _bytes(value: str) -> int:
@@ -39,12 +33,8 @@ def _bytes(value: str) -> int:
 
 
 def add_agent_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--server", type=_servers, default=None,
-                   help="master URL(s), comma-separated (default: the kubeconfig's)")
+    add_connection_flags(p, several_servers=True, insecure=False)
     p.add_argument("--name", required=True, help="node name")
-    p.add_argument("--kubeconfig", default=None, help="kubeconfig with server, CA and token")
-    p.add_argument("--token-file", type=Path, default=None, help="file holding the token")
-    p.add_argument("--ca-file", type=Path, default=None, help="the cluster CA (PEM)")
     p.add_argument("--node-ip", default="127.0.0.1",
                    help="this node's address: InternalIP, where pod ports and the agent "
                         "server bind (default 127.0.0.1)")
@@ -78,17 +68,8 @@ def add_agent_flags(p: argparse.ArgumentParser) -> None:
 
 
 def agent_config(args: argparse.Namespace) -> AgentConfig:
-    servers, token, ca_pem = args.server, None, None
-    if args.kubeconfig:
-        cluster = load_kubeconfig(args.kubeconfig)
-        servers = servers or [cluster.server]
-        token, ca_pem = cluster.token, cluster.ca_pem
-    if args.token_file:
-        token = args.token_file.read_text().strip()
-    if args.ca_file:
-        ca_pem = args.ca_file.read_bytes()
-    if not servers:
-        raise KubeconfigError("no master: give --server or --kubeconfig")
+    servers, cluster = connection(args)
+    token, ca_pem = cluster.token, cluster.ca_pem
     return AgentConfig(
         name=args.name, servers=servers, token=token, ca_pem=ca_pem, node_ip=args.node_ip,
         port=args.port, state_dir=args.state_dir, cpus=args.cpus, memory_bytes=args.memory,

@@ -14,9 +14,10 @@ import signal
 import socket
 
 from corral.cli import eventloop
+from corral.cli.connection import add_connection_flags, connection
 from corral.cli.logging_setup import setup_logging
 from corral.client.http import Client
-from corral.client.kubeconfig import ClusterConfig, KubeconfigError, load_kubeconfig
+from corral.client.kubeconfig import ClusterConfig, KubeconfigError
 from corral.controllers.job import JobOptions
 from corral.controllers.manager import (
     ALL_CONTROLLERS,
@@ -30,10 +31,7 @@ log = logging.getLogger("corral.controllers")
 
 
 def cluster_config(args: argparse.Namespace) -> ClusterConfig:
-    if args.kubeconfig or not args.server:
-        cfg = load_kubeconfig(args.kubeconfig)
-        return ClusterConfig(args.server or cfg.server, cfg.ca_pem, cfg.token, cfg.insecure)
-    return ClusterConfig(args.server, insecure=args.insecure_skip_tls_verify)
+    return connection(args)[1]
 
 
 def manager_options(args: argparse.Namespace) -> ManagerOptions:
@@ -84,10 +82,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("controllers", help="run the controller manager as its own process")
-    p.add_argument("--server", default=None, help="master URL (default: the kubeconfig's)")
-    p.add_argument("--kubeconfig", default=None, help="kubeconfig with server, CA and token")
-    p.add_argument("--insecure-skip-tls-verify", action="store_true",
-                   help="with --server and no kubeconfig: do not verify the certificate")
+    add_connection_flags(p)
     p.add_argument("--leader-elect", action="store_true",
                    help="run only while holding the Lease kube-system/corral-controller-manager")
     p.add_argument("--controllers", default=",".join(ALL_CONTROLLERS),

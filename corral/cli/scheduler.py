@@ -15,12 +15,12 @@ import logging
 import os
 import signal
 import socket
-from pathlib import Path
 
 from corral.cli import eventloop
+from corral.cli.connection import add_connection_flags, connection
 from corral.cli.logging_setup import setup_logging
 from corral.client.http import Client
-from corral.client.kubeconfig import KubeconfigError, load_kubeconfig
+from corral.client.kubeconfig import KubeconfigError
 from corral.scheduler.core import SchedulerOptions
 from corral.scheduler.loop import LeaseTiming, Scheduler, run_elected
 
@@ -28,20 +28,8 @@ log = logging.getLogger("corral.scheduler")
 
 
 def make_client(args: argparse.Namespace) -> Client:
-    token: str | None = None
-    ca_pem: bytes | None = None
-    server = args.server
-    if args.kubeconfig:
-        cluster = load_kubeconfig(args.kubeconfig)
-        server = server or cluster.server
-        token, ca_pem = cluster.token, cluster.ca_pem
-    if args.token_file:
-        token = args.token_file.read_text().strip()
-    if args.ca_file:
-        ca_pem = args.ca_file.read_bytes()
-    if not server:
-        raise KubeconfigError("no master: give --server or --kubeconfig")
-    return Client(server, token, ca_pem, insecure=args.insecure_skip_tls_verify)
+    _, cfg = connection(args)
+    return Client.from_config(cfg)
 
 
 async def run_scheduler(args: argparse.Namespace) -> None:
@@ -75,12 +63,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("scheduler", help="run the scheduler as its own process")
-    p.add_argument("--server", default=None, help="master URL (default: the kubeconfig's)")
-    p.add_argument("--kubeconfig", default=None, help="kubeconfig with server, CA and token")
-    p.add_argument("--token-file", type=Path, default=None, help="file holding the token")
-    p.add_argument("--ca-file", type=Path, default=None, help="the cluster CA (PEM)")
-    p.add_argument("--insecure-skip-tls-verify", action="store_true",
-                   help="do not verify the master's certificate")
+    add_connection_flags(p)
     p.add_argument("--bin-pack", action="store_true",
                    help="score most-allocated nodes first (Borg/Mesos packing) instead of "
                         "spreading")
