@@ -409,3 +409,37 @@ def test_watch_from_compacted_revision_is_gone(tmp_path) -> None:  # type: ignor
             assert r.status_code == 200
     finally:
         m.stop()
+
+
+def test_scale_patch_survives_concurrent_status_writes(
+    api: httpx.Client, ns: str, quiet_master: Master,
+) -> None:
+    """A controller writing status between the scale read and write must not turn
+    `kubectl scale` (a PATCH without a resourceVersion) into a 409."""
+    api.post(DEPLOYS.format(ns=ns), json=deployment("race"))
+    url = f"{DEPLOYS.format(ns=ns)}/race"
+    stop = threading.Event()
+
+    def status_writer() -> None:
+        n = 0
+        with quiet_master.http() as writer_api:
+            while not stop.is_set():
+                n += 1
+                writer_api.patch(f"{url}/status",
+                                 content=json.dumps({"status": {"replicas": n}}),
+                                 headers={"Content-Type": "application/merge-patch+json"})
+
+    writer = threading.Thread(target=status_writer)
+    writer.start()
+    try:
+        for replicas in range(1, 30):
+            r = api.patch(f"{url}/scale", content=json.dumps({"spec": {"replicas": replicas}}),
+                          headers={"Content-Type": "application/merge-patch+json"})
+            assert r.status_code == 200, r.text
+    finally:
+        stop.set()
+        writer.join()
+    stale = api.get(f"{url}/scale").json()
+    stale["metadata"]["resourceVersion"] = "1"
+    stale["spec"]["replicas"] = 2
+    assert api.put(f"{url}/scale", json=stale).status_code == 409  # an explicit precondition

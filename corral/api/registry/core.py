@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -45,7 +46,7 @@ Obj = dict[str, Any]
 _STATUS_RESET_ON_CREATE = {"Pod", "Deployment", "ReplicaSet", "Job", "Service", "ResourceQuota"}
 _SERVER_OWNED_META = ("uid", "creationTimestamp", "deletionTimestamp",
                       "deletionGracePeriodSeconds", "generation", "namespace", "name")
-_PATCH_RETRIES = 16
+_RETRY_BUDGET = 10.0  # seconds a read-modify-write keeps retrying a lost CAS
 
 
 @dataclass
@@ -53,6 +54,18 @@ class Result:
     obj: Obj
     warnings: list[str] = field(default_factory=list)
     created: bool = False
+
+
+def retry_attempts(budget: float = _RETRY_BUDGET) -> Iterator[int]:
+    """Attempts of a server-side read-modify-write (patch, scale, delete) that may
+    lose its compare-and-swap to another writer. kube-apiserver's GuaranteedUpdate
+    retries until it wins; a fixed count can lose every time to a writer in a
+    tight loop, so this bounds the retrying in time instead."""
+    deadline = time.monotonic() + budget
+    attempt = 0
+    while attempt < 3 or time.monotonic() < deadline:
+        yield attempt
+        attempt += 1
 
 
 class Admission(Protocol):
@@ -205,7 +218,7 @@ class Registry:
         *, subresource: str | None = None, strict: bool = False, dry_run: bool = False,
     ) -> Result:
         server_side_apply = content_type.startswith("application/apply-patch")
-        for _ in range(_PATCH_RETRIES):
+        for _ in retry_attempts():
             current = await self.find(res, namespace, name)
             if current is None:
                 if server_side_apply:

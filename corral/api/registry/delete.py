@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.api.errors import BadRequest, Conflict
-from corral.api.registry.core import MODIFIED, Obj, Registry, conflict
+from corral.api.registry.core import MODIFIED, Obj, Registry, conflict, retry_attempts
 from corral.api.registry.objects import meta, now_rfc3339
 from corral.api.resources import Resource
 
@@ -63,7 +63,7 @@ async def delete(
 ) -> tuple[Obj, bool]:
     """Delete one object. Returns (object, gone): gone is False when the object
     stays with a deletionTimestamp (graceful or finalizers pending)."""
-    for _ in range(16):
+    for _ in retry_attempts():
         current = await reg.get(res, namespace, name)
         _check_preconditions(res, name, current, opts)
         try:

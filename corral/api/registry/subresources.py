@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from corral.api.errors import BadRequest, Cause, invalid
+from corral.api.errors import BadRequest, Cause, Conflict, invalid
 from corral.api.patch import apply_patch
-from corral.api.registry.core import Obj, Registry, Result, conflict
+from corral.api.registry.core import MODIFIED, Obj, Registry, Result, conflict, retry_attempts
 from corral.api.registry.delete import DeleteOptions, delete
 from corral.api.registry.objects import meta, now_rfc3339
 from corral.api.resources import BY_KIND, Resource
@@ -76,13 +76,19 @@ async def update_scale(reg: Registry, res: Resource, namespace: str, name: str,
         raise invalid("Scale", name, [Cause("spec.replicas", f"Invalid value: {replicas}: "
                                             "must be greater than or equal to 0")],
                       "autoscaling")
-    obj = await reg.get(res, namespace, name)
     want_rv = (scale.get("metadata") or {}).get("resourceVersion")
-    if want_rv and want_rv != meta(obj)["resourceVersion"]:
-        raise conflict(res, name, "the object has been modified; please apply your changes "
-                       "to the latest version and try again")
-    obj.setdefault("spec", {})["replicas"] = replicas
-    return await reg.update(res, namespace, name, obj, dry_run=dry_run)
+    for _ in retry_attempts():
+        obj = await reg.get(res, namespace, name)
+        if want_rv and want_rv != meta(obj)["resourceVersion"]:
+            raise conflict(res, name, MODIFIED)
+        obj.setdefault("spec", {})["replicas"] = replicas
+        try:
+            return await reg.update(res, namespace, name, obj, dry_run=dry_run)
+        except Conflict:
+            if want_rv:
+                raise  # the caller asked for that version: its conflict to resolve
+            # a controller wrote the object meanwhile (e.g. its status): re-read, retry
+    raise conflict(res, name, MODIFIED)
 
 
 async def patch_scale(reg: Registry, res: Resource, namespace: str, name: str,
@@ -90,5 +96,7 @@ async def patch_scale(reg: Registry, res: Resource, namespace: str, name: str,
     if content_type.startswith("application/apply-patch"):
         raise BadRequest("server-side apply is not supported on the scale subresource")
     current = scale_of(res, await reg.get(res, namespace, name))
+    # Only a resourceVersion the patch itself carries is a precondition.
+    current["metadata"].pop("resourceVersion", None)
     patched = apply_patch(content_type, current, body, "Scale")
     return await update_scale(reg, res, namespace, name, patched, dry_run=dry_run)
