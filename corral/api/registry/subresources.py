@@ -26,23 +26,29 @@ async def bind(reg: Registry, namespace: str, name: str, binding: dict[str, Any]
     if (target or {}).get("kind", "Node") != "Node":
         raise invalid("Binding", name, [Cause("target.kind", 'Unsupported value: must be "Node"',
                                               "FieldValueNotSupported")])
-    pod = await reg.get(POD, namespace, name)
-    current = (pod.get("spec") or {}).get("nodeName")
-    if current:
-        raise conflict(POD, name, f"pod {name} is already assigned to node \"{current}\"")
-    if meta(pod).get("deletionTimestamp"):
-        raise conflict(POD, name, f"pod {name} is being deleted, cannot be assigned to a host")
     want_uid = (binding.get("metadata") or {}).get("uid")
-    if want_uid and want_uid != meta(pod).get("uid"):
-        raise conflict(POD, name, "the UID in the binding does not match the pod's")
-    pod.setdefault("spec", {})["nodeName"] = node
-    status = pod.setdefault("status", {})
-    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-    conditions.append({"type": "PodScheduled", "status": "True",
-                       "lastTransitionTime": now_rfc3339(), "lastProbeTime": None})
-    status["conditions"] = conditions
-    status.pop("nominatedNodeName", None)
-    return await reg.write_exact(POD, pod, meta(pod)["resourceVersion"])
+    for _ in retry_attempts():
+        pod = await reg.get(POD, namespace, name)
+        current = (pod.get("spec") or {}).get("nodeName")
+        if current:
+            raise conflict(POD, name, f"pod {name} is already assigned to node \"{current}\"")
+        if meta(pod).get("deletionTimestamp"):
+            raise conflict(POD, name, f"pod {name} is being deleted, cannot be assigned to a host")
+        if want_uid and want_uid != meta(pod).get("uid"):
+            raise conflict(POD, name, "the UID in the binding does not match the pod's")
+        pod.setdefault("spec", {})["nodeName"] = node
+        status = pod.setdefault("status", {})
+        conditions = [c for c in status.get("conditions") or []
+                      if c.get("type") != "PodScheduled"]
+        conditions.append({"type": "PodScheduled", "status": "True",
+                           "lastTransitionTime": now_rfc3339(), "lastProbeTime": None})
+        status["conditions"] = conditions
+        status.pop("nominatedNodeName", None)
+        try:
+            return await reg.write_exact(POD, pod, meta(pod)["resourceVersion"])
+        except Conflict:
+            pass  # a status write (e.g. Unschedulable) landed between: re-check, retry
+    raise conflict(POD, name, MODIFIED)
 
 
 async def evict(reg: Registry, namespace: str, name: str, eviction: dict[str, Any]) -> None:
