@@ -6,13 +6,15 @@ baseline).
     xargs -P P -n 1 /bin/true × N: processes/s
     ratio = Job tasks/s ÷ xargs processes/s
 
-Prints figures; never pass/fail. Goal: ratio ≥ 0.5. Every process it starts is
-stopped at the end.
+Each figure is the median of --runs runs, every run on a fresh cluster. Prints
+figures; never pass/fail. Goal: ratio ≥ 0.5. Every process it starts is stopped
+at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,29 +59,41 @@ def baseline(total: int, parallel: int) -> float:
     return time.perf_counter() - start
 
 
+def run_cluster(tmp: Path, completions: int, parallelism: int, n_agents: int) -> float:
+    master = Master(tmp / "master").start()
+    agents = [Agent(master, f"batch-{i}", tmp / f"agent-{i}", f"127.0.1.{70 + i}",
+                    ["--pods", str(completions)]) for i in range(n_agents)]
+    try:
+        for agent in agents:
+            agent.start()
+        return run_job(master, completions, parallelism)
+    finally:
+        for agent in agents:
+            agent.cleanup()
+        master.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--completions", type=int, default=2000)
     parser.add_argument("--parallelism", type=int, default=100)
     parser.add_argument("--agents", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="corral-bench-batch-") as tmp:
-        master = Master(Path(tmp) / "master").start()
-        agents = [Agent(master, f"batch-{i}", Path(tmp) / f"agent-{i}", f"127.0.1.{70 + i}",
-                        ["--pods", str(args.completions)]) for i in range(args.agents)]
-        try:
-            for agent in agents:
-                agent.start()
-            elapsed = run_job(master, args.completions, args.parallelism)
-        finally:
-            for agent in agents:
-                agent.cleanup()
-            master.stop()
-    raw = baseline(args.completions, args.parallelism)
+    job_runs, raw_runs = [], []
+    for run in range(args.runs):
+        with tempfile.TemporaryDirectory(prefix="corral-bench-batch-") as tmp:
+            job_runs.append(run_cluster(Path(tmp), args.completions, args.parallelism,
+                                        args.agents))
+        raw_runs.append(baseline(args.completions, args.parallelism))
+        print(f"  run {run + 1}: job {job_runs[-1]:.1f} s, xargs {raw_runs[-1]:.2f} s",
+              flush=True)
+    elapsed, raw = statistics.median(job_runs), statistics.median(raw_runs)
     job_rate, raw_rate = args.completions / elapsed, args.completions / raw
     print(f"job of {args.completions} × /bin/true, parallelism {args.parallelism}, "
-          f"{args.agents} agents: {job_rate:.1f} tasks/s ({elapsed:.1f} s)")
+          f"{args.agents} agents: {job_rate:.1f} tasks/s ({elapsed:.1f} s, median of "
+          f"{args.runs})")
     print(f"xargs -P {args.parallelism}: {raw_rate:.0f} processes/s ({raw:.2f} s)")
     print(f"ratio {job_rate / raw_rate:.3f} (goal ≥ 0.5)")
 

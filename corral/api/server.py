@@ -7,7 +7,6 @@ command read. Later starts reuse them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import socket
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from corral.api.admission import default_plugins
 from corral.api.allocation import (
@@ -109,6 +109,9 @@ class ApiServer:
         self._server: uvicorn.Server | None = None
         self._node_proxy: NodeProxy | None = None
         self.allocation: ServiceAllocation | None = None
+        self.app: ASGIApp | None = None  # built by open(); served by run()
+        self.token = ""
+        self._ssl: dict[str, str] = {}
 
     async def open(self) -> Registry:
         cfg = self.cfg
@@ -124,12 +127,13 @@ class ApiServer:
         self.registry.admission.append(self.allocation)
         self.registry.admission.extend(default_plugins(self.registry))
         await bootstrap(self.registry)
+        self.app = self._build_app()
         return self.registry
 
-    async def run(self) -> None:
-        assert self.registry is not None, "open() first"
+    def _build_app(self) -> ASGIApp:
+        assert self.registry is not None
         cfg = self.cfg
-        token = ensure_admin_token(cfg.data_dir)
+        self.token = token = ensure_admin_token(cfg.data_dir)
         ssl: dict[str, str] = {}
         ca_pem: bytes | None = None
         if not cfg.insecure_http:
@@ -146,10 +150,15 @@ class ApiServer:
         API_METRICS.track_store_revision(lambda: float(getattr(store, "revision", 0)))
         # Agents accept the admin token (they check it with the master).
         self._node_proxy = NodeProxy(self.registry, token)
-        app = build_app(self.registry, authenticator, logs=self._node_proxy.pod_log,
-                        nodes=self._node_proxy.node_proxy)
+        self._ssl = ssl
+        return build_app(self.registry, authenticator, logs=self._node_proxy.pod_log,
+                         nodes=self._node_proxy.node_proxy)
+
+    async def run(self) -> None:
+        assert self.app is not None, "open() first"
+        cfg, ssl = self.cfg, self._ssl
         config = uvicorn.Config(
-            app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
+            self.app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
             lifespan="off", timeout_keep_alive=120, timeout_graceful_shutdown=2,
             backlog=4096, **ssl,  # type: ignore[arg-type]
         )
@@ -172,16 +181,3 @@ class ApiServer:
         if self.store is not None:
             await self.store.close()
             self.store = None
-
-
-async def serve_forever(cfg: ServerConfig, stop: asyncio.Event) -> None:
-    """Run the API server until ``stop`` is set."""
-    server = ApiServer(cfg)
-    await server.open()
-    task = asyncio.create_task(server.run())
-    try:
-        await stop.wait()
-    finally:
-        server.stop()
-        await task
-        await server.close()

@@ -19,9 +19,10 @@ from corral.api.allocation import (
     PortRange,
     RangeError,
 )
-from corral.api.server import ServerConfig, serve_forever
+from corral.api.server import ApiServer, ServerConfig
 from corral.cli import eventloop
 from corral.cli.logging_setup import setup_logging
+from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
 
 
@@ -97,25 +98,20 @@ def _component(target: str) -> Callable[[Client, asyncio.Event], Coroutine[Any, 
     return entry
 
 
-async def _run_components(cfg: ServerConfig, names: list[str], stop: asyncio.Event) -> None:
-    """Start the in-process components once the API answers, as ordinary clients."""
-    while not cfg.kubeconfig_path.exists() and not stop.is_set():
-        await asyncio.sleep(0.05)
-    async with Client.from_kubeconfig(cfg.kubeconfig_path) as client:
-        while not stop.is_set():
-            try:
-                await client.raw("GET", "/readyz")
-                break
-            except Exception:  # noqa: BLE001 - not listening yet
-                await asyncio.sleep(0.05)
+async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Event) -> None:
+    """Run the in-process components as ordinary API clients whose requests go
+    straight into the server's app (no TLS or sockets, same handlers and auth)."""
+    assert server.app is not None
+    transport = AsgiTransport(server.app)
+    async with Client(server.cfg.url, server.token, transport=transport) as client:
         runs: list[asyncio.Task[None]] = []
         for name in names:
             fn = _component(IN_PROCESS[name])
             if fn is not None:
                 log.info("component starting name=%s", name)
                 runs.append(asyncio.create_task(fn(client, stop), name=name))
-        if runs:
-            await asyncio.gather(*runs)
+        await asyncio.gather(*runs)
+        await stop.wait()  # with every component disabled, the API serves alone
 
 
 async def run_master(cfg: ServerConfig, components: list[str]) -> None:
@@ -123,11 +119,22 @@ async def run_master(cfg: ServerConfig, components: list[str]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server = asyncio.create_task(serve_forever(cfg, stop))
-    parts = asyncio.create_task(_run_components(cfg, components, stop))
-    await asyncio.wait({server, parts}, return_when=asyncio.FIRST_EXCEPTION)
-    stop.set()
-    await asyncio.gather(server, parts)
+    server = ApiServer(cfg)
+    await server.open()
+    try:
+        serving = asyncio.create_task(server.run())
+        parts = asyncio.create_task(_run_components(server, components, stop))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, parts, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        # Components first: they end their requests while the store is still open.
+        await asyncio.gather(parts, stopping, return_exceptions=True)
+        server.stop()
+        await serving
+        if not parts.cancelled():
+            parts.result()  # a component that crashed makes the master exit non-zero
+    finally:
+        await server.close()
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -134,7 +134,8 @@ def _ssl_context(ca_pem: bytes | None, insecure: bool) -> ssl.SSLContext | bool:
 class Client:
     def __init__(self, server: str, token: str | None = None, ca_pem: bytes | None = None,
                  insecure: bool = False, *, timeout: float = 30.0,
-                 max_connections: int = 1000, attempts: int = READ_ATTEMPTS) -> None:
+                 max_connections: int = 1000, attempts: int = READ_ATTEMPTS,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.server = server.rstrip("/")
         self.attempts = max(attempts, 1)  # tries of a request that is safe to repeat
         headers = {"Accept": "application/json", "User-Agent": "corral-client"}
@@ -147,6 +148,7 @@ class Client:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             limits=httpx.Limits(max_connections=max_connections,
                                 max_keepalive_connections=100, keepalive_expiry=60.0),
+            transport=transport,
         )
 
     @classmethod

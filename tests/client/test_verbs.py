@@ -33,8 +33,10 @@ def _deployment(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def client(master: Master) -> AsyncIterator[Client]:
-    async with Client.from_kubeconfig(master.kubeconfig) as c:
+async def client(quiet_master: Master) -> AsyncIterator[Client]:
+    # No scheduler or controllers: they would write the objects these tests
+    # update by resourceVersion (e.g. mark a fresh pod Unschedulable).
+    async with Client.from_kubeconfig(quiet_master.kubeconfig) as c:
         yield c
 
 

@@ -85,7 +85,7 @@ def kubectl(master: Master, tmp_path_factory: pytest.TempPathFactory):  # type: 
 
     def run(*args: str, input: str | None = None, check: bool = True) -> str:
         proc = subprocess.run([KUBECTL, "--cache-dir", str(cache), *args], input=input,
-                              capture_output=True, text=True, env=env, timeout=60)
+                              capture_output=True, text=True, env=env, timeout=60, check=False)
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed:\n{proc.stderr}")
         return proc.stdout + (proc.stderr if not check else "")
