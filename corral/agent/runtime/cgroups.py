@@ -19,11 +19,13 @@ child's preexec), and removes the group once everything in it has exited.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral.agent.runtime.base import Isolation, ResourceUsage
@@ -80,6 +82,9 @@ class ContainerCgroup:
 
     version: int
     dirs: dict[str, str]
+    # controller (v1) or "unified" (v2) → mount point; empty in a cgroup.json
+    # written before roots were recorded, which then cannot use hold().
+    roots: dict[str, str] = field(default_factory=dict)
 
     def _unique_dirs(self) -> list[Path]:
         return sorted({Path(d) for d in self.dirs.values()})
@@ -126,6 +131,37 @@ class ContainerCgroup:
         """Move a process in (the shim's child calls this on itself before exec)."""
         for d in self._unique_dirs():
             _write(d / "cgroup.procs", str(pid))
+
+    @contextlib.contextmanager
+    def hold(self, pid: int) -> Iterator[None]:
+        """Keep ``pid`` (the shim) in the group for the block, then put it back
+        where it was. A child it spawns meanwhile starts inside with no code run
+        between fork and exec, so Popen can vfork, where joining from a
+        preexec_fn costs a full fork of the shim. Raises LookupError (before
+        moving anything) when the way back is unknown."""
+        homes = self._homes(pid)
+        self.join(pid)
+        try:
+            yield
+        finally:
+            for home in homes:
+                _write(home / "cgroup.procs", str(pid))
+
+    def _homes(self, pid: int) -> list[Path]:
+        """The groups ``pid`` is in now, in each hierarchy this group spans."""
+        if not self.roots:
+            raise LookupError("no cgroup roots recorded")
+        where: dict[str, str] = {}  # controller (or "unified") → path in its hierarchy
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for controller in (controllers.split(",") if controllers else ["unified"]):
+                where[controller] = path
+        homes: set[Path] = set()
+        for key in self.dirs:
+            if key not in where or key not in self.roots:
+                raise LookupError(f"no {key} cgroup for pid {pid}")
+            homes.add(Path(self.roots[key]) / where[key].lstrip("/"))
+        return sorted(homes)
 
     def pids(self) -> list[int]:
         found: set[int] = set()
@@ -208,13 +244,14 @@ class ContainerCgroup:
         return done
 
     def to_dict(self) -> dict[str, object]:
-        return {"version": self.version, "dirs": dict(self.dirs)}
+        return {"version": self.version, "dirs": dict(self.dirs), "roots": dict(self.roots)}
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> ContainerCgroup:
-        dirs = data["dirs"]
-        assert isinstance(dirs, dict)
-        return cls(version=int(str(data["version"])), dirs={str(k): str(v) for k, v in dirs.items()})
+        dirs, roots = data["dirs"], data.get("roots") or {}
+        assert isinstance(dirs, dict) and isinstance(roots, dict)
+        return cls(version=int(str(data["version"])), dirs={str(k): str(v) for k, v in dirs.items()},
+                   roots={str(k): str(v) for k, v in roots.items()})
 
 
 @dataclass(frozen=True)
@@ -227,7 +264,7 @@ class CgroupSystem:
 
     def for_container(self, container_id: str) -> ContainerCgroup:
         dirs = {c: str(Path(root) / self.parent / container_id) for c, root in self.roots.items()}
-        return ContainerCgroup(self.version, dirs)
+        return ContainerCgroup(self.version, dirs, dict(self.roots))
 
 
 def parse_mountinfo(text: str) -> tuple[str | None, dict[str, str]]:

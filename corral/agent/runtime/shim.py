@@ -304,12 +304,23 @@ class Shim:
     def _popen(self) -> subprocess.Popen[bytes]:
         # The command finds its program on its own PATH, else on the agent's.
         env = {"PATH": os.environ.get("PATH", os.defpath), **self.launch.env}
-        return subprocess.Popen(
-            self.launch.command, env=env, cwd=self.launch.working_dir,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            process_group=0,
-            preexec_fn=self._isolate_child(),  # noqa: PLW1509 - the shim has no threads
-        )
+
+        def popen(preexec: Callable[[], None] | None) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                self.launch.command, env=env, cwd=self.launch.working_dir,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                process_group=0,
+                preexec_fn=preexec,  # noqa: PLW1509 - the shim has no threads
+            )
+        # The shim steps into the cgroup while it spawns (the child inherits it),
+        # unless a pids limit of 1 leaves no room for the shim beside the child.
+        if self.cgroup is not None and (self.limits.pids_limit or 2) >= 2:
+            try:
+                with self.cgroup.hold(os.getpid()):
+                    return popen(None)
+            except LookupError:
+                pass
+        return popen(self._isolate_child())
 
     def _isolate_child(self) -> Callable[[], None] | None:
         """What the child runs before exec; None when there is nothing to do, so

@@ -125,3 +125,28 @@ async def test_usage_is_reported_while_running(
             assert usage.cpu_usage_ns > 0
         finally:
             await rt.stop(state.container_id, grace_seconds=1)
+
+
+async def test_command_starts_in_its_cgroup_and_the_shim_stays_out(
+    runtime_root: Path, launch_for: LaunchFactory,
+) -> None:
+    """The shim steps into the group only while it spawns: the command is inside
+    from its first instruction, the shim is back where it came from."""
+    rt = cgroup_runtime(runtime_root)
+    launch = launch_for("inside", ["sh", "-c", "cat /proc/self/cgroup; sleep 30"])
+    state = await rt.start(launch)
+    try:
+        cgroup = instance_cgroup(runtime_root, state.container_id)
+        assert state.pid is not None and state.shim_pid is not None
+        assert state.pid in cgroup.pids()
+        assert state.shim_pid not in cgroup.pids()
+        shim_groups = Path(f"/proc/{state.shim_pid}/cgroup").read_text()
+        assert state.container_id not in shim_groups, shim_groups
+        deadline = time.monotonic() + 5
+        log = Path(launch.log_dir) / "0.log"
+        while state.container_id not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline, "the command's first read of its cgroup"
+            await asyncio.sleep(0.05)
+    finally:
+        await rt.stop(state.container_id, 1)
+        await wait_exited(rt, state.container_id)
