@@ -9,14 +9,15 @@ and so copying, them), so a shim costs a few MiB and starts in milliseconds.
     ProcessRuntime ──"start DIR"──▶ launcher.sock ─▶ launcher
                                                       │ fork
                                                       ▼
-                                             setsid, close the launcher's fds
-                                                      │ fork, exit (reaped by the launcher)
-                                                      ▼
-                                                    shim (shim.supervise(DIR))
+                                               shim: setsid, close the launcher's
+                                               fds, shim.supervise(DIR)
 
-The double fork makes every shim independent of the launcher: a launcher that
-dies or exits touches no running shim, and a new agent adopts shims whatever
-launcher (or none) started them.
+A shim is the launcher's child (one fork: a second, to orphan it at once, cost a
+fork and exit of the whole launcher per container) in its own session, so it is
+still independent of the launcher: a launcher that dies or exits touches no
+running shim (they are re-parented), and a new agent adopts shims whatever
+launcher (or none) started them. The launcher reaps the shims that end while it
+lives, on SIGCHLD.
 
 Files in the state root (the directory of the instances' state dirs):
 
@@ -37,6 +38,7 @@ starts a new one.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import gc
 import json
@@ -63,6 +65,7 @@ LINGER_SECONDS = 10.0
 # starts shims the fallback way).
 MAX_SOCKET_PATH = 107
 _LOCK_WAIT_SECONDS = 2.0
+_CHILD_EXITED = object()  # selector key data of the SIGCHLD wakeup pipe
 
 
 def socket_path(state_root: Path) -> Path:
@@ -153,6 +156,10 @@ class Launcher:
         self.linger = linger
         self._selector = selectors.DefaultSelector()
         self._selector.register(listener, selectors.EVENT_READ, None)
+        self._sigchld_read, sigchld_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # the wakeup fd wakes us
+        signal.set_wakeup_fd(sigchld_write, warn_on_full_buffer=False)
+        self._selector.register(self._sigchld_read, selectors.EVENT_READ, _CHILD_EXITED)
         self._buffers: dict[socket.socket, bytes] = {}
         self._idle_since = time.monotonic()
         self._socket_inode = socket_path(state_root).stat().st_ino  # bound by us
@@ -165,11 +172,24 @@ class Launcher:
             for key, _ in self._selector.select(timeout):
                 if key.data is None:
                     self._accept()
+                elif key.data is _CHILD_EXITED:
+                    self._reap()
                 elif isinstance(key.data, _Pending):
                     self._answer_ready(key.data)
                 else:
                     self._read(key.data)
         self._close()
+
+    def _reap(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._sigchld_read, 4096)
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
 
     def _accept(self) -> None:
         conn, _ = self.listener.accept()
@@ -253,8 +273,8 @@ class _Pending:
 
 
 def fork_shim(state_dir: Path) -> int:
-    """Fork, detach and run the instance's shim; returns, once it is detached,
-    the read end of its ready pipe (see Launcher)."""
+    """Fork the instance's shim (in its own session); returns the read end of its
+    ready pipe (see Launcher). The launcher reaps it when it ends."""
     sys.stdout.flush()
     sys.stderr.flush()
     ready_read, ready_write = os.pipe2(os.O_CLOEXEC)
@@ -267,7 +287,6 @@ def fork_shim(state_dir: Path) -> int:
     if pid == 0:
         _in_child(state_dir, ready_write)  # never returns
     os.close(ready_write)
-    os.waitpid(pid, 0)
     return ready_read
 
 
@@ -277,11 +296,11 @@ def _in_child(state_dir: Path, ready_fd: int) -> None:
     # never finalized here after closerange has closed their descriptors.
     code = 1
     try:
+        signal.set_wakeup_fd(-1)  # the launcher's; the shim sets up its own
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.dup2(ready_fd, 3)  # dup2 clears close-on-exec; Popen closes it anyway
         os.closerange(4, os.sysconf("SC_OPEN_MAX"))  # the socket, the lock, clients
         os.setsid()
-        if os.fork() > 0:
-            os._exit(0)
         _redirect_output(state_dir / "shim.log")
         code = shim.supervise(shim.StateDir(state_dir), ready_fd=3)
     except BaseException:  # noqa: BLE001 - a forked child must reach os._exit
