@@ -84,6 +84,14 @@ def free_ip() -> str:
     return str(NET.network_address + random.randint(1000, 60000))
 
 
+def free_port(http: httpx.Client) -> int:
+    """A random node port of PORTS no Service holds now (the master also hands
+    out ports from that range to the other tests' Services)."""
+    items = http.get("/api/v1/services").json()["items"]
+    taken = {p.get("nodePort") for svc in items for p in spec_of(svc).get("ports") or []}
+    return random.choice([p for p in range(PORTS[0], PORTS[1] + 1) if p not in taken])
+
+
 def causes(r: httpx.Response) -> dict[str, str]:
     assert r.status_code == 422, r.text
     body = r.json()
@@ -137,7 +145,7 @@ def test_headless_and_external_name_get_nothing(http: httpx.Client) -> None:
 # ---- user-chosen values and clashes ----------------------------------------------
 
 def test_chosen_values_are_honoured(http: httpx.Client) -> None:
-    ip, port = free_ip(), random.randint(*PORTS)
+    ip, port = free_ip(), free_port(http)
     svc = created(http, service(unique("mine"), "NodePort", cluster_ip=ip, node_ports=[port]))
     assert spec_of(svc)["clusterIP"] == ip and node_ports(svc) == [port]
 
@@ -168,7 +176,7 @@ def test_out_of_range_values_are_422(http: httpx.Client) -> None:
 def test_refused_create_keeps_nothing(http: httpx.Client) -> None:
     """The first port's claim is given back when the second port clashes."""
     taken = created(http, service(unique("taken"), "NodePort"))
-    wanted, clash = random.randint(*PORTS), node_ports(taken)[0]
+    wanted, clash = free_port(http), node_ports(taken)[0]
     ip = free_ip()
     r = create(http, service(unique("half"), "NodePort", cluster_ip=ip, node_ports=[wanted, clash],
                              ports=2))
@@ -177,7 +185,7 @@ def test_refused_create_keeps_nothing(http: httpx.Client) -> None:
 
 
 def test_one_node_port_twice_in_a_service_is_a_duplicate(http: httpx.Client) -> None:
-    port = random.randint(*PORTS)
+    port = free_port(http)
     r = create(http, service(unique("dup"), "NodePort", node_ports=[port, port], ports=2))
     assert causes(r) == {"spec.ports[1].nodePort": f"Duplicate value: {port}"}
 
@@ -225,7 +233,7 @@ def test_delete_frees_both_at_once(http: httpx.Client) -> None:
 
 def test_update_frees_a_dropped_node_port(http: httpx.Client) -> None:
     svc = created(http, service(unique("move"), "NodePort"))
-    old, new = node_ports(svc)[0], random.randint(*PORTS)
+    old, new = node_ports(svc)[0], free_port(http)
     patch = {"spec": {"ports": [{"name": "p0", "port": 80, "nodePort": new}]}}
     r = http.patch(f"{SERVICES}/{svc['metadata']['name']}", json=patch,
                    headers={"Content-Type": "application/merge-patch+json"})
@@ -255,7 +263,7 @@ def test_create_of_an_existing_name_claims_nothing(http: httpx.Client) -> None:
 
 
 def test_dry_run_leaves_no_lasting_claim(http: httpx.Client) -> None:
-    name, ip, port = unique("dry"), free_ip(), random.randint(*PORTS)
+    name, ip, port = unique("dry"), free_ip(), free_port(http)
     body = service(name, "NodePort", cluster_ip=ip, node_ports=[port])
     r = create(http, body, dryRun="All")
     assert r.status_code == 201, r.text
