@@ -183,13 +183,8 @@ class Launcher:
     def _reap(self) -> None:
         with contextlib.suppress(BlockingIOError):
             os.read(self._sigchld_read, 4096)
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for _ in shim.reap_children():
+            pass  # a shim's own status is in its state dir
 
     def _accept(self) -> None:
         conn, _ = self.listener.accept()
