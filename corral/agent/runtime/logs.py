@@ -19,7 +19,6 @@ The cost is that the shim must outlive its child, which it does by design.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import time
@@ -167,6 +166,10 @@ class LogFiles:
                 if done and not lines:
                     return
                 if not lines:
+                    # Imported here: the shim launcher imports this module and
+                    # forks every shim from itself, and asyncio (with ssl) is a
+                    # third of what it would have to copy per fork.
+                    import asyncio
                     await asyncio.sleep(poll_seconds)
         finally:
             tailer.close()
