@@ -30,34 +30,33 @@ def _too_long(value: str, limit: int) -> list[str]:
     return [f"must be no more than {limit} characters"] if len(value) > limit else []
 
 
+def _checked(value: str, limit: int, pattern: str, message: str) -> list[str]:
+    """The problems of ``value``: longer than ``limit``, or not matching ``pattern``."""
+    problems = _too_long(value, limit)
+    if not _MATCH[pattern].match(value):
+        problems.append(message)
+    return problems
+
+
 def dns1123_label(value: str) -> list[str]:
-    problems = _too_long(value, LABEL_MAX)
-    if not _MATCH[_DNS1123_LABEL].match(value):
-        problems.append(
+    return _checked(value, LABEL_MAX, _DNS1123_LABEL,
             "a lowercase RFC 1123 label must consist of lower case alphanumeric characters "
             "or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  "
             f"or '123-abc', regex used for validation is '{_DNS1123_LABEL}')")
-    return problems
 
 
 def dns1123_subdomain(value: str) -> list[str]:
-    problems = _too_long(value, SUBDOMAIN_MAX)
-    if not _MATCH[_DNS1123_SUBDOMAIN].match(value):
-        problems.append(
+    return _checked(value, SUBDOMAIN_MAX, _DNS1123_SUBDOMAIN,
             "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
             "characters, '-' or '.', and must start and end with an alphanumeric character "
             f"(e.g. 'example.com', regex used for validation is '{_DNS1123_SUBDOMAIN}')")
-    return problems
 
 
 def dns1035_label(value: str) -> list[str]:
-    problems = _too_long(value, LABEL_MAX)
-    if not _MATCH[_DNS1035_LABEL].match(value):
-        problems.append(
+    return _checked(value, LABEL_MAX, _DNS1035_LABEL,
             "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
             "start with an alphabetic character, and end with an alphanumeric character "
             f"(e.g. 'my-name',  or 'abc-123', regex used for validation is '{_DNS1035_LABEL}')")
-    return problems
 
 
 def qualified_name(value: str) -> list[str]:
@@ -80,14 +79,11 @@ def qualified_name(value: str) -> list[str]:
 
 
 def label_value(value: str) -> list[str]:
-    problems = _too_long(value, LABEL_MAX)
-    if not _MATCH[_LABEL_VALUE].match(value):
-        problems.append(
+    return _checked(value, LABEL_MAX, _LABEL_VALUE,
             "a valid label must be an empty string or consist of alphanumeric characters, "
             "'-', '_' or '.', and must start and end with an alphanumeric character (e.g. "
             "'MyValue',  or 'my_value',  or '12345', regex used for validation is "
             f"'{_LABEL_VALUE}')")
-    return problems
 
 
 def config_key(value: str) -> list[str]:
