@@ -37,7 +37,8 @@ class PriorityAdmission:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
-    async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None) -> None:
+    async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None, *,
+                    dry_run: bool = False) -> None:
         if res.kind == "Pod":
             if op == "CREATE":
                 await self._resolve(res, obj)

@@ -293,19 +293,20 @@ class QuotaAdmission:
         self._in_flight: dict[tuple[str, str], list[Charge]] = {}  # (ns, quota) → charges
         self._released: dict[str, float] = {}  # pod uid → when its usage was refunded
 
-    async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None) -> None:
+    async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None, *,
+                    dry_run: bool = False) -> None:
         if not res.namespaced:
             return
         if res.kind == "ResourceQuota":
             await self._admit_quota(op, obj, old)
         if op == "CREATE":
-            await self._admit_create(res, obj)
-        elif res.kind == "Pod" and old is not None:
+            await self._admit_create(res, obj, dry_run)
+        elif res.kind == "Pod" and old is not None and not dry_run:
             await self._admit_pod_update(obj, old)
 
     # -- create: charge -----------------------------------------------------------
 
-    async def _admit_create(self, res: Resource, obj: Obj) -> None:
+    async def _admit_create(self, res: Resource, obj: Obj, dry_run: bool) -> None:
         usage = object_usage(res, obj)
         ns, name = _ns_name(obj)
         if not usage or not await self._covering(ns, res, obj):
@@ -317,13 +318,13 @@ class QuotaAdmission:
             try:
                 for quota in await self._covering(ns, res, obj):
                     quota_name = quota["metadata"]["name"]
-                    await self._charge(quota_name, ns, res, obj, usage)
+                    await self._charge(quota_name, ns, res, obj, usage, dry_run)
                     charged.append(quota_name)
             except APIError:
-                for quota_name in charged:
+                for quota_name in charged if not dry_run else ():
                     await self._apply(ns, quota_name, usage, -1)
                 raise
-            for quota_name in charged:
+            for quota_name in charged if not dry_run else ():
                 self._remember(ns, quota_name,
                                Charge(f"{res.plural}/{name}", usage, time.monotonic()))
 
@@ -334,7 +335,8 @@ class QuotaAdmission:
                 if covers(q, res, obj) and res in resources_counted(hard_of(q))]
 
     async def _charge(self, quota_name: str, ns: str, res: Resource, obj: Obj,
-                      usage: Amounts) -> None:
+                      usage: Amounts, dry_run: bool = False) -> None:
+        """Take `usage` from the quota, or refuse; a dry run only checks it would fit."""
         for _ in range(CAS_RETRIES):
             quota = await self.registry.find(QUOTA, ns, quota_name)
             if quota is None:
@@ -350,9 +352,12 @@ class QuotaAdmission:
                 used = await self._recount(quota, ns)
             over = _over(used, wanted, hard)
             if over:
-                await self._store_used(quota, used)
+                if not dry_run:
+                    await self._store_used(quota, used)
                 raise forbidden(res, _ns_name(obj)[1],
                                 exceeded_message(quota_name, wanted, used, hard, over))
+            if dry_run:
+                return
             new_used = {k: used.get(k, Decimal(0)) + wanted.get(k, Decimal(0)) for k in hard}
             try:
                 await self._write_status(quota, new_used)

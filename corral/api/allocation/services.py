@@ -110,7 +110,8 @@ class ServiceAllocation:
         self._tasks: set[asyncio.Task[None]] = set()
         registry.on_deleted.append(self.on_deleted)
 
-    async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None) -> None:
+    async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None, *,
+                    dry_run: bool = False) -> None:
         if res.kind != "Service":
             return
         owner = owner_of(obj)
@@ -131,6 +132,9 @@ class ServiceAllocation:
         if errs:
             await self._release(owner, taken)
             raise invalid(res.kind, owner.name, list(errs), res.group)
+        if dry_run:  # the answer shows what a create would get; nothing is kept
+            await self._release(owner, taken)
+            return
         self._settle_later(owner, set(taken), before - held_values(obj))
 
     async def on_deleted(self, res: Resource, obj: Obj) -> None:

@@ -69,9 +69,11 @@ def retry_attempts(budget: float = _RETRY_BUDGET) -> Iterator[int]:
 
 
 class Admission(Protocol):
-    """Admission plugins see every create/update after validation, before the write."""
+    """Admission plugins see every create/update after validation, before the write.
+    On a dry run they decide as always but change nothing (no quota charged)."""
 
-    async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None) -> None: ...
+    async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None, *,
+                    dry_run: bool = False) -> None: ...
 
 
 def describe(res: Resource, name: str) -> str:
@@ -140,7 +142,7 @@ class Registry:
             obj["status"] = {"phase": "Active"}
         prepared = prepare(res, obj, old=None, strict=strict)
         for plugin in self.admission:
-            await plugin.admit("CREATE", res, prepared.obj, None)
+            await plugin.admit("CREATE", res, prepared.obj, None, dry_run=dry_run)
         if dry_run:
             return Result(prepared.obj, prepared.warnings, created=True)
         name = meta(prepared.obj)["name"]
@@ -257,7 +259,7 @@ class Registry:
         if _spec_changed(res, current, prepared.obj):
             meta(prepared.obj)["generation"] = int(meta(current).get("generation") or 1) + 1
         for plugin in self.admission:
-            await plugin.admit("UPDATE", res, prepared.obj, current)
+            await plugin.admit("UPDATE", res, prepared.obj, current, dry_run=dry_run)
         if dry_run:
             return Result(prepared.obj, prepared.warnings)
         expected = int(meta(current)["resourceVersion"])

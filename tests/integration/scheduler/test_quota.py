@@ -156,3 +156,24 @@ async def test_reconcile_quota_recounts_from_what_exists(client: Client, ns: str
     assert await used(client, ns) == {"pods": "4", "requests.cpu": "3"}
     await reconcile_quota(client, ns, "compute")
     assert await used(client, ns) == {"pods": "1", "requests.cpu": "1"}
+
+
+async def test_dry_runs_are_checked_but_never_charged(client: Client, ns: str) -> None:
+    """kubectl --dry-run=server: admission decides as for a real create (the last
+    unit is still refused) but the quota's usage never moves."""
+    path = f"/api/v1/namespaces/{ns}/pods"
+    await client.create(quota("compute", ns, {"pods": "2", "requests.cpu": "1"}))
+    for i in range(3):  # more dry runs than the quota holds: none takes a unit
+        await client.raw("POST", path, params={"dryRun": "All"},
+                         json_body=pod(f"dry{i}", cpu="500m", namespace=ns))
+    assert await used(client, ns) == {"pods": "0", "requests.cpu": "0"}
+    await client.create(pod("real", cpu="1", namespace=ns))
+    with pytest.raises(Forbidden):  # over requests.cpu: refused though it is a dry run
+        await client.raw("POST", path, params={"dryRun": "All"},
+                         json_body=pod("dry-over", cpu="500m", namespace=ns))
+    assert await used(client, ns) == {"pods": "1", "requests.cpu": "1"}
+    done = await client.get("Pod", "real", ns)
+    done["status"] = {**done.get("status", {}), "phase": "Succeeded"}
+    await client.raw("PUT", f"{path}/real/status", params={"dryRun": "All"}, json_body=done)
+    assert await used(client, ns) == {"pods": "1", "requests.cpu": "1"}  # no refund either
+    assert [p["metadata"]["name"] for p in (await client.list("Pod", ns)).items] == ["real"]
