@@ -1,7 +1,8 @@
 """The garbage collector: ownerReferences, and the three ways to delete an owner.
 
-    the graph: informers over every namespaced kind that has owners, each indexed
-    by owner uid ("who depends on X") and by uid ("does X exist")
+    the graph: informers over every namespaced kind that has owners (and Nodes,
+    which own namespaced objects), each indexed by owner uid ("who depends on
+    X") and by uid ("does X exist")
 
     key "Kind|namespace|name" ─► reconcile(object):
       deleting, finalizer foregroundDeletion ─► delete its dependents (in the
@@ -38,6 +39,9 @@ ORPHAN = "orphan"
 # The namespaced kinds whose objects carry ownerReferences in practice.
 DEPENDENT_KINDS = ("Pod", "ReplicaSet", "Deployment", "Job", "Service", "Endpoints",
                    "ConfigMap", "Secret")
+# Cluster-scoped owners in the graph only so that their deletion wakes their
+# dependents at once (a Node owns the scheduler's reservation ledger for it).
+OWNER_KINDS = ("Node",)
 
 
 def gc_key(obj: Obj) -> str:
@@ -55,7 +59,8 @@ class GarbageCollector(Controller):
     def __init__(self, client: Client, informers: SharedInformers, recorder: EventRecorder,
                  *, workers: int = 4) -> None:
         super().__init__(client, informers, recorder, workers=workers)
-        self.graph: dict[str, Informer] = {kind: informers.get(kind) for kind in DEPENDENT_KINDS}
+        self.graph: dict[str, Informer] = {kind: informers.get(kind)
+                                           for kind in DEPENDENT_KINDS + OWNER_KINDS}
         for informer in self.graph.values():
             informer.add_handler(self._changed, lambda old, new: self._updated(old, new),
                                  self._deleted)

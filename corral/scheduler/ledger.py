@@ -4,7 +4,8 @@ A binding is a compare-and-swap on the *pod*: it stops two schedulers from
 placing one pod twice, but not from filling one node twice over — each decides
 on its own, slightly stale, view of the node. So before binding, a scheduler
 reserves the pod on the node, with a compare-and-swap on that node's ledger
-(ConfigMap kube-system/corral-sched-<node>, one entry per reservation):
+(ConfigMap kube-system/corral-sched-<node>, one entry per reservation, owned by
+the Node so that it goes when the node does):
 
     decide on the snapshot (the pod assumed on the node)
       └─► write the ledger at the resourceVersion we last saw, with our pod added
@@ -177,8 +178,18 @@ class Reservations:
             meta["resourceVersion"] = ledger.resource_version
             written = await self.client.update(body)
         else:
+            meta["ownerReferences"] = await self._owned_by_node(node)
             written = await self.client.create(body)
         return Ledger(str(written["metadata"]["resourceVersion"]), entries)
+
+    async def _owned_by_node(self, node: str) -> list[Obj]:
+        """The ledger belongs to its Node: deleting the node has the garbage
+        collector delete the ledger (a node already gone: no owner)."""
+        try:
+            uid = (await self.client.get("Node", node))["metadata"]["uid"]
+        except NotFound:
+            return []
+        return [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid}]
 
     def _pruned(self, node: str, ledger: Ledger) -> dict[str, str]:
         """The entries still worth keeping: unexpired, and not of a pod we see
