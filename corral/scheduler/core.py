@@ -10,7 +10,7 @@ Nodes are grouped in blocks of 64 (``snapshot.BLOCK_SIZE``). One attempt:
    plus the static score) bounds what any of its nodes can score; blocks are
    visited best bound first, and inside a block nodes are visited best first.
 3. Score exactly only nodes whose bound beats the best exact score so far:
-   resource fit, ports, anti-affinity, spread, then the exact score — and stop
+   resource fit, ports, anti-affinity, spread, affinity, then the exact score — and stop
    once ``EXACT_SCORES`` nodes that fit were scored (relaxed, like Borg's
    "enough feasible machines"): the pick is then the best of the best-bounded
    nodes, within the sampled window's few points of the true best.
@@ -39,7 +39,14 @@ from corral.scheduler.equivalence import (
     NodeScores,
     StaticClass,
 )
-from corral.scheduler.filters import SPREAD, Reasons, SpreadCounts, dynamic_failures
+from corral.scheduler.filters import (
+    AFFINITY_RULES,
+    SPREAD,
+    PodAffinity,
+    Reasons,
+    SpreadCounts,
+    dynamic_failures,
+)
 from corral.scheduler.requirements import PodRequirements, pod_requirements
 from corral.scheduler.scores import bin_pack_bound, dynamic_score, spreading_bonus_bound
 from corral.scheduler.snapshot import ClusterSnapshot
@@ -141,6 +148,7 @@ class _Search:
         self.node_scores = (self.cache.node_scores[options.bin_pack] if options.score_cache
                             else NodeScores(options.bin_pack))
         self.spread = SpreadCounts(snapshot, req) if req.has_hard_spread else None
+        self.affinity = PodAffinity(snapshot, req) if req.affinity else None
         self.label_sensitive = snapshot.anti_affinity_pod_count > 0
         self.bonus = spreading_bonus_bound(req)
         if options.bin_pack:
@@ -154,8 +162,9 @@ class _Search:
 
     def memo_key(self) -> Hashable | None:
         """Pods with equal keys fail on the same nodes for the same reasons."""
-        if not self.options.equivalence_classes or self.spread is not None:
-            return None
+        if (not self.options.equivalence_classes or self.spread is not None
+                or self.affinity is not None):
+            return None  # the verdict depends on where other pods are
         if self.label_sensitive:
             return (self.req.class_key, self.req.labels)
         return self.req.class_key
@@ -218,6 +227,8 @@ class _Search:
             return
         if self.spread is not None and not self.spread.fits(node):
             return
+        if self.affinity is not None and not self.affinity.fits(node):
+            return
         self.fitting += 1
         score = self.static.static_scores[index] + dynamic_score(
             self.req, node, self.options.bin_pack)
@@ -247,6 +258,8 @@ class _Search:
             return dynamic
         if self.spread is not None and not self.spread.fits(node):
             return (SPREAD,)
+        if self.affinity is not None and not self.affinity.fits(node):
+            return (AFFINITY_RULES,)
         return ()
 
     def all_reasons(self) -> dict[int, Reasons]:

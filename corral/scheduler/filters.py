@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from corral.scheduler.requirements import (
-    AntiAffinityTerm,
     NodeSelectorTerm,
+    PodAffinityTerm,
     PodRequirements,
     SpreadConstraint,
     Taint,
@@ -34,6 +34,7 @@ UNSCHEDULABLE = "node(s) were unschedulable"
 AFFINITY_MISMATCH = "node(s) didn't match Pod's node affinity/selector"
 PORTS_IN_USE = "node(s) didn't have free ports for the requested pod ports"
 TOO_MANY_PODS = "Too many pods"
+AFFINITY_RULES = "node(s) didn't match pod affinity rules"
 ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
 EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affinity rules"
 SPREAD = "node(s) didn't match pod topology spread constraints"
@@ -173,7 +174,7 @@ def existing_anti_affinity_fits(req: PodRequirements, node: NodeInfo) -> bool:
     return True
 
 
-def term_selects(term: AntiAffinityTerm, namespace: str,
+def term_selects(term: PodAffinityTerm, namespace: str,
                  labels: tuple[tuple[str, str], ...]) -> bool:
     if term.selector is None:
         return False
@@ -218,3 +219,33 @@ class SpreadCounts:
             if count + int(constraint.match_self) - minimum > constraint.max_skew:
                 return False
         return True
+
+
+class PodAffinity:
+    """Per-pod state for required pod affinity on hostname: for each term, the
+    nodes holding a pod it selects. Built once per scheduling attempt (it reads
+    every bound pod). As in kube-scheduler, when no pod anywhere matches any term
+    and the pod matches all of its own, it may go anywhere: the first replica of
+    a group that wants to be together has nobody to join yet."""
+
+    def __init__(self, snapshot: ClusterSnapshot, req: PodRequirements) -> None:
+        self.terms = req.affinity
+        self.nodes: list[set[int]] = [set() for _ in self.terms]
+        for node in snapshot.nodes:
+            for pod in node.pods.values():
+                for term, holding in zip(self.terms, self.nodes):
+                    if term_selects(term, pod.req.namespace, pod.req.labels):
+                        holding.add(node.index)
+        self.anywhere = not any(self.nodes) and all(
+            term_selects(term, req.namespace, req.labels) for term in self.terms)
+
+    def fits(self, node: NodeInfo) -> bool:
+        return self.anywhere or all(node.index in holding for holding in self.nodes)
+
+    def holds_on(self, node: NodeInfo) -> bool:
+        """``fits``, read from the pods ``node`` holds (a node with some pods
+        taken away, as preemption tries)."""
+        return self.anywhere or all(
+            any(term_selects(term, pod.req.namespace, pod.req.labels)
+                for pod in node.pods.values())
+            for term in self.terms)

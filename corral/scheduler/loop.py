@@ -86,6 +86,9 @@ class Scheduler:
         # Pods whose bind failed in a way that leaves where they are unknown: still
         # counted on the node we tried, until the bound informer shows them.
         self._doubtful: dict[str, tuple[str, float]] = {}
+        # Unschedulable pods with required pod affinity: a pod bound anywhere may be
+        # the partner they wait for, so they are tried again at once when one is.
+        self._awaiting_peers: set[str] = set()
         # uid → when we bound it: the pending informer may still show it unbound.
         self._recently_bound: dict[str, float] = {}
         self._binds: set[asyncio.Task[None]] = set()
@@ -162,11 +165,18 @@ class Scheduler:
 
     def _bound_added(self, pod: Obj) -> None:
         self._account(pod)
+        self._wake_awaiting_peers()
 
     def _bound_updated(self, old: Obj, new: Obj) -> None:
         if old.get("spec") != new.get("spec") or (old.get("metadata") or {}).get(
                 "labels") != (new.get("metadata") or {}).get("labels"):
             self._account(new)
+            self._wake_awaiting_peers()
+
+    def _wake_awaiting_peers(self) -> None:
+        for key in self._awaiting_peers:
+            self.queue.requeue(key)
+        self._awaiting_peers.clear()
 
     def _bound_deleted(self, pod: Obj) -> None:
         key = key_of(pod)
@@ -321,6 +331,8 @@ class Scheduler:
         self.events.event(pod, "Warning", "FailedScheduling", message)
         await self._set_unschedulable(pod, message, nominated)
         self.queue.park(req.key)
+        if req.affinity:
+            self._awaiting_peers.add(req.key)
 
     def _victims_terminating(self, node: str, priority: int) -> bool:
         """Victims of an earlier preemption still stopping: wait, do not evict more."""

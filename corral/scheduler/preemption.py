@@ -3,8 +3,10 @@ lowest-priority pods whose eviction lets it fit.
 
 Like kube-scheduler's DefaultPreemption, per node:
 
-1. skip the node if a static filter fails (cordon, taints, affinity): evicting
-   pods cannot help there ("Preemption is not helpful for scheduling");
+1. skip the node if a static filter fails (cordon, taints, affinity) or the
+   pod's required pod affinity does: evicting pods cannot help there
+   ("Preemption is not helpful for scheduling"); a victim set never takes away
+   the pods the affinity needs;
 2. take every pod the preemptor may evict (``bands.may_preempt``: strictly
    lower priority, and production/monitoring only by a higher band); if the
    pod does not fit even with all of them gone, the node has no candidate
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.scheduler.bands import may_preempt
-from corral.scheduler.filters import dynamic_failures, static_failures
+from corral.scheduler.filters import PodAffinity, dynamic_failures, static_failures
 from corral.scheduler.requirements import PodRequirements, pod_requirements
 from corral.scheduler.snapshot import ClusterSnapshot, NodeInfo, PodInfo
 
@@ -57,11 +59,12 @@ def find_preemption(snapshot: ClusterSnapshot,
         return PreemptionResult(None, POLICY_NEVER)
     outcomes: Counter[str] = Counter()
     candidates: list[Preemption] = []
+    affinity = PodAffinity(snapshot, req) if req.affinity else None
     for node in snapshot.nodes:
-        if static_failures(req, node):
+        if static_failures(req, node) or (affinity is not None and not affinity.fits(node)):
             outcomes[NOT_HELPFUL] += 1
             continue
-        victims = select_victims(req, node)
+        victims = select_victims(req, node, affinity)
         if victims is None:
             outcomes[NO_VICTIMS] += 1
         else:
@@ -71,25 +74,26 @@ def find_preemption(snapshot: ClusterSnapshot,
     return PreemptionResult(min(candidates, key=_cost), "")
 
 
-def select_victims(req: PodRequirements, node: NodeInfo) -> list[PodInfo] | None:
+def select_victims(req: PodRequirements, node: NodeInfo,
+                   affinity: PodAffinity | None = None) -> list[PodInfo] | None:
     """A minimal list of the least important pods to evict from ``node`` so that
     ``req`` fits (empty if it fits already), or None if no eviction helps."""
-    if _fits(req, node, []):
+    def fits(victims: list[PodInfo]) -> bool:
+        trial = node.without(victims)
+        return not dynamic_failures(req, trial, label_sensitive=True) and (
+            affinity is None or affinity.holds_on(trial))
+
+    if fits([]):
         return []
     eligible = [p for p in node.pods.values() if may_preempt(req.priority, p.priority)]
-    if not eligible or not _fits(req, node, eligible):
+    if not eligible or not fits(eligible):
         return None
     victims = sorted(eligible, key=lambda p: p.priority)
     for pod in sorted(eligible, key=lambda p: p.priority, reverse=True):
         remaining = [v for v in victims if v is not pod]
-        if _fits(req, node, remaining):
+        if fits(remaining):
             victims = remaining
     return victims
-
-
-def _fits(req: PodRequirements, node: NodeInfo, victims: list[PodInfo]) -> bool:
-    trial = node.without(victims)
-    return not dynamic_failures(req, trial, label_sensitive=True)
 
 
 def _cost(candidate: Preemption) -> tuple[int, int, int, str]:

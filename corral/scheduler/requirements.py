@@ -78,8 +78,8 @@ class LabelSelector:
 
 
 @dataclass(frozen=True, slots=True)
-class AntiAffinityTerm:
-    """A required pod anti-affinity term with hostname topology."""
+class PodAffinityTerm:
+    """A required pod affinity or anti-affinity term with hostname topology."""
 
     selector: LabelSelector | None  # None matches no pod (Kubernetes' nil selector)
     namespaces: tuple[str, ...]  # empty: every namespace
@@ -123,7 +123,8 @@ class PodRequirements:
     required_terms: tuple[NodeSelectorTerm, ...] | None = None  # None: no requirement
     preferred_terms: tuple[PreferredTerm, ...] = ()
     tolerations: tuple[Toleration, ...] = ()
-    anti_affinity: tuple[AntiAffinityTerm, ...] = ()
+    affinity: tuple[PodAffinityTerm, ...] = ()  # required podAffinity
+    anti_affinity: tuple[PodAffinityTerm, ...] = ()
     spread: tuple[SpreadConstraint, ...] = ()
     host_ports: tuple[HostPort, ...] = ()
     node_name: str = ""  # spec.nodeName: already bound
@@ -136,7 +137,7 @@ class PodRequirements:
         object.__setattr__(self, "class_key", (
             self.namespace, self.owner_uid, self.cpu, self.memory, self.ephemeral,
             self.extended, self.node_selector, self.required_terms, self.preferred_terms,
-            self.tolerations, self.anti_affinity, self.spread, self.host_ports,
+            self.tolerations, self.affinity, self.anti_affinity, self.spread, self.host_ports,
         ))
 
     @property
@@ -180,7 +181,10 @@ def pod_requirements(pod: Mapping[str, Any]) -> PodRequirements:
         required_terms=_required_terms(node_affinity),
         preferred_terms=_preferred_terms(node_affinity),
         tolerations=tuple(_toleration(t) for t in spec.get("tolerations") or ()),
-        anti_affinity=_anti_affinity(affinity, meta.get("namespace") or "default"),
+        affinity=_pod_affinity_terms(affinity.get("podAffinity"),
+                                     meta.get("namespace") or "default"),
+        anti_affinity=_pod_affinity_terms(affinity.get("podAntiAffinity"),
+                                          meta.get("namespace") or "default"),
         spread=_spread(spec.get("topologySpreadConstraints") or (), dict(labels)),
         host_ports=_host_ports(spec),
         node_name=spec.get("nodeName") or "",
@@ -291,18 +295,20 @@ def label_selector(raw: Mapping[str, Any] | None) -> LabelSelector | None:
     return LabelSelector(_pairs(raw.get("matchLabels")), _expressions(raw.get("matchExpressions")))
 
 
-def _anti_affinity(affinity: Mapping[str, Any], namespace: str) -> tuple[AntiAffinityTerm, ...]:
-    anti: Mapping[str, Any] = affinity.get("podAntiAffinity") or {}
+def _pod_affinity_terms(rules: Mapping[str, Any] | None,
+                        namespace: str) -> tuple[PodAffinityTerm, ...]:
+    """The required terms of a podAffinity or podAntiAffinity."""
     terms = []
-    for raw in anti.get("requiredDuringSchedulingIgnoredDuringExecution") or ():
+    for raw in (rules or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or ():
         if raw.get("topologyKey") != HOSTNAME_KEY:
             continue  # only hostname topology is supported (see README)
         # A namespaceSelector needs namespace labels the snapshot does not hold;
-        # reading any selector as "every namespace" errs on the side of spreading.
+        # any selector is read as "every namespace" (for anti-affinity, erring on
+        # the side of spreading; for affinity, on the side of placing).
         all_ns = raw.get("namespaceSelector") is not None
         namespaces = tuple(raw.get("namespaces") or ()) or (namespace,)
-        terms.append(AntiAffinityTerm(label_selector(raw.get("labelSelector")),
-                                      () if all_ns else namespaces, all_ns))
+        terms.append(PodAffinityTerm(label_selector(raw.get("labelSelector")),
+                                     () if all_ns else namespaces, all_ns))
     return tuple(terms)
 
 

@@ -23,8 +23,8 @@ from corral.scheduler.requirements import (
     HOSTNAME_KEY,
     MEMORY,
     PODS,
-    AntiAffinityTerm,
     HostPort,
+    PodAffinityTerm,
     PodRequirements,
     Taint,
     pod_requirements,
@@ -188,7 +188,7 @@ class NodeInfo:
         return copy
 
     @property
-    def anti_affinity_terms(self) -> Iterator[tuple[PodInfo, AntiAffinityTerm]]:
+    def anti_affinity_terms(self) -> Iterator[tuple[PodInfo, PodAffinityTerm]]:
         for pod in self.anti_affinity_pods:
             for term in pod.req.anti_affinity:
                 yield pod, term

@@ -208,3 +208,38 @@ async def test_production_band_is_never_preempted_by_its_own_band(client: Client
                                 "incoming pod.")
     serving = await client.get("Pod", "serving", "default")
     assert not serving["metadata"].get("deletionTimestamp")
+
+
+async def test_pod_affinity_waits_for_its_partner_and_joins_it(client: Client) -> None:
+    """A web pod that must share a node with a cache pod is Unschedulable until the
+    cache is bound, is tried again as soon as it is (not at its next back-off,
+    seconds later), and lands on the cache's node."""
+    import time
+
+    for name in ("n1", "n2", "n3"):
+        await client.create(node(name))
+    together = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "labelSelector": {"matchLabels": {"app": "cache"}},
+        "topologyKey": "kubernetes.io/hostname"}]}}
+    web = pod("web", extra_spec={"affinity": together})
+    web["metadata"]["labels"] = {"app": "web"}
+    await client.create(web)
+
+    async def failed_three_times() -> bool:
+        events = await events_for(client, "web", reason="FailedScheduling")
+        return bool(events) and int(events[0]["count"]) >= 3
+
+    # Attempts at 0, 1 and 3 s: the next back-off retry is 4 s away.
+    await eventually(failed_three_times, what="three failed attempts")
+    events = await events_for(client, "web", reason="FailedScheduling")
+    assert events[0]["message"] == (
+        "0/3 nodes are available: 3 node(s) didn't match pod affinity rules. preemption: "
+        "0/3 nodes are available: 3 Preemption is not helpful for scheduling.")
+    cache = pod("cache")
+    cache["metadata"]["labels"] = {"app": "cache"}
+    await client.create(cache)
+    cache_node = await eventually(lambda: node_of(client, "cache"), what="cache bound")
+    bound_at = time.monotonic()
+    assert await eventually(lambda: node_of(client, "web"), timeout=20.0,
+                            what="web bound") == cache_node
+    assert time.monotonic() - bound_at < 3.0, "woken by the partner's binding"

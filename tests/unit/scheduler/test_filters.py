@@ -163,6 +163,51 @@ def test_pod_anti_affinity_incoming_and_existing() -> None:
         "node(s) didn't satisfy existing pods anti-affinity rules",)
 
 
+def together(app: str, topology: str = "kubernetes.io/hostname",
+             **term: Any) -> dict[str, Any]:
+    return {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "labelSelector": {"matchLabels": {"app": app}}, "topologyKey": topology, **term}]}}
+
+
+def test_pod_affinity_places_next_to_a_matching_pod() -> None:
+    cache = pod("c", labels={"app": "cache"}, node_name="b")
+    snapshot = cluster(node("a"), node("b"), node("c"), pods=(cache,))
+    for i in range(5):  # every attempt, whatever the random rotation
+        decision = schedule(snapshot, pod(f"w{i}", labels={"app": "web"},
+                                          affinity=together("cache")))
+        assert decision.node == "b"
+        snapshot.add_pod(pod(f"w{i}", labels={"app": "web"}, affinity=together("cache"),
+                             node_name="b"))
+
+
+def test_pod_affinity_without_a_partner_is_unschedulable() -> None:
+    snapshot = cluster(node("a"), node("b"), pods=(
+        pod("x", labels={"app": "cache"}, namespace="other", node_name="a"),))
+    decision = schedule(snapshot, pod("w", labels={"app": "web"}, affinity=together("cache")))
+    assert decision.node is None
+    assert decision.message == (
+        "0/2 nodes are available: 2 node(s) didn't match pod affinity rules.")
+    across = together("cache", namespaces=["other"])  # the partner's namespace named
+    assert schedule(snapshot, pod("w", affinity=across)).node == "a"
+
+
+def test_first_pod_of_a_group_matching_its_own_affinity_goes_anywhere() -> None:
+    snapshot = cluster(node("a"), node("b"))
+    first = schedule(snapshot, pod("g0", labels={"app": "g"}, affinity=together("g")))
+    assert first.node in ("a", "b")
+    snapshot.add_pod(pod("g0", labels={"app": "g"}, affinity=together("g"),
+                         node_name=first.node))
+    for i in range(1, 4):
+        assert schedule(snapshot, pod(f"g{i}", labels={"app": "g"},
+                                      affinity=together("g"))).node == first.node
+
+
+def test_pod_affinity_on_an_unsupported_topology_key_is_ignored() -> None:
+    snapshot = cluster(node("a"))
+    assert schedule(snapshot, pod("w", affinity=together(
+        "cache", "topology.kubernetes.io/zone"))).node == "a"
+
+
 def test_topology_spread_do_not_schedule() -> None:
     spread = [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
                "whenUnsatisfiable": "DoNotSchedule",

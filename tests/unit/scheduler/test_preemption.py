@@ -97,3 +97,29 @@ def test_priority_class_name_of_a_band_without_admission() -> None:
                                                      node_name="a"),))
     by_name = pod("p", cpu="1", priorityClassName="production")
     assert victims(find_preemption(snapshot, by_name)) == ["default/low"]
+
+
+def test_pod_affinity_limits_preemption_to_nodes_holding_the_partner() -> None:
+    together = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "labelSelector": {"matchLabels": {"app": "cache"}},
+        "topologyKey": "kubernetes.io/hostname"}]}}
+    snapshot = cluster(node("a", cpu="2"), node("b", cpu="2"), pods=(
+        pod("cache", cpu="1", priority=BATCH + 20, labels={"app": "cache"}, node_name="a"),
+        pod("filler-a", cpu="1", priority=0, node_name="a"),
+        pod("filler-b", cpu="2", priority=0, node_name="b"),  # cheaper to evict, no cache
+    ))
+    result = find_preemption(snapshot, pod("p", cpu="1", priority=BATCH + 10,
+                                           affinity=together))
+    assert result.preemption is not None and result.preemption.node == "a"
+    assert victims(result) == ["default/filler-a"]
+    # As in Kubernetes: a partner of lower priority is never evicted for the pod
+    # that wants to be next to it, so that node has no victims to offer.
+    low_partner = cluster(node("a", cpu="2"), pods=(
+        pod("cache", cpu="1", priority=0, labels={"app": "cache"}, node_name="a"),
+        pod("filler", cpu="1", priority=0, node_name="a"),
+    ))
+    result = find_preemption(low_partner, pod("p", cpu="2", priority=BATCH + 10,
+                                              affinity=together))
+    assert result.preemption is None
+    assert result.message == ("preemption: 0/1 nodes are available: "
+                              "1 No preemption victims found for incoming pod.")
