@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +17,7 @@ from tests.cluster import Master
 
 PODS = "/api/v1/namespaces/{ns}/pods"
 DEPLOYS = "/apis/apps/v1/namespaces/{ns}/deployments"
+QUIET = ["--disable", "scheduler", "--disable", "controllers"]  # a master where only the test writes
 
 
 def unique(prefix: str) -> str:
@@ -374,39 +378,117 @@ def test_method_not_allowed(api: httpx.Client, ns: str) -> None:
     assert r.status_code == 405 and r.json()["reason"] == "MethodNotAllowed"
 
 
-def test_watch_from_compacted_revision_is_gone(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def _compaction_log(m: Master) -> str:
+    """The master's compaction lines, for a failure message."""
+    return "\n".join(line for line in m.log().splitlines() if "compact" in line)
+
+
+def _decode_continue_rv(token: str) -> int:
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    return int(json.loads(raw)["rv"])
+
+
+def _writes_after_a_paged_list(api: httpx.Client) -> tuple[str, str, str]:
+    """Creates configmaps c and d in namespace g, reads the first page of one item,
+    then updates c 30 times. Returns (c's first resourceVersion, the page's
+    resourceVersion, the page's continue token); the page's is the later one."""
+    api.post("/api/v1/namespaces", json={"metadata": {"name": "g"}})
+    first = api.post("/api/v1/namespaces/g/configmaps",
+                     json={"metadata": {"name": "c"}, "data": {"n": "0"}}).json()
+    old_rv = first["metadata"]["resourceVersion"]
+    api.post("/api/v1/namespaces/g/configmaps", json={"metadata": {"name": "d"}})
+    page = api.get("/api/v1/namespaces/g/configmaps?limit=1").json()
+    page_rv, token = page["metadata"]["resourceVersion"], page["metadata"]["continue"]
+    assert int(page_rv) > int(old_rv) and _decode_continue_rv(token) == int(page_rv)
+    # The token works while its revision is not compacted: the 410 below is compaction's.
+    r = api.get(f"/api/v1/namespaces/g/configmaps?limit=1&continue={token}")
+    assert r.status_code == 200, r.text
+    assert [o["metadata"]["name"] for o in r.json()["items"]] == ["d"]
+    obj = first
+    for i in range(30):
+        obj["data"]["n"] = str(i)
+        r = api.put("/api/v1/namespaces/g/configmaps/c", json=obj)
+        assert r.status_code == 200, r.text
+        obj = r.json()
+    return old_rv, page_rv, token
+
+
+def _watch_status(api: httpx.Client, rv: str) -> httpx.Response:
+    return api.get(f"/api/v1/namespaces/g/configmaps?watch=1&resourceVersion={rv}"
+                   "&timeoutSeconds=1")
+
+
+def test_watch_from_compacted_revision_is_gone(tmp_path: Path) -> None:
     import time
 
     store = f"sqlite:///{tmp_path}/state.db?history=5&compact_interval=0.05"
-    m = Master(tmp_path / "m", extra_args=["--store", store]).start()
+    m = Master(tmp_path / "m", extra_args=["--store", store, *QUIET]).start()
     try:
         with m.http() as api:
-            api.post("/api/v1/namespaces", json={"metadata": {"name": "g"}})
-            first = api.post("/api/v1/namespaces/g/configmaps",
-                             json={"metadata": {"name": "c"}, "data": {"n": "0"}}).json()
-            old_rv = first["metadata"]["resourceVersion"]
-            api.post("/api/v1/namespaces/g/configmaps", json={"metadata": {"name": "d"}})
-            page = api.get("/api/v1/namespaces/g/configmaps?limit=1").json()
-            obj = first
-            for i in range(30):
-                obj["data"]["n"] = str(i)
-                obj = api.put("/api/v1/namespaces/g/configmaps/c", json=obj).json()
+            old_rv, page_rv, token = _writes_after_a_paged_list(api)
+            # Wait until automatic compaction has passed the later of the two
+            # revisions, the continue token's. A revision is Gone once the compacted
+            # revision is above it; at the compacted revision itself history is
+            # complete (etcd's rule), so old_rv alone being Gone says nothing about
+            # the token yet (see test_continue_and_watch_at_the_compacted_revision).
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
-                r = api.get(f"/api/v1/namespaces/g/configmaps?watch=1&resourceVersion={old_rv}"
-                            "&timeoutSeconds=1")
+                r = _watch_status(api, page_rv)
                 if r.status_code == 410:
                     break
                 time.sleep(0.1)
+            assert r.status_code == 410, f"compaction never passed {page_rv}:\n{_compaction_log(m)}"
+            assert r.json()["reason"] == "Expired"
+            r = _watch_status(api, old_rv)
             assert r.status_code == 410 and r.json()["reason"] == "Expired"
-            token = page["metadata"]["continue"]
             r = api.get(f"/api/v1/namespaces/g/configmaps?limit=1&continue={token}")
-            assert r.status_code == 410
+            assert r.status_code == 410 and r.json()["reason"] == "Expired", (
+                f"{r.text}\n{_compaction_log(m)}")
             # a fresh list and watch from its revision work
             rv = api.get("/api/v1/namespaces/g/configmaps").json()["metadata"]["resourceVersion"]
-            r = api.get(f"/api/v1/namespaces/g/configmaps?watch=1&resourceVersion={rv}"
-                        "&timeoutSeconds=1")
+            r = _watch_status(api, rv)
             assert r.status_code == 200
+    finally:
+        m.stop()
+
+
+def _compact(db: Path, revision: int) -> None:
+    """Compact the store under a running master, as its own compactor would: the
+    master reads the compacted revision from the database on every list and watch."""
+    from corral.store.sqlite import SqliteStore
+
+    async def run() -> None:
+        store = await SqliteStore.open(db, compact_interval=0.0)
+        try:
+            await store.compact(revision)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_continue_and_watch_at_the_compacted_revision(tmp_path: Path) -> None:
+    """The boundary, deterministically: at compacted revision C, list and watch
+    from C are served and anything below C is 410; both answer alike."""
+    db = tmp_path / "state.db"
+    store = f"sqlite:///{db}?compact_interval=0"  # no automatic compaction: the test compacts
+    m = Master(tmp_path / "m", extra_args=["--store", store, *QUIET]).start()
+    try:
+        with m.http() as api:
+            old_rv, page_rv, token = _writes_after_a_paged_list(api)
+            continue_url = f"/api/v1/namespaces/g/configmaps?limit=1&continue={token}"
+            _compact(db, int(page_rv))
+            assert _watch_status(api, old_rv).status_code == 410
+            r = api.get(continue_url)  # the token's revision is the compacted one: served
+            assert r.status_code == 200, r.text
+            assert [o["metadata"]["name"] for o in r.json()["items"]] == ["d"]
+            assert r.json()["metadata"]["resourceVersion"] == page_rv
+            assert _watch_status(api, page_rv).status_code == 200
+            _compact(db, int(page_rv) + 1)
+            r = api.get(continue_url)
+            assert r.status_code == 410 and r.json()["reason"] == "Expired"
+            r = _watch_status(api, page_rv)
+            assert r.status_code == 410 and r.json()["reason"] == "Expired"
     finally:
         m.stop()
 
