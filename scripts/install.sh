@@ -14,6 +14,19 @@ if ! "$PY" -m venv --help >/dev/null 2>&1 || ! "$PY" -c 'import ensurepip' 2>/de
     echo "install python3-venv (sudo apt-get install python3-venv) and retry" >&2; exit 1
   fi
 fi
+missing=()
+while read -r pkg cmd; do
+  case "$pkg" in ''|'#'*) continue ;; esac
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+done < scripts/debian-packages.txt
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Debian packages: ${missing[*]}" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "corral needs these Debian packages: ${missing[*]} (sudo apt-get install ${missing[*]})" >&2; exit 1
+  fi
+fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.corral-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then

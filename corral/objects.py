@@ -1,0 +1,103 @@
+"""The object vocabulary every corral package shares.
+
+Kubernetes objects travel through corral as plain JSON dicts (``Obj``): that is
+what the store holds, the API serves and the client decodes. This module is the
+one place that says how to read them — accessors that never insert into the
+object they read — and how Kubernetes spells time (RFC 3339, UTC, ``Z``).
+
+It imports nothing of corral's, so every layer (store, api, client, components)
+may use it without an arrow pointing up.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+Obj = dict[str, Any]
+
+_EMPTY: dict[str, Any] = {}
+
+
+def _section(obj: Obj, key: str) -> Obj:
+    value = obj.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def meta(obj: Obj) -> Obj:
+    """``metadata`` for reading; a missing one reads as empty (and is not added)."""
+    return _section(obj, "metadata")
+
+
+def spec(obj: Obj) -> Obj:
+    return _section(obj, "spec")
+
+
+def status(obj: Obj) -> Obj:
+    return _section(obj, "status")
+
+
+def ensure_meta(obj: Obj) -> Obj:
+    """``metadata`` for writing: added to ``obj`` when missing."""
+    m = obj.get("metadata")
+    if not isinstance(m, dict):
+        m = {}
+        obj["metadata"] = m
+    return m
+
+
+def name_of(obj: Obj) -> str:
+    return str(meta(obj).get("name") or "")
+
+
+def namespace_of(obj: Obj) -> str:
+    return str(meta(obj).get("namespace") or "")
+
+
+def uid_of(obj: Obj) -> str:
+    return str(meta(obj).get("uid") or "")
+
+
+def labels_of(obj: Obj) -> dict[str, str]:
+    return meta(obj).get("labels") or {}
+
+
+def annotations_of(obj: Obj) -> dict[str, str]:
+    return meta(obj).get("annotations") or {}
+
+
+def is_deleting(obj: Obj) -> bool:
+    return bool(meta(obj).get("deletionTimestamp"))
+
+
+def key(obj: Obj) -> str:
+    """``namespace/name`` (or ``name`` for cluster-scoped objects), as informers key them."""
+    ns = namespace_of(obj)
+    return f"{ns}/{name_of(obj)}" if ns else name_of(obj)
+
+
+# --- time, as Kubernetes writes it ------------------------------------------------
+
+def rfc3339(when: datetime) -> str:
+    """``2024-01-01T00:00:00Z``: metav1.Time, second precision."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339_micro(when: datetime) -> str:
+    """``2024-01-01T00:00:00.000000Z``: metav1.MicroTime (Lease, Event times)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now_rfc3339() -> str:
+    return rfc3339(datetime.now(UTC))
+
+
+def parse_time(value: str) -> datetime | None:
+    """An RFC 3339 timestamp as an aware datetime; None when absent or malformed."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
