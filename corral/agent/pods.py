@@ -17,21 +17,20 @@ import asyncio
 import contextlib
 import logging
 import shutil
-from typing import Any
 
 from corral.agent.pod_worker import NodeContext, PodWorker
 from corral.agent.runtime.base import ContainerState
 from corral.client.informer import Informer
+from corral.objects import Obj, uid_of
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 SWEEP_SECONDS = 30.0
 EXIT_GRACE_CAP_SECONDS = 10.0  # stop_pods_on_exit: no pod holds `corral up` longer
 
 
 def _uid(pod: Obj) -> str:
-    return str((pod.get("metadata") or {}).get("uid") or "")
+    return uid_of(pod)
 
 
 class PodManager:

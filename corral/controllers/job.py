@@ -22,7 +22,6 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from corral.api.errors import Conflict, NotFound
 from corral.client.events import NORMAL, WARNING, EventRecorder
@@ -43,18 +42,16 @@ from corral.controllers.job_status import (
     verdict,
     want_active,
 )
-from corral.controllers.owners import controller_ref, is_deleting, meta, uid_of
+from corral.controllers.owners import controller_ref
 from corral.controllers.pods import (
     is_active,
     is_ready,
-    parse_time,
     phase,
     pod_from_template,
     rank_for_deletion,
 )
 from corral.controllers.replicaset import create_pods
-
-Obj = dict[str, Any]
+from corral.objects import Obj, is_deleting, meta, parse_time, rfc3339, spec, uid_of
 
 
 @dataclass
@@ -67,10 +64,6 @@ class JobOptions:
     def from_env(cls) -> JobOptions:
         return cls(float(os.environ.get("CORRAL_JOB_BACKOFF_BASE", "1.0")),
                    float(os.environ.get("CORRAL_JOB_BACKOFF_CAP", "60.0")))
-
-
-def _rfc3339(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def has_tracking(pod: Obj) -> bool:
@@ -155,7 +148,7 @@ class JobController(Controller):
         uncounted = status.get("uncountedTerminatedPods") or {}
         lists = {o: list(uncounted.get(o) or []) for o in ("succeeded", "failed")}
         completed = parse_indexes(status.get("completedIndexes"))
-        indexed = (job.get("spec") or {}).get("completionMode") == "Indexed"
+        indexed = spec(job).get("completionMode") == "Indexed"
         new = False
         for pod in pods:
             outcome = terminated_outcome(pod)
@@ -226,9 +219,9 @@ class JobController(Controller):
         if any(c.get("type") == "Suspended" and c.get("status") == "True" for c in conditions):
             status["conditions"] = _set(conditions, "Suspended", "False", "JobResumed",
                                         "Job resumed", now)
-            status["startTime"] = _rfc3339(now)
+            status["startTime"] = rfc3339(now)
             self.emit(job, NORMAL, "Resumed", "Job resumed")
-        status.setdefault("startTime", _rfc3339(now))
+        status.setdefault("startTime", rfc3339(now))
         succeeded, failed = int(status.get("succeeded") or 0), int(status.get("failed") or 0)
         completed = parse_indexes(status.get("completedIndexes"))
         started = parse_time(status.get("startTime"))
@@ -247,7 +240,7 @@ class JobController(Controller):
         conditions = list(status.get("conditions") or [])
         status["conditions"] = _set(conditions, type_, "True", reason, message, now)
         if type_ == "Complete":
-            status["completionTime"] = _rfc3339(now)
+            status["completionTime"] = rfc3339(now)
             self.emit(job, NORMAL, "Completed", "Job completed")
         else:
             self.emit(job, WARNING, reason, message)
@@ -335,7 +328,7 @@ class JobController(Controller):
 
     async def _expire(self, key: str, job: Obj, status: Obj, now: datetime) -> None:
         """ttlSecondsAfterFinished: delete the Job (and, in the foreground, its pods)."""
-        ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+        ttl = spec(job).get("ttlSecondsAfterFinished")
         finished = finished_condition({"status": status})
         if ttl is None or finished is None or is_deleting(job):
             return
@@ -364,7 +357,7 @@ def _set(conditions: list[Obj], type_: str, status: str, reason: str, message: s
     old = next((c for c in conditions if c.get("type") == type_), None)
     if old is not None and old.get("status") == status:
         return conditions
-    stamp = _rfc3339(now)
+    stamp = rfc3339(now)
     new = {"type": type_, "status": status, "reason": reason, "message": message,
            "lastProbeTime": stamp, "lastTransitionTime": stamp}
     return [c for c in conditions if c.get("type") != type_] + [new]

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-Obj = dict[str, Any]
+from corral.objects import Obj, meta, status
+
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 COMPLETE_REASON = "CompletionsReached"
@@ -47,7 +47,7 @@ def format_indexes(indexes: set[int]) -> str:
 
 
 def pod_index(pod: Obj) -> int | None:
-    raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(COMPLETION_INDEX)
+    raw = (meta(pod).get("annotations") or {}).get(COMPLETION_INDEX)
     try:
         return int(raw) if raw is not None else None
     except ValueError:
@@ -121,7 +121,7 @@ def failure_backoff(failures: int, base: float, cap: float) -> float:
 
 
 def finished_condition(job: Obj) -> Obj | None:
-    for c in (job.get("status") or {}).get("conditions") or []:
+    for c in status(job).get("conditions") or []:
         if c.get("type") in ("Complete", "Failed") and c.get("status") == "True":
             return dict(c)
     return None

@@ -26,18 +26,15 @@ import copy
 import os
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from corral.api.errors import Conflict, NotFound
 from corral.client.events import NORMAL, EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller
 from corral.controllers.informers import SharedInformers
-from corral.controllers.owners import is_deleting, meta, uid_of
 from corral.controllers.pods import is_finished
+from corral.objects import Obj, is_deleting, meta, now_rfc3339, spec, status, uid_of
 
-Obj = dict[str, Any]
 LEASE_NAMESPACE = "kube-node-lease"
 UNREACHABLE = "node.kubernetes.io/unreachable"
 NODE_INDEX = "node"
@@ -60,31 +57,27 @@ class NodeLifecycleOptions:
                    float(env("CORRAL_NODE_MONITOR_PERIOD", "0.5")))
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def node_of(pod: Obj) -> list[str]:
-    name = (pod.get("spec") or {}).get("nodeName")
+    name = spec(pod).get("nodeName")
     return [str(name)] if name else []
 
 
 def ready_status(node: Obj) -> str | None:
-    for c in (node.get("status") or {}).get("conditions") or []:
+    for c in status(node).get("conditions") or []:
         if c.get("type") == "Ready":
             return str(c.get("status"))
     return None
 
 
 def has_unreachable_taint(node: Obj) -> bool:
-    return any(t.get("key") == UNREACHABLE for t in (node.get("spec") or {}).get("taints") or [])
+    return any(t.get("key") == UNREACHABLE for t in spec(node).get("taints") or [])
 
 
 def toleration_seconds(pod: Obj) -> float | None:
     """How long the pod tolerates the unreachable taint: None → not at all,
     inf → forever."""
     best: float | None = None
-    for t in (pod.get("spec") or {}).get("tolerations") or []:
+    for t in spec(pod).get("tolerations") or []:
         key_ok = t.get("key") in (None, "", UNREACHABLE) and (
             t.get("key") or t.get("operator") == "Exists")
         effect_ok = t.get("effect") in (None, "", "NoExecute")
@@ -100,7 +93,7 @@ def with_ready(node: Obj, status: str, reason: str, message: str) -> Obj:
     fresh = copy.deepcopy(node)
     st = fresh.setdefault("status", {})
     conditions = [c for c in st.get("conditions") or [] if c.get("type") != "Ready"]
-    now = _now()
+    now = now_rfc3339()
     conditions.append({"type": "Ready", "status": status, "reason": reason, "message": message,
                        "lastHeartbeatTime": now, "lastTransitionTime": now})
     st["conditions"] = conditions
@@ -127,7 +120,7 @@ class NodeLifecycleController(Controller):
 
     def _lease_seen(self, lease: Obj) -> None:
         name = str(meta(lease).get("name"))
-        renew = str((lease.get("spec") or {}).get("renewTime") or "")
+        renew = str(spec(lease).get("renewTime") or "")
         if self._seen.get(name, ("", 0.0))[0] != renew:
             self._seen[name] = (renew, time.monotonic())
             self.enqueue_key(name)
@@ -184,7 +177,7 @@ class NodeLifecycleController(Controller):
             fresh = copy.deepcopy(node)
             spec = fresh.setdefault("spec", {})
             spec["taints"] = [*(spec.get("taints") or []), {
-                "key": UNREACHABLE, "effect": "NoExecute", "timeAdded": _now()}]
+                "key": UNREACHABLE, "effect": "NoExecute", "timeAdded": now_rfc3339()}]
             await self.client.update(fresh)
         since = self._unreachable_since.setdefault(name, time.monotonic())
         await self._evict(name, time.monotonic() - since)
@@ -230,7 +223,7 @@ class NodeLifecycleController(Controller):
                                        if t.get("key") != UNREACHABLE] or None
             await self.client.update(fresh)
             return
-        conditions = (node.get("status") or {}).get("conditions") or []
+        conditions = status(node).get("conditions") or []
         ours = any(c.get("type") == "Ready" and c.get("reason") == UNKNOWN_REASON
                    for c in conditions)
         if ours:

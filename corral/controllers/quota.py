@@ -19,7 +19,8 @@ import logging
 from corral.api.admission.quota import formatted, hard_of, recount, resources_counted
 from corral.api.errors import Conflict, NotFound
 from corral.api.resources import Resource
-from corral.client.http import Client, Obj
+from corral.client.http import Client
+from corral.objects import Obj, spec
 
 log = logging.getLogger("corral.controllers.quota")
 
@@ -38,7 +39,7 @@ async def reconcile_quota(client: Client, namespace: str, name: str) -> None:
             page = await client.list_all(res, namespace)
             objects.extend((res, obj) for obj in page.items)
         status = dict(quota.get("status") or {})
-        want = {"hard": dict((quota.get("spec") or {}).get("hard") or {}),
+        want = {"hard": dict(spec(quota).get("hard") or {}),
                 "used": formatted(recount(quota, objects))}
         if status.get("hard") == want["hard"] and status.get("used") == want["used"]:
             return

@@ -32,17 +32,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 from corral.api.errors import AlreadyExists, APIError, Conflict, NotFound
 from corral.client.http import Client, ServerUnreachable
+from corral.objects import Obj, spec
 from corral.scheduler.filters import dynamic_failures
 from corral.scheduler.requirements import PodRequirements, pod_requirements
 from corral.scheduler.snapshot import ClusterSnapshot
 
 log = logging.getLogger("corral.scheduler")
 
-Obj = dict[str, Any]
 LEDGER_NAMESPACE = "kube-system"
 LEDGER_LABEL = "corral.dev/scheduler-ledger"
 ENTRY_TTL = 30.0
@@ -231,7 +230,7 @@ class Reservations:
             pod = await self.client.get("Pod", name, namespace)
         except NotFound:
             return None
-        return pod_requirements(pod), (pod.get("spec") or {}).get("nodeName") or ""
+        return pod_requirements(pod), spec(pod).get("nodeName") or ""
 
     def _still_fitting(self, node: str, batch: list[_Wanted],
                        ledger: Ledger) -> list[_Wanted]:

@@ -25,10 +25,11 @@ import time
 from typing import Any
 
 from corral.api.errors import APIError, Conflict, NotFound
-from corral.client.events import EventRecorder, now_rfc3339
+from corral.client.events import EventRecorder
 from corral.client.http import Client, ServerUnreachable
 from corral.client.informer import Informer, key_of
 from corral.client.leaderelection import master_identity, run_elected
+from corral.objects import Obj, meta, name_of, now_rfc3339, spec, status
 from corral.scheduler.core import Decision, SchedulerOptions, schedule
 from corral.scheduler.ledger import ENTRY_TTL, Reservations
 from corral.scheduler.preemption import Preemption, find_preemption
@@ -38,7 +39,6 @@ from corral.scheduler.snapshot import ClusterSnapshot
 
 log = logging.getLogger("corral.scheduler")
 
-Obj = dict[str, Any]
 COMPONENT = "default-scheduler"  # source.component of its Events, as kube-scheduler
 SCHEDULER_NAMES = frozenset({"", "default-scheduler", "corral"})
 MAX_BINDS_IN_FLIGHT = 64
@@ -52,7 +52,7 @@ def is_ours(pod: Obj) -> bool:
     """A pending pod this scheduler places."""
     spec = pod.get("spec") or {}
     return (spec.get("schedulerName") or "") in SCHEDULER_NAMES and not spec.get(
-        "nodeName") and not (pod.get("metadata") or {}).get("deletionTimestamp")
+        "nodeName") and not meta(pod).get("deletionTimestamp")
 
 
 def node_facts(node: Obj) -> tuple[Any, ...]:
@@ -76,7 +76,7 @@ class Scheduler:
         self.nodes = Informer(client, "Node")
         self.pending = Informer(client, "Pod", field_selector="spec.nodeName=")
         self.bound = Informer(client, "Pod", field_selector=BOUND_SELECTOR)
-        self.bound.add_index("node", lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
+        self.bound.add_index("node", lambda p: [spec(p).get("nodeName") or ""])
         self.events = EventRecorder(client, instance=instance, component=COMPONENT)
         self.ledger = Reservations(client, self.snapshot, self._lookup)
         self._binding: set[str] = set()
@@ -146,7 +146,7 @@ class Scheduler:
                                  self._pending_deleted)
 
     def _node_added(self, node: Obj) -> None:
-        name = (node.get("metadata") or {}).get("name") or ""
+        name = name_of(node)
         self.snapshot.add_node(node)
         for pod in self.bound.by_index("node", name):
             self._account(pod)
@@ -158,15 +158,15 @@ class Scheduler:
             self.queue.move_all_to_active()
 
     def _node_deleted(self, node: Obj) -> None:
-        self.snapshot.remove_node((node.get("metadata") or {}).get("name") or "")
+        self.snapshot.remove_node(name_of(node))
 
     def _bound_added(self, pod: Obj) -> None:
         self._account(pod)
         self._wake_awaiting_peers()
 
     def _bound_updated(self, old: Obj, new: Obj) -> None:
-        if old.get("spec") != new.get("spec") or (old.get("metadata") or {}).get(
-                "labels") != (new.get("metadata") or {}).get("labels"):
+        if old.get("spec") != new.get("spec") or meta(old).get(
+                "labels") != meta(new).get("labels"):
             self._account(new)
             self._wake_awaiting_peers()
 
@@ -179,7 +179,7 @@ class Scheduler:
         key = key_of(pod)
         self._doubtful.pop(key, None)
         placed = self.snapshot.pod(key)
-        if placed is not None and placed.node_name == (pod.get("spec") or {}).get("nodeName"):
+        if placed is not None and placed.node_name == spec(pod).get("nodeName"):
             self.snapshot.remove_pod(key)
         self.queue.move_all_to_active()
 
@@ -187,7 +187,7 @@ class Scheduler:
         key = key_of(pod)
         self.ledger.forget_phantoms(key)
         self._doubtful.pop(key, None)
-        if self.snapshot.node((pod.get("spec") or {}).get("nodeName") or "") is not None:
+        if self.snapshot.node(spec(pod).get("nodeName") or "") is not None:
             self.snapshot.add_pod(pod)
 
     def _pending_added(self, pod: Obj) -> None:
@@ -198,8 +198,8 @@ class Scheduler:
         if not is_ours(new):
             self.queue.remove(key_of(new))
             return
-        changed = old.get("spec") != new.get("spec") or (old.get("metadata") or {}).get(
-            "labels") != (new.get("metadata") or {}).get("labels")
+        changed = old.get("spec") != new.get("spec") or meta(old).get(
+            "labels") != meta(new).get("labels")
         if changed or key_of(new) not in self.queue:
             self._enqueue(new)
 
@@ -217,7 +217,7 @@ class Scheduler:
         for informer in (self.bound, self.pending):
             pod = informer.get_by_key(key)
             if pod is not None:
-                return pod_requirements(pod), (pod.get("spec") or {}).get("nodeName") or ""
+                return pod_requirements(pod), spec(pod).get("nodeName") or ""
         return None
 
     # -- one attempt -------------------------------------------------------------------
@@ -241,7 +241,7 @@ class Scheduler:
             # in the pending one for a moment. Assuming it would move it.
             self.queue.remove(key)
             return
-        if key in self._binding or (pod.get("metadata") or {}).get("uid") in self._recently_bound:
+        if key in self._binding or meta(pod).get("uid") in self._recently_bound:
             return  # a bind is in flight (it re-queues the pod if it fails), or done
         req = pod_requirements(pod)
         decision = schedule(self.snapshot, req, self.options)
@@ -315,7 +315,7 @@ class Scheduler:
 
     async def _unschedulable(self, pod: Obj, req: PodRequirements, decision: Decision) -> None:
         message = decision.message
-        nominated = (pod.get("status") or {}).get("nominatedNodeName") or None
+        nominated = status(pod).get("nominatedNodeName") or None
         if nominated and self._victims_terminating(nominated, req.priority):
             message = f"{message} {TERMINATING_VICTIM}"
         else:
@@ -334,13 +334,13 @@ class Scheduler:
     def _victims_terminating(self, node: str, priority: int) -> bool:
         """Victims of an earlier preemption still stopping: wait, do not evict more."""
         for pod in self.bound.by_index("node", node):
-            if (pod.get("metadata") or {}).get("deletionTimestamp") and pod_requirements(
+            if meta(pod).get("deletionTimestamp") and pod_requirements(
                     pod).priority < priority:
                 return True
         return False
 
     async def _preempt(self, preemptor: Obj, preemption: Preemption) -> None:
-        uid = (preemptor.get("metadata") or {}).get("uid")
+        uid = meta(preemptor).get("uid")
         log.info("preempting pod=%s node=%s victims=%s", key_of(preemptor), preemption.node,
                  ",".join(v.key for v in preemption.victims))
         await asyncio.gather(*(self._evict(victim.key, f"Preempted by pod {uid} on node "

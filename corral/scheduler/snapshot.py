@@ -17,6 +17,7 @@ import itertools
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from corral.objects import name_of
 from corral.scheduler.requirements import (
     CPU,
     EPHEMERAL,
@@ -255,7 +256,7 @@ class ClusterSnapshot:
         return info
 
     def update_node(self, node: Mapping[str, Any]) -> NodeInfo:
-        name = (node.get("metadata") or {}).get("name") or ""
+        name = name_of(node)
         info = self._by_name.get(name)
         if info is None:
             return self.add_node(node)

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from corral.objects import status
 from tests.cluster import Master
 from tests.conftest import AgentFactory
 
@@ -32,7 +33,7 @@ def corral(master: Master, *args: str) -> subprocess.CompletedProcess[str]:
 
 def running_pods(api: httpx.Client) -> list[dict[str, Any]]:
     pods = api.get("/api/v1/namespaces/default/pods?labelSelector=app%3Dsleepers").json()
-    return [p for p in pods["items"] if (p.get("status") or {}).get("phase") == "Running"
+    return [p for p in pods["items"] if status(p).get("phase") == "Running"
             and not p["metadata"].get("deletionTimestamp")]
 
 

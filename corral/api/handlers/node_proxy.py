@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 from starlette.requests import Request
@@ -25,8 +24,8 @@ from corral.api.errors import APIError, BadRequest, NotFound, ServiceUnavailable
 from corral.api.paths import Target
 from corral.api.registry import Registry
 from corral.api.resources import BY_KIND
+from corral.objects import Obj, spec
 
-Obj = dict[str, Any]
 NODE_PROXY_PATH = re.compile(r"^/api/v1/nodes/([^/]+)/proxy(/.*)?$")
 LOG_PARAMS = ("follow", "tailLines", "previous", "timestamps", "limitBytes", "sinceSeconds")
 
@@ -76,7 +75,7 @@ class NodeProxy:
 
     async def pod_log(self, request: Request, target: Target) -> Response:
         pod = await self.registry.get(target.resource, target.namespace, target.name or "")
-        node = (pod.get("spec") or {}).get("nodeName")
+        node = spec(pod).get("nodeName")
         if not node:
             raise BadRequest(f"pod {target.name} does not have a host assigned")
         container = _container(pod, request.query_params.get("container"))

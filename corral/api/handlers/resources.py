@@ -27,7 +27,7 @@ from corral.api.handlers.watch import watch_response
 from corral.api.paths import Target, parse_resource_path
 from corral.api.registry import DeleteOptions, Filter, Registry, Result, delete, list_objects
 from corral.api.registry import subresources as sub
-from corral.api.registry.objects import meta
+from corral.objects import ensure_meta
 
 LogHandler = Callable[[Request, Target], Awaitable[Response]]
 
@@ -177,7 +177,7 @@ class ResourceHandler:
         page = await list_objects(self.registry.store, res, target.namespace, flt)
         deleted = []
         for obj in page.items:
-            m = meta(obj)
+            m = ensure_meta(obj)
             try:
                 gone_obj, _ = await delete(self.registry, res, m.get("namespace"), m["name"],
                                            opts)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.api.errors import BadRequest, Conflict
-from corral.api.registry.core import MODIFIED, Obj, Registry, conflict, retry_attempts
-from corral.api.registry.objects import meta, now_rfc3339
+from corral.api.registry.core import MODIFIED, Registry, conflict, retry_attempts
 from corral.api.resources import Resource
+from corral.objects import Obj, ensure_meta, meta, now_rfc3339, status
 
 ORPHAN_FINALIZER = "orphan"
 FOREGROUND_FINALIZER = "foregroundDeletion"
@@ -122,7 +122,7 @@ def _grace_period(res: Resource, obj: Obj, opts: DeleteOptions) -> int:
     if res.kind != "Pod":
         return 0
     spec = obj.get("spec") or {}
-    phase = (obj.get("status") or {}).get("phase")
+    phase = status(obj).get("phase")
     if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
         return 0  # nothing runs it: nothing to wait for
     if opts.grace_period_seconds is not None:
@@ -131,7 +131,7 @@ def _grace_period(res: Resource, obj: Obj, opts: DeleteOptions) -> int:
 
 
 def _check_preconditions(res: Resource, name: str, obj: Obj, opts: DeleteOptions) -> None:
-    m = meta(obj)
+    m = ensure_meta(obj)
     if opts.precondition_uid and opts.precondition_uid != m.get("uid"):
         raise conflict(res, name, f"Precondition failed: UID in precondition: "
                        f"{opts.precondition_uid}, UID in object meta: {m.get('uid')}")

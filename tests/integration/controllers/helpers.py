@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
+from corral.objects import Obj
 from tests.cluster import Master
 
-Obj = dict[str, Any]
 APPS = "/apis/apps/v1/namespaces"
 CORE = "/api/v1/namespaces"
 

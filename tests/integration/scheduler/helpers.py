@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from corral.api.quantity import cpu_millis
 from corral.client.http import Client
+from corral.objects import Obj
 
-Obj = dict[str, Any]
 T = TypeVar("T")
 
 

@@ -13,14 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
+from corral.objects import Obj
 from tests.cluster import Master
 
-Obj = dict[str, Any]
 SERVICES = "/api/v1/namespaces/default/services"
 KUBECTL_132 = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
 KUBECTL = str(KUBECTL_132) if KUBECTL_132.exists() else shutil.which("kubectl")

@@ -11,16 +11,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord  # type: ignore[import-untyped]
 
+from corral.objects import Obj, status
 from tests.cluster import Agent, Master
 from tests.integration.services import web
 
-Obj = dict[str, Any]
 NS = "default"
 CIDR = f"127.{random.randint(101, 199)}.0.0/16"  # its own, so parallel runs never meet
 REPLICAS = ("web-0", "web-1", "web-2")
@@ -57,7 +56,7 @@ def eventually(check: Callable[[], bool], what: str, timeout: float = 60.0) -> N
 
 
 def is_ready(pod: Obj) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
+    conditions = status(pod).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 

@@ -14,9 +14,9 @@ import http.client
 import json
 import sys
 import time
-from typing import Any
 
-Obj = dict[str, Any]
+from corral.objects import Obj
+
 DRAIN_SECONDS = 2.0
 
 SERVER = f"""
