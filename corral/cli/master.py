@@ -24,6 +24,7 @@ from corral.cli import eventloop
 from corral.cli.logging_setup import setup_logging
 from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
+from corral.client.kubeconfig import write_kubeconfig
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -121,6 +122,7 @@ async def run_master(cfg: ServerConfig, components: list[str]) -> None:
         loop.add_signal_handler(sig, stop.set)
     server = ApiServer(cfg)
     await server.open()
+    write_kubeconfig(cfg.kubeconfig_path, cfg.url, server.ca_pem, server.token)
     try:
         serving = asyncio.create_task(server.run())
         parts = asyncio.create_task(_run_components(server, components, stop))

@@ -30,7 +30,7 @@ from corral.client.http import Client, ServerUnreachable
 from corral.client.informer import Informer, key_of
 from corral.client.leaderelection import master_identity, run_elected
 from corral.objects import Obj, meta, name_of, now_rfc3339, spec, status
-from corral.scheduler.core import Decision, SchedulerOptions, schedule
+from corral.scheduler.core import CoreMemory, Decision, SchedulerOptions, schedule
 from corral.scheduler.ledger import ENTRY_TTL, Reservations
 from corral.scheduler.preemption import Preemption, find_preemption
 from corral.scheduler.queue import QueueClosed, SchedulingQueue
@@ -72,6 +72,7 @@ class Scheduler:
         self.client = client
         self.options = options or SchedulerOptions()
         self.snapshot = ClusterSnapshot()
+        self.memory = CoreMemory()  # the core's caches for this snapshot
         self.queue = SchedulingQueue()
         self.nodes = Informer(client, "Node")
         self.pending = Informer(client, "Pod", field_selector="spec.nodeName=")
@@ -244,7 +245,7 @@ class Scheduler:
         if key in self._binding or meta(pod).get("uid") in self._recently_bound:
             return  # a bind is in flight (it re-queues the pod if it fails), or done
         req = pod_requirements(pod)
-        decision = schedule(self.snapshot, req, self.options)
+        decision = schedule(self.snapshot, req, self.options, self.memory)
         if decision.node is not None:
             self._assume_and_bind(pod, req, decision.node)
         else:

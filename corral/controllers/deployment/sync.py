@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from corral.api.errors import AlreadyExists, Conflict, NotFound
 from corral.client.events import NORMAL
 from corral.client.http import Client
+from corral.controllers.deployment.arithmetic import RSView, new_rs_target, resolve_fenceposts
 from corral.controllers.deployment.progress import (
     FOUND_NEW_RS,
     NEW_RS_CREATED,
@@ -42,7 +43,6 @@ from corral.controllers.deployment.rollback import (
     revision_of,
     templates_equal,
 )
-from corral.controllers.deployment.rolling import RSView, new_rs_target, resolve_fenceposts
 from corral.controllers.owners import owner_reference
 from corral.objects import Obj, is_deleting, meta, spec, status, uid_of
 
