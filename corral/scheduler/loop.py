@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from corral.api.alloc_view import alloc_name, is_alloc_key
@@ -32,7 +29,7 @@ from corral.api.errors import APIError, Conflict, NotFound
 from corral.client.events import EventRecorder, now_rfc3339
 from corral.client.http import Client, ServerUnreachable
 from corral.client.informer import Informer, key_of
-from corral.client.leaderelection import LeaderElector
+from corral.client.leaderelection import master_identity, run_elected
 from corral.scheduler.allocs import SCHEDULED, AllocSource
 from corral.scheduler.core import Decision, SchedulerOptions, schedule
 from corral.scheduler.ledger import ENTRY_TTL, Reservations
@@ -426,44 +423,16 @@ class Scheduler:
 
 # -- running it: in the master, or as its own process ------------------------------------
 
-LEASE_NAMESPACE = "kube-system"
-LEASE_NAME = "corral-scheduler"
-
-
-@dataclass(frozen=True)
-class LeaseTiming:
-    lease_duration: float = 15.0
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
-
-
-async def run_elected(client: Client, stop: asyncio.Event, identity: str,
-                      work: Callable[[], Awaitable[None]],
-                      timing: LeaseTiming | None = None) -> None:
-    """Run ``work`` while holding the Lease kube-system/corral-scheduler; stand by
-    (and campaign again) whenever it is lost; on ``stop`` give the Lease up."""
-    timing = timing or LeaseTiming()
-    while not stop.is_set():
-        elector = LeaderElector(client, LEASE_NAMESPACE, LEASE_NAME, identity,
-                                lease_duration=timing.lease_duration,
-                                renew_deadline=timing.renew_deadline,
-                                retry_period=timing.retry_period, on_started_leading=work)
-        election = asyncio.create_task(elector.run(), name="scheduler-election")
-        stopped = asyncio.create_task(stop.wait(), name="scheduler-election-stop")
-        await asyncio.wait({election, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (election, stopped):
-            task.cancel()
-        await asyncio.gather(election, stopped, return_exceptions=True)
+LEASE_NAME = "corral-scheduler"  # in kube-system
 
 
 async def run_in_master(client: Client, stop: asyncio.Event) -> None:
     """The in-process scheduler of `corral master`: leader-elected, so that of
     several masters (or a master and `corral scheduler --leader-elect`) one
-    schedules. The identity is stable across restarts of the same master, so a
-    restarted master takes its Lease back at once."""
-    identity = f"{socket.gethostname()}_master_{client.server}"
+    schedules."""
+    identity = master_identity(client.server)
 
     async def work() -> None:
         await Scheduler(client, instance=identity).run(stop)
 
-    await run_elected(client, stop, identity, work)
+    await run_elected(client, stop, LEASE_NAME, identity, work)
