@@ -14,8 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from corral.api import names
+from corral.api.alloc_validation import validate_alloc, validate_task_array
 from corral.api.errors import Cause
 from corral.api.field_errors import FieldErrors
+from corral.api.kinds.alloc import Alloc
 from corral.api.kinds.apps import Deployment, DeploymentStrategy, ReplicaSet
 from corral.api.kinds.base import IntOrString, KubeModel
 from corral.api.kinds.batch import Job
@@ -212,6 +214,7 @@ def _validate_job(job: Job, old: Job | None, errs: FieldErrors) -> None:
         errs.required("spec.completions", "when completion mode is Indexed")
     _validate_workload_selector(spec.selector, spec.template, errs)
     _validate_template(spec.template, errs, ("OnFailure", "Never"))
+    validate_task_array(job, errs)
     if old is not None:
         errs.immutable("spec.selector", _selector_json(spec.selector),
                        _selector_json(old.spec.selector))
@@ -430,4 +433,5 @@ _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
     ResourceQuota: _validate_quota, Event: _validate_event, Lease: _validate_lease,
     PriorityClass: _validate_priority_class, Binding: _validate_binding, Scale: _validate_scale,
     DeleteOptions: _validate_delete_options, Namespace: _validate_namespace,
+    Alloc: validate_alloc,
 }

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from corral.api.alloc_view import alloc_name, is_alloc_key, pod_view
 from corral.api.errors import AlreadyExists, APIError, Conflict, NotFound
 from corral.client.http import Client, ServerUnreachable
 from corral.objects import Obj, spec
@@ -227,7 +228,10 @@ class Reservations:
         """A pod another scheduler reserved before our informer showed it to us."""
         namespace, _, name = pod_key.partition("/")
         try:
-            pod = await self.client.get("Pod", name, namespace)
+            if is_alloc_key(pod_key):
+                pod = pod_view(await self.client.get("Alloc", alloc_name(name), namespace))
+            else:
+                pod = await self.client.get("Pod", name, namespace)
         except NotFound:
             return None
         return pod_requirements(pod), spec(pod).get("nodeName") or ""
