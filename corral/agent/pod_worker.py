@@ -39,9 +39,8 @@ from corral.agent.pod_status import (
     stamp_conditions,
 )
 from corral.agent.runtime.backoff import CrashLoopBackOff
-from corral.agent.runtime.base import ContainerLaunch, ContainerState, container_id
+from corral.agent.runtime.base import ContainerLaunch, ContainerState, Runtime, container_id
 from corral.agent.runtime.ports import PortAllocator, PortsExhausted
-from corral.agent.runtime.process import ProcessRuntime
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.client.http import Client, ServerUnreachable
@@ -59,7 +58,7 @@ class NodeContext:
 
     cfg: AgentConfig
     client: Client
-    runtime: ProcessRuntime
+    runtime: Runtime
     ports: PortAllocator
     backoff: CrashLoopBackOff
     get_object: ObjectGetter

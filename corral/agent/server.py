@@ -146,7 +146,7 @@ class AgentServer:
         runtime = self.pods.ctx.runtime
 
         def finished() -> bool:
-            return previous or not (runtime.state_root / cid).exists() or runtime.exited(cid)
+            return previous or runtime.exited(cid)
 
         async def stream() -> AsyncIterator[bytes]:
             async for line in files.follow(attempt, tail, stamps, finished=finished):

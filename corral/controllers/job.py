@@ -19,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from corral.api.errors import Conflict, NotFound
+from corral.client.clock import Clock, RealClock
 from corral.client.events import NORMAL, WARNING, EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller, split_key
@@ -32,8 +32,9 @@ from corral.controllers.informers import NAMESPACE, OWNER_UID, SharedInformers
 from corral.controllers.job_status import (
     COMPLETION_INDEX,
     TRACKING_FINALIZER,
+    FailureBackoff,
     JobSpecView,
-    failure_backoff,
+    deadline_left,
     finished_condition,
     format_indexes,
     parse_indexes,
@@ -84,13 +85,15 @@ class JobController(Controller):
     name = "job-controller"
 
     def __init__(self, client: Client, informers: SharedInformers, recorder: EventRecorder,
-                 *, options: JobOptions | None = None) -> None:
+                 *, options: JobOptions | None = None, clock: Clock | None = None) -> None:
         self.options = options or JobOptions()
+        self.clock = clock or RealClock()
         super().__init__(client, informers, recorder, workers=self.options.workers)
         self.expectations = Expectations()
         self.jobs = informers.get("Job")
         self.pods = informers.get("Pod")
-        self._last_failure: dict[str, tuple[int, float]] = {}  # key → (failed, monotonic)
+        self.backoff = FailureBackoff(self.clock, self.options.backoff_base,
+                                      self.options.backoff_cap)
         self.jobs.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self.enqueue)
         self.pods.add_handler(self._pod_added, lambda old, new: self._pod_changed(new),
                               self._pod_deleted)
@@ -125,7 +128,7 @@ class JobController(Controller):
         namespace, name = split_key(key)
         if job is None:
             self.expectations.forget(key)
-            self._last_failure.pop(key, None)
+            self.backoff.forget(key)
             return await self._release_orphans(namespace or "", name, None)
         await self._release_orphans(namespace or "", name, uid_of(job))
         pods = [p for p in self.pods.by_index(OWNER_UID, uid_of(job))
@@ -190,7 +193,7 @@ class JobController(Controller):
             pass
 
     async def _sync(self, key: str, job: Obj, pods: list[Obj]) -> None:
-        now = datetime.now(UTC)
+        now = self.clock.now()
         spec = JobSpecView.of(job)
         status = copy.deepcopy(job.get("status") or {})
         active = [p for p in pods if is_active(p)]
@@ -228,8 +231,8 @@ class JobController(Controller):
         outcome = verdict(spec, succeeded, failed, completed, len(active), started, now)
         if outcome is not None:
             return self._finish(job, status, outcome.type, outcome.reason, outcome.message, now)
-        if spec.active_deadline is not None and started is not None:
-            left = spec.active_deadline - (now - started).total_seconds()
+        left = deadline_left(spec, started, now)
+        if left is not None:
             self.requeue_after(key, left + 0.05)
         if self.expectations.satisfied(key):
             await self._manage(key, job, spec, status, active, failed)
@@ -248,7 +251,7 @@ class JobController(Controller):
 
     async def _manage(self, key: str, job: Obj, spec: JobSpecView, status: Obj,
                       active: list[Obj], failed: int) -> None:
-        delay = self._backoff_left(key, failed)
+        delay = self.backoff.left(key, failed)
         if spec.indexed:
             completed = parse_indexes(status.get("completedIndexes"))
             running = {i for p in active if (i := pod_index(p)) is not None}
@@ -266,16 +269,6 @@ class JobController(Controller):
             self.requeue_after(key, delay)
         elif todo:
             await self._create(key, job, spec, todo)
-
-    def _backoff_left(self, key: str, failed: int) -> float:
-        seen_failed, since = self._last_failure.get(key, (0, 0.0))
-        if failed > seen_failed:
-            self._last_failure[key] = (failed, time.monotonic())
-            since = time.monotonic()
-        elif failed == 0:
-            return 0.0
-        wait = failure_backoff(failed, self.options.backoff_base, self.options.backoff_cap)
-        return wait - (time.monotonic() - since)
 
     async def _create(self, key: str, job: Obj, spec: JobSpecView, todo: list[int]) -> None:
         template = (job.get("spec") or {}).get("template") or {}

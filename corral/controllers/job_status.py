@@ -7,6 +7,9 @@
     verdict            Complete / Failed(BackoffLimitExceeded | DeadlineExceeded) / None
     failure_backoff    base · 2^(failures-1), capped: a crash-looping template is
                        not re-created in a tight loop
+    FailureBackoff     that wait, timed on the injected Clock from when the
+                       failure count last rose
+    deadline_left      seconds until activeDeadlineSeconds runs out
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from corral.client.clock import Clock
 from corral.objects import Obj, meta, status
 
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
@@ -118,6 +122,39 @@ def failure_backoff(failures: int, base: float, cap: float) -> float:
     if failures <= 0:
         return 0.0
     return float(min(base * (2 ** min(failures - 1, 30)), cap))
+
+
+def deadline_left(spec: JobSpecView, started: datetime | None, now: datetime) -> float | None:
+    """Seconds until the Job has been active activeDeadlineSeconds (None: no
+    deadline, or not started)."""
+    if spec.active_deadline is None or started is None:
+        return None
+    return spec.active_deadline - (now - started).total_seconds()
+
+
+class FailureBackoff:
+    """Per Job: how long to wait before replacing failed pods, measured on the
+    clock from the moment we saw the failure count rise."""
+
+    def __init__(self, clock: Clock, base: float, cap: float) -> None:
+        self.clock = clock
+        self.base = base
+        self.cap = cap
+        self._last: dict[str, tuple[int, float]] = {}  # key → (failed, seen at)
+
+    def left(self, key: str, failed: int) -> float:
+        """Seconds still to wait (≤ 0: create now)."""
+        seen_failed, since = self._last.get(key, (0, 0.0))
+        if failed > seen_failed:
+            since = self.clock.monotonic()
+            self._last[key] = (failed, since)
+        elif failed == 0:
+            return 0.0
+        wait = failure_backoff(failed, self.base, self.cap)
+        return wait - (self.clock.monotonic() - since)
+
+    def forget(self, key: str) -> None:
+        self._last.pop(key, None)
 
 
 def finished_condition(job: Obj) -> Obj | None:

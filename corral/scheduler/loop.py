@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 from corral.api.alloc_view import alloc_name, is_alloc_key
 from corral.api.errors import APIError, Conflict, NotFound
+from corral.client.clock import Clock, RealClock
 from corral.client.events import EventRecorder
 from corral.client.http import Client, ServerUnreachable
 from corral.client.informer import Informer, key_of
@@ -70,8 +70,9 @@ def node_facts(node: Obj) -> tuple[Any, ...]:
 
 class Scheduler:
     def __init__(self, client: Client, options: SchedulerOptions | None = None,
-                 instance: str | None = None) -> None:
+                 instance: str | None = None, clock: Clock | None = None) -> None:
         self.client = client
+        self.clock = clock or RealClock()
         self.options = options or SchedulerOptions()
         self.snapshot = ClusterSnapshot()
         self.memory = CoreMemory()  # the core's caches for this snapshot
@@ -82,7 +83,7 @@ class Scheduler:
         self.bound.add_index("node", lambda p: [spec(p).get("nodeName") or ""])
         self.allocs = AllocSource(client, BOUND_SELECTOR)  # Allocs, seen as pods
         self.events = EventRecorder(client, instance=instance, component=COMPONENT)
-        self.ledger = Reservations(client, self.snapshot, self._lookup)
+        self.ledger = Reservations(client, self.snapshot, self._lookup, self.clock)
         self._binding: set[str] = set()
         # Pods whose bind failed in a way that leaves where they are unknown: still
         # counted on the node we tried, until the bound informer shows them.
@@ -123,10 +124,10 @@ class Scheduler:
 
     async def _housekeeping(self) -> None:
         while True:
-            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            await self.clock.sleep(HOUSEKEEPING_SECONDS)
             self.ledger.expire_phantoms()
             self._resolve_doubts()
-            horizon = time.monotonic() - RECENTLY_BOUND_SECONDS
+            horizon = self.clock.monotonic() - RECENTLY_BOUND_SECONDS
             for uid in [u for u, at in self._recently_bound.items() if at < horizon]:
                 del self._recently_bound[uid]
 
@@ -295,7 +296,7 @@ class Scheduler:
                 else:
                     await self.client.bind(req.name, req.namespace, node)
             self.queue.remove(key)
-            self._recently_bound[req.uid] = time.monotonic()
+            self._recently_bound[req.uid] = self.clock.monotonic()
             self.bound_count += 1
             self.events.event(self._about(pod), "Normal", "Scheduled",
                               f"Successfully assigned {key} to {node}")
@@ -319,10 +320,10 @@ class Scheduler:
         if self._bound_get(key) is not None:
             self._unassume(key, node)  # we know where it is: account it there
         else:
-            self._doubtful[key] = (node, time.monotonic() + ENTRY_TTL)
+            self._doubtful[key] = (node, self.clock.monotonic() + ENTRY_TTL)
 
     def _resolve_doubts(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for key, (node, until) in list(self._doubtful.items()):
             if until < now:
                 del self._doubtful[key]

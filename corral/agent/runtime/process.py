@@ -238,6 +238,8 @@ class ProcessRuntime:
 
     def exited(self, container_id: str) -> bool:
         """Synchronous check, e.g. for LogFiles.follow(finished=...)."""
+        if not (self.state_root / container_id).exists():
+            return True  # removed, or never started here
         state = self._dir(container_id).read_status()
         return state is not None and not state.running
 
