@@ -1,11 +1,10 @@
-"""`corral master`: the API server (and, as they land, scheduler and controllers)
-in one asyncio process."""
+"""`corral master`: the API server, scheduler and controllers in one asyncio
+process; it writes the kubeconfig every client reads."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine
@@ -25,6 +24,8 @@ from corral.cli.logging_setup import setup_logging
 from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
 from corral.client.kubeconfig import write_kubeconfig
+from corral.controllers import manager
+from corral.scheduler import loop as scheduler_loop
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -38,7 +39,8 @@ def add_master_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, default=Path(".corral"),
                    help="state, credentials and kubeconfig (default ./.corral)")
     p.add_argument("--store", default="",
-                   help="sqlite:///path (default DATA_DIR/state.db) or etcd://h1:2379,...")
+                   help="sqlite:///path[?history=N] (default DATA_DIR/state.db); the only "
+                        "backend so far (etcd is not built yet)")
     p.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 6443),
                    help="HOST:PORT to serve the API on (default 127.0.0.1:6443)")
     p.add_argument("--insecure-http", action="store_true",
@@ -74,29 +76,16 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                         node_port_range=args.service_node_port_range)
 
 
-# Components that run inside `corral master` as API clients, each
-# "module:function" with `async def fn(client: Client, stop: asyncio.Event) -> None`
-# returning when ``stop`` is set. A module not built yet is skipped.
-IN_PROCESS = {
-    "scheduler": "corral.scheduler.loop:run_in_master",
-    "controllers": "corral.controllers.manager:run_in_master",
+Component = Callable[[Client, asyncio.Event], Coroutine[Any, Any, None]]
+
+# Components that run inside `corral master` as API clients: each returns when
+# ``stop`` is set.
+IN_PROCESS: dict[str, Component] = {
+    "scheduler": scheduler_loop.run_in_master,
+    "controllers": manager.run_in_master,
 }
 
 log = logging.getLogger("corral.master")
-
-
-def _component(target: str) -> Callable[[Client, asyncio.Event], Coroutine[Any, Any, None]] | None:
-    module_name, _, fn = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name != module_name:
-            raise
-        return None
-    entry = getattr(module, fn, None)
-    if entry is None:
-        log.error("component entry point missing target=%s; not started", target)
-    return entry
 
 
 async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Event) -> None:
@@ -107,10 +96,8 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
     async with Client(server.cfg.url, server.token, transport=transport) as client:
         runs: list[asyncio.Task[None]] = []
         for name in names:
-            fn = _component(IN_PROCESS[name])
-            if fn is not None:
-                log.info("component starting name=%s", name)
-                runs.append(asyncio.create_task(fn(client, stop), name=name))
+            log.info("component starting name=%s", name)
+            runs.append(asyncio.create_task(IN_PROCESS[name](client, stop), name=name))
         await asyncio.gather(*runs)
         await stop.wait()  # with every component disabled, the API serves alone
 
