@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -38,9 +37,8 @@ from tests.integration.controllers.helpers import (
     template,
     wait_for,
 )
+from tests.kubectl import kubectl_binary
 
-KUBECTL_132 = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
-KUBECTL = str(KUBECTL_132) if KUBECTL_132.exists() else shutil.which("kubectl")
 NS = "e2e"
 JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
 
@@ -76,13 +74,11 @@ def available(http: httpx.Client, name: str) -> int:
 
 
 def kubectl(master: Master, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    assert KUBECTL is not None
     env = {**os.environ, "KUBECONFIG": str(master.kubeconfig), "KUBECACHEDIR": str(tmp)}
-    return subprocess.run([KUBECTL, "-n", NS, *args], check=False, capture_output=True, text=True,
+    return subprocess.run([kubectl_binary(), "-n", NS, *args], check=False, capture_output=True, text=True,
                           timeout=120, env=env)
 
 
-@pytest.mark.skipif(KUBECTL is None, reason="no kubectl binary")
 def test_scale_rolling_update_and_kubectl_rollout(http: httpx.Client, master: Master,
                                                   tmp_path: Path) -> None:
     create(http, f"{APPS}/{NS}/deployments", deployment("web", 3, strategy={

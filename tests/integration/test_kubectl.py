@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.cluster import Master
-
-KUBECTL_132 = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
-KUBECTL = str(KUBECTL_132) if KUBECTL_132.exists() else shutil.which("kubectl")
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="no kubectl binary on this machine")
+from tests.kubectl import kubectl_binary
 
 MANIFEST = """
 apiVersion: v1
@@ -84,7 +79,7 @@ def kubectl(master: Master, tmp_path_factory: pytest.TempPathFactory):  # type: 
     env = {**os.environ, "KUBECONFIG": str(master.kubeconfig), "KUBECACHEDIR": str(cache)}
 
     def run(*args: str, input: str | None = None, check: bool = True) -> str:
-        proc = subprocess.run([KUBECTL, "--cache-dir", str(cache), *args], input=input,
+        proc = subprocess.run([kubectl_binary(), "--cache-dir", str(cache), *args], input=input,
                               capture_output=True, text=True, env=env, timeout=60, check=False)
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed:\n{proc.stderr}")
@@ -166,7 +161,7 @@ def test_apply_again_after_edit(kubectl) -> None:  # type: ignore[no-untyped-def
 
 def test_get_watch_receives_event(kubectl, master: Master) -> None:  # type: ignore[no-untyped-def]
     proc = subprocess.Popen(
-        [KUBECTL, "get", "configmaps", "-n", "kc", "-w", "--request-timeout=0"],
+        [kubectl_binary(), "get", "configmaps", "-n", "kc", "-w", "--request-timeout=0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=kubectl.env,
         start_new_session=True,
     )

@@ -28,9 +28,7 @@ from starlette.routing import Route
 from corral.api import discovery, openapi, tables
 from corral.api.resources import BY_GROUP_PLURAL
 from corral.objects import rfc3339
-
-KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
-pytestmark = pytest.mark.skipif(not KUBECTL.exists(), reason="no kubectl 1.32 on this machine")
+from tests.kubectl import kubectl_binary
 
 NOW = datetime.now(UTC)
 # 51 hours is "2d3h" for a whole hour, so ages are stable while the test runs.
@@ -225,7 +223,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[Served]:
 def run_kubectl(served: Served, tmp_path: Path, *args: str) -> str:
     # HOME in tmp_path: no kubeconfig or discovery cache of the user's is read.
     done = subprocess.run(
-        [str(KUBECTL), "--server", served.url, "--cache-dir", str(tmp_path / "cache"), *args],
+        [kubectl_binary(), "--server", served.url, "--cache-dir", str(tmp_path / "cache"), *args],
         capture_output=True, text=True, timeout=60, check=False,
         env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
