@@ -107,7 +107,11 @@ class Master(CorralProcess):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.spawn(["master", "--data-dir", str(self.data_dir),
                     "--listen", f"{self.host}:{self.port}", *self.extra_args])
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()  # a master that never got ready is not left behind
+            raise
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:

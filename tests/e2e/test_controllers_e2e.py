@@ -35,9 +35,9 @@ from tests.integration.controllers.helpers import (
     namespace,
     pods,
     template,
-    wait_for,
 )
 from tests.kubectl import kubectl_binary
+from tests.poll import wait_for
 
 NS = "e2e"
 JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
@@ -162,13 +162,13 @@ def test_killed_agent_pods_replaced_and_no_duplicates_after_restart(
     recovery = time.monotonic() - started
     print(f"recovery after kill -9: {recovery:.1f}s")
     victim.start()
-    time.sleep(3)  # the restarted agent syncs with the API
-    names = [p["metadata"]["name"] for p in pods(http, NS, "spread", active_only=False)]
-    assert len(names) == 6
     from tests.integration.agent_api.conftest import instances
 
-    lingering = [s for s in instances(victim) if s.running]
-    assert lingering == [], "the restarted agent still runs pods the API no longer has"
+    # The restarted agent syncs with the API and stops what the API no longer has.
+    wait_for(lambda: not [s for s in instances(victim) if s.running], timeout=30,
+             what="the restarted agent to stop pods the API no longer has")
+    names = [p["metadata"]["name"] for p in pods(http, NS, "spread", active_only=False)]
+    assert len(names) == 6
 
 
 def wait_job(http: httpx.Client, name: str, timeout: float) -> dict:  # type: ignore[type-arg]

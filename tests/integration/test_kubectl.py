@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 
 import pytest
 import yaml
 
 from tests.cluster import Master
 from tests.kubectl import kubectl_binary
+from tests.poll import wait_for
 
 MANIFEST = """
 apiVersion: v1
@@ -160,27 +160,30 @@ def test_apply_again_after_edit(kubectl) -> None:  # type: ignore[no-untyped-def
 
 
 def test_get_watch_receives_event(kubectl, master: Master) -> None:  # type: ignore[no-untyped-def]
+    def create(name: str) -> None:
+        kubectl("apply", "-f", "-", input=kubectl("create", "configmap", name, "-n", "kc",
+                                                  "--from-literal=a=b", "--dry-run=client",
+                                                  "-o", "yaml"))
+
+    create("listed")  # printed by the list kubectl -w starts with: its watch follows from there
     proc = subprocess.Popen(
         [kubectl_binary(), "get", "configmaps", "-n", "kc", "-w", "--request-timeout=0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=kubectl.env,
         start_new_session=True,
     )
     try:
-        time.sleep(1.5)
-        kubectl("apply", "-f", "-", input=kubectl("create", "configmap", "watched", "-n", "kc",
-                                                  "--from-literal=a=b", "--dry-run=client",
-                                                  "-o", "yaml"))
-        deadline = time.monotonic() + 15
         lines: list[str] = []
         assert proc.stdout is not None
         os.set_blocking(proc.stdout.fileno(), False)
-        while time.monotonic() < deadline and not any("watched" in ln for ln in lines):
-            chunk = proc.stdout.readline()
-            if chunk:
+
+        def printed(name: str) -> bool:
+            while chunk := proc.stdout.readline():  # type: ignore[union-attr]
                 lines.append(chunk)
-            else:
-                time.sleep(0.1)
-        assert any(line.startswith("watched") for line in lines), lines
+            return any(line.startswith(name) for line in lines)
+
+        wait_for(lambda: printed("listed"), timeout=15, what="kubectl's list")
+        create("watched")
+        wait_for(lambda: printed("watched"), timeout=15, what="the watch event")
     finally:
         proc.kill()
         proc.wait()

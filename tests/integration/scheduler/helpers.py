@@ -5,9 +5,6 @@ agent would post: the scheduler sees exactly what it sees in production."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from corral.api.quantity import cpu_millis
@@ -48,19 +45,6 @@ def pod(name: str, cpu: str = "100m", memory: str = "64Mi", *, namespace: str = 
 
 def namespace(name: str) -> Obj:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 30.0,
-                     interval: float = 0.1, what: str = "condition") -> T:
-    """The first truthy result of ``probe`` (fails the test after ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last={last!r}")
 
 
 async def node_of(client: Client, name: str, ns: str = "default") -> str:

@@ -17,12 +17,12 @@ from tests.cluster import Master
 from tests.integration.scheduler.helpers import (
     condition,
     events_for,
-    eventually,
     node,
     node_of,
     pod,
     requested_cpu,
 )
+from tests.poll import eventually
 
 
 @pytest.fixture

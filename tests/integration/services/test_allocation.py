@@ -8,8 +8,7 @@ import ipaddress
 import os
 import random
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from corral.objects import Obj
 from tests.cluster import Master
 from tests.kubectl import kubectl_binary
+from tests.poll import wait_for
 
 SERVICES = "/api/v1/namespaces/default/services"
 CIDR = f"127.{random.randint(101, 199)}.0.0/16"  # its own, so parallel runs never meet
@@ -94,13 +94,6 @@ def causes(r: httpx.Response) -> dict[str, str]:
     body = r.json()
     assert body["reason"] == "Invalid"
     return {c["field"]: c["message"] for c in body["details"]["causes"]}
-
-
-def eventually(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 # ---- allocation ------------------------------------------------------------------
@@ -235,7 +228,7 @@ def test_update_frees_a_dropped_node_port(http: httpx.Client) -> None:
     assert r.status_code == 200, r.text
     assert node_ports(r.json()) == [new]
     body = service(unique("takes-old"), "NodePort", node_ports=[old])
-    eventually(lambda: create(http, body).status_code == 201, timeout=5.0)
+    wait_for(lambda: create(http, body).status_code == 201, timeout=5.0)
 
 
 def test_type_change_to_node_port_allocates_and_back_frees(http: httpx.Client) -> None:
@@ -314,10 +307,6 @@ def test_type_change_to_cluster_ip_frees_node_ports(http: httpx.Client) -> None:
                    headers={"Content-Type": "application/merge-patch+json"})
     assert r.status_code == 200, r.text
     assert "nodePort" not in spec_of(r.json())["ports"][0]
-    deadline = time.monotonic() + 20
-    while True:  # the dropped port is freed once the write has landed
-        r = create(http, service(unique("tc2"), "NodePort", node_ports=[port]))
-        if r.status_code == 201 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert r.status_code == 201, r.text
+    # The dropped port is freed once the write has landed.
+    wait_for(lambda: create(http, service(unique("tc2"), "NodePort", node_ports=[port]))
+             .status_code == 201, timeout=20, what=f"nodePort {port} free again")
