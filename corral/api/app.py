@@ -1,7 +1,8 @@
 """The API server's ASGI application: routing, error mapping, auth and metrics.
 
     request → MetricsMiddleware → AuthMiddleware → dispatch
-        /healthz /readyz /livez /version /metrics
+        /healthz /readyz[/check] /livez[/check]    Health (health.py)
+        /version /metrics
         /api /apis /api/v1 /apis/{g}[/{v}]        discovery
         /openapi/v3[...]                          OpenAPI
         /api/v1/nodes/{name}/proxy/{path}         NodeProxy → the node's agent
@@ -30,10 +31,14 @@ from corral.api.handlers.discovery import (
 from corral.api.handlers.node_proxy import NODE_PROXY_PATH
 from corral.api.handlers.resources import LogHandler, ResourceHandler
 from corral.api.handlers.responses import status_response
+from corral.api.health import Health
 from corral.api.metrics import MetricsMiddleware, metrics_response
 from corral.api.registry import Registry
 
+# What anyone may read: kube-apiserver lets system:public-info-viewer (every
+# client) see health (each check too) and version.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version"})
+OPEN_PREFIXES = ("/readyz/", "/livez/")
 
 Handler = Callable[[Request], Awaitable[Response]]
 # (request, node name, path below .../proxy) → the agent's answer
@@ -64,7 +69,7 @@ def build_app(
     *,
     logs: LogHandler | None = None,
     nodes: NodeProxyHandler | None = None,
-    ready: Callable[[], bool] = lambda: True,
+    health: Health | None = None,
 ) -> ASGIApp:
     resources = ResourceHandler(registry, logs)
 
@@ -81,19 +86,18 @@ def build_app(
             return await resources(request)
         raise NotFound(f"the server could not find the requested resource (path {path})")
 
-    async def readyz(request: Request) -> Response:
-        if not ready():
-            return PlainTextResponse("not ready", status_code=503)
-        return PlainTextResponse("ok")
-
+    health = health or Health(registry)
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     app = Starlette(routes=[
-        Route("/healthz", _ok), Route("/livez", _ok), Route("/readyz", readyz),
+        Route("/healthz", _ok),
+        Route("/livez", health.livez), Route("/livez/{check:path}", health.livez),
+        Route("/readyz", health.readyz), Route("/readyz/{check:path}", health.readyz),
         Route("/version", _guard(version)),
         Route("/metrics", _metrics),
         Route("/{path:path}", _guard(dispatch), methods=methods),
     ])
     wrapped: ASGIApp = app
     if authenticator is not None:
-        wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS)
+        wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS,
+                                 open_prefixes=OPEN_PREFIXES)
     return MetricsMiddleware(wrapped)

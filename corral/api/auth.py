@@ -161,17 +161,20 @@ class AuthMiddleware:
     """Pure ASGI, so streamed responses (watch, logs) pass through unbuffered."""
 
     def __init__(self, app: ASGIApp, authenticator: TokenAuthenticator,
-                 open_paths: Iterable[str] = DEFAULT_OPEN_PATHS) -> None:
+                 open_paths: Iterable[str] = DEFAULT_OPEN_PATHS,
+                 open_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.authenticator = authenticator
         self.open_paths = frozenset(open_paths)
+        self.open_prefixes = open_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         user = self.authenticator.authenticate(_header(scope, b"authorization"))
-        if user is None and scope["path"] in self.open_paths:
+        path = scope["path"]
+        if user is None and (path in self.open_paths or path.startswith(self.open_prefixes)):
             user = ANONYMOUS
         if user is None:
             await _reject(scope, send)

@@ -28,8 +28,10 @@ from corral.api.app import build_app
 from corral.api.auth import TokenAuthenticator, ensure_admin_token
 from corral.api.errors import AlreadyExists
 from corral.api.handlers.node_proxy import NodeProxy
+from corral.api.health import Health
 from corral.api.metrics import API_METRICS
 from corral.api.registry import Registry
+from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
 from corral.api.tls import ensure_pki
 from corral.client.kubeconfig import write_kubeconfig
@@ -39,7 +41,7 @@ from corral.store.open import open_store
 
 log = logging.getLogger("corral.api")
 
-DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+DEFAULT_NAMESPACES = IMMORTAL_NAMESPACES
 
 
 @dataclass
@@ -110,6 +112,7 @@ class ApiServer:
         self._node_proxy: NodeProxy | None = None
         self.allocation: ServiceAllocation | None = None
         self.app: ASGIApp | None = None  # built by open(); served by run()
+        self.health: Health | None = None  # built by open(); components add their checks
         self.token = ""
         self._ssl: dict[str, str] = {}
 
@@ -151,8 +154,9 @@ class ApiServer:
         # Agents accept the admin token (they check it with the master).
         self._node_proxy = NodeProxy(self.registry, token)
         self._ssl = ssl
+        self.health = Health(self.registry)
         return build_app(self.registry, authenticator, logs=self._node_proxy.pod_log,
-                         nodes=self._node_proxy.node_proxy)
+                         nodes=self._node_proxy.node_proxy, health=self.health)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"

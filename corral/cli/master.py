@@ -80,6 +80,11 @@ IN_PROCESS = {
     "scheduler": "corral.scheduler.loop:run_in_master",
     "controllers": "corral.controllers.manager:run_in_master",
 }
+# The Lease each one is led by: /readyz fails while no master leads it.
+LEADER_LEASES = {
+    "scheduler": ("kube-system", "corral-scheduler"),
+    "controllers": ("kube-system", "corral-controller-manager"),
+}
 
 log = logging.getLogger("corral.master")
 
@@ -121,6 +126,9 @@ async def run_master(cfg: ServerConfig, components: list[str]) -> None:
         loop.add_signal_handler(sig, stop.set)
     server = ApiServer(cfg)
     await server.open()
+    assert server.health is not None
+    for name in components:
+        server.health.leader(*LEADER_LEASES[name])
     try:
         serving = asyncio.create_task(server.run())
         parts = asyncio.create_task(_run_components(server, components, stop))

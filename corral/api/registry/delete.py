@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from corral.api.errors import BadRequest, Conflict
+from corral.api.errors import BadRequest, Conflict, Forbidden
 from corral.api.registry.core import MODIFIED, Obj, Registry, conflict, retry_attempts
 from corral.api.registry.objects import meta, now_rfc3339
 from corral.api.resources import Resource
@@ -23,6 +23,9 @@ from corral.api.resources import Resource
 ORPHAN_FINALIZER = "orphan"
 FOREGROUND_FINALIZER = "foregroundDeletion"
 _POLICIES = ("Orphan", "Background", "Foreground")
+# The namespaces the control plane lives in; kube-apiserver's NamespaceLifecycle
+# admission refuses to delete them.
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ async def delete(
 ) -> tuple[Obj, bool]:
     """Delete one object. Returns (object, gone): gone is False when the object
     stays with a deletionTimestamp (graceful or finalizers pending)."""
+    if res.kind == "Namespace" and name in IMMORTAL_NAMESPACES:
+        raise Forbidden(f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                        kind="namespaces", name=name)
     for _ in retry_attempts():
         current = await reg.get(res, namespace, name)
         _check_preconditions(res, name, current, opts)
