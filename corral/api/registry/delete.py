@@ -46,11 +46,15 @@ class DeleteOptions:
         if body.get("orphanDependents") is True or query.get("orphanDependents") == "true":
             policy = policy or "Orphan"
         pre = body.get("preconditions") or {}
+        if not isinstance(pre, dict):
+            raise BadRequest("preconditions must be an object")
         dry = body.get("dryRun") or query.get("dryRun")
         try:
             grace_int = int(grace) if grace is not None else None
         except (TypeError, ValueError):
             raise BadRequest(f"gracePeriodSeconds must be an integer, got {grace!r}") from None
+        if grace_int is not None and grace_int > 2**63 - 1:
+            raise BadRequest(f"gracePeriodSeconds must fit an int64, got {grace!r}")
         if grace_int is not None and grace_int < 0:
             grace_int = 0
         if policy is not None and policy not in _POLICIES:
