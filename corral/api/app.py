@@ -36,8 +36,9 @@ from corral.api.metrics import MetricsMiddleware, metrics_response
 from corral.api.registry import Registry
 
 # What anyone may read: kube-apiserver lets system:public-info-viewer (every
-# client) see health (each check too) and version.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version"})
+# client) see health (each check too) and version. kr8s asks /version/ (trailing
+# slash); kube-apiserver answers both.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version", "/version/"})
 OPEN_PREFIXES = ("/readyz/", "/livez/")
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -92,7 +93,7 @@ def build_app(
         Route("/healthz", _ok),
         Route("/livez", health.livez), Route("/livez/{check:path}", health.livez),
         Route("/readyz", health.readyz), Route("/readyz/{check:path}", health.readyz),
-        Route("/version", _guard(version)),
+        Route("/version", _guard(version)), Route("/version/", _guard(version)),
         Route("/metrics", _metrics),
         Route("/{path:path}", _guard(dispatch), methods=methods),
     ])
