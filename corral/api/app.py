@@ -1,6 +1,6 @@
 """The API server's ASGI application: routing, error mapping, auth and metrics.
 
-    request → MetricsMiddleware → AuthMiddleware → dispatch
+    request → MetricsMiddleware → AuthMiddleware → FairnessMiddleware → dispatch
         /healthz /readyz[/check] /livez[/check]    Health (health.py)
         /version /metrics
         /api /apis /api/v1 /apis/{g}[/{v}]        discovery
@@ -22,6 +22,7 @@ from starlette.types import ASGIApp
 
 from corral.api.auth import AuthMiddleware, TokenAuthenticator
 from corral.api.errors import APIError, NotFound
+from corral.api.fairness import MAX_REQUESTS_INFLIGHT, FairnessMiddleware, lanes_for
 from corral.api.handlers.discovery import (
     is_discovery_path,
     serve_discovery,
@@ -71,6 +72,7 @@ def build_app(
     logs: LogHandler | None = None,
     nodes: NodeProxyHandler | None = None,
     health: Health | None = None,
+    max_requests_inflight: int = MAX_REQUESTS_INFLIGHT,
 ) -> ASGIApp:
     resources = ResourceHandler(registry, logs)
 
@@ -97,7 +99,7 @@ def build_app(
         Route("/metrics", _metrics),
         Route("/{path:path}", _guard(dispatch), methods=methods),
     ])
-    wrapped: ASGIApp = app
+    wrapped: ASGIApp = FairnessMiddleware(app, lanes_for(max_requests_inflight))
     if authenticator is not None:
         wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS,
                                  open_prefixes=OPEN_PREFIXES)

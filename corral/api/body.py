@@ -14,6 +14,7 @@ Every body is bounded before it is believed:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import math
@@ -29,6 +30,7 @@ MAX_BODY_BYTES = 3 * 1024 * 1024  # Kubernetes' default request size limit
 # Deep enough for any Kubernetes object (a pod template's affinity terms are ~12
 # levels), far below the 254 levels orjson can encode inside a List or watch event.
 MAX_DEPTH = 100
+BODY_TIMEOUT = 60.0  # seconds to receive a whole body (kube-apiserver's request timeout)
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "application/apply-patch+yaml")
 
 try:
@@ -54,11 +56,15 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
             raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):  # a body dripping in holds a seat
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BadRequest(f"the request body did not arrive within {BODY_TIMEOUT:.0f}s") from None
     return b"".join(chunks)
 
 

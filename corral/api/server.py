@@ -26,7 +26,9 @@ from corral.api.allocation import (
 )
 from corral.api.app import build_app
 from corral.api.auth import TokenAuthenticator, ensure_admin_token
+from corral.api.connections import ConnectionLimits, guarded_protocol
 from corral.api.errors import AlreadyExists
+from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.handlers.node_proxy import NodeProxy
 from corral.api.health import Health
 from corral.api.metrics import API_METRICS
@@ -54,6 +56,8 @@ class ServerConfig:
     extra_sans: list[str] = field(default_factory=list)
     service_cidr: str = DEFAULT_SERVICE_CIDR  # clusterIPs come from here (inside 127/8)
     node_port_range: str = DEFAULT_NODE_PORT_RANGE
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    max_requests_inflight: int = MAX_REQUESTS_INFLIGHT  # seats over all lanes (fairness.py)
 
     @property
     def resolved_store_url(self) -> str:
@@ -156,7 +160,8 @@ class ApiServer:
         self._ssl = ssl
         self.health = Health(self.registry)
         return build_app(self.registry, authenticator, logs=self._node_proxy.pod_log,
-                         nodes=self._node_proxy.node_proxy, health=self.health)
+                         nodes=self._node_proxy.node_proxy, health=self.health,
+                         max_requests_inflight=cfg.max_requests_inflight)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"
@@ -164,7 +169,8 @@ class ApiServer:
         config = uvicorn.Config(
             self.app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
             lifespan="off", timeout_keep_alive=120, timeout_graceful_shutdown=2,
-            backlog=4096, **ssl,  # type: ignore[arg-type]
+            backlog=4096, http=guarded_protocol(cfg.connections),
+            **ssl,  # type: ignore[arg-type]
         )
         self._server = _Server(config)
         log.info("api server listening url=%s store=%s kubeconfig=%s", cfg.url,
