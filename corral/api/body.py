@@ -1,4 +1,5 @@
-"""Request bodies: JSON or YAML in, a dict out; anything else a clear 415.
+"""Request bodies: JSON, YAML or Kubernetes protobuf in, a dict out; anything
+else a clear 415.
 
 Every body is bounded before it is believed:
 
@@ -25,7 +26,9 @@ import yaml
 from starlette.requests import Request
 
 from corral.api.errors import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
+from corral.api.protobuf import decode_protobuf
 
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Kubernetes' default request size limit
 # Deep enough for any Kubernetes object (a pod template's affinity terms are ~12
 # levels), far below the 254 levels orjson can encode inside a List or watch event.
@@ -80,19 +83,15 @@ def parse_document(body: bytes, content_type: str | None) -> Any:
         raise too_large()
     if not body.strip():
         raise BadRequest("the request body is empty; expected a JSON or YAML object")
-    if "protobuf" in mtype:
-        raise UnsupportedMediaType(
-            f'the body of the request was in an unknown format - accepted media types '
-            f'include: application/json, application/yaml (got "{mtype}"; corral does not '
-            f"decode protobuf: run kubectl with -o json input, e.g. "
-            f"`kubectl create deployment ... --dry-run=client -o yaml | kubectl apply -f -`)"
-        )
+    if mtype == PROTOBUF:
+        return decode_protobuf(body)
     if mtype in _YAML_TYPES:
         return load_yaml(body)
     if mtype.endswith("json") or mtype == "*/*":
         return load_json(body)
     raise UnsupportedMediaType(
-        f'unsupported media type "{mtype}": send application/json or application/yaml'
+        f'unsupported media type "{mtype}": send application/json, application/yaml or '
+        f"{PROTOBUF}"
     )
 
 

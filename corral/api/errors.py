@@ -10,7 +10,7 @@
      ├── Conflict                409  resourceVersion precondition failed: re-read, retry
      ├── Gone                    410  watch/list from a compacted resourceVersion: re-list
      ├── RequestEntityTooLarge   413  a body (or what it expands to) over the 3 MB limit
-     ├── UnsupportedMediaType    415  a body type the server does not decode (e.g. protobuf)
+     ├── UnsupportedMediaType    415  a body the server does not decode (a protobuf kind or field it lacks)
      ├── Invalid                 422  the object fails validation; ``causes`` name the fields
      ├── TooManyRequests         429  the client's lane is full: retry after Retry-After
      └── ServiceUnavailable      503  a backend (store, agent) cannot be reached
