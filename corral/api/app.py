@@ -37,7 +37,8 @@ from corral.api.handlers.streams import STREAM_PATH, StreamRelay, unknown_websoc
 from corral.api.metrics import MetricsMiddleware, metrics_response
 from corral.api.registry import Registry
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version"})
+# kr8s asks /version/ (trailing slash); kube-apiserver answers both.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version", "/version/"})
 
 Handler = Callable[[Request], Awaitable[Response]]
 # (request, node name, path below .../proxy) → the agent's answer
@@ -102,7 +103,7 @@ def build_app(
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     routes: list[BaseRoute] = [
         Route("/healthz", _ok), Route("/livez", _ok), Route("/readyz", readyz),
-        Route("/version", _guard(version)),
+        Route("/version", _guard(version)), Route("/version/", _guard(version)),
         Route("/metrics", _metrics),
         Route("/{path:path}", _guard(dispatch), methods=methods),
     ]

@@ -40,7 +40,7 @@ TOKEN_BYTES = 32
 
 # Kubernetes lets system:unauthenticated read these by default; /version also
 # because kubectl's dispatcher asks it before it has picked a client binary.
-DEFAULT_OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version"})
+DEFAULT_OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version", "/version/"})
 
 
 @dataclass(frozen=True)

@@ -9,21 +9,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
-import socket
 
 from corral.cli import eventloop
 from corral.cli.connection import add_connection_flags, connection
 from corral.cli.logging_setup import setup_logging
 from corral.client.http import Client
 from corral.client.kubeconfig import ClusterConfig, KubeconfigError
+from corral.client.leaderelection import process_identity, run_elected
 from corral.controllers.job import JobOptions
 from corral.controllers.manager import (
     ALL_CONTROLLERS,
+    LEASE_NAME,
     ControllerManager,
     ManagerOptions,
-    run_elected,
 )
 from corral.controllers.nodelifecycle import NodeLifecycleOptions
 
@@ -58,12 +57,12 @@ async def _main(cfg: ClusterConfig, options: ManagerOptions, leader_elect: bool)
         if not leader_elect:
             await ControllerManager(client, options).run(stop)
             return
-        identity = f"{socket.gethostname()}_{os.getpid()}"
+        identity = process_identity()
 
         async def work() -> None:
             await ControllerManager(client, options).run(stop)
 
-        await run_elected(client, stop, identity, work)
+        await run_elected(client, stop, LEASE_NAME, identity, work)
 
 
 def _run(args: argparse.Namespace) -> int:
