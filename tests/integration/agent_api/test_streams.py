@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -27,33 +26,7 @@ from tests.integration.agent_api.conftest import (
     wait_pod,
 )
 from tests.integration.services import web
-
-KUBECTL_132 = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
-KUBECTL = str(KUBECTL_132) if KUBECTL_132.exists() else shutil.which("kubectl")
-
-
-class Kubectl:
-    def __init__(self, master: Master, cache: Path) -> None:
-        assert KUBECTL is not None, "kubectl is needed (installed by the test setup)"
-        self.argv = [KUBECTL, "--cache-dir", str(cache)]
-        self.env = {**os.environ, "KUBECONFIG": str(master.kubeconfig),
-                    "KUBECACHEDIR": str(cache)}
-
-    def __call__(self, *args: str, stdin: str | None = None,
-                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self.argv, *args], env=self.env, input=stdin, text=True,
-                              capture_output=True, check=False, timeout=timeout)
-
-    def in_tty(self, command: str) -> subprocess.CompletedProcess[str]:
-        """Run kubectl under `script`, which gives it a terminal of 40x100."""
-        line = f"stty rows 40 cols 100; exec {' '.join([*self.argv, command])}"
-        return subprocess.run(["script", "-qec", line, "/dev/null"], env=self.env, text=True,
-                              capture_output=True, check=False, timeout=60,
-                              stdin=subprocess.DEVNULL)
-
-    def background(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([*self.argv, *args], env=self.env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+from tests.kubectl import Kubectl
 
 
 @pytest.fixture(scope="module")
@@ -85,20 +58,20 @@ def webpod(master: Master, node: Agent) -> str:
 
 def test_exec_runs_in_the_containers_environment(kubectl: Kubectl, shell: Path,
                                                  node: Agent) -> None:
-    out = kubectl("exec", "shell", "--", "sh", "-c", 'echo "$GREETING"; pwd')
+    out = kubectl.run("exec", "shell", "--", "sh", "-c", 'echo "$GREETING"; pwd')
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["hello there", str(shell)]
     main = next(s for s in instances(node) if s.container_name == "main" and s.running)
     assert main.pid is not None
-    cgroup = kubectl("exec", "shell", "--", "cat", "/proc/self/cgroup")
+    cgroup = kubectl.run("exec", "shell", "--", "cat", "/proc/self/cgroup")
     assert cgroup.stdout == Path(f"/proc/{main.pid}/cgroup").read_text()
 
 
 def test_exec_streams_and_exit_codes(kubectl: Kubectl, shell: Path) -> None:
-    out = kubectl("exec", "shell", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+    out = kubectl.run("exec", "shell", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
     assert (out.returncode, out.stdout) == (3, "out\n")
     assert "err" in out.stderr and "command terminated with exit code 3" in out.stderr
-    piped = kubectl("exec", "-i", "shell", "--", "sh", "-c", "wc -c", stdin="x" * 100_000)
+    piped = kubectl.run("exec", "-i", "shell", "--", "sh", "-c", "wc -c", input="x" * 100_000)
     assert (piped.returncode, piped.stdout.strip()) == (0, "100000")
 
 
@@ -113,26 +86,26 @@ def test_cp_a_directory_both_ways(kubectl: Kubectl, shell: Path, tmp_path: Path)
     (src / "sub").mkdir(parents=True)
     (src / "a.txt").write_text("alpha\n")
     (src / "sub" / "b.bin").write_bytes(os.urandom(200_000))
-    up = kubectl("cp", str(src), f"shell:{shell}/uploaded")
+    up = kubectl.run("cp", str(src), f"shell:{shell}/uploaded")
     assert up.returncode == 0, up.stderr
     assert (shell / "uploaded" / "sub" / "b.bin").read_bytes() == \
         (src / "sub" / "b.bin").read_bytes()
-    down = kubectl("cp", f"shell:{shell}/uploaded", str(tmp_path / "back"))
+    down = kubectl.run("cp", f"shell:{shell}/uploaded", str(tmp_path / "back"))
     assert down.returncode == 0, down.stderr
     for rel in ("a.txt", "sub/b.bin"):
         assert (tmp_path / "back" / rel).read_bytes() == (src / rel).read_bytes()
 
 
 def test_exec_errors(kubectl: Kubectl, shell: Path) -> None:
-    missing = kubectl("exec", "nope", "--", "true")
+    missing = kubectl.run("exec", "nope", "--", "true")
     assert missing.returncode == 1
     assert 'Error from server (NotFound): pods "nope" not found' in missing.stderr
-    bad = kubectl("exec", "shell", "-c", "other", "--", "true")
+    bad = kubectl.run("exec", "shell", "-c", "other", "--", "true")
     assert bad.returncode == 1 and "container other is not valid for pod shell" in bad.stderr
-    absent = kubectl("exec", "shell", "--", "no-such-program")
+    absent = kubectl.run("exec", "shell", "--", "no-such-program")
     assert absent.returncode != 0
     assert 'exec: "no-such-program": executable file not found in $PATH' in absent.stderr
-    debug = kubectl("debug", "shell", "--image=busybox", "-q")
+    debug = kubectl.run("debug", "shell", "--image=busybox", "-q")
     assert debug.returncode == 1 and "panic" not in debug.stderr, debug.stderr
 
 
@@ -239,7 +212,7 @@ def test_pod_and_service_proxy(kubectl: Kubectl, webpod: str, master: Master,
                                http: httpx.Client) -> None:
     for path in (f"pods/{webpod}:8080/proxy/", f"pods/{webpod}:http/proxy/",
                  "services/web/proxy/", "services/http:web:80/proxy/"):
-        out = kubectl("get", "--raw", f"/api/v1/namespaces/default/{path}")
+        out = kubectl.run("get", "--raw", f"/api/v1/namespaces/default/{path}")
         assert (out.returncode, out.stdout) == (0, webpod), (path, out.stderr)
     env = http.get(f"/api/v1/namespaces/default/pods/{webpod}/proxy/env",
                    headers={"X-Probe": "1"})
