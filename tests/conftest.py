@@ -5,16 +5,18 @@
                   test writes, for tests of the API itself
     fresh_master  a master of the test's own (for restarts, crashes, state checks)
     agents        start `corral agent` processes; each, and its pods, stopped after the test
+    netns         create network namespaces (tests/netns.py); each deleted after the test
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cluster import Agent, Master
+from tests.netns import Netns, unique_name
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +45,22 @@ def fresh_master(tmp_path: Path) -> Iterator[Master]:
         yield m
     finally:
         m.stop()
+
+
+@pytest.fixture
+def netns() -> Iterator[Callable[[], Netns]]:
+    """``netns()`` creates a network namespace (lo up); all are deleted at the end."""
+    made: list[Netns] = []
+
+    def make() -> Netns:
+        made.append(Netns(unique_name()).create())
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for ns in made:
+            ns.delete()
 
 
 @pytest.fixture
