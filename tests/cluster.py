@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,13 +47,16 @@ class CorralProcess:
 
     proc: subprocess.Popen[bytes] | None
     log_path: Path
+    netns: str | None  # a network namespace the test made (`ip netns exec` runs it there)
 
-    def spawn(self, args: list[str]) -> None:
+    def spawn(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        ip = shutil.which("ip") or "ip"  # found here: ``env`` may have another PATH
+        inside = [ip, "netns", "exec", self.netns] if self.netns else []
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "corral.cli.main", *args],
-                                         stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen([*inside, sys.executable, "-m", "corral.cli.main",
+                                          *args], stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True, env=env)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-8000:] if self.log_path.exists() else ""
@@ -77,6 +81,7 @@ class Master(CorralProcess):
     port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
+    netns: str | None = None
 
     @property
     def url(self) -> str:
@@ -166,7 +171,11 @@ def kill_pods(state_dir: Path) -> None:
 @dataclass
 class Agent(CorralProcess):
     """A real `corral agent` process for ``master``; pods outlive stop() and kill()
-    (as they do in production), so ``cleanup()`` kills what it ran."""
+    (as they do in production), so ``cleanup()`` kills what it ran.
+
+    Outside a namespace of the test's own, agents run the user-space proxy unless
+    told otherwise: the host's namespace is shared by every test run on the
+    machine, and nftables tests run in namespaces they create (tests/netns.py)."""
 
     master: Master
     name: str
@@ -174,6 +183,8 @@ class Agent(CorralProcess):
     node_ip: str = "127.0.0.1"
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
+    netns: str | None = None
+    env: dict[str, str] | None = None  # the agent's environment (default: the test's)
 
     @property
     def log_path(self) -> Path:
@@ -186,10 +197,13 @@ class Agent(CorralProcess):
 
     def start(self, timeout: float = 30.0, wait_registered: bool = True) -> Agent:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        mode = ([] if self.netns or "--proxy-mode" in self.extra_args
+                else ["--proxy-mode", "userspace"])
         self.spawn(["agent", "--server", self.master.url, "--name", self.name,
                     "--kubeconfig", str(self.master.kubeconfig), "--node-ip", self.node_ip,
                     "--state-dir", str(self.state_dir), "--heartbeat", "0.5",
-                    "--backoff-initial", "1", "--backoff-cap", "8", *self.extra_args])
+                    "--backoff-initial", "1", "--backoff-cap", "8", *mode, *self.extra_args],
+                   env=self.env)
         if wait_registered:
             self.wait_registered(timeout)
         return self

@@ -7,16 +7,18 @@
     agents        start `corral agent` processes; each, and its pods, stopped after the test
     etcd          one real single-member etcd per test module (share it: give each
                   test a key prefix of its own)
+    netns         create network namespaces (tests/netns.py); each deleted after the test
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cluster import Agent, EtcdCluster, Master
+from tests.netns import Netns, unique_name
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,22 @@ def fresh_master(tmp_path: Path) -> Iterator[Master]:
         yield m
     finally:
         m.stop()
+
+
+@pytest.fixture
+def netns() -> Iterator[Callable[[], Netns]]:
+    """``netns()`` creates a network namespace (lo up); all are deleted at the end."""
+    made: list[Netns] = []
+
+    def make() -> Netns:
+        made.append(Netns(unique_name()).create())
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for ns in made:
+            ns.delete()
 
 
 @pytest.fixture
