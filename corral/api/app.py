@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from corral.api.auth import AuthMiddleware, TokenAuthenticator
-from corral.api.errors import APIError, NotFound
+from corral.api.errors import APIError, NotFound, ServiceUnavailable
 from corral.api.handlers.discovery import (
     is_discovery_path,
     serve_discovery,
@@ -36,6 +36,7 @@ from corral.api.handlers.responses import status_response
 from corral.api.handlers.streams import STREAM_PATH, StreamRelay, unknown_websocket
 from corral.api.metrics import MetricsMiddleware, metrics_response
 from corral.api.registry import Registry
+from corral.store.errors import StoreUnavailable
 
 # kr8s asks /version/ (trailing slash); kube-apiserver answers both.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version", "/version/"})
@@ -51,6 +52,9 @@ def _guard(handler: Handler) -> Handler:
             return await handler(request)
         except APIError as err:
             return status_response(err)
+        except StoreUnavailable as err:  # etcd down or without quorum: retry later
+            return status_response(ServiceUnavailable(f"the storage is unavailable: {err}",
+                                                      retry_after=1))
 
     return guarded
 
