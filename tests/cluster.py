@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from corral.cli.local_etcd import EtcdMember, LocalEtcd
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -226,3 +228,92 @@ class Agent(CorralProcess):
     def cleanup(self) -> None:
         self.stop()
         kill_pods(self.state_dir)
+
+
+class EtcdCluster:
+    """A real etcd cluster of ``size`` members on free loopback ports under ``base``
+    (corral's own local-cluster layout, corral.cli.local_etcd), each member a
+    child process stopped by PID."""
+
+    def __init__(self, base: Path, size: int = 1) -> None:
+        self.local = LocalEtcd.load_or_create(base, size, prefer_standard=False)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def url(self) -> str:
+        """The store URL every member is in: etcd://h:p,h:p,..."""
+        return self.local.store_url
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.local.members]
+
+    def start(self, timeout: float = 30.0) -> EtcdCluster:
+        for member in self.local.members:
+            self.start_member(member.name)
+        self.wait_healthy(timeout)
+        return self
+
+    def start_member(self, name: str) -> None:
+        member = self._member(name)
+        self.procs[name] = self.local.spawn(member, self.local.base / f"{name}.log")
+
+    def wait_healthy(self, timeout: float = 30.0, names: list[str] | None = None) -> None:
+        """Until each member (default: each running one) answers /health true."""
+        deadline = time.monotonic() + timeout
+        pending = list(names or self.procs)
+        while pending:
+            name = pending[0]
+            proc = self.procs[name]
+            if proc.poll() is not None:
+                raise RuntimeError(f"etcd {name} exited {proc.returncode}:\n{self.log(name)}")
+            try:
+                r = httpx.get(f"{self._member(name).client_url}/health", timeout=1.0)
+                if r.status_code == 200 and r.json().get("health") == "true":
+                    pending.pop(0)
+                    continue
+            except (httpx.HTTPError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"etcd {name} not healthy after {timeout}s:\n{self.log(name)}")
+            time.sleep(0.05)
+
+    def leader(self) -> str:
+        """The name of the member that is the raft leader now."""
+        ids: dict[int, str] = {}
+        leader_id = 0
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                continue
+            try:
+                r = httpx.post(f"{self._member(name).client_url}/v3/maintenance/status",
+                               json={}, timeout=2.0)
+                status = r.json()
+            except (httpx.HTTPError, ValueError):
+                continue
+            ids[int(status["header"]["member_id"])] = name
+            leader_id = int(status.get("leader") or leader_id)
+        if leader_id not in ids:
+            raise RuntimeError("no etcd member reports a leader it can name")
+        return ids[leader_id]
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].pid
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one member, as a crash."""
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            stop_process(proc)
+        self.procs.clear()
+
+    def log(self, name: str) -> str:
+        path = self.local.base / f"{name}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def _member(self, name: str) -> EtcdMember:
+        return next(m for m in self.local.members if m.name == name)

@@ -101,6 +101,13 @@ class NotFound(APIError):
     code = 404
     reason = "NotFound"
 
+    def to_status(self) -> dict[str, Any]:
+        # Kubernetes' NotFound always carries details (kind and name, when known);
+        # clients read them unchecked (`kubectl debug` dereferences them).
+        status = super().to_status()
+        status.setdefault("details", {})
+        return status
+
 
 class MethodNotAllowed(APIError):
     code = 405

@@ -30,6 +30,8 @@ from corral.api.connections import ConnectionLimits, guarded_protocol
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.handlers.node_proxy import NodeProxy
+from corral.api.handlers.proxy import ProxyHandler
+from corral.api.handlers.streams import StreamRelay
 from corral.api.health import Health
 from corral.api.metrics import API_METRICS
 from corral.api.registry import Registry
@@ -114,6 +116,7 @@ class ApiServer:
         self.registry: Registry | None = None
         self._server: uvicorn.Server | None = None
         self._node_proxy: NodeProxy | None = None
+        self._proxy: ProxyHandler | None = None
         self.allocation: ServiceAllocation | None = None
         self.app: ASGIApp | None = None  # built by open(); served by run()
         self.health: Health | None = None  # built by open(); components add their checks
@@ -157,11 +160,13 @@ class ApiServer:
         API_METRICS.track_store_revision(lambda: float(getattr(store, "revision", 0)))
         # Agents accept the admin token (they check it with the master).
         self._node_proxy = NodeProxy(self.registry, token)
+        self._proxy = ProxyHandler(self.registry)
         self._ssl = ssl
         self.health = Health(self.registry)
         return build_app(self.registry, authenticator, logs=self._node_proxy.pod_log,
-                         nodes=self._node_proxy.node_proxy, health=self.health,
-                         max_requests_inflight=cfg.max_requests_inflight)
+                         nodes=self._node_proxy.node_proxy,
+                         streams=StreamRelay(self._node_proxy, token), proxy=self._proxy,
+                         health=self.health, max_requests_inflight=cfg.max_requests_inflight)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"
@@ -169,6 +174,7 @@ class ApiServer:
         config = uvicorn.Config(
             self.app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
             lifespan="off", timeout_keep_alive=120, timeout_graceful_shutdown=2,
+            ws="wsproto",  # see pyproject.toml: kubectl's port-forward subprotocol
             backlog=4096, http=guarded_protocol(cfg.connections),
             **ssl,  # type: ignore[arg-type]
         )
@@ -188,6 +194,9 @@ class ApiServer:
         if self._node_proxy is not None:
             await self._node_proxy.aclose()
             self._node_proxy = None
+        if self._proxy is not None:
+            await self._proxy.aclose()
+            self._proxy = None
         if self.store is not None:
             await self.store.close()
             self.store = None
