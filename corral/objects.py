@@ -90,9 +90,15 @@ def rfc3339_micro(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# An offset (a grace period) may be any int64; a timestamp cannot pass year 9999,
+# so offsets are capped at a century (a deadline that far off never arrives).
+_MAX_OFFSET = 100 * 365 * 86400
+
+
 def now_rfc3339(offset_seconds: float = 0) -> str:
-    """Now (plus ``offset_seconds``), as ``rfc3339`` writes it."""
-    return rfc3339(datetime.now(UTC) + timedelta(seconds=offset_seconds))
+    """Now (plus ``offset_seconds``, capped at a century), as ``rfc3339`` writes it."""
+    offset = max(-_MAX_OFFSET, min(offset_seconds, _MAX_OFFSET))
+    return rfc3339(datetime.now(UTC) + timedelta(seconds=offset))
 
 
 def parse_time(value: object) -> datetime | None:

@@ -18,8 +18,11 @@ from corral.api.allocation import (
     PortRange,
     RangeError,
 )
+from corral.api.connections import ConnectionLimits
+from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.server import ApiServer, ServerConfig
 from corral.cli import eventloop
+from corral.cli.limits import raise_open_files_limit
 from corral.cli.logging_setup import setup_logging
 from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
@@ -39,8 +42,7 @@ def add_master_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, default=Path(".corral"),
                    help="state, credentials and kubeconfig (default ./.corral)")
     p.add_argument("--store", default="",
-                   help="sqlite:///path[?history=N] (default DATA_DIR/state.db); the only "
-                        "backend so far (etcd is not built yet)")
+                   help="sqlite:///path (default DATA_DIR/state.db) or etcd://h1:2379,...")
     p.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 6443),
                    help="HOST:PORT to serve the API on (default 127.0.0.1:6443)")
     p.add_argument("--insecure-http", action="store_true",
@@ -54,6 +56,15 @@ def add_master_flags(p: argparse.ArgumentParser) -> None:
                    default=DEFAULT_NODE_PORT_RANGE,
                    help="Services' nodePorts come from LOW-HIGH "
                         f"(default {DEFAULT_NODE_PORT_RANGE})")
+    p.add_argument("--request-header-timeout", type=float, default=10.0,
+                   help="seconds a connection may take to send a request's headers "
+                        "(default 10; slower ones are closed)")
+    p.add_argument("--max-requests-inflight", type=int, default=MAX_REQUESTS_INFLIGHT,
+                   help="requests executing at once over all priority lanes (default "
+                        f"{MAX_REQUESTS_INFLIGHT}); past a lane's seats they queue per client")
+    p.add_argument("--max-connections", type=int, default=0,
+                   help="connections held at once; past it an idle one is closed "
+                        "(default: the open files limit less a reserve)")
 
 
 def _checked(parse: Callable[[str], object]) -> Callable[[str], str]:
@@ -73,7 +84,11 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(data_dir=args.data_dir, store_url=args.store, host=host, port=port,
                         insecure_http=args.insecure_http, extra_sans=list(args.tls_san),
                         service_cidr=args.service_cidr,
-                        node_port_range=args.service_node_port_range)
+                        node_port_range=args.service_node_port_range,
+                        connections=ConnectionLimits(
+                            header_timeout=args.request_header_timeout,
+                            max_connections=args.max_connections),
+                        max_requests_inflight=args.max_requests_inflight)
 
 
 Component = Callable[[Client, asyncio.Event], Coroutine[Any, Any, None]]
@@ -83,6 +98,11 @@ Component = Callable[[Client, asyncio.Event], Coroutine[Any, Any, None]]
 IN_PROCESS: dict[str, Component] = {
     "scheduler": scheduler_loop.run_in_master,
     "controllers": manager.run_in_master,
+}
+# The Lease each one is led by: /readyz fails while no master leads it.
+LEADER_LEASES = {
+    "scheduler": ("kube-system", "corral-scheduler"),
+    "controllers": ("kube-system", "corral-controller-manager"),
 }
 
 log = logging.getLogger("corral.master")
@@ -110,6 +130,9 @@ async def run_master(cfg: ServerConfig, components: list[str]) -> None:
     server = ApiServer(cfg)
     await server.open()
     write_kubeconfig(cfg.kubeconfig_path, cfg.url, server.ca_pem, server.token)
+    assert server.health is not None
+    for name in components:
+        server.health.leader(*LEADER_LEASES[name])
     try:
         serving = asyncio.create_task(server.run())
         parts = asyncio.create_task(_run_components(server, components, stop))
@@ -128,6 +151,7 @@ async def run_master(cfg: ServerConfig, components: list[str]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    raise_open_files_limit()
     cfg = server_config(args)
     logging.getLogger("corral.master").info(
         "starting master url=%s data_dir=%s", cfg.url, cfg.data_dir)

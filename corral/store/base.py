@@ -54,7 +54,7 @@ class ListResult:
 
 
 class Store(Protocol):
-    """A revisioned KV store. Implementations: sqlite.SqliteStore (an etcd backend is not built yet)."""
+    """A revisioned KV store. Implementations: sqlite.SqliteStore, etcd.EtcdStore."""
 
     async def get(self, key: str) -> KeyValue | None: ...
 
