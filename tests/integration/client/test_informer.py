@@ -11,8 +11,8 @@ import pytest
 from corral.client.clock import FakeClock
 from corral.client.http import Client
 from corral.client.informer import Informer, key_of
-from tests.client.history import offline_delete_and_compact
 from tests.cluster import Master
+from tests.integration.client.history import offline_delete_and_compact
 from tests.poll import eventually
 
 Record = list[tuple[str, ...]]
