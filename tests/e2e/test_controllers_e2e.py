@@ -37,6 +37,7 @@ from tests.integration.controllers.helpers import (
     template,
 )
 from tests.kubectl import kubectl_binary
+from tests.manifests import job
 from tests.poll import wait_for
 
 NS = "e2e"
@@ -179,12 +180,6 @@ def wait_job(http: httpx.Client, name: str, timeout: float) -> dict:  # type: ig
         return job if done else None
 
     return dict(wait_for(finished, timeout=timeout, what=f"job {name} finished"))
-
-
-def job(name: str, command: list[str], **spec: object) -> dict:  # type: ignore[type-arg]
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-            "spec": {**spec, "template": {"spec": {"restartPolicy": "Never", "containers": [
-                {"name": "main", "image": "none", "command": command}]}}}}
 
 
 def test_job_of_200_completions(http: httpx.Client) -> None:

@@ -19,6 +19,7 @@ import pytest
 from corral.agent.runtime.base import ContainerState
 from corral.agent.runtime.shim import StateDir
 from corral.objects import Obj, status
+from tests import manifests
 from tests.cluster import Agent, Master
 
 
@@ -41,11 +42,9 @@ def http(master: Master) -> Iterator[httpx.Client]:
 def make_pod(name: str, node: str, command: list[str], *, restart: str = "Never",
              **container: Any) -> Obj:
     spec_extra = container.pop("spec", {})
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"nodeName": node, "restartPolicy": restart,
-                     "terminationGracePeriodSeconds": 5, **spec_extra,
-                     "containers": [{"name": "main", "image": "none", "command": command,
-                                     **container}]}}
+    return manifests.pod(name, containers=[manifests.container(command, **container)], **{
+        "nodeName": node, "restartPolicy": restart, "terminationGracePeriodSeconds": 5,
+        **spec_extra})
 
 
 def create_pod(http: httpx.Client, pod: Obj, namespace: str = "default") -> Obj:

@@ -10,20 +10,9 @@ from typing import TypeVar
 from corral.api.quantity import cpu_millis
 from corral.client.http import Client
 from corral.objects import Obj
+from tests import manifests
 
 T = TypeVar("T")
-
-
-def node(name: str, cpu: str = "4", memory: str = "8Gi", pods: int = 110,
-         taints: list[Obj] | None = None, labels: dict[str, str] | None = None) -> Obj:
-    resources = {"cpu": cpu, "memory": memory, "pods": str(pods)}
-    return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
-        "spec": {"taints": taints} if taints else {},
-        "status": {"capacity": resources, "allocatable": resources,
-                   "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]},
-    }
 
 
 def pod(name: str, cpu: str = "100m", memory: str = "64Mi", *, namespace: str = "default",
@@ -32,19 +21,14 @@ def pod(name: str, cpu: str = "100m", memory: str = "64Mi", *, namespace: str = 
     resources: Obj = {"requests": {"cpu": cpu, "memory": memory}}
     if limits:
         resources["limits"] = {"cpu": cpu, "memory": memory}
-    spec: Obj = {"containers": [{"name": "app", "image": "busybox",
-                                 "command": ["sleep", "3600"], "resources": resources}]}
+    spec: Obj = {}
     if priority_class:
         spec["priorityClassName"] = priority_class
     if scheduler_name:
         spec["schedulerName"] = scheduler_name
     spec.update(extra_spec or {})
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
-
-
-def namespace(name: str) -> Obj:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    return manifests.pod(name, namespace=namespace, containers=[manifests.container(
+        name="app", image="busybox", resources=resources)], **spec)
 
 
 async def node_of(client: Client, name: str, ns: str = "default") -> str:

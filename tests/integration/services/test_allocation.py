@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from corral.objects import Obj
+from tests import manifests
 from tests.cluster import Master
 from tests.kubectl import kubectl_binary
 from tests.poll import wait_for
@@ -49,14 +50,12 @@ def unique(prefix: str) -> str:
 
 def service(name: str, kind: str = "ClusterIP", *, cluster_ip: str | None = None,
             node_ports: list[int | None] | None = None, ports: int = 1) -> Obj:
-    spec: Obj = {"type": kind, "selector": {"app": name},
-                 "ports": [{"name": f"p{i}", "port": 80 + i} for i in range(ports)]}
-    for port, node_port in zip(spec["ports"], node_ports or [], strict=False):
+    listed: list[Obj] = [{"name": f"p{i}", "port": 80 + i} for i in range(ports)]
+    for port, node_port in zip(listed, node_ports or [], strict=False):
         if node_port is not None:
             port["nodePort"] = node_port
-    if cluster_ip is not None:
-        spec["clusterIP"] = cluster_ip
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
+    extra = {"clusterIP": cluster_ip} if cluster_ip is not None else {}
+    return manifests.service(name, type=kind, ports=listed, **extra)
 
 
 def create(http: httpx.Client, body: Obj, **params: str) -> httpx.Response:
