@@ -28,13 +28,14 @@ buffered until acknowledged, and a new connection gets every unacknowledged one
 again: an agent that died between a task's exit and recording it learns of it
 from the next agent (completions are recorded before they are acknowledged).
 
-Task output goes to the Alloc's one log (``tasks.log``, rotated, bounded), each
-line tagged with the task id; a task that prints nothing writes nothing.
+Task output goes to the Alloc's one log (``logs/0.log``, rotated, bounded), in the
+CRI format with the task id as the stream ("<time> 17 F hello": stdout and
+stderr share one pipe per task); a task that prints nothing writes nothing.
 
 State directory (made by the agent):
     alloc.json     ExecutorConfig        executor.pid  {"pid", "start"} (claimed exclusively)
     executor.sock  the socket            executor.log  the executor's own stderr
-    tasks.log*     task output           stopped       written when it exits after "stop"
+    logs/0.log*    task output           stopped       written when it exits after "stop"
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.agent.runtime.cgroups import ContainerCgroup, Limits
-from corral.agent.runtime.logs import MAX_LINE, LogWriter
+from corral.agent.runtime.logs import MAX_LINE, LogWriter, log_path
 from corral.agent.runtime.shim import (
     SignalPipe,
     process_start_ticks,
@@ -62,10 +63,9 @@ from corral.agent.runtime.shim import (
 
 EXECUTOR_MODULE = "corral.agent.runtime.executor"
 EXECUTOR_NAME = "corral-executor"
-TASK_LOG = "tasks.log"
+TASK_LOGS = "logs"  # logs/0.log (+ .1, .2): LogFiles' layout, one stream per task
 START_ERROR_EXIT_CODE = 128
 _PR_SET_CHILD_SUBREAPER = 36
-ID_ROOM = 64  # bytes kept free in a log record for the task id
 
 
 @dataclass
@@ -102,7 +102,7 @@ class ExecutorDir:
         self.socket_file = self.path / "executor.sock"
         self.log_file = self.path / "executor.log"
         self.stopped_file = self.path / "stopped"
-        self.task_log = self.path / TASK_LOG
+        self.task_logs = self.path / TASK_LOGS
 
     def read_config(self) -> ExecutorConfig:
         return ExecutorConfig.from_json(self.config_file.read_text())
@@ -160,7 +160,7 @@ class TaskLog:
     def write(self, task_id: str, line: bytes, partial: bool = False) -> None:
         if self._writer is None:
             self._writer = LogWriter(self.path, self.max_bytes, self.max_files)
-        self._writer.write_line("stdout", task_id.encode() + b" " + line, partial)
+        self._writer.write_line(task_id, line, partial)
 
     def close(self) -> None:
         if self._writer is not None:
@@ -184,7 +184,8 @@ class Executor:
         self.conn: socket.socket | None = None
         self.inbox = b""
         self.outbox = b""
-        self.log = TaskLog(state.task_log, self.config.log_max_bytes, self.config.log_max_files)
+        self.log = TaskLog(log_path(state.task_logs, 0), self.config.log_max_bytes,
+                           self.config.log_max_files)
         self.stop_deadline: float | None = None
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
@@ -408,9 +409,9 @@ class Executor:
             *lines, task.buffer = task.buffer.split(b"\n")
             for line in lines:
                 self.log.write(task.id, line)
-            while len(task.buffer) >= MAX_LINE - ID_ROOM:
-                self.log.write(task.id, task.buffer[:MAX_LINE - ID_ROOM], partial=True)
-                task.buffer = task.buffer[MAX_LINE - ID_ROOM:]
+            while len(task.buffer) >= MAX_LINE:
+                self.log.write(task.id, task.buffer[:MAX_LINE], partial=True)
+                task.buffer = task.buffer[MAX_LINE:]
             return
         self._close_output(task)
         self._report_if_done(task)

@@ -14,6 +14,7 @@ import pytest
 
 from corral.agent.runtime.executor import ExecutorConfig
 from corral.agent.runtime.executors import ExecutorConnection, ExecutorRuntime, TaskExit
+from corral.agent.runtime.logs import LogFiles
 from corral.agent.runtime.process import ProcessRuntime
 from tests.cluster import kill_executors
 
@@ -63,8 +64,11 @@ async def test_tasks_run_and_report_exit_codes(executors: ExecutorRuntime,
     assert "executable file not found" in exits["bad"].message
     conn.close()
     # Nothing printed but the start error: the task log holds exactly that line.
-    log_lines = executors.dir(uid).task_log.read_text().splitlines()
-    assert len(log_lines) == 1 and " bad exec: " in log_lines[0]
+    files = LogFiles(executors.dir(uid).task_logs)
+    assert files.attempts() == [0]
+    assert files.read(0, stream="bad") == [('exec: "no-such-program-here": executable file '
+                                           'not found in $PATH')]
+    assert files.read(0, stream="3") == []
 
 
 async def test_unacknowledged_exits_are_replayed_to_a_new_connection(
@@ -85,15 +89,17 @@ async def test_unacknowledged_exits_are_replayed_to_a_new_connection(
 
 async def test_output_is_tagged_per_task_and_bounded(executors: ExecutorRuntime) -> None:
     uid, conn = await started(executors, log_max_bytes=4096)
-    conn.launch("7", ["sh", "-c", "echo hello from seven; echo err >&2"], {})
     conn.launch("8", ["sh", "-c", "i=0; while [ $i -lt 400 ]; do echo line$i; i=$((i+1)); done"],
                 {})
-    await collect(conn, 2)
-    files = sorted(executors.dir(uid).path.glob("tasks.log*"))
-    assert sum(f.stat().st_size for f in files) <= 3 * (4096 + 200)
-    records = [line.split(" ", 4) for f in files for line in f.read_text().splitlines()]
-    seven = [r[4] for r in records if r[3] == "7"]
-    assert seven == ["hello from seven", "err"]
+    await collect(conn, 1)  # more than the bound: its first lines are rotated away
+    conn.launch("7", ["sh", "-c", "echo hello from seven; echo err >&2"], {})
+    await collect(conn, 1)
+    files = sorted(executors.dir(uid).task_logs.glob("0.log*"))
+    assert len(files) == 3 and sum(f.stat().st_size for f in files) <= 3 * (4096 + 200)
+    logs = LogFiles(executors.dir(uid).task_logs)
+    assert logs.read(0, stream="7") == ["hello from seven", "err"]
+    eight = logs.read(0, stream="8")
+    assert eight[-1] == "line399" and "line0" not in eight
     conn.close()
 
 
