@@ -98,7 +98,7 @@ class NodeProxy:
         if not task or not task.replace("-", "").isalnum():
             raise BadRequest("a task must be given: ?task=<id> (a task array's index)")
         params = {k: v for k, v in request.query_params.items() if k in LOG_PARAMS}
-        url = f"{await self._agent_url(node)}/allocLogs/{target.namespace}/{target.name}/{task}"
+        url = f"{await self.agent_url(node)}/allocLogs/{target.namespace}/{target.name}/{task}"
         return await self._relay(url, params)
 
     async def node_proxy(self, request: Request, node_name: str, path: str) -> Response:
