@@ -183,10 +183,12 @@ class AuthMiddleware:
     like any request, by its Authorization header or a token subprotocol."""
 
     def __init__(self, app: ASGIApp, authenticator: TokenAuthenticator,
-                 open_paths: Iterable[str] = DEFAULT_OPEN_PATHS) -> None:
+                 open_paths: Iterable[str] = DEFAULT_OPEN_PATHS,
+                 open_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.authenticator = authenticator
         self.open_paths = frozenset(open_paths)
+        self.open_prefixes = open_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -198,7 +200,8 @@ class AuthMiddleware:
             if header is None and token is not None:
                 header = f"Bearer {token}"
         user = self.authenticator.authenticate(header)
-        if user is None and scope["path"] in self.open_paths:
+        path = scope["path"]
+        if user is None and (path in self.open_paths or path.startswith(self.open_prefixes)):
             user = ANONYMOUS
         if user is None:
             await _reject(scope, send)

@@ -3,18 +3,26 @@ kubectl and the kubernetes Python client, through the master to the agent."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import os
 import re
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import kr8s.asyncio
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.stream import stream
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from tests.cluster import Agent, Master
 from tests.integration.agent_api.conftest import (
@@ -220,3 +228,55 @@ def test_pod_and_service_proxy(kubectl: Kubectl, webpod: str, master: Master,
     assert http.get("/api/v1/namespaces/default/services/web:99/proxy/").json()["message"] == \
         'no service port "99" found for service "web"'
     assert http.get("/api/v1/namespaces/default/pods/nope/proxy/").status_code == 404
+
+
+def _ws_connect(master: Master, path: str, protocols: list[str],
+                headers: dict[str, str] | None = None) -> ClientConnection:
+    url = master.url.replace("https", "wss", 1) + path
+    tls = ssl.create_default_context(cadata=master.ca_pem.decode())
+    return connect(url, ssl=tls, additional_headers=headers,
+                   subprotocols=[Subprotocol(p) for p in protocols], open_timeout=20)
+
+
+def test_websocket_upgrades_are_authenticated(master: Master, shell: Path) -> None:
+    path = "/api/v1/namespaces/default/pods/shell/exec?command=echo&command=ok&stdout=true"
+    with pytest.raises(InvalidStatus) as refused:
+        _ws_connect(master, path, ["v5.channel.k8s.io"])
+    assert refused.value.response.status_code == 401
+    # kube-apiserver's token-as-subprotocol, for clients that cannot set headers
+    encoded = base64.urlsafe_b64encode(master.token.encode()).decode().rstrip("=")
+    with _ws_connect(master, path, [f"base64url.bearer.authorization.k8s.io.{encoded}",
+                                    "v4.channel.k8s.io"]) as ws:
+        assert ws.subprotocol == "v4.channel.k8s.io"
+        messages = list(ws)
+    assert messages[0] == b"\x01ok\n"
+    assert json.loads(messages[-1][1:]) == {"metadata": {}, "status": "Success"}
+    with pytest.raises(InvalidStatus) as missing:
+        _ws_connect(master, path.replace("shell", "nope"), ["v5.channel.k8s.io"],
+                    {"Authorization": f"Bearer {master.token}"})
+    status = json.loads(missing.value.response.body or b"{}")
+    assert (missing.value.response.status_code, status["reason"]) == (404, "NotFound")
+    assert status["details"] == {"name": "nope", "kind": "pods"}
+
+
+def test_async_clients_exec(master: Master, shell: Path) -> None:
+    """kubernetes_asyncio and kr8s were refused (403) on their upgrade before."""
+
+    async def both() -> tuple[str, bytes, int]:
+        from kubernetes_asyncio import client as aclient
+        from kubernetes_asyncio import config as aconfig
+        from kubernetes_asyncio.stream import WsApiClient
+
+        configuration = aclient.Configuration()
+        await aconfig.load_kube_config(str(master.kubeconfig),
+                                       client_configuration=configuration)
+        async with WsApiClient(configuration) as ws_api:
+            out = await aclient.CoreV1Api(ws_api).connect_get_namespaced_pod_exec(
+                "shell", "default", command=["sh", "-c", "echo $GREETING"], stderr=True,
+                stdin=False, stdout=True, tty=False)
+        api = await kr8s.asyncio.api(kubeconfig=str(master.kubeconfig))
+        pod = await kr8s.asyncio.objects.Pod.get("shell", namespace="default", api=api)
+        done = await pod.exec(["sh", "-c", "echo from kr8s; exit 5"], check=False)
+        return str(out), bytes(done.stdout), int(done.returncode)
+
+    assert asyncio.run(both()) == ("hello there\n", b"from kr8s\n", 5)
