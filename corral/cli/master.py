@@ -70,7 +70,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(data_dir=args.data_dir, store_url=args.store, host=host, port=port,
                         insecure_http=args.insecure_http, extra_sans=list(args.tls_san),
                         service_cidr=args.service_cidr,
-                        node_port_range=args.service_node_port_range)
+                        node_port_range=args.service_node_port_range,
+                        kubeconfig_server=getattr(args, "kubeconfig_server", ""))
 
 
 # Components that run inside `corral master` as API clients, each
@@ -150,6 +151,9 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("master", help="run the master: API server, scheduler, controllers")
     add_master_flags(p)
+    p.add_argument("--kubeconfig-server", default="", metavar="URL",
+                   help="the server URL written into DATA_DIR/kubeconfig (default: this "
+                        "master's own; corral up --masters N names its front)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--disable", action="append", default=[], choices=sorted(IN_PROCESS),
                    help="do not run this component in-process (run it as its own process)")
