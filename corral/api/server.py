@@ -58,6 +58,7 @@ class ServerConfig:
     extra_sans: list[str] = field(default_factory=list)
     service_cidr: str = DEFAULT_SERVICE_CIDR  # clusterIPs come from here (inside 127/8)
     node_port_range: str = DEFAULT_NODE_PORT_RANGE
+    kubeconfig_server: str = ""  # the URL the kubeconfig names (default: this master's)
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     max_requests_inflight: int = MAX_REQUESTS_INFLIGHT  # seats over all lanes (fairness.py)
 
@@ -150,7 +151,7 @@ class ApiServer:
             pki = ensure_pki(cfg.data_dir, _cert_hosts(cfg))
             ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path)}
             ca_pem = pki.ca_pem
-        write_kubeconfig(cfg.kubeconfig_path, cfg.url, ca_pem, token)
+        write_kubeconfig(cfg.kubeconfig_path, cfg.kubeconfig_server or cfg.url, ca_pem, token)
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
         authenticator = None if cfg.insecure_http else TokenAuthenticator(cfg.data_dir / "token")

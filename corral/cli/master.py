@@ -86,7 +86,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                         connections=ConnectionLimits(
                             header_timeout=args.request_header_timeout,
                             max_connections=args.max_connections),
-                        max_requests_inflight=args.max_requests_inflight)
+                        max_requests_inflight=args.max_requests_inflight,
+                        kubeconfig_server=getattr(args, "kubeconfig_server", ""))
 
 
 # Components that run inside `corral master` as API clients, each
@@ -175,6 +176,9 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("master", help="run the master: API server, scheduler, controllers")
     add_master_flags(p)
+    p.add_argument("--kubeconfig-server", default="", metavar="URL",
+                   help="the server URL written into DATA_DIR/kubeconfig (default: this "
+                        "master's own; corral up --masters N names its front)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--disable", action="append", default=[], choices=sorted(IN_PROCESS),
                    help="do not run this component in-process (run it as its own process)")
