@@ -5,6 +5,8 @@
         ?follow=true&tailLines=N&previous=true&timestamps=true
         text/plain; chunked and open while following (until the instance exits)
     GET /stats/summary                                     bearer token
+    GET /metrics                                           bearer token; Prometheus text
+                                                           (corral/agent/metrics.py)
 
 The master proxies `pods/{name}/log` and `nodes/{name}/proxy/...` here. A token
 is accepted when it is the agent's own cluster token, or when the master
@@ -25,12 +27,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import uvicorn
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from corral.agent.config import AgentConfig
+from corral.agent.metrics import AGENT_METRICS
 from corral.agent.pods import PodManager
 from corral.agent.runtime.logs import LogFiles
 from corral.agent.stats import StatsCollector
@@ -110,6 +115,7 @@ class AgentServer:
             Route("/healthz", self._healthz),
             Route("/containerLogs/{namespace}/{pod}/{container}", self._guard(self._logs)),
             Route("/stats/summary", self._guard(self._summary)),
+            Route("/metrics", self._guard(self._metrics)),
         ])
 
     def _guard(self, handler: Handler) -> Handler:
@@ -124,6 +130,10 @@ class AgentServer:
 
     async def _summary(self, request: Request) -> Response:
         return JSONResponse(await self.stats.summary())
+
+    async def _metrics(self, request: Request) -> Response:
+        return Response(generate_latest(AGENT_METRICS.registry),
+                        headers={"content-type": CONTENT_TYPE_PLAIN_0_0_4})
 
     async def _logs(self, request: Request) -> Response:
         ns, pod, container = (request.path_params[k] for k in ("namespace", "pod", "container"))

@@ -34,6 +34,7 @@ from typing import Self
 import psutil  # type: ignore[import-untyped]
 
 import corral
+from corral.agent.metrics import runtime_operation
 from corral.agent.runtime.base import (
     ContainerLaunch,
     ContainerState,
@@ -97,6 +98,7 @@ class ProcessRuntime:
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
 
+    @runtime_operation("start_container")
     async def start(self, launch: ContainerLaunch) -> ContainerState:
         cid = launch.container_id
         async with self._lock(cid):
@@ -172,6 +174,7 @@ class ProcessRuntime:
         pid = state_dir.read_shim_pid()
         return pid is not None and is_shim_process(pid, state_dir.path)
 
+    @runtime_operation("stop_container")
     async def stop(self, container_id: str, grace_seconds: float) -> ContainerState:
         state_dir = self._dir(container_id)
         state = self._read(state_dir)
@@ -233,6 +236,7 @@ class ProcessRuntime:
                                    reason="Starting")
         return state
 
+    @runtime_operation("container_status")
     async def status(self, container_id: str) -> ContainerState:
         return self._read(self._dir(container_id))
 
@@ -241,6 +245,7 @@ class ProcessRuntime:
         state = self._dir(container_id).read_status()
         return state is not None and not state.running
 
+    @runtime_operation("list_containers")
     async def list(self) -> builtins.list[ContainerState]:
         states = []
         for path in sorted(self.state_root.iterdir()):
@@ -248,6 +253,7 @@ class ProcessRuntime:
                 states.append(self._read(StateDir(path)))
         return states
 
+    @runtime_operation("adopt_containers")
     async def adopt(self) -> builtins.list[ContainerState]:
         adopted = []
         for state in await self.list():
@@ -260,6 +266,7 @@ class ProcessRuntime:
                  sum(s.running for s in adopted))
         return adopted
 
+    @runtime_operation("container_stats")
     async def usage(self, container_id: str) -> ResourceUsage | None:
         state_dir = self._dir(container_id)
         state = self._read(state_dir)
@@ -270,6 +277,7 @@ class ProcessRuntime:
             return cgroup.usage()
         return _process_tree_usage(state.pid)
 
+    @runtime_operation("remove_container")
     async def remove(self, container_id: str) -> None:
         state_dir = self._dir(container_id)
         state = self._read(state_dir)
