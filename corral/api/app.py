@@ -2,6 +2,7 @@
 
     request → MetricsMiddleware → AuthMiddleware → dispatch
         /healthz /readyz /livez /version /metrics
+        /ui/...                                   the dashboard (corral/ui/), if given
         /api /apis /api/v1 /apis/{g}[/{v}]        discovery
         /openapi/v3[...]                          OpenAPI
         /api/v1/nodes/{name}/proxy/{path}         NodeProxy → the node's agent
@@ -15,8 +16,8 @@ from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from corral.api.auth import AuthMiddleware, TokenAuthenticator
@@ -32,6 +33,7 @@ from corral.api.handlers.resources import LogHandler, ResourceHandler
 from corral.api.handlers.responses import status_response
 from corral.api.metrics import MetricsMiddleware, metrics_response
 from corral.api.registry import Registry
+from corral.api.session import SessionCookie
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version"})
 
@@ -54,6 +56,10 @@ async def _ok(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+async def _to_ui(request: Request) -> Response:
+    return RedirectResponse("/ui/", status_code=308)
+
+
 async def _metrics(request: Request) -> Response:
     return metrics_response()
 
@@ -65,7 +71,11 @@ def build_app(
     logs: LogHandler | None = None,
     nodes: NodeProxyHandler | None = None,
     ready: Callable[[], bool] = lambda: True,
+    ui: ASGIApp | None = None,
+    session: SessionCookie | None = None,
 ) -> ASGIApp:
+    """``ui`` is served under /ui/ (open: it is the page, its data comes through the
+    API); ``session`` lets API requests authenticate with its cookie."""
     resources = ResourceHandler(registry, logs)
 
     async def dispatch(request: Request) -> Response:
@@ -87,13 +97,17 @@ def build_app(
         return PlainTextResponse("ok")
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    app = Starlette(routes=[
+    routes: list[BaseRoute] = [
         Route("/healthz", _ok), Route("/livez", _ok), Route("/readyz", readyz),
         Route("/version", _guard(version)),
         Route("/metrics", _metrics),
-        Route("/{path:path}", _guard(dispatch), methods=methods),
-    ])
-    wrapped: ASGIApp = app
+    ]
+    if ui is not None:
+        routes += [Route("/ui", _to_ui), Mount("/ui", app=ui)]
+    routes.append(Route("/{path:path}", _guard(dispatch), methods=methods))
+    wrapped: ASGIApp = Starlette(routes=routes)
     if authenticator is not None:
-        wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS)
+        wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS | {"/ui"},
+                                 open_prefixes=("/ui/",) if ui is not None else (),
+                                 session=session)
     return MetricsMiddleware(wrapped)

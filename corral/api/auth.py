@@ -8,13 +8,15 @@ First start writes one line for the admin (group system:masters); more lines can
 added by hand and are picked up without a restart (the file is re-read when its
 mtime changes).
 
-    request ─► AuthMiddleware ─► open path?  ──yes──► app (user: token's or anonymous)
+    request ─► AuthMiddleware ─► bearer token (Authorization header, or else the
+                                 dashboard's session cookie with its CSRF header:
+                                 corral/api/session.py)
+                                    │
+                        valid? ──yes──► app, scope["user"] = User
                                     │ no
-                                    ▼
-                          valid bearer token? ──no──► 401 Status "Unauthorized"
-                                    │ yes
-                                    ▼
-                              app, scope["user"] = User
+                        open path (or under an open prefix, e.g. /ui/)?
+                                    ├─yes─► app, user anonymous
+                                    └─no──► 401 Status "Unauthorized"
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from corral.api.errors import Unauthorized
+from corral.api.session import SessionCookie
 
 ADMIN_USER = "admin"
 ADMIN_GROUPS = ("system:masters", "system:authenticated")
@@ -161,23 +164,36 @@ class AuthMiddleware:
     """Pure ASGI, so streamed responses (watch, logs) pass through unbuffered."""
 
     def __init__(self, app: ASGIApp, authenticator: TokenAuthenticator,
-                 open_paths: Iterable[str] = DEFAULT_OPEN_PATHS) -> None:
+                 open_paths: Iterable[str] = DEFAULT_OPEN_PATHS,
+                 open_prefixes: tuple[str, ...] = (),
+                 session: SessionCookie | None = None) -> None:
         self.app = app
         self.authenticator = authenticator
         self.open_paths = frozenset(open_paths)
+        self.open_prefixes = open_prefixes
+        self.session = session
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        user = self.authenticator.authenticate(_header(scope, b"authorization"))
-        if user is None and scope["path"] in self.open_paths:
+        user = self.authenticator.authenticate(self._credential(scope))
+        path = scope["path"]
+        if user is None and (path in self.open_paths or path.startswith(self.open_prefixes)):
             user = ANONYMOUS
         if user is None:
             await _reject(scope, send)
             return
         scope["user"] = user
         await self.app(scope, receive, send)
+
+
+    def _credential(self, scope: Scope) -> str | None:
+        header = _header(scope, b"authorization")
+        if header is None and self.session is not None:
+            token = self.session.token(scope)
+            return f"Bearer {token}" if token else None
+        return header
 
 
 async def _reject(scope: Scope, send: Send) -> None:

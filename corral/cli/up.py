@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import psutil  # type: ignore[import-untyped]
 
+from corral.cli.dashboard import dashboard_url
 from corral.cli.master import add_master_flags, server_config
 from corral.client.kubeconfig import load_kubeconfig
 
@@ -178,7 +179,9 @@ def _run(args: argparse.Namespace) -> int:
                                 logs / f"node-{index}.log"))
         _wait_nodes_ready(kubeconfig, args.agents, procs)
         print(f"corral is up\n  API:        {cfg.url}\n  kubeconfig: {kubeconfig}\n"
-              f"  token:      {token}\n  logs:       {logs.resolve()}\n"
+              f"  token:      {token}\n  dashboard:  {dashboard_url(cfg.url)}"
+              "   (corral dashboard: a one-time login link)\n"
+              f"  logs:       {logs.resolve()}\n"
               f"  agents:     {nodes or 'none'}\n"
               f"  try:        export KUBECONFIG={kubeconfig}; kubectl get all -A\n"
               "Ctrl-C stops the cluster.", flush=True)
