@@ -25,7 +25,7 @@ from corral.api.errors import APIError, Conflict, NotFound
 from corral.client.backoff import Backoff
 from corral.client.clock import Clock, RealClock
 from corral.client.http import Client, ServerUnreachable
-from corral.client.leaderelection import micro_time
+from corral.objects import rfc3339_micro
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class Heartbeat:
     # -- the Lease ---------------------------------------------------------
 
     def _lease_spec(self) -> Obj:
-        now = micro_time(self.clock.now())
+        now = rfc3339_micro(self.clock.now())
         old = (self._lease or {}).get("spec") or {}
         return {"holderIdentity": self.cfg.name,
                 "leaseDurationSeconds": self.cfg.lease_duration_seconds,

@@ -6,6 +6,8 @@
         /api /apis /api/v1 /apis/{g}[/{v}]        discovery
         /openapi/v3[...]                          OpenAPI
         /api/v1/nodes/{name}/proxy/{path}         NodeProxy → the node's agent
+        .../pods|services/{name}/proxy/{path}     ProxyHandler → the pod's host port
+        .../pods/{name}/exec|attach|portforward   StreamRelay (websocket) → the agent
         everything else                           ResourceHandler → Registry → Store
                                                   (pods/{name}/log → the agent)
 """
@@ -17,11 +19,11 @@ from collections.abc import Awaitable, Callable
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from corral.api.auth import AuthMiddleware, TokenAuthenticator
-from corral.api.errors import APIError, NotFound
+from corral.api.errors import APIError, NotFound, ServiceUnavailable
 from corral.api.handlers.discovery import (
     is_discovery_path,
     serve_discovery,
@@ -29,13 +31,17 @@ from corral.api.handlers.discovery import (
     version,
 )
 from corral.api.handlers.node_proxy import NODE_PROXY_PATH
+from corral.api.handlers.proxy import PROXY_PATH, ProxyHandler
 from corral.api.handlers.resources import LogHandler, ResourceHandler
 from corral.api.handlers.responses import status_response
+from corral.api.handlers.streams import STREAM_PATH, StreamRelay, unknown_websocket
 from corral.api.metrics import MetricsMiddleware, metrics_response
 from corral.api.registry import Registry
 from corral.api.session import SessionCookie
+from corral.store.errors import StoreUnavailable
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version"})
+# kr8s asks /version/ (trailing slash); kube-apiserver answers both.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version", "/version/"})
 
 Handler = Callable[[Request], Awaitable[Response]]
 # (request, node name, path below .../proxy) → the agent's answer
@@ -48,6 +54,9 @@ def _guard(handler: Handler) -> Handler:
             return await handler(request)
         except APIError as err:
             return status_response(err)
+        except StoreUnavailable as err:  # etcd down or without quorum: retry later
+            return status_response(ServiceUnavailable(f"the storage is unavailable: {err}",
+                                                      retry_after=1))
 
     return guarded
 
@@ -70,6 +79,8 @@ def build_app(
     *,
     logs: LogHandler | None = None,
     nodes: NodeProxyHandler | None = None,
+    streams: StreamRelay | None = None,
+    proxy: ProxyHandler | None = None,
     ready: Callable[[], bool] = lambda: True,
     ui: ASGIApp | None = None,
     session: SessionCookie | None = None,
@@ -85,6 +96,13 @@ def build_app(
         proxied = NODE_PROXY_PATH.match(path) if nodes is not None else None
         if proxied is not None and nodes is not None:
             return await nodes(request, proxied.group(1), proxied.group(2) or "/")
+        to_pod = PROXY_PATH.match(path) if proxy is not None else None
+        if to_pod is not None and proxy is not None:
+            namespace, plural, name = to_pod.group(1, 2, 3)
+            return await proxy(request, namespace, plural, name, to_pod.group(4) or "")
+        stream = STREAM_PATH.match(path) if streams is not None else None
+        if stream is not None and streams is not None:
+            return await streams.http(request, *stream.group(1, 2, 3))
         if path.startswith(("/api/", "/apis/")) or path in ("/api", "/apis"):
             if is_discovery_path(path):
                 return await serve_discovery(request)
@@ -96,15 +114,19 @@ def build_app(
             return PlainTextResponse("not ready", status_code=503)
         return PlainTextResponse("ok")
 
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     routes: list[BaseRoute] = [
         Route("/healthz", _ok), Route("/livez", _ok), Route("/readyz", readyz),
-        Route("/version", _guard(version)),
+        Route("/version", _guard(version)), Route("/version/", _guard(version)),
         Route("/metrics", _metrics),
     ]
     if ui is not None:
         routes += [Route("/ui", _to_ui), Mount("/ui", app=ui)]
     routes.append(Route("/{path:path}", _guard(dispatch), methods=methods))
+    if streams is not None:
+        routes.append(WebSocketRoute("/api/v1/namespaces/{namespace}/pods/{name}/{verb}",
+                                     streams.websocket))
+    routes.append(WebSocketRoute("/{path:path}", unknown_websocket))
     wrapped: ASGIApp = Starlette(routes=routes)
     if authenticator is not None:
         wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS | {"/ui"},

@@ -21,6 +21,7 @@ mtime changes).
 
 from __future__ import annotations
 
+import base64
 import csv
 import hmac
 import io
@@ -42,7 +43,7 @@ TOKEN_BYTES = 32
 
 # Kubernetes lets system:unauthenticated read these by default; /version also
 # because kubectl's dispatcher asks it before it has picked a client binary.
-DEFAULT_OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version"})
+DEFAULT_OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version", "/version/"})
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,29 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+WEBSOCKET_TOKEN_PREFIX = "base64url.bearer.authorization.k8s.io."
+
+
+def websocket_token(scope: Scope) -> str | None:
+    """A bearer token offered as a websocket subprotocol, as kube-apiserver takes
+    it from clients that cannot set headers (browsers); the entry is removed from
+    the offer so that no handler picks it as the protocol."""
+    offered = list(scope.get("subprotocols") or [])
+    for entry in offered:
+        if entry.startswith(WEBSOCKET_TOKEN_PREFIX):
+            scope["subprotocols"] = [p for p in offered if p != entry]
+            encoded = entry[len(WEBSOCKET_TOKEN_PREFIX):]
+            try:
+                return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+            except (ValueError, UnicodeDecodeError):
+                return None
+    return None
+
+
 class AuthMiddleware:
-    """Pure ASGI, so streamed responses (watch, logs) pass through unbuffered."""
+    """Pure ASGI, so streamed responses (watch, logs) and websockets (exec,
+    port-forward) pass through unbuffered; a websocket upgrade is authenticated
+    like any request, by its Authorization header or a token subprotocol."""
 
     def __init__(self, app: ASGIApp, authenticator: TokenAuthenticator,
                  open_paths: Iterable[str] = DEFAULT_OPEN_PATHS,
@@ -189,25 +211,32 @@ class AuthMiddleware:
 
 
     def _credential(self, scope: Scope) -> str | None:
+        """The Authorization header; else, for a websocket, the token kubectl puts
+        in its subprotocols; else the dashboard's session cookie (http only)."""
         header = _header(scope, b"authorization")
-        if header is None and self.session is not None:
-            token = self.session.token(scope)
-            return f"Bearer {token}" if token else None
-        return header
+        if header is not None:
+            return header
+        if scope["type"] == "websocket":
+            token = websocket_token(scope)
+        else:
+            token = self.session.token(scope) if self.session is not None else None
+        return f"Bearer {token}" if token else None
 
 
 async def _reject(scope: Scope, send: Send) -> None:
-    if scope["type"] == "websocket":
+    body = orjson.dumps(Unauthorized("Unauthorized").to_status())
+    if scope["type"] == "websocket" and "websocket.http.response" not in scope.get(
+            "extensions", {}):
         # Closing before accept makes the server answer the upgrade with 403.
         await send({"type": "websocket.close", "code": 1008})
         return
-    body = orjson.dumps(Unauthorized("Unauthorized").to_status())
+    prefix = "websocket." if scope["type"] == "websocket" else ""
     await send({
-        "type": "http.response.start",
+        "type": f"{prefix}http.response.start",
         "status": Unauthorized.code,
         "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
         ],
     })
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": f"{prefix}http.response.body", "body": body})

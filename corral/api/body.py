@@ -1,4 +1,5 @@
-"""Request bodies: JSON or YAML in, a dict out; anything else a clear 415."""
+"""Request bodies: JSON, YAML or Kubernetes protobuf in, a dict out; anything
+else a clear 415."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import orjson
 import yaml
 
 from corral.api.errors import BadRequest, UnsupportedMediaType
+from corral.api.protobuf import decode_protobuf
 
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Kubernetes' default request size limit
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "application/apply-patch+yaml")
 
@@ -29,13 +32,8 @@ def parse_document(body: bytes, content_type: str | None) -> Any:
         raise BadRequest(f"request entity too large: limit is {MAX_BODY_BYTES} bytes")
     if not body.strip():
         raise BadRequest("the request body is empty; expected a JSON or YAML object")
-    if "protobuf" in mtype:
-        raise UnsupportedMediaType(
-            f'the body of the request was in an unknown format - accepted media types '
-            f'include: application/json, application/yaml (got "{mtype}"; corral does not '
-            f"decode protobuf: run kubectl with -o json input, e.g. "
-            f"`kubectl create deployment ... --dry-run=client -o yaml | kubectl apply -f -`)"
-        )
+    if mtype == PROTOBUF:
+        return decode_protobuf(body)
     if mtype in _YAML_TYPES:
         try:
             return yaml.load(body, Loader=_Loader)
@@ -47,7 +45,8 @@ def parse_document(body: bytes, content_type: str | None) -> Any:
         except orjson.JSONDecodeError as e:
             raise BadRequest(f"the request body is not valid JSON: {e}") from None
     raise UnsupportedMediaType(
-        f'unsupported media type "{mtype}": send application/json or application/yaml'
+        f'unsupported media type "{mtype}": send application/json, application/yaml or '
+        f"{PROTOBUF}"
     )
 
 

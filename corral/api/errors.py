@@ -9,7 +9,7 @@
      ├── AlreadyExists           409  create of a name that is taken
      ├── Conflict                409  resourceVersion precondition failed: re-read, retry
      ├── Gone                    410  watch/list from a compacted resourceVersion: re-list
-     ├── UnsupportedMediaType    415  a body type the server does not decode (e.g. protobuf)
+     ├── UnsupportedMediaType    415  a body the server does not decode (a protobuf kind or field it lacks)
      ├── Invalid                 422  the object fails validation; ``causes`` name the fields
      ├── TooManyRequests         429  try again later
      └── ServiceUnavailable      503  a backend (store, agent) cannot be reached
@@ -99,6 +99,13 @@ class Forbidden(APIError):
 class NotFound(APIError):
     code = 404
     reason = "NotFound"
+
+    def to_status(self) -> dict[str, Any]:
+        # Kubernetes' NotFound always carries details (kind and name, when known);
+        # clients read them unchecked (`kubectl debug` dereferences them).
+        status = super().to_status()
+        status.setdefault("details", {})
+        return status
 
 
 class MethodNotAllowed(APIError):

@@ -71,6 +71,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("batch", "v1", "Job", "jobs", True, (), ("status",), ("all",)),
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",), (),
              has_spec=False),
+    Resource("corral.dev", "v1", "Alloc", "allocs", True, (),
+             ("status", "binding"), ("all",)),
 )
 
 BY_KIND: dict[str, Resource] = {r.kind: r for r in RESOURCES}

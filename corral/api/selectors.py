@@ -292,6 +292,7 @@ _KIND_FIELDS: dict[str, frozenset[str]] = {
                       "spec.serviceAccountName", "spec.hostNetwork", "status.phase",
                       "status.podIP", "status.nominatedNodeName"}),
     "Node": frozenset({"spec.unschedulable"}),
+    "Alloc": frozenset({"spec.nodeName", "spec.schedulerName", "status.phase"}),
     "Event": frozenset({"involvedObject.kind", "involvedObject.namespace",
                         "involvedObject.name", "involvedObject.uid",
                         "involvedObject.apiVersion", "involvedObject.resourceVersion",

@@ -28,6 +28,8 @@ from corral.api.app import build_app
 from corral.api.auth import TokenAuthenticator, ensure_admin_token
 from corral.api.errors import AlreadyExists
 from corral.api.handlers.node_proxy import NodeProxy
+from corral.api.handlers.proxy import ProxyHandler
+from corral.api.handlers.streams import StreamRelay
 from corral.api.metrics import API_METRICS
 from corral.api.registry import Registry
 from corral.api.resources import BY_KIND
@@ -110,6 +112,7 @@ class ApiServer:
         self.registry: Registry | None = None
         self._server: uvicorn.Server | None = None
         self._node_proxy: NodeProxy | None = None
+        self._proxy: ProxyHandler | None = None
         self.allocation: ServiceAllocation | None = None
         self.app: ASGIApp | None = None  # built by open(); served by run()
         self.token = ""
@@ -153,9 +156,11 @@ class ApiServer:
         API_METRICS.track_store_revision(lambda: float(getattr(store, "revision", 0)))
         # Agents accept the admin token (they check it with the master).
         self._node_proxy = NodeProxy(self.registry, token)
+        self._proxy = ProxyHandler(self.registry)
         self._ssl = ssl
         return build_app(self.registry, authenticator, logs=self._node_proxy.pod_log,
                          nodes=self._node_proxy.node_proxy,
+                         streams=StreamRelay(self._node_proxy, token), proxy=self._proxy,
                          ui=Dashboard(authenticator, session), session=session)
 
     async def run(self) -> None:
@@ -164,6 +169,7 @@ class ApiServer:
         config = uvicorn.Config(
             self.app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
             lifespan="off", timeout_keep_alive=120, timeout_graceful_shutdown=2,
+            ws="wsproto",  # see pyproject.toml: kubectl's port-forward subprotocol
             backlog=4096, **ssl,  # type: ignore[arg-type]
         )
         self._server = _Server(config)
@@ -182,6 +188,9 @@ class ApiServer:
         if self._node_proxy is not None:
             await self._node_proxy.aclose()
             self._node_proxy = None
+        if self._proxy is not None:
+            await self._proxy.aclose()
+            self._proxy = None
         if self.store is not None:
             await self.store.close()
             self.store = None

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from corral.api import names
+from corral.api.alloc_validation import validate_alloc, validate_task_array
 from corral.api.errors import Cause
 from corral.api.field_errors import FieldErrors
+from corral.api.kinds.alloc import Alloc
 from corral.api.kinds.apps import Deployment, DeploymentStrategy, ReplicaSet
 from corral.api.kinds.base import IntOrString, KubeModel
 from corral.api.kinds.batch import Job
@@ -212,10 +214,29 @@ def _validate_job(job: Job, old: Job | None, errs: FieldErrors) -> None:
         errs.required("spec.completions", "when completion mode is Indexed")
     _validate_workload_selector(spec.selector, spec.template, errs)
     _validate_template(spec.template, errs, ("OnFailure", "Never"))
+    validate_task_array(job, errs)
     if old is not None:
         errs.immutable("spec.selector", _selector_json(spec.selector),
                        _selector_json(old.spec.selector))
         errs.immutable("spec.completionMode", spec.completion_mode, old.spec.completion_mode)
+        _validate_job_template_update(job, old, errs)
+
+
+def _validate_job_template_update(job: Job, old: Job, errs: FieldErrors) -> None:
+    """A Job's pod template is immutable (Kubernetes' validatePodTemplateUpdate),
+    except that a suspended Job which never started may change where its pods
+    go: node selector, tolerations, affinity, scheduling gates, labels and
+    annotations (so a queue controller can place it before resuming it)."""
+    new_t, old_t = job.spec.template, old.spec.template
+    never_started = old.status is None or old.status.start_time is None
+    if old.spec.suspend and never_started:
+        old_t = old_t.model_copy(deep=True)
+        for attr in ("node_selector", "tolerations", "affinity", "scheduling_gates"):
+            setattr(old_t.spec, attr, getattr(new_t.spec, attr))
+        old_t.metadata.labels = new_t.metadata.labels
+        old_t.metadata.annotations = new_t.metadata.annotations
+    errs.immutable("spec.template", new_t.model_dump(by_alias=True, exclude_none=True),
+                   old_t.model_dump(by_alias=True, exclude_none=True))
 
 
 # ---- core kinds -----------------------------------------------------------------------
@@ -412,4 +433,5 @@ _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
     ResourceQuota: _validate_quota, Event: _validate_event, Lease: _validate_lease,
     PriorityClass: _validate_priority_class, Binding: _validate_binding, Scale: _validate_scale,
     DeleteOptions: _validate_delete_options, Namespace: _validate_namespace,
+    Alloc: validate_alloc,
 }

@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
-import socket
 
 from corral.cli import eventloop
 from corral.cli.connection import add_connection_flags, connection
@@ -19,13 +17,14 @@ from corral.cli.logging_setup import setup_logging
 from corral.cli.metrics_listen import add_metrics_flag, metrics_listener
 from corral.client.http import Client
 from corral.client.kubeconfig import ClusterConfig, KubeconfigError
+from corral.client.leaderelection import process_identity, run_elected
 from corral.client.metrics import WORKQUEUE_METRICS
 from corral.controllers.job import JobOptions
 from corral.controllers.manager import (
     ALL_CONTROLLERS,
+    LEASE_NAME,
     ControllerManager,
     ManagerOptions,
-    run_elected,
 )
 from corral.controllers.nodelifecycle import NodeLifecycleOptions
 
@@ -60,12 +59,12 @@ async def _main(cfg: ClusterConfig, options: ManagerOptions, leader_elect: bool)
         if not leader_elect:
             await ControllerManager(client, options).run(stop)
             return
-        identity = f"{socket.gethostname()}_{os.getpid()}"
+        identity = process_identity()
 
         async def work() -> None:
             await ControllerManager(client, options).run(stop)
 
-        await run_elected(client, stop, identity, work)
+        await run_elected(client, stop, LEASE_NAME, identity, work)
 
 
 def _run(args: argparse.Namespace) -> int:

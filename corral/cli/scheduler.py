@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
-import socket
 
 from corral.cli import eventloop
 from corral.cli.connection import add_connection_flags, connection
@@ -22,8 +20,9 @@ from corral.cli.logging_setup import setup_logging
 from corral.cli.metrics_listen import add_metrics_flag, metrics_listener
 from corral.client.http import Client
 from corral.client.kubeconfig import KubeconfigError
+from corral.client.leaderelection import LeaseTiming, process_identity, run_elected
 from corral.scheduler.core import SchedulerOptions
-from corral.scheduler.loop import LeaseTiming, Scheduler, run_elected
+from corral.scheduler.loop import LEASE_NAME, Scheduler
 from corral.scheduler.metrics import SCHEDULER_METRICS
 
 log = logging.getLogger("corral.scheduler")
@@ -40,7 +39,7 @@ async def run_scheduler(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     options = SchedulerOptions(bin_pack=args.bin_pack)
-    identity = args.identity or f"{socket.gethostname()}_{os.getpid()}"
+    identity = args.identity or process_identity()
     async with make_client(args) as client:
         async def work() -> None:
             await Scheduler(client, options, instance=identity).run(stop)
@@ -50,7 +49,7 @@ async def run_scheduler(args: argparse.Namespace) -> None:
             return
         timing = LeaseTiming(args.lease_duration, args.renew_deadline, args.retry_period)
         log.info("leader election lease=kube-system/corral-scheduler identity=%s", identity)
-        await run_elected(client, stop, identity, work, timing)
+        await run_elected(client, stop, LEASE_NAME, identity, work, timing)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -5,7 +5,8 @@ Agents are node-1..N, each with its own state dir under DATA_DIR/agents, its own
 loopback address 127.0.1.N as node IP, and an equal slice of this machine's CPUs
 and memory. Pods outlive agents by design (their shims are detached), so `up`
 runs agents with --stop-pods-on-exit and, after they exit, stops whatever an
-agent that had to be killed left running.
+agent that had to be killed left running, and removes the cluster's nftables
+table if no agent on this host is left to do it.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def _agent_args(args: argparse.Namespace, url: str, kubeconfig: Path, index: int
     memory_mi = psutil.virtual_memory().total // count // (1024 * 1024)
     return ["agent", "--server", url, "--name", f"node-{index}", "--kubeconfig", str(kubeconfig),
             "--node-ip", f"127.0.1.{index}", "--state-dir", str(_agent_dir(args, index)),
-            "--cpus", f"{cpus:.2f}", "--memory", f"{memory_mi}Mi", "--stop-pods-on-exit"]
+            "--cpus", f"{cpus:.2f}", "--memory", f"{memory_mi}Mi", "--stop-pods-on-exit",
+            *(["--proxy-mode", args.proxy_mode] if args.proxy_mode else [])]
 
 
 def _stop_leftover_pods(args: argparse.Namespace) -> None:
@@ -114,6 +116,20 @@ def _stop_leftover_pods(args: argparse.Namespace) -> None:
         if runtime_dir.exists():
             asyncio.run(stop_all(ProcessRuntime(runtime_dir)))
             stop_launcher(runtime_dir)
+
+
+def _remove_proxy_table(url: str, kubeconfig: Path) -> None:
+    """The agents' nftables table, when every agent was killed before removing it
+    (an agent that stops cleanly removes it as the last one out)."""
+    from corral.proxy.hostlock import HostLock
+    from corral.proxy.mode import nftables_unavailable, table_name
+    from corral.proxy.nftables import delete_table
+
+    if not kubeconfig.exists() or nftables_unavailable() is not None:
+        return
+    table = table_name(load_kubeconfig(kubeconfig).ca_pem, [url])
+    if HostLock(table).reap(lambda: delete_table(table)):
+        print(f"removed the agents' nftables table ip {table}", flush=True)
 
 
 def _apply(paths: list[str], kubeconfig: Path) -> None:
@@ -198,6 +214,7 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         stop_children(procs, grace=AGENT_STOP_GRACE)
         _stop_leftover_pods(args)
+        _remove_proxy_table(cfg.url, cfg.kubeconfig_path.resolve())
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -206,4 +223,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--agents", type=int, default=0, help="node agents to start")
     p.add_argument("--apply", action="append", default=[], metavar="PATH",
                    help="manifests to apply once the cluster is up (file or directory)")
+    p.add_argument("--proxy-mode", choices=["nftables", "userspace"], default=None,
+                   help="the agents' Service data plane (default: nftables where it works)")
     p.set_defaults(run=_run)

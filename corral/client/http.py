@@ -334,16 +334,16 @@ class Client:
     # -- subresources -----------------------------------------------------
 
     async def bind(self, pod_name: str, namespace: str, node_name: str,
-                   resource_version: str | None = None) -> None:
-        """POST pods/{name}/binding; Conflict if the pod is already bound (or its
-        resourceVersion moved on, when given)."""
+                   resource_version: str | None = None, kind: Kind = "Pod") -> None:
+        """POST pods/{name}/binding (or allocs/{name}/binding); Conflict if it is
+        already bound (or its resourceVersion moved on, when given)."""
         meta: Obj = {"name": pod_name, "namespace": namespace}
         if resource_version:
             meta["resourceVersion"] = resource_version
         body = {"kind": "Binding", "apiVersion": "v1", "metadata": meta,
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node_name}}
-        await self._json("POST", resource_path(BY_KIND["Pod"], namespace, pod_name, "binding"),
-                         json_body=body)
+        await self._json("POST", resource_path(resource_for(kind), namespace, pod_name,
+                                               "binding"), json_body=body)
 
     async def evict(self, pod_name: str, namespace: str) -> None:
         body = {"kind": "Eviction", "apiVersion": "policy/v1",

@@ -8,6 +8,10 @@
     stop(): cancel; a leader releases the Lease (holder "") so a standby
             takes over at once instead of after lease_duration
 
+    run_elected(): the runner every leader-elected component uses (scheduler,
+            controller manager, offer allocator): campaign, lead, and on a lost
+            Lease stand by and campaign again, until ``stop`` is set.
+
 Another holder's Lease counts as expired when it has not changed for
 lease_duration measured on OUR monotonic clock since we last saw it change:
 clocks of different machines are never compared. Every write is a
@@ -20,23 +24,21 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from corral.api.errors import APIError, NotFound
 from corral.client.clock import Clock, RealClock
 from corral.client.http import Client, ServerUnreachable
+from corral.objects import Obj, meta, rfc3339_micro, spec
 
 log = logging.getLogger(__name__)
 
 Callback = Callable[[], Awaitable[None] | None]
-Obj = dict[str, Any]
-
-
-def micro_time(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+LEASE_NAMESPACE = "kube-system"  # where every component's leader Lease lives
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,8 @@ def next_spec(old: Obj | None, identity: str, now: datetime, lease_duration: flo
     return {
         "holderIdentity": identity,
         "leaseDurationSeconds": max(round(lease_duration), 1),
-        "acquireTime": old.get("acquireTime") if renewing else micro_time(now),
-        "renewTime": micro_time(now),
+        "acquireTime": old.get("acquireTime") if renewing else rfc3339_micro(now),
+        "renewTime": rfc3339_micro(now),
         "leaseTransitions": transitions if renewing or not old else transitions + 1,
     }
 
@@ -194,12 +196,12 @@ class LeaderElector:
         return True
 
     def _observe(self, lease: Obj) -> None:
-        spec = dict(lease.get("spec") or {})
-        rv = str((lease.get("metadata") or {}).get("resourceVersion", ""))
-        if self._observed is None or self._observed.spec != spec:
-            self._observed = Observation(spec, rv, self.clock.monotonic())
+        held = dict(spec(lease))
+        rv = str(meta(lease).get("resourceVersion", ""))
+        if self._observed is None or self._observed.spec != held:
+            self._observed = Observation(held, rv, self.clock.monotonic())
         else:
-            self._observed = Observation(spec, rv, self._observed.seen_at)
+            self._observed = Observation(held, rv, self._observed.seen_at)
 
     # -- leading --------------------------------------------------------------
 
@@ -226,11 +228,11 @@ class LeaderElector:
         """Give the lease up so a standby need not wait for it to expire."""
         try:
             lease = await self.client.get("Lease", self.name, self.namespace)
-            spec = lease.get("spec") or {}
-            if spec.get("holderIdentity") != self.identity:
+            held = spec(lease)
+            if held.get("holderIdentity") != self.identity:
                 return
-            lease["spec"] = {**spec, "holderIdentity": "", "leaseDurationSeconds": 1,
-                             "renewTime": micro_time(self.clock.now())}
+            lease["spec"] = {**held, "holderIdentity": "", "leaseDurationSeconds": 1,
+                             "renewTime": rfc3339_micro(self.clock.now())}
             await self.client.update(lease)
         except (APIError, ServerUnreachable) as err:
             log.info("leader release failed lease=%s/%s error=%r", self.namespace, self.name,
@@ -241,3 +243,47 @@ async def _call(callback: Callback) -> None:
     result = callback()
     if inspect.isawaitable(result):
         await result
+
+
+# -- the runner components use ------------------------------------------------------
+
+@dataclass(frozen=True)
+class LeaseTiming:
+    """client-go's defaults; a component's flags may shorten them."""
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+
+def master_identity(server: str) -> str:
+    """The identity of a component inside `corral master`: stable across restarts
+    of the same master, so a restarted master takes its Lease back at once."""
+    return f"{socket.gethostname()}_master_{server}"
+
+
+def process_identity() -> str:
+    """The identity of a component run as its own process."""
+    return f"{socket.gethostname()}_{os.getpid()}"
+
+
+async def run_elected(client: Client, stop: asyncio.Event, lease_name: str, identity: str,
+                      work: Callable[[], Awaitable[None]], timing: LeaseTiming | None = None,
+                      clock: Clock | None = None) -> None:
+    """Run ``work`` while holding the Lease kube-system/``lease_name``; stand by
+    (and campaign again) whenever it is lost; on ``stop`` give the Lease up.
+
+    ``work`` is cancelled when leadership is lost and started afresh on the next
+    term, so it should build its caches inside (a new term starts clean)."""
+    timing = timing or LeaseTiming()
+    while not stop.is_set():
+        elector = LeaderElector(client, LEASE_NAMESPACE, lease_name, identity,
+                                lease_duration=timing.lease_duration,
+                                renew_deadline=timing.renew_deadline,
+                                retry_period=timing.retry_period, on_started_leading=work,
+                                clock=clock)
+        election = asyncio.create_task(elector.run(), name=f"election-{lease_name}")
+        stopped = asyncio.create_task(stop.wait(), name=f"election-stop-{lease_name}")
+        await asyncio.wait({election, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (election, stopped):
+            task.cancel()
+        await asyncio.gather(election, stopped, return_exceptions=True)

@@ -13,16 +13,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import socket
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from corral.client.events import EventRecorder
 from corral.client.http import Client
-from corral.client.leaderelection import LeaderElector
+from corral.client.leaderelection import master_identity, run_elected
 from corral.controllers.base import Controller
 from corral.controllers.deployment import DeploymentController
 from corral.controllers.endpoints import EndpointsController
@@ -35,8 +32,7 @@ from corral.controllers.replicaset import ReplicaSetController
 
 log = logging.getLogger("corral.controllers")
 
-LEASE_NAMESPACE = "kube-system"
-LEASE_NAME = "corral-controller-manager"
+LEASE_NAME = "corral-controller-manager"  # in kube-system
 ALL_CONTROLLERS = ("replicaset", "deployment", "job", "nodelifecycle", "endpoints",
                    "garbagecollector", "namespace")
 
@@ -103,32 +99,13 @@ class ControllerManager:
             await self.informers.stop()
 
 
-async def run_elected(client: Client, stop: asyncio.Event, identity: str,
-                      work: Callable[[], Awaitable[None]], *, lease_duration: float = 15.0,
-                      renew_deadline: float = 10.0, retry_period: float = 2.0) -> None:
-    """Run ``work`` while holding the Lease; stand by (and campaign again) when it
-    is lost; on ``stop`` give the Lease up."""
-    while not stop.is_set():
-        elector = LeaderElector(client, LEASE_NAMESPACE, LEASE_NAME, identity,
-                                lease_duration=lease_duration, renew_deadline=renew_deadline,
-                                retry_period=retry_period, on_started_leading=work)
-        election = asyncio.create_task(elector.run(), name="controllers-election")
-        stopped = asyncio.create_task(stop.wait(), name="controllers-election-stop")
-        await asyncio.wait({election, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (election, stopped):
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(election, stopped, return_exceptions=True)
-
-
 async def run_in_master(client: Client, stop: asyncio.Event) -> None:
-    """The in-process controller manager of `corral master`. The identity is
-    stable across restarts of the same master, so it takes its Lease back at once."""
-    identity = f"{socket.gethostname()}_master_{client.server}"
+    """The in-process controller manager of `corral master`, leader-elected."""
+    identity = master_identity(client.server)
     options = ManagerOptions.from_env()
 
     async def work() -> None:
         # A fresh manager per term of leadership: caches start clean.
         await ControllerManager(client, options).run(stop)
 
-    await run_elected(client, stop, identity, work)
+    await run_elected(client, stop, LEASE_NAME, identity, work)

@@ -118,12 +118,16 @@ class NodeLifecycleController(Controller):
         self.leases = informers.get("Lease", LEASE_NAMESPACE)
         self.pods = informers.get("Pod")
         self.pods.add_index(NODE_INDEX, node_of)
+        # Allocs are evicted from a dead node as pods are (their owners re-place the work).
+        self.allocs = informers.get("Alloc")
+        self.allocs.add_index(NODE_INDEX, node_of)
         self._seen: dict[str, tuple[str, float]] = {}  # node → (renewTime, when we saw it)
         self._unreachable_since: dict[str, float] = {}
         self._deleted_at: dict[str, float] = {}  # pod uid → when we deleted it
         self.nodes.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self._forget)
         self.leases.add_handler(self._lease_seen, lambda old, new: self._lease_seen(new))
         self.pods.add_handler(on_delete=self._pod_gone)
+        self.allocs.add_handler(on_delete=self._pod_gone)
 
     def _lease_seen(self, lease: Obj) -> None:
         name = str(meta(lease).get("name"))
@@ -190,32 +194,35 @@ class NodeLifecycleController(Controller):
         await self._evict(name, time.monotonic() - since)
 
     async def _evict(self, name: str, unreachable_for: float) -> None:
-        for pod in self.pods.by_index(NODE_INDEX, name):
+        for kind, pod in [*(("Pod", p) for p in self.pods.by_index(NODE_INDEX, name)),
+                          *(("Alloc", a) for a in self.allocs.by_index(NODE_INDEX, name))]:
             if is_finished(pod):
                 continue
             if is_deleting(pod):
-                await self._force_delete_if_stuck(pod)
+                await self._force_delete_if_stuck(kind, pod)
                 continue
             tolerated = toleration_seconds(pod)
             allowed = self.options.eviction_timeout if tolerated is None else max(
                 tolerated, self.options.eviction_timeout)
             if unreachable_for >= allowed:
-                await self._delete(pod, None)
+                await self._delete(kind, pod, None)
                 self._deleted_at[uid_of(pod)] = time.monotonic()
                 self.emit(pod, NORMAL, "TaintManagerEviction",
-                          f"Marking for deletion Pod {meta(pod).get('namespace')}/"
+                          f"Marking for deletion {kind} "
+                          f"{meta(pod).get('namespace')}/"
                           f"{meta(pod).get('name')}")
 
-    async def _force_delete_if_stuck(self, pod: Obj) -> None:
+    async def _force_delete_if_stuck(self, kind: str, pod: Obj) -> None:
         deleted = self._deleted_at.setdefault(uid_of(pod), time.monotonic())
         if time.monotonic() - deleted >= self.options.grace_period:
-            await self._delete(pod, 0)
+            await self._delete(kind, pod, 0)
             self._deleted_at.pop(uid_of(pod), None)
 
-    async def _delete(self, pod: Obj, grace: int | None) -> None:
+    async def _delete(self, kind: str, pod: Obj, grace: int | None) -> None:
         m = meta(pod)
         with contextlib.suppress(NotFound, Conflict):
-            await self.client.delete("Pod", str(m.get("name")), m.get("namespace"),
+            await self.client.delete(kind, str(m.get("name")),
+                                     m.get("namespace"),
                                      grace_period_seconds=grace,
                                      preconditions={"uid": uid_of(pod)})
 

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from corral.api.alloc_view import alloc_name, is_alloc_key, pod_view
 from corral.api.errors import AlreadyExists, APIError, Conflict, NotFound
 from corral.client.http import Client, ServerUnreachable
 from corral.scheduler.filters import dynamic_failures
@@ -228,7 +229,10 @@ class Reservations:
         """A pod another scheduler reserved before our informer showed it to us."""
         namespace, _, name = pod_key.partition("/")
         try:
-            pod = await self.client.get("Pod", name, namespace)
+            if is_alloc_key(pod_key):
+                pod = pod_view(await self.client.get("Alloc", alloc_name(name), namespace))
+            else:
+                pod = await self.client.get("Pod", name, namespace)
         except NotFound:
             return None
         return pod_requirements(pod), (pod.get("spec") or {}).get("nodeName") or ""

@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
+from corral.api.alloc_view import alloc_name, is_alloc_key
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.client.events import EventRecorder, now_rfc3339
 from corral.client.http import Client, ServerUnreachable
 from corral.client.informer import Informer, key_of
-from corral.client.leaderelection import LeaderElector
+from corral.client.leaderelection import master_identity, run_elected
+from corral.scheduler.allocs import SCHEDULED, AllocSource
 from corral.scheduler.core import Decision, SchedulerOptions, schedule
 from corral.scheduler.ledger import ENTRY_TTL, Reservations
 from corral.scheduler.metrics import SCHEDULER_METRICS, PodTimes
@@ -81,6 +80,7 @@ class Scheduler:
         self.pending = Informer(client, "Pod", field_selector="spec.nodeName=")
         self.bound = Informer(client, "Pod", field_selector=BOUND_SELECTOR)
         self.bound.add_index("node", lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
+        self.allocs = AllocSource(client, BOUND_SELECTOR)  # Allocs, seen as pods
         self.events = EventRecorder(client, instance=instance, component=COMPONENT)
         self.ledger = Reservations(client, self.snapshot, self._lookup)
         self._binding: set[str] = set()
@@ -103,7 +103,7 @@ class Scheduler:
     async def run(self, stop: asyncio.Event) -> None:
         """Schedule until ``stop`` is set (or the task is cancelled)."""
         self._register_handlers()
-        informers = (self.nodes, self.bound, self.pending)
+        informers = (self.nodes, self.bound, self.pending, *self.allocs.informers)
         helpers: list[asyncio.Task[None]] = []
         try:
             for informer in informers:
@@ -150,11 +150,32 @@ class Scheduler:
         self.bound.add_handler(self._bound_added, self._bound_updated, self._bound_deleted)
         self.pending.add_handler(self._pending_added, self._pending_updated,
                                  self._pending_deleted)
+        self.allocs.connect((self._pending_added, self._pending_updated, self._pending_deleted),
+                            (self._bound_added, self._bound_updated, self._bound_deleted))
+
+    # Pods and Allocs' pod views by key: the loop reads both kinds through these.
+
+    def _pending_get(self, key: str) -> Obj | None:
+        if is_alloc_key(key):
+            return self.allocs.pending_view(key)
+        return self.pending.get_by_key(key)
+
+    def _bound_get(self, key: str) -> Obj | None:
+        if is_alloc_key(key):
+            return self.allocs.bound_view(key)
+        return self.bound.get_by_key(key)
+
+    def _bound_on(self, node: str) -> list[Obj]:
+        return [*self.bound.by_index("node", node), *self.allocs.bound_on(node)]
+
+    def _about(self, pod: Obj) -> Obj:
+        """What an Event about ``pod`` names: the Alloc itself for an Alloc's view."""
+        return self.allocs.original(pod) if is_alloc_key(key_of(pod)) else pod
 
     def _node_added(self, node: Obj) -> None:
         name = (node.get("metadata") or {}).get("name") or ""
         self.snapshot.add_node(node)
-        for pod in self.bound.by_index("node", name):
+        for pod in self._bound_on(name):
             self._account(pod)
         self.queue.move_all_to_active()
 
@@ -224,8 +245,8 @@ class Scheduler:
         self.queue.add(key_of(pod), priority, str(meta.get("creationTimestamp") or ""))
 
     def _lookup(self, key: str) -> tuple[PodRequirements, str] | None:
-        for informer in (self.bound, self.pending):
-            pod = informer.get_by_key(key)
+        for get in (self._bound_get, self._pending_get):
+            pod = get(key)
             if pod is not None:
                 return pod_requirements(pod), (pod.get("spec") or {}).get("nodeName") or ""
         return None
@@ -245,8 +266,8 @@ class Scheduler:
                 self.queue.park(key)
 
     async def schedule_one(self, key: str) -> None:
-        pod = self.pending.get_by_key(key)
-        if pod is None or not is_ours(pod) or self.bound.get_by_key(key) is not None:
+        pod = self._pending_get(key)
+        if pod is None or not is_ours(pod) or self._bound_get(key) is not None:
             # The two pod informers are separate streams: a bound pod may still be
             # in the pending one for a moment. Assuming it would move it.
             self.queue.remove(key)
@@ -282,12 +303,16 @@ class Scheduler:
                     self._unassume(key, node)
                     self.queue.requeue(key)
                     return
-                await self.client.bind(req.name, req.namespace, node)
+                if is_alloc_key(key):
+                    await AllocSource.bind(self.client, req.namespace, req.name, node)
+                else:
+                    await self.client.bind(req.name, req.namespace, node)
             self.queue.remove(key)
             self._recently_bound[req.uid] = time.monotonic()
             self.bound_count += 1
             self.times.bound(key)
-            self.events.event(pod, "Normal", "Scheduled", f"Successfully assigned {key} to {node}")
+            self.events.event(self._about(pod), "Normal", "Scheduled",
+                              f"Successfully assigned {key} to {node}")
         except NotFound:  # deleted meanwhile
             self._unassume(key, node)
             self.queue.remove(key)
@@ -307,7 +332,7 @@ class Scheduler:
             self._binding.discard(key)
 
     def _doubt(self, key: str, node: str) -> None:
-        if self.bound.get_by_key(key) is not None:
+        if self._bound_get(key) is not None:
             self._unassume(key, node)  # we know where it is: account it there
         else:
             self._doubtful[key] = (node, time.monotonic() + ENTRY_TTL)
@@ -325,7 +350,7 @@ class Scheduler:
         placed = self.snapshot.pod(key)
         if placed is None or placed.node_name != node:
             return
-        real = self.bound.get_by_key(key)
+        real = self._bound_get(key)
         if real is not None:
             self._account(real)
         else:
@@ -345,7 +370,7 @@ class Scheduler:
                 nominated = result.preemption.node
             elif result.message:
                 message = f"{message} {result.message}"
-        self.events.event(pod, "Warning", "FailedScheduling", message)
+        self.events.event(self._about(pod), "Warning", "FailedScheduling", message)
         await self._set_unschedulable(pod, message, nominated)
         self.queue.park(req.key)
         if req.affinity:
@@ -353,7 +378,7 @@ class Scheduler:
 
     def _victims_terminating(self, node: str, priority: int) -> bool:
         """Victims of an earlier preemption still stopping: wait, do not evict more."""
-        for pod in self.bound.by_index("node", node):
+        for pod in self._bound_on(node):
             if (pod.get("metadata") or {}).get("deletionTimestamp") and pod_requirements(
                     pod).priority < priority:
                 return True
@@ -369,27 +394,33 @@ class Scheduler:
                                for victim in preemption.victims))
 
     async def _evict(self, key: str, message: str) -> None:
-        victim = self.bound.get_by_key(key)
+        victim = self._bound_get(key)
         if victim is None:
             return  # a reservation another scheduler holds, or already gone: nothing to evict
-        self.events.event(victim, "Normal", "Preempted", message)
+        self.events.event(self._about(victim), "Normal", "Preempted", message)
         namespace, _, name = key.partition("/")
         try:
-            await self.client.delete("Pod", name, namespace)  # graceful: the pod's own period
+            if is_alloc_key(key):  # its owner takes the Alloc's unfinished work back
+                await AllocSource.delete(self.client, key)
+            else:
+                await self.client.delete("Pod", name, namespace)  # graceful: its own period
         except NotFound:
             pass
         except (APIError, ServerUnreachable) as err:
             log.warning("preemption delete failed pod=%s error=%r", key, err)
 
     async def _set_unschedulable(self, pod: Obj, message: str, nominated: str | None) -> None:
+        kind, condition_type, name = "Pod", "PodScheduled", pod["metadata"]["name"]
+        if is_alloc_key(key_of(pod)):
+            kind, condition_type, name = "Alloc", SCHEDULED, alloc_name(name)
         status = pod.get("status") or {}
         current: Obj = next((c for c in status.get("conditions") or ()
-                            if c.get("type") == "PodScheduled"), {})
+                            if c.get("type") == condition_type), {})
         same = (current.get("status") == "False" and current.get("reason") == "Unschedulable"
                 and current.get("message") == message)
         if same and (status.get("nominatedNodeName") or None) == nominated:
             return
-        condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        condition = {"type": condition_type, "status": "False", "reason": "Unschedulable",
                      "message": message, "lastProbeTime": None,
                      "lastTransitionTime": current.get("lastTransitionTime")
                      if current.get("status") == "False" else now_rfc3339()}
@@ -399,8 +430,9 @@ class Scheduler:
             patch["status"]["nominatedNodeName"] = nominated
         meta = pod["metadata"]
         try:
-            await self.client.patch("Pod", meta["name"], patch, meta.get("namespace"),
-                                    patch_type="strategic", subresource="status")
+            await self.client.patch(kind, name, patch, meta.get("namespace"),
+                                    patch_type="merge" if kind == "Alloc" else "strategic",
+                                    subresource="status")
         except (Conflict, NotFound):
             pass  # changed meanwhile (bound, deleted, updated): the next attempt writes it
         except (APIError, ServerUnreachable) as err:
@@ -409,44 +441,16 @@ class Scheduler:
 
 # -- running it: in the master, or as its own process ------------------------------------
 
-LEASE_NAMESPACE = "kube-system"
-LEASE_NAME = "corral-scheduler"
-
-
-@dataclass(frozen=True)
-class LeaseTiming:
-    lease_duration: float = 15.0
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
-
-
-async def run_elected(client: Client, stop: asyncio.Event, identity: str,
-                      work: Callable[[], Awaitable[None]],
-                      timing: LeaseTiming | None = None) -> None:
-    """Run ``work`` while holding the Lease kube-system/corral-scheduler; stand by
-    (and campaign again) whenever it is lost; on ``stop`` give the Lease up."""
-    timing = timing or LeaseTiming()
-    while not stop.is_set():
-        elector = LeaderElector(client, LEASE_NAMESPACE, LEASE_NAME, identity,
-                                lease_duration=timing.lease_duration,
-                                renew_deadline=timing.renew_deadline,
-                                retry_period=timing.retry_period, on_started_leading=work)
-        election = asyncio.create_task(elector.run(), name="scheduler-election")
-        stopped = asyncio.create_task(stop.wait(), name="scheduler-election-stop")
-        await asyncio.wait({election, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (election, stopped):
-            task.cancel()
-        await asyncio.gather(election, stopped, return_exceptions=True)
+LEASE_NAME = "corral-scheduler"  # in kube-system
 
 
 async def run_in_master(client: Client, stop: asyncio.Event) -> None:
     """The in-process scheduler of `corral master`: leader-elected, so that of
     several masters (or a master and `corral scheduler --leader-elect`) one
-    schedules. The identity is stable across restarts of the same master, so a
-    restarted master takes its Lease back at once."""
-    identity = f"{socket.gethostname()}_master_{client.server}"
+    schedules."""
+    identity = master_identity(client.server)
 
     async def work() -> None:
         await Scheduler(client, instance=identity).run(stop)
 
-    await run_elected(client, stop, identity, work)
+    await run_elected(client, stop, LEASE_NAME, identity, work)

@@ -349,6 +349,9 @@ def test_unauthenticated_requests_are_rejected(quiet_master: Master) -> None:
         assert r.status_code == 401 and r.json()["reason"] == "Unauthorized"
         assert anon.get("/healthz").status_code == 200
         assert anon.get("/readyz").status_code == 200
+        for path in ("/version", "/version/"):  # kr8s asks with the trailing slash
+            r = anon.get(path)
+            assert r.status_code == 200 and r.json()["minor"] == "32", path
     with httpx.Client(base_url=quiet_master.url, verify=str(quiet_master.ca_path),
                       headers={"Authorization": "Bearer wrong"}) as bad:
         assert bad.get("/api/v1/pods").status_code == 401

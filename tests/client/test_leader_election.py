@@ -11,7 +11,7 @@ import pytest
 
 from corral.client.clock import FakeClock
 from corral.client.http import Client
-from corral.client.leaderelection import LeaderElector
+from corral.client.leaderelection import LeaderElector, LeaseTiming, run_elected
 from tests.cluster import Master
 
 NS = "default"
@@ -125,3 +125,37 @@ async def test_leader_that_cannot_renew_steps_down(master: Master) -> None:
         await _until(lambda: len(log) == 2, "on_stopped_leading")
         assert log == ["a started", "a stopped"]
         await a.stop()
+
+
+async def test_run_elected_leads_stands_by_after_loss_and_leads_again(client: Client) -> None:
+    """The runner every component uses: work runs while the Lease is held, is
+    cancelled when it is lost, starts afresh on the next term, and ``stop`` gives
+    the Lease up."""
+    clock, terms, stop = FakeClock(), [], asyncio.Event()
+
+    async def work() -> None:
+        terms.append("started")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            terms.append("ended")
+
+    timing = LeaseTiming(lease_duration=15, renew_deadline=10, retry_period=RETRY)
+    runner = asyncio.create_task(run_elected(client, stop, "le-runner", "a", work, timing,
+                                             clock))
+    await _until(lambda: terms == ["started"], "first term")
+    lease = await client.get("Lease", "le-runner", "kube-system")
+    lease["spec"]["holderIdentity"] = "intruder"  # taken by force, then never renewed
+    await client.update(lease)
+    while terms != ["started", "ended"] and clock.monotonic() < 60:
+        clock.advance(2)
+        await _until(lambda: clock.waiting(RETRY) >= 1 or len(terms) > 1, "a retries")
+    assert terms == ["started", "ended"]
+    while len(terms) < 3 and clock.monotonic() < 120:  # the intruder's lease expires
+        clock.advance(2)
+        await _until(lambda: clock.waiting(RETRY) >= 1 or len(terms) > 2, "a campaigns")
+    assert terms == ["started", "ended", "started"]
+    stop.set()
+    await asyncio.wait_for(runner, 20)
+    assert terms[-1] == "ended"
+    assert (await client.get("Lease", "le-runner", "kube-system"))["spec"]["holderIdentity"] == ""

@@ -6,7 +6,8 @@ import asyncio
 from datetime import UTC, datetime
 
 from corral.client.clock import FakeClock
-from corral.client.leaderelection import held_by_other, micro_time, next_spec
+from corral.client.leaderelection import held_by_other, next_spec
+from corral.objects import rfc3339_micro
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -27,7 +28,7 @@ def test_acquire_from_other_bumps_transitions_and_acquire_time() -> None:
     old = {"holderIdentity": "other", "acquireTime": "x", "leaseTransitions": 3}
     spec = next_spec(old, "me", T0, 15)
     assert spec == {"holderIdentity": "me", "leaseDurationSeconds": 15,
-                    "acquireTime": micro_time(T0), "renewTime": micro_time(T0),
+                    "acquireTime": rfc3339_micro(T0), "renewTime": rfc3339_micro(T0),
                     "leaseTransitions": 4}
 
 

@@ -209,6 +209,22 @@ MANIFESTS: dict[str, dict[str, Any]] = {
     },
     "PriorityClass": {"value": 1000, "globalDefault": False, "preemptionPolicy": "Never",
                       "description": "batch work"},
+    "Alloc": {
+        "spec": {"resources": {"cpu": "2", "memory": "1Gi"}, "slots": 4, "nodeName": "n1",
+                 "priorityClassName": "batch", "priority": 1000,
+                 "preemptionPolicy": "PreemptLowerPriority", "nodeSelector": {"disk": "ssd"},
+                 "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}],
+                 "task": {"command": ["sh", "-c", "echo $JOB_COMPLETION_INDEX"],
+                          "env": [{"name": "A", "value": "1"}], "resources": {"cpu": "500m"}},
+                 "ranges": "0-99,120", "backoffLimitPerIndex": 1},
+        "status": {"phase": "Running", "hostIP": "127.0.1.1", "running": 4,
+                   "claimed": "0-50", "completed": "0-40",
+                   "failedTasks": [{"index": 41, "exitCode": 3, "reason": "Error",
+                                    "failures": 2}],
+                   "failures": 2,
+                   "conditions": [{"type": "Scheduled", "status": "True",
+                                   "lastTransitionTime": "2024-05-01T10:01:00Z"}]},
+    },
 }
 
 

@@ -371,6 +371,40 @@ def test_immutable_fields_on_update(
     assert field in [c.field for c in _check(kind, new, stored)]
 
 
+def _stored_job(**spec: Any) -> Body:
+    old = copy.deepcopy(BASES["Job"])
+    old["spec"].update(spec)
+    obj = kinds.decode("Job", old)
+    apply_defaults(obj)
+    return kinds.encode(obj)
+
+
+def test_job_template_is_immutable() -> None:
+    stored = _stored_job()
+    new = copy.deepcopy(stored)
+    new["spec"]["template"]["spec"]["containers"][0]["image"] = "app:2"
+    causes = _check("Job", new, stored)
+    assert [(c.field, c.reason) for c in causes] == [("spec.template", "FieldValueInvalid")]
+    assert causes[0].message.startswith("Invalid value: {")
+    assert causes[0].message.endswith(": field is immutable")
+    assert _check("Job", copy.deepcopy(stored), stored) == []
+
+
+def test_suspended_unstarted_job_may_change_where_its_pods_go() -> None:
+    stored = _stored_job(suspend=True)
+    new = copy.deepcopy(stored)
+    tpl = new["spec"]["template"]
+    tpl["spec"]["nodeSelector"] = {"disk": "ssd"}
+    tpl["metadata"]["labels"]["queue"] = "a"
+    assert _check("Job", new, stored) == []
+    tpl["spec"]["containers"][0]["command"] = ["other"]  # not a scheduling directive
+    assert [c.field for c in _check("Job", new, stored)] == ["spec.template"]
+    started = {**copy.deepcopy(stored), "status": {"startTime": "2026-01-01T00:00:00Z"}}
+    moved = copy.deepcopy(started)
+    moved["spec"]["template"]["spec"]["nodeSelector"] = {"disk": "ssd"}
+    assert [c.field for c in _check("Job", moved, started)] == ["spec.template"]
+
+
 def test_immutable_config_map_data_is_forbidden() -> None:
     old = {**copy.deepcopy(BASES["ConfigMap"]), "immutable": True}
     new = {**copy.deepcopy(old), "data": {"k": "changed"}}

@@ -39,7 +39,7 @@ class PriorityAdmission:
 
     async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None, *,
                     dry_run: bool = False) -> None:
-        if res.kind == "Pod":
+        if res.kind in ("Pod", "Alloc"):  # an Alloc is placed as a pod would be
             if op == "CREATE":
                 await self._resolve(res, obj)
             elif old is not None:

@@ -32,6 +32,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from corral.api.admission.priority import forbidden
+from corral.api.alloc_view import pod_view
 from corral.api.errors import APIError, Conflict
 from corral.api.quantity import format_bytes, format_cpu, parse_quantity
 from corral.api.registry import Filter, Registry, list_objects
@@ -43,6 +44,7 @@ Amounts = dict[str, Decimal]
 
 QUOTA = BY_KIND["ResourceQuota"]
 POD = BY_KIND["Pod"]
+PODLIKE = ("Pod", "Alloc")  # kinds that take compute resources
 CAS_RETRIES = 20
 IN_FLIGHT_SECONDS = 10.0
 RELEASED_MEMORY_SECONDS = 600.0
@@ -69,6 +71,8 @@ def object_usage(res: Resource, obj: Obj) -> Amounts:
     """What ``obj`` takes from a quota; empty when it takes nothing (a finished pod)."""
     if res.kind == "Pod":
         return pod_usage(obj)
+    if res.kind == "Alloc":
+        return alloc_usage(res, obj)
     usage: Amounts = {count_name(res): Decimal(1)}
     legacy = LEGACY_COUNTS.get(res.kind)
     if legacy:
@@ -90,6 +94,15 @@ def pod_usage(pod: Obj) -> Amounts:
     for name, amount in pod_amounts(spec, "limits").items():
         if name in COMPUTE:
             usage[f"limits.{name}"] = amount
+    return usage
+
+
+def alloc_usage(res: Resource, alloc: Obj) -> Amounts:
+    """An Alloc takes what a pod requesting its resources would, until it is
+    deleted (whatever its phase: it is refunded on deletion only)."""
+    usage = pod_usage(pod_view({**alloc, "status": {}}))
+    del usage["pods"], usage["count/pods"]
+    usage[count_name(res)] = Decimal(1)
     return usage
 
 
@@ -158,7 +171,9 @@ def covers(quota: Obj, res: Resource, obj: Obj) -> bool:
     scopes = _scope_terms(quota)
     if not scopes:
         return True
-    return res.kind == "Pod" and all(_scope_matches(term, obj) for term in scopes)
+    if res.kind == "Alloc":
+        obj = pod_view(obj)
+    return res.kind in PODLIKE and all(_scope_matches(term, obj) for term in scopes)
 
 
 def _scope_terms(quota: Obj) -> list[Obj]:
@@ -202,7 +217,7 @@ def resources_counted(hard: Iterable[str]) -> list[Resource]:
     found: list[Resource] = []
     for res in RESOURCES:
         names = {count_name(res), LEGACY_COUNTS.get(res.kind, "")}
-        if res.kind == "Pod":
+        if res.kind in PODLIKE:
             names |= {n for n in wanted if n.startswith(("requests.", "limits."))}
             names |= set(COMPUTE)
         if res.kind == "Service":

@@ -190,7 +190,7 @@ class ResourceHandler:
         body = parse_object(await request.body(), request.headers.get("content-type"))
         ns, name = target.namespace or "", target.name or ""
         if target.subresource == "binding":
-            await sub.bind(self.registry, ns, name, body)
+            await sub.bind(self.registry, ns, name, body, target.resource)
         else:
             await sub.evict(self.registry, ns, name, body)
         return JSONResponse({"kind": "Status", "apiVersion": "v1", "metadata": {},

@@ -3,6 +3,7 @@ request bodies of subresources."""
 
 from __future__ import annotations
 
+from corral.api.kinds.alloc import Alloc
 from corral.api.kinds.apps import Deployment, ReplicaSet
 from corral.api.kinds.base import TypedObject
 from corral.api.kinds.batch import Job
@@ -17,7 +18,7 @@ MODELS: dict[str, type[TypedObject]] = {
     model.__name__: model
     for model in (
         Namespace, Node, Pod, Service, Endpoints, Event, ConfigMap, Secret, ResourceQuota,
-        Lease, Deployment, ReplicaSet, Job, PriorityClass,
+        Lease, Deployment, ReplicaSet, Job, PriorityClass, Alloc,
         Binding, Scale, Eviction, DeleteOptions, Status,
     )
 }

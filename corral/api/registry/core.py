@@ -5,8 +5,10 @@
     update:  read → precondition (resourceVersion, uid) → keep server-owned
              metadata → main resource keeps status / status subresource keeps
              the rest → prepare → generation++ on spec change → store CAS
-    patch:   read → apply patch → update; retried on a lost CAS unless the
-             patch itself carries a resourceVersion
+    patch:   read → apply patch → update; a lost CAS is retried (re-read,
+             re-apply), as GuaranteedUpdate does. The only precondition is a
+             resourceVersion the patch itself sets: re-applied to a newer object
+             it no longer matches, so that patch gets its 409 instead of a retry.
 """
 
 from __future__ import annotations
@@ -93,6 +95,17 @@ def conflict(res: Resource, name: str, why: str) -> Conflict:
 
 
 MODIFIED = "the object has been modified; please apply your changes to the latest version and try again"
+
+
+class LostRace(Conflict):
+    """The store's compare-and-swap failed: another writer got in between this
+    request's read and its write. Server-side read-modify-writes (patch) retry
+    on it; a client's own precondition failing is a plain Conflict instead."""
+
+
+def lost_race(res: Resource, name: str) -> LostRace:
+    return LostRace(f"Operation cannot be fulfilled on {describe(res, name)}: {MODIFIED}",
+                    kind=res.plural, name=name, group=res.group)
 
 
 class Registry:
@@ -231,19 +244,18 @@ class Registry:
                 patched = apply_server_side(current, _apply_body(body), res.kind)
             else:
                 patched = apply_patch(content_type, current, body, res.kind)
-            asked_rv = str(meta(patched).get("resourceVersion") or "")
-            if asked_rv and asked_rv != meta(current)["resourceVersion"]:
+            # The patch was applied to the object just read, so the result carries
+            # that object's resourceVersion unless the patch set one of its own.
+            sent_rv = str(meta(patched).get("resourceVersion") or "")
+            if sent_rv and sent_rv != meta(current)["resourceVersion"]:
                 raise conflict(res, name, MODIFIED)
-            meta(patched)["resourceVersion"] = meta(current)["resourceVersion"]
             try:
                 return await self._replace(
                     res, namespace, name, current, self._check_identity(res, namespace, patched),
                     subresource=subresource, strict=strict, dry_run=dry_run,
                 )
-            except Conflict:
-                if asked_rv:
-                    raise
-                await asyncio.sleep(0)  # lost a CAS race: re-read and re-apply
+            except LostRace:
+                await asyncio.sleep(0)  # re-read and re-apply the patch
         raise conflict(res, name, "too many concurrent writers; try again")
 
     async def _replace(
@@ -272,7 +284,7 @@ class Registry:
             else:
                 revision = await self.store.update(key, dump(prepared.obj), expected)
         except RevisionMismatch:
-            raise conflict(res, name, MODIFIED) from None
+            raise lost_race(res, name) from None
         except KeyNotFound:
             raise not_found(res, name) from None
         new_meta["resourceVersion"] = str(revision)

@@ -1,7 +1,8 @@
 """Deletion as Kubernetes does it.
 
     preconditions (uid, resourceVersion) → Conflict on mismatch
-    pod bound to a node, grace > 0       → set deletionTimestamp; the agent stops it
+    pod (or Alloc) bound to a node,
+      grace > 0                          → set deletionTimestamp; the agent stops it
                                            and deletes it with grace 0
     finalizers present (or added by the
     Orphan / Foreground policy)          → set deletionTimestamp; the last finalizer
@@ -119,7 +120,7 @@ async def _mark_deleting(reg: Registry, res: Resource, current: Obj, finalizers:
 
 
 def _grace_period(res: Resource, obj: Obj, opts: DeleteOptions) -> int:
-    if res.kind != "Pod":
+    if res.kind not in ("Pod", "Alloc"):  # an Alloc's executor stops as a pod does
         return 0
     spec = obj.get("spec") or {}
     phase = (obj.get("status") or {}).get("phase")

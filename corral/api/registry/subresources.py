@@ -1,4 +1,4 @@
-"""pods/binding, pods/eviction and the scale subresource of Deployment/ReplicaSet."""
+"""pods/binding (and allocs/binding), pods/eviction and the scale subresource of Deployment/ReplicaSet."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from corral.api.selectors import from_label_selector_object
 POD = BY_KIND["Pod"]
 
 
-async def bind(reg: Registry, namespace: str, name: str, binding: dict[str, Any]) -> Obj:
-    """Assign a pod to a node, once: a second binding of a bound pod is a Conflict,
-    which is what keeps two racing schedulers from both placing it."""
+async def bind(reg: Registry, namespace: str, name: str, binding: dict[str, Any],
+               res: Resource = POD) -> Obj:
+    """Assign a pod (or an Alloc) to a node, once: a second binding of a bound pod
+    is a Conflict, which is what keeps two racing schedulers from both placing it."""
     target = binding.get("target") if isinstance(binding, dict) else None
     node = target.get("name") if isinstance(target, dict) else None
     if not node or not isinstance(node, str):
@@ -28,27 +29,31 @@ async def bind(reg: Registry, namespace: str, name: str, binding: dict[str, Any]
                                               "FieldValueNotSupported")])
     want_uid = (binding.get("metadata") or {}).get("uid")
     for _ in retry_attempts():
-        pod = await reg.get(POD, namespace, name)
+        pod = await reg.get(res, namespace, name)
         current = (pod.get("spec") or {}).get("nodeName")
         if current:
-            raise conflict(POD, name, f"pod {name} is already assigned to node \"{current}\"")
+            raise conflict(res, name,
+                           f"{res.singular} {name} is already assigned to node \"{current}\"")
         if meta(pod).get("deletionTimestamp"):
-            raise conflict(POD, name, f"pod {name} is being deleted, cannot be assigned to a host")
+            raise conflict(res, name, f"{res.singular} {name} is being deleted, cannot be "
+                           "assigned to a host")
         if want_uid and want_uid != meta(pod).get("uid"):
-            raise conflict(POD, name, "the UID in the binding does not match the pod's")
+            raise conflict(res, name,
+                           f"the UID in the binding does not match the {res.singular}'s")
         pod.setdefault("spec", {})["nodeName"] = node
         status = pod.setdefault("status", {})
+        scheduled = "PodScheduled" if res is POD else "Scheduled"  # an Alloc's condition
         conditions = [c for c in status.get("conditions") or []
-                      if c.get("type") != "PodScheduled"]
-        conditions.append({"type": "PodScheduled", "status": "True",
+                      if c.get("type") != scheduled]
+        conditions.append({"type": scheduled, "status": "True",
                            "lastTransitionTime": now_rfc3339(), "lastProbeTime": None})
         status["conditions"] = conditions
         status.pop("nominatedNodeName", None)
         try:
-            return await reg.write_exact(POD, pod, meta(pod)["resourceVersion"])
+            return await reg.write_exact(res, pod, meta(pod)["resourceVersion"])
         except Conflict:
             pass  # a status write (e.g. Unschedulable) landed between: re-check, retry
-    raise conflict(POD, name, MODIFIED)
+    raise conflict(res, name, MODIFIED)
 
 
 async def evict(reg: Registry, namespace: str, name: str, eviction: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ for -A and --show-labels.
 One printer per kind, in modules by kind family: pods, nodes, workloads
 (deployments, replicasets, jobs), services (services, endpoints), events,
 config (configmaps, secrets), cluster (namespaces, leases, priorityclasses,
-resourcequotas). A kind without one gets NAME and AGE.
+resourcequotas), allocs. A kind without one gets NAME and AGE.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 from corral.api.resources import Resource
 from corral.api.tables.age import human_duration
+from corral.api.tables.allocs import ALLOCS
 from corral.api.tables.cluster import LEASES, NAMESPACES, PRIORITYCLASSES, RESOURCEQUOTAS
 from corral.api.tables.columns import DEFAULT, Column, Object, Printer
 from corral.api.tables.config import CONFIGMAPS, SECRETS
@@ -37,7 +38,7 @@ PRINTERS: dict[str, Printer] = {
     "Pod": PODS, "Node": NODES, "Deployment": DEPLOYMENTS, "ReplicaSet": REPLICASETS,
     "Job": JOBS, "Service": SERVICES, "Endpoints": ENDPOINTS, "Namespace": NAMESPACES,
     "Event": EVENTS, "ConfigMap": CONFIGMAPS, "Secret": SECRETS, "Lease": LEASES,
-    "PriorityClass": PRIORITYCLASSES, "ResourceQuota": RESOURCEQUOTAS,
+    "PriorityClass": PRIORITYCLASSES, "ResourceQuota": RESOURCEQUOTAS, "Alloc": ALLOCS,
 }
 
 INCLUDE_OBJECT = ("None", "Metadata", "Object")

@@ -17,6 +17,9 @@ from tests.integration.agent_api.conftest import (
     wait_pod,
 )
 
+_FOREVER_UNREACHABLE = {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                        "effect": "NoExecute"}
+
 
 def _running_pids(agent: Agent, uid: str) -> list[int]:
     return [s.pid for s in instances(agent, uid) if s.running and s.pid is not None]
@@ -27,8 +30,12 @@ def test_agent_kill_9_and_restart_adopts_everything(fresh_master: Master, agents
     with fresh_master.http() as http:
         uids = {}
         for i in range(5):
+            # Tolerating unreachability forever: the agent's restart may take longer
+            # than the node grace plus eviction timeout on a loaded machine, and this
+            # test is about adoption, not eviction.
             pod = create_pod(http, make_pod(f"task-{i}", agent.name, ["sleep", "300"],
-                                            restart="Always"))
+                                            restart="Always",
+                                            spec={"tolerations": [_FOREVER_UNREACHABLE]}))
             uids[f"task-{i}"] = pod["metadata"]["uid"]
         for name in uids:
             wait_pod(http, name, lambda p: phase(p) == "Running")

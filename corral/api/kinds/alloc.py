@@ -1,0 +1,82 @@
+"""corral.dev/v1 Alloc: Borg's alloc — resources reserved on one node, into which
+an executor launches many short tasks.
+
+The scheduler places an Alloc as it places a Pod (``corral.api.alloc_view``
+gives the pod-shaped view it reads); the node's agent runs one executor per
+Alloc, in a cgroup sized to ``spec.resources``, and starts ``spec.slots`` tasks
+at a time in it. Two kinds of user fill it:
+
+- task arrays (a Job run as tasks): ``spec.task`` is the command every index
+  runs and ``spec.ranges`` the indices handed to this Alloc; the agent reports
+  ``status.claimed`` (indices it may have started: never handed elsewhere),
+  ``status.completed`` and ``status.failedTasks`` in batches;
+- Mesos frameworks launch tasks into it one by one (issue 16).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from corral.api.kinds.affinity import Affinity, Toleration
+from corral.api.kinds.base import KubeModel, Quantity
+from corral.api.kinds.container import EnvVar
+from corral.api.kinds.meta import Condition, KubeObject
+
+
+class AllocTask(KubeModel):
+    """What every task of a task array runs (from the Job's pod template)."""
+
+    command: list[str] = Field(default_factory=list)
+    env: list[EnvVar] | None = None
+    working_dir: str | None = None
+    # Per task: what the executor books against the Alloc for each running task.
+    resources: dict[str, Quantity] | None = None
+
+
+class AllocSpec(KubeModel):
+    resources: dict[str, Quantity] | None = None  # the whole reservation
+    slots: int | None = None  # tasks running at once
+    node_name: str | None = None  # set by binding
+    scheduler_name: str | None = None
+    priority_class_name: str | None = None
+    priority: int | None = None
+    preemption_policy: str | None = None
+    node_selector: dict[str, str] | None = None
+    affinity: Affinity | None = None
+    tolerations: list[Toleration] | None = None
+    termination_grace_period_seconds: int | None = None
+    task: AllocTask | None = None
+    ranges: str | None = None  # indices handed to this Alloc, "0-99,120"
+    backoff_limit_per_index: int | None = None  # retries of one index here
+    log_max_bytes: int | None = None  # per Alloc, across rotated files
+
+
+class FailedTask(KubeModel):
+    index: int
+    exit_code: int
+    reason: str | None = None
+    failures: int = 1  # attempts of this index that failed here
+
+
+class AllocStatus(KubeModel):
+    phase: str | None = None  # Pending, Running, Succeeded, Failed
+    conditions: list[Condition] | None = None
+    message: str | None = None
+    reason: str | None = None
+    nominated_node_name: str | None = None
+    host_ip: str | None = Field(default=None, alias="hostIP")
+    start_time: str | None = None
+    executor_pid: int | None = None
+    running: int | None = None
+    claimed: str | None = None
+    completed: str | None = None
+    failed_tasks: list[FailedTask] | None = None
+    failures: int | None = None  # failed attempts in total, retried or not
+
+
+class Alloc(KubeObject):
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("corral.dev/v1",)
+    spec: AllocSpec = Field(default_factory=AllocSpec)
+    status: AllocStatus | None = None

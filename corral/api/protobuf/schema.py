@@ -1,0 +1,174 @@
+"""The protobuf messages corral decodes, with Kubernetes' field numbers.
+
+Field numbers and types are facts from Kubernetes' published generated.proto
+files (k8s.io/api core/v1, apps/v1, batch/v1, scheduling/v1 and apimachinery's
+meta/v1, runtime, util/intstr, api/resource); field names are the JSON names.
+One line per field:
+
+    "name=NUMBER[:TYPE][!]"
+
+TYPE is a scalar (string, the default; int32, int64, bool, bytes), a message
+defined here, a special (Time, Quantity, IntOrString: decoded to their JSON
+forms), ``[T]`` for a repeated field or ``{T}`` for a map from string to T.
+``-`` skips a field: an
+object's status, which the server sets itself (create and update of the main
+resource ignore it), is not decoded. ``!`` keeps a zero value: the field is a pointer in Go (replicas: 0 is not
+"unset"), whereas Kubernetes' encoder writes every non-pointer field, so a zero
+there only means "not given" and is dropped as JSON's omitempty would. A name
+starting with ``^`` is an embedded struct whose fields JSON inlines into the
+parent (Probe's handler, a key selector's LocalObjectReference).
+
+A field missing here is not silently dropped: decoding reports it (415), so a
+client falls back to JSON rather than losing data.
+"""
+
+from __future__ import annotations
+
+_STANDARD_OBJECT = "metadata=1:ObjectMeta"
+
+MESSAGES: dict[str, str] = {
+    # ---- apimachinery meta/v1 -------------------------------------------------------
+    "ObjectMeta": """name=1 generateName=2 namespace=3 selfLink=4 uid=5 resourceVersion=6
+        generation=7:int64 creationTimestamp=8:Time deletionTimestamp=9:Time
+        deletionGracePeriodSeconds=10:int64! labels=11:{string} annotations=12:{string}
+        ownerReferences=13:[OwnerReference] finalizers=14:[string]""",
+    "OwnerReference": """kind=1 name=3 uid=4 apiVersion=5 controller=6:bool!
+        blockOwnerDeletion=7:bool!""",
+    "LabelSelector": "matchLabels=1:{string} matchExpressions=2:[LabelSelectorRequirement]",
+    "LabelSelectorRequirement": "key=1 operator=2 values=3:[string]",
+    "DeleteOptions": """gracePeriodSeconds=1:int64! preconditions=2:Preconditions
+        orphanDependents=3:bool! propagationPolicy=4 dryRun=5:[string]""",
+    "Preconditions": "uid=1 resourceVersion=2",
+    # ---- core/v1 objects ------------------------------------------------------------
+    "Namespace": f"{_STANDARD_OBJECT} spec=2:NamespaceSpec status=3:-",
+    "NamespaceSpec": "finalizers=1:[string]",
+    "ConfigMap": f"""{_STANDARD_OBJECT} data=2:{{string}} binaryData=3:{{bytes}}
+        immutable=4:bool!""",
+    "Secret": f"""{_STANDARD_OBJECT} data=2:{{bytes}} type=3 stringData=4:{{string}}
+        immutable=5:bool!""",
+    "Service": f"{_STANDARD_OBJECT} spec=2:ServiceSpec status=3:-",
+    "ServiceSpec": """ports=1:[ServicePort] selector=2:{string} clusterIP=3 type=4
+        externalIPs=5:[string] sessionAffinity=7 loadBalancerIP=8
+        loadBalancerSourceRanges=9:[string] externalName=10 externalTrafficPolicy=11
+        healthCheckNodePort=12:int32 publishNotReadyAddresses=13:bool
+        clusterIPs=18:[string] ipFamilies=19:[string] ipFamilyPolicy=17
+        allocateLoadBalancerNodePorts=20:bool! loadBalancerClass=21
+        internalTrafficPolicy=22""",
+    "ServicePort": """name=1 protocol=2 port=3:int32 targetPort=4:IntOrString
+        nodePort=5:int32 appProtocol=6""",
+    "ResourceQuota": f"{_STANDARD_OBJECT} spec=2:ResourceQuotaSpec status=3:-",
+    "ResourceQuotaSpec": "hard=1:{Quantity} scopes=2:[string] scopeSelector=3:ScopeSelector",
+    "ScopeSelector": "matchExpressions=1:[ScopedResourceSelectorRequirement]",
+    "ScopedResourceSelectorRequirement": "scopeName=1 operator=2 values=3:[string]",
+    "Pod": f"{_STANDARD_OBJECT} spec=2:PodSpec status=3:-",
+    # ---- core/v1 pod template -------------------------------------------------------
+    "PodTemplateSpec": f"{_STANDARD_OBJECT} spec=2:PodSpec",
+    "PodSpec": """volumes=1:[Volume] containers=2:[Container] restartPolicy=3
+        terminationGracePeriodSeconds=4:int64! activeDeadlineSeconds=5:int64! dnsPolicy=6
+        nodeSelector=7:{string} serviceAccountName=8 serviceAccount=9 nodeName=10
+        hostNetwork=11:bool hostPID=12:bool hostIPC=13:bool
+        imagePullSecrets=15:[LocalObjectReference] hostname=16 subdomain=17
+        affinity=18:Affinity schedulerName=19 initContainers=20:[Container]
+        automountServiceAccountToken=21:bool! tolerations=22:[Toleration]
+        hostAliases=23:[HostAlias] priorityClassName=24 priority=25:int32!
+        shareProcessNamespace=27:bool! runtimeClassName=29 enableServiceLinks=30:bool!
+        preemptionPolicy=31 overhead=32:{Quantity}
+        topologySpreadConstraints=33:[TopologySpreadConstraint]
+        setHostnameAsFQDN=35:bool!""",
+    "Container": """name=1 image=2 command=3:[string] args=4:[string] workingDir=5
+        ports=6:[ContainerPort] env=7:[EnvVar] resources=8:ResourceRequirements
+        volumeMounts=9:[VolumeMount] livenessProbe=10:Probe readinessProbe=11:Probe
+        lifecycle=12:Lifecycle terminationMessagePath=13 imagePullPolicy=14
+        stdin=16:bool stdinOnce=17:bool tty=18:bool envFrom=19:[EnvFromSource]
+        terminationMessagePolicy=20 startupProbe=22:Probe restartPolicy=24""",
+    "ContainerPort": "name=1 hostPort=2:int32 containerPort=3:int32 protocol=4 hostIP=5",
+    "EnvVar": "name=1 value=2 valueFrom=3:EnvVarSource",
+    "EnvVarSource": """fieldRef=1:ObjectFieldSelector resourceFieldRef=2:ResourceFieldSelector
+        configMapKeyRef=3:KeySelector secretKeyRef=4:KeySelector""",
+    "ObjectFieldSelector": "apiVersion=1 fieldPath=2",
+    "ResourceFieldSelector": "containerName=1 resource=2 divisor=3:Quantity",
+    "KeySelector": "^ref=1:LocalObjectReference key=2 optional=3:bool!",
+    "EnvFromSource": "prefix=1 configMapRef=2:EnvSource secretRef=3:EnvSource",
+    "EnvSource": "^ref=1:LocalObjectReference optional=2:bool!",
+    "LocalObjectReference": "name=1",
+    "ResourceRequirements": "limits=1:{Quantity} requests=2:{Quantity}",
+    "VolumeMount": """name=1 readOnly=2:bool mountPath=3 subPath=4 mountPropagation=5
+        subPathExpr=6""",
+    "Probe": """^handler=1:ProbeHandler initialDelaySeconds=2:int32 timeoutSeconds=3:int32
+        periodSeconds=4:int32 successThreshold=5:int32 failureThreshold=6:int32
+        terminationGracePeriodSeconds=7:int64!""",
+    "ProbeHandler": """exec=1:ExecAction httpGet=2:HTTPGetAction tcpSocket=3:TCPSocketAction
+        grpc=4:GRPCAction""",
+    "Lifecycle": "postStart=1:LifecycleHandler preStop=2:LifecycleHandler",
+    "LifecycleHandler": "exec=1:ExecAction httpGet=2:HTTPGetAction tcpSocket=3:TCPSocketAction",
+    "ExecAction": "command=1:[string]",
+    "HTTPGetAction": """path=1 port=2:IntOrString host=3 scheme=4
+        httpHeaders=5:[HTTPHeader]""",
+    "HTTPHeader": "name=1 value=2",
+    "TCPSocketAction": "port=1:IntOrString host=2",
+    "GRPCAction": "port=1:int32 service=2!",
+    "Volume": "name=1 ^source=2:VolumeSource",
+    "VolumeSource": """hostPath=1:HostPathVolumeSource emptyDir=2:EmptyDirVolumeSource
+        secret=6:SecretVolumeSource persistentVolumeClaim=10:PVCVolumeSource
+        configMap=19:ConfigMapVolumeSource""",
+    "HostPathVolumeSource": "path=1 type=2!",
+    "EmptyDirVolumeSource": "medium=1 sizeLimit=2:Quantity",
+    "SecretVolumeSource": """secretName=1 items=2:[KeyToPath] defaultMode=3:int32!
+        optional=4:bool!""",
+    "ConfigMapVolumeSource": """^ref=1:LocalObjectReference items=2:[KeyToPath]
+        defaultMode=3:int32! optional=4:bool!""",
+    "PVCVolumeSource": "claimName=1 readOnly=2:bool",
+    "KeyToPath": "key=1 path=2 mode=3:int32!",
+    "Toleration": "key=1 operator=2 value=3 effect=4 tolerationSeconds=5:int64!",
+    "HostAlias": "ip=1 hostnames=2:[string]",
+    "TopologySpreadConstraint": """maxSkew=1:int32 topologyKey=2 whenUnsatisfiable=3
+        labelSelector=4:LabelSelector""",
+    "Affinity": """nodeAffinity=1:NodeAffinity podAffinity=2:PodAffinity
+        podAntiAffinity=3:PodAffinity""",
+    "NodeAffinity": """requiredDuringSchedulingIgnoredDuringExecution=1:NodeSelector
+        preferredDuringSchedulingIgnoredDuringExecution=2:[PreferredSchedulingTerm]""",
+    "NodeSelector": "nodeSelectorTerms=1:[NodeSelectorTerm]",
+    "NodeSelectorTerm": """matchExpressions=1:[NodeSelectorRequirement]
+        matchFields=2:[NodeSelectorRequirement]""",
+    "NodeSelectorRequirement": "key=1 operator=2 values=3:[string]",
+    "PreferredSchedulingTerm": "weight=1:int32 preference=2:NodeSelectorTerm",
+    "PodAffinity": """requiredDuringSchedulingIgnoredDuringExecution=1:[PodAffinityTerm]
+        preferredDuringSchedulingIgnoredDuringExecution=2:[WeightedPodAffinityTerm]""",
+    "PodAffinityTerm": """labelSelector=1:LabelSelector namespaces=2:[string] topologyKey=3
+        namespaceSelector=4:LabelSelector""",
+    "WeightedPodAffinityTerm": "weight=1:int32 podAffinityTerm=2:PodAffinityTerm",
+    # ---- apps/v1 ----------------------------------------------------------------------
+    "Deployment": f"{_STANDARD_OBJECT} spec=2:DeploymentSpec status=3:-",
+    "DeploymentSpec": """replicas=1:int32! selector=2:LabelSelector template=3:PodTemplateSpec
+        strategy=4:DeploymentStrategy minReadySeconds=5:int32
+        revisionHistoryLimit=6:int32! paused=7:bool progressDeadlineSeconds=9:int32!""",
+    "DeploymentStrategy": "type=1 rollingUpdate=2:RollingUpdateDeployment",
+    "RollingUpdateDeployment": "maxUnavailable=1:IntOrString maxSurge=2:IntOrString",
+    # ---- batch/v1 ---------------------------------------------------------------------
+    "Job": f"{_STANDARD_OBJECT} spec=2:JobSpec status=3:-",
+    "JobSpec": """parallelism=1:int32! completions=2:int32! activeDeadlineSeconds=3:int64!
+        selector=4:LabelSelector manualSelector=5:bool! template=6:PodTemplateSpec
+        backoffLimit=7:int32! ttlSecondsAfterFinished=8:int32! completionMode=9
+        suspend=10:bool! backoffLimitPerIndex=12:int32! maxFailedIndexes=13:int32!
+        podReplacementPolicy=14 managedBy=15""",
+    # ---- policy/v1 ------------------------------------------------------------------
+    "Eviction": f"{_STANDARD_OBJECT} deleteOptions=2:DeleteOptions",
+    # ---- scheduling/v1 ----------------------------------------------------------------
+    "PriorityClass": f"""{_STANDARD_OBJECT} value=2:int32! globalDefault=3:bool description=4
+        preemptionPolicy=5""",
+}
+
+# The message of each kind a protobuf body may carry, by (apiVersion, kind).
+# DeleteOptions comes with whatever group-version the DELETE was sent to.
+KINDS: dict[tuple[str, str], str] = {
+    ("v1", "Namespace"): "Namespace",
+    ("v1", "ConfigMap"): "ConfigMap",
+    ("v1", "Secret"): "Secret",
+    ("v1", "Service"): "Service",
+    ("v1", "ResourceQuota"): "ResourceQuota",
+    ("v1", "Pod"): "Pod",
+    ("apps/v1", "Deployment"): "Deployment",
+    ("batch/v1", "Job"): "Job",
+    ("scheduling.k8s.io/v1", "PriorityClass"): "PriorityClass",
+    ("policy/v1", "Eviction"): "Eviction",
+}

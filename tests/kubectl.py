@@ -1,0 +1,62 @@
+"""The real kubectl, run against a test master: the 1.32 client when the
+machine has it (the dispatcher's own folder), else the `kubectl` on PATH.
+A machine without kubectl fails these tests; it does not skip them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.cluster import Master
+
+KUBECTL_132 = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
+
+
+def kubectl_binary() -> str:
+    found = str(KUBECTL_132) if KUBECTL_132.exists() else shutil.which("kubectl")
+    assert found, "no kubectl on PATH: these tests drive the real kubectl"
+    return found
+
+
+@dataclass
+class Kubectl:
+    """``kubectl(*args)`` returns stdout and fails the test on a non-zero exit;
+    ``kubectl.run(*args)`` returns the finished process whatever its exit."""
+
+    master: Master
+    cache: Path  # discovery cache of its own, so no test sees another's
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.master.kubeconfig),
+                "KUBECACHEDIR": str(self.cache)}
+
+    @property
+    def argv(self) -> list[str]:
+        return [kubectl_binary(), "--cache-dir", str(self.cache)]
+
+    def run(self, *args: str, input: str | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*self.argv, *args], input=input, capture_output=True,
+                              text=True, env=self.env, timeout=timeout, check=False)
+
+    def in_tty(self, command: str, rows: int = 40, cols: int = 100,
+               timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """``kubectl <command>`` with a terminal of rows x cols (util-linux `script`)."""
+        line = f"stty rows {rows} cols {cols}; exec {' '.join(self.argv)} {command}"
+        return subprocess.run(["script", "-qec", line, "/dev/null"], env=self.env, text=True,
+                              capture_output=True, check=False, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+    def background(self, *args: str) -> subprocess.Popen[str]:
+        """A long-running kubectl (port-forward, attach); the caller stops it."""
+        return subprocess.Popen([*self.argv, *args], env=self.env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def __call__(self, *args: str, input: str | None = None) -> str:
+        proc = self.run(*args, input=input)
+        assert proc.returncode == 0, f"kubectl {' '.join(args)} failed:\n{proc.stderr}"
+        return proc.stdout
