@@ -328,6 +328,7 @@ class Component(CorralProcess):
     command: str
     args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
+    netns: str | None = None
 
     @property
     def log_path(self) -> Path:
