@@ -9,12 +9,29 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 from corral.cli.local_etcd import EtcdMember, LocalEtcd
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T], timeout: float = 60.0, what: str = "") -> T:
+    """Poll ``check`` until it returns something truthy; return that. Raises
+    AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout}s: {what or check}")
+        time.sleep(0.1)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

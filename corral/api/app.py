@@ -1,7 +1,8 @@
 """The API server's ASGI application: routing, error mapping, auth and metrics.
 
-    request → MetricsMiddleware → AuthMiddleware → dispatch
-        /healthz /readyz /livez /version /metrics
+    request → MetricsMiddleware → AuthMiddleware → FairnessMiddleware → dispatch
+        /healthz /readyz[/check] /livez[/check]    Health (health.py)
+        /version /metrics
         /ui/...                                   the dashboard (corral/ui/), if given
         /api /apis /api/v1 /apis/{g}[/{v}]        discovery
         /openapi/v3[...]                          OpenAPI
@@ -24,6 +25,7 @@ from starlette.types import ASGIApp
 
 from corral.api.auth import AuthMiddleware, TokenAuthenticator
 from corral.api.errors import APIError, NotFound, ServiceUnavailable
+from corral.api.fairness import MAX_REQUESTS_INFLIGHT, FairnessMiddleware, lanes_for
 from corral.api.handlers.discovery import (
     is_discovery_path,
     serve_discovery,
@@ -35,13 +37,17 @@ from corral.api.handlers.proxy import PROXY_PATH, ProxyHandler
 from corral.api.handlers.resources import LogHandler, ResourceHandler
 from corral.api.handlers.responses import status_response
 from corral.api.handlers.streams import STREAM_PATH, StreamRelay, unknown_websocket
+from corral.api.health import Health
 from corral.api.metrics import MetricsMiddleware, metrics_response
 from corral.api.registry import Registry
 from corral.api.session import SessionCookie
 from corral.store.errors import StoreUnavailable
 
-# kr8s asks /version/ (trailing slash); kube-apiserver answers both.
+# What anyone may read: kube-apiserver lets system:public-info-viewer (every
+# client) see health (each check too) and version. kr8s asks /version/ (trailing
+# slash); kube-apiserver answers both.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version", "/version/"})
+OPEN_PREFIXES = ("/readyz/", "/livez/")
 
 Handler = Callable[[Request], Awaitable[Response]]
 # (request, node name, path below .../proxy) → the agent's answer
@@ -81,7 +87,8 @@ def build_app(
     nodes: NodeProxyHandler | None = None,
     streams: StreamRelay | None = None,
     proxy: ProxyHandler | None = None,
-    ready: Callable[[], bool] = lambda: True,
+    health: Health | None = None,
+    max_requests_inflight: int = MAX_REQUESTS_INFLIGHT,
     ui: ASGIApp | None = None,
     session: SessionCookie | None = None,
 ) -> ASGIApp:
@@ -109,14 +116,12 @@ def build_app(
             return await resources(request)
         raise NotFound(f"the server could not find the requested resource (path {path})")
 
-    async def readyz(request: Request) -> Response:
-        if not ready():
-            return PlainTextResponse("not ready", status_code=503)
-        return PlainTextResponse("ok")
-
+    health = health or Health(registry)
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     routes: list[BaseRoute] = [
-        Route("/healthz", _ok), Route("/livez", _ok), Route("/readyz", readyz),
+        Route("/healthz", _ok),
+        Route("/livez", health.livez), Route("/livez/{check:path}", health.livez),
+        Route("/readyz", health.readyz), Route("/readyz/{check:path}", health.readyz),
         Route("/version", _guard(version)), Route("/version/", _guard(version)),
         Route("/metrics", _metrics),
     ]
@@ -127,9 +132,10 @@ def build_app(
         routes.append(WebSocketRoute("/api/v1/namespaces/{namespace}/pods/{name}/{verb}",
                                      streams.websocket))
     routes.append(WebSocketRoute("/{path:path}", unknown_websocket))
-    wrapped: ASGIApp = Starlette(routes=routes)
+    app = Starlette(routes=routes)
+    wrapped: ASGIApp = FairnessMiddleware(app, lanes_for(max_requests_inflight))
     if authenticator is not None:
+        ui_prefixes = ("/ui/",) if ui is not None else ()
         wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS | {"/ui"},
-                                 open_prefixes=("/ui/",) if ui is not None else (),
-                                 session=session)
+                                 open_prefixes=OPEN_PREFIXES + ui_prefixes, session=session)
     return MetricsMiddleware(wrapped)

@@ -209,7 +209,6 @@ class AuthMiddleware:
         scope["user"] = user
         await self.app(scope, receive, send)
 
-
     def _credential(self, scope: Scope) -> str | None:
         """The Authorization header; else, for a websocket, the token kubectl puts
         in its subprotocols; else the dashboard's session cookie (http only)."""

@@ -90,6 +90,14 @@ class NodeProxy:
         url = f"{await self.agent_url(node_name)}{path or '/'}"
         return await self._relay(url, dict(request.query_params))
 
+    async def probe(self, node_name: str) -> None:
+        """Raises ServiceUnavailable unless the node's agent answers its /healthz."""
+        url = f"{await self.agent_url(node_name)}/healthz"
+        try:
+            (await self._http.get(url, timeout=5.0)).raise_for_status()
+        except httpx.HTTPError as err:
+            raise ServiceUnavailable(f"cannot reach the node agent at {url}: {err!r}") from err
+
     async def _relay(self, url: str, params: dict[str, str]) -> Response:
         request = self._http.build_request("GET", url, params=params)
         try:

@@ -104,7 +104,7 @@ def test_cp_a_directory_both_ways(kubectl: Kubectl, shell: Path, tmp_path: Path)
         assert (tmp_path / "back" / rel).read_bytes() == (src / rel).read_bytes()
 
 
-def test_exec_errors(kubectl: Kubectl, shell: Path) -> None:
+def test_exec_errors(kubectl: Kubectl, shell: Path, http: httpx.Client) -> None:
     missing = kubectl.run("exec", "nope", "--", "true")
     assert missing.returncode == 1
     assert 'Error from server (NotFound): pods "nope" not found' in missing.stderr
@@ -113,6 +113,15 @@ def test_exec_errors(kubectl: Kubectl, shell: Path) -> None:
     absent = kubectl.run("exec", "shell", "--", "no-such-program")
     assert absent.returncode != 0
     assert 'exec: "no-such-program": executable file not found in $PATH' in absent.stderr
+    # No upgrade (what kubectl falls back to when its websocket is refused)
+    plain = http.post("/api/v1/namespaces/default/pods/shell/exec",
+                      params={"command": "true", "stdout": "true"})
+    assert plain.status_code == 400
+    assert plain.json()["message"].startswith("Upgrade request required: corral serves "
+                                              "pods/exec over websockets")
+    assert http.post("/api/v1/namespaces/default/pods/shell/exec",
+                     params={"stdout": "true"}).json()["message"] == \
+        "you must specify at least 1 command"
     debug = kubectl.run("debug", "shell", "--image=busybox", "-q")
     assert debug.returncode == 1 and "panic" not in debug.stderr, debug.stderr
 
