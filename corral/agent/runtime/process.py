@@ -147,7 +147,7 @@ class ProcessRuntime:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", SHIM_MODULE, str(state_dir.path),
                 stdin=asyncio.subprocess.DEVNULL, stdout=shim_log, stderr=shim_log,
-                start_new_session=True, cwd="/", env=_shim_env(),
+                start_new_session=True, cwd="/", env=shim_env(),
             )
         await proc.wait()  # the first fork exits at once; the shim lives on detached
 
@@ -306,7 +306,7 @@ class ProcessRuntime:
         self._locks.pop(container_id, None)
 
 
-def _shim_env() -> dict[str, str]:
+def shim_env() -> dict[str, str]:
     # The shim imports corral from wherever this agent did, installed or not.
     source_root = str(Path(corral.__file__).resolve().parent.parent)
     path = os.environ.get("PYTHONPATH")
@@ -455,7 +455,7 @@ class LauncherClient:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", LAUNCHER_MODULE, str(self.state_root),
                 stdin=asyncio.subprocess.DEVNULL, stdout=launcher_log, stderr=launcher_log,
-                start_new_session=True, cwd="/", env=_shim_env(),
+                start_new_session=True, cwd="/", env=shim_env(),
             )
         await proc.wait()  # the first fork exits once the socket listens
         log.info("shim launcher started root=%s", self.state_root)
