@@ -347,3 +347,23 @@ class EtcdCluster:
 
     def _member(self, name: str) -> EtcdMember:
         return next(m for m in self.local.members if m.name == name)
+
+
+@dataclass
+class Component(CorralProcess):
+    """Another `corral` component process (scheduler, controllers) for ``master``,
+    started as ``corral <command> --kubeconfig <master's> <args>``."""
+
+    master: Master
+    command: str
+    args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    netns: str | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.master.data_dir / f"{self.command}-{id(self)}.log"
+
+    def start(self) -> Component:
+        self.spawn([self.command, "--kubeconfig", str(self.master.kubeconfig), *self.args])
+        return self

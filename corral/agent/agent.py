@@ -27,6 +27,7 @@ from corral.agent.alloc_worker import AllocContext
 from corral.agent.allocs import AllocManager
 from corral.agent.config import AgentConfig
 from corral.agent.heartbeat import Heartbeat
+from corral.agent.metrics import AGENT_METRICS
 from corral.agent.node import node_status, register_node
 from corral.agent.pod_worker import NodeContext
 from corral.agent.pods import PodManager
@@ -101,6 +102,8 @@ class Agent:
         port = self.server.port
         self.heartbeat = Heartbeat(client, cfg,
                                    lambda: node_status(cfg, self.runtime.isolation(), port))
+        pods, heartbeat = self.pods, self.heartbeat
+        AGENT_METRICS.bind(lambda: len(pods.workers), heartbeat.age)
         self._register_task = asyncio.create_task(self._register())
         log.info("agent started node=%s master=%s isolation=%s dns=%s", cfg.name, url,
                  self.runtime.isolation().mechanism, self.services.dns_address)
