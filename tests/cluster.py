@@ -9,10 +9,29 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
+
+from corral.cli.local_etcd import EtcdMember, LocalEtcd
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T], timeout: float = 60.0, what: str = "") -> T:
+    """Poll ``check`` until it returns something truthy; return that. Raises
+    AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout}s: {what or check}")
+        time.sleep(0.1)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -135,10 +154,22 @@ class Master(CorralProcess):
                             headers={"Authorization": f"Bearer {self.token}"}, timeout=30.0)
 
 
+def kill_executors(runtime_dir: Path) -> None:
+    """Kill every Alloc executor under ``runtime_dir`` (by PID, checked) and its
+    tasks (its whole cgroup, or the process groups it recorded)."""
+    from corral.agent.runtime.executors import ExecutorRuntime
+
+    if not (runtime_dir / "allocs").exists():
+        return
+    executors = ExecutorRuntime(runtime_dir, None)
+    for uid in executors.known():
+        executors.kill(uid)
+
+
 def kill_pods(state_dir: Path) -> None:
     """Kill every shim and container an agent left under ``state_dir`` (by PID,
-    after checking the PID is really that shim), its shim launcher, and remove
-    their cgroups."""
+    after checking the PID is really that shim), its shim launcher and its Alloc
+    executors, and remove their cgroups."""
     from corral.agent.runtime.launcher import stop_launcher
     from corral.agent.runtime.process import is_shim_process
     from corral.agent.runtime.shim import StateDir
@@ -146,6 +177,7 @@ def kill_pods(state_dir: Path) -> None:
     runtime_dir = state_dir / "runtime"
     if runtime_dir.exists():
         stop_launcher(runtime_dir)
+        kill_executors(runtime_dir)
     for launch_file in runtime_dir.glob("*/launch.json") if runtime_dir.exists() else []:
         instance = StateDir(launch_file.parent)
         shim_pid = instance.read_shim_pid()
@@ -226,3 +258,112 @@ class Agent(CorralProcess):
     def cleanup(self) -> None:
         self.stop()
         kill_pods(self.state_dir)
+
+
+class EtcdCluster:
+    """A real etcd cluster of ``size`` members on free loopback ports under ``base``
+    (corral's own local-cluster layout, corral.cli.local_etcd), each member a
+    child process stopped by PID."""
+
+    def __init__(self, base: Path, size: int = 1) -> None:
+        self.local = LocalEtcd.load_or_create(base, size, prefer_standard=False)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def url(self) -> str:
+        """The store URL every member is in: etcd://h:p,h:p,..."""
+        return self.local.store_url
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.local.members]
+
+    def start(self, timeout: float = 30.0) -> EtcdCluster:
+        for member in self.local.members:
+            self.start_member(member.name)
+        self.wait_healthy(timeout)
+        return self
+
+    def start_member(self, name: str) -> None:
+        member = self._member(name)
+        self.procs[name] = self.local.spawn(member, self.local.base / f"{name}.log")
+
+    def wait_healthy(self, timeout: float = 30.0, names: list[str] | None = None) -> None:
+        """Until each member (default: each running one) answers /health true."""
+        deadline = time.monotonic() + timeout
+        pending = list(names or self.procs)
+        while pending:
+            name = pending[0]
+            proc = self.procs[name]
+            if proc.poll() is not None:
+                raise RuntimeError(f"etcd {name} exited {proc.returncode}:\n{self.log(name)}")
+            try:
+                r = httpx.get(f"{self._member(name).client_url}/health", timeout=1.0)
+                if r.status_code == 200 and r.json().get("health") == "true":
+                    pending.pop(0)
+                    continue
+            except (httpx.HTTPError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"etcd {name} not healthy after {timeout}s:\n{self.log(name)}")
+            time.sleep(0.05)
+
+    def leader(self) -> str:
+        """The name of the member that is the raft leader now."""
+        ids: dict[int, str] = {}
+        leader_id = 0
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                continue
+            try:
+                r = httpx.post(f"{self._member(name).client_url}/v3/maintenance/status",
+                               json={}, timeout=2.0)
+                status = r.json()
+            except (httpx.HTTPError, ValueError):
+                continue
+            ids[int(status["header"]["member_id"])] = name
+            leader_id = int(status.get("leader") or leader_id)
+        if leader_id not in ids:
+            raise RuntimeError("no etcd member reports a leader it can name")
+        return ids[leader_id]
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].pid
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one member, as a crash."""
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            stop_process(proc)
+        self.procs.clear()
+
+    def log(self, name: str) -> str:
+        path = self.local.base / f"{name}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def _member(self, name: str) -> EtcdMember:
+        return next(m for m in self.local.members if m.name == name)
+
+
+@dataclass
+class Component(CorralProcess):
+    """Another `corral` component process (scheduler, controllers) for ``master``,
+    started as ``corral <command> --kubeconfig <master's> <args>``."""
+
+    master: Master
+    command: str
+    args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    netns: str | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.master.data_dir / f"{self.command}-{id(self)}.log"
+
+    def start(self) -> Component:
+        self.spawn([self.command, "--kubeconfig", str(self.master.kubeconfig), *self.args])
+        return self

@@ -5,6 +5,8 @@
                   test writes, for tests of the API itself
     fresh_master  a master of the test's own (for restarts, crashes, state checks)
     agents        start `corral agent` processes; each, and its pods, stopped after the test
+    etcd          one real single-member etcd per test module (share it: give each
+                  test a key prefix of its own)
     netns         create network namespaces (tests/netns.py); each deleted after the test
 """
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import Agent, Master
+from tests.cluster import Agent, EtcdCluster, Master
 from tests.netns import Netns, unique_name
 
 
@@ -36,6 +38,15 @@ def quiet_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
         yield m
     finally:
         m.stop()
+
+
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
+    cluster = EtcdCluster(tmp_path_factory.mktemp("etcd"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

@@ -8,17 +8,20 @@ First start writes one line for the admin (group system:masters); more lines can
 added by hand and are picked up without a restart (the file is re-read when its
 mtime changes).
 
-    request ─► AuthMiddleware ─► open path?  ──yes──► app (user: token's or anonymous)
+    request ─► AuthMiddleware ─► bearer token (Authorization header, or else the
+                                 dashboard's session cookie with its CSRF header:
+                                 corral/api/session.py)
+                                    │
+                        valid? ──yes──► app, scope["user"] = User
                                     │ no
-                                    ▼
-                          valid bearer token? ──no──► 401 Status "Unauthorized"
-                                    │ yes
-                                    ▼
-                              app, scope["user"] = User
+                        open path (or under an open prefix, e.g. /ui/)?
+                                    ├─yes─► app, user anonymous
+                                    └─no──► 401 Status "Unauthorized"
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import hmac
 import io
@@ -32,6 +35,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from corral.api.errors import Unauthorized
+from corral.api.session import SessionCookie
 
 ADMIN_USER = "admin"
 ADMIN_GROUPS = ("system:masters", "system:authenticated")
@@ -157,21 +161,47 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+WEBSOCKET_TOKEN_PREFIX = "base64url.bearer.authorization.k8s.io."
+
+
+def websocket_token(scope: Scope) -> str | None:
+    """A bearer token offered as a websocket subprotocol, as kube-apiserver takes
+    it from clients that cannot set headers (browsers); the entry is removed from
+    the offer so that no handler picks it as the protocol."""
+    offered = list(scope.get("subprotocols") or [])
+    for entry in offered:
+        if entry.startswith(WEBSOCKET_TOKEN_PREFIX):
+            scope["subprotocols"] = [p for p in offered if p != entry]
+            encoded = entry[len(WEBSOCKET_TOKEN_PREFIX):]
+            try:
+                return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+            except (ValueError, UnicodeDecodeError):
+                return None
+    return None
+
+
 class AuthMiddleware:
-    """Pure ASGI, so streamed responses (watch, logs) pass through unbuffered."""
+    """Pure ASGI, so streamed responses (watch, logs) and websockets (exec,
+    port-forward) pass through unbuffered; a websocket upgrade is authenticated
+    like any request, by its Authorization header or a token subprotocol."""
 
     def __init__(self, app: ASGIApp, authenticator: TokenAuthenticator,
-                 open_paths: Iterable[str] = DEFAULT_OPEN_PATHS) -> None:
+                 open_paths: Iterable[str] = DEFAULT_OPEN_PATHS,
+                 open_prefixes: tuple[str, ...] = (),
+                 session: SessionCookie | None = None) -> None:
         self.app = app
         self.authenticator = authenticator
         self.open_paths = frozenset(open_paths)
+        self.open_prefixes = open_prefixes
+        self.session = session
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        user = self.authenticator.authenticate(_header(scope, b"authorization"))
-        if user is None and scope["path"] in self.open_paths:
+        user = self.authenticator.authenticate(self._credential(scope))
+        path = scope["path"]
+        if user is None and (path in self.open_paths or path.startswith(self.open_prefixes)):
             user = ANONYMOUS
         if user is None:
             await _reject(scope, send)
@@ -179,19 +209,33 @@ class AuthMiddleware:
         scope["user"] = user
         await self.app(scope, receive, send)
 
+    def _credential(self, scope: Scope) -> str | None:
+        """The Authorization header; else, for a websocket, the token kubectl puts
+        in its subprotocols; else the dashboard's session cookie (http only)."""
+        header = _header(scope, b"authorization")
+        if header is not None:
+            return header
+        if scope["type"] == "websocket":
+            token = websocket_token(scope)
+        else:
+            token = self.session.token(scope) if self.session is not None else None
+        return f"Bearer {token}" if token else None
+
 
 async def _reject(scope: Scope, send: Send) -> None:
-    if scope["type"] == "websocket":
+    body = orjson.dumps(Unauthorized("Unauthorized").to_status())
+    if scope["type"] == "websocket" and "websocket.http.response" not in scope.get(
+            "extensions", {}):
         # Closing before accept makes the server answer the upgrade with 403.
         await send({"type": "websocket.close", "code": 1008})
         return
-    body = orjson.dumps(Unauthorized("Unauthorized").to_status())
+    prefix = "websocket." if scope["type"] == "websocket" else ""
     await send({
-        "type": "http.response.start",
+        "type": f"{prefix}http.response.start",
         "status": Unauthorized.code,
         "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
         ],
     })
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": f"{prefix}http.response.body", "body": body})

@@ -26,20 +26,28 @@ from corral.api.allocation import (
 )
 from corral.api.app import build_app
 from corral.api.auth import TokenAuthenticator, ensure_admin_token
+from corral.api.connections import ConnectionLimits, guarded_protocol
 from corral.api.errors import AlreadyExists
+from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.handlers.node_proxy import NodeProxy
+from corral.api.handlers.proxy import ProxyHandler
+from corral.api.handlers.streams import StreamRelay
+from corral.api.health import Health
 from corral.api.metrics import API_METRICS
 from corral.api.registry import Registry
+from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
+from corral.api.session import SessionCookie
 from corral.api.tls import ensure_pki
 from corral.client.kubeconfig import write_kubeconfig
 from corral.scheduler.bands import priority_class_objects
 from corral.store.base import Store
 from corral.store.open import open_store
+from corral.ui.app import Dashboard
 
 log = logging.getLogger("corral.api")
 
-DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+DEFAULT_NAMESPACES = IMMORTAL_NAMESPACES
 
 
 @dataclass
@@ -52,6 +60,9 @@ class ServerConfig:
     extra_sans: list[str] = field(default_factory=list)
     service_cidr: str = DEFAULT_SERVICE_CIDR  # clusterIPs come from here (inside 127/8)
     node_port_range: str = DEFAULT_NODE_PORT_RANGE
+    kubeconfig_server: str = ""  # the URL the kubeconfig names (default: this master's)
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    max_requests_inflight: int = MAX_REQUESTS_INFLIGHT  # seats over all lanes (fairness.py)
 
     @property
     def resolved_store_url(self) -> str:
@@ -108,8 +119,10 @@ class ApiServer:
         self.registry: Registry | None = None
         self._server: uvicorn.Server | None = None
         self._node_proxy: NodeProxy | None = None
+        self._proxy: ProxyHandler | None = None
         self.allocation: ServiceAllocation | None = None
         self.app: ASGIApp | None = None  # built by open(); served by run()
+        self.health: Health | None = None  # built by open(); components add their checks
         self.token = ""
         self._ssl: dict[str, str] = {}
 
@@ -140,19 +153,25 @@ class ApiServer:
             pki = ensure_pki(cfg.data_dir, _cert_hosts(cfg))
             ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path)}
             ca_pem = pki.ca_pem
-        write_kubeconfig(cfg.kubeconfig_path, cfg.url, ca_pem, token)
+        write_kubeconfig(cfg.kubeconfig_path, cfg.kubeconfig_server or cfg.url, ca_pem, token)
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
         authenticator = None if cfg.insecure_http else TokenAuthenticator(cfg.data_dir / "token")
+        session = SessionCookie.for_ca(ca_pem) if ca_pem is not None else None
         if cfg.insecure_http:
             log.warning("serving plain HTTP without authentication url=%s", cfg.url)
         store = self.store
         API_METRICS.track_store_revision(lambda: float(getattr(store, "revision", 0)))
         # Agents accept the admin token (they check it with the master).
         self._node_proxy = NodeProxy(self.registry, token)
+        self._proxy = ProxyHandler(self.registry)
         self._ssl = ssl
+        self.health = Health(self.registry)
         return build_app(self.registry, authenticator, logs=self._node_proxy.pod_log,
-                         nodes=self._node_proxy.node_proxy)
+                         nodes=self._node_proxy.node_proxy,
+                         streams=StreamRelay(self._node_proxy, token), proxy=self._proxy,
+                         health=self.health, max_requests_inflight=cfg.max_requests_inflight,
+                         ui=Dashboard(authenticator, session), session=session)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"
@@ -160,7 +179,9 @@ class ApiServer:
         config = uvicorn.Config(
             self.app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
             lifespan="off", timeout_keep_alive=120, timeout_graceful_shutdown=2,
-            backlog=4096, **ssl,  # type: ignore[arg-type]
+            ws="wsproto",  # see pyproject.toml: kubectl's port-forward subprotocol
+            backlog=4096, http=guarded_protocol(cfg.connections),
+            **ssl,  # type: ignore[arg-type]
         )
         self._server = _Server(config)
         log.info("api server listening url=%s store=%s kubeconfig=%s", cfg.url,
@@ -178,6 +199,9 @@ class ApiServer:
         if self._node_proxy is not None:
             await self._node_proxy.aclose()
             self._node_proxy = None
+        if self._proxy is not None:
+            await self._proxy.aclose()
+            self._proxy = None
         if self.store is not None:
             await self.store.close()
             self.store = None

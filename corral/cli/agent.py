@@ -21,6 +21,7 @@ from corral.agent.config import AgentConfig, Reservation
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.cli import eventloop
 from corral.cli.connection import add_connection_flags, connection
+from corral.cli.limits import raise_open_files_limit
 from corral.cli.logging_setup import setup_logging
 from corral.client.kubeconfig import KubeconfigError
 from corral.proxy.mode import ProxyModeError
@@ -97,6 +98,7 @@ async def _main(cfg: AgentConfig) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    raise_open_files_limit()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     try:
         cfg = agent_config(args)

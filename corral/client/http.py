@@ -135,10 +135,12 @@ class Client:
     def __init__(self, server: str, token: str | None = None, ca_pem: bytes | None = None,
                  insecure: bool = False, *, timeout: float = 30.0,
                  max_connections: int = 1000, attempts: int = READ_ATTEMPTS,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 user_agent: str = "corral-client") -> None:
         self.server = server.rstrip("/")
         self.attempts = max(attempts, 1)  # tries of a request that is safe to repeat
-        headers = {"Accept": "application/json", "User-Agent": "corral-client"}
+        # The API seats requests by it (agents, system components, others).
+        headers = {"Accept": "application/json", "User-Agent": user_agent}
         # Bearer tokens travel only over TLS, as kubectl does.
         if token and self.server.startswith("https://"):
             headers["Authorization"] = f"Bearer {token}"
@@ -152,8 +154,8 @@ class Client:
         )
 
     @classmethod
-    def from_config(cls, cfg: ClusterConfig) -> Client:
-        return cls(cfg.server, cfg.token, cfg.ca_pem, cfg.insecure)
+    def from_config(cls, cfg: ClusterConfig, user_agent: str = "corral-client") -> Client:
+        return cls(cfg.server, cfg.token, cfg.ca_pem, cfg.insecure, user_agent=user_agent)
 
     @classmethod
     def from_kubeconfig(cls, path: str | PathLike[str] | None = None) -> Client:
@@ -198,7 +200,10 @@ class Client:
                     raise ServerUnreachable(f"{request.method} {request.url}: {err!r}") from err
                 last = err
             else:
-                if idempotent and response.status_code in (429, 503) and attempt < self.attempts:
+                # 429 is the API's fairness refusing before it ran anything: any verb
+                # may be sent again (client-go does the same).
+                retry = response.status_code == 429 or (idempotent and response.status_code == 503)
+                if retry and attempt < self.attempts:
                     await response.aclose()
                     await asyncio.sleep(self._retry_after(response, backoff))
                     continue
@@ -363,24 +368,28 @@ class Client:
     async def logs(self, pod_name: str, namespace: str, *, container: str | None = None,
                    follow: Literal[False] = False, tail_lines: int | None = None,
                    previous: bool = False, since_seconds: int | None = None,
-                   timestamps: bool = False) -> str: ...
+                   timestamps: bool = False, kind: Kind = "Pod",
+                   task: str | None = None) -> str: ...
 
     @overload
     async def logs(self, pod_name: str, namespace: str, *, container: str | None = None,
                    follow: Literal[True], tail_lines: int | None = None,
                    previous: bool = False, since_seconds: int | None = None,
-                   timestamps: bool = False) -> AsyncIterator[str]: ...
+                   timestamps: bool = False, kind: Kind = "Pod",
+                   task: str | None = None) -> AsyncIterator[str]: ...
 
     async def logs(self, pod_name: str, namespace: str, *, container: str | None = None,
                    follow: bool = False, tail_lines: int | None = None,
                    previous: bool = False, since_seconds: int | None = None,
-                   timestamps: bool = False) -> str | AsyncIterator[str]:
-        """The pod's log as text, or with follow=True an iterator of lines as they come."""
+                   timestamps: bool = False, kind: Kind = "Pod",
+                   task: str | None = None) -> str | AsyncIterator[str]:
+        """The pod's log as text, or with follow=True an iterator of lines as they come.
+        With kind="Alloc", one task's lines of the Alloc's log."""
         params = {"container": container, "tailLines": tail_lines,
                   "sinceSeconds": since_seconds, "previous": "true" if previous else None,
                   "timestamps": "true" if timestamps else None,
-                  "follow": "true" if follow else None}
-        path = resource_path(BY_KIND["Pod"], namespace, pod_name, "log")
+                  "follow": "true" if follow else None, "task": task}
+        path = resource_path(resource_for(kind), namespace, pod_name, "log")
         if not follow:
             return (await self.raw("GET", path, params=params)).text
         return self._follow(path, params)

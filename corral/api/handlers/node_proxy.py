@@ -4,6 +4,8 @@
         pod ─► spec.nodeName ─► Node InternalIP + daemonEndpoints.kubeletEndpoint.Port
             ─► GET http://ip:port/containerLogs/{ns}/{pod}/{container}?...
             ─► streamed back as text/plain (chunked, open while following)
+    GET .../allocs/{name}/log?task=17&follow&tailLines&timestamps
+        alloc ─► spec.nodeName ─► GET http://ip:port/allocLogs/{ns}/{alloc}/{task}?...
     GET /api/v1/nodes/{name}/proxy/{path}
         ─► GET http://ip:port/{path}  (e.g. stats/summary for `corral top`)
 
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 from starlette.requests import Request
@@ -25,13 +26,13 @@ from corral.api.errors import APIError, BadRequest, NotFound, ServiceUnavailable
 from corral.api.paths import Target
 from corral.api.registry import Registry
 from corral.api.resources import BY_KIND
+from corral.objects import Obj
 
-Obj = dict[str, Any]
 NODE_PROXY_PATH = re.compile(r"^/api/v1/nodes/([^/]+)/proxy(/.*)?$")
 LOG_PARAMS = ("follow", "tailLines", "previous", "timestamps", "limitBytes", "sinceSeconds")
 
 
-def _container(pod: Obj, wanted: str | None) -> str:
+def pick_container(pod: Obj, wanted: str | None) -> str:
     spec = pod.get("spec") or {}
     mains = [c["name"] for c in spec.get("containers") or []]
     inits = [c["name"] for c in spec.get("initContainers") or []]
@@ -59,7 +60,7 @@ class NodeProxy:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _agent_url(self, node_name: str) -> str:
+    async def agent_url(self, node_name: str) -> str:
         try:
             node = await self.registry.get(BY_KIND["Node"], None, node_name)
         except NotFound:
@@ -75,21 +76,44 @@ class NodeProxy:
         return f"http://{host}:{port}"
 
     async def pod_log(self, request: Request, target: Target) -> Response:
+        if target.resource.kind == "Alloc":
+            return await self.alloc_log(request, target)
         pod = await self.registry.get(target.resource, target.namespace, target.name or "")
         node = (pod.get("spec") or {}).get("nodeName")
         if not node:
             raise BadRequest(f"pod {target.name} does not have a host assigned")
-        container = _container(pod, request.query_params.get("container"))
+        container = pick_container(pod, request.query_params.get("container"))
         params = {k: v for k, v in request.query_params.items() if k in LOG_PARAMS}
-        url = f"{await self._agent_url(node)}/containerLogs/{target.namespace}/" \
+        url = f"{await self.agent_url(node)}/containerLogs/{target.namespace}/" \
               f"{target.name}/{container}"
+        return await self._relay(url, params)
+
+    async def alloc_log(self, request: Request, target: Target) -> Response:
+        """One task's lines of an Alloc's log (``task``: its id, a task array's index)."""
+        alloc = await self.registry.get(target.resource, target.namespace, target.name or "")
+        node = (alloc.get("spec") or {}).get("nodeName")
+        if not node:
+            raise BadRequest(f"alloc {target.name} does not have a host assigned")
+        task = request.query_params.get("task", "")
+        if not task or not task.replace("-", "").isalnum():
+            raise BadRequest("a task must be given: ?task=<id> (a task array's index)")
+        params = {k: v for k, v in request.query_params.items() if k in LOG_PARAMS}
+        url = f"{await self.agent_url(node)}/allocLogs/{target.namespace}/{target.name}/{task}"
         return await self._relay(url, params)
 
     async def node_proxy(self, request: Request, node_name: str, path: str) -> Response:
         if request.method != "GET":
             raise BadRequest("only GET is proxied to nodes")
-        url = f"{await self._agent_url(node_name)}{path or '/'}"
+        url = f"{await self.agent_url(node_name)}{path or '/'}"
         return await self._relay(url, dict(request.query_params))
+
+    async def probe(self, node_name: str) -> None:
+        """Raises ServiceUnavailable unless the node's agent answers its /healthz."""
+        url = f"{await self.agent_url(node_name)}/healthz"
+        try:
+            (await self._http.get(url, timeout=5.0)).raise_for_status()
+        except httpx.HTTPError as err:
+            raise ServiceUnavailable(f"cannot reach the node agent at {url}: {err!r}") from err
 
     async def _relay(self, url: str, params: dict[str, str]) -> Response:
         request = self._http.build_request("GET", url, params=params)
@@ -100,7 +124,7 @@ class NodeProxy:
         if upstream.status_code >= 400:
             text = (await upstream.aread()).decode(errors="replace").strip()
             await upstream.aclose()
-            raise _agent_error(upstream.status_code, text)
+            raise agent_error(upstream.status_code, text)
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
@@ -113,7 +137,7 @@ class NodeProxy:
         return StreamingResponse(chunks(), media_type=media.split(";")[0])
 
 
-def _agent_error(code: int, message: str) -> APIError:
+def agent_error(code: int, message: str) -> APIError:
     if code == 404:
         return NotFound(message)
     if code in (400, 401, 403):

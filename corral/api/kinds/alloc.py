@@ -9,7 +9,8 @@ at a time in it. Two kinds of user fill it:
 - task arrays (a Job run as tasks): ``spec.task`` is the command every index
   runs and ``spec.ranges`` the indices handed to this Alloc; the agent reports
   ``status.claimed`` (indices it may have started: never handed elsewhere),
-  ``status.completed`` and ``status.failedTasks`` in batches;
+  ``status.completed``, ``status.failedIndexes`` (out of retries) and the latest
+  ``status.failedTasks`` in batches;
 - Mesos frameworks launch tasks into it one by one (issue 16).
 """
 
@@ -20,7 +21,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from corral.api.kinds.affinity import Affinity, Toleration
-from corral.api.kinds.base import KubeModel, Quantity
+from corral.api.kinds.base import Int32, Int64, KubeModel, Quantity
 from corral.api.kinds.container import EnvVar
 from corral.api.kinds.meta import Condition, KubeObject
 
@@ -37,27 +38,27 @@ class AllocTask(KubeModel):
 
 class AllocSpec(KubeModel):
     resources: dict[str, Quantity] | None = None  # the whole reservation
-    slots: int | None = None  # tasks running at once
+    slots: Int32 | None = None  # tasks running at once
     node_name: str | None = None  # set by binding
     scheduler_name: str | None = None
     priority_class_name: str | None = None
-    priority: int | None = None
+    priority: Int32 | None = None
     preemption_policy: str | None = None
     node_selector: dict[str, str] | None = None
     affinity: Affinity | None = None
     tolerations: list[Toleration] | None = None
-    termination_grace_period_seconds: int | None = None
+    termination_grace_period_seconds: Int64 | None = None
     task: AllocTask | None = None
     ranges: str | None = None  # indices handed to this Alloc, "0-99,120"
-    backoff_limit_per_index: int | None = None  # retries of one index here
-    log_max_bytes: int | None = None  # per Alloc, across rotated files
+    backoff_limit_per_index: Int32 | None = None  # retries of one index here
+    log_max_bytes: Int64 | None = None  # per Alloc, across rotated files
 
 
 class FailedTask(KubeModel):
-    index: int
-    exit_code: int
+    index: Int32
+    exit_code: Int32
     reason: str | None = None
-    failures: int = 1  # attempts of this index that failed here
+    failures: Int32 = 1  # attempts of this index that failed here
 
 
 class AllocStatus(KubeModel):
@@ -68,12 +69,13 @@ class AllocStatus(KubeModel):
     nominated_node_name: str | None = None
     host_ip: str | None = Field(default=None, alias="hostIP")
     start_time: str | None = None
-    executor_pid: int | None = None
-    running: int | None = None
+    executor_pid: Int32 | None = None
+    running: Int32 | None = None
     claimed: str | None = None
     completed: str | None = None
-    failed_tasks: list[FailedTask] | None = None
-    failures: int | None = None  # failed attempts in total, retried or not
+    failed_indexes: str | None = None  # out of retries here: failed for good
+    failed_tasks: list[FailedTask] | None = None  # the latest failures, with exit codes
+    failures: Int32 | None = None  # failed attempts in total, retried or not
 
 
 class Alloc(KubeObject):
