@@ -112,8 +112,10 @@ class StreamEndpoints:
         await ws.accept(subprotocol=protocol)
         sock = channels.ChannelSocket(ws, protocol)
         cid, runtime = track.current.container_id, self.pods.ctx.runtime
+        query = ExecOptions.from_query([], ws.query_params)
         status = await attach_output(sock, LogFiles(worker.log_dir(track.name)),
-                                     track.current.attempt, lambda: runtime.exited(cid))
+                                     track.current.attempt, lambda: runtime.exited(cid),
+                                     query.stdout, query.stderr, query.tty)
         if status is not None:
             await sock.finish(status)
 

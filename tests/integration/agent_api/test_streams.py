@@ -148,7 +148,7 @@ def test_attach_streams_the_containers_output(master: Master, node: Agent,
                                               kubectl: Kubectl) -> None:
     with master.http() as http:
         create_pod(http, make_pod("ticker", node.name,
-                                  ["sh", "-c", "while true; do echo tick; sleep 0.2; done"],
+                                  ["sh", "-c", "while true; do echo tick; echo tock >&2; sleep 0.2; done"],
                                   spec={"terminationGracePeriodSeconds": 1}))
         wait_pod(http, "ticker", lambda p: phase(p) == "Running")
         attach = kubectl.background("attach", "ticker")
@@ -158,6 +158,8 @@ def test_attach_streams_the_containers_output(master: Master, node: Agent,
             assert first == "tick\n"
             assert http.delete("/api/v1/namespaces/default/pods/ticker").status_code == 200
             assert attach.wait(timeout=30) == 0
+            assert attach.stderr is not None and "tock\n" in attach.stderr.read()
+            assert "tock" not in attach.stdout.read()
         finally:
             attach.kill()
             attach.wait()
