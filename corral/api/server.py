@@ -33,6 +33,7 @@ from corral.api.handlers.node_proxy import NodeProxy
 from corral.api.handlers.proxy import ProxyHandler
 from corral.api.handlers.streams import StreamRelay
 from corral.api.health import Health
+from corral.api.login_tickets import LoginTickets
 from corral.api.metrics import API_METRICS
 from corral.api.registry import Registry
 from corral.api.registry.delete import IMMORTAL_NAMESPACES
@@ -171,7 +172,8 @@ class ApiServer:
                          nodes=self._node_proxy.node_proxy,
                          streams=StreamRelay(self._node_proxy, token), proxy=self._proxy,
                          health=self.health, max_requests_inflight=cfg.max_requests_inflight,
-                         ui=Dashboard(authenticator, session), session=session)
+                         ui=Dashboard(authenticator, session, LoginTickets(self.registry)),
+                         session=session)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"
