@@ -34,15 +34,18 @@ from corral.api.handlers.node_proxy import NodeProxy
 from corral.api.handlers.proxy import ProxyHandler
 from corral.api.handlers.streams import StreamRelay
 from corral.api.health import Health
+from corral.api.login_tickets import LoginTickets
 from corral.api.metrics import API_METRICS
 from corral.api.registry import Registry
 from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
+from corral.api.session import SessionCookie
 from corral.api.tls import ensure_pki
 from corral.client.kubeconfig import write_kubeconfig
 from corral.scheduler.bands import priority_class_objects
 from corral.store.base import Store
 from corral.store.open import open_store
+from corral.ui.app import Dashboard
 
 log = logging.getLogger("corral.api")
 
@@ -156,6 +159,7 @@ class ApiServer:
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
         authenticator = None if cfg.insecure_http else TokenAuthenticator(cfg.data_dir / "token")
+        session = SessionCookie.for_ca(ca_pem) if ca_pem is not None else None
         if cfg.insecure_http:
             log.warning("serving plain HTTP without authentication url=%s", cfg.url)
         store = self.store
@@ -168,7 +172,9 @@ class ApiServer:
         return build_app(self.registry, authenticator, logs=self._node_proxy.pod_log,
                          nodes=self._node_proxy.node_proxy,
                          streams=StreamRelay(self._node_proxy, token), proxy=self._proxy,
-                         health=self.health, max_requests_inflight=cfg.max_requests_inflight)
+                         health=self.health, max_requests_inflight=cfg.max_requests_inflight,
+                         ui=Dashboard(authenticator, session, LoginTickets(self.registry)),
+                         session=session)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"

@@ -12,6 +12,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from corral.api.allocation import (
     DEFAULT_NODE_PORT_RANGE,
     DEFAULT_SERVICE_CIDR,
@@ -21,6 +23,7 @@ from corral.api.allocation import (
 )
 from corral.api.connections import ConnectionLimits
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
+from corral.api.metrics import API_METRICS
 from corral.api.server import ApiServer, ServerConfig
 from corral.cli import eventloop
 from corral.cli.limits import raise_open_files_limit
@@ -28,6 +31,8 @@ from corral.cli.logging_setup import setup_logging
 from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
 from corral.client.leaderelection import MASTER_LEASE_SECONDS, LeaseTiming
+from corral.client.metrics import WORKQUEUE_METRICS
+from corral.scheduler.metrics import SCHEDULER_METRICS
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -121,6 +126,15 @@ log = logging.getLogger("corral.master")
 Component = Callable[[Client, asyncio.Event, LeaseTiming], Coroutine[Any, Any, None]]
 
 
+def component_registries(name: str) -> list[CollectorRegistry]:
+    """The metric registries of an in-process component."""
+    if name == "scheduler":
+        return [SCHEDULER_METRICS.registry]
+    if name == "controllers":
+        return [WORKQUEUE_METRICS.registry]
+    return []
+
+
 def _component(target: str) -> Component | None:
     module_name, _, fn = target.partition(":")
     try:
@@ -138,8 +152,12 @@ def _component(target: str) -> Component | None:
 async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Event,
                           timing: LeaseTiming) -> None:
     """Run the in-process components as ordinary API clients whose requests go
-    straight into the server's app (no TLS or sockets, same handlers and auth)."""
+    straight into the server's app (no TLS or sockets, same handlers and auth);
+    their metrics appear on the master's /metrics."""
     assert server.app is not None
+    for name in names:
+        for registry in component_registries(name):
+            API_METRICS.include(registry)
     transport = AsgiTransport(server.app)
     async with Client(server.cfg.url, server.token, transport=transport) as client:
         runs: list[asyncio.Task[None]] = []

@@ -1,14 +1,17 @@
 """The Service data plane in the kernel: the agent only programs an nftables table.
 
     NodeServices ──apply(ports, backends)──▶ NftProxy
-        desired = nftrules.build(...)          always kept (a later writer needs it)
+        ports and backends are always kept (a later writer needs them)
         HostLock.try_write()?  no ─▶ done: another agent on this host writes
                                yes ▼
-        first write as writer: read the table back (`nft -j list table`)
-        nft -f -   (one transaction: the whole table, atomically)
+        nftrules.build(ports, backends, node IPs of the host's live members)
+        first write as writer: read the table back (`nft -j list table`), write
+        it whole; later writes: only what changed since (nftrules.change)
+        nft -f -   (one transaction, atomically)
         conntrack -D for every endpoint that left a frontend (clients fail fast)
     a poll every POLL_SECONDS: a member that is not the writer asks again, so a
-    writer that died (kill -9 frees its lock) is replaced and its table reconciled
+    writer that died (kill -9 frees its lock) is replaced and its table reconciled;
+    the writer rebuilds, so a member joining or dying changes the NodePort addresses
     close(): stop writing; the last agent on the host deletes the table
 
 Unlike the user-space proxy there is nothing to drain: established connections
@@ -29,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from corral.proxy.conntrack import drop_connections
 from corral.proxy.hostlock import DEFAULT_RUN_DIR, HostLock
 from corral.proxy.model import Backend, ServicePortKey, ServiceProxySpec
 from corral.proxy.nftrules import (
@@ -38,8 +42,8 @@ from corral.proxy.nftrules import (
     Programmed,
     Ruleset,
     ServiceState,
-    Stale,
     build,
+    change,
     departed,
     parse_endpoint_chain,
     transaction,
@@ -118,35 +122,15 @@ def _element(elem: Any) -> tuple[list[Any], str]:
     return parts, str(verdict.get("target", ""))
 
 
-def drop_connections(stale: Sequence[Stale], conntrack: str = "conntrack") -> int:
-    """Delete the conntrack entries of connections to departed endpoints."""
-    dropped = 0
-    for s in stale:
-        args = [conntrack, "-D", "-p", "tcp", "--orig-port-dst", str(s.frontend_port),
-                "--reply-src", s.endpoint[0], "--reply-port-src", str(s.endpoint[1])]
-        if s.frontend_ip is not None:
-            args += ["--orig-dst", s.frontend_ip]
-        # Exit status 1 with "0 flow entries" is the common, harmless case.
-        done = subprocess.run(args, check=False, capture_output=True, text=True, timeout=30)
-        if done.returncode not in (0, 1):
-            log.warning("conntrack flush failed args=%s error=%s", args[1:],
-                        done.stderr.strip())
-        dropped += _count(done.stderr)
-    return dropped
-
-
-def _count(output: str) -> int:
-    words = output.split()
-    return int(words[words.index("flow") - 1]) if "flow" in words else 0
-
-
 class NftProxy:
     """One host namespace's nftables table, kept equal to the Services (same
     interface as the user-space `ProxyTable`: `apply` and `close`)."""
 
-    def __init__(self, table: str, *, run_dir: Path = DEFAULT_RUN_DIR, nft: str = "nft",
+    def __init__(self, table: str, node_ip: str | None = None, *,
+                 run_dir: Path = DEFAULT_RUN_DIR, nft: str = "nft",
                  conntrack: str | None = None, poll_seconds: float = POLL_SECONDS) -> None:
         self.table = table
+        self.node_ip = node_ip
         self.nft = nft
         self.conntrack = conntrack if conntrack is not None else shutil.which("conntrack")
         if self.conntrack is None:
@@ -156,7 +140,8 @@ class NftProxy:
         self.poll_seconds = poll_seconds
         self.writes = 0  # transactions applied by this agent
         self.last_write_seconds = 0.0
-        self._desired: Ruleset | None = None
+        self._asked: tuple[Mapping[ServicePortKey, ServiceProxySpec],
+                           Mapping[ServicePortKey, Sequence[Backend]]] | None = None
         self._last: Ruleset | None = None  # what this agent last wrote as the writer
         self._written: Programmed | None = None  # None: not read back since becoming writer
         self._existing = Existing()
@@ -169,10 +154,10 @@ class NftProxy:
 
     async def apply(self, services: Mapping[ServicePortKey, ServiceProxySpec],
                     endpoints: Mapping[ServicePortKey, Sequence[Backend]]) -> None:
-        self._desired = build(services, endpoints)
+        self._asked = (services, endpoints)
         async with self._lock:
             if not self.host.joined:
-                await asyncio.to_thread(self.host.join)
+                await asyncio.to_thread(self.host.join, self.node_ip)
                 self._poller = asyncio.create_task(self._poll(), name="nftables-writer-poll")
             await self._write_if_writer()
 
@@ -198,7 +183,7 @@ class NftProxy:
                 log.warning("nftables write failed table=ip %s error=%s", self.table, err)
 
     async def _write_if_writer(self) -> None:
-        if self._desired is None:
+        if self._asked is None:
             return
         if not self.host.writing:
             if not self.host.try_write():
@@ -209,14 +194,21 @@ class NftProxy:
         if self._written is None:  # reconcile what a previous writer (or we, before) left
             self._existing, self._written = await asyncio.to_thread(read_table, self.table,
                                                                     self.nft)
-        if self._desired != self._last:  # a failed write is retried by the poll
-            await self._write(self._desired)
+        rules = build(*self._asked, await asyncio.to_thread(self.host.node_ips))
+        if rules != self._last:  # a failed write is retried by the poll
+            await self._write(rules)
 
     async def _write(self, rules: Ruleset) -> None:
         assert self._written is not None
         began = time.perf_counter()
-        text = transaction(self.table, rules, self._existing)
-        await asyncio.to_thread(run_nft, ["-f", "-"], text, self.nft)
+        previous = self._last
+        text = (transaction(self.table, rules, self._existing) if previous is None
+                else change(self.table, rules, previous))
+        try:
+            await asyncio.to_thread(run_nft, ["-f", "-"], text, self.nft)
+        except NftablesError:
+            self._last = self._written = None  # read back and write whole next time
+            raise
         stale = departed(self._written, rules.programmed)
         self._existing = Existing(frozenset(rules.chains), frozenset(rules.affinity_sets),
                                   frozenset(MAP_TYPES))
@@ -227,6 +219,7 @@ class NftProxy:
         dropped = 0
         if stale and self.conntrack:
             dropped = await asyncio.to_thread(drop_connections, stale, self.conntrack)
-        log.info("nftables table written table=ip %s services=%d seconds=%.3f "
+        log.info("nftables table written table=ip %s kind=%s services=%d seconds=%.3f "
                  "departed_endpoints=%d connections_dropped=%d", self.table,
-                 len(rules.programmed), self.last_write_seconds, len(stale), dropped)
+                 "full" if previous is None else "change", len(rules.programmed),
+                 self.last_write_seconds, len(stale), dropped)
