@@ -8,7 +8,8 @@
         first write as writer: read the table back (`nft -j list table`), write
         it whole; later writes: only what changed since (nftrules.change)
         nft -f -   (one transaction, atomically)
-        conntrack -D for every endpoint that left a frontend (clients fail fast)
+        then, in the background and in write order: drop the conntrack entries of
+        connections to every endpoint that left a frontend (clients fail fast)
     a poll every POLL_SECONDS: a member that is not the writer asks again, so a
     writer that died (kill -9 frees its lock) is replaced and its table reconciled;
     the writer rebuilds, so a member joining or dying changes the NodePort addresses
@@ -42,6 +43,7 @@ from corral.proxy.nftrules import (
     Programmed,
     Ruleset,
     ServiceState,
+    Stale,
     build,
     change,
     departed,
@@ -147,6 +149,7 @@ class NftProxy:
         self._existing = Existing()
         self._lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
+        self._flush: asyncio.Task[None] | None = None  # the latest conntrack flush
 
     @property
     def writing(self) -> bool:
@@ -167,6 +170,7 @@ class NftProxy:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
             self._poller = None
+        await self.flushed()
         async with self._lock:
             last = await asyncio.to_thread(self.host.leave,
                                            lambda: delete_table(self.table, self.nft))
@@ -216,10 +220,28 @@ class NftProxy:
         self._last = rules
         self.writes += 1
         self.last_write_seconds = time.perf_counter() - began
-        dropped = 0
-        if stale and self.conntrack:
-            dropped = await asyncio.to_thread(drop_connections, stale, self.conntrack)
         log.info("nftables table written table=ip %s kind=%s services=%d seconds=%.3f "
-                 "departed_endpoints=%d connections_dropped=%d", self.table,
-                 "full" if previous is None else "change", len(rules.programmed),
-                 self.last_write_seconds, len(stale), dropped)
+                 "departed_endpoints=%d", self.table, "full" if previous is None else "change",
+                 len(rules.programmed), self.last_write_seconds, len(stale))
+        if stale and self.conntrack:
+            # Not under the lock: listing conntrack can take far longer than a write
+            # on a busy host, and the next change must not wait for it.
+            self._flush = asyncio.create_task(self._drop(stale, self._flush),
+                                              name="nftables-conntrack-flush")
+
+    async def _drop(self, stale: list[Stale], before: asyncio.Task[None] | None) -> None:
+        if before is not None:
+            await asyncio.wait([before])  # flushes run in the order of their writes
+        assert self.conntrack is not None
+        try:
+            dropped = await asyncio.to_thread(drop_connections, stale, self.conntrack)
+        except (OSError, subprocess.SubprocessError) as err:
+            log.warning("conntrack flush failed table=ip %s error=%s", self.table, err)
+            return
+        log.info("conntrack flushed table=ip %s departed_endpoints=%d connections_dropped=%d",
+                 self.table, len(stale), dropped)
+
+    async def flushed(self) -> None:
+        """Until the connections of every departed endpoint so far are dropped."""
+        while self._flush is not None and not self._flush.done():
+            await asyncio.wait([self._flush])

@@ -133,6 +133,7 @@ def test_endpoint_removed_mid_connection_drops_the_connection(netns: NewNetns,
             writer.write(b"hello\n")
             assert await reader.readline() == b"web-0 hello\n"
             await proxy.apply(services, {WEB: ready(servers[1:])})  # web-0 leaves
+            await proxy.flushed()
             # The conntrack entry is gone: the next segment is a new flow, DNATed to
             # web-1, which knows no such connection and resets it. No hang.
             writer.write(b"again\n")
@@ -251,6 +252,7 @@ def test_a_new_writer_reconciles_what_a_dead_one_left(netns: NewNetns, tmp_path:
         restarted = NftProxy(TABLE, NODE_IP, run_dir=tmp_path)
         try:
             await restarted.apply({WEB: Spec(CLUSTER_IP, 80)}, {WEB: ready(servers[:1])})
+            await restarted.flushed()
             chains = {i["chain"]["name"] for i in table_json(host) if "chain" in i}
             assert not any("gone" in name for name in chains)
             writer.write(b"again\n")
