@@ -10,9 +10,11 @@ from corral.cli import (
     agent,
     apply,
     controllers,
+    dashboard,
     delete,
     describe,
     events,
+    front,
     get,
     kubeconfig_path,
     logs,
@@ -28,8 +30,8 @@ from corral.cli import (
 # Each module has `register(sub)`, which adds its sub-parsers and sets
 # `set_defaults(run=<callable(args) -> exit code>)`; the callable runs its own
 # asyncio loop. Imported directly: a missing or broken module fails loudly.
-_COMMAND_MODULES = (master, up, kubeconfig_path, apply, get, describe, delete, logs, scale,
-                    rollout, nodes, top, events, agent, scheduler, controllers)
+_COMMAND_MODULES = (master, up, front, kubeconfig_path, apply, get, describe, delete, logs,
+                    scale, rollout, nodes, top, events, agent, scheduler, controllers, dashboard)
 
 
 def build_parser() -> argparse.ArgumentParser:
