@@ -13,7 +13,7 @@ import httpx
 from corral.indexset import IndexSet
 from corral.objects import Obj, status
 from tests.cluster import Master
-from tests.integration.controllers.helpers import wait_for
+from tests.poll import wait_for
 
 ALLOCS = "/apis/corral.dev/v1/namespaces/default/allocs"
 
