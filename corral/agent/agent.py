@@ -89,8 +89,9 @@ class Agent:
         await self.server.start()
         await self.pods.start()
         port = self.server.port
-        self.heartbeat = Heartbeat(client, cfg,
-                                   lambda: node_status(cfg, self.runtime.isolation(), port))
+        self.heartbeat = Heartbeat(
+            client, cfg, lambda: node_status(cfg, self.runtime.isolation(), port),
+            register=lambda: register_node(client, cfg, self.runtime.isolation()))
         self._register_task = asyncio.create_task(self._register())
         log.info("agent started node=%s master=%s isolation=%s dns=%s", cfg.name, url,
                  self.runtime.isolation().mechanism, self.services.dns_address)
