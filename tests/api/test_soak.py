@@ -30,11 +30,11 @@ def test_master_under_attack_serves_normal_requests(tmp_path: Path) -> None:
            "KUBECACHEDIR": str(tmp_path / "kube-cache")}
 
     def kubectl() -> None:
-        """One kubectl command every few seconds; a second try is allowed, as a
-        user would (its TLS handshake has a fixed 10 s limit on a shared machine)."""
+        """One kubectl command every few seconds; it may be tried three times, as a
+        user would (its TLS handshake has a fixed 10 s limit, on a shared machine)."""
         if len(kubectl_runs) >= SECONDS / 5:
             return
-        for _ in range(2):
+        for _ in range(3):
             run = subprocess.run(["kubectl", "get", "configmaps", "-n", "default", "-o", "name",
                                   "--request-timeout", "30s"], check=False, env=env,
                                  capture_output=True, text=True, timeout=60)
@@ -63,7 +63,7 @@ def test_master_under_attack_serves_normal_requests(tmp_path: Path) -> None:
         worst = sorted(zip(result.latencies, result.started, strict=True))[-5:]
         assert max(result.latencies) < LATENCY_BOUND, (worst, len(result.latencies))
         assert kubectl_runs and all(r.returncode == 0 for r in kubectl_runs), [
-            r.stderr for r in kubectl_runs if r.returncode]
+            (i, r.stderr) for i, r in enumerate(kubectl_runs) if r.returncode]
         assert result.peak_rss < MEMORY_BOUND, result.peak_rss
         # Nothing acknowledged was lost, and the master is still ready.
         with master.http() as http:
