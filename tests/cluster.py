@@ -9,12 +9,29 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 from corral.cli.local_etcd import EtcdMember, LocalEtcd
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T], timeout: float = 60.0, what: str = "") -> T:
+    """Poll ``check`` until it returns something truthy; return that. Raises
+    AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout}s: {what or check}")
+        time.sleep(0.1)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -81,6 +98,7 @@ class Master(CorralProcess):
     port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
+    name: str = "master"  # several masters may share one data dir (and its CA)
     netns: str | None = None
 
     @property
@@ -108,7 +126,7 @@ class Master(CorralProcess):
 
     @property
     def log_path(self) -> Path:
-        return self.data_dir / "master.log"
+        return self.data_dir / f"{self.name}.log"
 
     def start(self, timeout: float = 30.0) -> Master:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -137,10 +155,22 @@ class Master(CorralProcess):
                             headers={"Authorization": f"Bearer {self.token}"}, timeout=30.0)
 
 
+def kill_executors(runtime_dir: Path) -> None:
+    """Kill every Alloc executor under ``runtime_dir`` (by PID, checked) and its
+    tasks (its whole cgroup, or the process groups it recorded)."""
+    from corral.agent.runtime.executors import ExecutorRuntime
+
+    if not (runtime_dir / "allocs").exists():
+        return
+    executors = ExecutorRuntime(runtime_dir, None)
+    for uid in executors.known():
+        executors.kill(uid)
+
+
 def kill_pods(state_dir: Path) -> None:
     """Kill every shim and container an agent left under ``state_dir`` (by PID,
-    after checking the PID is really that shim), its shim launcher, and remove
-    their cgroups."""
+    after checking the PID is really that shim), its shim launcher and its Alloc
+    executors, and remove their cgroups."""
     from corral.agent.runtime.launcher import stop_launcher
     from corral.agent.runtime.process import is_shim_process
     from corral.agent.runtime.shim import StateDir
@@ -148,6 +178,7 @@ def kill_pods(state_dir: Path) -> None:
     runtime_dir = state_dir / "runtime"
     if runtime_dir.exists():
         stop_launcher(runtime_dir)
+        kill_executors(runtime_dir)
     for launch_file in runtime_dir.glob("*/launch.json") if runtime_dir.exists() else []:
         instance = StateDir(launch_file.parent)
         shim_pid = instance.read_shim_pid()
@@ -185,6 +216,7 @@ class Agent(CorralProcess):
     proc: subprocess.Popen[bytes] | None = None
     netns: str | None = None
     env: dict[str, str] | None = None  # the agent's environment (default: the test's)
+    servers: list[str] = field(default_factory=list)  # several masters (default: master's)
 
     @property
     def log_path(self) -> Path:
@@ -199,7 +231,8 @@ class Agent(CorralProcess):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         mode = ([] if self.netns or "--proxy-mode" in self.extra_args
                 else ["--proxy-mode", "userspace"])
-        self.spawn(["agent", "--server", self.master.url, "--name", self.name,
+        self.spawn(["agent", "--server", ",".join(self.servers or [self.master.url]),
+                    "--name", self.name,
                     "--kubeconfig", str(self.master.kubeconfig), "--node-ip", self.node_ip,
                     "--state-dir", str(self.state_dir), "--heartbeat", "0.5",
                     "--backoff-initial", "1", "--backoff-cap", "8", *mode, *self.extra_args],
@@ -317,3 +350,23 @@ class EtcdCluster:
 
     def _member(self, name: str) -> EtcdMember:
         return next(m for m in self.local.members if m.name == name)
+
+
+@dataclass
+class Component(CorralProcess):
+    """Another `corral` component process (scheduler, controllers) for ``master``,
+    started as ``corral <command> --kubeconfig <master's> <args>``."""
+
+    master: Master
+    command: str
+    args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    netns: str | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.master.data_dir / f"{self.command}-{id(self)}.log"
+
+    def start(self) -> Component:
+        self.spawn([self.command, "--kubeconfig", str(self.master.kubeconfig), *self.args])
+        return self

@@ -29,19 +29,23 @@ from corral.api.auth import TokenAuthenticator, ensure_admin_token
 from corral.api.connections import ConnectionLimits, guarded_protocol
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
+from corral.api.fencing import FencingStore
 from corral.api.handlers.node_proxy import NodeProxy
 from corral.api.handlers.proxy import ProxyHandler
 from corral.api.handlers.streams import StreamRelay
 from corral.api.health import Health
+from corral.api.login_tickets import LoginTickets
 from corral.api.metrics import API_METRICS
 from corral.api.registry import Registry
 from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
+from corral.api.session import SessionCookie
 from corral.api.tls import ensure_pki
 from corral.client.kubeconfig import write_kubeconfig
 from corral.scheduler.bands import priority_class_objects
 from corral.store.base import Store
 from corral.store.open import open_store
+from corral.ui.app import Dashboard
 
 log = logging.getLogger("corral.api")
 
@@ -58,6 +62,7 @@ class ServerConfig:
     extra_sans: list[str] = field(default_factory=list)
     service_cidr: str = DEFAULT_SERVICE_CIDR  # clusterIPs come from here (inside 127/8)
     node_port_range: str = DEFAULT_NODE_PORT_RANGE
+    kubeconfig_server: str = ""  # the URL the kubeconfig names (default: this master's)
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     max_requests_inflight: int = MAX_REQUESTS_INFLIGHT  # seats over all lanes (fairness.py)
 
@@ -129,7 +134,7 @@ class ApiServer:
             cfg.node_port_range)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await open_store(cfg.resolved_store_url)
-        self.registry = Registry(self.store)
+        self.registry = Registry(FencingStore(self.store))
         # Allocation first: a later plugin refusing leaves claims that settle frees
         # in seconds, while a quota charged before a refused allocation stays
         # until a recount.
@@ -150,10 +155,11 @@ class ApiServer:
             pki = ensure_pki(cfg.data_dir, _cert_hosts(cfg))
             ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path)}
             ca_pem = pki.ca_pem
-        write_kubeconfig(cfg.kubeconfig_path, cfg.url, ca_pem, token)
+        write_kubeconfig(cfg.kubeconfig_path, cfg.kubeconfig_server or cfg.url, ca_pem, token)
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
         authenticator = None if cfg.insecure_http else TokenAuthenticator(cfg.data_dir / "token")
+        session = SessionCookie.for_ca(ca_pem) if ca_pem is not None else None
         if cfg.insecure_http:
             log.warning("serving plain HTTP without authentication url=%s", cfg.url)
         store = self.store
@@ -166,7 +172,9 @@ class ApiServer:
         return build_app(self.registry, authenticator, logs=self._node_proxy.pod_log,
                          nodes=self._node_proxy.node_proxy,
                          streams=StreamRelay(self._node_proxy, token), proxy=self._proxy,
-                         health=self.health, max_requests_inflight=cfg.max_requests_inflight)
+                         health=self.health, max_requests_inflight=cfg.max_requests_inflight,
+                         ui=Dashboard(authenticator, session, LoginTickets(self.registry)),
+                         session=session)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"

@@ -87,10 +87,13 @@ class LogWriter:
 
 
 class LineJoiner:
-    """Turns CRI records back into log lines, joining partial chunks."""
+    """Turns CRI records back into log lines, joining partial chunks; with
+    ``stream``, only that stream's (an Alloc's log has one stream per task)."""
 
-    def __init__(self, timestamps: bool) -> None:
+    def __init__(self, timestamps: bool, stream: str | None = None, raw: bool = False) -> None:
         self.timestamps = timestamps
+        self.stream = stream
+        self.raw = raw  # the output as written: a partial record at once, a full one + "\n"
         self._pending: dict[str, tuple[str, str]] = {}  # stream -> (first stamp, text)
 
     def feed(self, record: str) -> str | None:
@@ -98,6 +101,10 @@ class LineJoiner:
         if len(parts) < 4:
             return record if parts != [""] else None  # not CRI: pass through
         stamp, stream, tag, content = parts
+        if self.stream is not None and stream != self.stream:
+            return None
+        if self.raw:
+            return content if tag == "P" else content + "\n"
         first_stamp, text = self._pending.pop(stream, (stamp, ""))
         text += content
         if tag == "P":
@@ -133,8 +140,9 @@ class LogFiles:
                          key=lambda p: -int(p.name.rsplit(".", 1)[1]))
         return rotated + ([base] if base.exists() else [])
 
-    def read(self, attempt: int, tail: int | None = None, timestamps: bool = False) -> list[str]:
-        joiner = LineJoiner(timestamps)
+    def read(self, attempt: int, tail: int | None = None, timestamps: bool = False,
+             stream: str | None = None) -> list[str]:
+        joiner = LineJoiner(timestamps, stream)
         lines: deque[str] = deque(maxlen=tail if tail is not None and tail >= 0 else None)
         for path in self.files(attempt):
             for record in _records(path):
@@ -146,11 +154,13 @@ class LogFiles:
     async def follow(
         self, attempt: int, tail: int | None = None, timestamps: bool = False,
         finished: Callable[[], bool] | None = None, poll_seconds: float = 0.1,
+        stream: str | None = None, raw: bool = False,
     ) -> AsyncGenerator[str, None]:
         """Yield the tail, then new lines as they are written, across rotations;
-        ends once ``finished()`` is true and everything written has been read."""
+        ends once ``finished()`` is true and everything written has been read.
+        ``raw``: output as written instead of lines (LineJoiner), for attach."""
         # Open the live file before reading anything, so no line falls in between.
-        tailer = _Tailer(log_path(self.log_dir, attempt), timestamps)
+        tailer = _Tailer(log_path(self.log_dir, attempt), timestamps, stream, raw)
         try:
             rotated = [p for p in self.files(attempt) if p.suffix != ".log"]
             backlog = [line for path in rotated for record in _records(path)
@@ -191,9 +201,10 @@ class _Tailer:
     """Reads a live file from its start and then what is appended, following it
     when the writer rotates it away (the rest of the old file is read first)."""
 
-    def __init__(self, path: Path, timestamps: bool) -> None:
+    def __init__(self, path: Path, timestamps: bool, stream: str | None = None,
+                 raw: bool = False) -> None:
         self.path = path
-        self.joiner = LineJoiner(timestamps)
+        self.joiner = LineJoiner(timestamps, stream, raw)
         self._file: BinaryIO | None = None
         self._inode = 0
         self._buffer = b""

@@ -36,6 +36,7 @@ PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 # with takes only RFC 6455 tokens as subprotocols, and "/" is not a token character.
 HOP_PROTOCOL = PROTOCOL.replace("/", "_")
 CHUNK = 32 * 1024
+INBOUND_CHUNKS = 16  # frames from the client queued per connection before reading waits
 
 # container port → (host, port) to connect to; raises LookupError for a port the
 # pod does not declare.
@@ -49,7 +50,8 @@ class _Request:
     port: str
     error_id: int = 0
     data_id: int = 0
-    inbound: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    inbound: asyncio.Queue[bytes | None] = field(
+        default_factory=lambda: asyncio.Queue(INBOUND_CHUNKS))
     task: asyncio.Task[None] | None = None
 
 
@@ -101,9 +103,9 @@ class PortForwardSession:
             request = self._by_stream.get(frame.stream_id)
             if request is not None and frame.stream_id == request.data_id:
                 if frame.data:
-                    request.inbound.put_nowait(frame.data)
+                    await self._deliver(request, frame.data)
                 if frame.fin:
-                    request.inbound.put_nowait(None)
+                    await self._deliver(request, None)
         elif frame.kind is Kind.RST_STREAM:
             request = self._by_stream.get(frame.stream_id)
             if request is not None and request.task is not None:
@@ -113,6 +115,20 @@ class PortForwardSession:
         elif frame.kind is Kind.GOAWAY:
             return False
         return True
+
+    @staticmethod
+    async def _deliver(request: _Request, data: bytes | None) -> None:
+        """Queue bytes for the pod; while its queue is full, reading the session
+        waits (as spdystream's frame handler does), unless the forward ends."""
+        if request.task is None:  # its error stream is not there yet (kubectl sends it first)
+            if not request.inbound.full():
+                request.inbound.put_nowait(data)
+            return
+        if request.task.done():
+            return
+        put = asyncio.ensure_future(request.inbound.put(data))
+        await asyncio.wait({put, request.task}, return_when=asyncio.FIRST_COMPLETED)
+        put.cancel()
 
     async def _on_stream(self, frame: Frame) -> None:
         sid, headers = frame.stream_id, frame.headers

@@ -68,7 +68,8 @@ class StreamRelay:
         base = (await self.nodes.agent_url(node)).replace("http", "ws", 1)
         ns, pod_name = quote(namespace, safe=""), quote(name, safe="")
         if verb == "portforward":
-            return f"{base}/portForward/{ns}/{pod_name}"
+            ports = [("ports", v) for k, v in params if k == "ports"]
+            return f"{base}/portForward/{ns}/{pod_name}?{urlencode(ports)}"
         query = dict(params)
         container = pick_container(pod, query.get("container"))
         commands = [v for k, v in params if k == "command"]
@@ -83,7 +84,12 @@ class StreamRelay:
         """A request without a websocket upgrade (kubectl's SPDY fallback): the same
         checks, then Kubernetes' answer to a stream request that is not upgraded."""
         await self.target(namespace, name, verb, list(request.query_params.multi_items()))
-        raise BadRequest("Upgrade request required")
+        # kubectl got here after its websocket attempt failed: say why, if the agent is away.
+        pod = await self._pod(namespace, name)
+        await self.nodes.probe(str(spec(pod).get("nodeName")))
+        since = "1.31" if verb == "portforward" else "1.30"
+        raise BadRequest(f"Upgrade request required: corral serves pods/{verb} over "
+                         f"websockets (kubectl {since} and later), not SPDY")
 
     async def websocket(self, ws: WebSocket) -> None:
         ns, name, verb = (ws.path_params[k] for k in ("namespace", "name", "verb"))
@@ -108,7 +114,8 @@ class StreamRelay:
             offered = [Subprotocol(p.replace("/", "_")) for p in subprotocols]
             return await connect(url, subprotocols=offered,
                                  additional_headers=self.headers, max_size=None,
-                                 open_timeout=10, ping_interval=None)
+                                 open_timeout=10, ping_interval=None,
+                                 compression=None)  # per-message deflate: CPU for nothing
         except InvalidStatus as err:
             text = err.response.body.decode(errors="replace").strip() if err.response.body \
                 else ""
