@@ -152,10 +152,10 @@ def _validate_resources(res: ResourceRequirements, path: str, errs: FieldErrors)
     validate_quantities(res.limits, f"{path}.limits", errs)
     if len(errs) > before:
         return
-    for name, quantity in {**(res.limits or {}), **(res.requests or {})}.items():
-        if not overcommit_allowed(name) and parse_quantity(quantity) % 1:
-            where = "requests" if name in (res.requests or {}) else "limits"
-            errs.invalid(f"{path}.{where}[{name}]", quantity, "must be an integer")
+    for where, quantities in (("limits", res.limits), ("requests", res.requests)):
+        for name, quantity in (quantities or {}).items():
+            if not overcommit_allowed(name) and parse_quantity(quantity) % 1:
+                errs.invalid(f"{path}.{where}[{name}]", quantity, "must be an integer")
     for name, request in (res.requests or {}).items():
         limit = (res.limits or {}).get(name)
         if limit is None:
