@@ -299,6 +299,19 @@ def test_python_client_port_forward(master: Master, webpod: str) -> None:
         refused.close()
 
 
+def test_kr8s_port_forward(master: Master, webpod: str) -> None:
+    """kr8s offers no subprotocol: it gets the channel protocol, as from the kubelet."""
+
+    async def forward() -> list[str]:
+        api = await kr8s.asyncio.api(kubeconfig=str(master.kubeconfig))
+        pod = await kr8s.asyncio.objects.Pod.get(webpod, namespace="default", api=api)
+        async with pod.portforward(remote_port=8080, local_port=0) as port, \
+                httpx.AsyncClient(timeout=20) as http:
+            return [(await http.get(f"http://127.0.0.1:{port}/")).text for _ in range(3)]
+
+    assert asyncio.run(forward()) == [webpod] * 3
+
+
 def _ws_connect(master: Master, path: str, protocols: list[str],
                 headers: dict[str, str] | None = None) -> ClientConnection:
     url = master.url.replace("https", "wss", 1) + path
