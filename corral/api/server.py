@@ -29,6 +29,7 @@ from corral.api.auth import TokenAuthenticator, ensure_admin_token
 from corral.api.connections import ConnectionLimits, guarded_protocol
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
+from corral.api.fencing import FencingStore
 from corral.api.handlers.node_proxy import NodeProxy
 from corral.api.handlers.proxy import ProxyHandler
 from corral.api.handlers.streams import StreamRelay
@@ -133,7 +134,7 @@ class ApiServer:
             cfg.node_port_range)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await open_store(cfg.resolved_store_url)
-        self.registry = Registry(self.store)
+        self.registry = Registry(FencingStore(self.store))
         # Allocation first: a later plugin refusing leaves claims that settle frees
         # in seconds, while a quota charged before a refused allocation stays
         # until a recount.
