@@ -49,7 +49,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             agents[name] = Agent(master, name, base / "agents" / name,
                                  f"127.0.1.{80 + i}").start()
         c = Cluster(master, agents)
-        c.corral("apply", "-f", str(EXAMPLES / "web.yaml"))
+        c.corral("apply", "-f", str(EXAMPLES))  # as `corral up --apply examples/` does
         yield c
     finally:
         for agent in agents.values():
@@ -98,6 +98,8 @@ def test_log_in_and_see_the_cluster(cluster: Cluster, browser: Browser) -> None:
              60, "the example Deployment 3/3 ready")
     wait_for(lambda: int(b.text("#pod-phases [data-phase=Running] .count") or 0) >= 3, 30,
              "three Running pods")
+    wait_for(lambda: "/10" in b.rows("#jobs tr", "job").get("demo/squares", ""), 30,
+             "the example Job's progress")
     b.screenshot("overview")
     assert not b.script_errors()
 
@@ -233,9 +235,12 @@ def test_pods_page_filters_by_label(cluster: Cluster, browser: Browser) -> None:
     b.type_into("#filter-labels", "app=web")
     b.click("#filter-apply")
 
+    with cluster.http() as api:
+        web = {f"demo/{p['metadata']['name']}" for p in api.get(
+            "/api/v1/namespaces/demo/pods", params={"labelSelector": "app=web"}).json()["items"]}
+
     def only_web() -> bool:
-        rows = b.rows("#pods-table tr[data-pod]", "pod")
-        return len(rows) == 5 and all(k.startswith("demo/web-") for k in rows)
+        return set(b.rows("#pods-table tr[data-pod]", "pod")) == web
 
     wait_for(only_web, 30, "only the web pods")
 
