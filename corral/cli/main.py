@@ -15,6 +15,7 @@ _COMMAND_MODULES = (
     "corral.cli.master",
     "corral.cli.up",
     "corral.cli.front",
+    "corral.cli.status",
     "corral.cli.kubeconfig_path",
     "corral.cli.apply",
     "corral.cli.get",

@@ -28,6 +28,7 @@ from corral.api.server import ApiServer, ServerConfig
 from corral.cli import eventloop
 from corral.cli.limits import raise_open_files_limit
 from corral.cli.logging_setup import setup_logging
+from corral.cli.presence import announce
 from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
 from corral.client.leaderelection import MASTER_LEASE_SECONDS, LeaseTiming
@@ -160,7 +161,7 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
             API_METRICS.include(registry)
     transport = AsgiTransport(server.app)
     async with Client(server.cfg.url, server.token, transport=transport) as client:
-        runs: list[asyncio.Task[None]] = []
+        runs = [asyncio.create_task(announce(client, server.cfg.url, stop), name="presence")]
         for name in names:
             fn = _component(IN_PROCESS[name])
             if fn is not None:
