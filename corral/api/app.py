@@ -16,10 +16,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
@@ -41,6 +42,7 @@ from corral.api.handlers.responses import status_response
 from corral.api.handlers.streams import STREAM_PATH, StreamRelay, unknown_websocket
 from corral.api.health import Health
 from corral.api.metrics import MetricsMiddleware, metrics_response
+from corral.api.paths import STORE_STATUS_PATH
 from corral.api.registry import Registry
 from corral.api.session import SessionCookie
 from corral.store.errors import StoreUnavailable
@@ -93,6 +95,7 @@ def build_app(
     max_requests_inflight: int = MAX_REQUESTS_INFLIGHT,
     ui: ASGIApp | None = None,
     session: SessionCookie | None = None,
+    store_status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> ASGIApp:
     """``ui`` is served under /ui/ (open: it is the page, its data comes through the
     API); ``session`` lets API requests authenticate with its cookie."""
@@ -135,6 +138,11 @@ def build_app(
         Route("/version", _guard(version)), Route("/version/", _guard(version)),
         Route("/metrics", _metrics),
     ]
+    if store_status is not None:
+        async def store(request: Request) -> Response:
+            return JSONResponse(await store_status())
+        # The store's members and their health (`corral status`); authenticated.
+        routes.append(Route(STORE_STATUS_PATH, _guard(store)))
     if ui is not None:
         routes += [Route("/ui", _to_ui), Mount("/ui", app=ui)]
     routes.append(Route("/{path:path}", _guard(dispatch), methods=methods))

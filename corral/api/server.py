@@ -163,6 +163,7 @@ class ApiServer:
         if cfg.insecure_http:
             log.warning("serving plain HTTP without authentication url=%s", cfg.url)
         store = self.store
+        assert store is not None
         API_METRICS.track_store_revision(lambda: float(getattr(store, "revision", 0)))
         # Agents accept the admin token (they check it with the master).
         self._node_proxy = NodeProxy(self.registry, token)
@@ -174,7 +175,7 @@ class ApiServer:
                          streams=StreamRelay(self._node_proxy, token), proxy=self._proxy,
                          health=self.health, max_requests_inflight=cfg.max_requests_inflight,
                          ui=Dashboard(authenticator, session, LoginTickets(self.registry)),
-                         session=session)
+                         session=session, store_status=store.status)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"

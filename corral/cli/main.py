@@ -23,6 +23,7 @@ from corral.cli import (
     rollout,
     scale,
     scheduler,
+    status,
     top,
     up,
 )
@@ -30,8 +31,9 @@ from corral.cli import (
 # Each module has `register(sub)`, which adds its sub-parsers and sets
 # `set_defaults(run=<callable(args) -> exit code>)`; the callable runs its own
 # asyncio loop. Imported directly: a missing or broken module fails loudly.
-_COMMAND_MODULES = (master, up, front, kubeconfig_path, apply, get, describe, delete, logs,
-                    scale, rollout, nodes, top, events, agent, scheduler, controllers, dashboard)
+_COMMAND_MODULES = (master, up, front, status, kubeconfig_path, apply, get, describe, delete,
+                    logs, scale, rollout, nodes, top, events, agent, scheduler, controllers,
+                    dashboard)
 
 
 def build_parser() -> argparse.ArgumentParser:

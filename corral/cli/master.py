@@ -27,6 +27,7 @@ from corral.api.server import ApiServer, ServerConfig
 from corral.cli import eventloop
 from corral.cli.limits import raise_open_files_limit
 from corral.cli.logging_setup import setup_logging
+from corral.cli.presence import announce
 from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
 from corral.client.kubeconfig import write_kubeconfig
@@ -144,7 +145,7 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
             API_METRICS.include(registry)
     transport = AsgiTransport(server.app)
     async with Client(server.cfg.url, server.token, transport=transport) as client:
-        runs: list[asyncio.Task[None]] = []
+        runs = [asyncio.create_task(announce(client, server.cfg.url, stop), name="presence")]
         for name in names:
             log.info("component starting name=%s", name)
             runs.append(asyncio.create_task(IN_PROCESS[name](client, stop, timing), name=name))

@@ -35,7 +35,7 @@ from typing import Any
 
 from corral.proxy.conntrack import drop_connections
 from corral.proxy.hostlock import DEFAULT_RUN_DIR, HostLock
-from corral.proxy.model import Backend, ServicePortKey, ServiceProxySpec
+from corral.proxy.model import Algorithm, Backend, ServicePortKey, ServiceProxySpec
 from corral.proxy.nftrules import (
     MAP_TYPES,
     SERVICE_PREFIX,
@@ -150,6 +150,12 @@ class NftProxy:
         self._lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
         self._flush: asyncio.Task[None] | None = None  # the latest conntrack flush
+        self._approximated: set[ServicePortKey] = set()
+        self._asked_version = 0
+        # (asked version, node IPs) → Ruleset: the writer's poll rebuilds nothing
+        # (1,000 Services cost tens of ms to build) until either changes.
+        self._built: tuple[tuple[int, tuple[str, ...]], Ruleset] | None = None
+        self._last_error = ""
 
     @property
     def writing(self) -> bool:
@@ -158,11 +164,22 @@ class NftProxy:
     async def apply(self, services: Mapping[ServicePortKey, ServiceProxySpec],
                     endpoints: Mapping[ServicePortKey, Sequence[Backend]]) -> None:
         self._asked = (services, endpoints)
+        self._asked_version += 1
+        self._note_approximations(services)
         async with self._lock:
             if not self.host.joined:
                 await asyncio.to_thread(self.host.join, self.node_ip)
                 self._poller = asyncio.create_task(self._poll(), name="nftables-writer-poll")
             await self._write_if_writer()
+
+    def _note_approximations(self, services: Mapping[ServicePortKey, ServiceProxySpec]) -> None:
+        """Say once per Service port that least-connections is a random pick here."""
+        for key, spec in services.items():
+            if spec.algorithm is Algorithm.LEAST_CONNECTIONS and key not in self._approximated:
+                self._approximated.add(key)
+                log.info("nftables cannot count connections: least-connections is a random "
+                         "pick service=%s/%s port=%s", key.namespace, key.service,
+                         key.port_name or "-")
 
     async def close(self) -> None:
         if self._poller is not None:
@@ -183,8 +200,12 @@ class NftProxy:
             try:
                 async with self._lock:
                     await self._write_if_writer()
+                self._last_error = ""
             except NftablesError as err:
-                log.warning("nftables write failed table=ip %s error=%s", self.table, err)
+                if str(err) != self._last_error:  # once per distinct failure, not per poll
+                    log.warning("nftables write failed table=ip %s error=%s (retried every "
+                                "%.1fs)", self.table, err, self.poll_seconds)
+                self._last_error = str(err)
 
     async def _write_if_writer(self) -> None:
         if self._asked is None:
@@ -198,9 +219,16 @@ class NftProxy:
         if self._written is None:  # reconcile what a previous writer (or we, before) left
             self._existing, self._written = await asyncio.to_thread(read_table, self.table,
                                                                     self.nft)
-        rules = build(*self._asked, await asyncio.to_thread(self.host.node_ips))
-        if rules != self._last:  # a failed write is retried by the poll
+        rules = self._rules(tuple(await asyncio.to_thread(self.host.node_ips)))
+        if rules is not self._last and rules != self._last:  # a failed write: the poll retries
             await self._write(rules)
+
+    def _rules(self, node_ips: tuple[str, ...]) -> Ruleset:
+        assert self._asked is not None
+        key = (self._asked_version, node_ips)
+        if self._built is None or self._built[0] != key:
+            self._built = (key, build(*self._asked, node_ips))
+        return self._built[1]
 
     async def _write(self, rules: Ruleset) -> None:
         assert self._written is not None

@@ -138,6 +138,7 @@ class Scheduler:
     async def _shutdown(self, informers: tuple[Informer, ...],
                         helpers: list[asyncio.Task[None]]) -> None:
         self.queue.close()
+        SCHEDULER_METRICS.watch_queue(lambda: 0, lambda: 0)  # a standby queues nothing
         for task in [*helpers, *self._binds]:
             task.cancel()
         await asyncio.gather(*helpers, *self._binds, return_exceptions=True)

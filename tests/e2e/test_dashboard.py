@@ -47,10 +47,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     agents: dict[str, Agent] = {}
     try:
         for i, name in enumerate(NODES, start=1):
-            agents[name] = Agent(master, name, base / "agents" / name,
-                                 f"127.0.1.{80 + i}").start()
+            # Two CPUs each on any machine, for the preemption test's arithmetic.
+            agents[name] = Agent(master, name, base / "agents" / name, f"127.0.1.{80 + i}",
+                                 ["--cpus", "2"]).start()
         c = Cluster(master, agents)
-        c.corral("apply", "-f", str(EXAMPLES / "web.yaml"))
+        c.corral("apply", "-f", str(EXAMPLES))  # as `corral up --apply examples/` does
         yield c
     finally:
         for agent in agents.values():
@@ -99,6 +100,8 @@ def test_log_in_and_see_the_cluster(cluster: Cluster, browser: Browser) -> None:
              60, "the example Deployment 3/3 ready")
     wait_for(lambda: int(b.text("#pod-phases [data-phase=Running] .count") or 0) >= 3, 30,
              "three Running pods")
+    wait_for(lambda: "/10" in b.rows("#jobs tr", "job").get("demo/squares", ""), 30,
+             "the example Job's progress")
     b.screenshot("overview")
     assert not b.script_errors()
 
@@ -227,6 +230,34 @@ def test_scheduler_page_says_why_a_pod_waits(cluster: Cluster, browser: Browser)
         api.delete("/api/v1/namespaces/demo/pods/nowhere")
 
 
+def pinned(name: str, priority_class: str) -> dict[str, object]:
+    """A pod that takes most of node-1's two CPUs, so two of them never fit there."""
+    return {"metadata": {"name": name}, "spec": {
+        "priorityClassName": priority_class, "terminationGracePeriodSeconds": 1,
+        "nodeSelector": {"kubernetes.io/hostname": "node-1"},
+        "containers": [{"name": "c", "image": "x", "command": ["sleep", "300"],
+                        "resources": {"requests": {"cpu": "1500m"}}}]}}
+
+
+def test_scheduler_page_shows_a_preemption(cluster: Cluster, browser: Browser) -> None:
+    b = browser
+    with cluster.http() as api:
+        assert api.post("/api/v1/namespaces/demo/pods",
+                        json=pinned("victim", "batch")).status_code == 201
+        wait_for(lambda: api.get("/api/v1/namespaces/demo/pods/victim").json()["spec"].get(
+            "nodeName") == "node-1", 30, "the batch pod on node-1")
+        assert api.post("/api/v1/namespaces/demo/pods",
+                        json=pinned("preemptor", "production")).status_code == 201
+    b.go(ui(cluster, "#/scheduler"))
+    wait_for(lambda: "demo/victim" in b.text("#preemptions"), 60, "the preemption listed")
+    assert "Preempted by pod" in b.text("#preemptions")
+    with cluster.http() as api:
+        wait_for(lambda: api.get("/api/v1/namespaces/demo/pods/preemptor").json()["spec"].get(
+            "nodeName") == "node-1", 60, "the production pod placed")
+        api.delete("/api/v1/namespaces/demo/pods/preemptor")
+        api.delete("/api/v1/namespaces/demo/pods/victim")
+
+
 def test_pods_page_filters_by_label(cluster: Cluster, browser: Browser) -> None:
     b = browser
     b.go(ui(cluster, "#/pods"))
@@ -234,9 +265,12 @@ def test_pods_page_filters_by_label(cluster: Cluster, browser: Browser) -> None:
     b.type_into("#filter-labels", "app=web")
     b.click("#filter-apply")
 
+    with cluster.http() as api:
+        web = {f"demo/{p['metadata']['name']}" for p in api.get(
+            "/api/v1/namespaces/demo/pods", params={"labelSelector": "app=web"}).json()["items"]}
+
     def only_web() -> bool:
-        rows = b.rows("#pods-table tr[data-pod]", "pod")
-        return len(rows) == 5 and all(k.startswith("demo/web-") for k in rows)
+        return set(b.rows("#pods-table tr[data-pod]", "pod")) == web
 
     wait_for(only_web, 30, "only the web pods")
 

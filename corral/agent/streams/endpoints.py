@@ -129,8 +129,9 @@ class StreamEndpoints:
         try:
             worker = self._worker(ws)
             spdy = PORTFORWARD in offered
+            # Offering nothing gets the channel protocol (its v1), as from the kubelet.
             protocol = PORTFORWARD if spdy else channels.V4 if channels.V4 in offered else ""
-            if not protocol:
+            if offered and not protocol:
                 raise Refused(400, f"websocket subprotocol must be {PORTFORWARD} "
                               f"or {channels.V4}")
             ports = [] if spdy else parse_ports(ws.query_params.getlist("ports"))
@@ -140,7 +141,7 @@ class StreamEndpoints:
         except ValueError as err:
             await _deny(ws, 400, str(err))
             return
-        await ws.accept(subprotocol=protocol)
+        await ws.accept(subprotocol=protocol or None)
 
         def resolve(port: int) -> tuple[str, int]:
             for m in worker.ports.mappings:

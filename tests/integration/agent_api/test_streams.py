@@ -104,7 +104,12 @@ def test_cp_a_directory_both_ways(kubectl: Kubectl, shell: Path, tmp_path: Path)
         assert (tmp_path / "back" / rel).read_bytes() == (src / rel).read_bytes()
 
 
-def test_exec_errors(kubectl: Kubectl, shell: Path, http: httpx.Client) -> None:
+def test_exec_errors(kubectl: Kubectl, shell: Path, http: httpx.Client, node: Agent) -> None:
+    create_pod(http, make_pod("done", node.name, ["true"]))
+    wait_pod(http, "done", lambda p: phase(p) == "Succeeded")
+    completed = kubectl.run("exec", "done", "--", "true")
+    assert "cannot exec into a container in a completed pod; current phase is Succeeded" \
+        in completed.stderr
     missing = kubectl.run("exec", "nope", "--", "true")
     assert missing.returncode == 1
     assert 'Error from server (NotFound): pods "nope" not found' in missing.stderr
@@ -297,6 +302,19 @@ def test_python_client_port_forward(master: Master, webpod: str) -> None:
         assert refused.socket(9999).recv(1) == b""  # closed: nothing to forward to
         assert f"error forwarding port 9999 to pod {webpod}, uid " in str(refused.error(9999))
         refused.close()
+
+
+def test_kr8s_port_forward(master: Master, webpod: str) -> None:
+    """kr8s offers no subprotocol: it gets the channel protocol, as from the kubelet."""
+
+    async def forward() -> list[str]:
+        api = await kr8s.asyncio.api(kubeconfig=str(master.kubeconfig))
+        pod = await kr8s.asyncio.objects.Pod.get(webpod, namespace="default", api=api)
+        async with pod.portforward(remote_port=8080, local_port=0) as port, \
+                httpx.AsyncClient(timeout=20) as http:
+            return [(await http.get(f"http://127.0.0.1:{port}/")).text for _ in range(3)]
+
+    assert asyncio.run(forward()) == [webpod] * 3
 
 
 def _ws_connect(master: Master, path: str, protocols: list[str],

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from collections.abc import Awaitable, Callable, Iterator
@@ -28,11 +29,11 @@ TRANSIENT = (409, 429, 500, 503, 504)  # answers a failover may give for a while
 
 
 class HA:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, lease: str = LEASE_SECONDS) -> None:
         self.etcd = EtcdCluster(base / "etcd", size=3)
         data = base / "masters"
         self.masters = [Master(data, name=f"master-{i}", extra_args=[
-            "--store", self.etcd.url, "--leader-lease", LEASE_SECONDS]) for i in (1, 2, 3)]
+            "--store", self.etcd.url, "--leader-lease", lease]) for i in (1, 2, 3)]
         self.agent: Agent | None = None
         self.base = base
 
@@ -100,6 +101,45 @@ async def until(check: Callable[[], Awaitable[T]], what: str, timeout: float = W
         return None
 
     return await eventually(tolerant, timeout=timeout, what=what, interval=0.1)
+
+
+class Writers:
+    """Tasks creating ConfigMaps through every master until stopped."""
+
+    def __init__(self, client: Client, prefix: str, count: int = 6, namespace: str = "default"
+                 ) -> None:
+        self.namespace = namespace
+        self.client = client
+        self.acked: list[str] = []
+        self._stop = False
+        self._tasks = [asyncio.create_task(self._write(f"{prefix}-{w}")) for w in range(count)]
+
+    async def _write(self, prefix: str) -> None:
+        i = 0
+        while not self._stop:
+            name = f"{prefix}-{i}"
+            try:
+                await self.client.create({"apiVersion": "v1", "kind": "ConfigMap",
+                                          "metadata": {"name": name}}, self.namespace)
+                self.acked.append(name)
+            except (APIError, ServerUnreachable):
+                await asyncio.sleep(0.05)  # not acknowledged: it may or may not exist
+            i += 1
+
+    async def resumed(self, more: int) -> None:
+        start = len(self.acked)
+
+        async def grew() -> bool:
+            return len(self.acked) >= start + more
+
+        await until(grew, f"{more} more acknowledged creates")
+
+    async def stop_and_check(self) -> None:
+        self._stop = True
+        await asyncio.gather(*self._tasks)
+        names = {cm["metadata"]["name"] for cm in
+                 (await self.client.list_all("ConfigMap", self.namespace)).items}
+        assert [n for n in self.acked if n not in names] == []
 
 
 @pytest.fixture(scope="module")
