@@ -16,8 +16,11 @@ from typing import TypeVar
 import httpx
 
 from corral.cli.local_etcd import EtcdMember, LocalEtcd
+from tests import poll
 
 T = TypeVar("T")
+
+wait_for = poll.wait_for  # the one poll helper (tests/poll.py), also reachable from here
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -15,9 +15,10 @@ import httpx
 import pytest
 
 from corral.objects import status
-from tests.cluster import Master, wait_for
+from tests.cluster import Master
 from tests.conftest import AgentFactory
 from tests.kubectl import Kubectl
+from tests.poll import wait_for
 
 APP = "guarded"
 DEPLOY = {
