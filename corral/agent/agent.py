@@ -103,8 +103,9 @@ class Agent:
         self.server.allocs = self.allocs
         await self.allocs.start()
         port = self.server.port
-        self.heartbeat = Heartbeat(client, cfg,
-                                   lambda: node_status(cfg, self.runtime.isolation(), port))
+        self.heartbeat = Heartbeat(
+            client, cfg, lambda: node_status(cfg, self.runtime.isolation(), port),
+            register=lambda: register_node(client, cfg, self.runtime.isolation()))
         pods, heartbeat = self.pods, self.heartbeat
         AGENT_METRICS.bind(lambda: len(pods.workers), heartbeat.age)
         self._register_task = asyncio.create_task(self._register())

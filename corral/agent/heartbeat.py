@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from corral.agent.config import AgentConfig
@@ -36,10 +36,13 @@ StatusSource = Callable[[], Obj]  # the node status measured now, without times
 
 class Heartbeat:
     def __init__(self, client: Client, cfg: AgentConfig, status_source: StatusSource,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None,
+                 register: Callable[[], Awaitable[Obj]] | None = None) -> None:
         self.client = client
         self.cfg = cfg
         self.status_source = status_source
+        # Creates the Node again when someone deleted it (the kubelet does too).
+        self.register = register
         self.clock = clock or RealClock()
         self.renewals = 0  # successful Lease renewals, for tests and logs
         self.status_posts = 0
@@ -128,7 +131,13 @@ class Heartbeat:
     async def post_status(self, measured: Obj | None = None) -> Obj:
         if measured is None:
             measured = await asyncio.to_thread(self.status_source)
-        node = await self.client.get("Node", self.cfg.name)
+        try:
+            node = await self.client.get("Node", self.cfg.name)
+        except NotFound:
+            if self.register is None:
+                raise
+            log.warning("node object deleted: registering again node=%s", self.cfg.name)
+            node = await self.register()
         old = node.get("status") or {}
         status = {**old, **measured,
                   "conditions": stamp(measured["conditions"], old.get("conditions"),

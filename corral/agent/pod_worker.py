@@ -275,7 +275,15 @@ class PodWorker:
             self._wake_in(CONFIG_RETRY_SECONDS)
             return
         launch = self._launch(track, env)
-        Path(launch.working_dir).mkdir(parents=True, exist_ok=True)
+        if not track.spec.get("workingDir"):
+            Path(launch.working_dir).mkdir(parents=True, exist_ok=True)  # the pod's own
+        elif not Path(launch.working_dir).is_dir():
+            # The node's filesystem is the container's: the agent (root) must not
+            # create whatever directory a pod names.
+            track.waiting = ("CreateContainerError",
+                             f"workingDir {launch.working_dir} does not exist on the node")
+            self._wake_in(CONFIG_RETRY_SECONDS)
+            return
         state = await self.ctx.runtime.start(launch)
         track.started_instance(state)
         await self._forget_old(track)
@@ -309,6 +317,7 @@ class PodWorker:
             cpu_request_millis=cpu_millis(requests["cpu"]) if "cpu" in requests else None,
             cpu_limit_millis=cpu_millis(limits["cpu"]) if "cpu" in limits else None,
             memory_limit_bytes=bytes_value(limits["memory"]) if "memory" in limits else None,
+            pids_limit=self.ctx.cfg.pod_pids_limit if self.ctx.cfg.pod_pids_limit > 0 else None,
             stop_grace_seconds=float(self.grace()),
             stdin=bool(track.spec.get("stdin")), stdin_once=bool(track.spec.get("stdinOnce")),
             tty=bool(track.spec.get("tty")),

@@ -11,6 +11,7 @@ import httpx
 
 from tests.cluster import Agent, Master
 from tests.integration.agent_api.conftest import create_pod, make_pod, phase, wait_pod
+from tests.integration.controllers.helpers import wait_for
 
 MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -94,3 +95,16 @@ def test_top_nodes_and_pods(master: Master, node: Agent, http: httpx.Client) -> 
     assert nodes.splitlines()[0].split()[:2] == ["NAME", "CPU(cores)"]
     assert any(line.split()[0] == node.name for line in nodes.splitlines()[1:])
     http.delete("/api/v1/namespaces/default/pods/spinner")
+
+
+def test_an_agent_whose_node_is_deleted_registers_again(node: Agent, http: httpx.Client) -> None:
+    uid = http.get(f"/api/v1/nodes/{node.name}").json()["metadata"]["uid"]
+    assert http.delete(f"/api/v1/nodes/{node.name}").status_code == 200
+
+    def registered_again() -> bool:
+        r = http.get(f"/api/v1/nodes/{node.name}")
+        return r.status_code == 200 and r.json()["metadata"]["uid"] != uid and bool(
+            r.json().get("status", {}).get("conditions"))
+
+    # The agent posts its status every 10 s at most; that is when it notices.
+    wait_for(registered_again, timeout=60, what="the Node registered again")

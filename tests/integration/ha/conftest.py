@@ -17,8 +17,9 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from corral.api.errors import APIError
+from corral.api.errors import AlreadyExists, APIError
 from corral.client.http import Client, ServerUnreachable
+from corral.objects import Obj
 from tests.cluster import Agent, EtcdCluster, Master, kill_pods
 
 T = TypeVar("T")
@@ -107,6 +108,19 @@ async def until(check: Callable[[], Awaitable[T]], what: str, timeout: float = W
         return await asyncio.wait_for(poll(), timeout)
     except TimeoutError:
         raise AssertionError(f"not reached within {timeout}s: {what}") from None
+
+
+async def create_acked(client: Client, obj: Obj) -> None:
+    """Create until the API acknowledges it (or says it exists: an earlier try landed)."""
+    async def once() -> bool:
+        try:
+            await client.create(obj, "default")
+        except AlreadyExists:
+            pass
+        return True
+
+    await until(once, f"creating {obj['metadata']['name']}")
+
 
 
 class Writers:

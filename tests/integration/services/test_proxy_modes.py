@@ -21,13 +21,13 @@ from typing import Any
 import httpx
 import pytest
 
+from corral.objects import Obj
 from tests.cluster import Agent, Master
 from tests.integration.proxy.backends import NamedBackend, http_get
 from tests.integration.scheduler.helpers import eventually
 from tests.netns import Netns
 
 pytestmark = pytest.mark.timeout(180)
-Obj = dict[str, Any]
 NS = "default"
 
 
