@@ -30,13 +30,14 @@ from corral.controllers.informers import SharedInformers
 from corral.controllers.job import JobController, JobOptions
 from corral.controllers.namespace import NamespaceController
 from corral.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
+from corral.controllers.quota import QuotaController, sync_seconds_from_env
 from corral.controllers.replicaset import ReplicaSetController
 
 log = logging.getLogger("corral.controllers")
 
 LEASE_NAME = "corral-controller-manager"  # in kube-system
 ALL_CONTROLLERS = ("replicaset", "deployment", "job", "nodelifecycle", "endpoints",
-                   "garbagecollector", "namespace", "disruption", "cronjob")
+                   "garbagecollector", "namespace", "disruption", "cronjob", "resourcequota")
 
 
 @dataclass
@@ -44,6 +45,7 @@ class ManagerOptions:
     controllers: tuple[str, ...] = ALL_CONTROLLERS
     node: NodeLifecycleOptions = field(default_factory=NodeLifecycleOptions)
     job: JobOptions = field(default_factory=JobOptions)
+    quota_sync: float = field(default_factory=sync_seconds_from_env)
 
     @classmethod
     def from_env(cls) -> ManagerOptions:
@@ -74,6 +76,8 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
         return CronJobController(client, informers, recorder)
     if name == "disruption":
         return DisruptionController(client, informers, recorder)
+    if name == "resourcequota":
+        return QuotaController(client, informers, recorder, sync_seconds=options.quota_sync)
     raise ValueError(f"unknown controller {name!r}; known: {', '.join(ALL_CONTROLLERS)}")
 
 

@@ -18,7 +18,6 @@ import os
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -26,8 +25,8 @@ import pytest
 from corral.objects import Obj
 from tests.cluster import Agent, Master
 from tests.integration.proxy.backends import NamedBackend, http_get
-from tests.integration.scheduler.helpers import eventually
 from tests.netns import Netns
+from tests.poll import eventually
 
 pytestmark = pytest.mark.timeout(180)
 NS = "default"
@@ -115,12 +114,6 @@ async def _is(value: Awaitable[set[str]], expected: set[str]) -> bool:
     return await value == expected
 
 
-def until(probe: Callable[[], bool]) -> Callable[[], Any]:
-    async def check() -> bool:
-        return probe()
-    return check
-
-
 def test_agents_share_one_table_survive_a_killed_writer_and_fall_back(
         netns: Callable[[], Netns], tmp_path: Path) -> None:
     ns = netns()
@@ -171,7 +164,7 @@ def test_agents_share_one_table_survive_a_killed_writer_and_fall_back(
             # Without nft on PATH the agent runs the user-space proxy, and says why.
             env = dict(os.environ, PATH=path_without_nft())
             c = await host.agent("node-c", 3, env=env)
-            await eventually(until(lambda: "proxy mode=userspace" in c.log()), what="log")
+            await eventually(lambda: "proxy mode=userspace" in c.log(), what="log")
             assert "nft not found on PATH" in c.log()
             await eventually(lambda: answers(cluster, "web-0"), what="user-space proxy")
             await eventually(lambda: answers(("127.0.1.3", node_port), "web-0"),
