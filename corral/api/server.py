@@ -29,6 +29,7 @@ from corral.api.allocation import (
 from corral.api.app import build_app
 from corral.api.auth import TokenAuthenticator, ensure_admin_token
 from corral.api.connections import ConnectionLimits, guarded_protocol
+from corral.api.crd.serving import CrdServing
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.fencing import FencingStore
@@ -124,6 +125,7 @@ class ApiServer:
         self._node_proxy: NodeProxy | None = None
         self._proxy: ProxyHandler | None = None
         self.allocation: ServiceAllocation | None = None
+        self.crds: CrdServing | None = None  # serves the stored CRDs' kinds
         self.app: ASGIApp | None = None  # built by open(); served by run()
         self.health: Health | None = None  # built by open(); components add their checks
         self.token = ""
@@ -143,7 +145,9 @@ class ApiServer:
         self.allocation = ServiceAllocation(self.registry, ip_range, port_range)
         self.registry.admission.append(self.allocation)
         self.registry.admission.extend(default_plugins(self.registry))
+        self.crds = CrdServing(self.registry)
         await bootstrap(self.registry)
+        await self.crds.start()
         self.app = self._build_app()
         return self.registry
 
@@ -197,6 +201,9 @@ class ApiServer:
             self._server.should_exit = True
 
     async def close(self) -> None:
+        if self.crds is not None:
+            await self.crds.aclose()
+            self.crds = None
         if self.allocation is not None:
             await self.allocation.aclose()
             self.allocation = None

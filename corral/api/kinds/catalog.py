@@ -4,6 +4,7 @@ request bodies of subresources."""
 from __future__ import annotations
 
 from corral.api.kinds.alloc import Alloc
+from corral.api.kinds.apiextensions import CustomResourceDefinition
 from corral.api.kinds.apps import Deployment, ReplicaSet
 from corral.api.kinds.base import TypedObject
 from corral.api.kinds.batch import CronJob, Job
@@ -20,6 +21,6 @@ MODELS: dict[str, type[TypedObject]] = {
     for model in (
         Namespace, Node, Pod, Service, Endpoints, Event, ConfigMap, Secret, ResourceQuota,
         Lease, Deployment, ReplicaSet, Job, CronJob, PriorityClass, Alloc, PodDisruptionBudget,
-        Binding, Scale, Eviction, DeleteOptions, Status,
+        CustomResourceDefinition, Binding, Scale, Eviction, DeleteOptions, Status,
     )
 }
