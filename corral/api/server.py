@@ -26,6 +26,7 @@ from corral.api.allocation import (
 )
 from corral.api.app import build_app
 from corral.api.auth import TokenAuthenticator, ensure_admin_token
+from corral.api.authz import AllowAuthenticated, Authorizer
 from corral.api.errors import AlreadyExists
 from corral.api.handlers.node_proxy import NodeProxy
 from corral.api.metrics import API_METRICS
@@ -112,6 +113,8 @@ class ApiServer:
         self.app: ASGIApp | None = None  # built by open(); served by run()
         self.token = ""
         self._ssl: dict[str, str] = {}
+        # Who may do what: every request and every access review asks this.
+        self.authorizer: Authorizer = AllowAuthenticated()
 
     async def open(self) -> Registry:
         cfg = self.cfg
@@ -152,7 +155,8 @@ class ApiServer:
         self._node_proxy = NodeProxy(self.registry, token)
         self._ssl = ssl
         return build_app(self.registry, authenticator, logs=self._node_proxy.pod_log,
-                         nodes=self._node_proxy.node_proxy)
+                         nodes=self._node_proxy.node_proxy, authorizer=self.authorizer,
+                         summaries=self._node_proxy.stats_summary)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"

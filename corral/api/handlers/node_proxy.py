@@ -6,6 +6,7 @@
             ─► streamed back as text/plain (chunked, open while following)
     GET /api/v1/nodes/{name}/proxy/{path}
         ─► GET http://ip:port/{path}  (e.g. stats/summary for `corral top`)
+    stats_summary(node) ─► GET http://ip:port/stats/summary, for the metrics API
 
 The master authenticates to the agent with its own admin token; an agent accepts
 it because the master does (see corral/agent/server.py).
@@ -28,6 +29,7 @@ from corral.api.resources import BY_KIND
 
 Obj = dict[str, Any]
 NODE_PROXY_PATH = re.compile(r"^/api/v1/nodes/([^/]+)/proxy(/.*)?$")
+SUMMARY_TIMEOUT = 10.0  # seconds one agent may take to report its usage
 LOG_PARAMS = ("follow", "tailLines", "previous", "timestamps", "limitBytes", "sinceSeconds")
 
 
@@ -84,6 +86,19 @@ class NodeProxy:
         url = f"{await self._agent_url(node)}/containerLogs/{target.namespace}/" \
               f"{target.name}/{container}"
         return await self._relay(url, params)
+
+    async def stats_summary(self, node_name: str) -> Obj | None:
+        """The node's resource usage, or None when its agent cannot tell (gone,
+        unreachable, or answering with an error): that node has no metrics."""
+        try:
+            url = f"{await self._agent_url(node_name)}/stats/summary"
+            response = await self._http.get(url, timeout=SUMMARY_TIMEOUT)
+        except (APIError, httpx.HTTPError):
+            return None
+        if response.status_code != 200:
+            return None
+        data = response.json()
+        return data if isinstance(data, dict) else None
 
     async def node_proxy(self, request: Request, node_name: str, path: str) -> Response:
         if request.method != "GET":
