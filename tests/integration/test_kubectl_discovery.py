@@ -340,3 +340,7 @@ def test_explain_reads_the_openapi_schemas(served: Served, tmp_path: Path) -> No
     out = run_kubectl(served, tmp_path, "explain", "deployments.spec")
     assert "KIND:       Deployment" in out
     assert "replicas" in out and "template" in out
+    assert "How many pods. Defaults to 1." in out
+    image = run_kubectl(served, tmp_path, "explain", "pods.spec.containers.image")
+    assert "no\n    image is pulled" in image or "no image is pulled" in image
+    assert "<no description>" not in run_kubectl(served, tmp_path, "explain", "services.spec")

@@ -221,3 +221,20 @@ def test_unknown_document_is_none_and_documents_are_fresh_copies() -> None:
     first["paths"].clear()
     second = openapi.openapi_v3_document("", "v1")
     assert second is not None and second["paths"]
+
+
+def test_every_description_names_a_field_of_its_model() -> None:
+    """The explain texts stay attached to real fields as the models change."""
+    from corral.api.openapi import openapi_v3_document
+    from corral.api.openapi_descriptions import DESCRIPTIONS
+
+    schemas: dict[str, object] = {}
+    for group, version in resources.group_versions():
+        doc = openapi_v3_document(group, version) or {}
+        schemas.update(doc["components"]["schemas"])
+    by_model = {name.rsplit(".", 1)[1]: schema for name, schema in schemas.items()}
+    for model, (_, fields) in DESCRIPTIONS.items():
+        schema = by_model[model]
+        assert isinstance(schema, dict) and schema["description"], model
+        for field in fields:
+            assert schema["properties"][field]["description"] == fields[field], (model, field)
