@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
+
+from corral.cli.local_etcd import EtcdMember, LocalEtcd
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T], timeout: float = 60.0, what: str = "") -> T:
+    """Poll ``check`` until it returns something truthy; return that. Raises
+    AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout}s: {what or check}")
+        time.sleep(0.1)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -44,13 +64,16 @@ class CorralProcess:
 
     proc: subprocess.Popen[bytes] | None
     log_path: Path
+    netns: str | None  # a network namespace the test made (`ip netns exec` runs it there)
 
-    def spawn(self, args: list[str]) -> None:
+    def spawn(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        ip = shutil.which("ip") or "ip"  # found here: ``env`` may have another PATH
+        inside = [ip, "netns", "exec", self.netns] if self.netns else []
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "corral.cli.main", *args],
-                                         stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen([*inside, sys.executable, "-m", "corral.cli.main",
+                                          *args], stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True, env=env)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-8000:] if self.log_path.exists() else ""
@@ -75,6 +98,7 @@ class Master(CorralProcess):
     port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
+    netns: str | None = None
 
     @property
     def url(self) -> str:
@@ -164,7 +188,11 @@ def kill_pods(state_dir: Path) -> None:
 @dataclass
 class Agent(CorralProcess):
     """A real `corral agent` process for ``master``; pods outlive stop() and kill()
-    (as they do in production), so ``cleanup()`` kills what it ran."""
+    (as they do in production), so ``cleanup()`` kills what it ran.
+
+    Outside a namespace of the test's own, agents run the user-space proxy unless
+    told otherwise: the host's namespace is shared by every test run on the
+    machine, and nftables tests run in namespaces they create (tests/netns.py)."""
 
     master: Master
     name: str
@@ -172,6 +200,8 @@ class Agent(CorralProcess):
     node_ip: str = "127.0.0.1"
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
+    netns: str | None = None
+    env: dict[str, str] | None = None  # the agent's environment (default: the test's)
 
     @property
     def log_path(self) -> Path:
@@ -184,10 +214,13 @@ class Agent(CorralProcess):
 
     def start(self, timeout: float = 30.0, wait_registered: bool = True) -> Agent:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        mode = ([] if self.netns or "--proxy-mode" in self.extra_args
+                else ["--proxy-mode", "userspace"])
         self.spawn(["agent", "--server", self.master.url, "--name", self.name,
                     "--kubeconfig", str(self.master.kubeconfig), "--node-ip", self.node_ip,
                     "--state-dir", str(self.state_dir), "--heartbeat", "0.5",
-                    "--backoff-initial", "1", "--backoff-cap", "8", *self.extra_args])
+                    "--backoff-initial", "1", "--backoff-cap", "8", *mode, *self.extra_args],
+                   env=self.env)
         if wait_registered:
             self.wait_registered(timeout)
         return self
@@ -212,3 +245,92 @@ class Agent(CorralProcess):
     def cleanup(self) -> None:
         self.stop()
         kill_pods(self.state_dir)
+
+
+class EtcdCluster:
+    """A real etcd cluster of ``size`` members on free loopback ports under ``base``
+    (corral's own local-cluster layout, corral.cli.local_etcd), each member a
+    child process stopped by PID."""
+
+    def __init__(self, base: Path, size: int = 1) -> None:
+        self.local = LocalEtcd.load_or_create(base, size, prefer_standard=False)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def url(self) -> str:
+        """The store URL every member is in: etcd://h:p,h:p,..."""
+        return self.local.store_url
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.local.members]
+
+    def start(self, timeout: float = 30.0) -> EtcdCluster:
+        for member in self.local.members:
+            self.start_member(member.name)
+        self.wait_healthy(timeout)
+        return self
+
+    def start_member(self, name: str) -> None:
+        member = self._member(name)
+        self.procs[name] = self.local.spawn(member, self.local.base / f"{name}.log")
+
+    def wait_healthy(self, timeout: float = 30.0, names: list[str] | None = None) -> None:
+        """Until each member (default: each running one) answers /health true."""
+        deadline = time.monotonic() + timeout
+        pending = list(names or self.procs)
+        while pending:
+            name = pending[0]
+            proc = self.procs[name]
+            if proc.poll() is not None:
+                raise RuntimeError(f"etcd {name} exited {proc.returncode}:\n{self.log(name)}")
+            try:
+                r = httpx.get(f"{self._member(name).client_url}/health", timeout=1.0)
+                if r.status_code == 200 and r.json().get("health") == "true":
+                    pending.pop(0)
+                    continue
+            except (httpx.HTTPError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"etcd {name} not healthy after {timeout}s:\n{self.log(name)}")
+            time.sleep(0.05)
+
+    def leader(self) -> str:
+        """The name of the member that is the raft leader now."""
+        ids: dict[int, str] = {}
+        leader_id = 0
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                continue
+            try:
+                r = httpx.post(f"{self._member(name).client_url}/v3/maintenance/status",
+                               json={}, timeout=2.0)
+                status = r.json()
+            except (httpx.HTTPError, ValueError):
+                continue
+            ids[int(status["header"]["member_id"])] = name
+            leader_id = int(status.get("leader") or leader_id)
+        if leader_id not in ids:
+            raise RuntimeError("no etcd member reports a leader it can name")
+        return ids[leader_id]
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].pid
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one member, as a crash."""
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            stop_process(proc)
+        self.procs.clear()
+
+    def log(self, name: str) -> str:
+        path = self.local.base / f"{name}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def _member(self, name: str) -> EtcdMember:
+        return next(m for m in self.local.members if m.name == name)

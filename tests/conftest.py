@@ -5,16 +5,20 @@
                   test writes, for tests of the API itself
     fresh_master  a master of the test's own (for restarts, crashes, state checks)
     agents        start `corral agent` processes; each, and its pods, stopped after the test
+    etcd          one real single-member etcd per test module (share it: give each
+                  test a key prefix of its own)
+    netns         create network namespaces (tests/netns.py); each deleted after the test
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cluster import Agent, Master
+from tests.cluster import Agent, EtcdCluster, Master
+from tests.netns import Netns, unique_name
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +40,15 @@ def quiet_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
         m.stop()
 
 
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
+    cluster = EtcdCluster(tmp_path_factory.mktemp("etcd"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
 def fresh_master(tmp_path: Path) -> Iterator[Master]:
     m = Master(tmp_path / "master").start()
@@ -43,6 +56,22 @@ def fresh_master(tmp_path: Path) -> Iterator[Master]:
         yield m
     finally:
         m.stop()
+
+
+@pytest.fixture
+def netns() -> Iterator[Callable[[], Netns]]:
+    """``netns()`` creates a network namespace (lo up); all are deleted at the end."""
+    made: list[Netns] = []
+
+    def make() -> Netns:
+        made.append(Netns(unique_name()).create())
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for ns in made:
+            ns.delete()
 
 
 @pytest.fixture

@@ -29,13 +29,32 @@ class Kubectl:
     master: Master
     cache: Path  # discovery cache of its own, so no test sees another's
 
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.master.kubeconfig),
+                "KUBECACHEDIR": str(self.cache)}
+
+    @property
+    def argv(self) -> list[str]:
+        return [kubectl_binary(), "--cache-dir", str(self.cache)]
+
     def run(self, *args: str, input: str | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "KUBECONFIG": str(self.master.kubeconfig),
-               "KUBECACHEDIR": str(self.cache)}
-        return subprocess.run([kubectl_binary(), "--cache-dir", str(self.cache), *args],
-                              input=input, capture_output=True, text=True, env=env,
-                              timeout=timeout, check=False)
+        return subprocess.run([*self.argv, *args], input=input, capture_output=True,
+                              text=True, env=self.env, timeout=timeout, check=False)
+
+    def in_tty(self, command: str, rows: int = 40, cols: int = 100,
+               timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """``kubectl <command>`` with a terminal of rows x cols (util-linux `script`)."""
+        line = f"stty rows {rows} cols {cols}; exec {' '.join(self.argv)} {command}"
+        return subprocess.run(["script", "-qec", line, "/dev/null"], env=self.env, text=True,
+                              capture_output=True, check=False, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+    def background(self, *args: str) -> subprocess.Popen[str]:
+        """A long-running kubectl (port-forward, attach); the caller stops it."""
+        return subprocess.Popen([*self.argv, *args], env=self.env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def __call__(self, *args: str, input: str | None = None) -> str:
         proc = self.run(*args, input=input)

@@ -77,7 +77,8 @@ class Agent:
         cfg = self.cfg
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         url = await pick_server(cfg)
-        self.client = client = Client(url, cfg.token, cfg.ca_pem, attempts=CLIENT_ATTEMPTS)
+        self.client = client = Client(url, cfg.token, cfg.ca_pem, attempts=CLIENT_ATTEMPTS,
+                                      user_agent=f"corral-agent/{cfg.name}")
         # Services first: a pod started now sees the Services that exist (env vars).
         self.services = NodeServices(client, cfg)
         await self.services.start()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from corral.proxy.hostlock import DEFAULT_RUN_DIR
+
 
 @dataclass(frozen=True)
 class Reservation:
@@ -49,6 +51,11 @@ class AgentConfig:
     # that cannot be bound (taken, no privilege) falls back to a free one.
     dns_address: str = ""
     dns_port: int = 53
+    # Service data plane: "nftables", "userspace", or None for nftables where nft
+    # works and the agent is root (corral/proxy/mode.py).
+    proxy_mode: str | None = None
+    # Where agents sharing a host coordinate who writes the nftables table.
+    proxy_run_dir: Path = DEFAULT_RUN_DIR
 
     @property
     def runtime_dir(self) -> Path:

@@ -6,8 +6,11 @@
          &sinceSeconds=N|sinceTime=RFC3339&limitBytes=N
         text/plain; chunked and open while following (until the instance exits)
     GET /stats/summary                                     bearer token
+    websocket /exec|/attach/{ns}/{pod}/{container}, /portForward/{ns}/{pod}
+                                                           bearer token (streams/)
 
-The master proxies `pods/{name}/log` and `nodes/{name}/proxy/...` here. A token
+The master proxies `pods/{name}/log|exec|attach|portforward` and
+`nodes/{name}/proxy/...` here. A token
 is accepted when it is the agent's own cluster token, or when the master
 accepts it (asked once, remembered for a while) — so the master's admin token
 works even where agents hold tokens of their own.
@@ -29,17 +32,20 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from corral.agent.config import AgentConfig
 from corral.agent.pods import PodManager
 from corral.agent.runtime.logs import LogFiles, rfc3339_nano
 from corral.agent.stats import StatsCollector
+from corral.agent.streams.endpoints import StreamEndpoints
 from corral.objects import parse_time
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
+WebSocketHandler = Callable[[WebSocket], Awaitable[None]]
 ACCEPT_SECONDS = 300.0  # how long a token the master accepted is trusted
 REJECT_SECONDS = 10.0
 
@@ -139,11 +145,22 @@ class AgentServer:
         self._task: asyncio.Task[None] | None = None
 
     def app(self) -> Starlette:
-        return Starlette(routes=[
+        streams = StreamEndpoints(self.cfg.name, self.pods)
+        routes: list[BaseRoute] = [
             Route("/healthz", self._healthz),
             Route("/containerLogs/{namespace}/{pod}/{container}", self._guard(self._logs)),
             Route("/stats/summary", self._guard(self._summary)),
-        ])
+        ]
+        routes += [WebSocketRoute(r.path, self._guard_ws(r.endpoint)) for r in streams.routes()]
+        return Starlette(routes=routes)
+
+    def _guard_ws(self, handler: WebSocketHandler) -> WebSocketHandler:
+        async def guarded(ws: WebSocket) -> None:
+            if not await self.tokens.allows(ws.headers.get("authorization")):
+                await ws.send_denial_response(_text("Unauthorized", 401))
+                return
+            await handler(ws)
+        return guarded
 
     def _guard(self, handler: Handler) -> Handler:
         async def guarded(request: Request) -> Response:
@@ -181,7 +198,7 @@ class AgentServer:
         runtime = self.pods.ctx.runtime
 
         def finished() -> bool:
-            return previous or not (runtime.state_root / cid).exists() or runtime.exited(cid)
+            return previous or runtime.exited(cid)
 
         async def stream() -> AsyncIterator[bytes]:
             async for line in files.follow(attempt, tail, stamps, finished=finished,

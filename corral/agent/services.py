@@ -1,11 +1,14 @@
 """The node's side of Services: kube-proxy and the cluster DNS, fed from the API.
 
     Informer(Services) ─┐  any change marks the table dirty; one sync loop
-    Informer(Endpoints) ┴► rebuilds what the data plane is told:
+    Informer(Endpoints) ┴► rebuilds what the data plane is told (once both listed):
                            DnsServer.update(records)      <svc>.<ns>[.svc.cluster.local]
-                           ProxyTable.apply(ports, backends)
-                              clusterIP:port   (SO_REUSEPORT: every agent on a host binds it)
-                              node_ip:nodePort (NodePort and LoadBalancer Services)
+                           data plane .apply(ports, backends), by --proxy-mode:
+                             nftables  NftProxy: one table per host network namespace,
+                                       written by one agent of the host (the kernel forwards)
+                             userspace ProxyTable: listeners on clusterIP:port
+                                       (SO_REUSEPORT: every agent on a host binds it) and
+                                       node_ip:nodePort (NodePort and LoadBalancer Services)
     pod_env(pod) ──► {SVC}_SERVICE_HOST/_PORT… of the pod's namespace (Services that
                      exist when a container starts), CORRAL_DNS=ip:port, and
                      CORRAL_RESOLV_CONF=<pod dir>/resolv.conf
@@ -27,13 +30,14 @@ import contextlib
 import ipaddress
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from corral.agent.config import AgentConfig
 from corral.client.http import Client
 from corral.client.informer import Informer
 from corral.proxy.dns import DnsServer, upstreams_from_resolv_conf
 from corral.proxy.env import service_env
+from corral.proxy.mode import ProxyMode, choose, table_name
 from corral.proxy.model import (
     Algorithm,
     Backend,
@@ -42,6 +46,7 @@ from corral.proxy.model import (
     ServicePortKey,
     ServiceProxySpec,
 )
+from corral.proxy.nftables import NftProxy
 from corral.proxy.resolvconf import resolv_conf
 from corral.proxy.table import ProxyTable
 
@@ -143,12 +148,32 @@ def dns_host_for(node_ip: str) -> str:
 
 # ---- the node's Services ----------------------------------------------------------
 
+class DataPlane(Protocol):
+    """What forwards Service traffic: the user-space ProxyTable or the NftProxy."""
+
+    async def apply(self, services: dict[ServicePortKey, ServiceProxySpec],
+                    endpoints: dict[ServicePortKey, list[Backend]]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def data_plane(cfg: AgentConfig) -> DataPlane:
+    """The data plane --proxy-mode asks for (or the default), logged with the reason."""
+    choice = choose(cfg.proxy_mode)
+    if choice.mode is ProxyMode.USERSPACE:
+        log.info("proxy mode=userspace reason=%r", choice.reason)
+        return ProxyTable(cfg.node_ip)
+    table = table_name(cfg.ca_pem, cfg.servers)
+    log.info("proxy mode=nftables table=ip %s reason=%r", table, choice.reason)
+    return NftProxy(table, run_dir=cfg.proxy_run_dir)
+
+
 class NodeServices:
-    """Proxy listeners, DNS and env vars of one node, kept current from the API."""
+    """Proxy data plane, DNS and env vars of one node, kept current from the API."""
 
     def __init__(self, client: Client, cfg: AgentConfig) -> None:
         self.cfg = cfg
-        self.table = ProxyTable(cfg.node_ip)
+        self.table = data_plane(cfg)
         self.dns = DnsServer(cfg.dns_address or dns_host_for(cfg.node_ip), cfg.dns_port,
                              upstreams=_upstreams())
         self.services = Informer(client, "Service")
@@ -218,6 +243,10 @@ class NodeServices:
         self._dirty.set()
 
     async def _sync_loop(self) -> None:
+        # A partial view (Services listed, Endpoints not yet) would take every
+        # Service out of rotation; a restarted agent keeps the old rules until then.
+        await asyncio.gather(self.services.wait_synced(), self.endpoints.wait_synced())
+        self._dirty.set()  # reconcile once even when there is nothing (a table to empty)
         while True:
             await self._dirty.wait()
             self._dirty.clear()  # changes arriving during the sync mark it again

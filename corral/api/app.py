@@ -1,13 +1,17 @@
 """The API server's ASGI application: routing, error mapping, auth and metrics.
 
-    request → MetricsMiddleware → AuthMiddleware → AuthorizationMiddleware → dispatch
-        /healthz /readyz /livez /version /metrics
+    request → MetricsMiddleware → AuthMiddleware → AuthorizationMiddleware
+              → FairnessMiddleware → dispatch
+        /healthz /readyz[/check] /livez[/check]    Health (health.py)
+        /version /metrics
         /api /apis /api/v1 /apis/{g}[/{v}]        discovery
         /openapi/v3[...]                          OpenAPI
         /apis/authentication.k8s.io/v1/self*, /apis/authorization.k8s.io/v1/self*
                                                   ReviewHandler → the Authorizer
         /apis/metrics.k8s.io/v1beta1/...          ResourceMetrics → the agents' usage
         /api/v1/nodes/{name}/proxy/{path}         NodeProxy → the node's agent
+        .../pods|services/{name}/proxy/{path}     ProxyHandler → the pod's host port
+        .../pods/{name}/exec|attach|portforward   StreamRelay (websocket) → the agent
         everything else                           ResourceHandler → Registry → Store
                                                   (pods/{name}/log → the agent)
 """
@@ -19,12 +23,13 @@ from collections.abc import Awaitable, Callable
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from corral.api.auth import AuthMiddleware, TokenAuthenticator
 from corral.api.authz import AllowAuthenticated, AuthorizationMiddleware, Authorizer
-from corral.api.errors import APIError, NotFound
+from corral.api.errors import APIError, NotFound, ServiceUnavailable
+from corral.api.fairness import MAX_REQUESTS_INFLIGHT, FairnessMiddleware, lanes_for
 from corral.api.handlers.discovery import (
     is_discovery_path,
     serve_discovery,
@@ -32,15 +37,22 @@ from corral.api.handlers.discovery import (
     version,
 )
 from corral.api.handlers.node_proxy import NODE_PROXY_PATH
+from corral.api.handlers.proxy import PROXY_PATH, ProxyHandler
 from corral.api.handlers.resource_metrics import ResourceMetrics, SummaryFetch, is_metrics_path
 from corral.api.handlers.resources import LogHandler, ResourceHandler
 from corral.api.handlers.responses import status_response
 from corral.api.handlers.reviews import REVIEWS, ReviewHandler
+from corral.api.handlers.streams import STREAM_PATH, StreamRelay, unknown_websocket
+from corral.api.health import Health
 from corral.api.metrics import MetricsMiddleware, metrics_response
 from corral.api.registry import Registry
+from corral.store.errors import StoreUnavailable
 
-# kr8s asks /version/ (trailing slash); kube-apiserver answers both.
+# What anyone may read: kube-apiserver lets system:public-info-viewer (every
+# client) see health (each check too) and version. kr8s asks /version/ (trailing
+# slash); kube-apiserver answers both.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version", "/version/"})
+OPEN_PREFIXES = ("/readyz/", "/livez/")
 
 Handler = Callable[[Request], Awaitable[Response]]
 # (request, node name, path below .../proxy) → the agent's answer
@@ -53,6 +65,9 @@ def _guard(handler: Handler) -> Handler:
             return await handler(request)
         except APIError as err:
             return status_response(err)
+        except StoreUnavailable as err:  # etcd down or without quorum: retry later
+            return status_response(ServiceUnavailable(f"the storage is unavailable: {err}",
+                                                      retry_after=1))
 
     return guarded
 
@@ -71,7 +86,10 @@ def build_app(
     *,
     logs: LogHandler | None = None,
     nodes: NodeProxyHandler | None = None,
-    ready: Callable[[], bool] = lambda: True,
+    streams: StreamRelay | None = None,
+    proxy: ProxyHandler | None = None,
+    health: Health | None = None,
+    max_requests_inflight: int = MAX_REQUESTS_INFLIGHT,
     authorizer: Authorizer | None = None,
     summaries: SummaryFetch | None = None,
 ) -> ASGIApp:
@@ -92,27 +110,39 @@ def build_app(
             return await reviews(request, review)
         if metrics is not None and is_metrics_path(path):
             return await metrics(request)
+        to_pod = PROXY_PATH.match(path) if proxy is not None else None
+        if to_pod is not None and proxy is not None:
+            namespace, plural, name = to_pod.group(1, 2, 3)
+            return await proxy(request, namespace, plural, name, to_pod.group(4) or "")
+        stream = STREAM_PATH.match(path) if streams is not None else None
+        if stream is not None and streams is not None:
+            return await streams.http(request, *stream.group(1, 2, 3))
         if path.startswith(("/api/", "/apis/")) or path in ("/api", "/apis"):
             if is_discovery_path(path):
                 return await serve_discovery(request)
             return await resources(request)
         raise NotFound(f"the server could not find the requested resource (path {path})")
 
-    async def readyz(request: Request) -> Response:
-        if not ready():
-            return PlainTextResponse("not ready", status_code=503)
-        return PlainTextResponse("ok")
-
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    app = Starlette(routes=[
-        Route("/healthz", _ok), Route("/livez", _ok), Route("/readyz", readyz),
+    health = health or Health(registry)
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    routes: list[BaseRoute] = [
+        Route("/healthz", _ok),
+        Route("/livez", health.livez), Route("/livez/{check:path}", health.livez),
+        Route("/readyz", health.readyz), Route("/readyz/{check:path}", health.readyz),
         Route("/version", _guard(version)), Route("/version/", _guard(version)),
         Route("/metrics", _metrics),
         Route("/{path:path}", _guard(dispatch), methods=methods),
-    ])
-    wrapped: ASGIApp = AuthorizationMiddleware(app, authorizer)
+    ]
+    if streams is not None:
+        routes.append(WebSocketRoute("/api/v1/namespaces/{namespace}/pods/{name}/{verb}",
+                                     streams.websocket))
+    routes.append(WebSocketRoute("/{path:path}", unknown_websocket))
+    app = Starlette(routes=routes)
+    wrapped: ASGIApp = FairnessMiddleware(app, lanes_for(max_requests_inflight))
+    wrapped = AuthorizationMiddleware(wrapped, authorizer)
     if authenticator is not None:
-        wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS)
+        wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS,
+                                 open_prefixes=OPEN_PREFIXES)
     return MetricsMiddleware(wrapped)
 
 

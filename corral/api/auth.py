@@ -19,6 +19,7 @@ mtime changes).
 
 from __future__ import annotations
 
+import base64
 import csv
 import hmac
 import io
@@ -157,21 +158,50 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+WEBSOCKET_TOKEN_PREFIX = "base64url.bearer.authorization.k8s.io."
+
+
+def websocket_token(scope: Scope) -> str | None:
+    """A bearer token offered as a websocket subprotocol, as kube-apiserver takes
+    it from clients that cannot set headers (browsers); the entry is removed from
+    the offer so that no handler picks it as the protocol."""
+    offered = list(scope.get("subprotocols") or [])
+    for entry in offered:
+        if entry.startswith(WEBSOCKET_TOKEN_PREFIX):
+            scope["subprotocols"] = [p for p in offered if p != entry]
+            encoded = entry[len(WEBSOCKET_TOKEN_PREFIX):]
+            try:
+                return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+            except (ValueError, UnicodeDecodeError):
+                return None
+    return None
+
+
 class AuthMiddleware:
-    """Pure ASGI, so streamed responses (watch, logs) pass through unbuffered."""
+    """Pure ASGI, so streamed responses (watch, logs) and websockets (exec,
+    port-forward) pass through unbuffered; a websocket upgrade is authenticated
+    like any request, by its Authorization header or a token subprotocol."""
 
     def __init__(self, app: ASGIApp, authenticator: TokenAuthenticator,
-                 open_paths: Iterable[str] = DEFAULT_OPEN_PATHS) -> None:
+                 open_paths: Iterable[str] = DEFAULT_OPEN_PATHS,
+                 open_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.authenticator = authenticator
         self.open_paths = frozenset(open_paths)
+        self.open_prefixes = open_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        user = self.authenticator.authenticate(_header(scope, b"authorization"))
-        if user is None and scope["path"] in self.open_paths:
+        header = _header(scope, b"authorization")
+        if scope["type"] == "websocket":
+            token = websocket_token(scope)
+            if header is None and token is not None:
+                header = f"Bearer {token}"
+        user = self.authenticator.authenticate(header)
+        path = scope["path"]
+        if user is None and (path in self.open_paths or path.startswith(self.open_prefixes)):
             user = ANONYMOUS
         if user is None:
             await _reject(scope, send)
@@ -181,17 +211,19 @@ class AuthMiddleware:
 
 
 async def _reject(scope: Scope, send: Send) -> None:
-    if scope["type"] == "websocket":
+    body = orjson.dumps(Unauthorized("Unauthorized").to_status())
+    if scope["type"] == "websocket" and "websocket.http.response" not in scope.get(
+            "extensions", {}):
         # Closing before accept makes the server answer the upgrade with 403.
         await send({"type": "websocket.close", "code": 1008})
         return
-    body = orjson.dumps(Unauthorized("Unauthorized").to_status())
+    prefix = "websocket." if scope["type"] == "websocket" else ""
     await send({
-        "type": "http.response.start",
+        "type": f"{prefix}http.response.start",
         "status": Unauthorized.code,
         "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
         ],
     })
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": f"{prefix}http.response.body", "body": body})

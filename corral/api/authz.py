@@ -32,6 +32,7 @@ from corral.api.errors import Forbidden
 
 # kube-apiserver's system:public-info-viewer: what anyone may read.
 PUBLIC_INFO_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/"})
+PUBLIC_INFO_PREFIXES = ("/healthz/", "/livez/", "/readyz/")  # one health check each
 # The identity of requests to a server running without authentication
 # (--insecure-http), as kube-apiserver's insecure port named it.
 UNSECURED = User("system:unsecured", "", ("system:masters", "system:authenticated"))
@@ -104,8 +105,8 @@ class AllowAuthenticated:
     def authorize(self, attrs: Attributes) -> tuple[bool, str]:
         if is_authenticated(attrs.user):
             return True, "corral allows every authenticated user (no RBAC configured)"
-        if not attrs.resource_request and attrs.verb == "get" \
-                and attrs.path in PUBLIC_INFO_PATHS:
+        if not attrs.resource_request and attrs.verb == "get" and (
+                attrs.path in PUBLIC_INFO_PATHS or attrs.path.startswith(PUBLIC_INFO_PREFIXES)):
             return True, "public information"
         return False, "anonymous requests may only read the public-info paths"
 
@@ -191,7 +192,9 @@ class AuthorizationMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        method = scope.get("method", "GET") if scope["type"] == "http" else "GET"
+        # A websocket upgrade (exec, attach, port-forward) is authorized as create,
+        # as kube-apiserver does since 1.30 (the upgrade's GET once let "get" do it).
+        method = scope.get("method", "GET") if scope["type"] == "http" else "POST"
         attrs = attributes_of(user_of(scope), method, scope["path"],
                               scope.get("query_string", b"").decode("latin-1"))
         allowed, reason = self.authorizer.authorize(attrs)

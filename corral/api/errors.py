@@ -9,9 +9,10 @@
      ├── AlreadyExists           409  create of a name that is taken
      ├── Conflict                409  resourceVersion precondition failed: re-read, retry
      ├── Gone                    410  watch/list from a compacted resourceVersion: re-list
+     ├── RequestEntityTooLarge   413  a body (or what it expands to) over the 3 MB limit
      ├── UnsupportedMediaType    415  a body the server does not decode (a protobuf kind or field it lacks)
      ├── Invalid                 422  the object fails validation; ``causes`` name the fields
-     ├── TooManyRequests         429  try again later
+     ├── TooManyRequests         429  the client's lane is full: retry after Retry-After
      └── ServiceUnavailable      503  a backend (store, agent) cannot be reached
 
 Only the API layer turns these into HTTP responses (``to_status``).
@@ -100,6 +101,13 @@ class NotFound(APIError):
     code = 404
     reason = "NotFound"
 
+    def to_status(self) -> dict[str, Any]:
+        # Kubernetes' NotFound always carries details (kind and name, when known);
+        # clients read them unchecked (`kubectl debug` dereferences them).
+        status = super().to_status()
+        status.setdefault("details", {})
+        return status
+
 
 class MethodNotAllowed(APIError):
     code = 405
@@ -119,6 +127,11 @@ class Conflict(APIError):
 class Gone(APIError):
     code = 410
     reason = "Expired"
+
+
+class RequestEntityTooLarge(APIError):
+    code = 413
+    reason = "RequestEntityTooLarge"
 
 
 class UnsupportedMediaType(APIError):
@@ -155,8 +168,8 @@ def invalid(kind: str, name: str, causes: list[Cause], group: str = "") -> Inval
 _BY_STATUS: dict[tuple[int, str], type[APIError]] = {
     (cls.code, cls.reason): cls
     for cls in (BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, AlreadyExists,
-                Conflict, Gone, UnsupportedMediaType, Invalid, TooManyRequests,
-                ServiceUnavailable)
+                Conflict, Gone, RequestEntityTooLarge, UnsupportedMediaType, Invalid,
+                TooManyRequests, ServiceUnavailable)
 }
 
 

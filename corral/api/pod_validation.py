@@ -17,7 +17,7 @@ from corral.api.kinds.base import IntOrString
 from corral.api.kinds.container import Container, ContainerPort, Probe, ResourceRequirements
 from corral.api.kinds.meta import LabelSelector
 from corral.api.kinds.pod import PodSpec
-from corral.api.quantity import parse_quantity
+from corral.api.quantity import MAX_QUANTITY, QuantityTooLarge, parse_quantity
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
@@ -134,6 +134,10 @@ def validate_quantities(quantities: dict[str, str] | None, path: str,
     for name, text in (quantities or {}).items():
         try:
             value = parse_quantity(text)
+        except QuantityTooLarge:
+            errs.invalid(f"{path}[{name}]", text,
+                         f"must be less than or equal to {MAX_QUANTITY}")
+            continue
         except ValueError:
             errs.invalid(f"{path}[{name}]", text, "quantities must match the regular "
                          "expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import MAX_EMAX, MIN_EMIN, ROUND_CEILING, Context, Decimal, localcontext
 
 _BINARY: dict[str, int] = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
 _DECIMAL: dict[str, int] = {
     "n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18,
 }
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(.*)$")
-_EXPONENT = re.compile(r"^[eE]([+-]?\d+)$")
+_QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(.*)", re.ASCII | re.DOTALL)
+_EXPONENT = re.compile(r"[eE]([+-]?\d+)", re.ASCII)
 
 # What manifests carry: usually a string, sometimes a bare JSON number.
 QuantityLike = str | float | Decimal  # float admits int too
@@ -32,48 +32,83 @@ QuantityLike = str | float | Decimal  # float admits int too
 _BINARY_DESCENDING = sorted(_BINARY.items(), key=lambda kv: -kv[1])
 
 
+# resource.Quantity holds at most an int64 in its unit and at least a nano: larger
+# values are refused here (Kubernetes caps them silently at this bound, which
+# passes validation and breaks every sum), smaller non-zero ones round up to 1n.
+MAX_QUANTITY = Decimal(2**63 - 1)
+_NANO = Decimal("1e-9")
+_INT32_MAX = 2**31 - 1  # resource.Quantity's exponents are int32
+_MATCH_MESSAGE = ("quantities must match the regular expression "
+                  "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+# Exact arithmetic for every value within the bound (19 integer digits, 9 after
+# the point, and the digits a long mantissa brings).
+_EXACT = Context(prec=64, Emax=MAX_EMAX, Emin=MIN_EMIN)
+
+
+class QuantityTooLarge(ValueError):
+    """A quantity beyond MAX_QUANTITY."""
+
+
 def parse_quantity(value: QuantityLike) -> Decimal:
     """Parse a quantity exactly. Raises ValueError naming the bad input
-    ("2GB", "abc", "", "1.2.3"), TypeError for a bool."""
+    ("2GB", "abc", "", "1.2.3", "1e400"), TypeError for a bool."""
     if isinstance(value, bool):
         raise TypeError(f"quantities must be numbers or strings, not {value!r}")
     if isinstance(value, (int, Decimal)):
-        return Decimal(value)
+        return _bounded(str(value), Decimal(value))
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"quantity {value!r} is not a finite number")
-        return Decimal(repr(value))
+        return _bounded(repr(value), Decimal(repr(value)))
     return _parse_string(value)
 
 
 def _parse_string(text: str) -> Decimal:
-    match = _QUANTITY.match(text)
+    match = _QUANTITY.fullmatch(text)
     if match is None:
         raise ValueError(_unparseable(text))
     number, suffix = match.groups()
-    try:
-        base = Decimal(number)
-    except InvalidOperation:  # pragma: no cover - the regex admits only valid numbers
-        raise ValueError(_unparseable(text)) from None
-    return base * _multiplier(text, suffix)
+    base = Decimal(number)
+    ten, two = _suffix_powers(text, suffix)
+    if base and base.adjusted() + ten + (two * 3010 // 10000) > 19:
+        raise QuantityTooLarge(_too_large(text))  # known before computing 10**999999
+    with localcontext(_EXACT):
+        return _bounded(text, base * Decimal(10) ** ten * Decimal(2) ** two)
 
 
-def _multiplier(text: str, suffix: str) -> Decimal:
+def _suffix_powers(text: str, suffix: str) -> tuple[int, int]:
+    """(power of ten, power of two) the suffix multiplies by."""
     if suffix in _BINARY:
-        return Decimal(1024) ** _BINARY[suffix]
+        return 0, 10 * _BINARY[suffix]
     if suffix in _DECIMAL:
-        return Decimal(10) ** _DECIMAL[suffix]
-    exponent = _EXPONENT.match(suffix)
-    if exponent is None:
+        return _DECIMAL[suffix], 0
+    exponent = _EXPONENT.fullmatch(suffix)
+    if exponent is None or len(exponent.group(1)) > 11:
         raise ValueError(_unparseable(text))
-    return Decimal(10) ** int(exponent.group(1))
+    power = int(exponent.group(1))
+    if abs(power) > _INT32_MAX:
+        raise ValueError(_unparseable(text))
+    return power, 0
+
+
+def _bounded(text: str, value: Decimal) -> Decimal:
+    if abs(value) > MAX_QUANTITY:
+        raise QuantityTooLarge(_too_large(text))
+    if value and abs(value) < _NANO:  # Kubernetes rounds a non-zero request up to 1n
+        return _NANO if value > 0 else -_NANO
+    return value
+
+
+def _too_large(text: str) -> str:
+    return f"quantity {_short(text)!r} is too large: must be at most {MAX_QUANTITY} (an int64)"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _unparseable(text: str) -> str:
-    return (
-        f"quantity {text!r} is not valid: must match the regular expression "
-        "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$' (e.g. '500m', '1.5', '512Mi', '2G')"
-    )
+    return f"quantity {_short(text)!r} is not valid: {_MATCH_MESSAGE} (e.g. '500m', '1.5', '512Mi')"
 
 
 def is_quantity(value: object) -> bool:

@@ -27,10 +27,16 @@ from corral.api.allocation import (
 from corral.api.app import build_app
 from corral.api.auth import TokenAuthenticator, ensure_admin_token
 from corral.api.authz import AllowAuthenticated, Authorizer
+from corral.api.connections import ConnectionLimits, guarded_protocol
 from corral.api.errors import AlreadyExists
+from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.handlers.node_proxy import NodeProxy
+from corral.api.handlers.proxy import ProxyHandler
+from corral.api.handlers.streams import StreamRelay
+from corral.api.health import Health
 from corral.api.metrics import API_METRICS
 from corral.api.registry import Registry
+from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
 from corral.api.tls import ensure_pki
 from corral.client.kubeconfig import write_kubeconfig
@@ -40,7 +46,7 @@ from corral.store.open import open_store
 
 log = logging.getLogger("corral.api")
 
-DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+DEFAULT_NAMESPACES = IMMORTAL_NAMESPACES
 
 
 @dataclass
@@ -53,6 +59,9 @@ class ServerConfig:
     extra_sans: list[str] = field(default_factory=list)
     service_cidr: str = DEFAULT_SERVICE_CIDR  # clusterIPs come from here (inside 127/8)
     node_port_range: str = DEFAULT_NODE_PORT_RANGE
+    kubeconfig_server: str = ""  # the URL the kubeconfig names (default: this master's)
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    max_requests_inflight: int = MAX_REQUESTS_INFLIGHT  # seats over all lanes (fairness.py)
 
     @property
     def resolved_store_url(self) -> str:
@@ -109,8 +118,10 @@ class ApiServer:
         self.registry: Registry | None = None
         self._server: uvicorn.Server | None = None
         self._node_proxy: NodeProxy | None = None
+        self._proxy: ProxyHandler | None = None
         self.allocation: ServiceAllocation | None = None
         self.app: ASGIApp | None = None  # built by open(); served by run()
+        self.health: Health | None = None  # built by open(); components add their checks
         self.token = ""
         self._ssl: dict[str, str] = {}
         # Who may do what: every request and every access review asks this.
@@ -143,7 +154,7 @@ class ApiServer:
             pki = ensure_pki(cfg.data_dir, _cert_hosts(cfg))
             ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path)}
             ca_pem = pki.ca_pem
-        write_kubeconfig(cfg.kubeconfig_path, cfg.url, ca_pem, token)
+        write_kubeconfig(cfg.kubeconfig_path, cfg.kubeconfig_server or cfg.url, ca_pem, token)
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
         authenticator = None if cfg.insecure_http else TokenAuthenticator(cfg.data_dir / "token")
@@ -153,10 +164,14 @@ class ApiServer:
         API_METRICS.track_store_revision(lambda: float(getattr(store, "revision", 0)))
         # Agents accept the admin token (they check it with the master).
         self._node_proxy = NodeProxy(self.registry, token)
+        self._proxy = ProxyHandler(self.registry)
         self._ssl = ssl
+        self.health = Health(self.registry)
         return build_app(self.registry, authenticator, logs=self._node_proxy.pod_log,
-                         nodes=self._node_proxy.node_proxy, authorizer=self.authorizer,
-                         summaries=self._node_proxy.stats_summary)
+                         nodes=self._node_proxy.node_proxy,
+                         streams=StreamRelay(self._node_proxy, token), proxy=self._proxy,
+                         health=self.health, max_requests_inflight=cfg.max_requests_inflight,
+                         authorizer=self.authorizer, summaries=self._node_proxy.stats_summary)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"
@@ -164,7 +179,9 @@ class ApiServer:
         config = uvicorn.Config(
             self.app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
             lifespan="off", timeout_keep_alive=120, timeout_graceful_shutdown=2,
-            backlog=4096, **ssl,  # type: ignore[arg-type]
+            ws="wsproto",  # see pyproject.toml: kubectl's port-forward subprotocol
+            backlog=4096, http=guarded_protocol(cfg.connections),
+            **ssl,  # type: ignore[arg-type]
         )
         self._server = _Server(config)
         log.info("api server listening url=%s store=%s kubeconfig=%s", cfg.url,
@@ -182,6 +199,9 @@ class ApiServer:
         if self._node_proxy is not None:
             await self._node_proxy.aclose()
             self._node_proxy = None
+        if self._proxy is not None:
+            await self._proxy.aclose()
+            self._proxy = None
         if self.store is not None:
             await self.store.close()
             self.store = None

@@ -21,8 +21,10 @@ from corral.agent.config import AgentConfig, Reservation
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.cli import eventloop
 from corral.cli.connection import add_connection_flags, connection
+from corral.cli.limits import raise_open_files_limit
 from corral.cli.logging_setup import setup_logging
 from corral.client.kubeconfig import KubeconfigError
+from corral.proxy.mode import ProxyModeError
 
 
 def _bytes(value: str) -> int:
@@ -64,6 +66,10 @@ def add_agent_flags(p: argparse.ArgumentParser) -> None:
                         "IP 127.x.y.N)")
     p.add_argument("--dns-port", type=int, default=53,
                    help="DNS port (default 53; a free one when it cannot be bound)")
+    p.add_argument("--proxy-mode", choices=["nftables", "userspace"], default=None,
+                   help="Service data plane: nftables (the kernel forwards; the default "
+                        "where nft works and the agent is root) or userspace (the agent "
+                        "forwards; the fallback)")
     p.add_argument("--log-level", default="info")
 
 
@@ -78,7 +84,7 @@ def agent_config(args: argparse.Namespace) -> AgentConfig:
         heartbeat_seconds=args.heartbeat, status_interval_seconds=args.status_interval,
         backoff_initial_seconds=args.backoff_initial, backoff_cap_seconds=args.backoff_cap,
         stop_pods_on_exit=args.stop_pods_on_exit, allow_cgroups=not args.no_cgroups,
-        dns_address=args.dns_address, dns_port=args.dns_port,
+        dns_address=args.dns_address, dns_port=args.dns_port, proxy_mode=args.proxy_mode,
     )
 
 
@@ -92,6 +98,7 @@ async def _main(cfg: AgentConfig) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    raise_open_files_limit()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     try:
         cfg = agent_config(args)
@@ -101,7 +108,11 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("corral.agent").info(
         "starting agent node=%s servers=%s node_ip=%s state_dir=%s", cfg.name,
         ",".join(cfg.servers), cfg.node_ip, cfg.state_dir)
-    eventloop.run(_main(cfg))
+    try:
+        eventloop.run(_main(cfg))
+    except ProxyModeError as err:
+        print(f"error: {err}")
+        return 1
     return 0
 
 

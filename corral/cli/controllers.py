@@ -53,7 +53,7 @@ async def _main(cfg: ClusterConfig, options: ManagerOptions, leader_elect: bool)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with Client.from_config(cfg) as client:
+    async with Client.from_config(cfg, user_agent="corral-controller-manager") as client:
         if not leader_elect:
             await ControllerManager(client, options).run(stop)
             return

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 _COMMAND_MODULES = (
     "corral.cli.master",
     "corral.cli.up",
+    "corral.cli.front",
     "corral.cli.kubeconfig_path",
     "corral.cli.apply",
     "corral.cli.get",

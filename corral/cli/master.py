@@ -19,8 +19,11 @@ from corral.api.allocation import (
     PortRange,
     RangeError,
 )
+from corral.api.connections import ConnectionLimits
+from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.server import ApiServer, ServerConfig
 from corral.cli import eventloop
+from corral.cli.limits import raise_open_files_limit
 from corral.cli.logging_setup import setup_logging
 from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
@@ -51,6 +54,15 @@ def add_master_flags(p: argparse.ArgumentParser) -> None:
                    default=DEFAULT_NODE_PORT_RANGE,
                    help="Services' nodePorts come from LOW-HIGH "
                         f"(default {DEFAULT_NODE_PORT_RANGE})")
+    p.add_argument("--request-header-timeout", type=float, default=10.0,
+                   help="seconds a connection may take to send a request's headers "
+                        "(default 10; slower ones are closed)")
+    p.add_argument("--max-requests-inflight", type=int, default=MAX_REQUESTS_INFLIGHT,
+                   help="requests executing at once over all priority lanes (default "
+                        f"{MAX_REQUESTS_INFLIGHT}); past a lane's seats they queue per client")
+    p.add_argument("--max-connections", type=int, default=0,
+                   help="connections held at once; past it an idle one is closed "
+                        "(default: the open files limit less a reserve)")
 
 
 def _checked(parse: Callable[[str], object]) -> Callable[[str], str]:
@@ -70,7 +82,12 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(data_dir=args.data_dir, store_url=args.store, host=host, port=port,
                         insecure_http=args.insecure_http, extra_sans=list(args.tls_san),
                         service_cidr=args.service_cidr,
-                        node_port_range=args.service_node_port_range)
+                        node_port_range=args.service_node_port_range,
+                        connections=ConnectionLimits(
+                            header_timeout=args.request_header_timeout,
+                            max_connections=args.max_connections),
+                        max_requests_inflight=args.max_requests_inflight,
+                        kubeconfig_server=getattr(args, "kubeconfig_server", ""))
 
 
 # Components that run inside `corral master` as API clients, each
@@ -79,6 +96,11 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
 IN_PROCESS = {
     "scheduler": "corral.scheduler.loop:run_in_master",
     "controllers": "corral.controllers.manager:run_in_master",
+}
+# The Lease each one is led by: /readyz fails while no master leads it.
+LEADER_LEASES = {
+    "scheduler": ("kube-system", "corral-scheduler"),
+    "controllers": ("kube-system", "corral-controller-manager"),
 }
 
 log = logging.getLogger("corral.master")
@@ -121,6 +143,9 @@ async def run_master(cfg: ServerConfig, components: list[str]) -> None:
         loop.add_signal_handler(sig, stop.set)
     server = ApiServer(cfg)
     await server.open()
+    assert server.health is not None
+    for name in components:
+        server.health.leader(*LEADER_LEASES[name])
     try:
         serving = asyncio.create_task(server.run())
         parts = asyncio.create_task(_run_components(server, components, stop))
@@ -139,6 +164,7 @@ async def run_master(cfg: ServerConfig, components: list[str]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    raise_open_files_limit()
     cfg = server_config(args)
     logging.getLogger("corral.master").info(
         "starting master url=%s data_dir=%s", cfg.url, cfg.data_dir)
@@ -150,6 +176,9 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("master", help="run the master: API server, scheduler, controllers")
     add_master_flags(p)
+    p.add_argument("--kubeconfig-server", default="", metavar="URL",
+                   help="the server URL written into DATA_DIR/kubeconfig (default: this "
+                        "master's own; corral up --masters N names its front)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--disable", action="append", default=[], choices=sorted(IN_PROCESS),
                    help="do not run this component in-process (run it as its own process)")

@@ -28,7 +28,7 @@ log = logging.getLogger("corral.scheduler")
 
 def make_client(args: argparse.Namespace) -> Client:
     _, cfg = connection(args)
-    return Client.from_config(cfg)
+    return Client.from_config(cfg, user_agent="corral-scheduler")
 
 
 async def run_scheduler(args: argparse.Namespace) -> None:

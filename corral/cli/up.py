@@ -1,87 +1,138 @@
-"""`corral up`: a whole dev cluster on this machine — the master (and, with
---agents N, N node agents) as child processes. Ctrl-C stops them all.
+"""`corral up`: a whole dev cluster on this machine, every part a child process:
+the master (or, with --masters N, a local N-member etcd, N masters and the front
+kubectl talks to) and, with --agents N, N node agents. Ctrl-C stops them all.
+
+    --masters 1 (default)   master at --listen on SQLite (DATA_DIR/state.db)
+    --masters N             etcd-1..N (corral.cli.local_etcd; or --store etcd://...),
+                            master-1..N at --listen's port + 1..N, and the front at
+                            --listen: the kubeconfig names the front, the agents
+                            name every master (they fail over themselves)
 
 Agents are node-1..N, each with its own state dir under DATA_DIR/agents, its own
 loopback address 127.0.1.N as node IP, and an equal slice of this machine's CPUs
 and memory. Pods outlive agents by design (their shims are detached), so `up`
 runs agents with --stop-pods-on-exit and, after they exit, stops whatever an
 agent that had to be killed left running.
+
+A child that dies is reported with the command that starts it again; the rest
+keeps running, and nothing is restarted automatically (supervisor.py says why).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import psutil  # type: ignore[import-untyped]
 
+from corral.cli.local_etcd import EtcdMissing, LocalEtcd
 from corral.cli.master import add_master_flags, server_config
+from corral.cli.supervisor import Child, Supervisor, corral_argv
 from corral.client.kubeconfig import load_kubeconfig
 
 # Agents stop their pods on exit with at most 10 s of grace each (in parallel).
 AGENT_STOP_GRACE = 15.0
+READY_TIMEOUT = 60.0
 
 
-def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    out = open(log_path, "ab")  # noqa: SIM115 - handed to the child
-    # Own process group: a Ctrl-C in the terminal reaches `up`, which stops the
-    # children in order, instead of all of them at once.
-    return subprocess.Popen([sys.executable, "-m", "corral.cli.main", *args],
-                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def _wait_ready(url: str, child: Child, timeout: float = READY_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the master exited with code {proc.returncode}; see its log")
+        if child.proc is not None and child.proc.poll() is not None:
+            raise SystemExit(f"{child.name} exited with code {child.proc.returncode}; "
+                             f"see {child.log_path}")
         try:
             if httpx.get(f"{url}/readyz", verify=False, timeout=1.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise SystemExit(f"the master did not become ready at {url} within {timeout:.0f}s")
+    raise SystemExit(f"{child.name} did not become ready at {url} within {timeout:.0f}s; "
+                     f"see {child.log_path}")
 
 
-def stop_children(procs: list[subprocess.Popen[bytes]], grace: float = 10.0) -> None:
-    """SIGTERM each child's process group, wait, then SIGKILL what is left."""
-    for proc in reversed(procs):
-        if proc.poll() is None:
+def _wait_etcd(local: LocalEtcd, children: list[Child], timeout: float = READY_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    for member, child in zip(local.members, children):
+        while True:
+            if child.proc is not None and child.proc.poll() is not None:
+                raise SystemExit(f"{child.name} exited with code {child.proc.returncode}; "
+                                 f"see {child.log_path}")
             try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
+                r = httpx.get(f"{member.client_url}/health", timeout=1.0)
+                if r.status_code == 200 and r.json().get("health") == "true":
+                    break
+            except (httpx.HTTPError, ValueError):
                 pass
-    deadline = time.monotonic() + grace
-    for proc in reversed(procs):
-        try:
-            proc.wait(max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
+            if time.monotonic() > deadline:
+                raise SystemExit(f"etcd {member.name} not healthy within {timeout:.0f}s; "
+                                 f"see {child.log_path}")
+            time.sleep(0.1)
 
 
-def _master_args(args: argparse.Namespace) -> list[str]:
-    host, port = args.listen
+def _master_args(args: argparse.Namespace, port: int, store: str,
+                 kubeconfig_server: str = "") -> list[str]:
+    host, _ = args.listen
     out = ["master", "--data-dir", str(args.data_dir), "--listen", f"{host}:{port}"]
-    if args.store:
-        out += ["--store", args.store]
+    if store:
+        out += ["--store", store]
+    if kubeconfig_server:
+        out += ["--kubeconfig-server", kubeconfig_server]
     if args.insecure_http:
         out.append("--insecure-http")
     for san in args.tls_san:
         out += ["--tls-san", san]
     return out
+
+
+class ControlPlane:
+    """The masters (and etcd, and the front) `up` started: their URLs."""
+
+    def __init__(self, url: str, masters: list[str], etcd: LocalEtcd | None) -> None:
+        self.url = url  # what kubectl uses
+        self.masters = masters  # every master's own URL (the agents get all of them)
+        self.etcd = etcd
+
+
+def _start_control_plane(args: argparse.Namespace, sup: Supervisor) -> ControlPlane:
+    cfg = server_config(args)
+    logs = args.data_dir / "logs"
+    if args.masters == 1:
+        child = sup.start(Child("master", "master", corral_argv(
+            *_master_args(args, cfg.port, args.store)), logs / "master.log"))
+        _wait_ready(cfg.url, child)
+        return ControlPlane(cfg.url, [cfg.url], None)
+    local, store = None, args.store
+    if not store:
+        local = LocalEtcd.load_or_create(args.data_dir / "etcd", args.masters)
+        members = [sup.start(Child(m.name, "etcd member", local.command(m),
+                                   logs / f"{m.name}.log")) for m in local.members]
+        _wait_etcd(local, members)
+        store = local.store_url
+    scheme = "http" if args.insecure_http else "https"
+    host = cfg.url.split("://", 1)[1].rsplit(":", 1)[0]
+    urls = [f"{scheme}://{host}:{cfg.port + i}" for i in range(1, args.masters + 1)]
+    masters = []
+    for i, url in enumerate(urls, start=1):
+        masters.append(sup.start(Child(f"master-{i}", "master", corral_argv(
+            *_master_args(args, cfg.port + i, store, cfg.url)), logs / f"master-{i}.log")))
+        if i == 1:  # it makes the CA, token and certificate the others reuse
+            _wait_ready(url, masters[0])
+    for url, child in zip(urls[1:], masters[1:]):
+        _wait_ready(url, child)
+    backends = [a for i in range(1, args.masters + 1)
+                for a in ("--backend", f"{cfg.host}:{cfg.port + i}")]
+    front = sup.start(Child("front", "front for kubectl", corral_argv(
+        "front", "--listen", f"{cfg.host}:{cfg.port}", "--scheme", scheme, *backends),
+        logs / "front.log"))
+    _wait_ready(cfg.url, front)
+    return ControlPlane(cfg.url, urls, local)
 
 
 def _agent_dir(args: argparse.Namespace, index: int) -> Path:
@@ -94,7 +145,8 @@ def _agent_args(args: argparse.Namespace, url: str, kubeconfig: Path, index: int
     memory_mi = psutil.virtual_memory().total // count // (1024 * 1024)
     return ["agent", "--server", url, "--name", f"node-{index}", "--kubeconfig", str(kubeconfig),
             "--node-ip", f"127.0.1.{index}", "--state-dir", str(_agent_dir(args, index)),
-            "--cpus", f"{cpus:.2f}", "--memory", f"{memory_mi}Mi", "--stop-pods-on-exit"]
+            "--cpus", f"{cpus:.2f}", "--memory", f"{memory_mi}Mi", "--stop-pods-on-exit",
+            *(["--proxy-mode", args.proxy_mode] if args.proxy_mode else [])]
 
 
 def _stop_leftover_pods(args: argparse.Namespace) -> None:
@@ -113,6 +165,20 @@ def _stop_leftover_pods(args: argparse.Namespace) -> None:
         if runtime_dir.exists():
             asyncio.run(stop_all(ProcessRuntime(runtime_dir)))
             stop_launcher(runtime_dir)
+
+
+def _remove_proxy_table(urls: list[str], kubeconfig: Path) -> None:
+    """The agents' nftables table, when every agent was killed before removing it
+    (an agent that stops cleanly removes it as the last one out)."""
+    from corral.proxy.hostlock import HostLock
+    from corral.proxy.mode import nftables_unavailable, table_name
+    from corral.proxy.nftables import delete_table
+
+    if not kubeconfig.exists() or nftables_unavailable() is not None:
+        return
+    table = table_name(load_kubeconfig(kubeconfig).ca_pem, urls)
+    if HostLock(table).reap(lambda: delete_table(table)):
+        print(f"removed the agents' nftables table ip {table}", flush=True)
 
 
 def _apply(paths: list[str], kubeconfig: Path) -> None:
@@ -139,13 +205,13 @@ def _ready_nodes(kubeconfig: Path) -> int:
     return asyncio.run(count())
 
 
-def _wait_nodes_ready(kubeconfig: Path, agents: int, procs: list[subprocess.Popen[bytes]],
+def _wait_nodes_ready(kubeconfig: Path, agents: int, sup: Supervisor,
                       timeout: float = 60.0) -> None:
     """Until every agent's node is Ready, so the first workload is spread over all
     of them instead of landing on whichever registered first."""
     deadline = time.monotonic() + timeout
     while agents and _ready_nodes(kubeconfig) < agents:
-        if any(p.poll() is not None for p in procs):
+        if len(sup.alive()) < len(sup.children):
             raise SystemExit("a cluster process exited while starting; see its log")
         if time.monotonic() > deadline:
             print(f"warning: not all {agents} nodes Ready after {timeout:.0f}s", flush=True)
@@ -153,54 +219,100 @@ def _wait_nodes_ready(kubeconfig: Path, agents: int, procs: list[subprocess.Pope
         time.sleep(0.2)
 
 
+def _consequence(plane: ControlPlane) -> Callable[[Child], str]:
+    """What a death means for the cluster, said when it is reported."""
+    def say(child: Child) -> str:
+        if child.role == "agent":
+            return ("Its node goes NotReady and its pods are replaced on the other nodes; "
+                    "the rest of the cluster keeps running.")
+        if child.role == "master" and len(plane.masters) == 1:
+            return ("The API is down until it is started again; the agents keep their pods "
+                    "running and reconnect then.")
+        if child.role == "master":
+            return ("The other masters keep serving; a leader Lease it held passes to a "
+                    "standby within seconds.")
+        if child.role == "etcd member":
+            return "etcd goes on while a majority of its members is up."
+        return f"kubectl loses its address; each master still answers at {', '.join(plane.masters)}."
+    return say
+
+
+def _banner(plane: ControlPlane, kubeconfig: Path, logs: Path, agents: int) -> str:
+    token = load_kubeconfig(kubeconfig).token
+    nodes = ", ".join(f"node-{i}" for i in range(1, agents + 1))
+    lines = [f"corral is up\n  API:        {plane.url}"]
+    if len(plane.masters) > 1:
+        lines.append(f"  masters:    {', '.join(plane.masters)} (the API address is a front "
+                     "that reaches any live one)")
+    if plane.etcd is not None:
+        lines.append(f"  etcd:       {plane.etcd.endpoints}")
+    lines += [f"  kubeconfig: {kubeconfig}", f"  token:      {token}",
+              f"  logs:       {logs.resolve()}", f"  agents:     {nodes or 'none'}",
+              f"  try:        export KUBECONFIG={kubeconfig}; kubectl get all -A",
+              "Ctrl-C stops the cluster."]
+    return "\n".join(lines)
+
+
+def _supervise(sup: Supervisor, plane: ControlPlane) -> int:
+    consequence = _consequence(plane)
+    while True:
+        sup.report_deaths(consequence)
+        if not sup.alive():
+            print("every cluster process has exited; stopping", flush=True)
+            return 1
+        time.sleep(0.5)
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.masters < 1 or args.agents < 0:
+        raise SystemExit("--masters must be 1 or more and --agents 0 or more")
+    if args.masters > 1 and args.store.startswith("sqlite"):
+        raise SystemExit("several masters need etcd: leave --store out (a local etcd is "
+                         "started) or give --store etcd://...")
     cfg = server_config(args)
     logs = args.data_dir / "logs"
-    procs: list[subprocess.Popen[bytes]] = []
-    stopping = False
+    sup = Supervisor()
+    plane: ControlPlane | None = None
 
     def on_signal(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
     # Started in the background of a script, SIGINT arrives ignored: Ctrl-C anyway.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        procs.append(_spawn(_master_args(args), logs / "master.log"))
-        _wait_ready(cfg.url, procs[0])
+        plane = _start_control_plane(args, sup)
         kubeconfig = cfg.kubeconfig_path.resolve()
-        token = load_kubeconfig(kubeconfig).token
-        nodes = ", ".join(f"node-{i}" for i in range(1, args.agents + 1))
         for index in range(1, args.agents + 1):
-            procs.append(_spawn(_agent_args(args, cfg.url, kubeconfig, index),
-                                logs / f"node-{index}.log"))
-        _wait_nodes_ready(kubeconfig, args.agents, procs)
-        print(f"corral is up\n  API:        {cfg.url}\n  kubeconfig: {kubeconfig}\n"
-              f"  token:      {token}\n  logs:       {logs.resolve()}\n"
-              f"  agents:     {nodes or 'none'}\n"
-              f"  try:        export KUBECONFIG={kubeconfig}; kubectl get all -A\n"
-              "Ctrl-C stops the cluster.", flush=True)
+            sup.start(Child(f"node-{index}", "agent", corral_argv(
+                *_agent_args(args, ",".join(plane.masters), kubeconfig, index)),
+                logs / f"node-{index}.log"))
+        _wait_nodes_ready(kubeconfig, args.agents, sup)
+        print(_banner(plane, kubeconfig, logs, args.agents), flush=True)
         if args.apply:
             _apply(args.apply, kubeconfig)
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-        dead = [p for p in procs if p.poll() is not None]
-        print(f"a cluster process exited (code {dead[0].returncode}); stopping", flush=True)
-        return 1
+        return _supervise(sup, plane)
+    except EtcdMissing as err:
+        raise SystemExit(str(err)) from None
     except KeyboardInterrupt:
         print("stopping the cluster", flush=True)
         return 0
     finally:
-        stop_children(procs, grace=AGENT_STOP_GRACE)
+        sup.stop_all(grace=AGENT_STOP_GRACE)
         _stop_leftover_pods(args)
+        _remove_proxy_table(plane.masters if plane else [cfg.url],
+                            cfg.kubeconfig_path.resolve())
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("up", help="run a local cluster (master + agents) until Ctrl-C")
     add_master_flags(p)
+    p.add_argument("--masters", type=int, default=1,
+                   help="masters to run; more than 1 runs them on a local etcd of as many "
+                        "members (or on --store etcd://...) behind one front for kubectl")
     p.add_argument("--agents", type=int, default=0, help="node agents to start")
     p.add_argument("--apply", action="append", default=[], metavar="PATH",
                    help="manifests to apply once the cluster is up (file or directory)")
+    p.add_argument("--proxy-mode", choices=["nftables", "userspace"], default=None,
+                   help="the agents' Service data plane (default: nftables where it works)")
     p.set_defaults(run=_run)

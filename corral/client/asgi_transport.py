@@ -76,7 +76,8 @@ class AsgiTransport(httpx.AsyncBaseTransport):
             "query_string": query, "root_path": "",
             "headers": [(k.lower(), v) for k, v in request.headers.raw],
             "server": (url.host, url.port or (443 if url.scheme == "https" else 80)),
-            "client": self.client_addr, "extensions": {},
+            # Marks the master's own components: the API seats them in the system lane.
+            "client": self.client_addr, "extensions": {"corral.in_process": {}},
         }
         body_sent = ended = False
         disconnected = asyncio.Event()

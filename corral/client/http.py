@@ -135,10 +135,12 @@ class Client:
     def __init__(self, server: str, token: str | None = None, ca_pem: bytes | None = None,
                  insecure: bool = False, *, timeout: float = 30.0,
                  max_connections: int = 1000, attempts: int = READ_ATTEMPTS,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 user_agent: str = "corral-client") -> None:
         self.server = server.rstrip("/")
         self.attempts = max(attempts, 1)  # tries of a request that is safe to repeat
-        headers = {"Accept": "application/json", "User-Agent": "corral-client"}
+        # The API seats requests by it (agents, system components, others).
+        headers = {"Accept": "application/json", "User-Agent": user_agent}
         # Bearer tokens travel only over TLS, as kubectl does.
         if token and self.server.startswith("https://"):
             headers["Authorization"] = f"Bearer {token}"
@@ -152,8 +154,8 @@ class Client:
         )
 
     @classmethod
-    def from_config(cls, cfg: ClusterConfig) -> Client:
-        return cls(cfg.server, cfg.token, cfg.ca_pem, cfg.insecure)
+    def from_config(cls, cfg: ClusterConfig, user_agent: str = "corral-client") -> Client:
+        return cls(cfg.server, cfg.token, cfg.ca_pem, cfg.insecure, user_agent=user_agent)
 
     @classmethod
     def from_kubeconfig(cls, path: str | PathLike[str] | None = None) -> Client:
@@ -198,7 +200,10 @@ class Client:
                     raise ServerUnreachable(f"{request.method} {request.url}: {err!r}") from err
                 last = err
             else:
-                if idempotent and response.status_code in (429, 503) and attempt < self.attempts:
+                # 429 is the API's fairness refusing before it ran anything: any verb
+                # may be sent again (client-go does the same).
+                retry = response.status_code == 429 or (idempotent and response.status_code == 503)
+                if retry and attempt < self.attempts:
                     await response.aclose()
                     await asyncio.sleep(self._retry_after(response, backoff))
                     continue

@@ -133,7 +133,8 @@ def write_kubeconfig(path: str | os.PathLike[str], server: str, ca_pem: bytes | 
     }
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
+    # Several masters sharing a data dir write the same file: a temp name each.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(yaml.safe_dump(doc, sort_keys=False))

@@ -214,11 +214,22 @@ def effective_requests(spec: Mapping[str, Any]) -> dict[str, int]:
     return total
 
 
-def quantity_amount(resource: str, quantity: QuantityLike) -> int:
-    """A quantity in the scheduler's unit for ``resource``: cpu in millicores."""
-    if resource == CPU:
-        return int(_cpu_millis(quantity))
-    return int(_bytes_value(quantity))
+# What a quantity the API would refuse today (stored before the bound, or written
+# around it) requests: more than any node has, so the pod is reported
+# unschedulable with an event instead of failing the scheduler's handler.
+UNSATISFIABLE = 2**63
+
+
+def quantity_amount(resource: str, quantity: QuantityLike,
+                    unparseable: int = UNSATISFIABLE) -> int:
+    """A quantity in the scheduler's unit for ``resource``: cpu in millicores;
+    ``unparseable`` for one that does not parse."""
+    try:
+        if resource == CPU:
+            return int(_cpu_millis(quantity))
+        return int(_bytes_value(quantity))
+    except (ValueError, TypeError):
+        return unparseable
 
 
 def _container_requests(container: Mapping[str, Any]) -> dict[str, int]:

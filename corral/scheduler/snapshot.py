@@ -127,7 +127,7 @@ class NodeInfo:
         return [Taint(key, "", "NoSchedule")]
 
     def _set_allocatable(self, allocatable: Mapping[str, Any]) -> None:
-        amounts = {name: quantity_amount(name, q) for name, q in allocatable.items()}
+        amounts = {name: quantity_amount(name, q, 0) for name, q in allocatable.items()}
         self.alloc_cpu = amounts.pop(CPU, 0)
         self.alloc_memory = amounts.pop(MEMORY, 0)
         self.alloc_ephemeral = amounts.pop(EPHEMERAL, 0)

@@ -89,6 +89,14 @@ class Broadcaster:
                     sub.end(SubState.DROPPED)
                     self._forget(sub)
 
+    def drop_all(self) -> None:
+        """End every subscription as dropped (each reader re-watches); new ones
+        may still subscribe."""
+        for subs in self._by_prefix.values():
+            for sub in subs:
+                sub.end(SubState.DROPPED)
+        self._by_prefix.clear()
+
     def close(self) -> None:
         self._closed = True
         for subs in self._by_prefix.values():

@@ -2,7 +2,11 @@
 
     sqlite:///abs/path/state.db   SqliteStore on that file (sqlite://rel/path: relative)
         ?history=N&compact_interval=S   keep N revisions of history, compact every S s
-    etcd://h1:2379,h2:2379        not yet: the etcd backend registers itself here
+    etcd://h1:2379,h2:2379        EtcdStore on those members (any one up with a quorum serves)
+        ?prefix=/p&timeout=S&history=N&compact_interval=S
+                                  keys under /p (default none: /registry/... as kube-apiserver),
+                                  S seconds per call (default 5), keep N revisions of history,
+                                  compact every S s (default 300)
 """
 
 from __future__ import annotations
@@ -31,25 +35,55 @@ async def _open_sqlite(rest: str) -> Store:
 
 
 def _sqlite_options(query: str) -> dict[str, float]:
-    options: dict[str, float] = {}
+    return _numbers("sqlite", _options("sqlite", query, ("history", "compact_interval")))
+
+
+async def _open_etcd(rest: str) -> Store:
+    from corral.store.etcd import DEFAULT_TIMEOUT, EtcdStore
+
+    endpoints, _, query = rest.partition("?")
+    endpoints = endpoints.rstrip("/")
+    options = _options("etcd", query, ("prefix", "timeout", "history", "compact_interval"))
+    prefix = options.pop("prefix", "")
+    if prefix and not prefix.startswith("/"):
+        raise ValueError(f"etcd store option prefix must start with '/', got {prefix!r}")
+    numbers = _numbers("etcd", options)
+    if numbers.get("timeout", 1.0) <= 0:
+        raise ValueError("etcd store option timeout must be more than 0 seconds")
+    return await EtcdStore.open(
+        endpoints, root=prefix.rstrip("/"), timeout=numbers.get("timeout", DEFAULT_TIMEOUT),
+        history=int(numbers.get("history", 10000)),
+        compact_interval=numbers.get("compact_interval", 300.0))
+
+
+def _options(scheme: str, query: str, known: tuple[str, ...]) -> dict[str, str]:
+    options: dict[str, str] = {}
     for name, values in parse_qs(query, keep_blank_values=True).items():
-        if name not in ("history", "compact_interval"):
-            raise ValueError(f"unknown sqlite store option {name!r} "
-                             "(known: history, compact_interval)")
-        try:
-            value = float(values[-1])
-        except ValueError:
-            raise ValueError(f"sqlite store option {name} must be a number, "
-                             f"got {values[-1]!r}") from None
-        if value < 0:
-            raise ValueError(f"sqlite store option {name} must not be negative")
-        options[name] = value
+        if name not in known:
+            raise ValueError(f"unknown {scheme} store option {name!r} "
+                             f"(known: {', '.join(known)})")
+        options[name] = values[-1]
     return options
 
 
-# scheme -> opener of what follows "scheme://". Add "etcd" here.
+def _numbers(scheme: str, options: dict[str, str]) -> dict[str, float]:
+    numbers: dict[str, float] = {}
+    for name, text in options.items():
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{scheme} store option {name} must be a number, "
+                             f"got {text!r}") from None
+        if value < 0:
+            raise ValueError(f"{scheme} store option {name} must not be negative")
+        numbers[name] = value
+    return numbers
+
+
+# scheme -> opener of what follows "scheme://".
 OPENERS: dict[str, Opener] = {
     "sqlite": _open_sqlite,
+    "etcd": _open_etcd,
 }
 
 

@@ -58,6 +58,11 @@ class Case:
 
 
 PODS = f"/api/v1/namespaces/{NS}/pods"
+# 342 bytes of YAML naming 9^9 strings ("billion laughs").
+ALIAS_BOMB = b"".join(
+    [b'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n']
+    + [f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n".encode()
+       for i in range(8)])
 DEPLOYS = f"/apis/apps/v1/namespaces/{NS}/deployments"
 MERGE = "application/merge-patch+json"
 
@@ -144,6 +149,41 @@ CASES = [
          {"propagationPolicy": "Sideways"}, code=400, reason="BadRequest"),
     Case("unknown-resource", "GET", f"/api/v1/namespaces/{NS}/widgets", code=404,
          reason="NotFound"),
+    # Hostile input (issue 12): bounded, and answered with a Status.
+    Case("yaml-alias-bomb", "POST", PODS, ALIAS_BOMB, "application/yaml", 413,
+         "RequestEntityTooLarge"),
+    Case("body-over-3mb", "POST", PODS, b'{"x": "' + b"a" * (4 << 20) + b'"}', code=413,
+         reason="RequestEntityTooLarge"),
+    Case("json-nested-300", "POST", PODS, b'{"a":' * 300 + b"1" + b"}" * 300, code=400,
+         reason="BadRequest"),
+    Case("yaml-nested-300", "POST", PODS, b"[" * 300 + b"]" * 300, "application/yaml", 400,
+         "BadRequest"),
+    Case("limit-10e29", "GET", f"{PODS}?limit=1{'0' * 29}", code=400, reason="BadRequest"),
+    Case("list-bad-resource-version", "GET", f"{PODS}?resourceVersion=abc", code=400,
+         reason="BadRequest"),
+    Case("quantity-1e999999", "POST", PODS, _container(resources={"requests": {"cpu": "1e999999"}}),
+         field="spec.containers[0].resources.requests[cpu]"),
+    Case("quantity-1e400", "POST", PODS, _container(resources={"limits": {"memory": "1e400"}}),
+         field="spec.containers[0].resources.limits[memory]"),
+    Case("quantity-huge-Ei", "POST", PODS,
+         _container(resources={"limits": {"memory": "9" * 30 + "Ei"}}),
+         field="spec.containers[0].resources.limits[memory]"),
+    Case("replicas-past-int32", "POST", DEPLOYS, _deploy(2**31), field="spec.replicas"),
+    Case("port-past-int32", "POST", f"/api/v1/namespaces/{NS}/services",
+         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+          "spec": {"ports": [{"port": 80, "targetPort": 2**40}]}},
+         field="spec.ports[0].targetPort"),
+    Case("json-patch-renames", "PATCH", f"{DEPLOYS}/existing",
+         b'[{"op":"replace","path":"/metadata/name","value":"other"}]',
+         "application/json-patch+json", field="metadata.name"),
+    Case("grace-past-int64", "DELETE", f"{PODS}/existing-pod?gracePeriodSeconds=1{'0' * 30}",
+         code=400, reason="BadRequest"),
+    Case("delete-namespace-default", "DELETE", "/api/v1/namespaces/default", code=403,
+         reason="Forbidden"),
+    Case("delete-namespace-kube-system", "DELETE", "/api/v1/namespaces/kube-system", code=403,
+         reason="Forbidden"),
+    Case("deletecollection-namespaces", "DELETE", "/api/v1/namespaces", code=405,
+         reason="MethodNotAllowed"),
 ]
 
 

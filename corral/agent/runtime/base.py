@@ -117,6 +117,17 @@ class ResourceUsage:
 
 
 @dataclass(frozen=True)
+class ExecEnvironment:
+    """What a command run inside a container (``kubectl exec``) inherits from it:
+    its env, its working directory, and its cgroup (the ``cgroup.procs`` files to
+    join, none where the node isolates by rlimits)."""
+
+    env: dict[str, str]
+    working_dir: str
+    cgroup_procs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Isolation:
     """Which isolation mechanism is in force on this node, and why; the agent
     reports it in Node status so nobody believes in limits that do not exist."""
@@ -155,6 +166,10 @@ class Runtime(Protocol):
         ...
 
     async def usage(self, container_id: str) -> ResourceUsage | None: ...
+
+    def exec_environment(self, container_id: str) -> ExecEnvironment:
+        """Where a command run in the instance runs (it need not be running)."""
+        ...
 
     async def remove(self, container_id: str) -> None:
         """Forget an EXITED instance (its state and cgroup; its logs stay)."""

@@ -127,6 +127,10 @@ class ContainerCgroup:
         if limits.pids_limit and (d / "pids.max").exists():
             _write(d / "pids.max", str(limits.pids_limit))
 
+    def procs_files(self) -> tuple[str, ...]:
+        """The ``cgroup.procs`` a process writes its pid to, to join the group."""
+        return tuple(str(d / "cgroup.procs") for d in self._unique_dirs())
+
     def join(self, pid: int) -> None:
         """Move a process in (the shim's child calls this on itself before exec)."""
         for d in self._unique_dirs():

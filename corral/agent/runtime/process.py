@@ -37,6 +37,7 @@ import corral
 from corral.agent.runtime.base import (
     ContainerLaunch,
     ContainerState,
+    ExecEnvironment,
     Isolation,
     ResourceUsage,
     RunPhase,
@@ -237,8 +238,12 @@ class ProcessRuntime:
         return self._read(self._dir(container_id))
 
     def exited(self, container_id: str) -> bool:
-        """Synchronous check, e.g. for LogFiles.follow(finished=...)."""
-        state = self._dir(container_id).read_status()
+        """Synchronous check, e.g. for LogFiles.follow(finished=...); an instance
+        already removed has exited too."""
+        state_dir = self._dir(container_id)
+        if not state_dir.path.exists():
+            return True
+        state = state_dir.read_status()
         return state is not None and not state.running
 
     async def list(self) -> builtins.list[ContainerState]:
@@ -269,6 +274,16 @@ class ProcessRuntime:
         if cgroup is not None:
             return cgroup.usage()
         return _process_tree_usage(state.pid)
+
+    def exec_environment(self, container_id: str) -> ExecEnvironment:
+        state_dir = self._dir(container_id)
+        if not state_dir.launch_file.exists():
+            raise KeyError(container_id)
+        launch, cgroup = state_dir.read_launch(), state_dir.read_cgroup()
+        # The command finds its program on its own PATH, else on the agent's (as the shim).
+        env = {"PATH": os.environ.get("PATH", os.defpath), **launch.env}
+        procs = cgroup.procs_files() if cgroup is not None else ()
+        return ExecEnvironment(env, launch.working_dir, procs)
 
     async def remove(self, container_id: str) -> None:
         state_dir = self._dir(container_id)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 from starlette.requests import Request
@@ -28,16 +27,15 @@ from corral.api.field_errors import FieldErrors
 from corral.api.paths import Target
 from corral.api.registry import Registry
 from corral.api.resources import BY_KIND
-from corral.objects import parse_time
+from corral.objects import Obj, parse_time
 
-Obj = dict[str, Any]
 NODE_PROXY_PATH = re.compile(r"^/api/v1/nodes/([^/]+)/proxy(/.*)?$")
 SUMMARY_TIMEOUT = 10.0  # seconds one agent may take to report its usage
 LOG_PARAMS = ("follow", "tailLines", "previous", "timestamps", "limitBytes", "sinceSeconds",
               "sinceTime")
 
 
-def _container(pod: Obj, wanted: str | None) -> str:
+def pick_container(pod: Obj, wanted: str | None) -> str:
     spec = pod.get("spec") or {}
     mains = [c["name"] for c in spec.get("containers") or []]
     inits = [c["name"] for c in spec.get("initContainers") or []]
@@ -65,7 +63,7 @@ class NodeProxy:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _agent_url(self, node_name: str) -> str:
+    async def agent_url(self, node_name: str) -> str:
         try:
             node = await self.registry.get(BY_KIND["Node"], None, node_name)
         except NotFound:
@@ -85,10 +83,10 @@ class NodeProxy:
         node = (pod.get("spec") or {}).get("nodeName")
         if not node:
             raise BadRequest(f"pod {target.name} does not have a host assigned")
-        container = _container(pod, request.query_params.get("container"))
+        container = pick_container(pod, request.query_params.get("container"))
         params = {k: v for k, v in request.query_params.items() if k in LOG_PARAMS}
         _check_log_options(target.name or "", params)
-        url = f"{await self._agent_url(node)}/containerLogs/{target.namespace}/" \
+        url = f"{await self.agent_url(node)}/containerLogs/{target.namespace}/" \
               f"{target.name}/{container}"
         return await self._relay(url, params)
 
@@ -96,7 +94,7 @@ class NodeProxy:
         """The node's resource usage, or None when its agent cannot tell (gone,
         unreachable, or answering with an error): that node has no metrics."""
         try:
-            url = f"{await self._agent_url(node_name)}/stats/summary"
+            url = f"{await self.agent_url(node_name)}/stats/summary"
             response = await self._http.get(url, timeout=SUMMARY_TIMEOUT)
         except (APIError, httpx.HTTPError):
             return None
@@ -108,8 +106,16 @@ class NodeProxy:
     async def node_proxy(self, request: Request, node_name: str, path: str) -> Response:
         if request.method != "GET":
             raise BadRequest("only GET is proxied to nodes")
-        url = f"{await self._agent_url(node_name)}{path or '/'}"
+        url = f"{await self.agent_url(node_name)}{path or '/'}"
         return await self._relay(url, dict(request.query_params))
+
+    async def probe(self, node_name: str) -> None:
+        """Raises ServiceUnavailable unless the node's agent answers its /healthz."""
+        url = f"{await self.agent_url(node_name)}/healthz"
+        try:
+            (await self._http.get(url, timeout=5.0)).raise_for_status()
+        except httpx.HTTPError as err:
+            raise ServiceUnavailable(f"cannot reach the node agent at {url}: {err!r}") from err
 
     async def _relay(self, url: str, params: dict[str, str]) -> Response:
         request = self._http.build_request("GET", url, params=params)
@@ -120,7 +126,7 @@ class NodeProxy:
         if upstream.status_code >= 400:
             text = (await upstream.aread()).decode(errors="replace").strip()
             await upstream.aclose()
-            raise _agent_error(upstream.status_code, text)
+            raise agent_error(upstream.status_code, text)
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
@@ -155,7 +161,7 @@ def _check_log_options(name: str, params: dict[str, str]) -> None:
         raise invalid("PodLogOptions", name, errs)
 
 
-def _agent_error(code: int, message: str) -> APIError:
+def agent_error(code: int, message: str) -> APIError:
     if code == 404:
         return NotFound(message)
     if code in (400, 401, 403):

@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from corral.api.body import media_type, parse_object
+from corral.api.body import media_type, parse_object, read_body
 from corral.api.errors import BadRequest, MethodNotAllowed, NotFound
 from corral.api.handlers.responses import (
     JSONResponse,
@@ -25,7 +25,15 @@ from corral.api.handlers.responses import (
 )
 from corral.api.handlers.watch import watch_response
 from corral.api.paths import Target, parse_resource_path
-from corral.api.registry import DeleteOptions, Filter, Registry, Result, delete, list_objects
+from corral.api.registry import (
+    DeleteOptions,
+    FieldValidation,
+    Filter,
+    Registry,
+    Result,
+    delete,
+    list_objects,
+)
 from corral.api.registry import subresources as sub
 from corral.api.registry.objects import meta
 
@@ -36,24 +44,38 @@ def _flag(request: Request, name: str) -> bool:
     return request.query_params.get(name, "").lower() in ("1", "true")
 
 
+INT64_MAX = 2**63 - 1
+
+
 def _int_param(request: Request, name: str) -> int:
+    """A non-negative int64 query parameter (Kubernetes' limit is an int64)."""
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return 0
     try:
-        value = int(raw)
+        value = int(raw) if len(raw) <= 20 else INT64_MAX + 1
     except ValueError:
         raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
-    if value < 0:
-        raise BadRequest(f"{name} must not be negative, got {value}")
+    if value < 0 or value > INT64_MAX:
+        raise BadRequest(f"{name}: Invalid value: {raw!r}: must be between 0 and {INT64_MAX}")
     return value
 
 
-def _strict(request: Request) -> bool:
-    mode = request.query_params.get("fieldValidation", "")
-    if mode not in ("", "Strict", "Warn", "Ignore"):
-        raise BadRequest(f'fieldValidation must be one of "Strict", "Warn", "Ignore", got {mode!r}')
-    return mode == "Strict"
+def _field_validation(request: Request) -> FieldValidation:
+    """Kubernetes' fieldValidation: Warn when absent (the server default since 1.27)."""
+    mode = request.query_params.get("fieldValidation", "") or "Warn"
+    if mode not in ("Strict", "Warn", "Ignore"):
+        raise BadRequest(f'fieldValidation: Unsupported value: "{mode}": supported values: '
+                         '"Ignore", "Strict", "Warn"')
+    return mode  # type: ignore[return-value]
+
+
+def _list_resource_version(request: Request) -> None:
+    """A list's resourceVersion must be a revision ("" and "0" mean any), as
+    kube-apiserver refuses anything else with 400."""
+    raw = request.query_params.get("resourceVersion", "")
+    if raw and not (raw.isascii() and raw.isdigit() and len(raw) <= 19):
+        raise BadRequest(f"invalid resource version: {raw!r} is not a revision")
 
 
 def _dry_run(request: Request) -> bool:
@@ -102,6 +124,7 @@ class ResourceHandler:
         flt = Filter(res, q.get("labelSelector", ""), q.get("fieldSelector", ""))
         if _flag(request, "watch"):
             return await watch_response(request, self.registry.store, target, flt)
+        _list_resource_version(request)
         page = await list_objects(self.registry.store, res, target.namespace, flt,
                                   limit=_int_param(request, "limit"),
                                   continue_token=q.get("continue", ""))
@@ -128,15 +151,15 @@ class ResourceHandler:
         res = target.resource
         if res.namespaced and target.namespace is None:
             raise MethodNotAllowed(f"create of {res.plural} needs a namespace in the path")
-        body = parse_object(await request.body(), request.headers.get("content-type"))
+        body = parse_object(await read_body(request), request.headers.get("content-type"))
         result = await self.registry.create(res, target.namespace, body,
-                                            strict=_strict(request), dry_run=_dry_run(request))
+                                            validation=_field_validation(request), dry_run=_dry_run(request))
         return self._result(request, target, result, 201)
 
     async def _update(self, request: Request, target: Target) -> Response:
         self._check_namespace_given(target)
         res, name = target.resource, target.name or ""
-        body = parse_object(await request.body(), request.headers.get("content-type"))
+        body = parse_object(await read_body(request), request.headers.get("content-type"))
         if target.subresource == "scale":
             result = await sub.update_scale(self.registry, res, target.namespace or "", name,
                                             body, dry_run=_dry_run(request))
@@ -144,13 +167,13 @@ class ResourceHandler:
         self._check_subresource(target, ("status", "finalize"))
         result = await self.registry.update(res, target.namespace, name, body,
                                             subresource=target.subresource,
-                                            strict=_strict(request), dry_run=_dry_run(request))
+                                            validation=_field_validation(request), dry_run=_dry_run(request))
         return self._result(request, target, result, 200)
 
     async def _patch(self, request: Request, target: Target) -> Response:
         self._check_namespace_given(target)
         res, name = target.resource, target.name or ""
-        body = await request.body()
+        body = await read_body(request)
         ctype = media_type(request.headers.get("content-type"))
         if target.subresource == "scale":
             result = await sub.patch_scale(self.registry, res, target.namespace or "", name,
@@ -159,7 +182,7 @@ class ResourceHandler:
         self._check_subresource(target, ("status",))
         result = await self.registry.patch(res, target.namespace, name, ctype, body,
                                            subresource=target.subresource,
-                                           strict=_strict(request), dry_run=_dry_run(request))
+                                           validation=_field_validation(request), dry_run=_dry_run(request))
         return self._result(request, target, result, 201 if result.created else 200)
 
     async def _delete(self, request: Request, target: Target) -> Response:
@@ -171,6 +194,9 @@ class ResourceHandler:
 
     async def _delete_collection(self, request: Request, target: Target) -> Response:
         res = target.resource
+        if res.kind == "Namespace":  # kube-apiserver does not serve it either
+            raise MethodNotAllowed("the server does not allow this method on the requested "
+                                   "resource (deletecollection namespaces)")
         q = request.query_params
         flt = Filter(res, q.get("labelSelector", ""), q.get("fieldSelector", ""))
         opts = await self._delete_options(request)
@@ -187,7 +213,7 @@ class ResourceHandler:
         return JSONResponse(render_list(request, res, deleted, page.revision, ""))
 
     async def _post_subresource(self, request: Request, target: Target) -> Response:
-        body = parse_object(await request.body(), request.headers.get("content-type"))
+        body = parse_object(await read_body(request), request.headers.get("content-type"))
         ns, name = target.namespace or "", target.name or ""
         if target.subresource == "binding":
             await sub.bind(self.registry, ns, name, body, target.resource)
@@ -197,7 +223,7 @@ class ResourceHandler:
                              "status": "Success", "code": 201}, status_code=201)
 
     async def _delete_options(self, request: Request) -> DeleteOptions:
-        raw = await request.body()
+        raw = await read_body(request)
         body: dict[str, Any] | None = None
         if raw.strip():
             body = parse_object(raw, request.headers.get("content-type"))

@@ -20,7 +20,7 @@ from corral.api.kinds.apps import Deployment, ReplicaSet
 from corral.api.kinds.base import KubeModel, TypedObject
 from corral.api.kinds.batch import Job
 from corral.api.kinds.catalog import MODELS
-from corral.api.kinds.codec import decode, encode, unknown_fields
+from corral.api.kinds.codec import decode, drop_unknown_fields, encode, unknown_fields
 from corral.api.kinds.coordination import Lease
 from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
 from corral.api.kinds.meta import KubeObject, ObjectMeta
@@ -33,5 +33,5 @@ __all__ = [
     "MODELS", "Binding", "ConfigMap", "DeleteOptions", "Deployment", "Endpoints", "Event",
     "Eviction", "Job", "KubeModel", "KubeObject", "Lease", "Namespace", "Node", "ObjectMeta",
     "Pod", "PriorityClass", "ReplicaSet", "ResourceQuota", "Scale", "Secret", "Service",
-    "Status", "TypedObject", "decode", "encode", "unknown_fields",
+    "Status", "TypedObject", "decode", "drop_unknown_fields", "encode", "unknown_fields",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from corral.api.kinds.base import KubeModel
+from corral.api.kinds.base import Int32, Int64, KubeModel
 from corral.api.kinds.meta import LabelSelector
 
 
@@ -25,7 +25,7 @@ class NodeSelector(KubeModel):
 
 
 class PreferredSchedulingTerm(KubeModel):
-    weight: int
+    weight: Int32
     preference: NodeSelectorTerm
 
 
@@ -46,7 +46,7 @@ class PodAffinityTerm(KubeModel):
 
 
 class WeightedPodAffinityTerm(KubeModel):
-    weight: int
+    weight: Int32
     pod_affinity_term: PodAffinityTerm
 
 
@@ -70,15 +70,15 @@ class Toleration(KubeModel):
     operator: str | None = None  # Equal (default), Exists
     value: str | None = None
     effect: str | None = None  # NoSchedule, PreferNoSchedule, NoExecute; empty = all
-    toleration_seconds: int | None = None
+    toleration_seconds: Int64 | None = None
 
 
 class TopologySpreadConstraint(KubeModel):
-    max_skew: int
+    max_skew: Int32
     topology_key: str
     when_unsatisfiable: str  # DoNotSchedule, ScheduleAnyway
     label_selector: LabelSelector | None = None
-    min_domains: int | None = None
+    min_domains: Int32 | None = None
     node_affinity_policy: str | None = None
     node_taints_policy: str | None = None
     match_label_keys: list[str] | None = None

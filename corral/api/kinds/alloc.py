@@ -20,7 +20,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from corral.api.kinds.affinity import Affinity, Toleration
-from corral.api.kinds.base import KubeModel, Quantity
+from corral.api.kinds.base import Int32, Int64, KubeModel, Quantity
 from corral.api.kinds.container import EnvVar
 from corral.api.kinds.meta import Condition, KubeObject
 
@@ -37,27 +37,27 @@ class AllocTask(KubeModel):
 
 class AllocSpec(KubeModel):
     resources: dict[str, Quantity] | None = None  # the whole reservation
-    slots: int | None = None  # tasks running at once
+    slots: Int32 | None = None  # tasks running at once
     node_name: str | None = None  # set by binding
     scheduler_name: str | None = None
     priority_class_name: str | None = None
-    priority: int | None = None
+    priority: Int32 | None = None
     preemption_policy: str | None = None
     node_selector: dict[str, str] | None = None
     affinity: Affinity | None = None
     tolerations: list[Toleration] | None = None
-    termination_grace_period_seconds: int | None = None
+    termination_grace_period_seconds: Int64 | None = None
     task: AllocTask | None = None
     ranges: str | None = None  # indices handed to this Alloc, "0-99,120"
-    backoff_limit_per_index: int | None = None  # retries of one index here
-    log_max_bytes: int | None = None  # per Alloc, across rotated files
+    backoff_limit_per_index: Int32 | None = None  # retries of one index here
+    log_max_bytes: Int64 | None = None  # per Alloc, across rotated files
 
 
 class FailedTask(KubeModel):
-    index: int
-    exit_code: int
+    index: Int32
+    exit_code: Int32
     reason: str | None = None
-    failures: int = 1  # attempts of this index that failed here
+    failures: Int32 = 1  # attempts of this index that failed here
 
 
 class AllocStatus(KubeModel):
@@ -68,12 +68,12 @@ class AllocStatus(KubeModel):
     nominated_node_name: str | None = None
     host_ip: str | None = Field(default=None, alias="hostIP")
     start_time: str | None = None
-    executor_pid: int | None = None
-    running: int | None = None
+    executor_pid: Int32 | None = None
+    running: Int32 | None = None
     claimed: str | None = None
     completed: str | None = None
     failed_tasks: list[FailedTask] | None = None
-    failures: int | None = None  # failed attempts in total, retried or not
+    failures: Int32 | None = None  # failed attempts in total, retried or not
 
 
 class Alloc(KubeObject):

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from corral.api.kinds.base import IntOrString, KubeModel
+from corral.api.kinds.base import Int32, Int64, IntOrString, KubeModel
 from corral.api.kinds.meta import Condition, KubeObject, LabelSelector
 from corral.api.kinds.pod import PodTemplateSpec
 
@@ -24,24 +24,24 @@ class DeploymentStrategy(KubeModel):
 class DeploymentSpec(KubeModel):
     selector: LabelSelector = Field(default_factory=LabelSelector)
     template: PodTemplateSpec = Field(default_factory=PodTemplateSpec)
-    replicas: int | None = None
+    replicas: Int32 | None = None
     strategy: DeploymentStrategy | None = None
-    min_ready_seconds: int | None = None
-    revision_history_limit: int | None = None
+    min_ready_seconds: Int32 | None = None
+    revision_history_limit: Int32 | None = None
     paused: bool | None = None
-    progress_deadline_seconds: int | None = None
+    progress_deadline_seconds: Int32 | None = None
 
 
 class DeploymentStatus(KubeModel):
-    observed_generation: int | None = None
-    replicas: int | None = None
-    updated_replicas: int | None = None
-    ready_replicas: int | None = None
-    available_replicas: int | None = None
-    unavailable_replicas: int | None = None
-    terminating_replicas: int | None = None
+    observed_generation: Int64 | None = None
+    replicas: Int32 | None = None
+    updated_replicas: Int32 | None = None
+    ready_replicas: Int32 | None = None
+    available_replicas: Int32 | None = None
+    unavailable_replicas: Int32 | None = None
+    terminating_replicas: Int32 | None = None
     conditions: list[Condition] | None = None
-    collision_count: int | None = None
+    collision_count: Int32 | None = None
 
 
 class Deployment(KubeObject):
@@ -53,17 +53,17 @@ class Deployment(KubeObject):
 class ReplicaSetSpec(KubeModel):
     selector: LabelSelector = Field(default_factory=LabelSelector)
     template: PodTemplateSpec = Field(default_factory=PodTemplateSpec)
-    replicas: int | None = None
-    min_ready_seconds: int | None = None
+    replicas: Int32 | None = None
+    min_ready_seconds: Int32 | None = None
 
 
 class ReplicaSetStatus(KubeModel):
-    replicas: int = 0
-    fully_labeled_replicas: int | None = None
-    ready_replicas: int | None = None
-    available_replicas: int | None = None
-    terminating_replicas: int | None = None
-    observed_generation: int | None = None
+    replicas: Int32 = 0
+    fully_labeled_replicas: Int32 | None = None
+    ready_replicas: Int32 | None = None
+    available_replicas: Int32 | None = None
+    terminating_replicas: Int32 | None = None
+    observed_generation: Int64 | None = None
     conditions: list[Condition] | None = None
 
 

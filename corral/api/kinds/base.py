@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 
@@ -29,7 +29,13 @@ def _quantity_from_number(value: Any) -> Any:
 Quantity = Annotated[str, BeforeValidator(_quantity_from_number)]
 """A resource quantity as written ("500m", "1Gi"); see corral.api.quantity."""
 
-IntOrString = int | str
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+"""Kubernetes' int32 fields (replicas, ports, counts): wider is Invalid, never wrapped."""
+
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+"""Kubernetes' int64 fields (generation, grace and deadline seconds)."""
+
+IntOrString = Int32 | str
 """A port number or port name; or a count or percentage ("25%")."""
 
 Time = str

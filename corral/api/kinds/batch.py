@@ -6,21 +6,21 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from corral.api.kinds.base import KubeModel, Opaque, Time
+from corral.api.kinds.base import Int32, Int64, KubeModel, Opaque, Time
 from corral.api.kinds.meta import Condition, KubeObject, LabelSelector
 from corral.api.kinds.pod import PodTemplateSpec
 
 
 class JobSpec(KubeModel):
     template: PodTemplateSpec = Field(default_factory=PodTemplateSpec)
-    parallelism: int | None = None
-    completions: int | None = None
+    parallelism: Int32 | None = None
+    completions: Int32 | None = None
     completion_mode: str | None = None  # NonIndexed, Indexed
-    backoff_limit: int | None = None
-    backoff_limit_per_index: int | None = None
-    max_failed_indexes: int | None = None
-    active_deadline_seconds: int | None = None
-    ttl_seconds_after_finished: int | None = None
+    backoff_limit: Int32 | None = None
+    backoff_limit_per_index: Int32 | None = None
+    max_failed_indexes: Int32 | None = None
+    active_deadline_seconds: Int64 | None = None
+    ttl_seconds_after_finished: Int32 | None = None
     suspend: bool | None = None
     selector: LabelSelector | None = None
     manual_selector: bool | None = None
@@ -36,11 +36,11 @@ class UncountedTerminatedPods(KubeModel):
 
 
 class JobStatus(KubeModel):
-    active: int | None = None
-    succeeded: int | None = None
-    failed: int | None = None
-    terminating: int | None = None
-    ready: int | None = None
+    active: Int32 | None = None
+    succeeded: Int32 | None = None
+    failed: Int32 | None = None
+    terminating: Int32 | None = None
+    ready: Int32 | None = None
     start_time: Time | None = None
     completion_time: Time | None = None
     conditions: list[Condition] | None = None

@@ -55,6 +55,26 @@ def unknown_fields(obj: BaseModel, prefix: str = "") -> list[str]:
     return found
 
 
+def drop_unknown_fields(obj: BaseModel) -> None:
+    """Forget every field no model declares, at any depth, so ``encode`` leaves
+    them out (kube-apiserver's decoder drops them the same way)."""
+    if obj.__pydantic_extra__:
+        obj.__pydantic_extra__.clear()
+    for name in type(obj).model_fields:
+        _drop_in(getattr(obj, name))
+
+
+def _drop_in(value: Any) -> None:
+    if isinstance(value, BaseModel):
+        drop_unknown_fields(value)
+    elif isinstance(value, list):
+        for item in value:
+            _drop_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _drop_in(item)
+
+
 def _unknown_in(value: Any, path: str) -> list[str]:
     if isinstance(value, BaseModel):
         return unknown_fields(value, path)
@@ -114,7 +134,7 @@ def causes_of(model: type[BaseModel], err: ValidationError) -> list[Cause]:
     merged: dict[str, tuple[str, Any, list[str]]] = {}
     for e in err.errors():
         path = wire_path(model, e["loc"])
-        expected = _EXPECTED.get(e["type"], e["msg"])
+        expected = _expected(e["type"], e.get("ctx") or {}, e["msg"])
         if e["type"] == "missing":
             merged.setdefault(path, ("FieldValueRequired", None, []))
             continue
@@ -122,6 +142,14 @@ def causes_of(model: type[BaseModel], err: ValidationError) -> list[Cause]:
         if expected not in messages:
             messages.append(expected)
     return [_cause(path, *entry) for path, entry in merged.items()]
+
+
+def _expected(kind: str, ctx: dict[str, Any], message: str) -> str:
+    if kind == "less_than_equal":  # an int wider than its Kubernetes field (int32, int64)
+        return f"must be less than or equal to {ctx['le']}"
+    if kind == "greater_than_equal":
+        return f"must be greater than or equal to {ctx['ge']}"
+    return _EXPECTED.get(kind, message)
 
 
 def _cause(path: str, reason: str, value: Any, expected: list[str]) -> Cause:
@@ -187,6 +215,8 @@ def _is_union(tp: Any) -> bool:
 def _union_member(tp: Any, step: int | str) -> Any:
     for member in typing.get_args(tp):
         name = getattr(member, "__name__", None) or str(typing.get_origin(member))
+        if typing.get_origin(member) is typing.Annotated:  # pydantic tags Int32 so
+            name = f"constrained-{typing.get_args(member)[0].__name__}"
         if step == name or (isinstance(step, str) and step.startswith(f"{name}[")):
             return member
     return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from corral.api.kinds.base import IntOrString, KubeModel, Opaque, Quantity
+from corral.api.kinds.base import Int32, Int64, IntOrString, KubeModel, Opaque, Quantity
 
 
 class ObjectFieldSelector(KubeModel):
@@ -45,9 +45,9 @@ class EnvFromSource(KubeModel):
 
 
 class ContainerPort(KubeModel):
-    container_port: int
+    container_port: Int32
     name: str | None = None
-    host_port: int | None = None
+    host_port: Int32 | None = None
     host_ip: str | None = Field(default=None, alias="hostIP")
     protocol: str | None = None  # TCP, UDP, SCTP
 
@@ -81,7 +81,7 @@ class TCPSocketAction(KubeModel):
 
 
 class GRPCAction(KubeModel):
-    port: int
+    port: Int32
     service: str | None = None
 
 
@@ -90,12 +90,12 @@ class Probe(KubeModel):
     http_get: HTTPGetAction | None = None
     tcp_socket: TCPSocketAction | None = None
     grpc: GRPCAction | None = None
-    initial_delay_seconds: int | None = None
-    period_seconds: int | None = None
-    timeout_seconds: int | None = None
-    success_threshold: int | None = None
-    failure_threshold: int | None = None
-    termination_grace_period_seconds: int | None = None
+    initial_delay_seconds: Int32 | None = None
+    period_seconds: Int32 | None = None
+    timeout_seconds: Int32 | None = None
+    success_threshold: Int32 | None = None
+    failure_threshold: Int32 | None = None
+    termination_grace_period_seconds: Int64 | None = None
 
     def handlers(self) -> list[str]:
         """The wire names of the handlers set (exactly one is valid)."""

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from corral.api.kinds.base import KubeModel, MicroTime, Opaque, Quantity, Time
+from corral.api.kinds.base import Int32, KubeModel, MicroTime, Opaque, Quantity, Time
 from corral.api.kinds.meta import Condition, KubeObject, ObjectReference
 from corral.api.kinds.pod import PodSpec, PodStatus
 
@@ -71,7 +71,7 @@ class EventSource(KubeModel):
 
 
 class EventSeries(KubeModel):
-    count: int | None = None
+    count: Int32 | None = None
     last_observed_time: MicroTime | None = None
 
 
@@ -81,7 +81,7 @@ class Event(KubeObject):
     reason: str | None = None
     message: str | None = None
     type: str | None = None  # Normal, Warning
-    count: int | None = None
+    count: Int32 | None = None
     first_timestamp: Time | None = None
     last_timestamp: Time | None = None
     event_time: MicroTime | None = None

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from corral.api.kinds.base import KubeModel, Time, TypedObject
+from corral.api.kinds.base import Int64, KubeModel, Time, TypedObject
 
 
 class OwnerReference(KubeModel):
@@ -25,10 +25,10 @@ class ObjectMeta(KubeModel):
     namespace: str | None = None
     uid: str | None = None
     resource_version: str | None = None
-    generation: int | None = None
+    generation: Int64 | None = None
     creation_timestamp: Time | None = None
     deletion_timestamp: Time | None = None
-    deletion_grace_period_seconds: int | None = None
+    deletion_grace_period_seconds: Int64 | None = None
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
     owner_references: list[OwnerReference] | None = None
@@ -84,4 +84,4 @@ class Condition(KubeModel):
     last_probe_time: Time | None = None
     last_heartbeat_time: Time | None = None
     last_update_time: Time | None = None
-    observed_generation: int | None = None
+    observed_generation: Int64 | None = None

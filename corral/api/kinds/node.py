@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from corral.api.kinds.base import KubeModel, Opaque, Quantity, Time
+from corral.api.kinds.base import Int32, KubeModel, Opaque, Quantity, Time
 from corral.api.kinds.meta import Condition, KubeObject
 
 
@@ -33,7 +33,7 @@ class NodeAddress(KubeModel):
 
 
 class DaemonEndpoint(KubeModel):
-    port: int = Field(alias="Port")
+    port: Int32 = Field(alias="Port")
 
 
 class NodeDaemonEndpoints(KubeModel):

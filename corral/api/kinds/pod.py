@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from corral.api.kinds.affinity import Affinity, Toleration, TopologySpreadConstraint
-from corral.api.kinds.base import KubeModel, Opaque, Quantity, Time
+from corral.api.kinds.base import Int32, Int64, KubeModel, Opaque, Quantity, Time
 from corral.api.kinds.container import Container
 from corral.api.kinds.meta import Condition, ObjectMeta
 
@@ -63,8 +63,8 @@ class PodSpec(KubeModel):
     ephemeral_containers: list[Opaque] | None = None
     volumes: list[Volume] | None = None
     restart_policy: str | None = None  # Always, OnFailure, Never
-    termination_grace_period_seconds: int | None = None
-    active_deadline_seconds: int | None = None
+    termination_grace_period_seconds: Int64 | None = None
+    active_deadline_seconds: Int64 | None = None
     dns_policy: str | None = None
     dns_config: Opaque | None = None
     node_selector: dict[str, str] | None = None
@@ -88,7 +88,7 @@ class PodSpec(KubeModel):
     scheduler_name: str | None = None
     tolerations: list[Toleration] | None = None
     priority_class_name: str | None = None
-    priority: int | None = None
+    priority: Int32 | None = None
     preemption_policy: str | None = None  # PreemptLowerPriority, Never
     readiness_gates: list[Opaque] | None = None
     runtime_class_name: str | None = None
@@ -116,8 +116,8 @@ class ContainerStateRunning(KubeModel):
 
 
 class ContainerStateTerminated(KubeModel):
-    exit_code: int
-    signal: int | None = None
+    exit_code: Int32
+    signal: Int32 | None = None
     reason: str | None = None
     message: str | None = None
     started_at: Time | None = None
@@ -136,7 +136,7 @@ class ContainerState(KubeModel):
 class ContainerStatus(KubeModel):
     name: str
     ready: bool = False
-    restart_count: int = 0
+    restart_count: Int32 = 0
     image: str = ""
     image_id: str = Field(default="", alias="imageID")
     state: ContainerState | None = None
@@ -161,9 +161,9 @@ class PortMapping(KubeModel):
     reports it here; the Endpoints controller and the proxy target hostIP:hostPort."""
 
     container_name: str
-    container_port: int
+    container_port: Int32
     host_ip: str = Field(alias="hostIP")
-    host_port: int
+    host_port: Int32
     protocol: str = "TCP"
     name: str | None = None
 
@@ -184,7 +184,7 @@ class PodStatus(KubeModel):
     ephemeral_container_statuses: list[ContainerStatus] | None = None
     qos_class: str | None = None  # Guaranteed, Burstable, BestEffort
     resize: str | None = None
-    observed_generation: int | None = None
+    observed_generation: Int64 | None = None
     resources: Opaque | None = None
     resource_claim_statuses: list[Opaque] | None = None
     port_mappings: list[PortMapping] | None = None  # corral extension, see PortMapping

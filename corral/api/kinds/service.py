@@ -7,16 +7,16 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from corral.api.kinds.base import IntOrString, KubeModel, Opaque
+from corral.api.kinds.base import Int32, IntOrString, KubeModel, Opaque
 from corral.api.kinds.meta import Condition, KubeObject, ObjectReference
 
 
 class ServicePort(KubeModel):
-    port: int
+    port: Int32
     name: str | None = None
     protocol: str | None = None  # TCP, UDP, SCTP
     target_port: IntOrString | None = None
-    node_port: int | None = None
+    node_port: Int32 | None = None
     app_protocol: str | None = None
 
 
@@ -36,7 +36,7 @@ class ServiceSpec(KubeModel):
     load_balancer_class: str | None = None
     external_traffic_policy: str | None = None
     internal_traffic_policy: str | None = None
-    health_check_node_port: int | None = None
+    health_check_node_port: Int32 | None = None
     ip_families: list[str] | None = Field(default=None, alias="ipFamilies")
     ip_family_policy: str | None = Field(default=None, alias="ipFamilyPolicy")
     allocate_load_balancer_node_ports: bool | None = None
@@ -73,7 +73,7 @@ class EndpointAddress(KubeModel):
 
 
 class EndpointPort(KubeModel):
-    port: int
+    port: Int32
     name: str | None = None
     protocol: str | None = None
     app_protocol: str | None = None

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from corral.api.kinds.base import KubeModel, TypedObject
+from corral.api.kinds.base import Int32, Int64, KubeModel, TypedObject
 from corral.api.kinds.meta import KubeObject, ObjectReference
 
 
@@ -19,11 +19,11 @@ class Binding(KubeObject):
 
 
 class ScaleSpec(KubeModel):
-    replicas: int | None = None
+    replicas: Int32 | None = None
 
 
 class ScaleStatus(KubeModel):
-    replicas: int = 0
+    replicas: Int32 = 0
     selector: str | None = None  # label selector in string form, "app=web"
 
 
@@ -42,7 +42,7 @@ class DeleteOptions(TypedObject):
     """Sent with any group's apiVersion (kubectl uses the resource's), so any is
     accepted."""
 
-    grace_period_seconds: int | None = None
+    grace_period_seconds: Int64 | None = None
     propagation_policy: str | None = None  # Orphan, Background, Foreground
     preconditions: Preconditions | None = None
     dry_run: list[str] | None = None
@@ -69,7 +69,7 @@ class StatusDetails(KubeModel):
     kind: str | None = None
     uid: str | None = None
     causes: list[StatusCause] | None = None
-    retry_after_seconds: int | None = None
+    retry_after_seconds: Int32 | None = None
 
 
 class Status(TypedObject):
@@ -78,4 +78,4 @@ class Status(TypedObject):
     message: str | None = None
     reason: str | None = None
     details: StatusDetails | None = None
-    code: int | None = None
+    code: Int32 | None = None

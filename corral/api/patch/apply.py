@@ -16,9 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import orjson
-import yaml
-
+from corral.api.body import load_json, load_yaml
 from corral.api.errors import BadRequest, UnsupportedMediaType
 from corral.api.patch.jsonpatch import apply_json_patch
 from corral.api.patch.merge import merge_patch
@@ -68,10 +66,7 @@ def apply_server_side(original: dict[str, Any] | None, applied: dict[str, Any],
 def _decode_json(body: bytes) -> Any:
     if not body.strip():
         raise BadRequest("the patch body is empty")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        raise BadRequest(f"the patch body is not valid JSON: {e}") from None
+    return load_json(body, "the patch body")
 
 
 def _decode_yaml(body: bytes) -> Any:
@@ -79,10 +74,7 @@ def _decode_yaml(body: bytes) -> Any:
         raise BadRequest("the apply body is empty")
     if body.lstrip().startswith(b"{"):
         return _decode_json(body)  # kubectl sends JSON; YAML would turn dates into datetimes
-    try:
-        return yaml.safe_load(body)
-    except yaml.YAMLError as e:
-        raise BadRequest(f"error decoding the apply body as YAML or JSON: {e}") from None
+    return load_yaml(body)
 
 
 def _as_object(value: Any, what: str) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 from corral.api.registry.core import Admission, Registry, Result
 from corral.api.registry.delete import DeleteOptions, delete
+from corral.api.registry.prepare import FieldValidation
 from corral.api.registry.read import Filter, Page, list_objects, watch_objects
 
-__all__ = ["Admission", "DeleteOptions", "Filter", "Page", "Registry", "Result", "delete",
+__all__ = ["Admission", "DeleteOptions", "FieldValidation", "Filter", "Page", "Registry", "Result", "delete",
            "list_objects", "watch_objects"]

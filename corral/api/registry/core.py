@@ -14,19 +14,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from corral.api.body import parse_object
+from corral.api.body import MAX_BODY_BYTES, parse_object, too_large
 from corral.api.errors import (
     AlreadyExists,
     APIError,
     BadRequest,
+    Cause,
     Conflict,
     Forbidden,
     NotFound,
+    invalid,
 )
 from corral.api.patch import apply_patch, apply_server_side
 from corral.api.registry.objects import (
@@ -37,7 +40,7 @@ from corral.api.registry.objects import (
     new_uid,
     now_rfc3339,
 )
-from corral.api.registry.prepare import prepare
+from corral.api.registry.prepare import FieldValidation, prepare
 from corral.api.resources import BY_KIND, Resource
 from corral.store.base import Store
 from corral.store.errors import KeyExists, KeyNotFound, RevisionMismatch
@@ -132,7 +135,7 @@ class Registry:
 
     async def create(
         self, res: Resource, namespace: str | None, body: Obj, *,
-        strict: bool = False, dry_run: bool = False,
+        validation: FieldValidation = "Warn", dry_run: bool = False,
     ) -> Result:
         obj = self._check_identity(res, namespace, body)
         m = meta(obj)
@@ -153,7 +156,7 @@ class Registry:
             obj["status"] = {"phase": "Pending"} if res.kind == "Pod" else {}
         elif res.kind == "Namespace":
             obj["status"] = {"phase": "Active"}
-        prepared = prepare(res, obj, old=None, strict=strict)
+        prepared = prepare(res, obj, old=None, validation=validation)
         for plugin in self.admission:
             await plugin.admit("CREATE", res, prepared.obj, None, dry_run=dry_run)
         if dry_run:
@@ -161,7 +164,7 @@ class Registry:
         name = meta(prepared.obj)["name"]
         try:
             revision = await self.store.create(res.storage_key(namespace, name),
-                                               dump(prepared.obj))
+                                               _stored(prepared.obj))
         except KeyExists:
             raise AlreadyExists(f"{describe(res, name)} already exists", kind=res.plural,
                                 name=name, group=res.group) from None
@@ -213,7 +216,8 @@ class Registry:
 
     async def update(
         self, res: Resource, namespace: str | None, name: str, body: Obj, *,
-        subresource: str | None = None, strict: bool = False, dry_run: bool = False,
+        subresource: str | None = None, validation: FieldValidation = "Warn",
+        dry_run: bool = False,
     ) -> Result:
         obj = self._check_identity(res, namespace, body)
         body_name = meta(obj).get("name")
@@ -226,24 +230,26 @@ class Registry:
         if want_rv and want_rv != meta(current)["resourceVersion"]:
             raise conflict(res, name, MODIFIED)
         return await self._replace(res, namespace, name, current, obj, subresource=subresource,
-                                   strict=strict, dry_run=dry_run)
+                                   validation=validation, dry_run=dry_run)
 
     async def patch(
         self, res: Resource, namespace: str | None, name: str, content_type: str, body: bytes,
-        *, subresource: str | None = None, strict: bool = False, dry_run: bool = False,
+        *, subresource: str | None = None, validation: FieldValidation = "Warn",
+        dry_run: bool = False,
     ) -> Result:
         server_side_apply = content_type.startswith("application/apply-patch")
         for _ in retry_attempts():
             current = await self.find(res, namespace, name)
             if current is None:
                 if server_side_apply:
-                    return await self.create(res, namespace, _apply_body(body), strict=strict,
-                                             dry_run=dry_run)
+                    return await self.create(res, namespace, _apply_body(body),
+                                             validation=validation, dry_run=dry_run)
                 raise not_found(res, name)
             if server_side_apply:
                 patched = apply_server_side(current, _apply_body(body), res.kind)
             else:
                 patched = apply_patch(content_type, current, body, res.kind)
+            _check_name_kept(res, name, patched)
             # The patch was applied to the object just read, so the result carries
             # that object's resourceVersion unless the patch set one of its own.
             sent_rv = str(meta(patched).get("resourceVersion") or "")
@@ -252,7 +258,7 @@ class Registry:
             try:
                 return await self._replace(
                     res, namespace, name, current, self._check_identity(res, namespace, patched),
-                    subresource=subresource, strict=strict, dry_run=dry_run,
+                    subresource=subresource, validation=validation, dry_run=dry_run,
                 )
             except LostRace:
                 await asyncio.sleep(0)  # re-read and re-apply the patch
@@ -260,14 +266,14 @@ class Registry:
 
     async def _replace(
         self, res: Resource, namespace: str | None, name: str, current: Obj, obj: Obj, *,
-        subresource: str | None, strict: bool, dry_run: bool,
+        subresource: str | None, validation: FieldValidation, dry_run: bool,
     ) -> Result:
         new = _merge_server_owned(res, current, obj, subresource)
         if res.kind == "Service":
             _drop_node_ports_of_old_type(current, new)
         _check_uid(res, name, current, obj)
         _check_finalizers(res, name, current, new)
-        prepared = prepare(res, new, old=_without_rv(current), strict=strict)
+        prepared = prepare(res, new, old=_without_rv(current), validation=validation)
         if _spec_changed(res, current, prepared.obj):
             meta(prepared.obj)["generation"] = int(meta(current).get("generation") or 1) + 1
         for plugin in self.admission:
@@ -282,7 +288,7 @@ class Registry:
                 revision = await self.store.delete(key, expected)
                 await self._after_delete(res, prepared.obj)
             else:
-                revision = await self.store.update(key, dump(prepared.obj), expected)
+                revision = await self.store.update(key, _stored(prepared.obj), expected)
         except RevisionMismatch:
             raise lost_race(res, name) from None
         except KeyNotFound:
@@ -302,7 +308,7 @@ class Registry:
         m = meta(obj)
         key = res.storage_key(m.get("namespace"), m["name"])
         try:
-            revision = await self.store.update(key, dump(obj), int(expected_rv))
+            revision = await self.store.update(key, _stored(obj), int(expected_rv))
         except RevisionMismatch:
             raise conflict(res, m["name"], MODIFIED) from None
         except KeyNotFound:
@@ -324,12 +330,28 @@ class Registry:
         return revision
 
 
-def _name_required(res: Resource) -> APIError:
-    from corral.api.errors import Cause, invalid
+def _stored(obj: Obj) -> bytes:
+    """The stored form, refused past the size a request may have (a body within the
+    limit can still grow: defaults, a YAML document's aliases, a patch)."""
+    value = dump(obj)
+    if len(value) > MAX_BODY_BYTES:
+        raise too_large()
+    return value
 
+
+def _name_required(res: Resource) -> APIError:
     return invalid(res.kind, "", [Cause("metadata.name", "Required value: name or "
                                         "generateName is required", "FieldValueRequired")],
                    res.group)
+
+
+def _check_name_kept(res: Resource, name: str, patched: Obj) -> None:
+    """A patch may not rename (kube-apiserver's ValidateObjectMetaUpdate)."""
+    new_name = meta(patched).get("name")
+    if new_name != name:
+        raise invalid(res.kind, name, [Cause(
+            "metadata.name", f"Invalid value: {json.dumps(new_name)}: field is immutable")],
+            res.group)
 
 
 def _apply_body(body: bytes) -> Obj:
@@ -397,8 +419,6 @@ def _check_finalizers(res: Resource, name: str, current: Obj, new: Obj) -> None:
         return
     added = set(meta(new).get("finalizers") or []) - set(meta(current).get("finalizers") or [])
     if added:
-        from corral.api.errors import Cause, invalid
-
         raise invalid(res.kind, name, [Cause(
             "metadata.finalizers",
             f"Forbidden: no new finalizers can be added if the object is being deleted, "

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from corral.api.errors import BadRequest, Conflict
+from corral.api.errors import BadRequest, Conflict, Forbidden
 from corral.api.registry.core import MODIFIED, Obj, Registry, conflict, retry_attempts
 from corral.api.registry.objects import meta, now_rfc3339
 from corral.api.resources import Resource
@@ -24,6 +24,9 @@ from corral.api.resources import Resource
 ORPHAN_FINALIZER = "orphan"
 FOREGROUND_FINALIZER = "foregroundDeletion"
 _POLICIES = ("Orphan", "Background", "Foreground")
+# The namespaces the control plane lives in; kube-apiserver's NamespaceLifecycle
+# admission refuses to delete them.
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
 @dataclass(frozen=True)
@@ -44,11 +47,15 @@ class DeleteOptions:
         if body.get("orphanDependents") is True or query.get("orphanDependents") == "true":
             policy = policy or "Orphan"
         pre = body.get("preconditions") or {}
+        if not isinstance(pre, dict):
+            raise BadRequest("preconditions must be an object")
         dry = body.get("dryRun") or query.get("dryRun")
         try:
             grace_int = int(grace) if grace is not None else None
         except (TypeError, ValueError):
             raise BadRequest(f"gracePeriodSeconds must be an integer, got {grace!r}") from None
+        if grace_int is not None and grace_int > 2**63 - 1:
+            raise BadRequest(f"gracePeriodSeconds must fit an int64, got {grace!r}")
         if grace_int is not None and grace_int < 0:
             grace_int = 0
         if policy is not None and policy not in _POLICIES:
@@ -64,6 +71,9 @@ async def delete(
 ) -> tuple[Obj, bool]:
     """Delete one object. Returns (object, gone): gone is False when the object
     stays with a deletionTimestamp (graceful or finalizers pending)."""
+    if res.kind == "Namespace" and name in IMMORTAL_NAMESPACES:
+        raise Forbidden(f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                        kind="namespaces", name=name)
     for _ in retry_attempts():
         current = await reg.get(res, namespace, name)
         _check_preconditions(res, name, current, opts)

@@ -40,8 +40,14 @@ def rfc3339(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# A grace period may be any int64; a timestamp cannot pass year 9999, so offsets
+# are capped at a century (a deadline that far off never arrives either way).
+_MAX_OFFSET = 100 * 365 * 86400
+
+
 def now_rfc3339(offset_seconds: float = 0) -> str:
-    return rfc3339(datetime.now(UTC) + timedelta(seconds=offset_seconds))
+    offset = max(-_MAX_OFFSET, min(offset_seconds, _MAX_OFFSET))
+    return rfc3339(datetime.now(UTC) + timedelta(seconds=offset))
 
 
 def new_uid() -> str:

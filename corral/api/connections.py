@@ -1,0 +1,131 @@
+"""Bounds on connections, below HTTP requests: what uvicorn leaves open.
+
+    connection made ──► over the cap? ── close an idle one (between requests or
+          │                              not yet sending), else refuse this one
+          ▼
+    headers due within header_timeout of the connection (or of a request's first
+    byte) ── late: closed (slowloris); longer than max_header_bytes: 431, closed
+          ▼
+    request → the app; idle afterwards → uvicorn's keep-alive timeout closes it
+
+kube-apiserver gets the same from Go's http.Server (ReadHeaderTimeout,
+MaxHeaderBytes = 1 MiB). The cap comes from the file limit, which the master
+raises to its hard limit at start (corral.cli.limits): 1,100 idle
+connections against the default soft limit of 1024 used to starve every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger("corral.api.connections")
+
+# File descriptors kept back from connections: the store, agents' log streams,
+# the node proxy's own client connections.
+_RESERVED_FDS = 512
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    header_timeout: float = 10.0  # seconds from first byte (or connect) to all headers
+    max_header_bytes: int = 1 << 20  # Go's http.DefaultMaxHeaderBytes
+    max_connections: int = 0  # 0: from the file limit
+
+
+def connection_cap(limits: ConnectionLimits) -> int:
+    if limits.max_connections:
+        return limits.max_connections
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(64, soft - _RESERVED_FDS)
+
+
+def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with ``limits`` applied."""
+    cap = connection_cap(limits)
+
+    class Guarded(_GuardedProtocol):
+        header_timeout = limits.header_timeout
+        max_header_bytes = limits.max_header_bytes
+        max_connections = cap
+
+    return Guarded
+
+
+class _GuardedProtocol(HttpToolsProtocol):
+    header_timeout: float
+    max_header_bytes: int
+    max_connections: int
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._header_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections and not self._evict_idle():
+            log.warning("connection refused: at the cap connections=%d", len(self.connections))
+            transport.close()
+            return
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = 0
+        if self._header_timer is None:
+            self._arm_header_timer()
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_timer()
+        super().on_headers_complete()
+
+    def _count(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > self.max_header_bytes and not self.transport.is_closing():
+            self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                                 b"content-length: 0\r\nconnection: close\r\n\r\n")
+            self.transport.close()
+
+    def _idle(self) -> bool:
+        """Between requests, or connected and not done sending headers."""
+        return (self.cycle is None or self.cycle.response_complete) and not self.pipeline
+
+    def _evict_idle(self) -> bool:
+        for conn in self.connections:
+            if conn is not self and isinstance(conn, _GuardedProtocol) and conn._idle() and \
+                    not conn.transport.is_closing():
+                conn.transport.close()
+                return True
+        return False
+
+    def _arm_header_timer(self) -> None:
+        self._disarm_header_timer()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()

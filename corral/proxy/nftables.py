@@ -1,0 +1,232 @@
+"""The Service data plane in the kernel: the agent only programs an nftables table.
+
+    NodeServices ──apply(ports, backends)──▶ NftProxy
+        desired = nftrules.build(...)          always kept (a later writer needs it)
+        HostLock.try_write()?  no ─▶ done: another agent on this host writes
+                               yes ▼
+        first write as writer: read the table back (`nft -j list table`)
+        nft -f -   (one transaction: the whole table, atomically)
+        conntrack -D for every endpoint that left a frontend (clients fail fast)
+    a poll every POLL_SECONDS: a member that is not the writer asks again, so a
+    writer that died (kill -9 frees its lock) is replaced and its table reconciled
+    close(): stop writing; the last agent on the host deletes the table
+
+Unlike the user-space proxy there is nothing to drain: established connections
+stay in conntrack; only those to departed endpoints are dropped, as kube-proxy
+does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from corral.proxy.hostlock import DEFAULT_RUN_DIR, HostLock
+from corral.proxy.model import Backend, ServicePortKey, ServiceProxySpec
+from corral.proxy.nftrules import (
+    MAP_TYPES,
+    SERVICE_PREFIX,
+    Existing,
+    Programmed,
+    Ruleset,
+    ServiceState,
+    Stale,
+    build,
+    departed,
+    parse_endpoint_chain,
+    transaction,
+)
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5  # how soon a member notices the writer is gone
+
+
+class NftablesError(Exception):
+    """`nft` refused a transaction or could not run; the next apply retries."""
+
+
+def run_nft(args: Sequence[str], stdin: str | None = None, nft: str = "nft") -> str:
+    """Run nft (blocking) and return its stdout; NftablesError on failure."""
+    try:
+        done = subprocess.run([nft, *args], check=False, input=stdin, capture_output=True, text=True,
+                              timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise NftablesError(f"nft {' '.join(args)}: {err}") from err
+    if done.returncode != 0:
+        raise NftablesError(f"nft {' '.join(args)}: {done.stderr.strip()[:2000]}")
+    return done.stdout
+
+
+def delete_table(table: str, nft: str = "nft") -> None:
+    """Delete corral's table if it exists (nothing else is ever touched)."""
+    with contextlib.suppress(NftablesError):
+        run_nft(["delete", "table", "ip", table], nft=nft)
+
+
+def read_table(table: str, nft: str = "nft") -> tuple[Existing, Programmed]:
+    """The table's chain, set and map names, and what it programs; empty if absent."""
+    try:
+        listing = json.loads(run_nft(["-j", "list", "table", "ip", table], nft=nft))
+    except NftablesError:
+        return Existing(), {}
+    chains, sets, maps = set(), set(), {}
+    for item in listing.get("nftables", []):
+        if "chain" in item:
+            chains.add(item["chain"]["name"])
+        elif "set" in item:
+            sets.add(item["set"]["name"])
+        elif "map" in item:
+            maps[item["map"]["name"]] = item["map"].get("elem") or []
+    return Existing(frozenset(chains), frozenset(sets), frozenset(maps)), _programmed(chains, maps)
+
+
+def _programmed(chains: set[str], maps: dict[str, list[Any]]) -> Programmed:
+    cluster: dict[str, tuple[str, int]] = {}
+    node_port: dict[str, int] = {}
+    for key, target in map(_element, maps.get("service-ips", [])):
+        if len(key) == 3 and target.startswith(SERVICE_PREFIX):
+            cluster[target[len(SERVICE_PREFIX):]] = (str(key[0]), int(key[2]))
+    for key, target in map(_element, maps.get("service-nodeports", [])):
+        if len(key) == 2 and target.startswith(SERVICE_PREFIX):
+            node_port[target[len(SERVICE_PREFIX):]] = int(key[1])
+    endpoints: dict[str, set[tuple[str, int]]] = {}
+    for name in chains:
+        parsed = parse_endpoint_chain(name)
+        if parsed is not None:
+            endpoints.setdefault(parsed[0], set()).add(parsed[1])
+    return {sid: ServiceState(cluster.get(sid), node_port.get(sid),
+                              frozenset(endpoints.get(sid, ())))
+            for sid in cluster.keys() | node_port.keys()}
+
+
+def _element(elem: Any) -> tuple[list[Any], str]:
+    """([key parts], goto target) of one verdict-map element of `nft -j`."""
+    if isinstance(elem, dict):  # {"elem": {"val": [key, value], ...}} with extra attributes
+        elem = elem.get("elem", {}).get("val", [None, {}])
+    key, value = elem
+    parts = key.get("concat", [key]) if isinstance(key, dict) else [key]
+    verdict = value.get("goto") or value.get("jump") or {}
+    return parts, str(verdict.get("target", ""))
+
+
+def drop_connections(stale: Sequence[Stale], conntrack: str = "conntrack") -> int:
+    """Delete the conntrack entries of connections to departed endpoints."""
+    dropped = 0
+    for s in stale:
+        args = [conntrack, "-D", "-p", "tcp", "--orig-port-dst", str(s.frontend_port),
+                "--reply-src", s.endpoint[0], "--reply-port-src", str(s.endpoint[1])]
+        if s.frontend_ip is not None:
+            args += ["--orig-dst", s.frontend_ip]
+        # Exit status 1 with "0 flow entries" is the common, harmless case.
+        done = subprocess.run(args, check=False, capture_output=True, text=True, timeout=30)
+        if done.returncode not in (0, 1):
+            log.warning("conntrack flush failed args=%s error=%s", args[1:],
+                        done.stderr.strip())
+        dropped += _count(done.stderr)
+    return dropped
+
+
+def _count(output: str) -> int:
+    words = output.split()
+    return int(words[words.index("flow") - 1]) if "flow" in words else 0
+
+
+class NftProxy:
+    """One host namespace's nftables table, kept equal to the Services (same
+    interface as the user-space `ProxyTable`: `apply` and `close`)."""
+
+    def __init__(self, table: str, *, run_dir: Path = DEFAULT_RUN_DIR, nft: str = "nft",
+                 conntrack: str | None = None, poll_seconds: float = POLL_SECONDS) -> None:
+        self.table = table
+        self.nft = nft
+        self.conntrack = conntrack if conntrack is not None else shutil.which("conntrack")
+        if self.conntrack is None:
+            log.warning("conntrack not found: connections to removed endpoints are not "
+                        "dropped (install the conntrack package)")
+        self.host = HostLock(table, run_dir)
+        self.poll_seconds = poll_seconds
+        self.writes = 0  # transactions applied by this agent
+        self.last_write_seconds = 0.0
+        self._desired: Ruleset | None = None
+        self._last: Ruleset | None = None  # what this agent last wrote as the writer
+        self._written: Programmed | None = None  # None: not read back since becoming writer
+        self._existing = Existing()
+        self._lock = asyncio.Lock()
+        self._poller: asyncio.Task[None] | None = None
+
+    @property
+    def writing(self) -> bool:
+        return self.host.writing
+
+    async def apply(self, services: Mapping[ServicePortKey, ServiceProxySpec],
+                    endpoints: Mapping[ServicePortKey, Sequence[Backend]]) -> None:
+        self._desired = build(services, endpoints)
+        async with self._lock:
+            if not self.host.joined:
+                await asyncio.to_thread(self.host.join)
+                self._poller = asyncio.create_task(self._poll(), name="nftables-writer-poll")
+            await self._write_if_writer()
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+        async with self._lock:
+            last = await asyncio.to_thread(self.host.leave,
+                                           lambda: delete_table(self.table, self.nft))
+        if last:
+            log.info("nftables table removed table=ip %s (last agent on this host)", self.table)
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_seconds)
+            try:
+                async with self._lock:
+                    await self._write_if_writer()
+            except NftablesError as err:
+                log.warning("nftables write failed table=ip %s error=%s", self.table, err)
+
+    async def _write_if_writer(self) -> None:
+        if self._desired is None:
+            return
+        if not self.host.writing:
+            if not self.host.try_write():
+                return
+            log.info("nftables writer table=ip %s: this agent programs the host's table",
+                     self.table)
+            self._last = self._written = None
+        if self._written is None:  # reconcile what a previous writer (or we, before) left
+            self._existing, self._written = await asyncio.to_thread(read_table, self.table,
+                                                                    self.nft)
+        if self._desired != self._last:  # a failed write is retried by the poll
+            await self._write(self._desired)
+
+    async def _write(self, rules: Ruleset) -> None:
+        assert self._written is not None
+        began = time.perf_counter()
+        text = transaction(self.table, rules, self._existing)
+        await asyncio.to_thread(run_nft, ["-f", "-"], text, self.nft)
+        stale = departed(self._written, rules.programmed)
+        self._existing = Existing(frozenset(rules.chains), frozenset(rules.affinity_sets),
+                                  frozenset(MAP_TYPES))
+        self._written = rules.programmed
+        self._last = rules
+        self.writes += 1
+        self.last_write_seconds = time.perf_counter() - began
+        dropped = 0
+        if stale and self.conntrack:
+            dropped = await asyncio.to_thread(drop_connections, stale, self.conntrack)
+        log.info("nftables table written table=ip %s services=%d seconds=%.3f "
+                 "departed_endpoints=%d connections_dropped=%d", self.table,
+                 len(rules.programmed), self.last_write_seconds, len(stale), dropped)

@@ -1,0 +1,238 @@
+"""The node's Services as one nftables table, written as one `nft -f` transaction.
+
+Pure: desired Service ports and backends in, the transaction text out, plus the
+bookkeeping (`Programmed`) that tells which endpoints left so their conntrack
+entries can be dropped. The shape follows kube-proxy's nftables mode:
+
+    filter-prerouting, filter-output   (priority -110, before DNAT; new connections only)
+        ip daddr . proto . dport                      vmap @no-endpoint-services  ─► reject-chain
+        fib daddr type local proto . dport            vmap @no-endpoint-nodeports ─► reject-chain
+    nat-prerouting, nat-output         (priority -100 = dstnat)  jump services
+    services
+        ip daddr . proto . dport                      vmap @service-ips
+        fib daddr type local proto . dport            vmap @service-nodeports
+    service-<ns>/<name>/tcp/<port>
+        [ip saddr @affinity-… goto endpoint-…]        one per endpoint, ClientIP affinity only
+        numgen inc|random mod N vmap { 0 : goto endpoint-…, … }
+    endpoint-<ns>/<name>/tcp/<port>__<ip>/<port>
+        [update @affinity-… { ip saddr }]  mark |= MASQ_MARK  dnat to ip:port
+    nat-postrouting                    (priority 100 = srcnat)
+        mark & MASQ_MARK, leaving by a real interface ─► masquerade (backend on another host)
+
+A Service lookup is one map lookup whatever the number of Services; only a
+Service's own chain grows with its endpoints. NodePorts answer on every local
+address (the node's, or all nodes' under `corral up`), so every agent on a host
+renders the same table from the same Services.
+
+Each write flushes every rule and map and re-adds them, but keeps the affinity
+sets (`flush table` leaves set elements alone), so ClientIP stickiness survives
+updates; chains and sets nothing refers to any more are deleted in the same
+transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from corral.proxy.model import Algorithm, Backend, ServicePortKey, ServiceProxySpec
+
+# A packet mark bit of corral's own (kube-proxy uses 0x4000): set on the first
+# packet of a DNATed connection, so postrouting masquerades it when it leaves.
+MASQ_MARK = 0x00200000
+
+SERVICE_PREFIX = "service-"
+ENDPOINT_PREFIX = "endpoint-"
+AFFINITY_PREFIX = "affinity-"
+MAP_TYPES = {
+    "service-ips": "ipv4_addr . inet_proto . inet_service : verdict",
+    "service-nodeports": "inet_proto . inet_service : verdict",
+    "no-endpoint-services": "ipv4_addr . inet_proto . inet_service : verdict",
+    "no-endpoint-nodeports": "inet_proto . inet_service : verdict",
+}
+_NEW_ONLY = "ct state new"
+_BY_ADDRESS = "ip daddr . meta l4proto . th dport vmap"
+_BY_NODE_PORT = "fib daddr type local meta l4proto . th dport vmap"
+BASE_CHAINS: dict[str, tuple[str, list[str]]] = {
+    "filter-prerouting": ("type filter hook prerouting priority -110; policy accept;",
+                          [f"{_NEW_ONLY} {_BY_ADDRESS} @no-endpoint-services",
+                           f"{_NEW_ONLY} {_BY_NODE_PORT} @no-endpoint-nodeports"]),
+    "filter-output": ("type filter hook output priority -110; policy accept;",
+                      [f"{_NEW_ONLY} {_BY_ADDRESS} @no-endpoint-services",
+                       f"{_NEW_ONLY} {_BY_NODE_PORT} @no-endpoint-nodeports"]),
+    "nat-prerouting": ("type nat hook prerouting priority -100; policy accept;",
+                       ["jump services"]),
+    "nat-output": ("type nat hook output priority -100; policy accept;", ["jump services"]),
+    "nat-postrouting": ("type nat hook postrouting priority 100; policy accept;",
+                        [f'meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} oifname != "lo" masquerade']),
+}
+FIXED_CHAINS: dict[str, list[str]] = {
+    "services": [f"{_BY_ADDRESS} @service-ips", f"{_BY_NODE_PORT} @service-nodeports"],
+    # A reset, not an ICMP error: TCP treats ICMP on an open connection as soft
+    # and keeps retrying, so a client of a Service that lost its endpoints would hang.
+    "reject-chain": ["reject with tcp reset"],
+}
+
+
+def proxied(spec: ServiceProxySpec) -> bool:
+    """Only TCP ports of Services with a clusterIP are proxied (as in user-space mode)."""
+    return spec.protocol.upper() == "TCP" and not spec.headless
+
+
+def service_id(key: ServicePortKey) -> str:
+    """`<ns>/<name>/tcp/<port name>`: DNS labels only, so a valid nft identifier part."""
+    return f"{key.namespace}/{key.service}/tcp/{key.port_name}"
+
+
+def endpoint_chain(sid: str, address: tuple[str, int]) -> str:
+    return f"{ENDPOINT_PREFIX}{sid}__{address[0]}/{address[1]}"
+
+
+def affinity_set(sid: str, address: tuple[str, int], timeout: int) -> str:
+    # The timeout is part of the name: a set's timeout cannot change in place.
+    return f"{AFFINITY_PREFIX}{timeout}-{sid}__{address[0]}/{address[1]}"
+
+
+def parse_endpoint_chain(name: str) -> tuple[str, tuple[str, int]] | None:
+    """(service id, endpoint address) of an endpoint chain's name; None otherwise."""
+    if not name.startswith(ENDPOINT_PREFIX) or "__" not in name:
+        return None
+    sid, _, address = name[len(ENDPOINT_PREFIX):].rpartition("__")
+    ip, _, port = address.partition("/")
+    return (sid, (ip, int(port))) if port.isdigit() else None
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """What the table does for one Service port: its frontends and endpoints."""
+
+    cluster: tuple[str, int] | None = None
+    node_port: int | None = None
+    endpoints: frozenset[tuple[str, int]] = frozenset()
+
+
+# service id → its state; what one write programs (or what a table read back holds)
+Programmed = dict[str, ServiceState]
+
+
+@dataclass(frozen=True)
+class Stale:
+    """A connection tuple to drop from conntrack: an endpoint that left a frontend."""
+
+    frontend_ip: str | None  # None: a NodePort (any local address)
+    frontend_port: int
+    endpoint: tuple[str, int]
+
+
+def departed(before: Programmed, after: Programmed) -> list[Stale]:
+    """Every (frontend, endpoint) pair programmed before and not after."""
+    stale: list[Stale] = []
+    for sid, old in sorted(before.items()):
+        new = after.get(sid, ServiceState())
+        for endpoint in sorted(old.endpoints):
+            if old.cluster is not None and (old.cluster != new.cluster
+                                            or endpoint not in new.endpoints):
+                stale.append(Stale(old.cluster[0], old.cluster[1], endpoint))
+            if old.node_port is not None and (old.node_port != new.node_port
+                                              or endpoint not in new.endpoints):
+                stale.append(Stale(None, old.node_port, endpoint))
+    return stale
+
+
+@dataclass
+class Ruleset:
+    """The desired table: chains with their rules, map elements, affinity sets."""
+
+    chains: dict[str, list[str]] = field(default_factory=dict)
+    elements: dict[str, list[str]] = field(default_factory=lambda: {m: [] for m in MAP_TYPES})
+    affinity_sets: dict[str, int] = field(default_factory=dict)  # name → timeout (s)
+    programmed: Programmed = field(default_factory=dict)
+
+
+def build(services: Mapping[ServicePortKey, ServiceProxySpec],
+          endpoints: Mapping[ServicePortKey, Sequence[Backend]]) -> Ruleset:
+    """The desired table for these Service ports: only ready backends, TCP only."""
+    rules = Ruleset(chains={name: list(body) for name, body in FIXED_CHAINS.items()})
+    for key, spec in sorted(services.items(), key=lambda item: service_id(item[0])):
+        if proxied(spec):
+            ready = list(dict.fromkeys(b.address for b in endpoints.get(key, ()) if b.ready))
+            _add_service(rules, service_id(key), spec, ready)
+    return rules
+
+
+def _add_service(rules: Ruleset, sid: str, spec: ServiceProxySpec,
+                 ready: list[tuple[str, int]]) -> None:
+    assert spec.cluster_ip is not None
+    cluster = f"{spec.cluster_ip} . tcp . {spec.port}"
+    node = f"tcp . {spec.node_port}" if spec.node_port else None
+    rules.programmed[sid] = ServiceState((spec.cluster_ip, spec.port), spec.node_port,
+                                         frozenset(ready))
+    if not ready:
+        rules.elements["no-endpoint-services"].append(f"{cluster} : goto reject-chain")
+        if node:
+            rules.elements["no-endpoint-nodeports"].append(f"{node} : goto reject-chain")
+        return
+    chain = SERVICE_PREFIX + sid
+    rules.elements["service-ips"].append(f"{cluster} : goto {chain}")
+    if node:
+        rules.elements["service-nodeports"].append(f"{node} : goto {chain}")
+    timeout = int(spec.session_affinity.timeout_seconds) if spec.session_affinity else 0
+    body: list[str] = []
+    for address in ready:
+        target = endpoint_chain(sid, address)
+        dnat = (f"meta mark set meta mark | {MASQ_MARK:#x} "
+                f"meta l4proto tcp dnat to {address[0]}:{address[1]}")
+        if timeout:
+            sticky = affinity_set(sid, address, timeout)
+            rules.affinity_sets[sticky] = timeout
+            body.append(f"ip saddr @{sticky} goto {target}")
+            dnat = f"update @{sticky} {{ ip saddr }} {dnat}"
+        rules.chains[target] = [dnat]
+    # Least-connections needs per-connection state nftables does not keep:
+    # it is approximated by a random pick (kube-proxy's nftables choice).
+    pick = "inc" if spec.algorithm is Algorithm.ROUND_ROBIN else "random"
+    verdicts = ", ".join(f"{i} : goto {endpoint_chain(sid, a)}" for i, a in enumerate(ready))
+    body.append(f"numgen {pick} mod {len(ready)} vmap {{ {verdicts} }}")
+    rules.chains[chain] = body
+
+
+@dataclass(frozen=True)
+class Existing:
+    """What the kernel's table holds now (names only), read before a first write."""
+
+    chains: frozenset[str] = frozenset()
+    sets: frozenset[str] = frozenset()
+    maps: frozenset[str] = frozenset()
+
+
+def transaction(table: str, rules: Ruleset, existing: Existing) -> str:
+    """The `nft -f` text that turns `existing` into `rules`, atomically."""
+    return "\n".join(_lines(f"ip {table}", rules, existing)) + "\n"
+
+
+def _lines(t: str, rules: Ruleset, existing: Existing) -> Iterator[str]:
+    yield f"add table {t}"
+    yield f"flush table {t}"  # every rule; set and map elements stay
+    for name, (hook, _) in BASE_CHAINS.items():
+        yield f"add chain {t} {name} {{ {hook} }}"
+    for name in rules.chains:
+        yield f"add chain {t} {name}"
+    for name, kind in MAP_TYPES.items():
+        yield f"add map {t} {name} {{ type {kind}; }}"
+        yield f"flush map {t} {name}"
+    for name, timeout in rules.affinity_sets.items():
+        yield f"add set {t} {name} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}"
+    for name, (_, body) in BASE_CHAINS.items():
+        yield from (f"add rule {t} {name} {rule}" for rule in body)
+    for name, body in rules.chains.items():
+        yield from (f"add rule {t} {name} {rule}" for rule in body)
+    for name, elements in rules.elements.items():
+        if elements:
+            yield f"add element {t} {name} {{ {', '.join(elements)} }}"
+    # Nothing refers to these any more: their rules and map elements were flushed above.
+    for name in sorted(existing.chains - rules.chains.keys() - BASE_CHAINS.keys()):
+        yield f"delete chain {t} {name}"
+    for name in sorted(existing.sets - rules.affinity_sets.keys()):
+        yield f"delete set {t} {name}"
+    for name in sorted(existing.maps - MAP_TYPES.keys()):
+        yield f"delete map {t} {name}"

@@ -1,0 +1,121 @@
+"""`corral up` supervises: kill -9 one agent of three and the cluster stays up, the
+node goes NotReady, its pod is replaced on another node, and `up` says what died
+and how to start it again; Ctrl-C then stops every process it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil  # type: ignore[import-untyped]
+
+from tests.cluster import free_port, kill_pods, wait_for
+
+DEPLOY = {
+    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "spread"},
+    "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "spread"}},
+             "template": {"metadata": {"labels": {"app": "spread"}},
+                          "spec": {"terminationGracePeriodSeconds": 1,
+                                   "containers": [{"name": "c", "image": "x",
+                                                   "command": ["sleep", "600"]}]}}},
+}
+
+
+class Up:
+    """A real `corral up` process with its console in a file."""
+
+    def __init__(self, base: Path, *args: str) -> None:
+        self.base = base
+        self.console = base / "console.txt"
+        self.port = free_port()
+        with open(self.console, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "corral.cli.main", "up", "--data-dir",
+                 str(base / "data"), "--listen", f"127.0.0.1:{self.port}", *args],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def text(self) -> str:
+        return self.console.read_text(errors="replace")
+
+    def wait_up(self) -> None:
+        wait_for(lambda: "corral is up" in self.text() or self.proc.poll() is not None,
+                 180.0, "corral up printing 'corral is up'")
+        assert self.proc.poll() is None, self.text()
+
+    def api(self) -> httpx.Client:
+        import yaml
+
+        cfg = yaml.safe_load((self.base / "data" / "kubeconfig").read_text())
+        return httpx.Client(base_url=cfg["clusters"][0]["cluster"]["server"],
+                            verify=str(self.base / "data" / "pki" / "ca.crt"),
+                            headers={"Authorization":
+                                     f"Bearer {cfg['users'][0]['user']['token']}"},
+                            timeout=30.0)
+
+    def descendants(self) -> list[int]:
+        return [p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)]
+
+    def interrupt(self) -> int:
+        os.kill(self.proc.pid, signal.SIGINT)
+        return self.proc.wait(120)
+
+    def cleanup(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        for agent_dir in (self.base / "data" / "agents").glob("*"):
+            kill_pods(agent_dir)
+
+
+def _ready(node: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True"
+               for c in node.get("status", {}).get("conditions", []))
+
+
+def _running(api: httpx.Client) -> list[dict[str, Any]]:
+    pods = api.get("/api/v1/namespaces/default/pods?labelSelector=app%3Dspread").json()
+    return [p for p in pods["items"] if p.get("status", {}).get("phase") == "Running"
+            and not p["metadata"].get("deletionTimestamp")]
+
+
+def test_a_killed_agent_is_a_dead_node_and_the_cluster_stays_up(tmp_path: Path) -> None:
+    up = Up(tmp_path, "--agents", "3", "--proxy-mode", "userspace")
+    try:
+        up.wait_up()
+        with up.api() as api:
+            assert api.post("/apis/apps/v1/namespaces/default/deployments",
+                            json=DEPLOY).status_code == 201
+            pods = wait_for(lambda: len(_running(api)) == 3 and _running(api), 120.0,
+                            "three running pods")
+            victim = pods[0]["spec"]["nodeName"]
+            node = api.get(f"/api/v1/nodes/{victim}").json()
+            pid = int(node["metadata"]["annotations"]["corral.dev/agent-pid"])
+            os.kill(pid, signal.SIGKILL)
+
+            wait_for(lambda: f"{victim} (agent, pid {pid}) exited (killed by SIGKILL)"
+                     in up.text(), 30.0, "up reporting the dead agent")
+            assert f"agent --server https://127.0.0.1:{up.port} --name {victim}" in up.text()
+            wait_for(lambda: not _ready(api.get(f"/api/v1/nodes/{victim}").json()), 60.0,
+                     f"{victim} NotReady")
+            replaced = wait_for(
+                lambda: [p for p in _running(api) if p["spec"]["nodeName"] != victim]
+                if len([p for p in _running(api) if p["spec"]["nodeName"] != victim]) == 3
+                else None, 120.0, "three running pods off the dead node")
+            assert {p["metadata"]["name"] for p in replaced} != {
+                p["metadata"]["name"] for p in pods}
+            assert up.proc.poll() is None  # the rest of the cluster kept running
+            others = [n["metadata"]["name"] for n in api.get("/api/v1/nodes").json()["items"]
+                      if _ready(n)]
+            assert sorted(others) == sorted({"node-1", "node-2", "node-3"} - {victim})
+        children = up.descendants()
+        assert up.interrupt() == 0
+        assert "stopping the cluster" in up.text()
+        assert [p for p in children if psutil.pid_exists(p)
+                and psutil.Process(p).status() != psutil.STATUS_ZOMBIE] == []
+    finally:
+        up.cleanup()
