@@ -154,10 +154,22 @@ class Master(CorralProcess):
                             headers={"Authorization": f"Bearer {self.token}"}, timeout=30.0)
 
 
+def kill_executors(runtime_dir: Path) -> None:
+    """Kill every Alloc executor under ``runtime_dir`` (by PID, checked) and its
+    tasks (its whole cgroup, or the process groups it recorded)."""
+    from corral.agent.runtime.executors import ExecutorRuntime
+
+    if not (runtime_dir / "allocs").exists():
+        return
+    executors = ExecutorRuntime(runtime_dir, None)
+    for uid in executors.known():
+        executors.kill(uid)
+
+
 def kill_pods(state_dir: Path) -> None:
     """Kill every shim and container an agent left under ``state_dir`` (by PID,
-    after checking the PID is really that shim), its shim launcher, and remove
-    their cgroups."""
+    after checking the PID is really that shim), its shim launcher and its Alloc
+    executors, and remove their cgroups."""
     from corral.agent.runtime.launcher import stop_launcher
     from corral.agent.runtime.process import is_shim_process
     from corral.agent.runtime.shim import StateDir
@@ -165,6 +177,7 @@ def kill_pods(state_dir: Path) -> None:
     runtime_dir = state_dir / "runtime"
     if runtime_dir.exists():
         stop_launcher(runtime_dir)
+        kill_executors(runtime_dir)
     for launch_file in runtime_dir.glob("*/launch.json") if runtime_dir.exists() else []:
         instance = StateDir(launch_file.parent)
         shim_pid = instance.read_shim_pid()
@@ -334,3 +347,23 @@ class EtcdCluster:
 
     def _member(self, name: str) -> EtcdMember:
         return next(m for m in self.local.members if m.name == name)
+
+
+@dataclass
+class Component(CorralProcess):
+    """Another `corral` component process (scheduler, controllers) for ``master``,
+    started as ``corral <command> --kubeconfig <master's> <args>``."""
+
+    master: Master
+    command: str
+    args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    netns: str | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.master.data_dir / f"{self.command}-{id(self)}.log"
+
+    def start(self) -> Component:
+        self.spawn([self.command, "--kubeconfig", str(self.master.kubeconfig), *self.args])
+        return self

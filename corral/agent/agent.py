@@ -4,9 +4,11 @@
            DNS; waits briefly for the first list) ─► event recorder (the kubelet's
            Events about containers, pod_events.py) ─► own HTTP server
            ─► pods (informer + workers; adopted instances re-attached)
+           ─► allocs (informer + workers; running executors re-adopted)
            ─► register Node (retried until the master answers) ─► heartbeat
-    stop:  heartbeat ─► pods (workers stop supervising; containers keep running
-           unless stop_pods_on_exit) ─► Services ─► events ─► server ─► client
+    stop:  heartbeat ─► pods, allocs (workers stop supervising; containers and
+           executors keep running unless stop_pods_on_exit) ─► Services ─► events
+           ─► server ─► client
 
 The master may be down at start or at any time after: nothing on the node waits
 for it except the writes, which are retried.
@@ -22,13 +24,17 @@ from typing import Any
 
 import httpx
 
+from corral.agent.alloc_worker import AllocContext
+from corral.agent.allocs import AllocManager
 from corral.agent.config import AgentConfig
 from corral.agent.heartbeat import Heartbeat
+from corral.agent.metrics import AGENT_METRICS
 from corral.agent.node import node_status, register_node
 from corral.agent.pod_events import COMPONENT as KUBELET
 from corral.agent.pod_worker import NodeContext
 from corral.agent.pods import PodManager
 from corral.agent.runtime.backoff import CrashLoopBackOff
+from corral.agent.runtime.executors import ExecutorRuntime
 from corral.agent.runtime.ports import PortAllocator
 from corral.agent.runtime.process import ProcessRuntime
 from corral.agent.server import AgentServer, TokenCheck
@@ -67,6 +73,7 @@ class Agent:
         self.registered = asyncio.Event()
         self.client: Client | None = None
         self.pods: PodManager | None = None
+        self.allocs: AllocManager | None = None
         self.server: AgentServer | None = None
         self.heartbeat: Heartbeat | None = None
         self.services: NodeServices | None = None
@@ -94,9 +101,15 @@ class Agent:
                                   TokenCheck(cfg, url))
         await self.server.start()
         await self.pods.start()
+        self.allocs = AllocManager(AllocContext(
+            cfg, client, ExecutorRuntime(cfg.runtime_dir, self.runtime.cgroups)))
+        self.server.allocs = self.allocs
+        await self.allocs.start()
         port = self.server.port
         self.heartbeat = Heartbeat(client, cfg,
                                    lambda: node_status(cfg, self.runtime.isolation(), port))
+        pods, heartbeat = self.pods, self.heartbeat
+        AGENT_METRICS.bind(lambda: len(pods.workers), heartbeat.age)
         self._register_task = asyncio.create_task(self._register())
         log.info("agent started node=%s master=%s isolation=%s dns=%s", cfg.name, url,
                  self.runtime.isolation().mechanism, self.services.dns_address)
@@ -131,6 +144,8 @@ class Agent:
             await self.heartbeat.stop()
         if self.pods is not None:
             await self.pods.stop(stop_pods=self.cfg.stop_pods_on_exit)
+        if self.allocs is not None:
+            await self.allocs.stop(stop_allocs=self.cfg.stop_pods_on_exit)
         if self.services is not None:
             await self.services.stop()
         if self.events is not None:

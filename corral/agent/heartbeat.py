@@ -43,6 +43,7 @@ class Heartbeat:
         self.clock = clock or RealClock()
         self.renewals = 0  # successful Lease renewals, for tests and logs
         self.status_posts = 0
+        self.renewed_at: float | None = None  # clock.monotonic() of the last renewal
         self._lease: Obj | None = None
         self._posted: Obj | None = None  # the last status posted, without times
         self._posted_at = float("-inf")
@@ -98,6 +99,13 @@ class Heartbeat:
             self._lease = None  # someone else wrote it (or removed it): re-read
             raise
         self.renewals += 1
+        self.renewed_at = self.clock.monotonic()
+
+    def age(self) -> float:
+        """Seconds since the Lease was last renewed (+Inf before the first renewal)."""
+        if self.renewed_at is None:
+            return float("inf")
+        return self.clock.monotonic() - self.renewed_at
 
     async def _get_or_create_lease(self) -> Obj:
         try:

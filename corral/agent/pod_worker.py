@@ -33,6 +33,7 @@ from typing import Any
 from corral.agent.config import AgentConfig
 from corral.agent.container_env import EnvBuilder, EnvError, ObjectGetter, PodEnv, command_line
 from corral.agent.container_track import ContainerTrack, ProbeContext
+from corral.agent.metrics import AGENT_METRICS
 from corral.agent.pod_events import PodEvents
 from corral.agent.pod_ports import PodPorts
 from corral.agent.pod_status import (
@@ -110,6 +111,9 @@ class PodWorker:
         self.finished = asyncio.Event()  # set once the worker has cleaned up
         self._written: Obj | None = None
         self._start_time = (pod.get("status") or {}).get("startTime") or _now()
+        # kubelet_pod_start_duration_seconds: from now to the first Running status
+        # written, for pods this agent starts (not ones it adopts after a restart).
+        self._seen_at: float | None = None if adopted else time.monotonic()
         self._kick = asyncio.Event()
         self._wake_at: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -424,6 +428,7 @@ class PodWorker:
             try:
                 self.pod = await self.ctx.client.update_status(body)
                 self._written = status
+                self._observe_start(status)
                 return
             except Conflict:
                 fresh = await self._fresh_pod()
@@ -434,6 +439,11 @@ class PodWorker:
             except NotFound:
                 self.gone = True
                 return
+
+    def _observe_start(self, status: Obj) -> None:
+        if self._seen_at is not None and status.get("phase") == PodPhase.RUNNING.value:
+            AGENT_METRICS.pod_start.observe(time.monotonic() - self._seen_at)
+            self._seen_at = None
 
     async def _fresh_pod(self) -> Obj | None:
         """The pod as the API has it now; None (and gone) when it is not ours any more."""

@@ -5,7 +5,11 @@
         ?follow=true&tailLines=N&previous=true&timestamps=true
          &sinceSeconds=N|sinceTime=RFC3339&limitBytes=N
         text/plain; chunked and open while following (until the instance exits)
+    GET /allocLogs/{ns}/{alloc}/{task}                     bearer token
+        ?follow=true&tailLines=N&timestamps=true   one task's lines of an Alloc's log
     GET /stats/summary                                     bearer token
+    GET /metrics                                           bearer token; Prometheus text
+                                                           (corral/agent/metrics.py)
     websocket /exec|/attach/{ns}/{pod}/{container}, /portForward/{ns}/{pod}
                                                            bearer token (streams/)
 
@@ -29,13 +33,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import uvicorn
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from corral.agent.allocs import AllocManager
 from corral.agent.config import AgentConfig
+from corral.agent.metrics import AGENT_METRICS
 from corral.agent.pods import PodManager
 from corral.agent.runtime.logs import LogFiles, rfc3339_nano
 from corral.agent.stats import StatsCollector
@@ -137,6 +145,7 @@ class AgentServer:
         self.pods = pods
         self.stats = stats
         self.tokens = tokens
+        self.allocs: AllocManager | None = None  # set once the agent runs allocs
         self.socket = socket.socket(socket.AF_INET6 if ":" in cfg.node_ip else socket.AF_INET)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind((cfg.node_ip, cfg.port))
@@ -149,7 +158,9 @@ class AgentServer:
         routes: list[BaseRoute] = [
             Route("/healthz", self._healthz),
             Route("/containerLogs/{namespace}/{pod}/{container}", self._guard(self._logs)),
+            Route("/allocLogs/{namespace}/{alloc}/{task}", self._guard(self._alloc_logs)),
             Route("/stats/summary", self._guard(self._summary)),
+            Route("/metrics", self._guard(self._metrics)),
         ]
         routes += [WebSocketRoute(r.path, self._guard_ws(r.endpoint)) for r in streams.routes()]
         return Starlette(routes=routes)
@@ -175,6 +186,10 @@ class AgentServer:
     async def _summary(self, request: Request) -> Response:
         return JSONResponse(await self.stats.summary())
 
+    async def _metrics(self, request: Request) -> Response:
+        return Response(generate_latest(AGENT_METRICS.registry),
+                        headers={"content-type": CONTENT_TYPE_PLAIN_0_0_4})
+
     async def _logs(self, request: Request) -> Response:
         ns, pod, container = (request.path_params[k] for k in ("namespace", "pod", "container"))
         worker = self.pods.find(ns, pod)
@@ -191,7 +206,7 @@ class AgentServer:
         tail, stamps = _tail(request), _flag(request, "timestamps")
         since, limit = _since(request), _limit(request)
         if not _flag(request, "follow"):
-            lines = await asyncio.to_thread(files.read, attempt, tail, stamps, since)
+            lines = await asyncio.to_thread(files.read, attempt, tail, stamps, None, since)
             body = "".join(f"{line}\n" for line in lines).encode()
             return Response(body[:limit], media_type="text/plain")
         cid = f"{worker.uid}_{container}_{attempt}"
@@ -206,6 +221,24 @@ class AgentServer:
                 yield f"{line}\n".encode()
 
         return StreamingResponse(_limited(stream(), limit), media_type="text/plain")
+
+    async def _alloc_logs(self, request: Request) -> Response:
+        ns, name, task = (request.path_params[k] for k in ("namespace", "alloc", "task"))
+        worker = self.allocs.find(ns, name) if self.allocs is not None else None
+        if worker is None:
+            return _text(f'alloc "{name}" not found on node {self.cfg.name}', 404)
+        files = LogFiles(worker.ctx.executors.dir(worker.uid).task_logs)
+        tail, stamps = _tail(request), _flag(request, "timestamps")
+        if not _flag(request, "follow"):
+            lines = await asyncio.to_thread(files.read, 0, tail, stamps, task)
+            return PlainTextResponse("".join(f"{line}\n" for line in lines))
+
+        async def stream() -> AsyncIterator[bytes]:
+            async for line in files.follow(0, tail, stamps, finished=lambda: worker.task_done(
+                    task), stream=task):
+                yield f"{line}\n".encode()
+
+        return StreamingResponse(stream(), media_type="text/plain")
 
     async def start(self) -> None:
         config = uvicorn.Config(self.app(), log_level="warning", access_log=False,

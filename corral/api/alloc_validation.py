@@ -78,7 +78,9 @@ def validate_alloc(alloc: Alloc, old: Alloc | None, errs: FieldErrors) -> None:
         validate_quantities(spec.task.resources, "spec.task.resources", errs)
     for path, text in (("spec.ranges", spec.ranges),
                        ("status.claimed", (alloc.status.claimed if alloc.status else None)),
-                       ("status.completed", (alloc.status.completed if alloc.status else None))):
+                       ("status.completed", (alloc.status.completed if alloc.status else None)),
+                       ("status.failedIndexes",
+                        (alloc.status.failed_indexes if alloc.status else None))):
         try:
             IndexSet.parse(text)
         except IndexFormatError as err:

@@ -4,6 +4,7 @@
               → FairnessMiddleware → dispatch
         /healthz /readyz[/check] /livez[/check]    Health (health.py)
         /version /metrics
+        /ui/...                                   the dashboard (corral/ui/), if given
         /api /apis /api/v1 /apis/{g}[/{v}]        discovery
         /openapi/v3[...]                          OpenAPI
         /apis/authentication.k8s.io/v1/self*, /apis/authorization.k8s.io/v1/self*
@@ -22,8 +23,8 @@ from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from corral.api.auth import AuthMiddleware, TokenAuthenticator
@@ -46,6 +47,7 @@ from corral.api.handlers.streams import STREAM_PATH, StreamRelay, unknown_websoc
 from corral.api.health import Health
 from corral.api.metrics import MetricsMiddleware, metrics_response
 from corral.api.registry import Registry
+from corral.api.session import SessionCookie
 from corral.store.errors import StoreUnavailable
 
 # What anyone may read: kube-apiserver lets system:public-info-viewer (every
@@ -76,6 +78,10 @@ async def _ok(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+async def _to_ui(request: Request) -> Response:
+    return RedirectResponse("/ui/", status_code=308)
+
+
 async def _metrics(request: Request) -> Response:
     return metrics_response()
 
@@ -90,9 +96,13 @@ def build_app(
     proxy: ProxyHandler | None = None,
     health: Health | None = None,
     max_requests_inflight: int = MAX_REQUESTS_INFLIGHT,
+    ui: ASGIApp | None = None,
+    session: SessionCookie | None = None,
     authorizer: Authorizer | None = None,
     summaries: SummaryFetch | None = None,
 ) -> ASGIApp:
+    """``ui`` is served under /ui/ (open: it is the page, its data comes through the
+    API); ``session`` lets API requests authenticate with its cookie."""
     resources = ResourceHandler(registry, logs)
     authorizer = authorizer or AllowAuthenticated()
     reviews = ReviewHandler(authorizer)
@@ -131,8 +141,10 @@ def build_app(
         Route("/readyz", health.readyz), Route("/readyz/{check:path}", health.readyz),
         Route("/version", _guard(version)), Route("/version/", _guard(version)),
         Route("/metrics", _metrics),
-        Route("/{path:path}", _guard(dispatch), methods=methods),
     ]
+    if ui is not None:
+        routes += [Route("/ui", _to_ui), Mount("/ui", app=ui)]
+    routes.append(Route("/{path:path}", _guard(dispatch), methods=methods))
     if streams is not None:
         routes.append(WebSocketRoute("/api/v1/namespaces/{namespace}/pods/{name}/{verb}",
                                      streams.websocket))
@@ -141,8 +153,9 @@ def build_app(
     wrapped: ASGIApp = FairnessMiddleware(app, lanes_for(max_requests_inflight))
     wrapped = AuthorizationMiddleware(wrapped, authorizer)
     if authenticator is not None:
-        wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS,
-                                 open_prefixes=OPEN_PREFIXES)
+        ui_prefixes = ("/ui/",) if ui is not None else ()
+        wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS | {"/ui"},
+                                 open_prefixes=OPEN_PREFIXES + ui_prefixes, session=session)
     return MetricsMiddleware(wrapped)
 
 

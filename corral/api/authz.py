@@ -31,8 +31,10 @@ from corral.api.auth import ANONYMOUS, User
 from corral.api.errors import Forbidden
 
 # kube-apiserver's system:public-info-viewer: what anyone may read.
-PUBLIC_INFO_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/"})
-PUBLIC_INFO_PREFIXES = ("/healthz/", "/livez/", "/readyz/")  # one health check each
+# The dashboard's page (/ui) is public too: its data comes through the API, as its user.
+PUBLIC_INFO_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/",
+                               "/ui"})
+PUBLIC_INFO_PREFIXES = ("/healthz/", "/livez/", "/readyz/", "/ui/")
 # The identity of requests to a server running without authentication
 # (--insecure-http), as kube-apiserver's insecure port named it.
 UNSECURED = User("system:unsecured", "", ("system:masters", "system:authenticated"))

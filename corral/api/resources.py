@@ -72,7 +72,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",), (),
              has_spec=False),
     Resource("corral.dev", "v1", "Alloc", "allocs", True, (),
-             ("status", "binding"), ("all",)),
+             ("status", "binding", "log"), ("all",)),
 )
 
 # Kinds the server computes per request instead of storing: access reviews

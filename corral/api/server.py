@@ -38,11 +38,13 @@ from corral.api.metrics import API_METRICS
 from corral.api.registry import Registry
 from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
+from corral.api.session import SessionCookie
 from corral.api.tls import ensure_pki
 from corral.client.kubeconfig import write_kubeconfig
 from corral.scheduler.bands import priority_class_objects
 from corral.store.base import Store
 from corral.store.open import open_store
+from corral.ui.app import Dashboard
 
 log = logging.getLogger("corral.api")
 
@@ -158,6 +160,7 @@ class ApiServer:
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
         authenticator = None if cfg.insecure_http else TokenAuthenticator(cfg.data_dir / "token")
+        session = SessionCookie.for_ca(ca_pem) if ca_pem is not None else None
         if cfg.insecure_http:
             log.warning("serving plain HTTP without authentication url=%s", cfg.url)
         store = self.store
@@ -171,6 +174,7 @@ class ApiServer:
                          nodes=self._node_proxy.node_proxy,
                          streams=StreamRelay(self._node_proxy, token), proxy=self._proxy,
                          health=self.health, max_requests_inflight=cfg.max_requests_inflight,
+                         ui=Dashboard(authenticator, session), session=session,
                          authorizer=self.authorizer, summaries=self._node_proxy.stats_summary)
 
     async def run(self) -> None:

@@ -14,9 +14,11 @@ import signal
 from corral.cli import eventloop
 from corral.cli.connection import add_connection_flags, connection
 from corral.cli.logging_setup import setup_logging
+from corral.cli.metrics_listen import add_metrics_flag, metrics_listener
 from corral.client.http import Client
 from corral.client.kubeconfig import ClusterConfig, KubeconfigError
 from corral.client.leaderelection import process_identity, run_elected
+from corral.client.metrics import WORKQUEUE_METRICS
 from corral.controllers.job import JobOptions
 from corral.controllers.manager import (
     ALL_CONTROLLERS,
@@ -75,7 +77,8 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     log.info("starting controllers server=%s controllers=%s leader_elect=%s", cfg.server,
              ",".join(options.controllers), args.leader_elect)
-    eventloop.run(_main(cfg, options, args.leader_elect))
+    with metrics_listener(args, [WORKQUEUE_METRICS.registry]):
+        eventloop.run(_main(cfg, options, args.leader_elect))
     return 0
 
 
@@ -94,5 +97,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "(default 2, env CORRAL_POD_EVICTION_TIMEOUT)")
     p.add_argument("--node-monitor-period", type=float, default=None,
                    help="seconds between node health checks (default 0.5)")
+    add_metrics_flag(p)
     p.add_argument("--log-level", default="info")
     p.set_defaults(run=_run)

@@ -1,5 +1,8 @@
 """`corral logs POD [-c C] [-f] [--previous] [--tail N] [-n NS]`: a container's log,
-through the master (which proxies the node agent's log server), as kubectl logs."""
+through the master (which proxies the node agent's log server), as kubectl logs.
+
+`corral logs job/NAME --index I [-f]`: one task of a task array (a Job run as
+tasks): its lines from the log of each Alloc that ran (or runs) index I."""
 
 from __future__ import annotations
 
@@ -8,10 +11,13 @@ import sys
 
 from corral.cli.verb import add_client_flags, namespace_of, run_verb
 from corral.client.http import Client
+from corral.indexset import IndexSet
 
 
 async def _logs(client: Client, args: argparse.Namespace) -> int:
     ns = namespace_of(args)
+    if "/" in args.pod or args.index is not None:
+        return await _task_logs(client, args, ns)
     options = {"container": args.container, "tail_lines": args.tail if args.tail >= 0 else None,
                "previous": args.previous, "timestamps": args.timestamps}
     if not args.follow:
@@ -20,6 +26,39 @@ async def _logs(client: Client, args: argparse.Namespace) -> int:
     async for line in await client.logs(args.pod, ns, follow=True, **options):
         print(line, flush=True)
     return 0
+
+
+async def _task_logs(client: Client, args: argparse.Namespace, ns: str) -> int:
+    kind, _, name = args.pod.rpartition("/")
+    if kind.lower() not in ("job", "jobs", "job.batch", "jobs.batch") or args.index is None:
+        print("error: --index goes with job/NAME (a Job run as tasks)", file=sys.stderr)
+        return 1
+    allocs = await task_allocs(client, ns, name, args.index)
+    if not allocs:
+        print(f"error: index {args.index} of job/{name} has not run on any alloc",
+              file=sys.stderr)
+        return 1
+    options = {"tail_lines": args.tail if args.tail >= 0 else None,
+               "timestamps": args.timestamps, "kind": "Alloc", "task": str(args.index)}
+    for alloc in allocs[:-1] if args.follow else allocs:
+        sys.stdout.write(await client.logs(alloc, ns, **options))
+    if args.follow:
+        async for line in await client.logs(allocs[-1], ns, follow=True, **options):
+            print(line, flush=True)
+    return 0
+
+
+async def task_allocs(client: Client, ns: str, job: str, index: int) -> list[str]:
+    """The Job's Allocs that ran or run ``index``, oldest first."""
+    items = (await client.list("Alloc", ns,
+                               label_selector=f"batch.kubernetes.io/job-name={job}")).items
+    found = []
+    for alloc in sorted(items, key=lambda a: a["metadata"].get("creationTimestamp") or ""):
+        status = alloc.get("status") or {}
+        ran = IndexSet.parse(status.get("claimed")) | IndexSet.parse(status.get("completed"))
+        if index in ran:
+            found.append(alloc["metadata"]["name"])
+    return found
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -31,7 +70,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("logs", help="print a container's log")
-    p.add_argument("pod", help="pod name")
+    p.add_argument("pod", help="pod name, or job/NAME with --index")
+    p.add_argument("--index", type=int, default=None,
+                   help="a task array's index (with job/NAME)")
     p.add_argument("-c", "--container", default=None, help="container (needed if several)")
     p.add_argument("-f", "--follow", action="store_true", help="stream new lines")
     p.add_argument("-p", "--previous", action="store_true",

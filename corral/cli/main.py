@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "corral.cli.agent",
     "corral.cli.scheduler",
     "corral.cli.controllers",
+    "corral.cli.dashboard",
 )
 
 

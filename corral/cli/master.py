@@ -12,6 +12,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from corral.api.allocation import (
     DEFAULT_NODE_PORT_RANGE,
     DEFAULT_SERVICE_CIDR,
@@ -21,12 +23,15 @@ from corral.api.allocation import (
 )
 from corral.api.connections import ConnectionLimits
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
+from corral.api.metrics import API_METRICS
 from corral.api.server import ApiServer, ServerConfig
 from corral.cli import eventloop
 from corral.cli.limits import raise_open_files_limit
 from corral.cli.logging_setup import setup_logging
 from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
+from corral.client.metrics import WORKQUEUE_METRICS
+from corral.scheduler.metrics import SCHEDULER_METRICS
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -106,6 +111,15 @@ LEADER_LEASES = {
 log = logging.getLogger("corral.master")
 
 
+def component_registries(name: str) -> list[CollectorRegistry]:
+    """The metric registries of an in-process component."""
+    if name == "scheduler":
+        return [SCHEDULER_METRICS.registry]
+    if name == "controllers":
+        return [WORKQUEUE_METRICS.registry]
+    return []
+
+
 def _component(target: str) -> Callable[[Client, asyncio.Event], Coroutine[Any, Any, None]] | None:
     module_name, _, fn = target.partition(":")
     try:
@@ -122,8 +136,12 @@ def _component(target: str) -> Callable[[Client, asyncio.Event], Coroutine[Any, 
 
 async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Event) -> None:
     """Run the in-process components as ordinary API clients whose requests go
-    straight into the server's app (no TLS or sockets, same handlers and auth)."""
+    straight into the server's app (no TLS or sockets, same handlers and auth);
+    their metrics appear on the master's /metrics."""
     assert server.app is not None
+    for name in names:
+        for registry in component_registries(name):
+            API_METRICS.include(registry)
     transport = AsgiTransport(server.app)
     async with Client(server.cfg.url, server.token, transport=transport) as client:
         runs: list[asyncio.Task[None]] = []

@@ -17,11 +17,13 @@ import signal
 from corral.cli import eventloop
 from corral.cli.connection import add_connection_flags, connection
 from corral.cli.logging_setup import setup_logging
+from corral.cli.metrics_listen import add_metrics_flag, metrics_listener
 from corral.client.http import Client
 from corral.client.kubeconfig import KubeconfigError
 from corral.client.leaderelection import LeaseTiming, process_identity, run_elected
 from corral.scheduler.core import SchedulerOptions
 from corral.scheduler.loop import LEASE_NAME, Scheduler
+from corral.scheduler.metrics import SCHEDULER_METRICS
 
 log = logging.getLogger("corral.scheduler")
 
@@ -53,7 +55,8 @@ async def run_scheduler(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     try:
-        eventloop.run(run_scheduler(args))
+        with metrics_listener(args, [SCHEDULER_METRICS.registry]):
+            eventloop.run(run_scheduler(args))
     except KubeconfigError as err:
         log.error("cannot start error=%s", err)
         return 2
@@ -73,5 +76,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--lease-duration", type=float, default=15.0, help="seconds (default 15)")
     p.add_argument("--renew-deadline", type=float, default=10.0, help="seconds (default 10)")
     p.add_argument("--retry-period", type=float, default=2.0, help="seconds (default 2)")
+    add_metrics_flag(p)
     p.add_argument("--log-level", default="info")
     p.set_defaults(run=_run)

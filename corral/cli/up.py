@@ -31,6 +31,7 @@ from pathlib import Path
 import httpx
 import psutil  # type: ignore[import-untyped]
 
+from corral.cli.dashboard import dashboard_url
 from corral.cli.local_etcd import EtcdMissing, LocalEtcd
 from corral.cli.master import add_master_flags, server_config
 from corral.cli.supervisor import Child, Supervisor, corral_argv
@@ -247,6 +248,7 @@ def _banner(plane: ControlPlane, kubeconfig: Path, logs: Path, agents: int) -> s
     if plane.etcd is not None:
         lines.append(f"  etcd:       {plane.etcd.endpoints}")
     lines += [f"  kubeconfig: {kubeconfig}", f"  token:      {token}",
+              f"  dashboard:  {dashboard_url(plane.url)}   (one-time login: corral dashboard)",
               f"  logs:       {logs.resolve()}", f"  agents:     {nodes or 'none'}",
               f"  try:        export KUBECONFIG={kubeconfig}; kubectl get all -A",
               "Ctrl-C stops the cluster."]

@@ -368,24 +368,28 @@ class Client:
     async def logs(self, pod_name: str, namespace: str, *, container: str | None = None,
                    follow: Literal[False] = False, tail_lines: int | None = None,
                    previous: bool = False, since_seconds: int | None = None,
-                   timestamps: bool = False) -> str: ...
+                   timestamps: bool = False, kind: Kind = "Pod",
+                   task: str | None = None) -> str: ...
 
     @overload
     async def logs(self, pod_name: str, namespace: str, *, container: str | None = None,
                    follow: Literal[True], tail_lines: int | None = None,
                    previous: bool = False, since_seconds: int | None = None,
-                   timestamps: bool = False) -> AsyncIterator[str]: ...
+                   timestamps: bool = False, kind: Kind = "Pod",
+                   task: str | None = None) -> AsyncIterator[str]: ...
 
     async def logs(self, pod_name: str, namespace: str, *, container: str | None = None,
                    follow: bool = False, tail_lines: int | None = None,
                    previous: bool = False, since_seconds: int | None = None,
-                   timestamps: bool = False) -> str | AsyncIterator[str]:
-        """The pod's log as text, or with follow=True an iterator of lines as they come."""
+                   timestamps: bool = False, kind: Kind = "Pod",
+                   task: str | None = None) -> str | AsyncIterator[str]:
+        """The pod's log as text, or with follow=True an iterator of lines as they come.
+        With kind="Alloc", one task's lines of the Alloc's log."""
         params = {"container": container, "tailLines": tail_lines,
                   "sinceSeconds": since_seconds, "previous": "true" if previous else None,
                   "timestamps": "true" if timestamps else None,
-                  "follow": "true" if follow else None}
-        path = resource_path(BY_KIND["Pod"], namespace, pod_name, "log")
+                  "follow": "true" if follow else None, "task": task}
+        path = resource_path(resource_for(kind), namespace, pod_name, "log")
         if not follow:
             return (await self.raw("GET", path, params=params)).text
         return self._follow(path, params)

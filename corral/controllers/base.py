@@ -46,7 +46,7 @@ class Controller(ABC):
         self.informers = informers
         self.recorder = recorder
         self.workers = workers
-        self.queue = WorkQueue(base_delay=0.05, max_delay=30.0)
+        self.queue = WorkQueue(base_delay=0.05, max_delay=30.0, name=self.name)
 
     # -- enqueueing ------------------------------------------------------------
 

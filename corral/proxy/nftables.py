@@ -4,8 +4,9 @@
         desired = nftrules.build(...)          always kept (a later writer needs it)
         HostLock.try_write()?  no ─▶ done: another agent on this host writes
                                yes ▼
-        first write as writer: read the table back (`nft -j list table`)
-        nft -f -   (one transaction: the whole table, atomically)
+        first write as writer: read the table back (`nft -j list table`), write
+        it whole; later writes: only what changed since (nftrules.change)
+        nft -f -   (one transaction, atomically)
         conntrack -D for every endpoint that left a frontend (clients fail fast)
     a poll every POLL_SECONDS: a member that is not the writer asks again, so a
     writer that died (kill -9 frees its lock) is replaced and its table reconciled
@@ -29,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from corral.proxy.conntrack import drop_connections
 from corral.proxy.hostlock import DEFAULT_RUN_DIR, HostLock
 from corral.proxy.model import Backend, ServicePortKey, ServiceProxySpec
 from corral.proxy.nftrules import (
@@ -38,8 +40,8 @@ from corral.proxy.nftrules import (
     Programmed,
     Ruleset,
     ServiceState,
-    Stale,
     build,
+    change,
     departed,
     parse_endpoint_chain,
     transaction,
@@ -118,28 +120,6 @@ def _element(elem: Any) -> tuple[list[Any], str]:
     return parts, str(verdict.get("target", ""))
 
 
-def drop_connections(stale: Sequence[Stale], conntrack: str = "conntrack") -> int:
-    """Delete the conntrack entries of connections to departed endpoints."""
-    dropped = 0
-    for s in stale:
-        args = [conntrack, "-D", "-p", "tcp", "--orig-port-dst", str(s.frontend_port),
-                "--reply-src", s.endpoint[0], "--reply-port-src", str(s.endpoint[1])]
-        if s.frontend_ip is not None:
-            args += ["--orig-dst", s.frontend_ip]
-        # Exit status 1 with "0 flow entries" is the common, harmless case.
-        done = subprocess.run(args, check=False, capture_output=True, text=True, timeout=30)
-        if done.returncode not in (0, 1):
-            log.warning("conntrack flush failed args=%s error=%s", args[1:],
-                        done.stderr.strip())
-        dropped += _count(done.stderr)
-    return dropped
-
-
-def _count(output: str) -> int:
-    words = output.split()
-    return int(words[words.index("flow") - 1]) if "flow" in words else 0
-
-
 class NftProxy:
     """One host namespace's nftables table, kept equal to the Services (same
     interface as the user-space `ProxyTable`: `apply` and `close`)."""
@@ -215,8 +195,14 @@ class NftProxy:
     async def _write(self, rules: Ruleset) -> None:
         assert self._written is not None
         began = time.perf_counter()
-        text = transaction(self.table, rules, self._existing)
-        await asyncio.to_thread(run_nft, ["-f", "-"], text, self.nft)
+        previous = self._last
+        text = (transaction(self.table, rules, self._existing) if previous is None
+                else change(self.table, rules, previous))
+        try:
+            await asyncio.to_thread(run_nft, ["-f", "-"], text, self.nft)
+        except NftablesError:
+            self._last = self._written = None  # read back and write whole next time
+            raise
         stale = departed(self._written, rules.programmed)
         self._existing = Existing(frozenset(rules.chains), frozenset(rules.affinity_sets),
                                   frozenset(MAP_TYPES))
@@ -227,6 +213,7 @@ class NftProxy:
         dropped = 0
         if stale and self.conntrack:
             dropped = await asyncio.to_thread(drop_connections, stale, self.conntrack)
-        log.info("nftables table written table=ip %s services=%d seconds=%.3f "
+        log.info("nftables table written table=ip %s kind=%s services=%d seconds=%.3f "
                  "departed_endpoints=%d connections_dropped=%d", self.table,
-                 len(rules.programmed), self.last_write_seconds, len(stale), dropped)
+                 "full" if previous is None else "change", len(rules.programmed),
+                 self.last_write_seconds, len(stale), dropped)

@@ -24,10 +24,14 @@ Service's own chain grows with its endpoints. NodePorts answer on every local
 address (the node's, or all nodes' under `corral up`), so every agent on a host
 renders the same table from the same Services.
 
-Each write flushes every rule and map and re-adds them, but keeps the affinity
-sets (`flush table` leaves set elements alone), so ClientIP stickiness survives
-updates; chains and sets nothing refers to any more are deleted in the same
-transaction.
+Two kinds of transaction, each atomic and each leaving the whole desired table:
+- full (a writer's first write, after reading the table back): flush every rule
+  and map and re-add them, keeping the affinity sets (`flush table` leaves set
+  elements alone, so ClientIP stickiness survives); chains and sets nothing
+  refers to any more are deleted;
+- a change (every later write, from the Ruleset this writer wrote last): only the
+  chains, map elements and sets that differ, as kube-proxy's partial syncs. An
+  endpoint change among 1,000 Services is a few lines, not the whole table.
 """
 
 from __future__ import annotations
@@ -208,6 +212,42 @@ class Existing:
 def transaction(table: str, rules: Ruleset, existing: Existing) -> str:
     """The `nft -f` text that turns `existing` into `rules`, atomically."""
     return "\n".join(_lines(f"ip {table}", rules, existing)) + "\n"
+
+
+def change(table: str, rules: Ruleset, previous: Ruleset) -> str:
+    """The `nft -f` text that turns a table holding `previous` into `rules`."""
+    return "\n".join(_change_lines(f"ip {table}", rules, previous)) + "\n"
+
+
+def _change_lines(t: str, new: Ruleset, old: Ruleset) -> Iterator[str]:
+    for name in new.affinity_sets.keys() - old.affinity_sets.keys():
+        yield (f"add set {t} {name} {{ type ipv4_addr; flags dynamic,timeout; "
+               f"timeout {new.affinity_sets[name]}s; }}")
+    for name in new.chains.keys() - old.chains.keys():
+        yield f"add chain {t} {name}"
+    for name, body in new.chains.items():
+        if old.chains.get(name) != body:
+            if name in old.chains:
+                yield f"flush chain {t} {name}"
+            yield from (f"add rule {t} {name} {rule}" for rule in body)
+    for name in MAP_TYPES:
+        before, after = _keyed(old.elements[name]), _keyed(new.elements[name])
+        gone = [key for key, element in before.items() if after.get(key) != element]
+        added = [element for key, element in after.items() if before.get(key) != element]
+        if gone:
+            yield f"delete element {t} {name} {{ {', '.join(gone)} }}"
+        if added:
+            yield f"add element {t} {name} {{ {', '.join(added)} }}"
+    # Emptied first, then deleted: removed chains may refer to each other.
+    removed = sorted(old.chains.keys() - new.chains.keys())
+    yield from (f"flush chain {t} {name}" for name in removed)
+    yield from (f"delete chain {t} {name}" for name in removed)
+    for name in sorted(old.affinity_sets.keys() - new.affinity_sets.keys()):
+        yield f"delete set {t} {name}"
+
+
+def _keyed(elements: list[str]) -> dict[str, str]:
+    return {element.partition(" : ")[0]: element for element in elements}
 
 
 def _lines(t: str, rules: Ruleset, existing: Existing) -> Iterator[str]:

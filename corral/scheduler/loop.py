@@ -33,6 +33,7 @@ from corral.client.leaderelection import master_identity, run_elected
 from corral.scheduler.allocs import SCHEDULED, AllocSource
 from corral.scheduler.core import Decision, SchedulerOptions, schedule
 from corral.scheduler.ledger import ENTRY_TTL, Reservations
+from corral.scheduler.metrics import SCHEDULER_METRICS, PodTimes
 from corral.scheduler.preemption import Preemption, find_preemption
 from corral.scheduler.queue import QueueClosed, SchedulingQueue
 from corral.scheduler.requirements import PodRequirements, pod_requirements
@@ -94,6 +95,8 @@ class Scheduler:
         self._binds: set[asyncio.Task[None]] = set()
         self._bind_slots = asyncio.Semaphore(MAX_BINDS_IN_FLIGHT)
         self.bound_count = 0
+        self.times = PodTimes()
+        SCHEDULER_METRICS.watch_queue(lambda: len(self.queue), lambda: self.queue.parked)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -230,11 +233,15 @@ class Scheduler:
     def _pending_deleted(self, pod: Obj) -> None:
         # Also what a bind looks like from here; the pod's stand-ins stay until the
         # bound informer shows it (it is a separate stream) or they expire.
-        self.queue.remove(key_of(pod))
+        key = key_of(pod)
+        self.queue.remove(key)
+        if key not in self._binding:
+            self.times.forget(key)
 
     def _enqueue(self, pod: Obj) -> None:
         meta = pod.get("metadata") or {}
         priority = pod_requirements(pod).priority
+        self.times.seen(key_of(pod))
         self.queue.add(key_of(pod), priority, str(meta.get("creationTimestamp") or ""))
 
     def _lookup(self, key: str) -> tuple[PodRequirements, str] | None:
@@ -267,12 +274,19 @@ class Scheduler:
             return
         if key in self._binding or (pod.get("metadata") or {}).get("uid") in self._recently_bound:
             return  # a bind is in flight (it re-queues the pod if it fails), or done
-        req = pod_requirements(pod)
-        decision = schedule(self.snapshot, req, self.options)
-        if decision.node is not None:
-            self._assume_and_bind(pod, req, decision.node)
-        else:
-            await self._unschedulable(pod, req, decision)
+        started, result = time.perf_counter(), "error"
+        self.times.attempted(key)
+        try:
+            req = pod_requirements(pod)
+            decision = schedule(self.snapshot, req, self.options)
+            if decision.node is not None:
+                self._assume_and_bind(pod, req, decision.node)
+                result = "scheduled"
+            else:
+                await self._unschedulable(pod, req, decision)
+                result = "unschedulable"
+        finally:
+            SCHEDULER_METRICS.attempt(result, time.perf_counter() - started)
 
     def _assume_and_bind(self, pod: Obj, req: PodRequirements, node: str) -> None:
         self.snapshot.add_pod(req, node)
@@ -296,16 +310,19 @@ class Scheduler:
             self.queue.remove(key)
             self._recently_bound[req.uid] = time.monotonic()
             self.bound_count += 1
+            self.times.bound(key)
             self.events.event(self._about(pod), "Normal", "Scheduled",
                               f"Successfully assigned {key} to {node}")
         except NotFound:  # deleted meanwhile
             self._unassume(key, node)
             self.queue.remove(key)
+            self.times.forget(key)
         except Conflict:
             # Bound by someone else — maybe to this very node, under a ledger entry
             # we share; keep counting it here until the informer shows where it went.
             self._doubt(key, node)
             self.queue.remove(key)
+            self.times.forget(key)
             log.info("bind lost pod=%s node=%s reason=Conflict", key, node)
         except (APIError, ServerUnreachable) as err:
             self._doubt(key, node)  # the bind may have happened all the same
@@ -369,6 +386,7 @@ class Scheduler:
 
     async def _preempt(self, preemptor: Obj, preemption: Preemption) -> None:
         uid = (preemptor.get("metadata") or {}).get("uid")
+        SCHEDULER_METRICS.preempted(len(preemption.victims))
         log.info("preempting pod=%s node=%s victims=%s", key_of(preemptor), preemption.node,
                  ",".join(v.key for v in preemption.victims))
         await asyncio.gather(*(self._evict(victim.key, f"Preempted by pod {uid} on node "

@@ -87,6 +87,7 @@ def test_a_killed_agent_is_a_dead_node_and_the_cluster_stays_up(tmp_path: Path) 
     up = Up(tmp_path, "--agents", "3", "--proxy-mode", "userspace")
     try:
         up.wait_up()
+        assert f"dashboard:  https://127.0.0.1:{up.port}/ui/" in up.text()
         with up.api() as api:
             assert api.post("/apis/apps/v1/namespaces/default/deployments",
                             json=DEPLOY).status_code == 201

@@ -218,7 +218,7 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                           "env": [{"name": "A", "value": "1"}], "resources": {"cpu": "500m"}},
                  "ranges": "0-99,120", "backoffLimitPerIndex": 1},
         "status": {"phase": "Running", "hostIP": "127.0.1.1", "running": 4,
-                   "claimed": "0-50", "completed": "0-40",
+                   "claimed": "0-50", "completed": "0-40", "failedIndexes": "41",
                    "failedTasks": [{"index": 41, "exitCode": 3, "reason": "Error",
                                     "failures": 2}],
                    "failures": 2,

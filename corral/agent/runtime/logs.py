@@ -87,10 +87,12 @@ class LogWriter:
 
 
 class LineJoiner:
-    """Turns CRI records back into log lines, joining partial chunks."""
+    """Turns CRI records back into log lines, joining partial chunks; with
+    ``stream``, only that stream's (an Alloc's log has one stream per task)."""
 
-    def __init__(self, timestamps: bool) -> None:
+    def __init__(self, timestamps: bool, stream: str | None = None) -> None:
         self.timestamps = timestamps
+        self.stream = stream
         self._pending: dict[str, tuple[str, str]] = {}  # stream -> (first stamp, text)
         self.stamp = ""  # when the line feed() last completed was written
 
@@ -100,6 +102,8 @@ class LineJoiner:
             self.stamp = ""
             return record if parts != [""] else None  # not CRI: pass through
         stamp, stream, tag, content = parts
+        if self.stream is not None and stream != self.stream:
+            return None
         first_stamp, text = self._pending.pop(stream, (stamp, ""))
         text += content
         if tag == "P":
@@ -137,10 +141,10 @@ class LogFiles:
         return rotated + ([base] if base.exists() else [])
 
     def read(self, attempt: int, tail: int | None = None, timestamps: bool = False,
-             since: str = "") -> list[str]:
+             stream: str | None = None, since: str = "") -> list[str]:
         """The instance's lines: the last ``tail`` of them, and of those the ones
         written at or after ``since`` (an RFC 3339 time), in the kubelet's order."""
-        joiner = LineJoiner(timestamps)
+        joiner = LineJoiner(timestamps, stream)
         lines: deque[tuple[str, str]] = deque(
             maxlen=tail if tail is not None and tail >= 0 else None)
         for path in self.files(attempt):
@@ -153,13 +157,13 @@ class LogFiles:
     async def follow(
         self, attempt: int, tail: int | None = None, timestamps: bool = False,
         finished: Callable[[], bool] | None = None, poll_seconds: float = 0.1,
-        since: str = "",
+        stream: str | None = None, since: str = "",
     ) -> AsyncGenerator[str, None]:
         """Yield the tail (of it, the lines since ``since``), then new lines as they
         are written, across rotations; ends once ``finished()`` is true and
         everything written has been read."""
         # Open the live file before reading anything, so no line falls in between.
-        tailer = _Tailer(log_path(self.log_dir, attempt), timestamps)
+        tailer = _Tailer(log_path(self.log_dir, attempt), timestamps, stream)
         try:
             rotated = [p for p in self.files(attempt) if p.suffix != ".log"]
             backlog = [(tailer.joiner.stamp, line) for path in rotated
@@ -209,9 +213,9 @@ class _Tailer:
     """Reads a live file from its start and then what is appended, following it
     when the writer rotates it away (the rest of the old file is read first)."""
 
-    def __init__(self, path: Path, timestamps: bool) -> None:
+    def __init__(self, path: Path, timestamps: bool, stream: str | None = None) -> None:
         self.path = path
-        self.joiner = LineJoiner(timestamps)
+        self.joiner = LineJoiner(timestamps, stream)
         self._file: BinaryIO | None = None
         self._inode = 0
         self._buffer = b""

@@ -34,6 +34,7 @@ from typing import Self
 import psutil  # type: ignore[import-untyped]
 
 import corral
+from corral.agent.metrics import runtime_operation
 from corral.agent.runtime.base import (
     ContainerLaunch,
     ContainerState,
@@ -98,6 +99,7 @@ class ProcessRuntime:
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
 
+    @runtime_operation("start_container")
     async def start(self, launch: ContainerLaunch) -> ContainerState:
         cid = launch.container_id
         async with self._lock(cid):
@@ -145,7 +147,7 @@ class ProcessRuntime:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", SHIM_MODULE, str(state_dir.path),
                 stdin=asyncio.subprocess.DEVNULL, stdout=shim_log, stderr=shim_log,
-                start_new_session=True, cwd="/", env=_shim_env(),
+                start_new_session=True, cwd="/", env=shim_env(),
             )
         await proc.wait()  # the first fork exits at once; the shim lives on detached
 
@@ -173,6 +175,7 @@ class ProcessRuntime:
         pid = state_dir.read_shim_pid()
         return pid is not None and is_shim_process(pid, state_dir.path)
 
+    @runtime_operation("stop_container")
     async def stop(self, container_id: str, grace_seconds: float) -> ContainerState:
         state_dir = self._dir(container_id)
         state = self._read(state_dir)
@@ -234,6 +237,7 @@ class ProcessRuntime:
                                    reason="Starting")
         return state
 
+    @runtime_operation("container_status")
     async def status(self, container_id: str) -> ContainerState:
         return self._read(self._dir(container_id))
 
@@ -246,6 +250,7 @@ class ProcessRuntime:
         state = state_dir.read_status()
         return state is not None and not state.running
 
+    @runtime_operation("list_containers")
     async def list(self) -> builtins.list[ContainerState]:
         states = []
         for path in sorted(self.state_root.iterdir()):
@@ -253,6 +258,7 @@ class ProcessRuntime:
                 states.append(self._read(StateDir(path)))
         return states
 
+    @runtime_operation("adopt_containers")
     async def adopt(self) -> builtins.list[ContainerState]:
         adopted = []
         for state in await self.list():
@@ -265,6 +271,7 @@ class ProcessRuntime:
                  sum(s.running for s in adopted))
         return adopted
 
+    @runtime_operation("container_stats")
     async def usage(self, container_id: str) -> ResourceUsage | None:
         state_dir = self._dir(container_id)
         state = self._read(state_dir)
@@ -285,6 +292,7 @@ class ProcessRuntime:
         procs = cgroup.procs_files() if cgroup is not None else ()
         return ExecEnvironment(env, launch.working_dir, procs)
 
+    @runtime_operation("remove_container")
     async def remove(self, container_id: str) -> None:
         state_dir = self._dir(container_id)
         state = self._read(state_dir)
@@ -298,7 +306,7 @@ class ProcessRuntime:
         self._locks.pop(container_id, None)
 
 
-def _shim_env() -> dict[str, str]:
+def shim_env() -> dict[str, str]:
     # The shim imports corral from wherever this agent did, installed or not.
     source_root = str(Path(corral.__file__).resolve().parent.parent)
     path = os.environ.get("PYTHONPATH")
@@ -447,7 +455,7 @@ class LauncherClient:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", LAUNCHER_MODULE, str(self.state_root),
                 stdin=asyncio.subprocess.DEVNULL, stdout=launcher_log, stderr=launcher_log,
-                start_new_session=True, cwd="/", env=_shim_env(),
+                start_new_session=True, cwd="/", env=shim_env(),
             )
         await proc.wait()  # the first fork exits once the socket listens
         log.info("shim launcher started root=%s", self.state_root)

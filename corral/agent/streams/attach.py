@@ -3,7 +3,8 @@
 corral's containers are started with stdin on /dev/null (the shim keeps no
 stdin open), so attach streams what the container writes — as Kubernetes does
 for a container without ``stdin: true`` — read from the instance's log as it
-grows; stdin sent by the client is read and dropped. The stream ends with a
+grows (stdout on channel 1, stderr on 2, as asked); stdin sent by the client is
+read and dropped. The stream ends with a
 Success Status when the container exits, or when the client goes away.
 """
 
@@ -13,23 +14,31 @@ import asyncio
 from collections.abc import Callable
 
 from corral.agent.runtime.logs import LogFiles
-from corral.agent.streams.channels import STDOUT, ChannelSocket, success
+from corral.agent.streams.channels import STDERR, STDOUT, ChannelSocket, success
 from corral.objects import Obj
 
 
 async def attach_output(sock: ChannelSocket, files: LogFiles, attempt: int,
-                        finished: Callable[[], bool]) -> Obj | None:
+                        finished: Callable[[], bool], stdout: bool = True,
+                        stderr: bool = True, tty: bool = False) -> Obj | None:
     """Stream until the container exits (a Status to send) or the client leaves (None)."""
 
-    async def output() -> None:
-        async for line in files.follow(attempt, tail=0, finished=finished):
-            await sock.send(STDOUT, f"{line}\n".encode())
+    async def output(stream: str, channel: int) -> None:
+        async for line in files.follow(attempt, tail=0, finished=finished, stream=stream):
+            await sock.send(channel, f"{line}\n".encode())
 
     async def drain_input() -> None:
         async for _ in sock.messages():
             pass
 
-    out, client = asyncio.create_task(output()), asyncio.create_task(drain_input())
+    async def outputs() -> None:
+        # A terminal has one output: stderr goes where stdout goes, as with a pty.
+        wanted = [("stdout", STDOUT)] * stdout + [("stderr", STDOUT if tty else STDERR)] * (
+            stderr or tty)
+        await asyncio.gather(*(output(s, c) for s, c in wanted))
+
+    out = asyncio.ensure_future(outputs())
+    client = asyncio.ensure_future(drain_input())
     try:
         await asyncio.wait({out, client}, return_when=asyncio.FIRST_COMPLETED)
         return success() if out.done() and not client.done() else None

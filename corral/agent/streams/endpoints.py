@@ -2,7 +2,7 @@
 
     /exec/{ns}/{pod}/{container}?command=..&stdin&stdout&stderr&tty   channels.py
     /attach/{ns}/{pod}/{container}?stdin&stdout&stderr&tty            channels.py
-    /portForward/{ns}/{pod}                                           SPDY tunnel
+    /portForward/{ns}/{pod}[?ports=P,..]        SPDY tunnel, or channels (Python clients)
 
 The master relays ``pods/{name}/exec|attach|portforward`` here (api/handlers/
 streams.py). A request the agent cannot serve is refused before the upgrade
@@ -26,6 +26,7 @@ from corral.agent.streams.attach import attach_output
 from corral.agent.streams.exec import ExecError, ExecOptions, ExecSession
 from corral.agent.streams.portforward import HOP_PROTOCOL as PORTFORWARD
 from corral.agent.streams.portforward import PortForwardSession
+from corral.agent.streams.portforward_channels import ChannelPortForward, parse_ports
 
 log = logging.getLogger(__name__)
 
@@ -111,20 +112,31 @@ class StreamEndpoints:
         await ws.accept(subprotocol=protocol)
         sock = channels.ChannelSocket(ws, protocol)
         cid, runtime = track.current.container_id, self.pods.ctx.runtime
+        query = ExecOptions.from_query([], ws.query_params)
         status = await attach_output(sock, LogFiles(worker.log_dir(track.name)),
-                                     track.current.attempt, lambda: runtime.exited(cid))
+                                     track.current.attempt, lambda: runtime.exited(cid),
+                                     query.stdout, query.stderr, query.tty)
         if status is not None:
             await sock.finish(status)
 
     async def port_forward(self, ws: WebSocket) -> None:
+        """kubectl's SPDY tunnel, or the channel protocol of the Python clients."""
+        offered = list(ws.scope.get("subprotocols") or [])
         try:
             worker = self._worker(ws)
-            if PORTFORWARD not in (ws.scope.get("subprotocols") or []):
-                raise Refused(400, f"websocket subprotocol must be {PORTFORWARD}")
+            spdy = PORTFORWARD in offered
+            protocol = PORTFORWARD if spdy else channels.V4 if channels.V4 in offered else ""
+            if not protocol:
+                raise Refused(400, f"websocket subprotocol must be {PORTFORWARD} "
+                              f"or {channels.V4}")
+            ports = [] if spdy else parse_ports(ws.query_params.getlist("ports"))
         except Refused as refused:
             await _deny(ws, refused.code, refused.message)
             return
-        await ws.accept(subprotocol=PORTFORWARD)
+        except ValueError as err:
+            await _deny(ws, 400, str(err))
+            return
+        await ws.accept(subprotocol=protocol)
 
         def resolve(port: int) -> tuple[str, int]:
             for m in worker.ports.mappings:
@@ -133,4 +145,8 @@ class StreamEndpoints:
             raise LookupError(f"port {port} is not a TCP containerPort of pod "
                               f"{worker.namespace}/{worker.name}")
 
-        await PortForwardSession(ws, resolve, worker.name, worker.uid).run()
+        if spdy:
+            await PortForwardSession(ws, resolve, worker.name, worker.uid).run()
+        else:
+            sock = channels.ChannelSocket(ws, protocol)
+            await ChannelPortForward(sock, resolve, worker.name, worker.uid).run(ports)

@@ -5,6 +5,8 @@
         pod ─► spec.nodeName ─► Node InternalIP + daemonEndpoints.kubeletEndpoint.Port
             ─► GET http://ip:port/containerLogs/{ns}/{pod}/{container}?...
             ─► streamed back as text/plain (chunked, open while following)
+    GET .../allocs/{name}/log?task=17&follow&tailLines&timestamps
+        alloc ─► spec.nodeName ─► GET http://ip:port/allocLogs/{ns}/{alloc}/{task}?...
     GET /api/v1/nodes/{name}/proxy/{path}
         ─► GET http://ip:port/{path}  (e.g. stats/summary for `corral top`)
     stats_summary(node) ─► GET http://ip:port/stats/summary, for the metrics API
@@ -79,6 +81,8 @@ class NodeProxy:
         return f"http://{host}:{port}"
 
     async def pod_log(self, request: Request, target: Target) -> Response:
+        if target.resource.kind == "Alloc":
+            return await self.alloc_log(request, target)
         pod = await self.registry.get(target.resource, target.namespace, target.name or "")
         node = (pod.get("spec") or {}).get("nodeName")
         if not node:
@@ -102,6 +106,19 @@ class NodeProxy:
             return None
         data = response.json()
         return data if isinstance(data, dict) else None
+
+    async def alloc_log(self, request: Request, target: Target) -> Response:
+        """One task's lines of an Alloc's log (``task``: its id, a task array's index)."""
+        alloc = await self.registry.get(target.resource, target.namespace, target.name or "")
+        node = (alloc.get("spec") or {}).get("nodeName")
+        if not node:
+            raise BadRequest(f"alloc {target.name} does not have a host assigned")
+        task = request.query_params.get("task", "")
+        if not task or not task.replace("-", "").isalnum():
+            raise BadRequest("a task must be given: ?task=<id> (a task array's index)")
+        params = {k: v for k, v in request.query_params.items() if k in LOG_PARAMS}
+        url = f"{await self.agent_url(node)}/allocLogs/{target.namespace}/{target.name}/{task}"
+        return await self._relay(url, params)
 
     async def node_proxy(self, request: Request, node_name: str, path: str) -> Response:
         if request.method != "GET":

@@ -68,7 +68,8 @@ class StreamRelay:
         base = (await self.nodes.agent_url(node)).replace("http", "ws", 1)
         ns, pod_name = quote(namespace, safe=""), quote(name, safe="")
         if verb == "portforward":
-            return f"{base}/portForward/{ns}/{pod_name}"
+            ports = [("ports", v) for k, v in params if k == "ports"]
+            return f"{base}/portForward/{ns}/{pod_name}?{urlencode(ports)}"
         query = dict(params)
         container = pick_container(pod, query.get("container"))
         commands = [v for k, v in params if k == "command"]

@@ -9,7 +9,8 @@ at a time in it. Two kinds of user fill it:
 - task arrays (a Job run as tasks): ``spec.task`` is the command every index
   runs and ``spec.ranges`` the indices handed to this Alloc; the agent reports
   ``status.claimed`` (indices it may have started: never handed elsewhere),
-  ``status.completed`` and ``status.failedTasks`` in batches;
+  ``status.completed``, ``status.failedIndexes`` (out of retries) and the latest
+  ``status.failedTasks`` in batches;
 - Mesos frameworks launch tasks into it one by one (issue 16).
 """
 
@@ -72,7 +73,8 @@ class AllocStatus(KubeModel):
     running: Int32 | None = None
     claimed: str | None = None
     completed: str | None = None
-    failed_tasks: list[FailedTask] | None = None
+    failed_indexes: str | None = None  # out of retries here: failed for good
+    failed_tasks: list[FailedTask] | None = None  # the latest failures, with exit codes
     failures: Int32 | None = None  # failed attempts in total, retried or not
 
 

@@ -19,7 +19,7 @@ import kr8s.asyncio
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from kubernetes.stream import stream
+from kubernetes.stream import portforward, stream
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
@@ -148,7 +148,7 @@ def test_attach_streams_the_containers_output(master: Master, node: Agent,
                                               kubectl: Kubectl) -> None:
     with master.http() as http:
         create_pod(http, make_pod("ticker", node.name,
-                                  ["sh", "-c", "while true; do echo tick; sleep 0.2; done"],
+                                  ["sh", "-c", "while true; do echo tick; echo tock >&2; sleep 0.2; done"],
                                   spec={"terminationGracePeriodSeconds": 1}))
         wait_pod(http, "ticker", lambda p: phase(p) == "Running")
         attach = kubectl.background("attach", "ticker")
@@ -158,6 +158,8 @@ def test_attach_streams_the_containers_output(master: Master, node: Agent,
             assert first == "tick\n"
             assert http.delete("/api/v1/namespaces/default/pods/ticker").status_code == 200
             assert attach.wait(timeout=30) == 0
+            assert attach.stderr is not None and "tock\n" in attach.stderr.read()
+            assert "tock" not in attach.stdout.read()
         finally:
             attach.kill()
             attach.wait()
@@ -237,6 +239,32 @@ def test_pod_and_service_proxy(kubectl: Kubectl, webpod: str, master: Master,
     assert http.get("/api/v1/namespaces/default/services/web:99/proxy/").json()["message"] == \
         'no service port "99" found for service "web"'
     assert http.get("/api/v1/namespaces/default/pods/nope/proxy/").status_code == 404
+
+
+def test_python_client_port_forward(master: Master, webpod: str) -> None:
+    """The Python client forwards over the channel protocol, not kubectl's SPDY."""
+    configuration = k8s.Configuration()
+    k8s_config.load_kube_config(str(master.kubeconfig), client_configuration=configuration)
+    with k8s.ApiClient(configuration) as api:
+        v1 = k8s.CoreV1Api(api)
+        pf = portforward(v1.connect_get_namespaced_pod_portforward, webpod, "default",
+                         ports="8080")
+        conn = pf.socket(8080)
+        conn.setblocking(True)
+        conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+        conn.close()
+        assert received.startswith(b"HTTP/1.0 200") and received.endswith(webpod.encode())
+        assert pf.error(8080) is None
+        pf.close()
+        refused = portforward(v1.connect_get_namespaced_pod_portforward, webpod, "default",
+                              ports="9999")
+        refused.socket(9999).setblocking(True)
+        assert refused.socket(9999).recv(1) == b""  # closed: nothing to forward to
+        assert f"error forwarding port 9999 to pod {webpod}, uid " in str(refused.error(9999))
+        refused.close()
 
 
 def _ws_connect(master: Master, path: str, protocols: list[str],

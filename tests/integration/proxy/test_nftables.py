@@ -243,3 +243,58 @@ def test_a_new_writer_reconciles_what_a_dead_one_left(netns: NewNetns, tmp_path:
         assert tables(host) == []
 
     host.run(lambda: with_backends(2, scenario))
+
+
+def normalized(ns: Netns, table: str) -> dict[str, object]:
+    """A table's content without handles or order: chains' rules, maps' elements, sets."""
+    content: dict[str, object] = {}
+    for item in json.loads(ns.sh("nft", "-j", "list", "table", "ip", table))["nftables"]:
+        kind = next(iter(item))
+        body = item[kind]
+        if kind == "rule":
+            rules = content.setdefault(f"chain {body['chain']}", [])
+            assert isinstance(rules, list)
+            rules.append(json.dumps(body["expr"], sort_keys=True))
+        elif kind == "chain":
+            content.setdefault(f"chain {body['name']}", [])
+        elif kind in ("map", "set"):
+            elements = sorted(json.dumps(e, sort_keys=True) for e in body.get("elem", []))
+            content[f"{kind} {body['name']}"] = elements if kind == "map" else body.get("timeout")
+    return content
+
+
+def test_changes_leave_the_table_a_whole_write_would(netns: NewNetns, tmp_path: Path) -> None:
+    """Later writes carry only what changed; after each, the table equals a fresh
+    whole write of the same Services."""
+    from corral.proxy.nftrules import Existing, build, transaction
+
+    host = netns()
+    db = ServicePortKey("default", "db")
+    a, b, c = Backend("10.0.0.1", 80), Backend("10.0.0.2", 80), Backend("10.0.0.3", 80)
+    steps = [
+        ({WEB: Spec(CLUSTER_IP, 80, node_port=NODE_PORT)}, {WEB: [a, b]}),
+        ({WEB: Spec(CLUSTER_IP, 80, node_port=NODE_PORT), db: Spec("127.100.0.30", 5432)},
+         {WEB: [a, c], db: [b]}),
+        ({WEB: Spec(CLUSTER_IP, 80, session_affinity=ClientIPAffinity(30)),
+          db: Spec("127.100.0.30", 5432)}, {WEB: [c], db: []}),
+        ({WEB: Spec(CLUSTER_IP, 80, node_port=NODE_PORT + 1)}, {WEB: [a, b, c]}),
+        ({}, {}),
+    ]
+
+    async def scenario() -> None:
+        proxy = NftProxy(TABLE, run_dir=tmp_path)
+        try:
+            for services, backends in steps:
+                await proxy.apply(services, backends)
+                whole = tmp_path / "whole.nft"  # (re)created from nothing, in one go
+                whole.write_text("add table ip corral-whole\ndelete table ip corral-whole\n"
+                                 + transaction("corral-whole", build(services, backends),
+                                               Existing()))
+                host.sh("nft", "-f", str(whole))
+                assert normalized(host, TABLE) == normalized(host, "corral-whole")
+            assert proxy.writes == len(steps)
+        finally:
+            await proxy.close()
+
+    host.run(scenario)
+

@@ -97,3 +97,23 @@ def test_departed_names_every_frontend_an_endpoint_left() -> None:
 def test_endpoint_chain_names_parse_back() -> None:
     assert parse_endpoint_chain(endpoint_chain(SID, A)) == (SID, A)
     assert parse_endpoint_chain(f"service-{SID}") is None
+
+
+def test_a_change_writes_only_what_differs() -> None:
+    from corral.proxy.nftrules import change
+
+    keys = [ServicePortKey("bulk", f"s{i}") for i in range(1000)]
+    services = {k: Spec(f"127.101.{i // 250}.{i % 250 + 1}", 80) for i, k in enumerate(keys)}
+    before = build(services, {k: [Backend(*A)] for k in keys})
+    after = build(services, {**{k: [Backend(*A)] for k in keys}, keys[7]: [Backend(*B)]})
+    sid = "bulk/s7/tcp/"
+    assert change("corral", after, before).splitlines() == [
+        f"add chain ip corral {endpoint_chain(sid, B)}",
+        (f"add rule ip corral {endpoint_chain(sid, B)} "
+        "meta mark set meta mark | 0x200000 meta l4proto tcp dnat to 10.0.0.2:8080"),
+        f"flush chain ip corral service-{sid}",
+        (f"add rule ip corral service-{sid} numgen inc mod 1 vmap "
+        f"{{ 0 : goto {endpoint_chain(sid, B)} }}"),
+        f"flush chain ip corral {endpoint_chain(sid, A)}",
+        f"delete chain ip corral {endpoint_chain(sid, A)}"]
+    assert change("corral", after, after) == "\n"

@@ -1,0 +1,358 @@
+"""One worker per Alloc bound to this node: its executor, its tasks, its status.
+
+    start: executor running already (agent restart)? adopt it : start it
+           connect ─► hello (tasks it runs) ─► exits stream in (reader task)
+    loop (woken by exits, spec changes, deletion, retry times):
+      deleting? ─► executor "stop" (the Alloc's grace) ─► last exits ─► final
+                   status ─► DELETE grace 0 (its owner's finalizer may keep it
+                   until the owner has recorded what it did)
+      claim ahead ─► status (at most every FLUSH_SECONDS; a compare-and-swap):
+        claimed, completed, failedIndexes, failures, running
+        ok ─► claims committed; exits up to the status acknowledged to the executor
+      launch from committed claims, a window ahead of the slots
+
+A status write that fails is simply made again: nothing is acknowledged to the
+executor before it is on record, so an agent that dies loses nothing the next
+one (re-adopting the executor) will not be told again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from corral.agent.config import AgentConfig
+from corral.agent.runtime.executor import ExecutorConfig
+from corral.agent.runtime.executors import (
+    ExecutorConnection,
+    ExecutorGone,
+    ExecutorRuntime,
+    TaskExit,
+)
+from corral.agent.task_array import TaskArray
+from corral.api.errors import APIError, Conflict, NotFound
+from corral.api.quantity import bytes_value, cpu_millis
+from corral.client.http import Client, ServerUnreachable
+from corral.indexset import IndexSet
+from corral.objects import Obj, is_deleting, meta, now_rfc3339, spec, status, uid_of
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.2  # status at most this often
+RESYNC_SECONDS = 2.0
+DEFAULT_LOG_BYTES = 30 * 1024 * 1024  # per Alloc, across its rotated files
+LOG_FILES = 3
+WINDOW_FACTOR = 2  # tasks handed to the executor ahead: slots × this
+CLAIM_SECONDS = 1.0  # claims cover about this long of work at the current rate
+
+
+@dataclass
+class AllocContext:
+    cfg: AgentConfig
+    client: Client
+    executors: ExecutorRuntime
+
+
+def _rv(obj: Obj) -> int:
+    try:
+        return int(meta(obj).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+def executor_config(alloc: Obj) -> ExecutorConfig:
+    s, m = spec(alloc), meta(alloc)
+    resources: dict[str, Any] = s.get("resources") or {}
+    cpu = int(cpu_millis(resources["cpu"])) if resources.get("cpu") else None
+    memory = int(bytes_value(resources["memory"])) if resources.get("memory") else None
+    total_log = int(s.get("logMaxBytes") or DEFAULT_LOG_BYTES)
+    return ExecutorConfig(uid_of(alloc), str(m.get("namespace") or ""), str(m.get("name")),
+                          slots=int(s.get("slots") or 1), cpu_request_millis=cpu,
+                          cpu_limit_millis=cpu, memory_limit_bytes=memory,
+                          log_max_bytes=max(4096, total_log // LOG_FILES),
+                          log_max_files=LOG_FILES)
+
+
+def task_env(alloc: Obj) -> dict[str, str]:
+    task = spec(alloc).get("task") or {}
+    return {str(e["name"]): str(e.get("value") or "") for e in task.get("env") or ()}
+
+
+class AllocWorker:
+    def __init__(self, ctx: AllocContext, alloc: Obj) -> None:
+        self.ctx = ctx
+        self.alloc = alloc
+        self.uid = uid_of(alloc)
+        self.namespace = str(meta(alloc).get("namespace") or "")
+        self.name = str(meta(alloc).get("name") or "")
+        self.array: TaskArray | None = (TaskArray.from_alloc(alloc) if spec(alloc).get("task")
+                                        else None)
+        self.gone = False
+        self.finished = asyncio.Event()
+        self.conn: ExecutorConnection | None = None
+        self._kick = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._seq = 0  # the last exit folded into the array
+        self._dirty = True
+        self._last_flush = 0.0
+        self._rate = 0.0  # completions per second, smoothed
+        self._executor_lost = ""
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"alloc {self.namespace}/{self.name}")
+
+    def update(self, alloc: Obj) -> None:
+        if uid_of(alloc) != self.uid or _rv(alloc) < _rv(self.alloc):
+            return
+        if self.array is not None and spec(alloc).get("ranges") != spec(self.alloc).get("ranges"):
+            self.array.reassigned(spec(alloc).get("ranges"))
+            self._dirty = True
+        self.alloc = alloc
+        self._kick.set()
+
+    def task_done(self, task_id: str) -> bool:
+        """Whether a task has nothing more to print (for following its log)."""
+        if self.finished.is_set() or self.array is None or not task_id.isdigit():
+            return True
+        index = int(task_id)
+        return index not in self.array.launched and index not in (
+            self.array.claimed - self.array.finished())
+
+    def mark_gone(self) -> None:
+        self.gone = True
+        self._kick.set()
+
+    async def stop(self) -> None:
+        """Stop supervising (the agent exits); the executor keeps running."""
+        for task in (self._task, self._reader):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.conn is not None:
+            self.conn.close()
+
+    async def _run(self) -> None:
+        try:
+            await self._supervise()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("alloc worker failed alloc=%s/%s", self.namespace, self.name)
+        finally:
+            self.finished.set()
+
+    async def _supervise(self) -> None:
+        if not await self._connect():
+            await self._settle_without_executor()
+            return
+        while True:
+            self._kick.clear()
+            try:
+                if await self.sync():
+                    return
+            except (ServerUnreachable, APIError) as err:
+                log.warning("alloc sync: master not reachable alloc=%s/%s error=%s",
+                            self.namespace, self.name, err)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), self._wait_seconds())
+
+    async def _connect(self) -> bool:
+        if self.gone or (is_deleting(self.alloc) and not self.ctx.executors.dir(
+                self.uid).path.exists()):
+            return False  # deleted before it ever ran here
+        try:
+            adopted = await self.ctx.executors.ensure(executor_config(self.alloc))
+            self.conn = await self.ctx.executors.connect(self.uid)
+        except ExecutorGone as err:
+            self._executor_lost = str(err)
+            return False
+        if self.array is not None:
+            self.array.adopt([int(i) for i in [*self.conn.running, *self.conn.queued]
+                              if i.isdigit()])
+        log.info("executor %s alloc=%s/%s pid=%d tasks=%d", "adopted" if adopted else "ready",
+                 self.namespace, self.name, self.conn.pid,
+                 len(self.conn.running) + len(self.conn.queued))
+        self._reader = asyncio.create_task(self._read_exits(self.conn))
+        return True
+
+    async def _read_exits(self, conn: ExecutorConnection) -> None:
+        while True:
+            exits = await conn.exits()
+            if not exits:
+                return  # the executor has gone (stopped, or died)
+            self._fold(exits)
+            self._kick.set()
+
+    def _fold(self, exits: list[TaskExit]) -> None:
+        now = time.monotonic()
+        for done in exits:
+            self._seq = max(self._seq, done.seq)
+            if self.array is not None and done.id.isdigit():
+                self.array.exited(int(done.id), done.code, done.reason, now)
+        self._dirty = True
+
+    def _wait_seconds(self) -> float:
+        wait = RESYNC_SECONDS
+        if self._dirty:
+            wait = max(0.0, self._last_flush + FLUSH_SECONDS - time.monotonic())
+        retry = self.array.next_retry() if self.array is not None else None
+        if retry is not None:
+            wait = min(wait, max(0.0, retry - time.monotonic()))
+        return wait
+
+    # -- one pass ----------------------------------------------------------------
+
+    async def sync(self) -> bool:
+        """Converge once; True when the worker is done with the Alloc."""
+        assert self.conn is not None
+        if self.gone or is_deleting(self.alloc):
+            await self._terminate()
+            return True
+        if self._reader is not None and self._reader.done():
+            self._executor_lost = "the executor exited unexpectedly"
+            self._dirty = True
+        array = self.array
+        if array is not None and not self._executor_lost:
+            ahead = max(self._slots() * WINDOW_FACTOR, int(self._rate * CLAIM_SECONDS))
+            if array.claim_ahead(ahead):
+                self._dirty = True
+        if self._dirty and time.monotonic() >= self._last_flush + FLUSH_SECONDS:
+            await self._flush()
+        if array is not None and not self._executor_lost:
+            self._launch(array)
+        return False
+
+    def _slots(self) -> int:
+        return int(spec(self.alloc).get("slots") or 1)
+
+    def _launch(self, array: TaskArray) -> None:
+        assert self.conn is not None
+        task = spec(self.alloc).get("task") or {}
+        command = [str(c) for c in task.get("command") or ()]
+        env = task_env(self.alloc)
+        cwd = str(task.get("workingDir") or "/")
+        for index in array.to_launch(self._slots() * WINDOW_FACTOR, time.monotonic()):
+            self.conn.launch(str(index), command, {**env, "JOB_COMPLETION_INDEX": str(index)},
+                             cwd)
+
+    # -- status ------------------------------------------------------------------
+
+    def _status(self, phase: str) -> Obj:
+        current = status(self.alloc)
+        out: Obj = {k: v for k, v in current.items() if k in ("conditions", "startTime")}
+        out.setdefault("startTime", now_rfc3339())
+        out.update({"phase": phase, "hostIP": self.ctx.cfg.node_ip})
+        if self.conn is not None:
+            out["executorPid"] = self.conn.pid
+        if self._executor_lost:
+            out["reason"], out["message"] = "ExecutorLost", self._executor_lost
+        if self.array is not None:
+            out.update(self.array.status_fields())
+        return out
+
+    async def _flush(self, phase: str | None = None) -> bool:
+        """Write the status; on success commit the claims it carried and acknowledge
+        the exits it records. False when it must be tried again."""
+        seq = self._seq
+        before = len(self.array.completed) if self.array is not None else 0
+        claiming = self.array.claiming.copy() if self.array is not None else IndexSet()
+        if phase is None:
+            phase = "Failed" if self._executor_lost else "Running"
+        body = copy.deepcopy(self.alloc)
+        body["status"] = self._status(phase)
+        elapsed = max(FLUSH_SECONDS, time.monotonic() - self._last_flush)
+        self._last_flush = time.monotonic()
+        if body["status"] == status(self.alloc) and not claiming:
+            self._dirty = False
+            self._ack(seq)
+            return True
+        try:
+            written = await self.ctx.client.update_status(body)
+        except Conflict:
+            await self._refetch()
+            return False
+        except NotFound:
+            self.gone = True
+            return False
+        self._dirty = False
+        self.alloc = written
+        if self.array is not None:
+            self.array.commit_claims(claiming)
+            done = len(self.array.completed) - before
+            self._rate = 0.7 * self._rate + 0.3 * done / elapsed
+        self._ack(seq)
+        return True
+
+    def _ack(self, seq: int) -> None:
+        if self.conn is not None and seq:
+            self.conn.ack(seq)
+
+    async def _refetch(self) -> None:
+        try:
+            fresh = await self.ctx.client.get("Alloc", self.name, self.namespace)
+        except NotFound:
+            self.gone = True
+            return
+        if uid_of(fresh) != self.uid:
+            self.gone = True
+            return
+        self.update(fresh)
+
+    # -- the end -----------------------------------------------------------------
+
+    async def _terminate(self) -> None:
+        """Stop the executor (the Alloc's grace), record what it did, delete."""
+        assert self.conn is not None
+        log.info("alloc stopping alloc=%s/%s gone=%s deleting=%s", self.namespace, self.name,
+                 self.gone, is_deleting(self.alloc))
+        grace = float(meta(self.alloc).get("deletionGracePeriodSeconds")
+                      or spec(self.alloc).get("terminationGracePeriodSeconds") or 30)
+        self.conn.stop(0 if self.gone else grace)
+        await self.conn.drain()
+        if self._reader is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._reader), grace + 10)
+        if self.array is not None:
+            self.array.launched = IndexSet()  # whatever did not report has not finished
+        await self._settle("Succeeded" if self._all_done() else "Failed")
+        self.conn.close()
+        self.ctx.executors.remove(self.uid)
+
+    def _all_done(self) -> bool:
+        return self.array is not None and not (self.array.assigned - self.array.finished())
+
+    async def _settle(self, phase: str) -> None:
+        """The last status, then the graceful deletion finished (grace 0)."""
+        for _ in range(5):
+            if self.gone:
+                return
+            if await self._flush(phase):
+                break
+        with contextlib.suppress(NotFound, Conflict):
+            await self.ctx.client.delete("Alloc", self.name, self.namespace,
+                                         grace_period_seconds=0,
+                                         preconditions={"uid": self.uid})
+        log.info("alloc finished alloc=%s/%s phase=%s", self.namespace, self.name, phase)
+
+    async def _settle_without_executor(self) -> None:
+        """No executor can run (deleted before it started, or it is gone)."""
+        if self._executor_lost:
+            log.warning("alloc has no executor alloc=%s/%s reason=%s", self.namespace,
+                        self.name, self._executor_lost)
+            self._dirty = True
+            await self._flush("Failed")
+        while not (self.gone or is_deleting(self.alloc)):
+            self._kick.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), RESYNC_SECONDS)
+        await self._settle("Failed")
+        self.ctx.executors.remove(self.uid)

@@ -1,0 +1,95 @@
+"""The Allocs bound to this node: an informer, and one AllocWorker per Alloc uid.
+
+    Informer(allocs, fieldSelector spec.nodeName=<node>)
+        add/update ──► worker for the uid (it starts or re-adopts the executor)
+        delete     ──► worker.mark_gone() (stop the executor, clean up)
+    after the first list, and every SWEEP_SECONDS: executors of uids no worker
+        owns (Allocs deleted while the agent was away) are killed and removed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from corral.agent.alloc_worker import AllocContext, AllocWorker
+from corral.client.informer import Informer
+from corral.objects import Obj, uid_of
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 30.0
+
+
+class AllocManager:
+    def __init__(self, ctx: AllocContext) -> None:
+        self.ctx = ctx
+        self.workers: dict[str, AllocWorker] = {}
+        self.informer = Informer(ctx.client, "Alloc",
+                                 field_selector=f"spec.nodeName={ctx.cfg.name}")
+        self.informer.add_handler(on_add=self._upsert, on_update=self._updated,
+                                  on_delete=self._deleted)
+        self._finished: set[str] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.informer.start()
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="alloc-sweeper")
+
+    async def stop(self, stop_allocs: bool = False) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await self.informer.stop()
+        workers = list(self.workers.values())
+        await asyncio.gather(*(w.stop() for w in workers))
+        if stop_allocs:
+            for uid in self.ctx.executors.known():
+                self.ctx.executors.kill(uid)
+                self.ctx.executors.remove(uid)
+
+    def find(self, namespace: str, name: str) -> AllocWorker | None:
+        for worker in self.workers.values():
+            if worker.namespace == namespace and worker.name == name:
+                return worker
+        return None
+
+    def _upsert(self, alloc: Obj) -> None:
+        uid = uid_of(alloc)
+        if not uid or uid in self._finished:
+            return
+        worker = self.workers.get(uid)
+        if worker is not None:
+            worker.update(alloc)
+            return
+        worker = AllocWorker(self.ctx, alloc)
+        self.workers[uid] = worker
+        worker.start()
+        asyncio.create_task(self._forget_when_finished(worker))
+
+    def _updated(self, old: Obj, new: Obj) -> None:
+        if uid_of(old) != uid_of(new):
+            self._deleted(old)
+        self._upsert(new)
+
+    def _deleted(self, alloc: Obj) -> None:
+        worker = self.workers.get(uid_of(alloc))
+        if worker is not None:
+            worker.mark_gone()
+
+    async def _forget_when_finished(self, worker: AllocWorker) -> None:
+        await worker.finished.wait()
+        self._finished.add(worker.uid)
+        self.workers.pop(worker.uid, None)
+
+    async def _sweep_loop(self) -> None:
+        await self.informer.wait_synced()
+        while True:
+            for uid in self.ctx.executors.known():
+                if uid not in self.workers:
+                    log.info("removing the executor of a deleted alloc uid=%s", uid)
+                    self.ctx.executors.kill(uid)
+                    self.ctx.executors.remove(uid)
+            await asyncio.sleep(SWEEP_SECONDS)

@@ -1,0 +1,231 @@
+"""The agent's side of the executors (executor.py): start or adopt one per Alloc,
+and talk to it over its socket.
+
+    ExecutorRuntime.ensure(config)  alive already (an agent restart)? adopt it;
+                                    else write alloc.json and start it detached
+    ExecutorRuntime.connect(uid)    → ExecutorConnection: hello, then exit events
+    conn.launch / kill / ack / stop   JSON lines, written without waiting
+
+State lives in ``<runtime>/allocs/<alloc uid>/`` so that a new agent finds what
+the old one started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from corral.agent.runtime.cgroups import CgroupSystem, ContainerCgroup
+from corral.agent.runtime.executor import EXECUTOR_MODULE, ExecutorConfig, ExecutorDir
+from corral.agent.runtime.process import shim_env
+
+log = logging.getLogger(__name__)
+
+START_SECONDS = 30.0
+POLL_SECONDS = 0.02
+STREAM_LIMIT = 1 << 22  # a hello after a long absence can list many tasks
+
+
+@dataclass(frozen=True)
+class TaskExit:
+    """One task's end as the executor reported it."""
+
+    seq: int
+    id: str
+    code: int
+    signal: int | None
+    reason: str
+    message: str = ""
+
+
+class ExecutorConnection:
+    """One connection to a running executor."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+        self._buffer = b""
+        self.pid = 0
+        self.running: list[str] = []  # task ids running when we connected
+        self.queued: list[str] = []
+
+    async def hello(self) -> None:
+        lines = await self._lines(first_only=True)
+        if not lines:
+            raise ExecutorGone("the executor closed the connection")
+        hello = json.loads(lines[0])
+        self.pid = int(hello["pid"])
+        self.running = [str(i) for i in hello.get("running") or ()]
+        self.queued = [str(i) for i in hello.get("queued") or ()]
+
+    def launch(self, task_id: str, command: list[str], env: dict[str, str],
+               cwd: str = "/") -> None:
+        self._send({"op": "launch", "id": task_id, "command": command, "env": env,
+                    "cwd": cwd})
+
+    def kill(self, task_id: str, sig: int = signal.SIGTERM) -> None:
+        self._send({"op": "kill", "id": task_id, "signal": int(sig)})
+
+    def ack(self, seq: int) -> None:
+        self._send({"op": "ack", "seq": seq})
+
+    def stop(self, grace: float) -> None:
+        self._send({"op": "stop", "grace": grace})
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        if not self._writer.is_closing():
+            self._writer.write(json.dumps(msg).encode() + b"\n")
+
+    async def drain(self) -> None:
+        try:
+            await self._writer.drain()
+        except (ConnectionError, OSError):
+            pass
+
+    async def exits(self) -> list[TaskExit]:
+        """The next exits (at least one; all that arrived together). An empty list
+        means the connection is gone (the executor exited, or was killed)."""
+        return [_exit(json.loads(line)) for line in await self._lines()]
+
+    async def _lines(self, first_only: bool = False) -> list[bytes]:
+        while b"\n" not in self._buffer:
+            try:
+                chunk = await self._reader.read(1 << 16)
+            except (ConnectionError, OSError):
+                chunk = b""
+            if not chunk:
+                return []
+            self._buffer += chunk
+        if first_only:
+            line, _, self._buffer = self._buffer.partition(b"\n")
+            return [line]
+        *lines, self._buffer = self._buffer.split(b"\n")
+        return [line for line in lines if line.strip()]
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def _exit(event: dict[str, Any]) -> TaskExit:
+    return TaskExit(int(event["seq"]), str(event["id"]), int(event["code"]),
+                    event.get("signal"), str(event.get("reason") or ""),
+                    str(event.get("message") or ""))
+
+
+class ExecutorRuntime:
+    """Executors on this node, one per Alloc uid."""
+
+    def __init__(self, runtime_dir: Path, cgroups: CgroupSystem | None) -> None:
+        self.root = runtime_dir.resolve() / "allocs"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.cgroups = cgroups
+
+    def dir(self, alloc_uid: str) -> ExecutorDir:
+        return ExecutorDir(self.root / alloc_uid)
+
+    def known(self) -> list[str]:
+        """Alloc uids with a state directory (running or not)."""
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir())
+
+    async def ensure(self, config: ExecutorConfig) -> bool:
+        """Start the Alloc's executor unless it runs; True if it was adopted."""
+        state = self.dir(config.alloc_uid)
+        if state.alive_pid() is not None:
+            return True
+        if state.stopped_file.exists():
+            raise ExecutorGone(f"the executor of {config.alloc_uid} has stopped")
+        shutil.rmtree(state.path, ignore_errors=True)  # a start that died half-way
+        state.path.mkdir(parents=True)
+        if self.cgroups is not None:
+            config.cgroup = self.cgroups.for_container(f"alloc-{config.alloc_uid}").to_dict()
+        (state.path / ".alloc.json.tmp").write_text(config.to_json())
+        os.replace(state.path / ".alloc.json.tmp", state.config_file)
+        with open(state.log_file, "ab") as out:  # noqa: ASYNC230 - local, tiny
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", EXECUTOR_MODULE, str(state.path),  # fresh interpreter
+                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+                start_new_session=True, cwd="/", env=shim_env())
+        await proc.wait()  # the first fork exits at once; the executor lives on detached
+        log.info("executor started alloc=%s/%s uid=%s", config.namespace, config.name,
+                 config.alloc_uid)
+        return False
+
+    async def connect(self, alloc_uid: str) -> ExecutorConnection:
+        """Connect (waiting for a just-started executor to listen) and read its hello."""
+        state = self.dir(alloc_uid)
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            try:
+                reader, writer = await _open(state)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                if state.stopped_file.exists() or time.monotonic() > deadline:
+                    raise ExecutorGone(f"no executor answers for {alloc_uid}") from None
+                if state.alive_pid() is None and state.pid_file.exists():
+                    raise ExecutorGone(f"the executor of {alloc_uid} died") from None
+                await asyncio.sleep(POLL_SECONDS)
+        conn = ExecutorConnection(reader, writer)
+        try:
+            await conn.hello()
+        except ExecutorGone:
+            conn.close()
+            raise
+        return conn
+
+    def kill(self, alloc_uid: str) -> None:
+        """SIGKILL the executor and everything in its cgroup (it did not stop)."""
+        state = self.dir(alloc_uid)
+        pid = state.alive_pid()
+        if pid is not None:
+            # Its tasks are in its session (each in a process group of its own).
+            for member in [pid, *session_members(pid)]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(member, signal.SIGKILL)
+        config = state.read_config() if state.config_file.exists() else None
+        if config is not None and config.cgroup is not None:
+            cgroup = ContainerCgroup.from_dict(config.cgroup)
+            cgroup.kill_all()
+            cgroup.remove()
+
+    def remove(self, alloc_uid: str) -> None:
+        shutil.rmtree(self.dir(alloc_uid).path, ignore_errors=True)
+
+
+async def _open(state: ExecutorDir) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect through /proc/self/fd/N/: a state directory's full path may be
+    longer than a socket address (108 bytes)."""
+    dir_fd = os.open(state.path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        return await asyncio.open_unix_connection(
+            f"/proc/self/fd/{dir_fd}/{state.socket_file.name}", limit=STREAM_LIMIT)
+    finally:
+        os.close(dir_fd)
+
+
+def session_members(sid: int) -> list[int]:
+    """Processes of session ``sid`` other than its leader."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == sid:
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # after "pid (comm)": state ppid pgrp session
+            found.append(int(entry.name))
+    return found
+
+
+class ExecutorGone(Exception):
+    """The Alloc's executor has stopped (or died) and cannot take more tasks; the
+    agent reports what it knows and does not start a second one for the Alloc."""

@@ -1,0 +1,118 @@
+"""The Alloc executor with real processes: tasks started by posix_spawn, exits
+streamed, unacknowledged exits replayed to the next connection (an agent
+restart), output tagged per task in one bounded log, silent tasks writing nothing,
+kill and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from corral.agent.runtime.executor import ExecutorConfig
+from corral.agent.runtime.executors import ExecutorConnection, ExecutorRuntime, TaskExit
+from corral.agent.runtime.logs import LogFiles
+from corral.agent.runtime.process import ProcessRuntime
+from tests.cluster import kill_executors
+
+
+@pytest.fixture
+def executors(tmp_path: Path) -> Iterator[ExecutorRuntime]:
+    runtime_dir = tmp_path / "runtime"
+    # The cgroups the node's runtime would use, when this machine offers them.
+    cgroups = ProcessRuntime(runtime_dir, "corral-test").cgroups
+    try:
+        yield ExecutorRuntime(runtime_dir, cgroups)
+    finally:
+        kill_executors(runtime_dir)
+
+
+async def started(executors: ExecutorRuntime, slots: int = 4,
+                  log_max_bytes: int = 1 << 20) -> tuple[str, ExecutorConnection]:
+    uid = str(uuid.uuid4())
+    adopted = await executors.ensure(ExecutorConfig(uid, "default", "a", slots=slots,
+                                                    log_max_bytes=log_max_bytes))
+    assert not adopted
+    return uid, await executors.connect(uid)
+
+
+async def collect(conn: ExecutorConnection, count: int) -> list[TaskExit]:
+    got: list[TaskExit] = []
+    while len(got) < count:
+        batch = await asyncio.wait_for(conn.exits(), 30)
+        assert batch, "the executor went away"
+        got.extend(batch)
+    return got
+
+
+async def test_tasks_run_and_report_exit_codes(executors: ExecutorRuntime,
+                                               tmp_path: Path) -> None:
+    uid, conn = await started(executors)
+    out = tmp_path / "out"
+    for i in range(200):
+        conn.launch(str(i), ["sh", "-c", f'echo "$X" >> {out}; exit $(( $X % 7 == 3 ))'],
+                    {"X": str(i)})
+    conn.launch("bad", ["no-such-program-here"], {})
+    exits = {e.id: e for e in await collect(conn, 201)}
+    assert sorted(int(line) for line in out.read_text().split()) == list(range(200))
+    assert {i for i, e in exits.items() if e.code == 1} == {str(i) for i in range(200)
+                                                            if i % 7 == 3}
+    assert exits["bad"].reason == "StartError" and exits["bad"].code == 128
+    assert "executable file not found" in exits["bad"].message
+    conn.close()
+    # Nothing printed but the start error: the task log holds exactly that line.
+    files = LogFiles(executors.dir(uid).task_logs)
+    assert files.attempts() == [0]
+    assert files.read(0, stream="bad") == [('exec: "no-such-program-here": executable file '
+                                           'not found in $PATH')]
+    assert files.read(0, stream="3") == []
+
+
+async def test_unacknowledged_exits_are_replayed_to_a_new_connection(
+        executors: ExecutorRuntime) -> None:
+    uid, conn = await started(executors)
+    for i in range(6):
+        conn.launch(str(i), ["true"], {})
+    first = await collect(conn, 6)
+    conn.ack(sorted(e.seq for e in first)[2])
+    await conn.drain()
+    conn.close()  # the agent dies before recording the last three
+    assert await executors.ensure(ExecutorConfig(uid, "default", "a")) is True  # adopted
+    again = await executors.connect(uid)
+    replayed = await collect(again, 3)
+    assert [e.seq for e in replayed] == sorted(e.seq for e in first)[-3:]
+    again.close()
+
+
+async def test_output_is_tagged_per_task_and_bounded(executors: ExecutorRuntime) -> None:
+    uid, conn = await started(executors, log_max_bytes=4096)
+    conn.launch("8", ["sh", "-c", "i=0; while [ $i -lt 400 ]; do echo line$i; i=$((i+1)); done"],
+                {})
+    await collect(conn, 1)  # more than the bound: its first lines are rotated away
+    conn.launch("7", ["sh", "-c", "echo hello from seven; echo err >&2"], {})
+    await collect(conn, 1)
+    files = sorted(executors.dir(uid).task_logs.glob("0.log*"))
+    assert len(files) == 3 and sum(f.stat().st_size for f in files) <= 3 * (4096 + 200)
+    logs = LogFiles(executors.dir(uid).task_logs)
+    assert logs.read(0, stream="7") == ["hello from seven", "err"]
+    eight = logs.read(0, stream="8")
+    assert eight[-1] == "line399" and "line0" not in eight
+    conn.close()
+
+
+async def test_kill_and_stop(executors: ExecutorRuntime) -> None:
+    uid, conn = await started(executors, slots=1)
+    conn.launch("long", ["sleep", "60"], {})
+    conn.launch("queued", ["sleep", "60"], {})
+    conn.kill("queued")
+    (dropped,) = await collect(conn, 1)
+    assert (dropped.id, dropped.reason) == ("queued", "Killed")
+    conn.stop(grace=5)
+    (stopped,) = await collect(conn, 1)
+    assert (stopped.id, stopped.signal) == ("long", 15)
+    assert await asyncio.wait_for(conn.exits(), 10) == []  # the executor exits
+    assert executors.dir(uid).stopped_file.exists()
+    conn.close()

@@ -1,0 +1,77 @@
+"""An Alloc on a real agent: one executor runs its task range (claims written
+before launches, completions in batched status), a restarted agent re-adopts the
+running executor (same pid, nothing run twice), logs of one task, and deletion
+stops the executor and finishes the graceful deletion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from corral.indexset import IndexSet
+from tests.cluster import Master
+from tests.integration.controllers.helpers import wait_for
+
+Obj = dict[str, Any]
+ALLOCS = "/apis/corral.dev/v1/namespaces/default/allocs"
+
+
+def alloc(name: str, node: str, command: list[str], ranges: str, slots: int = 4) -> Obj:
+    return {"apiVersion": "corral.dev/v1", "kind": "Alloc", "metadata": {"name": name},
+            # Tolerating unreachability forever: the agent's restart may take longer
+            # than the node grace plus eviction timeout on a loaded machine, and this
+            # test is about adoption, not eviction.
+            "spec": {"tolerations": [{"key": "node.kubernetes.io/unreachable",
+                                      "operator": "Exists", "effect": "NoExecute"}],
+                     "nodeName": node, "resources": {"cpu": "500m", "memory": "256Mi"},
+                     "slots": slots, "ranges": ranges, "terminationGracePeriodSeconds": 2,
+                     "task": {"command": command, "env": [{"name": "OUT", "value": "x"}]}}}
+
+
+def get_alloc(http: httpx.Client, name: str) -> Obj | None:
+    r = http.get(f"{ALLOCS}/{name}")
+    return None if r.status_code == 404 else dict(r.json())
+
+
+def completed(http: httpx.Client, name: str) -> IndexSet:
+    got = get_alloc(http, name) or {}
+    return IndexSet.parse((got.get("status") or {}).get("completed"))
+
+
+def test_an_alloc_runs_its_range_and_survives_an_agent_restart(
+        master: Master, agents: Any, tmp_path: Path) -> None:
+    agent = agents(master, "alloc-node", node_ip="127.0.1.31")
+    out = tmp_path / "ran"
+    # Indices 0-59 print and finish at once; 60-79 wait for a file, so the
+    # agent's restart happens while they run.
+    gate = tmp_path / "gate"
+    script = (f'echo "$JOB_COMPLETION_INDEX" >> {out}; echo "task $JOB_COMPLETION_INDEX"; '
+              f'[ "$JOB_COMPLETION_INDEX" -lt 60 ] || '
+              f'while [ ! -e {gate} ]; do sleep 0.05; done')
+    with master.http() as http:
+        r = http.post(ALLOCS, json=alloc("a1", "alloc-node", ["sh", "-c", script], "0-79"))
+        assert r.status_code == 201, r.text
+        wait_for(lambda: len(completed(http, "a1")) == 60, 60, "the first 60 tasks")
+        running = wait_for(lambda: (get_alloc(http, "a1") or {}).get("status", {}).get(
+            "running") == 4 and get_alloc(http, "a1"), 30, "four tasks waiting at the gate")
+        pid = running["status"]["executorPid"]
+        assert {60, 61, 62, 63} <= set(IndexSet.parse(running["status"]["claimed"]))
+        # The agent dies (kill -9) and comes back: the executor is adopted.
+        agent.kill()
+        gate.write_text("open")
+        agent.start()
+        wait_for(lambda: len(completed(http, "a1")) == 80, 60, "every task")
+        final = get_alloc(http, "a1")
+        assert final is not None and final["status"]["executorPid"] == pid
+        ran = [int(line) for line in out.read_text().split()]
+        assert sorted(ran) == list(range(80))  # none twice, none missing
+        logs = http.get(f"{ALLOCS}/a1/log", params={"task": "17"})
+        assert logs.status_code == 200 and logs.text == "task 17\n"
+        assert http.get(f"{ALLOCS}/a1/log", params={"task": "99"}).text == ""
+        # Deleting it stops the executor and completes the graceful deletion.
+        http.delete(f"{ALLOCS}/a1")
+        wait_for(lambda: get_alloc(http, "a1") is None, 30, "the alloc deleted")
+        executors = list((agent.state_dir / "runtime" / "allocs").iterdir())
+        assert executors == []
