@@ -31,10 +31,11 @@ from corral.api.auth import ANONYMOUS, User
 from corral.api.errors import Forbidden
 
 # kube-apiserver's system:public-info-viewer: what anyone may read.
-# The dashboard's page (/ui) is public too: its data comes through the API, as its user.
-PUBLIC_INFO_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/",
-                               "/ui"})
-PUBLIC_INFO_PREFIXES = ("/healthz/", "/livez/", "/readyz/", "/ui/")
+PUBLIC_INFO_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/"})
+PUBLIC_INFO_PREFIXES = ("/healthz/", "/livez/", "/readyz/")  # one health check each
+# The dashboard (its page, and its login that trades a token for a session)
+# is open: what it shows comes through the API, authorized as its user.
+DASHBOARD = "/ui"
 # The identity of requests to a server running without authentication
 # (--insecure-http), as kube-apiserver's insecure port named it.
 UNSECURED = User("system:unsecured", "", ("system:masters", "system:authenticated"))
@@ -110,6 +111,9 @@ class AllowAuthenticated:
         if not attrs.resource_request and attrs.verb == "get" and (
                 attrs.path in PUBLIC_INFO_PATHS or attrs.path.startswith(PUBLIC_INFO_PREFIXES)):
             return True, "public information"
+        if not attrs.resource_request and (attrs.path == DASHBOARD
+                                           or attrs.path.startswith(DASHBOARD + "/")):
+            return True, "the dashboard authenticates its own users"
         return False, "anonymous requests may only read the public-info paths"
 
     def rules_for(self, user: User, namespace: str) -> Rules:
