@@ -190,6 +190,19 @@ DESCRIPTIONS: dict[str, tuple[str, dict[str, str]]] = {
         "selector": "The pods this ReplicaSet owns.",
         "template": "The pods to create.",
     }),
+    "DaemonSet": _object("Runs one pod on every node that fits its template (node selector, "
+                         "tolerated taints).", "The pods and how to roll out changes.",
+                         "How many nodes run the daemon pod, ready and up to date."),
+    "DaemonSetSpec": ("The desired state of a DaemonSet.", {
+        "selector": "The pods this DaemonSet manages; must match the template's labels.",
+        "template": "The pod to run on each node; its nodeSelector and tolerations pick "
+                    "the nodes.",
+        "updateStrategy": "RollingUpdate (default: one node at a time) or OnDelete.",
+        "minReadySeconds": "Seconds a new pod must be ready to count as available.",
+    }),
+    "ReplicationController": _object("The ReplicaSet's predecessor: keeps a number of pods "
+                                     "matching a label map.", "The desired pods.",
+                                     "The pods the controller last counted."),
     "Job": _object("Runs pods until a number of them succeed (a Borg batch job).",
                    "The pods and how many must succeed.", "Progress of the job."),
     "JobSpec": ("The desired behaviour of a Job.", {

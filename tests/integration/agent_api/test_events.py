@@ -4,7 +4,6 @@ failing liveness probe, Failed for a container that cannot be configured."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import httpx
 
 from tests.cluster import Agent, Master
 from tests.integration.agent_api.conftest import container_status, create_pod, make_pod, wait_pod
+from tests.integration.controllers.helpers import wait_for
 from tests.kubectl import Kubectl
 
 EVENTS = "/api/v1/namespaces/default/events"
@@ -23,16 +23,11 @@ def _events(http: httpx.Client, pod: str) -> list[dict[str, Any]]:
     return list(r.json()["items"])
 
 
-def _wait_reasons(http: httpx.Client, pod: str, wanted: set[str],
-                  timeout: float = 30.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        events = _events(http, pod)
-        if wanted <= {e["reason"] for e in events}:
-            return events
-        assert time.monotonic() < deadline, \
-            f"no {wanted} events for {pod}; got {[(e['reason'], e['message']) for e in events]}"
-        time.sleep(0.1)
+def _wait_reasons(http: httpx.Client, pod: str, wanted: set[str]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = wait_for(
+        lambda: (events := _events(http, pod)) and wanted <= {e["reason"] for e in events}
+        and events, what=f"events {sorted(wanted)} about pod {pod}")
+    return found
 
 
 def test_crash_loop_shows_back_off_in_describe(node: Agent, master: Master,

@@ -3,7 +3,6 @@ with the real kubectl, and how bad values are refused."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from corral.objects import parse_time, rfc3339
 from tests.cluster import Agent, Master
 from tests.integration.agent_api.conftest import create_pod, make_pod, phase, wait_pod
+from tests.integration.controllers.helpers import wait_for
 from tests.kubectl import Kubectl
 
 LOG = "/api/v1/namespaces/default/pods/{}/log"
@@ -27,10 +27,8 @@ def chatty(node: Agent, master: Master) -> str:
     with master.http() as http:
         create_pod(http, make_pod("chatty", node.name, ["sh", "-c", SCRIPT]))
         wait_pod(http, "chatty", lambda p: phase(p) == "Running")
-        deadline = time.monotonic() + 30
-        while "late-" not in http.get(LOG.format("chatty")).text:
-            assert time.monotonic() < deadline, "the pod never got past its pause"
-            time.sleep(0.1)
+        wait_for(lambda: "late-" in http.get(LOG.format("chatty")).text,
+                 what="the pod's lines after its pause")
     return "chatty"
 
 
