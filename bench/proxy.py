@@ -7,8 +7,9 @@ direct, through a clusterIP programmed in nftables (NftProxy: the kernel DNATs),
 and through a clusterIP served by the user-space proxy (a ProxyTable in its own
 process, as on a node). First with keep-alive off (a new TCP connection per
 request, as most Service traffic between pods is set up), then on. Each figure
-is the median of --runs runs; each run is bounded by --seconds and --max-requests.
-Goal: nftables >= 0.95x direct.
+is the median of --runs runs; each run is bounded by --seconds and --max-requests;
+a ratio is the median of the ratios within each round, with their range (on a
+shared machine the range says how much to trust it). Goal: nftables >= 0.95x direct.
 
 Then the programming latency of nftables mode (median of --runs): one endpoint
 change with one Service, 1,000 Services in one transaction, and one endpoint
@@ -195,6 +196,9 @@ GOALS = {"nftables": 0.95, "userspace": 0.7}
 
 
 async def compare(args: argparse.Namespace, targets: dict[str, tuple[str, int]]) -> None:
+    """Rates per target, and each target's ratio to direct: the median of the ratios
+    within one round (the targets run back to back), which drift in the machine's
+    load (other processes) cancels out of far better than a ratio of medians."""
     for keep_alive in (False, True):
         results: dict[str, list[Result]] = {name: [] for name in targets}
         for _ in range(args.runs):  # alternate, so drift affects all alike
@@ -202,11 +206,12 @@ async def compare(args: argparse.Namespace, targets: dict[str, tuple[str, int]])
                 results[name].append(await load(*target, keep_alive, args.seconds,
                                                 args.concurrency, args.max_requests))
         mode = "keep-alive on " if keep_alive else "keep-alive off"
-        direct = _median(results["direct"])
         for name, runs in results.items():
             m = _median(runs)
+            ratios = sorted(r.rate / d.rate for r, d in zip(runs, results["direct"], strict=True))
             ratio = "" if name == "direct" else (
-                f"  {m.rate / direct.rate:5.2f}x direct (goal >= {GOALS[name]})")
+                f"  {ratios[len(ratios) // 2]:5.2f}x direct (goal >= {GOALS[name]}; "
+                f"rounds {ratios[0]:.2f}-{ratios[-1]:.2f})")
             print(f"{mode}  {name:9} {m.rate:8.0f} req/s  p99 {m.p99_ms:6.2f} ms  "
                   f"failures {sum(r.failures for r in runs)}{ratio}", flush=True)
 
@@ -218,6 +223,7 @@ async def _timed_apply(proxy: NftProxy, services: dict[ServicePortKey, ServicePr
     """(seconds until the rules are in effect, seconds including the conntrack flush)."""
     began = time.perf_counter()
     await proxy.apply(services, backends)
+    await proxy.flushed()
     return proxy.last_write_seconds, time.perf_counter() - began
 
 

@@ -98,6 +98,7 @@ class Master(CorralProcess):
     port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
+    name: str = "master"  # several masters may share one data dir (and its CA)
     netns: str | None = None
 
     @property
@@ -125,7 +126,7 @@ class Master(CorralProcess):
 
     @property
     def log_path(self) -> Path:
-        return self.data_dir / "master.log"
+        return self.data_dir / f"{self.name}.log"
 
     def start(self, timeout: float = 30.0) -> Master:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -215,6 +216,7 @@ class Agent(CorralProcess):
     proc: subprocess.Popen[bytes] | None = None
     netns: str | None = None
     env: dict[str, str] | None = None  # the agent's environment (default: the test's)
+    servers: list[str] = field(default_factory=list)  # several masters (default: master's)
 
     @property
     def log_path(self) -> Path:
@@ -229,7 +231,8 @@ class Agent(CorralProcess):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         mode = ([] if self.netns or "--proxy-mode" in self.extra_args
                 else ["--proxy-mode", "userspace"])
-        self.spawn(["agent", "--server", self.master.url, "--name", self.name,
+        self.spawn(["agent", "--server", ",".join(self.servers or [self.master.url]),
+                    "--name", self.name,
                     "--kubeconfig", str(self.master.kubeconfig), "--node-ip", self.node_ip,
                     "--state-dir", str(self.state_dir), "--heartbeat", "0.5",
                     "--backoff-initial", "1", "--backoff-cap", "8", *mode, *self.extra_args],

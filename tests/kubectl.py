@@ -43,13 +43,13 @@ class Kubectl:
         return subprocess.run([*self.argv, *args], input=input, capture_output=True,
                               text=True, env=self.env, timeout=timeout, check=False)
 
-    def in_tty(self, command: str, rows: int = 40, cols: int = 100,
+    def in_tty(self, command: str, stdin: str = "", rows: int = 40, cols: int = 100,
                timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """``kubectl <command>`` with a terminal of rows x cols (util-linux `script`)."""
+        """``kubectl <command>`` in a terminal of rows x cols (util-linux `script`),
+        typing ``stdin`` into it."""
         line = f"stty rows {rows} cols {cols}; exec {' '.join(self.argv)} {command}"
         return subprocess.run(["script", "-qec", line, "/dev/null"], env=self.env, text=True,
-                              capture_output=True, check=False, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+                              capture_output=True, check=False, timeout=timeout, input=stdin)
 
     def background(self, *args: str) -> subprocess.Popen[str]:
         """A long-running kubectl (port-forward, attach); the caller stops it."""

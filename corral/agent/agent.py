@@ -51,18 +51,21 @@ Obj = dict[str, Any]
 CLIENT_ATTEMPTS = 3  # a write must not hold a pod worker for long while the master is away
 
 
-async def pick_server(cfg: AgentConfig) -> str:
-    """The first master URL that answers /readyz; the first one if none does yet."""
+async def order_servers(cfg: AgentConfig) -> list[str]:
+    """The master URLs, one answering /readyz first (the client fails over from
+    there); as given if none answers yet."""
     verify: ssl.SSLContext | bool = (ssl.create_default_context(cadata=cfg.ca_pem.decode())
                                      if cfg.ca_pem else True)
+    if len(cfg.servers) == 1:
+        return list(cfg.servers)
     async with httpx.AsyncClient(verify=verify, timeout=2.0) as http:
-        for url in cfg.servers:
+        for i, url in enumerate(cfg.servers):
             try:
                 if (await http.get(f"{url.rstrip('/')}/readyz")).status_code == 200:
-                    return url
+                    return cfg.servers[i:] + cfg.servers[:i]
             except httpx.HTTPError:
                 continue
-    return cfg.servers[0]
+    return list(cfg.servers)
 
 
 class Agent:
@@ -83,8 +86,8 @@ class Agent:
     async def start(self) -> None:
         cfg = self.cfg
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        url = await pick_server(cfg)
-        self.client = client = Client(url, cfg.token, cfg.ca_pem, attempts=CLIENT_ATTEMPTS,
+        servers = await order_servers(cfg)
+        self.client = client = Client(servers, cfg.token, cfg.ca_pem, attempts=CLIENT_ATTEMPTS,
                                       user_agent=f"corral-agent/{cfg.name}")
         # Services first: a pod started now sees the Services that exist (env vars).
         self.services = NodeServices(client, cfg)
@@ -98,7 +101,7 @@ class Agent:
                           self._get_object, self.services.pod_env, self.events)
         self.pods = PodManager(ctx)
         self.server = AgentServer(cfg, self.pods, StatsCollector(self.pods, cfg.name),
-                                  TokenCheck(cfg, url))
+                                  TokenCheck(cfg, servers))
         await self.server.start()
         await self.pods.start()
         self.allocs = AllocManager(AllocContext(
@@ -111,7 +114,8 @@ class Agent:
         pods, heartbeat = self.pods, self.heartbeat
         AGENT_METRICS.bind(lambda: len(pods.workers), heartbeat.age)
         self._register_task = asyncio.create_task(self._register())
-        log.info("agent started node=%s master=%s isolation=%s dns=%s", cfg.name, url,
+        log.info("agent started node=%s master=%s isolation=%s dns=%s", cfg.name,
+                 client.current_server,
                  self.runtime.isolation().mechanism, self.services.dns_address)
 
     async def _get_object(self, kind: str, namespace: str, name: str) -> Obj:

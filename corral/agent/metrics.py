@@ -7,8 +7,10 @@ kubelet's), with the kubelet's names where it has one:
     kubelet_runtime_operations_errors_total{...}
     kubelet_running_pods                                pods with a worker on this node
     corral_agent_heartbeat_age_seconds                  since the node Lease was last renewed
-    corral_proxy_connections_total                      Service connections accepted
-    corral_proxy_active_connections                     Service connections open now
+    corral_proxy_connections_total                      Service connections the user-space
+    corral_proxy_active_connections                     proxy accepted / holds open now (with
+                                                        --proxy-mode nftables the kernel
+                                                        forwards them and they stay 0)
 
 Gauges that mirror live state are read at scrape time from the running agent
 (``AgentMetrics.bind``), so nothing is updated on the hot paths.

@@ -329,6 +329,8 @@ class PodWorker:
             cpu_limit_millis=cpu_millis(limits["cpu"]) if "cpu" in limits else None,
             memory_limit_bytes=bytes_value(limits["memory"]) if "memory" in limits else None,
             stop_grace_seconds=float(self.grace()),
+            stdin=bool(track.spec.get("stdin")), stdin_once=bool(track.spec.get("stdinOnce")),
+            tty=bool(track.spec.get("tty")),
         )
 
     async def _forget_old(self, track: ContainerTrack) -> None:

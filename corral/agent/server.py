@@ -59,10 +59,10 @@ REJECT_SECONDS = 10.0
 
 
 class TokenCheck:
-    def __init__(self, cfg: AgentConfig, server: str) -> None:
+    def __init__(self, cfg: AgentConfig, servers: list[str]) -> None:
         self.own = cfg.token or ""
         self.cfg = cfg
-        self.server = server
+        self.servers = servers  # the masters, asked in turn
         self._verdicts: dict[str, tuple[bool, float]] = {}
 
     async def allows(self, header: str | None) -> bool:
@@ -82,13 +82,16 @@ class TokenCheck:
         verify: ssl.SSLContext | bool = True
         if self.cfg.ca_pem:
             verify = ssl.create_default_context(cadata=self.cfg.ca_pem.decode())
-        try:
-            async with httpx.AsyncClient(verify=verify, timeout=5.0) as http:
-                r = await http.get(f"{self.server}/api/v1/nodes/{self.cfg.name}",
-                                   headers={"Authorization": f"Bearer {token}"})
-        except httpx.HTTPError:
-            return False
-        return r.status_code == 200
+        async with httpx.AsyncClient(verify=verify, timeout=5.0) as http:
+            for server in self.servers:
+                try:
+                    r = await http.get(f"{server}/api/v1/nodes/{self.cfg.name}",
+                                       headers={"Authorization": f"Bearer {token}"})
+                except httpx.HTTPError:
+                    continue  # that master is away: ask the next
+                if r.status_code != 503:
+                    return r.status_code == 200
+        return False
 
 
 def _flag(request: Request, name: str) -> bool:

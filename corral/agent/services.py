@@ -165,7 +165,7 @@ def data_plane(cfg: AgentConfig) -> DataPlane:
         return ProxyTable(cfg.node_ip)
     table = table_name(cfg.ca_pem, cfg.servers)
     log.info("proxy mode=nftables table=ip %s reason=%r", table, choice.reason)
-    return NftProxy(table, run_dir=cfg.proxy_run_dir)
+    return NftProxy(table, cfg.node_ip, run_dir=cfg.proxy_run_dir)
 
 
 class NodeServices:

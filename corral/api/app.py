@@ -27,10 +27,12 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
+from corral.api import fencing
 from corral.api.auth import AuthMiddleware, TokenAuthenticator
 from corral.api.authz import AllowAuthenticated, AuthorizationMiddleware, Authorizer
 from corral.api.errors import APIError, NotFound, ServiceUnavailable
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT, FairnessMiddleware, lanes_for
+from corral.api.fencing import FENCE_HEADER, Fence
 from corral.api.handlers.discovery import (
     is_discovery_path,
     serve_discovery,
@@ -109,6 +111,14 @@ def build_app(
     metrics = ResourceMetrics(registry, summaries) if summaries is not None else None
 
     async def dispatch(request: Request) -> Response:
+        fence = request.headers.get(FENCE_HEADER)
+        token = fencing.CURRENT.set(Fence.parse(fence) if fence else None)
+        try:
+            return await route(request)
+        finally:
+            fencing.CURRENT.reset(token)
+
+    async def route(request: Request) -> Response:
         path = request.url.path
         if path.startswith("/openapi/"):
             return await serve_openapi(request)

@@ -61,6 +61,11 @@ class ApiMetrics:
         self.store_revision = Gauge(
             "corral_store_revision", "The store's current global revision.",
             registry=self.registry)
+        self.fenced_writes = Counter(
+            "corral_apiserver_fenced_writes_total",
+            "Writes of leader-elected components, by leader Lease, holder, term and "
+            "result (accepted, or refused: the term was over).",
+            ["lease", "holder", "term", "result"], registry=self.registry)
         ProcessCollector(registry=self.registry)
         self.included: list[CollectorRegistry] = []
 

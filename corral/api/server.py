@@ -30,10 +30,12 @@ from corral.api.authz import AllowAuthenticated, Authorizer
 from corral.api.connections import ConnectionLimits, guarded_protocol
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
+from corral.api.fencing import FencingStore
 from corral.api.handlers.node_proxy import NodeProxy
 from corral.api.handlers.proxy import ProxyHandler
 from corral.api.handlers.streams import StreamRelay
 from corral.api.health import Health
+from corral.api.login_tickets import LoginTickets
 from corral.api.metrics import API_METRICS
 from corral.api.registry import Registry
 from corral.api.registry.delete import IMMORTAL_NAMESPACES
@@ -135,7 +137,7 @@ class ApiServer:
             cfg.node_port_range)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await open_store(cfg.resolved_store_url)
-        self.registry = Registry(self.store)
+        self.registry = Registry(FencingStore(self.store))
         # Allocation first: a later plugin refusing leaves claims that settle frees
         # in seconds, while a quota charged before a refused allocation stays
         # until a recount.
@@ -174,8 +176,9 @@ class ApiServer:
                          nodes=self._node_proxy.node_proxy,
                          streams=StreamRelay(self._node_proxy, token), proxy=self._proxy,
                          health=self.health, max_requests_inflight=cfg.max_requests_inflight,
-                         ui=Dashboard(authenticator, session), session=session,
-                         authorizer=self.authorizer, summaries=self._node_proxy.stats_summary)
+                         ui=Dashboard(authenticator, session, LoginTickets(self.registry)),
+                         session=session, authorizer=self.authorizer,
+                         summaries=self._node_proxy.stats_summary)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"

@@ -61,8 +61,8 @@ async def _main(cfg: ClusterConfig, options: ManagerOptions, leader_elect: bool)
             return
         identity = process_identity()
 
-        async def work() -> None:
-            await ControllerManager(client, options).run(stop)
+        async def work(fenced: Client) -> None:
+            await ControllerManager(fenced, options).run(stop)
 
         await run_elected(client, stop, LEASE_NAME, identity, work)
 
@@ -84,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("controllers", help="run the controller manager as its own process")
-    add_connection_flags(p)
+    add_connection_flags(p, several_servers=True)
     p.add_argument("--leader-elect", action="store_true",
                    help="run only while holding the Lease kube-system/corral-controller-manager")
     p.add_argument("--controllers", default=",".join(ALL_CONTROLLERS),

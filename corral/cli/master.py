@@ -30,6 +30,7 @@ from corral.cli.limits import raise_open_files_limit
 from corral.cli.logging_setup import setup_logging
 from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
+from corral.client.leaderelection import MASTER_LEASE_SECONDS, LeaseTiming
 from corral.client.metrics import WORKQUEUE_METRICS
 from corral.scheduler.metrics import SCHEDULER_METRICS
 
@@ -70,6 +71,15 @@ def add_master_flags(p: argparse.ArgumentParser) -> None:
                         "(default: the open files limit less a reserve)")
 
 
+def _lease_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+        LeaseTiming.of_lease(seconds)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--leader-lease: {err}") from None
+    return seconds
+
+
 def _checked(parse: Callable[[str], object]) -> Callable[[str], str]:
     """An argparse type that rejects what ``parse`` rejects and keeps the text."""
     def check(value: str) -> str:
@@ -96,8 +106,10 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
 
 
 # Components that run inside `corral master` as API clients, each
-# "module:function" with `async def fn(client: Client, stop: asyncio.Event) -> None`
-# returning when ``stop`` is set. A module not built yet is skipped.
+# "module:function" with
+# `async def fn(client: Client, stop: asyncio.Event, timing: LeaseTiming) -> None`
+# (leader-elected with that timing) returning when ``stop`` is set. A module not
+# built yet is skipped.
 IN_PROCESS = {
     "scheduler": "corral.scheduler.loop:run_in_master",
     "controllers": "corral.controllers.manager:run_in_master",
@@ -111,6 +123,9 @@ LEADER_LEASES = {
 log = logging.getLogger("corral.master")
 
 
+Component = Callable[[Client, asyncio.Event, LeaseTiming], Coroutine[Any, Any, None]]
+
+
 def component_registries(name: str) -> list[CollectorRegistry]:
     """The metric registries of an in-process component."""
     if name == "scheduler":
@@ -120,7 +135,7 @@ def component_registries(name: str) -> list[CollectorRegistry]:
     return []
 
 
-def _component(target: str) -> Callable[[Client, asyncio.Event], Coroutine[Any, Any, None]] | None:
+def _component(target: str) -> Component | None:
     module_name, _, fn = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -134,7 +149,8 @@ def _component(target: str) -> Callable[[Client, asyncio.Event], Coroutine[Any, 
     return entry
 
 
-async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Event) -> None:
+async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Event,
+                          timing: LeaseTiming) -> None:
     """Run the in-process components as ordinary API clients whose requests go
     straight into the server's app (no TLS or sockets, same handlers and auth);
     their metrics appear on the master's /metrics."""
@@ -149,12 +165,13 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
             fn = _component(IN_PROCESS[name])
             if fn is not None:
                 log.info("component starting name=%s", name)
-                runs.append(asyncio.create_task(fn(client, stop), name=name))
+                runs.append(asyncio.create_task(fn(client, stop, timing), name=name))
         await asyncio.gather(*runs)
         await stop.wait()  # with every component disabled, the API serves alone
 
 
-async def run_master(cfg: ServerConfig, components: list[str]) -> None:
+async def run_master(cfg: ServerConfig, components: list[str],
+                     timing: LeaseTiming | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -166,7 +183,8 @@ async def run_master(cfg: ServerConfig, components: list[str]) -> None:
         server.health.leader(*LEADER_LEASES[name])
     try:
         serving = asyncio.create_task(server.run())
-        parts = asyncio.create_task(_run_components(server, components, stop))
+        parts = asyncio.create_task(_run_components(
+            server, components, stop, timing or LeaseTiming.of_lease(MASTER_LEASE_SECONDS)))
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, parts, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stop.set()
@@ -187,13 +205,18 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("corral.master").info(
         "starting master url=%s data_dir=%s", cfg.url, cfg.data_dir)
     components = [c for c in IN_PROCESS if c not in args.disable]
-    eventloop.run(run_master(cfg, components))
+    eventloop.run(run_master(cfg, components, LeaseTiming.of_lease(args.leader_lease)))
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("master", help="run the master: API server, scheduler, controllers")
     add_master_flags(p)
+    p.add_argument("--leader-lease", type=_lease_seconds, default=MASTER_LEASE_SECONDS,
+                   metavar="SECONDS",
+                   help="how long the scheduler's and controllers' leader Leases last: with "
+                        "several masters, a standby takes over this long after the leader "
+                        f"stopped renewing (default {MASTER_LEASE_SECONDS:g})")
     p.add_argument("--kubeconfig-server", default="", metavar="URL",
                    help="the server URL written into DATA_DIR/kubeconfig (default: this "
                         "master's own; corral up --masters N names its front)")

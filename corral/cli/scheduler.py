@@ -41,11 +41,11 @@ async def run_scheduler(args: argparse.Namespace) -> None:
     options = SchedulerOptions(bin_pack=args.bin_pack)
     identity = args.identity or process_identity()
     async with make_client(args) as client:
-        async def work() -> None:
-            await Scheduler(client, options, instance=identity).run(stop)
+        async def work(writer: Client) -> None:
+            await Scheduler(writer, options, instance=identity).run(stop)
 
         if not args.leader_elect:
-            await work()
+            await work(client)
             return
         timing = LeaseTiming(args.lease_duration, args.renew_deadline, args.retry_period)
         log.info("leader election lease=kube-system/corral-scheduler identity=%s", identity)
@@ -65,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("scheduler", help="run the scheduler as its own process")
-    add_connection_flags(p)
+    add_connection_flags(p, several_servers=True)
     p.add_argument("--bin-pack", action="store_true",
                    help="score most-allocated nodes first (Borg/Mesos packing) instead of "
                         "spreading")

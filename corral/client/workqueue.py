@@ -136,6 +136,8 @@ class WorkQueue:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        if self._measure is not None:
+            self._measure.depth.set(0)  # nothing will be worked on: a standby has no queue
         self._notify()
 
     def _fire(self, key: Hashable) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from corral.client.events import EventRecorder
 from corral.client.http import Client
-from corral.client.leaderelection import master_identity, run_elected
+from corral.client.leaderelection import LeaseTiming, master_identity, run_elected
 from corral.controllers.base import Controller
 from corral.controllers.daemonset import DaemonSetController
 from corral.controllers.deployment import DeploymentController
@@ -104,13 +104,14 @@ class ControllerManager:
             await self.informers.stop()
 
 
-async def run_in_master(client: Client, stop: asyncio.Event) -> None:
-    """The in-process controller manager of `corral master`, leader-elected."""
+async def run_in_master(client: Client, stop: asyncio.Event, timing: LeaseTiming) -> None:
+    """The in-process controller manager of `corral master`, leader-elected, its
+    writes fenced by its term."""
     identity = master_identity(client.server)
     options = ManagerOptions.from_env()
 
-    async def work() -> None:
+    async def work(fenced: Client) -> None:
         # A fresh manager per term of leadership: caches start clean.
-        await ControllerManager(client, options).run(stop)
+        await ControllerManager(fenced, options).run(stop)
 
-    await run_elected(client, stop, LEASE_NAME, identity, work)
+    await run_elected(client, stop, LEASE_NAME, identity, work, timing)

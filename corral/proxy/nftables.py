@@ -1,15 +1,18 @@
 """The Service data plane in the kernel: the agent only programs an nftables table.
 
     NodeServices ──apply(ports, backends)──▶ NftProxy
-        desired = nftrules.build(...)          always kept (a later writer needs it)
+        ports and backends are always kept (a later writer needs them)
         HostLock.try_write()?  no ─▶ done: another agent on this host writes
                                yes ▼
+        nftrules.build(ports, backends, node IPs of the host's live members)
         first write as writer: read the table back (`nft -j list table`), write
         it whole; later writes: only what changed since (nftrules.change)
         nft -f -   (one transaction, atomically)
-        conntrack -D for every endpoint that left a frontend (clients fail fast)
+        then, in the background and in write order: drop the conntrack entries of
+        connections to every endpoint that left a frontend (clients fail fast)
     a poll every POLL_SECONDS: a member that is not the writer asks again, so a
-    writer that died (kill -9 frees its lock) is replaced and its table reconciled
+    writer that died (kill -9 frees its lock) is replaced and its table reconciled;
+    the writer rebuilds, so a member joining or dying changes the NodePort addresses
     close(): stop writing; the last agent on the host deletes the table
 
 Unlike the user-space proxy there is nothing to drain: established connections
@@ -40,6 +43,7 @@ from corral.proxy.nftrules import (
     Programmed,
     Ruleset,
     ServiceState,
+    Stale,
     build,
     change,
     departed,
@@ -124,9 +128,11 @@ class NftProxy:
     """One host namespace's nftables table, kept equal to the Services (same
     interface as the user-space `ProxyTable`: `apply` and `close`)."""
 
-    def __init__(self, table: str, *, run_dir: Path = DEFAULT_RUN_DIR, nft: str = "nft",
+    def __init__(self, table: str, node_ip: str | None = None, *,
+                 run_dir: Path = DEFAULT_RUN_DIR, nft: str = "nft",
                  conntrack: str | None = None, poll_seconds: float = POLL_SECONDS) -> None:
         self.table = table
+        self.node_ip = node_ip
         self.nft = nft
         self.conntrack = conntrack if conntrack is not None else shutil.which("conntrack")
         if self.conntrack is None:
@@ -136,12 +142,14 @@ class NftProxy:
         self.poll_seconds = poll_seconds
         self.writes = 0  # transactions applied by this agent
         self.last_write_seconds = 0.0
-        self._desired: Ruleset | None = None
+        self._asked: tuple[Mapping[ServicePortKey, ServiceProxySpec],
+                           Mapping[ServicePortKey, Sequence[Backend]]] | None = None
         self._last: Ruleset | None = None  # what this agent last wrote as the writer
         self._written: Programmed | None = None  # None: not read back since becoming writer
         self._existing = Existing()
         self._lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
+        self._flush: asyncio.Task[None] | None = None  # the latest conntrack flush
 
     @property
     def writing(self) -> bool:
@@ -149,10 +157,10 @@ class NftProxy:
 
     async def apply(self, services: Mapping[ServicePortKey, ServiceProxySpec],
                     endpoints: Mapping[ServicePortKey, Sequence[Backend]]) -> None:
-        self._desired = build(services, endpoints)
+        self._asked = (services, endpoints)
         async with self._lock:
             if not self.host.joined:
-                await asyncio.to_thread(self.host.join)
+                await asyncio.to_thread(self.host.join, self.node_ip)
                 self._poller = asyncio.create_task(self._poll(), name="nftables-writer-poll")
             await self._write_if_writer()
 
@@ -162,6 +170,7 @@ class NftProxy:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
             self._poller = None
+        await self.flushed()
         async with self._lock:
             last = await asyncio.to_thread(self.host.leave,
                                            lambda: delete_table(self.table, self.nft))
@@ -178,7 +187,7 @@ class NftProxy:
                 log.warning("nftables write failed table=ip %s error=%s", self.table, err)
 
     async def _write_if_writer(self) -> None:
-        if self._desired is None:
+        if self._asked is None:
             return
         if not self.host.writing:
             if not self.host.try_write():
@@ -189,8 +198,9 @@ class NftProxy:
         if self._written is None:  # reconcile what a previous writer (or we, before) left
             self._existing, self._written = await asyncio.to_thread(read_table, self.table,
                                                                     self.nft)
-        if self._desired != self._last:  # a failed write is retried by the poll
-            await self._write(self._desired)
+        rules = build(*self._asked, await asyncio.to_thread(self.host.node_ips))
+        if rules != self._last:  # a failed write is retried by the poll
+            await self._write(rules)
 
     async def _write(self, rules: Ruleset) -> None:
         assert self._written is not None
@@ -210,10 +220,28 @@ class NftProxy:
         self._last = rules
         self.writes += 1
         self.last_write_seconds = time.perf_counter() - began
-        dropped = 0
-        if stale and self.conntrack:
-            dropped = await asyncio.to_thread(drop_connections, stale, self.conntrack)
         log.info("nftables table written table=ip %s kind=%s services=%d seconds=%.3f "
-                 "departed_endpoints=%d connections_dropped=%d", self.table,
-                 "full" if previous is None else "change", len(rules.programmed),
-                 self.last_write_seconds, len(stale), dropped)
+                 "departed_endpoints=%d", self.table, "full" if previous is None else "change",
+                 len(rules.programmed), self.last_write_seconds, len(stale))
+        if stale and self.conntrack:
+            # Not under the lock: listing conntrack can take far longer than a write
+            # on a busy host, and the next change must not wait for it.
+            self._flush = asyncio.create_task(self._drop(stale, self._flush),
+                                              name="nftables-conntrack-flush")
+
+    async def _drop(self, stale: list[Stale], before: asyncio.Task[None] | None) -> None:
+        if before is not None:
+            await asyncio.wait([before])  # flushes run in the order of their writes
+        assert self.conntrack is not None
+        try:
+            dropped = await asyncio.to_thread(drop_connections, stale, self.conntrack)
+        except (OSError, subprocess.SubprocessError) as err:
+            log.warning("conntrack flush failed table=ip %s error=%s", self.table, err)
+            return
+        log.info("conntrack flushed table=ip %s departed_endpoints=%d connections_dropped=%d",
+                 self.table, len(stale), dropped)
+
+    async def flushed(self) -> None:
+        """Until the connections of every departed endpoint so far are dropped."""
+        while self._flush is not None and not self._flush.done():
+            await asyncio.wait([self._flush])

@@ -29,7 +29,7 @@ from corral.api.errors import APIError, Conflict, NotFound
 from corral.client.events import EventRecorder, now_rfc3339
 from corral.client.http import Client, ServerUnreachable
 from corral.client.informer import Informer, key_of
-from corral.client.leaderelection import master_identity, run_elected
+from corral.client.leaderelection import LeaseTiming, master_identity, run_elected
 from corral.scheduler.allocs import SCHEDULED, AllocSource
 from corral.scheduler.core import Decision, SchedulerOptions, schedule
 from corral.scheduler.ledger import ENTRY_TTL, Reservations
@@ -135,6 +135,7 @@ class Scheduler:
     async def _shutdown(self, informers: tuple[Informer, ...],
                         helpers: list[asyncio.Task[None]]) -> None:
         self.queue.close()
+        SCHEDULER_METRICS.watch_queue(lambda: 0, lambda: 0)  # a standby queues nothing
         for task in [*helpers, *self._binds]:
             task.cancel()
         await asyncio.gather(*helpers, *self._binds, return_exceptions=True)
@@ -444,13 +445,13 @@ class Scheduler:
 LEASE_NAME = "corral-scheduler"  # in kube-system
 
 
-async def run_in_master(client: Client, stop: asyncio.Event) -> None:
+async def run_in_master(client: Client, stop: asyncio.Event, timing: LeaseTiming) -> None:
     """The in-process scheduler of `corral master`: leader-elected, so that of
     several masters (or a master and `corral scheduler --leader-elect`) one
-    schedules."""
+    schedules, its writes fenced by its term."""
     identity = master_identity(client.server)
 
-    async def work() -> None:
-        await Scheduler(client, instance=identity).run(stop)
+    async def work(fenced: Client) -> None:
+        await Scheduler(fenced, instance=identity).run(stop)
 
-    await run_elected(client, stop, LEASE_NAME, identity, work)
+    await run_elected(client, stop, LEASE_NAME, identity, work, timing)

@@ -47,6 +47,14 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class Guard:
+    """A write's extra precondition: ``key`` is still at ``mod_revision``. The
+    API fences a deposed leader with it (the leader Lease's revision)."""
+    key: str
+    mod_revision: int
+
+
+@dataclass(frozen=True, slots=True)
 class ListResult:
     items: list[KeyValue]
     revision: int  # the store revision the list was read at
@@ -71,16 +79,20 @@ class Store(Protocol):
         Compacted if it has been compacted away)."""
         ...
 
-    async def create(self, key: str, value: bytes) -> int:
-        """Create ``key``; raises KeyExists if present. Returns the new revision."""
+    async def create(self, key: str, value: bytes, *, guard: Guard | None = None) -> int:
+        """Create ``key``; raises KeyExists if present. Returns the new revision.
+        Every write raises GuardFailed, writing nothing, when ``guard`` no longer
+        holds (checked atomically with the write)."""
         ...
 
-    async def update(self, key: str, value: bytes, expected_revision: int) -> int:
+    async def update(self, key: str, value: bytes, expected_revision: int, *,
+                     guard: Guard | None = None) -> int:
         """Compare-and-swap: raises KeyNotFound if absent, RevisionMismatch if the
         key's mod_revision is not ``expected_revision``. Returns the new revision."""
         ...
 
-    async def delete(self, key: str, expected_revision: int = 0) -> int:
+    async def delete(self, key: str, expected_revision: int = 0, *,
+                     guard: Guard | None = None) -> int:
         """Delete ``key`` (CAS when expected_revision > 0). Raises KeyNotFound /
         RevisionMismatch. Returns the delete's revision."""
         ...

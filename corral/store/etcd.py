@@ -31,9 +31,10 @@ from dataclasses import dataclass
 import grpc  # type: ignore[import-untyped]
 from aetcd import rpc  # type: ignore[import-untyped]
 
-from corral.store.base import Event, KeyValue, ListResult
+from corral.store.base import Event, Guard, KeyValue, ListResult
 from corral.store.errors import (
     Compacted,
+    GuardFailed,
     KeyExists,
     KeyNotFound,
     RevisionMismatch,
@@ -201,11 +202,11 @@ class EtcdStore:
 
     # -- writes ----------------------------------------------------------------------
 
-    async def create(self, key: str, value: bytes) -> int:
+    async def create(self, key: str, value: bytes, *, guard: Guard | None = None) -> int:
         k = self._key(key)
         put = rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))
         attempts = _Attempts()
-        resp = await self._txn([_absent(k)], [put], [_get(k)], attempts)
+        resp = await self._txn([_absent(k)], [put], k, guard, attempts)
         if resp.succeeded:
             return int(resp.header.revision)
         current = resp.responses[0].response_range.kvs[0]
@@ -213,11 +214,12 @@ class EtcdStore:
             return int(current.mod_revision)  # our first attempt landed
         raise KeyExists(key)
 
-    async def update(self, key: str, value: bytes, expected_revision: int) -> int:
+    async def update(self, key: str, value: bytes, expected_revision: int, *,
+                     guard: Guard | None = None) -> int:
         k = self._key(key)
         put = rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))
         attempts = _Attempts()
-        resp = await self._txn([_exists(k), _mod_is(k, expected_revision)], [put], [_get(k)],
+        resp = await self._txn([_exists(k), _mod_is(k, expected_revision)], [put], k, guard,
                                attempts)
         if resp.succeeded:
             return int(resp.header.revision)
@@ -229,13 +231,14 @@ class EtcdStore:
             return int(current.mod_revision)
         raise RevisionMismatch(key, expected_revision, int(current.mod_revision))
 
-    async def delete(self, key: str, expected_revision: int = 0) -> int:
+    async def delete(self, key: str, expected_revision: int = 0, *,
+                     guard: Guard | None = None) -> int:
         k = self._key(key)
         compares = [_exists(k)] + ([_mod_is(k, expected_revision)] if expected_revision > 0
                                    else [])
         remove = rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=k))
         attempts = _Attempts()
-        resp = await self._txn(compares, [remove], [_get(k)], attempts)
+        resp = await self._txn(compares, [remove], k, guard, attempts)
         if resp.succeeded:
             return int(resp.header.revision)
         kvs = resp.responses[0].response_range.kvs
@@ -245,10 +248,23 @@ class EtcdStore:
             raise KeyNotFound(key)
         raise RevisionMismatch(key, expected_revision, int(kvs[0].mod_revision))
 
-    async def _txn(self, compares: _Ops, success: _Ops, failure: _Ops,
+    async def _txn(self, compares: _Ops, success: _Ops, key: bytes, guard: Guard | None,
                    attempts: _Attempts) -> Message:
+        """The write's transaction; on failure its first response reads ``key``. A
+        guard adds a compare on its key (and raises GuardFailed if that failed)."""
+        failure = [_get(key)]
+        if guard is not None:
+            guard_key = self._key(guard.key)
+            compares = [*compares, _mod_is(guard_key, guard.mod_revision)]
+            failure.append(_get(guard_key))
         request = rpc.TxnRequest(compare=compares, success=success, failure=failure)
-        return await self._call(self._rpc.kv.Txn, request, on_retry=attempts.mark)
+        resp = await self._call(self._rpc.kv.Txn, request, on_retry=attempts.mark)
+        if guard is not None and not resp.succeeded:
+            kvs = resp.responses[1].response_range.kvs
+            actual = int(kvs[0].mod_revision) if kvs else 0
+            if actual != guard.mod_revision:
+                raise GuardFailed(guard.key, guard.mod_revision, actual)
+        return resp
 
     # -- compaction --------------------------------------------------------------------
 

@@ -6,7 +6,8 @@
     GET  /ui/login?ticket=T       one-time link from `corral dashboard` → cookie, → /ui/
     POST /ui/logout               clears the cookie
     POST /ui/tickets              (authenticated) mint a one-time login link for the
-                                  caller's own token
+                                  caller's own token (corral/api/login_tickets.py:
+                                  good once, on any master, for 5 minutes)
 
 Everything here is open (the page holds no data); the data comes from the
 ordinary API paths, which the page calls with the session cookie
@@ -26,8 +27,8 @@ from starlette.types import Receive, Scope, Send
 
 from corral.api.auth import ANONYMOUS, TokenAuthenticator, User
 from corral.api.errors import APIError, BadRequest, Unauthorized
+from corral.api.login_tickets import LoginTickets
 from corral.api.session import CSRF_HEADER, SessionCookie
-from corral.ui.tickets import Tickets
 
 STATIC = Path(__file__).parent / "static"
 # The page runs only its own modules, talks only to its own origin, and is
@@ -67,10 +68,10 @@ class Dashboard:
     master serves plain HTTP without authentication: then no login is needed."""
 
     def __init__(self, authenticator: TokenAuthenticator | None,
-                 session: SessionCookie | None) -> None:
+                 session: SessionCookie | None, tickets: LoginTickets) -> None:
         self.authenticator = authenticator
         self.session = session
-        self.tickets = Tickets()
+        self.tickets = tickets
         self.router = Router(routes=[
             Route("/", self.index),
             Route("/login", self.login_with_ticket, methods=["GET"]),
@@ -102,7 +103,7 @@ class Dashboard:
         return self._logged_in(JSONResponse({"ok": True}), token.strip(), request)
 
     async def login_with_ticket(self, request: Request) -> Response:
-        token = self.tickets.redeem(request.query_params.get("ticket", ""))
+        token = await self.tickets.redeem(request.query_params.get("ticket", ""))
         if token is None or self._user(token) is None:
             return HTMLResponse(EXPIRED_PAGE, status_code=401, headers=SECURITY_HEADERS)
         return self._logged_in(RedirectResponse("/ui/", status_code=303), token, request)
@@ -120,7 +121,7 @@ class Dashboard:
         scheme, _, token = header.partition(" ")
         if user is ANONYMOUS or scheme.lower() != "bearer" or not token.strip():
             return _status(Unauthorized("a one-time login link needs a bearer token"))
-        ticket = self.tickets.mint(token.strip())
+        ticket = await self.tickets.mint(token.strip())
         return JSONResponse({"path": f"/ui/login?ticket={ticket}", "expiresInSeconds":
                              int(self.tickets.ttl)}, status_code=201)
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
+from corral.api.errors import Forbidden
 from corral.client.clock import FakeClock
 from corral.client.http import Client
 from corral.client.leaderelection import LeaderElector, LeaseTiming, run_elected
@@ -130,10 +132,17 @@ async def test_leader_that_cannot_renew_steps_down(master: Master) -> None:
 async def test_run_elected_leads_stands_by_after_loss_and_leads_again(client: Client) -> None:
     """The runner every component uses: work runs while the Lease is held, is
     cancelled when it is lost, starts afresh on the next term, and ``stop`` gives
-    the Lease up."""
+    the Lease up. Its writes are fenced: once the Lease is another's, the API
+    refuses what the deposed term writes, and the next term writes again."""
     clock, terms, stop = FakeClock(), [], asyncio.Event()
+    writers: list[Client] = []
 
-    async def work() -> None:
+    def config_map(name: str) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": "default"}}
+
+    async def work(fenced: Client) -> None:
+        writers.append(fenced)
         terms.append("started")
         try:
             await asyncio.Event().wait()
@@ -144,9 +153,12 @@ async def test_run_elected_leads_stands_by_after_loss_and_leads_again(client: Cl
     runner = asyncio.create_task(run_elected(client, stop, "le-runner", "a", work, timing,
                                              clock))
     await _until(lambda: terms == ["started"], "first term")
+    await writers[0].create(config_map("le-runner-term-1"))
     lease = await client.get("Lease", "le-runner", "kube-system")
     lease["spec"]["holderIdentity"] = "intruder"  # taken by force, then never renewed
     await client.update(lease)
+    with pytest.raises(Forbidden, match="not the leader"):
+        await writers[0].create(config_map("le-runner-deposed"))
     while terms != ["started", "ended"] and clock.monotonic() < 60:
         clock.advance(2)
         await _until(lambda: clock.waiting(RETRY) >= 1 or len(terms) > 1, "a retries")
@@ -155,6 +167,9 @@ async def test_run_elected_leads_stands_by_after_loss_and_leads_again(client: Cl
         clock.advance(2)
         await _until(lambda: clock.waiting(RETRY) >= 1 or len(terms) > 2, "a campaigns")
     assert terms == ["started", "ended", "started"]
+    await writers[1].create(config_map("le-runner-term-3"))
+    with pytest.raises(Forbidden, match="not the leader"):  # an old term stays fenced
+        await writers[0].delete("ConfigMap", "le-runner-term-1", "default")
     stop.set()
     await asyncio.wait_for(runner, 20)
     assert terms[-1] == "ended"

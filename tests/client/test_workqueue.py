@@ -113,3 +113,7 @@ async def test_named_queue_is_measured_as_client_go() -> None:
     unnamed = WorkQueue(metrics=metrics)
     unnamed.add("x")
     assert sample("workqueue_adds_total") == 2  # a queue without a name is not measured
+    queue.add("c")
+    assert sample("workqueue_depth") == 2
+    queue.shutdown()  # leadership lost: this queue will never be worked on
+    assert sample("workqueue_depth") == 0

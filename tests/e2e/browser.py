@@ -12,6 +12,7 @@ from typing import Any
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.keys import Keys
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -70,9 +71,11 @@ class Browser:
                             selector))
 
     def type_into(self, selector: str, value: str) -> None:
+        """Replace the field's text as a person would (select all, type): each key is
+        an input event, so a re-render in between cannot leave old text behind."""
         element = self.driver.find_element("css selector", selector)
-        element.clear()
-        element.send_keys(value)
+        element.send_keys(Keys.CONTROL, "a")
+        element.send_keys(value if value else Keys.DELETE)
 
     def rows(self, selector: str, key: str) -> dict[str, str]:
         """data-<key> → the row's text, for the rows of a table."""

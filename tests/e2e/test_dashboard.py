@@ -9,6 +9,7 @@ Screenshots are kept in the artefacts dir ($CORRAL_TEST_ARTIFACTS or a temp dir)
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             agents[name] = Agent(master, name, base / "agents" / name,
                                  f"127.0.1.{80 + i}").start()
         c = Cluster(master, agents)
-        c.corral("apply", "-f", str(EXAMPLES / "web.yaml"))
+        c.corral("apply", "-f", str(EXAMPLES))  # as `corral up --apply examples/` does
         yield c
     finally:
         for agent in agents.values():
@@ -97,6 +98,8 @@ def test_log_in_and_see_the_cluster(cluster: Cluster, browser: Browser) -> None:
              60, "the example Deployment 3/3 ready")
     wait_for(lambda: int(b.text("#pod-phases [data-phase=Running] .count") or 0) >= 3, 30,
              "three Running pods")
+    wait_for(lambda: "/10" in b.rows("#jobs tr", "job").get("demo/squares", ""), 30,
+             "the example Job's progress")
     b.screenshot("overview")
     assert not b.script_errors()
 
@@ -232,11 +235,54 @@ def test_pods_page_filters_by_label(cluster: Cluster, browser: Browser) -> None:
     b.type_into("#filter-labels", "app=web")
     b.click("#filter-apply")
 
+    with cluster.http() as api:
+        web = {f"demo/{p['metadata']['name']}" for p in api.get(
+            "/api/v1/namespaces/demo/pods", params={"labelSelector": "app=web"}).json()["items"]}
+
     def only_web() -> bool:
-        rows = b.rows("#pods-table tr[data-pod]", "pod")
-        return len(rows) == 5 and all(k.startswith("demo/web-") for k in rows)
+        return set(b.rows("#pods-table tr[data-pod]", "pod")) == web
 
     wait_for(only_web, 30, "only the web pods")
+
+
+def bulk_pod(i: int) -> dict[str, object]:
+    # Another scheduler's pods: they stay Pending, so a thousand of them start no
+    # process and cost the cluster nothing but their objects.
+    return {"metadata": {"name": f"bulk-{i:04d}", "labels": {"batch": f"b{i % 10}"}},
+            "spec": {"schedulerName": "someone-else", "containers": [
+                {"name": "c", "image": "x", "command": ["true"]}]}}
+
+
+def test_a_thousand_pods_stay_usable(cluster: Cluster, browser: Browser) -> None:
+    b = browser
+    with cluster.http() as api:
+        assert api.post("/api/v1/namespaces", json={
+            "metadata": {"name": "bulk"}}).status_code == 201
+
+        def create(i: int) -> int:
+            return api.post("/api/v1/namespaces/bulk/pods", json=bulk_pod(i)).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(create, range(1000))) == {201}
+    b.go(ui(cluster, "#/"))
+    b.go(ui(cluster, "#/pods"))  # a fresh pods page: no filter left from before
+    wait_for(lambda: b.js("return [...document.querySelectorAll('#filter-namespace option')]"
+                          ".some(o => o.value === 'bulk')"), 30, "the bulk namespace listed")
+    b.js("const s = document.querySelector('#filter-namespace'); s.value = 'bulk';"
+         "s.dispatchEvent(new Event('change', {bubbles: true}));")
+    wait_for(lambda: b.text("#pods-count") == "1000 of 1000 pods", 60, "a thousand pods")
+    assert b.text("#pods-table .page-of") == "page 1 of 20 (1000)"
+    assert len(b.rows("#pods-table tr[data-pod]", "pod")) == 50  # one page is rendered
+    b.click("#pods-table .next")
+    wait_for(lambda: "bulk/bulk-0050" in b.rows("#pods-table tr[data-pod]", "pod"), 10,
+             "the second page")
+    b.type_into("#filter-labels", "batch=b3")
+    b.click("#filter-apply")
+    wait_for(lambda: b.text("#pods-count") == "100 of 100 pods", 60, "the label filter")
+    assert all(k.endswith("3") for k in b.rows("#pods-table tr[data-pod]", "pod"))
+    b.screenshot("thousand-pods")
+    with cluster.http() as api:
+        api.delete("/api/v1/namespaces/bulk")
 
 
 def test_killed_agent_turns_its_node_not_ready_live(cluster: Cluster, browser: Browser) -> None:

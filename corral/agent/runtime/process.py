@@ -36,6 +36,7 @@ import psutil  # type: ignore[import-untyped]
 import corral
 from corral.agent.metrics import runtime_operation
 from corral.agent.runtime.base import (
+    AttachTarget,
     ContainerLaunch,
     ContainerState,
     ExecEnvironment,
@@ -52,6 +53,7 @@ from corral.agent.runtime.shim import (
     process_start_ticks,
     write_json_atomic,
 )
+from corral.agent.runtime.stdio import STDIN_FIFO, TTY_FILE
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +293,20 @@ class ProcessRuntime:
         env = {"PATH": os.environ.get("PATH", os.defpath), **launch.env}
         procs = cgroup.procs_files() if cgroup is not None else ()
         return ExecEnvironment(env, launch.working_dir, procs)
+
+    def attach_target(self, container_id: str) -> AttachTarget:
+        state_dir = self._dir(container_id)
+        launch = state_dir.read_launch()
+        fifo, tty_file = state_dir.path / STDIN_FIFO, state_dir.path / TTY_FILE
+        tty = json.loads(tty_file.read_text())["path"] if tty_file.exists() else None
+        return AttachTarget(str(fifo) if fifo.exists() else None, tty, launch.stdin_once)
+
+    def close_stdin(self, container_id: str) -> None:
+        state_dir = self._dir(container_id)
+        pid = state_dir.read_shim_pid()
+        if pid is not None and is_shim_process(pid, state_dir.path):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR2)
 
     @runtime_operation("remove_container")
     async def remove(self, container_id: str) -> None:

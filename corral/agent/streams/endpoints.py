@@ -22,7 +22,7 @@ from corral.agent.pod_worker import PodWorker
 from corral.agent.pods import PodManager
 from corral.agent.runtime.logs import LogFiles
 from corral.agent.streams import channels
-from corral.agent.streams.attach import attach_output
+from corral.agent.streams.attach import AttachSession
 from corral.agent.streams.exec import ExecError, ExecOptions, ExecSession
 from corral.agent.streams.portforward import HOP_PROTOCOL as PORTFORWARD
 from corral.agent.streams.portforward import PortForwardSession
@@ -84,17 +84,17 @@ class StreamEndpoints:
             assert track.current is not None
             env = self.pods.ctx.runtime.exec_environment(track.current.container_id)
             opts = ExecOptions.from_query(ws.query_params.getlist("command"), ws.query_params)
-            session = ExecSession(opts, env)
-            await session.start()
         except Refused as refused:
             await _deny(ws, refused.code, refused.message)
             return
-        except ExecError as err:  # as the kubelet: the upgrade succeeds, the Status says why
-            await ws.accept(subprotocol=protocol)
-            await channels.ChannelSocket(ws, protocol).finish(channels.failure(str(err)))
-            return
         await ws.accept(subprotocol=protocol)
         sock = channels.ChannelSocket(ws, protocol)
+        session = ExecSession(opts, env)
+        try:
+            await session.start(sock)
+        except ExecError as err:  # as the kubelet: upgraded, and the Status says why
+            await sock.finish(channels.failure(str(err)))
+            return
         log.info("exec pod=%s/%s container=%s command=%r tty=%s", worker.namespace,
                  worker.name, track.name, opts.command[:1], opts.tty)
         status = await session.run(sock)
@@ -109,13 +109,17 @@ class StreamEndpoints:
             await _deny(ws, refused.code, refused.message)
             return
         assert track.current is not None
+        cid, runtime = track.current.container_id, self.pods.ctx.runtime
+        target = runtime.attach_target(cid)
+        opts = ExecOptions.from_query([], ws.query_params)
         await ws.accept(subprotocol=protocol)
         sock = channels.ChannelSocket(ws, protocol)
-        cid, runtime = track.current.container_id, self.pods.ctx.runtime
-        query = ExecOptions.from_query([], ws.query_params)
-        status = await attach_output(sock, LogFiles(worker.log_dir(track.name)),
-                                     track.current.attempt, lambda: runtime.exited(cid),
-                                     query.stdout, query.stderr, query.tty)
+        session = AttachSession(sock, LogFiles(worker.log_dir(track.name)),
+                                track.current.attempt, lambda: runtime.exited(cid),
+                                target, opts, lambda: runtime.close_stdin(cid))
+        status = await session.run()
+        if opts.stdin and target.stdin_once:
+            runtime.close_stdin(cid)
         if status is not None:
             await sock.finish(status)
 
@@ -125,8 +129,9 @@ class StreamEndpoints:
         try:
             worker = self._worker(ws)
             spdy = PORTFORWARD in offered
+            # Offering nothing gets the channel protocol (its v1), as from the kubelet.
             protocol = PORTFORWARD if spdy else channels.V4 if channels.V4 in offered else ""
-            if not protocol:
+            if offered and not protocol:
                 raise Refused(400, f"websocket subprotocol must be {PORTFORWARD} "
                               f"or {channels.V4}")
             ports = [] if spdy else parse_ports(ws.query_params.getlist("ports"))
@@ -136,7 +141,7 @@ class StreamEndpoints:
         except ValueError as err:
             await _deny(ws, 400, str(err))
             return
-        await ws.accept(subprotocol=protocol)
+        await ws.accept(subprotocol=protocol or None)
 
         def resolve(port: int) -> tuple[str, int]:
             for m in worker.ports.mappings:

@@ -112,7 +112,7 @@ class StreamRelay:
         try:
             # "/" is spelled "_" to the agent: the client takes only RFC 6455 tokens.
             offered = [Subprotocol(p.replace("/", "_")) for p in subprotocols]
-            return await connect(url, subprotocols=offered,
+            return await connect(url, subprotocols=offered or None,
                                  additional_headers=self.headers, max_size=None,
                                  open_timeout=10, ping_interval=None,
                                  compression=None)  # per-message deflate: CPU for nothing

@@ -165,6 +165,38 @@ def test_attach_streams_the_containers_output(master: Master, node: Agent,
             attach.wait()
 
 
+def test_attach_to_a_terminal(master: Master, node: Agent, kubectl: Kubectl) -> None:
+    """A `stdin: true, tty: true` container: keys reach it, its terminal echoes
+    and takes the client's size; the shell's prompt (no newline) comes through."""
+    with master.http() as http:
+        create_pod(http, make_pod("term", node.name, ["sh"], stdin=True, tty=True,
+                                  restart="Always"))
+        wait_pod(http, "term", lambda p: phase(p) == "Running")
+    out = kubectl.in_tty("attach -it term", stdin="echo sum-$((6*7)); stty size; tty\n")
+    assert out.returncode == 0, out.stdout
+    lines = out.stdout.replace("\r", "").splitlines()
+    assert "sum-42" in lines and "40 100" in lines
+    assert any(line.startswith("/dev/pts/") for line in lines)
+    assert "# echo sum-$((6*7)); stty size; tty" in lines  # the prompt, then the echo
+
+
+def test_run_interactive_with_stdin_once(kubectl: Kubectl, node: Agent) -> None:
+    """`kubectl run -i --rm` (stdin, stdinOnce): the client's EOF ends the
+    container's stdin, the pod is deleted; with -t the exit code comes back."""
+    piped = kubectl.run("run", "-i", "--rm", "piped", "--image=none", "--restart=Never",
+                        f"--overrides={{\"spec\": {{\"nodeName\": \"{node.name}\"}}}}",
+                        "--", "sh", "-c", "while read l; do echo got $l; done; echo end",
+                        input="a\nb\n")
+    assert piped.returncode == 0, piped.stderr
+    lines = piped.stdout.splitlines()
+    assert lines[-4:] == ["got a", "got b", "end", 'pod "piped" deleted'], piped.stdout
+    term = kubectl.in_tty(f"run -it --rm term2 --image=none --restart=Never "
+                          f"--overrides='{{\"spec\": {{\"nodeName\": \"{node.name}\"}}}}' -- sh",
+                          stdin="echo inside-$((2+3)); exit 3\n")
+    assert term.returncode == 3, term.stdout
+    assert "inside-5" in term.stdout.replace("\r", "").splitlines()
+
+
 def _forward(kubectl: Kubectl, target: str, port: str) -> tuple[subprocess.Popen[str], int]:
     proc = kubectl.background("port-forward", target, f":{port}")
     assert proc.stdout is not None
@@ -265,6 +297,19 @@ def test_python_client_port_forward(master: Master, webpod: str) -> None:
         assert refused.socket(9999).recv(1) == b""  # closed: nothing to forward to
         assert f"error forwarding port 9999 to pod {webpod}, uid " in str(refused.error(9999))
         refused.close()
+
+
+def test_kr8s_port_forward(master: Master, webpod: str) -> None:
+    """kr8s offers no subprotocol: it gets the channel protocol, as from the kubelet."""
+
+    async def forward() -> list[str]:
+        api = await kr8s.asyncio.api(kubeconfig=str(master.kubeconfig))
+        pod = await kr8s.asyncio.objects.Pod.get(webpod, namespace="default", api=api)
+        async with pod.portforward(remote_port=8080, local_port=0) as port, \
+                httpx.AsyncClient(timeout=20) as http:
+            return [(await http.get(f"http://127.0.0.1:{port}/")).text for _ in range(3)]
+
+    assert asyncio.run(forward()) == [webpod] * 3
 
 
 def _ws_connect(master: Master, path: str, protocols: list[str],

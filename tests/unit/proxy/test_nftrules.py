@@ -22,7 +22,11 @@ A, B = ("10.0.0.1", 8080), ("10.0.0.2", 8080)
 
 def test_one_chain_per_service_and_endpoint_reached_through_the_maps() -> None:
     rules = build({WEB: Spec("127.100.0.1", 80, node_port=30080)},
-                  {WEB: [Backend(*A), Backend(*B), Backend("10.0.0.3", 8080, ready=False)]})
+                  {WEB: [Backend(*A), Backend(*B), Backend("10.0.0.3", 8080, ready=False)]},
+                  ["127.0.1.2", "127.0.1.1", "127.0.1.2"])
+    assert rules.elements["nodeport-ips"] == ["127.0.1.1", "127.0.1.2"]
+    assert rules.chains["services"][1] == (
+        "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports")
     assert rules.elements["service-ips"] == [f"127.100.0.1 . tcp . 80 : goto service-{SID}"]
     assert rules.elements["service-nodeports"] == [f"tcp . 30080 : goto service-{SID}"]
     verdicts = f"0 : goto {endpoint_chain(SID, A)}, 1 : goto {endpoint_chain(SID, B)}"
@@ -78,7 +82,9 @@ def test_transaction_flushes_rules_keeps_affinity_and_deletes_what_is_gone() -> 
     lines = text.splitlines()
     assert lines[:2] == ["add table ip corral-x", "flush table ip corral-x"]
     assert "flush map ip corral-x service-ips" in lines
-    assert not any(line.startswith("flush set") for line in lines)  # stickiness survives
+    # Stickiness survives: only the node IPs are a set refilled on every write.
+    assert [line for line in lines if line.startswith("flush set")] == [
+        "flush set ip corral-x nodeport-ips"]
     assert lines[-3:] == [f"delete chain ip corral-x {old_chain}",
                           f"delete set ip corral-x affinity-60-{SID}__10.0.0.2/8080",
                           "delete map ip corral-x old-map"]

@@ -70,10 +70,21 @@ function Login({ onDone }) {
   </form>`;
 }
 
+// Ages ("42s", "3m") are read from the clock at render: render every few
+// seconds so they move on a page where nothing else changes.
+function useTicking(ms) {
+  const [, setTick] = useState(0);
+  useEffect(() => {
+    const timer = setInterval(() => setTick((t) => t + 1), ms);
+    return () => clearInterval(timer);
+  }, []);
+}
+
 function App() {
   const [auth, setAuth] = useState('checking'); // checking | in | out
   const [frameworks, setFrameworks] = useState(false);
   const route = useRoute();
+  useTicking(5000);
   const check = async () => {
     try {
       await request('GET', '/api/v1/namespaces?limit=1');
