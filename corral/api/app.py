@@ -6,7 +6,7 @@
         /version /metrics
         /ui/...                                   the dashboard (corral/ui/), if given
         /api /apis /api/v1 /apis/{g}[/{v}]        discovery
-        /openapi/v3[...]                          OpenAPI
+        /openapi/v2, /openapi/v3[...]             OpenAPI
         /apis/authentication.k8s.io/v1/self*, /apis/authorization.k8s.io/v1/self*
                                                   ReviewHandler → the Authorizer
         /apis/metrics.k8s.io/v1beta1/...          ResourceMetrics → the agents' usage

@@ -6,8 +6,8 @@ Why these documents look the way they do (see /work/shared/KUBECTL.md):
 - kubectl's default --validate=strict reads the group-version document and looks
   for a PATCH operation tagged with the kind's `x-kubernetes-group-version-kind`
   that takes a `fieldValidation` query parameter. Found, it leaves validation to
-  the server (?fieldValidation=Strict); not found, it falls back to /openapi/v2,
-  which corral does not serve.
+  the server (?fieldValidation=Strict); not found, it falls back to /openapi/v2
+  (openapi_v2.py, built from these documents).
 - PATCH operations carry no requestBody: with `application/strategic-merge-patch+json`
   listed there, client-side apply would take its merge keys from these schemas,
   which lack Kubernetes' x-kubernetes-patch-* extensions; without it kubectl uses
