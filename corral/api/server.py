@@ -36,6 +36,8 @@ from corral.api.handlers.streams import StreamRelay
 from corral.api.health import Health
 from corral.api.login_tickets import LoginTickets
 from corral.api.metrics import API_METRICS
+from corral.api.rbac import RbacAuthorizer
+from corral.api.rbac_cache import RbacCache, ensure_default_policy
 from corral.api.registry import Registry
 from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
@@ -127,6 +129,9 @@ class ApiServer:
         self.health: Health | None = None  # built by open(); components add their checks
         self.token = ""
         self._ssl: dict[str, str] = {}
+        # Who may do what: every request and every access review asks this.
+        self.authorizer = RbacAuthorizer()
+        self._rbac: RbacCache | None = None
 
     async def open(self) -> Registry:
         cfg = self.cfg
@@ -142,6 +147,10 @@ class ApiServer:
         self.registry.admission.append(self.allocation)
         self.registry.admission.extend(default_plugins(self.registry))
         await bootstrap(self.registry)
+        await ensure_default_policy(self.registry)
+        self._rbac = RbacCache(self.store)
+        await self._rbac.start()
+        self.authorizer.state = self._rbac.state
         self.app = self._build_app()
         return self.registry
 
@@ -175,7 +184,9 @@ class ApiServer:
                          streams=StreamRelay(self._node_proxy, token), proxy=self._proxy,
                          health=self.health, max_requests_inflight=cfg.max_requests_inflight,
                          ui=Dashboard(authenticator, session, LoginTickets(self.registry)),
-                         session=session, store_status=store.status)
+                         session=session, store_status=store.status,
+                         authorizer=self.authorizer,
+                         summaries=self._node_proxy.stats_summary)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"
@@ -197,6 +208,9 @@ class ApiServer:
             self._server.should_exit = True
 
     async def close(self) -> None:
+        if self._rbac is not None:
+            await self._rbac.close()
+            self._rbac = None
         if self.allocation is not None:
             await self.allocation.aclose()
             self.allocation = None

@@ -21,6 +21,7 @@ from corral.client.events import EventRecorder
 from corral.client.http import Client
 from corral.client.leaderelection import LeaseTiming, master_identity, run_elected
 from corral.controllers.base import Controller
+from corral.controllers.daemonset import DaemonSetController
 from corral.controllers.deployment import DeploymentController
 from corral.controllers.endpoints import EndpointsController
 from corral.controllers.garbagecollector import GarbageCollector
@@ -28,13 +29,13 @@ from corral.controllers.informers import SharedInformers
 from corral.controllers.job import JobController, JobOptions
 from corral.controllers.namespace import NamespaceController
 from corral.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
-from corral.controllers.replicaset import ReplicaSetController
+from corral.controllers.replicaset import ReplicaSetController, ReplicationControllerController
 
 log = logging.getLogger("corral.controllers")
 
 LEASE_NAME = "corral-controller-manager"  # in kube-system
-ALL_CONTROLLERS = ("replicaset", "deployment", "job", "nodelifecycle", "endpoints",
-                   "garbagecollector", "namespace")
+ALL_CONTROLLERS = ("replicaset", "replicationcontroller", "deployment", "daemonset", "job",
+                   "nodelifecycle", "endpoints", "garbagecollector", "namespace")
 
 
 @dataclass
@@ -56,6 +57,10 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
           options: ManagerOptions) -> Controller:
     if name == "replicaset":
         return ReplicaSetController(client, informers, recorder)
+    if name == "replicationcontroller":
+        return ReplicationControllerController(client, informers, recorder)
+    if name == "daemonset":
+        return DaemonSetController(client, informers, recorder)
     if name == "deployment":
         return DeploymentController(client, informers, recorder)
     if name == "job":

@@ -91,12 +91,13 @@ def replica_status(rs: Obj, pods: list[Obj], now: datetime) -> Obj:
 
 class ReplicaSetController(Controller):
     name = "replicaset-controller"
+    kind = "ReplicaSet"  # what it keeps pods for (a subclass runs ReplicationControllers)
 
     def __init__(self, client: Client, informers: SharedInformers, recorder: EventRecorder,
                  *, workers: int = 4) -> None:
         super().__init__(client, informers, recorder, workers=workers)
         self.expectations = Expectations()
-        self.replicasets = informers.get("ReplicaSet")
+        self.replicasets = informers.get(self.kind)
         self.pods = informers.get("Pod")
         self.replicasets.add_handler(self.enqueue, lambda old, new: self.enqueue(new),
                                      self._rs_deleted)
@@ -110,7 +111,7 @@ class ReplicaSetController(Controller):
 
     def _owner_key(self, pod: Obj) -> str | None:
         ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "ReplicaSet":
+        if ref is None or ref.get("kind") != self.kind:
             return None
         key = f"{meta(pod).get('namespace')}/{ref.get('name')}"
         rs = self.replicasets.get_by_key(key)
@@ -226,3 +227,11 @@ class ReplicaSetController(Controller):
                  if (w := seconds_until_available(p, min_ready, now)) is not None]
         if waits:
             self.requeue_after(key, min(waits) + 0.05)
+
+
+class ReplicationControllerController(ReplicaSetController):
+    """Kubernetes' replication manager: the ReplicaSet logic for the older kind,
+    whose selector is a label map (owners.selector_of reads both)."""
+
+    name = "replicationcontroller-controller"
+    kind = "ReplicationController"

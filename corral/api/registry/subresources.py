@@ -64,6 +64,8 @@ async def evict(reg: Registry, namespace: str, name: str, eviction: dict[str, An
 def scale_of(res: Resource, obj: Obj) -> Obj:
     m = meta(obj)
     selector = (obj.get("spec") or {}).get("selector")
+    if res.kind == "ReplicationController" and selector:
+        selector = {"matchLabels": selector}  # a plain label map
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
