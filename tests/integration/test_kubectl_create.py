@@ -81,7 +81,6 @@ def test_create_job_service_quota_priorityclass(kubectl: Kubectl) -> None:
 
 @pytest.mark.parametrize("args", [
     ("cronjob", "cj", "--image=busybox", "--schedule=* * * * *", "--", "true"),
-    ("role", "r", "--verb=get", "--resource=pods"),
     ("serviceaccount", "sa"),
 ])
 def test_kinds_corral_does_not_serve_fail_as_with_json(kubectl: Kubectl,
