@@ -9,7 +9,10 @@ process, as on a node). First with keep-alive off (a new TCP connection per
 request, as most Service traffic between pods is set up), then on. Each figure
 is the median of --runs runs; each run is bounded by --seconds and --max-requests;
 a ratio is the median of the ratios within each round, with their range (on a
-shared machine the range says how much to trust it). Goal: nftables >= 0.95x direct.
+shared machine the range says how much to trust it). Next to throughput, the CPU
+one request costs every process involved (load generator, backend, user-space
+proxy; loopback's kernel work runs in their context): contention moves
+throughput far more than it moves that cost. Goal: nftables >= 0.95x direct.
 
 Then the programming latency of nftables mode (median of --runs): one endpoint
 change with one Service, 1,000 Services in one transaction, and one endpoint
@@ -34,6 +37,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil  # type: ignore[import-untyped]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -195,25 +200,54 @@ def _median(results: list[Result]) -> Result:
 GOALS = {"nftables": 0.95, "userspace": 0.7}
 
 
-async def compare(args: argparse.Namespace, targets: dict[str, tuple[str, int]]) -> None:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of the processes doing the work (load generator, backend,
+    user-space proxy). Loopback packets are mostly processed in their sender's
+    context, so the kernel's NAT and forwarding show up here too."""
+    total = 0.0
+    for pid in pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
+async def compare(args: argparse.Namespace, targets: dict[str, tuple[str, int]],
+                  pids: list[int]) -> None:
     """Rates per target, and each target's ratio to direct: the median of the ratios
     within one round (the targets run back to back), which drift in the machine's
-    load (other processes) cancels out of far better than a ratio of medians."""
+    load (other processes) cancels out of far better than a ratio of medians.
+
+    On a shared machine throughput swings with everyone else's load; CPU per
+    request does not (much): `cpu` is what one request costs all the processes
+    involved, and its ratio is direct's cost over the target's (1.0 = as cheap)."""
     for keep_alive in (False, True):
         results: dict[str, list[Result]] = {name: [] for name in targets}
+        costs: dict[str, list[float]] = {name: [] for name in targets}
         for _ in range(args.runs):  # alternate, so drift affects all alike
             for name, target in targets.items():
-                results[name].append(await load(*target, keep_alive, args.seconds,
-                                                args.concurrency, args.max_requests))
+                before = cpu_seconds(pids)
+                result = await load(*target, keep_alive, args.seconds, args.concurrency,
+                                    args.max_requests)
+                results[name].append(result)
+                costs[name].append((cpu_seconds(pids) - before) / max(result.requests, 1))
         mode = "keep-alive on " if keep_alive else "keep-alive off"
         for name, runs in results.items():
             m = _median(runs)
-            ratios = sorted(r.rate / d.rate for r, d in zip(runs, results["direct"], strict=True))
-            ratio = "" if name == "direct" else (
-                f"  {ratios[len(ratios) // 2]:5.2f}x direct (goal >= {GOALS[name]}; "
-                f"rounds {ratios[0]:.2f}-{ratios[-1]:.2f})")
-            print(f"{mode}  {name:9} {m.rate:8.0f} req/s  p99 {m.p99_ms:6.2f} ms  "
-                  f"failures {sum(r.failures for r in runs)}{ratio}", flush=True)
+            cost = sorted(costs[name])[len(runs) // 2]
+            line = (f"{mode}  {name:9} {m.rate:7.0f} req/s  p99 {m.p99_ms:6.1f} ms  "
+                    f"cpu {1e6 * cost:5.0f} us/req  failures {sum(r.failures for r in runs)}")
+            if name != "direct":
+                rates = [r.rate for r in runs], [r.rate for r in results["direct"]]
+                cheap = costs["direct"], costs[name]
+                line += (f"\n{mode}  {'':9} throughput {_ratio(*rates)}   cpu per request "
+                         f"{_ratio(*cheap)}   (goal >= {GOALS[name]}x direct)")
+            print(line, flush=True)
+
+
+def _ratio(ours: list[float], direct: list[float]) -> str:
+    """Median of the per-round ratios ours/direct, with their range."""
+    ratios = sorted(o / d for o, d in zip(ours, direct, strict=True) if d)
+    return f"{ratios[len(ratios) // 2]:4.2f}x (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})"
 
 
 # -- nftables programming latency ------------------------------------------------
@@ -275,7 +309,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 async def measure(args: argparse.Namespace, backend_port: int, proxy_port: int,
-                  nft_problem: str | None) -> None:
+                  nft_problem: str | None, pids: list[int]) -> None:
     targets = {"direct": ("127.0.0.1", backend_port)}
     key = ServicePortKey("bench", "web")
     services = {key: ServiceProxySpec(NFT_CLUSTER_IP, 80)}
@@ -289,7 +323,7 @@ async def measure(args: argparse.Namespace, backend_port: int, proxy_port: int,
             else:
                 print(f"nftables: not measured ({nft_problem})")
             targets["userspace"] = (CLUSTER_IP, proxy_port)
-            await compare(args, targets)
+            await compare(args, targets, pids)
             if proxy is not None:
                 await programming(args, proxy, backend_port, services, backends,
                                   Path(run_dir))
@@ -309,7 +343,8 @@ def inside(args: argparse.Namespace) -> None:
             print(f"backend 127.0.0.1:{backend_port}  nftables {NFT_CLUSTER_IP}:80  "
                   f"userspace {CLUSTER_IP}:{proxy_port}  concurrency {args.concurrency}  "
                   f"{args.runs} runs x {args.seconds}s, median", flush=True)
-            eventloop.run(measure(args, backend_port, proxy_port, nft_problem))
+            pids = [os.getpid(), backend.pid, proxy.pid]
+            eventloop.run(measure(args, backend_port, proxy_port, nft_problem, pids))
         finally:
             stop(proxy)
     finally:

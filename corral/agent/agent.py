@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from typing import Any
 
 import httpx
 
@@ -44,10 +43,10 @@ from corral.api.errors import APIError
 from corral.client.backoff import Backoff
 from corral.client.events import EventRecorder
 from corral.client.http import Client, ServerUnreachable
+from corral.objects import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 CLIENT_ATTEMPTS = 3  # a write must not hold a pod worker for long while the master is away
 
 
@@ -109,8 +108,9 @@ class Agent:
         self.server.allocs = self.allocs
         await self.allocs.start()
         port = self.server.port
-        self.heartbeat = Heartbeat(client, cfg,
-                                   lambda: node_status(cfg, self.runtime.isolation(), port))
+        self.heartbeat = Heartbeat(
+            client, cfg, lambda: node_status(cfg, self.runtime.isolation(), port),
+            register=lambda: register_node(client, cfg, self.runtime.isolation()))
         pods, heartbeat = self.pods, self.heartbeat
         AGENT_METRICS.bind(lambda: len(pods.workers), heartbeat.age)
         self._register_task = asyncio.create_task(self._register())

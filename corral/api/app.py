@@ -20,10 +20,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
@@ -48,6 +49,7 @@ from corral.api.handlers.reviews import REVIEWS, ReviewHandler
 from corral.api.handlers.streams import STREAM_PATH, StreamRelay, unknown_websocket
 from corral.api.health import Health
 from corral.api.metrics import MetricsMiddleware, metrics_response
+from corral.api.paths import STORE_STATUS_PATH
 from corral.api.registry import Registry
 from corral.api.session import SessionCookie
 from corral.store.errors import StoreUnavailable
@@ -100,6 +102,7 @@ def build_app(
     max_requests_inflight: int = MAX_REQUESTS_INFLIGHT,
     ui: ASGIApp | None = None,
     session: SessionCookie | None = None,
+    store_status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     authorizer: Authorizer | None = None,
     summaries: SummaryFetch | None = None,
 ) -> ASGIApp:
@@ -152,6 +155,11 @@ def build_app(
         Route("/version", _guard(version)), Route("/version/", _guard(version)),
         Route("/metrics", _metrics),
     ]
+    if store_status is not None:
+        async def store(request: Request) -> Response:
+            return JSONResponse(await store_status())
+        # The store's members and their health (`corral status`); authenticated.
+        routes.append(Route(STORE_STATUS_PATH, _guard(store)))
     if ui is not None:
         routes += [Route("/ui", _to_ui), Mount("/ui", app=ui)]
     routes.append(Route("/{path:path}", _guard(dispatch), methods=methods))

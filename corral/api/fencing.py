@@ -26,6 +26,7 @@ import contextvars
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from corral.api.errors import BadRequest, Forbidden
 from corral.api.metrics import API_METRICS
@@ -89,6 +90,9 @@ class FencingStore:
 
     async def compact(self, revision: int) -> None:
         await self.inner.compact(revision)
+
+    async def status(self) -> dict[str, Any]:
+        return await self.inner.status()
 
     async def close(self) -> None:
         await self.inner.close()

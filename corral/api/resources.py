@@ -72,8 +72,10 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",),
              ("status", "scale"), ("all",)),
     Resource("batch", "v1", "Job", "jobs", True, (), ("status",), ("all",)),
+    Resource("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",), ("all",)),
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",), (),
              has_spec=False),
+    Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",)),
     Resource("corral.dev", "v1", "Alloc", "allocs", True, (),
              ("status", "binding", "log"), ("all",)),
 )

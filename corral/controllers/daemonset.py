@@ -31,10 +31,10 @@ from corral.client.http import Client
 from corral.controllers.base import Controller, split_key
 from corral.controllers.expectations import Expectations
 from corral.controllers.informers import NAMESPACE, SharedInformers
-from corral.controllers.owners import claim, controller_ref, is_deleting, meta, uid_of
+from corral.controllers.owners import claim, controller_ref
 from corral.controllers.pods import is_active, is_available, is_ready, pod_from_template
 from corral.controllers.replicaset import create_pods, delete_pods
-from corral.objects import Obj
+from corral.objects import Obj, is_deleting, meta, uid_of
 
 log = logging.getLogger("corral.controllers.daemonset")
 

@@ -54,10 +54,16 @@ class SchedulerMetrics:
             "scheduler_pending_pods",
             "Number of pending pods, by the queue type: active or unschedulable.",
             ["queue"], registry=self.registry)
+        self._by_result: dict[str, tuple[Counter, Histogram]] = {}
 
     def attempt(self, result: str, seconds: float) -> None:
-        self.attempts.labels(result, PROFILE).inc()
-        self.attempt_duration.labels(result, PROFILE).observe(seconds)
+        children = self._by_result.get(result)
+        if children is None:  # labels() is a locked lookup: once per result
+            children = (self.attempts.labels(result, PROFILE),
+                        self.attempt_duration.labels(result, PROFILE))
+            self._by_result[result] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def preempted(self, victims: int) -> None:
         self.preemptions.inc()

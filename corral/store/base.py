@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +110,11 @@ class Store(Protocol):
 
     async def compact(self, revision: int) -> None:
         """Forget history at and below ``revision`` (current values are kept)."""
+        ...
+
+    async def status(self) -> dict[str, Any]:
+        """What the store is and how it is: ``backend``, ``revision``, and for etcd
+        each member's endpoint, health and whether it leads (for `corral status`)."""
         ...
 
     async def close(self) -> None: ...

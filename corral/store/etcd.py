@@ -27,6 +27,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 from aetcd import rpc  # type: ignore[import-untyped]
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 5.0  # seconds for one store call, retries included
 DEFAULT_WATCH_BUFFER = 4096
+MEMBER_TIMEOUT = 1.0  # seconds to wait for one member's status
 _Ops = list[Message]  # a name of its own: inside the class, ``list`` is the method
 _EQUAL, _GREATER = rpc.Compare.CompareResult.EQUAL, rpc.Compare.CompareResult.GREATER
 _CREATE, _MOD = rpc.Compare.CompareTarget.CREATE, rpc.Compare.CompareTarget.MOD
@@ -80,6 +82,30 @@ def _get(key: bytes) -> Message:
 
 async def _no_history(prefix: str, after: int, limit: int, first: bool) -> list[Event]:
     raise AssertionError("a follower watch never replays")  # Watcher(after_revision=0)
+
+
+async def member_status(member: Message) -> dict[str, Any]:
+    """One member asked directly (not through the shared channel, which would
+    answer from any member): is it up, and does it lead?"""
+    url = member.clientURLs[0] if member.clientURLs else ""
+    report: dict[str, Any] = {"name": member.name, "id": f"{member.ID:x}",
+                              "endpoint": url.removeprefix("http://"), "healthy": False,
+                              "leader": False}
+    if not url:
+        report["error"] = "no client URL (not started yet)"
+        return report
+    channel = grpc.aio.insecure_channel(url.removeprefix("http://"))
+    try:
+        status = await rpc.MaintenanceStub(channel).Status(rpc.StatusRequest(),
+                                                           timeout=MEMBER_TIMEOUT)
+        report.update(healthy=True, leader=status.leader == status.header.member_id,
+                      raft_term=status.raftTerm, db_size=status.dbSize,
+                      version=status.version)
+    except grpc.aio.AioRpcError as err:
+        report["error"] = err.code().name  # UNAVAILABLE: down; DEADLINE_EXCEEDED: stalled
+    finally:
+        await channel.close()
+    return report
 
 
 def _is_compacted(err: grpc.aio.AioRpcError) -> bool:
@@ -294,6 +320,17 @@ class EtcdStore:
                     await self.compact(target)
             except Exception:
                 log.warning("store automatic compaction failed", exc_info=True)
+
+    # -- status ----------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        members = (await self._call(self._rpc.cluster.MemberList,
+                                    rpc.MemberListRequest())).members
+        reports = await asyncio.gather(*(member_status(m) for m in members))
+        return {"backend": "etcd", "endpoints": self._rpc.describe(), "root": self.root,
+                "revision": await self.current_revision(),
+                "compacted": await self.compacted_revision(),
+                "members": sorted(reports, key=lambda r: str(r["name"]))}
 
     # -- lifecycle -------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from corral.store.base import Event, Guard, KeyValue, ListResult
 from corral.store.broadcast import Broadcaster
@@ -162,6 +162,10 @@ class SqliteStore:
             _settle(done, outcome)
 
     # -- lifecycle ---------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        return {"backend": "sqlite", "path": str(self.path), "revision": self._revision,
+                "compacted": self._compactor.compacted}
 
     async def close(self) -> None:
         if self._closed:

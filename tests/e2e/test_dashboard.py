@@ -16,9 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cluster import Agent, Master, wait_for
+from tests.cluster import Agent, Master
 from tests.e2e.browser import Browser, artifacts_dir
 from tests.integration.controllers.helpers import corral
+from tests.poll import wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NODES = ("node-1", "node-2", "node-3")
@@ -46,8 +47,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     agents: dict[str, Agent] = {}
     try:
         for i, name in enumerate(NODES, start=1):
-            agents[name] = Agent(master, name, base / "agents" / name,
-                                 f"127.0.1.{80 + i}").start()
+            # Two CPUs each on any machine, for the preemption test's arithmetic.
+            agents[name] = Agent(master, name, base / "agents" / name, f"127.0.1.{80 + i}",
+                                 ["--cpus", "2"]).start()
         c = Cluster(master, agents)
         c.corral("apply", "-f", str(EXAMPLES))  # as `corral up --apply examples/` does
         yield c
@@ -178,6 +180,11 @@ def test_pod_page_follows_the_log_and_escapes_fields(cluster: Cluster,
                                                      browser: Browser) -> None:
     b = browser
     with cluster.http() as api:
+        # Names and label values cannot hold markup (the API refuses them, as
+        # Kubernetes does); annotations, images, commands and messages can.
+        for meta in ({"name": "<script>"}, {"name": "x", "labels": {"a": "<script>"}}):
+            r = api.post("/api/v1/namespaces/demo/pods", json={**POD_WITH_LOG, "metadata": meta})
+            assert r.status_code == 422, r.text
         assert api.post("/api/v1/namespaces/demo/pods", json=POD_WITH_LOG).status_code == 201
         api.post("/api/v1/namespaces/demo/events", json={
             "metadata": {"name": "hostile.1"}, "involvedObject": {
@@ -226,6 +233,34 @@ def test_scheduler_page_says_why_a_pod_waits(cluster: Cluster, browser: Browser)
     b.screenshot("scheduler")
     with cluster.http() as api:
         api.delete("/api/v1/namespaces/demo/pods/nowhere")
+
+
+def pinned(name: str, priority_class: str) -> dict[str, object]:
+    """A pod that takes most of node-1's two CPUs, so two of them never fit there."""
+    return {"metadata": {"name": name}, "spec": {
+        "priorityClassName": priority_class, "terminationGracePeriodSeconds": 1,
+        "nodeSelector": {"kubernetes.io/hostname": "node-1"},
+        "containers": [{"name": "c", "image": "x", "command": ["sleep", "300"],
+                        "resources": {"requests": {"cpu": "1500m"}}}]}}
+
+
+def test_scheduler_page_shows_a_preemption(cluster: Cluster, browser: Browser) -> None:
+    b = browser
+    with cluster.http() as api:
+        assert api.post("/api/v1/namespaces/demo/pods",
+                        json=pinned("victim", "batch")).status_code == 201
+        wait_for(lambda: api.get("/api/v1/namespaces/demo/pods/victim").json()["spec"].get(
+            "nodeName") == "node-1", 30, "the batch pod on node-1")
+        assert api.post("/api/v1/namespaces/demo/pods",
+                        json=pinned("preemptor", "production")).status_code == 201
+    b.go(ui(cluster, "#/scheduler"))
+    wait_for(lambda: "demo/victim" in b.text("#preemptions"), 60, "the preemption listed")
+    assert "Preempted by pod" in b.text("#preemptions")
+    with cluster.http() as api:
+        wait_for(lambda: api.get("/api/v1/namespaces/demo/pods/preemptor").json()["spec"].get(
+            "nodeName") == "node-1", 60, "the production pod placed")
+        api.delete("/api/v1/namespaces/demo/pods/preemptor")
+        api.delete("/api/v1/namespaces/demo/pods/victim")
 
 
 def test_pods_page_filters_by_label(cluster: Cluster, browser: Browser) -> None:

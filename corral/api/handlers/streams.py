@@ -62,8 +62,9 @@ class StreamRelay:
         if not node:
             raise BadRequest(f"pod {name} does not have a host assigned")
         phase = status(pod).get("phase")
-        if phase in ("Succeeded", "Failed"):
-            raise BadRequest(f"cannot {verb} into a container in a completed pod; "
+        if phase in ("Succeeded", "Failed") and verb != "portforward":
+            what = "exec into" if verb == "exec" else "attach to"
+            raise BadRequest(f"cannot {what} a container in a completed pod; "
                              f"current phase is {phase}")
         base = (await self.nodes.agent_url(node)).replace("http", "ws", 1)
         ns, pod_name = quote(namespace, safe=""), quote(name, safe="")

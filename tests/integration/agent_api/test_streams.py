@@ -104,7 +104,12 @@ def test_cp_a_directory_both_ways(kubectl: Kubectl, shell: Path, tmp_path: Path)
         assert (tmp_path / "back" / rel).read_bytes() == (src / rel).read_bytes()
 
 
-def test_exec_errors(kubectl: Kubectl, shell: Path, http: httpx.Client) -> None:
+def test_exec_errors(kubectl: Kubectl, shell: Path, http: httpx.Client, node: Agent) -> None:
+    create_pod(http, make_pod("done", node.name, ["true"]))
+    wait_pod(http, "done", lambda p: phase(p) == "Succeeded")
+    completed = kubectl.run("exec", "done", "--", "true")
+    assert "cannot exec into a container in a completed pod; current phase is Succeeded" \
+        in completed.stderr
     missing = kubectl.run("exec", "nope", "--", "true")
     assert missing.returncode == 1
     assert 'Error from server (NotFound): pods "nope" not found' in missing.stderr

@@ -17,9 +17,11 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from corral.api.errors import APIError
+from corral.api.errors import AlreadyExists, APIError
 from corral.client.http import Client, ServerUnreachable
+from corral.objects import Obj
 from tests.cluster import Agent, EtcdCluster, Master, kill_pods
+from tests.poll import eventually
 
 T = TypeVar("T")
 LEASE_SECONDS = "3"  # the masters' leader Leases: failover in seconds
@@ -28,11 +30,11 @@ TRANSIENT = (409, 429, 500, 503, 504)  # answers a failover may give for a while
 
 
 class HA:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, lease: str = LEASE_SECONDS) -> None:
         self.etcd = EtcdCluster(base / "etcd", size=3)
         data = base / "masters"
         self.masters = [Master(data, name=f"master-{i}", extra_args=[
-            "--store", self.etcd.url, "--leader-lease", LEASE_SECONDS]) for i in (1, 2, 3)]
+            "--store", self.etcd.url, "--leader-lease", lease]) for i in (1, 2, 3)]
         self.agent: Agent | None = None
         self.base = base
 
@@ -87,26 +89,71 @@ class HA:
 
 
 async def until(check: Callable[[], Awaitable[T]], what: str, timeout: float = WAIT) -> T:
-    """Poll an async ``check`` until it returns something truthy; return that. A
-    check that fails to reach the API counts as not yet."""
-    async def poll() -> T:
-        while True:
-            try:
-                value: T | None = await check()
-            except APIError as err:
-                if err.code not in TRANSIENT:
-                    raise
-                value = None
-            except (ServerUnreachable, httpx.HTTPError, OSError):
-                value = None
-            if value:
-                return value
-            await asyncio.sleep(0.1)
+    """Poll an async ``check`` (tests/poll.py) until it returns something truthy;
+    return that. A check that fails to reach the API counts as not yet."""
+    async def tolerant() -> T | None:
+        try:
+            return await check()
+        except APIError as err:
+            if err.code not in TRANSIENT:
+                raise
+        except (ServerUnreachable, httpx.HTTPError, OSError):
+            pass
+        return None
 
-    try:
-        return await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"not reached within {timeout}s: {what}") from None
+    return await eventually(tolerant, timeout=timeout, what=what, interval=0.1)
+
+
+async def create_acked(client: Client, obj: Obj) -> None:
+    """Create until the API acknowledges it (or says it exists: an earlier try landed)."""
+    async def once() -> bool:
+        try:
+            await client.create(obj, "default")
+        except AlreadyExists:
+            pass
+        return True
+
+    await until(once, f"creating {obj['metadata']['name']}")
+
+
+
+class Writers:
+    """Tasks creating ConfigMaps through every master until stopped."""
+
+    def __init__(self, client: Client, prefix: str, count: int = 6, namespace: str = "default"
+                 ) -> None:
+        self.namespace = namespace
+        self.client = client
+        self.acked: list[str] = []
+        self._stop = False
+        self._tasks = [asyncio.create_task(self._write(f"{prefix}-{w}")) for w in range(count)]
+
+    async def _write(self, prefix: str) -> None:
+        i = 0
+        while not self._stop:
+            name = f"{prefix}-{i}"
+            try:
+                await self.client.create({"apiVersion": "v1", "kind": "ConfigMap",
+                                          "metadata": {"name": name}}, self.namespace)
+                self.acked.append(name)
+            except (APIError, ServerUnreachable):
+                await asyncio.sleep(0.05)  # not acknowledged: it may or may not exist
+            i += 1
+
+    async def resumed(self, more: int) -> None:
+        start = len(self.acked)
+
+        async def grew() -> bool:
+            return len(self.acked) >= start + more
+
+        await until(grew, f"{more} more acknowledged creates")
+
+    async def stop_and_check(self) -> None:
+        self._stop = True
+        await asyncio.gather(*self._tasks)
+        names = {cm["metadata"]["name"] for cm in
+                 (await self.client.list_all("ConfigMap", self.namespace)).items}
+        assert [n for n in self.acked if n not in names] == []
 
 
 @pytest.fixture(scope="module")

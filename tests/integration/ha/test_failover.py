@@ -14,14 +14,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from corral.api.errors import AlreadyExists, APIError
+from corral.api.errors import APIError
 from corral.client.http import Client, ServerUnreachable
 from corral.objects import Obj
 from tests.cluster import Master
-from tests.integration.ha.conftest import HA, until
+from tests.integration.ha.conftest import HA, Writers, create_acked, until
+from tests.poll import wait_for
 
 NS = "default"
 
@@ -44,58 +47,9 @@ def deployment(name: str, replicas: int) -> Obj:
                      "template": template}}
 
 
-async def create_acked(client: Client, obj: Obj) -> None:
-    """Create until the API acknowledges it (or says it exists: an earlier try landed)."""
-    async def once() -> bool:
-        try:
-            await client.create(obj, NS)
-        except AlreadyExists:
-            pass
-        return True
-
-    await until(once, f"creating {obj['metadata']['name']}")
-
-
 async def live_pods(client: Client, selector: str) -> list[Obj]:
     page = await client.list("Pod", NS, label_selector=selector)
     return [p for p in page.items if not p["metadata"].get("deletionTimestamp")]
-
-
-class Writers:
-    """Tasks creating ConfigMaps through every master until stopped."""
-
-    def __init__(self, client: Client, prefix: str, count: int = 6) -> None:
-        self.client = client
-        self.acked: list[str] = []
-        self._stop = False
-        self._tasks = [asyncio.create_task(self._write(f"{prefix}-{w}")) for w in range(count)]
-
-    async def _write(self, prefix: str) -> None:
-        i = 0
-        while not self._stop:
-            name = f"{prefix}-{i}"
-            try:
-                await self.client.create({"apiVersion": "v1", "kind": "ConfigMap",
-                                          "metadata": {"name": name}}, NS)
-                self.acked.append(name)
-            except (APIError, ServerUnreachable):
-                await asyncio.sleep(0.05)  # not acknowledged: it may or may not exist
-            i += 1
-
-    async def resumed(self, more: int) -> None:
-        start = len(self.acked)
-
-        async def grew() -> bool:
-            return len(self.acked) >= start + more
-
-        await until(grew, f"{more} more acknowledged creates")
-
-    async def stop_and_check(self) -> None:
-        self._stop = True
-        await asyncio.gather(*self._tasks)
-        names = {cm["metadata"]["name"] for cm in
-                 (await self.client.list_all("ConfigMap", NS)).items}
-        assert [n for n in self.acked if n not in names] == []
 
 
 class Pods:
@@ -242,3 +196,23 @@ def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
     async def run() -> bool:
         return check()
     return run
+
+
+def test_status_shows_masters_leaders_and_etcd_members(ha: HA) -> None:
+    ha.heal()
+    first = ha.masters[0]
+    env = {**os.environ, "KUBECONFIG": str(first.kubeconfig)}
+
+    def all_live() -> str | None:
+        out = subprocess.run([sys.executable, "-m", "corral.cli.main", "status"], env=env,
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode == 0, out.stderr
+        live = all(f"{m.url}   live" in out.stdout for m in ha.masters)
+        return out.stdout if live else None
+
+    text = wait_for(all_live, 60.0, "three live masters")
+    assert text.count("scheduler") == 1 and text.count("controller-manager") == 1
+    assert "STORE etcd" in text
+    members = [line for line in text.splitlines() if line.startswith("etcd-")]
+    assert len(members) == 3 and all("healthy" in line for line in members)
+    assert sum(line.rstrip().endswith("leader") for line in members) == 1
