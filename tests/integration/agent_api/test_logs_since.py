@@ -12,7 +12,7 @@ import pytest
 from corral.objects import parse_time, rfc3339
 from tests.cluster import Agent, Master
 from tests.integration.agent_api.conftest import create_pod, make_pod, phase, wait_pod
-from tests.integration.controllers.helpers import wait_for
+from tests.poll import wait_for
 from tests.kubectl import Kubectl
 
 LOG = "/api/v1/namespaces/default/pods/{}/log"
