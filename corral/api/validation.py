@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from corral import cronschedule
 from corral.api import names
 from corral.api.alloc_validation import validate_alloc, validate_task_array
 from corral.api.errors import Cause
@@ -20,12 +21,13 @@ from corral.api.field_errors import FieldErrors
 from corral.api.kinds.alloc import Alloc
 from corral.api.kinds.apps import DaemonSet, Deployment, DeploymentStrategy, ReplicaSet
 from corral.api.kinds.base import IntOrString, KubeModel
-from corral.api.kinds.batch import Job
+from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.coordination import Lease
 from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
 from corral.api.kinds.meta import KubeObject, LabelSelector, ObjectMeta
 from corral.api.kinds.node import Node
 from corral.api.kinds.pod import PodTemplateSpec
+from corral.api.kinds.policy import PodDisruptionBudget
 from corral.api.kinds.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 from corral.api.kinds.replication import ReplicationController
 from corral.api.kinds.scheduling import PriorityClass
@@ -135,9 +137,9 @@ def _selector_matches(selector: LabelSelector, labels: dict[str, str]) -> bool:
 
 
 def _validate_template(template: PodTemplateSpec, errs: FieldErrors,
-                       restart_policies: tuple[str, ...]) -> None:
-    validate_labels(template.metadata.labels, "spec.template.metadata.labels", errs)
-    validate_pod_spec(template.spec, "spec.template.spec", errs, restart_policies)
+                       restart_policies: tuple[str, ...], path: str = "spec.template") -> None:
+    validate_labels(template.metadata.labels, f"{path}.metadata.labels", errs)
+    validate_pod_spec(template.spec, f"{path}.spec", errs, restart_policies)
 
 
 def _validate_deployment(d: Deployment, old: Deployment | None, errs: FieldErrors) -> None:
@@ -266,6 +268,33 @@ def _validate_job(job: Job, old: Job | None, errs: FieldErrors) -> None:
                        _selector_json(old.spec.selector))
         errs.immutable("spec.completionMode", spec.completion_mode, old.spec.completion_mode)
         _validate_job_template_update(job, old, errs)
+
+
+def _validate_cronjob(cj: CronJob, old: CronJob | None, errs: FieldErrors) -> None:
+    spec = cj.spec
+    if not spec.schedule:
+        errs.required("spec.schedule")
+    else:
+        try:
+            cronschedule.parse(spec.schedule)
+        except cronschedule.BadSchedule as err:
+            errs.invalid("spec.schedule", spec.schedule, str(err))
+    if spec.time_zone is not None:
+        try:
+            cronschedule.zone(spec.time_zone)
+        except cronschedule.BadSchedule as err:
+            errs.invalid("spec.timeZone", spec.time_zone, str(err))
+    errs.one_of("spec.concurrencyPolicy", spec.concurrency_policy, ("Allow", "Forbid", "Replace"))
+    for field, value in (("startingDeadlineSeconds", spec.starting_deadline_seconds),
+                         ("successfulJobsHistoryLimit", spec.successful_jobs_history_limit),
+                         ("failedJobsHistoryLimit", spec.failed_jobs_history_limit)):
+        errs.non_negative(f"spec.{field}", value)
+    job = spec.job_template.spec
+    for field, value in (("parallelism", job.parallelism), ("completions", job.completions),
+                         ("backoffLimit", job.backoff_limit)):
+        errs.non_negative(f"spec.jobTemplate.spec.{field}", value)
+    _validate_template(job.template, errs, ("OnFailure", "Never"),
+                       "spec.jobTemplate.spec.template")
 
 
 def _validate_job_template_update(job: Job, old: Job, errs: FieldErrors) -> None:
@@ -467,6 +496,23 @@ def _validate_delete_options(opts: DeleteOptions, old: DeleteOptions | None,
         errs.one_of(f"dryRun[{i}]", value, ("All",))
 
 
+def _validate_pdb(pdb: PodDisruptionBudget, old: PodDisruptionBudget | None,
+                  errs: FieldErrors) -> None:
+    spec = pdb.spec
+    if spec.min_available is not None and spec.max_unavailable is not None:
+        errs.invalid("spec", "{...}", "minAvailable and maxUnavailable cannot be both set")
+    for path, value in (("spec.minAvailable", spec.min_available),
+                        ("spec.maxUnavailable", spec.max_unavailable)):
+        _validate_int_or_percent(value, path, errs)
+        if isinstance(value, str) and (_percent_or_int(value) or 0) > 100:
+            errs.invalid(path, value, "must not be greater than 100%")
+    if spec.selector is not None:
+        validate_label_selector(spec.selector, "spec.selector", errs)
+    if spec.unhealthy_pod_eviction_policy is not None:
+        errs.one_of("spec.unhealthyPodEvictionPolicy", spec.unhealthy_pod_eviction_policy,
+                    ("IfHealthyBudget", "AlwaysAllow"))
+
+
 def _validate_namespace(ns: Namespace, old: Namespace | None, errs: FieldErrors) -> None:
     if ns.status is not None:
         errs.one_of("status.phase", ns.status.phase, ("Active", "Terminating"))
@@ -480,7 +526,8 @@ _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
     ResourceQuota: _validate_quota, Event: _validate_event, Lease: _validate_lease,
     PriorityClass: _validate_priority_class, Binding: _validate_binding, Scale: _validate_scale,
     DeleteOptions: _validate_delete_options, Namespace: _validate_namespace,
-    Alloc: validate_alloc,
+    Alloc: validate_alloc, PodDisruptionBudget: _validate_pdb,
+    CronJob: _validate_cronjob,
     Role: validate_role, ClusterRole: validate_cluster_role, RoleBinding: validate_role_binding,
     ClusterRoleBinding: validate_cluster_role_binding,
 }

@@ -20,7 +20,6 @@ Kubernetes' DaemonSets labelled pods with before ControllerRevisions).
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 import math
@@ -32,10 +31,10 @@ from corral.client.http import Client
 from corral.controllers.base import Controller, split_key
 from corral.controllers.expectations import Expectations
 from corral.controllers.informers import NAMESPACE, SharedInformers
-from corral.controllers.owners import claim, controller_ref, is_deleting, meta, uid_of
+from corral.controllers.owners import claim, controller_ref
 from corral.controllers.pods import is_active, is_available, is_ready, pod_from_template
-from corral.controllers.replicaset import create_pods
-from corral.objects import Obj
+from corral.controllers.replicaset import create_pods, delete_pods
+from corral.objects import Obj, is_deleting, meta, uid_of
 
 log = logging.getLogger("corral.controllers.daemonset")
 
@@ -223,26 +222,11 @@ class DaemonSetController(Controller):
             raise err
 
     async def _delete(self, key: str, ds: Obj, pods: list[Obj]) -> None:
-        self.expectations.expect_deletions(key, [uid_of(p) for p in pods])
-        results = await asyncio.gather(*(self._delete_pod(p) for p in pods),
-                                       return_exceptions=True)
-        for pod, result in zip(pods, results, strict=True):
-            if isinstance(result, BaseException):
-                self.expectations.deletion_observed(key, uid_of(pod))
-            else:
-                self.emit(ds, NORMAL, "SuccessfulDelete",
-                          f"Deleted pod: {meta(pod)['name']}")
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            raise errors[0]
-
-    async def _delete_pod(self, pod: Obj) -> None:
-        m = meta(pod)
-        try:
-            await self.client.delete("Pod", m["name"], m.get("namespace"),
-                                      preconditions={"uid": str(m.get("uid"))})
-        except NotFound:
-            pass
+        deleted, err = await delete_pods(self.client, self.expectations, key, pods)
+        for pod in deleted:
+            self.emit(ds, NORMAL, "SuccessfulDelete", f"Deleted pod: {meta(pod)['name']}")
+        if err is not None:
+            raise err
 
     async def _write_status(self, ds: Obj, wanted: set[str],
                             by_node: dict[str, list[Obj]]) -> None:

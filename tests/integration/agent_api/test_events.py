@@ -11,8 +11,8 @@ import httpx
 
 from tests.cluster import Agent, Master
 from tests.integration.agent_api.conftest import container_status, create_pod, make_pod, wait_pod
-from tests.integration.controllers.helpers import wait_for
 from tests.kubectl import Kubectl
+from tests.poll import wait_for
 
 EVENTS = "/api/v1/namespaces/default/events"
 

@@ -12,8 +12,8 @@ import pytest
 from corral.objects import parse_time, rfc3339
 from tests.cluster import Agent, Master
 from tests.integration.agent_api.conftest import create_pod, make_pod, phase, wait_pod
-from tests.integration.controllers.helpers import wait_for
 from tests.kubectl import Kubectl
+from tests.poll import wait_for
 
 LOG = "/api/v1/namespaces/default/pods/{}/log"
 # One early line, a pause, then a late line every 0.2 s: whenever the test

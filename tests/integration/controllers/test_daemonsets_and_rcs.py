@@ -22,9 +22,9 @@ from tests.integration.controllers.helpers import (
     owned_by,
     pods,
     template,
-    wait_for,
 )
 from tests.kubectl import Kubectl
+from tests.poll import wait_for
 
 NS = "daemons"
 

@@ -14,15 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import manifests
 from tests.cluster import Master
 
 NS = "bad"
 
 
 def _pod(**spec: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"containers": [{"name": "c", "image": "i", "command": ["true"]}]}
-    base.update(spec)
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": base}
+    return manifests.pod("p", **{
+        "containers": [manifests.container(["true"], name="c", image="i")], **spec})
 
 
 def _container(**fields: Any) -> dict[str, Any]:
@@ -75,7 +75,7 @@ CASES = [
     Case("truncated-protobuf", "POST", PODS, b"k8s\x00\n\x0f",
          "application/vnd.kubernetes.protobuf", 400, "BadRequest"),
     Case("protobuf-of-an-undecoded-kind", "POST", PODS,
-         b"k8s\x00\x0a\x13\x0a\x08batch/v1\x12\x07CronJob",
+         b"k8s\x00\x0a\x16\x0a\x07apps/v1\x12\x0bStatefulSet",
          "application/vnd.kubernetes.protobuf", 415, "UnsupportedMediaType"),
     Case("wrong-kind", "POST", PODS, {**_pod(), "kind": "Service"}, code=400,
          reason="BadRequest"),
