@@ -104,6 +104,7 @@ class AllocWorker:
         self._last_flush = 0.0
         self._rate = 0.0  # completions per second, smoothed
         self._executor_lost = ""
+        self._stopping = False  # the executor was told to stop: kills are not failures
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -198,7 +199,11 @@ class AllocWorker:
         now = time.monotonic()
         for done in exits:
             self._seq = max(self._seq, done.seq)
-            if self.array is not None and done.id.isdigit():
+            if self.array is None or not done.id.isdigit():
+                continue
+            if self._stopping and done.code != 0:
+                self.array.interrupted(int(done.id))
+            else:
                 self.array.exited(int(done.id), done.code, done.reason, now)
         self._mark_dirty()
 
@@ -323,6 +328,7 @@ class AllocWorker:
                  self.gone, is_deleting(self.alloc))
         grace = float(meta(self.alloc).get("deletionGracePeriodSeconds")
                       or spec(self.alloc).get("terminationGracePeriodSeconds") or 30)
+        self._stopping = True
         self.conn.stop(0 if self.gone else grace)
         await self.conn.drain()
         if self._reader is not None:

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import secrets
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -424,13 +425,13 @@ def _progress_only(old: Obj, new: Obj) -> bool:
 
 
 def _free_names(job_name: str, taken: set[str], count: int) -> list[str]:
+    """New names, never one an earlier Alloc had: a replacement is a new object
+    (a reused name would meet its predecessor's leftovers, e.g. ledger entries)."""
     names: list[str] = []
-    j = 0
     while len(names) < count:
-        name = f"{job_name}-{j}"
-        if name not in taken:
+        name = f"{job_name}-{secrets.token_hex(3)}"
+        if name not in taken and name not in names:
             names.append(name)
-        j += 1
     return names
 
 

@@ -33,6 +33,7 @@ from corral.client.leaderelection import master_identity, run_elected
 from corral.scheduler.allocs import SCHEDULED, AllocSource
 from corral.scheduler.core import Decision, SchedulerOptions, schedule
 from corral.scheduler.ledger import ENTRY_TTL, Reservations
+from corral.scheduler.nominees import Nominees
 from corral.scheduler.preemption import Preemption, find_preemption
 from corral.scheduler.queue import QueueClosed, SchedulingQueue
 from corral.scheduler.requirements import PodRequirements, pod_requirements
@@ -80,6 +81,7 @@ class Scheduler:
         self.bound = Informer(client, "Pod", field_selector=BOUND_SELECTOR)
         self.bound.add_index("node", lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
         self.allocs = AllocSource(client, BOUND_SELECTOR)  # Allocs, seen as pods
+        self.nominees = Nominees()  # preemptors' room, held from lower priorities
         self.events = EventRecorder(client, instance=instance, component=COMPONENT)
         self.ledger = Reservations(client, self.snapshot, self._lookup)
         self._binding: set[str] = set()
@@ -202,6 +204,7 @@ class Scheduler:
     def _bound_deleted(self, pod: Obj) -> None:
         key = key_of(pod)
         self._doubtful.pop(key, None)
+        self.ledger.forget_phantoms(key)  # it is gone: nothing to keep room for
         placed = self.snapshot.pod(key)
         if placed is not None and placed.node_name == (pod.get("spec") or {}).get("nodeName"):
             self.snapshot.remove_pod(key)
@@ -215,10 +218,12 @@ class Scheduler:
             self.snapshot.add_pod(pod)
 
     def _pending_added(self, pod: Obj) -> None:
+        self._note_nominee(pod)
         if is_ours(pod):
             self._enqueue(pod)
 
     def _pending_updated(self, old: Obj, new: Obj) -> None:
+        self._note_nominee(new)
         if not is_ours(new):
             self.queue.remove(key_of(new))
             return
@@ -227,10 +232,15 @@ class Scheduler:
         if changed or key_of(new) not in self.queue:
             self._enqueue(new)
 
+    def _note_nominee(self, pod: Obj) -> None:
+        node = (pod.get("status") or {}).get("nominatedNodeName")
+        self.nominees.set(key_of(pod), node if is_ours(pod) else None, pod_requirements(pod))
+
     def _pending_deleted(self, pod: Obj) -> None:
         # Also what a bind looks like from here; the pod's stand-ins stay until the
         # bound informer shows it (it is a separate stream) or they expire.
         self.queue.remove(key_of(pod))
+        self.nominees.forget(key_of(pod))
 
     def _enqueue(self, pod: Obj) -> None:
         meta = pod.get("metadata") or {}
@@ -268,7 +278,8 @@ class Scheduler:
         if key in self._binding or (pod.get("metadata") or {}).get("uid") in self._recently_bound:
             return  # a bind is in flight (it re-queues the pod if it fails), or done
         req = pod_requirements(pod)
-        decision = schedule(self.snapshot, req, self.options)
+        with self.nominees.held(self.snapshot, req):
+            decision = schedule(self.snapshot, req, self.options)
         if decision.node is not None:
             self._assume_and_bind(pod, req, decision.node)
         else:
@@ -294,10 +305,11 @@ class Scheduler:
                 else:
                     await self.client.bind(req.name, req.namespace, node)
             self.queue.remove(key)
+            self.nominees.forget(key)
             self._recently_bound[req.uid] = time.monotonic()
             self.bound_count += 1
             self.events.event(self._about(pod), "Normal", "Scheduled",
-                              f"Successfully assigned {key} to {node}")
+                              f"Successfully assigned {key_of(self._about(pod))} to {node}")
         except NotFound:  # deleted meanwhile
             self._unassume(key, node)
             self.queue.remove(key)
@@ -347,10 +359,12 @@ class Scheduler:
         if nominated and self._victims_terminating(nominated, req.priority):
             message = f"{message} {TERMINATING_VICTIM}"
         else:
-            result = find_preemption(self.snapshot, req)
-            if result.preemption is not None:
+            with self.nominees.held(self.snapshot, req):
+                result = find_preemption(self.snapshot, req)
+            if result.preemption is not None and result.preemption.victims:
                 await self._preempt(pod, result.preemption)
                 nominated = result.preemption.node
+                self.nominees.set(req.key, nominated, req)
             elif result.message:
                 message = f"{message} {result.message}"
         self.events.event(self._about(pod), "Warning", "FailedScheduling", message)
