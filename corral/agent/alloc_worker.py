@@ -338,7 +338,7 @@ class AllocWorker:
             self.array.launched = IndexSet()  # whatever did not report has not finished
         await self._settle("Succeeded" if self._all_done() else "Failed")
         self.conn.close()
-        self.ctx.executors.remove(self.uid)
+        self.ctx.executors.retire(self.uid, self.namespace, self.name)
 
     def _all_done(self) -> bool:
         return self.array is not None and not (self.array.assigned - self.array.finished())
@@ -368,4 +368,4 @@ class AllocWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), RESYNC_SECONDS)
         await self._settle("Failed")
-        self.ctx.executors.remove(self.uid)
+        self.ctx.executors.retire(self.uid, self.namespace, self.name)

@@ -74,6 +74,7 @@ CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 SETTLE_SLACK_SECONDS = 30.0  # past its grace, a deleting Alloc counts as settled
 STATUS_EVERY_SECONDS = 0.5  # progress-only status writes at most this often
 RESYNC_SECONDS = 5.0
+REMEMBERED_REMOVED = 32  # removed Allocs whose node (keeping their logs) the Job lists
 
 
 def is_task_array(job: Obj) -> bool:
@@ -170,12 +171,16 @@ class TaskArrays:
             done = IndexSet.parse(st.get("completedIndexes"))
             failed = IndexSet.parse(st.get("failedIndexes"))
             array = dict(st.get("taskArray") or {})
+            removed = dict(array.get("removed") or {})
             for alloc in new:
                 state = AllocState.of(alloc)
                 done.update(state.completed)
                 failed.update(state.failed)
                 array["removedFailures"] = int(array.get("removedFailures") or 0) + state.failures
                 listed.append(state.uid)
+                if state.node and (state.completed or state.failed or state.failures):
+                    removed[state.name] = state.node  # its logs stay there
+            array["removed"] = dict(list(removed.items())[-REMEMBERED_REMOVED:])
             st["completedIndexes"], st["failedIndexes"] = done.format(), (failed - done).format()
             st["succeeded"] = len(done)
             st["taskArray"] = array

@@ -43,6 +43,8 @@ class TaskArrayStatus(KubeModel):
 
     removed_failures: Int32 | None = None  # failed attempts in Allocs already removed
     allocs: Int32 | None = None  # Allocs the Job has now
+    # Removed Allocs → the node that keeps their task logs (the newest few).
+    removed: dict[str, str] | None = None
 
 
 class JobStatus(KubeModel):

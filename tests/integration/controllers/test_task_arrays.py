@@ -97,8 +97,10 @@ def test_two_thousand_tasks_each_index_exactly_once(master: Master, pair: list[A
         assert ran(out) == list(range(2000))  # no duplicates, no gaps
         st = job_status(http, "two-k")
         assert (st["succeeded"], st["failed"], st["completedIndexes"]) == (2000, 0, "0-1999")
-        assert st["active"] == 0 and not (st.get("uncountedTerminatedPods") or {}).get("failed")
+        assert st["active"] == 0
         wait_for(lambda: allocs_of(http, "two-k") == [], 30, "the Allocs removed")
+        wait_for(lambda: not (job_status(http, "two-k").get("uncountedTerminatedPods")
+                              or {}).get("failed"), 30, "every removed Alloc counted")
     table = kubectl(master, tmp_path, "get", "job", "two-k").stdout.split("\n")[1].split()
     assert table[:3] == ["two-k", "Complete", "2000/2000"]
 
