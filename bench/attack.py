@@ -3,8 +3,8 @@ normal requests does not share an interpreter with it):
 
     writers     N concurrent connections creating ConfigMaps as fast as they are
                 answered (honouring Retry-After on 429)
-    idle        M TLS connections that never send a request, reopened (at most
-                100/s) whenever the server closes them
+    idle        M TCP connections that never start TLS, and --idle-tls ones
+                that never send a request, reopened whenever the server closes them
     slowloris   one connection sending its headers a byte every half second
 
     python -m bench.attack --url URL --token T --ca CA --namespace NS \\
@@ -20,13 +20,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import ssl
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -40,8 +46,7 @@ class Attack:
         self.statuses: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
         self.acknowledged: list[str] = []
-        self.idle_open = 0
-        self.idle_max = 0
+        self.idle_max: dict[str, int] = {}
         self.slowloris_closed_after: float | None = None
         parts = urlsplit(args.url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 443
@@ -77,21 +82,25 @@ class Attack:
         if conn is not None:
             conn.close()
 
-    async def idle(self) -> None:
-        """Hold ``--idle`` TLS connections open; reopen the ones the server closes."""
+    async def idle(self, count: int, tls: bool) -> None:
+        """Hold ``count`` connections open that never send a request (plain TCP:
+        the server is left waiting for a TLS handshake; TLS: for headers), and
+        reopen the ones the server closes."""
         held: list[asyncio.StreamWriter] = []
+        key = "idle_tls" if tls else "idle_tcp"
         while self.running():
             held = [w for w in held if not w.is_closing() and not _eof(w)]
-            self.idle_open = len(held)
-            self.idle_max = max(self.idle_max, self.idle_open)
-            for _ in range(min(self.args.idle - len(held), 100)):
-                try:
-                    _, w = await asyncio.open_connection(self.host, self.port, ssl=self.ctx)
-                except OSError as err:
-                    self.errors[f"idle-{type(err).__name__}"] += 1
-                    break
-                held.append(w)
-            await asyncio.sleep(1.0)
+            self.idle_max[key] = max(self.idle_max.get(key, 0), len(held))
+            wanted = min(count - len(held), 200)
+            opened = await asyncio.gather(
+                *(asyncio.open_connection(self.host, self.port, ssl=self.ctx if tls else None)
+                  for _ in range(wanted)), return_exceptions=True)
+            for item in opened:
+                if isinstance(item, BaseException):
+                    self.errors[f"{key}-{type(item).__name__}"] += 1
+                else:
+                    held.append(item[1])
+            await asyncio.sleep(0.5)
         for w in held:
             w.close()
 
@@ -118,14 +127,85 @@ class Attack:
     async def run(self) -> dict[str, object]:
         tasks = [self.writer(i) for i in range(self.args.writers)]
         if self.args.idle:
-            tasks.append(self.idle())
+            tasks.append(self.idle(self.args.idle, tls=False))
+        if self.args.idle_tls:
+            tasks.append(self.idle(self.args.idle_tls, tls=True))
         if self.args.slowloris:
             tasks.append(self.slowloris())
         await asyncio.gather(*tasks)
         return {"statuses": {str(k): v for k, v in self.statuses.items()},
                 "errors": dict(self.errors), "acknowledged": self.acknowledged,
-                "idle_max_open": self.idle_max,
+                "idle_max_open": self.idle_max,  # by kind: idle_tcp, idle_tls
                 "slowloris_closed_after": self.slowloris_closed_after}
+
+
+KUBECTL_AGENT = "kubectl/v1.32.4 (linux/amd64) kubernetes/59526cd"
+
+
+@dataclass
+class Soak:
+    """What a client doing normal work saw while the attack ran."""
+
+    latencies: list[float] = field(default_factory=list)  # seconds, one per request
+    started: list[float] = field(default_factory=list)  # when each began, from the first
+    statuses: Counter[int] = field(default_factory=Counter)
+    peak_rss: int = 0  # bytes, the master's
+    attack: dict[str, object] = field(default_factory=dict)  # bench.attack's summary
+
+
+def rss_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def soak(url: str, token: str, ca: str, master_pid: int, seconds: float, *,
+         writers: int = 200, idle: int = 2000, namespace: str = "soak",
+         probe: str = "/api/v1/namespaces/default/configmaps?limit=50",
+         every: Callable[[], None] | None = None) -> Soak:
+    """Attack the master from another process for ``seconds`` while this one sends
+    a normal request (as kubectl would) every 0.2 s and calls ``every`` once a
+    second; the master's ``namespace`` must exist."""
+    result = Soak()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "attack.json"
+        proc = subprocess.Popen(
+            # --token=...: a token may begin with "-"
+            [sys.executable, "-m", "bench.attack", "--url", url, f"--token={token}", "--ca", ca,
+             "--namespace", namespace, "--seconds", str(seconds), "--writers", str(writers),
+             "--idle", str(idle), "--out", str(out)],
+            cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
+        try:
+            _probe(result, url, token, ca, master_pid, proc, every, probe)
+            proc.wait(seconds + 120)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+        result.attack = orjson.loads(out.read_bytes()) if out.exists() else {}
+    return result
+
+
+def _probe(result: Soak, url: str, token: str, ca: str, pid: int,
+           proc: subprocess.Popen[bytes], every: Callable[[], None] | None,
+           probe: str) -> None:
+    headers = {"Authorization": f"Bearer {token}", "User-Agent": KUBECTL_AGENT}
+    last_every = time.monotonic()
+    time.sleep(2.0)  # let the attack get going
+    with httpx.Client(base_url=url, verify=ca, headers=headers, timeout=60.0) as client:
+        first = time.monotonic()
+        while proc.poll() is None:
+            t0 = time.monotonic()
+            response = client.get(probe)
+            result.latencies.append(time.monotonic() - t0)
+            result.started.append(t0 - first)
+            result.statuses[response.status_code] += 1
+            result.peak_rss = max(result.peak_rss, rss_of(pid))
+            if every is not None and time.monotonic() - last_every >= 1.0:
+                every()
+                last_every = time.monotonic()
+            time.sleep(0.2)
 
 
 def _eof(writer: asyncio.StreamWriter) -> bool:
@@ -144,6 +224,7 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--writers", type=int, default=200)
     ap.add_argument("--idle", type=int, default=2000)
+    ap.add_argument("--idle-tls", type=int, default=200)
     ap.add_argument("--slowloris", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()

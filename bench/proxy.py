@@ -1,13 +1,26 @@
 """Service proxy benchmark: prints figures, never passes or fails.
 
-    .venv/bin/python bench/proxy.py [--seconds 2] [--runs 3] [--concurrency 32]
+    sudo .venv/bin/python bench/proxy.py [--seconds 2] [--runs 3] [--concurrency 32]
 
-A small HTTP backend and the proxy (a ProxyTable with one Service port) each run
-in their own process, as on a node. One load generator, in this process, sends
-GETs directly to the backend and through the clusterIP, alternating, in the same
-run: first with keep-alive off (a new TCP connection per request, as most
-Service traffic between pods is set up), then with keep-alive on. Each figure is
-the median of --runs runs; each run is bounded by --seconds and --max-requests.
+Three paths to one small HTTP backend, measured alternately in the same run:
+direct, through a clusterIP programmed in nftables (NftProxy: the kernel DNATs),
+and through a clusterIP served by the user-space proxy (a ProxyTable in its own
+process, as on a node). First with keep-alive off (a new TCP connection per
+request, as most Service traffic between pods is set up), then on. Each figure
+is the median of --runs runs; each run is bounded by --seconds and --max-requests;
+a ratio is the median of the ratios within each round, with their range (on a
+shared machine the range says how much to trust it). Next to throughput, the CPU
+one request costs every process involved (load generator, backend, user-space
+proxy; loopback's kernel work runs in their context): contention moves
+throughput far more than it moves that cost. Goal: nftables >= 0.95x direct.
+
+Then the programming latency of nftables mode (median of --runs): one endpoint
+change with one Service, 1,000 Services in one transaction, and one endpoint
+change among those 1,000 (every write is the whole table).
+
+As root the whole benchmark runs in a network namespace it creates and deletes
+(its table goes with it); without root (or nft) nftables is not measured and the
+reason is printed.
 """
 
 from __future__ import annotations
@@ -15,21 +28,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped]
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from corral.cli import eventloop
+from corral.proxy.mode import nftables_unavailable
 from corral.proxy.model import Backend, ServicePortKey, ServiceProxySpec
+from corral.proxy.nftables import NftProxy
 from corral.proxy.table import ProxyTable
 
-CLUSTER_IP = "127.100.250.1"
+CLUSTER_IP = "127.100.250.1"  # the user-space proxy's
+NFT_CLUSTER_IP = "127.100.250.2"  # DNATed by nftables
+NFT_TABLE = "corral-bench"
 BODY = b"backend-0"
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%%s\r\n%s" % (len(BODY), BODY))
 
@@ -176,22 +197,108 @@ def _median(results: list[Result]) -> Result:
     return sorted(results, key=lambda r: r.rate)[len(results) // 2]
 
 
-async def compare(args: argparse.Namespace, backend_port: int, proxy_port: int) -> None:
+GOALS = {"nftables": 0.95, "userspace": 0.7}
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of the processes doing the work (load generator, backend,
+    user-space proxy). Loopback packets are mostly processed in their sender's
+    context, so the kernel's NAT and forwarding show up here too."""
+    total = 0.0
+    for pid in pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
+async def compare(args: argparse.Namespace, targets: dict[str, tuple[str, int]],
+                  pids: list[int]) -> None:
+    """Rates per target, and each target's ratio to direct: the median of the ratios
+    within one round (the targets run back to back), which drift in the machine's
+    load (other processes) cancels out of far better than a ratio of medians.
+
+    On a shared machine throughput swings with everyone else's load; CPU per
+    request does not (much): `cpu` is what one request costs all the processes
+    involved, and its ratio is direct's cost over the target's (1.0 = as cheap)."""
     for keep_alive in (False, True):
-        direct: list[Result] = []
-        proxied: list[Result] = []
-        for _ in range(args.runs):  # alternate, so drift affects both alike
-            for target, results in ((("127.0.0.1", backend_port), direct),
-                                    ((CLUSTER_IP, proxy_port), proxied)):
-                results.append(await load(*target, keep_alive, args.seconds, args.concurrency,
-                                          args.max_requests))
-        d, p = _median(direct), _median(proxied)
+        results: dict[str, list[Result]] = {name: [] for name in targets}
+        costs: dict[str, list[float]] = {name: [] for name in targets}
+        for _ in range(args.runs):  # alternate, so drift affects all alike
+            for name, target in targets.items():
+                before = cpu_seconds(pids)
+                result = await load(*target, keep_alive, args.seconds, args.concurrency,
+                                    args.max_requests)
+                results[name].append(result)
+                costs[name].append((cpu_seconds(pids) - before) / max(result.requests, 1))
         mode = "keep-alive on " if keep_alive else "keep-alive off"
-        print(f"{mode}  direct  {d.rate:8.0f} req/s  p99 {d.p99_ms:6.2f} ms  "
-              f"failures {sum(r.failures for r in direct)}")
-        print(f"{mode}  proxied {p.rate:8.0f} req/s  p99 {p.p99_ms:6.2f} ms  "
-              f"failures {sum(r.failures for r in proxied)}")
-        print(f"{mode}  ratio   {p.rate / d.rate:8.2f}x direct throughput (goal >= 0.7)")
+        for name, runs in results.items():
+            m = _median(runs)
+            cost = sorted(costs[name])[len(runs) // 2]
+            line = (f"{mode}  {name:9} {m.rate:7.0f} req/s  p99 {m.p99_ms:6.1f} ms  "
+                    f"cpu {1e6 * cost:5.0f} us/req  failures {sum(r.failures for r in runs)}")
+            if name != "direct":
+                rates = [r.rate for r in runs], [r.rate for r in results["direct"]]
+                cheap = costs["direct"], costs[name]
+                line += (f"\n{mode}  {'':9} throughput {_ratio(*rates)}   cpu per request "
+                         f"{_ratio(*cheap)}   (goal >= {GOALS[name]}x direct)")
+            print(line, flush=True)
+
+
+def _ratio(ours: list[float], direct: list[float]) -> str:
+    """Median of the per-round ratios ours/direct, with their range."""
+    ratios = sorted(o / d for o, d in zip(ours, direct, strict=True) if d)
+    return f"{ratios[len(ratios) // 2]:4.2f}x (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})"
+
+
+# -- nftables programming latency ------------------------------------------------
+
+async def _timed_apply(proxy: NftProxy, services: dict[ServicePortKey, ServiceProxySpec],
+                       backends: dict[ServicePortKey, list[Backend]]) -> tuple[float, float]:
+    """(seconds until the rules are in effect, seconds including the conntrack flush)."""
+    began = time.perf_counter()
+    await proxy.apply(services, backends)
+    await proxy.flushed()
+    return proxy.last_write_seconds, time.perf_counter() - began
+
+
+def _bulk(count: int, port: int, moved: int = -1) -> tuple[
+        dict[ServicePortKey, ServiceProxySpec], dict[ServicePortKey, list[Backend]]]:
+    """``count`` Services of two endpoints each; Service ``moved`` has another second one."""
+    keys = [ServicePortKey("bench", f"svc-{i}") for i in range(count)]
+    services = {k: ServiceProxySpec(f"127.101.{i // 250}.{i % 250 + 1}", 80, node_port=30000 + i)
+                for i, k in enumerate(keys)}
+    backends = {k: [Backend("127.0.0.1", port), Backend(f"127.0.0.{3 if i == moved else 2}", port)]
+                for i, k in enumerate(keys)}
+    return services, backends
+
+
+async def programming(args: argparse.Namespace, proxy: NftProxy, port: int,
+                      services: dict[ServicePortKey, ServiceProxySpec],
+                      backends: dict[ServicePortKey, list[Backend]], run_dir: Path) -> None:
+    """How long until a write is in effect (and with its conntrack flush), median of runs."""
+    timings: dict[str, list[tuple[float, float]]] = {
+        "endpoint change, 1 Service": [], "1,000 Services, whole-table write": [],
+        "1,000 Services added, one change": [], "endpoint change among 1,000 Services": []}
+    key = next(iter(services))
+    many, many_backends = _bulk(1000, port)
+    _, moved_backends = _bulk(1000, port, moved=7)
+    for run in range(args.runs):
+        moved = {key: [Backend(f"127.0.0.{2 + run % 2}", port)]}
+        timings["endpoint change, 1 Service"].append(await _timed_apply(proxy, services, moved))
+        fresh = NftProxy(f"{NFT_TABLE}-{run}", run_dir=run_dir)  # its first write is whole
+        timings["1,000 Services, whole-table write"].append(
+            await _timed_apply(fresh, many, many_backends))
+        await fresh.close()
+        timings["1,000 Services added, one change"].append(
+            await _timed_apply(proxy, {**services, **many}, {**backends, **many_backends}))
+        timings["endpoint change among 1,000 Services"].append(
+            await _timed_apply(proxy, {**services, **many}, {**backends, **moved_backends}))
+        await proxy.apply(services, backends)
+    for what, values in timings.items():
+        effect = sorted(v[0] for v in values)[len(values) // 2]
+        total = sorted(v[1] for v in values)[len(values) // 2]
+        print(f"nftables programming: {what:38} {1000 * effect:7.1f} ms in effect  "
+              f"{1000 * total:7.1f} ms with conntrack flush", flush=True)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -201,34 +308,81 @@ def free_port(host: str = "127.0.0.1") -> int:
     return port
 
 
+async def measure(args: argparse.Namespace, backend_port: int, proxy_port: int,
+                  nft_problem: str | None, pids: list[int]) -> None:
+    targets = {"direct": ("127.0.0.1", backend_port)}
+    key = ServicePortKey("bench", "web")
+    services = {key: ServiceProxySpec(NFT_CLUSTER_IP, 80)}
+    backends = {key: [Backend("127.0.0.1", backend_port)]}
+    with tempfile.TemporaryDirectory() as run_dir:
+        proxy = NftProxy(NFT_TABLE, run_dir=Path(run_dir)) if nft_problem is None else None
+        try:
+            if proxy is not None:
+                await proxy.apply(services, backends)
+                targets["nftables"] = (NFT_CLUSTER_IP, 80)
+            else:
+                print(f"nftables: not measured ({nft_problem})")
+            targets["userspace"] = (CLUSTER_IP, proxy_port)
+            await compare(args, targets, pids)
+            if proxy is not None:
+                await programming(args, proxy, backend_port, services, backends,
+                                  Path(run_dir))
+        finally:
+            if proxy is not None:
+                await proxy.close()
+
+
+def inside(args: argparse.Namespace) -> None:
+    """The benchmark proper (in its own network namespace when root)."""
+    nft_problem = nftables_unavailable()
+    backend_port, proxy_port = free_port(), free_port(CLUSTER_IP)
+    backend = start("backend", "--port", str(backend_port))
+    try:
+        proxy = start("proxy", "--backend-port", str(backend_port), "--port", str(proxy_port))
+        try:
+            print(f"backend 127.0.0.1:{backend_port}  nftables {NFT_CLUSTER_IP}:80  "
+                  f"userspace {CLUSTER_IP}:{proxy_port}  concurrency {args.concurrency}  "
+                  f"{args.runs} runs x {args.seconds}s, median", flush=True)
+            pids = [os.getpid(), backend.pid, proxy.pid]
+            eventloop.run(measure(args, backend_port, proxy_port, nft_problem, pids))
+        finally:
+            stop(proxy)
+    finally:
+        stop(backend)
+
+
+def in_own_namespace(argv: list[str]) -> None:
+    """Run this script again inside a network namespace made for it, then delete it."""
+    name = f"corral-bench-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        print(f"network namespace {name} (deleted at the end)", flush=True)
+        subprocess.run(["ip", "netns", "exec", name, sys.executable, __file__, *argv,
+                        "--role", "inside"], check=False)
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one run")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--max-requests", type=int, default=200_000, help="cap per run")
-    parser.add_argument("--role", choices=["bench", "backend", "proxy"], default="bench")
+    parser.add_argument("--role", choices=["bench", "inside", "backend", "proxy"],
+                        default="bench")
     parser.add_argument("--backend-port", type=int, default=0)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     if args.role == "backend":
         eventloop.run(serve_backend(args.port))
-        return
-    if args.role == "proxy":
+    elif args.role == "proxy":
         eventloop.run(serve_proxy(args.backend_port, args.port))
-        return
-    backend_port, proxy_port = free_port(), free_port(CLUSTER_IP)
-    backend = start("backend", "--port", str(backend_port))
-    try:
-        proxy = start("proxy", "--backend-port", str(backend_port), "--port", str(proxy_port))
-        try:
-            print(f"backend 127.0.0.1:{backend_port}  service {CLUSTER_IP}:{proxy_port}  "
-                  f"concurrency {args.concurrency}  {args.runs} runs x {args.seconds}s, median")
-            eventloop.run(compare(args, backend_port, proxy_port))
-        finally:
-            stop(proxy)
-    finally:
-        stop(backend)
+    elif args.role == "bench" and os.geteuid() == 0 and shutil.which("ip"):
+        in_own_namespace(sys.argv[1:])
+    else:
+        inside(args)
 
 
 if __name__ == "__main__":

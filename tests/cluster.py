@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -17,21 +16,11 @@ from typing import TypeVar
 import httpx
 
 from corral.cli.local_etcd import EtcdMember, LocalEtcd
+from tests import poll
 
 T = TypeVar("T")
 
-
-def wait_for(check: Callable[[], T], timeout: float = 60.0, what: str = "") -> T:
-    """Poll ``check`` until it returns something truthy; return that. Raises
-    AssertionError naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout}s: {what or check}")
-        time.sleep(0.1)
+wait_for = poll.wait_for  # the one poll helper (tests/poll.py), also reachable from here
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -98,6 +87,7 @@ class Master(CorralProcess):
     port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
+    name: str = "master"  # several masters may share one data dir (and its CA)
     netns: str | None = None
 
     @property
@@ -125,13 +115,17 @@ class Master(CorralProcess):
 
     @property
     def log_path(self) -> Path:
-        return self.data_dir / "master.log"
+        return self.data_dir / f"{self.name}.log"
 
     def start(self, timeout: float = 30.0) -> Master:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.spawn(["master", "--data-dir", str(self.data_dir),
                     "--listen", f"{self.host}:{self.port}", *self.extra_args])
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()  # a master that never got ready is not left behind
+            raise
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:
@@ -215,6 +209,7 @@ class Agent(CorralProcess):
     proc: subprocess.Popen[bytes] | None = None
     netns: str | None = None
     env: dict[str, str] | None = None  # the agent's environment (default: the test's)
+    servers: list[str] = field(default_factory=list)  # several masters (default: master's)
 
     @property
     def log_path(self) -> Path:
@@ -229,7 +224,8 @@ class Agent(CorralProcess):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         mode = ([] if self.netns or "--proxy-mode" in self.extra_args
                 else ["--proxy-mode", "userspace"])
-        self.spawn(["agent", "--server", self.master.url, "--name", self.name,
+        self.spawn(["agent", "--server", ",".join(self.servers or [self.master.url]),
+                    "--name", self.name,
                     "--kubeconfig", str(self.master.kubeconfig), "--node-ip", self.node_ip,
                     "--state-dir", str(self.state_dir), "--heartbeat", "0.5",
                     "--backoff-initial", "1", "--backoff-cap", "8", *mode, *self.extra_args],
@@ -347,3 +343,23 @@ class EtcdCluster:
 
     def _member(self, name: str) -> EtcdMember:
         return next(m for m in self.local.members if m.name == name)
+
+
+@dataclass
+class Component(CorralProcess):
+    """Another `corral` component process (scheduler, controllers) for ``master``,
+    started as ``corral <command> --kubeconfig <master's> <args>``."""
+
+    master: Master
+    command: str
+    args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    netns: str | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.master.data_dir / f"{self.command}-{id(self)}.log"
+
+    def start(self) -> Component:
+        self.spawn([self.command, "--kubeconfig", str(self.master.kubeconfig), *self.args])
+        return self

@@ -1,6 +1,7 @@
-"""The real kubectl, run against a test master: the 1.32 client when the
-machine has it (the dispatcher's own folder), else the `kubectl` on PATH.
-A machine without kubectl fails these tests; it does not skip them."""
+"""The real kubectl, run against a test master: the `kubectl` on PATH (the
+project's install step puts one there where it is missing: see
+scripts/debian-packages.txt). A machine without kubectl fails these tests; it
+does not skip them."""
 
 from __future__ import annotations
 
@@ -12,12 +13,10 @@ from pathlib import Path
 
 from tests.cluster import Master
 
-KUBECTL_132 = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
-
 
 def kubectl_binary() -> str:
-    found = str(KUBECTL_132) if KUBECTL_132.exists() else shutil.which("kubectl")
-    assert found, "no kubectl on PATH: these tests drive the real kubectl"
+    found = shutil.which("kubectl")
+    assert found, "no kubectl on PATH: these tests drive the real kubectl (scripts/install.sh)"
     return found
 
 
@@ -43,13 +42,13 @@ class Kubectl:
         return subprocess.run([*self.argv, *args], input=input, capture_output=True,
                               text=True, env=self.env, timeout=timeout, check=False)
 
-    def in_tty(self, command: str, rows: int = 40, cols: int = 100,
+    def in_tty(self, command: str, stdin: str = "", rows: int = 40, cols: int = 100,
                timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """``kubectl <command>`` with a terminal of rows x cols (util-linux `script`)."""
+        """``kubectl <command>`` in a terminal of rows x cols (util-linux `script`),
+        typing ``stdin`` into it."""
         line = f"stty rows {rows} cols {cols}; exec {' '.join(self.argv)} {command}"
         return subprocess.run(["script", "-qec", line, "/dev/null"], env=self.env, text=True,
-                              capture_output=True, check=False, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+                              capture_output=True, check=False, timeout=timeout, input=stdin)
 
     def background(self, *args: str) -> subprocess.Popen[str]:
         """A long-running kubectl (port-forward, attach); the caller stops it."""

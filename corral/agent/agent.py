@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from typing import Any
 
 import httpx
 
@@ -27,6 +26,7 @@ from corral.agent.alloc_worker import AllocContext
 from corral.agent.allocs import AllocManager
 from corral.agent.config import AgentConfig
 from corral.agent.heartbeat import Heartbeat
+from corral.agent.metrics import AGENT_METRICS
 from corral.agent.node import node_status, register_node
 from corral.agent.pod_worker import NodeContext
 from corral.agent.pods import PodManager
@@ -40,25 +40,28 @@ from corral.agent.stats import StatsCollector
 from corral.api.errors import APIError
 from corral.client.backoff import Backoff
 from corral.client.http import Client, ServerUnreachable
+from corral.objects import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 CLIENT_ATTEMPTS = 3  # a write must not hold a pod worker for long while the master is away
 
 
-async def pick_server(cfg: AgentConfig) -> str:
-    """The first master URL that answers /readyz; the first one if none does yet."""
+async def order_servers(cfg: AgentConfig) -> list[str]:
+    """The master URLs, one answering /readyz first (the client fails over from
+    there); as given if none answers yet."""
     verify: ssl.SSLContext | bool = (ssl.create_default_context(cadata=cfg.ca_pem.decode())
                                      if cfg.ca_pem else True)
+    if len(cfg.servers) == 1:
+        return list(cfg.servers)
     async with httpx.AsyncClient(verify=verify, timeout=2.0) as http:
-        for url in cfg.servers:
+        for i, url in enumerate(cfg.servers):
             try:
                 if (await http.get(f"{url.rstrip('/')}/readyz")).status_code == 200:
-                    return url
+                    return cfg.servers[i:] + cfg.servers[:i]
             except httpx.HTTPError:
                 continue
-    return cfg.servers[0]
+    return list(cfg.servers)
 
 
 class Agent:
@@ -78,8 +81,8 @@ class Agent:
     async def start(self) -> None:
         cfg = self.cfg
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        url = await pick_server(cfg)
-        self.client = client = Client(url, cfg.token, cfg.ca_pem, attempts=CLIENT_ATTEMPTS,
+        servers = await order_servers(cfg)
+        self.client = client = Client(servers, cfg.token, cfg.ca_pem, attempts=CLIENT_ATTEMPTS,
                                       user_agent=f"corral-agent/{cfg.name}")
         # Services first: a pod started now sees the Services that exist (env vars).
         self.services = NodeServices(client, cfg)
@@ -91,7 +94,7 @@ class Agent:
                           self._get_object, self.services.pod_env)
         self.pods = PodManager(ctx)
         self.server = AgentServer(cfg, self.pods, StatsCollector(self.pods, cfg.name),
-                                  TokenCheck(cfg, url))
+                                  TokenCheck(cfg, servers))
         await self.server.start()
         await self.pods.start()
         self.allocs = AllocManager(AllocContext(
@@ -99,10 +102,14 @@ class Agent:
         self.server.allocs = self.allocs
         await self.allocs.start()
         port = self.server.port
-        self.heartbeat = Heartbeat(client, cfg,
-                                   lambda: node_status(cfg, self.runtime.isolation(), port))
+        self.heartbeat = Heartbeat(
+            client, cfg, lambda: node_status(cfg, self.runtime.isolation(), port),
+            register=lambda: register_node(client, cfg, self.runtime.isolation()))
+        pods, heartbeat = self.pods, self.heartbeat
+        AGENT_METRICS.bind(lambda: len(pods.workers), heartbeat.age)
         self._register_task = asyncio.create_task(self._register())
-        log.info("agent started node=%s master=%s isolation=%s dns=%s", cfg.name, url,
+        log.info("agent started node=%s master=%s isolation=%s dns=%s", cfg.name,
+                 client.current_server,
                  self.runtime.isolation().mechanism, self.services.dns_address)
 
     async def _get_object(self, kind: str, namespace: str, name: str) -> Obj:

@@ -34,6 +34,9 @@ class AgentConfig:
     cpus: float | None = None  # advertise this many CPUs instead of the machine's
     memory_bytes: int | None = None
     max_pods: int = 110  # Kubernetes' default --max-pods
+    # Processes each container of a pod may have (the kubelet's podPidsLimit; -1:
+    # none). One pod forking without end must not use up the host's pids.
+    pod_pids_limit: int = 1024
     reservation: Reservation = field(default_factory=Reservation)
     heartbeat_seconds: float = 1.0  # Lease renewal period
     lease_duration_seconds: int = 40  # what the Lease promises (kubelet's default)

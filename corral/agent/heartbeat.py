@@ -16,33 +16,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from corral.agent.config import AgentConfig
-from corral.agent.node import rfc3339, stamp, without_times
+from corral.agent.node import stamp, without_times
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.client.backoff import Backoff
 from corral.client.clock import Clock, RealClock
 from corral.client.http import Client, ServerUnreachable
-from corral.objects import rfc3339_micro
+from corral.objects import Obj, rfc3339, rfc3339_micro, spec
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 LEASE_NAMESPACE = "kube-node-lease"
 StatusSource = Callable[[], Obj]  # the node status measured now, without times
 
 
 class Heartbeat:
     def __init__(self, client: Client, cfg: AgentConfig, status_source: StatusSource,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None,
+                 register: Callable[[], Awaitable[Obj]] | None = None) -> None:
         self.client = client
         self.cfg = cfg
         self.status_source = status_source
+        # Creates the Node again when someone deleted it (the kubelet does too).
+        self.register = register
         self.clock = clock or RealClock()
         self.renewals = 0  # successful Lease renewals, for tests and logs
         self.status_posts = 0
+        self.renewed_at: float | None = None  # clock.monotonic() of the last renewal
         self._lease: Obj | None = None
         self._posted: Obj | None = None  # the last status posted, without times
         self._posted_at = float("-inf")
@@ -83,7 +86,7 @@ class Heartbeat:
 
     def _lease_spec(self) -> Obj:
         now = rfc3339_micro(self.clock.now())
-        old = (self._lease or {}).get("spec") or {}
+        old = spec(self._lease or {})
         return {"holderIdentity": self.cfg.name,
                 "leaseDurationSeconds": self.cfg.lease_duration_seconds,
                 "acquireTime": old.get("acquireTime") or now, "renewTime": now}
@@ -98,6 +101,13 @@ class Heartbeat:
             self._lease = None  # someone else wrote it (or removed it): re-read
             raise
         self.renewals += 1
+        self.renewed_at = self.clock.monotonic()
+
+    def age(self) -> float:
+        """Seconds since the Lease was last renewed (+Inf before the first renewal)."""
+        if self.renewed_at is None:
+            return float("inf")
+        return self.clock.monotonic() - self.renewed_at
 
     async def _get_or_create_lease(self) -> Obj:
         try:
@@ -120,7 +130,13 @@ class Heartbeat:
     async def post_status(self, measured: Obj | None = None) -> Obj:
         if measured is None:
             measured = await asyncio.to_thread(self.status_source)
-        node = await self.client.get("Node", self.cfg.name)
+        try:
+            node = await self.client.get("Node", self.cfg.name)
+        except NotFound:
+            if self.register is None:
+                raise
+            log.warning("node object deleted: registering again node=%s", self.cfg.name)
+            node = await self.register()
         old = node.get("status") or {}
         status = {**old, **measured,
                   "conditions": stamp(measured["conditions"], old.get("conditions"),

@@ -25,13 +25,12 @@ import logging
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from corral.agent.config import AgentConfig
 from corral.agent.container_env import EnvBuilder, EnvError, ObjectGetter, PodEnv, command_line
 from corral.agent.container_track import ContainerTrack, ProbeContext
+from corral.agent.metrics import AGENT_METRICS
 from corral.agent.pod_ports import PodPorts
 from corral.agent.pod_status import (
     PodPhase,
@@ -41,16 +40,15 @@ from corral.agent.pod_status import (
     stamp_conditions,
 )
 from corral.agent.runtime.backoff import CrashLoopBackOff
-from corral.agent.runtime.base import ContainerLaunch, ContainerState, container_id
+from corral.agent.runtime.base import ContainerLaunch, ContainerState, Runtime, container_id
 from corral.agent.runtime.ports import PortAllocator, PortsExhausted
-from corral.agent.runtime.process import ProcessRuntime
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.client.http import Client, ServerUnreachable
+from corral.objects import Obj, meta, now_rfc3339, spec, status
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 RESYNC_SECONDS = 2.0
 CONFIG_RETRY_SECONDS = 2.0
 
@@ -61,25 +59,17 @@ class NodeContext:
 
     cfg: AgentConfig
     client: Client
-    runtime: ProcessRuntime
+    runtime: Runtime
     ports: PortAllocator
     backoff: CrashLoopBackOff
     get_object: ObjectGetter
     service_env: PodEnv  # {SVC}_SERVICE_* env of the Services a pod may see
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _meta(pod: Obj) -> Obj:
-    return pod.get("metadata") or {}
-
-
 def _rv(pod: Obj) -> int:
     """The store revision of a copy of the pod (events may lag our own writes)."""
     try:
-        return int(_meta(pod).get("resourceVersion") or 0)
+        return int(meta(pod).get("resourceVersion") or 0)
     except ValueError:
         return 0
 
@@ -89,9 +79,9 @@ class PodWorker:
                  adopted: list[ContainerState] | None = None) -> None:
         self.ctx = ctx
         self.pod = pod
-        self.uid = str(_meta(pod)["uid"])
-        self.namespace = str(_meta(pod).get("namespace") or "default")
-        self.name = str(_meta(pod)["name"])
+        self.uid = str(meta(pod)["uid"])
+        self.namespace = str(meta(pod).get("namespace") or "default")
+        self.name = str(meta(pod)["name"])
         self.pod_dir = ctx.cfg.pods_dir / self.uid
         self.ports = PodPorts(ctx.ports, self.uid, self.pod_dir)
         spec = pod.get("spec") or {}
@@ -103,7 +93,10 @@ class PodWorker:
         self.gone = False  # the API no longer has the pod: stop everything
         self.finished = asyncio.Event()  # set once the worker has cleaned up
         self._written: Obj | None = None
-        self._start_time = (pod.get("status") or {}).get("startTime") or _now()
+        self._start_time = status(pod).get("startTime") or now_rfc3339()
+        # kubelet_pod_start_duration_seconds: from now to the first Running status
+        # written, for pods this agent starts (not ones it adopts after a restart).
+        self._seen_at: float | None = None if adopted else time.monotonic()
         self._kick = asyncio.Event()
         self._wake_at: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -121,7 +114,7 @@ class PodWorker:
         self._task = asyncio.create_task(self._run(), name=f"pod {self.namespace}/{self.name}")
 
     def update(self, pod: Obj) -> None:
-        if str(_meta(pod).get("uid")) == self.uid and _rv(pod) >= _rv(self.pod):
+        if str(meta(pod).get("uid")) == self.uid and _rv(pod) >= _rv(self.pod):
             self.pod = pod
             self.kick()
 
@@ -172,7 +165,7 @@ class PodWorker:
 
     async def sync(self) -> bool:
         """Converge once; True when the pod is finished with (deleted, gone)."""
-        if self.gone or _meta(self.pod).get("deletionTimestamp"):
+        if self.gone or meta(self.pod).get("deletionTimestamp"):
             await self._terminate()
             return True
         await self._refresh()
@@ -271,7 +264,15 @@ class PodWorker:
             self._wake_in(CONFIG_RETRY_SECONDS)
             return
         launch = self._launch(track, env)
-        Path(launch.working_dir).mkdir(parents=True, exist_ok=True)
+        if not track.spec.get("workingDir"):
+            Path(launch.working_dir).mkdir(parents=True, exist_ok=True)  # the pod's own
+        elif not Path(launch.working_dir).is_dir():
+            # The node's filesystem is the container's: the agent (root) must not
+            # create whatever directory a pod names.
+            track.waiting = ("CreateContainerError",
+                             f"workingDir {launch.working_dir} does not exist on the node")
+            self._wake_in(CONFIG_RETRY_SECONDS)
+            return
         state = await self.ctx.runtime.start(launch)
         track.started_instance(state)
         await self._forget_old(track)
@@ -283,7 +284,7 @@ class PodWorker:
     def pod_with_ips(self) -> Obj:
         pod = copy.copy(self.pod)
         ip = self.ctx.cfg.node_ip
-        pod["status"] = {**(self.pod.get("status") or {}), "podIP": ip, "hostIP": ip,
+        pod["status"] = {**status(self.pod), "podIP": ip, "hostIP": ip,
                          "podIPs": [{"ip": ip}], "hostIPs": [{"ip": ip}]}
         return pod
 
@@ -305,7 +306,10 @@ class PodWorker:
             cpu_request_millis=cpu_millis(requests["cpu"]) if "cpu" in requests else None,
             cpu_limit_millis=cpu_millis(limits["cpu"]) if "cpu" in limits else None,
             memory_limit_bytes=bytes_value(limits["memory"]) if "memory" in limits else None,
+            pids_limit=self.ctx.cfg.pod_pids_limit if self.ctx.cfg.pod_pids_limit > 0 else None,
             stop_grace_seconds=float(self.grace()),
+            stdin=bool(track.spec.get("stdin")), stdin_once=bool(track.spec.get("stdinOnce")),
+            tty=bool(track.spec.get("tty")),
         )
 
     async def _forget_old(self, track: ContainerTrack) -> None:
@@ -320,10 +324,10 @@ class PodWorker:
     # -- stopping --------------------------------------------------------------
 
     def grace(self) -> int:
-        meta_grace = _meta(self.pod).get("deletionGracePeriodSeconds")
+        meta_grace = meta(self.pod).get("deletionGracePeriodSeconds")
         if meta_grace is not None:
             return int(meta_grace)
-        return int((self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+        return int(spec(self.pod).get("terminationGracePeriodSeconds", 30))
 
     def _liveness_grace(self, track: ContainerTrack) -> float:
         probe = track.spec.get("livenessProbe") or {}
@@ -384,7 +388,7 @@ class PodWorker:
             "phase": phase.value, "hostIP": ip, "hostIPs": [{"ip": ip}], "podIP": ip,
             "podIPs": [{"ip": ip}], "startTime": self._start_time,
             "conditions": stamp_conditions(pod_conditions(phase, inits, mains), previous,
-                                           _now()),
+                                           now_rfc3339()),
             "containerStatuses": [container_status(v) for v in mains],
         })
         if inits:
@@ -402,6 +406,7 @@ class PodWorker:
             try:
                 self.pod = await self.ctx.client.update_status(body)
                 self._written = status
+                self._observe_start(status)
                 return
             except Conflict:
                 fresh = await self._fresh_pod()
@@ -413,13 +418,18 @@ class PodWorker:
                 self.gone = True
                 return
 
+    def _observe_start(self, status: Obj) -> None:
+        if self._seen_at is not None and status.get("phase") == PodPhase.RUNNING.value:
+            AGENT_METRICS.pod_start.observe(time.monotonic() - self._seen_at)
+            self._seen_at = None
+
     async def _fresh_pod(self) -> Obj | None:
         """The pod as the API has it now; None (and gone) when it is not ours any more."""
         try:
             fresh = await self.ctx.client.get("Pod", self.name, self.namespace)
         except NotFound:
             fresh = None
-        if fresh is None or str(_meta(fresh).get("uid")) != self.uid:
+        if fresh is None or str(meta(fresh).get("uid")) != self.uid:
             self.gone = True  # deleted (and maybe created again under the same name)
             return None
         return fresh

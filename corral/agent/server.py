@@ -7,6 +7,8 @@
     GET /allocLogs/{ns}/{alloc}/{task}                     bearer token
         ?follow=true&tailLines=N&timestamps=true   one task's lines of an Alloc's log
     GET /stats/summary                                     bearer token
+    GET /metrics                                           bearer token; Prometheus text
+                                                           (corral/agent/metrics.py)
     websocket /exec|/attach/{ns}/{pod}/{container}, /portForward/{ns}/{pod}
                                                            bearer token (streams/)
 
@@ -30,6 +32,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import uvicorn
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -38,6 +42,7 @@ from starlette.websockets import WebSocket
 
 from corral.agent.allocs import AllocManager
 from corral.agent.config import AgentConfig
+from corral.agent.metrics import AGENT_METRICS
 from corral.agent.pods import PodManager
 from corral.agent.runtime.logs import LogFiles
 from corral.agent.stats import StatsCollector
@@ -52,10 +57,10 @@ REJECT_SECONDS = 10.0
 
 
 class TokenCheck:
-    def __init__(self, cfg: AgentConfig, server: str) -> None:
+    def __init__(self, cfg: AgentConfig, servers: list[str]) -> None:
         self.own = cfg.token or ""
         self.cfg = cfg
-        self.server = server
+        self.servers = servers  # the masters, asked in turn
         self._verdicts: dict[str, tuple[bool, float]] = {}
 
     async def allows(self, header: str | None) -> bool:
@@ -75,13 +80,16 @@ class TokenCheck:
         verify: ssl.SSLContext | bool = True
         if self.cfg.ca_pem:
             verify = ssl.create_default_context(cadata=self.cfg.ca_pem.decode())
-        try:
-            async with httpx.AsyncClient(verify=verify, timeout=5.0) as http:
-                r = await http.get(f"{self.server}/api/v1/nodes/{self.cfg.name}",
-                                   headers={"Authorization": f"Bearer {token}"})
-        except httpx.HTTPError:
-            return False
-        return r.status_code == 200
+        async with httpx.AsyncClient(verify=verify, timeout=5.0) as http:
+            for server in self.servers:
+                try:
+                    r = await http.get(f"{server}/api/v1/nodes/{self.cfg.name}",
+                                       headers={"Authorization": f"Bearer {token}"})
+                except httpx.HTTPError:
+                    continue  # that master is away: ask the next
+                if r.status_code != 503:
+                    return r.status_code == 200
+        return False
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -122,6 +130,7 @@ class AgentServer:
             Route("/containerLogs/{namespace}/{pod}/{container}", self._guard(self._logs)),
             Route("/allocLogs/{namespace}/{alloc}/{task}", self._guard(self._alloc_logs)),
             Route("/stats/summary", self._guard(self._summary)),
+            Route("/metrics", self._guard(self._metrics)),
         ]
         routes += [WebSocketRoute(r.path, self._guard_ws(r.endpoint)) for r in streams.routes()]
         return Starlette(routes=routes)
@@ -146,6 +155,10 @@ class AgentServer:
 
     async def _summary(self, request: Request) -> Response:
         return JSONResponse(await self.stats.summary())
+
+    async def _metrics(self, request: Request) -> Response:
+        return Response(generate_latest(AGENT_METRICS.registry),
+                        headers={"content-type": CONTENT_TYPE_PLAIN_0_0_4})
 
     async def _logs(self, request: Request) -> Response:
         ns, pod, container = (request.path_params[k] for k in ("namespace", "pod", "container"))

@@ -3,6 +3,7 @@
     request → MetricsMiddleware → AuthMiddleware → FairnessMiddleware → dispatch
         /healthz /readyz[/check] /livez[/check]    Health (health.py)
         /version /metrics
+        /ui/...                                   the dashboard (corral/ui/), if given
         /api /apis /api/v1 /apis/{g}[/{v}]        discovery
         /openapi/v3[...]                          OpenAPI
         /api/v1/nodes/{name}/proxy/{path}         NodeProxy → the node's agent
@@ -15,16 +16,19 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
+from corral.api import fencing
 from corral.api.auth import AuthMiddleware, TokenAuthenticator
 from corral.api.errors import APIError, NotFound, ServiceUnavailable
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT, FairnessMiddleware, lanes_for
+from corral.api.fencing import FENCE_HEADER, Fence
 from corral.api.handlers.discovery import (
     is_discovery_path,
     serve_discovery,
@@ -38,7 +42,9 @@ from corral.api.handlers.responses import status_response
 from corral.api.handlers.streams import STREAM_PATH, StreamRelay, unknown_websocket
 from corral.api.health import Health
 from corral.api.metrics import MetricsMiddleware, metrics_response
+from corral.api.paths import STORE_STATUS_PATH
 from corral.api.registry import Registry
+from corral.api.session import SessionCookie
 from corral.store.errors import StoreUnavailable
 
 # What anyone may read: kube-apiserver lets system:public-info-viewer (every
@@ -69,6 +75,10 @@ async def _ok(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+async def _to_ui(request: Request) -> Response:
+    return RedirectResponse("/ui/", status_code=308)
+
+
 async def _metrics(request: Request) -> Response:
     return metrics_response()
 
@@ -83,10 +93,23 @@ def build_app(
     proxy: ProxyHandler | None = None,
     health: Health | None = None,
     max_requests_inflight: int = MAX_REQUESTS_INFLIGHT,
+    ui: ASGIApp | None = None,
+    session: SessionCookie | None = None,
+    store_status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> ASGIApp:
+    """``ui`` is served under /ui/ (open: it is the page, its data comes through the
+    API); ``session`` lets API requests authenticate with its cookie."""
     resources = ResourceHandler(registry, logs)
 
     async def dispatch(request: Request) -> Response:
+        fence = request.headers.get(FENCE_HEADER)
+        token = fencing.CURRENT.set(Fence.parse(fence) if fence else None)
+        try:
+            return await route(request)
+        finally:
+            fencing.CURRENT.reset(token)
+
+    async def route(request: Request) -> Response:
         path = request.url.path
         if path.startswith("/openapi/"):
             return await serve_openapi(request)
@@ -114,8 +137,15 @@ def build_app(
         Route("/readyz", health.readyz), Route("/readyz/{check:path}", health.readyz),
         Route("/version", _guard(version)), Route("/version/", _guard(version)),
         Route("/metrics", _metrics),
-        Route("/{path:path}", _guard(dispatch), methods=methods),
     ]
+    if store_status is not None:
+        async def store(request: Request) -> Response:
+            return JSONResponse(await store_status())
+        # The store's members and their health (`corral status`); authenticated.
+        routes.append(Route(STORE_STATUS_PATH, _guard(store)))
+    if ui is not None:
+        routes += [Route("/ui", _to_ui), Mount("/ui", app=ui)]
+    routes.append(Route("/{path:path}", _guard(dispatch), methods=methods))
     if streams is not None:
         routes.append(WebSocketRoute("/api/v1/namespaces/{namespace}/pods/{name}/{verb}",
                                      streams.websocket))
@@ -123,6 +153,7 @@ def build_app(
     app = Starlette(routes=routes)
     wrapped: ASGIApp = FairnessMiddleware(app, lanes_for(max_requests_inflight))
     if authenticator is not None:
-        wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS,
-                                 open_prefixes=OPEN_PREFIXES)
+        ui_prefixes = ("/ui/",) if ui is not None else ()
+        wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS | {"/ui"},
+                                 open_prefixes=OPEN_PREFIXES + ui_prefixes, session=session)
     return MetricsMiddleware(wrapped)

@@ -8,13 +8,15 @@ First start writes one line for the admin (group system:masters); more lines can
 added by hand and are picked up without a restart (the file is re-read when its
 mtime changes).
 
-    request ─► AuthMiddleware ─► open path?  ──yes──► app (user: token's or anonymous)
+    request ─► AuthMiddleware ─► bearer token (Authorization header, or else the
+                                 dashboard's session cookie with its CSRF header:
+                                 corral/api/session.py)
+                                    │
+                        valid? ──yes──► app, scope["user"] = User
                                     │ no
-                                    ▼
-                          valid bearer token? ──no──► 401 Status "Unauthorized"
-                                    │ yes
-                                    ▼
-                              app, scope["user"] = User
+                        open path (or under an open prefix, e.g. /ui/)?
+                                    ├─yes─► app, user anonymous
+                                    └─no──► 401 Status "Unauthorized"
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from corral.api.errors import Unauthorized
+from corral.api.session import SessionCookie
 
 ADMIN_USER = "admin"
 ADMIN_GROUPS = ("system:masters", "system:authenticated")
@@ -184,22 +187,19 @@ class AuthMiddleware:
 
     def __init__(self, app: ASGIApp, authenticator: TokenAuthenticator,
                  open_paths: Iterable[str] = DEFAULT_OPEN_PATHS,
-                 open_prefixes: tuple[str, ...] = ()) -> None:
+                 open_prefixes: tuple[str, ...] = (),
+                 session: SessionCookie | None = None) -> None:
         self.app = app
         self.authenticator = authenticator
         self.open_paths = frozenset(open_paths)
         self.open_prefixes = open_prefixes
+        self.session = session
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        header = _header(scope, b"authorization")
-        if scope["type"] == "websocket":
-            token = websocket_token(scope)
-            if header is None and token is not None:
-                header = f"Bearer {token}"
-        user = self.authenticator.authenticate(header)
+        user = self.authenticator.authenticate(self._credential(scope))
         path = scope["path"]
         if user is None and (path in self.open_paths or path.startswith(self.open_prefixes)):
             user = ANONYMOUS
@@ -208,6 +208,18 @@ class AuthMiddleware:
             return
         scope["user"] = user
         await self.app(scope, receive, send)
+
+    def _credential(self, scope: Scope) -> str | None:
+        """The Authorization header; else, for a websocket, the token kubectl puts
+        in its subprotocols; else the dashboard's session cookie (http only)."""
+        header = _header(scope, b"authorization")
+        if header is not None:
+            return header
+        if scope["type"] == "websocket":
+            token = websocket_token(scope)
+        else:
+            token = self.session.token(scope) if self.session is not None else None
+        return f"Bearer {token}" if token else None
 
 
 async def _reject(scope: Scope, send: Send) -> None:

@@ -52,18 +52,23 @@ class LaneConfig:
     wait: float  # seconds a request may wait for a seat
 
 
-MAX_REQUESTS_INFLIGHT = 256  # kube-apiserver's --max-requests-inflight, split in lanes
+MAX_REQUESTS_INFLIGHT = 128  # kube-apiserver's --max-requests-inflight, split in lanes
 
 
 def lanes_for(total: int = MAX_REQUESTS_INFLIGHT) -> dict[str, LaneConfig]:
     """Seats per lane out of ``total``: a quarter to agents, half to the system
-    components (the garbage collector deletes in bursts of hundreds), a quarter to
-    everyone else; each flow may queue twice its lane's seats."""
-    quarter = max(total // 4, 1)
+    components (the garbage collector deletes in bursts), an eighth to everyone
+    else; each flow may queue twice its lane's seats. One event loop runs every
+    seat: fewer busy seats keep its turns short, so accepting connections, TLS
+    handshakes and the other lanes still get theirs while a lane is flooded
+    (64 global seats let a flood delay handshakes past kubectl's 10 s limit)."""
+    def lane(seats: int, queue: int) -> LaneConfig:
+        return LaneConfig(seats=max(seats, 1), queue_length=max(queue, 2), wait=10.0)
+
     return {
-        "nodes": LaneConfig(seats=quarter, queue_length=2 * quarter, wait=10.0),
-        "system": LaneConfig(seats=2 * quarter, queue_length=8 * quarter, wait=10.0),
-        "global": LaneConfig(seats=quarter, queue_length=2 * quarter, wait=10.0),
+        "nodes": lane(total // 4, total // 2),
+        "system": lane(total // 2, 4 * total),
+        "global": lane(total // 8, total // 4),
     }
 
 

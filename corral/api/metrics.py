@@ -11,6 +11,10 @@ Verbs are Kubernetes verbs (get list watch create update patch delete
 deletecollection); resources are plurals with the subresource ("pods/status").
 A path that names no served resource (discovery, /healthz, a typo) is counted
 with resource "" so a client cannot grow the label set at will.
+
+Components that run inside the master (scheduler, controllers' work queues)
+keep registries of their own; whoever starts them ``include``s those, and
+/metrics shows them beside the API's.
 """
 
 from __future__ import annotations
@@ -57,7 +61,21 @@ class ApiMetrics:
         self.store_revision = Gauge(
             "corral_store_revision", "The store's current global revision.",
             registry=self.registry)
+        self.fenced_writes = Counter(
+            "corral_apiserver_fenced_writes_total",
+            "Writes of leader-elected components, by leader Lease, holder, term and "
+            "result (accepted, or refused: the term was over).",
+            ["lease", "holder", "term", "result"], registry=self.registry)
         ProcessCollector(registry=self.registry)
+        self.included: list[CollectorRegistry] = []
+
+    def include(self, registry: CollectorRegistry) -> None:
+        """Expose ``registry``'s families on /metrics too (once)."""
+        if all(r is not registry for r in self.included):
+            self.included.append(registry)
+
+    def exposition(self) -> bytes:
+        return b"".join(generate_latest(r) for r in (self.registry, *self.included))
 
     def track_store_revision(self, source: Callable[[], float]) -> None:
         """Read the store revision from ``source`` at every scrape. ``source`` must be
@@ -71,7 +89,7 @@ API_METRICS = ApiMetrics()
 
 def metrics_response(metrics: ApiMetrics = API_METRICS) -> Response:
     """The text exposition of ``metrics``, for GET /metrics."""
-    return Response(generate_latest(metrics.registry),
+    return Response(metrics.exposition(),
                     headers={"content-type": CONTENT_TYPE_PLAIN_0_0_4})
 
 

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from corral.api.errors import NotFound
 from corral.api.resources import BY_GROUP_PLURAL, Resource
 
+# Not Kubernetes: the store's members and their health (`corral status`).
+STORE_STATUS_PATH = "/corral/v1/store"
+
 
 @dataclass(frozen=True)
 class Target:

@@ -152,11 +152,31 @@ def _validate_resources(res: ResourceRequirements, path: str, errs: FieldErrors)
     validate_quantities(res.limits, f"{path}.limits", errs)
     if len(errs) > before:
         return
+    for where, quantities in (("limits", res.limits), ("requests", res.requests)):
+        for name, quantity in (quantities or {}).items():
+            if not overcommit_allowed(name) and parse_quantity(quantity) % 1:
+                errs.invalid(f"{path}.{where}[{name}]", quantity, "must be an integer")
     for name, request in (res.requests or {}).items():
         limit = (res.limits or {}).get(name)
-        if limit is not None and parse_quantity(request) > parse_quantity(limit):
+        if limit is None:
+            if not overcommit_allowed(name):
+                errs.required(f"{path}.limits[{name}]",
+                              "Limit must be set for non overcommitable resources")
+        elif not overcommit_allowed(name) and parse_quantity(request) != parse_quantity(limit):
+            errs.invalid(f"{path}.requests[{name}]", request,
+                         f"must be equal to {name} limit of {limit}")
+        elif parse_quantity(request) > parse_quantity(limit):
             errs.invalid(f"{path}.requests[{name}]", request,
                          f"must be less than or equal to {name} limit of {limit}")
+
+
+def overcommit_allowed(name: str) -> bool:
+    """Kubernetes' IsOvercommitAllowed: native resources (no domain, or a
+    kubernetes.io one) other than hugepages may be requested below their limit;
+    extended resources (example.com/gpu) are whole units, request equal to limit."""
+    domain, slash, _ = name.rpartition("/")
+    native = not slash or domain == "kubernetes.io" or domain.endswith(".kubernetes.io")
+    return native and not name.startswith("hugepages-")
 
 
 def _validate_probe(probe: Probe, field: str, path: str, errs: FieldErrors) -> None:

@@ -1,8 +1,10 @@
 """The API server process part: store, bootstrap, credentials, HTTP(S) listener.
 
-First start in a data dir makes a CA and serving certificate (pki/), an admin
-token (token) and a kubeconfig (kubeconfig) that kubectl and every corral
-command read. Later starts reuse them.
+First start in a data dir makes a CA and serving certificate (pki/) and an admin
+token (token); later starts reuse them. The kubeconfig that kubectl and every
+corral command read is written by the command that starts the master
+(corral/cli/master.py) from ``url``, ``ca_pem`` and ``token``: the API layer
+knows nothing of clients.
 """
 
 from __future__ import annotations
@@ -29,19 +31,22 @@ from corral.api.auth import TokenAuthenticator, ensure_admin_token
 from corral.api.connections import ConnectionLimits, guarded_protocol
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
+from corral.api.fencing import FencingStore
 from corral.api.handlers.node_proxy import NodeProxy
 from corral.api.handlers.proxy import ProxyHandler
 from corral.api.handlers.streams import StreamRelay
 from corral.api.health import Health
+from corral.api.login_tickets import LoginTickets
 from corral.api.metrics import API_METRICS
+from corral.api.priorityclasses import priority_class_objects
 from corral.api.registry import Registry
 from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
+from corral.api.session import SessionCookie
 from corral.api.tls import ensure_pki
-from corral.client.kubeconfig import write_kubeconfig
-from corral.scheduler.bands import priority_class_objects
 from corral.store.base import Store
 from corral.store.open import open_store
+from corral.ui.app import Dashboard
 
 log = logging.getLogger("corral.api")
 
@@ -122,6 +127,7 @@ class ApiServer:
         self.app: ASGIApp | None = None  # built by open(); served by run()
         self.health: Health | None = None  # built by open(); components add their checks
         self.token = ""
+        self.ca_pem: bytes | None = None  # the cluster CA clients trust (None over plain HTTP)
         self._ssl: dict[str, str] = {}
 
     async def open(self) -> Registry:
@@ -130,7 +136,7 @@ class ApiServer:
             cfg.node_port_range)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await open_store(cfg.resolved_store_url)
-        self.registry = Registry(self.store)
+        self.registry = Registry(FencingStore(self.store))
         # Allocation first: a later plugin refusing leaves claims that settle frees
         # in seconds, while a quota charged before a refused allocation stays
         # until a recount.
@@ -146,18 +152,18 @@ class ApiServer:
         cfg = self.cfg
         self.token = token = ensure_admin_token(cfg.data_dir)
         ssl: dict[str, str] = {}
-        ca_pem: bytes | None = None
         if not cfg.insecure_http:
             pki = ensure_pki(cfg.data_dir, _cert_hosts(cfg))
             ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path)}
-            ca_pem = pki.ca_pem
-        write_kubeconfig(cfg.kubeconfig_path, cfg.kubeconfig_server or cfg.url, ca_pem, token)
+            self.ca_pem = pki.ca_pem
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
         authenticator = None if cfg.insecure_http else TokenAuthenticator(cfg.data_dir / "token")
+        session = SessionCookie.for_ca(self.ca_pem) if self.ca_pem is not None else None
         if cfg.insecure_http:
             log.warning("serving plain HTTP without authentication url=%s", cfg.url)
         store = self.store
+        assert store is not None
         API_METRICS.track_store_revision(lambda: float(getattr(store, "revision", 0)))
         # Agents accept the admin token (they check it with the master).
         self._node_proxy = NodeProxy(self.registry, token)
@@ -167,7 +173,9 @@ class ApiServer:
         return build_app(self.registry, authenticator, logs=self._node_proxy.pod_log,
                          nodes=self._node_proxy.node_proxy,
                          streams=StreamRelay(self._node_proxy, token), proxy=self._proxy,
-                         health=self.health, max_requests_inflight=cfg.max_requests_inflight)
+                         health=self.health, max_requests_inflight=cfg.max_requests_inflight,
+                         ui=Dashboard(authenticator, session, LoginTickets(self.registry)),
+                         session=session, store_status=store.status)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"

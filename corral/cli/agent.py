@@ -47,6 +47,9 @@ def add_agent_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus", type=float, default=None, help="CPUs to advertise")
     p.add_argument("--memory", type=_bytes, default=None, help="memory to advertise, e.g. 4Gi")
     p.add_argument("--pods", type=int, default=110, help="most pods this node runs")
+    p.add_argument("--pod-pids-limit", type=int, default=1024,
+                   help="processes a pod's container may have, as the kubelet's "
+                        "podPidsLimit (default 1024; -1 for no limit)")
     p.add_argument("--reserve-cpu", default="0", help="CPU kept out of allocatable (e.g. 100m)")
     p.add_argument("--reserve-memory", type=_bytes, default=0,
                    help="memory kept out of allocatable (e.g. 256Mi)")
@@ -79,7 +82,7 @@ def agent_config(args: argparse.Namespace) -> AgentConfig:
     return AgentConfig(
         name=args.name, servers=servers, token=token, ca_pem=ca_pem, node_ip=args.node_ip,
         port=args.port, state_dir=args.state_dir, cpus=args.cpus, memory_bytes=args.memory,
-        max_pods=args.pods,
+        max_pods=args.pods, pod_pids_limit=args.pod_pids_limit,
         reservation=Reservation(cpu_millis(args.reserve_cpu), args.reserve_memory),
         heartbeat_seconds=args.heartbeat, status_interval_seconds=args.status_interval,
         backoff_initial_seconds=args.backoff_initial, backoff_cap_seconds=args.backoff_cap,

@@ -1,5 +1,5 @@
 """How a component process (agent, scheduler, controllers) finds the master:
-`--server` (one URL, or several for the agent), `--kubeconfig`, `--token-file`,
+`--server` (one URL, or several: the client fails over between them), `--kubeconfig`, `--token-file`,
 `--ca-file`, `--insecure-skip-tls-verify`. Flags win over the kubeconfig; with
 neither a server flag nor a kubeconfig path, kubectl's search order applies."""
 
@@ -32,7 +32,9 @@ def add_connection_flags(p: argparse.ArgumentParser, *, several_servers: bool = 
 
 
 def connection(args: argparse.Namespace) -> tuple[list[str], ClusterConfig]:
-    """(every server URL given, the config of the first). Raises KubeconfigError."""
+    """(every server URL given, their config: ``server`` lists them all, comma-
+    separated, which the Client takes as masters to fail over between). Raises
+    KubeconfigError."""
     servers: list[str] = list(args.server or [])
     token: str | None = None
     ca_pem: bytes | None = None
@@ -47,4 +49,4 @@ def connection(args: argparse.Namespace) -> tuple[list[str], ClusterConfig]:
         ca_pem = args.ca_file.read_bytes()
     if not servers:
         raise KubeconfigError("no master: give --server or --kubeconfig")
-    return servers, ClusterConfig(servers[0], ca_pem, token, insecure)
+    return servers, ClusterConfig(",".join(servers), ca_pem, token, insecure)

@@ -14,9 +14,11 @@ import signal
 from corral.cli import eventloop
 from corral.cli.connection import add_connection_flags, connection
 from corral.cli.logging_setup import setup_logging
+from corral.cli.metrics_listen import add_metrics_flag, metrics_listener
 from corral.client.http import Client
 from corral.client.kubeconfig import ClusterConfig, KubeconfigError
 from corral.client.leaderelection import process_identity, run_elected
+from corral.client.metrics import WORKQUEUE_METRICS
 from corral.controllers.job import JobOptions
 from corral.controllers.manager import (
     ALL_CONTROLLERS,
@@ -59,8 +61,8 @@ async def _main(cfg: ClusterConfig, options: ManagerOptions, leader_elect: bool)
             return
         identity = process_identity()
 
-        async def work() -> None:
-            await ControllerManager(client, options).run(stop)
+        async def work(fenced: Client) -> None:
+            await ControllerManager(fenced, options).run(stop)
 
         await run_elected(client, stop, LEASE_NAME, identity, work)
 
@@ -75,13 +77,14 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     log.info("starting controllers server=%s controllers=%s leader_elect=%s", cfg.server,
              ",".join(options.controllers), args.leader_elect)
-    eventloop.run(_main(cfg, options, args.leader_elect))
+    with metrics_listener(args, [WORKQUEUE_METRICS.registry]):
+        eventloop.run(_main(cfg, options, args.leader_elect))
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("controllers", help="run the controller manager as its own process")
-    add_connection_flags(p)
+    add_connection_flags(p, several_servers=True)
     p.add_argument("--leader-elect", action="store_true",
                    help="run only while holding the Lease kube-system/corral-controller-manager")
     p.add_argument("--controllers", default=",".join(ALL_CONTROLLERS),
@@ -94,5 +97,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "(default 2, env CORRAL_POD_EVICTION_TIMEOUT)")
     p.add_argument("--node-monitor-period", type=float, default=None,
                    help="seconds between node health checks (default 0.5)")
+    add_metrics_flag(p)
     p.add_argument("--log-level", default="info")
     p.set_defaults(run=_run)

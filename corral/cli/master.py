@@ -1,16 +1,17 @@
-"""`corral master`: the API server (and, as they land, scheduler and controllers)
-in one asyncio process."""
+"""`corral master`: the API server, scheduler and controllers in one asyncio
+process; it writes the kubeconfig every client reads."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
+
+from prometheus_client import CollectorRegistry
 
 from corral.api.allocation import (
     DEFAULT_NODE_PORT_RANGE,
@@ -21,12 +22,20 @@ from corral.api.allocation import (
 )
 from corral.api.connections import ConnectionLimits
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
+from corral.api.metrics import API_METRICS
 from corral.api.server import ApiServer, ServerConfig
 from corral.cli import eventloop
 from corral.cli.limits import raise_open_files_limit
 from corral.cli.logging_setup import setup_logging
+from corral.cli.presence import announce
 from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
+from corral.client.kubeconfig import write_kubeconfig
+from corral.client.leaderelection import MASTER_LEASE_SECONDS, LeaseTiming
+from corral.client.metrics import WORKQUEUE_METRICS
+from corral.controllers import manager
+from corral.scheduler import loop as scheduler_loop
+from corral.scheduler.metrics import SCHEDULER_METRICS
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -65,6 +74,15 @@ def add_master_flags(p: argparse.ArgumentParser) -> None:
                         "(default: the open files limit less a reserve)")
 
 
+def _lease_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+        LeaseTiming.of_lease(seconds)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--leader-lease: {err}") from None
+    return seconds
+
+
 def _checked(parse: Callable[[str], object]) -> Callable[[str], str]:
     """An argparse type that rejects what ``parse`` rejects and keeps the text."""
     def check(value: str) -> str:
@@ -90,12 +108,13 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                         kubeconfig_server=getattr(args, "kubeconfig_server", ""))
 
 
-# Components that run inside `corral master` as API clients, each
-# "module:function" with `async def fn(client: Client, stop: asyncio.Event) -> None`
-# returning when ``stop`` is set. A module not built yet is skipped.
-IN_PROCESS = {
-    "scheduler": "corral.scheduler.loop:run_in_master",
-    "controllers": "corral.controllers.manager:run_in_master",
+Component = Callable[[Client, asyncio.Event, LeaseTiming], Coroutine[Any, Any, None]]
+
+# Components that run inside `corral master` as API clients, leader-elected with
+# the given timing; each returns when ``stop`` is set.
+IN_PROCESS: dict[str, Component] = {
+    "scheduler": scheduler_loop.run_in_master,
+    "controllers": manager.run_in_master,
 }
 # The Lease each one is led by: /readyz fails while no master leads it.
 LEADER_LEASES = {
@@ -106,49 +125,51 @@ LEADER_LEASES = {
 log = logging.getLogger("corral.master")
 
 
-def _component(target: str) -> Callable[[Client, asyncio.Event], Coroutine[Any, Any, None]] | None:
-    module_name, _, fn = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name != module_name:
-            raise
-        return None
-    entry = getattr(module, fn, None)
-    if entry is None:
-        log.error("component entry point missing target=%s; not started", target)
-    return entry
+def component_registries(name: str) -> list[CollectorRegistry]:
+    """The metric registries of an in-process component."""
+    if name == "scheduler":
+        return [SCHEDULER_METRICS.registry]
+    if name == "controllers":
+        return [WORKQUEUE_METRICS.registry]
+    return []
 
 
-async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Event) -> None:
+async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Event,
+                          timing: LeaseTiming) -> None:
     """Run the in-process components as ordinary API clients whose requests go
-    straight into the server's app (no TLS or sockets, same handlers and auth)."""
+    straight into the server's app (no TLS or sockets, same handlers and auth);
+    their metrics appear on the master's /metrics."""
     assert server.app is not None
+    for name in names:
+        for registry in component_registries(name):
+            API_METRICS.include(registry)
     transport = AsgiTransport(server.app)
     async with Client(server.cfg.url, server.token, transport=transport) as client:
-        runs: list[asyncio.Task[None]] = []
+        runs = [asyncio.create_task(announce(client, server.cfg.url, stop), name="presence")]
         for name in names:
-            fn = _component(IN_PROCESS[name])
-            if fn is not None:
-                log.info("component starting name=%s", name)
-                runs.append(asyncio.create_task(fn(client, stop), name=name))
+            log.info("component starting name=%s", name)
+            runs.append(asyncio.create_task(IN_PROCESS[name](client, stop, timing), name=name))
         await asyncio.gather(*runs)
         await stop.wait()  # with every component disabled, the API serves alone
 
 
-async def run_master(cfg: ServerConfig, components: list[str]) -> None:
+async def run_master(cfg: ServerConfig, components: list[str],
+                     timing: LeaseTiming | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     server = ApiServer(cfg)
     await server.open()
+    write_kubeconfig(cfg.kubeconfig_path, cfg.kubeconfig_server or cfg.url, server.ca_pem,
+                     server.token)
     assert server.health is not None
     for name in components:
         server.health.leader(*LEADER_LEASES[name])
     try:
         serving = asyncio.create_task(server.run())
-        parts = asyncio.create_task(_run_components(server, components, stop))
+        parts = asyncio.create_task(_run_components(
+            server, components, stop, timing or LeaseTiming.of_lease(MASTER_LEASE_SECONDS)))
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, parts, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stop.set()
@@ -169,13 +190,18 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("corral.master").info(
         "starting master url=%s data_dir=%s", cfg.url, cfg.data_dir)
     components = [c for c in IN_PROCESS if c not in args.disable]
-    eventloop.run(run_master(cfg, components))
+    eventloop.run(run_master(cfg, components, LeaseTiming.of_lease(args.leader_lease)))
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("master", help="run the master: API server, scheduler, controllers")
     add_master_flags(p)
+    p.add_argument("--leader-lease", type=_lease_seconds, default=MASTER_LEASE_SECONDS,
+                   metavar="SECONDS",
+                   help="how long the scheduler's and controllers' leader Leases last: with "
+                        "several masters, a standby takes over this long after the leader "
+                        f"stopped renewing (default {MASTER_LEASE_SECONDS:g})")
     p.add_argument("--kubeconfig-server", default="", metavar="URL",
                    help="the server URL written into DATA_DIR/kubeconfig (default: this "
                         "master's own; corral up --masters N names its front)")

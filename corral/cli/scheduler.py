@@ -17,11 +17,13 @@ import signal
 from corral.cli import eventloop
 from corral.cli.connection import add_connection_flags, connection
 from corral.cli.logging_setup import setup_logging
+from corral.cli.metrics_listen import add_metrics_flag, metrics_listener
 from corral.client.http import Client
 from corral.client.kubeconfig import KubeconfigError
 from corral.client.leaderelection import LeaseTiming, process_identity, run_elected
 from corral.scheduler.core import SchedulerOptions
 from corral.scheduler.loop import LEASE_NAME, Scheduler
+from corral.scheduler.metrics import SCHEDULER_METRICS
 
 log = logging.getLogger("corral.scheduler")
 
@@ -39,11 +41,11 @@ async def run_scheduler(args: argparse.Namespace) -> None:
     options = SchedulerOptions(bin_pack=args.bin_pack)
     identity = args.identity or process_identity()
     async with make_client(args) as client:
-        async def work() -> None:
-            await Scheduler(client, options, instance=identity).run(stop)
+        async def work(writer: Client) -> None:
+            await Scheduler(writer, options, instance=identity).run(stop)
 
         if not args.leader_elect:
-            await work()
+            await work(client)
             return
         timing = LeaseTiming(args.lease_duration, args.renew_deadline, args.retry_period)
         log.info("leader election lease=kube-system/corral-scheduler identity=%s", identity)
@@ -53,7 +55,8 @@ async def run_scheduler(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     try:
-        eventloop.run(run_scheduler(args))
+        with metrics_listener(args, [SCHEDULER_METRICS.registry]):
+            eventloop.run(run_scheduler(args))
     except KubeconfigError as err:
         log.error("cannot start error=%s", err)
         return 2
@@ -62,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("scheduler", help="run the scheduler as its own process")
-    add_connection_flags(p)
+    add_connection_flags(p, several_servers=True)
     p.add_argument("--bin-pack", action="store_true",
                    help="score most-allocated nodes first (Borg/Mesos packing) instead of "
                         "spreading")
@@ -73,5 +76,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--lease-duration", type=float, default=15.0, help="seconds (default 15)")
     p.add_argument("--renew-deadline", type=float, default=10.0, help="seconds (default 10)")
     p.add_argument("--retry-period", type=float, default=2.0, help="seconds (default 2)")
+    add_metrics_flag(p)
     p.add_argument("--log-level", default="info")
     p.set_defaults(run=_run)

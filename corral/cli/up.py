@@ -31,10 +31,12 @@ from pathlib import Path
 import httpx
 import psutil  # type: ignore[import-untyped]
 
+from corral.cli.dashboard import dashboard_url
 from corral.cli.local_etcd import EtcdMissing, LocalEtcd
 from corral.cli.master import add_master_flags, server_config
 from corral.cli.supervisor import Child, Supervisor, corral_argv
 from corral.client.kubeconfig import load_kubeconfig
+from corral.objects import status
 
 # Agents stop their pods on exit with at most 10 s of grace each (in parallel).
 AGENT_STOP_GRACE = 15.0
@@ -200,7 +202,7 @@ def _ready_nodes(kubeconfig: Path) -> int:
             page = await client.list("Node")
         return sum(1 for node in page.items if any(
             c.get("type") == "Ready" and c.get("status") == "True"
-            for c in (node.get("status") or {}).get("conditions") or []))
+            for c in status(node).get("conditions") or []))
 
     return asyncio.run(count())
 
@@ -247,6 +249,7 @@ def _banner(plane: ControlPlane, kubeconfig: Path, logs: Path, agents: int) -> s
     if plane.etcd is not None:
         lines.append(f"  etcd:       {plane.etcd.endpoints}")
     lines += [f"  kubeconfig: {kubeconfig}", f"  token:      {token}",
+              f"  dashboard:  {dashboard_url(plane.url)}   (one-time login: corral dashboard)",
               f"  logs:       {logs.resolve()}", f"  agents:     {nodes or 'none'}",
               f"  try:        export KUBECONFIG={kubeconfig}; kubectl get all -A",
               "Ctrl-C stops the cluster."]

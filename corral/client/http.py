@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import copy
 import json
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from typing import Any, Literal, Self, TypeVar, overload
@@ -29,16 +30,18 @@ import httpx
 from pydantic import BaseModel
 
 from corral.api.errors import APIError, BadRequest, from_status
+from corral.api.fencing import FENCE_HEADER
 from corral.api.kinds import encode
 from corral.api.kinds.base import TypedObject
 from corral.api.resources import BY_KIND, Resource, lookup
 from corral.client.backoff import Backoff
+from corral.client.failover import FailoverTransport
 from corral.client.kubeconfig import ClusterConfig, load_kubeconfig
 from corral.client.watch import WatchEvent, stream_events
+from corral.objects import Obj, meta, name_of, namespace_of
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Kind = str | Resource
 Body = Obj | BaseModel
 PatchType = Literal["merge", "strategic", "json", "apply"]
@@ -51,6 +54,8 @@ PATCH_CONTENT_TYPES: dict[str, str] = {
     "apply": "application/apply-patch+yaml",
 }
 READ_ATTEMPTS = 6
+# Gives the writes of a leader-elected component their fence (api/fencing.py).
+Fence = Callable[[], str | None]
 # A watch with bookmarks hears from the server at least every 30 s; silence
 # much longer than that means the connection is dead.
 WATCH_READ_TIMEOUT = 90.0
@@ -66,6 +71,15 @@ class ListPage:
     items: list[Obj]
     resource_version: str
     continue_: str = ""
+
+
+def server_urls(server: str | Sequence[str]) -> list[str]:
+    """One URL, a comma-separated list, or a sequence -> [url, ...]."""
+    parts = server.split(",") if isinstance(server, str) else list(server)
+    urls = [u.strip().rstrip("/") for u in parts if u.strip()]
+    if not urls:
+        raise ValueError("no server URL given")
+    return urls
 
 
 def resource_for(kind: Kind) -> Resource:
@@ -101,11 +115,6 @@ def _body(obj: Body) -> Obj:
     return encode(obj) if isinstance(obj, BaseModel) else obj
 
 
-def _meta(obj: Obj) -> Obj:
-    meta = obj.get("metadata") or {}
-    return meta if isinstance(meta, dict) else {}
-
-
 def _kind_of(obj: Obj) -> Resource:
     kind = obj.get("kind")
     if not kind:
@@ -132,26 +141,48 @@ def _ssl_context(ca_pem: bytes | None, insecure: bool) -> ssl.SSLContext | bool:
 
 
 class Client:
-    def __init__(self, server: str, token: str | None = None, ca_pem: bytes | None = None,
-                 insecure: bool = False, *, timeout: float = 30.0,
+    """``server`` is one master's URL or several (a list, or comma-separated): with
+    several, requests go to whichever answers (failover.py)."""
+
+    def __init__(self, server: str | Sequence[str], token: str | None = None,
+                 ca_pem: bytes | None = None, insecure: bool = False, *, timeout: float = 30.0,
                  max_connections: int = 1000, attempts: int = READ_ATTEMPTS,
                  transport: httpx.AsyncBaseTransport | None = None,
                  user_agent: str = "corral-client") -> None:
-        self.server = server.rstrip("/")
+        self.servers = server_urls(server)
+        self.server = self.servers[0]
         self.attempts = max(attempts, 1)  # tries of a request that is safe to repeat
+        self._fence: Fence | None = None
         # The API seats requests by it (agents, system components, others).
         headers = {"Accept": "application/json", "User-Agent": user_agent}
         # Bearer tokens travel only over TLS, as kubectl does.
         if token and self.server.startswith("https://"):
             headers["Authorization"] = f"Bearer {token}"
+        verify = _ssl_context(ca_pem, insecure)
+        limits = httpx.Limits(max_connections=max_connections,
+                              max_keepalive_connections=100, keepalive_expiry=60.0)
+        self._failover: FailoverTransport | None = None
+        if transport is None and len(self.servers) > 1:
+            transport = self._failover = FailoverTransport(
+                self.servers, httpx.AsyncHTTPTransport(verify=verify, limits=limits))
         self._http = httpx.AsyncClient(
-            base_url=self.server, headers=headers, verify=_ssl_context(ca_pem, insecure),
-            http1=True, http2=False,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=100, keepalive_expiry=60.0),
+            base_url=self.server, headers=headers, verify=verify, http1=True, http2=False,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), limits=limits,
             transport=transport,
         )
+
+    @property
+    def current_server(self) -> str:
+        """The master requests go to now."""
+        return self._failover.current if self._failover is not None else self.server
+
+    def fenced(self, fence: Fence) -> Client:
+        """A view of this client (same connections; do not close it) whose writes
+        carry ``fence()`` in the FENCE_HEADER: the API refuses them once the
+        leader Lease it names has passed to someone else."""
+        view = copy.copy(self)
+        view._fence = fence
+        return view
 
     @classmethod
     def from_config(cls, cfg: ClusterConfig, user_agent: str = "corral-client") -> Client:
@@ -177,6 +208,10 @@ class Client:
                   headers: dict[str, str] | None = None) -> httpx.Response:
         """Send one request; ≥400 raises the APIError the Status names."""
         params = {k: v for k, v in (params or {}).items() if v is not None}
+        fence = self._fence() if self._fence is not None and method not in ("GET", "HEAD") \
+            else None
+        if fence:
+            headers = {FENCE_HEADER: fence, **(headers or {})}
         if json_body is not None:
             content = json.dumps(json_body).encode()
             headers = {"Content-Type": "application/json", **(headers or {})}
@@ -200,9 +235,12 @@ class Client:
                     raise ServerUnreachable(f"{request.method} {request.url}: {err!r}") from err
                 last = err
             else:
-                # 429 is the API's fairness refusing before it ran anything: any verb
-                # may be sent again (client-go does the same).
-                retry = response.status_code == 429 or (idempotent and response.status_code == 503)
+                # A 429 with Retry-After is the API's fairness refusing before it ran
+                # anything: any verb may be sent again (client-go does the same). A
+                # 429 without it (an eviction a disruption budget refuses) is the
+                # caller's to handle.
+                throttled = response.status_code == 429 and "Retry-After" in response.headers
+                retry = throttled or (idempotent and response.status_code == 503)
                 if retry and attempt < self.attempts:
                     await response.aclose()
                     await asyncio.sleep(self._retry_after(response, backoff))
@@ -213,7 +251,7 @@ class Client:
             log.debug("request retry method=%s url=%s error=%r", request.method, request.url,
                       last)
             await asyncio.sleep(backoff.next_delay())
-        raise ServerUnreachable(f"cannot reach {self.server}: {last!r}") from last
+        raise ServerUnreachable(f"cannot reach {self.current_server}: {last!r}") from last
 
     @staticmethod
     def _retry_after(response: httpx.Response, backoff: Backoff) -> float:
@@ -244,9 +282,9 @@ class Client:
                   "resourceVersion": resource_version}
         data = await self._json("GET", resource_path(resource_for(kind), namespace),
                                 params=params)
-        meta = _meta(data)
-        return ListPage(list(data.get("items") or []), str(meta.get("resourceVersion", "")),
-                        str(meta.get("continue", "") or ""))
+        page = meta(data)
+        return ListPage(list(data.get("items") or []), str(page.get("resourceVersion", "")),
+                        str(page.get("continue", "") or ""))
 
     async def list_all(self, kind: Kind, namespace: str | None = None, *,
                        label_selector: str | None = None, field_selector: str | None = None,
@@ -277,7 +315,7 @@ class Client:
         """POST; the namespace defaults to the object's own (else "default")."""
         body = _body(obj)
         res = _kind_of(body)
-        ns = namespace or _meta(body).get("namespace") or "default"
+        ns = namespace or meta(body).get("namespace") or "default"
         return await self._json("POST", resource_path(res, ns), json_body=body)
 
     async def update(self, obj: Body) -> Obj:
@@ -289,8 +327,7 @@ class Client:
         return await self._put(_body(obj), "status")
 
     async def _put(self, body: Obj, subresource: str | None) -> Obj:
-        res, meta = _kind_of(body), _meta(body)
-        path = resource_path(res, meta.get("namespace") or "default", meta.get("name", ""),
+        path = resource_path(_kind_of(body), namespace_of(body) or "default", name_of(body),
                              subresource)
         return await self._json("PUT", path, json_body=body)
 

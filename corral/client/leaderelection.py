@@ -94,12 +94,19 @@ class LeaderElector:
         self.clock = clock or RealClock()
         self._observed: Observation | None = None
         self._leading = False
+        self._fence: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._work: asyncio.Task[None] | None = None
 
     @property
     def is_leader(self) -> bool:
         return self._leading
+
+    def fence(self) -> str | None:
+        """The fence of the term this elector leads (or last led): its writes carry
+        it, and the API refuses them once the Lease names another holder or term
+        (corral/api/fencing.py). None before it first leads."""
+        return self._fence
 
     @property
     def leader(self) -> str:
@@ -207,6 +214,8 @@ class LeaderElector:
 
     async def _begin_leading(self) -> None:
         self._leading = True
+        term = int((self._observed.spec if self._observed else {}).get("leaseTransitions") or 0)
+        self._fence = f"{self.namespace}/{self.name} {self.identity} {term}"
         if self.on_started_leading is not None:
             self._work = asyncio.create_task(_call(self.on_started_leading),
                                              name=f"leading-{self.name}")
@@ -239,6 +248,10 @@ class LeaderElector:
                      err)
 
 
+def _fenced_work(work: Work, client: Client) -> Callable[[], Awaitable[None]]:
+    return lambda: work(client)
+
+
 async def _call(callback: Callback) -> None:
     result = callback()
     if inspect.isawaitable(result):
@@ -254,6 +267,19 @@ class LeaseTiming:
     renew_deadline: float = 10.0
     retry_period: float = 2.0
 
+    @classmethod
+    def of_lease(cls, seconds: float) -> LeaseTiming:
+        """Timing for a lease of ``seconds``: renewed every eighth of it, given up
+        when no renewal succeeded for three quarters of it (client-go's ratios
+        are 15/10/2; a standby takes over ``seconds`` after the last renewal)."""
+        if seconds < 1:
+            raise ValueError("a leader lease must last at least 1 second")
+        return cls(seconds, seconds * 0.75, seconds / 8)
+
+
+# In `corral master`: several masters fail over in about this many seconds.
+MASTER_LEASE_SECONDS = 3.0
+
 
 def master_identity(server: str) -> str:
     """The identity of a component inside `corral master`: stable across restarts
@@ -266,21 +292,26 @@ def process_identity() -> str:
     return f"{socket.gethostname()}_{os.getpid()}"
 
 
+Work = Callable[[Client], Awaitable[None]]
+
+
 async def run_elected(client: Client, stop: asyncio.Event, lease_name: str, identity: str,
-                      work: Callable[[], Awaitable[None]], timing: LeaseTiming | None = None,
+                      work: Work, timing: LeaseTiming | None = None,
                       clock: Clock | None = None) -> None:
     """Run ``work`` while holding the Lease kube-system/``lease_name``; stand by
     (and campaign again) whenever it is lost; on ``stop`` give the Lease up.
 
-    ``work`` is cancelled when leadership is lost and started afresh on the next
-    term, so it should build its caches inside (a new term starts clean)."""
+    ``work`` gets a view of ``client`` whose writes are fenced by this term: once
+    the Lease is someone else's, the API refuses them (api/fencing.py). It is
+    cancelled when leadership is lost and started afresh on the next term, so it
+    should build its caches inside (a new term starts clean)."""
     timing = timing or LeaseTiming()
     while not stop.is_set():
         elector = LeaderElector(client, LEASE_NAMESPACE, lease_name, identity,
                                 lease_duration=timing.lease_duration,
                                 renew_deadline=timing.renew_deadline,
-                                retry_period=timing.retry_period, on_started_leading=work,
-                                clock=clock)
+                                retry_period=timing.retry_period, clock=clock)
+        elector.on_started_leading = _fenced_work(work, client.fenced(elector.fence))
         election = asyncio.create_task(elector.run(), name=f"election-{lease_name}")
         stopped = asyncio.create_task(stop.wait(), name=f"election-stop-{lease_name}")
         await asyncio.wait({election, stopped}, return_when=asyncio.FIRST_COMPLETED)

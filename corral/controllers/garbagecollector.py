@@ -15,13 +15,20 @@
       some owners gone ─► strip the dangling references
 
 A deleted object wakes its dependents; a changed dependent wakes its owners.
+
+Speed (an owner of 5,000 pods goes in seconds): an owner confirmed absent by its
+live GET is remembered (kube-controller-manager's absentOwnerCache), so its
+dependents cost one DELETE each, not a GET and a DELETE; 32 workers (Kubernetes'
+--concurrent-gc-syncs is 20) keep enough deletes in flight for the store's group
+commit to batch them; a foreground owner deletes its dependents concurrently.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections import OrderedDict
 
 from corral.api.errors import Conflict, NotFound
 from corral.client.events import EventRecorder
@@ -29,11 +36,10 @@ from corral.client.http import Client, resource_for
 from corral.client.informer import Informer
 from corral.controllers.base import Controller
 from corral.controllers.informers import OWNER_UID, UID, SharedInformers
-from corral.controllers.owners import is_deleting, meta, uid_of
+from corral.objects import Obj, is_deleting, meta, uid_of
 
 log = logging.getLogger("corral.controllers.gc")
 
-Obj = dict[str, Any]
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 # The namespaced kinds whose objects carry ownerReferences in practice.
@@ -42,6 +48,26 @@ DEPENDENT_KINDS = ("Pod", "ReplicaSet", "Deployment", "Job", "Service", "Endpoin
 # Cluster-scoped owners in the graph only so that their deletion wakes their
 # dependents at once (a Node owns the scheduler's reservation ledger for it).
 OWNER_KINDS = ("Node",)
+WORKERS = 32
+ABSENT_OWNERS_REMEMBERED = 10_000  # uids; a uid is never reused, so never stale
+FOREGROUND_BURST = 64  # dependents of a foreground owner deleted at once
+
+
+class AbsentOwners:
+    """UIDs of owners a live read found gone, most recent kept."""
+
+    def __init__(self, size: int = ABSENT_OWNERS_REMEMBERED) -> None:
+        self.size = size
+        self._uids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, uid: str) -> None:
+        self._uids[uid] = None
+        self._uids.move_to_end(uid)
+        while len(self._uids) > self.size:
+            self._uids.popitem(last=False)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._uids
 
 
 def gc_key(obj: Obj) -> str:
@@ -57,8 +83,9 @@ class GarbageCollector(Controller):
     name = "garbage-collector-controller"
 
     def __init__(self, client: Client, informers: SharedInformers, recorder: EventRecorder,
-                 *, workers: int = 4) -> None:
+                 *, workers: int = WORKERS) -> None:
         super().__init__(client, informers, recorder, workers=workers)
+        self.absent = AbsentOwners()
         self.graph: dict[str, Informer] = {kind: informers.get(kind)
                                            for kind in DEPENDENT_KINDS + OWNER_KINDS}
         for informer in self.graph.values():
@@ -115,9 +142,10 @@ class GarbageCollector(Controller):
 
     async def _foreground(self, key: str, owner: Obj) -> None:
         dependents = self.dependents(uid_of(owner))
-        for dependent in dependents:
-            if not is_deleting(dependent):
-                await self._delete(dependent, "Foreground")
+        live = [d for d in dependents if not is_deleting(d)]
+        for start in range(0, len(live), FOREGROUND_BURST):
+            await asyncio.gather(*(self._delete(d, "Foreground")
+                                   for d in live[start:start + FOREGROUND_BURST]))
         if dependents:
             self.requeue_after(key, 1.0)  # also woken by each dependent's deletion
             return
@@ -141,9 +169,10 @@ class GarbageCollector(Controller):
 
     async def _owner_exists(self, obj: Obj, ref: Obj) -> bool:
         uid = str(ref.get("uid"))
-        cached = self.cached(uid)
-        if cached is not None:
+        if self.cached(uid) is not None:
             return True
+        if uid in self.absent:
+            return False
         try:
             res = resource_for(str(ref.get("kind")))
         except Exception:  # noqa: BLE001 - an owner kind this server does not serve
@@ -152,8 +181,12 @@ class GarbageCollector(Controller):
         try:
             live = await self.client.get(res, str(ref.get("name")), namespace)
         except NotFound:
+            self.absent.add(uid)
             return False
-        return uid_of(live) == uid
+        if uid_of(live) != uid:  # the name was taken again by another object
+            self.absent.add(uid)
+            return False
+        return True
 
     # -- writes ----------------------------------------------------------------------
 

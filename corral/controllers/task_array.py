@@ -31,12 +31,13 @@ import logging
 import secrets
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from corral.api.alloc_validation import RUN_AS, RUN_AS_TASKS
 from corral.api.errors import AlreadyExists, Conflict, NotFound
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.client.events import NORMAL, WARNING
+from corral.client.http import Client
 from corral.controllers.array_plan import (
     AllocState,
     Progress,
@@ -47,10 +48,10 @@ from corral.controllers.array_plan import (
     sizing,
     steal,
 )
+from corral.controllers.expectations import Expectations
 from corral.controllers.informers import NAMESPACE, OWNER_UID, SharedInformers
 from corral.controllers.job_status import TRACKING_FINALIZER, finished_condition
 from corral.controllers.owners import controller_ref, owner_reference
-from corral.controllers.pods import parse_time
 from corral.indexset import IndexSet
 from corral.objects import (
     Obj,
@@ -58,14 +59,30 @@ from corral.objects import (
     is_deleting,
     meta,
     name_of,
+    parse_time,
     rfc3339,
     spec,
     status,
     uid_of,
 )
 
-if TYPE_CHECKING:
-    from corral.controllers.job import JobController
+
+class JobHost(Protocol):
+    """What the Job controller (job.py) lends this half: its queue, expectations,
+    events and the status and condition steps both kinds of Job share."""
+
+    client: Client
+    expectations: Expectations
+
+    def enqueue_key(self, key: str) -> None: ...
+    def requeue_after(self, key: str, seconds: float) -> None: ...
+    def emit(self, obj: Obj, type_: str, reason: str, message: str) -> None: ...
+    async def write_status(self, job: Obj, status: Obj) -> Obj: ...
+    async def expire(self, key: str, job: Obj, status: Obj, now: datetime) -> None: ...
+    def finish(self, job: Obj, status: Obj, type_: str, reason: str, message: str,
+               now: datetime) -> Obj: ...
+    def suspend(self, job: Obj, status: Obj, now: datetime) -> None: ...
+    def resume(self, job: Obj, status: Obj, now: datetime) -> None: ...
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +102,7 @@ def is_task_array(job: Obj) -> bool:
 class TaskArrays:
     """The task-array half of the Job controller (it owns the queue and workers)."""
 
-    def __init__(self, ctl: JobController, informers: SharedInformers) -> None:
+    def __init__(self, ctl: JobHost, informers: SharedInformers) -> None:
         self.ctl = ctl
         self.client = ctl.client
         self.allocs = informers.get("Alloc")

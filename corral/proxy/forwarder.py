@@ -46,6 +46,17 @@ _BUFFER = memoryview(bytearray(READ_SIZE))
 ACCEPTS_PER_WAKEUP = 64  # bounds one callback's work so other connections get turns
 
 
+class ProxyStats:
+    """Connections of every listener in the process, as plain integers the agent's
+    metrics read at scrape time (corral/agent/metrics.py)."""
+
+    accepted = 0  # since the process started
+    active = 0  # open now
+
+
+PROXY_STATS = ProxyStats()
+
+
 def listening_socket(host: str, port: int) -> socket.socket:
     """A bound TCP socket; SO_REUSEPORT lets every agent on a host bind the same clusterIP."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -341,10 +352,14 @@ class Listener:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             connection = _Connection(self, client, peer[0])
             self._connections.add(connection)
+            PROXY_STATS.accepted += 1
+            PROXY_STATS.active += 1
             self._idle.clear()
             connection.connect_next()
 
     def _forget(self, connection: _Connection) -> None:
-        self._connections.discard(connection)
+        if connection in self._connections:
+            self._connections.discard(connection)
+            PROXY_STATS.active -= 1
         if not self._connections:
             self._idle.set()

@@ -4,14 +4,17 @@ it, and who removes it.
     <run dir>/                          flock'ed for a moment: join and leave, one at a time
     <run dir>/<netns>-<table>.members   LOCK_SH by every member for as long as it runs
     <run dir>/<netns>-<table>.writer    LOCK_EX by the one member that writes the table
+    <run dir>/<netns>-<table>.node.<id> LOCK_EX by one member: its node IP (the writer
+                                        serves NodePorts on the IPs of live members)
 
 `<netns>` is the inode of the calling thread's network namespace, so agents in
 different namespaces (separate "hosts") never meet. The kernel drops the locks
 of a process that dies, kill -9 included: a dead writer's place is free for the
 next member that asks, and a dead agent is no longer a member. The last member to
-leave (the members lock can be taken exclusively) deletes the table and the two
+leave (the members lock can be taken exclusively) deletes the table and the
 files; leaving is serialised, so of two agents stopping together exactly one is
-last.
+last. A killed member's node file is unlocked: it no longer counts, and is
+removed by the next reader.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -36,8 +40,11 @@ class HostLock:
         stem = f"{netns_id()}-{table}"
         self.members_path = run_dir / f"{stem}.members"
         self.writer_path = run_dir / f"{stem}.writer"
+        self._node_prefix = f"{stem}.node."
+        self.node_path = run_dir / f"{self._node_prefix}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._member: int | None = None
         self._writer: int | None = None
+        self._node: int | None = None
 
     @property
     def joined(self) -> bool:
@@ -47,14 +54,29 @@ class HostLock:
     def writing(self) -> bool:
         return self._writer is not None
 
-    def join(self) -> None:
-        """Become a member (idempotent)."""
+    def join(self, node_ip: str | None = None) -> None:
+        """Become a member (idempotent), serving NodePorts on ``node_ip``."""
         if self._member is not None:
             return
         with self._serialised():
             fd = os.open(self.members_path, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(fd, fcntl.LOCK_SH)  # only a leaver holds it exclusively, briefly
             self._member = fd
+            if node_ip:
+                self._node = os.open(self.node_path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self._node, fcntl.LOCK_EX)
+                os.write(self._node, node_ip.encode())
+
+    def node_ips(self) -> list[str]:
+        """The node IPs of the live members; dead members' files are removed."""
+        with self._serialised():
+            found: set[str] = set()
+            for path in self.run_dir.glob(f"{self._node_prefix}*"):
+                if self._held(path):  # flock conflicts across fds, ours included
+                    found.add(path.read_text())
+                else:
+                    path.unlink(missing_ok=True)
+            return sorted(found - {""})
 
     def try_write(self) -> bool:
         """Whether this member is (now) the writer; never waits."""
@@ -81,6 +103,10 @@ class HostLock:
         if self._member is None:
             return False
         with self._serialised():
+            if self._node is not None:
+                self.node_path.unlink(missing_ok=True)
+                os.close(self._node)
+                self._node = None
             os.close(self._member)
             self._member = None
             return self._remove_if_unused(remove_table)
@@ -107,7 +133,25 @@ class HostLock:
             # member left nobody polls the writer file.
             self.members_path.unlink(missing_ok=True)
             self.writer_path.unlink(missing_ok=True)
+            for path in self.run_dir.glob(f"{self._node_prefix}*"):
+                path.unlink(missing_ok=True)  # only killed members' are left
             return True
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _held(path: Path) -> bool:
+        """Whether a live process holds the file's lock (our own fds included)."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            return False
         finally:
             os.close(fd)
 

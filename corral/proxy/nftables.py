@@ -1,14 +1,19 @@
 """The Service data plane in the kernel: the agent only programs an nftables table.
 
     NodeServices ──apply(ports, backends)──▶ NftProxy
-        desired = nftrules.build(...)          always kept (a later writer needs it)
+        ports and backends are always kept (a later writer needs them)
         HostLock.try_write()?  no ─▶ done: another agent on this host writes
                                yes ▼
-        first write as writer: read the table back (`nft -j list table`)
-        nft -f -   (one transaction: the whole table, atomically)
-        conntrack -D for every endpoint that left a frontend (clients fail fast)
+        nftrules.build(ports, backends, node IPs of the host's live members)
+        first write as writer: read the table back (`nft -j list table`), write
+        it whole; later writes: only what changed since (nftrules.change)
+        nft -f -   (one transaction, atomically)
+        then, in the background and in write order: drop the conntrack entries of
+        connections to every endpoint that left a frontend (clients fail fast)
     a poll every POLL_SECONDS: a member that is not the writer asks again, so a
-    writer that died (kill -9 frees its lock) is replaced and its table reconciled
+    writer that died (kill -9 frees its lock) is replaced and its table reconciled;
+    the writer rebuilds, so a member joining or dying changes the NodePort addresses,
+    and every CHECK_SECONDS makes sure its table was not flushed away (then writes it whole)
     close(): stop writing; the last agent on the host deletes the table
 
 Unlike the user-space proxy there is nothing to drain: established connections
@@ -29,10 +34,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from corral.proxy.conntrack import drop_connections
 from corral.proxy.hostlock import DEFAULT_RUN_DIR, HostLock
-from corral.proxy.model import Backend, ServicePortKey, ServiceProxySpec
+from corral.proxy.model import Algorithm, Backend, ServicePortKey, ServiceProxySpec
 from corral.proxy.nftrules import (
     MAP_TYPES,
+    NODE_IPS,
     SERVICE_PREFIX,
     Existing,
     Programmed,
@@ -40,6 +47,7 @@ from corral.proxy.nftrules import (
     ServiceState,
     Stale,
     build,
+    change,
     departed,
     parse_endpoint_chain,
     transaction,
@@ -48,6 +56,11 @@ from corral.proxy.nftrules import (
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5  # how soon a member notices the writer is gone
+# How often the writer checks its table is still there: a firewall reload
+# (Debian's nftables.service runs `flush ruleset`) takes every table with it,
+# and with no Service changing nothing else would notice. The check lists one
+# small set (~50 ms with 1,000 Services; listing a chain would fetch them all).
+CHECK_SECONDS = 10.0
 
 
 class NftablesError(Exception):
@@ -118,35 +131,16 @@ def _element(elem: Any) -> tuple[list[Any], str]:
     return parts, str(verdict.get("target", ""))
 
 
-def drop_connections(stale: Sequence[Stale], conntrack: str = "conntrack") -> int:
-    """Delete the conntrack entries of connections to departed endpoints."""
-    dropped = 0
-    for s in stale:
-        args = [conntrack, "-D", "-p", "tcp", "--orig-port-dst", str(s.frontend_port),
-                "--reply-src", s.endpoint[0], "--reply-port-src", str(s.endpoint[1])]
-        if s.frontend_ip is not None:
-            args += ["--orig-dst", s.frontend_ip]
-        # Exit status 1 with "0 flow entries" is the common, harmless case.
-        done = subprocess.run(args, check=False, capture_output=True, text=True, timeout=30)
-        if done.returncode not in (0, 1):
-            log.warning("conntrack flush failed args=%s error=%s", args[1:],
-                        done.stderr.strip())
-        dropped += _count(done.stderr)
-    return dropped
-
-
-def _count(output: str) -> int:
-    words = output.split()
-    return int(words[words.index("flow") - 1]) if "flow" in words else 0
-
-
 class NftProxy:
     """One host namespace's nftables table, kept equal to the Services (same
     interface as the user-space `ProxyTable`: `apply` and `close`)."""
 
-    def __init__(self, table: str, *, run_dir: Path = DEFAULT_RUN_DIR, nft: str = "nft",
-                 conntrack: str | None = None, poll_seconds: float = POLL_SECONDS) -> None:
+    def __init__(self, table: str, node_ip: str | None = None, *,
+                 run_dir: Path = DEFAULT_RUN_DIR, nft: str = "nft",
+                 conntrack: str | None = None, poll_seconds: float = POLL_SECONDS,
+                 check_seconds: float = CHECK_SECONDS) -> None:
         self.table = table
+        self.node_ip = node_ip
         self.nft = nft
         self.conntrack = conntrack if conntrack is not None else shutil.which("conntrack")
         if self.conntrack is None:
@@ -154,14 +148,24 @@ class NftProxy:
                         "dropped (install the conntrack package)")
         self.host = HostLock(table, run_dir)
         self.poll_seconds = poll_seconds
+        self.check_seconds = check_seconds
+        self._checked_at = 0.0
         self.writes = 0  # transactions applied by this agent
         self.last_write_seconds = 0.0
-        self._desired: Ruleset | None = None
+        self._asked: tuple[Mapping[ServicePortKey, ServiceProxySpec],
+                           Mapping[ServicePortKey, Sequence[Backend]]] | None = None
         self._last: Ruleset | None = None  # what this agent last wrote as the writer
         self._written: Programmed | None = None  # None: not read back since becoming writer
         self._existing = Existing()
         self._lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
+        self._flush: asyncio.Task[None] | None = None  # the latest conntrack flush
+        self._approximated: set[ServicePortKey] = set()
+        self._asked_version = 0
+        # (asked version, node IPs) → Ruleset: the writer's poll rebuilds nothing
+        # (1,000 Services cost tens of ms to build) until either changes.
+        self._built: tuple[tuple[int, tuple[str, ...]], Ruleset] | None = None
+        self._last_error = ""
 
     @property
     def writing(self) -> bool:
@@ -169,12 +173,23 @@ class NftProxy:
 
     async def apply(self, services: Mapping[ServicePortKey, ServiceProxySpec],
                     endpoints: Mapping[ServicePortKey, Sequence[Backend]]) -> None:
-        self._desired = build(services, endpoints)
+        self._asked = (services, endpoints)
+        self._asked_version += 1
+        self._note_approximations(services)
         async with self._lock:
             if not self.host.joined:
-                await asyncio.to_thread(self.host.join)
+                await asyncio.to_thread(self.host.join, self.node_ip)
                 self._poller = asyncio.create_task(self._poll(), name="nftables-writer-poll")
             await self._write_if_writer()
+
+    def _note_approximations(self, services: Mapping[ServicePortKey, ServiceProxySpec]) -> None:
+        """Say once per Service port that least-connections is a random pick here."""
+        for key, spec in services.items():
+            if spec.algorithm is Algorithm.LEAST_CONNECTIONS and key not in self._approximated:
+                self._approximated.add(key)
+                log.info("nftables cannot count connections: least-connections is a random "
+                         "pick service=%s/%s port=%s", key.namespace, key.service,
+                         key.port_name or "-")
 
     async def close(self) -> None:
         if self._poller is not None:
@@ -182,6 +197,7 @@ class NftProxy:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
             self._poller = None
+        await self.flushed()
         async with self._lock:
             last = await asyncio.to_thread(self.host.leave,
                                            lambda: delete_table(self.table, self.nft))
@@ -193,12 +209,17 @@ class NftProxy:
             await asyncio.sleep(self.poll_seconds)
             try:
                 async with self._lock:
+                    await self._check_table()
                     await self._write_if_writer()
+                self._last_error = ""
             except NftablesError as err:
-                log.warning("nftables write failed table=ip %s error=%s", self.table, err)
+                if str(err) != self._last_error:  # once per distinct failure, not per poll
+                    log.warning("nftables write failed table=ip %s error=%s (retried every "
+                                "%.1fs)", self.table, err, self.poll_seconds)
+                self._last_error = str(err)
 
     async def _write_if_writer(self) -> None:
-        if self._desired is None:
+        if self._asked is None:
             return
         if not self.host.writing:
             if not self.host.try_write():
@@ -209,14 +230,44 @@ class NftProxy:
         if self._written is None:  # reconcile what a previous writer (or we, before) left
             self._existing, self._written = await asyncio.to_thread(read_table, self.table,
                                                                     self.nft)
-        if self._desired != self._last:  # a failed write is retried by the poll
-            await self._write(self._desired)
+        rules = self._rules(tuple(await asyncio.to_thread(self.host.node_ips)))
+        if rules is not self._last and rules != self._last:  # a failed write: the poll retries
+            await self._write(rules)
+
+    async def _check_table(self) -> None:
+        """If this writer's table vanished, forget it was written: the write that
+        follows reads back (nothing) and writes it whole."""
+        now = time.monotonic()
+        due = now - self._checked_at >= self.check_seconds
+        if not (due and self.host.writing and self._last is not None):
+            return
+        self._checked_at = now
+        try:
+            await asyncio.to_thread(run_nft, ["list", "set", "ip", self.table, NODE_IPS],
+                                    None, self.nft)
+        except NftablesError as err:
+            log.warning("nftables table gone table=ip %s error=%s; writing it again",
+                        self.table, err)
+            self._last = self._written = None
+
+    def _rules(self, node_ips: tuple[str, ...]) -> Ruleset:
+        assert self._asked is not None
+        key = (self._asked_version, node_ips)
+        if self._built is None or self._built[0] != key:
+            self._built = (key, build(*self._asked, node_ips))
+        return self._built[1]
 
     async def _write(self, rules: Ruleset) -> None:
         assert self._written is not None
         began = time.perf_counter()
-        text = transaction(self.table, rules, self._existing)
-        await asyncio.to_thread(run_nft, ["-f", "-"], text, self.nft)
+        previous = self._last
+        text = (transaction(self.table, rules, self._existing) if previous is None
+                else change(self.table, rules, previous))
+        try:
+            await asyncio.to_thread(run_nft, ["-f", "-"], text, self.nft)
+        except NftablesError:
+            self._last = self._written = None  # read back and write whole next time
+            raise
         stale = departed(self._written, rules.programmed)
         self._existing = Existing(frozenset(rules.chains), frozenset(rules.affinity_sets),
                                   frozenset(MAP_TYPES))
@@ -224,9 +275,28 @@ class NftProxy:
         self._last = rules
         self.writes += 1
         self.last_write_seconds = time.perf_counter() - began
-        dropped = 0
+        log.info("nftables table written table=ip %s kind=%s services=%d seconds=%.3f "
+                 "departed_endpoints=%d", self.table, "full" if previous is None else "change",
+                 len(rules.programmed), self.last_write_seconds, len(stale))
         if stale and self.conntrack:
+            # Not under the lock: listing conntrack can take far longer than a write
+            # on a busy host, and the next change must not wait for it.
+            self._flush = asyncio.create_task(self._drop(stale, self._flush),
+                                              name="nftables-conntrack-flush")
+
+    async def _drop(self, stale: list[Stale], before: asyncio.Task[None] | None) -> None:
+        if before is not None:
+            await asyncio.wait([before])  # flushes run in the order of their writes
+        assert self.conntrack is not None
+        try:
             dropped = await asyncio.to_thread(drop_connections, stale, self.conntrack)
-        log.info("nftables table written table=ip %s services=%d seconds=%.3f "
-                 "departed_endpoints=%d connections_dropped=%d", self.table,
-                 len(rules.programmed), self.last_write_seconds, len(stale), dropped)
+        except (OSError, subprocess.SubprocessError) as err:
+            log.warning("conntrack flush failed table=ip %s error=%s", self.table, err)
+            return
+        log.info("conntrack flushed table=ip %s departed_endpoints=%d connections_dropped=%d",
+                 self.table, len(stale), dropped)
+
+    async def flushed(self) -> None:
+        """Until the connections of every departed endpoint so far are dropped."""
+        while self._flush is not None and not self._flush.done():
+            await asyncio.wait([self._flush])

@@ -6,11 +6,11 @@ entries can be dropped. The shape follows kube-proxy's nftables mode:
 
     filter-prerouting, filter-output   (priority -110, before DNAT; new connections only)
         ip daddr . proto . dport                      vmap @no-endpoint-services  ─► reject-chain
-        fib daddr type local proto . dport            vmap @no-endpoint-nodeports ─► reject-chain
+        ip daddr @nodeport-ips proto . dport          vmap @no-endpoint-nodeports ─► reject-chain
     nat-prerouting, nat-output         (priority -100 = dstnat)  jump services
     services
         ip daddr . proto . dport                      vmap @service-ips
-        fib daddr type local proto . dport            vmap @service-nodeports
+        ip daddr @nodeport-ips proto . dport          vmap @service-nodeports
     service-<ns>/<name>/tcp/<port>
         [ip saddr @affinity-… goto endpoint-…]        one per endpoint, ClientIP affinity only
         numgen inc|random mod N vmap { 0 : goto endpoint-…, … }
@@ -20,19 +20,27 @@ entries can be dropped. The shape follows kube-proxy's nftables mode:
         mark & MASQ_MARK, leaving by a real interface ─► masquerade (backend on another host)
 
 A Service lookup is one map lookup whatever the number of Services; only a
-Service's own chain grows with its endpoints. NodePorts answer on every local
-address (the node's, or all nodes' under `corral up`), so every agent on a host
-renders the same table from the same Services.
+Service's own chain grows with its endpoints. NodePorts answer on the node IPs of
+the agents alive on the host (`nodeport-ips`: one under a real host, all nodes'
+under `corral up`), never on every local address: kube-proxy's nftables default,
+and the user-space proxy's too. So every agent on a host renders the same table
+from the same Services and the same members.
 
-Each write flushes every rule and map and re-adds them, but keeps the affinity
-sets (`flush table` leaves set elements alone), so ClientIP stickiness survives
-updates; chains and sets nothing refers to any more are deleted in the same
-transaction.
+Two kinds of transaction, each atomic and each leaving the whole desired table:
+- full (a writer's first write, after reading the table back): flush every rule
+  and map and re-add them, keeping the affinity sets (`flush table` leaves set
+  elements alone, so ClientIP stickiness survives); chains and sets nothing
+  refers to any more are deleted;
+- a change (every later write, from the Ruleset this writer wrote last): only the
+  chains, map elements and sets that differ, as kube-proxy's partial syncs. An
+  endpoint change among 1,000 Services is a few lines, not the whole table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import ipaddress
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from corral.proxy.model import Algorithm, Backend, ServicePortKey, ServiceProxySpec
@@ -50,9 +58,12 @@ MAP_TYPES = {
     "no-endpoint-services": "ipv4_addr . inet_proto . inet_service : verdict",
     "no-endpoint-nodeports": "inet_proto . inet_service : verdict",
 }
+NODE_IPS = "nodeport-ips"
+# Sets and maps refilled on every write (the affinity sets are not: they hold state).
+COLLECTIONS = {NODE_IPS: ("set", "ipv4_addr"), **{m: ("map", t) for m, t in MAP_TYPES.items()}}
 _NEW_ONLY = "ct state new"
 _BY_ADDRESS = "ip daddr . meta l4proto . th dport vmap"
-_BY_NODE_PORT = "fib daddr type local meta l4proto . th dport vmap"
+_BY_NODE_PORT = f"ip daddr @{NODE_IPS} meta l4proto . th dport vmap"
 BASE_CHAINS: dict[str, tuple[str, list[str]]] = {
     "filter-prerouting": ("type filter hook prerouting priority -110; policy accept;",
                           [f"{_NEW_ONLY} {_BY_ADDRESS} @no-endpoint-services",
@@ -75,13 +86,29 @@ FIXED_CHAINS: dict[str, list[str]] = {
 
 
 def proxied(spec: ServiceProxySpec) -> bool:
-    """Only TCP ports of Services with a clusterIP are proxied (as in user-space mode)."""
-    return spec.protocol.upper() == "TCP" and not spec.headless
+    """Only TCP ports of Services with a clusterIP are proxied (as in user-space
+    mode); the table is `ip` (IPv4), so an IPv6 clusterIP is left out rather than
+    failing the whole transaction."""
+    return (spec.protocol.upper() == "TCP" and not spec.headless
+            and _ipv4(str(spec.cluster_ip)))
+
+
+def _ipv4(address: str) -> bool:
+    try:
+        ipaddress.IPv4Address(address)
+    except ValueError:
+        return False
+    return True
 
 
 def service_id(key: ServicePortKey) -> str:
     """`<ns>/<name>/tcp/<port name>`: DNS labels only, so a valid nft identifier part."""
     return f"{key.namespace}/{key.service}/tcp/{key.port_name}"
+
+
+# What the API lets through (DNS labels) is all a name may hold: it is written into
+# nft's input, so anything else (never expected) is left out, not interpreted.
+_SAFE_ID = re.compile(r"[a-z0-9][a-z0-9.-]*/[a-z0-9][a-z0-9.-]*/tcp/[a-z0-9-]*")
 
 
 def endpoint_chain(sid: str, address: tuple[str, int]) -> str:
@@ -144,18 +171,22 @@ class Ruleset:
     """The desired table: chains with their rules, map elements, affinity sets."""
 
     chains: dict[str, list[str]] = field(default_factory=dict)
-    elements: dict[str, list[str]] = field(default_factory=lambda: {m: [] for m in MAP_TYPES})
+    elements: dict[str, list[str]] = field(default_factory=lambda: {c: [] for c in COLLECTIONS})
     affinity_sets: dict[str, int] = field(default_factory=dict)  # name → timeout (s)
     programmed: Programmed = field(default_factory=dict)
 
 
 def build(services: Mapping[ServicePortKey, ServiceProxySpec],
-          endpoints: Mapping[ServicePortKey, Sequence[Backend]]) -> Ruleset:
-    """The desired table for these Service ports: only ready backends, TCP only."""
+          endpoints: Mapping[ServicePortKey, Sequence[Backend]],
+          node_ips: Iterable[str] = ()) -> Ruleset:
+    """The desired table for these Service ports (only ready backends, TCP only),
+    NodePorts answering on ``node_ips``."""
     rules = Ruleset(chains={name: list(body) for name, body in FIXED_CHAINS.items()})
+    rules.elements[NODE_IPS] = sorted({ip for ip in node_ips if _ipv4(ip)})
     for key, spec in sorted(services.items(), key=lambda item: service_id(item[0])):
-        if proxied(spec):
-            ready = list(dict.fromkeys(b.address for b in endpoints.get(key, ()) if b.ready))
+        if proxied(spec) and _SAFE_ID.fullmatch(service_id(key)):
+            ready = list(dict.fromkeys(b.address for b in endpoints.get(key, ())
+                                       if b.ready and _ipv4(b.ip)))
             _add_service(rules, service_id(key), spec, ready)
     return rules
 
@@ -210,6 +241,42 @@ def transaction(table: str, rules: Ruleset, existing: Existing) -> str:
     return "\n".join(_lines(f"ip {table}", rules, existing)) + "\n"
 
 
+def change(table: str, rules: Ruleset, previous: Ruleset) -> str:
+    """The `nft -f` text that turns a table holding `previous` into `rules`."""
+    return "\n".join(_change_lines(f"ip {table}", rules, previous)) + "\n"
+
+
+def _change_lines(t: str, new: Ruleset, old: Ruleset) -> Iterator[str]:
+    for name in new.affinity_sets.keys() - old.affinity_sets.keys():
+        yield (f"add set {t} {name} {{ type ipv4_addr; flags dynamic,timeout; "
+               f"timeout {new.affinity_sets[name]}s; }}")
+    for name in new.chains.keys() - old.chains.keys():
+        yield f"add chain {t} {name}"
+    for name, body in new.chains.items():
+        if old.chains.get(name) != body:
+            if name in old.chains:
+                yield f"flush chain {t} {name}"
+            yield from (f"add rule {t} {name} {rule}" for rule in body)
+    for name in COLLECTIONS:
+        before, after = _keyed(old.elements[name]), _keyed(new.elements[name])
+        gone = [key for key, element in before.items() if after.get(key) != element]
+        added = [element for key, element in after.items() if before.get(key) != element]
+        if gone:
+            yield f"delete element {t} {name} {{ {', '.join(gone)} }}"
+        if added:
+            yield f"add element {t} {name} {{ {', '.join(added)} }}"
+    # Emptied first, then deleted: removed chains may refer to each other.
+    removed = sorted(old.chains.keys() - new.chains.keys())
+    yield from (f"flush chain {t} {name}" for name in removed)
+    yield from (f"delete chain {t} {name}" for name in removed)
+    for name in sorted(old.affinity_sets.keys() - new.affinity_sets.keys()):
+        yield f"delete set {t} {name}"
+
+
+def _keyed(elements: list[str]) -> dict[str, str]:
+    return {element.partition(" : ")[0]: element for element in elements}
+
+
 def _lines(t: str, rules: Ruleset, existing: Existing) -> Iterator[str]:
     yield f"add table {t}"
     yield f"flush table {t}"  # every rule; set and map elements stay
@@ -217,9 +284,9 @@ def _lines(t: str, rules: Ruleset, existing: Existing) -> Iterator[str]:
         yield f"add chain {t} {name} {{ {hook} }}"
     for name in rules.chains:
         yield f"add chain {t} {name}"
-    for name, kind in MAP_TYPES.items():
-        yield f"add map {t} {name} {{ type {kind}; }}"
-        yield f"flush map {t} {name}"
+    for name, (kind, key) in COLLECTIONS.items():
+        yield f"add {kind} {t} {name} {{ type {key}; }}"
+        yield f"flush {kind} {t} {name}"
     for name, timeout in rules.affinity_sets.items():
         yield f"add set {t} {name} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}"
     for name, (_, body) in BASE_CHAINS.items():
@@ -232,7 +299,7 @@ def _lines(t: str, rules: Ruleset, existing: Existing) -> Iterator[str]:
     # Nothing refers to these any more: their rules and map elements were flushed above.
     for name in sorted(existing.chains - rules.chains.keys() - BASE_CHAINS.keys()):
         yield f"delete chain {t} {name}"
-    for name in sorted(existing.sets - rules.affinity_sets.keys()):
+    for name in sorted(existing.sets - rules.affinity_sets.keys() - COLLECTIONS.keys()):
         yield f"delete set {t} {name}"
     for name in sorted(existing.maps - MAP_TYPES.keys()):
         yield f"delete map {t} {name}"

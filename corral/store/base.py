@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,14 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class Guard:
+    """A write's extra precondition: ``key`` is still at ``mod_revision``. The
+    API fences a deposed leader with it (the leader Lease's revision)."""
+    key: str
+    mod_revision: int
+
+
+@dataclass(frozen=True, slots=True)
 class ListResult:
     items: list[KeyValue]
     revision: int  # the store revision the list was read at
@@ -71,16 +79,20 @@ class Store(Protocol):
         Compacted if it has been compacted away)."""
         ...
 
-    async def create(self, key: str, value: bytes) -> int:
-        """Create ``key``; raises KeyExists if present. Returns the new revision."""
+    async def create(self, key: str, value: bytes, *, guard: Guard | None = None) -> int:
+        """Create ``key``; raises KeyExists if present. Returns the new revision.
+        Every write raises GuardFailed, writing nothing, when ``guard`` no longer
+        holds (checked atomically with the write)."""
         ...
 
-    async def update(self, key: str, value: bytes, expected_revision: int) -> int:
+    async def update(self, key: str, value: bytes, expected_revision: int, *,
+                     guard: Guard | None = None) -> int:
         """Compare-and-swap: raises KeyNotFound if absent, RevisionMismatch if the
         key's mod_revision is not ``expected_revision``. Returns the new revision."""
         ...
 
-    async def delete(self, key: str, expected_revision: int = 0) -> int:
+    async def delete(self, key: str, expected_revision: int = 0, *,
+                     guard: Guard | None = None) -> int:
         """Delete ``key`` (CAS when expected_revision > 0). Raises KeyNotFound /
         RevisionMismatch. Returns the delete's revision."""
         ...
@@ -98,6 +110,11 @@ class Store(Protocol):
 
     async def compact(self, revision: int) -> None:
         """Forget history at and below ``revision`` (current values are kept)."""
+        ...
+
+    async def status(self) -> dict[str, Any]:
+        """What the store is and how it is: ``backend``, ``revision``, and for etcd
+        each member's endpoint, health and whether it leads (for `corral status`)."""
         ...
 
     async def close(self) -> None: ...

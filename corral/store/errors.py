@@ -5,6 +5,8 @@
      ├── KeyNotFound        update()/delete() of a key that is absent.
      ├── RevisionMismatch   compare-and-swap lost: the key changed since it was read.
      │                      Re-read and retry.
+     ├── GuardFailed        a write's guard key changed (a leader Lease renewed or
+     │                      taken over). Re-check what the guard stood for.
      ├── Compacted          watch/list at a revision that compaction removed. Re-list.
      ├── WatcherTooSlow     a watcher's buffer overflowed and it was dropped. Re-watch
      │                      from the last revision seen (or re-list on Compacted).
@@ -35,6 +37,14 @@ class KeyNotFound(StoreError):
 class RevisionMismatch(StoreError):
     def __init__(self, key: str, expected: int, actual: int) -> None:
         super().__init__(f"revision mismatch on {key}: expected {expected}, is {actual}")
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+
+
+class GuardFailed(StoreError):
+    def __init__(self, key: str, expected: int, actual: int) -> None:
+        super().__init__(f"guard {key} changed: expected revision {expected}, is {actual}")
         self.key = key
         self.expected = expected
         self.actual = actual

@@ -27,13 +27,15 @@ import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 from aetcd import rpc  # type: ignore[import-untyped]
 
-from corral.store.base import Event, KeyValue, ListResult
+from corral.store.base import Event, Guard, KeyValue, ListResult
 from corral.store.errors import (
     Compacted,
+    GuardFailed,
     KeyExists,
     KeyNotFound,
     RevisionMismatch,
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 5.0  # seconds for one store call, retries included
 DEFAULT_WATCH_BUFFER = 4096
+MEMBER_TIMEOUT = 1.0  # seconds to wait for one member's status
 _Ops = list[Message]  # a name of its own: inside the class, ``list`` is the method
 _EQUAL, _GREATER = rpc.Compare.CompareResult.EQUAL, rpc.Compare.CompareResult.GREATER
 _CREATE, _MOD = rpc.Compare.CompareTarget.CREATE, rpc.Compare.CompareTarget.MOD
@@ -79,6 +82,30 @@ def _get(key: bytes) -> Message:
 
 async def _no_history(prefix: str, after: int, limit: int, first: bool) -> list[Event]:
     raise AssertionError("a follower watch never replays")  # Watcher(after_revision=0)
+
+
+async def member_status(member: Message) -> dict[str, Any]:
+    """One member asked directly (not through the shared channel, which would
+    answer from any member): is it up, and does it lead?"""
+    url = member.clientURLs[0] if member.clientURLs else ""
+    report: dict[str, Any] = {"name": member.name, "id": f"{member.ID:x}",
+                              "endpoint": url.removeprefix("http://"), "healthy": False,
+                              "leader": False}
+    if not url:
+        report["error"] = "no client URL (not started yet)"
+        return report
+    channel = grpc.aio.insecure_channel(url.removeprefix("http://"))
+    try:
+        status = await rpc.MaintenanceStub(channel).Status(rpc.StatusRequest(),
+                                                           timeout=MEMBER_TIMEOUT)
+        report.update(healthy=True, leader=status.leader == status.header.member_id,
+                      raft_term=status.raftTerm, db_size=status.dbSize,
+                      version=status.version)
+    except grpc.aio.AioRpcError as err:
+        report["error"] = err.code().name  # UNAVAILABLE: down; DEADLINE_EXCEEDED: stalled
+    finally:
+        await channel.close()
+    return report
 
 
 def _is_compacted(err: grpc.aio.AioRpcError) -> bool:
@@ -201,11 +228,11 @@ class EtcdStore:
 
     # -- writes ----------------------------------------------------------------------
 
-    async def create(self, key: str, value: bytes) -> int:
+    async def create(self, key: str, value: bytes, *, guard: Guard | None = None) -> int:
         k = self._key(key)
         put = rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))
         attempts = _Attempts()
-        resp = await self._txn([_absent(k)], [put], [_get(k)], attempts)
+        resp = await self._txn([_absent(k)], [put], k, guard, attempts)
         if resp.succeeded:
             return int(resp.header.revision)
         current = resp.responses[0].response_range.kvs[0]
@@ -213,11 +240,12 @@ class EtcdStore:
             return int(current.mod_revision)  # our first attempt landed
         raise KeyExists(key)
 
-    async def update(self, key: str, value: bytes, expected_revision: int) -> int:
+    async def update(self, key: str, value: bytes, expected_revision: int, *,
+                     guard: Guard | None = None) -> int:
         k = self._key(key)
         put = rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))
         attempts = _Attempts()
-        resp = await self._txn([_exists(k), _mod_is(k, expected_revision)], [put], [_get(k)],
+        resp = await self._txn([_exists(k), _mod_is(k, expected_revision)], [put], k, guard,
                                attempts)
         if resp.succeeded:
             return int(resp.header.revision)
@@ -229,13 +257,14 @@ class EtcdStore:
             return int(current.mod_revision)
         raise RevisionMismatch(key, expected_revision, int(current.mod_revision))
 
-    async def delete(self, key: str, expected_revision: int = 0) -> int:
+    async def delete(self, key: str, expected_revision: int = 0, *,
+                     guard: Guard | None = None) -> int:
         k = self._key(key)
         compares = [_exists(k)] + ([_mod_is(k, expected_revision)] if expected_revision > 0
                                    else [])
         remove = rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=k))
         attempts = _Attempts()
-        resp = await self._txn(compares, [remove], [_get(k)], attempts)
+        resp = await self._txn(compares, [remove], k, guard, attempts)
         if resp.succeeded:
             return int(resp.header.revision)
         kvs = resp.responses[0].response_range.kvs
@@ -245,10 +274,23 @@ class EtcdStore:
             raise KeyNotFound(key)
         raise RevisionMismatch(key, expected_revision, int(kvs[0].mod_revision))
 
-    async def _txn(self, compares: _Ops, success: _Ops, failure: _Ops,
+    async def _txn(self, compares: _Ops, success: _Ops, key: bytes, guard: Guard | None,
                    attempts: _Attempts) -> Message:
+        """The write's transaction; on failure its first response reads ``key``. A
+        guard adds a compare on its key (and raises GuardFailed if that failed)."""
+        failure = [_get(key)]
+        if guard is not None:
+            guard_key = self._key(guard.key)
+            compares = [*compares, _mod_is(guard_key, guard.mod_revision)]
+            failure.append(_get(guard_key))
         request = rpc.TxnRequest(compare=compares, success=success, failure=failure)
-        return await self._call(self._rpc.kv.Txn, request, on_retry=attempts.mark)
+        resp = await self._call(self._rpc.kv.Txn, request, on_retry=attempts.mark)
+        if guard is not None and not resp.succeeded:
+            kvs = resp.responses[1].response_range.kvs
+            actual = int(kvs[0].mod_revision) if kvs else 0
+            if actual != guard.mod_revision:
+                raise GuardFailed(guard.key, guard.mod_revision, actual)
+        return resp
 
     # -- compaction --------------------------------------------------------------------
 
@@ -278,6 +320,17 @@ class EtcdStore:
                     await self.compact(target)
             except Exception:
                 log.warning("store automatic compaction failed", exc_info=True)
+
+    # -- status ----------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        members = (await self._call(self._rpc.cluster.MemberList,
+                                    rpc.MemberListRequest())).members
+        reports = await asyncio.gather(*(member_status(m) for m in members))
+        return {"backend": "etcd", "endpoints": self._rpc.describe(), "root": self.root,
+                "revision": await self.current_revision(),
+                "compacted": await self.compacted_revision(),
+                "members": sorted(reports, key=lambda r: str(r["name"]))}
 
     # -- lifecycle -------------------------------------------------------------------
 

@@ -17,9 +17,9 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from corral.store.base import Event, KeyValue, ListResult
+from corral.store.base import Event, Guard, KeyValue, ListResult
 from corral.store.broadcast import Broadcaster
 from corral.store.errors import StoreError, StoreUnavailable
 from corral.store.sqlite_compactor import Compactor
@@ -105,14 +105,16 @@ class SqliteStore:
 
     # -- writes ----------------------------------------------------------------
 
-    async def create(self, key: str, value: bytes) -> int:
-        return await self._submit(Create(key, value))
+    async def create(self, key: str, value: bytes, *, guard: Guard | None = None) -> int:
+        return await self._submit(Create(key, value, guard))
 
-    async def update(self, key: str, value: bytes, expected_revision: int) -> int:
-        return await self._submit(Update(key, value, expected_revision))
+    async def update(self, key: str, value: bytes, expected_revision: int, *,
+                     guard: Guard | None = None) -> int:
+        return await self._submit(Update(key, value, expected_revision, guard))
 
-    async def delete(self, key: str, expected_revision: int = 0) -> int:
-        return await self._submit(Delete(key, expected_revision))
+    async def delete(self, key: str, expected_revision: int = 0, *,
+                     guard: Guard | None = None) -> int:
+        return await self._submit(Delete(key, expected_revision, guard))
 
     async def compact(self, revision: int) -> None:
         await self._compactor.compact(revision)
@@ -160,6 +162,10 @@ class SqliteStore:
             _settle(done, outcome)
 
     # -- lifecycle ---------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        return {"backend": "sqlite", "path": str(self.path), "revision": self._revision,
+                "compacted": self._compactor.compacted}
 
     async def close(self) -> None:
         if self._closed:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from corral.store.base import Event, EventType, KeyValue
-from corral.store.errors import KeyExists, KeyNotFound, RevisionMismatch, StoreError
+from corral.store.base import Event, EventType, Guard, KeyValue
+from corral.store.errors import GuardFailed, KeyExists, KeyNotFound, RevisionMismatch, StoreError
 
 
 @dataclass(frozen=True, slots=True)
 class Create:
     key: str
     value: bytes
+    guard: Guard | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +26,14 @@ class Update:
     key: str
     value: bytes
     expected_revision: int
+    guard: Guard | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Delete:
     key: str
     expected_revision: int  # 0: whatever the key holds
+    guard: Guard | None = None
 
 
 Op = Create | Update | Delete
@@ -68,6 +71,11 @@ def apply_batch(conn: sqlite3.Connection, ops: list[Op], revision: int) -> list[
 
 
 def _apply(conn: sqlite3.Connection, op: Op, revision: int) -> Outcome:
+    if op.guard is not None:
+        guard = _current(conn, op.guard.key)
+        actual = guard.mod_revision if guard is not None else 0
+        if actual != op.guard.mod_revision:
+            return GuardFailed(op.guard.key, op.guard.mod_revision, actual)
     live = _current(conn, op.key)
     if isinstance(op, Create):
         if live is not None:

@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from corral.store.base import Event, EventType, KeyValue, Store
+from corral.store.base import Event, EventType, Guard, KeyValue, Store
 from corral.store.errors import (
     Compacted,
+    GuardFailed,
     KeyExists,
     KeyNotFound,
     RevisionMismatch,
@@ -352,3 +353,30 @@ async def test_close_ends_watchers_and_refuses_writes(store: Store) -> None:
         await asyncio.wait_for(waiting, WAIT)
     with pytest.raises(StoreUnavailable):
         await store.create("/z/1", b"1")
+
+
+# -- guarded writes (fencing) ------------------------------------------------------------
+
+
+async def test_a_guarded_write_applies_only_while_its_guard_holds(store: Store) -> None:
+    lease = await store.create("/lease", b"a")
+    guard = Guard("/lease", lease)
+    first = await store.create("/g/1", b"1", guard=guard)
+    second = await store.update("/g/1", b"2", first, guard=guard)
+    renewed = await store.update("/lease", b"b", lease)
+    before = await store.current_revision()
+    with pytest.raises(GuardFailed) as err:
+        await store.create("/g/2", b"1", guard=guard)
+    assert (err.value.key, err.value.expected, err.value.actual) == ("/lease", lease, renewed)
+    with pytest.raises(GuardFailed):
+        await store.update("/g/1", b"3", second, guard=guard)
+    with pytest.raises(GuardFailed):
+        await store.delete("/g/1", guard=guard)
+    assert await store.current_revision() == before  # refused writes wrote nothing
+    assert (await store.get("/g/1")).value == b"2"  # type: ignore[union-attr]
+    assert await store.get("/g/2") is None
+    await store.delete("/lease")
+    with pytest.raises(GuardFailed) as err:
+        await store.create("/g/3", b"1", guard=Guard("/lease", renewed))
+    assert err.value.actual == 0  # a guard key that is gone fails too
+    assert await store.delete("/g/1", guard=None) > before

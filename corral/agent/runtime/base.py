@@ -50,6 +50,10 @@ class ContainerLaunch:
     # Grace used when the shim itself is told to stop (SIGTERM to the shim), e.g.
     # by an operator; the agent passes its own grace to ProcessRuntime.stop().
     stop_grace_seconds: float = 30.0
+    # Interactive containers (kubectl attach / run -it): see runtime/stdio.py.
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
 
     @property
     def container_id(self) -> str:
@@ -128,6 +132,16 @@ class ExecEnvironment:
 
 
 @dataclass(frozen=True)
+class AttachTarget:
+    """Where ``kubectl attach`` reaches an instance's stdio (runtime/stdio.py):
+    the FIFO its stdin is read from and the terminal it writes to, when it has them."""
+
+    stdin_fifo: str | None = None
+    tty: str | None = None
+    stdin_once: bool = False
+
+
+@dataclass(frozen=True)
 class Isolation:
     """Which isolation mechanism is in force on this node, and why; the agent
     reports it in Node status so nobody believes in limits that do not exist."""
@@ -156,6 +170,11 @@ class Runtime(Protocol):
 
     async def status(self, container_id: str) -> ContainerState: ...
 
+    def exited(self, container_id: str) -> bool:
+        """Synchronously (a log follower asks between reads): whether the instance
+        has exited, or is not known here (removed, never started)."""
+        ...
+
     async def list(self) -> builtins.list[ContainerState]:
         """Every instance with state on this node, running or exited."""
         ...
@@ -169,6 +188,12 @@ class Runtime(Protocol):
 
     def exec_environment(self, container_id: str) -> ExecEnvironment:
         """Where a command run in the instance runs (it need not be running)."""
+        ...
+
+    def attach_target(self, container_id: str) -> AttachTarget: ...
+
+    def close_stdin(self, container_id: str) -> None:
+        """stdinOnce: the instance's stdin ends (its first attach has)."""
         ...
 
     async def remove(self, container_id: str) -> None:

@@ -90,9 +90,10 @@ class LineJoiner:
     """Turns CRI records back into log lines, joining partial chunks; with
     ``stream``, only that stream's (an Alloc's log has one stream per task)."""
 
-    def __init__(self, timestamps: bool, stream: str | None = None) -> None:
+    def __init__(self, timestamps: bool, stream: str | None = None, raw: bool = False) -> None:
         self.timestamps = timestamps
         self.stream = stream
+        self.raw = raw  # the output as written: a partial record at once, a full one + "\n"
         self._pending: dict[str, tuple[str, str]] = {}  # stream -> (first stamp, text)
 
     def feed(self, record: str) -> str | None:
@@ -102,6 +103,8 @@ class LineJoiner:
         stamp, stream, tag, content = parts
         if self.stream is not None and stream != self.stream:
             return None
+        if self.raw:
+            return content if tag == "P" else content + "\n"
         first_stamp, text = self._pending.pop(stream, (stamp, ""))
         text += content
         if tag == "P":
@@ -151,12 +154,13 @@ class LogFiles:
     async def follow(
         self, attempt: int, tail: int | None = None, timestamps: bool = False,
         finished: Callable[[], bool] | None = None, poll_seconds: float = 0.1,
-        stream: str | None = None,
+        stream: str | None = None, raw: bool = False,
     ) -> AsyncGenerator[str, None]:
         """Yield the tail, then new lines as they are written, across rotations;
-        ends once ``finished()`` is true and everything written has been read."""
+        ends once ``finished()`` is true and everything written has been read.
+        ``raw``: output as written instead of lines (LineJoiner), for attach."""
         # Open the live file before reading anything, so no line falls in between.
-        tailer = _Tailer(log_path(self.log_dir, attempt), timestamps, stream)
+        tailer = _Tailer(log_path(self.log_dir, attempt), timestamps, stream, raw)
         try:
             rotated = [p for p in self.files(attempt) if p.suffix != ".log"]
             backlog = [line for path in rotated for record in _records(path)
@@ -197,9 +201,10 @@ class _Tailer:
     """Reads a live file from its start and then what is appended, following it
     when the writer rotates it away (the rest of the old file is read first)."""
 
-    def __init__(self, path: Path, timestamps: bool, stream: str | None = None) -> None:
+    def __init__(self, path: Path, timestamps: bool, stream: str | None = None,
+                 raw: bool = False) -> None:
         self.path = path
-        self.joiner = LineJoiner(timestamps, stream)
+        self.joiner = LineJoiner(timestamps, stream, raw)
         self._file: BinaryIO | None = None
         self._inode = 0
         self._buffer = b""

@@ -6,7 +6,9 @@ agent gives every declared containerPort a free host port on its own bind addres
 ``PORT`` (the first port) and ``PORT_<NAME>`` (named ports, upper-cased, "-" → "_").
 
 Ports come from a range below Linux's ephemeral range (32768-60999) so outgoing
-connections never take them. A port counts as free when no pod on this node holds
+connections never take them, and below the NodePort range (30000-32767): in
+nftables mode a NodePort answers on every local address, so a pod listening on
+the same number would never see its own traffic. A port counts as free when no pod on this node holds
 it and a test bind (with SO_REUSEADDR, as servers bind) succeeds.
 """
 
@@ -16,7 +18,7 @@ import random
 import socket
 from dataclasses import dataclass
 
-DEFAULT_RANGE = (20000, 32767)
+DEFAULT_RANGE = (20000, 29999)
 
 
 class PortsExhausted(Exception):

@@ -34,7 +34,9 @@ from typing import Self
 import psutil  # type: ignore[import-untyped]
 
 import corral
+from corral.agent.metrics import runtime_operation
 from corral.agent.runtime.base import (
+    AttachTarget,
     ContainerLaunch,
     ContainerState,
     ExecEnvironment,
@@ -51,6 +53,7 @@ from corral.agent.runtime.shim import (
     process_start_ticks,
     write_json_atomic,
 )
+from corral.agent.runtime.stdio import STDIN_FIFO, TTY_FILE
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,7 @@ class ProcessRuntime:
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
 
+    @runtime_operation("start_container")
     async def start(self, launch: ContainerLaunch) -> ContainerState:
         cid = launch.container_id
         async with self._lock(cid):
@@ -173,6 +177,7 @@ class ProcessRuntime:
         pid = state_dir.read_shim_pid()
         return pid is not None and is_shim_process(pid, state_dir.path)
 
+    @runtime_operation("stop_container")
     async def stop(self, container_id: str, grace_seconds: float) -> ContainerState:
         state_dir = self._dir(container_id)
         state = self._read(state_dir)
@@ -234,6 +239,7 @@ class ProcessRuntime:
                                    reason="Starting")
         return state
 
+    @runtime_operation("container_status")
     async def status(self, container_id: str) -> ContainerState:
         return self._read(self._dir(container_id))
 
@@ -246,6 +252,7 @@ class ProcessRuntime:
         state = state_dir.read_status()
         return state is not None and not state.running
 
+    @runtime_operation("list_containers")
     async def list(self) -> builtins.list[ContainerState]:
         states = []
         for path in sorted(self.state_root.iterdir()):
@@ -253,6 +260,7 @@ class ProcessRuntime:
                 states.append(self._read(StateDir(path)))
         return states
 
+    @runtime_operation("adopt_containers")
     async def adopt(self) -> builtins.list[ContainerState]:
         adopted = []
         for state in await self.list():
@@ -265,6 +273,7 @@ class ProcessRuntime:
                  sum(s.running for s in adopted))
         return adopted
 
+    @runtime_operation("container_stats")
     async def usage(self, container_id: str) -> ResourceUsage | None:
         state_dir = self._dir(container_id)
         state = self._read(state_dir)
@@ -285,6 +294,21 @@ class ProcessRuntime:
         procs = cgroup.procs_files() if cgroup is not None else ()
         return ExecEnvironment(env, launch.working_dir, procs)
 
+    def attach_target(self, container_id: str) -> AttachTarget:
+        state_dir = self._dir(container_id)
+        launch = state_dir.read_launch()
+        fifo, tty_file = state_dir.path / STDIN_FIFO, state_dir.path / TTY_FILE
+        tty = json.loads(tty_file.read_text())["path"] if tty_file.exists() else None
+        return AttachTarget(str(fifo) if fifo.exists() else None, tty, launch.stdin_once)
+
+    def close_stdin(self, container_id: str) -> None:
+        state_dir = self._dir(container_id)
+        pid = state_dir.read_shim_pid()
+        if pid is not None and is_shim_process(pid, state_dir.path):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR2)
+
+    @runtime_operation("remove_container")
     async def remove(self, container_id: str) -> None:
         state_dir = self._dir(container_id)
         state = self._read(state_dir)

@@ -38,6 +38,7 @@ is reaped, the logs are drained, the cgroup removed and then the status written.
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
 import selectors
@@ -57,6 +58,7 @@ from corral.agent.runtime.base import (
 )
 from corral.agent.runtime.cgroups import ContainerCgroup, Limits, apply_rlimits
 from corral.agent.runtime.logs import MAX_LINE, LogWriter, log_path
+from corral.agent.runtime.stdio import ContainerStdio
 
 SHIM_MODULE = "corral.agent.runtime.shim"
 SHIM_NAME = "corral-shim"  # the process name (comm) ps shows for a forked shim
@@ -64,7 +66,7 @@ DRAIN_SECONDS = 2.0  # after the command exits: how long leftovers may hold the 
 _PR_SET_NAME = 15
 _PR_SET_CHILD_SUBREAPER = 36
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-_HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGUSR1, *_STOP_SIGNALS)
+_HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2, *_STOP_SIGNALS)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -200,9 +202,10 @@ class LinePump:
     """Copies one of the command's pipes to the log, one CRI record per line
     (partial records past MAX_LINE)."""
 
-    def __init__(self, stream: str, writer: LogWriter) -> None:
+    def __init__(self, stream: str, writer: LogWriter, eager: bool = False) -> None:
         self.stream = stream
         self.writer = writer
+        self.eager = eager  # a terminal's output: a partial line is written at once
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> None:
@@ -210,7 +213,7 @@ class LinePump:
         *lines, self._buffer = self._buffer.split(b"\n")
         for line in lines:
             self.writer.write_line(self.stream, line)
-        while len(self._buffer) >= MAX_LINE:
+        while len(self._buffer) >= MAX_LINE or (self.eager and self._buffer):
             self.writer.write_line(self.stream, self._buffer[:MAX_LINE], partial=True)
             self._buffer = self._buffer[MAX_LINE:]
 
@@ -258,6 +261,7 @@ class Shim:
         self._killed = False
         self._selector = selectors.DefaultSelector()
         self._pumps: dict[int, LinePump] = {}
+        self.stdio = ContainerStdio(state_dir.path, self.launch.stdin, self.launch.tty)
 
     def _base_state(self) -> ContainerState:
         launch = self.launch
@@ -275,6 +279,7 @@ class Shim:
                 self._supervise(popen, writer)
         finally:
             writer.close()
+            self.stdio.close()
             self._remove_cgroup()
         return 0
 
@@ -317,13 +322,16 @@ class Shim:
         # The command finds its program on its own PATH, else on the agent's.
         env = {"PATH": os.environ.get("PATH", os.defpath), **self.launch.env}
 
+        stdio = self.stdio.popen_kwargs()
+
         def popen(preexec: Callable[[], None] | None) -> subprocess.Popen[bytes]:
-            return subprocess.Popen(
-                self.launch.command, env=env, cwd=self.launch.working_dir,
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                process_group=0,
-                preexec_fn=preexec,  # noqa: PLW1509 - the shim has no threads
-            )
+            try:
+                return subprocess.Popen(
+                    self.launch.command, env=env, cwd=self.launch.working_dir, **stdio,
+                    preexec_fn=self.stdio.preexec(preexec),  # noqa: PLW1509 - no threads
+                )
+            finally:
+                self.stdio.spawned()
         # The shim steps into the cgroup while it spawns (the child inherits it),
         # unless a pids limit of 1 leaves no room for the shim beside the child.
         if self.cgroup is not None and (self.limits.pids_limit or 2) >= 2:
@@ -349,11 +357,12 @@ class Shim:
         return isolate
 
     def _supervise(self, popen: subprocess.Popen[bytes], writer: LogWriter) -> None:
-        assert popen.stdout is not None and popen.stderr is not None
-        for pipe, stream in ((popen.stdout, "stdout"), (popen.stderr, "stderr")):
-            os.set_blocking(pipe.fileno(), False)
-            self._pumps[pipe.fileno()] = LinePump(stream, writer)
-            self._selector.register(pipe.fileno(), selectors.EVENT_READ, None)
+        for fd, stream in self.stdio.outputs(popen):
+            os.set_blocking(fd, False)
+            self._pumps[fd] = LinePump(stream, writer, eager=self.stdio.tty)
+            self._selector.register(fd, selectors.EVENT_READ, None)
+        if self.stdio.fifo is not None:
+            self._selector.register(self.stdio.fifo, selectors.EVENT_READ, self.stdio)
         self._reap()  # the command may have exited before we looked
         while self.wait_status is None:
             self._poll(self._seconds_to_kill())
@@ -375,11 +384,16 @@ class Shim:
         return max(0.0, self._kill_at - time.monotonic())
 
     def _poll(self, timeout: float | None) -> None:
+        if self.stdio.pending:  # stdin the command has not taken yet: retry soon
+            timeout = 0.05 if timeout is None else min(timeout, 0.05)
         for key, _ in self._selector.select(timeout):
             if isinstance(key.data, SignalPipe):
                 self._on_signals(key.data.received())
+            elif isinstance(key.data, ContainerStdio):
+                key.data.from_fifo()
             else:
                 self._read_pipe(key.fd)
+        self.stdio.flush()
         if self._seconds_to_kill() == 0.0:
             self._killed = True
             self._kill_leftovers()
@@ -389,6 +403,10 @@ class Shim:
             chunk = os.read(fd, 65536)
         except BlockingIOError:
             return
+        except OSError as err:  # a pty's master reads EIO once the terminal is gone
+            if err.errno != errno.EIO:
+                raise
+            chunk = b""
         if chunk:
             self._pumps[fd].feed(chunk)
             return
@@ -398,6 +416,8 @@ class Shim:
     def _on_signals(self, signums: list[int]) -> None:
         if signal.SIGCHLD in signums:
             self._reap()
+        if signal.SIGUSR2 in signums:
+            self.stdio.close_stdin()
         if signal.SIGUSR1 in signums:
             self.request_stop(self.dir.stop_grace(self.launch.stop_grace_seconds))
         if any(sig in signums for sig in _STOP_SIGNALS):

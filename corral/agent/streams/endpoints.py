@@ -2,7 +2,7 @@
 
     /exec/{ns}/{pod}/{container}?command=..&stdin&stdout&stderr&tty   channels.py
     /attach/{ns}/{pod}/{container}?stdin&stdout&stderr&tty            channels.py
-    /portForward/{ns}/{pod}                                           SPDY tunnel
+    /portForward/{ns}/{pod}[?ports=P,..]        SPDY tunnel, or channels (Python clients)
 
 The master relays ``pods/{name}/exec|attach|portforward`` here (api/handlers/
 streams.py). A request the agent cannot serve is refused before the upgrade
@@ -22,10 +22,11 @@ from corral.agent.pod_worker import PodWorker
 from corral.agent.pods import PodManager
 from corral.agent.runtime.logs import LogFiles
 from corral.agent.streams import channels
-from corral.agent.streams.attach import attach_output
+from corral.agent.streams.attach import AttachSession
 from corral.agent.streams.exec import ExecError, ExecOptions, ExecSession
 from corral.agent.streams.portforward import HOP_PROTOCOL as PORTFORWARD
 from corral.agent.streams.portforward import PortForwardSession
+from corral.agent.streams.portforward_channels import ChannelPortForward, parse_ports
 
 log = logging.getLogger(__name__)
 
@@ -83,17 +84,17 @@ class StreamEndpoints:
             assert track.current is not None
             env = self.pods.ctx.runtime.exec_environment(track.current.container_id)
             opts = ExecOptions.from_query(ws.query_params.getlist("command"), ws.query_params)
-            session = ExecSession(opts, env)
-            await session.start()
         except Refused as refused:
             await _deny(ws, refused.code, refused.message)
             return
-        except ExecError as err:  # as the kubelet: the upgrade succeeds, the Status says why
-            await ws.accept(subprotocol=protocol)
-            await channels.ChannelSocket(ws, protocol).finish(channels.failure(str(err)))
-            return
         await ws.accept(subprotocol=protocol)
         sock = channels.ChannelSocket(ws, protocol)
+        session = ExecSession(opts, env)
+        try:
+            await session.start(sock)
+        except ExecError as err:  # as the kubelet: upgraded, and the Status says why
+            await sock.finish(channels.failure(str(err)))
+            return
         log.info("exec pod=%s/%s container=%s command=%r tty=%s", worker.namespace,
                  worker.name, track.name, opts.command[:1], opts.tty)
         status = await session.run(sock)
@@ -108,23 +109,39 @@ class StreamEndpoints:
             await _deny(ws, refused.code, refused.message)
             return
         assert track.current is not None
+        cid, runtime = track.current.container_id, self.pods.ctx.runtime
+        target = runtime.attach_target(cid)
+        opts = ExecOptions.from_query([], ws.query_params)
         await ws.accept(subprotocol=protocol)
         sock = channels.ChannelSocket(ws, protocol)
-        cid, runtime = track.current.container_id, self.pods.ctx.runtime
-        status = await attach_output(sock, LogFiles(worker.log_dir(track.name)),
-                                     track.current.attempt, lambda: runtime.exited(cid))
+        session = AttachSession(sock, LogFiles(worker.log_dir(track.name)),
+                                track.current.attempt, lambda: runtime.exited(cid),
+                                target, opts, lambda: runtime.close_stdin(cid))
+        status = await session.run()
+        if opts.stdin and target.stdin_once:
+            runtime.close_stdin(cid)
         if status is not None:
             await sock.finish(status)
 
     async def port_forward(self, ws: WebSocket) -> None:
+        """kubectl's SPDY tunnel, or the channel protocol of the Python clients."""
+        offered = list(ws.scope.get("subprotocols") or [])
         try:
             worker = self._worker(ws)
-            if PORTFORWARD not in (ws.scope.get("subprotocols") or []):
-                raise Refused(400, f"websocket subprotocol must be {PORTFORWARD}")
+            spdy = PORTFORWARD in offered
+            # Offering nothing gets the channel protocol (its v1), as from the kubelet.
+            protocol = PORTFORWARD if spdy else channels.V4 if channels.V4 in offered else ""
+            if offered and not protocol:
+                raise Refused(400, f"websocket subprotocol must be {PORTFORWARD} "
+                              f"or {channels.V4}")
+            ports = [] if spdy else parse_ports(ws.query_params.getlist("ports"))
         except Refused as refused:
             await _deny(ws, refused.code, refused.message)
             return
-        await ws.accept(subprotocol=PORTFORWARD)
+        except ValueError as err:
+            await _deny(ws, 400, str(err))
+            return
+        await ws.accept(subprotocol=protocol or None)
 
         def resolve(port: int) -> tuple[str, int]:
             for m in worker.ports.mappings:
@@ -133,4 +150,8 @@ class StreamEndpoints:
             raise LookupError(f"port {port} is not a TCP containerPort of pod "
                               f"{worker.namespace}/{worker.name}")
 
-        await PortForwardSession(ws, resolve, worker.name, worker.uid).run()
+        if spdy:
+            await PortForwardSession(ws, resolve, worker.name, worker.uid).run()
+        else:
+            sock = channels.ChannelSocket(ws, protocol)
+            await ChannelPortForward(sock, resolve, worker.name, worker.uid).run(ports)

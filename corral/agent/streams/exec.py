@@ -27,7 +27,7 @@ import signal
 import struct
 import subprocess
 import termios
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from corral.agent.runtime.base import ExecEnvironment
@@ -39,11 +39,13 @@ from corral.agent.streams.channels import (
     STDIN,
     STDOUT,
     ChannelSocket,
+    Message,
     exit_status,
 )
 from corral.objects import Obj
 
 DRAIN_SECONDS = 2.0  # after the command exits: how long a leftover may hold its output
+FIRST_SIZE_SECONDS = 1.0  # how long a command with a terminal waits for the client's size
 JOIN_CGROUP = ('n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 126; '
                'shift; n=$((n-1)); done; exec "$@"')
 
@@ -86,7 +88,8 @@ def command_argv(opts: ExecOptions, env: ExecEnvironment) -> list[str]:
     return argv
 
 
-def _resize(fd: int, raw: bytes) -> None:
+def resize_terminal(fd: int, raw: bytes) -> None:
+    """Set a terminal's size from a resize message ({"Width": w, "Height": h})."""
     try:
         size = json.loads(raw)
         width, height = int(size["Width"]), int(size["Height"])
@@ -108,6 +111,8 @@ class ExecSession:
         self.pty_fd: int | None = None
         self._child_fds: list[int] = []
         self._proc: asyncio.subprocess.Process | None = None
+        self._messages: AsyncIterator[Message] | None = None
+        self._first: asyncio.Future[Message] | None = None  # read before the command ran
 
     def _pipe(self, parent_reads: bool) -> tuple[int, int]:
         """(parent's end, child's end)"""
@@ -138,9 +143,20 @@ class ExecSession:
             self.outputs.append((fd, STDERR))
         return stdin, stdout, stderr
 
-    async def start(self) -> None:
+    async def start(self, sock: ChannelSocket) -> None:
+        """Spawn the command; with a terminal, once the client has sent its size
+        (kubectl does at once; waiting up to FIRST_SIZE_SECONDS), so that the
+        command starts with it rather than racing the first resize."""
         argv = command_argv(self.opts, self.env)
         stdin, stdout, stderr = self._stdio()
+        self._messages = sock.messages()
+        if self.pty_fd is not None:
+            self._first = asyncio.ensure_future(anext(self._messages))
+            await asyncio.wait({self._first}, timeout=FIRST_SIZE_SECONDS)
+            if self._first.done() and not self._first.exception() and \
+                    self._first.result().channel == RESIZE:
+                resize_terminal(self.pty_fd, self._first.result().data)
+                self._first = None
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=self.env.working_dir,
@@ -158,7 +174,7 @@ class ExecSession:
     async def run(self, sock: ChannelSocket) -> Obj | None:
         assert self._proc is not None, "start() first"
         pumps = [asyncio.create_task(self._pump_out(sock, fd, ch)) for fd, ch in self.outputs]
-        inputs = asyncio.create_task(self._pump_in(sock))
+        inputs = asyncio.create_task(self._pump_in())
         exited = asyncio.create_task(self._proc.wait())
         try:
             await asyncio.wait({exited, inputs}, return_when=asyncio.FIRST_COMPLETED)
@@ -181,17 +197,26 @@ class ExecSession:
         while chunk := await fdio.read(fd):
             await sock.send(channel, chunk)
 
-    async def _pump_in(self, sock: ChannelSocket) -> None:
-        async for message in sock.messages():
-            if message.channel == STDIN and self.stdin_fd is not None:
-                try:
-                    await fdio.write(self.stdin_fd, message.data)
-                except OSError:
-                    self._close_stdin()  # the command stopped reading
-            elif message.channel == RESIZE and self.pty_fd is not None:
-                _resize(self.pty_fd, message.data)
-            elif message.channel == CLOSE and message.data[:1] == bytes([STDIN]):
-                self._close_stdin()
+    async def _pump_in(self) -> None:
+        assert self._messages is not None
+        if self._first is not None:  # read while waiting for the size, not a resize
+            try:
+                await self._take(await self._first)
+            except StopAsyncIteration:
+                return  # the client is gone
+        async for message in self._messages:
+            await self._take(message)
+
+    async def _take(self, message: Message) -> None:
+        if message.channel == STDIN and self.stdin_fd is not None:
+            try:
+                await fdio.write(self.stdin_fd, message.data)
+            except OSError:
+                self._close_stdin()  # the command stopped reading
+        elif message.channel == RESIZE and self.pty_fd is not None:
+            resize_terminal(self.pty_fd, message.data)
+        elif message.channel == CLOSE and message.data[:1] == bytes([STDIN]):
+            self._close_stdin()
 
     def _close_stdin(self) -> None:
         fd, self.stdin_fd = self.stdin_fd, None
@@ -208,6 +233,8 @@ class ExecSession:
                 os.killpg(proc.pid, signal.SIGKILL)
 
     def close(self) -> None:
+        if self._first is not None and not self._first.done():
+            self._first.cancel()
         fds = {fd for fd, _ in self.outputs} | {self.stdin_fd, self.pty_fd}
         for fd in fds - {None}:
             assert fd is not None

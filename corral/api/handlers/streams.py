@@ -62,13 +62,15 @@ class StreamRelay:
         if not node:
             raise BadRequest(f"pod {name} does not have a host assigned")
         phase = status(pod).get("phase")
-        if phase in ("Succeeded", "Failed"):
-            raise BadRequest(f"cannot {verb} into a container in a completed pod; "
+        if phase in ("Succeeded", "Failed") and verb != "portforward":
+            what = "exec into" if verb == "exec" else "attach to"
+            raise BadRequest(f"cannot {what} a container in a completed pod; "
                              f"current phase is {phase}")
         base = (await self.nodes.agent_url(node)).replace("http", "ws", 1)
         ns, pod_name = quote(namespace, safe=""), quote(name, safe="")
         if verb == "portforward":
-            return f"{base}/portForward/{ns}/{pod_name}"
+            ports = [("ports", v) for k, v in params if k == "ports"]
+            return f"{base}/portForward/{ns}/{pod_name}?{urlencode(ports)}"
         query = dict(params)
         container = pick_container(pod, query.get("container"))
         commands = [v for k, v in params if k == "command"]
@@ -111,7 +113,7 @@ class StreamRelay:
         try:
             # "/" is spelled "_" to the agent: the client takes only RFC 6455 tokens.
             offered = [Subprotocol(p.replace("/", "_")) for p in subprotocols]
-            return await connect(url, subprotocols=offered,
+            return await connect(url, subprotocols=offered or None,
                                  additional_headers=self.headers, max_size=None,
                                  open_timeout=10, ping_interval=None,
                                  compression=None)  # per-message deflate: CPU for nothing

@@ -11,6 +11,7 @@ import httpx
 
 from tests.cluster import Agent, Master
 from tests.integration.agent_api.conftest import create_pod, make_pod, phase, wait_pod
+from tests.poll import wait_for
 
 MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -76,7 +77,6 @@ def test_top_nodes_and_pods(master: Master, node: Agent, http: httpx.Client) -> 
     create_pod(http, make_pod("spinner", node.name, busy,
                               resources={"limits": {"cpu": "200m"}}))
     wait_pod(http, "spinner", lambda p: phase(p) == "Running")
-    time.sleep(1)  # let it use some CPU
 
     def top(*what: str) -> str:
         out = subprocess.run([sys.executable, "-m", "corral.cli.main", "top", *what,
@@ -85,12 +85,29 @@ def test_top_nodes_and_pods(master: Master, node: Agent, http: httpx.Client) -> 
         assert out.returncode == 0, out.stderr
         return out.stdout
 
+    def spinner_row() -> list[str] | None:
+        rows = [line.split() for line in top("pods").splitlines()[1:]]
+        row = next((r for r in rows if r[0] == "spinner"), None)
+        return row if row is not None and int(row[1].removesuffix("m")) > 0 else None
+
     pods = top("pods")
     assert pods.splitlines()[0].split() == ["NAME", "CPU(cores)", "MEMORY(bytes)"]
-    row = next(line.split() for line in pods.splitlines() if line.startswith("spinner"))
-    assert int(row[1].removesuffix("m")) > 0
+    row = wait_for(spinner_row, timeout=30, what="the spinner's CPU in top")
     assert int(row[2].removesuffix("Mi")) >= 20
     nodes = top("nodes")
     assert nodes.splitlines()[0].split()[:2] == ["NAME", "CPU(cores)"]
     assert any(line.split()[0] == node.name for line in nodes.splitlines()[1:])
     http.delete("/api/v1/namespaces/default/pods/spinner")
+
+
+def test_an_agent_whose_node_is_deleted_registers_again(node: Agent, http: httpx.Client) -> None:
+    uid = http.get(f"/api/v1/nodes/{node.name}").json()["metadata"]["uid"]
+    assert http.delete(f"/api/v1/nodes/{node.name}").status_code == 200
+
+    def registered_again() -> bool:
+        r = http.get(f"/api/v1/nodes/{node.name}")
+        return r.status_code == 200 and r.json()["metadata"]["uid"] != uid and bool(
+            r.json().get("status", {}).get("conditions"))
+
+    # The agent posts its status every 10 s at most; that is when it notices.
+    wait_for(registered_again, timeout=60, what="the Node registered again")

@@ -19,7 +19,7 @@ import kr8s.asyncio
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from kubernetes.stream import stream
+from kubernetes.stream import portforward, stream
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
@@ -104,7 +104,12 @@ def test_cp_a_directory_both_ways(kubectl: Kubectl, shell: Path, tmp_path: Path)
         assert (tmp_path / "back" / rel).read_bytes() == (src / rel).read_bytes()
 
 
-def test_exec_errors(kubectl: Kubectl, shell: Path, http: httpx.Client) -> None:
+def test_exec_errors(kubectl: Kubectl, shell: Path, http: httpx.Client, node: Agent) -> None:
+    create_pod(http, make_pod("done", node.name, ["true"]))
+    wait_pod(http, "done", lambda p: phase(p) == "Succeeded")
+    completed = kubectl.run("exec", "done", "--", "true")
+    assert "cannot exec into a container in a completed pod; current phase is Succeeded" \
+        in completed.stderr
     missing = kubectl.run("exec", "nope", "--", "true")
     assert missing.returncode == 1
     assert 'Error from server (NotFound): pods "nope" not found' in missing.stderr
@@ -148,7 +153,7 @@ def test_attach_streams_the_containers_output(master: Master, node: Agent,
                                               kubectl: Kubectl) -> None:
     with master.http() as http:
         create_pod(http, make_pod("ticker", node.name,
-                                  ["sh", "-c", "while true; do echo tick; sleep 0.2; done"],
+                                  ["sh", "-c", "while true; do echo tick; echo tock >&2; sleep 0.2; done"],
                                   spec={"terminationGracePeriodSeconds": 1}))
         wait_pod(http, "ticker", lambda p: phase(p) == "Running")
         attach = kubectl.background("attach", "ticker")
@@ -158,9 +163,43 @@ def test_attach_streams_the_containers_output(master: Master, node: Agent,
             assert first == "tick\n"
             assert http.delete("/api/v1/namespaces/default/pods/ticker").status_code == 200
             assert attach.wait(timeout=30) == 0
+            assert attach.stderr is not None and "tock\n" in attach.stderr.read()
+            assert "tock" not in attach.stdout.read()
         finally:
             attach.kill()
             attach.wait()
+
+
+def test_attach_to_a_terminal(master: Master, node: Agent, kubectl: Kubectl) -> None:
+    """A `stdin: true, tty: true` container: keys reach it, its terminal echoes
+    and takes the client's size; the shell's prompt (no newline) comes through."""
+    with master.http() as http:
+        create_pod(http, make_pod("term", node.name, ["sh"], stdin=True, tty=True,
+                                  restart="Always"))
+        wait_pod(http, "term", lambda p: phase(p) == "Running")
+    out = kubectl.in_tty("attach -it term", stdin="echo sum-$((6*7)); stty size; tty\n")
+    assert out.returncode == 0, out.stdout
+    lines = out.stdout.replace("\r", "").splitlines()
+    assert "sum-42" in lines and "40 100" in lines
+    assert any(line.startswith("/dev/pts/") for line in lines)
+    assert "# echo sum-$((6*7)); stty size; tty" in lines  # the prompt, then the echo
+
+
+def test_run_interactive_with_stdin_once(kubectl: Kubectl, node: Agent) -> None:
+    """`kubectl run -i --rm` (stdin, stdinOnce): the client's EOF ends the
+    container's stdin, the pod is deleted; with -t the exit code comes back."""
+    piped = kubectl.run("run", "-i", "--rm", "piped", "--image=none", "--restart=Never",
+                        f"--overrides={{\"spec\": {{\"nodeName\": \"{node.name}\"}}}}",
+                        "--", "sh", "-c", "while read l; do echo got $l; done; echo end",
+                        input="a\nb\n")
+    assert piped.returncode == 0, piped.stderr
+    lines = piped.stdout.splitlines()
+    assert lines[-4:] == ["got a", "got b", "end", 'pod "piped" deleted'], piped.stdout
+    term = kubectl.in_tty(f"run -it --rm term2 --image=none --restart=Never "
+                          f"--overrides='{{\"spec\": {{\"nodeName\": \"{node.name}\"}}}}' -- sh",
+                          stdin="echo inside-$((2+3)); exit 3\n")
+    assert term.returncode == 3, term.stdout
+    assert "inside-5" in term.stdout.replace("\r", "").splitlines()
 
 
 def _forward(kubectl: Kubectl, target: str, port: str) -> tuple[subprocess.Popen[str], int]:
@@ -237,6 +276,45 @@ def test_pod_and_service_proxy(kubectl: Kubectl, webpod: str, master: Master,
     assert http.get("/api/v1/namespaces/default/services/web:99/proxy/").json()["message"] == \
         'no service port "99" found for service "web"'
     assert http.get("/api/v1/namespaces/default/pods/nope/proxy/").status_code == 404
+
+
+def test_python_client_port_forward(master: Master, webpod: str) -> None:
+    """The Python client forwards over the channel protocol, not kubectl's SPDY."""
+    configuration = k8s.Configuration()
+    k8s_config.load_kube_config(str(master.kubeconfig), client_configuration=configuration)
+    with k8s.ApiClient(configuration) as api:
+        v1 = k8s.CoreV1Api(api)
+        pf = portforward(v1.connect_get_namespaced_pod_portforward, webpod, "default",
+                         ports="8080")
+        conn = pf.socket(8080)
+        conn.setblocking(True)
+        conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+        conn.close()
+        assert received.startswith(b"HTTP/1.0 200") and received.endswith(webpod.encode())
+        assert pf.error(8080) is None
+        pf.close()
+        refused = portforward(v1.connect_get_namespaced_pod_portforward, webpod, "default",
+                              ports="9999")
+        refused.socket(9999).setblocking(True)
+        assert refused.socket(9999).recv(1) == b""  # closed: nothing to forward to
+        assert f"error forwarding port 9999 to pod {webpod}, uid " in str(refused.error(9999))
+        refused.close()
+
+
+def test_kr8s_port_forward(master: Master, webpod: str) -> None:
+    """kr8s offers no subprotocol: it gets the channel protocol, as from the kubelet."""
+
+    async def forward() -> list[str]:
+        api = await kr8s.asyncio.api(kubeconfig=str(master.kubeconfig))
+        pod = await kr8s.asyncio.objects.Pod.get(webpod, namespace="default", api=api)
+        async with pod.portforward(remote_port=8080, local_port=0) as port, \
+                httpx.AsyncClient(timeout=20) as http:
+            return [(await http.get(f"http://127.0.0.1:{port}/")).text for _ in range(3)]
+
+    assert asyncio.run(forward()) == [webpod] * 3
 
 
 def _ws_connect(master: Master, path: str, protocols: list[str],

@@ -20,7 +20,8 @@ import pytest
 from corral.agent.runtime.executors import ExecutorRuntime
 from corral.indexset import IndexSet
 from tests.cluster import Agent, Master
-from tests.integration.controllers.helpers import corral, merge_patch, wait_for
+from tests.integration.controllers.helpers import corral, merge_patch
+from tests.poll import wait_for
 
 Obj = dict[str, Any]
 JOBS = "/apis/batch/v1/namespaces/default/jobs"

@@ -8,6 +8,7 @@ Backends listen on the host's veth address, as pods listen on their node's IP.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -19,8 +20,8 @@ from corral.proxy.model import Backend, ClientIPAffinity, ServicePortKey
 from corral.proxy.model import ServiceProxySpec as Spec
 from corral.proxy.nftables import NftProxy
 from tests.integration.proxy.backends import NamedBackend, http_get
-from tests.integration.scheduler.helpers import eventually
 from tests.netns import Netns
+from tests.poll import eventually
 
 pytestmark = pytest.mark.timeout(120)
 NODE_IP, OUTSIDE_IP = "10.77.0.1", "10.77.0.2"
@@ -64,7 +65,7 @@ def test_cluster_ip_and_node_port_reach_every_ready_backend(netns: NewNetns,
     headless, empty = ServicePortKey("default", "headless"), ServicePortKey("default", "empty")
 
     async def scenario(servers: list[NamedBackend]) -> None:
-        proxy = NftProxy(TABLE, run_dir=tmp_path)
+        proxy = NftProxy(TABLE, NODE_IP, run_dir=tmp_path)
         services = {WEB: Spec(CLUSTER_IP, 80, node_port=NODE_PORT),
                     sticky: Spec("127.100.0.11", 80, session_affinity=ClientIPAffinity(600)),
                     headless: Spec(None, 80),
@@ -78,6 +79,9 @@ def test_cluster_ip_and_node_port_reach_every_ready_backend(netns: NewNetns,
             from_outside = await asyncio.to_thread(
                 outside.run, lambda: names(NODE_IP, NODE_PORT, 6))
             assert set(from_outside) == expected
+            # NodePorts answer on the node's IP only, not on every local address.
+            with pytest.raises(ConnectionRefusedError):
+                await http_get("127.0.0.1", NODE_PORT)
             # ClientIP affinity: one client keeps one backend.
             assert len(await names("127.100.0.11", 80, 6)) == 1
             # No ready endpoint: refused at once (a reset), locally and from outside.
@@ -100,7 +104,7 @@ def test_backend_turning_unready_leaves_rotation(netns: NewNetns, tmp_path: Path
     host.sh("ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo")
 
     async def scenario(servers: list[NamedBackend]) -> None:
-        proxy = NftProxy(TABLE, run_dir=tmp_path)
+        proxy = NftProxy(TABLE, NODE_IP, run_dir=tmp_path)
         services = {WEB: Spec(CLUSTER_IP, 80)}
         try:
             await proxy.apply(services, {WEB: ready(servers)})
@@ -121,7 +125,7 @@ def test_endpoint_removed_mid_connection_drops_the_connection(netns: NewNetns,
     host.sh("ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo")
 
     async def scenario(servers: list[NamedBackend]) -> None:
-        proxy = NftProxy(TABLE, run_dir=tmp_path)
+        proxy = NftProxy(TABLE, NODE_IP, run_dir=tmp_path)
         services = {WEB: Spec(CLUSTER_IP, 80, node_port=NODE_PORT)}
         try:
             await proxy.apply(services, {WEB: ready(servers[:1])})
@@ -129,6 +133,7 @@ def test_endpoint_removed_mid_connection_drops_the_connection(netns: NewNetns,
             writer.write(b"hello\n")
             assert await reader.readline() == b"web-0 hello\n"
             await proxy.apply(services, {WEB: ready(servers[1:])})  # web-0 leaves
+            await proxy.flushed()
             # The conntrack entry is gone: the next segment is a new flow, DNATed to
             # web-1, which knows no such connection and resets it. No hang.
             writer.write(b"again\n")
@@ -154,7 +159,7 @@ def test_thousand_services_in_one_transaction(netns: NewNetns, tmp_path: Path) -
         return f"127.101.{i // 250}.{i % 250 + 1}"
 
     async def scenario(servers: list[NamedBackend]) -> None:
-        proxy = NftProxy(TABLE, run_dir=tmp_path)
+        proxy = NftProxy(TABLE, NODE_IP, run_dir=tmp_path)
         services = {k: Spec(cluster_ip(i), 80, node_port=30000 + i) for i, k in enumerate(keys)}
         try:
             await proxy.apply(services, {k: ready(servers[i % 2:i % 2 + 1])
@@ -178,33 +183,82 @@ def test_thousand_services_in_one_transaction(netns: NewNetns, tmp_path: Path) -
 
 def test_a_second_proxy_on_the_host_waits_then_takes_over(netns: NewNetns,
                                                           tmp_path: Path) -> None:
-    """Two agents' proxies on one host: one writes; when it leaves the other
-    writes; the table goes with the last."""
+    """Two agents' proxies on one host: one writes, NodePorts answer on both nodes'
+    IPs; when the writer leaves the other writes, and only its node answers; the
+    table goes with the last."""
     host = netns()
-    host.sh("ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo")
+    other_ip = "10.77.0.5"
+    for address in (NODE_IP, other_ip):
+        host.sh("ip", "addr", "add", f"{address}/32", "dev", "lo")
 
     async def scenario(servers: list[NamedBackend]) -> None:
-        first = NftProxy(TABLE, run_dir=tmp_path, poll_seconds=0.05)
-        second = NftProxy(TABLE, run_dir=tmp_path, poll_seconds=0.05)
-        services = {WEB: Spec(CLUSTER_IP, 80)}
+        first = NftProxy(TABLE, NODE_IP, run_dir=tmp_path, poll_seconds=0.05)
+        second = NftProxy(TABLE, other_ip, run_dir=tmp_path, poll_seconds=0.05)
+        services = {WEB: Spec(CLUSTER_IP, 80, node_port=NODE_PORT)}
+
+        async def node_ports_answering() -> set[str]:
+            found = set()
+            for address in (NODE_IP, other_ip):
+                with contextlib.suppress(ConnectionRefusedError):
+                    found.add((address, await http_get(address, NODE_PORT)))
+            return {address for address, _ in found}
+
         try:
             await first.apply(services, {WEB: ready(servers[:1])})
             await second.apply(services, {WEB: ready(servers[:1])})
             assert (first.writing, second.writing) == (True, False)
             assert second.writes == 0
+            await eventually(lambda: _equal(node_ports_answering(), {NODE_IP, other_ip}),
+                             timeout=10, what="the second member's NodePort address")
             await second.apply(services, {WEB: ready(servers[1:])})  # a view the writer lacks
             await first.close()  # not the last: the table stays, the second takes over
             assert TABLE in tables(host)
+
             async def second_wrote() -> bool:
                 return second.writes > 0
             await eventually(second_wrote, timeout=10, what="the second proxy writing")
             assert await http_get(CLUSTER_IP, 80) == "web-1"
+            assert await node_ports_answering() == {other_ip}
         finally:
             await first.close()
             await second.close()
         assert tables(host) == []
 
     host.run(lambda: with_backends(2, scenario))
+
+
+async def _equal(value: Awaitable[set[str]], expected: set[str]) -> bool:
+    return await value == expected
+
+
+def test_a_table_flushed_away_is_written_again(netns: NewNetns, tmp_path: Path) -> None:
+    """As after a firewall reload (`flush ruleset`): the writer notices at its next
+    check and writes the whole table again, with no Service changing."""
+    host = netns()
+    host.sh("ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo")
+
+    async def scenario(servers: list[NamedBackend]) -> None:
+        proxy = NftProxy(TABLE, NODE_IP, run_dir=tmp_path, poll_seconds=0.05)
+        try:
+            await proxy.apply({WEB: Spec(CLUSTER_IP, 80)}, {WEB: ready(servers)})
+            assert await http_get(CLUSTER_IP, 80) == "web-0"
+            proxy.check_seconds = 3600  # not yet: first see that the flush broke it
+            host.sh("nft", "flush", "ruleset")  # the test's own namespace: nothing else in it
+            with pytest.raises(ConnectionRefusedError):
+                await http_get(CLUSTER_IP, 80)
+            proxy.check_seconds = 0.1
+
+            async def served() -> bool:
+                try:
+                    return await http_get(CLUSTER_IP, 80) == "web-0"
+                except ConnectionRefusedError:
+                    return False
+            await eventually(served, timeout=10, what="the table written again")
+        finally:
+            await proxy.close()
+        assert tables(host) == []
+
+    host.run(lambda: with_backends(1, scenario))
 
 
 def test_a_new_writer_reconciles_what_a_dead_one_left(netns: NewNetns, tmp_path: Path) -> None:
@@ -215,7 +269,7 @@ def test_a_new_writer_reconciles_what_a_dead_one_left(netns: NewNetns, tmp_path:
     gone = ServicePortKey("default", "gone")
 
     async def scenario(servers: list[NamedBackend]) -> None:
-        dead = NftProxy(TABLE, run_dir=tmp_path)
+        dead = NftProxy(TABLE, NODE_IP, run_dir=tmp_path)
         await dead.apply({WEB: Spec(CLUSTER_IP, 80), gone: Spec("127.100.0.20", 80)},
                          {WEB: ready(servers[:1]), gone: ready(servers[1:])})
         reader, writer = await asyncio.open_connection("127.100.0.20", 80)
@@ -225,9 +279,10 @@ def test_a_new_writer_reconciles_what_a_dead_one_left(netns: NewNetns, tmp_path:
         dead.host.leave(lambda: None)
         assert dead._poller is not None
         dead._poller.cancel()
-        restarted = NftProxy(TABLE, run_dir=tmp_path)
+        restarted = NftProxy(TABLE, NODE_IP, run_dir=tmp_path)
         try:
             await restarted.apply({WEB: Spec(CLUSTER_IP, 80)}, {WEB: ready(servers[:1])})
+            await restarted.flushed()
             chains = {i["chain"]["name"] for i in table_json(host) if "chain" in i}
             assert not any("gone" in name for name in chains)
             writer.write(b"again\n")
@@ -243,3 +298,59 @@ def test_a_new_writer_reconciles_what_a_dead_one_left(netns: NewNetns, tmp_path:
         assert tables(host) == []
 
     host.run(lambda: with_backends(2, scenario))
+
+
+def normalized(ns: Netns, table: str) -> dict[str, object]:
+    """A table's content without handles or order: chains' rules, maps' elements, sets."""
+    content: dict[str, object] = {}
+    for item in json.loads(ns.sh("nft", "-j", "list", "table", "ip", table))["nftables"]:
+        kind = next(iter(item))
+        body = item[kind]
+        if kind == "rule":
+            rules = content.setdefault(f"chain {body['chain']}", [])
+            assert isinstance(rules, list)
+            rules.append(json.dumps(body["expr"], sort_keys=True))
+        elif kind == "chain":
+            content.setdefault(f"chain {body['name']}", [])
+        elif kind in ("map", "set"):
+            elements = sorted(json.dumps(e, sort_keys=True) for e in body.get("elem", []))
+            content[f"{kind} {body['name']}"] = elements if kind == "map" else body.get("timeout")
+    return content
+
+
+def test_changes_leave_the_table_a_whole_write_would(netns: NewNetns, tmp_path: Path) -> None:
+    """Later writes carry only what changed; after each, the table equals a fresh
+    whole write of the same Services."""
+    from corral.proxy.nftrules import Existing, build, transaction
+
+    host = netns()
+    db = ServicePortKey("default", "db")
+    a, b, c = Backend("10.0.0.1", 80), Backend("10.0.0.2", 80), Backend("10.0.0.3", 80)
+    steps = [
+        ({WEB: Spec(CLUSTER_IP, 80, node_port=NODE_PORT)}, {WEB: [a, b]}),
+        ({WEB: Spec(CLUSTER_IP, 80, node_port=NODE_PORT), db: Spec("127.100.0.30", 5432)},
+         {WEB: [a, c], db: [b]}),
+        ({WEB: Spec(CLUSTER_IP, 80, session_affinity=ClientIPAffinity(30)),
+          db: Spec("127.100.0.30", 5432)}, {WEB: [c], db: []}),
+        ({WEB: Spec(CLUSTER_IP, 80, node_port=NODE_PORT + 1)}, {WEB: [a, b, c]}),
+        ({}, {}),
+    ]
+
+    async def scenario() -> None:
+        proxy = NftProxy(TABLE, NODE_IP, run_dir=tmp_path)
+        try:
+            for services, backends in steps:
+                await proxy.apply(services, backends)
+                whole = tmp_path / "whole.nft"  # (re)created from nothing, in one go
+                whole.write_text("add table ip corral-whole\ndelete table ip corral-whole\n"
+                                 + transaction("corral-whole",
+                                               build(services, backends, [NODE_IP]),
+                                               Existing()))
+                host.sh("nft", "-f", str(whole))
+                assert normalized(host, TABLE) == normalized(host, "corral-whole")
+            assert proxy.writes == len(steps)
+        finally:
+            await proxy.close()
+
+    host.run(scenario)
+

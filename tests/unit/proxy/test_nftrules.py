@@ -22,7 +22,11 @@ A, B = ("10.0.0.1", 8080), ("10.0.0.2", 8080)
 
 def test_one_chain_per_service_and_endpoint_reached_through_the_maps() -> None:
     rules = build({WEB: Spec("127.100.0.1", 80, node_port=30080)},
-                  {WEB: [Backend(*A), Backend(*B), Backend("10.0.0.3", 8080, ready=False)]})
+                  {WEB: [Backend(*A), Backend(*B), Backend("10.0.0.3", 8080, ready=False)]},
+                  ["127.0.1.2", "127.0.1.1", "127.0.1.2"])
+    assert rules.elements["nodeport-ips"] == ["127.0.1.1", "127.0.1.2"]
+    assert rules.chains["services"][1] == (
+        "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports")
     assert rules.elements["service-ips"] == [f"127.100.0.1 . tcp . 80 : goto service-{SID}"]
     assert rules.elements["service-nodeports"] == [f"tcp . 30080 : goto service-{SID}"]
     verdicts = f"0 : goto {endpoint_chain(SID, A)}, 1 : goto {endpoint_chain(SID, B)}"
@@ -45,10 +49,15 @@ def test_the_lookup_rules_do_not_grow_with_services() -> None:
 
 def test_no_ready_endpoint_rejects_and_headless_or_udp_get_nothing() -> None:
     headless, udp = ServicePortKey("shop", "db"), ServicePortKey("shop", "dns")
+    six, odd = ServicePortKey("shop", "v6"), ServicePortKey("shop", "x; flush ruleset")
     rules = build({WEB: Spec("127.100.0.1", 80, node_port=30080), headless: Spec(None, 5432),
-                   udp: Spec("127.100.0.2", 53, protocol="UDP")},
-                  {WEB: [Backend(*A, ready=False)], headless: [Backend(*A)],
-                   udp: [Backend(*A)]})
+                   udp: Spec("127.100.0.2", 53, protocol="UDP"), six: Spec("fd00::1", 80),
+                   odd: Spec("127.100.0.3", 80)},
+                  {WEB: [Backend(*A, ready=False), Backend("fd00::2", 80)],
+                   headless: [Backend(*A)], udp: [Backend(*A)], six: [Backend(*A)],
+                   odd: [Backend(*A)]},
+                  ["fd00::9"])  # an `ip` table: IPv6 is left out, never a failed write
+    assert rules.elements["nodeport-ips"] == []
     assert rules.elements["no-endpoint-services"] == ["127.100.0.1 . tcp . 80 : goto reject-chain"]
     assert rules.elements["no-endpoint-nodeports"] == ["tcp . 30080 : goto reject-chain"]
     assert rules.elements["service-ips"] == []
@@ -78,7 +87,9 @@ def test_transaction_flushes_rules_keeps_affinity_and_deletes_what_is_gone() -> 
     lines = text.splitlines()
     assert lines[:2] == ["add table ip corral-x", "flush table ip corral-x"]
     assert "flush map ip corral-x service-ips" in lines
-    assert not any(line.startswith("flush set") for line in lines)  # stickiness survives
+    # Stickiness survives: only the node IPs are a set refilled on every write.
+    assert [line for line in lines if line.startswith("flush set")] == [
+        "flush set ip corral-x nodeport-ips"]
     assert lines[-3:] == [f"delete chain ip corral-x {old_chain}",
                           f"delete set ip corral-x affinity-60-{SID}__10.0.0.2/8080",
                           "delete map ip corral-x old-map"]
@@ -97,3 +108,23 @@ def test_departed_names_every_frontend_an_endpoint_left() -> None:
 def test_endpoint_chain_names_parse_back() -> None:
     assert parse_endpoint_chain(endpoint_chain(SID, A)) == (SID, A)
     assert parse_endpoint_chain(f"service-{SID}") is None
+
+
+def test_a_change_writes_only_what_differs() -> None:
+    from corral.proxy.nftrules import change
+
+    keys = [ServicePortKey("bulk", f"s{i}") for i in range(1000)]
+    services = {k: Spec(f"127.101.{i // 250}.{i % 250 + 1}", 80) for i, k in enumerate(keys)}
+    before = build(services, {k: [Backend(*A)] for k in keys})
+    after = build(services, {**{k: [Backend(*A)] for k in keys}, keys[7]: [Backend(*B)]})
+    sid = "bulk/s7/tcp/"
+    assert change("corral", after, before).splitlines() == [
+        f"add chain ip corral {endpoint_chain(sid, B)}",
+        (f"add rule ip corral {endpoint_chain(sid, B)} "
+        "meta mark set meta mark | 0x200000 meta l4proto tcp dnat to 10.0.0.2:8080"),
+        f"flush chain ip corral service-{sid}",
+        (f"add rule ip corral service-{sid} numgen inc mod 1 vmap "
+        f"{{ 0 : goto {endpoint_chain(sid, B)} }}"),
+        f"flush chain ip corral {endpoint_chain(sid, A)}",
+        f"delete chain ip corral {endpoint_chain(sid, A)}"]
+    assert change("corral", after, after) == "\n"

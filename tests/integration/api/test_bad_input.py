@@ -14,15 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import manifests
 from tests.cluster import Master
 
 NS = "bad"
 
 
 def _pod(**spec: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"containers": [{"name": "c", "image": "i", "command": ["true"]}]}
-    base.update(spec)
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": base}
+    return manifests.pod("p", **{
+        "containers": [manifests.container(["true"], name="c", image="i")], **spec})
 
 
 def _container(**fields: Any) -> dict[str, Any]:
@@ -182,6 +182,15 @@ CASES = [
          reason="Forbidden"),
     Case("delete-namespace-kube-system", "DELETE", "/api/v1/namespaces/kube-system", code=403,
          reason="Forbidden"),
+    Case("extended-request-below-limit", "POST", PODS, _container(resources={
+        "requests": {"example.com/widget": "1"}, "limits": {"example.com/widget": "2"}}),
+        field="spec.containers[0].resources.requests[example.com/widget]"),
+    Case("extended-fraction", "POST", PODS,
+         _container(resources={"limits": {"example.com/widget": "500m"}}),
+         field="spec.containers[0].resources.limits[example.com/widget]"),
+    Case("extended-without-limit", "POST", PODS,
+         _container(resources={"requests": {"example.com/widget": "1"}}),
+         field="spec.containers[0].resources.limits[example.com/widget]"),
     Case("deletecollection-namespaces", "DELETE", "/api/v1/namespaces", code=405,
          reason="MethodNotAllowed"),
 ]

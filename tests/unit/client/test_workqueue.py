@@ -80,3 +80,40 @@ async def test_shutdown_wakes_getters_and_drops_pending() -> None:
     q.add("x")
     with pytest.raises(ShutDown):
         await q.get()
+
+
+async def test_named_queue_is_measured_as_client_go() -> None:
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from corral.client.metrics import WorkQueueMetrics
+
+    metrics = WorkQueueMetrics()
+    queue = WorkQueue(name="demo", metrics=metrics, base_delay=0.001)
+    queue.add("a")
+    queue.add("b")
+    queue.add("a")  # already queued: not counted again (client-go's rule)
+
+    def sample(name: str) -> float:
+        for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
+            for s in family.samples:
+                if s.name == name and s.labels.get("name") == "demo":
+                    return float(s.value)
+        raise AssertionError(f"no sample {name}")
+
+    assert sample("workqueue_depth") == 2
+    assert sample("workqueue_adds_total") == 2
+    key = await queue.get()
+    assert sample("workqueue_depth") == 1
+    assert sample("workqueue_queue_duration_seconds_count") == 1
+    queue.add_rate_limited(key)
+    queue.done(key)
+    assert sample("workqueue_work_duration_seconds_count") == 1
+    assert sample("workqueue_retries_total") == 1
+    unnamed = WorkQueue(metrics=metrics)
+    unnamed.add("x")
+    assert sample("workqueue_adds_total") == 2  # a queue without a name is not measured
+    queue.add("c")
+    assert sample("workqueue_depth") == 2
+    queue.shutdown()  # leadership lost: this queue will never be worked on
+    assert sample("workqueue_depth") == 0

@@ -1,0 +1,218 @@
+"""Failover of a real 3-master control plane on a real 3-member etcd.
+
+- kill -9 the leading master during a stream of creates: every create that got
+  a 2xx is there afterwards, writes go on through the survivors, the scheduler
+  binds again, no pod is ever bound twice, the Deployment does not over-create;
+- kill -9 the etcd leader during a stream of creates: nothing acknowledged is
+  lost and writes go on;
+- SIGSTOP the leader past its Lease (a master cut off): a standby takes over, and
+  once the old one runs again nothing it writes as leader is accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from corral.api.errors import APIError
+from corral.client.http import Client, ServerUnreachable
+from corral.objects import Obj
+from tests.cluster import Master
+from tests.integration.ha.conftest import HA, Writers, create_acked, until
+from tests.poll import wait_for
+
+NS = "default"
+
+
+def sleeper(name: str, labels: dict[str, str] | None = None) -> Obj:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {}},
+            "spec": {"terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "c", "image": "x", "command": ["sleep", "600"],
+                                     "resources": {"requests": {"cpu": "1m"}}}]}}
+
+
+def deployment(name: str, replicas: int) -> Obj:
+    template = sleeper("", {"app": name})
+    for key in ("apiVersion", "kind"):
+        del template[key]
+    del template["metadata"]["name"]
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": template}}
+
+
+async def live_pods(client: Client, selector: str) -> list[Obj]:
+    page = await client.list("Pod", NS, label_selector=selector)
+    return [p for p in page.items if not p["metadata"].get("deletionTimestamp")]
+
+
+class Pods:
+    """Every pod seen and every nodeName each was seen with, from a list and a
+    watch that re-watches through whichever master is alive."""
+
+    def __init__(self, client: Client) -> None:
+        self.labels: dict[str, dict[str, str]] = {}
+        self.nodes: dict[str, set[str]] = {}
+        self._task = asyncio.create_task(self._record(client))
+
+    def _see(self, pod: Obj) -> None:
+        name = pod["metadata"]["name"]
+        self.labels[name] = pod["metadata"].get("labels") or {}
+        if node := pod.get("spec", {}).get("nodeName"):
+            self.nodes.setdefault(name, set()).add(node)
+
+    async def _record(self, client: Client) -> None:
+        page = await client.list("Pod", NS)
+        for pod in page.items:
+            self._see(pod)
+        rv = page.resource_version
+        while True:
+            try:
+                async for event in client.watch("Pod", NS, resource_version=rv):
+                    rv = event.resource_version or rv
+                    if event.type != "BOOKMARK":
+                        self._see(event.object)
+            except (APIError, ServerUnreachable):
+                await asyncio.sleep(0.1)
+
+    def named(self, label: str, value: str) -> list[str]:
+        return sorted(n for n, labels in self.labels.items() if labels.get(label) == value)
+
+    async def stop(self) -> list[str]:
+        """Pods bound to more than one node (must be none)."""
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        return [name for name, nodes in self.nodes.items() if len(nodes) > 1]
+
+
+def bound(pods: list[Obj]) -> bool:
+    return all(p["spec"].get("nodeName") for p in pods)
+
+
+def all_bound(client: Client, selector: str, count: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        pods = await live_pods(client, selector)
+        return len(pods) == count and bound(pods)
+    return check
+
+
+def nothing_pending(client: Client) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return bound(await live_pods(client, ""))
+    return check
+
+
+async def test_killing_the_leading_master_loses_no_acknowledged_write(ha: HA) -> None:
+    ha.heal()
+    async with ha.client() as probe:
+        leader = await ha.leader(probe)
+    async with ha.client(last=leader) as client:
+        await create_acked(client, deployment("ha-web", 3))
+        await until(all_bound(client, "app=ha-web", 3), "3 ha-web pods bound")
+        pods = Pods(client)
+        writers = Writers(client, "ha-kill")
+        await writers.resumed(30)
+
+        leader.kill()
+        await writers.resumed(30)  # through the survivors
+        for i in range(3):
+            await create_acked(client, sleeper(f"ha-after-kill-{i}", {"batch": "after-kill"}))
+        await until(all_bound(client, "batch=after-kill", 3),
+                    "the new scheduler leader binding pods")
+        new_leader = await ha.leader(client)
+        assert new_leader is not leader
+        await until(lambda: client.set_scale("Deployment", "ha-web", NS, 5),
+                    "scaling ha-web")
+        await until(all_bound(client, "app=ha-web", 5), "controllers acting again")
+
+        await writers.stop_and_check()
+        assert await pods.stop() == []  # no pod bound twice
+        rs = await client.list("ReplicaSet", NS, label_selector="app=ha-web")
+        assert len(rs.items) == 1
+        assert len(pods.named("app", "ha-web")) == 5  # no over-create, ever
+
+
+async def test_killing_the_etcd_leader_loses_no_acknowledged_write(ha: HA) -> None:
+    ha.heal()
+    async with ha.client() as client:
+        writers = Writers(client, "ha-etcd")
+        await writers.resumed(30)
+        ha.etcd.kill(ha.etcd.leader())
+        await writers.resumed(30)
+        await writers.stop_and_check()
+    ha.heal()
+
+
+async def _fenced_writes(master: Master, holder: str, result: str) -> float:
+    with master.http() as http:
+        text = http.get("/metrics").text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("corral_apiserver_fenced_writes_total{") and \
+                f'holder="{holder}"' in line and f'result="{result}"' in line and \
+                'lease="kube-system/corral-scheduler"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_a_leader_stopped_past_its_lease_is_fenced_when_it_resumes(ha: HA) -> None:
+    ha.heal()
+    async with ha.client() as probe:
+        old = await ha.leader(probe)
+        identity = await ha.holder(probe, "corral-scheduler")
+    async with ha.client(last=old) as client:
+        await until(nothing_pending(client), "an idle scheduler (nothing pending)")
+        pods = Pods(client)
+        accepted = await _fenced_writes(old, identity, "accepted")
+        assert old.proc is not None
+        os.killpg(old.proc.pid, signal.SIGSTOP)
+        try:
+            for i in range(3):
+                await create_acked(client, sleeper(f"ha-stopped-{i}", {"batch": "stopped"}))
+
+            async def taken_over() -> Any:
+                return await ha.holder(client, "corral-scheduler") not in ("", identity)
+
+            await until(taken_over, "a standby taking the scheduler's Lease")
+            await until(all_bound(client, "batch=stopped", 3), "the standby binding")
+        finally:
+            os.killpg(old.proc.pid, signal.SIGCONT)
+        await until(_async(lambda: "leader lost lease=kube-system/corral-scheduler"
+                           in old.log()), "the old leader noticing it lost")
+        for i in range(3):  # more work the old leader's scheduler may have queued for
+            await create_acked(client, sleeper(f"ha-resumed-{i}", {"batch": "resumed"}))
+        await until(all_bound(client, "batch=resumed", 3), "binding after the resume")
+        assert await _fenced_writes(old, identity, "accepted") == accepted
+        assert await pods.stop() == []
+
+
+def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def run() -> bool:
+        return check()
+    return run
+
+
+def test_status_shows_masters_leaders_and_etcd_members(ha: HA) -> None:
+    ha.heal()
+    first = ha.masters[0]
+    env = {**os.environ, "KUBECONFIG": str(first.kubeconfig)}
+
+    def all_live() -> str | None:
+        out = subprocess.run([sys.executable, "-m", "corral.cli.main", "status"], env=env,
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode == 0, out.stderr
+        live = all(f"{m.url}   live" in out.stdout for m in ha.masters)
+        return out.stdout if live else None
+
+    text = wait_for(all_live, 60.0, "three live masters")
+    assert text.count("scheduler") == 1 and text.count("controller-manager") == 1
+    assert "STORE etcd" in text
+    members = [line for line in text.splitlines() if line.startswith("etcd-")]
+    assert len(members) == 3 and all("healthy" in line for line in members)
+    assert sum(line.rstrip().endswith("leader") for line in members) == 1

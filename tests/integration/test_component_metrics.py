@@ -1,0 +1,143 @@
+"""Every component's /metrics exposes its families, with Kubernetes' names:
+the master (API, and the scheduler and controllers it runs in-process), an agent
+(through the API's node proxy, as Prometheus scrapes it), and the scheduler and
+controllers as processes of their own (--metrics-listen)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.cluster import Component, Master, free_port
+from tests.conftest import AgentFactory
+from tests.poll import wait_for
+
+API = {"apiserver_request_total", "apiserver_request_duration_seconds",
+       "apiserver_current_watchers"}
+SCHEDULER = {"scheduler_schedule_attempts_total", "scheduler_scheduling_attempt_duration_seconds",
+             "scheduler_pod_scheduling_duration_seconds", "scheduler_preemption_attempts_total",
+             "scheduler_preemption_victims", "scheduler_pending_pods"}
+WORKQUEUE = {"workqueue_depth", "workqueue_adds_total", "workqueue_retries_total",
+             "workqueue_queue_duration_seconds", "workqueue_work_duration_seconds"}
+AGENT = {"kubelet_pod_start_duration_seconds", "kubelet_runtime_operations_total",
+         "kubelet_runtime_operations_duration_seconds", "kubelet_runtime_operations_errors_total",
+         "kubelet_running_pods", "corral_agent_heartbeat_age_seconds",
+         "corral_proxy_connections_total", "corral_proxy_active_connections"}
+
+
+def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Sample name → [(labels, value)], parsed by Prometheus' own parser."""
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out.setdefault(s.name, []).append((s.labels, s.value))
+    return out
+
+
+def families(text: str) -> set[str]:
+    """Family names as exposed (the parser drops a counter's _total suffix)."""
+    return {f"{f.name}_total" if f.type == "counter" else f.name
+            for f in text_string_to_metric_families(text)}
+
+
+def value(text: str, metric: str, **labels: str) -> float:
+    return sum(v for got, v in samples(text).get(metric, [])
+               if all(got.get(k) == want for k, want in labels.items()))
+
+
+POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "metrics-pod"},
+       "spec": {"containers": [{"name": "c", "image": "x", "command": ["sleep", "300"]}]}}
+
+
+def test_master_and_agent_metrics(master: Master, agents: AgentFactory) -> None:
+    agents(master, "metrics-node", node_ip="127.0.1.61")
+    with master.http() as api:
+        assert api.post("/api/v1/namespaces/default/pods", json=POD).status_code == 201
+
+        def running() -> bool:
+            pod = api.get("/api/v1/namespaces/default/pods/metrics-pod").json()
+            return pod.get("status", {}).get("phase") == "Running"
+
+        wait_for(running, 60, "the pod Running")
+        text = api.get("/metrics").text
+        assert API | SCHEDULER | WORKQUEUE <= families(text)
+        assert value(text, "scheduler_schedule_attempts_total", result="scheduled") >= 1
+        assert value(text, "scheduler_pod_scheduling_duration_seconds_count") >= 1
+        assert value(text, "workqueue_adds_total", name="namespace-controller") >= 1
+        assert value(text, "workqueue_work_duration_seconds_count",
+                     name="namespace-controller") >= 1
+        assert {labels["name"] for labels, _ in samples(text)["workqueue_depth"]} >= {
+            "deployment-controller", "node-lifecycle-controller"}
+
+        agent_text = api.get("/api/v1/nodes/metrics-node/proxy/metrics").text
+        assert AGENT <= families(agent_text)
+        assert value(agent_text, "kubelet_pod_start_duration_seconds_count") >= 1
+        assert value(agent_text, "kubelet_runtime_operations_total",
+                     operation_type="start_container") >= 1
+        assert value(agent_text, "kubelet_running_pods") >= 1
+        assert 0 <= value(agent_text, "corral_agent_heartbeat_age_seconds") < 30
+        api.delete("/api/v1/namespaces/default/pods/metrics-pod")
+
+
+def test_agent_metrics_need_a_token(master: Master, agents: AgentFactory) -> None:
+    agent = agents(master, "metrics-auth", node_ip="127.0.1.62")
+    with master.http() as api:
+        port = api.get("/api/v1/nodes/metrics-auth").json()["status"]["daemonEndpoints"][
+            "kubeletEndpoint"]["Port"]
+    assert agent.proc is not None
+    r = httpx.get(f"http://127.0.1.62:{port}/metrics", timeout=5)
+    assert r.status_code == 401
+
+
+@pytest.fixture
+def components(quiet_master: Master) -> Iterator[list[Component]]:
+    started: list[Component] = []
+    try:
+        yield started
+    finally:
+        for c in started:
+            c.stop()
+
+
+def scrape(port: int, proc: Component) -> str | None:
+    assert proc.proc is not None
+    if proc.proc.poll() is not None:
+        raise AssertionError(f"{proc.command} exited:\n{proc.log()}")
+    try:
+        r = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+    except httpx.HTTPError:
+        return None
+    return r.text if r.status_code == 200 else None
+
+
+def test_scheduler_and_controllers_processes_serve_metrics(
+        quiet_master: Master, components: list[Component]) -> None:
+    sched_port, ctrl_port = free_port(), free_port()
+    scheduler = Component(quiet_master, "scheduler",
+                          ["--metrics-listen", f"127.0.0.1:{sched_port}"]).start()
+    controllers = Component(quiet_master, "controllers",
+                            ["--metrics-listen", f"127.0.0.1:{ctrl_port}"]).start()
+    components.extend([scheduler, controllers])
+    sched_text = wait_for(lambda: scrape(sched_port, scheduler), 30, "scheduler metrics")
+    assert SCHEDULER <= families(sched_text)
+    assert not families(sched_text) & (API | WORKQUEUE)
+    # A pod that fits nowhere (no nodes): an unschedulable attempt, a pending pod.
+    with quiet_master.http() as api:
+        assert api.post("/api/v1/namespaces/default/pods", json={
+            **POD, "metadata": {"name": "metrics-pending"}}).status_code == 201
+
+    def unschedulable() -> str | None:
+        text = scrape(sched_port, scheduler)
+        ok = text and value(text, "scheduler_schedule_attempts_total",
+                            result="unschedulable") >= 1
+        return text if ok else None
+
+    text = wait_for(unschedulable, 30, "an unschedulable attempt counted")
+    assert value(text, "scheduler_pending_pods", queue="active") + value(
+        text, "scheduler_pending_pods", queue="unschedulable") >= 1
+    ctrl_text = wait_for(lambda: scrape(ctrl_port, controllers), 30, "controller metrics")
+    assert WORKQUEUE <= families(ctrl_text)
+    assert not families(ctrl_text) & (API | SCHEDULER)
