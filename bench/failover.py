@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from corral.api.errors import AlreadyExists, APIError
+from corral.api.errors import APIError
 from corral.client.http import Client, ServerUnreachable
 from corral.objects import Obj
 from tests.cluster import EtcdCluster, Master
-from tests.integration.ha.conftest import HA
+from tests.integration.ha.conftest import HA, create_acked
 
 NS = "default"
 TIMEOUT = 120.0
@@ -99,16 +99,6 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float = TIMEOUT) 
     raise TimeoutError("not reached in time")
 
 
-async def create(client: Client, obj: Obj) -> None:
-    async def once() -> bool:
-        try:
-            await client.create(obj, NS)
-        except AlreadyExists:
-            pass
-        return True
-    await until(once)
-
-
 def pod(name: str) -> Obj:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"containers": [{"name": "c", "image": "x", "command": ["sleep", "600"],
@@ -128,8 +118,8 @@ async def one_round(ha: HA, client: Client, tag: str, kill: Callable[[], None],
     await until(lambda: _true(len(load.acked) >= 50))
     kill()
     t0 = time.monotonic()
-    await create(client, pod(f"{tag}-pod"))
-    await create(client, deployment(f"{tag}-deploy"))
+    await create_acked(client, pod(f"{tag}-pod"))
+    await create_acked(client, deployment(f"{tag}-deploy"))
 
     async def bound() -> bool:
         return bool((await client.get("Pod", f"{tag}-pod", NS))["spec"].get("nodeName"))
@@ -236,8 +226,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--writers", type=int, default=8)
-    parser.add_argument("--lease", type=float, default=4.0,
-                        help="the masters' --leader-lease (default: corral master's, 4)")
+    parser.add_argument("--lease", type=float, default=3.0,
+                        help="the masters' --leader-lease (default: corral master's, 3)")
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="length of each throughput measurement")
     asyncio.run(main(parser.parse_args()))

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from typing import Any
 
 import httpx
 
@@ -41,10 +40,10 @@ from corral.agent.stats import StatsCollector
 from corral.api.errors import APIError
 from corral.client.backoff import Backoff
 from corral.client.http import Client, ServerUnreachable
+from corral.objects import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 CLIENT_ATTEMPTS = 3  # a write must not hold a pod worker for long while the master is away
 
 

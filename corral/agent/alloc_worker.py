@@ -39,7 +39,17 @@ from corral.api.errors import APIError, Conflict, NotFound
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.client.http import Client, ServerUnreachable
 from corral.indexset import IndexSet
-from corral.objects import Obj, is_deleting, meta, now_rfc3339, spec, status, uid_of
+from corral.objects import (
+    Obj,
+    is_deleting,
+    meta,
+    name_of,
+    namespace_of,
+    now_rfc3339,
+    spec,
+    status,
+    uid_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +98,8 @@ class AllocWorker:
         self.ctx = ctx
         self.alloc = alloc
         self.uid = uid_of(alloc)
-        self.namespace = str(meta(alloc).get("namespace") or "")
-        self.name = str(meta(alloc).get("name") or "")
+        self.namespace = namespace_of(alloc)
+        self.name = name_of(alloc)
         self.array: TaskArray | None = (TaskArray.from_alloc(alloc) if spec(alloc).get("task")
                                         else None)
         self.gone = False

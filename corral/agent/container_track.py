@@ -10,17 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from corral.agent.exits import ExitWatch
 from corral.agent.pod_status import ContainerView
 from corral.agent.runtime.base import ContainerState
 from corral.agent.runtime.probes import ContainerProbes, ProbeSpec, spec_from_probe
 from corral.api.kinds.container import Probe
+from corral.objects import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 
 @dataclass

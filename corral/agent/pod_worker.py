@@ -25,9 +25,7 @@ import logging
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from corral.agent.config import AgentConfig
 from corral.agent.container_env import EnvBuilder, EnvError, ObjectGetter, PodEnv, command_line
@@ -42,16 +40,15 @@ from corral.agent.pod_status import (
     stamp_conditions,
 )
 from corral.agent.runtime.backoff import CrashLoopBackOff
-from corral.agent.runtime.base import ContainerLaunch, ContainerState, container_id
+from corral.agent.runtime.base import ContainerLaunch, ContainerState, Runtime, container_id
 from corral.agent.runtime.ports import PortAllocator, PortsExhausted
-from corral.agent.runtime.process import ProcessRuntime
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.client.http import Client, ServerUnreachable
+from corral.objects import Obj, meta, now_rfc3339, spec, status
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 RESYNC_SECONDS = 2.0
 CONFIG_RETRY_SECONDS = 2.0
 
@@ -62,25 +59,17 @@ class NodeContext:
 
     cfg: AgentConfig
     client: Client
-    runtime: ProcessRuntime
+    runtime: Runtime
     ports: PortAllocator
     backoff: CrashLoopBackOff
     get_object: ObjectGetter
     service_env: PodEnv  # {SVC}_SERVICE_* env of the Services a pod may see
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _meta(pod: Obj) -> Obj:
-    return pod.get("metadata") or {}
-
-
 def _rv(pod: Obj) -> int:
     """The store revision of a copy of the pod (events may lag our own writes)."""
     try:
-        return int(_meta(pod).get("resourceVersion") or 0)
+        return int(meta(pod).get("resourceVersion") or 0)
     except ValueError:
         return 0
 
@@ -90,9 +79,9 @@ class PodWorker:
                  adopted: list[ContainerState] | None = None) -> None:
         self.ctx = ctx
         self.pod = pod
-        self.uid = str(_meta(pod)["uid"])
-        self.namespace = str(_meta(pod).get("namespace") or "default")
-        self.name = str(_meta(pod)["name"])
+        self.uid = str(meta(pod)["uid"])
+        self.namespace = str(meta(pod).get("namespace") or "default")
+        self.name = str(meta(pod)["name"])
         self.pod_dir = ctx.cfg.pods_dir / self.uid
         self.ports = PodPorts(ctx.ports, self.uid, self.pod_dir)
         spec = pod.get("spec") or {}
@@ -104,7 +93,7 @@ class PodWorker:
         self.gone = False  # the API no longer has the pod: stop everything
         self.finished = asyncio.Event()  # set once the worker has cleaned up
         self._written: Obj | None = None
-        self._start_time = (pod.get("status") or {}).get("startTime") or _now()
+        self._start_time = status(pod).get("startTime") or now_rfc3339()
         # kubelet_pod_start_duration_seconds: from now to the first Running status
         # written, for pods this agent starts (not ones it adopts after a restart).
         self._seen_at: float | None = None if adopted else time.monotonic()
@@ -125,7 +114,7 @@ class PodWorker:
         self._task = asyncio.create_task(self._run(), name=f"pod {self.namespace}/{self.name}")
 
     def update(self, pod: Obj) -> None:
-        if str(_meta(pod).get("uid")) == self.uid and _rv(pod) >= _rv(self.pod):
+        if str(meta(pod).get("uid")) == self.uid and _rv(pod) >= _rv(self.pod):
             self.pod = pod
             self.kick()
 
@@ -176,7 +165,7 @@ class PodWorker:
 
     async def sync(self) -> bool:
         """Converge once; True when the pod is finished with (deleted, gone)."""
-        if self.gone or _meta(self.pod).get("deletionTimestamp"):
+        if self.gone or meta(self.pod).get("deletionTimestamp"):
             await self._terminate()
             return True
         await self._refresh()
@@ -295,7 +284,7 @@ class PodWorker:
     def pod_with_ips(self) -> Obj:
         pod = copy.copy(self.pod)
         ip = self.ctx.cfg.node_ip
-        pod["status"] = {**(self.pod.get("status") or {}), "podIP": ip, "hostIP": ip,
+        pod["status"] = {**status(self.pod), "podIP": ip, "hostIP": ip,
                          "podIPs": [{"ip": ip}], "hostIPs": [{"ip": ip}]}
         return pod
 
@@ -335,10 +324,10 @@ class PodWorker:
     # -- stopping --------------------------------------------------------------
 
     def grace(self) -> int:
-        meta_grace = _meta(self.pod).get("deletionGracePeriodSeconds")
+        meta_grace = meta(self.pod).get("deletionGracePeriodSeconds")
         if meta_grace is not None:
             return int(meta_grace)
-        return int((self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+        return int(spec(self.pod).get("terminationGracePeriodSeconds", 30))
 
     def _liveness_grace(self, track: ContainerTrack) -> float:
         probe = track.spec.get("livenessProbe") or {}
@@ -399,7 +388,7 @@ class PodWorker:
             "phase": phase.value, "hostIP": ip, "hostIPs": [{"ip": ip}], "podIP": ip,
             "podIPs": [{"ip": ip}], "startTime": self._start_time,
             "conditions": stamp_conditions(pod_conditions(phase, inits, mains), previous,
-                                           _now()),
+                                           now_rfc3339()),
             "containerStatuses": [container_status(v) for v in mains],
         })
         if inits:
@@ -440,7 +429,7 @@ class PodWorker:
             fresh = await self.ctx.client.get("Pod", self.name, self.namespace)
         except NotFound:
             fresh = None
-        if fresh is None or str(_meta(fresh).get("uid")) != self.uid:
+        if fresh is None or str(meta(fresh).get("uid")) != self.uid:
             self.gone = True  # deleted (and maybe created again under the same name)
             return None
         return fresh

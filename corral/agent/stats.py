@@ -18,13 +18,11 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from corral.agent.pods import PodManager
 from corral.agent.runtime.base import ResourceUsage
+from corral.objects import Obj, now_rfc3339
 
-Obj = dict[str, Any]
 SAMPLE_GAP_SECONDS = 0.25
 SAMPLE_MAX_AGE_SECONDS = 60.0
 
@@ -91,7 +89,7 @@ class StatsCollector:
 
     async def summary(self) -> Obj:
         usage = await self.usage_by_instance()
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = now_rfc3339()
         pods, node_total = [], ZERO
         for worker in list(self.pods.workers.values()):
             containers, pod_total = [], ZERO

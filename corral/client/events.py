@@ -18,23 +18,17 @@ import socket
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
 from corral.api.errors import APIError, NotFound
 from corral.client.http import Client, ServerUnreachable
+from corral.objects import Obj, now_rfc3339
 
 log = logging.getLogger("corral.events")
 
-Obj = dict[str, Any]
 MAX_SERIES = 8192
 NORMAL = "Normal"
 WARNING = "Warning"
 SeriesKey = tuple[str, str, str, str, str]
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def object_reference(obj: Obj) -> Obj:

@@ -278,7 +278,7 @@ class LeaseTiming:
 
 
 # In `corral master`: several masters fail over in about this many seconds.
-MASTER_LEASE_SECONDS = 4.0
+MASTER_LEASE_SECONDS = 3.0
 
 
 def master_identity(server: str) -> str:

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from typing import Any
 
 from corral.api.errors import Conflict, NotFound
 from corral.client.events import EventRecorder
@@ -38,11 +37,10 @@ from corral.client.http import Client, resource_for
 from corral.client.informer import Informer
 from corral.controllers.base import Controller
 from corral.controllers.informers import OWNER_UID, UID, SharedInformers
-from corral.controllers.owners import is_deleting, meta, uid_of
+from corral.objects import Obj, is_deleting, meta, uid_of
 
 log = logging.getLogger("corral.controllers.gc")
 
-Obj = dict[str, Any]
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 # The namespaced kinds whose objects carry ownerReferences in practice.

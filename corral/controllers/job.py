@@ -19,12 +19,11 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from corral.api.errors import Conflict, NotFound
+from corral.client.clock import Clock, RealClock
 from corral.client.events import NORMAL, WARNING, EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller, split_key
@@ -33,8 +32,9 @@ from corral.controllers.informers import NAMESPACE, OWNER_UID, SharedInformers
 from corral.controllers.job_status import (
     COMPLETION_INDEX,
     TRACKING_FINALIZER,
+    FailureBackoff,
     JobSpecView,
-    failure_backoff,
+    deadline_left,
     finished_condition,
     format_indexes,
     parse_indexes,
@@ -43,18 +43,16 @@ from corral.controllers.job_status import (
     verdict,
     want_active,
 )
-from corral.controllers.owners import controller_ref, is_deleting, meta, uid_of
+from corral.controllers.owners import controller_ref
 from corral.controllers.pods import (
     is_active,
     is_ready,
-    parse_time,
     phase,
     pod_from_template,
     rank_for_deletion,
 )
 from corral.controllers.replicaset import create_pods
-
-Obj = dict[str, Any]
+from corral.objects import Obj, is_deleting, meta, parse_time, rfc3339, spec, uid_of
 
 
 @dataclass
@@ -67,10 +65,6 @@ class JobOptions:
     def from_env(cls) -> JobOptions:
         return cls(float(os.environ.get("CORRAL_JOB_BACKOFF_BASE", "1.0")),
                    float(os.environ.get("CORRAL_JOB_BACKOFF_CAP", "60.0")))
-
-
-def _rfc3339(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def has_tracking(pod: Obj) -> bool:
@@ -91,13 +85,15 @@ class JobController(Controller):
     name = "job-controller"
 
     def __init__(self, client: Client, informers: SharedInformers, recorder: EventRecorder,
-                 *, options: JobOptions | None = None) -> None:
+                 *, options: JobOptions | None = None, clock: Clock | None = None) -> None:
         self.options = options or JobOptions()
+        self.clock = clock or RealClock()
         super().__init__(client, informers, recorder, workers=self.options.workers)
         self.expectations = Expectations()
         self.jobs = informers.get("Job")
         self.pods = informers.get("Pod")
-        self._last_failure: dict[str, tuple[int, float]] = {}  # key → (failed, monotonic)
+        self.backoff = FailureBackoff(self.clock, self.options.backoff_base,
+                                      self.options.backoff_cap)
         self.jobs.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self.enqueue)
         self.pods.add_handler(self._pod_added, lambda old, new: self._pod_changed(new),
                               self._pod_deleted)
@@ -132,7 +128,7 @@ class JobController(Controller):
         namespace, name = split_key(key)
         if job is None:
             self.expectations.forget(key)
-            self._last_failure.pop(key, None)
+            self.backoff.forget(key)
             return await self._release_orphans(namespace or "", name, None)
         await self._release_orphans(namespace or "", name, uid_of(job))
         pods = [p for p in self.pods.by_index(OWNER_UID, uid_of(job))
@@ -155,7 +151,7 @@ class JobController(Controller):
         uncounted = status.get("uncountedTerminatedPods") or {}
         lists = {o: list(uncounted.get(o) or []) for o in ("succeeded", "failed")}
         completed = parse_indexes(status.get("completedIndexes"))
-        indexed = (job.get("spec") or {}).get("completionMode") == "Indexed"
+        indexed = spec(job).get("completionMode") == "Indexed"
         new = False
         for pod in pods:
             outcome = terminated_outcome(pod)
@@ -197,7 +193,7 @@ class JobController(Controller):
             pass
 
     async def _sync(self, key: str, job: Obj, pods: list[Obj]) -> None:
-        now = datetime.now(UTC)
+        now = self.clock.now()
         spec = JobSpecView.of(job)
         status = copy.deepcopy(job.get("status") or {})
         active = [p for p in pods if is_active(p)]
@@ -226,17 +222,17 @@ class JobController(Controller):
         if any(c.get("type") == "Suspended" and c.get("status") == "True" for c in conditions):
             status["conditions"] = _set(conditions, "Suspended", "False", "JobResumed",
                                         "Job resumed", now)
-            status["startTime"] = _rfc3339(now)
+            status["startTime"] = rfc3339(now)
             self.emit(job, NORMAL, "Resumed", "Job resumed")
-        status.setdefault("startTime", _rfc3339(now))
+        status.setdefault("startTime", rfc3339(now))
         succeeded, failed = int(status.get("succeeded") or 0), int(status.get("failed") or 0)
         completed = parse_indexes(status.get("completedIndexes"))
         started = parse_time(status.get("startTime"))
         outcome = verdict(spec, succeeded, failed, completed, len(active), started, now)
         if outcome is not None:
             return self._finish(job, status, outcome.type, outcome.reason, outcome.message, now)
-        if spec.active_deadline is not None and started is not None:
-            left = spec.active_deadline - (now - started).total_seconds()
+        left = deadline_left(spec, started, now)
+        if left is not None:
             self.requeue_after(key, left + 0.05)
         if self.expectations.satisfied(key):
             await self._manage(key, job, spec, status, active, failed)
@@ -247,7 +243,7 @@ class JobController(Controller):
         conditions = list(status.get("conditions") or [])
         status["conditions"] = _set(conditions, type_, "True", reason, message, now)
         if type_ == "Complete":
-            status["completionTime"] = _rfc3339(now)
+            status["completionTime"] = rfc3339(now)
             self.emit(job, NORMAL, "Completed", "Job completed")
         else:
             self.emit(job, WARNING, reason, message)
@@ -255,7 +251,7 @@ class JobController(Controller):
 
     async def _manage(self, key: str, job: Obj, spec: JobSpecView, status: Obj,
                       active: list[Obj], failed: int) -> None:
-        delay = self._backoff_left(key, failed)
+        delay = self.backoff.left(key, failed)
         if spec.indexed:
             completed = parse_indexes(status.get("completedIndexes"))
             running = {i for p in active if (i := pod_index(p)) is not None}
@@ -273,16 +269,6 @@ class JobController(Controller):
             self.requeue_after(key, delay)
         elif todo:
             await self._create(key, job, spec, todo)
-
-    def _backoff_left(self, key: str, failed: int) -> float:
-        seen_failed, since = self._last_failure.get(key, (0, 0.0))
-        if failed > seen_failed:
-            self._last_failure[key] = (failed, time.monotonic())
-            since = time.monotonic()
-        elif failed == 0:
-            return 0.0
-        wait = failure_backoff(failed, self.options.backoff_base, self.options.backoff_cap)
-        return wait - (time.monotonic() - since)
 
     async def _create(self, key: str, job: Obj, spec: JobSpecView, todo: list[int]) -> None:
         template = (job.get("spec") or {}).get("template") or {}
@@ -335,7 +321,7 @@ class JobController(Controller):
 
     async def _expire(self, key: str, job: Obj, status: Obj, now: datetime) -> None:
         """ttlSecondsAfterFinished: delete the Job (and, in the foreground, its pods)."""
-        ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+        ttl = spec(job).get("ttlSecondsAfterFinished")
         finished = finished_condition({"status": status})
         if ttl is None or finished is None or is_deleting(job):
             return
@@ -364,7 +350,7 @@ def _set(conditions: list[Obj], type_: str, status: str, reason: str, message: s
     old = next((c for c in conditions if c.get("type") == type_), None)
     if old is not None and old.get("status") == status:
         return conditions
-    stamp = _rfc3339(now)
+    stamp = rfc3339(now)
     new = {"type": type_, "status": status, "reason": reason, "message": message,
            "lastProbeTime": stamp, "lastTransitionTime": stamp}
     return [c for c in conditions if c.get("type") != type_] + [new]

@@ -22,19 +22,21 @@ from corral.client.http import Client
 from corral.client.leaderelection import LeaseTiming, master_identity, run_elected
 from corral.controllers.base import Controller
 from corral.controllers.deployment import DeploymentController
+from corral.controllers.disruption import DisruptionController
 from corral.controllers.endpoints import EndpointsController
 from corral.controllers.garbagecollector import GarbageCollector
 from corral.controllers.informers import SharedInformers
 from corral.controllers.job import JobController, JobOptions
 from corral.controllers.namespace import NamespaceController
 from corral.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
+from corral.controllers.quota import QuotaController, sync_seconds_from_env
 from corral.controllers.replicaset import ReplicaSetController
 
 log = logging.getLogger("corral.controllers")
 
 LEASE_NAME = "corral-controller-manager"  # in kube-system
 ALL_CONTROLLERS = ("replicaset", "deployment", "job", "nodelifecycle", "endpoints",
-                   "garbagecollector", "namespace")
+                   "garbagecollector", "namespace", "disruption", "resourcequota")
 
 
 @dataclass
@@ -42,6 +44,7 @@ class ManagerOptions:
     controllers: tuple[str, ...] = ALL_CONTROLLERS
     node: NodeLifecycleOptions = field(default_factory=NodeLifecycleOptions)
     job: JobOptions = field(default_factory=JobOptions)
+    quota_sync: float = field(default_factory=sync_seconds_from_env)
 
     @classmethod
     def from_env(cls) -> ManagerOptions:
@@ -68,6 +71,10 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
         return GarbageCollector(client, informers, recorder)
     if name == "namespace":
         return NamespaceController(client, informers, recorder)
+    if name == "disruption":
+        return DisruptionController(client, informers, recorder)
+    if name == "resourcequota":
+        return QuotaController(client, informers, recorder, sync_seconds=options.quota_sync)
     raise ValueError(f"unknown controller {name!r}; known: {', '.join(ALL_CONTROLLERS)}")
 
 

@@ -15,7 +15,6 @@ import asyncio
 import copy
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.client.events import NORMAL, WARNING, EventRecorder
@@ -23,7 +22,7 @@ from corral.client.http import Client, ServerUnreachable
 from corral.controllers.base import Controller, split_key
 from corral.controllers.expectations import Expectations
 from corral.controllers.informers import NAMESPACE, SharedInformers
-from corral.controllers.owners import claim, controller_ref, is_deleting, meta, uid_of
+from corral.controllers.owners import claim, controller_ref
 from corral.controllers.pods import (
     is_active,
     is_available,
@@ -32,10 +31,10 @@ from corral.controllers.pods import (
     rank_for_deletion,
     seconds_until_available,
 )
+from corral.objects import Obj, is_deleting, meta, spec, uid_of
 
 log = logging.getLogger("corral.controllers.replicaset")
 
-Obj = dict[str, Any]
 BURST_REPLICAS = 500  # Kubernetes' burstReplicas: most pods created or deleted per sync
 
 
@@ -73,7 +72,7 @@ async def create_pods(client: Client, pods: list[Obj]) -> tuple[int, APIError | 
 def replica_status(rs: Obj, pods: list[Obj], now: datetime) -> Obj:
     spec = rs.get("spec") or {}
     min_ready = int(spec.get("minReadySeconds") or 0)
-    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    template_labels = meta(spec.get("template") or {}).get("labels") or {}
     active = [p for p in pods if is_active(p)]
     fully = [p for p in active
              if all((meta(p).get("labels") or {}).get(k) == v for k, v in template_labels.items())]
@@ -164,7 +163,7 @@ class ReplicaSetController(Controller):
         await self._write_status(key, rs, owned)
 
     async def _manage_replicas(self, key: str, rs: Obj, active: list[Obj]) -> None:
-        want = int((rs.get("spec") or {}).get("replicas", 1))
+        want = int(spec(rs).get("replicas", 1))
         diff = want - len(active)
         if diff > 0:
             await self._create(key, rs, min(diff, BURST_REPLICAS))
@@ -174,7 +173,7 @@ class ReplicaSetController(Controller):
 
     async def _create(self, key: str, rs: Obj, count: int) -> None:
         namespace = str(meta(rs).get("namespace"))
-        template = (rs.get("spec") or {}).get("template") or {}
+        template = spec(rs).get("template") or {}
         pods = [pod_from_template(template, rs, namespace) for _ in range(count)]
         self.expectations.expect_creations(key, count)
         created, err = await create_pods(self.client, pods)
@@ -221,7 +220,7 @@ class ReplicaSetController(Controller):
             except Conflict:
                 self.enqueue_key(key)  # the cache is behind: read again
                 return
-        min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+        min_ready = int(spec(rs).get("minReadySeconds") or 0)
         waits = [w for p in owned if is_active(p)
                  if (w := seconds_until_available(p, min_ready, now)) is not None]
         if waits:

@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import psutil  # type: ignore[import-untyped]
 
-from tests.cluster import free_port, kill_pods, wait_for
+from tests.cluster import free_port, kill_pods
 from tests.netns import Netns
+from tests.poll import wait_for
 
 DEPLOY = {
     "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "spread"},
@@ -70,7 +71,11 @@ class Up:
         return self.proc.wait(120)
 
     def cleanup(self) -> None:
+        """After a failure: every process `up` started (each in a session of its
+        own), then `up` itself, by PID."""
         if self.proc.poll() is None:
+            for child in psutil.Process(self.proc.pid).children(recursive=True):
+                child.kill()
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         for agent_dir in (self.base / "data" / "agents").glob("*"):
@@ -149,5 +154,53 @@ def test_no_nftables_table_is_left_even_when_every_agent_was_killed(
         assert up.interrupt() == 0
         assert f"removed the agents' nftables table ip {table[0]}" in up.text()
         assert tables() == []
+    finally:
+        up.cleanup()
+
+
+def _kubectl(up: Up, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(up.base / "data" / "kubeconfig")}
+    return subprocess.run(["kubectl", "--cache-dir", str(up.base / "kube-cache"),
+                           "--request-timeout", "20s", *args], env=env, input=stdin,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_three_masters_survive_the_leader_killed_and_kubectl_keeps_its_address(
+        tmp_path: Path) -> None:
+    up = Up(tmp_path, "--masters", "3")
+    try:
+        up.wait_up()
+        assert "etcd:" in up.text() and "masters:" in up.text()
+        assert f"server: https://127.0.0.1:{up.port}" in (
+            up.base / "data" / "kubeconfig").read_text()  # the front, not one master
+        assert _kubectl(up, "get", "ns", "kube-system").returncode == 0
+        with up.api() as api:
+            holder = api.get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/"
+                             "corral-scheduler").json()["spec"]["holderIdentity"]
+        port = holder.rsplit(":", 1)[1]
+        leader = next(p for p in psutil.Process(up.proc.pid).children()
+                      if f"127.0.0.1:{port}" in " ".join(p.cmdline()) and
+                      "master" in p.cmdline())
+        leader.kill()
+        wait_for(lambda: f"(master, pid {leader.pid}) exited (killed by SIGKILL)" in up.text(),
+                 30.0, "up reporting the dead master")
+        cm = ('{"apiVersion": "v1", "kind": "ConfigMap", '
+              '"metadata": {"name": "after-leader-kill", "namespace": "default"}}')
+        wait_for(lambda: _kubectl(up, "apply", "-f", "-", stdin=cm).returncode == 0, 60.0,
+                 "kubectl writing through the front after the kill")
+        got = _kubectl(up, "get", "configmap", "after-leader-kill", "-o", "name")
+        assert got.stdout.strip() == "configmap/after-leader-kill", got.stderr
+
+        def new_leader() -> bool:
+            with up.api() as api:
+                lease = api.get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/"
+                                "corral-scheduler").json()
+            return lease["spec"].get("holderIdentity") not in ("", holder)
+
+        wait_for(new_leader, 60.0, "a standby leading the scheduler")
+        children = up.descendants()
+        assert up.interrupt() == 0
+        assert [p for p in children if psutil.pid_exists(p)
+                and psutil.Process(p).status() != psutil.STATUS_ZOMBIE] == []
     finally:
         up.cleanup()

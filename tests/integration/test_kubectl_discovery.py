@@ -27,13 +27,12 @@ from starlette.routing import Route
 
 from corral.api import discovery, openapi, tables
 from corral.api.resources import BY_GROUP_PLURAL
-
-KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
-pytestmark = pytest.mark.skipif(not KUBECTL.exists(), reason="no kubectl 1.32 on this machine")
+from corral.objects import rfc3339
+from tests.kubectl import kubectl_binary
 
 NOW = datetime.now(UTC)
 # 51 hours is "2d3h" for a whole hour, so ages are stable while the test runs.
-CREATED = (NOW - timedelta(hours=51)).strftime("%Y-%m-%dT%H:%M:%SZ")
+CREATED = rfc3339(NOW - timedelta(hours=51))
 AGE = "2d3h"
 
 
@@ -68,7 +67,7 @@ PODS = [
          "state": {"waiting": {"reason": "CrashLoopBackOff"}},
          "lastState": {"terminated": {
              "exitCode": 1, "reason": "Error",
-             "finishedAt": (NOW - timedelta(hours=20, minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")}}}]}},
+             "finishedAt": rfc3339(NOW - timedelta(hours=20, minutes=30))}}}]}},
     {"apiVersion": "v1", "kind": "Pod", "metadata": _meta("pending"),
      "spec": {"containers": POD_SPEC["containers"]}, "status": {"phase": "Pending"}},
 ]
@@ -110,8 +109,7 @@ OBJECTS: dict[tuple[str, str], list[dict[str, Any]]] = {
         {"apiVersion": "batch/v1", "kind": "Job", "metadata": _meta("once"),
          "spec": {"completions": 1, "parallelism": 1, "template": TEMPLATE},
          "status": {"succeeded": 1, "startTime": CREATED,
-                    "completionTime": (NOW - timedelta(hours=51) + timedelta(seconds=42))
-                    .strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "completionTime": rfc3339(NOW - timedelta(hours=51) + timedelta(seconds=42)),
                     "conditions": [{"type": "Complete", "status": "True"}]}},
     ],
 }
@@ -225,7 +223,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[Served]:
 def run_kubectl(served: Served, tmp_path: Path, *args: str) -> str:
     # HOME in tmp_path: no kubeconfig or discovery cache of the user's is read.
     done = subprocess.run(
-        [str(KUBECTL), "--server", served.url, "--cache-dir", str(tmp_path / "cache"), *args],
+        [kubectl_binary(), "--server", served.url, "--cache-dir", str(tmp_path / "cache"), *args],
         capture_output=True, text=True, timeout=60, check=False,
         env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )

@@ -4,7 +4,7 @@ a real 3-member etcd losing members (its leader too) under a stream of writes.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -13,19 +13,9 @@ from corral.store.errors import StoreUnavailable
 from corral.store.etcd import EtcdStore
 from corral.store.open import open_store
 from tests.cluster import EtcdCluster, free_port
+from tests.poll import eventually
 
 WAIT = 60.0  # generous: elections and reconnects on a loaded machine
-
-
-async def until(check: Callable[[], bool | Awaitable[bool]], timeout: float = WAIT) -> None:
-    async def poll() -> None:
-        while True:
-            result = check()
-            if result if isinstance(result, bool) else await result:
-                return
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 @pytest.mark.parametrize("url, message", [
@@ -111,11 +101,12 @@ async def test_killing_the_etcd_leader_loses_no_acknowledged_write(etcd3: EtcdCl
     watch = store.watch("/w/")  # a follower watch: it must go on across the kill
     writers = Writers(store, "/w/")
     try:
-        await until(lambda: len(writers.acked) >= 100)
+        await eventually(lambda: len(writers.acked) >= 100, timeout=WAIT)
         leader = etcd3.leader()
         etcd3.kill(leader)
         killed_at = len(writers.acked)
-        await until(lambda: len(writers.acked) >= killed_at + 100)  # writes resume
+        # writes resume
+        await eventually(lambda: len(writers.acked) >= killed_at + 100, timeout=WAIT)
         assert etcd3.leader() != leader
     finally:
         await writers.stop()
@@ -131,7 +122,7 @@ async def test_killing_the_etcd_leader_loses_no_acknowledged_write(etcd3: EtcdCl
             seen.append(await anext(watch))
             return seen[-1].revision >= last
 
-        await until(watched_to_last)
+        await eventually(watched_to_last, timeout=WAIT)
         revisions = [ev.revision for ev in seen]
         assert revisions == sorted(set(revisions))  # in order, none twice
         assert set(writers.acked.values()) <= set(revisions)  # no acked write missed
@@ -160,7 +151,7 @@ async def test_without_quorum_calls_fail_in_bounded_time_then_recover(
                 return False
             return True
 
-        await until(writable)
+        await eventually(writable, timeout=WAIT)
         assert (await store.get("/before")) is not None
     finally:
         _restart_dead(etcd3)

@@ -26,7 +26,7 @@ from corral.api.errors import APIError, BadRequest, NotFound, ServiceUnavailable
 from corral.api.paths import Target
 from corral.api.registry import Registry
 from corral.api.resources import BY_KIND
-from corral.objects import Obj
+from corral.objects import Obj, spec
 
 NODE_PROXY_PATH = re.compile(r"^/api/v1/nodes/([^/]+)/proxy(/.*)?$")
 LOG_PARAMS = ("follow", "tailLines", "previous", "timestamps", "limitBytes", "sinceSeconds")
@@ -79,7 +79,7 @@ class NodeProxy:
         if target.resource.kind == "Alloc":
             return await self.alloc_log(request, target)
         pod = await self.registry.get(target.resource, target.namespace, target.name or "")
-        node = (pod.get("spec") or {}).get("nodeName")
+        node = spec(pod).get("nodeName")
         if not node:
             raise BadRequest(f"pod {target.name} does not have a host assigned")
         container = pick_container(pod, request.query_params.get("container"))
@@ -91,7 +91,7 @@ class NodeProxy:
     async def alloc_log(self, request: Request, target: Target) -> Response:
         """One task's lines of an Alloc's log (``task``: its id, a task array's index)."""
         alloc = await self.registry.get(target.resource, target.namespace, target.name or "")
-        node = (alloc.get("spec") or {}).get("nodeName")
+        node = spec(alloc).get("nodeName")
         if not node:
             raise BadRequest(f"alloc {target.name} does not have a host assigned")
         task = request.query_params.get("task", "")

@@ -33,10 +33,11 @@ from corral.api.registry import (
     Registry,
     Result,
     delete,
+    eviction,
     list_objects,
 )
 from corral.api.registry import subresources as sub
-from corral.api.registry.objects import meta
+from corral.objects import ensure_meta
 
 LogHandler = Callable[[Request, Target], Awaitable[Response]]
 DELETE_BURST = 128  # objects a deletecollection deletes at once
@@ -205,7 +206,7 @@ class ResourceHandler:
         page = await list_objects(self.registry.store, res, target.namespace, flt)
 
         async def delete_one(obj: dict[str, Any]) -> dict[str, Any] | None:
-            m = meta(obj)
+            m = ensure_meta(obj)
             try:
                 gone_obj, _ = await delete(self.registry, res, m.get("namespace"), m["name"],
                                            opts)
@@ -227,7 +228,7 @@ class ResourceHandler:
         if target.subresource == "binding":
             await sub.bind(self.registry, ns, name, body, target.resource)
         else:
-            await sub.evict(self.registry, ns, name, body)
+            await eviction.evict(self.registry, ns, name, body)
         return JSONResponse({"kind": "Status", "apiVersion": "v1", "metadata": {},
                              "status": "Success", "code": 201}, status_code=201)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from corral.api.tables.age import duration_between, human_duration, parse_time
+from corral.api.tables.age import duration_between, human_duration
 from corral.api.tables.columns import (
     AGE,
     CONTAINERS,
@@ -20,6 +20,7 @@ from corral.api.tables.columns import (
     name_of,
 )
 from corral.api.tables.selectors import format_selector
+from corral.objects import parse_time, status
 
 
 def _template_cells(obj: Object) -> list[Cell]:
@@ -96,7 +97,7 @@ def job_cells(obj: Object, now: datetime) -> list[Cell]:
 
 
 def job_status(obj: Object) -> str:
-    true = {c.get("type") for c in (obj.get("status") or {}).get("conditions") or []
+    true = {c.get("type") for c in status(obj).get("conditions") or []
             if c.get("status") == "True"}
     for kind in _JOB_FINAL:
         if kind in true:

@@ -23,8 +23,8 @@ from tests.integration.controllers.helpers import (
     items,
     namespace,
     pods,
-    wait_for,
 )
+from tests.poll import wait_for
 
 NS = "gc"
 

@@ -19,11 +19,12 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from corral.api.errors import AlreadyExists, APIError
+from corral.api.errors import APIError
 from corral.client.http import Client, ServerUnreachable
 from corral.objects import Obj
-from tests.cluster import Master, wait_for
-from tests.integration.ha.conftest import HA, Writers, until
+from tests.cluster import Master
+from tests.integration.ha.conftest import HA, Writers, create_acked, until
+from tests.poll import wait_for
 
 NS = "default"
 
@@ -44,18 +45,6 @@ def deployment(name: str, replicas: int) -> Obj:
             "metadata": {"name": name, "namespace": NS},
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
                      "template": template}}
-
-
-async def create_acked(client: Client, obj: Obj) -> None:
-    """Create until the API acknowledges it (or says it exists: an earlier try landed)."""
-    async def once() -> bool:
-        try:
-            await client.create(obj, NS)
-        except AlreadyExists:
-            pass
-        return True
-
-    await until(once, f"creating {obj['metadata']['name']}")
 
 
 async def live_pods(client: Client, selector: str) -> list[Obj]:

@@ -14,15 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import manifests
 from tests.cluster import Master
 
 NS = "bad"
 
 
 def _pod(**spec: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"containers": [{"name": "c", "image": "i", "command": ["true"]}]}
-    base.update(spec)
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": base}
+    return manifests.pod("p", **{
+        "containers": [manifests.container(["true"], name="c", image="i")], **spec})
 
 
 def _container(**fields: Any) -> dict[str, Any]:
