@@ -19,7 +19,7 @@ from corral.api.kinds.apps import (
     RollingUpdateDeployment,
 )
 from corral.api.kinds.base import KubeModel
-from corral.api.kinds.batch import Job
+from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.container import Container, Probe
 from corral.api.kinds.core import Namespace, NamespaceStatus, Pod, Secret
 from corral.api.kinds.meta import LabelSelector
@@ -169,6 +169,19 @@ def _default_job(job: Job) -> None:
     default_template(spec.template)
 
 
+def _default_cronjob(cj: CronJob) -> None:
+    spec = cj.spec
+    if spec.concurrency_policy is None:
+        spec.concurrency_policy = "Allow"
+    if spec.suspend is None:
+        spec.suspend = False
+    if spec.successful_jobs_history_limit is None:
+        spec.successful_jobs_history_limit = 3
+    if spec.failed_jobs_history_limit is None:
+        spec.failed_jobs_history_limit = 1
+    default_template(spec.job_template.spec.template)
+
+
 def _generate_job_selector(job: Job) -> None:
     """Label the template with the Job's uid and select on it, so two Jobs of
     the same name (one deleted, one new) never adopt each other's pods."""
@@ -235,6 +248,7 @@ _DEFAULTERS: dict[type[Any], Callable[[Any], None]] = {
     Deployment: _default_deployment,
     ReplicaSet: _default_replica_set,
     Job: _default_job,
+    CronJob: _default_cronjob,
     Service: _default_service,
     Secret: _default_secret,
     Namespace: _default_namespace,

@@ -69,6 +69,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",),
              ("status", "scale"), ("all",)),
     Resource("batch", "v1", "Job", "jobs", True, (), ("status",), ("all",)),
+    Resource("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",), ("all",)),
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",), (),
              has_spec=False),
     Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",)),

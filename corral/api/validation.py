@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from corral import cronschedule
 from corral.api import names
 from corral.api.alloc_validation import validate_alloc, validate_task_array
 from corral.api.errors import Cause
@@ -20,7 +21,7 @@ from corral.api.field_errors import FieldErrors
 from corral.api.kinds.alloc import Alloc
 from corral.api.kinds.apps import Deployment, DeploymentStrategy, ReplicaSet
 from corral.api.kinds.base import IntOrString, KubeModel
-from corral.api.kinds.batch import Job
+from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.coordination import Lease
 from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
 from corral.api.kinds.meta import KubeObject, LabelSelector, ObjectMeta
@@ -126,9 +127,9 @@ def _selector_matches(selector: LabelSelector, labels: dict[str, str]) -> bool:
 
 
 def _validate_template(template: PodTemplateSpec, errs: FieldErrors,
-                       restart_policies: tuple[str, ...]) -> None:
-    validate_labels(template.metadata.labels, "spec.template.metadata.labels", errs)
-    validate_pod_spec(template.spec, "spec.template.spec", errs, restart_policies)
+                       restart_policies: tuple[str, ...], path: str = "spec.template") -> None:
+    validate_labels(template.metadata.labels, f"{path}.metadata.labels", errs)
+    validate_pod_spec(template.spec, f"{path}.spec", errs, restart_policies)
 
 
 def _validate_deployment(d: Deployment, old: Deployment | None, errs: FieldErrors) -> None:
@@ -221,6 +222,33 @@ def _validate_job(job: Job, old: Job | None, errs: FieldErrors) -> None:
                        _selector_json(old.spec.selector))
         errs.immutable("spec.completionMode", spec.completion_mode, old.spec.completion_mode)
         _validate_job_template_update(job, old, errs)
+
+
+def _validate_cronjob(cj: CronJob, old: CronJob | None, errs: FieldErrors) -> None:
+    spec = cj.spec
+    if not spec.schedule:
+        errs.required("spec.schedule")
+    else:
+        try:
+            cronschedule.parse(spec.schedule)
+        except cronschedule.BadSchedule as err:
+            errs.invalid("spec.schedule", spec.schedule, str(err))
+    if spec.time_zone is not None:
+        try:
+            cronschedule.zone(spec.time_zone)
+        except cronschedule.BadSchedule as err:
+            errs.invalid("spec.timeZone", spec.time_zone, str(err))
+    errs.one_of("spec.concurrencyPolicy", spec.concurrency_policy, ("Allow", "Forbid", "Replace"))
+    for field, value in (("startingDeadlineSeconds", spec.starting_deadline_seconds),
+                         ("successfulJobsHistoryLimit", spec.successful_jobs_history_limit),
+                         ("failedJobsHistoryLimit", spec.failed_jobs_history_limit)):
+        errs.non_negative(f"spec.{field}", value)
+    job = spec.job_template.spec
+    for field, value in (("parallelism", job.parallelism), ("completions", job.completions),
+                         ("backoffLimit", job.backoff_limit)):
+        errs.non_negative(f"spec.jobTemplate.spec.{field}", value)
+    _validate_template(job.template, errs, ("OnFailure", "Never"),
+                       "spec.jobTemplate.spec.template")
 
 
 def _validate_job_template_update(job: Job, old: Job, errs: FieldErrors) -> None:
@@ -452,4 +480,5 @@ _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
     PriorityClass: _validate_priority_class, Binding: _validate_binding, Scale: _validate_scale,
     DeleteOptions: _validate_delete_options, Namespace: _validate_namespace,
     Alloc: validate_alloc, PodDisruptionBudget: _validate_pdb,
+    CronJob: _validate_cronjob,
 }

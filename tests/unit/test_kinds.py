@@ -209,6 +209,19 @@ MANIFESTS: dict[str, dict[str, Any]] = {
     },
     "PriorityClass": {"value": 1000, "globalDefault": False, "preemptionPolicy": "Never",
                       "description": "batch work"},
+    "CronJob": {
+        "spec": {"schedule": "*/5 * * * *", "timeZone": "Europe/Berlin",
+                 "startingDeadlineSeconds": 60, "concurrencyPolicy": "Forbid", "suspend": False,
+                 "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1,
+                 "jobTemplate": {"metadata": {"labels": {"team": "a"}},
+                                 "spec": {"backoffLimit": 2, "template": {
+                                     "metadata": {"labels": {"team": "a"}}, "spec": {
+                                     "restartPolicy": "Never",
+                                     "containers": [{"name": "c", "image": "x"}]}}}}},
+        "status": {"active": [{"kind": "Job", "namespace": "default", "name": "tick-1",
+                               "uid": "u1", "apiVersion": "batch/v1"}],
+                   "lastScheduleTime": "2024-05-01T10:00:00Z",
+                   "lastSuccessfulTime": "2024-05-01T09:55:10Z"}},
     "PodDisruptionBudget": {
         "spec": {"maxUnavailable": "25%", "selector": {"matchLabels": {"app": "web"}},
                  "unhealthyPodEvictionPolicy": "AlwaysAllow"},

@@ -6,7 +6,7 @@ from __future__ import annotations
 from corral.api.kinds.alloc import Alloc
 from corral.api.kinds.apps import Deployment, ReplicaSet
 from corral.api.kinds.base import TypedObject
-from corral.api.kinds.batch import Job
+from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.coordination import Lease
 from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
 from corral.api.kinds.node import Node
@@ -19,7 +19,7 @@ MODELS: dict[str, type[TypedObject]] = {
     model.__name__: model
     for model in (
         Namespace, Node, Pod, Service, Endpoints, Event, ConfigMap, Secret, ResourceQuota,
-        Lease, Deployment, ReplicaSet, Job, PriorityClass, Alloc, PodDisruptionBudget,
+        Lease, Deployment, ReplicaSet, Job, CronJob, PriorityClass, Alloc, PodDisruptionBudget,
         Binding, Scale, Eviction, DeleteOptions, Status,
     )
 }

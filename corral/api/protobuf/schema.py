@@ -146,6 +146,11 @@ MESSAGES: dict[str, str] = {
     "RollingUpdateDeployment": "maxUnavailable=1:IntOrString maxSurge=2:IntOrString",
     # ---- batch/v1 ---------------------------------------------------------------------
     "Job": f"{_STANDARD_OBJECT} spec=2:JobSpec status=3:-",
+    "CronJob": f"{_STANDARD_OBJECT} spec=2:CronJobSpec status=3:-",
+    "CronJobSpec": """schedule=1 startingDeadlineSeconds=2:int64! concurrencyPolicy=3
+        suspend=4:bool! jobTemplate=5:JobTemplateSpec successfulJobsHistoryLimit=6:int32!
+        failedJobsHistoryLimit=7:int32! timeZone=8""",
+    "JobTemplateSpec": f"{_STANDARD_OBJECT} spec=2:JobSpec",
     "JobSpec": """parallelism=1:int32! completions=2:int32! activeDeadlineSeconds=3:int64!
         selector=4:LabelSelector manualSelector=5:bool! template=6:PodTemplateSpec
         backoffLimit=7:int32! ttlSecondsAfterFinished=8:int32! completionMode=9
@@ -169,6 +174,7 @@ KINDS: dict[tuple[str, str], str] = {
     ("v1", "Pod"): "Pod",
     ("apps/v1", "Deployment"): "Deployment",
     ("batch/v1", "Job"): "Job",
+    ("batch/v1", "CronJob"): "CronJob",
     ("scheduling.k8s.io/v1", "PriorityClass"): "PriorityClass",
     ("policy/v1", "Eviction"): "Eviction",
 }

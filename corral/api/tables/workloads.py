@@ -1,4 +1,4 @@
-"""Tables of the pod controllers: deployments, replicasets, jobs."""
+"""Tables of the pod controllers: deployments, replicasets, jobs, cronjobs."""
 
 from __future__ import annotations
 
@@ -129,6 +129,30 @@ def _job_duration(obj: Object, now: datetime) -> str:
     return "" if started is None else human_duration(now - started)
 
 
+CRONJOB_COLUMNS = (
+    NAME,
+    Column("Schedule", "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
+    Column("Timezone", "The time zone name for the given schedule."),
+    Column("Suspend", "This flag tells the controller to suspend subsequent executions.",
+           "boolean"),
+    Column("Active", "A list of pointers to currently running jobs.", "integer"),
+    Column("Last Schedule", "Information when was the last time the job was successfully "
+           "scheduled."),
+    AGE, CONTAINERS, IMAGES, SELECTOR,
+)
+
+
+def cronjob_cells(obj: Object, now: datetime) -> list[Cell]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    last = parse_time(status.get("lastScheduleTime"))
+    return [name_of(obj), spec.get("schedule", ""), spec.get("timeZone") or "<none>",
+            bool(spec.get("suspend")), len(status.get("active") or []),
+            "<none>" if last is None else human_duration(now - last), age_of(obj, now),
+            *_template_cells({"spec": job_spec})]
+
+
 DEPLOYMENTS = Printer(DEPLOYMENT_COLUMNS, deployment_cells)
 REPLICASETS = Printer(REPLICASET_COLUMNS, replicaset_cells)
 JOBS = Printer(JOB_COLUMNS, job_cells)
+CRONJOBS = Printer(CRONJOB_COLUMNS, cronjob_cells)
