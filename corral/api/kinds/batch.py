@@ -1,4 +1,4 @@
-"""batch/v1: Job, a batch of pods run to completion."""
+"""batch/v1: Job, a batch of pods run to completion; CronJob, Jobs made on a schedule."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from corral.api.kinds.base import Int32, Int64, KubeModel, Opaque, Time
-from corral.api.kinds.meta import Condition, KubeObject, LabelSelector
+from corral.api.kinds.meta import Condition, KubeObject, LabelSelector, ObjectMeta
 from corral.api.kinds.pod import PodTemplateSpec
 
 
@@ -66,3 +66,31 @@ class Job(KubeObject):
     API_VERSIONS: ClassVar[tuple[str, ...]] = ("batch/v1",)
     spec: JobSpec = Field(default_factory=JobSpec)
     status: JobStatus | None = None
+
+
+class JobTemplateSpec(KubeModel):
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: JobSpec = Field(default_factory=JobSpec)
+
+
+class CronJobSpec(KubeModel):
+    schedule: str = ""
+    time_zone: str | None = None
+    starting_deadline_seconds: Int64 | None = None
+    concurrency_policy: str | None = None  # Allow, Forbid, Replace
+    suspend: bool | None = None
+    job_template: JobTemplateSpec = Field(default_factory=JobTemplateSpec)
+    successful_jobs_history_limit: Int32 | None = None
+    failed_jobs_history_limit: Int32 | None = None
+
+
+class CronJobStatus(KubeModel):
+    active: list[Opaque] | None = None  # ObjectReferences to running Jobs
+    last_schedule_time: Time | None = None
+    last_successful_time: Time | None = None
+
+
+class CronJob(KubeObject):
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("batch/v1",)
+    spec: CronJobSpec = Field(default_factory=CronJobSpec)
+    status: CronJobStatus | None = None
