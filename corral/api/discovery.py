@@ -1,7 +1,7 @@
 """Discovery documents: /version, /api, /apis, /api/v1, /apis/{group}/{version}.
 
-Everything is built from corral.api.resources.RESOURCES, so a kind added there
-is discoverable. Two shapes are served, as Kubernetes does:
+Everything is built from corral.api.resources.SERVED (the stored kinds and the
+computed ones: reviews, metrics), so a kind added there is discoverable. Two shapes are served, as Kubernetes does:
 
     legacy      APIVersions (/api), APIGroupList (/apis), APIResourceList (per
                 group-version): kubectl reads /api/v1 in any case, because drain
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import corral
-from corral.api.resources import RESOURCES, Resource, group_versions
+from corral.api.resources import SERVED, Resource, group_versions
 
 AGGREGATED_DISCOVERY_CONTENT_TYPE = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -88,7 +88,7 @@ def api_versions(server_address: str = "") -> dict[str, Any]:
     }
 
 
-def api_group_list(resources: tuple[Resource, ...] = RESOURCES) -> dict[str, Any]:
+def api_group_list(resources: tuple[Resource, ...] = SERVED) -> dict[str, Any]:
     """/apis (legacy): every named group with its versions."""
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
         _api_group(group, versions) for group, versions in _named_groups(resources).items()
@@ -109,7 +109,7 @@ def _api_group(group: str, versions: list[str]) -> dict[str, Any]:
 
 
 def api_resource_list(group: str, version: str,
-                      resources: tuple[Resource, ...] = RESOURCES) -> dict[str, Any] | None:
+                      resources: tuple[Resource, ...] = SERVED) -> dict[str, Any] | None:
     """/api/v1 or /apis/{group}/{version} (legacy), or None if not served."""
     served = _resources_of(group, version, resources)
     if not served:
@@ -182,7 +182,7 @@ def wants_aggregated(accept_header: str) -> bool:
     return False
 
 
-def aggregated_discovery(core: bool, resources: tuple[Resource, ...] = RESOURCES) -> dict[str, Any]:
+def aggregated_discovery(core: bool, resources: tuple[Resource, ...] = SERVED) -> dict[str, Any]:
     """APIGroupDiscoveryList for /api (core=True) or /apis (core=False)."""
     if core:
         items = [_group_discovery("", ["v1"], resources)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from corral.api.errors import NotFound
-from corral.api.resources import BY_GROUP_PLURAL, Resource, Served
+from corral.api.resources import BY_GROUP_PLURAL, Resource, ServedTable
 
 # Not Kubernetes: the store's members and their health (`corral status`).
 STORE_STATUS_PATH = "/corral/v1/store"
@@ -30,7 +30,7 @@ def _not_found(path: str) -> NotFound:
     return NotFound(f"the server could not find the requested resource (path {path})")
 
 
-def parse_resource_path(path: str, served: Served | None = None) -> Target:
+def parse_resource_path(path: str, served: ServedTable | None = None) -> Target:
     """Parse a resource path; raises NotFound for anything the server does not
     serve (``served``: the server's table with its custom resources; without it,
     the built-in kinds)."""

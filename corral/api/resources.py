@@ -72,6 +72,9 @@ RESOURCES: tuple[Resource, ...] = (
              ("status", "scale"), ("all",)),
     Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",),
              ("status", "scale"), ("all",)),
+    Resource("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("status",), ("all",)),
+    Resource("", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",),
+             ("status", "scale"), ("all",)),
     Resource("batch", "v1", "Job", "jobs", True, (), ("status",), ("all",)),
     Resource("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",), ("all",)),
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",), (),
@@ -81,7 +84,32 @@ RESOURCES: tuple[Resource, ...] = (
              "customresourcedefinitions", False, ("crd", "crds"), ("status",), ("api-extensions",)),
     Resource("corral.dev", "v1", "Alloc", "allocs", True, (),
              ("status", "binding", "log"), ("all",)),
+    Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), (), has_spec=False),
+    Resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, (), (),
+             has_spec=False),
+    Resource("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True, (), (),
+             has_spec=False),
+    Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
+             False, (), (), has_spec=False),
 )
+
+# Kinds the server computes per request instead of storing: access reviews
+# (asked of the authorizer) and resource metrics (read from the agents).
+# Discovery lists them; storage, OpenAPI's CRUD paths, quota and the namespace
+# controller see only RESOURCES.
+COMPUTED: tuple[Resource, ...] = (
+    Resource("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False,
+             (), (), verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "SelfSubjectAccessReview",
+             "selfsubjectaccessreviews", False, (), (), verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews",
+             False, (), (), verbs=("create",)),
+    Resource("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", False, (), (),
+             verbs=("get", "list")),
+    Resource("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", True, (), (),
+             verbs=("get", "list")),
+)
+SERVED: tuple[Resource, ...] = RESOURCES + COMPUTED
 
 BY_KIND: dict[str, Resource] = {r.kind: r for r in RESOURCES}
 BY_GROUP_PLURAL: dict[tuple[str, str], Resource] = {(r.group, r.plural): r for r in RESOURCES}
@@ -96,7 +124,7 @@ def group_versions(resources: tuple[Resource, ...] = RESOURCES) -> list[tuple[st
     return seen
 
 
-class Served:
+class ServedTable:
     """What one API server serves: the built-in table above, plus the custom
     resources its CustomResourceDefinitions define (corral.api.crd keeps those
     current from the store, so every master serves a CRD's kind at once).
@@ -110,10 +138,16 @@ class Served:
     def _rebuild(self) -> None:
         custom = tuple(r for rs in self._custom.values() for r in rs)
         self._all = RESOURCES + custom
+        self._discoverable = SERVED + custom
         self._by_group_plural = {(r.group, r.plural, r.version): r for r in self._all}
 
     def all(self) -> tuple[Resource, ...]:
+        """The stored kinds: built-in and custom."""
         return self._all
+
+    def discoverable(self) -> tuple[Resource, ...]:
+        """What discovery lists: the stored kinds and the computed ones."""
+        return self._discoverable
 
     def get(self, group: str, plural: str, version: str) -> Resource | None:
         return self._by_group_plural.get((group, plural, version))

@@ -40,6 +40,8 @@ from corral.api.health import Health
 from corral.api.login_tickets import LoginTickets
 from corral.api.metrics import API_METRICS
 from corral.api.priorityclasses import priority_class_objects
+from corral.api.rbac import RbacAuthorizer
+from corral.api.rbac_cache import RbacCache, ensure_default_policy
 from corral.api.registry import Registry
 from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
@@ -131,6 +133,9 @@ class ApiServer:
         self.token = ""
         self.ca_pem: bytes | None = None  # the cluster CA clients trust (None over plain HTTP)
         self._ssl: dict[str, str] = {}
+        # Who may do what: every request and every access review asks this.
+        self.authorizer = RbacAuthorizer()
+        self._rbac: RbacCache | None = None
 
     async def open(self) -> Registry:
         cfg = self.cfg
@@ -147,6 +152,10 @@ class ApiServer:
         self.registry.admission.extend(default_plugins(self.registry))
         self.crds = CrdServing(self.registry)
         await bootstrap(self.registry)
+        await ensure_default_policy(self.registry)
+        self._rbac = RbacCache(self.store)
+        await self._rbac.start()
+        self.authorizer.state = self._rbac.state
         await self.crds.start()
         self.app = self._build_app()
         return self.registry
@@ -179,7 +188,8 @@ class ApiServer:
                          streams=StreamRelay(self._node_proxy, token), proxy=self._proxy,
                          health=self.health, max_requests_inflight=cfg.max_requests_inflight,
                          ui=Dashboard(authenticator, session, LoginTickets(self.registry)),
-                         session=session, store_status=store.status)
+                         session=session, store_status=store.status,
+                         authorizer=self.authorizer, summaries=self._node_proxy.stats_summary)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"
@@ -201,6 +211,9 @@ class ApiServer:
             self._server.should_exit = True
 
     async def close(self) -> None:
+        if self._rbac is not None:
+            await self._rbac.close()
+            self._rbac = None
         if self.crds is not None:
             await self.crds.aclose()
             self.crds = None

@@ -192,6 +192,22 @@ MANIFESTS: dict[str, dict[str, Any]] = {
         "status": {"replicas": 3, "fullyLabeledReplicas": 3, "readyReplicas": 3,
                    "availableReplicas": 3, "observedGeneration": 1, "conditions": []},
     },
+    "ReplicationController": {
+        "spec": {"replicas": 3, "selector": {"app": "web"}, "template": TEMPLATE,
+                 "minReadySeconds": 5},
+        "status": {"replicas": 3, "fullyLabeledReplicas": 3, "readyReplicas": 3,
+                   "availableReplicas": 3, "observedGeneration": 1},
+    },
+    "DaemonSet": {
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": TEMPLATE,
+                 "updateStrategy": {"type": "RollingUpdate",
+                                    "rollingUpdate": {"maxUnavailable": "10%", "maxSurge": 0}},
+                 "minReadySeconds": 5, "revisionHistoryLimit": 10},
+        "status": {"currentNumberScheduled": 2, "numberMisscheduled": 0,
+                   "desiredNumberScheduled": 2, "numberReady": 2, "observedGeneration": 1,
+                   "updatedNumberScheduled": 2, "numberAvailable": 2,
+                   "numberUnavailable": 0},
+    },
     "Job": {
         "spec": {"parallelism": 2, "completions": 4, "completionMode": "Indexed",
                  "backoffLimit": 0, "activeDeadlineSeconds": 100, "ttlSecondsAfterFinished": 0,
@@ -271,6 +287,19 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                    "conditions": [{"type": "Scheduled", "status": "True",
                                    "lastTransitionTime": "2024-05-01T10:01:00Z"}]},
     },
+    "Role": {"rules": [{"apiGroups": [""], "resources": ["pods", "pods/log"],
+                        "verbs": ["get"], "resourceNames": ["a"]}]},
+    "ClusterRole": {"rules": [{"nonResourceURLs": ["/healthz/*"], "verbs": ["get"]}],
+                    "aggregationRule": {"clusterRoleSelectors": [
+                        {"matchLabels": {"rbac.example/agg": "true"}}]}},
+    "RoleBinding": {"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                "name": "view"},
+                    "subjects": [{"kind": "ServiceAccount", "name": "default",
+                                  "namespace": "team"}]},
+    "ClusterRoleBinding": {"roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                       "kind": "ClusterRole", "name": "view"},
+                           "subjects": [{"kind": "Group", "name": "dev",
+                                         "apiGroup": "rbac.authorization.k8s.io"}]},
 }
 
 
@@ -279,6 +308,8 @@ def _manifest(kind: str) -> dict[str, Any]:
     meta = copy.deepcopy(META)
     if not res.namespaced:
         del meta["namespace"]
+    if kind == "CustomResourceDefinition":  # named <plural>.<group>
+        meta["name"] = "crontabs.stable.example.com"
     return {"apiVersion": res.api_version, "kind": kind, "metadata": meta,
             **copy.deepcopy(MANIFESTS[kind])}
 

@@ -7,10 +7,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from corral.api import discovery, openapi
+from corral.api import discovery, openapi, openapi_v2
 from corral.api.errors import NotFound
 from corral.api.handlers.responses import JSONResponse
-from corral.api.resources import Resource, Served
+from corral.api.resources import Resource, ServedTable
 
 
 def is_discovery_path(path: str) -> bool:
@@ -24,8 +24,8 @@ async def version(request: Request) -> Response:
     return JSONResponse(discovery.version_info())
 
 
-async def serve_discovery(request: Request, served: Served) -> Response:
-    resources = served.all()
+async def serve_discovery(request: Request, served: ServedTable) -> Response:
+    resources = served.discoverable()
     parts = [p for p in request.url.path.split("/") if p]
     accept = request.headers.get("accept", "")
     if parts in (["api"], ["apis"]):
@@ -56,9 +56,14 @@ def _api_group(group: str, resources: tuple[Resource, ...]) -> dict[str, object]
     return None
 
 
-async def serve_openapi(request: Request, served: Served) -> Response:
+async def serve_openapi(request: Request, served: ServedTable) -> Response:
     resources = served.all()
     parts = [p for p in request.url.path.split("/") if p]
+    if parts == ["openapi", "v2"]:
+        if openapi_v2.wants_protobuf(request.headers.get("accept", "")):
+            return Response(openapi_v2.openapi_v2_protobuf(),
+                            media_type=openapi_v2.PROTOBUF_V2)
+        return Response(openapi_v2.openapi_v2_json(), media_type="application/json")
     if parts == ["openapi", "v3"]:
         return JSONResponse(openapi.openapi_v3_index(resources))
     rest = parts[2:]

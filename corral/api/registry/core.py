@@ -34,7 +34,7 @@ from corral.api.errors import (
 from corral.api.patch import apply_patch, apply_server_side
 from corral.api.registry.objects import dump, generated_name, load, new_uid
 from corral.api.registry.prepare import FieldValidation, prepare
-from corral.api.resources import BY_KIND, Resource, Served
+from corral.api.resources import BY_KIND, Resource, ServedTable
 from corral.objects import Obj, ensure_meta, meta, now_rfc3339, spec, status
 from corral.store.base import Store
 from corral.store.errors import KeyExists, KeyNotFound, RevisionMismatch
@@ -43,7 +43,10 @@ from corral.store.errors import KeyExists, KeyNotFound, RevisionMismatch
 _STATUS_RESET_ON_CREATE = {"Pod", "Deployment", "ReplicaSet", "Job", "Service", "ResourceQuota"}
 _SERVER_OWNED_META = ("uid", "creationTimestamp", "deletionTimestamp",
                       "deletionGracePeriodSeconds", "generation", "namespace", "name")
-_RETRY_BUDGET = 10.0  # seconds a read-modify-write keeps retrying a lost CAS
+# Seconds a read-modify-write keeps retrying a lost CAS: GuaranteedUpdate retries
+# until the request times out (kube-apiserver: 60 s); on a loaded machine 20
+# writers on one object made 10 s too short for the unluckiest of them.
+_RETRY_BUDGET = 60.0
 
 
 @dataclass
@@ -114,7 +117,7 @@ class Registry:
         # starts being served here at once, before the watch tells the others).
         self.on_written: list[Callable[[Resource, Obj], Awaitable[None]]] = []
         # What this server serves: the built-in kinds and the CRDs' (corral.api.crd).
-        self.served = Served()
+        self.served = ServedTable()
 
     # ---- reads ---------------------------------------------------------------
 

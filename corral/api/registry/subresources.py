@@ -67,6 +67,8 @@ def scale_of(res: Resource, obj: Obj) -> Obj:
         label = lookup(obj, paths.label_selector_path) if paths.label_selector_path else ""
     else:
         selector = spec(obj).get("selector")
+        if res.kind == "ReplicationController" and selector:
+            selector = {"matchLabels": selector}  # a plain label map
         wanted, current = spec(obj).get("replicas"), status(obj).get("replicas")
         label = from_label_selector_object(selector).to_string() if selector else ""
     return {
