@@ -28,6 +28,7 @@ from corral.api.allocation import (
 )
 from corral.api.app import build_app
 from corral.api.auth import TokenAuthenticator, ensure_admin_token
+from corral.api.authz import AllowAuthenticated, Authorizer
 from corral.api.connections import ConnectionLimits, guarded_protocol
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
@@ -129,6 +130,8 @@ class ApiServer:
         self.token = ""
         self.ca_pem: bytes | None = None  # the cluster CA clients trust (None over plain HTTP)
         self._ssl: dict[str, str] = {}
+        # Who may do what: every request and every access review asks this.
+        self.authorizer: Authorizer = AllowAuthenticated()
 
     async def open(self) -> Registry:
         cfg = self.cfg
@@ -175,7 +178,8 @@ class ApiServer:
                          streams=StreamRelay(self._node_proxy, token), proxy=self._proxy,
                          health=self.health, max_requests_inflight=cfg.max_requests_inflight,
                          ui=Dashboard(authenticator, session, LoginTickets(self.registry)),
-                         session=session, store_status=store.status)
+                         session=session, store_status=store.status,
+                         authorizer=self.authorizer, summaries=self._node_proxy.stats_summary)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"

@@ -19,7 +19,7 @@ from corral.api.alloc_validation import validate_alloc, validate_task_array
 from corral.api.errors import Cause
 from corral.api.field_errors import FieldErrors
 from corral.api.kinds.alloc import Alloc
-from corral.api.kinds.apps import Deployment, DeploymentStrategy, ReplicaSet
+from corral.api.kinds.apps import DaemonSet, Deployment, DeploymentStrategy, ReplicaSet
 from corral.api.kinds.base import IntOrString, KubeModel
 from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.coordination import Lease
@@ -28,6 +28,7 @@ from corral.api.kinds.meta import KubeObject, LabelSelector, ObjectMeta
 from corral.api.kinds.node import Node
 from corral.api.kinds.pod import PodTemplateSpec
 from corral.api.kinds.policy import PodDisruptionBudget
+from corral.api.kinds.replication import ReplicationController
 from corral.api.kinds.scheduling import PriorityClass
 from corral.api.kinds.service import Endpoints, Service
 from corral.api.kinds.subresources import Binding, DeleteOptions, Scale
@@ -202,6 +203,42 @@ def _validate_replica_set(rs: ReplicaSet, old: ReplicaSet | None, errs: FieldErr
     if old is not None:
         errs.immutable("spec.selector", _selector_json(rs.spec.selector),
                        _selector_json(old.spec.selector))
+
+
+def _validate_daemon_set(ds: DaemonSet, old: DaemonSet | None, errs: FieldErrors) -> None:
+    spec = ds.spec
+    errs.non_negative("spec.minReadySeconds", spec.min_ready_seconds)
+    errs.non_negative("spec.revisionHistoryLimit", spec.revision_history_limit)
+    _validate_workload_selector(spec.selector, spec.template, errs)
+    _validate_template(spec.template, errs, ("Always",))
+    strategy = spec.update_strategy
+    if strategy is not None:
+        errs.one_of("spec.updateStrategy.type", strategy.type, ("RollingUpdate", "OnDelete"))
+        rolling = strategy.rolling_update
+        if rolling is not None:
+            path = "spec.updateStrategy.rollingUpdate"
+            _validate_int_or_percent(rolling.max_unavailable, f"{path}.maxUnavailable", errs)
+            _validate_int_or_percent(rolling.max_surge, f"{path}.maxSurge", errs)
+            if _percent_or_int(rolling.max_unavailable) == 0 and \
+                    _percent_or_int(rolling.max_surge) == 0:
+                errs.invalid(f"{path}.maxUnavailable", rolling.max_unavailable,
+                             "may not be 0 when maxSurge is 0")
+    if old is not None:
+        errs.immutable("spec.selector", _selector_json(spec.selector),
+                       _selector_json(old.spec.selector))
+
+
+def _validate_replication_controller(rc: ReplicationController,
+                                     old: ReplicationController | None,
+                                     errs: FieldErrors) -> None:
+    spec = rc.spec
+    errs.non_negative("spec.replicas", spec.replicas)
+    errs.non_negative("spec.minReadySeconds", spec.min_ready_seconds)
+    if spec.template is None:
+        errs.required("spec.template")
+        return
+    _validate_workload_selector(spec.label_selector(), spec.template, errs)
+    _validate_template(spec.template, errs, ("Always",))
 
 
 def _validate_job(job: Job, old: Job | None, errs: FieldErrors) -> None:
@@ -474,6 +511,7 @@ def _validate_namespace(ns: Namespace, old: Namespace | None, errs: FieldErrors)
 
 _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
     Pod: _validate_pod, Deployment: _validate_deployment, ReplicaSet: _validate_replica_set,
+    ReplicationController: _validate_replication_controller, DaemonSet: _validate_daemon_set,
     Job: _validate_job, Service: _validate_service, Endpoints: _validate_endpoints,
     Node: _validate_node, ConfigMap: _validate_config_map, Secret: _validate_secret,
     ResourceQuota: _validate_quota, Event: _validate_event, Lease: _validate_lease,

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from corral.api import discovery, openapi, tables
-from corral.api.resources import BY_GROUP_PLURAL
+from corral.api.resources import BY_GROUP_PLURAL, SERVED
 from corral.objects import rfc3339
 from tests.kubectl import kubectl_binary
 
@@ -308,14 +308,19 @@ def test_api_resources_lists_every_served_kind(served: Served, tmp_path: Path) -
     else:
         assert "legacy /apis/apps/v1" in served.harness.discovery
     assert rows[0] == ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
-    by_name = {row[0]: row for row in rows[1:]}
-    assert by_name["pods"] == ["pods", "po", "v1", "true", "Pod"]
-    assert by_name["deployments"] == ["deployments", "deploy", "apps/v1", "true", "Deployment"]
-    assert by_name["nodes"] == ["nodes", "no", "v1", "false", "Node"]
-    assert by_name["leases"] == ["leases", "coordination.k8s.io/v1", "true", "Lease"]
-    assert by_name["priorityclasses"] == ["priorityclasses", "pc", "scheduling.k8s.io/v1",
-                                          "false", "PriorityClass"]
-    assert len(by_name) == len(BY_GROUP_PLURAL)
+    # NAME [SHORTNAMES] APIVERSION NAMESPACED KIND: "pods" is in v1 and metrics.k8s.io
+    by_name = {(row[0], row[-3]): row for row in rows[1:]}
+    assert by_name["pods", "v1"] == ["pods", "po", "v1", "true", "Pod"]
+    assert by_name["deployments", "apps/v1"] == ["deployments", "deploy", "apps/v1", "true",
+                                                 "Deployment"]
+    assert by_name["nodes", "v1"] == ["nodes", "no", "v1", "false", "Node"]
+    assert by_name["leases", "coordination.k8s.io/v1"] == [
+        "leases", "coordination.k8s.io/v1", "true", "Lease"]
+    assert by_name["priorityclasses", "scheduling.k8s.io/v1"] == [
+        "priorityclasses", "pc", "scheduling.k8s.io/v1", "false", "PriorityClass"]
+    assert by_name["pods", "metrics.k8s.io/v1beta1"] == [
+        "pods", "metrics.k8s.io/v1beta1", "true", "PodMetrics"]
+    assert len(by_name) == len(SERVED)
 
 
 def test_create_uses_server_side_field_validation(served: Served, tmp_path: Path) -> None:
@@ -333,3 +338,7 @@ def test_explain_reads_the_openapi_schemas(served: Served, tmp_path: Path) -> No
     out = run_kubectl(served, tmp_path, "explain", "deployments.spec")
     assert "KIND:       Deployment" in out
     assert "replicas" in out and "template" in out
+    assert "How many pods. Defaults to 1." in out
+    image = run_kubectl(served, tmp_path, "explain", "pods.spec.containers.image")
+    assert "no\n    image is pulled" in image or "no image is pulled" in image
+    assert "<no description>" not in run_kubectl(served, tmp_path, "explain", "services.spec")

@@ -192,6 +192,22 @@ MANIFESTS: dict[str, dict[str, Any]] = {
         "status": {"replicas": 3, "fullyLabeledReplicas": 3, "readyReplicas": 3,
                    "availableReplicas": 3, "observedGeneration": 1, "conditions": []},
     },
+    "ReplicationController": {
+        "spec": {"replicas": 3, "selector": {"app": "web"}, "template": TEMPLATE,
+                 "minReadySeconds": 5},
+        "status": {"replicas": 3, "fullyLabeledReplicas": 3, "readyReplicas": 3,
+                   "availableReplicas": 3, "observedGeneration": 1},
+    },
+    "DaemonSet": {
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": TEMPLATE,
+                 "updateStrategy": {"type": "RollingUpdate",
+                                    "rollingUpdate": {"maxUnavailable": "10%", "maxSurge": 0}},
+                 "minReadySeconds": 5, "revisionHistoryLimit": 10},
+        "status": {"currentNumberScheduled": 2, "numberMisscheduled": 0,
+                   "desiredNumberScheduled": 2, "numberReady": 2, "observedGeneration": 1,
+                   "updatedNumberScheduled": 2, "numberAvailable": 2,
+                   "numberUnavailable": 0},
+    },
     "Job": {
         "spec": {"parallelism": 2, "completions": 4, "completionMode": "Indexed",
                  "backoffLimit": 0, "activeDeadlineSeconds": 100, "ttlSecondsAfterFinished": 0,

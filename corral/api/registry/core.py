@@ -43,7 +43,10 @@ from corral.store.errors import KeyExists, KeyNotFound, RevisionMismatch
 _STATUS_RESET_ON_CREATE = {"Pod", "Deployment", "ReplicaSet", "Job", "Service", "ResourceQuota"}
 _SERVER_OWNED_META = ("uid", "creationTimestamp", "deletionTimestamp",
                       "deletionGracePeriodSeconds", "generation", "namespace", "name")
-_RETRY_BUDGET = 10.0  # seconds a read-modify-write keeps retrying a lost CAS
+# Seconds a read-modify-write keeps retrying a lost CAS: GuaranteedUpdate retries
+# until the request times out (kube-apiserver: 60 s); on a loaded machine 20
+# writers on one object made 10 s too short for the unluckiest of them.
+_RETRY_BUDGET = 60.0
 
 
 @dataclass

@@ -58,6 +58,8 @@ async def bind(reg: Registry, namespace: str, name: str, binding: dict[str, Any]
 def scale_of(res: Resource, obj: Obj) -> Obj:
     m = ensure_meta(obj)
     selector = spec(obj).get("selector")
+    if res.kind == "ReplicationController" and selector:
+        selector = {"matchLabels": selector}  # a plain label map
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",

@@ -77,7 +77,7 @@ CASES = [
     Case("truncated-protobuf", "POST", PODS, b"k8s\x00\n\x0f",
          "application/vnd.kubernetes.protobuf", 400, "BadRequest"),
     Case("protobuf-of-an-undecoded-kind", "POST", PODS,
-         b"k8s\x00\x0a\x13\x0a\x08batch/v1\x12\x07CronJob",
+         b"k8s\x00\x0a\x16\x0a\x07apps/v1\x12\x0bStatefulSet",
          "application/vnd.kubernetes.protobuf", 415, "UnsupportedMediaType"),
     Case("wrong-kind", "POST", PODS, {**_pod(), "kind": "Service"}, code=400,
          reason="BadRequest"),
