@@ -227,12 +227,16 @@ class AgentServer:
 
     async def _alloc_logs(self, request: Request) -> Response:
         ns, name, task = (request.path_params[k] for k in ("namespace", "alloc", "task"))
-        worker = self.allocs.find(ns, name) if self.allocs is not None else None
-        if worker is None:
+        if self.allocs is None:
             return _text(f'alloc "{name}" not found on node {self.cfg.name}', 404)
-        files = LogFiles(worker.ctx.executors.dir(worker.uid).task_logs)
+        worker = self.allocs.find(ns, name)
+        executors = self.allocs.ctx.executors
+        retired = executors.retired_logs(ns, name)
+        if worker is None and not retired.exists():
+            return _text(f'alloc "{name}" not found on node {self.cfg.name}', 404)
+        files = LogFiles(executors.dir(worker.uid).task_logs if worker else retired)
         tail, stamps = _tail(request), _flag(request, "timestamps")
-        if not _flag(request, "follow"):
+        if worker is None or not _flag(request, "follow"):
             lines = await asyncio.to_thread(files.read, 0, tail, stamps, task)
             return PlainTextResponse("".join(f"{line}\n" for line in lines))
 

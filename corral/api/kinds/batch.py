@@ -35,6 +35,18 @@ class UncountedTerminatedPods(KubeModel):
     failed: list[str] | None = None
 
 
+class TaskArrayStatus(KubeModel):
+    """corral extension: a Job run as tasks (annotation corral.dev/run-as: tasks)
+    keeps here what its removed Allocs can no longer report. While an Alloc is
+    being removed its uid sits in uncountedTerminatedPods.failed (Kubernetes'
+    own two-step protocol, applied to Allocs), so no failure is counted twice."""
+
+    removed_failures: Int32 | None = None  # failed attempts in Allocs already removed
+    allocs: Int32 | None = None  # Allocs the Job has now
+    # Removed Allocs → the node that keeps their task logs (the newest few).
+    removed: dict[str, str] | None = None
+
+
 class JobStatus(KubeModel):
     active: Int32 | None = None
     succeeded: Int32 | None = None
@@ -47,6 +59,7 @@ class JobStatus(KubeModel):
     completed_indexes: str | None = None
     failed_indexes: str | None = None
     uncounted_terminated_pods: UncountedTerminatedPods | None = None
+    task_array: TaskArrayStatus | None = None  # corral extension, see TaskArrayStatus
 
 
 class Job(KubeObject):
