@@ -78,6 +78,13 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",)),
     Resource("corral.dev", "v1", "Alloc", "allocs", True, (),
              ("status", "binding", "log"), ("all",)),
+    Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), (), has_spec=False),
+    Resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, (), (),
+             has_spec=False),
+    Resource("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True, (), (),
+             has_spec=False),
+    Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
+             False, (), (), has_spec=False),
 )
 
 # Kinds the server computes per request instead of storing: access reviews

@@ -28,7 +28,6 @@ from corral.api.allocation import (
 )
 from corral.api.app import build_app
 from corral.api.auth import TokenAuthenticator, ensure_admin_token
-from corral.api.authz import AllowAuthenticated, Authorizer
 from corral.api.connections import ConnectionLimits, guarded_protocol
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
@@ -40,6 +39,8 @@ from corral.api.health import Health
 from corral.api.login_tickets import LoginTickets
 from corral.api.metrics import API_METRICS
 from corral.api.priorityclasses import priority_class_objects
+from corral.api.rbac import RbacAuthorizer
+from corral.api.rbac_cache import RbacCache, ensure_default_policy
 from corral.api.registry import Registry
 from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
@@ -131,7 +132,8 @@ class ApiServer:
         self.ca_pem: bytes | None = None  # the cluster CA clients trust (None over plain HTTP)
         self._ssl: dict[str, str] = {}
         # Who may do what: every request and every access review asks this.
-        self.authorizer: Authorizer = AllowAuthenticated()
+        self.authorizer = RbacAuthorizer()
+        self._rbac: RbacCache | None = None
 
     async def open(self) -> Registry:
         cfg = self.cfg
@@ -147,6 +149,10 @@ class ApiServer:
         self.registry.admission.append(self.allocation)
         self.registry.admission.extend(default_plugins(self.registry))
         await bootstrap(self.registry)
+        await ensure_default_policy(self.registry)
+        self._rbac = RbacCache(self.store)
+        await self._rbac.start()
+        self.authorizer.state = self._rbac.state
         self.app = self._build_app()
         return self.registry
 
@@ -201,6 +207,9 @@ class ApiServer:
             self._server.should_exit = True
 
     async def close(self) -> None:
+        if self._rbac is not None:
+            await self._rbac.close()
+            self._rbac = None
         if self.allocation is not None:
             await self.allocation.aclose()
             self.allocation = None

@@ -264,6 +264,19 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                    "conditions": [{"type": "Scheduled", "status": "True",
                                    "lastTransitionTime": "2024-05-01T10:01:00Z"}]},
     },
+    "Role": {"rules": [{"apiGroups": [""], "resources": ["pods", "pods/log"],
+                        "verbs": ["get"], "resourceNames": ["a"]}]},
+    "ClusterRole": {"rules": [{"nonResourceURLs": ["/healthz/*"], "verbs": ["get"]}],
+                    "aggregationRule": {"clusterRoleSelectors": [
+                        {"matchLabels": {"rbac.example/agg": "true"}}]}},
+    "RoleBinding": {"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                "name": "view"},
+                    "subjects": [{"kind": "ServiceAccount", "name": "default",
+                                  "namespace": "team"}]},
+    "ClusterRoleBinding": {"roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                       "kind": "ClusterRole", "name": "view"},
+                           "subjects": [{"kind": "Group", "name": "dev",
+                                         "apiGroup": "rbac.authorization.k8s.io"}]},
 }
 
 
