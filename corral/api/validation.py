@@ -16,9 +16,11 @@ from typing import Any
 from corral import cronschedule
 from corral.api import names
 from corral.api.alloc_validation import validate_alloc, validate_task_array
+from corral.api.crd.definition import validate_crd
 from corral.api.errors import Cause
 from corral.api.field_errors import FieldErrors
 from corral.api.kinds.alloc import Alloc
+from corral.api.kinds.apiextensions import CustomResourceDefinition
 from corral.api.kinds.apps import DaemonSet, Deployment, DeploymentStrategy, ReplicaSet
 from corral.api.kinds.base import IntOrString, KubeModel
 from corral.api.kinds.batch import CronJob, Job
@@ -28,6 +30,7 @@ from corral.api.kinds.meta import KubeObject, LabelSelector, ObjectMeta
 from corral.api.kinds.node import Node
 from corral.api.kinds.pod import PodTemplateSpec
 from corral.api.kinds.policy import PodDisruptionBudget
+from corral.api.kinds.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 from corral.api.kinds.replication import ReplicationController
 from corral.api.kinds.scheduling import PriorityClass
 from corral.api.kinds.service import Endpoints, Service
@@ -39,6 +42,12 @@ from corral.api.pod_validation import (
     validate_labels,
     validate_pod_spec,
     validate_quantities,
+)
+from corral.api.rbac_validation import (
+    validate_cluster_role,
+    validate_cluster_role_binding,
+    validate_role,
+    validate_role_binding,
 )
 from corral.api.resources import BY_KIND
 
@@ -53,6 +62,8 @@ SYSTEM_PRIORITY_CLASSES = {"system-cluster-critical": 2_000_000_000,
 # everything else by a DNS subdomain.
 _NAME_CHECKS: dict[str, Callable[[str], list[str]]] = {
     "Namespace": names.dns1123_label, "Service": names.dns1035_label,
+    "Role": names.path_segment, "ClusterRole": names.path_segment,
+    "RoleBinding": names.path_segment, "ClusterRoleBinding": names.path_segment,
 }
 
 
@@ -510,6 +521,7 @@ def _validate_namespace(ns: Namespace, old: Namespace | None, errs: FieldErrors)
 
 
 _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
+    CustomResourceDefinition: validate_crd,
     Pod: _validate_pod, Deployment: _validate_deployment, ReplicaSet: _validate_replica_set,
     ReplicationController: _validate_replication_controller, DaemonSet: _validate_daemon_set,
     Job: _validate_job, Service: _validate_service, Endpoints: _validate_endpoints,
@@ -519,4 +531,6 @@ _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
     DeleteOptions: _validate_delete_options, Namespace: _validate_namespace,
     Alloc: validate_alloc, PodDisruptionBudget: _validate_pdb,
     CronJob: _validate_cronjob,
+    Role: validate_role, ClusterRole: validate_cluster_role, RoleBinding: validate_role_binding,
+    ClusterRoleBinding: validate_cluster_role_binding,
 }
