@@ -128,7 +128,7 @@ def build_app(
     async def route(request: Request) -> Response:
         path = request.url.path
         if path.startswith("/openapi/"):
-            return await serve_openapi(request)
+            return await serve_openapi(request, registry.served)
         proxied = NODE_PROXY_PATH.match(path) if nodes is not None else None
         if proxied is not None and nodes is not None:
             return await nodes(request, proxied.group(1), proxied.group(2) or "/")
@@ -146,7 +146,7 @@ def build_app(
             return await streams.http(request, *stream.group(1, 2, 3))
         if path.startswith(("/api/", "/apis/")) or path in ("/api", "/apis"):
             if is_discovery_path(path):
-                return await serve_discovery(request)
+                return await serve_discovery(request, registry.served)
             return await resources(request)
         raise NotFound(f"the server could not find the requested resource (path {path})")
 

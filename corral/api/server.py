@@ -29,6 +29,7 @@ from corral.api.allocation import (
 from corral.api.app import build_app
 from corral.api.auth import TokenAuthenticator, ensure_admin_token
 from corral.api.connections import ConnectionLimits, guarded_protocol
+from corral.api.crd.serving import CrdServing
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.fencing import FencingStore
@@ -127,6 +128,7 @@ class ApiServer:
         self._node_proxy: NodeProxy | None = None
         self._proxy: ProxyHandler | None = None
         self.allocation: ServiceAllocation | None = None
+        self.crds: CrdServing | None = None  # serves the stored CRDs' kinds
         self.app: ASGIApp | None = None  # built by open(); served by run()
         self.health: Health | None = None  # built by open(); components add their checks
         self.token = ""
@@ -149,11 +151,13 @@ class ApiServer:
         self.allocation = ServiceAllocation(self.registry, ip_range, port_range)
         self.registry.admission.append(self.allocation)
         self.registry.admission.extend(default_plugins(self.registry))
+        self.crds = CrdServing(self.registry)
         await bootstrap(self.registry)
         await ensure_default_policy(self.registry)
         self._rbac = RbacCache(self.store)
         await self._rbac.start()
         self.authorizer.state = self._rbac.state
+        await self.crds.start()
         self.app = self._build_app()
         return self.registry
 
@@ -212,6 +216,9 @@ class ApiServer:
         if self._rbac is not None:
             await self._rbac.close()
             self._rbac = None
+        if self.crds is not None:
+            await self.crds.aclose()
+            self.crds = None
         if self.allocation is not None:
             await self.allocation.aclose()
             self.allocation = None

@@ -16,9 +16,11 @@ from typing import Any
 from corral import cronschedule
 from corral.api import names
 from corral.api.alloc_validation import validate_alloc, validate_task_array
+from corral.api.crd.definition import validate_crd
 from corral.api.errors import Cause
 from corral.api.field_errors import FieldErrors
 from corral.api.kinds.alloc import Alloc
+from corral.api.kinds.apiextensions import CustomResourceDefinition
 from corral.api.kinds.apps import DaemonSet, Deployment, DeploymentStrategy, ReplicaSet
 from corral.api.kinds.base import IntOrString, KubeModel
 from corral.api.kinds.batch import CronJob, Job
@@ -519,6 +521,7 @@ def _validate_namespace(ns: Namespace, old: Namespace | None, errs: FieldErrors)
 
 
 _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
+    CustomResourceDefinition: validate_crd,
     Pod: _validate_pod, Deployment: _validate_deployment, ReplicaSet: _validate_replica_set,
     ReplicationController: _validate_replication_controller, DaemonSet: _validate_daemon_set,
     Job: _validate_job, Service: _validate_service, Endpoints: _validate_endpoints,

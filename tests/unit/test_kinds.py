@@ -248,6 +248,29 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                                    "reason": "SufficientPods", "message": "",
                                    "observedGeneration": 2,
                                    "lastTransitionTime": "2024-05-01T10:00:00Z"}]}},
+    "CustomResourceDefinition": {
+        "spec": {"group": "stable.example.com", "scope": "Namespaced",
+                 "names": {"plural": "crontabs", "singular": "crontab", "kind": "CronTab",
+                           "listKind": "CronTabList", "shortNames": ["ct"],
+                           "categories": ["all"]},
+                 "versions": [{
+                     "name": "v1", "served": True, "storage": True,
+                     "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                         "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}},
+                     "subresources": {"status": {}, "scale": {
+                         "specReplicasPath": ".spec.replicas",
+                         "statusReplicasPath": ".status.replicas",
+                         "labelSelectorPath": ".status.selector"}},
+                     "additionalPrinterColumns": [{"name": "Spec", "type": "string",
+                                                   "priority": 0, "jsonPath": ".spec.cronSpec"}],
+                 }],
+                 "conversion": {"strategy": "None"}},
+        "status": {"conditions": [{"type": "Established", "status": "True",
+                                   "reason": "InitialNamesAccepted", "message": "",
+                                   "lastTransitionTime": "2024-05-01T10:00:00Z"}],
+                   "acceptedNames": {"plural": "crontabs", "kind": "CronTab"},
+                   "storedVersions": ["v1"]},
+    },
     "Alloc": {
         "spec": {"resources": {"cpu": "2", "memory": "1Gi"}, "slots": 4, "nodeName": "n1",
                  "priorityClassName": "batch", "priority": 1000,
@@ -285,6 +308,8 @@ def _manifest(kind: str) -> dict[str, Any]:
     meta = copy.deepcopy(META)
     if not res.namespaced:
         del meta["namespace"]
+    if kind == "CustomResourceDefinition":  # named <plural>.<group>
+        meta["name"] = "crontabs.stable.example.com"
     return {"apiVersion": res.api_version, "kind": kind, "metadata": meta,
             **copy.deepcopy(MANIFESTS[kind])}
 

@@ -4,6 +4,7 @@ request bodies of subresources."""
 from __future__ import annotations
 
 from corral.api.kinds.alloc import Alloc
+from corral.api.kinds.apiextensions import CustomResourceDefinition
 from corral.api.kinds.apps import DaemonSet, Deployment, ReplicaSet
 from corral.api.kinds.base import TypedObject
 from corral.api.kinds.batch import CronJob, Job
@@ -23,7 +24,7 @@ MODELS: dict[str, type[TypedObject]] = {
         Namespace, Node, Pod, Service, Endpoints, Event, ConfigMap, Secret, ResourceQuota,
         Lease, Deployment, ReplicaSet, ReplicationController, DaemonSet, Job, CronJob,
         PriorityClass, Alloc, PodDisruptionBudget, Role, ClusterRole, RoleBinding,
-        ClusterRoleBinding,
+        ClusterRoleBinding, CustomResourceDefinition,
         Binding, Scale, Eviction, DeleteOptions, Status,
     )
 }
