@@ -13,10 +13,17 @@ from collections.abc import Callable
 from typing import Any
 
 from corral.api.kinds.apps import (
+    DaemonSet,
+    DaemonSetUpdateStrategy,
     Deployment,
     DeploymentStrategy,
     ReplicaSet,
+    RollingUpdateDaemonSet,
     RollingUpdateDeployment,
+    RollingUpdateStatefulSetStrategy,
+    StatefulSet,
+    StatefulSetPersistentVolumeClaimRetentionPolicy,
+    StatefulSetUpdateStrategy,
 )
 from corral.api.kinds.base import KubeModel
 from corral.api.kinds.batch import Job
@@ -148,6 +155,40 @@ def _default_replica_set(rs: ReplicaSet) -> None:
     default_template(rs.spec.template)
 
 
+def _default_daemon_set(ds: DaemonSet) -> None:
+    spec = ds.spec
+    strategy = spec.update_strategy = spec.update_strategy or DaemonSetUpdateStrategy()
+    strategy.type = strategy.type or "RollingUpdate"
+    if strategy.type == "RollingUpdate":
+        rolling = strategy.rolling_update = strategy.rolling_update or RollingUpdateDaemonSet()
+        rolling.max_unavailable = 1 if rolling.max_unavailable is None else rolling.max_unavailable
+        rolling.max_surge = 0 if rolling.max_surge is None else rolling.max_surge
+    if spec.revision_history_limit is None:
+        spec.revision_history_limit = 10
+    default_template(spec.template)
+
+
+def _default_stateful_set(sts: StatefulSet) -> None:
+    spec = sts.spec
+    if spec.replicas is None:
+        spec.replicas = 1
+    spec.pod_management_policy = spec.pod_management_policy or "OrderedReady"
+    strategy = spec.update_strategy = spec.update_strategy or StatefulSetUpdateStrategy()
+    strategy.type = strategy.type or "RollingUpdate"
+    if strategy.type == "RollingUpdate":
+        rolling = strategy.rolling_update or RollingUpdateStatefulSetStrategy()
+        rolling.partition = rolling.partition or 0
+        strategy.rolling_update = rolling
+    if spec.revision_history_limit is None:
+        spec.revision_history_limit = 10
+    policy = spec.persistent_volume_claim_retention_policy or \
+        StatefulSetPersistentVolumeClaimRetentionPolicy()
+    policy.when_deleted = policy.when_deleted or "Retain"
+    policy.when_scaled = policy.when_scaled or "Retain"
+    spec.persistent_volume_claim_retention_policy = policy
+    default_template(spec.template)
+
+
 def _default_job(job: Job) -> None:
     spec = job.spec
     # Kubernetes: both unset → 1 and 1; parallelism alone set → completions stays
@@ -234,6 +275,8 @@ _DEFAULTERS: dict[type[Any], Callable[[Any], None]] = {
     Pod: _default_pod,
     Deployment: _default_deployment,
     ReplicaSet: _default_replica_set,
+    DaemonSet: _default_daemon_set,
+    StatefulSet: _default_stateful_set,
     Job: _default_job,
     Service: _default_service,
     Secret: _default_secret,

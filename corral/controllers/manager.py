@@ -21,6 +21,7 @@ from corral.client.events import EventRecorder
 from corral.client.http import Client
 from corral.client.leaderelection import LeaseTiming, master_identity, run_elected
 from corral.controllers.base import Controller
+from corral.controllers.daemonset import DaemonSetController
 from corral.controllers.deployment import DeploymentController
 from corral.controllers.disruption import DisruptionController
 from corral.controllers.endpoints import EndpointsController
@@ -36,7 +37,7 @@ log = logging.getLogger("corral.controllers")
 
 LEASE_NAME = "corral-controller-manager"  # in kube-system
 ALL_CONTROLLERS = ("replicaset", "deployment", "job", "nodelifecycle", "endpoints",
-                   "garbagecollector", "namespace", "disruption", "resourcequota")
+                   "garbagecollector", "namespace", "disruption", "resourcequota", "daemonset")
 
 
 @dataclass
@@ -73,6 +74,8 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
         return NamespaceController(client, informers, recorder)
     if name == "disruption":
         return DisruptionController(client, informers, recorder)
+    if name == "daemonset":
+        return DaemonSetController(client, informers, recorder)
     if name == "resourcequota":
         return QuotaController(client, informers, recorder, sync_seconds=options.quota_sync)
     raise ValueError(f"unknown controller {name!r}; known: {', '.join(ALL_CONTROLLERS)}")

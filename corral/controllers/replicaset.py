@@ -69,6 +69,32 @@ async def create_pods(client: Client, pods: list[Obj]) -> tuple[int, APIError | 
     return created, None
 
 
+async def delete_pods(client: Client, expectations: Expectations, key: str,
+                      victims: list[Obj]) -> tuple[list[Obj], BaseException | None]:
+    """Delete pods (each only if still the same uid), expecting their deletion
+    under ``key``. Returns the pods deleted and the first error."""
+    expectations.expect_deletions(key, [uid_of(p) for p in victims])
+    results = await asyncio.gather(*(_delete_pod(client, p) for p in victims),
+                                   return_exceptions=True)
+    deleted = []
+    for pod, result in zip(victims, results, strict=True):
+        if isinstance(result, BaseException):
+            expectations.deletion_observed(key, uid_of(pod))
+        else:
+            deleted.append(pod)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    return deleted, errors[0] if errors else None
+
+
+async def _delete_pod(client: Client, pod: Obj) -> None:
+    m = meta(pod)
+    try:
+        await client.delete("Pod", m["name"], m.get("namespace"),
+                            preconditions={"uid": str(m.get("uid"))})
+    except NotFound:
+        pass
+
+
 def replica_status(rs: Obj, pods: list[Obj], now: datetime) -> Obj:
     spec = rs.get("spec") or {}
     min_ready = int(spec.get("minReadySeconds") or 0)
@@ -187,25 +213,11 @@ class ReplicaSetController(Controller):
             raise err
 
     async def _delete(self, key: str, rs: Obj, victims: list[Obj]) -> None:
-        self.expectations.expect_deletions(key, [uid_of(p) for p in victims])
-        results = await asyncio.gather(*(self._delete_pod(p) for p in victims),
-                                       return_exceptions=True)
-        for pod, result in zip(victims, results, strict=True):
-            if isinstance(result, BaseException):
-                self.expectations.deletion_observed(key, uid_of(pod))
-            else:
-                self.emit(rs, NORMAL, "SuccessfulDelete", f"Deleted pod: {meta(pod)['name']}")
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            raise errors[0]
-
-    async def _delete_pod(self, pod: Obj) -> None:
-        m = meta(pod)
-        try:
-            await self.client.delete("Pod", m["name"], m.get("namespace"),
-                                      preconditions={"uid": str(m.get("uid"))})
-        except NotFound:
-            pass
+        deleted, err = await delete_pods(self.client, self.expectations, key, victims)
+        for pod in deleted:
+            self.emit(rs, NORMAL, "SuccessfulDelete", f"Deleted pod: {meta(pod)['name']}")
+        if err is not None:
+            raise err
 
     async def _write_status(self, key: str, rs: Obj, owned: list[Obj]) -> None:
         now = datetime.now(UTC)

@@ -4,7 +4,13 @@ request bodies of subresources."""
 from __future__ import annotations
 
 from corral.api.kinds.alloc import Alloc
-from corral.api.kinds.apps import Deployment, ReplicaSet
+from corral.api.kinds.apps import (
+    ControllerRevision,
+    DaemonSet,
+    Deployment,
+    ReplicaSet,
+    StatefulSet,
+)
 from corral.api.kinds.base import TypedObject
 from corral.api.kinds.batch import Job
 from corral.api.kinds.coordination import Lease
@@ -19,7 +25,7 @@ MODELS: dict[str, type[TypedObject]] = {
     model.__name__: model
     for model in (
         Namespace, Node, Pod, Service, Endpoints, Event, ConfigMap, Secret, ResourceQuota,
-        Lease, Deployment, ReplicaSet, Job, PriorityClass, Alloc, PodDisruptionBudget,
+        Lease, Deployment, ReplicaSet, DaemonSet, StatefulSet, ControllerRevision, Job, PriorityClass, Alloc, PodDisruptionBudget,
         Binding, Scale, Eviction, DeleteOptions, Status,
     )
 }

@@ -23,7 +23,7 @@ from corral.api.tables.selectors import format_selector
 from corral.objects import parse_time, status
 
 
-def _template_cells(obj: Object) -> list[Cell]:
+def template_cells(obj: Object) -> list[Cell]:
     """CONTAINERS IMAGES SELECTOR, the wide columns every controller shares."""
     spec = obj.get("spec") or {}
     containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
@@ -56,7 +56,7 @@ def deployment_cells(obj: Object, now: datetime) -> list[Cell]:
     return [
         name_of(obj), f"{status.get('readyReplicas', 0)}/{desired}",
         int(status.get("updatedReplicas", 0)), int(status.get("availableReplicas", 0)),
-        age_of(obj, now), *_template_cells(obj),
+        age_of(obj, now), *template_cells(obj),
     ]
 
 
@@ -73,7 +73,7 @@ def replicaset_cells(obj: Object, now: datetime) -> list[Cell]:
     _, status, desired = _replicas(obj)
     return [
         name_of(obj), desired, int(status.get("replicas", 0)),
-        int(status.get("readyReplicas", 0)), age_of(obj, now), *_template_cells(obj),
+        int(status.get("readyReplicas", 0)), age_of(obj, now), *template_cells(obj),
     ]
 
 
@@ -93,7 +93,7 @@ _JOB_PASSING = ("Suspended", "FailureTarget", "SuccessCriteriaMet")
 
 def job_cells(obj: Object, now: datetime) -> list[Cell]:
     return [name_of(obj), job_status(obj), _completions(obj), _job_duration(obj, now),
-            age_of(obj, now), *_template_cells(obj)]
+            age_of(obj, now), *template_cells(obj)]
 
 
 def job_status(obj: Object) -> str:
