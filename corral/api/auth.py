@@ -38,6 +38,7 @@ from corral.api.errors import Unauthorized
 from corral.api.session import SessionCookie
 
 ADMIN_USER = "admin"
+AUTHENTICATED = "system:authenticated"
 ADMIN_GROUPS = ("system:masters", "system:authenticated")
 TOKEN_BYTES = 32
 
@@ -206,6 +207,9 @@ class AuthMiddleware:
         if user is None:
             await _reject(scope, send)
             return
+        if user is not ANONYMOUS and AUTHENTICATED not in user.groups:
+            # Kubernetes adds it to every authenticated user: bindings name it.
+            user = User(user.name, user.uid, (*user.groups, AUTHENTICATED))
         scope["user"] = user
         await self.app(scope, receive, send)
 

@@ -21,6 +21,7 @@ from corral.client.events import EventRecorder
 from corral.client.http import Client
 from corral.client.leaderelection import LeaseTiming, master_identity, run_elected
 from corral.controllers.base import Controller
+from corral.controllers.cronjob import CronJobController
 from corral.controllers.daemonset import DaemonSetController
 from corral.controllers.deployment import DeploymentController
 from corral.controllers.disruption import DisruptionController
@@ -31,13 +32,14 @@ from corral.controllers.job import JobController, JobOptions
 from corral.controllers.namespace import NamespaceController
 from corral.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
 from corral.controllers.quota import QuotaController, sync_seconds_from_env
-from corral.controllers.replicaset import ReplicaSetController
+from corral.controllers.replicaset import ReplicaSetController, ReplicationControllerController
 
 log = logging.getLogger("corral.controllers")
 
 LEASE_NAME = "corral-controller-manager"  # in kube-system
-ALL_CONTROLLERS = ("replicaset", "deployment", "job", "nodelifecycle", "endpoints",
-                   "garbagecollector", "namespace", "disruption", "resourcequota", "daemonset")
+ALL_CONTROLLERS = ("replicaset", "replicationcontroller", "deployment", "daemonset", "job",
+                   "nodelifecycle", "endpoints", "garbagecollector", "namespace", "disruption",
+                   "cronjob", "resourcequota")
 
 
 @dataclass
@@ -60,6 +62,10 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
           options: ManagerOptions) -> Controller:
     if name == "replicaset":
         return ReplicaSetController(client, informers, recorder)
+    if name == "replicationcontroller":
+        return ReplicationControllerController(client, informers, recorder)
+    if name == "daemonset":
+        return DaemonSetController(client, informers, recorder)
     if name == "deployment":
         return DeploymentController(client, informers, recorder)
     if name == "job":
@@ -72,10 +78,10 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
         return GarbageCollector(client, informers, recorder)
     if name == "namespace":
         return NamespaceController(client, informers, recorder)
+    if name == "cronjob":
+        return CronJobController(client, informers, recorder)
     if name == "disruption":
         return DisruptionController(client, informers, recorder)
-    if name == "daemonset":
-        return DaemonSetController(client, informers, recorder)
     if name == "resourcequota":
         return QuotaController(client, informers, recorder, sync_seconds=options.quota_sync)
     raise ValueError(f"unknown controller {name!r}; known: {', '.join(ALL_CONTROLLERS)}")

@@ -74,7 +74,7 @@ class ReplicaSet(KubeObject):
 
 
 class RollingUpdateDaemonSet(KubeModel):
-    max_unavailable: IntOrString | None = None
+    max_unavailable: IntOrString | None = None  # 1 or "10%"
     max_surge: IntOrString | None = None
 
 
@@ -105,6 +105,8 @@ class DaemonSetStatus(KubeModel):
 
 
 class DaemonSet(KubeObject):
+    """One pod on every node that fits (corral/controllers/daemonset.py)."""
+
     API_VERSIONS: ClassVar[tuple[str, ...]] = ("apps/v1",)
     spec: DaemonSetSpec = Field(default_factory=DaemonSetSpec)
     status: DaemonSetStatus | None = None

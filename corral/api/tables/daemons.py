@@ -1,5 +1,5 @@
-"""Tables of the per-node and per-identity controllers, with kubectl's columns:
-daemonsets, statefulsets and their controllerrevisions."""
+"""Tables of StatefulSets and ControllerRevisions, with kubectl's columns
+(DaemonSets print with the other pod controllers, in workloads)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from corral.api.tables.columns import (
     CONTAINERS,
     IMAGES,
     NAME,
-    SELECTOR,
     Cell,
     Column,
     Object,
@@ -19,36 +18,6 @@ from corral.api.tables.columns import (
     name_of,
 )
 from corral.api.tables.workloads import template_cells
-
-DAEMONSET_COLUMNS = (
-    NAME,
-    Column("Desired", "The total number of nodes that should be running the daemon pod.",
-           "integer"),
-    Column("Current", "The number of nodes that are running at least 1 daemon pod.",
-           "integer"),
-    Column("Ready", "The number of nodes that should be running the daemon pod and have one "
-           "or more of the daemon pod running and ready.", "integer"),
-    Column("Up-to-date", "The total number of nodes that are running updated daemon pod",
-           "integer"),
-    Column("Available", "The number of nodes that should be running the daemon pod and have "
-           "one or more of the daemon pod running and available.", "integer"),
-    Column("Node Selector", "NodeSelector is a selector which must be true for the pod to fit "
-           "on a node."),
-    AGE, CONTAINERS, IMAGES, SELECTOR,
-)
-
-
-def daemonset_cells(obj: Object, now: datetime) -> list[Cell]:
-    status = obj.get("status") or {}
-    pod_spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
-    node_selector = ",".join(f"{k}={v}" for k, v in (pod_spec.get("nodeSelector") or {}).items())
-    return [
-        name_of(obj), int(status.get("desiredNumberScheduled", 0)),
-        int(status.get("currentNumberScheduled", 0)), int(status.get("numberReady", 0)),
-        int(status.get("updatedNumberScheduled", 0)), int(status.get("numberAvailable", 0)),
-        node_selector or "<none>", age_of(obj, now), *template_cells(obj),
-    ]
-
 
 STATEFULSET_COLUMNS = (
     NAME,
@@ -81,6 +50,5 @@ def revision_cells(obj: Object, now: datetime) -> list[Cell]:
     return [name_of(obj), controller, int(obj.get("revision") or 0), age_of(obj, now)]
 
 
-DAEMONSETS = Printer(DAEMONSET_COLUMNS, daemonset_cells)
 STATEFULSETS = Printer(STATEFULSET_COLUMNS, statefulset_cells)
 CONTROLLERREVISIONS = Printer(REVISION_COLUMNS, revision_cells)

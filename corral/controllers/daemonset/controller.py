@@ -145,7 +145,7 @@ class DaemonSetController(Controller):
         pods = []
         for node in nodes:
             pod = pod_from_template(template, ds, namespace_of(ds), extra_labels=extra)
-            pod["spec"] = with_node_affinity(pod["spec"], node)
+            pod["spec"] = {**with_node_affinity(pod["spec"], node), "nodeName": node}
             pods.append(pod)
         self.expectations.expect_creations(key, len(pods))
         created, err = await create_pods(self.client, pods)

@@ -10,8 +10,11 @@
         RollingUpdate replaces old-template pods within maxUnavailable/maxSurge
 
 Daemon pods tolerate the node condition taints and the cordon, as Kubernetes'
-do, and carry a required node affinity to their node (matchFields metadata.name)
-so the scheduler places them, not the controller.
+do, and carry a required node affinity to their node (matchFields metadata.name).
+They are also bound at creation (spec.nodeName, as Kubernetes did before 1.12):
+a daemon pod belongs on that node or nowhere, and binding directly also serves
+nodes the scheduler would pass over (not Ready yet, registered without an agent);
+the agent admits it like any bound pod.
 """
 
 from __future__ import annotations
