@@ -2,6 +2,7 @@
 
     request → MetricsMiddleware → AuthMiddleware → ImpersonationMiddleware
               → AuthorizationMiddleware (RBAC: corral/api/rbac.py)
+              → NodeRestrictionMiddleware (a node's credential: its own objects)
               → FairnessMiddleware → dispatch
         /healthz /readyz[/check] /livez[/check]    Health (health.py)
         /version /metrics
@@ -51,6 +52,7 @@ from corral.api.handlers.streams import STREAM_PATH, StreamRelay, unknown_websoc
 from corral.api.health import Health
 from corral.api.impersonation import ImpersonationMiddleware
 from corral.api.metrics import MetricsMiddleware, metrics_response
+from corral.api.node_restriction import NodeRestrictionMiddleware
 from corral.api.paths import STORE_STATUS_PATH
 from corral.api.registry import Registry
 from corral.api.session import SessionCookie
@@ -171,6 +173,7 @@ def build_app(
     routes.append(WebSocketRoute("/{path:path}", unknown_websocket))
     app = Starlette(routes=routes)
     wrapped: ASGIApp = FairnessMiddleware(app, lanes_for(max_requests_inflight))
+    wrapped = NodeRestrictionMiddleware(wrapped, registry)
     wrapped = AuthorizationMiddleware(wrapped, authorizer)
     wrapped = ImpersonationMiddleware(wrapped, authorizer)
     if authenticator is not None:

@@ -11,11 +11,10 @@ headers (kubectl --as, --as-group), honoured only for callers allowed to
 
 from __future__ import annotations
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from corral.api.auth import AUTHENTICATED, User
-from corral.api.authz import Attributes, Authorizer, forbidden, user_of
+from corral.api.authz import Attributes, Authorizer, deny, forbidden, user_of
 from corral.api.errors import APIError, BadRequest
 from corral.api.rbac import SERVICE_ACCOUNT_PREFIX
 
@@ -38,7 +37,7 @@ class ImpersonationMiddleware:
         try:
             scope["user"] = self._impersonate(user_of(scope), asked)
         except APIError as err:
-            await _refuse(scope, send, err)
+            await deny(scope, send, err)
             return
         scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() not in _HEADERS]
         await self.app(scope, receive, send)
@@ -87,14 +86,3 @@ def _asked(scope: Scope) -> dict[bytes, list[str]]:
         if lowered in asked:
             asked[lowered].append(bytes(value).decode("latin-1").strip())
     return asked
-
-
-async def _refuse(scope: Scope, send: Send, err: APIError) -> None:
-    if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 1008})
-        return
-    body = orjson.dumps(err.to_status())
-    await send({"type": "http.response.start", "status": err.code,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})

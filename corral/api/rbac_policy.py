@@ -9,6 +9,7 @@ cut to the kinds corral serves).
     system:discovery              /api, /apis, /openapi, /version          authenticated
     system:public-info-viewer     /healthz /livez /readyz /version         user; the last
     corral:dashboard              /ui (it authenticates its own users)     also anonymous
+    system:node                   ← group system:nodes (narrowed by NodeRestriction)
     system:kube-scheduler         ← user system:kube-scheduler
     system:kube-controller-manager← user system:kube-controller-manager
 
@@ -132,6 +133,23 @@ def _scheduler() -> list[Obj]:
     ]
 
 
+def _node() -> list[Obj]:
+    """What an agent uses; NodeRestriction (node_restriction.py) narrows it to its own."""
+    return [
+        _rule(READ + ["create", "update", "patch", "delete"], [""], ["nodes"]),
+        _rule(["patch", "update"], [""], ["nodes/status", "pods/status"]),
+        _rule(READ + ["delete"], ["", "corral.dev"], ["pods", "allocs"]),
+        _rule(["patch", "update"], ["corral.dev"], ["allocs/status"]),
+        _rule(["get"], [""], ["secrets", "configmaps"]),
+        _rule(READ, [""], ["services", "endpoints", "namespaces"]),
+        _rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
+        _rule(["get", "create", "update", "patch", "delete"], ["coordination.k8s.io"],
+              ["leases"]),
+        _rule(["create"], ["authorization.k8s.io", "authentication.k8s.io"],
+              ["subjectaccessreviews", "tokenreviews"]),
+    ]
+
+
 def cluster_roles() -> list[Obj]:
     return [
         _cluster_role("cluster-admin", [_rule(["*"], ["*"], ["*"]), _urls(["*"], ["*"])]),
@@ -154,6 +172,7 @@ def cluster_roles() -> list[Obj]:
         _cluster_role("system:public-info-viewer", [_urls(["get"], _PUBLIC_URLS)]),
         _cluster_role("corral:dashboard", [_urls(["*"], ["/ui", "/ui/*"])]),
         _cluster_role("system:kube-scheduler", _scheduler()),
+        _cluster_role("system:node", _node()),
         _cluster_role("system:kube-controller-manager", [
             _rule(["*"], ["*"], ["*"]),  # the controllers own every workload kind
         ]),
@@ -168,6 +187,7 @@ def cluster_role_bindings() -> list[Obj]:
         _binding("system:discovery", "system:discovery", [("Group", "system:authenticated")]),
         _binding("system:public-info-viewer", "system:public-info-viewer", everyone),
         _binding("corral:dashboard", "corral:dashboard", everyone),
+        _binding("system:node", "system:node", [("Group", "system:nodes")]),
         _binding("system:kube-scheduler", "system:kube-scheduler",
                  [("User", "system:kube-scheduler")]),
         _binding("system:kube-controller-manager", "system:kube-controller-manager",

@@ -47,6 +47,7 @@ from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
 from corral.api.session import SessionCookie
 from corral.api.tls import ensure_pki
+from corral.api.token_store import TOKENS_FILE, HashedTokens
 from corral.store.base import Store
 from corral.store.open import open_store
 from corral.ui.app import Dashboard
@@ -171,7 +172,8 @@ class ApiServer:
             self.ca_pem = pki.ca_pem
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
-        authenticator = None if cfg.insecure_http else TokenAuthenticator(cfg.data_dir / "token")
+        authenticator = None if cfg.insecure_http else TokenAuthenticator(
+            cfg.data_dir / "token", HashedTokens(cfg.data_dir / TOKENS_FILE).authenticate)
         session = SessionCookie.for_ca(self.ca_pem) if self.ca_pem is not None else None
         if cfg.insecure_http:
             log.warning("serving plain HTTP without authentication url=%s", cfg.url)
