@@ -24,6 +24,7 @@ import copy
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from corral.agent.config import AgentConfig
 from corral.agent.container_env import EnvBuilder, EnvError, ObjectGetter, PodEnv, command_line
 from corral.agent.container_track import ContainerTrack, ProbeContext
 from corral.agent.metrics import AGENT_METRICS
+from corral.agent.pod_events import PodEvents
 from corral.agent.pod_ports import PodPorts
 from corral.agent.pod_status import (
     PodPhase,
@@ -44,6 +46,7 @@ from corral.agent.runtime.base import ContainerLaunch, ContainerState, Runtime, 
 from corral.agent.runtime.ports import PortAllocator, PortsExhausted
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.api.quantity import bytes_value, cpu_millis
+from corral.client.events import EventRecorder
 from corral.client.http import Client, ServerUnreachable
 from corral.objects import Obj, meta, now_rfc3339, spec, status
 
@@ -64,6 +67,7 @@ class NodeContext:
     backoff: CrashLoopBackOff
     get_object: ObjectGetter
     service_env: PodEnv  # {SVC}_SERVICE_* env of the Services a pod may see
+    events: EventRecorder | None = None  # the kubelet's Events about containers
 
 
 def _rv(pod: Obj) -> int:
@@ -88,8 +92,10 @@ class PodWorker:
         policy = str(spec.get("restartPolicy") or "Always")
         self.inits = [ContainerTrack(c, True, policy) for c in spec.get("initContainers") or []]
         self.mains = [ContainerTrack(c, False, policy) for c in spec.get("containers") or []]
+        self.events = PodEvents(ctx.events, lambda: self.pod)
         for track in self.tracks:
             track.adopt([s for s in adopted or [] if s.container_name == track.name])
+            track.on_probe_failure = self._probe_failed(track)
         self.gone = False  # the API no longer has the pod: stop everything
         self.finished = asyncio.Event()  # set once the worker has cleaned up
         self._written: Obj | None = None
@@ -104,6 +110,10 @@ class PodWorker:
     @property
     def tracks(self) -> list[ContainerTrack]:
         return [*self.inits, *self.mains]
+
+    def _probe_failed(self, track: ContainerTrack) -> Callable[[str, str], None]:
+        return lambda kind, message: self.events.unhealthy(track.name, kind, message,
+                                                           track.init)
 
     def log_dir(self, container: str) -> Path:
         return self.pod_dir / "logs" / container
@@ -189,6 +199,8 @@ class PodWorker:
                 grace = self._liveness_grace(track)
                 log.info("restarting unhealthy container pod=%s/%s container=%s",
                          self.namespace, self.name, track.name)
+                why = track.unhealthy.partition(", will be restarted")[0]
+                self.events.killing(track.name, f"{why}, will be restarted", track.init)
                 state = await self.ctx.runtime.stop(track.current.container_id, grace)
                 state.message = track.unhealthy
                 track.current = state
@@ -236,6 +248,8 @@ class PodWorker:
                 message = (f"back-off {delay:g}s restarting failed container={track.name} "
                            f"pod={self.name}_{self.namespace}({self.uid})")
                 track.waiting = ("CrashLoopBackOff", message)
+                self.events.back_off(track.name, self.name, self.namespace, self.uid,
+                                     track.init)
                 self._wake_in(remaining)
                 return
         await self._start(track)
@@ -261,6 +275,7 @@ class PodWorker:
             reason = ("CreateContainerConfigError" if isinstance(err, EnvError)
                       else "PortsUnavailable")
             track.waiting = (reason, str(err))
+            self.events.failed(track.name, str(err), track.init)
             self._wake_in(CONFIG_RETRY_SECONDS)
             return
         launch = self._launch(track, env)
@@ -271,14 +286,19 @@ class PodWorker:
             # create whatever directory a pod names.
             track.waiting = ("CreateContainerError",
                              f"workingDir {launch.working_dir} does not exist on the node")
+            self.events.failed(track.name, track.waiting[1], track.init)
             self._wake_in(CONFIG_RETRY_SECONDS)
             return
+        self.events.pulled(track.name, str(track.spec.get("image") or ""), track.init)
         state = await self.ctx.runtime.start(launch)
         track.started_instance(state)
         await self._forget_old(track)
         if state.running:
+            self.events.started(track.name, track.init)
             self._watch(track)
         else:
+            self.events.failed(track.name, state.message or state.reason or "StartError",
+                               track.init)
             self.kick()  # StartError: account it on the next pass
 
     def pod_with_ips(self) -> Obj:
@@ -336,6 +356,9 @@ class PodWorker:
     async def stop_all(self, grace: float) -> None:
         running = [t.current.container_id for t in self.tracks
                    if t.current is not None and t.current.running]
+        for track in self.tracks:
+            if track.running and not self.gone:
+                self.events.killing(track.name, "", track.init)
         for track in self.tracks:
             track.close_watch()
             await track.stop_probes()

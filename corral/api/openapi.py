@@ -6,14 +6,15 @@ Why these documents look the way they do (see /work/shared/KUBECTL.md):
 - kubectl's default --validate=strict reads the group-version document and looks
   for a PATCH operation tagged with the kind's `x-kubernetes-group-version-kind`
   that takes a `fieldValidation` query parameter. Found, it leaves validation to
-  the server (?fieldValidation=Strict); not found, it falls back to /openapi/v2,
-  which corral does not serve.
+  the server (?fieldValidation=Strict); not found, it falls back to /openapi/v2
+  (openapi_v2.py, built from these documents).
 - PATCH operations carry no requestBody: with `application/strategic-merge-patch+json`
   listed there, client-side apply would take its merge keys from these schemas,
   which lack Kubernetes' x-kubernetes-patch-* extensions; without it kubectl uses
   its compiled-in strategic-merge metadata, which is right for every served kind.
 - Component schemas are named as Kubernetes names them (io.k8s.api.core.v1.Pod)
-  and are generated from corral's pydantic models, so `kubectl explain` works.
+  and are generated from corral's pydantic models, with descriptions of the main
+  kinds' fields (openapi_descriptions.py), so `kubectl explain` explains.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from corral.api.kinds import MODELS
+from corral.api.openapi_descriptions import DESCRIPTIONS
 from corral.api.resources import RESOURCES, Resource, group_versions
 
 _REF_PREFIX = "#/components/schemas/"
@@ -52,28 +54,56 @@ _FORCE_PARAMETER: dict[str, Any] = {
 }
 
 
-def openapi_v3_index() -> dict[str, Any]:
+def openapi_v3_index(resources: tuple[Resource, ...] = RESOURCES) -> dict[str, Any]:
     """/openapi/v3: where each group-version's document is, with a content hash
     so clients may cache it."""
     paths: dict[str, Any] = {}
-    for group, version in group_versions():
+    for group, version in group_versions(resources):
         key = _gv_path(group, version).lstrip("/")
-        digest = _document_hash(group, version)
+        custom = _custom_of(group, version, resources)
+        digest = _hash(_custom_document(custom)) if custom else _document_hash(group, version)
         paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
     return {"paths": paths}
 
 
-def openapi_v3_document(group: str, version: str) -> dict[str, Any] | None:
+def openapi_v3_document(group: str, version: str,
+                        resources: tuple[Resource, ...] = RESOURCES) -> dict[str, Any] | None:
     """The OpenAPI 3 document of one group-version, or None if not served."""
-    if (group, version) not in group_versions():
+    if (group, version) not in group_versions(resources):
         return None
+    custom = _custom_of(group, version, resources)
+    if custom:
+        return _custom_document(custom)
     return copy.deepcopy(_document(group, version))
+
+
+def _custom_of(group: str, version: str, resources: tuple[Resource, ...]) -> list[Resource]:
+    return [r for r in resources
+            if r.group == group and r.version == version and r.custom is not None]
+
+
+def _custom_document(served: list[Resource]) -> dict[str, Any]:
+    """A custom group-version's document: its paths, and each kind's schema as its
+    CRD declares it (built per request: CRDs come and go)."""
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    for res in served:
+        paths.update(_resource_paths(res))
+        schema = copy.deepcopy(res.custom.schema) or {"type": "object"}
+        schema["x-kubernetes-group-version-kind"] = [_gvk(res)]
+        schemas[schema_name(res)] = schema
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"},
+            "paths": paths, "components": {"schemas": schemas}}
+
+
+def _hash(document: dict[str, Any]) -> str:
+    body = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha512(body).hexdigest().upper()
 
 
 @functools.cache
 def _document_hash(group: str, version: str) -> str:
-    body = orjson.dumps(_document(group, version), option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha512(body).hexdigest().upper()
+    return _hash(_document(group, version))
 
 
 @functools.cache
@@ -172,10 +202,27 @@ def _schemas(served: list[Resource]) -> dict[str, Any]:
     for res in served:
         renames[res.kind] = schema_name(res)
     schemas = {renames[name]: _clean(schema, renames) for name, schema in defs.items()}
+    for model_name, (about, fields) in DESCRIPTIONS.items():
+        if renames.get(model_name) in schemas:
+            _describe(schemas[renames[model_name]], about, fields)
     for res in served:
         if schema_name(res) in schemas:
             schemas[schema_name(res)]["x-kubernetes-group-version-kind"] = [_gvk(res)]
     return schemas
+
+
+def _describe(schema: dict[str, Any], about: str, fields: dict[str, str]) -> None:
+    """Descriptions for `kubectl explain` (corral/api/openapi_descriptions.py)."""
+    schema["description"] = about
+    properties = schema.get("properties") or {}
+    for name, text in fields.items():
+        prop = properties.get(name)
+        if prop is None:
+            continue
+        if "$ref" in prop:  # OpenAPI 3.0 ignores siblings of $ref: wrap it
+            prop = {"allOf": [{"$ref": prop.pop("$ref")}], **prop}
+        prop["description"] = text
+        properties[name] = prop
 
 
 def _clean(node: Any, renames: dict[str, str]) -> Any:

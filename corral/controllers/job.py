@@ -12,6 +12,9 @@ a time, and finish Complete or Failed.
                  missing index, JOB_COMPLETION_INDEX env + annotation) or delete extras;
                  finished → delete active pods; ttlSecondsAfterFinished → delete the Job
       4 status   active/ready/succeeded/failed/startTime/completionTime/conditions
+
+A Job annotated ``corral.dev/run-as: tasks`` (Indexed) runs no pods: task_array.py
+runs its indices as tasks in Allocs, with the same verdicts and status.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from corral.controllers.pods import (
     rank_for_deletion,
 )
 from corral.controllers.replicaset import create_pods
+from corral.controllers.task_array import TaskArrays, is_task_array
 from corral.objects import Obj, is_deleting, meta, parse_time, rfc3339, spec, uid_of
 
 
@@ -97,6 +101,7 @@ class JobController(Controller):
         self.jobs.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self.enqueue)
         self.pods.add_handler(self._pod_added, lambda old, new: self._pod_changed(new),
                               self._pod_deleted)
+        self.arrays = TaskArrays(self, informers)  # Jobs run as tasks, in Allocs
 
     def _job_key(self, pod: Obj) -> str | None:
         ref = controller_ref(pod)
@@ -129,7 +134,11 @@ class JobController(Controller):
         if job is None:
             self.expectations.forget(key)
             self.backoff.forget(key)
+            await self.arrays.release_orphans(namespace or "", name, None)
             return await self._release_orphans(namespace or "", name, None)
+        if is_task_array(job):
+            await self.arrays.release_orphans(namespace or "", name, uid_of(job))
+            return await self.arrays.reconcile(key, job)
         await self._release_orphans(namespace or "", name, uid_of(job))
         pods = [p for p in self.pods.by_index(OWNER_UID, uid_of(job))
                 if (controller_ref(p) or {}).get("uid") == uid_of(job)]
@@ -168,7 +177,7 @@ class JobController(Controller):
             status["uncountedTerminatedPods"] = lists
             if indexed:
                 status["completedIndexes"] = format_indexes(completed)
-            job = await self._write_status(job, status)
+            job = await self.write_status(job, status)
         uncounted_uids = set(lists["succeeded"]) | set(lists["failed"])
         flushed = [p for p in pods if uid_of(p) in uncounted_uids and has_tracking(p)]
         await asyncio.gather(*(self._remove_finalizer(p) for p in flushed))
@@ -180,7 +189,7 @@ class JobController(Controller):
         if indexed:
             status["succeeded"] = len(parse_indexes(status.get("completedIndexes")))
         status["uncountedTerminatedPods"] = {}
-        return await self._write_status(job, status)
+        return await self.write_status(job, status)
 
     async def _remove_finalizer(self, pod: Obj) -> None:
         m = meta(pod)
@@ -203,34 +212,27 @@ class JobController(Controller):
         if finished is not None:
             await self._delete_pods(key, job, active)
             active = []
-            await self._expire(key, job, status, now)
+            await self.expire(key, job, status, now)
         status["active"] = len(active)
         status["ready"] = sum(1 for p in active if is_ready(p))
         if status != (job.get("status") or {}):
-            await self._write_status(job, status)
+            await self.write_status(job, status)
 
     async def _run(self, key: str, job: Obj, spec: JobSpecView, status: Obj,
                    active: list[Obj], now: datetime) -> Obj | None:
         """A Job still running: suspend, finish, or keep the right pods going."""
-        conditions = list(status.get("conditions") or [])
         if (job.get("spec") or {}).get("suspend"):
             await self._delete_pods(key, job, active)
             active.clear()
-            status["conditions"] = _set(conditions, "Suspended", "True", "JobSuspended",
-                                        "Job suspended", now)
+            self.suspend(job, status, now)
             return None
-        if any(c.get("type") == "Suspended" and c.get("status") == "True" for c in conditions):
-            status["conditions"] = _set(conditions, "Suspended", "False", "JobResumed",
-                                        "Job resumed", now)
-            status["startTime"] = rfc3339(now)
-            self.emit(job, NORMAL, "Resumed", "Job resumed")
-        status.setdefault("startTime", rfc3339(now))
+        self.resume(job, status, now)
         succeeded, failed = int(status.get("succeeded") or 0), int(status.get("failed") or 0)
         completed = parse_indexes(status.get("completedIndexes"))
         started = parse_time(status.get("startTime"))
         outcome = verdict(spec, succeeded, failed, completed, len(active), started, now)
         if outcome is not None:
-            return self._finish(job, status, outcome.type, outcome.reason, outcome.message, now)
+            return self.finish(job, status, outcome.type, outcome.reason, outcome.message, now)
         left = deadline_left(spec, started, now)
         if left is not None:
             self.requeue_after(key, left + 0.05)
@@ -238,8 +240,22 @@ class JobController(Controller):
             await self._manage(key, job, spec, status, active, failed)
         return None
 
-    def _finish(self, job: Obj, status: Obj, type_: str, reason: str, message: str,
-                now: datetime) -> Obj:
+    def suspend(self, job: Obj, status: Obj, now: datetime) -> None:
+        conditions = list(status.get("conditions") or [])
+        status["conditions"] = _set(conditions, "Suspended", "True", "JobSuspended",
+                                    "Job suspended", now)
+
+    def resume(self, job: Obj, status: Obj, now: datetime) -> None:
+        conditions = list(status.get("conditions") or [])
+        if any(c.get("type") == "Suspended" and c.get("status") == "True" for c in conditions):
+            status["conditions"] = _set(conditions, "Suspended", "False", "JobResumed",
+                                        "Job resumed", now)
+            status["startTime"] = rfc3339(now)
+            self.emit(job, NORMAL, "Resumed", "Job resumed")
+        status.setdefault("startTime", rfc3339(now))
+
+    def finish(self, job: Obj, status: Obj, type_: str, reason: str, message: str,
+               now: datetime) -> Obj:
         conditions = list(status.get("conditions") or [])
         status["conditions"] = _set(conditions, type_, "True", reason, message, now)
         if type_ == "Complete":
@@ -319,7 +335,7 @@ class JobController(Controller):
         self.emit(job, NORMAL, "SuccessfulDelete", f"Deleted {len(pods)} pod"
                   f"{'s' if len(pods) > 1 else ''}")
 
-    async def _expire(self, key: str, job: Obj, status: Obj, now: datetime) -> None:
+    async def expire(self, key: str, job: Obj, status: Obj, now: datetime) -> None:
         """ttlSecondsAfterFinished: delete the Job (and, in the foreground, its pods)."""
         ttl = spec(job).get("ttlSecondsAfterFinished")
         finished = finished_condition({"status": status})
@@ -339,7 +355,7 @@ class JobController(Controller):
         except NotFound:
             pass
 
-    async def _write_status(self, job: Obj, status: Obj) -> Obj:
+    async def write_status(self, job: Obj, status: Obj) -> Obj:
         fresh = copy.deepcopy(job)
         fresh["status"] = status
         return await self.client.update_status(fresh)

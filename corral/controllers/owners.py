@@ -38,6 +38,8 @@ def selector_of(owner: Obj) -> LabelSelector | None:
     """The owner's spec.selector; None for a missing or empty one (which selects
     nothing for a controller, rather than everything)."""
     raw = spec(owner).get("selector")
+    if owner.get("kind") == "ReplicationController" and isinstance(raw, dict):
+        raw = {"matchLabels": raw}  # a ReplicationController selects by a label map
     if not raw or not (raw.get("matchLabels") or raw.get("matchExpressions")):
         return None
     return from_label_selector_object(raw)

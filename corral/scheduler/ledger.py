@@ -36,7 +36,7 @@ from corral.api.alloc_view import alloc_name, is_alloc_key, pod_view
 from corral.api.errors import AlreadyExists, APIError, Conflict, NotFound
 from corral.client.clock import Clock, RealClock
 from corral.client.http import Client, ServerUnreachable
-from corral.objects import Obj, spec
+from corral.objects import Obj, meta, spec
 from corral.scheduler.filters import dynamic_failures
 from corral.scheduler.requirements import PodRequirements, pod_requirements
 from corral.scheduler.snapshot import ClusterSnapshot
@@ -222,6 +222,8 @@ class Reservations:
             known = self.lookup(pod_key) or await self._fetch(pod_key)
             if known is None or known[1] not in ("", node) or self.snapshot.node(node) is None:
                 continue  # gone, or bound elsewhere: the reservation is moot
+            if known[0].uid and value.split(" ", 1)[0] not in ("", known[0].uid):
+                continue  # made for an earlier object of the same name, now gone
             stand_in = replace(known[0], name=known[0].name + PHANTOM_MARK + node)
             self.snapshot.add_pod(stand_in, node)
             self._phantoms[phantom] = (node, expiry)
@@ -236,6 +238,8 @@ class Reservations:
                 pod = await self.client.get("Pod", name, namespace)
         except NotFound:
             return None
+        if meta(pod).get("deletionTimestamp"):
+            return None  # on its way out (a finalizer holds it): no room to keep for it
         return pod_requirements(pod), spec(pod).get("nodeName") or ""
 
     def _still_fitting(self, node: str, batch: list[_Wanted],

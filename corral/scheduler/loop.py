@@ -36,6 +36,7 @@ from corral.scheduler.allocs import SCHEDULED, AllocSource
 from corral.scheduler.core import CoreMemory, Decision, SchedulerOptions, schedule
 from corral.scheduler.ledger import ENTRY_TTL, Reservations
 from corral.scheduler.metrics import SCHEDULER_METRICS, PodTimes
+from corral.scheduler.nominees import Nominees
 from corral.scheduler.preemption import Preemption, find_preemption
 from corral.scheduler.queue import QueueClosed, SchedulingQueue
 from corral.scheduler.requirements import PodRequirements, pod_requirements
@@ -84,6 +85,7 @@ class Scheduler:
         self.bound = Informer(client, "Pod", field_selector=BOUND_SELECTOR)
         self.bound.add_index("node", lambda p: [spec(p).get("nodeName") or ""])
         self.allocs = AllocSource(client, BOUND_SELECTOR)  # Allocs, seen as pods
+        self.nominees = Nominees()  # preemptors' room, held from lower priorities
         self.events = EventRecorder(client, instance=instance, component=COMPONENT)
         self.ledger = Reservations(client, self.snapshot, self._lookup, self.clock)
         self._binding: set[str] = set()
@@ -209,6 +211,7 @@ class Scheduler:
     def _bound_deleted(self, pod: Obj) -> None:
         key = key_of(pod)
         self._doubtful.pop(key, None)
+        self.ledger.forget_phantoms(key)  # it is gone: nothing to keep room for
         placed = self.snapshot.pod(key)
         if placed is not None and placed.node_name == spec(pod).get("nodeName"):
             self.snapshot.remove_pod(key)
@@ -222,10 +225,12 @@ class Scheduler:
             self.snapshot.add_pod(pod)
 
     def _pending_added(self, pod: Obj) -> None:
+        self._note_nominee(pod)
         if is_ours(pod):
             self._enqueue(pod)
 
     def _pending_updated(self, old: Obj, new: Obj) -> None:
+        self._note_nominee(new)
         if not is_ours(new):
             self.queue.remove(key_of(new))
             return
@@ -234,11 +239,16 @@ class Scheduler:
         if changed or key_of(new) not in self.queue:
             self._enqueue(new)
 
+    def _note_nominee(self, pod: Obj) -> None:
+        node = status(pod).get("nominatedNodeName")
+        self.nominees.set(key_of(pod), node if is_ours(pod) else None, pod_requirements(pod))
+
     def _pending_deleted(self, pod: Obj) -> None:
         # Also what a bind looks like from here; the pod's stand-ins stay until the
         # bound informer shows it (it is a separate stream) or they expire.
         key = key_of(pod)
         self.queue.remove(key)
+        self.nominees.forget(key)
         if key not in self._binding:
             self.times.forget(key)
 
@@ -282,7 +292,8 @@ class Scheduler:
         self.times.attempted(key)
         try:
             req = pod_requirements(pod)
-            decision = schedule(self.snapshot, req, self.options, self.memory)
+            with self.nominees.held(self.snapshot, req):
+                decision = schedule(self.snapshot, req, self.options, self.memory)
             if decision.node is not None:
                 self._assume_and_bind(pod, req, decision.node)
                 result = "scheduled"
@@ -312,11 +323,12 @@ class Scheduler:
                 else:
                     await self.client.bind(req.name, req.namespace, node)
             self.queue.remove(key)
+            self.nominees.forget(key)
             self._recently_bound[req.uid] = self.clock.monotonic()
             self.bound_count += 1
             self.times.bound(key)
             self.events.event(self._about(pod), "Normal", "Scheduled",
-                              f"Successfully assigned {key} to {node}")
+                              f"Successfully assigned {key_of(self._about(pod))} to {node}")
         except NotFound:  # deleted meanwhile
             self._unassume(key, node)
             self.queue.remove(key)
@@ -368,10 +380,12 @@ class Scheduler:
         if nominated and self._victims_terminating(nominated, req.priority):
             message = f"{message} {TERMINATING_VICTIM}"
         else:
-            result = find_preemption(self.snapshot, req)
-            if result.preemption is not None:
+            with self.nominees.held(self.snapshot, req):
+                result = find_preemption(self.snapshot, req)
+            if result.preemption is not None and result.preemption.victims:
                 await self._preempt(pod, result.preemption)
                 nominated = result.preemption.node
+                self.nominees.set(req.key, nominated, req)
             elif result.message:
                 message = f"{message} {result.message}"
         self.events.event(self._about(pod), "Warning", "FailedScheduling", message)

@@ -192,6 +192,40 @@ MANIFESTS: dict[str, dict[str, Any]] = {
         "status": {"replicas": 3, "fullyLabeledReplicas": 3, "readyReplicas": 3,
                    "availableReplicas": 3, "observedGeneration": 1, "conditions": []},
     },
+    "ReplicationController": {
+        "spec": {"replicas": 3, "selector": {"app": "web"}, "template": TEMPLATE,
+                 "minReadySeconds": 5},
+        "status": {"replicas": 3, "fullyLabeledReplicas": 3, "readyReplicas": 3,
+                   "availableReplicas": 3, "observedGeneration": 1},
+    },
+    "DaemonSet": {
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": TEMPLATE,
+                 "updateStrategy": {"type": "RollingUpdate",
+                                    "rollingUpdate": {"maxUnavailable": "10%", "maxSurge": 0}},
+                 "minReadySeconds": 5, "revisionHistoryLimit": 10},
+        "status": {"currentNumberScheduled": 2, "numberMisscheduled": 0,
+                   "desiredNumberScheduled": 2, "numberReady": 2, "observedGeneration": 1,
+                   "updatedNumberScheduled": 2, "numberAvailable": 2,
+                   "numberUnavailable": 0},
+    },
+    "StatefulSet": {
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                 "template": TEMPLATE, "serviceName": "web",
+                 "podManagementPolicy": "OrderedReady",
+                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+                 "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                     "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}}],
+                 "revisionHistoryLimit": 10,
+                 "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain",
+                                                          "whenScaled": "Retain"}},
+        "status": {"replicas": 3, "readyReplicas": 3, "currentReplicas": 3,
+                   "updatedReplicas": 3, "availableReplicas": 3, "observedGeneration": 1,
+                   "currentRevision": "web-7c9f", "updateRevision": "web-7c9f"},
+    },
+    "ControllerRevision": {
+        "data": {"spec": {"template": {"$patch": "replace", **TEMPLATE}}}, "revision": 2,
+    },
     "Job": {
         "spec": {"parallelism": 2, "completions": 4, "completionMode": "Indexed",
                  "backoffLimit": 0, "activeDeadlineSeconds": 100, "ttlSecondsAfterFinished": 0,
@@ -209,6 +243,19 @@ MANIFESTS: dict[str, dict[str, Any]] = {
     },
     "PriorityClass": {"value": 1000, "globalDefault": False, "preemptionPolicy": "Never",
                       "description": "batch work"},
+    "CronJob": {
+        "spec": {"schedule": "*/5 * * * *", "timeZone": "Europe/Berlin",
+                 "startingDeadlineSeconds": 60, "concurrencyPolicy": "Forbid", "suspend": False,
+                 "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1,
+                 "jobTemplate": {"metadata": {"labels": {"team": "a"}},
+                                 "spec": {"backoffLimit": 2, "template": {
+                                     "metadata": {"labels": {"team": "a"}}, "spec": {
+                                     "restartPolicy": "Never",
+                                     "containers": [{"name": "c", "image": "x"}]}}}}},
+        "status": {"active": [{"kind": "Job", "namespace": "default", "name": "tick-1",
+                               "uid": "u1", "apiVersion": "batch/v1"}],
+                   "lastScheduleTime": "2024-05-01T10:00:00Z",
+                   "lastSuccessfulTime": "2024-05-01T09:55:10Z"}},
     "PodDisruptionBudget": {
         "spec": {"maxUnavailable": "25%", "selector": {"matchLabels": {"app": "web"}},
                  "unhealthyPodEvictionPolicy": "AlwaysAllow"},
@@ -219,6 +266,29 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                                    "reason": "SufficientPods", "message": "",
                                    "observedGeneration": 2,
                                    "lastTransitionTime": "2024-05-01T10:00:00Z"}]}},
+    "CustomResourceDefinition": {
+        "spec": {"group": "stable.example.com", "scope": "Namespaced",
+                 "names": {"plural": "crontabs", "singular": "crontab", "kind": "CronTab",
+                           "listKind": "CronTabList", "shortNames": ["ct"],
+                           "categories": ["all"]},
+                 "versions": [{
+                     "name": "v1", "served": True, "storage": True,
+                     "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                         "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}},
+                     "subresources": {"status": {}, "scale": {
+                         "specReplicasPath": ".spec.replicas",
+                         "statusReplicasPath": ".status.replicas",
+                         "labelSelectorPath": ".status.selector"}},
+                     "additionalPrinterColumns": [{"name": "Spec", "type": "string",
+                                                   "priority": 0, "jsonPath": ".spec.cronSpec"}],
+                 }],
+                 "conversion": {"strategy": "None"}},
+        "status": {"conditions": [{"type": "Established", "status": "True",
+                                   "reason": "InitialNamesAccepted", "message": "",
+                                   "lastTransitionTime": "2024-05-01T10:00:00Z"}],
+                   "acceptedNames": {"plural": "crontabs", "kind": "CronTab"},
+                   "storedVersions": ["v1"]},
+    },
     "Alloc": {
         "spec": {"resources": {"cpu": "2", "memory": "1Gi"}, "slots": 4, "nodeName": "n1",
                  "priorityClassName": "batch", "priority": 1000,
@@ -235,6 +305,19 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                    "conditions": [{"type": "Scheduled", "status": "True",
                                    "lastTransitionTime": "2024-05-01T10:01:00Z"}]},
     },
+    "Role": {"rules": [{"apiGroups": [""], "resources": ["pods", "pods/log"],
+                        "verbs": ["get"], "resourceNames": ["a"]}]},
+    "ClusterRole": {"rules": [{"nonResourceURLs": ["/healthz/*"], "verbs": ["get"]}],
+                    "aggregationRule": {"clusterRoleSelectors": [
+                        {"matchLabels": {"rbac.example/agg": "true"}}]}},
+    "RoleBinding": {"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                "name": "view"},
+                    "subjects": [{"kind": "ServiceAccount", "name": "default",
+                                  "namespace": "team"}]},
+    "ClusterRoleBinding": {"roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                       "kind": "ClusterRole", "name": "view"},
+                           "subjects": [{"kind": "Group", "name": "dev",
+                                         "apiGroup": "rbac.authorization.k8s.io"}]},
 }
 
 
@@ -243,6 +326,8 @@ def _manifest(kind: str) -> dict[str, Any]:
     meta = copy.deepcopy(META)
     if not res.namespaced:
         del meta["namespace"]
+    if kind == "CustomResourceDefinition":  # named <plural>.<group>
+        meta["name"] = "crontabs.stable.example.com"
     return {"apiVersion": res.api_version, "kind": kind, "metadata": meta,
             **copy.deepcopy(MANIFESTS[kind])}
 

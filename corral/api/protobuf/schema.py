@@ -1,7 +1,7 @@
 """The protobuf messages corral decodes, with Kubernetes' field numbers.
 
 Field numbers and types are facts from Kubernetes' published generated.proto
-files (k8s.io/api core/v1, apps/v1, batch/v1, scheduling/v1 and apimachinery's
+files (k8s.io/api core/v1, apps/v1, batch/v1, scheduling/v1, rbac/v1 and apimachinery's
 meta/v1, runtime, util/intstr, api/resource); field names are the JSON names.
 One line per field:
 
@@ -146,6 +146,11 @@ MESSAGES: dict[str, str] = {
     "RollingUpdateDeployment": "maxUnavailable=1:IntOrString maxSurge=2:IntOrString",
     # ---- batch/v1 ---------------------------------------------------------------------
     "Job": f"{_STANDARD_OBJECT} spec=2:JobSpec status=3:-",
+    "CronJob": f"{_STANDARD_OBJECT} spec=2:CronJobSpec status=3:-",
+    "CronJobSpec": """schedule=1 startingDeadlineSeconds=2:int64! concurrencyPolicy=3
+        suspend=4:bool! jobTemplate=5:JobTemplateSpec successfulJobsHistoryLimit=6:int32!
+        failedJobsHistoryLimit=7:int32! timeZone=8""",
+    "JobTemplateSpec": f"{_STANDARD_OBJECT} spec=2:JobSpec",
     "JobSpec": """parallelism=1:int32! completions=2:int32! activeDeadlineSeconds=3:int64!
         selector=4:LabelSelector manualSelector=5:bool! template=6:PodTemplateSpec
         backoffLimit=7:int32! ttlSecondsAfterFinished=8:int32! completionMode=9
@@ -153,9 +158,30 @@ MESSAGES: dict[str, str] = {
         podReplacementPolicy=14 managedBy=15""",
     # ---- policy/v1 ------------------------------------------------------------------
     "Eviction": f"{_STANDARD_OBJECT} deleteOptions=2:DeleteOptions",
+    # ---- authentication/v1, authorization/v1 (kubectl auth whoami, can-i) -------------
+    "SelfSubjectReview": f"{_STANDARD_OBJECT} status=2:-",
+    "SelfSubjectAccessReview": f"""{_STANDARD_OBJECT} spec=2:SelfSubjectAccessReviewSpec
+        status=3:-""",
+    "SelfSubjectAccessReviewSpec": """resourceAttributes=1:ResourceAttributes
+        nonResourceAttributes=2:NonResourceAttributes""",
+    "ResourceAttributes": """namespace=1 verb=2 group=3 version=4 resource=5 subresource=6
+        name=7""",
+    "NonResourceAttributes": "path=1 verb=2",
+    "SelfSubjectRulesReview": f"{_STANDARD_OBJECT} spec=2:SelfSubjectRulesReviewSpec status=3:-",
+    "SelfSubjectRulesReviewSpec": "namespace=1",
     # ---- scheduling/v1 ----------------------------------------------------------------
     "PriorityClass": f"""{_STANDARD_OBJECT} value=2:int32! globalDefault=3:bool description=4
         preemptionPolicy=5""",
+    # ---- rbac.authorization.k8s.io/v1 (kubectl create role|rolebinding|...) -------------
+    "PolicyRule": """verbs=1:[string] apiGroups=2:[string] resources=3:[string]
+        resourceNames=4:[string] nonResourceURLs=5:[string]""",
+    "AggregationRule": "clusterRoleSelectors=1:[LabelSelector]",
+    "Role": f"{_STANDARD_OBJECT} rules=2:[PolicyRule]",
+    "ClusterRole": f"{_STANDARD_OBJECT} rules=2:[PolicyRule] aggregationRule=3:AggregationRule",
+    "Subject": "kind=1 apiGroup=2 name=3 namespace=4",
+    "RoleRef": "apiGroup=1 kind=2 name=3",
+    "RoleBinding": f"{_STANDARD_OBJECT} subjects=2:[Subject] roleRef=3:RoleRef",
+    "ClusterRoleBinding": f"{_STANDARD_OBJECT} subjects=2:[Subject] roleRef=3:RoleRef",
 }
 
 # The message of each kind a protobuf body may carry, by (apiVersion, kind).
@@ -169,6 +195,14 @@ KINDS: dict[tuple[str, str], str] = {
     ("v1", "Pod"): "Pod",
     ("apps/v1", "Deployment"): "Deployment",
     ("batch/v1", "Job"): "Job",
+    ("batch/v1", "CronJob"): "CronJob",
     ("scheduling.k8s.io/v1", "PriorityClass"): "PriorityClass",
     ("policy/v1", "Eviction"): "Eviction",
+    ("rbac.authorization.k8s.io/v1", "Role"): "Role",
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): "ClusterRole",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "ClusterRoleBinding",
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): "SelfSubjectRulesReview",
 }

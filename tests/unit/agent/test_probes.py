@@ -118,7 +118,7 @@ async def test_startup_gates_liveness_and_readiness(http_port: int) -> None:
         liveness=ProbeSpec(HttpAction(HOST, http_port, "/broken"), period=0.05,
                            failure_threshold=2),
         readiness=ProbeSpec(HttpAction(HOST, http_port, "/healthz"), period=0.05),
-        on_ready=lambda ready: events.append(f"ready={ready}"),
+        on_ready=lambda ready, why: events.append(f"ready={ready}"),
         on_unhealthy=lambda kind, msg: events.append(f"unhealthy={kind}"),
     )
     assert not probes.ready
@@ -136,7 +136,7 @@ async def test_failed_startup_probe_reports_unhealthy() -> None:
     probes = ContainerProbes(
         startup=ProbeSpec(ExecAction(["false"]), period=0.02, failure_threshold=3),
         liveness=ProbeSpec(ExecAction(["true"]), period=0.02), readiness=None,
-        on_ready=lambda ready: events.append(f"ready={ready}"),
+        on_ready=lambda ready, why: events.append(f"ready={ready}"),
         on_unhealthy=lambda kind, msg: events.append(f"unhealthy={kind}"),
     )
     probes.start()
@@ -149,7 +149,8 @@ async def test_failed_startup_probe_reports_unhealthy() -> None:
 
 async def test_no_readiness_probe_means_ready_once_started() -> None:
     events: list[bool] = []
-    probes = ContainerProbes(None, None, None, events.append, lambda k, m: None)
+    probes = ContainerProbes(None, None, None, lambda ready, why: events.append(ready),
+                             lambda k, m: None)
     probes.start()
     assert events == [True] and probes.ready
     await probes.stop()
