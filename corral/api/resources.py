@@ -71,6 +71,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("batch", "v1", "Job", "jobs", True, (), ("status",), ("all",)),
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",), (),
              has_spec=False),
+    Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",)),
     Resource("corral.dev", "v1", "Alloc", "allocs", True, (),
              ("status", "binding", "log"), ("all",)),
 )

@@ -26,6 +26,7 @@ from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuot
 from corral.api.kinds.meta import KubeObject, LabelSelector, ObjectMeta
 from corral.api.kinds.node import Node
 from corral.api.kinds.pod import PodTemplateSpec
+from corral.api.kinds.policy import PodDisruptionBudget
 from corral.api.kinds.scheduling import PriorityClass
 from corral.api.kinds.service import Endpoints, Service
 from corral.api.kinds.subresources import Binding, DeleteOptions, Scale
@@ -421,6 +422,23 @@ def _validate_delete_options(opts: DeleteOptions, old: DeleteOptions | None,
         errs.one_of(f"dryRun[{i}]", value, ("All",))
 
 
+def _validate_pdb(pdb: PodDisruptionBudget, old: PodDisruptionBudget | None,
+                  errs: FieldErrors) -> None:
+    spec = pdb.spec
+    if spec.min_available is not None and spec.max_unavailable is not None:
+        errs.invalid("spec", "{...}", "minAvailable and maxUnavailable cannot be both set")
+    for path, value in (("spec.minAvailable", spec.min_available),
+                        ("spec.maxUnavailable", spec.max_unavailable)):
+        _validate_int_or_percent(value, path, errs)
+        if isinstance(value, str) and (_percent_or_int(value) or 0) > 100:
+            errs.invalid(path, value, "must not be greater than 100%")
+    if spec.selector is not None:
+        validate_label_selector(spec.selector, "spec.selector", errs)
+    if spec.unhealthy_pod_eviction_policy is not None:
+        errs.one_of("spec.unhealthyPodEvictionPolicy", spec.unhealthy_pod_eviction_policy,
+                    ("IfHealthyBudget", "AlwaysAllow"))
+
+
 def _validate_namespace(ns: Namespace, old: Namespace | None, errs: FieldErrors) -> None:
     if ns.status is not None:
         errs.one_of("status.phase", ns.status.phase, ("Active", "Terminating"))
@@ -433,5 +451,5 @@ _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
     ResourceQuota: _validate_quota, Event: _validate_event, Lease: _validate_lease,
     PriorityClass: _validate_priority_class, Binding: _validate_binding, Scale: _validate_scale,
     DeleteOptions: _validate_delete_options, Namespace: _validate_namespace,
-    Alloc: validate_alloc,
+    Alloc: validate_alloc, PodDisruptionBudget: _validate_pdb,
 }

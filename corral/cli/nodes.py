@@ -4,18 +4,22 @@
     uncordon  spec.unschedulable removed
     drain     cordon, then evict every pod on the node (pods/eviction, which is a
               graceful delete), and wait until they are gone; pods that no
-              controller owns would not come back, so they need --force
+              controller owns would not come back, so they need --force; an
+              eviction a PodDisruptionBudget refuses is retried every 5 s
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 
-from corral.api.errors import NotFound
+from corral.api.errors import NotFound, TooManyRequests
 from corral.cli.verb import UsageError, add_client_flags, run_verb
 from corral.client.http import Client, Obj
+
+EVICTION_RETRY = 5.0  # seconds, kubectl drain's wait after a disruption budget refuses
 
 
 async def set_unschedulable(client: Client, node: str, value: bool) -> str:
@@ -37,6 +41,26 @@ async def _pods_on(client: Client, node: str) -> list[Obj]:
     return [p for p in page.items if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
 
 
+async def _evict(client: Client, pod: Obj, deadline: float) -> None:
+    """Evict one pod; while a PodDisruptionBudget refuses (429), say so and try
+    again every 5 s, as kubectl drain does, until the deadline."""
+    name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
+    while True:
+        try:
+            await client.evict(name, namespace)
+        except NotFound:
+            return
+        except TooManyRequests as err:
+            if time.monotonic() + EVICTION_RETRY > deadline:
+                raise UsageError(f'cannot evict pod {namespace}/{name}: {err.message}') from None
+            print(f'error when evicting pods/"{name}" -n "{namespace}" (will retry after '
+                  f'{EVICTION_RETRY:.0f}s): {err.message}', file=sys.stderr, flush=True)
+            await asyncio.sleep(EVICTION_RETRY)
+            continue
+        print(f"evicting pod {namespace}/{name}", flush=True)
+        return
+
+
 async def drain(client: Client, node: str, *, force: bool, timeout: float) -> int:
     print(await set_unschedulable(client, node, True), flush=True)
     pods = await _pods_on(client, node)
@@ -46,14 +70,8 @@ async def drain(client: Client, node: str, *, force: bool, timeout: float) -> in
                           for p in unmanaged)
         raise UsageError(f"cannot delete pods that declare no controller (use --force to "
                          f"override): {names}")
-    for pod in pods:
-        meta = pod["metadata"]
-        try:
-            await client.evict(meta["name"], meta["namespace"])
-            print(f"evicting pod {meta['namespace']}/{meta['name']}", flush=True)
-        except NotFound:
-            pass
     deadline = time.monotonic() + timeout
+    await asyncio.gather(*(_evict(client, pod, deadline) for pod in pods))
     uids = {p["metadata"]["uid"] for p in pods}
     while uids and time.monotonic() < deadline:
         uids &= {p["metadata"]["uid"] for p in await _pods_on(client, node)}

@@ -240,9 +240,12 @@ class Client:
                     raise ServerUnreachable(f"{request.method} {request.url}: {err!r}") from err
                 last = err
             else:
-                # 429 is the API's fairness refusing before it ran anything: any verb
-                # may be sent again (client-go does the same).
-                retry = response.status_code == 429 or (idempotent and response.status_code == 503)
+                # A 429 with Retry-After is the API's fairness refusing before it ran
+                # anything: any verb may be sent again (client-go does the same). A
+                # 429 without it (an eviction a disruption budget refuses) is the
+                # caller's to handle.
+                throttled = response.status_code == 429 and "Retry-After" in response.headers
+                retry = throttled or (idempotent and response.status_code == 503)
                 if retry and attempt < self.attempts:
                     await response.aclose()
                     await asyncio.sleep(self._retry_after(response, backoff))

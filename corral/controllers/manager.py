@@ -22,6 +22,7 @@ from corral.client.http import Client
 from corral.client.leaderelection import LeaseTiming, master_identity, run_elected
 from corral.controllers.base import Controller
 from corral.controllers.deployment import DeploymentController
+from corral.controllers.disruption import DisruptionController
 from corral.controllers.endpoints import EndpointsController
 from corral.controllers.garbagecollector import GarbageCollector
 from corral.controllers.informers import SharedInformers
@@ -34,7 +35,7 @@ log = logging.getLogger("corral.controllers")
 
 LEASE_NAME = "corral-controller-manager"  # in kube-system
 ALL_CONTROLLERS = ("replicaset", "deployment", "job", "nodelifecycle", "endpoints",
-                   "garbagecollector", "namespace")
+                   "garbagecollector", "namespace", "disruption")
 
 
 @dataclass
@@ -68,6 +69,8 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
         return GarbageCollector(client, informers, recorder)
     if name == "namespace":
         return NamespaceController(client, informers, recorder)
+    if name == "disruption":
+        return DisruptionController(client, informers, recorder)
     raise ValueError(f"unknown controller {name!r}; known: {', '.join(ALL_CONTROLLERS)}")
 
 

@@ -12,7 +12,8 @@
         connections to every endpoint that left a frontend (clients fail fast)
     a poll every POLL_SECONDS: a member that is not the writer asks again, so a
     writer that died (kill -9 frees its lock) is replaced and its table reconciled;
-    the writer rebuilds, so a member joining or dying changes the NodePort addresses
+    the writer rebuilds, so a member joining or dying changes the NodePort addresses,
+    and every CHECK_SECONDS makes sure its table was not flushed away (then writes it whole)
     close(): stop writing; the last agent on the host deletes the table
 
 Unlike the user-space proxy there is nothing to drain: established connections
@@ -38,6 +39,7 @@ from corral.proxy.hostlock import DEFAULT_RUN_DIR, HostLock
 from corral.proxy.model import Algorithm, Backend, ServicePortKey, ServiceProxySpec
 from corral.proxy.nftrules import (
     MAP_TYPES,
+    NODE_IPS,
     SERVICE_PREFIX,
     Existing,
     Programmed,
@@ -54,6 +56,11 @@ from corral.proxy.nftrules import (
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5  # how soon a member notices the writer is gone
+# How often the writer checks its table is still there: a firewall reload
+# (Debian's nftables.service runs `flush ruleset`) takes every table with it,
+# and with no Service changing nothing else would notice. The check lists one
+# small set (~50 ms with 1,000 Services; listing a chain would fetch them all).
+CHECK_SECONDS = 10.0
 
 
 class NftablesError(Exception):
@@ -130,7 +137,8 @@ class NftProxy:
 
     def __init__(self, table: str, node_ip: str | None = None, *,
                  run_dir: Path = DEFAULT_RUN_DIR, nft: str = "nft",
-                 conntrack: str | None = None, poll_seconds: float = POLL_SECONDS) -> None:
+                 conntrack: str | None = None, poll_seconds: float = POLL_SECONDS,
+                 check_seconds: float = CHECK_SECONDS) -> None:
         self.table = table
         self.node_ip = node_ip
         self.nft = nft
@@ -140,6 +148,8 @@ class NftProxy:
                         "dropped (install the conntrack package)")
         self.host = HostLock(table, run_dir)
         self.poll_seconds = poll_seconds
+        self.check_seconds = check_seconds
+        self._checked_at = 0.0
         self.writes = 0  # transactions applied by this agent
         self.last_write_seconds = 0.0
         self._asked: tuple[Mapping[ServicePortKey, ServiceProxySpec],
@@ -199,6 +209,7 @@ class NftProxy:
             await asyncio.sleep(self.poll_seconds)
             try:
                 async with self._lock:
+                    await self._check_table()
                     await self._write_if_writer()
                 self._last_error = ""
             except NftablesError as err:
@@ -222,6 +233,22 @@ class NftProxy:
         rules = self._rules(tuple(await asyncio.to_thread(self.host.node_ips)))
         if rules is not self._last and rules != self._last:  # a failed write: the poll retries
             await self._write(rules)
+
+    async def _check_table(self) -> None:
+        """If this writer's table vanished, forget it was written: the write that
+        follows reads back (nothing) and writes it whole."""
+        now = time.monotonic()
+        due = now - self._checked_at >= self.check_seconds
+        if not (due and self.host.writing and self._last is not None):
+            return
+        self._checked_at = now
+        try:
+            await asyncio.to_thread(run_nft, ["list", "set", "ip", self.table, NODE_IPS],
+                                    None, self.nft)
+        except NftablesError as err:
+            log.warning("nftables table gone table=ip %s error=%s; writing it again",
+                        self.table, err)
+            self._last = self._written = None
 
     def _rules(self, node_ips: tuple[str, ...]) -> Ruleset:
         assert self._asked is not None

@@ -38,6 +38,8 @@ Two kinds of transaction, each atomic and each leaving the whole desired table:
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -84,13 +86,29 @@ FIXED_CHAINS: dict[str, list[str]] = {
 
 
 def proxied(spec: ServiceProxySpec) -> bool:
-    """Only TCP ports of Services with a clusterIP are proxied (as in user-space mode)."""
-    return spec.protocol.upper() == "TCP" and not spec.headless
+    """Only TCP ports of Services with a clusterIP are proxied (as in user-space
+    mode); the table is `ip` (IPv4), so an IPv6 clusterIP is left out rather than
+    failing the whole transaction."""
+    return (spec.protocol.upper() == "TCP" and not spec.headless
+            and _ipv4(str(spec.cluster_ip)))
+
+
+def _ipv4(address: str) -> bool:
+    try:
+        ipaddress.IPv4Address(address)
+    except ValueError:
+        return False
+    return True
 
 
 def service_id(key: ServicePortKey) -> str:
     """`<ns>/<name>/tcp/<port name>`: DNS labels only, so a valid nft identifier part."""
     return f"{key.namespace}/{key.service}/tcp/{key.port_name}"
+
+
+# What the API lets through (DNS labels) is all a name may hold: it is written into
+# nft's input, so anything else (never expected) is left out, not interpreted.
+_SAFE_ID = re.compile(r"[a-z0-9][a-z0-9.-]*/[a-z0-9][a-z0-9.-]*/tcp/[a-z0-9-]*")
 
 
 def endpoint_chain(sid: str, address: tuple[str, int]) -> str:
@@ -164,10 +182,11 @@ def build(services: Mapping[ServicePortKey, ServiceProxySpec],
     """The desired table for these Service ports (only ready backends, TCP only),
     NodePorts answering on ``node_ips``."""
     rules = Ruleset(chains={name: list(body) for name, body in FIXED_CHAINS.items()})
-    rules.elements[NODE_IPS] = sorted(set(node_ips))
+    rules.elements[NODE_IPS] = sorted({ip for ip in node_ips if _ipv4(ip)})
     for key, spec in sorted(services.items(), key=lambda item: service_id(item[0])):
-        if proxied(spec):
-            ready = list(dict.fromkeys(b.address for b in endpoints.get(key, ()) if b.ready))
+        if proxied(spec) and _SAFE_ID.fullmatch(service_id(key)):
+            ready = list(dict.fromkeys(b.address for b in endpoints.get(key, ())
+                                       if b.ready and _ipv4(b.ip)))
             _add_service(rules, service_id(key), spec, ready)
     return rules
 

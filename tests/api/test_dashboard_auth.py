@@ -71,11 +71,15 @@ def test_the_page_is_served_with_a_strict_policy(quiet_master: Master) -> None:
         assert http.get("/ui/static/../app.py").status_code == 404
 
 
+@pytest.fixture(scope="module")
+def cookie(quiet_master: Master) -> str:
+    """One logged-in session for the module's checks."""
+    return "=".join(session_cookie(quiet_master))
+
+
 @pytest.mark.parametrize(("method", "path", "body"), UI_DATA_REQUESTS)
 def test_ui_data_paths_refuse_requests_without_a_session(
-        quiet_master: Master, method: str, path: str, body: object) -> None:
-    name, value = session_cookie(quiet_master)
-    cookie = f"{name}={value}"
+        quiet_master: Master, cookie: str, method: str, path: str, body: object) -> None:
     assert send(quiet_master, method, path, body) == 401
     assert send(quiet_master, method, path, body, **CSRF) == 401
     # The cookie alone (as a forged cross-site form or image would send it): refused.

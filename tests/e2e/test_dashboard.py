@@ -179,6 +179,11 @@ def test_pod_page_follows_the_log_and_escapes_fields(cluster: Cluster,
                                                      browser: Browser) -> None:
     b = browser
     with cluster.http() as api:
+        # Names and label values cannot hold markup (the API refuses them, as
+        # Kubernetes does); annotations, images, commands and messages can.
+        for meta in ({"name": "<script>"}, {"name": "x", "labels": {"a": "<script>"}}):
+            r = api.post("/api/v1/namespaces/demo/pods", json={**POD_WITH_LOG, "metadata": meta})
+            assert r.status_code == 422, r.text
         assert api.post("/api/v1/namespaces/demo/pods", json=POD_WITH_LOG).status_code == 201
         api.post("/api/v1/namespaces/demo/events", json={
             "metadata": {"name": "hostile.1"}, "involvedObject": {

@@ -76,7 +76,7 @@ def test_deployment_scale_is_an_autoscaling_v1_scale() -> None:
 
 
 def test_unknown_group_version_is_not_served() -> None:
-    assert discovery.api_resource_list("policy", "v1") is None
+    assert discovery.api_resource_list("policy", "v2") is None
     assert discovery.api_resource_list("apps", "v2") is None
 
 
@@ -215,7 +215,7 @@ def test_every_ref_resolves_inside_its_document(group: str, version: str) -> Non
 
 
 def test_unknown_document_is_none_and_documents_are_fresh_copies() -> None:
-    assert openapi.openapi_v3_document("policy", "v1") is None
+    assert openapi.openapi_v3_document("policy", "v2") is None
     first = openapi.openapi_v3_document("", "v1")
     assert first is not None
     first["paths"].clear()

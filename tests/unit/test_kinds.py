@@ -209,6 +209,16 @@ MANIFESTS: dict[str, dict[str, Any]] = {
     },
     "PriorityClass": {"value": 1000, "globalDefault": False, "preemptionPolicy": "Never",
                       "description": "batch work"},
+    "PodDisruptionBudget": {
+        "spec": {"maxUnavailable": "25%", "selector": {"matchLabels": {"app": "web"}},
+                 "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+        "status": {"observedGeneration": 2, "disruptedPods": {"web-1": "2024-05-01T10:00:00Z"},
+                   "disruptionsAllowed": 1, "currentHealthy": 3, "desiredHealthy": 2,
+                   "expectedPods": 4,
+                   "conditions": [{"type": "DisruptionAllowed", "status": "True",
+                                   "reason": "SufficientPods", "message": "",
+                                   "observedGeneration": 2,
+                                   "lastTransitionTime": "2024-05-01T10:00:00Z"}]}},
     "Alloc": {
         "spec": {"resources": {"cpu": "2", "memory": "1Gi"}, "slots": 4, "nodeName": "n1",
                  "priorityClassName": "batch", "priority": 1000,

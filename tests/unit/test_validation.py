@@ -424,3 +424,21 @@ def test_a_bad_limit_is_reported_once() -> None:
     body = copy.deepcopy(BASES["Pod"])
     body["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "abc"}}
     assert [c.field for c in _check("Pod", body)] == [f"{C0}.resources.limits[cpu]"]
+
+
+@pytest.mark.parametrize(("spec", "field", "words"), [
+    ({"minAvailable": 1, "maxUnavailable": 1}, "spec",
+     "minAvailable and maxUnavailable cannot be both set"),
+    ({"minAvailable": "120%"}, "spec.minAvailable", "must not be greater than 100%"),
+    ({"maxUnavailable": "x%"}, "spec.maxUnavailable", "a valid percent string"),
+    ({"maxUnavailable": -1}, "spec.maxUnavailable", "greater than or equal to 0"),
+    ({"minAvailable": 1, "unhealthyPodEvictionPolicy": "Never"},
+     "spec.unhealthyPodEvictionPolicy", "Unsupported value"),
+])
+def test_disruption_budget_rules(spec: Body, field: str, words: str) -> None:
+    body = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, **spec}}
+    causes = _check("PodDisruptionBudget", body)
+    assert [c.field for c in causes] == [field], causes
+    assert words in causes[0].message

@@ -33,6 +33,7 @@ from corral.api.registry import (
     Registry,
     Result,
     delete,
+    eviction,
     list_objects,
 )
 from corral.api.registry import subresources as sub
@@ -227,7 +228,7 @@ class ResourceHandler:
         if target.subresource == "binding":
             await sub.bind(self.registry, ns, name, body, target.resource)
         else:
-            await sub.evict(self.registry, ns, name, body)
+            await eviction.evict(self.registry, ns, name, body)
         return JSONResponse({"kind": "Status", "apiVersion": "v1", "metadata": {},
                              "status": "Success", "code": 201}, status_code=201)
 

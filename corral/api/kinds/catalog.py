@@ -10,6 +10,7 @@ from corral.api.kinds.batch import Job
 from corral.api.kinds.coordination import Lease
 from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
 from corral.api.kinds.node import Node
+from corral.api.kinds.policy import PodDisruptionBudget
 from corral.api.kinds.scheduling import PriorityClass
 from corral.api.kinds.service import Endpoints, Service
 from corral.api.kinds.subresources import Binding, DeleteOptions, Eviction, Scale, Status
@@ -18,7 +19,7 @@ MODELS: dict[str, type[TypedObject]] = {
     model.__name__: model
     for model in (
         Namespace, Node, Pod, Service, Endpoints, Event, ConfigMap, Secret, ResourceQuota,
-        Lease, Deployment, ReplicaSet, Job, PriorityClass, Alloc,
+        Lease, Deployment, ReplicaSet, Job, PriorityClass, Alloc, PodDisruptionBudget,
         Binding, Scale, Eviction, DeleteOptions, Status,
     )
 }

@@ -1,4 +1,4 @@
-"""pods/binding (and allocs/binding), pods/eviction and the scale subresource of Deployment/ReplicaSet."""
+"""pods/binding (and allocs/binding) and the scale subresource of Deployment/ReplicaSet."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 from corral.api.errors import BadRequest, Cause, Conflict, invalid
 from corral.api.patch import apply_patch
 from corral.api.registry.core import MODIFIED, Obj, Registry, Result, conflict, retry_attempts
-from corral.api.registry.delete import DeleteOptions, delete
 from corral.api.registry.objects import meta, now_rfc3339
 from corral.api.resources import BY_KIND, Resource
 from corral.api.selectors import from_label_selector_object
@@ -54,11 +53,6 @@ async def bind(reg: Registry, namespace: str, name: str, binding: dict[str, Any]
         except Conflict:
             pass  # a status write (e.g. Unschedulable) landed between: re-check, retry
     raise conflict(res, name, MODIFIED)
-
-
-async def evict(reg: Registry, namespace: str, name: str, eviction: dict[str, Any]) -> None:
-    options = eviction.get("deleteOptions") if isinstance(eviction, dict) else None
-    await delete(reg, POD, namespace, name, DeleteOptions.from_body(options, {}))
 
 
 def scale_of(res: Resource, obj: Obj) -> Obj:

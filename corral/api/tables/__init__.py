@@ -11,7 +11,7 @@ for -A and --show-labels.
 One printer per kind, in modules by kind family: pods, nodes, workloads
 (deployments, replicasets, jobs), services (services, endpoints), events,
 config (configmaps, secrets), cluster (namespaces, leases, priorityclasses,
-resourcequotas), allocs. A kind without one gets NAME and AGE.
+resourcequotas), allocs, policy (poddisruptionbudgets). A kind without one gets NAME and AGE.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from corral.api.tables.config import CONFIGMAPS, SECRETS
 from corral.api.tables.events import EVENTS
 from corral.api.tables.nodes import NODES
 from corral.api.tables.pods import PODS
+from corral.api.tables.policy import PDBS
 from corral.api.tables.services import ENDPOINTS, SERVICES
 from corral.api.tables.workloads import DEPLOYMENTS, JOBS, REPLICASETS
 
@@ -39,6 +40,7 @@ PRINTERS: dict[str, Printer] = {
     "Job": JOBS, "Service": SERVICES, "Endpoints": ENDPOINTS, "Namespace": NAMESPACES,
     "Event": EVENTS, "ConfigMap": CONFIGMAPS, "Secret": SECRETS, "Lease": LEASES,
     "PriorityClass": PRIORITYCLASSES, "ResourceQuota": RESOURCEQUOTAS, "Alloc": ALLOCS,
+    "PodDisruptionBudget": PDBS,
 }
 
 INCLUDE_OBJECT = ("None", "Metadata", "Object")

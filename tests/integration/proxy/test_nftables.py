@@ -231,6 +231,36 @@ async def _equal(value: Awaitable[set[str]], expected: set[str]) -> bool:
     return await value == expected
 
 
+def test_a_table_flushed_away_is_written_again(netns: NewNetns, tmp_path: Path) -> None:
+    """As after a firewall reload (`flush ruleset`): the writer notices at its next
+    check and writes the whole table again, with no Service changing."""
+    host = netns()
+    host.sh("ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo")
+
+    async def scenario(servers: list[NamedBackend]) -> None:
+        proxy = NftProxy(TABLE, NODE_IP, run_dir=tmp_path, poll_seconds=0.05)
+        try:
+            await proxy.apply({WEB: Spec(CLUSTER_IP, 80)}, {WEB: ready(servers)})
+            assert await http_get(CLUSTER_IP, 80) == "web-0"
+            proxy.check_seconds = 3600  # not yet: first see that the flush broke it
+            host.sh("nft", "flush", "ruleset")  # the test's own namespace: nothing else in it
+            with pytest.raises(ConnectionRefusedError):
+                await http_get(CLUSTER_IP, 80)
+            proxy.check_seconds = 0.1
+
+            async def served() -> bool:
+                try:
+                    return await http_get(CLUSTER_IP, 80) == "web-0"
+                except ConnectionRefusedError:
+                    return False
+            await eventually(served, timeout=10, what="the table written again")
+        finally:
+            await proxy.close()
+        assert tables(host) == []
+
+    host.run(lambda: with_backends(1, scenario))
+
+
 def test_a_new_writer_reconciles_what_a_dead_one_left(netns: NewNetns, tmp_path: Path) -> None:
     """As after kill -9 and a restart: the table left behind is read back, Services
     gone since are removed and their connections dropped."""

@@ -49,10 +49,15 @@ def test_the_lookup_rules_do_not_grow_with_services() -> None:
 
 def test_no_ready_endpoint_rejects_and_headless_or_udp_get_nothing() -> None:
     headless, udp = ServicePortKey("shop", "db"), ServicePortKey("shop", "dns")
+    six, odd = ServicePortKey("shop", "v6"), ServicePortKey("shop", "x; flush ruleset")
     rules = build({WEB: Spec("127.100.0.1", 80, node_port=30080), headless: Spec(None, 5432),
-                   udp: Spec("127.100.0.2", 53, protocol="UDP")},
-                  {WEB: [Backend(*A, ready=False)], headless: [Backend(*A)],
-                   udp: [Backend(*A)]})
+                   udp: Spec("127.100.0.2", 53, protocol="UDP"), six: Spec("fd00::1", 80),
+                   odd: Spec("127.100.0.3", 80)},
+                  {WEB: [Backend(*A, ready=False), Backend("fd00::2", 80)],
+                   headless: [Backend(*A)], udp: [Backend(*A)], six: [Backend(*A)],
+                   odd: [Backend(*A)]},
+                  ["fd00::9"])  # an `ip` table: IPv6 is left out, never a failed write
+    assert rules.elements["nodeport-ips"] == []
     assert rules.elements["no-endpoint-services"] == ["127.100.0.1 . tcp . 80 : goto reject-chain"]
     assert rules.elements["no-endpoint-nodeports"] == ["tcp . 30080 : goto reject-chain"]
     assert rules.elements["service-ips"] == []
