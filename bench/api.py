@@ -5,6 +5,12 @@
     watch fan-out       p50/p99 delay from write acknowledged to event delivered,
                         at N concurrent watch streams
     list latency        a full list of 10,000 pods (JSON and Table)
+    under attack        p99 of normal requests (a list, as kubectl sends it) while
+                        bench/attack.py floods the master (200 writers, 2,000 idle
+                        connections, slowloris), against the same client's p99 on
+                        the quiet master
+    garbage collection  seconds to delete the owner of N pods (Background) and a
+                        deletecollection of N pods
 
 Prints figures (median of --runs runs); never pass/fail. Goals on a 2-core box:
 ≥ 2,000 writes/s, fan-out p99 ≤ 100 ms.
@@ -26,6 +32,7 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.attack import KUBECTL_AGENT, soak
 from bench.loadgen import Connection, run_requests, watch_lines
 from tests.cluster import Master
 
@@ -144,6 +151,82 @@ async def bench_list(m: Master, pods: int) -> tuple[float, float]:
     return plain, table
 
 
+def quiet_p99(m: Master, seconds: float) -> float:
+    """The probe of the attack phase, on the quiet master."""
+    latencies = []
+    with httpx.Client(base_url=m.url, verify=str(m.ca_path), timeout=60,
+                      headers={"Authorization": f"Bearer {m.token}",
+                               "User-Agent": KUBECTL_AGENT}) as c:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            t0 = time.monotonic()
+            assert c.get("/api/v1/namespaces/default/configmaps?limit=50").status_code == 200
+            latencies.append(time.monotonic() - t0)
+            time.sleep(0.2)
+    return pct(latencies, 0.99)
+
+
+def bench_attack(m: Master, seconds: float, run: int) -> tuple[float, float, dict[str, int]]:
+    """(quiet p99, p99 under attack, the attackers' status counts)."""
+    ns = f"attack{run}"
+    with m.http() as c:
+        assert c.post("/api/v1/namespaces", json={"metadata": {"name": ns}}).status_code == 201
+    quiet = quiet_p99(m, 10.0)
+    assert m.proc is not None
+    result = soak(m.url, m.token, str(m.ca_path), m.proc.pid, seconds, namespace=ns)
+    bad = {k: v for k, v in result.statuses.items() if k != 200}
+    assert not bad, f"normal requests refused under attack: {bad}"
+    statuses: dict[str, int] = result.attack.get("statuses", {})  # type: ignore[assignment]
+    return quiet, pct(result.latencies, 0.99), statuses
+
+
+async def bench_gc(m: Master, pods: int, run: int) -> tuple[float, float]:
+    """Seconds to garbage-collect the dependents of a deleted owner, and for one
+    deletecollection, of ``pods`` pods each."""
+    ns = f"gc{run}"
+    async with _client(m, 4) as c:
+        await _ensure_ns(c, ns)
+
+    async def make(label: str) -> dict[str, Any]:
+        async with _client(m, 4) as c:
+            owner = (await c.post(f"/api/v1/namespaces/{ns}/configmaps",
+                                  json={"metadata": {"name": label}})).json()
+        ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": label,
+               "uid": owner["metadata"]["uid"]}
+        reqs = [("POST", f"/api/v1/namespaces/{ns}/pods", orjson.dumps({
+            "metadata": {"name": f"{label}-{i}", "labels": {"gc": label},
+                         "ownerReferences": [ref]},
+            "spec": {"schedulerName": "nobody",
+                     "containers": [{"name": "c", "image": "i"}]}})) for i in range(pods)]
+
+        def ok(status: int, body: bytes) -> None:
+            assert status == 201, body[:300]
+
+        await run_requests(m.url, m.token, str(m.ca_path), reqs, 32, ok)
+        return owner
+
+    async def left(c: httpx.AsyncClient, label: str) -> int:
+        r = await c.get(f"/api/v1/namespaces/{ns}/pods?labelSelector=gc%3D{label}")
+        return len(r.json()["items"])
+
+    await make("bg")
+    async with _client(m, 4) as c:
+        t0 = time.perf_counter()
+        await c.request("DELETE", f"/api/v1/namespaces/{ns}/configmaps/bg",
+                        json={"propagationPolicy": "Background"})
+        while await left(c, "bg"):
+            await asyncio.sleep(0.2)
+        background = time.perf_counter() - t0
+    await make("dc")
+    async with _client(m, 4) as c:
+        t0 = time.perf_counter()
+        r = await c.request("DELETE", f"/api/v1/namespaces/{ns}/pods",
+                            params={"labelSelector": "gc=dc"}, timeout=600)
+        assert r.status_code == 200, r.text[:300]
+        collection = time.perf_counter() - t0
+    return background, collection
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
@@ -157,36 +240,74 @@ async def main() -> None:
     ap.add_argument("--watchers", type=int, default=1000)
     ap.add_argument("--events", type=int, default=50)
     ap.add_argument("--pods", type=int, default=10000)
+    ap.add_argument("--attack-seconds", type=float, default=30.0)
+    ap.add_argument("--gc-pods", type=int, default=2000)
+    ap.add_argument("--phases", default="writes,fanout,list,attack,gc",
+                    help="comma-separated subset of writes,fanout,list,attack,gc")
     args = ap.parse_args()
+    phases = set(args.phases.split(","))
+    creates: list[float] = []
+    updates: list[float] = []
+    p50s: list[float] = []
+    p99s: list[float] = []
+    lists: list[tuple[float, float]] = []
+    attacks: list[tuple[float, float, dict[str, int]]] = []
+    gcs: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         m = Master(Path(tmp) / "master").start()
         try:
-            creates, updates, p50s, p99s = [], [], [], []
-            for run in range(args.runs):
+            for run in range(args.runs if "writes" in phases else 0):
                 cr, ur = await bench_writes(m, args.writes, args.concurrency, run)
                 creates.append(cr)
                 updates.append(ur)
                 print(f"run {run}: create {cr:,.0f}/s update {ur:,.0f}/s", flush=True)
-            for run in range(args.runs):
+            for run in range(args.runs if "fanout" in phases else 0):
                 d = await bench_fanout(m, args.watchers, args.events, run)
                 p50s.append(pct(d, 0.5) * 1000)
                 p99s.append(pct(d, 0.99) * 1000)
                 print(f"run {run}: fan-out to {args.watchers} watchers: p50 {p50s[-1]:.1f} ms "
                       f"p99 {p99s[-1]:.1f} ms ({len(d)} deliveries)", flush=True)
-            lists = [await bench_list(m, args.pods) for _ in range(args.runs)]
+            lists = [await bench_list(m, args.pods)
+                     for _ in range(args.runs if "list" in phases else 0)]
+            for run in range(args.runs if "attack" in phases else 0):
+                attacks.append(bench_attack(m, args.attack_seconds, run))
+                quiet, loud, codes = attacks[-1]
+                print(f"run {run}: normal requests p99 {loud * 1000:.0f} ms under attack, "
+                      f"{quiet * 1000:.0f} ms quiet; attackers got {codes}", flush=True)
+            for run in range(args.runs if "gc" in phases else 0):
+                gcs.append(await bench_gc(m, args.gc_pods, run))
+                print(f"run {run}: gc of {args.gc_pods} dependents {gcs[-1][0]:.1f} s, "
+                      f"deletecollection {gcs[-1][1]:.1f} s", flush=True)
         finally:
             m.stop()
+    _report(args, creates, updates, p50s, p99s, lists, attacks, gcs)
+
+
+def _report(args: argparse.Namespace, creates: list[float], updates: list[float],
+            p50s: list[float], p99s: list[float], lists: list[tuple[float, float]],
+            attacks: list[tuple[float, float, dict[str, int]]],
+            gcs: list[tuple[float, float]]) -> None:
     med = statistics.median
     print("\n== corral API on SQLite (median of runs) ==")
-    print(f"create throughput:   {med(creates):8,.0f} objects/s   (goal >= 2,000; "
-          f"ratio {med(creates) / 2000:.2f})")
-    print(f"update throughput:   {med(updates):8,.0f} objects/s   (goal >= 2,000; "
-          f"ratio {med(updates) / 2000:.2f})")
-    print(f"watch fan-out p50:   {med(p50s):8.1f} ms at {args.watchers} watchers")
-    print(f"watch fan-out p99:   {med(p99s):8.1f} ms   (goal <= 100 ms)")
-    print(f"list {args.pods} pods:     {med([x[0] for x in lists]) * 1000:8.0f} ms (JSON), "
-          f"{med([x[1] for x in lists]) * 1000:.0f} ms (Table)")
-
+    if creates:
+        print(f"create throughput:   {med(creates):8,.0f} objects/s   (goal >= 2,000; "
+              f"ratio {med(creates) / 2000:.2f})")
+        print(f"update throughput:   {med(updates):8,.0f} objects/s   (goal >= 2,000; "
+              f"ratio {med(updates) / 2000:.2f})")
+    if p50s:
+        print(f"watch fan-out p50:   {med(p50s):8.1f} ms at {args.watchers} watchers")
+        print(f"watch fan-out p99:   {med(p99s):8.1f} ms   (goal <= 100 ms)")
+    if lists:
+        print(f"list {args.pods} pods:     {med([x[0] for x in lists]) * 1000:8.0f} ms (JSON), "
+              f"{med([x[1] for x in lists]) * 1000:.0f} ms (Table)")
+    if attacks:
+        loud, quiet = med([a[1] for a in attacks]), med([a[0] for a in attacks])
+        print(f"under attack p99:    {loud * 1000:8.0f} ms   normal requests while flooded "
+              f"(goal <= 1,000 ms; quiet p99 {quiet * 1000:.0f} ms, ratio {loud / quiet:.1f})")
+    if gcs:
+        print(f"gc {args.gc_pods} dependents:  {med([g[0] for g in gcs]):8.1f} s    owner deleted "
+              f"(Background) to the last dependent gone")
+        print(f"deletecollection:    {med([g[1] for g in gcs]):8.1f} s    of {args.gc_pods} pods")
 
 if __name__ == "__main__":
     asyncio.run(main())

@@ -1,55 +1,116 @@
-"""Batch throughput: a Job of N completions of `/bin/true` on 4 agents, against
-the same N processes launched by `xargs -P` on this box (the raw fork/exec
-baseline).
+"""Batch throughput: N × `/bin/true` on 4 agents as (a) a task array (a Job run as
+tasks in Allocs), (b) a Pod Job (one Pod per completion), (c) `xargs -P` on this
+box (the raw fork/exec baseline), (d) Ray and Dask when installed (the optional
+`peers` extra); then one big task array (default 100,000): tasks/s and the
+master's peak RSS growth.
 
-    Job created ─► Complete condition: tasks/s = N / elapsed
-    xargs -P P -n 1 /bin/true × N: processes/s
-    ratio = Job tasks/s ÷ xargs processes/s
+    run (fresh cluster each): array Job ─► Complete; Pod Job ─► Complete; xargs
+    tasks/s = N / elapsed (Job created → Complete condition seen)
+    CPU per task (array): master, agents, executors (sampled from /proc)
 
-Each figure is the median of --runs runs, every run on a fresh cluster. Prints
-figures; never pass/fail. Goal: ratio ≥ 0.5. Every process it starts is stopped
-at the end.
+Each figure is the median of --runs runs. Prints figures; never pass/fail.
+Goals (issue 15): array ≥ 0.6 × xargs and ahead of Ray in the same run; the big
+array with master RSS growth < 100 MB. Every process it starts is stopped.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.cluster import Agent, Master
 
 NS = "default"
+TICKS = os.sysconf("SC_CLK_TCK")
+EXECUTOR = "corral-executor"
 
 
-def job(completions: int, parallelism: int) -> dict[str, object]:
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "batch"},
-            "spec": {"completions": completions, "parallelism": parallelism,
-                     "backoffLimit": completions,
-                     "template": {"spec": {"restartPolicy": "Never", "containers": [
-                         {"name": "c", "image": "none", "command": ["/bin/true"]}]}}}}
+def job(name: str, completions: int, parallelism: int, array: bool) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    spec: dict[str, Any] = {"completions": completions, "parallelism": parallelism,
+                            "backoffLimit": completions}
+    if array:
+        meta["annotations"] = {"corral.dev/run-as": "tasks"}
+        spec["completionMode"] = "Indexed"
+    spec["template"] = {"spec": {"restartPolicy": "Never", "containers": [
+        {"name": "c", "image": "none", "command": ["/bin/true"]}]}}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
 
 
-def run_job(master: Master, completions: int, parallelism: int) -> float:
+def run_job(master: Master, body: dict[str, Any]) -> float:
+    name = body["metadata"]["name"]
     with master.http() as http:
         start = time.perf_counter()
-        http.post(f"/apis/batch/v1/namespaces/{NS}/jobs",
-                  json=job(completions, parallelism)).raise_for_status()
+        http.post(f"/apis/batch/v1/namespaces/{NS}/jobs", json=body).raise_for_status()
         while True:
-            status = http.get(f"/apis/batch/v1/namespaces/{NS}/jobs/batch").json().get(
+            status = http.get(f"/apis/batch/v1/namespaces/{NS}/jobs/{name}").json().get(
                 "status", {})
             if any(c["type"] in ("Complete", "Failed") and c["status"] == "True"
                    for c in status.get("conditions", [])):
                 elapsed = time.perf_counter() - start
-                print(f"  job: succeeded {status.get('succeeded')} failed "
+                print(f"  {name}: succeeded {status.get('succeeded')} failed "
                       f"{status.get('failed', 0)} in {elapsed:.1f} s", flush=True)
                 return elapsed
-            time.sleep(0.2)
+            time.sleep(0.1)
+
+
+# -- CPU and memory, from /proc ------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+class ExecutorSampler:
+    """The last CPU reading of every executor (they exit with their Alloc)."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            for entry in Path("/proc").iterdir():
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    if (entry / "comm").read_text().strip() != EXECUTOR:
+                        continue
+                except OSError:
+                    continue
+                self.cpu[int(entry.name)] = max(self.cpu.get(int(entry.name), 0.0),
+                                                cpu_seconds(int(entry.name)))
+
+    @contextmanager
+    def running(self) -> Iterator[ExecutorSampler]:
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            self._thread.join()
 
 
 def baseline(total: int, parallel: int) -> float:
@@ -59,43 +120,146 @@ def baseline(total: int, parallel: int) -> float:
     return time.perf_counter() - start
 
 
-def run_cluster(tmp: Path, completions: int, parallelism: int, n_agents: int) -> float:
-    master = Master(tmp / "master").start()
-    agents = [Agent(master, f"batch-{i}", tmp / f"agent-{i}", f"127.0.1.{70 + i}",
-                    ["--pods", str(completions)]) for i in range(n_agents)]
+# -- peers: Ray and Dask, when installed -------------------------------------------------
+
+def _true() -> int:
+    return subprocess.run(["/bin/true"], check=False).returncode
+
+
+def ray_run(total: int, parallel: int) -> float | None:
     try:
-        for agent in agents:
-            agent.start()
-        return run_job(master, completions, parallelism)
+        import ray  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    ray.init(num_cpus=parallel, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(_true)
+        ray.get([remote.remote() for _ in range(parallel)])  # workers warm
+        start = time.perf_counter()
+        ray.get([remote.remote() for _ in range(total)])
+        return time.perf_counter() - start
     finally:
-        for agent in agents:
+        ray.shutdown()
+
+
+def dask_run(total: int, parallel: int) -> float | None:
+    try:
+        from dask.distributed import Client, LocalCluster  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    with LocalCluster(n_workers=2, threads_per_worker=max(1, parallel // 2),
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        client.gather(client.map(lambda i: _true(), range(parallel), pure=False))
+        start = time.perf_counter()
+        client.gather(client.map(lambda i: _true(), range(total), pure=False))
+        return time.perf_counter() - start
+
+
+# -- one fresh cluster --------------------------------------------------------------------
+
+class Cluster:
+    def __init__(self, tmp: Path, n_agents: int, max_pods: int) -> None:
+        self.master = Master(tmp / "master").start()
+        self.agents = [Agent(self.master, f"batch-{i}", tmp / f"agent-{i}", f"127.0.1.{70 + i}",
+                             ["--pods", str(max_pods)]) for i in range(n_agents)]
+        for agent in self.agents:
+            agent.start()
+
+    def stop(self) -> None:
+        for agent in self.agents:
             agent.cleanup()
-        master.stop()
+        self.master.stop()
+
+    @property
+    def master_pid(self) -> int:
+        assert self.master.proc is not None
+        return self.master.proc.pid
+
+
+def measured_array(cluster: Cluster, name: str, completions: int,
+                   parallelism: int) -> tuple[float, dict[str, float], int]:
+    """Elapsed, CPU seconds by component, and the master's peak RSS growth (KiB)."""
+    master_pid = cluster.master_pid
+    agent_pids = [a.pid for a in cluster.agents]
+    before = {"master": cpu_seconds(master_pid),
+              "agents": sum(cpu_seconds(p) for p in agent_pids)}
+    rss_before = rss_kib(master_pid)
+    with ExecutorSampler().running() as sampler:
+        elapsed = run_job(cluster.master, job(name, completions, parallelism, array=True))
+    cpu = {"master": cpu_seconds(master_pid) - before["master"],
+           "agents": sum(cpu_seconds(p) for p in agent_pids) - before["agents"],
+           "executors": sum(sampler.cpu.values())}
+    return elapsed, cpu, rss_kib(master_pid, "VmHWM") - rss_before
+
+
+def one_run(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    cluster = Cluster(tmp, args.agents, args.completions + 10)
+    try:
+        array, cpu, _ = measured_array(cluster, "array", args.completions, args.parallelism)
+        pods = run_job(cluster.master, job("pods", args.completions, args.parallelism, False))
+    finally:
+        cluster.stop()
+    return {"array": array, "pods": pods, "cpu": cpu}
+
+
+def median_of(runs: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def report(args: argparse.Namespace, runs: list[dict[str, Any]],
+           peers: dict[str, float | None]) -> None:
+    n = args.completions
+    rate: Callable[[float], float] = lambda seconds: n / seconds
+    array, pods, raw = (median_of(runs, k) for k in ("array", "pods", "xargs"))
+    print(f"\n{n} × /bin/true, parallelism {args.parallelism}, {args.agents} agents, "
+          f"median of {args.runs} (tasks/s):")
+    print(f"  (a) array Job   {rate(array):8.1f}   ({rate(array) / rate(raw):.2f} × xargs)")
+    print(f"  (b) Pod Job     {rate(pods):8.1f}   ({rate(pods) / rate(raw):.2f} × xargs)")
+    print(f"  (c) xargs -P    {rate(raw):8.1f}")
+    for peer, seconds in peers.items():
+        shown = f"{rate(seconds):8.1f}" if seconds else "not installed"
+        print(f"  (d) {peer:<11} {shown}")
+    cpu = {k: statistics.median(r["cpu"][k] for r in runs) for k in runs[0]["cpu"]}
+    per_task = {k: 1000 * v / n for k, v in cpu.items()}
+    print("  array CPU per task (ms): " + ", ".join(f"{k} {v:.3f}" for k, v in per_task.items())
+          + f"; total {sum(per_task.values()):.3f}")
+
+
+def big_run(tmp: Path, args: argparse.Namespace) -> None:
+    cluster = Cluster(tmp, args.agents, 110)
+    try:
+        elapsed, cpu, growth = measured_array(cluster, "big", args.big, args.parallelism)
+    finally:
+        cluster.stop()
+    print(f"\nbig array: {args.big} × /bin/true: {args.big / elapsed:.1f} tasks/s "
+          f"({elapsed:.1f} s); master peak RSS growth {growth / 1024:.1f} MiB "
+          f"(goal < 100); CPU per task (ms): "
+          + ", ".join(f"{k} {1000 * v / args.big:.3f}" for k, v in cpu.items()))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--completions", type=int, default=2000)
-    parser.add_argument("--parallelism", type=int, default=100)
+    parser.add_argument("--parallelism", type=int, default=32)
     parser.add_argument("--agents", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--big", type=int, default=100_000, help="0 skips the big array")
     args = parser.parse_args()
-    job_runs, raw_runs = [], []
+    runs = []
     for run in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="corral-bench-batch-") as tmp:
-            job_runs.append(run_cluster(Path(tmp), args.completions, args.parallelism,
-                                        args.agents))
-        raw_runs.append(baseline(args.completions, args.parallelism))
-        print(f"  run {run + 1}: job {job_runs[-1]:.1f} s, xargs {raw_runs[-1]:.2f} s",
-              flush=True)
-    elapsed, raw = statistics.median(job_runs), statistics.median(raw_runs)
-    job_rate, raw_rate = args.completions / elapsed, args.completions / raw
-    print(f"job of {args.completions} × /bin/true, parallelism {args.parallelism}, "
-          f"{args.agents} agents: {job_rate:.1f} tasks/s ({elapsed:.1f} s, median of "
-          f"{args.runs})")
-    print(f"xargs -P {args.parallelism}: {raw_rate:.0f} processes/s ({raw:.2f} s)")
-    print(f"ratio {job_rate / raw_rate:.3f} (goal ≥ 0.5)")
+            result = one_run(Path(tmp), args)
+        result["xargs"] = baseline(args.completions, args.parallelism)
+        runs.append(result)
+        print(f"  run {run + 1}: array {result['array']:.1f} s, pods {result['pods']:.1f} s, "
+              f"xargs {result['xargs']:.2f} s", flush=True)
+    peers = {"Ray": ray_run(args.completions, args.parallelism),
+             "Dask": dask_run(args.completions, args.parallelism)}
+    report(args, runs, peers)
+    if args.big:
+        with tempfile.TemporaryDirectory(prefix="corral-bench-batch-") as tmp:
+            big_run(Path(tmp), args)
 
 
 if __name__ == "__main__":

@@ -24,10 +24,10 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from corral.objects import Obj
 from tests.cluster import Agent, Master
 
 NS = "default"
-Obj = dict[str, Any]
 
 
 def deployment(replicas: int) -> Obj:

@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from corral.scheduler.core import SchedulerOptions, schedule
+from corral.scheduler.core import CoreMemory, SchedulerOptions, schedule
 from corral.scheduler.requirements import pod_requirements
 from corral.scheduler.snapshot import ClusterSnapshot
 
@@ -137,10 +137,11 @@ def run(work: Workload, pods: list[Pod], options: SchedulerOptions,
     for node in work.nodes:
         snapshot.add_node(node)
     placed = pending = 0
+    memory = CoreMemory()
     started = time.perf_counter()
     for pod in pods:
         req = pod_requirements(pod)
-        decision = schedule(snapshot, req, options)
+        decision = schedule(snapshot, req, options, memory)
         if decision.node is None:
             pending += 1
         else:

@@ -40,6 +40,7 @@ import psutil  # type: ignore[import-untyped]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.loadgen import Connection, watch_lines
 from corral.agent.runtime.shim import SHIM_NAME
+from corral.objects import status
 from tests.cluster import Agent, Master
 
 NAMESPACE = "default"
@@ -67,7 +68,7 @@ async def _watch_running(conn: Connection, total: int, seen: dict[str, float],
             continue
         obj = json.loads(line)["object"]
         name = obj["metadata"]["name"]
-        if (obj.get("status") or {}).get("phase") == "Running" and name not in seen:
+        if status(obj).get("phase") == "Running" and name not in seen:
             seen[name] = time.perf_counter()
             if len(seen) >= total:
                 return

@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from corral.objects import status
 from tests.cluster import Agent, Master
 from tests.integration.services import web
 from tests.kubectl import Kubectl
@@ -47,9 +48,9 @@ def _ready_pod(master: Master, node: str) -> tuple[str, int]:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             pod = http.get("/api/v1/namespaces/default/pods/bench-web").json()
-            mappings = (pod.get("status") or {}).get("portMappings") or []
+            mappings = status(pod).get("portMappings") or []
             ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                        for c in (pod.get("status") or {}).get("conditions") or [])
+                        for c in (status(pod)).get("conditions") or [])
             if ready and mappings:
                 return str(mappings[0]["hostIP"]), int(mappings[0]["hostPort"])
             time.sleep(0.1)

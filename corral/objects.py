@@ -11,29 +11,31 @@ may use it without an arrow pointing up.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 Obj = dict[str, Any]
+View = Mapping[str, Any]  # what the read accessors accept: an Obj or a read-only view of one
 
 _EMPTY: dict[str, Any] = {}
 
 
-def _section(obj: Obj, key: str) -> Obj:
+def _section(obj: View, key: str) -> Obj:
     value = obj.get(key)
     return value if isinstance(value, dict) else {}
 
 
-def meta(obj: Obj) -> Obj:
+def meta(obj: View) -> Obj:
     """``metadata`` for reading; a missing one reads as empty (and is not added)."""
     return _section(obj, "metadata")
 
 
-def spec(obj: Obj) -> Obj:
+def spec(obj: View) -> Obj:
     return _section(obj, "spec")
 
 
-def status(obj: Obj) -> Obj:
+def status(obj: View) -> Obj:
     return _section(obj, "status")
 
 
@@ -46,31 +48,31 @@ def ensure_meta(obj: Obj) -> Obj:
     return m
 
 
-def name_of(obj: Obj) -> str:
+def name_of(obj: View) -> str:
     return str(meta(obj).get("name") or "")
 
 
-def namespace_of(obj: Obj) -> str:
+def namespace_of(obj: View) -> str:
     return str(meta(obj).get("namespace") or "")
 
 
-def uid_of(obj: Obj) -> str:
+def uid_of(obj: View) -> str:
     return str(meta(obj).get("uid") or "")
 
 
-def labels_of(obj: Obj) -> dict[str, str]:
+def labels_of(obj: View) -> dict[str, str]:
     return meta(obj).get("labels") or {}
 
 
-def annotations_of(obj: Obj) -> dict[str, str]:
+def annotations_of(obj: View) -> dict[str, str]:
     return meta(obj).get("annotations") or {}
 
 
-def is_deleting(obj: Obj) -> bool:
+def is_deleting(obj: View) -> bool:
     return bool(meta(obj).get("deletionTimestamp"))
 
 
-def key(obj: Obj) -> str:
+def key(obj: View) -> str:
     """``namespace/name`` (or ``name`` for cluster-scoped objects), as informers key them."""
     ns = namespace_of(obj)
     return f"{ns}/{name_of(obj)}" if ns else name_of(obj)
@@ -88,13 +90,21 @@ def rfc3339_micro(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def now_rfc3339() -> str:
-    return rfc3339(datetime.now(UTC))
+# An offset (a grace period) may be any int64; a timestamp cannot pass year 9999,
+# so offsets are capped at a century (a deadline that far off never arrives).
+_MAX_OFFSET = 100 * 365 * 86400
 
 
-def parse_time(value: str) -> datetime | None:
-    """An RFC 3339 timestamp as an aware datetime; None when absent or malformed."""
-    if not value:
+def now_rfc3339(offset_seconds: float = 0) -> str:
+    """Now (plus ``offset_seconds``, capped at a century), as ``rfc3339`` writes it."""
+    offset = max(-_MAX_OFFSET, min(offset_seconds, _MAX_OFFSET))
+    return rfc3339(datetime.now(UTC) + timedelta(seconds=offset))
+
+
+def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 timestamp (with or without fractional seconds) as an aware
+    datetime; None when absent, not a string, or malformed."""
+    if not isinstance(value, str) or not value:
         return None
     try:
         parsed = datetime.fromisoformat(value)

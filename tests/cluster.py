@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -17,21 +16,11 @@ from typing import TypeVar
 import httpx
 
 from corral.cli.local_etcd import EtcdMember, LocalEtcd
+from tests import poll
 
 T = TypeVar("T")
 
-
-def wait_for(check: Callable[[], T], timeout: float = 60.0, what: str = "") -> T:
-    """Poll ``check`` until it returns something truthy; return that. Raises
-    AssertionError naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout}s: {what or check}")
-        time.sleep(0.1)
+wait_for = poll.wait_for  # the one poll helper (tests/poll.py), also reachable from here
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -132,7 +121,11 @@ class Master(CorralProcess):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.spawn(["master", "--data-dir", str(self.data_dir),
                     "--listen", f"{self.host}:{self.port}", *self.extra_args])
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()  # a master that never got ready is not left behind
+            raise
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:

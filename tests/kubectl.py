@@ -1,6 +1,7 @@
-"""The real kubectl, run against a test master: the 1.32 client when the
-machine has it (the dispatcher's own folder), else the `kubectl` on PATH.
-A machine without kubectl fails these tests; it does not skip them."""
+"""The real kubectl, run against a test master: the `kubectl` on PATH (the
+project's install step puts one there where it is missing: see
+scripts/debian-packages.txt). A machine without kubectl fails these tests; it
+does not skip them."""
 
 from __future__ import annotations
 
@@ -12,12 +13,10 @@ from pathlib import Path
 
 from tests.cluster import Master
 
-KUBECTL_132 = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
-
 
 def kubectl_binary() -> str:
-    found = str(KUBECTL_132) if KUBECTL_132.exists() else shutil.which("kubectl")
-    assert found, "no kubectl on PATH: these tests drive the real kubectl"
+    found = shutil.which("kubectl")
+    assert found, "no kubectl on PATH: these tests drive the real kubectl (scripts/install.sh)"
     return found
 
 

@@ -1,13 +1,14 @@
 """The node agent: every part composed, and every task owned by ``Agent``.
 
     start: pick a master ─► runtime (adopts the shims' state) ─► Services (proxy,
-           DNS; waits briefly for the first list) ─► own HTTP server
+           DNS; waits briefly for the first list) ─► event recorder (the kubelet's
+           Events about containers, pod_events.py) ─► own HTTP server
            ─► pods (informer + workers; adopted instances re-attached)
            ─► allocs (informer + workers; running executors re-adopted)
            ─► register Node (retried until the master answers) ─► heartbeat
     stop:  heartbeat ─► pods, allocs (workers stop supervising; containers and
-           executors keep running unless stop_pods_on_exit) ─► Services ─► server
-           ─► client
+           executors keep running unless stop_pods_on_exit) ─► Services ─► events
+           ─► server ─► client
 
 The master may be down at start or at any time after: nothing on the node waits
 for it except the writes, which are retried.
@@ -19,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from typing import Any
 
 import httpx
 
@@ -29,6 +29,7 @@ from corral.agent.config import AgentConfig
 from corral.agent.heartbeat import Heartbeat
 from corral.agent.metrics import AGENT_METRICS
 from corral.agent.node import node_status, register_node
+from corral.agent.pod_events import COMPONENT as KUBELET
 from corral.agent.pod_worker import NodeContext
 from corral.agent.pods import PodManager
 from corral.agent.runtime.backoff import CrashLoopBackOff
@@ -40,11 +41,12 @@ from corral.agent.services import NodeServices
 from corral.agent.stats import StatsCollector
 from corral.api.errors import APIError
 from corral.client.backoff import Backoff
+from corral.client.events import EventRecorder
 from corral.client.http import Client, ServerUnreachable
+from corral.objects import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 CLIENT_ATTEMPTS = 3  # a write must not hold a pod worker for long while the master is away
 
 
@@ -77,6 +79,7 @@ class Agent:
         self.server: AgentServer | None = None
         self.heartbeat: Heartbeat | None = None
         self.services: NodeServices | None = None
+        self.events: EventRecorder | None = None
         self._register_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -89,10 +92,12 @@ class Agent:
         self.services = NodeServices(client, cfg)
         await self.services.start()
         await self.services.wait_synced()
+        self.events = EventRecorder(client, instance=cfg.name, component=KUBELET, host=cfg.name)
+        self.events.start()
         ctx = NodeContext(cfg, client, self.runtime, PortAllocator(cfg.node_ip),
                           CrashLoopBackOff(initial=cfg.backoff_initial_seconds,
                                            cap=cfg.backoff_cap_seconds),
-                          self._get_object, self.services.pod_env)
+                          self._get_object, self.services.pod_env, self.events)
         self.pods = PodManager(ctx)
         self.server = AgentServer(cfg, self.pods, StatsCollector(self.pods, cfg.name),
                                   TokenCheck(cfg, servers))
@@ -147,6 +152,8 @@ class Agent:
             await self.allocs.stop(stop_allocs=self.cfg.stop_pods_on_exit)
         if self.services is not None:
             await self.services.stop()
+        if self.events is not None:
+            await self.events.stop()
         if self.server is not None:
             await self.server.stop()
         if self.client is not None:

@@ -39,7 +39,17 @@ from corral.api.errors import APIError, Conflict, NotFound
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.client.http import Client, ServerUnreachable
 from corral.indexset import IndexSet
-from corral.objects import Obj, is_deleting, meta, now_rfc3339, spec, status, uid_of
+from corral.objects import (
+    Obj,
+    is_deleting,
+    meta,
+    name_of,
+    namespace_of,
+    now_rfc3339,
+    spec,
+    status,
+    uid_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +98,8 @@ class AllocWorker:
         self.ctx = ctx
         self.alloc = alloc
         self.uid = uid_of(alloc)
-        self.namespace = str(meta(alloc).get("namespace") or "")
-        self.name = str(meta(alloc).get("name") or "")
+        self.namespace = namespace_of(alloc)
+        self.name = name_of(alloc)
         self.array: TaskArray | None = (TaskArray.from_alloc(alloc) if spec(alloc).get("task")
                                         else None)
         self.gone = False
@@ -100,9 +110,11 @@ class AllocWorker:
         self._reader: asyncio.Task[None] | None = None
         self._seq = 0  # the last exit folded into the array
         self._dirty = True
+        self._changes = 0  # bumped by every change a status must carry
         self._last_flush = 0.0
         self._rate = 0.0  # completions per second, smoothed
         self._executor_lost = ""
+        self._stopping = False  # the executor was told to stop: kills are not failures
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -114,7 +126,7 @@ class AllocWorker:
             return
         if self.array is not None and spec(alloc).get("ranges") != spec(self.alloc).get("ranges"):
             self.array.reassigned(spec(alloc).get("ranges"))
-            self._dirty = True
+            self._mark_dirty()
         self.alloc = alloc
         self._kick.set()
 
@@ -188,6 +200,7 @@ class AllocWorker:
         while True:
             exits = await conn.exits()
             if not exits:
+                log.info("executor connection ended alloc=%s/%s", self.namespace, self.name)
                 return  # the executor has gone (stopped, or died)
             self._fold(exits)
             self._kick.set()
@@ -196,9 +209,17 @@ class AllocWorker:
         now = time.monotonic()
         for done in exits:
             self._seq = max(self._seq, done.seq)
-            if self.array is not None and done.id.isdigit():
+            if self.array is None or not done.id.isdigit():
+                continue
+            if self._stopping and done.code != 0:
+                self.array.interrupted(int(done.id))
+            else:
                 self.array.exited(int(done.id), done.code, done.reason, now)
+        self._mark_dirty()
+
+    def _mark_dirty(self) -> None:
         self._dirty = True
+        self._changes += 1
 
     def _wait_seconds(self) -> float:
         wait = RESYNC_SECONDS
@@ -219,12 +240,12 @@ class AllocWorker:
             return True
         if self._reader is not None and self._reader.done():
             self._executor_lost = "the executor exited unexpectedly"
-            self._dirty = True
+            self._mark_dirty()
         array = self.array
         if array is not None and not self._executor_lost:
             ahead = max(self._slots() * WINDOW_FACTOR, int(self._rate * CLAIM_SECONDS))
             if array.claim_ahead(ahead):
-                self._dirty = True
+                self._mark_dirty()
         if self._dirty and time.monotonic() >= self._last_flush + FLUSH_SECONDS:
             await self._flush()
         if array is not None and not self._executor_lost:
@@ -262,7 +283,7 @@ class AllocWorker:
     async def _flush(self, phase: str | None = None) -> bool:
         """Write the status; on success commit the claims it carried and acknowledge
         the exits it records. False when it must be tried again."""
-        seq = self._seq
+        seq, changes = self._seq, self._changes
         before = len(self.array.completed) if self.array is not None else 0
         claiming = self.array.claiming.copy() if self.array is not None else IndexSet()
         if phase is None:
@@ -272,7 +293,7 @@ class AllocWorker:
         elapsed = max(FLUSH_SECONDS, time.monotonic() - self._last_flush)
         self._last_flush = time.monotonic()
         if body["status"] == status(self.alloc) and not claiming:
-            self._dirty = False
+            self._dirty = self._changes != changes
             self._ack(seq)
             return True
         try:
@@ -283,7 +304,8 @@ class AllocWorker:
         except NotFound:
             self.gone = True
             return False
-        self._dirty = False
+        # Exits folded while the write was on its way are for the next one.
+        self._dirty = self._changes != changes
         self.alloc = written
         if self.array is not None:
             self.array.commit_claims(claiming)
@@ -316,6 +338,7 @@ class AllocWorker:
                  self.gone, is_deleting(self.alloc))
         grace = float(meta(self.alloc).get("deletionGracePeriodSeconds")
                       or spec(self.alloc).get("terminationGracePeriodSeconds") or 30)
+        self._stopping = True
         self.conn.stop(0 if self.gone else grace)
         await self.conn.drain()
         if self._reader is not None:
@@ -325,7 +348,7 @@ class AllocWorker:
             self.array.launched = IndexSet()  # whatever did not report has not finished
         await self._settle("Succeeded" if self._all_done() else "Failed")
         self.conn.close()
-        self.ctx.executors.remove(self.uid)
+        self.ctx.executors.retire(self.uid, self.namespace, self.name)
 
     def _all_done(self) -> bool:
         return self.array is not None and not (self.array.assigned - self.array.finished())
@@ -348,11 +371,11 @@ class AllocWorker:
         if self._executor_lost:
             log.warning("alloc has no executor alloc=%s/%s reason=%s", self.namespace,
                         self.name, self._executor_lost)
-            self._dirty = True
+            self._mark_dirty()
             await self._flush("Failed")
         while not (self.gone or is_deleting(self.alloc)):
             self._kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), RESYNC_SECONDS)
         await self._settle("Failed")
-        self.ctx.executors.remove(self.uid)
+        self.ctx.executors.retire(self.uid, self.namespace, self.name)

@@ -24,11 +24,10 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from corral.api.errors import NotFound
+from corral.objects import Obj, meta
 
-Obj = dict[str, Any]
 # (kind "ConfigMap"|"Secret", namespace, name) → the object, NotFound if absent
 ObjectGetter = Callable[[str, str, str], Awaitable[Obj]]
 # pod → what every container of it learns from the node (Service env vars, DNS)
@@ -94,7 +93,7 @@ class EnvBuilder:
                  node_env: dict[str, str] | None = None) -> None:
         self.pod = pod
         self.node_env = node_env or {}
-        self.namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
+        self.namespace = str(meta(pod).get("namespace") or "default")
         self.get = get
         self._fetched: dict[tuple[str, str], dict[str, str] | None] = {}
 

@@ -10,17 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from corral.agent.exits import ExitWatch
 from corral.agent.pod_status import ContainerView
 from corral.agent.runtime.base import ContainerState
 from corral.agent.runtime.probes import ContainerProbes, ProbeSpec, spec_from_probe
 from corral.api.kinds.container import Probe
+from corral.objects import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 
 @dataclass
@@ -44,6 +43,8 @@ class ContainerTrack:
         self.ready = False
         self.exit_seen: str | None = None  # the instance whose exit was accounted
         self.unhealthy: str | None = None  # a probe asked for a restart: why
+        # (probe kind, its answer) for each probe failure the pod's events report
+        self.on_probe_failure: Callable[[str, str], None] = lambda kind, message: None
         self._probes: ContainerProbes | None = None
         self._probes_for: str | None = None
         self._watch: ExitWatch | None = None
@@ -125,13 +126,16 @@ class ContainerTrack:
             return
         cid = cur.container_id
 
-        def on_ready(ok: bool) -> None:
+        def on_ready(ok: bool, message: str) -> None:
             if self._probes_for == cid:
+                if not ok:
+                    self.on_probe_failure("readiness", message)
                 self.ready = ok
                 kick()
 
         def on_unhealthy(kind: str, message: str) -> None:
             if self._probes_for == cid and self.unhealthy is None:
+                self.on_probe_failure(kind, message)
                 self.unhealthy = f"Container {self.name} failed {kind} probe, will be " \
                                  f"restarted: {message}"
                 kick()

@@ -20,16 +20,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from corral.agent.config import AgentConfig
-from corral.agent.node import rfc3339, stamp, without_times
+from corral.agent.node import stamp, without_times
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.client.backoff import Backoff
 from corral.client.clock import Clock, RealClock
 from corral.client.http import Client, ServerUnreachable
-from corral.objects import rfc3339_micro
+from corral.objects import Obj, rfc3339, rfc3339_micro, spec
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 LEASE_NAMESPACE = "kube-node-lease"
 StatusSource = Callable[[], Obj]  # the node status measured now, without times
 
@@ -87,7 +86,7 @@ class Heartbeat:
 
     def _lease_spec(self) -> Obj:
         now = rfc3339_micro(self.clock.now())
-        old = (self._lease or {}).get("spec") or {}
+        old = spec(self._lease or {})
         return {"holderIdentity": self.cfg.name,
                 "leaseDurationSeconds": self.cfg.lease_duration_seconds,
                 "acquireTime": old.get("acquireTime") or now, "renewTime": now}

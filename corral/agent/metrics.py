@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any, ParamSpec, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -86,15 +86,16 @@ R = TypeVar("R")
 
 
 def runtime_operation(name: str) -> Callable[[Callable[P, Awaitable[R]]],
-                                             Callable[P, Awaitable[R]]]:
-    """Count and time an async runtime method as ``operation_type=name``."""
+                                             Callable[P, Coroutine[Any, Any, R]]]:
+    """Count and time an async runtime method as ``operation_type=name`` (still a
+    coroutine function, so the runtime keeps matching the Runtime protocol)."""
     # The labelled children once, not per call: labels() is a locked lookup that
     # costs more than the update itself.
     count = AGENT_METRICS.operations.labels(name)
     errors = AGENT_METRICS.operation_errors.labels(name)
     duration = AGENT_METRICS.operation_duration.labels(name)
 
-    def wrap(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    def wrap(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
         @functools.wraps(method)
         async def timed(*args: P.args, **kwargs: P.kwargs) -> R:
             started = time.perf_counter()

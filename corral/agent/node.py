@@ -17,9 +17,7 @@ import os
 import platform
 import socket
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
@@ -29,8 +27,7 @@ from corral.agent.runtime.base import Isolation
 from corral.api.errors import AlreadyExists
 from corral.api.quantity import format_bytes, format_cpu
 from corral.client.http import Client
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 ISOLATION_ANNOTATION = "corral.dev/isolation"
 # Kubelet's default hard eviction thresholds decide the pressure conditions.
@@ -38,10 +35,6 @@ MEMORY_PRESSURE_BYTES = 100 * 1024 * 1024
 DISK_PRESSURE_FRACTION = 0.10
 PID_PRESSURE_FRACTION = 0.90
 PRESSURE_TYPES = ("MemoryPressure", "DiskPressure", "PIDPressure")
-
-
-def rfc3339(t: datetime | None = None) -> str:
-    return (t or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

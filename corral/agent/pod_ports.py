@@ -13,16 +13,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from corral.agent.runtime.ports import PortAllocator, PortBinding, PortRequest
-
-Obj = dict[str, Any]
+from corral.objects import Obj, spec
 
 
 def _requests(pod: Obj) -> list[tuple[str, PortRequest]]:
     out = []
-    for container in (pod.get("spec") or {}).get("containers") or []:
+    for container in spec(pod).get("containers") or []:
         for port in container.get("ports") or []:
             out.append((container["name"], PortRequest(
                 int(port["containerPort"]), port.get("name"),

@@ -19,11 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
 
 from corral.agent.runtime.base import ContainerState
+from corral.objects import Obj, rfc3339
 
-Obj = dict[str, Any]
 CONTAINER_ID_SCHEME = "corral://"
 
 
@@ -75,7 +74,7 @@ class ContainerView:
 def _time(epoch: float | None) -> str | None:
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(datetime.fromtimestamp(epoch, UTC))
 
 
 def terminated(state: ContainerState) -> Obj:

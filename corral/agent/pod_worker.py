@@ -24,15 +24,15 @@ import copy
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from corral.agent.config import AgentConfig
 from corral.agent.container_env import EnvBuilder, EnvError, ObjectGetter, PodEnv, command_line
 from corral.agent.container_track import ContainerTrack, ProbeContext
 from corral.agent.metrics import AGENT_METRICS
+from corral.agent.pod_events import PodEvents
 from corral.agent.pod_ports import PodPorts
 from corral.agent.pod_status import (
     PodPhase,
@@ -42,16 +42,16 @@ from corral.agent.pod_status import (
     stamp_conditions,
 )
 from corral.agent.runtime.backoff import CrashLoopBackOff
-from corral.agent.runtime.base import ContainerLaunch, ContainerState, container_id
+from corral.agent.runtime.base import ContainerLaunch, ContainerState, Runtime, container_id
 from corral.agent.runtime.ports import PortAllocator, PortsExhausted
-from corral.agent.runtime.process import ProcessRuntime
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.api.quantity import bytes_value, cpu_millis
+from corral.client.events import EventRecorder
 from corral.client.http import Client, ServerUnreachable
+from corral.objects import Obj, meta, now_rfc3339, spec, status
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 RESYNC_SECONDS = 2.0
 CONFIG_RETRY_SECONDS = 2.0
 
@@ -62,25 +62,18 @@ class NodeContext:
 
     cfg: AgentConfig
     client: Client
-    runtime: ProcessRuntime
+    runtime: Runtime
     ports: PortAllocator
     backoff: CrashLoopBackOff
     get_object: ObjectGetter
     service_env: PodEnv  # {SVC}_SERVICE_* env of the Services a pod may see
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _meta(pod: Obj) -> Obj:
-    return pod.get("metadata") or {}
+    events: EventRecorder | None = None  # the kubelet's Events about containers
 
 
 def _rv(pod: Obj) -> int:
     """The store revision of a copy of the pod (events may lag our own writes)."""
     try:
-        return int(_meta(pod).get("resourceVersion") or 0)
+        return int(meta(pod).get("resourceVersion") or 0)
     except ValueError:
         return 0
 
@@ -90,21 +83,23 @@ class PodWorker:
                  adopted: list[ContainerState] | None = None) -> None:
         self.ctx = ctx
         self.pod = pod
-        self.uid = str(_meta(pod)["uid"])
-        self.namespace = str(_meta(pod).get("namespace") or "default")
-        self.name = str(_meta(pod)["name"])
+        self.uid = str(meta(pod)["uid"])
+        self.namespace = str(meta(pod).get("namespace") or "default")
+        self.name = str(meta(pod)["name"])
         self.pod_dir = ctx.cfg.pods_dir / self.uid
         self.ports = PodPorts(ctx.ports, self.uid, self.pod_dir)
         spec = pod.get("spec") or {}
         policy = str(spec.get("restartPolicy") or "Always")
         self.inits = [ContainerTrack(c, True, policy) for c in spec.get("initContainers") or []]
         self.mains = [ContainerTrack(c, False, policy) for c in spec.get("containers") or []]
+        self.events = PodEvents(ctx.events, lambda: self.pod)
         for track in self.tracks:
             track.adopt([s for s in adopted or [] if s.container_name == track.name])
+            track.on_probe_failure = self._probe_failed(track)
         self.gone = False  # the API no longer has the pod: stop everything
         self.finished = asyncio.Event()  # set once the worker has cleaned up
         self._written: Obj | None = None
-        self._start_time = (pod.get("status") or {}).get("startTime") or _now()
+        self._start_time = status(pod).get("startTime") or now_rfc3339()
         # kubelet_pod_start_duration_seconds: from now to the first Running status
         # written, for pods this agent starts (not ones it adopts after a restart).
         self._seen_at: float | None = None if adopted else time.monotonic()
@@ -116,6 +111,10 @@ class PodWorker:
     def tracks(self) -> list[ContainerTrack]:
         return [*self.inits, *self.mains]
 
+    def _probe_failed(self, track: ContainerTrack) -> Callable[[str, str], None]:
+        return lambda kind, message: self.events.unhealthy(track.name, kind, message,
+                                                           track.init)
+
     def log_dir(self, container: str) -> Path:
         return self.pod_dir / "logs" / container
 
@@ -125,7 +124,7 @@ class PodWorker:
         self._task = asyncio.create_task(self._run(), name=f"pod {self.namespace}/{self.name}")
 
     def update(self, pod: Obj) -> None:
-        if str(_meta(pod).get("uid")) == self.uid and _rv(pod) >= _rv(self.pod):
+        if str(meta(pod).get("uid")) == self.uid and _rv(pod) >= _rv(self.pod):
             self.pod = pod
             self.kick()
 
@@ -176,7 +175,7 @@ class PodWorker:
 
     async def sync(self) -> bool:
         """Converge once; True when the pod is finished with (deleted, gone)."""
-        if self.gone or _meta(self.pod).get("deletionTimestamp"):
+        if self.gone or meta(self.pod).get("deletionTimestamp"):
             await self._terminate()
             return True
         await self._refresh()
@@ -200,6 +199,8 @@ class PodWorker:
                 grace = self._liveness_grace(track)
                 log.info("restarting unhealthy container pod=%s/%s container=%s",
                          self.namespace, self.name, track.name)
+                why = track.unhealthy.partition(", will be restarted")[0]
+                self.events.killing(track.name, f"{why}, will be restarted", track.init)
                 state = await self.ctx.runtime.stop(track.current.container_id, grace)
                 state.message = track.unhealthy
                 track.current = state
@@ -247,6 +248,8 @@ class PodWorker:
                 message = (f"back-off {delay:g}s restarting failed container={track.name} "
                            f"pod={self.name}_{self.namespace}({self.uid})")
                 track.waiting = ("CrashLoopBackOff", message)
+                self.events.back_off(track.name, self.name, self.namespace, self.uid,
+                                     track.init)
                 self._wake_in(remaining)
                 return
         await self._start(track)
@@ -272,6 +275,7 @@ class PodWorker:
             reason = ("CreateContainerConfigError" if isinstance(err, EnvError)
                       else "PortsUnavailable")
             track.waiting = (reason, str(err))
+            self.events.failed(track.name, str(err), track.init)
             self._wake_in(CONFIG_RETRY_SECONDS)
             return
         launch = self._launch(track, env)
@@ -282,20 +286,25 @@ class PodWorker:
             # create whatever directory a pod names.
             track.waiting = ("CreateContainerError",
                              f"workingDir {launch.working_dir} does not exist on the node")
+            self.events.failed(track.name, track.waiting[1], track.init)
             self._wake_in(CONFIG_RETRY_SECONDS)
             return
+        self.events.pulled(track.name, str(track.spec.get("image") or ""), track.init)
         state = await self.ctx.runtime.start(launch)
         track.started_instance(state)
         await self._forget_old(track)
         if state.running:
+            self.events.started(track.name, track.init)
             self._watch(track)
         else:
+            self.events.failed(track.name, state.message or state.reason or "StartError",
+                               track.init)
             self.kick()  # StartError: account it on the next pass
 
     def pod_with_ips(self) -> Obj:
         pod = copy.copy(self.pod)
         ip = self.ctx.cfg.node_ip
-        pod["status"] = {**(self.pod.get("status") or {}), "podIP": ip, "hostIP": ip,
+        pod["status"] = {**status(self.pod), "podIP": ip, "hostIP": ip,
                          "podIPs": [{"ip": ip}], "hostIPs": [{"ip": ip}]}
         return pod
 
@@ -335,10 +344,10 @@ class PodWorker:
     # -- stopping --------------------------------------------------------------
 
     def grace(self) -> int:
-        meta_grace = _meta(self.pod).get("deletionGracePeriodSeconds")
+        meta_grace = meta(self.pod).get("deletionGracePeriodSeconds")
         if meta_grace is not None:
             return int(meta_grace)
-        return int((self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+        return int(spec(self.pod).get("terminationGracePeriodSeconds", 30))
 
     def _liveness_grace(self, track: ContainerTrack) -> float:
         probe = track.spec.get("livenessProbe") or {}
@@ -347,6 +356,9 @@ class PodWorker:
     async def stop_all(self, grace: float) -> None:
         running = [t.current.container_id for t in self.tracks
                    if t.current is not None and t.current.running]
+        for track in self.tracks:
+            if track.running and not self.gone:
+                self.events.killing(track.name, "", track.init)
         for track in self.tracks:
             track.close_watch()
             await track.stop_probes()
@@ -399,7 +411,7 @@ class PodWorker:
             "phase": phase.value, "hostIP": ip, "hostIPs": [{"ip": ip}], "podIP": ip,
             "podIPs": [{"ip": ip}], "startTime": self._start_time,
             "conditions": stamp_conditions(pod_conditions(phase, inits, mains), previous,
-                                           _now()),
+                                           now_rfc3339()),
             "containerStatuses": [container_status(v) for v in mains],
         })
         if inits:
@@ -440,7 +452,7 @@ class PodWorker:
             fresh = await self.ctx.client.get("Pod", self.name, self.namespace)
         except NotFound:
             fresh = None
-        if fresh is None or str(_meta(fresh).get("uid")) != self.uid:
+        if fresh is None or str(meta(fresh).get("uid")) != self.uid:
             self.gone = True  # deleted (and maybe created again under the same name)
             return None
         return fresh

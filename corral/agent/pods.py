@@ -14,24 +14,22 @@ same name is a different pod, and the old one's processes must go.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import shutil
-from typing import Any
 
 from corral.agent.pod_worker import NodeContext, PodWorker
 from corral.agent.runtime.base import ContainerState
 from corral.client.informer import Informer
+from corral.objects import Obj, uid_of
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 SWEEP_SECONDS = 30.0
 EXIT_GRACE_CAP_SECONDS = 10.0  # stop_pods_on_exit: no pod holds `corral up` longer
 
 
 def _uid(pod: Obj) -> str:
-    return str((pod.get("metadata") or {}).get("uid") or "")
+    return uid_of(pod)
 
 
 class PodManager:
@@ -44,8 +42,11 @@ class PodManager:
                                   on_update=self._updated,
                                   on_delete=self._deleted)
         self._adopted: dict[str, list[ContainerState]] = {}
-        self._finished: set[str] = set()  # uids cleaned up: late events must not revive them
+        # uids cleaned up while the API still shows them (deleting): late events must
+        # not revive them; each is dropped when the informer sees the pod deleted.
+        self._finished: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._reapers: set[asyncio.Task[None]] = set()  # one per worker: forget it when done
 
     async def start(self) -> None:
         for state in await self.ctx.runtime.adopt():
@@ -54,10 +55,10 @@ class PodManager:
         self._sweeper = asyncio.create_task(self._sweep_loop())
 
     async def stop(self, stop_pods: bool = False) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        tasks = [*([self._sweeper] if self._sweeper is not None else []), *self._reapers]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.informer.stop()
         workers = list(self.workers.values())
         await asyncio.gather(*(w.stop() for w in workers))
@@ -91,7 +92,10 @@ class PodManager:
         worker = PodWorker(self.ctx, pod, self._adopted.pop(uid, []))
         self.workers[uid] = worker
         worker.start()
-        asyncio.create_task(self._forget_when_finished(worker))
+        reaper = asyncio.create_task(self._forget_when_finished(worker),
+                                     name=f"reap {worker.namespace}/{worker.name}")
+        self._reapers.add(reaper)
+        reaper.add_done_callback(self._reapers.discard)
 
     def _updated(self, old: Obj, new: Obj) -> None:
         if _uid(old) != _uid(new):  # replaced while our watch was down
@@ -99,13 +103,16 @@ class PodManager:
         self._upsert(new)
 
     def _deleted(self, pod: Obj) -> None:
+        self._finished.discard(_uid(pod))  # a uid is never reused: nothing to guard
         worker = self.workers.get(_uid(pod))
         if worker is not None:
             worker.mark_gone()
 
     async def _forget_when_finished(self, worker: PodWorker) -> None:
         await worker.finished.wait()
-        self._finished.add(worker.uid)
+        shown = self.informer.get_by_key(f"{worker.namespace}/{worker.name}")
+        if shown is not None and _uid(shown) == worker.uid:
+            self._finished.add(worker.uid)  # until the informer reports it deleted
         self.workers.pop(worker.uid, None)
 
     # -- what no pod owns --------------------------------------------------------

@@ -3,6 +3,7 @@
     GET /healthz                                           open
     GET /containerLogs/{ns}/{pod}/{container}              bearer token
         ?follow=true&tailLines=N&previous=true&timestamps=true
+         &sinceSeconds=N|sinceTime=RFC3339&limitBytes=N
         text/plain; chunked and open while following (until the instance exits)
     GET /allocLogs/{ns}/{alloc}/{task}                     bearer token
         ?follow=true&tailLines=N&timestamps=true   one task's lines of an Alloc's log
@@ -44,9 +45,10 @@ from corral.agent.allocs import AllocManager
 from corral.agent.config import AgentConfig
 from corral.agent.metrics import AGENT_METRICS
 from corral.agent.pods import PodManager
-from corral.agent.runtime.logs import LogFiles
+from corral.agent.runtime.logs import LogFiles, rfc3339_nano
 from corral.agent.stats import StatsCollector
 from corral.agent.streams.endpoints import StreamEndpoints
+from corral.objects import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,37 @@ def _tail(request: Request) -> int | None:
         return int(raw) if raw not in (None, "") else None
     except ValueError:
         return None
+
+
+def _since(request: Request) -> str:
+    """The earliest log time asked for, as a CRI stamp ("" for all); the master
+    has checked the values."""
+    seconds = request.query_params.get("sinceSeconds")
+    when = request.query_params.get("sinceTime")
+    if seconds:
+        return rfc3339_nano(time.time_ns() - int(seconds) * 1_000_000_000)
+    if when:
+        parsed = parse_time(when)
+        return rfc3339_nano(int(parsed.timestamp()) * 1_000_000_000) if parsed else ""
+    return ""
+
+
+def _limit(request: Request) -> int | None:
+    raw = request.query_params.get("limitBytes")
+    return int(raw) if raw else None
+
+
+async def _limited(chunks: AsyncIterator[bytes], limit: int | None) -> AsyncIterator[bytes]:
+    """Stop once limit bytes were sent, as the kubelet does (mid-line if need be)."""
+    left = limit
+    async for chunk in chunks:
+        if left is not None:
+            chunk = chunk[:left]
+            left -= len(chunk)
+        if chunk:
+            yield chunk
+        if left is not None and left <= 0:
+            return
 
 
 def _text(message: str, code: int) -> Response:
@@ -174,9 +207,11 @@ class AgentServer:
             what = "previous terminated container" if previous else "container"
             return _text(f'{what} "{container}" in pod "{pod}" not found', 400)
         tail, stamps = _tail(request), _flag(request, "timestamps")
+        since, limit = _since(request), _limit(request)
         if not _flag(request, "follow"):
-            lines = await asyncio.to_thread(files.read, attempt, tail, stamps)
-            return PlainTextResponse("".join(f"{line}\n" for line in lines))
+            lines = await asyncio.to_thread(files.read, attempt, tail, stamps, None, since)
+            body = "".join(f"{line}\n" for line in lines).encode()
+            return Response(body[:limit], media_type="text/plain")
         cid = f"{worker.uid}_{container}_{attempt}"
         runtime = self.pods.ctx.runtime
 
@@ -184,19 +219,24 @@ class AgentServer:
             return previous or runtime.exited(cid)
 
         async def stream() -> AsyncIterator[bytes]:
-            async for line in files.follow(attempt, tail, stamps, finished=finished):
+            async for line in files.follow(attempt, tail, stamps, finished=finished,
+                                           since=since):
                 yield f"{line}\n".encode()
 
-        return StreamingResponse(stream(), media_type="text/plain")
+        return StreamingResponse(_limited(stream(), limit), media_type="text/plain")
 
     async def _alloc_logs(self, request: Request) -> Response:
         ns, name, task = (request.path_params[k] for k in ("namespace", "alloc", "task"))
-        worker = self.allocs.find(ns, name) if self.allocs is not None else None
-        if worker is None:
+        if self.allocs is None:
             return _text(f'alloc "{name}" not found on node {self.cfg.name}', 404)
-        files = LogFiles(worker.ctx.executors.dir(worker.uid).task_logs)
+        worker = self.allocs.find(ns, name)
+        executors = self.allocs.ctx.executors
+        retired = executors.retired_logs(ns, name)
+        if worker is None and not retired.exists():
+            return _text(f'alloc "{name}" not found on node {self.cfg.name}', 404)
+        files = LogFiles(executors.dir(worker.uid).task_logs if worker else retired)
         tail, stamps = _tail(request), _flag(request, "timestamps")
-        if not _flag(request, "follow"):
+        if worker is None or not _flag(request, "follow"):
             lines = await asyncio.to_thread(files.read, 0, tail, stamps, task)
             return PlainTextResponse("".join(f"{line}\n" for line in lines))
 

@@ -30,11 +30,12 @@ import contextlib
 import ipaddress
 import logging
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from corral.agent.config import AgentConfig
 from corral.client.http import Client
 from corral.client.informer import Informer
+from corral.objects import Obj, meta, name_of, namespace_of, uid_of
 from corral.proxy.dns import DnsServer, upstreams_from_resolv_conf
 from corral.proxy.env import service_env
 from corral.proxy.mode import ProxyMode, choose, table_name
@@ -52,7 +53,6 @@ from corral.proxy.table import ProxyTable
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 ALGORITHM_ANNOTATION = "corral.dev/proxy-algorithm"
 DNS_ADDRESS_PREFIX = "127.0.2."
 # How long a starting agent waits for the Services before pods start (their env
@@ -64,12 +64,8 @@ RESOLV_CONF_ENV = "CORRAL_RESOLV_CONF"
 
 # ---- Kubernetes objects → the proxy's model ---------------------------------------
 
-def _meta(obj: Obj) -> Obj:
-    return obj.get("metadata") or {}
-
-
 def _algorithm(svc: Obj) -> Algorithm:
-    asked = (_meta(svc).get("annotations") or {}).get(ALGORITHM_ANNOTATION, "")
+    asked = (meta(svc).get("annotations") or {}).get(ALGORITHM_ANNOTATION, "")
     try:
         return Algorithm(asked)
     except ValueError:
@@ -86,12 +82,12 @@ def _affinity(spec: Obj) -> ClientIPAffinity | None:
 
 def service_ports(svc: Obj) -> dict[ServicePortKey, ServiceProxySpec]:
     """One entry per port of the Service, in spec.ports order (env vars need it)."""
-    meta, spec = _meta(svc), svc.get("spec") or {}
+    spec = svc.get("spec") or {}
     cluster_ip = spec.get("clusterIP") if spec.get("type") != "ExternalName" else None
     affinity, algorithm = _affinity(spec), _algorithm(svc)
     ports: dict[ServicePortKey, ServiceProxySpec] = {}
     for port in spec.get("ports") or []:
-        key = ServicePortKey(str(meta.get("namespace") or ""), str(meta.get("name") or ""),
+        key = ServicePortKey(namespace_of(svc), name_of(svc),
                              str(port.get("name") or ""))
         ports[key] = ServiceProxySpec(
             cluster_ip=cluster_ip or None, port=int(port["port"]),
@@ -106,7 +102,6 @@ def endpoint_backends(endpoints: Obj | None,
     """Where each Service port's traffic may go: every ready address × its subset's port."""
     if endpoints is None:
         return {}
-    meta = _meta(endpoints)
     backends: dict[ServicePortKey, list[Backend]] = {}
     for subset in endpoints.get("subsets") or []:
         addresses = list(subset.get("addresses") or [])
@@ -115,7 +110,7 @@ def endpoint_backends(endpoints: Obj | None,
         for port in subset.get("ports") or []:
             if (port.get("protocol") or "TCP") != "TCP":
                 continue
-            key = ServicePortKey(str(meta.get("namespace") or ""), str(meta.get("name") or ""),
+            key = ServicePortKey(namespace_of(endpoints), name_of(endpoints),
                                  str(port.get("name") or ""))
             backends.setdefault(key, []).extend(
                 Backend(str(a["ip"]), int(port["port"])) for a in addresses)
@@ -130,10 +125,10 @@ def ready_ips(endpoints: Obj | None) -> tuple[str, ...]:
 
 
 def dns_record(svc: Obj, endpoints: Obj | None) -> ServiceDnsRecord | None:
-    meta, spec = _meta(svc), svc.get("spec") or {}
+    spec = svc.get("spec") or {}
     if spec.get("type") == "ExternalName":
         return None  # a CNAME would be needed; not served
-    return ServiceDnsRecord(str(meta.get("namespace") or ""), str(meta.get("name") or ""),
+    return ServiceDnsRecord(namespace_of(svc), name_of(svc),
                             spec.get("clusterIP") or None, ready_ips(endpoints))
 
 
@@ -215,8 +210,8 @@ class NodeServices:
 
     def pod_env(self, pod: Obj) -> dict[str, str]:
         """What a container of ``pod`` learns about Services; writes its resolv.conf."""
-        meta, spec = _meta(pod), pod.get("spec") or {}
-        namespace = str(meta.get("namespace") or "default")
+        spec = pod.get("spec") or {}
+        namespace = namespace_of(pod) or "default"
         env: dict[str, str] = {}
         if spec.get("enableServiceLinks", True) is not False:
             ports: dict[ServicePortKey, ServiceProxySpec] = {}
@@ -224,7 +219,7 @@ class NodeServices:
                 ports.update(service_ports(svc))
             env.update(service_env(ports, namespace))
         env[DNS_ENV] = self.dns_address
-        path = self._write_resolv_conf(str(meta.get("uid") or ""), namespace)
+        path = self._write_resolv_conf(uid_of(pod), namespace)
         if path is not None:
             env[RESOLV_CONF_ENV] = str(path)
         return env
@@ -260,8 +255,8 @@ class NodeServices:
         backends: dict[ServicePortKey, list[Backend]] = {}
         records: list[ServiceDnsRecord] = []
         for svc in self.services.list():
-            meta, spec = _meta(svc), svc.get("spec") or {}
-            endpoints = self.endpoints.get(meta.get("namespace"), str(meta.get("name") or ""))
+            spec = svc.get("spec") or {}
+            endpoints = self.endpoints.get(meta(svc).get("namespace"), name_of(svc))
             mine = service_ports(svc)
             ports.update(mine)
             found = endpoint_backends(endpoints, bool(spec.get("publishNotReadyAddresses")))

@@ -139,6 +139,11 @@ class TaskArray:
         delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** (count - 1))
         self.retry_at[index] = (now if now is not None else time.monotonic()) + delay
 
+    def interrupted(self, index: int) -> None:
+        """Killed because the Alloc is going away: not a failure; the index stays
+        unfinished, and its owner hands it to another Alloc."""
+        self.launched.discard(index)
+
     def next_retry(self) -> float | None:
         return min(self.retry_at.values(), default=None)
 

@@ -2,8 +2,9 @@
 
 A task array runs its pod template's one container as bare processes inside an
 Alloc's executor: anything the executor cannot honour for a task (a second
-container, init containers, probes, volumes, lifecycle hooks) is refused at
-create time with the field at fault, rather than silently ignored.
+container, init containers, probes, volumes, lifecycle hooks, env from other
+objects) is refused at create time with the field at fault, rather than
+silently ignored.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def validate_task_array(job: Job, errs: FieldErrors) -> None:
         if container.lifecycle:
             errs.forbidden(f"{where}.lifecycle",
                            "a task array's tasks cannot have lifecycle hooks")
+        for j, env in enumerate(container.env or ()):
+            if env.value_from is not None:
+                errs.forbidden(f"{where}.env[{j}].valueFrom",
+                               "a task array's tasks take plain values")
+        if container.env_from:
+            errs.forbidden(f"{where}.envFrom", "a task array's tasks take plain values")
         if not (container.command or container.args):
             errs.required(f"{where}.command", "a task runs its command on the node")
 

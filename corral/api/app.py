@@ -1,11 +1,15 @@
 """The API server's ASGI application: routing, error mapping, auth and metrics.
 
-    request → MetricsMiddleware → AuthMiddleware → FairnessMiddleware → dispatch
+    request → MetricsMiddleware → AuthMiddleware → AuthorizationMiddleware
+              → FairnessMiddleware → dispatch
         /healthz /readyz[/check] /livez[/check]    Health (health.py)
         /version /metrics
         /ui/...                                   the dashboard (corral/ui/), if given
         /api /apis /api/v1 /apis/{g}[/{v}]        discovery
-        /openapi/v3[...]                          OpenAPI
+        /openapi/v2, /openapi/v3[...]             OpenAPI
+        /apis/authentication.k8s.io/v1/self*, /apis/authorization.k8s.io/v1/self*
+                                                  ReviewHandler → the Authorizer
+        /apis/metrics.k8s.io/v1beta1/...          ResourceMetrics → the agents' usage
         /api/v1/nodes/{name}/proxy/{path}         NodeProxy → the node's agent
         .../pods|services/{name}/proxy/{path}     ProxyHandler → the pod's host port
         .../pods/{name}/exec|attach|portforward   StreamRelay (websocket) → the agent
@@ -26,6 +30,7 @@ from starlette.types import ASGIApp
 
 from corral.api import fencing
 from corral.api.auth import AuthMiddleware, TokenAuthenticator
+from corral.api.authz import AllowAuthenticated, AuthorizationMiddleware, Authorizer
 from corral.api.errors import APIError, NotFound, ServiceUnavailable
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT, FairnessMiddleware, lanes_for
 from corral.api.fencing import FENCE_HEADER, Fence
@@ -37,8 +42,10 @@ from corral.api.handlers.discovery import (
 )
 from corral.api.handlers.node_proxy import NODE_PROXY_PATH
 from corral.api.handlers.proxy import PROXY_PATH, ProxyHandler
+from corral.api.handlers.resource_metrics import ResourceMetrics, SummaryFetch, is_metrics_path
 from corral.api.handlers.resources import LogHandler, ResourceHandler
 from corral.api.handlers.responses import status_response
+from corral.api.handlers.reviews import REVIEWS, ReviewHandler
 from corral.api.handlers.streams import STREAM_PATH, StreamRelay, unknown_websocket
 from corral.api.health import Health
 from corral.api.metrics import MetricsMiddleware, metrics_response
@@ -96,10 +103,15 @@ def build_app(
     ui: ASGIApp | None = None,
     session: SessionCookie | None = None,
     store_status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    authorizer: Authorizer | None = None,
+    summaries: SummaryFetch | None = None,
 ) -> ASGIApp:
     """``ui`` is served under /ui/ (open: it is the page, its data comes through the
     API); ``session`` lets API requests authenticate with its cookie."""
     resources = ResourceHandler(registry, logs)
+    authorizer = authorizer or AllowAuthenticated()
+    reviews = ReviewHandler(authorizer)
+    metrics = ResourceMetrics(registry, summaries) if summaries is not None else None
 
     async def dispatch(request: Request) -> Response:
         fence = request.headers.get(FENCE_HEADER)
@@ -116,6 +128,11 @@ def build_app(
         proxied = NODE_PROXY_PATH.match(path) if nodes is not None else None
         if proxied is not None and nodes is not None:
             return await nodes(request, proxied.group(1), proxied.group(2) or "/")
+        review = _review_kind(path)
+        if review is not None:
+            return await reviews(request, review)
+        if metrics is not None and is_metrics_path(path):
+            return await metrics(request)
         to_pod = PROXY_PATH.match(path) if proxy is not None else None
         if to_pod is not None and proxy is not None:
             namespace, plural, name = to_pod.group(1, 2, 3)
@@ -152,8 +169,16 @@ def build_app(
     routes.append(WebSocketRoute("/{path:path}", unknown_websocket))
     app = Starlette(routes=routes)
     wrapped: ASGIApp = FairnessMiddleware(app, lanes_for(max_requests_inflight))
+    wrapped = AuthorizationMiddleware(wrapped, authorizer)
     if authenticator is not None:
         ui_prefixes = ("/ui/",) if ui is not None else ()
         wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS | {"/ui"},
                                  open_prefixes=OPEN_PREFIXES + ui_prefixes, session=session)
     return MetricsMiddleware(wrapped)
+
+
+def _review_kind(path: str) -> str | None:
+    parts = path.split("/")  # "", "apis", group, version, plural
+    if len(parts) != 5 or parts[1] != "apis" or parts[3] != "v1":
+        return None
+    return REVIEWS.get((parts[2], parts[4]))

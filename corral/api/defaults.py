@@ -13,17 +13,21 @@ from collections.abc import Callable
 from typing import Any
 
 from corral.api.kinds.apps import (
+    DaemonSet,
+    DaemonSetUpdateStrategy,
     Deployment,
     DeploymentStrategy,
     ReplicaSet,
+    RollingUpdateDaemonSet,
     RollingUpdateDeployment,
 )
 from corral.api.kinds.base import KubeModel
-from corral.api.kinds.batch import Job
+from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.container import Container, Probe
 from corral.api.kinds.core import Namespace, NamespaceStatus, Pod, Secret
 from corral.api.kinds.meta import LabelSelector
 from corral.api.kinds.pod import PodSpec, PodTemplateSpec
+from corral.api.kinds.replication import ReplicationController
 from corral.api.kinds.scheduling import PriorityClass
 from corral.api.kinds.service import Service
 from corral.api.quantity import is_quantity
@@ -148,6 +152,38 @@ def _default_replica_set(rs: ReplicaSet) -> None:
     default_template(rs.spec.template)
 
 
+def _default_daemon_set(ds: DaemonSet) -> None:
+    spec = ds.spec
+    strategy = spec.update_strategy or DaemonSetUpdateStrategy()
+    if strategy.type is None:
+        strategy.type = "RollingUpdate"
+    if strategy.type == "RollingUpdate":
+        rolling = strategy.rolling_update or RollingUpdateDaemonSet()
+        if rolling.max_unavailable is None:
+            rolling.max_unavailable = 1
+        if rolling.max_surge is None:
+            rolling.max_surge = 0
+        strategy.rolling_update = rolling
+    spec.update_strategy = strategy
+    if spec.revision_history_limit is None:
+        spec.revision_history_limit = 10
+    default_template(spec.template)
+
+
+def _default_replication_controller(rc: ReplicationController) -> None:
+    """Kubernetes: the selector and the object's labels default to the template's labels."""
+    spec = rc.spec
+    labels = dict((spec.template.metadata.labels or {}) if spec.template else {})
+    if not spec.selector and labels:
+        spec.selector = labels
+    if not rc.metadata.labels and labels:
+        rc.metadata.labels = labels
+    if spec.replicas is None:
+        spec.replicas = 1
+    if spec.template is not None:
+        default_template(spec.template)
+
+
 def _default_job(job: Job) -> None:
     spec = job.spec
     # Kubernetes: both unset → 1 and 1; parallelism alone set → completions stays
@@ -167,6 +203,19 @@ def _default_job(job: Job) -> None:
     if spec.manual_selector is not True:
         _generate_job_selector(job)
     default_template(spec.template)
+
+
+def _default_cronjob(cj: CronJob) -> None:
+    spec = cj.spec
+    if spec.concurrency_policy is None:
+        spec.concurrency_policy = "Allow"
+    if spec.suspend is None:
+        spec.suspend = False
+    if spec.successful_jobs_history_limit is None:
+        spec.successful_jobs_history_limit = 3
+    if spec.failed_jobs_history_limit is None:
+        spec.failed_jobs_history_limit = 1
+    default_template(spec.job_template.spec.template)
 
 
 def _generate_job_selector(job: Job) -> None:
@@ -234,7 +283,10 @@ _DEFAULTERS: dict[type[Any], Callable[[Any], None]] = {
     Pod: _default_pod,
     Deployment: _default_deployment,
     ReplicaSet: _default_replica_set,
+    ReplicationController: _default_replication_controller,
+    DaemonSet: _default_daemon_set,
     Job: _default_job,
+    CronJob: _default_cronjob,
     Service: _default_service,
     Secret: _default_secret,
     Namespace: _default_namespace,

@@ -1,7 +1,7 @@
 """Discovery documents: /version, /api, /apis, /api/v1, /apis/{group}/{version}.
 
-Everything is built from corral.api.resources.RESOURCES, so a kind added there
-is discoverable. Two shapes are served, as Kubernetes does:
+Everything is built from corral.api.resources.SERVED (the stored kinds and the
+computed ones: reviews, metrics), so a kind added there is discoverable. Two shapes are served, as Kubernetes does:
 
     legacy      APIVersions (/api), APIGroupList (/apis), APIResourceList (per
                 group-version): kubectl reads /api/v1 in any case, because drain
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import corral
-from corral.api.resources import RESOURCES, Resource, group_versions
+from corral.api.resources import SERVED, Resource, group_versions
 
 AGGREGATED_DISCOVERY_CONTENT_TYPE = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -97,7 +97,7 @@ def api_group_list() -> dict[str, Any]:
 
 def _named_groups() -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {}
-    for group, version in group_versions():
+    for group, version in group_versions(SERVED):
         if group:
             groups.setdefault(group, []).append(version)
     return groups
@@ -126,7 +126,7 @@ def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
 
 
 def _resources_of(group: str, version: str) -> list[Resource]:
-    return [r for r in RESOURCES if r.group == group and r.version == version]
+    return [r for r in SERVED if r.group == group and r.version == version]
 
 
 def _legacy_resource(res: Resource) -> dict[str, Any]:

@@ -6,14 +6,15 @@ Why these documents look the way they do (see /work/shared/KUBECTL.md):
 - kubectl's default --validate=strict reads the group-version document and looks
   for a PATCH operation tagged with the kind's `x-kubernetes-group-version-kind`
   that takes a `fieldValidation` query parameter. Found, it leaves validation to
-  the server (?fieldValidation=Strict); not found, it falls back to /openapi/v2,
-  which corral does not serve.
+  the server (?fieldValidation=Strict); not found, it falls back to /openapi/v2
+  (openapi_v2.py, built from these documents).
 - PATCH operations carry no requestBody: with `application/strategic-merge-patch+json`
   listed there, client-side apply would take its merge keys from these schemas,
   which lack Kubernetes' x-kubernetes-patch-* extensions; without it kubectl uses
   its compiled-in strategic-merge metadata, which is right for every served kind.
 - Component schemas are named as Kubernetes names them (io.k8s.api.core.v1.Pod)
-  and are generated from corral's pydantic models, so `kubectl explain` works.
+  and are generated from corral's pydantic models, with descriptions of the main
+  kinds' fields (openapi_descriptions.py), so `kubectl explain` explains.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from corral.api.kinds import MODELS
+from corral.api.openapi_descriptions import DESCRIPTIONS
 from corral.api.resources import RESOURCES, Resource, group_versions
 
 _REF_PREFIX = "#/components/schemas/"
@@ -172,10 +174,27 @@ def _schemas(served: list[Resource]) -> dict[str, Any]:
     for res in served:
         renames[res.kind] = schema_name(res)
     schemas = {renames[name]: _clean(schema, renames) for name, schema in defs.items()}
+    for model_name, (about, fields) in DESCRIPTIONS.items():
+        if renames.get(model_name) in schemas:
+            _describe(schemas[renames[model_name]], about, fields)
     for res in served:
         if schema_name(res) in schemas:
             schemas[schema_name(res)]["x-kubernetes-group-version-kind"] = [_gvk(res)]
     return schemas
+
+
+def _describe(schema: dict[str, Any], about: str, fields: dict[str, str]) -> None:
+    """Descriptions for `kubectl explain` (corral/api/openapi_descriptions.py)."""
+    schema["description"] = about
+    properties = schema.get("properties") or {}
+    for name, text in fields.items():
+        prop = properties.get(name)
+        if prop is None:
+            continue
+        if "$ref" in prop:  # OpenAPI 3.0 ignores siblings of $ref: wrap it
+            prop = {"allOf": [{"$ref": prop.pop("$ref")}], **prop}
+        prop["description"] = text
+        properties[name] = prop
 
 
 def _clean(node: Any, renames: dict[str, str]) -> Any:

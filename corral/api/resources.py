@@ -68,7 +68,11 @@ RESOURCES: tuple[Resource, ...] = (
              ("status", "scale"), ("all",)),
     Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",),
              ("status", "scale"), ("all",)),
+    Resource("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("status",), ("all",)),
+    Resource("", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",),
+             ("status", "scale"), ("all",)),
     Resource("batch", "v1", "Job", "jobs", True, (), ("status",), ("all",)),
+    Resource("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",), ("all",)),
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",), (),
              has_spec=False),
     Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",)),
@@ -76,14 +80,32 @@ RESOURCES: tuple[Resource, ...] = (
              ("status", "binding", "log"), ("all",)),
 )
 
+# Kinds the server computes per request instead of storing: access reviews
+# (asked of the authorizer) and resource metrics (read from the agents).
+# Discovery lists them; storage, OpenAPI's CRUD paths, quota and the namespace
+# controller see only RESOURCES.
+COMPUTED: tuple[Resource, ...] = (
+    Resource("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False,
+             (), (), verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "SelfSubjectAccessReview",
+             "selfsubjectaccessreviews", False, (), (), verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews",
+             False, (), (), verbs=("create",)),
+    Resource("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", False, (), (),
+             verbs=("get", "list")),
+    Resource("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", True, (), (),
+             verbs=("get", "list")),
+)
+SERVED: tuple[Resource, ...] = RESOURCES + COMPUTED
+
 BY_KIND: dict[str, Resource] = {r.kind: r for r in RESOURCES}
 BY_GROUP_PLURAL: dict[tuple[str, str], Resource] = {(r.group, r.plural): r for r in RESOURCES}
 
 
-def group_versions() -> list[tuple[str, str]]:
+def group_versions(resources: tuple[Resource, ...] = RESOURCES) -> list[tuple[str, str]]:
     """(group, version) pairs in a stable order, core first."""
     seen: list[tuple[str, str]] = []
-    for r in RESOURCES:
+    for r in resources:
         if (r.group, r.version) not in seen:
             seen.append((r.group, r.version))
     return seen

@@ -1,8 +1,10 @@
 """The API server process part: store, bootstrap, credentials, HTTP(S) listener.
 
-First start in a data dir makes a CA and serving certificate (pki/), an admin
-token (token) and a kubeconfig (kubeconfig) that kubectl and every corral
-command read. Later starts reuse them.
+First start in a data dir makes a CA and serving certificate (pki/) and an admin
+token (token); later starts reuse them. The kubeconfig that kubectl and every
+corral command read is written by the command that starts the master
+(corral/cli/master.py) from ``url``, ``ca_pem`` and ``token``: the API layer
+knows nothing of clients.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from corral.api.allocation import (
 )
 from corral.api.app import build_app
 from corral.api.auth import TokenAuthenticator, ensure_admin_token
+from corral.api.authz import AllowAuthenticated, Authorizer
 from corral.api.connections import ConnectionLimits, guarded_protocol
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
@@ -36,13 +39,12 @@ from corral.api.handlers.streams import StreamRelay
 from corral.api.health import Health
 from corral.api.login_tickets import LoginTickets
 from corral.api.metrics import API_METRICS
+from corral.api.priorityclasses import priority_class_objects
 from corral.api.registry import Registry
 from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
 from corral.api.session import SessionCookie
 from corral.api.tls import ensure_pki
-from corral.client.kubeconfig import write_kubeconfig
-from corral.scheduler.bands import priority_class_objects
 from corral.store.base import Store
 from corral.store.open import open_store
 from corral.ui.app import Dashboard
@@ -126,7 +128,10 @@ class ApiServer:
         self.app: ASGIApp | None = None  # built by open(); served by run()
         self.health: Health | None = None  # built by open(); components add their checks
         self.token = ""
+        self.ca_pem: bytes | None = None  # the cluster CA clients trust (None over plain HTTP)
         self._ssl: dict[str, str] = {}
+        # Who may do what: every request and every access review asks this.
+        self.authorizer: Authorizer = AllowAuthenticated()
 
     async def open(self) -> Registry:
         cfg = self.cfg
@@ -150,16 +155,14 @@ class ApiServer:
         cfg = self.cfg
         self.token = token = ensure_admin_token(cfg.data_dir)
         ssl: dict[str, str] = {}
-        ca_pem: bytes | None = None
         if not cfg.insecure_http:
             pki = ensure_pki(cfg.data_dir, _cert_hosts(cfg))
             ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path)}
-            ca_pem = pki.ca_pem
-        write_kubeconfig(cfg.kubeconfig_path, cfg.kubeconfig_server or cfg.url, ca_pem, token)
+            self.ca_pem = pki.ca_pem
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
         authenticator = None if cfg.insecure_http else TokenAuthenticator(cfg.data_dir / "token")
-        session = SessionCookie.for_ca(ca_pem) if ca_pem is not None else None
+        session = SessionCookie.for_ca(self.ca_pem) if self.ca_pem is not None else None
         if cfg.insecure_http:
             log.warning("serving plain HTTP without authentication url=%s", cfg.url)
         store = self.store
@@ -175,7 +178,8 @@ class ApiServer:
                          streams=StreamRelay(self._node_proxy, token), proxy=self._proxy,
                          health=self.health, max_requests_inflight=cfg.max_requests_inflight,
                          ui=Dashboard(authenticator, session, LoginTickets(self.registry)),
-                         session=session, store_status=store.status)
+                         session=session, store_status=store.status,
+                         authorizer=self.authorizer, summaries=self._node_proxy.stats_summary)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"

@@ -13,20 +13,22 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from corral import cronschedule
 from corral.api import names
 from corral.api.alloc_validation import validate_alloc, validate_task_array
 from corral.api.errors import Cause
 from corral.api.field_errors import FieldErrors
 from corral.api.kinds.alloc import Alloc
-from corral.api.kinds.apps import Deployment, DeploymentStrategy, ReplicaSet
+from corral.api.kinds.apps import DaemonSet, Deployment, DeploymentStrategy, ReplicaSet
 from corral.api.kinds.base import IntOrString, KubeModel
-from corral.api.kinds.batch import Job
+from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.coordination import Lease
 from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
 from corral.api.kinds.meta import KubeObject, LabelSelector, ObjectMeta
 from corral.api.kinds.node import Node
 from corral.api.kinds.pod import PodTemplateSpec
 from corral.api.kinds.policy import PodDisruptionBudget
+from corral.api.kinds.replication import ReplicationController
 from corral.api.kinds.scheduling import PriorityClass
 from corral.api.kinds.service import Endpoints, Service
 from corral.api.kinds.subresources import Binding, DeleteOptions, Scale
@@ -126,9 +128,9 @@ def _selector_matches(selector: LabelSelector, labels: dict[str, str]) -> bool:
 
 
 def _validate_template(template: PodTemplateSpec, errs: FieldErrors,
-                       restart_policies: tuple[str, ...]) -> None:
-    validate_labels(template.metadata.labels, "spec.template.metadata.labels", errs)
-    validate_pod_spec(template.spec, "spec.template.spec", errs, restart_policies)
+                       restart_policies: tuple[str, ...], path: str = "spec.template") -> None:
+    validate_labels(template.metadata.labels, f"{path}.metadata.labels", errs)
+    validate_pod_spec(template.spec, f"{path}.spec", errs, restart_policies)
 
 
 def _validate_deployment(d: Deployment, old: Deployment | None, errs: FieldErrors) -> None:
@@ -203,6 +205,42 @@ def _validate_replica_set(rs: ReplicaSet, old: ReplicaSet | None, errs: FieldErr
                        _selector_json(old.spec.selector))
 
 
+def _validate_daemon_set(ds: DaemonSet, old: DaemonSet | None, errs: FieldErrors) -> None:
+    spec = ds.spec
+    errs.non_negative("spec.minReadySeconds", spec.min_ready_seconds)
+    errs.non_negative("spec.revisionHistoryLimit", spec.revision_history_limit)
+    _validate_workload_selector(spec.selector, spec.template, errs)
+    _validate_template(spec.template, errs, ("Always",))
+    strategy = spec.update_strategy
+    if strategy is not None:
+        errs.one_of("spec.updateStrategy.type", strategy.type, ("RollingUpdate", "OnDelete"))
+        rolling = strategy.rolling_update
+        if rolling is not None:
+            path = "spec.updateStrategy.rollingUpdate"
+            _validate_int_or_percent(rolling.max_unavailable, f"{path}.maxUnavailable", errs)
+            _validate_int_or_percent(rolling.max_surge, f"{path}.maxSurge", errs)
+            if _percent_or_int(rolling.max_unavailable) == 0 and \
+                    _percent_or_int(rolling.max_surge) == 0:
+                errs.invalid(f"{path}.maxUnavailable", rolling.max_unavailable,
+                             "may not be 0 when maxSurge is 0")
+    if old is not None:
+        errs.immutable("spec.selector", _selector_json(spec.selector),
+                       _selector_json(old.spec.selector))
+
+
+def _validate_replication_controller(rc: ReplicationController,
+                                     old: ReplicationController | None,
+                                     errs: FieldErrors) -> None:
+    spec = rc.spec
+    errs.non_negative("spec.replicas", spec.replicas)
+    errs.non_negative("spec.minReadySeconds", spec.min_ready_seconds)
+    if spec.template is None:
+        errs.required("spec.template")
+        return
+    _validate_workload_selector(spec.label_selector(), spec.template, errs)
+    _validate_template(spec.template, errs, ("Always",))
+
+
 def _validate_job(job: Job, old: Job | None, errs: FieldErrors) -> None:
     spec = job.spec
     for field, value in (("parallelism", spec.parallelism), ("completions", spec.completions),
@@ -221,6 +259,33 @@ def _validate_job(job: Job, old: Job | None, errs: FieldErrors) -> None:
                        _selector_json(old.spec.selector))
         errs.immutable("spec.completionMode", spec.completion_mode, old.spec.completion_mode)
         _validate_job_template_update(job, old, errs)
+
+
+def _validate_cronjob(cj: CronJob, old: CronJob | None, errs: FieldErrors) -> None:
+    spec = cj.spec
+    if not spec.schedule:
+        errs.required("spec.schedule")
+    else:
+        try:
+            cronschedule.parse(spec.schedule)
+        except cronschedule.BadSchedule as err:
+            errs.invalid("spec.schedule", spec.schedule, str(err))
+    if spec.time_zone is not None:
+        try:
+            cronschedule.zone(spec.time_zone)
+        except cronschedule.BadSchedule as err:
+            errs.invalid("spec.timeZone", spec.time_zone, str(err))
+    errs.one_of("spec.concurrencyPolicy", spec.concurrency_policy, ("Allow", "Forbid", "Replace"))
+    for field, value in (("startingDeadlineSeconds", spec.starting_deadline_seconds),
+                         ("successfulJobsHistoryLimit", spec.successful_jobs_history_limit),
+                         ("failedJobsHistoryLimit", spec.failed_jobs_history_limit)):
+        errs.non_negative(f"spec.{field}", value)
+    job = spec.job_template.spec
+    for field, value in (("parallelism", job.parallelism), ("completions", job.completions),
+                         ("backoffLimit", job.backoff_limit)):
+        errs.non_negative(f"spec.jobTemplate.spec.{field}", value)
+    _validate_template(job.template, errs, ("OnFailure", "Never"),
+                       "spec.jobTemplate.spec.template")
 
 
 def _validate_job_template_update(job: Job, old: Job, errs: FieldErrors) -> None:
@@ -446,10 +511,12 @@ def _validate_namespace(ns: Namespace, old: Namespace | None, errs: FieldErrors)
 
 _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
     Pod: _validate_pod, Deployment: _validate_deployment, ReplicaSet: _validate_replica_set,
+    ReplicationController: _validate_replication_controller, DaemonSet: _validate_daemon_set,
     Job: _validate_job, Service: _validate_service, Endpoints: _validate_endpoints,
     Node: _validate_node, ConfigMap: _validate_config_map, Secret: _validate_secret,
     ResourceQuota: _validate_quota, Event: _validate_event, Lease: _validate_lease,
     PriorityClass: _validate_priority_class, Binding: _validate_binding, Scale: _validate_scale,
     DeleteOptions: _validate_delete_options, Namespace: _validate_namespace,
     Alloc: validate_alloc, PodDisruptionBudget: _validate_pdb,
+    CronJob: _validate_cronjob,
 }

@@ -35,7 +35,8 @@ from corral.cli.verb import (
     resource_arg,
     run_verb,
 )
-from corral.client.http import Client, Obj
+from corral.client.http import Client
+from corral.objects import Obj
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")

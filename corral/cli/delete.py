@@ -23,14 +23,15 @@ from corral.cli.verb import (
     resource_arg,
     run_verb,
 )
-from corral.client.http import Client, Obj
+from corral.client.http import Client
+from corral.objects import Obj, meta
 
 
 async def wait_gone(client: Client, res: Resource, name: str, namespace: str | None,
                     last: Obj) -> None:
     """Return once the object (the one ``last`` is, by uid) no longer exists."""
-    uid = (last.get("metadata") or {}).get("uid")
-    rv = (last.get("metadata") or {}).get("resourceVersion")
+    uid = meta(last).get("uid")
+    rv = meta(last).get("resourceVersion")
     while True:
         try:
             current = await client.get(res, name, namespace)

@@ -15,7 +15,8 @@ from corral.api.resources import BY_KIND, Resource
 from corral.cli.apply import LAST_APPLIED
 from corral.cli.output import Columns
 from corral.cli.verb import UsageError, add_client_flags, namespace_of, resource_arg, run_verb
-from corral.client.http import Client, Obj
+from corral.client.http import Client
+from corral.objects import Obj, parse_time, status
 
 INDENT = "  "
 
@@ -89,14 +90,13 @@ def summary_lines(res: Resource, obj: Obj) -> list[str]:
         if body:
             lines.append(f"{section.capitalize()}:")
             lines += field_lines(body)
-    lines += conditions_table(obj.get("status") or {})
+    lines += conditions_table(status(obj))
     return lines
 
 
 def _age(timestamp: str, now: datetime) -> str:
-    try:
-        then = datetime.fromisoformat(timestamp)
-    except ValueError:
+    then = parse_time(timestamp)
+    if then is None:
         return "<unknown>"
     seconds = max(int((now - then).total_seconds()), 0)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):

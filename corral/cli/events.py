@@ -9,7 +9,8 @@ from corral.api.resources import BY_KIND
 from corral.api.tables import to_table
 from corral.cli.scale import target_args
 from corral.cli.verb import add_client_flags, namespace_of, run_verb
-from corral.client.http import Client, Obj
+from corral.client.http import Client
+from corral.objects import Obj
 
 
 def _last_seen(event: Obj) -> str:

@@ -16,8 +16,9 @@ from typing import Any
 from corral.api.resources import RESOURCES, Resource
 from corral.cli.output import Columns, as_list, cell_text, print_object, with_type_meta
 from corral.cli.verb import UsageError, add_client_flags, qualified_kind, resource_arg, run_verb
-from corral.client.http import Client, Obj, ServerUnreachable, resource_path
+from corral.client.http import Client, ServerUnreachable, resource_path
 from corral.client.watch import stream_events
+from corral.objects import Obj, meta
 
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 FORMATS = ("wide", "yaml", "json", "name")
@@ -113,7 +114,7 @@ async def print_tables(client: Client, req: Request) -> list[tuple[TablePrinter,
         definitions: list[Obj] = next((t["columnDefinitions"] for t in tables
                             if t.get("columnDefinitions")), [])
         printer = TablePrinter(res, req, definitions)
-        rv = str((tables[0].get("metadata") or {}).get("resourceVersion", ""))
+        rv = str(meta(tables[0]).get("resourceVersion", ""))
         printed.append((printer, rv))
         if rows:
             if any_rows:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from corral.api.errors import APIError
 from corral.cli.verb import add_client_flags, namespace_of, run_verb
-from corral.client.http import Client
+from corral.client.http import Client, ServerUnreachable
 from corral.indexset import IndexSet
 
 
@@ -34,18 +35,40 @@ async def _task_logs(client: Client, args: argparse.Namespace, ns: str) -> int:
         print("error: --index goes with job/NAME (a Job run as tasks)", file=sys.stderr)
         return 1
     allocs = await task_allocs(client, ns, name, args.index)
-    if not allocs:
-        print(f"error: index {args.index} of job/{name} has not run on any alloc",
-              file=sys.stderr)
+    printed = await _removed_allocs_logs(client, ns, name, args, set(allocs))
+    if not allocs and not printed:
+        print(f"error: no log of index {args.index} of job/{name} (it has not run, or "
+              "the allocs that ran it are gone)", file=sys.stderr)
         return 1
     options = {"tail_lines": args.tail if args.tail >= 0 else None,
                "timestamps": args.timestamps, "kind": "Alloc", "task": str(args.index)}
     for alloc in allocs[:-1] if args.follow else allocs:
         sys.stdout.write(await client.logs(alloc, ns, **options))
-    if args.follow:
+    if args.follow and allocs:
         async for line in await client.logs(allocs[-1], ns, follow=True, **options):
             print(line, flush=True)
     return 0
+
+
+async def _removed_allocs_logs(client: Client, ns: str, job: str,
+                               args: argparse.Namespace, skip: set[str]) -> bool:
+    """Print the index's lines kept by the nodes of the Job's removed Allocs (the
+    Job's status lists where each ran); True if any alloc had some."""
+    status = (await client.get("Job", job, ns)).get("status") or {}
+    removed = (status.get("taskArray") or {}).get("removed") or {}
+    found = False
+    for alloc, node in removed.items():
+        if alloc in skip:
+            continue  # still listed: read through the Alloc
+        path = f"/api/v1/nodes/{node}/proxy/allocLogs/{ns}/{alloc}/{args.index}"
+        try:
+            text = (await client.raw("GET", path)).text
+        except (APIError, ServerUnreachable):
+            continue  # the node is gone, and its logs with it
+        if text:
+            sys.stdout.write(text)
+            found = True
+    return found
 
 
 async def task_allocs(client: Client, ns: str, job: str, index: int) -> list[str]:

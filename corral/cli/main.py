@@ -3,48 +3,44 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from corral.cli import (
+    agent,
+    apply,
+    controllers,
+    dashboard,
+    delete,
+    describe,
+    events,
+    front,
+    get,
+    kubeconfig_path,
+    logs,
+    master,
+    nodes,
+    rollout,
+    scale,
+    scheduler,
+    status,
+    top,
+    up,
+)
+
 # Each module has `register(sub)`, which adds its sub-parsers and sets
 # `set_defaults(run=<callable(args) -> exit code>)`; the callable runs its own
-# asyncio loop (asyncio.run). A module that is missing (a part not built yet)
-# simply contributes none.
-_COMMAND_MODULES = (
-    "corral.cli.master",
-    "corral.cli.up",
-    "corral.cli.front",
-    "corral.cli.status",
-    "corral.cli.kubeconfig_path",
-    "corral.cli.apply",
-    "corral.cli.get",
-    "corral.cli.describe",
-    "corral.cli.delete",
-    "corral.cli.logs",
-    "corral.cli.scale",
-    "corral.cli.rollout",
-    "corral.cli.nodes",
-    "corral.cli.top",
-    "corral.cli.events",
-    "corral.cli.agent",
-    "corral.cli.scheduler",
-    "corral.cli.controllers",
-    "corral.cli.dashboard",
-)
+# asyncio loop. Imported directly: a missing or broken module fails loudly.
+_COMMAND_MODULES = (master, up, front, status, kubeconfig_path, apply, get, describe, delete,
+                    logs, scale, rollout, nodes, top, events, agent, scheduler, controllers,
+                    dashboard)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="corral", description="corral: a cluster manager that speaks the Kubernetes API")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            continue
+    for module in _COMMAND_MODULES:
         module.register(sub)
     return parser
 

@@ -1,11 +1,10 @@
-"""`corral master`: the API server (and, as they land, scheduler and controllers)
-in one asyncio process."""
+"""`corral master`: the API server, scheduler and controllers in one asyncio
+process; it writes the kubeconfig every client reads."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine
@@ -31,8 +30,11 @@ from corral.cli.logging_setup import setup_logging
 from corral.cli.presence import announce
 from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
+from corral.client.kubeconfig import write_kubeconfig
 from corral.client.leaderelection import MASTER_LEASE_SECONDS, LeaseTiming
 from corral.client.metrics import WORKQUEUE_METRICS
+from corral.controllers import manager
+from corral.scheduler import loop as scheduler_loop
 from corral.scheduler.metrics import SCHEDULER_METRICS
 
 
@@ -106,14 +108,13 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                         kubeconfig_server=getattr(args, "kubeconfig_server", ""))
 
 
-# Components that run inside `corral master` as API clients, each
-# "module:function" with
-# `async def fn(client: Client, stop: asyncio.Event, timing: LeaseTiming) -> None`
-# (leader-elected with that timing) returning when ``stop`` is set. A module not
-# built yet is skipped.
-IN_PROCESS = {
-    "scheduler": "corral.scheduler.loop:run_in_master",
-    "controllers": "corral.controllers.manager:run_in_master",
+Component = Callable[[Client, asyncio.Event, LeaseTiming], Coroutine[Any, Any, None]]
+
+# Components that run inside `corral master` as API clients, leader-elected with
+# the given timing; each returns when ``stop`` is set.
+IN_PROCESS: dict[str, Component] = {
+    "scheduler": scheduler_loop.run_in_master,
+    "controllers": manager.run_in_master,
 }
 # The Lease each one is led by: /readyz fails while no master leads it.
 LEADER_LEASES = {
@@ -124,9 +125,6 @@ LEADER_LEASES = {
 log = logging.getLogger("corral.master")
 
 
-Component = Callable[[Client, asyncio.Event, LeaseTiming], Coroutine[Any, Any, None]]
-
-
 def component_registries(name: str) -> list[CollectorRegistry]:
     """The metric registries of an in-process component."""
     if name == "scheduler":
@@ -134,20 +132,6 @@ def component_registries(name: str) -> list[CollectorRegistry]:
     if name == "controllers":
         return [WORKQUEUE_METRICS.registry]
     return []
-
-
-def _component(target: str) -> Component | None:
-    module_name, _, fn = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name != module_name:
-            raise
-        return None
-    entry = getattr(module, fn, None)
-    if entry is None:
-        log.error("component entry point missing target=%s; not started", target)
-    return entry
 
 
 async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Event,
@@ -168,10 +152,8 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
             runs.append(asyncio.create_task(announce(client, server.cfg.url, stop),
                                             name="presence"))
         for name in names:
-            fn = _component(IN_PROCESS[name])
-            if fn is not None:
-                log.info("component starting name=%s", name)
-                runs.append(asyncio.create_task(fn(client, stop, timing), name=name))
+            log.info("component starting name=%s", name)
+            runs.append(asyncio.create_task(IN_PROCESS[name](client, stop, timing), name=name))
         await asyncio.gather(*runs)
         await stop.wait()  # with every component disabled, the API serves alone
 
@@ -184,6 +166,8 @@ async def run_master(cfg: ServerConfig, components: list[str],
         loop.add_signal_handler(sig, stop.set)
     server = ApiServer(cfg)
     await server.open()
+    write_kubeconfig(cfg.kubeconfig_path, cfg.kubeconfig_server or cfg.url, server.ca_pem,
+                     server.token)
     assert server.health is not None
     for name in components:
         server.health.leader(*LEADER_LEASES[name])

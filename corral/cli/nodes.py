@@ -17,14 +17,15 @@ import time
 
 from corral.api.errors import NotFound, TooManyRequests
 from corral.cli.verb import UsageError, add_client_flags, run_verb
-from corral.client.http import Client, Obj
+from corral.client.http import Client
+from corral.objects import Obj, meta, spec, status
 
 EVICTION_RETRY = 5.0  # seconds, kubectl drain's wait after a disruption budget refuses
 
 
 async def set_unschedulable(client: Client, node: str, value: bool) -> str:
     current = await client.get("Node", node)
-    if bool((current.get("spec") or {}).get("unschedulable")) == value:
+    if bool(spec(current).get("unschedulable")) == value:
         return f"node/{node} already {'cordoned' if value else 'uncordoned'}"
     await client.patch("Node", node, {"spec": {"unschedulable": True if value else None}},
                        patch_type="strategic")
@@ -32,13 +33,13 @@ async def set_unschedulable(client: Client, node: str, value: bool) -> str:
 
 
 def _controlled(pod: Obj) -> bool:
-    return any(ref.get("controller") for ref in (pod.get("metadata") or {}).get(
+    return any(ref.get("controller") for ref in meta(pod).get(
         "ownerReferences") or [])
 
 
 async def _pods_on(client: Client, node: str) -> list[Obj]:
     page = await client.list_all("Pod", None, field_selector=f"spec.nodeName={node}")
-    return [p for p in page.items if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    return [p for p in page.items if status(p).get("phase") not in ("Succeeded", "Failed")]
 
 
 async def _evict(client: Client, pod: Obj, deadline: float) -> None:

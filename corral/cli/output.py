@@ -11,8 +11,8 @@ import yaml
 
 from corral.api.resources import BY_KIND, Resource
 from corral.cli.verb import qualified_kind
+from corral.objects import Obj
 
-Obj = dict[str, Any]
 COLUMN_GAP = "   "  # kubectl separates columns by three spaces
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from corral.api.errors import APIError, NotFound
 from corral.client.http import Client, ServerUnreachable
 from corral.client.leaderelection import master_identity
-from corral.objects import rfc3339_micro
+from corral.objects import rfc3339_micro, spec
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,6 @@ async def _renew(client: Client, name: str, url: str) -> None:
                      "leaseDurationSeconds": DURATION_SECONDS,
                      "acquireTime": now, "renewTime": now}})
         return
-    lease["spec"] = {**(lease.get("spec") or {}), "renewTime": now,
+    lease["spec"] = {**spec(lease), "renewTime": now,
                      "holderIdentity": master_identity(url)}
     await client.update(lease)

@@ -20,7 +20,7 @@ from corral.api.errors import APIError
 from corral.api.selectors import from_label_selector_object
 from corral.cli.scale import target_args
 from corral.cli.verb import UsageError, add_client_flags, namespace_of, run_verb
-from corral.client.http import Client, Obj
+from corral.client.http import Client
 from corral.controllers.deployment.progress import TIMED_OUT, condition
 from corral.controllers.deployment.rollback import (
     change_cause,
@@ -30,7 +30,8 @@ from corral.controllers.deployment.rollback import (
     templates_equal,
     undo_patch,
 )
-from corral.controllers.owners import controller_ref, uid_of
+from corral.controllers.owners import controller_ref
+from corral.objects import Obj, spec, uid_of
 
 
 class RolloutFailed(Exception):
@@ -99,7 +100,7 @@ async def _next_object(stream: object) -> Obj | None:
 
 
 async def owned_replica_sets(client: Client, d: Obj) -> list[Obj]:
-    selector = from_label_selector_object((d.get("spec") or {}).get("selector"))
+    selector = from_label_selector_object(spec(d).get("selector"))
     page = await client.list_all("ReplicaSet", d["metadata"]["namespace"],
                                  label_selector=selector.to_string())
     return [rs for rs in page.items if (controller_ref(rs) or {}).get("uid") == uid_of(d)]
@@ -126,7 +127,7 @@ async def _history(client: Client, args: argparse.Namespace, name: str) -> int:
 async def _undo(client: Client, args: argparse.Namespace, name: str) -> int:
     ns = namespace_of(args)
     d = await client.get("Deployment", name, ns)
-    if (d.get("spec") or {}).get("paused"):
+    if spec(d).get("paused"):
         raise UsageError(f"you cannot rollback a paused deployment; resume it first with "
                          f"'corral rollout resume deployment/{name}' and try again")
     try:
@@ -147,7 +148,7 @@ async def _undo(client: Client, args: argparse.Namespace, name: str) -> int:
 async def _set_paused(client: Client, args: argparse.Namespace, name: str, paused: bool) -> int:
     ns = namespace_of(args)
     d = await client.get("Deployment", name, ns)
-    if bool((d.get("spec") or {}).get("paused")) == paused:
+    if bool(spec(d).get("paused")) == paused:
         state = "already paused" if paused else "not paused"
         raise UsageError(f'deployments.apps "{name}" is {state}')
     await client.patch("Deployment", name, {"spec": {"paused": paused or None}}, ns)

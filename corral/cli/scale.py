@@ -18,6 +18,7 @@ from corral.cli.verb import (
     run_verb,
 )
 from corral.client.http import Client
+from corral.objects import spec
 
 
 def target_args(words: list[str]) -> tuple[Resource, str]:
@@ -38,9 +39,9 @@ async def _scale(client: Client, args: argparse.Namespace) -> int:
     ns = namespace_of(args)
     if args.current_replicas is not None:
         current = await client.get_scale(res, name, ns)
-        if int((current.get("spec") or {}).get("replicas", 0)) != args.current_replicas:
+        if int(spec(current).get("replicas", 0)) != args.current_replicas:
             raise UsageError(f"Expected replicas to be {args.current_replicas}, was "
-                             f"{(current.get('spec') or {}).get('replicas', 0)}")
+                             f"{spec(current).get('replicas', 0)}")
     await client.set_scale(res, name, ns, args.replicas)
     print(f"{qualified_kind(res)}/{name} scaled")
     return 0

@@ -19,14 +19,14 @@ from corral.cli.presence import DURATION_SECONDS, NAMESPACE, ROLE_LABEL, URL_ANN
 from corral.cli.verb import add_client_flags, run_verb
 from corral.client.http import Client
 from corral.client.leaderelection import master_identity
-from corral.objects import Obj, parse_time
+from corral.objects import Obj, parse_time, spec
 
 # Leader-elected components: (shown as, Lease in kube-system)
 COMPONENTS = (("scheduler", "corral-scheduler"), ("controller-manager", "corral-controller-manager"))
 
 
 def _silence(lease: Obj, now: datetime) -> float | None:
-    renewed = parse_time(str((lease.get("spec") or {}).get("renewTime") or ""))
+    renewed = parse_time(str(spec(lease).get("renewTime") or ""))
     return (now - renewed).total_seconds() if renewed else None
 
 
@@ -35,7 +35,7 @@ async def _leaders(client: Client) -> dict[str, str]:
     out: dict[str, str] = {}
     for shown, lease in COMPONENTS:
         try:
-            held = (await client.get("Lease", lease, NAMESPACE)).get("spec") or {}
+            held = spec(await client.get("Lease", lease, NAMESPACE))
         except NotFound:
             held = {}
         out[shown] = str(held.get("holderIdentity") or "")

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
 
 from corral.api.errors import APIError
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.cli.output import Columns
 from corral.cli.verb import UsageError, add_client_flags, namespace_of, run_verb
 from corral.client.http import Client, ServerUnreachable
-
-Obj = dict[str, Any]
+from corral.objects import Obj, status
 
 
 async def _summary(client: Client, node: str) -> Obj | None:
@@ -50,7 +48,7 @@ async def _summaries(client: Client) -> list[tuple[Obj, Obj]]:
 async def top_nodes(client: Client) -> list[list[str]]:
     rows = []
     for node, summary in await _summaries(client):
-        alloc = (node.get("status") or {}).get("allocatable") or {}
+        alloc = status(node).get("allocatable") or {}
         cpu, mem = _millicores(summary["node"]), _mebibytes(summary["node"])
         cpu_total = cpu_millis(alloc["cpu"]) if "cpu" in alloc else 0
         mem_total = bytes_value(alloc["memory"]) // (1024 * 1024) if "memory" in alloc else 0

@@ -36,6 +36,7 @@ from corral.cli.local_etcd import EtcdMissing, LocalEtcd
 from corral.cli.master import add_master_flags, server_config
 from corral.cli.supervisor import Child, Supervisor, corral_argv
 from corral.client.kubeconfig import load_kubeconfig
+from corral.objects import status
 
 # Agents stop their pods on exit with at most 10 s of grace each (in parallel).
 AGENT_STOP_GRACE = 15.0
@@ -201,7 +202,7 @@ def _ready_nodes(kubeconfig: Path) -> int:
             page = await client.list("Node")
         return sum(1 for node in page.items if any(
             c.get("type") == "Ready" and c.get("status") == "True"
-            for c in (node.get("status") or {}).get("conditions") or []))
+            for c in status(node).get("conditions") or []))
 
     return asyncio.run(count())
 

@@ -18,30 +18,27 @@ import socket
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
 from corral.api.errors import APIError, NotFound
 from corral.client.http import Client, ServerUnreachable
+from corral.objects import Obj, now_rfc3339
 
 log = logging.getLogger("corral.events")
 
-Obj = dict[str, Any]
 MAX_SERIES = 8192
 NORMAL = "Normal"
 WARNING = "Warning"
-SeriesKey = tuple[str, str, str, str, str]
+SeriesKey = tuple[str, str, str, str, str, str]
 
 
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def object_reference(obj: Obj) -> Obj:
+def object_reference(obj: Obj, field_path: str = "") -> Obj:
+    """The event's involvedObject; field_path names a part of it, e.g. a pod's
+    container as "spec.containers{web}" (how the kubelet points at one)."""
     meta = obj.get("metadata") or {}
     ref = {"apiVersion": obj.get("apiVersion") or "v1", "kind": obj.get("kind"),
            "namespace": meta.get("namespace"), "name": meta.get("name"),
-           "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
+           "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion"),
+           "fieldPath": field_path}
     return {k: v for k, v in ref.items() if v}
 
 
@@ -61,22 +58,24 @@ class Series:
 
 class EventRecorder:
     def __init__(self, client: Client, instance: str | None = None,
-                 min_interval: float = 1.0, component: str = "") -> None:
+                 min_interval: float = 1.0, component: str = "", host: str = "") -> None:
         self.client = client
         self.instance = instance or socket.gethostname()
         self.min_interval = min_interval
         self.component = component
+        self.host = host  # the node a node-local component (the agent) records from
         self._series: OrderedDict[SeriesKey, Series] = OrderedDict()
         self._dirty: set[SeriesKey] = set()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def event(self, obj: Obj, type_: str, reason: str, message: str,
-              component: str = "") -> None:
+              component: str = "", field_path: str = "") -> None:
         """Record one occurrence; ``component`` defaults to the recorder's own."""
         component = component or self.component
-        ref = object_reference(obj)
-        key = (str(ref.get("uid") or ref.get("name")), component, type_, reason, message)
+        ref = object_reference(obj, field_path)
+        key = (str(ref.get("uid") or ref.get("name")), field_path, component, type_, reason,
+               message)
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = Series(ref, component, type_, reason, message)
@@ -140,10 +139,16 @@ class EventRecorder:
             "metadata": {"name": name, "namespace": ref.get("namespace") or "default"},
             "involvedObject": ref, "reason": series.reason, "message": series.message,
             "type": series.type, "count": series.count, "firstTimestamp": series.first,
-            "lastTimestamp": series.last, "source": {"component": series.component},
+            "lastTimestamp": series.last, "source": self._source(series),
             "reportingComponent": series.component, "reportingInstance": self.instance,
         })
         series.name = name
+
+    def _source(self, series: Series) -> dict[str, str]:
+        source = {"component": series.component}
+        if self.host:
+            source["host"] = self.host
+        return source
 
     async def _patch(self, series: Series) -> None:
         await self.client.patch("Event", series.name,

@@ -38,10 +38,10 @@ from corral.client.backoff import Backoff
 from corral.client.failover import FailoverTransport
 from corral.client.kubeconfig import ClusterConfig, load_kubeconfig
 from corral.client.watch import WatchEvent, stream_events
+from corral.objects import Obj, meta, name_of, namespace_of
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Kind = str | Resource
 Body = Obj | BaseModel
 PatchType = Literal["merge", "strategic", "json", "apply"]
@@ -113,11 +113,6 @@ def as_model(model: type[M], obj: Obj) -> M:
 
 def _body(obj: Body) -> Obj:
     return encode(obj) if isinstance(obj, BaseModel) else obj
-
-
-def _meta(obj: Obj) -> Obj:
-    meta = obj.get("metadata") or {}
-    return meta if isinstance(meta, dict) else {}
 
 
 def _kind_of(obj: Obj) -> Resource:
@@ -287,9 +282,9 @@ class Client:
                   "resourceVersion": resource_version}
         data = await self._json("GET", resource_path(resource_for(kind), namespace),
                                 params=params)
-        meta = _meta(data)
-        return ListPage(list(data.get("items") or []), str(meta.get("resourceVersion", "")),
-                        str(meta.get("continue", "") or ""))
+        page = meta(data)
+        return ListPage(list(data.get("items") or []), str(page.get("resourceVersion", "")),
+                        str(page.get("continue", "") or ""))
 
     async def list_all(self, kind: Kind, namespace: str | None = None, *,
                        label_selector: str | None = None, field_selector: str | None = None,
@@ -320,7 +315,7 @@ class Client:
         """POST; the namespace defaults to the object's own (else "default")."""
         body = _body(obj)
         res = _kind_of(body)
-        ns = namespace or _meta(body).get("namespace") or "default"
+        ns = namespace or meta(body).get("namespace") or "default"
         return await self._json("POST", resource_path(res, ns), json_body=body)
 
     async def update(self, obj: Body) -> Obj:
@@ -332,8 +327,7 @@ class Client:
         return await self._put(_body(obj), "status")
 
     async def _put(self, body: Obj, subresource: str | None) -> Obj:
-        res, meta = _kind_of(body), _meta(body)
-        path = resource_path(res, meta.get("namespace") or "default", meta.get("name", ""),
+        path = resource_path(_kind_of(body), namespace_of(body) or "default", name_of(body),
                              subresource)
         return await self._json("PUT", path, json_body=body)
 

@@ -27,8 +27,9 @@ from typing import Any, Self
 from corral.api.errors import APIError, Gone
 from corral.client.backoff import Backoff
 from corral.client.clock import Clock, RealClock
-from corral.client.http import Client, Kind, ListPage, Obj, ServerUnreachable, resource_for
+from corral.client.http import Client, Kind, ListPage, ServerUnreachable, resource_for
 from corral.client.watch import WatchEvent
+from corral.objects import Obj, meta
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,11 @@ def key_of(obj: Obj) -> str:
 
 
 def _rv(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
+    return str(meta(obj).get("resourceVersion", ""))
 
 
 def namespace_index(obj: Obj) -> list[str]:
-    ns = (obj.get("metadata") or {}).get("namespace")
+    ns = meta(obj).get("namespace")
     return [ns] if ns else []
 
 

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
-from typing import Any
 
 from corral.api.errors import APIError
 from corral.client.events import EventRecorder
@@ -28,10 +27,10 @@ from corral.client.http import Client, ServerUnreachable
 from corral.client.informer import Informer, key_of
 from corral.client.workqueue import ShutDown, WorkQueue
 from corral.controllers.informers import SharedInformers
+from corral.objects import Obj
 
 log = logging.getLogger("corral.controllers")
 
-Obj = dict[str, Any]
 
 
 class Controller(ABC):

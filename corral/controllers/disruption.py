@@ -34,7 +34,17 @@ from corral.controllers.base import Controller, split_key
 from corral.controllers.informers import NAMESPACE, SharedInformers
 from corral.controllers.owners import controller_ref
 from corral.controllers.pods import is_ready
-from corral.objects import Obj, is_deleting, labels_of, meta, namespace_of, parse_time, rfc3339
+from corral.objects import (
+    Obj,
+    is_deleting,
+    labels_of,
+    meta,
+    namespace_of,
+    parse_time,
+    rfc3339,
+    spec,
+    status,
+)
 
 DELETION_TIMEOUT = timedelta(minutes=2)  # Kubernetes' DeletionTimeout for disruptedPods
 
@@ -86,7 +96,7 @@ def _expected_scale(pods: list[Obj], scale_of: dict[str, int]) -> int:
 
 def compute(pdb: Obj, pods: list[Obj], scale_of: dict[str, int], now: datetime) -> Budget:
     """The status a PDB should have (pure: tested from tables)."""
-    spec, old = pdb.get("spec") or {}, pdb.get("status") or {}
+    spec, old = pdb.get("spec") or {}, status(pdb)
     disrupted, recheck = _live_disruptions(old.get("disruptedPods") or {}, pods, now)
     try:
         expected, desired = expected_and_desired(spec, pods, scale_of)
@@ -178,7 +188,7 @@ class DisruptionController(Controller):
 
     def _selected_pods(self, pdb: Obj) -> list[Obj]:
         try:
-            selector = from_label_selector_object((pdb.get("spec") or {}).get("selector"))
+            selector = from_label_selector_object(spec(pdb).get("selector"))
         except ValueError:
             return []
         return [p for p in self.pods.by_index(NAMESPACE, namespace_of(pdb))
@@ -193,7 +203,7 @@ class DisruptionController(Controller):
         for rs in self.replicasets.by_index(NAMESPACE, namespace):
             owner = controller_ref(rs)
             source = deployments.get(owner.get("uid")) if owner else None
-            replicas = ((source or rs).get("spec") or {}).get("replicas")
+            replicas = spec(source or rs).get("replicas")
             scales[str(meta(rs).get("uid"))] = 1 if replicas is None else int(replicas)
         return scales
 

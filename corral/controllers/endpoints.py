@@ -17,22 +17,20 @@ really listen.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 from corral.api.errors import AlreadyExists, NotFound
 from corral.client.events import EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller, split_key
 from corral.controllers.informers import NAMESPACE, SharedInformers
-from corral.controllers.owners import is_deleting, meta
 from corral.controllers.pods import is_ready
+from corral.objects import Obj, is_deleting, meta, spec, status
 
-Obj = dict[str, Any]
 PortKey = tuple[tuple[str, int, str], ...]  # (name, port, protocol) per service port
 
 
 def _mapping(pod: Obj, target: int | str) -> Obj | None:
-    for m in (pod.get("status") or {}).get("portMappings") or []:
+    for m in status(pod).get("portMappings") or []:
         if isinstance(target, str) and m.get("name") == target:
             return dict(m)
         if isinstance(target, int) and m.get("containerPort") == target:
@@ -41,7 +39,7 @@ def _mapping(pod: Obj, target: int | str) -> Obj | None:
 
 
 def _container_port(pod: Obj, name: str) -> int | None:
-    for c in (pod.get("spec") or {}).get("containers") or []:
+    for c in spec(pod).get("containers") or []:
         for p in c.get("ports") or []:
             if p.get("name") == name:
                 return int(p["containerPort"])
@@ -68,7 +66,7 @@ def pod_address(pod: Obj, ip: str) -> Obj:
     m = meta(pod)
     address: Obj = {"ip": ip, "targetRef": {"kind": "Pod", "namespace": m.get("namespace"),
                                             "name": m.get("name"), "uid": m.get("uid")}}
-    node = (pod.get("spec") or {}).get("nodeName")
+    node = spec(pod).get("nodeName")
     if node:
         address["nodeName"] = node
     return address
@@ -137,7 +135,7 @@ class EndpointsController(Controller):
     def _pod_changed(self, pod: Obj) -> None:
         labels = meta(pod).get("labels") or {}
         for svc in self.services.by_index(NAMESPACE, str(meta(pod).get("namespace"))):
-            selector = (svc.get("spec") or {}).get("selector")
+            selector = spec(svc).get("selector")
             if selector and all(labels.get(k) == v for k, v in selector.items()):
                 self.enqueue(svc)
 
@@ -159,7 +157,7 @@ class EndpointsController(Controller):
                 with contextlib.suppress(NotFound):
                     await self.client.delete("Endpoints", name, namespace)
             return
-        selector = (service.get("spec") or {}).get("selector")
+        selector = spec(service).get("selector")
         if not selector:
             return  # endpoints of a selector-less Service are the user's
         pods = [p for p in self.pods.by_index(NAMESPACE, namespace or "")

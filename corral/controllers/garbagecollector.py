@@ -18,9 +18,10 @@ A deleted object wakes its dependents; a changed dependent wakes its owners.
 
 Speed (an owner of 5,000 pods goes in seconds): an owner confirmed absent by its
 live GET is remembered (kube-controller-manager's absentOwnerCache), so its
-dependents cost one DELETE each, not a GET and a DELETE; 32 workers (Kubernetes'
---concurrent-gc-syncs is 20) keep enough deletes in flight for the store's group
-commit to batch them; a foreground owner deletes its dependents concurrently.
+dependents cost one DELETE each, not a GET and a DELETE; a deleted owner's
+dependents are one work item, deleted in concurrent bursts the store's group
+commit writes together (so is a foreground owner's); 32 workers (Kubernetes'
+--concurrent-gc-syncs is 20) serve the rest.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from typing import Any
 
 from corral.api.errors import Conflict, NotFound
 from corral.client.events import EventRecorder
@@ -37,11 +37,10 @@ from corral.client.http import Client, resource_for
 from corral.client.informer import Informer
 from corral.controllers.base import Controller
 from corral.controllers.informers import OWNER_UID, UID, SharedInformers
-from corral.controllers.owners import is_deleting, meta, uid_of
+from corral.objects import Obj, is_deleting, meta, uid_of
 
 log = logging.getLogger("corral.controllers.gc")
 
-Obj = dict[str, Any]
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 # The namespaced kinds whose objects carry ownerReferences in practice.
@@ -52,7 +51,8 @@ DEPENDENT_KINDS = ("Pod", "ReplicaSet", "Deployment", "Job", "Service", "Endpoin
 OWNER_KINDS = ("Node",)
 WORKERS = 32
 ABSENT_OWNERS_REMEMBERED = 10_000  # uids; a uid is never reused, so never stale
-FOREGROUND_BURST = 64  # dependents of a foreground owner deleted at once
+FOREGROUND_BURST = 64  # dependents of one owner deleted at once
+GONE = "owner-gone"  # work item "owner-gone|UID|": the dependents of a deleted owner
 
 
 class AbsentOwners:
@@ -120,8 +120,10 @@ class GarbageCollector(Controller):
                 self.enqueue_key(gc_key(owner))
 
     def _deleted(self, obj: Obj) -> None:
-        for dependent in self.dependents(uid_of(obj)):
-            self.enqueue_key(gc_key(dependent))
+        uid = uid_of(obj)
+        self.absent.add(uid)  # a uid is never reused: gone for good
+        if self.dependents(uid):
+            self.enqueue_key(f"{GONE}|{uid}|")  # one item for all of them, in bursts
         for ref in meta(obj).get("ownerReferences") or []:
             owner = self.cached(str(ref.get("uid")))
             if owner is not None:
@@ -131,6 +133,9 @@ class GarbageCollector(Controller):
 
     async def reconcile(self, key: str) -> None:
         kind, namespace, name = key.split("|", 2)
+        if kind == GONE:
+            await self._owner_gone(namespace)
+            return
         informer = self.graph.get(kind)
         obj = informer.get(namespace or None, name) if informer is not None else None
         if obj is None:
@@ -152,6 +157,19 @@ class GarbageCollector(Controller):
             self.requeue_after(key, 1.0)  # also woken by each dependent's deletion
             return
         await self._remove_finalizer(owner, FOREGROUND)
+
+    async def _owner_gone(self, uid: str) -> None:
+        """The dependents of a deleted owner, checked (and mostly deleted) in
+        bursts: the store commits each burst's deletes together."""
+        dependents = [d for d in self.dependents(uid) if not is_deleting(d)]
+        failed: BaseException | None = None
+        for start in range(0, len(dependents), FOREGROUND_BURST):
+            burst = dependents[start:start + FOREGROUND_BURST]
+            results = await asyncio.gather(*(self._check_owners(d) for d in burst),
+                                           return_exceptions=True)
+            failed = failed or next((r for r in results if isinstance(r, BaseException)), None)
+        if failed is not None:
+            raise failed  # retried (rate-limited); what was deleted is not in the cache
 
     async def _orphan(self, owner: Obj) -> None:
         uid = uid_of(owner)

@@ -9,24 +9,23 @@ manager holds one Pod cache, not one per controller.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from corral.client.http import Client
 from corral.client.informer import Informer, namespace_index
+from corral.objects import Obj, meta
 
-Obj = dict[str, Any]
 NAMESPACE = "namespace"
 OWNER_UID = "owner-uid"
 UID = "uid"
 
 
 def owner_uid_index(obj: Obj) -> list[str]:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    refs = meta(obj).get("ownerReferences") or []
     return [str(r["uid"]) for r in refs if r.get("uid")]
 
 
 def uid_index(obj: Obj) -> list[str]:
-    uid = (obj.get("metadata") or {}).get("uid")
+    uid = meta(obj).get("uid")
     return [str(uid)] if uid else []
 
 

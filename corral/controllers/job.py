@@ -12,6 +12,9 @@ a time, and finish Complete or Failed.
                  missing index, JOB_COMPLETION_INDEX env + annotation) or delete extras;
                  finished → delete active pods; ttlSecondsAfterFinished → delete the Job
       4 status   active/ready/succeeded/failed/startTime/completionTime/conditions
+
+A Job annotated ``corral.dev/run-as: tasks`` (Indexed) runs no pods: task_array.py
+runs its indices as tasks in Allocs, with the same verdicts and status.
 """
 
 from __future__ import annotations
@@ -19,12 +22,11 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from corral.api.errors import Conflict, NotFound
+from corral.client.clock import Clock, RealClock
 from corral.client.events import NORMAL, WARNING, EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller, split_key
@@ -33,8 +35,9 @@ from corral.controllers.informers import NAMESPACE, OWNER_UID, SharedInformers
 from corral.controllers.job_status import (
     COMPLETION_INDEX,
     TRACKING_FINALIZER,
+    FailureBackoff,
     JobSpecView,
-    failure_backoff,
+    deadline_left,
     finished_condition,
     format_indexes,
     parse_indexes,
@@ -43,18 +46,17 @@ from corral.controllers.job_status import (
     verdict,
     want_active,
 )
-from corral.controllers.owners import controller_ref, is_deleting, meta, uid_of
+from corral.controllers.owners import controller_ref
 from corral.controllers.pods import (
     is_active,
     is_ready,
-    parse_time,
     phase,
     pod_from_template,
     rank_for_deletion,
 )
 from corral.controllers.replicaset import create_pods
-
-Obj = dict[str, Any]
+from corral.controllers.task_array import TaskArrays, is_task_array
+from corral.objects import Obj, is_deleting, meta, parse_time, rfc3339, spec, uid_of
 
 
 @dataclass
@@ -67,10 +69,6 @@ class JobOptions:
     def from_env(cls) -> JobOptions:
         return cls(float(os.environ.get("CORRAL_JOB_BACKOFF_BASE", "1.0")),
                    float(os.environ.get("CORRAL_JOB_BACKOFF_CAP", "60.0")))
-
-
-def _rfc3339(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def has_tracking(pod: Obj) -> bool:
@@ -91,16 +89,19 @@ class JobController(Controller):
     name = "job-controller"
 
     def __init__(self, client: Client, informers: SharedInformers, recorder: EventRecorder,
-                 *, options: JobOptions | None = None) -> None:
+                 *, options: JobOptions | None = None, clock: Clock | None = None) -> None:
         self.options = options or JobOptions()
+        self.clock = clock or RealClock()
         super().__init__(client, informers, recorder, workers=self.options.workers)
         self.expectations = Expectations()
         self.jobs = informers.get("Job")
         self.pods = informers.get("Pod")
-        self._last_failure: dict[str, tuple[int, float]] = {}  # key → (failed, monotonic)
+        self.backoff = FailureBackoff(self.clock, self.options.backoff_base,
+                                      self.options.backoff_cap)
         self.jobs.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self.enqueue)
         self.pods.add_handler(self._pod_added, lambda old, new: self._pod_changed(new),
                               self._pod_deleted)
+        self.arrays = TaskArrays(self, informers)  # Jobs run as tasks, in Allocs
 
     def _job_key(self, pod: Obj) -> str | None:
         ref = controller_ref(pod)
@@ -132,8 +133,12 @@ class JobController(Controller):
         namespace, name = split_key(key)
         if job is None:
             self.expectations.forget(key)
-            self._last_failure.pop(key, None)
+            self.backoff.forget(key)
+            await self.arrays.release_orphans(namespace or "", name, None)
             return await self._release_orphans(namespace or "", name, None)
+        if is_task_array(job):
+            await self.arrays.release_orphans(namespace or "", name, uid_of(job))
+            return await self.arrays.reconcile(key, job)
         await self._release_orphans(namespace or "", name, uid_of(job))
         pods = [p for p in self.pods.by_index(OWNER_UID, uid_of(job))
                 if (controller_ref(p) or {}).get("uid") == uid_of(job)]
@@ -155,7 +160,7 @@ class JobController(Controller):
         uncounted = status.get("uncountedTerminatedPods") or {}
         lists = {o: list(uncounted.get(o) or []) for o in ("succeeded", "failed")}
         completed = parse_indexes(status.get("completedIndexes"))
-        indexed = (job.get("spec") or {}).get("completionMode") == "Indexed"
+        indexed = spec(job).get("completionMode") == "Indexed"
         new = False
         for pod in pods:
             outcome = terminated_outcome(pod)
@@ -172,7 +177,7 @@ class JobController(Controller):
             status["uncountedTerminatedPods"] = lists
             if indexed:
                 status["completedIndexes"] = format_indexes(completed)
-            job = await self._write_status(job, status)
+            job = await self.write_status(job, status)
         uncounted_uids = set(lists["succeeded"]) | set(lists["failed"])
         flushed = [p for p in pods if uid_of(p) in uncounted_uids and has_tracking(p)]
         await asyncio.gather(*(self._remove_finalizer(p) for p in flushed))
@@ -184,7 +189,7 @@ class JobController(Controller):
         if indexed:
             status["succeeded"] = len(parse_indexes(status.get("completedIndexes")))
         status["uncountedTerminatedPods"] = {}
-        return await self._write_status(job, status)
+        return await self.write_status(job, status)
 
     async def _remove_finalizer(self, pod: Obj) -> None:
         m = meta(pod)
@@ -197,7 +202,7 @@ class JobController(Controller):
             pass
 
     async def _sync(self, key: str, job: Obj, pods: list[Obj]) -> None:
-        now = datetime.now(UTC)
+        now = self.clock.now()
         spec = JobSpecView.of(job)
         status = copy.deepcopy(job.get("status") or {})
         active = [p for p in pods if is_active(p)]
@@ -207,47 +212,54 @@ class JobController(Controller):
         if finished is not None:
             await self._delete_pods(key, job, active)
             active = []
-            await self._expire(key, job, status, now)
+            await self.expire(key, job, status, now)
         status["active"] = len(active)
         status["ready"] = sum(1 for p in active if is_ready(p))
         if status != (job.get("status") or {}):
-            await self._write_status(job, status)
+            await self.write_status(job, status)
 
     async def _run(self, key: str, job: Obj, spec: JobSpecView, status: Obj,
                    active: list[Obj], now: datetime) -> Obj | None:
         """A Job still running: suspend, finish, or keep the right pods going."""
-        conditions = list(status.get("conditions") or [])
         if (job.get("spec") or {}).get("suspend"):
             await self._delete_pods(key, job, active)
             active.clear()
-            status["conditions"] = _set(conditions, "Suspended", "True", "JobSuspended",
-                                        "Job suspended", now)
+            self.suspend(job, status, now)
             return None
-        if any(c.get("type") == "Suspended" and c.get("status") == "True" for c in conditions):
-            status["conditions"] = _set(conditions, "Suspended", "False", "JobResumed",
-                                        "Job resumed", now)
-            status["startTime"] = _rfc3339(now)
-            self.emit(job, NORMAL, "Resumed", "Job resumed")
-        status.setdefault("startTime", _rfc3339(now))
+        self.resume(job, status, now)
         succeeded, failed = int(status.get("succeeded") or 0), int(status.get("failed") or 0)
         completed = parse_indexes(status.get("completedIndexes"))
         started = parse_time(status.get("startTime"))
         outcome = verdict(spec, succeeded, failed, completed, len(active), started, now)
         if outcome is not None:
-            return self._finish(job, status, outcome.type, outcome.reason, outcome.message, now)
-        if spec.active_deadline is not None and started is not None:
-            left = spec.active_deadline - (now - started).total_seconds()
+            return self.finish(job, status, outcome.type, outcome.reason, outcome.message, now)
+        left = deadline_left(spec, started, now)
+        if left is not None:
             self.requeue_after(key, left + 0.05)
         if self.expectations.satisfied(key):
             await self._manage(key, job, spec, status, active, failed)
         return None
 
-    def _finish(self, job: Obj, status: Obj, type_: str, reason: str, message: str,
-                now: datetime) -> Obj:
+    def suspend(self, job: Obj, status: Obj, now: datetime) -> None:
+        conditions = list(status.get("conditions") or [])
+        status["conditions"] = _set(conditions, "Suspended", "True", "JobSuspended",
+                                    "Job suspended", now)
+
+    def resume(self, job: Obj, status: Obj, now: datetime) -> None:
+        conditions = list(status.get("conditions") or [])
+        if any(c.get("type") == "Suspended" and c.get("status") == "True" for c in conditions):
+            status["conditions"] = _set(conditions, "Suspended", "False", "JobResumed",
+                                        "Job resumed", now)
+            status["startTime"] = rfc3339(now)
+            self.emit(job, NORMAL, "Resumed", "Job resumed")
+        status.setdefault("startTime", rfc3339(now))
+
+    def finish(self, job: Obj, status: Obj, type_: str, reason: str, message: str,
+               now: datetime) -> Obj:
         conditions = list(status.get("conditions") or [])
         status["conditions"] = _set(conditions, type_, "True", reason, message, now)
         if type_ == "Complete":
-            status["completionTime"] = _rfc3339(now)
+            status["completionTime"] = rfc3339(now)
             self.emit(job, NORMAL, "Completed", "Job completed")
         else:
             self.emit(job, WARNING, reason, message)
@@ -255,7 +267,7 @@ class JobController(Controller):
 
     async def _manage(self, key: str, job: Obj, spec: JobSpecView, status: Obj,
                       active: list[Obj], failed: int) -> None:
-        delay = self._backoff_left(key, failed)
+        delay = self.backoff.left(key, failed)
         if spec.indexed:
             completed = parse_indexes(status.get("completedIndexes"))
             running = {i for p in active if (i := pod_index(p)) is not None}
@@ -273,16 +285,6 @@ class JobController(Controller):
             self.requeue_after(key, delay)
         elif todo:
             await self._create(key, job, spec, todo)
-
-    def _backoff_left(self, key: str, failed: int) -> float:
-        seen_failed, since = self._last_failure.get(key, (0, 0.0))
-        if failed > seen_failed:
-            self._last_failure[key] = (failed, time.monotonic())
-            since = time.monotonic()
-        elif failed == 0:
-            return 0.0
-        wait = failure_backoff(failed, self.options.backoff_base, self.options.backoff_cap)
-        return wait - (time.monotonic() - since)
 
     async def _create(self, key: str, job: Obj, spec: JobSpecView, todo: list[int]) -> None:
         template = (job.get("spec") or {}).get("template") or {}
@@ -333,9 +335,9 @@ class JobController(Controller):
         self.emit(job, NORMAL, "SuccessfulDelete", f"Deleted {len(pods)} pod"
                   f"{'s' if len(pods) > 1 else ''}")
 
-    async def _expire(self, key: str, job: Obj, status: Obj, now: datetime) -> None:
+    async def expire(self, key: str, job: Obj, status: Obj, now: datetime) -> None:
         """ttlSecondsAfterFinished: delete the Job (and, in the foreground, its pods)."""
-        ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+        ttl = spec(job).get("ttlSecondsAfterFinished")
         finished = finished_condition({"status": status})
         if ttl is None or finished is None or is_deleting(job):
             return
@@ -353,7 +355,7 @@ class JobController(Controller):
         except NotFound:
             pass
 
-    async def _write_status(self, job: Obj, status: Obj) -> Obj:
+    async def write_status(self, job: Obj, status: Obj) -> Obj:
         fresh = copy.deepcopy(job)
         fresh["status"] = status
         return await self.client.update_status(fresh)
@@ -364,7 +366,7 @@ def _set(conditions: list[Obj], type_: str, status: str, reason: str, message: s
     old = next((c for c in conditions if c.get("type") == type_), None)
     if old is not None and old.get("status") == status:
         return conditions
-    stamp = _rfc3339(now)
+    stamp = rfc3339(now)
     new = {"type": type_, "status": status, "reason": reason, "message": message,
            "lastProbeTime": stamp, "lastTransitionTime": stamp}
     return [c for c in conditions if c.get("type") != type_] + [new]

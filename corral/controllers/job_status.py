@@ -7,15 +7,19 @@
     verdict            Complete / Failed(BackoffLimitExceeded | DeadlineExceeded) / None
     failure_backoff    base · 2^(failures-1), capped: a crash-looping template is
                        not re-created in a tight loop
+    FailureBackoff     that wait, timed on the injected Clock from when the
+                       failure count last rose
+    deadline_left      seconds until activeDeadlineSeconds runs out
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-Obj = dict[str, Any]
+from corral.client.clock import Clock
+from corral.objects import Obj, meta, status
+
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 COMPLETE_REASON = "CompletionsReached"
@@ -47,7 +51,7 @@ def format_indexes(indexes: set[int]) -> str:
 
 
 def pod_index(pod: Obj) -> int | None:
-    raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(COMPLETION_INDEX)
+    raw = (meta(pod).get("annotations") or {}).get(COMPLETION_INDEX)
     try:
         return int(raw) if raw is not None else None
     except ValueError:
@@ -120,8 +124,41 @@ def failure_backoff(failures: int, base: float, cap: float) -> float:
     return float(min(base * (2 ** min(failures - 1, 30)), cap))
 
 
+def deadline_left(spec: JobSpecView, started: datetime | None, now: datetime) -> float | None:
+    """Seconds until the Job has been active activeDeadlineSeconds (None: no
+    deadline, or not started)."""
+    if spec.active_deadline is None or started is None:
+        return None
+    return spec.active_deadline - (now - started).total_seconds()
+
+
+class FailureBackoff:
+    """Per Job: how long to wait before replacing failed pods, measured on the
+    clock from the moment we saw the failure count rise."""
+
+    def __init__(self, clock: Clock, base: float, cap: float) -> None:
+        self.clock = clock
+        self.base = base
+        self.cap = cap
+        self._last: dict[str, tuple[int, float]] = {}  # key → (failed, seen at)
+
+    def left(self, key: str, failed: int) -> float:
+        """Seconds still to wait (≤ 0: create now)."""
+        seen_failed, since = self._last.get(key, (0, 0.0))
+        if failed > seen_failed:
+            since = self.clock.monotonic()
+            self._last[key] = (failed, since)
+        elif failed == 0:
+            return 0.0
+        wait = failure_backoff(failed, self.base, self.cap)
+        return wait - (self.clock.monotonic() - since)
+
+    def forget(self, key: str) -> None:
+        self._last.pop(key, None)
+
+
 def finished_condition(job: Obj) -> Obj | None:
-    for c in (job.get("status") or {}).get("conditions") or []:
+    for c in status(job).get("conditions") or []:
         if c.get("type") in ("Complete", "Failed") and c.get("status") == "True":
             return dict(c)
     return None

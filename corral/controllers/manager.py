@@ -21,6 +21,8 @@ from corral.client.events import EventRecorder
 from corral.client.http import Client
 from corral.client.leaderelection import LeaseTiming, master_identity, run_elected
 from corral.controllers.base import Controller
+from corral.controllers.cronjob import CronJobController
+from corral.controllers.daemonset import DaemonSetController
 from corral.controllers.deployment import DeploymentController
 from corral.controllers.disruption import DisruptionController
 from corral.controllers.endpoints import EndpointsController
@@ -29,13 +31,15 @@ from corral.controllers.informers import SharedInformers
 from corral.controllers.job import JobController, JobOptions
 from corral.controllers.namespace import NamespaceController
 from corral.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
-from corral.controllers.replicaset import ReplicaSetController
+from corral.controllers.quota import QuotaController, sync_seconds_from_env
+from corral.controllers.replicaset import ReplicaSetController, ReplicationControllerController
 
 log = logging.getLogger("corral.controllers")
 
 LEASE_NAME = "corral-controller-manager"  # in kube-system
-ALL_CONTROLLERS = ("replicaset", "deployment", "job", "nodelifecycle", "endpoints",
-                   "garbagecollector", "namespace", "disruption")
+ALL_CONTROLLERS = ("replicaset", "replicationcontroller", "deployment", "daemonset", "job",
+                   "nodelifecycle", "endpoints", "garbagecollector", "namespace", "disruption",
+                   "cronjob", "resourcequota")
 
 
 @dataclass
@@ -43,6 +47,7 @@ class ManagerOptions:
     controllers: tuple[str, ...] = ALL_CONTROLLERS
     node: NodeLifecycleOptions = field(default_factory=NodeLifecycleOptions)
     job: JobOptions = field(default_factory=JobOptions)
+    quota_sync: float = field(default_factory=sync_seconds_from_env)
 
     @classmethod
     def from_env(cls) -> ManagerOptions:
@@ -57,6 +62,10 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
           options: ManagerOptions) -> Controller:
     if name == "replicaset":
         return ReplicaSetController(client, informers, recorder)
+    if name == "replicationcontroller":
+        return ReplicationControllerController(client, informers, recorder)
+    if name == "daemonset":
+        return DaemonSetController(client, informers, recorder)
     if name == "deployment":
         return DeploymentController(client, informers, recorder)
     if name == "job":
@@ -69,8 +78,12 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
         return GarbageCollector(client, informers, recorder)
     if name == "namespace":
         return NamespaceController(client, informers, recorder)
+    if name == "cronjob":
+        return CronJobController(client, informers, recorder)
     if name == "disruption":
         return DisruptionController(client, informers, recorder)
+    if name == "resourcequota":
+        return QuotaController(client, informers, recorder, sync_seconds=options.quota_sync)
     raise ValueError(f"unknown controller {name!r}; known: {', '.join(ALL_CONTROLLERS)}")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Any
 
 from corral.api.errors import Conflict, NotFound
 from corral.api.resources import RESOURCES
@@ -21,9 +20,8 @@ from corral.client.events import EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller
 from corral.controllers.informers import SharedInformers
-from corral.controllers.owners import is_deleting, meta
+from corral.objects import Obj, is_deleting, meta, spec
 
-Obj = dict[str, Any]
 RECHECK_SECONDS = 1.0
 # Events last: the deletions of everything else may still write some.
 _ORDER = {"Event": 1}
@@ -42,7 +40,7 @@ class NamespaceController(Controller):
         ns = self.namespaces.get_by_key(key)
         if ns is None or not is_deleting(ns):
             return
-        if "kubernetes" not in ((ns.get("spec") or {}).get("finalizers") or []):
+        if "kubernetes" not in (spec(ns).get("finalizers") or []):
             return
         left = await self._delete_content(key)
         if left:

@@ -16,6 +16,7 @@ when one is not.
 
 After a restart (or a leader change) every node starts with a full grace
 period: no false alarm because this process did not see the last renewal.
+The timing rules live in nodehealth.py, measured on the injected Clock.
 """
 
 from __future__ import annotations
@@ -24,20 +25,18 @@ import asyncio
 import contextlib
 import copy
 import os
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from corral.api.errors import Conflict, NotFound
+from corral.client.clock import Clock, RealClock
 from corral.client.events import NORMAL, EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller
 from corral.controllers.informers import SharedInformers
-from corral.controllers.owners import is_deleting, meta, uid_of
+from corral.controllers.nodehealth import NodeHealth
 from corral.controllers.pods import is_finished
+from corral.objects import Obj, is_deleting, meta, name_of, rfc3339, spec, status, uid_of
 
-Obj = dict[str, Any]
 LEASE_NAMESPACE = "kube-node-lease"
 UNREACHABLE = "node.kubernetes.io/unreachable"
 NODE_INDEX = "node"
@@ -60,31 +59,27 @@ class NodeLifecycleOptions:
                    float(env("CORRAL_NODE_MONITOR_PERIOD", "0.5")))
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def node_of(pod: Obj) -> list[str]:
-    name = (pod.get("spec") or {}).get("nodeName")
+    name = spec(pod).get("nodeName")
     return [str(name)] if name else []
 
 
 def ready_status(node: Obj) -> str | None:
-    for c in (node.get("status") or {}).get("conditions") or []:
+    for c in status(node).get("conditions") or []:
         if c.get("type") == "Ready":
             return str(c.get("status"))
     return None
 
 
 def has_unreachable_taint(node: Obj) -> bool:
-    return any(t.get("key") == UNREACHABLE for t in (node.get("spec") or {}).get("taints") or [])
+    return any(t.get("key") == UNREACHABLE for t in spec(node).get("taints") or [])
 
 
 def toleration_seconds(pod: Obj) -> float | None:
     """How long the pod tolerates the unreachable taint: None → not at all,
     inf → forever."""
     best: float | None = None
-    for t in (pod.get("spec") or {}).get("tolerations") or []:
+    for t in spec(pod).get("tolerations") or []:
         key_ok = t.get("key") in (None, "", UNREACHABLE) and (
             t.get("key") or t.get("operator") == "Exists")
         effect_ok = t.get("effect") in (None, "", "NoExecute")
@@ -96,11 +91,10 @@ def toleration_seconds(pod: Obj) -> float | None:
     return best
 
 
-def with_ready(node: Obj, status: str, reason: str, message: str) -> Obj:
+def with_ready(node: Obj, status: str, reason: str, message: str, now: str) -> Obj:
     fresh = copy.deepcopy(node)
     st = fresh.setdefault("status", {})
     conditions = [c for c in st.get("conditions") or [] if c.get("type") != "Ready"]
-    now = _now()
     conditions.append({"type": "Ready", "status": status, "reason": reason, "message": message,
                        "lastHeartbeatTime": now, "lastTransitionTime": now})
     st["conditions"] = conditions
@@ -111,9 +105,13 @@ class NodeLifecycleController(Controller):
     name = "node-lifecycle-controller"
 
     def __init__(self, client: Client, informers: SharedInformers, recorder: EventRecorder,
-                 *, options: NodeLifecycleOptions | None = None) -> None:
+                 *, options: NodeLifecycleOptions | None = None,
+                 clock: Clock | None = None) -> None:
         super().__init__(client, informers, recorder, workers=2)
         self.options = options or NodeLifecycleOptions()
+        self.clock = clock or RealClock()
+        self.health = NodeHealth(self.clock, self.options.grace_period,
+                                 self.options.eviction_timeout)
         self.nodes = informers.get("Node")
         self.leases = informers.get("Lease", LEASE_NAMESPACE)
         self.pods = informers.get("Pod")
@@ -121,9 +119,6 @@ class NodeLifecycleController(Controller):
         # Allocs are evicted from a dead node as pods are (their owners re-place the work).
         self.allocs = informers.get("Alloc")
         self.allocs.add_index(NODE_INDEX, node_of)
-        self._seen: dict[str, tuple[str, float]] = {}  # node → (renewTime, when we saw it)
-        self._unreachable_since: dict[str, float] = {}
-        self._deleted_at: dict[str, float] = {}  # pod uid → when we deleted it
         self.nodes.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self._forget)
         self.leases.add_handler(self._lease_seen, lambda old, new: self._lease_seen(new))
         self.pods.add_handler(on_delete=self._pod_gone)
@@ -131,26 +126,17 @@ class NodeLifecycleController(Controller):
 
     def _lease_seen(self, lease: Obj) -> None:
         name = str(meta(lease).get("name"))
-        renew = str((lease.get("spec") or {}).get("renewTime") or "")
-        if self._seen.get(name, ("", 0.0))[0] != renew:
-            self._seen[name] = (renew, time.monotonic())
+        if self.health.renewed(name, str(spec(lease).get("renewTime") or "")):
             self.enqueue_key(name)
 
     def _pod_gone(self, pod: Obj) -> None:
-        self._deleted_at.pop(uid_of(pod), None)
+        self.health.gone(uid_of(pod))
 
     def _forget(self, node: Obj) -> None:
-        name = str(meta(node).get("name"))
-        self._seen.pop(name, None)
-        self._unreachable_since.pop(name, None)
+        self.health.forget(str(meta(node).get("name")))
 
-    def last_renewal(self, name: str) -> float:
-        """When we last saw the node's Lease renewed; a node never seen renewing
-        starts its grace period now."""
-        seen = self._seen.get(name)
-        if seen is None:
-            seen = self._seen[name] = ("", time.monotonic())
-        return seen[1]
+    def _now(self) -> str:
+        return rfc3339(self.clock.now())
 
     async def run(self, stop: asyncio.Event) -> None:
         ticker = asyncio.create_task(self._tick(), name="node-lifecycle-monitor")
@@ -163,15 +149,14 @@ class NodeLifecycleController(Controller):
 
     async def _tick(self) -> None:
         while True:
-            await asyncio.sleep(self.options.monitor_period)
+            await self.clock.sleep(self.options.monitor_period)
             self.enqueue_all(self.nodes)
 
     async def reconcile(self, key: str) -> None:
         node = self.nodes.get_by_key(key)
         if node is None:
             return
-        silent = time.monotonic() - self.last_renewal(key)
-        if silent > self.options.grace_period:
+        if self.health.is_unreachable(key):
             await self._unreachable(key, node)
         else:
             await self._reachable(key, node)
@@ -181,17 +166,17 @@ class NodeLifecycleController(Controller):
     async def _unreachable(self, name: str, node: Obj) -> None:
         if ready_status(node) != "Unknown":
             await self.client.update_status(with_ready(
-                node, "Unknown", UNKNOWN_REASON, "Kubelet stopped posting node status."))
+                node, "Unknown", UNKNOWN_REASON, "Kubelet stopped posting node status.",
+                self._now()))
             self.emit(node, NORMAL, "NodeNotReady", f"Node {name} status is now: NodeNotReady")
             return  # the taint goes on with the next look, from the fresh cache
         if not has_unreachable_taint(node):
             fresh = copy.deepcopy(node)
             spec = fresh.setdefault("spec", {})
             spec["taints"] = [*(spec.get("taints") or []), {
-                "key": UNREACHABLE, "effect": "NoExecute", "timeAdded": _now()}]
+                "key": UNREACHABLE, "effect": "NoExecute", "timeAdded": self._now()}]
             await self.client.update(fresh)
-        since = self._unreachable_since.setdefault(name, time.monotonic())
-        await self._evict(name, time.monotonic() - since)
+        await self._evict(name, self.health.unreachable_for(name))
 
     async def _evict(self, name: str, unreachable_for: float) -> None:
         for kind, pod in [*(("Pod", p) for p in self.pods.by_index(NODE_INDEX, name)),
@@ -201,22 +186,17 @@ class NodeLifecycleController(Controller):
             if is_deleting(pod):
                 await self._force_delete_if_stuck(kind, pod)
                 continue
-            tolerated = toleration_seconds(pod)
-            allowed = self.options.eviction_timeout if tolerated is None else max(
-                tolerated, self.options.eviction_timeout)
-            if unreachable_for >= allowed:
+            if self.health.eviction_due(unreachable_for, toleration_seconds(pod)):
                 await self._delete(kind, pod, None)
-                self._deleted_at[uid_of(pod)] = time.monotonic()
+                self.health.deleted(uid_of(pod))
                 self.emit(pod, NORMAL, "TaintManagerEviction",
                           f"Marking for deletion {kind} "
-                          f"{meta(pod).get('namespace')}/"
-                          f"{meta(pod).get('name')}")
+                          f"{meta(pod).get('namespace')}/{name_of(pod)}")
 
     async def _force_delete_if_stuck(self, kind: str, pod: Obj) -> None:
-        deleted = self._deleted_at.setdefault(uid_of(pod), time.monotonic())
-        if time.monotonic() - deleted >= self.options.grace_period:
+        if self.health.stuck(uid_of(pod)):
             await self._delete(kind, pod, 0)
-            self._deleted_at.pop(uid_of(pod), None)
+            self.health.gone(uid_of(pod))
 
     async def _delete(self, kind: str, pod: Obj, grace: int | None) -> None:
         m = meta(pod)
@@ -229,7 +209,7 @@ class NodeLifecycleController(Controller):
     # -- a live node ------------------------------------------------------------------
 
     async def _reachable(self, name: str, node: Obj) -> None:
-        if self._unreachable_since.pop(name, None) is not None:
+        if self.health.back(name):
             self.emit(node, NORMAL, "NodeReady", f"Node {name} status is now: NodeReady")
         if has_unreachable_taint(node):
             fresh = copy.deepcopy(node)
@@ -237,9 +217,9 @@ class NodeLifecycleController(Controller):
                                        if t.get("key") != UNREACHABLE] or None
             await self.client.update(fresh)
             return
-        conditions = (node.get("status") or {}).get("conditions") or []
+        conditions = status(node).get("conditions") or []
         ours = any(c.get("type") == "Ready" and c.get("reason") == UNKNOWN_REASON
                    for c in conditions)
         if ours:
             await self.client.update_status(with_ready(
-                node, "True", "KubeletReady", "node lease renewed again"))
+                node, "True", "KubeletReady", "node lease renewed again", self._now()))

@@ -14,26 +14,11 @@ and uid, so they fail (Conflict) rather than clobber a concurrent change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from corral.api.errors import Conflict, NotFound
 from corral.api.selectors import LabelSelector, from_label_selector_object
 from corral.client.http import Client
-
-Obj = dict[str, Any]
-
-
-def meta(obj: Obj) -> Obj:
-    m = obj.get("metadata")
-    return m if isinstance(m, dict) else {}
-
-
-def uid_of(obj: Obj) -> str:
-    return str(meta(obj).get("uid") or "")
-
-
-def is_deleting(obj: Obj) -> bool:
-    return bool(meta(obj).get("deletionTimestamp"))
+from corral.objects import Obj, is_deleting, meta, spec, uid_of
 
 
 def controller_ref(obj: Obj) -> Obj | None:
@@ -52,7 +37,9 @@ def owner_reference(owner: Obj) -> Obj:
 def selector_of(owner: Obj) -> LabelSelector | None:
     """The owner's spec.selector; None for a missing or empty one (which selects
     nothing for a controller, rather than everything)."""
-    raw = (owner.get("spec") or {}).get("selector")
+    raw = spec(owner).get("selector")
+    if owner.get("kind") == "ReplicationController" and isinstance(raw, dict):
+        raw = {"matchLabels": raw}  # a ReplicationController selects by a label map
     if not raw or not (raw.get("matchLabels") or raw.get("matchExpressions")):
         return None
     return from_label_selector_object(raw)

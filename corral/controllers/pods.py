@@ -12,23 +12,14 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from corral.controllers.owners import is_deleting, meta, owner_reference
+from corral.controllers.owners import owner_reference
+from corral.objects import Obj, is_deleting, meta, parse_time, spec, status
 
-Obj = dict[str, Any]
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
 def phase(pod: Obj) -> str:
-    return str((pod.get("status") or {}).get("phase") or "Pending")
+    return str(status(pod).get("phase") or "Pending")
 
 
 def is_finished(pod: Obj) -> bool:
@@ -41,7 +32,7 @@ def is_active(pod: Obj) -> bool:
 
 
 def ready_condition(pod: Obj) -> Obj | None:
-    conditions = (pod.get("status") or {}).get("conditions") or []
+    conditions = status(pod).get("conditions") or []
     return next((c for c in conditions if c.get("type") == "Ready"), None)
 
 
@@ -77,7 +68,7 @@ def seconds_until_available(pod: Obj, min_ready_seconds: int, now: datetime) -> 
 
 
 def restarts(pod: Obj) -> int:
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    statuses = status(pod).get("containerStatuses") or []
     return max((int(s.get("restartCount") or 0) for s in statuses), default=0)
 
 
@@ -86,7 +77,7 @@ def deletion_rank(pod: Obj) -> tuple[Any, ...]:
     since = ready_since(pod)
     created = parse_time(meta(pod).get("creationTimestamp")) or datetime.min.replace(tzinfo=UTC)
     return (
-        bool((pod.get("spec") or {}).get("nodeName")),
+        bool(spec(pod).get("nodeName")),
         _PHASE_RANK.get(phase(pod), 0),
         is_ready(pod),
         -(since.timestamp()) if since is not None else 0.0,
@@ -106,7 +97,7 @@ def pod_from_template(template: Obj, owner: Obj, namespace: str, *,
                       extra_annotations: dict[str, str] | None = None,
                       finalizers: list[str] | None = None) -> Obj:
     """A Pod for ``owner`` from a pod template (the template is copied)."""
-    tmeta = template.get("metadata") or {}
+    tmeta = meta(template)
     labels = {**(tmeta.get("labels") or {}), **(extra_labels or {})}
     annotations = {**(tmeta.get("annotations") or {}), **(extra_annotations or {})}
     pod_meta: Obj = {"namespace": namespace, "labels": labels,
@@ -120,4 +111,4 @@ def pod_from_template(template: Obj, owner: Obj, namespace: str, *,
     if finalizers:
         pod_meta["finalizers"] = list(finalizers)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta,
-            "spec": copy.deepcopy(template.get("spec") or {})}
+            "spec": copy.deepcopy(spec(template))}

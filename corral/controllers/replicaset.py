@@ -15,7 +15,6 @@ import asyncio
 import copy
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.client.events import NORMAL, WARNING, EventRecorder
@@ -23,7 +22,7 @@ from corral.client.http import Client, ServerUnreachable
 from corral.controllers.base import Controller, split_key
 from corral.controllers.expectations import Expectations
 from corral.controllers.informers import NAMESPACE, SharedInformers
-from corral.controllers.owners import claim, controller_ref, is_deleting, meta, uid_of
+from corral.controllers.owners import claim, controller_ref
 from corral.controllers.pods import (
     is_active,
     is_available,
@@ -32,10 +31,10 @@ from corral.controllers.pods import (
     rank_for_deletion,
     seconds_until_available,
 )
+from corral.objects import Obj, is_deleting, meta, spec, uid_of
 
 log = logging.getLogger("corral.controllers.replicaset")
 
-Obj = dict[str, Any]
 BURST_REPLICAS = 500  # Kubernetes' burstReplicas: most pods created or deleted per sync
 
 
@@ -70,10 +69,36 @@ async def create_pods(client: Client, pods: list[Obj]) -> tuple[int, APIError | 
     return created, None
 
 
+async def delete_pods(client: Client, expectations: Expectations, key: str,
+                      pods: list[Obj]) -> tuple[list[Obj], BaseException | None]:
+    """Delete pods (each on its uid, so a namesake is never hit), telling the
+    owner's expectations. Returns the pods deleted and the first failure."""
+    expectations.expect_deletions(key, [uid_of(p) for p in pods])
+    results = await asyncio.gather(*(_delete_pod(client, p) for p in pods),
+                                   return_exceptions=True)
+    deleted, failure = [], None
+    for pod, result in zip(pods, results, strict=True):
+        if isinstance(result, BaseException):
+            expectations.deletion_observed(key, uid_of(pod))  # never to be seen
+            failure = failure or result
+        else:
+            deleted.append(pod)
+    return deleted, failure
+
+
+async def _delete_pod(client: Client, pod: Obj) -> None:
+    m = meta(pod)
+    try:
+        await client.delete("Pod", m["name"], m.get("namespace"),
+                            preconditions={"uid": str(m.get("uid"))})
+    except NotFound:
+        pass
+
+
 def replica_status(rs: Obj, pods: list[Obj], now: datetime) -> Obj:
     spec = rs.get("spec") or {}
     min_ready = int(spec.get("minReadySeconds") or 0)
-    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    template_labels = meta(spec.get("template") or {}).get("labels") or {}
     active = [p for p in pods if is_active(p)]
     fully = [p for p in active
              if all((meta(p).get("labels") or {}).get(k) == v for k, v in template_labels.items())]
@@ -91,12 +116,13 @@ def replica_status(rs: Obj, pods: list[Obj], now: datetime) -> Obj:
 
 class ReplicaSetController(Controller):
     name = "replicaset-controller"
+    kind = "ReplicaSet"  # what it keeps pods for (a subclass runs ReplicationControllers)
 
     def __init__(self, client: Client, informers: SharedInformers, recorder: EventRecorder,
                  *, workers: int = 4) -> None:
         super().__init__(client, informers, recorder, workers=workers)
         self.expectations = Expectations()
-        self.replicasets = informers.get("ReplicaSet")
+        self.replicasets = informers.get(self.kind)
         self.pods = informers.get("Pod")
         self.replicasets.add_handler(self.enqueue, lambda old, new: self.enqueue(new),
                                      self._rs_deleted)
@@ -110,7 +136,7 @@ class ReplicaSetController(Controller):
 
     def _owner_key(self, pod: Obj) -> str | None:
         ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "ReplicaSet":
+        if ref is None or ref.get("kind") != self.kind:
             return None
         key = f"{meta(pod).get('namespace')}/{ref.get('name')}"
         rs = self.replicasets.get_by_key(key)
@@ -164,7 +190,7 @@ class ReplicaSetController(Controller):
         await self._write_status(key, rs, owned)
 
     async def _manage_replicas(self, key: str, rs: Obj, active: list[Obj]) -> None:
-        want = int((rs.get("spec") or {}).get("replicas", 1))
+        want = int(spec(rs).get("replicas", 1))
         diff = want - len(active)
         if diff > 0:
             await self._create(key, rs, min(diff, BURST_REPLICAS))
@@ -174,7 +200,7 @@ class ReplicaSetController(Controller):
 
     async def _create(self, key: str, rs: Obj, count: int) -> None:
         namespace = str(meta(rs).get("namespace"))
-        template = (rs.get("spec") or {}).get("template") or {}
+        template = spec(rs).get("template") or {}
         pods = [pod_from_template(template, rs, namespace) for _ in range(count)]
         self.expectations.expect_creations(key, count)
         created, err = await create_pods(self.client, pods)
@@ -188,25 +214,11 @@ class ReplicaSetController(Controller):
             raise err
 
     async def _delete(self, key: str, rs: Obj, victims: list[Obj]) -> None:
-        self.expectations.expect_deletions(key, [uid_of(p) for p in victims])
-        results = await asyncio.gather(*(self._delete_pod(p) for p in victims),
-                                       return_exceptions=True)
-        for pod, result in zip(victims, results, strict=True):
-            if isinstance(result, BaseException):
-                self.expectations.deletion_observed(key, uid_of(pod))
-            else:
-                self.emit(rs, NORMAL, "SuccessfulDelete", f"Deleted pod: {meta(pod)['name']}")
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            raise errors[0]
-
-    async def _delete_pod(self, pod: Obj) -> None:
-        m = meta(pod)
-        try:
-            await self.client.delete("Pod", m["name"], m.get("namespace"),
-                                      preconditions={"uid": str(m.get("uid"))})
-        except NotFound:
-            pass
+        deleted, err = await delete_pods(self.client, self.expectations, key, victims)
+        for pod in deleted:
+            self.emit(rs, NORMAL, "SuccessfulDelete", f"Deleted pod: {meta(pod)['name']}")
+        if err is not None:
+            raise err
 
     async def _write_status(self, key: str, rs: Obj, owned: list[Obj]) -> None:
         now = datetime.now(UTC)
@@ -221,8 +233,16 @@ class ReplicaSetController(Controller):
             except Conflict:
                 self.enqueue_key(key)  # the cache is behind: read again
                 return
-        min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+        min_ready = int(spec(rs).get("minReadySeconds") or 0)
         waits = [w for p in owned if is_active(p)
                  if (w := seconds_until_available(p, min_ready, now)) is not None]
         if waits:
             self.requeue_after(key, min(waits) + 0.05)
+
+
+class ReplicationControllerController(ReplicaSetController):
+    """Kubernetes' replication manager: the ReplicaSet logic for the older kind,
+    whose selector is a label map (owners.selector_of reads both)."""
+
+    name = "replicationcontroller-controller"
+    kind = "ReplicationController"

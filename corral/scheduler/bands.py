@@ -7,9 +7,10 @@ production-band and monitoring-band tasks are never preempted by tasks of their
 own band or a lower one — that stops preemption cascades among the work that
 pays the bills.
 
-corral maps the bands onto Kubernetes PriorityClass values. A pod's band is the
-band whose range holds its ``spec.priority``; pods without a class get priority 0
-(Kubernetes' default) and so land in best-effort:
+corral maps the bands onto Kubernetes PriorityClass values (the classes are API
+data: corral/api/priorityclasses.py; each band's floor is its class's value). A
+pod's band is the band whose range holds its ``spec.priority``; pods without a
+class get priority 0 (Kubernetes' default) and so land in best-effort:
 
     band          class value    range of priorities       Borg priorities
     monitoring    1_000_000      >= 1_000_000               360+
@@ -24,9 +25,9 @@ fall in the monitoring band and are protected like it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+
+from corral.api.priorityclasses import BUILTIN_CLASSES
 
 
 class Band(IntEnum):
@@ -38,38 +39,14 @@ class Band(IntEnum):
     MONITORING = 3  # the monitoring that watches production; protected likewise
 
 
-@dataclass(frozen=True)
-class BandClass:
-    """One built-in PriorityClass: its name, value, band and description."""
-
-    name: str
-    value: int
-    band: Band
-    description: str
-
-
-BUILTIN_CLASSES: tuple[BandClass, ...] = (
-    BandClass("monitoring", 1_000_000, Band.MONITORING,
-              "Borg monitoring band: protected from preemption by every lower band."),
-    BandClass("production", 100_000, Band.PRODUCTION,
-              "Borg production band: never preempted by production, batch or best-effort."),
-    BandClass("batch", 1_000, Band.BATCH,
-              "Borg batch band: may be preempted by production and monitoring."),
-    BandClass("best-effort", 0, Band.BEST_EFFORT,
-              "Borg best-effort (free) band: preempted by every higher priority."),
-)
-
-# The lowest priority of each band, highest band first (for band_of).
-_BAND_FLOORS: tuple[tuple[int, Band], ...] = (
-    (1_000_000, Band.MONITORING),
-    (100_000, Band.PRODUCTION),
-    (1_000, Band.BATCH),
-)
+# The lowest priority of each band (its built-in class's value), highest band
+# first (for band_of).
+_BAND_FLOORS: tuple[tuple[int, Band], ...] = tuple(sorted(
+    ((c.value, Band[c.band.upper()]) for c in BUILTIN_CLASSES
+     if Band[c.band.upper()] is not Band.BEST_EFFORT), reverse=True))
 
 # Bands whose pods only a strictly higher band may preempt.
 PROTECTED_BANDS: frozenset[Band] = frozenset({Band.PRODUCTION, Band.MONITORING})
-
-CLASS_VALUES: dict[str, int] = {c.name: c.value for c in BUILTIN_CLASSES}
 
 
 def band_of(priority: int) -> Band:
@@ -89,20 +66,3 @@ def may_preempt(preemptor_priority: int, victim_priority: int) -> bool:
     if victim_band in PROTECTED_BANDS:
         return band_of(preemptor_priority) > victim_band
     return True
-
-
-def priority_class_objects() -> list[dict[str, Any]]:
-    """The built-in classes as PriorityClass wire objects, for the master to create
-    at start-up. None is globalDefault: a pod without a class keeps priority 0."""
-    return [
-        {
-            "apiVersion": "scheduling.k8s.io/v1",
-            "kind": "PriorityClass",
-            "metadata": {"name": c.name, "labels": {"corral.io/band": c.band.name.lower()}},
-            "value": c.value,
-            "globalDefault": False,
-            "preemptionPolicy": "PreemptLowerPriority",
-            "description": c.description,
-        }
-        for c in BUILTIN_CLASSES
-    ]

@@ -2,7 +2,7 @@
 
 Nodes are grouped in blocks of 64 (``snapshot.BLOCK_SIZE``). One attempt:
 
-1. Sample: from a rotating start block (``snapshot.next_block``), take whole
+1. Sample: from a rotating start block (``memory.next_block``), take whole
    blocks until they hold ``nodes_to_find`` nodes that pass the pod's static
    filters (kube-scheduler's percentageOfNodesToScore, counted in nodes that
    pass cordon/taints/affinity; if none of them fits, the window grows).
@@ -22,6 +22,9 @@ randomly among the nodes scored, not among every tied node.
 
 The core does not bind: the caller binds and then tells the snapshot
 (``snapshot.add_pod(pod, decision.node)``), like kube-scheduler's "assume".
+Nor does it change the snapshot: what it learns for the next attempt (the
+equivalence cache, the rotating cursor) lives in a ``CoreMemory`` the caller
+owns and passes in, one per snapshot.
 """
 
 from __future__ import annotations
@@ -70,6 +73,16 @@ class SchedulerOptions:
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
 
+@dataclass
+class CoreMemory:
+    """What the core carries from one attempt to the next on the same snapshot.
+    The caller (the loop, a benchmark, a test) owns it; without one, each call
+    starts cold: correct, only slower."""
+
+    cache: EquivalenceCache = field(default_factory=EquivalenceCache)
+    next_block: int = 0  # where the next sampled window starts (rotates)
+
+
 @dataclass(frozen=True)
 class Decision:
     """Where the pod goes, or why it goes nowhere."""
@@ -82,16 +95,18 @@ class Decision:
 
 
 def schedule(snapshot: ClusterSnapshot, pod: Mapping[str, Any] | PodRequirements,
-             options: SchedulerOptions | None = None) -> Decision:
+             options: SchedulerOptions | None = None,
+             memory: CoreMemory | None = None) -> Decision:
     """Pick a node for ``pod`` (a Pod wire dict or its parsed requirements)."""
     options = options or _DEFAULT_OPTIONS
+    memory = memory or CoreMemory()
     req = pod if isinstance(pod, PodRequirements) else pod_requirements(pod)
     n = len(snapshot.nodes)
     if n == 0:
         return Decision(None, {}, fit_error_message(0, {}))
-    search = _Search(snapshot, req, options)
+    search = _Search(snapshot, req, options, memory)
     memo_key = search.memo_key()
-    cache = search.cache
+    cache = memory.cache
     memo = cache.failure(memo_key) if memo_key is not None else None
     if memo is not None:
         if memo.still_failing(snapshot, search.reasons):
@@ -134,14 +149,13 @@ class _Search:
     """One scheduling attempt's state: the sample, the bounds, the best so far."""
 
     def __init__(self, snapshot: ClusterSnapshot, req: PodRequirements,
-                 options: SchedulerOptions) -> None:
+                 options: SchedulerOptions, memory: CoreMemory) -> None:
         self.snapshot = snapshot
         self.req = req
         self.options = options
         self.rng = options.rng
-        if snapshot.equivalence is None:
-            snapshot.equivalence = EquivalenceCache()
-        self.cache = snapshot.equivalence
+        self.memory = memory
+        self.cache = memory.cache
         self.static = (self.cache.static_class(req) if options.equivalence_classes
                        else StaticClass(req))
         self.static.fit_to(snapshot)
@@ -174,13 +188,13 @@ class _Search:
         every block was seen; returns the chosen node index or -1."""
         snapshot = self.snapshot
         blocks = snapshot.block_count()
-        start = snapshot.next_block % blocks
+        start = self.memory.next_block % blocks
         visited = 0
         while visited < blocks and self.best_index < 0:
             window = self._window(start + visited, blocks - visited, wanted)
             visited += len(window)
             self._search(window)
-        snapshot.next_block = (start + visited) % blocks
+        self.memory.next_block = (start + visited) % blocks
         return self.best_index
 
     def _window(self, first: int, available: int, wanted: int) -> list[int]:

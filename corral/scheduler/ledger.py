@@ -29,21 +29,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 from corral.api.alloc_view import alloc_name, is_alloc_key, pod_view
 from corral.api.errors import AlreadyExists, APIError, Conflict, NotFound
+from corral.client.clock import Clock, RealClock
 from corral.client.http import Client, ServerUnreachable
+from corral.objects import Obj, meta, spec
 from corral.scheduler.filters import dynamic_failures
 from corral.scheduler.requirements import PodRequirements, pod_requirements
 from corral.scheduler.snapshot import ClusterSnapshot
 
 log = logging.getLogger("corral.scheduler")
 
-Obj = dict[str, Any]
 LEDGER_NAMESPACE = "kube-system"
 LEDGER_LABEL = "corral.dev/scheduler-ledger"
 ENTRY_TTL = 30.0
@@ -84,8 +83,10 @@ class _Wanted:
 
 
 class Reservations:
-    def __init__(self, client: Client, snapshot: ClusterSnapshot, lookup: PodLookup) -> None:
+    def __init__(self, client: Client, snapshot: ClusterSnapshot, lookup: PodLookup,
+                 clock: Clock | None = None) -> None:
         self.client = client
+        self.clock = clock or RealClock()  # wall time: entries are shared between schedulers
         self.snapshot = snapshot
         self.lookup = lookup
         self._ledgers: dict[str, Ledger] = {}  # our last known version of each node's
@@ -121,7 +122,7 @@ class Reservations:
             self._drop_phantom(key)
 
     def expire_phantoms(self) -> None:
-        now = time.time()
+        now = self.clock.now().timestamp()
         for key in [k for k, (_, expiry) in self._phantoms.items() if expiry < now]:
             self._drop_phantom(key)
 
@@ -150,7 +151,7 @@ class Reservations:
             await self._absorb(node, ledger)
             accepted = self._still_fitting(node, batch, ledger)
             entries = self._pruned(node, ledger) | {
-                entry_key(w.req.key): f"{w.req.uid} {time.time() + ENTRY_TTL:.3f}"
+                entry_key(w.req.key): f"{w.req.uid} {self.clock.now().timestamp() + ENTRY_TTL:.3f}"
                 for w in accepted}
             try:
                 self._ledgers[node] = await self._write(node, ledger, entries)
@@ -195,7 +196,7 @@ class Reservations:
     def _pruned(self, node: str, ledger: Ledger) -> dict[str, str]:
         """The entries still worth keeping: unexpired, and not of a pod we see
         bound to another node (a reservation that lost its race)."""
-        now = time.time()
+        now = self.clock.now().timestamp()
         kept: dict[str, str] = {}
         for key, value in ledger.entries.items():
             expiry = _expiry(value)
@@ -209,7 +210,7 @@ class Reservations:
 
     async def _absorb(self, node: str, ledger: Ledger) -> None:
         """Put every reservation on ``node`` we do not account yet into the snapshot."""
-        now = time.time()
+        now = self.clock.now().timestamp()
         for key, value in ledger.entries.items():
             pod_key, expiry = pod_key_of(key), _expiry(value)
             phantom = f"{pod_key}{PHANTOM_MARK}{node}"
@@ -221,6 +222,8 @@ class Reservations:
             known = self.lookup(pod_key) or await self._fetch(pod_key)
             if known is None or known[1] not in ("", node) or self.snapshot.node(node) is None:
                 continue  # gone, or bound elsewhere: the reservation is moot
+            if known[0].uid and value.split(" ", 1)[0] not in ("", known[0].uid):
+                continue  # made for an earlier object of the same name, now gone
             stand_in = replace(known[0], name=known[0].name + PHANTOM_MARK + node)
             self.snapshot.add_pod(stand_in, node)
             self._phantoms[phantom] = (node, expiry)
@@ -235,7 +238,9 @@ class Reservations:
                 pod = await self.client.get("Pod", name, namespace)
         except NotFound:
             return None
-        return pod_requirements(pod), (pod.get("spec") or {}).get("nodeName") or ""
+        if meta(pod).get("deletionTimestamp"):
+            return None  # on its way out (a finalizer holds it): no room to keep for it
+        return pod_requirements(pod), spec(pod).get("nodeName") or ""
 
     def _still_fitting(self, node: str, batch: list[_Wanted],
                        ledger: Ledger) -> list[_Wanted]:
@@ -246,7 +251,7 @@ class Reservations:
         info = self.snapshot.node(node)
         if info is None:
             return []
-        now = time.time()
+        now = self.clock.now().timestamp()
         ours = [w for w in batch if w.req.key in info.pods]
         held = [w for w in ours
                 if _expiry(ledger.entries.get(entry_key(w.req.key), "")) > now]

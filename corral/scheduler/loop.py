@@ -26,14 +26,17 @@ from typing import Any
 
 from corral.api.alloc_view import alloc_name, is_alloc_key
 from corral.api.errors import APIError, Conflict, NotFound
-from corral.client.events import EventRecorder, now_rfc3339
+from corral.client.clock import Clock, RealClock
+from corral.client.events import EventRecorder
 from corral.client.http import Client, ServerUnreachable
 from corral.client.informer import Informer, key_of
 from corral.client.leaderelection import LeaseTiming, master_identity, run_elected
+from corral.objects import Obj, meta, name_of, now_rfc3339, spec, status
 from corral.scheduler.allocs import SCHEDULED, AllocSource
-from corral.scheduler.core import Decision, SchedulerOptions, schedule
+from corral.scheduler.core import CoreMemory, Decision, SchedulerOptions, schedule
 from corral.scheduler.ledger import ENTRY_TTL, Reservations
 from corral.scheduler.metrics import SCHEDULER_METRICS, PodTimes
+from corral.scheduler.nominees import Nominees
 from corral.scheduler.preemption import Preemption, find_preemption
 from corral.scheduler.queue import QueueClosed, SchedulingQueue
 from corral.scheduler.requirements import PodRequirements, pod_requirements
@@ -41,7 +44,6 @@ from corral.scheduler.snapshot import ClusterSnapshot
 
 log = logging.getLogger("corral.scheduler")
 
-Obj = dict[str, Any]
 COMPONENT = "default-scheduler"  # source.component of its Events, as kube-scheduler
 SCHEDULER_NAMES = frozenset({"", "default-scheduler", "corral"})
 MAX_BINDS_IN_FLIGHT = 64
@@ -55,7 +57,7 @@ def is_ours(pod: Obj) -> bool:
     """A pending pod this scheduler places."""
     spec = pod.get("spec") or {}
     return (spec.get("schedulerName") or "") in SCHEDULER_NAMES and not spec.get(
-        "nodeName") and not (pod.get("metadata") or {}).get("deletionTimestamp")
+        "nodeName") and not meta(pod).get("deletionTimestamp")
 
 
 def node_facts(node: Obj) -> tuple[Any, ...]:
@@ -71,18 +73,21 @@ def node_facts(node: Obj) -> tuple[Any, ...]:
 
 class Scheduler:
     def __init__(self, client: Client, options: SchedulerOptions | None = None,
-                 instance: str | None = None) -> None:
+                 instance: str | None = None, clock: Clock | None = None) -> None:
         self.client = client
+        self.clock = clock or RealClock()
         self.options = options or SchedulerOptions()
         self.snapshot = ClusterSnapshot()
+        self.memory = CoreMemory()  # the core's caches for this snapshot
         self.queue = SchedulingQueue()
         self.nodes = Informer(client, "Node")
         self.pending = Informer(client, "Pod", field_selector="spec.nodeName=")
         self.bound = Informer(client, "Pod", field_selector=BOUND_SELECTOR)
-        self.bound.add_index("node", lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
+        self.bound.add_index("node", lambda p: [spec(p).get("nodeName") or ""])
         self.allocs = AllocSource(client, BOUND_SELECTOR)  # Allocs, seen as pods
+        self.nominees = Nominees()  # preemptors' room, held from lower priorities
         self.events = EventRecorder(client, instance=instance, component=COMPONENT)
-        self.ledger = Reservations(client, self.snapshot, self._lookup)
+        self.ledger = Reservations(client, self.snapshot, self._lookup, self.clock)
         self._binding: set[str] = set()
         # Pods whose bind failed in a way that leaves where they are unknown: still
         # counted on the node we tried, until the bound informer shows them.
@@ -125,10 +130,10 @@ class Scheduler:
 
     async def _housekeeping(self) -> None:
         while True:
-            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            await self.clock.sleep(HOUSEKEEPING_SECONDS)
             self.ledger.expire_phantoms()
             self._resolve_doubts()
-            horizon = time.monotonic() - RECENTLY_BOUND_SECONDS
+            horizon = self.clock.monotonic() - RECENTLY_BOUND_SECONDS
             for uid in [u for u, at in self._recently_bound.items() if at < horizon]:
                 del self._recently_bound[uid]
 
@@ -174,7 +179,7 @@ class Scheduler:
         return self.allocs.original(pod) if is_alloc_key(key_of(pod)) else pod
 
     def _node_added(self, node: Obj) -> None:
-        name = (node.get("metadata") or {}).get("name") or ""
+        name = name_of(node)
         self.snapshot.add_node(node)
         for pod in self._bound_on(name):
             self._account(pod)
@@ -186,15 +191,15 @@ class Scheduler:
             self.queue.move_all_to_active()
 
     def _node_deleted(self, node: Obj) -> None:
-        self.snapshot.remove_node((node.get("metadata") or {}).get("name") or "")
+        self.snapshot.remove_node(name_of(node))
 
     def _bound_added(self, pod: Obj) -> None:
         self._account(pod)
         self._wake_awaiting_peers()
 
     def _bound_updated(self, old: Obj, new: Obj) -> None:
-        if old.get("spec") != new.get("spec") or (old.get("metadata") or {}).get(
-                "labels") != (new.get("metadata") or {}).get("labels"):
+        if old.get("spec") != new.get("spec") or meta(old).get(
+                "labels") != meta(new).get("labels"):
             self._account(new)
             self._wake_awaiting_peers()
 
@@ -206,8 +211,9 @@ class Scheduler:
     def _bound_deleted(self, pod: Obj) -> None:
         key = key_of(pod)
         self._doubtful.pop(key, None)
+        self.ledger.forget_phantoms(key)  # it is gone: nothing to keep room for
         placed = self.snapshot.pod(key)
-        if placed is not None and placed.node_name == (pod.get("spec") or {}).get("nodeName"):
+        if placed is not None and placed.node_name == spec(pod).get("nodeName"):
             self.snapshot.remove_pod(key)
         self.queue.move_all_to_active()
 
@@ -215,27 +221,34 @@ class Scheduler:
         key = key_of(pod)
         self.ledger.forget_phantoms(key)
         self._doubtful.pop(key, None)
-        if self.snapshot.node((pod.get("spec") or {}).get("nodeName") or "") is not None:
+        if self.snapshot.node(spec(pod).get("nodeName") or "") is not None:
             self.snapshot.add_pod(pod)
 
     def _pending_added(self, pod: Obj) -> None:
+        self._note_nominee(pod)
         if is_ours(pod):
             self._enqueue(pod)
 
     def _pending_updated(self, old: Obj, new: Obj) -> None:
+        self._note_nominee(new)
         if not is_ours(new):
             self.queue.remove(key_of(new))
             return
-        changed = old.get("spec") != new.get("spec") or (old.get("metadata") or {}).get(
-            "labels") != (new.get("metadata") or {}).get("labels")
+        changed = old.get("spec") != new.get("spec") or meta(old).get(
+            "labels") != meta(new).get("labels")
         if changed or key_of(new) not in self.queue:
             self._enqueue(new)
+
+    def _note_nominee(self, pod: Obj) -> None:
+        node = (pod.get("status") or {}).get("nominatedNodeName")
+        self.nominees.set(key_of(pod), node if is_ours(pod) else None, pod_requirements(pod))
 
     def _pending_deleted(self, pod: Obj) -> None:
         # Also what a bind looks like from here; the pod's stand-ins stay until the
         # bound informer shows it (it is a separate stream) or they expire.
         key = key_of(pod)
         self.queue.remove(key)
+        self.nominees.forget(key)
         if key not in self._binding:
             self.times.forget(key)
 
@@ -249,7 +262,7 @@ class Scheduler:
         for get in (self._bound_get, self._pending_get):
             pod = get(key)
             if pod is not None:
-                return pod_requirements(pod), (pod.get("spec") or {}).get("nodeName") or ""
+                return pod_requirements(pod), spec(pod).get("nodeName") or ""
         return None
 
     # -- one attempt -------------------------------------------------------------------
@@ -273,13 +286,14 @@ class Scheduler:
             # in the pending one for a moment. Assuming it would move it.
             self.queue.remove(key)
             return
-        if key in self._binding or (pod.get("metadata") or {}).get("uid") in self._recently_bound:
+        if key in self._binding or meta(pod).get("uid") in self._recently_bound:
             return  # a bind is in flight (it re-queues the pod if it fails), or done
         started, result = time.perf_counter(), "error"
         self.times.attempted(key)
         try:
             req = pod_requirements(pod)
-            decision = schedule(self.snapshot, req, self.options)
+            with self.nominees.held(self.snapshot, req):
+                decision = schedule(self.snapshot, req, self.options, self.memory)
             if decision.node is not None:
                 self._assume_and_bind(pod, req, decision.node)
                 result = "scheduled"
@@ -309,11 +323,12 @@ class Scheduler:
                 else:
                     await self.client.bind(req.name, req.namespace, node)
             self.queue.remove(key)
-            self._recently_bound[req.uid] = time.monotonic()
+            self.nominees.forget(key)
+            self._recently_bound[req.uid] = self.clock.monotonic()
             self.bound_count += 1
             self.times.bound(key)
             self.events.event(self._about(pod), "Normal", "Scheduled",
-                              f"Successfully assigned {key} to {node}")
+                              f"Successfully assigned {key_of(self._about(pod))} to {node}")
         except NotFound:  # deleted meanwhile
             self._unassume(key, node)
             self.queue.remove(key)
@@ -336,10 +351,10 @@ class Scheduler:
         if self._bound_get(key) is not None:
             self._unassume(key, node)  # we know where it is: account it there
         else:
-            self._doubtful[key] = (node, time.monotonic() + ENTRY_TTL)
+            self._doubtful[key] = (node, self.clock.monotonic() + ENTRY_TTL)
 
     def _resolve_doubts(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for key, (node, until) in list(self._doubtful.items()):
             if until < now:
                 del self._doubtful[key]
@@ -361,14 +376,16 @@ class Scheduler:
 
     async def _unschedulable(self, pod: Obj, req: PodRequirements, decision: Decision) -> None:
         message = decision.message
-        nominated = (pod.get("status") or {}).get("nominatedNodeName") or None
+        nominated = status(pod).get("nominatedNodeName") or None
         if nominated and self._victims_terminating(nominated, req.priority):
             message = f"{message} {TERMINATING_VICTIM}"
         else:
-            result = find_preemption(self.snapshot, req)
-            if result.preemption is not None:
+            with self.nominees.held(self.snapshot, req):
+                result = find_preemption(self.snapshot, req)
+            if result.preemption is not None and result.preemption.victims:
                 await self._preempt(pod, result.preemption)
                 nominated = result.preemption.node
+                self.nominees.set(req.key, nominated, req)
             elif result.message:
                 message = f"{message} {result.message}"
         self.events.event(self._about(pod), "Warning", "FailedScheduling", message)
@@ -380,13 +397,13 @@ class Scheduler:
     def _victims_terminating(self, node: str, priority: int) -> bool:
         """Victims of an earlier preemption still stopping: wait, do not evict more."""
         for pod in self._bound_on(node):
-            if (pod.get("metadata") or {}).get("deletionTimestamp") and pod_requirements(
+            if meta(pod).get("deletionTimestamp") and pod_requirements(
                     pod).priority < priority:
                 return True
         return False
 
     async def _preempt(self, preemptor: Obj, preemption: Preemption) -> None:
-        uid = (preemptor.get("metadata") or {}).get("uid")
+        uid = meta(preemptor).get("uid")
         SCHEDULER_METRICS.preempted(len(preemption.victims))
         log.info("preempting pod=%s node=%s victims=%s", key_of(preemptor), preemption.node,
                  ",".join(v.key for v in preemption.victims))

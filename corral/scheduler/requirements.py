@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from corral.api.priorityclasses import CLASS_VALUES
 from corral.api.quantity import QuantityLike, bytes_value, cpu_millis
-from corral.scheduler.bands import CLASS_VALUES
 
 HOSTNAME_KEY = "kubernetes.io/hostname"
 CPU, MEMORY, EPHEMERAL, PODS = "cpu", "memory", "ephemeral-storage", "pods"

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from corral.objects import name_of
 from corral.scheduler.requirements import (
     CPU,
     EPHEMERAL,
@@ -31,9 +32,6 @@ from corral.scheduler.requirements import (
     quantity_amount,
     taint_of,
 )
-
-if TYPE_CHECKING:
-    from corral.scheduler.equivalence import EquivalenceCache
 
 BLOCK_SIZE = 64  # nodes per block: the unit the core samples and bounds scores by
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
@@ -221,9 +219,7 @@ class ClusterSnapshot:
         self.min_alloc_cpu = self.min_alloc_memory = 0  # smallest seen (score bounds)
         self.changes: list[int] = []  # journal of node indexes, see module docstring
         self.changes_base = 0  # journal position of changes[0] after trimming
-        self.next_block = 0  # where the next sampled window starts (rotates)
         self.anti_affinity_pod_count = 0
-        self.equivalence: EquivalenceCache | None = None  # created by the core on first use
         self._by_name: dict[str, NodeInfo] = {}
         self._pod_nodes: dict[str, str] = {}  # pod key → node name
         self._counter = itertools.count(1)
@@ -255,7 +251,7 @@ class ClusterSnapshot:
         return info
 
     def update_node(self, node: Mapping[str, Any]) -> NodeInfo:
-        name = (node.get("metadata") or {}).get("name") or ""
+        name = name_of(node)
         info = self._by_name.get(name)
         if info is None:
             return self.add_node(node)

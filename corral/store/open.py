@@ -90,7 +90,7 @@ OPENERS: dict[str, Opener] = {
 async def open_store(url: str) -> Store:
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ValueError(f"store URL {url!r} has no scheme: use sqlite:///path or etcd://host:port")
+        raise ValueError(f"store URL {url!r} has no scheme: use sqlite:///path")
     opener = OPENERS.get(scheme.lower())
     if opener is None:
         known = ", ".join(f"{s}://" for s in sorted(OPENERS))

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -36,11 +35,11 @@ from tests.integration.controllers.helpers import (
     namespace,
     pods,
     template,
-    wait_for,
 )
+from tests.kubectl import kubectl_binary
+from tests.manifests import job
+from tests.poll import wait_for
 
-KUBECTL_132 = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
-KUBECTL = str(KUBECTL_132) if KUBECTL_132.exists() else shutil.which("kubectl")
 NS = "e2e"
 JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
 
@@ -76,13 +75,11 @@ def available(http: httpx.Client, name: str) -> int:
 
 
 def kubectl(master: Master, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    assert KUBECTL is not None
     env = {**os.environ, "KUBECONFIG": str(master.kubeconfig), "KUBECACHEDIR": str(tmp)}
-    return subprocess.run([KUBECTL, "-n", NS, *args], check=False, capture_output=True, text=True,
+    return subprocess.run([kubectl_binary(), "-n", NS, *args], check=False, capture_output=True, text=True,
                           timeout=120, env=env)
 
 
-@pytest.mark.skipif(KUBECTL is None, reason="no kubectl binary")
 def test_scale_rolling_update_and_kubectl_rollout(http: httpx.Client, master: Master,
                                                   tmp_path: Path) -> None:
     create(http, f"{APPS}/{NS}/deployments", deployment("web", 3, strategy={
@@ -166,13 +163,13 @@ def test_killed_agent_pods_replaced_and_no_duplicates_after_restart(
     recovery = time.monotonic() - started
     print(f"recovery after kill -9: {recovery:.1f}s")
     victim.start()
-    time.sleep(3)  # the restarted agent syncs with the API
-    names = [p["metadata"]["name"] for p in pods(http, NS, "spread", active_only=False)]
-    assert len(names) == 6
     from tests.integration.agent_api.conftest import instances
 
-    lingering = [s for s in instances(victim) if s.running]
-    assert lingering == [], "the restarted agent still runs pods the API no longer has"
+    # The restarted agent syncs with the API and stops what the API no longer has.
+    wait_for(lambda: not [s for s in instances(victim) if s.running], timeout=30,
+             what="the restarted agent to stop pods the API no longer has")
+    names = [p["metadata"]["name"] for p in pods(http, NS, "spread", active_only=False)]
+    assert len(names) == 6
 
 
 def wait_job(http: httpx.Client, name: str, timeout: float) -> dict:  # type: ignore[type-arg]
@@ -183,12 +180,6 @@ def wait_job(http: httpx.Client, name: str, timeout: float) -> dict:  # type: ig
         return job if done else None
 
     return dict(wait_for(finished, timeout=timeout, what=f"job {name} finished"))
-
-
-def job(name: str, command: list[str], **spec: object) -> dict:  # type: ignore[type-arg]
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-            "spec": {**spec, "template": {"spec": {"restartPolicy": "Never", "containers": [
-                {"name": "main", "image": "none", "command": command}]}}}}
 
 
 def test_job_of_200_completions(http: httpx.Client) -> None:

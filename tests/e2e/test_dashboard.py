@@ -16,9 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cluster import Agent, Master, wait_for
+from tests.cluster import Agent, Master
 from tests.e2e.browser import Browser, artifacts_dir
 from tests.integration.controllers.helpers import corral
+from tests.poll import wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NODES = ("node-1", "node-2", "node-3")

@@ -14,9 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cluster import Master, wait_for
+from corral.objects import status
+from tests.cluster import Master
 from tests.conftest import AgentFactory
 from tests.kubectl import Kubectl
+from tests.poll import wait_for
 
 APP = "guarded"
 DEPLOY = {
@@ -37,12 +39,12 @@ def ready_pods(api: httpx.Client, node: str | None = None) -> list[dict[str, Any
     pods = api.get(f"/api/v1/namespaces/default/pods?labelSelector=app%3D{APP}").json()
     return [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")
             and any(c["type"] == "Ready" and c["status"] == "True"
-                    for c in (p.get("status") or {}).get("conditions") or [])
+                    for c in (status(p)).get("conditions") or [])
             and node in (None, p["spec"].get("nodeName"))]
 
 
 def budget(api: httpx.Client) -> dict[str, Any]:
-    return dict(api.get(f"{PDBS}/{APP}").json().get("status") or {})
+    return dict(status(api.get(f"{PDBS}/{APP}").json()))
 
 
 @pytest.fixture

@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from typing import Any
 
 import httpx
 
+from corral.objects import status
 from tests.cluster import Master
 from tests.conftest import AgentFactory
+from tests.poll import wait_for
 
 DEPLOY = {
     "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "sleepers"},
@@ -32,18 +33,8 @@ def corral(master: Master, *args: str) -> subprocess.CompletedProcess[str]:
 
 def running_pods(api: httpx.Client) -> list[dict[str, Any]]:
     pods = api.get("/api/v1/namespaces/default/pods?labelSelector=app%3Dsleepers").json()
-    return [p for p in pods["items"] if (p.get("status") or {}).get("phase") == "Running"
+    return [p for p in pods["items"] if status(p).get("phase") == "Running"
             and not p["metadata"].get("deletionTimestamp")]
-
-
-def wait_for(check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"not reached within {timeout}s")
 
 
 def test_cordon_drain_uncordon_and_events(fresh_master: Master, agents: AgentFactory) -> None:

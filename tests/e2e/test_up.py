@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import psutil  # type: ignore[import-untyped]
 
-from tests.cluster import free_port, kill_pods, wait_for
+from tests.cluster import free_port, kill_pods
 from tests.netns import Netns
+from tests.poll import wait_for
 
 DEPLOY = {
     "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "spread"},

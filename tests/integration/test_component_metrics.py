@@ -11,8 +11,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cluster import Component, Master, free_port, wait_for
+from tests.cluster import Component, Master, free_port
 from tests.conftest import AgentFactory
+from tests.poll import wait_for
 
 API = {"apiserver_request_total", "apiserver_request_duration_seconds",
        "apiserver_current_watchers"}

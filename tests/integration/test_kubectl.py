@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.cluster import Master
-
-KUBECTL_132 = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
-KUBECTL = str(KUBECTL_132) if KUBECTL_132.exists() else shutil.which("kubectl")
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="no kubectl binary on this machine")
+from tests.kubectl import kubectl_binary
+from tests.poll import wait_for
 
 MANIFEST = """
 apiVersion: v1
@@ -84,7 +79,7 @@ def kubectl(master: Master, tmp_path_factory: pytest.TempPathFactory):  # type: 
     env = {**os.environ, "KUBECONFIG": str(master.kubeconfig), "KUBECACHEDIR": str(cache)}
 
     def run(*args: str, input: str | None = None, check: bool = True) -> str:
-        proc = subprocess.run([KUBECTL, "--cache-dir", str(cache), *args], input=input,
+        proc = subprocess.run([kubectl_binary(), "--cache-dir", str(cache), *args], input=input,
                               capture_output=True, text=True, env=env, timeout=60, check=False)
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed:\n{proc.stderr}")
@@ -165,27 +160,30 @@ def test_apply_again_after_edit(kubectl) -> None:  # type: ignore[no-untyped-def
 
 
 def test_get_watch_receives_event(kubectl, master: Master) -> None:  # type: ignore[no-untyped-def]
+    def create(name: str) -> None:
+        kubectl("apply", "-f", "-", input=kubectl("create", "configmap", name, "-n", "kc",
+                                                  "--from-literal=a=b", "--dry-run=client",
+                                                  "-o", "yaml"))
+
+    create("listed")  # printed by the list kubectl -w starts with: its watch follows from there
     proc = subprocess.Popen(
-        [KUBECTL, "get", "configmaps", "-n", "kc", "-w", "--request-timeout=0"],
+        [kubectl_binary(), "get", "configmaps", "-n", "kc", "-w", "--request-timeout=0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=kubectl.env,
         start_new_session=True,
     )
     try:
-        time.sleep(1.5)
-        kubectl("apply", "-f", "-", input=kubectl("create", "configmap", "watched", "-n", "kc",
-                                                  "--from-literal=a=b", "--dry-run=client",
-                                                  "-o", "yaml"))
-        deadline = time.monotonic() + 15
         lines: list[str] = []
         assert proc.stdout is not None
         os.set_blocking(proc.stdout.fileno(), False)
-        while time.monotonic() < deadline and not any("watched" in ln for ln in lines):
-            chunk = proc.stdout.readline()
-            if chunk:
+
+        def printed(name: str) -> bool:
+            while chunk := proc.stdout.readline():  # type: ignore[union-attr]
                 lines.append(chunk)
-            else:
-                time.sleep(0.1)
-        assert any(line.startswith("watched") for line in lines), lines
+            return any(line.startswith(name) for line in lines)
+
+        wait_for(lambda: printed("listed"), timeout=15, what="kubectl's list")
+        create("watched")
+        wait_for(lambda: printed("watched"), timeout=15, what="the watch event")
     finally:
         proc.kill()
         proc.wait()

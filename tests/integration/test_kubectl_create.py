@@ -79,8 +79,17 @@ def test_create_job_service_quota_priorityclass(kubectl: Kubectl) -> None:
     assert (pc["value"], pc["description"]) == (0, "low")
 
 
+def test_create_cronjob(kubectl: Kubectl) -> None:
+    kubectl("create", "cronjob", "nightly", "-n", NS, "--image=busybox",
+            "--schedule=0 3 * * *", "--", "echo", "hi")
+    cj = _get(kubectl, "cronjob", "nightly")
+    assert cj["spec"]["schedule"] == "0 3 * * *"
+    pod_spec = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod_spec["containers"][0]["command"] == ["echo", "hi"]
+    assert pod_spec["restartPolicy"] == "OnFailure"
+
+
 @pytest.mark.parametrize("args", [
-    ("cronjob", "cj", "--image=busybox", "--schedule=* * * * *", "--", "true"),
     ("role", "r", "--verb=get", "--resource=pods"),
     ("serviceaccount", "sa"),
 ])

@@ -26,14 +26,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from corral.api import discovery, openapi, tables
-from corral.api.resources import BY_GROUP_PLURAL
-
-KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
-pytestmark = pytest.mark.skipif(not KUBECTL.exists(), reason="no kubectl 1.32 on this machine")
+from corral.api.resources import BY_GROUP_PLURAL, SERVED
+from corral.objects import rfc3339
+from tests.kubectl import kubectl_binary
 
 NOW = datetime.now(UTC)
 # 51 hours is "2d3h" for a whole hour, so ages are stable while the test runs.
-CREATED = (NOW - timedelta(hours=51)).strftime("%Y-%m-%dT%H:%M:%SZ")
+CREATED = rfc3339(NOW - timedelta(hours=51))
 AGE = "2d3h"
 
 
@@ -68,7 +67,7 @@ PODS = [
          "state": {"waiting": {"reason": "CrashLoopBackOff"}},
          "lastState": {"terminated": {
              "exitCode": 1, "reason": "Error",
-             "finishedAt": (NOW - timedelta(hours=20, minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")}}}]}},
+             "finishedAt": rfc3339(NOW - timedelta(hours=20, minutes=30))}}}]}},
     {"apiVersion": "v1", "kind": "Pod", "metadata": _meta("pending"),
      "spec": {"containers": POD_SPEC["containers"]}, "status": {"phase": "Pending"}},
 ]
@@ -110,8 +109,7 @@ OBJECTS: dict[tuple[str, str], list[dict[str, Any]]] = {
         {"apiVersion": "batch/v1", "kind": "Job", "metadata": _meta("once"),
          "spec": {"completions": 1, "parallelism": 1, "template": TEMPLATE},
          "status": {"succeeded": 1, "startTime": CREATED,
-                    "completionTime": (NOW - timedelta(hours=51) + timedelta(seconds=42))
-                    .strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "completionTime": rfc3339(NOW - timedelta(hours=51) + timedelta(seconds=42)),
                     "conditions": [{"type": "Complete", "status": "True"}]}},
     ],
 }
@@ -225,7 +223,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[Served]:
 def run_kubectl(served: Served, tmp_path: Path, *args: str) -> str:
     # HOME in tmp_path: no kubeconfig or discovery cache of the user's is read.
     done = subprocess.run(
-        [str(KUBECTL), "--server", served.url, "--cache-dir", str(tmp_path / "cache"), *args],
+        [kubectl_binary(), "--server", served.url, "--cache-dir", str(tmp_path / "cache"), *args],
         capture_output=True, text=True, timeout=60, check=False,
         env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
@@ -310,14 +308,19 @@ def test_api_resources_lists_every_served_kind(served: Served, tmp_path: Path) -
     else:
         assert "legacy /apis/apps/v1" in served.harness.discovery
     assert rows[0] == ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
-    by_name = {row[0]: row for row in rows[1:]}
-    assert by_name["pods"] == ["pods", "po", "v1", "true", "Pod"]
-    assert by_name["deployments"] == ["deployments", "deploy", "apps/v1", "true", "Deployment"]
-    assert by_name["nodes"] == ["nodes", "no", "v1", "false", "Node"]
-    assert by_name["leases"] == ["leases", "coordination.k8s.io/v1", "true", "Lease"]
-    assert by_name["priorityclasses"] == ["priorityclasses", "pc", "scheduling.k8s.io/v1",
-                                          "false", "PriorityClass"]
-    assert len(by_name) == len(BY_GROUP_PLURAL)
+    # NAME [SHORTNAMES] APIVERSION NAMESPACED KIND: "pods" is in v1 and metrics.k8s.io
+    by_name = {(row[0], row[-3]): row for row in rows[1:]}
+    assert by_name["pods", "v1"] == ["pods", "po", "v1", "true", "Pod"]
+    assert by_name["deployments", "apps/v1"] == ["deployments", "deploy", "apps/v1", "true",
+                                                 "Deployment"]
+    assert by_name["nodes", "v1"] == ["nodes", "no", "v1", "false", "Node"]
+    assert by_name["leases", "coordination.k8s.io/v1"] == [
+        "leases", "coordination.k8s.io/v1", "true", "Lease"]
+    assert by_name["priorityclasses", "scheduling.k8s.io/v1"] == [
+        "priorityclasses", "pc", "scheduling.k8s.io/v1", "false", "PriorityClass"]
+    assert by_name["pods", "metrics.k8s.io/v1beta1"] == [
+        "pods", "metrics.k8s.io/v1beta1", "true", "PodMetrics"]
+    assert len(by_name) == len(SERVED)
 
 
 def test_create_uses_server_side_field_validation(served: Served, tmp_path: Path) -> None:
@@ -335,3 +338,7 @@ def test_explain_reads_the_openapi_schemas(served: Served, tmp_path: Path) -> No
     out = run_kubectl(served, tmp_path, "explain", "deployments.spec")
     assert "KIND:       Deployment" in out
     assert "replicas" in out and "template" in out
+    assert "How many pods. Defaults to 1." in out
+    image = run_kubectl(served, tmp_path, "explain", "pods.spec.containers.image")
+    assert "no\n    image is pulled" in image or "no image is pulled" in image
+    assert "<no description>" not in run_kubectl(served, tmp_path, "explain", "services.spec")

@@ -10,7 +10,7 @@ import pytest
 
 import corral
 from corral.api import discovery, openapi, resources
-from corral.api.resources import RESOURCES, Resource
+from corral.api.resources import RESOURCES, SERVED, Resource
 
 KUBECTL_DISCOVERY_ACCEPT = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
@@ -43,7 +43,7 @@ def test_api_versions_lists_the_core_version() -> None:
 def test_group_list_has_every_named_group_once() -> None:
     groups = discovery.api_group_list()["groups"]
     names = [g["name"] for g in groups]
-    assert sorted(names) == sorted({r.group for r in RESOURCES if r.group})
+    assert sorted(names) == sorted({r.group for r in SERVED if r.group})
     apps = groups[names.index("apps")]
     assert apps["preferredVersion"] == {"groupVersion": "apps/v1", "version": "v1"}
 
@@ -81,7 +81,7 @@ def test_unknown_group_version_is_not_served() -> None:
 
 
 def test_every_resource_is_listed_in_its_group_version() -> None:
-    for res in RESOURCES:
+    for res in SERVED:
         entry = _entries(res.group, res.version)[res.plural]
         assert (entry["kind"], entry["namespaced"]) == (res.kind, res.namespaced)
         assert entry.get("shortNames", []) == list(res.short_names)
@@ -118,14 +118,14 @@ def test_aggregated_named_groups_cover_every_resource() -> None:
                 # kubectl drops a resource without responseKind.
                 assert res["responseKind"]["kind"] and res["verbs"] and res["scope"]
                 found.add((item["metadata"]["name"], res["resource"]))
-    assert found == {(r.group, r.plural) for r in RESOURCES if r.group}
+    assert found == {(r.group, r.plural) for r in SERVED if r.group}
 
 
 def test_a_new_kind_in_resources_is_discoverable(monkeypatch: pytest.MonkeyPatch) -> None:
     widget = Resource("example.com", "v1", "Widget", "widgets", True, ("wd",))
-    extended = (*RESOURCES, widget)
-    monkeypatch.setattr(resources, "RESOURCES", extended)
-    monkeypatch.setattr(discovery, "RESOURCES", extended)
+    extended = (*SERVED, widget)
+    monkeypatch.setattr(resources, "SERVED", extended)
+    monkeypatch.setattr(discovery, "SERVED", extended)
     assert "example.com" in [g["name"] for g in discovery.api_group_list()["groups"]]
     assert _entries("example.com", "v1")["widgets"]["shortNames"] == ["wd"]
     names = [i["metadata"]["name"] for i in discovery.aggregated_discovery(False)["items"]]
@@ -221,3 +221,20 @@ def test_unknown_document_is_none_and_documents_are_fresh_copies() -> None:
     first["paths"].clear()
     second = openapi.openapi_v3_document("", "v1")
     assert second is not None and second["paths"]
+
+
+def test_every_description_names_a_field_of_its_model() -> None:
+    """The explain texts stay attached to real fields as the models change."""
+    from corral.api.openapi import openapi_v3_document
+    from corral.api.openapi_descriptions import DESCRIPTIONS
+
+    schemas: dict[str, object] = {}
+    for group, version in resources.group_versions():
+        doc = openapi_v3_document(group, version) or {}
+        schemas.update(doc["components"]["schemas"])
+    by_model = {name.rsplit(".", 1)[1]: schema for name, schema in schemas.items()}
+    for model, (_, fields) in DESCRIPTIONS.items():
+        schema = by_model[model]
+        assert isinstance(schema, dict) and schema["description"], model
+        for field in fields:
+            assert schema["properties"][field]["description"] == fields[field], (model, field)

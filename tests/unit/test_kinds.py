@@ -192,6 +192,22 @@ MANIFESTS: dict[str, dict[str, Any]] = {
         "status": {"replicas": 3, "fullyLabeledReplicas": 3, "readyReplicas": 3,
                    "availableReplicas": 3, "observedGeneration": 1, "conditions": []},
     },
+    "ReplicationController": {
+        "spec": {"replicas": 3, "selector": {"app": "web"}, "template": TEMPLATE,
+                 "minReadySeconds": 5},
+        "status": {"replicas": 3, "fullyLabeledReplicas": 3, "readyReplicas": 3,
+                   "availableReplicas": 3, "observedGeneration": 1},
+    },
+    "DaemonSet": {
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": TEMPLATE,
+                 "updateStrategy": {"type": "RollingUpdate",
+                                    "rollingUpdate": {"maxUnavailable": "10%", "maxSurge": 0}},
+                 "minReadySeconds": 5, "revisionHistoryLimit": 10},
+        "status": {"currentNumberScheduled": 2, "numberMisscheduled": 0,
+                   "desiredNumberScheduled": 2, "numberReady": 2, "observedGeneration": 1,
+                   "updatedNumberScheduled": 2, "numberAvailable": 2,
+                   "numberUnavailable": 0},
+    },
     "Job": {
         "spec": {"parallelism": 2, "completions": 4, "completionMode": "Indexed",
                  "backoffLimit": 0, "activeDeadlineSeconds": 100, "ttlSecondsAfterFinished": 0,
@@ -209,6 +225,19 @@ MANIFESTS: dict[str, dict[str, Any]] = {
     },
     "PriorityClass": {"value": 1000, "globalDefault": False, "preemptionPolicy": "Never",
                       "description": "batch work"},
+    "CronJob": {
+        "spec": {"schedule": "*/5 * * * *", "timeZone": "Europe/Berlin",
+                 "startingDeadlineSeconds": 60, "concurrencyPolicy": "Forbid", "suspend": False,
+                 "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1,
+                 "jobTemplate": {"metadata": {"labels": {"team": "a"}},
+                                 "spec": {"backoffLimit": 2, "template": {
+                                     "metadata": {"labels": {"team": "a"}}, "spec": {
+                                     "restartPolicy": "Never",
+                                     "containers": [{"name": "c", "image": "x"}]}}}}},
+        "status": {"active": [{"kind": "Job", "namespace": "default", "name": "tick-1",
+                               "uid": "u1", "apiVersion": "batch/v1"}],
+                   "lastScheduleTime": "2024-05-01T10:00:00Z",
+                   "lastSuccessfulTime": "2024-05-01T09:55:10Z"}},
     "PodDisruptionBudget": {
         "spec": {"maxUnavailable": "25%", "selector": {"matchLabels": {"app": "web"}},
                  "unhealthyPodEvictionPolicy": "AlwaysAllow"},

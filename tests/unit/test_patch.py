@@ -10,6 +10,7 @@ import pytest
 
 from corral.api.errors import BadRequest, Invalid, UnsupportedMediaType
 from corral.api.patch import SUPPORTED_PATCH_TYPES, apply_patch, apply_server_side
+from corral.objects import Obj
 
 SMP = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
@@ -17,7 +18,6 @@ JSON_PATCH = "application/json-patch+json"
 APPLY = "application/apply-patch+yaml"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
-Obj = dict[str, Any]
 
 
 def body(doc: Any) -> bytes:

@@ -112,8 +112,9 @@ def test_delete_options_of_any_group_version() -> None:
 
 
 def test_kinds_corral_does_not_decode_are_415() -> None:
-    with pytest.raises(UnsupportedMediaType, match="kind CronJob .batch/v1.*application/json"):
-        decode_protobuf(_envelope("batch/v1", "CronJob", b""))
+    with pytest.raises(UnsupportedMediaType,
+                       match="kind Ingress .networking.k8s.io/v1.*application/json"):
+        decode_protobuf(_envelope("networking.k8s.io/v1", "Ingress", b""))
 
 
 def test_a_field_not_in_the_schema_is_refused_not_dropped() -> None:

@@ -11,6 +11,7 @@ import pytest
 from corral.api import tables
 from corral.api.resources import BY_KIND, RESOURCES, Resource
 from corral.api.tables.age import human_duration
+from corral.objects import rfc3339
 
 NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
 KUBECTL_TABLE_ACCEPT = ("application/json;as=Table;v=v1;g=meta.k8s.io,"
@@ -18,7 +19,7 @@ KUBECTL_TABLE_ACCEPT = ("application/json;as=Table;v=v1;g=meta.k8s.io,"
 
 
 def ago(**delta: float) -> str:
-    return (NOW - timedelta(**delta)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(NOW - timedelta(**delta))
 
 
 def meta(name: str = "x", **extra: Any) -> dict[str, Any]:

@@ -3,62 +3,20 @@ re-issue of the serving certificate from the same CA."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
 import datetime as dt
 import ipaddress
 import shutil
 import socket
 import ssl
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-import yaml
 from cryptography import x509
-from starlette.types import Receive, Scope, Send
 
-from corral.api.tls import Pki, ensure_pki
-
-KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
-
-
-async def _hello(scope: Scope, receive: Receive, send: Send) -> None:
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": b"hello over tls"})
-
-
-class _QuietServer(uvicorn.Server):
-    """No signal handlers: the test owns the process."""
-
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
-        return contextlib.nullcontext()
-
-
-@contextlib.asynccontextmanager
-async def https_server(pki: Pki) -> AsyncIterator[int]:
-    """A uvicorn HTTPS listener on 127.0.0.1 serving with ``pki``; yields its port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(_hello, ssl_certfile=str(pki.cert_path),
-                            ssl_keyfile=str(pki.key_path), lifespan="off",
-                            log_level="warning", access_log=False)
-    server = _QuietServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            assert not task.done(), "server failed to start"
-            await asyncio.sleep(0.01)
-        yield int(sock.getsockname()[1])
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+from corral.api.tls import ensure_pki
+from tests.https import https_server
 
 
 def _trusting(ca_path: Path) -> ssl.SSLContext:
@@ -169,28 +127,3 @@ def test_ip_sans_are_ip_entries_not_names(tmp_path: Path) -> None:
     ips = san.value.get_values_for_type(x509.IPAddress)
     assert ipaddress.ip_address("::1") in ips
     assert "::1" not in san.value.get_values_for_type(x509.DNSName)
-
-
-@pytest.mark.skipif(not KUBECTL.exists(), reason="kubectl 1.32 not installed")
-async def test_kubectl_trusts_certificate_authority_data(tmp_path: Path) -> None:
-    pki = ensure_pki(tmp_path, [])
-    async with https_server(pki) as port:
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump(_kubeconfig(f"https://127.0.0.1:{port}", pki)))
-        proc = await asyncio.create_subprocess_exec(
-            str(KUBECTL), "--kubeconfig", str(kubeconfig), "get", "--raw", "/anything",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    assert out.decode().strip() == "hello over tls"
-
-
-def _kubeconfig(server: str, pki: Pki) -> dict[str, object]:
-    ca_data = base64.b64encode(pki.ca_pem).decode()
-    return {
-        "apiVersion": "v1", "kind": "Config", "current-context": "t",
-        "clusters": [{"name": "t", "cluster": {"server": server,
-                                               "certificate-authority-data": ca_data}}],
-        "users": [{"name": "t", "user": {"token": "unused"}}],
-        "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}],
-    }

@@ -170,6 +170,11 @@ class Runtime(Protocol):
 
     async def status(self, container_id: str) -> ContainerState: ...
 
+    def exited(self, container_id: str) -> bool:
+        """Synchronously (a log follower asks between reads): whether the instance
+        has exited, or is not known here (removed, never started)."""
+        ...
+
     async def list(self) -> builtins.list[ContainerState]:
         """Every instance with state on this node, running or exited."""
         ...

@@ -32,6 +32,9 @@ Task output goes to the Alloc's one log (``logs/0.log``, rotated, bounded), in t
 CRI format with the task id as the stream ("<time> 17 F hello": stdout and
 stderr share one pipe per task); a task that prints nothing writes nothing.
 
+SIGUSR1 makes it write its state (tasks running and queued, exits unacknowledged)
+to executor.log, for an operator; SIGTERM is a "stop" with a 10 s grace.
+
 State directory (made by the agent):
     alloc.json     ExecutorConfig        executor.pid  {"pid", "start"} (claimed exclusively)
     executor.sock  the socket            executor.log  the executor's own stderr
@@ -265,6 +268,11 @@ class Executor:
                 self._exited(pid, wait_status)
         if any(s in signums for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)):
             self.stop(10.0)
+        if signal.SIGUSR1 in signums:  # an operator asks what it is doing
+            _note(f"state: running={[t.id for t in self.running.values()]} "
+                  f"queued={[t.id for t in self.queue]} unacked={len(self.unacked)} "
+                  f"seq={self.seq} outbox={len(self.outbox)} inbox={len(self.inbox)} "
+                  f"connected={self.conn is not None}")
 
     # -- the agent's connection ------------------------------------------------------
 
@@ -274,6 +282,7 @@ class Executor:
         except BlockingIOError:
             return
         if self.conn is not None:  # a newer agent replaces the old connection
+            _note("a new connection replaces the old one")
             self._drop_conn()
         conn.setblocking(False)
         self.conn, self.inbox, self.outbox = conn, b"", b""
@@ -299,6 +308,7 @@ class Executor:
         except OSError:
             data = b""
         if not data:
+            _note("the agent closed its connection")
             self._drop_conn()
             return
         *lines, self.inbox = (self.inbox + data).split(b"\n")
@@ -499,6 +509,11 @@ def _start_error(exc: BaseException, task: Task) -> str:
     if isinstance(exc, OSError):
         return f'exec: "{program}": {(exc.strerror or str(exc)).lower()}'
     return f'exec: "{program}": no command given'
+
+
+def _note(message: str) -> None:
+    """One line in executor.log (its stderr) about something that matters."""
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
 def _kill(pid: int) -> None:

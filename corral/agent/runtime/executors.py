@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 START_SECONDS = 30.0
 POLL_SECONDS = 0.02
-STREAM_LIMIT = 1 << 22  # a hello after a long absence can list many tasks
+STREAM_LIMIT = 1 << 22
+RETIRED_LOGS = 64  # logs of removed Allocs kept per node (each bounded by its own cap)  # a hello after a long absence can list many tasks
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,27 @@ class ExecutorRuntime:
 
     def remove(self, alloc_uid: str) -> None:
         shutil.rmtree(self.dir(alloc_uid).path, ignore_errors=True)
+
+    def retire(self, alloc_uid: str, namespace: str, name: str) -> None:
+        """Keep the Alloc's task logs after it is gone (a Job's tasks are read
+        after it finishes, as a finished pod's are), then remove its state. Only
+        the newest RETIRED_LOGS are kept."""
+        logs = self.dir(alloc_uid).task_logs
+        if logs.exists():
+            target = self.retired_logs(namespace, name)
+            shutil.rmtree(target, ignore_errors=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            logs.rename(target)
+            self._prune_retired()
+        self.remove(alloc_uid)
+
+    def retired_logs(self, namespace: str, name: str) -> Path:
+        return self.root.parent / "alloc-logs" / namespace / name
+
+    def _prune_retired(self) -> None:
+        kept = sorted(self.root.parent.glob("alloc-logs/*/*"), key=lambda p: p.stat().st_mtime)
+        for old in kept[:-RETIRED_LOGS]:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 async def _open(state: ExecutorDir) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -95,21 +95,25 @@ class LineJoiner:
         self.stream = stream
         self.raw = raw  # the output as written: a partial record at once, a full one + "\n"
         self._pending: dict[str, tuple[str, str]] = {}  # stream -> (first stamp, text)
+        self.stamp = ""  # when the line feed() last completed was written
 
     def feed(self, record: str) -> str | None:
         parts = record.split(" ", 3)
         if len(parts) < 4:
+            self.stamp = ""
             return record if parts != [""] else None  # not CRI: pass through
         stamp, stream, tag, content = parts
         if self.stream is not None and stream != self.stream:
             return None
         if self.raw:
+            self.stamp = stamp
             return content if tag == "P" else content + "\n"
         first_stamp, text = self._pending.pop(stream, (stamp, ""))
         text += content
         if tag == "P":
             self._pending[stream] = (first_stamp, text)
             return None
+        self.stamp = first_stamp
         return f"{first_stamp} {text}" if self.timestamps else text
 
 
@@ -141,38 +145,45 @@ class LogFiles:
         return rotated + ([base] if base.exists() else [])
 
     def read(self, attempt: int, tail: int | None = None, timestamps: bool = False,
-             stream: str | None = None) -> list[str]:
+             stream: str | None = None, since: str = "") -> list[str]:
+        """The instance's lines: the last ``tail`` of them, and of those the ones
+        written at or after ``since`` (an RFC 3339 time), in the kubelet's order."""
         joiner = LineJoiner(timestamps, stream)
-        lines: deque[str] = deque(maxlen=tail if tail is not None and tail >= 0 else None)
+        lines: deque[tuple[str, str]] = deque(
+            maxlen=tail if tail is not None and tail >= 0 else None)
         for path in self.files(attempt):
             for record in _records(path):
                 line = joiner.feed(record)
                 if line is not None:
-                    lines.append(line)
-        return list(lines)
+                    lines.append((joiner.stamp, line))
+        return [line for stamp, line in lines if _at_or_after(stamp, since)]
 
     async def follow(
         self, attempt: int, tail: int | None = None, timestamps: bool = False,
         finished: Callable[[], bool] | None = None, poll_seconds: float = 0.1,
-        stream: str | None = None, raw: bool = False,
+        stream: str | None = None, raw: bool = False, since: str = "",
     ) -> AsyncGenerator[str, None]:
-        """Yield the tail, then new lines as they are written, across rotations;
-        ends once ``finished()`` is true and everything written has been read.
-        ``raw``: output as written instead of lines (LineJoiner), for attach."""
+        """Yield the tail (of it, the lines since ``since``), then new lines as they
+        are written, across rotations; ends once ``finished()`` is true and
+        everything written has been read. ``raw``: output as written instead of
+        lines (LineJoiner), for attach."""
         # Open the live file before reading anything, so no line falls in between.
         tailer = _Tailer(log_path(self.log_dir, attempt), timestamps, stream, raw)
         try:
             rotated = [p for p in self.files(attempt) if p.suffix != ".log"]
-            backlog = [line for path in rotated for record in _records(path)
+            backlog = [(tailer.joiner.stamp, line) for path in rotated
+                       for record in _records(path)
                        if (line := tailer.joiner.feed(record)) is not None]
             backlog += tailer.poll()
-            for line in backlog[-tail:] if tail is not None and tail >= 0 else backlog:
-                yield line
+            for stamp, line in backlog[-tail:] if tail is not None and tail >= 0 else backlog:
+                if _at_or_after(stamp, since):
+                    yield line
             while True:
                 done = finished is not None and finished()  # checked before reading
                 lines = tailer.poll()
-                for line in lines:
-                    yield line
+                for stamp, line in lines:
+                    if _at_or_after(stamp, since):
+                        yield line
                 if done and not lines:
                     return
                 if not lines:
@@ -190,6 +201,12 @@ class LogFiles:
             match = _FILE.match(name)
             if match and int(match.group(1)) < keep_from_attempt:
                 (self.log_dir / name).unlink(missing_ok=True)
+
+
+def _at_or_after(stamp: str, since: str) -> bool:
+    # CRI stamps are fixed-width RFC 3339 in UTC (nanoseconds, "Z"), so they
+    # order as strings; a line without one (not CRI) is always shown.
+    return not since or not stamp or stamp >= since
 
 
 def _records(path: Path) -> list[str]:
@@ -215,7 +232,8 @@ class _Tailer:
         self._file = open(self.path, "rb")  # noqa: SIM115 - lives with the tailer
         self._inode = os.fstat(self._file.fileno()).st_ino
 
-    def poll(self) -> list[str]:
+    def poll(self) -> list[tuple[str, str]]:
+        """The lines completed since the last poll, each with its stamp."""
         records = self._drain()
         if self._rotated():
             records += self._drain()  # whatever the old file got last
@@ -224,8 +242,12 @@ class _Tailer:
                 self._file.close()
             self._open()
             records += self._drain()
-        lines = [self.joiner.feed(r) for r in records]
-        return [line for line in lines if line is not None]
+        lines = []
+        for record in records:
+            line = self.joiner.feed(record)
+            if line is not None:
+                lines.append((self.joiner.stamp, line))
+        return lines
 
     def _rotated(self) -> bool:
         try:

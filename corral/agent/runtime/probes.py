@@ -203,7 +203,7 @@ class ContainerProbes:
 
     def __init__(
         self, startup: ProbeSpec | None, liveness: ProbeSpec | None,
-        readiness: ProbeSpec | None, on_ready: Callable[[bool], None],
+        readiness: ProbeSpec | None, on_ready: Callable[[bool, str], None],
         on_unhealthy: Callable[[str, str], None],
     ) -> None:
         self.on_ready = on_ready
@@ -230,7 +230,7 @@ class ContainerProbes:
         if self.readiness is not None:
             self.readiness.start()
         else:
-            self.on_ready(True)
+            self.on_ready(True, "")
 
     def _startup_changed(self, ok: bool, message: str) -> None:
         assert self.startup is not None
@@ -245,7 +245,7 @@ class ContainerProbes:
             self.on_unhealthy("liveness", message)
 
     def _readiness_changed(self, ok: bool, message: str) -> None:
-        self.on_ready(ok)
+        self.on_ready(ok, message)
 
     @property
     def ready(self) -> bool:

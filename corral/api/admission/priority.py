@@ -11,14 +11,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from corral.api.errors import Forbidden
 from corral.api.registry import Filter, Registry, list_objects
 from corral.api.registry.core import describe
 from corral.api.resources import BY_KIND, Resource
-
-Obj = dict[str, Any]
+from corral.objects import Obj, name_of
 
 PRIORITY_CLASS = BY_KIND["PriorityClass"]
 DEFAULT_PREEMPTION_POLICY = "PreemptLowerPriority"
@@ -49,7 +46,7 @@ class PriorityAdmission:
 
     async def _resolve(self, res: Resource, pod: Obj) -> None:
         spec = pod.setdefault("spec", {})
-        name = str((pod.get("metadata") or {}).get("name") or "")
+        name = name_of(pod)
         class_name = spec.get("priorityClassName") or ""
         if class_name:
             pc = await self.registry.find(PRIORITY_CLASS, None, class_name)

@@ -38,8 +38,8 @@ from corral.api.quantity import format_bytes, format_cpu, parse_quantity
 from corral.api.registry import Filter, Registry, list_objects
 from corral.api.registry.core import conflict
 from corral.api.resources import BY_KIND, RESOURCES, Resource
+from corral.objects import Obj, meta, spec, status, uid_of
 
-Obj = dict[str, Any]
 Amounts = dict[str, Decimal]
 
 QUOTA = BY_KIND["ResourceQuota"]
@@ -83,7 +83,7 @@ def object_usage(res: Resource, obj: Obj) -> Amounts:
 
 
 def pod_usage(pod: Obj) -> Amounts:
-    if (pod.get("status") or {}).get("phase") in TERMINAL_PHASES:
+    if status(pod).get("phase") in TERMINAL_PHASES:
         return {}
     spec = pod.get("spec") or {}
     usage: Amounts = {"pods": Decimal(1), "count/pods": Decimal(1)}
@@ -154,11 +154,11 @@ def _service_usage(svc: Obj) -> Amounts:
 # ---- which quotas cover what ----------------------------------------------------
 
 def hard_of(quota: Obj) -> Amounts:
-    return _amounts((quota.get("spec") or {}).get("hard"))
+    return _amounts(spec(quota).get("hard"))
 
 
 def used_of(quota: Obj) -> Amounts:
-    return _amounts((quota.get("status") or {}).get("used"))
+    return _amounts(status(quota).get("used"))
 
 
 def _amounts(raw: Mapping[str, Any] | None) -> Amounts:
@@ -398,16 +398,16 @@ class QuotaAdmission:
         usage = object_usage(res, obj)
         ns, name = _ns_name(obj)
         self._forget(ns, f"{res.plural}/{name}")
-        uid = str((obj.get("metadata") or {}).get("uid") or "")
+        uid = uid_of(obj)
         if not usage or self._released.pop(uid, None) is not None:
             return
         await self._refund(ns, res, obj, usage)
 
     async def _admit_pod_update(self, pod: Obj, old: Obj) -> None:
-        finished = (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
-        if not finished or (old.get("status") or {}).get("phase") in TERMINAL_PHASES:
+        finished = status(pod).get("phase") in TERMINAL_PHASES
+        if not finished or status(old).get("phase") in TERMINAL_PHASES:
             return
-        uid = str((old.get("metadata") or {}).get("uid") or "")
+        uid = uid_of(old)
         if uid in self._released:
             return  # refunded by an earlier attempt of this update (a lost CAS)
         self._prune_released()
@@ -443,7 +443,7 @@ class QuotaAdmission:
         used = await self._recount(quota, _ns_name(quota)[0])
         status = quota.get("status")
         quota["status"] = {**(status if isinstance(status, dict) else {}),
-                           "hard": dict((quota.get("spec") or {}).get("hard") or {}),
+                           "hard": dict(spec(quota).get("hard") or {}),
                            "used": formatted(used)}
 
     async def _recount(self, quota: Obj, ns: str) -> Amounts:
@@ -454,14 +454,14 @@ class QuotaAdmission:
             objects.extend((res, obj) for obj in page.items)
         used = recount(quota, objects)
         listed = {f"{res.plural}/{_ns_name(obj)[1]}" for res, obj in objects}
-        for charge in self._charges(ns, str((quota.get("metadata") or {}).get("name"))):
+        for charge in self._charges(ns, str(meta(quota).get("name"))):
             if charge.object_key not in listed:
                 _add(used, {k: v for k, v in charge.usage.items() if k in hard})
         return used
 
     async def _write_status(self, quota: Obj, used: Amounts) -> None:
         status = dict(quota.get("status") or {})
-        status["hard"] = dict((quota.get("spec") or {}).get("hard") or {})
+        status["hard"] = dict(spec(quota).get("hard") or {})
         status["used"] = formatted(used)
         rv = str(quota["metadata"]["resourceVersion"])
         await self.registry.write_exact(QUOTA, {**quota, "status": status}, rv)

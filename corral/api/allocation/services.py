@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 from corral.api.allocation.claims import Claims, Owner
 from corral.api.allocation.ranges import IpRange, PortRange
@@ -29,11 +28,11 @@ from corral.api.errors import APIError, invalid
 from corral.api.field_errors import FieldErrors
 from corral.api.registry import Registry
 from corral.api.resources import BY_KIND, Resource
+from corral.objects import Obj, meta
 from corral.store.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 SERVICE = BY_KIND["Service"]
 SERVICE_IPS = "serviceips"
 NODE_PORTS = "servicenodeports"
@@ -67,7 +66,7 @@ def held_values(svc: Obj | None) -> set[Value]:
 
 
 def owner_of(svc: Obj) -> Owner:
-    m = svc.get("metadata") or {}
+    m = meta(svc)
     return Owner(str(m.get("namespace") or ""), str(m.get("name") or ""), str(m.get("uid") or ""))
 
 

@@ -7,7 +7,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from corral.api import discovery, openapi
+from corral.api import discovery, openapi, openapi_v2
 from corral.api.errors import NotFound
 from corral.api.handlers.responses import JSONResponse
 from corral.api.resources import group_versions
@@ -56,6 +56,11 @@ def _api_group(group: str) -> dict[str, object] | None:
 
 async def serve_openapi(request: Request) -> Response:
     parts = [p for p in request.url.path.split("/") if p]
+    if parts == ["openapi", "v2"]:
+        if openapi_v2.wants_protobuf(request.headers.get("accept", "")):
+            return Response(openapi_v2.openapi_v2_protobuf(),
+                            media_type=openapi_v2.PROTOBUF_V2)
+        return Response(openapi_v2.openapi_v2_json(), media_type="application/json")
     if parts == ["openapi", "v3"]:
         return JSONResponse(openapi.openapi_v3_index())
     rest = parts[2:]

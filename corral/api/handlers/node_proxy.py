@@ -1,6 +1,7 @@
 """The master's side of the agents' HTTP servers, as kube-apiserver proxies to kubelets.
 
     GET .../pods/{name}/log?container&follow&tailLines&previous&timestamps
+                               &sinceSeconds|sinceTime&limitBytes  (checked here)
         pod ─► spec.nodeName ─► Node InternalIP + daemonEndpoints.kubeletEndpoint.Port
             ─► GET http://ip:port/containerLogs/{ns}/{pod}/{container}?...
             ─► streamed back as text/plain (chunked, open while following)
@@ -8,6 +9,7 @@
         alloc ─► spec.nodeName ─► GET http://ip:port/allocLogs/{ns}/{alloc}/{task}?...
     GET /api/v1/nodes/{name}/proxy/{path}
         ─► GET http://ip:port/{path}  (e.g. stats/summary for `corral top`)
+    stats_summary(node) ─► GET http://ip:port/stats/summary, for the metrics API
 
 The master authenticates to the agent with its own admin token; an agent accepts
 it because the master does (see corral/agent/server.py).
@@ -22,14 +24,17 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from corral.api.errors import APIError, BadRequest, NotFound, ServiceUnavailable
+from corral.api.errors import APIError, BadRequest, NotFound, ServiceUnavailable, invalid
+from corral.api.field_errors import FieldErrors
 from corral.api.paths import Target
 from corral.api.registry import Registry
 from corral.api.resources import BY_KIND
-from corral.objects import Obj
+from corral.objects import Obj, parse_time, spec
 
 NODE_PROXY_PATH = re.compile(r"^/api/v1/nodes/([^/]+)/proxy(/.*)?$")
-LOG_PARAMS = ("follow", "tailLines", "previous", "timestamps", "limitBytes", "sinceSeconds")
+SUMMARY_TIMEOUT = 10.0  # seconds one agent may take to report its usage
+LOG_PARAMS = ("follow", "tailLines", "previous", "timestamps", "limitBytes", "sinceSeconds",
+              "sinceTime")
 
 
 def pick_container(pod: Obj, wanted: str | None) -> str:
@@ -79,19 +84,33 @@ class NodeProxy:
         if target.resource.kind == "Alloc":
             return await self.alloc_log(request, target)
         pod = await self.registry.get(target.resource, target.namespace, target.name or "")
-        node = (pod.get("spec") or {}).get("nodeName")
+        node = spec(pod).get("nodeName")
         if not node:
             raise BadRequest(f"pod {target.name} does not have a host assigned")
         container = pick_container(pod, request.query_params.get("container"))
         params = {k: v for k, v in request.query_params.items() if k in LOG_PARAMS}
+        _check_log_options(target.name or "", params)
         url = f"{await self.agent_url(node)}/containerLogs/{target.namespace}/" \
               f"{target.name}/{container}"
         return await self._relay(url, params)
 
+    async def stats_summary(self, node_name: str) -> Obj | None:
+        """The node's resource usage, or None when its agent cannot tell (gone,
+        unreachable, or answering with an error): that node has no metrics."""
+        try:
+            url = f"{await self.agent_url(node_name)}/stats/summary"
+            response = await self._http.get(url, timeout=SUMMARY_TIMEOUT)
+        except (APIError, httpx.HTTPError):
+            return None
+        if response.status_code != 200:
+            return None
+        data = response.json()
+        return data if isinstance(data, dict) else None
+
     async def alloc_log(self, request: Request, target: Target) -> Response:
         """One task's lines of an Alloc's log (``task``: its id, a task array's index)."""
         alloc = await self.registry.get(target.resource, target.namespace, target.name or "")
-        node = (alloc.get("spec") or {}).get("nodeName")
+        node = spec(alloc).get("nodeName")
         if not node:
             raise BadRequest(f"alloc {target.name} does not have a host assigned")
         task = request.query_params.get("task", "")
@@ -135,6 +154,28 @@ class NodeProxy:
 
         media = upstream.headers.get("content-type", "text/plain")
         return StreamingResponse(chunks(), media_type=media.split(";")[0])
+
+
+def _check_log_options(name: str, params: dict[str, str]) -> None:
+    """PodLogOptions as kube-apiserver validates them: a number that is not one
+    is a 400, an out-of-range one a 422 naming the field."""
+    numbers: dict[str, int] = {}
+    for key in ("tailLines", "limitBytes", "sinceSeconds"):
+        if params.get(key):
+            try:
+                numbers[key] = int(params[key])
+            except ValueError:
+                raise BadRequest(f"{key} must be an integer, got {params[key]!r}") from None
+    errs = FieldErrors()
+    errs.non_negative("tailLines", numbers.get("tailLines"))
+    errs.positive("limitBytes", numbers.get("limitBytes"))
+    errs.positive("sinceSeconds", numbers.get("sinceSeconds"))
+    if params.get("sinceTime") and parse_time(params["sinceTime"]) is None:
+        errs.invalid("sinceTime", params["sinceTime"], "must be an RFC 3339 time")
+    if params.get("sinceTime") and params.get("sinceSeconds"):
+        errs.forbidden("", "at most one of `sinceTime` or `sinceSeconds` may be specified")
+    if errs:
+        raise invalid("PodLogOptions", name, errs)
 
 
 def agent_error(code: int, message: str) -> APIError:

@@ -37,7 +37,7 @@ from corral.api.registry import (
     list_objects,
 )
 from corral.api.registry import subresources as sub
-from corral.api.registry.objects import meta
+from corral.objects import ensure_meta
 
 LogHandler = Callable[[Request, Target], Awaitable[Response]]
 DELETE_BURST = 128  # objects a deletecollection deletes at once
@@ -206,7 +206,7 @@ class ResourceHandler:
         page = await list_objects(self.registry.store, res, target.namespace, flt)
 
         async def delete_one(obj: dict[str, Any]) -> dict[str, Any] | None:
-            m = meta(obj)
+            m = ensure_meta(obj)
             try:
                 gone_obj, _ = await delete(self.registry, res, m.get("namespace"), m["name"],
                                            opts)

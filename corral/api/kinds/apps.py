@@ -1,4 +1,4 @@
-"""apps/v1: Deployment and ReplicaSet."""
+"""apps/v1: Deployment, ReplicaSet and DaemonSet."""
 
 from __future__ import annotations
 
@@ -71,3 +71,42 @@ class ReplicaSet(KubeObject):
     API_VERSIONS: ClassVar[tuple[str, ...]] = ("apps/v1",)
     spec: ReplicaSetSpec = Field(default_factory=ReplicaSetSpec)
     status: ReplicaSetStatus | None = None
+
+
+class RollingUpdateDaemonSet(KubeModel):
+    max_unavailable: IntOrString | None = None  # 1 or "10%"
+    max_surge: IntOrString | None = None
+
+
+class DaemonSetUpdateStrategy(KubeModel):
+    type: str | None = None  # RollingUpdate, OnDelete
+    rolling_update: RollingUpdateDaemonSet | None = None
+
+
+class DaemonSetSpec(KubeModel):
+    selector: LabelSelector = Field(default_factory=LabelSelector)
+    template: PodTemplateSpec = Field(default_factory=PodTemplateSpec)
+    update_strategy: DaemonSetUpdateStrategy | None = None
+    min_ready_seconds: Int32 | None = None
+    revision_history_limit: Int32 | None = None
+
+
+class DaemonSetStatus(KubeModel):
+    current_number_scheduled: Int32 = 0
+    number_misscheduled: Int32 = 0
+    desired_number_scheduled: Int32 = 0
+    number_ready: Int32 = 0
+    observed_generation: Int64 | None = None
+    updated_number_scheduled: Int32 | None = None
+    number_available: Int32 | None = None
+    number_unavailable: Int32 | None = None
+    collision_count: Int32 | None = None
+    conditions: list[Condition] | None = None
+
+
+class DaemonSet(KubeObject):
+    """One pod on every node that fits (corral/controllers/daemonset.py)."""
+
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("apps/v1",)
+    spec: DaemonSetSpec = Field(default_factory=DaemonSetSpec)
+    status: DaemonSetStatus | None = None

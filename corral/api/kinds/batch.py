@@ -1,4 +1,4 @@
-"""batch/v1: Job, a batch of pods run to completion."""
+"""batch/v1: Job, a batch of pods run to completion; CronJob, Jobs made on a schedule."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from corral.api.kinds.base import Int32, Int64, KubeModel, Opaque, Time
-from corral.api.kinds.meta import Condition, KubeObject, LabelSelector
+from corral.api.kinds.meta import Condition, KubeObject, LabelSelector, ObjectMeta
 from corral.api.kinds.pod import PodTemplateSpec
 
 
@@ -35,6 +35,18 @@ class UncountedTerminatedPods(KubeModel):
     failed: list[str] | None = None
 
 
+class TaskArrayStatus(KubeModel):
+    """corral extension: a Job run as tasks (annotation corral.dev/run-as: tasks)
+    keeps here what its removed Allocs can no longer report. While an Alloc is
+    being removed its uid sits in uncountedTerminatedPods.failed (Kubernetes'
+    own two-step protocol, applied to Allocs), so no failure is counted twice."""
+
+    removed_failures: Int32 | None = None  # failed attempts in Allocs already removed
+    allocs: Int32 | None = None  # Allocs the Job has now
+    # Removed Allocs → the node that keeps their task logs (the newest few).
+    removed: dict[str, str] | None = None
+
+
 class JobStatus(KubeModel):
     active: Int32 | None = None
     succeeded: Int32 | None = None
@@ -47,9 +59,38 @@ class JobStatus(KubeModel):
     completed_indexes: str | None = None
     failed_indexes: str | None = None
     uncounted_terminated_pods: UncountedTerminatedPods | None = None
+    task_array: TaskArrayStatus | None = None  # corral extension, see TaskArrayStatus
 
 
 class Job(KubeObject):
     API_VERSIONS: ClassVar[tuple[str, ...]] = ("batch/v1",)
     spec: JobSpec = Field(default_factory=JobSpec)
     status: JobStatus | None = None
+
+
+class JobTemplateSpec(KubeModel):
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: JobSpec = Field(default_factory=JobSpec)
+
+
+class CronJobSpec(KubeModel):
+    schedule: str = ""
+    time_zone: str | None = None
+    starting_deadline_seconds: Int64 | None = None
+    concurrency_policy: str | None = None  # Allow, Forbid, Replace
+    suspend: bool | None = None
+    job_template: JobTemplateSpec = Field(default_factory=JobTemplateSpec)
+    successful_jobs_history_limit: Int32 | None = None
+    failed_jobs_history_limit: Int32 | None = None
+
+
+class CronJobStatus(KubeModel):
+    active: list[Opaque] | None = None  # ObjectReferences to running Jobs
+    last_schedule_time: Time | None = None
+    last_successful_time: Time | None = None
+
+
+class CronJob(KubeObject):
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("batch/v1",)
+    spec: CronJobSpec = Field(default_factory=CronJobSpec)
+    status: CronJobStatus | None = None

@@ -4,13 +4,14 @@ request bodies of subresources."""
 from __future__ import annotations
 
 from corral.api.kinds.alloc import Alloc
-from corral.api.kinds.apps import Deployment, ReplicaSet
+from corral.api.kinds.apps import DaemonSet, Deployment, ReplicaSet
 from corral.api.kinds.base import TypedObject
-from corral.api.kinds.batch import Job
+from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.coordination import Lease
 from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
 from corral.api.kinds.node import Node
 from corral.api.kinds.policy import PodDisruptionBudget
+from corral.api.kinds.replication import ReplicationController
 from corral.api.kinds.scheduling import PriorityClass
 from corral.api.kinds.service import Endpoints, Service
 from corral.api.kinds.subresources import Binding, DeleteOptions, Eviction, Scale, Status
@@ -19,7 +20,8 @@ MODELS: dict[str, type[TypedObject]] = {
     model.__name__: model
     for model in (
         Namespace, Node, Pod, Service, Endpoints, Event, ConfigMap, Secret, ResourceQuota,
-        Lease, Deployment, ReplicaSet, Job, PriorityClass, Alloc, PodDisruptionBudget,
+        Lease, Deployment, ReplicaSet, ReplicationController, DaemonSet, Job, CronJob,
+        PriorityClass, Alloc, PodDisruptionBudget,
         Binding, Scale, Eviction, DeleteOptions, Status,
     )
 }

@@ -17,25 +17,19 @@ IntOrString, inlined structs, omitempty) is done here, in to_json.
 from __future__ import annotations
 
 import base64
-import functools
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from corral.api.errors import BadRequest, UnsupportedMediaType
+from corral.api.protobuf.descriptors import SCALARS, Field, MessageTable
 from corral.api.protobuf.schema import KINDS, MESSAGES
 from corral.objects import rfc3339
 
 MAGIC = b"k8s\x00"
 _PACKAGE = "corral.k8s"
-FDP = descriptor_pb2.FieldDescriptorProto
-_SCALARS = {"string": FDP.TYPE_STRING, "int32": FDP.TYPE_INT32, "int64": FDP.TYPE_INT64,
-            "bool": FDP.TYPE_BOOL, "bytes": FDP.TYPE_BYTES, "-": FDP.TYPE_BYTES}
 # Apimachinery's own messages, and the envelope.
 _BUILTIN: dict[str, str] = {
     "Time": "seconds=1:int64 nanos=2:int32",
@@ -46,74 +40,15 @@ _BUILTIN: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Field:
-    name: str  # the JSON name
-    number: int
-    type: str  # scalar, "-" (skipped) or a message name
-    repeated: bool = False
-    map: bool = False
-    keep_zero: bool = False
-    inline: bool = False
+_TABLE = MessageTable(_PACKAGE, {**_BUILTIN, **MESSAGES})
 
 
-def parse_fields(spec: str) -> list[Field]:
-    """One schema line ("name=NUMBER[:TYPE][!] ...") as Fields."""
-    fields = []
-    for word in spec.split():
-        name, _, rest = word.partition("=")
-        number, _, type_ = rest.partition(":")
-        keep = type_.endswith("!") or number.endswith("!")
-        number, type_ = number.rstrip("!"), (type_.rstrip("!") or "string")
-        repeated, is_map = type_.startswith("["), type_.startswith("{")
-        fields.append(Field(name.lstrip("^"), int(number), type_.strip("[]{}"), repeated,
-                            is_map, keep, name.startswith("^")))
-    return fields
-
-
-@functools.cache
-def _schema() -> dict[str, dict[int, Field]]:
-    return {name: {f.number: f for f in parse_fields(spec)}
-            for name, spec in {**_BUILTIN, **MESSAGES}.items()}
-
-
-def _add_field(message: descriptor_pb2.DescriptorProto, f: Field) -> None:
-    if f.map:
-        entry = message.nested_type.add(name=f"{f.name[:1].upper()}{f.name[1:]}Entry")
-        entry.options.map_entry = True
-        _add_field(entry, Field("key", 1, "string"))
-        _add_field(entry, Field("value", 2, f.type))
-        field = message.field.add(name=f.name, number=f.number, label=FDP.LABEL_REPEATED,
-                                  type=FDP.TYPE_MESSAGE)
-        field.type_name = f".{_PACKAGE}.{message.name}.{entry.name}"
-        return
-    label = FDP.LABEL_REPEATED if f.repeated else FDP.LABEL_OPTIONAL
-    field = message.field.add(name=f.name, number=f.number, label=label)
-    if f.type in _SCALARS:
-        field.type = _SCALARS[f.type]
-    else:
-        field.type = FDP.TYPE_MESSAGE
-        field.type_name = f".{_PACKAGE}.{f.type}"
-
-
-@functools.cache
-def _pool() -> descriptor_pool.DescriptorPool:
-    """Descriptors built from the tables, once (proto2: every field has presence)."""
-    file = descriptor_pb2.FileDescriptorProto(name="corral/k8s.proto", package=_PACKAGE,
-                                              syntax="proto2")
-    for name, fields in _schema().items():
-        message = file.message_type.add(name=name)
-        for f in fields.values():
-            _add_field(message, f)
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(file)
-    return pool
+def _schema_fields(name: str) -> dict[int, Field]:
+    return _TABLE.fields(name)
 
 
 def _message_class(name: str) -> type[Message]:
-    descriptor: Descriptor = _pool().FindMessageTypeByName(f"{_PACKAGE}.{name}")
-    cls: type[Message] = message_factory.GetMessageClass(descriptor)
-    return cls
+    return _TABLE.message_class(name)
 
 
 def _parse(name: str, data: bytes) -> Any:
@@ -152,7 +87,7 @@ def decode(body: bytes) -> dict[str, Any]:
 def to_json(message: Any, name: str, path: str) -> dict[str, Any]:
     """A decoded message as Kubernetes' JSON encoder would write it."""
     _refuse_unknown(message, name, path)
-    fields = _schema()[name]
+    fields = _schema_fields(name)
     out: dict[str, Any] = {}
     for descriptor, value in message.ListFields():
         f = fields[descriptor.number]
@@ -178,7 +113,7 @@ def to_json(message: Any, name: str, path: str) -> dict[str, Any]:
 def _value(f: Field, value: Any, path: str) -> Any:
     if f.type == "bytes":
         return base64.b64encode(value).decode()
-    if f.type in _SCALARS:
+    if f.type in SCALARS:
         return value
     if f.type == "Time":
         if not value.ListFields():

@@ -146,6 +146,11 @@ MESSAGES: dict[str, str] = {
     "RollingUpdateDeployment": "maxUnavailable=1:IntOrString maxSurge=2:IntOrString",
     # ---- batch/v1 ---------------------------------------------------------------------
     "Job": f"{_STANDARD_OBJECT} spec=2:JobSpec status=3:-",
+    "CronJob": f"{_STANDARD_OBJECT} spec=2:CronJobSpec status=3:-",
+    "CronJobSpec": """schedule=1 startingDeadlineSeconds=2:int64! concurrencyPolicy=3
+        suspend=4:bool! jobTemplate=5:JobTemplateSpec successfulJobsHistoryLimit=6:int32!
+        failedJobsHistoryLimit=7:int32! timeZone=8""",
+    "JobTemplateSpec": f"{_STANDARD_OBJECT} spec=2:JobSpec",
     "JobSpec": """parallelism=1:int32! completions=2:int32! activeDeadlineSeconds=3:int64!
         selector=4:LabelSelector manualSelector=5:bool! template=6:PodTemplateSpec
         backoffLimit=7:int32! ttlSecondsAfterFinished=8:int32! completionMode=9
@@ -153,6 +158,17 @@ MESSAGES: dict[str, str] = {
         podReplacementPolicy=14 managedBy=15""",
     # ---- policy/v1 ------------------------------------------------------------------
     "Eviction": f"{_STANDARD_OBJECT} deleteOptions=2:DeleteOptions",
+    # ---- authentication/v1, authorization/v1 (kubectl auth whoami, can-i) -------------
+    "SelfSubjectReview": f"{_STANDARD_OBJECT} status=2:-",
+    "SelfSubjectAccessReview": f"""{_STANDARD_OBJECT} spec=2:SelfSubjectAccessReviewSpec
+        status=3:-""",
+    "SelfSubjectAccessReviewSpec": """resourceAttributes=1:ResourceAttributes
+        nonResourceAttributes=2:NonResourceAttributes""",
+    "ResourceAttributes": """namespace=1 verb=2 group=3 version=4 resource=5 subresource=6
+        name=7""",
+    "NonResourceAttributes": "path=1 verb=2",
+    "SelfSubjectRulesReview": f"{_STANDARD_OBJECT} spec=2:SelfSubjectRulesReviewSpec status=3:-",
+    "SelfSubjectRulesReviewSpec": "namespace=1",
     # ---- scheduling/v1 ----------------------------------------------------------------
     "PriorityClass": f"""{_STANDARD_OBJECT} value=2:int32! globalDefault=3:bool description=4
         preemptionPolicy=5""",
@@ -169,6 +185,10 @@ KINDS: dict[tuple[str, str], str] = {
     ("v1", "Pod"): "Pod",
     ("apps/v1", "Deployment"): "Deployment",
     ("batch/v1", "Job"): "Job",
+    ("batch/v1", "CronJob"): "CronJob",
     ("scheduling.k8s.io/v1", "PriorityClass"): "PriorityClass",
     ("policy/v1", "Eviction"): "Eviction",
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): "SelfSubjectRulesReview",
 }

@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from corral.api.body import MAX_BODY_BYTES, parse_object, too_large
 from corral.api.errors import (
@@ -32,26 +32,21 @@ from corral.api.errors import (
     invalid,
 )
 from corral.api.patch import apply_patch, apply_server_side
-from corral.api.registry.objects import (
-    dump,
-    generated_name,
-    load,
-    meta,
-    new_uid,
-    now_rfc3339,
-)
+from corral.api.registry.objects import dump, generated_name, load, new_uid
 from corral.api.registry.prepare import FieldValidation, prepare
 from corral.api.resources import BY_KIND, Resource
+from corral.objects import Obj, ensure_meta, meta, now_rfc3339, spec, status
 from corral.store.base import Store
 from corral.store.errors import KeyExists, KeyNotFound, RevisionMismatch
-
-Obj = dict[str, Any]
 
 # Kinds whose create starts from an empty status (the user cannot set it).
 _STATUS_RESET_ON_CREATE = {"Pod", "Deployment", "ReplicaSet", "Job", "Service", "ResourceQuota"}
 _SERVER_OWNED_META = ("uid", "creationTimestamp", "deletionTimestamp",
                       "deletionGracePeriodSeconds", "generation", "namespace", "name")
-_RETRY_BUDGET = 10.0  # seconds a read-modify-write keeps retrying a lost CAS
+# Seconds a read-modify-write keeps retrying a lost CAS: GuaranteedUpdate retries
+# until the request times out (kube-apiserver: 60 s); on a loaded machine 20
+# writers on one object made 10 s too short for the unluckiest of them.
+_RETRY_BUDGET = 60.0
 
 
 @dataclass
@@ -138,7 +133,7 @@ class Registry:
         validation: FieldValidation = "Warn", dry_run: bool = False,
     ) -> Result:
         obj = self._check_identity(res, namespace, body)
-        m = meta(obj)
+        m = ensure_meta(obj)
         if not m.get("name"):
             prefix = m.get("generateName")
             if not prefix:
@@ -161,14 +156,14 @@ class Registry:
             await plugin.admit("CREATE", res, prepared.obj, None, dry_run=dry_run)
         if dry_run:
             return Result(prepared.obj, prepared.warnings, created=True)
-        name = meta(prepared.obj)["name"]
+        name = ensure_meta(prepared.obj)["name"]
         try:
             revision = await self.store.create(res.storage_key(namespace, name),
                                                _stored(prepared.obj))
         except KeyExists:
             raise AlreadyExists(f"{describe(res, name)} already exists", kind=res.plural,
                                 name=name, group=res.group) from None
-        meta(prepared.obj)["resourceVersion"] = str(revision)
+        ensure_meta(prepared.obj)["resourceVersion"] = str(revision)
         return Result(prepared.obj, prepared.warnings, created=True)
 
     def _check_identity(self, res: Resource, namespace: str | None, body: Obj) -> Obj:
@@ -183,7 +178,7 @@ class Registry:
                 f"the request: expected {res.api_version} {res.kind}"
             )
         obj["kind"], obj["apiVersion"] = res.kind, res.api_version
-        m = dict(obj.get("metadata") or {}) if isinstance(obj.get("metadata"), dict) else None
+        m = dict(meta(obj)) if isinstance(obj.get("metadata"), dict) else None
         if m is None:
             if obj.get("metadata") is not None:
                 raise BadRequest("metadata must be an object")
@@ -206,7 +201,7 @@ class Registry:
         if ns is None:
             raise NotFound(f'namespaces "{namespace}" not found', kind="namespaces",
                            name=namespace)
-        if meta(ns).get("deletionTimestamp"):
+        if ensure_meta(ns).get("deletionTimestamp"):
             raise Forbidden(
                 f"unable to create new content in namespace {namespace} because it is "
                 "being terminated", kind="namespaces", name=namespace,
@@ -220,13 +215,13 @@ class Registry:
         dry_run: bool = False,
     ) -> Result:
         obj = self._check_identity(res, namespace, body)
-        body_name = meta(obj).get("name")
+        body_name = ensure_meta(obj).get("name")
         if body_name and body_name != name:
             raise BadRequest(
                 f"the name of the object ({body_name}) does not match the name on the URL ({name})"
             )
         current = await self.get(res, namespace, name)
-        want_rv = str(meta(obj).get("resourceVersion") or "")
+        want_rv = str(ensure_meta(obj).get("resourceVersion") or "")
         if want_rv and want_rv != meta(current)["resourceVersion"]:
             raise conflict(res, name, MODIFIED)
         return await self._replace(res, namespace, name, current, obj, subresource=subresource,
@@ -252,7 +247,7 @@ class Registry:
             _check_name_kept(res, name, patched)
             # The patch was applied to the object just read, so the result carries
             # that object's resourceVersion unless the patch set one of its own.
-            sent_rv = str(meta(patched).get("resourceVersion") or "")
+            sent_rv = str(ensure_meta(patched).get("resourceVersion") or "")
             if sent_rv and sent_rv != meta(current)["resourceVersion"]:
                 raise conflict(res, name, MODIFIED)
             try:
@@ -275,14 +270,14 @@ class Registry:
         _check_finalizers(res, name, current, new)
         prepared = prepare(res, new, old=_without_rv(current), validation=validation)
         if _spec_changed(res, current, prepared.obj):
-            meta(prepared.obj)["generation"] = int(meta(current).get("generation") or 1) + 1
+            ensure_meta(prepared.obj)["generation"] = int(meta(current).get("generation") or 1) + 1
         for plugin in self.admission:
             await plugin.admit("UPDATE", res, prepared.obj, current, dry_run=dry_run)
         if dry_run:
             return Result(prepared.obj, prepared.warnings)
         expected = int(meta(current)["resourceVersion"])
         key = res.storage_key(namespace, name)
-        new_meta = meta(prepared.obj)
+        new_meta = ensure_meta(prepared.obj)
         try:
             if new_meta.get("deletionTimestamp") and not _removal_blocked(prepared.obj):
                 revision = await self.store.delete(key, expected)
@@ -305,7 +300,7 @@ class Registry:
 
     async def write_exact(self, res: Resource, obj: Obj, expected_rv: str) -> Obj:
         """CAS-write an object the server itself computed (deletion marks, bindings)."""
-        m = meta(obj)
+        m = ensure_meta(obj)
         key = res.storage_key(m.get("namespace"), m["name"])
         try:
             revision = await self.store.update(key, _stored(obj), int(expected_rv))
@@ -318,7 +313,7 @@ class Registry:
 
     async def remove(self, res: Resource, obj: Obj) -> int:
         """Delete an object from the store (CAS on its resourceVersion)."""
-        m = meta(obj)
+        m = ensure_meta(obj)
         try:
             revision = await self.store.delete(res.storage_key(m.get("namespace"), m["name"]),
                                                int(m["resourceVersion"]))
@@ -347,7 +342,7 @@ def _name_required(res: Resource) -> APIError:
 
 def _check_name_kept(res: Resource, name: str, patched: Obj) -> None:
     """A patch may not rename (kube-apiserver's ValidateObjectMetaUpdate)."""
-    new_name = meta(patched).get("name")
+    new_name = ensure_meta(patched).get("name")
     if new_name != name:
         raise invalid(res.kind, name, [Cause(
             "metadata.name", f"Invalid value: {json.dumps(new_name)}: field is immutable")],
@@ -359,7 +354,8 @@ def _apply_body(body: bytes) -> Obj:
 
 
 def _without_rv(obj: Obj) -> Obj:
-    return {**obj, "metadata": {k: v for k, v in meta(obj).items() if k != "resourceVersion"}}
+    kept = {k: v for k, v in ensure_meta(obj).items() if k != "resourceVersion"}
+    return {**obj, "metadata": kept}
 
 
 def _merge_server_owned(res: Resource, current: Obj, incoming: Obj,
@@ -377,7 +373,7 @@ def _merge_server_owned(res: Resource, current: Obj, incoming: Obj,
                 new["status"] = current["status"]
             else:
                 new.pop("status", None)
-        new_meta = dict(meta(incoming))
+        new_meta = dict(ensure_meta(incoming))
         for key in _SERVER_OWNED_META:
             if key in meta(current):
                 new_meta[key] = meta(current)[key]
@@ -408,7 +404,7 @@ def _drop_node_ports_of_old_type(current: Obj, new: Obj) -> None:
 
 
 def _check_uid(res: Resource, name: str, current: Obj, incoming: Obj) -> None:
-    uid = meta(incoming).get("uid")
+    uid = ensure_meta(incoming).get("uid")
     if uid and uid != meta(current).get("uid"):
         raise conflict(res, name, f"Precondition failed: UID in precondition: {uid}, "
                        f"UID in object meta: {meta(current).get('uid')}")
@@ -437,13 +433,13 @@ def _removal_blocked(obj: Obj) -> bool:
     """Whether an object marked for deletion must stay: finalizers pending, a
     namespace whose content is still being removed, or a bound, running pod being
     gracefully deleted (its agent stops it, then deletes it with grace 0)."""
-    if meta(obj).get("finalizers"):
+    if ensure_meta(obj).get("finalizers"):
         return True
     if obj.get("kind") == "Namespace":
-        return bool((obj.get("spec") or {}).get("finalizers"))
+        return bool(spec(obj).get("finalizers"))
     if obj.get("kind") == "Pod":
-        grace = meta(obj).get("deletionGracePeriodSeconds")
-        phase = (obj.get("status") or {}).get("phase")
-        return bool((obj.get("spec") or {}).get("nodeName")) and bool(grace) and phase not in (
+        grace = ensure_meta(obj).get("deletionGracePeriodSeconds")
+        phase = status(obj).get("phase")
+        return bool(spec(obj).get("nodeName")) and bool(grace) and phase not in (
             "Succeeded", "Failed")
     return False

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.api.errors import BadRequest, Conflict, Forbidden
-from corral.api.registry.core import MODIFIED, Obj, Registry, conflict, retry_attempts
-from corral.api.registry.objects import meta, now_rfc3339
+from corral.api.registry.core import MODIFIED, Registry, conflict, retry_attempts
 from corral.api.resources import Resource
+from corral.objects import Obj, ensure_meta, meta, now_rfc3339, status
 
 ORPHAN_FINALIZER = "orphan"
 FOREGROUND_FINALIZER = "foregroundDeletion"
@@ -133,7 +133,7 @@ def _grace_period(res: Resource, obj: Obj, opts: DeleteOptions) -> int:
     if res.kind not in ("Pod", "Alloc"):  # an Alloc's executor stops as a pod does
         return 0
     spec = obj.get("spec") or {}
-    phase = (obj.get("status") or {}).get("phase")
+    phase = status(obj).get("phase")
     if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
         return 0  # nothing runs it: nothing to wait for
     if opts.grace_period_seconds is not None:
@@ -142,7 +142,7 @@ def _grace_period(res: Resource, obj: Obj, opts: DeleteOptions) -> int:
 
 
 def _check_preconditions(res: Resource, name: str, obj: Obj, opts: DeleteOptions) -> None:
-    m = meta(obj)
+    m = ensure_meta(obj)
     if opts.precondition_uid and opts.precondition_uid != m.get("uid"):
         raise conflict(res, name, f"Precondition failed: UID in precondition: "
                        f"{opts.precondition_uid}, UID in object meta: {m.get('uid')}")

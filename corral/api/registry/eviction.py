@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.api.errors import Cause, Conflict, Forbidden, TooManyRequests
-from corral.api.registry.core import Obj, Registry, retry_attempts
+from corral.api.registry.core import Registry, retry_attempts
 from corral.api.registry.delete import DeleteOptions, delete
-from corral.api.registry.objects import load, meta, now_rfc3339
+from corral.api.registry.objects import load
 from corral.api.resources import BY_KIND
 from corral.api.selectors import from_label_selector_object
+from corral.objects import Obj, ensure_meta, now_rfc3339, spec, status
 
 POD = BY_KIND["Pod"]
 PDB = BY_KIND["PodDisruptionBudget"]
@@ -44,22 +45,22 @@ class Verdict:
 
 def pod_ready(pod: Obj) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+               for c in (status(pod)).get("conditions") or [])
 
 
 def selects(pdb: Obj, pod: Obj) -> bool:
     try:
-        selector = from_label_selector_object((pdb.get("spec") or {}).get("selector"))
+        selector = from_label_selector_object(spec(pdb).get("selector"))
     except ValueError:
         return False
-    return selector.matches(meta(pod).get("labels") or {})
+    return selector.matches(ensure_meta(pod).get("labels") or {})
 
 
 def judge(pod: Obj, pdbs: list[Obj]) -> Verdict:
     """The pure rule: which budget (if any) this eviction must be charged to, or
     the error that refuses it."""
     phase = (pod.get("status") or {}).get("phase")
-    if meta(pod).get("deletionTimestamp") or phase in ("Pending", "Succeeded", "Failed"):
+    if ensure_meta(pod).get("deletionTimestamp") or phase in ("Pending", "Succeeded", "Failed"):
         return Verdict(None)
     matching = [p for p in pdbs if selects(p, pod)]
     if not matching:
@@ -67,11 +68,11 @@ def judge(pod: Obj, pdbs: list[Obj]) -> Verdict:
     if len(matching) > 1:
         raise TooManyRequests("This pod has more than one PodDisruptionBudget, which the "
                               "eviction subresource does not support.", kind="Pod",
-                              name=meta(pod).get("name", ""))
+                              name=ensure_meta(pod).get("name", ""))
     pdb = matching[0]
     status = pdb.get("status") or {}
     if not pod_ready(pod):
-        policy = (pdb.get("spec") or {}).get("unhealthyPodEvictionPolicy") or "IfHealthyBudget"
+        policy = spec(pdb).get("unhealthyPodEvictionPolicy") or "IfHealthyBudget"
         desired = int(status.get("desiredHealthy", 0))
         if policy == "AlwaysAllow" or (
                 int(status.get("currentHealthy", 0)) >= desired > 0):
@@ -81,7 +82,7 @@ def judge(pod: Obj, pdbs: list[Obj]) -> Verdict:
 
 
 def _check_budget(pdb: Obj, pod: Obj) -> None:
-    m, status = meta(pdb), pdb.get("status") or {}
+    m, status = ensure_meta(pdb), pdb.get("status") or {}
     name = m.get("name", "")
     if int(status.get("observedGeneration") or 0) < int(m.get("generation") or 0):
         raise _violation(pod, f"The disruption budget {name} is still being processed by "
@@ -99,7 +100,7 @@ def _check_budget(pdb: Obj, pod: Obj) -> None:
 
 
 def _violation(pod: Obj, detail: str) -> TooManyRequests:
-    return TooManyRequests(VIOLATION, kind="Pod", name=meta(pod).get("name", ""),
+    return TooManyRequests(VIOLATION, kind="Pod", name=ensure_meta(pod).get("name", ""),
                            causes=[Cause("", detail, "DisruptionBudget")])
 
 
@@ -126,7 +127,7 @@ async def evict(reg: Registry, namespace: str, name: str, eviction: dict[str, An
         if verdict.charge is not None and not opts.dry_run:
             try:
                 await reg.write_exact(PDB, charged(verdict.charge, name),
-                                      meta(verdict.charge)["resourceVersion"])
+                                      ensure_meta(verdict.charge)["resourceVersion"])
             except Conflict:
                 continue  # the controller or another eviction moved the budget: re-judge
         await delete(reg, POD, namespace, name, opts)

@@ -11,6 +11,7 @@ from corral.api.defaults import apply_defaults
 from corral.api.errors import BadRequest, invalid
 from corral.api.resources import Resource
 from corral.api.validation import validate
+from corral.objects import name_of
 
 # Kubernetes' fieldValidation modes: what happens to fields no schema declares.
 #   Strict  refuse the request (400, every unknown field named)
@@ -47,6 +48,6 @@ def prepare(
     old_model = kinds.decode(res.kind, old) if old is not None else None
     causes = validate(model, old_model)
     if causes:
-        name = str((obj.get("metadata") or {}).get("name") or "")
+        name = name_of(obj)
         raise invalid(res.kind, name, causes, res.group)
     return Prepared(kinds.encode(model), warnings)

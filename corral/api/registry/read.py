@@ -15,10 +15,10 @@ import orjson
 
 from corral.api.errors import BadRequest, Gone
 from corral.api.identity_cache import IdentityCache
-from corral.api.registry.core import Obj
-from corral.api.registry.objects import load, meta
+from corral.api.registry.objects import load
 from corral.api.resources import Resource
 from corral.api.selectors import parse_field_selector, parse_label_selector
+from corral.objects import Obj, labels_of
 from corral.store.base import Event, EventType, KeyValue, Store
 from corral.store.errors import Compacted
 
@@ -42,7 +42,7 @@ class Filter:
             )
 
     def matches(self, obj: Obj) -> bool:
-        if self.labels is not None and not self.labels.matches(meta(obj).get("labels") or {}):
+        if self.labels is not None and not self.labels.matches(labels_of(obj)):
             return False
         return self.fields is None or self.fields.matches(obj)
 

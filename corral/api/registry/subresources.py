@@ -6,10 +6,10 @@ from typing import Any
 
 from corral.api.errors import BadRequest, Cause, Conflict, invalid
 from corral.api.patch import apply_patch
-from corral.api.registry.core import MODIFIED, Obj, Registry, Result, conflict, retry_attempts
-from corral.api.registry.objects import meta, now_rfc3339
+from corral.api.registry.core import MODIFIED, Registry, Result, conflict, retry_attempts
 from corral.api.resources import BY_KIND, Resource
 from corral.api.selectors import from_label_selector_object
+from corral.objects import Obj, ensure_meta, meta, now_rfc3339, spec, status
 
 POD = BY_KIND["Pod"]
 
@@ -26,17 +26,17 @@ async def bind(reg: Registry, namespace: str, name: str, binding: dict[str, Any]
     if (target or {}).get("kind", "Node") != "Node":
         raise invalid("Binding", name, [Cause("target.kind", 'Unsupported value: must be "Node"',
                                               "FieldValueNotSupported")])
-    want_uid = (binding.get("metadata") or {}).get("uid")
+    want_uid = meta(binding).get("uid")
     for _ in retry_attempts():
         pod = await reg.get(res, namespace, name)
-        current = (pod.get("spec") or {}).get("nodeName")
+        current = spec(pod).get("nodeName")
         if current:
             raise conflict(res, name,
                            f"{res.singular} {name} is already assigned to node \"{current}\"")
-        if meta(pod).get("deletionTimestamp"):
+        if ensure_meta(pod).get("deletionTimestamp"):
             raise conflict(res, name, f"{res.singular} {name} is being deleted, cannot be "
                            "assigned to a host")
-        if want_uid and want_uid != meta(pod).get("uid"):
+        if want_uid and want_uid != ensure_meta(pod).get("uid"):
             raise conflict(res, name,
                            f"the UID in the binding does not match the {res.singular}'s")
         pod.setdefault("spec", {})["nodeName"] = node
@@ -49,23 +49,25 @@ async def bind(reg: Registry, namespace: str, name: str, binding: dict[str, Any]
         status["conditions"] = conditions
         status.pop("nominatedNodeName", None)
         try:
-            return await reg.write_exact(res, pod, meta(pod)["resourceVersion"])
+            return await reg.write_exact(res, pod, ensure_meta(pod)["resourceVersion"])
         except Conflict:
             pass  # a status write (e.g. Unschedulable) landed between: re-check, retry
     raise conflict(res, name, MODIFIED)
 
 
 def scale_of(res: Resource, obj: Obj) -> Obj:
-    m = meta(obj)
-    selector = (obj.get("spec") or {}).get("selector")
+    m = ensure_meta(obj)
+    selector = spec(obj).get("selector")
+    if res.kind == "ReplicationController" and selector:
+        selector = {"matchLabels": selector}  # a plain label map
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion",
                                        "creationTimestamp") if k in m},
-        "spec": {"replicas": int((obj.get("spec") or {}).get("replicas", 0))},
+        "spec": {"replicas": int(spec(obj).get("replicas", 0))},
         "status": {
-            "replicas": int((obj.get("status") or {}).get("replicas", 0)),
+            "replicas": int(status(obj).get("replicas", 0)),
             "selector": from_label_selector_object(selector).to_string() if selector else "",
         },
     }
@@ -73,7 +75,7 @@ def scale_of(res: Resource, obj: Obj) -> Obj:
 
 async def update_scale(reg: Registry, res: Resource, namespace: str, name: str,
                        scale: Obj, *, dry_run: bool = False) -> Result:
-    replicas = (scale.get("spec") or {}).get("replicas") if isinstance(scale, dict) else None
+    replicas = spec(scale).get("replicas") if isinstance(scale, dict) else None
     if not isinstance(replicas, int) or isinstance(replicas, bool):
         raise invalid("Scale", name, [Cause("spec.replicas", f"Invalid value: {replicas!r}: "
                                             "must be an integer")], "autoscaling")
@@ -81,10 +83,10 @@ async def update_scale(reg: Registry, res: Resource, namespace: str, name: str,
         raise invalid("Scale", name, [Cause("spec.replicas", f"Invalid value: {replicas}: "
                                             "must be greater than or equal to 0")],
                       "autoscaling")
-    want_rv = (scale.get("metadata") or {}).get("resourceVersion")
+    want_rv = meta(scale).get("resourceVersion")
     for _ in retry_attempts():
         obj = await reg.get(res, namespace, name)
-        if want_rv and want_rv != meta(obj)["resourceVersion"]:
+        if want_rv and want_rv != ensure_meta(obj)["resourceVersion"]:
             raise conflict(res, name, MODIFIED)
         obj.setdefault("spec", {})["replicas"] = replicas
         try:

@@ -30,7 +30,14 @@ from corral.api.tables.nodes import NODES
 from corral.api.tables.pods import PODS
 from corral.api.tables.policy import PDBS
 from corral.api.tables.services import ENDPOINTS, SERVICES
-from corral.api.tables.workloads import DEPLOYMENTS, JOBS, REPLICASETS
+from corral.api.tables.workloads import (
+    CRONJOBS,
+    DAEMONSETS,
+    DEPLOYMENTS,
+    JOBS,
+    REPLICASETS,
+    REPLICATIONCONTROLLERS,
+)
 
 __all__ = ["PRINTERS", "Column", "Printer", "human_duration", "printer_for", "table_row_event",
            "to_table", "wants_table"]
@@ -40,7 +47,8 @@ PRINTERS: dict[str, Printer] = {
     "Job": JOBS, "Service": SERVICES, "Endpoints": ENDPOINTS, "Namespace": NAMESPACES,
     "Event": EVENTS, "ConfigMap": CONFIGMAPS, "Secret": SECRETS, "Lease": LEASES,
     "PriorityClass": PRIORITYCLASSES, "ResourceQuota": RESOURCEQUOTAS, "Alloc": ALLOCS,
-    "PodDisruptionBudget": PDBS,
+    "PodDisruptionBudget": PDBS, "CronJob": CRONJOBS,
+    "ReplicationController": REPLICATIONCONTROLLERS, "DaemonSet": DAEMONSETS,
 }
 
 INCLUDE_OBJECT = ("None", "Metadata", "Object")

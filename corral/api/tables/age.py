@@ -4,7 +4,9 @@ for short durations ("3m12s") and less for long ones ("5m", "2d3h", "40d")."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+
+from corral.objects import parse_time
 
 UNKNOWN = "<unknown>"
 
@@ -43,18 +45,6 @@ def _two_units(major: int, major_unit: str, minor: int, minor_unit: str) -> str:
     if minor == 0:
         return f"{major}{major_unit}"
     return f"{major}{major_unit}{minor}{minor_unit}"
-
-
-def parse_time(value: object) -> datetime | None:
-    """An RFC 3339 timestamp from an object ("2024-01-02T03:04:05Z", with or
-    without fractional seconds), or None when absent or unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def age(value: object, now: datetime) -> str:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from corral.api.tables.columns import AGE, NAME, Cell, Column, Object, Printer, age_of, name_of
 from corral.indexset import IndexFormatError, IndexSet
+from corral.objects import meta
 
 ALLOC_COLUMNS = (
     NAME,
@@ -31,7 +32,7 @@ def _count(text: str | None) -> int:
 def alloc_cells(alloc: Object, now: datetime) -> list[Cell]:
     spec, status = alloc.get("spec") or {}, alloc.get("status") or {}
     resources = spec.get("resources") or {}
-    phase = "Terminating" if (alloc.get("metadata") or {}).get("deletionTimestamp") else (
+    phase = "Terminating" if (meta(alloc)).get("deletionTimestamp") else (
         status.get("phase") or "Pending")
     return [name_of(alloc), phase, spec.get("nodeName") or "<none>", int(spec.get("slots") or 1),
             int(status.get("running") or 0), _count(status.get("completed")), age_of(alloc, now),

@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from corral.api.tables.columns import AGE, NAME, Cell, Column, Object, Printer, age_of, name_of
+from corral.objects import spec, status
 
 NAMESPACE_COLUMNS = (NAME, Column("Status", "The status of the namespace"), AGE)
 
 
 def namespace_cells(ns: Object, now: datetime) -> list[Cell]:
-    return [name_of(ns), (ns.get("status") or {}).get("phase", ""), age_of(ns, now)]
+    return [name_of(ns), status(ns).get("phase", ""), age_of(ns, now)]
 
 
 LEASE_COLUMNS = (
@@ -22,7 +23,7 @@ LEASE_COLUMNS = (
 
 
 def lease_cells(lease: Object, now: datetime) -> list[Cell]:
-    holder = (lease.get("spec") or {}).get("holderIdentity") or ""
+    holder = spec(lease).get("holderIdentity") or ""
     return [name_of(lease), holder, age_of(lease, now)]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from corral.api.tables.columns import AGE, NAME, Cell, Column, Object, Printer, age_of, name_of
 from corral.api.tables.selectors import NONE
+from corral.objects import spec, status
 
 COLUMNS = (
     NAME,
@@ -42,13 +43,13 @@ def node_cells(node: Object, now: datetime) -> list[Cell]:
 def node_status(node: Object) -> str:
     """Ready, NotReady (Ready condition False or Unknown) or Unknown (no Ready
     condition), with ",SchedulingDisabled" for a cordoned node."""
-    ready = [c for c in (node.get("status") or {}).get("conditions") or []
+    ready = [c for c in status(node).get("conditions") or []
              if c.get("type") == "Ready"]
     if not ready:
         parts = ["Unknown"]
     else:
         parts = ["Ready" if ready[-1].get("status") == "True" else "NotReady"]
-    if (node.get("spec") or {}).get("unschedulable"):
+    if spec(node).get("unschedulable"):
         parts.append("SchedulingDisabled")
     return ",".join(parts)
 

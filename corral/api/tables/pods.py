@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from corral.api.tables.age import age, parse_time
+from corral.api.tables.age import age
 from corral.api.tables.columns import AGE, NAME, Cell, Column, Object, Printer, name_of
 from corral.api.tables.selectors import NONE
+from corral.objects import parse_time, status
 
 COLUMNS = (
     NAME,
@@ -181,7 +182,7 @@ def _readiness_gates(spec: dict[str, Any], status: dict[str, Any]) -> str:
 
 def pod_conditions(pod: Object) -> list[dict[str, str]]:
     """A finished pod's row carries the Completed condition, as in Kubernetes."""
-    phase = (pod.get("status") or {}).get("phase")
+    phase = status(pod).get("phase")
     if phase == "Succeeded":
         message = "The pod has completed successfully."
     elif phase == "Failed":

@@ -7,6 +7,7 @@ from typing import Any
 
 from corral.api.tables.columns import AGE, NAME, Cell, Column, Object, Printer, age_of, name_of
 from corral.api.tables.selectors import NONE, format_labels
+from corral.objects import status
 
 SERVICE_COLUMNS = (
     NAME,
@@ -50,7 +51,7 @@ def _external_ip(svc: Object) -> str:
     if kind in ("ClusterIP", "NodePort"):
         return ",".join(external) or NONE
     if kind == "LoadBalancer":
-        ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        ingress = (status(svc).get("loadBalancer") or {}).get("ingress") or []
         addresses = [i.get("ip") or i.get("hostname") or "" for i in ingress]
         return ",".join(a for a in addresses + external if a) or "<pending>"
     if kind == "ExternalName":

@@ -1,11 +1,12 @@
-"""Tables of the pod controllers: deployments, replicasets, jobs."""
+"""Tables of the pod controllers: deployments, replicasets, replicationcontrollers,
+daemonsets, jobs, cronjobs."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from corral.api.tables.age import duration_between, human_duration, parse_time
+from corral.api.tables.age import duration_between, human_duration
 from corral.api.tables.columns import (
     AGE,
     CONTAINERS,
@@ -20,6 +21,7 @@ from corral.api.tables.columns import (
     name_of,
 )
 from corral.api.tables.selectors import format_selector
+from corral.objects import parse_time, status
 
 
 def _template_cells(obj: Object) -> list[Cell]:
@@ -76,6 +78,39 @@ def replicaset_cells(obj: Object, now: datetime) -> list[Cell]:
     ]
 
 
+def replication_controller_cells(obj: Object, now: datetime) -> list[Cell]:
+    """As a ReplicaSet's; its selector is a plain label map."""
+    spec = obj.get("spec") or {}
+    as_rs = {**obj, "spec": {**spec, "selector": {"matchLabels": spec.get("selector") or {}}}}
+    return replicaset_cells(as_rs, now)
+
+
+DAEMONSET_COLUMNS = (
+    NAME,
+    Column("Desired", "The number of nodes that should be running the daemon pod.",
+           "integer"),
+    Column("Current", "The number of nodes running at least one daemon pod.", "integer"),
+    Column("Ready", "The number of nodes with a ready daemon pod.", "integer"),
+    Column("Up-to-date", "The number of nodes running the updated daemon pod.", "integer"),
+    Column("Available", "The number of nodes with an available daemon pod.", "integer"),
+    Column("Node Selector", "The node selector of the daemon pods."),
+    AGE, CONTAINERS, IMAGES, SELECTOR,
+)
+
+
+def daemonset_cells(obj: Object, now: datetime) -> list[Cell]:
+    status = obj.get("status") or {}
+    template = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    selector = template.get("nodeSelector") or {}
+    return [
+        name_of(obj), int(status.get("desiredNumberScheduled", 0)),
+        int(status.get("currentNumberScheduled", 0)), int(status.get("numberReady", 0)),
+        int(status.get("updatedNumberScheduled", 0)), int(status.get("numberAvailable", 0)),
+        ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>",
+        age_of(obj, now), *_template_cells(obj),
+    ]
+
+
 JOB_COLUMNS = (
     NAME,
     Column("Status", "Status of the job."),
@@ -96,7 +131,7 @@ def job_cells(obj: Object, now: datetime) -> list[Cell]:
 
 
 def job_status(obj: Object) -> str:
-    true = {c.get("type") for c in (obj.get("status") or {}).get("conditions") or []
+    true = {c.get("type") for c in status(obj).get("conditions") or []
             if c.get("status") == "True"}
     for kind in _JOB_FINAL:
         if kind in true:
@@ -128,6 +163,32 @@ def _job_duration(obj: Object, now: datetime) -> str:
     return "" if started is None else human_duration(now - started)
 
 
+CRONJOB_COLUMNS = (
+    NAME,
+    Column("Schedule", "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
+    Column("Timezone", "The time zone name for the given schedule."),
+    Column("Suspend", "This flag tells the controller to suspend subsequent executions.",
+           "boolean"),
+    Column("Active", "A list of pointers to currently running jobs.", "integer"),
+    Column("Last Schedule", "Information when was the last time the job was successfully "
+           "scheduled."),
+    AGE, CONTAINERS, IMAGES, SELECTOR,
+)
+
+
+def cronjob_cells(obj: Object, now: datetime) -> list[Cell]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    last = parse_time(status.get("lastScheduleTime"))
+    return [name_of(obj), spec.get("schedule", ""), spec.get("timeZone") or "<none>",
+            bool(spec.get("suspend")), len(status.get("active") or []),
+            "<none>" if last is None else human_duration(now - last), age_of(obj, now),
+            *_template_cells({"spec": job_spec})]
+
+
 DEPLOYMENTS = Printer(DEPLOYMENT_COLUMNS, deployment_cells)
 REPLICASETS = Printer(REPLICASET_COLUMNS, replicaset_cells)
+REPLICATIONCONTROLLERS = Printer(REPLICASET_COLUMNS, replication_controller_cells)
+DAEMONSETS = Printer(DAEMONSET_COLUMNS, daemonset_cells)
 JOBS = Printer(JOB_COLUMNS, job_cells)
+CRONJOBS = Printer(CRONJOB_COLUMNS, cronjob_cells)

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from corral.client.events import WARNING, EventRecorder
 from corral.client.http import Client
@@ -21,11 +20,11 @@ from corral.controllers.deployment.recreate import rollout_recreate
 from corral.controllers.deployment.rolling import rollout_rolling
 from corral.controllers.deployment.sync import Rollout
 from corral.controllers.informers import NAMESPACE, OWNER_UID, SharedInformers
-from corral.controllers.owners import claim, controller_ref, is_deleting, meta, selector_of, uid_of
+from corral.controllers.owners import claim, controller_ref, selector_of
+from corral.objects import Obj, is_deleting, meta, uid_of
 
 log = logging.getLogger("corral.controllers.deployment")
 
-Obj = dict[str, Any]
 
 
 class DeploymentController(Controller):

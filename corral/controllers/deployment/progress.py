@@ -15,12 +15,10 @@ lastTransitionTime only when its status changes.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-from corral.controllers.pods import parse_time
+from corral.objects import Obj, meta, parse_time, rfc3339, spec, status
 
-Obj = dict[str, Any]
 NEW_RS_AVAILABLE = "NewReplicaSetAvailable"
 TIMED_OUT = "ProgressDeadlineExceeded"
 NEW_RS_CREATED = "NewReplicaSetCreated"
@@ -28,10 +26,6 @@ FOUND_NEW_RS = "FoundNewReplicaSet"
 RS_UPDATED = "ReplicaSetUpdated"
 PAUSED = "DeploymentPaused"
 RESUMED = "DeploymentResumed"
-
-
-def rfc3339(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def condition(conditions: list[Obj], type_: str) -> Obj | None:
@@ -60,21 +54,21 @@ def remove_condition(conditions: list[Obj], type_: str) -> list[Obj]:
 
 
 def _num(obj: Obj | None, field: str) -> int:
-    return int(((obj or {}).get("status") or {}).get(field) or 0)
+    return int(status(obj or {}).get(field) or 0)
 
 
 def _spec_replicas(rs: Obj) -> int:
-    return int((rs.get("spec") or {}).get("replicas") or 0)
+    return int(spec(rs).get("replicas") or 0)
 
 
 def calculate_status(d: Obj, all_rs: list[Obj], new_rs: Obj | None, max_unavailable: int,
                      now: datetime) -> Obj:
     """Counts from the ReplicaSets, Available from the floor; Progressing kept."""
     old = d.get("status") or {}
-    replicas = int((d.get("spec") or {}).get("replicas", 1))
+    replicas = int(spec(d).get("replicas", 1))
     available = sum(_num(rs, "availableReplicas") for rs in all_rs)
     status: Obj = {
-        "observedGeneration": int((d.get("metadata") or {}).get("generation") or 1),
+        "observedGeneration": int(meta(d).get("generation") or 1),
         "replicas": sum(_num(rs, "replicas") for rs in all_rs),
         "updatedReplicas": _num(new_rs, "replicas"),
         "readyReplicas": sum(_num(rs, "readyReplicas") for rs in all_rs),
@@ -96,8 +90,8 @@ def calculate_status(d: Obj, all_rs: list[Obj], new_rs: Obj | None, max_unavaila
 
 
 def is_complete(d: Obj, status: Obj) -> bool:
-    replicas = int((d.get("spec") or {}).get("replicas", 1))
-    generation = int((d.get("metadata") or {}).get("generation") or 1)
+    replicas = int(spec(d).get("replicas", 1))
+    generation = int(meta(d).get("generation") or 1)
     return (int(status.get("updatedReplicas") or 0) == replicas
             and int(status.get("replicas") or 0) == replicas
             and int(status.get("availableReplicas") or 0) == replicas
@@ -119,7 +113,7 @@ def is_progressing(old: Obj, new: Obj) -> bool:
 def deadline_left(d: Obj, status: Obj, now: datetime) -> float | None:
     """Seconds until the progress deadline passes (≤ 0: passed); None when no
     deadline applies (none set, complete, timed out already)."""
-    deadline = (d.get("spec") or {}).get("progressDeadlineSeconds")
+    deadline = spec(d).get("progressDeadlineSeconds")
     cond = condition(status.get("conditions") or [], "Progressing")
     if deadline is None or cond is None or cond.get("reason") in (NEW_RS_AVAILABLE, TIMED_OUT):
         return None
@@ -159,11 +153,11 @@ def rollout_conditions(d: Obj, status: Obj, new_rs_name: str, now: datetime) -> 
 
 def paused_conditions(d: Obj, now: datetime) -> list[Obj]:
     """Progressing Unknown while paused; DeploymentResumed once resumed."""
-    conditions = list((d.get("status") or {}).get("conditions") or [])
-    if (d.get("spec") or {}).get("progressDeadlineSeconds") is None:
+    conditions = list(status(d).get("conditions") or [])
+    if spec(d).get("progressDeadlineSeconds") is None:
         return conditions
     current = condition(conditions, "Progressing")
-    paused = bool((d.get("spec") or {}).get("paused"))
+    paused = bool(spec(d).get("paused"))
     was_paused = current is not None and current.get("reason") == PAUSED
     if paused and not was_paused:
         return set_condition(conditions, "Progressing", "Unknown", PAUSED,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from corral.controllers.pods import is_finished
+from corral.objects import spec, status
 
 if TYPE_CHECKING:
     from corral.controllers.deployment.sync import Rollout
@@ -18,7 +19,7 @@ async def rollout_recreate(r: Rollout) -> None:
     new_rs = await r.new_replica_set(create=False)
     scaled = False
     for rs in r.old:
-        if int((rs.get("spec") or {}).get("replicas", 0)) != 0:
+        if int(spec(rs).get("replicas", 0)) != 0:
             await r.scale(rs, 0)
             scaled = True
     if scaled or old_pods_running(r):
@@ -26,7 +27,7 @@ async def rollout_recreate(r: Rollout) -> None:
     if new_rs is None:
         new_rs = await r.new_replica_set(create=True)
         assert new_rs is not None
-    if int((new_rs.get("spec") or {}).get("replicas", 0)) != r.replicas:
+    if int(spec(new_rs).get("replicas", 0)) != r.replicas:
         await r.scale(new_rs, r.replicas)
     if r.complete():
         await r.cleanup()
@@ -35,7 +36,7 @@ async def rollout_recreate(r: Rollout) -> None:
 
 def old_pods_running(r: Rollout) -> bool:
     for rs in r.old:
-        if int((rs.get("status") or {}).get("replicas", 0)) > 0:
+        if int(status(rs).get("replicas", 0)) > 0:
             return True
         if any(not is_finished(p) for p in r.pods_of(rs)):
             return True

@@ -19,8 +19,8 @@ import copy
 from typing import Any
 
 from corral.api.errors import BadRequest
+from corral.objects import Obj, meta, spec
 
-Obj = dict[str, Any]
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
@@ -28,7 +28,7 @@ POD_TEMPLATE_HASH = "pod-template-hash"
 
 
 def revision_of(obj: Obj) -> int:
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    annotations = meta(obj).get("annotations") or {}
     try:
         return int(annotations.get(REVISION, "0"))
     except ValueError:
@@ -47,7 +47,7 @@ def _pruned(value: Any) -> Any:
 
 def without_hash(template: Obj) -> Obj:
     template = copy.deepcopy(template or {})
-    labels = (template.get("metadata") or {}).get("labels")
+    labels = meta(template).get("labels")
     if isinstance(labels, dict):
         labels.pop(POD_TEMPLATE_HASH, None)
     return template
@@ -69,7 +69,7 @@ def max_revision(rses: list[Obj]) -> int:
 def reused_annotations(rs: Obj, new_revision: int) -> dict[str, str]:
     """Annotations of an RS that becomes the newest revision (after an undo):
     the revision it had joins revision-history."""
-    annotations = dict((rs.get("metadata") or {}).get("annotations") or {})
+    annotations = dict(meta(rs).get("annotations") or {})
     old = revision_of(rs)
     if old and old < new_revision:
         history = [h for h in annotations.get(REVISION_HISTORY, "").split(",") if h]
@@ -84,7 +84,7 @@ def history(rses: list[Obj]) -> list[tuple[int, Obj]]:
 
 
 def change_cause(rs: Obj) -> str:
-    annotations = (rs.get("metadata") or {}).get("annotations") or {}
+    annotations = meta(rs).get("annotations") or {}
     return str(annotations.get(CHANGE_CAUSE) or "<none>")
 
 
@@ -104,11 +104,11 @@ def rollback_target(rses: list[Obj], to_revision: int) -> Obj:
 def undo_patch(deployment: Obj, rs: Obj) -> list[Obj]:
     """The json-patch kubectl sends: the old template (minus pod-template-hash)
     in place of the Deployment's, and its change-cause annotation if any."""
-    template = without_hash((rs.get("spec") or {}).get("template") or {})
+    template = without_hash(spec(rs).get("template") or {})
     ops: list[Obj] = [{"op": "replace", "path": "/spec/template", "value": template}]
-    cause = ((rs.get("metadata") or {}).get("annotations") or {}).get(CHANGE_CAUSE)
+    cause = (meta(rs).get("annotations") or {}).get(CHANGE_CAUSE)
     if cause:
-        if (deployment.get("metadata") or {}).get("annotations"):
+        if meta(deployment).get("annotations"):
             path = "/metadata/annotations/" + CHANGE_CAUSE.replace("/", "~1")
             ops.append({"op": "add", "path": path, "value": cause})
         else:

@@ -18,11 +18,11 @@ import copy
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from corral.api.errors import AlreadyExists, Conflict, NotFound
 from corral.client.events import NORMAL
 from corral.client.http import Client
+from corral.controllers.deployment.arithmetic import RSView, new_rs_target, resolve_fenceposts
 from corral.controllers.deployment.progress import (
     FOUND_NEW_RS,
     NEW_RS_CREATED,
@@ -43,10 +43,9 @@ from corral.controllers.deployment.rollback import (
     revision_of,
     templates_equal,
 )
-from corral.controllers.deployment.rolling import RSView, new_rs_target, resolve_fenceposts
-from corral.controllers.owners import is_deleting, meta, owner_reference, uid_of
+from corral.controllers.owners import owner_reference
+from corral.objects import Obj, is_deleting, meta, spec, status, uid_of
 
-Obj = dict[str, Any]
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 SAFE_ALPHABET = "bcdfghjkmnpqrstvwxz2456789"
@@ -112,9 +111,9 @@ class Rollout:
         self.emit = emit
         self.pods_of = pods_of
         self.now = datetime.now(UTC)
-        template = (deployment.get("spec") or {}).get("template") or {}
+        template = spec(deployment).get("template") or {}
         matching = sorted((rs for rs in rses if templates_equal(
-            (rs.get("spec") or {}).get("template") or {}, template)), key=_created)
+            spec(rs).get("template") or {}, template)), key=_created)
         self.new: Obj | None = matching[0] if matching else None
         self.old = sorted((rs for rs in rses if rs is not self.new), key=_created)
         self._progress_note: tuple[str, str] | None = None
@@ -124,7 +123,7 @@ class Rollout:
 
     @property
     def spec(self) -> Obj:
-        return self.d.get("spec") or {}
+        return spec(self.d)
 
     @property
     def replicas(self) -> int:
@@ -147,8 +146,8 @@ class Rollout:
 
     @staticmethod
     def view(rs: Obj) -> RSView:
-        return RSView(str(meta(rs).get("name")), int((rs.get("spec") or {}).get("replicas", 0)),
-                      int((rs.get("status") or {}).get("availableReplicas") or 0))
+        return RSView(str(meta(rs).get("name")), int(spec(rs).get("replicas", 0)),
+                      int(status(rs).get("availableReplicas") or 0))
 
     def status(self) -> Obj:
         return calculate_status(self.d, self.all_rs(), self.new, self.fenceposts()[1], self.now)
@@ -160,7 +159,7 @@ class Rollout:
         """A replicas change outside a template change: some active RS was sized
         for a different deployment size."""
         for rs in self.all_rs():
-            if int((rs.get("spec") or {}).get("replicas", 0)) == 0:
+            if int(spec(rs).get("replicas", 0)) == 0:
                 continue
             desired = ((meta(rs).get("annotations") or {}).get(DESIRED_REPLICAS))
             if desired is not None and desired != str(self.replicas):
@@ -175,7 +174,7 @@ class Rollout:
             if revision_of(self.new) < next_revision or self._min_ready_differs(self.new):
                 self.new = await self._update_rs(self.new, lambda rs: self._sync_rs(
                     rs, next_revision))
-            if condition((self.d.get("status") or {}).get("conditions") or [],
+            if condition(status(self.d).get("conditions") or [],
                          "Progressing") is None:
                 name = meta(self.new)["name"]
                 self._progress_note = (FOUND_NEW_RS, f'Found new replica set "{name}"')
@@ -188,18 +187,18 @@ class Rollout:
         return self.new
 
     def _min_ready_differs(self, rs: Obj) -> bool:
-        return (rs.get("spec") or {}).get("minReadySeconds") != self.spec.get("minReadySeconds")
+        return spec(rs).get("minReadySeconds") != self.spec.get("minReadySeconds")
 
     def _sync_rs(self, rs: Obj, next_revision: int) -> None:
         if revision_of(rs) < next_revision:
             meta(rs)["annotations"] = reused_annotations(rs, next_revision)
         if self.spec.get("minReadySeconds") is None:
-            (rs.get("spec") or {}).pop("minReadySeconds", None)
+            spec(rs).pop("minReadySeconds", None)
         else:
             rs["spec"]["minReadySeconds"] = self.spec["minReadySeconds"]
 
     def _new_rs_body(self, revision: int, replicas: int) -> Obj:
-        collisions = int((self.d.get("status") or {}).get("collisionCount") or 0)
+        collisions = int(status(self.d).get("collisionCount") or 0)
         template = copy.deepcopy(self.spec.get("template") or {})
         pod_hash = template_hash(template, collisions)
         tmeta = template.setdefault("metadata", {})
@@ -233,7 +232,7 @@ class Rollout:
             existing = await self.client.get("ReplicaSet", name, meta(self.d).get("namespace"))
             ref = next((r for r in meta(existing).get("ownerReferences") or []
                         if r.get("controller")), None)
-            same = templates_equal((existing.get("spec") or {}).get("template") or {},
+            same = templates_equal(spec(existing).get("template") or {},
                                    self.spec.get("template") or {})
             if same and ref is not None and ref.get("uid") == uid_of(self.d):
                 return existing  # ours: the cache had not shown it yet
@@ -276,7 +275,7 @@ class Rollout:
         self.old = [new if rs is old else rs for rs in self.old]
 
     async def scale(self, rs: Obj, replicas: int) -> Obj:
-        before = int((rs.get("spec") or {}).get("replicas", 0))
+        before = int(spec(rs).get("replicas", 0))
         surge = self.fenceposts()[0]
 
         def resize(fresh: Obj) -> None:
@@ -295,17 +294,17 @@ class Rollout:
 
     async def sync_scale(self) -> None:
         """Paused, or replicas changed: size the ReplicaSets without rolling."""
-        active = [rs for rs in self.all_rs() if int((rs.get("spec") or {}).get("replicas", 0))]
+        active = [rs for rs in self.all_rs() if int(spec(rs).get("replicas", 0))]
         if len(active) <= 1:
             target = active[0] if active else (self.new or (self.old[-1] if self.old else None))
-            if target is not None and int((target.get("spec") or {}).get("replicas", 0)) \
+            if target is not None and int(spec(target).get("replicas", 0)) \
                     != self.replicas:
                 await self.scale(target, self.replicas)
             return
         if self.new is not None and self.view(self.new).replicas == self.replicas \
                 and self.view(self.new).available == self.replicas:
             for rs in self.old:
-                if int((rs.get("spec") or {}).get("replicas", 0)):
+                if int(spec(rs).get("replicas", 0)):
                     await self.scale(rs, 0)
             return
         ordered = sorted(active, key=lambda rs: (self.view(rs).replicas, _created(rs)),
@@ -322,8 +321,8 @@ class Rollout:
         if limit is None:
             return
         empty = [rs for rs in self.old if not is_deleting(rs)
-                 and int((rs.get("spec") or {}).get("replicas", 0)) == 0
-                 and int((rs.get("status") or {}).get("replicas") or 0) == 0]
+                 and int(spec(rs).get("replicas", 0)) == 0
+                 and int(status(rs).get("replicas") or 0) == 0]
         empty.sort(key=revision_of)
         for rs in empty[:max(len(empty) - int(limit), 0)]:
             try:
@@ -350,7 +349,7 @@ class Rollout:
 
     async def sync_paused_condition(self) -> None:
         conditions = paused_conditions(self.d, self.now)
-        if conditions != ((self.d.get("status") or {}).get("conditions") or []):
+        if conditions != (status(self.d).get("conditions") or []):
             fresh = copy.deepcopy(self.d)
             fresh.setdefault("status", {})["conditions"] = conditions
             self.d = await self.client.update_status(fresh)

@@ -22,6 +22,7 @@ from corral.agent.runtime.launcher import (
 from corral.agent.runtime.process import ProcessRuntime, is_shim_process
 from corral.agent.runtime.shim import SHIM_MODULE, SHIM_NAME, StateDir
 from tests.integration.agent.conftest import LaunchFactory, wait_exited, wait_gone
+from tests.poll import eventually
 
 
 def _comm(pid: int) -> str:
@@ -118,9 +119,9 @@ async def test_a_second_launch_of_one_instance_starts_no_second_shim(
     state = await rt.start(launch_for("once", ["sleep", "60"]))
     state_dir = StateDir(runtime_root / state.container_id)
     assert await rt.launcher.launch(state_dir.path)  # e.g. a retried request
-    await asyncio.sleep(0.3)
+    await eventually(lambda: "another shim supervises" in state_dir.log_file.read_text(),
+                     timeout=10, what="the second shim to stand down")
     assert state_dir.read_shim_pid() == state.shim_pid
-    assert "another shim supervises" in state_dir.log_file.read_text()
     assert (await rt.status(state.container_id)).pid == state.pid
     await rt.stop(state.container_id, grace_seconds=5)
 

@@ -15,6 +15,7 @@ from corral.agent.runtime.logs import LogFiles
 from corral.agent.runtime.process import ProcessRuntime, is_shim_process
 from corral.agent.runtime.shim import StateDir
 from tests.integration.agent.conftest import LaunchFactory, wait_exited, wait_gone
+from tests.poll import eventually
 
 
 async def test_exit_codes_and_reasons(runtime_root: Path, launch_for: LaunchFactory) -> None:
@@ -57,9 +58,12 @@ async def test_stop_sends_sigterm_then_sigkill_after_grace(
 ) -> None:
     rt = ProcessRuntime(runtime_root)
     polite = await rt.start(launch_for("polite", ["sleep", "60"]))
-    stubborn = await rt.start(launch_for(
-        "stubborn", ["sh", "-c", "trap 'echo got TERM' TERM; while :; do sleep 0.05; done"]))
-    await asyncio.sleep(0.2)  # let the shell install its trap
+    stubborn_launch = launch_for("stubborn", [
+        "sh", "-c", "trap 'echo got TERM' TERM; echo trapped; while :; do sleep 0.05; done"])
+    stubborn = await rt.start(stubborn_launch)
+    log = Path(stubborn_launch.log_dir) / "0.log"
+    await eventually(lambda: log.exists() and "trapped" in log.read_text(), timeout=10,
+                     what="the shell's TERM trap")
 
     stopped = await rt.stop(polite.container_id, grace_seconds=5)
     assert (stopped.signal, stopped.exit_code, stopped.reason) == (signal.SIGTERM, 143, "Error")

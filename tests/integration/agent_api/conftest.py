@@ -18,9 +18,9 @@ import pytest
 
 from corral.agent.runtime.base import ContainerState
 from corral.agent.runtime.shim import StateDir
+from corral.objects import Obj, status
+from tests import manifests
 from tests.cluster import Agent, Master
-
-Obj = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +42,9 @@ def http(master: Master) -> Iterator[httpx.Client]:
 def make_pod(name: str, node: str, command: list[str], *, restart: str = "Never",
              **container: Any) -> Obj:
     spec_extra = container.pop("spec", {})
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"nodeName": node, "restartPolicy": restart,
-                     "terminationGracePeriodSeconds": 5, **spec_extra,
-                     "containers": [{"name": "main", "image": "none", "command": command,
-                                     **container}]}}
+    return manifests.pod(name, containers=[manifests.container(command, **container)], **{
+        "nodeName": node, "restartPolicy": restart, "terminationGracePeriodSeconds": 5,
+        **spec_extra})
 
 
 def create_pod(http: httpx.Client, pod: Obj, namespace: str = "default") -> Obj:
@@ -87,18 +85,18 @@ def wait_gone(http: httpx.Client, name: str, timeout: float = 30.0,
 
 
 def phase(pod: Obj) -> str:
-    return str((pod.get("status") or {}).get("phase"))
+    return str(status(pod).get("phase"))
 
 
 def container_status(pod: Obj, name: str = "main") -> Obj:
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        if status["name"] == name:
-            return dict(status)
+    for container in status(pod).get("containerStatuses") or []:
+        if container["name"] == name:
+            return dict(container)
     return {}
 
 
 def condition(pod: Obj, type_: str) -> str | None:
-    for cond in (pod.get("status") or {}).get("conditions") or []:
+    for cond in status(pod).get("conditions") or []:
         if cond["type"] == type_:
             return str(cond["status"])
     return None

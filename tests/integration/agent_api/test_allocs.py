@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 
 from corral.indexset import IndexSet
+from corral.objects import Obj, status
 from tests.cluster import Master
-from tests.integration.controllers.helpers import wait_for
+from tests.poll import wait_for
 
-Obj = dict[str, Any]
 ALLOCS = "/apis/corral.dev/v1/namespaces/default/allocs"
 
 
@@ -37,7 +37,7 @@ def get_alloc(http: httpx.Client, name: str) -> Obj | None:
 
 def completed(http: httpx.Client, name: str) -> IndexSet:
     got = get_alloc(http, name) or {}
-    return IndexSet.parse((got.get("status") or {}).get("completed"))
+    return IndexSet.parse(status(got).get("completed"))
 
 
 def test_an_alloc_runs_its_range_and_survives_an_agent_restart(

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
 from corral.client.http import Client
 from tests.cluster import Agent, Master
@@ -23,9 +21,8 @@ from tests.integration.agent_api.conftest import (
     phase,
     wait_pod,
 )
+from tests.kubectl import kubectl_binary
 
-KUBECTL_132 = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
-KUBECTL = str(KUBECTL_132) if KUBECTL_132.exists() else shutil.which("kubectl")
 LOG = "/api/v1/namespaces/default/pods/{}/log"
 
 
@@ -93,7 +90,6 @@ def test_corral_logs_command(master: Master, node: Agent, http: httpx.Client) ->
     assert out.stdout == "b\nc\n"
 
 
-@pytest.mark.skipif(KUBECTL is None, reason="no kubectl binary on this machine")
 def test_real_kubectl_logs(master: Master, node: Agent, http: httpx.Client,
                            tmp_path: Path) -> None:
     create_pod(http, make_pod("kc-logs", node.name,
@@ -101,11 +97,10 @@ def test_real_kubectl_logs(master: Master, node: Agent, http: httpx.Client,
     wait_pod(http, "kc-logs", lambda p: phase(p) == "Succeeded")
     env = {**os.environ, "KUBECONFIG": str(master.kubeconfig),
            "KUBECACHEDIR": str(tmp_path / "cache")}
-    assert KUBECTL is not None
     for args, expected in ((["logs", "kc-logs"], "one\ntwo\nthree\n"),
                            (["logs", "kc-logs", "--tail=1"], "three\n"),
                            (["logs", "-f", "kc-logs"], "one\ntwo\nthree\n")):
-        out = subprocess.run([KUBECTL, "--cache-dir", str(tmp_path / "cache"), *args],
+        out = subprocess.run([kubectl_binary(), "--cache-dir", str(tmp_path / "cache"), *args],
                              env=env, check=False, capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
         assert out.stdout == expected

@@ -11,7 +11,7 @@ import httpx
 
 from tests.cluster import Agent, Master
 from tests.integration.agent_api.conftest import create_pod, make_pod, phase, wait_pod
-from tests.integration.controllers.helpers import wait_for
+from tests.poll import wait_for
 
 MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -77,7 +77,6 @@ def test_top_nodes_and_pods(master: Master, node: Agent, http: httpx.Client) -> 
     create_pod(http, make_pod("spinner", node.name, busy,
                               resources={"limits": {"cpu": "200m"}}))
     wait_pod(http, "spinner", lambda p: phase(p) == "Running")
-    time.sleep(1)  # let it use some CPU
 
     def top(*what: str) -> str:
         out = subprocess.run([sys.executable, "-m", "corral.cli.main", "top", *what,
@@ -86,10 +85,14 @@ def test_top_nodes_and_pods(master: Master, node: Agent, http: httpx.Client) -> 
         assert out.returncode == 0, out.stderr
         return out.stdout
 
+    def spinner_row() -> list[str] | None:
+        rows = [line.split() for line in top("pods").splitlines()[1:]]
+        row = next((r for r in rows if r[0] == "spinner"), None)
+        return row if row is not None and int(row[1].removesuffix("m")) > 0 else None
+
     pods = top("pods")
     assert pods.splitlines()[0].split() == ["NAME", "CPU(cores)", "MEMORY(bytes)"]
-    row = next(line.split() for line in pods.splitlines() if line.startswith("spinner"))
-    assert int(row[1].removesuffix("m")) > 0
+    row = wait_for(spinner_row, timeout=30, what="the spinner's CPU in top")
     assert int(row[2].removesuffix("Mi")) >= 20
     nodes = top("nodes")
     assert nodes.splitlines()[0].split()[:2] == ["NAME", "CPU(cores)"]

@@ -5,52 +5,33 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 
+from corral.objects import Obj
+from tests import manifests
 from tests.cluster import Master
 
-Obj = dict[str, Any]
 APPS = "/apis/apps/v1/namespaces"
 CORE = "/api/v1/namespaces"
 
 
-def container(image: str = "v1", command: list[str] | None = None, **extra: Any) -> Obj:
-    return {"name": "main", "image": image, "command": command or ["sleep", "300"], **extra}
-
-
 def template(app: str, image: str = "v1", command: list[str] | None = None,
              **extra: Any) -> Obj:
-    return {"metadata": {"labels": {"app": app}},
-            "spec": {"terminationGracePeriodSeconds": 2,
-                     "containers": [container(image, command, **extra)]}}
+    """The controllers' tests' pods: image names the version, a 2 s grace period."""
+    return manifests.pod_template(
+        {"app": app}, containers=[manifests.container(command or ["sleep", "300"],
+                                                      image=image, **extra)],
+        terminationGracePeriodSeconds=2)
 
 
 def deployment(name: str, replicas: int = 3, image: str = "v1", **spec: Any) -> Obj:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "template": template(name, image), **spec}}
+    return manifests.deployment(name, replicas, template=template(name, image), **spec)
 
 
 def replica_set(name: str, replicas: int = 3) -> Obj:
-    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": name},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "template": template(name)}}
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    """Poll ``check`` until it returns something truthy; fail with ``what``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+    return manifests.replica_set(name, replicas, template=template(name))
 
 
 def items(http: httpx.Client, path: str, selector: str | None = None) -> list[Obj]:

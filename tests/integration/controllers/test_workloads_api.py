@@ -24,8 +24,8 @@ from tests.integration.controllers.helpers import (
     pods,
     replica_set,
     template,
-    wait_for,
 )
+from tests.poll import wait_for
 
 NS = "wl"
 

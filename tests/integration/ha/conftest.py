@@ -21,6 +21,7 @@ from corral.api.errors import AlreadyExists, APIError
 from corral.client.http import Client, ServerUnreachable
 from corral.objects import Obj
 from tests.cluster import Agent, EtcdCluster, Master, kill_pods
+from tests.poll import eventually
 
 T = TypeVar("T")
 LEASE_SECONDS = "3"  # the masters' leader Leases: failover in seconds
@@ -88,26 +89,19 @@ class HA:
 
 
 async def until(check: Callable[[], Awaitable[T]], what: str, timeout: float = WAIT) -> T:
-    """Poll an async ``check`` until it returns something truthy; return that. A
-    check that fails to reach the API counts as not yet."""
-    async def poll() -> T:
-        while True:
-            try:
-                value: T | None = await check()
-            except APIError as err:
-                if err.code not in TRANSIENT:
-                    raise
-                value = None
-            except (ServerUnreachable, httpx.HTTPError, OSError):
-                value = None
-            if value:
-                return value
-            await asyncio.sleep(0.1)
+    """Poll an async ``check`` (tests/poll.py) until it returns something truthy;
+    return that. A check that fails to reach the API counts as not yet."""
+    async def tolerant() -> T | None:
+        try:
+            return await check()
+        except APIError as err:
+            if err.code not in TRANSIENT:
+                raise
+        except (ServerUnreachable, httpx.HTTPError, OSError):
+            pass
+        return None
 
-    try:
-        return await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"not reached within {timeout}s: {what}") from None
+    return await eventually(tolerant, timeout=timeout, what=what, interval=0.1)
 
 
 async def create_acked(client: Client, obj: Obj) -> None:

@@ -22,8 +22,9 @@ from typing import Any
 from corral.api.errors import APIError
 from corral.client.http import Client, ServerUnreachable
 from corral.objects import Obj
-from tests.cluster import Agent, Master, kill_pods, wait_for
+from tests.cluster import Agent, Master, kill_pods
 from tests.integration.ha.conftest import HA, Writers, create_acked, until
+from tests.poll import wait_for
 
 NS = "default"
 

@@ -20,8 +20,8 @@ from corral.proxy.model import Backend, ClientIPAffinity, ServicePortKey
 from corral.proxy.model import ServiceProxySpec as Spec
 from corral.proxy.nftables import NftProxy
 from tests.integration.proxy.backends import NamedBackend, http_get
-from tests.integration.scheduler.helpers import eventually
 from tests.netns import Netns
+from tests.poll import eventually
 
 pytestmark = pytest.mark.timeout(120)
 NODE_IP, OUTSIDE_IP = "10.77.0.1", "10.77.0.2"

@@ -22,6 +22,7 @@ from tests.integration.proxy.backends import (
     refused_port,
     started,
 )
+from tests.poll import eventually
 
 KEY = ServicePortKey("default", "web", "http")
 pytestmark = pytest.mark.timeout(60)
@@ -150,7 +151,7 @@ async def test_least_connections_avoids_the_busy_backend(
     busy = await _echo_name(*held[2])
     balancer = table.balancer(KEY)
     assert balancer is not None
-    await _until(lambda: sum(map(balancer.open_connections, balancer.backends)) == 1)
+    await eventually(lambda: sum(map(balancer.open_connections, balancer.backends)) == 1)
     seen = await names(ip, SERVICE_PORT, 6)
     assert busy not in seen and sum(seen.values()) == 6
     held[2][1].close()
@@ -241,13 +242,6 @@ async def test_headless_and_udp_ports_get_no_listener(table: ProxyTable) -> None
 async def _echo_name(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
     writer.write(b"who\n")
     return (await reader.readline()).split()[0].decode()
-
-
-async def _until(condition: object, timeout: float = 5.0) -> None:
-    async def wait() -> None:
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.01)
-    await asyncio.wait_for(wait(), timeout)
 
 
 async def test_slow_reader_gets_every_byte(table: ProxyTable,

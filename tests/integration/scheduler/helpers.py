@@ -5,28 +5,14 @@ agent would post: the scheduler sees exactly what it sees in production."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from corral.api.quantity import cpu_millis
 from corral.client.http import Client
+from corral.objects import Obj
+from tests import manifests
 
-Obj = dict[str, Any]
 T = TypeVar("T")
-
-
-def node(name: str, cpu: str = "4", memory: str = "8Gi", pods: int = 110,
-         taints: list[Obj] | None = None, labels: dict[str, str] | None = None) -> Obj:
-    resources = {"cpu": cpu, "memory": memory, "pods": str(pods)}
-    return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
-        "spec": {"taints": taints} if taints else {},
-        "status": {"capacity": resources, "allocatable": resources,
-                   "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]},
-    }
 
 
 def pod(name: str, cpu: str = "100m", memory: str = "64Mi", *, namespace: str = "default",
@@ -35,32 +21,14 @@ def pod(name: str, cpu: str = "100m", memory: str = "64Mi", *, namespace: str = 
     resources: Obj = {"requests": {"cpu": cpu, "memory": memory}}
     if limits:
         resources["limits"] = {"cpu": cpu, "memory": memory}
-    spec: Obj = {"containers": [{"name": "app", "image": "busybox",
-                                 "command": ["sleep", "3600"], "resources": resources}]}
+    spec: Obj = {}
     if priority_class:
         spec["priorityClassName"] = priority_class
     if scheduler_name:
         spec["schedulerName"] = scheduler_name
     spec.update(extra_spec or {})
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
-
-
-def namespace(name: str) -> Obj:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 30.0,
-                     interval: float = 0.1, what: str = "condition") -> T:
-    """The first truthy result of ``probe`` (fails the test after ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last={last!r}")
+    return manifests.pod(name, namespace=namespace, containers=[manifests.container(
+        name="app", image="busybox", resources=resources)], **spec)
 
 
 async def node_of(client: Client, name: str, ns: str = "default") -> str:

@@ -17,7 +17,9 @@ import pytest
 from corral.api.errors import Forbidden, Invalid
 from corral.client.http import Client
 from tests.cluster import Master
-from tests.integration.scheduler.helpers import eventually, namespace, node, pod
+from tests.integration.scheduler.helpers import pod
+from tests.manifests import namespace, node
+from tests.poll import eventually
 
 
 @pytest.fixture(scope="module")

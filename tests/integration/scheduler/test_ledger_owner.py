@@ -13,7 +13,9 @@ from corral.api.errors import NotFound
 from corral.client.http import Client
 from corral.scheduler.ledger import LEDGER_NAMESPACE, ledger_name
 from tests.cluster import Master
-from tests.integration.scheduler.helpers import eventually, node, node_of, pod
+from tests.integration.scheduler.helpers import node_of, pod
+from tests.manifests import node
+from tests.poll import eventually
 
 
 @pytest.fixture

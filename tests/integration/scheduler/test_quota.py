@@ -13,7 +13,8 @@ from corral.api.errors import Forbidden
 from corral.client.http import Client
 from corral.controllers.quota import reconcile_quota
 from tests.cluster import Master
-from tests.integration.scheduler.helpers import namespace, pod
+from tests.integration.scheduler.helpers import pod
+from tests.manifests import namespace, quota
 
 _names = itertools.count()
 
@@ -29,11 +30,6 @@ async def ns(client: Client) -> str:
     name = f"q{next(_names)}"
     await client.create(namespace(name))
     return name
-
-
-def quota(name: str, ns: str, hard: dict[str, str], **spec: object) -> dict[str, object]:
-    return {"apiVersion": "v1", "kind": "ResourceQuota",
-            "metadata": {"name": name, "namespace": ns}, "spec": {"hard": hard, **spec}}
 
 
 async def used(client: Client, ns: str, name: str = "compute") -> dict[str, str]:

@@ -19,7 +19,9 @@ import pytest
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.client.http import Client
 from tests.cluster import Master, stop_process
-from tests.integration.scheduler.helpers import Obj, eventually, node, pod
+from tests.integration.scheduler.helpers import Obj, pod
+from tests.manifests import node
+from tests.poll import eventually
 
 NODES = 10
 NODE_CPU, NODE_MEMORY, NODE_PODS = "2", "2Gi", 24

@@ -14,15 +14,9 @@ import pytest
 from corral.api.errors import Forbidden
 from corral.client.http import Client
 from tests.cluster import Master
-from tests.integration.scheduler.helpers import (
-    condition,
-    events_for,
-    eventually,
-    node,
-    node_of,
-    pod,
-    requested_cpu,
-)
+from tests.integration.scheduler.helpers import condition, events_for, node_of, pod, requested_cpu
+from tests.manifests import node
+from tests.poll import eventually
 
 
 @pytest.fixture

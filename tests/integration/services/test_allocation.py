@@ -7,23 +7,21 @@ from __future__ import annotations
 import ipaddress
 import os
 import random
-import shutil
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
+from corral.objects import Obj
+from tests import manifests
 from tests.cluster import Master
+from tests.kubectl import kubectl_binary
+from tests.poll import wait_for
 
-Obj = dict[str, Any]
 SERVICES = "/api/v1/namespaces/default/services"
-KUBECTL_132 = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
-KUBECTL = str(KUBECTL_132) if KUBECTL_132.exists() else shutil.which("kubectl")
 CIDR = f"127.{random.randint(101, 199)}.0.0/16"  # its own, so parallel runs never meet
 NET = ipaddress.ip_network(CIDR)
 PORTS = (31000, 31999)
@@ -52,14 +50,12 @@ def unique(prefix: str) -> str:
 
 def service(name: str, kind: str = "ClusterIP", *, cluster_ip: str | None = None,
             node_ports: list[int | None] | None = None, ports: int = 1) -> Obj:
-    spec: Obj = {"type": kind, "selector": {"app": name},
-                 "ports": [{"name": f"p{i}", "port": 80 + i} for i in range(ports)]}
-    for port, node_port in zip(spec["ports"], node_ports or [], strict=False):
+    listed: list[Obj] = [{"name": f"p{i}", "port": 80 + i} for i in range(ports)]
+    for port, node_port in zip(listed, node_ports or [], strict=False):
         if node_port is not None:
             port["nodePort"] = node_port
-    if cluster_ip is not None:
-        spec["clusterIP"] = cluster_ip
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
+    extra = {"clusterIP": cluster_ip} if cluster_ip is not None else {}
+    return manifests.service(name, type=kind, ports=listed, **extra)
 
 
 def create(http: httpx.Client, body: Obj, **params: str) -> httpx.Response:
@@ -99,13 +95,6 @@ def causes(r: httpx.Response) -> dict[str, str]:
     return {c["field"]: c["message"] for c in body["details"]["causes"]}
 
 
-def eventually(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
-
-
 # ---- allocation ------------------------------------------------------------------
 
 def test_cluster_ip_from_the_range_and_shown_by_kubectl(http: httpx.Client, api: Master,
@@ -116,10 +105,8 @@ def test_cluster_ip_from_the_range_and_shown_by_kubectl(http: httpx.Client, api:
     assert spec_of(svc)["clusterIPs"] == [ip]
     (port,) = node_ports(svc)
     assert PORTS[0] <= port <= PORTS[1]
-    if KUBECTL is None:
-        return  # the API answer above is the contract; kubectl only prints it
     out = subprocess.run(
-        [KUBECTL, "--kubeconfig", str(api.kubeconfig), "get", "svc", svc["metadata"]["name"]],
+        [kubectl_binary(), "--kubeconfig", str(api.kubeconfig), "get", "svc", svc["metadata"]["name"]],
         capture_output=True, text=True, timeout=60, check=True,
         env={**os.environ, "KUBECACHEDIR": str(tmp_path / "cache")}).stdout
     header, row = out.splitlines()[:2]
@@ -240,7 +227,7 @@ def test_update_frees_a_dropped_node_port(http: httpx.Client) -> None:
     assert r.status_code == 200, r.text
     assert node_ports(r.json()) == [new]
     body = service(unique("takes-old"), "NodePort", node_ports=[old])
-    eventually(lambda: create(http, body).status_code == 201, timeout=5.0)
+    wait_for(lambda: create(http, body).status_code == 201, timeout=5.0)
 
 
 def test_type_change_to_node_port_allocates_and_back_frees(http: httpx.Client) -> None:
@@ -319,10 +306,6 @@ def test_type_change_to_cluster_ip_frees_node_ports(http: httpx.Client) -> None:
                    headers={"Content-Type": "application/merge-patch+json"})
     assert r.status_code == 200, r.text
     assert "nodePort" not in spec_of(r.json())["ports"][0]
-    deadline = time.monotonic() + 20
-    while True:  # the dropped port is freed once the write has landed
-        r = create(http, service(unique("tc2"), "NodePort", node_ports=[port]))
-        if r.status_code == 201 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert r.status_code == 201, r.text
+    # The dropped port is freed once the write has landed.
+    wait_for(lambda: create(http, service(unique("tc2"), "NodePort", node_ports=[port]))
+             .status_code == 201, timeout=20, what=f"nodePort {port} free again")

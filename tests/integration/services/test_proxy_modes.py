@@ -1,7 +1,8 @@
 """Real agents choosing and running their proxy mode, in a network namespace the test
 creates (the master, the agents and the backends all run inside it, as on one host).
 
-Agents sharing the host share one nftables table with one writer: a writer killed
+Agents sharing the host share one nftables table with one writer; an endpoint
+turning not ready (notReadyAddresses) leaves rotation through it; a writer killed
 with -9 is replaced, a restarted agent reconciles the table, the last agent to
 stop removes it; an agent without `nft` on PATH falls back to user space and says
 why. The Service has no selector: the test writes its Endpoints, pointing at
@@ -11,12 +12,12 @@ backends it runs itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -24,8 +25,8 @@ import pytest
 from corral.objects import Obj
 from tests.cluster import Agent, Master
 from tests.integration.proxy.backends import NamedBackend, http_get
-from tests.integration.scheduler.helpers import eventually
 from tests.netns import Netns
+from tests.poll import eventually
 
 pytestmark = pytest.mark.timeout(180)
 NS = "default"
@@ -36,9 +37,21 @@ def service() -> Obj:
             "spec": {"type": "NodePort", "ports": [{"port": 80, "protocol": "TCP"}]}}
 
 
-def endpoints(backend: NamedBackend) -> Obj:
+def endpoints(*ready: NamedBackend, unready: tuple[NamedBackend, ...] = ()) -> Obj:
+    """One subset per backend (they share an IP, not a port)."""
+    subsets = [{"addresses": [{"ip": b.host}], "ports": [{"port": b.port}]} for b in ready]
+    subsets += [{"notReadyAddresses": [{"ip": b.host}], "ports": [{"port": b.port}]}
+                for b in unready]
     return {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web"},
-            "subsets": [{"addresses": [{"ip": backend.host}], "ports": [{"port": backend.port}]}]}
+            "subsets": subsets}
+
+
+async def names_seen(address: tuple[str, int], count: int) -> set[str]:
+    seen = set()
+    for _ in range(count):
+        with contextlib.suppress(OSError):
+            seen.add(await http_get(*address))
+    return seen
 
 
 def path_without_nft() -> str:
@@ -97,10 +110,8 @@ async def answers(address: tuple[str, int], name: str) -> bool:
         return False
 
 
-def until(probe: Callable[[], bool]) -> Callable[[], Any]:
-    async def check() -> bool:
-        return probe()
-    return check
+async def _is(value: Awaitable[set[str]], expected: set[str]) -> bool:
+    return await value == expected
 
 
 def test_agents_share_one_table_survive_a_killed_writer_and_fall_back(
@@ -126,6 +137,13 @@ def test_agents_share_one_table_survive_a_killed_writer_and_fall_back(
                 assert "proxy mode=nftables" in agent.log()
             assert len(writers([a, b])) == 1 and len(host.tables()) == 1
 
+            # Both ready: both in rotation; one turning not ready leaves it.
+            both, path = {"web-0", "web-1"}, f"/api/v1/namespaces/{NS}/endpoints/web"
+            await host.write("PUT", path, endpoints(b0, b1))
+            await eventually(lambda: _is(names_seen(cluster, 6), both), what="both backends")
+            await host.write("PUT", path, endpoints(b0, unready=(b1,)))
+            await eventually(lambda: _is(names_seen(cluster, 6), {"web-0"}), what="web-1 out")
+
             # kill -9 the writer: the other agent writes the next change.
             dead = writers([a, b])[0]
             survivor = b if dead is a else a
@@ -146,7 +164,7 @@ def test_agents_share_one_table_survive_a_killed_writer_and_fall_back(
             # Without nft on PATH the agent runs the user-space proxy, and says why.
             env = dict(os.environ, PATH=path_without_nft())
             c = await host.agent("node-c", 3, env=env)
-            await eventually(until(lambda: "proxy mode=userspace" in c.log()), what="log")
+            await eventually(lambda: "proxy mode=userspace" in c.log(), what="log")
             assert "nft not found on PATH" in c.log()
             await eventually(lambda: answers(cluster, "web-0"), what="user-space proxy")
             await eventually(lambda: answers(("127.0.1.3", node_port), "web-0"),

@@ -8,19 +8,19 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord  # type: ignore[import-untyped]
 
+from corral.objects import Obj, status
 from tests.cluster import Agent, Master
 from tests.integration.services import web
+from tests.poll import wait_for
 
-Obj = dict[str, Any]
 NS = "default"
 CIDR = f"127.{random.randint(101, 199)}.0.0/16"  # its own, so parallel runs never meet
 REPLICAS = ("web-0", "web-1", "web-2")
@@ -49,15 +49,8 @@ class Cluster:
         return self.get(f"/api/v1/namespaces/{NS}/pods/{name}")
 
 
-def eventually(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def is_ready(pod: Obj) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
+    conditions = status(pod).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
@@ -111,9 +104,9 @@ def backends(cluster: Cluster) -> Obj:
     for i, name in enumerate(REPLICAS):
         node = cluster.agents[i % len(cluster.agents)].name
         cluster.create(f"/api/v1/namespaces/{NS}/pods", web.pod(name, "web", node))
-    eventually(lambda: all(is_ready(cluster.pod(n)) for n in REPLICAS), "three ready pods")
-    eventually(lambda: ready_endpoints(cluster, "web") == 3,
-               "Endpoints web with 3 ready addresses (the endpoints controller)")
+    wait_for(lambda: all(is_ready(cluster.pod(n)) for n in REPLICAS), what="three ready pods")
+    wait_for(lambda: ready_endpoints(cluster, "web") == 3,
+               what="Endpoints web with 3 ready addresses (the endpoints controller)")
     host, port = cluster_address(svc)
     assert web.reach_all(host, port, set(REPLICAS)) == set(REPLICAS)
     return svc
@@ -134,7 +127,7 @@ def test_not_ready_replica_stops_receiving_traffic_within_a_second(cluster: Clus
     pod_host, pod_port = host_port(cluster.pod("web-1"))
     web.fetch(pod_host, pod_port, "/unready")
     try:
-        eventually(lambda: not is_ready(cluster.pod("web-1")), "web-1 reported not ready",
+        wait_for(lambda: not is_ready(cluster.pod("web-1")), what="web-1 reported not ready",
                    timeout=15.0)
         time.sleep(1.0)  # the budget: from Ready=False in the API to out of rotation
         answered = web.names_seen(host, port, 30)
@@ -158,7 +151,7 @@ def test_scale_up_starts_receiving_traffic(cluster: Cluster, backends: Obj) -> N
         assert web.reach_all(node_host, node_port, wanted, timeout=10.0) == wanted
     finally:
         cluster.http.delete(f"/api/v1/namespaces/{NS}/pods/web-3")
-    eventually(lambda: ready_endpoints(cluster, "web") == 3, "web-3 out of the Endpoints")
+    wait_for(lambda: ready_endpoints(cluster, "web") == 3, what="web-3 out of the Endpoints")
 
 
 def test_env_vars_name_services_that_existed_at_start(cluster: Cluster, backends: Obj) -> None:
@@ -195,9 +188,9 @@ def test_dns_names_resolve_on_every_node(cluster: Cluster, backends: Obj) -> Non
         assert a_records(dns_query(server, "web.default")) == {ip}
         missing = dns_query(server, "nothing-here.default.svc.cluster.local")
         assert missing.header.rcode == RCODE.NXDOMAIN
-        eventually(lambda s=server: a_records(  # type: ignore[misc]
+        wait_for(lambda s=server: a_records(  # type: ignore[misc]
             dns_query(s, "web-direct.default.svc.cluster.local")) == node_ips,
-            "headless Service resolving to the ready pods' addresses", timeout=15.0)
+            what="headless Service resolving to the ready pods' addresses", timeout=15.0)
 
 
 class Hammer(threading.Thread):
@@ -242,9 +235,9 @@ def test_rolling_update_loses_no_request(cluster: Cluster) -> None:
     svc = cluster.create(f"/api/v1/namespaces/{NS}/services", web.service("roll", "roll"))
     created = cluster.create(f"/apis/apps/v1/namespaces/{NS}/deployments",
                              web.deployment("roll", 3))
-    eventually(lambda: rolled_out(cluster, "roll", created["metadata"]["generation"], 3),
-               "Deployment roll with 3 ready replicas (deployment controller)")
-    eventually(lambda: ready_endpoints(cluster, "roll") == 3, "Endpoints roll with 3 addresses")
+    wait_for(lambda: rolled_out(cluster, "roll", created["metadata"]["generation"], 3),
+               what="Deployment roll with 3 ready replicas (deployment controller)")
+    wait_for(lambda: ready_endpoints(cluster, "roll") == 3, what="Endpoints roll with 3 addresses")
     first = {p["metadata"]["name"] for p in app_pods(cluster, "roll")}
     host, port = cluster_address(svc)
     assert web.reach_all(host, port, first) == first
@@ -257,9 +250,9 @@ def test_rolling_update_loses_no_request(cluster: Cluster) -> None:
                                headers={"Content-Type": "application/strategic-merge-patch+json"})
         assert r.status_code == 200, r.text
         generation = r.json()["metadata"]["generation"]
-        eventually(lambda: rolled_out(cluster, "roll", generation, 3)
+        wait_for(lambda: rolled_out(cluster, "roll", generation, 3)
                    and not first & {p["metadata"]["name"] for p in app_pods(cluster, "roll")},
-                   "the rollout to finish and the old pods to go", timeout=120.0)
+                   what="the rollout to finish and the old pods to go", timeout=120.0)
         time.sleep(1.0)  # traffic keeps flowing to the new set
     finally:
         hammer.finish()

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from corral.agent.services import (
     dns_host_for,
     dns_record,
@@ -12,9 +10,8 @@ from corral.agent.services import (
     ready_ips,
     service_ports,
 )
+from corral.objects import Obj
 from corral.proxy.model import Algorithm, Backend, ClientIPAffinity, ServicePortKey
-
-Obj = dict[str, Any]
 
 
 def svc(spec: Obj, annotations: Obj | None = None) -> Obj:

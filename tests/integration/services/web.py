@@ -14,9 +14,10 @@ import http.client
 import json
 import sys
 import time
-from typing import Any
 
-Obj = dict[str, Any]
+from corral.objects import Obj
+from tests import manifests
+
 DRAIN_SECONDS = 2.0
 
 SERVER = f"""
@@ -83,25 +84,19 @@ def pod_template(app: str, version: str = "1") -> Obj:
 
 def pod(name: str, app: str, node: str) -> Obj:
     template = pod_template(app)
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, **template["metadata"]},
-            "spec": {**template["spec"], "nodeName": node}}
+    return manifests.pod(name, labels=template["metadata"]["labels"],
+                         **{**template["spec"], "nodeName": node})
 
 
 def deployment(name: str, replicas: int, version: str = "1") -> Obj:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "strategy": {"type": "RollingUpdate",
-                                  "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                     "template": pod_template(name, version)}}
+    return manifests.deployment(name, replicas, template=pod_template(name, version), strategy={
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
 
 
 def service(name: str, app: str, kind: str = "NodePort", cluster_ip: str | None = None) -> Obj:
-    spec: Obj = {"type": kind, "selector": {"app": app},
-                 "ports": [{"port": 80, "targetPort": "http"}]}
-    if cluster_ip is not None:
-        spec["clusterIP"] = cluster_ip
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
+    extra = {"clusterIP": cluster_ip} if cluster_ip is not None else {}
+    return manifests.service(name, {"app": app}, type=kind,
+                             ports=[{"port": 80, "targetPort": "http"}], **extra)
 
 
 class RequestFailed(Exception):

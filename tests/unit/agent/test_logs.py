@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from corral.agent.runtime.logs import MAX_LINE, LogFiles, LogWriter, log_path
+from tests.poll import eventually
 
 
 def test_lines_are_cri_records_and_read_back(tmp_path: Path) -> None:
@@ -70,8 +71,7 @@ async def test_follow_sees_new_lines_across_rotation(tmp_path: Path) -> None:
             seen.append(line)
 
     task = asyncio.create_task(follow())
-    await asyncio.sleep(0.05)
-    assert seen == ["before-2"]
+    await eventually(lambda: seen == ["before-2"], timeout=5, what="the tail line")
     for i in range(30):  # enough to rotate several times
         writer.write_line("stdout", f"after-{i}".encode())
         await asyncio.sleep(0.002)

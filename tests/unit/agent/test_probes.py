@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from corral.agent.runtime.probes import (
     spec_from_probe,
 )
 from corral.api.kinds.container import Probe
+from tests.poll import eventually
 
 HOST = "127.0.0.1"
 
@@ -103,9 +104,9 @@ async def test_runner_timing_and_transitions(tmp_path: Path) -> None:
     runner.start()
     try:
         flag.touch()
-        await _until(lambda: flips == [True])
+        await eventually(lambda: flips == [True])
         flag.unlink()
-        await _until(lambda: flips == [True, False])
+        await eventually(lambda: flips == [True, False])
     finally:
         await runner.stop()
 
@@ -117,13 +118,13 @@ async def test_startup_gates_liveness_and_readiness(http_port: int) -> None:
         liveness=ProbeSpec(HttpAction(HOST, http_port, "/broken"), period=0.05,
                            failure_threshold=2),
         readiness=ProbeSpec(HttpAction(HOST, http_port, "/healthz"), period=0.05),
-        on_ready=lambda ready: events.append(f"ready={ready}"),
+        on_ready=lambda ready, why: events.append(f"ready={ready}"),
         on_unhealthy=lambda kind, msg: events.append(f"unhealthy={kind}"),
     )
     assert not probes.ready
     probes.start()
     try:
-        await _until(lambda: "unhealthy=liveness" in events and "ready=True" in events)
+        await eventually(lambda: "unhealthy=liveness" in events and "ready=True" in events)
         assert probes.started and probes.ready
         assert probes.startup is not None and probes.startup.result is True
     finally:
@@ -135,12 +136,12 @@ async def test_failed_startup_probe_reports_unhealthy() -> None:
     probes = ContainerProbes(
         startup=ProbeSpec(ExecAction(["false"]), period=0.02, failure_threshold=3),
         liveness=ProbeSpec(ExecAction(["true"]), period=0.02), readiness=None,
-        on_ready=lambda ready: events.append(f"ready={ready}"),
+        on_ready=lambda ready, why: events.append(f"ready={ready}"),
         on_unhealthy=lambda kind, msg: events.append(f"unhealthy={kind}"),
     )
     probes.start()
     try:
-        await _until(lambda: events == ["unhealthy=startup"])
+        await eventually(lambda: events == ["unhealthy=startup"])
         assert not probes.started and not probes.ready
     finally:
         await probes.stop()
@@ -148,7 +149,8 @@ async def test_failed_startup_probe_reports_unhealthy() -> None:
 
 async def test_no_readiness_probe_means_ready_once_started() -> None:
     events: list[bool] = []
-    probes = ContainerProbes(None, None, None, events.append, lambda k, m: None)
+    probes = ContainerProbes(None, None, None, lambda ready, why: events.append(ready),
+                             lambda k, m: None)
     probes.start()
     assert events == [True] and probes.ready
     await probes.stop()
@@ -170,9 +172,3 @@ def test_spec_from_a_pod_probe_resolves_named_ports() -> None:
     assert tcp.action == TcpAction(HOST, 20001) and tcp.period == 10
 
 
-async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)

@@ -23,8 +23,8 @@ from corral.controllers.deployment.rollback import (
     undo_patch,
 )
 from corral.controllers.deployment.sync import proportional_sizes, template_hash
+from corral.objects import Obj
 
-Obj = dict[str, Any]
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 TEMPLATE = {"metadata": {"labels": {"app": "web"}},
             "spec": {"containers": [{"name": "c", "image": "v1"}]}}

@@ -3,11 +3,8 @@ named and numeric targetPorts resolved per pod."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from corral.controllers.endpoints import build_subsets, resolve_port
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 
 def pod(name: str, ip: str, host_port: int, *, ready: bool = True,

@@ -3,12 +3,9 @@ adopt / release classification of controller references."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from corral.controllers.expectations import Expectations
 from corral.controllers.owners import classify, selector_of
-
-Obj = dict[str, Any]
+from corral.objects import Obj
 
 
 def test_expectations_wait_for_every_observation() -> None:

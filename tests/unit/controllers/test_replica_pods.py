@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from corral.controllers.pods import (
     is_active,
@@ -13,13 +12,13 @@ from corral.controllers.pods import (
     seconds_until_available,
 )
 from corral.controllers.replicaset import replica_status, slow_start_batches
+from corral.objects import Obj, rfc3339
 
-Obj = dict[str, Any]
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def _t(seconds_ago: float) -> str:
-    return (NOW - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(NOW - timedelta(seconds=seconds_ago))
 
 
 def pod(name: str, *, node: str | None = "n1", phase: str = "Running", ready_for: float | None = 60,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from corral.controllers.deployment.rolling import (
+from corral.controllers.deployment.arithmetic import (
     RSView,
     cleanup_unhealthy,
     new_rs_target,

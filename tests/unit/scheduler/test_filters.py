@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from corral.scheduler.core import schedule
+from corral.scheduler.core import CoreMemory, schedule
 from corral.scheduler.filters import node_failures
 from corral.scheduler.requirements import pod_requirements
 from corral.scheduler.snapshot import NodeInfo
@@ -181,25 +181,27 @@ def test_pod_affinity_places_next_to_a_matching_pod() -> None:
 
 
 def test_pod_affinity_without_a_partner_is_unschedulable() -> None:
+    memory = CoreMemory()
     snapshot = cluster(node("a"), node("b"), pods=(
         pod("x", labels={"app": "cache"}, namespace="other", node_name="a"),))
-    decision = schedule(snapshot, pod("w", labels={"app": "web"}, affinity=together("cache")))
+    decision = schedule(snapshot, pod("w", labels={"app": "web"}, affinity=together("cache")), memory=memory)
     assert decision.node is None
     assert decision.message == (
         "0/2 nodes are available: 2 node(s) didn't match pod affinity rules.")
     across = together("cache", namespaces=["other"])  # the partner's namespace named
-    assert schedule(snapshot, pod("w", affinity=across)).node == "a"
+    assert schedule(snapshot, pod("w", affinity=across), memory=memory).node == "a"
 
 
 def test_first_pod_of_a_group_matching_its_own_affinity_goes_anywhere() -> None:
+    memory = CoreMemory()
     snapshot = cluster(node("a"), node("b"))
-    first = schedule(snapshot, pod("g0", labels={"app": "g"}, affinity=together("g")))
+    first = schedule(snapshot, pod("g0", labels={"app": "g"}, affinity=together("g")), memory=memory)
     assert first.node in ("a", "b")
     snapshot.add_pod(pod("g0", labels={"app": "g"}, affinity=together("g"),
                          node_name=first.node))
     for i in range(1, 4):
         assert schedule(snapshot, pod(f"g{i}", labels={"app": "g"},
-                                      affinity=together("g"))).node == first.node
+                                      affinity=together("g")), memory=memory).node == first.node
 
 
 def test_pod_affinity_on_an_unsupported_topology_key_is_ignored() -> None:
@@ -209,6 +211,7 @@ def test_pod_affinity_on_an_unsupported_topology_key_is_ignored() -> None:
 
 
 def test_topology_spread_do_not_schedule() -> None:
+    memory = CoreMemory()
     spread = [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
                "whenUnsatisfiable": "DoNotSchedule",
                "labelSelector": {"matchLabels": {"app": "web"}}}]
@@ -216,14 +219,14 @@ def test_topology_spread_do_not_schedule() -> None:
     snapshot = cluster(node("a"), node("b"), pods=bound + (
         pod("w2", labels={"app": "web"}, node_name="b"),))
     p = pod("p", labels={"app": "web"}, topologySpreadConstraints=spread)
-    assert schedule(snapshot, p).node == "b"
+    assert schedule(snapshot, p, memory=memory).node == "b"
     snapshot.add_pod(pod("w3", labels={"app": "web"}, node_name="b"))
     snapshot.add_pod(pod("w4", labels={"app": "web"}, node_name="b"))
-    decision = schedule(snapshot, p)
+    decision = schedule(snapshot, p, memory=memory)
     assert decision.node == "a"
     skewed = cluster(node("a"), node("b"), pods=bound)
     skewed.update_node(node("b", unschedulable=True))
-    failed = schedule(skewed, p)
+    failed = schedule(skewed, p, memory=memory)
     assert failed.node is None
     assert failed.reasons == {"node(s) didn't match pod topology spread constraints": 1,
                               "node(s) were unschedulable": 1}

@@ -3,7 +3,8 @@ never touches a higher band; bands and their protection."""
 
 from __future__ import annotations
 
-from corral.scheduler.bands import Band, band_of, may_preempt, priority_class_objects
+from corral.api.priorityclasses import priority_class_objects
+from corral.scheduler.bands import Band, band_of, may_preempt
 from corral.scheduler.preemption import find_preemption
 from tests.unit.scheduler.objects import cluster, node, pod
 

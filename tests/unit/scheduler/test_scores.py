@@ -7,7 +7,7 @@ import random
 from collections import Counter
 from typing import Any
 
-from corral.scheduler.core import SchedulerOptions, schedule
+from corral.scheduler.core import CoreMemory, SchedulerOptions, schedule
 from corral.scheduler.requirements import pod_requirements
 from corral.scheduler.scores import node_score
 from corral.scheduler.snapshot import NodeInfo
@@ -39,31 +39,34 @@ def test_bin_pack_still_respects_fit() -> None:
 
 def test_replicas_of_one_owner_spread() -> None:
     # b is a little busier, but a already runs a replica of the same owner.
+    memory = CoreMemory()
     sibling = pod("r0", cpu="100m", owner="rs-1", node_name="a")
     other = pod("x", cpu="300m", node_name="b")
     snapshot = cluster(node("a"), node("b"), pods=(sibling, other))
-    assert schedule(snapshot, pod("r1", owner="rs-1")).node == "b"
-    assert schedule(snapshot, pod("y")).node == "a"  # without an owner, a is emptier
+    assert schedule(snapshot, pod("r1", owner="rs-1"), memory=memory).node == "b"
+    assert schedule(snapshot, pod("y"), memory=memory).node == "a"  # without an owner, a is emptier
 
 
 def test_preferred_node_affinity() -> None:
+    memory = CoreMemory()
     prefer_ssd = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
         {"weight": 80, "preference": {"matchExpressions": [
             {"key": "disk", "operator": "In", "values": ["ssd"]}]}}]}}
     busy = pod("busy", cpu="1", node_name="ssd")
     snapshot = cluster(node("hdd"), node("ssd", labels={"disk": "ssd"}), pods=(busy,))
-    assert schedule(snapshot, pod("p", affinity=prefer_ssd)).node == "ssd"
-    assert schedule(snapshot, pod("q")).node == "hdd"
+    assert schedule(snapshot, pod("p", affinity=prefer_ssd), memory=memory).node == "ssd"
+    assert schedule(snapshot, pod("q"), memory=memory).node == "hdd"
 
 
 def test_prefer_no_schedule_taint_scores_lower() -> None:
+    memory = CoreMemory()
     spot = node("spot", taints=[{"key": "spot", "value": "true",
                                  "effect": "PreferNoSchedule"}])
     busy = pod("busy", cpu="1", node_name="plain")
     snapshot = cluster(spot, node("plain"), pods=(busy,))
-    assert schedule(snapshot, pod("p")).node == "plain"
+    assert schedule(snapshot, pod("p"), memory=memory).node == "plain"
     tolerant = pod("t", tolerations=[{"key": "spot", "operator": "Exists"}])
-    assert schedule(snapshot, tolerant).node == "spot"
+    assert schedule(snapshot, tolerant, memory=memory).node == "spot"
 
 
 def test_node_score_parts() -> None:

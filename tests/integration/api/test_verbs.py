@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import manifests
 from tests.cluster import Master
 
 PODS = "/api/v1/namespaces/{ns}/pods"
@@ -25,26 +26,13 @@ def unique(prefix: str) -> str:
 
 
 def pod(name: str, **labels: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "labels": labels or {"app": "t"}},
-        "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1"]}]},
-    }
+    return manifests.pod(name, labels=labels or {"app": "t"}, containers=[
+        manifests.container(["sleep", "1"], name="c", image="busybox")])
 
 
 def deployment(name: str, replicas: int = 2) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "c", "image": "x", "command": ["true"]}]},
-            },
-        },
-    }
+    return manifests.deployment(name, replicas, template=manifests.pod_template(
+        {"app": name}, containers=[manifests.container(["true"], name="c", image="x")]))
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import pytest
 from corral.api import errors
 from corral.client.http import Client
 from corral.client.watch import WatchEvent
-from tests.client.history import offline_delete_and_compact
 from tests.cluster import Master
+from tests.integration.client.history import offline_delete_and_compact
 
 
 def _cm(name: str, ns: str = "default", **labels: str) -> dict[str, Any]:

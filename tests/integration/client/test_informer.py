@@ -3,8 +3,7 @@ resync, and re-list after the master restarts with history compacted."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,8 +11,9 @@ import pytest
 from corral.client.clock import FakeClock
 from corral.client.http import Client
 from corral.client.informer import Informer, key_of
-from tests.client.history import offline_delete_and_compact
 from tests.cluster import Master
+from tests.integration.client.history import offline_delete_and_compact
+from tests.poll import eventually
 
 Record = list[tuple[str, ...]]
 
@@ -22,17 +22,6 @@ def _cm(name: str, app: str, **data: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": "default", "labels": {"app": app}},
             "data": data or {"k": "v"}}
-
-
-async def _until(cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    async def poll() -> None:
-        while not cond():
-            await asyncio.sleep(0.02)
-
-    try:
-        await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 def _recording(informer: Informer) -> Record:
@@ -66,7 +55,7 @@ async def test_list_then_events_in_order(client: Client) -> None:
         obj["data"] = {"k": "2"}
         await client.update(obj)
         await client.delete("configmaps", "i-before", "default")
-        await _until(lambda: len(seen) == 4, "three events")
+        await eventually(lambda: len(seen) == 4, what="three events")
     assert seen[1:] == [("add", "i-new"), ("update", "i-new", "2"), ("delete", "i-before")]
     assert informer.keys() == ["default/i-new"]
     assert informer.get("default", "i-new")["data"] == {"k": "2"}  # type: ignore[index]
@@ -79,10 +68,10 @@ async def test_indexes_follow_changes(client: Client) -> None:
         await informer.wait_synced(20)
         a = await client.create({**_cm("i-idx", "i-idx"),
                                  "metadata": {"name": "i-idx", "labels": {"tier": "web"}}})
-        await _until(lambda: bool(informer.by_index("tier", "web")), "indexed")
+        await eventually(lambda: bool(informer.by_index("tier", "web")), what="indexed")
         a["metadata"]["labels"] = {"tier": "db"}
         await client.update(a)
-        await _until(lambda: bool(informer.by_index("tier", "db")), "re-indexed")
+        await eventually(lambda: bool(informer.by_index("tier", "db")), what="re-indexed")
         assert informer.by_index("tier", "web") == []
         assert [key_of(o) for o in informer.by_index("tier", "db")] == ["default/i-idx"]
 
@@ -100,7 +89,7 @@ async def test_failing_handler_does_not_stop_delivery(client: Client) -> None:
         await informer.wait_synced(20)
         await client.create(_cm("i-f1", "i-fail"))
         await client.create(_cm("i-f2", "i-fail"))
-        await _until(lambda: added == ["i-f1", "i-f2"], "both adds")
+        await eventually(lambda: added == ["i-f1", "i-f2"], what="both adds")
 
 
 async def test_resync_redelivers_cached_objects(client: Client) -> None:
@@ -111,10 +100,10 @@ async def test_resync_redelivers_cached_objects(client: Client) -> None:
     seen = _recording(informer)
     async with informer:
         await informer.wait_synced(20)
-        await _until(lambda: clock.sleepers == 1, "resync timer armed")
+        await eventually(lambda: clock.sleepers == 1, what="resync timer armed")
         assert seen == [("add", "i-resync")]
         clock.advance(60)
-        await _until(lambda: len(seen) == 2, "resync")
+        await eventually(lambda: len(seen) == 2, what="resync")
     assert seen[1] == ("update", "i-resync", "v")
 
 
@@ -134,8 +123,8 @@ async def test_relist_after_restart_synthesizes_deletes_and_updates(
             keep = await client.get("configmaps", "i-keep", "default")
             keep["data"] = {"k": "after"}
             await client.update(keep)
-            await _until(lambda: informer.keys() == ["default/i-keep"]
+            await eventually(lambda: informer.keys() == ["default/i-keep"]
                          and informer.get("default", "i-keep")["data"]["k"] == "after",  # type: ignore[index]
-                         "re-list after restart")
+                         what="re-list after restart")
     assert ("delete", "i-lost") in seen and ("update", "i-keep", "after") in seen
     assert seen.index(("delete", "i-lost")) > seen.index(("add", "i-lost"))

@@ -5,7 +5,7 @@ a stopped leader hands over at once, and a leader that cannot renew steps down."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,20 +15,10 @@ from corral.client.clock import FakeClock
 from corral.client.http import Client
 from corral.client.leaderelection import LeaderElector, LeaseTiming, run_elected
 from tests.cluster import Master
+from tests.poll import eventually
 
 NS = "default"
 RETRY = 2.0
-
-
-async def _until(cond: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    async def poll() -> None:
-        while not cond():
-            await asyncio.sleep(0.01)
-
-    try:
-        await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 @pytest.fixture
@@ -52,14 +42,14 @@ def _elector(client: Client, lease: str, identity: str, clock: FakeClock,
 async def _settle(clock: FakeClock, waiting: int) -> None:
     """Let the electors finish their HTTP round trips until ``waiting`` of them idle in
     their retry-period sleep (an attempt in flight has a timeout timer on the clock)."""
-    await _until(lambda: clock.waiting(RETRY) >= waiting, f"{waiting} electors idle")
+    await eventually(lambda: clock.waiting(RETRY) >= waiting, what=f"{waiting} electors idle")
 
 
 async def test_crashed_leader_is_replaced_only_after_lease_expires(client: Client) -> None:
     clock, log = FakeClock(), []
     a = _elector(client, "le-crash", "a", clock, log, release_on_cancel=False)
     a.start()
-    await _until(lambda: a.is_leader, "a leads")
+    await eventually(lambda: a.is_leader, what="a leads")
     b = _elector(client, "le-crash", "b", clock, log)
     b.start()
     await _settle(clock, 2)
@@ -70,7 +60,7 @@ async def test_crashed_leader_is_replaced_only_after_lease_expires(client: Clien
         await _settle(clock, 1)
         assert not b.is_leader
     clock.advance(2)
-    await _until(lambda: b.is_leader, "b takes over after expiry")
+    await eventually(lambda: b.is_leader, what="b takes over after expiry")
     lease = await client.get("Lease", "le-crash", NS)
     assert lease["spec"]["holderIdentity"] == "b" and lease["spec"]["leaseTransitions"] == 1
     await b.stop()
@@ -80,7 +70,7 @@ async def test_stopped_leader_releases_and_standby_takes_over_next_retry(client:
     clock, log = FakeClock(), []
     a = _elector(client, "le-release", "a", clock, log)
     a.start()
-    await _until(lambda: a.is_leader, "a leads")
+    await eventually(lambda: a.is_leader, what="a leads")
     b = _elector(client, "le-release", "b", clock, log)
     b.start()
     await _settle(clock, 2)
@@ -88,7 +78,7 @@ async def test_stopped_leader_releases_and_standby_takes_over_next_retry(client:
     lease = await client.get("Lease", "le-release", NS)
     assert lease["spec"]["holderIdentity"] == ""
     clock.advance(2)
-    await _until(lambda: b.is_leader, "b leads after one retry period")
+    await eventually(lambda: b.is_leader, what="b leads after one retry period")
     assert log == ["a started", "a stopped", "b started"]
     await b.stop()
 
@@ -97,7 +87,7 @@ async def test_leader_renews_and_keeps_the_lease(client: Client) -> None:
     clock, log = FakeClock(), []
     a = _elector(client, "le-renew", "a", clock, log)
     a.start()
-    await _until(lambda: a.is_leader, "a leads")
+    await eventually(lambda: a.is_leader, what="a leads")
     first = (await client.get("Lease", "le-renew", NS))["spec"]["renewTime"]
     for _ in range(20):  # 40 s, well past the lease duration
         await _settle(clock, 1)
@@ -113,7 +103,7 @@ async def test_leader_that_cannot_renew_steps_down(master: Master) -> None:
     async with Client(master.url, token=master.token, ca_pem=master.ca_pem, attempts=1) as c:
         a = _elector(c, "le-lost", "a", clock, log)
         a.start()
-        await _until(lambda: a.is_leader, "a leads")
+        await eventually(lambda: a.is_leader, what="a leads")
         await _settle(clock, 1)
         # Someone else takes the lease by force: every renewal now fails the CAS check.
         lease = await c.get("Lease", "le-lost", NS)
@@ -121,10 +111,10 @@ async def test_leader_that_cannot_renew_steps_down(master: Master) -> None:
         await c.update(lease)
         while a.is_leader and clock.monotonic() < 60:
             clock.advance(2)
-            await _until(lambda: clock.waiting(RETRY) >= 1 or not a.is_leader, "a retries")
+            await eventually(lambda: clock.waiting(RETRY) >= 1 or not a.is_leader, what="a retries")
         # Renewals fail from the first retry at 2 s; the deadline is 10 s after it.
         assert not a.is_leader and clock.monotonic() == 12
-        await _until(lambda: len(log) == 2, "on_stopped_leading")
+        await eventually(lambda: len(log) == 2, what="on_stopped_leading")
         assert log == ["a started", "a stopped"]
         await a.stop()
 
@@ -152,7 +142,7 @@ async def test_run_elected_leads_stands_by_after_loss_and_leads_again(client: Cl
     timing = LeaseTiming(lease_duration=15, renew_deadline=10, retry_period=RETRY)
     runner = asyncio.create_task(run_elected(client, stop, "le-runner", "a", work, timing,
                                              clock))
-    await _until(lambda: terms == ["started"], "first term")
+    await eventually(lambda: terms == ["started"], what="first term")
     await writers[0].create(config_map("le-runner-term-1"))
     lease = await client.get("Lease", "le-runner", "kube-system")
     lease["spec"]["holderIdentity"] = "intruder"  # taken by force, then never renewed
@@ -161,11 +151,11 @@ async def test_run_elected_leads_stands_by_after_loss_and_leads_again(client: Cl
         await writers[0].create(config_map("le-runner-deposed"))
     while terms != ["started", "ended"] and clock.monotonic() < 60:
         clock.advance(2)
-        await _until(lambda: clock.waiting(RETRY) >= 1 or len(terms) > 1, "a retries")
+        await eventually(lambda: clock.waiting(RETRY) >= 1 or len(terms) > 1, what="a retries")
     assert terms == ["started", "ended"]
     while len(terms) < 3 and clock.monotonic() < 120:  # the intruder's lease expires
         clock.advance(2)
-        await _until(lambda: clock.waiting(RETRY) >= 1 or len(terms) > 2, "a campaigns")
+        await eventually(lambda: clock.waiting(RETRY) >= 1 or len(terms) > 2, what="a campaigns")
     assert terms == ["started", "ended", "started"]
     await writers[1].create(config_map("le-runner-term-3"))
     with pytest.raises(Forbidden, match="not the leader"):  # an old term stays fenced

@@ -10,6 +10,7 @@ import pytest
 from corral.api import errors
 from corral.api.kinds import ConfigMap, Pod
 from corral.client.http import Client, ServerUnreachable
+from tests import manifests
 from tests.cluster import Master, free_port
 
 
@@ -19,17 +20,13 @@ def _cm(name: str, ns: str = "default", **labels: str) -> dict[str, Any]:
 
 
 def _pod(name: str, ns: str = "default") -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
-            "spec": {"containers": [{"name": "c", "image": "i", "command": ["sleep", "1"]}]}}
+    return manifests.pod(name, namespace=ns, containers=[
+        manifests.container(["sleep", "1"], name="c", image="i")])
 
 
 def _deployment(name: str) -> dict[str, Any]:
-    labels = {"app": name}
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": "default"},
-            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels},
-                                  "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+    return manifests.deployment(name, namespace="default", template=manifests.pod_template(
+        {"app": name}, containers=[{"name": "c", "image": "i"}]))
 
 
 @pytest.fixture
