@@ -1,6 +1,8 @@
 """The API server's ASGI application: routing, error mapping, auth and metrics.
 
-    request → MetricsMiddleware → AuthMiddleware → AuthorizationMiddleware
+    request → MetricsMiddleware → AuthMiddleware → ImpersonationMiddleware
+              → AuthorizationMiddleware (RBAC: corral/api/rbac.py)
+              → NodeRestrictionMiddleware (a node's credential: its own objects)
               → FairnessMiddleware → dispatch
         /healthz /readyz[/check] /livez[/check]    Health (health.py)
         /version /metrics
@@ -48,7 +50,9 @@ from corral.api.handlers.responses import status_response
 from corral.api.handlers.reviews import REVIEWS, ReviewHandler
 from corral.api.handlers.streams import STREAM_PATH, StreamRelay, unknown_websocket
 from corral.api.health import Health
+from corral.api.impersonation import ImpersonationMiddleware
 from corral.api.metrics import MetricsMiddleware, metrics_response
+from corral.api.node_restriction import NodeRestrictionMiddleware
 from corral.api.paths import STORE_STATUS_PATH
 from corral.api.registry import Registry
 from corral.api.session import SessionCookie
@@ -124,7 +128,7 @@ def build_app(
     async def route(request: Request) -> Response:
         path = request.url.path
         if path.startswith("/openapi/"):
-            return await serve_openapi(request)
+            return await serve_openapi(request, registry.served)
         proxied = NODE_PROXY_PATH.match(path) if nodes is not None else None
         if proxied is not None and nodes is not None:
             return await nodes(request, proxied.group(1), proxied.group(2) or "/")
@@ -142,7 +146,7 @@ def build_app(
             return await streams.http(request, *stream.group(1, 2, 3))
         if path.startswith(("/api/", "/apis/")) or path in ("/api", "/apis"):
             if is_discovery_path(path):
-                return await serve_discovery(request)
+                return await serve_discovery(request, registry.served)
             return await resources(request)
         raise NotFound(f"the server could not find the requested resource (path {path})")
 
@@ -169,7 +173,9 @@ def build_app(
     routes.append(WebSocketRoute("/{path:path}", unknown_websocket))
     app = Starlette(routes=routes)
     wrapped: ASGIApp = FairnessMiddleware(app, lanes_for(max_requests_inflight))
+    wrapped = NodeRestrictionMiddleware(wrapped, registry)
     wrapped = AuthorizationMiddleware(wrapped, authorizer)
+    wrapped = ImpersonationMiddleware(wrapped, authorizer)
     if authenticator is not None:
         ui_prefixes = ("/ui/",) if ui is not None else ()
         wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS | {"/ui"},

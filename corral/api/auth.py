@@ -27,7 +27,7 @@ import hmac
 import io
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from corral.api.errors import Unauthorized
 from corral.api.session import SessionCookie
 
 ADMIN_USER = "admin"
+AUTHENTICATED = "system:authenticated"
 ADMIN_GROUPS = ("system:masters", "system:authenticated")
 TOKEN_BYTES = 32
 
@@ -67,7 +68,7 @@ def ensure_admin_token(data_dir: Path) -> str:
     line = _format_line(token, User(ADMIN_USER, ADMIN_USER, ADMIN_GROUPS))
     data_dir.mkdir(parents=True, exist_ok=True)
     existing = path.read_text() if path.exists() else ""
-    _write_private(path, existing + line)
+    write_private(path, existing + line)
     return token
 
 
@@ -98,7 +99,7 @@ def _format_line(token: str, user: User) -> str:
     return out.getvalue()
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
@@ -112,8 +113,10 @@ def _write_private(path: Path, text: str) -> None:
 class TokenAuthenticator:
     """Maps ``Authorization: Bearer <token>`` to a User, from a token file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path,
+                 issued: Callable[[str], User | None] | None = None) -> None:
         self.path = path
+        self.issued = issued  # tokens issued by `corral token create` (token_store.py)
         self._entries: list[_Entry] = []
         self._mtime_ns: int | None = None
 
@@ -121,7 +124,10 @@ class TokenAuthenticator:
         token = _bearer_token(header_value)
         if token is None:
             return None
-        return self._match(token.encode(), self._current_entries())
+        user = self._match(token.encode(), self._current_entries())
+        if user is None and self.issued is not None:
+            user = self.issued(token)
+        return user
 
     def _current_entries(self) -> list[_Entry]:
         try:
@@ -206,6 +212,9 @@ class AuthMiddleware:
         if user is None:
             await _reject(scope, send)
             return
+        if user is not ANONYMOUS and AUTHENTICATED not in user.groups:
+            # Kubernetes adds it to every authenticated user: bindings name it.
+            user = User(user.name, user.uid, (*user.groups, AUTHENTICATED))
         scope["user"] = user
         await self.app(scope, receive, send)
 

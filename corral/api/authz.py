@@ -28,7 +28,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from corral.api.auth import ANONYMOUS, User
-from corral.api.errors import Forbidden
+from corral.api.errors import APIError, Forbidden
 
 # kube-apiserver's system:public-info-viewer: what anyone may read.
 PUBLIC_INFO_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/"})
@@ -207,10 +207,11 @@ class AuthorizationMiddleware:
         if allowed:
             await self.app(scope, receive, send)
             return
-        await _deny(scope, send, forbidden(attrs, reason))
+        await deny(scope, send, forbidden(attrs, reason))
 
 
-async def _deny(scope: Scope, send: Send, err: Forbidden) -> None:
+async def deny(scope: Scope, send: Send, err: APIError) -> None:
+    """Answer a request refused before it reached the app with err's Status."""
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008})
         return

@@ -88,16 +88,16 @@ def api_versions(server_address: str = "") -> dict[str, Any]:
     }
 
 
-def api_group_list() -> dict[str, Any]:
+def api_group_list(resources: tuple[Resource, ...] = SERVED) -> dict[str, Any]:
     """/apis (legacy): every named group with its versions."""
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
-        _api_group(group, versions) for group, versions in _named_groups().items()
+        _api_group(group, versions) for group, versions in _named_groups(resources).items()
     ]}
 
 
-def _named_groups() -> dict[str, list[str]]:
+def _named_groups(resources: tuple[Resource, ...]) -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {}
-    for group, version in group_versions(SERVED):
+    for group, version in group_versions(resources):
         if group:
             groups.setdefault(group, []).append(version)
     return groups
@@ -108,9 +108,10 @@ def _api_group(group: str, versions: list[str]) -> dict[str, Any]:
     return {"name": group, "versions": listed, "preferredVersion": listed[0]}
 
 
-def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
+def api_resource_list(group: str, version: str,
+                      resources: tuple[Resource, ...] = SERVED) -> dict[str, Any] | None:
     """/api/v1 or /apis/{group}/{version} (legacy), or None if not served."""
-    served = _resources_of(group, version)
+    served = _resources_of(group, version, resources)
     if not served:
         return None
     entries: list[dict[str, Any]] = []
@@ -125,8 +126,8 @@ def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
     }
 
 
-def _resources_of(group: str, version: str) -> list[Resource]:
-    return [r for r in SERVED if r.group == group and r.version == version]
+def _resources_of(group: str, version: str, resources: tuple[Resource, ...]) -> list[Resource]:
+    return [r for r in resources if r.group == group and r.version == version]
 
 
 def _legacy_resource(res: Resource) -> dict[str, Any]:
@@ -181,12 +182,13 @@ def wants_aggregated(accept_header: str) -> bool:
     return False
 
 
-def aggregated_discovery(core: bool) -> dict[str, Any]:
+def aggregated_discovery(core: bool, resources: tuple[Resource, ...] = SERVED) -> dict[str, Any]:
     """APIGroupDiscoveryList for /api (core=True) or /apis (core=False)."""
     if core:
-        items = [_group_discovery("", ["v1"])]
+        items = [_group_discovery("", ["v1"], resources)]
     else:
-        items = [_group_discovery(g, vs) for g, vs in _named_groups().items()]
+        items = [_group_discovery(g, vs, resources)
+                 for g, vs in _named_groups(resources).items()]
     return {
         "kind": "APIGroupDiscoveryList",
         "apiVersion": "apidiscovery.k8s.io/v2",
@@ -195,13 +197,15 @@ def aggregated_discovery(core: bool) -> dict[str, Any]:
     }
 
 
-def _group_discovery(group: str, versions: list[str]) -> dict[str, Any]:
+def _group_discovery(group: str, versions: list[str],
+                     resources: tuple[Resource, ...]) -> dict[str, Any]:
     return {
         "metadata": {"name": group} if group else {},
         "versions": [
             {
                 "version": version,
-                "resources": [_resource_discovery(r) for r in _resources_of(group, version)],
+                "resources": [_resource_discovery(r) for r in
+                              _resources_of(group, version, resources)],
                 "freshness": "Current",
             }
             for version in versions

@@ -119,3 +119,10 @@ def ip_address(value: str) -> list[str]:
     except ValueError:
         return ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
     return []
+
+
+def path_segment(value: str) -> list[str]:
+    """Names that only have to be one URL path segment (the RBAC kinds': system:...)."""
+    if value in (".", ".."):
+        return [f"may not be '{value}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in value]

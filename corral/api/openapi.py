@@ -54,28 +54,56 @@ _FORCE_PARAMETER: dict[str, Any] = {
 }
 
 
-def openapi_v3_index() -> dict[str, Any]:
+def openapi_v3_index(resources: tuple[Resource, ...] = RESOURCES) -> dict[str, Any]:
     """/openapi/v3: where each group-version's document is, with a content hash
     so clients may cache it."""
     paths: dict[str, Any] = {}
-    for group, version in group_versions():
+    for group, version in group_versions(resources):
         key = _gv_path(group, version).lstrip("/")
-        digest = _document_hash(group, version)
+        custom = _custom_of(group, version, resources)
+        digest = _hash(_custom_document(custom)) if custom else _document_hash(group, version)
         paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
     return {"paths": paths}
 
 
-def openapi_v3_document(group: str, version: str) -> dict[str, Any] | None:
+def openapi_v3_document(group: str, version: str,
+                        resources: tuple[Resource, ...] = RESOURCES) -> dict[str, Any] | None:
     """The OpenAPI 3 document of one group-version, or None if not served."""
-    if (group, version) not in group_versions():
+    if (group, version) not in group_versions(resources):
         return None
+    custom = _custom_of(group, version, resources)
+    if custom:
+        return _custom_document(custom)
     return copy.deepcopy(_document(group, version))
+
+
+def _custom_of(group: str, version: str, resources: tuple[Resource, ...]) -> list[Resource]:
+    return [r for r in resources
+            if r.group == group and r.version == version and r.custom is not None]
+
+
+def _custom_document(served: list[Resource]) -> dict[str, Any]:
+    """A custom group-version's document: its paths, and each kind's schema as its
+    CRD declares it (built per request: CRDs come and go)."""
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    for res in served:
+        paths.update(_resource_paths(res))
+        schema = copy.deepcopy(res.custom.schema) or {"type": "object"}
+        schema["x-kubernetes-group-version-kind"] = [_gvk(res)]
+        schemas[schema_name(res)] = schema
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"},
+            "paths": paths, "components": {"schemas": schemas}}
+
+
+def _hash(document: dict[str, Any]) -> str:
+    body = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha512(body).hexdigest().upper()
 
 
 @functools.cache
 def _document_hash(group: str, version: str) -> str:
-    body = orjson.dumps(_document(group, version), option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha512(body).hexdigest().upper()
+    return _hash(_document(group, version))
 
 
 @functools.cache

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from corral.api.errors import NotFound
-from corral.api.resources import BY_GROUP_PLURAL, Resource
+from corral.api.resources import BY_GROUP_PLURAL, Resource, ServedTable
 
 # Not Kubernetes: the store's members and their health (`corral status`).
 STORE_STATUS_PATH = "/corral/v1/store"
@@ -30,8 +30,10 @@ def _not_found(path: str) -> NotFound:
     return NotFound(f"the server could not find the requested resource (path {path})")
 
 
-def parse_resource_path(path: str) -> Target:
-    """Parse a resource path; raises NotFound for anything the server does not serve."""
+def parse_resource_path(path: str, served: ServedTable | None = None) -> Target:
+    """Parse a resource path; raises NotFound for anything the server does not
+    serve (``served``: the server's table with its custom resources; without it,
+    the built-in kinds)."""
     parts = [p for p in path.split("/") if p]
     if len(parts) >= 2 and parts[0] == "api" and parts[1] == "v1":
         group, version, rest = "", "v1", parts[2:]
@@ -44,7 +46,8 @@ def parse_resource_path(path: str) -> Target:
     namespace: str | None = None
     if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
         namespace, rest = rest[1], rest[2:]
-    resource = BY_GROUP_PLURAL.get((group, rest[0]))
+    resource = (served.get(group, rest[0], version) if served is not None
+                else BY_GROUP_PLURAL.get((group, rest[0])))
     if resource is None or resource.version != version or len(rest) > 3:
         raise _not_found(path)
     if namespace is not None and not resource.namespaced:

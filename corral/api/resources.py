@@ -7,6 +7,7 @@ routing, tables and storage keys all read it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class Resource:
     verbs: tuple[str, ...] = field(
         default=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
     )
+    # A custom resource's definition (corral.api.crd.CustomKind): its schema,
+    # printer columns and scale paths. None for the built-in kinds.
+    custom: Any = field(default=None, compare=False, hash=False)
 
     @property
     def api_version(self) -> str:
@@ -69,6 +73,10 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",),
              ("status", "scale"), ("all",)),
     Resource("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("status",), ("all",)),
+    Resource("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",),
+             ("status", "scale"), ("all",)),
+    Resource("apps", "v1", "ControllerRevision", "controllerrevisions", True, (), (),
+             has_spec=False),
     Resource("", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",),
              ("status", "scale"), ("all",)),
     Resource("batch", "v1", "Job", "jobs", True, (), ("status",), ("all",)),
@@ -76,8 +84,17 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",), (),
              has_spec=False),
     Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",)),
+    Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition",
+             "customresourcedefinitions", False, ("crd", "crds"), ("status",), ("api-extensions",)),
     Resource("corral.dev", "v1", "Alloc", "allocs", True, (),
              ("status", "binding", "log"), ("all",)),
+    Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), (), has_spec=False),
+    Resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, (), (),
+             has_spec=False),
+    Resource("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True, (), (),
+             has_spec=False),
+    Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
+             False, (), (), has_spec=False),
 )
 
 # Kinds the server computes per request instead of storing: access reviews
@@ -109,6 +126,52 @@ def group_versions(resources: tuple[Resource, ...] = RESOURCES) -> list[tuple[st
         if (r.group, r.version) not in seen:
             seen.append((r.group, r.version))
     return seen
+
+
+class ServedTable:
+    """What one API server serves: the built-in table above, plus the custom
+    resources its CustomResourceDefinitions define (corral.api.crd keeps those
+    current from the store, so every master serves a CRD's kind at once).
+    The custom set is replaced whole, never edited in place, so a reader holding
+    ``all()`` sees one consistent table."""
+
+    def __init__(self) -> None:
+        self._custom: dict[str, tuple[Resource, ...]] = {}  # CRD name → its versions
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        custom = tuple(r for rs in self._custom.values() for r in rs)
+        self._all = RESOURCES + custom
+        self._discoverable = SERVED + custom
+        self._by_group_plural = {(r.group, r.plural, r.version): r for r in self._all}
+
+    def all(self) -> tuple[Resource, ...]:
+        """The stored kinds: built-in and custom."""
+        return self._all
+
+    def discoverable(self) -> tuple[Resource, ...]:
+        """What discovery lists: the stored kinds and the computed ones."""
+        return self._discoverable
+
+    def get(self, group: str, plural: str, version: str) -> Resource | None:
+        return self._by_group_plural.get((group, plural, version))
+
+    def group_versions(self) -> list[tuple[str, str]]:
+        return group_versions(self._all)
+
+    def of_group_version(self, group: str, version: str) -> list[Resource]:
+        return [r for r in self._all if r.group == group and r.version == version]
+
+    def define(self, crd_name: str, resources: tuple[Resource, ...]) -> None:
+        """Serve (or re-serve) the versions of one CRD; () stops serving it."""
+        if resources:
+            self._custom[crd_name] = resources
+        else:
+            self._custom.pop(crd_name, None)
+        self._rebuild()
+
+    def custom_names(self) -> set[str]:
+        return set(self._custom)
 
 
 def lookup(name: str) -> Resource | None:

@@ -28,8 +28,8 @@ from corral.api.allocation import (
 )
 from corral.api.app import build_app
 from corral.api.auth import TokenAuthenticator, ensure_admin_token
-from corral.api.authz import AllowAuthenticated, Authorizer
 from corral.api.connections import ConnectionLimits, guarded_protocol
+from corral.api.crd.serving import CrdServing
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.fencing import FencingStore
@@ -40,11 +40,14 @@ from corral.api.health import Health
 from corral.api.login_tickets import LoginTickets
 from corral.api.metrics import API_METRICS
 from corral.api.priorityclasses import priority_class_objects
+from corral.api.rbac import RbacAuthorizer
+from corral.api.rbac_cache import RbacCache, ensure_default_policy
 from corral.api.registry import Registry
 from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
 from corral.api.session import SessionCookie
 from corral.api.tls import ensure_pki
+from corral.api.token_store import TOKENS_FILE, HashedTokens
 from corral.store.base import Store
 from corral.store.open import open_store
 from corral.ui.app import Dashboard
@@ -125,13 +128,15 @@ class ApiServer:
         self._node_proxy: NodeProxy | None = None
         self._proxy: ProxyHandler | None = None
         self.allocation: ServiceAllocation | None = None
+        self.crds: CrdServing | None = None  # serves the stored CRDs' kinds
         self.app: ASGIApp | None = None  # built by open(); served by run()
         self.health: Health | None = None  # built by open(); components add their checks
         self.token = ""
         self.ca_pem: bytes | None = None  # the cluster CA clients trust (None over plain HTTP)
         self._ssl: dict[str, str] = {}
         # Who may do what: every request and every access review asks this.
-        self.authorizer: Authorizer = AllowAuthenticated()
+        self.authorizer = RbacAuthorizer()
+        self._rbac: RbacCache | None = None
 
     async def open(self) -> Registry:
         cfg = self.cfg
@@ -146,7 +151,13 @@ class ApiServer:
         self.allocation = ServiceAllocation(self.registry, ip_range, port_range)
         self.registry.admission.append(self.allocation)
         self.registry.admission.extend(default_plugins(self.registry))
+        self.crds = CrdServing(self.registry)
         await bootstrap(self.registry)
+        await ensure_default_policy(self.registry)
+        self._rbac = RbacCache(self.store)
+        await self._rbac.start()
+        self.authorizer.state = self._rbac.state
+        await self.crds.start()
         self.app = self._build_app()
         return self.registry
 
@@ -161,7 +172,8 @@ class ApiServer:
             self.ca_pem = pki.ca_pem
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
-        authenticator = None if cfg.insecure_http else TokenAuthenticator(cfg.data_dir / "token")
+        authenticator = None if cfg.insecure_http else TokenAuthenticator(
+            cfg.data_dir / "token", HashedTokens(cfg.data_dir / TOKENS_FILE).authenticate)
         session = SessionCookie.for_ca(self.ca_pem) if self.ca_pem is not None else None
         if cfg.insecure_http:
             log.warning("serving plain HTTP without authentication url=%s", cfg.url)
@@ -201,6 +213,12 @@ class ApiServer:
             self._server.should_exit = True
 
     async def close(self) -> None:
+        if self._rbac is not None:
+            await self._rbac.close()
+            self._rbac = None
+        if self.crds is not None:
+            await self.crds.aclose()
+            self.crds = None
         if self.allocation is not None:
             await self.allocation.aclose()
             self.allocation = None

@@ -16,10 +16,18 @@ from typing import Any
 from corral import cronschedule
 from corral.api import names
 from corral.api.alloc_validation import validate_alloc, validate_task_array
+from corral.api.crd.definition import validate_crd
 from corral.api.errors import Cause
 from corral.api.field_errors import FieldErrors
 from corral.api.kinds.alloc import Alloc
-from corral.api.kinds.apps import DaemonSet, Deployment, DeploymentStrategy, ReplicaSet
+from corral.api.kinds.apiextensions import CustomResourceDefinition
+from corral.api.kinds.apps import (
+    DaemonSet,
+    Deployment,
+    DeploymentStrategy,
+    ReplicaSet,
+    StatefulSet,
+)
 from corral.api.kinds.base import IntOrString, KubeModel
 from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.coordination import Lease
@@ -28,6 +36,7 @@ from corral.api.kinds.meta import KubeObject, LabelSelector, ObjectMeta
 from corral.api.kinds.node import Node
 from corral.api.kinds.pod import PodTemplateSpec
 from corral.api.kinds.policy import PodDisruptionBudget
+from corral.api.kinds.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 from corral.api.kinds.replication import ReplicationController
 from corral.api.kinds.scheduling import PriorityClass
 from corral.api.kinds.service import Endpoints, Service
@@ -39,6 +48,12 @@ from corral.api.pod_validation import (
     validate_labels,
     validate_pod_spec,
     validate_quantities,
+)
+from corral.api.rbac_validation import (
+    validate_cluster_role,
+    validate_cluster_role_binding,
+    validate_role,
+    validate_role_binding,
 )
 from corral.api.resources import BY_KIND
 
@@ -53,6 +68,8 @@ SYSTEM_PRIORITY_CLASSES = {"system-cluster-critical": 2_000_000_000,
 # everything else by a DNS subdomain.
 _NAME_CHECKS: dict[str, Callable[[str], list[str]]] = {
     "Namespace": names.dns1123_label, "Service": names.dns1035_label,
+    "Role": names.path_segment, "ClusterRole": names.path_segment,
+    "RoleBinding": names.path_segment, "ClusterRoleBinding": names.path_segment,
 }
 
 
@@ -239,6 +256,39 @@ def _validate_replication_controller(rc: ReplicationController,
         return
     _validate_workload_selector(spec.label_selector(), spec.template, errs)
     _validate_template(spec.template, errs, ("Always",))
+
+
+def _validate_stateful_set(sts: StatefulSet, old: StatefulSet | None,
+                           errs: FieldErrors) -> None:
+    spec = sts.spec
+    errs.non_negative("spec.replicas", spec.replicas)
+    errs.non_negative("spec.minReadySeconds", spec.min_ready_seconds)
+    errs.non_negative("spec.revisionHistoryLimit", spec.revision_history_limit)
+    errs.one_of("spec.podManagementPolicy", spec.pod_management_policy,
+                ("OrderedReady", "Parallel"))
+    _validate_workload_selector(spec.selector, spec.template, errs)
+    _validate_template(spec.template, errs, ("Always",))
+    strategy = spec.update_strategy
+    if strategy is not None:
+        errs.one_of("spec.updateStrategy.type", strategy.type, ("RollingUpdate", "OnDelete"))
+        if strategy.rolling_update is not None:
+            errs.non_negative("spec.updateStrategy.rollingUpdate.partition",
+                              strategy.rolling_update.partition)
+    for i, claim in enumerate(spec.volume_claim_templates or []):
+        if not claim.metadata.name:
+            errs.required(f"spec.volumeClaimTemplates[{i}].metadata.name")
+    if old is not None:
+        # Kubernetes: only replicas, ordinals, template, updateStrategy,
+        # revisionHistoryLimit, minReadySeconds and the retention policy change.
+        for field in ("selector", "service_name", "pod_management_policy",
+                      "volume_claim_templates"):
+            new_value, old_value = getattr(spec, field), getattr(old.spec, field)
+            if new_value != old_value:
+                errs.forbidden("spec", "updates to statefulset spec for fields other than "
+                               "'replicas', 'ordinals', 'template', 'updateStrategy', "
+                               "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' "
+                               "are forbidden")
+                break
 
 
 def _validate_job(job: Job, old: Job | None, errs: FieldErrors) -> None:
@@ -510,8 +560,10 @@ def _validate_namespace(ns: Namespace, old: Namespace | None, errs: FieldErrors)
 
 
 _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
+    CustomResourceDefinition: validate_crd,
     Pod: _validate_pod, Deployment: _validate_deployment, ReplicaSet: _validate_replica_set,
     ReplicationController: _validate_replication_controller, DaemonSet: _validate_daemon_set,
+    StatefulSet: _validate_stateful_set,
     Job: _validate_job, Service: _validate_service, Endpoints: _validate_endpoints,
     Node: _validate_node, ConfigMap: _validate_config_map, Secret: _validate_secret,
     ResourceQuota: _validate_quota, Event: _validate_event, Lease: _validate_lease,
@@ -519,4 +571,6 @@ _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
     DeleteOptions: _validate_delete_options, Namespace: _validate_namespace,
     Alloc: validate_alloc, PodDisruptionBudget: _validate_pdb,
     CronJob: _validate_cronjob,
+    Role: validate_role, ClusterRole: validate_cluster_role, RoleBinding: validate_role_binding,
+    ClusterRoleBinding: validate_cluster_role_binding,
 }

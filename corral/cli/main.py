@@ -24,6 +24,7 @@ from corral.cli import (
     scale,
     scheduler,
     status,
+    token,
     top,
     up,
 )
@@ -33,7 +34,7 @@ from corral.cli import (
 # asyncio loop. Imported directly: a missing or broken module fails loudly.
 _COMMAND_MODULES = (master, up, front, status, kubeconfig_path, apply, get, describe, delete,
                     logs, scale, rollout, nodes, top, events, agent, scheduler, controllers,
-                    dashboard)
+                    dashboard, token)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,7 +27,7 @@ def test_whoami_names_the_caller(kubectl: Kubectl, master: Master) -> None:
         tokens.write(f'{token},jane,u-jane,"dev,qa"\n')
     table = kubectl("--token", token, "auth", "whoami")
     assert table.split() == ["ATTRIBUTE", "VALUE", "Username", "jane", "UID", "u-jane",
-                             "Groups", "[dev", "qa]"]
+                             "Groups", "[dev", "qa", "system:authenticated]"]
 
 
 def test_can_i(kubectl: Kubectl) -> None:

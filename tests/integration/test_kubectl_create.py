@@ -90,7 +90,6 @@ def test_create_cronjob(kubectl: Kubectl) -> None:
 
 
 @pytest.mark.parametrize("args", [
-    ("role", "r", "--verb=get", "--resource=pods"),
     ("serviceaccount", "sa"),
 ])
 def test_kinds_corral_does_not_serve_fail_as_with_json(kubectl: Kubectl,

@@ -186,7 +186,7 @@ class Harness:
         return JSONResponse(body)
 
 
-class Served:
+class ServedTable:
     """A harness running under uvicorn in a thread, on a free loopback port."""
 
     def __init__(self, harness: Harness) -> None:
@@ -215,12 +215,12 @@ class Served:
 
 
 @pytest.fixture(scope="module", params=["aggregated", "legacy"])
-def served(request: pytest.FixtureRequest) -> Iterator[Served]:
-    with Served(Harness(aggregated=request.param == "aggregated")) as running:
+def served(request: pytest.FixtureRequest) -> Iterator[ServedTable]:
+    with ServedTable(Harness(aggregated=request.param == "aggregated")) as running:
         yield running
 
 
-def run_kubectl(served: Served, tmp_path: Path, *args: str) -> str:
+def run_kubectl(served: ServedTable, tmp_path: Path, *args: str) -> str:
     # HOME in tmp_path: no kubeconfig or discovery cache of the user's is read.
     done = subprocess.run(
         [kubectl_binary(), "--server", served.url, "--cache-dir", str(tmp_path / "cache"), *args],
@@ -237,7 +237,7 @@ def table(output: str) -> list[list[str]]:
     return [re.split(r"\s{2,}", line.strip()) for line in output.strip().splitlines()]
 
 
-def test_get_pods_prints_server_columns(served: Served, tmp_path: Path) -> None:
+def test_get_pods_prints_server_columns(served: ServedTable, tmp_path: Path) -> None:
     rows = table(run_kubectl(served, tmp_path, "get", "pods"))
     assert rows[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert rows[1] == ["web-1", "1/1", "Running", "0", AGE]
@@ -245,7 +245,7 @@ def test_get_pods_prints_server_columns(served: Served, tmp_path: Path) -> None:
     assert rows[3] == ["pending", "0/1", "Pending", "0", AGE]
 
 
-def test_get_pods_wide_adds_priority_one_columns(served: Served, tmp_path: Path) -> None:
+def test_get_pods_wide_adds_priority_one_columns(served: ServedTable, tmp_path: Path) -> None:
     rows = table(run_kubectl(served, tmp_path, "get", "pods", "-o", "wide"))
     assert rows[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE",
                        "NOMINATED NODE", "READINESS GATES"]
@@ -254,19 +254,19 @@ def test_get_pods_wide_adds_priority_one_columns(served: Served, tmp_path: Path)
     assert rows[3][5:] == ["<none>", "<none>", "<none>", "<none>"]
 
 
-def test_all_namespaces_and_labels_come_from_row_objects(served: Served,
+def test_all_namespaces_and_labels_come_from_row_objects(served: ServedTable,
                                                          tmp_path: Path) -> None:
     rows = table(run_kubectl(served, tmp_path, "get", "pods", "-A", "--show-labels"))
     assert rows[0] == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "LABELS"]
     assert rows[1] == ["default", "web-1", "1/1", "Running", "0", AGE, "app=web"]
 
 
-def test_plain_list_when_no_table_is_asked(served: Served, tmp_path: Path) -> None:
+def test_plain_list_when_no_table_is_asked(served: ServedTable, tmp_path: Path) -> None:
     out = run_kubectl(served, tmp_path, "get", "pods", "-o", "name")
     assert out.split() == ["pod/web-1", "pod/crash", "pod/pending"]
 
 
-def test_get_deployments(served: Served, tmp_path: Path) -> None:
+def test_get_deployments(served: ServedTable, tmp_path: Path) -> None:
     rows = table(run_kubectl(served, tmp_path, "get", "deploy"))
     assert rows == [["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
                     ["web", "2/3", "3", "2", AGE]]
@@ -275,7 +275,7 @@ def test_get_deployments(served: Served, tmp_path: Path) -> None:
     assert wide[1][5:] == ["http", "python:3.11", "app=web"]
 
 
-def test_get_nodes_wide(served: Served, tmp_path: Path) -> None:
+def test_get_nodes_wide(served: ServedTable, tmp_path: Path) -> None:
     rows = table(run_kubectl(served, tmp_path, "get", "no", "-o", "wide"))
     assert rows[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP",
                        "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]
@@ -283,7 +283,7 @@ def test_get_nodes_wide(served: Served, tmp_path: Path) -> None:
                        "127.0.1.1", "<none>", "Debian", "6.1.0", "corral-process"]
 
 
-def test_get_all_expands_the_all_category(served: Served, tmp_path: Path) -> None:
+def test_get_all_expands_the_all_category(served: ServedTable, tmp_path: Path) -> None:
     out = run_kubectl(served, tmp_path, "get", "all")
     sections = [table(block) for block in out.strip().split("\n\n")]
     by_header = {rows[0][0] + " " + rows[1][0]: rows for rows in sections}
@@ -300,7 +300,7 @@ def test_get_all_expands_the_all_category(served: Served, tmp_path: Path) -> Non
     assert rs[1] == ["replicaset.apps/web-5d4f", "3", "3", "2", AGE]
 
 
-def test_api_resources_lists_every_served_kind(served: Served, tmp_path: Path) -> None:
+def test_api_resources_lists_every_served_kind(served: ServedTable, tmp_path: Path) -> None:
     served.harness.discovery.clear()
     rows = table(run_kubectl(served, tmp_path, "api-resources"))
     if served.harness.aggregated:
@@ -323,7 +323,7 @@ def test_api_resources_lists_every_served_kind(served: Served, tmp_path: Path) -
     assert len(by_name) == len(SERVED)
 
 
-def test_create_uses_server_side_field_validation(served: Served, tmp_path: Path) -> None:
+def test_create_uses_server_side_field_validation(served: ServedTable, tmp_path: Path) -> None:
     manifest = tmp_path / "cm.yaml"
     manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n"
                         "data: {a: b}\n")
@@ -334,7 +334,7 @@ def test_create_uses_server_side_field_validation(served: Served, tmp_path: Path
     assert len(posts) == 1 and "fieldValidation=Strict" in posts[0]
 
 
-def test_explain_reads_the_openapi_schemas(served: Served, tmp_path: Path) -> None:
+def test_explain_reads_the_openapi_schemas(served: ServedTable, tmp_path: Path) -> None:
     out = run_kubectl(served, tmp_path, "explain", "deployments.spec")
     assert "KIND:       Deployment" in out
     assert "replicas" in out and "template" in out

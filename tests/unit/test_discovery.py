@@ -10,7 +10,7 @@ import pytest
 
 import corral
 from corral.api import discovery, openapi, resources
-from corral.api.resources import RESOURCES, SERVED, Resource
+from corral.api.resources import RESOURCES, SERVED, Resource, ServedTable
 
 KUBECTL_DISCOVERY_ACCEPT = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
@@ -121,15 +121,18 @@ def test_aggregated_named_groups_cover_every_resource() -> None:
     assert found == {(r.group, r.plural) for r in SERVED if r.group}
 
 
-def test_a_new_kind_in_resources_is_discoverable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_kind_added_to_the_served_table_is_discoverable() -> None:
+    served = ServedTable()
     widget = Resource("example.com", "v1", "Widget", "widgets", True, ("wd",))
-    extended = (*SERVED, widget)
-    monkeypatch.setattr(resources, "SERVED", extended)
-    monkeypatch.setattr(discovery, "SERVED", extended)
-    assert "example.com" in [g["name"] for g in discovery.api_group_list()["groups"]]
-    assert _entries("example.com", "v1")["widgets"]["shortNames"] == ["wd"]
-    names = [i["metadata"]["name"] for i in discovery.aggregated_discovery(False)["items"]]
+    served.define("widgets.example.com", (widget,))
+    extended = served.discoverable()
+    assert "example.com" in [g["name"] for g in discovery.api_group_list(extended)["groups"]]
+    doc = discovery.api_resource_list("example.com", "v1", extended)
+    assert doc is not None and doc["resources"][0]["shortNames"] == ["wd"]
+    names = [i["metadata"]["name"] for i in discovery.aggregated_discovery(False, extended)["items"]]
     assert "example.com" in names
+    served.define("widgets.example.com", ())
+    assert discovery.api_resource_list("example.com", "v1", served.discoverable()) is None
 
 
 @pytest.mark.parametrize(("accept", "expected"), [

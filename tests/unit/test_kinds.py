@@ -208,6 +208,24 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                    "updatedNumberScheduled": 2, "numberAvailable": 2,
                    "numberUnavailable": 0},
     },
+    "StatefulSet": {
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                 "template": TEMPLATE, "serviceName": "web",
+                 "podManagementPolicy": "OrderedReady",
+                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+                 "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                     "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}}],
+                 "revisionHistoryLimit": 10,
+                 "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain",
+                                                          "whenScaled": "Retain"}},
+        "status": {"replicas": 3, "readyReplicas": 3, "currentReplicas": 3,
+                   "updatedReplicas": 3, "availableReplicas": 3, "observedGeneration": 1,
+                   "currentRevision": "web-7c9f", "updateRevision": "web-7c9f"},
+    },
+    "ControllerRevision": {
+        "data": {"spec": {"template": {"$patch": "replace", **TEMPLATE}}}, "revision": 2,
+    },
     "Job": {
         "spec": {"parallelism": 2, "completions": 4, "completionMode": "Indexed",
                  "backoffLimit": 0, "activeDeadlineSeconds": 100, "ttlSecondsAfterFinished": 0,
@@ -248,6 +266,29 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                                    "reason": "SufficientPods", "message": "",
                                    "observedGeneration": 2,
                                    "lastTransitionTime": "2024-05-01T10:00:00Z"}]}},
+    "CustomResourceDefinition": {
+        "spec": {"group": "stable.example.com", "scope": "Namespaced",
+                 "names": {"plural": "crontabs", "singular": "crontab", "kind": "CronTab",
+                           "listKind": "CronTabList", "shortNames": ["ct"],
+                           "categories": ["all"]},
+                 "versions": [{
+                     "name": "v1", "served": True, "storage": True,
+                     "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                         "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}},
+                     "subresources": {"status": {}, "scale": {
+                         "specReplicasPath": ".spec.replicas",
+                         "statusReplicasPath": ".status.replicas",
+                         "labelSelectorPath": ".status.selector"}},
+                     "additionalPrinterColumns": [{"name": "Spec", "type": "string",
+                                                   "priority": 0, "jsonPath": ".spec.cronSpec"}],
+                 }],
+                 "conversion": {"strategy": "None"}},
+        "status": {"conditions": [{"type": "Established", "status": "True",
+                                   "reason": "InitialNamesAccepted", "message": "",
+                                   "lastTransitionTime": "2024-05-01T10:00:00Z"}],
+                   "acceptedNames": {"plural": "crontabs", "kind": "CronTab"},
+                   "storedVersions": ["v1"]},
+    },
     "Alloc": {
         "spec": {"resources": {"cpu": "2", "memory": "1Gi"}, "slots": 4, "nodeName": "n1",
                  "priorityClassName": "batch", "priority": 1000,
@@ -264,6 +305,19 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                    "conditions": [{"type": "Scheduled", "status": "True",
                                    "lastTransitionTime": "2024-05-01T10:01:00Z"}]},
     },
+    "Role": {"rules": [{"apiGroups": [""], "resources": ["pods", "pods/log"],
+                        "verbs": ["get"], "resourceNames": ["a"]}]},
+    "ClusterRole": {"rules": [{"nonResourceURLs": ["/healthz/*"], "verbs": ["get"]}],
+                    "aggregationRule": {"clusterRoleSelectors": [
+                        {"matchLabels": {"rbac.example/agg": "true"}}]}},
+    "RoleBinding": {"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                "name": "view"},
+                    "subjects": [{"kind": "ServiceAccount", "name": "default",
+                                  "namespace": "team"}]},
+    "ClusterRoleBinding": {"roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                       "kind": "ClusterRole", "name": "view"},
+                           "subjects": [{"kind": "Group", "name": "dev",
+                                         "apiGroup": "rbac.authorization.k8s.io"}]},
 }
 
 
@@ -272,6 +326,8 @@ def _manifest(kind: str) -> dict[str, Any]:
     meta = copy.deepcopy(META)
     if not res.namespaced:
         del meta["namespace"]
+    if kind == "CustomResourceDefinition":  # named <plural>.<group>
+        meta["name"] = "crontabs.stable.example.com"
     return {"apiVersion": res.api_version, "kind": kind, "metadata": meta,
             **copy.deepcopy(MANIFESTS[kind])}
 

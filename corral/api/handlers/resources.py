@@ -94,7 +94,7 @@ class ResourceHandler:
         self.logs = logs
 
     async def __call__(self, request: Request) -> Response:
-        target = parse_resource_path(request.url.path)
+        target = parse_resource_path(request.url.path, self.registry.served)
         method = request.method
         if target.name is None:
             if method == "GET":

@@ -4,13 +4,21 @@ request bodies of subresources."""
 from __future__ import annotations
 
 from corral.api.kinds.alloc import Alloc
-from corral.api.kinds.apps import DaemonSet, Deployment, ReplicaSet
+from corral.api.kinds.apiextensions import CustomResourceDefinition
+from corral.api.kinds.apps import (
+    ControllerRevision,
+    DaemonSet,
+    Deployment,
+    ReplicaSet,
+    StatefulSet,
+)
 from corral.api.kinds.base import TypedObject
 from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.coordination import Lease
 from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
 from corral.api.kinds.node import Node
 from corral.api.kinds.policy import PodDisruptionBudget
+from corral.api.kinds.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 from corral.api.kinds.replication import ReplicationController
 from corral.api.kinds.scheduling import PriorityClass
 from corral.api.kinds.service import Endpoints, Service
@@ -20,8 +28,10 @@ MODELS: dict[str, type[TypedObject]] = {
     model.__name__: model
     for model in (
         Namespace, Node, Pod, Service, Endpoints, Event, ConfigMap, Secret, ResourceQuota,
-        Lease, Deployment, ReplicaSet, ReplicationController, DaemonSet, Job, CronJob,
-        PriorityClass, Alloc, PodDisruptionBudget,
+        Lease, Deployment, ReplicaSet, ReplicationController, DaemonSet, StatefulSet, ControllerRevision,
+        Job, CronJob,
+        PriorityClass, Alloc, PodDisruptionBudget, Role, ClusterRole, RoleBinding,
+        ClusterRoleBinding, CustomResourceDefinition,
         Binding, Scale, Eviction, DeleteOptions, Status,
     )
 }

@@ -32,15 +32,17 @@ SUPPORTED_PATCH_TYPES: tuple[str, ...] = (JSON_PATCH, MERGE_PATCH, APPLY_PATCH,
 
 
 def apply_patch(content_type: str, original: dict[str, Any], body: bytes,
-                kind: str) -> dict[str, Any]:
+                kind: str, *, custom: bool = False) -> dict[str, Any]:
     """The object ``original`` becomes under the patch ``body``; ``original`` is
     not modified. Raises BadRequest, Invalid (422, a JSON patch that cannot
-    apply) or UnsupportedMediaType."""
+    apply) or UnsupportedMediaType. A ``custom`` resource has no merge keys,
+    so it takes no strategic merge patch (415, as kube-apiserver answers)."""
     media = content_type.split(";")[0].strip().lower()
-    if media not in SUPPORTED_PATCH_TYPES:
+    accepted = [t for t in SUPPORTED_PATCH_TYPES if not (custom and t == STRATEGIC_MERGE_PATCH)]
+    if media not in accepted:
         raise UnsupportedMediaType(
             f'the body of the request was in an unknown format ("{media}") - accepted '
-            f"media types include: {', '.join(SUPPORTED_PATCH_TYPES)}"
+            f"media types include: {', '.join(accepted)}"
         )
     if media == APPLY_PATCH:
         return apply_server_side(original, _as_object(_decode_yaml(body), "an applied object"),

@@ -1,7 +1,7 @@
 """The protobuf messages corral decodes, with Kubernetes' field numbers.
 
 Field numbers and types are facts from Kubernetes' published generated.proto
-files (k8s.io/api core/v1, apps/v1, batch/v1, scheduling/v1 and apimachinery's
+files (k8s.io/api core/v1, apps/v1, batch/v1, scheduling/v1, rbac/v1 and apimachinery's
 meta/v1, runtime, util/intstr, api/resource); field names are the JSON names.
 One line per field:
 
@@ -172,6 +172,16 @@ MESSAGES: dict[str, str] = {
     # ---- scheduling/v1 ----------------------------------------------------------------
     "PriorityClass": f"""{_STANDARD_OBJECT} value=2:int32! globalDefault=3:bool description=4
         preemptionPolicy=5""",
+    # ---- rbac.authorization.k8s.io/v1 (kubectl create role|rolebinding|...) -------------
+    "PolicyRule": """verbs=1:[string] apiGroups=2:[string] resources=3:[string]
+        resourceNames=4:[string] nonResourceURLs=5:[string]""",
+    "AggregationRule": "clusterRoleSelectors=1:[LabelSelector]",
+    "Role": f"{_STANDARD_OBJECT} rules=2:[PolicyRule]",
+    "ClusterRole": f"{_STANDARD_OBJECT} rules=2:[PolicyRule] aggregationRule=3:AggregationRule",
+    "Subject": "kind=1 apiGroup=2 name=3 namespace=4",
+    "RoleRef": "apiGroup=1 kind=2 name=3",
+    "RoleBinding": f"{_STANDARD_OBJECT} subjects=2:[Subject] roleRef=3:RoleRef",
+    "ClusterRoleBinding": f"{_STANDARD_OBJECT} subjects=2:[Subject] roleRef=3:RoleRef",
 }
 
 # The message of each kind a protobuf body may carry, by (apiVersion, kind).
@@ -188,6 +198,10 @@ KINDS: dict[tuple[str, str], str] = {
     ("batch/v1", "CronJob"): "CronJob",
     ("scheduling.k8s.io/v1", "PriorityClass"): "PriorityClass",
     ("policy/v1", "Eviction"): "Eviction",
+    ("rbac.authorization.k8s.io/v1", "Role"): "Role",
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): "ClusterRole",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "ClusterRoleBinding",
     ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
     ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): "SelfSubjectRulesReview",

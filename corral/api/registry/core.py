@@ -34,7 +34,7 @@ from corral.api.errors import (
 from corral.api.patch import apply_patch, apply_server_side
 from corral.api.registry.objects import dump, generated_name, load, new_uid
 from corral.api.registry.prepare import FieldValidation, prepare
-from corral.api.resources import BY_KIND, Resource
+from corral.api.resources import BY_KIND, Resource, ServedTable
 from corral.objects import Obj, ensure_meta, meta, now_rfc3339, spec, status
 from corral.store.base import Store
 from corral.store.errors import KeyExists, KeyNotFound, RevisionMismatch
@@ -113,6 +113,11 @@ class Registry:
         # Hooks run after an object was deleted from the store (e.g. freeing a
         # Service's clusterIP); they must not fail the delete.
         self.on_deleted: list[Callable[[Resource, Obj], Awaitable[None]]] = []
+        # Hooks run after an object was created or updated in the store (a CRD
+        # starts being served here at once, before the watch tells the others).
+        self.on_written: list[Callable[[Resource, Obj], Awaitable[None]]] = []
+        # What this server serves: the built-in kinds and the CRDs' (corral.api.crd).
+        self.served = ServedTable()
 
     # ---- reads ---------------------------------------------------------------
 
@@ -147,6 +152,9 @@ class Registry:
         m["uid"] = new_uid()
         m["creationTimestamp"] = now_rfc3339()
         m["generation"] = 1
+        if res.kind in _STATUS_RESET_ON_CREATE or (
+                res.custom is not None and "status" in res.subresources):
+            obj.pop("status", None)
         if res.kind in _STATUS_RESET_ON_CREATE:
             obj["status"] = {"phase": "Pending"} if res.kind == "Pod" else {}
         elif res.kind == "Namespace":
@@ -164,6 +172,7 @@ class Registry:
             raise AlreadyExists(f"{describe(res, name)} already exists", kind=res.plural,
                                 name=name, group=res.group) from None
         ensure_meta(prepared.obj)["resourceVersion"] = str(revision)
+        await self._after_write(res, prepared.obj)
         return Result(prepared.obj, prepared.warnings, created=True)
 
     def _check_identity(self, res: Resource, namespace: str | None, body: Obj) -> Obj:
@@ -243,7 +252,8 @@ class Registry:
             if server_side_apply:
                 patched = apply_server_side(current, _apply_body(body), res.kind)
             else:
-                patched = apply_patch(content_type, current, body, res.kind)
+                patched = apply_patch(content_type, current, body, res.kind,
+                                      custom=res.custom is not None)
             _check_name_kept(res, name, patched)
             # The patch was applied to the object just read, so the result carries
             # that object's resourceVersion unless the patch set one of its own.
@@ -289,7 +299,12 @@ class Registry:
         except KeyNotFound:
             raise not_found(res, name) from None
         new_meta["resourceVersion"] = str(revision)
+        await self._after_write(res, prepared.obj)
         return Result(prepared.obj, prepared.warnings)
+
+    async def _after_write(self, res: Resource, obj: Obj) -> None:
+        for hook in self.on_written:
+            await hook(res, obj)
 
     async def _after_delete(self, res: Resource, obj: Obj) -> None:
         for hook in self.on_deleted:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from corral.api import kinds
+from corral.api.crd.objects import prepare_custom
 from corral.api.defaults import apply_defaults
 from corral.api.errors import BadRequest, invalid
 from corral.api.resources import Resource
@@ -32,6 +33,9 @@ def prepare(
 ) -> Prepared:
     """Validate and default ``obj``. Unknown fields are refused, dropped with a
     warning, or dropped, by ``validation`` (kube-apiserver's fieldValidation)."""
+    if res.custom is not None:
+        stored, warnings = prepare_custom(res, obj, strict=validation == "Strict")
+        return Prepared(stored, warnings if validation == "Warn" else [])
     model = kinds.decode(res.kind, obj)
     extras = kinds.unknown_fields(model)
     if extras and validation == "Strict":

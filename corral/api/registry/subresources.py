@@ -1,9 +1,11 @@
-"""pods/binding (and allocs/binding) and the scale subresource of Deployment/ReplicaSet."""
+"""pods/binding (and allocs/binding) and the scale subresource of Deployment/ReplicaSet
+and of custom resources that declare one (at their CRD's JSONPaths)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from corral.api.crd.jsonpath import assign, lookup
 from corral.api.errors import BadRequest, Cause, Conflict, invalid
 from corral.api.patch import apply_patch
 from corral.api.registry.core import MODIFIED, Registry, Result, conflict, retry_attempts
@@ -57,19 +59,25 @@ async def bind(reg: Registry, namespace: str, name: str, binding: dict[str, Any]
 
 def scale_of(res: Resource, obj: Obj) -> Obj:
     m = ensure_meta(obj)
-    selector = spec(obj).get("selector")
-    if res.kind == "ReplicationController" and selector:
-        selector = {"matchLabels": selector}  # a plain label map
+    if res.custom is not None and res.custom.scale is not None:
+        # a custom resource's replicas and selector are where its CRD says
+        paths = res.custom.scale
+        wanted, current = lookup(obj, paths.spec_replicas_path), lookup(
+            obj, paths.status_replicas_path)
+        label = lookup(obj, paths.label_selector_path) if paths.label_selector_path else ""
+    else:
+        selector = spec(obj).get("selector")
+        if res.kind == "ReplicationController" and selector:
+            selector = {"matchLabels": selector}  # a plain label map
+        wanted, current = spec(obj).get("replicas"), status(obj).get("replicas")
+        label = from_label_selector_object(selector).to_string() if selector else ""
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion",
                                        "creationTimestamp") if k in m},
-        "spec": {"replicas": int(spec(obj).get("replicas", 0))},
-        "status": {
-            "replicas": int(status(obj).get("replicas", 0)),
-            "selector": from_label_selector_object(selector).to_string() if selector else "",
-        },
+        "spec": {"replicas": int(wanted or 0)},
+        "status": {"replicas": int(current or 0), "selector": str(label or "")},
     }
 
 
@@ -88,7 +96,10 @@ async def update_scale(reg: Registry, res: Resource, namespace: str, name: str,
         obj = await reg.get(res, namespace, name)
         if want_rv and want_rv != ensure_meta(obj)["resourceVersion"]:
             raise conflict(res, name, MODIFIED)
-        obj.setdefault("spec", {})["replicas"] = replicas
+        if res.custom is not None and res.custom.scale is not None:
+            assign(obj, res.custom.scale.spec_replicas_path, replicas)
+        else:
+            obj.setdefault("spec", {})["replicas"] = replicas
         try:
             return await reg.update(res, namespace, name, obj, dry_run=dry_run)
         except Conflict:

@@ -11,7 +11,8 @@ for -A and --show-labels.
 One printer per kind, in modules by kind family: pods, nodes, workloads
 (deployments, replicasets, jobs), services (services, endpoints), events,
 config (configmaps, secrets), cluster (namespaces, leases, priorityclasses,
-resourcequotas), allocs, policy (poddisruptionbudgets). A kind without one gets NAME and AGE.
+resourcequotas), allocs, policy (poddisruptionbudgets), daemons (statefulsets, controllerrevisions); custom resources print
+their CRD's additionalPrinterColumns (custom). A kind without one gets NAME and AGE.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from corral.api.tables.allocs import ALLOCS
 from corral.api.tables.cluster import LEASES, NAMESPACES, PRIORITYCLASSES, RESOURCEQUOTAS
 from corral.api.tables.columns import DEFAULT, Column, Object, Printer
 from corral.api.tables.config import CONFIGMAPS, SECRETS
+from corral.api.tables.custom import custom_printer
+from corral.api.tables.daemons import CONTROLLERREVISIONS, STATEFULSETS
 from corral.api.tables.events import EVENTS
 from corral.api.tables.nodes import NODES
 from corral.api.tables.pods import PODS
@@ -49,12 +52,15 @@ PRINTERS: dict[str, Printer] = {
     "PriorityClass": PRIORITYCLASSES, "ResourceQuota": RESOURCEQUOTAS, "Alloc": ALLOCS,
     "PodDisruptionBudget": PDBS, "CronJob": CRONJOBS,
     "ReplicationController": REPLICATIONCONTROLLERS, "DaemonSet": DAEMONSETS,
+    "StatefulSet": STATEFULSETS, "ControllerRevision": CONTROLLERREVISIONS,
 }
 
 INCLUDE_OBJECT = ("None", "Metadata", "Object")
 
 
 def printer_for(resource: Resource) -> Printer:
+    if resource.custom is not None:
+        return custom_printer(resource)
     return PRINTERS.get(resource.kind, DEFAULT)
 
 

@@ -97,7 +97,7 @@ def test_namespace_delete_empties_it_and_it_disappears(http: httpx.Client) -> No
     assert items(http, f"{CORE}/{ns}/pods") == []
 
 
-MANY = 2000
+MANY = 1000
 
 
 def _many_pods(master: Master, owner: dict, label: str) -> None:  # type: ignore[type-arg]
@@ -125,14 +125,14 @@ def _count(http: httpx.Client, label: str) -> int:
 
 def test_the_owner_of_thousands_of_pods_goes_in_seconds(master: Master,
                                                         http: httpx.Client) -> None:
-    """Issue 12: ~8 pods/s before (a live owner GET per pod, 4 workers: 250 s for
-    these); the bound is generous for a shared machine and still half of that."""
+    """Issue 12 measured ~8 pods/s (a live owner GET per pod, 4 workers: 125 s for
+    these); the bound is generous for a shared machine and half of that."""
     owner = create(http, f"{CORE}/{NS}/configmaps", {"metadata": {"name": "owner-of-many"}})
     _many_pods(master, owner, "bg")
     started = time.monotonic()
     delete(http, f"{CORE}/{NS}/configmaps/owner-of-many", "Background")
     wait_for(lambda: _count(http, "bg") == 0, timeout=180, what="every dependent deleted")
-    assert time.monotonic() - started < 120
+    assert time.monotonic() - started < 60
 
 
 def test_deletecollection_of_thousands_of_pods_goes_in_seconds(master: Master,
@@ -143,5 +143,5 @@ def test_deletecollection_of_thousands_of_pods_goes_in_seconds(master: Master,
     r = http.request("DELETE", f"{CORE}/{NS}/pods", params={"labelSelector": "many=dc"},
                      timeout=120)
     assert r.status_code == 200 and len(r.json()["items"]) == MANY, r.text[:300]
-    assert time.monotonic() - started < 120  # one by one: 2 minutes for a few thousand
+    assert time.monotonic() - started < 60  # one by one: 2 minutes for a few thousand
     assert _count(http, "dc") == 0

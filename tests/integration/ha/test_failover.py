@@ -292,3 +292,32 @@ async def test_an_agent_fails_over_when_its_master_is_killed(ha: HA) -> None:
         agent.stop()
         kill_pods(agent.state_dir)
         ha.heal()
+
+
+def test_a_crd_created_on_one_master_is_served_by_every_master(ha: HA) -> None:
+    ha.heal()
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "gadgets.ha.example.com"},
+           "spec": {"group": "ha.example.com", "scope": "Cluster",
+                    "names": {"plural": "gadgets", "kind": "Gadget"},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": {"type": "object"}}}]}}
+    path = "/apis/ha.example.com/v1/gadgets"
+    first, *others = ha.masters
+    with first.http() as http:
+        made = http.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd)
+        assert made.status_code in (201, 409), made.text
+    for master in others:  # through each master's watch of the CRDs in etcd
+        with master.http() as http:
+            wait_for(lambda: http.get(path).status_code == 200, 30.0,
+                     f"{master.name} serving {path}")
+            body = {"apiVersion": "ha.example.com/v1", "kind": "Gadget",
+                    "metadata": {"name": master.name}}
+            assert http.post(path, json=body).status_code == 201
+    with first.http() as http:
+        assert http.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+                           f"{crd['metadata']['name']}").status_code == 200
+    for master in others:
+        with master.http() as http:
+            wait_for(lambda: http.get(path).status_code == 404, 30.0,
+                     f"{master.name} no longer serving {path}")

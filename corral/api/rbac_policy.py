@@ -1,0 +1,195 @@
+"""The ClusterRoles and ClusterRoleBindings every corral cluster starts with
+(Kubernetes' bootstrap policy, plugin/pkg/auth/authorizer/rbac/bootstrappolicy,
+cut to the kinds corral serves).
+
+    cluster-admin                 everything          ← group system:masters
+    admin / edit / view           aggregated from the system:aggregate-to-* roles
+                                  (and any ClusterRole labelled to join them)
+    system:basic-user             the self reviews (auth can-i, whoami)   ← every
+    system:discovery              /api, /apis, /openapi, /version          authenticated
+    system:public-info-viewer     /healthz /livez /readyz /version         user; the last
+    corral:dashboard              /ui (it authenticates its own users)     also anonymous
+    system:node                   ← group system:nodes (narrowed by NodeRestriction)
+    system:kube-scheduler         ← user system:kube-scheduler
+    system:kube-controller-manager← user system:kube-controller-manager
+
+Each is written on every start unless its annotation
+rbac.authorization.kubernetes.io/autoupdate is "false", as kube-apiserver
+reconciles them, so a newer corral's defaults reach an older cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Obj = dict[str, Any]
+RBAC_API = "rbac.authorization.k8s.io/v1"
+RBAC_GROUP = "rbac.authorization.k8s.io"
+AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+
+READ = ["get", "list", "watch"]
+WRITE = ["create", "delete", "deletecollection", "patch", "update"]
+ALL_GROUPS_VERBS = ["*"]
+
+
+def _rule(verbs: list[str], groups: list[str], resources: list[str]) -> Obj:
+    return {"verbs": verbs, "apiGroups": groups, "resources": resources}
+
+
+def _urls(verbs: list[str], urls: list[str]) -> Obj:
+    return {"verbs": verbs, "nonResourceURLs": urls}
+
+
+# What a namespace's users work with, by group (view reads these, edit writes them).
+_WORKLOADS: list[tuple[str, list[str]]] = [
+    ("", ["pods", "services", "endpoints", "configmaps", "replicationcontrollers",
+          "replicationcontrollers/scale", "serviceaccounts"]),
+    ("apps", ["deployments", "deployments/scale", "replicasets", "replicasets/scale",
+              "daemonsets"]),
+    ("batch", ["jobs", "cronjobs"]),
+    ("autoscaling", ["horizontalpodautoscalers"]),
+    ("policy", ["poddisruptionbudgets"]),
+    ("coordination.k8s.io", ["leases"]),
+    ("corral.dev", ["allocs"]),
+]
+_VIEW_ONLY: list[tuple[str, list[str]]] = [
+    ("", ["pods/log", "pods/status", "services/status", "events", "resourcequotas",
+          "resourcequotas/status", "namespaces", "namespaces/status",
+          "replicationcontrollers/status"]),
+    ("apps", ["deployments/status", "replicasets/status", "daemonsets/status"]),
+    ("batch", ["jobs/status"]),
+    ("corral.dev", ["allocs/status", "allocs/log"]),
+    ("metrics.k8s.io", ["pods"]),
+]
+
+
+def _aggregate_to_view() -> list[Obj]:
+    return [_rule(READ, [g], r) for g, r in _WORKLOADS + _VIEW_ONLY]
+
+
+def _aggregate_to_edit() -> list[Obj]:
+    return [
+        *[_rule(WRITE, [g], r) for g, r in _WORKLOADS],
+        _rule(READ + WRITE, [""], ["secrets"]),
+        _rule(["create", "get"], [""], ["pods/exec", "pods/attach", "pods/portforward",
+                                         "pods/proxy", "services/proxy"]),
+        _rule(["create"], ["policy"], ["pods/eviction"]),
+        _rule(["impersonate"], [""], ["serviceaccounts"]),
+    ]
+
+
+def _aggregate_to_admin() -> list[Obj]:
+    return [
+        _rule(READ + WRITE, [RBAC_GROUP], ["roles", "rolebindings"]),
+        _rule(["create"], ["authorization.k8s.io"], ["localsubjectaccessreviews"]),
+    ]
+
+
+def _aggregated(name: str, to: str) -> Obj:
+    return _cluster_role(name, [], aggregation=[{"matchLabels": {f"{AGGREGATE}{to}": "true"}}])
+
+
+def _cluster_role(name: str, rules: list[Obj], labels: dict[str, str] | None = None,
+                  aggregation: list[Obj] | None = None) -> Obj:
+    role: Obj = {
+        "apiVersion": RBAC_API, "kind": "ClusterRole",
+        "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults",
+                                              **(labels or {})},
+                     "annotations": {AUTOUPDATE: "true"}},
+        "rules": rules,
+    }
+    if aggregation is not None:
+        role["aggregationRule"] = {"clusterRoleSelectors": aggregation}
+    return role
+
+
+def _binding(name: str, role: str, subjects: list[tuple[str, str]]) -> Obj:
+    return {
+        "apiVersion": RBAC_API, "kind": "ClusterRoleBinding",
+        "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+                     "annotations": {AUTOUPDATE: "true"}},
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": kind, "apiGroup": RBAC_GROUP, "name": who}
+                     for kind, who in subjects],
+    }
+
+
+_PUBLIC_URLS = ["/healthz", "/healthz/*", "/livez", "/livez/*", "/readyz", "/readyz/*",
+                "/version", "/version/"]
+
+
+def _scheduler() -> list[Obj]:
+    return [
+        _rule(READ, ["", "corral.dev"], ["pods", "nodes", "namespaces", "allocs",
+                                        "resourcequotas", "services", "persistentvolumeclaims"]),
+        _rule(READ, ["scheduling.k8s.io"], ["priorityclasses"]),
+        _rule(READ, ["apps", "policy"], ["replicasets", "poddisruptionbudgets"]),
+        _rule(["create"], ["", "corral.dev"], ["pods/binding", "allocs/binding", "events"]),
+        _rule(["delete", "patch", "update"], ["", "corral.dev"],
+              ["pods", "pods/status", "allocs", "allocs/status"]),
+        _rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
+        _rule(READ + ["create", "update", "patch"], ["coordination.k8s.io"], ["leases"]),
+    ]
+
+
+def _node() -> list[Obj]:
+    """What an agent uses; NodeRestriction (node_restriction.py) narrows it to its own."""
+    return [
+        _rule(READ + ["create", "update", "patch", "delete"], [""], ["nodes"]),
+        _rule(["patch", "update"], [""], ["nodes/status", "pods/status"]),
+        _rule(READ + ["delete"], ["", "corral.dev"], ["pods", "allocs"]),
+        _rule(["patch", "update"], ["corral.dev"], ["allocs/status"]),
+        _rule(["get"], [""], ["secrets", "configmaps"]),
+        _rule(READ, [""], ["services", "endpoints", "namespaces"]),
+        _rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
+        _rule(["get", "create", "update", "patch", "delete"], ["coordination.k8s.io"],
+              ["leases"]),
+        _rule(["create"], ["authorization.k8s.io", "authentication.k8s.io"],
+              ["subjectaccessreviews", "tokenreviews"]),
+    ]
+
+
+def cluster_roles() -> list[Obj]:
+    return [
+        _cluster_role("cluster-admin", [_rule(["*"], ["*"], ["*"]), _urls(["*"], ["*"])]),
+        _aggregated("admin", "admin"),
+        _aggregated("edit", "edit"),
+        _aggregated("view", "view"),
+        _cluster_role("system:aggregate-to-admin", _aggregate_to_admin(),
+                      {f"{AGGREGATE}admin": "true"}),
+        _cluster_role("system:aggregate-to-edit", _aggregate_to_edit(),
+                      {f"{AGGREGATE}admin": "true", f"{AGGREGATE}edit": "true"}),
+        _cluster_role("system:aggregate-to-view", _aggregate_to_view(),
+                      {f"{AGGREGATE}admin": "true", f"{AGGREGATE}edit": "true",
+                       f"{AGGREGATE}view": "true"}),
+        _cluster_role("system:basic-user", [_rule(
+            ["create"], ["authorization.k8s.io", "authentication.k8s.io"],
+            ["selfsubjectaccessreviews", "selfsubjectrulesreviews", "selfsubjectreviews"])]),
+        _cluster_role("system:discovery", [_urls(
+            ["get"], ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*",
+                      "/version", "/version/", "/healthz", "/livez", "/readyz"])]),
+        _cluster_role("system:public-info-viewer", [_urls(["get"], _PUBLIC_URLS)]),
+        _cluster_role("corral:dashboard", [_urls(["*"], ["/ui", "/ui/*"])]),
+        _cluster_role("system:kube-scheduler", _scheduler()),
+        _cluster_role("system:node", _node()),
+        _cluster_role("system:kube-controller-manager", [
+            _rule(["*"], ["*"], ["*"]),  # the controllers own every workload kind
+        ]),
+    ]
+
+
+def cluster_role_bindings() -> list[Obj]:
+    everyone = [("Group", "system:authenticated"), ("Group", "system:unauthenticated")]
+    return [
+        _binding("cluster-admin", "cluster-admin", [("Group", "system:masters")]),
+        _binding("system:basic-user", "system:basic-user", [("Group", "system:authenticated")]),
+        _binding("system:discovery", "system:discovery", [("Group", "system:authenticated")]),
+        _binding("system:public-info-viewer", "system:public-info-viewer", everyone),
+        _binding("corral:dashboard", "corral:dashboard", everyone),
+        _binding("system:node", "system:node", [("Group", "system:nodes")]),
+        _binding("system:kube-scheduler", "system:kube-scheduler",
+                 [("User", "system:kube-scheduler")]),
+        _binding("system:kube-controller-manager", "system:kube-controller-manager",
+                 [("User", "system:kube-controller-manager")]),
+    ]

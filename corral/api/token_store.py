@@ -1,0 +1,129 @@
+"""Tokens the operator issues (`corral token create|list|revoke`), stored hashed.
+
+A token is ``<id>.<secret>`` (Kubernetes' bootstrap-token shape). The file
+data_dir/tokens.hashed holds one line per token, never the secret itself:
+
+    id,sha256(secret) hex,user,uid,"group1,group2",expires (RFC 3339 or empty),created
+
+The master re-reads it when its mtime changes (as the token file), so a token
+created or revoked by the CLI on the master's machine counts at once, without a
+restart; an expired token no longer authenticates.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import hmac
+import io
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from corral.api.auth import User, write_private
+from corral.objects import parse_time, rfc3339
+
+TOKENS_FILE = "tokens.hashed"
+_ID = re.compile(r"^[a-z0-9]{6}$")
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    id: str
+    digest: str
+    user: User
+    expires: dt.datetime | None
+    created: dt.datetime
+
+    def expired(self, now: dt.datetime) -> bool:
+        return self.expires is not None and now >= self.expires
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def read_tokens(path: Path) -> list[IssuedToken]:
+    if not path.exists():
+        return []
+    out: list[IssuedToken] = []
+    for row in csv.reader(io.StringIO(path.read_text())):
+        if len(row) < 7 or not _ID.match(row[0]):
+            continue  # not a line this module wrote: ignored rather than trusted
+        groups = tuple(g for g in row[4].split(",") if g)
+        out.append(IssuedToken(row[0], row[1], User(row[2], row[3], groups),
+                               parse_time(row[5]) if row[5] else None,
+                               parse_time(row[6]) or dt.datetime.fromtimestamp(0, dt.UTC)))
+    return out
+
+
+def _write(path: Path, tokens: list[IssuedToken]) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for t in tokens:
+        writer.writerow([t.id, t.digest, t.user.name, t.user.uid, ",".join(t.user.groups),
+                         rfc3339(t.expires) if t.expires else "", rfc3339(t.created)])
+    write_private(path, out.getvalue())
+
+
+def create_token(data_dir: Path, user: User, ttl: dt.timedelta | None = None, *,
+                 now: dt.datetime | None = None) -> tuple[str, IssuedToken]:
+    """The token (shown once) and its stored record."""
+    now = now or dt.datetime.now(dt.UTC)
+    path = data_dir / TOKENS_FILE
+    existing = read_tokens(path)
+    taken = {t.id for t in existing}
+    token_id = _new_id(taken)
+    secret = secrets.token_hex(16)
+    issued = IssuedToken(token_id, _digest(secret), user, now + ttl if ttl else None,
+                         now.replace(microsecond=0))
+    _write(path, [*existing, issued])
+    return f"{token_id}.{secret}", issued
+
+
+def _new_id(taken: set[str]) -> str:
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    while True:
+        candidate = "".join(secrets.choice(alphabet) for _ in range(6))
+        if candidate not in taken:
+            return candidate
+
+
+def revoke_token(data_dir: Path, token_id: str) -> bool:
+    path = data_dir / TOKENS_FILE
+    existing = read_tokens(path)
+    kept = [t for t in existing if t.id != token_id]
+    if len(kept) == len(existing):
+        return False
+    _write(path, kept)
+    return True
+
+
+class HashedTokens:
+    """Authenticates ``<id>.<secret>`` against data_dir/tokens.hashed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._by_id: dict[str, IssuedToken] = {}
+        self._mtime_ns: int | None = None
+
+    def authenticate(self, token: str, now: dt.datetime | None = None) -> User | None:
+        token_id, dot, secret = token.partition(".")
+        if not dot:
+            return None
+        issued = self._current().get(token_id)
+        if issued is None or issued.expired(now or dt.datetime.now(dt.UTC)):
+            return None
+        return issued.user if hmac.compare_digest(_digest(secret), issued.digest) else None
+
+    def _current(self) -> dict[str, IssuedToken]:
+        try:
+            mtime_ns = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        if mtime_ns != self._mtime_ns:
+            self._by_id = {t.id: t for t in read_tokens(self.path)}
+            self._mtime_ns = mtime_ns
+        return self._by_id
