@@ -67,6 +67,9 @@ def test_round_trip_with_kubectl(kubectl: Kubectl, master: Master) -> None:
     crd = json.loads(kubectl("get", "crd", "crontabs.stable.example.com", "-o", "json"))
     conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
     assert conditions == {"NamesAccepted": "True", "Established": "True"}
+    listed = kubectl("get", "crds").splitlines()
+    assert listed[0].split() == ["NAME", "CREATED", "AT"]
+    assert listed[1].split() == ["crontabs.stable.example.com", crd["metadata"]["creationTimestamp"]]
     # apply validates strictly through the new group-version's OpenAPI document
     junk = kubectl.run("apply", "-f", "-", input=_tab("nightly", cronSpec="0 3 * * *", junk=1))
     assert junk.returncode != 0 and 'unknown field "spec.junk"' in junk.stderr

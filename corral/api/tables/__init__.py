@@ -26,7 +26,7 @@ from corral.api.tables.allocs import ALLOCS
 from corral.api.tables.cluster import LEASES, NAMESPACES, PRIORITYCLASSES, RESOURCEQUOTAS
 from corral.api.tables.columns import DEFAULT, Column, Object, Printer
 from corral.api.tables.config import CONFIGMAPS, SECRETS
-from corral.api.tables.custom import custom_printer
+from corral.api.tables.custom import CRDS, custom_printer
 from corral.api.tables.daemons import CONTROLLERREVISIONS, STATEFULSETS
 from corral.api.tables.events import EVENTS
 from corral.api.tables.nodes import NODES
@@ -50,7 +50,7 @@ PRINTERS: dict[str, Printer] = {
     "Job": JOBS, "Service": SERVICES, "Endpoints": ENDPOINTS, "Namespace": NAMESPACES,
     "Event": EVENTS, "ConfigMap": CONFIGMAPS, "Secret": SECRETS, "Lease": LEASES,
     "PriorityClass": PRIORITYCLASSES, "ResourceQuota": RESOURCEQUOTAS, "Alloc": ALLOCS,
-    "PodDisruptionBudget": PDBS, "CronJob": CRONJOBS,
+    "PodDisruptionBudget": PDBS, "CustomResourceDefinition": CRDS, "CronJob": CRONJOBS,
     "ReplicationController": REPLICATIONCONTROLLERS, "DaemonSet": DAEMONSETS,
     "StatefulSet": STATEFULSETS, "ControllerRevision": CONTROLLERREVISIONS,
 }
