@@ -265,7 +265,9 @@ def _with_claim_volumes(sts: StatefulSet) -> PodTemplateSpec:
     if not claims:
         return sts.spec.template
     template = sts.spec.template.model_copy(deep=True)
-    template.spec.volumes = [*(template.spec.volumes or []), *(
+    # A claim replaces the template's volume of the same name, as in the pods.
+    kept = [v for v in template.spec.volumes or [] if v.name not in claims]
+    template.spec.volumes = [*kept, *(
         Volume(name=name, persistent_volume_claim={"claimName": name}) for name in claims)]
     return template
 
