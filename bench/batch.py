@@ -254,9 +254,10 @@ def main() -> None:
         runs.append(result)
         print(f"  run {run + 1}: array {result['array']:.1f} s, pods {result['pods']:.1f} s, "
               f"xargs {result['xargs']:.2f} s", flush=True)
-    peers = {"Ray": ray_run(args.completions, args.parallelism),
-             "Dask": dask_run(args.completions, args.parallelism)}
-    report(args, runs, peers)
+    if runs:
+        peers = {"Ray": ray_run(args.completions, args.parallelism),
+                 "Dask": dask_run(args.completions, args.parallelism)}
+        report(args, runs, peers)
     if args.big:
         with tempfile.TemporaryDirectory(prefix="corral-bench-batch-") as tmp:
             big_run(Path(tmp), args)

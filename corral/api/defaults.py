@@ -20,6 +20,10 @@ from corral.api.kinds.apps import (
     ReplicaSet,
     RollingUpdateDaemonSet,
     RollingUpdateDeployment,
+    RollingUpdateStatefulSetStrategy,
+    StatefulSet,
+    StatefulSetPersistentVolumeClaimRetentionPolicy,
+    StatefulSetUpdateStrategy,
 )
 from corral.api.kinds.base import KubeModel
 from corral.api.kinds.batch import CronJob, Job
@@ -184,6 +188,27 @@ def _default_replication_controller(rc: ReplicationController) -> None:
         default_template(spec.template)
 
 
+def _default_stateful_set(sts: StatefulSet) -> None:
+    spec = sts.spec
+    if spec.replicas is None:
+        spec.replicas = 1
+    spec.pod_management_policy = spec.pod_management_policy or "OrderedReady"
+    strategy = spec.update_strategy = spec.update_strategy or StatefulSetUpdateStrategy()
+    strategy.type = strategy.type or "RollingUpdate"
+    if strategy.type == "RollingUpdate":
+        rolling = strategy.rolling_update or RollingUpdateStatefulSetStrategy()
+        rolling.partition = rolling.partition or 0
+        strategy.rolling_update = rolling
+    if spec.revision_history_limit is None:
+        spec.revision_history_limit = 10
+    policy = spec.persistent_volume_claim_retention_policy or \
+        StatefulSetPersistentVolumeClaimRetentionPolicy()
+    policy.when_deleted = policy.when_deleted or "Retain"
+    policy.when_scaled = policy.when_scaled or "Retain"
+    spec.persistent_volume_claim_retention_policy = policy
+    default_template(spec.template)
+
+
 def _default_job(job: Job) -> None:
     spec = job.spec
     # Kubernetes: both unset → 1 and 1; parallelism alone set → completions stays
@@ -285,6 +310,7 @@ _DEFAULTERS: dict[type[Any], Callable[[Any], None]] = {
     ReplicaSet: _default_replica_set,
     ReplicationController: _default_replication_controller,
     DaemonSet: _default_daemon_set,
+    StatefulSet: _default_stateful_set,
     Job: _default_job,
     CronJob: _default_cronjob,
     Service: _default_service,

@@ -111,7 +111,12 @@ def classify(method: str, path: str, query_string: bytes = b"") -> RequestKind:
     try:
         target = parse_resource_path(path)
     except NotFound:
-        return RequestKind(_ITEM_VERBS.get(method, method.lower()), "", False)
+        # Not a built-in kind: a custom resource (the CRDs' table is the server's,
+        # not this module's) or no resource at all. Its watches still stay out of
+        # the latency histogram: an operator's watch lasts minutes.
+        watch = method == "GET" and (legacy_watch or _watch_flag(query_string))
+        return RequestKind("watch" if watch else _ITEM_VERBS.get(method, method.lower()),
+                           "", watch)
     verbs = _COLLECTION_VERBS if target.name is None else _ITEM_VERBS
     verb = verbs.get(method, method.lower())
     if method == "GET" and (legacy_watch or _watch_flag(query_string)):

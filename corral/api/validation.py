@@ -21,7 +21,13 @@ from corral.api.errors import Cause
 from corral.api.field_errors import FieldErrors
 from corral.api.kinds.alloc import Alloc
 from corral.api.kinds.apiextensions import CustomResourceDefinition
-from corral.api.kinds.apps import DaemonSet, Deployment, DeploymentStrategy, ReplicaSet
+from corral.api.kinds.apps import (
+    DaemonSet,
+    Deployment,
+    DeploymentStrategy,
+    ReplicaSet,
+    StatefulSet,
+)
 from corral.api.kinds.base import IntOrString, KubeModel
 from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.coordination import Lease
@@ -250,6 +256,39 @@ def _validate_replication_controller(rc: ReplicationController,
         return
     _validate_workload_selector(spec.label_selector(), spec.template, errs)
     _validate_template(spec.template, errs, ("Always",))
+
+
+def _validate_stateful_set(sts: StatefulSet, old: StatefulSet | None,
+                           errs: FieldErrors) -> None:
+    spec = sts.spec
+    errs.non_negative("spec.replicas", spec.replicas)
+    errs.non_negative("spec.minReadySeconds", spec.min_ready_seconds)
+    errs.non_negative("spec.revisionHistoryLimit", spec.revision_history_limit)
+    errs.one_of("spec.podManagementPolicy", spec.pod_management_policy,
+                ("OrderedReady", "Parallel"))
+    _validate_workload_selector(spec.selector, spec.template, errs)
+    _validate_template(spec.template, errs, ("Always",))
+    strategy = spec.update_strategy
+    if strategy is not None:
+        errs.one_of("spec.updateStrategy.type", strategy.type, ("RollingUpdate", "OnDelete"))
+        if strategy.rolling_update is not None:
+            errs.non_negative("spec.updateStrategy.rollingUpdate.partition",
+                              strategy.rolling_update.partition)
+    for i, claim in enumerate(spec.volume_claim_templates or []):
+        if not claim.metadata.name:
+            errs.required(f"spec.volumeClaimTemplates[{i}].metadata.name")
+    if old is not None:
+        # Kubernetes: only replicas, ordinals, template, updateStrategy,
+        # revisionHistoryLimit, minReadySeconds and the retention policy change.
+        for field in ("selector", "service_name", "pod_management_policy",
+                      "volume_claim_templates"):
+            new_value, old_value = getattr(spec, field), getattr(old.spec, field)
+            if new_value != old_value:
+                errs.forbidden("spec", "updates to statefulset spec for fields other than "
+                               "'replicas', 'ordinals', 'template', 'updateStrategy', "
+                               "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' "
+                               "are forbidden")
+                break
 
 
 def _validate_job(job: Job, old: Job | None, errs: FieldErrors) -> None:
@@ -524,6 +563,7 @@ _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
     CustomResourceDefinition: validate_crd,
     Pod: _validate_pod, Deployment: _validate_deployment, ReplicaSet: _validate_replica_set,
     ReplicationController: _validate_replication_controller, DaemonSet: _validate_daemon_set,
+    StatefulSet: _validate_stateful_set,
     Job: _validate_job, Service: _validate_service, Endpoints: _validate_endpoints,
     Node: _validate_node, ConfigMap: _validate_config_map, Secret: _validate_secret,
     ResourceQuota: _validate_quota, Event: _validate_event, Lease: _validate_lease,

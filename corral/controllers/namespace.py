@@ -2,8 +2,9 @@
 
     DELETE namespace ─► (API) phase Terminating, spec.finalizers ["kubernetes"]
     reconcile(name):
-      delete every object of every namespaced kind in it (Background; pods stop
-      gracefully, the garbage collector and the controllers' finalizers do the rest)
+      delete every object of every namespaced kind in it, the CRDs' kinds too
+      (Background; pods stop gracefully, the garbage collector and the
+      controllers' finalizers do the rest)
       anything left ─► look again in a second
       empty ─► PUT /api/v1/namespaces/{name}/finalize with spec.finalizers [] :
                the API server removes the namespace
@@ -14,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import copy
 
+from corral.api.crd.definition import resources_of
 from corral.api.errors import Conflict, NotFound
-from corral.api.resources import RESOURCES
+from corral.api.resources import BY_KIND, RESOURCES, Resource
 from corral.client.events import EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller
@@ -51,7 +53,7 @@ class NamespaceController(Controller):
     async def _delete_content(self, namespace: str) -> int:
         """Delete what is in the namespace; returns how many objects remain."""
         left = 0
-        kinds = sorted((r for r in RESOURCES if r.namespaced),
+        kinds = sorted((r for r in (*RESOURCES, *await self._custom_kinds()) if r.namespaced),
                        key=lambda r: _ORDER.get(r.kind, 0))
         for res in kinds:
             page = await self.client.list_all(res, namespace)
@@ -63,6 +65,11 @@ class NamespaceController(Controller):
                     await self.client.delete(res, str(meta(obj).get("name")), namespace,
                                              propagation_policy="Background")
         return left
+
+    async def _custom_kinds(self) -> list[Resource]:
+        """The kinds the CRDs define (one served version each: they share storage)."""
+        crds = await self.client.list_all(BY_KIND["CustomResourceDefinition"], None)
+        return [served[0] for served in map(resources_of, crds.items) if served]
 
     async def _finalize(self, ns: Obj) -> None:
         fresh = copy.deepcopy(ns)

@@ -67,6 +67,9 @@ def test_round_trip_with_kubectl(kubectl: Kubectl, master: Master) -> None:
     crd = json.loads(kubectl("get", "crd", "crontabs.stable.example.com", "-o", "json"))
     conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
     assert conditions == {"NamesAccepted": "True", "Established": "True"}
+    listed = kubectl("get", "crds").splitlines()
+    assert listed[0].split() == ["NAME", "CREATED", "AT"]
+    assert listed[1].split() == ["crontabs.stable.example.com", crd["metadata"]["creationTimestamp"]]
     # apply validates strictly through the new group-version's OpenAPI document
     junk = kubectl.run("apply", "-f", "-", input=_tab("nightly", cronSpec="0 3 * * *", junk=1))
     assert junk.returncode != 0 and 'unknown field "spec.junk"' in junk.stderr
@@ -148,3 +151,16 @@ def test_non_structural_schema_is_refused(master: Master) -> None:
         base = "spec.versions[0].schema.openAPIV3Schema.properties[spec]"
         assert fields == {f"{base}.type", f"{base}.properties[a].$ref", f"{base}.properties[a].type"}
         assert http.get(f"{GROUP_PATH}/loose").status_code == 404
+
+
+def test_deleting_a_namespace_deletes_its_custom_objects(kubectl: Kubectl, master: Master) -> None:
+    kubectl("create", "namespace", "crd-gone")
+    with master.http() as http:
+        made = http.post(f"{GROUP_PATH}/namespaces/crd-gone/crontabs",
+                         json={**json.loads(_tab("left", cronSpec="* * * * *")),
+                               "metadata": {"name": "left"}})
+        assert made.status_code == 201, made.text
+    kubectl("delete", "namespace", "crd-gone", "--timeout=60s")  # waits until it is gone
+    with master.http() as http:
+        left = http.get(f"{GROUP_PATH}/crontabs").json()["items"]
+    assert [m["metadata"]["namespace"] for m in left if m["metadata"]["name"] == "left"] == []

@@ -208,6 +208,24 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                    "updatedNumberScheduled": 2, "numberAvailable": 2,
                    "numberUnavailable": 0},
     },
+    "StatefulSet": {
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                 "template": TEMPLATE, "serviceName": "web",
+                 "podManagementPolicy": "OrderedReady",
+                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+                 "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                     "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}}],
+                 "revisionHistoryLimit": 10,
+                 "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain",
+                                                          "whenScaled": "Retain"}},
+        "status": {"replicas": 3, "readyReplicas": 3, "currentReplicas": 3,
+                   "updatedReplicas": 3, "availableReplicas": 3, "observedGeneration": 1,
+                   "currentRevision": "web-7c9f", "updateRevision": "web-7c9f"},
+    },
+    "ControllerRevision": {
+        "data": {"spec": {"template": {"$patch": "replace", **TEMPLATE}}}, "revision": 2,
+    },
     "Job": {
         "spec": {"parallelism": 2, "completions": 4, "completionMode": "Indexed",
                  "backoffLimit": 0, "activeDeadlineSeconds": 100, "ttlSecondsAfterFinished": 0,

@@ -60,6 +60,9 @@ def test_watches_and_log_streams_are_long_running() -> None:
     assert classify("GET", "/api/v1/pods", b"watch=true").long_running
     assert classify("GET", "/api/v1/namespaces/d/pods/p/log", b"follow=true").long_running
     assert classify("GET", "/api/v1/pods", b"") == RequestKind("list", "pods", False)
+    # a custom resource's watch (an operator's) is long-running too
+    custom = classify("GET", "/apis/stable.example.com/v1/crontabs", b"watch=true")
+    assert custom == RequestKind("watch", "", True)
 
 
 async def _list_pods(request: Request) -> Response:

@@ -442,3 +442,43 @@ def test_disruption_budget_rules(spec: Body, field: str, words: str) -> None:
     causes = _check("PodDisruptionBudget", body)
     assert [c.field for c in causes] == [field], causes
     assert words in causes[0].message
+
+
+def _workload(kind: str, **spec: Any) -> Body:
+    template = {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "x", "command": ["sleep"]}]}}
+    return {"apiVersion": "apps/v1", "kind": kind,
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template,
+                     **spec}}
+
+
+@pytest.mark.parametrize(("kind", "spec", "field", "words"), [
+    ("StatefulSet", {"selector": {"matchLabels": {"app": "db"}}},
+     "spec.template.metadata.labels", "`selector` does not match template `labels`"),
+    ("StatefulSet", {"podManagementPolicy": "Random"}, "spec.podManagementPolicy",
+     "Unsupported value"),
+    ("StatefulSet", {"updateStrategy": {"type": "RollingUpdate",
+                                        "rollingUpdate": {"partition": -1}}},
+     "spec.updateStrategy.rollingUpdate.partition", "greater than or equal to 0"),
+    ("StatefulSet", {"volumeClaimTemplates": [{"spec": {}}]},
+     "spec.volumeClaimTemplates[0].metadata.name", "Required value"),
+    ("DaemonSet", {"selector": {}}, "spec.selector", "Required value"),
+    ("DaemonSet", {"updateStrategy": {"type": "Recreate"}}, "spec.updateStrategy.type",
+     "Unsupported value"),
+    ("DaemonSet", {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {
+        "maxUnavailable": 0, "maxSurge": 0}}},
+     "spec.updateStrategy.rollingUpdate.maxUnavailable", "may not be 0"),
+])
+def test_daemon_and_stateful_set_rules(kind: str, spec: Body, field: str, words: str) -> None:
+    causes = _check(kind, _workload(kind, **spec))
+    assert field in [c.field for c in causes], causes
+    assert words in next(c.message for c in causes if c.field == field)
+
+
+def test_a_stateful_set_may_only_change_its_replicas_template_and_strategy() -> None:
+    old = _workload("StatefulSet", serviceName="web", podManagementPolicy="OrderedReady")
+    scaled = _workload("StatefulSet", serviceName="web", replicas=5)
+    assert _check("StatefulSet", scaled, old) == []
+    renamed = _workload("StatefulSet", serviceName="db")
+    assert [c.field for c in _check("StatefulSet", renamed, old)] == ["spec"]

@@ -105,9 +105,11 @@ def _type_of(value: Any) -> str:
 
 def _type_ok(value: Any, schema: dict[str, Any], path: str, errs: FieldErrors) -> bool:
     want, got = schema.get("type"), _type_of(value)
-    if schema.get("x-kubernetes-int-or-string") and got in ("integer", "string"):
-        return True
-    if not want or want == got or (want == "number" and got == "integer"):
+    if schema.get("x-kubernetes-int-or-string"):
+        if got in ("integer", "string"):
+            return True
+        want = "integer,string"
+    elif not want or want == got or (want == "number" and got == "integer"):
         return True
     if want == "integer" and isinstance(value, float) and value.is_integer():
         return True

@@ -1,4 +1,4 @@
-"""apps/v1: Deployment, ReplicaSet and DaemonSet."""
+"""apps/v1: Deployment, ReplicaSet, DaemonSet, StatefulSet and ControllerRevision."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from corral.api.kinds.base import Int32, Int64, IntOrString, KubeModel
-from corral.api.kinds.meta import Condition, KubeObject, LabelSelector
+from corral.api.kinds.base import Int32, Int64, IntOrString, KubeModel, Opaque
+from corral.api.kinds.meta import Condition, KubeObject, LabelSelector, ObjectMeta
 from corral.api.kinds.pod import PodTemplateSpec
 
 
@@ -110,3 +110,73 @@ class DaemonSet(KubeObject):
     API_VERSIONS: ClassVar[tuple[str, ...]] = ("apps/v1",)
     spec: DaemonSetSpec = Field(default_factory=DaemonSetSpec)
     status: DaemonSetStatus | None = None
+
+
+class RollingUpdateStatefulSetStrategy(KubeModel):
+    partition: Int32 | None = None
+    max_unavailable: IntOrString | None = None
+
+
+class StatefulSetUpdateStrategy(KubeModel):
+    type: str | None = None  # RollingUpdate, OnDelete
+    rolling_update: RollingUpdateStatefulSetStrategy | None = None
+
+
+class PersistentVolumeClaimTemplate(KubeModel):
+    """A volumeClaimTemplates entry: only its name (the volume a container
+    mounts) means something to a process runtime; the rest is kept as written."""
+
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: Opaque | None = None
+
+
+class StatefulSetPersistentVolumeClaimRetentionPolicy(KubeModel):
+    when_deleted: str | None = None  # Retain, Delete
+    when_scaled: str | None = None
+
+
+class StatefulSetOrdinals(KubeModel):
+    start: Int32 | None = None
+
+
+class StatefulSetSpec(KubeModel):
+    selector: LabelSelector = Field(default_factory=LabelSelector)
+    template: PodTemplateSpec = Field(default_factory=PodTemplateSpec)
+    replicas: Int32 | None = None
+    service_name: str | None = None
+    pod_management_policy: str | None = None  # OrderedReady, Parallel
+    update_strategy: StatefulSetUpdateStrategy | None = None
+    volume_claim_templates: list[PersistentVolumeClaimTemplate] | None = None
+    revision_history_limit: Int32 | None = None
+    min_ready_seconds: Int32 | None = None
+    persistent_volume_claim_retention_policy: (
+        StatefulSetPersistentVolumeClaimRetentionPolicy | None) = None
+    ordinals: StatefulSetOrdinals | None = None
+
+
+class StatefulSetStatus(KubeModel):
+    replicas: Int32 = 0
+    observed_generation: Int64 | None = None
+    ready_replicas: Int32 | None = None
+    current_replicas: Int32 | None = None
+    updated_replicas: Int32 | None = None
+    available_replicas: Int32 | None = None
+    current_revision: str | None = None
+    update_revision: str | None = None
+    collision_count: Int32 | None = None
+    conditions: list[Condition] | None = None
+
+
+class StatefulSet(KubeObject):
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("apps/v1",)
+    spec: StatefulSetSpec = Field(default_factory=StatefulSetSpec)
+    status: StatefulSetStatus | None = None
+
+
+class ControllerRevision(KubeObject):
+    """One recorded pod template of a DaemonSet or StatefulSet: ``data`` holds
+    the patch that restores it, ``revision`` its place in the history."""
+
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("apps/v1",)
+    data: Opaque | None = None
+    revision: Int64 = 0

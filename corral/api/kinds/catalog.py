@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from corral.api.kinds.alloc import Alloc
 from corral.api.kinds.apiextensions import CustomResourceDefinition
-from corral.api.kinds.apps import DaemonSet, Deployment, ReplicaSet
+from corral.api.kinds.apps import (
+    ControllerRevision,
+    DaemonSet,
+    Deployment,
+    ReplicaSet,
+    StatefulSet,
+)
 from corral.api.kinds.base import TypedObject
 from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.coordination import Lease
@@ -22,7 +28,8 @@ MODELS: dict[str, type[TypedObject]] = {
     model.__name__: model
     for model in (
         Namespace, Node, Pod, Service, Endpoints, Event, ConfigMap, Secret, ResourceQuota,
-        Lease, Deployment, ReplicaSet, ReplicationController, DaemonSet, Job, CronJob,
+        Lease, Deployment, ReplicaSet, ReplicationController, DaemonSet, StatefulSet, ControllerRevision,
+        Job, CronJob,
         PriorityClass, Alloc, PodDisruptionBudget, Role, ClusterRole, RoleBinding,
         ClusterRoleBinding, CustomResourceDefinition,
         Binding, Scale, Eviction, DeleteOptions, Status,

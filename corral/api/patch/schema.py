@@ -94,6 +94,8 @@ _BY_KIND: dict[str, dict[Path, ListRule]] = {
     "Deployment": _templated(_CONDITIONS),
     "ReplicaSet": _templated(_CONDITIONS),
     "Job": _templated(_CONDITIONS),
+    "DaemonSet": _templated(_CONDITIONS),
+    "StatefulSet": _templated(_CONDITIONS),
     "Node": {
         ("spec", "podCIDRs"): SET,
         **_mount(("status",), {**_CONDITIONS, ("addresses",): _keyed("type")}),

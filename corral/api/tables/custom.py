@@ -1,6 +1,7 @@
 """Printing a custom resource: NAME, then its version's additionalPrinterColumns
 (each a simple JSONPath into the object); a CRD that declares none gets AGE,
-as apiextensions defaults it. Columns of type date print as an age ("5m")."""
+as apiextensions defaults it. Columns of type date print as an age ("5m").
+CRDs themselves print NAME and CREATED AT, as kube-apiserver prints them."""
 
 from __future__ import annotations
 
@@ -47,3 +48,11 @@ def _cell(obj: Object, declared: dict[str, Any], now: datetime) -> Any:
     if isinstance(value, (dict, list)):
         return json.dumps(value, separators=(",", ":"))
     return value
+
+
+def _crd_cells(crd: Object, now: datetime) -> list[Cell]:
+    return [name_of(crd), str(crd.get("metadata", {}).get("creationTimestamp", ""))]
+
+
+CRDS = Printer((NAME, Column("Created At", "Time the CustomResourceDefinition was created.",
+                            format="date-time")), _crd_cells)

@@ -24,7 +24,7 @@ from corral.api.tables.selectors import format_selector
 from corral.objects import parse_time, status
 
 
-def _template_cells(obj: Object) -> list[Cell]:
+def template_cells(obj: Object) -> list[Cell]:
     """CONTAINERS IMAGES SELECTOR, the wide columns every controller shares."""
     spec = obj.get("spec") or {}
     containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
@@ -57,7 +57,7 @@ def deployment_cells(obj: Object, now: datetime) -> list[Cell]:
     return [
         name_of(obj), f"{status.get('readyReplicas', 0)}/{desired}",
         int(status.get("updatedReplicas", 0)), int(status.get("availableReplicas", 0)),
-        age_of(obj, now), *_template_cells(obj),
+        age_of(obj, now), *template_cells(obj),
     ]
 
 
@@ -74,7 +74,7 @@ def replicaset_cells(obj: Object, now: datetime) -> list[Cell]:
     _, status, desired = _replicas(obj)
     return [
         name_of(obj), desired, int(status.get("replicas", 0)),
-        int(status.get("readyReplicas", 0)), age_of(obj, now), *_template_cells(obj),
+        int(status.get("readyReplicas", 0)), age_of(obj, now), *template_cells(obj),
     ]
 
 
@@ -107,7 +107,7 @@ def daemonset_cells(obj: Object, now: datetime) -> list[Cell]:
         int(status.get("currentNumberScheduled", 0)), int(status.get("numberReady", 0)),
         int(status.get("updatedNumberScheduled", 0)), int(status.get("numberAvailable", 0)),
         ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>",
-        age_of(obj, now), *_template_cells(obj),
+        age_of(obj, now), *template_cells(obj),
     ]
 
 
@@ -127,7 +127,7 @@ _JOB_PASSING = ("Suspended", "FailureTarget", "SuccessCriteriaMet")
 
 def job_cells(obj: Object, now: datetime) -> list[Cell]:
     return [name_of(obj), job_status(obj), _completions(obj), _job_duration(obj, now),
-            age_of(obj, now), *_template_cells(obj)]
+            age_of(obj, now), *template_cells(obj)]
 
 
 def job_status(obj: Object) -> str:
@@ -183,7 +183,7 @@ def cronjob_cells(obj: Object, now: datetime) -> list[Cell]:
     return [name_of(obj), spec.get("schedule", ""), spec.get("timeZone") or "<none>",
             bool(spec.get("suspend")), len(status.get("active") or []),
             "<none>" if last is None else human_duration(now - last), age_of(obj, now),
-            *_template_cells({"spec": job_spec})]
+            *template_cells({"spec": job_spec})]
 
 
 DEPLOYMENTS = Printer(DEPLOYMENT_COLUMNS, deployment_cells)
