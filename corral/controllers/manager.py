@@ -33,12 +33,13 @@ from corral.controllers.namespace import NamespaceController
 from corral.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
 from corral.controllers.quota import QuotaController, sync_seconds_from_env
 from corral.controllers.replicaset import ReplicaSetController, ReplicationControllerController
+from corral.controllers.statefulset import StatefulSetController
 
 log = logging.getLogger("corral.controllers")
 
 LEASE_NAME = "corral-controller-manager"  # in kube-system
-ALL_CONTROLLERS = ("replicaset", "replicationcontroller", "deployment", "daemonset", "job",
-                   "nodelifecycle", "endpoints", "garbagecollector", "namespace", "disruption",
+ALL_CONTROLLERS = ("replicaset", "replicationcontroller", "deployment", "daemonset",
+                   "statefulset", "job", "nodelifecycle", "endpoints", "garbagecollector", "namespace", "disruption",
                    "cronjob", "resourcequota")
 
 
@@ -64,6 +65,8 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
         return ReplicaSetController(client, informers, recorder)
     if name == "replicationcontroller":
         return ReplicationControllerController(client, informers, recorder)
+    if name == "statefulset":
+        return StatefulSetController(client, informers, recorder)
     if name == "daemonset":
         return DaemonSetController(client, informers, recorder)
     if name == "deployment":

@@ -1,0 +1,147 @@
+"""What a StatefulSet should do, as pure functions of its pods by ordinal
+(Kubernetes' stateful set control: updateStatefulSet).
+
+    ordinals 0..replicas-1, lowest first:
+      missing ─► create (at the current revision below the partition, else the
+                 update revision); OrderedReady: stop until it is Running and Ready
+      failed  ─► delete (recreated on the next pass, same name)
+    ordinals ≥ replicas (condemned), highest first ─► delete; OrderedReady: one at
+      a time, and only while every kept pod is Running and Ready
+    RollingUpdate: from the highest ordinal down to the partition, the first pod
+      not at the update revision is deleted (it comes back at the update revision),
+      one at a time, each waiting for the one above to be Running and Ready
+    OnDelete: pods change revision only when someone deletes them
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from corral.controllers.history import REVISION_HASH
+from corral.controllers.pods import is_active, is_available, is_ready, phase
+from corral.objects import Obj, is_deleting, labels_of, meta, name_of, spec, status
+
+POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
+POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
+
+
+def ordinal_of(set_name: str, pod: Obj) -> int | None:
+    """web-3 of StatefulSet web → 3; None for a name not of that form."""
+    prefix, _, suffix = name_of(pod).rpartition("-")
+    if prefix != set_name or not suffix.isdigit() or (suffix != "0" and suffix[0] == "0"):
+        return None
+    return int(suffix)
+
+
+def healthy(pod: Obj) -> bool:
+    return phase(pod) == "Running" and is_ready(pod) and not is_deleting(pod)
+
+
+def revision_of(pod: Obj) -> str:
+    return labels_of(pod).get(REVISION_HASH, "")
+
+
+@dataclass
+class Plan:
+    create: list[tuple[int, str]] = field(default_factory=list)  # (ordinal, revision)
+    delete: list[Obj] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Settings:
+    replicas: int
+    parallel: bool
+    on_delete: bool
+    partition: int
+    current_revision: str
+    update_revision: str
+
+
+def settings_of(sts: Obj, current_revision: str, update_revision: str) -> Settings:
+    s = spec(sts)
+    strategy = s.get("updateStrategy") or {}
+    return Settings(
+        replicas=int(s.get("replicas", 1)), parallel=s.get("podManagementPolicy") == "Parallel",
+        on_delete=strategy.get("type") == "OnDelete",
+        partition=int((strategy.get("rollingUpdate") or {}).get("partition") or 0),
+        current_revision=current_revision, update_revision=update_revision)
+
+
+def plan(pods: dict[int, Obj], s: Settings) -> Plan:
+    result = Plan()
+    if not _fill(result, pods, s):
+        return result
+    if not _condemn(result, pods, s):
+        return result
+    if not s.on_delete:
+        _roll(result, pods, s)
+    return result
+
+
+def _fill(result: Plan, pods: dict[int, Obj], s: Settings) -> bool:
+    """Create and repair ordinals below replicas; False: OrderedReady must wait."""
+    ordered = not s.parallel
+    for ordinal in range(s.replicas):
+        pod = pods.get(ordinal)
+        if pod is None:
+            below = not s.on_delete and ordinal < s.partition
+            result.create.append((ordinal, s.current_revision if below else s.update_revision))
+            if ordered:
+                return False
+        elif phase(pod) in ("Failed", "Succeeded") and not is_deleting(pod):
+            result.delete.append(pod)
+            if ordered:
+                return False
+        elif ordered and not healthy(pod):
+            return False
+    return True
+
+
+def _condemn(result: Plan, pods: dict[int, Obj], s: Settings) -> bool:
+    """Delete ordinals at or above replicas, highest first; False: wait."""
+    condemned = sorted((o for o in pods if o >= s.replicas), reverse=True)
+    for ordinal in condemned:
+        pod = pods[ordinal]
+        if is_deleting(pod):
+            if not s.parallel:
+                return False
+            continue
+        result.delete.append(pod)
+        if not s.parallel:
+            return False
+    return not condemned
+
+
+def _roll(result: Plan, pods: dict[int, Obj], s: Settings) -> None:
+    for ordinal in range(s.replicas - 1, s.partition - 1, -1):
+        pod = pods.get(ordinal)
+        if pod is None or is_deleting(pod):
+            return
+        if revision_of(pod) != s.update_revision:
+            result.delete.append(pod)
+            return
+        if not healthy(pod):
+            return
+
+
+def stateful_status(sts: Obj, pods: list[Obj], s: Settings, now: datetime) -> Obj:
+    """Kubernetes' status counts; the current revision becomes the update revision
+    once every replica is updated and ready (completeRollingUpdate)."""
+    min_ready = int(spec(sts).get("minReadySeconds") or 0)
+    active = [p for p in pods if is_active(p)]
+    ready = sum(1 for p in active if is_ready(p))
+    updated = sum(1 for p in active if revision_of(p) == s.update_revision)
+    current_revision = s.current_revision
+    if not s.on_delete and updated == s.replicas and ready == s.replicas and \
+            len(active) == s.replicas:
+        current_revision = s.update_revision
+    return {
+        **status(sts),
+        "observedGeneration": int(meta(sts).get("generation") or 1),
+        "replicas": len(active), "readyReplicas": ready,
+        "availableReplicas": sum(1 for p in active if is_available(p, min_ready, now)),
+        "currentReplicas": sum(1 for p in active if revision_of(p) == current_revision),
+        "updatedReplicas": updated,
+        "currentRevision": current_revision, "updateRevision": s.update_revision,
+    }
