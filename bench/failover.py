@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import sys
 import tempfile
@@ -220,6 +221,7 @@ async def main(args: argparse.Namespace) -> None:
               f"etcd/sqlite {on_etcd / on_sqlite:.2f}")
     finally:
         ha.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

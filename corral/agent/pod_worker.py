@@ -44,6 +44,7 @@ from corral.agent.pod_status import (
 from corral.agent.runtime.backoff import CrashLoopBackOff
 from corral.agent.runtime.base import ContainerLaunch, ContainerState, Runtime, container_id
 from corral.agent.runtime.ports import PortAllocator, PortsExhausted
+from corral.agent.volumes import VOLUMES_DIR, VolumeError, mount_claims
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.client.events import EventRecorder
@@ -271,9 +272,12 @@ class PodWorker:
             pod = self.pod_with_ips()
             env = await EnvBuilder(pod, self.ctx.get_object, self.ctx.service_env(pod)).build(
                 track.spec, self._base_env(track))
-        except (EnvError, PortsExhausted) as err:
-            reason = ("CreateContainerConfigError" if isinstance(err, EnvError)
-                      else "PortsUnavailable")
+            own = None if track.spec.get("workingDir") else self._working_dir(track)
+            env.update(await asyncio.to_thread(
+                mount_claims, pod, track.spec, self.ctx.cfg.state_dir / VOLUMES_DIR, own))
+        except (EnvError, PortsExhausted, VolumeError) as err:
+            reason = ("PortsUnavailable" if isinstance(err, PortsExhausted)
+                      else "CreateContainerConfigError")
             track.waiting = (reason, str(err))
             self.events.failed(track.name, str(err), track.init)
             self._wake_in(CONFIG_RETRY_SECONDS)

@@ -14,9 +14,8 @@ an Authorizer decides, a denial is a 403 worded as Kubernetes words it.
 SelfSubjectAccessReview and SelfSubjectRulesReview ask the same Authorizer, so
 `kubectl auth can-i` tells the truth about what the server enforces.
 
-Today's authorizer is AllowAuthenticated: every authenticated user may do
-everything (what corral has always enforced), the anonymous user may only read
-the public-info paths. RBAC (issue 17) is another Authorizer behind this seam.
+The server's authorizer is RBAC (corral/api/rbac.py); AllowAuthenticated (every
+authenticated user may do everything) remains for tests of the seam itself.
 """
 
 from __future__ import annotations

@@ -83,6 +83,16 @@ def create_token(data_dir: Path, user: User, ttl: dt.timedelta | None = None, *,
     return f"{token_id}.{secret}", issued
 
 
+def replace_token(data_dir: Path, user: User) -> str:
+    """A new token for user, revoking any it had: a machine's one credential
+    (an agent's, each time `corral up` starts it)."""
+    path = data_dir / TOKENS_FILE
+    kept = [t for t in read_tokens(path) if t.user.name != user.name]
+    if path.exists():
+        _write(path, kept)
+    return create_token(data_dir, user)[0]
+
+
 def _new_id(taken: set[str]) -> str:
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
     while True:

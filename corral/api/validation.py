@@ -34,7 +34,7 @@ from corral.api.kinds.coordination import Lease
 from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
 from corral.api.kinds.meta import KubeObject, LabelSelector, ObjectMeta
 from corral.api.kinds.node import Node
-from corral.api.kinds.pod import PodTemplateSpec
+from corral.api.kinds.pod import PodTemplateSpec, Volume
 from corral.api.kinds.policy import PodDisruptionBudget
 from corral.api.kinds.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 from corral.api.kinds.replication import ReplicationController
@@ -258,6 +258,20 @@ def _validate_replication_controller(rc: ReplicationController,
     _validate_template(spec.template, errs, ("Always",))
 
 
+def _with_claim_volumes(sts: StatefulSet) -> PodTemplateSpec:
+    """The template as its pods get it: a volume per claim template, so that
+    containers may mount the claims (as Kubernetes validates it)."""
+    claims = [c.metadata.name for c in sts.spec.volume_claim_templates or [] if c.metadata.name]
+    if not claims:
+        return sts.spec.template
+    template = sts.spec.template.model_copy(deep=True)
+    # A claim replaces the template's volume of the same name, as in the pods.
+    kept = [v for v in template.spec.volumes or [] if v.name not in claims]
+    template.spec.volumes = [*kept, *(
+        Volume(name=name, persistent_volume_claim={"claimName": name}) for name in claims)]
+    return template
+
+
 def _validate_stateful_set(sts: StatefulSet, old: StatefulSet | None,
                            errs: FieldErrors) -> None:
     spec = sts.spec
@@ -267,7 +281,7 @@ def _validate_stateful_set(sts: StatefulSet, old: StatefulSet | None,
     errs.one_of("spec.podManagementPolicy", spec.pod_management_policy,
                 ("OrderedReady", "Parallel"))
     _validate_workload_selector(spec.selector, spec.template, errs)
-    _validate_template(spec.template, errs, ("Always",))
+    _validate_template(_with_claim_volumes(sts), errs, ("Always",))
     strategy = spec.update_strategy
     if strategy is not None:
         errs.one_of("spec.updateStrategy.type", strategy.type, ("RollingUpdate", "OnDelete"))

@@ -74,8 +74,15 @@ class Front:
                 log.warning("no master reachable; connection closed")
                 return
             up_reader, up_writer = upstream
+            pipes = {asyncio.create_task(_pipe(reader, up_writer)),
+                     asyncio.create_task(_pipe(up_reader, writer))}
             try:
-                await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+                # A half-close is passed on (write_eof); the connection ends when
+                # both directions have, or one of them broke.
+                _, pending = await asyncio.wait(pipes, return_when=asyncio.FIRST_EXCEPTION)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pipes, return_exceptions=True)
             finally:
                 up_writer.close()
         finally:
@@ -92,14 +99,13 @@ class Front:
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(CHUNK):
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-    except (ConnectionError, OSError):
-        writer.close()
+    """Copy until EOF (passed on as a half-close); a broken side raises, which
+    ends the connection both ways."""
+    while data := await reader.read(CHUNK):
+        writer.write(data)
+        await writer.drain()
+    if writer.can_write_eof():
+        writer.write_eof()
 
 
 async def run_front(listen: Backend, backends: list[Backend], scheme: str) -> None:

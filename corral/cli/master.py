@@ -145,7 +145,12 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
             API_METRICS.include(registry)
     transport = AsgiTransport(server.app)
     async with Client(server.cfg.url, server.token, transport=transport) as client:
-        runs = [asyncio.create_task(announce(client, server.cfg.url, stop), name="presence")]
+        runs: list[asyncio.Task[None]] = []
+        if not server.cfg.resolved_store_url.startswith("sqlite"):
+            # Masters that may have peers say they are alive (`corral status`); one on
+            # SQLite is alone by construction, and writes nothing it need not.
+            runs.append(asyncio.create_task(announce(client, server.cfg.url, stop),
+                                            name="presence"))
         for name in names:
             log.info("component starting name=%s", name)
             runs.append(asyncio.create_task(IN_PROCESS[name](client, stop, timing), name=name))

@@ -72,7 +72,10 @@ async def _status(client: Client, args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     leases = (await client.list("Lease", NAMESPACE, label_selector=f"{ROLE_LABEL}=master")).items
     leaders = await _leaders(client)
-    print(table(["MASTER", "STATE", "LEADS"], master_rows(leases, leaders, now)))
+    rows = master_rows(leases, leaders, now)
+    if not rows:  # a single master (on SQLite) keeps no presence Lease: it is the one here
+        rows = [[client.current_server, "live", ", ".join(c for c, h in leaders.items() if h)]]
+    print(table(["MASTER", "STATE", "LEADS"], rows))
     unheld = [c for c, holder in leaders.items() if not holder]
     if unheld:
         print(f"no leader now: {', '.join(unheld)}")

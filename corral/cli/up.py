@@ -31,11 +31,14 @@ from pathlib import Path
 import httpx
 import psutil  # type: ignore[import-untyped]
 
+from corral.api.auth import User
+from corral.api.node_restriction import NODE_PREFIX, NODES_GROUP
+from corral.api.token_store import replace_token
 from corral.cli.dashboard import dashboard_url
 from corral.cli.local_etcd import EtcdMissing, LocalEtcd
 from corral.cli.master import add_master_flags, server_config
 from corral.cli.supervisor import Child, Supervisor, corral_argv
-from corral.client.kubeconfig import load_kubeconfig
+from corral.client.kubeconfig import load_kubeconfig, write_kubeconfig
 from corral.objects import status
 
 # Agents stop their pods on exit with at most 10 s of grace each (in parallel).
@@ -139,6 +142,20 @@ def _start_control_plane(args: argparse.Namespace, sup: Supervisor) -> ControlPl
 
 def _agent_dir(args: argparse.Namespace, index: int) -> Path:
     return Path(args.data_dir) / "agents" / f"node-{index}"
+
+
+def _agent_kubeconfig(args: argparse.Namespace, admin: Path, index: int) -> Path:
+    """The agent's own credential, system:node:node-<index> in system:nodes (never
+    the admin's): RBAC's system:node role narrowed by NodeRestriction to its own
+    Node, Lease, pods and the Secrets they reference."""
+    name = f"node-{index}"
+    token = replace_token(Path(args.data_dir), User(f"{NODE_PREFIX}{name}", name,
+                                                    (NODES_GROUP,)))
+    admin_cfg = load_kubeconfig(admin)
+    path = (_agent_dir(args, index) / "kubeconfig").resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_kubeconfig(path, admin_cfg.server, admin_cfg.ca_pem, token)
+    return path
 
 
 def _agent_args(args: argparse.Namespace, url: str, kubeconfig: Path, index: int) -> list[str]:
@@ -287,8 +304,9 @@ def _run(args: argparse.Namespace) -> int:
         plane = _start_control_plane(args, sup)
         kubeconfig = cfg.kubeconfig_path.resolve()
         for index in range(1, args.agents + 1):
+            own = _agent_kubeconfig(args, kubeconfig, index)
             sup.start(Child(f"node-{index}", "agent", corral_argv(
-                *_agent_args(args, ",".join(plane.masters), kubeconfig, index)),
+                *_agent_args(args, ",".join(plane.masters), own, index)),
                 logs / f"node-{index}.log"))
         _wait_nodes_ready(kubeconfig, args.agents, sup)
         print(_banner(plane, kubeconfig, logs, args.agents), flush=True)

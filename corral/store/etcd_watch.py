@@ -171,6 +171,7 @@ class Follower:
         self.broadcaster = Broadcaster()
         self._task: asyncio.Task[None] | None = None
         self._watching = asyncio.Event()  # etcd confirmed the first stream's watch
+        self._batch: list[Event] = []  # received, published at the next loop turn
 
     async def start(self, timeout: float) -> None:
         """Start following; return once etcd holds the watch, so that nothing
@@ -220,14 +221,28 @@ class Follower:
                 if response.events:
                     events = [to_event(self._keys, ev) for ev in response.events]
                     self.position = events[-1].revision
-                    self.broadcaster.publish(events)
+                    self._publish_soon(events)
         finally:
             call.cancel()
+
+    def _publish_soon(self, events: list[Event]) -> None:
+        """etcd sends a response per revision; the responses that arrive within
+        one turn of the event loop go out as one batch, so a thousand watchers
+        wake once for them, not once per write."""
+        if not self._batch:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._batch.extend(events)
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        if batch:
+            self.broadcaster.publish(batch)
 
     def _lost_history(self, compacted: int) -> None:
         """Down for longer than history reaches back: what happened meanwhile is
         gone. Every watcher must re-list, so each is dropped; go on from there."""
         log.warning("etcd watch resumed below compaction; dropping watchers "
                     "position=%d compacted=%d", self.position, compacted)
+        self._batch.clear()
         self.broadcaster.drop_all()
         self.position = compacted

@@ -1,7 +1,8 @@
 """StatefulSets on a real agent: stable names created in order (web-1 only once
 web-0 is Running and Ready), identity labels and hostnames, kubectl's table and
-rollout status, scale down highest ordinal first, and a selector that does not
-match its template refused with 422."""
+rollout status, scale down highest ordinal first, a volumeClaimTemplate's
+directory kept across the pod's re-creation, and a selector that does not match
+its template refused with 422."""
 
 from __future__ import annotations
 
@@ -24,11 +25,15 @@ STS = {
     "spec": {"replicas": 3, "serviceName": "web", "selector": {"matchLabels": {"app": "web"}},
              "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
                  "terminationGracePeriodSeconds": 1,
-                 "containers": [{"name": "c", "image": "x", "command": ["sleep", "300"],
+                 "containers": [{"name": "c", "image": "x", "command": [
+                     "sh", "-c", 'echo "$HOSTNAME" >> data/starts && exec sleep 300'],
+                                 "volumeMounts": [{"name": "data", "mountPath": "/data"}],
                                  # Ready a little after Running: room for a wrong order.
                                  "readinessProbe": {"exec": {"command": ["true"]},
                                                     "initialDelaySeconds": 2,
-                                                    "periodSeconds": 1}}]}}},
+                                                    "periodSeconds": 1}}]}},
+             "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                 "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]},
 }
 
 
@@ -50,7 +55,7 @@ def kubectl(fresh_master: Master, tmp_path: Path) -> Kubectl:
 
 def test_ordered_stable_pods(fresh_master: Master, agents: AgentFactory,
                              kubectl: Kubectl) -> None:
-    agents(fresh_master, "sts-a", node_ip="127.0.1.55")
+    agent = agents(fresh_master, "sts-a", node_ip="127.0.1.55")
     with fresh_master.http() as api:
         bad = copy.deepcopy(STS)
         bad["spec"]["selector"] = {"matchLabels": {"app": "db"}}
@@ -98,3 +103,12 @@ def test_ordered_stable_pods(fresh_master: Master, agents: AgentFactory,
         wait_for(only_web0, timeout=60, what="scaled down to web-0")
         assert all(not ("web-2" in live and "web-1" not in live) for live in names), names
         assert any(live == {"web-0", "web-1"} for live in names)
+
+        # web-0's data directory outlives the pod: recreated, it finds its data.
+        first_uid = web_pods(api)["web-0"]["metadata"]["uid"]
+        assert api.delete("/api/v1/namespaces/default/pods/web-0").status_code == 200
+        wait_for(lambda: (pod := web_pods(api).get("web-0")) is not None and pod["metadata"][
+            "uid"] != first_uid and ready_at(pod), timeout=120,
+            what=f"web-0 back and ready {[(n, status(p)) for n, p in web_pods(api).items()]}")
+        starts = agent.state_dir / "volumes" / "default" / "data-web-0" / "starts"
+        assert starts.read_text().split() == ["web-0", "web-0"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import psutil  # type: ignore[import-untyped]
+import yaml
 
 from tests.cluster import free_port, kill_pods
 from tests.netns import Netns
@@ -54,8 +55,6 @@ class Up:
         assert self.proc.poll() is None, self.text()
 
     def api(self) -> httpx.Client:
-        import yaml
-
         cfg = yaml.safe_load((self.base / "data" / "kubeconfig").read_text())
         return httpx.Client(base_url=cfg["clusters"][0]["cluster"]["server"],
                             verify=str(self.base / "data" / "pki" / "ca.crt"),
@@ -93,6 +92,21 @@ def _running(api: httpx.Client) -> list[dict[str, Any]]:
             and not p["metadata"].get("deletionTimestamp")]
 
 
+def _agents_have_their_own_credentials(base: Path, admin: httpx.Client, victim: str) -> None:
+    """Each agent runs as system:node:<name> (its pods ran with it), never as the
+    admin: it may not delete another node."""
+    other = "node-2" if victim != "node-2" else "node-1"
+    cfg = yaml.safe_load((base / "data" / "agents" / victim / "kubeconfig").read_text())
+    token = cfg["users"][0]["user"]["token"]
+    assert token != admin.headers["Authorization"].split()[1]
+    headers = {"Authorization": f"Bearer {token}"}
+    me = admin.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", headers=headers,
+                    json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    assert me.json()["status"]["userInfo"]["username"] == f"system:node:{victim}"
+    refused = admin.delete(f"/api/v1/nodes/{other}", headers=headers)
+    assert refused.status_code == 403, refused.text
+
+
 def test_a_killed_agent_is_a_dead_node_and_the_cluster_stays_up(tmp_path: Path) -> None:
     up = Up(tmp_path, "--agents", "3", "--proxy-mode", "userspace")
     try:
@@ -104,6 +118,7 @@ def test_a_killed_agent_is_a_dead_node_and_the_cluster_stays_up(tmp_path: Path) 
             pods = wait_for(lambda: len(_running(api)) == 3 and _running(api), 120.0,
                             "three running pods")
             victim = pods[0]["spec"]["nodeName"]
+            _agents_have_their_own_credentials(tmp_path, api, victim)
             node = api.get(f"/api/v1/nodes/{victim}").json()
             pid = int(node["metadata"]["annotations"]["corral.dev/agent-pid"])
             os.kill(pid, signal.SIGKILL)

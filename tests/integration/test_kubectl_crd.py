@@ -15,6 +15,7 @@ import pytest
 
 from tests.cluster import Master
 from tests.kubectl import Kubectl
+from tests.poll import wait_for
 
 NS = "crd"
 GROUP_PATH = "/apis/stable.example.com/v1"
@@ -164,3 +165,29 @@ def test_deleting_a_namespace_deletes_its_custom_objects(kubectl: Kubectl, maste
     with master.http() as http:
         left = http.get(f"{GROUP_PATH}/crontabs").json()["items"]
     assert [m["metadata"]["namespace"] for m in left if m["metadata"]["name"] == "left"] == []
+
+
+def test_a_deleted_crd_waits_for_its_objects_finalizers(master: Master) -> None:
+    crd: dict[str, Any] = json.loads(json.dumps(CRD))
+    crd["metadata"]["name"] = "holds.stable.example.com"
+    crd["spec"]["names"] = {"plural": "holds", "kind": "Hold"}
+    crd_path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/holds.stable.example.com"
+    path = f"{GROUP_PATH}/namespaces/{NS}/holds"
+    held = {"apiVersion": "stable.example.com/v1", "kind": "Hold", "spec": {"cronSpec": "* * * * *"},
+            "metadata": {"name": "held", "finalizers": ["example.com/keep"]}}
+    with master.http() as http:
+        assert http.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                         json=crd).status_code == 201
+        assert http.post(path, json=held).status_code == 201
+        assert http.delete(crd_path).status_code == 200
+        # the object is being deleted, its finalizer holds it and so the CRD
+        wait_for(lambda: http.get(f"{path}/held").json()["metadata"].get("deletionTimestamp"),
+                 30.0, "the object marked for deletion")
+        assert http.get(crd_path).json()["metadata"]["deletionTimestamp"]
+        refused = http.post(path, json={**held, "metadata": {"name": "new"}})
+        assert refused.status_code == 405, refused.text
+        released = http.patch(f"{path}/held", content='{"metadata":{"finalizers":null}}',
+                              headers={"Content-Type": "application/merge-patch+json"})
+        assert released.status_code == 200, released.text
+        wait_for(lambda: http.get(crd_path).status_code == 404, 30.0, "the CRD gone")
+        assert http.get(path).status_code == 404

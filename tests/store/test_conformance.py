@@ -25,7 +25,7 @@ from corral.store.errors import (
 )
 from tests.store.conftest import StoreFactory
 
-WAIT = 10.0  # seconds a test waits for something that should happen promptly
+WAIT = 30.0  # seconds a test waits for something that should happen promptly (a busy machine)
 
 
 async def take(watch: AsyncIterator[Event], n: int) -> list[Event]:

@@ -33,12 +33,13 @@ class CustomKind:
     printer_columns: tuple[dict[str, Any], ...]
     scale: Scale | None
     list_kind: str
+    # The CRD is being deleted: its objects are read, updated and deleted (their
+    # finalizers run) but no new one is created.
+    terminating: bool = False
 
 
 def resources_of(crd: Obj) -> tuple[Resource, ...]:
-    """The resources a stored CRD serves (none while it is being deleted)."""
-    if meta(crd).get("deletionTimestamp"):
-        return ()
+    """The resources a stored CRD serves."""
     s = spec(crd)
     group, names_ = s.get("group", ""), s.get("names") or {}
     served: list[Resource] = []
@@ -54,6 +55,7 @@ def resources_of(crd: Obj) -> tuple[Resource, ...]:
             scale=Scale(scale.get("specReplicasPath", ""), scale.get("statusReplicasPath", ""),
                         scale.get("labelSelectorPath")) if isinstance(scale, dict) else None,
             list_kind=names_.get("listKind") or f"{names_.get('kind', '')}List",
+            terminating=bool(meta(crd).get("deletionTimestamp")),
         )
         served.append(Resource(
             group, version["name"], names_.get("kind", ""), names_.get("plural", ""),

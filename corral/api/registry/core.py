@@ -28,6 +28,7 @@ from corral.api.errors import (
     Cause,
     Conflict,
     Forbidden,
+    MethodNotAllowed,
     NotFound,
     invalid,
 )
@@ -138,6 +139,9 @@ class Registry:
         validation: FieldValidation = "Warn", dry_run: bool = False,
     ) -> Result:
         obj = self._check_identity(res, namespace, body)
+        if res.custom is not None and res.custom.terminating:
+            raise MethodNotAllowed("create not allowed while custom resource definition "
+                                   "is terminating", kind=res.plural, group=res.group)
         m = ensure_meta(obj)
         if not m.get("name"):
             prefix = m.get("generateName")
@@ -288,10 +292,10 @@ class Registry:
         expected = int(meta(current)["resourceVersion"])
         key = res.storage_key(namespace, name)
         new_meta = ensure_meta(prepared.obj)
+        removed = bool(new_meta.get("deletionTimestamp")) and not _removal_blocked(prepared.obj)
         try:
-            if new_meta.get("deletionTimestamp") and not _removal_blocked(prepared.obj):
+            if removed:
                 revision = await self.store.delete(key, expected)
-                await self._after_delete(res, prepared.obj)
             else:
                 revision = await self.store.update(key, _stored(prepared.obj), expected)
         except RevisionMismatch:
@@ -299,7 +303,7 @@ class Registry:
         except KeyNotFound:
             raise not_found(res, name) from None
         new_meta["resourceVersion"] = str(revision)
-        await self._after_write(res, prepared.obj)
+        await (self._after_delete if removed else self._after_write)(res, prepared.obj)
         return Result(prepared.obj, prepared.warnings)
 
     async def _after_write(self, res: Resource, obj: Obj) -> None:
@@ -324,6 +328,7 @@ class Registry:
         except KeyNotFound:
             raise not_found(res, m["name"]) from None
         m["resourceVersion"] = str(revision)
+        await self._after_write(res, obj)
         return obj
 
     async def remove(self, res: Resource, obj: Obj) -> int:

@@ -35,6 +35,7 @@ from corral.controllers.replicaset import delete_pods
 from corral.controllers.statefulset.plan import (
     POD_INDEX_LABEL,
     POD_NAME_LABEL,
+    claim_volumes,
     ordinal_of,
     plan,
     revision_of,
@@ -134,6 +135,7 @@ class StatefulSetController(Controller):
         pod = pod_from_template(template, sts, namespace_of(sts), name=name, extra_labels={
             REVISION_HASH: revision, POD_NAME_LABEL: name, POD_INDEX_LABEL: str(ordinal)})
         pod["spec"]["hostname"] = name
+        pod["spec"]["volumes"] = claim_volumes(sts, name, pod["spec"].get("volumes") or [])
         if spec(sts).get("serviceName"):
             pod["spec"]["subdomain"] = spec(sts)["serviceName"]
         self.expectations.expect_creations(key, 1)

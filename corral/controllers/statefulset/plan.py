@@ -34,6 +34,16 @@ def ordinal_of(set_name: str, pod: Obj) -> int | None:
     return int(suffix)
 
 
+def claim_volumes(sts: Obj, pod_name: str, volumes: list[Obj]) -> list[Obj]:
+    """The template's volumes with one per volumeClaimTemplate, claiming
+    ``<template>-<pod>`` as Kubernetes names the claim (the agent keeps that
+    directory on the node: corral/agent/volumes.py)."""
+    claims = [str(meta(t).get("name")) for t in spec(sts).get("volumeClaimTemplates") or []]
+    kept = [v for v in volumes if v.get("name") not in claims]
+    return kept + [{"name": c, "persistentVolumeClaim": {"claimName": f"{c}-{pod_name}"}}
+                   for c in claims]
+
+
 def healthy(pod: Obj) -> bool:
     return phase(pod) == "Running" and is_ready(pod) and not is_deleting(pod)
 

@@ -22,7 +22,7 @@ from typing import Any
 from corral.api.errors import APIError
 from corral.client.http import Client, ServerUnreachable
 from corral.objects import Obj
-from tests.cluster import Master
+from tests.cluster import Agent, Master, kill_pods
 from tests.integration.ha.conftest import HA, Writers, create_acked, until
 from tests.poll import wait_for
 
@@ -141,12 +141,57 @@ async def test_killing_the_leading_master_loses_no_acknowledged_write(ha: HA) ->
 async def test_killing_the_etcd_leader_loses_no_acknowledged_write(ha: HA) -> None:
     ha.heal()
     async with ha.client() as client:
+        seen: set[str] = set()
+        start = (await client.list("ConfigMap", NS)).resource_version
+
+        async def watch() -> None:  # through a master whose etcd stream must resume
+            rv = start
+            while True:
+                try:
+                    async for event in client.watch("ConfigMap", NS, resource_version=rv):
+                        rv = event.resource_version or rv
+                        seen.add(event.object["metadata"].get("name", ""))
+                except (APIError, ServerUnreachable):
+                    await asyncio.sleep(0.1)
+
+        watching = asyncio.create_task(watch())
         writers = Writers(client, "ha-etcd")
         await writers.resumed(30)
         ha.etcd.kill(ha.etcd.leader())
         await writers.resumed(30)
         await writers.stop_and_check()
+
+        async def watched_all() -> bool:
+            return set(writers.acked) <= seen
+
+        await until(watched_all, "every acknowledged create arriving on the watch")
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
     ha.heal()
+
+
+async def test_without_etcd_quorum_the_api_answers_503_then_recovers(ha: HA) -> None:
+    ha.heal()
+    for name in ha.etcd.names[:2]:
+        ha.etcd.kill(name)
+    try:
+        master = ha.masters[0]
+        with master.http() as http:
+            def unavailable() -> Any:
+                r = http.post(f"/api/v1/namespaces/{NS}/configmaps",
+                              json={"metadata": {"name": "no-quorum"}})
+                return r if r.status_code == 503 else None
+
+            answer = wait_for(unavailable, 60.0, "a 503 while etcd has no quorum")
+            status = answer.json()
+            assert status["kind"] == "Status" and status["reason"] == "ServiceUnavailable"
+            assert "storage is unavailable" in status["message"]
+            assert http.get(f"/api/v1/namespaces/{NS}/configmaps").status_code == 503
+    finally:
+        ha.heal()
+    async with ha.client() as client:
+        await create_acked(client, {"apiVersion": "v1", "kind": "ConfigMap",
+                                    "metadata": {"name": "quorum-back"}})
 
 
 async def _fenced_writes(master: Master, holder: str, result: str) -> float:
@@ -216,6 +261,37 @@ def test_status_shows_masters_leaders_and_etcd_members(ha: HA) -> None:
     members = [line for line in text.splitlines() if line.startswith("etcd-")]
     assert len(members) == 3 and all("healthy" in line for line in members)
     assert sum(line.rstrip().endswith("leader") for line in members) == 1
+
+
+async def test_an_agent_fails_over_when_its_master_is_killed(ha: HA) -> None:
+    ha.heal()
+    first = ha.masters[0]
+    agent = Agent(first, "ha-2", ha.base / "agents" / "ha-2", "127.0.1.72",
+                  servers=[m.url for m in ha.masters]).start(timeout=90.0)
+    try:
+        assert "master=" + first.url in agent.log()  # it talks to the first master
+        first.kill()
+        async with ha.client() as client:
+            pinned = sleeper("ha-2-after-kill")
+            pinned["spec"]["nodeName"] = "ha-2"  # straight to the node: the agent must see it
+
+            async def running() -> bool:
+                pod = await client.get("Pod", "ha-2-after-kill", NS)
+                return pod.get("status", {}).get("phase") == "Running"
+
+            await create_acked(client, pinned)
+            await until(running, "the agent running a pod after its master died")
+
+            async def ready() -> bool:
+                node = await client.get("Node", "ha-2")
+                return any(c["type"] == "Ready" and c["status"] == "True"
+                           for c in node["status"].get("conditions", []))
+
+            assert await ready()  # its heartbeats went on through another master
+    finally:
+        agent.stop()
+        kill_pods(agent.state_dir)
+        ha.heal()
 
 
 def test_a_crd_created_on_one_master_is_served_by_every_master(ha: HA) -> None:

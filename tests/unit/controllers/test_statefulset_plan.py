@@ -92,3 +92,13 @@ def test_status_moves_the_current_revision_once_all_are_updated_and_ready() -> N
     done = stateful_status(sts, [pod(0), pod(1)], settings(2, current="web-old"), NOW)
     assert (done["currentRevision"], done["currentReplicas"], done["readyReplicas"],
             done["replicas"], done["observedGeneration"]) == ("web-new", 2, 2, 2, 2)
+
+
+def test_claim_templates_become_per_ordinal_claim_volumes() -> None:
+    from corral.controllers.statefulset.plan import claim_volumes
+
+    sts = {"spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"}}]}}
+    volumes = claim_volumes(sts, "web-2", [{"name": "data", "emptyDir": {}},
+                                           {"name": "tmp", "emptyDir": {}}])
+    assert volumes == [{"name": "tmp", "emptyDir": {}}, {"name": "data", "persistentVolumeClaim": {
+        "claimName": "data-web-2"}}]

@@ -1,0 +1,81 @@
+"""Persistent volumes for a process runtime: a directory the agent keeps.
+
+A pod volume ``persistentVolumeClaim: {claimName: data-web-0}`` (what a
+StatefulSet's volumeClaimTemplates give each ordinal) is the directory
+``<state-dir>/volumes/<namespace>/<claimName>`` on this node. It is created on
+first use and never removed with the pod, so the pod recreated under the same
+name on the same node finds its data again. Processes share the node's
+filesystem, so a mount cannot put it at ``mountPath``; the container sees it as
+
+    <working dir>/<mountPath without its leading "/">   a symlink (only in the
+                                                         pod's own working dir)
+    $CORRAL_VOLUME_<NAME>                               the absolute path
+
+(NAME: the volume's name upper-cased, "-" and "." as "_").
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+from corral.objects import Obj, namespace_of, spec
+
+VOLUMES_DIR = "volumes"
+
+
+class VolumeError(ValueError):
+    """A claim or mount path that would leave its directory."""
+
+
+def env_name(volume: str) -> str:
+    return "CORRAL_VOLUME_" + volume.upper().replace("-", "_").replace(".", "_")
+
+
+def kept_dirs(pod: Obj, root: Path) -> dict[str, Path]:
+    """Volume name → kept directory, for the pod's claim volumes."""
+    dirs: dict[str, Path] = {}
+    for volume in spec(pod).get("volumes") or []:
+        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+        if claim:
+            if "/" in claim or claim in (".", ".."):
+                raise VolumeError(f"claimName {claim!r} is not a name")
+            dirs[str(volume.get("name"))] = root / namespace_of(pod) / claim
+    return dirs
+
+
+def mount_claims(pod: Obj, container: Obj, root: Path, own_working_dir: Path | None
+                 ) -> dict[str, str]:
+    """Create the kept directories the container mounts, link them into its own
+    working dir (when it has one), and return their environment variables."""
+    try:
+        return _mount_claims(kept_dirs(pod, root), container, own_working_dir)
+    except OSError as err:
+        raise VolumeError(f"volume directory: {err}") from err
+
+
+def _mount_claims(dirs: dict[str, Path], container: Obj, own_working_dir: Path | None
+                  ) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for mount in container.get("volumeMounts") or []:
+        kept = dirs.get(str(mount.get("name")))
+        if kept is None:
+            continue
+        kept.mkdir(parents=True, exist_ok=True)
+        env[env_name(str(mount.get("name")))] = str(kept.resolve())
+        if own_working_dir is not None:
+            _link(own_working_dir, str(mount.get("mountPath") or ""), kept.resolve())
+    return env
+
+
+def _link(working_dir: Path, mount_path: str, target: Path) -> None:
+    relative = PurePosixPath(mount_path.lstrip("/"))
+    if not relative.parts or ".." in relative.parts:
+        raise VolumeError(f"mountPath {mount_path!r} cannot be placed in the working dir")
+    link = working_dir / relative
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() and os.readlink(link) == str(target):
+        return
+    if link.is_symlink():
+        link.unlink()
+    link.symlink_to(target, target_is_directory=True)
