@@ -31,7 +31,9 @@ from corral.objects import rfc3339
 from tests.kubectl import kubectl_binary
 
 NOW = datetime.now(UTC)
-# 51 hours is "2d3h" for a whole hour, so ages are stable while the test runs.
+# 51 hours is "2d3h" for a whole hour, so ages are stable while the test runs
+# (NOW is taken at import: the whole suite may run in between). Likewise a
+# last restart exactly 20 h ago reads "20h" for an hour, not half of one.
 CREATED = rfc3339(NOW - timedelta(hours=51))
 AGE = "2d3h"
 
@@ -67,7 +69,7 @@ PODS = [
          "state": {"waiting": {"reason": "CrashLoopBackOff"}},
          "lastState": {"terminated": {
              "exitCode": 1, "reason": "Error",
-             "finishedAt": rfc3339(NOW - timedelta(hours=20, minutes=30))}}}]}},
+             "finishedAt": rfc3339(NOW - timedelta(hours=20))}}}]}},
     {"apiVersion": "v1", "kind": "Pod", "metadata": _meta("pending"),
      "spec": {"containers": POD_SPEC["containers"]}, "status": {"phase": "Pending"}},
 ]
