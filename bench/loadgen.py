@@ -21,6 +21,7 @@ class Connection:
         self.reader = reader
         self.writer = writer
         self.prefix = f"Host: {host}\r\nAuthorization: Bearer {token}\r\n".encode()
+        self.retry_after = 0.0  # the last answer's Retry-After, in seconds
 
     @classmethod
     async def open(cls, url: str, token: str, ca_path: str | None) -> Connection:
@@ -40,6 +41,7 @@ class Connection:
         status = int(status_line.split(b" ", 2)[1])
         length = 0
         chunked = False
+        self.retry_after = 0.0
         while True:
             line = await self.reader.readuntil(b"\r\n")
             if line == b"\r\n":
@@ -50,6 +52,8 @@ class Connection:
                 length = int(value)
             elif lname == b"transfer-encoding" and b"chunked" in value.lower():
                 chunked = True
+            elif lname == b"retry-after":
+                self.retry_after = float(value)
         if chunked:
             return status, await self._read_chunked()
         return status, await self.reader.readexactly(length)
@@ -78,6 +82,11 @@ async def run_requests(url: str, token: str, ca_path: str | None, requests: list
         while queue:
             method, path, body = queue.pop()
             status, data = await conn.request(method, path, body)
+            while status == 429 and conn.retry_after:
+                # The API's fairness turned the request away before running it: wait
+                # as it asks and send it again, as client-go does.
+                await asyncio.sleep(conn.retry_after)
+                status, data = await conn.request(method, path, body)
             check(status, data)
 
     try:

@@ -20,11 +20,10 @@ not written again, and a failed write never holds the pod worker up.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from corral.client.events import NORMAL, WARNING, EventRecorder
+from corral.objects import Obj
 
-Obj = dict[str, Any]
 COMPONENT = "kubelet"  # what Kubernetes tools filter node events by
 
 

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from corral.api.auth import User
 from corral.api.authz import Attributes, NonResourceRule, ResourceRule, Rules
 from corral.api.selectors import from_label_selector_object
+from corral.objects import Obj, meta
 
-Obj = dict[str, Any]
 MASTERS = "system:masters"
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 
@@ -104,7 +103,7 @@ class RbacAuthorizer:
         selectors = [from_label_selector_object(s)
                      for s in aggregation.get("clusterRoleSelectors") or []]
         for other_name, other in self.state.cluster_roles.items():
-            labels = (other.get("metadata") or {}).get("labels") or {}
+            labels = meta(other).get("labels") or {}
             if other_name != name and any(s.matches(labels) for s in selectors):
                 rules.extend(other.get("rules") or [])
         return rules

@@ -20,11 +20,10 @@ from corral.api.rbac_policy import AUTOUPDATE, cluster_role_bindings, cluster_ro
 from corral.api.registry import Registry
 from corral.api.registry.read import Filter, list_objects, watch_objects
 from corral.api.resources import BY_KIND, Resource
-from corral.objects import meta
+from corral.objects import Obj, meta
 from corral.store.base import Store
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 # The fields a default object's reconciliation restores.
 _POLICY_FIELDS = ("rules", "aggregationRule", "roleRef", "subjects")

@@ -20,9 +20,8 @@ reconciles them, so a newer corral's defaults reach an older cluster.
 
 from __future__ import annotations
 
-from typing import Any
+from corral.objects import Obj
 
-Obj = dict[str, Any]
 RBAC_API = "rbac.authorization.k8s.io/v1"
 RBAC_GROUP = "rbac.authorization.k8s.io"
 AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"

@@ -162,7 +162,7 @@ def _start_due_job(cronjob: Obj, schedule: cronschedule.Schedule, now: datetime,
 
 def new_job(cronjob: Obj, scheduled: datetime) -> Obj:
     template = copy.deepcopy(spec(cronjob).get("jobTemplate") or {})
-    job_meta = template.get("metadata") or {}
+    job_meta = meta(template)
     labels = {**(job_meta.get("labels") or {}), CRONJOB_NAME_LABEL: name_of(cronjob)}
     annotations = {**(job_meta.get("annotations") or {}), SCHEDULED_AT: rfc3339(scheduled)}
     return {"apiVersion": "batch/v1", "kind": "Job",
@@ -170,7 +170,7 @@ def new_job(cronjob: Obj, scheduled: datetime) -> Obj:
                          "namespace": meta(cronjob).get("namespace"), "labels": labels,
                          "annotations": annotations,
                          "ownerReferences": [owner_reference(cronjob)]},
-            "spec": template.get("spec") or {}}
+            "spec": spec(template)}
 
 
 def job_reference(job: Obj) -> Obj:

@@ -35,7 +35,7 @@ def revision_data(template: Obj) -> Obj:
 
 
 def revision_template(revision: Obj) -> Obj:
-    template = dict(((revision.get("data") or {}).get("spec") or {}).get("template") or {})
+    template = dict(spec(revision.get("data") or {}).get("template") or {})
     template.pop("$patch", None)
     return template
 

@@ -240,7 +240,7 @@ class Scheduler:
             self._enqueue(new)
 
     def _note_nominee(self, pod: Obj) -> None:
-        node = (pod.get("status") or {}).get("nominatedNodeName")
+        node = status(pod).get("nominatedNodeName")
         self.nominees.set(key_of(pod), node if is_ours(pod) else None, pod_requirements(pod))
 
     def _pending_deleted(self, pod: Obj) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from corral.objects import status
 from tests.cluster import Master, wait_for
 from tests.conftest import AgentFactory
 from tests.kubectl import Kubectl
@@ -24,7 +25,7 @@ def owned_jobs(api: httpx.Client) -> list[dict[str, Any]]:
 
 def completed(job: dict[str, Any]) -> bool:
     return any(c["type"] == "Complete" and c["status"] == "True"
-               for c in (job.get("status") or {}).get("conditions") or [])
+               for c in (status(job)).get("conditions") or [])
 
 
 def test_a_minute_of_cron(fresh_master: Master, agents: AgentFactory, tmp_path: Path) -> None:

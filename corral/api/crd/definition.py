@@ -12,7 +12,7 @@ from corral.api.crd.structural import check_structural
 from corral.api.field_errors import FieldErrors
 from corral.api.kinds.apiextensions import CustomResourceDefinition
 from corral.api.resources import Resource
-from corral.objects import Obj, meta, now_rfc3339, spec
+from corral.objects import Obj, meta, now_rfc3339, spec, status
 
 SCOPES = ("Namespaced", "Cluster")
 
@@ -140,7 +140,7 @@ def with_status(crd: Obj, taken: dict[str, str]) -> Obj:
     mine = meta(crd).get("name", "")
     clash = [n for n in (names_.get("plural"), names_.get("kind"), *names_.get("shortNames", []))
              if n and taken.get(n.lower(), mine) != mine]
-    old = {c.get("type"): c for c in (crd.get("status") or {}).get("conditions") or []}
+    old = {c.get("type"): c for c in (status(crd)).get("conditions") or []}
     accepted = not clash
     conditions = [
         _condition(old, "NamesAccepted", accepted, "NoConflicts" if accepted else "NameConflict",
@@ -152,7 +152,7 @@ def with_status(crd: Obj, taken: dict[str, str]) -> Obj:
                    "not all names are accepted"),
     ]
     stored = [v["name"] for v in s.get("versions") or [] if v.get("storage")]
-    previous = (crd.get("status") or {}).get("storedVersions") or []
+    previous = status(crd).get("storedVersions") or []
     return {**crd, "status": {
         "conditions": conditions,
         "acceptedNames": {k: v for k, v in names_.items()} if accepted else {},

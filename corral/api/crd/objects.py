@@ -16,7 +16,7 @@ from corral.api.kinds.codec import causes_of
 from corral.api.kinds.meta import ObjectMeta
 from corral.api.resources import Resource
 from corral.api.validation import validate_meta
-from corral.objects import Obj, name_of
+from corral.objects import Obj, meta, name_of
 
 
 def prepare_custom(res: Resource, obj: Obj, *, strict: bool) -> tuple[Obj, list[str]]:
@@ -41,7 +41,7 @@ def prepare_custom(res: Resource, obj: Obj, *, strict: bool) -> tuple[Obj, list[
 
 def _check_meta(res: Resource, obj: Obj, errs: FieldErrors) -> None:
     try:
-        model = ObjectMeta.model_validate(obj.get("metadata") or {})
+        model = ObjectMeta.model_validate(meta(obj))
     except ValidationError as err:
         errs.extend(Cause(f"metadata.{c.field}", c.message, c.reason)
                     for c in causes_of(ObjectMeta, err))

@@ -24,7 +24,7 @@ from corral.api.registry.core import Registry
 from corral.api.registry.delete import DeleteOptions, delete
 from corral.api.registry.objects import load
 from corral.api.resources import BY_KIND, Resource
-from corral.objects import Obj, meta, spec
+from corral.objects import Obj, meta, spec, status
 from corral.store.base import EventType
 from corral.store.errors import Compacted, KeyNotFound, StoreError, WatcherTooSlow
 
@@ -166,7 +166,7 @@ class CrdServing:
 
 def _servable(crd: Obj) -> tuple[Resource, ...]:
     """Only an Established CRD is served (a name clash keeps it unserved)."""
-    conditions = (crd.get("status") or {}).get("conditions") or []
+    conditions = status(crd).get("conditions") or []
     established = any(c.get("type") == "Established" and c.get("status") == "True"
                       for c in conditions)
     return resources_of(crd) if established else ()

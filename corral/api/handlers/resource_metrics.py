@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,9 +25,8 @@ from corral.api.handlers.responses import JSONResponse
 from corral.api.registry import Filter, list_objects
 from corral.api.registry.core import Registry
 from corral.api.resources import BY_KIND
-from corral.objects import meta
+from corral.objects import Obj, meta, spec
 
-Obj = dict[str, Any]
 # A node's /stats/summary, or None when its agent cannot be reached.
 SummaryFetch = Callable[[str], Awaitable[Obj | None]]
 PREFIX = "/apis/metrics.k8s.io/v1beta1/"
@@ -87,7 +85,7 @@ class ResourceMetrics:
 
     async def _pods(self, request: Request, namespace: str | None, name: str | None) -> Obj:
         pods = await self._objects(request, "Pod", namespace, name)
-        nodes = sorted({(p.get("spec") or {}).get("nodeName") or "" for p in pods} - {""})
+        nodes = sorted({spec(p).get("nodeName") or "" for p in pods} - {""})
         by_uid: dict[str, Obj] = {}
         for summary in (await self._summaries(nodes)).values():
             for entry in summary.get("pods") or []:

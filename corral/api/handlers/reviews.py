@@ -19,8 +19,8 @@ from corral.api.authz import Attributes, Authorizer, user_of
 from corral.api.body import parse_object
 from corral.api.errors import BadRequest, Cause, MethodNotAllowed, invalid
 from corral.api.handlers.responses import JSONResponse
+from corral.objects import Obj, spec
 
-Obj = dict[str, Any]
 REVIEWS = {
     ("authentication.k8s.io", "selfsubjectreviews"): "SelfSubjectReview",
     ("authorization.k8s.io", "selfsubjectaccessreviews"): "SelfSubjectAccessReview",
@@ -89,7 +89,7 @@ def _api_version(kind: str) -> str:
 
 
 def _spec(body: Obj) -> Obj:
-    return _mapping(body.get("spec") or {}, "spec")
+    return _mapping(spec(body), "spec")
 
 
 def _mapping(value: Any, where: str) -> Obj:

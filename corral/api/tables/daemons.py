@@ -18,6 +18,7 @@ from corral.api.tables.columns import (
     name_of,
 )
 from corral.api.tables.workloads import template_cells
+from corral.objects import meta
 
 STATEFULSET_COLUMNS = (
     NAME,
@@ -42,7 +43,7 @@ REVISION_COLUMNS = (
 
 
 def revision_cells(obj: Object, now: datetime) -> list[Cell]:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    refs = meta(obj).get("ownerReferences") or []
     owner = next((r for r in refs if r.get("controller")), None)
     controller = "<none>" if owner is None else \
         f"{owner.get('kind', '').lower()}.{owner.get('apiVersion', '').split('/')[0]}/" \

@@ -21,7 +21,7 @@ from corral.api.tables.columns import (
     name_of,
 )
 from corral.api.tables.selectors import format_selector
-from corral.objects import parse_time, status
+from corral.objects import parse_time, spec, status
 
 
 def template_cells(obj: Object) -> list[Cell]:
@@ -100,7 +100,7 @@ DAEMONSET_COLUMNS = (
 
 def daemonset_cells(obj: Object, now: datetime) -> list[Cell]:
     status = obj.get("status") or {}
-    template = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    template = spec((obj.get("spec") or {}).get("template") or {})
     selector = template.get("nodeSelector") or {}
     return [
         name_of(obj), int(status.get("desiredNumberScheduled", 0)),

@@ -25,7 +25,7 @@ from datetime import datetime
 
 from corral.controllers.history import REVISION_HASH
 from corral.controllers.pods import is_available, is_ready, phase
-from corral.objects import Obj, is_deleting, labels_of, meta, name_of, spec
+from corral.objects import Obj, is_deleting, labels_of, meta, name_of, spec, status
 
 # Kubernetes' AddOrUpdateDaemonPodTolerations.
 DAEMON_TOLERATIONS: tuple[Obj, ...] = (
@@ -251,7 +251,7 @@ def daemon_status(ds: Obj, fits: dict[str, NodeFit], pods_by_node: dict[str, lis
         ready += is_ready(pod)
         available += is_available(pod, min_ready, now)
         updated += labels_of(pod).get(REVISION_HASH) == update_hash
-    return {**(ds.get("status") or {}),
+    return {**status(ds),
             "desiredNumberScheduled": desired, "currentNumberScheduled": current,
             "numberMisscheduled": misscheduled, "numberReady": ready,
             "numberAvailable": available, "numberUnavailable": desired - available,

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,6 +20,7 @@ from corral.agent.runtime.shim import StateDir
 from corral.objects import Obj, status
 from tests import manifests
 from tests.cluster import Agent, Master
+from tests.poll import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -64,24 +64,23 @@ def get_pod(http: httpx.Client, name: str, namespace: str = "default") -> Obj | 
 def wait_pod(http: httpx.Client, name: str, check: Callable[[Obj], bool],
              timeout: float = 30.0, namespace: str = "default") -> Obj:
     """Poll until check(pod) holds; fails with the last status seen."""
-    deadline = time.monotonic() + timeout
-    pod: Obj | None = None
-    while time.monotonic() < deadline:
-        pod = get_pod(http, name, namespace)
-        if pod is not None and check(pod):
-            return pod
-        time.sleep(0.1)
-    raise AssertionError(f"pod {name} never passed the check; last: {pod and pod.get('status')}")
+    seen: list[Obj | None] = [None]
+
+    def passed() -> Obj | None:
+        seen[0] = pod = get_pod(http, name, namespace)
+        return pod if pod is not None and check(pod) else None
+
+    try:
+        return wait_for(passed, timeout, f"pod {name} to pass the check")
+    except AssertionError:
+        last = seen[0]
+        raise AssertionError(f"pod {name} never passed the check; last: "
+                             f"{last and last.get('status')}") from None
 
 
 def wait_gone(http: httpx.Client, name: str, timeout: float = 30.0,
               namespace: str = "default") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if get_pod(http, name, namespace) is None:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"pod {name} still exists after {timeout}s")
+    wait_for(lambda: get_pod(http, name, namespace) is None, timeout, f"pod {name} gone")
 
 
 def phase(pod: Obj) -> str:

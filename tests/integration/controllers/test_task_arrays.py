@@ -19,11 +19,11 @@ import pytest
 
 from corral.agent.runtime.executors import ExecutorRuntime
 from corral.indexset import IndexSet
+from corral.objects import Obj, status
 from tests.cluster import Agent, Master
 from tests.integration.controllers.helpers import corral, merge_patch
 from tests.poll import wait_for
 
-Obj = dict[str, Any]
 JOBS = "/apis/batch/v1/namespaces/default/jobs"
 ALLOCS = "/apis/corral.dev/v1/namespaces/default/allocs"
 
@@ -48,7 +48,7 @@ def create(http: httpx.Client, job: Obj) -> None:
 
 
 def job_status(http: httpx.Client, name: str) -> Obj:
-    return dict(http.get(f"{JOBS}/{name}").json().get("status") or {})
+    return dict(status(http.get(f"{JOBS}/{name}").json()))
 
 
 def condition(http: httpx.Client, name: str, kind: str) -> Obj | None:
@@ -225,7 +225,7 @@ def test_a_dead_node_gives_back_only_unfinished_indexes(master: Master, agents: 
             done = IndexSet()
             for alloc in allocs_of(http, "survive"):
                 if alloc["spec"].get("nodeName") == doomed.name:
-                    done.update(IndexSet.parse((alloc.get("status") or {}).get("completed")))
+                    done.update(IndexSet.parse(status(alloc).get("completed")))
             return done
 
         wait_for(lambda: len(recorded_on_doomed()) >= 10, 60,
