@@ -1,6 +1,6 @@
 """DaemonSets on real agents: one pod per node, a node that joins gets one, a
 node that is removed loses it, a template change rolls node by node with
-ControllerRevisions kubectl reads (get, rollout status, rollout history), and
+ControllerRevisions kubectl reads (get, rollout status, history and undo), and
 deleting the DaemonSet collects both."""
 
 from __future__ import annotations
@@ -80,6 +80,14 @@ def test_one_pod_per_node_as_nodes_come_and_go(fresh_master: Master, agents: Age
         assert set(hashes) == {"ds-a", "ds-b"} and first_hash not in hashes.values()
         history = kubectl("rollout", "history", f"ds/{APP}")
         assert [line.split()[0] for line in history.strip().split("\n")[2:]] == ["1", "2"]
+        # Undo: back to the first template (its revision renumbered 3).
+        undone = kubectl.run("rollout", "undo", f"ds/{APP}")
+        assert undone.returncode == 0, undone.stderr
+        assert kubectl.run("rollout", "status", f"ds/{APP}", "--timeout=90s",
+                           timeout=120).returncode == 0
+        wait_for(lambda: set(ready_on(api).values()) == {first_hash}, what="first template back")
+        history = kubectl("rollout", "history", f"ds/{APP}")
+        assert [line.split()[0] for line in history.strip().split("\n")[2:]] == ["2", "3"]
 
         # The node leaves: its pod goes with it.
         late.stop()
