@@ -33,6 +33,7 @@ from corral.client.events import NORMAL, WARNING, EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller, split_key
 from corral.controllers.informers import OWNER_UID, SharedInformers
+from corral.controllers.job_status import finished_condition
 from corral.controllers.owners import controller_ref, owner_reference
 from corral.objects import (
     Obj,
@@ -67,10 +68,8 @@ class Plan:
 
 def finished(job: Obj) -> str | None:
     """"Complete" or "Failed" when the Job has ended, else None."""
-    for c in status(job).get("conditions") or []:
-        if c.get("type") in ("Complete", "Failed") and c.get("status") == "True":
-            return str(c["type"])
-    return None
+    condition = finished_condition(job)
+    return str(condition["type"]) if condition else None
 
 
 def job_name(cronjob: Obj, scheduled: datetime) -> str:
