@@ -3,7 +3,7 @@ headers to every resource path. Every answer is below 500, every refusal a Statu
 with a reason; afterwards the master is ready and the objects acknowledged before
 the fuzzing (in a namespace the fuzzer never names) are as they were.
 
-Bounded for CI by CORRAL_FUZZ_SECONDS (60) and CORRAL_FUZZ_EXAMPLES (800);
+Bounded for CI by CORRAL_FUZZ_SECONDS (30) and CORRAL_FUZZ_EXAMPLES (800);
 raise them for a longer run. Paths answered by node agents (log, exec, attach,
 port-forward, proxy) are left out: with no agent they are a 503 by design.
 """
@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from corral.api.resources import RESOURCES, Resource
 from tests.cluster import Master
 
-SECONDS = float(os.environ.get("CORRAL_FUZZ_SECONDS", "60"))
+SECONDS = float(os.environ.get("CORRAL_FUZZ_SECONDS", "30"))
 EXAMPLES = int(os.environ.get("CORRAL_FUZZ_EXAMPLES", "800"))
 NS, KEPT = "fuzz", "kept"
 SUBRESOURCES = ("status", "scale", "binding", "eviction", "finalize")
