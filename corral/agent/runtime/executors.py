@@ -198,7 +198,13 @@ class ExecutorRuntime:
             cgroup.remove()
 
     def remove(self, alloc_uid: str) -> None:
-        shutil.rmtree(self.dir(alloc_uid).path, ignore_errors=True)
+        """Forget the Alloc: its cgroup (empty once its executor has exited) and
+        its state directory."""
+        state = self.dir(alloc_uid)
+        config = state.read_config() if state.config_file.exists() else None
+        if config is not None and config.cgroup is not None:
+            ContainerCgroup.from_dict(config.cgroup).remove()
+        shutil.rmtree(state.path, ignore_errors=True)
 
     def retire(self, alloc_uid: str, namespace: str, name: str) -> None:
         """Keep the Alloc's task logs after it is gone (a Job's tasks are read
