@@ -24,7 +24,7 @@ from typing import Any
 from corral.api.errors import Cause, Conflict, Forbidden, TooManyRequests
 from corral.api.registry.core import Registry, retry_attempts
 from corral.api.registry.delete import DeleteOptions, delete
-from corral.api.registry.objects import load
+from corral.api.registry.read import Filter, list_objects
 from corral.api.resources import BY_KIND
 from corral.api.selectors import from_label_selector_object
 from corral.objects import Obj, ensure_meta, now_rfc3339, spec, status
@@ -136,6 +136,5 @@ async def evict(reg: Registry, namespace: str, name: str, eviction: dict[str, An
 
 
 async def _budgets(reg: Registry, namespace: str) -> list[Obj]:
-    page = await reg.store.list(PDB.storage_prefix(namespace))
-    return [load(kv) for kv in page.items]
+    return (await list_objects(reg.store, PDB, namespace, Filter(PDB))).items
 
