@@ -40,6 +40,7 @@ from corral.api.handlers.streams import StreamRelay
 from corral.api.handlers.token_request import TokenRequests
 from corral.api.health import Health
 from corral.api.login_tickets import LoginTickets
+from corral.api.master_service import DNS_NAMES, ensure_master_service, first_service_ip
 from corral.api.metrics import API_METRICS
 from corral.api.priorityclasses import priority_class_objects
 from corral.api.rbac import RbacAuthorizer
@@ -99,6 +100,14 @@ async def bootstrap(registry: Registry) -> None:
             await registry.create(ns, None, {"metadata": {"name": name}})
         except AlreadyExists:
             pass
+        # The namespaces the server makes have their `default` ServiceAccount from
+        # the start, whether or not a controller manager runs yet (it makes the
+        # others': corral/controllers/serviceaccounts.py).
+        try:
+            await registry.create(BY_KIND["ServiceAccount"], name,
+                                  {"metadata": {"name": "default", "namespace": name}})
+        except AlreadyExists:
+            pass
     # Borg's bands ship as PriorityClasses (monitoring, production, batch, best-effort).
     for pc in priority_class_objects():
         try:
@@ -108,7 +117,9 @@ async def bootstrap(registry: Registry) -> None:
 
 
 def _cert_hosts(cfg: ServerConfig) -> list[str]:
-    hosts = ["127.0.0.1", "::1", "localhost", socket.gethostname(), *cfg.extra_sans]
+    # Pods reach the API at the default/kubernetes Service (master_service.py).
+    hosts = ["127.0.0.1", "::1", "localhost", socket.gethostname(), *cfg.extra_sans,
+             first_service_ip(cfg.service_cidr), *DNS_NAMES]
     if cfg.host not in ("0.0.0.0", "::") and cfg.host not in hosts:
         hosts.append(cfg.host)
     return hosts
@@ -172,6 +183,7 @@ class ApiServer:
         self.registry.admission.extend(default_plugins(self.registry))
         self.crds = CrdServing(self.registry)
         await bootstrap(self.registry)
+        await ensure_master_service(self.registry, cfg.service_cidr, cfg.port)
         await ensure_default_policy(self.registry)
         self._rbac = RbacCache(self.store)
         await self._rbac.start()

@@ -27,12 +27,12 @@ from corral.api.server import ApiServer, ServerConfig
 from corral.cli import eventloop
 from corral.cli.limits import raise_open_files_limit
 from corral.cli.logging_setup import setup_logging
-from corral.cli.presence import announce
 from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
 from corral.client.kubeconfig import write_kubeconfig
 from corral.client.leaderelection import MASTER_LEASE_SECONDS, LeaseTiming
 from corral.client.metrics import WORKQUEUE_METRICS
+from corral.client.presence import announce
 from corral.controllers import manager
 from corral.scheduler import loop as scheduler_loop
 from corral.scheduler.metrics import SCHEDULER_METRICS
@@ -146,11 +146,10 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
     transport = AsgiTransport(server.app)
     async with Client(server.cfg.url, server.token, transport=transport) as client:
         runs: list[asyncio.Task[None]] = []
-        if not server.cfg.resolved_store_url.startswith("sqlite"):
-            # Masters that may have peers say they are alive (`corral status`); one on
-            # SQLite is alone by construction, and writes nothing it need not.
-            runs.append(asyncio.create_task(announce(client, server.cfg.url, stop),
-                                            name="presence"))
+        # Every master says it is alive: `corral status` lists the masters, and the
+        # Endpoints of default/kubernetes (where pods find the API) are made from it.
+        runs.append(asyncio.create_task(announce(client, server.cfg.url, stop),
+                                        name="presence"))
         for name in names:
             log.info("component starting name=%s", name)
             runs.append(asyncio.create_task(IN_PROCESS[name](client, stop, timing), name=name))

@@ -54,6 +54,10 @@ class ContainerLaunch:
     stdin: bool = False
     stdin_once: bool = False
     tty: bool = False
+    # (directory on the node, path the container sees it at), read-only, in a
+    # mount namespace of the container's own (runtime/mounts.py): the
+    # ServiceAccount token at /var/run/secrets/kubernetes.io/serviceaccount.
+    binds: tuple[tuple[str, str], ...] = ()
 
     @property
     def container_id(self) -> str:
@@ -64,7 +68,9 @@ class ContainerLaunch:
 
     @classmethod
     def from_json(cls, text: str) -> ContainerLaunch:
-        return cls(**json.loads(text))
+        data = json.loads(text)
+        data["binds"] = tuple((str(s), str(t)) for s, t in data.get("binds") or [])
+        return cls(**data)
 
 
 class RunPhase(str, Enum):
