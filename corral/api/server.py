@@ -45,6 +45,7 @@ from corral.api.metrics import API_METRICS
 from corral.api.priorityclasses import priority_class_objects
 from corral.api.rbac import RbacAuthorizer
 from corral.api.rbac_cache import RbacCache, ensure_default_policy
+from corral.api.rbac_escalation import EscalationCheck
 from corral.api.registry import Registry
 from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
@@ -188,6 +189,7 @@ class ApiServer:
         self._rbac = RbacCache(self.store)
         await self._rbac.start()
         self.authorizer.state = self._rbac.state
+        self.registry.admission.append(EscalationCheck(self.authorizer))
         await self.crds.start()
         self.app = self._build_app()
         return self.registry
