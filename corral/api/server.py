@@ -27,7 +27,14 @@ from corral.api.allocation import (
     ServiceAllocation,
 )
 from corral.api.app import build_app
-from corral.api.auth import TokenAuthenticator, User, ensure_admin_token
+from corral.api.auth import (
+    CONTROLLER_MANAGER,
+    SCHEDULER,
+    TokenAuthenticator,
+    User,
+    ensure_admin_token,
+    ensure_user_token,
+)
 from corral.api.connections import ConnectionLimits, guarded_protocol
 from corral.api.crd.serving import CrdServing
 from corral.api.errors import AlreadyExists
@@ -61,6 +68,9 @@ from corral.ui.app import Dashboard
 log = logging.getLogger("corral.api")
 
 DEFAULT_NAMESPACES = IMMORTAL_NAMESPACES
+# The in-master components, each with a credential of its own (`corral master`
+# also writes DATA_DIR/<name>.kubeconfig for running them as separate processes).
+COMPONENT_USERS = {"scheduler": SCHEDULER, "controllers": CONTROLLER_MANAGER}
 
 
 @dataclass
@@ -163,6 +173,7 @@ class ApiServer:
         self.app: ASGIApp | None = None  # built by open(); served by run()
         self.health: Health | None = None  # built by open(); components add their checks
         self.token = ""
+        self.component_tokens: dict[str, str] = {}  # by COMPONENT_USERS name
         self.ca_pem: bytes | None = None  # the cluster CA clients trust (None over plain HTTP)
         self._ssl: dict[str, str] = {}
         # Who may do what: every request and every access review asks this.
@@ -198,6 +209,8 @@ class ApiServer:
         assert self.registry is not None
         cfg = self.cfg
         self.token = token = ensure_admin_token(cfg.data_dir)
+        self.component_tokens = {name: ensure_user_token(cfg.data_dir, user)
+                                 for name, user in COMPONENT_USERS.items()}
         ssl: dict[str, str] = {}
         if not cfg.insecure_http:
             pki = ensure_pki(cfg.data_dir, _cert_hosts(cfg))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine
@@ -144,7 +145,13 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
         for registry in component_registries(name):
             API_METRICS.include(registry)
     transport = AsgiTransport(server.app)
-    async with Client(server.cfg.url, server.token, transport=transport) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        # The master's own presence writes as the admin; each component as itself.
+        client = await stack.enter_async_context(
+            Client(server.cfg.url, server.token, transport=transport))
+        own = {name: await stack.enter_async_context(Client(
+            server.cfg.url, server.component_tokens.get(name) or server.token,
+            transport=transport)) for name in names}
         runs: list[asyncio.Task[None]] = []
         # Every master says it is alive: `corral status` lists the masters, and the
         # Endpoints of default/kubernetes (where pods find the API) are made from it.
@@ -152,7 +159,8 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
                                         name="presence"))
         for name in names:
             log.info("component starting name=%s", name)
-            runs.append(asyncio.create_task(IN_PROCESS[name](client, stop, timing), name=name))
+            runs.append(asyncio.create_task(IN_PROCESS[name](own[name], stop, timing),
+                                            name=name))
         await asyncio.gather(*runs)
         await stop.wait()  # with every component disabled, the API serves alone
 
@@ -167,6 +175,10 @@ async def run_master(cfg: ServerConfig, components: list[str],
     await server.open()
     write_kubeconfig(cfg.kubeconfig_path, cfg.kubeconfig_server or cfg.url, server.ca_pem,
                      server.token)
+    for name, token in server.component_tokens.items():
+        # What `corral scheduler|controllers --kubeconfig` use: their own identity.
+        write_kubeconfig(cfg.data_dir / f"{name}.kubeconfig", cfg.kubeconfig_server or cfg.url,
+                         server.ca_pem, token)
     assert server.health is not None
     for name in components:
         server.health.leader(*LEADER_LEASES[name])
