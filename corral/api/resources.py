@@ -95,6 +95,8 @@ RESOURCES: tuple[Resource, ...] = (
              has_spec=False),
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
              False, (), (), has_spec=False),
+    Resource("certificates.k8s.io", "v1", "CertificateSigningRequest",
+             "certificatesigningrequests", False, ("csr",), ("status", "approval")),
 )
 
 # Kinds the server computes per request instead of storing: access reviews

@@ -14,6 +14,8 @@ import logging
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from ssl import CERT_OPTIONAL
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -28,7 +30,9 @@ from corral.api.allocation import (
 )
 from corral.api.app import build_app
 from corral.api.auth import TokenAuthenticator, ensure_admin_token
-from corral.api.connections import ConnectionLimits, guarded_protocol
+from corral.api.certificates.admission import CsrAdmission
+from corral.api.certificates.signer import Signer
+from corral.api.connections import ConnectionLimits, TlsWebSocketProtocol, guarded_protocol
 from corral.api.crd.serving import CrdServing
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
@@ -39,6 +43,8 @@ from corral.api.handlers.streams import StreamRelay
 from corral.api.health import Health
 from corral.api.login_tickets import LoginTickets
 from corral.api.metrics import API_METRICS
+from corral.api.node_endpoints import EndpointWriterAdmission
+from corral.api.node_restriction import NodeLabelAdmission
 from corral.api.priorityclasses import priority_class_objects
 from corral.api.rbac import RbacAuthorizer
 from corral.api.rbac_cache import RbacCache, ensure_default_policy
@@ -133,10 +139,11 @@ class ApiServer:
         self.health: Health | None = None  # built by open(); components add their checks
         self.token = ""
         self.ca_pem: bytes | None = None  # the cluster CA clients trust (None over plain HTTP)
-        self._ssl: dict[str, str] = {}
+        self._ssl: dict[str, Any] = {}
         # Who may do what: every request and every access review asks this.
         self.authorizer = RbacAuthorizer()
         self._rbac: RbacCache | None = None
+        self.signer: Signer | None = None
 
     async def open(self) -> Registry:
         cfg = self.cfg
@@ -151,6 +158,11 @@ class ApiServer:
         self.allocation = ServiceAllocation(self.registry, ip_range, port_range)
         self.registry.admission.append(self.allocation)
         self.registry.admission.extend(default_plugins(self.registry))
+        # Signs approved CertificateSigningRequests with the cluster CA (made below).
+        self.signer = None if cfg.insecure_http else Signer(cfg.data_dir / "pki")
+        self.registry.admission.append(CsrAdmission(self.authorizer, self.signer))
+        # NodeRestriction's label rule, and who wrote each Node's agent endpoint.
+        self.registry.admission += [NodeLabelAdmission(), EndpointWriterAdmission()]
         self.crds = CrdServing(self.registry)
         await bootstrap(self.registry)
         await ensure_default_policy(self.registry)
@@ -165,10 +177,12 @@ class ApiServer:
         assert self.registry is not None
         cfg = self.cfg
         self.token = token = ensure_admin_token(cfg.data_dir)
-        ssl: dict[str, str] = {}
+        ssl: dict[str, Any] = {}
         if not cfg.insecure_http:
             pki = ensure_pki(cfg.data_dir, _cert_hosts(cfg))
-            ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path)}
+            # Clients may show a certificate of the cluster CA (x509_auth.py).
+            ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path),
+                   "ssl_ca_certs": str(pki.ca_path), "ssl_cert_reqs": CERT_OPTIONAL}
             self.ca_pem = pki.ca_pem
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
@@ -199,9 +213,11 @@ class ApiServer:
         config = uvicorn.Config(
             self.app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
             lifespan="off", timeout_keep_alive=120, timeout_graceful_shutdown=2,
-            ws="wsproto",  # see pyproject.toml: kubectl's port-forward subprotocol
+            # wsproto (see pyproject.toml: kubectl's port-forward subprotocol), with the
+            # client certificate in the scope as for plain HTTP requests
+            ws=TlsWebSocketProtocol,
             backlog=4096, http=guarded_protocol(cfg.connections),
-            **ssl,  # type: ignore[arg-type]
+            **ssl,
         )
         self._server = _Server(config)
         log.info("api server listening url=%s store=%s kubeconfig=%s", cfg.url,

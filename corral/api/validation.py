@@ -16,6 +16,7 @@ from typing import Any
 from corral import cronschedule
 from corral.api import names
 from corral.api.alloc_validation import validate_alloc, validate_task_array
+from corral.api.certificates.requests import validate_csr
 from corral.api.crd.definition import validate_crd
 from corral.api.errors import Cause
 from corral.api.field_errors import FieldErrors
@@ -30,6 +31,7 @@ from corral.api.kinds.apps import (
 )
 from corral.api.kinds.base import IntOrString, KubeModel
 from corral.api.kinds.batch import CronJob, Job
+from corral.api.kinds.certificates import CertificateSigningRequest
 from corral.api.kinds.coordination import Lease
 from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
 from corral.api.kinds.meta import KubeObject, LabelSelector, ObjectMeta
@@ -587,4 +589,5 @@ _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
     CronJob: _validate_cronjob,
     Role: validate_role, ClusterRole: validate_cluster_role, RoleBinding: validate_role_binding,
     ClusterRoleBinding: validate_cluster_role_binding,
+    CertificateSigningRequest: validate_csr,
 }

@@ -14,6 +14,7 @@ from corral.api.kinds.apps import (
 )
 from corral.api.kinds.base import TypedObject
 from corral.api.kinds.batch import CronJob, Job
+from corral.api.kinds.certificates import CertificateSigningRequest
 from corral.api.kinds.coordination import Lease
 from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
 from corral.api.kinds.node import Node
@@ -31,7 +32,7 @@ MODELS: dict[str, type[TypedObject]] = {
         Lease, Deployment, ReplicaSet, ReplicationController, DaemonSet, StatefulSet, ControllerRevision,
         Job, CronJob,
         PriorityClass, Alloc, PodDisruptionBudget, Role, ClusterRole, RoleBinding,
-        ClusterRoleBinding, CustomResourceDefinition,
+        ClusterRoleBinding, CustomResourceDefinition, CertificateSigningRequest,
         Binding, Scale, Eviction, DeleteOptions, Status,
     )
 }

@@ -23,6 +23,7 @@ from typing import Any
 from corral.api.resources import Resource
 from corral.api.tables.age import human_duration
 from corral.api.tables.allocs import ALLOCS
+from corral.api.tables.certificates import CSRS
 from corral.api.tables.cluster import LEASES, NAMESPACES, PRIORITYCLASSES, RESOURCEQUOTAS
 from corral.api.tables.columns import DEFAULT, Column, Object, Printer
 from corral.api.tables.config import CONFIGMAPS, SECRETS
@@ -53,6 +54,7 @@ PRINTERS: dict[str, Printer] = {
     "PodDisruptionBudget": PDBS, "CustomResourceDefinition": CRDS, "CronJob": CRONJOBS,
     "ReplicationController": REPLICATIONCONTROLLERS, "DaemonSet": DAEMONSETS,
     "StatefulSet": STATEFULSETS, "ControllerRevision": CONTROLLERREVISIONS,
+    "CertificateSigningRequest": CSRS,
 }
 
 INCLUDE_OBJECT = ("None", "Metadata", "Object")
