@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from corral.agent.csr import csr_object, new_key, request_pem
 from corral.api import kinds
 from corral.api.defaults import JOB_CONTROLLER_UID, apply_defaults
 from corral.api.errors import BadRequest, Invalid
@@ -318,6 +319,17 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                                        "kind": "ClusterRole", "name": "view"},
                            "subjects": [{"kind": "Group", "name": "dev",
                                          "apiGroup": "rbac.authorization.k8s.io"}]},
+    "CertificateSigningRequest": {
+        "spec": {**csr_object("x", request_pem(new_key(), "system:node:n1", ("system:nodes",)),
+                              "kubernetes.io/kube-apiserver-client-kubelet",
+                              ["digital signature", "client auth"], 3600)["spec"],
+                 "username": "system:bootstrap:abcdef", "uid": "",
+                 "groups": ["system:bootstrappers", "system:authenticated"]},
+        "status": {"conditions": [{"type": "Approved", "status": "True",
+                                   "reason": "AutoApproved", "message": "ok",
+                                   "lastUpdateTime": "2024-05-01T10:00:00Z",
+                                   "lastTransitionTime": "2024-05-01T10:00:00Z"}],
+                   "certificate": "LS0tLS1CRUdJTi0tLS0t"}},
 }
 
 
