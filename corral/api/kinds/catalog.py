@@ -16,6 +16,7 @@ from corral.api.kinds.base import TypedObject
 from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.coordination import Lease
 from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
+from corral.api.kinds.framework import Framework
 from corral.api.kinds.node import Node
 from corral.api.kinds.policy import PodDisruptionBudget
 from corral.api.kinds.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
@@ -30,7 +31,7 @@ MODELS: dict[str, type[TypedObject]] = {
         Namespace, Node, Pod, Service, Endpoints, Event, ConfigMap, Secret, ResourceQuota,
         Lease, Deployment, ReplicaSet, ReplicationController, DaemonSet, StatefulSet, ControllerRevision,
         Job, CronJob,
-        PriorityClass, Alloc, PodDisruptionBudget, Role, ClusterRole, RoleBinding,
+        PriorityClass, Alloc, Framework, PodDisruptionBudget, Role, ClusterRole, RoleBinding,
         ClusterRoleBinding, CustomResourceDefinition,
         Binding, Scale, Eviction, DeleteOptions, Status,
     )
