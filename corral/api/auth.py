@@ -27,7 +27,7 @@ import hmac
 import io
 import os
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +52,9 @@ class User:
     name: str
     uid: str = ""
     groups: tuple[str, ...] = field(default=())
+    # Kubernetes' user.Info extra: (key, values) pairs, e.g. the pod a
+    # ServiceAccount token is bound to (authentication.kubernetes.io/pod-name).
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
 
 
 ANONYMOUS = User("system:anonymous", "", ("system:unauthenticated",))
@@ -186,6 +189,11 @@ def websocket_token(scope: Scope) -> str | None:
     return None
 
 
+# A second authenticator asked for tokens the first does not know
+# (ServiceAccount JWTs: corral/api/sa_auth.py), async because it reads the store.
+TokenCheck = Callable[[str], Awaitable["User | None"]]
+
+
 class AuthMiddleware:
     """Pure ASGI, so streamed responses (watch, logs) and websockets (exec,
     port-forward) pass through unbuffered; a websocket upgrade is authenticated
@@ -194,9 +202,11 @@ class AuthMiddleware:
     def __init__(self, app: ASGIApp, authenticator: TokenAuthenticator,
                  open_paths: Iterable[str] = DEFAULT_OPEN_PATHS,
                  open_prefixes: tuple[str, ...] = (),
-                 session: SessionCookie | None = None) -> None:
+                 session: SessionCookie | None = None,
+                 more_tokens: TokenCheck | None = None) -> None:
         self.app = app
         self.authenticator = authenticator
+        self.more_tokens = more_tokens
         self.open_paths = frozenset(open_paths)
         self.open_prefixes = open_prefixes
         self.session = session
@@ -205,7 +215,11 @@ class AuthMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        user = self.authenticator.authenticate(self._credential(scope))
+        credential = self._credential(scope)
+        user = self.authenticator.authenticate(credential)
+        token = _bearer_token(credential)
+        if user is None and token is not None and self.more_tokens is not None:
+            user = await self.more_tokens(token)
         path = scope["path"]
         if user is None and (path in self.open_paths or path.startswith(self.open_prefixes)):
             user = ANONYMOUS
@@ -214,7 +228,7 @@ class AuthMiddleware:
             return
         if user is not ANONYMOUS and AUTHENTICATED not in user.groups:
             # Kubernetes adds it to every authenticated user: bindings name it.
-            user = User(user.name, user.uid, (*user.groups, AUTHENTICATED))
+            user = User(user.name, user.uid, (*user.groups, AUTHENTICATED), user.extra)
         scope["user"] = user
         await self.app(scope, receive, send)
 

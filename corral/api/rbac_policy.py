@@ -76,6 +76,7 @@ def _aggregate_to_edit() -> list[Obj]:
                                          "pods/proxy", "services/proxy"]),
         _rule(["create"], ["policy"], ["pods/eviction"]),
         _rule(["impersonate"], [""], ["serviceaccounts"]),
+        _rule(["create"], [""], ["serviceaccounts/token"]),
     ]
 
 
@@ -140,7 +141,8 @@ def _node() -> list[Obj]:
         _rule(["patch", "update"], [""], ["nodes/status", "pods/status"]),
         _rule(READ + ["delete"], ["", "corral.dev"], ["pods", "allocs"]),
         _rule(["patch", "update"], ["corral.dev"], ["allocs/status"]),
-        _rule(["get"], [""], ["secrets", "configmaps"]),
+        _rule(["get"], [""], ["secrets", "configmaps", "serviceaccounts"]),
+        _rule(["create"], [""], ["serviceaccounts/token"]),  # its pods' tokens only
         _rule(READ, [""], ["services", "endpoints", "namespaces"]),
         _rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
         _rule(["get", "create", "update", "patch", "delete"], ["coordination.k8s.io"],
@@ -170,6 +172,9 @@ def cluster_roles() -> list[Obj]:
             ["get"], ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*",
                       "/version", "/version/", "/healthz", "/livez", "/readyz"])]),
         _cluster_role("system:public-info-viewer", [_urls(["get"], _PUBLIC_URLS)]),
+        _cluster_role("system:auth-delegator", [
+            _rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),
+            _rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"])]),
         _cluster_role("corral:dashboard", [_urls(["*"], ["/ui", "/ui/*"])]),
         _cluster_role("system:kube-scheduler", _scheduler()),
         _cluster_role("system:node", _node()),

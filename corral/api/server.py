@@ -27,7 +27,7 @@ from corral.api.allocation import (
     ServiceAllocation,
 )
 from corral.api.app import build_app
-from corral.api.auth import TokenAuthenticator, ensure_admin_token
+from corral.api.auth import TokenAuthenticator, User, ensure_admin_token
 from corral.api.connections import ConnectionLimits, guarded_protocol
 from corral.api.crd.serving import CrdServing
 from corral.api.errors import AlreadyExists
@@ -35,7 +35,9 @@ from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.fencing import FencingStore
 from corral.api.handlers.node_proxy import NodeProxy
 from corral.api.handlers.proxy import ProxyHandler
+from corral.api.handlers.reviews import TokenCheck
 from corral.api.handlers.streams import StreamRelay
+from corral.api.handlers.token_request import TokenRequests
 from corral.api.health import Health
 from corral.api.login_tickets import LoginTickets
 from corral.api.metrics import API_METRICS
@@ -45,6 +47,8 @@ from corral.api.rbac_cache import RbacCache, ensure_default_policy
 from corral.api.registry import Registry
 from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
+from corral.api.sa_auth import ServiceAccountAuthenticator
+from corral.api.sa_tokens import ISSUER, TokenSigner, ensure_signing_key
 from corral.api.session import SessionCookie
 from corral.api.tls import ensure_pki
 from corral.api.token_store import TOKENS_FILE, HashedTokens
@@ -108,6 +112,21 @@ def _cert_hosts(cfg: ServerConfig) -> list[str]:
     if cfg.host not in ("0.0.0.0", "::") and cfg.host not in hosts:
         hosts.append(cfg.host)
     return hosts
+
+
+def _token_check(static: TokenAuthenticator, accounts: ServiceAccountAuthenticator
+                 ) -> TokenCheck:
+    """Every token the server accepts, for TokenReview and the request path: the
+    token file's and `corral token`'s (meant for this API, so for its audience
+    only), then ServiceAccount tokens."""
+    async def check(token: str, audiences: tuple[str, ...]) -> tuple[User | None, str]:
+        user = static.authenticate(f"Bearer {token}")
+        if user is not None:
+            if audiences and ISSUER not in audiences:
+                return None, "token audiences are invalid for the target audiences"
+            return user, ""
+        return await accounts.authenticate(token, audiences or (ISSUER,))
+    return check
 
 
 class _Server(uvicorn.Server):
@@ -175,6 +194,8 @@ class ApiServer:
         authenticator = None if cfg.insecure_http else TokenAuthenticator(
             cfg.data_dir / "token", HashedTokens(cfg.data_dir / TOKENS_FILE).authenticate)
         session = SessionCookie.for_ca(self.ca_pem) if self.ca_pem is not None else None
+        signer = TokenSigner(ensure_signing_key(cfg.data_dir / "pki"))
+        accounts = ServiceAccountAuthenticator(signer, self.registry)
         if cfg.insecure_http:
             log.warning("serving plain HTTP without authentication url=%s", cfg.url)
         store = self.store
@@ -191,7 +212,9 @@ class ApiServer:
                          health=self.health, max_requests_inflight=cfg.max_requests_inflight,
                          ui=Dashboard(authenticator, session, LoginTickets(self.registry)),
                          session=session, store_status=store.status,
-                         authorizer=self.authorizer, summaries=self._node_proxy.stats_summary)
+                         authorizer=self.authorizer, summaries=self._node_proxy.stats_summary,
+                         token_requests=TokenRequests(self.registry, signer),
+                         tokens=_token_check(authenticator, accounts) if authenticator else None)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"
