@@ -25,6 +25,7 @@ from corral.api.kinds.core import (
     Secret,
     ServiceAccount,
 )
+from corral.api.kinds.framework import Framework
 from corral.api.kinds.node import Node
 from corral.api.kinds.policy import PodDisruptionBudget
 from corral.api.kinds.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
@@ -40,7 +41,7 @@ MODELS: dict[str, type[TypedObject]] = {
         ResourceQuota,
         Lease, Deployment, ReplicaSet, ReplicationController, DaemonSet, StatefulSet, ControllerRevision,
         Job, CronJob,
-        PriorityClass, Alloc, PodDisruptionBudget, Role, ClusterRole, RoleBinding,
+        PriorityClass, Alloc, Framework, PodDisruptionBudget, Role, ClusterRole, RoleBinding,
         ClusterRoleBinding, CustomResourceDefinition, CertificateSigningRequest,
         Binding, Scale, Eviction, DeleteOptions, Status,
     )
