@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from corral.api import fencing
-from corral.api.auth import AuthMiddleware, TokenAuthenticator, User
+from corral.api.auth import REQUESTER, AuthMiddleware, TokenAuthenticator, User
 from corral.api.authz import AllowAuthenticated, AuthorizationMiddleware, Authorizer
 from corral.api.errors import APIError, NotFound, ServiceUnavailable
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT, FairnessMiddleware, lanes_for
@@ -123,9 +123,11 @@ def build_app(
     async def dispatch(request: Request) -> Response:
         fence = request.headers.get(FENCE_HEADER)
         token = fencing.CURRENT.set(Fence.parse(fence) if fence else None)
+        requester = REQUESTER.set(request.scope.get("user"))
         try:
             return await route(request)
         finally:
+            REQUESTER.reset(requester)
             fencing.CURRENT.reset(token)
 
     async def route(request: Request) -> Response:

@@ -8,7 +8,7 @@ First start writes one line for the admin (group system:masters); more lines can
 added by hand and are picked up without a restart (the file is re-read when its
 mtime changes).
 
-    request ─► AuthMiddleware ─► bearer token (Authorization header, or else the
+    request ─► AuthMiddleware ─► client certificate (x509_auth.py), else bearer token (Authorization header, or else the
                                  dashboard's session cookie with its CSRF header:
                                  corral/api/session.py)
                                     │
@@ -22,6 +22,7 @@ mtime changes).
 from __future__ import annotations
 
 import base64
+import contextvars
 import csv
 import hmac
 import io
@@ -36,6 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from corral.api.errors import Unauthorized
 from corral.api.session import SessionCookie
+from corral.api.x509_auth import certificate_identity
 
 ADMIN_USER = "admin"
 AUTHENTICATED = "system:authenticated"
@@ -58,6 +60,10 @@ class User:
 
 
 ANONYMOUS = User("system:anonymous", "", ("system:unauthenticated",))
+# Who sent the request being served, for the parts below the handlers that record
+# or check it (a CertificateSigningRequest's requester); None outside a request.
+REQUESTER: contextvars.ContextVar[User | None] = contextvars.ContextVar("requester",
+                                                                       default=None)
 
 
 # The control plane's own components: each has its token in the token file and a
@@ -226,8 +232,12 @@ class AuthMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        # A client certificate first, then a token, as kube-apiserver's union of
+        # authenticators tries x509 before bearer tokens.
+        identity = certificate_identity(scope)
         credential = self._credential(scope)
-        user = self.authenticator.authenticate(credential)
+        user = User(identity[0], "", identity[1]) if identity else \
+            self.authenticator.authenticate(credential)
         token = _bearer_token(credential)
         if user is None and token is not None and self.more_tokens is not None:
             user = await self.more_tokens(token)

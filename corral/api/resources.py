@@ -90,6 +90,7 @@ RESOURCES: tuple[Resource, ...] = (
              "customresourcedefinitions", False, ("crd", "crds"), ("status",), ("api-extensions",)),
     Resource("corral.dev", "v1", "Alloc", "allocs", True, (),
              ("status", "binding", "log"), ("all",)),
+    Resource("corral.dev", "v1", "Framework", "frameworks", False, ("fw",), ("status",)),
     Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), (), has_spec=False),
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, (), (),
              has_spec=False),
@@ -97,6 +98,8 @@ RESOURCES: tuple[Resource, ...] = (
              has_spec=False),
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
              False, (), (), has_spec=False),
+    Resource("certificates.k8s.io", "v1", "CertificateSigningRequest",
+             "certificatesigningrequests", False, ("csr",), ("status", "approval")),
 )
 
 # Kinds the server computes per request instead of storing: access reviews

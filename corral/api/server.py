@@ -9,11 +9,15 @@ knows nothing of clients.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
 import logging
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from ssl import CERT_OPTIONAL
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -35,8 +39,13 @@ from corral.api.auth import (
     ensure_admin_token,
     ensure_user_token,
 )
-from corral.api.connections import ConnectionLimits, guarded_protocol
+from corral.api.certificates.admission import CsrAdmission
+from corral.api.certificates.signer import Signer
+from corral.api.connections import ConnectionLimits, TlsWebSocketProtocol, guarded_protocol
 from corral.api.crd.serving import CrdServing
+from corral.api.encryption.config import load_config
+from corral.api.encryption.files import ensure_default
+from corral.api.encryption.store import EncryptingStore
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.fencing import FencingStore
@@ -49,6 +58,8 @@ from corral.api.health import Health
 from corral.api.login_tickets import LoginTickets
 from corral.api.master_service import DNS_NAMES, ensure_master_service, first_service_ip
 from corral.api.metrics import API_METRICS
+from corral.api.node_endpoints import EndpointWriterAdmission
+from corral.api.node_restriction import NodeLabelAdmission
 from corral.api.priorityclasses import priority_class_objects
 from corral.api.rbac import RbacAuthorizer
 from corral.api.rbac_cache import RbacCache, ensure_default_policy
@@ -86,6 +97,9 @@ class ServerConfig:
     kubeconfig_server: str = ""  # the URL the kubeconfig names (default: this master's)
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     max_requests_inflight: int = MAX_REQUESTS_INFLIGHT  # seats over all lanes (fairness.py)
+    # EncryptionConfiguration file; "" = DATA_DIR/encryption-config.yaml, made on first start
+    encryption_config: str = ""
+    encryption_reload_seconds: float = 1.0  # how often the file is checked for a change
 
     @property
     def resolved_store_url(self) -> str:
@@ -102,6 +116,11 @@ class ServerConfig:
     @property
     def kubeconfig_path(self) -> Path:
         return self.data_dir / "kubeconfig"
+
+    def encryption_config_path(self) -> Path:
+        if self.encryption_config:
+            return Path(self.encryption_config)
+        return ensure_default(self.data_dir)
 
 
 async def bootstrap(registry: Registry) -> None:
@@ -175,29 +194,43 @@ class ApiServer:
         self.token = ""
         self.component_tokens: dict[str, str] = {}  # by COMPONENT_USERS name
         self.ca_pem: bytes | None = None  # the cluster CA clients trust (None over plain HTTP)
-        self._ssl: dict[str, str] = {}
+        self._ssl: dict[str, Any] = {}
         # Who may do what: every request and every access review asks this.
         self.authorizer = RbacAuthorizer()
         self._rbac: RbacCache | None = None
+        self.encryption: EncryptingStore | None = None
+        self._reloads: asyncio.Task[None] | None = None
+        self.signer: Signer | None = None
 
     async def open(self) -> Registry:
         cfg = self.cfg
         ip_range, port_range = IpRange.parse(cfg.service_cidr), PortRange.parse(
             cfg.node_port_range)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        # A bad encryption config stops the start (ConfigError), before the store opens.
+        path = cfg.encryption_config_path()
+        encryption = load_config(path)
         self.store = await open_store(cfg.resolved_store_url)
-        self.registry = Registry(FencingStore(self.store))
+        self.encryption = EncryptingStore(self.store, encryption, path)
+        self._report_encryption()
+        self._reloads = asyncio.create_task(self._reload_encryption(), name="encryption-reload")
+        self.registry = Registry(FencingStore(self.encryption))
         # Allocation first: a later plugin refusing leaves claims that settle frees
         # in seconds, while a quota charged before a refused allocation stays
         # until a recount.
         self.allocation = ServiceAllocation(self.registry, ip_range, port_range)
         self.registry.admission.append(self.allocation)
         self.registry.admission.extend(default_plugins(self.registry))
+        # Signs approved CertificateSigningRequests with the cluster CA (made below).
+        self.signer = None if cfg.insecure_http else Signer(cfg.data_dir / "pki")
+        self.registry.admission.append(CsrAdmission(self.authorizer, self.signer))
+        # NodeRestriction's label rule, and who wrote each Node's agent endpoint.
+        self.registry.admission += [NodeLabelAdmission(), EndpointWriterAdmission()]
         self.crds = CrdServing(self.registry)
         await bootstrap(self.registry)
         await ensure_master_service(self.registry, cfg.service_cidr, cfg.port)
         await ensure_default_policy(self.registry)
-        self._rbac = RbacCache(self.store)
+        self._rbac = RbacCache(self.encryption)
         await self._rbac.start()
         self.authorizer.state = self._rbac.state
         self.registry.admission.append(EscalationCheck(self.authorizer))
@@ -205,16 +238,32 @@ class ApiServer:
         self.app = self._build_app()
         return self.registry
 
+    def _report_encryption(self) -> None:
+        assert self.encryption is not None
+        server_id = hashlib.sha256(self.cfg.url.encode()).hexdigest()[:16]
+        API_METRICS.encryption_config_loaded(server_id, self.encryption.digest)
+
+    async def _reload_encryption(self) -> None:
+        """kube-apiserver's automatic reload: a changed file takes effect within
+        the interval (a file it cannot use is logged, the old one stays)."""
+        assert self.encryption is not None
+        while True:
+            await asyncio.sleep(self.cfg.encryption_reload_seconds)
+            if self.encryption.reload():
+                self._report_encryption()
+
     def _build_app(self) -> ASGIApp:
         assert self.registry is not None
         cfg = self.cfg
         self.token = token = ensure_admin_token(cfg.data_dir)
         self.component_tokens = {name: ensure_user_token(cfg.data_dir, user)
                                  for name, user in COMPONENT_USERS.items()}
-        ssl: dict[str, str] = {}
+        ssl: dict[str, Any] = {}
         if not cfg.insecure_http:
             pki = ensure_pki(cfg.data_dir, _cert_hosts(cfg))
-            ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path)}
+            # Clients may show a certificate of the cluster CA (x509_auth.py).
+            ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path),
+                   "ssl_ca_certs": str(pki.ca_path), "ssl_cert_reqs": CERT_OPTIONAL}
             self.ca_pem = pki.ca_pem
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
@@ -249,9 +298,11 @@ class ApiServer:
         config = uvicorn.Config(
             self.app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
             lifespan="off", timeout_keep_alive=120, timeout_graceful_shutdown=2,
-            ws="wsproto",  # see pyproject.toml: kubectl's port-forward subprotocol
+            # wsproto (see pyproject.toml: kubectl's port-forward subprotocol), with the
+            # client certificate in the scope as for plain HTTP requests
+            ws=TlsWebSocketProtocol,
             backlog=4096, http=guarded_protocol(cfg.connections),
-            **ssl,  # type: ignore[arg-type]
+            **ssl,
         )
         self._server = _Server(config)
         log.info("api server listening url=%s store=%s kubeconfig=%s", cfg.url,
@@ -263,6 +314,11 @@ class ApiServer:
             self._server.should_exit = True
 
     async def close(self) -> None:
+        if self._reloads is not None:
+            self._reloads.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reloads
+            self._reloads = None
         if self._rbac is not None:
             await self._rbac.close()
             self._rbac = None

@@ -22,6 +22,7 @@ from corral.api.allocation import (
     RangeError,
 )
 from corral.api.connections import ConnectionLimits
+from corral.api.encryption.config import ConfigError
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.metrics import API_METRICS
 from corral.api.server import ApiServer, ServerConfig
@@ -35,6 +36,7 @@ from corral.client.leaderelection import MASTER_LEASE_SECONDS, LeaseTiming
 from corral.client.metrics import WORKQUEUE_METRICS
 from corral.client.presence import announce
 from corral.controllers import manager
+from corral.offers import component as offers_component
 from corral.scheduler import loop as scheduler_loop
 from corral.scheduler.metrics import SCHEDULER_METRICS
 
@@ -44,6 +46,38 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise argparse.ArgumentTypeError(f"--listen wants HOST:PORT, got {value!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def parse_weights(value: str) -> dict[str, float]:
+    """Mesos' --weights: "role1=weight1,role2=weight2" (weights > 0)."""
+    weights: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        role, sep, weight = item.partition("=")
+        try:
+            number = float(weight)
+        except ValueError:
+            number = 0.0
+        if not sep or not role or not number > 0:
+            raise argparse.ArgumentTypeError(
+                f"--mesos-weights wants ROLE=WEIGHT,... with weights > 0, got {item!r}")
+        weights[role] = number
+    return weights
+
+
+def add_mesos_flags(p: argparse.ArgumentParser, *, default: str | None = None) -> None:
+    p.add_argument("--mesos-listen", type=parse_listen, default=default, metavar="HOST:PORT",
+                   help="serve the Mesos v1 scheduler API here (Mesos' port is 5050)"
+                        + (f" (default {default})" if default else "; off unless given"))
+    p.add_argument("--mesos-weights", type=parse_weights, default={}, metavar="ROLE=W,...",
+                   help="DRF weights of Mesos roles (default 1 each), as Mesos' --weights")
+
+
+def mesos_config(args: argparse.Namespace) -> offers_component.MesosConfig | None:
+    listen = getattr(args, "mesos_listen", None)
+    if listen is None:
+        return None
+    host, port = listen
+    return offers_component.MesosConfig(host, port, weights=dict(args.mesos_weights))
 
 
 def add_master_flags(p: argparse.ArgumentParser) -> None:
@@ -70,6 +104,10 @@ def add_master_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-requests-inflight", type=int, default=MAX_REQUESTS_INFLIGHT,
                    help="requests executing at once over all priority lanes (default "
                         f"{MAX_REQUESTS_INFLIGHT}); past a lane's seats they queue per client")
+    p.add_argument("--encryption-provider-config", default="", metavar="PATH",
+                   help="an EncryptionConfiguration (apiserver.config.k8s.io/v1) saying how "
+                        "Secrets are encrypted at rest; re-read when it changes (default "
+                        "DATA_DIR/encryption-config.yaml, made with a new secretbox key)")
     p.add_argument("--max-connections", type=int, default=0,
                    help="connections held at once; past it an idle one is closed "
                         "(default: the open files limit less a reserve)")
@@ -106,6 +144,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                             header_timeout=args.request_header_timeout,
                             max_connections=args.max_connections),
                         max_requests_inflight=args.max_requests_inflight,
+                        encryption_config=args.encryption_provider_config,
                         kubeconfig_server=getattr(args, "kubeconfig_server", ""))
 
 
@@ -136,7 +175,8 @@ def component_registries(name: str) -> list[CollectorRegistry]:
 
 
 async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Event,
-                          timing: LeaseTiming) -> None:
+                          timing: LeaseTiming,
+                          mesos: offers_component.MesosConfig | None = None) -> None:
     """Run the in-process components as ordinary API clients whose requests go
     straight into the server's app (no TLS or sockets, same handlers and auth);
     their metrics appear on the master's /metrics."""
@@ -161,12 +201,16 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
             log.info("component starting name=%s", name)
             runs.append(asyncio.create_task(IN_PROCESS[name](own[name], stop, timing),
                                             name=name))
+        if mesos is not None:
+            runs.append(asyncio.create_task(
+                offers_component.run_in_master(client, stop, timing, mesos), name="mesos"))
         await asyncio.gather(*runs)
         await stop.wait()  # with every component disabled, the API serves alone
 
 
 async def run_master(cfg: ServerConfig, components: list[str],
-                     timing: LeaseTiming | None = None) -> None:
+                     timing: LeaseTiming | None = None,
+                     mesos: offers_component.MesosConfig | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -185,7 +229,8 @@ async def run_master(cfg: ServerConfig, components: list[str],
     try:
         serving = asyncio.create_task(server.run())
         parts = asyncio.create_task(_run_components(
-            server, components, stop, timing or LeaseTiming.of_lease(MASTER_LEASE_SECONDS)))
+            server, components, stop, timing or LeaseTiming.of_lease(MASTER_LEASE_SECONDS),
+            mesos))
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, parts, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stop.set()
@@ -206,7 +251,11 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("corral.master").info(
         "starting master url=%s data_dir=%s", cfg.url, cfg.data_dir)
     components = [c for c in IN_PROCESS if c not in args.disable]
-    eventloop.run(run_master(cfg, components, LeaseTiming.of_lease(args.leader_lease)))
+    try:
+        eventloop.run(run_master(cfg, components, LeaseTiming.of_lease(args.leader_lease),
+                                 mesos_config(args)))
+    except ConfigError as err:
+        raise SystemExit(f"--encryption-provider-config: {err}") from None
     return 0
 
 
@@ -221,6 +270,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--kubeconfig-server", default="", metavar="URL",
                    help="the server URL written into DATA_DIR/kubeconfig (default: this "
                         "master's own; corral up --masters N names its front)")
+    add_mesos_flags(p)
     p.add_argument("--log-level", default="info")
     p.add_argument("--disable", action="append", default=[], choices=sorted(IN_PROCESS),
                    help="do not run this component in-process (run it as its own process)")

@@ -14,6 +14,7 @@ from corral.api.kinds.apps import (
 )
 from corral.api.kinds.base import TypedObject
 from corral.api.kinds.batch import CronJob, Job
+from corral.api.kinds.certificates import CertificateSigningRequest
 from corral.api.kinds.coordination import Lease
 from corral.api.kinds.core import (
     ConfigMap,
@@ -24,6 +25,7 @@ from corral.api.kinds.core import (
     Secret,
     ServiceAccount,
 )
+from corral.api.kinds.framework import Framework
 from corral.api.kinds.node import Node
 from corral.api.kinds.policy import PodDisruptionBudget
 from corral.api.kinds.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
@@ -39,8 +41,8 @@ MODELS: dict[str, type[TypedObject]] = {
         ResourceQuota,
         Lease, Deployment, ReplicaSet, ReplicationController, DaemonSet, StatefulSet, ControllerRevision,
         Job, CronJob,
-        PriorityClass, Alloc, PodDisruptionBudget, Role, ClusterRole, RoleBinding,
-        ClusterRoleBinding, CustomResourceDefinition,
+        PriorityClass, Alloc, Framework, PodDisruptionBudget, Role, ClusterRole, RoleBinding,
+        ClusterRoleBinding, CustomResourceDefinition, CertificateSigningRequest,
         Binding, Scale, Eviction, DeleteOptions, Status,
     )
 }

@@ -196,6 +196,16 @@ MESSAGES: dict[str, str] = {
     "RoleRef": "apiGroup=1 kind=2 name=3",
     "RoleBinding": f"{_STANDARD_OBJECT} subjects=2:[Subject] roleRef=3:RoleRef",
     "ClusterRoleBinding": f"{_STANDARD_OBJECT} subjects=2:[Subject] roleRef=3:RoleRef",
+    # ---- certificates/v1 (kubectl certificate approve|deny PUTs the approval) ------
+    # spec.extra (6) is skipped: the server sets the requester's fields itself.
+    "CertificateSigningRequest": f"""{_STANDARD_OBJECT} spec=2:CertificateSigningRequestSpec
+        status=3:CertificateSigningRequestStatus""",
+    "CertificateSigningRequestSpec": """request=1:bytes username=2 uid=3 groups=4:[string]
+        usages=5:[string] extra=6:[-] signerName=7 expirationSeconds=8:int32!""",
+    "CertificateSigningRequestStatus": """conditions=1:[CertificateSigningRequestCondition]
+        certificate=2:bytes""",
+    "CertificateSigningRequestCondition": """type=1 reason=2 message=3 lastUpdateTime=4:Time
+        lastTransitionTime=5:Time status=6""",
 }
 
 # The message of each kind a protobuf body may carry, by (apiVersion, kind).
@@ -222,6 +232,7 @@ KINDS: dict[tuple[str, str], str] = {
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "ClusterRoleBinding",
     ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
+    ("certificates.k8s.io/v1", "CertificateSigningRequest"): "CertificateSigningRequest",
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
     ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): "SelfSubjectRulesReview",
 }
