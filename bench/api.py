@@ -11,6 +11,9 @@
                         the quiet master
     garbage collection  seconds to delete the owner of N pods (Background) and a
                         deletecollection of N pods
+    deployment delete   seconds from deleting a Deployment of --deploy-pods pods
+                        (Background, then Foreground) to its last pod gone (the
+                        pods are never scheduled, so each goes at once)
 
 Prints figures (median of --runs runs); never pass/fail. Goals on a 2-core box:
 ≥ 2,000 writes/s, fan-out p99 ≤ 100 ms.
@@ -206,7 +209,8 @@ async def bench_gc(m: Master, pods: int, run: int) -> tuple[float, float]:
         return owner
 
     async def left(c: httpx.AsyncClient, label: str) -> int:
-        r = await c.get(f"/api/v1/namespaces/{ns}/pods?labelSelector=gc%3D{label}")
+        # limit=1: a full list per poll cost the master a quarter of its CPU
+        r = await c.get(f"/api/v1/namespaces/{ns}/pods?labelSelector=gc%3D{label}&limit=1")
         return len(r.json()["items"])
 
     await make("bg")
@@ -227,6 +231,42 @@ async def bench_gc(m: Master, pods: int, run: int) -> tuple[float, float]:
     return background, collection
 
 
+async def bench_deployment(m: Master, pods: int, run: int) -> tuple[float, float]:
+    """Seconds from deleting a Deployment of ``pods`` pods to its last pod gone:
+    Background (the owner goes first), then Foreground (the owner goes last)."""
+    ns = f"deploy{run}"
+    async with _client(m, 4) as c:
+        await _ensure_ns(c, ns)
+        return (await _delete_deployment(c, ns, "bg", pods, "Background"),
+                await _delete_deployment(c, ns, "fg", pods, "Foreground"))
+
+
+async def _delete_deployment(c: httpx.AsyncClient, ns: str, name: str, pods: int,
+                             policy: str) -> float:
+    labels = {"app": name}
+    r = await c.post(f"/apis/apps/v1/namespaces/{ns}/deployments", json={
+        "metadata": {"name": name},
+        "spec": {"replicas": pods, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": {
+                     "schedulerName": "nobody",
+                     "containers": [{"name": "c", "image": "i", "command": ["true"]}]}}}})
+    assert r.status_code == 201, r.text
+
+    async def any_left() -> bool:  # limit=1: the poll must not cost what it measures
+        r = await c.get(f"/api/v1/namespaces/{ns}/pods?labelSelector=app%3D{name}&limit=1")
+        return bool(r.json()["items"])
+
+    deployment = f"/apis/apps/v1/namespaces/{ns}/deployments/{name}"
+    while (await c.get(deployment)).json().get("status", {}).get("replicas") != pods:
+        await asyncio.sleep(1.0)
+    t0 = time.perf_counter()
+    r = await c.request("DELETE", deployment, json={"propagationPolicy": policy})
+    assert r.status_code in (200, 202), r.text
+    while await any_left():
+        await asyncio.sleep(0.2)
+    return time.perf_counter() - t0
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
@@ -242,8 +282,9 @@ async def main() -> None:
     ap.add_argument("--pods", type=int, default=10000)
     ap.add_argument("--attack-seconds", type=float, default=30.0)
     ap.add_argument("--gc-pods", type=int, default=2000)
-    ap.add_argument("--phases", default="writes,fanout,list,attack,gc",
-                    help="comma-separated subset of writes,fanout,list,attack,gc")
+    ap.add_argument("--deploy-pods", type=int, default=5000)
+    ap.add_argument("--phases", default="writes,fanout,list,attack,gc,deployment",
+                    help="comma-separated subset of writes,fanout,list,attack,gc,deployment")
     args = ap.parse_args()
     phases = set(args.phases.split(","))
     creates: list[float] = []
@@ -253,6 +294,7 @@ async def main() -> None:
     lists: list[tuple[float, float]] = []
     attacks: list[tuple[float, float, dict[str, int]]] = []
     gcs: list[tuple[float, float]] = []
+    deploys: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         m = Master(Path(tmp) / "master").start()
         try:
@@ -278,9 +320,15 @@ async def main() -> None:
                 gcs.append(await bench_gc(m, args.gc_pods, run))
                 print(f"run {run}: gc of {args.gc_pods} dependents {gcs[-1][0]:.1f} s, "
                       f"deletecollection {gcs[-1][1]:.1f} s", flush=True)
+            for run in range(args.runs if "deployment" in phases else 0):
+                deploys.append(await bench_deployment(m, args.deploy_pods, run))
+                print(f"run {run}: Deployment of {args.deploy_pods} pods deleted in "
+                      f"{deploys[-1][0]:.1f} s (Background), {deploys[-1][1]:.1f} s "
+                      "(Foreground)", flush=True)
         finally:
             m.stop()
     _report(args, creates, updates, p50s, p99s, lists, attacks, gcs)
+    _report_deployments(args, deploys)
 
 
 def _report(args: argparse.Namespace, creates: list[float], updates: list[float],
@@ -308,6 +356,16 @@ def _report(args: argparse.Namespace, creates: list[float], updates: list[float]
         print(f"gc {args.gc_pods} dependents:  {med([g[0] for g in gcs]):8.1f} s    owner deleted "
               f"(Background) to the last dependent gone")
         print(f"deletecollection:    {med([g[1] for g in gcs]):8.1f} s    of {args.gc_pods} pods")
+
+def _report_deployments(args: argparse.Namespace, deploys: list[tuple[float, float]]) -> None:
+    if not deploys:
+        return
+    med = statistics.median
+    bg, fg = med([d[0] for d in deploys]), med([d[1] for d in deploys])
+    print(f"delete Deployment:   {bg:8.1f} s    of {args.deploy_pods} pods, Background "
+          f"(goal: seconds; issue 12 measured ~35 s)")
+    print(f"delete Deployment:   {fg:8.1f} s    of {args.deploy_pods} pods, Foreground")
+
 
 if __name__ == "__main__":
     asyncio.run(main())
