@@ -37,7 +37,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.attack import KUBECTL_AGENT, soak
 from bench.loadgen import Connection, run_requests, watch_lines
-from tests.cluster import Master
+from tests.cluster import Master, stop_on_sigterm
 
 
 def _client(m: Master, connections: int) -> httpx.AsyncClient:
@@ -368,4 +368,5 @@ def _report_deployments(args: argparse.Namespace, deploys: list[tuple[float, flo
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     asyncio.run(main())
