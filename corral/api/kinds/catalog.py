@@ -12,6 +12,7 @@ from corral.api.kinds.apps import (
     ReplicaSet,
     StatefulSet,
 )
+from corral.api.kinds.autoscaling import HorizontalPodAutoscaler
 from corral.api.kinds.base import TypedObject
 from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.coordination import Lease
@@ -29,7 +30,7 @@ MODELS: dict[str, type[TypedObject]] = {
     for model in (
         Namespace, Node, Pod, Service, Endpoints, Event, ConfigMap, Secret, ResourceQuota,
         Lease, Deployment, ReplicaSet, ReplicationController, DaemonSet, StatefulSet, ControllerRevision,
-        Job, CronJob,
+        Job, CronJob, HorizontalPodAutoscaler,
         PriorityClass, Alloc, PodDisruptionBudget, Role, ClusterRole, RoleBinding,
         ClusterRoleBinding, CustomResourceDefinition,
         Binding, Scale, Eviction, DeleteOptions, Status,
