@@ -74,6 +74,7 @@ class Agent:
                                       allow_cgroups=cfg.allow_cgroups)
         self.registered = asyncio.Event()
         self.client: Client | None = None
+        self.heartbeat_client: Client | None = None
         self.pods: PodManager | None = None
         self.allocs: AllocManager | None = None
         self.server: AgentServer | None = None
@@ -86,8 +87,8 @@ class Agent:
         cfg = self.cfg
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         servers = await order_servers(cfg)
-        self.client = client = Client(servers, cfg.token, cfg.ca_pem, attempts=CLIENT_ATTEMPTS,
-                                      user_agent=f"corral-agent/{cfg.name}")
+        self.client = client = self._client(servers)
+        self.heartbeat_client = self._client(servers, timeout=cfg.heartbeat_timeout_seconds)
         # Services first: a pod started now sees the Services that exist (env vars).
         self.services = NodeServices(client, cfg)
         await self.services.start()
@@ -109,7 +110,7 @@ class Agent:
         await self.allocs.start()
         port = self.server.port
         self.heartbeat = Heartbeat(
-            client, cfg, lambda: node_status(cfg, self.runtime.isolation(), port),
+            self.heartbeat_client, cfg, lambda: node_status(cfg, self.runtime.isolation(), port),
             register=lambda: register_node(client, cfg, self.runtime.isolation()))
         pods, heartbeat = self.pods, self.heartbeat
         AGENT_METRICS.bind(lambda: len(pods.workers), heartbeat.age)
@@ -117,6 +118,10 @@ class Agent:
         log.info("agent started node=%s master=%s isolation=%s dns=%s", cfg.name,
                  client.current_server,
                  self.runtime.isolation().mechanism, self.services.dns_address)
+
+    def _client(self, servers: list[str], timeout: float = 30.0) -> Client:
+        return Client(servers, self.cfg.token, self.cfg.ca_pem, attempts=CLIENT_ATTEMPTS,
+                      timeout=timeout, user_agent=f"corral-agent/{self.cfg.name}")
 
     async def _get_object(self, kind: str, namespace: str, name: str) -> Obj:
         assert self.client is not None
@@ -156,8 +161,9 @@ class Agent:
             await self.events.stop()
         if self.server is not None:
             await self.server.stop()
-        if self.client is not None:
-            await self.client.aclose()
+        for client in (self.client, self.heartbeat_client):
+            if client is not None:
+                await client.aclose()
         log.info("agent stopped node=%s", self.cfg.name)
 
 

@@ -97,5 +97,5 @@ def test_a_busy_deployment_scales_up_and_back_down(hpa_master: Master, agents: A
         wait_for(lambda: len(rescales()) == 2, what="two SuccessfulRescale events")
         assert sorted(rescales()) == [
             "New size: 1; reason: All metrics below target",
-            "New size: 2; reason: cpu resource utilization (percentage of request) above "
-            "target"]
+            ("New size: 2; reason: cpu resource utilization (percentage of request) above "
+            "target")]

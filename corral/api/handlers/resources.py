@@ -169,7 +169,7 @@ class ResourceHandler:
             result = await sub.update_scale(self.registry, res, target.namespace or "", name,
                                             body, dry_run=_dry_run(request))
             return JSONResponse(sub.scale_of(res, result.obj))
-        self._check_subresource(target, ("status", "finalize"))
+        self._check_subresource(target, ("status", "finalize", "approval"))
         result = await self.registry.update(stored(res), target.namespace, name,
                                             to_stored(res, body),
                                             subresource=target.subresource,
@@ -185,7 +185,7 @@ class ResourceHandler:
             result = await sub.patch_scale(self.registry, res, target.namespace or "", name,
                                            ctype, body, dry_run=_dry_run(request))
             return JSONResponse(sub.scale_of(res, result.obj))
-        self._check_subresource(target, ("status",))
+        self._check_subresource(target, ("status", "approval"))
         result = await self.registry.patch(stored(res), target.namespace, name, ctype, body,
                                            served=res, subresource=target.subresource,
                                            validation=_field_validation(request), dry_run=_dry_run(request))
