@@ -48,6 +48,7 @@ from corral.api.resources import BY_KIND
 from corral.api.session import SessionCookie
 from corral.api.tls import ensure_pki
 from corral.api.token_store import TOKENS_FILE, HashedTokens
+from corral.private_files import private_dir, tighten
 from corral.store.base import Store
 from corral.store.open import open_store
 from corral.ui.app import Dashboard
@@ -142,7 +143,7 @@ class ApiServer:
         cfg = self.cfg
         ip_range, port_range = IpRange.parse(cfg.service_cidr), PortRange.parse(
             cfg.node_port_range)
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(cfg.data_dir)  # keys, tokens and state.db: never a pod's to read
         self.store = await open_store(cfg.resolved_store_url)
         self.registry = Registry(FencingStore(self.store))
         # Allocation first: a later plugin refusing leaves claims that settle frees
@@ -170,6 +171,7 @@ class ApiServer:
             pki = ensure_pki(cfg.data_dir, _cert_hosts(cfg))
             ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path)}
             self.ca_pem = pki.ca_pem
+        tighten(cfg.data_dir)  # what an older master or a copy left readable
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
         authenticator = None if cfg.insecure_http else TokenAuthenticator(
