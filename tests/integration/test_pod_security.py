@@ -193,3 +193,96 @@ def test_agent_state_dir_is_search_only_and_private_beneath(
     logs = [k for k in found if k.startswith("pods/") and k.endswith("/logs")]
     assert logs and all(found[k] == 0o700 for k in logs)
     kubectl("delete", "pod", "state-modes", "--wait=false")
+
+
+# ---- Pod Security admission ---------------------------------------------------------
+
+
+def namespace(kubectl: Kubectl, name: str, **labels: str) -> None:
+    obj = manifests.namespace(name)
+    obj["metadata"]["labels"] = {f"pod-security.kubernetes.io/{k.replace('_', '-')}": v
+                                 for k, v in labels.items()}
+    kubectl("create", "-f", "-", input=json.dumps(obj))
+
+
+def create(kubectl: Kubectl, obj: dict[str, object]) -> tuple[int, str]:
+    proc = kubectl.run("create", "-f", "-", input=json.dumps(obj))
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_restricted_namespace_refuses_a_root_pod(kubectl: Kubectl) -> None:
+    namespace(kubectl, "psa-restricted", enforce="restricted")
+    pod = manifests.pod("root-pod", namespace="psa-restricted",
+                        securityContext={"runAsUser": 0})
+    code, out = create(kubectl, pod)
+    assert code != 0
+    assert out.strip() == (
+        'Error from server (Forbidden): error when creating "STDIN": pods "root-pod" is '
+        'forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != '
+        'false (container "main" must set securityContext.allowPrivilegeEscalation=false), '
+        'unrestricted capabilities (container "main" must set securityContext.capabilities.'
+        'drop=["ALL"]), runAsNonRoot != true (pod or container "main" must set '
+        "securityContext.runAsNonRoot=true), runAsUser=0 (pod must not set runAsUser=0), "
+        'seccompProfile (pod or container "main" must set securityContext.seccompProfile.'
+        'type to "RuntimeDefault" or "Localhost")'), out
+    hardened = manifests.container(securityContext={
+        "runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}})
+    ok = manifests.pod("hardened", namespace="psa-restricted", containers=[hardened])
+    code, out = create(kubectl, ok)
+    assert code == 0 and "Warning" not in out, out
+
+
+def test_default_baseline_refuses_host_network_privileged_and_working_dir(
+        kubectl: Kubectl) -> None:
+    privileged = manifests.container(securityContext={"privileged": True},
+                                     workingDir="/srv")
+    pod = manifests.pod("escape", containers=[privileged], hostNetwork=True)
+    code, out = create(kubectl, pod)
+    assert code != 0
+    assert out.strip() == (
+        'Error from server (Forbidden): error when creating "STDIN": pods "escape" is '
+        'forbidden: violates PodSecurity "baseline:latest": host namespaces '
+        '(hostNetwork=true), privileged (container "main" must not set securityContext.'
+        'privileged=true), workingDir (container "main" must not set workingDir: it names '
+        "a directory of the node, outside the pod's sandbox)"), out
+    # A Deployment is not refused: it is warned about the pods it would make.
+    template = manifests.pod_template({"app": "escaping"}, containers=[privileged],
+                                      hostNetwork=True)
+    deploy = manifests.deployment("escaping", 0, template=template)
+    code, out = create(kubectl, deploy)
+    assert code == 0, out
+    assert 'Warning: would violate PodSecurity "baseline:latest": host namespaces ' \
+        '(hostNetwork=true), privileged (container "main" must not set ' in out, out
+
+
+def test_warn_and_privileged_enforce(kubectl: Kubectl) -> None:
+    namespace(kubectl, "psa-warn", enforce="privileged", warn="restricted",
+              warn_version="v1.32")
+    code, out = create(kubectl, manifests.pod("noisy", namespace="psa-warn",
+                                              hostNetwork=True))
+    assert code == 0, out
+    assert 'Warning: would violate PodSecurity "restricted:v1.32": host namespaces ' \
+        "(hostNetwork=true), allowPrivilegeEscalation != false" in out, out
+
+
+def test_labels_are_validated_and_raising_enforce_names_violating_pods(
+        kubectl: Kubectl) -> None:
+    obj = manifests.namespace("psa-bad")
+    obj["metadata"]["labels"] = {"pod-security.kubernetes.io/enforce": "strict"}
+    code, out = create(kubectl, obj)
+    assert code != 0
+    assert ('The Namespace "psa-bad" is invalid: metadata.labels[pod-security.kubernetes.io/'
+            'enforce]: Invalid value: "strict": must be one of privileged, baseline, '
+            "restricted") in out, out
+    namespace(kubectl, "psa-raise", enforce="privileged")
+    for name in ("host-a", "host-b"):
+        code, out = create(kubectl, manifests.pod(name, namespace="psa-raise",
+                                                  hostNetwork=True))
+        assert code == 0, out
+    out = kubectl.run("label", "--overwrite", "ns", "psa-raise",
+                      "pod-security.kubernetes.io/enforce=baseline")
+    assert out.returncode == 0, out.stderr
+    assert ('Warning: existing pods in namespace "psa-raise" violate the new PodSecurity '
+            'enforce level "baseline:latest"') in out.stderr
+    assert "Warning: host-a (and 1 other pod): host namespaces" in out.stderr, out.stderr

@@ -39,6 +39,14 @@ class RunAs:
     gid: int
     groups: tuple[int, ...] = ()
 
+    def setpriv(self) -> list[str]:
+        """The util-linux setpriv prefix that runs a command as this user, for the
+        agent's own spawns (exec, probes): its event loop (uvloop) takes no
+        user/group arguments, and a preexec_fn is unsafe in a threaded process."""
+        groups = ["--groups", ",".join(map(str, self.groups))] if self.groups \
+            else ["--clear-groups"]
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", *groups, "--"]
+
     def describe(self) -> str:
         groups = ",".join(str(g) for g in self.groups)
         return f"uid={self.uid} gid={self.gid}" + (f" groups={groups}" if groups else "")

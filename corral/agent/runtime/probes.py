@@ -24,7 +24,6 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 
@@ -126,13 +125,11 @@ async def _probe_once(action: Action) -> tuple[bool, str]:
 
 async def _exec(action: ExecAction) -> tuple[bool, str]:
     env = {"PATH": os.environ.get("PATH", os.defpath), **action.env}
-    run_as = action.run_as
-    ids: dict[str, Any] = {} if run_as is None else {
-        "user": run_as.uid, "group": run_as.gid, "extra_groups": list(run_as.groups)}
+    prefix = action.run_as.setpriv() if action.run_as is not None else []
     proc = await asyncio.create_subprocess_exec(
-        *action.command, env=env, cwd=action.working_dir, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True, **ids,
+        *prefix, *action.command, env=env, cwd=action.working_dir,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, start_new_session=True,
     )
     try:
         output, _ = await proc.communicate()

@@ -30,7 +30,7 @@ import termios
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
-from corral.agent.runtime.base import ExecEnvironment, RunAs
+from corral.agent.runtime.base import ExecEnvironment
 from corral.agent.streams import fdio
 from corral.agent.streams.channels import (
     CLOSE,
@@ -81,20 +81,13 @@ def command_argv(opts: ExecOptions, env: ExecEnvironment) -> list[str]:
                         "executable file not found in $PATH")
     argv = [found, *opts.command[1:]]
     if env.run_as is not None:  # after the cgroup join below, which takes root
-        argv = [*setpriv_argv(env.run_as), *argv]
+        argv = [*env.run_as.setpriv(), *argv]
     if env.cgroup_procs:
         argv = ["/bin/sh", "-c", JOIN_CGROUP, "sh", str(len(env.cgroup_procs)),
                 *env.cgroup_procs, *argv]
     if opts.tty:
         argv = ["setsid", "--ctty", *argv]
     return argv
-
-
-def setpriv_argv(run_as: RunAs) -> list[str]:
-    """util-linux's setpriv: the command runs as the container's user and groups."""
-    groups = ["--groups", ",".join(map(str, run_as.groups))] if run_as.groups \
-        else ["--clear-groups"]
-    return ["setpriv", f"--reuid={run_as.uid}", f"--regid={run_as.gid}", *groups, "--"]
 
 
 def resize_terminal(fd: int, raw: bytes) -> None:
