@@ -40,12 +40,15 @@ class RunAs:
     groups: tuple[int, ...] = ()
 
     def setpriv(self) -> list[str]:
-        """The util-linux setpriv prefix that runs a command as this user, for the
-        agent's own spawns (exec, probes): its event loop (uvloop) takes no
-        user/group arguments, and a preexec_fn is unsafe in a threaded process."""
+        """The prefix that runs a command as this user, for the agent's own spawns
+        (exec, probes): its event loop (uvloop) takes no user/group arguments, and a
+        preexec_fn is unsafe in a threaded process. util-linux's setpriv changes
+        user; a shell then looks the command up in $PATH as that user (setpriv's
+        own lookup still has root's reach, and would find what the user cannot run)."""
         groups = ["--groups", ",".join(map(str, self.groups))] if self.groups \
             else ["--clear-groups"]
-        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", *groups, "--"]
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", *groups, "--",
+                "/bin/sh", "-c", 'exec "$@"', "sh"]
 
     def describe(self) -> str:
         groups = ",".join(str(g) for g in self.groups)
