@@ -34,7 +34,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.attack import KUBECTL_AGENT, soak
 from bench.loadgen import Connection, run_requests, watch_lines
-from tests.cluster import Master
+from tests.cluster import Master, stop_on_sigterm
 
 
 def _client(m: Master, connections: int) -> httpx.AsyncClient:
@@ -310,4 +310,5 @@ def _report(args: argparse.Namespace, creates: list[float], updates: list[float]
         print(f"deletecollection:    {med([g[1] for g in gcs]):8.1f} s    of {args.gc_pods} pods")
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     asyncio.run(main())

@@ -4,13 +4,15 @@ box (the raw fork/exec baseline), (d) Ray and Dask when installed (the optional
 `peers` extra); then one big task array (default 100,000): tasks/s and the
 master's peak RSS growth.
 
-    run (fresh cluster each): array Job ─► Complete; Pod Job ─► Complete; xargs
+    run (fresh cluster each): array Job ─► Complete; Pod Job ─► Complete (unless
+    --no-pod-job); then xargs, Ray, Dask on the same box, in every run
     tasks/s = N / elapsed (Job created → Complete condition seen)
     CPU per task (array): master, agents, executors (sampled from /proc)
 
 Each figure is the median of --runs runs. Prints figures; never pass/fail.
 Goals (issue 15): array ≥ 0.6 × xargs and ahead of Ray in the same run; the big
-array with master RSS growth < 100 MB. Every process it starts is stopped.
+array with master RSS growth < 100 MB. Every process it starts is stopped,
+also on SIGTERM.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.cluster import Agent, Master
+from tests.cluster import Agent, Master, stop_on_sigterm
 
 NS = "default"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -131,7 +133,8 @@ def ray_run(total: int, parallel: int) -> float | None:
         import ray  # type: ignore[import-not-found]
     except ImportError:
         return None
-    ray.init(num_cpus=parallel, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=parallel, include_dashboard=False, log_to_driver=False,
+             _node_ip_address="127.0.0.1")  # loopback only
     try:
         remote = ray.remote(_true)
         ray.get([remote.remote() for _ in range(parallel)])  # workers warm
@@ -148,11 +151,14 @@ def dask_run(total: int, parallel: int) -> float | None:
     except ImportError:
         return None
     with LocalCluster(n_workers=2, threads_per_worker=max(1, parallel // 2),
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=None, host="127.0.0.1") as cluster, Client(cluster) as client:
         client.gather(client.map(lambda i: _true(), range(parallel), pure=False))
         start = time.perf_counter()
         client.gather(client.map(lambda i: _true(), range(total), pure=False))
         return time.perf_counter() - start
+
+
+PEERS: dict[str, Callable[[int, int], float | None]] = {"Ray": ray_run, "Dask": dask_run}
 
 
 # -- one fresh cluster --------------------------------------------------------------------
@@ -196,7 +202,8 @@ def one_run(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     cluster = Cluster(tmp, args.agents, args.completions + 10)
     try:
         array, cpu, _ = measured_array(cluster, "array", args.completions, args.parallelism)
-        pods = run_job(cluster.master, job("pods", args.completions, args.parallelism, False))
+        pods = (run_job(cluster.master, job("pods", args.completions, args.parallelism, False))
+                if args.pod_job else None)
     finally:
         cluster.stop()
     return {"array": array, "pods": pods, "cpu": cpu}
@@ -206,19 +213,24 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
-def report(args: argparse.Namespace, runs: list[dict[str, Any]],
-           peers: dict[str, float | None]) -> None:
+def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
     n = args.completions
     rate: Callable[[float], float] = lambda seconds: n / seconds
-    array, pods, raw = (median_of(runs, k) for k in ("array", "pods", "xargs"))
+    array, raw = median_of(runs, "array"), median_of(runs, "xargs")
     print(f"\n{n} × /bin/true, parallelism {args.parallelism}, {args.agents} agents, "
           f"median of {args.runs} (tasks/s):")
     print(f"  (a) array Job   {rate(array):8.1f}   ({rate(array) / rate(raw):.2f} × xargs)")
-    print(f"  (b) Pod Job     {rate(pods):8.1f}   ({rate(pods) / rate(raw):.2f} × xargs)")
+    if args.pod_job:
+        pods = median_of(runs, "pods")
+        print(f"  (b) Pod Job     {rate(pods):8.1f}   ({rate(pods) / rate(raw):.2f} × xargs)")
     print(f"  (c) xargs -P    {rate(raw):8.1f}")
-    for peer, seconds in peers.items():
-        shown = f"{rate(seconds):8.1f}" if seconds else "not installed"
-        print(f"  (d) {peer:<11} {shown}")
+    for peer in PEERS:
+        if runs[0][peer] is None:
+            print(f"  (d) {peer:<11} not installed (pip install -e .[peers])")
+            continue
+        seconds = median_of(runs, peer)
+        print(f"  (d) {peer:<11} {rate(seconds):8.1f}   (array {seconds / array:.2f} × {peer}; "
+              f"in each run: " + ", ".join(f"{r[peer] / r['array']:.2f}" for r in runs) + ")")
     cpu = {k: statistics.median(r["cpu"][k] for r in runs) for k in runs[0]["cpu"]}
     per_task = {k: 1000 * v / n for k, v in cpu.items()}
     print("  array CPU per task (ms): " + ", ".join(f"{k} {v:.3f}" for k, v in per_task.items())
@@ -245,23 +257,28 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--big", type=int, default=100_000, help="0 skips the big array")
+    parser.add_argument("--no-pod-job", dest="pod_job", action="store_false",
+                        help="skip the Job of Pods (minutes for 2,000 on a small machine)")
     args = parser.parse_args()
     runs = []
     for run in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="corral-bench-batch-") as tmp:
             result = one_run(Path(tmp), args)
+        # The baselines right after the cluster, in every run: drift in the machine's
+        # load hits them alike.
         result["xargs"] = baseline(args.completions, args.parallelism)
+        for peer, run_peer in PEERS.items():
+            result[peer] = run_peer(args.completions, args.parallelism)
         runs.append(result)
-        print(f"  run {run + 1}: array {result['array']:.1f} s, pods {result['pods']:.1f} s, "
-              f"xargs {result['xargs']:.2f} s", flush=True)
+        print(f"  run {run + 1}: " + ", ".join(
+            f"{k} {v:.2f} s" for k, v in result.items() if isinstance(v, float)), flush=True)
     if runs:
-        peers = {"Ray": ray_run(args.completions, args.parallelism),
-                 "Dask": dask_run(args.completions, args.parallelism)}
-        report(args, runs, peers)
+        report(args, runs)
     if args.big:
         with tempfile.TemporaryDirectory(prefix="corral-bench-batch-") as tmp:
             big_run(Path(tmp), args)
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     main()

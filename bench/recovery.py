@@ -25,7 +25,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from corral.objects import Obj
-from tests.cluster import Agent, Master
+from tests.cluster import Agent, Master, stop_on_sigterm
 
 NS = "default"
 
@@ -105,4 +105,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     main()

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.loadgen import Connection, watch_lines
 from corral.agent.runtime.shim import SHIM_NAME
 from corral.objects import status
-from tests.cluster import Agent, Master
+from tests.cluster import Agent, Master, stop_on_sigterm
 
 NAMESPACE = "default"
 SHIM = "corral.agent.runtime.shim"  # the fallback shim's module: one interpreter per shim
@@ -213,4 +213,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     main()

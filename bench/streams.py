@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from corral.objects import status
-from tests.cluster import Agent, Master
+from tests.cluster import Agent, Master, stop_on_sigterm
 from tests.integration.services import web
 from tests.kubectl import Kubectl
 
@@ -111,4 +111,5 @@ def measure(kubectl: Kubectl, host: str, host_port: int, runs: int, requests: in
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     main()

@@ -29,6 +29,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def stop_on_sigterm() -> None:
+    """Scripts that start clusters (bench/) tear them down on SIGTERM as on Ctrl-C:
+    the signal raises SystemExit, so the finally blocks that stop processes run."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     """SIGTERM the process group, wait ``grace``, then SIGKILL it."""
     if proc.poll() is None:

@@ -78,6 +78,7 @@ class Agent:
         self.users = node_users(cfg.pod_user)  # an unknown --pod-user fails here, loudly
         self.registered = asyncio.Event()
         self.client: Client | None = None
+        self.heartbeat_client: Client | None = None
         self.pods: PodManager | None = None
         self.allocs: AllocManager | None = None
         self.server: AgentServer | None = None
@@ -90,8 +91,8 @@ class Agent:
         cfg = self.cfg
         secure_state_dir(cfg.state_dir, cfg.pods_dir, cfg.state_dir / VOLUMES_DIR)
         servers = await order_servers(cfg)
-        self.client = client = Client(servers, cfg.token, cfg.ca_pem, attempts=CLIENT_ATTEMPTS,
-                                      user_agent=f"corral-agent/{cfg.name}")
+        self.client = client = self._client(servers)
+        self.heartbeat_client = self._client(servers, timeout=cfg.heartbeat_timeout_seconds)
         # Services first: a pod started now sees the Services that exist (env vars).
         self.services = NodeServices(client, cfg)
         await self.services.start()
@@ -113,7 +114,7 @@ class Agent:
         await self.allocs.start()
         port = self.server.port
         self.heartbeat = Heartbeat(
-            client, cfg, lambda: node_status(cfg, self.runtime.isolation(), port),
+            self.heartbeat_client, cfg, lambda: node_status(cfg, self.runtime.isolation(), port),
             register=lambda: register_node(client, cfg, self.runtime.isolation()))
         pods, heartbeat = self.pods, self.heartbeat
         AGENT_METRICS.bind(lambda: len(pods.workers), heartbeat.age)
@@ -121,6 +122,10 @@ class Agent:
         log.info("agent started node=%s master=%s isolation=%s dns=%s", cfg.name,
                  client.current_server,
                  self.runtime.isolation().mechanism, self.services.dns_address)
+
+    def _client(self, servers: list[str], timeout: float = 30.0) -> Client:
+        return Client(servers, self.cfg.token, self.cfg.ca_pem, attempts=CLIENT_ATTEMPTS,
+                      timeout=timeout, user_agent=f"corral-agent/{self.cfg.name}")
 
     async def _get_object(self, kind: str, namespace: str, name: str) -> Obj:
         assert self.client is not None
@@ -160,8 +165,9 @@ class Agent:
             await self.events.stop()
         if self.server is not None:
             await self.server.stop()
-        if self.client is not None:
-            await self.client.aclose()
+        for client in (self.client, self.heartbeat_client):
+            if client is not None:
+                await client.aclose()
         log.info("agent stopped node=%s", self.cfg.name)
 
 

@@ -43,6 +43,11 @@ class AgentConfig:
     reservation: Reservation = field(default_factory=Reservation)
     heartbeat_seconds: float = 1.0  # Lease renewal period
     lease_duration_seconds: int = 40  # what the Lease promises (kubelet's default)
+    # Each Lease renewal or status post gives up after this long, so a master that
+    # accepts connections but never answers (stopped, wedged) costs one short wait
+    # before the client moves to the next master, well inside the node controller's
+    # grace period. The kubelet's heartbeat client has its own short timeout too.
+    heartbeat_timeout_seconds: float = 2.0
     status_interval_seconds: float = 10.0  # Node status re-posted at least this often
     # CrashLoopBackOff: Kubernetes' 10 s doubling to 5 min; tests shorten it.
     backoff_initial_seconds: float = 10.0

@@ -10,6 +10,7 @@ silently ignored.
 from __future__ import annotations
 
 from corral.api.field_errors import FieldErrors
+from corral.api.framework_validation import validate_alloc_tasks
 from corral.api.kinds.alloc import Alloc
 from corral.api.kinds.batch import Job
 from corral.api.pod_validation import validate_quantities
@@ -92,5 +93,6 @@ def validate_alloc(alloc: Alloc, old: Alloc | None, errs: FieldErrors) -> None:
             IndexSet.parse(text)
         except IndexFormatError as err:
             errs.invalid(path, text, str(err))
+    validate_alloc_tasks(alloc, errs)
     if old is not None and old.spec.node_name:
         errs.immutable("spec.nodeName", spec.node_name, old.spec.node_name)

@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from corral.api import fencing
-from corral.api.auth import AuthMiddleware, TokenAuthenticator
+from corral.api.auth import REQUESTER, AuthMiddleware, TokenAuthenticator, User
 from corral.api.authz import AllowAuthenticated, AuthorizationMiddleware, Authorizer
 from corral.api.errors import APIError, NotFound, ServiceUnavailable
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT, FairnessMiddleware, lanes_for
@@ -47,8 +47,9 @@ from corral.api.handlers.proxy import PROXY_PATH, ProxyHandler
 from corral.api.handlers.resource_metrics import ResourceMetrics, SummaryFetch, is_metrics_path
 from corral.api.handlers.resources import LogHandler, ResourceHandler
 from corral.api.handlers.responses import status_response
-from corral.api.handlers.reviews import REVIEWS, ReviewHandler
+from corral.api.handlers.reviews import REVIEWS, ReviewHandler, TokenCheck
 from corral.api.handlers.streams import STREAM_PATH, StreamRelay, unknown_websocket
+from corral.api.handlers.token_request import TOKEN_PATH, TokenRequests
 from corral.api.health import Health
 from corral.api.impersonation import ImpersonationMiddleware
 from corral.api.metrics import MetricsMiddleware, metrics_response
@@ -109,20 +110,24 @@ def build_app(
     store_status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     authorizer: Authorizer | None = None,
     summaries: SummaryFetch | None = None,
+    token_requests: TokenRequests | None = None,
+    tokens: TokenCheck | None = None,
 ) -> ASGIApp:
     """``ui`` is served under /ui/ (open: it is the page, its data comes through the
     API); ``session`` lets API requests authenticate with its cookie."""
     resources = ResourceHandler(registry, logs)
     authorizer = authorizer or AllowAuthenticated()
-    reviews = ReviewHandler(authorizer)
+    reviews = ReviewHandler(authorizer, tokens)
     metrics = ResourceMetrics(registry, summaries) if summaries is not None else None
 
     async def dispatch(request: Request) -> Response:
         fence = request.headers.get(FENCE_HEADER)
         token = fencing.CURRENT.set(Fence.parse(fence) if fence else None)
+        requester = REQUESTER.set(request.scope.get("user"))
         try:
             return await route(request)
         finally:
+            REQUESTER.reset(requester)
             fencing.CURRENT.reset(token)
 
     async def route(request: Request) -> Response:
@@ -134,7 +139,10 @@ def build_app(
             return await nodes(request, proxied.group(1), proxied.group(2) or "/")
         review = _review_kind(path)
         if review is not None:
-            return await reviews(request, review)
+            return await reviews(request, *review)
+        token_request = TOKEN_PATH.match(path) if token_requests is not None else None
+        if token_request is not None and token_requests is not None:
+            return await token_requests(request, *token_request.group(1, 2))
         if metrics is not None and is_metrics_path(path):
             return await metrics(request)
         to_pod = PROXY_PATH.match(path) if proxy is not None else None
@@ -179,12 +187,32 @@ def build_app(
     if authenticator is not None:
         ui_prefixes = ("/ui/",) if ui is not None else ()
         wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS | {"/ui"},
-                                 open_prefixes=OPEN_PREFIXES + ui_prefixes, session=session)
+                                 open_prefixes=OPEN_PREFIXES + ui_prefixes, session=session,
+                                 more_tokens=_users_only(tokens) if tokens else None)
     return MetricsMiddleware(wrapped)
 
 
-def _review_kind(path: str) -> str | None:
-    parts = path.split("/")  # "", "apis", group, version, plural
-    if len(parts) != 5 or parts[1] != "apis" or parts[3] != "v1":
+def _users_only(tokens: TokenCheck) -> Callable[[str], Awaitable[User | None]]:
+    async def check(token: str) -> User | None:
+        return (await tokens(token, ()))[0]
+    return check
+
+
+def _review_kind(path: str) -> tuple[str, str] | None:
+    """(review kind, namespace) of a review's path: /apis/{group}/v1/{plural}, or
+    /apis/authorization.k8s.io/v1/namespaces/{ns}/localsubjectaccessreviews."""
+    parts = path.split("/")  # "", "apis", group, version, [namespaces, ns,] plural
+    if len(parts) == 7 and parts[4] == "namespaces" and parts[5]:
+        namespace, plural = parts[5], parts[6]
+        if plural != "localsubjectaccessreviews":
+            return None
+    elif len(parts) == 5:
+        namespace, plural = "", parts[4]
+        if plural == "localsubjectaccessreviews":
+            return None
+    else:
         return None
-    return REVIEWS.get((parts[2], parts[4]))
+    if parts[1] != "apis" or parts[3] != "v1":
+        return None
+    kind = REVIEWS.get((parts[2], plural))
+    return (kind, namespace) if kind is not None else None

@@ -8,7 +8,7 @@ First start writes one line for the admin (group system:masters); more lines can
 added by hand and are picked up without a restart (the file is re-read when its
 mtime changes).
 
-    request ─► AuthMiddleware ─► bearer token (Authorization header, or else the
+    request ─► AuthMiddleware ─► client certificate (x509_auth.py), else bearer token (Authorization header, or else the
                                  dashboard's session cookie with its CSRF header:
                                  corral/api/session.py)
                                     │
@@ -22,12 +22,13 @@ mtime changes).
 from __future__ import annotations
 
 import base64
+import contextvars
 import csv
 import hmac
 import io
 import os
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from corral.api.errors import Unauthorized
 from corral.api.session import SessionCookie
+from corral.api.x509_auth import certificate_identity
 
 ADMIN_USER = "admin"
 AUTHENTICATED = "system:authenticated"
@@ -52,9 +54,16 @@ class User:
     name: str
     uid: str = ""
     groups: tuple[str, ...] = field(default=())
+    # Kubernetes' user.Info extra: (key, values) pairs, e.g. the pod a
+    # ServiceAccount token is bound to (authentication.kubernetes.io/pod-name).
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
 
 
 ANONYMOUS = User("system:anonymous", "", ("system:unauthenticated",))
+# Who sent the request being served, for the parts below the handlers that record
+# or check it (a CertificateSigningRequest's requester); None outside a request.
+REQUESTER: contextvars.ContextVar[User | None] = contextvars.ContextVar("requester",
+                                                                       default=None)
 
 
 def ensure_admin_token(data_dir: Path) -> str:
@@ -186,6 +195,11 @@ def websocket_token(scope: Scope) -> str | None:
     return None
 
 
+# A second authenticator asked for tokens the first does not know
+# (ServiceAccount JWTs: corral/api/sa_auth.py), async because it reads the store.
+TokenCheck = Callable[[str], Awaitable["User | None"]]
+
+
 class AuthMiddleware:
     """Pure ASGI, so streamed responses (watch, logs) and websockets (exec,
     port-forward) pass through unbuffered; a websocket upgrade is authenticated
@@ -194,9 +208,11 @@ class AuthMiddleware:
     def __init__(self, app: ASGIApp, authenticator: TokenAuthenticator,
                  open_paths: Iterable[str] = DEFAULT_OPEN_PATHS,
                  open_prefixes: tuple[str, ...] = (),
-                 session: SessionCookie | None = None) -> None:
+                 session: SessionCookie | None = None,
+                 more_tokens: TokenCheck | None = None) -> None:
         self.app = app
         self.authenticator = authenticator
+        self.more_tokens = more_tokens
         self.open_paths = frozenset(open_paths)
         self.open_prefixes = open_prefixes
         self.session = session
@@ -205,7 +221,15 @@ class AuthMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        user = self.authenticator.authenticate(self._credential(scope))
+        # A client certificate first, then a token, as kube-apiserver's union of
+        # authenticators tries x509 before bearer tokens.
+        identity = certificate_identity(scope)
+        credential = self._credential(scope)
+        user = User(identity[0], "", identity[1]) if identity else \
+            self.authenticator.authenticate(credential)
+        token = _bearer_token(credential)
+        if user is None and token is not None and self.more_tokens is not None:
+            user = await self.more_tokens(token)
         path = scope["path"]
         if user is None and (path in self.open_paths or path.startswith(self.open_prefixes)):
             user = ANONYMOUS
@@ -214,7 +238,7 @@ class AuthMiddleware:
             return
         if user is not ANONYMOUS and AUTHENTICATED not in user.groups:
             # Kubernetes adds it to every authenticated user: bindings name it.
-            user = User(user.name, user.uid, (*user.groups, AUTHENTICATED))
+            user = User(user.name, user.uid, (*user.groups, AUTHENTICATED), user.extra)
         scope["user"] = user
         await self.app(scope, receive, send)
 

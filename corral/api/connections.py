@@ -19,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
 
 log = logging.getLogger("corral.api.connections")
 
@@ -81,6 +83,7 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        add_tls_extension(self.scope, self.transport)  # type: ignore[arg-type]
         self._header_bytes = 0
         if self._header_timer is None:
             self._arm_header_timer()
@@ -129,3 +132,25 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._header_timer = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+def add_tls_extension(scope: dict[str, Any], transport: asyncio.BaseTransport) -> None:
+    """The client certificate the TLS handshake verified, as ASGI's TLS extension
+    puts it (scope["extensions"]["tls"]["client_cert_chain"], PEM), which uvicorn
+    does not fill in: client certificate authentication reads it (x509_auth.py)."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    if not isinstance(ssl_object, ssl.SSLObject):
+        return
+    der = ssl_object.getpeercert(binary_form=True)
+    if der:
+        extensions = scope.setdefault("extensions", {})
+        extensions["tls"] = {"client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)]}
+
+
+class TlsWebSocketProtocol(WSProtocol):
+    """uvicorn's wsproto protocol with the TLS extension in the websocket's scope."""
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        # The ASGI task was created but has not run yet: the scope is still ours.
+        add_tls_extension(self.scope, self.transport)  # type: ignore[arg-type]

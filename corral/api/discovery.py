@@ -55,6 +55,7 @@ SUBRESOURCES: dict[str, Subresource] = {
     "exec": Subresource(("create", "get"), "PodExecOptions", "", "v1"),
     "attach": Subresource(("create", "get"), "PodAttachOptions", "", "v1"),
     "portforward": Subresource(("create", "get"), "PodPortForwardOptions", "", "v1"),
+    "token": Subresource(("create",), "TokenRequest", "authentication.k8s.io", "v1"),
 }
 
 

@@ -9,6 +9,12 @@ may use at all; this middleware, after it, narrows that to the node's own object
     pods, allocs (+ /status)  write or delete only those bound to it (spec.nodeName)
     secrets, configmaps       get only those a pod bound to it references
                               (env, envFrom, volumes, imagePullSecrets); never list/watch
+    its own labels            (NodeLabelAdmission, which sees the object written) never
+                              set, change or remove one under node-restriction.kubernetes.io/,
+                              nor one under kubernetes.io/ or k8s.io/ that is not the
+                              kubelet's own (hostname, os, arch, zone, region, instance
+                              type, kubelet.kubernetes.io/*, node.kubernetes.io/*): labels
+                              that steer workloads to a node are the operator's to give
 
 A refusal is a 403 worded as kube-apiserver's, with the Node authorizer's reason.
 """
@@ -20,11 +26,13 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from corral.api.auth import REQUESTER
 from corral.api.authz import Attributes, attributes_of, deny, forbidden, user_of
+from corral.api.errors import Forbidden
 from corral.api.registry import Registry
 from corral.api.registry.read import Filter, list_objects
-from corral.api.resources import BY_KIND
-from corral.objects import meta, spec
+from corral.api.resources import BY_KIND, Resource
+from corral.objects import Obj, meta, spec
 
 NODES_GROUP = "system:nodes"
 NODE_PREFIX = "system:node:"
@@ -155,3 +163,59 @@ async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
     return body, replay
+
+
+# The labels a kubelet may set on its own Node (k8s.io/kubelet/pkg/apis: kubeletLabels
+# and kubeletLabelNamespaces); every other label under kubernetes.io or k8s.io is not
+# the node's to choose, and node-restriction.kubernetes.io is reserved outright.
+KUBELET_LABELS = frozenset({
+    "kubernetes.io/hostname", "kubernetes.io/os", "kubernetes.io/arch",
+    "beta.kubernetes.io/os", "beta.kubernetes.io/arch", "beta.kubernetes.io/instance-type",
+    "node.kubernetes.io/instance-type", "failure-domain.beta.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/region", "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region",
+})
+KUBELET_LABEL_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
+RESTRICTED_NAMESPACE = "node-restriction.kubernetes.io"
+
+
+def _in_domain(namespace: str, domain: str) -> bool:
+    return namespace == domain or namespace.endswith(f".{domain}")
+
+
+def forbidden_label(key: str) -> bool:
+    """May a node not set this label on itself? (NodeRestriction's getForbiddenLabels)"""
+    namespace = key.split("/", 1)[0] if "/" in key else ""
+    if _in_domain(namespace, RESTRICTED_NAMESPACE):
+        return True
+    if not (_in_domain(namespace, "kubernetes.io") or _in_domain(namespace, "k8s.io")):
+        return False
+    if key in KUBELET_LABELS:
+        return False
+    return not any(_in_domain(namespace, ns) for ns in KUBELET_LABEL_NAMESPACES)
+
+
+def modified_labels(new: dict[str, str], old: dict[str, str]) -> set[str]:
+    """Keys added, changed or removed."""
+    return {k for k in new.keys() | old.keys() if new.get(k) != old.get(k)}
+
+
+class NodeLabelAdmission:
+    """A node's credential writing its Node may not touch the labels above."""
+
+    async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None, *,
+                    dry_run: bool = False) -> None:
+        node = node_name_of(REQUESTER.get())
+        if res.kind != "Node" or node is None:
+            return
+        labels = dict(meta(obj).get("labels") or {})
+        previous = dict(meta(old).get("labels") or {}) if old is not None else {}
+        bad = sorted(k for k in modified_labels(labels, previous) if forbidden_label(k))
+        if not bad:
+            return
+        name = meta(obj).get("name", "")
+        # kube-apiserver's wording, for a registration and for a later write.
+        why = (f'node "{node}" is not allowed to set the following labels' if old is None
+               else "is not allowed to modify labels")
+        raise Forbidden(f'nodes "{name}" is forbidden: {why}: {", ".join(bad)}',
+                        kind="nodes", name=str(name))

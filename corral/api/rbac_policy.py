@@ -12,6 +12,11 @@ cut to the kinds corral serves).
     system:node                   ← group system:nodes (narrowed by NodeRestriction)
     system:kube-scheduler         ← user system:kube-scheduler
     system:kube-controller-manager← user system:kube-controller-manager
+    system:node-bootstrapper, ...:nodeclient ← group system:bootstrappers (TLS bootstrap:
+                                  ask for a node client certificate, auto-approved)
+    ...:selfnodeclient            ← group system:nodes (renew its own)
+    system:kubelet-api-admin      ← user kube-apiserver-kubelet-client (the master's
+                                  credential toward the agents)
 
 Each is written on every start unless its annotation
 rbac.authorization.kubernetes.io/autoupdate is "false", as kube-apiserver
@@ -30,6 +35,8 @@ AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
 READ = ["get", "list", "watch"]
 WRITE = ["create", "delete", "deletecollection", "patch", "update"]
 ALL_GROUPS_VERBS = ["*"]
+CERTIFICATES = "certificates.k8s.io"
+BOOTSTRAPPERS = "system:bootstrappers"  # bootstrap tokens' group (token_store.py)
 
 
 def _rule(verbs: list[str], groups: list[str], resources: list[str]) -> Obj:
@@ -76,6 +83,7 @@ def _aggregate_to_edit() -> list[Obj]:
                                          "pods/proxy", "services/proxy"]),
         _rule(["create"], ["policy"], ["pods/eviction"]),
         _rule(["impersonate"], [""], ["serviceaccounts"]),
+        _rule(["create"], [""], ["serviceaccounts/token"]),
     ]
 
 
@@ -140,13 +148,50 @@ def _node() -> list[Obj]:
         _rule(["patch", "update"], [""], ["nodes/status", "pods/status"]),
         _rule(READ + ["delete"], ["", "corral.dev"], ["pods", "allocs"]),
         _rule(["patch", "update"], ["corral.dev"], ["allocs/status"]),
-        _rule(["get"], [""], ["secrets", "configmaps"]),
+        _rule(["get"], [""], ["secrets", "configmaps", "serviceaccounts"]),
+        _rule(["create"], [""], ["serviceaccounts/token"]),  # its pods' tokens only
         _rule(READ, [""], ["services", "endpoints", "namespaces"]),
         _rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
         _rule(["get", "create", "update", "patch", "delete"], ["coordination.k8s.io"],
               ["leases"]),
         _rule(["create"], ["authorization.k8s.io", "authentication.k8s.io"],
               ["subjectaccessreviews", "tokenreviews"]),
+        # Its own client (renewal) and serving certificates; what it may ask for is
+        # the signers' rules (corral/api/certificates/requests.py).
+        _rule(["create", "get", "list", "watch"], [CERTIFICATES],
+              ["certificatesigningrequests"]),
+    ]
+
+
+def _bootstrap_roles() -> list[Obj]:
+    """Kubernetes' roles for TLS bootstrapping: a bootstrap token may ask for a
+    node client certificate (auto-approved for it), a node may renew its own."""
+    csr = [CERTIFICATES]
+    return [
+        _cluster_role("system:node-bootstrapper", [
+            _rule(["create", "get", "list", "watch"], csr, ["certificatesigningrequests"])]),
+        _cluster_role("system:certificates.k8s.io:certificatesigningrequests:nodeclient", [
+            _rule(["create"], csr, ["certificatesigningrequests/nodeclient"])]),
+        _cluster_role("system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", [
+            _rule(["create"], csr, ["certificatesigningrequests/selfnodeclient"])]),
+        # The master's credential toward the agents (corral/api/certificates/signer.py).
+        _cluster_role("system:kubelet-api-admin", [
+            _rule(["*"], [""], ["nodes/proxy", "nodes/log", "nodes/stats", "nodes/metrics"]),
+            _rule(READ, [""], ["nodes"])]),
+    ]
+
+
+def _bootstrap_bindings() -> list[Obj]:
+    prefix = "system:certificates.k8s.io:certificatesigningrequests:"
+    return [
+        _binding("corral:kubelet-bootstrap", "system:node-bootstrapper",
+                 [("Group", BOOTSTRAPPERS)]),
+        _binding("corral:node-autoapprove-bootstrap", f"{prefix}nodeclient",
+                 [("Group", BOOTSTRAPPERS)]),
+        _binding("corral:node-autoapprove-certificate-rotation", f"{prefix}selfnodeclient",
+                 [("Group", "system:nodes")]),
+        _binding("system:kube-apiserver-kubelet-client", "system:kubelet-api-admin",
+                 [("User", "kube-apiserver-kubelet-client")]),
     ]
 
 
@@ -170,12 +215,16 @@ def cluster_roles() -> list[Obj]:
             ["get"], ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*",
                       "/version", "/version/", "/healthz", "/livez", "/readyz"])]),
         _cluster_role("system:public-info-viewer", [_urls(["get"], _PUBLIC_URLS)]),
+        _cluster_role("system:auth-delegator", [
+            _rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),
+            _rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"])]),
         _cluster_role("corral:dashboard", [_urls(["*"], ["/ui", "/ui/*"])]),
         _cluster_role("system:kube-scheduler", _scheduler()),
         _cluster_role("system:node", _node()),
         _cluster_role("system:kube-controller-manager", [
             _rule(["*"], ["*"], ["*"]),  # the controllers own every workload kind
         ]),
+        *_bootstrap_roles(),
     ]
 
 
@@ -192,4 +241,5 @@ def cluster_role_bindings() -> list[Obj]:
                  [("User", "system:kube-scheduler")]),
         _binding("system:kube-controller-manager", "system:kube-controller-manager",
                  [("User", "system:kube-controller-manager")]),
+        *_bootstrap_bindings(),
     ]

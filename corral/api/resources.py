@@ -67,6 +67,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",), (), has_spec=False),
     Resource("", "v1", "Secret", "secrets", True, (), (), has_spec=False),
     Resource("", "v1", "ResourceQuota", "resourcequotas", True, ("quota",)),
+    Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",),
+             has_spec=False),
     Resource("coordination.k8s.io", "v1", "Lease", "leases", True, (), ()),
     Resource("apps", "v1", "Deployment", "deployments", True, ("deploy",),
              ("status", "scale"), ("all",)),
@@ -88,6 +90,7 @@ RESOURCES: tuple[Resource, ...] = (
              "customresourcedefinitions", False, ("crd", "crds"), ("status",), ("api-extensions",)),
     Resource("corral.dev", "v1", "Alloc", "allocs", True, (),
              ("status", "binding", "log"), ("all",)),
+    Resource("corral.dev", "v1", "Framework", "frameworks", False, ("fw",), ("status",)),
     Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), (), has_spec=False),
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, (), (),
              has_spec=False),
@@ -95,6 +98,8 @@ RESOURCES: tuple[Resource, ...] = (
              has_spec=False),
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
              False, (), (), has_spec=False),
+    Resource("certificates.k8s.io", "v1", "CertificateSigningRequest",
+             "certificatesigningrequests", False, ("csr",), ("status", "approval")),
 )
 
 # Kinds the server computes per request instead of storing: access reviews
@@ -108,6 +113,12 @@ COMPUTED: tuple[Resource, ...] = (
              "selfsubjectaccessreviews", False, (), (), verbs=("create",)),
     Resource("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews",
              False, (), (), verbs=("create",)),
+    Resource("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False, (), (),
+             verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews",
+             False, (), (), verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "LocalSubjectAccessReview",
+             "localsubjectaccessreviews", True, (), (), verbs=("create",)),
     Resource("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", False, (), (),
              verbs=("get", "list")),
     Resource("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", True, (), (),

@@ -14,6 +14,8 @@ import logging
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from ssl import CERT_OPTIONAL
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -27,24 +29,32 @@ from corral.api.allocation import (
     ServiceAllocation,
 )
 from corral.api.app import build_app
-from corral.api.auth import TokenAuthenticator, ensure_admin_token
-from corral.api.connections import ConnectionLimits, guarded_protocol
+from corral.api.auth import TokenAuthenticator, User, ensure_admin_token
+from corral.api.certificates.admission import CsrAdmission
+from corral.api.certificates.signer import Signer
+from corral.api.connections import ConnectionLimits, TlsWebSocketProtocol, guarded_protocol
 from corral.api.crd.serving import CrdServing
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.fencing import FencingStore
 from corral.api.handlers.node_proxy import NodeProxy
 from corral.api.handlers.proxy import ProxyHandler
+from corral.api.handlers.reviews import TokenCheck
 from corral.api.handlers.streams import StreamRelay
+from corral.api.handlers.token_request import TokenRequests
 from corral.api.health import Health
 from corral.api.login_tickets import LoginTickets
 from corral.api.metrics import API_METRICS
+from corral.api.node_endpoints import EndpointWriterAdmission
+from corral.api.node_restriction import NodeLabelAdmission
 from corral.api.priorityclasses import priority_class_objects
 from corral.api.rbac import RbacAuthorizer
 from corral.api.rbac_cache import RbacCache, ensure_default_policy
 from corral.api.registry import Registry
 from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
+from corral.api.sa_auth import ServiceAccountAuthenticator
+from corral.api.sa_tokens import ISSUER, TokenSigner, ensure_signing_key
 from corral.api.session import SessionCookie
 from corral.api.tls import ensure_pki
 from corral.api.token_store import TOKENS_FILE, HashedTokens
@@ -111,6 +121,21 @@ def _cert_hosts(cfg: ServerConfig) -> list[str]:
     return hosts
 
 
+def _token_check(static: TokenAuthenticator, accounts: ServiceAccountAuthenticator
+                 ) -> TokenCheck:
+    """Every token the server accepts, for TokenReview and the request path: the
+    token file's and `corral token`'s (meant for this API, so for its audience
+    only), then ServiceAccount tokens."""
+    async def check(token: str, audiences: tuple[str, ...]) -> tuple[User | None, str]:
+        user = static.authenticate(f"Bearer {token}")
+        if user is not None:
+            if audiences and ISSUER not in audiences:
+                return None, "token audiences are invalid for the target audiences"
+            return user, ""
+        return await accounts.authenticate(token, audiences or (ISSUER,))
+    return check
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handlers: the process owner decides on exit."""
 
@@ -134,10 +159,11 @@ class ApiServer:
         self.health: Health | None = None  # built by open(); components add their checks
         self.token = ""
         self.ca_pem: bytes | None = None  # the cluster CA clients trust (None over plain HTTP)
-        self._ssl: dict[str, str] = {}
+        self._ssl: dict[str, Any] = {}
         # Who may do what: every request and every access review asks this.
         self.authorizer = RbacAuthorizer()
         self._rbac: RbacCache | None = None
+        self.signer: Signer | None = None
 
     async def open(self) -> Registry:
         cfg = self.cfg
@@ -152,6 +178,11 @@ class ApiServer:
         self.allocation = ServiceAllocation(self.registry, ip_range, port_range)
         self.registry.admission.append(self.allocation)
         self.registry.admission.extend(default_plugins(self.registry))
+        # Signs approved CertificateSigningRequests with the cluster CA (made below).
+        self.signer = None if cfg.insecure_http else Signer(cfg.data_dir / "pki")
+        self.registry.admission.append(CsrAdmission(self.authorizer, self.signer))
+        # NodeRestriction's label rule, and who wrote each Node's agent endpoint.
+        self.registry.admission += [NodeLabelAdmission(), EndpointWriterAdmission()]
         self.crds = CrdServing(self.registry)
         await bootstrap(self.registry)
         await ensure_default_policy(self.registry)
@@ -166,10 +197,12 @@ class ApiServer:
         assert self.registry is not None
         cfg = self.cfg
         self.token = token = ensure_admin_token(cfg.data_dir)
-        ssl: dict[str, str] = {}
+        ssl: dict[str, Any] = {}
         if not cfg.insecure_http:
             pki = ensure_pki(cfg.data_dir, _cert_hosts(cfg))
-            ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path)}
+            # Clients may show a certificate of the cluster CA (x509_auth.py).
+            ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path),
+                   "ssl_ca_certs": str(pki.ca_path), "ssl_cert_reqs": CERT_OPTIONAL}
             self.ca_pem = pki.ca_pem
         tighten(cfg.data_dir)  # what an older master or a copy left readable
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
@@ -177,6 +210,8 @@ class ApiServer:
         authenticator = None if cfg.insecure_http else TokenAuthenticator(
             cfg.data_dir / "token", HashedTokens(cfg.data_dir / TOKENS_FILE).authenticate)
         session = SessionCookie.for_ca(self.ca_pem) if self.ca_pem is not None else None
+        signer = TokenSigner(ensure_signing_key(cfg.data_dir / "pki"))
+        accounts = ServiceAccountAuthenticator(signer, self.registry)
         if cfg.insecure_http:
             log.warning("serving plain HTTP without authentication url=%s", cfg.url)
         store = self.store
@@ -193,7 +228,9 @@ class ApiServer:
                          health=self.health, max_requests_inflight=cfg.max_requests_inflight,
                          ui=Dashboard(authenticator, session, LoginTickets(self.registry)),
                          session=session, store_status=store.status,
-                         authorizer=self.authorizer, summaries=self._node_proxy.stats_summary)
+                         authorizer=self.authorizer, summaries=self._node_proxy.stats_summary,
+                         token_requests=TokenRequests(self.registry, signer),
+                         tokens=_token_check(authenticator, accounts) if authenticator else None)
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"
@@ -201,9 +238,11 @@ class ApiServer:
         config = uvicorn.Config(
             self.app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
             lifespan="off", timeout_keep_alive=120, timeout_graceful_shutdown=2,
-            ws="wsproto",  # see pyproject.toml: kubectl's port-forward subprotocol
+            # wsproto (see pyproject.toml: kubectl's port-forward subprotocol), with the
+            # client certificate in the scope as for plain HTTP requests
+            ws=TlsWebSocketProtocol,
             backlog=4096, http=guarded_protocol(cfg.connections),
-            **ssl,  # type: ignore[arg-type]
+            **ssl,
         )
         self._server = _Server(config)
         log.info("api server listening url=%s store=%s kubeconfig=%s", cfg.url,

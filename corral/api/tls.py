@@ -43,7 +43,7 @@ class Pki:
 
 
 @dataclass(frozen=True)
-class _Issuer:
+class Issuer:
     cert: x509.Certificate
     key: ec.EllipticCurvePrivateKey
 
@@ -63,16 +63,16 @@ def ensure_pki(data_dir: Path, hosts: list[str], *, now: dt.datetime | None = No
     pki_dir.mkdir(parents=True, exist_ok=True)
     ca_path, ca_key_path = pki_dir / "ca.crt", pki_dir / "ca.key"
     cert_path, key_path = pki_dir / "server.crt", pki_dir / "server.key"
-    issuer = _load_issuer(ca_path, ca_key_path)
+    issuer = load_issuer(ca_path, ca_key_path)
     if issuer is None:
         issuer = _create_ca(now)
-        _write_key(ca_key_path, issuer.key)
-        _write_cert(ca_path, issuer.cert)
+        write_key(ca_key_path, issuer.key)
+        write_cert(ca_path, issuer.cert)
     sans = _san_names([*default_hosts(), *hosts])
     if _needs_serving_cert(cert_path, key_path, issuer, sans, now):
         cert, key = _issue_serving_cert(issuer, sans, now)
-        _write_key(key_path, key)
-        _write_cert(cert_path, cert)
+        write_key(key_path, key)
+        write_cert(cert_path, cert)
     return Pki(ca_pem=ca_path.read_bytes(), cert_path=cert_path, key_path=key_path,
                ca_path=ca_path)
 
@@ -94,17 +94,17 @@ def _san_names(hosts: list[str]) -> list[SanName]:
     return names
 
 
-def _load_issuer(ca_path: Path, ca_key_path: Path) -> _Issuer | None:
+def load_issuer(ca_path: Path, ca_key_path: Path) -> Issuer | None:
     if not (ca_path.exists() and ca_key_path.exists()):
         return None
     cert = x509.load_pem_x509_certificate(ca_path.read_bytes())
     key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise TypeError(f"{ca_key_path}: expected an EC private key")
-    return _Issuer(cert, key)
+    return Issuer(cert, key)
 
 
-def _create_ca(now: dt.datetime) -> _Issuer:
+def _create_ca(now: dt.datetime) -> Issuer:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "corral-ca")])
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
@@ -117,17 +117,17 @@ def _create_ca(now: dt.datetime) -> _Issuer:
         .not_valid_before(now - CLOCK_SKEW)
         .not_valid_after(now + CA_LIFETIME)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(cert_sign=True), critical=True)
+        .add_extension(key_usage(cert_sign=True), critical=True)
         .add_extension(ski, critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
                        critical=False)
         .sign(key, hashes.SHA256())
     )
-    return _Issuer(cert, key)
+    return Issuer(cert, key)
 
 
 def _issue_serving_cert(
-    issuer: _Issuer, sans: list[SanName], now: dt.datetime
+    issuer: Issuer, sans: list[SanName], now: dt.datetime
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     ca_ski = issuer.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
@@ -140,7 +140,7 @@ def _issue_serving_cert(
         .not_valid_before(now - CLOCK_SKEW)
         .not_valid_after(min(now + SERVING_LIFETIME, issuer.cert.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(key_usage(cert_sign=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
@@ -152,7 +152,7 @@ def _issue_serving_cert(
     return cert, key
 
 
-def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
+def key_usage(*, cert_sign: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=True, content_commitment=False, key_encipherment=False,
         data_encipherment=False, key_agreement=False, key_cert_sign=cert_sign,
@@ -160,12 +160,12 @@ def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
     )
 
 
-def _needs_serving_cert(cert_path: Path, key_path: Path, issuer: _Issuer,
+def _needs_serving_cert(cert_path: Path, key_path: Path, issuer: Issuer,
                         sans: list[SanName], now: dt.datetime) -> bool:
     if not (cert_path.exists() and key_path.exists()):
         return True
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    if not _signed_by(cert, issuer.cert):
+    if not signed_by(cert, issuer.cert):
         return True
     if cert.not_valid_before_utc > now or cert.not_valid_after_utc - now < RENEW_BEFORE:
         return True
@@ -176,7 +176,7 @@ def _needs_serving_cert(cert_path: Path, key_path: Path, issuer: _Issuer,
     return any(name not in present for name in sans)
 
 
-def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+def signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature):
@@ -184,11 +184,11 @@ def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     return True
 
 
-def _write_cert(path: Path, cert: x509.Certificate) -> None:
+def write_cert(path: Path, cert: x509.Certificate) -> None:
     _write_atomic(path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     _write_atomic(path, pem, 0o600)

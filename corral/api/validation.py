@@ -16,9 +16,11 @@ from typing import Any
 from corral import cronschedule
 from corral.api import names
 from corral.api.alloc_validation import validate_alloc, validate_task_array
+from corral.api.certificates.requests import validate_csr
 from corral.api.crd.definition import validate_crd
 from corral.api.errors import Cause
 from corral.api.field_errors import FieldErrors
+from corral.api.framework_validation import validate_framework
 from corral.api.kinds.alloc import Alloc
 from corral.api.kinds.apiextensions import CustomResourceDefinition
 from corral.api.kinds.apps import (
@@ -30,8 +32,10 @@ from corral.api.kinds.apps import (
 )
 from corral.api.kinds.base import IntOrString, KubeModel
 from corral.api.kinds.batch import CronJob, Job
+from corral.api.kinds.certificates import CertificateSigningRequest
 from corral.api.kinds.coordination import Lease
 from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
+from corral.api.kinds.framework import Framework
 from corral.api.kinds.meta import KubeObject, LabelSelector, ObjectMeta
 from corral.api.kinds.node import Node
 from corral.api.kinds.pod import PodTemplateSpec, Volume
@@ -583,8 +587,9 @@ _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
     ResourceQuota: _validate_quota, Event: _validate_event, Lease: _validate_lease,
     PriorityClass: _validate_priority_class, Binding: _validate_binding, Scale: _validate_scale,
     DeleteOptions: _validate_delete_options, Namespace: _validate_namespace,
-    Alloc: validate_alloc, PodDisruptionBudget: _validate_pdb,
+    Alloc: validate_alloc, Framework: validate_framework, PodDisruptionBudget: _validate_pdb,
     CronJob: _validate_cronjob,
     Role: validate_role, ClusterRole: validate_cluster_role, RoleBinding: validate_role_binding,
     ClusterRoleBinding: validate_cluster_role_binding,
+    CertificateSigningRequest: validate_csr,
 }

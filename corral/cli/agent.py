@@ -58,6 +58,9 @@ def add_agent_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reserve-memory", type=_bytes, default=0,
                    help="memory kept out of allocatable (e.g. 256Mi)")
     p.add_argument("--heartbeat", type=float, default=1.0, help="Lease renewal period (s)")
+    p.add_argument("--heartbeat-timeout", type=float, default=2.0,
+                   help="a Lease renewal or status post gives up after this long and the "
+                        "next one goes to another master (s)")
     p.add_argument("--status-interval", type=float, default=10.0,
                    help="Node status re-posted at least this often (s)")
     p.add_argument("--backoff-initial", type=float, default=10.0,
@@ -88,7 +91,8 @@ def agent_config(args: argparse.Namespace) -> AgentConfig:
         port=args.port, state_dir=args.state_dir, cpus=args.cpus, memory_bytes=args.memory,
         max_pods=args.pods, pod_pids_limit=args.pod_pids_limit, pod_user=args.pod_user,
         reservation=Reservation(cpu_millis(args.reserve_cpu), args.reserve_memory),
-        heartbeat_seconds=args.heartbeat, status_interval_seconds=args.status_interval,
+        heartbeat_seconds=args.heartbeat, heartbeat_timeout_seconds=args.heartbeat_timeout,
+        status_interval_seconds=args.status_interval,
         backoff_initial_seconds=args.backoff_initial, backoff_cap_seconds=args.backoff_cap,
         stop_pods_on_exit=args.stop_pods_on_exit, allow_cgroups=not args.no_cgroups,
         dns_address=args.dns_address, dns_port=args.dns_port, proxy_mode=args.proxy_mode,

@@ -34,6 +34,7 @@ from corral.client.kubeconfig import write_kubeconfig
 from corral.client.leaderelection import MASTER_LEASE_SECONDS, LeaseTiming
 from corral.client.metrics import WORKQUEUE_METRICS
 from corral.controllers import manager
+from corral.offers import component as offers_component
 from corral.scheduler import loop as scheduler_loop
 from corral.scheduler.metrics import SCHEDULER_METRICS
 
@@ -43,6 +44,38 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise argparse.ArgumentTypeError(f"--listen wants HOST:PORT, got {value!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def parse_weights(value: str) -> dict[str, float]:
+    """Mesos' --weights: "role1=weight1,role2=weight2" (weights > 0)."""
+    weights: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        role, sep, weight = item.partition("=")
+        try:
+            number = float(weight)
+        except ValueError:
+            number = 0.0
+        if not sep or not role or not number > 0:
+            raise argparse.ArgumentTypeError(
+                f"--mesos-weights wants ROLE=WEIGHT,... with weights > 0, got {item!r}")
+        weights[role] = number
+    return weights
+
+
+def add_mesos_flags(p: argparse.ArgumentParser, *, default: str | None = None) -> None:
+    p.add_argument("--mesos-listen", type=parse_listen, default=default, metavar="HOST:PORT",
+                   help="serve the Mesos v1 scheduler API here (Mesos' port is 5050)"
+                        + (f" (default {default})" if default else "; off unless given"))
+    p.add_argument("--mesos-weights", type=parse_weights, default={}, metavar="ROLE=W,...",
+                   help="DRF weights of Mesos roles (default 1 each), as Mesos' --weights")
+
+
+def mesos_config(args: argparse.Namespace) -> offers_component.MesosConfig | None:
+    listen = getattr(args, "mesos_listen", None)
+    if listen is None:
+        return None
+    host, port = listen
+    return offers_component.MesosConfig(host, port, weights=dict(args.mesos_weights))
 
 
 def add_master_flags(p: argparse.ArgumentParser) -> None:
@@ -135,7 +168,8 @@ def component_registries(name: str) -> list[CollectorRegistry]:
 
 
 async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Event,
-                          timing: LeaseTiming) -> None:
+                          timing: LeaseTiming,
+                          mesos: offers_component.MesosConfig | None = None) -> None:
     """Run the in-process components as ordinary API clients whose requests go
     straight into the server's app (no TLS or sockets, same handlers and auth);
     their metrics appear on the master's /metrics."""
@@ -154,12 +188,16 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
         for name in names:
             log.info("component starting name=%s", name)
             runs.append(asyncio.create_task(IN_PROCESS[name](client, stop, timing), name=name))
+        if mesos is not None:
+            runs.append(asyncio.create_task(
+                offers_component.run_in_master(client, stop, timing, mesos), name="mesos"))
         await asyncio.gather(*runs)
         await stop.wait()  # with every component disabled, the API serves alone
 
 
 async def run_master(cfg: ServerConfig, components: list[str],
-                     timing: LeaseTiming | None = None) -> None:
+                     timing: LeaseTiming | None = None,
+                     mesos: offers_component.MesosConfig | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -174,7 +212,8 @@ async def run_master(cfg: ServerConfig, components: list[str],
     try:
         serving = asyncio.create_task(server.run())
         parts = asyncio.create_task(_run_components(
-            server, components, stop, timing or LeaseTiming.of_lease(MASTER_LEASE_SECONDS)))
+            server, components, stop, timing or LeaseTiming.of_lease(MASTER_LEASE_SECONDS),
+            mesos))
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, parts, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stop.set()
@@ -195,7 +234,8 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("corral.master").info(
         "starting master url=%s data_dir=%s", cfg.url, cfg.data_dir)
     components = [c for c in IN_PROCESS if c not in args.disable]
-    eventloop.run(run_master(cfg, components, LeaseTiming.of_lease(args.leader_lease)))
+    eventloop.run(run_master(cfg, components, LeaseTiming.of_lease(args.leader_lease),
+                             mesos_config(args)))
     return 0
 
 
@@ -210,6 +250,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--kubeconfig-server", default="", metavar="URL",
                    help="the server URL written into DATA_DIR/kubeconfig (default: this "
                         "master's own; corral up --masters N names its front)")
+    add_mesos_flags(p)
     p.add_argument("--log-level", default="info")
     p.add_argument("--disable", action="append", default=[], choices=sorted(IN_PROCESS),
                    help="do not run this component in-process (run it as its own process)")

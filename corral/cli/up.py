@@ -36,7 +36,7 @@ from corral.api.node_restriction import NODE_PREFIX, NODES_GROUP
 from corral.api.token_store import replace_token
 from corral.cli.dashboard import dashboard_url
 from corral.cli.local_etcd import EtcdMissing, LocalEtcd
-from corral.cli.master import add_master_flags, server_config
+from corral.cli.master import add_master_flags, add_mesos_flags, server_config
 from corral.cli.supervisor import Child, Supervisor, corral_argv
 from corral.client.kubeconfig import load_kubeconfig, write_kubeconfig
 from corral.objects import status
@@ -82,9 +82,17 @@ def _wait_etcd(local: LocalEtcd, children: list[Child], timeout: float = READY_T
 
 
 def _master_args(args: argparse.Namespace, port: int, store: str,
-                 kubeconfig_server: str = "") -> list[str]:
+                 kubeconfig_server: str = "", index: int = 1) -> list[str]:
     host, _ = args.listen
     out = ["master", "--data-dir", str(args.data_dir), "--listen", f"{host}:{port}"]
+    if args.mesos_listen is not None:
+        # Master i serves the Mesos API on the port after master i-1's: a framework
+        # given the first one is redirected (307) to whichever leads.
+        mesos_host, mesos_port = args.mesos_listen
+        out += ["--mesos-listen", f"{mesos_host}:{mesos_port + index - 1}"]
+        if args.mesos_weights:
+            out += ["--mesos-weights",
+                    ",".join(f"{r}={w:g}" for r, w in args.mesos_weights.items())]
     if store:
         out += ["--store", store]
     if kubeconfig_server:
@@ -126,7 +134,7 @@ def _start_control_plane(args: argparse.Namespace, sup: Supervisor) -> ControlPl
     masters = []
     for i, url in enumerate(urls, start=1):
         masters.append(sup.start(Child(f"master-{i}", "master", corral_argv(
-            *_master_args(args, cfg.port + i, store, cfg.url)), logs / f"master-{i}.log")))
+            *_master_args(args, cfg.port + i, store, cfg.url, i)), logs / f"master-{i}.log")))
         if i == 1:  # it makes the CA, token and certificate the others reuse
             _wait_ready(url, masters[0])
     for url, child in zip(urls[1:], masters[1:]):
@@ -256,10 +264,13 @@ def _consequence(plane: ControlPlane) -> Callable[[Child], str]:
     return say
 
 
-def _banner(plane: ControlPlane, kubeconfig: Path, logs: Path, agents: int) -> str:
+def _banner(plane: ControlPlane, kubeconfig: Path, logs: Path, agents: int,
+            mesos: tuple[str, int] | None = None) -> str:
     token = load_kubeconfig(kubeconfig).token
     nodes = ", ".join(f"node-{i}" for i in range(1, agents + 1))
     lines = [f"corral is up\n  API:        {plane.url}"]
+    if mesos is not None:
+        lines.append(f"  mesos:      http://{mesos[0]}:{mesos[1]} (Mesos v1 scheduler API)")
     if len(plane.masters) > 1:
         lines.append(f"  masters:    {', '.join(plane.masters)} (the API address is a front "
                      "that reaches any live one)")
@@ -309,7 +320,7 @@ def _run(args: argparse.Namespace) -> int:
                 *_agent_args(args, ",".join(plane.masters), own, index)),
                 logs / f"node-{index}.log"))
         _wait_nodes_ready(kubeconfig, args.agents, sup)
-        print(_banner(plane, kubeconfig, logs, args.agents), flush=True)
+        print(_banner(plane, kubeconfig, logs, args.agents, args.mesos_listen), flush=True)
         if args.apply:
             _apply(args.apply, kubeconfig)
         return _supervise(sup, plane)
@@ -328,6 +339,7 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("up", help="run a local cluster (master + agents) until Ctrl-C")
     add_master_flags(p)
+    add_mesos_flags(p, default="127.0.0.1:5050")
     p.add_argument("--masters", type=int, default=1,
                    help="masters to run; more than 1 runs them on a local etcd of as many "
                         "members (or on --store etcd://...) behind one front for kubectl")

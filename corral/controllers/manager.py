@@ -33,6 +33,7 @@ from corral.controllers.namespace import NamespaceController
 from corral.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
 from corral.controllers.quota import QuotaController, sync_seconds_from_env
 from corral.controllers.replicaset import ReplicaSetController, ReplicationControllerController
+from corral.controllers.serviceaccounts import ServiceAccountsController
 from corral.controllers.statefulset import StatefulSetController
 
 log = logging.getLogger("corral.controllers")
@@ -40,7 +41,7 @@ log = logging.getLogger("corral.controllers")
 LEASE_NAME = "corral-controller-manager"  # in kube-system
 ALL_CONTROLLERS = ("replicaset", "replicationcontroller", "deployment", "daemonset",
                    "statefulset", "job", "nodelifecycle", "endpoints", "garbagecollector", "namespace", "disruption",
-                   "cronjob", "resourcequota")
+                   "cronjob", "resourcequota", "serviceaccount")
 
 
 @dataclass
@@ -87,6 +88,8 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
         return DisruptionController(client, informers, recorder)
     if name == "resourcequota":
         return QuotaController(client, informers, recorder, sync_seconds=options.quota_sync)
+    if name == "serviceaccount":
+        return ServiceAccountsController(client, informers, recorder)
     raise ValueError(f"unknown controller {name!r}; known: {', '.join(ALL_CONTROLLERS)}")
 
 

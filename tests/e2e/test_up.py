@@ -39,11 +39,13 @@ class Up:
         self.base = base
         self.console = base / "console.txt"
         self.port = free_port()
+        self.mesos_port = free_port()
         with open(self.console, "wb") as out:
             self.proc = subprocess.Popen(
                 [*(netns.prefix() if netns else []),
                  sys.executable, "-m", "corral.cli.main", "up", "--data-dir",
-                 str(base / "data"), "--listen", f"127.0.0.1:{self.port}", *args],
+                 str(base / "data"), "--listen", f"127.0.0.1:{self.port}",
+                 "--mesos-listen", f"127.0.0.1:{self.mesos_port}", *args],
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
     def text(self) -> str:
@@ -112,6 +114,9 @@ def test_a_killed_agent_is_a_dead_node_and_the_cluster_stays_up(tmp_path: Path) 
     try:
         up.wait_up()
         assert f"dashboard:  https://127.0.0.1:{up.port}/ui/" in up.text()
+        assert f"mesos:      http://127.0.0.1:{up.mesos_port}" in up.text()
+        assert httpx.get(f"http://127.0.0.1:{up.mesos_port}/version").json()[
+            "version"] == "1.11.0"  # the Mesos scheduler API, on by default
         with up.api() as api:
             assert api.post("/apis/apps/v1/namespaces/default/deployments",
                             json=DEPLOY).status_code == 201

@@ -90,7 +90,7 @@ def test_create_cronjob(kubectl: Kubectl) -> None:
 
 
 @pytest.mark.parametrize("args", [
-    ("serviceaccount", "sa"),
+    ("ingress", "web", "--rule=example.com/=web:80"),
 ])
 def test_kinds_corral_does_not_serve_fail_as_with_json(kubectl: Kubectl,
                                                         args: tuple[str, ...]) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from corral.agent.csr import csr_object, new_key, request_pem
 from corral.api import kinds
 from corral.api.defaults import JOB_CONTROLLER_UID, apply_defaults
 from corral.api.errors import BadRequest, Invalid
@@ -162,6 +163,9 @@ MANIFESTS: dict[str, dict[str, Any]] = {
     "ConfigMap": {"data": {"k": "v", "empty": ""}, "binaryData": {"b": "AAE="},
                   "immutable": False},
     "Secret": {"data": {"pw": "aHVudGVyMg=="}, "type": "Opaque", "immutable": True},
+    "ServiceAccount": {"secrets": [{"name": "robot-token"}],
+                       "imagePullSecrets": [{"name": "registry"}],
+                       "automountServiceAccountToken": False},
     "ResourceQuota": {"spec": {"hard": {"pods": "10", "requests.cpu": "4"},
                                "scopes": ["NotBestEffort"]},
                       "status": {"hard": {"pods": "10"}, "used": {"pods": "0"}}},
@@ -296,14 +300,30 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                  "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}],
                  "task": {"command": ["sh", "-c", "echo $JOB_COMPLETION_INDEX"],
                           "env": [{"name": "A", "value": "1"}], "resources": {"cpu": "500m"}},
-                 "ranges": "0-99,120", "backoffLimitPerIndex": 1},
+                 "ranges": "0-99,120", "backoffLimitPerIndex": 1,
+                 "tasks": [{"id": "t1", "name": "t", "command": ["sh", "-c", "true"],
+                            "env": [{"name": "A", "value": "1"}], "workingDir": "/tmp",
+                            "resources": {"cpu": "100m"}, "group": "g", "kill": True,
+                            "killGraceSeconds": 2.5}]},
         "status": {"phase": "Running", "hostIP": "127.0.1.1", "running": 4,
                    "claimed": "0-50", "completed": "0-40", "failedIndexes": "41",
                    "failedTasks": [{"index": 41, "exitCode": 3, "reason": "Error",
                                     "failures": 2}],
                    "failures": 2,
+                   "tasks": [{"id": "t1", "state": "TASK_FAILED", "exitCode": 3,
+                              "reason": "REASON_COMMAND_EXECUTOR_FAILED", "message": "m",
+                              "time": "2024-05-01T10:02:00Z"}],
                    "conditions": [{"type": "Scheduled", "status": "True",
                                    "lastTransitionTime": "2024-05-01T10:01:00Z"}]},
+    },
+    "Framework": {
+        "spec": {"name": "spark", "user": "root", "roles": ["analytics", "a/b"],
+                 "failoverTimeout": 3600.5, "capabilities": ["MULTI_ROLE", "PARTITION_AWARE"],
+                 "hostname": "h", "principal": "p", "webuiUrl": "http://h:4040",
+                 "checkpoint": True},
+        "status": {"phase": "Disconnected", "registeredTime": "2024-05-01T10:00:00Z",
+                   "disconnectedTime": "2024-05-01T10:05:00Z", "dominantShare": 0.25,
+                   "tasks": 3, "allocs": 1},
     },
     "Role": {"rules": [{"apiGroups": [""], "resources": ["pods", "pods/log"],
                         "verbs": ["get"], "resourceNames": ["a"]}]},
@@ -318,6 +338,17 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                                        "kind": "ClusterRole", "name": "view"},
                            "subjects": [{"kind": "Group", "name": "dev",
                                          "apiGroup": "rbac.authorization.k8s.io"}]},
+    "CertificateSigningRequest": {
+        "spec": {**csr_object("x", request_pem(new_key(), "system:node:n1", ("system:nodes",)),
+                              "kubernetes.io/kube-apiserver-client-kubelet",
+                              ["digital signature", "client auth"], 3600)["spec"],
+                 "username": "system:bootstrap:abcdef", "uid": "",
+                 "groups": ["system:bootstrappers", "system:authenticated"]},
+        "status": {"conditions": [{"type": "Approved", "status": "True",
+                                   "reason": "AutoApproved", "message": "ok",
+                                   "lastUpdateTime": "2024-05-01T10:00:00Z",
+                                   "lastTransitionTime": "2024-05-01T10:00:00Z"}],
+                   "certificate": "LS0tLS1CRUdJTi0tLS0t"}},
 }
 
 

@@ -167,7 +167,7 @@ class ResourceHandler:
             result = await sub.update_scale(self.registry, res, target.namespace or "", name,
                                             body, dry_run=_dry_run(request))
             return JSONResponse(sub.scale_of(res, result.obj))
-        self._check_subresource(target, ("status", "finalize"))
+        self._check_subresource(target, ("status", "finalize", "approval"))
         result = await self.registry.update(res, target.namespace, name, body,
                                             subresource=target.subresource,
                                             validation=_field_validation(request), dry_run=_dry_run(request))
@@ -182,7 +182,7 @@ class ResourceHandler:
             result = await sub.patch_scale(self.registry, res, target.namespace or "", name,
                                            ctype, body, dry_run=_dry_run(request))
             return JSONResponse(sub.scale_of(res, result.obj))
-        self._check_subresource(target, ("status",))
+        self._check_subresource(target, ("status", "approval"))
         result = await self.registry.patch(res, target.namespace, name, ctype, body,
                                            subresource=target.subresource,
                                            validation=_field_validation(request), dry_run=_dry_run(request))

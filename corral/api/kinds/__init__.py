@@ -22,7 +22,15 @@ from corral.api.kinds.batch import Job
 from corral.api.kinds.catalog import MODELS
 from corral.api.kinds.codec import decode, drop_unknown_fields, encode, unknown_fields
 from corral.api.kinds.coordination import Lease
-from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
+from corral.api.kinds.core import (
+    ConfigMap,
+    Event,
+    Namespace,
+    Pod,
+    ResourceQuota,
+    Secret,
+    ServiceAccount,
+)
 from corral.api.kinds.meta import KubeObject, ObjectMeta
 from corral.api.kinds.node import Node
 from corral.api.kinds.scheduling import PriorityClass
@@ -33,5 +41,6 @@ __all__ = [
     "MODELS", "Binding", "ConfigMap", "DeleteOptions", "Deployment", "Endpoints", "Event",
     "Eviction", "Job", "KubeModel", "KubeObject", "Lease", "Namespace", "Node", "ObjectMeta",
     "Pod", "PriorityClass", "ReplicaSet", "ResourceQuota", "Scale", "Secret", "Service",
+    "ServiceAccount",
     "Status", "TypedObject", "decode", "drop_unknown_fields", "encode", "unknown_fields",
 ]

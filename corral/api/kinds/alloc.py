@@ -11,7 +11,10 @@ at a time in it. Two kinds of user fill it:
   ``status.claimed`` (indices it may have started: never handed elsewhere),
   ``status.completed``, ``status.failedIndexes`` (out of retries) and the latest
   ``status.failedTasks`` in batches;
-- Mesos frameworks launch tasks into it one by one (issue 16).
+- Mesos frameworks (corral/offers/): an accepted offer becomes an Alloc owned by
+  its Framework; ``spec.tasks`` are the tasks launched into it (a task the
+  framework asked to kill gets ``kill: true``), and the agent reports each
+  one's Mesos state in ``status.tasks``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,31 @@ class AllocTask(KubeModel):
     resources: dict[str, Quantity] | None = None
 
 
+class LaunchedTask(KubeModel):
+    """One task a Mesos framework launched into the Alloc (TaskInfo, as run)."""
+
+    id: str
+    name: str | None = None
+    command: list[str] = Field(default_factory=list)
+    env: list[EnvVar] | None = None
+    working_dir: str | None = None
+    resources: dict[str, Quantity] | None = None
+    group: str | None = None  # the LAUNCH_GROUP it came in (tasks of a group go together)
+    kill: bool | None = None  # the framework asked to kill it
+    kill_grace_seconds: float | None = None
+
+
+class TaskState(KubeModel):
+    """A launched task's state as the agent last saw it (Mesos' TaskState)."""
+
+    id: str
+    state: str  # TASK_STARTING, TASK_RUNNING, TASK_FINISHED, TASK_FAILED, TASK_KILLED, ...
+    exit_code: Int32 | None = None
+    reason: str | None = None  # a Mesos TaskStatus.Reason
+    message: str | None = None
+    time: str | None = None  # RFC 3339, when the state was reached
+
+
 class AllocSpec(KubeModel):
     resources: dict[str, Quantity] | None = None  # the whole reservation
     slots: Int32 | None = None  # tasks running at once
@@ -52,6 +80,7 @@ class AllocSpec(KubeModel):
     ranges: str | None = None  # indices handed to this Alloc, "0-99,120"
     backoff_limit_per_index: Int32 | None = None  # retries of one index here
     log_max_bytes: Int64 | None = None  # per Alloc, across rotated files
+    tasks: list[LaunchedTask] | None = None  # a Mesos framework's tasks
 
 
 class FailedTask(KubeModel):
@@ -76,6 +105,7 @@ class AllocStatus(KubeModel):
     failed_indexes: str | None = None  # out of retries here: failed for good
     failed_tasks: list[FailedTask] | None = None  # the latest failures, with exit codes
     failures: Int32 | None = None  # failed attempts in total, retried or not
+    tasks: list[TaskState] | None = None  # a Mesos framework's tasks, as launched
 
 
 class Alloc(KubeObject):

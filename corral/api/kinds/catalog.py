@@ -14,8 +14,18 @@ from corral.api.kinds.apps import (
 )
 from corral.api.kinds.base import TypedObject
 from corral.api.kinds.batch import CronJob, Job
+from corral.api.kinds.certificates import CertificateSigningRequest
 from corral.api.kinds.coordination import Lease
-from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
+from corral.api.kinds.core import (
+    ConfigMap,
+    Event,
+    Namespace,
+    Pod,
+    ResourceQuota,
+    Secret,
+    ServiceAccount,
+)
+from corral.api.kinds.framework import Framework
 from corral.api.kinds.node import Node
 from corral.api.kinds.policy import PodDisruptionBudget
 from corral.api.kinds.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
@@ -27,11 +37,12 @@ from corral.api.kinds.subresources import Binding, DeleteOptions, Eviction, Scal
 MODELS: dict[str, type[TypedObject]] = {
     model.__name__: model
     for model in (
-        Namespace, Node, Pod, Service, Endpoints, Event, ConfigMap, Secret, ResourceQuota,
+        Namespace, Node, Pod, Service, Endpoints, Event, ConfigMap, Secret, ServiceAccount,
+        ResourceQuota,
         Lease, Deployment, ReplicaSet, ReplicationController, DaemonSet, StatefulSet, ControllerRevision,
         Job, CronJob,
-        PriorityClass, Alloc, PodDisruptionBudget, Role, ClusterRole, RoleBinding,
-        ClusterRoleBinding, CustomResourceDefinition,
+        PriorityClass, Alloc, Framework, PodDisruptionBudget, Role, ClusterRole, RoleBinding,
+        ClusterRoleBinding, CustomResourceDefinition, CertificateSigningRequest,
         Binding, Scale, Eviction, DeleteOptions, Status,
     )
 }

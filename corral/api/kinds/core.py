@@ -1,5 +1,5 @@
 """Core (v1) kinds without a module of their own: Namespace, Pod, ConfigMap,
-Secret, ResourceQuota, Event."""
+Secret, ServiceAccount, ResourceQuota, Event."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import Field
 
 from corral.api.kinds.base import Int32, KubeModel, MicroTime, Opaque, Quantity, Time
 from corral.api.kinds.meta import Condition, KubeObject, ObjectReference
-from corral.api.kinds.pod import PodSpec, PodStatus
+from corral.api.kinds.pod import LocalObjectReference, PodSpec, PodStatus
 
 
 class NamespaceSpec(KubeModel):
@@ -46,6 +46,13 @@ class Secret(KubeObject):
     string_data: dict[str, str] | None = None  # write-only convenience, merged into data
     type: str | None = None
     immutable: bool | None = None
+
+
+class ServiceAccount(KubeObject):
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
+    secrets: list[ObjectReference] | None = None
+    image_pull_secrets: list[LocalObjectReference] | None = None
+    automount_service_account_token: bool | None = None
 
 
 class ResourceQuotaSpec(KubeModel):

@@ -46,6 +46,10 @@ MESSAGES: dict[str, str] = {
         immutable=4:bool!""",
     "Secret": f"""{_STANDARD_OBJECT} data=2:{{bytes}} type=3 stringData=4:{{string}}
         immutable=5:bool!""",
+    "ServiceAccount": f"""{_STANDARD_OBJECT} secrets=2:[ObjectReference]
+        imagePullSecrets=3:[LocalObjectReference] automountServiceAccountToken=4:bool!""",
+    "ObjectReference": """kind=1 namespace=2 name=3 uid=4 apiVersion=5 resourceVersion=6
+        fieldPath=7""",
     "Service": f"{_STANDARD_OBJECT} spec=2:ServiceSpec status=3:-",
     "ServiceSpec": """ports=1:[ServicePort] selector=2:{string} clusterIP=3 type=4
         externalIPs=5:[string] sessionAffinity=7 loadBalancerIP=8
@@ -167,6 +171,16 @@ MESSAGES: dict[str, str] = {
     "ResourceAttributes": """namespace=1 verb=2 group=3 version=4 resource=5 subresource=6
         name=7""",
     "NonResourceAttributes": "path=1 verb=2",
+    "TokenRequest": f"{_STANDARD_OBJECT} spec=2:TokenRequestSpec status=3:-",
+    "TokenRequestSpec": """audiences=1:[string] expirationSeconds=4:int64!
+        boundObjectRef=3:BoundObjectReference""",
+    "BoundObjectReference": "kind=1 apiVersion=2 name=3 uid=4",
+    "TokenReview": f"{_STANDARD_OBJECT} spec=2:TokenReviewSpec status=3:-",
+    "TokenReviewSpec": "token=1 audiences=2:[string]",
+    "SubjectAccessReview": f"""{_STANDARD_OBJECT} spec=2:SubjectAccessReviewSpec
+        status=3:-""",
+    "SubjectAccessReviewSpec": """resourceAttributes=1:ResourceAttributes
+        nonResourceAttributes=2:NonResourceAttributes user=3 groups=4:[string] uid=6""",
     "SelfSubjectRulesReview": f"{_STANDARD_OBJECT} spec=2:SelfSubjectRulesReviewSpec status=3:-",
     "SelfSubjectRulesReviewSpec": "namespace=1",
     # ---- scheduling/v1 ----------------------------------------------------------------
@@ -182,6 +196,16 @@ MESSAGES: dict[str, str] = {
     "RoleRef": "apiGroup=1 kind=2 name=3",
     "RoleBinding": f"{_STANDARD_OBJECT} subjects=2:[Subject] roleRef=3:RoleRef",
     "ClusterRoleBinding": f"{_STANDARD_OBJECT} subjects=2:[Subject] roleRef=3:RoleRef",
+    # ---- certificates/v1 (kubectl certificate approve|deny PUTs the approval) ------
+    # spec.extra (6) is skipped: the server sets the requester's fields itself.
+    "CertificateSigningRequest": f"""{_STANDARD_OBJECT} spec=2:CertificateSigningRequestSpec
+        status=3:CertificateSigningRequestStatus""",
+    "CertificateSigningRequestSpec": """request=1:bytes username=2 uid=3 groups=4:[string]
+        usages=5:[string] extra=6:[-] signerName=7 expirationSeconds=8:int32!""",
+    "CertificateSigningRequestStatus": """conditions=1:[CertificateSigningRequestCondition]
+        certificate=2:bytes""",
+    "CertificateSigningRequestCondition": """type=1 reason=2 message=3 lastUpdateTime=4:Time
+        lastTransitionTime=5:Time status=6""",
 }
 
 # The message of each kind a protobuf body may carry, by (apiVersion, kind).
@@ -190,6 +214,11 @@ KINDS: dict[tuple[str, str], str] = {
     ("v1", "Namespace"): "Namespace",
     ("v1", "ConfigMap"): "ConfigMap",
     ("v1", "Secret"): "Secret",
+    ("v1", "ServiceAccount"): "ServiceAccount",
+    ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
+    ("authentication.k8s.io/v1", "TokenReview"): "TokenReview",
+    ("authorization.k8s.io/v1", "SubjectAccessReview"): "SubjectAccessReview",
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview"): "SubjectAccessReview",
     ("v1", "Service"): "Service",
     ("v1", "ResourceQuota"): "ResourceQuota",
     ("v1", "Pod"): "Pod",
@@ -203,6 +232,7 @@ KINDS: dict[tuple[str, str], str] = {
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "ClusterRoleBinding",
     ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
+    ("certificates.k8s.io/v1", "CertificateSigningRequest"): "CertificateSigningRequest",
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
     ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): "SelfSubjectRulesReview",
 }

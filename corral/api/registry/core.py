@@ -386,8 +386,14 @@ def _without_rv(obj: Obj) -> Obj:
 def _merge_server_owned(res: Resource, current: Obj, incoming: Obj,
                         subresource: str | None) -> Obj:
     """The update's result: the main resource keeps the stored status, the status
-    subresource keeps everything but status; server-owned metadata is kept."""
-    if subresource in ("status", "finalize"):
+    subresource keeps everything but status (a CertificateSigningRequest's approval
+    everything but its conditions); server-owned metadata is kept."""
+    if subresource == "approval":
+        conditions = (incoming.get("status") or {}).get("conditions")
+        new = {**current, "status": {**(current.get("status") or {}),
+                                     "conditions": conditions or []}}
+        new["metadata"] = dict(meta(current))
+    elif subresource in ("status", "finalize"):
         part = "status" if subresource == "status" else "spec"
         new = {**current, part: incoming.get(part, {})}
         new["metadata"] = dict(meta(current))

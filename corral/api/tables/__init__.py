@@ -11,7 +11,7 @@ for -A and --show-labels.
 One printer per kind, in modules by kind family: pods, nodes, workloads
 (deployments, replicasets, jobs), services (services, endpoints), events,
 config (configmaps, secrets), cluster (namespaces, leases, priorityclasses,
-resourcequotas), allocs, policy (poddisruptionbudgets), daemons (statefulsets, controllerrevisions); custom resources print
+resourcequotas), allocs, frameworks, policy (poddisruptionbudgets), daemons (statefulsets, controllerrevisions); custom resources print
 their CRD's additionalPrinterColumns (custom). A kind without one gets NAME and AGE.
 """
 
@@ -23,12 +23,14 @@ from typing import Any
 from corral.api.resources import Resource
 from corral.api.tables.age import human_duration
 from corral.api.tables.allocs import ALLOCS
+from corral.api.tables.certificates import CSRS
 from corral.api.tables.cluster import LEASES, NAMESPACES, PRIORITYCLASSES, RESOURCEQUOTAS
 from corral.api.tables.columns import DEFAULT, Column, Object, Printer
 from corral.api.tables.config import CONFIGMAPS, SECRETS
 from corral.api.tables.custom import CRDS, custom_printer
 from corral.api.tables.daemons import CONTROLLERREVISIONS, STATEFULSETS
 from corral.api.tables.events import EVENTS
+from corral.api.tables.frameworks import FRAMEWORKS
 from corral.api.tables.nodes import NODES
 from corral.api.tables.pods import PODS
 from corral.api.tables.policy import PDBS
@@ -50,9 +52,10 @@ PRINTERS: dict[str, Printer] = {
     "Job": JOBS, "Service": SERVICES, "Endpoints": ENDPOINTS, "Namespace": NAMESPACES,
     "Event": EVENTS, "ConfigMap": CONFIGMAPS, "Secret": SECRETS, "Lease": LEASES,
     "PriorityClass": PRIORITYCLASSES, "ResourceQuota": RESOURCEQUOTAS, "Alloc": ALLOCS,
-    "PodDisruptionBudget": PDBS, "CustomResourceDefinition": CRDS, "CronJob": CRONJOBS,
+    "Framework": FRAMEWORKS, "PodDisruptionBudget": PDBS, "CustomResourceDefinition": CRDS, "CronJob": CRONJOBS,
     "ReplicationController": REPLICATIONCONTROLLERS, "DaemonSet": DAEMONSETS,
     "StatefulSet": STATEFULSETS, "ControllerRevision": CONTROLLERREVISIONS,
+    "CertificateSigningRequest": CSRS,
 }
 
 INCLUDE_OBJECT = ("None", "Metadata", "Object")

@@ -19,9 +19,9 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from corral.api.errors import APIError
+from corral.api.errors import APIError, NotFound
 from corral.client.http import Client, ServerUnreachable
-from corral.objects import Obj
+from corral.objects import Obj, parse_time
 from tests.cluster import Agent, Master, kill_pods
 from tests.integration.ha.conftest import HA, Writers, create_acked, until
 from tests.poll import wait_for
@@ -289,6 +289,55 @@ async def test_an_agent_fails_over_when_its_master_is_killed(ha: HA) -> None:
 
             assert await ready()  # its heartbeats went on through another master
     finally:
+        agent.stop()
+        kill_pods(agent.state_dir)
+        ha.heal()
+
+
+async def test_an_agent_whose_master_stops_answering_stays_ready(ha: HA) -> None:
+    """A stopped master still accepts connections and never answers: the agent's
+    heartbeat must give up on it and renew through another master well inside the
+    node controller's grace period, or the node goes NotReady and its pods are
+    evicted because one master hung."""
+    ha.heal()
+    async with ha.client() as client:
+        leading = {await ha.holder(client, "corral-controller-manager"),
+                   await ha.holder(client, "corral-scheduler")}
+    victim = next(m for m in ha.masters if not any(h.endswith(f"_master_{m.url}")
+                                                   for h in leading))
+    others = [m.url for m in ha.masters if m is not victim]
+    agent = Agent(victim, "ha-3", ha.base / "agents" / "ha-3", "127.0.1.73",
+                  servers=[victim.url, *others]).start(timeout=90.0)
+    assert victim.proc is not None
+    try:
+        assert "master=" + victim.url in agent.log()
+        async with ha.client(last=victim) as client:
+            async def first_lease() -> Obj | None:
+                try:
+                    return await client.get("Lease", "ha-3", "kube-node-lease")
+                except NotFound:
+                    return None
+
+            lease = await until(first_lease, "the agent's first Lease renewal")
+            stopped_at = parse_time(lease["spec"]["renewTime"])
+            assert stopped_at is not None
+            os.killpg(victim.proc.pid, signal.SIGSTOP)
+            not_ready: list[Obj] = []
+
+            async def renewed_for_a_while() -> bool:
+                node = await client.get("Node", "ha-3")
+                ready = [c for c in node["status"].get("conditions", [])
+                         if c["type"] == "Ready"]
+                if not ready or ready[0]["status"] != "True":
+                    not_ready.append(node)
+                lease = await client.get("Lease", "ha-3", "kube-node-lease")
+                renewed = parse_time(lease["spec"]["renewTime"])
+                return renewed is not None and (renewed - stopped_at).total_seconds() > 12
+
+            await until(renewed_for_a_while, "the Lease renewed through another master")
+            assert not_ready == [], "the node left Ready while one master was stopped"
+    finally:
+        os.killpg(victim.proc.pid, signal.SIGCONT)
         agent.stop()
         kill_pods(agent.state_dir)
         ha.heal()

@@ -1,0 +1,44 @@
+"""Client certificate authentication, as kube-apiserver's x509 authenticator:
+
+    TLS handshake (uvicorn, CERT_OPTIONAL against the cluster CA: a certificate the
+    CA did not sign fails the handshake) ─► scope["extensions"]["tls"] (connections.py)
+    ─► user = the subject's CN, groups = its O values; the certificate must be for
+       client auth (a node's serving certificate is not a login)
+
+Certificates come from the cluster CA's signer (corral/api/certificates/): nodes'
+through TLS bootstrapping, the operator's through `kubectl certificate approve`.
+"""
+
+from __future__ import annotations
+
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from starlette.types import Scope
+
+Identity = tuple[str, tuple[str, ...]]  # the user's name and groups
+
+
+def certificate_identity(scope: Scope) -> Identity | None:
+    chain = ((scope.get("extensions") or {}).get("tls") or {}).get("client_cert_chain") or []
+    if not chain:
+        return None
+    try:
+        cert = x509.load_pem_x509_certificate(str(chain[0]).encode())
+    except ValueError:
+        return None
+    return identity_of(cert)
+
+
+def identity_of(cert: x509.Certificate) -> Identity | None:
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    if ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
+        return None
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names or not str(names[0].value):
+        return None
+    groups = tuple(str(a.value) for a in
+                   cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
+    return str(names[0].value), groups

@@ -1,0 +1,53 @@
+"""The `default` ServiceAccount of every namespace (Kubernetes'
+serviceaccounts-controller): a namespace that appears gets one, and one deleted
+by hand comes back. Pods that name no ServiceAccount run as it.
+
+    Namespace added / ServiceAccount "default" deleted ─► key = the namespace
+    reconcile: namespace gone or terminating? nothing to do
+               "default" in the cache?           nothing to do
+               else create it (AlreadyExists is success: the cache lagged)
+"""
+
+from __future__ import annotations
+
+from corral.api.errors import AlreadyExists, Forbidden
+from corral.client.events import EventRecorder
+from corral.client.http import Client
+from corral.controllers.base import Controller
+from corral.controllers.informers import SharedInformers
+from corral.objects import Obj, is_deleting, name_of, namespace_of
+
+DEFAULT = "default"
+
+
+class ServiceAccountsController(Controller):
+    name = "serviceaccount-controller"
+
+    def __init__(self, client: Client, informers: SharedInformers,
+                 recorder: EventRecorder) -> None:
+        super().__init__(client, informers, recorder, workers=1)
+        self.namespaces = informers.get("Namespace")
+        self.accounts = informers.get("ServiceAccount")
+        self.namespaces.add_handler(self.enqueue, lambda old, new: self.enqueue(new))
+        self.accounts.add_handler(on_delete=self._account_deleted)
+
+    def _account_deleted(self, obj: Obj) -> None:
+        if name_of(obj) == DEFAULT:
+            self.enqueue_key(namespace_of(obj))
+
+    async def reconcile(self, key: str) -> None:
+        namespace = self.namespaces.get_by_key(key)
+        if namespace is None or is_deleting(namespace) or (
+                (namespace.get("status") or {}).get("phase") == "Terminating"):
+            return
+        if self.accounts.get(key, DEFAULT) is not None:
+            return
+        try:
+            await self.client.create({"apiVersion": "v1", "kind": "ServiceAccount",
+                                      "metadata": {"name": DEFAULT, "namespace": key}}, key)
+        except AlreadyExists:
+            pass
+        except Forbidden as err:
+            # A namespace being deleted refuses new objects: nothing to do.
+            if "being terminated" not in err.message:
+                raise

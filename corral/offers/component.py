@@ -1,0 +1,104 @@
+"""The offer allocator as a master component: the Mesos endpoint on its own port,
+and the leader-elected master behind it.
+
+    corral master --mesos-listen HOST:PORT
+      ├─ uvicorn(MesosEndpoint.app)      every master serves; standbys answer 307/503
+      └─ run_elected(Lease kube-system/corral-mesos-master,
+                     identity "<host>_mesos_<endpoint URL>")   the URL is how a
+           term: MesosMaster(fenced client)                     standby finds the leader
+                 load frameworks, tasks, nodes from the store
+                 endpoint.master = it ─► serve calls, offer cycle, task updates
+                 lost the Lease ─► streams closed (frameworks re-subscribe to the next)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import struct
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import uvicorn
+
+from corral.client.clock import RealClock
+from corral.client.http import Client
+from corral.client.leaderelection import LeaseTiming, run_elected
+from corral.objects import Obj
+from corral.offers.endpoint import LEASE_NAME, MesosEndpoint, identity_for
+from corral.offers.master import MesosMaster
+from corral.offers.protocol import HEARTBEAT_SECONDS, VERSION
+
+log = logging.getLogger("corral.offers")
+
+
+@dataclass(frozen=True)
+class MesosConfig:
+    host: str = "127.0.0.1"
+    port: int = 5050
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
+    weights: dict[str, float] = field(default_factory=dict)  # role → DRF weight
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def master_info(cfg: MesosConfig) -> Obj:
+    """MasterInfo as SUBSCRIBED and /master/state carry it (ip: IPv4 as a uint32
+    in network order, as Mesos encodes it)."""
+    try:
+        address = ipaddress.ip_address(cfg.host)
+        ip = struct.unpack("<I", address.packed)[0] if address.version == 4 else 0
+    except ValueError:
+        ip = 0
+    netloc = urlsplit(cfg.url).netloc
+    return {"id": str(uuid.uuid4()), "ip": ip, "port": cfg.port, "pid": f"master@{netloc}",
+            "hostname": cfg.host, "version": VERSION,
+            "address": {"hostname": cfg.host, "ip": cfg.host, "port": cfg.port}}
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the master decides on exit."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+        return contextlib.nullcontext()
+
+
+async def serve(endpoint: MesosEndpoint, cfg: MesosConfig, stop: asyncio.Event) -> None:
+    config = uvicorn.Config(endpoint.app, host=cfg.host, port=cfg.port, log_level="warning",
+                            access_log=False, lifespan="off", timeout_keep_alive=120,
+                            timeout_graceful_shutdown=1)
+    server = _Server(config)
+    serving = asyncio.create_task(server.serve(), name="mesos-endpoint")
+    log.info("mesos scheduler api listening url=%s", cfg.url)
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    stopping.cancel()
+    await serving
+
+
+async def run_in_master(client: Client, stop: asyncio.Event, timing: LeaseTiming,
+                        cfg: MesosConfig) -> None:
+    """Serve the endpoint and, while holding the Lease, be the Mesos master."""
+    endpoint = MesosEndpoint(client, cfg.url)
+    info = master_info(cfg)
+
+    async def lead(fenced: Client) -> None:
+        master = MesosMaster(fenced, RealClock(), info, heartbeat_seconds=cfg.heartbeat_seconds)
+        endpoint.master = master
+        try:
+            await master.load()
+            await master.run(stop)
+        finally:
+            endpoint.master = None
+
+    identity = identity_for(cfg.url, socket.gethostname())
+    await asyncio.gather(serve(endpoint, cfg, stop),
+                         run_elected(client, stop, LEASE_NAME, identity, lead, timing))

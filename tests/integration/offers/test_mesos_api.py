@@ -1,0 +1,176 @@
+"""The Mesos v1 scheduler API of a real master (`--mesos-listen`), driven by a
+hand-written framework client over HTTP: /version, SUBSCRIBE's RecordIO stream
+and heartbeats, the Framework objects kubectl lists, TEARDOWN, failover timeouts,
+and the status codes Mesos answers bad calls with."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.cluster import Master, free_port
+from tests.kubectl import Kubectl
+from tests.mesos_client import Framework
+from tests.poll import wait_for
+
+
+@pytest.fixture(scope="module")
+def mesos_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
+    port = free_port()
+    m = Master(tmp_path_factory.mktemp("mesos"),
+               extra_args=["--mesos-listen", f"127.0.0.1:{port}"]).start()
+    m.mesos_url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    try:
+        wait_for(lambda: _leading(m.mesos_url), 30, "the mesos master leading")  # type: ignore[attr-defined]
+        yield m
+    finally:
+        m.stop()
+
+
+def _leading(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/master/state", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def url(mesos_master: Master) -> str:
+    return str(mesos_master.mesos_url)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def frameworks() -> Iterator[list[Framework]]:
+    made: list[Framework] = []
+    yield made
+    for fw in made:
+        fw.close()
+
+
+def framework_obj(master: Master, framework_id: str) -> dict[str, object]:
+    with master.http() as http:
+        r = http.get(f"/apis/corral.dev/v1/frameworks/{framework_id}")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+
+def phase_of(master: Master, framework_id: str) -> str:
+    return str(framework_obj(master, framework_id).get("status", {}).get("phase"))  # type: ignore[union-attr]
+
+
+def test_version_is_mesos(url: str) -> None:
+    r = httpx.get(f"{url}/version")
+    assert r.status_code == 200
+    assert [int(p) for p in r.json()["version"].split(".")] == [1, 11, 0]
+
+
+def test_subscribe_streams_subscribed_and_heartbeat(url: str, mesos_master: Master,
+                                                    frameworks: list[Framework],
+                                                    tmp_path: Path) -> None:
+    fw = Framework(url, "first", roles=["analytics"])
+    frameworks.append(fw)
+    fw.subscribe()
+    assert fw.stream_id and fw.id
+    subscribed = fw.seen[0]["subscribed"]
+    assert subscribed["heartbeat_interval_seconds"] == 15
+    assert subscribed["master_info"]["port"] == int(url.rsplit(":", 1)[1])
+    fw.wait_event("HEARTBEAT")
+    obj = framework_obj(mesos_master, fw.id)
+    assert obj["spec"] == {"name": "first", "user": "root", "roles": ["analytics"],
+                           "failoverTimeout": 0, "capabilities": ["MULTI_ROLE"]}
+    assert obj["status"]["phase"] == "Subscribed"  # type: ignore[index]
+    kubectl = Kubectl(mesos_master, tmp_path / "cache")
+    table = kubectl("get", "frameworks")
+    header, *rows = table.splitlines()
+    assert header.split()[:6] == ["NAME", "FRAMEWORK", "ROLES", "STATUS", "SHARE", "TASKS"]
+    assert any(r.split()[:4] == [fw.id, "first", "analytics", "Subscribed"] for r in rows), table
+    state = httpx.get(f"{url}/master/state").json()
+    listed = {f["id"]: f for f in state["frameworks"]}
+    assert listed[fw.id]["name"] == "first" and listed[fw.id]["active"] is True
+    assert state["pid"] == f"master@{url.split('//')[1]}"
+
+
+def test_bad_calls_get_mesos_status_codes(url: str, frameworks: list[Framework]) -> None:
+    fw = Framework(url, "picky")
+    frameworks.append(fw)
+    fw.subscribe()
+    assert fw.call("REVIVE").status_code == 202
+    assert fw.call("REQUEST", request={"requests": []}).status_code == 202  # accepted, unused
+    protobuf = fw.call("REVIVE", content_type="application/x-protobuf", raw=b"\x08\x06")
+    assert protobuf.status_code == 415 and "JSON" in protobuf.text
+    assert fw.call("REVIVE", raw=b"{not json").status_code == 400
+    bad_type = fw.call("NO_SUCH_CALL")
+    assert bad_type.status_code == 400 and "type" in bad_type.text
+    no_body = fw.call("KILL")
+    assert no_body.status_code == 400 and "'kill'" in no_body.text
+    bad_uuid = fw.call("ACKNOWLEDGE", acknowledge={"agent_id": {"value": "a"},
+                                                   "task_id": {"value": "t"}, "uuid": "AAAA"})
+    assert bad_uuid.status_code == 400 and "UUID" in bad_uuid.text
+    wrong_stream = fw.call("REVIVE", stream_id="not-the-stream")
+    assert wrong_stream.status_code == 400 and "stream ID" in wrong_stream.text
+    assert fw.call("REVIVE", stream_id="").status_code == 400
+    stranger = Framework(url, "stranger", framework_id="no-such-framework")
+    frameworks.append(stranger)
+    unknown = stranger.call("REVIVE")
+    assert unknown.status_code == 400 and "cannot be found" in unknown.text
+    assert httpx.get(f"{url}/api/v1/scheduler").status_code == 405
+    no_type = httpx.post(f"{url}/api/v1/scheduler", content=b"{}")
+    assert no_type.status_code == 415  # no Content-Type
+    wants_text = httpx.post(f"{url}/api/v1/scheduler", content=b"{}",
+                            headers={"Content-Type": "application/json", "Accept": "text/html"})
+    assert wants_text.status_code == 406
+    nameless = httpx.post(f"{url}/api/v1/scheduler", json={
+        "type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "root"}}})
+    assert nameless.status_code == 400 and "name" in nameless.text
+    bad_role = httpx.post(f"{url}/api/v1/scheduler", json={
+        "type": "SUBSCRIBE", "subscribe": {"framework_info": {
+            "user": "root", "name": "x", "roles": ["-bad"]}}})
+    assert bad_role.status_code == 400 and "spec.roles[0]" in bad_role.text
+
+
+def test_teardown_removes_the_framework_for_good(url: str, mesos_master: Master,
+                                                 frameworks: list[Framework]) -> None:
+    fw = Framework(url, "short-lived", failover_timeout=3600)
+    frameworks.append(fw)
+    fw.subscribe()
+    assert fw.call("TEARDOWN").status_code == 202
+    wait_for(lambda: fw.events.get(timeout=30) is None, 30, "the stream to end")
+    assert phase_of(mesos_master, fw.id) == "Removed"
+    assert fw.call("REVIVE").status_code == 403  # no longer subscribed
+    again = Framework(url, "short-lived", framework_id=fw.id)
+    frameworks.append(again)
+    with pytest.raises(AssertionError, match="stream ended"):
+        again.subscribe()
+    assert again.seen[-1] == {"type": "ERROR", "error": {"message": "Framework has been removed"}}
+    state = httpx.get(f"{url}/master/state").json()
+    assert fw.id in {f["id"] for f in state["completed_frameworks"]}
+
+
+def test_resubscribe_within_failover_timeout_then_timeout(url: str, mesos_master: Master,
+                                                          frameworks: list[Framework]) -> None:
+    fw = Framework(url, "failover", failover_timeout=3600)
+    frameworks.append(fw)
+    fw.subscribe()
+    first_stream = fw.stream_id
+    fw.disconnect()
+    wait_for(lambda: phase_of(mesos_master, fw.id) == "Disconnected", 30, "Disconnected")
+    assert fw.call("REVIVE").status_code == 403  # known, but not subscribed
+    fw.subscribe()  # with its id: the same framework again
+    assert fw.stream_id != first_stream
+    assert phase_of(mesos_master, fw.id) == "Subscribed"
+    # A second subscription with the id fails the first one over.
+    twin = Framework(url, "failover", framework_id=fw.id, failover_timeout=0.5)
+    frameworks.append(twin)
+    twin.subscribe()
+    fw.wait_event("ERROR", match=lambda e: e["error"]["message"] == "Framework failed over")
+    assert json.loads(json.dumps(framework_obj(mesos_master, fw.id)))["spec"][
+        "failoverTimeout"] == 0.5
+    twin.disconnect()
+    wait_for(lambda: phase_of(mesos_master, fw.id) == "Removed", 30,
+             "removal after the failover timeout")
+    assert framework_obj(mesos_master, fw.id)["status"]["message"] == (  # type: ignore[index]
+        "Framework failover timeout")

@@ -1,0 +1,165 @@
+"""ServiceAccounts with the real kubectl and the real `kubernetes` client: every
+namespace gets `default`; `kubectl create token` issues a JWT the server
+authenticates as system:serviceaccount:<ns>:<name>, allowed only what its Role
+says; a token bound to a pod dies with the pod; TokenReview and
+SubjectAccessReview answer for other components; bad requests get Kubernetes'
+words."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from tests.cluster import Master, wait_for
+from tests.kubectl import Kubectl
+
+
+@pytest.fixture(scope="module")
+def kubectl(master: Master, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    return Kubectl(master, tmp_path_factory.mktemp("kubecache"))
+
+
+@pytest.fixture(scope="module")
+def admin(master: Master) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(master.kubeconfig))
+
+
+def _as(master: Master, token: str) -> client.ApiClient:
+    cfg = client.Configuration(host=master.url, api_key={"authorization": f"Bearer {token}"})
+    cfg.ssl_ca_cert = str(master.ca_path)
+    return client.ApiClient(cfg)
+
+
+def _claims(token: str) -> dict[str, object]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def _namespace_with_default_sa(kubectl: Kubectl, name: str) -> None:
+    kubectl("create", "namespace", name)
+    wait_for(lambda: kubectl.run("get", "serviceaccount", "default", "-n", name).returncode == 0,
+             what=f"the default ServiceAccount of {name}")
+
+
+def test_create_token_is_a_service_account_within_its_role(kubectl: Kubectl) -> None:
+    _namespace_with_default_sa(kubectl, "sa-team")
+    assert "default" in kubectl("get", "sa", "-n", "sa-team")
+    kubectl("create", "serviceaccount", "robot", "-n", "sa-team")  # a protobuf body
+    token = kubectl("create", "token", "robot", "-n", "sa-team", "--duration", "20m").strip()
+    claims = _claims(token)
+    assert claims["sub"] == "system:serviceaccount:sa-team:robot"
+    assert claims["aud"] == ["https://kubernetes.default.svc.cluster.local"]
+    assert int(str(claims["exp"])) - int(str(claims["iat"])) == 1200
+    whoami = json.loads(kubectl("--token", token, "auth", "whoami", "-o", "json"))
+    info = whoami["status"]["userInfo"]
+    assert info["username"] == "system:serviceaccount:sa-team:robot"
+    assert set(info["groups"]) == {"system:serviceaccounts", "system:serviceaccounts:sa-team",
+                                   "system:authenticated"}
+    refused = kubectl.run("--token", token, "get", "pods", "-n", "sa-team")
+    assert ('pods is forbidden: User "system:serviceaccount:sa-team:robot" cannot list '
+            'resource "pods" in API group "" in the namespace "sa-team"') in refused.stderr
+    kubectl("create", "role", "pods", "-n", "sa-team", "--verb=list", "--resource=pods")
+    kubectl("create", "rolebinding", "robot-pods", "-n", "sa-team", "--role=pods",
+            "--serviceaccount=sa-team:robot")
+    wait_for(lambda: kubectl.run("--token", token, "get", "pods", "-n", "sa-team"
+                                 ).returncode == 0, what="the robot lists pods")
+    assert kubectl.run("--token", token, "get", "pods", "-n", "default").returncode != 0
+    # A token names the ServiceAccount's uid: deleting the account ends it.
+    kubectl("delete", "serviceaccount", "robot", "-n", "sa-team")
+    wait_for(lambda: "Unauthorized" in kubectl.run("--token", token, "get", "pods", "-n",
+                                                    "sa-team").stderr,
+             what="the deleted account's token refused")
+
+
+def test_a_token_bound_to_a_pod_ends_with_the_pod(kubectl: Kubectl, admin: client.ApiClient,
+                                                  master: Master) -> None:
+    _namespace_with_default_sa(kubectl, "sa-bound")
+    core = client.CoreV1Api(admin)
+    pod = core.create_namespaced_pod("sa-bound", client.V1Pod(
+        metadata=client.V1ObjectMeta(name="holder"), spec=client.V1PodSpec(
+            node_name="nowhere", containers=[client.V1Container(name="c", image="x")])))
+    token = kubectl("create", "token", "default", "-n", "sa-bound", "--bound-object-kind",
+                    "Pod", "--bound-object-name", "holder", "--bound-object-uid",
+                    pod.metadata.uid).strip()
+    assert _claims(token)["kubernetes.io"]["pod"] == {  # type: ignore[index]
+        "name": "holder", "uid": pod.metadata.uid}
+    me = json.loads(kubectl("--token", token, "auth", "whoami", "-o", "json"))
+    extra = me["status"]["userInfo"]["extra"]
+    assert extra["authentication.kubernetes.io/pod-name"] == ["holder"]
+    assert extra["authentication.kubernetes.io/pod-uid"] == [pod.metadata.uid]
+    wrong = kubectl.run("create", "token", "default", "-n", "sa-bound", "--bound-object-kind",
+                        "Pod", "--bound-object-name", "holder", "--bound-object-uid", "nope")
+    assert "does not match the UID in record" in wrong.stderr
+    core.delete_namespaced_pod("holder", "sa-bound", grace_period_seconds=0)
+    wait_for(lambda: kubectl.run("--token", token, "auth", "whoami").returncode != 0,
+             what="the pod's token refused once the pod is gone")
+    assert "Unauthorized" in kubectl.run("--token", token, "auth", "whoami").stderr
+
+
+def test_token_request_bad_input(kubectl: Kubectl) -> None:
+    short = kubectl.run("create", "token", "default", "-n", "default", "--duration", "5m")
+    assert ("spec.expirationSeconds: Invalid value: 300: may not specify a duration less "
+            "than 10 minutes") in short.stderr
+    missing = kubectl.run("create", "token", "ghost", "-n", "default")
+    assert 'serviceaccounts "ghost" not found' in missing.stderr
+    kind = kubectl.run("create", "token", "default", "-n", "default",
+                       "--bound-object-kind", "Deployment", "--bound-object-name", "x")
+    assert kind.returncode != 0
+
+
+def test_token_review_and_subject_access_review(kubectl: Kubectl, admin: client.ApiClient,
+                                                master: Master) -> None:
+    _namespace_with_default_sa(kubectl, "sa-review")
+    token = kubectl("create", "token", "default", "-n", "sa-review").strip()
+    authn = client.AuthenticationV1Api(admin)
+    review = authn.create_token_review(client.V1TokenReview(
+        spec=client.V1TokenReviewSpec(token=token)))
+    assert review.status.authenticated is True
+    assert review.status.user.username == "system:serviceaccount:sa-review:default"
+    assert "system:serviceaccounts:sa-review" in review.status.user.groups
+    other = authn.create_token_review(client.V1TokenReview(
+        spec=client.V1TokenReviewSpec(token=token, audiences=["vault"])))
+    assert other.status.authenticated is False  # issued for the API, not for vault
+    forged = authn.create_token_review(client.V1TokenReview(
+        spec=client.V1TokenReviewSpec(token=token[:-4] + "AAAA")))
+    assert forged.status.authenticated is False
+    static = authn.create_token_review(client.V1TokenReview(
+        spec=client.V1TokenReviewSpec(token=master.token)))
+    assert static.status.user.username == "admin"
+
+    authz = client.AuthorizationV1Api(admin)
+
+    def may(verb: str, ns: str) -> bool:
+        sar = authz.create_subject_access_review(client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user="system:serviceaccount:sa-review:default",
+                groups=["system:serviceaccounts"],
+                resource_attributes=client.V1ResourceAttributes(
+                    verb=verb, resource="configmaps", namespace=ns))))
+        return bool(sar.status.allowed)
+
+    assert not may("get", "sa-review")
+    kubectl("create", "rolebinding", "sa-view", "-n", "sa-review", "--clusterrole=view",
+            "--serviceaccount=sa-review:default")
+    wait_for(lambda: may("get", "sa-review"), what="the SubjectAccessReview allows")
+    assert not may("delete", "sa-review") and not may("get", "default")
+    local = authz.create_namespaced_local_subject_access_review(
+        "sa-review", client.V1LocalSubjectAccessReview(
+            metadata=client.V1ObjectMeta(namespace="sa-review"),
+            spec=client.V1SubjectAccessReviewSpec(
+                user="system:serviceaccount:sa-review:default",
+                resource_attributes=client.V1ResourceAttributes(verb="list", resource="pods"))))
+    assert local.status.allowed is True
+    # Reviews of others are for components: a plain service account may not ask.
+    sa = client.AuthenticationV1Api(_as(master, token))
+    with pytest.raises(ApiException) as err:
+        sa.create_token_review(client.V1TokenReview(
+            spec=client.V1TokenReviewSpec(token=secrets.token_urlsafe(8))))
+    assert err.value.status == 403
+    assert 'cannot create resource "tokenreviews" in API group "authentication.k8s.io"' in (
+        json.loads(err.value.body)["message"])

@@ -1,0 +1,83 @@
+"""The pure rules of node identities: which labels a node may not give itself
+(NodeRestriction), what each built-in signer signs, and the CA's signature."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from corral.agent.csr import new_key, request_pem
+from corral.api.certificates.requests import (
+    APISERVER_CLIENT,
+    KUBELET_CLIENT,
+    KUBELET_SERVING,
+    parse_request,
+    signer_problem,
+)
+from corral.api.certificates.signer import Signer
+from corral.api.node_restriction import forbidden_label, modified_labels
+from corral.api.tls import ensure_pki
+
+
+@pytest.mark.parametrize(("label", "forbidden"), [
+    ("node-restriction.kubernetes.io/trusted", True),
+    ("team.node-restriction.kubernetes.io/x", True),
+    ("node-role.kubernetes.io/control-plane", True),
+    ("example.k8s.io/x", True),
+    ("kubernetes.io/hostname", False),
+    ("topology.kubernetes.io/zone", False),
+    ("node.kubernetes.io/instance-type", False),
+    ("kubelet.kubernetes.io/anything", False),
+    ("disk", False),
+    ("example.com/gpu", False),
+])
+def test_labels_a_node_may_not_give_itself(label: str, forbidden: bool) -> None:
+    assert forbidden_label(label) is forbidden
+
+
+def test_modified_labels_are_added_changed_or_removed() -> None:
+    assert modified_labels({"a": "1", "b": "2", "c": "3"}, {"a": "1", "b": "x", "d": "4"}) == \
+        {"b", "c", "d"}
+
+
+def _request(cn: str, groups: tuple[str, ...] = (), sans: tuple[str, ...] = ()) -> x509.CertificateSigningRequest:
+    pem = request_pem(new_key(), cn, groups, sans)
+    return parse_request(base64.b64encode(pem).decode())
+
+
+def test_each_signer_signs_only_what_it_is_for() -> None:
+    node = _request("system:node:n1", ("system:nodes",))
+    served = _request("system:node:n1", ("system:nodes",), ("127.0.1.1", "n1"))
+    assert signer_problem(KUBELET_CLIENT, node, ["digital signature", "client auth"]) is None
+    assert signer_problem(KUBELET_CLIENT, node, ["server auth"]) is not None
+    assert signer_problem(KUBELET_CLIENT, served, ["client auth"]) is not None  # SANs
+    assert signer_problem(KUBELET_CLIENT, _request("system:node:n1", ("system:masters",)),
+                          ["client auth"]) is not None
+    assert signer_problem(KUBELET_SERVING, served, ["digital signature", "server auth"]) is None
+    assert signer_problem(KUBELET_SERVING, node, ["server auth"]) is not None  # no SANs
+    assert signer_problem(APISERVER_CLIENT, _request("jane"), ["client auth"]) is None
+    assert signer_problem(APISERVER_CLIENT, _request("jane"), ["server auth"]) is not None
+
+
+def test_a_bad_request_says_why() -> None:
+    with pytest.raises(ValueError, match="base64"):
+        parse_request("not base64!")
+    with pytest.raises(ValueError, match="CERTIFICATE REQUEST"):
+        parse_request(base64.b64encode(b"hello").decode())
+
+
+def test_the_signer_issues_what_was_asked_for_a_bounded_time(tmp_path: Path) -> None:
+    pki = ensure_pki(tmp_path, [])
+    pem = request_pem(new_key(), "system:node:n1", ("system:nodes",), ("127.0.1.1",))
+    signed = Signer(tmp_path / "pki").sign(base64.b64encode(pem).decode(),
+                                          ["digital signature", "server auth"], 3600)
+    cert = x509.load_pem_x509_certificate(base64.b64decode(signed))
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(pki.ca_pem))
+    assert cert.subject.rfc4514_string() == "CN=system:node:n1,O=system:nodes"
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    assert lifetime.total_seconds() == 3600 + 3600  # asked for an hour, backdated one
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.1.1"]
