@@ -9,7 +9,9 @@ knows nothing of clients.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -34,6 +36,9 @@ from corral.api.certificates.admission import CsrAdmission
 from corral.api.certificates.signer import Signer
 from corral.api.connections import ConnectionLimits, TlsWebSocketProtocol, guarded_protocol
 from corral.api.crd.serving import CrdServing
+from corral.api.encryption.config import load_config
+from corral.api.encryption.files import ensure_default
+from corral.api.encryption.store import EncryptingStore
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.fencing import FencingStore
@@ -81,6 +86,9 @@ class ServerConfig:
     kubeconfig_server: str = ""  # the URL the kubeconfig names (default: this master's)
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     max_requests_inflight: int = MAX_REQUESTS_INFLIGHT  # seats over all lanes (fairness.py)
+    # EncryptionConfiguration file; "" = DATA_DIR/encryption-config.yaml, made on first start
+    encryption_config: str = ""
+    encryption_reload_seconds: float = 1.0  # how often the file is checked for a change
 
     @property
     def resolved_store_url(self) -> str:
@@ -97,6 +105,11 @@ class ServerConfig:
     @property
     def kubeconfig_path(self) -> Path:
         return self.data_dir / "kubeconfig"
+
+    def encryption_config_path(self) -> Path:
+        if self.encryption_config:
+            return Path(self.encryption_config)
+        return ensure_default(self.data_dir)
 
 
 async def bootstrap(registry: Registry) -> None:
@@ -163,6 +176,8 @@ class ApiServer:
         # Who may do what: every request and every access review asks this.
         self.authorizer = RbacAuthorizer()
         self._rbac: RbacCache | None = None
+        self.encryption: EncryptingStore | None = None
+        self._reloads: asyncio.Task[None] | None = None
         self.signer: Signer | None = None
 
     async def open(self) -> Registry:
@@ -170,8 +185,14 @@ class ApiServer:
         ip_range, port_range = IpRange.parse(cfg.service_cidr), PortRange.parse(
             cfg.node_port_range)
         private_dir(cfg.data_dir)  # keys, tokens and state.db: never a pod's to read
+        # A bad encryption config stops the start (ConfigError), before the store opens.
+        path = cfg.encryption_config_path()
+        encryption = load_config(path)
         self.store = await open_store(cfg.resolved_store_url)
-        self.registry = Registry(FencingStore(self.store))
+        self.encryption = EncryptingStore(self.store, encryption, path)
+        self._report_encryption()
+        self._reloads = asyncio.create_task(self._reload_encryption(), name="encryption-reload")
+        self.registry = Registry(FencingStore(self.encryption))
         # Allocation first: a later plugin refusing leaves claims that settle frees
         # in seconds, while a quota charged before a refused allocation stays
         # until a recount.
@@ -186,12 +207,26 @@ class ApiServer:
         self.crds = CrdServing(self.registry)
         await bootstrap(self.registry)
         await ensure_default_policy(self.registry)
-        self._rbac = RbacCache(self.store)
+        self._rbac = RbacCache(self.encryption)
         await self._rbac.start()
         self.authorizer.state = self._rbac.state
         await self.crds.start()
         self.app = self._build_app()
         return self.registry
+
+    def _report_encryption(self) -> None:
+        assert self.encryption is not None
+        server_id = hashlib.sha256(self.cfg.url.encode()).hexdigest()[:16]
+        API_METRICS.encryption_config_loaded(server_id, self.encryption.digest)
+
+    async def _reload_encryption(self) -> None:
+        """kube-apiserver's automatic reload: a changed file takes effect within
+        the interval (a file it cannot use is logged, the old one stays)."""
+        assert self.encryption is not None
+        while True:
+            await asyncio.sleep(self.cfg.encryption_reload_seconds)
+            if self.encryption.reload():
+                self._report_encryption()
 
     def _build_app(self) -> ASGIApp:
         assert self.registry is not None
@@ -254,6 +289,11 @@ class ApiServer:
             self._server.should_exit = True
 
     async def close(self) -> None:
+        if self._reloads is not None:
+            self._reloads.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reloads
+            self._reloads = None
         if self._rbac is not None:
             await self._rbac.close()
             self._rbac = None
