@@ -75,7 +75,10 @@ class Admission(Protocol):
     On a dry run they decide as always but change nothing (no quota charged)."""
 
     async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None, *,
-                    dry_run: bool = False) -> None: ...
+                    dry_run: bool = False) -> list[str] | None:
+        """Refuse (raise an APIError), change ``obj``, or admit it; what it returns
+        are warnings for the client (Warning headers; Pod Security's warn mode)."""
+        ...
 
 
 def describe(res: Resource, name: str) -> str:
@@ -166,7 +169,8 @@ class Registry:
             obj["status"] = {"phase": "Active"}
         prepared = prepare(res, obj, old=None, validation=validation)
         for plugin in self.admission:
-            await plugin.admit("CREATE", res, prepared.obj, None, dry_run=dry_run)
+            prepared.warnings += await plugin.admit("CREATE", res, prepared.obj, None,
+                                                    dry_run=dry_run) or []
         if dry_run:
             return Result(prepared.obj, prepared.warnings, created=True)
         name = ensure_meta(prepared.obj)["name"]
@@ -294,7 +298,8 @@ class Registry:
         if _spec_changed(res, current, prepared.obj):
             ensure_meta(prepared.obj)["generation"] = int(meta(current).get("generation") or 1) + 1
         for plugin in self.admission:
-            await plugin.admit("UPDATE", res, prepared.obj, current, dry_run=dry_run)
+            prepared.warnings += await plugin.admit("UPDATE", res, prepared.obj, current,
+                                                    dry_run=dry_run) or []
         if dry_run:
             return Result(prepared.obj, prepared.warnings)
         expected = int(meta(current)["resourceVersion"])
