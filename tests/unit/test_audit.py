@@ -14,6 +14,7 @@ from corral.api.audit.sink import AuditLog, RotatingFile
 from corral.api.auth import User
 from corral.api.authz import Attributes, attributes_of
 
+HEAD = b"kind: Policy\napiVersion: audit.k8s.io/v1\n"
 JANE = User("jane", "jane", ("dev", "system:authenticated"))
 NODE = User("system:node:n1", "", ("system:nodes", "system:authenticated"))
 
@@ -89,8 +90,8 @@ def test_default_policy_keeps_secret_values_out_and_logs_writes_with_bodies() ->
      r"rules\[0\].level: Unsupported value: 'Everything'"),
     (b"kind: Policy\napiVersion: audit.k8s.io/v1\nrules: [{level: None, omitStages: [Done]}]\n",
      r"rules\[0\].omitStages: Unsupported value: 'Done'"),
-    (b"kind: Policy\napiVersion: audit.k8s.io/v1\nrules: [{level: None, nonResourceURLs: [/x],"
-     b" namespaces: [a]}]\n", "both regular resources and non-resource URLs"),
+    (HEAD + b"rules: [{level: None, nonResourceURLs: [/x], namespaces: [a]}]\n",
+     "both regular resources and non-resource URLs"),
     (b"kind: Policy\napiVersion: audit.k8s.io/v1\nrules: [{level: None, nonResourceURLs: [x]}]\n",
      "a path starting with '/'"),
     (b"kind: Policy\napiVersion: audit.k8s.io/v1\nrules: [{level: None, users: admin}]\n",
