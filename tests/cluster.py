@@ -95,6 +95,7 @@ class Master(CorralProcess):
     proc: subprocess.Popen[bytes] | None = None
     name: str = "master"  # several masters may share one data dir (and its CA)
     netns: str | None = None
+    env: dict[str, str] | None = None  # the master's environment (default: the test's)
 
     @property
     def url(self) -> str:
@@ -126,7 +127,7 @@ class Master(CorralProcess):
     def start(self, timeout: float = 30.0) -> Master:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.spawn(["master", "--data-dir", str(self.data_dir),
-                    "--listen", f"{self.host}:{self.port}", *self.extra_args])
+                    "--listen", f"{self.host}:{self.port}", *self.extra_args], env=self.env)
         try:
             self.wait_ready(timeout)
         except BaseException:

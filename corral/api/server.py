@@ -65,6 +65,7 @@ from corral.api.sa_tokens import ISSUER, TokenSigner, ensure_signing_key
 from corral.api.session import SessionCookie
 from corral.api.tls import ensure_pki
 from corral.api.token_store import TOKENS_FILE, HashedTokens
+from corral.private_files import private_dir, tighten
 from corral.store.base import Store
 from corral.store.open import open_store
 from corral.ui.app import Dashboard
@@ -190,7 +191,7 @@ class ApiServer:
         cfg = self.cfg
         ip_range, port_range = IpRange.parse(cfg.service_cidr), PortRange.parse(
             cfg.node_port_range)
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(cfg.data_dir)  # keys, tokens and state.db: never a pod's to read
         # A bad encryption config stops the start (ConfigError), before the store opens.
         path = cfg.encryption_config_path()
         encryption = load_config(path)
@@ -259,6 +260,7 @@ class ApiServer:
             ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path),
                    "ssl_ca_certs": str(pki.ca_path), "ssl_cert_reqs": CERT_OPTIONAL}
             self.ca_pem = pki.ca_pem
+        tighten(cfg.data_dir)  # what an older master or a copy left readable
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
         authenticator = None if cfg.insecure_http else TokenAuthenticator(

@@ -46,7 +46,7 @@ ORPHAN = "orphan"
 # The namespaced kinds whose objects carry ownerReferences in practice.
 DEPENDENT_KINDS = ("Pod", "ReplicaSet", "Deployment", "Job", "Service", "Endpoints",
                    "ConfigMap", "Secret", "Alloc", "DaemonSet", "StatefulSet",
-                   "ControllerRevision")
+                   "ControllerRevision", "HorizontalPodAutoscaler")
 # Cluster-scoped owners in the graph only so that their deletion wakes their
 # dependents at once (a Node owns the scheduler's reservation ledger for it).
 OWNER_KINDS = ("Node",)

@@ -54,6 +54,7 @@ from corral.agent.runtime.shim import (
     write_json_atomic,
 )
 from corral.agent.runtime.stdio import STDIN_FIFO, TTY_FILE
+from corral.private_files import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,8 @@ class ProcessRuntime:
         self, state_root: str | Path, cgroup_parent: str = "corral",
         allow_cgroups: bool = True, start_timeout: float = 30.0,
     ) -> None:
-        self.state_root = Path(state_root).resolve()  # the shim runs in /
-        self.state_root.mkdir(parents=True, exist_ok=True)
+        # The shim runs in /. Instances' launch.json carry their env (secrets too).
+        self.state_root = private_dir(Path(state_root).resolve())
         self.start_timeout = start_timeout
         self._cgroups, self._isolation = detect_isolation(cgroup_parent,
                                                           allow_cgroups=allow_cgroups)
@@ -111,7 +112,7 @@ class ProcessRuntime:
                 return await self._first_status(state_dir)
             # A directory without launch.json is a start that died half-way.
             shutil.rmtree(state_dir.path, ignore_errors=True)
-            state_dir.path.mkdir(parents=True)
+            state_dir.path.mkdir(mode=0o700, parents=True)
             self._prepare(state_dir, launch)
             await self._spawn_shim(state_dir)
             state = await self._first_status(state_dir)
@@ -136,7 +137,8 @@ class ProcessRuntime:
         write_json_atomic(state_dir.cgroup_file, cgroup.to_dict() if cgroup else None)
         # Written last and atomically: launch.json present means the dir is complete.
         tmp = state_dir.path / ".launch.json.tmp"
-        tmp.write_text(launch.to_json())
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(launch.to_json())
         os.replace(tmp, state_dir.launch_file)
 
     async def _spawn_shim(self, state_dir: StateDir) -> None:
@@ -292,7 +294,7 @@ class ProcessRuntime:
         # The command finds its program on its own PATH, else on the agent's (as the shim).
         env = {"PATH": os.environ.get("PATH", os.defpath), **launch.env}
         procs = cgroup.procs_files() if cgroup is not None else ()
-        return ExecEnvironment(env, launch.working_dir, procs)
+        return ExecEnvironment(env, launch.working_dir, procs, launch.run_as)
 
     def attach_target(self, container_id: str) -> AttachTarget:
         state_dir = self._dir(container_id)

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from corral.api.body import media_type, parse_object, read_body
+from corral.api.conversion import stored, to_served, to_stored
 from corral.api.errors import BadRequest, MethodNotAllowed, NotFound
 from corral.api.handlers.responses import (
     JSONResponse,
@@ -128,7 +129,7 @@ class ResourceHandler:
         if _flag(request, "watch"):
             return await watch_response(request, self.registry.store, target, flt)
         _list_resource_version(request)
-        page = await list_objects(self.registry.store, res, target.namespace, flt,
+        page = await list_objects(self.registry.store, stored(res), target.namespace, flt,
                                   limit=_int_param(request, "limit"),
                                   continue_token=q.get("continue", ""))
         return JSONResponse(render_list(request, res, page.items, page.revision,
@@ -145,7 +146,7 @@ class ResourceHandler:
             flt = Filter(res, request.query_params.get("labelSelector", ""),
                          f"metadata.name={name}")
             return await watch_response(request, self.registry.store, target, flt)
-        obj = await self.registry.get(res, target.namespace, name)
+        obj = await self.registry.get(stored(res), target.namespace, name)
         if target.subresource == "scale":
             return JSONResponse(sub.scale_of(res, obj))
         return JSONResponse(render_one(request, res, obj))
@@ -154,8 +155,9 @@ class ResourceHandler:
         res = target.resource
         if res.namespaced and target.namespace is None:
             raise MethodNotAllowed(f"create of {res.plural} needs a namespace in the path")
-        body = parse_object(await read_body(request), request.headers.get("content-type"))
-        result = await self.registry.create(res, target.namespace, body,
+        body = to_stored(res, parse_object(await read_body(request),
+                                           request.headers.get("content-type")))
+        result = await self.registry.create(stored(res), target.namespace, body,
                                             validation=_field_validation(request), dry_run=_dry_run(request))
         return self._result(request, target, result, 201)
 
@@ -168,7 +170,8 @@ class ResourceHandler:
                                             body, dry_run=_dry_run(request))
             return JSONResponse(sub.scale_of(res, result.obj))
         self._check_subresource(target, ("status", "finalize", "approval"))
-        result = await self.registry.update(res, target.namespace, name, body,
+        result = await self.registry.update(stored(res), target.namespace, name,
+                                            to_stored(res, body),
                                             subresource=target.subresource,
                                             validation=_field_validation(request), dry_run=_dry_run(request))
         return self._result(request, target, result, 200)
@@ -183,17 +186,17 @@ class ResourceHandler:
                                            ctype, body, dry_run=_dry_run(request))
             return JSONResponse(sub.scale_of(res, result.obj))
         self._check_subresource(target, ("status", "approval"))
-        result = await self.registry.patch(res, target.namespace, name, ctype, body,
-                                           subresource=target.subresource,
+        result = await self.registry.patch(stored(res), target.namespace, name, ctype, body,
+                                           served=res, subresource=target.subresource,
                                            validation=_field_validation(request), dry_run=_dry_run(request))
         return self._result(request, target, result, 201 if result.created else 200)
 
     async def _delete(self, request: Request, target: Target) -> Response:
         self._check_namespace_given(target)
         opts = await self._delete_options(request)
-        obj, _gone = await delete(self.registry, target.resource, target.namespace,
+        obj, _gone = await delete(self.registry, stored(target.resource), target.namespace,
                                   target.name or "", opts)
-        return JSONResponse(obj)
+        return JSONResponse(to_served(target.resource, obj))
 
     async def _delete_collection(self, request: Request, target: Target) -> Response:
         res = target.resource
@@ -203,13 +206,13 @@ class ResourceHandler:
         q = request.query_params
         flt = Filter(res, q.get("labelSelector", ""), q.get("fieldSelector", ""))
         opts = await self._delete_options(request)
-        page = await list_objects(self.registry.store, res, target.namespace, flt)
+        page = await list_objects(self.registry.store, stored(res), target.namespace, flt)
 
         async def delete_one(obj: dict[str, Any]) -> dict[str, Any] | None:
             m = ensure_meta(obj)
             try:
-                gone_obj, _ = await delete(self.registry, res, m.get("namespace"), m["name"],
-                                           opts)
+                gone_obj, _ = await delete(self.registry, stored(res), m.get("namespace"),
+                                           m["name"], opts)
             except NotFound:
                 return None
             return gone_obj
