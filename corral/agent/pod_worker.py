@@ -364,7 +364,7 @@ class PodWorker:
             cpu_request_millis=cpu_millis(requests["cpu"]) if "cpu" in requests else None,
             cpu_limit_millis=cpu_millis(limits["cpu"]) if "cpu" in limits else None,
             memory_limit_bytes=bytes_value(limits["memory"]) if "memory" in limits else None,
-            pids_limit=self.ctx.cfg.pod_pids_limit if self.ctx.cfg.pod_pids_limit > 0 else None,
+            pod_pids_limit=self.ctx.cfg.pod_pids_limit if self.ctx.cfg.pod_pids_limit > 0 else None,
             stop_grace_seconds=float(self.grace()),
             stdin=bool(track.spec.get("stdin")), stdin_once=bool(track.spec.get("stdinOnce")),
             tty=bool(track.spec.get("tty")), run_as=run_as,
@@ -428,6 +428,7 @@ class PodWorker:
                 except KeyError:
                     continue
                 await runtime.remove(cid)
+        await runtime.remove_pod(self.uid)  # else the sweep removes it later
         self.ports.release()
         for track in self.tracks:
             self.ctx.backoff.forget(self._key(track))

@@ -50,6 +50,7 @@ from corral.api.handlers.reviews import TokenCheck
 from corral.api.handlers.streams import StreamRelay
 from corral.api.handlers.token_request import TokenRequests
 from corral.api.health import Health
+from corral.api.listener import BatchListener
 from corral.api.login_tickets import LoginTickets
 from corral.api.metrics import API_METRICS
 from corral.api.node_endpoints import EndpointWriterAdmission
@@ -156,10 +157,27 @@ def _token_check(static: TokenAuthenticator, accounts: ServiceAccountAuthenticat
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the process owner decides on exit."""
+    """uvicorn without its own signal handlers (the process owner decides on exit)
+    and with its own listener, which accepts in batches (listener.py says why)."""
+
+    def __init__(self, config: uvicorn.Config, handshake_timeout: float) -> None:
+        super().__init__(config)
+        self.handshake_timeout = handshake_timeout
 
     def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
         return contextlib.nullcontext()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=[])  # everything but the listening socket
+        config = self.config
+
+        def protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state)
+
+        listener = BatchListener.open(config.host, config.port, config.backlog, protocol,
+                                      config.ssl, self.handshake_timeout)
+        self.servers = [listener]  # type: ignore[list-item]  # closed as uvicorn closes its own
 
 
 class ApiServer:
@@ -301,7 +319,7 @@ class ApiServer:
             backlog=4096, http=guarded_protocol(cfg.connections),
             **ssl,
         )
-        self._server = _Server(config)
+        self._server = _Server(config, cfg.connections.header_timeout)
         log.info("api server listening url=%s store=%s kubeconfig=%s", cfg.url,
                  cfg.resolved_store_url, cfg.kubeconfig_path)
         await self._server.serve()

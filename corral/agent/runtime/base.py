@@ -70,7 +70,9 @@ class ContainerLaunch:
     cpu_request_millis: int | None = None
     cpu_limit_millis: int | None = None
     memory_limit_bytes: int | None = None
-    pids_limit: int | None = None
+    pids_limit: int | None = None  # this container's own (the rlimits fallback's, too)
+    # The pod's: its group (the parent of its containers' groups) holds it.
+    pod_pids_limit: int | None = None
     log_max_bytes: int = 10 * 1024 * 1024
     log_max_files: int = 3
     # Grace used when the shim itself is told to stop (SIGTERM to the shim), e.g.
@@ -233,4 +235,14 @@ class Runtime(Protocol):
 
     async def remove(self, container_id: str) -> None:
         """Forget an EXITED instance (its state and cgroup; its logs stay)."""
+        ...
+
+    async def remove_pod(self, pod_uid: str) -> bool:
+        """Forget what a pod has beside its instances (its cgroup), once its
+        instances are removed; False while that cannot go yet (try again)."""
+        ...
+
+    def pod_uids(self) -> builtins.list[str]:
+        """Pods that have such resources here (after a restart: what to adopt
+        or, for pods no longer here, remove)."""
         ...

@@ -256,8 +256,11 @@ class Shim:
         self.ready_fd = ready_fd  # told once the first status is on disk (launcher.py)
         self.launch = state_dir.read_launch()
         self.cgroup = state_dir.read_cgroup()
+        # Without cgroups the pod's pids limit can only be each container's rlimit.
+        pids = self.launch.pids_limit if self.cgroup is not None else (
+            self.launch.pids_limit or self.launch.pod_pids_limit)
         self.limits = Limits(self.launch.cpu_request_millis, self.launch.cpu_limit_millis,
-                             self.launch.memory_limit_bytes, self.launch.pids_limit)
+                             self.launch.memory_limit_bytes, pids)
         self.pid = 0
         self.wait_status: int | None = None  # the command's, once reaped
         self._started: ContainerState | None = None
@@ -343,8 +346,10 @@ class Shim:
             finally:
                 self.stdio.spawned()
         # The shim steps into the cgroup while it spawns (the child inherits it),
-        # unless a pids limit of 1 leaves no room for the shim beside the child.
-        if self.cgroup is not None and (self.limits.pids_limit or 2) >= 2:
+        # unless a pids limit of 1 (its own or its pod's) leaves no room for the
+        # shim beside the child.
+        room = min(self.limits.pids_limit or 2, self.launch.pod_pids_limit or 2)
+        if self.cgroup is not None and room >= 2:
             try:
                 with self.cgroup.hold(os.getpid()):
                     return popen(None, switch=True)
