@@ -48,6 +48,7 @@ from corral.api.handlers.reviews import TokenCheck
 from corral.api.handlers.streams import StreamRelay
 from corral.api.handlers.token_request import TokenRequests
 from corral.api.health import Health
+from corral.api.listener import BatchListener
 from corral.api.login_tickets import LoginTickets
 from corral.api.metrics import API_METRICS
 from corral.api.node_endpoints import EndpointWriterAdmission
@@ -63,6 +64,7 @@ from corral.api.sa_tokens import ISSUER, TokenSigner, ensure_signing_key
 from corral.api.session import SessionCookie
 from corral.api.tls import ensure_pki
 from corral.api.token_store import TOKENS_FILE, HashedTokens
+from corral.private_files import private_dir, tighten
 from corral.store.base import Store
 from corral.store.open import open_store
 from corral.ui.app import Dashboard
@@ -149,10 +151,27 @@ def _token_check(static: TokenAuthenticator, accounts: ServiceAccountAuthenticat
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the process owner decides on exit."""
+    """uvicorn without its own signal handlers (the process owner decides on exit)
+    and with its own listener, which accepts in batches (listener.py says why)."""
+
+    def __init__(self, config: uvicorn.Config, handshake_timeout: float) -> None:
+        super().__init__(config)
+        self.handshake_timeout = handshake_timeout
 
     def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
         return contextlib.nullcontext()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=[])  # everything but the listening socket
+        config = self.config
+
+        def protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state)
+
+        listener = BatchListener.open(config.host, config.port, config.backlog, protocol,
+                                      config.ssl, self.handshake_timeout)
+        self.servers = [listener]  # type: ignore[list-item]  # closed as uvicorn closes its own
 
 
 class ApiServer:
@@ -183,7 +202,7 @@ class ApiServer:
         cfg = self.cfg
         ip_range, port_range = IpRange.parse(cfg.service_cidr), PortRange.parse(
             cfg.node_port_range)
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(cfg.data_dir)  # keys, tokens and state.db: never a pod's to read
         # A bad encryption config stops the start (ConfigError), before the store opens.
         path = cfg.encryption_config_path()
         encryption = load_config(path)
@@ -238,6 +257,7 @@ class ApiServer:
             ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path),
                    "ssl_ca_certs": str(pki.ca_path), "ssl_cert_reqs": CERT_OPTIONAL}
             self.ca_pem = pki.ca_pem
+        tighten(cfg.data_dir)  # what an older master or a copy left readable
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
         authenticator = None if cfg.insecure_http else TokenAuthenticator(
@@ -277,7 +297,7 @@ class ApiServer:
             backlog=4096, http=guarded_protocol(cfg.connections),
             **ssl,
         )
-        self._server = _Server(config)
+        self._server = _Server(config, cfg.connections.header_timeout)
         log.info("api server listening url=%s store=%s kubeconfig=%s", cfg.url,
                  cfg.resolved_store_url, cfg.kubeconfig_path)
         await self._server.serve()
