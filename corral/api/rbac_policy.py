@@ -12,16 +12,13 @@ cut to the kinds corral serves).
     system:node                   ← group system:nodes (narrowed by NodeRestriction)
     system:kube-scheduler         ← user system:kube-scheduler
     system:kube-controller-manager← user system:kube-controller-manager
-<<<<<<< HEAD
     system:auth-delegator         tokenreviews, subjectaccessreviews (bind it to a component)
     Role kube-system/system:corral-scheduler-ledger  configmaps there ← system:kube-scheduler
-=======
     system:node-bootstrapper, ...:nodeclient ← group system:bootstrappers (TLS bootstrap:
                                   ask for a node client certificate, auto-approved)
     ...:selfnodeclient            ← group system:nodes (renew its own)
     system:kubelet-api-admin      ← user kube-apiserver-kubelet-client (the master's
                                   credential toward the agents)
->>>>>>> main
 
 Each is written on every start unless its annotation
 rbac.authorization.kubernetes.io/autoupdate is "false", as kube-apiserver
