@@ -382,9 +382,9 @@ async def test_rotate_key_waits_for_every_master_and_etcd_holds_only_ciphertext(
         made = http.post("/api/v1/namespaces/default/secrets", json={
             "metadata": {"name": "ha-rotated"}, "stringData": {"pw": "HA-SECRET-5e1"}})
         assert made.status_code in (201, 409), made.text
-    rotated = subprocess.run(
-        [sys.executable, "-m", "corral.cli.main", "secrets", "rotate-key",
-         "--data-dir", str(first.data_dir), "--timeout", "90"],
+    rotated = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "corral.cli.main", "secrets", "rotate-key",
+                         "--data-dir", str(first.data_dir), "--timeout", "90"],
         capture_output=True, text=True, timeout=300, check=False)
     assert rotated.returncode == 0, rotated.stderr
     digest = rotated.stdout.splitlines()[-1].rsplit("(", 1)[1].rstrip(")")
