@@ -4,7 +4,7 @@ load_incluster_config() reads KUBERNETES_SERVICE_HOST/PORT and the files under
 container's own mount namespace), reaches the API through the default/kubernetes
 Service, and may do what its Role allows and nothing else. The agent runs with a
 node credential of its own, so its TokenRequests pass NodeRestriction. A pod with
-automountServiceAccountToken: false sees no token."""
+automountServiceAccountToken: false sees no token; `kubectl exec` sees the pod's."""
 
 from __future__ import annotations
 
@@ -113,6 +113,15 @@ def test_in_cluster_client_works_within_its_role(
 
     core.create_namespaced_pod(NS, _pod("without", NO_TOKEN, automount=False))
     assert "token present False" in _finished_log(kubectl, "without")
+
+    # kubectl exec enters the container's mount namespace: it sees the pod's token.
+    core.create_namespaced_pod(NS, _pod("sleeper", "import time; time.sleep(300)"))
+    wait_for(lambda: kubectl.run("get", "pod", "sleeper", "-n", NS, "-o",
+                                 "jsonpath={.status.phase}").stdout == "Running",
+             timeout=60, what="the sleeper running")
+    assert kubectl("exec", "sleeper", "-n", NS, "--", "cat",
+                   "/var/run/secrets/kubernetes.io/serviceaccount/namespace") == NS
+    core.delete_namespaced_pod("sleeper", NS, grace_period_seconds=0)
 
 
 async def test_the_agent_renews_a_token_at_80_percent_of_its_life(
