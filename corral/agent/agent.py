@@ -2,10 +2,11 @@
 
     start: pick a master ─► runtime (adopts the shims' state) ─► Services (proxy,
            DNS; waits briefly for the first list) ─► event recorder (the kubelet's
-           Events about containers, pod_events.py) ─► own HTTP server
+           Events about containers, pod_events.py) ─► own server's port bound
            ─► pods (informer + workers; adopted instances re-attached)
            ─► allocs (informer + workers; running executors re-adopted)
-           ─► register Node (retried until the master answers) ─► heartbeat
+           ─► (retried until the master answers) serving certificate
+              (serving_cert.py) ─► own HTTPS server ─► register Node ─► heartbeat
     stop:  heartbeat ─► pods, allocs (workers stop supervising; containers and
            executors keep running unless stop_pods_on_exit) ─► Services ─► events
            ─► server ─► client
@@ -26,6 +27,7 @@ import httpx
 from corral.agent.alloc_worker import AllocContext
 from corral.agent.allocs import AllocManager
 from corral.agent.config import AgentConfig
+from corral.agent.csr import CertificateRefused
 from corral.agent.heartbeat import Heartbeat
 from corral.agent.metrics import AGENT_METRICS
 from corral.agent.node import node_status, register_node
@@ -36,8 +38,9 @@ from corral.agent.runtime.backoff import CrashLoopBackOff
 from corral.agent.runtime.executors import ExecutorRuntime
 from corral.agent.runtime.ports import PortAllocator
 from corral.agent.runtime.process import ProcessRuntime
-from corral.agent.server import AgentServer, TokenCheck
+from corral.agent.server import AgentServer
 from corral.agent.services import NodeServices
+from corral.agent.serving_cert import ensure_serving_cert
 from corral.agent.stats import StatsCollector
 from corral.api.errors import APIError
 from corral.client.backoff import Backoff
@@ -100,9 +103,7 @@ class Agent:
                                            cap=cfg.backoff_cap_seconds),
                           self._get_object, self.services.pod_env, self.events)
         self.pods = PodManager(ctx)
-        self.server = AgentServer(cfg, self.pods, StatsCollector(self.pods, cfg.name),
-                                  TokenCheck(cfg, servers))
-        await self.server.start()
+        self.server = AgentServer(cfg, self.pods, StatsCollector(self.pods, cfg.name))
         await self.pods.start()
         self.allocs = AllocManager(AllocContext(
             cfg, client, ExecutorRuntime(cfg.runtime_dir, self.runtime.cgroups)))
@@ -129,13 +130,16 @@ class Agent:
 
     async def _register(self) -> None:
         assert self.client is not None and self.heartbeat is not None
+        assert self.server is not None
         backoff = Backoff(initial=0.2, maximum=10.0)
         while True:
             try:
+                if not self.server.started:
+                    await self.server.start(await ensure_serving_cert(self.client, self.cfg))
                 await register_node(self.client, self.cfg, self.runtime.isolation())
                 await self.heartbeat.post_status()
                 break
-            except (ServerUnreachable, APIError) as err:
+            except (ServerUnreachable, APIError, CertificateRefused) as err:
                 delay = backoff.next_delay()
                 log.warning("node registration failed node=%s error=%s retry_in=%.1fs",
                             self.cfg.name, err, delay)
