@@ -230,9 +230,11 @@ class Agent(CorralProcess):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         mode = ([] if self.netns or "--proxy-mode" in self.extra_args
                 else ["--proxy-mode", "userspace"])
+        # An agent told to bootstrap gets no credential but its bootstrap token.
+        own = [] if "--bootstrap-kubeconfig" in self.extra_args else [
+            "--kubeconfig", str(self.credential())]
         self.spawn(["agent", "--server", ",".join(self.servers or [self.master.url]),
-                    "--name", self.name,
-                    "--kubeconfig", str(self.credential()), "--node-ip", self.node_ip,
+                    "--name", self.name, *own, "--node-ip", self.node_ip,
                     "--state-dir", str(self.state_dir), "--heartbeat", "0.5",
                     "--backoff-initial", "1", "--backoff-cap", "8", *mode, *self.extra_args],
                    env=self.env)

@@ -26,6 +26,7 @@ import httpx
 
 from corral.agent.alloc_worker import AllocContext
 from corral.agent.allocs import AllocManager
+from corral.agent.bootstrap import ensure_client_cert
 from corral.agent.config import AgentConfig
 from corral.agent.csr import CertificateRefused
 from corral.agent.heartbeat import Heartbeat
@@ -89,6 +90,7 @@ class Agent:
     async def start(self) -> None:
         cfg = self.cfg
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        await ensure_client_cert(cfg)  # TLS bootstrap, or renewal, when it has a certificate
         servers = await order_servers(cfg)
         self.client = client = self._client(servers)
         self.heartbeat_client = self._client(servers, timeout=cfg.heartbeat_timeout_seconds)
@@ -122,7 +124,8 @@ class Agent:
 
     def _client(self, servers: list[str], timeout: float = 30.0) -> Client:
         return Client(servers, self.cfg.token, self.cfg.ca_pem, attempts=CLIENT_ATTEMPTS,
-                      timeout=timeout, user_agent=f"corral-agent/{self.cfg.name}")
+                      timeout=timeout, user_agent=f"corral-agent/{self.cfg.name}",
+                      client_cert=self.cfg.client_cert)
 
     async def _get_object(self, kind: str, namespace: str, name: str) -> Obj:
         assert self.client is not None
