@@ -27,6 +27,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "corral needs these Debian packages: ${missing[*]} (sudo apt-get install ${missing[*]})" >&2; exit 1
   fi
 fi
+# The unprivileged user pods run as when their securityContext names none
+# (corral agent --pod-user, default corral-pod). Only root can create it; an
+# agent that is not root runs pods as itself and needs none.
+if ! getent passwd corral-pod >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    useradd --system --user-group --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin corral-pod
+  else
+    echo "note: no user corral-pod; an agent run as root needs it (sudo $0)" >&2
+  fi
+fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.corral-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then

@@ -35,14 +35,17 @@ from corral.agent.node import node_status, register_node
 from corral.agent.pod_events import COMPONENT as KUBELET
 from corral.agent.pod_worker import NodeContext
 from corral.agent.pods import PodManager
+from corral.agent.run_as import node_users
 from corral.agent.runtime.backoff import CrashLoopBackOff
 from corral.agent.runtime.executors import ExecutorRuntime
 from corral.agent.runtime.ports import PortAllocator
 from corral.agent.runtime.process import ProcessRuntime
+from corral.agent.sandbox import secure_state_dir
 from corral.agent.server import AgentServer
 from corral.agent.services import NodeServices
 from corral.agent.serving_cert import ensure_serving_cert
 from corral.agent.stats import StatsCollector
+from corral.agent.volumes import VOLUMES_DIR
 from corral.api.errors import APIError
 from corral.client.backoff import Backoff
 from corral.client.events import EventRecorder
@@ -76,6 +79,7 @@ class Agent:
         self.cfg = cfg
         self.runtime = ProcessRuntime(cfg.runtime_dir, cfg.cgroup_parent,
                                       allow_cgroups=cfg.allow_cgroups)
+        self.users = node_users(cfg.pod_user)  # an unknown --pod-user fails here, loudly
         self.registered = asyncio.Event()
         self.client: Client | None = None
         self.heartbeat_client: Client | None = None
@@ -89,7 +93,7 @@ class Agent:
 
     async def start(self) -> None:
         cfg = self.cfg
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        secure_state_dir(cfg.state_dir, cfg.pods_dir, cfg.state_dir / VOLUMES_DIR)
         await ensure_client_cert(cfg)  # TLS bootstrap, or renewal, when it has a certificate
         servers = await order_servers(cfg)
         self.client = client = self._client(servers)
@@ -103,7 +107,7 @@ class Agent:
         ctx = NodeContext(cfg, client, self.runtime, PortAllocator(cfg.node_ip),
                           CrashLoopBackOff(initial=cfg.backoff_initial_seconds,
                                            cap=cfg.backoff_cap_seconds),
-                          self._get_object, self.services.pod_env, self.events)
+                          self._get_object, self.services.pod_env, self.events, self.users)
         self.pods = PodManager(ctx)
         self.server = AgentServer(cfg, self.pods, StatsCollector(self.pods, cfg.name))
         await self.pods.start()

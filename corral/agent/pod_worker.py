@@ -25,7 +25,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral.agent.config import AgentConfig
@@ -41,9 +41,17 @@ from corral.agent.pod_status import (
     pod_phase,
     stamp_conditions,
 )
+from corral.agent.run_as import NodeUsers, RunAsError, fs_group, node_users, run_as_for
 from corral.agent.runtime.backoff import CrashLoopBackOff
-from corral.agent.runtime.base import ContainerLaunch, ContainerState, Runtime, container_id
+from corral.agent.runtime.base import (
+    ContainerLaunch,
+    ContainerState,
+    RunAs,
+    Runtime,
+    container_id,
+)
 from corral.agent.runtime.ports import PortAllocator, PortsExhausted
+from corral.agent.sandbox import own_dir, prepare_pod_dir, work_dir_owner
 from corral.agent.volumes import VOLUMES_DIR, VolumeError, mount_claims
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.api.quantity import bytes_value, cpu_millis
@@ -69,6 +77,8 @@ class NodeContext:
     get_object: ObjectGetter
     service_env: PodEnv  # {SVC}_SERVICE_* env of the Services a pod may see
     events: EventRecorder | None = None  # the kubelet's Events about containers
+    # Whom containers run as when their securityContext names nobody (run_as.py).
+    users: NodeUsers = field(default_factory=lambda: node_users(None))
 
 
 def _rv(pod: Obj) -> int:
@@ -262,30 +272,53 @@ class PodWorker:
     def _probe_context(self, track: ContainerTrack) -> ProbeContext:
         return ProbeContext(self.ctx.cfg.node_ip,
                             lambda port: self.ports.host_port(track.name, port),
-                            {}, str(self._working_dir(track)))
+                            {}, str(self._working_dir(track)), self._run_as_or_none(track))
+
+    def _run_as(self, track: ContainerTrack) -> RunAs | None:
+        return run_as_for(self.pod, track.spec, self.ctx.users)
+
+    def _run_as_or_none(self, track: ContainerTrack) -> RunAs | None:
+        """For what runs beside a started container (its probes): it resolved."""
+        try:
+            return self._run_as(track)
+        except RunAsError:
+            return None
+
+    def _prepare_dirs(self, track: ContainerTrack, run_as: RunAs | None) -> None:
+        """The pod's directories, the shared working dir given to its user(s)."""
+        prepare_pod_dir(self.pod_dir)
+        if track.spec.get("workingDir"):
+            return
+        work = self._working_dir(track)
+        if run_as is None:
+            work.mkdir(parents=True, exist_ok=True)
+            return
+        users = [u for u in map(self._run_as_or_none, self.tracks) if u is not None]
+        own_dir(work, *work_dir_owner(users or [run_as], fs_group(self.pod)))
 
     # -- starting an instance ------------------------------------------------
 
     async def _start(self, track: ContainerTrack) -> None:
         try:
+            run_as = self._run_as(track)
+            await asyncio.to_thread(self._prepare_dirs, track, run_as)
             self.ports.ensure(self.pod)
             pod = self.pod_with_ips()
             env = await EnvBuilder(pod, self.ctx.get_object, self.ctx.service_env(pod)).build(
                 track.spec, self._base_env(track))
             own = None if track.spec.get("workingDir") else self._working_dir(track)
             env.update(await asyncio.to_thread(
-                mount_claims, pod, track.spec, self.ctx.cfg.state_dir / VOLUMES_DIR, own))
-        except (EnvError, PortsExhausted, VolumeError) as err:
+                mount_claims, pod, track.spec, self.ctx.cfg.state_dir / VOLUMES_DIR, own,
+                run_as))
+        except (EnvError, PortsExhausted, VolumeError, RunAsError, OSError) as err:
             reason = ("PortsUnavailable" if isinstance(err, PortsExhausted)
                       else "CreateContainerConfigError")
             track.waiting = (reason, str(err))
             self.events.failed(track.name, str(err), track.init)
             self._wake_in(CONFIG_RETRY_SECONDS)
             return
-        launch = self._launch(track, env)
-        if not track.spec.get("workingDir"):
-            Path(launch.working_dir).mkdir(parents=True, exist_ok=True)  # the pod's own
-        elif not Path(launch.working_dir).is_dir():
+        launch = self._launch(track, env, run_as)
+        if track.spec.get("workingDir") and not Path(launch.working_dir).is_dir():
             # The node's filesystem is the container's: the agent (root) must not
             # create whatever directory a pod names.
             track.waiting = ("CreateContainerError",
@@ -319,7 +352,8 @@ class PodWorker:
         given = track.spec.get("workingDir")
         return Path(given) if given else self.pod_dir / "work"
 
-    def _launch(self, track: ContainerTrack, env: dict[str, str]) -> ContainerLaunch:
+    def _launch(self, track: ContainerTrack, env: dict[str, str], run_as: RunAs | None
+                ) -> ContainerLaunch:
         resources = track.spec.get("resources") or {}
         limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
         return ContainerLaunch(
@@ -330,10 +364,10 @@ class PodWorker:
             cpu_request_millis=cpu_millis(requests["cpu"]) if "cpu" in requests else None,
             cpu_limit_millis=cpu_millis(limits["cpu"]) if "cpu" in limits else None,
             memory_limit_bytes=bytes_value(limits["memory"]) if "memory" in limits else None,
-            pids_limit=self.ctx.cfg.pod_pids_limit if self.ctx.cfg.pod_pids_limit > 0 else None,
+            pod_pids_limit=self.ctx.cfg.pod_pids_limit if self.ctx.cfg.pod_pids_limit > 0 else None,
             stop_grace_seconds=float(self.grace()),
             stdin=bool(track.spec.get("stdin")), stdin_once=bool(track.spec.get("stdinOnce")),
-            tty=bool(track.spec.get("tty")),
+            tty=bool(track.spec.get("tty")), run_as=run_as,
         )
 
     async def _forget_old(self, track: ContainerTrack) -> None:
@@ -394,6 +428,7 @@ class PodWorker:
                 except KeyError:
                     continue
                 await runtime.remove(cid)
+        await runtime.remove_pod(self.uid)  # else the sweep removes it later
         self.ports.release()
         for track in self.tracks:
             self.ctx.backoff.forget(self._key(track))

@@ -149,6 +149,25 @@ def attributes_of(user: User, method: str, path: str, query: str = "") -> Attrib
                       subresource, name)
 
 
+def request_attributes(scope: Scope) -> Attributes:
+    """The attributes of an HTTP or websocket request, for every middleware that
+    decides on them. A websocket upgrade (exec, attach, port-forward) counts as
+    create, as kube-apiserver counts it since 1.30 (the upgrade's GET once let
+    "get" do it)."""
+    method = scope.get("method", "GET") if scope["type"] == "http" else "POST"
+    return attributes_of(user_of(scope), method, scope["path"],
+                         scope.get("query_string", b"").decode("latin-1"))
+
+
+def resource_attributes(user: User, verb: str, resource: str, *, name: str = "",
+                        namespace: str = "", group: str = "", version: str = "",
+                        subresource: str = "") -> Attributes:
+    """Attributes of a resource request the server asks about itself (an
+    impersonation, an access review) rather than one it parsed from a URL."""
+    return Attributes(user, verb, True, "", group, version, namespace, resource, subresource,
+                      name)
+
+
 def _resource_verb(method: str, named: bool, watch: bool) -> str:
     if method in ("GET", "HEAD"):
         if watch:
@@ -199,11 +218,7 @@ class AuthorizationMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        # A websocket upgrade (exec, attach, port-forward) is authorized as create,
-        # as kube-apiserver does since 1.30 (the upgrade's GET once let "get" do it).
-        method = scope.get("method", "GET") if scope["type"] == "http" else "POST"
-        attrs = attributes_of(user_of(scope), method, scope["path"],
-                              scope.get("query_string", b"").decode("latin-1"))
+        attrs = request_attributes(scope)
         allowed, reason = self.authorizer.authorize(attrs)
         if allowed:
             await self.app(scope, receive, send)

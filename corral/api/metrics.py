@@ -66,6 +66,11 @@ class ApiMetrics:
             "Writes of leader-elected components, by leader Lease, holder, term and "
             "result (accepted, or refused: the term was over).",
             ["lease", "holder", "term", "result"], registry=self.registry)
+        self.encryption_config = Gauge(
+            "apiserver_encryption_config_controller_last_config_info",
+            "The encryption provider config in force (1 for its hash), as kube-apiserver "
+            "reports it; `corral secrets rotate-key` waits for every master's.",
+            ["apiserver_id_hash", "hash"], registry=self.registry)
         ProcessCollector(registry=self.registry)
         self.included: list[CollectorRegistry] = []
 
@@ -76,6 +81,10 @@ class ApiMetrics:
 
     def exposition(self) -> bytes:
         return b"".join(generate_latest(r) for r in (self.registry, *self.included))
+
+    def encryption_config_loaded(self, server_id: str, digest: str) -> None:
+        self.encryption_config.clear()
+        self.encryption_config.labels(server_id, digest).set(1)
 
     def track_store_revision(self, source: Callable[[], float]) -> None:
         """Read the store revision from ``source`` at every scrape. ``source`` must be

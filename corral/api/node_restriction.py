@@ -21,13 +21,14 @@ A refusal is a 403 worded as kube-apiserver's, with the Node authorizer's reason
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corral.api.auth import REQUESTER
-from corral.api.authz import Attributes, attributes_of, deny, forbidden, user_of
+from corral.api.authz import Attributes, deny, forbidden, request_attributes
 from corral.api.errors import Forbidden
 from corral.api.registry import Registry
 from corral.api.registry.read import Filter, list_objects
@@ -59,9 +60,7 @@ class NodeRestrictionMiddleware:
         if node is None:
             await self.app(scope, receive, send)
             return
-        method = scope.get("method", "GET") if scope["type"] == "http" else "POST"
-        attrs = attributes_of(user_of(scope), method, scope["path"],
-                              scope.get("query_string", b"").decode("latin-1"))
+        attrs = request_attributes(scope)
         if attrs.verb == "create" and not attrs.name and (
                 attrs.resource == "nodes" or (attrs.resource, attrs.namespace) == (
                     "leases", LEASE_NAMESPACE)):
@@ -137,8 +136,7 @@ def _named_by_body(a: Attributes, body: bytes) -> Attributes:
         name = str(meta(orjson.loads(body)).get("name") or "")
     except (orjson.JSONDecodeError, AttributeError, TypeError):
         name = ""  # not JSON a node would send: refused as naming another object
-    return Attributes(a.user, a.verb, True, a.path, a.api_group, a.api_version, a.namespace,
-                      a.resource, a.subresource, name or "<unnamed>")
+    return dataclasses.replace(a, name=name or "<unnamed>")
 
 
 async def _buffered(receive: Receive) -> tuple[bytes, Receive]:

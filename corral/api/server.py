@@ -9,7 +9,9 @@ knows nothing of clients.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -34,6 +36,9 @@ from corral.api.certificates.admission import CsrAdmission
 from corral.api.certificates.signer import KUBELET_CLIENT_CN, Signer
 from corral.api.connections import ConnectionLimits, TlsWebSocketProtocol, guarded_protocol
 from corral.api.crd.serving import CrdServing
+from corral.api.encryption.config import load_config
+from corral.api.encryption.files import ensure_default
+from corral.api.encryption.store import EncryptingStore
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.fencing import FencingStore
@@ -43,6 +48,7 @@ from corral.api.handlers.reviews import TokenCheck
 from corral.api.handlers.streams import StreamRelay
 from corral.api.handlers.token_request import TokenRequests
 from corral.api.health import Health
+from corral.api.listener import BatchListener
 from corral.api.login_tickets import LoginTickets
 from corral.api.metrics import API_METRICS
 from corral.api.node_endpoints import EndpointWriterAdmission
@@ -58,6 +64,7 @@ from corral.api.sa_tokens import ISSUER, TokenSigner, ensure_signing_key
 from corral.api.session import SessionCookie
 from corral.api.tls import ensure_pki
 from corral.api.token_store import TOKENS_FILE, HashedTokens
+from corral.private_files import private_dir, tighten
 from corral.store.base import Store
 from corral.store.open import open_store
 from corral.ui.app import Dashboard
@@ -80,6 +87,9 @@ class ServerConfig:
     kubeconfig_server: str = ""  # the URL the kubeconfig names (default: this master's)
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     max_requests_inflight: int = MAX_REQUESTS_INFLIGHT  # seats over all lanes (fairness.py)
+    # EncryptionConfiguration file; "" = DATA_DIR/encryption-config.yaml, made on first start
+    encryption_config: str = ""
+    encryption_reload_seconds: float = 1.0  # how often the file is checked for a change
 
     @property
     def resolved_store_url(self) -> str:
@@ -96,6 +106,11 @@ class ServerConfig:
     @property
     def kubeconfig_path(self) -> Path:
         return self.data_dir / "kubeconfig"
+
+    def encryption_config_path(self) -> Path:
+        if self.encryption_config:
+            return Path(self.encryption_config)
+        return ensure_default(self.data_dir)
 
 
 async def bootstrap(registry: Registry) -> None:
@@ -136,10 +151,27 @@ def _token_check(static: TokenAuthenticator, accounts: ServiceAccountAuthenticat
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the process owner decides on exit."""
+    """uvicorn without its own signal handlers (the process owner decides on exit)
+    and with its own listener, which accepts in batches (listener.py says why)."""
+
+    def __init__(self, config: uvicorn.Config, handshake_timeout: float) -> None:
+        super().__init__(config)
+        self.handshake_timeout = handshake_timeout
 
     def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
         return contextlib.nullcontext()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=[])  # everything but the listening socket
+        config = self.config
+
+        def protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state)
+
+        listener = BatchListener.open(config.host, config.port, config.backlog, protocol,
+                                      config.ssl, self.handshake_timeout)
+        self.servers = [listener]  # type: ignore[list-item]  # closed as uvicorn closes its own
 
 
 class ApiServer:
@@ -162,15 +194,23 @@ class ApiServer:
         # Who may do what: every request and every access review asks this.
         self.authorizer = RbacAuthorizer()
         self._rbac: RbacCache | None = None
+        self.encryption: EncryptingStore | None = None
+        self._reloads: asyncio.Task[None] | None = None
         self.signer: Signer | None = None
 
     async def open(self) -> Registry:
         cfg = self.cfg
         ip_range, port_range = IpRange.parse(cfg.service_cidr), PortRange.parse(
             cfg.node_port_range)
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(cfg.data_dir)  # keys, tokens and state.db: never a pod's to read
+        # A bad encryption config stops the start (ConfigError), before the store opens.
+        path = cfg.encryption_config_path()
+        encryption = load_config(path)
         self.store = await open_store(cfg.resolved_store_url)
-        self.registry = Registry(FencingStore(self.store))
+        self.encryption = EncryptingStore(self.store, encryption, path)
+        self._report_encryption()
+        self._reloads = asyncio.create_task(self._reload_encryption(), name="encryption-reload")
+        self.registry = Registry(FencingStore(self.encryption))
         # Allocation first: a later plugin refusing leaves claims that settle frees
         # in seconds, while a quota charged before a refused allocation stays
         # until a recount.
@@ -185,12 +225,26 @@ class ApiServer:
         self.crds = CrdServing(self.registry)
         await bootstrap(self.registry)
         await ensure_default_policy(self.registry)
-        self._rbac = RbacCache(self.store)
+        self._rbac = RbacCache(self.encryption)
         await self._rbac.start()
         self.authorizer.state = self._rbac.state
         await self.crds.start()
         self.app = self._build_app()
         return self.registry
+
+    def _report_encryption(self) -> None:
+        assert self.encryption is not None
+        server_id = hashlib.sha256(self.cfg.url.encode()).hexdigest()[:16]
+        API_METRICS.encryption_config_loaded(server_id, self.encryption.digest)
+
+    async def _reload_encryption(self) -> None:
+        """kube-apiserver's automatic reload: a changed file takes effect within
+        the interval (a file it cannot use is logged, the old one stays)."""
+        assert self.encryption is not None
+        while True:
+            await asyncio.sleep(self.cfg.encryption_reload_seconds)
+            if self.encryption.reload():
+                self._report_encryption()
 
     def _build_app(self) -> ASGIApp:
         assert self.registry is not None
@@ -203,6 +257,7 @@ class ApiServer:
             ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path),
                    "ssl_ca_certs": str(pki.ca_path), "ssl_cert_reqs": CERT_OPTIONAL}
             self.ca_pem = pki.ca_pem
+        tighten(cfg.data_dir)  # what an older master or a copy left readable
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
         authenticator = None if cfg.insecure_http else TokenAuthenticator(
@@ -246,7 +301,7 @@ class ApiServer:
             backlog=4096, http=guarded_protocol(cfg.connections),
             **ssl,
         )
-        self._server = _Server(config)
+        self._server = _Server(config, cfg.connections.header_timeout)
         log.info("api server listening url=%s store=%s kubeconfig=%s", cfg.url,
                  cfg.resolved_store_url, cfg.kubeconfig_path)
         await self._server.serve()
@@ -256,6 +311,11 @@ class ApiServer:
             self._server.should_exit = True
 
     async def close(self) -> None:
+        if self._reloads is not None:
+            self._reloads.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reloads
+            self._reloads = None
         if self._rbac is not None:
             await self._rbac.close()
             self._rbac = None

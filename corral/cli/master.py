@@ -21,6 +21,7 @@ from corral.api.allocation import (
     RangeError,
 )
 from corral.api.connections import ConnectionLimits
+from corral.api.encryption.config import ConfigError
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.metrics import API_METRICS
 from corral.api.server import ApiServer, ServerConfig
@@ -102,6 +103,10 @@ def add_master_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-requests-inflight", type=int, default=MAX_REQUESTS_INFLIGHT,
                    help="requests executing at once over all priority lanes (default "
                         f"{MAX_REQUESTS_INFLIGHT}); past a lane's seats they queue per client")
+    p.add_argument("--encryption-provider-config", default="", metavar="PATH",
+                   help="an EncryptionConfiguration (apiserver.config.k8s.io/v1) saying how "
+                        "Secrets are encrypted at rest; re-read when it changes (default "
+                        "DATA_DIR/encryption-config.yaml, made with a new secretbox key)")
     p.add_argument("--max-connections", type=int, default=0,
                    help="connections held at once; past it an idle one is closed "
                         "(default: the open files limit less a reserve)")
@@ -138,6 +143,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                             header_timeout=args.request_header_timeout,
                             max_connections=args.max_connections),
                         max_requests_inflight=args.max_requests_inflight,
+                        encryption_config=args.encryption_provider_config,
                         kubeconfig_server=getattr(args, "kubeconfig_server", ""))
 
 
@@ -234,8 +240,11 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("corral.master").info(
         "starting master url=%s data_dir=%s", cfg.url, cfg.data_dir)
     components = [c for c in IN_PROCESS if c not in args.disable]
-    eventloop.run(run_master(cfg, components, LeaseTiming.of_lease(args.leader_lease),
-                             mesos_config(args)))
+    try:
+        eventloop.run(run_master(cfg, components, LeaseTiming.of_lease(args.leader_lease),
+                                 mesos_config(args)))
+    except ConfigError as err:
+        raise SystemExit(f"--encryption-provider-config: {err}") from None
     return 0
 
 

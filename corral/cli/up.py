@@ -97,6 +97,8 @@ def _master_args(args: argparse.Namespace, port: int, store: str,
         out += ["--kubeconfig-server", kubeconfig_server]
     if args.insecure_http:
         out.append("--insecure-http")
+    if args.encryption_provider_config:
+        out += ["--encryption-provider-config", str(Path(args.encryption_provider_config).resolve())]
     for san in args.tls_san:
         out += ["--tls-san", san]
     return out

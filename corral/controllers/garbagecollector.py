@@ -16,12 +16,17 @@
 
 A deleted object wakes its dependents; a changed dependent wakes its owners.
 
-Speed (an owner of 5,000 pods goes in seconds): an owner confirmed absent by its
-live GET is remembered (kube-controller-manager's absentOwnerCache), so its
-dependents cost one DELETE each, not a GET and a DELETE; a deleted owner's
-dependents are one work item, deleted in concurrent bursts the store's group
-commit writes together (so is a foreground owner's); 32 workers (Kubernetes'
---concurrent-gc-syncs is 20) serve the rest.
+Speed (a Deployment of 5,000 pods goes in seconds): a deleted owner's
+dependents are one work item; those of one kind and namespace go with ONE
+deletecollection by owner uid (fieldSelector metadata.ownerReferences.uid,
+corral's own field label), which the API removes in store batches (one
+transaction each) — not a DELETE each through the whole request path. Only a
+group where some dependent still has a live owner, or that mixes policies, is
+deleted one by one (in concurrent bursts). An owner confirmed absent by its live
+GET is remembered (kube-controller-manager's absentOwnerCache); objects already
+being deleted are left to finish. A foreground owner's dependents go in the
+background unless they have dependents themselves (Kubernetes' choice too), so
+5,000 pods do not each wait for a finalizer to be removed.
 """
 
 from __future__ import annotations
@@ -32,12 +37,13 @@ import logging
 from collections import OrderedDict
 
 from corral.api.errors import Conflict, NotFound
+from corral.api.selectors import OWNER_UID_FIELD
 from corral.client.events import EventRecorder
 from corral.client.http import Client, resource_for
 from corral.client.informer import Informer
 from corral.controllers.base import Controller
 from corral.controllers.informers import OWNER_UID, UID, SharedInformers
-from corral.objects import Obj, is_deleting, meta, uid_of
+from corral.objects import Obj, is_deleting, meta, namespace_of, uid_of
 
 log = logging.getLogger("corral.controllers.gc")
 
@@ -46,7 +52,7 @@ ORPHAN = "orphan"
 # The namespaced kinds whose objects carry ownerReferences in practice.
 DEPENDENT_KINDS = ("Pod", "ReplicaSet", "Deployment", "Job", "Service", "Endpoints",
                    "ConfigMap", "Secret", "Alloc", "DaemonSet", "StatefulSet",
-                   "ControllerRevision")
+                   "ControllerRevision", "HorizontalPodAutoscaler")
 # Cluster-scoped owners in the graph only so that their deletion wakes their
 # dependents at once (a Node owns the scheduler's reservation ledger for it).
 OWNER_KINDS = ("Node",)
@@ -80,6 +86,13 @@ def gc_key(obj: Obj) -> str:
 
 def finalizers(obj: Obj) -> list[str]:
     return list(meta(obj).get("finalizers") or [])
+
+
+def _by_kind_and_namespace(objs: list[Obj]) -> dict[tuple[str, str], list[Obj]]:
+    groups: dict[tuple[str, str], list[Obj]] = {}
+    for obj in objs:
+        groups.setdefault((str(obj.get("kind")), namespace_of(obj)), []).append(obj)
+    return groups
 
 
 class GarbageCollector(Controller):
@@ -145,32 +158,61 @@ class GarbageCollector(Controller):
             await self._foreground(key, obj)
         elif is_deleting(obj) and ORPHAN in finalizers(obj):
             await self._orphan(obj)
-        elif meta(obj).get("ownerReferences"):
-            await self._check_owners(obj)
+        elif meta(obj).get("ownerReferences") and not is_deleting(obj):
+            await self._check_owners(obj)  # one being deleted goes anyway
 
     async def _foreground(self, key: str, owner: Obj) -> None:
-        dependents = self.dependents(uid_of(owner))
+        """Delete the owner's dependents: in the foreground those that have
+        dependents of their own (so a chain goes bottom-up), in the background
+        the rest (Kubernetes' attemptToDeleteItem), then the owner goes."""
+        uid = uid_of(owner)
+        dependents = self.dependents(uid)
         live = [d for d in dependents if not is_deleting(d)]
-        for start in range(0, len(live), FOREGROUND_BURST):
-            await asyncio.gather(*(self._delete(d, "Foreground")
-                                   for d in live[start:start + FOREGROUND_BURST]))
+        for (kind, namespace), group in _by_kind_and_namespace(live).items():
+            policies = ["Foreground" if self.dependents(uid_of(d)) else "Background"
+                        for d in group]
+            await self._delete_group(uid, kind, namespace, list(zip(group, policies)),
+                                     whole=True)
         if dependents:
             self.requeue_after(key, 1.0)  # also woken by each dependent's deletion
             return
         await self._remove_finalizer(owner, FOREGROUND)
 
     async def _owner_gone(self, uid: str) -> None:
-        """The dependents of a deleted owner, checked (and mostly deleted) in
-        bursts: the store commits each burst's deletes together."""
+        """The dependents of a deleted owner: those whose every owner is gone are
+        deleted (Background), the others lose their reference to it."""
         dependents = [d for d in self.dependents(uid) if not is_deleting(d)]
-        failed: BaseException | None = None
-        for start in range(0, len(dependents), FOREGROUND_BURST):
-            burst = dependents[start:start + FOREGROUND_BURST]
-            results = await asyncio.gather(*(self._check_owners(d) for d in burst),
-                                           return_exceptions=True)
-            failed = failed or next((r for r in results if isinstance(r, BaseException)), None)
-        if failed is not None:
-            raise failed  # retried (rate-limited); what was deleted is not in the cache
+        for (kind, namespace), group in _by_kind_and_namespace(dependents).items():
+            alive = [await self._alive_owners(d) for d in group]
+            await self._delete_group(uid, kind, namespace,
+                                     [(d, "Background") for d, a in zip(group, alive) if not a],
+                                     whole=not any(alive))
+            for d, refs in zip(group, alive):
+                if refs and len(refs) < len(meta(d).get("ownerReferences") or []):
+                    await self._patch_refs(d, refs)
+
+    async def _delete_group(self, owner_uid: str, kind: str, namespace: str,
+                            victims: list[tuple[Obj, str]], *, whole: bool) -> None:
+        """Delete dependents of one owner, kind and namespace. When they are the
+        ``whole`` of its dependents there that are not being deleted yet (as the
+        cache has them), under one policy: one deletecollection by owner uid,
+        which the API removes in store batches (one being deleted already is
+        deleted again: a no-op); otherwise one DELETE each (with its uid
+        precondition), in bursts."""
+        if not victims:
+            return
+        policies = {policy for _, policy in victims}
+        if whole and namespace and len(policies) == 1:
+            log.info("gc deleting dependents owner=%s kind=%s namespace=%s count=%d policy=%s",
+                     owner_uid, kind, namespace, len(victims), policies.pop())
+            with contextlib.suppress(NotFound):
+                await self.client.delete_collection(
+                    kind, namespace, field_selector=f"{OWNER_UID_FIELD}={owner_uid}",
+                    propagation_policy=victims[0][1])
+            return
+        for start in range(0, len(victims), FOREGROUND_BURST):
+            await asyncio.gather(*(self._delete(d, policy)
+                                   for d, policy in victims[start:start + FOREGROUND_BURST]))
 
     async def _orphan(self, owner: Obj) -> None:
         uid = uid_of(owner)
@@ -181,12 +223,16 @@ class GarbageCollector(Controller):
 
     async def _check_owners(self, obj: Obj) -> None:
         refs = meta(obj).get("ownerReferences") or []
-        alive = [r for r in refs if await self._owner_exists(obj, r)]
+        alive = await self._alive_owners(obj)
         if not alive:
             log.info("gc deleting object=%s reason=owners-gone", gc_key(obj))
             await self._delete(obj, "Background")
         elif len(alive) < len(refs):
             await self._patch_refs(obj, alive)
+
+    async def _alive_owners(self, obj: Obj) -> list[Obj]:
+        return [r for r in meta(obj).get("ownerReferences") or []
+                if await self._owner_exists(obj, r)]
 
     async def _owner_exists(self, obj: Obj, ref: Obj) -> bool:
         uid = str(ref.get("uid"))

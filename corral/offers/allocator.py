@@ -43,6 +43,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from corral.client.clock import Clock
+from corral.offers.drf import Sorter
 from corral.offers.resources import Resources
 
 DEFAULT_REFUSE_SECONDS = 5.0  # Mesos' Filters.refuse_seconds default
@@ -230,8 +231,7 @@ class Allocator:
     def allocate(self) -> list[Offer]:
         """One allocation round: new offers, in the order DRF made them."""
         now = self._clock.monotonic()
-        held = self._held_by_holder()
-        total = self._total()
+        sorter = self._sorter()
         committed = self._held_by_node(offers=True)
         nodes = sorted(self._free)
         if nodes:
@@ -243,20 +243,19 @@ class Allocator:
             available = self._free[node] - committed.get(node, Resources())
             if not allocatable(available):
                 continue
-            winner = self._pick(node, available, now, held, total)
+            winner = self._pick(node, available, now, sorter)
             if winner is None:
                 continue
             offer = Offer(f"{self._prefix}-O{next(self._seq)}", winner[0], winner[1], node,
                           available)
             self._offers[offer.id] = offer
             self._offered_at[offer.id] = now
-            held[winner] = held.get(winner, Resources()) + available
+            sorter.add(winner, available)
             made.append(offer)
         return made
 
     def _pick(self, node: str, available: Resources, now: float,
-              held: Mapping[tuple[str, str], Resources],
-              total: Resources) -> tuple[str, str] | None:
+              sorter: Sorter) -> tuple[str, str] | None:
         """The (framework, role) DRF offers ``node`` to, or None."""
         by_role: dict[str, list[str]] = {}
         for framework_id, framework in self._frameworks.items():
@@ -268,11 +267,8 @@ class Allocator:
                 by_role.setdefault(role, []).append(framework_id)
         if not by_role:
             return None
-        role_held = self._by_role(held)
-        role = min(by_role, key=lambda r: (
-            role_held.get(r, Resources()).dominant_share(total) / self.weight(r), r))
-        framework_id = min(by_role[role], key=lambda f: (
-            held.get((f, role), Resources()).dominant_share(total), f))
+        role = min(by_role, key=lambda r: (sorter.role_share(r) / self.weight(r), r))
+        framework_id = min(by_role[role], key=lambda f: (sorter.client_share((f, role)), f))
         return framework_id, role
 
     @staticmethod
@@ -381,20 +377,17 @@ class Allocator:
 
     def shares(self) -> dict[str, float]:
         """Framework id → dominant share of everything it holds, across its roles."""
-        total = self._total()
-        per_framework: dict[str, Resources] = {f: Resources() for f in self._frameworks}
-        for (framework_id, _), resources in self._held_by_holder().items():
-            if framework_id in per_framework:
-                per_framework[framework_id] = per_framework[framework_id] + resources
-        return {f: r.dominant_share(total) for f, r in per_framework.items()}
+        sorter = self._sorter()
+        return {f: sorter.framework_share(f) for f in self._frameworks}
 
     def role_shares(self) -> dict[str, float]:
         """Role → dominant share held in it (not divided by its weight)."""
-        total = self._total()
-        roles = {r for f in self._frameworks.values() for r in f.roles}
-        held = self._by_role(self._held_by_holder())
-        return {r: held.get(r, Resources()).dominant_share(total)
-                for r in sorted(roles | held.keys())}
+        sorter = self._sorter()
+        roles = {r for f in self._frameworks.values() for r in f.roles} | set(sorter.roles())
+        return {r: sorter.role_share(r) for r in sorted(roles)}
+
+    def _sorter(self) -> Sorter:
+        return Sorter(self._total(), (((f, r), res) for f, r, _, res in self._holdings()))
 
     def _total(self) -> Resources:
         return Resources.sum(self._totals.get(node, free) for node, free in self._free.items())
@@ -406,13 +399,6 @@ class Allocator:
         for (framework_id, role, node), resources in self._used.items():
             yield framework_id, role, node, resources
 
-    def _held_by_holder(self) -> dict[tuple[str, str], Resources]:
-        held: dict[tuple[str, str], Resources] = {}
-        for framework_id, role, _, resources in self._holdings():
-            key = (framework_id, role)
-            held[key] = held.get(key, Resources()) + resources
-        return held
-
     def _held_by_node(self, *, offers: bool) -> dict[str, Resources]:
         """What is committed on each node: taken offers and tasks, and outstanding
         offers too when ``offers``."""
@@ -423,10 +409,3 @@ class Allocator:
         for (_, _, node), resources in self._used.items():
             held[node] = held.get(node, Resources()) + resources
         return held
-
-    @staticmethod
-    def _by_role(held: Mapping[tuple[str, str], Resources]) -> dict[str, Resources]:
-        out: dict[str, Resources] = {}
-        for (_, role), resources in held.items():
-            out[role] = out.get(role, Resources()) + resources
-        return out

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from corral.store.base import Event, Guard, KeyValue, ListResult
+from corral.store.base import DeleteResults, Deletions, Event, Guard, KeyValue, ListResult
 from corral.store.broadcast import Broadcaster
 from corral.store.errors import StoreError, StoreUnavailable
 from corral.store.sqlite_compactor import Compactor
@@ -115,6 +115,21 @@ class SqliteStore:
     async def delete(self, key: str, expected_revision: int = 0, *,
                      guard: Guard | None = None) -> int:
         return await self._submit(Delete(key, expected_revision, guard))
+
+    async def delete_many(self, deletions: Deletions, *,
+                          guard: Guard | None = None) -> DeleteResults:
+        """Queued together, so the writer commits them in one transaction (or in
+        MAX_BATCH-sized ones), each delete with its own revision and event."""
+        if self._closed:
+            raise StoreUnavailable("store closed")
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[int]] = []
+        for d in deletions:
+            done: asyncio.Future[int] = loop.create_future()
+            self._queue.put_nowait((Delete(d.key, d.expected_revision, guard), done))
+            futures.append(done)
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        return [r if isinstance(r, (int, StoreError)) else _reraise(r) for r in results]
 
     async def compact(self, revision: int) -> None:
         await self._compactor.compact(revision)
@@ -221,6 +236,10 @@ def _checkpoint_and_close(conn: sqlite3.Connection) -> None:
     with contextlib.suppress(sqlite3.Error):
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
+
+
+def _reraise(error: BaseException) -> int:
+    raise error  # not a store outcome (a cancellation): the caller's own
 
 
 def _settle(done: asyncio.Future[int], outcome: Outcome) -> None:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from corral.api.errors import AlreadyExists, Conflict, NotFound
 from corral.client.events import NORMAL, WARNING, EventRecorder
 from corral.client.http import Client
-from corral.controllers.base import Controller, split_key
+from corral.controllers.base import Controller, OwnedPodEvents, split_key
 from corral.controllers.expectations import Expectations
 from corral.controllers.history import (
     REVISION_HASH,
@@ -29,7 +29,7 @@ from corral.controllers.history import (
     truncate_history,
 )
 from corral.controllers.informers import NAMESPACE, OWNER_UID, SharedInformers
-from corral.controllers.owners import claim, controller_ref, selector_of
+from corral.controllers.owners import claim
 from corral.controllers.pods import pod_from_template, seconds_until_available
 from corral.controllers.replicaset import delete_pods
 from corral.controllers.statefulset.plan import (
@@ -42,7 +42,7 @@ from corral.controllers.statefulset.plan import (
     settings_of,
     stateful_status,
 )
-from corral.objects import Obj, is_deleting, labels_of, name_of, namespace_of, spec, status, uid_of
+from corral.objects import Obj, is_deleting, name_of, namespace_of, spec, status, uid_of
 
 log = logging.getLogger("corral.controllers.statefulset")
 
@@ -57,39 +57,10 @@ class StatefulSetController(Controller):
         self.sets = informers.get("StatefulSet")
         self.pods = informers.get("Pod")
         self.revisions = informers.get("ControllerRevision")
+        self.pod_events = OwnedPodEvents(self, "StatefulSet", self.sets, self.pods,
+                                         self.expectations)
         self.sets.add_handler(self.enqueue, lambda old, new: self.enqueue(new),
-                              self._set_deleted)
-        self.pods.add_handler(self._pod_added, self._pod_changed, self._pod_deleted)
-
-    def _set_deleted(self, sts: Obj) -> None:
-        self.expectations.forget(f"{namespace_of(sts)}/{name_of(sts)}")
-
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "StatefulSet":
-            return None
-        return f"{namespace_of(pod)}/{ref.get('name')}"
-
-    def _pod_added(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.creation_observed(key)
-            self.enqueue_key(key)
-        elif controller_ref(pod) is None:
-            for sts in self.sets.by_index(NAMESPACE, namespace_of(pod)):
-                selector = selector_of(sts)
-                if selector is not None and selector.matches(labels_of(pod)):
-                    self.enqueue(sts)
-
-    def _pod_changed(self, old: Obj, new: Obj) -> None:
-        for key in {self._owner_key(old), self._owner_key(new)} - {None}:
-            self.enqueue_key(str(key))
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.deletion_observed(key, uid_of(pod))
-            self.enqueue_key(key)
+                              self.pod_events.owner_deleted)
 
     async def reconcile(self, key: str) -> None:
         sts = self.sets.get_by_key(key)
