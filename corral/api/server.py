@@ -31,6 +31,8 @@ from corral.api.allocation import (
     ServiceAllocation,
 )
 from corral.api.app import build_app
+from corral.api.audit.policy import Policy, default_policy, load_policy
+from corral.api.audit.sink import AuditLog
 from corral.api.auth import TokenAuthenticator, User, ensure_admin_token
 from corral.api.certificates.admission import CsrAdmission
 from corral.api.certificates.signer import KUBELET_CLIENT_CN, Signer
@@ -90,6 +92,10 @@ class ServerConfig:
     # EncryptionConfiguration file; "" = DATA_DIR/encryption-config.yaml, made on first start
     encryption_config: str = ""
     encryption_reload_seconds: float = 1.0  # how often the file is checked for a change
+    audit_log_path: str = ""  # "" = no audit log
+    audit_policy_file: str = ""  # "" = audit/policy.py's DEFAULT_POLICY
+    audit_log_maxsize: float = 100  # megabytes before the file is rotated (0: never)
+    audit_log_maxbackup: int = 10  # rotated files kept (0: all)
 
     @property
     def resolved_store_url(self) -> str:
@@ -195,6 +201,7 @@ class ApiServer:
         self.authorizer = RbacAuthorizer()
         self._rbac: RbacCache | None = None
         self.encryption: EncryptingStore | None = None
+        self.audit: AuditLog | None = None
         self._reloads: asyncio.Task[None] | None = None
         self.signer: Signer | None = None
 
@@ -231,6 +238,20 @@ class ApiServer:
         await self.crds.start()
         self.app = self._build_app()
         return self.registry
+
+    def _open_audit(self) -> tuple[Policy, AuditLog] | None:
+        cfg = self.cfg
+        if not cfg.audit_log_path:
+            return None
+        # A bad policy stops the start (PolicyError), as a bad encryption config does.
+        policy = load_policy(Path(cfg.audit_policy_file)) if cfg.audit_policy_file \
+            else default_policy()
+        self.audit = AuditLog(Path(cfg.audit_log_path), max_megabytes=cfg.audit_log_maxsize,
+                              max_backups=cfg.audit_log_maxbackup)
+        self.audit.start()
+        log.info("audit log path=%s policy=%s", cfg.audit_log_path,
+                 cfg.audit_policy_file or "default")
+        return policy, self.audit
 
     def _report_encryption(self) -> None:
         assert self.encryption is not None
@@ -287,7 +308,8 @@ class ApiServer:
                          session=session, store_status=store.status,
                          authorizer=self.authorizer, summaries=self._node_proxy.stats_summary,
                          token_requests=TokenRequests(self.registry, signer),
-                         tokens=_token_check(authenticator, accounts) if authenticator else None)
+                         tokens=_token_check(authenticator, accounts) if authenticator else None,
+                         audit=self._open_audit())
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"
@@ -311,6 +333,9 @@ class ApiServer:
             self._server.should_exit = True
 
     async def close(self) -> None:
+        if self.audit is not None:  # what is queued is written
+            await self.audit.close()
+            self.audit = None
         if self._reloads is not None:
             self._reloads.cancel()
             with contextlib.suppress(asyncio.CancelledError):

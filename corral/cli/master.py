@@ -20,6 +20,7 @@ from corral.api.allocation import (
     PortRange,
     RangeError,
 )
+from corral.api.audit.policy import PolicyError
 from corral.api.connections import ConnectionLimits
 from corral.api.encryption.config import ConfigError
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
@@ -107,6 +108,17 @@ def add_master_flags(p: argparse.ArgumentParser) -> None:
                    help="an EncryptionConfiguration (apiserver.config.k8s.io/v1) saying how "
                         "Secrets are encrypted at rest; re-read when it changes (default "
                         "DATA_DIR/encryption-config.yaml, made with a new secretbox key)")
+    p.add_argument("--audit-log-path", default="", metavar="PATH",
+                   help="write an audit.k8s.io/v1 Event per request to PATH, one JSON line "
+                        "each (default: none for `corral master`, DATA_DIR/audit.log for "
+                        "`corral up`)")
+    p.add_argument("--audit-policy-file", default="", metavar="PATH",
+                   help="an audit.k8s.io/v1 Policy: which requests are logged at which level "
+                        "(default: corral's, Metadata for reads and Secrets, Request for writes)")
+    p.add_argument("--audit-log-maxsize", type=float, default=100, metavar="MB",
+                   help="megabytes before the audit log is rotated (default 100; 0: never)")
+    p.add_argument("--audit-log-maxbackup", type=int, default=10, metavar="N",
+                   help="rotated audit log files kept (default 10; 0: all)")
     p.add_argument("--max-connections", type=int, default=0,
                    help="connections held at once; past it an idle one is closed "
                         "(default: the open files limit less a reserve)")
@@ -144,6 +156,10 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                             max_connections=args.max_connections),
                         max_requests_inflight=args.max_requests_inflight,
                         encryption_config=args.encryption_provider_config,
+                        audit_log_path=args.audit_log_path,
+                        audit_policy_file=args.audit_policy_file,
+                        audit_log_maxsize=args.audit_log_maxsize,
+                        audit_log_maxbackup=args.audit_log_maxbackup,
                         kubeconfig_server=getattr(args, "kubeconfig_server", ""))
 
 
@@ -245,6 +261,8 @@ def _run(args: argparse.Namespace) -> int:
                                  mesos_config(args)))
     except ConfigError as err:
         raise SystemExit(f"--encryption-provider-config: {err}") from None
+    except PolicyError as err:
+        raise SystemExit(f"--audit-policy-file: {err}") from None
     return 0
 
 
