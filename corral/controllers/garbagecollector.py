@@ -57,8 +57,9 @@ DEPENDENT_KINDS = ("Pod", "ReplicaSet", "Deployment", "Job", "Service", "Endpoin
                    "ConfigMap", "Secret", "Alloc", "DaemonSet", "StatefulSet",
                    "ControllerRevision", "HorizontalPodAutoscaler")
 # Cluster-scoped owners in the graph only so that their deletion wakes their
-# dependents at once (a Node owns the scheduler's reservation ledger for it).
-OWNER_KINDS = ("Node",)
+# dependents at once (a Node owns the scheduler's reservation ledger for it; a
+# Framework owns the Allocs its accepted offers became).
+OWNER_KINDS = ("Node", "Framework")
 WORKERS = 32
 ABSENT_OWNERS_REMEMBERED = 10_000  # uids; a uid is never reused, so never stale
 FOREGROUND_BURST = 64  # dependents of one owner deleted at once

@@ -101,7 +101,7 @@ def test_a_denied_request_is_recorded_with_user_verb_resource_and_code(
 
 def test_levels_of_the_policy_and_secret_values_kept_out(
         audited: tuple[Master, Path], kubectl: Kubectl) -> None:
-    _, log = audited
+    master, log = audited
     kubectl("create", "secret", "generic", "db", "--from-literal=pw=SECRET-VALUE-31a")
     kubectl("create", "configmap", "cm", "--from-literal=a=CM-VALUE-77b")
     kubectl("create", "namespace", "quiet")
@@ -121,6 +121,13 @@ def test_levels_of_the_policy_and_secret_values_kept_out(
     assert wait_for(lambda: find(log, verb="create", objectRef__resource="namespaces",
                                  objectRef__name="quiet"), what="the namespace's create")
     assert find(log, objectRef__namespace="quiet", objectRef__resource="configmaps") is None
+    # A watch is a stream: logged (when it ends) without a responseObject.
+    with master.http() as http:
+        http.get("/api/v1/namespaces/default/configmaps",
+                 params={"watch": "true", "timeoutSeconds": "1"})
+    watched = wait_for(lambda: find(log, verb="watch", objectRef__resource="configmaps"),
+                       what="the watch's event")
+    assert watched["level"] == "RequestResponse" and "responseObject" not in watched
 
 
 def test_impersonation_records_both_users(audited: tuple[Master, Path], kubectl: Kubectl) -> None:

@@ -43,6 +43,7 @@ BODY_LIMIT = 1024 * 1024  # bodies larger than this are left out of the event
 SENSITIVE = frozenset({("", "secrets"), ("", "serviceaccounts/token"),
                        ("authentication.k8s.io", "tokenreviews")})
 NO_USER = User("")
+STREAMS = frozenset({"log", "exec", "attach", "portforward", "proxy"})
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Record:
     response_body: list[bytes] = field(default_factory=list)
     response_json: bool = False
     creates: bool = False  # a POST: the created object's name comes from the response
+    keeps_response: bool = False  # RequestResponse, and not a stream
 
 
 class AuditMiddleware:
@@ -93,6 +95,10 @@ def decide(policy: Policy, record: Record, attrs: Attributes) -> None:
     if attrs.resource_request and _sensitive(attrs):
         level = min(level, Level.METADATA)
     record.level, record.omitted = Level(level), decision.omit_stages
+    # Streams (watch, logs, exec, proxied traffic) are never kept: as in Kubernetes,
+    # their events carry no responseObject, and a long watch would pile up.
+    record.keeps_response = record.level is Level.REQUEST_RESPONSE and (
+        attrs.verb != "watch" and attrs.subresource not in STREAMS)
 
 
 class AuditUser:
@@ -137,7 +143,7 @@ def _observe(record: Record, message: Message) -> None:
         # An error's Status is read at every level (its reason and message are
         # Metadata), so is a created object (its name is); others at RequestResponse.
         if record.response_json and (record.code >= 400 or record.creates
-                                     or record.level is Level.REQUEST_RESPONSE):
+                                     or record.keeps_response):
             _keep(record.response_body, message.get("body", b""))
     elif kind == "websocket.accept":
         record.code = 101
@@ -190,7 +196,7 @@ def event(record: Record, scope: Scope) -> dict[str, Any]:
     body = _decoded(record.request_body, scope) if record.level >= Level.REQUEST else None
     if body is not None:
         ev["requestObject"] = body
-    if record.level is Level.REQUEST_RESPONSE and (
+    if record.keeps_response and (
             body := _json(record.response_body)) is not None:
         ev["responseObject"] = body
     ev["requestReceivedTimestamp"] = rfc3339_micro(record.received)
