@@ -16,7 +16,8 @@ line per request, with requestReceivedTimestamp and stageTimestamp (its latency)
 a watch is written when it ends.
 
 Secrets' values never reach the log: requests on secrets, serviceaccounts/token
-and tokenreviews are logged at Metadata at most, whatever the policy says.
+and tokenreviews, and the dashboard's /ui/ (its login takes a bearer token), are
+logged at Metadata at most, whatever the policy says.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ BODY_LIMIT = 1024 * 1024  # bodies larger than this are left out of the event
 # (group, resource) whose bodies carry credentials: Metadata at most.
 SENSITIVE = frozenset({("", "secrets"), ("", "serviceaccounts/token"),
                        ("authentication.k8s.io", "tokenreviews")})
+# Non-resource paths whose bodies carry credentials: the dashboard's login (a
+# bearer token) and its one-time links.
+SENSITIVE_PATHS = ("/ui/",)
 NO_USER = User("")
 STREAMS = frozenset({"log", "exec", "attach", "portforward", "proxy"})
 
@@ -92,7 +96,7 @@ def decide(policy: Policy, record: Record, attrs: Attributes) -> None:
     """The request's level (capped for credentials) and omitted stages."""
     decision = policy.decide(attrs)
     level = decision.level
-    if attrs.resource_request and _sensitive(attrs):
+    if _sensitive(attrs):
         level = min(level, Level.METADATA)
     record.level, record.omitted = Level(level), decision.omit_stages
     # Streams (watch, logs, exec, proxied traffic) are never kept: as in Kubernetes,
@@ -166,6 +170,8 @@ def _method(scope: Scope) -> str:
 
 
 def _sensitive(attrs: Attributes) -> bool:
+    if not attrs.resource_request:
+        return attrs.path.startswith(SENSITIVE_PATHS)
     resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
     return (attrs.api_group, resource) in SENSITIVE or (attrs.api_group, attrs.resource) == (
         "", "secrets")
