@@ -374,18 +374,20 @@ class EtcdCluster:
 @dataclass
 class Component(CorralProcess):
     """Another `corral` component process (scheduler, controllers) for ``master``,
-    started as ``corral <command> --kubeconfig <master's> <args>``."""
+    started as ``corral <command> --kubeconfig <master's, or its own> <args>``."""
 
     master: Master
     command: str
     args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     netns: str | None = None
+    kubeconfig: Path | None = None  # default: the master's admin kubeconfig
 
     @property
     def log_path(self) -> Path:
         return self.master.data_dir / f"{self.command}-{id(self)}.log"
 
     def start(self) -> Component:
-        self.spawn([self.command, "--kubeconfig", str(self.master.kubeconfig), *self.args])
+        kubeconfig = self.kubeconfig or self.master.kubeconfig
+        self.spawn([self.command, "--kubeconfig", str(kubeconfig), *self.args])
         return self

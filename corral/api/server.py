@@ -33,7 +33,14 @@ from corral.api.allocation import (
 from corral.api.app import build_app
 from corral.api.audit.policy import Policy, default_policy, load_policy
 from corral.api.audit.sink import AuditLog
-from corral.api.auth import TokenAuthenticator, User, ensure_admin_token
+from corral.api.auth import (
+    CONTROLLER_MANAGER,
+    SCHEDULER,
+    TokenAuthenticator,
+    User,
+    ensure_admin_token,
+    ensure_user_token,
+)
 from corral.api.certificates.admission import CsrAdmission
 from corral.api.certificates.signer import KUBELET_CLIENT_CN, Signer
 from corral.api.connections import ConnectionLimits, TlsWebSocketProtocol, guarded_protocol
@@ -52,12 +59,14 @@ from corral.api.handlers.token_request import TokenRequests
 from corral.api.health import Health
 from corral.api.listener import BatchListener
 from corral.api.login_tickets import LoginTickets
+from corral.api.master_service import DNS_NAMES, ensure_master_service, first_service_ip
 from corral.api.metrics import API_METRICS
 from corral.api.node_endpoints import EndpointWriterAdmission
 from corral.api.node_restriction import NodeLabelAdmission
 from corral.api.priorityclasses import priority_class_objects
 from corral.api.rbac import RbacAuthorizer
 from corral.api.rbac_cache import RbacCache, ensure_default_policy
+from corral.api.rbac_escalation import EscalationCheck
 from corral.api.registry import Registry
 from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
@@ -74,6 +83,9 @@ from corral.ui.app import Dashboard
 log = logging.getLogger("corral.api")
 
 DEFAULT_NAMESPACES = IMMORTAL_NAMESPACES
+# The in-master components, each with a credential of its own (`corral master`
+# also writes DATA_DIR/<name>.kubeconfig for running them as separate processes).
+COMPONENT_USERS = {"scheduler": SCHEDULER, "controllers": CONTROLLER_MANAGER}
 
 
 @dataclass
@@ -126,6 +138,14 @@ async def bootstrap(registry: Registry) -> None:
             await registry.create(ns, None, {"metadata": {"name": name}})
         except AlreadyExists:
             pass
+        # The namespaces the server makes have their `default` ServiceAccount from
+        # the start, whether or not a controller manager runs yet (it makes the
+        # others': corral/controllers/serviceaccounts.py).
+        try:
+            await registry.create(BY_KIND["ServiceAccount"], name,
+                                  {"metadata": {"name": "default", "namespace": name}})
+        except AlreadyExists:
+            pass
     # Borg's bands ship as PriorityClasses (monitoring, production, batch, best-effort).
     for pc in priority_class_objects():
         try:
@@ -135,7 +155,9 @@ async def bootstrap(registry: Registry) -> None:
 
 
 def _cert_hosts(cfg: ServerConfig) -> list[str]:
-    hosts = ["127.0.0.1", "::1", "localhost", socket.gethostname(), *cfg.extra_sans]
+    # Pods reach the API at the default/kubernetes Service (master_service.py).
+    hosts = ["127.0.0.1", "::1", "localhost", socket.gethostname(), *cfg.extra_sans,
+             first_service_ip(cfg.service_cidr), *DNS_NAMES]
     if cfg.host not in ("0.0.0.0", "::") and cfg.host not in hosts:
         hosts.append(cfg.host)
     return hosts
@@ -195,6 +217,7 @@ class ApiServer:
         self.app: ASGIApp | None = None  # built by open(); served by run()
         self.health: Health | None = None  # built by open(); components add their checks
         self.token = ""
+        self.component_tokens: dict[str, str] = {}  # by COMPONENT_USERS name
         self.ca_pem: bytes | None = None  # the cluster CA clients trust (None over plain HTTP)
         self._ssl: dict[str, Any] = {}
         # Who may do what: every request and every access review asks this.
@@ -231,10 +254,12 @@ class ApiServer:
         self.registry.admission += [NodeLabelAdmission(), EndpointWriterAdmission()]
         self.crds = CrdServing(self.registry)
         await bootstrap(self.registry)
+        await ensure_master_service(self.registry, cfg.service_cidr, cfg.port)
         await ensure_default_policy(self.registry)
         self._rbac = RbacCache(self.encryption)
         await self._rbac.start()
         self.authorizer.state = self._rbac.state
+        self.registry.admission.append(EscalationCheck(self.authorizer))
         await self.crds.start()
         self.app = self._build_app()
         return self.registry
@@ -271,6 +296,8 @@ class ApiServer:
         assert self.registry is not None
         cfg = self.cfg
         self.token = ensure_admin_token(cfg.data_dir)
+        self.component_tokens = {name: ensure_user_token(cfg.data_dir, user)
+                                 for name, user in COMPONENT_USERS.items()}
         ssl: dict[str, Any] = {}
         if not cfg.insecure_http:
             pki = ensure_pki(cfg.data_dir, _cert_hosts(cfg))
