@@ -158,3 +158,44 @@ def test_a_recreated_pod_returns_to_the_node_holding_its_data(fresh_master: Mast
         assert terms[-1]["preference"]["matchFields"][0]["values"] == ["sts-home"]
     starts = first.state_dir / "volumes" / "default" / "data-solo-0" / "starts"
     assert starts.read_text().split() == ["solo-0", "solo-0"]
+
+
+def test_each_pod_has_a_dns_name_under_the_headless_service(fresh_master: Master,
+                                                            agents: AgentFactory) -> None:
+    """<pod>.<service>.<ns>.svc.cluster.local answers with that pod's address, from
+    the node's DNS server the pods are given (CORRAL_DNS)."""
+    from dnslib import QTYPE, DNSRecord  # type: ignore[import-untyped]
+
+    node = agents(fresh_master, "sts-dns", node_ip="127.0.1.58")
+    named = copy.deepcopy(STS)
+    named["metadata"]["name"] = "db"
+    named["spec"].update(replicas=2, serviceName="db", podManagementPolicy="Parallel",
+                         selector={"matchLabels": {"app": "db"}})
+    named["spec"]["template"]["metadata"]["labels"] = {"app": "db"}
+    named["spec"]["template"]["spec"]["containers"][0]["command"] = [
+        "sh", "-c", 'echo "$CORRAL_DNS" > data/dns && exec sleep 300']
+    headless = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
+                "spec": {"clusterIP": "None", "selector": {"app": "db"},
+                         "ports": [{"port": 5432}]}}
+    with fresh_master.http() as api:
+        assert api.post("/api/v1/namespaces/default/services", json=headless).status_code == 201
+        assert api.post(STSS, json=named).status_code == 201
+
+        def ready_ips() -> dict[str, str] | None:
+            pods = api.get("/api/v1/namespaces/default/pods?labelSelector=app%3Ddb").json()
+            found = {p["metadata"]["name"]: status(p)["podIP"] for p in pods["items"]
+                     if ready_at(p)}
+            return found if len(found) == 2 else None
+
+        ips = wait_for(ready_ips, what="db-0 and db-1 ready")
+    server = (node.state_dir / "volumes" / "default" / "data-db-0" / "dns").read_text().strip()
+    host, _, port = server.partition(":")
+
+    def answer(name: str) -> set[str]:
+        reply = DNSRecord.parse(DNSRecord.question(name).send(host, int(port), timeout=3.0))
+        return {str(rr.rdata) for rr in reply.rr if rr.rtype == QTYPE.A}
+
+    for pod, ip in ips.items():
+        wait_for(lambda pod=pod, ip=ip: answer(f"{pod}.db.default.svc.cluster.local") == {ip},
+                 what=f"{pod}'s own DNS name")
+    assert answer("db.default.svc.cluster.local") == set(ips.values())

@@ -1,0 +1,205 @@
+"""Mesos frameworks through offers (issue 16): on a fresh master (`--mesos-listen`)
+with 4 agents, real framework processes (tests/offers_framework.py):
+
+    (a) throughput   one framework launches N × /bin/true as fast as offers allow
+                     (tasks of 0.1 cpus on agents of --agent-cpus each, so at most
+                     --parallelism at a time), against `xargs -P <parallelism>` of the
+                     same N in the same run: tasks/s and the ratio
+    (b) round trip   a framework declines every offer with refuse_seconds 0: the time
+                     from sending DECLINE to the next offer of that node (p50, p99),
+                     and the ACCEPT call's own latency from (a)
+    (c) fairness     3 frameworks (cpu-heavy, mem-heavy, balanced tasks; one task per
+                     offer, long-running) until the cluster is full: each one's
+                     dominant share, and the DRF fairness error
+                     (max − min) / max of those shares
+
+Each figure is the median of --runs runs, a fresh cluster each. Prints figures;
+never pass/fail. Goals: (a) ≥ 0.5 × xargs, (b) p99 ≤ 50 ms. Every process it
+starts is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.batch import Cluster, baseline
+from tests.cluster import free_port, wait_for
+from tests.offers_framework import FrameworkProcess
+
+TASK_CPUS = 0.1
+TASK_MEM = 32.0
+# Per-task (cpus, MiB). On 4 agents of 0.8 cpus and 4 GiB a task is 1/32 of the
+# cpus, 1/64 of the memory, 1/64 of either: DRF evens out ~65 tasks.
+FAIRNESS_SHAPES = {"cpu-heavy": (0.1, 32.0), "mem-heavy": (0.02, 256.0),
+                   "balanced": (0.05, 128.0)}
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def mesos_cluster(tmp: Path, args: argparse.Namespace) -> tuple[Cluster, str]:
+    port = free_port()
+    cluster = Cluster(tmp, args.agents, 1000, master_args=["--mesos-listen", f"127.0.0.1:{port}"],
+                      agent_args=["--cpus", str(args.agent_cpus), "--memory", "4Gi"])
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _leading(url), 60, "the mesos master leading")
+    return cluster, url
+
+
+def _leading(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/master/state", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def throughput(url: str, tmp: Path, tasks: int) -> tuple[float, list[float]]:
+    """Seconds for ``tasks`` × /bin/true, and the ACCEPT calls' latencies (ms)."""
+    fw = FrameworkProcess(url, tmp / "burst.jsonl", "burst", "--tasks", str(tasks),
+                          "--command", "/bin/true", "--cpus", str(TASK_CPUS),
+                          "--mem", str(TASK_MEM), "--exit-when-done")
+    try:
+        code = fw.wait(timeout=1800)
+    finally:
+        fw.stop()
+    done = fw.records("done")
+    if code != 0 or not done:
+        raise RuntimeError(f"burst framework failed ({code}): {fw.errors()}")
+    states = [r["state"] for r in fw.records("update")]
+    finished = states.count("TASK_FINISHED")
+    if finished != tasks:
+        print(f"  warning: {finished} of {tasks} tasks finished "
+              f"({ {s: states.count(s) for s in set(states)} })", flush=True)
+    subscribed = fw.records("subscribed")[0]["t"]
+    return done[0]["t"] - subscribed, [r["call_ms"] for r in fw.records("accepted")]
+
+
+def round_trips(url: str, tmp: Path, offers: int) -> list[float]:
+    """DECLINE sent → next offer of that node, in ms."""
+    fw = FrameworkProcess(url, tmp / "pingpong.jsonl", "pingpong", "--decline", "0")
+    try:
+        wait_for(lambda: len(fw.records("offer")) >= offers, 600, f"{offers} offers")
+    finally:
+        fw.stop()
+    last_decline: dict[str, float] = {}
+    trips: list[float] = []
+    for r in fw.records():
+        if r["event"] == "declined":
+            last_decline[r["node"]] = r["sent"]
+        elif r["event"] == "offer" and r["node"] in last_decline:
+            trips.append(1000 * (r["t"] - last_decline.pop(r["node"])))
+    return trips
+
+
+def fairness(url: str, tmp: Path, cluster_cpus: float, cluster_mem: float) -> dict[str, float]:
+    """Dominant share of each of three frameworks once the cluster is full."""
+    go = tmp / "go"
+    fws = {name: FrameworkProcess(url, tmp / f"{name}.jsonl", name, "--cpus", str(cpus),
+                                  "--mem", str(mem), "--per-offer", "1", "--go", str(go))
+           for name, (cpus, mem) in FAIRNESS_SHAPES.items()}
+    try:
+        wait_for(lambda: all(f.records("subscribed") for f in fws.values()), 60, "subscribed")
+        go.touch()
+        settled = _settled(fws)
+        wait_for(settled, 600, "the cluster full and no task started for 3 s")
+    finally:
+        for f in fws.values():
+            f.stop()
+    shares = {}
+    for name, f in fws.items():
+        cpus, mem = FAIRNESS_SHAPES[name]
+        n = len(f.running())
+        shares[name] = max(n * cpus / cluster_cpus, n * mem / cluster_mem)
+    return shares
+
+
+def _settled(fws: dict[str, FrameworkProcess]) -> Any:
+    last = {"count": -1, "since": time.monotonic()}
+
+    def check() -> bool:
+        count = sum(len(f.running()) for f in fws.values())
+        now = time.monotonic()
+        if count != last["count"]:
+            last.update(count=count, since=now)
+        return count > 0 and now - last["since"] >= 3.0
+
+    return check
+
+
+def fairness_error(shares: dict[str, float]) -> float:
+    values = list(shares.values())
+    return (max(values) - min(values)) / max(values) if max(values) else float("nan")
+
+
+def one_run(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    cluster, url = mesos_cluster(tmp, args)
+    try:
+        elapsed, accept_ms = throughput(url, tmp, args.tasks)
+        trips = round_trips(url, tmp, args.offers)
+        shares = fairness(url, tmp, args.agents * args.agent_cpus, args.agents * 4096.0)
+    finally:
+        cluster.stop()
+    xargs = baseline(args.tasks, args.parallelism)
+    return {"framework": elapsed, "xargs": xargs, "accept_ms": accept_ms, "trips": trips,
+            "shares": shares}
+
+
+def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
+    n = args.tasks
+    fw = statistics.median(n / r["framework"] for r in runs)
+    raw = statistics.median(n / r["xargs"] for r in runs)
+    ratio = statistics.median(r["xargs"] / r["framework"] for r in runs)
+    print(f"\n{n} × /bin/true on {args.agents} agents ({args.parallelism} at a time), "
+          f"median of {len(runs)}:")
+    print(f"  (a) framework   {fw:8.1f} tasks/s   ({ratio:.2f} × xargs; goal ≥ 0.5)")
+    print(f"      xargs -P    {raw:8.1f} tasks/s")
+    p50 = statistics.median(percentile(r["trips"], 50) for r in runs)
+    p99 = statistics.median(percentile(r["trips"], 99) for r in runs)
+    a50 = statistics.median(percentile(r["accept_ms"], 50) for r in runs)
+    a99 = statistics.median(percentile(r["accept_ms"], 99) for r in runs)
+    print(f"  (b) offer round trip (DECLINE → next offer): p50 {p50:.1f} ms, "
+          f"p99 {p99:.1f} ms (goal ≤ 50)")
+    print(f"      ACCEPT call: p50 {a50:.1f} ms, p99 {a99:.1f} ms")
+    errors = [fairness_error(r["shares"]) for r in runs]
+    shares = {k: statistics.median(r["shares"][k] for r in runs) for k in FAIRNESS_SHAPES}
+    print("  (c) dominant shares: " + ", ".join(f"{k} {v:.3f}" for k, v in shares.items())
+          + f"; DRF fairness error {statistics.median(errors):.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--agents", type=int, default=4)
+    parser.add_argument("--parallelism", type=int, default=32,
+                        help="tasks at once, for xargs and (through agent cpus) the framework")
+    parser.add_argument("--offers", type=int, default=400, help="offers in the round-trip run")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    args.agent_cpus = round(args.parallelism * TASK_CPUS / args.agents, 3)
+    runs = []
+    for run in range(args.runs):
+        with tempfile.TemporaryDirectory(prefix="corral-bench-offers-") as tmp:
+            result = one_run(Path(tmp), args)
+        runs.append(result)
+        print(f"  run {run + 1}: framework {result['framework']:.1f} s, xargs "
+              f"{result['xargs']:.2f} s, round trip p99 {percentile(result['trips'], 99):.1f} ms, "
+              f"fairness error {fairness_error(result['shares']):.3f}", flush=True)
+    report(args, runs)
+
+
+if __name__ == "__main__":
+    main()
