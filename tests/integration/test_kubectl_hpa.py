@@ -195,3 +195,26 @@ def test_an_hpa_owned_by_its_deployment_goes_with_it(master: Master) -> None:
         assert api.post(V2, json=owned).status_code == 201
         assert api.delete(f"{deploy}/owner").status_code == 200
         wait_for(lambda: api.get(f"{V2}/owned").status_code == 404, what="owned HPA collected")
+
+
+def test_two_hpas_on_one_set_of_pods_are_ambiguous(master: Master, kubectl: Kubectl) -> None:
+    kubectl("create", "deployment", "twice", "--image=x", "--", "sleep", "600")
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "twice"}
+    with master.http() as api:
+        wait_for(lambda: api.get("/api/v1/namespaces/default/pods",
+                                 params={"labelSelector": "app=twice"}).json()["items"],
+                 what="the deployment's pod")
+        for name in ("twice-a", "twice-b"):
+            assert api.post(V2, json=hpa(name, target)).status_code == 201
+
+        def ambiguous() -> dict[str, Any]:
+            for name in ("twice-a", "twice-b"):
+                active = condition(api.get(f"{V2}/{name}").json(), "ScalingActive")
+                if active.get("reason") == "AmbiguousSelector":
+                    return active
+            return {}
+
+        found = wait_for(ambiguous, what="an AmbiguousSelector condition")
+    assert found["status"] == "False"
+    assert found["message"] == ("pods by selector app=twice are controlled by multiple HPAs: "
+                                "[default/twice-a default/twice-b]")
