@@ -66,8 +66,8 @@ def _leading(url: str) -> bool:
         return False
 
 
-def throughput(url: str, tmp: Path, tasks: int) -> tuple[float, list[float]]:
-    """Seconds for ``tasks`` × /bin/true, and the ACCEPT calls' latencies (ms)."""
+def throughput(url: str, tmp: Path, tasks: int) -> tuple[float, dict[str, Any]]:
+    """Seconds for ``tasks`` × /bin/true, and where the time went."""
     fw = FrameworkProcess(url, tmp / "burst.jsonl", "burst", "--tasks", str(tasks),
                           "--command", "/bin/true", "--cpus", str(TASK_CPUS),
                           "--mem", str(TASK_MEM), "--exit-when-done")
@@ -84,7 +84,42 @@ def throughput(url: str, tmp: Path, tasks: int) -> tuple[float, list[float]]:
         print(f"  warning: {finished} of {tasks} tasks finished "
               f"({ {s: states.count(s) for s in set(states)} })", flush=True)
     subscribed = fw.records("subscribed")[0]["t"]
-    return done[0]["t"] - subscribed, [r["call_ms"] for r in fw.records("accepted")]
+    return done[0]["t"] - subscribed, breakdown(fw.records())
+
+
+def breakdown(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where a task's time goes, from the framework's own records (ms, medians):
+    ACCEPT's call, ACCEPT sent → RUNNING, RUNNING → FINISHED, the offer's last task
+    FINISHED → the node offered again; and the framework's time in calls."""
+    seen: dict[tuple[str, str], float] = {}
+    for r in records:
+        if r["event"] == "update":
+            seen.setdefault((r["task"], r["state"]), r["t"])
+    to_running, running_to_end, end_to_offer = [], [], []
+    offers_by_node: dict[str, list[float]] = {}
+    for r in records:
+        if r["event"] == "offer":
+            offers_by_node.setdefault(r["node"], []).append(r["t"])
+    for r in (x for x in records if x["event"] == "accepted"):
+        prefix, _, first = r["first"].rpartition("-")
+        tasks = [f"{prefix}-{int(first) + i}" for i in range(r["tasks"])]
+        ends = [seen[(t, "TASK_FINISHED")] for t in tasks if (t, "TASK_FINISHED") in seen]
+        for t in tasks:
+            if (t, "TASK_RUNNING") in seen:
+                to_running.append(seen[(t, "TASK_RUNNING")] - r["sent"])
+                if (t, "TASK_FINISHED") in seen:
+                    running_to_end.append(seen[(t, "TASK_FINISHED")] - seen[(t, "TASK_RUNNING")])
+        if ends:
+            later = [t for t in offers_by_node.get(r["node"], []) if t > max(ends)]
+            if later:
+                end_to_offer.append(min(later) - max(ends))
+    done = next(x for x in records if x["event"] == "done")
+    ms = lambda xs: 1000 * statistics.median(xs) if xs else float("nan")
+    return {"accept_ms": [r["call_ms"] for r in records if r["event"] == "accepted"],
+            "to_running": ms(to_running), "running": ms(running_to_end),
+            "end_to_offer": ms(end_to_offer),
+            "calls": {k: (n, total / 1000 / done["elapsed"])
+                      for k, (n, total) in done["calls"].items()}}
 
 
 def round_trips(url: str, tmp: Path, offers: int) -> list[float]:
@@ -147,14 +182,14 @@ def fairness_error(shares: dict[str, float]) -> float:
 def one_run(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     cluster, url = mesos_cluster(tmp, args)
     try:
-        elapsed, accept_ms = throughput(url, tmp, args.tasks)
+        elapsed, costs = throughput(url, tmp, args.tasks)
         trips = round_trips(url, tmp, args.offers)
         shares = fairness(url, tmp, args.agents * args.agent_cpus, args.agents * 4096.0)
     finally:
         cluster.stop()
     xargs = baseline(args.tasks, args.parallelism)
-    return {"framework": elapsed, "xargs": xargs, "accept_ms": accept_ms, "trips": trips,
-            "shares": shares}
+    return {"framework": elapsed, "xargs": xargs, "accept_ms": costs.pop("accept_ms"),
+            "costs": costs, "trips": trips, "shares": shares}
 
 
 def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
@@ -173,6 +208,14 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
     print(f"  (b) offer round trip (DECLINE → next offer): p50 {p50:.1f} ms, "
           f"p99 {p99:.1f} ms (goal ≤ 50)")
     print(f"      ACCEPT call: p50 {a50:.1f} ms, p99 {a99:.1f} ms")
+    costs = {k: statistics.median(r["costs"][k] for r in runs)
+             for k in ("to_running", "running", "end_to_offer")}
+    print(f"      a task's path (median ms): ACCEPT sent → RUNNING {costs['to_running']:.0f}, "
+          f"RUNNING → FINISHED {costs['running']:.0f}, offer's last FINISHED → node "
+          f"offered again {costs['end_to_offer']:.0f}")
+    calls = runs[len(runs) // 2]["costs"]["calls"]
+    print("      framework's time in calls (count, share of the run): " + ", ".join(
+        f"{k} {n} {busy:.0%}" for k, (n, busy) in sorted(calls.items())))
     errors = [fairness_error(r["shares"]) for r in runs]
     shares = {k: statistics.median(r["shares"][k] for r in runs) for k in FAIRNESS_SHAPES}
     print("  (c) dominant shares: " + ", ".join(f"{k} {v:.3f}" for k, v in shares.items())
