@@ -10,6 +10,7 @@ policy on every offer, and writes what happened as JSON lines to --out:
         --decline S                         decline every offer with refuse_seconds S
         --go FILE                           decline (refuse 0.2 s) until FILE exists
         --exit-when-done                    TEARDOWN and exit once N tasks ended
+        --max-offers N                      TEARDOWN and exit after N offers
 
     records: {"t": monotonic, "event": subscribed|offer|accepted|declined|rescind|
               update|done|error, ...}
@@ -53,6 +54,7 @@ class Policy:
         self.launched = 0
         self.ended = 0
         self.suppressed = False
+        self.offers = 0
         self.started = time.monotonic()
         self.calls: dict[str, tuple[int, float]] = {}  # kind → (count, total ms)
         self.lock = threading.Lock()
@@ -89,6 +91,7 @@ class Policy:
 
     def on_offers(self, offers: list[Obj]) -> None:
         for offer in offers:
+            self.offers += 1
             oid, node = offer["id"]["value"], offer.get("hostname", "")
             self.record("offer", offer=oid, node=node, cpus=scalar(offer, "cpus"),
                         mem=scalar(offer, "mem"))
@@ -142,6 +145,8 @@ class Policy:
             self.ended += 1
 
     def done(self) -> bool:
+        if self.args.max_offers and self.offers >= self.args.max_offers:
+            return True
         return bool(self.args.exit_when_done and self.args.tasks
                     and self.ended >= self.args.tasks)
 
@@ -189,6 +194,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--decline", type=float, default=None)
     p.add_argument("--go", default="")
     p.add_argument("--exit-when-done", action="store_true")
+    p.add_argument("--max-offers", type=int, default=0)
     return p.parse_args(argv)
 
 
