@@ -7,6 +7,7 @@ collection by ownerReference."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,25 @@ def test_kubectl_autoscale_creates_a_v1_hpa_read_as_v2(master: Master,
     described = kubectl("describe", "hpa", "auto")
     assert "resource cpu on pods  (as a percentage of request):  <unknown> / 60%" in described
     assert "no metrics returned from resource metrics API" in described
+
+
+KUBECTL_133 = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.33")
+
+
+def test_kubectl_133_autoscale_sends_v2(master: Master, kubectl: Kubectl) -> None:
+    """kubectl 1.33 POSTs a protobuf autoscaling/v2 body (1.32 sends v1)."""
+    assert KUBECTL_133.exists(), "kubectl 1.33 is installed beside the dispatcher"
+    kubectl("create", "deployment", "auto133", "--image=x", "--", "sleep", "600")
+    proc = subprocess.run([str(KUBECTL_133), "--cache-dir", str(kubectl.cache), "autoscale",
+                           "deployment", "auto133", "--max=3", "--cpu-percent=70", "-v=6"],
+                          env=kubectl.env, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert any("POST" in line and "/apis/autoscaling/v2/" in line and "201" in line
+               for line in proc.stderr.splitlines()), proc.stderr
+    with master.http() as api:
+        stored = api.get(f"{V2}/auto133").json()
+    assert stored["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
 
 
 def test_a_v1_patch_edits_the_stored_v2(master: Master, kubectl: Kubectl) -> None:
