@@ -124,12 +124,22 @@ def ready_ips(endpoints: Obj | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ips))  # one pod per address, first seen first
 
 
+def ready_hosts(endpoints: Obj | None) -> tuple[tuple[str, str], ...]:
+    """(hostname, IP) of the ready addresses that carry a hostname."""
+    if endpoints is None:
+        return ()
+    return tuple((str(a["hostname"]).lower(), str(a["ip"]))
+                 for s in endpoints.get("subsets") or [] for a in s.get("addresses") or []
+                 if a.get("hostname"))
+
+
 def dns_record(svc: Obj, endpoints: Obj | None) -> ServiceDnsRecord | None:
     spec = svc.get("spec") or {}
     if spec.get("type") == "ExternalName":
         return None  # a CNAME would be needed; not served
     return ServiceDnsRecord(namespace_of(svc), name_of(svc),
-                            spec.get("clusterIP") or None, ready_ips(endpoints))
+                            spec.get("clusterIP") or None, ready_ips(endpoints),
+                            ready_hosts(endpoints))
 
 
 def dns_host_for(node_ip: str) -> str:
@@ -218,6 +228,11 @@ class NodeServices:
             for svc in self.services.list():
                 ports.update(service_ports(svc))
             env.update(service_env(ports, namespace))
+        # Every pod learns where the API is, service links or not, as the kubelet
+        # does: KUBERNETES_SERVICE_HOST/PORT are what in-cluster clients read.
+        master = self.services.get("default", "kubernetes")
+        if master is not None:
+            env.update(service_env(service_ports(master), "default"))
         env[DNS_ENV] = self.dns_address
         path = self._write_resolv_conf(uid_of(pod), namespace)
         if path is not None:

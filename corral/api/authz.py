@@ -20,6 +20,7 @@ authenticated user may do everything) remains for tests of the seam itself.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,6 +39,11 @@ DASHBOARD = "/ui"
 # The identity of requests to a server running without authentication
 # (--insecure-http), as kube-apiserver's insecure port named it.
 UNSECURED = User("system:unsecured", "", ("system:masters", "system:authenticated"))
+
+# The user of the request being handled, for what below the middleware decides by
+# who asks (RBAC's escalation checks: rbac_escalation.py); None for the server's
+# own writes (bootstrap, default policy).
+CURRENT_USER: ContextVar[User | None] = ContextVar("current_user", default=None)
 
 _METHOD_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete",
                  "GET": "get", "HEAD": "get"}
@@ -141,7 +147,9 @@ def attributes_of(user: User, method: str, path: str, query: str = "") -> Attrib
         namespace = rest[1]  # also of the Namespace object itself, as Kubernetes has it
         if len(rest) > 2 and rest[2] not in ("status", "finalize"):
             rest = rest[2:]
-    resource, name, subresource = rest[0], (rest[1:2] or [""])[0], "/".join(rest[2:])
+    # Only the part after the name is the subresource (nodes/x/proxy/a/b is
+    # nodes/proxy), as kube-apiserver's RequestInfo has it.
+    resource, name, subresource = rest[0], (rest[1:2] or [""])[0], (rest[2:3] or [""])[0]
     verb = _resource_verb(method, bool(name), _flag(query, "watch"))
     return Attributes(user, verb, True, path, group, version, namespace, resource,
                       subresource, name)
@@ -218,10 +226,14 @@ class AuthorizationMiddleware:
             return
         attrs = request_attributes(scope)
         allowed, reason = self.authorizer.authorize(attrs)
-        if allowed:
-            await self.app(scope, receive, send)
+        if not allowed:
+            await deny(scope, send, forbidden(attrs, reason))
             return
-        await deny(scope, send, forbidden(attrs, reason))
+        token = CURRENT_USER.set(attrs.user)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            CURRENT_USER.reset(token)
 
 
 async def deny(scope: Scope, send: Send, err: APIError) -> None:

@@ -9,6 +9,8 @@ may use at all; this middleware, after it, narrows that to the node's own object
     pods, allocs (+ /status)  write or delete only those bound to it (spec.nodeName)
     secrets, configmaps       get only those a pod bound to it references
                               (env, envFrom, volumes, imagePullSecrets); never list/watch
+    serviceaccounts           get only those its pods run as; a token (TokenRequest)
+                              only bound to a pod bound to it
     its own labels            (NodeLabelAdmission, which sees the object written) never
                               set, change or remove one under node-restriction.kubernetes.io/,
                               nor one under kubernetes.io/ or k8s.io/ that is not the
@@ -66,7 +68,12 @@ class NodeRestrictionMiddleware:
                     "leases", LEASE_NAMESPACE)):
             body, receive = await _buffered(receive)
             attrs = _named_by_body(attrs, body)
-        reason = await self._refusal(node, attrs)
+        if (attrs.resource, attrs.subresource, attrs.verb) == ("serviceaccounts", "token",
+                                                               "create"):
+            body, receive = await _buffered(receive)
+            reason = await self._token_refusal(node, attrs, body)
+        else:
+            reason = await self._refusal(node, attrs)
         if reason is None:
             await self.app(scope, receive, send)
             return
@@ -82,8 +89,21 @@ class NodeRestrictionMiddleware:
             return f"node '{node}' cannot modify lease '{a.name}'"
         if a.resource in _BOUND_KINDS and a.verb in _WRITES:
             return await self._bound(node, a)
-        if a.resource in ("secrets", "configmaps"):
+        if a.resource in ("secrets", "configmaps", "serviceaccounts"):
             return await self._referenced(node, a)
+        return None
+
+    async def _token_refusal(self, node: str, a: Attributes, body: bytes) -> str | None:
+        """kube-apiserver's NodeRestriction words for a node's TokenRequest."""
+        try:
+            ref = (orjson.loads(body).get("spec") or {}).get("boundObjectRef") or {}
+        except (orjson.JSONDecodeError, AttributeError):
+            ref = {}
+        if not isinstance(ref, dict) or ref.get("kind") != "Pod":
+            return f"node '{node}' requested token not bound to a pod"
+        pod = await self.registry.find(BY_KIND["Pod"], a.namespace, str(ref.get("name") or ""))
+        if pod is None or spec(pod).get("nodeName") != node:
+            return f"node '{node}' requested token bound to a pod scheduled on a different node"
         return None
 
     async def _bound(self, node: str, a: Attributes) -> str | None:
@@ -108,8 +128,11 @@ class NodeRestrictionMiddleware:
 
 
 def references(pod: dict[str, Any], resource: str) -> set[str]:
-    """The Secrets or ConfigMaps a pod names, as the Node authorizer's graph has them."""
+    """The Secrets, ConfigMaps or ServiceAccount a pod names, as the Node
+    authorizer's graph has them."""
     s = spec(pod)
+    if resource == "serviceaccounts":
+        return {str(s.get("serviceAccountName") or s.get("serviceAccount") or "default")}
     found: set[str] = set()
     secret = resource == "secrets"
     env_key, from_key, vol_key = (("secretKeyRef", "secretRef", "secret") if secret

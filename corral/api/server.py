@@ -31,11 +31,18 @@ from corral.api.allocation import (
     ServiceAllocation,
 )
 from corral.api.app import build_app
-from corral.api.audit.policy import Policy, default_policy, load_policy
+from corral.api.audit.policy import Policy, PolicyError, default_policy, load_policy
 from corral.api.audit.sink import AuditLog
-from corral.api.auth import TokenAuthenticator, User, ensure_admin_token
+from corral.api.auth import (
+    CONTROLLER_MANAGER,
+    SCHEDULER,
+    TokenAuthenticator,
+    User,
+    ensure_admin_token,
+    ensure_user_token,
+)
 from corral.api.certificates.admission import CsrAdmission
-from corral.api.certificates.signer import Signer
+from corral.api.certificates.signer import KUBELET_CLIENT_CN, Signer
 from corral.api.connections import ConnectionLimits, TlsWebSocketProtocol, guarded_protocol
 from corral.api.crd.serving import CrdServing
 from corral.api.encryption.config import load_config
@@ -44,7 +51,7 @@ from corral.api.encryption.store import EncryptingStore
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.fencing import FencingStore
-from corral.api.handlers.node_proxy import NodeProxy
+from corral.api.handlers.node_proxy import AgentCredentials, NodeProxy
 from corral.api.handlers.proxy import ProxyHandler
 from corral.api.handlers.reviews import TokenCheck
 from corral.api.handlers.streams import StreamRelay
@@ -52,12 +59,14 @@ from corral.api.handlers.token_request import TokenRequests
 from corral.api.health import Health
 from corral.api.listener import BatchListener
 from corral.api.login_tickets import LoginTickets
+from corral.api.master_service import DNS_NAMES, ensure_master_service, first_service_ip
 from corral.api.metrics import API_METRICS
 from corral.api.node_endpoints import EndpointWriterAdmission
 from corral.api.node_restriction import NodeLabelAdmission
 from corral.api.priorityclasses import priority_class_objects
 from corral.api.rbac import RbacAuthorizer
 from corral.api.rbac_cache import RbacCache, ensure_default_policy
+from corral.api.rbac_escalation import EscalationCheck
 from corral.api.registry import Registry
 from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
@@ -74,6 +83,9 @@ from corral.ui.app import Dashboard
 log = logging.getLogger("corral.api")
 
 DEFAULT_NAMESPACES = IMMORTAL_NAMESPACES
+# The in-master components, each with a credential of its own (`corral master`
+# also writes DATA_DIR/<name>.kubeconfig for running them as separate processes).
+COMPONENT_USERS = {"scheduler": SCHEDULER, "controllers": CONTROLLER_MANAGER}
 
 
 @dataclass
@@ -126,6 +138,14 @@ async def bootstrap(registry: Registry) -> None:
             await registry.create(ns, None, {"metadata": {"name": name}})
         except AlreadyExists:
             pass
+        # The namespaces the server makes have their `default` ServiceAccount from
+        # the start, whether or not a controller manager runs yet (it makes the
+        # others': corral/controllers/serviceaccounts.py).
+        try:
+            await registry.create(BY_KIND["ServiceAccount"], name,
+                                  {"metadata": {"name": "default", "namespace": name}})
+        except AlreadyExists:
+            pass
     # Borg's bands ship as PriorityClasses (monitoring, production, batch, best-effort).
     for pc in priority_class_objects():
         try:
@@ -135,7 +155,9 @@ async def bootstrap(registry: Registry) -> None:
 
 
 def _cert_hosts(cfg: ServerConfig) -> list[str]:
-    hosts = ["127.0.0.1", "::1", "localhost", socket.gethostname(), *cfg.extra_sans]
+    # Pods reach the API at the default/kubernetes Service (master_service.py).
+    hosts = ["127.0.0.1", "::1", "localhost", socket.gethostname(), *cfg.extra_sans,
+             first_service_ip(cfg.service_cidr), *DNS_NAMES]
     if cfg.host not in ("0.0.0.0", "::") and cfg.host not in hosts:
         hosts.append(cfg.host)
     return hosts
@@ -195,6 +217,7 @@ class ApiServer:
         self.app: ASGIApp | None = None  # built by open(); served by run()
         self.health: Health | None = None  # built by open(); components add their checks
         self.token = ""
+        self.component_tokens: dict[str, str] = {}  # by COMPONENT_USERS name
         self.ca_pem: bytes | None = None  # the cluster CA clients trust (None over plain HTTP)
         self._ssl: dict[str, Any] = {}
         # Who may do what: every request and every access review asks this.
@@ -231,10 +254,12 @@ class ApiServer:
         self.registry.admission += [NodeLabelAdmission(), EndpointWriterAdmission()]
         self.crds = CrdServing(self.registry)
         await bootstrap(self.registry)
+        await ensure_master_service(self.registry, cfg.service_cidr, cfg.port)
         await ensure_default_policy(self.registry)
         self._rbac = RbacCache(self.encryption)
         await self._rbac.start()
         self.authorizer.state = self._rbac.state
+        self.registry.admission.append(EscalationCheck(self.authorizer))
         await self.crds.start()
         self.app = self._build_app()
         return self.registry
@@ -243,11 +268,19 @@ class ApiServer:
         cfg = self.cfg
         if not cfg.audit_log_path:
             return None
-        # A bad policy stops the start (PolicyError), as a bad encryption config does.
-        policy = load_policy(Path(cfg.audit_policy_file)) if cfg.audit_policy_file \
-            else default_policy()
-        self.audit = AuditLog(Path(cfg.audit_log_path), max_megabytes=cfg.audit_log_maxsize,
-                              max_backups=cfg.audit_log_maxbackup)
+        # A bad policy or a log that cannot be written stops the start (PolicyError,
+        # naming the flag), as a bad encryption config does.
+        try:
+            policy = load_policy(Path(cfg.audit_policy_file)) if cfg.audit_policy_file \
+                else default_policy()
+        except PolicyError as err:
+            raise PolicyError(f"--audit-policy-file {cfg.audit_policy_file}: {err}") from None
+        try:
+            self.audit = AuditLog(Path(cfg.audit_log_path), max_megabytes=cfg.audit_log_maxsize,
+                                  max_backups=cfg.audit_log_maxbackup)
+        except OSError as err:
+            raise PolicyError(f"--audit-log-path {cfg.audit_log_path}: {err.strerror or err}"
+                              ) from None
         self.audit.start()
         log.info("audit log path=%s policy=%s", cfg.audit_log_path,
                  cfg.audit_policy_file or "default")
@@ -270,7 +303,9 @@ class ApiServer:
     def _build_app(self) -> ASGIApp:
         assert self.registry is not None
         cfg = self.cfg
-        self.token = token = ensure_admin_token(cfg.data_dir)
+        self.token = ensure_admin_token(cfg.data_dir)
+        self.component_tokens = {name: ensure_user_token(cfg.data_dir, user)
+                                 for name, user in COMPONENT_USERS.items()}
         ssl: dict[str, Any] = {}
         if not cfg.insecure_http:
             pki = ensure_pki(cfg.data_dir, _cert_hosts(cfg))
@@ -291,14 +326,18 @@ class ApiServer:
         store = self.store
         assert store is not None
         API_METRICS.track_store_revision(lambda: float(getattr(store, "revision", 0)))
-        # Agents accept the admin token (they check it with the master).
-        self._node_proxy = NodeProxy(self.registry, token)
+        # The master calls agents with a client certificate of its own (node_proxy.py).
+        credentials = None
+        if self.signer is not None:
+            files = self.signer.ensure_client_cert("apiserver-kubelet-client", KUBELET_CLIENT_CN)
+            credentials = AgentCredentials(cfg.data_dir / "pki" / "ca.crt", files.cert, files.key)
+        self._node_proxy = NodeProxy(self.registry, credentials)
         self._proxy = ProxyHandler(self.registry)
         self._ssl = ssl
         self.health = Health(self.registry)
         return build_app(self.registry, authenticator, logs=self._node_proxy.pod_log,
                          nodes=self._node_proxy.node_proxy,
-                         streams=StreamRelay(self._node_proxy, token), proxy=self._proxy,
+                         streams=StreamRelay(self._node_proxy), proxy=self._proxy,
                          health=self.health, max_requests_inflight=cfg.max_requests_inflight,
                          ui=Dashboard(authenticator, session, LoginTickets(self.registry)),
                          session=session, store_status=store.status,

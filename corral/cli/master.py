@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine
@@ -29,12 +30,12 @@ from corral.api.server import ApiServer, ServerConfig
 from corral.cli import eventloop
 from corral.cli.limits import raise_open_files_limit
 from corral.cli.logging_setup import setup_logging
-from corral.cli.presence import announce
 from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
 from corral.client.kubeconfig import write_kubeconfig
 from corral.client.leaderelection import MASTER_LEASE_SECONDS, LeaseTiming
 from corral.client.metrics import WORKQUEUE_METRICS
+from corral.client.presence import announce
 from corral.controllers import manager
 from corral.offers import component as offers_component
 from corral.scheduler import loop as scheduler_loop
@@ -200,16 +201,22 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
         for registry in component_registries(name):
             API_METRICS.include(registry)
     transport = AsgiTransport(server.app)
-    async with Client(server.cfg.url, server.token, transport=transport) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        # The master's own presence writes as the admin; each component as itself.
+        client = await stack.enter_async_context(
+            Client(server.cfg.url, server.token, transport=transport))
+        own = {name: await stack.enter_async_context(Client(
+            server.cfg.url, server.component_tokens.get(name) or server.token,
+            transport=transport)) for name in names}
         runs: list[asyncio.Task[None]] = []
-        if not server.cfg.resolved_store_url.startswith("sqlite"):
-            # Masters that may have peers say they are alive (`corral status`); one on
-            # SQLite is alone by construction, and writes nothing it need not.
-            runs.append(asyncio.create_task(announce(client, server.cfg.url, stop),
-                                            name="presence"))
+        # Every master says it is alive: `corral status` lists the masters, and the
+        # Endpoints of default/kubernetes (where pods find the API) are made from it.
+        runs.append(asyncio.create_task(announce(client, server.cfg.url, stop),
+                                        name="presence"))
         for name in names:
             log.info("component starting name=%s", name)
-            runs.append(asyncio.create_task(IN_PROCESS[name](client, stop, timing), name=name))
+            runs.append(asyncio.create_task(IN_PROCESS[name](own[name], stop, timing),
+                                            name=name))
         if mesos is not None:
             runs.append(asyncio.create_task(
                 offers_component.run_in_master(client, stop, timing, mesos), name="mesos"))
@@ -228,6 +235,10 @@ async def run_master(cfg: ServerConfig, components: list[str],
     await server.open()
     write_kubeconfig(cfg.kubeconfig_path, cfg.kubeconfig_server or cfg.url, server.ca_pem,
                      server.token)
+    for name, token in server.component_tokens.items():
+        # What `corral scheduler|controllers --kubeconfig` use: their own identity.
+        write_kubeconfig(cfg.data_dir / f"{name}.kubeconfig", cfg.kubeconfig_server or cfg.url,
+                         server.ca_pem, token)
     assert server.health is not None
     for name in components:
         server.health.leader(*LEADER_LEASES[name])
@@ -262,7 +273,7 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         raise SystemExit(f"--encryption-provider-config: {err}") from None
     except PolicyError as err:
-        raise SystemExit(f"--audit-policy-file: {err}") from None
+        raise SystemExit(f"audit log: {err}") from None
     return 0
 
 

@@ -43,9 +43,9 @@ from corral.api.encryption.files import (
     write_document,
 )
 from corral.api.errors import APIError, Conflict, NotFound
-from corral.cli.presence import DURATION_SECONDS, NAMESPACE, ROLE_LABEL, URL_ANNOTATION
 from corral.client.http import Client, ServerUnreachable
 from corral.client.kubeconfig import ClusterConfig, load_kubeconfig
+from corral.client.presence import DURATION_SECONDS, NAMESPACE, ROLE_LABEL, URL_ANNOTATION
 from corral.objects import meta, parse_time, spec
 
 _LOADED = re.compile(

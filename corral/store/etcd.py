@@ -44,6 +44,7 @@ from corral.store.errors import (
 )
 from corral.store.etcd_rpc import EtcdRpc, Message, Method, parse_endpoints
 from corral.store.etcd_watch import EtcdWatcher, Follower, KeyRange, to_kv
+from corral.store.history import DEFAULT_MAX_AGE, HistoryWindow
 from corral.store.sqlite_watch import Watcher
 
 log = logging.getLogger(__name__)
@@ -132,10 +133,11 @@ class EtcdStore:
     """Open with ``await EtcdStore.open("h1:2379,h2:2379")``; ``close()`` when done."""
 
     def __init__(self, rpc_: EtcdRpc, *, root: str, history: int, compact_interval: float,
-                 watch_buffer: int) -> None:
+                 watch_buffer: int, history_seconds: float = DEFAULT_MAX_AGE) -> None:
         self._rpc = rpc_
         self.root = root
         self._history = history
+        self._window = HistoryWindow(history, history_seconds)  # store/history.py
         self._compact_interval = compact_interval
         self._watch_buffer = watch_buffer
         self._known = 0  # highest revision any answer carried
@@ -148,11 +150,12 @@ class EtcdStore:
     @classmethod
     async def open(cls, endpoints: str, *, root: str = "", timeout: float = DEFAULT_TIMEOUT,
                    history: int = 10000, compact_interval: float = 300.0,
-                   watch_buffer: int = DEFAULT_WATCH_BUFFER) -> EtcdStore:
+                   watch_buffer: int = DEFAULT_WATCH_BUFFER,
+                   history_seconds: float = DEFAULT_MAX_AGE) -> EtcdStore:
         """Connect and check etcd answers (StoreUnavailable if not within ``timeout``)."""
         store = cls(EtcdRpc(parse_endpoints(endpoints), timeout=timeout), root=root,
                     history=history, compact_interval=compact_interval,
-                    watch_buffer=watch_buffer)
+                    watch_buffer=watch_buffer, history_seconds=history_seconds)
         try:
             revision = await store.current_revision()
             store._follower = Follower(store._rpc, store._range(""), revision)
@@ -387,12 +390,13 @@ class EtcdStore:
         log.info("store compacted revision=%d", revision)
 
     async def _compact_forever(self) -> None:
-        """Every compact_interval: keep the last ``history`` revisions. Several
-        masters each run this; compacting what another compacted is a no-op."""
+        """Every compact_interval: keep the last ``history`` revisions, none older
+        than ``history_seconds`` (history.py). Several masters each run this;
+        compacting what another compacted is a no-op."""
         while True:
             await asyncio.sleep(self._compact_interval)
             try:
-                target = await self.current_revision() - self._history
+                target = self._window.target(await self.current_revision())
                 if target > self._compacted:
                     await self.compact(target)
             except Exception:

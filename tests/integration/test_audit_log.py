@@ -92,6 +92,16 @@ def test_a_denied_request_is_recorded_with_user_verb_resource_and_code(
     assert ev["userAgent"].startswith("kubectl/") and ev["sourceIPs"] == ["127.0.0.1"]
     assert ev["level"] == "Metadata" and "requestObject" not in ev
     assert ev["stageTimestamp"] >= ev["requestReceivedTimestamp"]  # RFC 3339, same zone
+    # A refused exec (a websocket upgrade, authorized as create) is recorded too:
+    # jane may read the pod (kubectl reads it first), not exec into it.
+    kubectl("create", "role", "pod-reader", "--verb=get", "--resource=pods")
+    kubectl("create", "rolebinding", "jane-reads", "--role=pod-reader", "--user=jane")
+    kubectl("run", "idle", "--image=none", "--restart=Never", "--", "sleep", "60")
+    out = kubectl.run("--token", token, "exec", "idle", "-n", "default", "--", "true")
+    assert out.returncode != 0
+    refused = wait_for(lambda: find(log, user__username="jane", objectRef__subresource="exec"),
+                       what="the refused exec in the audit log")
+    assert refused["verb"] == "create" and refused["responseStatus"]["code"] == 403
     # A bad token: 401, recorded without a user.
     kubectl.run("--token", "not-a-token", "get", "pods")
     unauthorized = wait_for(lambda: find(log, responseStatus__code=401),
@@ -101,7 +111,7 @@ def test_a_denied_request_is_recorded_with_user_verb_resource_and_code(
 
 def test_levels_of_the_policy_and_secret_values_kept_out(
         audited: tuple[Master, Path], kubectl: Kubectl) -> None:
-    _, log = audited
+    master, log = audited
     kubectl("create", "secret", "generic", "db", "--from-literal=pw=SECRET-VALUE-31a")
     kubectl("create", "configmap", "cm", "--from-literal=a=CM-VALUE-77b")
     kubectl("create", "namespace", "quiet")
@@ -121,6 +131,13 @@ def test_levels_of_the_policy_and_secret_values_kept_out(
     assert wait_for(lambda: find(log, verb="create", objectRef__resource="namespaces",
                                  objectRef__name="quiet"), what="the namespace's create")
     assert find(log, objectRef__namespace="quiet", objectRef__resource="configmaps") is None
+    # A watch is a stream: logged (when it ends) without a responseObject.
+    with master.http() as http:
+        http.get("/api/v1/namespaces/default/configmaps",
+                 params={"watch": "true", "timeoutSeconds": "1"})
+    watched = wait_for(lambda: find(log, verb="watch", objectRef__resource="configmaps"),
+                       what="the watch's event")
+    assert watched["level"] == "RequestResponse" and "responseObject" not in watched
 
 
 def test_impersonation_records_both_users(audited: tuple[Master, Path], kubectl: Kubectl) -> None:

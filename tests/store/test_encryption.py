@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+import uuid
 
 import pytest
 
 from corral.api.encryption.config import EncryptionConfig, parse_config
 from corral.api.encryption.store import EncryptingStore, KeyUnavailable
+from corral.api.metrics import API_METRICS
 from corral.store.base import EventType, Store
+from corral.store.errors import Compacted
+from corral.store.etcd import EtcdStore
 from corral.store.sqlite import SqliteStore
+from tests.cluster import EtcdCluster
+from tests.poll import eventually
 
 KEY = "/registry/core/secrets/default/db"
 PLAIN = b'{"data":{"password":"aHVudGVyMg=="},"kind":"Secret"}'
@@ -96,12 +102,20 @@ async def test_identity_data_reads_after_encryption_is_turned_on(store: Store) -
     assert raw is not None and MARK not in raw.value
 
 
+def failed_reads() -> float:
+    return API_METRICS.registry.get_sample_value(
+        "apiserver_storage_transformation_operations_total",
+        {"transformation_type": "from_storage", "transformer_prefix": "unknown",
+         "status": "Failed"}) or 0.0
+
+
 async def test_a_missing_key_is_a_clear_503_naming_the_key(store: Store) -> None:
     await EncryptingStore(store, config(SECRETBOX)).create(KEY, PLAIN)
     without = EncryptingStore(store, config(AESGCM, IDENTITY))
+    before = failed_reads()
     with pytest.raises(KeyUnavailable, match="written with key 'key1' of secretbox") as err:
         await without.get(KEY)
-    assert err.value.code == 503
+    assert err.value.code == 503 and failed_reads() == before + 1  # counted, as Kubernetes
     with pytest.raises(KeyUnavailable):
         await without.list("/registry/core/secrets/")
     # Same name, different secret: the value does not open, and says so.
@@ -147,3 +161,56 @@ async def test_sqlite_file_holds_no_secret_in_clear(tmp_path: object) -> None:
     for name in ("state.db", "state.db-wal"):
         if (path.parent / name).exists():
             assert MARK not in (path.parent / name).read_bytes()
+
+
+async def test_sqlite_compacts_an_overwritten_secret_away_within_the_age(
+        tmp_path: object) -> None:
+    from pathlib import Path
+    path = Path(str(tmp_path)) / "state.db"
+    inner = await SqliteStore.open(path, compact_interval=0.05, history_seconds=0.3)
+    enc = EncryptingStore(inner, config(SECRETBOX))
+    try:
+        rev = await enc.create(KEY, PLAIN)
+        first = await inner.get(KEY)
+        assert first is not None
+        await enc.update(KEY, b'{"v":2}', rev)
+
+        def old_rows() -> int:
+            db = sqlite3.connect(path)
+            try:
+                return int(db.execute("SELECT COUNT(*) FROM log WHERE value = ? OR old_value = ?",
+                                      (first.value, first.value)).fetchone()[0])
+            finally:
+                db.close()
+
+        assert old_rows() > 0  # the history held it, sealed
+        await eventually(lambda: old_rows() == 0, what="the old value compacted away")
+        got = await enc.get(KEY)
+        assert got is not None and got.value == b'{"v":2}'
+        with pytest.raises(Compacted):
+            await inner.list(KEY, revision=rev)
+    finally:
+        await enc.close()
+
+
+async def test_etcd_compacts_an_overwritten_secret_away_within_the_age(
+        etcd: EtcdCluster) -> None:
+    inner = await EtcdStore.open(etcd.local.endpoints, root=f"/t-{uuid.uuid4().hex[:8]}",
+                                 compact_interval=0.05, history_seconds=0.3)
+    enc = EncryptingStore(inner, config(SECRETBOX))
+    try:
+        rev = await enc.create(KEY, PLAIN)
+        await enc.update(KEY, b'{"v":2}', rev)
+
+        async def gone() -> bool:
+            try:
+                await inner.list(KEY, revision=rev)
+            except Compacted:
+                return True
+            return False
+
+        await eventually(gone, what="the old revision compacted away")
+        got = await enc.get(KEY)
+        assert got is not None and got.value == b'{"v":2}'
+    finally:
+        await enc.close()

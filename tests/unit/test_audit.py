@@ -4,11 +4,15 @@ file is told, the rotating file, and what a full queue does."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+from starlette.types import Receive, Scope, Send
 
+from corral.api.audit.middleware import AuditMiddleware, AuditUser
 from corral.api.audit.policy import Level, PolicyError, default_policy, parse_policy
 from corral.api.audit.sink import AuditLog, RotatingFile
 from corral.api.auth import User
@@ -135,3 +139,56 @@ async def test_close_writes_everything_queued(tmp_path: Path) -> None:
     await asyncio.gather(*(sink.emit({"n": i}) for i in range(2500)))
     await sink.close()
     assert len((tmp_path / "audit.log").read_bytes().splitlines()) == 2500
+
+
+EVERYTHING = parse_policy(HEAD + b"rules: [{level: RequestResponse}]\n")
+
+
+async def _through_audit(tmp_path: Path, method: str, path: str, body: bytes,
+                         user: User) -> dict[str, Any]:
+    """One request through the audit middleware around an app that reads the body
+    and answers JSON (the seam: any ASGI app below it); the Event it wrote."""
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"token": "t0ps3cret"}'})
+
+    async def authenticated(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["user"] = user
+        await AuditUser(app, EVERYTHING)(scope, receive, send)
+
+    sink = AuditLog(tmp_path / "audit.log")
+    sink.start()
+    scope = {"type": "http", "method": method, "path": path, "query_string": b"",
+             "headers": [(b"content-type", b"application/json")], "client": ("127.0.0.9", 1)}
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await AuditMiddleware(authenticated, EVERYTHING, sink)(scope, receive, send)
+    await sink.close()
+    assert (b"audit-id", orjson.loads((tmp_path / "audit.log").read_bytes())["auditID"].encode()
+            ) in sent[0]["headers"]
+    return dict(orjson.loads((tmp_path / "audit.log").read_bytes()))
+
+
+async def test_credentials_are_capped_at_metadata_whatever_the_policy(tmp_path: Path) -> None:
+    login = await _through_audit(tmp_path / "a", "POST", "/ui/login", b'{"token": "t0ps3cret"}',
+                                 JANE)
+    assert login["level"] == "Metadata" and "t0ps3cret" not in json.dumps(login)
+    secret = await _through_audit(tmp_path / "b", "POST", "/api/v1/namespaces/x/secrets",
+                                  b'{"data": {"pw": "dDBwczNjcmV0"}}', JANE)
+    assert secret["level"] == "Metadata" and "dDBwczNjcmV0" not in json.dumps(secret)
+    cm = await _through_audit(tmp_path / "c", "POST", "/api/v1/namespaces/x/configmaps",
+                              b'{"data": {"k": "v"}}', JANE)
+    assert cm["level"] == "RequestResponse" and cm["requestObject"] == {"data": {"k": "v"}}
+    assert cm["responseObject"] == {"token": "t0ps3cret"} and cm["sourceIPs"] == ["127.0.0.9"]
+    assert cm["user"] == {"username": "jane", "uid": "jane",
+                          "groups": ["dev", "system:authenticated"]}

@@ -85,6 +85,10 @@ class ContainerLaunch:
     # The user the command runs as (pod_security.py resolves it); None: the
     # shim's own (the agent's) user, untouched.
     run_as: RunAs | None = None
+    # (directory on the node, path the container sees it at), read-only, in a
+    # mount namespace of the container's own (runtime/mounts.py): the
+    # ServiceAccount token at /var/run/secrets/kubernetes.io/serviceaccount.
+    binds: tuple[tuple[str, str], ...] = ()
 
     @property
     def container_id(self) -> str:
@@ -100,6 +104,7 @@ class ContainerLaunch:
         if run_as is not None:
             run_as = RunAs(int(run_as["uid"]), int(run_as["gid"]),
                            tuple(int(g) for g in run_as.get("groups") or ()))
+        data["binds"] = tuple((str(s), str(t)) for s, t in data.get("binds") or [])
         return cls(**data, run_as=run_as)
 
 

@@ -58,6 +58,7 @@ from corral.agent.runtime.base import (
 )
 from corral.agent.runtime.cgroups import ContainerCgroup, Limits, apply_rlimits
 from corral.agent.runtime.logs import MAX_LINE, LogWriter, log_path
+from corral.agent.runtime.mounts import MountError, private_binds
 from corral.agent.runtime.stdio import ContainerStdio
 
 SHIM_MODULE = "corral.agent.runtime.shim"
@@ -172,6 +173,8 @@ class StateDir:
 def start_error_message(exc: BaseException, launch: ContainerLaunch) -> str:
     """A message in the spirit of the container runtimes' (runc's) exec errors."""
     program = launch.command[0] if launch.command else ""
+    if isinstance(exc, MountError):
+        return f"mount: {exc.strerror}"
     if isinstance(exc, OSError) and exc.filename is None and launch.run_as is not None:
         # Popen reports a failure between fork and exec without a file name:
         # with a user to become, that is setgroups/setgid/setuid.
@@ -297,6 +300,7 @@ class Shim:
             if not self.launch.command:
                 raise ValueError("no command given")
             Path(self.launch.working_dir).mkdir(parents=True, exist_ok=True)
+            private_binds(self.launch.binds)  # the shim's own namespace; the child's too
             popen = self._popen()
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             state = self._base_state()

@@ -16,7 +16,8 @@ line per request, with requestReceivedTimestamp and stageTimestamp (its latency)
 a watch is written when it ends.
 
 Secrets' values never reach the log: requests on secrets, serviceaccounts/token
-and tokenreviews are logged at Metadata at most, whatever the policy says.
+and tokenreviews, and the dashboard's /ui/ (its login takes a bearer token), are
+logged at Metadata at most, whatever the policy says.
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ BODY_LIMIT = 1024 * 1024  # bodies larger than this are left out of the event
 # (group, resource) whose bodies carry credentials: Metadata at most.
 SENSITIVE = frozenset({("", "secrets"), ("", "serviceaccounts/token"),
                        ("authentication.k8s.io", "tokenreviews")})
+# Non-resource paths whose bodies carry credentials: the dashboard's login (a
+# bearer token) and its one-time links.
+SENSITIVE_PATHS = ("/ui/",)
 NO_USER = User("")
+STREAMS = frozenset({"log", "exec", "attach", "portforward", "proxy"})
 
 
 @dataclass
@@ -57,6 +62,7 @@ class Record:
     response_body: list[bytes] = field(default_factory=list)
     response_json: bool = False
     creates: bool = False  # a POST: the created object's name comes from the response
+    keeps_response: bool = False  # RequestResponse, and not a stream
 
 
 class AuditMiddleware:
@@ -90,9 +96,13 @@ def decide(policy: Policy, record: Record, attrs: Attributes) -> None:
     """The request's level (capped for credentials) and omitted stages."""
     decision = policy.decide(attrs)
     level = decision.level
-    if attrs.resource_request and _sensitive(attrs):
+    if _sensitive(attrs):
         level = min(level, Level.METADATA)
     record.level, record.omitted = Level(level), decision.omit_stages
+    # Streams (watch, logs, exec, proxied traffic) are never kept: as in Kubernetes,
+    # their events carry no responseObject, and a long watch would pile up.
+    record.keeps_response = record.level is Level.REQUEST_RESPONSE and (
+        attrs.verb != "watch" and attrs.subresource not in STREAMS)
 
 
 class AuditUser:
@@ -137,12 +147,14 @@ def _observe(record: Record, message: Message) -> None:
         # An error's Status is read at every level (its reason and message are
         # Metadata), so is a created object (its name is); others at RequestResponse.
         if record.response_json and (record.code >= 400 or record.creates
-                                     or record.level is Level.REQUEST_RESPONSE):
+                                     or record.keeps_response):
             _keep(record.response_body, message.get("body", b""))
     elif kind == "websocket.accept":
         record.code = 101
     elif kind == "websocket.close" and not record.code:
-        record.code = 403  # refused before the upgrade was accepted
+        # refused before the upgrade was accepted: by authentication (no user
+        # yet) or after it (authorization, admission)
+        record.code = 403 if record.user is not None else 401
     elif kind == "websocket.http.response.start":
         record.code = int(message["status"])
 
@@ -160,6 +172,8 @@ def _method(scope: Scope) -> str:
 
 
 def _sensitive(attrs: Attributes) -> bool:
+    if not attrs.resource_request:
+        return attrs.path.startswith(SENSITIVE_PATHS)
     resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
     return (attrs.api_group, resource) in SENSITIVE or (attrs.api_group, attrs.resource) == (
         "", "secrets")
@@ -190,7 +204,7 @@ def event(record: Record, scope: Scope) -> dict[str, Any]:
     body = _decoded(record.request_body, scope) if record.level >= Level.REQUEST else None
     if body is not None:
         ev["requestObject"] = body
-    if record.level is Level.REQUEST_RESPONSE and (
+    if record.keeps_response and (
             body := _json(record.response_body)) is not None:
         ev["responseObject"] = body
     ev["requestReceivedTimestamp"] = rfc3339_micro(record.received)

@@ -13,6 +13,7 @@ under the governing headless Service).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from datetime import UTC, datetime
@@ -32,6 +33,13 @@ from corral.controllers.informers import NAMESPACE, OWNER_UID, SharedInformers
 from corral.controllers.owners import claim
 from corral.controllers.pods import pod_from_template, seconds_until_available
 from corral.controllers.replicaset import delete_pods
+from corral.controllers.statefulset.locality import (
+    annotation_patch,
+    has_claims,
+    observed,
+    prefer_node,
+    recorded,
+)
 from corral.controllers.statefulset.plan import (
     POD_INDEX_LABEL,
     POD_NAME_LABEL,
@@ -83,23 +91,29 @@ class StatefulSetController(Controller):
         if current not in known:
             current = name_of(update)
         settings = settings_of(sts, current, name_of(update))
+        nodes = observed(sts, owned)
         if self.expectations.satisfied(key):
             todo = plan(by_ordinal, settings)
             await self._delete(key, sts, todo.delete)
             for ordinal, revision in todo.create:
-                await self._create(key, sts, ordinal, revision, known, name_of(update))
+                await self._create(key, sts, ordinal, revision, known, name_of(update),
+                                   nodes)
         now = datetime.now(UTC)
         new_status = stateful_status(sts, owned, settings, now)
         await truncate_history(self.client, sts, revisions, {
             revision_of(p) for p in owned} | {new_status["currentRevision"], name_of(update)})
         await self._write_status(key, sts, new_status)
+        if nodes != recorded(sts):
+            with contextlib.suppress(NotFound):
+                await self.client.patch("StatefulSet", name_of(sts), annotation_patch(nodes),
+                                        namespace_of(sts))
         min_ready = int(spec(sts).get("minReadySeconds") or 0)
         waits = [w for p in owned if (w := seconds_until_available(p, min_ready, now))]
         if waits:
             self.requeue_after(key, min(waits) + 0.05)
 
     async def _create(self, key: str, sts: Obj, ordinal: int, revision: str,
-                      known: dict[str, Obj], update: str) -> None:
+                      known: dict[str, Obj], update: str, nodes: dict[str, str]) -> None:
         template = spec(sts).get("template") or {} if revision == update else \
             revision_template(known[revision])
         name = f"{name_of(sts)}-{ordinal}"
@@ -107,6 +121,8 @@ class StatefulSetController(Controller):
             REVISION_HASH: revision, POD_NAME_LABEL: name, POD_INDEX_LABEL: str(ordinal)})
         pod["spec"]["hostname"] = name
         pod["spec"]["volumes"] = claim_volumes(sts, name, pod["spec"].get("volumes") or [])
+        if has_claims(sts) and name in nodes:
+            prefer_node(pod, nodes[name])  # where its claims' directories are
         if spec(sts).get("serviceName"):
             pod["spec"]["subdomain"] = spec(sts)["serviceName"]
         self.expectations.expect_creations(key, 1)

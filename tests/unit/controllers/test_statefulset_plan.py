@@ -6,11 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from corral.controllers.history import REVISION_HASH
+from corral.controllers.statefulset import locality
 from corral.controllers.statefulset.plan import (
     Settings,
     ordinal_of,
     plan,
+    settings_of,
     stateful_status,
 )
 
@@ -102,3 +106,61 @@ def test_claim_templates_become_per_ordinal_claim_volumes() -> None:
                                            {"name": "tmp", "emptyDir": {}}])
     assert volumes == [{"name": "tmp", "emptyDir": {}}, {"name": "data", "persistentVolumeClaim": {
         "claimName": "data-web-2"}}]
+
+
+# ---- locality: a re-created pod prefers the node holding its claims ---------------
+
+def _sts_with_claims(annotation: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "web", "namespace": "default"}
+    if annotation is not None:
+        meta["annotations"] = {locality.CLAIM_NODES: annotation}
+    return {"metadata": meta, "spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"}}]}}
+
+
+def test_bound_pods_update_the_record_and_gone_ones_stay_in_it() -> None:
+    sts = _sts_with_claims('{"web-0": "node-a", "web-1": "node-b"}')
+    pods = [{"metadata": {"name": "web-1"}, "spec": {"nodeName": "node-c"}},
+            {"metadata": {"name": "web-2"}, "spec": {}}]  # not bound yet
+    assert locality.observed(sts, pods) == {"web-0": "node-a", "web-1": "node-c"}
+    assert locality.recorded(_sts_with_claims("not json")) == {}
+    no_claims = {"metadata": {"name": "web"}, "spec": {}}
+    assert locality.observed(no_claims, pods) == {}
+
+
+def test_the_preference_joins_the_template_affinity() -> None:
+    pod: dict[str, Any] = {"spec": {"affinity": {"nodeAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 1, "preference": {"matchExpressions": [
+                {"key": "disk", "operator": "In", "values": ["ssd"]}]}}]}}}}
+    template_terms = pod["spec"]["affinity"]["nodeAffinity"][locality.PREFERRED]
+    locality.prefer_node(pod, "node-a")
+    terms = pod["spec"]["affinity"]["nodeAffinity"][locality.PREFERRED]
+    assert [t["weight"] for t in terms] == [1, 100]
+    assert terms[1]["preference"] == {"matchFields": [
+        {"key": "metadata.name", "operator": "In", "values": ["node-a"]}]}
+    assert len(template_terms) == 1  # what the pod was built from is not changed
+
+
+def test_max_unavailable_updates_several_at_once() -> None:
+    old = {i: pod(i, revision="web-old") for i in range(5)}
+    wide = Settings(5, False, False, 0, "web-old", "web-new", max_unavailable=2)
+    assert names(plan(old, wide).delete) == ["web-4", "web-3"]
+    old[4] = pod(4, ready=False)  # back at the new revision, not ready yet:
+    assert plan(old, wide).delete == []  # OrderedReady waits for it, as Kubernetes does
+    wide = Settings(5, True, False, 0, "web-old", "web-new", max_unavailable=2)
+    # Parallel: one slot is taken by web-4, one is left
+    assert names(plan(old, wide).delete) == ["web-3"]
+    old[0] = pod(0, ready=False, revision="web-old")  # unhealthy below: no slot left
+    assert plan(old, wide).delete == []
+    partitioned = Settings(5, False, False, 3, "web-old", "web-new", max_unavailable=3)
+    fresh = {i: pod(i, revision="web-old") for i in range(5)}
+    assert names(plan(fresh, partitioned).delete) == ["web-4", "web-3"]
+
+
+@pytest.mark.parametrize(("value", "replicas", "expected"), [
+    (None, 4, 1), (3, 4, 3), ("50%", 5, 2), ("10%", 5, 1), ("100%", 4, 4)])
+def test_max_unavailable_of_the_spec(value: Any, replicas: int, expected: int) -> None:
+    rolling = {} if value is None else {"maxUnavailable": value}
+    sts = {"spec": {"replicas": replicas, "updateStrategy": {"type": "RollingUpdate",
+                                                             "rollingUpdate": rolling}}}
+    assert settings_of(sts, "a", "b").max_unavailable == expected
