@@ -48,11 +48,17 @@ SHIM = "corral.agent.runtime.shim"  # the fallback shim's module: one interprete
 PODS_PATH = f"/api/v1/namespaces/{NAMESPACE}/pods"
 
 
+# --no-token: pods without a ServiceAccount token (no TokenRequest, no mount
+# namespace), to see what the token costs a pod's start.
+AUTOMOUNT = {"value": True}
+
+
 def _pod(i: int, node: str) -> bytes:
     return json.dumps({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": f"start-{i}", "labels": {"bench": "startup"}},
         "spec": {"nodeName": node, "restartPolicy": "Never",
+                 "automountServiceAccountToken": AUTOMOUNT["value"],
                  "terminationGracePeriodSeconds": 1,
                  "containers": [{"name": "c", "image": "none",
                                  "command": ["sleep", "600"]}]}}).encode()
@@ -183,7 +189,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0,
                         help="pods/s of the paced phase")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-token", action="store_true",
+                        help="pods with automountServiceAccountToken: false")
     args = parser.parse_args()
+    AUTOMOUNT["value"] = not args.no_token
     burst: list[dict[str, float]] = []
     paced: list[dict[str, float]] = []
     raw: list[float] = []
