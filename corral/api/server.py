@@ -31,7 +31,7 @@ from corral.api.allocation import (
     ServiceAllocation,
 )
 from corral.api.app import build_app
-from corral.api.audit.policy import Policy, default_policy, load_policy
+from corral.api.audit.policy import Policy, PolicyError, default_policy, load_policy
 from corral.api.audit.sink import AuditLog
 from corral.api.auth import (
     CONTROLLER_MANAGER,
@@ -268,11 +268,19 @@ class ApiServer:
         cfg = self.cfg
         if not cfg.audit_log_path:
             return None
-        # A bad policy stops the start (PolicyError), as a bad encryption config does.
-        policy = load_policy(Path(cfg.audit_policy_file)) if cfg.audit_policy_file \
-            else default_policy()
-        self.audit = AuditLog(Path(cfg.audit_log_path), max_megabytes=cfg.audit_log_maxsize,
-                              max_backups=cfg.audit_log_maxbackup)
+        # A bad policy or a log that cannot be written stops the start (PolicyError,
+        # naming the flag), as a bad encryption config does.
+        try:
+            policy = load_policy(Path(cfg.audit_policy_file)) if cfg.audit_policy_file \
+                else default_policy()
+        except PolicyError as err:
+            raise PolicyError(f"--audit-policy-file {cfg.audit_policy_file}: {err}") from None
+        try:
+            self.audit = AuditLog(Path(cfg.audit_log_path), max_megabytes=cfg.audit_log_maxsize,
+                                  max_backups=cfg.audit_log_maxbackup)
+        except OSError as err:
+            raise PolicyError(f"--audit-log-path {cfg.audit_log_path}: {err.strerror or err}"
+                              ) from None
         self.audit.start()
         log.info("audit log path=%s policy=%s", cfg.audit_log_path,
                  cfg.audit_policy_file or "default")
