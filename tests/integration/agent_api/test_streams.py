@@ -49,7 +49,9 @@ def shell(master: Master, node: Agent, tmp_path_factory: pytest.TempPathFactory)
     work = tmp_path_factory.mktemp("shell-work")
     with master.http() as http:
         allow_privileged(http)  # a workingDir on the node is refused by baseline
+        # Root: its working dir is the test's own (0700 root), written to by cp.
         create_pod(http, make_pod("shell", node.name, ["sleep", "600"], workingDir=str(work),
+                                  securityContext={"runAsUser": 0},
                                   env=[{"name": "GREETING", "value": "hello there"}]))
         wait_pod(http, "shell", lambda p: phase(p) == "Running")
     return work
