@@ -25,9 +25,6 @@ STS = {
     "spec": {"replicas": 3, "serviceName": "web", "selector": {"matchLabels": {"app": "web"}},
              "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
                  "terminationGracePeriodSeconds": 1,
-                 # Root: the claim's directory is under the agent's state dir, inside
-                 # the test's 0700 temp dir, which the node's pod user cannot enter.
-                 "securityContext": {"runAsUser": 0},
                  "containers": [{"name": "c", "image": "x", "command": [
                      "sh", "-c", 'echo "$HOSTNAME" >> data/starts && exec sleep 300'],
                                  "volumeMounts": [{"name": "data", "mountPath": "/data"}],

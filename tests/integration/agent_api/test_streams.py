@@ -186,7 +186,8 @@ def test_attach_to_a_terminal(master: Master, node: Agent, kubectl: Kubectl) -> 
     lines = out.stdout.replace("\r", "").splitlines()
     assert "sum-42" in lines and "40 100" in lines
     assert any(line.startswith("/dev/pts/") for line in lines)
-    assert "# echo sum-$((6*7)); stty size; tty" in lines  # the prompt, then the echo
+    # The prompt (sh's for a user other than root: pods run as corral-pod), then the echo.
+    assert "$ echo sum-$((6*7)); stty size; tty" in lines
 
 
 def test_run_interactive_with_stdin_once(kubectl: Kubectl, node: Agent) -> None:
