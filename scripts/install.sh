@@ -45,3 +45,19 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[test]"
   touch "$stamp"
 fi
+# pymesos, a real Mesos framework library, for the offers tests. It needs
+# http-parser, whose C extension no longer builds: pymesos goes in without its
+# dependencies (six and addict are in the test extras) and http-parser as its
+# pure-Python modules only (its http.py falls back to pyparser.py by itself).
+if ! .venv/bin/python -c 'import pymesos, http_parser.http' 2>/dev/null; then
+  .venv/bin/python -m pip install -q --no-deps "pymesos==0.3.15"
+  tmp=$(mktemp -d)
+  .venv/bin/python -m pip download -q --no-deps --no-binary :all: "http-parser==0.9.0" -d "$tmp"
+  tar xzf "$tmp"/http-parser-0.9.0.tar.gz -C "$tmp"
+  site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  mkdir -p "$site/http_parser"
+  for m in __init__ http pyparser reader util _socketio; do
+    cp "$tmp/http-parser-0.9.0/http_parser/$m.py" "$site/http_parser/"
+  done
+  rm -rf "$tmp"
+fi

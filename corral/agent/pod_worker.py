@@ -51,6 +51,7 @@ from corral.agent.runtime.base import (
     container_id,
 )
 from corral.agent.runtime.ports import PortAllocator, PortsExhausted
+from corral.agent.sa_token import MOUNT_PATH, ProjectedToken, TokenError
 from corral.agent.sandbox import own_dir, prepare_pod_dir, work_dir_owner
 from corral.agent.volumes import VOLUMES_DIR, VolumeError, mount_claims
 from corral.api.errors import APIError, Conflict, NotFound
@@ -99,6 +100,7 @@ class PodWorker:
         self.name = str(meta(pod)["name"])
         self.pod_dir = ctx.cfg.pods_dir / self.uid
         self.ports = PodPorts(ctx.ports, self.uid, self.pod_dir)
+        self.token = ProjectedToken(ctx.client, self.pod_dir, ctx.cfg.ca_pem)
         spec = pod.get("spec") or {}
         policy = str(spec.get("restartPolicy") or "Always")
         self.inits = [ContainerTrack(c, True, policy) for c in spec.get("initContainers") or []]
@@ -190,6 +192,7 @@ class PodWorker:
             await self._terminate()
             return True
         await self._refresh()
+        await self._refresh_token()
         await self._stop_unhealthy()
         await self._account_exits()
         await self._converge()
@@ -203,6 +206,15 @@ class PodWorker:
                     track.current = await self.ctx.runtime.status(track.current.container_id)
                 except KeyError:  # removed under us (should not happen): start over
                     track.current = None
+
+    async def _refresh_token(self) -> None:
+        """Renew the ServiceAccount token of running containers before it expires."""
+        if self.token.held and any(t.running for t in self.tracks):
+            try:
+                await self.token.ensure(self.pod)
+            except TokenError as err:
+                log.warning("service account token not renewed pod=%s/%s error=%s",
+                            self.namespace, self.name, err)
 
     async def _stop_unhealthy(self) -> None:
         for track in self.tracks:
@@ -310,14 +322,15 @@ class PodWorker:
             env.update(await asyncio.to_thread(
                 mount_claims, pod, track.spec, self.ctx.cfg.state_dir / VOLUMES_DIR, own,
                 run_as))
-        except (EnvError, PortsExhausted, VolumeError, RunAsError, OSError) as err:
+            token_dir = await self.token.ensure(pod)
+        except (EnvError, PortsExhausted, VolumeError, RunAsError, TokenError, OSError) as err:
             reason = ("PortsUnavailable" if isinstance(err, PortsExhausted)
                       else "CreateContainerConfigError")
             track.waiting = (reason, str(err))
             self.events.failed(track.name, str(err), track.init)
             self._wake_in(CONFIG_RETRY_SECONDS)
             return
-        launch = self._launch(track, env, run_as)
+        launch = self._launch(track, env, run_as, token_dir)
         if track.spec.get("workingDir") and not Path(launch.working_dir).is_dir():
             # The node's filesystem is the container's: the agent (root) must not
             # create whatever directory a pod names.
@@ -352,8 +365,8 @@ class PodWorker:
         given = track.spec.get("workingDir")
         return Path(given) if given else self.pod_dir / "work"
 
-    def _launch(self, track: ContainerTrack, env: dict[str, str], run_as: RunAs | None
-                ) -> ContainerLaunch:
+    def _launch(self, track: ContainerTrack, env: dict[str, str], run_as: RunAs | None,
+                token_dir: Path | None = None) -> ContainerLaunch:
         resources = track.spec.get("resources") or {}
         limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
         return ContainerLaunch(
@@ -364,10 +377,11 @@ class PodWorker:
             cpu_request_millis=cpu_millis(requests["cpu"]) if "cpu" in requests else None,
             cpu_limit_millis=cpu_millis(limits["cpu"]) if "cpu" in limits else None,
             memory_limit_bytes=bytes_value(limits["memory"]) if "memory" in limits else None,
-            pids_limit=self.ctx.cfg.pod_pids_limit if self.ctx.cfg.pod_pids_limit > 0 else None,
+            pod_pids_limit=self.ctx.cfg.pod_pids_limit if self.ctx.cfg.pod_pids_limit > 0 else None,
             stop_grace_seconds=float(self.grace()),
             stdin=bool(track.spec.get("stdin")), stdin_once=bool(track.spec.get("stdinOnce")),
             tty=bool(track.spec.get("tty")), run_as=run_as,
+            binds=((str(token_dir), MOUNT_PATH),) if token_dir is not None else (),
         )
 
     async def _forget_old(self, track: ContainerTrack) -> None:
@@ -428,6 +442,7 @@ class PodWorker:
                 except KeyError:
                     continue
                 await runtime.remove(cid)
+        await runtime.remove_pod(self.uid)  # else the sweep removes it later
         self.ports.release()
         for track in self.tracks:
             self.ctx.backoff.forget(self._key(track))

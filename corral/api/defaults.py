@@ -133,6 +133,11 @@ def default_template(template: PodTemplateSpec) -> None:
 
 def _default_pod(pod: Pod) -> None:
     default_pod_spec(pod.spec)
+    # ServiceAccount admission: a pod runs as its namespace's `default` account
+    # unless it names one; the deprecated field mirrors it, as v1 conversion does.
+    spec = pod.spec
+    spec.service_account_name = spec.service_account_name or spec.service_account or "default"
+    spec.service_account = spec.service_account_name
 
 
 # ---- workloads ------------------------------------------------------------------

@@ -30,6 +30,7 @@ from corral.controllers.endpoints import EndpointsController
 from corral.controllers.garbagecollector import GarbageCollector
 from corral.controllers.informers import SharedInformers
 from corral.controllers.job import JobController, JobOptions
+from corral.controllers.masters import MasterEndpointsController
 from corral.controllers.namespace import NamespaceController
 from corral.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
 from corral.controllers.quota import QuotaController, sync_seconds_from_env
@@ -42,7 +43,8 @@ log = logging.getLogger("corral.controllers")
 LEASE_NAME = "corral-controller-manager"  # in kube-system
 ALL_CONTROLLERS = ("replicaset", "replicationcontroller", "deployment", "daemonset",
                    "statefulset", "job", "nodelifecycle", "endpoints", "garbagecollector", "namespace", "disruption",
-                   "cronjob", "resourcequota", "serviceaccount", "horizontalpodautoscaling")
+                   "cronjob", "resourcequota", "serviceaccount", "kubernetesendpoints",
+                   "horizontalpodautoscaling")
 
 
 @dataclass
@@ -95,6 +97,8 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
         return QuotaController(client, informers, recorder, sync_seconds=options.quota_sync)
     if name == "serviceaccount":
         return ServiceAccountsController(client, informers, recorder)
+    if name == "kubernetesendpoints":
+        return MasterEndpointsController(client, informers, recorder)
     raise ValueError(f"unknown controller {name!r}; known: {', '.join(ALL_CONTROLLERS)}")
 
 

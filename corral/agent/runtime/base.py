@@ -70,7 +70,9 @@ class ContainerLaunch:
     cpu_request_millis: int | None = None
     cpu_limit_millis: int | None = None
     memory_limit_bytes: int | None = None
-    pids_limit: int | None = None
+    pids_limit: int | None = None  # this container's own (the rlimits fallback's, too)
+    # The pod's: its group (the parent of its containers' groups) holds it.
+    pod_pids_limit: int | None = None
     log_max_bytes: int = 10 * 1024 * 1024
     log_max_files: int = 3
     # Grace used when the shim itself is told to stop (SIGTERM to the shim), e.g.
@@ -83,6 +85,10 @@ class ContainerLaunch:
     # The user the command runs as (pod_security.py resolves it); None: the
     # shim's own (the agent's) user, untouched.
     run_as: RunAs | None = None
+    # (directory on the node, path the container sees it at), read-only, in a
+    # mount namespace of the container's own (runtime/mounts.py): the
+    # ServiceAccount token at /var/run/secrets/kubernetes.io/serviceaccount.
+    binds: tuple[tuple[str, str], ...] = ()
 
     @property
     def container_id(self) -> str:
@@ -98,6 +104,7 @@ class ContainerLaunch:
         if run_as is not None:
             run_as = RunAs(int(run_as["uid"]), int(run_as["gid"]),
                            tuple(int(g) for g in run_as.get("groups") or ()))
+        data["binds"] = tuple((str(s), str(t)) for s, t in data.get("binds") or [])
         return cls(**data, run_as=run_as)
 
 
@@ -233,4 +240,14 @@ class Runtime(Protocol):
 
     async def remove(self, container_id: str) -> None:
         """Forget an EXITED instance (its state and cgroup; its logs stay)."""
+        ...
+
+    async def remove_pod(self, pod_uid: str) -> bool:
+        """Forget what a pod has beside its instances (its cgroup), once its
+        instances are removed; False while that cannot go yet (try again)."""
+        ...
+
+    def pod_uids(self) -> builtins.list[str]:
+        """Pods that have such resources here (after a restart: what to adopt
+        or, for pods no longer here, remove)."""
         ...

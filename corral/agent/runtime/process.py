@@ -44,7 +44,7 @@ from corral.agent.runtime.base import (
     ResourceUsage,
     RunPhase,
 )
-from corral.agent.runtime.cgroups import CgroupSystem, detect_isolation
+from corral.agent.runtime.cgroups import CgroupSystem, ContainerCgroup, detect_isolation
 from corral.agent.runtime.launcher import LAUNCHER_MODULE, LOG_NAME, MAX_SOCKET_PATH, socket_path
 from corral.agent.runtime.logs import LogFiles
 from corral.agent.runtime.shim import (
@@ -133,13 +133,24 @@ class ProcessRuntime:
             launch, log_dir=os.path.abspath(launch.log_dir),
             working_dir=os.path.abspath(launch.working_dir))
         LogFiles(launch.log_dir).prune(keep_from_attempt=launch.attempt - 1)
-        cgroup = self._cgroups.for_container(launch.container_id) if self._cgroups else None
+        cgroup = self._pod_cgroup(launch)
         write_json_atomic(state_dir.cgroup_file, cgroup.to_dict() if cgroup else None)
         # Written last and atomically: launch.json present means the dir is complete.
         tmp = state_dir.path / ".launch.json.tmp"
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
             out.write(launch.to_json())
         os.replace(tmp, state_dir.launch_file)
+
+    def _pod_cgroup(self, launch: ContainerLaunch) -> ContainerCgroup | None:
+        """The instance's group, inside its pod's group (made here, or adopted
+        from before an agent restart, with the pod's pids limit)."""
+        if self._cgroups is None:
+            return None
+        try:
+            self._cgroups.for_pod(launch.pod_uid).create_pod_group(launch.pod_pids_limit)
+        except OSError as err:  # the instance's own group is still made by its shim
+            log.warning("pod cgroup not made pod=%s error=%s", launch.pod_uid, err)
+        return self._cgroups.for_container(launch.container_id, launch.pod_uid)
 
     async def _spawn_shim(self, state_dir: StateDir) -> None:
         if not await self.launcher.launch(state_dir.path):
@@ -322,6 +333,18 @@ class ProcessRuntime:
             cgroup.remove()
         shutil.rmtree(state_dir.path, ignore_errors=True)
         self._locks.pop(container_id, None)
+
+
+    async def remove_pod(self, pod_uid: str) -> bool:
+        if self._cgroups is None:
+            return True
+        removed = self._cgroups.for_pod(pod_uid).kill_and_remove()
+        if not removed:
+            log.info("pod cgroup still busy; the sweep comes back to it pod=%s", pod_uid)
+        return removed
+
+    def pod_uids(self) -> builtins.list[str]:
+        return self._cgroups.pod_uids() if self._cgroups is not None else []
 
 
 def shim_env() -> dict[str, str]:

@@ -59,6 +59,7 @@ from corral.agent.runtime.base import (
 )
 from corral.agent.runtime.cgroups import ContainerCgroup, Limits, apply_rlimits
 from corral.agent.runtime.logs import MAX_LINE, LogWriter, log_path
+from corral.agent.runtime.mounts import MountError, private_binds
 from corral.agent.runtime.stdio import ContainerStdio
 
 SHIM_MODULE = "corral.agent.runtime.shim"
@@ -173,6 +174,8 @@ class StateDir:
 def start_error_message(exc: BaseException, launch: ContainerLaunch) -> str:
     """A message in the spirit of the container runtimes' (runc's) exec errors."""
     program = launch.command[0] if launch.command else ""
+    if isinstance(exc, MountError):
+        return f"mount: {exc.strerror}"
     if isinstance(exc, OSError) and exc.filename is None and launch.run_as is not None:
         # Popen reports a failure between fork and exec without a file name:
         # with a user to become, that is setgroups/setgid/setuid.
@@ -265,8 +268,11 @@ class Shim:
         self.ready_fd = ready_fd  # told once the first status is on disk (launcher.py)
         self.launch = state_dir.read_launch()
         self.cgroup = state_dir.read_cgroup()
+        # Without cgroups the pod's pids limit can only be each container's rlimit.
+        pids = self.launch.pids_limit if self.cgroup is not None else (
+            self.launch.pids_limit or self.launch.pod_pids_limit)
         self.limits = Limits(self.launch.cpu_request_millis, self.launch.cpu_limit_millis,
-                             self.launch.memory_limit_bytes, self.launch.pids_limit)
+                             self.launch.memory_limit_bytes, pids)
         self.pid = 0
         self.wait_status: int | None = None  # the command's, once reaped
         self._started: ContainerState | None = None
@@ -303,6 +309,7 @@ class Shim:
             if not self.launch.command:
                 raise ValueError("no command given")
             Path(self.launch.working_dir).mkdir(parents=True, exist_ok=True)
+            private_binds(self.launch.binds)  # the shim's own namespace; the child's too
             popen = self._popen()
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             state = self._base_state()
@@ -352,8 +359,10 @@ class Shim:
             finally:
                 self.stdio.spawned()
         # The shim steps into the cgroup while it spawns (the child inherits it),
-        # unless a pids limit of 1 leaves no room for the shim beside the child.
-        if self.cgroup is not None and (self.limits.pids_limit or 2) >= 2:
+        # unless a pids limit of 1 (its own or its pod's) leaves no room for the
+        # shim beside the child.
+        room = min(self.limits.pids_limit or 2, self.launch.pod_pids_limit or 2)
+        if self.cgroup is not None and room >= 2:
             try:
                 with self.cgroup.hold(os.getpid()):
                     return popen(None, switch=True)

@@ -9,7 +9,6 @@ HTTP method to the registry. Kubernetes verbs:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,14 +33,13 @@ from corral.api.registry import (
     Registry,
     Result,
     delete,
+    delete_collection,
     eviction,
     list_objects,
 )
 from corral.api.registry import subresources as sub
-from corral.objects import ensure_meta
 
 LogHandler = Callable[[Request, Target], Awaitable[Response]]
-DELETE_BURST = 128  # objects a deletecollection deletes at once
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -207,22 +205,7 @@ class ResourceHandler:
         flt = Filter(res, q.get("labelSelector", ""), q.get("fieldSelector", ""))
         opts = await self._delete_options(request)
         page = await list_objects(self.registry.store, stored(res), target.namespace, flt)
-
-        async def delete_one(obj: dict[str, Any]) -> dict[str, Any] | None:
-            m = ensure_meta(obj)
-            try:
-                gone_obj, _ = await delete(self.registry, stored(res), m.get("namespace"),
-                                           m["name"], opts)
-            except NotFound:
-                return None
-            return gone_obj
-
-        # In bursts, so that the store's group commit writes each burst at once
-        # (one at a time, a few thousand objects took minutes).
-        deleted: list[dict[str, Any]] = []
-        for start in range(0, len(page.items), DELETE_BURST):
-            burst = page.items[start:start + DELETE_BURST]
-            deleted += [o for o in await asyncio.gather(*map(delete_one, burst)) if o]
+        deleted = await delete_collection(self.registry, stored(res), page.items, opts)
         return JSONResponse(render_list(request, res, deleted, page.revision, ""))
 
     async def _post_subresource(self, request: Request, target: Target) -> Response:

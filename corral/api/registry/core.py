@@ -38,8 +38,8 @@ from corral.api.registry.objects import dump, generated_name, load, new_uid
 from corral.api.registry.prepare import FieldValidation, prepare
 from corral.api.resources import BY_KIND, Resource, ServedTable
 from corral.objects import Obj, ensure_meta, meta, now_rfc3339, spec, status
-from corral.store.base import Store
-from corral.store.errors import KeyExists, KeyNotFound, RevisionMismatch
+from corral.store.base import Deletion, Store
+from corral.store.errors import KeyExists, KeyNotFound, RevisionMismatch, StoreError
 
 # Kinds whose create starts from an empty status (the user cannot set it).
 _STATUS_RESET_ON_CREATE = {"Pod", "Deployment", "ReplicaSet", "Job", "Service", "ResourceQuota"}
@@ -356,6 +356,31 @@ class Registry:
             raise not_found(res, m["name"]) from None
         await self._after_delete(res, obj)
         return revision
+
+    async def remove_many(self, res: Resource, objs: list[Obj]) -> list[APIError | None]:
+        """Delete objects from the store in one batch, each CAS on its
+        resourceVersion; per object None (deleted: its resourceVersion is now
+        the delete's) or its Conflict / NotFound. A store failure is raised
+        after the hooks of what was deleted ran."""
+        deletions = [Deletion(res.storage_key(meta(o).get("namespace"), meta(o)["name"]),
+                              int(meta(o)["resourceVersion"])) for o in objs]
+        outcomes: list[APIError | None] = []
+        failure: StoreError | None = None
+        for obj, result in zip(objs, await self.store.delete_many(deletions)):
+            name = meta(obj)["name"]
+            if isinstance(result, int):
+                meta(obj)["resourceVersion"] = str(result)
+                await self._after_delete(res, obj)
+                outcomes.append(None)
+            elif isinstance(result, RevisionMismatch):
+                outcomes.append(conflict(res, name, MODIFIED))
+            elif isinstance(result, KeyNotFound):
+                outcomes.append(not_found(res, name))
+            else:
+                failure = failure or result
+        if failure is not None:
+            raise failure
+        return outcomes
 
 
 def _stored(obj: Obj) -> bytes:
