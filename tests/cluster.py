@@ -279,15 +279,31 @@ class Agent(CorralProcess):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         mode = ([] if self.netns or "--proxy-mode" in self.extra_args
                 else ["--proxy-mode", "userspace"])
+        # An agent told to bootstrap gets no credential but its bootstrap token.
+        own = [] if "--bootstrap-kubeconfig" in self.extra_args else [
+            "--kubeconfig", str(self.credential())]
         self.spawn(["agent", "--server", ",".join(self.servers or [self.master.url]),
-                    "--name", self.name,
-                    "--kubeconfig", str(self.master.kubeconfig), "--node-ip", self.node_ip,
+                    "--name", self.name, *own, "--node-ip", self.node_ip,
                     "--state-dir", str(self.state_dir), "--heartbeat", "0.5",
                     "--backoff-initial", "1", "--backoff-cap", "8", *mode, *self.extra_args],
                    env=self.env)
         if wait_registered:
             self.wait_registered(timeout)
         return self
+
+    def credential(self) -> Path:
+        """A kubeconfig with the node's own token (system:node:<name> in
+        system:nodes), as `corral up` gives its agents: never the admin's."""
+        from corral.api.auth import User
+        from corral.api.token_store import replace_token
+        from corral.client.kubeconfig import write_kubeconfig
+
+        path = self.state_dir.parent / f"{self.name}.kubeconfig"
+        if not path.exists():
+            token = replace_token(self.master.data_dir, User(
+                f"system:node:{self.name}", self.name, ("system:nodes",)))
+            write_kubeconfig(path, self.master.url, self.master.ca_pem, token)
+        return path
 
     def wait_registered(self, timeout: float = 30.0) -> None:
         """Until the Node shows this agent's pid (a restarted agent re-registers)."""

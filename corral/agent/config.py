@@ -31,6 +31,10 @@ class AgentConfig:
     servers: list[str]  # the master's URLs; the first that answers is used
     token: str | None = None
     ca_pem: bytes | None = None
+    # TLS bootstrapping (bootstrap.py): a bootstrap token that asks for the node's
+    # client certificate, then the certificate (and key) files it uses.
+    bootstrap_token: str | None = None
+    client_cert: tuple[str, str] | None = None
     node_ip: str = "127.0.0.1"
     port: int = 0  # the agent's own HTTP server (logs, stats); 0 = any free port
     state_dir: Path = Path(".corral-agent")

@@ -114,25 +114,52 @@ def test_ordered_stable_pods(fresh_master: Master, agents: AgentFactory,
         assert starts.read_text().split() == ["web-0", "web-0"]
 
 
-def test_a_recreated_pod_returns_to_the_node_holding_its_data(fresh_master: Master,
-                                                              agents: AgentFactory) -> None:
-    """web-0 is re-created where its claim's directory is, although the other node
-    is emptier (without the preference, spreading would pick the emptier one)."""
-    first = agents(fresh_master, "sts-home", node_ip="127.0.1.56")
-    one = copy.deepcopy(STS)
-    one["metadata"]["name"] = "solo"
-    one["spec"].update(replicas=1, serviceName="solo",
-                       selector={"matchLabels": {"app": "solo"}})
-    one["spec"]["template"]["metadata"]["labels"] = {"app": "solo"}
+def test_a_recreated_pod_returns_to_its_data_and_keeps_its_dns_name(
+        fresh_master: Master, agents: AgentFactory) -> None:
+    """db-0 is re-created where its claim's directory is, although the other node is
+    emptier (without the preference, spreading picks the emptier one); and each pod
+    is <pod>.<service>.<ns>.svc.cluster.local at the DNS server pods are given."""
+    from dnslib import QTYPE, DNSRecord  # type: ignore[import-untyped]
+
+    home = agents(fresh_master, "sts-home", node_ip="127.0.1.56")
+    db = copy.deepcopy(STS)
+    db["metadata"]["name"] = "db"
+    db["spec"].update(replicas=2, serviceName="db", podManagementPolicy="Parallel",
+                      selector={"matchLabels": {"app": "db"}})
+    db["spec"]["template"]["metadata"]["labels"] = {"app": "db"}
+    db["spec"]["template"]["spec"]["containers"][0]["command"] = [
+        "sh", "-c", ('echo "$HOSTNAME" >> data/starts && echo "$CORRAL_DNS" > data/dns '
+                    '&& exec sleep 300')]
+    headless = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
+                "spec": {"clusterIP": "None", "selector": {"app": "db"},
+                         "ports": [{"port": 5432}]}}
     with fresh_master.http() as api:
-        assert api.post(STSS, json=one).status_code == 201
+        assert api.post("/api/v1/namespaces/default/services", json=headless).status_code == 201
+        assert api.post(STSS, json=db).status_code == 201
 
-        def solo() -> dict[str, Any] | None:
-            found = api.get("/api/v1/namespaces/default/pods/solo-0")
-            return found.json() if found.status_code == 200 else None
+        def pod(name: str) -> dict[str, Any]:
+            found = api.get(f"/api/v1/namespaces/default/pods/{name}")
+            return found.json() if found.status_code == 200 else {}
 
-        wait_for(lambda: ready_at(solo() or {}), what="solo-0 ready on sts-home")
-        assert spec(solo() or {})["nodeName"] == "sts-home"
+        def ready_ips() -> dict[str, str] | None:
+            pods = {n: pod(n) for n in ("db-0", "db-1")}
+            found = {n: status(p)["podIP"] for n, p in pods.items() if p and ready_at(p)}
+            return found if len(found) == 2 else None
+
+        ips = wait_for(ready_ips, what="db-0 and db-1 ready on sts-home")
+        assert spec(pod("db-0"))["nodeName"] == "sts-home"
+        server = (home.state_dir / "volumes" / "default" / "data-db-0" / "dns").read_text()
+        host, _, port = server.strip().partition(":")
+
+        def answer(name: str) -> set[str]:
+            reply = DNSRecord.parse(DNSRecord.question(name).send(host, int(port), timeout=3.0))
+            return {str(rr.rdata) for rr in reply.rr if rr.rtype == QTYPE.A}
+
+        for name, ip in ips.items():
+            wait_for(lambda name=name, ip=ip: answer(f"{name}.db.default.svc.cluster.local")
+                     == {ip}, what=f"{name}'s own DNS name")
+        assert answer("db.default.svc.cluster.local") == set(ips.values())
+
         agents(fresh_master, "sts-away", node_ip="127.0.1.57")
         ballast = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ballast"},
                    "spec": {"nodeName": "sts-home", "terminationGracePeriodSeconds": 1,
@@ -141,20 +168,19 @@ def test_a_recreated_pod_returns_to_the_node_holding_its_data(fresh_master: Mast
                                             "resources": {"requests": {"cpu": "500m",
                                                                        "memory": "1Gi"}}}]}}
         assert api.post("/api/v1/namespaces/default/pods", json=ballast).status_code == 201
-        wait_for(lambda: api.get("/api/v1/nodes/sts-away").status_code == 200 and any(
-            c["type"] == "Ready" and c["status"] == "True" for c in status(
-                api.get("/api/v1/nodes/sts-away").json()).get("conditions") or []),
+        wait_for(lambda: any(c["type"] == "Ready" and c["status"] == "True" for c in status(
+            api.get("/api/v1/nodes/sts-away").json()).get("conditions") or []),
             what="sts-away Ready")
-        sts = api.get(f"{STSS}/solo").json()
+        sts = api.get(f"{STSS}/db").json()
         assert "sts-home" in sts["metadata"]["annotations"]["corral.dev/claim-nodes"]
-        old_uid = (solo() or {})["metadata"]["uid"]
-        assert api.delete("/api/v1/namespaces/default/pods/solo-0").status_code == 200
-        wait_for(lambda: (p := solo()) is not None and p["metadata"]["uid"] != old_uid
-                 and ready_at(p), what="solo-0 re-created and ready")
-        again = solo() or {}
+        old_uid = pod("db-0")["metadata"]["uid"]
+        assert api.delete("/api/v1/namespaces/default/pods/db-0").status_code == 200
+        wait_for(lambda: (p := pod("db-0")) and p["metadata"]["uid"] != old_uid
+                 and ready_at(p), what="db-0 re-created and ready")
+        again = pod("db-0")
         assert spec(again)["nodeName"] == "sts-home"
         terms = spec(again)["affinity"]["nodeAffinity"][
             "preferredDuringSchedulingIgnoredDuringExecution"]
         assert terms[-1]["preference"]["matchFields"][0]["values"] == ["sts-home"]
-    starts = first.state_dir / "volumes" / "default" / "data-solo-0" / "starts"
-    assert starts.read_text().split() == ["solo-0", "solo-0"]
+    starts = home.state_dir / "volumes" / "default" / "data-db-0" / "starts"
+    assert starts.read_text().split() == ["db-0", "db-0"]

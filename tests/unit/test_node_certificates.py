@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from corral.api.certificates.requests import (
 from corral.api.certificates.signer import Signer
 from corral.api.node_restriction import forbidden_label, modified_labels
 from corral.api.tls import ensure_pki
+from corral.api.token_store import TOKENS_FILE, HashedTokens, create_token
 
 
 @pytest.mark.parametrize(("label", "forbidden"), [
@@ -81,3 +83,13 @@ def test_the_signer_issues_what_was_asked_for_a_bounded_time(tmp_path: Path) -> 
     assert lifetime.total_seconds() == 3600 + 3600  # asked for an hour, backdated one
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.1.1"]
+
+
+def test_a_bootstrap_token_names_its_own_bootstrapper_and_expires(tmp_path: Path) -> None:
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    token, issued = create_token(tmp_path, None, dt.timedelta(minutes=30), now=now)
+    assert issued.user.name == f"system:bootstrap:{issued.id}" and token.startswith(issued.id)
+    assert issued.user.groups == ("system:bootstrappers",)
+    tokens = HashedTokens(tmp_path / TOKENS_FILE)
+    assert tokens.authenticate(token, now + dt.timedelta(minutes=29)) == issued.user
+    assert tokens.authenticate(token, now + dt.timedelta(minutes=30)) is None
