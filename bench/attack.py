@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -151,6 +152,22 @@ class Soak:
     statuses: Counter[int] = field(default_factory=Counter)
     peak_rss: int = 0  # bytes, the master's
     attack: dict[str, object] = field(default_factory=dict)  # bench.attack's summary
+
+
+def new_connection_seconds(url: str, ca: str) -> float:
+    """Seconds for a new client, as kubectl is on each command, to connect, finish
+    its TLS handshake and read the answer to GET /version (its 10 s handshake
+    limit is what an attacker's queued connections used to exhaust)."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 443
+    ctx = ssl.create_default_context(cafile=ca)
+    t0 = time.monotonic()
+    with socket.create_connection((host, port), timeout=60) as raw, \
+            ctx.wrap_socket(raw, server_hostname=host) as tls:
+        tls.sendall(f"GET /version HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                    .encode())
+        assert tls.recv(12).startswith(b"HTTP/1.1 200")
+    return time.monotonic() - t0
 
 
 def rss_of(pid: int) -> int:

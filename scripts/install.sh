@@ -27,10 +27,37 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "corral needs these Debian packages: ${missing[*]} (sudo apt-get install ${missing[*]})" >&2; exit 1
   fi
 fi
+# The unprivileged user pods run as when their securityContext names none
+# (corral agent --pod-user, default corral-pod). Only root can create it; an
+# agent that is not root runs pods as itself and needs none.
+if ! getent passwd corral-pod >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    useradd --system --user-group --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin corral-pod
+  else
+    echo "note: no user corral-pod; an agent run as root needs it (sudo $0)" >&2
+  fi
+fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.corral-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q -e ".[test]"
   touch "$stamp"
+fi
+# pymesos, a real Mesos framework library, for the offers tests. It needs
+# http-parser, whose C extension no longer builds: pymesos goes in without its
+# dependencies (six and addict are in the test extras) and http-parser as its
+# pure-Python modules only (its http.py falls back to pyparser.py by itself).
+if ! .venv/bin/python -c 'import pymesos, http_parser.http' 2>/dev/null; then
+  .venv/bin/python -m pip install -q --no-deps "pymesos==0.3.15"
+  tmp=$(mktemp -d)
+  .venv/bin/python -m pip download -q --no-deps --no-binary :all: "http-parser==0.9.0" -d "$tmp"
+  tar xzf "$tmp"/http-parser-0.9.0.tar.gz -C "$tmp"
+  site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  mkdir -p "$site/http_parser"
+  for m in __init__ http pyparser reader util _socketio; do
+    cp "$tmp/http-parser-0.9.0/http_parser/$m.py" "$site/http_parser/"
+  done
+  rm -rf "$tmp"
 fi

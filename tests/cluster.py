@@ -95,6 +95,7 @@ class Master(CorralProcess):
     proc: subprocess.Popen[bytes] | None = None
     name: str = "master"  # several masters may share one data dir (and its CA)
     netns: str | None = None
+    env: dict[str, str] | None = None  # the master's environment (default: the test's)
 
     @property
     def url(self) -> str:
@@ -126,7 +127,7 @@ class Master(CorralProcess):
     def start(self, timeout: float = 30.0) -> Master:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.spawn(["master", "--data-dir", str(self.data_dir),
-                    "--listen", f"{self.host}:{self.port}", *self.extra_args])
+                    "--listen", f"{self.host}:{self.port}", *self.extra_args], env=self.env)
         try:
             self.wait_ready(timeout)
         except BaseException:
@@ -163,13 +164,14 @@ def kill_executors(runtime_dir: Path) -> None:
         return
     executors = ExecutorRuntime(runtime_dir, None)
     for uid in executors.known():
-        executors.kill(uid)
+        assert executors.kill(uid, attempts=100), f"the cgroup of Alloc {uid} stays busy"
 
 
 def kill_pods(state_dir: Path) -> None:
     """Kill every shim and container an agent left under ``state_dir`` (by PID,
     after checking the PID is really that shim), its shim launcher and its Alloc
     executors, and remove their cgroups."""
+    from corral.agent.runtime.cgroups import ContainerCgroup
     from corral.agent.runtime.launcher import stop_launcher
     from corral.agent.runtime.process import is_shim_process
     from corral.agent.runtime.shim import StateDir
@@ -178,6 +180,7 @@ def kill_pods(state_dir: Path) -> None:
     if runtime_dir.exists():
         stop_launcher(runtime_dir)
         kill_executors(runtime_dir)
+    pod_groups: dict[str, ContainerCgroup] = {}
     for launch_file in runtime_dir.glob("*/launch.json") if runtime_dir.exists() else []:
         instance = StateDir(launch_file.parent)
         shim_pid = instance.read_shim_pid()
@@ -190,12 +193,13 @@ def kill_pods(state_dir: Path) -> None:
             except ProcessLookupError:
                 pass
         cgroup = instance.read_cgroup() if instance.cgroup_file.exists() else None
-        for _ in range(50 if cgroup is not None else 0):
-            assert cgroup is not None
-            cgroup.kill_all()
-            if cgroup.remove():
-                break
-            time.sleep(0.02)
+        if cgroup is not None:
+            cgroup.kill_and_remove(attempts=50, pause=0.02)
+            pod = cgroup.pod_group()
+            if pod is not None:
+                pod_groups[pod.dirs[min(pod.dirs)]] = pod
+    for pod in pod_groups.values():  # once every container's group is gone
+        assert pod.kill_and_remove(attempts=50, pause=0.02), f"pod cgroup {pod.dirs} stays"
 
 
 @dataclass
@@ -354,18 +358,20 @@ class EtcdCluster:
 @dataclass
 class Component(CorralProcess):
     """Another `corral` component process (scheduler, controllers) for ``master``,
-    started as ``corral <command> --kubeconfig <master's> <args>``."""
+    started as ``corral <command> --kubeconfig <master's, or its own> <args>``."""
 
     master: Master
     command: str
     args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     netns: str | None = None
+    kubeconfig: Path | None = None  # default: the master's admin kubeconfig
 
     @property
     def log_path(self) -> Path:
         return self.master.data_dir / f"{self.command}-{id(self)}.log"
 
     def start(self) -> Component:
-        self.spawn([self.command, "--kubeconfig", str(self.master.kubeconfig), *self.args])
+        kubeconfig = self.kubeconfig or self.master.kubeconfig
+        self.spawn([self.command, "--kubeconfig", str(kubeconfig), *self.args])
         return self

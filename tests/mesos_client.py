@@ -57,6 +57,7 @@ class Framework:
         self._response: httpx.Response | None = None
         self._client = httpx.Client(timeout=httpx.Timeout(30.0, read=None))
         self.status_code = 0
+        self.auto_ack = True  # acknowledge the updates waited past, as a framework does
 
     # -- the stream ---------------------------------------------------------------
 
@@ -132,6 +133,8 @@ class Framework:
             if evt["type"] == kind and (match is None or match(evt)):
                 found.append(evt)
                 return True
+            if evt["type"] == "UPDATE" and "uuid" in evt["update"]["status"] and self.auto_ack:
+                self.acknowledge(evt["update"]["status"])
             return False
 
         wait_for(check, timeout, f"a {kind} event", interval=0)

@@ -32,13 +32,16 @@ from corral.agent.node import node_status, register_node
 from corral.agent.pod_events import COMPONENT as KUBELET
 from corral.agent.pod_worker import NodeContext
 from corral.agent.pods import PodManager
+from corral.agent.run_as import node_users
 from corral.agent.runtime.backoff import CrashLoopBackOff
 from corral.agent.runtime.executors import ExecutorRuntime
 from corral.agent.runtime.ports import PortAllocator
 from corral.agent.runtime.process import ProcessRuntime
+from corral.agent.sandbox import secure_state_dir
 from corral.agent.server import AgentServer, TokenCheck
 from corral.agent.services import NodeServices
 from corral.agent.stats import StatsCollector
+from corral.agent.volumes import VOLUMES_DIR
 from corral.api.errors import APIError
 from corral.client.backoff import Backoff
 from corral.client.events import EventRecorder
@@ -72,6 +75,7 @@ class Agent:
         self.cfg = cfg
         self.runtime = ProcessRuntime(cfg.runtime_dir, cfg.cgroup_parent,
                                       allow_cgroups=cfg.allow_cgroups)
+        self.users = node_users(cfg.pod_user)  # an unknown --pod-user fails here, loudly
         self.registered = asyncio.Event()
         self.client: Client | None = None
         self.heartbeat_client: Client | None = None
@@ -85,7 +89,7 @@ class Agent:
 
     async def start(self) -> None:
         cfg = self.cfg
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        secure_state_dir(cfg.state_dir, cfg.pods_dir, cfg.state_dir / VOLUMES_DIR)
         servers = await order_servers(cfg)
         self.client = client = self._client(servers)
         self.heartbeat_client = self._client(servers, timeout=cfg.heartbeat_timeout_seconds)
@@ -98,7 +102,7 @@ class Agent:
         ctx = NodeContext(cfg, client, self.runtime, PortAllocator(cfg.node_ip),
                           CrashLoopBackOff(initial=cfg.backoff_initial_seconds,
                                            cap=cfg.backoff_cap_seconds),
-                          self._get_object, self.services.pod_env, self.events)
+                          self._get_object, self.services.pod_env, self.events, self.users)
         self.pods = PodManager(ctx)
         self.server = AgentServer(cfg, self.pods, StatsCollector(self.pods, cfg.name),
                                   TokenCheck(cfg, servers))

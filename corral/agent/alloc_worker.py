@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.agent.config import AgentConfig
+from corral.agent.framework_tasks import FrameworkTasks
 from corral.agent.runtime.executor import ExecutorConfig
 from corral.agent.runtime.executors import (
     ExecutorConnection,
@@ -103,6 +104,9 @@ class AllocWorker:
         self.name = name_of(alloc)
         self.array: TaskArray | None = (TaskArray.from_alloc(alloc) if spec(alloc).get("task")
                                         else None)
+        # A Mesos framework's tasks (corral/offers/): launched one by one, not by index.
+        self.tasks: FrameworkTasks | None = (FrameworkTasks.from_alloc(alloc)
+                                             if spec(alloc).get("tasks") else None)
         self.gone = False
         self.finished = asyncio.Event()
         self.conn: ExecutorConnection | None = None
@@ -128,6 +132,8 @@ class AllocWorker:
         if self.array is not None and spec(alloc).get("ranges") != spec(self.alloc).get("ranges"):
             self.array.reassigned(spec(alloc).get("ranges"))
             self._mark_dirty()
+        if self.tasks is not None:
+            self.tasks.update(alloc)
         self.alloc = alloc
         self._kick.set()
 
@@ -193,6 +199,8 @@ class AllocWorker:
             # or the first sync would start those tasks again.
             self.array.adopt([int(i) for i in [*self.conn.running, *self.conn.queued,
                                                *self.conn.exited] if i.isdigit()])
+        if self.tasks is not None:
+            self.tasks.adopt([*self.conn.running, *self.conn.queued, *self.conn.exited])
         log.info("executor %s alloc=%s/%s pid=%d tasks=%d", "adopted" if adopted else "ready",
                  self.namespace, self.name, self.conn.pid,
                  len(self.conn.running) + len(self.conn.queued))
@@ -212,6 +220,9 @@ class AllocWorker:
         now = time.monotonic()
         for done in exits:
             self._seq = max(self._seq, done.seq)
+            if self.tasks is not None:
+                self.tasks.exited(done.id, done.code, done.signal, done.reason, done.message,
+                                  self._stopping)
             if self.array is None or not done.id.isdigit():
                 continue
             if self._stopping and done.code != 0:
@@ -229,6 +240,8 @@ class AllocWorker:
         if self._dirty:
             wait = max(0.0, self._last_flush + FLUSH_SECONDS - time.monotonic())
         retry = self.array.next_retry() if self.array is not None else None
+        if self.tasks is not None:
+            retry = self.tasks.next_kill()
         if retry is not None:
             wait = min(wait, max(0.0, retry - time.monotonic()))
         return wait
@@ -241,9 +254,13 @@ class AllocWorker:
         if self.gone or is_deleting(self.alloc):
             await self._terminate()
             return True
-        if self._reader is not None and self._reader.done():
+        if self._reader is not None and self._reader.done() and not self._executor_lost:
             self._executor_lost = "the executor exited unexpectedly"
+            if self.tasks is not None:
+                self.tasks.end_all("TASK_FAILED", self._executor_lost)
             self._mark_dirty()
+        if self.tasks is not None and not self._executor_lost:
+            self._run_tasks(self.tasks)
         array = self.array
         live = array is not None and not self._executor_lost
         if array is not None and live:
@@ -259,6 +276,19 @@ class AllocWorker:
 
     def _ahead(self) -> int:
         return self._pace.ahead(self._slots() * WINDOW_FACTOR)
+
+    def _run_tasks(self, tasks: FrameworkTasks) -> None:
+        """Launch a framework's new tasks, signal those it asked to kill."""
+        assert self.conn is not None
+        sandboxes = self.ctx.executors.dir(self.uid).path / "sandbox"
+        for launch in tasks.to_launch():
+            sandbox = str(sandboxes / launch.sandbox)
+            env = {**launch.env, "MESOS_TASK_ID": launch.id, "MESOS_SANDBOX": sandbox}
+            self.conn.launch(launch.id, launch.command, env, sandbox)
+            self._mark_dirty()
+        for task_id, sig in tasks.to_kill(time.monotonic()):
+            self.conn.kill(task_id, sig)
+            self._mark_dirty()
 
     def _slots(self) -> int:
         return int(spec(self.alloc).get("slots") or 1)
@@ -286,6 +316,8 @@ class AllocWorker:
             out["reason"], out["message"] = "ExecutorLost", self._executor_lost
         if self.array is not None:
             out.update(self.array.status_fields())
+        if self.tasks is not None:
+            out.update(self.tasks.status_fields())
         return out
 
     async def _flush(self, phase: str | None = None) -> bool:
@@ -352,11 +384,15 @@ class AllocWorker:
                 await asyncio.wait_for(asyncio.shield(self._reader), grace + 10)
         if self.array is not None:
             self.array.launched = IndexSet()  # whatever did not report has not finished
+        if self.tasks is not None:
+            self.tasks.end_all("TASK_KILLED", "The task's Alloc was stopped")
         await self._settle("Succeeded" if self._all_done() else "Failed")
         self.conn.close()
         self.ctx.executors.retire(self.uid, self.namespace, self.name)
 
     def _all_done(self) -> bool:
+        if self.tasks is not None:
+            return all(t.get("state") == "TASK_FINISHED" for t in self.tasks.states.values())
         return self.array is not None and not (self.array.assigned - self.array.finished())
 
     async def _settle(self, phase: str) -> None:
@@ -377,6 +413,8 @@ class AllocWorker:
         if self._executor_lost:
             log.warning("alloc has no executor alloc=%s/%s reason=%s", self.namespace,
                         self.name, self._executor_lost)
+            if self.tasks is not None:
+                self.tasks.end_all("TASK_FAILED", self._executor_lost)
             self._mark_dirty()
             await self._flush("Failed")
         while not (self.gone or is_deleting(self.alloc)):

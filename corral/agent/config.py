@@ -37,6 +37,9 @@ class AgentConfig:
     # Processes each container of a pod may have (the kubelet's podPidsLimit; -1:
     # none). One pod forking without end must not use up the host's pids.
     pod_pids_limit: int = 1024
+    # Whom pods run as when their securityContext names no runAsUser (run_as.py):
+    # a user name, UID or UID:GID on this node; None or "": the agent's own user.
+    pod_user: str | None = None
     reservation: Reservation = field(default_factory=Reservation)
     heartbeat_seconds: float = 1.0  # Lease renewal period
     lease_duration_seconds: int = 40  # what the Lease promises (kubelet's default)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from corral.agent.exits import ExitWatch
 from corral.agent.pod_status import ContainerView
-from corral.agent.runtime.base import ContainerState
+from corral.agent.runtime.base import ContainerState, RunAs
 from corral.agent.runtime.probes import ContainerProbes, ProbeSpec, spec_from_probe
 from corral.api.kinds.container import Probe
 from corral.objects import Obj
@@ -30,6 +30,7 @@ class ProbeContext:
     resolve_port: Callable[[int | str], int]
     env: dict[str, str]
     working_dir: str
+    run_as: RunAs | None = None
 
 
 class ContainerTrack:
@@ -152,7 +153,7 @@ class ContainerTrack:
             return None
         try:
             return spec_from_probe(Probe.model_validate(raw), ctx.host, ctx.resolve_port,
-                                   ctx.env, ctx.working_dir)
+                                   ctx.env, ctx.working_dir, ctx.run_as)
         except ValueError as err:
             log.warning("probe ignored container=%s probe=%s error=%s", self.name, field, err)
             return None

@@ -25,7 +25,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral.agent.config import AgentConfig
@@ -41,9 +41,18 @@ from corral.agent.pod_status import (
     pod_phase,
     stamp_conditions,
 )
+from corral.agent.run_as import NodeUsers, RunAsError, fs_group, node_users, run_as_for
 from corral.agent.runtime.backoff import CrashLoopBackOff
-from corral.agent.runtime.base import ContainerLaunch, ContainerState, Runtime, container_id
+from corral.agent.runtime.base import (
+    ContainerLaunch,
+    ContainerState,
+    RunAs,
+    Runtime,
+    container_id,
+)
 from corral.agent.runtime.ports import PortAllocator, PortsExhausted
+from corral.agent.sa_token import MOUNT_PATH, ProjectedToken, TokenError
+from corral.agent.sandbox import own_dir, prepare_pod_dir, work_dir_owner
 from corral.agent.volumes import VOLUMES_DIR, VolumeError, mount_claims
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.api.quantity import bytes_value, cpu_millis
@@ -69,6 +78,8 @@ class NodeContext:
     get_object: ObjectGetter
     service_env: PodEnv  # {SVC}_SERVICE_* env of the Services a pod may see
     events: EventRecorder | None = None  # the kubelet's Events about containers
+    # Whom containers run as when their securityContext names nobody (run_as.py).
+    users: NodeUsers = field(default_factory=lambda: node_users(None))
 
 
 def _rv(pod: Obj) -> int:
@@ -89,6 +100,7 @@ class PodWorker:
         self.name = str(meta(pod)["name"])
         self.pod_dir = ctx.cfg.pods_dir / self.uid
         self.ports = PodPorts(ctx.ports, self.uid, self.pod_dir)
+        self.token = ProjectedToken(ctx.client, self.pod_dir, ctx.cfg.ca_pem)
         spec = pod.get("spec") or {}
         policy = str(spec.get("restartPolicy") or "Always")
         self.inits = [ContainerTrack(c, True, policy) for c in spec.get("initContainers") or []]
@@ -180,6 +192,7 @@ class PodWorker:
             await self._terminate()
             return True
         await self._refresh()
+        await self._refresh_token()
         await self._stop_unhealthy()
         await self._account_exits()
         await self._converge()
@@ -193,6 +206,15 @@ class PodWorker:
                     track.current = await self.ctx.runtime.status(track.current.container_id)
                 except KeyError:  # removed under us (should not happen): start over
                     track.current = None
+
+    async def _refresh_token(self) -> None:
+        """Renew the ServiceAccount token of running containers before it expires."""
+        if self.token.held and any(t.running for t in self.tracks):
+            try:
+                await self.token.ensure(self.pod)
+            except TokenError as err:
+                log.warning("service account token not renewed pod=%s/%s error=%s",
+                            self.namespace, self.name, err)
 
     async def _stop_unhealthy(self) -> None:
         for track in self.tracks:
@@ -262,30 +284,54 @@ class PodWorker:
     def _probe_context(self, track: ContainerTrack) -> ProbeContext:
         return ProbeContext(self.ctx.cfg.node_ip,
                             lambda port: self.ports.host_port(track.name, port),
-                            {}, str(self._working_dir(track)))
+                            {}, str(self._working_dir(track)), self._run_as_or_none(track))
+
+    def _run_as(self, track: ContainerTrack) -> RunAs | None:
+        return run_as_for(self.pod, track.spec, self.ctx.users)
+
+    def _run_as_or_none(self, track: ContainerTrack) -> RunAs | None:
+        """For what runs beside a started container (its probes): it resolved."""
+        try:
+            return self._run_as(track)
+        except RunAsError:
+            return None
+
+    def _prepare_dirs(self, track: ContainerTrack, run_as: RunAs | None) -> None:
+        """The pod's directories, the shared working dir given to its user(s)."""
+        prepare_pod_dir(self.pod_dir)
+        if track.spec.get("workingDir"):
+            return
+        work = self._working_dir(track)
+        if run_as is None:
+            work.mkdir(parents=True, exist_ok=True)
+            return
+        users = [u for u in map(self._run_as_or_none, self.tracks) if u is not None]
+        own_dir(work, *work_dir_owner(users or [run_as], fs_group(self.pod)))
 
     # -- starting an instance ------------------------------------------------
 
     async def _start(self, track: ContainerTrack) -> None:
         try:
+            run_as = self._run_as(track)
+            await asyncio.to_thread(self._prepare_dirs, track, run_as)
             self.ports.ensure(self.pod)
             pod = self.pod_with_ips()
             env = await EnvBuilder(pod, self.ctx.get_object, self.ctx.service_env(pod)).build(
                 track.spec, self._base_env(track))
             own = None if track.spec.get("workingDir") else self._working_dir(track)
             env.update(await asyncio.to_thread(
-                mount_claims, pod, track.spec, self.ctx.cfg.state_dir / VOLUMES_DIR, own))
-        except (EnvError, PortsExhausted, VolumeError) as err:
+                mount_claims, pod, track.spec, self.ctx.cfg.state_dir / VOLUMES_DIR, own,
+                run_as))
+            token_dir = await self.token.ensure(pod)
+        except (EnvError, PortsExhausted, VolumeError, RunAsError, TokenError, OSError) as err:
             reason = ("PortsUnavailable" if isinstance(err, PortsExhausted)
                       else "CreateContainerConfigError")
             track.waiting = (reason, str(err))
             self.events.failed(track.name, str(err), track.init)
             self._wake_in(CONFIG_RETRY_SECONDS)
             return
-        launch = self._launch(track, env)
-        if not track.spec.get("workingDir"):
-            Path(launch.working_dir).mkdir(parents=True, exist_ok=True)  # the pod's own
-        elif not Path(launch.working_dir).is_dir():
+        launch = self._launch(track, env, run_as, token_dir)
+        if track.spec.get("workingDir") and not Path(launch.working_dir).is_dir():
             # The node's filesystem is the container's: the agent (root) must not
             # create whatever directory a pod names.
             track.waiting = ("CreateContainerError",
@@ -319,7 +365,8 @@ class PodWorker:
         given = track.spec.get("workingDir")
         return Path(given) if given else self.pod_dir / "work"
 
-    def _launch(self, track: ContainerTrack, env: dict[str, str]) -> ContainerLaunch:
+    def _launch(self, track: ContainerTrack, env: dict[str, str], run_as: RunAs | None,
+                token_dir: Path | None = None) -> ContainerLaunch:
         resources = track.spec.get("resources") or {}
         limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
         return ContainerLaunch(
@@ -330,10 +377,11 @@ class PodWorker:
             cpu_request_millis=cpu_millis(requests["cpu"]) if "cpu" in requests else None,
             cpu_limit_millis=cpu_millis(limits["cpu"]) if "cpu" in limits else None,
             memory_limit_bytes=bytes_value(limits["memory"]) if "memory" in limits else None,
-            pids_limit=self.ctx.cfg.pod_pids_limit if self.ctx.cfg.pod_pids_limit > 0 else None,
+            pod_pids_limit=self.ctx.cfg.pod_pids_limit if self.ctx.cfg.pod_pids_limit > 0 else None,
             stop_grace_seconds=float(self.grace()),
             stdin=bool(track.spec.get("stdin")), stdin_once=bool(track.spec.get("stdinOnce")),
-            tty=bool(track.spec.get("tty")),
+            tty=bool(track.spec.get("tty")), run_as=run_as,
+            binds=((str(token_dir), MOUNT_PATH),) if token_dir is not None else (),
         )
 
     async def _forget_old(self, track: ContainerTrack) -> None:
@@ -394,6 +442,7 @@ class PodWorker:
                 except KeyError:
                     continue
                 await runtime.remove(cid)
+        await runtime.remove_pod(self.uid)  # else the sweep removes it later
         self.ports.release()
         for track in self.tracks:
             self.ctx.backoff.forget(self._key(track))

@@ -137,6 +137,10 @@ class PodManager:
         for uid in {s.pod_uid for s in orphans}:
             self._adopted.pop(uid, None)
             self.ctx.ports.release(uid)
+        live = {s.pod_uid for s in await self.ctx.runtime.list()}
+        for uid in self.ctx.runtime.pod_uids():  # a pod's group outlives its last instance
+            if uid not in self.workers and uid not in live:
+                await self.ctx.runtime.remove_pod(uid)
         pods_dir = self.ctx.cfg.pods_dir
         if pods_dir.exists():
             for path in pods_dir.iterdir():

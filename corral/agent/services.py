@@ -218,6 +218,11 @@ class NodeServices:
             for svc in self.services.list():
                 ports.update(service_ports(svc))
             env.update(service_env(ports, namespace))
+        # Every pod learns where the API is, service links or not, as the kubelet
+        # does: KUBERNETES_SERVICE_HOST/PORT are what in-cluster clients read.
+        master = self.services.get("default", "kubernetes")
+        if master is not None:
+            env.update(service_env(service_ports(master), "default"))
         env[DNS_ENV] = self.dns_address
         path = self._write_resolv_conf(uid_of(pod), namespace)
         if path is not None:

@@ -11,7 +11,11 @@ filesystem, so a mount cannot put it at ``mountPath``; the container sees it as
                                                          pod's own working dir)
     $CORRAL_VOLUME_<NAME>                               the absolute path
 
-(NAME: the volume's name upper-cased, "-" and "." as "_").
+(NAME: the volume's name upper-cased, "-" and "." as "_"). A claim directory
+is given, when created, to the user of the container that first mounts it
+(group: the pod's fsGroup, set-gid, as Kubernetes applies fsGroup to a
+volume), and its parents are search-only (sandbox.py): a pod reaches its claim
+by path but lists nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +23,11 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
+from corral.agent.run_as import fs_group
+from corral.agent.runtime.base import RunAs
+from corral.agent.sandbox import own_dir
 from corral.objects import Obj, namespace_of, spec
+from corral.private_files import SEARCH_ONLY, private_dir
 
 VOLUMES_DIR = "volumes"
 
@@ -44,24 +52,34 @@ def kept_dirs(pod: Obj, root: Path) -> dict[str, Path]:
     return dirs
 
 
-def mount_claims(pod: Obj, container: Obj, root: Path, own_working_dir: Path | None
-                 ) -> dict[str, str]:
+def mount_claims(pod: Obj, container: Obj, root: Path, own_working_dir: Path | None,
+                 run_as: RunAs | None = None) -> dict[str, str]:
     """Create the kept directories the container mounts, link them into its own
     working dir (when it has one), and return their environment variables."""
+    owner = None
+    if run_as is not None:
+        group = fs_group(pod)
+        owner = (run_as.uid, run_as.gid if group is None else group,
+                 0o770 if group is None else 0o2770)
     try:
-        return _mount_claims(kept_dirs(pod, root), container, own_working_dir)
+        return _mount_claims(kept_dirs(pod, root), container, own_working_dir, owner)
     except OSError as err:
         raise VolumeError(f"volume directory: {err}") from err
 
 
-def _mount_claims(dirs: dict[str, Path], container: Obj, own_working_dir: Path | None
-                  ) -> dict[str, str]:
+def _mount_claims(dirs: dict[str, Path], container: Obj, own_working_dir: Path | None,
+                  owner: tuple[int, int, int] | None) -> dict[str, str]:
     env: dict[str, str] = {}
     for mount in container.get("volumeMounts") or []:
         kept = dirs.get(str(mount.get("name")))
         if kept is None:
             continue
-        kept.mkdir(parents=True, exist_ok=True)
+        if not kept.is_dir():
+            private_dir(kept.parent.parent, SEARCH_ONLY)
+            private_dir(kept.parent, SEARCH_ONLY)
+            kept.mkdir()
+            if owner is not None:
+                own_dir(kept, *owner)
         env[env_name(str(mount.get("name")))] = str(kept.resolve())
         if own_working_dir is not None:
             _link(own_working_dir, str(mount.get("mountPath") or ""), kept.resolve())

@@ -1,6 +1,7 @@
 """The API server's ASGI application: routing, error mapping, auth and metrics.
 
-    request → MetricsMiddleware → AuthMiddleware → ImpersonationMiddleware
+    request → MetricsMiddleware → AuditMiddleware (audit/, when on) → AuthMiddleware
+              → AuditUser → ImpersonationMiddleware
               → AuthorizationMiddleware (RBAC: corral/api/rbac.py)
               → NodeRestrictionMiddleware (a node's credential: its own objects)
               → FairnessMiddleware → dispatch
@@ -31,6 +32,9 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from corral.api import fencing
+from corral.api.audit.middleware import AuditMiddleware, AuditUser
+from corral.api.audit.policy import Policy
+from corral.api.audit.sink import AuditLog
 from corral.api.auth import REQUESTER, AuthMiddleware, TokenAuthenticator, User
 from corral.api.authz import AllowAuthenticated, AuthorizationMiddleware, Authorizer
 from corral.api.errors import APIError, NotFound, ServiceUnavailable
@@ -112,6 +116,7 @@ def build_app(
     summaries: SummaryFetch | None = None,
     token_requests: TokenRequests | None = None,
     tokens: TokenCheck | None = None,
+    audit: tuple[Policy, AuditLog] | None = None,
 ) -> ASGIApp:
     """``ui`` is served under /ui/ (open: it is the page, its data comes through the
     API); ``session`` lets API requests authenticate with its cookie."""
@@ -184,11 +189,15 @@ def build_app(
     wrapped = NodeRestrictionMiddleware(wrapped, registry)
     wrapped = AuthorizationMiddleware(wrapped, authorizer)
     wrapped = ImpersonationMiddleware(wrapped, authorizer)
+    if audit is not None:  # who authenticated, before impersonation changes it
+        wrapped = AuditUser(wrapped, audit[0])
     if authenticator is not None:
         ui_prefixes = ("/ui/",) if ui is not None else ()
         wrapped = AuthMiddleware(wrapped, authenticator, open_paths=OPEN_PATHS | {"/ui"},
                                  open_prefixes=OPEN_PREFIXES + ui_prefixes, session=session,
                                  more_tokens=_users_only(tokens) if tokens else None)
+    if audit is not None:  # outside authentication: its refusals are logged too
+        wrapped = AuditMiddleware(wrapped, *audit)
     return MetricsMiddleware(wrapped)
 
 

@@ -66,15 +66,26 @@ REQUESTER: contextvars.ContextVar[User | None] = contextvars.ContextVar("request
                                                                        default=None)
 
 
+# The control plane's own components: each has its token in the token file and a
+# ClusterRole of what it needs (rbac_policy.py), never the admin's.
+SCHEDULER = User("system:kube-scheduler", "system:kube-scheduler")
+CONTROLLER_MANAGER = User("system:kube-controller-manager", "system:kube-controller-manager")
+
+
 def ensure_admin_token(data_dir: Path) -> str:
     """The admin's bearer token: read from data_dir/token, made on first start."""
+    return ensure_user_token(data_dir, User(ADMIN_USER, ADMIN_USER, ADMIN_GROUPS))
+
+
+def ensure_user_token(data_dir: Path, user: User) -> str:
+    """The token file's token for ``user`` (by name), added on first start."""
     path = data_dir / "token"
     if path.exists():
         for entry in _parse_token_file(path.read_text()):
-            if entry.user.name == ADMIN_USER:
+            if entry.user.name == user.name:
                 return entry.token
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    line = _format_line(token, User(ADMIN_USER, ADMIN_USER, ADMIN_GROUPS))
+    line = _format_line(token, user)
     data_dir.mkdir(parents=True, exist_ok=True)
     existing = path.read_text() if path.exists() else ""
     write_private(path, existing + line)

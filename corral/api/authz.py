@@ -20,6 +20,7 @@ authenticated user may do everything) remains for tests of the seam itself.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,6 +39,11 @@ DASHBOARD = "/ui"
 # The identity of requests to a server running without authentication
 # (--insecure-http), as kube-apiserver's insecure port named it.
 UNSECURED = User("system:unsecured", "", ("system:masters", "system:authenticated"))
+
+# The user of the request being handled, for what below the middleware decides by
+# who asks (RBAC's escalation checks: rbac_escalation.py); None for the server's
+# own writes (bootstrap, default policy).
+CURRENT_USER: ContextVar[User | None] = ContextVar("current_user", default=None)
 
 _METHOD_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete",
                  "GET": "get", "HEAD": "get"}
@@ -147,6 +153,25 @@ def attributes_of(user: User, method: str, path: str, query: str = "") -> Attrib
                       subresource, name)
 
 
+def request_attributes(scope: Scope) -> Attributes:
+    """The attributes of an HTTP or websocket request, for every middleware that
+    decides on them. A websocket upgrade (exec, attach, port-forward) counts as
+    create, as kube-apiserver counts it since 1.30 (the upgrade's GET once let
+    "get" do it)."""
+    method = scope.get("method", "GET") if scope["type"] == "http" else "POST"
+    return attributes_of(user_of(scope), method, scope["path"],
+                         scope.get("query_string", b"").decode("latin-1"))
+
+
+def resource_attributes(user: User, verb: str, resource: str, *, name: str = "",
+                        namespace: str = "", group: str = "", version: str = "",
+                        subresource: str = "") -> Attributes:
+    """Attributes of a resource request the server asks about itself (an
+    impersonation, an access review) rather than one it parsed from a URL."""
+    return Attributes(user, verb, True, "", group, version, namespace, resource, subresource,
+                      name)
+
+
 def _resource_verb(method: str, named: bool, watch: bool) -> str:
     if method in ("GET", "HEAD"):
         if watch:
@@ -197,16 +222,16 @@ class AuthorizationMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        # A websocket upgrade (exec, attach, port-forward) is authorized as create,
-        # as kube-apiserver does since 1.30 (the upgrade's GET once let "get" do it).
-        method = scope.get("method", "GET") if scope["type"] == "http" else "POST"
-        attrs = attributes_of(user_of(scope), method, scope["path"],
-                              scope.get("query_string", b"").decode("latin-1"))
+        attrs = request_attributes(scope)
         allowed, reason = self.authorizer.authorize(attrs)
-        if allowed:
-            await self.app(scope, receive, send)
+        if not allowed:
+            await deny(scope, send, forbidden(attrs, reason))
             return
-        await deny(scope, send, forbidden(attrs, reason))
+        token = CURRENT_USER.set(attrs.user)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            CURRENT_USER.reset(token)
 
 
 async def deny(scope: Scope, send: Send, err: APIError) -> None:

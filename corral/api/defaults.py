@@ -25,6 +25,14 @@ from corral.api.kinds.apps import (
     StatefulSetPersistentVolumeClaimRetentionPolicy,
     StatefulSetUpdateStrategy,
 )
+from corral.api.kinds.autoscaling import (
+    HorizontalPodAutoscaler,
+    HPAScalingPolicy,
+    HPAScalingRules,
+    MetricSpec,
+    MetricTarget,
+    ResourceMetricSource,
+)
 from corral.api.kinds.base import KubeModel
 from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.container import Container, Probe
@@ -125,6 +133,11 @@ def default_template(template: PodTemplateSpec) -> None:
 
 def _default_pod(pod: Pod) -> None:
     default_pod_spec(pod.spec)
+    # ServiceAccount admission: a pod runs as its namespace's `default` account
+    # unless it names one; the deprecated field mirrors it, as v1 conversion does.
+    spec = pod.spec
+    spec.service_account_name = spec.service_account_name or spec.service_account or "default"
+    spec.service_account = spec.service_account_name
 
 
 # ---- workloads ------------------------------------------------------------------
@@ -304,7 +317,45 @@ def _default_priority_class(pc: PriorityClass) -> None:
         pc.preemption_policy = "PreemptLowerPriority"
 
 
+# ---- autoscaling -------------------------------------------------------------------
+
+DEFAULT_CPU_UTILIZATION = 80  # an HPA without metrics targets 80% of its pods' cpu requests
+
+
+def _default_hpa(hpa: HorizontalPodAutoscaler) -> None:
+    """autoscaling/v2's SetDefaults_HorizontalPodAutoscaler: minReplicas 1, cpu at
+    80% when no metric is given, and a behavior that is given gets every rule it
+    leaves out (a missing behavior stays missing: the controller's classic rules)."""
+    spec = hpa.spec
+    if spec.min_replicas is None:
+        spec.min_replicas = 1
+    if not spec.metrics:
+        spec.metrics = [MetricSpec(type="Resource", resource=ResourceMetricSource(
+            name="cpu", target=MetricTarget(type="Utilization",
+                                            average_utilization=DEFAULT_CPU_UTILIZATION)))]
+    if spec.behavior is not None:
+        spec.behavior.scale_up = _scaling_rules(spec.behavior.scale_up, up=True)
+        spec.behavior.scale_down = _scaling_rules(spec.behavior.scale_down, up=False)
+
+
+def _scaling_rules(rules: HPAScalingRules | None, *, up: bool) -> HPAScalingRules:
+    """GenerateHPAScaleUpRules / GenerateHPAScaleDownRules: scale up at once, by
+    4 pods or 100% each 15 s; scale down after 300 s of lower recommendations,
+    by up to 100% each 15 s."""
+    rules = rules or HPAScalingRules()
+    if rules.stabilization_window_seconds is None:
+        rules.stabilization_window_seconds = 0 if up else 300
+    if rules.select_policy is None:
+        rules.select_policy = "Max"
+    if rules.policies is None:
+        rules.policies = [HPAScalingPolicy(type="Percent", value=100, period_seconds=15)]
+        if up:
+            rules.policies.insert(0, HPAScalingPolicy(type="Pods", value=4, period_seconds=15))
+    return rules
+
+
 _DEFAULTERS: dict[type[Any], Callable[[Any], None]] = {
+    HorizontalPodAutoscaler: _default_hpa,
     Pod: _default_pod,
     Deployment: _default_deployment,
     ReplicaSet: _default_replica_set,

@@ -31,8 +31,16 @@ from typing import Any
 from corral.api.errors import BadRequest, Forbidden
 from corral.api.metrics import API_METRICS
 from corral.api.resources import BY_KIND
-from corral.store.base import Event, Guard, KeyValue, ListResult, Store
-from corral.store.errors import GuardFailed
+from corral.store.base import (
+    DeleteResults,
+    Deletions,
+    Event,
+    Guard,
+    KeyValue,
+    ListResult,
+    Store,
+)
+from corral.store.errors import GuardFailed, StoreUnavailable
 
 FENCE_HEADER = "corral-leader-fence"
 GUARD_ATTEMPTS = 20  # renewals racing one write; each retry re-reads the Lease
@@ -115,6 +123,31 @@ class FencingStore:
                      guard: Guard | None = None) -> int:
         return await self._fenced(
             lambda g: self.inner.delete(key, expected_revision, guard=g), guard)
+
+    async def delete_many(self, deletions: Deletions, *,
+                          guard: Guard | None = None) -> DeleteResults:
+        """Fenced as the single writes are: the deletions that met a moved guard
+        go through the fence again; a refused fence refuses them all."""
+        fence = CURRENT.get()
+        if fence is None or guard is not None:
+            return await self.inner.delete_many(deletions, guard=guard)
+        results: DeleteResults = [StoreUnavailable("not attempted")] * len(deletions)
+        todo = list(range(len(deletions)))
+        for _ in range(GUARD_ATTEMPTS):
+            try:
+                guard = await self._guard(fence)
+            except Forbidden:
+                self._count(fence, "refused")
+                raise
+            done = await self.inner.delete_many([deletions[i] for i in todo], guard=guard)
+            for i, result in zip(todo, done):
+                results[i] = result
+            todo = [i for i, result in zip(todo, done) if isinstance(result, GuardFailed)]
+            if not todo:
+                self._count(fence, "accepted")
+                return results
+        raise Forbidden(f"leader fence {fence.token()!r}: the Lease keeps changing; "
+                        "try again")
 
     async def _fenced(self, write: Callable[[Guard | None], Awaitable[int]],
                       guard: Guard | None) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from corral.api.auth import AUTHENTICATED, User
-from corral.api.authz import Attributes, Authorizer, deny, forbidden, user_of
+from corral.api.authz import Authorizer, deny, forbidden, resource_attributes, user_of
 from corral.api.errors import APIError, BadRequest
 from corral.api.rbac import SERVICE_ACCOUNT_PREFIX
 
@@ -63,8 +63,8 @@ class ImpersonationMiddleware:
         return User(name, uids[0] if uids else "", all_groups)
 
     def _check(self, caller: User, resource: str, namespace: str, name: str) -> None:
-        attrs = Attributes(caller, "impersonate", True, "", "", "v1", namespace, resource, "",
-                           name)
+        attrs = resource_attributes(caller, "impersonate", resource, name=name,
+                                    namespace=namespace, version="v1")
         allowed, reason = self.authorizer.authorize(attrs)
         if not allowed:
             raise forbidden(attrs, reason)

@@ -71,6 +71,13 @@ class ApiMetrics:
             "The encryption provider config in force (1 for its hash), as kube-apiserver "
             "reports it; `corral secrets rotate-key` waits for every master's.",
             ["apiserver_id_hash", "hash"], registry=self.registry)
+        self.audit_events = Counter(
+            "apiserver_audit_event_total", "Audit events generated and sent to the audit log.",
+            registry=self.registry)
+        self.audit_errors = Counter(
+            "apiserver_audit_error_total", "Audit events that could not be written (dropped "
+            "when the queue stayed full, or the disk failed), by backend.",
+            ["plugin"], registry=self.registry)
         ProcessCollector(registry=self.registry)
         self.included: list[CollectorRegistry] = []
 

@@ -9,6 +9,8 @@ may use at all; this middleware, after it, narrows that to the node's own object
     pods, allocs (+ /status)  write or delete only those bound to it (spec.nodeName)
     secrets, configmaps       get only those a pod bound to it references
                               (env, envFrom, volumes, imagePullSecrets); never list/watch
+    serviceaccounts           get only those its pods run as; a token (TokenRequest)
+                              only bound to a pod bound to it
     its own labels            (NodeLabelAdmission, which sees the object written) never
                               set, change or remove one under node-restriction.kubernetes.io/,
                               nor one under kubernetes.io/ or k8s.io/ that is not the
@@ -21,13 +23,14 @@ A refusal is a 403 worded as kube-apiserver's, with the Node authorizer's reason
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corral.api.auth import REQUESTER
-from corral.api.authz import Attributes, attributes_of, deny, forbidden, user_of
+from corral.api.authz import Attributes, deny, forbidden, request_attributes
 from corral.api.errors import Forbidden
 from corral.api.registry import Registry
 from corral.api.registry.read import Filter, list_objects
@@ -59,15 +62,18 @@ class NodeRestrictionMiddleware:
         if node is None:
             await self.app(scope, receive, send)
             return
-        method = scope.get("method", "GET") if scope["type"] == "http" else "POST"
-        attrs = attributes_of(user_of(scope), method, scope["path"],
-                              scope.get("query_string", b"").decode("latin-1"))
+        attrs = request_attributes(scope)
         if attrs.verb == "create" and not attrs.name and (
                 attrs.resource == "nodes" or (attrs.resource, attrs.namespace) == (
                     "leases", LEASE_NAMESPACE)):
             body, receive = await _buffered(receive)
             attrs = _named_by_body(attrs, body)
-        reason = await self._refusal(node, attrs)
+        if (attrs.resource, attrs.subresource, attrs.verb) == ("serviceaccounts", "token",
+                                                               "create"):
+            body, receive = await _buffered(receive)
+            reason = await self._token_refusal(node, attrs, body)
+        else:
+            reason = await self._refusal(node, attrs)
         if reason is None:
             await self.app(scope, receive, send)
             return
@@ -83,8 +89,21 @@ class NodeRestrictionMiddleware:
             return f"node '{node}' cannot modify lease '{a.name}'"
         if a.resource in _BOUND_KINDS and a.verb in _WRITES:
             return await self._bound(node, a)
-        if a.resource in ("secrets", "configmaps"):
+        if a.resource in ("secrets", "configmaps", "serviceaccounts"):
             return await self._referenced(node, a)
+        return None
+
+    async def _token_refusal(self, node: str, a: Attributes, body: bytes) -> str | None:
+        """kube-apiserver's NodeRestriction words for a node's TokenRequest."""
+        try:
+            ref = (orjson.loads(body).get("spec") or {}).get("boundObjectRef") or {}
+        except (orjson.JSONDecodeError, AttributeError):
+            ref = {}
+        if not isinstance(ref, dict) or ref.get("kind") != "Pod":
+            return f"node '{node}' requested token not bound to a pod"
+        pod = await self.registry.find(BY_KIND["Pod"], a.namespace, str(ref.get("name") or ""))
+        if pod is None or spec(pod).get("nodeName") != node:
+            return f"node '{node}' requested token bound to a pod scheduled on a different node"
         return None
 
     async def _bound(self, node: str, a: Attributes) -> str | None:
@@ -109,8 +128,11 @@ class NodeRestrictionMiddleware:
 
 
 def references(pod: dict[str, Any], resource: str) -> set[str]:
-    """The Secrets or ConfigMaps a pod names, as the Node authorizer's graph has them."""
+    """The Secrets, ConfigMaps or ServiceAccount a pod names, as the Node
+    authorizer's graph has them."""
     s = spec(pod)
+    if resource == "serviceaccounts":
+        return {str(s.get("serviceAccountName") or s.get("serviceAccount") or "default")}
     found: set[str] = set()
     secret = resource == "secrets"
     env_key, from_key, vol_key = (("secretKeyRef", "secretRef", "secret") if secret
@@ -137,8 +159,7 @@ def _named_by_body(a: Attributes, body: bytes) -> Attributes:
         name = str(meta(orjson.loads(body)).get("name") or "")
     except (orjson.JSONDecodeError, AttributeError, TypeError):
         name = ""  # not JSON a node would send: refused as naming another object
-    return Attributes(a.user, a.verb, True, a.path, a.api_group, a.api_version, a.namespace,
-                      a.resource, a.subresource, name or "<unnamed>")
+    return dataclasses.replace(a, name=name or "<unnamed>")
 
 
 async def _buffered(receive: Receive) -> tuple[bytes, Receive]:

@@ -122,6 +122,12 @@ def is_quantity(value: object) -> bool:
 
 def cpu_millis(quantity: QuantityLike) -> int:
     """CPU in millicores, rounded up ("250m" → 250, "1.5" → 1500, "1u" → 1)."""
+    return milli_value(quantity)
+
+
+def milli_value(quantity: QuantityLike) -> int:
+    """Any quantity in thousandths, rounded up (Kubernetes' MilliValue: "64Mi" →
+    67108864000, "1234n" → 2)."""
     return _ceil(parse_quantity(quantity) * 1000)
 
 
@@ -139,6 +145,22 @@ def format_cpu(millis: int) -> str:
     if millis % 1000 == 0:
         return str(millis // 1000)
     return f"{millis}m"
+
+
+_DECIMAL_SUFFIXES = ("m", "", "k", "M", "G", "T", "P", "E")
+
+
+def format_milli(milli: int) -> str:
+    """Thousandths as a decimal-SI quantity in Kubernetes' canonical form (a
+    NewMilliQuantity's String): the largest suffix that keeps the number whole,
+    1500 → "1500m", 2000 → "2", 5000000000 → "5M", 1048576000 → "1048576"."""
+    if milli == 0:
+        return "0"
+    step = 0
+    while milli % 1000 == 0 and step < len(_DECIMAL_SUFFIXES) - 1:
+        milli //= 1000
+        step += 1
+    return f"{milli}{_DECIMAL_SUFFIXES[step]}"
 
 
 def format_bytes(n: int) -> str:

@@ -4,7 +4,8 @@
              answers anything), then one watch task per kind applies every change
     a watch too old (410 Gone) lists again; close() cancels the tasks.
 
-ensure_default_policy() writes corral/api/rbac_policy.py's roles and bindings.
+ensure_default_policy() writes corral/api/rbac_policy.py's roles and bindings
+(cluster-wide, and the few namespaced ones in kube-system).
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from typing import Any
 
 from corral.api.errors import AlreadyExists, Gone
 from corral.api.rbac import RbacState
-from corral.api.rbac_policy import AUTOUPDATE, cluster_role_bindings, cluster_roles
+from corral.api.rbac_policy import (
+    AUTOUPDATE,
+    cluster_role_bindings,
+    cluster_roles,
+    role_bindings,
+    roles,
+)
 from corral.api.registry import Registry
 from corral.api.registry.read import Filter, list_objects, watch_objects
 from corral.api.resources import BY_KIND, Resource
@@ -31,24 +38,27 @@ _POLICY_FIELDS = ("rules", "aggregationRule", "roleRef", "subjects")
 
 async def ensure_default_policy(registry: Registry) -> None:
     for kind, objects in (("ClusterRole", cluster_roles()),
-                          ("ClusterRoleBinding", cluster_role_bindings())):
+                          ("ClusterRoleBinding", cluster_role_bindings()),
+                          ("Role", roles()), ("RoleBinding", role_bindings())):
         res = BY_KIND[kind]
         for obj in objects:
+            namespace = meta(obj).get("namespace") if res.namespaced else None
             try:
-                await registry.create(res, None, obj)
+                await registry.create(res, namespace, obj)
             except AlreadyExists:
                 await _reconcile(registry, res, obj)
 
 
 async def _reconcile(registry: Registry, res: Resource, want: Obj) -> None:
     name = want["metadata"]["name"]
-    current = await registry.find(res, None, name)
+    namespace = want["metadata"].get("namespace") if res.namespaced else None
+    current = await registry.find(res, namespace, name)
     if current is None or (meta(current).get("annotations") or {}).get(AUTOUPDATE) == "false":
         return
     if all(current.get(f) == want.get(f) for f in _POLICY_FIELDS):
         return
     updated = {**current, **{f: want[f] for f in _POLICY_FIELDS if f in want}}
-    await registry.update(res, None, name, updated)
+    await registry.update(res, namespace, name, updated)
 
 
 class RbacCache:

@@ -12,6 +12,8 @@ cut to the kinds corral serves).
     system:node                   ← group system:nodes (narrowed by NodeRestriction)
     system:kube-scheduler         ← user system:kube-scheduler
     system:kube-controller-manager← user system:kube-controller-manager
+    system:auth-delegator         tokenreviews, subjectaccessreviews (bind it to a component)
+    Role kube-system/system:corral-scheduler-ledger  configmaps there ← system:kube-scheduler
     system:node-bootstrapper, ...:nodeclient ← group system:bootstrappers (TLS bootstrap:
                                   ask for a node client certificate, auto-approved)
     ...:selfnodeclient            ← group system:nodes (renew its own)
@@ -112,6 +114,10 @@ def _cluster_role(name: str, rules: list[Obj], labels: dict[str, str] | None = N
     return role
 
 
+def _in_kube_system(obj: Obj, kind: str) -> Obj:
+    return {**obj, "kind": kind, "metadata": {**obj["metadata"], "namespace": "kube-system"}}
+
+
 def _binding(name: str, role: str, subjects: list[tuple[str, str]]) -> Obj:
     return {
         "apiVersion": RBAC_API, "kind": "ClusterRoleBinding",
@@ -138,6 +144,24 @@ def _scheduler() -> list[Obj]:
               ["pods", "pods/status", "allocs", "allocs/status"]),
         _rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
         _rule(READ + ["create", "update", "patch"], ["coordination.k8s.io"], ["leases"]),
+    ]
+
+
+def _controller_manager() -> list[Obj]:
+    """What corral's controllers use under their one identity. The garbage
+    collector and the namespace controller read, update (ownerReferences,
+    finalizers) and delete objects of every kind, custom ones too, as
+    Kubernetes' generic-garbage-collector and namespace-controller roles allow;
+    what they create is named kind by kind. Never: impersonation, tokens, node
+    proxies, exec, reviews of others, creating Secrets or RBAC objects."""
+    return [
+        _rule(READ + ["update", "patch", "delete", "deletecollection"], ["*"], ["*"]),
+        _rule(["create"], ["", "corral.dev"], ["pods", "endpoints", "serviceaccounts",
+                                               "allocs"]),
+        _rule(["create"], ["apps"], ["replicasets", "controllerrevisions"]),
+        _rule(["create"], ["batch"], ["jobs"]),
+        _rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
+        _rule(["create"], ["coordination.k8s.io"], ["leases"]),
     ]
 
 
@@ -221,11 +245,26 @@ def cluster_roles() -> list[Obj]:
         _cluster_role("corral:dashboard", [_urls(["*"], ["/ui", "/ui/*"])]),
         _cluster_role("system:kube-scheduler", _scheduler()),
         _cluster_role("system:node", _node()),
-        _cluster_role("system:kube-controller-manager", [
-            _rule(["*"], ["*"], ["*"]),  # the controllers own every workload kind
-        ]),
+        _cluster_role("system:kube-controller-manager", _controller_manager()),
         *_bootstrap_roles(),
     ]
+
+
+# The scheduler's node ledgers (corral/scheduler/ledger.py) are ConfigMaps in
+# kube-system: a Role there, as Kubernetes gives kube-scheduler its
+# leader-locking Role, rather than ConfigMaps in every namespace.
+SCHEDULER_LEDGER = "system:corral-scheduler-ledger"
+
+
+def roles() -> list[Obj]:
+    return [_in_kube_system(_cluster_role(SCHEDULER_LEDGER, [
+        _rule(READ + ["create", "update", "patch", "delete"], [""], ["configmaps"])]), "Role")]
+
+
+def role_bindings() -> list[Obj]:
+    binding = _binding(SCHEDULER_LEDGER, SCHEDULER_LEDGER, [("User", "system:kube-scheduler")])
+    binding["roleRef"]["kind"] = "Role"
+    return [_in_kube_system(binding, "RoleBinding")]
 
 
 def cluster_role_bindings() -> list[Obj]:

@@ -86,6 +86,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",), (),
              has_spec=False),
     Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",)),
+    Resource("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
+             ("hpa",), ("status",), ("all",)),
     Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition",
              "customresourcedefinitions", False, ("crd", "crds"), ("status",), ("api-extensions",)),
     Resource("corral.dev", "v1", "Alloc", "allocs", True, (),
@@ -100,6 +102,15 @@ RESOURCES: tuple[Resource, ...] = (
              False, (), (), has_spec=False),
     Resource("certificates.k8s.io", "v1", "CertificateSigningRequest",
              "certificatesigningrequests", False, ("csr",), ("status", "approval")),
+)
+
+# Versions served by conversion from the stored one (corral.api.conversion), as
+# kube-apiserver serves autoscaling/v1 HPAs from the autoscaling/v2 it stores.
+# Discovery and routing see them; storage, quota and the namespace controller
+# see only the stored version in RESOURCES.
+CONVERTED: tuple[Resource, ...] = (
+    Resource("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
+             ("hpa",), ("status",), ("all",)),
 )
 
 # Kinds the server computes per request instead of storing: access reviews
@@ -124,7 +135,7 @@ COMPUTED: tuple[Resource, ...] = (
     Resource("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", True, (), (),
              verbs=("get", "list")),
 )
-SERVED: tuple[Resource, ...] = RESOURCES + COMPUTED
+SERVED: tuple[Resource, ...] = RESOURCES + CONVERTED + COMPUTED
 
 BY_KIND: dict[str, Resource] = {r.kind: r for r in RESOURCES}
 BY_GROUP_PLURAL: dict[tuple[str, str], Resource] = {(r.group, r.plural): r for r in RESOURCES}
@@ -154,7 +165,8 @@ class ServedTable:
         custom = tuple(r for rs in self._custom.values() for r in rs)
         self._all = RESOURCES + custom
         self._discoverable = SERVED + custom
-        self._by_group_plural = {(r.group, r.plural, r.version): r for r in self._all}
+        self._by_group_plural = {(r.group, r.plural, r.version): r
+                                 for r in self._all + CONVERTED}
 
     def all(self) -> tuple[Resource, ...]:
         """The stored kinds: built-in and custom."""

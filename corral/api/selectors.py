@@ -285,6 +285,10 @@ def _expression(expression: Any) -> Requirement:
 # --- field selectors -----------------------------------------------------------
 
 _METADATA_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
+# corral's own field label (Kubernetes has none for owners): the objects with an
+# owner reference of this uid, so that the garbage collector deletes a gone
+# owner's dependents with one deletecollection instead of a DELETE each.
+OWNER_UID_FIELD = "metadata.ownerReferences.uid"
 
 # Field labels beyond metadata.* that Kubernetes' registries declare selectable.
 _KIND_FIELDS: dict[str, frozenset[str]] = {
@@ -317,7 +321,7 @@ def selectable_fields(kind: str) -> frozenset[str]:
     resource = BY_KIND.get(kind)
     common = _METADATA_FIELDS if resource is None or resource.namespaced else frozenset(
         {"metadata.name"})
-    return common | _KIND_FIELDS.get(kind, frozenset())
+    return common | {OWNER_UID_FIELD} | _KIND_FIELDS.get(kind, frozenset())
 
 
 def field_value(obj: dict[str, Any], field: str) -> str:
@@ -327,6 +331,11 @@ def field_value(obj: dict[str, Any], field: str) -> str:
         if value:
             return value
     return ""
+
+
+def _owner_uids(obj: dict[str, Any]) -> list[str]:
+    refs = (obj.get("metadata") or {}).get("ownerReferences")
+    return [str(r.get("uid")) for r in refs if isinstance(r, dict)] if isinstance(refs, list) else []
 
 
 def _resolve(obj: Any, path: str) -> Any:
@@ -357,7 +366,10 @@ class FieldRequirement:
     value: str
 
     def matches(self, obj: dict[str, Any]) -> bool:
-        equal = field_value(obj, self.field) == self.value
+        if self.field == OWNER_UID_FIELD:  # any of the references
+            equal = self.value in _owner_uids(obj)
+        else:
+            equal = field_value(obj, self.field) == self.value
         return equal if self.operator is FieldOperator.EQUALS else not equal
 
     def to_string(self) -> str:

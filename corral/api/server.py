@@ -31,7 +31,16 @@ from corral.api.allocation import (
     ServiceAllocation,
 )
 from corral.api.app import build_app
-from corral.api.auth import TokenAuthenticator, User, ensure_admin_token
+from corral.api.audit.policy import Policy, default_policy, load_policy
+from corral.api.audit.sink import AuditLog
+from corral.api.auth import (
+    CONTROLLER_MANAGER,
+    SCHEDULER,
+    TokenAuthenticator,
+    User,
+    ensure_admin_token,
+    ensure_user_token,
+)
 from corral.api.certificates.admission import CsrAdmission
 from corral.api.certificates.signer import Signer
 from corral.api.connections import ConnectionLimits, TlsWebSocketProtocol, guarded_protocol
@@ -48,13 +57,16 @@ from corral.api.handlers.reviews import TokenCheck
 from corral.api.handlers.streams import StreamRelay
 from corral.api.handlers.token_request import TokenRequests
 from corral.api.health import Health
+from corral.api.listener import BatchListener
 from corral.api.login_tickets import LoginTickets
+from corral.api.master_service import DNS_NAMES, ensure_master_service, first_service_ip
 from corral.api.metrics import API_METRICS
 from corral.api.node_endpoints import EndpointWriterAdmission
 from corral.api.node_restriction import NodeLabelAdmission
 from corral.api.priorityclasses import priority_class_objects
 from corral.api.rbac import RbacAuthorizer
 from corral.api.rbac_cache import RbacCache, ensure_default_policy
+from corral.api.rbac_escalation import EscalationCheck
 from corral.api.registry import Registry
 from corral.api.registry.delete import IMMORTAL_NAMESPACES
 from corral.api.resources import BY_KIND
@@ -63,6 +75,7 @@ from corral.api.sa_tokens import ISSUER, TokenSigner, ensure_signing_key
 from corral.api.session import SessionCookie
 from corral.api.tls import ensure_pki
 from corral.api.token_store import TOKENS_FILE, HashedTokens
+from corral.private_files import private_dir, tighten
 from corral.store.base import Store
 from corral.store.open import open_store
 from corral.ui.app import Dashboard
@@ -70,6 +83,9 @@ from corral.ui.app import Dashboard
 log = logging.getLogger("corral.api")
 
 DEFAULT_NAMESPACES = IMMORTAL_NAMESPACES
+# The in-master components, each with a credential of its own (`corral master`
+# also writes DATA_DIR/<name>.kubeconfig for running them as separate processes).
+COMPONENT_USERS = {"scheduler": SCHEDULER, "controllers": CONTROLLER_MANAGER}
 
 
 @dataclass
@@ -88,6 +104,10 @@ class ServerConfig:
     # EncryptionConfiguration file; "" = DATA_DIR/encryption-config.yaml, made on first start
     encryption_config: str = ""
     encryption_reload_seconds: float = 1.0  # how often the file is checked for a change
+    audit_log_path: str = ""  # "" = no audit log
+    audit_policy_file: str = ""  # "" = audit/policy.py's DEFAULT_POLICY
+    audit_log_maxsize: float = 100  # megabytes before the file is rotated (0: never)
+    audit_log_maxbackup: int = 10  # rotated files kept (0: all)
 
     @property
     def resolved_store_url(self) -> str:
@@ -118,6 +138,14 @@ async def bootstrap(registry: Registry) -> None:
             await registry.create(ns, None, {"metadata": {"name": name}})
         except AlreadyExists:
             pass
+        # The namespaces the server makes have their `default` ServiceAccount from
+        # the start, whether or not a controller manager runs yet (it makes the
+        # others': corral/controllers/serviceaccounts.py).
+        try:
+            await registry.create(BY_KIND["ServiceAccount"], name,
+                                  {"metadata": {"name": "default", "namespace": name}})
+        except AlreadyExists:
+            pass
     # Borg's bands ship as PriorityClasses (monitoring, production, batch, best-effort).
     for pc in priority_class_objects():
         try:
@@ -127,7 +155,9 @@ async def bootstrap(registry: Registry) -> None:
 
 
 def _cert_hosts(cfg: ServerConfig) -> list[str]:
-    hosts = ["127.0.0.1", "::1", "localhost", socket.gethostname(), *cfg.extra_sans]
+    # Pods reach the API at the default/kubernetes Service (master_service.py).
+    hosts = ["127.0.0.1", "::1", "localhost", socket.gethostname(), *cfg.extra_sans,
+             first_service_ip(cfg.service_cidr), *DNS_NAMES]
     if cfg.host not in ("0.0.0.0", "::") and cfg.host not in hosts:
         hosts.append(cfg.host)
     return hosts
@@ -149,10 +179,27 @@ def _token_check(static: TokenAuthenticator, accounts: ServiceAccountAuthenticat
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the process owner decides on exit."""
+    """uvicorn without its own signal handlers (the process owner decides on exit)
+    and with its own listener, which accepts in batches (listener.py says why)."""
+
+    def __init__(self, config: uvicorn.Config, handshake_timeout: float) -> None:
+        super().__init__(config)
+        self.handshake_timeout = handshake_timeout
 
     def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
         return contextlib.nullcontext()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=[])  # everything but the listening socket
+        config = self.config
+
+        def protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state)
+
+        listener = BatchListener.open(config.host, config.port, config.backlog, protocol,
+                                      config.ssl, self.handshake_timeout)
+        self.servers = [listener]  # type: ignore[list-item]  # closed as uvicorn closes its own
 
 
 class ApiServer:
@@ -170,12 +217,14 @@ class ApiServer:
         self.app: ASGIApp | None = None  # built by open(); served by run()
         self.health: Health | None = None  # built by open(); components add their checks
         self.token = ""
+        self.component_tokens: dict[str, str] = {}  # by COMPONENT_USERS name
         self.ca_pem: bytes | None = None  # the cluster CA clients trust (None over plain HTTP)
         self._ssl: dict[str, Any] = {}
         # Who may do what: every request and every access review asks this.
         self.authorizer = RbacAuthorizer()
         self._rbac: RbacCache | None = None
         self.encryption: EncryptingStore | None = None
+        self.audit: AuditLog | None = None
         self._reloads: asyncio.Task[None] | None = None
         self.signer: Signer | None = None
 
@@ -183,7 +232,7 @@ class ApiServer:
         cfg = self.cfg
         ip_range, port_range = IpRange.parse(cfg.service_cidr), PortRange.parse(
             cfg.node_port_range)
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(cfg.data_dir)  # keys, tokens and state.db: never a pod's to read
         # A bad encryption config stops the start (ConfigError), before the store opens.
         path = cfg.encryption_config_path()
         encryption = load_config(path)
@@ -205,13 +254,29 @@ class ApiServer:
         self.registry.admission += [NodeLabelAdmission(), EndpointWriterAdmission()]
         self.crds = CrdServing(self.registry)
         await bootstrap(self.registry)
+        await ensure_master_service(self.registry, cfg.service_cidr, cfg.port)
         await ensure_default_policy(self.registry)
         self._rbac = RbacCache(self.encryption)
         await self._rbac.start()
         self.authorizer.state = self._rbac.state
+        self.registry.admission.append(EscalationCheck(self.authorizer))
         await self.crds.start()
         self.app = self._build_app()
         return self.registry
+
+    def _open_audit(self) -> tuple[Policy, AuditLog] | None:
+        cfg = self.cfg
+        if not cfg.audit_log_path:
+            return None
+        # A bad policy stops the start (PolicyError), as a bad encryption config does.
+        policy = load_policy(Path(cfg.audit_policy_file)) if cfg.audit_policy_file \
+            else default_policy()
+        self.audit = AuditLog(Path(cfg.audit_log_path), max_megabytes=cfg.audit_log_maxsize,
+                              max_backups=cfg.audit_log_maxbackup)
+        self.audit.start()
+        log.info("audit log path=%s policy=%s", cfg.audit_log_path,
+                 cfg.audit_policy_file or "default")
+        return policy, self.audit
 
     def _report_encryption(self) -> None:
         assert self.encryption is not None
@@ -231,6 +296,8 @@ class ApiServer:
         assert self.registry is not None
         cfg = self.cfg
         self.token = token = ensure_admin_token(cfg.data_dir)
+        self.component_tokens = {name: ensure_user_token(cfg.data_dir, user)
+                                 for name, user in COMPONENT_USERS.items()}
         ssl: dict[str, Any] = {}
         if not cfg.insecure_http:
             pki = ensure_pki(cfg.data_dir, _cert_hosts(cfg))
@@ -238,6 +305,7 @@ class ApiServer:
             ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path),
                    "ssl_ca_certs": str(pki.ca_path), "ssl_cert_reqs": CERT_OPTIONAL}
             self.ca_pem = pki.ca_pem
+        tighten(cfg.data_dir)  # what an older master or a copy left readable
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
         authenticator = None if cfg.insecure_http else TokenAuthenticator(
@@ -263,7 +331,8 @@ class ApiServer:
                          session=session, store_status=store.status,
                          authorizer=self.authorizer, summaries=self._node_proxy.stats_summary,
                          token_requests=TokenRequests(self.registry, signer),
-                         tokens=_token_check(authenticator, accounts) if authenticator else None)
+                         tokens=_token_check(authenticator, accounts) if authenticator else None,
+                         audit=self._open_audit())
 
     async def run(self) -> None:
         assert self.app is not None, "open() first"
@@ -277,7 +346,7 @@ class ApiServer:
             backlog=4096, http=guarded_protocol(cfg.connections),
             **ssl,
         )
-        self._server = _Server(config)
+        self._server = _Server(config, cfg.connections.header_timeout)
         log.info("api server listening url=%s store=%s kubeconfig=%s", cfg.url,
                  cfg.resolved_store_url, cfg.kubeconfig_path)
         await self._server.serve()
@@ -287,6 +356,9 @@ class ApiServer:
             self._server.should_exit = True
 
     async def close(self) -> None:
+        if self.audit is not None:  # what is queued is written
+            await self.audit.close()
+            self.audit = None
         if self._reloads is not None:
             self._reloads.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -16,6 +16,7 @@ from typing import Any
 from corral import cronschedule
 from corral.api import names
 from corral.api.alloc_validation import validate_alloc, validate_task_array
+from corral.api.autoscaling_validation import validate_hpa
 from corral.api.certificates.requests import validate_csr
 from corral.api.crd.definition import validate_crd
 from corral.api.errors import Cause
@@ -30,6 +31,7 @@ from corral.api.kinds.apps import (
     ReplicaSet,
     StatefulSet,
 )
+from corral.api.kinds.autoscaling import HorizontalPodAutoscaler
 from corral.api.kinds.base import IntOrString, KubeModel
 from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.certificates import CertificateSigningRequest
@@ -588,7 +590,7 @@ _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
     PriorityClass: _validate_priority_class, Binding: _validate_binding, Scale: _validate_scale,
     DeleteOptions: _validate_delete_options, Namespace: _validate_namespace,
     Alloc: validate_alloc, Framework: validate_framework, PodDisruptionBudget: _validate_pdb,
-    CronJob: _validate_cronjob,
+    CronJob: _validate_cronjob, HorizontalPodAutoscaler: validate_hpa,
     Role: validate_role, ClusterRole: validate_cluster_role, RoleBinding: validate_role_binding,
     ClusterRoleBinding: validate_cluster_role_binding,
     CertificateSigningRequest: validate_csr,

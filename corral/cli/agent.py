@@ -18,6 +18,7 @@ from pathlib import Path
 
 from corral.agent.agent import run_agent
 from corral.agent.config import AgentConfig, Reservation
+from corral.agent.run_as import node_users
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.cli import eventloop
 from corral.cli.connection import add_connection_flags, connection
@@ -50,6 +51,9 @@ def add_agent_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pod-pids-limit", type=int, default=1024,
                    help="processes a pod's container may have, as the kubelet's "
                         "podPidsLimit (default 1024; -1 for no limit)")
+    p.add_argument("--pod-user", default="",
+                   help="whom pods without securityContext.runAsUser run as: a user, "
+                        "UID or UID:GID on this node ('' = the agent's own user)")
     p.add_argument("--reserve-cpu", default="0", help="CPU kept out of allocatable (e.g. 100m)")
     p.add_argument("--reserve-memory", type=_bytes, default=0,
                    help="memory kept out of allocatable (e.g. 256Mi)")
@@ -85,7 +89,7 @@ def agent_config(args: argparse.Namespace) -> AgentConfig:
     return AgentConfig(
         name=args.name, servers=servers, token=token, ca_pem=ca_pem, node_ip=args.node_ip,
         port=args.port, state_dir=args.state_dir, cpus=args.cpus, memory_bytes=args.memory,
-        max_pods=args.pods, pod_pids_limit=args.pod_pids_limit,
+        max_pods=args.pods, pod_pids_limit=args.pod_pids_limit, pod_user=args.pod_user,
         reservation=Reservation(cpu_millis(args.reserve_cpu), args.reserve_memory),
         heartbeat_seconds=args.heartbeat, heartbeat_timeout_seconds=args.heartbeat_timeout,
         status_interval_seconds=args.status_interval,
@@ -109,7 +113,8 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     try:
         cfg = agent_config(args)
-    except (KubeconfigError, OSError) as err:
+        node_users(cfg.pod_user)  # an unknown --pod-user stops the agent before it starts
+    except (KubeconfigError, OSError, ValueError) as err:
         print(f"error: {err}")
         return 1
     logging.getLogger("corral.agent").info(

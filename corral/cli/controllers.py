@@ -19,6 +19,7 @@ from corral.client.http import Client
 from corral.client.kubeconfig import ClusterConfig, KubeconfigError
 from corral.client.leaderelection import process_identity, run_elected
 from corral.client.metrics import WORKQUEUE_METRICS
+from corral.controllers.autoscaling import HPAOptions
 from corral.controllers.job import JobOptions
 from corral.controllers.manager import (
     ALL_CONTROLLERS,
@@ -47,7 +48,14 @@ def manager_options(args: argparse.Namespace) -> ManagerOptions:
         else env.eviction_timeout,
         args.node_monitor_period if args.node_monitor_period is not None
         else env.monitor_period)
-    return ManagerOptions(names or ALL_CONTROLLERS, node, JobOptions.from_env())
+    env_hpa = HPAOptions.from_env()
+    hpa = HPAOptions(
+        args.hpa_sync_period if args.hpa_sync_period is not None else env_hpa.sync_period,
+        env_hpa.tolerance,
+        args.hpa_downscale_stabilization if args.hpa_downscale_stabilization is not None
+        else env_hpa.downscale_stabilization,
+        env_hpa.cpu_initialization_period, env_hpa.initial_readiness_delay)
+    return ManagerOptions(names or ALL_CONTROLLERS, node, JobOptions.from_env(), hpa=hpa)
 
 
 async def _main(cfg: ClusterConfig, options: ManagerOptions, leader_elect: bool) -> None:
@@ -97,6 +105,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "(default 2, env CORRAL_POD_EVICTION_TIMEOUT)")
     p.add_argument("--node-monitor-period", type=float, default=None,
                    help="seconds between node health checks (default 0.5)")
+    p.add_argument("--horizontal-pod-autoscaler-sync-period", dest="hpa_sync_period",
+                   type=float, default=None,
+                   help="seconds between two looks at each HPA (default 15, env "
+                        "CORRAL_HPA_SYNC_PERIOD)")
+    p.add_argument("--horizontal-pod-autoscaler-downscale-stabilization",
+                   dest="hpa_downscale_stabilization", type=float, default=None,
+                   help="seconds of recommendations an HPA without behavior scales down "
+                        "after (default 300, env CORRAL_HPA_DOWNSCALE_STABILIZATION)")
     add_metrics_flag(p)
     p.add_argument("--log-level", default="info")
     p.set_defaults(run=_run)

@@ -23,6 +23,7 @@ from corral.cli import (
     rollout,
     scale,
     scheduler,
+    secrets,
     status,
     token,
     top,
@@ -34,7 +35,7 @@ from corral.cli import (
 # asyncio loop. Imported directly: a missing or broken module fails loudly.
 _COMMAND_MODULES = (master, up, front, status, kubeconfig_path, apply, get, describe, delete,
                     logs, scale, rollout, nodes, top, events, agent, scheduler, controllers,
-                    dashboard, token)
+                    dashboard, token, secrets)
 
 
 def build_parser() -> argparse.ArgumentParser:

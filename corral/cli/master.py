@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine
@@ -20,6 +21,7 @@ from corral.api.allocation import (
     PortRange,
     RangeError,
 )
+from corral.api.audit.policy import PolicyError
 from corral.api.connections import ConnectionLimits
 from corral.api.encryption.config import ConfigError
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
@@ -28,12 +30,12 @@ from corral.api.server import ApiServer, ServerConfig
 from corral.cli import eventloop
 from corral.cli.limits import raise_open_files_limit
 from corral.cli.logging_setup import setup_logging
-from corral.cli.presence import announce
 from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
 from corral.client.kubeconfig import write_kubeconfig
 from corral.client.leaderelection import MASTER_LEASE_SECONDS, LeaseTiming
 from corral.client.metrics import WORKQUEUE_METRICS
+from corral.client.presence import announce
 from corral.controllers import manager
 from corral.offers import component as offers_component
 from corral.scheduler import loop as scheduler_loop
@@ -107,6 +109,17 @@ def add_master_flags(p: argparse.ArgumentParser) -> None:
                    help="an EncryptionConfiguration (apiserver.config.k8s.io/v1) saying how "
                         "Secrets are encrypted at rest; re-read when it changes (default "
                         "DATA_DIR/encryption-config.yaml, made with a new secretbox key)")
+    p.add_argument("--audit-log-path", default="", metavar="PATH",
+                   help="write an audit.k8s.io/v1 Event per request to PATH, one JSON line "
+                        "each (default: none for `corral master`, DATA_DIR/audit.log for "
+                        "`corral up`)")
+    p.add_argument("--audit-policy-file", default="", metavar="PATH",
+                   help="an audit.k8s.io/v1 Policy: which requests are logged at which level "
+                        "(default: corral's, Metadata for reads and Secrets, Request for writes)")
+    p.add_argument("--audit-log-maxsize", type=float, default=100, metavar="MB",
+                   help="megabytes before the audit log is rotated (default 100; 0: never)")
+    p.add_argument("--audit-log-maxbackup", type=int, default=10, metavar="N",
+                   help="rotated audit log files kept (default 10; 0: all)")
     p.add_argument("--max-connections", type=int, default=0,
                    help="connections held at once; past it an idle one is closed "
                         "(default: the open files limit less a reserve)")
@@ -144,6 +157,10 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                             max_connections=args.max_connections),
                         max_requests_inflight=args.max_requests_inflight,
                         encryption_config=args.encryption_provider_config,
+                        audit_log_path=args.audit_log_path,
+                        audit_policy_file=args.audit_policy_file,
+                        audit_log_maxsize=args.audit_log_maxsize,
+                        audit_log_maxbackup=args.audit_log_maxbackup,
                         kubeconfig_server=getattr(args, "kubeconfig_server", ""))
 
 
@@ -184,16 +201,22 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
         for registry in component_registries(name):
             API_METRICS.include(registry)
     transport = AsgiTransport(server.app)
-    async with Client(server.cfg.url, server.token, transport=transport) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        # The master's own presence writes as the admin; each component as itself.
+        client = await stack.enter_async_context(
+            Client(server.cfg.url, server.token, transport=transport))
+        own = {name: await stack.enter_async_context(Client(
+            server.cfg.url, server.component_tokens.get(name) or server.token,
+            transport=transport)) for name in names}
         runs: list[asyncio.Task[None]] = []
-        if not server.cfg.resolved_store_url.startswith("sqlite"):
-            # Masters that may have peers say they are alive (`corral status`); one on
-            # SQLite is alone by construction, and writes nothing it need not.
-            runs.append(asyncio.create_task(announce(client, server.cfg.url, stop),
-                                            name="presence"))
+        # Every master says it is alive: `corral status` lists the masters, and the
+        # Endpoints of default/kubernetes (where pods find the API) are made from it.
+        runs.append(asyncio.create_task(announce(client, server.cfg.url, stop),
+                                        name="presence"))
         for name in names:
             log.info("component starting name=%s", name)
-            runs.append(asyncio.create_task(IN_PROCESS[name](client, stop, timing), name=name))
+            runs.append(asyncio.create_task(IN_PROCESS[name](own[name], stop, timing),
+                                            name=name))
         if mesos is not None:
             runs.append(asyncio.create_task(
                 offers_component.run_in_master(client, stop, timing, mesos), name="mesos"))
@@ -212,6 +235,10 @@ async def run_master(cfg: ServerConfig, components: list[str],
     await server.open()
     write_kubeconfig(cfg.kubeconfig_path, cfg.kubeconfig_server or cfg.url, server.ca_pem,
                      server.token)
+    for name, token in server.component_tokens.items():
+        # What `corral scheduler|controllers --kubeconfig` use: their own identity.
+        write_kubeconfig(cfg.data_dir / f"{name}.kubeconfig", cfg.kubeconfig_server or cfg.url,
+                         server.ca_pem, token)
     assert server.health is not None
     for name in components:
         server.health.leader(*LEADER_LEASES[name])
@@ -245,6 +272,8 @@ def _run(args: argparse.Namespace) -> int:
                                  mesos_config(args)))
     except ConfigError as err:
         raise SystemExit(f"--encryption-provider-config: {err}") from None
+    except PolicyError as err:
+        raise SystemExit(f"--audit-policy-file: {err}") from None
     return 0
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from corral.api.errors import NotFound
 from corral.api.paths import STORE_STATUS_PATH
-from corral.cli.presence import DURATION_SECONDS, NAMESPACE, ROLE_LABEL, URL_ANNOTATION
 from corral.cli.verb import add_client_flags, run_verb
 from corral.client.http import Client
 from corral.client.leaderelection import master_identity
+from corral.client.presence import DURATION_SECONDS, NAMESPACE, ROLE_LABEL, URL_ANNOTATION
 from corral.objects import Obj, parse_time, spec
 
 # Leader-elected components: (shown as, Lease in kube-system)

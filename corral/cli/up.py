@@ -31,6 +31,7 @@ from pathlib import Path
 import httpx
 import psutil  # type: ignore[import-untyped]
 
+from corral.api.audit.policy import ensure_policy_file
 from corral.api.auth import User
 from corral.api.node_restriction import NODE_PREFIX, NODES_GROUP
 from corral.api.token_store import replace_token
@@ -81,10 +82,23 @@ def _wait_etcd(local: LocalEtcd, children: list[Child], timeout: float = READY_T
             time.sleep(0.1)
 
 
+def _audit_args(args: argparse.Namespace, index: int) -> list[str]:
+    """The audit log is on in `up`: DATA_DIR/audit.log (each of several masters its
+    own file, audit-master-<i>.log) with DATA_DIR/audit-policy.yaml."""
+    path = Path(args.audit_log_path or args.data_dir / "audit.log").resolve()
+    if args.masters > 1:
+        path = path.with_name(f"{path.stem}-master-{index}{path.suffix}")
+    policy = Path(args.audit_policy_file or ensure_policy_file(Path(args.data_dir))).resolve()
+    return ["--audit-log-path", str(path), "--audit-policy-file", str(policy),
+            "--audit-log-maxsize", str(args.audit_log_maxsize),
+            "--audit-log-maxbackup", str(args.audit_log_maxbackup)]
+
+
 def _master_args(args: argparse.Namespace, port: int, store: str,
                  kubeconfig_server: str = "", index: int = 1) -> list[str]:
     host, _ = args.listen
-    out = ["master", "--data-dir", str(args.data_dir), "--listen", f"{host}:{port}"]
+    out = ["master", "--data-dir", str(args.data_dir), "--listen", f"{host}:{port}",
+           *_audit_args(args, index)]
     if args.mesos_listen is not None:
         # Master i serves the Mesos API on the port after master i-1's: a framework
         # given the first one is redirected (307) to whichever leads.
@@ -100,7 +114,8 @@ def _master_args(args: argparse.Namespace, port: int, store: str,
     if args.insecure_http:
         out.append("--insecure-http")
     if args.encryption_provider_config:
-        out += ["--encryption-provider-config", str(Path(args.encryption_provider_config).resolve())]
+        out += ["--encryption-provider-config",
+                str(Path(args.encryption_provider_config).resolve())]
     for san in args.tls_san:
         out += ["--tls-san", san]
     return out

@@ -387,6 +387,12 @@ class Client:
         await self._json("POST", resource_path(resource_for(kind), namespace, pod_name,
                                                "binding"), json_body=body)
 
+    async def create_token(self, account: str, namespace: str, request: Obj) -> Obj:
+        """POST serviceaccounts/{account}/token: a TokenRequest, answered with the
+        token in status.token."""
+        return await self._json("POST", resource_path(BY_KIND["ServiceAccount"], namespace,
+                                                      account, "token"), json_body=request)
+
     async def evict(self, pod_name: str, namespace: str) -> None:
         body = {"kind": "Eviction", "apiVersion": "policy/v1",
                 "metadata": {"name": pod_name, "namespace": namespace}}

@@ -26,11 +26,12 @@ from corral.client.events import EventRecorder
 from corral.client.http import Client, ServerUnreachable
 from corral.client.informer import Informer, key_of
 from corral.client.workqueue import ShutDown, WorkQueue
-from corral.controllers.informers import SharedInformers
-from corral.objects import Obj
+from corral.controllers.expectations import Expectations
+from corral.controllers.informers import NAMESPACE, SharedInformers
+from corral.controllers.owners import controller_ref, selector_of
+from corral.objects import Obj, labels_of, name_of, namespace_of, uid_of
 
 log = logging.getLogger("corral.controllers")
-
 
 
 class Controller(ABC):
@@ -111,6 +112,68 @@ class Controller(ABC):
             self.queue.add_rate_limited(key)
         else:
             self.queue.forget(key)
+
+
+class OwnedPodEvents:
+    """The pod events of a controller that owns pods by controller reference
+    (ReplicaSet, ReplicationController, DaemonSet, StatefulSet), handled as their
+    Kubernetes controllers handle them (addPod, updatePod, deletePod):
+
+        added   ─► owned: creation observed, owner enqueued
+                   an orphan: every owner in its namespace whose selector matches
+        updated ─► the old and the new owner enqueued; an orphan: the selecting ones
+        deleted ─► owned: deletion observed (by uid), owner enqueued
+        owner deleted ─► its expectations forgotten, its key enqueued
+
+    A reference resolves only to the cached owner of ``kind`` with the
+    reference's uid (resolveControllerRef): a namesake made since owns nothing."""
+
+    def __init__(self, controller: Controller, kind: str, owners: Informer, pods: Informer,
+                 expectations: Expectations) -> None:
+        self.controller = controller
+        self.kind = kind
+        self.owners = owners
+        self.expectations = expectations
+        pods.add_handler(self.added, self.updated, self.deleted)
+
+    def owner_key(self, pod: Obj) -> str | None:
+        ref = controller_ref(pod)
+        if ref is None or ref.get("kind") != self.kind:
+            return None
+        key = f"{namespace_of(pod)}/{ref.get('name')}"
+        owner = self.owners.get_by_key(key)
+        return key if owner is not None and uid_of(owner) == ref.get("uid") else None
+
+    def added(self, pod: Obj) -> None:
+        key = self.owner_key(pod)
+        if key is not None:
+            self.expectations.creation_observed(key)
+            self.controller.enqueue_key(key)
+        elif controller_ref(pod) is None:
+            self._enqueue_selecting(pod)
+
+    def updated(self, old: Obj, new: Obj) -> None:
+        for key in {self.owner_key(old), self.owner_key(new)} - {None}:
+            self.controller.enqueue_key(str(key))
+        if controller_ref(new) is None:
+            self._enqueue_selecting(new)
+
+    def deleted(self, pod: Obj) -> None:
+        key = self.owner_key(pod)
+        if key is not None:
+            self.expectations.deletion_observed(key, uid_of(pod))
+            self.controller.enqueue_key(key)
+
+    def owner_deleted(self, owner: Obj) -> None:
+        self.expectations.forget(f"{namespace_of(owner)}/{name_of(owner)}")
+        self.controller.enqueue(owner)
+
+    def _enqueue_selecting(self, pod: Obj) -> None:
+        """An orphan: wake every owner of its namespace that selects it (to adopt it)."""
+        for owner in self.owners.by_index(NAMESPACE, namespace_of(pod)):
+            selector = selector_of(owner)
+            if selector is not None and selector.matches(labels_of(pod)):
+                self.controller.enqueue(owner)
 
 
 def split_key(key: str) -> tuple[str | None, str]:

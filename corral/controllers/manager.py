@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from corral.client.events import EventRecorder
 from corral.client.http import Client
 from corral.client.leaderelection import LeaseTiming, master_identity, run_elected
+from corral.controllers.autoscaling import HorizontalController, HPAOptions
 from corral.controllers.base import Controller
 from corral.controllers.cronjob import CronJobController
 from corral.controllers.daemonset import DaemonSetController
@@ -29,6 +30,7 @@ from corral.controllers.endpoints import EndpointsController
 from corral.controllers.garbagecollector import GarbageCollector
 from corral.controllers.informers import SharedInformers
 from corral.controllers.job import JobController, JobOptions
+from corral.controllers.masters import MasterEndpointsController
 from corral.controllers.namespace import NamespaceController
 from corral.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
 from corral.controllers.quota import QuotaController, sync_seconds_from_env
@@ -41,7 +43,8 @@ log = logging.getLogger("corral.controllers")
 LEASE_NAME = "corral-controller-manager"  # in kube-system
 ALL_CONTROLLERS = ("replicaset", "replicationcontroller", "deployment", "daemonset",
                    "statefulset", "job", "nodelifecycle", "endpoints", "garbagecollector", "namespace", "disruption",
-                   "cronjob", "resourcequota", "serviceaccount")
+                   "cronjob", "resourcequota", "serviceaccount", "kubernetesendpoints",
+                   "horizontalpodautoscaling")
 
 
 @dataclass
@@ -50,6 +53,7 @@ class ManagerOptions:
     node: NodeLifecycleOptions = field(default_factory=NodeLifecycleOptions)
     job: JobOptions = field(default_factory=JobOptions)
     quota_sync: float = field(default_factory=sync_seconds_from_env)
+    hpa: HPAOptions = field(default_factory=HPAOptions)
 
     @classmethod
     def from_env(cls) -> ManagerOptions:
@@ -57,7 +61,8 @@ class ManagerOptions:
         which has no controller flags, is tuned)."""
         names = os.environ.get("CORRAL_CONTROLLERS", "")
         chosen = tuple(n for n in names.split(",") if n) or ALL_CONTROLLERS
-        return cls(chosen, NodeLifecycleOptions.from_env(), JobOptions.from_env())
+        return cls(chosen, NodeLifecycleOptions.from_env(), JobOptions.from_env(),
+                   hpa=HPAOptions.from_env())
 
 
 def build(name: str, client: Client, informers: SharedInformers, recorder: EventRecorder,
@@ -86,10 +91,14 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
         return CronJobController(client, informers, recorder)
     if name == "disruption":
         return DisruptionController(client, informers, recorder)
+    if name == "horizontalpodautoscaling":
+        return HorizontalController(client, informers, recorder, options=options.hpa)
     if name == "resourcequota":
         return QuotaController(client, informers, recorder, sync_seconds=options.quota_sync)
     if name == "serviceaccount":
         return ServiceAccountsController(client, informers, recorder)
+    if name == "kubernetesendpoints":
+        return MasterEndpointsController(client, informers, recorder)
     raise ValueError(f"unknown controller {name!r}; known: {', '.join(ALL_CONTROLLERS)}")
 
 

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.client.events import NORMAL, WARNING, EventRecorder
 from corral.client.http import Client, ServerUnreachable
-from corral.controllers.base import Controller, split_key
+from corral.controllers.base import Controller, OwnedPodEvents, split_key
 from corral.controllers.expectations import Expectations
 from corral.controllers.informers import NAMESPACE, SharedInformers
-from corral.controllers.owners import claim, controller_ref
+from corral.controllers.owners import claim
 from corral.controllers.pods import (
     is_active,
     is_available,
@@ -124,55 +124,10 @@ class ReplicaSetController(Controller):
         self.expectations = Expectations()
         self.replicasets = informers.get(self.kind)
         self.pods = informers.get("Pod")
+        self.pod_events = OwnedPodEvents(self, self.kind, self.replicasets, self.pods,
+                                         self.expectations)
         self.replicasets.add_handler(self.enqueue, lambda old, new: self.enqueue(new),
-                                     self._rs_deleted)
-        self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
-
-    # -- events ------------------------------------------------------------------
-
-    def _rs_deleted(self, rs: Obj) -> None:
-        self.expectations.forget(f"{meta(rs).get('namespace')}/{meta(rs).get('name')}")
-        self.enqueue(rs)
-
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != self.kind:
-            return None
-        key = f"{meta(pod).get('namespace')}/{ref.get('name')}"
-        rs = self.replicasets.get_by_key(key)
-        return key if rs is not None and uid_of(rs) == ref.get("uid") else None
-
-    def _enqueue_selecting(self, pod: Obj) -> None:
-        """An orphan: wake every ReplicaSet of its namespace that selects it."""
-        from corral.controllers.owners import selector_of
-
-        labels = meta(pod).get("labels") or {}
-        for rs in self.replicasets.by_index(NAMESPACE, str(meta(pod).get("namespace"))):
-            selector = selector_of(rs)
-            if selector is not None and selector.matches(labels):
-                self.enqueue(rs)
-
-    def _pod_added(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.creation_observed(key)
-            self.enqueue_key(key)
-        elif controller_ref(pod) is None:
-            self._enqueue_selecting(pod)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        keys = {self._owner_key(old), self._owner_key(new)}
-        for key in keys - {None}:
-            assert key is not None
-            self.enqueue_key(key)
-        if controller_ref(new) is None:
-            self._enqueue_selecting(new)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.deletion_observed(key, uid_of(pod))
-            self.enqueue_key(key)
+                                     self.pod_events.owner_deleted)
 
     # -- reconcile -----------------------------------------------------------------
 

@@ -29,8 +29,10 @@ from corral.client.clock import RealClock
 from corral.client.http import Client
 from corral.client.leaderelection import LeaseTiming, run_elected
 from corral.objects import Obj
+from corral.offers.capacity import Capacity
 from corral.offers.endpoint import LEASE_NAME, MesosEndpoint, identity_for
 from corral.offers.master import MesosMaster
+from corral.offers.offercycle import OfferCycle
 from corral.offers.protocol import HEARTBEAT_SECONDS, VERSION
 
 log = logging.getLogger("corral.offers")
@@ -92,12 +94,20 @@ async def run_in_master(client: Client, stop: asyncio.Event, timing: LeaseTiming
 
     async def lead(fenced: Client) -> None:
         master = MesosMaster(fenced, RealClock(), info, heartbeat_seconds=cfg.heartbeat_seconds)
+        capacity = Capacity(fenced)
+        cycle = OfferCycle(master, capacity, weights=cfg.weights)
         endpoint.master = master
         try:
+            await cycle.ensure_namespace()
+            await capacity.start()
+            await cycle.tasks.start()
             await master.load()
-            await master.run(stop)
+            await asyncio.gather(master.run(stop), cycle.run(stop))
         finally:
             endpoint.master = None
+            await cycle.tasks.stop()
+            await capacity.stop()
+            await cycle.reservations.close()
 
     identity = identity_for(cfg.url, socket.gethostname())
     await asyncio.gather(serve(endpoint, cfg, stop),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from corral.api.errors import AlreadyExists, APIError, Conflict, NotFound
@@ -82,6 +83,7 @@ class MesosMaster:
         self.hooks: list[Hooks] = []
         self.handlers: dict[str, Any] = {"TEARDOWN": self._teardown}
         self.ready = asyncio.Event()  # frameworks loaded from the store
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- the term -------------------------------------------------------------------
 
@@ -97,22 +99,28 @@ class MesosMaster:
             self.frameworks[fw.id] = fw
             for hook in self.hooks:
                 hook.framework_added(fw)
-            await self._write_status(fw, phase=DISCONNECTED, disconnectedTime=now_rfc3339())
+            await self.write_status(fw, phase=DISCONNECTED, disconnectedTime=now_rfc3339())
         self.ready.set()
         log.info("mesos master leading frameworks=%d",
                  sum(1 for f in self.frameworks.values() if not f.removed))
 
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background for this term (cancelled when it ends)."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def run(self, stop: asyncio.Event) -> None:
-        beats = asyncio.create_task(self._heartbeats(), name="mesos-heartbeats")
+        self.spawn(self._heartbeats())
         try:
             while not stop.is_set():
                 await self._expire_failovers()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), FAILOVER_CHECK_SECONDS)
         finally:
-            beats.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beats
+            for task in list(self._background):
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
             for fw in self.frameworks.values():
                 if fw.stream is not None:
                     fw.stream.close()  # the framework finds the next leader
@@ -150,6 +158,8 @@ class MesosMaster:
         else:
             await self._resubscribe(fw, info)
         old, fw.stream, fw.disconnected_at = fw.stream, stream, None
+        fw.suppressed = {str(r) for r in call.body.get("suppressed_roles") or ()
+                         if isinstance(r, str)}
         if old is not None and not old.closed:
             old.send(event("ERROR", message="Framework failed over"))
             old.close()
@@ -175,7 +185,7 @@ class MesosMaster:
         self.frameworks[framework_id] = fw
         for hook in self.hooks:
             hook.framework_added(fw)
-        await self._write_status(fw, phase=SUBSCRIBED, registeredTime=now_rfc3339())
+        await self.write_status(fw, phase=SUBSCRIBED, registeredTime=now_rfc3339())
         return fw
 
     async def _resubscribe(self, fw: Registered, info: Obj) -> None:
@@ -189,7 +199,7 @@ class MesosMaster:
                 fw.obj = await self.client.update({**fresh, "spec": wanted})
             except APIError as err:
                 raise HttpError(400, f"Invalid FrameworkInfo: {err}") from None
-        await self._write_status(fw, phase=SUBSCRIBED, reregisteredTime=now_rfc3339(),
+        await self.write_status(fw, phase=SUBSCRIBED, reregisteredTime=now_rfc3339(),
                                  disconnectedTime=None)
 
     # -- the other calls --------------------------------------------------------------
@@ -231,15 +241,14 @@ class MesosMaster:
             hook.framework_disconnected(fw)
         log.info("framework disconnected framework=%s failover_timeout=%g", fw.id,
                  fw.failover_timeout)
-        asyncio.create_task(self._write_status(fw, phase=DISCONNECTED,
-                                               disconnectedTime=now_rfc3339()))
+        self.spawn(self.write_status(fw, phase=DISCONNECTED, disconnectedTime=now_rfc3339()))
 
     async def remove(self, fw: Registered, message: str) -> None:
         """Removed for good: torn down, or its failover timeout ran out."""
         if fw.removed:
             return
         fw.disconnected_at = None
-        await self._write_status(fw, phase=REMOVED, unregisteredTime=now_rfc3339(),
+        await self.write_status(fw, phase=REMOVED, unregisteredTime=now_rfc3339(),
                                  message=message)
         if fw.stream is not None:
             fw.stream.close()
@@ -263,7 +272,7 @@ class MesosMaster:
         if fw.stream is not None:
             fw.stream.send(evt)
 
-    async def _write_status(self, fw: Registered, **fields: Any) -> None:
+    async def write_status(self, fw: Registered, **fields: Any) -> None:
         """Merge ``fields`` into the Framework's status (None removes a field)."""
         for _ in range(WRITE_ATTEMPTS):
             current = {k: v for k, v in {**status(fw.obj), **fields}.items() if v is not None}

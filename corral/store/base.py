@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from corral.store.errors import StoreError
+
 
 @dataclass(frozen=True, slots=True)
 class KeyValue:
@@ -52,6 +54,18 @@ class Guard:
     API fences a deposed leader with it (the leader Lease's revision)."""
     key: str
     mod_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """One delete of a ``delete_many``: ``key``, CAS on ``expected_revision`` when > 0."""
+    key: str
+    expected_revision: int = 0
+
+
+# Names of their own: inside a Store class, ``list`` is the method.
+Deletions = list[Deletion]
+DeleteResults = list[int | StoreError]  # per deletion: its revision, or its error
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +109,17 @@ class Store(Protocol):
                      guard: Guard | None = None) -> int:
         """Delete ``key`` (CAS when expected_revision > 0). Raises KeyNotFound /
         RevisionMismatch. Returns the delete's revision."""
+        ...
+
+    async def delete_many(self, deletions: Deletions, *,
+                          guard: Guard | None = None) -> DeleteResults:
+        """Delete many keys in as few transactions as the backend allows (a
+        garbage collector's or a deletecollection's burst). Each deletion
+        succeeds or fails on its own, as its own ``delete`` would: the result
+        in its slot is the delete's revision or the error (KeyNotFound,
+        RevisionMismatch, GuardFailed, StoreUnavailable); nothing is raised for
+        one key. Every deleted key gets its own DELETE event; keys deleted in
+        one transaction may share a revision (etcd gives a txn one)."""
         ...
 
     def watch(self, prefix: str, after_revision: int = 0) -> AsyncIterator[Event]:

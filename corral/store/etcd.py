@@ -32,17 +32,19 @@ from typing import Any
 import grpc  # type: ignore[import-untyped]
 from aetcd import rpc  # type: ignore[import-untyped]
 
-from corral.store.base import Event, Guard, KeyValue, ListResult
+from corral.store.base import DeleteResults, Deletions, Event, Guard, KeyValue, ListResult
 from corral.store.errors import (
     Compacted,
     GuardFailed,
     KeyExists,
     KeyNotFound,
     RevisionMismatch,
+    StoreError,
     StoreUnavailable,
 )
 from corral.store.etcd_rpc import EtcdRpc, Message, Method, parse_endpoints
 from corral.store.etcd_watch import EtcdWatcher, Follower, KeyRange, to_kv
+from corral.store.history import DEFAULT_MAX_AGE, HistoryWindow
 from corral.store.sqlite_watch import Watcher
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,11 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 5.0  # seconds for one store call, retries included
 DEFAULT_WATCH_BUFFER = 4096
 MEMBER_TIMEOUT = 1.0  # seconds to wait for one member's status
+# etcd's --max-txn-ops (default 128) bounds a txn's compares and each branch's
+# ops: one compare and one delete per key, plus the guard's compare.
+TXN_DELETES = 127
 _Ops = list[Message]  # a name of its own: inside the class, ``list`` is the method
+_Indices = list[int]
 _EQUAL, _GREATER = rpc.Compare.CompareResult.EQUAL, rpc.Compare.CompareResult.GREATER
 _CREATE, _MOD = rpc.Compare.CompareTarget.CREATE, rpc.Compare.CompareTarget.MOD
 
@@ -74,6 +80,17 @@ def _absent(key: bytes) -> Message:
 
 def _mod_is(key: bytes, revision: int) -> Message:
     return rpc.Compare(key=key, target=_MOD, result=_EQUAL, mod_revision=revision)
+
+
+def _guard_moved(answer: Message, guard: Guard, results: list[int | StoreError],
+                 pending: list[int]) -> bool:
+    kvs = answer.response_range.kvs
+    actual = int(kvs[0].mod_revision) if kvs else 0
+    if actual == guard.mod_revision:
+        return False
+    for i in pending:
+        results[i] = GuardFailed(guard.key, guard.mod_revision, actual)
+    return True
 
 
 def _get(key: bytes) -> Message:
@@ -116,10 +133,11 @@ class EtcdStore:
     """Open with ``await EtcdStore.open("h1:2379,h2:2379")``; ``close()`` when done."""
 
     def __init__(self, rpc_: EtcdRpc, *, root: str, history: int, compact_interval: float,
-                 watch_buffer: int) -> None:
+                 watch_buffer: int, history_seconds: float = DEFAULT_MAX_AGE) -> None:
         self._rpc = rpc_
         self.root = root
         self._history = history
+        self._window = HistoryWindow(history, history_seconds)  # store/history.py
         self._compact_interval = compact_interval
         self._watch_buffer = watch_buffer
         self._known = 0  # highest revision any answer carried
@@ -132,11 +150,12 @@ class EtcdStore:
     @classmethod
     async def open(cls, endpoints: str, *, root: str = "", timeout: float = DEFAULT_TIMEOUT,
                    history: int = 10000, compact_interval: float = 300.0,
-                   watch_buffer: int = DEFAULT_WATCH_BUFFER) -> EtcdStore:
+                   watch_buffer: int = DEFAULT_WATCH_BUFFER,
+                   history_seconds: float = DEFAULT_MAX_AGE) -> EtcdStore:
         """Connect and check etcd answers (StoreUnavailable if not within ``timeout``)."""
         store = cls(EtcdRpc(parse_endpoints(endpoints), timeout=timeout), root=root,
                     history=history, compact_interval=compact_interval,
-                    watch_buffer=watch_buffer)
+                    watch_buffer=watch_buffer, history_seconds=history_seconds)
         try:
             revision = await store.current_revision()
             store._follower = Follower(store._rpc, store._range(""), revision)
@@ -274,6 +293,67 @@ class EtcdStore:
             raise KeyNotFound(key)
         raise RevisionMismatch(key, expected_revision, int(kvs[0].mod_revision))
 
+    async def delete_many(self, deletions: Deletions, *,
+                          guard: Guard | None = None) -> DeleteResults:
+        """One txn per TXN_DELETES keys: compares (a CAS, or "exists") and
+        deletes all in one, and on failure its reads tell which keys failed;
+        the others go again in the next txn."""
+        results: DeleteResults = [StoreUnavailable("not attempted")] * len(deletions)
+        for start in range(0, len(deletions), TXN_DELETES):
+            chunk = list(range(start, min(start + TXN_DELETES, len(deletions))))
+            try:
+                await self._delete_chunk(deletions, chunk, results, guard)
+            except StoreUnavailable as err:
+                for i in chunk:
+                    if isinstance(results[i], StoreUnavailable):
+                        results[i] = err
+        return results
+
+    async def _delete_chunk(self, deletions: Deletions, pending: _Indices,
+                            results: DeleteResults, guard: Guard | None) -> None:
+        attempts = _Attempts()
+        while pending:
+            keys = [self._key(deletions[i].key) for i in pending]
+            compares = [_mod_is(k, deletions[i].expected_revision)
+                        if deletions[i].expected_revision > 0 else _exists(k)
+                        for i, k in zip(pending, keys)]
+            removes = [rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=k))
+                       for k in keys]
+            reads = [_get(k) for k in keys]
+            if guard is not None:
+                compares.append(_mod_is(self._key(guard.key), guard.mod_revision))
+                reads.append(_get(self._key(guard.key)))
+            resp = await self._call(self._rpc.kv.Txn, rpc.TxnRequest(
+                compare=compares, success=removes, failure=reads), on_retry=attempts.mark)
+            if resp.succeeded:
+                for i in pending:
+                    results[i] = int(resp.header.revision)
+                return
+            if guard is not None and _guard_moved(resp.responses[-1], guard, results, pending):
+                return
+            pending = self._settle_failed(deletions, pending, resp, results, attempts)
+
+    @staticmethod
+    def _settle_failed(deletions: Deletions, pending: _Indices, resp: Message,
+                       results: DeleteResults, attempts: _Attempts) -> _Indices:
+        """Record the keys whose compare failed; the rest go again."""
+        again: _Indices = []
+        for i, answer in zip(pending, resp.responses):
+            kvs, d = answer.response_range.kvs, deletions[i]
+            if not kvs:  # gone: by us, if an earlier attempt may have landed
+                results[i] = (int(resp.header.revision) if attempts.retried
+                              else KeyNotFound(d.key))
+            elif d.expected_revision > 0 and int(kvs[0].mod_revision) != d.expected_revision:
+                results[i] = RevisionMismatch(d.key, d.expected_revision,
+                                              int(kvs[0].mod_revision))
+            else:
+                again.append(i)
+        if len(again) == len(pending):  # no compare failed as read: never loop on it
+            for i in again:
+                results[i] = StoreUnavailable("etcd refused the delete transaction")
+            return []
+        return again
+
     async def _txn(self, compares: _Ops, success: _Ops, key: bytes, guard: Guard | None,
                    attempts: _Attempts) -> Message:
         """The write's transaction; on failure its first response reads ``key``. A
@@ -310,12 +390,13 @@ class EtcdStore:
         log.info("store compacted revision=%d", revision)
 
     async def _compact_forever(self) -> None:
-        """Every compact_interval: keep the last ``history`` revisions. Several
-        masters each run this; compacting what another compacted is a no-op."""
+        """Every compact_interval: keep the last ``history`` revisions, none older
+        than ``history_seconds`` (history.py). Several masters each run this;
+        compacting what another compacted is a no-op."""
         while True:
             await asyncio.sleep(self._compact_interval)
             try:
-                target = await self.current_revision() - self._history
+                target = self._window.target(await self.current_revision())
                 if target > self._compacted:
                     await self.compact(target)
             except Exception:

@@ -2,8 +2,9 @@
 
     sqlite:///abs/path/state.db   SqliteStore on that file (sqlite://rel/path: relative)
         ?history=N&compact_interval=S   keep N revisions of history, compact every S s
+        &history_seconds=A              and no history older than A s (default 300)
     etcd://h1:2379,h2:2379        EtcdStore on those members (any one up with a quorum serves)
-        ?prefix=/p&timeout=S&history=N&compact_interval=S
+        ?prefix=/p&timeout=S&history=N&compact_interval=S&history_seconds=A
                                   keys under /p (default none: /registry/... as kube-apiserver),
                                   S seconds per call (default 5), keep N revisions of history,
                                   compact every S s (default 300)
@@ -31,11 +32,13 @@ async def _open_sqlite(rest: str) -> Store:
         raise ValueError("sqlite store URL has no path: use sqlite:///path/to/state.db")
     history = int(options.get("history", 10000))
     interval = options.get("compact_interval", 60.0)
-    return await SqliteStore.open(path, history=history, compact_interval=interval)
+    return await SqliteStore.open(path, history=history, compact_interval=interval,
+                                  history_seconds=options.get("history_seconds", 300.0))
 
 
 def _sqlite_options(query: str) -> dict[str, float]:
-    return _numbers("sqlite", _options("sqlite", query, ("history", "compact_interval")))
+    return _numbers("sqlite", _options("sqlite", query, ("history", "compact_interval",
+                                                         "history_seconds")))
 
 
 async def _open_etcd(rest: str) -> Store:
@@ -43,7 +46,8 @@ async def _open_etcd(rest: str) -> Store:
 
     endpoints, _, query = rest.partition("?")
     endpoints = endpoints.rstrip("/")
-    options = _options("etcd", query, ("prefix", "timeout", "history", "compact_interval"))
+    options = _options("etcd", query, ("prefix", "timeout", "history", "compact_interval",
+                                       "history_seconds"))
     prefix = options.pop("prefix", "")
     if prefix and not prefix.startswith("/"):
         raise ValueError(f"etcd store option prefix must start with '/', got {prefix!r}")
@@ -53,7 +57,8 @@ async def _open_etcd(rest: str) -> Store:
     return await EtcdStore.open(
         endpoints, root=prefix.rstrip("/"), timeout=numbers.get("timeout", DEFAULT_TIMEOUT),
         history=int(numbers.get("history", 10000)),
-        compact_interval=numbers.get("compact_interval", 300.0))
+        compact_interval=numbers.get("compact_interval", 300.0),
+        history_seconds=numbers.get("history_seconds", 300.0))
 
 
 def _options(scheme: str, query: str, known: tuple[str, ...]) -> dict[str, str]:

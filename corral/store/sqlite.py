@@ -19,9 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from corral.store.base import Event, Guard, KeyValue, ListResult
+from corral.store.base import DeleteResults, Deletions, Event, Guard, KeyValue, ListResult
 from corral.store.broadcast import Broadcaster
 from corral.store.errors import StoreError, StoreUnavailable
+from corral.store.history import DEFAULT_MAX_AGE
 from corral.store.sqlite_compactor import Compactor
 from corral.store.sqlite_reads import KeyRange, get, history_page, list_range, revisions
 from corral.store.sqlite_schema import connect, create_schema, read_revisions
@@ -45,7 +46,7 @@ class SqliteStore:
     """Open with ``await SqliteStore.open(path)``; ``close()`` when done."""
 
     def __init__(self, path: Path, *, history: int, compact_interval: float,
-                 watch_buffer: int) -> None:
+                 watch_buffer: int, history_seconds: float = DEFAULT_MAX_AGE) -> None:
         self.path = path
         self._watch_buffer = watch_buffer
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
@@ -59,14 +60,16 @@ class SqliteStore:
         self._revision = 0  # last committed (and published) revision
         self._closed = False
         self._writer_task: asyncio.Task[None] | None = None
-        self._compactor = Compactor(self, history=history, interval=compact_interval)
+        self._compactor = Compactor(self, history=history, interval=compact_interval,
+                                    max_age=history_seconds)
 
     @classmethod
     async def open(cls, path: str | Path, *, history: int = 10000,
                    compact_interval: float = 60.0,
-                   watch_buffer: int = DEFAULT_WATCH_BUFFER) -> SqliteStore:
+                   watch_buffer: int = DEFAULT_WATCH_BUFFER,
+                   history_seconds: float = DEFAULT_MAX_AGE) -> SqliteStore:
         store = cls(Path(path), history=history, compact_interval=compact_interval,
-                    watch_buffer=watch_buffer)
+                    watch_buffer=watch_buffer, history_seconds=history_seconds)
         await store.start()
         return store
 
@@ -115,6 +118,21 @@ class SqliteStore:
     async def delete(self, key: str, expected_revision: int = 0, *,
                      guard: Guard | None = None) -> int:
         return await self._submit(Delete(key, expected_revision, guard))
+
+    async def delete_many(self, deletions: Deletions, *,
+                          guard: Guard | None = None) -> DeleteResults:
+        """Queued together, so the writer commits them in one transaction (or in
+        MAX_BATCH-sized ones), each delete with its own revision and event."""
+        if self._closed:
+            raise StoreUnavailable("store closed")
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[int]] = []
+        for d in deletions:
+            done: asyncio.Future[int] = loop.create_future()
+            self._queue.put_nowait((Delete(d.key, d.expected_revision, guard), done))
+            futures.append(done)
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        return [r if isinstance(r, (int, StoreError)) else _reraise(r) for r in results]
 
     async def compact(self, revision: int) -> None:
         await self._compactor.compact(revision)
@@ -221,6 +239,10 @@ def _checkpoint_and_close(conn: sqlite3.Connection) -> None:
     with contextlib.suppress(sqlite3.Error):
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
+
+
+def _reraise(error: BaseException) -> int:
+    raise error  # not a store outcome (a cancellation): the caller's own
 
 
 def _settle(done: asyncio.Future[int], outcome: Outcome) -> None:

@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
+from corral.store.history import DEFAULT_MAX_AGE, HistoryWindow
 from corral.store.sqlite_writes import compact_step
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,11 @@ class CompactionTarget(Protocol):
 
 
 class Compactor:
-    def __init__(self, target: CompactionTarget, *, history: int, interval: float) -> None:
+    def __init__(self, target: CompactionTarget, *, history: int, interval: float,
+                 max_age: float = DEFAULT_MAX_AGE) -> None:
         self._target = target
         self._history = history  # revisions of history the automatic compactor keeps
+        self._window = HistoryWindow(history, max_age)  # ... and seconds (history.py)
         self._interval = interval
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -73,7 +76,7 @@ class Compactor:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            target = self._target.revision - self._history
+            target = self._window.target(self._target.revision)
             if target <= self.compacted:
                 continue
             try:

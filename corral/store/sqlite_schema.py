@@ -50,11 +50,15 @@ FROM meta WHERE name = 'compacted'
 
 def connect(path: Path) -> sqlite3.Connection:
     """A connection in autocommit mode (we issue BEGIN/COMMIT ourselves), WAL
-    journal, and synchronous=FULL so a commit is on disk before it returns."""
+    journal, synchronous=FULL so a commit is on disk before it returns, and
+    secure_delete."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=10000")
+    # Deleted content (compacted history: old values of Secrets among them) is
+    # overwritten with zeros, not left in free pages of the file.
+    conn.execute("PRAGMA secure_delete=ON")
     return conn
 
 

@@ -136,6 +136,10 @@ def compact_step(conn: sqlite3.Connection, after: int, upto: int) -> int:
     conn.execute("BEGIN IMMEDIATE")
     try:
         removed = conn.execute(_COMPACT_STEP, (after, upto)).rowcount
+        # A kept row's previous value is history too: no watch replays a row at or
+        # below the compacted revision, and an old Secret must not linger there.
+        conn.execute("UPDATE log SET old_value = NULL WHERE id > ? AND id <= ? "
+                     "AND old_value IS NOT NULL", (after, upto))
         conn.execute("UPDATE meta SET value = ? WHERE name = 'compacted'", (upto,))
         conn.execute("COMMIT")
     except BaseException:

@@ -112,3 +112,49 @@ def test_ordered_stable_pods(fresh_master: Master, agents: AgentFactory,
             what=f"web-0 back and ready {[(n, status(p)) for n, p in web_pods(api).items()]}")
         starts = agent.state_dir / "volumes" / "default" / "data-web-0" / "starts"
         assert starts.read_text().split() == ["web-0", "web-0"]
+
+
+def test_a_recreated_pod_returns_to_the_node_holding_its_data(fresh_master: Master,
+                                                              agents: AgentFactory) -> None:
+    """web-0 is re-created where its claim's directory is, although the other node
+    is emptier (without the preference, spreading would pick the emptier one)."""
+    first = agents(fresh_master, "sts-home", node_ip="127.0.1.56")
+    one = copy.deepcopy(STS)
+    one["metadata"]["name"] = "solo"
+    one["spec"].update(replicas=1, serviceName="solo",
+                       selector={"matchLabels": {"app": "solo"}})
+    one["spec"]["template"]["metadata"]["labels"] = {"app": "solo"}
+    with fresh_master.http() as api:
+        assert api.post(STSS, json=one).status_code == 201
+
+        def solo() -> dict[str, Any] | None:
+            found = api.get("/api/v1/namespaces/default/pods/solo-0")
+            return found.json() if found.status_code == 200 else None
+
+        wait_for(lambda: ready_at(solo() or {}), what="solo-0 ready on sts-home")
+        assert spec(solo() or {})["nodeName"] == "sts-home"
+        agents(fresh_master, "sts-away", node_ip="127.0.1.57")
+        ballast = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ballast"},
+                   "spec": {"nodeName": "sts-home", "terminationGracePeriodSeconds": 1,
+                            "containers": [{"name": "c", "image": "x",
+                                            "command": ["sleep", "300"],
+                                            "resources": {"requests": {"cpu": "500m",
+                                                                       "memory": "1Gi"}}}]}}
+        assert api.post("/api/v1/namespaces/default/pods", json=ballast).status_code == 201
+        wait_for(lambda: api.get("/api/v1/nodes/sts-away").status_code == 200 and any(
+            c["type"] == "Ready" and c["status"] == "True" for c in status(
+                api.get("/api/v1/nodes/sts-away").json()).get("conditions") or []),
+            what="sts-away Ready")
+        sts = api.get(f"{STSS}/solo").json()
+        assert "sts-home" in sts["metadata"]["annotations"]["corral.dev/claim-nodes"]
+        old_uid = (solo() or {})["metadata"]["uid"]
+        assert api.delete("/api/v1/namespaces/default/pods/solo-0").status_code == 200
+        wait_for(lambda: (p := solo()) is not None and p["metadata"]["uid"] != old_uid
+                 and ready_at(p), what="solo-0 re-created and ready")
+        again = solo() or {}
+        assert spec(again)["nodeName"] == "sts-home"
+        terms = spec(again)["affinity"]["nodeAffinity"][
+            "preferredDuringSchedulingIgnoredDuringExecution"]
+        assert terms[-1]["preference"]["matchFields"][0]["values"] == ["sts-home"]
+    starts = first.state_dir / "volumes" / "default" / "data-solo-0" / "starts"
+    assert starts.read_text().split() == ["solo-0", "solo-0"]

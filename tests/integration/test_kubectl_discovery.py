@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from corral.api import discovery, openapi, tables
-from corral.api.resources import BY_GROUP_PLURAL, SERVED
+from corral.api.resources import BY_GROUP_PLURAL, CONVERTED, SERVED
 from corral.objects import rfc3339
 from tests.kubectl import kubectl_binary
 
@@ -322,7 +322,10 @@ def test_api_resources_lists_every_served_kind(served: ServedTable, tmp_path: Pa
         "priorityclasses", "pc", "scheduling.k8s.io/v1", "false", "PriorityClass"]
     assert by_name["pods", "metrics.k8s.io/v1beta1"] == [
         "pods", "metrics.k8s.io/v1beta1", "true", "PodMetrics"]
-    assert len(by_name) == len(SERVED)
+    assert by_name["horizontalpodautoscalers", "autoscaling/v2"] == [
+        "horizontalpodautoscalers", "hpa", "autoscaling/v2", "true", "HorizontalPodAutoscaler"]
+    # kubectl lists each group's preferred version only: not autoscaling/v1
+    assert len(by_name) == len(SERVED) - len(CONVERTED)
 
 
 def test_create_uses_server_side_field_validation(served: ServedTable, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from corral.store.base import Event, EventType, Guard, KeyValue, Store
+from corral.store.base import Deletion, Event, EventType, Guard, KeyValue, Store
 from corral.store.errors import (
     Compacted,
     GuardFailed,
@@ -89,6 +89,31 @@ async def test_delete_unconditional_and_compare_and_swap(store: Store) -> None:
         await store.delete("/k/a")
     again = await store.create("/k/a", b"new")
     assert await store.get("/k/a") == KeyValue("/k/a", b"new", again, again)
+
+
+async def test_delete_many_settles_each_key_on_its_own(store: Store) -> None:
+    """Beyond one etcd transaction's op limit (128), with a lost CAS and an absent
+    key among them: the others are deleted, each with its own DELETE event."""
+    keys = [f"/many/{i:04d}" for i in range(200)]  # the watch buffer is 256
+    revisions = {k: await store.create(k, k.encode()) for k in keys}
+    start = await store.current_revision()
+    watch = store.watch("/many/", start)
+    deletions = [Deletion(k, revisions[k]) for k in keys]
+    deletions[7] = Deletion(keys[7], revisions[keys[7]] + 1000)  # a lost CAS
+    deletions[150] = Deletion(keys[150])  # unconditional
+    deletions.append(Deletion("/many/absent"))
+    results = await store.delete_many(deletions)
+    assert isinstance(results[7], RevisionMismatch)
+    assert isinstance(results[-1], KeyNotFound)
+    done = [r for i, r in enumerate(results) if i not in (7, len(keys))]
+    assert all(isinstance(r, int) and r > start for r in done)
+    events = await take(watch, len(keys) - 1)
+    assert [e.kv.key for e in events] == [k for i, k in enumerate(keys) if i != 7]
+    assert all(e.type is EventType.DELETE and e.prev is not None
+               and e.prev.value == e.kv.key.encode() for e in events)
+    assert [e.revision for e in events] == sorted(e.revision for e in events)
+    assert (await store.list("/many/")).items == [await store.get(keys[7])]
+    await watch.aclose()  # type: ignore[attr-defined]
 
 
 async def test_every_write_bumps_the_one_global_revision(store: Store) -> None:
@@ -380,3 +405,19 @@ async def test_a_guarded_write_applies_only_while_its_guard_holds(store: Store) 
         await store.create("/g/3", b"1", guard=Guard("/lease", renewed))
     assert err.value.actual == 0  # a guard key that is gone fails too
     assert await store.delete("/g/1", guard=None) > before
+
+
+async def test_guarded_delete_many_deletes_nothing_once_its_guard_moved(store: Store) -> None:
+    lease = await store.create("/lease", b"a")
+    for k in ("/gm/1", "/gm/2"):
+        await store.create(k, b"v")
+    await store.update("/lease", b"b", lease)
+    results = await store.delete_many([Deletion("/gm/1"), Deletion("/gm/2")],
+                                      guard=Guard("/lease", lease))
+    assert all(isinstance(r, GuardFailed) for r in results)
+    assert len((await store.list("/gm/")).items) == 2
+    now = (await store.get("/lease")).mod_revision  # type: ignore[union-attr]
+    results = await store.delete_many([Deletion("/gm/1"), Deletion("/gm/2")],
+                                      guard=Guard("/lease", now))
+    assert all(isinstance(r, int) for r in results)
+    assert (await store.list("/gm/")).items == []

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+import uuid
 
 import pytest
 
 from corral.api.encryption.config import EncryptionConfig, parse_config
 from corral.api.encryption.store import EncryptingStore, KeyUnavailable
 from corral.store.base import EventType, Store
+from corral.store.errors import Compacted
+from corral.store.etcd import EtcdStore
 from corral.store.sqlite import SqliteStore
+from tests.cluster import EtcdCluster
+from tests.poll import eventually
 
 KEY = "/registry/core/secrets/default/db"
 PLAIN = b'{"data":{"password":"aHVudGVyMg=="},"kind":"Secret"}'
@@ -147,3 +152,56 @@ async def test_sqlite_file_holds_no_secret_in_clear(tmp_path: object) -> None:
     for name in ("state.db", "state.db-wal"):
         if (path.parent / name).exists():
             assert MARK not in (path.parent / name).read_bytes()
+
+
+async def test_sqlite_compacts_an_overwritten_secret_away_within_the_age(
+        tmp_path: object) -> None:
+    from pathlib import Path
+    path = Path(str(tmp_path)) / "state.db"
+    inner = await SqliteStore.open(path, compact_interval=0.05, history_seconds=0.3)
+    enc = EncryptingStore(inner, config(SECRETBOX))
+    try:
+        rev = await enc.create(KEY, PLAIN)
+        first = await inner.get(KEY)
+        assert first is not None
+        await enc.update(KEY, b'{"v":2}', rev)
+
+        def old_rows() -> int:
+            db = sqlite3.connect(path)
+            try:
+                return int(db.execute("SELECT COUNT(*) FROM log WHERE value = ? OR old_value = ?",
+                                      (first.value, first.value)).fetchone()[0])
+            finally:
+                db.close()
+
+        assert old_rows() > 0  # the history held it, sealed
+        await eventually(lambda: old_rows() == 0, what="the old value compacted away")
+        got = await enc.get(KEY)
+        assert got is not None and got.value == b'{"v":2}'
+        with pytest.raises(Compacted):
+            await inner.list(KEY, revision=rev)
+    finally:
+        await enc.close()
+
+
+async def test_etcd_compacts_an_overwritten_secret_away_within_the_age(
+        etcd: EtcdCluster) -> None:
+    inner = await EtcdStore.open(etcd.local.endpoints, root=f"/t-{uuid.uuid4().hex[:8]}",
+                                 compact_interval=0.05, history_seconds=0.3)
+    enc = EncryptingStore(inner, config(SECRETBOX))
+    try:
+        rev = await enc.create(KEY, PLAIN)
+        await enc.update(KEY, b'{"v":2}', rev)
+
+        async def gone() -> bool:
+            try:
+                await inner.list(KEY, revision=rev)
+            except Compacted:
+                return True
+            return False
+
+        await eventually(gone, what="the old revision compacted away")
+        got = await enc.get(KEY)
+        assert got is not None and got.value == b'{"v":2}'
+    finally:
+        await enc.close()

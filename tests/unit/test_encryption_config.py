@@ -102,3 +102,18 @@ def test_rotation_edits_stage_promote_retire(tmp_path: Path) -> None:
     plain = {**first, "resources": [{"resources": ["secrets"], "providers": [{"identity": {}}]}]}
     with pytest.raises(ConfigError, match="no key to rotate"):
         files.stage_key(plain)
+
+
+async def test_a_changed_file_is_reloaded_and_a_bad_one_refused(tmp_path: Path) -> None:
+    from corral.api.encryption.config import load_config
+    from corral.api.encryption.store import EncryptingStore
+    path = files.ensure_default(tmp_path)
+    store = EncryptingStore(None, load_config(path), path)  # type: ignore[arg-type]
+    first = store.digest
+    assert not store.reload()  # unchanged
+    path.write_text("kind: nonsense\n")
+    os.utime(path, ns=(1, 1))
+    assert not store.reload() and store.digest == first  # refused: the old one stays
+    staged, _ = files.stage_key(files.default_document())
+    files.write_document(path, staged)
+    assert store.reload() and store.digest != first

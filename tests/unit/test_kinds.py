@@ -270,6 +270,34 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                                    "reason": "SufficientPods", "message": "",
                                    "observedGeneration": 2,
                                    "lastTransitionTime": "2024-05-01T10:00:00Z"}]}},
+    "HorizontalPodAutoscaler": {
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "minReplicas": 2, "maxReplicas": 10,
+                 "metrics": [
+                     {"type": "Resource", "resource": {"name": "cpu", "target": {
+                         "type": "Utilization", "averageUtilization": 50}}},
+                     {"type": "ContainerResource", "containerResource": {
+                         "name": "memory", "container": "app",
+                         "target": {"type": "AverageValue", "averageValue": "200Mi"}}},
+                     {"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {
+                         "type": "AverageValue", "averageValue": "10"}}}],
+                 "behavior": {
+                     "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                                 "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15},
+                                              {"type": "Percent", "value": 100,
+                                               "periodSeconds": 15}]},
+                     "scaleDown": {"stabilizationWindowSeconds": 300, "selectPolicy": "Min",
+                                   "policies": [{"type": "Percent", "value": 50,
+                                                 "periodSeconds": 60}]}}},
+        "status": {"observedGeneration": 1, "lastScaleTime": "2024-05-01T10:00:00Z",
+                   "currentReplicas": 3, "desiredReplicas": 4,
+                   "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {
+                       "averageUtilization": 70, "averageValue": "70m"}}}],
+                   "conditions": [{"type": "AbleToScale", "status": "True",
+                                   "lastTransitionTime": "2024-05-01T10:00:00Z",
+                                   "reason": "SucceededRescale",
+                                   "message": "the HPA controller was able to update the target "
+                                              "scale to 4"}]}},
     "CustomResourceDefinition": {
         "spec": {"group": "stable.example.com", "scope": "Namespaced",
                  "names": {"plural": "crontabs", "singular": "crontab", "kind": "CronTab",

@@ -30,6 +30,32 @@ def container_id(pod_uid: str, container_name: str, attempt: int) -> str:
 
 
 @dataclass(frozen=True)
+class RunAs:
+    """Whom a container's processes run as: set (setgroups, setgid, setuid) between
+    fork and exec, after the chdir into the working directory (so the working
+    directory is usable even where the user could not walk the path to it)."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+
+    def setpriv(self) -> list[str]:
+        """The prefix that runs a command as this user, for the agent's own spawns
+        (exec, probes): its event loop (uvloop) takes no user/group arguments, and a
+        preexec_fn is unsafe in a threaded process. util-linux's setpriv changes
+        user; a shell then looks the command up in $PATH as that user (setpriv's
+        own lookup still has root's reach, and would find what the user cannot run)."""
+        groups = ["--groups", ",".join(map(str, self.groups))] if self.groups \
+            else ["--clear-groups"]
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", *groups, "--",
+                "/bin/sh", "-c", 'exec "$@"', "sh"]
+
+    def describe(self) -> str:
+        groups = ",".join(str(g) for g in self.groups)
+        return f"uid={self.uid} gid={self.gid}" + (f" groups={groups}" if groups else "")
+
+
+@dataclass(frozen=True)
 class ContainerLaunch:
     """Everything needed to start one container instance (already resolved by the
     agent: command+args joined, env with downward API and ports filled in)."""
@@ -44,7 +70,9 @@ class ContainerLaunch:
     cpu_request_millis: int | None = None
     cpu_limit_millis: int | None = None
     memory_limit_bytes: int | None = None
-    pids_limit: int | None = None
+    pids_limit: int | None = None  # this container's own (the rlimits fallback's, too)
+    # The pod's: its group (the parent of its containers' groups) holds it.
+    pod_pids_limit: int | None = None
     log_max_bytes: int = 10 * 1024 * 1024
     log_max_files: int = 3
     # Grace used when the shim itself is told to stop (SIGTERM to the shim), e.g.
@@ -54,6 +82,13 @@ class ContainerLaunch:
     stdin: bool = False
     stdin_once: bool = False
     tty: bool = False
+    # The user the command runs as (pod_security.py resolves it); None: the
+    # shim's own (the agent's) user, untouched.
+    run_as: RunAs | None = None
+    # (directory on the node, path the container sees it at), read-only, in a
+    # mount namespace of the container's own (runtime/mounts.py): the
+    # ServiceAccount token at /var/run/secrets/kubernetes.io/serviceaccount.
+    binds: tuple[tuple[str, str], ...] = ()
 
     @property
     def container_id(self) -> str:
@@ -64,7 +99,13 @@ class ContainerLaunch:
 
     @classmethod
     def from_json(cls, text: str) -> ContainerLaunch:
-        return cls(**json.loads(text))
+        data = json.loads(text)
+        run_as = data.pop("run_as", None)
+        if run_as is not None:
+            run_as = RunAs(int(run_as["uid"]), int(run_as["gid"]),
+                           tuple(int(g) for g in run_as.get("groups") or ()))
+        data["binds"] = tuple((str(s), str(t)) for s, t in data.get("binds") or [])
+        return cls(**data, run_as=run_as)
 
 
 class RunPhase(str, Enum):
@@ -129,6 +170,7 @@ class ExecEnvironment:
     env: dict[str, str]
     working_dir: str
     cgroup_procs: tuple[str, ...] = ()
+    run_as: RunAs | None = None  # the container's user: exec'd commands run as it too
 
 
 @dataclass(frozen=True)
@@ -198,4 +240,14 @@ class Runtime(Protocol):
 
     async def remove(self, container_id: str) -> None:
         """Forget an EXITED instance (its state and cgroup; its logs stay)."""
+        ...
+
+    async def remove_pod(self, pod_uid: str) -> bool:
+        """Forget what a pod has beside its instances (its cgroup), once its
+        instances are removed; False while that cannot go yet (try again)."""
+        ...
+
+    def pod_uids(self) -> builtins.list[str]:
+        """Pods that have such resources here (after a restart: what to adopt
+        or, for pods no longer here, remove)."""
         ...

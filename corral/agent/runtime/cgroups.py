@@ -10,7 +10,10 @@ Detection (``detect_isolation``) prefers, in order:
     rlimits     nothing writable: RLIMIT_AS and RLIMIT_NPROC in the child; the
                 Isolation report says what that does not enforce
 
-Each instance gets ``<mount>/<parent>/<container_id>`` in every hierarchy used.
+Each pod gets ``<mount>/<parent>/pod-<uid>`` in every hierarchy used, holding the
+pod's pids limit (the kubelet's podPidsLimit: all its containers' processes count
+together), and each of its instances ``.../pod-<uid>/<container_id>`` below it
+with the container's own limits; the pod's group goes when the pod does.
 Limits follow the kubelet: quota = limit millis × period / 1000 (period 100 ms),
 shares = request millis × 1024 / 1000 (min 2), v2 weight converted from shares.
 The shim creates the group, moves its child in before exec (``join`` in the
@@ -35,6 +38,7 @@ MIN_SHARES = 2
 MAX_SHARES = 262_144
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
 V2_CONTROLLERS = ("memory", "cpu", "pids")
+POD_PREFIX = "pod-"  # <parent>/pod-<uid>/<container id>: the pod's group holds its pids limit
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,40 @@ class ContainerCgroup:
             _write(d / "cpu.max", f"{cpu_quota_us(limits.cpu_limit_millis)} {CFS_PERIOD_US}")
         if limits.pids_limit and (d / "pids.max").exists():
             _write(d / "pids.max", str(limits.pids_limit))
+
+    def create_pod_group(self, pids_limit: int | None) -> None:
+        """Make a pod's group, the parent of its containers' groups, holding the
+        pod's pids limit (the kubelet's podPidsLimit: one count for all its
+        containers) and nothing else; on v2 it passes the controllers down.
+        Idempotent: an adopted pod's group is only written again."""
+        for d in self._unique_dirs():
+            d.mkdir(parents=True, exist_ok=True)
+        pids = self._dir("pids")
+        if pids is not None and pids_limit and (pids / "pids.max").exists():
+            _write(pids / "pids.max", str(pids_limit))
+        if self.version == 2:
+            unified = Path(self.dirs["unified"])
+            offered = (unified / "cgroup.controllers").read_text().split()
+            wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS if c in offered)
+            if wanted:
+                _write(unified / "cgroup.subtree_control", wanted)
+
+    def pod_group(self) -> ContainerCgroup | None:
+        """The group of the pod this instance's group sits in, if it sits in one."""
+        parents = {k: Path(d).parent for k, d in self.dirs.items()}
+        if not all(p.name.startswith(POD_PREFIX) for p in parents.values()):
+            return None
+        return ContainerCgroup(self.version, {k: str(p) for k, p in parents.items()},
+                               dict(self.roots))
+
+    def pids_max(self) -> int | None:
+        """The pids limit written here; None for "max" or no pids controller."""
+        pids = self._dir("pids")
+        try:
+            value = (pids / "pids.max").read_text().strip() if pids is not None else "max"
+        except OSError:
+            return None
+        return None if value == "max" else int(value)
 
     def procs_files(self) -> tuple[str, ...]:
         """The ``cgroup.procs`` a process writes its pid to, to join the group."""
@@ -247,6 +285,19 @@ class ContainerCgroup:
                 done = False
         return done
 
+    def kill_and_remove(self, attempts: int = 10, pause: float = 0.01) -> bool:
+        """SIGKILL what is inside and remove the directories, retrying while the
+        killed (or just exited) processes are still leaving: a group is busy
+        until its last process is reaped. False if it is still there after
+        ``attempts``; the caller must keep its record to try again later."""
+        for attempt in range(attempts):
+            self.kill_all()
+            if self.remove():
+                return True
+            if attempt + 1 < attempts:
+                time.sleep(pause)
+        return False
+
     def to_dict(self) -> dict[str, object]:
         return {"version": self.version, "dirs": dict(self.dirs), "roots": dict(self.roots)}
 
@@ -266,8 +317,25 @@ class CgroupSystem:
     roots: dict[str, str]
     parent: str = "corral"
 
-    def for_container(self, container_id: str) -> ContainerCgroup:
-        dirs = {c: str(Path(root) / self.parent / container_id) for c, root in self.roots.items()}
+    def for_container(self, container_id: str, pod_uid: str | None = None) -> ContainerCgroup:
+        """A container instance's group: inside its pod's group when it has a pod."""
+        where = f"{POD_PREFIX}{pod_uid}/{container_id}" if pod_uid else container_id
+        return self._group(where)
+
+    def for_pod(self, pod_uid: str) -> ContainerCgroup:
+        return self._group(f"{POD_PREFIX}{pod_uid}")
+
+    def pod_uids(self) -> list[str]:
+        """The pods that have a group here (a restarted agent adopts them)."""
+        root = Path(next(iter(self.roots.values()))) / self.parent
+        try:
+            return sorted(p.name[len(POD_PREFIX):] for p in root.iterdir()
+                          if p.is_dir() and p.name.startswith(POD_PREFIX))
+        except OSError:
+            return []
+
+    def _group(self, where: str) -> ContainerCgroup:
+        dirs = {c: str(Path(root) / self.parent / where) for c, root in self.roots.items()}
         return ContainerCgroup(self.version, dirs, dict(self.roots))
 
 

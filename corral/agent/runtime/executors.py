@@ -184,8 +184,9 @@ class ExecutorRuntime:
             raise
         return conn
 
-    def kill(self, alloc_uid: str) -> None:
-        """SIGKILL the executor and everything in its cgroup (it did not stop)."""
+    def kill(self, alloc_uid: str, attempts: int = 10) -> bool:
+        """SIGKILL the executor and everything in its cgroup (it did not stop),
+        and remove the cgroup; False while the cgroup is still there."""
         state = self.dir(alloc_uid)
         pid = state.alive_pid()
         if pid is not None:
@@ -193,20 +194,26 @@ class ExecutorRuntime:
             for member in [pid, *session_members(pid)]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(member, signal.SIGKILL)
-        config = state.read_config() if state.config_file.exists() else None
-        if config is not None and config.cgroup is not None:
-            cgroup = ContainerCgroup.from_dict(config.cgroup)
-            cgroup.kill_all()
-            cgroup.remove()
+        return self._remove_cgroup(state, attempts)
 
-    def remove(self, alloc_uid: str) -> None:
-        """Forget the Alloc: its cgroup (empty once its executor has exited) and
-        its state directory."""
+    def remove(self, alloc_uid: str) -> bool:
+        """Forget the Alloc: its cgroup, then its state directory. An executor
+        that just said goodbye may not have left its cgroup yet (it is busy until
+        the process is reaped): then the state stays, so the sweeper (and a test
+        harness's teardown) find the cgroup and come back to it. True once gone."""
         state = self.dir(alloc_uid)
-        config = state.read_config() if state.config_file.exists() else None
-        if config is not None and config.cgroup is not None:
-            ContainerCgroup.from_dict(config.cgroup).remove()
+        if not self._remove_cgroup(state, attempts=10):
+            log.info("alloc cgroup still busy; kept for the sweeper uid=%s", alloc_uid)
+            return False
         shutil.rmtree(state.path, ignore_errors=True)
+        return True
+
+    @staticmethod
+    def _remove_cgroup(state: ExecutorDir, attempts: int) -> bool:
+        config = state.read_config() if state.config_file.exists() else None
+        if config is None or config.cgroup is None:
+            return True
+        return ContainerCgroup.from_dict(config.cgroup).kill_and_remove(attempts)
 
     def retire(self, alloc_uid: str, namespace: str, name: str) -> None:
         """Keep the Alloc's task logs after it is gone (a Job's tasks are read

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from corral.agent.runtime.base import RunAs
 from corral.api.kinds.container import Probe
 
 
@@ -35,6 +36,7 @@ class ExecAction:
     command: list[str]
     env: dict[str, str] = field(default_factory=dict)
     working_dir: str | None = None
+    run_as: RunAs | None = None  # the container's user: the probe runs as it
 
 
 @dataclass(frozen=True)
@@ -69,12 +71,12 @@ class ProbeSpec:
 
 def spec_from_probe(
     probe: Probe, host: str, resolve_port: Callable[[int | str], int],
-    env: dict[str, str], working_dir: str | None,
+    env: dict[str, str], working_dir: str | None, run_as: RunAs | None = None,
 ) -> ProbeSpec:
     """Build a ProbeSpec from a pod's Probe. ``resolve_port`` maps a containerPort
     number or name to the host port the process really listens on."""
     return ProbeSpec(
-        action=_action(probe, host, resolve_port, env, working_dir),
+        action=_action(probe, host, resolve_port, env, working_dir, run_as),
         initial_delay=float(probe.initial_delay_seconds or 0),
         period=float(probe.period_seconds or 10),
         timeout=float(probe.timeout_seconds or 1),
@@ -85,10 +87,10 @@ def spec_from_probe(
 
 def _action(
     probe: Probe, host: str, resolve_port: Callable[[int | str], int],
-    env: dict[str, str], working_dir: str | None,
+    env: dict[str, str], working_dir: str | None, run_as: RunAs | None,
 ) -> Action:
     if probe.exec is not None:
-        return ExecAction(list(probe.exec.command or []), env, working_dir)
+        return ExecAction(list(probe.exec.command or []), env, working_dir, run_as)
     if probe.http_get is not None:
         get = probe.http_get
         headers = {h.name: h.value for h in get.http_headers or []}
@@ -123,10 +125,11 @@ async def _probe_once(action: Action) -> tuple[bool, str]:
 
 async def _exec(action: ExecAction) -> tuple[bool, str]:
     env = {"PATH": os.environ.get("PATH", os.defpath), **action.env}
+    prefix = action.run_as.setpriv() if action.run_as is not None else []
     proc = await asyncio.create_subprocess_exec(
-        *action.command, env=env, cwd=action.working_dir, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
+        *prefix, *action.command, env=env, cwd=action.working_dir,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, start_new_session=True,
     )
     try:
         output, _ = await proc.communicate()

@@ -44,7 +44,7 @@ from corral.agent.runtime.base import (
     ResourceUsage,
     RunPhase,
 )
-from corral.agent.runtime.cgroups import CgroupSystem, detect_isolation
+from corral.agent.runtime.cgroups import CgroupSystem, ContainerCgroup, detect_isolation
 from corral.agent.runtime.launcher import LAUNCHER_MODULE, LOG_NAME, MAX_SOCKET_PATH, socket_path
 from corral.agent.runtime.logs import LogFiles
 from corral.agent.runtime.shim import (
@@ -54,6 +54,7 @@ from corral.agent.runtime.shim import (
     write_json_atomic,
 )
 from corral.agent.runtime.stdio import STDIN_FIFO, TTY_FILE
+from corral.private_files import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,8 @@ class ProcessRuntime:
         self, state_root: str | Path, cgroup_parent: str = "corral",
         allow_cgroups: bool = True, start_timeout: float = 30.0,
     ) -> None:
-        self.state_root = Path(state_root).resolve()  # the shim runs in /
-        self.state_root.mkdir(parents=True, exist_ok=True)
+        # The shim runs in /. Instances' launch.json carry their env (secrets too).
+        self.state_root = private_dir(Path(state_root).resolve())
         self.start_timeout = start_timeout
         self._cgroups, self._isolation = detect_isolation(cgroup_parent,
                                                           allow_cgroups=allow_cgroups)
@@ -111,7 +112,7 @@ class ProcessRuntime:
                 return await self._first_status(state_dir)
             # A directory without launch.json is a start that died half-way.
             shutil.rmtree(state_dir.path, ignore_errors=True)
-            state_dir.path.mkdir(parents=True)
+            state_dir.path.mkdir(mode=0o700, parents=True)
             self._prepare(state_dir, launch)
             await self._spawn_shim(state_dir)
             state = await self._first_status(state_dir)
@@ -132,12 +133,24 @@ class ProcessRuntime:
             launch, log_dir=os.path.abspath(launch.log_dir),
             working_dir=os.path.abspath(launch.working_dir))
         LogFiles(launch.log_dir).prune(keep_from_attempt=launch.attempt - 1)
-        cgroup = self._cgroups.for_container(launch.container_id) if self._cgroups else None
+        cgroup = self._pod_cgroup(launch)
         write_json_atomic(state_dir.cgroup_file, cgroup.to_dict() if cgroup else None)
         # Written last and atomically: launch.json present means the dir is complete.
         tmp = state_dir.path / ".launch.json.tmp"
-        tmp.write_text(launch.to_json())
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(launch.to_json())
         os.replace(tmp, state_dir.launch_file)
+
+    def _pod_cgroup(self, launch: ContainerLaunch) -> ContainerCgroup | None:
+        """The instance's group, inside its pod's group (made here, or adopted
+        from before an agent restart, with the pod's pids limit)."""
+        if self._cgroups is None:
+            return None
+        try:
+            self._cgroups.for_pod(launch.pod_uid).create_pod_group(launch.pod_pids_limit)
+        except OSError as err:  # the instance's own group is still made by its shim
+            log.warning("pod cgroup not made pod=%s error=%s", launch.pod_uid, err)
+        return self._cgroups.for_container(launch.container_id, launch.pod_uid)
 
     async def _spawn_shim(self, state_dir: StateDir) -> None:
         if not await self.launcher.launch(state_dir.path):
@@ -292,7 +305,7 @@ class ProcessRuntime:
         # The command finds its program on its own PATH, else on the agent's (as the shim).
         env = {"PATH": os.environ.get("PATH", os.defpath), **launch.env}
         procs = cgroup.procs_files() if cgroup is not None else ()
-        return ExecEnvironment(env, launch.working_dir, procs)
+        return ExecEnvironment(env, launch.working_dir, procs, launch.run_as)
 
     def attach_target(self, container_id: str) -> AttachTarget:
         state_dir = self._dir(container_id)
@@ -320,6 +333,18 @@ class ProcessRuntime:
             cgroup.remove()
         shutil.rmtree(state_dir.path, ignore_errors=True)
         self._locks.pop(container_id, None)
+
+
+    async def remove_pod(self, pod_uid: str) -> bool:
+        if self._cgroups is None:
+            return True
+        removed = self._cgroups.for_pod(pod_uid).kill_and_remove()
+        if not removed:
+            log.info("pod cgroup still busy; the sweep comes back to it pod=%s", pod_uid)
+        return removed
+
+    def pod_uids(self) -> builtins.list[str]:
+        return self._cgroups.pod_uids() if self._cgroups is not None else []
 
 
 def shim_env() -> dict[str, str]:

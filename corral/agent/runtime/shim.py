@@ -58,6 +58,7 @@ from corral.agent.runtime.base import (
 )
 from corral.agent.runtime.cgroups import ContainerCgroup, Limits, apply_rlimits
 from corral.agent.runtime.logs import MAX_LINE, LogWriter, log_path
+from corral.agent.runtime.mounts import MountError, private_binds
 from corral.agent.runtime.stdio import ContainerStdio
 
 SHIM_MODULE = "corral.agent.runtime.shim"
@@ -172,6 +173,12 @@ class StateDir:
 def start_error_message(exc: BaseException, launch: ContainerLaunch) -> str:
     """A message in the spirit of the container runtimes' (runc's) exec errors."""
     program = launch.command[0] if launch.command else ""
+    if isinstance(exc, MountError):
+        return f"mount: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.filename is None and launch.run_as is not None:
+        # Popen reports a failure between fork and exec without a file name:
+        # with a user to become, that is setgroups/setgid/setuid.
+        return f"setting user {launch.run_as.describe()}: {exc.strerror or exc}"
     if isinstance(exc, OSError) and exc.filename == launch.working_dir:
         return f"chdir to {launch.working_dir!r}: {exc.strerror}"
     if isinstance(exc, FileNotFoundError) and "/" not in program:
@@ -252,8 +259,11 @@ class Shim:
         self.ready_fd = ready_fd  # told once the first status is on disk (launcher.py)
         self.launch = state_dir.read_launch()
         self.cgroup = state_dir.read_cgroup()
+        # Without cgroups the pod's pids limit can only be each container's rlimit.
+        pids = self.launch.pids_limit if self.cgroup is not None else (
+            self.launch.pids_limit or self.launch.pod_pids_limit)
         self.limits = Limits(self.launch.cpu_request_millis, self.launch.cpu_limit_millis,
-                             self.launch.memory_limit_bytes, self.launch.pids_limit)
+                             self.launch.memory_limit_bytes, pids)
         self.pid = 0
         self.wait_status: int | None = None  # the command's, once reaped
         self._started: ContainerState | None = None
@@ -290,6 +300,7 @@ class Shim:
             if not self.launch.command:
                 raise ValueError("no command given")
             Path(self.launch.working_dir).mkdir(parents=True, exist_ok=True)
+            private_binds(self.launch.binds)  # the shim's own namespace; the child's too
             popen = self._popen()
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             state = self._base_state()
@@ -323,29 +334,39 @@ class Shim:
         env = {"PATH": os.environ.get("PATH", os.defpath), **self.launch.env}
 
         stdio = self.stdio.popen_kwargs()
+        run_as = self.launch.run_as
 
-        def popen(preexec: Callable[[], None] | None) -> subprocess.Popen[bytes]:
+        def popen(preexec: Callable[[], None] | None, switch: bool) -> subprocess.Popen[bytes]:
+            # Popen changes user after its chdir into the working directory and
+            # before the preexec_fn (see _isolate_child for the other order).
+            ids: dict[str, Any] = {} if run_as is None or not switch else {
+                "user": run_as.uid, "group": run_as.gid, "extra_groups": list(run_as.groups)}
             try:
                 return subprocess.Popen(
                     self.launch.command, env=env, cwd=self.launch.working_dir, **stdio,
                     preexec_fn=self.stdio.preexec(preexec),  # noqa: PLW1509 - no threads
+                    **ids,
                 )
             finally:
                 self.stdio.spawned()
         # The shim steps into the cgroup while it spawns (the child inherits it),
-        # unless a pids limit of 1 leaves no room for the shim beside the child.
-        if self.cgroup is not None and (self.limits.pids_limit or 2) >= 2:
+        # unless a pids limit of 1 (its own or its pod's) leaves no room for the
+        # shim beside the child.
+        room = min(self.limits.pids_limit or 2, self.launch.pod_pids_limit or 2)
+        if self.cgroup is not None and room >= 2:
             try:
                 with self.cgroup.hold(os.getpid()):
-                    return popen(None)
+                    return popen(None, switch=True)
             except LookupError:
                 pass
-        return popen(self._isolate_child())
+        isolate = self._isolate_child()
+        return popen(isolate, switch=isolate is None)
 
     def _isolate_child(self) -> Callable[[], None] | None:
         """What the child runs before exec; None when there is nothing to do, so
-        that Popen can vfork (a preexec_fn costs a full fork, ~3 ms here)."""
-        cgroup, limits = self.cgroup, self.limits
+        that Popen can vfork (a preexec_fn costs a full fork, ~3 ms here). Joining
+        a cgroup takes root, so a child that joins one changes user itself, after."""
+        cgroup, limits, run_as = self.cgroup, self.limits, self.launch.run_as
         if cgroup is None and not (limits.memory_limit_bytes or limits.pids_limit):
             return None
 
@@ -354,6 +375,10 @@ class Shim:
                 cgroup.join(os.getpid())
             else:
                 apply_rlimits(limits)
+            if run_as is not None:
+                os.setgroups(list(run_as.groups))
+                os.setresgid(run_as.gid, run_as.gid, run_as.gid)
+                os.setresuid(run_as.uid, run_as.uid, run_as.uid)
         return isolate
 
     def _supervise(self, popen: subprocess.Popen[bytes], writer: LogWriter) -> None:

@@ -80,6 +80,8 @@ def command_argv(opts: ExecOptions, env: ExecEnvironment) -> list[str]:
         raise ExecError(f'failed to exec in container: exec: "{program}": '
                         "executable file not found in $PATH")
     argv = [found, *opts.command[1:]]
+    if env.run_as is not None:  # after the cgroup join below, which takes root;
+        argv = [*env.run_as.setpriv(), *opts.command]  # the user's own $PATH lookup
     if env.cgroup_procs:
         argv = ["/bin/sh", "-c", JOIN_CGROUP, "sh", str(len(env.cgroup_procs)),
                 *env.cgroup_procs, *argv]

@@ -23,7 +23,7 @@ from typing import Any
 from corral.api.encryption.config import ConfigError, EncryptionConfig, Rule, load_config
 from corral.api.encryption.providers import ENCRYPTED, DecryptError
 from corral.api.errors import ServiceUnavailable
-from corral.store.base import Event, Guard, KeyValue, ListResult, Store
+from corral.store.base import DeleteResults, Deletions, Event, Guard, KeyValue, ListResult, Store
 
 log = logging.getLogger("corral.api.encryption")
 
@@ -146,6 +146,10 @@ class EncryptingStore:
     async def delete(self, key: str, expected_revision: int = 0, *,
                      guard: Guard | None = None) -> int:
         return await self.inner.delete(key, expected_revision, guard=guard)
+
+    async def delete_many(self, deletions: Deletions, *,
+                          guard: Guard | None = None) -> DeleteResults:
+        return await self.inner.delete_many(deletions, guard=guard)  # nothing to seal
 
 
 class _OpenedEvents:

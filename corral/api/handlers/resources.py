@@ -9,7 +9,6 @@ HTTP method to the registry. Kubernetes verbs:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from corral.api.body import media_type, parse_object, read_body
+from corral.api.conversion import stored, to_served, to_stored
 from corral.api.errors import BadRequest, MethodNotAllowed, NotFound
 from corral.api.handlers.responses import (
     JSONResponse,
@@ -33,14 +33,13 @@ from corral.api.registry import (
     Registry,
     Result,
     delete,
+    delete_collection,
     eviction,
     list_objects,
 )
 from corral.api.registry import subresources as sub
-from corral.objects import ensure_meta
 
 LogHandler = Callable[[Request, Target], Awaitable[Response]]
-DELETE_BURST = 128  # objects a deletecollection deletes at once
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -128,7 +127,7 @@ class ResourceHandler:
         if _flag(request, "watch"):
             return await watch_response(request, self.registry.store, target, flt)
         _list_resource_version(request)
-        page = await list_objects(self.registry.store, res, target.namespace, flt,
+        page = await list_objects(self.registry.store, stored(res), target.namespace, flt,
                                   limit=_int_param(request, "limit"),
                                   continue_token=q.get("continue", ""))
         return JSONResponse(render_list(request, res, page.items, page.revision,
@@ -145,7 +144,7 @@ class ResourceHandler:
             flt = Filter(res, request.query_params.get("labelSelector", ""),
                          f"metadata.name={name}")
             return await watch_response(request, self.registry.store, target, flt)
-        obj = await self.registry.get(res, target.namespace, name)
+        obj = await self.registry.get(stored(res), target.namespace, name)
         if target.subresource == "scale":
             return JSONResponse(sub.scale_of(res, obj))
         return JSONResponse(render_one(request, res, obj))
@@ -154,8 +153,9 @@ class ResourceHandler:
         res = target.resource
         if res.namespaced and target.namespace is None:
             raise MethodNotAllowed(f"create of {res.plural} needs a namespace in the path")
-        body = parse_object(await read_body(request), request.headers.get("content-type"))
-        result = await self.registry.create(res, target.namespace, body,
+        body = to_stored(res, parse_object(await read_body(request),
+                                           request.headers.get("content-type")))
+        result = await self.registry.create(stored(res), target.namespace, body,
                                             validation=_field_validation(request), dry_run=_dry_run(request))
         return self._result(request, target, result, 201)
 
@@ -168,7 +168,8 @@ class ResourceHandler:
                                             body, dry_run=_dry_run(request))
             return JSONResponse(sub.scale_of(res, result.obj))
         self._check_subresource(target, ("status", "finalize", "approval"))
-        result = await self.registry.update(res, target.namespace, name, body,
+        result = await self.registry.update(stored(res), target.namespace, name,
+                                            to_stored(res, body),
                                             subresource=target.subresource,
                                             validation=_field_validation(request), dry_run=_dry_run(request))
         return self._result(request, target, result, 200)
@@ -183,17 +184,17 @@ class ResourceHandler:
                                            ctype, body, dry_run=_dry_run(request))
             return JSONResponse(sub.scale_of(res, result.obj))
         self._check_subresource(target, ("status", "approval"))
-        result = await self.registry.patch(res, target.namespace, name, ctype, body,
-                                           subresource=target.subresource,
+        result = await self.registry.patch(stored(res), target.namespace, name, ctype, body,
+                                           served=res, subresource=target.subresource,
                                            validation=_field_validation(request), dry_run=_dry_run(request))
         return self._result(request, target, result, 201 if result.created else 200)
 
     async def _delete(self, request: Request, target: Target) -> Response:
         self._check_namespace_given(target)
         opts = await self._delete_options(request)
-        obj, _gone = await delete(self.registry, target.resource, target.namespace,
+        obj, _gone = await delete(self.registry, stored(target.resource), target.namespace,
                                   target.name or "", opts)
-        return JSONResponse(obj)
+        return JSONResponse(to_served(target.resource, obj))
 
     async def _delete_collection(self, request: Request, target: Target) -> Response:
         res = target.resource
@@ -203,23 +204,8 @@ class ResourceHandler:
         q = request.query_params
         flt = Filter(res, q.get("labelSelector", ""), q.get("fieldSelector", ""))
         opts = await self._delete_options(request)
-        page = await list_objects(self.registry.store, res, target.namespace, flt)
-
-        async def delete_one(obj: dict[str, Any]) -> dict[str, Any] | None:
-            m = ensure_meta(obj)
-            try:
-                gone_obj, _ = await delete(self.registry, res, m.get("namespace"), m["name"],
-                                           opts)
-            except NotFound:
-                return None
-            return gone_obj
-
-        # In bursts, so that the store's group commit writes each burst at once
-        # (one at a time, a few thousand objects took minutes).
-        deleted: list[dict[str, Any]] = []
-        for start in range(0, len(page.items), DELETE_BURST):
-            burst = page.items[start:start + DELETE_BURST]
-            deleted += [o for o in await asyncio.gather(*map(delete_one, burst)) if o]
+        page = await list_objects(self.registry.store, stored(res), target.namespace, flt)
+        deleted = await delete_collection(self.registry, stored(res), page.items, opts)
         return JSONResponse(render_list(request, res, deleted, page.revision, ""))
 
     async def _post_subresource(self, request: Request, target: Target) -> Response:

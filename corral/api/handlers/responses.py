@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from corral.api import tables
+from corral.api.conversion import to_served
 from corral.api.errors import APIError
 from corral.api.resources import Resource
 
@@ -49,7 +50,7 @@ def render_one(request: Request, res: Resource, obj: dict[str, Any]) -> dict[str
         table.setdefault("metadata", {})["resourceVersion"] = obj["metadata"].get(
             "resourceVersion", "")
         return table
-    return obj
+    return to_served(res, obj)
 
 
 def render_list(request: Request, res: Resource, items: list[dict[str, Any]], revision: int,
@@ -62,4 +63,4 @@ def render_list(request: Request, res: Resource, items: list[dict[str, Any]], re
         table["metadata"] = list_meta
         return table
     return {"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": list_meta,
-            "items": items}
+            "items": [to_served(res, item) for item in items]}

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from corral.api.auth import AUTHENTICATED, User
-from corral.api.authz import Attributes, Authorizer, user_of
+from corral.api.authz import Attributes, Authorizer, resource_attributes, user_of
 from corral.api.body import parse_object
 from corral.api.errors import BadRequest, Cause, MethodNotAllowed, invalid
 from corral.api.handlers.responses import JSONResponse
@@ -135,10 +135,13 @@ class ReviewHandler:
                           "authorization.k8s.io")
         if res is not None:
             a = _mapping(res, "spec.resourceAttributes")
-            attrs = Attributes(user, str(a.get("verb") or ""), True, "",
-                               str(a.get("group") or ""), str(a.get("version") or ""),
-                               str(a.get("namespace") or ""), str(a.get("resource") or ""),
-                               str(a.get("subresource") or ""), str(a.get("name") or ""))
+            def field(name: str) -> str:
+                return str(a.get(name) or "")
+
+            attrs = resource_attributes(
+                user, field("verb"), field("resource"), name=field("name"),
+                namespace=field("namespace"), group=field("group"), version=field("version"),
+                subresource=field("subresource"))
         else:
             a = _mapping(non_res, "spec.nonResourceAttributes")
             attrs = Attributes(user, str(a.get("verb") or ""), False, str(a.get("path") or ""))

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from corral.api import tables
+from corral.api.conversion import conversion_for, stored, to_served
 from corral.api.errors import APIError, BadRequest, Gone
 from corral.api.handlers.responses import include_object, wants_table
 from corral.api.identity_cache import IdentityCache
@@ -114,9 +115,11 @@ async def _stream(request: Request, store: Store, target: Target, flt: Filter, r
     """Events as they come, several per chunk when they queue up. The timers only
     set flags (and wake an idle stream), so an event costs no timer of its own."""
     res = target.resource
+    converted = conversion_for(res) is not None
     include = include_object(request)
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
-    pump = asyncio.create_task(_pump(watch_objects(store, res, target.namespace, flt, rv), queue))
+    pump = asyncio.create_task(_pump(watch_objects(store, stored(res), target.namespace, flt, rv),
+                                     queue))
     loop = asyncio.get_running_loop()
     due = {"deadline": False, "bookmark": False}
 
@@ -154,6 +157,8 @@ async def _stream(request: Request, store: Store, target: Target, flt: Filter, r
                 if as_table:
                     out.append(_line(event_type, _render(res, obj, as_table, include, first)))
                     first = False
+                elif converted:
+                    out.append(_line(event_type, to_served(res, obj)))
                 else:
                     out.append(_shared_line(event_type, obj))
             if due["bookmark"] and not ended:

@@ -12,6 +12,7 @@ from corral.api.kinds.apps import (
     ReplicaSet,
     StatefulSet,
 )
+from corral.api.kinds.autoscaling import HorizontalPodAutoscaler
 from corral.api.kinds.base import TypedObject
 from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.certificates import CertificateSigningRequest
@@ -40,7 +41,7 @@ MODELS: dict[str, type[TypedObject]] = {
         Namespace, Node, Pod, Service, Endpoints, Event, ConfigMap, Secret, ServiceAccount,
         ResourceQuota,
         Lease, Deployment, ReplicaSet, ReplicationController, DaemonSet, StatefulSet, ControllerRevision,
-        Job, CronJob,
+        Job, CronJob, HorizontalPodAutoscaler,
         PriorityClass, Alloc, Framework, PodDisruptionBudget, Role, ClusterRole, RoleBinding,
         ClusterRoleBinding, CustomResourceDefinition, CertificateSigningRequest,
         Binding, Scale, Eviction, DeleteOptions, Status,

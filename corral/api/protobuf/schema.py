@@ -1,7 +1,7 @@
 """The protobuf messages corral decodes, with Kubernetes' field numbers.
 
 Field numbers and types are facts from Kubernetes' published generated.proto
-files (k8s.io/api core/v1, apps/v1, batch/v1, scheduling/v1, rbac/v1 and apimachinery's
+files (k8s.io/api core/v1, apps/v1, autoscaling/v1 and v2, batch/v1, scheduling/v1, rbac/v1 and apimachinery's
 meta/v1, runtime, util/intstr, api/resource); field names are the JSON names.
 One line per field:
 
@@ -160,6 +160,32 @@ MESSAGES: dict[str, str] = {
         backoffLimit=7:int32! ttlSecondsAfterFinished=8:int32! completionMode=9
         suspend=10:bool! backoffLimitPerIndex=12:int32! maxFailedIndexes=13:int32!
         podReplacementPolicy=14 managedBy=15""",
+    # ---- autoscaling/v1 and v2 (kubectl autoscale: 1.32 sends v1, 1.33 v2 first) -------
+    "CrossVersionObjectReference": "kind=1 name=2 apiVersion=3",
+    "HorizontalPodAutoscalerV1": f"""{_STANDARD_OBJECT} spec=2:HorizontalPodAutoscalerSpecV1
+        status=3:-""",
+    "HorizontalPodAutoscalerSpecV1": """scaleTargetRef=1:CrossVersionObjectReference
+        minReplicas=2:int32! maxReplicas=3:int32 targetCPUUtilizationPercentage=4:int32!""",
+    "HorizontalPodAutoscaler": f"""{_STANDARD_OBJECT} spec=2:HorizontalPodAutoscalerSpec
+        status=3:-""",
+    "HorizontalPodAutoscalerSpec": """scaleTargetRef=1:CrossVersionObjectReference
+        minReplicas=2:int32! maxReplicas=3:int32 metrics=4:[MetricSpec]
+        behavior=5:HorizontalPodAutoscalerBehavior""",
+    "MetricSpec": """type=1 object=2:ObjectMetricSource pods=3:PodsMetricSource
+        resource=4:ResourceMetricSource external=5:ExternalMetricSource
+        containerResource=7:ContainerResourceMetricSource""",
+    "MetricTarget": "type=1 value=2:Quantity averageValue=3:Quantity averageUtilization=4:int32!",
+    "MetricIdentifier": "name=1 selector=2:LabelSelector",
+    "ResourceMetricSource": "name=1 target=2:MetricTarget",
+    "ContainerResourceMetricSource": "name=1 target=2:MetricTarget container=3",
+    "PodsMetricSource": "metric=1:MetricIdentifier target=2:MetricTarget",
+    "ObjectMetricSource": """describedObject=1:CrossVersionObjectReference
+        target=2:MetricTarget metric=3:MetricIdentifier""",
+    "ExternalMetricSource": "metric=1:MetricIdentifier target=2:MetricTarget",
+    "HorizontalPodAutoscalerBehavior": "scaleUp=1:HPAScalingRules scaleDown=2:HPAScalingRules",
+    "HPAScalingRules": """stabilizationWindowSeconds=3:int32! selectPolicy=1
+        policies=2:[HPAScalingPolicy]""",
+    "HPAScalingPolicy": "type=1 value=2:int32 periodSeconds=3:int32",
     # ---- policy/v1 ------------------------------------------------------------------
     "Eviction": f"{_STANDARD_OBJECT} deleteOptions=2:DeleteOptions",
     # ---- authentication/v1, authorization/v1 (kubectl auth whoami, can-i) -------------
@@ -227,6 +253,8 @@ KINDS: dict[tuple[str, str], str] = {
     ("batch/v1", "CronJob"): "CronJob",
     ("scheduling.k8s.io/v1", "PriorityClass"): "PriorityClass",
     ("policy/v1", "Eviction"): "Eviction",
+    ("autoscaling/v1", "HorizontalPodAutoscaler"): "HorizontalPodAutoscalerV1",
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): "HorizontalPodAutoscaler",
     ("rbac.authorization.k8s.io/v1", "Role"): "Role",
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): "ClusterRole",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",

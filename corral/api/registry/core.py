@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from corral.api.body import MAX_BODY_BYTES, parse_object, too_large
+from corral.api.conversion import to_served, to_stored
 from corral.api.errors import (
     AlreadyExists,
     APIError,
@@ -37,8 +38,8 @@ from corral.api.registry.objects import dump, generated_name, load, new_uid
 from corral.api.registry.prepare import FieldValidation, prepare
 from corral.api.resources import BY_KIND, Resource, ServedTable
 from corral.objects import Obj, ensure_meta, meta, now_rfc3339, spec, status
-from corral.store.base import Store
-from corral.store.errors import KeyExists, KeyNotFound, RevisionMismatch
+from corral.store.base import Deletion, Store
+from corral.store.errors import KeyExists, KeyNotFound, RevisionMismatch, StoreError
 
 # Kinds whose create starts from an empty status (the user cannot set it).
 _STATUS_RESET_ON_CREATE = {"Pod", "Deployment", "ReplicaSet", "Job", "Service", "ResourceQuota"}
@@ -74,7 +75,10 @@ class Admission(Protocol):
     On a dry run they decide as always but change nothing (no quota charged)."""
 
     async def admit(self, op: str, res: Resource, obj: Obj, old: Obj | None, *,
-                    dry_run: bool = False) -> None: ...
+                    dry_run: bool = False) -> list[str] | None:
+        """Refuse (raise an APIError), change ``obj``, or admit it; what it returns
+        are warnings for the client (Warning headers; Pod Security's warn mode)."""
+        ...
 
 
 def describe(res: Resource, name: str) -> str:
@@ -165,7 +169,8 @@ class Registry:
             obj["status"] = {"phase": "Active"}
         prepared = prepare(res, obj, old=None, validation=validation)
         for plugin in self.admission:
-            await plugin.admit("CREATE", res, prepared.obj, None, dry_run=dry_run)
+            prepared.warnings += await plugin.admit("CREATE", res, prepared.obj, None,
+                                                    dry_run=dry_run) or []
         if dry_run:
             return Result(prepared.obj, prepared.warnings, created=True)
         name = ensure_meta(prepared.obj)["name"]
@@ -242,22 +247,29 @@ class Registry:
 
     async def patch(
         self, res: Resource, namespace: str | None, name: str, content_type: str, body: bytes,
-        *, subresource: str | None = None, validation: FieldValidation = "Warn",
-        dry_run: bool = False,
+        *, served: Resource | None = None, subresource: str | None = None,
+        validation: FieldValidation = "Warn", dry_run: bool = False,
     ) -> Result:
+        """``served``: the version the patch is written against when it is not the
+        stored one (autoscaling/v1 of a v2 HPA): the patch applies to the object
+        as that version shows it, and the result is converted back."""
+        view = served or res
         server_side_apply = content_type.startswith("application/apply-patch")
         for _ in retry_attempts():
             current = await self.find(res, namespace, name)
             if current is None:
                 if server_side_apply:
-                    return await self.create(res, namespace, _apply_body(body),
+                    return await self.create(res, namespace,
+                                             to_stored(view, _apply_body(body)),
                                              validation=validation, dry_run=dry_run)
                 raise not_found(res, name)
+            shown = to_served(view, current)
             if server_side_apply:
-                patched = apply_server_side(current, _apply_body(body), res.kind)
+                patched = apply_server_side(shown, _apply_body(body), res.kind)
             else:
-                patched = apply_patch(content_type, current, body, res.kind,
+                patched = apply_patch(content_type, shown, body, res.kind,
                                       custom=res.custom is not None)
+            patched = to_stored(view, patched)
             _check_name_kept(res, name, patched)
             # The patch was applied to the object just read, so the result carries
             # that object's resourceVersion unless the patch set one of its own.
@@ -286,7 +298,8 @@ class Registry:
         if _spec_changed(res, current, prepared.obj):
             ensure_meta(prepared.obj)["generation"] = int(meta(current).get("generation") or 1) + 1
         for plugin in self.admission:
-            await plugin.admit("UPDATE", res, prepared.obj, current, dry_run=dry_run)
+            prepared.warnings += await plugin.admit("UPDATE", res, prepared.obj, current,
+                                                    dry_run=dry_run) or []
         if dry_run:
             return Result(prepared.obj, prepared.warnings)
         expected = int(meta(current)["resourceVersion"])
@@ -343,6 +356,31 @@ class Registry:
             raise not_found(res, m["name"]) from None
         await self._after_delete(res, obj)
         return revision
+
+    async def remove_many(self, res: Resource, objs: list[Obj]) -> list[APIError | None]:
+        """Delete objects from the store in one batch, each CAS on its
+        resourceVersion; per object None (deleted: its resourceVersion is now
+        the delete's) or its Conflict / NotFound. A store failure is raised
+        after the hooks of what was deleted ran."""
+        deletions = [Deletion(res.storage_key(meta(o).get("namespace"), meta(o)["name"]),
+                              int(meta(o)["resourceVersion"])) for o in objs]
+        outcomes: list[APIError | None] = []
+        failure: StoreError | None = None
+        for obj, result in zip(objs, await self.store.delete_many(deletions)):
+            name = meta(obj)["name"]
+            if isinstance(result, int):
+                meta(obj)["resourceVersion"] = str(result)
+                await self._after_delete(res, obj)
+                outcomes.append(None)
+            elif isinstance(result, RevisionMismatch):
+                outcomes.append(conflict(res, name, MODIFIED))
+            elif isinstance(result, KeyNotFound):
+                outcomes.append(not_found(res, name))
+            else:
+                failure = failure or result
+        if failure is not None:
+            raise failure
+        return outcomes
 
 
 def _stored(obj: Obj) -> bytes:

@@ -11,7 +11,8 @@ for -A and --show-labels.
 One printer per kind, in modules by kind family: pods, nodes, workloads
 (deployments, replicasets, jobs), services (services, endpoints), events,
 config (configmaps, secrets), cluster (namespaces, leases, priorityclasses,
-resourcequotas), allocs, frameworks, policy (poddisruptionbudgets), daemons (statefulsets, controllerrevisions); custom resources print
+resourcequotas), allocs, frameworks, policy (poddisruptionbudgets), autoscaling
+(horizontalpodautoscalers), daemons (statefulsets, controllerrevisions); custom resources print
 their CRD's additionalPrinterColumns (custom). A kind without one gets NAME and AGE.
 """
 
@@ -23,6 +24,7 @@ from typing import Any
 from corral.api.resources import Resource
 from corral.api.tables.age import human_duration
 from corral.api.tables.allocs import ALLOCS
+from corral.api.tables.autoscaling import HPAS
 from corral.api.tables.certificates import CSRS
 from corral.api.tables.cluster import LEASES, NAMESPACES, PRIORITYCLASSES, RESOURCEQUOTAS
 from corral.api.tables.columns import DEFAULT, Column, Object, Printer
@@ -55,6 +57,7 @@ PRINTERS: dict[str, Printer] = {
     "Framework": FRAMEWORKS, "PodDisruptionBudget": PDBS, "CustomResourceDefinition": CRDS, "CronJob": CRONJOBS,
     "ReplicationController": REPLICATIONCONTROLLERS, "DaemonSet": DAEMONSETS,
     "StatefulSet": STATEFULSETS, "ControllerRevision": CONTROLLERREVISIONS,
+    "HorizontalPodAutoscaler": HPAS,
     "CertificateSigningRequest": CSRS,
 }
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from corral.api.errors import Conflict, NotFound
 from corral.client.events import NORMAL, WARNING, EventRecorder
 from corral.client.http import Client
-from corral.controllers.base import Controller, split_key
+from corral.controllers.base import Controller, OwnedPodEvents, split_key
 from corral.controllers.daemonset.plan import (
     NodeFit,
     daemon_status,
@@ -34,7 +34,7 @@ from corral.controllers.history import (
     truncate_history,
 )
 from corral.controllers.informers import NAMESPACE, OWNER_UID, SharedInformers
-from corral.controllers.owners import claim, controller_ref, selector_of
+from corral.controllers.owners import claim
 from corral.controllers.pods import pod_from_template, seconds_until_available
 from corral.controllers.replicaset import create_pods, delete_pods
 from corral.objects import Obj, is_deleting, labels_of, meta, name_of, namespace_of, spec, uid_of
@@ -55,45 +55,13 @@ class DaemonSetController(Controller):
         self.pods = informers.get("Pod")
         self.nodes = informers.get("Node")
         self.revisions = informers.get("ControllerRevision")
+        self.pod_events = OwnedPodEvents(self, "DaemonSet", self.daemonsets, self.pods,
+                                         self.expectations)
         self.daemonsets.add_handler(self.enqueue, lambda old, new: self.enqueue(new),
-                                    self._ds_deleted)
-        self.pods.add_handler(self._pod_added, self._pod_changed, self._pod_deleted)
+                                    self.pod_events.owner_deleted)
         self.nodes.add_handler(self._node_changed, self._node_updated, self._node_changed)
 
     # -- events ------------------------------------------------------------------
-
-    def _ds_deleted(self, ds: Obj) -> None:
-        self.expectations.forget(f"{namespace_of(ds)}/{name_of(ds)}")
-
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "DaemonSet":
-            return None
-        return f"{namespace_of(pod)}/{ref.get('name')}"
-
-    def _pod_added(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.creation_observed(key)
-            self.enqueue_key(key)
-        elif controller_ref(pod) is None:
-            self._enqueue_selecting(pod)
-
-    def _pod_changed(self, old: Obj, new: Obj) -> None:
-        for key in {self._owner_key(old), self._owner_key(new)} - {None}:
-            self.enqueue_key(str(key))
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.deletion_observed(key, uid_of(pod))
-            self.enqueue_key(key)
-
-    def _enqueue_selecting(self, pod: Obj) -> None:
-        for ds in self.daemonsets.by_index(NAMESPACE, namespace_of(pod)):
-            selector = selector_of(ds)
-            if selector is not None and selector.matches(labels_of(pod)):
-                self.enqueue(ds)
 
     def _node_changed(self, node: Obj) -> None:
         self.enqueue_all(self.daemonsets)

@@ -13,6 +13,7 @@ under the governing headless Service).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from corral.api.errors import AlreadyExists, Conflict, NotFound
 from corral.client.events import NORMAL, WARNING, EventRecorder
 from corral.client.http import Client
-from corral.controllers.base import Controller, split_key
+from corral.controllers.base import Controller, OwnedPodEvents, split_key
 from corral.controllers.expectations import Expectations
 from corral.controllers.history import (
     REVISION_HASH,
@@ -29,9 +30,16 @@ from corral.controllers.history import (
     truncate_history,
 )
 from corral.controllers.informers import NAMESPACE, OWNER_UID, SharedInformers
-from corral.controllers.owners import claim, controller_ref, selector_of
+from corral.controllers.owners import claim
 from corral.controllers.pods import pod_from_template, seconds_until_available
 from corral.controllers.replicaset import delete_pods
+from corral.controllers.statefulset.locality import (
+    annotation_patch,
+    has_claims,
+    observed,
+    prefer_node,
+    recorded,
+)
 from corral.controllers.statefulset.plan import (
     POD_INDEX_LABEL,
     POD_NAME_LABEL,
@@ -42,7 +50,7 @@ from corral.controllers.statefulset.plan import (
     settings_of,
     stateful_status,
 )
-from corral.objects import Obj, is_deleting, labels_of, name_of, namespace_of, spec, status, uid_of
+from corral.objects import Obj, is_deleting, name_of, namespace_of, spec, status, uid_of
 
 log = logging.getLogger("corral.controllers.statefulset")
 
@@ -57,39 +65,10 @@ class StatefulSetController(Controller):
         self.sets = informers.get("StatefulSet")
         self.pods = informers.get("Pod")
         self.revisions = informers.get("ControllerRevision")
+        self.pod_events = OwnedPodEvents(self, "StatefulSet", self.sets, self.pods,
+                                         self.expectations)
         self.sets.add_handler(self.enqueue, lambda old, new: self.enqueue(new),
-                              self._set_deleted)
-        self.pods.add_handler(self._pod_added, self._pod_changed, self._pod_deleted)
-
-    def _set_deleted(self, sts: Obj) -> None:
-        self.expectations.forget(f"{namespace_of(sts)}/{name_of(sts)}")
-
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "StatefulSet":
-            return None
-        return f"{namespace_of(pod)}/{ref.get('name')}"
-
-    def _pod_added(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.creation_observed(key)
-            self.enqueue_key(key)
-        elif controller_ref(pod) is None:
-            for sts in self.sets.by_index(NAMESPACE, namespace_of(pod)):
-                selector = selector_of(sts)
-                if selector is not None and selector.matches(labels_of(pod)):
-                    self.enqueue(sts)
-
-    def _pod_changed(self, old: Obj, new: Obj) -> None:
-        for key in {self._owner_key(old), self._owner_key(new)} - {None}:
-            self.enqueue_key(str(key))
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.deletion_observed(key, uid_of(pod))
-            self.enqueue_key(key)
+                              self.pod_events.owner_deleted)
 
     async def reconcile(self, key: str) -> None:
         sts = self.sets.get_by_key(key)
@@ -112,23 +91,29 @@ class StatefulSetController(Controller):
         if current not in known:
             current = name_of(update)
         settings = settings_of(sts, current, name_of(update))
+        nodes = observed(sts, owned)
         if self.expectations.satisfied(key):
             todo = plan(by_ordinal, settings)
             await self._delete(key, sts, todo.delete)
             for ordinal, revision in todo.create:
-                await self._create(key, sts, ordinal, revision, known, name_of(update))
+                await self._create(key, sts, ordinal, revision, known, name_of(update),
+                                   nodes)
         now = datetime.now(UTC)
         new_status = stateful_status(sts, owned, settings, now)
         await truncate_history(self.client, sts, revisions, {
             revision_of(p) for p in owned} | {new_status["currentRevision"], name_of(update)})
         await self._write_status(key, sts, new_status)
+        if nodes != recorded(sts):
+            with contextlib.suppress(NotFound):
+                await self.client.patch("StatefulSet", name_of(sts), annotation_patch(nodes),
+                                        namespace_of(sts))
         min_ready = int(spec(sts).get("minReadySeconds") or 0)
         waits = [w for p in owned if (w := seconds_until_available(p, min_ready, now))]
         if waits:
             self.requeue_after(key, min(waits) + 0.05)
 
     async def _create(self, key: str, sts: Obj, ordinal: int, revision: str,
-                      known: dict[str, Obj], update: str) -> None:
+                      known: dict[str, Obj], update: str, nodes: dict[str, str]) -> None:
         template = spec(sts).get("template") or {} if revision == update else \
             revision_template(known[revision])
         name = f"{name_of(sts)}-{ordinal}"
@@ -136,6 +121,8 @@ class StatefulSetController(Controller):
             REVISION_HASH: revision, POD_NAME_LABEL: name, POD_INDEX_LABEL: str(ordinal)})
         pod["spec"]["hostname"] = name
         pod["spec"]["volumes"] = claim_volumes(sts, name, pod["spec"].get("volumes") or [])
+        if has_claims(sts) and name in nodes:
+            prefer_node(pod, nodes[name])  # where its claims' directories are
         if spec(sts).get("serviceName"):
             pod["spec"]["subdomain"] = spec(sts)["serviceName"]
         self.expectations.expect_creations(key, 1)

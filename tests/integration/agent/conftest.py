@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from corral.agent.runtime.base import ContainerLaunch
+from corral.agent.runtime.cgroups import ContainerCgroup
 from corral.agent.runtime.launcher import stop_launcher
 from corral.agent.runtime.process import ProcessRuntime, is_shim_process
 from corral.agent.runtime.shim import StateDir
@@ -26,6 +27,7 @@ from corral.agent.runtime.shim import StateDir
 def _kill_leftovers(state_root: Path) -> None:
     if state_root.is_dir():
         stop_launcher(state_root)
+    pod_groups: dict[str, ContainerCgroup] = {}
     for launch_file in state_root.rglob("launch.json"):
         path = launch_file.parent
         state_dir = StateDir(path)
@@ -41,11 +43,12 @@ def _kill_leftovers(state_root: Path) -> None:
         if state_dir.cgroup_file.exists():
             cgroup = state_dir.read_cgroup()
             if cgroup is not None:
-                for _ in range(50):
-                    cgroup.kill_all()
-                    if cgroup.remove():
-                        break
-                    time.sleep(0.02)
+                cgroup.kill_and_remove(attempts=50, pause=0.02)
+                pod = cgroup.pod_group()
+                if pod is not None:
+                    pod_groups[pod.dirs[min(pod.dirs)]] = pod
+    for pod in pod_groups.values():  # once every container's group is gone
+        assert pod.kill_and_remove(attempts=50, pause=0.02), f"pod cgroup {pod.dirs} stays"
 
 
 @pytest.fixture

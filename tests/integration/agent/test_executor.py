@@ -116,3 +116,27 @@ async def test_kill_and_stop(executors: ExecutorRuntime) -> None:
     assert await asyncio.wait_for(conn.exits(), 10) == []  # the executor exits
     assert executors.dir(uid).stopped_file.exists()
     conn.close()
+
+
+async def test_an_alloc_is_forgotten_only_with_its_cgroup(executors: ExecutorRuntime) -> None:
+    """Issue 12's leak: the agent removed an Alloc's state although its cgroup could
+    not go yet (the executor had said goodbye but not yet exited), and nothing
+    knew of that cgroup any more. A cgroup that stays keeps the state."""
+    assert executors.cgroups is not None, "this machine offers cgroups: test them"
+    uid, conn = await started(executors, slots=1)
+    conn.stop(grace=5)
+    assert await asyncio.wait_for(conn.exits(), 10) == []
+    conn.close()
+    config = executors.dir(uid).read_config()
+    assert config.cgroup is not None
+    dirs = [Path(d) for d in config.cgroup["dirs"].values()]
+    busy = dirs[0] / "held"  # a child group: rmdir of the Alloc's fails, as while busy
+    busy.mkdir()
+    try:
+        assert not executors.remove(uid)
+        assert executors.dir(uid).path.exists() and uid in executors.known()
+    finally:
+        busy.rmdir()
+    assert executors.remove(uid)
+    assert not executors.dir(uid).path.exists()
+    assert not any(d.exists() for d in dirs)

@@ -151,3 +151,43 @@ async def test_command_starts_in_its_cgroup_and_the_shim_stays_out(
     finally:
         await rt.stop(state.container_id, 1)
         await wait_exited(rt, state.container_id)
+
+
+async def test_the_pids_limit_is_the_pods_not_each_containers(
+    runtime_root: Path, launch_for: LaunchFactory,
+) -> None:
+    """The kubelet's podPidsLimit: one count for all of a pod's containers, held
+    by the pod's group (the parent of theirs). With 8 allowed and 5 taken by one
+    container, the other cannot start its 8 sleeps; the group is adopted by a
+    restarted runtime and goes with the pod."""
+    rt = cgroup_runtime(runtime_root)
+    assert "pids" in rt.isolation().enforced, rt.isolation().reason
+    hold = launch_for("hold", ["sh", "-c", "for i in 1 2 3 4; do sleep 60 & done; wait"],
+                      pod_pids_limit=8)
+    held = await rt.start(hold)
+    group = instance_cgroup(runtime_root, held.container_id)
+    pod = group.pod_group()
+    assert pod is not None and pod.pids_max() == 8 and group.pids_max() is None
+    assert all(Path(d).parent == Path(p) for d, p in zip(group.dirs.values(),
+                                                          pod.dirs.values()))
+    deadline = time.monotonic() + 20
+    while len(group.pids()) < 5:  # sh and its four sleeps
+        assert time.monotonic() < deadline, group.pids()
+        await asyncio.sleep(0.05)
+    script = ("for i in 1 2 3 4 5 6 7 8; do sleep 5 & done; "
+              "echo started=$(jobs -p | wc -l); kill $(jobs -p); exit 0")
+    forky = launch_for("forky", ["sh", "-c", script], pod_pids_limit=8)
+    state = await rt.start(forky)
+    await wait_exited(rt, state.container_id)
+    log = (Path(forky.log_dir) / "0.log").read_text().lower()
+    assert "fork" in log or "resource temporarily unavailable" in log, log
+
+    restarted = ProcessRuntime(runtime_root)  # an agent restart: the group is adopted
+    assert hold.pod_uid in restarted.pod_uids()
+    assert not await restarted.remove_pod(hold.pod_uid)  # its containers' groups remain
+    for cid in (held.container_id, state.container_id):
+        await restarted.stop(cid, grace_seconds=1)
+        await restarted.remove(cid)
+    assert await restarted.remove_pod(hold.pod_uid)
+    assert hold.pod_uid not in restarted.pod_uids()
+    assert not any(Path(d).exists() for d in pod.dirs.values())

@@ -3,6 +3,7 @@
     node      one agent per test module on the module's master (tests use unique
               pod names); it and every pod it ran are stopped after the module
     make_pod / create_pod / wait_pod / container_status   pod helpers over httpx
+    allow_privileged(http, ns)   Pod Security level privileged for the namespace
     instances(agent)      what the agent's runtime has on disk (pids, attempts)
 """
 
@@ -45,6 +46,17 @@ def make_pod(name: str, node: str, command: list[str], *, restart: str = "Never"
     return manifests.pod(name, containers=[manifests.container(command, **container)], **{
         "nodeName": node, "restartPolicy": restart, "terminationGracePeriodSeconds": 5,
         **spec_extra})
+
+
+def allow_privileged(http: httpx.Client, namespace: str = "default") -> None:
+    """Label the namespace Pod Security level privileged, for tests of what
+    baseline (corral's default) refuses, such as a workingDir on the node."""
+    r = http.patch(f"/api/v1/namespaces/{namespace}", json={"metadata": {"labels": {
+        "pod-security.kubernetes.io/enforce": "privileged",
+        "pod-security.kubernetes.io/warn": "privileged",
+        "pod-security.kubernetes.io/audit": "privileged"}}},
+        headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
 
 
 def create_pod(http: httpx.Client, pod: Obj, namespace: str = "default") -> Obj:

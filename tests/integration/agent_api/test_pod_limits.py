@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tests.cluster import Master
 from tests.integration.agent_api.conftest import (
+    allow_privileged,
     container_status,
     create_pod,
     make_pod,
@@ -28,6 +29,7 @@ def test_pids_limit_and_working_dir(master: Master, agents: object, tmp_path: Pa
         log = http.get("/api/v1/namespaces/default/pods/forky/log").text.lower()
         assert "fork" in log or "resource temporarily unavailable" in log, log
 
+        allow_privileged(http)  # a workingDir on the node is refused by baseline
         missing = tmp_path / "not" / "there"
         create_pod(http, make_pod("nowhere", node.name, ["pwd"], workingDir=str(missing)))
         pod = wait_pod(http, "nowhere", lambda p: container_status(p).get("state", {}).get(

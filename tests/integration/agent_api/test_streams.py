@@ -26,6 +26,7 @@ from websockets.typing import Subprotocol
 
 from tests.cluster import Agent, Master
 from tests.integration.agent_api.conftest import (
+    allow_privileged,
     condition,
     create_pod,
     instances,
@@ -47,6 +48,7 @@ def shell(master: Master, node: Agent, tmp_path_factory: pytest.TempPathFactory)
     """A running pod `shell` whose working directory is returned."""
     work = tmp_path_factory.mktemp("shell-work")
     with master.http() as http:
+        allow_privileged(http)  # a workingDir on the node is refused by baseline
         create_pod(http, make_pod("shell", node.name, ["sleep", "600"], workingDir=str(work),
                                   env=[{"name": "GREETING", "value": "hello there"}]))
         wait_pod(http, "shell", lambda p: phase(p) == "Running")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.cluster import Master
@@ -26,11 +28,11 @@ def on_disk(data_dir: Path, value: str) -> bool:
     return any(mark in p.read_bytes() for p in data_dir.glob("state.db*") if p.is_file())
 
 
-def stored_prefix(data_dir: Path, name: str) -> bytes:
+def stored_prefix(data_dir: Path, name: str, namespace: str = "default") -> bytes:
     db = sqlite3.connect(data_dir / "state.db")
     try:
         row = db.execute("SELECT value FROM current WHERE name = ?",
-                         (f"/registry/core/secrets/default/{name}",)).fetchone()
+                         (f"/registry/core/secrets/{namespace}/{name}",)).fetchone()
     finally:
         db.close()
     return b":".join(bytes(row[0]).split(b":", 5)[:5]) + b":"  # k8s:enc:<provider>:v1:<key>:
@@ -76,11 +78,38 @@ def test_secrets_are_sealed_in_state_db_and_identity_data_stays_readable(
         master.stop()
 
 
-def _value(kubectl: Kubectl, name: str) -> str:
-    out = kubectl.run("get", "secret", name, "-o", "jsonpath={.data.pw}")
+def _value(kubectl: Kubectl, name: str, namespace: str = "default") -> str:
+    out = kubectl.run("get", "secret", name, "-n", namespace, "-o", "jsonpath={.data.pw}")
     return base64.b64decode(out.stdout).decode() if out.returncode == 0 else ""
 
 
 def _refused(kubectl: Kubectl, name: str) -> str:
     out = kubectl.run("get", "secret", name)
     return out.stderr if out.returncode != 0 else ""
+
+
+def test_rotate_key_reseals_every_secret_and_retires_the_old_key(tmp_path: Path) -> None:
+    data = tmp_path / "master"
+    master = Master(data, extra_args=["--disable", "scheduler", "--disable", "controllers"])
+    kubectl = Kubectl(master, tmp_path / "kubecache")
+    master.start()
+    try:
+        kubectl("create", "namespace", "other")
+        for ns, name in (("default", "a"), ("default", "b"), ("other", "c")):
+            kubectl("create", "secret", "generic", name, "-n", ns, f"--from-literal=pw={name}-v")
+        assert stored_prefix(data, "a") == b"k8s:enc:secretbox:v1:key1:"
+        rotated = subprocess.run(
+            [sys.executable, "-m", "corral.cli.main", "secrets", "rotate-key",
+             "--data-dir", str(data), "--timeout", "60"],
+            capture_output=True, text=True, timeout=180, check=False)
+        assert rotated.returncode == 0, rotated.stderr
+        lines = rotated.stdout.splitlines()
+        assert lines[0].startswith("staged key2") and lines[1].startswith("promoted key2")
+        assert "re-wrote 3 Secrets with key2" in lines[2] and lines[3].startswith("retired key1")
+        keys = (data / "encryption-config.yaml").read_text()
+        assert "key2" in keys and "key1" not in keys  # the old key is gone from the file
+        for ns, name in (("default", "a"), ("default", "b"), ("other", "c")):
+            assert _value(kubectl, name, ns) == f"{name}-v"
+            assert stored_prefix(data, name, ns) == b"k8s:enc:secretbox:v1:key2:"
+    finally:
+        master.stop()

@@ -32,7 +32,7 @@ def test_master_under_attack_serves_normal_requests(tmp_path: Path) -> None:
 
     def kubectl() -> None:
         """One kubectl command every few seconds; it may be tried three times, as a
-        user would (its TLS handshake has a fixed 10 s limit, on a shared machine)."""
+        user would (a shared machine)."""
         if len(kubectl_runs) >= SECONDS / 5:
             return
         for _ in range(3):
@@ -64,12 +64,10 @@ def test_master_under_attack_serves_normal_requests(tmp_path: Path) -> None:
         worst = sorted(zip(result.latencies, result.started, strict=True))[-5:]
         assert max(result.latencies) < LATENCY_BOUND, (worst, len(result.latencies))
         # kubectl opens a new TLS connection per command, with a fixed 10 s handshake
-        # limit; on a shared 2-core machine the flood can hold a new connection's
-        # handshake past it (the accept queue grows while the loop is saturated).
-        # Every run must be answered by the API or fail only at that handshake.
-        assert any(r.returncode == 0 for r in kubectl_runs), [r.stderr for r in kubectl_runs]
+        # limit: it used to time out queued behind the attacker's idle connections
+        # (libuv accepted one per turn of the saturated loop; api/listener.py).
         failed = [r.stderr for r in kubectl_runs if r.returncode]
-        assert all("TLS handshake timeout" in err for err in failed), failed
+        assert kubectl_runs and not failed, failed
         assert result.peak_rss < MEMORY_BOUND, result.peak_rss
         # Nothing acknowledged was lost, and the master is still ready.
         with master.http() as http:

@@ -5,7 +5,6 @@ real `corral master` (no node: pods are never bound, so they go at once)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -123,25 +122,78 @@ def _count(http: httpx.Client, label: str) -> int:
     return len(items(http, f"{CORE}/{NS}/pods", f"many={label}"))
 
 
-def test_the_owner_of_thousands_of_pods_goes_in_seconds(master: Master,
-                                                        http: httpx.Client) -> None:
-    """Issue 12 measured ~8 pods/s (a live owner GET per pod, 4 workers: 125 s for
-    these); the bound is generous for a shared machine and half of that."""
+def test_the_owner_of_thousands_of_pods_takes_them_all(master: Master,
+                                                       http: httpx.Client) -> None:
+    """The gone owner's dependents go through one deletecollection by owner uid
+    (bench/api.py measures how fast: issue 12 saw ~8 pods/s before batching)."""
     owner = create(http, f"{CORE}/{NS}/configmaps", {"metadata": {"name": "owner-of-many"}})
     _many_pods(master, owner, "bg")
-    started = time.monotonic()
     delete(http, f"{CORE}/{NS}/configmaps/owner-of-many", "Background")
     wait_for(lambda: _count(http, "bg") == 0, timeout=180, what="every dependent deleted")
-    assert time.monotonic() - started < 60
 
 
-def test_deletecollection_of_thousands_of_pods_goes_in_seconds(master: Master,
-                                                               http: httpx.Client) -> None:
+def test_deletecollection_of_thousands_of_pods(master: Master, http: httpx.Client) -> None:
     owner = create(http, f"{CORE}/{NS}/configmaps", {"metadata": {"name": "keeps-them"}})
     _many_pods(master, owner, "dc")
-    started = time.monotonic()
     r = http.request("DELETE", f"{CORE}/{NS}/pods", params={"labelSelector": "many=dc"},
                      timeout=120)
     assert r.status_code == 200 and len(r.json()["items"]) == MANY, r.text[:300]
-    assert time.monotonic() - started < 60  # one by one: 2 minutes for a few thousand
     assert _count(http, "dc") == 0
+
+
+def _pod(name: str, label: str, owners: list[dict], **meta: object) -> dict:  # type: ignore[type-arg]
+    refs = [{"apiVersion": "v1", "kind": o["kind"], "name": o["metadata"]["name"],
+             "uid": o["metadata"]["uid"]} for o in owners]
+    return {"metadata": {"name": name, "labels": {"few": label}, "ownerReferences": refs,
+                         **meta},
+            "spec": {"schedulerName": "nobody", "containers": [{"name": "c", "image": "i"}]}}
+
+
+def test_a_dependent_with_a_live_owner_loses_only_the_gone_reference(
+        http: httpx.Client) -> None:
+    gone = create(http, f"{CORE}/{NS}/configmaps", {"metadata": {"name": "gone-owner"}})
+    kept = create(http, f"{CORE}/{NS}/configmaps", {"metadata": {"name": "kept-owner"}})
+    for i in range(3):
+        create(http, f"{CORE}/{NS}/pods", _pod(f"shared-{i}", "shared", [gone]))
+    create(http, f"{CORE}/{NS}/pods", _pod("shared-both", "shared", [gone, kept]))
+    delete(http, f"{CORE}/{NS}/configmaps/gone-owner", "Background")
+    wait_for(lambda: [p["metadata"]["name"] for p in items(
+        http, f"{CORE}/{NS}/pods", "few=shared")] == ["shared-both"],
+        what="only the pod with a live owner left")
+    wait_for(lambda: [r["uid"] for r in get(http, f"{CORE}/{NS}/pods/shared-both")[  # type: ignore[index]
+        "metadata"]["ownerReferences"]] == [kept["metadata"]["uid"]],
+        what="its reference to the gone owner stripped")
+
+
+def test_deletecollection_removes_some_marks_others_and_tells_watchers_of_each(
+        http: httpx.Client) -> None:
+    """Pods without finalizers go in the store batch, a pod with one is only
+    marked; a watcher gets one DELETED per removed pod, one MODIFIED for the mark."""
+    rv = http.get(f"{CORE}/{NS}/pods").json()["metadata"]["resourceVersion"]
+    for i in range(5):
+        create(http, f"{CORE}/{NS}/pods", _pod(f"coll-{i}", "coll", []))
+    create(http, f"{CORE}/{NS}/pods", _pod("coll-held", "coll", [],
+                                          finalizers=["example.com/hold"]))
+    r = http.request("DELETE", f"{CORE}/{NS}/pods", params={"labelSelector": "few=coll"})
+    assert r.status_code == 200, r.text
+    assert sorted(p["metadata"]["name"] for p in r.json()["items"]) == [
+        *(f"coll-{i}" for i in range(5)), "coll-held"]
+    left = items(http, f"{CORE}/{NS}/pods", "few=coll")
+    assert [p["metadata"]["name"] for p in left] == ["coll-held"]
+    assert left[0]["metadata"]["deletionTimestamp"]
+    seen: list[tuple[str, str]] = []
+    with http.stream("GET", f"{CORE}/{NS}/pods", params={
+            "watch": "1", "resourceVersion": rv, "labelSelector": "few=coll",
+            "timeoutSeconds": "5"}) as stream:
+        for line in stream.iter_lines():
+            event = orjson.loads(line)
+            seen.append((event["type"], event["object"]["metadata"]["name"]))
+            if len(seen) == 12:
+                break
+    assert sorted(n for t, n in seen if t == "DELETED") == [f"coll-{i}" for i in range(5)]
+    assert ("MODIFIED", "coll-held") in seen
+    merge = {"metadata": {"finalizers": None}}
+    r = http.patch(f"{CORE}/{NS}/pods/coll-held", json=merge,
+                   headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: not items(http, f"{CORE}/{NS}/pods", "few=coll"), what="held pod gone")

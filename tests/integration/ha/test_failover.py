@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from typing import Any
 from corral.api.errors import APIError, NotFound
 from corral.client.http import Client, ServerUnreachable
 from corral.objects import Obj, parse_time
+from corral.store.etcd import EtcdStore
 from tests.cluster import Agent, Master, kill_pods
 from tests.integration.ha.conftest import HA, Writers, create_acked, until
 from tests.poll import wait_for
@@ -370,3 +372,32 @@ def test_a_crd_created_on_one_master_is_served_by_every_master(ha: HA) -> None:
         with master.http() as http:
             wait_for(lambda: http.get(path).status_code == 404, 30.0,
                      f"{master.name} no longer serving {path}")
+
+
+async def test_rotate_key_waits_for_every_master_and_etcd_holds_only_ciphertext(
+        ha: HA) -> None:
+    ha.heal()
+    first = ha.masters[0]
+    with first.http() as http:
+        made = http.post("/api/v1/namespaces/default/secrets", json={
+            "metadata": {"name": "ha-rotated"}, "stringData": {"pw": "HA-SECRET-5e1"}})
+        assert made.status_code in (201, 409), made.text
+    rotated = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "corral.cli.main", "secrets", "rotate-key",
+                         "--data-dir", str(first.data_dir), "--timeout", "90"],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert rotated.returncode == 0, rotated.stderr
+    digest = rotated.stdout.splitlines()[-1].rsplit("(", 1)[1].rstrip(")")
+    for master in ha.masters:  # each one runs the last file and reads the Secret
+        with master.http() as http:
+            metrics = http.get("/metrics").text
+            assert f'hash="{digest}' in metrics, master.name
+            got = http.get("/api/v1/namespaces/default/secrets/ha-rotated").json()
+            assert got["data"]["pw"] == base64.b64encode(b"HA-SECRET-5e1").decode()
+    store = await EtcdStore.open(ha.etcd.local.endpoints)
+    try:
+        raw = await store.get("/registry/core/secrets/default/ha-rotated")
+    finally:
+        await store.close()
+    assert raw is not None and raw.value.startswith(b"k8s:enc:secretbox:v1:key2:")
+    assert b"HA-SECRET-5e1" not in raw.value

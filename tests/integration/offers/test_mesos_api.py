@@ -6,49 +6,15 @@ and the status codes Mesos answers bad calls with."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.cluster import Master, free_port
+from tests.cluster import Master
 from tests.kubectl import Kubectl
 from tests.mesos_client import Framework
 from tests.poll import wait_for
-
-
-@pytest.fixture(scope="module")
-def mesos_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
-    port = free_port()
-    m = Master(tmp_path_factory.mktemp("mesos"),
-               extra_args=["--mesos-listen", f"127.0.0.1:{port}"]).start()
-    m.mesos_url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-    try:
-        wait_for(lambda: _leading(m.mesos_url), 30, "the mesos master leading")  # type: ignore[attr-defined]
-        yield m
-    finally:
-        m.stop()
-
-
-def _leading(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/master/state", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-@pytest.fixture
-def url(mesos_master: Master) -> str:
-    return str(mesos_master.mesos_url)  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def frameworks() -> Iterator[list[Framework]]:
-    made: list[Framework] = []
-    yield made
-    for fw in made:
-        fw.close()
 
 
 def framework_obj(master: Master, framework_id: str) -> dict[str, object]:

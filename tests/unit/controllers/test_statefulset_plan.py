@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from corral.controllers.history import REVISION_HASH
+from corral.controllers.statefulset import locality
 from corral.controllers.statefulset.plan import (
     Settings,
     ordinal_of,
@@ -102,3 +103,36 @@ def test_claim_templates_become_per_ordinal_claim_volumes() -> None:
                                            {"name": "tmp", "emptyDir": {}}])
     assert volumes == [{"name": "tmp", "emptyDir": {}}, {"name": "data", "persistentVolumeClaim": {
         "claimName": "data-web-2"}}]
+
+
+# ---- locality: a re-created pod prefers the node holding its claims ---------------
+
+def _sts_with_claims(annotation: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "web", "namespace": "default"}
+    if annotation is not None:
+        meta["annotations"] = {locality.CLAIM_NODES: annotation}
+    return {"metadata": meta, "spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"}}]}}
+
+
+def test_bound_pods_update_the_record_and_gone_ones_stay_in_it() -> None:
+    sts = _sts_with_claims('{"web-0": "node-a", "web-1": "node-b"}')
+    pods = [{"metadata": {"name": "web-1"}, "spec": {"nodeName": "node-c"}},
+            {"metadata": {"name": "web-2"}, "spec": {}}]  # not bound yet
+    assert locality.observed(sts, pods) == {"web-0": "node-a", "web-1": "node-c"}
+    assert locality.recorded(_sts_with_claims("not json")) == {}
+    no_claims = {"metadata": {"name": "web"}, "spec": {}}
+    assert locality.observed(no_claims, pods) == {}
+
+
+def test_the_preference_joins_the_template_affinity() -> None:
+    pod: dict[str, Any] = {"spec": {"affinity": {"nodeAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 1, "preference": {"matchExpressions": [
+                {"key": "disk", "operator": "In", "values": ["ssd"]}]}}]}}}}
+    template_terms = pod["spec"]["affinity"]["nodeAffinity"][locality.PREFERRED]
+    locality.prefer_node(pod, "node-a")
+    terms = pod["spec"]["affinity"]["nodeAffinity"][locality.PREFERRED]
+    assert [t["weight"] for t in terms] == [1, 100]
+    assert terms[1]["preference"] == {"matchFields": [
+        {"key": "metadata.name", "operator": "In", "values": ["node-a"]}]}
+    assert len(template_terms) == 1  # what the pod was built from is not changed

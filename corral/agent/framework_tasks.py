@@ -1,0 +1,158 @@
+"""A Mesos framework's tasks in one Alloc, on the node: which to launch, which to
+kill, and the state of each (Mesos' TaskState) for ``status.tasks``. Pure state
+(no I/O), driven by the Alloc worker as TaskArray is for task arrays.
+
+    spec.tasks[i]            not seen yet ──launch──► TASK_RUNNING
+                             kill: true   ──TERM (its kill grace, then KILL)──►
+                                          TASK_KILLING ──exit──► TASK_KILLED
+    executor exit            code 0 ──► TASK_FINISHED     ≠0 ──► TASK_FAILED
+                             could not start ──► TASK_FAILED (its message says why)
+    Alloc deleted            what still runs is stopped ──► TASK_KILLED
+
+A task is launched once: its state is recorded before the exit is acknowledged to
+the executor, and a restarted agent adopts what the executor still runs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from corral.objects import Obj, now_rfc3339, spec, status
+
+TERMINAL = frozenset({"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST",
+                      "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR"})
+SANDBOX_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def sandbox_name(task_id: str) -> str:
+    """A task id as one path component (Mesos ids may hold almost anything)."""
+    name = SANDBOX_UNSAFE.sub("_", task_id)
+    return "_" + name if name in ("", ".", "..") else name
+
+
+@dataclass
+class Launch:
+    id: str
+    command: list[str]
+    env: dict[str, str]
+    sandbox: str  # the directory name under the Alloc's sandboxes
+
+
+@dataclass
+class FrameworkTasks:
+    states: dict[str, Obj] = field(default_factory=dict)  # task id → status.tasks entry
+    launched: set[str] = field(default_factory=set)  # handed to the executor
+    kill_sent: dict[str, float] = field(default_factory=dict)  # task id → KILL deadline
+    specs: dict[str, Obj] = field(default_factory=dict)  # task id → spec.tasks entry
+
+    @classmethod
+    def from_alloc(cls, alloc: Obj) -> FrameworkTasks:
+        """Resume from what the Alloc records (an agent restart keeps its states)."""
+        tasks = cls()
+        for entry in status(alloc).get("tasks") or ():
+            tasks.states[str(entry["id"])] = dict(entry)
+        tasks.update(alloc)
+        return tasks
+
+    def update(self, alloc: Obj) -> None:
+        self.specs = {str(t["id"]): t for t in spec(alloc).get("tasks") or ()}
+
+    def adopt(self, running: list[str]) -> None:
+        """Tasks the executor still runs or queues (after an agent restart)."""
+        for task_id in running:
+            if task_id in self.specs:
+                self.launched.add(task_id)
+                if self.state(task_id) in ("", "TASK_STAGING", "TASK_STARTING"):
+                    self._set(task_id, "TASK_RUNNING")
+
+    def state(self, task_id: str) -> str:
+        return str(self.states.get(task_id, {}).get("state") or "")
+
+    def to_launch(self) -> list[Launch]:
+        """Tasks to hand to the executor now (each once); a task killed before it
+        ran is KILLED without running."""
+        out = []
+        for task_id, task in self.specs.items():
+            if task_id in self.launched or self.state(task_id) in TERMINAL:
+                continue
+            if task.get("kill"):
+                self._set(task_id, "TASK_KILLED", reason="REASON_TASK_KILLED_DURING_LAUNCH",
+                          message="Killed before it was launched")
+                continue
+            env = {str(e["name"]): str(e.get("value") or "") for e in task.get("env") or ()}
+            out.append(Launch(task_id, [str(c) for c in task.get("command") or ()], env,
+                              sandbox_name(task_id)))
+            self.launched.add(task_id)
+            self._set(task_id, "TASK_RUNNING")
+        return out
+
+    def to_kill(self, now: float) -> list[tuple[str, int]]:
+        """(task id, signal) to send: TERM first, KILL once its grace has passed."""
+        out: list[tuple[str, int]] = []
+        for task_id, task in self.specs.items():
+            if not task.get("kill") or task_id not in self.launched \
+                    or self.state(task_id) in TERMINAL:
+                continue
+            deadline = self.kill_sent.get(task_id)
+            if deadline is None:
+                grace = float(task.get("killGraceSeconds") or 3.0)
+                self.kill_sent[task_id] = now + grace
+                self._set(task_id, "TASK_KILLING")
+                out.append((task_id, 15))
+            elif now >= deadline:
+                self.kill_sent[task_id] = float("inf")
+                out.append((task_id, 9))
+        return out
+
+    def next_kill(self) -> float | None:
+        pending = [d for t, d in self.kill_sent.items()
+                   if d != float("inf") and self.state(t) not in TERMINAL]
+        return min(pending, default=None)
+
+    def exited(self, task_id: str, code: int, signal: int | None, reason: str, message: str,
+               stopping: bool) -> None:
+        if task_id not in self.specs or self.state(task_id) in TERMINAL:
+            return
+        self.launched.discard(task_id)
+        if (self.specs[task_id].get("kill") or stopping) and code != 0:
+            self._set(task_id, "TASK_KILLED", code, "REASON_TASK_KILLED" if not stopping
+                      else "REASON_EXECUTOR_TERMINATED",
+                      f"Killed by signal {signal}" if signal else f"Exited with status {code}")
+        elif code == 0:
+            self._set(task_id, "TASK_FINISHED", 0, message="Command exited with status 0")
+        elif reason == "StartError":
+            self._set(task_id, "TASK_FAILED", code, "REASON_COMMAND_EXECUTOR_FAILED", message)
+        else:
+            self._set(task_id, "TASK_FAILED", code, "REASON_COMMAND_EXECUTOR_FAILED",
+                      f"Command terminated with signal {signal}" if signal
+                      else f"Command exited with status {code}")
+
+    def end_all(self, state: str, message: str) -> None:
+        """The executor is gone (stopped with the Alloc, or lost): what did not
+        report ran no further."""
+        for task_id in self.specs:
+            if self.state(task_id) not in TERMINAL:
+                self._set(task_id, state, reason="REASON_EXECUTOR_TERMINATED",
+                          message=message)
+
+    def all_terminal(self) -> bool:
+        return all(self.state(t) in TERMINAL for t in self.specs)
+
+    def running(self) -> int:
+        return sum(1 for t in self.specs if self.state(t) in ("TASK_RUNNING", "TASK_KILLING"))
+
+    def status_fields(self) -> Obj:
+        return {"tasks": [self.states[t] for t in self.specs if t in self.states],
+                "running": self.running()}
+
+    def _set(self, task_id: str, state: str, exit_code: int | None = None,
+             reason: str | None = None, message: str | None = None) -> None:
+        entry: Obj = {"id": task_id, "state": state, "time": now_rfc3339()}
+        if exit_code is not None:
+            entry["exitCode"] = exit_code
+        if reason:
+            entry["reason"] = reason
+        if message:
+            entry["message"] = message
+        self.states[task_id] = entry

@@ -1,0 +1,290 @@
+"""The frameworks' tasks on the leading master: Allocs in, UPDATE events out.
+
+    Alloc informer (namespace mesos, label corral.dev/framework)
+        add/update ─► TaskBook.observe ─► UPDATE (uuid) to the framework
+        delete     ─► tasks not ended: TASK_LOST / TASK_GONE
+    Node informer (capacity's): Ready no longer True ─► TASK_LOST / TASK_UNREACHABLE,
+        and the Alloc is deleted (its resources go back to the cluster)
+    tick (every TICK_SECONDS): updates due again (not acknowledged) re-sent;
+        Allocs whose tasks all ended and were acknowledged are deleted
+    calls: KILL (spec.tasks[i].kill on the Alloc), ACKNOWLEDGE, RECONCILE, MESSAGE
+
+What framework Allocs hold is reported to ``on_used`` (the allocator's
+track_used/release_used) once per Alloc, whether this master created it or
+found it on taking over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+from corral.api.errors import APIError, Conflict, NotFound
+from corral.client.http import ServerUnreachable
+from corral.client.informer import Informer, key_of
+from corral.objects import Obj, is_deleting, name_of, spec, status
+from corral.offers.capacity import Capacity
+from corral.offers.frameworks import Registered
+from corral.offers.launch import ALLOC_NAMESPACE, alloc_resources, alloc_task_resources
+from corral.offers.master import Hooks, MesosMaster
+from corral.offers.protocol import Call, event, mesos_id
+from corral.offers.resources import Resources
+from corral.offers.tasks import (
+    FRAMEWORK_LABEL,
+    RETRY_SECONDS,
+    Task,
+    TaskBook,
+    alloc_framework,
+    alloc_role,
+)
+
+log = logging.getLogger("corral.offers")
+
+TICK_SECONDS = 0.2
+UsedCallback = Callable[[str, str, str, Resources, bool], None]  # fw, role, node, res, held
+
+
+class TaskLoop(Hooks):
+    def __init__(self, master: MesosMaster, capacity: Capacity, on_used: UsedCallback, *,
+                 retry_seconds: float = RETRY_SECONDS) -> None:
+        self.master = master
+        self.client = master.client
+        self.capacity = capacity
+        self.on_used = on_used
+        self.book = TaskBook(master.clock, retry_seconds=retry_seconds)
+        self.allocs = Informer(self.client, "Alloc", ALLOC_NAMESPACE,
+                               label_selector=FRAMEWORK_LABEL)
+        self.allocs.add_handler(self._alloc_seen, lambda old, new: self._alloc_seen(new),
+                                self._alloc_deleted)
+        self.allocs.add_index("node", lambda a: [str(spec(a).get("nodeName") or "")])
+        capacity.nodes.add_handler(self._node_seen, lambda old, new: self._node_seen(new),
+                                   self._node_deleted)
+        self._held: dict[str, tuple[str, str, str, Resources]] = {}  # alloc key → holding
+        self._deleting: set[str] = set()
+        self._not_ready: set[str] = set()
+        master.handlers.update({"KILL": self._kill, "ACKNOWLEDGE": self._acknowledge,
+                                "RECONCILE": self._reconcile, "MESSAGE": self._message})
+        master.hooks.append(self)
+
+    async def start(self) -> None:
+        self.allocs.start()
+        await self.allocs.wait_synced()
+
+    async def stop(self) -> None:
+        await self.allocs.stop()
+
+    # -- Allocs ------------------------------------------------------------------------
+
+    def hold(self, alloc: Obj) -> None:
+        """Count a framework Alloc's resources once (created here, or found)."""
+        key = key_of(alloc)
+        if key in self._held or is_deleting(alloc):
+            return
+        holding = (alloc_framework(alloc), alloc_role(alloc),
+                   str(spec(alloc).get("nodeName") or ""), alloc_resources(alloc))
+        self._held[key] = holding
+        self.on_used(*holding, True)
+
+    def release(self, key: str) -> None:
+        holding = self._held.pop(key, None)
+        if holding is not None:
+            self.on_used(*holding, False)
+
+    def _alloc_seen(self, alloc: Obj) -> None:
+        self.hold(alloc)
+        changed = self.book.observe(alloc, alloc_task_resources(alloc))
+        self._send(changed)
+        node = str(spec(alloc).get("nodeName") or "")
+        if node in self._not_ready:
+            self._lose_node(node)
+
+    def _alloc_deleted(self, alloc: Obj) -> None:
+        key = key_of(alloc)
+        self.release(key)
+        self._deleting.discard(key)
+        node = str(spec(alloc).get("nodeName") or "")
+        self._send(self.book.alloc_gone(alloc, node_ready=node not in self._not_ready))
+
+    # -- nodes ---------------------------------------------------------------------------
+
+    def _node_seen(self, node: Obj) -> None:
+        name = name_of(node)
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in status(node).get("conditions") or ())
+        if ready:
+            self._not_ready.discard(name)
+        elif name not in self._not_ready:
+            self._not_ready.add(name)
+            self._lose_node(name)
+
+    def _node_deleted(self, node: Obj) -> None:
+        self._not_ready.add(name_of(node))
+        self._lose_node(name_of(node))
+
+    def _lose_node(self, node: str) -> None:
+        changed = self.book.node_lost(node)
+        if changed:
+            log.info("tasks lost with their node node=%s tasks=%d", node, len(changed))
+        self._send(changed)
+        for alloc in self.allocs.by_index("node", node):
+            self._delete_soon(alloc, grace=0)
+
+    # -- sending -------------------------------------------------------------------------
+
+    def _send(self, tasks: list[Task]) -> None:
+        frameworks = {t.framework_id for t in tasks}
+        for framework_id in frameworks:
+            fw = self.master.frameworks.get(framework_id)
+            if fw is not None and fw.connected:
+                for st in self.book.due(framework_id):
+                    self.master.send(fw, event("UPDATE", status=st))
+
+    def tick(self) -> None:
+        for fw in self.master.frameworks.values():
+            if fw.connected:
+                for st in self.book.due(fw.id):
+                    self.master.send(fw, event("UPDATE", status=st))
+        for alloc in self.allocs.list():
+            if key_of(alloc) not in self._deleting and self.book.settled(key_of(alloc)):
+                self._delete_soon(alloc)
+
+    def _delete_soon(self, alloc: Obj, grace: int | None = None) -> None:
+        key = key_of(alloc)
+        if key in self._deleting:
+            return
+        self._deleting.add(key)
+        self.master.spawn(self._delete(alloc, grace))
+
+    async def _delete(self, alloc: Obj, grace: int | None) -> None:
+        try:
+            await self.client.delete("Alloc", name_of(alloc), ALLOC_NAMESPACE,
+                                     grace_period_seconds=grace,
+                                     preconditions={"uid": str(alloc["metadata"]["uid"])})
+        except NotFound:
+            pass
+        except (APIError, ServerUnreachable) as err:
+            log.warning("framework alloc not deleted alloc=%s error=%s", key_of(alloc), err)
+            self._deleting.discard(key_of(alloc))  # the next tick tries again
+
+    # -- framework lifecycle -----------------------------------------------------------
+
+    def framework_added(self, fw: Registered) -> None:
+        for flag, book_set in (("PARTITION_AWARE", self.book.partition_aware),
+                               ("TASK_KILLING_STATE", self.book.killing_aware)):
+            if flag in fw.capabilities:
+                book_set.add(fw.id)
+            else:
+                book_set.discard(fw.id)
+        self.book.requeue_latest(fw.id)
+
+    def framework_subscribed(self, fw: Registered) -> None:
+        self.framework_added(fw)
+        self.book.resend_all(fw.id)
+        for st in self.book.due(fw.id, everything=True):
+            self.master.send(fw, event("UPDATE", status=st))
+
+    async def framework_removed(self, fw: Registered) -> None:
+        """Its tasks are killed: every Alloc it holds is deleted (the agent stops
+        the executor within the Alloc's grace)."""
+        for alloc in [a for a in self.allocs.list() if alloc_framework(a) == fw.id]:
+            self._delete_soon(alloc)
+        self.book.forget_framework(fw.id)
+
+    def framework_state(self, fw: Registered) -> Obj:
+        tasks = [self._task_state(t) for t in self.book.of_framework(fw.id)]
+        done = [self._task_state(t) for t in self.book.completed.get(fw.id, ())]
+        return {"tasks": [t for t in tasks if not t["terminal"]],
+                "completed_tasks": [t for t in tasks if t["terminal"]] + done}
+
+    def _task_state(self, task: Task) -> Obj:
+        res = Resources.from_mesos([]) if not task.resources else _resources(task.resources)
+        return {"id": task.id, "name": task.name, "framework_id": task.framework_id,
+                "executor_id": "", "slave_id": task.node, "agent_id": task.node,
+                "state": task.state, "statuses": task.statuses, "terminal": task.terminal,
+                "resources": {"cpus": res.cpus, "mem": res.mem, "disk": res.disk,
+                              "ports": "[" + ", ".join(f"{b}-{e}" for b, e in res.ports)
+                              + "]" if res.ports else ""}}
+
+    # -- calls ---------------------------------------------------------------------------
+
+    async def _kill(self, fw: Registered, call: Call) -> None:
+        task_id = call.task_id()
+        task = self.book.tasks.get((fw.id, task_id))
+        if task is None:
+            self._unknown(fw, task_id, call.body.get("agent_id"))
+            return
+        if task.terminal:
+            return
+        grace = ((call.body.get("kill_policy") or {}).get("grace_period") or {}).get(
+            "nanoseconds")
+        await self._mark_killed(task, grace / 1e9 if isinstance(grace, int) else None)
+
+    async def _mark_killed(self, task: Task, grace: float | None) -> None:
+        namespace, _, name = task.alloc.partition("/")
+        for _ in range(5):
+            try:
+                alloc = await self.client.get("Alloc", name, namespace)
+            except NotFound:
+                return
+            tasks = [dict(t) for t in spec(alloc).get("tasks") or ()]
+            for entry in tasks:
+                if entry.get("id") == task.id:
+                    entry["kill"] = True
+                    if grace is not None:
+                        entry["killGraceSeconds"] = grace
+            if tasks == spec(alloc).get("tasks"):
+                return
+            try:
+                await self.client.update({**alloc, "spec": {**spec(alloc), "tasks": tasks}})
+                log.info("task kill asked task=%s alloc=%s", task.id, task.alloc)
+                return
+            except Conflict:
+                continue
+
+    async def _acknowledge(self, fw: Registered, call: Call) -> None:
+        task_id = call.task_id()
+        if self.book.acknowledge(fw.id, task_id, str(call.body["uuid"])):
+            self._send([t for t in [self.book.tasks.get((fw.id, task_id))] if t is not None])
+
+    async def _reconcile(self, fw: Registered, call: Call) -> None:
+        asked = call.body.get("tasks") or []
+        if not asked:  # implicit: every task the master knows that has not ended
+            for task in self.book.of_framework(fw.id):
+                if not task.terminal or (fw.id, task.id) in self.book.pending:
+                    self.master.send(fw, event("UPDATE", status=self.book.status_of(
+                        task, reason="REASON_RECONCILIATION")))
+            return
+        for item in asked:
+            task_id = str(item["task_id"]["value"])
+            known = self.book.tasks.get((fw.id, task_id)) or next(
+                (t for t in self.book.completed.get(fw.id, ()) if t.id == task_id), None)
+            if known is None:
+                self._unknown(fw, task_id, item.get("agent_id"))
+            else:
+                self.master.send(fw, event("UPDATE", status=self.book.status_of(
+                    known, reason="REASON_RECONCILIATION")))
+
+    def _unknown(self, fw: Registered, task_id: str, agent: object) -> None:
+        """A task the master does not know: TASK_LOST (TASK_UNKNOWN if partition-
+        aware), as Mesos answers reconciliation and kills of unknown tasks."""
+        st: Obj = {"task_id": mesos_id(task_id),
+                   "state": "TASK_UNKNOWN" if fw.partition_aware else "TASK_LOST",
+                   "source": "SOURCE_MASTER", "reason": "REASON_RECONCILIATION",
+                   "message": "Reconciliation: Task is unknown",
+                   "timestamp": self.master.clock.now().timestamp()}
+        if isinstance(agent, dict) and agent.get("value"):
+            st["agent_id"] = mesos_id(str(agent["value"]))
+        self.master.send(fw, event("UPDATE", status=st))
+
+    async def _message(self, fw: Registered, call: Call) -> None:
+        # Mesos hands the data to the framework's executor on that agent; corral's
+        # executor runs commands and takes no messages, so (as Mesos does for an
+        # executor that is not there) the message is dropped.
+        log.info("framework message dropped (no custom executors) framework=%s", fw.id)
+
+
+def _resources(wire: list[Obj]) -> Resources:
+    with contextlib.suppress(Exception):
+        return Resources.from_mesos(wire)
+    return Resources()

@@ -1,0 +1,246 @@
+"""Frameworks' tasks as the leading master knows them, and the status updates it
+owes each framework. Pure state (no I/O, clock-injected); the task loop
+(taskloop.py) feeds it Allocs and sends what it returns.
+
+    Alloc (spec.tasks, status.tasks by the agent) ──observe()──► Task records
+        a task whose state changed ──► an update with a new uuid, queued per task
+    node lost / Alloc gone under running tasks ──► TASK_LOST (PARTITION_AWARE:
+        TASK_UNREACHABLE, then TASK_GONE) from the master
+    queue head sent ──► re-sent every ``retry`` seconds (doubling, capped) until
+        ACKNOWLEDGE names its uuid ──► the next one of that task is sent
+
+Updates of one task go out in order, one unacknowledged at a time, as a Mesos
+agent's status update manager sends them. A master that takes over re-sends each
+task's latest state (it cannot know what its predecessor had acknowledged):
+at least once, as Mesos promises.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from corral.client.clock import Clock
+from corral.objects import Obj, labels_of, meta, name_of, namespace_of, parse_time, spec, status
+from corral.offers.protocol import TERMINAL_STATES, b64, mesos_id, new_uuid
+
+FRAMEWORK_LABEL = "corral.dev/framework"
+ROLE_LABEL = "corral.dev/role"  # the role as a label value (for selection)
+ROLE_ANNOTATION = "corral.dev/mesos-role"  # the role itself
+RETRY_SECONDS = 10.0  # Mesos' first status update retry interval
+RETRY_CAP_SECONDS = 60.0
+COMPLETED_KEPT = 1000  # terminal, acknowledged tasks kept for /master/state, per framework
+
+
+@dataclass
+class Task:
+    id: str
+    framework_id: str
+    node: str
+    alloc: str  # "namespace/name" of its Alloc
+    name: str
+    resources: list[Obj]  # its Mesos Resource list, as launched
+    state: str = "TASK_STAGING"
+    statuses: list[Obj] = field(default_factory=list)  # [{state, timestamp}] as Mesos keeps
+    gone: bool = False  # its Alloc no longer exists
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+@dataclass
+class Pending:
+    status: Obj  # a TaskStatus with its uuid
+    uuid: str
+    due: float = 0.0  # monotonic time of the next send
+    interval: float = RETRY_SECONDS
+
+
+class TaskBook:
+    def __init__(self, clock: Clock, *, retry_seconds: float = RETRY_SECONDS) -> None:
+        self.clock = clock
+        self.retry = retry_seconds
+        self.tasks: dict[tuple[str, str], Task] = {}  # (framework, task id) → task
+        self.pending: dict[tuple[str, str], deque[Pending]] = {}
+        self.completed: dict[str, deque[Task]] = {}  # framework → terminal, settled tasks
+        self.partition_aware: set[str] = set()  # frameworks that asked for it
+        self.killing_aware: set[str] = set()  # TASK_KILLING_STATE: told of TASK_KILLING
+
+    # -- what the Allocs say -------------------------------------------------------
+
+    def observe(self, alloc: Obj, resources: dict[str, list[Obj]]) -> list[Task]:
+        """Take an Alloc's tasks and states; returns tasks whose state changed (each
+        has a new update queued). ``resources``: task id → its Mesos resources."""
+        framework_id = labels_of(alloc).get(FRAMEWORK_LABEL, "")
+        node = str(spec(alloc).get("nodeName") or "")
+        key = f"{namespace_of(alloc)}/{name_of(alloc)}"
+        states = {str(t.get("id")): t for t in status(alloc).get("tasks") or ()}
+        changed = []
+        for entry in spec(alloc).get("tasks") or ():
+            task_id = str(entry["id"])
+            task = self.tasks.get((framework_id, task_id))
+            if task is None:
+                task = Task(task_id, framework_id, node, key, str(entry.get("name") or ""),
+                            resources.get(task_id, []))
+                self.tasks[(framework_id, task_id)] = task
+                task.statuses.append({"state": task.state,
+                                      "timestamp": self.clock.now().timestamp()})
+            seen = states.get(task_id)
+            if seen is None or task.terminal or seen.get("state") == task.state:
+                continue
+            if seen["state"] == "TASK_KILLING" and framework_id not in self.killing_aware:
+                task.state = "TASK_KILLING"  # Mesos tells only frameworks that asked
+                continue
+            self._move(task, str(seen["state"]), "SOURCE_EXECUTOR", seen.get("reason"),
+                       seen.get("message"), parse_time(seen.get("time")))
+            changed.append(task)
+        return changed
+
+    def alloc_gone(self, alloc: Obj, node_ready: bool) -> list[Task]:
+        """The Alloc was deleted: its tasks that had not ended are lost (GONE for a
+        partition-aware framework)."""
+        key = f"{namespace_of(alloc)}/{name_of(alloc)}"
+        changed = []
+        for task in [t for t in self.tasks.values() if t.alloc == key]:
+            task.gone = True
+            if not task.terminal:
+                aware = task.framework_id in self.partition_aware
+                self._move(task, "TASK_GONE" if aware else "TASK_LOST", "SOURCE_MASTER",
+                           "REASON_EXECUTOR_TERMINATED" if node_ready else "REASON_AGENT_REMOVED",
+                           "The task's Alloc was deleted" if node_ready
+                           else "The task's node was lost")
+                changed.append(task)
+            self._settle(task)
+        return changed
+
+    def node_lost(self, node: str) -> list[Task]:
+        """The node stopped being Ready: its running tasks are unreachable (lost to
+        a framework that is not partition-aware)."""
+        changed = []
+        for task in self.tasks.values():
+            if task.node != node or task.terminal or task.state == "TASK_UNREACHABLE":
+                continue
+            aware = task.framework_id in self.partition_aware
+            self._move(task, "TASK_UNREACHABLE" if aware else "TASK_LOST", "SOURCE_MASTER",
+                       "REASON_AGENT_REMOVED" if not aware else "REASON_AGENT_DISCONNECTED",
+                       f"Node {node} is not Ready")
+            changed.append(task)
+        return changed
+
+    # -- acknowledgements and re-sending ---------------------------------------------
+
+    def acknowledge(self, framework_id: str, task_id: str, uuid: str) -> bool:
+        """ACKNOWLEDGE: the head update of the task, if it has that uuid, is done
+        (the next becomes due at once). False when nothing matched."""
+        queue = self.pending.get((framework_id, task_id))
+        if not queue or queue[0].uuid != uuid:
+            return False
+        queue.popleft()
+        if queue:
+            queue[0].due = 0.0
+        else:
+            del self.pending[(framework_id, task_id)]
+            task = self.tasks.get((framework_id, task_id))
+            if task is not None:
+                self._settle(task)
+        return True
+
+    def due(self, framework_id: str, *, now: float | None = None,
+            everything: bool = False) -> list[Obj]:
+        """The statuses to send the framework now (the head of each task's queue
+        whose time has come; all heads with ``everything``, as on SUBSCRIBE)."""
+        now = self.clock.monotonic() if now is None else now
+        out = []
+        for (fw, _), queue in self.pending.items():
+            head = queue[0]
+            if fw != framework_id or not (everything or head.due <= now):
+                continue
+            head.due = now + head.interval
+            head.interval = min(head.interval * 2, RETRY_CAP_SECONDS)
+            out.append(head.status)
+        return out
+
+    def resend_all(self, framework_id: str) -> None:
+        """A re-subscribed framework gets each pending update again from the start."""
+        for (fw, _), queue in self.pending.items():
+            if fw == framework_id:
+                queue[0].due, queue[0].interval = 0.0, self.retry
+
+    def requeue_latest(self, framework_id: str) -> None:
+        """A new leader owes each task its latest state (see the module docstring)."""
+        for task in self.tasks.values():
+            if task.framework_id == framework_id and (task.framework_id, task.id) \
+                    not in self.pending and not (task.terminal and task.gone):
+                self._queue(task, self._status(task, "SOURCE_MASTER", None, None))
+
+    # -- questions ------------------------------------------------------------------
+
+    def of_framework(self, framework_id: str) -> list[Task]:
+        return [t for t in self.tasks.values() if t.framework_id == framework_id]
+
+    def settled(self, alloc_key: str) -> bool:
+        """Every task of the Alloc is terminal and its updates acknowledged: the
+        Alloc may go."""
+        tasks = [t for t in self.tasks.values() if t.alloc == alloc_key]
+        return bool(tasks) and all(
+            t.terminal and (t.framework_id, t.id) not in self.pending for t in tasks)
+
+    def forget_framework(self, framework_id: str) -> None:
+        for key in [k for k in self.tasks if k[0] == framework_id]:
+            del self.tasks[key]
+        for key in [k for k in self.pending if k[0] == framework_id]:
+            del self.pending[key]
+        self.completed.pop(framework_id, None)
+
+    def status_of(self, task: Task, *, reason: str | None = None) -> Obj:
+        """The task's latest state as a TaskStatus without a uuid (reconciliation)."""
+        return self._status(task, "SOURCE_MASTER", reason, None, uuid=False)
+
+    # -- internals ------------------------------------------------------------------
+
+    def _move(self, task: Task, state: str, source: str, reason: object, message: object,
+              when: object = None) -> None:
+        task.state = state
+        stamp = when.timestamp() if hasattr(when, "timestamp") else \
+            self.clock.now().timestamp()
+        task.statuses.append({"state": state, "timestamp": stamp})
+        self._queue(task, self._status(task, source, reason, message, stamp))
+
+    def _queue(self, task: Task, st: Obj) -> None:
+        uuid = str(st["uuid"])
+        queue = self.pending.setdefault((task.framework_id, task.id), deque())
+        queue.append(Pending(st, uuid, 0.0, self.retry))
+
+    def _status(self, task: Task, source: str, reason: object, message: object,
+                stamp: float | None = None, *, uuid: bool = True) -> Obj:
+        st: Obj = {"task_id": mesos_id(task.id), "state": task.state,
+                   "agent_id": mesos_id(task.node), "source": source,
+                   "timestamp": stamp if stamp is not None else self.clock.now().timestamp()}
+        if reason:
+            st["reason"] = reason
+        if message:
+            st["message"] = message
+        if uuid:
+            st["uuid"] = b64(new_uuid())
+        return st
+
+    def _settle(self, task: Task) -> None:
+        """A terminal task of a deleted Alloc, acknowledged: only history now."""
+        key = (task.framework_id, task.id)
+        if task.terminal and task.gone and key not in self.pending:
+            del self.tasks[key]
+            kept = self.completed.setdefault(task.framework_id, deque(maxlen=COMPLETED_KEPT))
+            kept.append(task)
+
+
+def alloc_framework(alloc: Obj) -> str:
+    return labels_of(alloc).get(FRAMEWORK_LABEL, "")
+
+
+def alloc_role(alloc: Obj) -> str:
+    return str((meta(alloc).get("annotations") or {}).get(ROLE_ANNOTATION) or "*")
+
+
+def is_framework_alloc(alloc: Obj) -> bool:
+    return bool(alloc_framework(alloc)) and bool(meta(alloc).get("name"))

@@ -1,0 +1,247 @@
+"""A framework's tasks on a real cluster (master with --mesos-listen, real agents):
+offers from the nodes' free resources, ACCEPT → an Alloc on the node whose
+executor runs the tasks, status updates re-sent until acknowledged, KILL,
+RECONCILE, the framework's failover timeout, an agent's death; and the bad
+input Mesos answers with task updates."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from tests.cluster import Agent, Master
+from tests.kubectl import Kubectl
+from tests.mesos_client import Framework, launch, task_info
+from tests.poll import wait_for
+
+AgentStarter = Callable[..., Agent]
+
+
+def _offer(fw: Framework, node: str) -> dict[str, Any]:
+    evt = fw.wait_event("OFFERS", 60, lambda e: any(
+        o["agent_id"]["value"] == node for o in e["offers"]["offers"]))
+    return next(o for o in evt["offers"]["offers"] if o["agent_id"]["value"] == node)
+
+
+def _scalar(offer: dict[str, Any], name: str) -> float:
+    return float(next(r["scalar"]["value"] for r in offer["resources"] if r["name"] == name))
+
+
+def _allocs(master: Master, framework_id: str) -> list[dict[str, Any]]:
+    with master.http() as http:
+        r = http.get("/apis/corral.dev/v1/namespaces/mesos/allocs",
+                     params={"labelSelector": f"corral.dev/framework={framework_id}"})
+        return list(r.json()["items"]) if r.status_code == 200 else []
+
+
+def _step_aside(fw: Framework) -> None:
+    """No more offers for ``fw`` (SUPPRESS), and the ones it holds given back."""
+    assert fw.call("SUPPRESS").status_code == 202
+    held = [o["id"] for e in fw.seen if e["type"] == "OFFERS" for o in e["offers"]["offers"]]
+    assert fw.call("DECLINE", decline={"offer_ids": held}).status_code == 202
+
+
+def test_launch_run_finish_kill_and_reconcile(url: str, mesos_master: Master,
+                                              agents: AgentStarter,
+                                              frameworks: list[Framework], tmp_path: Any) -> None:
+    agents(mesos_master, "mesos-a", "--cpus", "2", "--memory", "2Gi", node_ip="127.0.1.61")
+    fw = Framework(url, "runner", roles=["batch"])
+    frameworks.append(fw)
+    fw.subscribe()
+    offer = _offer(fw, "mesos-a")
+    assert 1.5 <= _scalar(offer, "cpus") <= 2 and offer["allocation_info"] == {"role": "batch"}
+    assert offer["hostname"] == "127.0.1.61"
+    ports = next(r for r in offer["resources"] if r["name"] == "ports")
+    assert ports["ranges"]["range"][0]["begin"] >= 10000
+    quick = task_info("quick", "mesos-a", 'sleep 2; test -d "$MESOS_SANDBOX" && '
+                      'test "$MESOS_TASK_ID" = quick')
+    longer = task_info("long", "mesos-a", "sleep 600")
+    r = fw.accept([offer["id"]["value"]], [launch(quick, longer)])
+    assert r.status_code == 202, r.text
+    running = fw.wait_update("quick", "TASK_RUNNING")
+    assert running["agent_id"] == {"value": "mesos-a"} and running["source"] == "SOURCE_EXECUTOR"
+    fw.wait_update("long", "TASK_RUNNING")
+    finished = fw.wait_update("quick", "TASK_FINISHED")
+    assert finished["uuid"] != running["uuid"]
+    kubectl = Kubectl(mesos_master, tmp_path / "cache")
+    table = kubectl("get", "allocs", "-n", "mesos")
+    assert "mesos-a" in table and "Running" in table, table
+    state = httpx.get(f"{url}/master/state").json()
+    mine = next(f for f in state["frameworks"] if f["id"] == fw.id)
+    assert {t["id"]: t["state"] for t in mine["tasks"]} == {"long": "TASK_RUNNING"}
+    assert {t["id"] for t in mine["completed_tasks"]} == {"quick"}
+    assert "mesos-a" in {a["id"] for a in state["slaves"]}
+
+    assert fw.call("KILL", kill={"task_id": {"value": "long"},
+                                 "agent_id": {"value": "mesos-a"}}).status_code == 202
+    fw.wait_update("long", "TASK_KILLED")
+    # Both ended and acknowledged: the Alloc goes, its resources with it.
+    wait_for(lambda: not _allocs(mesos_master, fw.id), 60, "the framework's Alloc deleted")
+
+    r = fw.call("RECONCILE", reconcile={"tasks": [{"task_id": {"value": "long"}},
+                                                  {"task_id": {"value": "never"}}]})
+    assert r.status_code == 202
+    long_state = fw.wait_event("UPDATE", match=lambda e: e["update"]["status"]["task_id"][
+        "value"] == "long")["update"]["status"]
+    assert long_state["state"] == "TASK_KILLED"
+    assert long_state["reason"] == "REASON_RECONCILIATION" and "uuid" not in long_state
+    never = fw.wait_event("UPDATE", match=lambda e: e["update"]["status"]["task_id"][
+        "value"] == "never")["update"]["status"]
+    assert never["state"] == "TASK_LOST"
+
+
+def test_updates_are_resent_until_acknowledged(url: str, mesos_master: Master,
+                                               agents: AgentStarter,
+                                               frameworks: list[Framework]) -> None:
+    agents(mesos_master, "mesos-r", "--cpus", "1", "--memory", "1Gi", node_ip="127.0.1.62")
+    fw = Framework(url, "forgetful", failover_timeout=3600)
+    fw.auto_ack = False
+    frameworks.append(fw)
+    fw.subscribe()
+    offer = _offer(fw, "mesos-r")
+    fw.accept([offer["id"]["value"]], [launch(task_info("once", "mesos-r", "true"))])
+    def about_once(e: dict[str, Any]) -> bool:
+        return bool(e["update"]["status"]["task_id"]["value"] == "once")
+
+    first = fw.wait_event("UPDATE", match=about_once)["update"]["status"]
+    # Not acknowledged: nothing newer about the task comes, and a re-subscribed
+    # framework gets the same update again (same uuid).
+    fw.disconnect()
+    fw.subscribe()
+    again = fw.wait_event("UPDATE", match=about_once)["update"]["status"]
+    assert (again["uuid"], again["state"]) == (first["uuid"], first["state"])
+    fw.auto_ack = True
+    fw.acknowledge(again)
+    if again["state"] != "TASK_FINISHED":
+        fw.wait_update("once", "TASK_FINISHED")
+    wait_for(lambda: not _allocs(mesos_master, fw.id), 60, "the Alloc deleted once acknowledged")
+
+
+def test_bad_accepts_get_task_updates(url: str, mesos_master: Master, agents: AgentStarter,
+                                      frameworks: list[Framework]) -> None:
+    agents(mesos_master, "mesos-b", "--cpus", "1", "--memory", "1Gi", node_ip="127.0.1.63")
+    fw = Framework(url, "clumsy")
+    other = Framework(url, "bystander")
+    frameworks.extend([fw, other])
+    fw.subscribe()
+    r = fw.accept(["no-such-offer"], [launch(task_info("t0", "mesos-b", "true"))])
+    assert r.status_code == 202
+    st = fw.wait_update("t0", "TASK_LOST", ack=False)
+    assert st["reason"] == "REASON_INVALID_OFFERS" and "uuid" not in st
+    offer = _offer(fw, "mesos-b")
+    other.subscribe()  # fw holds the node's one offer: nothing for the bystander
+    stolen = other.accept([offer["id"]["value"]], [launch(task_info("t1", "mesos-b", "true"))])
+    assert stolen.status_code == 202
+    st = other.wait_update("t1", "TASK_LOST", ack=False)
+    assert st["reason"] == "REASON_INVALID_OFFERS" and "not for framework" in st["message"]
+    # The offer is still fw's: too much for it, a duplicate id, a custom executor,
+    # and one good task, all in one ACCEPT.
+    greedy = task_info("greedy", "mesos-b", "true", cpus=64)
+    dup = task_info("good", "mesos-b", "true")
+    custom = {**task_info("custom", "mesos-b", "true"), "executor": {
+        "executor_id": {"value": "e"}, "command": {"value": "x"}}}
+    r = fw.accept([offer["id"]["value"]], [launch(greedy, task_info("good", "mesos-b", "sleep 1"),
+                                                  dup, custom)])
+    assert r.status_code == 202
+    st = fw.wait_update("greedy", "TASK_ERROR", ack=False)
+    assert st["reason"] == "REASON_TASK_INVALID" and "more resources" in st["message"]
+    assert "duplicate" in fw.wait_update("good", "TASK_ERROR", ack=False)["message"]
+    assert "executor" in fw.wait_update("custom", "TASK_ERROR", ack=False)["message"]
+    fw.wait_update("good", "TASK_FINISHED")
+    bad_offer_ids = fw.call("ACCEPT", accept={"offer_ids": [], "operations": []})
+    assert bad_offer_ids.status_code == 400
+
+
+def test_failover_timeout_keeps_then_ends_tasks(url: str, mesos_master: Master,
+                                                agents: AgentStarter,
+                                                frameworks: list[Framework]) -> None:
+    agents(mesos_master, "mesos-f", "--cpus", "2", "--memory", "2Gi", node_ip="127.0.1.64")
+    fw = Framework(url, "phoenix", failover_timeout=3600)
+    frameworks.append(fw)
+    fw.subscribe()
+    offer = _offer(fw, "mesos-f")
+    fw.accept([offer["id"]["value"]], [launch(task_info("keep", "mesos-f", "sleep 600",
+                                                        cpus=0.5))])
+    fw.wait_update("keep", "TASK_RUNNING")
+    fw.disconnect()
+    fw.subscribe()  # within the failover timeout: the same framework, its task alive
+    fw.call("RECONCILE", reconcile={"tasks": [{"task_id": {"value": "keep"}}]})
+    st = fw.wait_event("UPDATE", match=lambda e: e["update"]["status"].get(
+        "reason") == "REASON_RECONCILIATION")["update"]["status"]
+    assert st["state"] == "TASK_RUNNING"
+    assert len(_allocs(mesos_master, fw.id)) == 1
+    _step_aside(fw)
+
+    brief = Framework(url, "mayfly", failover_timeout=1)
+    frameworks.append(brief)
+    brief.subscribe()
+    offer = _offer(brief, "mesos-f")
+    brief.accept([offer["id"]["value"]], [launch(task_info("doomed", "mesos-f", "sleep 600",
+                                                           cpus=0.5))])
+    brief.wait_update("doomed", "TASK_RUNNING")
+    brief.disconnect()
+    wait_for(lambda: not _allocs(mesos_master, brief.id), 60,
+             "the removed framework's Alloc deleted")
+    state = httpx.get(f"{url}/master/state").json()
+    assert brief.id in {f["id"] for f in state["completed_frameworks"]}
+    assert len(_allocs(mesos_master, fw.id)) == 1  # the other framework is untouched
+
+
+def test_agent_killed_under_tasks_loses_them(url: str, mesos_master: Master,
+                                             agents: AgentStarter,
+                                             frameworks: list[Framework]) -> None:
+    node = agents(mesos_master, "mesos-k", "--cpus", "1", "--memory", "1Gi",
+                  node_ip="127.0.1.65")
+    fw = Framework(url, "unlucky")
+    aware = Framework(url, "aware", capabilities=["PARTITION_AWARE"])
+    frameworks.extend([fw, aware])
+    fw.subscribe()
+    offer = _offer(fw, "mesos-k")
+    fw.accept([offer["id"]["value"]], [launch(task_info("victim", "mesos-k", "sleep 600",
+                                                        cpus=0.25))])
+    fw.wait_update("victim", "TASK_RUNNING")
+    _step_aside(fw)
+    aware.subscribe()
+    offer = _offer(aware, "mesos-k")
+    aware.accept([offer["id"]["value"]], [launch(task_info("pa", "mesos-k", "sleep 600",
+                                                           cpus=0.25))])
+    aware.wait_update("pa", "TASK_RUNNING")
+    node.kill()
+    lost = fw.wait_update("victim", "TASK_LOST", timeout=60)
+    assert lost["source"] == "SOURCE_MASTER" and lost["reason"] == "REASON_AGENT_REMOVED"
+    aware.wait_update("pa", "TASK_UNREACHABLE", timeout=60)
+    aware.wait_update("pa", "TASK_GONE", timeout=60)
+    wait_for(lambda: not _allocs(mesos_master, fw.id), 60, "the lost node's Allocs deleted")
+
+
+def test_a_pymesos_framework_runs_unchanged(url: str, mesos_master: Master,
+                                           agents: AgentStarter, tmp_path: Any) -> None:
+    """pymesos (the PyPI library) as its own process: it checks /version, subscribes,
+    launches on offers, sees its updates (acknowledging them itself), kills,
+    reconciles, and tears itself down."""
+    agents(mesos_master, "mesos-p", "--cpus", "1", "--memory", "1Gi", node_ip="127.0.1.66")
+    out = tmp_path / "pymesos.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "tests.pymesos_framework",
+                           url.removeprefix("http://"), "--out", str(out), "--tasks", "3"],
+                          capture_output=True, text=True, timeout=180, check=False)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert proc.returncode == 0, (proc.stderr[-3000:], records)
+    registered = records[0]
+    assert registered["event"] == "registered" and registered["version"] == "1.11.0"
+    states = {}
+    for r in records:
+        if r["event"] == "update" and r["reason"] != "REASON_RECONCILIATION":
+            states.setdefault(r["task"], []).append(r["state"])
+    assert states["t0"] == ["TASK_RUNNING", "TASK_KILLED"]
+    assert states["t1"][-1] == states["t2"][-1] == "TASK_FINISHED"
+    reconciled = [r for r in records if r.get("reason") == "REASON_RECONCILIATION"]
+    assert [(r["task"], r["state"]) for r in reconciled] == [("t1", "TASK_FINISHED")]
+    framework_id = registered["framework_id"]
+    with mesos_master.http() as http:
+        fw = http.get(f"/apis/corral.dev/v1/frameworks/{framework_id}").json()
+    assert fw["status"]["phase"] == "Removed"  # pymesos' stop() is a TEARDOWN

@@ -1,0 +1,36 @@
+"""What `corral up` hands each master for the audit log (on by default) and the
+encryption provider config (the master's default unless one is given)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from corral.api.audit.policy import DEFAULT_POLICY, load_policy
+from corral.cli.main import build_parser
+from corral.cli.up import _master_args
+
+
+def _flag(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+def test_one_master_audits_to_the_data_dir_with_the_default_policy(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["up", "--data-dir", str(tmp_path)])
+    argv = _master_args(args, 6443, "")
+    assert _flag(argv, "--audit-log-path") == str((tmp_path / "audit.log").resolve())
+    policy = Path(_flag(argv, "--audit-policy-file"))
+    assert policy.read_text() == DEFAULT_POLICY and policy.stat().st_mode & 0o777 == 0o600
+    load_policy(policy)  # a file the master accepts
+    assert "--encryption-provider-config" not in argv  # the master makes its default
+
+
+def test_several_masters_each_write_their_own_log(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.yaml"
+    args = build_parser().parse_args([
+        "up", "--data-dir", str(tmp_path), "--masters", "3", "--audit-log-path",
+        str(tmp_path / "a.log"), "--audit-log-maxsize", "5", "--encryption-provider-config",
+        str(mine)])
+    argv = _master_args(args, 6444, "etcd://127.0.0.1:2379", "https://x", 2)
+    assert _flag(argv, "--audit-log-path") == str((tmp_path / "a-master-2.log").resolve())
+    assert _flag(argv, "--audit-log-maxsize") == "5.0"
+    assert _flag(argv, "--encryption-provider-config") == str(mine.resolve())

@@ -1,0 +1,118 @@
+"""The master's task book (status updates in order, re-sent until acknowledged,
+lost with their node or Alloc) and the agent's side of a framework's tasks, both
+pure and driven here with a fake clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from corral.agent.framework_tasks import FrameworkTasks, sandbox_name
+from corral.client.clock import FakeClock
+from corral.offers.launch import plan_launch
+from corral.offers.resources import Resources
+from corral.offers.tasks import FRAMEWORK_LABEL, TaskBook
+
+Obj = dict[str, Any]
+
+
+def alloc(states: dict[str, str], tasks: tuple[str, ...] = ("a", "b"), kill: str = "") -> Obj:
+    return {"metadata": {"name": "x", "namespace": "mesos", "labels": {FRAMEWORK_LABEL: "fw"}},
+            "spec": {"nodeName": "n1", "tasks": [
+                {"id": t, "command": ["true"], **({"kill": True} if t == kill else {})}
+                for t in tasks]},
+            "status": {"tasks": [{"id": t, "state": s} for t, s in states.items()]}}
+
+
+def test_updates_go_in_order_one_at_a_time_until_acknowledged() -> None:
+    clock = FakeClock()
+    book = TaskBook(clock, retry_seconds=10)
+    book.observe(alloc({}), {})
+    assert [t.state for t in book.of_framework("fw")] == ["TASK_STAGING"] * 2
+    assert book.due("fw") == []  # staging is not news
+    book.observe(alloc({"a": "TASK_RUNNING"}), {})
+    book.observe(alloc({"a": "TASK_FINISHED"}), {})
+    first = book.due("fw")
+    assert [s["state"] for s in first] == ["TASK_RUNNING"]
+    assert book.due("fw") == []  # not yet due again
+    clock.advance(10)
+    assert book.due("fw") == first  # re-sent, same uuid
+    clock.advance(10)
+    assert book.due("fw") == []  # the interval doubled
+    assert not book.acknowledge("fw", "a", "wrong")
+    assert book.acknowledge("fw", "a", first[0]["uuid"])
+    finished = book.due("fw")
+    assert [s["state"] for s in finished] == ["TASK_FINISHED"]
+    assert not book.settled("mesos/x")  # b still staging, a not acknowledged
+    book.acknowledge("fw", "a", finished[0]["uuid"])
+    book.observe(alloc({"a": "TASK_FINISHED", "b": "TASK_FAILED"}), {})
+    failed = book.due("fw")
+    book.acknowledge("fw", "b", failed[0]["uuid"])
+    assert book.settled("mesos/x")
+
+
+def test_node_loss_and_a_vanished_alloc() -> None:
+    book = TaskBook(FakeClock())
+    book.observe(alloc({"a": "TASK_RUNNING", "b": "TASK_FINISHED"}), {})
+    lost = book.node_lost("n1")
+    assert [(t.id, t.state) for t in lost] == [("a", "TASK_LOST")]
+    book.partition_aware.add("fw")
+    book.forget_framework("fw")
+    book.observe(alloc({"a": "TASK_RUNNING"}), {})
+    assert [t.state for t in book.node_lost("n1")] == ["TASK_UNREACHABLE", "TASK_UNREACHABLE"]
+    gone = book.alloc_gone(alloc({}), node_ready=False)
+    assert [t.state for t in gone] == ["TASK_GONE", "TASK_GONE"]
+    # In order per task: a's RUNNING first, b's UNREACHABLE (never ran before it).
+    assert [s["state"] for s in book.due("fw")] == ["TASK_RUNNING", "TASK_UNREACHABLE"]
+
+
+def test_task_killing_reaches_only_frameworks_that_asked() -> None:
+    book = TaskBook(FakeClock())
+    book.observe(alloc({"a": "TASK_RUNNING"}, tasks=("a",)), {})
+    book.acknowledge("fw", "a", book.due("fw")[0]["uuid"])
+    book.observe(alloc({"a": "TASK_KILLING"}, tasks=("a",)), {})
+    assert book.due("fw") == []
+    book.observe(alloc({"a": "TASK_KILLED"}, tasks=("a",)), {})
+    assert [s["state"] for s in book.due("fw")] == ["TASK_KILLED"]
+
+
+def test_agent_side_launch_kill_and_exit_states() -> None:
+    tasks = FrameworkTasks.from_alloc(alloc({}, tasks=("a", "b", "c"), kill="c"))
+    launched = tasks.to_launch()
+    assert [launch.id for launch in launched] == ["a", "b"]
+    assert tasks.state("c") == "TASK_KILLED"  # killed before it ever ran
+    assert tasks.to_launch() == []  # each once
+    tasks.update(alloc({}, tasks=("a", "b", "c"), kill="b"))
+    assert tasks.to_kill(100.0) == [("b", 15)]
+    assert tasks.state("b") == "TASK_KILLING"
+    assert tasks.to_kill(101.0) == [] and tasks.to_kill(104.0) == [("b", 9)]
+    tasks.exited("b", 137, 9, "Error", "", stopping=False)
+    tasks.exited("a", 3, None, "Error", "", stopping=False)
+    assert (tasks.state("a"), tasks.state("b")) == ("TASK_FAILED", "TASK_KILLED")
+    assert tasks.states["a"]["message"] == "Command exited with status 3"
+    assert tasks.all_terminal()
+    assert sandbox_name("../x/y") == ".._x_y" and sandbox_name("..") == "_.."
+
+
+def test_launch_plan_fits_tasks_into_the_offer_and_refuses_groups_whole() -> None:
+    def info(task_id: str, cpus: float, **extra: Any) -> Obj:
+        return {"name": task_id, "task_id": {"value": task_id}, "agent_id": {"value": "n1"},
+                "command": {"value": "true"}, **extra,
+                "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}}]}
+
+    ops = [{"type": "LAUNCH", "launch": {"task_infos": [info("a", 1), info("b", 1),
+                                                        info("c", 0.5)]}},
+           {"type": "LAUNCH_GROUP", "launch_group": {"executor": {"type": "DEFAULT"},
+                                                     "task_group": {"tasks": [
+                                                         info("g1", 0.25), info("g2", 9)]}}}]
+    plan = plan_launch(ops, Resources(cpus=1.5), "n1", "fw", known=set())
+    assert [t["id"] for t in plan.tasks] == ["a", "c"]
+    assert plan.used == Resources(cpus=1.5)
+    assert {r.task_id for r in plan.refused} == {"b", "g1", "g2"}
+    assert plan.tasks[0]["command"] == ["/bin/sh", "-c", "true"]
+    ports = info("p", 0.1)
+    ports["resources"].append({"name": "ports", "type": "RANGES",
+                               "ranges": {"range": [{"begin": 10005, "end": 10006}]}})
+    plan = plan_launch([{"type": "LAUNCH", "launch": {"task_infos": [ports]}}],
+                       Resources(cpus=1, ports=((10000, 10010),)), "n1", "fw", set())
+    env = {e["name"]: e["value"] for e in plan.tasks[0]["env"]}
+    assert env["PORTS"] == "10005,10006" and env["PORT1"] == "10006"
