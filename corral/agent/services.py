@@ -124,12 +124,22 @@ def ready_ips(endpoints: Obj | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ips))  # one pod per address, first seen first
 
 
+def ready_hosts(endpoints: Obj | None) -> tuple[tuple[str, str], ...]:
+    """(hostname, IP) of the ready addresses that carry a hostname."""
+    if endpoints is None:
+        return ()
+    return tuple((str(a["hostname"]).lower(), str(a["ip"]))
+                 for s in endpoints.get("subsets") or [] for a in s.get("addresses") or []
+                 if a.get("hostname"))
+
+
 def dns_record(svc: Obj, endpoints: Obj | None) -> ServiceDnsRecord | None:
     spec = svc.get("spec") or {}
     if spec.get("type") == "ExternalName":
         return None  # a CNAME would be needed; not served
     return ServiceDnsRecord(namespace_of(svc), name_of(svc),
-                            spec.get("clusterIP") or None, ready_ips(endpoints))
+                            spec.get("clusterIP") or None, ready_ips(endpoints),
+                            ready_hosts(endpoints))
 
 
 def dns_host_for(node_ip: str) -> str:

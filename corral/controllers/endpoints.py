@@ -24,7 +24,7 @@ from corral.client.http import Client
 from corral.controllers.base import Controller, split_key
 from corral.controllers.informers import NAMESPACE, SharedInformers
 from corral.controllers.pods import is_ready
-from corral.objects import Obj, is_deleting, meta, spec, status
+from corral.objects import Obj, is_deleting, meta, name_of, spec, status
 
 PortKey = tuple[tuple[str, int, str], ...]  # (name, port, protocol) per service port
 
@@ -62,11 +62,17 @@ def resolve_port(pod: Obj, service_port: Obj) -> tuple[str | None, int] | None:
     return None, int(target)
 
 
-def pod_address(pod: Obj, ip: str) -> Obj:
+def pod_address(pod: Obj, ip: str, service: str = "") -> Obj:
+    """An address of the pod; with its hostname when the pod names ``service`` as
+    its subdomain (a StatefulSet's pods under their governing Service), which is
+    what gives it a DNS name of its own: <hostname>.<service>.<ns>.svc."""
     m = meta(pod)
     address: Obj = {"ip": ip, "targetRef": {"kind": "Pod", "namespace": m.get("namespace"),
                                             "name": m.get("name"), "uid": m.get("uid")}}
-    node = spec(pod).get("nodeName")
+    pod_spec = spec(pod)
+    if pod_spec.get("hostname") and service and pod_spec.get("subdomain") == service:
+        address["hostname"] = pod_spec["hostname"]
+    node = pod_spec.get("nodeName")
     if node:
         address["nodeName"] = node
     return address
@@ -91,7 +97,7 @@ def build_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
                              for p, r in usable)
         ready, not_ready = groups.setdefault(key, ([], []))
         (ready if is_ready(pod) or publish_not_ready else not_ready).append(
-            pod_address(pod, ip))
+            pod_address(pod, ip, name_of(service)))
     return [_subset(key, ready, not_ready) for key, (ready, not_ready) in sorted(groups.items())]
 
 

@@ -15,6 +15,7 @@ the Lease's holder identity), or 503 while no master leads.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -40,6 +41,7 @@ LEASE_NAME = "corral-mesos-master"
 IDENTITY_MARK = "_mesos_"  # holder identity: "<host>_mesos_<this endpoint's URL>"
 MAX_BODY = 4 * 1024 * 1024
 STREAM_HEADER = "Mesos-Stream-Id"
+LEADER_LOOKUP_SECONDS = 2.0
 
 
 def identity_for(url: str, host: str) -> str:
@@ -125,9 +127,12 @@ class MesosEndpoint:
         return Response(status_code=307, headers={"Location": _location(leader, path)})
 
     async def _leader_url(self) -> str:
+        """The leader's endpoint, from its Lease; "" when none can be named in
+        LEADER_LOOKUP_SECONDS (a store without quorum must not hang the caller)."""
         try:
-            lease = await self.client.get("Lease", LEASE_NAME, LEASE_NAMESPACE)
-        except (NotFound, APIError, ServerUnreachable):
+            lease = await asyncio.wait_for(
+                self.client.get("Lease", LEASE_NAME, LEASE_NAMESPACE), LEADER_LOOKUP_SECONDS)
+        except (NotFound, APIError, ServerUnreachable, TimeoutError):
             return ""
         return url_of_identity(str(spec(lease).get("holderIdentity") or ""))
 

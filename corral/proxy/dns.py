@@ -2,12 +2,14 @@
 
     query ──▶ ClusterZone.lookup(name)
                ├─ a Service name      → A records (clusterIP, or headless: ready pod IPs)
+               ├─ <host>.<headless svc> → that pod's IP (a StatefulSet's web-0.web)
                ├─ unknown, but ours   → NXDOMAIN (authoritative)
                └─ not a cluster name  → forwarded to the upstreams, or REFUSED if none
 
 Names answered: `<svc>.<ns>.svc.cluster.local`, `<svc>.<ns>.svc` and `<svc>.<ns>`
 (the last only for a namespace that has Services, so `example.com` stays
-someone else's). Messages are parsed and built with dnslib; the sockets are
+someone else's); and for a ready pod whose hostname and subdomain put it under a
+headless Service, `<hostname>.<svc>.<ns>.svc[.cluster.local]`, as Kubernetes' DNS. Messages are parsed and built with dnslib; the sockets are
 asyncio's, so the server lives in the agent's event loop.
 """
 
@@ -39,11 +41,19 @@ class ClusterZone:
     def __init__(self, domain: str = DEFAULT_DOMAIN) -> None:
         self.domain = domain.lower().strip(".")
         self._addresses: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._hosts: dict[tuple[str, str, str], tuple[str, ...]] = {}
         self._namespaces: set[str] = set()
 
     def update(self, records: Iterable[ServiceDnsRecord]) -> None:
         """Replace every record at once."""
+        records = list(records)
         self._addresses = {(r.namespace.lower(), r.name.lower()): r.addresses for r in records}
+        hosts: dict[tuple[str, str, str], list[str]] = {}
+        for r in records:
+            if r.headless:
+                for host, ip in r.hosts:
+                    hosts.setdefault((r.namespace.lower(), r.name.lower(), host), []).append(ip)
+        self._hosts = {key: tuple(dict.fromkeys(ips)) for key, ips in hosts.items()}
         self._namespaces = {namespace for namespace, _ in self._addresses}
 
     def lookup(self, name: str) -> tuple[str, ...] | None:
@@ -52,13 +62,15 @@ class ClusterZone:
         zone = self.domain.split(".")
         if labels[-len(zone):] == zone:
             return self._service(labels[: -len(zone)], with_svc=True)
-        if len(labels) == 3 and labels[2] == "svc":
+        if len(labels) in (3, 4) and labels[-1] == "svc":
             return self._service(labels, with_svc=True)
         if len(labels) == 2 and labels[1] in self._namespaces:
             return self._service(labels, with_svc=False)
         return None
 
     def _service(self, labels: list[str], with_svc: bool) -> tuple[str, ...]:
+        if with_svc and len(labels) == 4 and labels[3] == "svc":  # <host>.<svc>.<ns>.svc
+            return self._hosts.get((labels[2], labels[1], labels[0]), ())
         expected = 3 if with_svc else 2
         if len(labels) != expected or (with_svc and labels[2] != "svc"):
             return ()

@@ -70,12 +70,14 @@ class ServiceProxySpec:
 
 @dataclass(frozen=True)
 class ServiceDnsRecord:
-    """What DNS knows of one Service: its clusterIP, or (headless) its ready IPs."""
+    """What DNS knows of one Service: its clusterIP, or (headless) its ready IPs
+    and the pods among them that have a hostname under it (hostname, IP)."""
 
     namespace: str
     name: str
     cluster_ip: str | None
     ready_ips: tuple[str, ...] = field(default=())
+    hosts: tuple[tuple[str, str], ...] = field(default=())
 
     @property
     def headless(self) -> bool:

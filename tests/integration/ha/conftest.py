@@ -20,7 +20,7 @@ import pytest
 from corral.api.errors import AlreadyExists, APIError
 from corral.client.http import Client, ServerUnreachable
 from corral.objects import Obj
-from tests.cluster import Agent, EtcdCluster, Master, kill_pods
+from tests.cluster import Agent, EtcdCluster, Master, free_port, kill_pods
 from tests.poll import eventually
 
 T = TypeVar("T")
@@ -33,8 +33,11 @@ class HA:
     def __init__(self, base: Path, lease: str = LEASE_SECONDS) -> None:
         self.etcd = EtcdCluster(base / "etcd", size=3)
         data = base / "masters"
+        self.mesos_ports = [free_port() for _ in (1, 2, 3)]  # each master's Mesos API
         self.masters = [Master(data, name=f"master-{i}", extra_args=[
-            "--store", self.etcd.url, "--leader-lease", lease]) for i in (1, 2, 3)]
+            "--store", self.etcd.url, "--leader-lease", lease,
+            "--mesos-listen", f"127.0.0.1:{port}"])
+            for i, port in zip((1, 2, 3), self.mesos_ports, strict=True)]
         self.agent: Agent | None = None
         self.base = base
 
@@ -75,6 +78,9 @@ class HA:
         order = [m for m in self.masters if m is not last] + ([last] if last else [])
         first = self.masters[0]
         return Client([m.url for m in order], first.token, first.ca_pem, timeout=10.0)
+
+    def mesos_url(self, master: Master) -> str:
+        return f"http://127.0.0.1:{self.mesos_ports[self.masters.index(master)]}"
 
     def master_of(self, identity: str) -> Master:
         return next(m for m in self.masters if identity.endswith(f"_master_{m.url}"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import signal
 import subprocess
@@ -20,12 +21,15 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
+
 from corral.api.errors import APIError, NotFound
 from corral.client.http import Client, ServerUnreachable
 from corral.objects import Obj, parse_time
 from corral.store.etcd import EtcdStore
 from tests.cluster import Agent, Master, kill_pods
 from tests.integration.ha.conftest import HA, Writers, create_acked, until
+from tests.mesos_client import Framework, launch, task_info
 from tests.poll import wait_for
 
 NS = "default"
@@ -189,6 +193,15 @@ async def test_without_etcd_quorum_the_api_answers_503_then_recovers(ha: HA) -> 
             assert status["kind"] == "Status" and status["reason"] == "ServiceUnavailable"
             assert "storage is unavailable" in status["message"]
             assert http.get(f"/api/v1/namespaces/{NS}/configmaps").status_code == 503
+
+        def mesos_unavailable() -> bool:  # no master can lead the Mesos master either
+            r = httpx.post(f"{ha.mesos_url(master)}/api/v1/scheduler", timeout=10,
+                           content=json.dumps({"type": "SUBSCRIBE", "subscribe": {
+                               "framework_info": {"user": "u", "name": "x"}}}),
+                           headers={"Content-Type": "application/json"})
+            return r.status_code == 503 and r.text == "No leader elected"
+
+        wait_for(mesos_unavailable, 60.0, "the Mesos API answering 503 without a leader")
     finally:
         ha.heal()
     async with ha.client() as client:
@@ -401,3 +414,52 @@ async def test_rotate_key_waits_for_every_master_and_etcd_holds_only_ciphertext(
         await store.close()
     assert raw is not None and raw.value.startswith(b"k8s:enc:secretbox:v1:key2:")
     assert b"HA-SECRET-5e1" not in raw.value
+
+
+def _mesos_leader(ha: HA, among: list[Master]) -> Master | None:
+    for master in among:
+        try:
+            if httpx.get(f"{ha.mesos_url(master)}/master/state", timeout=2,
+                         follow_redirects=False).status_code == 200:
+                return master
+        except httpx.HTTPError:
+            pass
+    return None
+
+
+def test_a_framework_follows_the_mesos_leader_and_keeps_its_task(ha: HA) -> None:
+    """Standbys answer 307 with the leader's address; the leader killed, the next
+    one rebuilds frameworks and tasks from the store, and the framework
+    re-subscribes to it with its id and finds its task still running."""
+    ha.heal()
+    leader = wait_for(lambda: _mesos_leader(ha, ha.masters), 90, "a Mesos leader")
+    standby = next(m for m in ha.masters if m is not leader)
+    subscribe = {"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "u",
+                                                                       "name": "x"}}}
+    moved = httpx.post(f"{ha.mesos_url(standby)}/api/v1/scheduler",
+                       content=json.dumps(subscribe), follow_redirects=False,
+                       headers={"Content-Type": "application/json"})
+    assert moved.status_code == 307
+    assert moved.headers["Location"] == f"//{ha.mesos_url(leader)[7:]}/api/v1/scheduler"
+    fw = Framework(ha.mesos_url(leader), "survivor", failover_timeout=3600)
+    try:
+        fw.subscribe()
+        offer = fw.wait_event("OFFERS", 90, lambda e: any(
+            o["agent_id"]["value"] == "ha-1" for o in e["offers"]["offers"]))
+        offer_id = next(o["id"]["value"] for o in offer["offers"]["offers"]
+                        if o["agent_id"]["value"] == "ha-1")
+        fw.accept([offer_id], [launch(task_info("steady", "ha-1", "sleep 600", cpus=0.05))])
+        fw.wait_update("steady", "TASK_RUNNING", timeout=90)
+        leader.kill()
+        survivors = [m for m in ha.masters if m is not leader]
+        successor = wait_for(lambda: _mesos_leader(ha, survivors), 90, "a new Mesos leader")
+        fw.url = ha.mesos_url(successor)
+        fw.subscribe()
+        fw.call("RECONCILE", reconcile={"tasks": [{"task_id": {"value": "steady"}}]})
+        st = fw.wait_event("UPDATE", 60, lambda e: e["update"]["status"].get(
+            "reason") == "REASON_RECONCILIATION")["update"]["status"]
+        assert st["state"] == "TASK_RUNNING"
+        assert fw.call("TEARDOWN").status_code == 202
+    finally:
+        fw.close()
+        ha.heal()

@@ -56,3 +56,15 @@ def test_pod_without_ip_is_left_out() -> None:
     p["status"].pop("hostIP")
     p["status"].pop("podIP")
     assert build_subsets(service(8080), [p]) == []
+
+
+def test_a_pod_under_its_subdomain_service_gets_its_hostname() -> None:
+    member = pod("web-0", "127.0.1.1", 31001)
+    member["spec"].update(hostname="web-0", subdomain="web")
+    stranger = pod("other", "127.0.1.2", 31002)
+    stranger["spec"].update(hostname="other", subdomain="elsewhere")
+    headless = {"metadata": {"name": "web"}, "spec": {"clusterIP": "None",
+                                                      "selector": {"app": "x"}}}
+    addresses = build_subsets(headless, [member, stranger])[0]["addresses"]
+    assert [(a["targetRef"]["name"], a.get("hostname")) for a in addresses] == [
+        ("web-0", "web-0"), ("other", None)]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord  # type: ignore[import-untyped]
 
+from corral.agent.services import ready_hosts
 from corral.proxy.dns import ClusterZone, answer, upstreams_from_resolv_conf
 from corral.proxy.model import ServiceDnsRecord
 
@@ -62,3 +63,23 @@ def test_upstreams_from_resolv_conf(tmp_path: Path) -> None:
     path = tmp_path / "resolv.conf"
     path.write_text("# comment\nsearch lan\nnameserver 10.0.0.2\nnameserver 10.0.0.3\n")
     assert upstreams_from_resolv_conf(path) == [("10.0.0.2", 53), ("10.0.0.3", 53)]
+
+
+def test_pods_of_a_headless_service_have_names_of_their_own() -> None:
+    zone = ClusterZone()
+    zone.update([ServiceDnsRecord("default", "web", None, ("127.0.1.1", "127.0.1.2"),
+                                  (("web-0", "127.0.1.1"), ("web-1", "127.0.1.2"))),
+                 ServiceDnsRecord("default", "api", "127.100.0.9", (), (("api-0", "1.2.3.4"),))])
+    assert zone.lookup("web.default.svc.cluster.local") == ("127.0.1.1", "127.0.1.2")
+    assert zone.lookup("web-0.web.default.svc.cluster.local") == ("127.0.1.1",)
+    assert zone.lookup("WEB-1.web.default.svc") == ("127.0.1.2",)
+    assert zone.lookup("web-2.web.default.svc.cluster.local") == ()  # ours: NXDOMAIN
+    assert zone.lookup("api-0.api.default.svc.cluster.local") == ()  # not headless
+
+
+def test_ready_hosts_come_from_the_endpoints() -> None:
+    endpoints = {"subsets": [{"addresses": [{"ip": "127.0.1.1", "hostname": "web-0"},
+                                            {"ip": "127.0.1.3"}],
+                              "notReadyAddresses": [{"ip": "127.0.1.2", "hostname": "web-1"}]}]}
+    assert ready_hosts(endpoints) == (("web-0", "127.0.1.1"),)
+    assert ready_hosts(None) == ()
