@@ -164,10 +164,13 @@ PEERS: dict[str, Callable[[int, int], float | None]] = {"Ray": ray_run, "Dask": 
 # -- one fresh cluster --------------------------------------------------------------------
 
 class Cluster:
-    def __init__(self, tmp: Path, n_agents: int, max_pods: int) -> None:
-        self.master = Master(tmp / "master").start()
+    def __init__(self, tmp: Path, n_agents: int, max_pods: int, *,
+                 master_args: list[str] | None = None,
+                 agent_args: list[str] | None = None) -> None:
+        self.master = Master(tmp / "master", extra_args=master_args or []).start()
         self.agents = [Agent(self.master, f"batch-{i}", tmp / f"agent-{i}", f"127.0.1.{70 + i}",
-                             ["--pods", str(max_pods)]) for i in range(n_agents)]
+                             ["--pods", str(max_pods), *(agent_args or [])])
+                       for i in range(n_agents)]
         for agent in self.agents:
             agent.start()
 

@@ -2,10 +2,11 @@
 
     start: pick a master ─► runtime (adopts the shims' state) ─► Services (proxy,
            DNS; waits briefly for the first list) ─► event recorder (the kubelet's
-           Events about containers, pod_events.py) ─► own HTTP server
+           Events about containers, pod_events.py) ─► own server's port bound
            ─► pods (informer + workers; adopted instances re-attached)
            ─► allocs (informer + workers; running executors re-adopted)
-           ─► register Node (retried until the master answers) ─► heartbeat
+           ─► (retried until the master answers) serving certificate
+              (serving_cert.py) ─► own HTTPS server ─► register Node ─► heartbeat
     stop:  heartbeat ─► pods, allocs (workers stop supervising; containers and
            executors keep running unless stop_pods_on_exit) ─► Services ─► events
            ─► server ─► client
@@ -25,7 +26,9 @@ import httpx
 
 from corral.agent.alloc_worker import AllocContext
 from corral.agent.allocs import AllocManager
+from corral.agent.bootstrap import ensure_client_cert
 from corral.agent.config import AgentConfig
+from corral.agent.csr import CertificateRefused
 from corral.agent.heartbeat import Heartbeat
 from corral.agent.metrics import AGENT_METRICS
 from corral.agent.node import node_status, register_node
@@ -38,8 +41,9 @@ from corral.agent.runtime.executors import ExecutorRuntime
 from corral.agent.runtime.ports import PortAllocator
 from corral.agent.runtime.process import ProcessRuntime
 from corral.agent.sandbox import secure_state_dir
-from corral.agent.server import AgentServer, TokenCheck
+from corral.agent.server import AgentServer
 from corral.agent.services import NodeServices
+from corral.agent.serving_cert import ensure_serving_cert
 from corral.agent.stats import StatsCollector
 from corral.agent.volumes import VOLUMES_DIR
 from corral.api.errors import APIError
@@ -90,6 +94,7 @@ class Agent:
     async def start(self) -> None:
         cfg = self.cfg
         secure_state_dir(cfg.state_dir, cfg.pods_dir, cfg.state_dir / VOLUMES_DIR)
+        await ensure_client_cert(cfg)  # TLS bootstrap, or renewal, when it has a certificate
         servers = await order_servers(cfg)
         self.client = client = self._client(servers)
         self.heartbeat_client = self._client(servers, timeout=cfg.heartbeat_timeout_seconds)
@@ -104,9 +109,7 @@ class Agent:
                                            cap=cfg.backoff_cap_seconds),
                           self._get_object, self.services.pod_env, self.events, self.users)
         self.pods = PodManager(ctx)
-        self.server = AgentServer(cfg, self.pods, StatsCollector(self.pods, cfg.name),
-                                  TokenCheck(cfg, servers))
-        await self.server.start()
+        self.server = AgentServer(cfg, self.pods, StatsCollector(self.pods, cfg.name))
         await self.pods.start()
         self.allocs = AllocManager(AllocContext(
             cfg, client, ExecutorRuntime(cfg.runtime_dir, self.runtime.cgroups)))
@@ -125,7 +128,8 @@ class Agent:
 
     def _client(self, servers: list[str], timeout: float = 30.0) -> Client:
         return Client(servers, self.cfg.token, self.cfg.ca_pem, attempts=CLIENT_ATTEMPTS,
-                      timeout=timeout, user_agent=f"corral-agent/{self.cfg.name}")
+                      timeout=timeout, user_agent=f"corral-agent/{self.cfg.name}",
+                      client_cert=self.cfg.client_cert)
 
     async def _get_object(self, kind: str, namespace: str, name: str) -> Obj:
         assert self.client is not None
@@ -133,13 +137,16 @@ class Agent:
 
     async def _register(self) -> None:
         assert self.client is not None and self.heartbeat is not None
+        assert self.server is not None
         backoff = Backoff(initial=0.2, maximum=10.0)
         while True:
             try:
+                if not self.server.started:
+                    await self.server.start(await ensure_serving_cert(self.client, self.cfg))
                 await register_node(self.client, self.cfg, self.runtime.isolation())
                 await self.heartbeat.post_status()
                 break
-            except (ServerUnreachable, APIError) as err:
+            except (ServerUnreachable, APIError, CertificateRefused) as err:
                 delay = backoff.next_delay()
                 log.warning("node registration failed node=%s error=%s retry_in=%.1fs",
                             self.cfg.name, err, delay)

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from corral.proxy.hostlock import DEFAULT_RUN_DIR
 
+# The unprivileged user scripts/install.sh creates for pods that name none.
+DEFAULT_POD_USER = "corral-pod"
+
 
 @dataclass(frozen=True)
 class Reservation:
@@ -28,6 +31,10 @@ class AgentConfig:
     servers: list[str]  # the master's URLs; the first that answers is used
     token: str | None = None
     ca_pem: bytes | None = None
+    # TLS bootstrapping (bootstrap.py): a bootstrap token that asks for the node's
+    # client certificate, then the certificate (and key) files it uses.
+    bootstrap_token: str | None = None
+    client_cert: tuple[str, str] | None = None
     node_ip: str = "127.0.0.1"
     port: int = 0  # the agent's own HTTP server (logs, stats); 0 = any free port
     state_dir: Path = Path(".corral-agent")
@@ -39,7 +46,7 @@ class AgentConfig:
     pod_pids_limit: int = 1024
     # Whom pods run as when their securityContext names no runAsUser (run_as.py):
     # a user name, UID or UID:GID on this node; None or "": the agent's own user.
-    pod_user: str | None = None
+    pod_user: str | None = DEFAULT_POD_USER
     reservation: Reservation = field(default_factory=Reservation)
     heartbeat_seconds: float = 1.0  # Lease renewal period
     lease_duration_seconds: int = 40  # what the Lease promises (kubelet's default)

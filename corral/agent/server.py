@@ -1,37 +1,40 @@
-"""The agent's own HTTP server on <node-ip>:<port>, as the kubelet's:
+"""The agent's own HTTPS server on <node-ip>:<port>, as the kubelet's:
 
     GET /healthz                                           open
-    GET /containerLogs/{ns}/{pod}/{container}              bearer token
+    GET /containerLogs/{ns}/{pod}/{container}              the master only
         ?follow=true&tailLines=N&previous=true&timestamps=true
          &sinceSeconds=N|sinceTime=RFC3339&limitBytes=N
         text/plain; chunked and open while following (until the instance exits)
-    GET /allocLogs/{ns}/{alloc}/{task}                     bearer token
+    GET /allocLogs/{ns}/{alloc}/{task}                     the master only
         ?follow=true&tailLines=N&timestamps=true   one task's lines of an Alloc's log
-    GET /stats/summary                                     bearer token
-    GET /metrics                                           bearer token; Prometheus text
-                                                           (corral/agent/metrics.py)
+    GET /stats/summary                                     the master only
+    GET /metrics                                           the master only; Prometheus
+                                                           text (corral/agent/metrics.py)
     websocket /exec|/attach/{ns}/{pod}/{container}, /portForward/{ns}/{pod}
-                                                           bearer token (streams/)
+                                                           the master only (streams/)
 
 The master proxies `pods/{name}/log|exec|attach|portforward` and
-`nodes/{name}/proxy/...` here. A token
-is accepted when it is the agent's own cluster token, or when the master
-accepts it (asked once, remembered for a while) — so the master's admin token
-works even where agents hold tokens of their own.
+`nodes/{name}/proxy/...` here, having authorized the caller itself. "The master
+only": the client certificate the cluster CA gave the master (CN
+kube-apiserver-kubelet-client), checked in the TLS handshake (CA) and here (the
+name). No token is accepted, so none is ever sent on to the master to be
+checked: a stranger's requests cost this server a TLS handshake and no more.
+The serving certificate is the node's own (serving_cert.py). A cluster without
+TLS (a master on --insecure-http) has no CA: then plain HTTP, open, as the
+master is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
-import httpx
 import uvicorn
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -39,6 +42,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import Scope
 from starlette.websockets import WebSocket
 
 from corral.agent.allocs import AllocManager
@@ -46,52 +50,18 @@ from corral.agent.config import AgentConfig
 from corral.agent.metrics import AGENT_METRICS
 from corral.agent.pods import PodManager
 from corral.agent.runtime.logs import LogFiles, rfc3339_nano
+from corral.agent.serving_cert import ServingFiles
 from corral.agent.stats import StatsCollector
 from corral.agent.streams.endpoints import StreamEndpoints
+from corral.api.certificates.signer import KUBELET_CLIENT_CN
+from corral.api.connections import ConnectionLimits, TlsWebSocketProtocol, guarded_protocol
+from corral.api.x509_auth import certificate_identity
 from corral.objects import parse_time
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
 WebSocketHandler = Callable[[WebSocket], Awaitable[None]]
-ACCEPT_SECONDS = 300.0  # how long a token the master accepted is trusted
-REJECT_SECONDS = 10.0
-
-
-class TokenCheck:
-    def __init__(self, cfg: AgentConfig, servers: list[str]) -> None:
-        self.own = cfg.token or ""
-        self.cfg = cfg
-        self.servers = servers  # the masters, asked in turn
-        self._verdicts: dict[str, tuple[bool, float]] = {}
-
-    async def allows(self, header: str | None) -> bool:
-        scheme, _, token = (header or "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return False
-        if self.own and hmac.compare_digest(token.encode(), self.own.encode()):
-            return True
-        verdict = self._verdicts.get(token)
-        if verdict is not None and time.monotonic() < verdict[1]:
-            return verdict[0]
-        ok = await self._master_accepts(token)
-        self._verdicts[token] = (ok, time.monotonic() + (ACCEPT_SECONDS if ok else REJECT_SECONDS))
-        return ok
-
-    async def _master_accepts(self, token: str) -> bool:
-        verify: ssl.SSLContext | bool = True
-        if self.cfg.ca_pem:
-            verify = ssl.create_default_context(cadata=self.cfg.ca_pem.decode())
-        async with httpx.AsyncClient(verify=verify, timeout=5.0) as http:
-            for server in self.servers:
-                try:
-                    r = await http.get(f"{server}/api/v1/nodes/{self.cfg.name}",
-                                       headers={"Authorization": f"Bearer {token}"})
-                except httpx.HTTPError:
-                    continue  # that master is away: ask the next
-                if r.status_code != 503:
-                    return r.status_code == 200
-        return False
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -141,13 +111,18 @@ def _text(message: str, code: int) -> Response:
     return PlainTextResponse(message + "\n", status_code=code)
 
 
+def _caller(scope: Scope) -> str | None:
+    """Who the TLS client certificate says is calling, if it showed one."""
+    identity = certificate_identity(scope)
+    return identity[0] if identity else None
+
+
 class AgentServer:
-    def __init__(self, cfg: AgentConfig, pods: PodManager, stats: StatsCollector,
-                 tokens: TokenCheck) -> None:
+    def __init__(self, cfg: AgentConfig, pods: PodManager, stats: StatsCollector) -> None:
         self.cfg = cfg
         self.pods = pods
         self.stats = stats
-        self.tokens = tokens
+        self.tls: ServingFiles | None = None  # set by start(); None: plain HTTP
         self.allocs: AllocManager | None = None  # set once the agent runs allocs
         self.socket = socket.socket(socket.AF_INET6 if ":" in cfg.node_ip else socket.AF_INET)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -168,19 +143,29 @@ class AgentServer:
         routes += [WebSocketRoute(r.path, self._guard_ws(r.endpoint)) for r in streams.routes()]
         return Starlette(routes=routes)
 
+    def _refusal(self, scope: Scope) -> Response | None:
+        if self.tls is None:
+            return None
+        caller = _caller(scope)
+        if caller == KUBELET_CLIENT_CN:
+            return None
+        if caller is None:
+            return _text("Unauthorized: this agent answers only the master's client "
+                         "certificate", 401)
+        return _text(f"Forbidden: {caller!r} is not the master ({KUBELET_CLIENT_CN})", 403)
+
     def _guard_ws(self, handler: WebSocketHandler) -> WebSocketHandler:
         async def guarded(ws: WebSocket) -> None:
-            if not await self.tokens.allows(ws.headers.get("authorization")):
-                await ws.send_denial_response(_text("Unauthorized", 401))
+            refusal = self._refusal(ws.scope)
+            if refusal is not None:
+                await ws.send_denial_response(refusal)
                 return
             await handler(ws)
         return guarded
 
     def _guard(self, handler: Handler) -> Handler:
         async def guarded(request: Request) -> Response:
-            if not await self.tokens.allows(request.headers.get("authorization")):
-                return _text("Unauthorized", 401)
-            return await handler(request)
+            return self._refusal(request.scope) or await handler(request)
         return guarded
 
     async def _healthz(self, request: Request) -> Response:
@@ -247,16 +232,30 @@ class AgentServer:
 
         return StreamingResponse(stream(), media_type="text/plain")
 
-    async def start(self) -> None:
+    @property
+    def started(self) -> bool:
+        return self._server is not None and self._server.started
+
+    async def start(self, tls: ServingFiles | None) -> None:
+        """Serve HTTPS with the node's certificate (the master's client certificate
+        checked against the CA in the handshake), or plain HTTP without a CA."""
+        self.tls = tls
+        ssl_options: dict[str, Any] = {}
+        if tls is not None:
+            ssl_options = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key),
+                           "ssl_ca_certs": str(tls.ca), "ssl_cert_reqs": ssl.CERT_OPTIONAL}
         config = uvicorn.Config(self.app(), log_level="warning", access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=1)
+                                lifespan="off", timeout_graceful_shutdown=1,
+                                http=guarded_protocol(ConnectionLimits()),
+                                ws=TlsWebSocketProtocol, **ssl_options)
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self.socket]))
         while not self._server.started:
             if self._task.done():
                 await self._task  # raises what stopped it
             await asyncio.sleep(0.01)
-        log.info("agent server listening address=%s:%d", self.cfg.node_ip, self.port)
+        log.info("agent server listening address=%s:%d tls=%s", self.cfg.node_ip, self.port,
+                 tls is not None)
 
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:

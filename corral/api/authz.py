@@ -147,7 +147,9 @@ def attributes_of(user: User, method: str, path: str, query: str = "") -> Attrib
         namespace = rest[1]  # also of the Namespace object itself, as Kubernetes has it
         if len(rest) > 2 and rest[2] not in ("status", "finalize"):
             rest = rest[2:]
-    resource, name, subresource = rest[0], (rest[1:2] or [""])[0], "/".join(rest[2:])
+    # Only the part after the name is the subresource (nodes/x/proxy/a/b is
+    # nodes/proxy), as kube-apiserver's RequestInfo has it.
+    resource, name, subresource = rest[0], (rest[1:2] or [""])[0], (rest[2:3] or [""])[0]
     verb = _resource_verb(method, bool(name), _flag(query, "watch"))
     return Attributes(user, verb, True, path, group, version, namespace, resource,
                       subresource, name)

@@ -71,6 +71,11 @@ class ApiMetrics:
             "The encryption provider config in force (1 for its hash), as kube-apiserver "
             "reports it; `corral secrets rotate-key` waits for every master's.",
             ["apiserver_id_hash", "hash"], registry=self.registry)
+        self.transformations = Counter(
+            "apiserver_storage_transformation_operations_total",
+            "Values sealed (to_storage) and opened (from_storage) by the encryption "
+            "providers, by provider prefix and status (Failed: no configured key opens it).",
+            ["transformation_type", "transformer_prefix", "status"], registry=self.registry)
         self.audit_events = Counter(
             "apiserver_audit_event_total", "Audit events generated and sent to the audit log.",
             registry=self.registry)

@@ -27,6 +27,7 @@ reconciles them, so a newer corral's defaults reach an older cluster.
 
 from __future__ import annotations
 
+from corral.api.token_store import BOOTSTRAPPERS
 from corral.objects import Obj
 
 RBAC_API = "rbac.authorization.k8s.io/v1"
@@ -38,7 +39,6 @@ READ = ["get", "list", "watch"]
 WRITE = ["create", "delete", "deletecollection", "patch", "update"]
 ALL_GROUPS_VERBS = ["*"]
 CERTIFICATES = "certificates.k8s.io"
-BOOTSTRAPPERS = "system:bootstrappers"  # bootstrap tokens' group (token_store.py)
 
 
 def _rule(verbs: list[str], groups: list[str], resources: list[str]) -> Obj:

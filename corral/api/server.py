@@ -31,7 +31,7 @@ from corral.api.allocation import (
     ServiceAllocation,
 )
 from corral.api.app import build_app
-from corral.api.audit.policy import Policy, default_policy, load_policy
+from corral.api.audit.policy import Policy, PolicyError, default_policy, load_policy
 from corral.api.audit.sink import AuditLog
 from corral.api.auth import (
     CONTROLLER_MANAGER,
@@ -42,7 +42,7 @@ from corral.api.auth import (
     ensure_user_token,
 )
 from corral.api.certificates.admission import CsrAdmission
-from corral.api.certificates.signer import Signer
+from corral.api.certificates.signer import KUBELET_CLIENT_CN, Signer
 from corral.api.connections import ConnectionLimits, TlsWebSocketProtocol, guarded_protocol
 from corral.api.crd.serving import CrdServing
 from corral.api.encryption.config import load_config
@@ -51,7 +51,7 @@ from corral.api.encryption.store import EncryptingStore
 from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.fencing import FencingStore
-from corral.api.handlers.node_proxy import NodeProxy
+from corral.api.handlers.node_proxy import AgentCredentials, NodeProxy
 from corral.api.handlers.proxy import ProxyHandler
 from corral.api.handlers.reviews import TokenCheck
 from corral.api.handlers.streams import StreamRelay
@@ -268,11 +268,19 @@ class ApiServer:
         cfg = self.cfg
         if not cfg.audit_log_path:
             return None
-        # A bad policy stops the start (PolicyError), as a bad encryption config does.
-        policy = load_policy(Path(cfg.audit_policy_file)) if cfg.audit_policy_file \
-            else default_policy()
-        self.audit = AuditLog(Path(cfg.audit_log_path), max_megabytes=cfg.audit_log_maxsize,
-                              max_backups=cfg.audit_log_maxbackup)
+        # A bad policy or a log that cannot be written stops the start (PolicyError,
+        # naming the flag), as a bad encryption config does.
+        try:
+            policy = load_policy(Path(cfg.audit_policy_file)) if cfg.audit_policy_file \
+                else default_policy()
+        except PolicyError as err:
+            raise PolicyError(f"--audit-policy-file {cfg.audit_policy_file}: {err}") from None
+        try:
+            self.audit = AuditLog(Path(cfg.audit_log_path), max_megabytes=cfg.audit_log_maxsize,
+                                  max_backups=cfg.audit_log_maxbackup)
+        except OSError as err:
+            raise PolicyError(f"--audit-log-path {cfg.audit_log_path}: {err.strerror or err}"
+                              ) from None
         self.audit.start()
         log.info("audit log path=%s policy=%s", cfg.audit_log_path,
                  cfg.audit_policy_file or "default")
@@ -295,7 +303,7 @@ class ApiServer:
     def _build_app(self) -> ASGIApp:
         assert self.registry is not None
         cfg = self.cfg
-        self.token = token = ensure_admin_token(cfg.data_dir)
+        self.token = ensure_admin_token(cfg.data_dir)
         self.component_tokens = {name: ensure_user_token(cfg.data_dir, user)
                                  for name, user in COMPONENT_USERS.items()}
         ssl: dict[str, Any] = {}
@@ -305,7 +313,6 @@ class ApiServer:
             ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path),
                    "ssl_ca_certs": str(pki.ca_path), "ssl_cert_reqs": CERT_OPTIONAL}
             self.ca_pem = pki.ca_pem
-        tighten(cfg.data_dir)  # what an older master or a copy left readable
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
         authenticator = None if cfg.insecure_http else TokenAuthenticator(
@@ -318,14 +325,21 @@ class ApiServer:
         store = self.store
         assert store is not None
         API_METRICS.track_store_revision(lambda: float(getattr(store, "revision", 0)))
-        # Agents accept the admin token (they check it with the master).
-        self._node_proxy = NodeProxy(self.registry, token)
+        # The master calls agents with a client certificate of its own (node_proxy.py).
+        credentials = None
+        if self.signer is not None:
+            files = self.signer.ensure_client_cert("apiserver-kubelet-client", KUBELET_CLIENT_CN)
+            credentials = AgentCredentials(cfg.data_dir / "pki" / "ca.crt", files.cert, files.key)
+        # After everything the start writes there: what an older master or a copy,
+        # or a writer with umask 022 (certificates), left readable.
+        tighten(cfg.data_dir)
+        self._node_proxy = NodeProxy(self.registry, credentials)
         self._proxy = ProxyHandler(self.registry)
         self._ssl = ssl
         self.health = Health(self.registry)
         return build_app(self.registry, authenticator, logs=self._node_proxy.pod_log,
                          nodes=self._node_proxy.node_proxy,
-                         streams=StreamRelay(self._node_proxy, token), proxy=self._proxy,
+                         streams=StreamRelay(self._node_proxy), proxy=self._proxy,
                          health=self.health, max_requests_inflight=cfg.max_requests_inflight,
                          ui=Dashboard(authenticator, session, LoginTickets(self.registry)),
                          session=session, store_status=store.status,

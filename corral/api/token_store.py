@@ -26,6 +26,9 @@ from corral.api.auth import User, write_private
 from corral.objects import parse_time, rfc3339
 
 TOKENS_FILE = "tokens.hashed"
+BOOTSTRAP_PREFIX = "system:bootstrap:"
+BOOTSTRAPPERS = "system:bootstrappers"
+BOOTSTRAP_TTL = dt.timedelta(hours=1)  # a bootstrap token is for joining nodes now
 _ID = re.compile(r"^[a-z0-9]{6}$")
 
 
@@ -68,15 +71,19 @@ def _write(path: Path, tokens: list[IssuedToken]) -> None:
     write_private(path, out.getvalue())
 
 
-def create_token(data_dir: Path, user: User, ttl: dt.timedelta | None = None, *,
+def create_token(data_dir: Path, user: User | None, ttl: dt.timedelta | None = None, *,
                  now: dt.datetime | None = None) -> tuple[str, IssuedToken]:
-    """The token (shown once) and its stored record."""
+    """The token (shown once) and its stored record. user None: a bootstrap token,
+    user system:bootstrap:<id> in group system:bootstrappers, as Kubernetes names
+    them (RBAC lets it ask for a node client certificate, nothing else)."""
     now = now or dt.datetime.now(dt.UTC)
     path = data_dir / TOKENS_FILE
     existing = read_tokens(path)
     taken = {t.id for t in existing}
     token_id = _new_id(taken)
     secret = secrets.token_hex(16)
+    if user is None:
+        user = User(f"{BOOTSTRAP_PREFIX}{token_id}", "", (BOOTSTRAPPERS,))
     issued = IssuedToken(token_id, _digest(secret), user, now + ttl if ttl else None,
                          now.replace(microsecond=0))
     _write(path, [*existing, issued])

@@ -218,6 +218,19 @@ def _validate_int_or_percent(value: IntOrString | None, path: str, errs: FieldEr
         errs.non_negative(path, _percent_or_int(value))
 
 
+def _validate_max_unavailable(value: IntOrString | None, path: str,
+                              errs: FieldErrors) -> None:
+    """A StatefulSet's maxUnavailable: a positive count or a percentage up to 100%."""
+    before = len(errs)
+    _validate_int_or_percent(value, path, errs)
+    if value is None or len(errs) > before:
+        return
+    if _percent_or_int(value) == 0:
+        errs.invalid(path, value, "cannot be 0")
+    elif isinstance(value, str) and (_percent_or_int(value) or 0) > 100:
+        errs.invalid(path, value, "must not be greater than 100%")
+
+
 def _validate_replica_set(rs: ReplicaSet, old: ReplicaSet | None, errs: FieldErrors) -> None:
     errs.non_negative("spec.replicas", rs.spec.replicas)
     errs.non_negative("spec.minReadySeconds", rs.spec.min_ready_seconds)
@@ -294,6 +307,8 @@ def _validate_stateful_set(sts: StatefulSet, old: StatefulSet | None,
         if strategy.rolling_update is not None:
             errs.non_negative("spec.updateStrategy.rollingUpdate.partition",
                               strategy.rolling_update.partition)
+            _validate_max_unavailable(strategy.rolling_update.max_unavailable,
+                                      "spec.updateStrategy.rollingUpdate.maxUnavailable", errs)
     for i, claim in enumerate(spec.volume_claim_templates or []):
         if not claim.metadata.name:
             errs.required(f"spec.volumeClaimTemplates[{i}].metadata.name")

@@ -3,8 +3,11 @@
     corral agent --server https://master:6443 --name node-7 \\
         --token-file token --ca-file ca.crt [--node-ip 127.0.1.7] [--cpus 2 --memory 4Gi]
 
-Credentials come from --kubeconfig (server, CA and token), or from --token-file
-and --ca-file. SIGTERM/SIGINT stop the agent; pods keep running under their
+Credentials come from --kubeconfig (server, CA and token or client certificate),
+or from --token-file and --ca-file; or, as kubelet TLS bootstrapping does, from
+--bootstrap-kubeconfig: a short-lived bootstrap token (`corral token create
+--bootstrap`) exchanged for the node's own client certificate, kept in
+STATE_DIR/pki with STATE_DIR/kubeconfig naming it (later starts need no token). SIGTERM/SIGINT stop the agent; pods keep running under their
 shims (a restarted agent adopts them) unless --stop-pods-on-exit.
 """
 
@@ -17,14 +20,15 @@ import signal
 from pathlib import Path
 
 from corral.agent.agent import run_agent
-from corral.agent.config import AgentConfig, Reservation
+from corral.agent.bootstrap import BootstrapRefused
+from corral.agent.config import DEFAULT_POD_USER, AgentConfig, Reservation
 from corral.agent.run_as import node_users
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.cli import eventloop
 from corral.cli.connection import add_connection_flags, connection
 from corral.cli.limits import raise_open_files_limit
 from corral.cli.logging_setup import setup_logging
-from corral.client.kubeconfig import KubeconfigError
+from corral.client.kubeconfig import ClusterConfig, KubeconfigError, load_kubeconfig
 from corral.proxy.mode import ProxyModeError
 
 
@@ -38,6 +42,9 @@ def _bytes(value: str) -> int:
 def add_agent_flags(p: argparse.ArgumentParser) -> None:
     add_connection_flags(p, several_servers=True, insecure=False)
     p.add_argument("--name", required=True, help="node name")
+    p.add_argument("--bootstrap-kubeconfig", type=Path, default=None,
+                   help="kubeconfig with a bootstrap token (corral token create --bootstrap): "
+                        "the agent asks with it for the node's own client certificate")
     p.add_argument("--node-ip", default="127.0.0.1",
                    help="this node's address: InternalIP, where pod ports and the agent "
                         "server bind (default 127.0.0.1)")
@@ -51,9 +58,10 @@ def add_agent_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pod-pids-limit", type=int, default=1024,
                    help="processes a pod's container may have, as the kubelet's "
                         "podPidsLimit (default 1024; -1 for no limit)")
-    p.add_argument("--pod-user", default="",
+    p.add_argument("--pod-user", default=DEFAULT_POD_USER,
                    help="whom pods without securityContext.runAsUser run as: a user, "
-                        "UID or UID:GID on this node ('' = the agent's own user)")
+                        "UID or UID:GID on this node (default %(default)s, which "
+                        "scripts/install.sh creates; '' = the agent's own user)")
     p.add_argument("--reserve-cpu", default="0", help="CPU kept out of allocatable (e.g. 100m)")
     p.add_argument("--reserve-memory", type=_bytes, default=0,
                    help="memory kept out of allocatable (e.g. 256Mi)")
@@ -83,11 +91,25 @@ def add_agent_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="info")
 
 
+def _credentials(args: argparse.Namespace) -> tuple[list[str], ClusterConfig, str | None]:
+    """(servers, how to reach them, a bootstrap token or None)."""
+    if args.bootstrap_kubeconfig is None:
+        servers, cluster = connection(args)
+        return servers, cluster, None
+    boot = load_kubeconfig(args.bootstrap_kubeconfig)
+    if not boot.token:
+        raise KubeconfigError(f"{args.bootstrap_kubeconfig} holds no bootstrap token")
+    servers = list(args.server or [boot.server])
+    ca_pem = args.ca_file.read_bytes() if args.ca_file else boot.ca_pem
+    return servers, ClusterConfig(",".join(servers), ca_pem), boot.token
+
+
 def agent_config(args: argparse.Namespace) -> AgentConfig:
-    servers, cluster = connection(args)
+    servers, cluster, bootstrap = _credentials(args)
     token, ca_pem = cluster.token, cluster.ca_pem
     return AgentConfig(
-        name=args.name, servers=servers, token=token, ca_pem=ca_pem, node_ip=args.node_ip,
+        name=args.name, servers=servers, token=token, ca_pem=ca_pem, bootstrap_token=bootstrap,
+        client_cert=cluster.client_cert, node_ip=args.node_ip,
         port=args.port, state_dir=args.state_dir, cpus=args.cpus, memory_bytes=args.memory,
         max_pods=args.pods, pod_pids_limit=args.pod_pids_limit, pod_user=args.pod_user,
         reservation=Reservation(cpu_millis(args.reserve_cpu), args.reserve_memory),
@@ -122,7 +144,7 @@ def _run(args: argparse.Namespace) -> int:
         ",".join(cfg.servers), cfg.node_ip, cfg.state_dir)
     try:
         eventloop.run(_main(cfg))
-    except ProxyModeError as err:
+    except (ProxyModeError, BootstrapRefused) as err:
         print(f"error: {err}")
         return 1
     return 0

@@ -39,14 +39,16 @@ def connection(args: argparse.Namespace) -> tuple[list[str], ClusterConfig]:
     token: str | None = None
     ca_pem: bytes | None = None
     insecure = bool(getattr(args, "insecure_skip_tls_verify", False))
+    client_cert: tuple[str, str] | None = None
     if args.kubeconfig or not servers:
         cluster = load_kubeconfig(args.kubeconfig)
         servers = servers or [cluster.server]
         token, ca_pem, insecure = cluster.token, cluster.ca_pem, insecure or cluster.insecure
+        client_cert = cluster.client_cert
     if args.token_file:
         token = args.token_file.read_text().strip()
     if args.ca_file:
         ca_pem = args.ca_file.read_bytes()
     if not servers:
         raise KubeconfigError("no master: give --server or --kubeconfig")
-    return servers, ClusterConfig(",".join(servers), ca_pem, token, insecure)
+    return servers, ClusterConfig(",".join(servers), ca_pem, token, insecure, client_cert)

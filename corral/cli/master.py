@@ -273,7 +273,7 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         raise SystemExit(f"--encryption-provider-config: {err}") from None
     except PolicyError as err:
-        raise SystemExit(f"--audit-policy-file: {err}") from None
+        raise SystemExit(f"audit log: {err}") from None
     return 0
 
 

@@ -8,6 +8,9 @@ which the master re-reads on change; see corral/api/token_store.py).
     ID      USER   GROUPS  EXPIRES               CREATED
     k3x9qa  jane   dev     2026-12-04T10:00:00Z  2026-12-03T10:00:00Z
     $ corral token revoke k3x9qa
+    $ corral token create --bootstrap --ttl 30m     (for `corral agent
+    7f2k0c.91ab...                                  --bootstrap-kubeconfig`: it asks
+                                                    for the node's own certificate)
 
 What a token may do is RBAC's business: bind its user or groups to a role.
 """
@@ -21,7 +24,13 @@ import sys
 from pathlib import Path
 
 from corral.api.auth import User
-from corral.api.token_store import TOKENS_FILE, create_token, read_tokens, revoke_token
+from corral.api.token_store import (
+    BOOTSTRAP_TTL,
+    TOKENS_FILE,
+    create_token,
+    read_tokens,
+    revoke_token,
+)
 from corral.objects import rfc3339
 
 _TTL = re.compile(r"^(\d+)([smhd])$")
@@ -37,6 +46,17 @@ def parse_ttl(value: str) -> dt.timedelta:
 
 
 def _create(args: argparse.Namespace) -> int:
+    if args.bootstrap:
+        if args.user or args.group:
+            print("corral token create: --bootstrap names its own user and group "
+                  "(system:bootstrap:<id>, system:bootstrappers)", file=sys.stderr)
+            return 2
+        token, _ = create_token(args.data_dir, None, args.ttl or BOOTSTRAP_TTL)
+        print(token)
+        return 0
+    if not args.user:
+        print("corral token create: --user is required (or --bootstrap)", file=sys.stderr)
+        return 2
     if not args.user.strip() or any(c in args.user for c in ",\n\""):
         print(f"corral token create: --user {args.user!r} is not a user name", file=sys.stderr)
         return 2
@@ -76,7 +96,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        help="the master's data dir (default ./.corral)")
         v.set_defaults(run=run)
         if name == "create":
-            v.add_argument("--user", required=True, help="the user the token authenticates as")
+            v.add_argument("--user", default="", help="the user the token authenticates as")
+            v.add_argument("--bootstrap", action="store_true",
+                           help="a bootstrap token (user system:bootstrap:<id>, group "
+                                "system:bootstrappers) for a new agent's TLS bootstrap; "
+                                "default --ttl 1h")
             v.add_argument("--uid", default="", help="the user's uid (default: the name)")
             v.add_argument("--group", action="append", default=[],
                            help="a group of the user (repeat for more)")

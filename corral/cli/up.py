@@ -32,9 +32,7 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 
 from corral.api.audit.policy import ensure_policy_file
-from corral.api.auth import User
-from corral.api.node_restriction import NODE_PREFIX, NODES_GROUP
-from corral.api.token_store import replace_token
+from corral.api.token_store import BOOTSTRAP_TTL, create_token, revoke_token
 from corral.cli.dashboard import dashboard_url
 from corral.cli.local_etcd import EtcdMissing, LocalEtcd
 from corral.cli.master import add_master_flags, add_mesos_flags, server_config
@@ -118,6 +116,18 @@ def _master_args(args: argparse.Namespace, port: int, store: str,
                 str(Path(args.encryption_provider_config).resolve())]
     for san in args.tls_san:
         out += ["--tls-san", san]
+    return out + _server_args(args)
+
+
+def _server_args(args: argparse.Namespace) -> list[str]:
+    """The master flags `up` takes (add_master_flags) and hands on as given; they
+    were once accepted here and silently not passed."""
+    out = ["--service-cidr", str(args.service_cidr),
+           "--service-node-port-range", str(args.service_node_port_range),
+           "--request-header-timeout", repr(float(args.request_header_timeout)),
+           "--max-requests-inflight", str(args.max_requests_inflight)]
+    if args.max_connections:
+        out += ["--max-connections", str(args.max_connections)]
     return out
 
 
@@ -169,25 +179,24 @@ def _agent_dir(args: argparse.Namespace, index: int) -> Path:
     return Path(args.data_dir) / "agents" / f"node-{index}"
 
 
-def _agent_kubeconfig(args: argparse.Namespace, admin: Path, index: int) -> Path:
-    """The agent's own credential, system:node:node-<index> in system:nodes (never
-    the admin's): RBAC's system:node role narrowed by NodeRestriction to its own
-    Node, Lease, pods and the Secrets they reference."""
-    name = f"node-{index}"
-    token = replace_token(Path(args.data_dir), User(f"{NODE_PREFIX}{name}", name,
-                                                    (NODES_GROUP,)))
+def _bootstrap_kubeconfig(args: argparse.Namespace, admin: Path) -> tuple[Path, str]:
+    """A kubeconfig with a short-lived bootstrap token, and the token's id: each
+    agent trades it for its own client certificate, system:node:node-<index> in
+    system:nodes (never the admin's credential), as kubelet TLS bootstrapping does;
+    RBAC's system:node role, narrowed by NodeRestriction, is all that gives it."""
+    token, issued = create_token(Path(args.data_dir), None, BOOTSTRAP_TTL)
     admin_cfg = load_kubeconfig(admin)
-    path = (_agent_dir(args, index) / "kubeconfig").resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = (Path(args.data_dir) / "bootstrap-kubeconfig").resolve()
     write_kubeconfig(path, admin_cfg.server, admin_cfg.ca_pem, token)
-    return path
+    return path, issued.id
 
 
-def _agent_args(args: argparse.Namespace, url: str, kubeconfig: Path, index: int) -> list[str]:
+def _agent_args(args: argparse.Namespace, url: str, bootstrap: Path, index: int) -> list[str]:
     count = args.agents
     cpus = max((psutil.cpu_count() or 1) / count, 0.1)
     memory_mi = psutil.virtual_memory().total // count // (1024 * 1024)
-    return ["agent", "--server", url, "--name", f"node-{index}", "--kubeconfig", str(kubeconfig),
+    return ["agent", "--server", url, "--name", f"node-{index}",
+            "--bootstrap-kubeconfig", str(bootstrap),
             "--node-ip", f"127.0.1.{index}", "--state-dir", str(_agent_dir(args, index)),
             "--cpus", f"{cpus:.2f}", "--memory", f"{memory_mi}Mi", "--stop-pods-on-exit",
             *(["--proxy-mode", args.proxy_mode] if args.proxy_mode else [])]
@@ -250,17 +259,19 @@ def _ready_nodes(kubeconfig: Path) -> int:
 
 
 def _wait_nodes_ready(kubeconfig: Path, agents: int, sup: Supervisor,
-                      timeout: float = 60.0) -> None:
+                      timeout: float = 60.0) -> bool:
     """Until every agent's node is Ready, so the first workload is spread over all
-    of them instead of landing on whichever registered first."""
+    of them instead of landing on whichever registered first. False if some
+    did not make it in time."""
     deadline = time.monotonic() + timeout
     while agents and _ready_nodes(kubeconfig) < agents:
         if len(sup.alive()) < len(sup.children):
             raise SystemExit("a cluster process exited while starting; see its log")
         if time.monotonic() > deadline:
             print(f"warning: not all {agents} nodes Ready after {timeout:.0f}s", flush=True)
-            return
+            return False
         time.sleep(0.2)
+    return True
 
 
 def _consequence(plane: ControlPlane) -> Callable[[Child], str]:
@@ -331,12 +342,16 @@ def _run(args: argparse.Namespace) -> int:
     try:
         plane = _start_control_plane(args, sup)
         kubeconfig = cfg.kubeconfig_path.resolve()
-        for index in range(1, args.agents + 1):
-            own = _agent_kubeconfig(args, kubeconfig, index)
-            sup.start(Child(f"node-{index}", "agent", corral_argv(
-                *_agent_args(args, ",".join(plane.masters), own, index)),
-                logs / f"node-{index}.log"))
-        _wait_nodes_ready(kubeconfig, args.agents, sup)
+        if args.agents:
+            bootstrap, token_id = _bootstrap_kubeconfig(args, kubeconfig)
+            for index in range(1, args.agents + 1):
+                sup.start(Child(f"node-{index}", "agent", corral_argv(
+                    *_agent_args(args, ",".join(plane.masters), bootstrap, index)),
+                    logs / f"node-{index}.log"))
+            if _wait_nodes_ready(kubeconfig, args.agents, sup):
+                # Each agent holds its certificate now (and starts on it again): the
+                # token that could make any node is of no use to anyone any more.
+                revoke_token(Path(args.data_dir), token_id)
         print(_banner(plane, kubeconfig, logs, args.agents, args.mesos_listen), flush=True)
         if args.apply:
             _apply(args.apply, kubeconfig)

@@ -132,12 +132,19 @@ def _error_from(response: httpx.Response, body: bytes) -> APIError:
     return from_status(response.status_code, status)
 
 
-def _ssl_context(ca_pem: bytes | None, insecure: bool) -> ssl.SSLContext | bool:
+ClientCert = tuple[str, str]  # PEM files: certificate, key
+
+
+def _ssl_context(ca_pem: bytes | None, insecure: bool,
+                 client_cert: ClientCert | None = None) -> ssl.SSLContext | bool:
     if insecure:
         return False
-    if ca_pem:
-        return ssl.create_default_context(cadata=ca_pem.decode())
-    return True
+    if not ca_pem and client_cert is None:
+        return True
+    context = ssl.create_default_context(cadata=ca_pem.decode() if ca_pem else None)
+    if client_cert is not None:
+        context.load_cert_chain(*client_cert)  # client certificate authentication
+    return context
 
 
 class Client:
@@ -148,7 +155,8 @@ class Client:
                  ca_pem: bytes | None = None, insecure: bool = False, *, timeout: float = 30.0,
                  max_connections: int = 1000, attempts: int = READ_ATTEMPTS,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 user_agent: str = "corral-client") -> None:
+                 user_agent: str = "corral-client",
+                 client_cert: ClientCert | None = None) -> None:
         self.servers = server_urls(server)
         self.server = self.servers[0]
         self.attempts = max(attempts, 1)  # tries of a request that is safe to repeat
@@ -158,7 +166,7 @@ class Client:
         # Bearer tokens travel only over TLS, as kubectl does.
         if token and self.server.startswith("https://"):
             headers["Authorization"] = f"Bearer {token}"
-        verify = _ssl_context(ca_pem, insecure)
+        verify = _ssl_context(ca_pem, insecure, client_cert)
         limits = httpx.Limits(max_connections=max_connections,
                               max_keepalive_connections=100, keepalive_expiry=60.0)
         self._failover: FailoverTransport | None = None
@@ -186,7 +194,8 @@ class Client:
 
     @classmethod
     def from_config(cls, cfg: ClusterConfig, user_agent: str = "corral-client") -> Client:
-        return cls(cfg.server, cfg.token, cfg.ca_pem, cfg.insecure, user_agent=user_agent)
+        return cls(cfg.server, cfg.token, cfg.ca_pem, cfg.insecure, user_agent=user_agent,
+                   client_cert=cfg.client_cert)
 
     @classmethod
     def from_kubeconfig(cls, path: str | PathLike[str] | None = None) -> Client:

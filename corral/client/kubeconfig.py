@@ -3,7 +3,8 @@
 Which file: an explicit path, else the first entry of $KUBECONFIG, else
 ./.corral/kubeconfig (the local master's) if it exists, else ~/.kube/config.
 Of that file only the current context is read: its cluster's server and CA
-(inline data or a file) and its user's bearer token (inline or a file).
+(inline data or a file) and its user's bearer token (inline or a file) or client
+certificate and key (files: Python's TLS loads them only from files).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class ClusterConfig:
     ca_pem: bytes | None = None
     token: str | None = None
     insecure: bool = False
+    client_cert: tuple[str, str] | None = None  # certificate and key files
 
 
 def default_path() -> Path:
@@ -81,6 +83,7 @@ def _from_document(doc: dict[str, Any], file_dir: Path) -> ClusterConfig:
         ca_pem=_ca_pem(cluster, file_dir),
         token=_token(user, file_dir),
         insecure=bool(cluster.get("insecure-skip-tls-verify", False)),
+        client_cert=_client_cert(user, file_dir),
     )
 
 
@@ -115,17 +118,34 @@ def _token(user: dict[str, Any], file_dir: Path) -> str | None:
     return None
 
 
+def _client_cert(user: dict[str, Any], file_dir: Path) -> tuple[str, str] | None:
+    if user.get("client-certificate-data") or user.get("client-key-data"):
+        raise KubeconfigError("client-certificate-data is not supported: name the "
+                              "certificate and key files (client-certificate, client-key)")
+    cert, key = user.get("client-certificate"), user.get("client-key")
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        raise KubeconfigError("a kubeconfig user needs both client-certificate and client-key")
+    return str(_resolve(file_dir, cert)), str(_resolve(file_dir, key))
+
+
 def write_kubeconfig(path: str | os.PathLike[str], server: str, ca_pem: bytes | None,
-                     token: str, context_name: str = "corral") -> None:
-    """Write a one-context kubeconfig readable only by its owner (it holds the token)."""
+                     token: str | None, context_name: str = "corral",
+                     client_cert: tuple[str, str] | None = None) -> None:
+    """Write a one-context kubeconfig readable only by its owner (it holds the token),
+    with a bearer token or the paths of a client certificate and key."""
     cluster: dict[str, Any] = {"server": server}
     if ca_pem:
         cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
+    user: dict[str, str] = {"token": token} if token else {}
+    if client_cert is not None:
+        user = {"client-certificate": client_cert[0], "client-key": client_cert[1]}
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": context_name, "cluster": cluster}],
-        "users": [{"name": context_name, "user": {"token": token}}],
+        "users": [{"name": context_name, "user": user}],
         "contexts": [{"name": context_name,
                       "context": {"cluster": context_name, "user": context_name}}],
         "current-context": context_name,

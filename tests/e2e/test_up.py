@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable
@@ -95,18 +96,25 @@ def _running(api: httpx.Client) -> list[dict[str, Any]]:
 
 
 def _agents_have_their_own_credentials(base: Path, admin: httpx.Client, victim: str) -> None:
-    """Each agent runs as system:node:<name> (its pods ran with it), never as the
-    admin: it may not delete another node."""
+    """Each agent runs as system:node:<name> (its pods ran with it), with the client
+    certificate it got by TLS bootstrapping, never as the admin: it may not delete
+    another node. The bootstrap token `up` handed out is revoked once all are Ready."""
     other = "node-2" if victim != "node-2" else "node-1"
     cfg = yaml.safe_load((base / "data" / "agents" / victim / "kubeconfig").read_text())
-    token = cfg["users"][0]["user"]["token"]
-    assert token != admin.headers["Authorization"].split()[1]
-    headers = {"Authorization": f"Bearer {token}"}
-    me = admin.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", headers=headers,
-                    json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
-    assert me.json()["status"]["userInfo"]["username"] == f"system:node:{victim}"
-    refused = admin.delete(f"/api/v1/nodes/{other}", headers=headers)
-    assert refused.status_code == 403, refused.text
+    user = cfg["users"][0]["user"]
+    assert "token" not in user
+    tls = ssl.create_default_context(cafile=str(base / "data" / "pki" / "ca.crt"))
+    tls.load_cert_chain(user["client-certificate"], user["client-key"])
+    with httpx.Client(base_url=str(admin.base_url), verify=tls, timeout=30) as as_node:
+        me = as_node.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", json={
+            "apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        assert me.json()["status"]["userInfo"]["username"] == f"system:node:{victim}"
+        refused = as_node.delete(f"/api/v1/nodes/{other}")
+        assert refused.status_code == 403, refused.text
+    boot = yaml.safe_load((base / "data" / "bootstrap-kubeconfig").read_text())
+    revoked = admin.get("/api/v1/namespaces", headers={
+        "Authorization": f"Bearer {boot['users'][0]['user']['token']}"})
+    assert revoked.status_code == 401
 
 
 def test_a_killed_agent_is_a_dead_node_and_the_cluster_stays_up(tmp_path: Path) -> None:

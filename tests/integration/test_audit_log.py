@@ -92,6 +92,16 @@ def test_a_denied_request_is_recorded_with_user_verb_resource_and_code(
     assert ev["userAgent"].startswith("kubectl/") and ev["sourceIPs"] == ["127.0.0.1"]
     assert ev["level"] == "Metadata" and "requestObject" not in ev
     assert ev["stageTimestamp"] >= ev["requestReceivedTimestamp"]  # RFC 3339, same zone
+    # A refused exec (a websocket upgrade, authorized as create) is recorded too:
+    # jane may read the pod (kubectl reads it first), not exec into it.
+    kubectl("create", "role", "pod-reader", "--verb=get", "--resource=pods")
+    kubectl("create", "rolebinding", "jane-reads", "--role=pod-reader", "--user=jane")
+    kubectl("run", "idle", "--image=none", "--restart=Never", "--", "sleep", "60")
+    out = kubectl.run("--token", token, "exec", "idle", "-n", "default", "--", "true")
+    assert out.returncode != 0
+    refused = wait_for(lambda: find(log, user__username="jane", objectRef__subresource="exec"),
+                       what="the refused exec in the audit log")
+    assert refused["verb"] == "create" and refused["responseStatus"]["code"] == 403
     # A bad token: 401, recorded without a user.
     kubectl.run("--token", "not-a-token", "get", "pods")
     unauthorized = wait_for(lambda: find(log, responseStatus__code=401),

@@ -5,6 +5,7 @@ controllers as processes of their own (--metrics-listen)."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 
 import httpx
@@ -82,13 +83,17 @@ def test_master_and_agent_metrics(master: Master, agents: AgentFactory) -> None:
         api.delete("/api/v1/namespaces/default/pods/metrics-pod")
 
 
-def test_agent_metrics_need_a_token(master: Master, agents: AgentFactory) -> None:
+def test_agent_metrics_need_the_masters_certificate(master: Master, agents: AgentFactory) -> None:
     agent = agents(master, "metrics-auth", node_ip="127.0.1.62")
     with master.http() as api:
         port = api.get("/api/v1/nodes/metrics-auth").json()["status"]["daemonEndpoints"][
             "kubeletEndpoint"]["Port"]
     assert agent.proc is not None
-    r = httpx.get(f"http://127.0.1.62:{port}/metrics", timeout=5)
+    # Only the master's client certificate is answered; the admin token is not.
+    tls = ssl.create_default_context(cafile=str(master.ca_path))
+    tls.check_hostname = False
+    r = httpx.get(f"https://127.0.1.62:{port}/metrics", timeout=5, verify=tls,
+                  headers={"Authorization": f"Bearer {master.token}"})
     assert r.status_code == 401
 
 

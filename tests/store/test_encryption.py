@@ -13,6 +13,7 @@ import pytest
 
 from corral.api.encryption.config import EncryptionConfig, parse_config
 from corral.api.encryption.store import EncryptingStore, KeyUnavailable
+from corral.api.metrics import API_METRICS
 from corral.store.base import EventType, Store
 from corral.store.errors import Compacted
 from corral.store.etcd import EtcdStore
@@ -101,12 +102,20 @@ async def test_identity_data_reads_after_encryption_is_turned_on(store: Store) -
     assert raw is not None and MARK not in raw.value
 
 
+def failed_reads() -> float:
+    return API_METRICS.registry.get_sample_value(
+        "apiserver_storage_transformation_operations_total",
+        {"transformation_type": "from_storage", "transformer_prefix": "unknown",
+         "status": "Failed"}) or 0.0
+
+
 async def test_a_missing_key_is_a_clear_503_naming_the_key(store: Store) -> None:
     await EncryptingStore(store, config(SECRETBOX)).create(KEY, PLAIN)
     without = EncryptingStore(store, config(AESGCM, IDENTITY))
+    before = failed_reads()
     with pytest.raises(KeyUnavailable, match="written with key 'key1' of secretbox") as err:
         await without.get(KEY)
-    assert err.value.code == 503
+    assert err.value.code == 503 and failed_reads() == before + 1  # counted, as Kubernetes
     with pytest.raises(KeyUnavailable):
         await without.list("/registry/core/secrets/")
     # Same name, different secret: the value does not open, and says so.

@@ -39,6 +39,11 @@ JANE = User("jane", "u-jane", ("dev",))
     ("PUT", "/api/v1/namespaces/kc/finalize", "", ("update", "", "kc", "namespaces", "kc",
                                                    "finalize")),
     ("GET", "/api/v1/namespaces", "", ("list", "", "", "namespaces", "", "")),
+    # What follows the subresource is its path, not part of it (nodes/proxy).
+    ("GET", "/api/v1/nodes/n1/proxy/stats/summary", "", ("get", "", "", "nodes", "n1",
+                                                          "proxy")),
+    ("GET", "/api/v1/namespaces/ns/services/web:80/proxy/a/b", "",
+     ("get", "", "ns", "services", "web:80", "proxy")),
 ])
 def test_resource_attributes(method: str, path: str, query: str,
                              expect: tuple[str, ...]) -> None:

@@ -152,7 +152,9 @@ def _observe(record: Record, message: Message) -> None:
     elif kind == "websocket.accept":
         record.code = 101
     elif kind == "websocket.close" and not record.code:
-        record.code = 403  # refused before the upgrade was accepted
+        # refused before the upgrade was accepted: by authentication (no user
+        # yet) or after it (authorization, admission)
+        record.code = 403 if record.user is not None else 401
     elif kind == "websocket.http.response.start":
         record.code = int(message["status"])
 

@@ -38,7 +38,8 @@ STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
 
 
 class PolicyError(ValueError):
-    """The file is not an audit Policy corral can use."""
+    """The audit log cannot be set up: the policy file is not a Policy corral can
+    use, or the log file cannot be written."""
 
 
 class Level(enum.IntEnum):

@@ -6,7 +6,8 @@ approvals and signatures that need no human.
                 certificatesigningrequests/selfnodeclient?  ─► Approved (AutoApproved)
             kubelet client, asked by someone else (a bootstrapper) ─► `create` on
                 certificatesigningrequests/nodeclient?      ─► Approved (AutoApproved)
-            kubelet serving, CN = the requester, a node   ─► Approved (AutoApproved)
+            kubelet serving, CN = the requester, a node, no DNS name but its own
+                                                          ─► Approved (AutoApproved)
     UPDATE  a new Approved or Denied condition ─► `approve` on
                 signers.certificates.k8s.io/<signerName> (or <domain>/*), else 403
     both    Approved, one of our signers, no certificate yet ─► signed now (signer.py);
@@ -29,6 +30,7 @@ from corral.api.certificates.requests import (
     NODE_PREFIX,
     NODES_GROUP,
     SIGNED_HERE,
+    dns_names,
     node_of,
     parse_request,
 )
@@ -74,7 +76,8 @@ class CsrAdmission:
         if user is None:
             return ""
         signer = str(spec(obj).get("signerName") or "")
-        node = node_of(parse_request(str(spec(obj).get("request") or "")))
+        request = parse_request(str(spec(obj).get("request") or ""))
+        node = node_of(request)
         if node is None:
             return ""
         own = user.name == f"{NODE_PREFIX}{node}" and NODES_GROUP in user.groups
@@ -85,7 +88,9 @@ class CsrAdmission:
             if not own and self._allowed(user, "create", "certificatesigningrequests",
                                          subresource="nodeclient"):
                 return "Auto approving kubelet client certificate after SubjectAccessReview."
-        if signer == KUBELET_SERVING and own:
+        # Its serving certificate may name no host but itself (the master checks the
+        # agent's certificate against the node's name); its IPs it registers itself.
+        if signer == KUBELET_SERVING and own and set(dns_names(request)) <= {node}:
             return "Auto approving kubelet serving certificate: the node asks for its own name."
         return ""
 

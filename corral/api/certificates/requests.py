@@ -76,6 +76,11 @@ def _sans(request: x509.CertificateSigningRequest) -> x509.SubjectAlternativeNam
         return None
 
 
+def dns_names(request: x509.CertificateSigningRequest) -> list[str]:
+    sans = _sans(request)
+    return list(sans.get_values_for_type(x509.DNSName)) if sans is not None else []
+
+
 def node_of(request: x509.CertificateSigningRequest) -> str | None:
     """The node a request names (CN system:node:<name>, O [system:nodes]), or None."""
     cn = common_name(request)

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from corral.api.encryption.config import ConfigError, EncryptionConfig, Rule, load_config
-from corral.api.encryption.providers import ENCRYPTED, DecryptError
+from corral.api.encryption.providers import ENCRYPTED, KEYED, DecryptError
 from corral.api.errors import ServiceUnavailable
+from corral.api.metrics import API_METRICS
 from corral.store.base import DeleteResults, Deletions, Event, Guard, KeyValue, ListResult, Store
 
 log = logging.getLogger("corral.api.encryption")
@@ -66,33 +67,40 @@ class EncryptingStore:
 
     # -- sealing -------------------------------------------------------------------
 
-    def _rule(self, key: str) -> Rule | None:
+    def rule_for(self, key: str) -> Rule | None:
         return self.config.rule_for(key) if self.config is not None else None
 
     def seal(self, key: str, value: bytes) -> bytes:
-        rule = self._rule(key)
+        rule = self.rule_for(key)
         if rule is None:
             return value
         writer = rule.transformers[0]
-        return writer.prefix + writer.seal(value, key.encode())
+        sealed = writer.prefix + writer.seal(value, key.encode())
+        _count("to_storage", writer.provider, "OK")
+        return sealed
 
     def unseal(self, key: str, stored: bytes) -> bytes:
-        rule = self._rule(key)
+        rule = self.rule_for(key)
         if rule is None:
             return stored
         encrypted = stored.startswith(ENCRYPTED)
         for t in rule.transformers:
             if t.prefix and stored.startswith(t.prefix):
                 try:
-                    return t.unseal(stored[len(t.prefix):], key.encode())
+                    opened = t.unseal(stored[len(t.prefix):], key.encode())
                 except DecryptError as err:
+                    _count("from_storage", t.provider, "Failed")
                     raise _unavailable(key, f"key {t.key_name!r} of {t.provider} did not "
                                        f"open it: {err}") from None
+                _count("from_storage", t.provider, "OK")
+                return opened
             if not t.prefix and not encrypted:
+                _count("from_storage", "identity", "OK")
                 return stored  # identity: stored before encryption was on
+        _count("from_storage", "unknown", "Failed")
         return _missing(key, stored, encrypted)
 
-    def _open(self, kv: KeyValue) -> KeyValue:
+    def opened(self, kv: KeyValue) -> KeyValue:
         return KeyValue(kv.key, self.unseal(kv.key, kv.value), kv.create_revision,
                         kv.mod_revision)
 
@@ -100,7 +108,7 @@ class EncryptingStore:
 
     async def get(self, key: str) -> KeyValue | None:
         kv = await self.inner.get(key)
-        return self._open(kv) if kv is not None and self._rule(key) else kv
+        return self.opened(kv) if kv is not None and self.rule_for(key) else kv
 
     async def list(self, prefix: str, *, limit: int = 0, start_after: str | None = None,
                    revision: int = 0) -> ListResult:
@@ -108,7 +116,7 @@ class EncryptingStore:
                                      revision=revision)
         if self.config is None:
             return page
-        return ListResult([self._open(kv) if self._rule(kv.key) else kv for kv in page.items],
+        return ListResult([self.opened(kv) if self.rule_for(kv.key) else kv for kv in page.items],
                           page.revision, page.more)
 
     def watch(self, prefix: str, after_revision: int = 0) -> AsyncIterator[Event]:
@@ -164,15 +172,21 @@ class _OpenedEvents:
 
     async def __anext__(self) -> Event:
         ev = await self._events.__anext__()
-        if self._store._rule(ev.kv.key) is None:
+        if self._store.rule_for(ev.kv.key) is None:
             return ev
-        prev = self._store._open(ev.prev) if ev.prev is not None else None
-        return Event(ev.type, self._store._open(ev.kv), prev)
+        prev = self._store.opened(ev.prev) if ev.prev is not None else None
+        return Event(ev.type, self._store.opened(ev.kv), prev)
 
     async def aclose(self) -> None:
         close = getattr(self._events, "aclose", None)
         if close is not None:
             await close()
+
+
+def _count(direction: str, provider: str, status: str) -> None:
+    """Kubernetes' apiserver_storage_transformation_operations_total."""
+    prefix = f"k8s:enc:{provider}:v1" if provider in KEYED else provider
+    API_METRICS.transformations.labels(direction, prefix, status).inc()
 
 
 def _unavailable(key: str, why: str) -> KeyUnavailable:

@@ -2,7 +2,9 @@
 
     kubectl ──websocket (v5/v4.channel.k8s.io | SPDY/3.1+portforward.k8s.io)──► master
       checks: pod exists, has a node, is not completed, container valid, command given
-      ──websocket, the master's own token, the client's subprotocols──► agent
+      ──websocket over TLS: the master's client certificate (never the caller's
+        token), the agent's certificate checked for the node's name, the
+        client's subprotocols──► agent
           /exec|/attach/{ns}/{pod}/{container}?..., /portForward/{ns}/{pod}
       ◄── messages relayed verbatim both ways; the agent's close ends both
 
@@ -44,9 +46,8 @@ def _flag(value: str | None) -> bool:
 
 
 class StreamRelay:
-    def __init__(self, nodes: NodeProxy, token: str | None) -> None:
+    def __init__(self, nodes: NodeProxy) -> None:
         self.nodes = nodes
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def _pod(self, namespace: str, name: str) -> Obj:
         try:
@@ -55,8 +56,9 @@ class StreamRelay:
             raise NotFound(f'pods "{name}" not found', kind="pods", name=name) from None
 
     async def target(self, namespace: str, name: str, verb: str,
-                     params: list[tuple[str, str]]) -> str:
-        """The agent's websocket URL for this request; raises APIError if refused."""
+                     params: list[tuple[str, str]]) -> tuple[str, str]:
+        """The agent's websocket URL for this request and the node's name; raises
+        APIError if refused."""
         pod = await self._pod(namespace, name)
         node = spec(pod).get("nodeName")
         if not node:
@@ -66,11 +68,12 @@ class StreamRelay:
             what = "exec into" if verb == "exec" else "attach to"
             raise BadRequest(f"cannot {what} a container in a completed pod; "
                              f"current phase is {phase}")
-        base = (await self.nodes.agent_url(node)).replace("http", "ws", 1)
+        endpoint = await self.nodes.agent_url(node)
+        base = endpoint.websocket()
         ns, pod_name = quote(namespace, safe=""), quote(name, safe="")
         if verb == "portforward":
             ports = [("ports", v) for k, v in params if k == "ports"]
-            return f"{base}/portForward/{ns}/{pod_name}?{urlencode(ports)}"
+            return f"{base}/portForward/{ns}/{pod_name}?{urlencode(ports)}", node
         query = dict(params)
         container = pick_container(pod, query.get("container"))
         commands = [v for k, v in params if k == "command"]
@@ -79,7 +82,8 @@ class StreamRelay:
         if not any(_flag(query.get(k)) for k in ("stdin", "stdout", "stderr")):
             raise BadRequest("you must specify at least one of stdin, stdout, stderr")
         passed = [(k, v) for k, v in params if k in PASSED_PARAMS]
-        return f"{base}/{verb}/{ns}/{pod_name}/{quote(container, safe='')}?{urlencode(passed)}"
+        path = f"{verb}/{ns}/{pod_name}/{quote(container, safe='')}"
+        return f"{base}/{path}?{urlencode(passed)}", node
 
     async def http(self, request: Request, namespace: str, name: str, verb: str) -> Response:
         """A request without a websocket upgrade (kubectl's SPDY fallback): the same
@@ -98,8 +102,8 @@ class StreamRelay:
             if verb not in ("exec", "attach", "portforward"):
                 raise NotFound(f"the server could not find the requested resource "
                                f"(path {ws.url.path})")
-            url = await self.target(ns, name, verb, list(ws.query_params.multi_items()))
-            upstream = await self._connect(url, list(ws.scope.get("subprotocols") or []))
+            url, node = await self.target(ns, name, verb, list(ws.query_params.multi_items()))
+            upstream = await self._connect(url, node, list(ws.scope.get("subprotocols") or []))
         except APIError as err:
             await ws.send_denial_response(status_response(err))
             return
@@ -109,12 +113,13 @@ class StreamRelay:
             log.info("stream relayed verb=%s pod=%s/%s", verb, ns, name)
             await _relay(ws, upstream)
 
-    async def _connect(self, url: str, subprotocols: list[str]) -> ClientConnection:
+    async def _connect(self, url: str, node: str, subprotocols: list[str]) -> ClientConnection:
+        tls = {"ssl": self.nodes.tls, "server_hostname": node} if self.nodes.tls else {}
         try:
             # "/" is spelled "_" to the agent: the client takes only RFC 6455 tokens.
             offered = [Subprotocol(p.replace("/", "_")) for p in subprotocols]
-            return await connect(url, subprotocols=offered or None,
-                                 additional_headers=self.headers, max_size=None,
+            return await connect(url, subprotocols=offered or None, max_size=None,
+                                 **tls,  # type: ignore[arg-type]
                                  open_timeout=10, ping_interval=None,
                                  compression=None)  # per-message deflate: CPU for nothing
         except InvalidStatus as err:

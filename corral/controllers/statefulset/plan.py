@@ -7,9 +7,10 @@
       failed  ─► delete (recreated on the next pass, same name)
     ordinals ≥ replicas (condemned), highest first ─► delete; OrderedReady: one at
       a time, and only while every kept pod is Running and Ready
-    RollingUpdate: from the highest ordinal down to the partition, the first pod
-      not at the update revision is deleted (it comes back at the update revision),
-      one at a time, each waiting for the one above to be Running and Ready
+    RollingUpdate: from the highest ordinal down to the partition, pods not at the
+      update revision are deleted (they come back at the update revision), while
+      fewer than rollingUpdate.maxUnavailable (default 1; a percentage of replicas,
+      rounded down, at least 1) of the replicas are not Running and Ready
     OnDelete: pods change revision only when someone deletes them
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from corral.controllers.deployment.arithmetic import scaled_value
 from corral.controllers.history import REVISION_HASH
 from corral.controllers.pods import is_active, is_available, is_ready, phase
 from corral.objects import Obj, is_deleting, labels_of, meta, name_of, spec, status
@@ -66,16 +68,23 @@ class Settings:
     partition: int
     current_revision: str
     update_revision: str
+    max_unavailable: int = 1  # pods a rolling update may have unhealthy at once
 
 
 def settings_of(sts: Obj, current_revision: str, update_revision: str) -> Settings:
     s = spec(sts)
     strategy = s.get("updateStrategy") or {}
+    rolling = strategy.get("rollingUpdate") or {}
+    replicas = int(s.get("replicas", 1))
+    # getStatefulSetMaxUnavailable: a percentage rounds down, and at least one
+    max_unavailable = max(scaled_value(rolling.get("maxUnavailable", 1), replicas,
+                                       round_up=False), 1)
     return Settings(
-        replicas=int(s.get("replicas", 1)), parallel=s.get("podManagementPolicy") == "Parallel",
+        replicas=replicas, parallel=s.get("podManagementPolicy") == "Parallel",
         on_delete=strategy.get("type") == "OnDelete",
-        partition=int((strategy.get("rollingUpdate") or {}).get("partition") or 0),
-        current_revision=current_revision, update_revision=update_revision)
+        partition=int(rolling.get("partition") or 0),
+        current_revision=current_revision, update_revision=update_revision,
+        max_unavailable=max_unavailable)
 
 
 def plan(pods: dict[int, Obj], s: Settings) -> Plan:
@@ -124,15 +133,18 @@ def _condemn(result: Plan, pods: dict[int, Obj], s: Settings) -> bool:
 
 
 def _roll(result: Plan, pods: dict[int, Obj], s: Settings) -> None:
+    """Kubernetes' rolling update: outdated pods are deleted from the highest
+    ordinal down to the partition, as long as no more than maxUnavailable of the
+    replicas are unhealthy (those already unhealthy count, wherever they are)."""
+    unhealthy = sum(1 for o in range(s.replicas) if o not in pods or not healthy(pods[o]))
+    budget = s.max_unavailable - unhealthy
     for ordinal in range(s.replicas - 1, s.partition - 1, -1):
+        if budget <= 0:
+            return
         pod = pods.get(ordinal)
-        if pod is None or is_deleting(pod):
-            return
-        if revision_of(pod) != s.update_revision:
+        if pod is not None and revision_of(pod) != s.update_revision and not is_deleting(pod):
             result.delete.append(pod)
-            return
-        if not healthy(pod):
-            return
+            budget -= 1
 
 
 def stateful_status(sts: Obj, pods: list[Obj], s: Settings, now: datetime) -> Obj:

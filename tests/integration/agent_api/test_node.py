@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 import subprocess
 import sys
 import time
@@ -27,7 +28,12 @@ def test_node_registration(node: Agent, http: httpx.Client) -> None:
     assert set(status["capacity"]) >= {"cpu", "memory", "ephemeral-storage", "pods"}
     assert status["allocatable"]["pods"] == "110"
     port = status["daemonEndpoints"]["kubeletEndpoint"]["Port"]
-    assert httpx.get(f"http://{node.node_ip}:{port}/healthz").text == "ok"
+    # HTTPS with the node's own certificate from the cluster CA, for its name.
+    tls = ssl.create_default_context(cafile=str(node.master.ca_path))
+    with httpx.Client(verify=tls) as agent:
+        healthz = agent.build_request("GET", f"https://{node.node_ip}:{port}/healthz",
+                                      extensions={"sni_hostname": node.name})
+        assert agent.send(healthz).text == "ok"
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["Ready"]["status"] == "True"
     for pressure in ("MemoryPressure", "DiskPressure", "PIDPressure"):
@@ -38,16 +44,23 @@ def test_node_registration(node: Agent, http: httpx.Client) -> None:
     assert status["nodeInfo"]["containerRuntimeVersion"].endswith(isolation)
 
 
-def test_agent_server_requires_a_token(node: Agent, http: httpx.Client,
-                                       master: Master) -> None:
+def test_agent_server_answers_only_the_masters_certificate(
+        node: Agent, http: httpx.Client, master: Master) -> None:
     port = http.get(f"/api/v1/nodes/{node.name}").json()["status"]["daemonEndpoints"][
         "kubeletEndpoint"]["Port"]
-    base = f"http://{node.node_ip}:{port}"
-    assert httpx.get(f"{base}/stats/summary").status_code == 401
-    assert httpx.get(f"{base}/stats/summary",
-                     headers={"Authorization": "Bearer wrong"}).status_code == 401
-    ok = httpx.get(f"{base}/stats/summary",
-                   headers={"Authorization": f"Bearer {master.token}"})
+    base = f"https://{node.node_ip}:{port}"
+    plain = ssl.create_default_context(cafile=str(master.ca_path))
+    plain.check_hostname = False
+    assert httpx.get(f"{base}/stats/summary", verify=plain).status_code == 401
+    # No token is taken, not even the admin's (none is sent on to be checked).
+    assert httpx.get(f"{base}/stats/summary", verify=plain,
+                     headers={"Authorization": f"Bearer {master.token}"}).status_code == 401
+    pki = master.data_dir / "pki"
+    as_master = ssl.create_default_context(cafile=str(master.ca_path))
+    as_master.check_hostname = False
+    as_master.load_cert_chain(pki / "apiserver-kubelet-client.crt",
+                              pki / "apiserver-kubelet-client.key")
+    ok = httpx.get(f"{base}/stats/summary", verify=as_master)
     assert ok.status_code == 200 and ok.json()["node"]["nodeName"] == node.name
 
 

@@ -17,11 +17,15 @@ from tests.manifests import container, node, pod
 from tests.poll import eventually
 
 RANGE = (10000, 10009)
+HOST_PORTS_NS = "cap-hostports"  # Pod Security baseline refuses hostPorts elsewhere
 
 
 @pytest.fixture
 async def capacity(quiet_master: Master) -> AsyncIterator[tuple[Client, Capacity]]:
     async with Client.from_kubeconfig(quiet_master.kubeconfig) as client:
+        # Pods with host ports: Pod Security's baseline (corral's default) refuses them.
+        await client.patch("Namespace", "default", {"metadata": {"labels": {
+            "pod-security.kubernetes.io/enforce": "privileged"}}})
         cap = Capacity(client, port_range=RANGE)
         await cap.start(timeout=30)
         try:
@@ -32,7 +36,7 @@ async def capacity(quiet_master: Master) -> AsyncIterator[tuple[Client, Capacity
 
 def bound_pod(name: str, node_name: str, cpu: str, host_port: int | None = None) -> Any:
     ports = [{"containerPort": 80, "hostPort": host_port}] if host_port else []
-    return pod(name, namespace="default", nodeName=node_name, containers=[container(
+    return pod(name, namespace=HOST_PORTS_NS, nodeName=node_name, containers=[container(
         ["true"], resources={"requests": {"cpu": cpu, "memory": "1Gi"}}, ports=ports)])
 
 
@@ -57,6 +61,8 @@ async def test_free_follows_pods_allocs_and_cordons(capacity: tuple[Client, Capa
     assert cap.totals()["cap-a"] == full
     assert changes
 
+    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": HOST_PORTS_NS, "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}})
     await client.create(bound_pod("cap-web", "cap-a", "1", host_port=10005))
     await client.create(alloc("cap-fw", "cap-a", "1", "Framework"))
     await client.create(alloc("cap-batch", "cap-b", "1500m", "Job"))
@@ -66,13 +72,13 @@ async def test_free_follows_pods_allocs_and_cordons(capacity: tuple[Client, Capa
     await eventually(lambda: cap.free()["cap-b"] == Resources(cpus=2.5, mem=7168, ports=(RANGE,)),
                      what="cap-b less the Job's Alloc")
     assert cap.lookup("default/Alloc.cap-fw") is not None
-    assert cap.lookup("default/cap-web") is not None
+    assert cap.lookup(f"{HOST_PORTS_NS}/cap-web") is not None
 
     await client.patch("Node", "cap-b", {"spec": {"unschedulable": True}})
     await eventually(lambda: "cap-b" not in cap.free(), what="cordoned node offers nothing")
     assert "cap-b" not in cap.totals()
 
-    await client.delete("Pod", "cap-web", "default", grace_period_seconds=0)
+    await client.delete("Pod", "cap-web", HOST_PORTS_NS, grace_period_seconds=0)
     await eventually(lambda: cap.free()["cap-a"] == full, what="the pod's room back")
 
 

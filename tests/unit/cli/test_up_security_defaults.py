@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from corral.api.audit.policy import DEFAULT_POLICY, load_policy
 from corral.cli.main import build_parser
 from corral.cli.up import _master_args
@@ -34,3 +36,34 @@ def test_several_masters_each_write_their_own_log(tmp_path: Path) -> None:
     assert _flag(argv, "--audit-log-path") == str((tmp_path / "a-master-2.log").resolve())
     assert _flag(argv, "--audit-log-maxsize") == "5.0"
     assert _flag(argv, "--encryption-provider-config") == str(mine.resolve())
+
+
+def test_an_unusable_audit_setup_stops_the_master_naming_the_flag(tmp_path: Path) -> None:
+    from corral.api.audit.policy import PolicyError
+    from corral.api.server import ApiServer, ServerConfig
+
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where the log's directory should be
+    server = ApiServer(ServerConfig(tmp_path, audit_log_path=str(blocked / "audit.log")))
+    with pytest.raises(PolicyError, match="--audit-log-path .*file/audit.log: "):
+        server._open_audit()
+    (tmp_path / "policy.yaml").write_text("kind: Policy\n")
+    server = ApiServer(ServerConfig(tmp_path, audit_log_path=str(tmp_path / "a.log"),
+                                    audit_policy_file=str(tmp_path / "policy.yaml")))
+    with pytest.raises(PolicyError, match="--audit-policy-file .*policy.yaml: the file must"):
+        server._open_audit()
+
+
+def test_the_master_flags_up_takes_reach_the_master(tmp_path: Path) -> None:
+    """Each master flag `up` accepts is handed on, and parses back the same in
+    `corral master` (they were once accepted and dropped)."""
+    given = ["--service-cidr", "127.177.0.0/16", "--service-node-port-range", "31700-31750",
+             "--request-header-timeout", "2.5", "--max-requests-inflight", "77",
+             "--max-connections", "300"]
+    args = build_parser().parse_args(["up", "--data-dir", str(tmp_path), *given])
+    argv = _master_args(args, 6443, "")
+    master = build_parser().parse_args(argv)
+    for name in ("service_cidr", "service_node_port_range", "request_header_timeout",
+                 "max_requests_inflight", "max_connections"):
+        assert getattr(master, name) == getattr(args, name), name
+    assert str(master.service_cidr) == "127.177.0.0/16"

@@ -6,12 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from corral.controllers.history import REVISION_HASH
 from corral.controllers.statefulset import locality
 from corral.controllers.statefulset.plan import (
     Settings,
     ordinal_of,
     plan,
+    settings_of,
     stateful_status,
 )
 
@@ -136,3 +139,28 @@ def test_the_preference_joins_the_template_affinity() -> None:
     assert terms[1]["preference"] == {"matchFields": [
         {"key": "metadata.name", "operator": "In", "values": ["node-a"]}]}
     assert len(template_terms) == 1  # what the pod was built from is not changed
+
+
+def test_max_unavailable_updates_several_at_once() -> None:
+    old = {i: pod(i, revision="web-old") for i in range(5)}
+    wide = Settings(5, False, False, 0, "web-old", "web-new", max_unavailable=2)
+    assert names(plan(old, wide).delete) == ["web-4", "web-3"]
+    old[4] = pod(4, ready=False)  # back at the new revision, not ready yet:
+    assert plan(old, wide).delete == []  # OrderedReady waits for it, as Kubernetes does
+    wide = Settings(5, True, False, 0, "web-old", "web-new", max_unavailable=2)
+    # Parallel: one slot is taken by web-4, one is left
+    assert names(plan(old, wide).delete) == ["web-3"]
+    old[0] = pod(0, ready=False, revision="web-old")  # unhealthy below: no slot left
+    assert plan(old, wide).delete == []
+    partitioned = Settings(5, False, False, 3, "web-old", "web-new", max_unavailable=3)
+    fresh = {i: pod(i, revision="web-old") for i in range(5)}
+    assert names(plan(fresh, partitioned).delete) == ["web-4", "web-3"]
+
+
+@pytest.mark.parametrize(("value", "replicas", "expected"), [
+    (None, 4, 1), (3, 4, 3), ("50%", 5, 2), ("10%", 5, 1), ("100%", 4, 4)])
+def test_max_unavailable_of_the_spec(value: Any, replicas: int, expected: int) -> None:
+    rolling = {} if value is None else {"maxUnavailable": value}
+    sts = {"spec": {"replicas": replicas, "updateStrategy": {"type": "RollingUpdate",
+                                                             "rollingUpdate": rolling}}}
+    assert settings_of(sts, "a", "b").max_unavailable == expected

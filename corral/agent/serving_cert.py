@@ -1,0 +1,82 @@
+"""The agent's serving certificate: what its HTTPS server shows the master.
+
+    state_dir/pki/ca.crt        the cluster CA (the master's client certificate is
+                                checked against it)
+    state_dir/pki/serving.crt   CN system:node:<name>, O system:nodes, SANs = the
+    state_dir/pki/serving.key   node IP and name; 0600, in a 0700 directory
+
+Asked for as the kubelet asks (signer kubernetes.io/kubelet-serving, through a
+CertificateSigningRequest the master approves for the node's own name) whenever
+there is none, it is not from this CA, does not cover the node IP and name, or
+ends within 30 days. A cluster served over plain HTTP has no CA: no certificate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from corral.agent.config import AgentConfig
+from corral.agent.csr import csr_object, key_pem, new_key, obtain, request_pem
+from corral.api.auth import write_private
+from corral.api.tls import signed_by
+from corral.client.http import Client
+
+SERVING_SIGNER = "kubernetes.io/kubelet-serving"
+SERVING_USAGES = ["digital signature", "server auth"]  # an EC key enciphers no keys
+RENEW_BEFORE = dt.timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class ServingFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def pki_dir(state_dir: Path) -> Path:
+    path = state_dir / "pki"
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+async def ensure_serving_cert(client: Client, cfg: AgentConfig) -> ServingFiles | None:
+    if not cfg.ca_pem:
+        return None
+    directory = pki_dir(cfg.state_dir)
+    files = ServingFiles(directory / "ca.crt", directory / "serving.crt",
+                         directory / "serving.key")
+    files.ca.write_bytes(cfg.ca_pem)
+    if _usable(files, cfg):
+        return files
+    key = new_key()
+    request = request_pem(key, f"system:node:{cfg.name}", ("system:nodes",),
+                          (cfg.node_ip, cfg.name))
+    cert = await obtain(client, csr_object("csr-", request, SERVING_SIGNER, SERVING_USAGES))
+    write_private(files.key, key_pem(key).decode())
+    files.cert.write_bytes(cert)
+    return files
+
+
+def _usable(files: ServingFiles, cfg: AgentConfig) -> bool:
+    if not (files.cert.exists() and files.key.exists()):
+        return False
+    cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+    ca = x509.load_pem_x509_certificate(files.ca.read_bytes())
+    if not signed_by(cert, ca):
+        return False  # another cluster's, or the CA was made anew
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    ips = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    names = set(sans.get_values_for_type(x509.DNSName))
+    ends_soon = cert.not_valid_after_utc - dt.datetime.now(dt.UTC) < RENEW_BEFORE
+    return (str(ipaddress.ip_address(cfg.node_ip)) in ips and cfg.name in names
+            and not ends_soon)

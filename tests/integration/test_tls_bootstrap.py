@@ -1,0 +1,97 @@
+"""Kubelet TLS bootstrapping with real processes: an agent given only a
+short-lived bootstrap token (`corral token create --bootstrap`) asks for
+system:node:<name>'s client certificate, gets it auto-approved, keeps it (0600)
+and works with it — registered, running a pod whose logs the real kubectl reads
+through the master — also after the token is revoked; an expired or revoked
+bootstrap token is refused and the agent says so."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from cryptography import x509
+
+from corral.api.token_store import create_token
+from corral.client.kubeconfig import write_kubeconfig
+from tests.cluster import Agent, Master
+from tests.conftest import AgentFactory
+from tests.integration.agent_api.conftest import create_pod, make_pod, phase, wait_pod
+from tests.kubectl import Kubectl
+from tests.poll import wait_for
+
+
+def _corral_token(master: Master, *args: str) -> str:
+    made = subprocess.run([sys.executable, "-m", "corral.cli.main", "token", *args,
+                           "--data-dir", str(master.data_dir)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip()
+
+
+def _bootstrap_kubeconfig(master: Master, token: str, where: Path) -> Path:
+    path = where / "bootstrap.kubeconfig"
+    write_kubeconfig(path, master.url, master.ca_pem, token)
+    return path
+
+
+def test_an_agent_bootstrapped_from_a_token_gets_a_node_certificate_and_works(
+        master: Master, agents: AgentFactory, tmp_path: Path) -> None:
+    token = _corral_token(master, "create", "--bootstrap", "--ttl", "10m")
+    token_id = token.split(".")[0]
+    listing = _corral_token(master, "list")
+    assert f"system:bootstrap:{token_id}" in listing and "system:bootstrappers" in listing
+    boot = _bootstrap_kubeconfig(master, token, tmp_path)
+    agent = agents(master, "boot-1", "--bootstrap-kubeconfig", str(boot),
+                   node_ip="127.0.1.71")
+    pki = agent.state_dir / "pki"
+    key = pki / "client.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(pki.stat().st_mode) == 0o700
+    cert = x509.load_pem_x509_certificate((pki / "client.crt").read_bytes())
+    assert cert.subject.rfc4514_string() == "CN=system:node:boot-1,O=system:nodes"
+    kubectl = Kubectl(master, tmp_path / "cache")
+    csrs = json.loads(kubectl("get", "csr", "-o", "json"))["items"]
+    mine = [c for c in csrs if c["spec"]["username"] == f"system:bootstrap:{token_id}"]
+    assert len(mine) == 1 and mine[0]["spec"]["signerName"] == \
+        "kubernetes.io/kube-apiserver-client-kubelet"
+    assert "Approved,Issued" in kubectl("get", "csr", mine[0]["metadata"]["name"])
+    # The node wrote its own status with its certificate: the master calls its agent.
+    with master.http() as http:
+        node = http.get("/api/v1/nodes/boot-1").json()
+        assert node["metadata"]["annotations"]["corral.dev/endpoints-written-by"] == \
+            "system:node:boot-1"
+        create_pod(http, make_pod("boot-pod", "boot-1", ["sh", "-c", "echo from boot-1"]))
+        wait_pod(http, "boot-pod", lambda p: phase(p) == "Succeeded")
+    assert kubectl("logs", "boot-pod") == "from boot-1\n"
+    # Revoked, the token is no longer needed: the agent restarts on its certificate.
+    _corral_token(master, "revoke", token_id)
+    agent.stop()
+    agent.start()
+    assert "node client certificate issued" not in agent.log().split("starting agent")[-1]
+
+
+def test_an_expired_or_revoked_bootstrap_token_is_refused(
+        master: Master, agents: AgentFactory, tmp_path: Path) -> None:
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    expired, _ = create_token(master.data_dir, None, dt.timedelta(hours=1), now=long_ago)
+    revoked = _corral_token(master, "create", "--bootstrap")
+    _corral_token(master, "revoke", revoked.split(".")[0])
+    for name, token in (("boot-expired", expired), ("boot-revoked", revoked)):
+        where = tmp_path / name
+        where.mkdir()
+        agent: Agent = agents(master, name, "--bootstrap-kubeconfig",
+                              str(_bootstrap_kubeconfig(master, token, where)), start=False)
+        agent.start(wait_registered=False)
+        assert agent.proc is not None
+        code = wait_for(lambda a=agent: a.proc is not None and a.proc.poll(), timeout=60,
+                        what=f"{name} to give up on its bootstrap token")
+        assert code == 1
+        assert "the master refused the bootstrap token (Unauthorized" in agent.log()
+        assert not (agent.state_dir / "pki" / "client.crt").exists()
+    with master.http() as http:
+        assert http.get("/api/v1/nodes/boot-expired").status_code == 404
