@@ -96,7 +96,9 @@ def waiting(kubectl: Kubectl, name: str) -> dict[str, str]:
     return wait_for(reason, 60, f"pod {name} to wait with a reason")
 
 
+SA_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 SHOW_IDS = ("grep -E '^(Uid|Gid|Groups):' /proc/self/status; "
+            f"test -r {SA_TOKEN} && echo sa-token=readable; "
             "echo written > own-file && echo cwd-writable=$(cat own-file); "
             "cat {data}/token >/dev/null 2>&1 && echo token=read || echo token=denied; "
             "ls {data} >/dev/null 2>&1 && echo datadir=listed || echo datadir=denied")
@@ -161,6 +163,7 @@ def test_a_pod_naming_no_user_runs_as_the_node_pod_user(
     assert status_line(log, "Uid") == [str(pod_user.pw_uid)] * 4, log
     assert status_line(log, "Gid") == [str(pod_user.pw_gid)] * 4, log
     assert "cwd-writable=written" in log and "token=denied" in log, log
+    assert "sa-token=readable" in log, log  # its own ServiceAccount token, though
     assert pod_json(kubectl, "as-default")["status"]["phase"] == "Succeeded"  # type: ignore[index]
 
 
