@@ -7,6 +7,7 @@ collection by ownerReference."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,13 @@ def test_a_v1_patch_edits_the_stored_v2(master: Master, kubectl: Kubectl) -> Non
         assert patched.status_code == 200, patched.text
         assert patched.json()["spec"]["targetCPUUtilizationPercentage"] == 40
         stored = api.get(f"{V2}/patched").json()
+        listed = api.get(V1).json()
+        watched = api.get(V1, params={"watch": "true", "timeoutSeconds": "1",
+                                      "fieldSelector": "metadata.name=patched"})
+    assert listed["kind"] == "HorizontalPodAutoscalerList"
+    assert {item["apiVersion"] for item in listed["items"]} == {"autoscaling/v1"}
+    event = json.loads(watched.text.splitlines()[0])
+    assert event["object"]["spec"]["targetCPUUtilizationPercentage"] == 40
     assert stored["spec"]["maxReplicas"] == 6
     assert stored["spec"]["metrics"][-1]["resource"]["target"]["averageUtilization"] == 40
     assert stored["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 30
