@@ -178,6 +178,14 @@ class Framework:
         return self.call("ACCEPT", accept=accept)
 
 
+def leading(url: str) -> bool:
+    """Whether a Mesos master answers /master/state (a standby answers 307/503)."""
+    try:
+        return httpx.get(f"{url}/master/state", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def task_info(task_id: str, agent_id: str, command: str, cpus: float = 0.1,
               mem: float = 32.0) -> Obj:
     return {"name": task_id, "task_id": {"value": task_id}, "agent_id": {"value": agent_id},
