@@ -192,6 +192,11 @@ def simulated_shares(args: argparse.Namespace) -> dict[str, float]:
     return alloc.shares()
 
 
+def allocs(cluster: Cluster) -> list[Any]:
+    with cluster.master.http() as http:
+        return list(http.get("/apis/corral.dev/v1/allocs").json()["items"])
+
+
 def fairness_error(shares: dict[str, float]) -> float:
     values = list(shares.values())
     return (max(values) - min(values)) / max(values) if max(values) else float("nan")
@@ -203,6 +208,9 @@ def one_run(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
         elapsed, costs = throughput(url, tmp, args.tasks)
         trips, decline_ms = round_trips(url, tmp, args.offers)
         shares = fairness(url, tmp, args.agents * args.agent_cpus, args.agents * 4096.0)
+        # The stopped frameworks' Allocs go with them: let the agents finish that
+        # before they are torn down.
+        wait_for(lambda: not allocs(cluster), 120, "the frameworks' Allocs gone")
     finally:
         cluster.stop()
     xargs = baseline(args.tasks, args.parallelism)

@@ -67,6 +67,10 @@ def frameworks(cluster: tuple[Master, str], tmp_path: Path) -> Iterator[Any]:
     finally:
         for fw in started:
             fw.stop()
+        # Their removal kills their tasks and deletes their Allocs: wait for it, so
+        # that no agent is torn down while it is still stopping an executor.
+        wait_for(lambda: not _list(master, "/apis/corral.dev/v1/allocs"), 60,
+                 "the stopped frameworks' Allocs gone")
 
 
 def _list(master: Master, path: str) -> list[dict[str, Any]]:
