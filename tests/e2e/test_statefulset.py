@@ -1,17 +1,20 @@
 """StatefulSets on a real agent: stable names created in order (web-1 only once
 web-0 is Running and Ready), identity labels and hostnames, kubectl's table and
 rollout status, scale down highest ordinal first, a volumeClaimTemplate's
-directory kept across the pod's re-creation, and a selector that does not match
+directory kept across the pod's re-creation (on the node that holds it), each
+pod's DNS name under the headless Service, and a selector that does not match
 its template refused with 422."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from dnslib import QTYPE, DNSRecord  # type: ignore[import-untyped]
 
 from corral.objects import parse_time, spec, status
 from tests.cluster import Master
@@ -26,7 +29,8 @@ STS = {
              "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
                  "terminationGracePeriodSeconds": 1,
                  "containers": [{"name": "c", "image": "x", "command": [
-                     "sh", "-c", 'echo "$HOSTNAME" >> data/starts && exec sleep 300'],
+                     "sh", "-c", ('echo "$HOSTNAME" >> data/starts && echo "$CORRAL_DNS" > data/dns'
+                                 ' && exec sleep 300')],
                                  "volumeMounts": [{"name": "data", "mountPath": "/data"}],
                                  # Ready a little after Running: room for a wrong order.
                                  "readinessProbe": {"exec": {"command": ["true"]},
@@ -35,6 +39,27 @@ STS = {
              "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
                  "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]},
 }
+
+
+HEADLESS = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+            "spec": {"clusterIP": "None", "selector": {"app": "web"}, "ports": [{"port": 80}]}}
+# Makes sts-a the busier node: a re-created web-0 must still prefer it.
+BALLAST = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ballast"},
+           "spec": {"nodeName": "sts-a", "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "c", "image": "x", "command": ["sleep", "300"],
+                                    "resources": {"requests": {"cpu": "500m",
+                                                               "memory": "1Gi"}}}]}}
+
+
+def dns_of(server_file: Path) -> Callable[[str], set[str]]:
+    """A resolver asking the DNS server named in ``server_file`` (host:port)."""
+    host, _, port = server_file.read_text().strip().partition(":")
+
+    def answer(name: str) -> set[str]:
+        reply = DNSRecord.parse(DNSRecord.question(name).send(host, int(port), timeout=3.0))
+        return {str(rr.rdata) for rr in reply.rr if rr.rtype == QTYPE.A}
+
+    return answer
 
 
 def web_pods(api: httpx.Client) -> dict[str, dict[str, Any]]:
@@ -63,6 +88,7 @@ def test_ordered_stable_pods(fresh_master: Master, agents: AgentFactory,
         assert refused.status_code == 422, refused.text
         assert refused.json()["details"]["causes"][0]["field"] == "spec.template.metadata.labels"
 
+        assert api.post("/api/v1/namespaces/default/services", json=HEADLESS).status_code == 201
         assert api.post(STSS, json=STS).status_code == 201
         # Never a later ordinal without every earlier one Ready.
         seen: list[dict[str, dict[str, Any]]] = []
@@ -85,6 +111,14 @@ def test_ordered_stable_pods(fresh_master: Master, agents: AgentFactory,
         assert labels["apps.kubernetes.io/pod-index"] == "1"
         assert (spec(web1)["hostname"], spec(web1)["subdomain"]) == ("web-1", "web")
 
+        # Each pod is <pod>.<service>.<ns>.svc.cluster.local at the DNS server pods get.
+        answer = dns_of(agent.state_dir / "volumes" / "default" / "data-web-0" / "dns")
+        for name, pod in pods.items():
+            ip = status(pod)["podIP"]
+            wait_for(lambda name=name, ip=ip: answer(f"{name}.web.default.svc.cluster.local")
+                     == {ip}, what=f"{name}'s own DNS name")
+        assert answer("web-3.web.default.svc.cluster.local") == set()
+
         rolled = kubectl.run("rollout", "status", "sts/web", "--timeout=60s", timeout=90)
         assert rolled.returncode == 0, rolled.stderr
         header, row = kubectl("get", "sts").strip().split("\n")
@@ -104,83 +138,26 @@ def test_ordered_stable_pods(fresh_master: Master, agents: AgentFactory,
         assert all(not ("web-2" in live and "web-1" not in live) for live in names), names
         assert any(live == {"web-0", "web-1"} for live in names)
 
-        # web-0's data directory outlives the pod: recreated, it finds its data.
+        # web-0's data directory outlives the pod: recreated, it returns to the node
+        # holding it and finds its data, although another node is now emptier
+        # (without the preference, spreading would pick that one).
+        agents(fresh_master, "sts-b", node_ip="127.0.1.56")
+        assert api.post("/api/v1/namespaces/default/pods", json=BALLAST).status_code == 201
+        wait_for(lambda: any(c["type"] == "Ready" and c["status"] == "True" for c in status(
+            api.get("/api/v1/nodes/sts-b").json()).get("conditions") or []),
+            what="sts-b Ready")
+        sts = api.get(f"{STSS}/web").json()
+        assert "sts-a" in sts["metadata"]["annotations"]["corral.dev/claim-nodes"]
         first_uid = web_pods(api)["web-0"]["metadata"]["uid"]
         assert api.delete("/api/v1/namespaces/default/pods/web-0").status_code == 200
         wait_for(lambda: (pod := web_pods(api).get("web-0")) is not None and pod["metadata"][
             "uid"] != first_uid and ready_at(pod), timeout=120,
             what=f"web-0 back and ready {[(n, status(p)) for n, p in web_pods(api).items()]}")
+        again = web_pods(api)["web-0"]
+        assert spec(again)["nodeName"] == "sts-a"
+        terms = spec(again)["affinity"]["nodeAffinity"][
+            "preferredDuringSchedulingIgnoredDuringExecution"]
+        assert terms[-1]["preference"]["matchFields"][0]["values"] == ["sts-a"]
         starts = agent.state_dir / "volumes" / "default" / "data-web-0" / "starts"
         assert starts.read_text().split() == ["web-0", "web-0"]
 
-
-def test_a_recreated_pod_returns_to_its_data_and_keeps_its_dns_name(
-        fresh_master: Master, agents: AgentFactory) -> None:
-    """db-0 is re-created where its claim's directory is, although the other node is
-    emptier (without the preference, spreading picks the emptier one); and each pod
-    is <pod>.<service>.<ns>.svc.cluster.local at the DNS server pods are given."""
-    from dnslib import QTYPE, DNSRecord  # type: ignore[import-untyped]
-
-    home = agents(fresh_master, "sts-home", node_ip="127.0.1.56")
-    db = copy.deepcopy(STS)
-    db["metadata"]["name"] = "db"
-    db["spec"].update(replicas=2, serviceName="db", podManagementPolicy="Parallel",
-                      selector={"matchLabels": {"app": "db"}})
-    db["spec"]["template"]["metadata"]["labels"] = {"app": "db"}
-    db["spec"]["template"]["spec"]["containers"][0]["command"] = [
-        "sh", "-c", ('echo "$HOSTNAME" >> data/starts && echo "$CORRAL_DNS" > data/dns '
-                    '&& exec sleep 300')]
-    headless = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
-                "spec": {"clusterIP": "None", "selector": {"app": "db"},
-                         "ports": [{"port": 5432}]}}
-    with fresh_master.http() as api:
-        assert api.post("/api/v1/namespaces/default/services", json=headless).status_code == 201
-        assert api.post(STSS, json=db).status_code == 201
-
-        def pod(name: str) -> dict[str, Any]:
-            found = api.get(f"/api/v1/namespaces/default/pods/{name}")
-            return found.json() if found.status_code == 200 else {}
-
-        def ready_ips() -> dict[str, str] | None:
-            pods = {n: pod(n) for n in ("db-0", "db-1")}
-            found = {n: status(p)["podIP"] for n, p in pods.items() if p and ready_at(p)}
-            return found if len(found) == 2 else None
-
-        ips = wait_for(ready_ips, what="db-0 and db-1 ready on sts-home")
-        assert spec(pod("db-0"))["nodeName"] == "sts-home"
-        server = (home.state_dir / "volumes" / "default" / "data-db-0" / "dns").read_text()
-        host, _, port = server.strip().partition(":")
-
-        def answer(name: str) -> set[str]:
-            reply = DNSRecord.parse(DNSRecord.question(name).send(host, int(port), timeout=3.0))
-            return {str(rr.rdata) for rr in reply.rr if rr.rtype == QTYPE.A}
-
-        for name, ip in ips.items():
-            wait_for(lambda name=name, ip=ip: answer(f"{name}.db.default.svc.cluster.local")
-                     == {ip}, what=f"{name}'s own DNS name")
-        assert answer("db.default.svc.cluster.local") == set(ips.values())
-
-        agents(fresh_master, "sts-away", node_ip="127.0.1.57")
-        ballast = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ballast"},
-                   "spec": {"nodeName": "sts-home", "terminationGracePeriodSeconds": 1,
-                            "containers": [{"name": "c", "image": "x",
-                                            "command": ["sleep", "300"],
-                                            "resources": {"requests": {"cpu": "500m",
-                                                                       "memory": "1Gi"}}}]}}
-        assert api.post("/api/v1/namespaces/default/pods", json=ballast).status_code == 201
-        wait_for(lambda: any(c["type"] == "Ready" and c["status"] == "True" for c in status(
-            api.get("/api/v1/nodes/sts-away").json()).get("conditions") or []),
-            what="sts-away Ready")
-        sts = api.get(f"{STSS}/db").json()
-        assert "sts-home" in sts["metadata"]["annotations"]["corral.dev/claim-nodes"]
-        old_uid = pod("db-0")["metadata"]["uid"]
-        assert api.delete("/api/v1/namespaces/default/pods/db-0").status_code == 200
-        wait_for(lambda: (p := pod("db-0")) and p["metadata"]["uid"] != old_uid
-                 and ready_at(p), what="db-0 re-created and ready")
-        again = pod("db-0")
-        assert spec(again)["nodeName"] == "sts-home"
-        terms = spec(again)["affinity"]["nodeAffinity"][
-            "preferredDuringSchedulingIgnoredDuringExecution"]
-        assert terms[-1]["preference"]["matchFields"][0]["values"] == ["sts-home"]
-    starts = home.state_dir / "volumes" / "default" / "data-db-0" / "starts"
-    assert starts.read_text().split() == ["db-0", "db-0"]

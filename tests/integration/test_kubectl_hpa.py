@@ -7,6 +7,8 @@ collection by ownerReference."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,25 @@ def test_kubectl_autoscale_creates_a_v1_hpa_read_as_v2(master: Master,
     assert "no metrics returned from resource metrics API" in described
 
 
+KUBECTL_133 = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.33")
+
+
+def test_kubectl_133_autoscale_sends_v2(master: Master, kubectl: Kubectl) -> None:
+    """kubectl 1.33 POSTs a protobuf autoscaling/v2 body (1.32 sends v1)."""
+    assert KUBECTL_133.exists(), "kubectl 1.33 is installed beside the dispatcher"
+    kubectl("create", "deployment", "auto133", "--image=x", "--", "sleep", "600")
+    proc = subprocess.run([str(KUBECTL_133), "--cache-dir", str(kubectl.cache), "autoscale",
+                           "deployment", "auto133", "--max=3", "--cpu-percent=70", "-v=6"],
+                          env=kubectl.env, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert any("POST" in line and "/apis/autoscaling/v2/" in line and "201" in line
+               for line in proc.stderr.splitlines()), proc.stderr
+    with master.http() as api:
+        stored = api.get(f"{V2}/auto133").json()
+    assert stored["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+
+
 def test_a_v1_patch_edits_the_stored_v2(master: Master, kubectl: Kubectl) -> None:
     with master.http() as api:
         body = hpa("patched", {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"})
@@ -77,6 +98,13 @@ def test_a_v1_patch_edits_the_stored_v2(master: Master, kubectl: Kubectl) -> Non
         assert patched.status_code == 200, patched.text
         assert patched.json()["spec"]["targetCPUUtilizationPercentage"] == 40
         stored = api.get(f"{V2}/patched").json()
+        listed = api.get(V1).json()
+        watched = api.get(V1, params={"watch": "true", "timeoutSeconds": "1",
+                                      "fieldSelector": "metadata.name=patched"})
+    assert listed["kind"] == "HorizontalPodAutoscalerList"
+    assert {item["apiVersion"] for item in listed["items"]} == {"autoscaling/v1"}
+    event = json.loads(watched.text.splitlines()[0])
+    assert event["object"]["spec"]["targetCPUUtilizationPercentage"] == 40
     assert stored["spec"]["maxReplicas"] == 6
     assert stored["spec"]["metrics"][-1]["resource"]["target"]["averageUtilization"] == 40
     assert stored["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 30
@@ -195,3 +223,26 @@ def test_an_hpa_owned_by_its_deployment_goes_with_it(master: Master) -> None:
         assert api.post(V2, json=owned).status_code == 201
         assert api.delete(f"{deploy}/owner").status_code == 200
         wait_for(lambda: api.get(f"{V2}/owned").status_code == 404, what="owned HPA collected")
+
+
+def test_two_hpas_on_one_set_of_pods_are_ambiguous(master: Master, kubectl: Kubectl) -> None:
+    kubectl("create", "deployment", "twice", "--image=x", "--", "sleep", "600")
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "twice"}
+    with master.http() as api:
+        wait_for(lambda: api.get("/api/v1/namespaces/default/pods",
+                                 params={"labelSelector": "app=twice"}).json()["items"],
+                 what="the deployment's pod")
+        for name in ("twice-a", "twice-b"):
+            assert api.post(V2, json=hpa(name, target)).status_code == 201
+
+        def ambiguous() -> dict[str, Any]:
+            for name in ("twice-a", "twice-b"):
+                active = condition(api.get(f"{V2}/{name}").json(), "ScalingActive")
+                if active.get("reason") == "AmbiguousSelector":
+                    return active
+            return {}
+
+        found = wait_for(ambiguous, what="an AmbiguousSelector condition")
+    assert found["status"] == "False"
+    assert found["message"] == ("pods by selector app=twice are controlled by multiple HPAs: "
+                                "[default/twice-a default/twice-b]")

@@ -4,12 +4,11 @@ load_incluster_config() reads KUBERNETES_SERVICE_HOST/PORT and the files under
 container's own mount namespace), reaches the API through the default/kubernetes
 Service, and may do what its Role allows and nothing else. The agent runs with a
 node credential of its own, so its TokenRequests pass NodeRestriction. A pod with
-automountServiceAccountToken: false sees no token."""
+automountServiceAccountToken: false sees no token; `kubectl exec` sees the pod's."""
 
 from __future__ import annotations
 
 import random
-import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -61,18 +60,12 @@ def sa_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
         m.stop()
 
 
-def _node_token(master: Master, node: str, path: Path) -> Path:
-    made = subprocess.run([sys.executable, "-m", "corral.cli.main", "token", "create",
-                           "--user", f"system:node:{node}", "--group", "system:nodes",
-                           "--data-dir", str(master.data_dir)],
-                          capture_output=True, text=True, timeout=60, check=True)
-    path.write_text(made.stdout.strip())
-    return path
-
-
 def _pod(name: str, script: str, automount: bool | None = None) -> client.V1Pod:
+    # Root: the test's interpreter (and its kubernetes client) is under /root, which
+    # the node's pod user cannot enter (test_pod_security reads the token as it).
     return client.V1Pod(metadata=client.V1ObjectMeta(name=name), spec=client.V1PodSpec(
         restart_policy="Never", automount_service_account_token=automount,
+        security_context=client.V1PodSecurityContext(run_as_user=0),
         containers=[client.V1Container(name="c", image="python",
                                        command=[sys.executable, "-c", script])]))
 
@@ -85,11 +78,10 @@ def _finished_log(kubectl: Kubectl, name: str) -> str:
 
 
 def test_in_cluster_client_works_within_its_role(
-        sa_master: Master, agents: AgentFactory, tmp_path: Path,
+        sa_master: Master, agents: AgentFactory,
         tmp_path_factory: pytest.TempPathFactory) -> None:
     kubectl = Kubectl(sa_master, tmp_path_factory.mktemp("kubecache"))
-    agent: Agent = agents(sa_master, "sa-node", "--token-file",
-                          str(_node_token(sa_master, "sa-node", tmp_path / "node-token")))
+    agent: Agent = agents(sa_master, "sa-node")  # with its own node credential (the harness's)
     assert agent.proc is not None
     kubectl("create", "namespace", NS)
     kubectl("create", "role", "pod-reader", "-n", NS, "--verb=list", "--resource=pods")
@@ -113,6 +105,15 @@ def test_in_cluster_client_works_within_its_role(
 
     core.create_namespaced_pod(NS, _pod("without", NO_TOKEN, automount=False))
     assert "token present False" in _finished_log(kubectl, "without")
+
+    # kubectl exec enters the container's mount namespace: it sees the pod's token.
+    core.create_namespaced_pod(NS, _pod("sleeper", "import time; time.sleep(300)"))
+    wait_for(lambda: kubectl.run("get", "pod", "sleeper", "-n", NS, "-o",
+                                 "jsonpath={.status.phase}").stdout == "Running",
+             timeout=60, what="the sleeper running")
+    assert kubectl("exec", "sleeper", "-n", NS, "--", "cat",
+                   "/var/run/secrets/kubernetes.io/serviceaccount/namespace") == NS
+    core.delete_namespaced_pod("sleeper", NS, grace_period_seconds=0)
 
 
 async def test_the_agent_renews_a_token_at_80_percent_of_its_life(

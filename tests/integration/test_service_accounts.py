@@ -48,7 +48,8 @@ def _namespace_with_default_sa(kubectl: Kubectl, name: str) -> None:
 
 def test_create_token_is_a_service_account_within_its_role(kubectl: Kubectl) -> None:
     _namespace_with_default_sa(kubectl, "sa-team")
-    assert "default" in kubectl("get", "sa", "-n", "sa-team")
+    rows = [line.split() for line in kubectl("get", "sa", "-n", "sa-team").splitlines()]
+    assert rows[0] == ["NAME", "SECRETS", "AGE"] and rows[1][:2] == ["default", "0"]
     kubectl("create", "serviceaccount", "robot", "-n", "sa-team")  # a protobuf body
     token = kubectl("create", "token", "robot", "-n", "sa-team", "--duration", "20m").strip()
     claims = _claims(token)

@@ -171,6 +171,9 @@ class ExecEnvironment:
     working_dir: str
     cgroup_procs: tuple[str, ...] = ()
     run_as: RunAs | None = None  # the container's user: exec'd commands run as it too
+    # The container's own mount namespace (/proc/<pid>/ns/mnt) when it has bind
+    # mounts (runtime/mounts.py): exec'd commands enter it and see what it sees.
+    mount_ns: str = ""
 
 
 @dataclass(frozen=True)

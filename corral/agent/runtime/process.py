@@ -74,6 +74,12 @@ class ShimLost(Exception):
     recorded what was awaited; callers then settle the instance themselves."""
 
 
+def _mount_namespace(state_dir: StateDir) -> str:
+    state = state_dir.read_status()
+    path = f"/proc/{state.pid}/ns/mnt" if state is not None and state.pid else ""
+    return path if path and os.path.exists(path) else ""
+
+
 class ProcessRuntime:
     """The Runtime (base.py) of the node agent. ``isolation`` is detected once."""
 
@@ -305,7 +311,8 @@ class ProcessRuntime:
         # The command finds its program on its own PATH, else on the agent's (as the shim).
         env = {"PATH": os.environ.get("PATH", os.defpath), **launch.env}
         procs = cgroup.procs_files() if cgroup is not None else ()
-        return ExecEnvironment(env, launch.working_dir, procs, launch.run_as)
+        return ExecEnvironment(env, launch.working_dir, procs, launch.run_as,
+                               _mount_namespace(state_dir) if launch.binds else "")
 
     def attach_target(self, container_id: str) -> AttachTarget:
         state_dir = self._dir(container_id)

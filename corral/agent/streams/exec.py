@@ -2,7 +2,7 @@
 
     query (command, stdin, stdout, stderr, tty) ─► ExecOptions
     runtime.exec_environment(instance) ─► env, working dir, cgroup.procs files
-    argv:  [setsid --ctty]  sh -c JOIN_CGROUP N procs...  program args...
+    argv:  [setsid --ctty] [nsenter --mount=NS]  sh -c JOIN_CGROUP N procs...  program args...
            (a tty makes the command a session leader with the pty as its terminal;
             the shell writes its own pid into the container's cgroups, then execs)
     pipes (or one pty) ◄──► channels 0/1/2, resize on 4 ─► exit code on 3
@@ -85,6 +85,9 @@ def command_argv(opts: ExecOptions, env: ExecEnvironment) -> list[str]:
     if env.cgroup_procs:
         argv = ["/bin/sh", "-c", JOIN_CGROUP, "sh", str(len(env.cgroup_procs)),
                 *env.cgroup_procs, *argv]
+    if env.mount_ns:  # the container's view: its ServiceAccount token, for one
+        # (entering a mount namespace moves to its root: --wd keeps the directory)
+        argv = ["nsenter", f"--mount={env.mount_ns}", f"--wd={env.working_dir}", "--", *argv]
     if opts.tty:
         argv = ["setsid", "--ctty", *argv]
     return argv

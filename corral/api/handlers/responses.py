@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from corral.api import tables
-from corral.api.conversion import to_served
+from corral.api.conversion import conversion_for, to_served
 from corral.api.errors import APIError
 from corral.api.resources import Resource
 
@@ -62,5 +62,7 @@ def render_list(request: Request, res: Resource, items: list[dict[str, Any]], re
         table = tables.to_table(res, items, include_object=include_object(request))
         table["metadata"] = list_meta
         return table
+    if conversion_for(res) is not None:  # a version served from another
+        items = [to_served(res, item) for item in items]
     return {"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": list_meta,
-            "items": [to_served(res, item) for item in items]}
+            "items": items}

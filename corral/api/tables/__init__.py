@@ -28,7 +28,7 @@ from corral.api.tables.autoscaling import HPAS
 from corral.api.tables.certificates import CSRS
 from corral.api.tables.cluster import LEASES, NAMESPACES, PRIORITYCLASSES, RESOURCEQUOTAS
 from corral.api.tables.columns import DEFAULT, Column, Object, Printer
-from corral.api.tables.config import CONFIGMAPS, SECRETS
+from corral.api.tables.config import CONFIGMAPS, SECRETS, SERVICEACCOUNTS
 from corral.api.tables.custom import CRDS, custom_printer
 from corral.api.tables.daemons import CONTROLLERREVISIONS, STATEFULSETS
 from corral.api.tables.events import EVENTS
@@ -53,6 +53,7 @@ PRINTERS: dict[str, Printer] = {
     "Pod": PODS, "Node": NODES, "Deployment": DEPLOYMENTS, "ReplicaSet": REPLICASETS,
     "Job": JOBS, "Service": SERVICES, "Endpoints": ENDPOINTS, "Namespace": NAMESPACES,
     "Event": EVENTS, "ConfigMap": CONFIGMAPS, "Secret": SECRETS, "Lease": LEASES,
+    "ServiceAccount": SERVICEACCOUNTS,
     "PriorityClass": PRIORITYCLASSES, "ResourceQuota": RESOURCEQUOTAS, "Alloc": ALLOCS,
     "Framework": FRAMEWORKS, "PodDisruptionBudget": PDBS, "CustomResourceDefinition": CRDS, "CronJob": CRONJOBS,
     "ReplicationController": REPLICATIONCONTROLLERS, "DaemonSet": DAEMONSETS,

@@ -1,4 +1,4 @@
-"""Tables of configuration objects: configmaps and secrets."""
+"""Tables of configuration objects: configmaps, secrets and serviceaccounts."""
 
 from __future__ import annotations
 
@@ -27,5 +27,18 @@ def secret_cells(secret: Object, now: datetime) -> list[Cell]:
             age_of(secret, now)]
 
 
+SERVICEACCOUNT_COLUMNS = (
+    NAME,
+    Column("Secrets", "Secrets is a list of the secrets in the same namespace that pods "
+           "running using this ServiceAccount are allowed to use.", "integer"),
+    AGE,
+)
+
+
+def serviceaccount_cells(sa: Object, now: datetime) -> list[Cell]:
+    return [name_of(sa), len(sa.get("secrets") or []), age_of(sa, now)]
+
+
 CONFIGMAPS = Printer(CONFIGMAP_COLUMNS, configmap_cells)
 SECRETS = Printer(SECRET_COLUMNS, secret_cells)
+SERVICEACCOUNTS = Printer(SERVICEACCOUNT_COLUMNS, serviceaccount_cells)

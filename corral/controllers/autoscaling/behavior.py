@@ -29,6 +29,15 @@ from typing import Any
 DOWNSCALE_STABILIZATION = timedelta(minutes=5)
 SCALE_UP_LIMIT_FACTOR = 2.0
 SCALE_UP_LIMIT_MINIMUM = 4.0
+# ScalingLimited's reason and message: what bounded the count, or nothing.
+SCALE_UP_LIMIT = ("ScaleUpLimit",
+                  "the desired replica count is increasing faster than the maximum scale rate")
+SCALE_DOWN_LIMIT = ("ScaleDownLimit",
+                    "the desired replica count is decreasing faster than the maximum scale rate")
+TOO_MANY = ("TooManyReplicas", "the desired replica count is more than the maximum replica count")
+TOO_FEW = ("TooFewReplicas", "the desired replica count is less than the minimum replica count")
+WITHIN_RANGE = ("DesiredWithinRange", "the desired count is within the acceptable range")
+Limited = tuple[int, str, str]  # replicas, ScalingLimited reason, message
 # AbleToScale's reason and message after stabilization.
 READY = ("ReadyForNewScale", "recommended size matches current size")
 UP_STABILIZED = ("ScaleUpStabilized", ("recent recommendations were lower than current one, "
@@ -124,30 +133,26 @@ def _record(history: History, desired: int, now: datetime, slot: int | None) -> 
 
 
 def _with_rate(history: History, up: dict[str, Any], down: dict[str, Any], bounds: Bounds,
-               desired: int, now: datetime) -> tuple[int, str, str]:
+               desired: int, now: datetime) -> Limited:
     """convertDesiredReplicasWithBehaviorRate."""
     current = bounds.current
     if desired > current:
-        limit = max(_rate_limit(current, history, up, now, growing=True), current)
-        if bounds.maximum > limit:
-            allowed, reason, message = limit, "ScaleUpLimit", (
-                "the desired replica count is increasing faster than the maximum scale rate")
-        else:
-            allowed, reason, message = bounds.maximum, "TooManyReplicas", (
-                "the desired replica count is more than the maximum replica count")
-        if desired > allowed:
-            return allowed, reason, message
+        ceiling = _ceiling(max(_rate_limit(current, history, up, now, growing=True), current),
+                           bounds.maximum)
+        if desired > ceiling[0]:
+            return ceiling
     elif desired < current:
         limit = min(_rate_limit(current, history, down, now, growing=False), current)
-        if bounds.minimum < limit:
-            allowed, reason, message = limit, "ScaleDownLimit", (
-                "the desired replica count is decreasing faster than the maximum scale rate")
-        else:
-            allowed, reason, message = bounds.minimum, "TooFewReplicas", (
-                "the desired replica count is less than the minimum replica count")
-        if desired < allowed:
-            return allowed, reason, message
-    return desired, "DesiredWithinRange", "the desired count is within the acceptable range"
+        floor = (limit, *SCALE_DOWN_LIMIT) if bounds.minimum < limit else \
+            (bounds.minimum, *TOO_FEW)
+        if desired < floor[0]:
+            return floor
+    return (desired, *WITHIN_RANGE)
+
+
+def _ceiling(rate_limit: int, maximum: int) -> Limited:
+    """The most replicas allowed: the rate's limit, or maxReplicas if that is lower."""
+    return (rate_limit, *SCALE_UP_LIMIT) if maximum > rate_limit else (maximum, *TOO_MANY)
 
 
 def _rate_limit(current: int, history: History, rules: dict[str, Any], now: datetime, *,
@@ -209,18 +214,12 @@ def _classic(history: History, bounds: Bounds, desired: int, now: datetime,
     return Normalized(replicas, *able, replicas != highest, reason, message)
 
 
-def _with_rules(bounds: Bounds, desired: int) -> tuple[int, str, str]:
+def _with_rules(bounds: Bounds, desired: int) -> Limited:
     """convertDesiredReplicasWithRules."""
     up_limit = int(max(SCALE_UP_LIMIT_FACTOR * bounds.current, SCALE_UP_LIMIT_MINIMUM))
-    if bounds.maximum > up_limit:
-        maximum, reason, message = up_limit, "ScaleUpLimit", (
-            "the desired replica count is increasing faster than the maximum scale rate")
-    else:
-        maximum, reason, message = bounds.maximum, "TooManyReplicas", (
-            "the desired replica count is more than the maximum replica count")
+    ceiling = _ceiling(up_limit, bounds.maximum)
     if desired < bounds.minimum:
-        return bounds.minimum, "TooFewReplicas", (
-            "the desired replica count is less than the minimum replica count")
-    if desired > maximum:
-        return maximum, reason, message
-    return desired, "DesiredWithinRange", "the desired count is within the acceptable range"
+        return (bounds.minimum, *TOO_FEW)
+    if desired > ceiling[0]:
+        return ceiling
+    return (desired, *WITHIN_RANGE)

@@ -5,8 +5,9 @@ reconcileAutoscaler), each HPA every sync period (15 s):
     current = scale.spec.replicas
       0 (and minReplicas > 0)   → nothing: ScalingActive False ScalingDisabled
       above max / below min     → max / min
-      else metrics (compute.py) → proposal ─► behavior.normalize (windows, rates,
-                                              min/max; AbleToScale, ScalingLimited)
+      else the pods of its selector (also another HPA's? ScalingActive False
+           AmbiguousSelector) and their metrics (compute.py) → proposal
+           ─► behavior.normalize (windows, rates, min/max; AbleToScale, ScalingLimited)
     desired ≠ current ─► PUT the scale; Event SuccessfulRescale; lastScaleTime
     status: currentReplicas, desiredReplicas, currentMetrics, conditions
 
@@ -22,10 +23,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from corral.api.errors import APIError, NotFound
-from corral.api.selectors import parse_label_selector
+from corral.api.selectors import LabelSelector, parse_label_selector
 from corral.client.clock import Clock, RealClock
 from corral.client.events import NORMAL, WARNING, EventRecorder
 from corral.client.http import Client
+from corral.client.informer import key_of
 from corral.controllers.autoscaling.behavior import Bounds, History, normalize, record_scale
 from corral.controllers.autoscaling.compute import Computed, Inputs, compute
 from corral.controllers.autoscaling.conditions import (
@@ -82,6 +84,8 @@ class HorizontalController(Controller):
         self.clock = clock or RealClock()
         self.targets = ScaleTargets(client, self.clock)
         self.histories: dict[str, History] = {}
+        # Each HPA's target selector as last seen, to tell two HPAs on one set of pods.
+        self.selectors: dict[str, LabelSelector] = {}
         self.hpas = informers.get("HorizontalPodAutoscaler")
         self.pods = informers.get("Pod")
         self.hpas.add_handler(self.enqueue, self._updated, self.enqueue)
@@ -95,6 +99,7 @@ class HorizontalController(Controller):
         hpa = self.hpas.get(namespace, name)
         if hpa is None:
             self.histories.pop(key, None)
+            self.selectors.pop(key, None)
             return
         try:
             await self._autoscale(key, copy.deepcopy(hpa))
@@ -204,6 +209,14 @@ class HorizontalController(Controller):
         namespace = str(meta(hpa).get("namespace"))
         pods = [p for p in self.pods.by_index(NAMESPACE, namespace)
                 if selector.matches(labels_of(p))]
+        self.selectors[key_of(hpa)] = selector
+        others = self._controlling(pods, namespace)
+        if len(others) > 1:
+            message = (f"pods by selector {text} are controlled by multiple HPAs: "
+                       f"[{' '.join(others)}]")
+            self.emit(hpa, WARNING, "AmbiguousSelector", message)
+            draft.condition(SCALING_ACTIVE, "False", "AmbiguousSelector", message)
+            return Computed(-1, "", [], message)
 
         async def fetch(resource: str, container: str) -> dict[str, PodMetric]:
             return await pod_metrics(self.client, namespace, text, resource, container)
@@ -219,6 +232,14 @@ class HorizontalController(Controller):
             draft.condition(SCALING_ACTIVE, "True", "ValidMetricFound", "the HPA was able to "
                             f"successfully calculate a replica count from {computed.metric}")
         return computed
+
+    def _controlling(self, pods: list[Obj], namespace: str) -> list[str]:
+        """hpasControllingPodsUnderSelector: the HPAs of the namespace whose last
+        seen selector takes in any of these pods (two would fight over them)."""
+        found = [key for key, selector in self.selectors.items()
+                 if split_key(key)[0] == namespace
+                 and any(selector.matches(labels_of(p)) for p in pods)]
+        return sorted(found)
 
     async def _write(self, hpa: Obj, new_status: Obj) -> None:
         """updateStatusIfNeeded: only a changed status is written."""
