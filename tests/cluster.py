@@ -279,8 +279,8 @@ class Agent(CorralProcess):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         mode = ([] if self.netns or "--proxy-mode" in self.extra_args
                 else ["--proxy-mode", "userspace"])
-        # An agent told to bootstrap gets no credential but its bootstrap token.
-        own = [] if "--bootstrap-kubeconfig" in self.extra_args else [
+        # An agent given a credential (or a bootstrap token) uses that one.
+        own = [] if {"--bootstrap-kubeconfig", "--kubeconfig"} & set(self.extra_args) else [
             "--kubeconfig", str(self.credential())]
         self.spawn(["agent", "--server", ",".join(self.servers or [self.master.url]),
                     "--name", self.name, *own, "--node-ip", self.node_ip,
