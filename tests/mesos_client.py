@@ -180,6 +180,14 @@ class Framework:
         return self.call("ACCEPT", accept=accept)
 
 
+def leading(url: str) -> bool:
+    """Whether a Mesos master answers /master/state (a standby answers 307/503)."""
+    try:
+        return httpx.get(f"{url}/master/state", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def held_offer(fw: Framework, node: str) -> Obj | None:
     """An offer for ``node`` the framework got and has not used, declined or seen
     rescinded (events waited past stay in ``seen``)."""
