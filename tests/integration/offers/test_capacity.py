@@ -23,9 +23,6 @@ HOST_PORTS_NS = "cap-hostports"  # Pod Security baseline refuses hostPorts elsew
 @pytest.fixture
 async def capacity(quiet_master: Master) -> AsyncIterator[tuple[Client, Capacity]]:
     async with Client.from_kubeconfig(quiet_master.kubeconfig) as client:
-        # Pods with host ports: Pod Security's baseline (corral's default) refuses them.
-        await client.patch("Namespace", "default", {"metadata": {"labels": {
-            "pod-security.kubernetes.io/enforce": "privileged"}}})
         cap = Capacity(client, port_range=RANGE)
         await cap.start(timeout=30)
         try:
