@@ -28,14 +28,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.batch import Cluster, baseline
 from corral.client.clock import FakeClock
 from corral.offers.allocator import Allocator
 from corral.offers.resources import Resources
 from tests.cluster import free_port, wait_for
+from tests.mesos_client import leading
 from tests.offers_framework import FrameworkProcess
 
 TASK_CPUS = 0.1
@@ -58,15 +57,8 @@ def mesos_cluster(tmp: Path, args: argparse.Namespace) -> tuple[Cluster, str]:
     cluster = Cluster(tmp, args.agents, 1000, master_args=["--mesos-listen", f"127.0.0.1:{port}"],
                       agent_args=["--cpus", str(args.agent_cpus), "--memory", "4Gi"])
     url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _leading(url), 60, "the mesos master leading")
+    wait_for(lambda: leading(url), 60, "the mesos master leading")
     return cluster, url
-
-
-def _leading(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/master/state", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def throughput(url: str, tmp: Path, tasks: int) -> tuple[float, dict[str, Any]]:
@@ -200,6 +192,11 @@ def simulated_shares(args: argparse.Namespace) -> dict[str, float]:
     return alloc.shares()
 
 
+def allocs(cluster: Cluster) -> list[Any]:
+    with cluster.master.http() as http:
+        return list(http.get("/apis/corral.dev/v1/allocs").json()["items"])
+
+
 def fairness_error(shares: dict[str, float]) -> float:
     values = list(shares.values())
     return (max(values) - min(values)) / max(values) if max(values) else float("nan")
@@ -211,6 +208,9 @@ def one_run(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
         elapsed, costs = throughput(url, tmp, args.tasks)
         trips, decline_ms = round_trips(url, tmp, args.offers)
         shares = fairness(url, tmp, args.agents * args.agent_cpus, args.agents * 4096.0)
+        # The stopped frameworks' Allocs go with them: let the agents finish that
+        # before they are torn down.
+        wait_for(lambda: not allocs(cluster), 120, "the frameworks' Allocs gone")
     finally:
         cluster.stop()
     xargs = baseline(args.tasks, args.parallelism)

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,6 +203,47 @@ def kill_pods(state_dir: Path) -> None:
         assert pod.kill_and_remove(attempts=50, pause=0.02), f"pod cgroup {pod.dirs} stays"
 
 
+# Where agents' state dirs really live when the test asked for one under pytest's
+# 0700 temp root (see node_home); removed at the end of the session.
+NODE_HOMES = Path(tempfile.gettempdir()) / "corral-test-nodes"
+_relocated: list[Path] = []
+
+
+def _searchable(path: Path) -> bool:
+    return all(p.stat().st_mode & 0o001 for p in path.parents if p.exists())
+
+
+def node_home(state_dir: Path) -> Path:
+    """The real directory for an agent's state dir. A node's state dir lives where
+    every user may pass through (/var/lib): pods run as the node's pod user
+    (corral-pod) and reach their sandbox, volumes and resolv.conf by path. pytest's
+    temp dirs are 0700 (and pytest sets its root back to 0700 whenever a session
+    starts), so such a state dir is made under NODE_HOMES (search-only) instead,
+    with a symlink where the test asked for it, so paths built from either work."""
+    if state_dir.is_symlink():
+        real = state_dir.resolve()
+        real.mkdir(parents=True, exist_ok=True)
+        return real
+    if state_dir.exists() or _searchable(state_dir):
+        return state_dir
+    NODE_HOMES.mkdir(mode=0o711, exist_ok=True)
+    os.chmod(NODE_HOMES, 0o711)
+    home = Path(tempfile.mkdtemp(prefix="node-", dir=NODE_HOMES))
+    os.chmod(home, 0o711)
+    _relocated.append(home)
+    real = home / state_dir.name
+    real.mkdir()
+    state_dir.parent.mkdir(parents=True, exist_ok=True)
+    state_dir.symlink_to(real, target_is_directory=True)
+    return real
+
+
+def remove_node_homes() -> None:
+    """At the end of the session (tests/conftest.py): every relocated state dir."""
+    while _relocated:
+        shutil.rmtree(_relocated.pop(), ignore_errors=True)
+
+
 @dataclass
 class Agent(CorralProcess):
     """A real `corral agent` process for ``master``; pods outlive stop() and kill()
@@ -221,6 +263,9 @@ class Agent(CorralProcess):
     env: dict[str, str] | None = None  # the agent's environment (default: the test's)
     servers: list[str] = field(default_factory=list)  # several masters (default: master's)
 
+    def __post_init__(self) -> None:
+        self.state_dir = node_home(self.state_dir)
+
     @property
     def log_path(self) -> Path:
         return self.state_dir.parent / f"{self.name}.log"
@@ -234,8 +279,8 @@ class Agent(CorralProcess):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         mode = ([] if self.netns or "--proxy-mode" in self.extra_args
                 else ["--proxy-mode", "userspace"])
-        # An agent told to bootstrap gets no credential but its bootstrap token.
-        own = [] if "--bootstrap-kubeconfig" in self.extra_args else [
+        # An agent given a credential (or a bootstrap token) uses that one.
+        own = [] if {"--bootstrap-kubeconfig", "--kubeconfig"} & set(self.extra_args) else [
             "--kubeconfig", str(self.credential())]
         self.spawn(["agent", "--server", ",".join(self.servers or [self.master.url]),
                     "--name", self.name, *own, "--node-ip", self.node_ip,

@@ -17,8 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import Agent, EtcdCluster, Master
+from tests.cluster import Agent, EtcdCluster, Master, remove_node_homes
 from tests.netns import Netns, unique_name
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _node_homes() -> Iterator[None]:
+    """Agents' state dirs made outside pytest's 0700 temp root (tests/cluster.py
+    node_home) are removed when the session ends."""
+    try:
+        yield
+    finally:
+        remove_node_homes()
 
 
 @pytest.fixture(scope="module")

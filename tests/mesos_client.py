@@ -58,6 +58,7 @@ class Framework:
         self._client = httpx.Client(timeout=httpx.Timeout(30.0, read=None))
         self.status_code = 0
         self.auto_ack = True  # acknowledge the updates waited past, as a framework does
+        self.used_offers: set[str] = set()  # accepted or declined: not offers to use
 
     # -- the stream ---------------------------------------------------------------
 
@@ -171,11 +172,32 @@ class Framework:
 
     def accept(self, offer_ids: list[str], operations: list[Obj],
                refuse_seconds: float | None = None) -> httpx.Response:
+        self.used_offers.update(offer_ids)
         accept: Obj = {"offer_ids": [{"value": o} for o in offer_ids],
                        "operations": operations}
         if refuse_seconds is not None:
             accept["filters"] = {"refuse_seconds": refuse_seconds}
         return self.call("ACCEPT", accept=accept)
+
+
+def leading(url: str) -> bool:
+    """Whether a Mesos master answers /master/state (a standby answers 307/503)."""
+    try:
+        return httpx.get(f"{url}/master/state", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def held_offer(fw: Framework, node: str) -> Obj | None:
+    """An offer for ``node`` the framework got and has not used, declined or seen
+    rescinded (events waited past stay in ``seen``)."""
+    rescinded = {e["rescind"]["offer_id"]["value"] for e in fw.seen if e["type"] == "RESCIND"}
+    for evt in reversed(fw.seen):
+        for offer in evt["offers"]["offers"] if evt["type"] == "OFFERS" else ():
+            offer_id = offer["id"]["value"]
+            if offer["agent_id"]["value"] == node and offer_id not in fw.used_offers | rescinded:
+                return dict(offer)
+    return None
 
 
 def task_info(task_id: str, agent_id: str, command: str, cpus: float = 0.1,

@@ -9,7 +9,8 @@
       claim ahead ─► status (at most every FLUSH_SECONDS; a compare-and-swap):
         claimed, completed, failedIndexes, failures, running
         ok ─► claims committed; exits up to the status acknowledged to the executor
-      launch from committed claims, a window ahead of the slots
+      launch from committed claims, before the write (the executor's queue keeps
+      the slots busy while it is on its way) and after it (what it claimed)
 
 A status write that fails is simply made again: nothing is acknowledged to the
 executor before it is on record, so an agent that dies loses nothing the next
@@ -35,7 +36,7 @@ from corral.agent.runtime.executors import (
     ExecutorRuntime,
     TaskExit,
 )
-from corral.agent.task_array import TaskArray
+from corral.agent.task_array import ClaimPace, TaskArray
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.client.http import Client, ServerUnreachable
@@ -58,7 +59,7 @@ FLUSH_SECONDS = 0.2  # status at most this often
 RESYNC_SECONDS = 2.0
 DEFAULT_LOG_BYTES = 30 * 1024 * 1024  # per Alloc, across its rotated files
 LOG_FILES = 3
-WINDOW_FACTOR = 2  # tasks handed to the executor ahead: slots × this
+WINDOW_FACTOR = 2  # claimed and handed to the executor ahead: at least slots × this
 CLAIM_SECONDS = 1.0  # claims cover about this long of work at the current rate
 
 
@@ -116,7 +117,7 @@ class AllocWorker:
         self._dirty = True
         self._changes = 0  # bumped by every change a status must carry
         self._last_flush = 0.0
-        self._rate = 0.0  # completions per second, smoothed
+        self._pace = ClaimPace(CLAIM_SECONDS)
         self._executor_lost = ""
         self._stopping = False  # the executor was told to stop: kills are not failures
 
@@ -194,10 +195,12 @@ class AllocWorker:
             self._executor_lost = str(err)
             return False
         if self.array is not None:
-            self.array.adopt([int(i) for i in [*self.conn.running, *self.conn.queued]
-                              if i.isdigit()])
+            # Exits replayed after the hello count as launched until they are read,
+            # or the first sync would start those tasks again.
+            self.array.adopt([int(i) for i in [*self.conn.running, *self.conn.queued,
+                                               *self.conn.exited] if i.isdigit()])
         if self.tasks is not None:
-            self.tasks.adopt([*self.conn.running, *self.conn.queued])
+            self.tasks.adopt([*self.conn.running, *self.conn.queued, *self.conn.exited])
         log.info("executor %s alloc=%s/%s pid=%d tasks=%d", "adopted" if adopted else "ready",
                  self.namespace, self.name, self.conn.pid,
                  len(self.conn.running) + len(self.conn.queued))
@@ -259,15 +262,20 @@ class AllocWorker:
         if self.tasks is not None and not self._executor_lost:
             self._run_tasks(self.tasks)
         array = self.array
-        if array is not None and not self._executor_lost:
-            ahead = max(self._slots() * WINDOW_FACTOR, int(self._rate * CLAIM_SECONDS))
-            if array.claim_ahead(ahead):
+        live = array is not None and not self._executor_lost
+        if array is not None and live:
+            if array.claim_ahead(self._ahead()):
                 self._mark_dirty()
+            # The executor's queue carries the slots through the status write below.
+            self._launch(array)
         if self._dirty and time.monotonic() >= self._last_flush + FLUSH_SECONDS:
             await self._flush()
-        if array is not None and not self._executor_lost:
-            self._launch(array)
+            if array is not None and live:
+                self._launch(array)  # what that write claimed
         return False
+
+    def _ahead(self) -> int:
+        return self._pace.ahead(self._slots() * WINDOW_FACTOR)
 
     def _run_tasks(self, tasks: FrameworkTasks) -> None:
         """Launch a framework's new tasks, signal those it asked to kill."""
@@ -291,7 +299,7 @@ class AllocWorker:
         command = [str(c) for c in task.get("command") or ()]
         env = task_env(self.alloc)
         cwd = str(task.get("workingDir") or "/")
-        for index in array.to_launch(self._slots() * WINDOW_FACTOR, time.monotonic()):
+        for index in array.to_launch(self._ahead(), time.monotonic()):
             self.conn.launch(str(index), command, {**env, "JOB_COMPLETION_INDEX": str(index)},
                              cwd)
 
@@ -316,14 +324,14 @@ class AllocWorker:
         """Write the status; on success commit the claims it carried and acknowledge
         the exits it records. False when it must be tried again."""
         seq, changes = self._seq, self._changes
-        before = len(self.array.completed) if self.array is not None else 0
         claiming = self.array.claiming.copy() if self.array is not None else IndexSet()
         if phase is None:
             phase = "Failed" if self._executor_lost else "Running"
         body = copy.deepcopy(self.alloc)
         body["status"] = self._status(phase)
-        elapsed = max(FLUSH_SECONDS, time.monotonic() - self._last_flush)
         self._last_flush = time.monotonic()
+        if self.array is not None:
+            self._pace.observe(len(self.array.completed), self._last_flush)
         if body["status"] == status(self.alloc) and not claiming:
             self._dirty = self._changes != changes
             self._ack(seq)
@@ -341,8 +349,6 @@ class AllocWorker:
         self.alloc = written
         if self.array is not None:
             self.array.commit_claims(claiming)
-            done = len(self.array.completed) - before
-            self._rate = 0.7 * self._rate + 0.3 * done / elapsed
         self._ack(seq)
         return True
 

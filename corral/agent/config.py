@@ -11,6 +11,9 @@ from pathlib import Path
 
 from corral.proxy.hostlock import DEFAULT_RUN_DIR
 
+# The unprivileged user scripts/install.sh creates for pods that name none.
+DEFAULT_POD_USER = "corral-pod"
+
 
 @dataclass(frozen=True)
 class Reservation:
@@ -43,7 +46,7 @@ class AgentConfig:
     pod_pids_limit: int = 1024
     # Whom pods run as when their securityContext names no runAsUser (run_as.py):
     # a user name, UID or UID:GID on this node; None or "": the agent's own user.
-    pod_user: str | None = None
+    pod_user: str | None = DEFAULT_POD_USER
     reservation: Reservation = field(default_factory=Reservation)
     heartbeat_seconds: float = 1.0  # Lease renewal period
     lease_duration_seconds: int = 40  # what the Lease promises (kubelet's default)

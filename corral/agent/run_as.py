@@ -26,10 +26,10 @@ import os
 import pwd
 from dataclasses import dataclass
 
+from corral.agent.config import DEFAULT_POD_USER
 from corral.agent.runtime.base import RunAs
 from corral.objects import Obj, meta
 
-DEFAULT_POD_USER = "corral-pod"
 MAX_ID = 2**31 - 1  # Kubernetes' bound for uids and gids
 
 

@@ -15,6 +15,10 @@ path to it is not; files they are handed by path (resolv.conf, volumes) need
 the path to be searchable, which 0711 allows without letting a pod list what
 else the agent keeps.
 
+Whatever else the agent hands a pod by path (a ServiceAccount token, a
+projected file) must be readable by the container's RunAs (run_as.py): owned by
+its uid, or by its gid with group read, under a search-only parent.
+
 The working directory is shared by the pod's containers: owned by their user
 when they all run as one (group: fsGroup if set, else that user's group),
 else root-owned 1777 (as /tmp) so each can write its own files. The agent

@@ -36,6 +36,30 @@ class Failure:
 
 
 @dataclass
+class ClaimPace:
+    """How far ahead of its launches a node claims: about ``seconds`` of work at
+    the rate its tasks complete. Claims are written with the status, at most every
+    flush, and only claimed indices may be launched: claiming too little leaves
+    the slots idle between flushes; too much leaves work on a node that another,
+    idle one could have stolen."""
+
+    seconds: float
+    rate: float = 0.0  # completions per second, smoothed
+    _counted: int = 0
+    _at: float | None = None
+
+    def observe(self, completed: int, now: float) -> None:
+        """``completed`` tasks in all by ``now`` (monotonic seconds)."""
+        if self._at is not None and now > self._at:
+            recent = (completed - self._counted) / (now - self._at)
+            self.rate = 0.7 * self.rate + 0.3 * recent
+        self._counted, self._at = completed, now
+
+    def ahead(self, floor: int) -> int:
+        return max(floor, int(self.rate * self.seconds))
+
+
+@dataclass
 class TaskArray:
     slots: int
     limit_per_index: int | None  # None: retried until the controller gives up on the Job

@@ -2,9 +2,9 @@
 agent only where the node's own credential said it listens.
 
     write of a Node (create, update, patch, status) by user U
-        status.addresses or status.daemonEndpoints changed ─► annotation
-            corral.dev/endpoints-written-by = U's name (U not in system:nodes:
-            "<name> (not in system:nodes)")
+        status.addresses or status.daemonEndpoints changed, or written again by
+        the node itself ─► annotation corral.dev/endpoints-written-by = U's name
+            (U not in system:nodes: "<name> (not in system:nodes)")
         else ─► the annotation as it was (a client cannot set it)
     node proxy, logs, exec ─► refused unless it reads system:node:<that node>
 
@@ -45,8 +45,12 @@ class EndpointWriterAdmission:
             return
         annotations = dict(ensure_meta(obj).get("annotations") or {})
         before = (meta(old).get("annotations") or {}).get(WRITER_ANNOTATION) if old else None
-        if endpoints_of(obj) != endpoints_of(old) and any(endpoints_of(obj)):
-            annotations[WRITER_ANNOTATION] = writer_name(REQUESTER.get())
+        writer = writer_name(REQUESTER.get())
+        # A change is claimed by whoever made it; the node re-stating its endpoints
+        # claims them too (an agent that ran with another credential before).
+        own = writer == f"system:node:{meta(obj).get('name', '')}"
+        if any(endpoints_of(obj)) and (own or endpoints_of(obj) != endpoints_of(old)):
+            annotations[WRITER_ANNOTATION] = writer
         elif before is not None:
             annotations[WRITER_ANNOTATION] = before
         else:

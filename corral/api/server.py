@@ -313,7 +313,6 @@ class ApiServer:
             ssl = {"ssl_certfile": str(pki.cert_path), "ssl_keyfile": str(pki.key_path),
                    "ssl_ca_certs": str(pki.ca_path), "ssl_cert_reqs": CERT_OPTIONAL}
             self.ca_pem = pki.ca_pem
-        tighten(cfg.data_dir)  # what an older master or a copy left readable
         # kubectl sends no Authorization header over plain HTTP, so --insecure-http
         # means no authentication at all (and says so in the log).
         authenticator = None if cfg.insecure_http else TokenAuthenticator(
@@ -331,6 +330,9 @@ class ApiServer:
         if self.signer is not None:
             files = self.signer.ensure_client_cert("apiserver-kubelet-client", KUBELET_CLIENT_CN)
             credentials = AgentCredentials(cfg.data_dir / "pki" / "ca.crt", files.cert, files.key)
+        # After everything the start writes there: what an older master or a copy,
+        # or a writer with umask 022 (certificates), left readable.
+        tighten(cfg.data_dir)
         self._node_proxy = NodeProxy(self.registry, credentials)
         self._proxy = ProxyHandler(self.registry)
         self._ssl = ssl

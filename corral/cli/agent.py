@@ -21,7 +21,7 @@ from pathlib import Path
 
 from corral.agent.agent import run_agent
 from corral.agent.bootstrap import BootstrapRefused
-from corral.agent.config import AgentConfig, Reservation
+from corral.agent.config import DEFAULT_POD_USER, AgentConfig, Reservation
 from corral.agent.run_as import node_users
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.cli import eventloop
@@ -58,9 +58,10 @@ def add_agent_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pod-pids-limit", type=int, default=1024,
                    help="processes a pod's container may have, as the kubelet's "
                         "podPidsLimit (default 1024; -1 for no limit)")
-    p.add_argument("--pod-user", default="",
+    p.add_argument("--pod-user", default=DEFAULT_POD_USER,
                    help="whom pods without securityContext.runAsUser run as: a user, "
-                        "UID or UID:GID on this node ('' = the agent's own user)")
+                        "UID or UID:GID on this node (default %(default)s, which "
+                        "scripts/install.sh creates; '' = the agent's own user)")
     p.add_argument("--reserve-cpu", default="0", help="CPU kept out of allocatable (e.g. 100m)")
     p.add_argument("--reserve-memory", type=_bytes, default=0,
                    help="memory kept out of allocatable (e.g. 256Mi)")

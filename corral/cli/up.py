@@ -116,6 +116,18 @@ def _master_args(args: argparse.Namespace, port: int, store: str,
                 str(Path(args.encryption_provider_config).resolve())]
     for san in args.tls_san:
         out += ["--tls-san", san]
+    return out + _server_args(args)
+
+
+def _server_args(args: argparse.Namespace) -> list[str]:
+    """The master flags `up` takes (add_master_flags) and hands on as given; they
+    were once accepted here and silently not passed."""
+    out = ["--service-cidr", str(args.service_cidr),
+           "--service-node-port-range", str(args.service_node_port_range),
+           "--request-header-timeout", repr(float(args.request_header_timeout)),
+           "--max-requests-inflight", str(args.max_requests_inflight)]
+    if args.max_connections:
+        out += ["--max-connections", str(args.max_connections)]
     return out
 
 

@@ -116,6 +116,10 @@ class GarbageCollector(Controller):
                  *, workers: int = WORKERS) -> None:
         super().__init__(client, informers, recorder, workers=workers)
         self.absent = AbsentOwners()
+        # Owners whose "owner-gone" item is queued or running: it deletes their
+        # dependents with one deletecollection, so a dependent's own key (queued
+        # when it was created, say) must not DELETE it once more on its own.
+        self.collecting: set[str] = set()
         self.graph: dict[str, Informer] = {kind: informers.get(kind)
                                            for kind in DEPENDENT_KINDS + OWNER_KINDS}
         for informer in self.graph.values():
@@ -185,7 +189,8 @@ class GarbageCollector(Controller):
         uid = uid_of(obj)
         self.absent.add(uid)  # a uid is never reused: gone for good
         if self.dependents(uid):
-            self.enqueue_key(f"{GONE}|{uid}|")  # one item for all of them, in bursts
+            self.collecting.add(uid)
+            self.enqueue_key(f"{GONE}|{uid}|")  # one item for all of them
         for ref in meta(obj).get("ownerReferences") or []:
             owner = self.cached(str(ref.get("uid")))
             if owner is not None:
@@ -196,7 +201,8 @@ class GarbageCollector(Controller):
     async def reconcile(self, key: str) -> None:
         kind, namespace, name = key.split("|", 2)
         if kind == GONE:
-            await self._owner_gone(namespace)
+            await self._owner_gone(namespace)  # raises to be retried: still collecting
+            self.collecting.discard(namespace)
             return
         informer = self.graph.get(kind)
         obj = informer.get(namespace or None, name) if informer is not None else None
@@ -272,6 +278,8 @@ class GarbageCollector(Controller):
     async def _check_owners(self, obj: Obj) -> None:
         refs = meta(obj).get("ownerReferences") or []
         alive = await self._alive_owners(obj)
+        if not alive and any(str(r.get("uid")) in self.collecting for r in refs):
+            return  # its gone owner's deletecollection takes it with the others
         if not alive:
             log.info("gc deleting object=%s reason=owners-gone", gc_key(obj))
             await self._delete(obj, "Background")

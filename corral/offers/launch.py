@@ -28,6 +28,9 @@ from corral.offers.tasks import FRAMEWORK_LABEL, ROLE_ANNOTATION, ROLE_LABEL
 ALLOC_NAMESPACE = "mesos"  # where frameworks' Allocs live (`kubectl get allocs -n mesos`)
 RESOURCES_ANNOTATION = "corral.dev/mesos-resources"  # the Alloc's Mesos resources, JSON
 TASK_RESOURCES_ANNOTATION = "corral.dev/mesos-task-resources"  # task id → resources
+# Held by the leading master until it has recorded how the Alloc's tasks ended:
+# the agent's last status (TASK_KILLED, ...) is kept, not lost with the object.
+TASKS_FINALIZER = "corral.dev/mesos-tasks"
 KILL_GRACE_SECONDS = 3.0  # Mesos' default kill grace for command tasks
 BAD_ID = re.compile(r"[\x00-\x1f\x7f/\\\s]")
 
@@ -235,6 +238,7 @@ def alloc_body(name: str, framework: Obj, role: str, node: str, plan: Plan) -> O
                 ROLE_ANNOTATION: role,
                 RESOURCES_ANNOTATION: json.dumps(plan.used.to_mesos()),
                 TASK_RESOURCES_ANNOTATION: json.dumps(plan.resources)},
+            "finalizers": [TASKS_FINALIZER],
             "ownerReferences": [{"apiVersion": "corral.dev/v1", "kind": "Framework",
                                  "name": fw_meta["name"], "uid": fw_meta["uid"],
                                  "controller": True, "blockOwnerDeletion": True}]},

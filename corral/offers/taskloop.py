@@ -26,7 +26,12 @@ from corral.client.informer import Informer, key_of
 from corral.objects import Obj, is_deleting, name_of, spec, status
 from corral.offers.capacity import Capacity
 from corral.offers.frameworks import Registered
-from corral.offers.launch import ALLOC_NAMESPACE, alloc_resources, alloc_task_resources
+from corral.offers.launch import (
+    ALLOC_NAMESPACE,
+    TASKS_FINALIZER,
+    alloc_resources,
+    alloc_task_resources,
+)
 from corral.offers.master import Hooks, MesosMaster
 from corral.offers.protocol import Call, event, mesos_id
 from corral.offers.resources import Resources
@@ -62,6 +67,7 @@ class TaskLoop(Hooks):
                                    self._node_deleted)
         self._held: dict[str, tuple[str, str, str, Resources]] = {}  # alloc key → holding
         self._deleting: set[str] = set()
+        self._releasing: set[str] = set()
         self._not_ready: set[str] = set()
         master.handlers.update({"KILL": self._kill, "ACKNOWLEDGE": self._acknowledge,
                                 "RECONCILE": self._reconcile, "MESSAGE": self._message})
@@ -93,11 +99,49 @@ class TaskLoop(Hooks):
 
     def _alloc_seen(self, alloc: Obj) -> None:
         self.hold(alloc)
-        changed = self.book.observe(alloc, alloc_task_resources(alloc))
-        self._send(changed)
+        fw = self.master.frameworks.get(alloc_framework(alloc))
+        if fw is None or not fw.removed:  # a removed framework is told nothing more
+            self._send(self.book.observe(alloc, alloc_task_resources(alloc)))
         node = str(spec(alloc).get("nodeName") or "")
         if node in self._not_ready:
             self._lose_node(node)
+        if is_deleting(alloc) and self._ended(alloc, node):
+            self._release_finalizer(alloc)
+
+    def _ended(self, alloc: Obj, node: str) -> bool:
+        """Whether a deleted Alloc's tasks have said their last: the agent settled
+        it, its tasks all ended, or its node is gone (no agent will say more)."""
+        if status(alloc).get("phase") in ("Succeeded", "Failed") or node in self._not_ready:
+            return True
+        key = key_of(alloc)
+        return all(t.terminal for t in self.book.tasks.values() if t.alloc == key)
+
+    def _release_finalizer(self, alloc: Obj) -> None:
+        key = key_of(alloc)
+        if TASKS_FINALIZER not in (alloc["metadata"].get("finalizers") or []) \
+                or key in self._releasing:
+            return
+        self._releasing.add(key)
+        self.master.spawn(self._remove_finalizer(alloc))
+
+    async def _remove_finalizer(self, alloc: Obj) -> None:
+        key = key_of(alloc)
+        try:
+            for _ in range(5):
+                kept = [f for f in alloc["metadata"].get("finalizers") or []
+                        if f != TASKS_FINALIZER]
+                body = {**alloc, "metadata": {**alloc["metadata"], "finalizers": kept}}
+                try:
+                    await self.client.update(body)
+                    return
+                except Conflict:
+                    alloc = await self.client.get("Alloc", name_of(alloc), ALLOC_NAMESPACE)
+        except NotFound:
+            pass
+        except (APIError, ServerUnreachable) as err:
+            log.warning("finalizer not removed alloc=%s error=%s", key, err)
+        finally:
+            self._releasing.discard(key)
 
     def _alloc_deleted(self, alloc: Obj) -> None:
         key = key_of(alloc)
@@ -128,7 +172,10 @@ class TaskLoop(Hooks):
             log.info("tasks lost with their node node=%s tasks=%d", node, len(changed))
         self._send(changed)
         for alloc in self.allocs.by_index("node", node):
-            self._delete_soon(alloc, grace=0)
+            if is_deleting(alloc):
+                self._release_finalizer(alloc)
+            else:
+                self._delete_soon(alloc, grace=0)
 
     # -- sending -------------------------------------------------------------------------
 

@@ -3,12 +3,15 @@ up from the agents' metrics, and back down, after the short scale-down
 stabilization window its behavior sets, once the load stops.
 
 The pods spin only while a flag file exists (a pod is a process on this
-machine), limited by their cgroup to 200m against a 100m request, so the
-load is 200% of requests while it lasts and nothing once the file is gone."""
+machine, run as the agents' unprivileged pod user: the file's folder is open
+to it), limited by their cgroup to 200m against a 100m request, so the load
+is 200% of requests while it lasts and nothing once the file is gone."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,18 @@ def hpa_master(tmp_path: Path) -> Any:
         yield m
     finally:
         m.stop()
+
+
+@pytest.fixture
+def flag_dir() -> Any:
+    # pytest's tmp_path is under a folder only root may enter; the pods' user must
+    # see the flag.
+    folder = Path(tempfile.mkdtemp(prefix="corral-hpa-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def busy_deployment(flag: Path) -> dict[str, Any]:
@@ -60,10 +75,10 @@ HPA = {
 
 
 def test_a_busy_deployment_scales_up_and_back_down(hpa_master: Master, agents: AgentFactory,
-                                                   tmp_path: Path) -> None:
+                                                   tmp_path: Path, flag_dir: Path) -> None:
     agents(hpa_master, "hpa-a", node_ip="127.0.1.61")
-    flag = tmp_path / "busy"
-    flag.touch()
+    flag = flag_dir / "busy"
+    flag.touch(mode=0o644)
     kubectl = Kubectl(hpa_master, tmp_path / "kubecache")
     with hpa_master.http() as api:
         assert api.post(DEPLOYS, json=busy_deployment(flag)).status_code == 201

@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from corral.api.quantity import cpu_millis
 from tests.cluster import Agent, Master, free_port
 from tests.manifests import container, deployment, pod_template
+from tests.mesos_client import leading
 from tests.offers_framework import FrameworkProcess
 from tests.poll import wait_for
 
@@ -41,19 +41,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Master, 
     try:
         for agent in agents:
             agent.start()
-        wait_for(lambda: _leading(url), 30, "the mesos master leading")
+        wait_for(lambda: leading(url), 30, "the mesos master leading")
         yield master, url
     finally:
         for agent in agents:
             agent.cleanup()
         master.stop()
-
-
-def _leading(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/master/state", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture
@@ -74,6 +67,10 @@ def frameworks(cluster: tuple[Master, str], tmp_path: Path) -> Iterator[Any]:
     finally:
         for fw in started:
             fw.stop()
+        # Their removal kills their tasks and deletes their Allocs: wait for it, so
+        # that no agent is torn down while it is still stopping an executor.
+        wait_for(lambda: not _list(master, "/apis/corral.dev/v1/allocs"), 60,
+                 "the stopped frameworks' Allocs gone")
 
 
 def _list(master: Master, path: str) -> list[dict[str, Any]]:

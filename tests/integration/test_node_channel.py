@@ -153,14 +153,21 @@ def fake_agents(master: Master, tmp_path: Path) -> Iterator[list[FakeAgent]]:
             agent.close()
 
 
+def _node_with_fake_agent(master: Master, where: Path, fakes: list[FakeAgent],
+                          node: str) -> tuple[str, FakeAgent]:
+    """A node's token, and a fake agent with the node's serving certificate that
+    the node itself registered as its agent."""
+    node_token = _token(master, f"system:node:{node}", "system:nodes")
+    fake = FakeAgent(*_serving_cert(master, node_token, node, where), master.ca_path)
+    fakes.append(fake)
+    with _as(master, node_token) as as_node:
+        _register(as_node, node, fake.port)
+    return node_token, fake
+
+
 def test_the_master_calls_with_its_own_certificate_never_the_callers_token(
         master: Master, tmp_path: Path, fake_agents: list[FakeAgent]) -> None:
-    node_token = _token(master, "system:node:decoy", "system:nodes")
-    cert, key = _serving_cert(master, node_token, "decoy", tmp_path)
-    fake = FakeAgent(cert, key, master.ca_path)
-    fake_agents.append(fake)
-    with _as(master, node_token) as as_node:
-        _register(as_node, "decoy", fake.port)
+    node_token, fake = _node_with_fake_agent(master, tmp_path, fake_agents, "decoy")
     with master.http() as admin:
         got = admin.get("/api/v1/nodes/decoy/proxy/stats/summary")
     assert got.status_code == 200, got.text
@@ -224,12 +231,7 @@ def test_the_master_refuses_an_agent_certified_for_another_node(
 
 def test_logs_exec_and_node_proxy_are_authorized_at_the_master(
         master: Master, tmp_path: Path, fake_agents: list[FakeAgent]) -> None:
-    node_token = _token(master, "system:node:authz-node", "system:nodes")
-    cert, key = _serving_cert(master, node_token, "authz-node", tmp_path)
-    fake = FakeAgent(cert, key, master.ca_path)
-    fake_agents.append(fake)
-    with _as(master, node_token) as as_node:
-        _register(as_node, "authz-node", fake.port)
+    _, fake = _node_with_fake_agent(master, tmp_path, fake_agents, "authz-node")
     with master.http() as admin:
         for kind, body in (("roles", {"metadata": {"name": "pod-reader"}, "rules": [
                 {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]}),

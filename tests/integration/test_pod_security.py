@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import stat
 import tempfile
@@ -95,7 +96,9 @@ def waiting(kubectl: Kubectl, name: str) -> dict[str, str]:
     return wait_for(reason, 60, f"pod {name} to wait with a reason")
 
 
+SA_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 SHOW_IDS = ("grep -E '^(Uid|Gid|Groups):' /proc/self/status; "
+            f"test -r {SA_TOKEN} && echo sa-token=readable; "
             "echo written > own-file && echo cwd-writable=$(cat own-file); "
             "cat {data}/token >/dev/null 2>&1 && echo token=read || echo token=denied; "
             "ls {data} >/dev/null 2>&1 && echo datadir=listed || echo datadir=denied")
@@ -147,16 +150,21 @@ def test_run_as_non_root_with_root_uid_is_refused(kubectl: Kubectl, node: Agent)
     kubectl("delete", "pod", "nonroot-0", "--wait=false")
 
 
-def test_run_as_non_root_without_user_on_a_root_node(kubectl: Kubectl, node: Agent) -> None:
-    """This node's agent names no pod user (it runs them as itself, root)."""
-    pod = manifests.pod("nonroot-image", ["true"], nodeName=node.name, restartPolicy="Never",
-                        securityContext={"runAsNonRoot": True})
+def test_a_pod_naming_no_user_runs_as_the_node_pod_user(
+        kubectl: Kubectl, node: Agent, master: Master) -> None:
+    """The agent's default --pod-user, corral-pod (scripts/install.sh makes it):
+    not root, so runAsNonRoot alone is satisfied."""
+    pod_user = pwd.getpwnam("corral-pod")
+    script = SHOW_IDS.format(data=master.data_dir)
+    pod = manifests.pod("as-default", ["sh", "-c", script], nodeName=node.name,
+                        restartPolicy="Never", securityContext={"runAsNonRoot": True})
     apply(kubectl, pod)
-    state = waiting(kubectl, "nonroot-image")
-    assert state["reason"] == "CreateContainerConfigError"
-    assert state["message"].startswith("container has runAsNonRoot and image will run as root "
-                                       '(pod: "nonroot-image_default(')
-    kubectl("delete", "pod", "nonroot-image", "--wait=false")
+    log = finished_log(kubectl, "as-default")
+    assert status_line(log, "Uid") == [str(pod_user.pw_uid)] * 4, log
+    assert status_line(log, "Gid") == [str(pod_user.pw_gid)] * 4, log
+    assert "cwd-writable=written" in log and "token=denied" in log, log
+    assert "sa-token=readable" in log, log  # its own ServiceAccount token, though
+    assert pod_json(kubectl, "as-default")["status"]["phase"] == "Succeeded"  # type: ignore[index]
 
 
 def modes(root: Path) -> dict[str, int]:

@@ -61,8 +61,11 @@ def sa_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
 
 
 def _pod(name: str, script: str, automount: bool | None = None) -> client.V1Pod:
+    # Root: the test's interpreter (and its kubernetes client) is under /root, which
+    # the node's pod user cannot enter (test_pod_security reads the token as it).
     return client.V1Pod(metadata=client.V1ObjectMeta(name=name), spec=client.V1PodSpec(
         restart_policy="Never", automount_service_account_token=automount,
+        security_context=client.V1PodSecurityContext(run_as_user=0),
         containers=[client.V1Container(name="c", image="python",
                                        command=[sys.executable, "-c", script])]))
 

@@ -95,3 +95,32 @@ def test_an_expired_or_revoked_bootstrap_token_is_refused(
         assert not (agent.state_dir / "pki" / "client.crt").exists()
     with master.http() as http:
         assert http.get("/api/v1/nodes/boot-expired").status_code == 404
+
+
+def test_a_serving_certificate_no_rule_approves_waits_for_the_operator(
+        master: Master, agents: AgentFactory, tmp_path: Path) -> None:
+    """An agent run with the admin's credential (not the node's) asks for its
+    serving certificate, which nothing approves on its own: it waits until an
+    operator approves it with kubectl, then serves; and since the admin, not the
+    node, wrote its address, the master will not call it."""
+    kubectl = Kubectl(master, tmp_path / "cache")
+    agent = agents(master, "as-admin", "--kubeconfig", str(master.kubeconfig),
+                   node_ip="127.0.1.72", start=False)
+    agent.start(wait_registered=False)
+
+    def pending() -> str | None:
+        items = json.loads(kubectl("get", "csr", "-o", "json"))["items"]
+        return next((c["metadata"]["name"] for c in items
+                     if c["spec"]["signerName"] == "kubernetes.io/kubelet-serving"
+                     and c["spec"]["username"] == "admin"
+                     and not c.get("status", {}).get("conditions")), None)
+
+    name = wait_for(pending, timeout=60, what="the agent's serving CSR, pending")
+    assert f"kubectl certificate approve {name}" in agent.log()
+    kubectl("certificate", "approve", name)
+    agent.wait_registered(timeout=60)
+    with master.http() as http:
+        refused = http.get("/api/v1/nodes/as-admin/proxy/healthz")
+    assert refused.status_code == 503
+    assert "was written by 'admin', not by the node's own credential" in \
+        refused.json()["message"]

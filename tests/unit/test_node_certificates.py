@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
 
 from corral.agent.csr import new_key, request_pem
+from corral.api.auth import REQUESTER, User
 from corral.api.certificates.requests import (
     APISERVER_CLIENT,
     KUBELET_CLIENT,
@@ -19,7 +22,9 @@ from corral.api.certificates.requests import (
     signer_problem,
 )
 from corral.api.certificates.signer import Signer
+from corral.api.node_endpoints import WRITER_ANNOTATION, EndpointWriterAdmission
 from corral.api.node_restriction import forbidden_label, modified_labels
+from corral.api.resources import BY_KIND
 from corral.api.tls import ensure_pki
 from corral.api.token_store import TOKENS_FILE, HashedTokens, create_token
 
@@ -93,3 +98,37 @@ def test_a_bootstrap_token_names_its_own_bootstrapper_and_expires(tmp_path: Path
     tokens = HashedTokens(tmp_path / TOKENS_FILE)
     assert tokens.authenticate(token, now + dt.timedelta(minutes=29)) == issued.user
     assert tokens.authenticate(token, now + dt.timedelta(minutes=30)) is None
+
+
+def _node(port: int, writer: str | None = None) -> dict[str, Any]:
+    annotations = {WRITER_ANNOTATION: writer} if writer else {}
+    return {"metadata": {"name": "n1", "annotations": annotations}, "status": {
+        "addresses": [{"type": "InternalIP", "address": "127.0.1.1"}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}}
+
+
+def _written_by(user: User, new: dict[str, Any], old: dict[str, Any] | None) -> str | None:
+    async def admit() -> None:
+        token = REQUESTER.set(user)
+        try:
+            await EndpointWriterAdmission().admit("UPDATE", BY_KIND["Node"], new, old)
+        finally:
+            REQUESTER.reset(token)
+    asyncio.run(admit())
+    return new["metadata"].get("annotations", {}).get(WRITER_ANNOTATION)
+
+
+NODE = User("system:node:n1", "", ("system:nodes",))
+ADMIN = User("admin", "", ("system:masters",))
+
+
+def test_who_wrote_a_nodes_endpoints_is_the_servers_record() -> None:
+    assert _written_by(ADMIN, _node(10250), _node(10250, "system:node:n1")) == \
+        "system:node:n1"  # the same endpoints, someone else's write: still the node's
+    assert _written_by(ADMIN, _node(6666), _node(10250, "system:node:n1")) == "admin"
+    assert _written_by(NODE, _node(6666), _node(6666, "admin")) == "system:node:n1"
+    forged = _node(6666, "system:node:n1")  # the client's own claim is not taken
+    assert _written_by(ADMIN, forged, _node(6666, "admin")) == "admin"
+    impostor = User("system:node:n1", "", ())  # the name without the group
+    assert _written_by(impostor, _node(7777), _node(6666, "admin")) == \
+        "system:node:n1 (not in system:nodes)"

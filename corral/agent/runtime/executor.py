@@ -19,7 +19,8 @@ The task interface is general (task arrays use it, Mesos frameworks will):
     {"op": "ack", "seq": 41}                      exits up to 41 are recorded: forget them
     {"op": "stop", "grace": 5}                    TERM every task, KILL after the grace,
                                                   then exit (the Alloc is going away)
-    ◀ {"event": "hello", "pid": ..., "running": [...], "queued": [...], "slots": n}
+    ◀ {"event": "hello", "pid": ..., "running": [...], "queued": [...], "slots": n,
+       "exited": [...]}                         ids of the unacknowledged exits that follow
     ◀ {"seq": 42, "event": "exited", "id": "17", "code": 0, "signal": null,
        "reason": "Completed"}
 
@@ -289,7 +290,10 @@ class Executor:
         self.selector.register(conn, selectors.EVENT_READ, "conn")
         hello = {"event": "hello", "pid": os.getpid(), "slots": self.config.slots,
                  "running": [t.id for t in self.running.values()],
-                 "queued": [t.id for t in self.queue]}
+                 "queued": [t.id for t in self.queue],
+                 # Exits that follow this hello: the agent must not launch these
+                 # again before it has read them.
+                 "exited": [json.loads(line)["id"] for _, line in self.unacked]}
         self.outbox = json.dumps(hello).encode() + b"\n" + b"".join(
             line for _, line in self.unacked)
 

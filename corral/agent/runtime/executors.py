@@ -58,6 +58,7 @@ class ExecutorConnection:
         self.pid = 0
         self.running: list[str] = []  # task ids running when we connected
         self.queued: list[str] = []
+        self.exited: list[str] = []  # exits not yet acknowledged, sent after the hello
 
     async def hello(self) -> None:
         lines = await self._lines(first_only=True)
@@ -67,6 +68,7 @@ class ExecutorConnection:
         self.pid = int(hello["pid"])
         self.running = [str(i) for i in hello.get("running") or ()]
         self.queued = [str(i) for i in hello.get("queued") or ()]
+        self.exited = [str(i) for i in hello.get("exited") or ()]
 
     def launch(self, task_id: str, command: list[str], env: dict[str, str],
                cwd: str = "/") -> None:

@@ -42,6 +42,7 @@ import errno
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -181,11 +182,19 @@ def start_error_message(exc: BaseException, launch: ContainerLaunch) -> str:
         return f"setting user {launch.run_as.describe()}: {exc.strerror or exc}"
     if isinstance(exc, OSError) and exc.filename == launch.working_dir:
         return f"chdir to {launch.working_dir!r}: {exc.strerror}"
-    if isinstance(exc, FileNotFoundError) and "/" not in program:
+    if "/" not in program and (isinstance(exc, FileNotFoundError) or (
+            isinstance(exc, PermissionError) and not _on_path(program, launch))):
+        # A user other than root meets directories it may not search on the way
+        # (EACCES); a program that is nowhere on $PATH is still "not found".
         return f'exec: "{program}": executable file not found in $PATH'
     if isinstance(exc, OSError):
         return f'exec: "{program}": {(exc.strerror or str(exc)).lower()}'
     return f'exec: "{program}": {exc}'
+
+
+def _on_path(program: str, launch: ContainerLaunch) -> bool:
+    path = launch.env.get("PATH") or os.environ.get("PATH", os.defpath)
+    return shutil.which(program, path=path) is not None
 
 
 def terminated_state(base: ContainerState, wait_status: int, oom_kills: int) -> ContainerState:

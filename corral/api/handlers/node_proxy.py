@@ -3,13 +3,13 @@
     GET .../pods/{name}/log?container&follow&tailLines&previous&timestamps
                                &sinceSeconds|sinceTime&limitBytes  (checked here)
         pod ─► spec.nodeName ─► Node InternalIP + daemonEndpoints.kubeletEndpoint.Port
-            ─► GET http://ip:port/containerLogs/{ns}/{pod}/{container}?...
+            ─► GET https://ip:port/containerLogs/{ns}/{pod}/{container}?...
             ─► streamed back as text/plain (chunked, open while following)
     GET .../allocs/{name}/log?task=17&follow&tailLines&timestamps
-        alloc ─► spec.nodeName ─► GET http://ip:port/allocLogs/{ns}/{alloc}/{task}?...
+        alloc ─► spec.nodeName ─► GET https://ip:port/allocLogs/{ns}/{alloc}/{task}?...
     GET /api/v1/nodes/{name}/proxy/{path}
-        ─► GET http://ip:port/{path}  (e.g. stats/summary for `corral top`)
-    stats_summary(node) ─► GET http://ip:port/stats/summary, for the metrics API
+        ─► GET https://ip:port/{path}  (e.g. stats/summary for `corral top`)
+    stats_summary(node) ─► GET https://ip:port/stats/summary, for the metrics API
 
 The master calls an agent with its own client certificate (CN
 kube-apiserver-kubelet-client, from the cluster CA), never the caller's token,

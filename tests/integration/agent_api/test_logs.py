@@ -63,7 +63,9 @@ def test_follow_sees_new_lines(master: Master, node: Agent, http: httpx.Client,
     # Prints a line whenever the test creates the next numbered file.
     script = ("i=0; while [ $i -lt 3 ]; do if [ -f " + str(tmp_path) + "/go$i ]; then "
               "echo tick $i; i=$((i+1)); fi; sleep 0.05; done")
-    create_pod(http, make_pod("ticker", node.name, ["sh", "-c", script]))
+    # Root: the files are under the test's own 0700 temp dir.
+    create_pod(http, make_pod("ticker", node.name, ["sh", "-c", script],
+                              securityContext={"runAsUser": 0}))
     wait_pod(http, "ticker", lambda p: phase(p) == "Running")
 
     async def follow() -> list[str]:

@@ -4,7 +4,6 @@ agent stops each with SIGTERM, and each pod goes once its process has ended."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import httpx
@@ -30,10 +29,12 @@ def test_a_deleted_deployments_running_pods_terminate_gracefully(
         http: httpx.Client, node: Agent, tmp_path: Path) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()
-    os.chmod(marks, 0o777)  # the pods may run as an unprivileged user
+    # Root: the marks are under the test's own temp dir, whose 0700 parents the
+    # node's pod user (corral-pod) cannot pass.
     template = manifests.pod_template(
         {"app": APP}, containers=[manifests.container(
-            ["sh", "-c", GOODBYE], env=[{"name": "MARKS", "value": str(marks)}])],
+            ["sh", "-c", GOODBYE], env=[{"name": "MARKS", "value": str(marks)}],
+            securityContext={"runAsUser": 0})],
         nodeName=node.name, terminationGracePeriodSeconds=10)
     r = http.post("/apis/apps/v1/namespaces/default/deployments",
                   json=manifests.deployment(APP, 3, template=template))

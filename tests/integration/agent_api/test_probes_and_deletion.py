@@ -26,6 +26,9 @@ def _exec_probe(command: list[str], **timing: int) -> dict:  # type: ignore[type
     return {"exec": {"command": command}, "periodSeconds": 1, "failureThreshold": 1,
             **timing}
 
+# The probes test files under the test's own 0700 temp dir: only root gets there.
+AS_ROOT = {"runAsUser": 0}
+
 
 def test_failed_liveness_probe_restarts_the_container(node: Agent, http: httpx.Client,
                                                       tmp_path: Path) -> None:
@@ -33,7 +36,8 @@ def test_failed_liveness_probe_restarts_the_container(node: Agent, http: httpx.C
     health = tmp_path / "healthy"
     health.touch()
     create_pod(http, make_pod("live", node.name, ["sleep", "60"], restart="Always",
-                              livenessProbe=_exec_probe(["test", "-f", str(health)])))
+                              livenessProbe=_exec_probe(["test", "-f", str(health)]),
+                              securityContext=AS_ROOT))
     wait_pod(http, "live", lambda p: container_status(p).get("ready") is True)
     health.unlink()
     pod = wait_pod(http, "live", lambda p: container_status(p).get("restartCount", 0) >= 1)
@@ -51,7 +55,7 @@ def test_readiness_probe_toggles_ready(node: Agent, http: httpx.Client,
     probe = {"exec": {"command": ["test", "-f", str(ready)]}, "periodSeconds": 1,
              "failureThreshold": 1, "successThreshold": 1}
     create_pod(http, make_pod("readyz", node.name, ["sleep", "60"], restart="Always",
-                              readinessProbe=probe))
+                              readinessProbe=probe, securityContext=AS_ROOT))
     pod = wait_pod(http, "readyz", lambda p: phase(p) == "Running")
     assert condition(pod, "Ready") == "False"  # readiness starts failed
     ready.touch()

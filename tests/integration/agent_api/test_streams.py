@@ -49,7 +49,9 @@ def shell(master: Master, node: Agent, tmp_path_factory: pytest.TempPathFactory)
     work = tmp_path_factory.mktemp("shell-work")
     with master.http() as http:
         allow_privileged(http)  # a workingDir on the node is refused by baseline
+        # Root: its working dir is the test's own (0700 root), written to by cp.
         create_pod(http, make_pod("shell", node.name, ["sleep", "600"], workingDir=str(work),
+                                  securityContext={"runAsUser": 0},
                                   env=[{"name": "GREETING", "value": "hello there"}]))
         wait_pod(http, "shell", lambda p: phase(p) == "Running")
     return work
@@ -184,7 +186,8 @@ def test_attach_to_a_terminal(master: Master, node: Agent, kubectl: Kubectl) -> 
     lines = out.stdout.replace("\r", "").splitlines()
     assert "sum-42" in lines and "40 100" in lines
     assert any(line.startswith("/dev/pts/") for line in lines)
-    assert "# echo sum-$((6*7)); stty size; tty" in lines  # the prompt, then the echo
+    # The prompt (sh's for a user other than root: pods run as corral-pod), then the echo.
+    assert "$ echo sum-$((6*7)); stty size; tty" in lines
 
 
 def test_run_interactive_with_stdin_once(kubectl: Kubectl, node: Agent) -> None:

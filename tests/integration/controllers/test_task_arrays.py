@@ -167,8 +167,10 @@ def test_suspend_and_resume(master: Master, pair: list[Agent], tmp_path: Path) -
         merge_patch(http, f"{JOBS}/pausable", {"spec": {"suspend": True}})
         wait_for(lambda: condition(http, "pausable", "Suspended"), 30, "Suspended")
         wait_for(lambda: allocs_of(http, "pausable") == [], 30, "its Allocs removed")
-        paused = job_status(http, "pausable")
-        assert paused["active"] == 0 and 0 < paused["succeeded"] < 200
+        # The Job's status follows its Allocs' removal in the controller's next pass.
+        paused = wait_for(lambda: (st := job_status(http, "pausable"))["active"] == 0 and st,
+                          30, "no task active")
+        assert 0 < paused["succeeded"] < 200
         merge_patch(http, f"{JOBS}/pausable", {"spec": {"suspend": False}})
         wait_for(lambda: condition(http, "pausable", "Complete"), 90, "Complete")
         counts = ran(out)

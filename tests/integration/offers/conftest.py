@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from tests.cluster import Master, free_port
-from tests.mesos_client import Framework
+from tests.mesos_client import Framework, leading
 from tests.poll import wait_for
 
 
@@ -20,17 +19,10 @@ def mesos_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
                extra_args=["--mesos-listen", f"127.0.0.1:{port}"]).start()
     m.mesos_url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
     try:
-        wait_for(lambda: _leading(m.mesos_url), 30, "the mesos master leading")  # type: ignore[attr-defined]
+        wait_for(lambda: leading(m.mesos_url), 30, "the mesos master leading")  # type: ignore[attr-defined]
         yield m
     finally:
         m.stop()
-
-
-def _leading(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/master/state", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture

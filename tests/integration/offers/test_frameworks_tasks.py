@@ -16,13 +16,17 @@ import httpx
 
 from tests.cluster import Agent, Master
 from tests.kubectl import Kubectl
-from tests.mesos_client import Framework, launch, task_info
+from tests.mesos_client import Framework, held_offer, launch, task_info
 from tests.poll import wait_for
 
 AgentStarter = Callable[..., Agent]
 
 
 def _offer(fw: Framework, node: str) -> dict[str, Any]:
+    """An unused offer for ``node``: one already received, or the next to come."""
+    held = held_offer(fw, node)
+    if held is not None:
+        return held
     evt = fw.wait_event("OFFERS", 60, lambda e: any(
         o["agent_id"]["value"] == node for o in e["offers"]["offers"]))
     return next(o for o in evt["offers"]["offers"] if o["agent_id"]["value"] == node)
@@ -43,7 +47,31 @@ def _step_aside(fw: Framework) -> None:
     """No more offers for ``fw`` (SUPPRESS), and the ones it holds given back."""
     assert fw.call("SUPPRESS").status_code == 202
     held = [o["id"] for e in fw.seen if e["type"] == "OFFERS" for o in e["offers"]["offers"]]
+    fw.used_offers.update(o["value"] for o in held)
     assert fw.call("DECLINE", decline={"offer_ids": held}).status_code == 202
+
+
+def _run_sleeper(fw: Framework, node: str, task_id: str, cpus: float) -> None:
+    """Subscribe ``fw``, launch one ``sleep 600`` task on ``node``, see it RUNNING."""
+    fw.subscribe()
+    offer = _offer(fw, node)
+    fw.accept([offer["id"]["value"]], [launch(task_info(task_id, node, "sleep 600",
+                                                        cpus=cpus))])
+    fw.wait_update(task_id, "TASK_RUNNING")
+
+
+def _fresh_offer(fw: Framework, node: str) -> dict[str, Any]:
+    """A new offer for ``node``: the ones held are declined (refuse 0) first."""
+    held = [o["id"] for e in fw.seen if e["type"] == "OFFERS" for o in e["offers"]["offers"]]
+    fw.used_offers.update(o["value"] for o in held)
+    fw.call("DECLINE", decline={"offer_ids": held, "filters": {"refuse_seconds": 0}})
+    return _offer(fw, node)
+
+
+def _framework_status(master: Master, framework_id: str) -> dict[str, Any]:
+    with master.http() as http:
+        return dict(http.get(f"/apis/corral.dev/v1/frameworks/{framework_id}").json()
+                    .get("status", {}))
 
 
 def test_launch_run_finish_kill_and_reconcile(url: str, mesos_master: Master,
@@ -71,6 +99,12 @@ def test_launch_run_finish_kill_and_reconcile(url: str, mesos_master: Master,
     kubectl = Kubectl(mesos_master, tmp_path / "cache")
     table = kubectl("get", "allocs", "-n", "mesos")
     assert "mesos-a" in table and "Running" in table, table
+    def counted_status() -> dict[str, Any] | None:
+        st = _framework_status(mesos_master, fw.id)
+        return st if st.get("tasks") == 1 and st.get("allocs") == 1 else None
+
+    counted = wait_for(counted_status, 30, "the Framework's status counting its task and Alloc")
+    assert 0 < counted["dominantShare"] <= 1
     state = httpx.get(f"{url}/master/state").json()
     mine = next(f for f in state["frameworks"] if f["id"] == fw.id)
     assert {t["id"]: t["state"] for t in mine["tasks"]} == {"long": "TASK_RUNNING"}
@@ -93,6 +127,16 @@ def test_launch_run_finish_kill_and_reconcile(url: str, mesos_master: Master,
     never = fw.wait_event("UPDATE", match=lambda e: e["update"]["status"]["task_id"][
         "value"] == "never")["update"]["status"]
     assert never["state"] == "TASK_LOST"
+
+    offer = _fresh_offer(fw, "mesos-a")
+    group = {"type": "LAUNCH_GROUP", "launch_group": {
+        "executor": {"executor_id": {"value": "group-ex"}, "type": "DEFAULT",
+                     "framework_id": {"value": fw.id}},
+        "task_group": {"tasks": [task_info("g1", "mesos-a", "true"),
+                                 task_info("g2", "mesos-a", "true")]}}}
+    assert fw.accept([offer["id"]["value"]], [group]).status_code == 202
+    fw.wait_update("g1", "TASK_FINISHED")
+    fw.wait_update("g2", "TASK_FINISHED")
 
 
 def test_updates_are_resent_until_acknowledged(url: str, mesos_master: Master,
@@ -163,11 +207,7 @@ def test_failover_timeout_keeps_then_ends_tasks(url: str, mesos_master: Master,
     agents(mesos_master, "mesos-f", "--cpus", "2", "--memory", "2Gi", node_ip="127.0.1.64")
     fw = Framework(url, "phoenix", failover_timeout=3600)
     frameworks.append(fw)
-    fw.subscribe()
-    offer = _offer(fw, "mesos-f")
-    fw.accept([offer["id"]["value"]], [launch(task_info("keep", "mesos-f", "sleep 600",
-                                                        cpus=0.5))])
-    fw.wait_update("keep", "TASK_RUNNING")
+    _run_sleeper(fw, "mesos-f", "keep", 0.5)
     fw.disconnect()
     fw.subscribe()  # within the failover timeout: the same framework, its task alive
     fw.call("RECONCILE", reconcile={"tasks": [{"task_id": {"value": "keep"}}]})
@@ -179,11 +219,7 @@ def test_failover_timeout_keeps_then_ends_tasks(url: str, mesos_master: Master,
 
     brief = Framework(url, "mayfly", failover_timeout=1)
     frameworks.append(brief)
-    brief.subscribe()
-    offer = _offer(brief, "mesos-f")
-    brief.accept([offer["id"]["value"]], [launch(task_info("doomed", "mesos-f", "sleep 600",
-                                                           cpus=0.5))])
-    brief.wait_update("doomed", "TASK_RUNNING")
+    _run_sleeper(brief, "mesos-f", "doomed", 0.5)
     brief.disconnect()
     wait_for(lambda: not _allocs(mesos_master, brief.id), 60,
              "the removed framework's Alloc deleted")
@@ -200,17 +236,9 @@ def test_agent_killed_under_tasks_loses_them(url: str, mesos_master: Master,
     fw = Framework(url, "unlucky")
     aware = Framework(url, "aware", capabilities=["PARTITION_AWARE"])
     frameworks.extend([fw, aware])
-    fw.subscribe()
-    offer = _offer(fw, "mesos-k")
-    fw.accept([offer["id"]["value"]], [launch(task_info("victim", "mesos-k", "sleep 600",
-                                                        cpus=0.25))])
-    fw.wait_update("victim", "TASK_RUNNING")
+    _run_sleeper(fw, "mesos-k", "victim", 0.25)
     _step_aside(fw)
-    aware.subscribe()
-    offer = _offer(aware, "mesos-k")
-    aware.accept([offer["id"]["value"]], [launch(task_info("pa", "mesos-k", "sleep 600",
-                                                           cpus=0.25))])
-    aware.wait_update("pa", "TASK_RUNNING")
+    _run_sleeper(aware, "mesos-k", "pa", 0.25)
     node.kill()
     lost = fw.wait_update("victim", "TASK_LOST", timeout=60)
     assert lost["source"] == "SOURCE_MASTER" and lost["reason"] == "REASON_AGENT_REMOVED"
@@ -245,3 +273,36 @@ def test_a_pymesos_framework_runs_unchanged(url: str, mesos_master: Master,
     with mesos_master.http() as http:
         fw = http.get(f"/apis/corral.dev/v1/frameworks/{framework_id}").json()
     assert fw["status"]["phase"] == "Removed"  # pymesos' stop() is a TEARDOWN
+
+
+def test_a_prod_pod_preempts_a_frameworks_tasks(url: str, mesos_master: Master,
+                                               agents: AgentStarter,
+                                               frameworks: list[Framework]) -> None:
+    """Priority bands still decide: a framework's Alloc has the default priority,
+    so a production pod that does not fit beside it preempts it, and the
+    framework is told its task was killed."""
+    agents(mesos_master, "mesos-pp", "--cpus", "1", "--memory", "1Gi", node_ip="127.0.1.67")
+    fw = Framework(url, "best-effort")
+    frameworks.append(fw)
+    _run_sleeper(fw, "mesos-pp", "squatter", 0.9)
+    _step_aside(fw)
+    with mesos_master.http() as http:
+        assert http.post("/apis/scheduling.k8s.io/v1/priorityclasses", json={
+            "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": "offers-production"}, "value": 100_000}).status_code == 201
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "prod-over-mesos"},
+               "spec": {"priorityClassName": "offers-production",
+                        "nodeSelector": {"kubernetes.io/hostname": "mesos-pp"},
+                        "terminationGracePeriodSeconds": 1,
+                        "containers": [{"name": "c", "image": "x", "command": ["sleep", "600"],
+                                        "resources": {"requests": {"cpu": "500m"}}}]}}
+        assert http.post("/api/v1/namespaces/default/pods", json=pod).status_code == 201
+        killed = fw.wait_update("squatter", "TASK_KILLED", timeout=90)
+        assert killed["source"] == "SOURCE_EXECUTOR"
+
+        def running() -> bool:
+            got = http.get("/api/v1/namespaces/default/pods/prod-over-mesos").json()
+            return bool(got.get("status", {}).get("phase") == "Running")
+
+        wait_for(running, 90, "the production pod running where the framework's task was")
+        http.delete("/api/v1/namespaces/default/pods/prod-over-mesos")
