@@ -8,7 +8,9 @@
 //
 // Collections are shared by key (kind + namespace + selectors) and stopped when
 // the last view using them goes away: browsers allow six connections to one
-// origin, and every open watch holds one.
+// origin, and every open watch holds one. A view that would hold the sixth polls
+// instead ({ pollMs }): with all six held, every other request from the page (a
+// click's API call, a navigation, another tab of the dashboard) waits forever.
 
 import { useEffect, useMemo, useState } from '../vendor/hooks.mjs';
 import { ApiError, collectionPath, query, request, stream } from './api.js';
@@ -86,6 +88,12 @@ export class LiveList {
     let needList = true;
     while (!this.stopped) {
       try {
+        if (this.opts.pollMs) {  // a list now and then instead of a watch: no held connection
+          await this.relist();
+          this.failures = 0;
+          await new Promise((resolve) => setTimeout(resolve, this.opts.pollMs));
+          continue;
+        }
         if (needList) await this.relist();
         needList = false;
         await this.watch();
