@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import contextvars
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from corral.api.errors import BadRequest, Forbidden
 from corral.api.metrics import API_METRICS
@@ -34,13 +33,10 @@ from corral.api.resources import BY_KIND
 from corral.store.base import (
     DeleteResults,
     Deletions,
-    Event,
     Guard,
-    KeyValue,
-    ListResult,
-    Store,
 )
 from corral.store.errors import GuardFailed, StoreUnavailable
+from corral.store.passthrough import PassThroughStore
 
 FENCE_HEADER = "corral-leader-fence"
 GUARD_ATTEMPTS = 20  # renewals racing one write; each retry re-reads the Lease
@@ -70,44 +66,9 @@ class Fence:
 CURRENT: contextvars.ContextVar[Fence | None] = contextvars.ContextVar("fence", default=None)
 
 
-class FencingStore:
+class FencingStore(PassThroughStore):
     """The Store the registry writes through: writes of a fenced request carry
     the guard; everything else passes through untouched."""
-
-    def __init__(self, store: Store) -> None:
-        self.inner = store
-
-    # -- reads pass through --------------------------------------------------------
-
-    async def get(self, key: str) -> KeyValue | None:
-        return await self.inner.get(key)
-
-    async def list(self, prefix: str, *, limit: int = 0, start_after: str | None = None,
-                   revision: int = 0) -> ListResult:
-        return await self.inner.list(prefix, limit=limit, start_after=start_after,
-                                     revision=revision)
-
-    def watch(self, prefix: str, after_revision: int = 0) -> AsyncIterator[Event]:
-        return self.inner.watch(prefix, after_revision)
-
-    async def current_revision(self) -> int:
-        return await self.inner.current_revision()
-
-    async def compacted_revision(self) -> int:
-        return await self.inner.compacted_revision()
-
-    async def compact(self, revision: int) -> None:
-        await self.inner.compact(revision)
-
-    async def status(self) -> dict[str, Any]:
-        return await self.inner.status()
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    @property
-    def revision(self) -> int:
-        return int(getattr(self.inner, "revision", 0))
 
     # -- writes are fenced -----------------------------------------------------------
 

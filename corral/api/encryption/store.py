@@ -18,13 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from corral.api.encryption.config import ConfigError, EncryptionConfig, Rule, load_config
 from corral.api.encryption.providers import ENCRYPTED, KEYED, DecryptError
 from corral.api.errors import ServiceUnavailable
 from corral.api.metrics import API_METRICS
-from corral.store.base import DeleteResults, Deletions, Event, Guard, KeyValue, ListResult, Store
+from corral.store.base import Event, Guard, KeyValue, ListResult, Store
+from corral.store.passthrough import PassThroughStore
 
 log = logging.getLogger("corral.api.encryption")
 
@@ -33,10 +33,10 @@ class KeyUnavailable(ServiceUnavailable):
     """A stored value cannot be opened with the keys configured now."""
 
 
-class EncryptingStore:
+class EncryptingStore(PassThroughStore):
     def __init__(self, inner: Store, config: EncryptionConfig | None,
                  path: Path | None = None) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.config = config  # None: nothing is encrypted
         self.path = path  # the file ``reload`` reads again
         self._mtime = path.stat().st_mtime_ns if path is not None else 0
@@ -122,25 +122,6 @@ class EncryptingStore:
     def watch(self, prefix: str, after_revision: int = 0) -> AsyncIterator[Event]:
         return _OpenedEvents(self, self.inner.watch(prefix, after_revision))
 
-    async def current_revision(self) -> int:
-        return await self.inner.current_revision()
-
-    async def compacted_revision(self) -> int:
-        return await self.inner.compacted_revision()
-
-    async def compact(self, revision: int) -> None:
-        await self.inner.compact(revision)
-
-    async def status(self) -> dict[str, Any]:
-        return await self.inner.status()
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    @property
-    def revision(self) -> int:
-        return int(getattr(self.inner, "revision", 0))
-
     # -- writes ----------------------------------------------------------------------
 
     async def create(self, key: str, value: bytes, *, guard: Guard | None = None) -> int:
@@ -150,14 +131,6 @@ class EncryptingStore:
                      guard: Guard | None = None) -> int:
         return await self.inner.update(key, self.seal(key, value), expected_revision,
                                        guard=guard)
-
-    async def delete(self, key: str, expected_revision: int = 0, *,
-                     guard: Guard | None = None) -> int:
-        return await self.inner.delete(key, expected_revision, guard=guard)
-
-    async def delete_many(self, deletions: Deletions, *,
-                          guard: Guard | None = None) -> DeleteResults:
-        return await self.inner.delete_many(deletions, guard=guard)  # nothing to seal
 
 
 class _OpenedEvents:
