@@ -90,8 +90,10 @@ class TaskArray:
         return array
 
     def reassigned(self, ranges: str | None) -> None:
-        """spec.ranges changed (the controller moved unclaimed work)."""
+        """spec.ranges changed (the controller moved unclaimed work). Claims not yet
+        written may name indices it has just given to another node: they go."""
         self.assigned = IndexSet.parse(ranges)
+        self.claiming = self.claiming & self.assigned
 
     def finished(self) -> IndexSet:
         return self.completed | self.failed_final
