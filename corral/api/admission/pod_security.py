@@ -35,6 +35,7 @@ from corral.api.admission.pod_security_checks import LEVELS, evaluate, forbidden
 from corral.api.admission.priority import forbidden
 from corral.api.errors import Cause, invalid
 from corral.api.registry import Filter, Registry, list_objects
+from corral.api.registry.objects import shown_name
 from corral.api.resources import BY_KIND, Resource
 from corral.objects import Obj, meta, name_of
 
@@ -186,7 +187,7 @@ class PodSecurityAdmission:
             return results.setdefault(lv.level, evaluate(lv.level, spec))
 
         if enforce and (found := violations(policy.enforce)):
-            raise forbidden(res, name_of(obj),
+            raise forbidden(res, shown_name(obj),
                             f'violates PodSecurity "{policy.enforce}": {forbidden_detail(found)}')
         if found := violations(policy.audit):
             log.warning("pod security audit kind=%s namespace=%s name=%s violation=%s",
