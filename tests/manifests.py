@@ -6,6 +6,7 @@ what it is about.
     container(command)                         {"name": "main", "image": "none", ...}
     pod_template(labels, command)              a template for workloads
     pod(name, command) deployment(name, n) replica_set(name, n) job(name, command)
+    task_array(name, completions, command)     a Job run as tasks
     service(name, selector) namespace(name) node(name) quota(name, ns, hard)
 """
 
@@ -81,6 +82,15 @@ def job(name: str, command: list[str] | None = None, *, template: Obj | None = N
     template = template or pod_template(command=command, restartPolicy="Never")
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata(name, namespace),
             "spec": {**spec, "template": template}}
+
+
+def task_array(name: str, completions: int, command: list[str] | None = None, *,
+               template: Obj | None = None, namespace: str | None = None, **spec: Any) -> Obj:
+    """A Job run as tasks (corral.dev/run-as: tasks): Indexed, in Allocs, no Pods."""
+    obj = job(name, command, template=template, namespace=namespace,
+              **{"completionMode": "Indexed", "completions": completions, **spec})
+    obj["metadata"]["annotations"] = {"corral.dev/run-as": "tasks"}
+    return obj
 
 
 def service(name: str, selector: dict[str, str] | None = None, *,

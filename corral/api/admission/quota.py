@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
+from corral import podresources
 from corral.api.admission.priority import forbidden
 from corral.api.alloc_view import pod_view
 from corral.api.errors import APIError, Conflict
@@ -110,25 +111,8 @@ def alloc_usage(res: Resource, alloc: Obj) -> Amounts:
 def pod_amounts(spec: Mapping[str, Any], which: str) -> Amounts:
     """The pod's effective requests (or limits): the containers' sum, or the
     largest init container if more, plus sidecars and overhead."""
-    total: Amounts = {}
-    for container in spec.get("containers") or ():
-        _add(total, _container_amounts(container, which))
-    sidecars: Amounts = {}
-    peak: Amounts = {}
-    for container in spec.get("initContainers") or ():
-        amounts = _container_amounts(container, which)
-        if container.get("restartPolicy") == "Always":
-            _add(sidecars, amounts)
-            continue
-        running = dict(sidecars)
-        _add(running, amounts)
-        for name, amount in running.items():
-            peak[name] = max(peak.get(name, Decimal(0)), amount)
-    _add(total, sidecars)
-    for name, amount in peak.items():
-        total[name] = max(total.get(name, Decimal(0)), amount)
-    _add(total, {k: parse_quantity(v) for k, v in (spec.get("overhead") or {}).items()})
-    return total
+    overhead = {k: parse_quantity(v) for k, v in (spec.get("overhead") or {}).items()}
+    return podresources.pod_amounts(spec, lambda c: _container_amounts(c, which), overhead)
 
 
 def _container_amounts(container: Mapping[str, Any], which: str) -> Amounts:
