@@ -3,14 +3,17 @@
     start with --bootstrap-kubeconfig (a short-lived bootstrap token of group
     system:bootstrappers, `corral token create --bootstrap`):
         STATE_DIR/pki/client.{crt,key} usable (this CA's, for system:node:<name>,
-        more than 30 days left)? ─yes─► use it
+        not expired)? ─yes─► use it
             │ no
-        ask with a CSR (signer kubernetes.io/kube-apiserver-client-kubelet, CN
-        system:node:<name>, O system:nodes): with the node's own certificate while
-        it still holds (a renewal, auto-approved as selfnodeclient), else with the
-        bootstrap token (auto-approved as nodeclient)
+        renew_client_cert: ask with a CSR (signer
+        kubernetes.io/kube-apiserver-client-kubelet, CN system:node:<name>, O
+        system:nodes): with the node's own certificate while it still holds (a
+        renewal, auto-approved as selfnodeclient), else with the bootstrap token
+        (auto-approved as nodeclient)
         ─► key 0600 and certificate in STATE_DIR/pki (0700), STATE_DIR/kubeconfig
            naming them; every later request authenticates with the certificate
+    while running: cert_rotation.py calls renew_client_cert at 70-90 % of the
+    certificate's life, and the agent's clients switch to the new one
 
 A bootstrap token the master refuses (expired, revoked, mistyped) is an error the
 agent stops on: retrying will not make it valid.
@@ -28,7 +31,7 @@ from cryptography.x509.oid import NameOID
 
 from corral.agent.config import AgentConfig
 from corral.agent.csr import csr_object, key_pem, new_key, obtain, request_pem
-from corral.agent.serving_cert import RENEW_BEFORE, pki_dir
+from corral.agent.serving_cert import pki_dir
 from corral.api.auth import write_private
 from corral.api.errors import Forbidden, Unauthorized
 from corral.api.tls import signed_by
@@ -84,16 +87,26 @@ async def ensure_client_cert(cfg: AgentConfig) -> None:
 
 async def _ensure(cfg: AgentConfig) -> None:
     cert_path, key_path = _files(cfg)
-    left = _left(cert_path, key_path, cfg)
-    if left is None or left < RENEW_BEFORE:
-        own = (str(cert_path), str(key_path)) if left is not None else None
-        if own is None and cfg.bootstrap_token is None:
-            raise BootstrapRefused(f"no usable certificate in {cert_path.parent} and no "
-                                   "bootstrap token (--bootstrap-kubeconfig) to ask for one")
-        await _ask(cfg, cert_path, key_path, own)
+    if _left(cert_path, key_path, cfg) is None:
+        await renew_client_cert(cfg)
     cfg.client_cert = (str(cert_path), str(key_path))
     write_kubeconfig(cfg.state_dir / "kubeconfig", cfg.servers[0], cfg.ca_pem, None,
                      client_cert=cfg.client_cert)
+
+
+def client_cert_path(cfg: AgentConfig) -> Path:
+    return _files(cfg)[0]
+
+
+async def renew_client_cert(cfg: AgentConfig) -> None:
+    """A new key and certificate for the node in STATE_DIR/pki, asked for with its
+    certificate while that holds, else with the bootstrap token."""
+    cert_path, key_path = _files(cfg)
+    own = (str(cert_path), str(key_path)) if _left(cert_path, key_path, cfg) else None
+    if own is None and cfg.bootstrap_token is None:
+        raise BootstrapRefused(f"no usable certificate in {cert_path.parent} and no "
+                               "bootstrap token (--bootstrap-kubeconfig) to ask for one")
+    await _ask(cfg, cert_path, key_path, own)
 
 
 async def _ask(cfg: AgentConfig, cert_path: Path, key_path: Path,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import ssl
 import stat
 import subprocess
 import sys
@@ -124,3 +125,70 @@ def test_a_serving_certificate_no_rule_approves_waits_for_the_operator(
     assert refused.status_code == 503
     assert "was written by 'admin', not by the node's own credential" in \
         refused.json()["message"]
+
+
+def _serial(path: Path) -> int:
+    return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
+
+
+def test_a_live_agent_rotates_its_certificates_and_stays_ready(
+        agents: AgentFactory, tmp_path: Path) -> None:
+    """With a 20 s signing duration (`--cluster-signing-duration`), a bootstrapped
+    agent renews its client and its serving certificate at 70-90 % of their life,
+    without a restart; once the first client certificate has ended, the node
+    still heartbeats (new connections show the new one: the master refuses an
+    ended certificate even on a kept-alive connection) and the master still calls
+    it."""
+    master = Master(tmp_path / "short", extra_args=["--cluster-signing-duration", "20s"])
+    master.start()
+    try:
+        token = _corral_token(master, "create", "--bootstrap", "--ttl", "10m")
+        agent = agents(master, "rot-1", "--bootstrap-kubeconfig",
+                       str(_bootstrap_kubeconfig(master, token, tmp_path)),
+                       node_ip="127.0.1.73")
+        pid = agent.pid
+        pki = agent.state_dir / "pki"
+        first = x509.load_pem_x509_certificate((pki / "client.crt").read_bytes())
+        # 20 s, backdated a tenth of it: renewed 13-18 s after it was issued.
+        assert first.not_valid_after_utc - first.not_valid_before_utc == dt.timedelta(seconds=22)
+        first_serving = _serial(pki / "serving.crt")
+        wait_for(lambda: _serial(pki / "client.crt") != first.serial_number
+                 and _serial(pki / "serving.crt") != first_serving, timeout=90,
+                 what="both certificates rotated")
+        ended = first.not_valid_after_utc
+
+        def heartbeat_after_the_first_ended() -> bool:
+            with master.http() as http:
+                lease = http.get("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/"
+                                 "leases/rot-1").json()
+                node = http.get("/api/v1/nodes/rot-1").json()
+            renewed = dt.datetime.fromisoformat(lease["spec"]["renewTime"])
+            ready = [c["status"] for c in node["status"]["conditions"] if c["type"] == "Ready"]
+            return renewed > ended + dt.timedelta(seconds=1) and ready == ["True"]
+
+        wait_for(heartbeat_after_the_first_ended, timeout=60,
+                 what="a heartbeat after the first client certificate ended, node Ready")
+        assert agent.proc is not None and agent.proc.poll() is None and agent.pid == pid
+        log = agent.log()
+        assert "certificate rotated what=client" in log and \
+            "certificate rotated what=serving" in log
+        # The renewals were asked by the node itself and auto-approved.
+        kubectl = Kubectl(master, tmp_path / "cache")
+        mine = [c for c in json.loads(kubectl("get", "csr", "-o", "json"))["items"]
+                if c["spec"]["username"] == "system:node:rot-1"]
+        signers = {c["spec"]["signerName"] for c in mine
+                   if c["status"]["conditions"][0]["reason"] == "AutoApproved"}
+        assert signers == {"kubernetes.io/kube-apiserver-client-kubelet",
+                           "kubernetes.io/kubelet-serving"}
+        # A new connection to the agent is shown its current serving certificate,
+        # and the master, with its own client certificate, still reaches it.
+        with master.http() as http:
+            node = http.get("/api/v1/nodes/rot-1").json()
+            port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+            shown = ssl.get_server_certificate(("127.0.1.73", port))
+            assert x509.load_pem_x509_certificate(shown.encode()).serial_number in {
+                _serial(pki / "serving.crt"), first_serving} - {first_serving}
+            assert http.get("/api/v1/nodes/rot-1/proxy/healthz").status_code == 200
+        agent.stop()
+    finally:
+        master.stop()
