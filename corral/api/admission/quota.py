@@ -38,6 +38,7 @@ from corral.api.errors import APIError, Conflict
 from corral.api.quantity import format_bytes, format_cpu, parse_quantity
 from corral.api.registry import Filter, Registry, list_objects
 from corral.api.registry.core import conflict
+from corral.api.registry.objects import shown_name
 from corral.api.resources import BY_KIND, RESOURCES, Resource
 from corral.objects import Obj, meta, spec, status, uid_of
 
@@ -344,7 +345,7 @@ class QuotaAdmission:
             if res.kind == "Pod":
                 missing = missing_specifications(hard, obj)
                 if missing:
-                    raise forbidden(res, _ns_name(obj)[1], f"failed quota: {quota_name}: {missing}")
+                    raise forbidden(res, shown_name(obj), f"failed quota: {quota_name}: {missing}")
             wanted = {k: v for k, v in usage.items() if k in hard}
             used = used_of(quota)
             if _over(used, wanted, hard):
@@ -353,7 +354,7 @@ class QuotaAdmission:
             if over:
                 if not dry_run:
                     await self._store_used(quota, used)
-                raise forbidden(res, _ns_name(obj)[1],
+                raise forbidden(res, shown_name(obj),
                                 exceeded_message(quota_name, wanted, used, hard, over))
             if dry_run:
                 return
