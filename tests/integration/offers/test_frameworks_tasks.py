@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -44,8 +45,15 @@ def _allocs(master: Master, framework_id: str) -> list[dict[str, Any]]:
 
 
 def _step_aside(fw: Framework) -> None:
-    """No more offers for ``fw`` (SUPPRESS), and the ones it holds given back."""
+    """No more offers for ``fw`` (SUPPRESS), and the ones it holds given back.
+
+    Offers the master sent before SUPPRESS may still be on their way; the answer to
+    a RECONCILE made after it comes behind them on the same stream, so once it is
+    read every offer ``fw`` holds is in ``seen``."""
     assert fw.call("SUPPRESS").status_code == 202
+    marker = f"marker-{uuid.uuid4().hex[:8]}"
+    fw.call("RECONCILE", reconcile={"tasks": [{"task_id": {"value": marker}}]})
+    fw.wait_event("UPDATE", match=lambda e: e["update"]["status"]["task_id"]["value"] == marker)
     held = [o["id"] for e in fw.seen if e["type"] == "OFFERS" for o in e["offers"]["offers"]]
     fw.used_offers.update(o["value"] for o in held)
     assert fw.call("DECLINE", decline={"offer_ids": held}).status_code == 202
