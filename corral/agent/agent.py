@@ -112,7 +112,7 @@ class Agent:
         self.server = AgentServer(cfg, self.pods, StatsCollector(self.pods, cfg.name))
         await self.pods.start()
         self.allocs = AllocManager(AllocContext(
-            cfg, client, ExecutorRuntime(cfg.runtime_dir, self.runtime.cgroups)))
+            cfg, client, ExecutorRuntime(cfg.runtime_dir, self.runtime.cgroups), self.users))
         self.server.allocs = self.allocs
         await self.allocs.start()
         port = self.server.port

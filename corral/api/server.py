@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import logging
 import socket
@@ -42,7 +43,7 @@ from corral.api.auth import (
     ensure_user_token,
 )
 from corral.api.certificates.admission import CsrAdmission
-from corral.api.certificates.signer import KUBELET_CLIENT_CN, Signer
+from corral.api.certificates.signer import DEFAULT_DURATION, KUBELET_CLIENT_CN, Signer
 from corral.api.connections import ConnectionLimits, TlsWebSocketProtocol, guarded_protocol
 from corral.api.crd.serving import CrdServing
 from corral.api.encryption.config import load_config
@@ -108,6 +109,9 @@ class ServerConfig:
     audit_policy_file: str = ""  # "" = audit/policy.py's DEFAULT_POLICY
     audit_log_maxsize: float = 100  # megabytes before the file is rotated (0: never)
     audit_log_maxbackup: int = 10  # rotated files kept (0: all)
+    # The longest certificate the cluster CA signs for a CertificateSigningRequest
+    # (kube-controller-manager's --cluster-signing-duration).
+    cluster_signing_duration: dt.timedelta = DEFAULT_DURATION
 
     @property
     def resolved_store_url(self) -> str:
@@ -252,7 +256,8 @@ class ApiServer:
         self.registry.admission.append(self.allocation)
         self.registry.admission.extend(default_plugins(self.registry))
         # Signs approved CertificateSigningRequests with the cluster CA (made below).
-        self.signer = None if cfg.insecure_http else Signer(cfg.data_dir / "pki")
+        self.signer = None if cfg.insecure_http else Signer(cfg.data_dir / "pki",
+                                                            cfg.cluster_signing_duration)
         self.registry.admission.append(CsrAdmission(self.authorizer, self.signer))
         # NodeRestriction's label rule, and who wrote each Node's agent endpoint.
         self.registry.admission += [NodeLabelAdmission(), EndpointWriterAdmission()]

@@ -128,7 +128,9 @@ def _server_args(args: argparse.Namespace) -> list[str]:
     out = ["--service-cidr", str(args.service_cidr),
            "--service-node-port-range", str(args.service_node_port_range),
            "--request-header-timeout", repr(float(args.request_header_timeout)),
-           "--max-requests-inflight", str(args.max_requests_inflight)]
+           "--max-requests-inflight", str(args.max_requests_inflight),
+           "--cluster-signing-duration",
+           f"{int(args.cluster_signing_duration.total_seconds())}s"]
     if args.max_connections:
         out += ["--max-connections", str(args.max_connections)]
     return out

@@ -13,7 +13,8 @@ re-adopts it through its socket.
 
 The task interface is general (task arrays use it, Mesos frameworks will):
 
-    {"op": "launch", "id": "17", "command": [...], "env": {...}, "cwd": "/..."}
+    {"op": "launch", "id": "17", "command": [...], "env": {...}, "cwd": "/...",
+     "user": {"uid": 1000, "gid": 1000, "groups": [...]}}   user: optional (task_spawn.py)
     {"op": "kill", "id": "17", "signal": 15}     a queued task is dropped, a running
                                                   one signalled (its process group)
     {"op": "ack", "seq": 41}                      exits up to 41 are recorded: forget them
@@ -49,6 +50,7 @@ import os
 import selectors
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections import deque
@@ -56,6 +58,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from corral.agent.runtime.base import RunAs
 from corral.agent.runtime.cgroups import ContainerCgroup, Limits
 from corral.agent.runtime.logs import MAX_LINE, LogWriter, log_path
 from corral.agent.runtime.shim import (
@@ -64,6 +67,7 @@ from corral.agent.runtime.shim import (
     reap_children,
     set_process_name,
 )
+from corral.agent.runtime.task_spawn import needs_switch, prepare_cwd, spawn_as, start_error
 
 EXECUTOR_MODULE = "corral.agent.runtime.executor"
 EXECUTOR_NAME = "corral-executor"
@@ -148,7 +152,9 @@ class Task:
     command: list[str]
     env: dict[str, str]
     cwd: str
+    user: RunAs | None = None  # None: the executor's own
     pid: int = 0
+    proc: subprocess.Popen[bytes] | None = None  # started as another user (reaped by us)
     out_fd: int = -1  # read end of the task's stdout+stderr pipe
     buffer: bytes = b""
     exit_status: int | None = None
@@ -324,7 +330,7 @@ class Executor:
         op = msg.get("op")
         if op == "launch":
             self.launch(str(msg["id"]), list(msg["command"]), dict(msg.get("env") or {}),
-                        str(msg.get("cwd") or "/"))
+                        str(msg.get("cwd") or "/"), _run_as(msg.get("user")))
         elif op == "kill":
             self.kill(str(msg["id"]), int(msg.get("signal") or signal.SIGTERM))
         elif op == "ack":
@@ -373,10 +379,11 @@ class Executor:
 
     # -- tasks -------------------------------------------------------------------------
 
-    def launch(self, task_id: str, command: list[str], env: dict[str, str], cwd: str) -> None:
+    def launch(self, task_id: str, command: list[str], env: dict[str, str], cwd: str,
+               user: RunAs | None = None) -> None:
         if task_id in self.by_id or self.stop_deadline is not None:
             return  # a duplicate launch (an agent resending after reconnecting), or stopping
-        task = Task(task_id, command, {"PATH": self.config.path, **env}, cwd)
+        task = Task(task_id, command, {"PATH": self.config.path, **env}, cwd, user)
         self.by_id[task_id] = task
         self.queue.append(task)
 
@@ -391,19 +398,24 @@ class Executor:
         actions = [(os.POSIX_SPAWN_DUP2, self.devnull, 0), (os.POSIX_SPAWN_DUP2, write_fd, 1),
                    (os.POSIX_SPAWN_DUP2, write_fd, 2)]
         try:
-            if task.cwd in ("", "/"):
+            if needs_switch(task.user):
+                assert task.user is not None
+                task.proc = spawn_as(task.command, task.env, task.cwd, task.user,
+                                     self.devnull, write_fd)
+                task.pid = task.proc.pid
+            elif task.cwd in ("", "/"):
                 task.pid = os.posix_spawnp(task.command[0], task.command, task.env,
                                            file_actions=actions, setpgroup=0)
             else:
                 task.pid = _spawn_in(task, actions)
-        except (OSError, IndexError) as exc:
+        except (OSError, IndexError, subprocess.SubprocessError) as exc:
             os.close(read_fd)
             os.close(write_fd)
             self.by_id.pop(task.id, None)
-            self.log.write(task.id, _start_error(exc, task).encode())
+            message = start_error(exc, task.command, task.cwd, task.user)
+            self.log.write(task.id, message.encode())
             self._emit({"event": "exited", "id": task.id, "code": START_ERROR_EXIT_CODE,
-                        "signal": None, "reason": "StartError",
-                        "message": _start_error(exc, task)})
+                        "signal": None, "reason": "StartError", "message": message})
             return
         os.close(write_fd)
         os.set_blocking(read_fd, False)
@@ -445,6 +457,8 @@ class Executor:
         if task is None:
             return  # an orphaned grandchild we reaped as subreaper
         task.exit_status = wait_status
+        if task.proc is not None:
+            task.proc.returncode = wait_status  # reaped here: Popen must not wait for it
         if task.out_fd >= 0:
             _killpg(pid, signal.SIGKILL)  # leftovers of the task keep its pipe open
         self._report_if_done(task)
@@ -493,7 +507,7 @@ class Executor:
 def _spawn_in(task: Task, actions: list[tuple[int, int, int]]) -> int:
     """posix_spawn has no chdir action before Python 3.13: a task with a working
     directory goes through ``sh -c 'cd DIR && exec ...'``."""
-    os.makedirs(task.cwd, exist_ok=True)
+    prepare_cwd(task.cwd, None)
     script = 'cd "$1" && shift && exec "$@"'
     argv = ["/bin/sh", "-c", script, "sh", task.cwd, *task.command]
     return os.posix_spawn("/bin/sh", argv, task.env, file_actions=actions, setpgroup=0)
@@ -506,13 +520,8 @@ def _killpg(pgid: int, sig: int) -> None:
         pass
 
 
-def _start_error(exc: BaseException, task: Task) -> str:
-    program = task.command[0] if task.command else ""
-    if isinstance(exc, FileNotFoundError) and "/" not in program:
-        return f'exec: "{program}": executable file not found in $PATH'
-    if isinstance(exc, OSError):
-        return f'exec: "{program}": {(exc.strerror or str(exc)).lower()}'
-    return f'exec: "{program}": no command given'
+def _run_as(value: object) -> RunAs | None:
+    return RunAs.from_dict(value) if isinstance(value, dict) else None
 
 
 def _note(message: str) -> None:

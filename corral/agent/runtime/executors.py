@@ -21,10 +21,11 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from corral.agent.runtime.base import RunAs
 from corral.agent.runtime.cgroups import CgroupSystem, ContainerCgroup
 from corral.agent.runtime.executor import EXECUTOR_MODULE, ExecutorConfig, ExecutorDir
 from corral.agent.runtime.process import shim_env
@@ -71,9 +72,12 @@ class ExecutorConnection:
         self.exited = [str(i) for i in hello.get("exited") or ()]
 
     def launch(self, task_id: str, command: list[str], env: dict[str, str],
-               cwd: str = "/") -> None:
-        self._send({"op": "launch", "id": task_id, "command": command, "env": env,
-                    "cwd": cwd})
+               cwd: str = "/", user: RunAs | None = None) -> None:
+        msg: dict[str, Any] = {"op": "launch", "id": task_id, "command": command, "env": env,
+                               "cwd": cwd}
+        if user is not None:
+            msg["user"] = asdict(user)
+        self._send(msg)
 
     def kill(self, task_id: str, sig: int = signal.SIGTERM) -> None:
         self._send({"op": "kill", "id": task_id, "signal": int(sig)})
