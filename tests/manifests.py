@@ -106,6 +106,13 @@ def namespace(name: str) -> Obj:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
+def service_account(namespace: str, name: str = "default") -> Obj:
+    """A ServiceAccount. Pods need theirs to exist (ServiceAccount admission): on a
+    master without controllers no one makes a new namespace's `default` but the test."""
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": name, "namespace": namespace}}
+
+
 def node(name: str, cpu: str = "4", memory: str = "8Gi", pods: int = 110, *,
          taints: list[Obj] | None = None, labels: dict[str, str] | None = None) -> Obj:
     """A Ready node (for tests that register nodes without an agent)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import signal
 from collections.abc import Callable, Coroutine
@@ -22,6 +23,7 @@ from corral.api.allocation import (
     RangeError,
 )
 from corral.api.audit.policy import PolicyError
+from corral.api.certificates.signer import DEFAULT_DURATION
 from corral.api.connections import ConnectionLimits
 from corral.api.encryption.config import ConfigError
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
@@ -30,6 +32,7 @@ from corral.api.server import ApiServer, ServerConfig
 from corral.cli import eventloop
 from corral.cli.limits import raise_open_files_limit
 from corral.cli.logging_setup import setup_logging
+from corral.cli.token import parse_ttl
 from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
 from corral.client.kubeconfig import write_kubeconfig
@@ -137,9 +140,22 @@ def add_master_flags(p: argparse.ArgumentParser) -> None:
                    help="megabytes before the audit log is rotated (default 100; 0: never)")
     p.add_argument("--audit-log-maxbackup", type=int, default=10, metavar="N",
                    help="rotated audit log files kept (default 10; 0: all)")
+    p.add_argument("--cluster-signing-duration", type=_signing_duration,
+                   default=DEFAULT_DURATION, metavar="DURATION",
+                   help="the longest certificate the cluster CA signs for a "
+                        "CertificateSigningRequest, nodes' included (default 365d; e.g. 30s, "
+                        "12h); agents renew theirs at 70-90%% of its life")
     p.add_argument("--max-connections", type=int, default=0,
                    help="connections held at once; past it an idle one is closed "
                         "(default: the open files limit less a reserve)")
+
+
+def _signing_duration(value: str) -> dt.timedelta:
+    try:
+        return parse_ttl(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"--cluster-signing-duration wants a duration like "
+                                         f"30s, 12h or 365d, got {value!r}") from None
 
 
 def _lease_seconds(value: str) -> float:
@@ -178,6 +194,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                         audit_policy_file=args.audit_policy_file,
                         audit_log_maxsize=args.audit_log_maxsize,
                         audit_log_maxbackup=args.audit_log_maxbackup,
+                        cluster_signing_duration=args.cluster_signing_duration,
                         kubeconfig_server=getattr(args, "kubeconfig_server", ""))
 
 

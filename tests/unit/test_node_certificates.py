@@ -85,9 +85,25 @@ def test_the_signer_issues_what_was_asked_for_a_bounded_time(tmp_path: Path) -> 
     cert.verify_directly_issued_by(x509.load_pem_x509_certificate(pki.ca_pem))
     assert cert.subject.rfc4514_string() == "CN=system:node:n1,O=system:nodes"
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
-    assert lifetime.total_seconds() == 3600 + 3600  # asked for an hour, backdated one
+    assert lifetime.total_seconds() == 3600 + 300  # asked for an hour, backdated 5 min
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.1.1"]
+
+
+def test_the_signing_duration_bounds_every_certificate(tmp_path: Path) -> None:
+    ensure_pki(tmp_path, [])
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    signer = Signer(tmp_path / "pki", dt.timedelta(seconds=30))
+    pem = base64.b64encode(request_pem(new_key(), "system:node:n1", ("system:nodes",))).decode()
+    for asked in (None, 3600):  # expirationSeconds may shorten it, never lengthen it
+        cert = x509.load_pem_x509_certificate(base64.b64decode(
+            signer.sign(pem, ["digital signature", "client auth"], asked, now=now)))
+        assert cert.not_valid_after_utc == now + dt.timedelta(seconds=30)
+        assert cert.not_valid_before_utc == now - dt.timedelta(seconds=3)  # a tenth
+    long = Signer(tmp_path / "pki", dt.timedelta(days=30))
+    cert = x509.load_pem_x509_certificate(base64.b64decode(
+        long.sign(pem, ["client auth"], None, now=now)))
+    assert cert.not_valid_after_utc == now + dt.timedelta(days=30, minutes=-5)
 
 
 def test_a_bootstrap_token_names_its_own_bootstrapper_and_expires(tmp_path: Path) -> None:

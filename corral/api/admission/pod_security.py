@@ -38,6 +38,7 @@ from corral.api.admission.priority import forbidden
 from corral.api.alloc_validation import RUN_AS, RUN_AS_TASKS
 from corral.api.errors import Cause, invalid
 from corral.api.registry import Filter, Registry, list_objects
+from corral.api.registry.objects import shown_name
 from corral.api.resources import BY_KIND, Resource
 from corral.objects import Obj, meta, name_of
 
@@ -202,7 +203,7 @@ class PodSecurityAdmission:
             return results.setdefault(lv.level, evaluate(lv.level, spec))
 
         if enforce and (found := violations(policy.enforce)):
-            raise forbidden(res, name_of(obj),
+            raise forbidden(res, shown_name(obj),
                             f'violates PodSecurity "{policy.enforce}": {forbidden_detail(found)}')
         if found := violations(policy.audit):
             log.warning("pod security audit kind=%s namespace=%s name=%s violation=%s",
