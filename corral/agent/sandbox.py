@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 
 from corral.agent.runtime.base import RunAs
-from corral.private_files import SEARCH_ONLY, private_dir, tighten
+from corral.private_files import SEARCH_ONLY, mark_self_secured, private_dir, tighten
 
 LOGS = "logs"
 
@@ -42,6 +42,7 @@ def secure_state_dir(state_dir: Path, pods_dir: Path, volumes_dir: Path) -> None
     private_dir(state_dir)
     tighten(state_dir, skip=[pods_dir, volumes_dir])
     os.chmod(state_dir, SEARCH_ONLY)
+    mark_self_secured(state_dir)  # a master's data dir holding it leaves it be
     for parent in (pods_dir, volumes_dir):
         private_dir(parent, SEARCH_ONLY)
     for pod_dir in pods_dir.iterdir():

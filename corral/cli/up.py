@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import signal
 import sys
 import time
@@ -39,10 +40,12 @@ from corral.cli.master import add_master_flags, add_mesos_flags, server_config
 from corral.cli.supervisor import Child, Supervisor, corral_argv
 from corral.client.kubeconfig import load_kubeconfig, write_kubeconfig
 from corral.objects import status
+from corral.private_files import SEARCH_ONLY, closed_ancestor, mark_self_secured, private_dir
 
 # Agents stop their pods on exit with at most 10 s of grace each (in parallel).
 AGENT_STOP_GRACE = 15.0
 READY_TIMEOUT = 60.0
+VAR_LIB = Path("/var/lib/corral")  # agents' state when the data dir is closed to pods
 
 
 def _wait_ready(url: str, child: Child, timeout: float = READY_TIMEOUT) -> None:
@@ -177,8 +180,20 @@ def _start_control_plane(args: argparse.Namespace, sup: Supervisor) -> ControlPl
     return ControlPlane(cfg.url, urls, local)
 
 
+def agents_root(args: argparse.Namespace) -> Path:
+    """Where the agents keep their state: beside the master's, unless a directory
+    on the way to it is closed to others (a checkout under /root), since pods run
+    as other users and reach their working directories by path. Then a directory
+    of /var/lib/corral named after the data dir, so the next `up` finds it again."""
+    data_dir = Path(args.data_dir).resolve()
+    if closed_ancestor(data_dir / "agents") is None:
+        return data_dir / "agents"
+    digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
+    return VAR_LIB / f"up-{digest}"
+
+
 def _agent_dir(args: argparse.Namespace, index: int) -> Path:
-    return Path(args.data_dir) / "agents" / f"node-{index}"
+    return agents_root(args) / f"node-{index}"
 
 
 def _bootstrap_kubeconfig(args: argparse.Namespace, admin: Path) -> tuple[Path, str]:
@@ -346,6 +361,14 @@ def _run(args: argparse.Namespace) -> int:
         kubeconfig = cfg.kubeconfig_path.resolve()
         if args.agents:
             bootstrap, token_id = _bootstrap_kubeconfig(args, kubeconfig)
+            agents = agents_root(args)
+            private_dir(agents.parent, SEARCH_ONLY)
+            private_dir(agents, SEARCH_ONLY)
+            mark_self_secured(agents)  # each agent secures its own state below
+            if not agents.is_relative_to(Path(args.data_dir).resolve()):
+                print(f"agents' state in {agents} (pods run as other users, who may "
+                      f"not pass through {closed_ancestor(Path(args.data_dir).resolve())})",
+                      flush=True)
             for index in range(1, args.agents + 1):
                 sup.start(Child(f"node-{index}", "agent", corral_argv(
                     *_agent_args(args, ",".join(plane.masters), bootstrap, index)),
