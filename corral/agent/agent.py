@@ -97,7 +97,8 @@ class Agent:
 
     async def start(self) -> None:
         cfg = self.cfg
-        secure_state_dir(cfg.state_dir, cfg.pods_dir, cfg.state_dir / VOLUMES_DIR)
+        secure_state_dir(cfg.state_dir, cfg.pods_dir, cfg.state_dir / VOLUMES_DIR,
+                         cfg.sandboxes_dir)
         await ensure_client_cert(cfg)  # TLS bootstrap, or renewal, when it has a certificate
         servers = await order_servers(cfg)
         self.client = client = self._client(servers)
@@ -116,7 +117,8 @@ class Agent:
         self.server = AgentServer(cfg, self.pods, StatsCollector(self.pods, cfg.name))
         await self.pods.start()
         self.allocs = AllocManager(AllocContext(
-            cfg, client, ExecutorRuntime(cfg.runtime_dir, self.runtime.cgroups), self.users))
+            cfg, client, ExecutorRuntime(cfg.runtime_dir, self.runtime.cgroups,
+                                         cfg.sandboxes_dir), self.users))
         self.server.allocs = self.allocs
         await self.allocs.start()
         port = self.server.port

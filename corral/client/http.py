@@ -33,7 +33,7 @@ from corral.api.errors import APIError, BadRequest, from_status
 from corral.api.fencing import FENCE_HEADER
 from corral.api.kinds import encode
 from corral.api.kinds.base import TypedObject
-from corral.api.resources import BY_KIND, Resource, lookup
+from corral.api.resources import BY_KIND, COMPUTED, Resource, lookup
 from corral.client.backoff import Backoff
 from corral.client.failover import FailoverTransport
 from corral.client.kubeconfig import ClusterConfig, load_kubeconfig
@@ -429,6 +429,14 @@ class Client:
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node_name}}
         await self._json("POST", resource_path(resource_for(kind), namespace, pod_name,
                                                "binding"), json_body=body)
+
+    async def review(self, body: Obj) -> Obj:
+        """POST a TokenReview or SubjectAccessReview: answered, never stored."""
+        res = next((r for r in COMPUTED if r.kind == body.get("kind") and not r.namespaced),
+                   None)
+        if res is None:
+            raise BadRequest(f'the server doesn\'t have a review "{body.get("kind")}"')
+        return await self._json("POST", resource_path(res), json_body=body)
 
     async def create_token(self, account: str, namespace: str, request: Obj) -> Obj:
         """POST serviceaccounts/{account}/token: a TokenRequest, answered with the
