@@ -2,8 +2,10 @@
 
     state_dir/pki/ca.crt        the cluster CA (the master's client certificate is
                                 checked against it)
-    state_dir/pki/serving.crt   CN system:node:<name>, O system:nodes, SANs = the
-    state_dir/pki/serving.key   node IP and name; 0600, in a 0700 directory
+    state_dir/pki/serving.pem   CN system:node:<name>, O system:nodes, SANs = the
+                                node IP and name, and its key, in one file (0600,
+                                in a 0700 directory) replaced in one rename: no
+                                crash leaves a key beside another certificate
 
 Asked for as the kubelet asks (signer kubernetes.io/kubelet-serving, through a
 CertificateSigningRequest the master approves for the node's own name) whenever
@@ -51,8 +53,10 @@ async def ensure_serving_cert(client: Client, cfg: AgentConfig) -> ServingFiles 
     if not cfg.ca_pem:
         return None
     directory = pki_dir(cfg.state_dir)
-    files = ServingFiles(directory / "ca.crt", directory / "serving.crt",
-                         directory / "serving.key")
+    files = ServingFiles(directory / "ca.crt", directory / "serving.pem",
+                         directory / "serving.pem")
+    for legacy in ("serving.crt", "serving.key"):  # an older agent's pair: asked anew
+        (directory / legacy).unlink(missing_ok=True)
     files.ca.write_bytes(cfg.ca_pem)
     if not _usable(files, cfg):
         await renew_serving_cert(client, cfg, files)
@@ -65,14 +69,16 @@ async def renew_serving_cert(client: Client, cfg: AgentConfig, files: ServingFil
     request = request_pem(key, f"system:node:{cfg.name}", ("system:nodes",),
                           (cfg.node_ip, cfg.name))
     cert = await obtain(client, csr_object("csr-", request, SERVING_SIGNER, SERVING_USAGES))
-    write_private(files.key, key_pem(key).decode())
-    write_private(files.cert, cert.decode())
+    write_private(files.cert, cert.decode() + key_pem(key).decode())
 
 
 def _usable(files: ServingFiles, cfg: AgentConfig) -> bool:
     if not (files.cert.exists() and files.key.exists()):
         return False
-    cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+    try:
+        cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+    except ValueError:
+        return False
     ca = x509.load_pem_x509_certificate(files.ca.read_bytes())
     if not signed_by(cert, ca):
         return False  # another cluster's, or the CA was made anew

@@ -50,10 +50,10 @@ def test_an_agent_bootstrapped_from_a_token_gets_a_node_certificate_and_works(
     agent = agents(master, "boot-1", "--bootstrap-kubeconfig", str(boot),
                    node_ip="127.0.1.71")
     pki = agent.state_dir / "pki"
-    key = pki / "client.key"
+    key = pki / "client.pem"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert stat.S_IMODE(pki.stat().st_mode) == 0o700
-    cert = x509.load_pem_x509_certificate((pki / "client.crt").read_bytes())
+    cert = x509.load_pem_x509_certificate((pki / "client.pem").read_bytes())
     assert cert.subject.rfc4514_string() == "CN=system:node:boot-1,O=system:nodes"
     kubectl = Kubectl(master, tmp_path / "cache")
     csrs = json.loads(kubectl("get", "csr", "-o", "json"))["items"]
@@ -93,7 +93,7 @@ def test_an_expired_or_revoked_bootstrap_token_is_refused(
                         what=f"{name} to give up on its bootstrap token")
         assert code == 1
         assert "the master refused the bootstrap token (Unauthorized" in agent.log()
-        assert not (agent.state_dir / "pki" / "client.crt").exists()
+        assert not (agent.state_dir / "pki" / "client.pem").exists()
     with master.http() as http:
         assert http.get("/api/v1/nodes/boot-expired").status_code == 404
 
@@ -117,7 +117,9 @@ def test_a_serving_certificate_no_rule_approves_waits_for_the_operator(
                      and not c.get("status", {}).get("conditions")), None)
 
     name = wait_for(pending, timeout=60, what="the agent's serving CSR, pending")
-    assert f"kubectl certificate approve {name}" in agent.log()
+    # Logged just after the request is made (the whole log: other lines may follow).
+    wait_for(lambda: f"kubectl certificate approve {name}" in agent.log_path.read_text(),
+             what="the agent naming the command that approves its request")
     kubectl("certificate", "approve", name)
     agent.wait_registered(timeout=60)
     with master.http() as http:
@@ -148,12 +150,12 @@ def test_a_live_agent_rotates_its_certificates_and_stays_ready(
                        node_ip="127.0.1.73")
         pid = agent.pid
         pki = agent.state_dir / "pki"
-        first = x509.load_pem_x509_certificate((pki / "client.crt").read_bytes())
+        first = x509.load_pem_x509_certificate((pki / "client.pem").read_bytes())
         # 20 s, backdated a tenth of it: renewed 13-18 s after it was issued.
         assert first.not_valid_after_utc - first.not_valid_before_utc == dt.timedelta(seconds=22)
-        first_serving = _serial(pki / "serving.crt")
-        wait_for(lambda: _serial(pki / "client.crt") != first.serial_number
-                 and _serial(pki / "serving.crt") != first_serving, timeout=90,
+        first_serving = _serial(pki / "serving.pem")
+        wait_for(lambda: _serial(pki / "client.pem") != first.serial_number
+                 and _serial(pki / "serving.pem") != first_serving, timeout=90,
                  what="both certificates rotated")
         ended = first.not_valid_after_utc
 
@@ -169,7 +171,7 @@ def test_a_live_agent_rotates_its_certificates_and_stays_ready(
         wait_for(heartbeat_after_the_first_ended, timeout=60,
                  what="a heartbeat after the first client certificate ended, node Ready")
         assert agent.proc is not None and agent.proc.poll() is None and agent.pid == pid
-        log = agent.log()
+        log = agent.log_path.read_text()  # all of it: log() is the last 8000 characters
         assert "certificate rotated what=client" in log and \
             "certificate rotated what=serving" in log
         # The renewals were asked by the node itself and auto-approved.
@@ -187,7 +189,7 @@ def test_a_live_agent_rotates_its_certificates_and_stays_ready(
             port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
             shown = ssl.get_server_certificate(("127.0.1.73", port))
             assert x509.load_pem_x509_certificate(shown.encode()).serial_number in {
-                _serial(pki / "serving.crt"), first_serving} - {first_serving}
+                _serial(pki / "serving.pem"), first_serving} - {first_serving}
             assert http.get("/api/v1/nodes/rot-1/proxy/healthz").status_code == 200
         agent.stop()
     finally:

@@ -1,18 +1,27 @@
 """Certificate rotation's timing on a fake clock: renewed between 70 % and 90 %
 of the lifetime (the jitter), not before; a failed renewal retried after a
-back-off while the old certificate holds; the next deadline from the new one."""
+back-off while the old certificate holds; the next deadline from the new one.
+And the files it writes."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import ssl
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from corral.agent.bootstrap import _legacy, _usable, client_cert_path
 from corral.agent.cert_rotation import Rotation, rotation_deadline
+from corral.agent.config import AgentConfig
+from corral.agent.csr import key_pem, new_key, request_pem
+from corral.api.certificates.signer import Signer
+from corral.api.tls import ensure_pki
 from corral.client.clock import FakeClock
 from tests.poll import eventually
 
@@ -70,3 +79,32 @@ async def test_renewed_at_the_deadline_retried_on_failure_then_from_the_new_one(
         await eventually(lambda: len(held) == 3, what="renewed again")
     finally:
         await rotation.stop()
+
+
+def test_the_client_certificate_file_and_an_older_agents_pair(tmp_path: Path) -> None:
+    """One file holds certificate and key (replaced in one rename); an older
+    agent's client.crt/client.key still authenticate the renewal that replaces them."""
+    pki = ensure_pki(tmp_path / "master", [])
+    signer = Signer(tmp_path / "master" / "pki")
+    cfg = AgentConfig(name="n1", servers=["https://127.0.0.1:1"], ca_pem=pki.ca_pem,
+                      state_dir=tmp_path / "agent")
+
+    def issue(cn: str) -> tuple[str, str]:
+        key = new_key()
+        request = base64.b64encode(request_pem(key, cn, ("system:nodes",))).decode()
+        cert = base64.b64decode(signer.sign(request, ["client auth"], None)).decode()
+        return cert, key_pem(key).decode()
+
+    assert _usable(cfg) is None
+    legacy_cert, legacy_key = _legacy(cfg)
+    cert, key = issue("system:node:n1")
+    legacy_cert.write_text(cert)
+    legacy_key.write_text(key)
+    assert _usable(cfg) == (str(legacy_cert), str(legacy_key))
+    pem = client_cert_path(cfg)
+    pem.write_text("".join(issue("system:node:other")))  # not this node's: not used
+    assert _usable(cfg) == (str(legacy_cert), str(legacy_key))
+    pem.write_text("".join(issue("system:node:n1")))
+    assert _usable(cfg) == (str(pem), str(pem))
+    context = ssl.create_default_context(cadata=pki.ca_pem.decode())
+    context.load_cert_chain(str(pem), str(pem))  # the one file serves as both
