@@ -140,7 +140,7 @@ def test_a_live_agent_rotates_its_certificates_and_stays_ready(
     without a restart; once the first client certificate has ended, the node
     still heartbeats (new connections show the new one: the master refuses an
     ended certificate even on a kept-alive connection) and the master still calls
-    it."""
+    it; and the csrcleaner removes the requests whose certificates ended."""
     master = Master(tmp_path / "short", extra_args=["--cluster-signing-duration", "20s"])
     master.start()
     try:
@@ -182,6 +182,11 @@ def test_a_live_agent_rotates_its_certificates_and_stays_ready(
                    if c["status"]["conditions"][0]["reason"] == "AutoApproved"}
         assert signers == {"kubernetes.io/kube-apiserver-client-kubelet",
                            "kubernetes.io/kubelet-serving"}
+        # The csrcleaner deletes a request once its certificate has ended: the
+        # bootstrap token's request (its certificate ended above) goes.
+        wait_for(lambda: not [c for c in json.loads(kubectl("get", "csr", "-o", "json"))["items"]
+                              if c["spec"]["username"].startswith("system:bootstrap:")],
+                 what="the bootstrap request cleaned once its certificate ended")
         # A new connection to the agent is shown its current serving certificate,
         # and the master, with its own client certificate, still reaches it.
         with master.http() as http:
