@@ -18,6 +18,23 @@ Then the programming latency of nftables mode (median of --runs): one endpoint
 change with one Service, 1,000 Services in one transaction, and one endpoint
 change among those 1,000 (every write is the whole table).
 
+Why three client addresses: all paths end at the same backend, which closes
+first and so holds a TIME_WAIT socket per recent (client address, port) pair.
+Linux stamps a connection's TCP timestamps with an offset hashed from the
+addresses the client sees: 127.0.0.1 -> 127.0.0.1 direct, 127.0.0.1 ->
+127.100.250.2 before the DNAT. The client picks its port knowing nothing of the
+backend's TIME_WAIT sockets of the other view, so when a DNATed SYN lands on one
+made by a direct connection (or the reverse), its timestamp is "older" than the
+one remembered, PAWS rejects it (nstat: TcpExtPAWSTimewait), and the client
+retransmits after 1 s. Measured on a quiet run with one client address: hundreds
+of such 1-second stalls per round, growing round after round, on the direct path
+as much as on the DNATed one. It is a property of mixing both views from one
+address against one backend within TIME_WAIT's 60 s, not of either path; each
+client gets its own address so the figures measure the paths. (A pod that talks
+to the same backend both through its Service and directly at a high rate of new
+connections meets the same stalls; net.ipv4.tcp_timestamps=2, timestamps without
+per-address offsets, removes them.)
+
 As root the whole benchmark runs in a network namespace it creates and deletes
 (its table goes with it); without root (or nft) nftables is not measured and the
 reason is printed.
@@ -51,6 +68,9 @@ from corral.proxy.table import ProxyTable
 CLUSTER_IP = "127.100.250.1"  # the user-space proxy's
 NFT_CLUSTER_IP = "127.100.250.2"  # DNATed by nftables
 NFT_TABLE = "corral-bench"
+# Each path's client has its own source address; see "Why three client addresses".
+DIRECT_SOURCE, NFT_SOURCE, USERSPACE_SOURCE = "127.0.0.1", "127.0.0.2", "127.0.0.3"
+IP_BIND_ADDRESS_NO_PORT = 24  # linux/in.h; the socket module does not export it
 BODY = b"backend-0"
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%%s\r\n%s" % (len(BODY), BODY))
 
@@ -140,8 +160,32 @@ class Result:
         return 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0
 
 
-async def _one_per_connection(host: str, port: int) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
+@dataclass(frozen=True)
+class Target:
+    """Where one path's load goes, and the client address it comes from."""
+
+    host: str
+    port: int
+    source: str
+
+
+async def _connect(target: Target) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection from ``target.source``; the port is still chosen at connect time
+    (IP_BIND_ADDRESS_NO_PORT), as for an unbound client."""
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        sock.bind((target.source, 0))
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (target.host, target.port))
+    except BaseException:
+        sock.close()
+        raise
+    return await asyncio.open_connection(sock=sock)
+
+
+async def _one_per_connection(target: Target) -> None:
+    reader, writer = await _connect(target)
     writer.write(REQUEST_CLOSE)
     response = await reader.read()
     writer.close()
@@ -149,45 +193,53 @@ async def _one_per_connection(host: str, port: int) -> None:
         raise ConnectionError("short response")
 
 
-async def _keep_alive_worker(host: str, port: int, deadline: float, budget: list[int],
-                             latencies: list[float]) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        while time.perf_counter() < deadline and budget[0] > 0:
-            budget[0] -= 1
-            began = time.perf_counter()
-            writer.write(REQUEST_KEEP)
-            await reader.readuntil(b"\r\n\r\n")
-            await reader.readexactly(len(BODY))
-            latencies.append(time.perf_counter() - began)
-    finally:
-        writer.close()
+async def _keep_alive_worker(target: Target, deadline: float, budget: list[int],
+                             latencies: list[float], failures: list[int]) -> None:
+    """Requests on one connection; a failed one counts, and a new connection goes on."""
+    while time.perf_counter() < deadline and budget[0] > 0:
+        try:
+            reader, writer = await _connect(target)
+        except OSError:
+            failures[0] += 1
+            continue
+        try:
+            while time.perf_counter() < deadline and budget[0] > 0:
+                budget[0] -= 1
+                began = time.perf_counter()
+                writer.write(REQUEST_KEEP)
+                await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(len(BODY))
+                latencies.append(time.perf_counter() - began)
+        except (OSError, asyncio.IncompleteReadError):
+            failures[0] += 1
+        finally:
+            writer.close()
 
 
-async def _close_worker(host: str, port: int, deadline: float, budget: list[int],
+async def _close_worker(target: Target, deadline: float, budget: list[int],
                         latencies: list[float], failures: list[int]) -> None:
     while time.perf_counter() < deadline and budget[0] > 0:
         budget[0] -= 1
         began = time.perf_counter()
         try:
-            await _one_per_connection(host, port)
+            await _one_per_connection(target)
         except OSError:
             failures[0] += 1
             continue
         latencies.append(time.perf_counter() - began)
 
 
-async def load(host: str, port: int, keep_alive: bool, seconds: float, concurrency: int,
+async def load(target: Target, keep_alive: bool, seconds: float, concurrency: int,
                max_requests: int) -> Result:
     latencies: list[float] = []
     failures, budget = [0], [max_requests]
     began = time.perf_counter()
     deadline = began + seconds
     if keep_alive:
-        workers = [_keep_alive_worker(host, port, deadline, budget, latencies)
+        workers = [_keep_alive_worker(target, deadline, budget, latencies, failures)
                    for _ in range(concurrency)]
     else:
-        workers = [_close_worker(host, port, deadline, budget, latencies, failures)
+        workers = [_close_worker(target, deadline, budget, latencies, failures)
                    for _ in range(concurrency)]
     await asyncio.gather(*workers)
     return Result(len(latencies), failures[0], time.perf_counter() - began, latencies)
@@ -211,7 +263,7 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-async def compare(args: argparse.Namespace, targets: dict[str, tuple[str, int]],
+async def compare(args: argparse.Namespace, targets: dict[str, Target],
                   pids: list[int]) -> None:
     """Rates per target, and each target's ratio to direct: the median of the ratios
     within one round (the targets run back to back), which drift in the machine's
@@ -226,7 +278,7 @@ async def compare(args: argparse.Namespace, targets: dict[str, tuple[str, int]],
         for _ in range(args.runs):  # alternate, so drift affects all alike
             for name, target in targets.items():
                 before = cpu_seconds(pids)
-                result = await load(*target, keep_alive, args.seconds, args.concurrency,
+                result = await load(target, keep_alive, args.seconds, args.concurrency,
                                     args.max_requests)
                 results[name].append(result)
                 costs[name].append((cpu_seconds(pids) - before) / max(result.requests, 1))
@@ -310,7 +362,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 async def measure(args: argparse.Namespace, backend_port: int, proxy_port: int,
                   nft_problem: str | None, pids: list[int]) -> None:
-    targets = {"direct": ("127.0.0.1", backend_port)}
+    targets = {"direct": Target("127.0.0.1", backend_port, DIRECT_SOURCE)}
     key = ServicePortKey("bench", "web")
     services = {key: ServiceProxySpec(NFT_CLUSTER_IP, 80)}
     backends = {key: [Backend("127.0.0.1", backend_port)]}
@@ -319,10 +371,10 @@ async def measure(args: argparse.Namespace, backend_port: int, proxy_port: int,
         try:
             if proxy is not None:
                 await proxy.apply(services, backends)
-                targets["nftables"] = (NFT_CLUSTER_IP, 80)
+                targets["nftables"] = Target(NFT_CLUSTER_IP, 80, NFT_SOURCE)
             else:
                 print(f"nftables: not measured ({nft_problem})")
-            targets["userspace"] = (CLUSTER_IP, proxy_port)
+            targets["userspace"] = Target(CLUSTER_IP, proxy_port, USERSPACE_SOURCE)
             await compare(args, targets, pids)
             if proxy is not None:
                 await programming(args, proxy, backend_port, services, backends,

@@ -172,17 +172,26 @@ def kill_pods(state_dir: Path) -> None:
     """Kill every shim and container an agent left under ``state_dir`` (by PID,
     after checking the PID is really that shim), its shim launcher and its Alloc
     executors, and remove their cgroups."""
+    runtime_dir = state_dir / "runtime"
+    if runtime_dir.exists():
+        kill_executors(runtime_dir)
+    kill_runtime(runtime_dir)
+
+
+def kill_runtime(root: Path) -> None:
+    """Kill the shim launcher of the runtime state root ``root`` and every shim
+    and container under it (by PID, after checking the PID is really that shim),
+    and remove their cgroups, the pods' groups last."""
     from corral.agent.runtime.cgroups import ContainerCgroup
     from corral.agent.runtime.launcher import stop_launcher
     from corral.agent.runtime.process import is_shim_process
     from corral.agent.runtime.shim import StateDir
 
-    runtime_dir = state_dir / "runtime"
-    if runtime_dir.exists():
-        stop_launcher(runtime_dir)
-        kill_executors(runtime_dir)
+    if not root.is_dir():
+        return
+    stop_launcher(root)
     pod_groups: dict[str, ContainerCgroup] = {}
-    for launch_file in runtime_dir.glob("*/launch.json") if runtime_dir.exists() else []:
+    for launch_file in root.rglob("launch.json"):
         instance = StateDir(launch_file.parent)
         shim_pid = instance.read_shim_pid()
         if shim_pid is not None and is_shim_process(shim_pid, instance.path):

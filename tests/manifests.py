@@ -6,6 +6,7 @@ what it is about.
     container(command)                         {"name": "main", "image": "none", ...}
     pod_template(labels, command)              a template for workloads
     pod(name, command) deployment(name, n) replica_set(name, n) job(name, command)
+    task_array(name, completions, command)     a Job run as tasks
     service(name, selector) namespace(name) node(name) quota(name, ns, hard)
 """
 
@@ -83,6 +84,15 @@ def job(name: str, command: list[str] | None = None, *, template: Obj | None = N
             "spec": {**spec, "template": template}}
 
 
+def task_array(name: str, completions: int, command: list[str] | None = None, *,
+               template: Obj | None = None, namespace: str | None = None, **spec: Any) -> Obj:
+    """A Job run as tasks (corral.dev/run-as: tasks): Indexed, in Allocs, no Pods."""
+    obj = job(name, command, template=template, namespace=namespace,
+              **{"completionMode": "Indexed", "completions": completions, **spec})
+    obj["metadata"]["annotations"] = {"corral.dev/run-as": "tasks"}
+    return obj
+
+
 def service(name: str, selector: dict[str, str] | None = None, *,
             ports: list[Obj] | None = None, namespace: str | None = None,
             **spec: Any) -> Obj:
@@ -94,6 +104,13 @@ def service(name: str, selector: dict[str, str] | None = None, *,
 
 def namespace(name: str) -> Obj:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def service_account(namespace: str, name: str = "default") -> Obj:
+    """A ServiceAccount. Pods need theirs to exist (ServiceAccount admission): on a
+    master without controllers no one makes a new namespace's `default` but the test."""
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": name, "namespace": namespace}}
 
 
 def node(name: str, cpu: str = "4", memory: str = "8Gi", pods: int = 110, *,

@@ -24,11 +24,19 @@ import contextlib
 import copy
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from corral.agent.config import AgentConfig
 from corral.agent.framework_tasks import FrameworkTasks
+from corral.agent.run_as import (
+    NodeUsers,
+    RunAsError,
+    node_users,
+    run_as_for_alloc,
+    run_as_named,
+)
+from corral.agent.runtime.base import RunAs
 from corral.agent.runtime.executor import ExecutorConfig
 from corral.agent.runtime.executors import (
     ExecutorConnection,
@@ -36,6 +44,7 @@ from corral.agent.runtime.executors import (
     ExecutorRuntime,
     TaskExit,
     TaskStarted,
+    launch_message,
 )
 from corral.agent.task_array import ClaimPace, TaskArray
 from corral.api.errors import APIError, Conflict, NotFound
@@ -72,6 +81,7 @@ class AllocContext:
     cfg: AgentConfig
     client: Client
     executors: ExecutorRuntime
+    users: NodeUsers = field(default_factory=lambda: node_users(None))
 
 
 def _rv(obj: Obj) -> int:
@@ -131,6 +141,15 @@ class AllocWorker:
         self._sized: tuple[int, int | None, int | None] | None = None  # told the executor
         self._pace = ClaimPace(CLAIM_SECONDS)
         self._executor_lost = ""
+        # A task array's user, as its Job's pod template says (run_as.py); a
+        # template the node cannot honour leaves the Alloc waiting, as a pod.
+        self._user: RunAs | None = None
+        self._config_error = ""
+        if self.array is not None:
+            try:
+                self._user = run_as_for_alloc(alloc, ctx.users)
+            except RunAsError as err:
+                self._config_error = str(err)
         self._stopping = False  # the executor was told to stop: kills are not failures
 
     # -- lifecycle -------------------------------------------------------------
@@ -279,7 +298,7 @@ class AllocWorker:
         if self.tasks is not None and not self._executor_lost:
             self._run_tasks(self.tasks)
         array = self.array
-        live = array is not None and not self._executor_lost
+        live = array is not None and not self._executor_lost and not self._config_error
         if array is not None and live:
             if array.claim_ahead(self._ahead()):
                 self._mark_dirty()
@@ -303,16 +322,21 @@ class AllocWorker:
         if _size(self.alloc) != self._sized:  # its framework's tasks came or went
             self._sized = _size(self.alloc)
             self.conn.resize(*self._sized)  # before the launches it makes room for
-        sandboxes = self.ctx.executors.dir(self.uid).path / "sandbox"
+        sandboxes = self.ctx.executors.sandbox_dir(self.uid)
         batch = []
         for launch in tasks.to_launch():
             sandbox = str(sandboxes / launch.sandbox)
             env = {**launch.env, "MESOS_TASK_ID": launch.id, "MESOS_SANDBOX": sandbox}
-            batch.append({"id": launch.id, "command": launch.command, "env": env,
-                          "cwd": sandbox, "notify": True})
+            self._mark_dirty()
+            try:
+                user = run_as_named(launch.user, self.ctx.users)
+            except RunAsError as err:
+                tasks.exited(launch.id, 128, None, "StartError", str(err), False)
+                continue
+            batch.append(launch_message(launch.id, launch.command, env, sandbox, user,
+                                        notify=True))
         if batch:
             self.conn.launch_many(batch)  # one message for all that came together
-            self._mark_dirty()
             self._hold_until = time.monotonic() + LAUNCH_HOLD_SECONDS
         for task_id, sig in tasks.to_kill(time.monotonic()):
             self.conn.kill(task_id, sig)
@@ -329,7 +353,7 @@ class AllocWorker:
         cwd = str(task.get("workingDir") or "/")
         for index in array.to_launch(self._ahead(), time.monotonic()):
             self.conn.launch(str(index), command, {**env, "JOB_COMPLETION_INDEX": str(index)},
-                             cwd)
+                             cwd, self._user)
 
     # -- status ------------------------------------------------------------------
 
@@ -342,6 +366,8 @@ class AllocWorker:
             out["executorPid"] = self.conn.pid
         if self._executor_lost:
             out["reason"], out["message"] = "ExecutorLost", self._executor_lost
+        elif self._config_error:
+            out["reason"], out["message"] = "CreateContainerConfigError", self._config_error
         if self.array is not None:
             out.update(self.array.status_fields())
         if self.tasks is not None:
@@ -354,7 +380,8 @@ class AllocWorker:
         seq, changes = self._seq, self._changes
         claiming = self.array.claiming.copy() if self.array is not None else IndexSet()
         if phase is None:
-            phase = "Failed" if self._executor_lost else "Running"
+            phase = "Failed" if self._executor_lost else (
+                "Pending" if self._config_error else "Running")
         body = copy.deepcopy(self.alloc)
         body["status"] = self._status(phase)
         self._last_flush = time.monotonic()

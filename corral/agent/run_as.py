@@ -126,7 +126,35 @@ def run_as_for(pod: Obj, container: Obj, users: NodeUsers) -> RunAs | None:
     if non_root is None:
         non_root = pod_sc.get("runAsNonRoot")
     _check_non_root(pod, container, bool(non_root), explicit_uid, users)
-    run_as = _merge(pod_sc, explicit_uid, explicit_gid, users)
+    return _switchable(_merge(pod_sc, explicit_uid, explicit_gid, users), users)
+
+
+def run_as_for_alloc(alloc: Obj, users: NodeUsers) -> RunAs | None:
+    """A task array's tasks: as a pod of the Job's template would run. The Job
+    controller copies the template's pod securityContext to the Alloc's
+    ``spec.securityContext`` and the container's to ``spec.task.securityContext``."""
+    s = alloc.get("spec") or {}
+    task = s.get("task") or {}
+    pod = {"metadata": meta(alloc), "spec": {"securityContext": s.get("securityContext")}}
+    container = {"name": task.get("name") or "task",
+                 "securityContext": task.get("securityContext")}
+    return run_as_for(pod, container, users)
+
+
+def run_as_named(user: str, users: NodeUsers) -> RunAs | None:
+    """A Mesos framework's task: the user the master allowed it (CommandInfo.user,
+    else FrameworkInfo.user), a name or uid of this node; "" is the node's pod
+    user, as for a pod that names none."""
+    if not user:
+        return _switchable(_merge({}, None, None, users), users)
+    try:
+        return _switchable(resolve_user(user), users)
+    except ValueError as err:
+        raise RunAsError(f"cannot run as user {user!r}: {err}") from None
+
+
+def _switchable(run_as: RunAs, users: NodeUsers) -> RunAs | None:
+    """``run_as``, or None when it is the agent's own and the agent cannot switch."""
     if users.can_switch:
         return run_as
     if (run_as.uid, run_as.gid) != (users.own.uid, users.own.gid) or \

@@ -15,6 +15,9 @@ Why these documents look the way they do (see /work/shared/KUBECTL.md):
 - Component schemas are named as Kubernetes names them (io.k8s.api.core.v1.Pod)
   and are generated from corral's pydantic models, with descriptions of the main
   kinds' fields (openapi_descriptions.py), so `kubectl explain` explains.
+- A version served by conversion (autoscaling/v1 HorizontalPodAutoscaler) has a
+  document of its own, from its own model: without one kubectl explain cannot
+  find the kind, and validation falls back to /openapi/v2.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ import orjson
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from corral.api.kinds import MODELS
+from corral.api.kinds.catalog import model_of
 from corral.api.openapi_descriptions import DESCRIPTIONS
-from corral.api.resources import RESOURCES, Resource, group_versions
+from corral.api.resources import CONVERTED, RESOURCES, Resource, group_versions
 
 _REF_PREFIX = "#/components/schemas/"
 _META_PREFIX = "io.k8s.apimachinery.pkg.apis.meta.v1."
@@ -58,7 +61,7 @@ def openapi_v3_index(resources: tuple[Resource, ...] = RESOURCES) -> dict[str, A
     """/openapi/v3: where each group-version's document is, with a content hash
     so clients may cache it."""
     paths: dict[str, Any] = {}
-    for group, version in group_versions(resources):
+    for group, version in group_versions(resources + CONVERTED):
         key = _gv_path(group, version).lstrip("/")
         custom = _custom_of(group, version, resources)
         digest = _hash(_custom_document(custom)) if custom else _document_hash(group, version)
@@ -69,7 +72,7 @@ def openapi_v3_index(resources: tuple[Resource, ...] = RESOURCES) -> dict[str, A
 def openapi_v3_document(group: str, version: str,
                         resources: tuple[Resource, ...] = RESOURCES) -> dict[str, Any] | None:
     """The OpenAPI 3 document of one group-version, or None if not served."""
-    if (group, version) not in group_versions(resources):
+    if (group, version) not in group_versions(resources + CONVERTED):
         return None
     custom = _custom_of(group, version, resources)
     if custom:
@@ -108,7 +111,7 @@ def _document_hash(group: str, version: str) -> str:
 
 @functools.cache
 def _document(group: str, version: str) -> dict[str, Any]:
-    served = [r for r in RESOURCES if r.group == group and r.version == version]
+    served = [r for r in RESOURCES + CONVERTED if r.group == group and r.version == version]
     paths: dict[str, Any] = {}
     for res in served:
         paths.update(_resource_paths(res))
@@ -192,7 +195,8 @@ def _schemas(served: list[Resource]) -> dict[str, Any]:
     """Component schemas of the served kinds and every sub-object they use,
     generated together so that two different models of one name stay apart."""
     models: list[tuple[type[BaseModel], Literal["validation"]]] = [
-        (MODELS[r.kind], "validation") for r in served if r.kind in MODELS]
+        (model, "validation") for r in served
+        if (model := model_of(r.api_version, r.kind)) is not None]
     if not models:
         return {}
     anchor = served[0]

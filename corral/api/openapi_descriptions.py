@@ -268,4 +268,22 @@ DESCRIPTIONS: dict[str, tuple[str, dict[str, str]]] = {
         "unschedulable": "When true no new pods are scheduled here (kubectl cordon).",
         "taints": "Taints pods must tolerate to be scheduled (or stay) here.",
     }),
+    # One entry serves autoscaling/v2 and v1: a field a version lacks is skipped.
+    "HorizontalPodAutoscaler": _object(
+        "Sets the replicas of a scalable object (a Deployment, StatefulSet, ReplicaSet or "
+        "custom resource with a scale subresource) from the metrics of its pods. Stored as "
+        "autoscaling/v2; autoscaling/v1 is the same object with one CPU target.",
+        "The target, the bounds and the metrics to follow.",
+        "What the controller last saw and decided."),
+    "HorizontalPodAutoscalerSpec": ("The desired behaviour of an autoscaler.", {
+        "scaleTargetRef": "The object whose scale subresource is set (kind, name, apiVersion).",
+        "minReplicas": "The fewest replicas it scales down to (default 1).",
+        "maxReplicas": "The most replicas it scales up to; required.",
+        "targetCPUUtilizationPercentage": "autoscaling/v1: the pods' average CPU use as a "
+                                          "percentage of their requests to aim for.",
+        "metrics": "autoscaling/v2: the metrics to aim for; the largest replica count any "
+                   "of them asks for wins.",
+        "behavior": "autoscaling/v2: how fast it may scale up and down (policies and "
+                    "stabilization windows).",
+    }),
 }

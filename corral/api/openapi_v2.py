@@ -23,7 +23,7 @@ import yaml
 
 from corral.api.openapi import openapi_v3_document
 from corral.api.protobuf.descriptors import MessageTable
-from corral.api.resources import group_versions
+from corral.api.resources import CONVERTED, RESOURCES, group_versions
 
 # What client-go asks for (the "@" form kube-openapi still accepts) and what
 # kube-openapi answers with: Go's mime parser refuses an "@" in a Content-Type.
@@ -58,7 +58,7 @@ def wants_protobuf(accept: str) -> bool:
 @functools.cache
 def openapi_v2_document() -> dict[str, Any]:
     definitions: dict[str, Any] = {}
-    for group, version in group_versions():
+    for group, version in group_versions(RESOURCES + CONVERTED):
         doc = openapi_v3_document(group, version) or {}
         for name, schema in (doc.get("components") or {}).get("schemas", {}).items():
             definitions[name] = _to_v2(schema)

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from corral import cronschedule
+from corral import cronschedule, intstr
 from corral.api import names
 from corral.api.alloc_validation import validate_alloc, validate_task_array
 from corral.api.autoscaling_validation import validate_hpa
@@ -200,11 +200,11 @@ def _validate_strategy(strategy: DeploymentStrategy, errs: FieldErrors) -> None:
 
 
 def _percent_or_int(value: IntOrString | None) -> int | None:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.endswith("%") and value[:-1].isdigit():
-        return int(value[:-1])
-    return None
+    """The count, or the N of "N%"; None when absent or not a percentage."""
+    try:
+        return None if value is None else intstr.parse(value)[0]
+    except ValueError:
+        return None
 
 
 def _validate_int_or_percent(value: IntOrString | None, path: str, errs: FieldErrors) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import signal
 from collections.abc import Callable, Coroutine
@@ -22,6 +23,7 @@ from corral.api.allocation import (
     RangeError,
 )
 from corral.api.audit.policy import PolicyError
+from corral.api.certificates.signer import DEFAULT_DURATION
 from corral.api.connections import ConnectionLimits
 from corral.api.encryption.config import ConfigError
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
@@ -30,6 +32,7 @@ from corral.api.server import ApiServer, ServerConfig
 from corral.cli import eventloop
 from corral.cli.limits import raise_open_files_limit
 from corral.cli.logging_setup import setup_logging
+from corral.cli.token import parse_ttl
 from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
 from corral.client.kubeconfig import write_kubeconfig
@@ -71,6 +74,20 @@ def add_mesos_flags(p: argparse.ArgumentParser, *, default: str | None = None) -
                         + (f" (default {default})" if default else "; off unless given"))
     p.add_argument("--mesos-weights", type=parse_weights, default={}, metavar="ROLE=W,...",
                    help="DRF weights of Mesos roles (default 1 each), as Mesos' --weights")
+    p.add_argument("--mesos-authenticate", type=_bool, default=True, metavar="true|false",
+                   help="frameworks must authenticate (HTTP Basic from --mesos-credentials, "
+                        "or a bearer token of the API), as Mesos' --authenticate_frameworks "
+                        "(default true; false: every caller is system:anonymous to RBAC)")
+    p.add_argument("--mesos-credentials", type=Path, default=None, metavar="PATH",
+                   help="principals and secrets, Mesos' --credentials format (default "
+                        "DATA_DIR/mesos-credentials, made with the principal "
+                        "corral-framework on first start)")
+
+
+def _bool(value: str) -> bool:
+    if value.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    return value.lower() == "true"
 
 
 def mesos_config(args: argparse.Namespace) -> offers_component.MesosConfig | None:
@@ -78,7 +95,10 @@ def mesos_config(args: argparse.Namespace) -> offers_component.MesosConfig | Non
     if listen is None:
         return None
     host, port = listen
-    return offers_component.MesosConfig(host, port, weights=dict(args.mesos_weights))
+    credentials = args.mesos_credentials or Path(args.data_dir) / "mesos-credentials"
+    return offers_component.MesosConfig(host, port, weights=dict(args.mesos_weights),
+                                        authenticate=args.mesos_authenticate,
+                                        credentials=credentials)
 
 
 def add_master_flags(p: argparse.ArgumentParser) -> None:
@@ -120,9 +140,22 @@ def add_master_flags(p: argparse.ArgumentParser) -> None:
                    help="megabytes before the audit log is rotated (default 100; 0: never)")
     p.add_argument("--audit-log-maxbackup", type=int, default=10, metavar="N",
                    help="rotated audit log files kept (default 10; 0: all)")
+    p.add_argument("--cluster-signing-duration", type=_signing_duration,
+                   default=DEFAULT_DURATION, metavar="DURATION",
+                   help="the longest certificate the cluster CA signs for a "
+                        "CertificateSigningRequest, nodes' included (default 365d; e.g. 30s, "
+                        "12h); agents renew theirs at 70-90%% of its life")
     p.add_argument("--max-connections", type=int, default=0,
                    help="connections held at once; past it an idle one is closed "
                         "(default: the open files limit less a reserve)")
+
+
+def _signing_duration(value: str) -> dt.timedelta:
+    try:
+        return parse_ttl(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"--cluster-signing-duration wants a duration like "
+                                         f"30s, 12h or 365d, got {value!r}") from None
 
 
 def _lease_seconds(value: str) -> float:
@@ -161,6 +194,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                         audit_policy_file=args.audit_policy_file,
                         audit_log_maxsize=args.audit_log_maxsize,
                         audit_log_maxbackup=args.audit_log_maxbackup,
+                        cluster_signing_duration=args.cluster_signing_duration,
                         kubeconfig_server=getattr(args, "kubeconfig_server", ""))
 
 
@@ -218,8 +252,11 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
             runs.append(asyncio.create_task(IN_PROCESS[name](own[name], stop, timing),
                                             name=name))
         if mesos is not None:
+            mesos_client = await stack.enter_async_context(Client(
+                server.cfg.url, server.component_tokens["mesos"], transport=transport))
             runs.append(asyncio.create_task(
-                offers_component.run_in_master(client, stop, timing, mesos), name="mesos"))
+                offers_component.run_in_master(mesos_client, stop, timing, mesos),
+                name="mesos"))
         await asyncio.gather(*runs)
         await stop.wait()  # with every component disabled, the API serves alone
 

@@ -21,7 +21,6 @@ reads that status and charges it; this controller is the one that gives back.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,6 +33,7 @@ from corral.controllers.base import Controller, split_key
 from corral.controllers.informers import NAMESPACE, SharedInformers
 from corral.controllers.owners import controller_ref
 from corral.controllers.pods import is_ready
+from corral.intstr import scaled_value
 from corral.objects import (
     Obj,
     is_deleting,
@@ -61,13 +61,6 @@ class Budget:
     recheck: datetime | None
 
 
-def scaled(value: int | str, total: int) -> int:
-    """An int, or a percentage of ``total`` rounded up (GetScaledValueFromIntOrPercent)."""
-    if isinstance(value, int):
-        return value
-    return math.ceil(int(value.rstrip("%")) * total / 100)
-
-
 def expected_and_desired(spec: Obj, pods: list[Obj], scale_of: dict[str, int]) -> tuple[int, int]:
     """(expectedPods, desiredHealthy); ``scale_of`` maps a pod's controller uid to
     its desired replicas. Raises NoControllers when the rule needs scales."""
@@ -76,11 +69,11 @@ def expected_and_desired(spec: Obj, pods: list[Obj], scale_of: dict[str, int]) -
         return len(pods), min_available
     expected = _expected_scale(pods, scale_of)
     if min_available is not None:
-        return expected, scaled(min_available, expected)
+        return expected, scaled_value(min_available, expected, round_up=True)
     max_unavailable = spec.get("maxUnavailable")
     if max_unavailable is None:
         return expected, expected
-    return expected, max(expected - scaled(max_unavailable, expected), 0)
+    return expected, max(expected - scaled_value(max_unavailable, expected, round_up=True), 0)
 
 
 def _expected_scale(pods: list[Obj], scale_of: dict[str, int]) -> int:

@@ -47,6 +47,7 @@ from corral.controllers.job_status import (
     want_active,
 )
 from corral.controllers.owners import controller_ref
+from corral.controllers.podcontrol import create_owned
 from corral.controllers.pods import (
     is_active,
     is_ready,
@@ -54,7 +55,6 @@ from corral.controllers.pods import (
     pod_from_template,
     rank_for_deletion,
 )
-from corral.controllers.replicaset import create_pods
 from corral.controllers.task_array import TaskArrays, is_task_array
 from corral.objects import Obj, is_deleting, meta, parse_time, rfc3339, spec, uid_of
 
@@ -292,16 +292,7 @@ class JobController(Controller):
         name = str(meta(job).get("name"))
         pods = [self._pod(template, job, namespace, name, i if spec.indexed else None)
                 for i in todo]
-        self.expectations.expect_creations(key, len(pods))
-        created, err = await create_pods(self.client, pods)
-        for _ in range(len(pods) - created):
-            self.expectations.creation_observed(key)
-        if created:
-            self.emit(job, NORMAL, "SuccessfulCreate", f"Created {created} pod"
-                      f"{'s' if created > 1 else ''}")
-        if err is not None:
-            self.emit(job, WARNING, "FailedCreate", f"Error creating: {err}")
-            raise err
+        await create_owned(self, self.expectations, key, job, pods)
 
     @staticmethod
     def _pod(template: Obj, job: Obj, namespace: str, name: str, index: int | None) -> Obj:

@@ -23,6 +23,7 @@ from corral.client.leaderelection import LeaseTiming, master_identity, run_elect
 from corral.controllers.autoscaling import HorizontalController, HPAOptions
 from corral.controllers.base import Controller
 from corral.controllers.cronjob import CronJobController
+from corral.controllers.csrcleaner import CsrCleanerController
 from corral.controllers.daemonset import DaemonSetController
 from corral.controllers.deployment import DeploymentController
 from corral.controllers.disruption import DisruptionController
@@ -44,7 +45,7 @@ LEASE_NAME = "corral-controller-manager"  # in kube-system
 ALL_CONTROLLERS = ("replicaset", "replicationcontroller", "deployment", "daemonset",
                    "statefulset", "job", "nodelifecycle", "endpoints", "garbagecollector", "namespace", "disruption",
                    "cronjob", "resourcequota", "serviceaccount", "kubernetesendpoints",
-                   "horizontalpodautoscaling")
+                   "horizontalpodautoscaling", "csrcleaner")
 
 
 @dataclass
@@ -99,6 +100,8 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
         return ServiceAccountsController(client, informers, recorder)
     if name == "kubernetesendpoints":
         return MasterEndpointsController(client, informers, recorder)
+    if name == "csrcleaner":
+        return CsrCleanerController(client, informers, recorder)
     raise ValueError(f"unknown controller {name!r}; known: {', '.join(ALL_CONTROLLERS)}")
 
 

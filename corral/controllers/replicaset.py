@@ -11,18 +11,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 from datetime import UTC, datetime
 
-from corral.api.errors import APIError, Conflict, NotFound
-from corral.client.events import NORMAL, WARNING, EventRecorder
-from corral.client.http import Client, ServerUnreachable
+from corral.api.errors import Conflict, NotFound
+from corral.client.events import EventRecorder
+from corral.client.http import Client
 from corral.controllers.base import Controller, OwnedPodEvents, split_key
 from corral.controllers.expectations import Expectations
 from corral.controllers.informers import NAMESPACE, SharedInformers
 from corral.controllers.owners import claim
+from corral.controllers.podcontrol import create_owned, delete_owned
 from corral.controllers.pods import (
     is_active,
     is_available,
@@ -31,68 +31,11 @@ from corral.controllers.pods import (
     rank_for_deletion,
     seconds_until_available,
 )
-from corral.objects import Obj, is_deleting, meta, spec, uid_of
+from corral.objects import Obj, is_deleting, meta, spec
 
 log = logging.getLogger("corral.controllers.replicaset")
 
 BURST_REPLICAS = 500  # Kubernetes' burstReplicas: most pods created or deleted per sync
-
-
-def slow_start_batches(total: int, initial: int = 1) -> list[int]:
-    """Batch sizes 1, 2, 4, ... summing to ``total``: a template that cannot
-    be created fails after one call, not ``total``."""
-    batches, size, left = [], max(initial, 1), total
-    while left > 0:
-        batch = min(size, left)
-        batches.append(batch)
-        left -= batch
-        size *= 2
-    return batches
-
-
-async def create_pods(client: Client, pods: list[Obj]) -> tuple[int, APIError | None]:
-    """Create pods in slow-start batches; stop at the first failing batch.
-    Returns (created, the error that stopped it)."""
-    created, index = 0, 0
-    for size in slow_start_batches(len(pods)):
-        batch = pods[index:index + size]
-        index += size
-        results = await asyncio.gather(*(client.create(p) for p in batch),
-                                       return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        created += len(batch) - len(errors)
-        if errors:
-            err = errors[0]
-            if isinstance(err, (APIError, ServerUnreachable)):
-                return created, err if isinstance(err, APIError) else APIError(str(err))
-            raise err
-    return created, None
-
-
-async def delete_pods(client: Client, expectations: Expectations, key: str,
-                      pods: list[Obj]) -> tuple[list[Obj], BaseException | None]:
-    """Delete pods (each on its uid, so a namesake is never hit), telling the
-    owner's expectations. Returns the pods deleted and the first failure."""
-    expectations.expect_deletions(key, [uid_of(p) for p in pods])
-    results = await asyncio.gather(*(_delete_pod(client, p) for p in pods),
-                                   return_exceptions=True)
-    deleted, failure = [], None
-    for pod, result in zip(pods, results, strict=True):
-        if isinstance(result, BaseException):
-            expectations.deletion_observed(key, uid_of(pod))  # never to be seen
-            failure = failure or result
-        else:
-            deleted.append(pod)
-    return deleted, failure
-
-
-async def _delete_pod(client: Client, pod: Obj) -> None:
-    m = meta(pod)
-    try:
-        await client.delete("Pod", m["name"], m.get("namespace"),
-                            preconditions={"uid": str(m.get("uid"))})
-    except NotFound:
-        pass
 
 
 def replica_status(rs: Obj, pods: list[Obj], now: datetime) -> Obj:
@@ -157,23 +100,10 @@ class ReplicaSetController(Controller):
         namespace = str(meta(rs).get("namespace"))
         template = spec(rs).get("template") or {}
         pods = [pod_from_template(template, rs, namespace) for _ in range(count)]
-        self.expectations.expect_creations(key, count)
-        created, err = await create_pods(self.client, pods)
-        for _ in range(count - created):
-            self.expectations.creation_observed(key)  # those will never be seen
-        if created:
-            self.emit(rs, NORMAL, "SuccessfulCreate",
-                      f"Created {created} pod{'s' if created > 1 else ''}")
-        if err is not None:
-            self.emit(rs, WARNING, "FailedCreate", f"Error creating: {err}")
-            raise err
+        await create_owned(self, self.expectations, key, rs, pods)
 
     async def _delete(self, key: str, rs: Obj, victims: list[Obj]) -> None:
-        deleted, err = await delete_pods(self.client, self.expectations, key, victims)
-        for pod in deleted:
-            self.emit(rs, NORMAL, "SuccessfulDelete", f"Deleted pod: {meta(pod)['name']}")
-        if err is not None:
-            raise err
+        await delete_owned(self, self.expectations, key, rs, victims)
 
     async def _write_status(self, key: str, rs: Obj, owned: list[Obj]) -> None:
         now = datetime.now(UTC)

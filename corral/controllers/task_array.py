@@ -343,6 +343,13 @@ class TaskArrays:
         }
         if container.get("workingDir"):
             body_spec["task"]["workingDir"] = container["workingDir"]
+        # Whom the tasks run as: the template's, as its pods would (agent/run_as.py).
+        if container.get("name"):
+            body_spec["task"]["name"] = container["name"]
+        if container.get("securityContext"):
+            body_spec["task"]["securityContext"] = container["securityContext"]
+        if pod.get("securityContext"):
+            body_spec["securityContext"] = pod["securityContext"]
         if task.times(slots):
             body_spec["resources"] = task.times(slots)
         if task.times(1):

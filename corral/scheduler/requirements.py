@@ -19,6 +19,7 @@ from typing import Any
 
 from corral.api.priorityclasses import CLASS_VALUES
 from corral.api.quantity import QuantityLike, bytes_value, cpu_millis
+from corral.podresources import pod_amounts
 
 HOSTNAME_KEY = "kubernetes.io/hostname"
 CPU, MEMORY, EPHEMERAL, PODS = "cpu", "memory", "ephemeral-storage", "pods"
@@ -193,25 +194,8 @@ def pod_requirements(pod: Mapping[str, Any]) -> PodRequirements:
 
 def effective_requests(spec: Mapping[str, Any]) -> dict[str, int]:
     """Resource name → amount (cpu in millis, the rest in bytes or units)."""
-    total: dict[str, int] = {}
-    for container in spec.get("containers") or ():
-        _add(total, _container_requests(container))
-    init_peak: dict[str, int] = {}
-    sidecars: dict[str, int] = {}
-    for container in spec.get("initContainers") or ():
-        requests = _container_requests(container)
-        if container.get("restartPolicy") == "Always":
-            _add(sidecars, requests)
-            continue
-        running = dict(sidecars)
-        _add(running, requests)
-        for name, amount in running.items():
-            init_peak[name] = max(init_peak.get(name, 0), amount)
-    _add(total, sidecars)
-    for name, amount in init_peak.items():
-        total[name] = max(total.get(name, 0), amount)
-    _add(total, {k: quantity_amount(k, v) for k, v in (spec.get("overhead") or {}).items()})
-    return total
+    overhead = {k: quantity_amount(k, v) for k, v in (spec.get("overhead") or {}).items()}
+    return pod_amounts(spec, _container_requests, overhead)
 
 
 # What a quantity the API would refuse today (stored before the bound, or written
@@ -237,11 +221,6 @@ def _container_requests(container: Mapping[str, Any]) -> dict[str, int]:
     merged = dict(resources.get("limits") or {})
     merged.update(resources.get("requests") or {})
     return {name: quantity_amount(name, q) for name, q in merged.items()}
-
-
-def _add(into: dict[str, int], amounts: Mapping[str, int]) -> None:
-    for name, amount in amounts.items():
-        into[name] = into.get(name, 0) + amount
 
 
 def _pairs(mapping: Mapping[str, str] | None) -> Pairs:

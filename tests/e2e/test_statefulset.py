@@ -8,6 +8,7 @@ its template refused with 422."""
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,27 @@ def web_pods(api: httpx.Client) -> dict[str, dict[str, Any]]:
     return {p["metadata"]["name"]: p for p in pods}
 
 
+def deletion_order(api: httpx.Client, since: str,
+                   until: tuple[str, str]) -> list[tuple[str, str]]:
+    """The web pods' deletion steps since resourceVersion ``since``, in the order
+    the watch tells them: ("marked", name) at its deletionTimestamp, ("gone", name)."""
+    order: list[tuple[str, str]] = []
+    with api.stream("GET", "/api/v1/namespaces/default/pods", params={
+            "watch": "1", "resourceVersion": since, "labelSelector": "app=web",
+            "timeoutSeconds": "10"}) as stream:
+        for line in stream.iter_lines():
+            event = json.loads(line)
+            name = event["object"]["metadata"]["name"]
+            step = ("gone", name) if event["type"] == "DELETED" else (
+                ("marked", name) if event["object"]["metadata"].get("deletionTimestamp")
+                else None)
+            if step is not None and step not in order:
+                order.append(step)
+            if step == until:
+                break
+    return order
+
+
 def ready_at(pod: dict[str, Any]) -> Any:
     condition = next((c for c in status(pod).get("conditions") or []
                       if c["type"] == "Ready" and c["status"] == "True"), None)
@@ -124,19 +146,14 @@ def test_ordered_stable_pods(fresh_master: Master, agents: AgentFactory,
         header, row = kubectl("get", "sts").strip().split("\n")
         assert header.split() == ["NAME", "READY", "AGE"] and row.split()[:2] == ["web", "3/3"]
 
-        # Scale down: the highest ordinal goes first, one at a time.
+        # Scale down: the highest ordinal goes first, one at a time — web-1 is not
+        # marked for deletion before web-2 is gone. The watch replays from before
+        # the scale, so no intermediate state can be missed between two polls.
+        since = api.get("/api/v1/namespaces/default/pods").json()["metadata"]["resourceVersion"]
         assert kubectl.run("scale", "sts/web", "--replicas=1").returncode == 0
-        names: list[set[str]] = []
-
-        def only_web0() -> bool:
-            live = {n for n, p in web_pods(api).items() if not p["metadata"].get(
-                "deletionTimestamp")}
-            names.append(live)
-            return live == {"web-0"}
-
-        wait_for(only_web0, timeout=60, what="scaled down to web-0")
-        assert all(not ("web-2" in live and "web-1" not in live) for live in names), names
-        assert any(live == {"web-0", "web-1"} for live in names)
+        wait_for(lambda: set(web_pods(api)) == {"web-0"}, timeout=60, what="scaled down to web-0")
+        assert deletion_order(api, since, until=("gone", "web-1")) == [
+            ("marked", "web-2"), ("gone", "web-2"), ("marked", "web-1"), ("gone", "web-1")]
 
         # web-0's data directory outlives the pod: recreated, it returns to the node
         # holding it and finds its data, although another node is now emptier

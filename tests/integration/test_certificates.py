@@ -11,6 +11,7 @@ import json
 import ssl
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,12 @@ from cryptography import x509
 from kubernetes import client
 
 from corral.agent.csr import csr_object, key_pem, new_key, request_pem
+from corral.client.clock import FakeClock
+from corral.client.events import EventRecorder
+from corral.client.http import Client
+from corral.controllers.csrcleaner import CsrCleanerController
+from corral.controllers.informers import SharedInformers
+from corral.objects import name_of
 from tests.cluster import Master
 from tests.kubectl import Kubectl
 
@@ -178,3 +185,43 @@ def test_a_bad_request_is_refused_naming_the_field(master: Master) -> None:
         refused = http.post(CERTS, json=wrong)
         assert refused.status_code == 422
         assert "system:node:" in refused.json()["details"]["causes"][0]["message"]
+
+
+async def test_old_requests_are_cleaned(master: Master, tmp_path: Path) -> None:
+    """kube-controller-manager's csrcleaner on a fake clock: decided requests go an
+    hour after the decision, pending ones after a day, approved ones that no signer
+    here issues stay."""
+    kubectl = Kubectl(master, tmp_path / "cache")
+    names = {"issued": "apiserver-client", "denied": "apiserver-client",
+             "pending": "example.com/x", "unissued": "example.com/x"}
+    for name, signer in names.items():
+        body = csr_object(f"clean-{name}", request_pem(new_key(), name, ("dev",)),
+                          signer if "/" in signer else f"kubernetes.io/kube-{signer}",
+                          ["client auth"])
+        kubectl("create", "-f", "-", input=json.dumps(body))
+    kubectl("certificate", "approve", "clean-issued", "clean-unissued")
+    kubectl("certificate", "deny", "clean-denied")
+    async with Client.from_kubeconfig(master.kubeconfig) as api:
+        clock = FakeClock(datetime.now(UTC))
+        informers = SharedInformers(api)
+        cleaner = CsrCleanerController(api, informers, EventRecorder(api), clock=clock)
+        informers.start()
+        try:
+            await informers.wait_synced(30)
+
+            async def after(seconds: float) -> set[str]:
+                clock.advance(seconds)
+                for name in names:
+                    await cleaner.reconcile(f"clean-{name}")
+                left = (await api.list("CertificateSigningRequest")).items
+                return {n for csr in left if (n := name_of(csr)).startswith("clean-")}
+
+            everything = {f"clean-{n}" for n in names}
+            assert await after(0) == everything
+            assert await after(3500) == everything
+            assert await after(200) == {"clean-pending", "clean-unissued"}
+            assert await after(22 * 3600) == {"clean-pending", "clean-unissued"}
+            assert await after(2 * 3600) == {"clean-unissued"}
+        finally:
+            cleaner.queue.shutdown()
+            await informers.stop()

@@ -246,3 +246,25 @@ def test_two_hpas_on_one_set_of_pods_are_ambiguous(master: Master, kubectl: Kube
     assert found["status"] == "False"
     assert found["message"] == ("pods by selector app=twice are controlled by multiple HPAs: "
                                 "[default/twice-a default/twice-b]")
+
+
+V1_MANIFEST = """apiVersion: autoscaling/v1
+kind: HorizontalPodAutoscaler
+metadata: {name: v1doc}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 3
+  targetCPUUtilizationPercentage: 50
+"""
+
+
+def test_autoscaling_v1_has_its_own_openapi_document(kubectl: Kubectl) -> None:
+    """kubectl explain finds the v1 kind, and validation of a v1 manifest reads the
+    v1 document instead of falling back to /openapi/v2."""
+    out = kubectl("explain", "hpa.spec", "--api-version=autoscaling/v1")
+    assert "VERSION:    v1" in out
+    assert "targetCPUUtilizationPercentage\t<integer>" in out and "behavior" not in out
+    proc = kubectl.run("create", "--dry-run=server", "-f", "-", "-v=6", input=V1_MANIFEST)
+    assert proc.returncode == 0, proc.stderr
+    assert "/openapi/v3/apis/autoscaling/v1?hash=" in proc.stderr
+    assert "/openapi/v2" not in proc.stderr

@@ -118,9 +118,11 @@ def test_run_as_user_group_and_groups(kubectl: Kubectl, node: Agent, master: Mas
     assert "0" not in status_line(log, "Groups"), log
     assert "cwd-writable=written" in log, log
     assert "token=denied" in log and "datadir=denied" in log, log
-    # The denial is the data dir's own: its parent is searchable by anyone.
+    # The denial is the data dir's own: its parent is searchable by anyone, and
+    # it lets others through (to agents' state `corral up` keeps there) but lists
+    # nothing, while its files are the master's alone.
     assert master.data_dir.parent.stat().st_mode & 0o001
-    assert stat.S_IMODE(master.data_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(master.data_dir.stat().st_mode) == 0o711
 
 
 def test_container_overrides_pod_and_exec_runs_as_it(kubectl: Kubectl, node: Agent) -> None:
@@ -181,7 +183,7 @@ def test_master_data_dir_is_private_and_fixed_at_start(master: Master) -> None:
     for name in ("token", "state.db", "pki/ca.key", "pki/server.key", "kubeconfig",
                  "old-state.db"):
         assert name in found and found[name] & 0o077 == 0, (name, oct(found.get(name, 0)))
-    assert found["."] == 0o700 and found["pki"] == 0o700
+    assert found.pop(".") == 0o711 and found["pki"] == 0o700
     assert not {k: oct(v) for k, v in found.items() if v & 0o077}
 
 
@@ -294,3 +296,110 @@ def test_labels_are_validated_and_raising_enforce_names_violating_pods(
     assert ('Warning: existing pods in namespace "psa-raise" violate the new PodSecurity '
             'enforce level "baseline:latest"') in out.stderr
     assert "Warning: host-a (and 1 other pod): host namespaces" in out.stderr, out.stderr
+
+
+# ---- task arrays: a Job run as tasks runs as its template says ------------------------
+
+
+@pytest.fixture(scope="module")
+def task_out(base: Path) -> Path:
+    """Where the tasks of a task array write what they saw (any user may)."""
+    out = base / "task-out"
+    out.mkdir()
+    os.chmod(out, 0o1777)
+    return out
+
+
+def task_ids_script(master: Master, node: Agent, out: Path) -> str:
+    """One file per index: the task's ids, and whether it could read the master's
+    token or the node's keys and credential."""
+    return ("{ grep -E '^(Uid|Gid|Groups):' /proc/self/status; "
+            f"cat {master.data_dir}/token >/dev/null 2>&1 && echo token=read "
+            "|| echo token=denied; "
+            f"ls {node.state_dir}/pki >/dev/null 2>&1 && echo nodepki=listed "
+            "|| echo nodepki=denied; "
+            f"cat {node.credential()} >/dev/null 2>&1 && echo nodecred=read "
+            f"|| echo nodecred=denied; }} > {out}/$JOB_COMPLETION_INDEX")
+
+
+def run_array(kubectl: Kubectl, node: Agent, name: str, script: str, completions: int,
+              pod_sc: dict[str, object] | None = None,
+              container_sc: dict[str, object] | None = None) -> None:
+    container = manifests.container(["sh", "-c", script], name="task",
+                                    **({"securityContext": container_sc} if container_sc else {}))
+    template = manifests.pod_template(containers=[container], restartPolicy="Never",
+                                      **({"securityContext": pod_sc} if pod_sc else {}))
+    apply(kubectl, manifests.task_array(name, completions, template=template,
+                                        parallelism=completions))
+    kubectl("wait", "--for=condition=complete", f"job/{name}", "--timeout=90s")
+
+
+def test_a_task_array_runs_as_its_template_says(kubectl: Kubectl, node: Agent,
+                                                master: Master, task_out: Path) -> None:
+    """Pod and container securityContext merged as for a pod (the container's
+    runAsGroup over the pod's); a template naming no user runs as the node's pod
+    user; neither reads the master's data dir nor the node's credentials."""
+    out = task_out / "ids"
+    out.mkdir()
+    os.chmod(out, 0o1777)
+    run_array(kubectl, node, "arr-as-1000", task_ids_script(master, node, out), 2,
+              pod_sc={"runAsUser": 1000, "runAsGroup": 2000, "supplementalGroups": [4000]},
+              container_sc={"runAsGroup": 3000})
+    for index in ("0", "1"):
+        seen = (out / index).read_text()
+        assert status_line(seen, "Uid") == ["1000"] * 4, seen
+        assert status_line(seen, "Gid") == ["3000"] * 4, seen
+        assert "4000" in status_line(seen, "Groups") and "0" not in status_line(
+            seen, "Groups"), seen
+        assert "token=denied" in seen and "nodepki=denied" in seen, seen
+        assert "nodecred=denied" in seen, seen
+    default = task_out / "default"
+    default.mkdir()
+    os.chmod(default, 0o1777)
+    run_array(kubectl, node, "arr-as-default", task_ids_script(master, node, default), 1)
+    seen = (default / "0").read_text()
+    pod_user = pwd.getpwnam("corral-pod")
+    assert status_line(seen, "Uid") == [str(pod_user.pw_uid)] * 4, seen
+    assert "token=denied" in seen and "nodecred=denied" in seen, seen
+
+
+def test_a_task_array_with_run_as_non_root_and_root_waits(kubectl: Kubectl,
+                                                          node: Agent) -> None:
+    container = manifests.container(["true"], name="task", securityContext={"runAsUser": 0})
+    template = manifests.pod_template(containers=[container], restartPolicy="Never",
+                                      securityContext={"runAsNonRoot": True})
+    apply(kubectl, manifests.task_array("arr-nonroot", 1, template=template))
+
+    def waiting_alloc() -> dict[str, object] | None:
+        allocs = json.loads(kubectl("get", "allocs", "-l",
+                                    "batch.kubernetes.io/job-name=arr-nonroot", "-o", "json"))
+        st = allocs["items"][0].get("status", {}) if allocs["items"] else {}
+        return st if st.get("reason") else None
+    st = wait_for(waiting_alloc, 60, "the Alloc waiting with a reason")
+    assert st["reason"] == "CreateContainerConfigError" and st["phase"] == "Pending", st
+    assert str(st["message"]).startswith("container's runAsUser breaks non-root policy"), st
+    kubectl("delete", "job", "arr-nonroot", "--wait=false")
+
+
+def test_a_restricted_namespace_refuses_a_root_task_array(kubectl: Kubectl) -> None:
+    """No Pod is ever made for a task array's tasks: its Job's template is held
+    to the namespace's enforce level itself, in Kubernetes' words."""
+    namespace(kubectl, "psa-arrays", enforce="restricted")
+    container = manifests.container(["true"], name="task", securityContext={"runAsUser": 0})
+    template = manifests.pod_template(containers=[container], restartPolicy="Never")
+    code, out = create(kubectl, manifests.task_array("root-tasks", 3, template=template,
+                                                     namespace="psa-arrays"))
+    assert code != 0
+    assert out.strip() == (
+        'Error from server (Forbidden): error when creating "STDIN": jobs.batch "root-tasks" '
+        'is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != '
+        'false (container "task" must set securityContext.allowPrivilegeEscalation=false), '
+        'unrestricted capabilities (container "task" must set securityContext.capabilities.'
+        'drop=["ALL"]), runAsNonRoot != true (pod or container "task" must set '
+        'securityContext.runAsNonRoot=true), runAsUser=0 (container "task" must not set '
+        'runAsUser=0), seccompProfile (pod or container "task" must set securityContext.'
+        'seccompProfile.type to "RuntimeDefault" or "Localhost")'), out
+    # The same template as an ordinary Job is only warned about (its pods are refused).
+    plain = manifests.job("root-pods", template=template, namespace="psa-arrays")
+    code, out = create(kubectl, plain)
+    assert code == 0 and 'Warning: would violate PodSecurity "restricted:latest"' in out, out

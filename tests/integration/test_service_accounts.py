@@ -164,3 +164,50 @@ def test_token_review_and_subject_access_review(kubectl: Kubectl, admin: client.
     assert err.value.status == 403
     assert 'cannot create resource "tokenreviews" in API group "authentication.k8s.io"' in (
         json.loads(err.value.body)["message"])
+
+
+def test_a_pod_needs_its_service_account(kubectl: Kubectl, admin: client.ApiClient) -> None:
+    core = client.CoreV1Api(admin)
+    # A pod right after its namespace: admission waits for the controller's `default`.
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="sa-needed")))
+    first = core.create_namespaced_pod("sa-needed", client.V1Pod(
+        metadata=client.V1ObjectMeta(name="first"), spec=client.V1PodSpec(
+            node_name="nowhere", containers=[client.V1Container(name="c", image="x")])))
+    assert first.spec.service_account_name == "default"
+    manifest = json.dumps({"apiVersion": "v1", "kind": "Pod",
+                           "metadata": {"name": "lost", "namespace": "sa-needed"},
+                           "spec": {"serviceAccountName": "ghost", "nodeName": "nowhere",
+                                    "containers": [{"name": "c", "image": "x"}]}})
+    refused = kubectl.run("create", "-f", "-", input=manifest)
+    assert ('Error from server (Forbidden): error when creating "STDIN": pods "lost" is '
+            'forbidden: error looking up service account sa-needed/ghost: serviceaccount '
+            '"ghost" not found') in refused.stderr
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_pod("sa-needed", json.loads(manifest))
+    assert err.value.status == 403 and json.loads(err.value.body)["reason"] == "Forbidden"
+
+    # A ReplicaSet's pods: FailedCreate, retried with back-off, until the account exists.
+    kubectl("create", "-f", "-", input=json.dumps({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "ghosts", "namespace": "sa-needed"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "ghosts"}},
+                 "template": {"metadata": {"labels": {"app": "ghosts"}},
+                              "spec": {"serviceAccountName": "ghost",
+                                       "containers": [{"name": "c", "image": "x"}]}}}}))
+
+    def failed_creates() -> list[client.CoreV1Event]:
+        return [e for e in core.list_namespaced_event(
+            "sa-needed", field_selector="involvedObject.name=ghosts").items
+            if e.reason == "FailedCreate"]
+
+    # One message for every retry (the pod's generateName, not each generated name),
+    # so one aggregated Event; 7 tries of a 50 ms back-off doubling take >3 s.
+    event = wait_for(lambda: [e for e in failed_creates() if (e.count or 0) >= 7],
+                     what="seven FailedCreate tries")[0]
+    assert len(failed_creates()) == 1 and event.type == "Warning"
+    assert event.message == ('Error creating: pods "ghosts-" is forbidden: error looking up '
+                             'service account sa-needed/ghost: serviceaccount "ghost" not found')
+    assert (event.last_timestamp - event.first_timestamp).total_seconds() >= 3
+    kubectl("create", "serviceaccount", "ghost", "-n", "sa-needed")
+    wait_for(lambda: core.list_namespaced_pod("sa-needed", label_selector="app=ghosts").items,
+             what="the ReplicaSet's pod once its account exists")

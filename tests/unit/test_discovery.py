@@ -10,7 +10,7 @@ import pytest
 
 import corral
 from corral.api import discovery, openapi, resources
-from corral.api.resources import RESOURCES, SERVED, Resource, ServedTable
+from corral.api.resources import CONVERTED, RESOURCES, SERVED, Resource, ServedTable
 
 KUBECTL_DISCOVERY_ACCEPT = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
@@ -159,7 +159,9 @@ def test_aggregated_content_type_is_exact() -> None:
 
 def test_openapi_index_points_at_every_group_version() -> None:
     paths = openapi.openapi_v3_index()["paths"]
-    expected = {f"apis/{g}/{v}" if g else f"api/{v}" for g, v in resources.group_versions()}
+    expected = {f"apis/{g}/{v}" if g else f"api/{v}"
+                for g, v in resources.group_versions(RESOURCES + CONVERTED)}
+    assert "apis/autoscaling/v1" in expected  # served by conversion, documented too
     assert set(paths) == expected
     for key, entry in paths.items():
         assert re.fullmatch(rf"/openapi/v3/{re.escape(key)}\?hash=[0-9A-F]+",
@@ -171,7 +173,7 @@ def _patch_operations(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
             for item in doc["paths"].values() if (op := item.get("patch"))}
 
 
-@pytest.mark.parametrize("res", RESOURCES, ids=lambda r: r.kind)
+@pytest.mark.parametrize("res", RESOURCES + CONVERTED, ids=lambda r: r.api_version + r.kind)
 def test_every_kind_has_a_patch_with_field_validation(res: Resource) -> None:
     doc = openapi.openapi_v3_document(res.group, res.version)
     assert doc is not None
@@ -208,7 +210,7 @@ def _refs(node: Any) -> list[str]:
     return []
 
 
-@pytest.mark.parametrize(("group", "version"), resources.group_versions())
+@pytest.mark.parametrize(("group", "version"), resources.group_versions(RESOURCES + CONVERTED))
 def test_every_ref_resolves_inside_its_document(group: str, version: str) -> None:
     doc = openapi.openapi_v3_document(group, version)
     assert doc is not None
@@ -231,13 +233,14 @@ def test_every_description_names_a_field_of_its_model() -> None:
     from corral.api.openapi import openapi_v3_document
     from corral.api.openapi_descriptions import DESCRIPTIONS
 
-    schemas: dict[str, object] = {}
-    for group, version in resources.group_versions():
+    by_model: dict[str, list[dict[str, Any]]] = {}  # a model name may be in two versions
+    for group, version in resources.group_versions(RESOURCES + CONVERTED):
         doc = openapi_v3_document(group, version) or {}
-        schemas.update(doc["components"]["schemas"])
-    by_model = {name.rsplit(".", 1)[1]: schema for name, schema in schemas.items()}
+        for name, schema in doc["components"]["schemas"].items():
+            by_model.setdefault(name.rsplit(".", 1)[1], []).append(schema)
     for model, (_, fields) in DESCRIPTIONS.items():
-        schema = by_model[model]
-        assert isinstance(schema, dict) and schema["description"], model
+        assert all(schema["description"] for schema in by_model[model]), model
         for field in fields:
-            assert schema["properties"][field]["description"] == fields[field], (model, field)
+            texts = {schema["properties"][field]["description"] for schema in by_model[model]
+                     if field in schema["properties"]}
+            assert texts == {fields[field]}, (model, field)

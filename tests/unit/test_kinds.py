@@ -12,7 +12,10 @@ from corral.agent.csr import csr_object, new_key, request_pem
 from corral.api import kinds
 from corral.api.defaults import JOB_CONTROLLER_UID, apply_defaults
 from corral.api.errors import BadRequest, Invalid
-from corral.api.kinds import Deployment, Job, Pod, Secret, Service
+from corral.api.kinds.apps import Deployment
+from corral.api.kinds.batch import Job
+from corral.api.kinds.core import Pod, Secret
+from corral.api.kinds.service import Service
 from corral.api.resources import RESOURCES
 
 META = {

@@ -50,6 +50,12 @@ class RunAs:
         return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", *groups, "--",
                 "/bin/sh", "-c", 'exec "$@"', "sh"]
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunAs:
+        """From its JSON form (dataclasses.asdict)."""
+        return cls(int(data["uid"]), int(data["gid"]),
+                   tuple(int(g) for g in data.get("groups") or ()))
+
     def describe(self) -> str:
         groups = ",".join(str(g) for g in self.groups)
         return f"uid={self.uid} gid={self.gid}" + (f" groups={groups}" if groups else "")
@@ -102,8 +108,7 @@ class ContainerLaunch:
         data = json.loads(text)
         run_as = data.pop("run_as", None)
         if run_as is not None:
-            run_as = RunAs(int(run_as["uid"]), int(run_as["gid"]),
-                           tuple(int(g) for g in run_as.get("groups") or ()))
+            run_as = RunAs.from_dict(run_as)
         data["binds"] = tuple((str(s), str(t)) for s, t in data.get("binds") or [])
         return cls(**data, run_as=run_as)
 

@@ -13,8 +13,9 @@ re-adopts it through its socket.
 
 The task interface is general (task arrays use it, Mesos frameworks will):
 
-    {"op": "launch", "id": "17", "command": [...], "env": {...}, "cwd": "/..."}
-    {"op": "launch", "tasks": [{"id", "command", "env", "cwd", "notify"}, ...]}
+    {"op": "launch", "id": "17", "command": [...], "env": {...}, "cwd": "/...",
+     "user": {"uid": 1000, "gid": 1000, "groups": [...]}}   user: optional (task_spawn.py)
+    {"op": "launch", "tasks": [{"id", "command", "env", "cwd", "user", "notify"}, ...]}
                                                   a batch; notify: say "started"
     {"op": "resize", "slots": n, "cpu_request_millis", "cpu_limit_millis",
      "memory_limit_bytes"}                        the Alloc grew or shrank
@@ -54,6 +55,7 @@ import os
 import selectors
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections import deque
@@ -61,6 +63,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from corral.agent.runtime.base import RunAs
 from corral.agent.runtime.cgroups import ContainerCgroup, Limits
 from corral.agent.runtime.logs import MAX_LINE, LogWriter, log_path
 from corral.agent.runtime.shim import (
@@ -69,6 +72,7 @@ from corral.agent.runtime.shim import (
     reap_children,
     set_process_name,
 )
+from corral.agent.runtime.task_spawn import needs_switch, prepare_cwd, spawn_as, start_error
 
 EXECUTOR_MODULE = "corral.agent.runtime.executor"
 EXECUTOR_NAME = "corral-executor"
@@ -153,7 +157,9 @@ class Task:
     command: list[str]
     env: dict[str, str]
     cwd: str
+    user: RunAs | None = None  # None: the executor's own
     pid: int = 0
+    proc: subprocess.Popen[bytes] | None = None  # started as another user (reaped by us)
     out_fd: int = -1  # read end of the task's stdout+stderr pipe
     buffer: bytes = b""
     exit_status: int | None = None
@@ -332,7 +338,7 @@ class Executor:
             for task in msg.get("tasks") or [msg]:  # one, or a batch
                 self.launch(str(task["id"]), list(task["command"]),
                             dict(task.get("env") or {}), str(task.get("cwd") or "/"),
-                            notify=bool(task.get("notify")))
+                            _run_as(task.get("user")), notify=bool(task.get("notify")))
         elif op == "kill":
             self.kill(str(msg["id"]), int(msg.get("signal") or signal.SIGTERM))
         elif op == "ack":
@@ -383,11 +389,12 @@ class Executor:
 
     # -- tasks -------------------------------------------------------------------------
 
-    def launch(self, task_id: str, command: list[str], env: dict[str, str], cwd: str, *,
-               notify: bool = False) -> None:
+    def launch(self, task_id: str, command: list[str], env: dict[str, str], cwd: str,
+               user: RunAs | None = None, *, notify: bool = False) -> None:
         if task_id in self.by_id or self.stop_deadline is not None:
             return  # a duplicate launch (an agent resending after reconnecting), or stopping
-        task = Task(task_id, command, {"PATH": self.config.path, **env}, cwd, notify=notify)
+        task = Task(task_id, command, {"PATH": self.config.path, **env}, cwd, user,
+                    notify=notify)
         self.by_id[task_id] = task
         self.queue.append(task)
 
@@ -415,19 +422,24 @@ class Executor:
         actions = [(os.POSIX_SPAWN_DUP2, self.devnull, 0), (os.POSIX_SPAWN_DUP2, write_fd, 1),
                    (os.POSIX_SPAWN_DUP2, write_fd, 2)]
         try:
-            if task.cwd in ("", "/"):
+            if needs_switch(task.user):
+                assert task.user is not None
+                task.proc = spawn_as(task.command, task.env, task.cwd, task.user,
+                                     self.devnull, write_fd)
+                task.pid = task.proc.pid
+            elif task.cwd in ("", "/"):
                 task.pid = os.posix_spawnp(task.command[0], task.command, task.env,
                                            file_actions=actions, setpgroup=0)
             else:
                 task.pid = _spawn_in(task, actions)
-        except (OSError, IndexError) as exc:
+        except (OSError, IndexError, subprocess.SubprocessError) as exc:
             os.close(read_fd)
             os.close(write_fd)
             self.by_id.pop(task.id, None)
-            self.log.write(task.id, _start_error(exc, task).encode())
+            message = start_error(exc, task.command, task.cwd, task.user)
+            self.log.write(task.id, message.encode())
             self._emit({"event": "exited", "id": task.id, "code": START_ERROR_EXIT_CODE,
-                        "signal": None, "reason": "StartError",
-                        "message": _start_error(exc, task)})
+                        "signal": None, "reason": "StartError", "message": message})
             return
         os.close(write_fd)
         os.set_blocking(read_fd, False)
@@ -471,6 +483,8 @@ class Executor:
         if task is None:
             return  # an orphaned grandchild we reaped as subreaper
         task.exit_status = wait_status
+        if task.proc is not None:
+            task.proc.returncode = wait_status  # reaped here: Popen must not wait for it
         if task.out_fd >= 0:
             _killpg(pid, signal.SIGKILL)  # leftovers of the task keep its pipe open
         self._report_if_done(task)
@@ -519,7 +533,7 @@ class Executor:
 def _spawn_in(task: Task, actions: list[tuple[int, int, int]]) -> int:
     """posix_spawn has no chdir action before Python 3.13: a task with a working
     directory goes through ``sh -c 'cd DIR && exec ...'``."""
-    os.makedirs(task.cwd, exist_ok=True)
+    prepare_cwd(task.cwd, None)
     script = 'cd "$1" && shift && exec "$@"'
     argv = ["/bin/sh", "-c", script, "sh", task.cwd, *task.command]
     return os.posix_spawn("/bin/sh", argv, task.env, file_actions=actions, setpgroup=0)
@@ -532,13 +546,8 @@ def _killpg(pgid: int, sig: int) -> None:
         pass
 
 
-def _start_error(exc: BaseException, task: Task) -> str:
-    program = task.command[0] if task.command else ""
-    if isinstance(exc, FileNotFoundError) and "/" not in program:
-        return f'exec: "{program}": executable file not found in $PATH'
-    if isinstance(exc, OSError):
-        return f'exec: "{program}": {(exc.strerror or str(exc)).lower()}'
-    return f'exec: "{program}": no command given'
+def _run_as(value: object) -> RunAs | None:
+    return RunAs.from_dict(value) if isinstance(value, dict) else None
 
 
 def _note(message: str) -> None:

@@ -21,13 +21,15 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from corral.agent.runtime.base import RunAs
 from corral.agent.runtime.cgroups import CgroupSystem, ContainerCgroup
 from corral.agent.runtime.executor import EXECUTOR_MODULE, ExecutorConfig, ExecutorDir
 from corral.agent.runtime.process import shim_env
+from corral.private_files import SEARCH_ONLY, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,17 @@ class TaskExit:
     signal: int | None
     reason: str
     message: str = ""
+
+
+def launch_message(task_id: str, command: list[str], env: dict[str, str], cwd: str = "/",
+                   user: RunAs | None = None, *, notify: bool = False) -> dict[str, Any]:
+    """One task for the executor to start (``notify``: it says "started")."""
+    msg: dict[str, Any] = {"id": task_id, "command": command, "env": env, "cwd": cwd}
+    if user is not None:
+        msg["user"] = asdict(user)
+    if notify:
+        msg["notify"] = True
+    return msg
 
 
 class ExecutorConnection:
@@ -71,12 +84,11 @@ class ExecutorConnection:
         self.exited = [str(i) for i in hello.get("exited") or ()]
 
     def launch(self, task_id: str, command: list[str], env: dict[str, str],
-               cwd: str = "/") -> None:
-        self._send({"op": "launch", "id": task_id, "command": command, "env": env,
-                    "cwd": cwd})
+               cwd: str = "/", user: RunAs | None = None) -> None:
+        self._send({"op": "launch", **launch_message(task_id, command, env, cwd, user)})
 
     def launch_many(self, tasks: list[dict[str, Any]]) -> None:
-        """Several launches in one message ({id, command, env, cwd, notify} each)."""
+        """Several launches (``launch_message`` each) in one message."""
         if tasks:
             self._send({"op": "launch", "tasks": tasks})
 
@@ -147,10 +159,19 @@ def _event(event: dict[str, Any]) -> TaskExit | TaskStarted:
 class ExecutorRuntime:
     """Executors on this node, one per Alloc uid."""
 
-    def __init__(self, runtime_dir: Path, cgroups: CgroupSystem | None) -> None:
+    def __init__(self, runtime_dir: Path, cgroups: CgroupSystem | None,
+                 sandboxes: Path | None = None) -> None:
         self.root = runtime_dir.resolve() / "allocs"
         self.root.mkdir(parents=True, exist_ok=True)
         self.cgroups = cgroups
+        # Framework tasks' sandboxes: outside the private runtime dir, under
+        # search-only parents, so a task's user reaches its own by $MESOS_SANDBOX.
+        self.sandboxes = (sandboxes or runtime_dir / "sandboxes").resolve()
+
+    def sandbox_dir(self, alloc_uid: str) -> Path:
+        """Where the Alloc's tasks get their sandboxes (made, search-only)."""
+        private_dir(self.sandboxes, SEARCH_ONLY)
+        return private_dir(self.sandboxes / alloc_uid, SEARCH_ONLY)
 
     def dir(self, alloc_uid: str) -> ExecutorDir:
         return ExecutorDir(self.root / alloc_uid)
@@ -226,6 +247,7 @@ class ExecutorRuntime:
             log.info("alloc cgroup still busy; kept for the sweeper uid=%s", alloc_uid)
             return False
         shutil.rmtree(state.path, ignore_errors=True)
+        shutil.rmtree(self.sandboxes / alloc_uid, ignore_errors=True)
         return True
 
     @staticmethod

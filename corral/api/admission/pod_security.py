@@ -12,6 +12,8 @@ Each namespace picks a level per mode with labels (versions: "latest" or
         ─► audit ─► warn (only when admitted)
     Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob,
     ReplicationController, PodTemplate ─► warn + audit on their pod template
+    a Job (or CronJob) run as tasks (corral.dev/run-as: tasks) ─► enforced on its
+        template too: its tasks run as processes and no Pod is made to be refused
     Namespace CREATE/UPDATE ─► labels validated (422); raising enforce warns about
         the pods already there that violate it
 
@@ -33,8 +35,10 @@ from dataclasses import dataclass, field, replace
 
 from corral.api.admission.pod_security_checks import LEVELS, evaluate, forbidden_detail
 from corral.api.admission.priority import forbidden
+from corral.api.alloc_validation import RUN_AS, RUN_AS_TASKS
 from corral.api.errors import Cause, invalid
 from corral.api.registry import Filter, Registry, list_objects
+from corral.api.registry.objects import shown_name
 from corral.api.resources import BY_KIND, Resource
 from corral.objects import Obj, meta, name_of
 
@@ -139,6 +143,18 @@ def _template(kind: str, obj: Obj) -> Obj | None:
     return node if isinstance(node, dict) else None
 
 
+def _runs_as_tasks(kind: str, obj: Obj) -> bool:
+    """A task array (a Job, or a CronJob's Jobs, run as tasks): no Pod is ever made
+    to be checked, so its template is enforced as its pods would be."""
+    job = obj
+    if kind == "CronJob":
+        job = (obj.get("spec") or {}).get("jobTemplate") or {}
+    elif kind != "Job":
+        return False
+    annotations = (job.get("metadata") or {}).get("annotations") or {}
+    return isinstance(annotations, dict) and annotations.get(RUN_AS) == RUN_AS_TASKS
+
+
 def _images(spec: Obj) -> list[object]:
     return [(f, c.get("image")) for f in ("initContainers", "containers", "ephemeralContainers")
             for c in spec.get(f) or [] if isinstance(c, dict)]
@@ -165,7 +181,8 @@ class PodSecurityAdmission:
             if template is None or (op == "UPDATE" and old is not None
                                     and _template(res.kind, old) == template):
                 return None
-            return await self._evaluate(res, obj, template.get("spec") or {}, enforce=False)
+            return await self._evaluate(res, obj, template.get("spec") or {},
+                                        enforce=_runs_as_tasks(res.kind, obj))
         return None
 
     async def _policy(self, namespace: str) -> Parsed:
@@ -186,7 +203,7 @@ class PodSecurityAdmission:
             return results.setdefault(lv.level, evaluate(lv.level, spec))
 
         if enforce and (found := violations(policy.enforce)):
-            raise forbidden(res, name_of(obj),
+            raise forbidden(res, shown_name(obj),
                             f'violates PodSecurity "{policy.enforce}": {forbidden_detail(found)}')
         if found := violations(policy.audit):
             log.warning("pod security audit kind=%s namespace=%s name=%s violation=%s",

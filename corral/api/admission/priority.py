@@ -14,8 +14,9 @@ from __future__ import annotations
 from corral.api.errors import Forbidden
 from corral.api.registry import Filter, Registry, list_objects
 from corral.api.registry.core import describe
+from corral.api.registry.objects import shown_name
 from corral.api.resources import BY_KIND, Resource
-from corral.objects import Obj, name_of
+from corral.objects import Obj
 
 PRIORITY_CLASS = BY_KIND["PriorityClass"]
 DEFAULT_PREEMPTION_POLICY = "PreemptLowerPriority"
@@ -46,7 +47,7 @@ class PriorityAdmission:
 
     async def _resolve(self, res: Resource, pod: Obj) -> None:
         spec = pod.setdefault("spec", {})
-        name = name_of(pod)
+        name = shown_name(pod)
         class_name = spec.get("priorityClassName") or ""
         if class_name:
             pc = await self.registry.find(PRIORITY_CLASS, None, class_name)

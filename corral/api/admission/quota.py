@@ -31,12 +31,14 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
+from corral import podresources
 from corral.api.admission.priority import forbidden
 from corral.api.alloc_view import pod_view
 from corral.api.errors import APIError, Conflict
 from corral.api.quantity import format_bytes, format_cpu, parse_quantity
 from corral.api.registry import Filter, Registry, list_objects
 from corral.api.registry.core import conflict
+from corral.api.registry.objects import shown_name
 from corral.api.resources import BY_KIND, RESOURCES, Resource
 from corral.objects import Obj, meta, spec, status, uid_of
 
@@ -109,25 +111,8 @@ def alloc_usage(res: Resource, alloc: Obj) -> Amounts:
 def pod_amounts(spec: Mapping[str, Any], which: str) -> Amounts:
     """The pod's effective requests (or limits): the containers' sum, or the
     largest init container if more, plus sidecars and overhead."""
-    total: Amounts = {}
-    for container in spec.get("containers") or ():
-        _add(total, _container_amounts(container, which))
-    sidecars: Amounts = {}
-    peak: Amounts = {}
-    for container in spec.get("initContainers") or ():
-        amounts = _container_amounts(container, which)
-        if container.get("restartPolicy") == "Always":
-            _add(sidecars, amounts)
-            continue
-        running = dict(sidecars)
-        _add(running, amounts)
-        for name, amount in running.items():
-            peak[name] = max(peak.get(name, Decimal(0)), amount)
-    _add(total, sidecars)
-    for name, amount in peak.items():
-        total[name] = max(total.get(name, Decimal(0)), amount)
-    _add(total, {k: parse_quantity(v) for k, v in (spec.get("overhead") or {}).items()})
-    return total
+    overhead = {k: parse_quantity(v) for k, v in (spec.get("overhead") or {}).items()}
+    return podresources.pod_amounts(spec, lambda c: _container_amounts(c, which), overhead)
 
 
 def _container_amounts(container: Mapping[str, Any], which: str) -> Amounts:
@@ -360,7 +345,7 @@ class QuotaAdmission:
             if res.kind == "Pod":
                 missing = missing_specifications(hard, obj)
                 if missing:
-                    raise forbidden(res, _ns_name(obj)[1], f"failed quota: {quota_name}: {missing}")
+                    raise forbidden(res, shown_name(obj), f"failed quota: {quota_name}: {missing}")
             wanted = {k: v for k, v in usage.items() if k in hard}
             used = used_of(quota)
             if _over(used, wanted, hard):
@@ -369,7 +354,7 @@ class QuotaAdmission:
             if over:
                 if not dry_run:
                     await self._store_used(quota, used)
-                raise forbidden(res, _ns_name(obj)[1],
+                raise forbidden(res, shown_name(obj),
                                 exceeded_message(quota_name, wanted, used, hard, over))
             if dry_run:
                 return

@@ -2,7 +2,11 @@
 master's own client certificate (what it shows the agents).
 
     sign(csr) ─► the request's subject and SANs, the usages it was approved for,
-                 notAfter = now + min(expirationSeconds, a year), never past the CA
+                 notAfter = now + min(expirationSeconds, the signing duration: a year
+                 unless `corral master --cluster-signing-duration` says otherwise),
+                 never past the CA; notBefore backdated 5 min (a tenth of a short
+                 lifetime), and a lifetime under 8 h not shortened by it, as
+                 kube-controller-manager's signer does
     ensure_client_cert(pki_dir, "apiserver-kubelet-client", CN=kube-apiserver-kubelet-client)
               ─► pki/apiserver-kubelet-client.{crt,key}, renewed as the serving one is
 """
@@ -34,6 +38,10 @@ from corral.api.tls import (
 
 # kube-controller-manager's --cluster-signing-duration default.
 DEFAULT_DURATION = dt.timedelta(days=365)
+# Its signer's Backdate (for clocks behind ours) and Short: below it, notAfter is
+# not moved back by the backdate.
+BACKDATE = dt.timedelta(minutes=5)
+SHORT = dt.timedelta(hours=8)
 # The identity the master calls agents with (kube-apiserver's --kubelet-client-certificate).
 KUBELET_CLIENT_CN = "kube-apiserver-kubelet-client"
 _EXTENDED = {"server auth": ExtendedKeyUsageOID.SERVER_AUTH,
@@ -51,10 +59,12 @@ class CertFiles:
 
 
 class Signer:
-    """Signs with the CA in pki_dir (ca.crt, ca.key), read when first needed."""
+    """Signs with the CA in pki_dir (ca.crt, ca.key), read when first needed;
+    what it signs lasts at most ``duration``."""
 
-    def __init__(self, pki_dir: Path) -> None:
+    def __init__(self, pki_dir: Path, duration: dt.timedelta = DEFAULT_DURATION) -> None:
         self.pki_dir = pki_dir
+        self.duration = duration
         self._issuer: Issuer | None = None
 
     def issuer(self) -> Issuer:
@@ -70,10 +80,12 @@ class Signer:
         request = parse_request(request_b64)
         issuer = self.issuer()
         now = now or dt.datetime.now(dt.UTC)
-        lifetime = DEFAULT_DURATION
+        lifetime = self.duration
         if expiration_seconds:
             lifetime = min(lifetime, dt.timedelta(seconds=expiration_seconds))
-        builder = _base(issuer, request.subject, request.public_key(), now, lifetime)
+        backdate = min(BACKDATE, lifetime / 10)
+        end = now + lifetime if lifetime < SHORT else now + lifetime - backdate
+        builder = _base(issuer, request.subject, request.public_key(), now - backdate, end)
         usage = _key_usage_of(usages)
         if usage is not None:
             builder = builder.add_extension(usage, critical=True)
@@ -102,7 +114,8 @@ class Signer:
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
                              *(x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups)])
-        cert = (_base(issuer, subject, key.public_key(), now, DEFAULT_DURATION)
+        cert = (_base(issuer, subject, key.public_key(), now - CLOCK_SKEW,
+                      now + DEFAULT_DURATION)
                 .add_extension(key_usage(cert_sign=False), critical=True)
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
                                critical=False)
@@ -112,16 +125,16 @@ class Signer:
         return files
 
 
-def _base(issuer: Issuer, subject: x509.Name, public_key: object, now: dt.datetime,
-          lifetime: dt.timedelta) -> x509.CertificateBuilder:
+def _base(issuer: Issuer, subject: x509.Name, public_key: object, start: dt.datetime,
+          end: dt.datetime) -> x509.CertificateBuilder:
     ca_ski = issuer.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     return (x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(issuer.cert.subject)
             .public_key(public_key)  # type: ignore[arg-type]
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - CLOCK_SKEW)
-            .not_valid_after(min(now + lifetime, issuer.cert.not_valid_after_utc))
+            .not_valid_before(start)
+            .not_valid_after(min(end, issuer.cert.not_valid_after_utc))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
                 ca_ski), critical=False))

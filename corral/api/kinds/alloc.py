@@ -24,7 +24,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from corral.api.kinds.affinity import Affinity, Toleration
-from corral.api.kinds.base import Int32, Int64, KubeModel, Quantity
+from corral.api.kinds.base import Int32, Int64, KubeModel, Opaque, Quantity
 from corral.api.kinds.container import EnvVar
 from corral.api.kinds.meta import Condition, KubeObject
 
@@ -32,11 +32,13 @@ from corral.api.kinds.meta import Condition, KubeObject
 class AllocTask(KubeModel):
     """What every task of a task array runs (from the Job's pod template)."""
 
+    name: str | None = None  # the template's container
     command: list[str] = Field(default_factory=list)
     env: list[EnvVar] | None = None
     working_dir: str | None = None
     # Per task: what the executor books against the Alloc for each running task.
     resources: dict[str, Quantity] | None = None
+    security_context: Opaque | None = None  # the container's: runAsUser, ...
 
 
 class LaunchedTask(KubeModel):
@@ -51,6 +53,9 @@ class LaunchedTask(KubeModel):
     group: str | None = None  # the LAUNCH_GROUP it came in (tasks of a group go together)
     kill: bool | None = None  # the framework asked to kill it
     kill_grace_seconds: float | None = None
+    # Whom it runs as (CommandInfo.user, else FrameworkInfo.user), as the master
+    # authorized it; none: the node's pod user.
+    user: str | None = None
 
 
 class TaskState(KubeModel):
@@ -82,6 +87,9 @@ class AllocSpec(KubeModel):
     backoff_limit_per_index: Int32 | None = None  # retries of one index here
     log_max_bytes: Int64 | None = None  # per Alloc, across rotated files
     tasks: list[LaunchedTask] | None = None  # a Mesos framework's tasks
+    # A task array's pod securityContext (runAsUser, runAsGroup, supplementalGroups,
+    # fsGroup, runAsNonRoot), under the task's own as a container's is under its pod's.
+    security_context: Opaque | None = None
 
 
 class FailedTask(KubeModel):

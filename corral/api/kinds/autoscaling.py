@@ -43,9 +43,8 @@ class ResourceMetricSource(KubeModel):
     target: MetricTarget = Field(default_factory=MetricTarget)
 
 
-class ContainerResourceMetricSource(KubeModel):
-    name: str = ""
-    target: MetricTarget = Field(default_factory=MetricTarget)
+class ContainerResourceMetricSource(ResourceMetricSource):
+    """A Resource source narrowed to one container of each pod."""
     container: str = ""
 
 
@@ -112,9 +111,7 @@ class ResourceMetricStatus(KubeModel):
     current: MetricValueStatus = Field(default_factory=MetricValueStatus)
 
 
-class ContainerResourceMetricStatus(KubeModel):
-    name: str = ""
-    current: MetricValueStatus = Field(default_factory=MetricValueStatus)
+class ContainerResourceMetricStatus(ResourceMetricStatus):
     container: str = ""
 
 

@@ -3,6 +3,7 @@ request bodies of subresources."""
 
 from __future__ import annotations
 
+from corral.api.kinds import autoscaling_v1
 from corral.api.kinds.alloc import Alloc
 from corral.api.kinds.apiextensions import CustomResourceDefinition
 from corral.api.kinds.apps import (
@@ -47,3 +48,14 @@ MODELS: dict[str, type[TypedObject]] = {
         Binding, Scale, Eviction, DeleteOptions, Status,
     )
 }
+
+# Kinds served at a version besides the stored one (corral.api.resources'
+# CONVERTED), by (apiVersion, kind): the shape OpenAPI publishes for them.
+CONVERTED_MODELS: dict[tuple[str, str], type[TypedObject]] = {
+    ("autoscaling/v1", "HorizontalPodAutoscaler"): autoscaling_v1.HorizontalPodAutoscaler,
+}
+
+
+def model_of(api_version: str, kind: str) -> type[TypedObject] | None:
+    """The model of ``kind`` at ``api_version``: a converted version's own, else MODELS'."""
+    return CONVERTED_MODELS.get((api_version, kind)) or MODELS.get(kind)

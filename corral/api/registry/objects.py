@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import secrets
 import uuid
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -39,5 +40,24 @@ def new_uid() -> str:
     return str(uuid.uuid4())
 
 
+# The name this request's create made from a generateName. Kubernetes runs
+# admission before it makes the name, so its refusals say 'pods "web-" is
+# forbidden': a controller's retries then repeat one message (one aggregated
+# Event) instead of a new one per attempt.
+_GENERATED: ContextVar[str] = ContextVar("generated_name", default="")
+
+
 def generated_name(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
+    name = prefix + "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
+    _GENERATED.set(name)
+    return name
+
+
+def shown_name(obj: dict[str, Any]) -> str:
+    """The name errors about an object being created give: its generateName when
+    this request generated the name, else the name."""
+    meta = obj.get("metadata") or {}
+    name = str(meta.get("name") or "")
+    if name and name == _GENERATED.get():
+        return str(meta.get("generateName") or name)
+    return name

@@ -14,7 +14,7 @@ import logging
 from datetime import UTC, datetime
 
 from corral.api.errors import Conflict, NotFound
-from corral.client.events import NORMAL, WARNING, EventRecorder
+from corral.client.events import EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller, OwnedPodEvents, split_key
 from corral.controllers.daemonset.plan import (
@@ -35,8 +35,8 @@ from corral.controllers.history import (
 )
 from corral.controllers.informers import NAMESPACE, OWNER_UID, SharedInformers
 from corral.controllers.owners import claim
+from corral.controllers.podcontrol import create_owned, delete_owned
 from corral.controllers.pods import pod_from_template, seconds_until_available
-from corral.controllers.replicaset import create_pods, delete_pods
 from corral.objects import Obj, is_deleting, labels_of, meta, name_of, namespace_of, spec, uid_of
 
 log = logging.getLogger("corral.controllers.daemonset")
@@ -115,25 +115,10 @@ class DaemonSetController(Controller):
             pod = pod_from_template(template, ds, namespace_of(ds), extra_labels=extra)
             pod["spec"] = {**with_node_affinity(pod["spec"], node), "nodeName": node}
             pods.append(pod)
-        self.expectations.expect_creations(key, len(pods))
-        created, err = await create_pods(self.client, pods)
-        for _ in range(len(pods) - created):
-            self.expectations.creation_observed(key)
-        if created:
-            self.emit(ds, NORMAL, "SuccessfulCreate",
-                      f"Created {created} pod{'s' if created > 1 else ''}")
-        if err is not None:
-            self.emit(ds, WARNING, "FailedCreate", f"Error creating: {err}")
-            raise err
+        await create_owned(self, self.expectations, key, ds, pods)
 
     async def _delete(self, key: str, ds: Obj, victims: list[Obj]) -> None:
-        if not victims:
-            return
-        deleted, err = await delete_pods(self.client, self.expectations, key, victims)
-        for pod in deleted:
-            self.emit(ds, NORMAL, "SuccessfulDelete", f"Deleted pod: {name_of(pod)}")
-        if err is not None:
-            raise err
+        await delete_owned(self, self.expectations, key, ds, victims)
 
     async def _write_status(self, key: str, ds: Obj, status: Obj) -> None:
         if status == (ds.get("status") or {}):

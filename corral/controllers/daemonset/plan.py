@@ -19,12 +19,12 @@ the agent admits it like any bound pod.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from corral.controllers.history import REVISION_HASH
 from corral.controllers.pods import is_available, is_ready, phase
+from corral.intstr import scaled_value
 from corral.objects import Obj, is_deleting, labels_of, meta, name_of, spec, status
 
 # Kubernetes' AddOrUpdateDaemonPodTolerations.
@@ -132,16 +132,6 @@ def node_fit(template: Obj, node: Obj) -> NodeFit:
     return NodeFit("NoSchedule" not in untolerated, True)
 
 
-def scaled(value: int | str | None, total: int, *, round_up: bool) -> int:
-    """An int-or-percent of ``total`` (Kubernetes' GetScaledValueFromIntOrPercent)."""
-    if value is None:
-        return 0
-    if isinstance(value, int):
-        return value
-    fraction = int(value.rstrip("%")) * total / 100
-    return math.ceil(fraction) if round_up else math.floor(fraction)
-
-
 @dataclass
 class Plan:
     create: list[str] = field(default_factory=list)  # node names
@@ -158,8 +148,8 @@ class Rollout:
 def rollout_of(ds: Obj, desired: int) -> Rollout:
     strategy = spec(ds).get("updateStrategy") or {}
     rolling = strategy.get("rollingUpdate") or {}
-    surge = scaled(rolling.get("maxSurge"), desired, round_up=True)
-    unavailable = scaled(rolling.get("maxUnavailable", 1), desired, round_up=True)
+    surge = scaled_value(rolling.get("maxSurge", 0), desired, round_up=True)
+    unavailable = scaled_value(rolling.get("maxUnavailable", 1), desired, round_up=True)
     if surge == 0 and unavailable == 0:
         unavailable = 1  # Kubernetes: never wedge a rollout on two zeros
     return Rollout(strategy.get("type") == "OnDelete", unavailable, surge)

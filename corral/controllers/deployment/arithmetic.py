@@ -12,8 +12,9 @@ Deployment's sync (sync.py), which sizes the new ReplicaSet too.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
+
+from corral.intstr import scaled_value
 
 
 @dataclass(frozen=True)
@@ -24,21 +25,7 @@ class RSView:
     available: int  # status.availableReplicas
 
 
-def scaled_value(value: int | str | None, total: int, round_up: bool) -> int:
-    """An IntOrString against ``total``: 3 → 3, "25%" → 25% of total, rounded."""
-    if value is None:
-        return 0
-    if isinstance(value, int):
-        return value
-    text = str(value).strip()
-    if text.endswith("%"):
-        percent = int(text[:-1])
-        exact = percent * total / 100
-        return math.ceil(exact) if round_up else math.floor(exact)
-    return int(text)
-
-
-def resolve_fenceposts(max_surge: int | str | None, max_unavailable: int | str | None,
+def resolve_fenceposts(max_surge: int | str, max_unavailable: int | str,
                        replicas: int) -> tuple[int, int]:
     surge = scaled_value(max_surge, replicas, round_up=True)
     unavailable = scaled_value(max_unavailable, replicas, round_up=False)

@@ -31,8 +31,8 @@ from corral.controllers.history import (
 )
 from corral.controllers.informers import NAMESPACE, OWNER_UID, SharedInformers
 from corral.controllers.owners import claim
+from corral.controllers.podcontrol import delete_owned
 from corral.controllers.pods import pod_from_template, seconds_until_available
-from corral.controllers.replicaset import delete_pods
 from corral.controllers.statefulset.locality import (
     annotation_patch,
     has_claims,
@@ -140,14 +140,9 @@ class StatefulSetController(Controller):
                   f"create Pod {name} in StatefulSet {name_of(sts)} successful")
 
     async def _delete(self, key: str, sts: Obj, victims: list[Obj]) -> None:
-        if not victims:
-            return
-        deleted, err = await delete_pods(self.client, self.expectations, key, victims)
-        for pod in deleted:
-            self.emit(sts, NORMAL, "SuccessfulDelete",
-                      f"delete Pod {name_of(pod)} in StatefulSet {name_of(sts)} successful")
-        if err is not None:
-            raise err
+        def deleted(pod: Obj) -> str:
+            return f"delete Pod {name_of(pod)} in StatefulSet {name_of(sts)} successful"
+        await delete_owned(self, self.expectations, key, sts, victims, deleted)
 
     async def _write_status(self, key: str, sts: Obj, new_status: Obj) -> None:
         if new_status == status(sts):

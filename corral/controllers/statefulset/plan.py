@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from corral.controllers.deployment.arithmetic import scaled_value
 from corral.controllers.history import REVISION_HASH
 from corral.controllers.pods import is_active, is_available, is_ready, phase
+from corral.intstr import scaled_value
 from corral.objects import Obj, is_deleting, labels_of, meta, name_of, spec, status
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"

@@ -8,8 +8,6 @@ the PID is really ours) and removes their cgroups.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,37 +16,8 @@ from pathlib import Path
 import pytest
 
 from corral.agent.runtime.base import ContainerLaunch
-from corral.agent.runtime.cgroups import ContainerCgroup
-from corral.agent.runtime.launcher import stop_launcher
-from corral.agent.runtime.process import ProcessRuntime, is_shim_process
-from corral.agent.runtime.shim import StateDir
-
-
-def _kill_leftovers(state_root: Path) -> None:
-    if state_root.is_dir():
-        stop_launcher(state_root)
-    pod_groups: dict[str, ContainerCgroup] = {}
-    for launch_file in state_root.rglob("launch.json"):
-        path = launch_file.parent
-        state_dir = StateDir(path)
-        shim_pid = state_dir.read_shim_pid()
-        if shim_pid is not None and is_shim_process(shim_pid, path):
-            os.kill(shim_pid, signal.SIGKILL)
-        state = state_dir.read_status()
-        if state is not None and state.running and state.pgid:
-            try:
-                os.killpg(state.pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if state_dir.cgroup_file.exists():
-            cgroup = state_dir.read_cgroup()
-            if cgroup is not None:
-                cgroup.kill_and_remove(attempts=50, pause=0.02)
-                pod = cgroup.pod_group()
-                if pod is not None:
-                    pod_groups[pod.dirs[min(pod.dirs)]] = pod
-    for pod in pod_groups.values():  # once every container's group is gone
-        assert pod.kill_and_remove(attempts=50, pause=0.02), f"pod cgroup {pod.dirs} stays"
+from corral.agent.runtime.process import ProcessRuntime
+from tests.cluster import kill_runtime
 
 
 @pytest.fixture
@@ -57,7 +26,7 @@ def runtime_root(tmp_path: Path) -> Iterator[Path]:
     try:
         yield root
     finally:
-        _kill_leftovers(root)
+        kill_runtime(root)
 
 
 @pytest.fixture

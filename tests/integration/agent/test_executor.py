@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from corral.agent.runtime.base import RunAs
 from corral.agent.runtime.executor import ExecutorConfig
 from corral.agent.runtime.executors import ExecutorConnection, ExecutorRuntime, TaskExit
 from corral.agent.runtime.logs import LogFiles
@@ -140,3 +141,23 @@ async def test_an_alloc_is_forgotten_only_with_its_cgroup(executors: ExecutorRun
     assert executors.remove(uid)
     assert not executors.dir(uid).path.exists()
     assert not any(d.exists() for d in dirs)
+
+
+async def test_a_task_with_a_user_runs_as_it_in_its_own_sandbox(
+        executors: ExecutorRuntime, tmp_path: Path) -> None:
+    """A launch naming a user: the task runs with those ids and groups, in a working
+    dir made for it and given to it; one it cannot start as is a StartError."""
+    uid, conn = await started(executors)
+    sandbox = tmp_path / "sandboxes" / "t1"
+    who = RunAs(1000, 3000, (4000,))
+    conn.launch("t1", ["sh", "-c", "id -u; id -g; id -G; touch mine"], {}, str(sandbox), who)
+    conn.launch("t2", ["no-such-program-here"], {}, "/", who)
+    exits = {e.id: e for e in await collect(conn, 2)}
+    assert exits["t1"].code == 0, exits
+    assert LogFiles(executors.dir(uid).task_logs).read(0, stream="t1") == \
+        ["1000", "3000", "3000 4000"]
+    assert (sandbox.stat().st_uid, sandbox.stat().st_gid) == (1000, 3000)
+    assert (sandbox / "mine").stat().st_uid == 1000
+    assert exits["t2"].reason == "StartError"
+    assert 'exec: "no-such-program-here": executable file not found' in exits["t2"].message
+    conn.close()

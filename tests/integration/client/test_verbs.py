@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from corral.api import errors
-from corral.api.kinds import ConfigMap, Pod
+from corral.api.kinds.core import ConfigMap, Pod
 from corral.client.http import Client, ServerUnreachable
 from tests import manifests
 from tests.cluster import Master, free_port

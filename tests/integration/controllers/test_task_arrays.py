@@ -30,7 +30,9 @@ ALLOCS = "/apis/corral.dev/v1/namespaces/default/allocs"
 
 def array_job(name: str, completions: int, command: str, *, parallelism: int = 8,
               **spec: Any) -> Obj:
-    template_spec = spec.pop("template_spec", {})
+    # Root, said explicitly: the tasks write into pytest's temp dirs, which are
+    # root's alone (a template naming no user runs as the node's pod user).
+    template_spec = {"securityContext": {"runAsUser": 0}, **spec.pop("template_spec", {})}
     return {"apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"name": name, "annotations": {"corral.dev/run-as": "tasks"}},
             "spec": {"completionMode": "Indexed", "completions": completions,

@@ -18,7 +18,7 @@ from corral.api.errors import Forbidden, Invalid
 from corral.client.http import Client
 from tests.cluster import Master
 from tests.integration.scheduler.helpers import pod
-from tests.manifests import namespace, node
+from tests.manifests import namespace, node, service_account
 from tests.poll import eventually
 
 
@@ -103,6 +103,7 @@ async def test_a_prod_pod_preempts_a_batch_alloc(client: Client) -> None:
 
 async def test_quota_counts_an_alloc(client: Client) -> None:
     await client.create(namespace("aq"))
+    await client.create(service_account("aq"))  # no controllers here to make it
     await client.create({"apiVersion": "v1", "kind": "ResourceQuota",
                          "metadata": {"name": "q", "namespace": "aq"},
                          "spec": {"hard": {"requests.cpu": "2", "count/allocs.corral.dev": "5"}}})

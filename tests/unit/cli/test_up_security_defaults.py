@@ -59,11 +59,11 @@ def test_the_master_flags_up_takes_reach_the_master(tmp_path: Path) -> None:
     `corral master` (they were once accepted and dropped)."""
     given = ["--service-cidr", "127.177.0.0/16", "--service-node-port-range", "31700-31750",
              "--request-header-timeout", "2.5", "--max-requests-inflight", "77",
-             "--max-connections", "300"]
+             "--max-connections", "300", "--cluster-signing-duration", "2h"]
     args = build_parser().parse_args(["up", "--data-dir", str(tmp_path), *given])
     argv = _master_args(args, 6443, "")
     master = build_parser().parse_args(argv)
     for name in ("service_cidr", "service_node_port_range", "request_header_timeout",
-                 "max_requests_inflight", "max_connections"):
+                 "max_requests_inflight", "max_connections", "cluster_signing_duration"):
         assert getattr(master, name) == getattr(args, name), name
     assert str(master.service_cidr) == "127.177.0.0/16"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from corral.controllers.podcontrol import slow_start_batches
 from corral.controllers.pods import (
     is_active,
     is_available,
@@ -11,7 +12,7 @@ from corral.controllers.pods import (
     rank_for_deletion,
     seconds_until_available,
 )
-from corral.controllers.replicaset import replica_status, slow_start_batches
+from corral.controllers.replicaset import replica_status
 from corral.objects import Obj, rfc3339
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)

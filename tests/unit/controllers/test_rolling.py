@@ -10,17 +10,7 @@ from corral.controllers.deployment.arithmetic import (
     new_rs_target,
     plan_old,
     resolve_fenceposts,
-    scaled_value,
 )
-
-
-@pytest.mark.parametrize(("value", "total", "up", "expected"), [
-    (3, 10, True, 3), ("25%", 10, True, 3), ("25%", 10, False, 2), ("0%", 10, True, 0),
-    ("100%", 7, False, 7), ("33%", 3, True, 1), ("33%", 3, False, 0), ("5", 10, True, 5),
-    (None, 10, True, 0),
-])
-def test_scaled_value(value: int | str | None, total: int, up: bool, expected: int) -> None:
-    assert scaled_value(value, total, up) == expected
 
 
 @pytest.mark.parametrize(("surge", "unavailable", "replicas", "expected"), [
