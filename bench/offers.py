@@ -34,7 +34,7 @@ from corral.client.clock import FakeClock
 from corral.offers.allocator import Allocator
 from corral.offers.resources import Resources
 from tests.cluster import free_port, wait_for
-from tests.mesos_client import leading
+from tests.mesos_client import credentialed, leading
 from tests.offers_framework import FrameworkProcess
 
 TASK_CPUS = 0.1
@@ -58,7 +58,7 @@ def mesos_cluster(tmp: Path, args: argparse.Namespace) -> tuple[Cluster, str]:
                       agent_args=["--cpus", str(args.agent_cpus), "--memory", "4Gi"])
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: leading(url), 60, "the mesos master leading")
-    return cluster, url
+    return cluster, credentialed(url, cluster.master.data_dir)
 
 
 def throughput(url: str, tmp: Path, tasks: int) -> tuple[float, dict[str, Any]]:

@@ -7,6 +7,12 @@ tightened: a tree left looser (an older corral, a copy, a umask of 022) loses
 its group and other bits — files 0600 at most, directories 0700 at most.
 ``search_only`` directories keep only the others' search bit (0711): a pod may
 walk through to what it is handed by path, and list nothing.
+
+A directory can hold another component's: `corral up` keeps its agents' state
+under the master's data dir. The one who secures such a directory marks it
+(``mark_self_secured``), and ``tighten`` of an enclosing tree leaves it to them:
+an agent's pods' working directories are theirs (group bits included), and the
+directories above them only searchable.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ log = logging.getLogger(__name__)
 
 PRIVATE = 0o700
 SEARCH_ONLY = 0o711
+SELF_SECURED = ".secured-by-owner"
 
 
 def private_dir(path: Path, mode: int = PRIVATE) -> Path:
@@ -31,15 +38,33 @@ def private_dir(path: Path, mode: int = PRIVATE) -> Path:
     return path
 
 
+def closed_ancestor(path: Path) -> Path | None:
+    """The first directory on the way to ``path`` that other users may not pass
+    through (no search bit for others), or None when every one lets them."""
+    for parent in reversed(path.resolve().parents):
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            return parent
+    return None
+
+
+def mark_self_secured(path: Path) -> None:
+    """``path`` is secured by whoever calls this: enclosing ``tighten`` skips it."""
+    marker = path / SELF_SECURED
+    if not marker.exists():
+        marker.touch(mode=0o600)
+
+
 def tighten(root: Path, *, skip: Iterable[Path] = ()) -> int:
     """Take group and other bits off everything under ``root`` (root itself
-    included), not descending into ``skip``; symlinks are left alone. Returns
-    how many entries were changed (logged, since it means they were exposed)."""
+    included), not descending into ``skip`` nor into directories marked
+    self-secured; symlinks are left alone. Returns how many entries were changed
+    (logged, since it means they were exposed)."""
     skipped = {p.resolve() for p in skip}
     changed = 0
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
-        dirnames[:] = [d for d in dirnames if (here / d).resolve() not in skipped]
+        dirnames[:] = [d for d in dirnames if (here / d).resolve() not in skipped
+                       and not (here / d / SELF_SECURED).exists()]
         for entry in (here, *(here / f for f in filenames)):
             changed += _strip(entry)
     if changed:

@@ -61,3 +61,7 @@ if ! .venv/bin/python -c 'import pymesos, http_parser.http' 2>/dev/null; then
   done
   rm -rf "$tmp"
 fi
+# corral's own bytecode, written here: every master, agent and CLI run imports
+# hundreds of its modules, and compiling them from source again costs each process
+# ~0.6 s of CPU wherever PYTHONDONTWRITEBYTECODE stops Python from caching them.
+.venv/bin/python -m compileall -q corral >/dev/null

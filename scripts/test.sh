@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/install.sh
 .venv/bin/ruff check corral tests bench
 .venv/bin/mypy corral
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# --durations=30: every run (CI included) ends with its 30 slowest tests, where the
+# 30-minute budget goes.
+exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=30 "$@"

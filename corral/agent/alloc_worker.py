@@ -29,7 +29,13 @@ from typing import Any
 
 from corral.agent.config import AgentConfig
 from corral.agent.framework_tasks import FrameworkTasks
-from corral.agent.run_as import NodeUsers, RunAsError, node_users, run_as_for_alloc
+from corral.agent.run_as import (
+    NodeUsers,
+    RunAsError,
+    node_users,
+    run_as_for_alloc,
+    run_as_named,
+)
 from corral.agent.runtime.base import RunAs
 from corral.agent.runtime.executor import ExecutorConfig
 from corral.agent.runtime.executors import (
@@ -292,12 +298,17 @@ class AllocWorker:
     def _run_tasks(self, tasks: FrameworkTasks) -> None:
         """Launch a framework's new tasks, signal those it asked to kill."""
         assert self.conn is not None
-        sandboxes = self.ctx.executors.dir(self.uid).path / "sandbox"
+        sandboxes = self.ctx.executors.sandbox_dir(self.uid)
         for launch in tasks.to_launch():
             sandbox = str(sandboxes / launch.sandbox)
             env = {**launch.env, "MESOS_TASK_ID": launch.id, "MESOS_SANDBOX": sandbox}
-            self.conn.launch(launch.id, launch.command, env, sandbox)
             self._mark_dirty()
+            try:
+                user = run_as_named(launch.user, self.ctx.users)
+            except RunAsError as err:
+                tasks.exited(launch.id, 128, None, "StartError", str(err), False)
+                continue
+            self.conn.launch(launch.id, launch.command, env, sandbox, user)
         for task_id, sig in tasks.to_kill(time.monotonic()):
             self.conn.kill(task_id, sig)
             self._mark_dirty()

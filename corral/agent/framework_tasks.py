@@ -37,6 +37,7 @@ class Launch:
     command: list[str]
     env: dict[str, str]
     sandbox: str  # the directory name under the Alloc's sandboxes
+    user: str = ""  # "" : the node's pod user
 
 
 @dataclass
@@ -82,7 +83,7 @@ class FrameworkTasks:
                 continue
             env = {str(e["name"]): str(e.get("value") or "") for e in task.get("env") or ()}
             out.append(Launch(task_id, [str(c) for c in task.get("command") or ()], env,
-                              sandbox_name(task_id)))
+                              sandbox_name(task_id), str(task.get("user") or "")))
             self.launched.add(task_id)
             self._set(task_id, "TASK_RUNNING")
         return out

@@ -36,6 +36,7 @@ from corral.api.audit.policy import Policy, PolicyError, default_policy, load_po
 from corral.api.audit.sink import AuditLog
 from corral.api.auth import (
     CONTROLLER_MANAGER,
+    MESOS_MASTER,
     SCHEDULER,
     TokenAuthenticator,
     User,
@@ -76,7 +77,7 @@ from corral.api.sa_tokens import ISSUER, TokenSigner, ensure_signing_key
 from corral.api.session import SessionCookie
 from corral.api.tls import ensure_pki
 from corral.api.token_store import TOKENS_FILE, HashedTokens
-from corral.private_files import private_dir, tighten
+from corral.private_files import SEARCH_ONLY, private_dir, tighten
 from corral.store.base import Store
 from corral.store.open import open_store
 from corral.ui.app import Dashboard
@@ -86,7 +87,8 @@ log = logging.getLogger("corral.api")
 DEFAULT_NAMESPACES = IMMORTAL_NAMESPACES
 # The in-master components, each with a credential of its own (`corral master`
 # also writes DATA_DIR/<name>.kubeconfig for running them as separate processes).
-COMPONENT_USERS = {"scheduler": SCHEDULER, "controllers": CONTROLLER_MANAGER}
+COMPONENT_USERS = {"scheduler": SCHEDULER, "controllers": CONTROLLER_MANAGER,
+                   "mesos": MESOS_MASTER}
 
 
 @dataclass
@@ -236,7 +238,11 @@ class ApiServer:
         cfg = self.cfg
         ip_range, port_range = IpRange.parse(cfg.service_cidr), PortRange.parse(
             cfg.node_port_range)
-        private_dir(cfg.data_dir)  # keys, tokens and state.db: never a pod's to read
+        # Keys, tokens and state.db are never a pod's to read: the files are 0600 and
+        # their directories 0700; the data dir itself lists nothing to others but
+        # lets pods through to their own working directories when it holds agents'
+        # state (`corral up`).
+        private_dir(cfg.data_dir, SEARCH_ONLY)
         # A bad encryption config stops the start (ConfigError), before the store opens.
         path = cfg.encryption_config_path()
         encryption = load_config(path)
@@ -338,6 +344,7 @@ class ApiServer:
         # After everything the start writes there: what an older master or a copy,
         # or a writer with umask 022 (certificates), left readable.
         tighten(cfg.data_dir)
+        private_dir(cfg.data_dir, SEARCH_ONLY)
         self._node_proxy = NodeProxy(self.registry, credentials)
         self._proxy = ProxyHandler(self.registry)
         self._ssl = ssl

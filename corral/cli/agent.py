@@ -29,6 +29,7 @@ from corral.cli.connection import add_connection_flags, connection
 from corral.cli.limits import raise_open_files_limit
 from corral.cli.logging_setup import setup_logging
 from corral.client.kubeconfig import ClusterConfig, KubeconfigError, load_kubeconfig
+from corral.private_files import closed_ancestor
 from corral.proxy.mode import ProxyModeError
 
 
@@ -104,6 +105,19 @@ def _credentials(args: argparse.Namespace) -> tuple[list[str], ClusterConfig, st
     return servers, ClusterConfig(",".join(servers), ca_pem), boot.token
 
 
+def _check_reachable(state_dir: Path) -> None:
+    """Pods run as other users and reach their working directories by path under
+    the state dir: a closed directory above it would fail every pod, so it stops
+    the agent instead."""
+    closed = closed_ancestor(state_dir)
+    if closed is not None:
+        raise ValueError(
+            f"pods run as other users and could not reach their directories under "
+            f"--state-dir {state_dir}: {closed} is mode {closed.stat().st_mode & 0o777:o}, "
+            f"which others may not pass through; give a --state-dir below directories "
+            f"everyone may search (e.g. /var/lib/corral/<node>), or chmod o+x {closed}")
+
+
 def agent_config(args: argparse.Namespace) -> AgentConfig:
     servers, cluster, bootstrap = _credentials(args)
     token, ca_pem = cluster.token, cluster.ca_pem
@@ -136,6 +150,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         cfg = agent_config(args)
         node_users(cfg.pod_user)  # an unknown --pod-user stops the agent before it starts
+        _check_reachable(cfg.state_dir)
     except (KubeconfigError, OSError, ValueError) as err:
         print(f"error: {err}")
         return 1

@@ -8,6 +8,7 @@
 
     ACCEPT ─► Allocator.take (InvalidOffers ─► TASK_LOST/TASK_DROPPED,
               REASON_INVALID_OFFERS, for every task asked for)
+           ─► the users its tasks run as, authorized (RBAC "run" on taskusers.corral.dev)
            ─► plan_launch: TaskInfos checked and fitted (TASK_ERROR for the rest)
            ─► Capacity.assume + Reservations.reserve on the node's ledger, exactly
               as the scheduler reserves a pod (refused: a pod got there first ─►
@@ -26,6 +27,7 @@ from corral.api.errors import AlreadyExists, APIError
 from corral.client.http import ServerUnreachable
 from corral.objects import Obj, name_of, status
 from corral.offers.allocator import Allocator, InvalidOffers, Offer
+from corral.offers.auth import ANONYMOUS, RUN, USERS, FrameworkAuth
 from corral.offers.capacity import Capacity
 from corral.offers.frameworks import Registered
 from corral.offers.launch import (
@@ -35,6 +37,7 @@ from corral.offers.launch import (
     alloc_name,
     plan_launch,
     task_ids,
+    task_users,
 )
 from corral.offers.master import Hooks, MesosMaster
 from corral.offers.protocol import VERSION, Call, event, mesos_id, refuse_seconds
@@ -50,11 +53,12 @@ STATUS_SECONDS = 2.0  # Framework objects' share and counts, at most this often
 
 
 class OfferCycle(Hooks):
-    def __init__(self, master: MesosMaster, capacity: Capacity, *,
+    def __init__(self, master: MesosMaster, capacity: Capacity, auth: FrameworkAuth, *,
                  weights: dict[str, float] | None = None,
                  offer_timeout: float = OFFER_TIMEOUT_SECONDS) -> None:
         self.master = master
         self.capacity = capacity
+        self.auth = auth
         self.allocator = Allocator(master.clock, offer_timeout=offer_timeout)
         for role, weight in (weights or {}).items():
             self.allocator.set_weight(role, weight)
@@ -177,6 +181,10 @@ class OfferCycle(Hooks):
     async def _accept(self, fw: Registered, call: Call) -> None:
         operations = list(call.body.get("operations") or [])
         refuse = refuse_seconds(call.body.get("filters"))
+        # Asked before the offers are taken: a review that fails leaves them as they were.
+        caller = fw.caller or ANONYMOUS
+        allowed = {user for user in task_users(operations, fw.user)
+                   if await self.auth.allowed(caller, RUN, USERS, user)}
         try:
             offers = self.allocator.take(fw.id, call.offer_ids())
         except InvalidOffers as err:
@@ -188,10 +196,10 @@ class OfferCycle(Hooks):
         node, role = offers[0].node, offers[0].role
         offered = Resources.sum(o.resources for o in offers)
         known = {t.id for t in self.tasks.book.of_framework(fw.id)}
-        plan = plan_launch(operations, offered, node, fw.id, known)
+        plan = plan_launch(operations, offered, node, fw.id, known, fw.user, allowed)
         for refused in plan.refused:
             self._master_update(fw, refused.task_id, refused.agent_id,
-                                "REASON_TASK_INVALID", refused.message, lost=False)
+                                refused.reason, refused.message, lost=False)
         used = Resources()
         if plan.tasks and await self._launch(fw, role, node, plan):
             used = plan.used

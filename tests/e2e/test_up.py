@@ -19,10 +19,11 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 import yaml
 
-from tests.cluster import free_port, kill_pods
+from tests.cluster import free_port, kill_pods, node_home
 from tests.netns import Netns
 from tests.poll import wait_for
 
+EXAMPLE_WEB = Path(__file__).resolve().parents[2] / "examples" / "web.yaml"
 DEPLOY = {
     "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "spread"},
     "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "spread"}},
@@ -37,6 +38,8 @@ class Up:
     """A real `corral up` process with its console in a file."""
 
     def __init__(self, base: Path, *args: str, netns: Netns | None = None) -> None:
+        """The data dir (agents' state inside, as `up` lays it out) is where its
+        pods' user may pass through; ``base / "data"`` leads to it."""
         self.base = base
         self.console = base / "console.txt"
         self.port = free_port()
@@ -45,7 +48,7 @@ class Up:
             self.proc = subprocess.Popen(
                 [*(netns.prefix() if netns else []),
                  sys.executable, "-m", "corral.cli.main", "up", "--data-dir",
-                 str(base / "data"), "--listen", f"127.0.0.1:{self.port}",
+                 str(node_home(base / "data")), "--listen", f"127.0.0.1:{self.port}",
                  "--mesos-listen", f"127.0.0.1:{self.mesos_port}", *args],
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -118,7 +121,7 @@ def _agents_have_their_own_credentials(base: Path, admin: httpx.Client, victim: 
 
 
 def test_a_killed_agent_is_a_dead_node_and_the_cluster_stays_up(tmp_path: Path) -> None:
-    up = Up(tmp_path, "--agents", "3", "--proxy-mode", "userspace")
+    up = Up(tmp_path, "--agents", "3", "--proxy-mode", "userspace", "--apply", str(EXAMPLE_WEB))
     try:
         up.wait_up()
         assert f"dashboard:  https://127.0.0.1:{up.port}/ui/" in up.text()
@@ -130,6 +133,11 @@ def test_a_killed_agent_is_a_dead_node_and_the_cluster_stays_up(tmp_path: Path) 
                             json=DEPLOY).status_code == 201
             pods = wait_for(lambda: len(_running(api)) == 3 and _running(api), 120.0,
                             "three running pods")
+            # The README's example: its web servers, run as the default pod user in
+            # working directories under up's data dir, answer their readiness probes.
+            wait_for(lambda: api.get("/apis/apps/v1/namespaces/demo/deployments/web").json()
+                     .get("status", {}).get("availableReplicas") == 3, 120.0,
+                     "the example's web Deployment available")
             victim = pods[0]["spec"]["nodeName"]
             _agents_have_their_own_credentials(tmp_path, api, victim)
             node = api.get(f"/api/v1/nodes/{victim}").json()

@@ -29,6 +29,7 @@ from corral.agent.runtime.base import RunAs
 from corral.agent.runtime.cgroups import CgroupSystem, ContainerCgroup
 from corral.agent.runtime.executor import EXECUTOR_MODULE, ExecutorConfig, ExecutorDir
 from corral.agent.runtime.process import shim_env
+from corral.private_files import SEARCH_ONLY, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +132,19 @@ def _exit(event: dict[str, Any]) -> TaskExit:
 class ExecutorRuntime:
     """Executors on this node, one per Alloc uid."""
 
-    def __init__(self, runtime_dir: Path, cgroups: CgroupSystem | None) -> None:
+    def __init__(self, runtime_dir: Path, cgroups: CgroupSystem | None,
+                 sandboxes: Path | None = None) -> None:
         self.root = runtime_dir.resolve() / "allocs"
         self.root.mkdir(parents=True, exist_ok=True)
         self.cgroups = cgroups
+        # Framework tasks' sandboxes: outside the private runtime dir, under
+        # search-only parents, so a task's user reaches its own by $MESOS_SANDBOX.
+        self.sandboxes = (sandboxes or runtime_dir / "sandboxes").resolve()
+
+    def sandbox_dir(self, alloc_uid: str) -> Path:
+        """Where the Alloc's tasks get their sandboxes (made, search-only)."""
+        private_dir(self.sandboxes, SEARCH_ONLY)
+        return private_dir(self.sandboxes / alloc_uid, SEARCH_ONLY)
 
     def dir(self, alloc_uid: str) -> ExecutorDir:
         return ExecutorDir(self.root / alloc_uid)
@@ -210,6 +220,7 @@ class ExecutorRuntime:
             log.info("alloc cgroup still busy; kept for the sweeper uid=%s", alloc_uid)
             return False
         shutil.rmtree(state.path, ignore_errors=True)
+        shutil.rmtree(self.sandboxes / alloc_uid, ignore_errors=True)
         return True
 
     @staticmethod

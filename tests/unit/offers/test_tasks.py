@@ -8,7 +8,7 @@ from typing import Any
 
 from corral.agent.framework_tasks import FrameworkTasks, sandbox_name
 from corral.client.clock import FakeClock
-from corral.offers.launch import plan_launch
+from corral.offers.launch import plan_launch, task_users
 from corral.offers.resources import Resources
 from corral.offers.tasks import FRAMEWORK_LABEL, TaskBook
 
@@ -116,3 +116,24 @@ def test_launch_plan_fits_tasks_into_the_offer_and_refuses_groups_whole() -> Non
                        Resources(cpus=1, ports=((10000, 10010),)), "n1", "fw", set())
     env = {e["name"]: e["value"] for e in plan.tasks[0]["env"]}
     assert env["PORTS"] == "10005,10006" and env["PORT1"] == "10006"
+
+
+def test_a_task_runs_as_its_command_user_else_the_frameworks_if_allowed() -> None:
+    def info(task_id: str, user: str | None = None) -> Obj:
+        command: Obj = {"value": "true", **({"user": user} if user is not None else {})}
+        return {"name": task_id, "task_id": {"value": task_id}, "agent_id": {"value": "n1"},
+                "command": command,
+                "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}]}
+
+    ops = [{"type": "LAUNCH", "launch": {"task_infos": [
+        info("own"), info("alice", "alice"), info("root", "root"), info("blank", "")]}}]
+    assert task_users(ops, "bob") == {"bob", "alice", "root"}
+    plan = plan_launch(ops, Resources(cpus=1), "n1", "fw", set(), "bob", {"alice", "bob"})
+    assert {t["id"]: t.get("user") for t in plan.tasks} == {
+        "own": "bob", "alice": "alice", "blank": "bob"}
+    (refused,) = plan.refused
+    assert (refused.task_id, refused.reason, refused.message) == (
+        "root", "REASON_TASK_UNAUTHORIZED", "Not authorized to launch as user 'root'")
+    # No user anywhere: nothing to authorize, the node's pod user runs it.
+    plan = plan_launch(ops[:1], Resources(cpus=1), "n1", "fw", set(), "", set())
+    assert plan.tasks[0]["id"] == "own" and "user" not in plan.tasks[0]
