@@ -5,6 +5,11 @@ call on its own connection with the Mesos-Stream-Id), nothing more.
     fw = Framework(url, name="t").subscribe()
     offers = fw.wait_event("OFFERS")["offers"]["offers"]
     fw.call("ACCEPT", accept={...})
+
+It authenticates as the URL says: ``http://PRINCIPAL:SECRET@host:port`` is HTTP
+Basic (httpx takes it from the URL), as ``credentialed(url, data_dir)`` makes it
+for the principal a master writes to DATA_DIR/mesos-credentials; ``token=`` sends
+a bearer token instead.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import json
 import queue
 import socket
 import threading
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -55,9 +62,11 @@ def _shut_down(response: httpx.Response) -> None:
 class Framework:
     def __init__(self, url: str, name: str = "test-framework", *, roles: list[str] | None = None,
                  failover_timeout: float | None = None, framework_id: str | None = None,
-                 capabilities: list[str] | None = None) -> None:
+                 capabilities: list[str] | None = None, user: str = "",
+                 token: str | None = None) -> None:
         self.url = url
-        self.info: Obj = {"name": name, "user": "root"}
+        # No user: its tasks run as the nodes' unprivileged pod user.
+        self.info: Obj = {"name": name, "user": user}
         if roles is not None:
             self.info["roles"] = roles
             self.info["capabilities"] = [{"type": "MULTI_ROLE"}]
@@ -71,7 +80,8 @@ class Framework:
         self.seen: list[Obj] = []
         self._thread: threading.Thread | None = None
         self._response: httpx.Response | None = None
-        self._client = httpx.Client(timeout=httpx.Timeout(30.0, read=None))
+        self._client = httpx.Client(timeout=httpx.Timeout(30.0, read=None), headers={
+            "Authorization": f"Bearer {token}"} if token else None)
         self.status_code = 0
         self.auto_ack = True  # acknowledge the updates waited past, as a framework does
         self.used_offers: set[str] = set()  # accepted or declined: not offers to use
@@ -195,6 +205,15 @@ class Framework:
         if refuse_seconds is not None:
             accept["filters"] = {"refuse_seconds": refuse_seconds}
         return self.call("ACCEPT", accept=accept)
+
+
+def credentialed(url: str, data_dir: Path, principal: str = "corral-framework") -> str:
+    """``url`` with the principal and secret of the master's credentials file."""
+    creds = json.loads((data_dir / "mesos-credentials").read_text())["credentials"]
+    secret = next(c["secret"] for c in creds if c["principal"] == principal)
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{quote(principal, safe='')}:{quote(secret, safe='')}" \
+           f"@{parts.netloc}{parts.path}"
 
 
 def leading(url: str) -> bool:

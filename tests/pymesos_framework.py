@@ -3,6 +3,7 @@ write one — corral's code is not imported. The offers tests run it as its own
 process against a master's --mesos-listen address:
 
     python -m tests.pymesos_framework HOST:PORT --out FILE [--tasks N]
+        [--principal P --secret S]     HTTP Basic, pymesos' own principal= and secret=
 
 It launches N tasks (0.1 cpus, 32 MiB each): "t0" sleeps and is killed once it
 runs, the others exit at once. Once every task has ended it reconciles "t1",
@@ -97,11 +98,15 @@ def main() -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--tasks", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument("--principal")
+    parser.add_argument("--secret")
     args = parser.parse_args()
     with open(args.out, "a") as out:
         sched = Tasks(args.tasks, out)
-        framework = Dict(user="root", name="pymesos-framework", hostname="localhost")
-        driver = MesosSchedulerDriver(sched, framework, args.master, use_addict=True)
+        # No user: the tasks run as the nodes' unprivileged pod user.
+        framework = Dict(user="", name="pymesos-framework", hostname="localhost")
+        driver = MesosSchedulerDriver(sched, framework, args.master, use_addict=True,
+                                      principal=args.principal, secret=args.secret)
         driver.start()
         ended = sched.done.wait(args.timeout)
         driver.stop()  # TEARDOWN: the framework is done

@@ -82,3 +82,8 @@ class AgentConfig:
     @property
     def pods_dir(self) -> Path:
         return self.state_dir / "pods"
+
+    @property
+    def sandboxes_dir(self) -> Path:
+        """Framework tasks' sandboxes (sandbox.py)."""
+        return self.state_dir / "sandboxes"

@@ -8,6 +8,9 @@
           resolv.conf       0644  read by the pod's processes
           ports.json        0600
       volumes/<ns>/<claim>  the claim's first user's, 0770 (fsGroup: 2770)
+      sandboxes/            0711  framework tasks' sandboxes ($MESOS_SANDBOX)
+        <alloc uid>/        0711  root
+          <task>/           0700  the task's user's
 
 Containers change user after they chdir into their working directory
 (runtime/shim.py), so their own working directory is usable even where the
@@ -36,14 +39,15 @@ from corral.private_files import SEARCH_ONLY, mark_self_secured, private_dir, ti
 LOGS = "logs"
 
 
-def secure_state_dir(state_dir: Path, pods_dir: Path, volumes_dir: Path) -> None:
+def secure_state_dir(state_dir: Path, pods_dir: Path, volumes_dir: Path,
+                     sandboxes_dir: Path) -> None:
     """At agent start: the layout above, whatever an older agent or a copy left.
-    Everything but the pods' sandboxes and the volumes is the agent's alone."""
+    Everything but the pods' and tasks' sandboxes and the volumes is the agent's alone."""
     private_dir(state_dir)
-    tighten(state_dir, skip=[pods_dir, volumes_dir])
+    tighten(state_dir, skip=[pods_dir, volumes_dir, sandboxes_dir])
     os.chmod(state_dir, SEARCH_ONLY)
     mark_self_secured(state_dir)  # a master's data dir holding it leaves it be
-    for parent in (pods_dir, volumes_dir):
+    for parent in (pods_dir, volumes_dir, sandboxes_dir):
         private_dir(parent, SEARCH_ONLY)
     for pod_dir in pods_dir.iterdir():
         if pod_dir.is_dir() and not pod_dir.is_symlink():

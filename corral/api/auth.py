@@ -70,6 +70,8 @@ REQUESTER: contextvars.ContextVar[User | None] = contextvars.ContextVar("request
 # ClusterRole of what it needs (rbac_policy.py), never the admin's.
 SCHEDULER = User("system:kube-scheduler", "system:kube-scheduler")
 CONTROLLER_MANAGER = User("system:kube-controller-manager", "system:kube-controller-manager")
+# The Mesos scheduler API's master (corral/offers/): frameworks, their Allocs, reviews.
+MESOS_MASTER = User("system:corral-mesos-master", "system:corral-mesos-master")
 
 
 def ensure_admin_token(data_dir: Path) -> str:

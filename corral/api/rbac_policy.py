@@ -13,7 +13,11 @@ cut to the kinds corral serves).
     system:kube-scheduler         ← user system:kube-scheduler
     system:kube-controller-manager← user system:kube-controller-manager
     system:auth-delegator         tokenreviews, subjectaccessreviews (bind it to a component)
-    Role kube-system/system:corral-scheduler-ledger  configmaps there ← system:kube-scheduler
+    system:corral-mesos-master    ← user system:corral-mesos-master (corral/offers/)
+    corral:mesos-framework        register frameworks in any role ← user corral-framework
+                                  (the principal `corral master --mesos-listen` makes)
+    Role kube-system/system:corral-scheduler-ledger  configmaps there ← system:kube-scheduler,
+                                  system:corral-mesos-master (accepted offers reserve there)
     system:node-bootstrapper, ...:nodeclient ← group system:bootstrappers (TLS bootstrap:
                                   ask for a node client certificate, auto-approved)
     ...:selfnodeclient            ← group system:nodes (renew its own)
@@ -165,6 +169,26 @@ def _controller_manager() -> list[Obj]:
     ]
 
 
+MESOS_MASTER = "system:corral-mesos-master"
+
+
+def _mesos_master() -> list[Obj]:
+    """The Mesos master (corral/offers/): Frameworks and their Allocs, what the
+    offers are made of, its leader Lease, and the reviews that authenticate and
+    authorize frameworks. Never the admin's credential."""
+    return [
+        _rule(READ + ["create", "update", "patch", "delete"], ["corral.dev"],
+              ["frameworks", "frameworks/status", "allocs", "allocs/status"]),
+        _rule(READ, ["", "scheduling.k8s.io"], ["nodes", "pods", "namespaces",
+                                                "resourcequotas", "priorityclasses"]),
+        _rule(["create"], [""], ["namespaces"]),
+        _rule(READ + ["create", "update", "patch"], ["coordination.k8s.io"], ["leases"]),
+        _rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
+        _rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),
+        _rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
+    ]
+
+
 def _node() -> list[Obj]:
     """What an agent uses; NodeRestriction (node_restriction.py) narrows it to its own."""
     return [
@@ -232,9 +256,10 @@ def cluster_roles() -> list[Obj]:
         _cluster_role("system:aggregate-to-view", _aggregate_to_view(),
                       {f"{AGGREGATE}admin": "true", f"{AGGREGATE}edit": "true",
                        f"{AGGREGATE}view": "true"}),
-        _cluster_role("system:basic-user", [_rule(
-            ["create"], ["authorization.k8s.io", "authentication.k8s.io"],
-            ["selfsubjectaccessreviews", "selfsubjectrulesreviews", "selfsubjectreviews"])]),
+        _cluster_role("system:basic-user", [  # Kubernetes' two rules, not their product
+            _rule(["create"], ["authorization.k8s.io"],
+                  ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]),
+            _rule(["create"], ["authentication.k8s.io"], ["selfsubjectreviews"])]),
         _cluster_role("system:discovery", [_urls(
             ["get"], ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*",
                       "/version", "/version/", "/healthz", "/livez", "/readyz"])]),
@@ -246,6 +271,11 @@ def cluster_roles() -> list[Obj]:
         _cluster_role("system:kube-scheduler", _scheduler()),
         _cluster_role("system:node", _node()),
         _cluster_role("system:kube-controller-manager", _controller_manager()),
+        _cluster_role(MESOS_MASTER, _mesos_master()),
+        # Mesos' register_frameworks ACL as RBAC (corral/offers/auth.py); run_tasks
+        # (verb "run" on taskusers) is granted to no one by default.
+        _cluster_role("corral:mesos-framework", [
+            _rule(["register"], ["corral.dev"], ["frameworkroles"])]),
         *_bootstrap_roles(),
     ]
 
@@ -262,7 +292,8 @@ def roles() -> list[Obj]:
 
 
 def role_bindings() -> list[Obj]:
-    binding = _binding(SCHEDULER_LEDGER, SCHEDULER_LEDGER, [("User", "system:kube-scheduler")])
+    binding = _binding(SCHEDULER_LEDGER, SCHEDULER_LEDGER, [("User", "system:kube-scheduler"),
+                                                             ("User", MESOS_MASTER)])
     binding["roleRef"]["kind"] = "Role"
     return [_in_kube_system(binding, "RoleBinding")]
 
@@ -280,5 +311,8 @@ def cluster_role_bindings() -> list[Obj]:
                  [("User", "system:kube-scheduler")]),
         _binding("system:kube-controller-manager", "system:kube-controller-manager",
                  [("User", "system:kube-controller-manager")]),
+        _binding(MESOS_MASTER, MESOS_MASTER, [("User", MESOS_MASTER)]),
+        _binding("corral:mesos-framework", "corral:mesos-framework",
+                 [("User", "corral-framework")]),
         *_bootstrap_bindings(),
     ]

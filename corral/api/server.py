@@ -36,6 +36,7 @@ from corral.api.audit.policy import Policy, PolicyError, default_policy, load_po
 from corral.api.audit.sink import AuditLog
 from corral.api.auth import (
     CONTROLLER_MANAGER,
+    MESOS_MASTER,
     SCHEDULER,
     TokenAuthenticator,
     User,
@@ -86,7 +87,8 @@ log = logging.getLogger("corral.api")
 DEFAULT_NAMESPACES = IMMORTAL_NAMESPACES
 # The in-master components, each with a credential of its own (`corral master`
 # also writes DATA_DIR/<name>.kubeconfig for running them as separate processes).
-COMPONENT_USERS = {"scheduler": SCHEDULER, "controllers": CONTROLLER_MANAGER}
+COMPONENT_USERS = {"scheduler": SCHEDULER, "controllers": CONTROLLER_MANAGER,
+                   "mesos": MESOS_MASTER}
 
 
 @dataclass

@@ -74,6 +74,20 @@ def add_mesos_flags(p: argparse.ArgumentParser, *, default: str | None = None) -
                         + (f" (default {default})" if default else "; off unless given"))
     p.add_argument("--mesos-weights", type=parse_weights, default={}, metavar="ROLE=W,...",
                    help="DRF weights of Mesos roles (default 1 each), as Mesos' --weights")
+    p.add_argument("--mesos-authenticate", type=_bool, default=True, metavar="true|false",
+                   help="frameworks must authenticate (HTTP Basic from --mesos-credentials, "
+                        "or a bearer token of the API), as Mesos' --authenticate_frameworks "
+                        "(default true; false: every caller is system:anonymous to RBAC)")
+    p.add_argument("--mesos-credentials", type=Path, default=None, metavar="PATH",
+                   help="principals and secrets, Mesos' --credentials format (default "
+                        "DATA_DIR/mesos-credentials, made with the principal "
+                        "corral-framework on first start)")
+
+
+def _bool(value: str) -> bool:
+    if value.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    return value.lower() == "true"
 
 
 def mesos_config(args: argparse.Namespace) -> offers_component.MesosConfig | None:
@@ -81,7 +95,10 @@ def mesos_config(args: argparse.Namespace) -> offers_component.MesosConfig | Non
     if listen is None:
         return None
     host, port = listen
-    return offers_component.MesosConfig(host, port, weights=dict(args.mesos_weights))
+    credentials = args.mesos_credentials or Path(args.data_dir) / "mesos-credentials"
+    return offers_component.MesosConfig(host, port, weights=dict(args.mesos_weights),
+                                        authenticate=args.mesos_authenticate,
+                                        credentials=credentials)
 
 
 def add_master_flags(p: argparse.ArgumentParser) -> None:
@@ -235,8 +252,11 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
             runs.append(asyncio.create_task(IN_PROCESS[name](own[name], stop, timing),
                                             name=name))
         if mesos is not None:
+            mesos_client = await stack.enter_async_context(Client(
+                server.cfg.url, server.component_tokens["mesos"], transport=transport))
             runs.append(asyncio.create_task(
-                offers_component.run_in_master(client, stop, timing, mesos), name="mesos"))
+                offers_component.run_in_master(mesos_client, stop, timing, mesos),
+                name="mesos"))
         await asyncio.gather(*runs)
         await stop.wait()  # with every component disabled, the API serves alone
 

@@ -40,6 +40,7 @@ from corral.cli.master import add_master_flags, add_mesos_flags, server_config
 from corral.cli.supervisor import Child, Supervisor, corral_argv
 from corral.client.kubeconfig import load_kubeconfig, write_kubeconfig
 from corral.objects import status
+from corral.offers.auth import ensure_credentials
 from corral.private_files import SEARCH_ONLY, closed_ancestor, mark_self_secured, private_dir
 
 # Agents stop their pods on exit with at most 10 s of grace each (in parallel).
@@ -108,6 +109,9 @@ def _master_args(args: argparse.Namespace, port: int, store: str,
         if args.mesos_weights:
             out += ["--mesos-weights",
                     ",".join(f"{r}={w:g}" for r, w in args.mesos_weights.items())]
+        out += ["--mesos-authenticate", str(args.mesos_authenticate).lower()]
+        if args.mesos_credentials is not None:
+            out += ["--mesos-credentials", str(args.mesos_credentials)]
     if store:
         out += ["--store", store]
     if kubeconfig_server:
@@ -309,13 +313,29 @@ def _consequence(plane: ControlPlane) -> Callable[[Child], str]:
     return say
 
 
+def _mesos_credentials(args: argparse.Namespace) -> tuple[Path, str, str] | None:
+    """The Mesos endpoint's credentials file and its principal and secret (made
+    here, before the masters read it, when new); None without authentication."""
+    if args.mesos_listen is None or not args.mesos_authenticate:
+        return None
+    path = args.mesos_credentials or Path(args.data_dir) / "mesos-credentials"
+    return (path, *ensure_credentials(path))
+
+
 def _banner(plane: ControlPlane, kubeconfig: Path, logs: Path, agents: int,
-            mesos: tuple[str, int] | None = None) -> str:
+            mesos: tuple[str, int] | None = None,
+            credentials: tuple[Path, str, str] | None = None) -> str:
     token = load_kubeconfig(kubeconfig).token
     nodes = ", ".join(f"node-{i}" for i in range(1, agents + 1))
     lines = [f"corral is up\n  API:        {plane.url}"]
     if mesos is not None:
         lines.append(f"  mesos:      http://{mesos[0]}:{mesos[1]} (Mesos v1 scheduler API)")
+        if credentials is not None:
+            path, principal, secret = credentials
+            lines.append(f"              principal {principal}, secret {secret} ({path}; "
+                         "HTTP Basic, as pymesos' principal= and secret=)")
+        else:
+            lines.append("              unauthenticated (--mesos-authenticate=false)")
     if len(plane.masters) > 1:
         lines.append(f"  masters:    {', '.join(plane.masters)} (the API address is a front "
                      "that reaches any live one)")
@@ -357,6 +377,7 @@ def _run(args: argparse.Namespace) -> int:
     # Started in the background of a script, SIGINT arrives ignored: Ctrl-C anyway.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        credentials = _mesos_credentials(args)  # before any master reads the file
         plane = _start_control_plane(args, sup)
         kubeconfig = cfg.kubeconfig_path.resolve()
         if args.agents:
@@ -377,7 +398,8 @@ def _run(args: argparse.Namespace) -> int:
                 # Each agent holds its certificate now (and starts on it again): the
                 # token that could make any node is of no use to anyone any more.
                 revoke_token(Path(args.data_dir), token_id)
-        print(_banner(plane, kubeconfig, logs, args.agents, args.mesos_listen), flush=True)
+        print(_banner(plane, kubeconfig, logs, args.agents, args.mesos_listen, credentials),
+              flush=True)
         if args.apply:
             _apply(args.apply, kubeconfig)
         return _supervise(sup, plane)

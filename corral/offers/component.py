@@ -21,6 +21,7 @@ import socket
 import struct
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -29,6 +30,7 @@ from corral.client.clock import RealClock
 from corral.client.http import Client
 from corral.client.leaderelection import LeaseTiming, run_elected
 from corral.objects import Obj
+from corral.offers.auth import FrameworkAuth, ensure_credentials
 from corral.offers.capacity import Capacity
 from corral.offers.endpoint import LEASE_NAME, MesosEndpoint, identity_for
 from corral.offers.master import MesosMaster
@@ -44,6 +46,10 @@ class MesosConfig:
     port: int = 5050
     heartbeat_seconds: float = HEARTBEAT_SECONDS
     weights: dict[str, float] = field(default_factory=dict)  # role → DRF weight
+    # Mesos' --authenticate_frameworks and --credentials (auth.py): on unless told
+    # otherwise; the file is made with a principal of its own on first start.
+    authenticate: bool = True
+    credentials: Path | None = None
 
     @property
     def url(self) -> str:
@@ -88,14 +94,18 @@ async def serve(endpoint: MesosEndpoint, cfg: MesosConfig, stop: asyncio.Event) 
 
 async def run_in_master(client: Client, stop: asyncio.Event, timing: LeaseTiming,
                         cfg: MesosConfig) -> None:
-    """Serve the endpoint and, while holding the Lease, be the Mesos master."""
-    endpoint = MesosEndpoint(client, cfg.url)
+    """Serve the endpoint and, while holding the Lease, be the Mesos master.
+    ``client`` is the component's own identity (system:corral-mesos-master)."""
+    if cfg.authenticate and cfg.credentials is not None:
+        ensure_credentials(cfg.credentials)
+    auth = FrameworkAuth(client, cfg.credentials, enabled=cfg.authenticate)
+    endpoint = MesosEndpoint(client, cfg.url, auth)
     info = master_info(cfg)
 
     async def lead(fenced: Client) -> None:
         master = MesosMaster(fenced, RealClock(), info, heartbeat_seconds=cfg.heartbeat_seconds)
         capacity = Capacity(fenced)
-        cycle = OfferCycle(master, capacity, weights=cfg.weights)
+        cycle = OfferCycle(master, capacity, auth, weights=cfg.weights)
         endpoint.master = master
         try:
             await cycle.ensure_namespace()

@@ -8,6 +8,15 @@
     GET  /master/state, /state            the state JSON Mesos tooling reads
     GET  /master/redirect, /redirect      307 to the leading master
 
+Scheduler calls are authenticated first (auth.py: HTTP Basic with a principal of
+the credentials file, or a bearer token of the API's), as Mesos' --authenticate_frameworks
+does: none or a bad one is 401 with Mesos' challenge. FrameworkInfo.principal
+must be the authenticated one (filled in when absent; else 400, as Mesos), and
+every later call must come from it (400). SUBSCRIBE needs RBAC's "register" on
+frameworkroles.corral.dev/<role> for each of its roles (403 otherwise). The
+read-only endpoints (/version, /master/state) stay open, as Mesos'
+--authenticate_http_readonly is off by default.
+
 Every master serves it; only the one leading the offer allocator (its Lease,
 component.py) acts. A standby answers 307 with the leader's address (found in
 the Lease's holder identity), or 503 while no master leads.
@@ -30,6 +39,8 @@ from corral.api.errors import APIError, NotFound
 from corral.client.http import Client, ServerUnreachable
 from corral.client.leaderelection import LEASE_NAMESPACE
 from corral.objects import spec
+from corral.offers.auth import CHALLENGE, REGISTER, ROLES, FrameworkAuth, Principal
+from corral.offers.frameworks import check_info, framework_spec
 from corral.offers.master import HttpError, MesosMaster
 from corral.offers.protocol import VERSION, Call, CallError
 from corral.offers.state import master_state
@@ -57,9 +68,10 @@ def url_of_identity(identity: str) -> str:
 class MesosEndpoint:
     """The Starlette app; ``master`` is set while this process leads."""
 
-    def __init__(self, client: Client, url: str) -> None:
+    def __init__(self, client: Client, url: str, auth: FrameworkAuth) -> None:
         self.client = client
         self.url = url
+        self.auth = auth
         self.master: MesosMaster | None = None
         self.started = time.time()
         self.app = Starlette(routes=[
@@ -80,6 +92,12 @@ class MesosEndpoint:
                              "build_user": "corral", "git_sha": "", "git_branch": ""})
 
     async def _scheduler(self, request: Request) -> Response:
+        try:
+            caller = await self.auth.authenticate(request.headers.get("authorization"))
+        except (APIError, ServerUnreachable) as err:
+            return PlainTextResponse(f"The master could not authenticate the call: {err}", 503)
+        if caller is None:
+            return Response(status_code=401, headers={"WWW-Authenticate": CHALLENGE})
         refused = _check_headers(request)
         if refused is not None:
             return refused
@@ -89,19 +107,40 @@ class MesosEndpoint:
         body = await request.body()
         if len(body) > MAX_BODY:
             return PlainTextResponse(f"Request body is larger than {MAX_BODY} bytes", 413)
+        kind = ""
         try:
             call = Call.parse(body)
+            kind = call.type
             if call.type == "SUBSCRIBE":
-                return self._subscribed(master, await master.subscribe(call))
-            await master.handle(call, request.headers.get(STREAM_HEADER))
+                await self._may_subscribe(call, caller)
+                return self._subscribed(master, await master.subscribe(call, caller))
+            await master.handle(call, request.headers.get(STREAM_HEADER), caller)
         except CallError as err:
             return PlainTextResponse(str(err), 400)
         except HttpError as err:
             return PlainTextResponse(err.message, err.code)
         except (APIError, ServerUnreachable) as err:
-            log.warning("mesos call failed type=%s error=%s", call.type, err)
+            log.warning("mesos call failed type=%s error=%s", kind, err)
             return PlainTextResponse(f"The master could not record the call: {err}", 503)
         return Response(status_code=202)
+
+    async def _may_subscribe(self, call: Call, caller: Principal) -> None:
+        """FrameworkInfo.principal is the caller's (filled in when absent, as Mesos
+        does), and the caller may register a framework in each of its roles."""
+        info = call.body.get("framework_info") or {}
+        check_info(info)
+        if self.auth.enabled:
+            principal = info.setdefault("principal", caller.name)
+            if principal != caller.name:
+                raise HttpError(400, f"Authenticated principal '{caller.name}' does not match "
+                                     f"principal '{principal}' set in `FrameworkInfo`")
+        roles = [str(r) for r in framework_spec(info)["roles"]]
+        denied = [r for r in roles if not await self.auth.allowed(caller, REGISTER, ROLES, r)]
+        if denied:
+            names = ", ".join(f"'{r}'" for r in denied)
+            raise HttpError(403, f"Not authorized to use role{'s' if len(denied) > 1 else ''} "
+                                 f"{names}: {caller.name} may not {REGISTER} "
+                                 f"{ROLES}.corral.dev/{denied[0]}")
 
     async def _state(self, request: Request) -> Response:
         master = self._leading()

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from corral.objects import Obj, name_of, spec, status
+from corral.offers.auth import Principal
 from corral.offers.protocol import CallError
 from corral.offers.stream import Stream
 
@@ -77,6 +78,7 @@ class Registered:
     stream: Stream | None = None
     disconnected_at: float | None = None  # monotonic, while disconnected
     suppressed: set[str] = field(default_factory=set)
+    caller: Principal | None = None  # who made its latest call (authenticated)
 
     @property
     def roles(self) -> list[str]:
@@ -85,6 +87,15 @@ class Registered:
     @property
     def failover_timeout(self) -> float:
         return float(spec(self.obj).get("failoverTimeout") or 0)
+
+    @property
+    def principal(self) -> str:
+        return str(spec(self.obj).get("principal") or "")
+
+    @property
+    def user(self) -> str:
+        """FrameworkInfo.user: whom its tasks run as unless CommandInfo.user says."""
+        return str(spec(self.obj).get("user") or "")
 
     @property
     def capabilities(self) -> list[str]:

@@ -7,6 +7,10 @@ checks them, fitted into the offers, and the Alloc that will hold them.
     Plan ──► alloc_body(...) ──► an Alloc bound to the offer's node, owned by the
              Framework, resources = what the tasks take, slots = one per task
 
+Whom a task runs as is Mesos': CommandInfo.user, else FrameworkInfo.user; a
+user the framework's principal may not run tasks as (RBAC, offercycle.py asks)
+is TASK_ERROR REASON_TASK_UNAUTHORIZED; none at all is the node's pod user.
+
 A LAUNCH_GROUP goes all or nothing: one bad task refuses the group. Only
 CommandInfo tasks run (corral's executor starts commands); a custom executor,
 a Docker container or URIs to fetch are refused with a TASK_ERROR that says so,
@@ -40,6 +44,7 @@ class Refused:
     task_id: str
     message: str
     agent_id: str = ""
+    reason: str = "REASON_TASK_INVALID"
 
 
 @dataclass
@@ -70,9 +75,25 @@ def _infos(op: Obj) -> list[Obj]:
     return []
 
 
+def task_user(info: object, framework_user: str) -> str:
+    """Whom a TaskInfo runs as: CommandInfo.user, else FrameworkInfo.user ("" for
+    the node's pod user)."""
+    command = info.get("command") if isinstance(info, dict) else None
+    user = command.get("user") if isinstance(command, dict) else None
+    return user if isinstance(user, str) and user else framework_user
+
+
+def task_users(operations: list[Obj], framework_user: str) -> set[str]:
+    """The users the operations' tasks would run as (to be authorized)."""
+    return {u for op in operations for info in _infos(op)
+            if (u := task_user(info, framework_user))}
+
+
 def plan_launch(operations: list[Obj], offered: Resources, node: str, framework_id: str,
-                known: set[str]) -> Plan:
-    """Fit the operations' tasks into ``offered`` on ``node``, in order."""
+                known: set[str], framework_user: str = "",
+                allowed_users: frozenset[str] | set[str] = frozenset()) -> Plan:
+    """Fit the operations' tasks into ``offered`` on ``node``, in order; a task
+    whose user is not in ``allowed_users`` is refused."""
     plan = Plan()
     left = offered
     taken = set(known)
@@ -86,6 +107,12 @@ def plan_launch(operations: list[Obj], offered: Resources, node: str, framework_
         refused: list[Refused] = []
         for info in _infos(op):
             task_id = _task_id(info)
+            user = task_user(info, framework_user)
+            if user and user not in allowed_users and not problem:
+                # Mesos' words when its run_tasks ACL says no.
+                refused.append(Refused(task_id, f"Not authorized to launch as user '{user}'",
+                                       node, "REASON_TASK_UNAUTHORIZED"))
+                continue
             error = problem or _task_problem(info, node, task_id, taken)
             res: Resources | None = None
             if not error:
@@ -95,11 +122,12 @@ def plan_launch(operations: list[Obj], offered: Resources, node: str, framework_
                 continue
             taken.add(task_id)
             left = left - res
-            batch.append((_launched(info, task_id, framework_id, res, group), res,
+            batch.append((_launched(info, task_id, framework_id, res, group, user), res,
                           list(info.get("resources") or [])))
         if group and refused:  # all or nothing: the others are refused too
             why = refused[0].message
-            refused += [Refused(t["id"], f"Task group refused: {why}", node) for t, _, _ in batch]
+            refused += [Refused(t["id"], f"Task group refused: {why}", node, refused[0].reason)
+                        for t, _, _ in batch]
             for _, res, _ in batch:
                 left = left + res
             batch = []
@@ -194,7 +222,7 @@ def _argv(command: Obj) -> list[str]:
 
 
 def _launched(info: Obj, task_id: str, framework_id: str, res: Resources,
-              group: str | None) -> Obj:
+              group: str | None, user: str) -> Obj:
     command = info["command"]
     env = {str(v.get("name")): str(v.get("value") or "")
            for v in (command.get("environment") or {}).get("variables") or []
@@ -208,15 +236,17 @@ def _launched(info: Obj, task_id: str, framework_id: str, res: Resources,
     task: Obj = {"id": task_id, "name": str(info.get("name") or ""),
                  "command": _argv(command),
                  "env": [{"name": k, "value": v} for k, v in env.items()],
-                 "resources": _requests(res),
+                 "resources": requests_of(res),
                  "killGraceSeconds": float(grace) / 1e9 if isinstance(grace, int)
                  else KILL_GRACE_SECONDS}
     if group:
         task["group"] = group
+    if user:
+        task["user"] = user  # authorized by the master; the agent runs it as this user
     return task
 
 
-def _requests(res: Resources) -> dict[str, str]:
+def requests_of(res: Resources) -> dict[str, str]:
     """As Alloc quantities, leaving out what is zero (no cgroup limit of 0)."""
     out = res.requests()
     if not res.cpus:
@@ -242,7 +272,7 @@ def alloc_body(name: str, framework: Obj, role: str, node: str, plan: Plan) -> O
             "ownerReferences": [{"apiVersion": "corral.dev/v1", "kind": "Framework",
                                  "name": fw_meta["name"], "uid": fw_meta["uid"],
                                  "controller": True, "blockOwnerDeletion": True}]},
-        "spec": {"nodeName": node, "resources": _requests(plan.used),
+        "spec": {"nodeName": node, "resources": requests_of(plan.used),
                  "slots": max(1, len(plan.tasks)), "tasks": plan.tasks,
                  "terminationGracePeriodSeconds": 10},
     }

@@ -25,6 +25,7 @@ from corral.api.errors import AlreadyExists, APIError, Conflict, NotFound
 from corral.client.clock import Clock
 from corral.client.http import Client, ServerUnreachable
 from corral.objects import Obj, now_rfc3339, status
+from corral.offers.auth import ANONYMOUS, Principal
 from corral.offers.frameworks import (
     DISCONNECTED,
     REMOVED,
@@ -143,14 +144,20 @@ class MesosMaster:
 
     # -- SUBSCRIBE ------------------------------------------------------------------
 
-    async def subscribe(self, call: Call) -> Stream:
+    async def subscribe(self, call: Call, caller: Principal = ANONYMOUS) -> Stream:
+        """SUBSCRIBE from ``caller`` (the endpoint has checked FrameworkInfo's
+        principal against it and its roles with RBAC)."""
         info = call.body.get("framework_info") or {}
         check_info(info)
         framework_id = call.framework_id or new_framework_id()
         fw = self.frameworks.get(framework_id)
         stream = Stream(framework_id)
-        if fw is not None and fw.removed:
-            stream.send(event("ERROR", message="Framework has been removed"))
+        refused = "Framework has been removed" if fw is not None and fw.removed else ""
+        if fw is not None and not refused and fw.principal != str(info.get("principal") or ""):
+            # Whoever knows a framework's id must not take it over as someone else.
+            refused = "Changing framework's principal is not allowed."
+        if refused:
+            stream.send(event("ERROR", message=refused))
             stream.close()
             return stream
         if fw is None:
@@ -158,6 +165,7 @@ class MesosMaster:
         else:
             await self._resubscribe(fw, info)
         old, fw.stream, fw.disconnected_at = fw.stream, stream, None
+        fw.caller = caller
         fw.suppressed = {str(r) for r in call.body.get("suppressed_roles") or ()
                          if isinstance(r, str)}
         if old is not None and not old.closed:
@@ -204,11 +212,15 @@ class MesosMaster:
 
     # -- the other calls --------------------------------------------------------------
 
-    async def handle(self, call: Call, stream_id: str | None) -> None:
+    async def handle(self, call: Call, stream_id: str | None,
+                     caller: Principal = ANONYMOUS) -> None:
         """A call other than SUBSCRIBE, checked as Mesos checks it."""
         fw = self.frameworks.get(call.framework_id)
         if fw is None:
             raise HttpError(400, "Framework cannot be found")
+        if caller is not ANONYMOUS and caller.name != fw.principal:
+            raise HttpError(400, f"Authenticated principal '{caller.name}' does not match "
+                                 f"principal '{fw.principal}' set in `FrameworkInfo`")
         if not fw.connected:
             raise HttpError(403, "Framework is not subscribed")
         if not stream_id:
@@ -219,6 +231,7 @@ class MesosMaster:
             raise HttpError(400, f"The stream ID '{stream_id}' included in this request "
                                  f"didn't match the stream ID currently associated with "
                                  f"framework ID {fw.id}")
+        fw.caller = caller
         handler = self.handlers.get(call.type)
         if handler is None:
             return  # a call corral accepts and does nothing with (202)

@@ -21,7 +21,7 @@ import pytest
 from corral.api.quantity import cpu_millis
 from tests.cluster import Agent, Master, free_port
 from tests.manifests import container, deployment, pod_template
-from tests.mesos_client import leading
+from tests.mesos_client import credentialed, leading
 from tests.offers_framework import FrameworkProcess
 from tests.poll import wait_for
 
@@ -42,7 +42,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Master, 
         for agent in agents:
             agent.start()
         wait_for(lambda: leading(url), 30, "the mesos master leading")
-        yield master, url
+        yield master, credentialed(url, master.data_dir)
     finally:
         for agent in agents:
             agent.cleanup()

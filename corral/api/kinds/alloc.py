@@ -53,6 +53,9 @@ class LaunchedTask(KubeModel):
     group: str | None = None  # the LAUNCH_GROUP it came in (tasks of a group go together)
     kill: bool | None = None  # the framework asked to kill it
     kill_grace_seconds: float | None = None
+    # Whom it runs as (CommandInfo.user, else FrameworkInfo.user), as the master
+    # authorized it; none: the node's pod user.
+    user: str | None = None
 
 
 class TaskState(KubeModel):
@@ -64,6 +67,7 @@ class TaskState(KubeModel):
     reason: str | None = None  # a Mesos TaskStatus.Reason
     message: str | None = None
     time: str | None = None  # RFC 3339, when the state was reached
+    started: str | None = None  # RFC 3339, when its process started (it reached RUNNING)
 
 
 class AllocSpec(KubeModel):

@@ -1,21 +1,39 @@
 """A master serving the Mesos scheduler API (`--mesos-listen`), and the
-frameworks a test subscribes (closed after it)."""
+frameworks a test subscribes (closed after it).
+
+The master's data dir lives under a directory every user may search (as
+/var/lib is), not under pytest's 0700 temp root: a task's failure to read the
+master's keys must come from the data dir's own mode."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.cluster import Master, free_port
-from tests.mesos_client import Framework, leading
+from tests.mesos_client import Framework, credentialed, leading
 from tests.poll import wait_for
 
 
 @pytest.fixture(scope="module")
-def mesos_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
+def mesos_base() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="corral-mesos-"))
+    os.chmod(path, 0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def mesos_master(mesos_base: Path) -> Iterator[Master]:
     port = free_port()
-    m = Master(tmp_path_factory.mktemp("mesos"),
+    m = Master(mesos_base / "master",
                extra_args=["--mesos-listen", f"127.0.0.1:{port}"]).start()
     m.mesos_url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
     try:
@@ -27,7 +45,8 @@ def mesos_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
 
 @pytest.fixture
 def url(mesos_master: Master) -> str:
-    return str(mesos_master.mesos_url)  # type: ignore[attr-defined]
+    """The endpoint, with the credentials of the principal the master made."""
+    return credentialed(str(mesos_master.mesos_url), mesos_master.data_dir)  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -36,5 +55,3 @@ def frameworks() -> Iterator[list[Framework]]:
     yield made
     for fw in made:
         fw.close()
-
-

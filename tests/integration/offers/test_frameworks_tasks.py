@@ -7,11 +7,15 @@ input Mesos answers with task updates."""
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -99,7 +103,9 @@ def test_launch_run_finish_kill_and_reconcile(url: str, mesos_master: Master,
     longer = task_info("long", "mesos-a", "sleep 600")
     r = fw.accept([offer["id"]["value"]], [launch(quick, longer)])
     assert r.status_code == 202, r.text
+    starting = fw.wait_update("quick", "TASK_STARTING")  # as Mesos' command executor
     running = fw.wait_update("quick", "TASK_RUNNING")
+    assert starting["uuid"] != running["uuid"]
     assert running["agent_id"] == {"value": "mesos-a"} and running["source"] == "SOURCE_EXECUTOR"
     fw.wait_update("long", "TASK_RUNNING")
     finished = fw.wait_update("quick", "TASK_FINISHED")
@@ -118,6 +124,18 @@ def test_launch_run_finish_kill_and_reconcile(url: str, mesos_master: Master,
     assert {t["id"]: t["state"] for t in mine["tasks"]} == {"long": "TASK_RUNNING"}
     assert {t["id"] for t in mine["completed_tasks"]} == {"quick"}
     assert "mesos-a" in {a["id"] for a in state["slaves"]}
+
+    # A later ACCEPT on the node goes into the same Alloc (its running executor
+    # starts the task): no second Alloc, and "quick", ended and acknowledged, has
+    # left its spec.
+    [first] = _allocs(mesos_master, fw.id)
+    offer = _fresh_offer(fw, "mesos-a")
+    fw.accept([offer["id"]["value"]], [launch(task_info("again", "mesos-a", "true"))])
+    fw.wait_update("again", "TASK_FINISHED")
+    [alloc] = _allocs(mesos_master, fw.id)
+    assert alloc["metadata"]["uid"] == first["metadata"]["uid"]
+    assert alloc["status"]["executorPid"] == first["status"]["executorPid"]
+    assert "quick" not in {t["id"] for t in alloc["spec"]["tasks"]}
 
     assert fw.call("KILL", kill={"task_id": {"value": "long"},
                                  "agent_id": {"value": "mesos-a"}}).status_code == 202
@@ -262,8 +280,12 @@ def test_a_pymesos_framework_runs_unchanged(url: str, mesos_master: Master,
     reconciles, and tears itself down."""
     agents(mesos_master, "mesos-p", "--cpus", "1", "--memory", "1Gi", node_ip="127.0.1.66")
     out = tmp_path / "pymesos.jsonl"
+    parts = urlsplit(url)
+    assert parts.username and parts.password
     proc = subprocess.run([sys.executable, "-m", "tests.pymesos_framework",
-                           url.removeprefix("http://"), "--out", str(out), "--tasks", "3"],
+                           f"{parts.hostname}:{parts.port}", "--principal",
+                           unquote(parts.username), "--secret", unquote(parts.password),
+                           "--out", str(out), "--tasks", "3"],
                           capture_output=True, text=True, timeout=180, check=False)
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert proc.returncode == 0, (proc.stderr[-3000:], records)
@@ -273,7 +295,7 @@ def test_a_pymesos_framework_runs_unchanged(url: str, mesos_master: Master,
     for r in records:
         if r["event"] == "update" and r["reason"] != "REASON_RECONCILIATION":
             states.setdefault(r["task"], []).append(r["state"])
-    assert states["t0"] == ["TASK_RUNNING", "TASK_KILLED"]
+    assert states["t0"] == ["TASK_STARTING", "TASK_RUNNING", "TASK_KILLED"]
     assert states["t1"][-1] == states["t2"][-1] == "TASK_FINISHED"
     reconciled = [r for r in records if r.get("reason") == "REASON_RECONCILIATION"]
     assert [(r["task"], r["state"]) for r in reconciled] == [("t1", "TASK_FINISHED")]
@@ -314,3 +336,55 @@ def test_a_prod_pod_preempts_a_frameworks_tasks(url: str, mesos_master: Master,
 
         wait_for(running, 90, "the production pod running where the framework's task was")
         http.delete("/api/v1/namespaces/default/pods/prod-over-mesos")
+
+
+def test_tasks_run_as_their_user_only_if_the_principal_may(
+        url: str, mesos_master: Master, agents: AgentStarter, frameworks: list[Framework],
+        mesos_base: Path) -> None:
+    """Mesos' run_tasks ACL as RBAC: CommandInfo.user runs only if the framework's
+    principal may "run" taskusers.corral.dev/<user>, else TASK_ERROR; no user is
+    the node's pod user. None of them reads the master's keys or the node's own."""
+    node = agents(mesos_master, "mesos-u", "--cpus", "1", "--memory", "1Gi",
+                  node_ip="127.0.1.68")
+    out = mesos_base / "task-out"
+    out.mkdir()
+    os.chmod(out, 0o1777)
+    with mesos_master.http() as http:
+        for kind, body in (("clusterroles", {
+                "metadata": {"name": "run-as-nobody"},
+                "rules": [{"apiGroups": ["corral.dev"], "resources": ["taskusers"],
+                           "verbs": ["run"], "resourceNames": ["nobody"]}]}),
+                ("clusterrolebindings", {
+                    "metadata": {"name": "run-as-nobody"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                "kind": "ClusterRole", "name": "run-as-nobody"},
+                    "subjects": [{"kind": "User", "name": "corral-framework"}]})):
+            r = http.post(f"/apis/rbac.authorization.k8s.io/v1/{kind}", json=body)
+            assert r.status_code == 201, r.text
+    fw = Framework(url, "users")
+    frameworks.append(fw)
+    fw.subscribe()
+    script = ("{ id -u; "
+              f"cat {mesos_master.data_dir}/token >/dev/null 2>&1 && echo token=read "
+              "|| echo token=denied; "
+              f"ls {node.state_dir}/runtime >/dev/null 2>&1 && echo runtime=listed "
+              "|| echo runtime=denied; "
+              'cd "$MESOS_SANDBOX" && touch mine && echo sandbox=ok; '
+              f"}} > {out}/$MESOS_TASK_ID")
+    tasks = [task_info(name, node.name, script, cpus=0.1) for name in
+             ("plain", "as-nobody", "as-root")]
+    tasks[1]["command"]["user"] = "nobody"
+    tasks[2]["command"]["user"] = "root"
+    offer = _offer(fw, node.name)
+    assert fw.accept([offer["id"]["value"]], [launch(*tasks)]).status_code == 202
+    refused = fw.wait_update("as-root", "TASK_ERROR")
+    assert refused["reason"] == "REASON_TASK_UNAUTHORIZED"
+    assert refused["message"] == "Not authorized to launch as user 'root'"
+    fw.wait_update("plain", "TASK_FINISHED")
+    fw.wait_update("as-nobody", "TASK_FINISHED")
+    expected = {"plain": pwd.getpwnam("corral-pod").pw_uid,
+                "as-nobody": pwd.getpwnam("nobody").pw_uid}
+    for name, uid in expected.items():
+        seen = (out / name).read_text().split()
+        assert seen == [str(uid), "token=denied", "runtime=denied", "sandbox=ok"], (name, seen)
+    assert not (out / "as-root").exists()

@@ -46,8 +46,10 @@ def test_subscribe_streams_subscribed_and_heartbeat(url: str, mesos_master: Mast
     assert subscribed["master_info"]["port"] == int(url.rsplit(":", 1)[1])
     fw.wait_event("HEARTBEAT")
     obj = framework_obj(mesos_master, fw.id)
-    assert obj["spec"] == {"name": "first", "user": "root", "roles": ["analytics"],
-                           "failoverTimeout": 0, "capabilities": ["MULTI_ROLE"]}
+    # The principal is the one it authenticated as (FrameworkInfo named none).
+    assert obj["spec"] == {"name": "first", "user": "", "roles": ["analytics"],
+                           "failoverTimeout": 0, "capabilities": ["MULTI_ROLE"],
+                           "principal": "corral-framework"}
     assert obj["status"]["phase"] == "Subscribed"  # type: ignore[index]
     kubectl = Kubectl(mesos_master, tmp_path / "cache")
     table = kubectl("get", "frameworks")
@@ -57,7 +59,7 @@ def test_subscribe_streams_subscribed_and_heartbeat(url: str, mesos_master: Mast
     state = httpx.get(f"{url}/master/state").json()
     listed = {f["id"]: f for f in state["frameworks"]}
     assert listed[fw.id]["name"] == "first" and listed[fw.id]["active"] is True
-    assert state["pid"] == f"master@{url.split('//')[1]}"
+    assert state["pid"] == f"master@{url.split('@')[1]}"
 
 
 def test_bad_calls_get_mesos_status_codes(url: str, frameworks: list[Framework]) -> None:
@@ -140,3 +142,96 @@ def test_resubscribe_within_failover_timeout_then_timeout(url: str, mesos_master
              "removal after the failover timeout")
     assert framework_obj(mesos_master, fw.id)["status"]["message"] == (  # type: ignore[index]
         "Framework failover timeout")
+
+
+# ---- authentication and authorization (Mesos' --authenticate_frameworks, ACLs) -------
+
+
+def subscribe_call(name: str, **info: object) -> dict[str, object]:
+    return {"type": "SUBSCRIBE",
+            "subscribe": {"framework_info": {"name": name, "user": "", **info}}}
+
+
+def rbac(master: Master, kind: str, body: dict[str, object]) -> None:
+    with master.http() as http:
+        r = http.post(f"/apis/rbac.authorization.k8s.io/v1/{kind}", json=body)
+        assert r.status_code == 201, r.text
+
+
+def test_calls_must_authenticate_as_mesos_answers(url: str, mesos_master: Master) -> None:
+    """No credentials, a wrong secret, a principal the file does not hold or a
+    token the API does not know: 401 with Mesos' Basic challenge."""
+    bare = str(mesos_master.mesos_url)  # type: ignore[attr-defined]
+    host = bare.removeprefix("http://")
+    body = subscribe_call("anonymous")
+    for where in (bare, f"http://corral-framework:wrong@{host}", f"http://nobody:x@{host}"):
+        r = httpx.post(f"{where}/api/v1/scheduler", json=body)
+        assert r.status_code == 401, (where, r.status_code, r.text)
+        assert r.headers["www-authenticate"] == 'Basic realm="mesos-master-scheduler"'
+    r = httpx.post(f"{bare}/api/v1/scheduler", json=body,
+                   headers={"Authorization": "Bearer not-a-token"})
+    assert r.status_code == 401
+    # What Mesos leaves open by default stays open.
+    assert httpx.get(f"{bare}/version").status_code == 200
+    assert httpx.get(f"{bare}/master/state").status_code == 200
+
+
+def test_framework_principal_must_be_the_authenticated_one(
+        url: str, mesos_master: Master, frameworks: list[Framework]) -> None:
+    r = httpx.post(f"{url}/api/v1/scheduler",
+                   json=subscribe_call("impostor", principal="someone-else"))
+    assert r.status_code == 400
+    assert r.text == ("Authenticated principal 'corral-framework' does not match principal "
+                      "'someone-else' set in `FrameworkInfo`")
+    fw = Framework(url, "owned")
+    frameworks.append(fw)
+    fw.subscribe()
+    # The admin's token authenticates (a bearer token of the API), but it is not
+    # the framework's principal: its calls and a take-over are refused.
+    bare = str(mesos_master.mesos_url)  # type: ignore[attr-defined]
+    admin = Framework(bare, "owned", framework_id=fw.id, token=mesos_master.token)
+    frameworks.append(admin)
+    admin.stream_id = fw.stream_id
+    r = admin.call("REVIVE")
+    assert r.status_code == 400 and r.text == (
+        "Authenticated principal 'admin' does not match principal 'corral-framework' set "
+        "in `FrameworkInfo`")
+    with pytest.raises(AssertionError, match="stream ended"):
+        admin.subscribe()
+    assert admin.seen[-1] == {"type": "ERROR", "error": {
+        "message": "Changing framework's principal is not allowed."}}
+    assert fw.call("REVIVE").status_code == 202  # the owner is untouched
+
+
+def test_subscribe_is_authorized_per_role_by_rbac(mesos_master: Master,
+                                                  frameworks: list[Framework]) -> None:
+    """A bearer token (a `corral token`) for a user with no binding may register in
+    no role (403); "register" on frameworkroles.corral.dev/<role> lets it in that
+    role only."""
+    from corral.api.auth import User
+    from corral.api.token_store import replace_token
+
+    token = replace_token(mesos_master.data_dir, User("fw-team", "fw-team", ()))
+    bare = str(mesos_master.mesos_url)  # type: ignore[attr-defined]
+    r = httpx.post(f"{bare}/api/v1/scheduler", json=subscribe_call("team"),
+                   headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 403
+    assert r.text == ("Not authorized to use role '*': fw-team may not register "
+                      "frameworkroles.corral.dev/*")
+    rbac(mesos_master, "clusterroles", {
+        "metadata": {"name": "team-frameworks"},
+        "rules": [{"apiGroups": ["corral.dev"], "resources": ["frameworkroles"],
+                   "verbs": ["register"], "resourceNames": ["team"]}]})
+    rbac(mesos_master, "clusterrolebindings", {
+        "metadata": {"name": "team-frameworks"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "team-frameworks"},
+        "subjects": [{"kind": "User", "name": "fw-team"}]})
+    fw = Framework(bare, "team", roles=["team"], token=token)
+    frameworks.append(fw)
+    fw.subscribe()
+    assert framework_obj(mesos_master, fw.id)["spec"]["principal"] == "fw-team"  # type: ignore[index]
+    both = httpx.post(f"{bare}/api/v1/scheduler", headers={"Authorization": f"Bearer {token}"},
+                      json=subscribe_call("greedy", roles=["team", "prod"],
+                                          capabilities=[{"type": "MULTI_ROLE"}]))
+    assert both.status_code == 403 and both.text.startswith("Not authorized to use role 'prod'")

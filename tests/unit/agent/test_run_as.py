@@ -6,7 +6,14 @@ import pwd
 
 import pytest
 
-from corral.agent.run_as import NodeUsers, RunAsError, resolve_user, run_as_for
+from corral.agent.run_as import (
+    NodeUsers,
+    RunAsError,
+    resolve_user,
+    run_as_for,
+    run_as_for_alloc,
+    run_as_named,
+)
 from corral.agent.runtime.base import RunAs
 from corral.agent.sandbox import work_dir_owner
 from corral.objects import Obj
@@ -93,3 +100,19 @@ def test_work_dir_owner() -> None:
     assert work_dir_owner(one, None) == (1000, 1000, 0o750)
     assert work_dir_owner(one, 2000) == (1000, 2000, 0o2770)
     assert work_dir_owner([RunAs(1000, 1), RunAs(1001, 1)], None) == (0, 0, 0o1777)
+
+
+def test_an_alloc_runs_as_its_templates_context_and_a_framework_task_as_named() -> None:
+    alloc: Obj = {"metadata": {"name": "a", "namespace": "ns", "uid": "u-2"},
+                  "spec": {"securityContext": {"runAsUser": UNKNOWN_UID, "fsGroup": 5},
+                           "task": {"name": "t", "securityContext": {"runAsGroup": 7}}}}
+    assert run_as_for_alloc(alloc, ROOT_NODE) == RunAs(UNKNOWN_UID, 7, (5,))
+    assert run_as_for_alloc({"metadata": {}, "spec": {"task": {}}}, ROOT_NODE) == \
+        RunAs(64000, 64000)
+    nobody = pwd.getpwnam("nobody")
+    assert run_as_named("nobody", ROOT_NODE).uid == nobody.pw_uid  # type: ignore[union-attr]
+    assert run_as_named("", ROOT_NODE) == RunAs(64000, 64000)
+    with pytest.raises(RunAsError, match="cannot run as user 'no-such-user-here'"):
+        run_as_named("no-such-user-here", ROOT_NODE)
+    with pytest.raises(RunAsError, match="without the privilege to change user"):
+        run_as_named("nobody", UNPRIVILEGED)
