@@ -7,7 +7,9 @@
            ─► allocs (informer + workers; running executors re-adopted)
            ─► (retried until the master answers) serving certificate
               (serving_cert.py) ─► own HTTPS server ─► register Node ─► heartbeat
-    stop:  heartbeat ─► pods, allocs (workers stop supervising; containers and
+           ─► certificate rotations (cert_rotation.py): the client certificate's
+              (when bootstrapped) and the serving certificate's
+    stop:  rotations ─► heartbeat ─► pods, allocs (workers stop supervising; containers and
            executors keep running unless stop_pods_on_exit) ─► Services ─► events
            ─► server ─► client
 
@@ -26,7 +28,8 @@ import httpx
 
 from corral.agent.alloc_worker import AllocContext
 from corral.agent.allocs import AllocManager
-from corral.agent.bootstrap import ensure_client_cert
+from corral.agent.bootstrap import client_cert_path, ensure_client_cert, renew_client_cert
+from corral.agent.cert_rotation import Rotation, load_certificate
 from corral.agent.config import AgentConfig
 from corral.agent.csr import CertificateRefused
 from corral.agent.heartbeat import Heartbeat
@@ -43,7 +46,7 @@ from corral.agent.runtime.process import ProcessRuntime
 from corral.agent.sandbox import secure_state_dir
 from corral.agent.server import AgentServer
 from corral.agent.services import NodeServices
-from corral.agent.serving_cert import ensure_serving_cert
+from corral.agent.serving_cert import ServingFiles, ensure_serving_cert, renew_serving_cert
 from corral.agent.stats import StatsCollector
 from corral.agent.volumes import VOLUMES_DIR
 from corral.api.errors import APIError
@@ -90,6 +93,7 @@ class Agent:
         self.services: NodeServices | None = None
         self.events: EventRecorder | None = None
         self._register_task: asyncio.Task[None] | None = None
+        self.rotations: list[Rotation] = []
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -124,6 +128,9 @@ class Agent:
         pods, heartbeat = self.pods, self.heartbeat
         AGENT_METRICS.bind(lambda: len(pods.workers), heartbeat.age)
         self._register_task = asyncio.create_task(self._register())
+        if cfg.client_cert is not None:  # the node's own certificate: keep it renewed
+            self._rotate(Rotation("client", lambda: load_certificate(client_cert_path(cfg)),
+                                  self._renew_client_cert))
         log.info("agent started node=%s master=%s isolation=%s dns=%s", cfg.name,
                  client.current_server,
                  self.runtime.isolation().mechanism, self.services.dns_address)
@@ -132,6 +139,27 @@ class Agent:
         return Client(servers, self.cfg.token, self.cfg.ca_pem, attempts=CLIENT_ATTEMPTS,
                       timeout=timeout, user_agent=f"corral-agent/{self.cfg.name}",
                       client_cert=self.cfg.client_cert)
+
+    def _rotate(self, rotation: Rotation) -> None:
+        self.rotations.append(rotation)
+        rotation.start()
+
+    async def _renew_client_cert(self) -> None:
+        await renew_client_cert(self.cfg)
+        assert self.cfg.client_cert is not None
+        for client in (self.client, self.heartbeat_client):
+            if client is not None:
+                client.use_client_cert(self.cfg.client_cert)
+
+    def _rotate_serving(self, files: ServingFiles) -> None:
+        assert self.client is not None and self.server is not None
+        client, server = self.client, self.server
+
+        async def renew() -> None:
+            await renew_serving_cert(client, self.cfg, files)
+            server.reload_tls()
+
+        self._rotate(Rotation("serving", lambda: load_certificate(files.cert), renew))
 
     async def _get_object(self, kind: str, namespace: str, name: str) -> Obj:
         assert self.client is not None
@@ -144,7 +172,10 @@ class Agent:
         while True:
             try:
                 if not self.server.started:
-                    await self.server.start(await ensure_serving_cert(self.client, self.cfg))
+                    files = await ensure_serving_cert(self.client, self.cfg)
+                    await self.server.start(files)
+                    if files is not None:
+                        self._rotate_serving(files)
                 await register_node(self.client, self.cfg, self.runtime.isolation())
                 await self.heartbeat.post_status()
                 break
@@ -158,6 +189,8 @@ class Agent:
         self.heartbeat.start()
 
     async def stop(self) -> None:
+        for rotation in self.rotations:
+            await rotation.stop()
         if self._register_task is not None:
             self._register_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

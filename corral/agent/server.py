@@ -257,6 +257,15 @@ class AgentServer:
         log.info("agent server listening address=%s:%d tls=%s", self.cfg.node_ip, self.port,
                  tls is not None)
 
+    def reload_tls(self) -> None:
+        """Show the renewed serving certificate (same files) to new connections:
+        the listening socket's SSLContext takes the new pair, as the kubelet's
+        GetCertificate callback hands out the current one."""
+        context = self._server.config.ssl if self._server is not None else None
+        if self.tls is None or context is None:
+            return
+        context.load_cert_chain(str(self.tls.cert), str(self.tls.key))
+
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:
             self._server.should_exit = True

@@ -2,13 +2,17 @@
 
     state_dir/pki/ca.crt        the cluster CA (the master's client certificate is
                                 checked against it)
-    state_dir/pki/serving.crt   CN system:node:<name>, O system:nodes, SANs = the
-    state_dir/pki/serving.key   node IP and name; 0600, in a 0700 directory
+    state_dir/pki/serving.pem   CN system:node:<name>, O system:nodes, SANs = the
+                                node IP and name, and its key, in one file (0600,
+                                in a 0700 directory) replaced in one rename: no
+                                crash leaves a key beside another certificate
 
 Asked for as the kubelet asks (signer kubernetes.io/kubelet-serving, through a
 CertificateSigningRequest the master approves for the node's own name) whenever
 there is none, it is not from this CA, does not cover the node IP and name, or
-ends within 30 days. A cluster served over plain HTTP has no CA: no certificate.
+has expired; while the agent runs, cert_rotation.py renews it at 70-90 % of its
+life (renew_serving_cert) and the server shows the new one to new connections.
+A cluster served over plain HTTP has no CA: no certificate.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from corral.client.http import Client
 
 SERVING_SIGNER = "kubernetes.io/kubelet-serving"
 SERVING_USAGES = ["digital signature", "server auth"]  # an EC key enciphers no keys
-RENEW_BEFORE = dt.timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -50,24 +53,32 @@ async def ensure_serving_cert(client: Client, cfg: AgentConfig) -> ServingFiles 
     if not cfg.ca_pem:
         return None
     directory = pki_dir(cfg.state_dir)
-    files = ServingFiles(directory / "ca.crt", directory / "serving.crt",
-                         directory / "serving.key")
+    files = ServingFiles(directory / "ca.crt", directory / "serving.pem",
+                         directory / "serving.pem")
+    for legacy in ("serving.crt", "serving.key"):  # an older agent's pair: asked anew
+        (directory / legacy).unlink(missing_ok=True)
     files.ca.write_bytes(cfg.ca_pem)
-    if _usable(files, cfg):
-        return files
+    if not _usable(files, cfg):
+        await renew_serving_cert(client, cfg, files)
+    return files
+
+
+async def renew_serving_cert(client: Client, cfg: AgentConfig, files: ServingFiles) -> None:
+    """A new key and serving certificate in ``files``."""
     key = new_key()
     request = request_pem(key, f"system:node:{cfg.name}", ("system:nodes",),
                           (cfg.node_ip, cfg.name))
     cert = await obtain(client, csr_object("csr-", request, SERVING_SIGNER, SERVING_USAGES))
-    write_private(files.key, key_pem(key).decode())
-    files.cert.write_bytes(cert)
-    return files
+    write_private(files.cert, cert.decode() + key_pem(key).decode())
 
 
 def _usable(files: ServingFiles, cfg: AgentConfig) -> bool:
     if not (files.cert.exists() and files.key.exists()):
         return False
-    cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+    try:
+        cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+    except ValueError:
+        return False
     ca = x509.load_pem_x509_certificate(files.ca.read_bytes())
     if not signed_by(cert, ca):
         return False  # another cluster's, or the CA was made anew
@@ -77,6 +88,6 @@ def _usable(files: ServingFiles, cfg: AgentConfig) -> bool:
         return False
     ips = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
     names = set(sans.get_values_for_type(x509.DNSName))
-    ends_soon = cert.not_valid_after_utc - dt.datetime.now(dt.UTC) < RENEW_BEFORE
+    expired = cert.not_valid_after_utc <= dt.datetime.now(dt.UTC)
     return (str(ipaddress.ip_address(cfg.node_ip)) in ips and cfg.name in names
-            and not ends_soon)
+            and not expired)

@@ -259,9 +259,10 @@ def cluster_roles() -> list[Obj]:
         _cluster_role("system:aggregate-to-view", _aggregate_to_view(),
                       {f"{AGGREGATE}admin": "true", f"{AGGREGATE}edit": "true",
                        f"{AGGREGATE}view": "true"}),
-        _cluster_role("system:basic-user", [_rule(
-            ["create"], ["authorization.k8s.io", "authentication.k8s.io"],
-            ["selfsubjectaccessreviews", "selfsubjectrulesreviews", "selfsubjectreviews"])]),
+        _cluster_role("system:basic-user", [  # Kubernetes' two rules, not their product
+            _rule(["create"], ["authorization.k8s.io"],
+                  ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]),
+            _rule(["create"], ["authentication.k8s.io"], ["selfsubjectreviews"])]),
         _cluster_role("system:discovery", [_urls(
             ["get"], ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*",
                       "/version", "/version/", "/healthz", "/livez", "/readyz"])]),

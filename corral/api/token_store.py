@@ -7,18 +7,25 @@ data_dir/tokens.hashed holds one line per token, never the secret itself:
 
 The master re-reads it when its mtime changes (as the token file), so a token
 created or revoked by the CLI on the master's machine counts at once, without a
-restart; an expired token no longer authenticates.
+restart; an expired token no longer authenticates, and the next write drops it
+(Kubernetes' tokencleaner deletes expired bootstrap tokens). Writers take an
+exclusive lock on data_dir/.tokens.lock for their read-modify-write: two
+`corral token create` at once both land.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import fcntl
 import hashlib
 import hmac
 import io
+import os
 import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +33,7 @@ from corral.api.auth import User, write_private
 from corral.objects import parse_time, rfc3339
 
 TOKENS_FILE = "tokens.hashed"
+LOCK_FILE = ".tokens.lock"
 BOOTSTRAP_PREFIX = "system:bootstrap:"
 BOOTSTRAPPERS = "system:bootstrappers"
 BOOTSTRAP_TTL = dt.timedelta(hours=1)  # a bootstrap token is for joining nodes now
@@ -62,6 +70,20 @@ def read_tokens(path: Path) -> list[IssuedToken]:
     return out
 
 
+@contextmanager
+def _locked(data_dir: Path) -> Iterator[None]:
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _live(path: Path, now: dt.datetime) -> list[IssuedToken]:
+    return [t for t in read_tokens(path) if not t.expired(now)]
+
+
 def _write(path: Path, tokens: list[IssuedToken]) -> None:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -78,15 +100,15 @@ def create_token(data_dir: Path, user: User | None, ttl: dt.timedelta | None = N
     them (RBAC lets it ask for a node client certificate, nothing else)."""
     now = now or dt.datetime.now(dt.UTC)
     path = data_dir / TOKENS_FILE
-    existing = read_tokens(path)
-    taken = {t.id for t in existing}
-    token_id = _new_id(taken)
-    secret = secrets.token_hex(16)
-    if user is None:
-        user = User(f"{BOOTSTRAP_PREFIX}{token_id}", "", (BOOTSTRAPPERS,))
-    issued = IssuedToken(token_id, _digest(secret), user, now + ttl if ttl else None,
-                         now.replace(microsecond=0))
-    _write(path, [*existing, issued])
+    with _locked(data_dir):
+        existing = _live(path, now)
+        token_id = _new_id({t.id for t in read_tokens(path)})
+        secret = secrets.token_hex(16)
+        if user is None:
+            user = User(f"{BOOTSTRAP_PREFIX}{token_id}", "", (BOOTSTRAPPERS,))
+        issued = IssuedToken(token_id, _digest(secret), user, now + ttl if ttl else None,
+                             now.replace(microsecond=0))
+        _write(path, [*existing, issued])
     return f"{token_id}.{secret}", issued
 
 
@@ -94,9 +116,10 @@ def replace_token(data_dir: Path, user: User) -> str:
     """A new token for user, revoking any it had: a machine's one credential
     (an agent's, each time `corral up` starts it)."""
     path = data_dir / TOKENS_FILE
-    kept = [t for t in read_tokens(path) if t.user.name != user.name]
-    if path.exists():
-        _write(path, kept)
+    with _locked(data_dir):
+        kept = [t for t in read_tokens(path) if t.user.name != user.name]
+        if path.exists():
+            _write(path, kept)
     return create_token(data_dir, user)[0]
 
 
@@ -108,13 +131,17 @@ def _new_id(taken: set[str]) -> str:
             return candidate
 
 
-def revoke_token(data_dir: Path, token_id: str) -> bool:
+def revoke_token(data_dir: Path, token: str, now: dt.datetime | None = None) -> bool:
+    """Revoke by id, or by the whole ``<id>.<secret>`` (as `kubeadm token delete`
+    takes either); False if no such token (an expired one is already gone)."""
+    token_id = token.partition(".")[0]
     path = data_dir / TOKENS_FILE
-    existing = read_tokens(path)
-    kept = [t for t in existing if t.id != token_id]
-    if len(kept) == len(existing):
-        return False
-    _write(path, kept)
+    with _locked(data_dir):
+        existing = read_tokens(path)
+        if not any(t.id == token_id for t in existing):
+            return False
+        _write(path, [t for t in _live(path, now or dt.datetime.now(dt.UTC))
+                      if t.id != token_id])
     return True
 
 

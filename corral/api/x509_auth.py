@@ -3,13 +3,19 @@
     TLS handshake (uvicorn, CERT_OPTIONAL against the cluster CA: a certificate the
     CA did not sign fails the handshake) ─► scope["extensions"]["tls"] (connections.py)
     ─► user = the subject's CN, groups = its O values; the certificate must be for
-       client auth (a node's serving certificate is not a login)
+       client auth (a node's serving certificate is not a login), and within its
+       validity at this request: the handshake checked it once, but a kept-alive
+       connection must not outlive its certificate (kube-apiserver verifies the
+       chain on every request; agents rotating short-lived certificates open new
+       connections for the new one)
 
 Certificates come from the cluster CA's signer (corral/api/certificates/): nodes'
 through TLS bootstrapping, the operator's through `kubectl certificate approve`.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -29,7 +35,10 @@ def certificate_identity(scope: Scope) -> Identity | None:
     return identity_of(cert)
 
 
-def identity_of(cert: x509.Certificate) -> Identity | None:
+def identity_of(cert: x509.Certificate, now: dt.datetime | None = None) -> Identity | None:
+    now = now or dt.datetime.now(dt.UTC)
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        return None
     try:
         usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:

@@ -27,6 +27,7 @@ from corral.api.auth import User
 from corral.api.token_store import (
     BOOTSTRAP_TTL,
     TOKENS_FILE,
+    IssuedToken,
     create_token,
     read_tokens,
     revoke_token,
@@ -66,11 +67,18 @@ def _create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _expires(token: IssuedToken, now: dt.datetime) -> str:
+    if token.expires is None:
+        return "<never>"
+    return f"{rfc3339(token.expires)}{' (expired)' if token.expired(now) else ''}"
+
+
 def _list(args: argparse.Namespace) -> int:
+    now = dt.datetime.now(dt.UTC)
     rows = [("ID", "USER", "GROUPS", "EXPIRES", "CREATED")]
     for t in read_tokens(args.data_dir / TOKENS_FILE):
         rows.append((t.id, t.user.name, ",".join(t.user.groups) or "<none>",
-                     rfc3339(t.expires) if t.expires else "<never>", rfc3339(t.created)))
+                     _expires(t, now), rfc3339(t.created)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -79,7 +87,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     if revoke_token(args.data_dir, args.id):
-        print(f"token {args.id} revoked")
+        print(f"token {args.id.partition('.')[0]} revoked")
         return 0
     print(f"corral token revoke: no token with id {args.id!r}", file=sys.stderr)
     return 1
@@ -107,4 +115,5 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             v.add_argument("--ttl", type=parse_ttl, default=None,
                            help="lifetime, e.g. 30m, 24h, 7d (default: until revoked)")
         elif name == "revoke":
-            v.add_argument("id", help="the token's id (the part before the dot)")
+            v.add_argument("id", help="the token's id (the part before the dot), or the "
+                                      "whole token")

@@ -31,6 +31,10 @@ class FailoverTransport(httpx.AsyncBaseTransport):
         self._inner = inner
         self._current = 0
 
+    def follow(self, previous: FailoverTransport) -> None:
+        """Start from the master ``previous`` (the transport this one replaces) uses."""
+        self._current = previous._current
+
     @property
     def current(self) -> str:
         return str(self.servers[self._current]).rstrip("/")

@@ -166,18 +166,49 @@ class Client:
         # Bearer tokens travel only over TLS, as kubectl does.
         if token and self.server.startswith("https://"):
             headers["Authorization"] = f"Bearer {token}"
-        verify = _ssl_context(ca_pem, insecure, client_cert)
-        limits = httpx.Limits(max_connections=max_connections,
-                              max_keepalive_connections=100, keepalive_expiry=60.0)
+        self._ca_pem, self._insecure, self._headers = ca_pem, insecure, headers
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        self._limits = httpx.Limits(max_connections=max_connections,
+                                    max_keepalive_connections=100, keepalive_expiry=60.0)
+        self._transport = transport  # given by the caller (ASGI, tests): not ours to rebuild
         self._failover: FailoverTransport | None = None
+        self._http = self._open(client_cert)
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    def _open(self, client_cert: ClientCert | None) -> httpx.AsyncClient:
+        verify = _ssl_context(self._ca_pem, self._insecure, client_cert)
+        transport = self._transport
         if transport is None and len(self.servers) > 1:
+            previous = self._failover
             transport = self._failover = FailoverTransport(
-                self.servers, httpx.AsyncHTTPTransport(verify=verify, limits=limits))
-        self._http = httpx.AsyncClient(
-            base_url=self.server, headers=headers, verify=verify, http1=True, http2=False,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), limits=limits,
-            transport=transport,
+                self.servers, httpx.AsyncHTTPTransport(verify=verify, limits=self._limits))
+            if previous is not None:
+                self._failover.follow(previous)
+        return httpx.AsyncClient(
+            base_url=self.server, headers=self._headers, verify=verify, http1=True,
+            http2=False, timeout=self._timeout, limits=self._limits, transport=transport,
         )
+
+    def use_client_cert(self, client_cert: ClientCert, grace: float = 2.0) -> None:
+        """Authenticate with a renewed client certificate from now on: new requests
+        go over new connections showing it, and the old connections are closed
+        after ``grace`` seconds (requests under way finish; watches end and their
+        informers take them up again), as the kubelet closes every connection when
+        its certificate rotates, so that none goes on authenticating with the old."""
+        if self._transport is not None:
+            raise ValueError("a client on a transport it was given cannot change its "
+                             "certificate")
+        old, self._http = self._http, self._open(client_cert)
+        task = asyncio.create_task(self._retire(old, grace), name="client-retire")
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    @staticmethod
+    async def _retire(old: httpx.AsyncClient, grace: float) -> None:
+        try:
+            await asyncio.sleep(grace)
+        finally:
+            await old.aclose()
 
     @property
     def current_server(self) -> str:
@@ -208,6 +239,9 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()  # closes what it retires at once
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         await self._http.aclose()
 
     # -- transport --------------------------------------------------------

@@ -47,6 +47,11 @@ def test_a_role_binding_opens_one_namespace(kubectl: Kubectl,
     # The generators POST protobuf bodies.
     kubectl("create", "role", "pod-reader", "-n", "team", "--verb=get,list,watch",
             "--resource=pods")
+    # (before jane-reads: the wait below then covers it too)
+    kubectl("create", "role", "one-secret", "-n", "team", "--verb=get", "--resource=secrets",
+            "--resource-name=s1")
+    kubectl("create", "rolebinding", "jane-s1", "-n", "team", "--role=one-secret",
+            "--user=jane")
     kubectl("create", "rolebinding", "jane-reads", "-n", "team", "--role=pod-reader",
             "--user=jane")
     wait_for(lambda: kubectl.run("--token", jane, "get", "pods", "-n", "team").returncode == 0,
@@ -60,8 +65,14 @@ def test_a_role_binding_opens_one_namespace(kubectl: Kubectl,
     rows = [line.split() for line in
             kubectl("--token", jane, "auth", "can-i", "--list", "-n", "team").splitlines()]
     assert ["pods", "[]", "[]", "[get", "list", "watch]"] in rows
+    assert ["secrets", "[]", "[s1]", "[get]"] in rows
     assert not any(row[0] == "*.*" for row in rows)  # nothing beyond the bindings
     assert ["selfsubjectaccessreviews.authorization.k8s.io", "[]", "[]", "[create]"] in rows
+    # system:basic-user as Kubernetes has it: each review in its own group only.
+    reviews = sorted(row[0] for row in rows if row[0].startswith("self"))
+    assert reviews == ["selfsubjectaccessreviews.authorization.k8s.io",
+                       "selfsubjectreviews.authentication.k8s.io",
+                       "selfsubjectrulesreviews.authorization.k8s.io"]
 
 
 def test_the_view_role_is_aggregated(kubectl: Kubectl, user_token: Callable[[str], str]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import ssl
 import stat
 import subprocess
 import sys
@@ -49,10 +50,10 @@ def test_an_agent_bootstrapped_from_a_token_gets_a_node_certificate_and_works(
     agent = agents(master, "boot-1", "--bootstrap-kubeconfig", str(boot),
                    node_ip="127.0.1.71")
     pki = agent.state_dir / "pki"
-    key = pki / "client.key"
+    key = pki / "client.pem"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert stat.S_IMODE(pki.stat().st_mode) == 0o700
-    cert = x509.load_pem_x509_certificate((pki / "client.crt").read_bytes())
+    cert = x509.load_pem_x509_certificate((pki / "client.pem").read_bytes())
     assert cert.subject.rfc4514_string() == "CN=system:node:boot-1,O=system:nodes"
     kubectl = Kubectl(master, tmp_path / "cache")
     csrs = json.loads(kubectl("get", "csr", "-o", "json"))["items"]
@@ -92,7 +93,7 @@ def test_an_expired_or_revoked_bootstrap_token_is_refused(
                         what=f"{name} to give up on its bootstrap token")
         assert code == 1
         assert "the master refused the bootstrap token (Unauthorized" in agent.log()
-        assert not (agent.state_dir / "pki" / "client.crt").exists()
+        assert not (agent.state_dir / "pki" / "client.pem").exists()
     with master.http() as http:
         assert http.get("/api/v1/nodes/boot-expired").status_code == 404
 
@@ -116,7 +117,9 @@ def test_a_serving_certificate_no_rule_approves_waits_for_the_operator(
                      and not c.get("status", {}).get("conditions")), None)
 
     name = wait_for(pending, timeout=60, what="the agent's serving CSR, pending")
-    assert f"kubectl certificate approve {name}" in agent.log()
+    # Logged just after the request is made (the whole log: other lines may follow).
+    wait_for(lambda: f"kubectl certificate approve {name}" in agent.log_path.read_text(),
+             what="the agent naming the command that approves its request")
     kubectl("certificate", "approve", name)
     agent.wait_registered(timeout=60)
     with master.http() as http:
@@ -124,3 +127,75 @@ def test_a_serving_certificate_no_rule_approves_waits_for_the_operator(
     assert refused.status_code == 503
     assert "was written by 'admin', not by the node's own credential" in \
         refused.json()["message"]
+
+
+def _serial(path: Path) -> int:
+    return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
+
+
+def test_a_live_agent_rotates_its_certificates_and_stays_ready(
+        agents: AgentFactory, tmp_path: Path) -> None:
+    """With a 20 s signing duration (`--cluster-signing-duration`), a bootstrapped
+    agent renews its client and its serving certificate at 70-90 % of their life,
+    without a restart; once the first client certificate has ended, the node
+    still heartbeats (new connections show the new one: the master refuses an
+    ended certificate even on a kept-alive connection) and the master still calls
+    it; and the csrcleaner removes the requests whose certificates ended."""
+    master = Master(tmp_path / "short", extra_args=["--cluster-signing-duration", "20s"])
+    master.start()
+    try:
+        token = _corral_token(master, "create", "--bootstrap", "--ttl", "10m")
+        agent = agents(master, "rot-1", "--bootstrap-kubeconfig",
+                       str(_bootstrap_kubeconfig(master, token, tmp_path)),
+                       node_ip="127.0.1.73")
+        pid = agent.pid
+        pki = agent.state_dir / "pki"
+        first = x509.load_pem_x509_certificate((pki / "client.pem").read_bytes())
+        # 20 s, backdated a tenth of it: renewed 13-18 s after it was issued.
+        assert first.not_valid_after_utc - first.not_valid_before_utc == dt.timedelta(seconds=22)
+        first_serving = _serial(pki / "serving.pem")
+        wait_for(lambda: _serial(pki / "client.pem") != first.serial_number
+                 and _serial(pki / "serving.pem") != first_serving, timeout=90,
+                 what="both certificates rotated")
+        ended = first.not_valid_after_utc
+
+        def heartbeat_after_the_first_ended() -> bool:
+            with master.http() as http:
+                lease = http.get("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/"
+                                 "leases/rot-1").json()
+                node = http.get("/api/v1/nodes/rot-1").json()
+            renewed = dt.datetime.fromisoformat(lease["spec"]["renewTime"])
+            ready = [c["status"] for c in node["status"]["conditions"] if c["type"] == "Ready"]
+            return renewed > ended + dt.timedelta(seconds=1) and ready == ["True"]
+
+        wait_for(heartbeat_after_the_first_ended, timeout=60,
+                 what="a heartbeat after the first client certificate ended, node Ready")
+        assert agent.proc is not None and agent.proc.poll() is None and agent.pid == pid
+        log = agent.log_path.read_text()  # all of it: log() is the last 8000 characters
+        assert "certificate rotated what=client" in log and \
+            "certificate rotated what=serving" in log
+        # The renewals were asked by the node itself and auto-approved.
+        kubectl = Kubectl(master, tmp_path / "cache")
+        mine = [c for c in json.loads(kubectl("get", "csr", "-o", "json"))["items"]
+                if c["spec"]["username"] == "system:node:rot-1"]
+        signers = {c["spec"]["signerName"] for c in mine
+                   if c["status"]["conditions"][0]["reason"] == "AutoApproved"}
+        assert signers == {"kubernetes.io/kube-apiserver-client-kubelet",
+                           "kubernetes.io/kubelet-serving"}
+        # The csrcleaner deletes a request once its certificate has ended: the
+        # bootstrap token's request (its certificate ended above) goes.
+        wait_for(lambda: not [c for c in json.loads(kubectl("get", "csr", "-o", "json"))["items"]
+                              if c["spec"]["username"].startswith("system:bootstrap:")],
+                 what="the bootstrap request cleaned once its certificate ended")
+        # A new connection to the agent is shown its current serving certificate,
+        # and the master, with its own client certificate, still reaches it.
+        with master.http() as http:
+            node = http.get("/api/v1/nodes/rot-1").json()
+            port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+            shown = ssl.get_server_certificate(("127.0.1.73", port))
+            assert x509.load_pem_x509_certificate(shown.encode()).serial_number in {
+                _serial(pki / "serving.pem"), first_serving} - {first_serving}
+            assert http.get("/api/v1/nodes/rot-1/proxy/healthz").status_code == 200
+        agent.stop()
+    finally:
+        master.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,13 @@ from corral.api.node_endpoints import WRITER_ANNOTATION, EndpointWriterAdmission
 from corral.api.node_restriction import forbidden_label, modified_labels
 from corral.api.resources import BY_KIND
 from corral.api.tls import ensure_pki
-from corral.api.token_store import TOKENS_FILE, HashedTokens, create_token
+from corral.api.token_store import (
+    TOKENS_FILE,
+    HashedTokens,
+    create_token,
+    read_tokens,
+    revoke_token,
+)
 
 
 @pytest.mark.parametrize(("label", "forbidden"), [
@@ -114,6 +121,28 @@ def test_a_bootstrap_token_names_its_own_bootstrapper_and_expires(tmp_path: Path
     tokens = HashedTokens(tmp_path / TOKENS_FILE)
     assert tokens.authenticate(token, now + dt.timedelta(minutes=29)) == issued.user
     assert tokens.authenticate(token, now + dt.timedelta(minutes=30)) is None
+
+
+def test_token_writers_never_lose_one_and_drop_expired_ones(tmp_path: Path) -> None:
+    """Concurrent creates (a lock around each read-modify-write), expired tokens
+    dropped by the next write (Kubernetes' tokencleaner), revoke by id or token."""
+    def make(_: int) -> list[str]:
+        return [create_token(tmp_path, User(f"u{i}", "", ()))[0] for i in range(5)]
+
+    with ThreadPoolExecutor(8) as pool:
+        made = [t for batch in pool.map(make, range(8)) for t in batch]
+    assert {t.id for t in read_tokens(tmp_path / TOKENS_FILE)} == {
+        t.split(".")[0] for t in made}
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    old, _ = create_token(tmp_path, None, dt.timedelta(hours=1), now=long_ago)
+    assert old.split(".")[0] in {t.id for t in read_tokens(tmp_path / TOKENS_FILE)}
+    create_token(tmp_path, None)
+    ids = {t.id for t in read_tokens(tmp_path / TOKENS_FILE)}
+    assert old.split(".")[0] not in ids and len(ids) == 41
+    assert revoke_token(tmp_path, made[0])  # the whole token names its id
+    assert revoke_token(tmp_path, made[1].split(".")[0])
+    assert not revoke_token(tmp_path, made[1])
+    assert len(read_tokens(tmp_path / TOKENS_FILE)) == 39
 
 
 def _node(port: int, writer: str | None = None) -> dict[str, Any]:
