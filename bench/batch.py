@@ -89,9 +89,12 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
 
 
 class ExecutorSampler:
-    """The last CPU reading of every executor (they exit with their Alloc)."""
+    """The last CPU reading of every executor (they exit with their Alloc); with
+    ``under``, only those whose state directory is below that path (one run's, on a
+    machine that other clusters share)."""
 
-    def __init__(self) -> None:
+    def __init__(self, under: str = "") -> None:
+        self.under = under
         self.cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -103,6 +106,8 @@ class ExecutorSampler:
                     continue
                 try:
                     if (entry / "comm").read_text().strip() != EXECUTOR:
+                        continue
+                    if self.under and self.under not in (entry / "cmdline").read_text():
                         continue
                 except OSError:
                     continue
