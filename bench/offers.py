@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.batch import Cluster, baseline
+from bench.batch import Cluster, ExecutorSampler, baseline, cpu_seconds
 from corral.client.clock import FakeClock
 from corral.offers.allocator import Allocator
 from corral.offers.resources import Resources
@@ -61,15 +61,27 @@ def mesos_cluster(tmp: Path, args: argparse.Namespace) -> tuple[Cluster, str]:
     return cluster, credentialed(url, cluster.master.data_dir)
 
 
-def throughput(url: str, tmp: Path, tasks: int) -> tuple[float, dict[str, Any]]:
-    """Seconds for ``tasks`` × /bin/true, and where the time went."""
-    fw = FrameworkProcess(url, tmp / "burst.jsonl", "burst", "--tasks", str(tasks),
-                          "--command", "/bin/true", "--cpus", str(TASK_CPUS),
-                          "--mem", str(TASK_MEM), "--exit-when-done")
-    try:
-        code = fw.wait(timeout=1800)
-    finally:
-        fw.stop()
+def throughput(cluster: Cluster, url: str, tmp: Path,
+               tasks: int) -> tuple[float, dict[str, Any]]:
+    """Seconds for ``tasks`` × /bin/true, and where the time (and CPU) went."""
+    pids = {"master": [cluster.master_pid], "agents": [a.pid for a in cluster.agents]}
+    before = {k: sum(cpu_seconds(p) for p in ps) for k, ps in pids.items()}
+    with ExecutorSampler(under=str(tmp.resolve())).running() as sampler:
+        fw = FrameworkProcess(url, tmp / "burst.jsonl", "burst", "--tasks", str(tasks),
+                              "--command", "/bin/true", "--cpus", str(TASK_CPUS),
+                              "--mem", str(TASK_MEM), "--exit-when-done")
+        try:
+            cpu_fw, deadline = 0.0, time.monotonic() + 1800
+            while fw.proc.poll() is None and time.monotonic() < deadline:
+                # its CPU, read before it is reaped
+                cpu_fw = max(cpu_fw, cpu_seconds(fw.proc.pid))
+                time.sleep(0.1)
+            code = fw.wait(timeout=1800)
+        finally:
+            fw.stop()
+        cpu = {k: sum(cpu_seconds(p) for p in ps) - before[k] for k, ps in pids.items()}
+    cpu["executors"] = sum(sampler.cpu.values())
+    cpu["framework"] = cpu_fw
     done = fw.records("done")
     if code != 0 or not done:
         raise RuntimeError(f"burst framework failed ({code}): {fw.errors()}")
@@ -79,7 +91,9 @@ def throughput(url: str, tmp: Path, tasks: int) -> tuple[float, dict[str, Any]]:
         print(f"  warning: {finished} of {tasks} tasks finished "
               f"({ {s: states.count(s) for s in set(states)} })", flush=True)
     subscribed = fw.records("subscribed")[0]["t"]
-    return done[0]["t"] - subscribed, breakdown(fw.records())
+    costs = breakdown(fw.records())
+    costs["cpu_ms"] = {k: 1000 * v / tasks for k, v in cpu.items()}
+    return done[0]["t"] - subscribed, costs
 
 
 def breakdown(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -205,7 +219,7 @@ def fairness_error(shares: dict[str, float]) -> float:
 def one_run(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     cluster, url = mesos_cluster(tmp, args)
     try:
-        elapsed, costs = throughput(url, tmp, args.tasks)
+        elapsed, costs = throughput(cluster, url, tmp, args.tasks)
         trips, decline_ms = round_trips(url, tmp, args.offers)
         shares = fairness(url, tmp, args.agents * args.agent_cpus, args.agents * 4096.0)
         # The stopped frameworks' Allocs go with them: let the agents finish that
@@ -240,6 +254,11 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
     print(f"      a task's path (median ms): ACCEPT sent → RUNNING {costs['to_running']:.0f}, "
           f"RUNNING → FINISHED {costs['running']:.0f}, offer's last FINISHED → node "
           f"offered again {costs['end_to_offer']:.0f}")
+    cpu = {k: statistics.median(r["costs"]["cpu_ms"][k] for r in runs)
+           for k in ("master", "agents", "executors", "framework")}
+    print(f"      CPU per task (ms): master {cpu['master']:.1f}, agents {cpu['agents']:.1f}, "
+          f"executors {cpu['executors']:.1f} (corral {cpu['master'] + cpu['agents'] + cpu['executors']:.1f}); "
+          f"the framework process {cpu['framework']:.1f}")
     calls = runs[len(runs) // 2]["costs"]["calls"]
     print("      framework's time in calls (count, share of the run): " + ", ".join(
         f"{k} {n} {busy:.0%}" for k, (n, busy) in sorted(calls.items())))

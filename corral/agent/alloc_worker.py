@@ -43,6 +43,8 @@ from corral.agent.runtime.executors import (
     ExecutorGone,
     ExecutorRuntime,
     TaskExit,
+    TaskStarted,
+    launch_message,
 )
 from corral.agent.task_array import ClaimPace, TaskArray
 from corral.api.errors import APIError, Conflict, NotFound
@@ -69,6 +71,9 @@ DEFAULT_LOG_BYTES = 30 * 1024 * 1024  # per Alloc, across its rotated files
 LOG_FILES = 3
 WINDOW_FACTOR = 2  # claimed and handed to the executor ahead: at least slots × this
 CLAIM_SECONDS = 1.0  # claims cover about this long of work at the current rate
+# A framework's launch is written this much later: a write at once would say only
+# TASK_STARTING, and a short task's start and end go in the same write instead.
+LAUNCH_HOLD_SECONDS = 0.1
 
 
 @dataclass
@@ -99,6 +104,12 @@ def executor_config(alloc: Obj) -> ExecutorConfig:
                           log_max_files=LOG_FILES)
 
 
+def _size(alloc: Obj) -> tuple[int, int | None, int | None]:
+    """Slots, cpu millis and memory bytes, as the executor is told them."""
+    config = executor_config(alloc)
+    return config.slots, config.cpu_limit_millis, config.memory_limit_bytes
+
+
 def task_env(alloc: Obj) -> dict[str, str]:
     task = spec(alloc).get("task") or {}
     return {str(e["name"]): str(e.get("value") or "") for e in task.get("env") or ()}
@@ -126,6 +137,8 @@ class AllocWorker:
         self._dirty = True
         self._changes = 0  # bumped by every change a status must carry
         self._last_flush = 0.0
+        self._hold_until = 0.0  # no status write before (tasks just launched)
+        self._sized: tuple[int, int | None, int | None] | None = None  # told the executor
         self._pace = ClaimPace(CLAIM_SECONDS)
         self._executor_lost = ""
         # A task array's user, as its Job's pod template says (run_as.py); a
@@ -218,7 +231,8 @@ class AllocWorker:
             self.array.adopt([int(i) for i in [*self.conn.running, *self.conn.queued,
                                                *self.conn.exited] if i.isdigit()])
         if self.tasks is not None:
-            self.tasks.adopt([*self.conn.running, *self.conn.queued, *self.conn.exited])
+            self.tasks.adopt([*self.conn.running, *self.conn.queued, *self.conn.exited],
+                             tuple(self.conn.queued))
         log.info("executor %s alloc=%s/%s pid=%d tasks=%d", "adopted" if adopted else "ready",
                  self.namespace, self.name, self.conn.pid,
                  len(self.conn.running) + len(self.conn.queued))
@@ -234,9 +248,13 @@ class AllocWorker:
             self._fold(exits)
             self._kick.set()
 
-    def _fold(self, exits: list[TaskExit]) -> None:
+    def _fold(self, events: list[TaskExit | TaskStarted]) -> None:
         now = time.monotonic()
-        for done in exits:
+        for done in events:
+            if isinstance(done, TaskStarted):
+                if self.tasks is not None:
+                    self.tasks.started(done.id)
+                continue
             self._seq = max(self._seq, done.seq)
             if self.tasks is not None:
                 self.tasks.exited(done.id, done.code, done.signal, done.reason, done.message,
@@ -256,7 +274,7 @@ class AllocWorker:
     def _wait_seconds(self) -> float:
         wait = RESYNC_SECONDS
         if self._dirty:
-            wait = max(0.0, self._last_flush + FLUSH_SECONDS - time.monotonic())
+            wait = max(0.0, self._flush_at() - time.monotonic())
         retry = self.array.next_retry() if self.array is not None else None
         if self.tasks is not None:
             retry = self.tasks.next_kill()
@@ -286,11 +304,14 @@ class AllocWorker:
                 self._mark_dirty()
             # The executor's queue carries the slots through the status write below.
             self._launch(array)
-        if self._dirty and time.monotonic() >= self._last_flush + FLUSH_SECONDS:
+        if self._dirty and time.monotonic() >= self._flush_at():
             await self._flush()
             if array is not None and live:
                 self._launch(array)  # what that write claimed
         return False
+
+    def _flush_at(self) -> float:
+        return max(self._last_flush + FLUSH_SECONDS, self._hold_until)
 
     def _ahead(self) -> int:
         return self._pace.ahead(self._slots() * WINDOW_FACTOR)
@@ -298,7 +319,11 @@ class AllocWorker:
     def _run_tasks(self, tasks: FrameworkTasks) -> None:
         """Launch a framework's new tasks, signal those it asked to kill."""
         assert self.conn is not None
+        if _size(self.alloc) != self._sized:  # its framework's tasks came or went
+            self._sized = _size(self.alloc)
+            self.conn.resize(*self._sized)  # before the launches it makes room for
         sandboxes = self.ctx.executors.sandbox_dir(self.uid)
+        batch = []
         for launch in tasks.to_launch():
             sandbox = str(sandboxes / launch.sandbox)
             env = {**launch.env, "MESOS_TASK_ID": launch.id, "MESOS_SANDBOX": sandbox}
@@ -308,7 +333,11 @@ class AllocWorker:
             except RunAsError as err:
                 tasks.exited(launch.id, 128, None, "StartError", str(err), False)
                 continue
-            self.conn.launch(launch.id, launch.command, env, sandbox, user)
+            batch.append(launch_message(launch.id, launch.command, env, sandbox, user,
+                                        notify=True))
+        if batch:
+            self.conn.launch_many(batch)  # one message for all that came together
+            self._hold_until = time.monotonic() + LAUNCH_HOLD_SECONDS
         for task_id, sig in tasks.to_kill(time.monotonic()):
             self.conn.kill(task_id, sig)
             self._mark_dirty()

@@ -2,9 +2,12 @@
 kill, and the state of each (Mesos' TaskState) for ``status.tasks``. Pure state
 (no I/O), driven by the Alloc worker as TaskArray is for task arrays.
 
-    spec.tasks[i]            not seen yet ──launch──► TASK_RUNNING
+    spec.tasks[i]            not seen yet ──launch──► TASK_STARTING ──the executor
+                             started it──► TASK_RUNNING (``started``: when)
                              kill: true   ──TERM (its kill grace, then KILL)──►
                                           TASK_KILLING ──exit──► TASK_KILLED
+                             gone from spec (ended, and the master has recorded it)
+                                          ──► forgotten
     executor exit            code 0 ──► TASK_FINISHED     ≠0 ──► TASK_FAILED
                              could not start ──► TASK_FAILED (its message says why)
     Alloc deleted            what still runs is stopped ──► TASK_KILLED
@@ -58,14 +61,20 @@ class FrameworkTasks:
 
     def update(self, alloc: Obj) -> None:
         self.specs = {str(t["id"]): t for t in spec(alloc).get("tasks") or ()}
+        for task_id in [t for t in self.states if t not in self.specs]:
+            if self.state(task_id) in TERMINAL:  # the master dropped it: it ended
+                del self.states[task_id]
+                self.kill_sent.pop(task_id, None)
 
-    def adopt(self, running: list[str]) -> None:
+    def adopt(self, running: list[str], queued: tuple[str, ...] = ()) -> None:
         """Tasks the executor still runs or queues (after an agent restart)."""
         for task_id in running:
             if task_id in self.specs:
                 self.launched.add(task_id)
-                if self.state(task_id) in ("", "TASK_STAGING", "TASK_STARTING"):
-                    self._set(task_id, "TASK_RUNNING")
+                if self.state(task_id) in ("", "TASK_STAGING"):
+                    self._set(task_id, "TASK_STARTING")
+                if task_id not in queued:
+                    self.started(task_id)
 
     def state(self, task_id: str) -> str:
         return str(self.states.get(task_id, {}).get("state") or "")
@@ -85,8 +94,13 @@ class FrameworkTasks:
             out.append(Launch(task_id, [str(c) for c in task.get("command") or ()], env,
                               sandbox_name(task_id), str(task.get("user") or "")))
             self.launched.add(task_id)
-            self._set(task_id, "TASK_RUNNING")
+            self._set(task_id, "TASK_STARTING")
         return out
+
+    def started(self, task_id: str) -> None:
+        """The executor started the task's process."""
+        if self.state(task_id) == "TASK_STARTING":
+            self._set(task_id, "TASK_RUNNING")
 
     def to_kill(self, now: float) -> list[tuple[str, int]]:
         """(task id, signal) to send: TERM first, KILL once its grace has passed."""
@@ -141,7 +155,8 @@ class FrameworkTasks:
         return all(self.state(t) in TERMINAL for t in self.specs)
 
     def running(self) -> int:
-        return sum(1 for t in self.specs if self.state(t) in ("TASK_RUNNING", "TASK_KILLING"))
+        return sum(1 for t in self.specs
+                   if self.state(t) in ("TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"))
 
     def status_fields(self) -> Obj:
         return {"tasks": [self.states[t] for t in self.specs if t in self.states],
@@ -150,6 +165,11 @@ class FrameworkTasks:
     def _set(self, task_id: str, state: str, exit_code: int | None = None,
              reason: str | None = None, message: str | None = None) -> None:
         entry: Obj = {"id": task_id, "state": state, "time": now_rfc3339()}
+        started = self.states.get(task_id, {}).get("started")
+        if state == "TASK_RUNNING" and not started:
+            started = entry["time"]
+        if started:
+            entry["started"] = started  # the master reports RUNNING before how it ended
         if exit_code is not None:
             entry["exitCode"] = exit_code
         if reason:

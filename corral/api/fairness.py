@@ -6,6 +6,8 @@
              lane by identity:  nodes    (agents)
                                 system   (scheduler, controllers)
                                 global   (everyone else: kubectl, scripts)
+               and, for Leases: leader-election (the system components' and the
+                                master's own), node-high (the agents' heartbeats)
                   │
              a free seat in the lane and nobody waiting? ── yes ──► app
                   │ no
@@ -16,7 +18,13 @@
              queue full or waited too long → 429 TooManyRequests, Retry-After
 
 As in kube-apiserver, a lane cannot borrow another's seats: agents heartbeat and
-controllers reconcile while a script floods the global lane. A lane is chosen by
+controllers reconcile while a script floods the global lane. Leases get lanes of
+their own, as kube-apiserver's leader-election and node-high priority levels
+give them: a leader's renewal (every 3/8 s in `corral master`, given up after
+2.25 s) and a node's heartbeat must not queue behind the bulk work of their own
+client — 5,000 pod creates of the ReplicaSet controller, or an agent's pod
+status writes — or the leader is deposed and the node marked NotReady because
+the cluster is busy. A lane is chosen by
 the caller's groups (system:nodes) or user (system:kube-scheduler, ...), by the
 in-process transport (the master's own components), and otherwise, since every
 corral component still signs in with the admin token, by the User-Agent corral's
@@ -43,6 +51,7 @@ _LONG_RUNNING_SUFFIXES = ("/log", "/exec", "/attach", "/portforward")
 _OPEN = ("/healthz", "/livez", "/readyz", "/version", "/metrics")
 _SYSTEM_USERS = ("system:kube-scheduler", "system:kube-controller-manager")
 _SYSTEM_AGENTS = (b"corral-scheduler", b"corral-controller-manager", b"corral-controllers")
+_LEASES = "/apis/coordination.k8s.io/"
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,8 @@ MAX_REQUESTS_INFLIGHT = 128  # kube-apiserver's --max-requests-inflight, split i
 def lanes_for(total: int = MAX_REQUESTS_INFLIGHT) -> dict[str, LaneConfig]:
     """Seats per lane out of ``total``: a quarter to agents, half to the system
     components (the garbage collector deletes in bursts), an eighth to everyone
-    else; each flow may queue twice its lane's seats. One event loop runs every
+    else, a sixteenth each to the Leases of leaders and of nodes; each flow may
+    queue twice its lane's seats (the system lane's, eight times). One event loop runs every
     seat: fewer busy seats keep its turns short, so accepting connections, TLS
     handshakes and the other lanes still get theirs while a lane is flooded
     (64 global seats let a flood delay handshakes past kubectl's 10 s limit)."""
@@ -69,6 +79,8 @@ def lanes_for(total: int = MAX_REQUESTS_INFLIGHT) -> dict[str, LaneConfig]:
         "nodes": lane(total // 4, total // 2),
         "system": lane(total // 2, 4 * total),
         "global": lane(total // 8, total // 4),
+        "leader-election": lane(total // 16, total // 8),
+        "node-high": lane(total // 16, total // 8),
     }
 
 
@@ -166,20 +178,31 @@ def classify(scope: Scope) -> tuple[str, str]:
     """(lane, flow) of a request."""
     user = scope.get("user")
     name = getattr(user, "name", "") or "system:anonymous"
-    groups = getattr(user, "groups", ()) or ()
     agent = _header(scope, b"user-agent")
     flow = f"{name}|{agent.decode('latin-1')}"
+    lane = _caller_lane(scope, name, agent)
+    if lane != "global" and _is_lease(scope["path"]):
+        return ("node-high" if lane == "nodes" else "leader-election"), flow
+    return lane, flow
+
+
+def _caller_lane(scope: Scope, name: str, agent: bytes) -> str:
+    groups = getattr(scope.get("user"), "groups", ()) or ()
     if scope.get("extensions", {}).get(IN_PROCESS) is not None:
-        return "system", flow
+        return "system"
     if "system:nodes" in groups or name.startswith("system:node:"):
-        return "nodes", flow
+        return "nodes"
     if name in _SYSTEM_USERS:
-        return "system", flow
+        return "system"
     if agent.startswith(b"corral-agent/"):
-        return "nodes", flow
+        return "nodes"
     if agent.startswith(_SYSTEM_AGENTS):
-        return "system", flow
-    return "global", flow
+        return "system"
+    return "global"
+
+
+def _is_lease(path: str) -> bool:
+    return path.startswith(_LEASES) and "/leases" in path
 
 
 class FairnessMiddleware:

@@ -24,6 +24,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from corral.api.admission import default_plugins
+from corral.api.alloc_users import TaskUserCheck
 from corral.api.allocation import (
     DEFAULT_NODE_PORT_RANGE,
     DEFAULT_SERVICE_CIDR,
@@ -271,6 +272,7 @@ class ApiServer:
         await self._rbac.start()
         self.authorizer.state = self._rbac.state
         self.registry.admission.append(EscalationCheck(self.authorizer))
+        self.registry.admission.append(TaskUserCheck(self.authorizer))
         await self.crds.start()
         self.app = self._build_app()
         return self.registry

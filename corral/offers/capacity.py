@@ -41,6 +41,13 @@ FRAMEWORK_KIND = "Framework"
 FRAMEWORK_PORTS = (10000, 19999)
 
 
+def _rv(obj: Obj) -> int:
+    try:
+        return int(meta(obj).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
 def framework_owned(obj: Obj) -> bool:
     """Whether an Alloc (or its pod view) belongs to a Mesos framework."""
     return any(ref.get("kind") == FRAMEWORK_KIND for ref in meta(obj).get("ownerReferences") or ())
@@ -101,7 +108,11 @@ class Capacity:
         self.pods = Informer(client, "Pod", field_selector=BOUND_SELECTOR)
         self.allocs = Informer(client, "Alloc", field_selector=BOUND_SELECTOR)
         self._framework: dict[str, tuple[str, PodRequirements]] = {}  # view key → node, req
+        self._versions: dict[str, int] = {}  # Alloc key → resourceVersion assumed
         self._listeners: list[Callable[[], None]] = []
+        # Told each bound pod or Alloc view's key as the informers show it (the
+        # ledger's stand-ins for it can go).
+        self.on_pod: Callable[[str], None] = lambda key: None
         self.nodes.add_handler(self._node_added, self._node_updated, self._node_deleted)
         self.pods.add_handler(self._bound, self._bound_updated, self._unbound)
         self.allocs.add_handler(self._alloc, self._alloc_updated, self._alloc_gone)
@@ -160,6 +171,8 @@ class Capacity:
         scheduler does before reserving); returns its requirements for the ledger."""
         view = pod_view(alloc)
         view["spec"]["nodeName"] = node
+        if _rv(alloc):
+            self._versions[key_of(alloc)] = _rv(alloc)
         self._account(view)
         return pod_requirements(view)
 
@@ -206,10 +219,24 @@ class Capacity:
         self._changed()
 
     def _alloc(self, alloc: Obj) -> None:
-        self._bound(pod_view(alloc))
+        if not self._stale(alloc):
+            self._bound(pod_view(alloc))
 
     def _alloc_updated(self, old: Obj, new: Obj) -> None:
-        self._bound_updated(pod_view(old), pod_view(new))
+        if not self._stale(new):
+            self._bound_updated(pod_view(old), pod_view(new))
+
+    def _stale(self, alloc: Obj) -> bool:
+        """An event older than what ``assume`` already counts (a framework Alloc
+        the master itself just resized): the snapshot keeps the newer size."""
+        key = key_of(alloc)
+        seen = self._versions.get(key)
+        if seen is None:
+            return False
+        if _rv(alloc) < seen:
+            return True
+        del self._versions[key]  # the informer has caught up
+        return False
 
     def _alloc_gone(self, alloc: Obj) -> None:
         self._unbound(pod_view(alloc))
@@ -219,6 +246,7 @@ class Capacity:
         if self.snapshot.node(node) is None:
             return  # counted when its node is added
         info = self.snapshot.add_pod(pod)
+        self.on_pod(info.key)
         if framework_owned(pod):
             self._framework[info.key] = (node, info.req)
         else:
@@ -226,6 +254,7 @@ class Capacity:
 
     def _remove(self, pod: Obj) -> None:
         key = key_of(pod)
+        self.on_pod(key)
         placed = self.snapshot.pod(key)
         if placed is not None and placed.node_name == spec(pod).get("nodeName"):
             self.snapshot.remove_pod(key)

@@ -236,7 +236,7 @@ def _launched(info: Obj, task_id: str, framework_id: str, res: Resources,
     task: Obj = {"id": task_id, "name": str(info.get("name") or ""),
                  "command": _argv(command),
                  "env": [{"name": k, "value": v} for k, v in env.items()],
-                 "resources": _requests(res),
+                 "resources": requests_of(res),
                  "killGraceSeconds": float(grace) / 1e9 if isinstance(grace, int)
                  else KILL_GRACE_SECONDS}
     if group:
@@ -246,7 +246,7 @@ def _launched(info: Obj, task_id: str, framework_id: str, res: Resources,
     return task
 
 
-def _requests(res: Resources) -> dict[str, str]:
+def requests_of(res: Resources) -> dict[str, str]:
     """As Alloc quantities, leaving out what is zero (no cgroup limit of 0)."""
     out = res.requests()
     if not res.cpus:
@@ -272,7 +272,7 @@ def alloc_body(name: str, framework: Obj, role: str, node: str, plan: Plan) -> O
             "ownerReferences": [{"apiVersion": "corral.dev/v1", "kind": "Framework",
                                  "name": fw_meta["name"], "uid": fw_meta["uid"],
                                  "controller": True, "blockOwnerDeletion": True}]},
-        "spec": {"nodeName": node, "resources": _requests(plan.used),
+        "spec": {"nodeName": node, "resources": requests_of(plan.used),
                  "slots": max(1, len(plan.tasks)), "tasks": plan.tasks,
                  "terminationGracePeriodSeconds": 10},
     }

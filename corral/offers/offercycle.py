@@ -10,9 +10,10 @@
               REASON_INVALID_OFFERS, for every task asked for)
            ─► the users its tasks run as, authorized (RBAC "run" on taskusers.corral.dev)
            ─► plan_launch: TaskInfos checked and fitted (TASK_ERROR for the rest)
-           ─► Capacity.assume + Reservations.reserve on the node's ledger, exactly
-              as the scheduler reserves a pod (refused: a pod got there first ─►
-              TASK_LOST/TASK_DROPPED) ─► create the Alloc, bound to the node
+           ─► the framework's Alloc on the node (pool.py): made on first need,
+              reserved on the node's ledger exactly as the scheduler reserves a pod,
+              later ACCEPTs added to it (reserved again when it must grow); refused
+              (a pod got there first) ─► TASK_LOST/TASK_DROPPED
            ─► Allocator.give_back (what the tasks did not take; ACCEPT's filters)
     DECLINE (refuse_seconds), REVIVE, SUPPRESS ─► the Allocator
 """
@@ -23,26 +24,18 @@ import asyncio
 import contextlib
 import logging
 
-from corral.api.errors import AlreadyExists, APIError
-from corral.client.http import ServerUnreachable
+from corral.api.errors import AlreadyExists
 from corral.objects import Obj, name_of, status
 from corral.offers.allocator import Allocator, InvalidOffers, Offer
 from corral.offers.auth import ANONYMOUS, RUN, USERS, FrameworkAuth
 from corral.offers.capacity import Capacity
 from corral.offers.frameworks import Registered
-from corral.offers.launch import (
-    ALLOC_NAMESPACE,
-    Plan,
-    alloc_body,
-    alloc_name,
-    plan_launch,
-    task_ids,
-    task_users,
-)
+from corral.offers.launch import ALLOC_NAMESPACE, Plan, plan_launch, task_ids, task_users
 from corral.offers.master import Hooks, MesosMaster
 from corral.offers.protocol import VERSION, Call, event, mesos_id, refuse_seconds
 from corral.offers.resources import Resources
 from corral.offers.taskloop import TaskLoop
+from corral.offers.tasks import alloc_framework
 from corral.scheduler.ledger import Reservations
 
 log = logging.getLogger("corral.offers")
@@ -62,8 +55,11 @@ class OfferCycle(Hooks):
         self.allocator = Allocator(master.clock, offer_timeout=offer_timeout)
         for role, weight in (weights or {}).items():
             self.allocator.set_weight(role, weight)
-        self.reservations = Reservations(master.client, capacity.snapshot, capacity.lookup)
-        self.tasks = TaskLoop(master, capacity, self._used)
+        self.reservations = Reservations(master.client, capacity.snapshot, capacity.lookup,
+                                         own=lambda key: self.tasks.pool.owns_key(key))
+        capacity.on_pod = self.reservations.forget_phantoms  # the real one is seen: its
+        # stand-in goes, as the scheduler's loop drops them
+        self.tasks = TaskLoop(master, capacity, self.reservations, self._used)
         self._wake = asyncio.Event()
         capacity.add_listener(self._wake.set)
         master.handlers.update({"ACCEPT": self._accept, "DECLINE": self._decline,
@@ -87,6 +83,7 @@ class OfferCycle(Hooks):
             await asyncio.sleep(0.01)  # a burst of wakes is one round
 
     def round(self) -> None:
+        self.reservations.expire_phantoms()
         rescind = self.allocator.update_capacity(self.capacity.free(),
                                                  totals=self.capacity.totals())
         for offer in rescind + self.allocator.expired():
@@ -131,10 +128,10 @@ class OfferCycle(Hooks):
             if fw.removed:
                 continue
             tasks = self.tasks.book.of_framework(fw.id)
-            allocs = {t.alloc for t in tasks if not t.gone}
+            allocs = sum(1 for a in self.tasks.allocs.list() if alloc_framework(a) == fw.id)
             await self.master.write_status(
                 fw, dominantShare=round(shares.get(fw.id, 0.0), 3),
-                tasks=sum(1 for t in tasks if not t.terminal), allocs=len(allocs))
+                tasks=sum(1 for t in tasks if not t.terminal), allocs=allocs)
 
     # -- framework lifecycle -----------------------------------------------------------
 
@@ -195,39 +192,28 @@ class OfferCycle(Hooks):
             return
         node, role = offers[0].node, offers[0].role
         offered = Resources.sum(o.resources for o in offers)
-        known = {t.id for t in self.tasks.book.of_framework(fw.id)}
+        known = {t.id for t in self.tasks.book.of_framework(fw.id)} | self.tasks.staged(fw.id)
         plan = plan_launch(operations, offered, node, fw.id, known, fw.user, allowed)
         for refused in plan.refused:
             self._master_update(fw, refused.task_id, refused.agent_id,
                                 refused.reason, refused.message, lost=False)
-        used = Resources()
-        if plan.tasks and await self._launch(fw, role, node, plan):
-            used = plan.used
-        self.allocator.give_back(offers, {node: used}, refuse_seconds=refuse)
+        if plan.tasks:
+            # Held from now on; written into the framework's Alloc after the answer
+            # (Mesos answers 202 at once too, and reports a failure as updates).
+            self.tasks.stage(fw.id, role, node, plan)
+            self.master.spawn(self._launch(fw, role, node, plan))
+        self.allocator.give_back(offers, {node: plan.used if plan.tasks else Resources()},
+                                 refuse_seconds=refuse)
         self._wake.set()
 
-    async def _launch(self, fw: Registered, role: str, node: str, plan: Plan) -> bool:
-        body = alloc_body(alloc_name(fw.id), fw.obj, role, node, plan)
-        req = self.capacity.assume(body, node)
-        problem = ""
-        if not await self.reservations.reserve(node, req):
-            problem = f"Node {node} no longer has the offered resources (taken by pods)"
-        else:
-            try:
-                created = await self.master.client.create(body)
-            except (APIError, ServerUnreachable) as err:
-                problem = f"The master could not create the task's Alloc: {err}"
+    async def _launch(self, fw: Registered, role: str, node: str, plan: Plan) -> None:
+        problem = await self.tasks.pool.launch(fw, role, node, plan)
         if problem:
-            self.capacity.forget(body)
+            self.tasks.unstage(fw.id, plan)
             for task in plan.tasks:
                 self._master_update(fw, task["id"], node, "REASON_INVALID_OFFERS", problem,
                                     lost=True)
-            return False
-        self.tasks.hold(created)
-        self.tasks.book.observe(created, plan.resources)
-        log.info("tasks launched framework=%s node=%s alloc=%s tasks=%d", fw.id, node,
-                 name_of(created), len(plan.tasks))
-        return True
+            self._wake.set()
 
     async def ensure_namespace(self) -> None:
         """Frameworks' Allocs live in one namespace, made on first use."""

@@ -84,6 +84,13 @@ def port_count(ranges: PortRanges) -> int:
     return sum(end - begin + 1 for begin, end in ranges)
 
 
+def _fixed(value: float) -> float:
+    """Scalars in fixed point, as Mesos keeps them (it rounds to three decimals;
+    six here): tasks' 0.1 cpus held and released one by one many times over add
+    up to exactly what they took, and an offer always fits the room it came from."""
+    return round(value, 6)
+
+
 @dataclass(frozen=True, slots=True)
 class Resources:
     """An amount of a node's resources. Immutable; arithmetic returns new values."""
@@ -106,14 +113,15 @@ class Resources:
             setattr_(self, "ports", ((begin, end),))
 
     def __add__(self, other: Resources) -> Resources:
-        return Resources(self.cpus + other.cpus, self.mem + other.mem,
-                         self.disk + other.disk, self.ports + other.ports)
+        return Resources(_fixed(self.cpus + other.cpus), _fixed(self.mem + other.mem),
+                         _fixed(self.disk + other.disk), self.ports + other.ports)
 
     def __sub__(self, other: Resources) -> Resources:
         """What is left of self after other: scalars stop at zero, ports held by
         other are removed."""
-        return Resources(max(self.cpus - other.cpus, 0.0), max(self.mem - other.mem, 0.0),
-                         max(self.disk - other.disk, 0.0),
+        return Resources(max(_fixed(self.cpus - other.cpus), 0.0),
+                         max(_fixed(self.mem - other.mem), 0.0),
+                         max(_fixed(self.disk - other.disk), 0.0),
                          subtract_ports(self.ports, other.ports))
 
     def fits(self, within: Resources) -> bool:

@@ -5,13 +5,17 @@
         delete     ─► tasks not ended: TASK_LOST / TASK_GONE
     Node informer (capacity's): Ready no longer True ─► TASK_LOST / TASK_UNREACHABLE,
         and the Alloc is deleted (its resources go back to the cluster)
-    tick (every TICK_SECONDS): updates due again (not acknowledged) re-sent;
-        Allocs whose tasks all ended and were acknowledged are deleted
-    calls: KILL (spec.tasks[i].kill on the Alloc), ACKNOWLEDGE, RECONCILE, MESSAGE
+    tick (every TICK_SECONDS): updates due again (not acknowledged) re-sent; the
+        pool (pool.py) shrinks Allocs and deletes idle ones; an Alloc not the
+        pool's (a former leader's second one) goes once its tasks all ended and
+        were acknowledged
+    calls: KILL (spec.tasks[i].kill, in the pool's next write), ACKNOWLEDGE,
+        RECONCILE, MESSAGE
 
-What framework Allocs hold is reported to ``on_used`` (the allocator's
-track_used/release_used) once per Alloc, whether this master created it or
-found it on taking over.
+What each live task holds is reported to ``on_used`` (the allocator's
+track_used/release_used) task by task: held from its launch (or from when a new
+leader finds it), released by the update that ends it — its resources are
+offered again at once, not when its Alloc shrinks or goes.
 """
 
 from __future__ import annotations
@@ -26,13 +30,9 @@ from corral.client.informer import Informer, key_of
 from corral.objects import Obj, is_deleting, name_of, spec, status
 from corral.offers.capacity import Capacity
 from corral.offers.frameworks import Registered
-from corral.offers.launch import (
-    ALLOC_NAMESPACE,
-    TASKS_FINALIZER,
-    alloc_resources,
-    alloc_task_resources,
-)
+from corral.offers.launch import ALLOC_NAMESPACE, TASKS_FINALIZER, Plan, alloc_task_resources
 from corral.offers.master import Hooks, MesosMaster
+from corral.offers.pool import AllocPool
 from corral.offers.protocol import Call, event, mesos_id
 from corral.offers.resources import Resources
 from corral.offers.tasks import (
@@ -43,6 +43,7 @@ from corral.offers.tasks import (
     alloc_framework,
     alloc_role,
 )
+from corral.scheduler.ledger import Reservations
 
 log = logging.getLogger("corral.offers")
 
@@ -51,8 +52,8 @@ UsedCallback = Callable[[str, str, str, Resources, bool], None]  # fw, role, nod
 
 
 class TaskLoop(Hooks):
-    def __init__(self, master: MesosMaster, capacity: Capacity, on_used: UsedCallback, *,
-                 retry_seconds: float = RETRY_SECONDS) -> None:
+    def __init__(self, master: MesosMaster, capacity: Capacity, reservations: Reservations,
+                 on_used: UsedCallback, *, retry_seconds: float = RETRY_SECONDS) -> None:
         self.master = master
         self.client = master.client
         self.capacity = capacity
@@ -65,7 +66,11 @@ class TaskLoop(Hooks):
         self.allocs.add_index("node", lambda a: [str(spec(a).get("nodeName") or "")])
         capacity.nodes.add_handler(self._node_seen, lambda old, new: self._node_seen(new),
                                    self._node_deleted)
-        self._held: dict[str, tuple[str, str, str, Resources]] = {}  # alloc key → holding
+        self.pool = AllocPool(self.client, capacity, reservations, self.book, self.written,
+                              self._delete_soon)
+        # (framework, task id) → (alloc key, framework, role, node, resources)
+        self._held: dict[tuple[str, str], tuple[str, str, str, str, Resources]] = {}
+        self._kill_staged: set[tuple[str, str]] = set()  # KILLed before their write
         self._deleting: set[str] = set()
         self._releasing: set[str] = set()
         self._not_ready: set[str] = set()
@@ -82,26 +87,71 @@ class TaskLoop(Hooks):
 
     # -- Allocs ------------------------------------------------------------------------
 
-    def hold(self, alloc: Obj) -> None:
-        """Count a framework Alloc's resources once (created here, or found)."""
-        key = key_of(alloc)
-        if key in self._held or is_deleting(alloc):
-            return
-        holding = (alloc_framework(alloc), alloc_role(alloc),
-                   str(spec(alloc).get("nodeName") or ""), alloc_resources(alloc))
-        self._held[key] = holding
-        self.on_used(*holding, True)
+    def stage(self, fw_id: str, role: str, node: str, plan: Plan) -> None:
+        """An ACCEPT's tasks, held from the answer on, before their Alloc is written."""
+        for task in plan.tasks:
+            holding = ("", fw_id, role, node, _resources(plan.resources.get(task["id"], [])))
+            self._held[(fw_id, task["id"])] = holding
+            self.on_used(*holding[1:], True)
 
-    def release(self, key: str) -> None:
-        holding = self._held.pop(key, None)
-        if holding is not None:
-            self.on_used(*holding, False)
+    def staged(self, fw_id: str) -> set[str]:
+        return {t for (f, t), h in self._held.items() if f == fw_id and not h[0]}
+
+    def unstage(self, fw_id: str, plan: Plan) -> None:
+        """Their launch failed: nothing is held for them any more."""
+        for task in plan.tasks:
+            holding = self._held.pop((fw_id, task["id"]), None)
+            self._kill_staged.discard((fw_id, task["id"]))
+            if holding is not None:
+                self.on_used(*holding[1:], False)
+
+    def written(self, alloc: Obj, resources: dict[str, list[Obj]]) -> None:
+        """The pool wrote an Alloc with new tasks: they are STAGING, and held."""
+        self.book.observe(alloc, resources)
+        self._hold_live(alloc)
+        fw_id = alloc_framework(alloc)
+        for entry in spec(alloc).get("tasks") or ():
+            if (fw_id, entry["id"]) in self._kill_staged:  # KILL came before the write
+                self._kill_staged.discard((fw_id, entry["id"]))
+                self.pool.kill(key_of(alloc), str(entry["id"]), None)
+
+    def _hold_live(self, alloc: Obj) -> None:
+        """Count each live task of the Alloc once (launched here, or found)."""
+        fw_id, key = alloc_framework(alloc), key_of(alloc)
+        role, node = alloc_role(alloc), str(spec(alloc).get("nodeName") or "")
+        for entry in spec(alloc).get("tasks") or ():
+            task = self.book.tasks.get((fw_id, str(entry["id"])))
+            held = self._held.get((fw_id, str(entry["id"])))
+            if task is None or task.terminal or (held is not None and held[0]):
+                continue
+            if held is not None:  # staged at ACCEPT: now its Alloc is known
+                self._held[(fw_id, task.id)] = (key, *held[1:])
+                continue
+            holding = (key, fw_id, role, node, _resources(task.resources))
+            self._held[(fw_id, task.id)] = holding
+            self.on_used(*holding[1:], True)
+
+    def _release_ended(self) -> None:
+        """Tasks that ended give their resources back (a task the book forgot,
+        with its framework, holds them until its Alloc is gone)."""
+        for key, holding in list(self._held.items()):
+            if not holding[0]:
+                continue  # staged: its Alloc is being written
+            task = self.book.tasks.get(key)
+            if task is not None and not task.terminal:
+                continue
+            if task is None and self.allocs.get_by_key(holding[0]) is not None:
+                continue
+            del self._held[key]
+            self.on_used(*holding[1:], False)
 
     def _alloc_seen(self, alloc: Obj) -> None:
-        self.hold(alloc)
+        self.pool.seen(alloc)
         fw = self.master.frameworks.get(alloc_framework(alloc))
         if fw is None or not fw.removed:  # a removed framework is told nothing more
             self._send(self.book.observe(alloc, alloc_task_resources(alloc)))
+        self._hold_live(alloc)
+        self._release_ended()
         node = str(spec(alloc).get("nodeName") or "")
         if node in self._not_ready:
             self._lose_node(node)
@@ -145,10 +195,11 @@ class TaskLoop(Hooks):
 
     def _alloc_deleted(self, alloc: Obj) -> None:
         key = key_of(alloc)
-        self.release(key)
+        self.pool.gone(alloc)
         self._deleting.discard(key)
         node = str(spec(alloc).get("nodeName") or "")
         self._send(self.book.alloc_gone(alloc, node_ready=node not in self._not_ready))
+        self._release_ended()
 
     # -- nodes ---------------------------------------------------------------------------
 
@@ -171,6 +222,7 @@ class TaskLoop(Hooks):
         if changed:
             log.info("tasks lost with their node node=%s tasks=%d", node, len(changed))
         self._send(changed)
+        self._release_ended()
         for alloc in self.allocs.by_index("node", node):
             if is_deleting(alloc):
                 self._release_finalizer(alloc)
@@ -192,8 +244,12 @@ class TaskLoop(Hooks):
             if fw.connected:
                 for st in self.book.due(fw.id):
                     self.master.send(fw, event("UPDATE", status=st))
+        self.pool.tick()
         for alloc in self.allocs.list():
-            if key_of(alloc) not in self._deleting and self.book.settled(key_of(alloc)):
+            key = key_of(alloc)
+            if key in self._deleting or self.pool.owns(alloc) or is_deleting(alloc):
+                continue
+            if self.book.settled(key) or not spec(alloc).get("tasks"):
                 self._delete_soon(alloc)
 
     def _delete_soon(self, alloc: Obj, grace: int | None = None) -> None:
@@ -234,6 +290,7 @@ class TaskLoop(Hooks):
     async def framework_removed(self, fw: Registered) -> None:
         """Its tasks are killed: every Alloc it holds is deleted (the agent stops
         the executor within the Alloc's grace)."""
+        self.pool.forget_framework(fw.id)
         for alloc in [a for a in self.allocs.list() if alloc_framework(a) == fw.id]:
             self._delete_soon(alloc)
         self.book.forget_framework(fw.id)
@@ -258,6 +315,9 @@ class TaskLoop(Hooks):
     async def _kill(self, fw: Registered, call: Call) -> None:
         task_id = call.task_id()
         task = self.book.tasks.get((fw.id, task_id))
+        if task is None and task_id in self.staged(fw.id):
+            self._kill_staged.add((fw.id, task_id))  # killed once it is written
+            return
         if task is None:
             self._unknown(fw, task_id, call.body.get("agent_id"))
             return
@@ -268,6 +328,9 @@ class TaskLoop(Hooks):
         await self._mark_killed(task, grace / 1e9 if isinstance(grace, int) else None)
 
     async def _mark_killed(self, task: Task, grace: float | None) -> None:
+        if self.pool.kill(task.alloc, task.id, grace):
+            log.info("task kill asked task=%s alloc=%s", task.id, task.alloc)
+            return
         namespace, _, name = task.alloc.partition("/")
         for _ in range(5):
             try:

@@ -89,11 +89,13 @@ class TaskBook:
             seen = states.get(task_id)
             if seen is None or task.terminal or seen.get("state") == task.state:
                 continue
-            if seen["state"] == "TASK_KILLING" and framework_id not in self.killing_aware:
-                task.state = "TASK_KILLING"  # Mesos tells only frameworks that asked
-                continue
-            self._move(task, str(seen["state"]), "SOURCE_EXECUTOR", seen.get("reason"),
-                       seen.get("message"), parse_time(seen.get("time")))
+            for state, when in _steps(task.state, seen):
+                if state == "TASK_KILLING" and framework_id not in self.killing_aware:
+                    task.state = state  # Mesos tells only frameworks that asked
+                    continue
+                final = state == seen["state"]
+                self._move(task, state, "SOURCE_EXECUTOR", seen.get("reason") if final
+                           else None, seen.get("message") if final else None, when)
             changed.append(task)
         return changed
 
@@ -186,6 +188,14 @@ class TaskBook:
         return bool(tasks) and all(
             t.terminal and (t.framework_id, t.id) not in self.pending for t in tasks)
 
+    def prune(self, framework_id: str, task_ids: list[str]) -> None:
+        """Ended, acknowledged tasks left their Alloc's spec: only history now."""
+        for task_id in task_ids:
+            task = self.tasks.get((framework_id, task_id))
+            if task is not None and task.terminal:
+                task.gone = True
+                self._settle(task)
+
     def forget_framework(self, framework_id: str) -> None:
         for key in [k for k in self.tasks if k[0] == framework_id]:
             del self.tasks[key]
@@ -232,6 +242,24 @@ class TaskBook:
             del self.tasks[key]
             kept = self.completed.setdefault(task.framework_id, deque(maxlen=COMPLETED_KEPT))
             kept.append(task)
+
+
+def _steps(state: str, seen: Obj) -> list[tuple[str, object]]:
+    """The states from ``state`` to the agent's latest, as Mesos' command executor
+    reports them: TASK_STARTING, then TASK_RUNNING once the process started
+    (``started``), then how it ended — one status write of the agent may carry a
+    task from handed over to ended."""
+    target = str(seen["state"])
+    when = parse_time(seen.get("time"))
+    started = parse_time(seen.get("started")) if seen.get("started") else None
+    steps: list[tuple[str, object]] = []
+    if state == "TASK_STAGING" and target != "TASK_STARTING" and (
+            started is not None or target in ("TASK_RUNNING", "TASK_KILLING")):
+        steps.append(("TASK_STARTING", started or when))
+    if state in ("TASK_STAGING", "TASK_STARTING") and target not in (
+            "TASK_STARTING", "TASK_RUNNING") and started is not None:
+        steps.append(("TASK_RUNNING", started))
+    return [*steps, (target, when)]
 
 
 def alloc_framework(alloc: Obj) -> str:

@@ -17,6 +17,10 @@ the Node so that it goes when the node does):
 Every reservation on a node goes through one ledger, so the scheduler that
 writes version v+1 has seen every reservation of versions ≤ v: together with the
 pods its informer shows bound there, nothing placed on the node escapes it.
+An entry records the size it reserved ("<uid> <cpu m>:<memory>:<ephemeral>
+<expiry>"): an Alloc that grows in place (a Mesos framework's, corral/offers/)
+reserves again at its new size, is checked again, and a reader that still sees
+it at its old size keeps room for the difference.
 Entries expire after ``ENTRY_TTL`` seconds (by then every informer shows the
 pod bound); a phantom leaves the snapshot when the real pod shows up bound, is
 deleted, or its entry expires. Reservations wanted on one node while a write is
@@ -84,8 +88,12 @@ class _Wanted:
 
 class Reservations:
     def __init__(self, client: Client, snapshot: ClusterSnapshot, lookup: PodLookup,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, *,
+                 own: Callable[[str], bool] = lambda key: False) -> None:
         self.client = client
+        # Keys only this writer changes, whose size the snapshot has first-hand
+        # (the Mesos master's framework Allocs): never a stand-in for their growth.
+        self.own = own
         self.clock = clock or RealClock()  # wall time: entries are shared between schedulers
         self.snapshot = snapshot
         self.lookup = lookup
@@ -150,8 +158,9 @@ class Reservations:
             ledger = self._ledgers.get(node) or await self._read(node)
             await self._absorb(node, ledger)
             accepted = self._still_fitting(node, batch, ledger)
+            expiry = self.clock.now().timestamp() + ENTRY_TTL
             entries = self._pruned(node, ledger) | {
-                entry_key(w.req.key): f"{w.req.uid} {self.clock.now().timestamp() + ENTRY_TTL:.3f}"
+                entry_key(w.req.key): f"{w.req.uid} {_size(w.req)} {expiry:.3f}"
                 for w in accepted}
             try:
                 self._ledgers[node] = await self._write(node, ledger, entries)
@@ -218,15 +227,22 @@ class Reservations:
                 continue
             placed = self.snapshot.pod(pod_key)
             if placed is not None and placed.node_name == node:
-                continue  # bound there, or our own reservation
+                if self.own(pod_key) or _covers(placed.req, value):
+                    continue  # bound there, or our own reservation
+                # It grew in place beyond what we see of it: keep room for the rest.
+                self._add_phantom(phantom, node, expiry, _growth(placed.req, value))
+                continue
             known = self.lookup(pod_key) or await self._fetch(pod_key)
             if known is None or known[1] not in ("", node) or self.snapshot.node(node) is None:
                 continue  # gone, or bound elsewhere: the reservation is moot
             if known[0].uid and value.split(" ", 1)[0] not in ("", known[0].uid):
                 continue  # made for an earlier object of the same name, now gone
-            stand_in = replace(known[0], name=known[0].name + PHANTOM_MARK + node)
-            self.snapshot.add_pod(stand_in, node)
-            self._phantoms[phantom] = (node, expiry)
+            self._add_phantom(phantom, node, expiry, known[0])
+
+    def _add_phantom(self, phantom: str, node: str, expiry: float,
+                     req: PodRequirements) -> None:
+        self.snapshot.add_pod(replace(req, name=phantom.split("/", 1)[1]), node)
+        self._phantoms[phantom] = (node, expiry)
 
     async def _fetch(self, pod_key: str) -> tuple[PodRequirements, str] | None:
         """A pod another scheduler reserved before our informer showed it to us."""
@@ -254,7 +270,8 @@ class Reservations:
         now = self.clock.now().timestamp()
         ours = [w for w in batch if w.req.key in info.pods]
         held = [w for w in ours
-                if _expiry(ledger.entries.get(entry_key(w.req.key), "")) > now]
+                if _expiry(ledger.entries.get(entry_key(w.req.key), "")) > now
+                and _reserved_for(ledger.entries[entry_key(w.req.key)], w.req)]
         fresh = [w for w in ours if w not in held]
         for wanted in fresh:
             self.snapshot.remove_pod(wanted.req.key)
@@ -271,6 +288,41 @@ def _expiry(value: str) -> float:
         return float(value.rsplit(" ", 1)[-1])
     except ValueError:
         return 0.0
+
+
+def _size(req: PodRequirements) -> str:
+    return f"{req.cpu}:{req.memory}:{req.ephemeral}"
+
+
+def _entry_size(value: str) -> tuple[int, int, int] | None:
+    """The size an entry reserved (None: an entry without one)."""
+    parts = value.split(" ")
+    try:
+        cpu, memory, ephemeral = (int(x) for x in parts[1].split(":"))
+    except (IndexError, ValueError):
+        return None
+    return (cpu, memory, ephemeral) if len(parts) == 3 else None
+
+
+def _covers(req: PodRequirements, value: str) -> bool:
+    """Whether ``req`` is at least the size the entry reserved."""
+    size = _entry_size(value)
+    return size is None or (req.cpu >= size[0] and req.memory >= size[1]
+                            and req.ephemeral >= size[2])
+
+
+def _reserved_for(value: str, req: PodRequirements) -> bool:
+    """Whether the entry already reserved at least ``req`` (a grown Alloc's is not)."""
+    size = _entry_size(value)
+    return size is None or (size[0] >= req.cpu and size[1] >= req.memory
+                            and size[2] >= req.ephemeral)
+
+
+def _growth(req: PodRequirements, value: str) -> PodRequirements:
+    """What the entry reserved beyond ``req`` (a stand-in with only that)."""
+    cpu, memory, ephemeral = _entry_size(value) or (0, 0, 0)
+    return replace(req, cpu=max(cpu - req.cpu, 0), memory=max(memory - req.memory, 0),
+                   ephemeral=max(ephemeral - req.ephemeral, 0), host_ports=())
 
 
 def _settle(batch: list[_Wanted], ok: bool) -> None:

@@ -15,6 +15,10 @@ The task interface is general (task arrays use it, Mesos frameworks will):
 
     {"op": "launch", "id": "17", "command": [...], "env": {...}, "cwd": "/...",
      "user": {"uid": 1000, "gid": 1000, "groups": [...]}}   user: optional (task_spawn.py)
+    {"op": "launch", "tasks": [{"id", "command", "env", "cwd", "user", "notify"}, ...]}
+                                                  a batch; notify: say "started"
+    {"op": "resize", "slots": n, "cpu_request_millis", "cpu_limit_millis",
+     "memory_limit_bytes"}                        the Alloc grew or shrank
     {"op": "kill", "id": "17", "signal": 15}     a queued task is dropped, a running
                                                   one signalled (its process group)
     {"op": "ack", "seq": 41}                      exits up to 41 are recorded: forget them
@@ -24,6 +28,7 @@ The task interface is general (task arrays use it, Mesos frameworks will):
        "exited": [...]}                         ids of the unacknowledged exits that follow
     ◀ {"seq": 42, "event": "exited", "id": "17", "code": 0, "signal": null,
        "reason": "Completed"}
+    ◀ {"event": "started", "id": "17"}            its process runs (no seq: not kept)
 
 At most ``slots`` tasks run at once; further launches wait in order. Exits stay
 buffered until acknowledged, and a new connection gets every unacknowledged one
@@ -45,12 +50,12 @@ State directory (made by the agent):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections import deque
@@ -67,7 +72,7 @@ from corral.agent.runtime.shim import (
     reap_children,
     set_process_name,
 )
-from corral.agent.runtime.task_spawn import needs_switch, prepare_cwd, spawn_as, start_error
+from corral.agent.runtime.task_spawn import needs_switch, prepare_cwd, real_ids_of, start_error
 
 EXECUTOR_MODULE = "corral.agent.runtime.executor"
 EXECUTOR_NAME = "corral-executor"
@@ -154,10 +159,10 @@ class Task:
     cwd: str
     user: RunAs | None = None  # None: the executor's own
     pid: int = 0
-    proc: subprocess.Popen[bytes] | None = None  # started as another user (reaped by us)
     out_fd: int = -1  # read end of the task's stdout+stderr pipe
     buffer: bytes = b""
     exit_status: int | None = None
+    notify: bool = False  # say "started" once it runs (a framework's task: TASK_RUNNING)
 
 
 class TaskLog:
@@ -329,8 +334,10 @@ class Executor:
     def _handle(self, msg: dict[str, Any]) -> None:
         op = msg.get("op")
         if op == "launch":
-            self.launch(str(msg["id"]), list(msg["command"]), dict(msg.get("env") or {}),
-                        str(msg.get("cwd") or "/"), _run_as(msg.get("user")))
+            for task in msg.get("tasks") or [msg]:  # one, or a batch
+                self.launch(str(task["id"]), list(task["command"]),
+                            dict(task.get("env") or {}), str(task.get("cwd") or "/"),
+                            _run_as(task.get("user")), notify=bool(task.get("notify")))
         elif op == "kill":
             self.kill(str(msg["id"]), int(msg.get("signal") or signal.SIGTERM))
         elif op == "ack":
@@ -341,6 +348,8 @@ class Executor:
             self.stop(float(msg.get("grace") or 0))
         elif op == "slots":
             self.config.slots = max(1, int(msg["slots"]))
+        elif op == "resize":
+            self.resize(msg)
         self._start_queued()
 
     def _flush(self) -> None:
@@ -380,12 +389,26 @@ class Executor:
     # -- tasks -------------------------------------------------------------------------
 
     def launch(self, task_id: str, command: list[str], env: dict[str, str], cwd: str,
-               user: RunAs | None = None) -> None:
+               user: RunAs | None = None, *, notify: bool = False) -> None:
         if task_id in self.by_id or self.stop_deadline is not None:
             return  # a duplicate launch (an agent resending after reconnecting), or stopping
-        task = Task(task_id, command, {"PATH": self.config.path, **env}, cwd, user)
+        task = Task(task_id, command, {"PATH": self.config.path, **env}, cwd, user,
+                    notify=notify)
         self.by_id[task_id] = task
         self.queue.append(task)
+
+    def resize(self, msg: dict[str, Any]) -> None:
+        """The Alloc grew or shrank (a framework's, as its tasks come and go)."""
+        self.config.slots = max(1, int(msg.get("slots") or 1))
+        for name in ("cpu_request_millis", "cpu_limit_millis", "memory_limit_bytes"):
+            setattr(self.config, name, msg.get(name))
+        if self.cgroup is not None:
+            try:
+                self.cgroup.create(Limits(self.config.cpu_request_millis,
+                                          self.config.cpu_limit_millis,
+                                          self.config.memory_limit_bytes))
+            except OSError as err:
+                _note(f"limits not changed: {err}")
 
     def _start_queued(self) -> None:
         while self.queue and len(self.running) < self.config.slots:
@@ -398,17 +421,16 @@ class Executor:
         actions = [(os.POSIX_SPAWN_DUP2, self.devnull, 0), (os.POSIX_SPAWN_DUP2, write_fd, 1),
                    (os.POSIX_SPAWN_DUP2, write_fd, 2)]
         try:
-            if needs_switch(task.user):
-                assert task.user is not None
-                task.proc = spawn_as(task.command, task.env, task.cwd, task.user,
-                                     self.devnull, write_fd)
-                task.pid = task.proc.pid
-            elif task.cwd in ("", "/"):
-                task.pid = os.posix_spawnp(task.command[0], task.command, task.env,
-                                           file_actions=actions, setpgroup=0)
-            else:
-                task.pid = _spawn_in(task, actions)
-        except (OSError, IndexError, subprocess.SubprocessError) as exc:
+            user = task.user if needs_switch(task.user) else None
+            prepare_cwd(task.cwd, user)
+            with real_ids_of(user) if user is not None else contextlib.nullcontext():
+                if task.cwd in ("", "/"):
+                    task.pid = os.posix_spawnp(task.command[0], task.command, task.env,
+                                               file_actions=actions, setpgroup=0,
+                                               resetids=user is not None)
+                else:
+                    task.pid = _spawn_in(task, actions, user is not None)
+        except (OSError, IndexError) as exc:
             os.close(read_fd)
             os.close(write_fd)
             self.by_id.pop(task.id, None)
@@ -422,6 +444,8 @@ class Executor:
         task.out_fd = read_fd
         self.selector.register(read_fd, selectors.EVENT_READ, task)
         self.running[task.pid] = task
+        if task.notify and self.conn is not None:  # TASK_RUNNING for a framework's task
+            self.outbox += json.dumps({"event": "started", "id": task.id}).encode() + b"\n"
 
     def _read_output(self, task: Task) -> None:
         try:
@@ -457,8 +481,6 @@ class Executor:
         if task is None:
             return  # an orphaned grandchild we reaped as subreaper
         task.exit_status = wait_status
-        if task.proc is not None:
-            task.proc.returncode = wait_status  # reaped here: Popen must not wait for it
         if task.out_fd >= 0:
             _killpg(pid, signal.SIGKILL)  # leftovers of the task keep its pipe open
         self._report_if_done(task)
@@ -504,13 +526,13 @@ class Executor:
                 _killpg(pid, signal.SIGTERM)
 
 
-def _spawn_in(task: Task, actions: list[tuple[int, int, int]]) -> int:
+def _spawn_in(task: Task, actions: list[tuple[int, int, int]], resetids: bool) -> int:
     """posix_spawn has no chdir action before Python 3.13: a task with a working
     directory goes through ``sh -c 'cd DIR && exec ...'``."""
-    prepare_cwd(task.cwd, None)
     script = 'cd "$1" && shift && exec "$@"'
     argv = ["/bin/sh", "-c", script, "sh", task.cwd, *task.command]
-    return os.posix_spawn("/bin/sh", argv, task.env, file_actions=actions, setpgroup=0)
+    return os.posix_spawn("/bin/sh", argv, task.env, file_actions=actions, setpgroup=0,
+                          resetids=resetids)
 
 
 def _killpg(pgid: int, sig: int) -> None:

@@ -51,6 +51,17 @@ class TaskExit:
     message: str = ""
 
 
+def launch_message(task_id: str, command: list[str], env: dict[str, str], cwd: str = "/",
+                   user: RunAs | None = None, *, notify: bool = False) -> dict[str, Any]:
+    """One task for the executor to start (``notify``: it says "started")."""
+    msg: dict[str, Any] = {"id": task_id, "command": command, "env": env, "cwd": cwd}
+    if user is not None:
+        msg["user"] = asdict(user)
+    if notify:
+        msg["notify"] = True
+    return msg
+
+
 class ExecutorConnection:
     """One connection to a running executor."""
 
@@ -74,11 +85,17 @@ class ExecutorConnection:
 
     def launch(self, task_id: str, command: list[str], env: dict[str, str],
                cwd: str = "/", user: RunAs | None = None) -> None:
-        msg: dict[str, Any] = {"op": "launch", "id": task_id, "command": command, "env": env,
-                               "cwd": cwd}
-        if user is not None:
-            msg["user"] = asdict(user)
-        self._send(msg)
+        self._send({"op": "launch", **launch_message(task_id, command, env, cwd, user)})
+
+    def launch_many(self, tasks: list[dict[str, Any]]) -> None:
+        """Several launches (``launch_message`` each) in one message."""
+        if tasks:
+            self._send({"op": "launch", "tasks": tasks})
+
+    def resize(self, slots: int, cpu_millis: int | None, memory_bytes: int | None) -> None:
+        """The Alloc grew or shrank: its slots and its cgroup's limits."""
+        self._send({"op": "resize", "slots": slots, "cpu_request_millis": cpu_millis,
+                    "cpu_limit_millis": cpu_millis, "memory_limit_bytes": memory_bytes})
 
     def kill(self, task_id: str, sig: int = signal.SIGTERM) -> None:
         self._send({"op": "kill", "id": task_id, "signal": int(sig)})
@@ -99,10 +116,10 @@ class ExecutorConnection:
         except (ConnectionError, OSError):
             pass
 
-    async def exits(self) -> list[TaskExit]:
-        """The next exits (at least one; all that arrived together). An empty list
-        means the connection is gone (the executor exited, or was killed)."""
-        return [_exit(json.loads(line)) for line in await self._lines()]
+    async def exits(self) -> list[TaskExit | TaskStarted]:
+        """The next exits and starts (at least one; all that arrived together). An
+        empty list means the connection is gone (the executor exited, or was killed)."""
+        return [_event(json.loads(line)) for line in await self._lines()]
 
     async def _lines(self, first_only: bool = False) -> list[bytes]:
         while b"\n" not in self._buffer:
@@ -123,7 +140,17 @@ class ExecutorConnection:
         self._writer.close()
 
 
-def _exit(event: dict[str, Any]) -> TaskExit:
+@dataclass(frozen=True)
+class TaskStarted:
+    """A task's process was started (not buffered: a new connection's hello lists
+    what runs)."""
+
+    id: str
+
+
+def _event(event: dict[str, Any]) -> TaskExit | TaskStarted:
+    if event.get("event") == "started":
+        return TaskStarted(str(event["id"]))
     return TaskExit(int(event["seq"]), str(event["id"]), int(event["code"]),
                     event.get("signal"), str(event.get("reason") or ""),
                     str(event.get("message") or ""))

@@ -67,6 +67,7 @@ class TaskState(KubeModel):
     reason: str | None = None  # a Mesos TaskStatus.Reason
     message: str | None = None
     time: str | None = None  # RFC 3339, when the state was reached
+    started: str | None = None  # RFC 3339, when its process started (it reached RUNNING)
 
 
 class AllocSpec(KubeModel):

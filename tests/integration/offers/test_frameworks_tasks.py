@@ -103,7 +103,9 @@ def test_launch_run_finish_kill_and_reconcile(url: str, mesos_master: Master,
     longer = task_info("long", "mesos-a", "sleep 600")
     r = fw.accept([offer["id"]["value"]], [launch(quick, longer)])
     assert r.status_code == 202, r.text
+    starting = fw.wait_update("quick", "TASK_STARTING")  # as Mesos' command executor
     running = fw.wait_update("quick", "TASK_RUNNING")
+    assert starting["uuid"] != running["uuid"]
     assert running["agent_id"] == {"value": "mesos-a"} and running["source"] == "SOURCE_EXECUTOR"
     fw.wait_update("long", "TASK_RUNNING")
     finished = fw.wait_update("quick", "TASK_FINISHED")
@@ -122,6 +124,18 @@ def test_launch_run_finish_kill_and_reconcile(url: str, mesos_master: Master,
     assert {t["id"]: t["state"] for t in mine["tasks"]} == {"long": "TASK_RUNNING"}
     assert {t["id"] for t in mine["completed_tasks"]} == {"quick"}
     assert "mesos-a" in {a["id"] for a in state["slaves"]}
+
+    # A later ACCEPT on the node goes into the same Alloc (its running executor
+    # starts the task): no second Alloc, and "quick", ended and acknowledged, has
+    # left its spec.
+    [first] = _allocs(mesos_master, fw.id)
+    offer = _fresh_offer(fw, "mesos-a")
+    fw.accept([offer["id"]["value"]], [launch(task_info("again", "mesos-a", "true"))])
+    fw.wait_update("again", "TASK_FINISHED")
+    [alloc] = _allocs(mesos_master, fw.id)
+    assert alloc["metadata"]["uid"] == first["metadata"]["uid"]
+    assert alloc["status"]["executorPid"] == first["status"]["executorPid"]
+    assert "quick" not in {t["id"] for t in alloc["spec"]["tasks"]}
 
     assert fw.call("KILL", kill={"task_id": {"value": "long"},
                                  "agent_id": {"value": "mesos-a"}}).status_code == 202
@@ -281,7 +295,7 @@ def test_a_pymesos_framework_runs_unchanged(url: str, mesos_master: Master,
     for r in records:
         if r["event"] == "update" and r["reason"] != "REASON_RECONCILIATION":
             states.setdefault(r["task"], []).append(r["state"])
-    assert states["t0"] == ["TASK_RUNNING", "TASK_KILLED"]
+    assert states["t0"] == ["TASK_STARTING", "TASK_RUNNING", "TASK_KILLED"]
     assert states["t1"][-1] == states["t2"][-1] == "TASK_FINISHED"
     reconciled = [r for r in records if r.get("reason") == "REASON_RECONCILIATION"]
     assert [(r["task"], r["state"]) for r in reconciled] == [("t1", "TASK_FINISHED")]

@@ -31,6 +31,9 @@ def test_updates_go_in_order_one_at_a_time_until_acknowledged() -> None:
     assert book.due("fw") == []  # staging is not news
     book.observe(alloc({"a": "TASK_RUNNING"}), {})
     book.observe(alloc({"a": "TASK_FINISHED"}), {})
+    starting = book.due("fw")
+    assert [s["state"] for s in starting] == ["TASK_STARTING"]  # as Mesos' command executor
+    assert book.acknowledge("fw", "a", starting[0]["uuid"])
     first = book.due("fw")
     assert [s["state"] for s in first] == ["TASK_RUNNING"]
     assert book.due("fw") == []  # not yet due again
@@ -61,14 +64,41 @@ def test_node_loss_and_a_vanished_alloc() -> None:
     assert [t.state for t in book.node_lost("n1")] == ["TASK_UNREACHABLE", "TASK_UNREACHABLE"]
     gone = book.alloc_gone(alloc({}), node_ready=False)
     assert [t.state for t in gone] == ["TASK_GONE", "TASK_GONE"]
-    # In order per task: a's RUNNING first, b's UNREACHABLE (never ran before it).
-    assert [s["state"] for s in book.due("fw")] == ["TASK_RUNNING", "TASK_UNREACHABLE"]
+    # In order per task: a's STARTING first, b's UNREACHABLE (never ran before it).
+    assert [s["state"] for s in book.due("fw")] == ["TASK_STARTING", "TASK_UNREACHABLE"]
+
+
+def test_one_status_write_from_handed_over_to_ended_reports_every_step() -> None:
+    """The agent writes at most every 200 ms: a /bin/true can go from handed over
+    to finished in one write; the framework still hears STARTING, RUNNING,
+    FINISHED (with when it started), while a task that never started (its command
+    could not run) goes straight to FAILED, as Mesos reports a failed launch."""
+    book = TaskBook(FakeClock())
+    book.observe({**alloc({}), "status": {"tasks": [
+        {"id": "a", "state": "TASK_FINISHED", "started": "2026-01-01T00:00:01Z",
+         "time": "2026-01-01T00:00:02Z", "message": "Command exited with status 0"},
+        {"id": "b", "state": "TASK_FAILED", "reason": "REASON_COMMAND_EXECUTOR_FAILED",
+         "message": "exec: nope"}]}}, {})
+    seen: dict[str, list[tuple[str, Any]]] = {"a": [], "b": []}
+    while due := book.due("fw"):
+        for st in due:
+            seen[st["task_id"]["value"]].append((st["state"], st.get("message")))
+            book.acknowledge("fw", st["task_id"]["value"], st["uuid"])
+    assert seen["a"] == [("TASK_STARTING", None), ("TASK_RUNNING", None),
+                         ("TASK_FINISHED", "Command exited with status 0")]
+    assert seen["b"] == [("TASK_FAILED", "exec: nope")]
+    assert [s["timestamp"] for s in book.tasks[("fw", "a")].statuses][1:] == [
+        1767225601.0, 1767225601.0, 1767225602.0]
+    # Ended and acknowledged, then dropped from the Alloc's spec: history only.
+    book.prune("fw", ["a", "b"])
+    assert book.of_framework("fw") == [] and len(book.completed["fw"]) == 2
 
 
 def test_task_killing_reaches_only_frameworks_that_asked() -> None:
     book = TaskBook(FakeClock())
     book.observe(alloc({"a": "TASK_RUNNING"}, tasks=("a",)), {})
-    book.acknowledge("fw", "a", book.due("fw")[0]["uuid"])
+    book.acknowledge("fw", "a", book.due("fw")[0]["uuid"])  # STARTING
+    book.acknowledge("fw", "a", book.due("fw")[0]["uuid"])  # RUNNING
     book.observe(alloc({"a": "TASK_KILLING"}, tasks=("a",)), {})
     assert book.due("fw") == []
     book.observe(alloc({"a": "TASK_KILLED"}, tasks=("a",)), {})
@@ -79,6 +109,9 @@ def test_agent_side_launch_kill_and_exit_states() -> None:
     tasks = FrameworkTasks.from_alloc(alloc({}, tasks=("a", "b", "c"), kill="c"))
     launched = tasks.to_launch()
     assert [launch.id for launch in launched] == ["a", "b"]
+    assert tasks.state("a") == "TASK_STARTING"  # handed over: RUNNING once it started
+    tasks.started("a")
+    assert tasks.state("a") == "TASK_RUNNING" and tasks.states["a"]["started"]
     assert tasks.state("c") == "TASK_KILLED"  # killed before it ever ran
     assert tasks.to_launch() == []  # each once
     tasks.update(alloc({}, tasks=("a", "b", "c"), kill="b"))
@@ -89,7 +122,11 @@ def test_agent_side_launch_kill_and_exit_states() -> None:
     tasks.exited("a", 3, None, "Error", "", stopping=False)
     assert (tasks.state("a"), tasks.state("b")) == ("TASK_FAILED", "TASK_KILLED")
     assert tasks.states["a"]["message"] == "Command exited with status 3"
+    assert tasks.states["a"]["started"]  # kept: the master reports RUNNING first
     assert tasks.all_terminal()
+    # The master drops ended tasks from the spec (the Alloc runs on): forgotten.
+    tasks.update(alloc({}, tasks=("d",)))
+    assert set(tasks.states) == set() and [t.id for t in tasks.to_launch()] == ["d"]
     assert sandbox_name("../x/y") == ".._x_y" and sandbox_name("..") == "_.."
 
 

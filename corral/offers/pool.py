@@ -1,0 +1,404 @@
+"""One Alloc per framework, role and node, reused across ACCEPTs — as Mesos runs
+a framework's tasks on an agent under one executor rather than one per launch.
+
+    ACCEPT ─► launch(fw, role, node, plan) ─► the standing Alloc of (fw, role, node)
+        none yet (or going)  ─► assume + ledger reserve + create   (its executor starts)
+        there                ─► one merge patch: spec.tasks += the new tasks (the
+                                agent hands them to the running executor at once)
+            the tasks alive then need more than it reserves ─► grow: reserved again
+            on the node's ledger at the new size first (refused: a pod got there)
+    ACCEPTs that arrive while a write is on its way go together in the next one.
+
+    tick: room its ended tasks left is given back to the cluster (the Alloc shrinks
+          to what its live tasks take) once it has had no launch for SHRINK_SECONDS,
+          or at once when another framework's Alloc on the node needs that room;
+          an Alloc with no task alive nor update unacknowledged for IDLE_SECONDS
+          is deleted (its executor exits)
+    every write drops the tasks that ended and were acknowledged from spec.tasks
+    (they live on in the task book's history), so the Alloc stays small.
+
+The allocator counts a framework's tasks one by one (taskloop.py): a task's
+resources go back to offers on the status update that ends it, whether or not
+its Alloc has shrunk yet. The Alloc's own size is what the scheduler and the
+ledger see: it never holds less than the live tasks take, and room is reserved
+before it grows, so pods and frameworks still never over-commit a node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from corral.api.alloc_view import alloc_name as view_alloc_name
+from corral.api.alloc_view import is_alloc_key
+from corral.api.errors import APIError, NotFound
+from corral.client.http import Client, ServerUnreachable
+from corral.objects import Obj, is_deleting, meta, name_of, spec
+from corral.offers.capacity import Capacity
+from corral.offers.frameworks import Registered
+from corral.offers.launch import (
+    ALLOC_NAMESPACE,
+    RESOURCES_ANNOTATION,
+    TASK_RESOURCES_ANNOTATION,
+    Plan,
+    alloc_body,
+    alloc_name,
+    alloc_resources,
+    alloc_task_resources,
+    requests_of,
+)
+from corral.offers.resources import Resources
+from corral.offers.tasks import TaskBook, alloc_framework, alloc_role
+from corral.scheduler.ledger import Reservations
+
+log = logging.getLogger("corral.offers")
+
+SHRINK_SECONDS = 1.0
+IDLE_SECONDS = 10.0
+EPSILON = 1e-9
+
+Key = tuple[str, str, str]  # framework id, role, node
+Written = Callable[[Obj, dict[str, list[Obj]]], None]  # the Alloc, new tasks' resources
+
+
+@dataclass
+class Launch:
+    """One ACCEPT's tasks, waiting for their Alloc's next write."""
+
+    fw: Registered
+    plan: Plan
+    done: asyncio.Future[str]  # "" launched, else why not
+
+
+@dataclass
+class Standing:
+    key: Key
+    obj: Obj | None = None  # the Alloc as last written or seen; None until created
+    waiting: list[Launch] = field(default_factory=list)
+    kills: dict[str, float | None] = field(default_factory=dict)  # task id → grace
+    shrink: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    writer: asyncio.Task[None] | None = None
+    active: float = 0.0  # monotonic: the last launch, or the last time a task was alive
+    written: float = 0.0  # monotonic: the last write
+
+
+class AllocPool:
+    def __init__(self, client: Client, capacity: Capacity, reservations: Reservations,
+                 book: TaskBook, on_written: Written, delete: Callable[[Obj], None]) -> None:
+        self.client = client
+        self.capacity = capacity
+        self.reservations = reservations
+        self.book = book
+        self.on_written = on_written
+        self.delete = delete
+        self.standing: dict[Key, Standing] = {}
+        self._by_name: dict[str, Standing] = {}
+
+    # -- launching ----------------------------------------------------------------
+
+    async def launch(self, fw: Registered, role: str, node: str, plan: Plan) -> str:
+        """Run ``plan``'s tasks in the (fw, role, node) Alloc; "" or the problem."""
+        st = self.standing.get((fw.id, role, node))
+        if st is None:
+            st = self.standing[(fw.id, role, node)] = Standing((fw.id, role, node))
+        st.active = self.book.clock.monotonic()
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        st.waiting.append(Launch(fw, plan, done))
+        self._kick(st)
+        return await done
+
+    def kill(self, alloc_key: str, task_id: str, grace: float | None) -> bool:
+        """Mark a task killed in its Alloc's next write; False if that Alloc is not
+        one of ours (the caller writes it itself)."""
+        st = self._by_name.get(alloc_key.partition("/")[2])
+        if st is None:
+            return False
+        st.kills[task_id] = grace
+        self._kick(st)
+        return True
+
+    def _kick(self, st: Standing) -> None:
+        if st.writer is None:
+            st.writer = asyncio.create_task(self._write_loop(st), name=f"alloc-pool {st.key}")
+
+    async def _write_loop(self, st: Standing) -> None:
+        try:
+            while st.waiting or st.kills or st.shrink:
+                if st.waiting:
+                    await self._make_room(st)
+                async with st.lock:
+                    batch, st.waiting = st.waiting, []
+                    _settle([b for b in batch if b.fw.removed], "Framework has been removed")
+                    batch = [b for b in batch if not b.fw.removed]
+                    kills, st.kills = st.kills, {}
+                    shrink, st.shrink = st.shrink, False
+                    try:
+                        await self._write(st, batch, kills, shrink)
+                    except (APIError, ServerUnreachable) as err:
+                        _settle(batch, f"The master could not write the task's Alloc: {err}")
+        except Exception:
+            log.exception("alloc pool writer failed key=%s", st.key)
+            _settle(st.waiting, "The master could not write the task's Alloc")
+            st.waiting = []
+        finally:
+            st.writer = None
+
+    async def _make_room(self, st: Standing) -> None:
+        """Other frameworks' Allocs on the node give back the room their ended
+        tasks left, before this one reserves (the ledger sees their size)."""
+        for other in list(self.standing.values()):
+            if other is st or other.key[2] != st.key[2] or other.obj is None:
+                continue
+            async with other.lock:
+                if other.obj is not None and self._slack(other):
+                    with contextlib.suppress(APIError, ServerUnreachable):
+                        await self._write(other, [], {}, True)
+
+    async def _write(self, st: Standing, batch: list[Launch], kills: dict[str, float | None],
+                     shrink: bool) -> None:
+        current = st.obj if st.obj is not None and not is_deleting(st.obj) else None
+        if current is None:
+            if batch:
+                await self._create(st, batch)
+            return
+        fw_id, _, node = st.key
+        tasks, pruned = self._kept(fw_id, current, kills)
+        wire = {k: v for k, v in alloc_task_resources(current).items()
+                if k in {t["id"] for t in tasks}}
+        taken = {t["id"] for t in tasks}
+        launched: list[Launch] = []
+        for item in batch:
+            ids = [t["id"] for t in item.plan.tasks]
+            if taken.intersection(ids) or len(set(ids)) != len(ids):
+                _settle([item], "Task has duplicate ID")
+                continue
+            taken.update(ids)
+            tasks += item.plan.tasks
+            wire.update(item.plan.resources)
+            launched.append(item)
+        need = self._need(fw_id, tasks, wire)
+        size = alloc_resources(current)
+        grow = not _scalars_fit(need, size)
+        new_size = need if grow or shrink else size
+        if not launched and not kills and not pruned and _same(new_size, size):
+            return
+        body = _resized(current, tasks, wire, new_size)
+        if not grow and not _same(new_size, size):
+            # Shrinking: the ledger's entry first says the new size, so that no
+            # reader keeps room for the old one after it is given back.
+            await self._reserve(node, body, current)
+        elif grow and not await self._reserve(node, body, current):
+            _settle(launched, f"Node {node} no longer has the offered resources "
+                              "(taken by pods)")
+            return
+        try:
+            written = await self.client.patch(
+                "Alloc", name_of(current), _patch(current, body), ALLOC_NAMESPACE)
+        except NotFound:
+            self._forget(st)
+            self.capacity.forget(current)
+            _settle(launched, "The task's Alloc was deleted")
+            return
+        except (APIError, ServerUnreachable):
+            if grow:
+                self.capacity.assume(current, node)
+            raise
+        self._written(st, written, {k: v for i in launched for k, v in i.plan.resources.items()})
+        self.book.prune(fw_id, pruned)
+        _settle(launched, "")
+
+    async def _create(self, st: Standing, batch: list[Launch]) -> None:
+        fw_id, role, node = st.key
+        plan = Plan()
+        for item in batch:
+            plan.tasks += item.plan.tasks
+            plan.resources.update(item.plan.resources)
+            plan.used = plan.used + item.plan.used
+        body = alloc_body(alloc_name(fw_id), batch[0].fw.obj, role, node, plan)
+        req = self.capacity.assume(body, node)
+        if not await self.reservations.reserve(node, req):
+            self.capacity.forget(body)
+            _settle(batch, f"Node {node} no longer has the offered resources (taken by pods)")
+            return
+        try:
+            created = await self.client.create(body)
+        except (APIError, ServerUnreachable):
+            self.capacity.forget(body)
+            raise
+        self._written(st, created, plan.resources)
+        log.info("framework alloc created framework=%s node=%s alloc=%s tasks=%d", fw_id,
+                 node, name_of(created), len(plan.tasks))
+        _settle(batch, "")
+
+    async def _reserve(self, node: str, body: Obj, current: Obj) -> bool:
+        req = self.capacity.assume(body, node)
+        if await self.reservations.reserve(node, req):
+            return True
+        self.capacity.assume(current, node)  # back to what it holds
+        return False
+
+    def _written(self, st: Standing, obj: Obj, resources: dict[str, list[Obj]]) -> None:
+        if is_deleting(obj):
+            self._forget(st)
+        else:
+            self.standing.setdefault(st.key, st)  # made again after its Alloc went
+        st.obj = obj
+        st.written = self.book.clock.monotonic()
+        self._by_name[name_of(obj)] = st
+        self.capacity.assume(obj, st.key[2])
+        self.on_written(obj, resources)
+
+    # -- what a standing Alloc holds ---------------------------------------------
+
+    def _kept(self, fw_id: str, alloc: Obj, kills: dict[str, float | None]
+              ) -> tuple[list[Obj], list[str]]:
+        """spec.tasks without those that ended and were acknowledged; kills applied."""
+        kept, pruned = [], []
+        for entry in spec(alloc).get("tasks") or ():
+            task = self.book.tasks.get((fw_id, str(entry["id"])))
+            if task is not None and task.terminal and (fw_id, task.id) not in self.book.pending:
+                pruned.append(task.id)
+                continue
+            if entry["id"] in kills:
+                entry = {**entry, "kill": True}
+                grace = kills[entry["id"]]
+                if grace is not None:
+                    entry["killGraceSeconds"] = grace
+            kept.append(entry)
+        return kept, pruned
+
+    def _alive(self, fw_id: str, task_id: str) -> bool:
+        task = self.book.tasks.get((fw_id, task_id))
+        return task is None or not task.terminal
+
+    def _need(self, fw_id: str, tasks: list[Obj], wire: dict[str, list[Obj]]) -> Resources:
+        """What the Alloc's live tasks take (a task not seen yet is alive)."""
+        total = Resources()
+        for task in tasks:
+            if self._alive(fw_id, str(task["id"])):
+                with contextlib.suppress(Exception):
+                    total = total + Resources.from_mesos(wire.get(str(task["id"])) or [])
+        return total
+
+    def _slack(self, st: Standing) -> bool:
+        assert st.obj is not None
+        fw_id = st.key[0]
+        need = self._need(fw_id, list(spec(st.obj).get("tasks") or ()),
+                          alloc_task_resources(st.obj))
+        return not _same(need, alloc_resources(st.obj))
+
+    # -- the informer's view ---------------------------------------------------------
+
+    def seen(self, alloc: Obj) -> None:
+        """An Alloc of a framework as the informer shows it (ours, or found by a new
+        leader: then it becomes the standing one of its key, if there is none)."""
+        name = name_of(alloc)
+        st = self._by_name.get(name)
+        if st is None:
+            if is_deleting(alloc):
+                return
+            key = (alloc_framework(alloc), alloc_role(alloc), str(spec(alloc).get("nodeName")))
+            if key in self.standing:
+                return  # a second one (an older leader's): it runs down and goes
+            st = self.standing[key] = Standing(key, alloc,
+                                               active=self.book.clock.monotonic())
+            self._by_name[name] = st
+            return
+        if st.obj is None or _rv(alloc) >= _rv(st.obj):
+            st.obj = alloc
+        if is_deleting(alloc):
+            self._forget(st)  # the next launch makes a new one
+
+    def gone(self, alloc: Obj) -> None:
+        st = self._by_name.pop(name_of(alloc), None)
+        if st is not None and self.standing.get(st.key) is st and st.obj is not None \
+                and name_of(st.obj) == name_of(alloc):
+            del self.standing[st.key]
+
+    def owns(self, alloc: Obj) -> bool:
+        """Whether the Alloc is the standing one of its key (the pool runs it down)."""
+        st = self._by_name.get(name_of(alloc))
+        return st is not None and self.standing.get(st.key) is st
+
+    def owns_key(self, key: str) -> bool:
+        """Whether a snapshot key ("mesos/Alloc.<name>") is an Alloc this pool writes."""
+        namespace, _, name = key.partition("/")
+        return namespace == ALLOC_NAMESPACE and is_alloc_key(key) \
+            and view_alloc_name(name) in self._by_name
+
+    def _forget(self, st: Standing) -> None:
+        if self.standing.get(st.key) is st:
+            del self.standing[st.key]
+
+    def forget_framework(self, fw_id: str) -> None:
+        for key in [k for k in self.standing if k[0] == fw_id]:
+            del self.standing[key]
+
+    # -- the periodic part -------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = self.book.clock.monotonic()
+        for st in list(self.standing.values()):
+            if st.obj is None or st.writer is not None or is_deleting(st.obj):
+                continue
+            fw_id = st.key[0]
+            ids = [str(t["id"]) for t in spec(st.obj).get("tasks") or ()]
+            if any(self._alive(fw_id, i) for i in ids):
+                st.active = now
+            elif any((fw_id, i) in self.book.pending for i in ids):
+                continue  # its last updates are not acknowledged yet
+            if now - st.active >= IDLE_SECONDS:
+                self._forget(st)
+                self.delete(st.obj)
+            elif now - st.written >= SHRINK_SECONDS and self._slack(st):
+                st.shrink = True
+                self._kick(st)
+
+
+def _settle(batch: list[Launch], problem: str) -> None:
+    for item in batch:
+        if not item.done.done():
+            item.done.set_result(problem)
+
+
+def _rv(obj: Obj) -> int:
+    try:
+        return int(meta(obj).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+def _scalars_fit(need: Resources, size: Resources) -> bool:
+    return (need.cpus <= size.cpus + EPSILON and need.mem <= size.mem + EPSILON
+            and need.disk <= size.disk + EPSILON)
+
+
+def _same(a: Resources, b: Resources) -> bool:
+    return _scalars_fit(a, b) and _scalars_fit(b, a)
+
+
+def _resized(alloc: Obj, tasks: list[Obj], wire: dict[str, list[Obj]], size: Resources) -> Obj:
+    annotations = {**(meta(alloc).get("annotations") or {}),
+                   RESOURCES_ANNOTATION: json.dumps(size.to_mesos()),
+                   TASK_RESOURCES_ANNOTATION: json.dumps(wire)}
+    return {**alloc, "metadata": {**meta(alloc), "annotations": annotations},
+            "spec": {**spec(alloc), "tasks": tasks, "resources": requests_of(size),
+                     "slots": max(1, len(tasks))}}
+
+
+def _patch(old: Obj, new: Obj) -> Obj:
+    """A merge patch from ``old`` to ``new`` (spec.resources keys that went are
+    nulled: a merge patch keeps what it does not name)."""
+    resources: dict[str, object] = {k: None for k in spec(old).get("resources") or {}}
+    resources.update(spec(new)["resources"])
+    notes = meta(new)["annotations"]
+    return {"metadata": {"annotations": {RESOURCES_ANNOTATION: notes[RESOURCES_ANNOTATION],
+                                         TASK_RESOURCES_ANNOTATION:
+                                             notes[TASK_RESOURCES_ANNOTATION]}},
+            "spec": {"tasks": spec(new)["tasks"], "resources": resources,
+                     "slots": spec(new)["slots"]}}
