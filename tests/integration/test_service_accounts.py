@@ -20,11 +20,6 @@ from tests.kubectl import Kubectl
 
 
 @pytest.fixture(scope="module")
-def kubectl(master: Master, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    return Kubectl(master, tmp_path_factory.mktemp("kubecache"))
-
-
-@pytest.fixture(scope="module")
 def admin(master: Master) -> client.ApiClient:
     return config.new_client_from_config(config_file=str(master.kubeconfig))
 
