@@ -125,10 +125,14 @@ class Master(CorralProcess):
     def log_path(self) -> Path:
         return self.data_dir / f"{self.name}.log"
 
-    def start(self, timeout: float = 30.0) -> Master:
+    def start(self, timeout: float = 30.0, wait_ready: bool = True) -> Master:
+        """Spawn the master and wait until it is ready (``wait_ready=False``: the
+        caller calls wait_ready(), e.g. after spawning several)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.spawn(["master", "--data-dir", str(self.data_dir),
                     "--listen", f"{self.host}:{self.port}", *self.extra_args], env=self.env)
+        if not wait_ready:
+            return self
         try:
             self.wait_ready(timeout)
         except BaseException:
