@@ -1,5 +1,6 @@
 """Batch throughput: N × `/bin/true` on 4 agents as (a) a task array (a Job run as
-tasks in Allocs), (b) a Pod Job (one Pod per completion), (c) `xargs -P` on this
+tasks in Allocs; as the nodes' unprivileged pod user, the default, and as root,
+which the executor starts without changing user), (b) a Pod Job (one Pod per completion), (c) `xargs -P` on this
 box (the raw fork/exec baseline), (d) Ray and Dask when installed (the optional
 `peers` extra); then one big task array (default 100,000): tasks/s and the
 master's peak RSS growth.
@@ -38,7 +39,8 @@ TICKS = os.sysconf("SC_CLK_TCK")
 EXECUTOR = "corral-executor"
 
 
-def job(name: str, completions: int, parallelism: int, array: bool) -> dict[str, Any]:
+def job(name: str, completions: int, parallelism: int, array: bool,
+        as_root: bool = False) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     spec: dict[str, Any] = {"completions": completions, "parallelism": parallelism,
                             "backoffLimit": completions}
@@ -47,6 +49,8 @@ def job(name: str, completions: int, parallelism: int, array: bool) -> dict[str,
         spec["completionMode"] = "Indexed"
     spec["template"] = {"spec": {"restartPolicy": "Never", "containers": [
         {"name": "c", "image": "none", "command": ["/bin/true"]}]}}
+    if as_root:  # the executor's own user: posix_spawn, no user to switch to
+        spec["template"]["spec"]["securityContext"] = {"runAsUser": 0}
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
 
 
@@ -190,8 +194,8 @@ class Cluster:
         return self.master.proc.pid
 
 
-def measured_array(cluster: Cluster, name: str, completions: int,
-                   parallelism: int) -> tuple[float, dict[str, float], int]:
+def measured_array(cluster: Cluster, name: str, completions: int, parallelism: int,
+                   as_root: bool = False) -> tuple[float, dict[str, float], int]:
     """Elapsed, CPU seconds by component, and the master's peak RSS growth (KiB)."""
     master_pid = cluster.master_pid
     agent_pids = [a.pid for a in cluster.agents]
@@ -199,7 +203,8 @@ def measured_array(cluster: Cluster, name: str, completions: int,
               "agents": sum(cpu_seconds(p) for p in agent_pids)}
     rss_before = rss_kib(master_pid)
     with ExecutorSampler().running() as sampler:
-        elapsed = run_job(cluster.master, job(name, completions, parallelism, array=True))
+        elapsed = run_job(cluster.master, job(name, completions, parallelism, array=True,
+                                              as_root=as_root))
     cpu = {"master": cpu_seconds(master_pid) - before["master"],
            "agents": sum(cpu_seconds(p) for p in agent_pids) - before["agents"],
            "executors": sum(sampler.cpu.values())}
@@ -210,11 +215,13 @@ def one_run(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     cluster = Cluster(tmp, args.agents, args.completions + 10)
     try:
         array, cpu, _ = measured_array(cluster, "array", args.completions, args.parallelism)
+        root, _, _ = measured_array(cluster, "array-root", args.completions, args.parallelism,
+                                    as_root=True)
         pods = (run_job(cluster.master, job("pods", args.completions, args.parallelism, False))
                 if args.pod_job else None)
     finally:
         cluster.stop()
-    return {"array": array, "pods": pods, "cpu": cpu}
+    return {"array": array, "array_root": root, "pods": pods, "cpu": cpu}
 
 
 def median_of(runs: list[dict[str, Any]], key: str) -> float:
@@ -227,7 +234,11 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
     array, raw = median_of(runs, "array"), median_of(runs, "xargs")
     print(f"\n{n} × /bin/true, parallelism {args.parallelism}, {args.agents} agents, "
           f"median of {args.runs} (tasks/s):")
-    print(f"  (a) array Job   {rate(array):8.1f}   ({rate(array) / rate(raw):.2f} × xargs)")
+    root = median_of(runs, "array_root")
+    print(f"  (a) array Job   {rate(array):8.1f}   ({rate(array) / rate(raw):.2f} × xargs; "
+          "as the pod user)")
+    print(f"      as root     {rate(root):8.1f}   ({rate(root) / rate(raw):.2f} × xargs; "
+          f"the pod user's runs at {root / array:.2f} × its speed)")
     if args.pod_job:
         pods = median_of(runs, "pods")
         print(f"  (b) Pod Job     {rate(pods):8.1f}   ({rate(pods) / rate(raw):.2f} × xargs)")

@@ -4,6 +4,9 @@
     quiet_master  one per module, without scheduler and controllers: only the
                   test writes, for tests of the API itself
     fresh_master  a master of the test's own (for restarts, crashes, state checks)
+    kubectl       the real kubectl against the module's master, with a discovery
+                  cache of its own
+    client        corral's own API client (corral/client) of the module's master
     agents        start `corral agent` processes; each, and its pods, stopped after the test
     etcd          one real single-member etcd per test module (share it: give each
                   test a key prefix of its own)
@@ -12,12 +15,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from corral.client.http import Client
 from tests.cluster import Agent, EtcdCluster, Master, remove_node_homes
+from tests.kubectl import Kubectl
 from tests.netns import Netns, unique_name
 
 
@@ -38,6 +43,17 @@ def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
         yield m
     finally:
         m.stop()
+
+
+@pytest.fixture(scope="module")
+def kubectl(master: Master, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    return Kubectl(master, tmp_path_factory.mktemp("kubecache"))
+
+
+@pytest.fixture
+async def client(master: Master) -> AsyncIterator[Client]:
+    async with Client.from_kubeconfig(master.kubeconfig) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

@@ -186,6 +186,9 @@ def _mesos_master() -> list[Obj]:
         _rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
         _rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),
         _rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
+        # It writes the users frameworks' tasks run as, once their principal may
+        # (corral/api/alloc_users.py holds every other writer to the same rule).
+        _rule(["run"], ["corral.dev"], ["taskusers"]),
     ]
 
 

@@ -23,7 +23,9 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
+from corral.aiotasks import cancel_and_wait
 from corral.api.admission import default_plugins
+from corral.api.alloc_users import TaskUserCheck
 from corral.api.allocation import (
     DEFAULT_NODE_PORT_RANGE,
     DEFAULT_SERVICE_CIDR,
@@ -271,6 +273,7 @@ class ApiServer:
         await self._rbac.start()
         self.authorizer.state = self._rbac.state
         self.registry.admission.append(EscalationCheck(self.authorizer))
+        self.registry.admission.append(TaskUserCheck(self.authorizer))
         await self.crds.start()
         self.app = self._build_app()
         return self.registry
@@ -386,9 +389,7 @@ class ApiServer:
             await self.audit.close()
             self.audit = None
         if self._reloads is not None:
-            self._reloads.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reloads
+            await cancel_and_wait(self._reloads)
             self._reloads = None
         if self._rbac is not None:
             await self._rbac.close()

@@ -6,6 +6,7 @@ behind even when every agent was killed."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import ssl
@@ -128,6 +129,15 @@ def test_a_killed_agent_is_a_dead_node_and_the_cluster_stays_up(tmp_path: Path) 
         assert f"mesos:      http://127.0.0.1:{up.mesos_port}" in up.text()
         assert httpx.get(f"http://127.0.0.1:{up.mesos_port}/version").json()[
             "version"] == "1.11.0"  # the Mesos scheduler API, on by default
+        # ... authenticated by default: the banner names the principal and secret
+        # it wrote to the data dir; without them a framework is refused.
+        secret = json.loads((up.base / "data" / "mesos-credentials").read_text())[
+            "credentials"][0]["secret"]
+        assert f"principal corral-framework, secret {secret}" in up.text()
+        subscribe = {"type": "SUBSCRIBE", "subscribe": {"framework_info": {
+            "name": "x", "user": ""}}}
+        assert httpx.post(f"http://127.0.0.1:{up.mesos_port}/api/v1/scheduler",
+                          json=subscribe).status_code == 401
         with up.api() as api:
             assert api.post("/apis/apps/v1/namespaces/default/deployments",
                             json=DEPLOY).status_code == 201

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests import manifests
@@ -403,3 +404,47 @@ def test_a_restricted_namespace_refuses_a_root_task_array(kubectl: Kubectl) -> N
     plain = manifests.job("root-pods", template=template, namespace="psa-arrays")
     code, out = create(kubectl, plain)
     assert code == 0 and 'Warning: would violate PodSecurity "restricted:latest"' in out, out
+
+
+def test_an_alloc_written_by_hand_is_held_to_the_same_rules(master: Master) -> None:
+    """No way around the above by writing an Alloc directly: a task array's Alloc
+    is the pod its tasks stand for to Pod Security, and a framework task's user
+    needs RBAC's "run" on taskusers.corral.dev (Mesos' run_tasks) from whoever
+    writes it, as the Mesos endpoint asks it of a framework's principal."""
+    from corral.api.auth import User
+    from corral.api.token_store import replace_token
+
+    allocs = "/apis/corral.dev/v1/namespaces/{ns}/allocs"
+    root_array = {"apiVersion": "corral.dev/v1", "kind": "Alloc",
+                  "metadata": {"name": "by-hand"},
+                  "spec": {"ranges": "0", "securityContext": {"runAsUser": 0},
+                           "task": {"name": "t", "command": ["true"]}}}
+    with master.http() as http:
+        r = http.post(allocs.format(ns="psa-arrays"), json=root_array)
+        assert r.status_code == 403, r.text
+        assert r.json()["message"].startswith(
+            'allocs.corral.dev "by-hand" is forbidden: violates PodSecurity '
+            '"restricted:latest": allowPrivilegeEscalation != false'), r.text
+        http.post("/api/v1/namespaces", json=manifests.namespace("alloc-writers"))
+        binding = {"metadata": {"name": "jane-edits"},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                               "name": "edit"},
+                   "subjects": [{"kind": "User", "name": "jane"}]}
+        r = http.post("/apis/rbac.authorization.k8s.io/v1/namespaces/alloc-writers/"
+                      "rolebindings", json=binding)
+        assert r.status_code == 201, r.text
+    token = replace_token(master.data_dir, User("jane", "jane", ()))
+    as_root = {"apiVersion": "corral.dev/v1", "kind": "Alloc",
+               "metadata": {"name": "root-task"},
+               "spec": {"tasks": [{"id": "t", "command": ["true"], "user": "root"}]}}
+    with httpx.Client(base_url=master.url, verify=str(master.ca_path), timeout=30,
+                      headers={"Authorization": f"Bearer {token}"}) as jane:
+        r = jane.post(allocs.format(ns="alloc-writers"), json=as_root)
+        assert r.status_code == 403, r.text
+        assert r.json()["message"] == (
+            'allocs.corral.dev "root-task" is forbidden: user "jane" may not run tasks as '
+            '"root" (RBAC: "run" on taskusers.corral.dev "root")')
+        del as_root["spec"]["tasks"][0]["user"]  # type: ignore[index]
+        r = jane.post(allocs.format(ns="alloc-writers"), json=as_root)
+        assert r.status_code == 201, r.text  # no user: the node's pod user runs it
+        jane.delete(f"{allocs.format(ns='alloc-writers')}/root-task")

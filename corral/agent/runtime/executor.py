@@ -50,12 +50,12 @@ State directory (made by the agent):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections import deque
@@ -72,7 +72,7 @@ from corral.agent.runtime.shim import (
     reap_children,
     set_process_name,
 )
-from corral.agent.runtime.task_spawn import needs_switch, prepare_cwd, spawn_as, start_error
+from corral.agent.runtime.task_spawn import needs_switch, prepare_cwd, real_ids_of, start_error
 
 EXECUTOR_MODULE = "corral.agent.runtime.executor"
 EXECUTOR_NAME = "corral-executor"
@@ -159,7 +159,6 @@ class Task:
     cwd: str
     user: RunAs | None = None  # None: the executor's own
     pid: int = 0
-    proc: subprocess.Popen[bytes] | None = None  # started as another user (reaped by us)
     out_fd: int = -1  # read end of the task's stdout+stderr pipe
     buffer: bytes = b""
     exit_status: int | None = None
@@ -422,17 +421,16 @@ class Executor:
         actions = [(os.POSIX_SPAWN_DUP2, self.devnull, 0), (os.POSIX_SPAWN_DUP2, write_fd, 1),
                    (os.POSIX_SPAWN_DUP2, write_fd, 2)]
         try:
-            if needs_switch(task.user):
-                assert task.user is not None
-                task.proc = spawn_as(task.command, task.env, task.cwd, task.user,
-                                     self.devnull, write_fd)
-                task.pid = task.proc.pid
-            elif task.cwd in ("", "/"):
-                task.pid = os.posix_spawnp(task.command[0], task.command, task.env,
-                                           file_actions=actions, setpgroup=0)
-            else:
-                task.pid = _spawn_in(task, actions)
-        except (OSError, IndexError, subprocess.SubprocessError) as exc:
+            user = task.user if needs_switch(task.user) else None
+            prepare_cwd(task.cwd, user)
+            with real_ids_of(user) if user is not None else contextlib.nullcontext():
+                if task.cwd in ("", "/"):
+                    task.pid = os.posix_spawnp(task.command[0], task.command, task.env,
+                                               file_actions=actions, setpgroup=0,
+                                               resetids=user is not None)
+                else:
+                    task.pid = _spawn_in(task, actions, user is not None)
+        except (OSError, IndexError) as exc:
             os.close(read_fd)
             os.close(write_fd)
             self.by_id.pop(task.id, None)
@@ -483,8 +481,6 @@ class Executor:
         if task is None:
             return  # an orphaned grandchild we reaped as subreaper
         task.exit_status = wait_status
-        if task.proc is not None:
-            task.proc.returncode = wait_status  # reaped here: Popen must not wait for it
         if task.out_fd >= 0:
             _killpg(pid, signal.SIGKILL)  # leftovers of the task keep its pipe open
         self._report_if_done(task)
@@ -530,13 +526,13 @@ class Executor:
                 _killpg(pid, signal.SIGTERM)
 
 
-def _spawn_in(task: Task, actions: list[tuple[int, int, int]]) -> int:
+def _spawn_in(task: Task, actions: list[tuple[int, int, int]], resetids: bool) -> int:
     """posix_spawn has no chdir action before Python 3.13: a task with a working
     directory goes through ``sh -c 'cd DIR && exec ...'``."""
-    prepare_cwd(task.cwd, None)
     script = 'cd "$1" && shift && exec "$@"'
     argv = ["/bin/sh", "-c", script, "sh", task.cwd, *task.command]
-    return os.posix_spawn("/bin/sh", argv, task.env, file_actions=actions, setpgroup=0)
+    return os.posix_spawn("/bin/sh", argv, task.env, file_actions=actions, setpgroup=0,
+                          resetids=resetids)
 
 
 def _killpg(pgid: int, sig: int) -> None:

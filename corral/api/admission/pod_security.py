@@ -13,7 +13,8 @@ Each namespace picks a level per mode with labels (versions: "latest" or
     Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob,
     ReplicationController, PodTemplate ─► warn + audit on their pod template
     a Job (or CronJob) run as tasks (corral.dev/run-as: tasks) ─► enforced on its
-        template too: its tasks run as processes and no Pod is made to be refused
+        template too: its tasks run as processes and no Pod is made to be refused;
+        a task array's Alloc (spec.task) likewise, as the pod its tasks stand for
     Namespace CREATE/UPDATE ─► labels validated (422); raising enforce warns about
         the pods already there that violate it
 
@@ -155,6 +156,22 @@ def _runs_as_tasks(kind: str, obj: Obj) -> bool:
     return isinstance(annotations, dict) and annotations.get(RUN_AS) == RUN_AS_TASKS
 
 
+def _alloc_pod_spec(alloc: Obj) -> Obj:
+    """A task array's Alloc as the pod its tasks stand for (what the agent runs
+    them as: corral/agent/run_as.py run_as_for_alloc), so that one written by
+    hand is held to the namespace's level as its Job was."""
+    s = alloc.get("spec") or {}
+    task = s.get("task") or {}
+    container: Obj = {"name": task.get("name") or "task"}
+    for field_name in ("securityContext", "workingDir"):
+        if task.get(field_name) is not None:
+            container[field_name] = task[field_name]
+    pod: Obj = {"containers": [container]}
+    if s.get("securityContext") is not None:
+        pod["securityContext"] = s["securityContext"]
+    return pod
+
+
 def _images(spec: Obj) -> list[object]:
     return [(f, c.get("image")) for f in ("initContainers", "containers", "ephemeralContainers")
             for c in spec.get(f) or [] if isinstance(c, dict)]
@@ -176,6 +193,11 @@ class PodSecurityAdmission:
                     _images(obj.get("spec") or {}) == _images(old.get("spec") or {}):
                 return None  # status, binding, labels: nothing the levels look at
             return await self._evaluate(res, obj, obj.get("spec") or {}, enforce=True)
+        if res.kind == "Alloc" and (obj.get("spec") or {}).get("task") is not None:
+            spec = _alloc_pod_spec(obj)
+            if op == "UPDATE" and old is not None and _alloc_pod_spec(old) == spec:
+                return None  # status, ranges, claims: nothing the levels look at
+            return await self._evaluate(res, obj, spec, enforce=True)
         if res.kind in TEMPLATE_PATHS:
             template = _template(res.kind, obj)
             if template is None or (op == "UPDATE" and old is not None

@@ -23,7 +23,23 @@ Status), catalog (MODELS), codec (decode, encode, unknown_fields).
 
 from __future__ import annotations
 
-from corral.api.kinds.catalog import MODELS
-from corral.api.kinds.codec import decode, drop_unknown_fields, encode, unknown_fields
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from corral.api.kinds.catalog import MODELS
+    from corral.api.kinds.codec import decode, drop_unknown_fields, encode, unknown_fields
 
 __all__ = ["MODELS", "decode", "drop_unknown_fields", "encode", "unknown_fields"]
+
+# Imported on first use, not with the package: building every model costs ~0.5 s of
+# CPU, and an agent, a controller or a CLI verb needs a few models (or none, only
+# encode): every process that imports one module of the package paid for all of them.
+_LAZY = {"MODELS": "catalog", "decode": "codec", "drop_unknown_fields": "codec",
+         "encode": "codec", "unknown_fields": "codec"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)

@@ -17,7 +17,6 @@ from pydantic import BaseModel, ValidationError
 
 from corral.api.errors import BadRequest, Cause, invalid
 from corral.api.kinds.base import TypedObject
-from corral.api.kinds.catalog import MODELS
 from corral.api.resources import BY_KIND
 
 
@@ -25,6 +24,8 @@ def decode(kind: str, data: dict[str, Any]) -> TypedObject:
     """Check that ``data`` is a ``kind`` object and build its model. A body of
     another kind or apiVersion is a BadRequest; wrong shapes or types are Invalid
     with one cause per field."""
+    from corral.api.kinds.catalog import MODELS  # the models, on first use (__init__.py)
+
     model = MODELS.get(kind)
     if model is None:
         raise BadRequest(f"no such kind {kind!r}")

@@ -49,7 +49,9 @@ class LaunchFactory:
         return ContainerLaunch(self.pod_uid, name, command, **{**defaults, **fields})  # type: ignore[arg-type]
 
 
-async def wait_exited(rt: ProcessRuntime, cid: str, timeout: float = 20.0) -> None:
+async def wait_exited(rt: ProcessRuntime, cid: str, timeout: float = 60.0) -> None:
+    # A bound, not a wait: on a loaded machine the shim's kill of leftovers, its
+    # drain of the pipes and the cgroup's removal come before the exit is written.
     deadline = time.monotonic() + timeout
     while not rt.exited(cid):
         assert time.monotonic() < deadline, f"{cid} did not exit"

@@ -6,6 +6,9 @@ kill and stop."""
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,11 +147,15 @@ async def test_an_alloc_is_forgotten_only_with_its_cgroup(executors: ExecutorRun
 
 
 async def test_a_task_with_a_user_runs_as_it_in_its_own_sandbox(
-        executors: ExecutorRuntime, tmp_path: Path) -> None:
+        executors: ExecutorRuntime, request: pytest.FixtureRequest) -> None:
     """A launch naming a user: the task runs with those ids and groups, in a working
     dir made for it and given to it; one it cannot start as is a StartError."""
     uid, conn = await started(executors)
-    sandbox = tmp_path / "sandboxes" / "t1"
+    # The task's user walks the path to its sandbox (pytest's temp root is root's).
+    base = Path(tempfile.mkdtemp(prefix="corral-sandboxes-"))
+    os.chmod(base, 0o711)
+    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
+    sandbox = base / "t1"
     who = RunAs(1000, 3000, (4000,))
     conn.launch("t1", ["sh", "-c", "id -u; id -g; id -G; touch mine"], {}, str(sandbox), who)
     conn.launch("t2", ["no-such-program-here"], {}, "/", who)

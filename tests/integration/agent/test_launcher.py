@@ -7,9 +7,9 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from corral.agent.runtime.launcher import (
@@ -22,7 +22,7 @@ from corral.agent.runtime.launcher import (
 from corral.agent.runtime.process import ProcessRuntime, is_shim_process
 from corral.agent.runtime.shim import SHIM_MODULE, SHIM_NAME, StateDir
 from tests.integration.agent.conftest import LaunchFactory, wait_exited, wait_gone
-from tests.poll import eventually
+from tests.poll import eventually, wait_for
 
 
 def _comm(pid: int) -> str:
@@ -127,15 +127,22 @@ async def test_a_second_launch_of_one_instance_starts_no_second_shim(
 
 
 def test_launcher_exits_after_its_linger_without_clients(runtime_root: Path) -> None:
+    """Once no client has been connected for its linger, the launcher exits and
+    removes its socket. The spawn returns once the socket listens, before the
+    daemon has written its pid (and a loaded machine may take longer than a short
+    linger to get there): a client holds it alive while the test reads the pid."""
     runtime_root.mkdir(parents=True)
-    subprocess.run([sys.executable, "-m", LAUNCHER_MODULE, str(runtime_root), "0.3"],
+    subprocess.run([sys.executable, "-m", LAUNCHER_MODULE, str(runtime_root), "3"],
                    cwd="/", timeout=30, check=True)
-    pid = running_launcher(runtime_root)
-    assert pid is not None
-    deadline = time.monotonic() + 10
-    while running_launcher(runtime_root) == pid:
-        assert time.monotonic() < deadline, "launcher did not exit"
-        time.sleep(0.05)
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        client.connect(str(runtime_root / SOCKET_NAME))
+        pid = wait_for(lambda: running_launcher(runtime_root), timeout=30,
+                       what="the launcher's pid file")
+    finally:
+        client.close()
+    wait_for(lambda: running_launcher(runtime_root) != pid, timeout=30,
+             what="the launcher to exit after its linger")
     assert not (runtime_root / SOCKET_NAME).exists()  # it removed its own socket
 
 
