@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -57,6 +60,19 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
         yield cluster.start()
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def searchable_base() -> Iterator[Path]:
+    """A temp dir every user may search (as /var/lib is), not under pytest's 0700
+    temp root: for a master whose data dir a test's unprivileged processes must
+    find closed by its own mode, not by an ancestor's."""
+    path = Path(tempfile.mkdtemp(prefix="corral-open-"))
+    os.chmod(path, 0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
