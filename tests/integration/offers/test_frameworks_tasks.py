@@ -369,6 +369,8 @@ def test_tasks_run_as_their_user_only_if_the_principal_may(
               "|| echo token=denied; "
               f"ls {node.state_dir}/runtime >/dev/null 2>&1 && echo runtime=listed "
               "|| echo runtime=denied; "
+              f"cat {node.credential()} >/dev/null 2>&1 && echo nodecred=read "
+              "|| echo nodecred=denied; "
               'cd "$MESOS_SANDBOX" && touch mine && echo sandbox=ok; '
               f"}} > {out}/$MESOS_TASK_ID")
     tasks = [task_info(name, node.name, script, cpus=0.1) for name in
@@ -386,5 +388,6 @@ def test_tasks_run_as_their_user_only_if_the_principal_may(
                 "as-nobody": pwd.getpwnam("nobody").pw_uid}
     for name, uid in expected.items():
         seen = (out / name).read_text().split()
-        assert seen == [str(uid), "token=denied", "runtime=denied", "sandbox=ok"], (name, seen)
+        assert seen == [str(uid), "token=denied", "runtime=denied", "nodecred=denied",
+                        "sandbox=ok"], (name, seen)
     assert not (out / "as-root").exists()
