@@ -13,6 +13,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 Request = tuple[str, str, bytes]  # method, path, body
+MAX_RETRIES = 10  # client-go's default for a Retry-After answer
 
 
 class Connection:
@@ -22,6 +23,7 @@ class Connection:
         self.writer = writer
         self.prefix = f"Host: {host}\r\nAuthorization: Bearer {token}\r\n".encode()
         self.retry_after = 0.0  # the last answer's Retry-After, in seconds
+        self.throttled = 0  # 429s that send() waited out and sent again
 
     @classmethod
     async def open(cls, url: str, token: str, ca_path: str | None) -> Connection:
@@ -58,6 +60,21 @@ class Connection:
             return status, await self._read_chunked()
         return status, await self.reader.readexactly(length)
 
+    async def send(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        """``request``, honouring the API's fairness as client-go and corral's own
+        client (corral/client/http.py) do: a 429 with Retry-After was turned away
+        before anything ran, so any verb is sent again after the wait it asks (at
+        most 10 s), up to MAX_RETRIES times. A 429 without Retry-After (an eviction
+        a disruption budget refuses) is the caller's answer."""
+        status, data = await self.request(method, path, body)
+        for _ in range(MAX_RETRIES):
+            if status != 429 or not self.retry_after:
+                break
+            self.throttled += 1
+            await asyncio.sleep(min(self.retry_after, 10.0))
+            status, data = await self.request(method, path, body)
+        return status, data
+
     async def _read_chunked(self) -> bytes:
         out = bytearray()
         while True:
@@ -81,12 +98,7 @@ async def run_requests(url: str, token: str, ca_path: str | None, requests: list
     async def worker(conn: Connection) -> None:
         while queue:
             method, path, body = queue.pop()
-            status, data = await conn.request(method, path, body)
-            while status == 429 and conn.retry_after:
-                # The API's fairness turned the request away before running it: wait
-                # as it asks and send it again, as client-go does.
-                await asyncio.sleep(conn.retry_after)
-                status, data = await conn.request(method, path, body)
+            status, data = await conn.send(method, path, body)
             check(status, data)
 
     try:

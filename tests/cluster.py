@@ -125,10 +125,14 @@ class Master(CorralProcess):
     def log_path(self) -> Path:
         return self.data_dir / f"{self.name}.log"
 
-    def start(self, timeout: float = 30.0) -> Master:
+    def start(self, timeout: float = 30.0, wait_ready: bool = True) -> Master:
+        """Spawn the master and wait until it is ready (``wait_ready=False``: the
+        caller calls wait_ready(), e.g. after spawning several)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.spawn(["master", "--data-dir", str(self.data_dir),
                     "--listen", f"{self.host}:{self.port}", *self.extra_args], env=self.env)
+        if not wait_ready:
+            return self
         try:
             self.wait_ready(timeout)
         except BaseException:
@@ -335,6 +339,17 @@ class Agent(CorralProcess):
         self.stop()
         kill_pods(self.state_dir)
 
+
+
+def start_agents(agents: list[Agent], timeout: float = 30.0) -> list[Agent]:
+    """Start several agents at once: all are spawned, then each is awaited until
+    registered, so their starts (imports, certificates, registration) overlap
+    rather than queue. The caller holds them for cleanup() as it would one by one."""
+    for agent in agents:
+        agent.start(wait_registered=False)
+    for agent in agents:
+        agent.wait_registered(timeout)
+    return agents
 
 class EtcdCluster:
     """A real etcd cluster of ``size`` members on free loopback ports under ``base``

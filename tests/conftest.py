@@ -4,10 +4,15 @@
     quiet_master  one per module, without scheduler and controllers: only the
                   test writes, for tests of the API itself
     fresh_master  a master of the test's own (for restarts, crashes, state checks)
+    kubectl       the real kubectl against the module's master, with a discovery
+                  cache of its own
+    client        corral's own API client (corral/client) of the module's master
     agents        start `corral agent` processes; each, and its pods, stopped after the test
     etcd          one real single-member etcd per test module (share it: give each
                   test a key prefix of its own)
     netns         create network namespaces (tests/netns.py); each deleted after the test
+    searchable_base  a module's temp dir any user may search (not under pytest's 0700
+                  root), for masters whose data dir unprivileged tasks must find closed
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from corral.client.http import Client
 from tests.cluster import Agent, EtcdCluster, Master, remove_node_homes
+from tests.kubectl import Kubectl
 from tests.netns import Netns, unique_name
 
 
@@ -41,6 +48,17 @@ def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
         yield m
     finally:
         m.stop()
+
+
+@pytest.fixture(scope="module")
+def kubectl(master: Master, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    return Kubectl(master, tmp_path_factory.mktemp("kubecache"))
+
+
+@pytest.fixture
+async def client(master: Master) -> AsyncIterator[Client]:
+    async with Client.from_kubeconfig(master.kubeconfig) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

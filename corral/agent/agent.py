@@ -20,7 +20,6 @@ for it except the writes, which are retried.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 
@@ -49,6 +48,7 @@ from corral.agent.services import NodeServices
 from corral.agent.serving_cert import ServingFiles, ensure_serving_cert, renew_serving_cert
 from corral.agent.stats import StatsCollector
 from corral.agent.volumes import VOLUMES_DIR
+from corral.aiotasks import cancel_and_wait
 from corral.api.errors import APIError
 from corral.client.backoff import Backoff
 from corral.client.events import EventRecorder
@@ -192,9 +192,7 @@ class Agent:
         for rotation in self.rotations:
             await rotation.stop()
         if self._register_task is not None:
-            self._register_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._register_task
+            await cancel_and_wait(self._register_task)
         if self.heartbeat is not None:
             await self.heartbeat.stop()
         if self.pods is not None:

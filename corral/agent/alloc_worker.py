@@ -47,6 +47,7 @@ from corral.agent.runtime.executors import (
     launch_message,
 )
 from corral.agent.task_array import ClaimPace, TaskArray
+from corral.aiotasks import cancel_and_wait
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.client.http import Client, ServerUnreachable
@@ -184,9 +185,7 @@ class AllocWorker:
         """Stop supervising (the agent exits); the executor keeps running."""
         for task in (self._task, self._reader):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
         if self.conn is not None:
             self.conn.close()
 

@@ -10,10 +10,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from corral.agent.alloc_worker import AllocContext, AllocWorker
+from corral.aiotasks import cancel_and_wait
 from corral.client.informer import Informer
 from corral.objects import Obj, uid_of
 
@@ -39,9 +39,7 @@ class AllocManager:
 
     async def stop(self, stop_allocs: bool = False) -> None:
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+            await cancel_and_wait(self._sweeper)
         await self.informer.stop()
         workers = list(self.workers.values())
         await asyncio.gather(*(w.stop() for w in workers))

@@ -16,7 +16,6 @@ by default); with a short one rotation is seen within a minute.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import random
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from corral.aiotasks import cancel_and_wait
 from corral.client.backoff import Backoff
 from corral.client.clock import Clock, RealClock
 
@@ -67,9 +67,7 @@ class Rotation:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def run(self) -> None:

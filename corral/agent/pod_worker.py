@@ -54,6 +54,7 @@ from corral.agent.runtime.ports import PortAllocator, PortsExhausted
 from corral.agent.sa_token import MOUNT_PATH, ProjectedToken, TokenError
 from corral.agent.sandbox import own_dir, prepare_pod_dir, work_dir_owner
 from corral.agent.volumes import VOLUMES_DIR, VolumeError, mount_claims
+from corral.aiotasks import cancel_and_wait
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.api.quantity import bytes_value, cpu_millis
 from corral.client.events import EventRecorder
@@ -151,9 +152,7 @@ class PodWorker:
     async def stop(self) -> None:
         """Stop supervising (the agent exits); containers keep running."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         for track in self.tracks:
             track.close_watch()
             await track.stop_probes()

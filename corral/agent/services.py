@@ -26,13 +26,13 @@ replaces round-robin.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 from pathlib import Path
 from typing import Protocol
 
 from corral.agent.config import AgentConfig
+from corral.aiotasks import cancel_and_wait
 from corral.client.http import Client
 from corral.client.informer import Informer
 from corral.objects import Obj, meta, name_of, namespace_of, uid_of
@@ -206,9 +206,7 @@ class NodeServices:
 
     async def stop(self) -> None:
         if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+            await cancel_and_wait(self._loop)
         await self.services.stop()
         await self.endpoints.stop()
         await self.table.close()

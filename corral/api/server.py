@@ -23,6 +23,7 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
+from corral.aiotasks import cancel_and_wait
 from corral.api.admission import default_plugins
 from corral.api.alloc_users import TaskUserCheck
 from corral.api.allocation import (
@@ -388,9 +389,7 @@ class ApiServer:
             await self.audit.close()
             self.audit = None
         if self._reloads is not None:
-            self._reloads.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reloads
+            await cancel_and_wait(self._reloads)
             self._reloads = None
         if self._rbac is not None:
             await self._rbac.close()

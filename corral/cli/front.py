@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import logging
 import signal
 
 import httpx
 
+from corral.aiotasks import cancel_and_wait
 from corral.cli import eventloop
 from corral.cli.logging_setup import setup_logging
 from corral.cli.master import parse_listen
@@ -121,9 +121,7 @@ async def run_front(listen: Backend, backends: list[Backend], scheme: str) -> No
     try:
         await stop.wait()
     finally:
-        probing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await probing
+        await cancel_and_wait(probing)
         server.close()
 
 

@@ -22,6 +22,8 @@ from urllib.parse import unquote
 
 import httpx
 
+from corral.aiotasks import cancel_and_wait
+
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Message]],
                     Callable[[Message], Awaitable[None]]], Awaitable[None]]
@@ -52,9 +54,7 @@ class _ResponseStream(httpx.AsyncByteStream):
     async def aclose(self) -> None:
         self._disconnected.set()
         if not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
 
 class AsgiTransport(httpx.AsyncBaseTransport):

@@ -27,6 +27,7 @@ import copy
 import os
 from dataclasses import dataclass
 
+from corral.aiotasks import cancel_and_wait
 from corral.api.errors import Conflict, NotFound
 from corral.client.clock import Clock, RealClock
 from corral.client.events import NORMAL, EventRecorder
@@ -143,9 +144,7 @@ class NodeLifecycleController(Controller):
         try:
             await super().run(stop)
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            await cancel_and_wait(ticker)
 
     async def _tick(self) -> None:
         while True:

@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from corral.aiotasks import cancel_and_wait
 from corral.proxy.conntrack import drop_connections
 from corral.proxy.hostlock import DEFAULT_RUN_DIR, HostLock
 from corral.proxy.model import Algorithm, Backend, ServicePortKey, ServiceProxySpec
@@ -193,9 +194,7 @@ class NftProxy:
 
     async def close(self) -> None:
         if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+            await cancel_and_wait(self._poller)
             self._poller = None
         await self.flushed()
         async with self._lock:

@@ -22,7 +22,6 @@ StoreUnavailable (HTTP 503), never a hang. See etcd_rpc.py for endpoints.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import weakref
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from typing import Any
 import grpc  # type: ignore[import-untyped]
 from aetcd import rpc  # type: ignore[import-untyped]
 
+from corral.aiotasks import cancel_and_wait
 from corral.store.base import DeleteResults, Deletions, Event, Guard, KeyValue, ListResult
 from corral.store.errors import (
     Compacted,
@@ -420,9 +420,7 @@ class EtcdStore:
             return
         self._closed = True
         if self._compactor is not None:
-            self._compactor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._compactor
+            await cancel_and_wait(self._compactor)
         for watcher in list(self._watchers):
             watcher.store_closed()
         if self._follower is not None:

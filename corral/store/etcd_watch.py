@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import grpc  # type: ignore[import-untyped]
 from aetcd import rpc  # type: ignore[import-untyped]
 
+from corral.aiotasks import cancel_and_wait
 from corral.store.base import Event, EventType, KeyValue
 from corral.store.broadcast import Broadcaster
 from corral.store.errors import Compacted, StoreError, StoreUnavailable
@@ -150,9 +151,7 @@ class EtcdWatcher(AsyncIterator[Event]):
 
     async def aclose(self) -> None:
         self._ended = StopAsyncIteration()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait(self._task)
 
     def store_closed(self) -> None:
         self._ended = StoreUnavailable("store closed")
@@ -185,9 +184,7 @@ class Follower:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         self.broadcaster.close()
 
     async def _follow(self) -> None:

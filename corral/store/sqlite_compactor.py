@@ -8,13 +8,13 @@ of waiting behind it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
+from corral.aiotasks import cancel_and_wait
 from corral.store.history import DEFAULT_MAX_AGE, HistoryWindow
 from corral.store.sqlite_writes import compact_step
 
@@ -51,9 +51,7 @@ class Compactor:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def compact(self, revision: int) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cluster import Agent, Master
+from tests.cluster import Agent, Master, start_agents
 from tests.integration.controllers.helpers import (
     APPS,
     CORE,
@@ -50,9 +50,7 @@ def agents(master: Master, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     started = [Agent(master, f"node-{i}", base / f"node-{i}", f"127.0.1.{40 + i}",
                      ["--cpus", "4"]) for i in range(3)]
     try:
-        for agent in started:
-            agent.start()
-        yield started
+        yield start_agents(started)
     finally:
         for agent in started:
             agent.cleanup()

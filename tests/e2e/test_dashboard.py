@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cluster import Agent, Master
+from tests.cluster import Agent, Master, start_agents
 from tests.e2e.browser import Browser, artifacts_dir
 from tests.integration.controllers.helpers import corral
 from tests.poll import wait_for
@@ -49,7 +49,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         for i, name in enumerate(NODES, start=1):
             # Two CPUs each on any machine, for the preemption test's arithmetic.
             agents[name] = Agent(master, name, base / "agents" / name, f"127.0.1.{80 + i}",
-                                 ["--cpus", "2"]).start()
+                                 ["--cpus", "2"])
+        start_agents(list(agents.values()))
         c = Cluster(master, agents)
         c.corral("apply", "-f", str(EXAMPLES))  # as `corral up --apply examples/` does
         yield c

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from corral.api.quantity import cpu_millis
-from tests.cluster import Agent, Master, free_port
+from tests.cluster import Agent, Master, free_port, start_agents
 from tests.manifests import container, deployment, pod_template
 from tests.mesos_client import credentialed, leading
 from tests.offers_framework import FrameworkProcess
@@ -39,8 +39,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Master, 
                     ["--cpus", str(CPUS_PER_NODE), "--memory", "2Gi"]) for i in range(2)]
     url = f"http://127.0.0.1:{port}"
     try:
-        for agent in agents:
-            agent.start()
+        start_agents(agents)
         wait_for(lambda: leading(url), 30, "the mesos master leading")
         yield master, credentialed(url, master.data_dir)
     finally:

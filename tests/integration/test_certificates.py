@@ -194,11 +194,12 @@ async def test_old_requests_are_cleaned(master: Master, tmp_path: Path) -> None:
     kubectl = Kubectl(master, tmp_path / "cache")
     names = {"issued": "apiserver-client", "denied": "apiserver-client",
              "pending": "example.com/x", "unissued": "example.com/x"}
-    for name, signer in names.items():
-        body = csr_object(f"clean-{name}", request_pem(new_key(), name, ("dev",)),
-                          signer if "/" in signer else f"kubernetes.io/kube-{signer}",
-                          ["client auth"])
-        kubectl("create", "-f", "-", input=json.dumps(body))
+    with master.http() as http:
+        for name, signer in names.items():
+            body = csr_object(f"clean-{name}", request_pem(new_key(), name, ("dev",)),
+                              signer if "/" in signer else f"kubernetes.io/kube-{signer}",
+                              ["client auth"])
+            assert http.post(CERTS, json=body).status_code == 201
     kubectl("certificate", "approve", "clean-issued", "clean-unissued")
     kubectl("certificate", "deny", "clean-denied")
     async with Client.from_kubeconfig(master.kubeconfig) as api:

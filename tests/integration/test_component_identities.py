@@ -1,7 +1,9 @@
 """The scheduler and the controllers act as system:kube-scheduler and
 system:kube-controller-manager — in-process in `corral master` and as their own
 processes with the kubeconfigs the master writes for them — and can do only
-what their ClusterRoles allow."""
+what their ClusterRoles allow. The separate processes at work under their own
+identities are checked in test_component_metrics.py, with their metrics: one pair
+of processes on one master for both."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from tests.cluster import Component, Master, wait_for
+from tests.cluster import Master
 
 
 def _api(kubeconfig: Path) -> client.ApiClient:
@@ -64,38 +66,3 @@ def test_each_component_is_held_to_its_role(master: Master) -> None:
             metadata=client.V1ObjectMeta(name="p"), spec=client.V1PodSpec(
                 containers=[client.V1Container(name="c", image="x")]))))
     assert 'cannot delete resource "nodes"' in _refused(lambda: sched.delete_node("any"))
-
-
-def test_separate_processes_work_under_their_own_identities(quiet_master: Master) -> None:
-    """quiet_master runs neither scheduler nor controllers: these processes do."""
-    data = quiet_master.data_dir
-    parts = [Component(quiet_master, "controllers", kubeconfig=data / "controllers.kubeconfig"),
-             Component(quiet_master, "scheduler", kubeconfig=data / "scheduler.kubeconfig")]
-    try:
-        for part in parts:
-            part.start()
-        admin = _api(quiet_master.kubeconfig)
-        core = client.CoreV1Api(admin)
-        core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name="n1"), status=(
-            client.V1NodeStatus(allocatable={"cpu": "4", "memory": "8Gi", "pods": "10"},
-                                capacity={"cpu": "4", "memory": "8Gi", "pods": "10"},
-                                conditions=[client.V1NodeCondition(type="Ready",
-                                                                   status="True")]))))
-        client.AppsV1Api(admin).create_namespaced_deployment("default", client.V1Deployment(
-            metadata=client.V1ObjectMeta(name="web"), spec=client.V1DeploymentSpec(
-                replicas=2, selector=client.V1LabelSelector(match_labels={"app": "web"}),
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels={"app": "web"}),
-                    spec=client.V1PodSpec(containers=[client.V1Container(
-                        name="c", image="x")])))))
-        wait_for(lambda: len([p for p in core.list_namespaced_pod(
-            "default", label_selector="app=web").items if p.spec.node_name == "n1"]) == 2,
-                 timeout=60, what="the deployment's pods made and bound by the processes")
-        wait_for(lambda: any(e.reason == "Scheduled"
-                             for e in core.list_namespaced_event("default").items),
-                 what="the scheduler's Events, written as itself")
-        for part in parts:
-            assert "403" not in part.log() and "Forbidden" not in part.log(), part.log()
-    finally:
-        for part in parts:
-            part.stop()

@@ -1,7 +1,8 @@
 """Every component's /metrics exposes its families, with Kubernetes' names:
 the master (API, and the scheduler and controllers it runs in-process), an agent
 (through the API's node proxy, as Prometheus scrapes it), and the scheduler and
-controllers as processes of their own (--metrics-listen)."""
+controllers as processes of their own (--metrics-listen), which also work under
+their own identities (test_component_identities.py has the in-process ones)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from kubernetes import client, config
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster import Component, Master, free_port
@@ -118,14 +120,24 @@ def scrape(port: int, proc: Component) -> str | None:
     return r.text if r.status_code == 200 else None
 
 
-def test_scheduler_and_controllers_processes_serve_metrics(
+def test_scheduler_and_controllers_processes_serve_metrics_under_their_own_identities(
         quiet_master: Master, components: list[Component]) -> None:
+    """quiet_master runs neither scheduler nor controllers: these processes do, each
+    with the kubeconfig the master wrote for it (system:kube-scheduler and
+    system:kube-controller-manager), and bind and make pods within their roles.
+    (One pair of processes for both checks: they were two tests of two modules,
+    each starting its own master and processes.)"""
+    data = quiet_master.data_dir
     sched_port, ctrl_port = free_port(), free_port()
-    scheduler = Component(quiet_master, "scheduler",
-                          ["--metrics-listen", f"127.0.0.1:{sched_port}"]).start()
     controllers = Component(quiet_master, "controllers",
-                            ["--metrics-listen", f"127.0.0.1:{ctrl_port}"]).start()
-    components.extend([scheduler, controllers])
+                            ["--metrics-listen", f"127.0.0.1:{ctrl_port}"],
+                            kubeconfig=data / "controllers.kubeconfig")
+    scheduler = Component(quiet_master, "scheduler",
+                          ["--metrics-listen", f"127.0.0.1:{sched_port}"],
+                          kubeconfig=data / "scheduler.kubeconfig")
+    components.extend([controllers, scheduler])
+    for part in components:
+        part.start()
     sched_text = wait_for(lambda: scrape(sched_port, scheduler), 30, "scheduler metrics")
     assert SCHEDULER <= families(sched_text)
     assert not families(sched_text) & (API | WORKQUEUE)
@@ -146,3 +158,27 @@ def test_scheduler_and_controllers_processes_serve_metrics(
     ctrl_text = wait_for(lambda: scrape(ctrl_port, controllers), 30, "controller metrics")
     assert WORKQUEUE <= families(ctrl_text)
     assert not families(ctrl_text) & (API | SCHEDULER)
+
+    # Under their own identities, the processes make and bind a Deployment's pods.
+    admin = config.new_client_from_config(config_file=str(quiet_master.kubeconfig))
+    core = client.CoreV1Api(admin)
+    core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name="n1"), status=(
+        client.V1NodeStatus(allocatable={"cpu": "4", "memory": "8Gi", "pods": "10"},
+                            capacity={"cpu": "4", "memory": "8Gi", "pods": "10"},
+                            conditions=[client.V1NodeCondition(type="Ready",
+                                                               status="True")]))))
+    client.AppsV1Api(admin).create_namespaced_deployment("default", client.V1Deployment(
+        metadata=client.V1ObjectMeta(name="web"), spec=client.V1DeploymentSpec(
+            replicas=2, selector=client.V1LabelSelector(match_labels={"app": "web"}),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels={"app": "web"}),
+                spec=client.V1PodSpec(containers=[client.V1Container(
+                    name="c", image="x")])))))
+    wait_for(lambda: len([p for p in core.list_namespaced_pod(
+        "default", label_selector="app=web").items if p.spec.node_name == "n1"]) == 2,
+             timeout=60, what="the deployment's pods made and bound by the processes")
+    wait_for(lambda: any(e.reason == "Scheduled"
+                         for e in core.list_namespaced_event("default").items),
+             what="the scheduler's Events, written as itself")
+    for part in components:
+        assert "403" not in part.log() and "Forbidden" not in part.log(), part.log()

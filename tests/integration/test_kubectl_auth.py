@@ -6,15 +6,8 @@ from __future__ import annotations
 import json
 import secrets
 
-import pytest
-
 from tests.cluster import Master
 from tests.kubectl import Kubectl
-
-
-@pytest.fixture(scope="module")
-def kubectl(master: Master, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    return Kubectl(master, tmp_path_factory.mktemp("kubecache"))
 
 
 def test_whoami_names_the_caller(kubectl: Kubectl, master: Master) -> None:

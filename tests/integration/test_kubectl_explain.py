@@ -12,11 +12,6 @@ from tests.cluster import Master
 from tests.kubectl import Kubectl
 
 
-@pytest.fixture(scope="module")
-def kubectl(master: Master, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    return Kubectl(master, tmp_path_factory.mktemp("kubecache"))
-
-
 @pytest.mark.parametrize("output", ["plaintext", "plaintext-openapiv2"])
 def test_explain_prints_descriptions(kubectl: Kubectl, output: str) -> None:
     field = kubectl("explain", "deployments.spec.replicas", f"--output={output}")

@@ -18,11 +18,6 @@ from tests.kubectl import Kubectl
 
 
 @pytest.fixture(scope="module")
-def kubectl(master: Master, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    return Kubectl(master, tmp_path_factory.mktemp("kubecache"))
-
-
-@pytest.fixture(scope="module")
 def user_token(master: Master) -> Callable[[str], str]:
     def add(name: str) -> str:
         token = secrets.token_urlsafe(16)

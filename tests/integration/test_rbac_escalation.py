@@ -15,11 +15,6 @@ NS = "esc"
 
 
 @pytest.fixture(scope="module")
-def kubectl(master: Master, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    return Kubectl(master, tmp_path_factory.mktemp("kubecache"))
-
-
-@pytest.fixture(scope="module")
 def jane(master: Master, kubectl: Kubectl) -> str:
     token = secrets.token_urlsafe(16)
     with open(master.data_dir / "token", "a") as tokens:

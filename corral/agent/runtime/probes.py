@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from corral.agent.runtime.base import RunAs
+from corral.aiotasks import cancel_and_wait
 from corral.api.kinds.container import Probe
 
 
@@ -177,9 +178,7 @@ class ProbeRunner:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _loop(self) -> None:

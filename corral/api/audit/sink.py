@@ -20,7 +20,6 @@ never silently. Stopping the server writes what is queued before it exits.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -30,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from corral.aiotasks import cancel_and_wait
 from corral.api.metrics import API_METRICS
 
 log = logging.getLogger("corral.api.audit")
@@ -157,8 +157,6 @@ class AuditLog:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), 10.0)
             except TimeoutError:  # a disk that hangs: give up on the rest
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+                await cancel_and_wait(self._task)
             self._task = None
         await asyncio.to_thread(self.file.close)

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 
+from corral.aiotasks import cancel_and_wait
 from corral.api.crd.definition import names_in_use, resources_of, with_status
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.api.registry.core import Registry
@@ -54,9 +55,7 @@ class CrdServing:
         await asyncio.gather(*self._cleanups.values(), return_exceptions=True)
         self._cleanups.clear()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     # ---- admission: the CRD's status --------------------------------------

@@ -11,7 +11,6 @@ re-watch from the last resourceVersion they saw.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,6 +19,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from corral.aiotasks import cancel_and_wait
 from corral.api import tables
 from corral.api.conversion import conversion_for, stored, to_served
 from corral.api.errors import APIError, BadRequest, Gone
@@ -173,6 +173,4 @@ async def _stream(request: Request, store: Store, target: Target, flt: Filter, r
     finally:
         for timer in timers:
             timer.cancel()
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump
+        await cancel_and_wait(pump)

@@ -39,11 +39,6 @@ from tests.kubectl import Kubectl
 
 
 @pytest.fixture(scope="module")
-def kubectl(master: Master, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    return Kubectl(master, tmp_path_factory.mktemp("kubecache"))
-
-
-@pytest.fixture(scope="module")
 def shell(master: Master, node: Agent, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A running pod `shell` whose working directory is returned."""
     work = tmp_path_factory.mktemp("shell-work")

@@ -3,10 +3,7 @@ resync, and re-list after the master restarts with history compacted."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from corral.client.clock import FakeClock
 from corral.client.http import Client
@@ -36,12 +33,6 @@ def _recording(informer: Informer) -> Record:
     informer.add_handler(on_add=lambda o: seen.append(("add", o["metadata"]["name"])),
                          on_update=on_update, on_delete=on_delete)
     return seen
-
-
-@pytest.fixture
-async def client(master: Master) -> AsyncIterator[Client]:
-    async with Client.from_kubeconfig(master.kubeconfig) as c:
-        yield c
 
 
 async def test_list_then_events_in_order(client: Client) -> None:

@@ -5,7 +5,6 @@ a stopped leader hands over at once, and a leader that cannot renew steps down."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,12 +18,6 @@ from tests.poll import eventually
 
 NS = "default"
 RETRY = 2.0
-
-
-@pytest.fixture
-async def client(master: Master) -> AsyncIterator[Client]:
-    async with Client.from_kubeconfig(master.kubeconfig) as c:
-        yield c
 
 
 def _elector(client: Client, lease: str, identity: str, clock: FakeClock,

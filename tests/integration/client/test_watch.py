@@ -34,12 +34,6 @@ async def _take(events: AsyncIterator[WatchEvent], n: int) -> list[WatchEvent]:
     return got
 
 
-@pytest.fixture
-async def client(master: Master) -> AsyncIterator[Client]:
-    async with Client.from_kubeconfig(master.kubeconfig) as c:
-        yield c
-
-
 async def test_events_in_order_from_resource_version(client: Client) -> None:
     start = (await client.list("configmaps", "default")).resource_version
     created = await client.create(_cm("w-order", app="w-order"))

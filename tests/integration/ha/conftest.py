@@ -43,8 +43,12 @@ class HA:
 
     def start(self) -> HA:
         self.etcd.start()
-        for master in self.masters:  # one by one: the first makes the CA the others use
-            master.start(timeout=WAIT)
+        first, *others = self.masters
+        first.start(timeout=WAIT)  # first: it makes the CA the others use
+        for master in others:  # then the others together (stopped by stop() if one fails)
+            master.start(wait_ready=False)
+        for master in others:
+            master.wait_ready(WAIT)
         # Leader last: tests kill or stop the leader, and the agent should keep
         # heart-beating through a master that stays.
         urls = [m.url for m in reversed(self.masters)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,12 +29,6 @@ def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
         yield m
     finally:
         m.stop()
-
-
-@pytest.fixture
-async def client(master: Master) -> AsyncIterator[Client]:
-    async with Client.from_kubeconfig(master.kubeconfig) as c:
-        yield c
 
 
 def alloc(name: str, cpu: str, *, ns: str = "default", priority_class: str | None = None,

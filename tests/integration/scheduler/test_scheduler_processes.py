@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,12 +70,6 @@ def schedulers(master: Master) -> Iterator[list[SchedulerProcess]]:
     finally:
         for proc in started:
             proc.stop()
-
-
-@pytest.fixture
-async def client(master: Master) -> AsyncIterator[Client]:
-    async with Client.from_kubeconfig(master.kubeconfig) as c:
-        yield c
 
 
 def requests_of(p: Obj) -> tuple[int, int]:

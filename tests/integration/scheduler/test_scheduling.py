@@ -6,7 +6,7 @@ test finishes a preempted pod's graceful deletion itself, as its agent would."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,12 +28,6 @@ def master(tmp_path: Path) -> Iterator[Master]:
         yield m
     finally:
         m.stop()
-
-
-@pytest.fixture
-async def client(master: Master) -> AsyncIterator[Client]:
-    async with Client.from_kubeconfig(master.kubeconfig) as c:
-        yield c
 
 
 async def test_pods_are_bound_within_node_capacity(client: Client) -> None:

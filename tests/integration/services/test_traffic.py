@@ -17,7 +17,7 @@ import pytest
 from dnslib import QTYPE, RCODE, DNSRecord  # type: ignore[import-untyped]
 
 from corral.objects import Obj, status
-from tests.cluster import Agent, Master
+from tests.cluster import Agent, Master, start_agents
 from tests.integration.services import web
 from tests.poll import wait_for
 
@@ -87,7 +87,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             agent = Agent(master, f"svc-node-{i}", base / "agents" / f"svc-node-{i}",
                           f"127.0.1.{last}")
             agents.append(agent)
-            agent.start()
+        start_agents(agents)
         with master.http() as http:
             yield Cluster(master, agents, http)
     finally:
