@@ -73,12 +73,15 @@ def run_job(master: Master, body: dict[str, Any]) -> float:
 
 # -- CPU and memory, from /proc ------------------------------------------------------
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """utime + stime; with ``children``, also that of its children it has reaped
+    (cutime + cstime: an executor's start, whose first fork the agent reaps)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+    own = int(fields[11]) + int(fields[12])
+    return (own + (int(fields[13]) + int(fields[14]) if children else 0)) / TICKS
 
 
 def rss_kib(pid: int, field: str = "VmRSS") -> int:
@@ -90,10 +93,10 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
 
 class ExecutorSampler:
     """The last CPU reading of every executor (they exit with their Alloc); with
-    ``under``, only those whose state directory is below that path (one run's, on a
-    machine that other clusters share)."""
+    ``under``, only those whose state directory is below one of those paths (one
+    run's agents', on a machine that other clusters share)."""
 
-    def __init__(self, under: str = "") -> None:
+    def __init__(self, under: tuple[str, ...] = ()) -> None:
         self.under = under
         self.cpu: dict[int, float] = {}
         self._stop = threading.Event()
@@ -107,7 +110,8 @@ class ExecutorSampler:
                 try:
                     if (entry / "comm").read_text().strip() != EXECUTOR:
                         continue
-                    if self.under and self.under not in (entry / "cmdline").read_text():
+                    if self.under and not any(
+                            u in (entry / "cmdline").read_text() for u in self.under):
                         continue
                 except OSError:
                     continue

@@ -65,8 +65,10 @@ def throughput(cluster: Cluster, url: str, tmp: Path,
                tasks: int) -> tuple[float, dict[str, Any]]:
     """Seconds for ``tasks`` × /bin/true, and where the time (and CPU) went."""
     pids = {"master": [cluster.master_pid], "agents": [a.pid for a in cluster.agents]}
-    before = {k: sum(cpu_seconds(p) for p in ps) for k, ps in pids.items()}
-    with ExecutorSampler(under=str(tmp.resolve())).running() as sampler:
+    # The agents' reaped children too: an executor's start (its first fork).
+    before = {k: sum(cpu_seconds(p, children=True) for p in ps) for k, ps in pids.items()}
+    homes = tuple(str(a.state_dir.resolve()) for a in cluster.agents)
+    with ExecutorSampler(under=homes).running() as sampler:
         fw = FrameworkProcess(url, tmp / "burst.jsonl", "burst", "--tasks", str(tasks),
                               "--command", "/bin/true", "--cpus", str(TASK_CPUS),
                               "--mem", str(TASK_MEM), "--exit-when-done")
@@ -79,7 +81,8 @@ def throughput(cluster: Cluster, url: str, tmp: Path,
             code = fw.wait(timeout=1800)
         finally:
             fw.stop()
-        cpu = {k: sum(cpu_seconds(p) for p in ps) - before[k] for k, ps in pids.items()}
+        cpu = {k: sum(cpu_seconds(p, children=True) for p in ps) - before[k]
+               for k, ps in pids.items()}
     cpu["executors"] = sum(sampler.cpu.values())
     cpu["framework"] = cpu_fw
     done = fw.records("done")
@@ -220,6 +223,8 @@ def one_run(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     cluster, url = mesos_cluster(tmp, args)
     try:
         elapsed, costs = throughput(cluster, url, tmp, args.tasks)
+        # Each phase on a quiet cluster: the burst's Allocs go first.
+        wait_for(lambda: not allocs(cluster), 120, "the burst framework's Allocs gone")
         trips, decline_ms = round_trips(url, tmp, args.offers)
         shares = fairness(url, tmp, args.agents * args.agent_cpus, args.agents * 4096.0)
         # The stopped frameworks' Allocs go with them: let the agents finish that
