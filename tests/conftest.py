@@ -11,10 +11,15 @@
     etcd          one real single-member etcd per test module (share it: give each
                   test a key prefix of its own)
     netns         create network namespaces (tests/netns.py); each deleted after the test
+    searchable_base  a module's temp dir any user may search (not under pytest's 0700
+                  root), for masters whose data dir unprivileged tasks must find closed
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -73,6 +78,19 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
         yield cluster.start()
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def searchable_base() -> Iterator[Path]:
+    """A temp dir every user may search (as /var/lib is), not under pytest's 0700
+    temp root: for a master whose data dir a test's unprivileged processes must
+    find closed by its own mode, not by an ancestor's."""
+    path = Path(tempfile.mkdtemp(prefix="corral-open-"))
+    os.chmod(path, 0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

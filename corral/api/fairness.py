@@ -49,7 +49,8 @@ IN_PROCESS = "corral.in_process"  # ASGI extension the in-process transport sets
 RETRY_AFTER = 1  # seconds, as kube-apiserver answers a rejected request
 _LONG_RUNNING_SUFFIXES = ("/log", "/exec", "/attach", "/portforward")
 _OPEN = ("/healthz", "/livez", "/readyz", "/version", "/metrics")
-_SYSTEM_USERS = ("system:kube-scheduler", "system:kube-controller-manager")
+_SYSTEM_USERS = ("system:kube-scheduler", "system:kube-controller-manager",
+                 "system:corral-mesos-master")
 _SYSTEM_AGENTS = (b"corral-scheduler", b"corral-controller-manager", b"corral-controllers")
 _LEASES = "/apis/coordination.k8s.io/"
 

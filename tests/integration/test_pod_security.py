@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import shutil
 import stat
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,20 +25,10 @@ from tests.poll import wait_for
 
 
 @pytest.fixture(scope="module")
-def base() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="corral-podsec-"))
-    os.chmod(path, 0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def master(base: Path) -> Iterator[Master]:
+def master(searchable_base: Path) -> Iterator[Master]:
     # What an older corral or a copy under umask 022 would leave: loose modes,
     # which the master must tighten when it starts.
-    data = base / "master"
+    data = searchable_base / "master"
     (data / "pki").mkdir(parents=True)
     (data / "old-state.db").write_text("kept from before")
     for path, mode in ((data, 0o755), (data / "pki", 0o755), (data / "old-state.db", 0o644)):
@@ -53,9 +41,9 @@ def master(base: Path) -> Iterator[Master]:
 
 
 @pytest.fixture(scope="module")
-def node(master: Master, base: Path) -> Iterator[Agent]:
+def node(master: Master, searchable_base: Path) -> Iterator[Agent]:
     name = f"sec-{uuid.uuid4().hex[:6]}"
-    agent = Agent(master, name, base / "agents" / name, "127.0.1.31")
+    agent = Agent(master, name, searchable_base / "agents" / name, "127.0.1.31")
     try:
         yield agent.start()
     finally:
@@ -63,8 +51,8 @@ def node(master: Master, base: Path) -> Iterator[Agent]:
 
 
 @pytest.fixture(scope="module")
-def kubectl(master: Master, base: Path) -> Kubectl:
-    return Kubectl(master, base / "kubecache")
+def kubectl(master: Master, searchable_base: Path) -> Kubectl:
+    return Kubectl(master, searchable_base / "kubecache")
 
 
 def apply(kubectl: Kubectl, obj: dict[str, object]) -> None:
@@ -303,9 +291,9 @@ def test_labels_are_validated_and_raising_enforce_names_violating_pods(
 
 
 @pytest.fixture(scope="module")
-def task_out(base: Path) -> Path:
+def task_out(searchable_base: Path) -> Path:
     """Where the tasks of a task array write what they saw (any user may)."""
-    out = base / "task-out"
+    out = searchable_base / "task-out"
     out.mkdir()
     os.chmod(out, 0o1777)
     return out

@@ -7,9 +7,6 @@ master's keys must come from the data dir's own mode."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,19 +18,9 @@ from tests.poll import wait_for
 
 
 @pytest.fixture(scope="module")
-def mesos_base() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="corral-mesos-"))
-    os.chmod(path, 0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def mesos_master(mesos_base: Path) -> Iterator[Master]:
+def mesos_master(searchable_base: Path) -> Iterator[Master]:
     port = free_port()
-    m = Master(mesos_base / "master",
+    m = Master(searchable_base / "master",
                extra_args=["--mesos-listen", f"127.0.0.1:{port}"]).start()
     m.mesos_url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
     try:

@@ -340,13 +340,13 @@ def test_a_prod_pod_preempts_a_frameworks_tasks(url: str, mesos_master: Master,
 
 def test_tasks_run_as_their_user_only_if_the_principal_may(
         url: str, mesos_master: Master, agents: AgentStarter, frameworks: list[Framework],
-        mesos_base: Path) -> None:
+        searchable_base: Path) -> None:
     """Mesos' run_tasks ACL as RBAC: CommandInfo.user runs only if the framework's
     principal may "run" taskusers.corral.dev/<user>, else TASK_ERROR; no user is
     the node's pod user. None of them reads the master's keys or the node's own."""
     node = agents(mesos_master, "mesos-u", "--cpus", "1", "--memory", "1Gi",
                   node_ip="127.0.1.68")
-    out = mesos_base / "task-out"
+    out = searchable_base / "task-out"
     out.mkdir()
     os.chmod(out, 0o1777)
     with mesos_master.http() as http:
@@ -369,6 +369,8 @@ def test_tasks_run_as_their_user_only_if_the_principal_may(
               "|| echo token=denied; "
               f"ls {node.state_dir}/runtime >/dev/null 2>&1 && echo runtime=listed "
               "|| echo runtime=denied; "
+              f"cat {node.credential()} >/dev/null 2>&1 && echo nodecred=read "
+              "|| echo nodecred=denied; "
               'cd "$MESOS_SANDBOX" && touch mine && echo sandbox=ok; '
               f"}} > {out}/$MESOS_TASK_ID")
     tasks = [task_info(name, node.name, script, cpus=0.1) for name in
@@ -386,5 +388,6 @@ def test_tasks_run_as_their_user_only_if_the_principal_may(
                 "as-nobody": pwd.getpwnam("nobody").pw_uid}
     for name, uid in expected.items():
         seen = (out / name).read_text().split()
-        assert seen == [str(uid), "token=denied", "runtime=denied", "sandbox=ok"], (name, seen)
+        assert seen == [str(uid), "token=denied", "runtime=denied", "nodecred=denied",
+                        "sandbox=ok"], (name, seen)
     assert not (out / "as-root").exists()
