@@ -41,6 +41,7 @@ from corral.scheduler.ledger import Reservations
 log = logging.getLogger("corral.offers")
 
 ALLOCATION_SECONDS = 1.0  # Mesos' --allocation_interval
+ROUND_SECONDS = 0.01  # rounds at most this often, however many wakes
 OFFER_TIMEOUT_SECONDS = 60.0
 STATUS_SECONDS = 2.0  # Framework objects' share and counts, at most this often
 
@@ -72,6 +73,7 @@ class OfferCycle(Hooks):
         last_status = 0.0
         while not stop.is_set():
             self._wake.clear()
+            last_round = self.master.clock.monotonic()
             self.round()
             self.tasks.tick()
             now = self.master.clock.monotonic()
@@ -80,7 +82,10 @@ class OfferCycle(Hooks):
                 self.master.spawn(self._write_statuses())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), ALLOCATION_SECONDS)
-            await asyncio.sleep(0.01)  # a burst of wakes is one round
+            # A wake after a quiet spell is served at once (an offer round trip);
+            # a burst of them is one round every ROUND_SECONDS at most.
+            await asyncio.sleep(max(0.0, last_round + ROUND_SECONDS
+                                    - self.master.clock.monotonic()))
 
     def round(self) -> None:
         self.reservations.expire_phantoms()
