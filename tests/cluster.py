@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -32,8 +33,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def stop_on_sigterm() -> None:
     """Scripts that start clusters (bench/) tear them down on SIGTERM as on Ctrl-C:
-    the signal raises SystemExit, so the finally blocks that stop processes run."""
+    the signal raises SystemExit, so the finally blocks that stop processes run;
+    and at exit the agents' state dirs relocated under NODE_HOMES go too (what
+    tests/conftest.py does at the end of a test session)."""
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    atexit.register(remove_node_homes)
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
