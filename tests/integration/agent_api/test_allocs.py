@@ -41,12 +41,16 @@ def completed(http: httpx.Client, name: str) -> IndexSet:
 
 
 def test_an_alloc_runs_its_range_and_survives_an_agent_restart(
-        master: Master, agents: Any, tmp_path: Path) -> None:
+        master: Master, agents: Any, searchable_base: Path) -> None:
     agent = agents(master, "alloc-node", node_ip="127.0.1.31")
-    out = tmp_path / "ran"
+    # The tasks run as the node's pod user: their files live where it may write.
+    shared = searchable_base / "alloc-tasks"
+    shared.mkdir(mode=0o1777)
+    shared.chmod(0o1777)
+    out = shared / "ran"
     # Indices 0-59 print and finish at once; 60-79 wait for a file, so the
     # agent's restart happens while they run.
-    gate = tmp_path / "gate"
+    gate = shared / "gate"
     script = (f'echo "$JOB_COMPLETION_INDEX" >> {out}; echo "task $JOB_COMPLETION_INDEX"; '
               f'[ "$JOB_COMPLETION_INDEX" -lt 60 ] || '
               f'while [ ! -e {gate} ]; do sleep 0.05; done')
