@@ -1,8 +1,9 @@
 """Shared fixtures: a real `corral master` process on a free loopback port.
 
     master        one master per test module (fast); tests use unique names
-    quiet_master  one per module, without scheduler and controllers: only the
-                  test writes, for tests of the API itself
+    quiet_master  one per module, without scheduler and controllers (but the
+                  ServiceAccount controller): only the test writes, for tests
+                  of the API itself
     fresh_master  a master of the test's own (for restarts, crashes, state checks)
     kubectl       the real kubectl against the module's master, with a discovery
                   cache of its own
@@ -26,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from corral.client.http import Client
-from tests.cluster import Agent, EtcdCluster, Master, remove_node_homes
+from tests.cluster import Agent, Component, EtcdCluster, Master, remove_node_homes
 from tests.kubectl import Kubectl
 from tests.netns import Netns, unique_name
 
@@ -65,9 +66,16 @@ async def client(master: Master) -> AsyncIterator[Client]:
 def quiet_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
     m = Master(tmp_path_factory.mktemp("quiet"),
                extra_args=["--disable", "scheduler", "--disable", "controllers"]).start()
+    # Only the ServiceAccount controller: a new namespace gets its `default`
+    # account, without which ServiceAccount admission refuses every pod in it, as
+    # Kubernetes' does.
+    accounts = Component(m, "controllers", ["--controllers", "serviceaccount"],
+                         kubeconfig=m.data_dir / "controllers.kubeconfig")
     try:
+        accounts.start()
         yield m
     finally:
+        accounts.stop()
         m.stop()
 
 

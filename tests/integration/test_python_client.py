@@ -28,16 +28,8 @@ def _pod(name: str) -> client.V1Pod:
     )
 
 
-def _default_account(core: client.CoreV1Api, namespace: str) -> None:
-    # This master runs no controllers: a pod needs its account made (ServiceAccount
-    # admission), as in a Kubernetes without its controller manager.
-    core.create_namespaced_service_account(namespace, client.V1ServiceAccount(
-        metadata=client.V1ObjectMeta(name="default")))
-
-
 def test_create_list_get(core: client.CoreV1Api) -> None:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="py")))
-    _default_account(core, "py")
     created = core.create_namespaced_pod("py", _pod("one"))
     assert created.metadata.uid and created.status.phase == "Pending"
     pods = core.list_namespaced_pod("py", label_selector="app=py")
@@ -58,7 +50,6 @@ def test_errors_are_api_exceptions(core: client.CoreV1Api) -> None:
 
 def test_watch(core: client.CoreV1Api) -> None:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="pyw")))
-    _default_account(core, "pyw")
     rv = core.list_namespaced_pod("pyw").metadata.resource_version
     seen: list[tuple[str, str]] = []
     done = threading.Event()

@@ -13,7 +13,7 @@ from corral.client.http import Client
 from corral.offers.capacity import Capacity
 from corral.offers.resources import Resources
 from tests.cluster import Master
-from tests.manifests import container, node, pod, service_account
+from tests.manifests import container, node, pod
 from tests.poll import eventually
 
 RANGE = (10000, 10009)
@@ -60,7 +60,6 @@ async def test_free_follows_pods_allocs_and_cordons(capacity: tuple[Client, Capa
 
     await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {
         "name": HOST_PORTS_NS, "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}})
-    await client.create(service_account(HOST_PORTS_NS))  # no controllers here to make it
     await client.create(bound_pod("cap-web", "cap-a", "1", host_port=10005))
     await client.create(alloc("cap-fw", "cap-a", "1", "Framework"))
     await client.create(alloc("cap-batch", "cap-b", "1500m", "Job"))

@@ -14,7 +14,7 @@ from corral.client.http import Client
 from corral.controllers.quota import reconcile_quota
 from tests.cluster import Master
 from tests.integration.scheduler.helpers import pod
-from tests.manifests import namespace, quota, service_account
+from tests.manifests import namespace, quota
 
 _names = itertools.count()
 
@@ -29,7 +29,6 @@ async def client(quiet_master: Master) -> AsyncIterator[Client]:
 async def ns(client: Client) -> str:
     name = f"q{next(_names)}"
     await client.create(namespace(name))
-    await client.create(service_account(name))  # no controllers here to make it
     return name
 
 
