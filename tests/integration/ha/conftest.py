@@ -21,6 +21,7 @@ from corral.api.errors import AlreadyExists, APIError
 from corral.client.http import Client, ServerUnreachable
 from corral.objects import Obj
 from tests.cluster import Agent, EtcdCluster, Master, free_port, kill_pods
+from tests.mesos_client import credentialed
 from tests.poll import eventually
 
 T = TypeVar("T")
@@ -85,6 +86,11 @@ class HA:
 
     def mesos_url(self, master: Master) -> str:
         return f"http://127.0.0.1:{self.mesos_ports[self.masters.index(master)]}"
+
+    def framework_url(self, master: Master) -> str:
+        """``master``'s Mesos API with the framework credentials the masters share
+        (one data dir: the first master wrote them)."""
+        return credentialed(self.mesos_url(master), master.data_dir)
 
     def master_of(self, identity: str) -> Master:
         return next(m for m in self.masters if identity.endswith(f"_master_{m.url}"))

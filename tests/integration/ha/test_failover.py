@@ -195,7 +195,7 @@ async def test_without_etcd_quorum_the_api_answers_503_then_recovers(ha: HA) -> 
             assert http.get(f"/api/v1/namespaces/{NS}/configmaps").status_code == 503
 
         def mesos_unavailable() -> bool:  # no master can lead the Mesos master either
-            r = httpx.post(f"{ha.mesos_url(master)}/api/v1/scheduler", timeout=10,
+            r = httpx.post(f"{ha.framework_url(master)}/api/v1/scheduler", timeout=10,
                            content=json.dumps({"type": "SUBSCRIBE", "subscribe": {
                                "framework_info": {"user": "u", "name": "x"}}}),
                            headers={"Content-Type": "application/json"})
@@ -436,12 +436,12 @@ def test_a_framework_follows_the_mesos_leader_and_keeps_its_task(ha: HA) -> None
     standby = next(m for m in ha.masters if m is not leader)
     subscribe = {"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "u",
                                                                        "name": "x"}}}
-    moved = httpx.post(f"{ha.mesos_url(standby)}/api/v1/scheduler",
+    moved = httpx.post(f"{ha.framework_url(standby)}/api/v1/scheduler",
                        content=json.dumps(subscribe), follow_redirects=False,
                        headers={"Content-Type": "application/json"})
     assert moved.status_code == 307
     assert moved.headers["Location"] == f"//{ha.mesos_url(leader)[7:]}/api/v1/scheduler"
-    fw = Framework(ha.mesos_url(leader), "survivor", failover_timeout=3600)
+    fw = Framework(ha.framework_url(leader), "survivor", failover_timeout=3600)
     try:
         fw.subscribe()
         offer = fw.wait_event("OFFERS", 90, lambda e: any(
@@ -453,7 +453,7 @@ def test_a_framework_follows_the_mesos_leader_and_keeps_its_task(ha: HA) -> None
         leader.kill()
         survivors = [m for m in ha.masters if m is not leader]
         successor = wait_for(lambda: _mesos_leader(ha, survivors), 90, "a new Mesos leader")
-        fw.url = ha.mesos_url(successor)
+        fw.url = ha.framework_url(successor)
         fw.subscribe()
         fw.call("RECONCILE", reconcile={"tasks": [{"task_id": {"value": "steady"}}]})
         st = fw.wait_event("UPDATE", 60, lambda e: e["update"]["status"].get(
