@@ -355,8 +355,7 @@ class ApiServer:
             credentials = AgentCredentials(cfg.data_dir / "pki" / "ca.crt", files.cert, files.key)
         # After everything the start writes there: what an older master or a copy,
         # or a writer with umask 022 (certificates), left readable.
-        tighten(cfg.data_dir)
-        private_dir(cfg.data_dir, SEARCH_ONLY)
+        tighten(cfg.data_dir, root_mode=SEARCH_ONLY)
         self._node_proxy = NodeProxy(self.registry, credentials)
         self._proxy = ProxyHandler(self.registry)
         self._ssl = ssl
