@@ -62,6 +62,7 @@ from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.fencing import FencingStore
 from corral.api.handlers.node_proxy import AgentCredentials, NodeProxy
+from corral.api.handlers.oidc import IssuerDiscovery
 from corral.api.handlers.proxy import ProxyHandler
 from corral.api.handlers.reviews import TokenCheck
 from corral.api.handlers.streams import StreamRelay
@@ -368,6 +369,7 @@ class ApiServer:
                          session=session, store_status=store.status,
                          authorizer=self.authorizer, summaries=self._node_proxy.stats_summary,
                          token_requests=TokenRequests(self.registry, signer),
+                         issuer_discovery=IssuerDiscovery(signer, cfg.kubeconfig_server or cfg.url),
                          tokens=_token_check(authenticator, accounts) if authenticator else None,
                          audit=self._open_audit())
 
