@@ -172,10 +172,10 @@ def data_plane(cfg: AgentConfig) -> DataPlane:
     table = table_name(cfg.ca_pem, cfg.servers)
     log.info("proxy mode=nftables table=ip %s reason=%r", table, choice.reason)
     return NftProxy(table, cfg.node_ip, run_dir=cfg.proxy_run_dir,
-                    socket_lb=_socket_lb(cfg.socket_lb))
+                    socket_lb=open_socket_lb(cfg.socket_lb))
 
 
-def _socket_lb(asked: bool) -> SocketLB | None:
+def open_socket_lb(asked: bool) -> SocketLB | None:
     """The connect() hook where the kernel lets it run; which data path, and why."""
     if not asked:
         log.info("proxy data path=nftables-only socket_lb=off reason='asked for "

@@ -247,7 +247,8 @@ def _ready(services: Mapping[ServicePortKey, ServiceProxySpec],
     """clusterIP:port → (ready endpoints, random pick, taken by the hook) for every
     proxied Service port; the hook takes those `taken` with a ready endpoint."""
     ready: dict[Frontend, tuple[tuple[tuple[str, int], ...], bool, bool]] = {}
-    for key, spec in sorted(services.items(), key=lambda item: repr(item[0])):
+    for key, spec in sorted(services.items(), key=lambda item: (
+            item[0].namespace, item[0].service, item[0].port_name)):
         if not proxied(spec):
             continue
         addresses = tuple(dict.fromkeys(b.address for b in endpoints.get(key, ())
