@@ -5,7 +5,9 @@
                            DnsServer.update(records)      <svc>.<ns>[.svc.cluster.local]
                            data plane .apply(ports, backends), by --proxy-mode:
                              nftables  NftProxy: one table per host network namespace,
-                                       written by one agent of the host (the kernel forwards)
+                                       written by one agent of the host (the kernel forwards),
+                                       and each agent's SocketLB (--socket-lb): TCP clusterIP
+                                       connects rewritten to an endpoint by an eBPF hook
                              userspace ProxyTable: listeners on clusterIP:port
                                        (SO_REUSEPORT: every agent on a host binds it) and
                                        node_ip:nodePort (NodePort and LoadBalancer Services)

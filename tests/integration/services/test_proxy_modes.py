@@ -138,7 +138,7 @@ def test_agents_share_one_table_survive_a_killed_writer_and_fall_back(
                 assert await http_get(node_ip, node_port) == "web-0"
             for agent in (a, b):
                 assert "proxy mode=nftables" in agent.log()
-                assert "socket_lb=on" in agent.log(), agent.log()[:3000]  # each its own connect() hook
+                assert "socket_lb=on" in agent.log()  # each its own connect() hook
             assert len(writers([a, b])) == 1 and len(host.tables()) == 1
 
             # Both ready: both in rotation; one turning not ready leaves it.
