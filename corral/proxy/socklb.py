@@ -118,7 +118,7 @@ class SocketLB:
         lb = cls(cgroup or cgroup2_root(), netns_cookie())
         try:
             lb._attach()
-        except (OSError, BpfError) as err:
+        except OSError as err:  # BpfError included
             lb.close()
             raise SocketLBError(f"{err}") from err
         return lb

@@ -183,3 +183,41 @@ def test_the_agent_says_which_data_path_runs_and_why(caplog: pytest.LogCaptureFi
             caplog.text)
     finally:
         lb.close()
+
+
+def test_two_agents_hooks_on_one_host_steer_once(netns: Callable[[], Netns]) -> None:
+    """Two agents of one namespace each attach a hook with the same maps: the first
+    rewrites, the second sees an endpoint address (in none of its maps) and leaves
+    it; when the first goes, the second steers alone."""
+    host = netns()
+    host.sh("ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo")
+
+    async def scenario(servers: list[NamedBackend]) -> None:
+        services = {WEB: Spec(CLUSTER_IP, 80)}
+        first, second = SocketLB.open(), SocketLB.open()
+        try:
+            for lb in (first, second):
+                lb.apply(services, {WEB: ready(servers)})
+            reader, writer = await asyncio.open_connection(CLUSTER_IP, 80)
+            writer.write(b"hello\n")
+            await reader.readline()
+            assert remembered(first) == 1 and remembered(second) == 0
+            writer.close()
+            first.close()
+            assert set(await names(CLUSTER_IP, 80, 4)) == {"web-0", "web-1"}
+            reader, writer = await asyncio.open_connection(CLUSTER_IP, 80)
+            writer.write(b"hello\n")
+            await reader.readline()
+            assert remembered(second) >= 1  # (earlier ones may not be released yet)
+            writer.close()
+        finally:
+            first.close()
+            second.close()
+
+    host.run(lambda: with_backends(2, scenario))
+
+
+def remembered(lb: SocketLB) -> int:
+    """Connections the hook steered and still remembers (open sockets)."""
+    assert lb.frontends is not None
+    return len(list(lb.frontends.keys()))
