@@ -32,7 +32,7 @@ FP = R10  # the read-only frame pointer; the stack is fp-512 .. fp-1
 W, H, B, DW = 0x00, 0x08, 0x10, 0x18
 
 # Instruction classes, modes and sources.
-_LD, _LDX, _ST, _STX, _ALU, _JMP, _ALU64 = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x07
+_LD, _LDX, _ST, _STX, _ALU, _JMP, _JMP32, _ALU64 = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
 _IMM, _MEM, _ATOMIC = 0x00, 0x60, 0xC0
 _K, _X = 0x00, 0x08
 _PSEUDO_MAP_FD = 1  # src of a ld_imm64: imm is a map's file descriptor
@@ -149,11 +149,15 @@ class Program:
         self._emit(_Insn(_LD | _IMM | DW, _reg(dst), _PSEUDO_MAP_FD, imm=_imm32(fd)))
         return self._emit(_Insn(0))  # the second half of a 64-bit immediate
 
-    def jump(self, op: int, dst: int, operand: int, label: str, *, reg: bool = False) -> Program:
-        """if dst op operand goto label (operand a register when ``reg``)."""
+    def jump(self, op: int, dst: int, operand: int, label: str, *, reg: bool = False,
+             bits: int = 64) -> Program:
+        """if dst op operand goto label (operand a register when ``reg``). A 64-bit
+        compare sign-extends an immediate (0xffff0000 is -65536): compare 32-bit
+        values with ``bits=32``."""
+        cls = _JMP if bits == 64 else _JMP32
         if reg:
-            return self._emit(_Insn(_JMP | op | _X, _reg(dst), _reg(operand), target=label))
-        return self._emit(_Insn(_JMP | op | _K, _reg(dst), imm=_imm32(operand), target=label))
+            return self._emit(_Insn(cls | op | _X, _reg(dst), _reg(operand), target=label))
+        return self._emit(_Insn(cls | op | _K, _reg(dst), imm=_imm32(operand), target=label))
 
     def goto(self, label: str) -> Program:
         return self._emit(_Insn(_JMP | JA, target=label))

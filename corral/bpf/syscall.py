@@ -57,7 +57,9 @@ class ProgType(enum.IntEnum):
 
 class AttachType(enum.IntEnum):
     CGROUP_INET4_CONNECT = 10
+    CGROUP_INET6_CONNECT = 11
     CGROUP_INET4_GETPEERNAME = 29
+    CGROUP_INET6_GETPEERNAME = 30
     CGROUP_INET_SOCK_RELEASE = 34
 
 

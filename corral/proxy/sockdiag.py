@@ -35,23 +35,35 @@ TCP_LISTEN, TCP_TIME_WAIT = 10, 6
 _STATES = 0xFFF & ~(1 << TCP_LISTEN) & ~(1 << TCP_TIME_WAIT)
 
 
+_V4_MAPPED = bytes(10) + b"\xff\xff"
+
+
 @dataclass(frozen=True)
 class TcpSocket:
-    """One IPv4 TCP socket of the namespace, as sock_diag names it."""
+    """One TCP socket of the namespace, as sock_diag names it: an IPv4 one, or an
+    IPv6 one (a dual-stack socket connected to ::ffff:a.b.c.d)."""
 
-    src: str
+    family: int
+    src: bytes  # 16 bytes, as the kernel gives them (IPv4: the first 4)
     sport: int
-    dst: str
+    dst: bytes
     dport: int
     interface: int
     cookie: int
 
+    @property
+    def peer(self) -> tuple[str, int]:
+        """(IPv4 destination, port); "" for an IPv6 destination that is not v4-mapped."""
+        if self.family == socket.AF_INET:
+            return socket.inet_ntoa(self.dst[:4]), self.dport
+        if self.dst.startswith(_V4_MAPPED):
+            return socket.inet_ntoa(self.dst[12:]), self.dport
+        return "", self.dport
+
     def request(self) -> bytes:
-        return _REQUEST.pack(socket.AF_INET, socket.IPPROTO_TCP, 0, 0, _STATES,
+        return _REQUEST.pack(self.family, socket.IPPROTO_TCP, 0, 0, _STATES,
                              self.sport.to_bytes(2, "big"), self.dport.to_bytes(2, "big"),
-                             socket.inet_aton(self.src).ljust(16, b"\0"),
-                             socket.inet_aton(self.dst).ljust(16, b"\0"),
-                             self.interface, self.cookie)
+                             self.src, self.dst, self.interface, self.cookie)
 
 
 def _message(kind: int, flags: int, body: bytes, seq: int) -> bytes:
@@ -75,13 +87,17 @@ def _error(body: bytes) -> int:
 
 
 def tcp_sockets() -> list[TcpSocket]:
-    """The namespace's IPv4 TCP sockets that may carry data (not listening, not
-    TIME_WAIT)."""
+    """The namespace's TCP sockets, IPv4 and IPv6, that may carry data (not
+    listening, not TIME_WAIT)."""
+    return _dump(socket.AF_INET) + _dump(socket.AF_INET6)
+
+
+def _dump(family: int) -> list[TcpSocket]:
     found: list[TcpSocket] = []
-    empty = TcpSocket("0.0.0.0", 0, "0.0.0.0", 0, 0, 0)
+    every = TcpSocket(family, bytes(16), 0, bytes(16), 0, 0, 0)
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as nl:
         nl.sendall(_message(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP,
-                            empty.request(), 1))
+                            every.request(), 1))
         while True:
             for kind, body in _messages(nl.recv(1 << 16)):
                 if kind == NLMSG_DONE:
@@ -90,14 +106,13 @@ def tcp_sockets() -> list[TcpSocket]:
                     err = _error(body)
                     raise OSError(err, f"sock_diag dump: {os.strerror(err)}")
                 if kind == SOCK_DIAG_BY_FAMILY:
-                    found.append(_parse(body))
+                    found.append(_parse(family, body))
 
 
-def _parse(body: bytes) -> TcpSocket:
+def _parse(family: int, body: bytes) -> TcpSocket:
     sport, dport, src, dst, interface, cookie = _SOCKID.unpack_from(body, _SOCKID_OFFSET)
-    return TcpSocket(socket.inet_ntoa(src[:4]), int.from_bytes(sport, "big"),
-                     socket.inet_ntoa(dst[:4]), int.from_bytes(dport, "big"),
-                     interface, cookie)
+    return TcpSocket(family, src, int.from_bytes(sport, "big"), dst,
+                     int.from_bytes(dport, "big"), interface, cookie)
 
 
 def destroy(sockets: list[TcpSocket]) -> int:

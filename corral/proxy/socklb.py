@@ -137,8 +137,12 @@ class SocketLB:
         programs = [
             (ProgType.CGROUP_SOCK_ADDR, socklbprog.connect4(s, b, f), "corral_connect4",
              AttachType.CGROUP_INET4_CONNECT),
+            (ProgType.CGROUP_SOCK_ADDR, socklbprog.connect6(s, b, f), "corral_connect6",
+             AttachType.CGROUP_INET6_CONNECT),
             (ProgType.CGROUP_SOCK_ADDR, socklbprog.getpeername4(f), "corral_peername4",
              AttachType.CGROUP_INET4_GETPEERNAME),
+            (ProgType.CGROUP_SOCK_ADDR, socklbprog.getpeername6(f), "corral_peername6",
+             AttachType.CGROUP_INET6_GETPEERNAME),
             (ProgType.CGROUP_SOCK, socklbprog.release(f), "corral_release",
              AttachType.CGROUP_INET_SOCK_RELEASE)]
         cgroup_fd = os.open(self.cgroup, os.O_RDONLY | os.O_DIRECTORY)
@@ -232,7 +236,7 @@ class SocketLB:
             by_endpoint.setdefault(d.endpoint, set()).add(d.frontend)
         doomed = []
         for sock in sockdiag.tcp_sockets():
-            frontends = by_endpoint.get((sock.dst, sock.dport))
+            frontends = by_endpoint.get(sock.peer)
             if not frontends:
                 continue
             value = self.frontends.lookup(socklbprog.COOKIE.pack(sock.cookie))

@@ -135,21 +135,25 @@ def test_endpoint_removed_mid_connection_drops_the_connection(netns: NewNetns,
         services = {WEB: Spec(CLUSTER_IP, 80, node_port=NODE_PORT)}
         try:
             await proxy.apply(services, {WEB: ready(servers[:1])})
-            reader, writer = await asyncio.open_connection(CLUSTER_IP, 80)
-            writer.write(b"hello\n")
-            assert await reader.readline() == b"web-0 hello\n"
+            connections = []  # an IPv4 socket, and a dual-stack one to ::ffff:<clusterIP>
+            for address in (CLUSTER_IP, f"::ffff:{CLUSTER_IP}"):
+                reader, writer = await asyncio.open_connection(address, 80)
+                writer.write(b"hello\n")
+                assert await reader.readline() == b"web-0 hello\n"
+                connections.append((reader, writer))
             await proxy.apply(services, {WEB: ready(servers[1:])})  # web-0 leaves
             await proxy.flushed()
             # The conntrack entry is gone: the next segment is a new flow, DNATed to
             # web-1, which knows no such connection and resets it (or the socket was
             # aborted: ECONNABORTED). No hang.
-            writer.write(b"again\n")
-            with pytest.raises(ConnectionError):
-                async with asyncio.timeout(10):
-                    line = await reader.readline()
-                    if not line:
-                        raise ConnectionResetError("closed")
-            writer.close()
+            for reader, writer in connections:
+                writer.write(b"again\n")
+                with pytest.raises(ConnectionError):
+                    async with asyncio.timeout(10):
+                        line = await reader.readline()
+                        if not line:
+                            raise ConnectionResetError("closed")
+                writer.close()
             assert await http_get(CLUSTER_IP, 80) == "web-1"
         finally:
             await proxy.close()

@@ -79,6 +79,16 @@ def connect_in(ns: Netns, address: tuple[str, int]) -> tuple[str, int]:
     return ns.call(connect)
 
 
+def dual_stack_hello(ip: str) -> tuple[tuple[str, int], int, bytes]:
+    """(peer, local port, first line back) of an IPv6 socket's echo to ::ffff:ip:80."""
+    with socket.socket(socket.AF_INET6) as sock:
+        sock.settimeout(5)
+        sock.connect((f"::ffff:{ip}", 80))
+        sock.sendall(b"hello\n")
+        line = sock.makefile("rb").readline()
+        return sock.getpeername()[:2], sock.getsockname()[1], line
+
+
 def test_cluster_ip_connects_go_straight_to_ready_backends_in_this_namespace_only(
         netns: Callable[[], Netns], tmp_path: Path) -> None:
     host, other = netns(), netns()
@@ -109,6 +119,11 @@ def test_cluster_ip_connects_go_straight_to_ready_backends_in_this_namespace_onl
             [(dst, dport, dnated)] = conntrack_flows(host, writer.get_extra_info("sockname")[1])
             assert (dst, dport) in (web0, web2) and not dnated
             writer.close()
+            # A dual-stack socket (Java's default) connecting to ::ffff:<clusterIP>.
+            peer, sport, line = await asyncio.to_thread(dual_stack_hello, CLUSTER_IP)
+            assert peer == (f"::ffff:{CLUSTER_IP}", 80) and line.endswith(b" hello\n")
+            [(dst, dport, dnated)] = conntrack_flows(host, sport)
+            assert (dst, dport) in (web0, web2) and not dnated
 
             # sessionAffinity ClientIP and NodePorts are nftables' (DNATed).
             assert len(await names(STICKY_IP, 80, 4)) == 1

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from corral.bpf.asm import DW, FP, JEQ, MOD, R0, R1, R2, R6, AsmError, Helper, Program, W
+from corral.bpf.asm import DW, FP, JEQ, JNE, MOD, R0, R1, R2, R6, AsmError, Helper, Program, W
 
 
 def insns(code: bytes) -> list[tuple[int, int, int, int]]:
@@ -38,11 +38,13 @@ def test_jumps_count_slots_and_a_map_reference_takes_two() -> None:
     p.jump(JEQ, R1, 0, "end")          # skips the two-slot ld_imm64 and the exit
     p.ld_map_fd(R1, 5)
     p.goto("end")
+    p.jump(JNE, R1, 0xFFFF0000, "end", bits=32)  # 56 01 ... 00 00 ff ff: if w1 != ...
     p.label("end").exit()
     code = insns(p.assemble())
-    assert code[0] == (0x15, 0x01, 3, 0)
+    assert code[0] == (0x15, 0x01, 4, 0)
     assert code[1] == (0x18, 0x11, 0, 5) and code[2] == (0, 0, 0, 0)  # src 1: a map fd
-    assert code[3] == (0x05, 0, 0, 0)
+    assert code[3] == (0x05, 0, 1, 0)
+    assert code[4] == (0x56, 0x01, 0, -65536)
 
 
 def test_what_cannot_be_encoded_is_refused() -> None:
