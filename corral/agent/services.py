@@ -5,7 +5,9 @@
                            DnsServer.update(records)      <svc>.<ns>[.svc.cluster.local]
                            data plane .apply(ports, backends), by --proxy-mode:
                              nftables  NftProxy: one table per host network namespace,
-                                       written by one agent of the host (the kernel forwards)
+                                       written by one agent of the host (the kernel forwards),
+                                       and each agent's SocketLB (--socket-lb): TCP clusterIP
+                                       connects rewritten to an endpoint by an eBPF hook
                              userspace ProxyTable: listeners on clusterIP:port
                                        (SO_REUSEPORT: every agent on a host binds it) and
                                        node_ip:nodePort (NodePort and LoadBalancer Services)
@@ -172,10 +174,10 @@ def data_plane(cfg: AgentConfig) -> DataPlane:
     table = table_name(cfg.ca_pem, cfg.servers)
     log.info("proxy mode=nftables table=ip %s reason=%r", table, choice.reason)
     return NftProxy(table, cfg.node_ip, run_dir=cfg.proxy_run_dir,
-                    socket_lb=_socket_lb(cfg.socket_lb))
+                    socket_lb=open_socket_lb(cfg.socket_lb))
 
 
-def _socket_lb(asked: bool) -> SocketLB | None:
+def open_socket_lb(asked: bool) -> SocketLB | None:
     """The connect() hook where the kernel lets it run; which data path, and why."""
     if not asked:
         log.info("proxy data path=nftables-only socket_lb=off reason='asked for "

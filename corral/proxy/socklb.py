@@ -118,7 +118,7 @@ class SocketLB:
         lb = cls(cgroup or cgroup2_root(), netns_cookie())
         try:
             lb._attach()
-        except (OSError, BpfError) as err:
+        except OSError as err:  # BpfError included
             lb.close()
             raise SocketLBError(f"{err}") from err
         return lb
@@ -247,7 +247,8 @@ def _ready(services: Mapping[ServicePortKey, ServiceProxySpec],
     """clusterIP:port → (ready endpoints, random pick, taken by the hook) for every
     proxied Service port; the hook takes those `taken` with a ready endpoint."""
     ready: dict[Frontend, tuple[tuple[tuple[str, int], ...], bool, bool]] = {}
-    for key, spec in sorted(services.items(), key=lambda item: repr(item[0])):
+    for key, spec in sorted(services.items(), key=lambda item: (
+            item[0].namespace, item[0].service, item[0].port_name)):
         if not proxied(spec):
             continue
         addresses = tuple(dict.fromkeys(b.address for b in endpoints.get(key, ())

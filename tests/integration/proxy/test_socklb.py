@@ -8,6 +8,7 @@ the programs; a program the verifier refuses says why.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from corral.agent.services import open_socket_lb
 from corral.bpf.asm import R0, R2, Program
 from corral.bpf.syscall import AttachType, ProgType, VerifierError, load, program_exists
 from corral.bpf.syscall import query_cgroup as query
@@ -22,7 +24,7 @@ from corral.proxy.conntrack import parse_flows
 from corral.proxy.model import ClientIPAffinity, ServicePortKey
 from corral.proxy.model import ServiceProxySpec as Spec
 from corral.proxy.nftables import NftProxy
-from corral.proxy.socklb import SocketLB, cgroup2_root
+from corral.proxy.socklb import SocketLB, SocketLBError, cgroup2_root
 from tests.integration.proxy.backends import NamedBackend, http_get
 from tests.integration.proxy.test_nftables import (
     CLUSTER_IP,
@@ -156,3 +158,66 @@ def test_a_program_the_verifier_refuses_says_why() -> None:
              AttachType.CGROUP_INET4_CONNECT)
     assert "R2 !read_ok" in refused.value.log
     assert "corral_bad" in str(refused.value) and "R2 !read_ok" in str(refused.value)
+
+
+def test_where_the_hook_cannot_attach_it_says_why_and_leaves_nothing_open(
+        tmp_path: Path) -> None:
+    """Not a cgroup (as a host whose cgroup2 is elsewhere): SocketLBError with the
+    kernel's reason, which the agent logs before running nftables alone."""
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(SocketLBError, match="LINK_CREATE"):
+        SocketLB.open(cgroup=tmp_path)
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert not bpf_program_ids()
+
+
+def test_the_agent_says_which_data_path_runs_and_why(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="corral.agent.services")
+    assert open_socket_lb(False) is None
+    assert "data path=nftables-only socket_lb=off reason='asked for (--socket-lb=false)'" in (
+        caplog.text)
+    lb = open_socket_lb(True)
+    assert lb is not None
+    try:
+        assert f"data path=socket-lb+nftables socket_lb=on cgroup={cgroup2_root()}" in (
+            caplog.text)
+    finally:
+        lb.close()
+
+
+def test_two_agents_hooks_on_one_host_steer_once(netns: Callable[[], Netns]) -> None:
+    """Two agents of one namespace each attach a hook with the same maps: the first
+    rewrites, the second sees an endpoint address (in none of its maps) and leaves
+    it; when the first goes, the second steers alone."""
+    host = netns()
+    host.sh("ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo")
+
+    async def scenario(servers: list[NamedBackend]) -> None:
+        services = {WEB: Spec(CLUSTER_IP, 80)}
+        first, second = SocketLB.open(), SocketLB.open()
+        try:
+            for lb in (first, second):
+                lb.apply(services, {WEB: ready(servers)})
+            reader, writer = await asyncio.open_connection(CLUSTER_IP, 80)
+            writer.write(b"hello\n")
+            await reader.readline()
+            assert remembered(first) == 1 and remembered(second) == 0
+            writer.close()
+            first.close()
+            assert set(await names(CLUSTER_IP, 80, 4)) == {"web-0", "web-1"}
+            reader, writer = await asyncio.open_connection(CLUSTER_IP, 80)
+            writer.write(b"hello\n")
+            await reader.readline()
+            assert remembered(second) >= 1  # (earlier ones may not be released yet)
+            writer.close()
+        finally:
+            first.close()
+            second.close()
+
+    host.run(lambda: with_backends(2, scenario))
+
+
+def remembered(lb: SocketLB) -> int:
+    """Connections the hook steered and still remembers (open sockets)."""
+    assert lb.frontends is not None
+    return len(list(lb.frontends.keys()))
