@@ -169,7 +169,7 @@ class NftProxy:
         self._existing = Existing()
         self._lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
-        self._flush: asyncio.Task[None] | None = None  # the latest conntrack flush
+        self._flush: asyncio.Task[None] | None = None  # the latest drop (conntrack, sockets)
         self._approximated: set[ServicePortKey] = set()
         self._asked_version = 0
         # (asked version, node IPs) → Ruleset: the writer's poll rebuilds nothing

@@ -26,6 +26,7 @@ endpoint address, which is in none of their maps.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -115,12 +116,17 @@ class SocketLB:
         """Load and attach; SocketLBError (nothing left open) when the kernel will not."""
         if os.geteuid() != 0:
             raise SocketLBError("not root: loading eBPF programs needs CAP_BPF")
-        lb = cls(cgroup or cgroup2_root(), netns_cookie())
+        try:
+            lb = cls(cgroup or cgroup2_root(), netns_cookie())
+        except OSError as err:  # SO_NETNS_COOKIE needs Linux 5.14
+            raise SocketLBError(f"{err}") from err
         try:
             lb._attach()
         except OSError as err:  # BpfError included
             lb.close()
-            raise SocketLBError(f"{err}") from err
+            full = " (the cgroup holds 64 programs on a hook already)" if (
+                err.errno == errno.E2BIG and "LINK_CREATE" in str(err)) else ""
+            raise SocketLBError(f"{err}{full}") from err
         return lb
 
     def _attach(self) -> None:
