@@ -176,7 +176,7 @@ class SocketLB:
         """Make the maps steer these Services; the endpoints that left a clusterIP
         (not ready any more, or the Service gone: a Service merely handed back to
         nftables, e.g. given sessionAffinity, keeps its connections)."""
-        ready = _ready(services, endpoints)
+        ready = ready_frontends(services, endpoints)
         desired = {frontend: (endpoints_, random)
                    for frontend, (endpoints_, random, hooked) in ready.items() if hooked}
         departed: list[Departed] = []
@@ -251,7 +251,7 @@ class SocketLB:
         return sockdiag.destroy(doomed) if doomed else 0
 
 
-def _ready(services: Mapping[ServicePortKey, ServiceProxySpec],
+def ready_frontends(services: Mapping[ServicePortKey, ServiceProxySpec],
            endpoints: Mapping[ServicePortKey, Sequence[Backend]]
            ) -> dict[Frontend, tuple[tuple[tuple[str, int], ...], bool, bool]]:
     """clusterIP:port → (ready endpoints, random pick, taken by the hook) for every
