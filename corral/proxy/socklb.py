@@ -5,7 +5,7 @@ rewriting the destination once, at connect(), makes the connection a direct one
 to the endpoint (what Cilium does without kube-proxy). The programs are in
 `socklbprog.py`; this module owns their maps and links for one agent:
 
-    SocketLB.open()   maps (services, backends, frontends), the three programs,
+    SocketLB.open()   maps (services, backends, frontends), the five programs,
                       bpf_links on the cgroup2 root; SocketLBError says why not
     apply(services, endpoints)    per changed Service: new backend slots first,
                       then the service entry flips to them, then the old slots go
