@@ -344,6 +344,7 @@ class ApiServer:
         if self.signer is not None:
             files = self.signer.ensure_client_cert("apiserver-kubelet-client", KUBELET_CLIENT_CN)
             credentials = AgentCredentials(cfg.data_dir / "pki" / "ca.crt", files.cert, files.key)
+        self.agent_credentials = credentials  # the Mesos component's line to agents too
         # After everything the start writes there: what an older master or a copy,
         # or a writer with umask 022 (certificates), left readable.
         tighten(cfg.data_dir)
