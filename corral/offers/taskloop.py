@@ -108,10 +108,14 @@ class TaskLoop(Hooks):
         return {t for (f, t), h in self._held.items() if f == fw_id and not h[0]}
 
     def unstage(self, fw_id: str, plan: Plan) -> None:
-        """Their launch failed: nothing is held for them any more."""
+        """Their launch failed: nothing is held for them any more (nor known, if a
+        direct launch that did not happen made them STAGING)."""
         for task in plan.tasks:
             holding = self._held.pop((fw_id, task["id"]), None)
             self._kill_staged.discard((fw_id, task["id"]))
+            known = self.book.tasks.get((fw_id, task["id"]))
+            if known is not None and known.state == "TASK_STAGING":
+                del self.book.tasks[(fw_id, task["id"])]
             if holding is not None:
                 self.on_used(*holding[1:], False)
 

@@ -454,7 +454,10 @@ def test_a_framework_follows_the_mesos_leader_and_keeps_its_task(ha: HA) -> None
         # after (within WRITE_SECONDS): the leader dies right away, maybe before
         # that write; either way the next one learns the task (from the spec, the
         # agent's status.tasks, or its feed) and reconciles it RUNNING.
-        more = wait_for(lambda: held_offer(fw, "ha-1"), 90, "another offer of ha-1")
+        more = held_offer(fw, "ha-1") or next(
+            o for o in fw.wait_event("OFFERS", 90, lambda e: any(
+                o["agent_id"]["value"] == "ha-1" for o in e["offers"]["offers"]))[
+                "offers"]["offers"] if o["agent_id"]["value"] == "ha-1")
         fw.accept([more["id"]["value"]], [launch(task_info("direct", "ha-1", "sleep 600",
                                                            cpus=0.05))])
         fw.wait_update("direct", "TASK_RUNNING", timeout=90)
