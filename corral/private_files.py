@@ -54,30 +54,37 @@ def mark_self_secured(path: Path) -> None:
         marker.touch(mode=0o600)
 
 
-def tighten(root: Path, *, skip: Iterable[Path] = ()) -> int:
+def tighten(root: Path, *, skip: Iterable[Path] = (), root_mode: int | None = None) -> int:
     """Take group and other bits off everything under ``root`` (root itself
     included), not descending into ``skip`` nor into directories marked
-    self-secured; symlinks are left alone. Returns how many entries were changed
+    self-secured; symlinks are left alone. ``root_mode`` is what ``root`` itself
+    is left as instead (e.g. SEARCH_ONLY), set in one chmod: never a moment at
+    0700 in which the pods that pass through it are shut out, nor a warning at
+    every start for a root already so. Returns how many entries were changed
     (logged, since it means they were exposed)."""
     skipped = {p.resolve() for p in skip}
-    changed = 0
+    changed = _strip(root, root_mode, follow=True)  # the root named, even through a symlink
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         dirnames[:] = [d for d in dirnames if (here / d).resolve() not in skipped
                        and not (here / d / SELF_SECURED).exists()]
-        for entry in (here, *(here / f for f in filenames)):
+        for entry in (*(here / d for d in dirnames), *(here / f for f in filenames)):
             changed += _strip(entry)
     if changed:
         log.warning("tightened permissions path=%s entries=%d", root, changed)
     return changed
 
 
-def _strip(path: Path) -> int:
+def _strip(path: Path, mode: int | None = None, *, follow: bool = False) -> int:
+    """Make ``path`` ``mode``, or (None) take its group and other bits off."""
     try:
-        st = path.lstat()
+        st = path.stat() if follow else path.lstat()
     except FileNotFoundError:
         return 0  # gone meanwhile (a WAL file, a temp file)
-    if stat.S_ISLNK(st.st_mode) or not st.st_mode & 0o077:
+    if stat.S_ISLNK(st.st_mode):
         return 0
-    os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o077)
+    wanted = stat.S_IMODE(st.st_mode) & ~0o077 if mode is None else mode
+    if wanted == stat.S_IMODE(st.st_mode):
+        return 0
+    os.chmod(path, wanted)
     return 1

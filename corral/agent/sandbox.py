@@ -44,16 +44,14 @@ def secure_state_dir(state_dir: Path, pods_dir: Path, volumes_dir: Path,
     """At agent start: the layout above, whatever an older agent or a copy left.
     Everything but the pods' and tasks' sandboxes and the volumes is the agent's alone."""
     private_dir(state_dir)
-    tighten(state_dir, skip=[pods_dir, volumes_dir, sandboxes_dir])
-    os.chmod(state_dir, SEARCH_ONLY)
+    tighten(state_dir, skip=[pods_dir, volumes_dir, sandboxes_dir], root_mode=SEARCH_ONLY)
     mark_self_secured(state_dir)  # a master's data dir holding it leaves it be
     for parent in (pods_dir, volumes_dir, sandboxes_dir):
         private_dir(parent, SEARCH_ONLY)
     for pod_dir in pods_dir.iterdir():
         if pod_dir.is_dir() and not pod_dir.is_symlink():
-            os.chmod(pod_dir, SEARCH_ONLY)
-            tighten(pod_dir, skip=[pod_dir / "work", pod_dir / "resolv.conf"])
-            os.chmod(pod_dir, SEARCH_ONLY)
+            tighten(pod_dir, skip=[pod_dir / "work", pod_dir / "resolv.conf"],
+                    root_mode=SEARCH_ONLY)
     for namespace_dir in volumes_dir.iterdir():
         if namespace_dir.is_dir() and not namespace_dir.is_symlink():
             os.chmod(namespace_dir, SEARCH_ONLY)

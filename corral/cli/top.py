@@ -1,5 +1,7 @@
-"""`corral top nodes|pods`: CPU and memory in use, from the agents' /stats/summary
-(read through the master's nodes/{name}/proxy), printed as kubectl top prints them:
+"""`corral top nodes|pods`: CPU and memory in use, read from metrics.k8s.io (which
+the master serves from the agents' /stats/summary) as `kubectl top` reads it, so
+both show the same rows: a node whose agent is away and a pod with no running
+container are left out. Printed as kubectl top prints them:
 
     NAME     CPU(cores)   CPU(%)   MEMORY(bytes)   MEMORY(%)
     node-1   250m         12%      512Mi           6%
@@ -8,64 +10,62 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+from decimal import Decimal
+from typing import Any
 
-from corral.api.errors import APIError
-from corral.api.quantity import bytes_value, cpu_millis
+from corral.api.quantity import bytes_value, cpu_millis, milli_value, parse_quantity
 from corral.cli.output import Columns
 from corral.cli.verb import UsageError, add_client_flags, namespace_of, run_verb
-from corral.client.http import Client, ServerUnreachable
-from corral.objects import Obj, status
+from corral.client.http import Client
+from corral.objects import Obj, meta, status
+
+METRICS = "/apis/metrics.k8s.io/v1beta1"
 
 
-async def _summary(client: Client, node: str) -> Obj | None:
-    try:
-        response = await client.raw("GET", f"/api/v1/nodes/{node}/proxy/stats/summary")
-    except (APIError, ServerUnreachable):
-        return None  # a node whose agent is away: left out, as metrics-server does
-    data = response.json()
-    return data if isinstance(data, dict) else None
+async def _metrics(client: Client, path: str) -> list[Obj]:
+    items = (await client.raw("GET", f"{METRICS}{path}")).json().get("items")
+    return items if isinstance(items, list) else []
 
 
-def _millicores(block: Obj) -> int:
-    return int((block.get("cpu") or {}).get("usageNanoCores") or 0) // 1_000_000
+def _millicores(quantities: list[Any]) -> int:
+    # as kubectl top: the sum's MilliValue, rounded up
+    return milli_value(sum((parse_quantity(q or 0) for q in quantities), Decimal(0)))
 
 
-def _mebibytes(block: Obj) -> int:
-    return int((block.get("memory") or {}).get("workingSetBytes") or 0) // (1024 * 1024)
+def _mebibytes(quantities: list[Any]) -> int:
+    return bytes_value(sum((parse_quantity(q or 0) for q in quantities), Decimal(0))) \
+        // (1024 * 1024)
 
 
 def _percent(used: float, total: float) -> str:
     return f"{round(100 * used / total)}%" if total else "<unknown>"
 
 
-async def _summaries(client: Client) -> list[tuple[Obj, Obj]]:
-    nodes = (await client.list_all("Node")).items
-    found = await asyncio.gather(*(_summary(client, n["metadata"]["name"]) for n in nodes))
-    return [(n, s) for n, s in zip(nodes, found, strict=True) if s is not None]
-
-
 async def top_nodes(client: Client) -> list[list[str]]:
+    used = {meta(m)["name"]: m.get("usage") or {} for m in await _metrics(client, "/nodes")}
     rows = []
-    for node, summary in await _summaries(client):
+    for node in (await client.list_all("Node")).items:
+        name = meta(node)["name"]
+        if name not in used:
+            continue
         alloc = status(node).get("allocatable") or {}
-        cpu, mem = _millicores(summary["node"]), _mebibytes(summary["node"])
+        cpu, mem = _millicores([used[name].get("cpu")]), _mebibytes([used[name].get("memory")])
         cpu_total = cpu_millis(alloc["cpu"]) if "cpu" in alloc else 0
         mem_total = bytes_value(alloc["memory"]) // (1024 * 1024) if "memory" in alloc else 0
-        rows.append([node["metadata"]["name"], f"{cpu}m", _percent(cpu, cpu_total),
+        rows.append([name, f"{cpu}m", _percent(cpu, cpu_total),
                      f"{mem}Mi", _percent(mem, mem_total)])
     return rows
 
 
 async def top_pods(client: Client, namespace: str | None) -> list[list[str]]:
+    path = "/pods" if namespace is None else f"/namespaces/{namespace}/pods"
     rows = []
-    for _, summary in await _summaries(client):
-        for pod in summary.get("pods") or []:
-            ref = pod["podRef"]
-            if namespace is None or ref["namespace"] == namespace:
-                prefix = [ref["namespace"]] if namespace is None else []
-                rows.append([*prefix, ref["name"], f"{_millicores(pod)}m",
-                             f"{_mebibytes(pod)}Mi"])
+    for pod in await _metrics(client, path):
+        usages = [c.get("usage") or {} for c in pod.get("containers") or []]
+        cpu = _millicores([u.get("cpu") for u in usages])
+        mem = _mebibytes([u.get("memory") for u in usages])
+        prefix = [meta(pod)["namespace"]] if namespace is None else []
+        rows.append([*prefix, meta(pod)["name"], f"{cpu}m", f"{mem}Mi"])
     return sorted(rows)
 
 

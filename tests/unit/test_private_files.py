@@ -43,6 +43,21 @@ def test_tighten_strips_the_tree_but_leaves_a_self_secured_directory(tmp_path: P
 
 
 
+def test_tighten_leaves_the_root_as_root_mode_says_in_one_step(tmp_path: Path) -> None:
+    root = private_dir(tmp_path / "state", 0o755)
+    (root / "kubeconfig").write_text("x")
+    os.chmod(root / "kubeconfig", 0o644)
+    link = tmp_path / "named"
+    link.symlink_to(root)  # a node's state dir may be a symlink to its home
+    assert tighten(link, root_mode=SEARCH_ONLY) == 2
+    assert (mode(root), mode(root / "kubeconfig")) == (SEARCH_ONLY, 0o600)
+    # A root already as asked is no exposure: nothing changed, nothing logged.
+    assert tighten(link, root_mode=SEARCH_ONLY) == 0
+    os.chmod(root, 0o700)
+    assert tighten(root, root_mode=SEARCH_ONLY) == 1 and mode(root) == SEARCH_ONLY
+
+
+
 @pytest.fixture
 def open_base() -> Iterator[Path]:
     """A directory every user may pass through to (pytest's own are 0700)."""

@@ -89,7 +89,9 @@ def test_top_nodes_and_pods(master: Master, node: Agent, http: httpx.Client) -> 
     busy = ["python3", "-c", "x = bytearray(30 * 1024 * 1024)\nwhile True: pass"]
     create_pod(http, make_pod("spinner", node.name, busy,
                               resources={"limits": {"cpu": "200m"}}))
+    create_pod(http, make_pod("finished", node.name, ["true"]))
     wait_pod(http, "spinner", lambda p: phase(p) == "Running")
+    wait_pod(http, "finished", lambda p: phase(p) == "Succeeded")
 
     def top(*what: str) -> str:
         out = subprocess.run([sys.executable, "-m", "corral.cli.main", "top", *what,
@@ -107,10 +109,13 @@ def test_top_nodes_and_pods(master: Master, node: Agent, http: httpx.Client) -> 
     assert pods.splitlines()[0].split() == ["NAME", "CPU(cores)", "MEMORY(bytes)"]
     row = wait_for(spinner_row, timeout=30, what="the spinner's CPU in top")
     assert int(row[2].removesuffix("Mi")) >= 20
+    # a pod with no running container has no metrics, as with metrics-server
+    assert "finished" not in [line.split()[0] for line in top("pods").splitlines()]
     nodes = top("nodes")
     assert nodes.splitlines()[0].split()[:2] == ["NAME", "CPU(cores)"]
     assert any(line.split()[0] == node.name for line in nodes.splitlines()[1:])
-    http.delete("/api/v1/namespaces/default/pods/spinner")
+    for name in ("spinner", "finished"):
+        http.delete(f"/api/v1/namespaces/default/pods/{name}")
 
 
 def test_an_agent_whose_node_is_deleted_registers_again(node: Agent, http: httpx.Client) -> None:
