@@ -354,7 +354,6 @@ class ApiServer:
         if self.signer is not None:
             files = self.signer.ensure_client_cert(KUBELET_CLIENT_STEM, KUBELET_CLIENT_CN)
             credentials = AgentCredentials(cfg.data_dir / "pki" / "ca.crt", files.cert, files.key)
-        self.agent_credentials = credentials  # the Mesos component's line to agents too
         # After everything the start writes there: what an older master or a copy,
         # or a writer with umask 022 (certificates), left readable.
         tighten(cfg.data_dir, root_mode=SEARCH_ONLY)
@@ -394,6 +393,12 @@ class ApiServer:
         log.info("api server listening url=%s store=%s kubeconfig=%s", cfg.url,
                  cfg.resolved_store_url, cfg.kubeconfig_path)
         await self._server.serve()
+
+    def agent_context(self) -> SSLContext | None:
+        """What the master calls agents with (the CA, its kubelet-client pair,
+        reloaded when renewed): the node proxy's, and the Mesos component's direct
+        line (corral/offers/agentlink.py). None over plain HTTP."""
+        return self._node_proxy.tls if self._node_proxy is not None else None
 
     def _certificates(self, serving: SSLContext) -> CertificateReloader:
         cfg, signer = self.cfg, self.signer

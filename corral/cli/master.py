@@ -273,8 +273,7 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
             mesos_client = await stack.enter_async_context(Client(
                 server.cfg.url, server.component_tokens["mesos"], transport=transport))
             # It calls agents directly as the master does (corral/offers/agentlink.py).
-            creds = server.agent_credentials
-            agent_tls = AgentTLS(creds.context() if creds is not None else None)
+            agent_tls = AgentTLS(server.agent_context())
             runs.append(asyncio.create_task(
                 offers_component.run_in_master(mesos_client, stop, timing, mesos, agent_tls),
                 name="mesos"))
