@@ -2,23 +2,27 @@
 
     sudo .venv/bin/python bench/proxy.py [--seconds 2] [--runs 3] [--concurrency 32]
 
-Three paths to one small HTTP backend, measured alternately in the same run:
-direct, through a clusterIP programmed in nftables (NftProxy: the kernel DNATs),
-and through a clusterIP served by the user-space proxy (a ProxyTable in its own
-process, as on a node). First with keep-alive off (a new TCP connection per
+Four paths to one small HTTP backend, measured alternately in the same run:
+direct; through a clusterIP of an NftProxy with the socket-level load balancer
+(`socket-lb`: an eBPF hook rewrites connect() to the backend, nothing is NATed);
+through a clusterIP of an NftProxy without it (`nftables`: the kernel DNATs every
+connection); and through a clusterIP served by the user-space proxy (a ProxyTable
+in its own process, as on a node). First with keep-alive off (a new TCP connection per
 request, as most Service traffic between pods is set up), then on. Each figure
 is the median of --runs runs; each run is bounded by --seconds and --max-requests;
 a ratio is the median of the ratios within each round, with their range (on a
 shared machine the range says how much to trust it). Next to throughput, the CPU
 one request costs every process involved (load generator, backend, user-space
 proxy; loopback's kernel work runs in their context): contention moves
-throughput far more than it moves that cost. Goal: nftables >= 0.95x direct.
+throughput far more than it moves that cost. Goal: nftables mode (socket-lb
+where the kernel allows it) >= 0.95x direct.
 
 Then the programming latency of nftables mode (median of --runs): one endpoint
-change with one Service, 1,000 Services in one transaction, and one endpoint
-change among those 1,000 (every write is the whole table).
+change with one Service, 1,000 Services in one transaction, 1,000 Services
+added, and one endpoint change among those 1,000: the socket-lb maps' update,
+the nft write, and both with the conntrack flush and socket drop.
 
-Why three client addresses: all paths end at the same backend, which closes
+Why a client address per path: all paths end at the same backend, which closes
 first and so holds a TIME_WAIT socket per recent (client address, port) pair.
 Linux stamps a connection's TCP timestamps with an offset hashed from the
 addresses the client sees: 127.0.0.1 -> 127.0.0.1 direct, 127.0.0.1 ->
@@ -36,8 +40,9 @@ connections meets the same stalls; net.ipv4.tcp_timestamps=2, timestamps without
 per-address offsets, removes them.)
 
 As root the whole benchmark runs in a network namespace it creates and deletes
-(its table goes with it); without root (or nft) nftables is not measured and the
-reason is printed.
+(its table goes with it), entered with `nsenter --net` so the cgroup2 hierarchy
+stays visible; without root (or nft, or where the hook cannot be attached) those
+paths are not measured and the reason is printed.
 """
 
 from __future__ import annotations
@@ -63,13 +68,17 @@ from corral.cli import eventloop
 from corral.proxy.mode import nftables_unavailable
 from corral.proxy.model import Backend, ServicePortKey, ServiceProxySpec
 from corral.proxy.nftables import NftProxy
+from corral.proxy.socklb import SocketLB, SocketLBError
 from corral.proxy.table import ProxyTable
 
 CLUSTER_IP = "127.100.250.1"  # the user-space proxy's
 NFT_CLUSTER_IP = "127.100.250.2"  # DNATed by nftables
+LB_CLUSTER_IP = "127.100.250.3"  # steered at connect() by the socket-level hook
 NFT_TABLE = "corral-bench"
-# Each path's client has its own source address; see "Why three client addresses".
+LB_TABLE = "corral-bench-lb"
+# Each path's client has its own source address; see "Why a client address per path".
 DIRECT_SOURCE, NFT_SOURCE, USERSPACE_SOURCE = "127.0.0.1", "127.0.0.2", "127.0.0.3"
+LB_SOURCE = "127.0.0.4"
 IP_BIND_ADDRESS_NO_PORT = 24  # linux/in.h; the socket module does not export it
 BODY = b"backend-0"
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%%s\r\n%s" % (len(BODY), BODY))
@@ -249,7 +258,7 @@ def _median(results: list[Result]) -> Result:
     return sorted(results, key=lambda r: r.rate)[len(results) // 2]
 
 
-GOALS = {"nftables": 0.95, "userspace": 0.7}
+GOALS = {"socket-lb": 0.95, "nftables": 0.95, "userspace": 0.7}
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -305,12 +314,14 @@ def _ratio(ours: list[float], direct: list[float]) -> str:
 # -- nftables programming latency ------------------------------------------------
 
 async def _timed_apply(proxy: NftProxy, services: dict[ServicePortKey, ServiceProxySpec],
-                       backends: dict[ServicePortKey, list[Backend]]) -> tuple[float, float]:
-    """(seconds until the rules are in effect, seconds including the conntrack flush)."""
+                       backends: dict[ServicePortKey, list[Backend]]
+                       ) -> tuple[float, float, float]:
+    """(seconds of the socket-lb maps' update, of the nft write, and of the whole
+    apply including the conntrack flush and socket drop)."""
     began = time.perf_counter()
     await proxy.apply(services, backends)
     await proxy.flushed()
-    return proxy.last_write_seconds, time.perf_counter() - began
+    return proxy.last_socket_lb_seconds, proxy.last_write_seconds, time.perf_counter() - began
 
 
 def _bulk(count: int, port: int, moved: int = -1) -> tuple[
@@ -327,8 +338,9 @@ def _bulk(count: int, port: int, moved: int = -1) -> tuple[
 async def programming(args: argparse.Namespace, proxy: NftProxy, port: int,
                       services: dict[ServicePortKey, ServiceProxySpec],
                       backends: dict[ServicePortKey, list[Backend]], run_dir: Path) -> None:
-    """How long until a write is in effect (and with its conntrack flush), median of runs."""
-    timings: dict[str, list[tuple[float, float]]] = {
+    """How long until a change is in effect, median of runs: in the socket-lb maps
+    (when ``proxy`` has them), in the nft table, and the whole apply with its drops."""
+    timings: dict[str, list[tuple[float, float, float]]] = {
         "endpoint change, 1 Service": [], "1,000 Services, whole-table write": [],
         "1,000 Services added, one change": [], "endpoint change among 1,000 Services": []}
     key = next(iter(services))
@@ -347,10 +359,11 @@ async def programming(args: argparse.Namespace, proxy: NftProxy, port: int,
             await _timed_apply(proxy, {**services, **many}, {**backends, **moved_backends}))
         await proxy.apply(services, backends)
     for what, values in timings.items():
-        effect = sorted(v[0] for v in values)[len(values) // 2]
-        total = sorted(v[1] for v in values)[len(values) // 2]
-        print(f"nftables programming: {what:38} {1000 * effect:7.1f} ms in effect  "
-              f"{1000 * total:7.1f} ms with conntrack flush", flush=True)
+        maps, nft, total = (sorted(v[i] for v in values)[len(values) // 2] for i in range(3))
+        lb = (f"socket-lb maps {1000 * maps:6.1f} ms  " if proxy.socket_lb is not None
+              and what != "1,000 Services, whole-table write" else " " * 26)
+        print(f"nftables programming: {what:38} {lb}nft {1000 * nft:7.1f} ms in effect  "
+              f"{1000 * total:7.1f} ms with conntrack flush / socket drop", flush=True)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -360,28 +373,48 @@ def free_port(host: str = "127.0.0.1") -> int:
     return port
 
 
+def _socket_lb(nft_problem: str | None) -> tuple[SocketLB | None, str | None]:
+    if nft_problem is not None:
+        return None, nft_problem
+    try:
+        return SocketLB.open(), None
+    except SocketLBError as err:
+        return None, str(err)
+
+
 async def measure(args: argparse.Namespace, backend_port: int, proxy_port: int,
                   nft_problem: str | None, pids: list[int]) -> None:
     targets = {"direct": Target("127.0.0.1", backend_port, DIRECT_SOURCE)}
     key = ServicePortKey("bench", "web")
-    services = {key: ServiceProxySpec(NFT_CLUSTER_IP, 80)}
     backends = {key: [Backend("127.0.0.1", backend_port)]}
+    lb, lb_problem = _socket_lb(nft_problem)
     with tempfile.TemporaryDirectory() as run_dir:
-        proxy = NftProxy(NFT_TABLE, run_dir=Path(run_dir)) if nft_problem is None else None
+        proxies: list[NftProxy] = []
         try:
-            if proxy is not None:
-                await proxy.apply(services, backends)
+            if lb is not None:
+                proxies.append(NftProxy(LB_TABLE, run_dir=Path(run_dir), socket_lb=lb))
+                await proxies[-1].apply({key: ServiceProxySpec(LB_CLUSTER_IP, 80)}, backends)
+                targets["socket-lb"] = Target(LB_CLUSTER_IP, 80, LB_SOURCE)
+            else:
+                print(f"socket-lb: not measured ({lb_problem})")
+            if nft_problem is None:
+                proxies.append(NftProxy(NFT_TABLE, run_dir=Path(run_dir)))
+                await proxies[-1].apply({key: ServiceProxySpec(NFT_CLUSTER_IP, 80)}, backends)
                 targets["nftables"] = Target(NFT_CLUSTER_IP, 80, NFT_SOURCE)
             else:
                 print(f"nftables: not measured ({nft_problem})")
             targets["userspace"] = Target(CLUSTER_IP, proxy_port, USERSPACE_SOURCE)
             await compare(args, targets, pids)
-            if proxy is not None:
-                await programming(args, proxy, backend_port, services, backends,
+            if proxies:  # the socket-lb one when there is one: it writes both
+                cluster_ip = LB_CLUSTER_IP if lb is not None else NFT_CLUSTER_IP
+                await programming(args, proxies[0], backend_port,
+                                  {key: ServiceProxySpec(cluster_ip, 80)}, backends,
                                   Path(run_dir))
         finally:
-            if proxy is not None:
+            for proxy in proxies:
                 await proxy.close()
+            if lb is not None and not proxies:
+                lb.close()
 
 
 def inside(args: argparse.Namespace) -> None:
@@ -392,8 +425,9 @@ def inside(args: argparse.Namespace) -> None:
     try:
         proxy = start("proxy", "--backend-port", str(backend_port), "--port", str(proxy_port))
         try:
-            print(f"backend 127.0.0.1:{backend_port}  nftables {NFT_CLUSTER_IP}:80  "
-                  f"userspace {CLUSTER_IP}:{proxy_port}  concurrency {args.concurrency}  "
+            print(f"backend 127.0.0.1:{backend_port}  socket-lb {LB_CLUSTER_IP}:80  "
+                  f"nftables {NFT_CLUSTER_IP}:80  userspace {CLUSTER_IP}:{proxy_port}  "
+                  f"concurrency {args.concurrency}  "
                   f"{args.runs} runs x {args.seconds}s, median", flush=True)
             pids = [os.getpid(), backend.pid, proxy.pid]
             eventloop.run(measure(args, backend_port, proxy_port, nft_problem, pids))
@@ -410,8 +444,10 @@ def in_own_namespace(argv: list[str]) -> None:
     try:
         subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
         print(f"network namespace {name} (deleted at the end)", flush=True)
-        subprocess.run(["ip", "netns", "exec", name, sys.executable, __file__, *argv,
-                        "--role", "inside"], check=False)
+        # nsenter, not `ip netns exec`: that one hides the cgroup2 hierarchy (a /sys
+        # of its own), and the socket-level hook attaches there.
+        subprocess.run([shutil.which("nsenter") or "nsenter", f"--net=/run/netns/{name}",
+                        sys.executable, __file__, *argv, "--role", "inside"], check=False)
     finally:
         subprocess.run(["ip", "netns", "delete", name], check=False)
 

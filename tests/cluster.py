@@ -19,6 +19,7 @@ import httpx
 
 from corral.cli.local_etcd import EtcdMember, LocalEtcd
 from tests import poll
+from tests.netns import prefix as netns_prefix
 
 T = TypeVar("T")
 
@@ -64,12 +65,12 @@ class CorralProcess:
 
     proc: subprocess.Popen[bytes] | None
     log_path: Path
-    netns: str | None  # a network namespace the test made (`ip netns exec` runs it there)
+    netns: str | None  # a network namespace the test made (`nsenter --net` runs it there)
 
     def spawn(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        ip = shutil.which("ip") or "ip"  # found here: ``env`` may have another PATH
-        inside = [ip, "netns", "exec", self.netns] if self.netns else []
+        # (found now: ``env`` may have another PATH)
+        inside = netns_prefix(self.netns) if self.netns else []
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([*inside, sys.executable, "-m", "corral.cli.main",
                                           *args], stdout=log, stderr=subprocess.STDOUT,

@@ -42,13 +42,18 @@ def _node_homes() -> Iterator[None]:
         remove_node_homes()
 
 
-@pytest.fixture(scope="module")
-def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
+def started_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
+    """A master of its own, stopped after: the body of every scope's ``master``."""
     m = Master(tmp_path_factory.mktemp("master")).start()
     try:
         yield m
     finally:
         m.stop()
+
+
+@pytest.fixture(scope="module")
+def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
+    yield from started_master(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

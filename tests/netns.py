@@ -3,8 +3,10 @@
 setns(2) is per thread, so `Netns.run(fn)` runs an event loop in a thread that
 entered the namespace: the sockets it opens, and the threads and subprocesses it
 starts (nft, conntrack, asyncio's executor), are all in the namespace. Processes
-of the harness enter one with `ip netns exec` (tests/cluster.py). Deleting a
-namespace takes its nftables tables, conntrack entries and interfaces with it.
+of the harness enter one with `nsenter --net` (tests/cluster.py): unlike `ip netns
+exec`, which gives its command a mount namespace with a /sys of its own (no cgroup
+mounts), it changes nothing but the network, as for an agent on a real host. Deleting
+a namespace takes its nftables tables, conntrack entries and interfaces with it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import ctypes
 import os
 import random
+import shutil
 import subprocess
 import threading
 from collections.abc import Awaitable, Callable
@@ -44,8 +47,8 @@ class Netns:
         subprocess.run(["ip", "netns", "delete", self.name], capture_output=True, check=False)
 
     def prefix(self) -> list[str]:
-        """What runs a command inside: `ip netns exec <name>`."""
-        return ["ip", "netns", "exec", self.name]
+        """What runs a command inside (only its network namespace changes)."""
+        return prefix(self.name)
 
     def sh(self, *args: str) -> str:
         """Run a command inside; its stdout (CalledProcessError on failure)."""
@@ -97,6 +100,12 @@ class Netns:
 
 async def _call(fn: Callable[[], Awaitable[T]]) -> T:
     return await fn()
+
+
+def prefix(name: str) -> list[str]:
+    """`nsenter --net=/run/netns/<name>`: execs the command (same pid), in that network
+    namespace and the caller's mount namespace."""
+    return [shutil.which("nsenter") or "nsenter", f"--net=/run/netns/{name}"]
 
 
 def unique_name(prefix: str = "corral-t") -> str:

@@ -31,6 +31,7 @@ from corral.agent.bootstrap import client_cert_path, ensure_client_cert, renew_c
 from corral.agent.cert_rotation import Rotation, load_certificate
 from corral.agent.config import AgentConfig
 from corral.agent.csr import CertificateRefused
+from corral.agent.framework_feed import TaskFeed
 from corral.agent.heartbeat import Heartbeat
 from corral.agent.metrics import AGENT_METRICS
 from corral.agent.node import node_status, register_node
@@ -118,7 +119,7 @@ class Agent:
         await self.pods.start()
         self.allocs = AllocManager(AllocContext(
             cfg, client, ExecutorRuntime(cfg.runtime_dir, self.runtime.cgroups,
-                                         cfg.sandboxes_dir), self.users))
+                                         cfg.sandboxes_dir), self.users, TaskFeed(cfg.name)))
         self.server.allocs = self.allocs
         await self.allocs.start()
         port = self.server.port

@@ -74,6 +74,9 @@ class AgentConfig:
     # Service data plane: "nftables", "userspace", or None for nftables where nft
     # works and the agent is root (corral/proxy/mode.py).
     proxy_mode: str | None = None
+    # nftables mode: steer TCP clusterIP connects at connect() with an eBPF cgroup
+    # hook where the kernel allows it (corral/proxy/socklb.py); False: nft only.
+    socket_lb: bool = True
     # Where agents sharing a host coordinate who writes the nftables table.
     proxy_run_dir: Path = DEFAULT_RUN_DIR
 

@@ -5,7 +5,9 @@
                            DnsServer.update(records)      <svc>.<ns>[.svc.cluster.local]
                            data plane .apply(ports, backends), by --proxy-mode:
                              nftables  NftProxy: one table per host network namespace,
-                                       written by one agent of the host (the kernel forwards)
+                                       written by one agent of the host (the kernel forwards),
+                                       and each agent's SocketLB (--socket-lb): TCP clusterIP
+                                       connects rewritten to an endpoint by an eBPF hook
                              userspace ProxyTable: listeners on clusterIP:port
                                        (SO_REUSEPORT: every agent on a host binds it) and
                                        node_ip:nodePort (NodePort and LoadBalancer Services)
@@ -49,6 +51,7 @@ from corral.proxy.model import (
 )
 from corral.proxy.nftables import NftProxy
 from corral.proxy.resolvconf import resolv_conf
+from corral.proxy.socklb import SocketLB, SocketLBError
 from corral.proxy.table import ProxyTable
 
 log = logging.getLogger(__name__)
@@ -170,7 +173,26 @@ def data_plane(cfg: AgentConfig) -> DataPlane:
         return ProxyTable(cfg.node_ip)
     table = table_name(cfg.ca_pem, cfg.servers)
     log.info("proxy mode=nftables table=ip %s reason=%r", table, choice.reason)
-    return NftProxy(table, cfg.node_ip, run_dir=cfg.proxy_run_dir)
+    return NftProxy(table, cfg.node_ip, run_dir=cfg.proxy_run_dir,
+                    socket_lb=open_socket_lb(cfg.socket_lb))
+
+
+def open_socket_lb(asked: bool) -> SocketLB | None:
+    """The connect() hook where the kernel lets it run; which data path, and why."""
+    if not asked:
+        log.info("proxy data path=nftables-only socket_lb=off reason='asked for "
+                 "(--socket-lb=false)': every Service connection is DNATed by nftables")
+        return None
+    try:
+        lb = SocketLB.open()
+    except SocketLBError as err:
+        log.warning("proxy data path=nftables-only socket_lb=off reason=%r: every "
+                    "Service connection is DNATed by nftables", f"the fallback: {err}")
+        return None
+    log.info("proxy data path=socket-lb+nftables socket_lb=on cgroup=%s: connect() to a TCP "
+             "clusterIP goes straight to an endpoint (eBPF at cgroup connect4); nftables "
+             "DNATs NodePorts, sessionAffinity ClientIP and the rest", lb.cgroup)
+    return lb
 
 
 class NodeServices:

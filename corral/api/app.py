@@ -47,6 +47,7 @@ from corral.api.handlers.discovery import (
     version,
 )
 from corral.api.handlers.node_proxy import NODE_PROXY_PATH
+from corral.api.handlers.oidc import CONFIGURATION_PATH, JWKS_PATH, IssuerDiscovery
 from corral.api.handlers.proxy import PROXY_PATH, ProxyHandler
 from corral.api.handlers.resource_metrics import ResourceMetrics, SummaryFetch, is_metrics_path
 from corral.api.handlers.resources import LogHandler, ResourceHandler
@@ -115,6 +116,7 @@ def build_app(
     authorizer: Authorizer | None = None,
     summaries: SummaryFetch | None = None,
     token_requests: TokenRequests | None = None,
+    issuer_discovery: IssuerDiscovery | None = None,
     tokens: TokenCheck | None = None,
     audit: tuple[Policy, AuditLog] | None = None,
 ) -> ASGIApp:
@@ -172,6 +174,10 @@ def build_app(
         Route("/version", _guard(version)), Route("/version/", _guard(version)),
         Route("/metrics", _metrics),
     ]
+    if issuer_discovery is not None:
+        routes += [Route(path, _guard(handler), methods=methods)
+                   for path, handler in ((CONFIGURATION_PATH, issuer_discovery.configuration),
+                                         (JWKS_PATH, issuer_discovery.jwks))]
     if store_status is not None:
         async def store(request: Request) -> Response:
             return JSONResponse(await store_status())

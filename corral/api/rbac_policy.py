@@ -9,6 +9,8 @@ cut to the kinds corral serves).
     system:discovery              /api, /apis, /openapi, /version          authenticated
     system:public-info-viewer     /healthz /livez /readyz /version         user; the last
     corral:dashboard              /ui (it authenticates its own users)     also anonymous
+    system:service-account-issuer-discovery  /.well-known/openid-configuration,
+                                  /openid/v1/jwks   ← group system:serviceaccounts
     system:node                   ← group system:nodes (narrowed by NodeRestriction)
     system:kube-scheduler         ← user system:kube-scheduler
     system:kube-controller-manager← user system:kube-controller-manager
@@ -189,6 +191,9 @@ def _mesos_master() -> list[Obj]:
         # It writes the users frameworks' tasks run as, once their principal may
         # (corral/api/alloc_users.py holds every other writer to the same rule).
         _rule(["run"], ["corral.dev"], ["taskusers"]),
+        # It launches frameworks' tasks on agents directly (corral/offers/agentlink.py),
+        # as kube-apiserver-kubelet-client may call kubelets.
+        _rule(["create", "get"], [""], ["nodes/proxy"]),
     ]
 
 
@@ -267,6 +272,9 @@ def cluster_roles() -> list[Obj]:
             ["get"], ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*",
                       "/version", "/version/", "/healthz", "/livez", "/readyz"])]),
         _cluster_role("system:public-info-viewer", [_urls(["get"], _PUBLIC_URLS)]),
+        _cluster_role(ISSUER_DISCOVERY, [_urls(["get"], [
+            "/.well-known/openid-configuration", "/.well-known/openid-configuration/",
+            "/openid/v1/jwks", "/openid/v1/jwks/"])]),
         _cluster_role("system:auth-delegator", [
             _rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),
             _rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"])]),
@@ -282,6 +290,9 @@ def cluster_roles() -> list[Obj]:
         *_bootstrap_roles(),
     ]
 
+
+# ServiceAccount issuer discovery (handlers/oidc.py): every ServiceAccount may read it.
+ISSUER_DISCOVERY = "system:service-account-issuer-discovery"
 
 # The scheduler's node ledgers (corral/scheduler/ledger.py) are ConfigMaps in
 # kube-system: a Role there, as Kubernetes gives kube-scheduler its
@@ -308,6 +319,7 @@ def cluster_role_bindings() -> list[Obj]:
         _binding("system:basic-user", "system:basic-user", [("Group", "system:authenticated")]),
         _binding("system:discovery", "system:discovery", [("Group", "system:authenticated")]),
         _binding("system:public-info-viewer", "system:public-info-viewer", everyone),
+        _binding(ISSUER_DISCOVERY, ISSUER_DISCOVERY, [("Group", "system:serviceaccounts")]),
         _binding("corral:dashboard", "corral:dashboard", everyone),
         _binding("system:node", "system:node", [("Group", "system:nodes")]),
         _binding("system:kube-scheduler", "system:kube-scheduler",

@@ -32,6 +32,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
 from corral.api.auth import write_private
 
@@ -98,6 +99,12 @@ class TokenSigner:
         self._key = key
         self._public = key.public_key()
         self.kid = key_id(self._public)
+
+    def jwk(self) -> dict[str, Any]:
+        """The public key as a JSON Web Key, for issuer discovery (handlers/oidc.py)."""
+        key: dict[str, Any] = RSAAlgorithm.to_jwk(self._public, as_dict=True)
+        return {"use": "sig", "kty": "RSA", "kid": self.kid, "alg": "RS256",
+                "n": key["n"], "e": key["e"]}
 
     def issue(self, claims: TokenClaims) -> str:
         private: dict[str, Any] = {

@@ -17,7 +17,7 @@ import logging
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from ssl import CERT_OPTIONAL
+from ssl import CERT_OPTIONAL, SSLContext
 from typing import Any
 
 import uvicorn
@@ -45,8 +45,14 @@ from corral.api.auth import (
     ensure_admin_token,
     ensure_user_token,
 )
+from corral.api.cert_reload import DEFAULT_INTERVAL_SECONDS, CertificateReloader, LoadedPair
 from corral.api.certificates.admission import CsrAdmission
-from corral.api.certificates.signer import DEFAULT_DURATION, KUBELET_CLIENT_CN, Signer
+from corral.api.certificates.signer import (
+    DEFAULT_DURATION,
+    KUBELET_CLIENT_CN,
+    KUBELET_CLIENT_STEM,
+    Signer,
+)
 from corral.api.connections import ConnectionLimits, TlsWebSocketProtocol, guarded_protocol
 from corral.api.crd.serving import CrdServing
 from corral.api.encryption.config import load_config
@@ -56,6 +62,7 @@ from corral.api.errors import AlreadyExists
 from corral.api.fairness import MAX_REQUESTS_INFLIGHT
 from corral.api.fencing import FencingStore
 from corral.api.handlers.node_proxy import AgentCredentials, NodeProxy
+from corral.api.handlers.oidc import IssuerDiscovery
 from corral.api.handlers.proxy import ProxyHandler
 from corral.api.handlers.reviews import TokenCheck
 from corral.api.handlers.streams import StreamRelay
@@ -109,6 +116,8 @@ class ServerConfig:
     # EncryptionConfiguration file; "" = DATA_DIR/encryption-config.yaml, made on first start
     encryption_config: str = ""
     encryption_reload_seconds: float = 1.0  # how often the file is checked for a change
+    # how often the master's own certificates are renewed if due and reloaded if changed
+    cert_check_seconds: float = DEFAULT_INTERVAL_SECONDS
     audit_log_path: str = ""  # "" = no audit log
     audit_policy_file: str = ""  # "" = audit/policy.py's DEFAULT_POLICY
     audit_log_maxsize: float = 100  # megabytes before the file is rotated (0: never)
@@ -234,6 +243,7 @@ class ApiServer:
         self.encryption: EncryptingStore | None = None
         self.audit: AuditLog | None = None
         self._reloads: asyncio.Task[None] | None = None
+        self._cert_reloads: asyncio.Task[None] | None = None
         self.signer: Signer | None = None
 
     async def open(self) -> Registry:
@@ -342,7 +352,7 @@ class ApiServer:
         # The master calls agents with a client certificate of its own (node_proxy.py).
         credentials = None
         if self.signer is not None:
-            files = self.signer.ensure_client_cert("apiserver-kubelet-client", KUBELET_CLIENT_CN)
+            files = self.signer.ensure_client_cert(KUBELET_CLIENT_STEM, KUBELET_CLIENT_CN)
             credentials = AgentCredentials(cfg.data_dir / "pki" / "ca.crt", files.cert, files.key)
         # After everything the start writes there: what an older master or a copy,
         # or a writer with umask 022 (certificates), left readable.
@@ -359,6 +369,7 @@ class ApiServer:
                          session=session, store_status=store.status,
                          authorizer=self.authorizer, summaries=self._node_proxy.stats_summary,
                          token_requests=TokenRequests(self.registry, signer),
+                         issuer_discovery=IssuerDiscovery(signer, cfg.kubeconfig_server or cfg.url),
                          tokens=_token_check(authenticator, accounts) if authenticator else None,
                          audit=self._open_audit())
 
@@ -375,9 +386,37 @@ class ApiServer:
             **ssl,
         )
         self._server = _Server(config, cfg.connections.header_timeout)
+        config.load()  # the serving SSLContext, built now so it can be reloaded
+        if config.ssl is not None:
+            self._cert_reloads = asyncio.create_task(
+                self._certificates(config.ssl).run(), name="certificate-reload")
         log.info("api server listening url=%s store=%s kubeconfig=%s", cfg.url,
                  cfg.resolved_store_url, cfg.kubeconfig_path)
         await self._server.serve()
+
+    def agent_context(self) -> SSLContext | None:
+        """What the master calls agents with (the CA, its kubelet-client pair,
+        reloaded when renewed): the node proxy's, and the Mesos component's direct
+        line (corral/offers/agentlink.py). None over plain HTTP."""
+        return self._node_proxy.tls if self._node_proxy is not None else None
+
+    def _certificates(self, serving: SSLContext) -> CertificateReloader:
+        cfg, signer = self.cfg, self.signer
+        assert self._node_proxy is not None and signer is not None
+        pki = cfg.data_dir / "pki"
+        pairs = [LoadedPair("serving", pki / "server.crt", pki / "server.key", serving)]
+        if self._node_proxy.tls is not None:
+            files = signer.ensure_client_cert(KUBELET_CLIENT_STEM, KUBELET_CLIENT_CN)
+            pairs.append(LoadedPair("kubelet-client", files.cert, files.key,
+                                    self._node_proxy.tls))
+        for pair in pairs:
+            pair.mark_loaded()
+
+        def renew() -> None:
+            ensure_pki(cfg.data_dir, _cert_hosts(cfg))
+            signer.ensure_client_cert(KUBELET_CLIENT_STEM, KUBELET_CLIENT_CN)
+
+        return CertificateReloader(renew, pairs, cfg.cert_check_seconds)
 
     def stop(self) -> None:
         if self._server is not None:
@@ -387,9 +426,10 @@ class ApiServer:
         if self.audit is not None:  # what is queued is written
             await self.audit.close()
             self.audit = None
-        if self._reloads is not None:
-            await cancel_and_wait(self._reloads)
-            self._reloads = None
+        for task in (self._reloads, self._cert_reloads):
+            if task is not None:
+                await cancel_and_wait(task)
+        self._reloads = self._cert_reloads = None
         if self._rbac is not None:
             await self._rbac.close()
             self._rbac = None

@@ -8,6 +8,8 @@
 The CA is made once and kept. The serving certificate is re-issued from that
 same CA whenever it lacks a host, expires within 30 days, is not yet valid, or
 was not signed by the CA on disk — so kubeconfigs written earlier keep working.
+A running master asks again every hour (cert_reload.py) and serves a renewed
+certificate without a restart.
 """
 
 from __future__ import annotations

@@ -89,6 +89,10 @@ def add_agent_flags(p: argparse.ArgumentParser) -> None:
                    help="Service data plane: nftables (the kernel forwards; the default "
                         "where nft works and the agent is root) or userspace (the agent "
                         "forwards; the fallback)")
+    p.add_argument("--socket-lb", type=str.lower, choices=["true", "false"], default="true",
+                   help="nftables mode: send TCP clusterIP connections straight to an "
+                        "endpoint at connect() (an eBPF cgroup hook; default true, where "
+                        "the kernel allows it); false: nftables DNATs every connection")
     p.add_argument("--log-level", default="info")
 
 
@@ -132,6 +136,7 @@ def agent_config(args: argparse.Namespace) -> AgentConfig:
         backoff_initial_seconds=args.backoff_initial, backoff_cap_seconds=args.backoff_cap,
         stop_pods_on_exit=args.stop_pods_on_exit, allow_cgroups=not args.no_cgroups,
         dns_address=args.dns_address, dns_port=args.dns_port, proxy_mode=args.proxy_mode,
+        socket_lb=args.socket_lb == "true",
     )
 
 

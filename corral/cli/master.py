@@ -23,6 +23,7 @@ from corral.api.allocation import (
     RangeError,
 )
 from corral.api.audit.policy import PolicyError
+from corral.api.cert_reload import DEFAULT_INTERVAL_SECONDS
 from corral.api.certificates.signer import DEFAULT_DURATION
 from corral.api.connections import ConnectionLimits
 from corral.api.encryption.config import ConfigError
@@ -41,6 +42,7 @@ from corral.client.metrics import WORKQUEUE_METRICS
 from corral.client.presence import announce
 from corral.controllers import manager
 from corral.offers import component as offers_component
+from corral.offers.agentlink import AgentTLS
 from corral.scheduler import loop as scheduler_loop
 from corral.scheduler.metrics import SCHEDULER_METRICS
 
@@ -145,6 +147,11 @@ def add_master_flags(p: argparse.ArgumentParser) -> None:
                    help="the longest certificate the cluster CA signs for a "
                         "CertificateSigningRequest, nodes' included (default 365d; e.g. 30s, "
                         "12h); agents renew theirs at 70-90%% of its life")
+    p.add_argument("--cert-check-interval", type=_positive_seconds,
+                   default=DEFAULT_INTERVAL_SECONDS, metavar="SECONDS",
+                   help="how often the master renews its own serving and kubelet-client "
+                        "certificates when within 30 days of their end, and reloads them "
+                        "when their files changed (default 3600)")
     p.add_argument("--max-connections", type=int, default=0,
                    help="connections held at once; past it an idle one is closed "
                         "(default: the open files limit less a reserve)")
@@ -156,6 +163,16 @@ def _signing_duration(value: str) -> dt.timedelta:
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"--cluster-signing-duration wants a duration like "
                                          f"30s, 12h or 365d, got {value!r}") from None
+
+
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"wants a number of seconds above 0, got {value!r}")
+    return seconds
 
 
 def _lease_seconds(value: str) -> float:
@@ -195,6 +212,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                         audit_log_maxsize=args.audit_log_maxsize,
                         audit_log_maxbackup=args.audit_log_maxbackup,
                         cluster_signing_duration=args.cluster_signing_duration,
+                        cert_check_seconds=args.cert_check_interval,
                         kubeconfig_server=getattr(args, "kubeconfig_server", ""))
 
 
@@ -254,8 +272,10 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
         if mesos is not None:
             mesos_client = await stack.enter_async_context(Client(
                 server.cfg.url, server.component_tokens["mesos"], transport=transport))
+            # It calls agents directly as the master does (corral/offers/agentlink.py).
+            agent_tls = AgentTLS(server.agent_context())
             runs.append(asyncio.create_task(
-                offers_component.run_in_master(mesos_client, stop, timing, mesos),
+                offers_component.run_in_master(mesos_client, stop, timing, mesos, agent_tls),
                 name="mesos"))
         await asyncio.gather(*runs)
         await stop.wait()  # with every component disabled, the API serves alone

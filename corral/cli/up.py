@@ -220,7 +220,8 @@ def _agent_args(args: argparse.Namespace, url: str, bootstrap: Path, index: int)
             "--bootstrap-kubeconfig", str(bootstrap),
             "--node-ip", f"127.0.1.{index}", "--state-dir", str(_agent_dir(args, index)),
             "--cpus", f"{cpus:.2f}", "--memory", f"{memory_mi}Mi", "--stop-pods-on-exit",
-            *(["--proxy-mode", args.proxy_mode] if args.proxy_mode else [])]
+            *(["--proxy-mode", args.proxy_mode] if args.proxy_mode else []),
+            f"--socket-lb={args.socket_lb}"]
 
 
 def _stop_leftover_pods(args: argparse.Namespace) -> None:
@@ -427,4 +428,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="manifests to apply once the cluster is up (file or directory)")
     p.add_argument("--proxy-mode", choices=["nftables", "userspace"], default=None,
                    help="the agents' Service data plane (default: nftables where it works)")
+    p.add_argument("--socket-lb", type=str.lower, choices=["true", "false"], default="true",
+                   help="nftables mode: TCP clusterIP connections go straight to an endpoint "
+                        "at connect() where the kernel allows (default true)")
     p.set_defaults(run=_run)

@@ -1,8 +1,7 @@
 """The garbage collector: ownerReferences, and the three ways to delete an owner.
 
-    the graph: informers over every namespaced kind that has owners (and Nodes,
-    which own namespaced objects), and over the kind of every CRD while it
-    exists (custom_kinds.py: custom resources own and are owned alike), each
+    the graph: informers over every built-in kind but Events, and over the
+    kind of every CRD while it exists (custom_kinds.py: custom resources own and are owned alike), each
     indexed by owner uid ("who depends on X") and by uid ("does X exist")
 
     key "Kind[.group]|namespace|name" ─► reconcile(object):
@@ -52,14 +51,13 @@ log = logging.getLogger("corral.controllers.gc")
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
-# The namespaced kinds whose objects carry ownerReferences in practice.
-DEPENDENT_KINDS = ("Pod", "ReplicaSet", "Deployment", "Job", "Service", "Endpoints",
-                   "ConfigMap", "Secret", "Alloc", "DaemonSet", "StatefulSet",
-                   "ControllerRevision", "HorizontalPodAutoscaler")
-# Cluster-scoped owners in the graph only so that their deletion wakes their
-# dependents at once (a Node owns the scheduler's reservation ledger for it; a
-# Framework owns the Allocs its accepted offers became).
-OWNER_KINDS = ("Node", "Framework")
+# Every built-in kind is in the graph, as an owner or a dependent: a kind left
+# out could neither wake its dependents when deleted (a ReplicationController's
+# pods ran on) nor be seen deleting in the foreground (a CronJob waited for ever
+# on the Job `kubectl create job --from` made it own). Events are left out, as
+# Kubernetes' collector ignores them: many, short-lived, and owning nothing.
+IGNORED_KINDS = ("Event",)
+GRAPH_KINDS = tuple(sorted(kind for kind in BY_KIND if kind not in IGNORED_KINDS))
 WORKERS = 32
 ABSENT_OWNERS_REMEMBERED = 10_000  # uids; a uid is never reused, so never stale
 FOREGROUND_BURST = 64  # dependents of one owner deleted at once
@@ -121,7 +119,7 @@ class GarbageCollector(Controller):
         # when it was created, say) must not DELETE it once more on its own.
         self.collecting: set[str] = set()
         self.graph: dict[str, Informer] = {kind: informers.get(kind)
-                                           for kind in DEPENDENT_KINDS + OWNER_KINDS}
+                                           for kind in GRAPH_KINDS}
         for informer in self.graph.values():
             self._watch(informer)
         # Custom resources own and are owned like built-in kinds: each CRD's kind

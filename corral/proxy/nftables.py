@@ -16,6 +16,11 @@
     and every CHECK_SECONDS makes sure its table was not flushed away (then writes it whole)
     close(): stop writing; the last agent on the host deletes the table
 
+With a socket-level load balancer (socklb.py, every agent its own), apply first
+updates its maps: the clusterIP connects it takes never reach the table; sockets
+it steered to a departed endpoint are aborted in the same background order as the
+conntrack flush.
+
 Unlike the user-space proxy there is nothing to drain: established connections
 stay in conntrack; only those to departed endpoints are dropped, as kube-proxy
 does.
@@ -30,7 +35,7 @@ import logging
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +58,7 @@ from corral.proxy.nftrules import (
     parse_endpoint_chain,
     transaction,
 )
+from corral.proxy.socklb import Departed, SocketLB
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +145,11 @@ class NftProxy:
     def __init__(self, table: str, node_ip: str | None = None, *,
                  run_dir: Path = DEFAULT_RUN_DIR, nft: str = "nft",
                  conntrack: str | None = None, poll_seconds: float = POLL_SECONDS,
-                 check_seconds: float = CHECK_SECONDS) -> None:
+                 check_seconds: float = CHECK_SECONDS,
+                 socket_lb: SocketLB | None = None) -> None:
         self.table = table
+        self.socket_lb = socket_lb  # owned: closed with this proxy
+        self.last_socket_lb_seconds = 0.0
         self.node_ip = node_ip
         self.nft = nft
         self.conntrack = conntrack if conntrack is not None else shutil.which("conntrack")
@@ -160,7 +169,7 @@ class NftProxy:
         self._existing = Existing()
         self._lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
-        self._flush: asyncio.Task[None] | None = None  # the latest conntrack flush
+        self._flush: asyncio.Task[None] | None = None  # the latest drop (conntrack, sockets)
         self._approximated: set[ServicePortKey] = set()
         self._asked_version = 0
         # (asked version, node IPs) → Ruleset: the writer's poll rebuilds nothing
@@ -178,6 +187,8 @@ class NftProxy:
         self._asked_version += 1
         self._note_approximations(services)
         async with self._lock:
+            if self.socket_lb is not None:
+                await self._steer(services, endpoints)
             if not self.host.joined:
                 await asyncio.to_thread(self.host.join, self.node_ip)
                 self._poller = asyncio.create_task(self._poll(), name="nftables-writer-poll")
@@ -198,6 +209,9 @@ class NftProxy:
             self._poller = None
         await self.flushed()
         async with self._lock:
+            if self.socket_lb is not None:
+                self.socket_lb.close()
+                self.socket_lb = None
             last = await asyncio.to_thread(self.host.leave,
                                            lambda: delete_table(self.table, self.nft))
         if last:
@@ -280,12 +294,28 @@ class NftProxy:
         if stale and self.conntrack:
             # Not under the lock: listing conntrack can take far longer than a write
             # on a busy host, and the next change must not wait for it.
-            self._flush = asyncio.create_task(self._drop(stale, self._flush),
-                                              name="nftables-conntrack-flush")
+            self._after(self._drop(stale), "nftables-conntrack-flush")
 
-    async def _drop(self, stale: list[Stale], before: asyncio.Task[None] | None) -> None:
-        if before is not None:
-            await asyncio.wait([before])  # flushes run in the order of their writes
+    async def _steer(self, services: Mapping[ServicePortKey, ServiceProxySpec],
+                     endpoints: Mapping[ServicePortKey, Sequence[Backend]]) -> None:
+        """The socket-level load balancer's maps (every agent has its own)."""
+        assert self.socket_lb is not None
+        began = time.perf_counter()
+        try:
+            departed = await asyncio.to_thread(self.socket_lb.apply, services, endpoints)
+        except OSError as err:  # its maps as they were: nftables still DNATs the rest
+            log.warning("socket-lb update failed error=%s", err)
+            return
+        self.last_socket_lb_seconds = time.perf_counter() - began
+        if departed:
+            self._after(self._drop_sockets(departed), "socket-lb-drop")
+
+    def _after(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` in the background once the earlier drops are done: drops
+        happen in the order of their writes, and `flushed()` waits for them all."""
+        self._flush = asyncio.create_task(_in_order(self._flush, work), name=name)
+
+    async def _drop(self, stale: list[Stale]) -> None:
         assert self.conntrack is not None
         try:
             dropped = await asyncio.to_thread(drop_connections, stale, self.conntrack)
@@ -295,7 +325,25 @@ class NftProxy:
         log.info("conntrack flushed table=ip %s departed_endpoints=%d connections_dropped=%d",
                  self.table, len(stale), dropped)
 
+    async def _drop_sockets(self, departed: list[Departed]) -> None:
+        socket_lb = self.socket_lb
+        if socket_lb is None:
+            return
+        try:
+            dropped = await asyncio.to_thread(socket_lb.drop, departed)
+        except OSError as err:
+            log.warning("socket-lb could not drop connections error=%s", err)
+            return
+        log.info("socket-lb dropped connections departed_endpoints=%d sockets_aborted=%d",
+                 len(departed), dropped)
+
     async def flushed(self) -> None:
         """Until the connections of every departed endpoint so far are dropped."""
         while self._flush is not None and not self._flush.done():
             await asyncio.wait([self._flush])
+
+
+async def _in_order(before: asyncio.Task[None] | None, work: Coroutine[Any, Any, None]) -> None:
+    if before is not None:
+        await asyncio.wait([before])
+    await work

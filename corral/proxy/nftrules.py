@@ -90,10 +90,10 @@ def proxied(spec: ServiceProxySpec) -> bool:
     mode); the table is `ip` (IPv4), so an IPv6 clusterIP is left out rather than
     failing the whole transaction."""
     return (spec.protocol.upper() == "TCP" and not spec.headless
-            and _ipv4(str(spec.cluster_ip)))
+            and ipv4(str(spec.cluster_ip)))
 
 
-def _ipv4(address: str) -> bool:
+def ipv4(address: str) -> bool:
     try:
         ipaddress.IPv4Address(address)
     except ValueError:
@@ -182,11 +182,11 @@ def build(services: Mapping[ServicePortKey, ServiceProxySpec],
     """The desired table for these Service ports (only ready backends, TCP only),
     NodePorts answering on ``node_ips``."""
     rules = Ruleset(chains={name: list(body) for name, body in FIXED_CHAINS.items()})
-    rules.elements[NODE_IPS] = sorted({ip for ip in node_ips if _ipv4(ip)})
+    rules.elements[NODE_IPS] = sorted({ip for ip in node_ips if ipv4(ip)})
     for key, spec in sorted(services.items(), key=lambda item: service_id(item[0])):
         if proxied(spec) and _SAFE_ID.fullmatch(service_id(key)):
             ready = list(dict.fromkeys(b.address for b in endpoints.get(key, ())
-                                       if b.ready and _ipv4(b.ip)))
+                                       if b.ready and ipv4(b.ip)))
             _add_service(rules, service_id(key), spec, ready)
     return rules
 

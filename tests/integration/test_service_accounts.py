@@ -11,6 +11,8 @@ import base64
 import json
 import secrets
 
+import httpx
+import jwt
 import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -208,3 +210,32 @@ def test_a_pod_needs_its_service_account(kubectl: Kubectl, admin: client.ApiClie
         metadata=client.V1ObjectMeta(name="ghost")))
     wait_for(lambda: core.list_namespaced_pod("sa-needed", label_selector="app=ghosts").items,
              what="the ReplicaSet's pod once its account exists")
+
+
+def test_issuer_discovery_checks_a_token_without_the_api(kubectl: Kubectl,
+                                                         master: Master) -> None:
+    """A ServiceAccount reads the OpenID discovery document and the JWK set (the
+    real client's WellKnownApi and OpenidApi), and the token's signature checks
+    against that key alone; no token, no documents."""
+    _namespace_with_default_sa(kubectl, "sa-oidc")
+    token = kubectl("create", "token", "default", "-n", "sa-oidc").strip()
+    api = _as(master, token)
+    # the client's str return type would repr() the parsed JSON: the raw body instead
+    document = json.loads(client.WellKnownApi(api).get_service_account_issuer_open_id_configuration(
+        _preload_content=False).data)
+    assert document["issuer"] == "https://kubernetes.default.svc.cluster.local"
+    assert document["jwks_uri"] == f"{master.url}/openid/v1/jwks"
+    assert document["id_token_signing_alg_values_supported"] == ["RS256"]
+    keys = jwt.PyJWKSet.from_json(client.OpenidApi(api).get_service_account_issuer_open_id_keyset(
+        _preload_content=False).data.decode())
+    kid = jwt.get_unverified_header(token)["kid"]
+    claims = jwt.decode(token, keys[kid].key, algorithms=["RS256"], audience=document["issuer"],
+                        issuer=document["issuer"])
+    assert claims["sub"] == "system:serviceaccount:sa-oidc:default"
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(forged, keys[kid].key, algorithms=["RS256"], audience=document["issuer"])
+    raw = kubectl("get", "--raw", "/openid/v1/jwks")
+    assert json.loads(raw)["keys"][0]["kid"] == kid
+    with httpx.Client(verify=str(master.ca_path)) as anonymous:
+        assert anonymous.get(f"{master.url}/.well-known/openid-configuration").status_code == 401

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from cryptography import x509
 
+from corral.api.certificates.signer import KUBELET_CLIENT_CN, KUBELET_CLIENT_STEM, Signer
+from corral.api.tls import ensure_pki
 from corral.api.token_store import create_token
 from corral.client.kubeconfig import write_kubeconfig
 from tests.cluster import Agent, Master
@@ -140,8 +142,11 @@ def test_a_live_agent_rotates_its_certificates_and_stays_ready(
     without a restart; once the first client certificate has ended, the node
     still heartbeats (new connections show the new one: the master refuses an
     ended certificate even on a kept-alive connection) and the master still calls
-    it; and the csrcleaner removes the requests whose certificates ended."""
-    master = Master(tmp_path / "short", extra_args=["--cluster-signing-duration", "20s"])
+    it; and the csrcleaner removes the requests whose certificates ended. The
+    master renews its own serving and kubelet-client certificates near their end
+    while it runs (`--cert-check-interval`), and serves and uses the new ones."""
+    master = Master(tmp_path / "short", extra_args=["--cluster-signing-duration", "20s",
+                                                    "--cert-check-interval", "1"])
     master.start()
     try:
         token = _corral_token(master, "create", "--bootstrap", "--ttl", "10m")
@@ -196,6 +201,38 @@ def test_a_live_agent_rotates_its_certificates_and_stays_ready(
             assert x509.load_pem_x509_certificate(shown.encode()).serial_number in {
                 _serial(pki / "serving.pem"), first_serving} - {first_serving}
             assert http.get("/api/v1/nodes/rot-1/proxy/healthz").status_code == 200
+        _master_renews_its_own(master)
         agent.stop()
     finally:
         master.stop()
+
+
+def _served_serial(master: Master) -> int:
+    shown = ssl.get_server_certificate((master.host, master.port))
+    return x509.load_pem_x509_certificate(shown.encode()).serial_number
+
+
+def _master_renews_its_own(master: Master) -> None:
+    """Both of the master's certificates put on disk as if made 340 days ago
+    (25 days left): it re-issues them and serves and uses the new ones."""
+    pki = master.data_dir / "pki"
+    first = _served_serial(master)
+    assert first == _serial(pki / "server.crt")
+    then = dt.datetime.now(dt.UTC) - dt.timedelta(days=340)
+    for stem in ("server", KUBELET_CLIENT_STEM):
+        for suffix in (".crt", ".key"):
+            (pki / f"{stem}{suffix}").unlink()
+    ensure_pki(master.data_dir, [], now=then)
+    Signer(pki).ensure_client_cert(KUBELET_CLIENT_STEM, KUBELET_CLIENT_CN, now=then)
+    old = {_serial(pki / "server.crt"), first}
+
+    def renewed() -> bool:
+        cert = x509.load_pem_x509_certificate((pki / "server.crt").read_bytes())
+        return cert.serial_number not in old and _served_serial(master) == cert.serial_number
+    wait_for(renewed, timeout=30, what="the master serving a renewed certificate")
+    client = x509.load_pem_x509_certificate((pki / f"{KUBELET_CLIENT_STEM}.crt").read_bytes())
+    assert client.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=300)
+    wait_for(lambda: "certificate reloaded name=kubelet-client" in master.log_path.read_text(),
+             timeout=30, what="the master's kubelet-client certificate reloaded")
+    with master.http() as http:  # calls the agent with the new client certificate
+        assert http.get("/api/v1/nodes/rot-1/proxy/healthz").status_code == 200

@@ -120,6 +120,12 @@ def _container_amounts(container: Mapping[str, Any], which: str) -> Amounts:
     return {name: parse_quantity(q) for name, q in amounts.items()}
 
 
+def _exceeding(usage: Amounts, other: Amounts) -> Amounts:
+    """By how much each of ``usage``'s amounts is above ``other``'s, where it is."""
+    return {name: amount - other.get(name, Decimal(0)) for name, amount in usage.items()
+            if amount > other.get(name, Decimal(0))}
+
+
 def _add(into: Amounts, amounts: Mapping[str, Decimal]) -> None:
     for name, amount in amounts.items():
         into[name] = into.get(name, Decimal(0)) + amount
@@ -303,6 +309,8 @@ class QuotaAdmission:
             await self._admit_create(res, obj, dry_run)
         elif res.kind == "Pod" and old is not None and not dry_run:
             await self._admit_pod_update(obj, old)
+        elif res.kind == "Alloc" and old is not None:
+            await self._admit_alloc_resize(res, obj, old, dry_run)
 
     # -- create: charge -----------------------------------------------------------
 
@@ -373,6 +381,33 @@ class QuotaAdmission:
                 await self._write_status(quota, used)
             except Conflict:
                 pass
+
+    async def _admit_alloc_resize(self, res: Resource, alloc: Obj, old: Obj,
+                                  dry_run: bool) -> None:
+        """An Alloc resized in place (a framework's standing Alloc taking a new
+        ACCEPT's tasks, or giving back idle room) is charged what it grows by, or
+        refused as a create would be, and refunded what it shrinks by. An update
+        retried after a lost write is charged again; the quota controller's
+        recount mends that, as it mends Kubernetes' own quota drift."""
+        new_usage, old_usage = object_usage(res, alloc), object_usage(res, old)
+        grown = _exceeding(new_usage, old_usage)
+        shrunk = _exceeding(old_usage, new_usage)
+        if not grown and not shrunk:
+            return
+        ns = _ns_name(alloc)[0]
+        async with self._lock(ns):
+            quotas = [q["metadata"]["name"] for q in await self._covering(ns, res, alloc)]
+            charged: list[str] = []
+            try:
+                for quota_name in quotas if grown else ():
+                    await self._charge(quota_name, ns, res, alloc, grown, dry_run)
+                    charged.append(quota_name)
+            except APIError:
+                for quota_name in charged if not dry_run else ():
+                    await self._apply(ns, quota_name, grown, -1)
+                raise
+            for quota_name in quotas if shrunk and not dry_run else ():
+                await self._apply(ns, quota_name, shrunk, -1)
 
     # -- refunds ----------------------------------------------------------------------
 

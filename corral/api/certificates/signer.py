@@ -9,6 +9,7 @@ master's own client certificate (what it shows the agents).
                  kube-controller-manager's signer does
     ensure_client_cert(pki_dir, "apiserver-kubelet-client", CN=kube-apiserver-kubelet-client)
               ─► pki/apiserver-kubelet-client.{crt,key}, renewed as the serving one is
+              (cert_reload.py: also while the master runs)
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ BACKDATE = dt.timedelta(minutes=5)
 SHORT = dt.timedelta(hours=8)
 # The identity the master calls agents with (kube-apiserver's --kubelet-client-certificate).
 KUBELET_CLIENT_CN = "kube-apiserver-kubelet-client"
+KUBELET_CLIENT_STEM = "apiserver-kubelet-client"  # pki/<stem>.crt and .key
 _EXTENDED = {"server auth": ExtendedKeyUsageOID.SERVER_AUTH,
              "client auth": ExtendedKeyUsageOID.CLIENT_AUTH,
              "code signing": ExtendedKeyUsageOID.CODE_SIGNING,

@@ -26,16 +26,13 @@ from corral.agent.runtime.shim import StateDir
 from corral.objects import Obj, status
 from tests import manifests
 from tests.cluster import Agent, Master
+from tests.conftest import started_master
 from tests.poll import wait_for
 
 
 @pytest.fixture(scope="package")
 def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
-    m = Master(tmp_path_factory.mktemp("master")).start()
-    try:
-        yield m
-    finally:
-        m.stop()
+    yield from started_master(tmp_path_factory)
 
 
 @pytest.fixture(scope="package")

@@ -24,6 +24,7 @@ from tests.integration.controllers.helpers import (
     items,
     namespace,
     pods,
+    template,
 )
 from tests.poll import wait_for
 
@@ -68,6 +69,33 @@ def test_foreground_deletes_dependents_before_the_owner(http: httpx.Client) -> N
     wait_for(lambda: get(http, f"{APPS}/{NS}/deployments/fg") is None, what="owner gone")
     assert not replica_sets(http, "fg")
     assert not pods(http, NS, "fg", False)
+
+
+def test_owners_of_every_kind_take_their_dependents(http: httpx.Client) -> None:
+    """Kinds beyond Deployments: a ReplicationController's pods go with it, and a
+    CronJob deleted in the foreground takes the Job `kubectl create job --from`
+    made it own (it waited for ever when CronJobs were not in the graph)."""
+    rc = {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "rc"},
+          "spec": {"replicas": 2, "selector": {"app": "rc"}, "template": template("rc")}}
+    create(http, f"{CORE}/{NS}/replicationcontrollers", rc)
+    wait_for(lambda: len(pods(http, NS, "rc")) == 2, what="the controller's 2 pods")
+    delete(http, f"{CORE}/{NS}/replicationcontrollers/rc", "Background")
+    wait_for(lambda: not pods(http, NS, "rc", False), what="the controller's pods gone")
+
+    job_spec = {"template": {**template("cj"), "spec": {
+        **template("cj")["spec"], "restartPolicy": "Never"}}}
+    cron = create(http, f"/apis/batch/v1/namespaces/{NS}/cronjobs", {
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "cj"},
+        "spec": {"schedule": "0 0 1 1 *", "suspend": True, "jobTemplate": {"spec": job_spec}}})
+    owner = {"apiVersion": "batch/v1", "kind": "CronJob", "name": "cj",
+             "uid": cron["metadata"]["uid"], "controller": True}
+    create(http, f"/apis/batch/v1/namespaces/{NS}/jobs", {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "cj-manual", "ownerReferences": [owner]}, "spec": job_spec})
+    delete(http, f"/apis/batch/v1/namespaces/{NS}/cronjobs/cj", "Foreground")
+    wait_for(lambda: get(http, f"/apis/batch/v1/namespaces/{NS}/cronjobs/cj") is None,
+             what="the CronJob gone after its Job")
+    assert get(http, f"/apis/batch/v1/namespaces/{NS}/jobs/cj-manual") is None
 
 
 def test_orphan_keeps_dependents_without_the_owner(http: httpx.Client) -> None:

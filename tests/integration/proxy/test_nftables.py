@@ -19,6 +19,7 @@ import pytest
 from corral.proxy.model import Backend, ClientIPAffinity, ServicePortKey
 from corral.proxy.model import ServiceProxySpec as Spec
 from corral.proxy.nftables import NftProxy
+from corral.proxy.socklb import SocketLB
 from tests.integration.proxy.backends import NamedBackend, http_get
 from tests.netns import Netns
 from tests.poll import eventually
@@ -119,30 +120,40 @@ def test_backend_turning_unready_leaves_rotation(netns: NewNetns, tmp_path: Path
     host.run(lambda: with_backends(3, scenario))
 
 
+@pytest.mark.parametrize("socket_lb", [False, True], ids=["nftables", "socket-lb"])
 def test_endpoint_removed_mid_connection_drops_the_connection(netns: NewNetns,
-                                                              tmp_path: Path) -> None:
+                                                              tmp_path: Path,
+                                                              socket_lb: bool) -> None:
+    """With nftables alone the conntrack entry goes; with the socket-level load
+    balancer the connection is direct, and the client's socket is aborted."""
     host = netns()
     host.sh("ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo")
 
     async def scenario(servers: list[NamedBackend]) -> None:
-        proxy = NftProxy(TABLE, NODE_IP, run_dir=tmp_path)
+        proxy = NftProxy(TABLE, NODE_IP, run_dir=tmp_path,
+                         socket_lb=SocketLB.open() if socket_lb else None)
         services = {WEB: Spec(CLUSTER_IP, 80, node_port=NODE_PORT)}
         try:
             await proxy.apply(services, {WEB: ready(servers[:1])})
-            reader, writer = await asyncio.open_connection(CLUSTER_IP, 80)
-            writer.write(b"hello\n")
-            assert await reader.readline() == b"web-0 hello\n"
+            connections = []  # an IPv4 socket, and a dual-stack one to ::ffff:<clusterIP>
+            for address in (CLUSTER_IP, f"::ffff:{CLUSTER_IP}"):
+                reader, writer = await asyncio.open_connection(address, 80)
+                writer.write(b"hello\n")
+                assert await reader.readline() == b"web-0 hello\n"
+                connections.append((reader, writer))
             await proxy.apply(services, {WEB: ready(servers[1:])})  # web-0 leaves
             await proxy.flushed()
             # The conntrack entry is gone: the next segment is a new flow, DNATed to
-            # web-1, which knows no such connection and resets it. No hang.
-            writer.write(b"again\n")
-            with pytest.raises(ConnectionResetError):
-                async with asyncio.timeout(10):
-                    line = await reader.readline()
-                    if not line:
-                        raise ConnectionResetError("closed")
-            writer.close()
+            # web-1, which knows no such connection and resets it (or the socket was
+            # aborted: ECONNABORTED). No hang.
+            for reader, writer in connections:
+                writer.write(b"again\n")
+                with pytest.raises(ConnectionError):
+                    async with asyncio.timeout(10):
+                        line = await reader.readline()
+                        if not line:
+                            raise ConnectionResetError("closed")
+                writer.close()
             assert await http_get(CLUSTER_IP, 80) == "web-1"
         finally:
             await proxy.close()

@@ -107,6 +107,19 @@ async def test_quota_counts_an_alloc(client: Client) -> None:
     with pytest.raises(Forbidden) as err:
         await client.create(pod("p", cpu="1", namespace="aq"))
     assert "exceeded quota: q" in err.value.message
+
+    async def resize(cpu: str) -> dict[str, str]:
+        await client.patch("Alloc", "one", {"spec": {"resources": {"cpu": cpu}}}, "aq")
+        return dict((await client.get("ResourceQuota", "q", "aq"))["status"]["used"])
+
+    # Resized in place (as a framework's standing Alloc is): charged what it grows
+    # by, refused past the quota, refunded what it shrinks by.
+    assert (await resize("1800m"))["requests.cpu"] == "1800m"
+    with pytest.raises(Forbidden) as err:
+        await resize("2500m")
+    assert "exceeded quota: q" in err.value.message
+    assert (await client.get("Alloc", "one", "aq"))["spec"]["resources"]["cpu"] == "1800m"
+    assert (await resize("500m"))["requests.cpu"] == "500m"
     await client.delete("Alloc", "one", "aq", grace_period_seconds=0)
 
     async def refunded() -> bool:

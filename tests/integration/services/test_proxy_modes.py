@@ -1,7 +1,8 @@
 """Real agents choosing and running their proxy mode, in a network namespace the test
 creates (the master, the agents and the backends all run inside it, as on one host).
 
-Agents sharing the host share one nftables table with one writer; an endpoint
+Agents sharing the host share one nftables table with one writer (and each runs
+its own socket-level load balancer, gone with it when killed); an endpoint
 turning not ready (notReadyAddresses) leaves rotation through it; a writer killed
 with -9 is replaced, a restarted agent reconciles the table, the last agent to
 stop removes it; an agent without `nft` on PATH falls back to user space and says
@@ -22,9 +23,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from corral.bpf.syscall import program_exists
 from corral.objects import Obj
 from tests.cluster import Agent, Master
 from tests.integration.proxy.backends import NamedBackend, http_get
+from tests.integration.proxy.test_socklb import attached_connect_programs, bpf_program_ids
 from tests.netns import Netns
 from tests.poll import eventually
 
@@ -110,6 +113,10 @@ async def answers(address: tuple[str, int], name: str) -> bool:
         return False
 
 
+async def _all_answer(addresses: list[tuple[str, int]], name: str) -> bool:
+    return all([await answers(address, name) for address in addresses])
+
+
 async def _is(value: Awaitable[set[str]], expected: set[str]) -> bool:
     return await value == expected
 
@@ -131,10 +138,13 @@ def test_agents_share_one_table_survive_a_killed_writer_and_fall_back(
             cluster = (svc["spec"]["clusterIP"], 80)
             node_port = int(svc["spec"]["ports"][0]["nodePort"])
             await eventually(lambda: answers(cluster, "web-0"), what="clusterIP → web-0")
-            for node_ip in ("127.0.1.1", "127.0.1.2"):
-                assert await http_get(node_ip, node_port) == "web-0"
+            # The clusterIP may answer through an agent's connect() hook before the
+            # table is written: NodePorts are the table's own.
+            await eventually(lambda: _all_answer([(a.node_ip, node_port), (b.node_ip, node_port)],
+                                                 "web-0"), what="NodePorts on both nodes")
             for agent in (a, b):
                 assert "proxy mode=nftables" in agent.log()
+                assert "socket_lb=on" in agent.log()  # each its own connect() hook
             assert len(writers([a, b])) == 1 and len(host.tables()) == 1
 
             # Both ready: both in rotation; one turning not ready leaves it.
@@ -144,12 +154,20 @@ def test_agents_share_one_table_survive_a_killed_writer_and_fall_back(
             await host.write("PUT", path, endpoints(b0, unready=(b1,)))
             await eventually(lambda: _is(names_seen(cluster, 6), {"web-0"}), what="web-1 out")
 
-            # kill -9 the writer: the other agent writes the next change.
+            # kill -9 the writer: the other agent writes the next change, and the
+            # killed one's eBPF programs are detached and freed with its descriptors.
             dead = writers([a, b])[0]
             survivor = b if dead is a else a
+            held = bpf_program_ids(dead.pid)
+            assert held & attached_connect_programs()
             await asyncio.to_thread(dead.kill)
+            await eventually(lambda: not held & attached_connect_programs()
+                             and not any(map(program_exists, held)), timeout=10,
+                             what="the killed agent's programs gone")
             await host.write("PUT", f"/api/v1/namespaces/{NS}/endpoints/web", endpoints(b1))
-            await eventually(lambda: answers(cluster, "web-1"), what="the survivor's write")
+            await eventually(lambda: answers(cluster, "web-1"), what="the survivor's hook")
+            await eventually(lambda: answers((survivor.node_ip, node_port), "web-1"),
+                             what="the survivor's write")
             assert writers([survivor]) == [survivor]
 
             # The killed agent restarts and, once alone, reconciles the table.
@@ -157,7 +175,9 @@ def test_agents_share_one_table_survive_a_killed_writer_and_fall_back(
             await asyncio.to_thread(survivor.stop)
             assert len(host.tables()) == 1  # not the last agent: the table stays
             await host.write("PUT", f"/api/v1/namespaces/{NS}/endpoints/web", endpoints(b0))
-            await eventually(lambda: answers(cluster, "web-0"), what="the restarted writer")
+            await eventually(lambda: answers(cluster, "web-0"), what="the restarted hook")
+            await eventually(lambda: answers((dead.node_ip, node_port), "web-0"),
+                             what="the restarted writer")
             await asyncio.to_thread(dead.stop)
             assert host.tables() == []  # the last agent took the table with it
 
