@@ -31,6 +31,7 @@ from corral.agent.bootstrap import client_cert_path, ensure_client_cert, renew_c
 from corral.agent.cert_rotation import Rotation, load_certificate
 from corral.agent.config import AgentConfig
 from corral.agent.csr import CertificateRefused
+from corral.agent.framework_feed import TaskFeed
 from corral.agent.heartbeat import Heartbeat
 from corral.agent.metrics import AGENT_METRICS
 from corral.agent.node import node_status, register_node
@@ -80,7 +81,7 @@ async def order_servers(cfg: AgentConfig) -> list[str]:
 class Agent:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
-        self.runtime = ProcessRuntime(cfg.runtime_dir, cfg.cgroup_parent,
+        self.runtime = ProcessRuntime(cfg.runtime_dir, cfg.node_cgroup_parent,
                                       allow_cgroups=cfg.allow_cgroups)
         self.users = node_users(cfg.pod_user)  # an unknown --pod-user fails here, loudly
         self.registered = asyncio.Event()
@@ -118,7 +119,7 @@ class Agent:
         await self.pods.start()
         self.allocs = AllocManager(AllocContext(
             cfg, client, ExecutorRuntime(cfg.runtime_dir, self.runtime.cgroups,
-                                         cfg.sandboxes_dir), self.users))
+                                         cfg.sandboxes_dir), self.users, TaskFeed(cfg.name)))
         self.server.allocs = self.allocs
         await self.allocs.start()
         port = self.server.port
@@ -199,6 +200,8 @@ class Agent:
             await self.pods.stop(stop_pods=self.cfg.stop_pods_on_exit)
         if self.allocs is not None:
             await self.allocs.stop(stop_allocs=self.cfg.stop_pods_on_exit)
+        if self.cfg.stop_pods_on_exit:
+            self.runtime.remove_parent()
         if self.services is not None:
             await self.services.stop()
         if self.events is not None:

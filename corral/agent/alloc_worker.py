@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.agent.config import AgentConfig
+from corral.agent.framework_feed import TaskFeed
 from corral.agent.framework_tasks import FrameworkTasks
 from corral.agent.run_as import (
     NodeUsers,
@@ -55,6 +56,7 @@ from corral.indexset import IndexSet
 from corral.objects import (
     Obj,
     is_deleting,
+    labels_of,
     meta,
     name_of,
     namespace_of,
@@ -63,6 +65,7 @@ from corral.objects import (
     status,
     uid_of,
 )
+from corral.offers.tasks import FRAMEWORK_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,9 @@ CLAIM_SECONDS = 1.0  # claims cover about this long of work at the current rate
 # A framework's launch is written this much later: a write at once would say only
 # TASK_STARTING, and a short task's start and end go in the same write instead.
 LAUNCH_HOLD_SECONDS = 0.1
+# With a master reading the node's feed (framework_feed.py) it hears each state at
+# once: the status write that keeps the store right may come seldom.
+FEED_FLUSH_SECONDS = 1.0
 
 
 @dataclass
@@ -83,6 +89,7 @@ class AllocContext:
     client: Client
     executors: ExecutorRuntime
     users: NodeUsers = field(default_factory=lambda: node_users(None))
+    feed: TaskFeed = field(default_factory=lambda: TaskFeed(""))
 
 
 def _rv(obj: Obj) -> int:
@@ -111,6 +118,10 @@ def _size(alloc: Obj) -> tuple[int, int | None, int | None]:
     return config.slots, config.cpu_limit_millis, config.memory_limit_bytes
 
 
+def _max(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
 def task_env(alloc: Obj) -> dict[str, str]:
     task = spec(alloc).get("task") or {}
     return {str(e["name"]): str(e.get("value") or "") for e in task.get("env") or ()}
@@ -126,8 +137,11 @@ class AllocWorker:
         self.array: TaskArray | None = (TaskArray.from_alloc(alloc) if spec(alloc).get("task")
                                         else None)
         # A Mesos framework's tasks (corral/offers/): launched one by one, not by index.
-        self.tasks: FrameworkTasks | None = (FrameworkTasks.from_alloc(alloc)
-                                             if spec(alloc).get("tasks") else None)
+        framework = spec(alloc).get("tasks") or labels_of(alloc).get(FRAMEWORK_LABEL)
+        self.tasks: FrameworkTasks | None = (FrameworkTasks.from_alloc(alloc) if framework
+                                             else None)
+        if self.tasks is not None:
+            self.tasks.on_change = self._publish
         self.gone = False
         self.finished = asyncio.Event()
         self.conn: ExecutorConnection | None = None
@@ -140,6 +154,7 @@ class AllocWorker:
         self._last_flush = 0.0
         self._hold_until = 0.0  # no status write before (tasks just launched)
         self._sized: tuple[int, int | None, int | None] | None = None  # told the executor
+        self._direct_size: tuple[int | None, int | None] | None = None  # cpu, memory
         self._pace = ClaimPace(CLAIM_SECONDS)
         self._executor_lost = ""
         # A task array's user, as its Job's pod template says (run_as.py); a
@@ -168,6 +183,34 @@ class AllocWorker:
             self.tasks.update(alloc)
         self.alloc = alloc
         self._kick.set()
+
+    def _publish(self, entry: Obj) -> None:
+        self.ctx.feed.publish(f"{self.namespace}/{self.name}", self.uid,
+                              labels_of(self.alloc).get(FRAMEWORK_LABEL, ""), entry)
+
+    def feed_snapshot(self) -> list[tuple[str, str, str, Obj]]:
+        if self.tasks is None:
+            return []
+        key, fw = f"{self.namespace}/{self.name}", labels_of(self.alloc).get(FRAMEWORK_LABEL, "")
+        return [(key, self.uid, fw, entry) for entry in self.tasks.states.values()]
+
+    def launch_direct(self, tasks: list[Obj], kills: dict[str, float | None],
+                      size: dict[str, str] | None = None) -> list[str]:
+        """The master's launches and kills, straight to the running executor (their
+        spec write follows, with the Alloc's ``size`` when it grew for them); the
+        ids launched. ValueError: a malformed size."""
+        if self.tasks is None or self.gone or is_deleting(self.alloc) or self._stopping:
+            raise LookupError("the Alloc is going away")
+        if size:
+            self._direct_size = (int(cpu_millis(size["cpu"])) if size.get("cpu") else None,
+                                 int(bytes_value(size["memory"])) if size.get("memory")
+                                 else None)
+        taken = self.tasks.launch_direct(tasks, kills)
+        if self.conn is not None and not self._executor_lost:
+            self._run_tasks(self.tasks)
+        self._mark_dirty()
+        self._kick.set()
+        return taken
 
     def task_done(self, task_id: str) -> bool:
         """Whether a task has nothing more to print (for following its log)."""
@@ -310,6 +353,8 @@ class AllocWorker:
         return False
 
     def _flush_at(self) -> float:
+        if self.tasks is not None and self.ctx.feed.watched():
+            return self._last_flush + FEED_FLUSH_SECONDS
         return max(self._last_flush + FLUSH_SECONDS, self._hold_until)
 
     def _ahead(self) -> int:
@@ -318,9 +363,17 @@ class AllocWorker:
     def _run_tasks(self, tasks: FrameworkTasks) -> None:
         """Launch a framework's new tasks, signal those it asked to kill."""
         assert self.conn is not None
-        if _size(self.alloc) != self._sized:  # its framework's tasks came or went
-            self._sized = _size(self.alloc)
-            self.conn.resize(*self._sized)  # before the launches it makes room for
+        slots, cpu, memory = _size(self.alloc)
+        # Tasks launched directly count before their spec write says them, and so
+        # does the size the Alloc grew to for them.
+        if not tasks.direct:
+            self._direct_size = None
+        elif self._direct_size is not None:
+            cpu, memory = _max(cpu, self._direct_size[0]), _max(memory, self._direct_size[1])
+        size = (max(slots, len(tasks.specs)), cpu, memory)
+        if size != self._sized:  # its framework's tasks came or went
+            self._sized = size
+            self.conn.resize(*size)  # before the launches it makes room for
         sandboxes = self.ctx.executors.sandbox_dir(self.uid)
         batch = []
         for launch in tasks.to_launch():

@@ -54,6 +54,10 @@ class AllocManager:
                 return worker
         return None
 
+    def feed_snapshot(self) -> list[tuple[str, str, str, Obj]]:
+        """Every framework task's state on the node (the feed's first lines)."""
+        return [item for w in list(self.workers.values()) for item in w.feed_snapshot()]
+
     def _upsert(self, alloc: Obj) -> None:
         uid = uid_of(alloc)
         if not uid or uid in self._finished:

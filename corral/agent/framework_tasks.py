@@ -11,14 +11,23 @@ kill, and the state of each (Mesos' TaskState) for ``status.tasks``. Pure state
     executor exit            code 0 ──► TASK_FINISHED     ≠0 ──► TASK_FAILED
                              could not start ──► TASK_FAILED (its message says why)
     Alloc deleted            what still runs is stopped ──► TASK_KILLED
+    launched by the master directly (framework_link.py), before its spec write:
+                             kept as ``direct`` until spec.tasks names it, and
+                             reported in status.tasks all the same (a master that
+                             died before writing it learns it from there)
 
 A task is launched once: its state is recorded before the exit is acknowledged to
-the executor, and a restarted agent adopts what the executor still runs.
+the executor, and a restarted agent adopts what the executor still runs (a task
+the spec does not name too). Each state carries ``seq``, increasing per task
+across agent restarts (microseconds of the wall clock at least), so the master
+keeps the newest of what it hears streamed and what it reads from the store.
 """
 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from corral.objects import Obj, now_rfc3339, spec, status
@@ -49,26 +58,65 @@ class FrameworkTasks:
     launched: set[str] = field(default_factory=set)  # handed to the executor
     kill_sent: dict[str, float] = field(default_factory=dict)  # task id → KILL deadline
     specs: dict[str, Obj] = field(default_factory=dict)  # task id → spec.tasks entry
+    # Launched by the master directly and not yet named by spec.tasks (in specs too).
+    direct: dict[str, Obj] = field(default_factory=dict)
+    killed: dict[str, float | None] = field(default_factory=dict)  # direct kills: grace
+    on_change: Callable[[Obj], None] | None = None  # each new state (the agent's feed)
 
     @classmethod
     def from_alloc(cls, alloc: Obj) -> FrameworkTasks:
         """Resume from what the Alloc records (an agent restart keeps its states)."""
         tasks = cls()
+        named = {str(t["id"]) for t in spec(alloc).get("tasks") or ()}
         for entry in status(alloc).get("tasks") or ():
-            tasks.states[str(entry["id"])] = dict(entry)
+            task_id = str(entry["id"])
+            tasks.states[task_id] = dict(entry)
+            if task_id not in named and entry.get("state") not in TERMINAL:
+                tasks.direct[task_id] = {"id": task_id}  # launched directly, still unwritten
         tasks.update(alloc)
         return tasks
 
     def update(self, alloc: Obj) -> None:
-        self.specs = {str(t["id"]): t for t in spec(alloc).get("tasks") or ()}
+        written = {str(t["id"]): t for t in spec(alloc).get("tasks") or ()}
+        for task_id in [t for t in self.direct if t in written]:
+            del self.direct[task_id]
+        self.specs = {**written, **self.direct}
+        self._overlay_kills()
         for task_id in [t for t in self.states if t not in self.specs]:
             if self.state(task_id) in TERMINAL:  # the master dropped it: it ended
                 del self.states[task_id]
                 self.kill_sent.pop(task_id, None)
+                self.killed.pop(task_id, None)
+
+    def launch_direct(self, tasks: list[Obj], kills: dict[str, float | None]) -> list[str]:
+        """The master's own launches and kills, ahead of the spec that will name
+        them; returns the ids taken (a task known already is not launched twice)."""
+        taken = []
+        for task in tasks:
+            task_id = str(task["id"])
+            if task_id not in self.specs and task_id not in self.states:
+                self.direct[task_id] = self.specs[task_id] = dict(task)
+                taken.append(task_id)
+        self.killed.update({t: g for t, g in kills.items() if t in self.specs})
+        self._overlay_kills()
+        return taken
+
+    def _overlay_kills(self) -> None:
+        """Kills the master sent directly hold until the spec says them too."""
+        for task_id, grace in self.killed.items():
+            entry = self.specs.get(task_id)
+            if entry is not None and not entry.get("kill"):
+                entry = {**entry, "kill": True}
+                if grace is not None:
+                    entry["killGraceSeconds"] = grace
+                self.specs[task_id] = entry
 
     def adopt(self, running: list[str], queued: tuple[str, ...] = ()) -> None:
-        """Tasks the executor still runs or queues (after an agent restart)."""
+        """Tasks the executor still runs or queues (after an agent restart); one
+        the spec does not name was launched directly and is kept as such."""
         for task_id in running:
+            if task_id not in self.specs:
+                self.direct[task_id] = self.specs[task_id] = {"id": task_id}
             if task_id in self.specs:
                 self.launched.add(task_id)
                 if self.state(task_id) in ("", "TASK_STAGING"):
@@ -89,6 +137,10 @@ class FrameworkTasks:
             if task.get("kill"):
                 self._set(task_id, "TASK_KILLED", reason="REASON_TASK_KILLED_DURING_LAUNCH",
                           message="Killed before it was launched")
+                continue
+            if not task.get("command"):  # known from the status only: no longer runs
+                self._set(task_id, "TASK_FAILED", reason="REASON_EXECUTOR_TERMINATED",
+                          message="The executor no longer runs the task")
                 continue
             env = {str(e["name"]): str(e.get("value") or "") for e in task.get("env") or ()}
             out.append(Launch(task_id, [str(c) for c in task.get("command") or ()], env,
@@ -164,8 +216,10 @@ class FrameworkTasks:
 
     def _set(self, task_id: str, state: str, exit_code: int | None = None,
              reason: str | None = None, message: str | None = None) -> None:
-        entry: Obj = {"id": task_id, "state": state, "time": now_rfc3339()}
-        started = self.states.get(task_id, {}).get("started")
+        previous = self.states.get(task_id, {})
+        seq = max(int(previous.get("seq") or 0) + 1, time.time_ns() // 1000)
+        entry: Obj = {"id": task_id, "state": state, "time": now_rfc3339(), "seq": seq}
+        started = previous.get("started")
         if state == "TASK_RUNNING" and not started:
             started = entry["time"]
         if started:
@@ -177,3 +231,5 @@ class FrameworkTasks:
         if message:
             entry["message"] = message
         self.states[task_id] = entry
+        if self.on_change is not None:
+            self.on_change(entry)

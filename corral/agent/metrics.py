@@ -7,6 +7,9 @@ kubelet's), with the kubelet's names where it has one:
     kubelet_runtime_operations_errors_total{...}
     kubelet_running_pods                                pods with a worker on this node
     corral_agent_heartbeat_age_seconds                  since the node Lease was last renewed
+    corral_agent_framework_direct_launches_total        framework tasks the Mesos master
+                                                        launched here directly (not by
+                                                        their Alloc's spec)
     corral_proxy_connections_total                      Service connections the user-space
     corral_proxy_active_connections                     proxy accepted / holds open now (with
                                                         --proxy-mode nftables the kernel
@@ -59,6 +62,9 @@ class AgentMetrics:
                                   "pod worker on this node.", registry=r)
         self.heartbeat_age = Gauge("corral_agent_heartbeat_age_seconds", "Seconds since this "
                                    "agent last renewed its node Lease.", registry=r)
+        self.direct_launches = Counter(
+            "corral_agent_framework_direct_launches", "Framework tasks the Mesos master "
+            "launched on this node directly, ahead of their Alloc's spec.", registry=r)
         r.register(_ProxyCollector())
         ProcessCollector(registry=r)
 

@@ -8,6 +8,10 @@
     GET /allocLogs/{ns}/{alloc}/{task}                     the master only
         ?follow=true&tailLines=N&timestamps=true   one task's lines of an Alloc's log
     GET /stats/summary                                     the master only
+    GET /frameworkTasks, POST /frameworkTasks/{ns}/{alloc}  the master only: the Mesos
+                                                           master's direct line to the
+                                                           node's framework tasks
+                                                           (framework_feed.py)
     GET /metrics                                           the master only; Prometheus
                                                            text (corral/agent/metrics.py)
     websocket /exec|/attach/{ns}/{pod}/{container}, /portForward/{ns}/{pod}
@@ -138,6 +142,9 @@ class AgentServer:
             Route("/containerLogs/{namespace}/{pod}/{container}", self._guard(self._logs)),
             Route("/allocLogs/{namespace}/{alloc}/{task}", self._guard(self._alloc_logs)),
             Route("/stats/summary", self._guard(self._summary)),
+            Route("/frameworkTasks", self._guard(self._framework_feed)),
+            Route("/frameworkTasks/{namespace}/{alloc}", self._guard(self._framework_launch),
+                  methods=["POST"]),
             Route("/metrics", self._guard(self._metrics)),
         ]
         routes += [WebSocketRoute(r.path, self._guard_ws(r.endpoint)) for r in streams.routes()]
@@ -209,6 +216,38 @@ class AgentServer:
                 yield f"{line}\n".encode()
 
         return StreamingResponse(_limited(stream(), limit), media_type="text/plain")
+
+    async def _framework_feed(self, request: Request) -> Response:
+        if self.allocs is None:
+            return _text("this agent runs no Allocs yet", 503)
+        return StreamingResponse(self.allocs.ctx.feed.stream(self.allocs.feed_snapshot),
+                                 media_type="application/jsonl")
+
+    async def _framework_launch(self, request: Request) -> Response:
+        ns, name = request.path_params["namespace"], request.path_params["alloc"]
+        try:
+            body = await request.json()
+            uid, tasks = str(body["uid"]), list(body.get("tasks") or [])
+            kills = {str(k): None if v is None else float(v)
+                     for k, v in dict(body.get("kills") or {}).items()}
+            size = {str(k): str(v) for k, v in dict(body.get("resources") or {}).items()}
+            if not all(isinstance(t, dict) and t.get("id") for t in tasks):
+                raise ValueError("every task needs an id")
+        except (ValueError, KeyError, TypeError) as err:
+            return _text(f"malformed launch: {err}", 400)
+        worker = self.allocs.find(ns, name) if self.allocs is not None else None
+        if worker is None:
+            return _text(f'alloc "{name}" not found on node {self.cfg.name}', 404)
+        if worker.uid != uid:
+            return _text(f'alloc "{name}" on node {self.cfg.name} has uid {worker.uid}', 409)
+        try:
+            launched = worker.launch_direct(tasks, kills, size)
+        except LookupError as err:
+            return _text(f'alloc "{name}": {err}', 409)
+        except (ValueError, KeyError) as err:
+            return _text(f"malformed resources: {err}", 400)
+        AGENT_METRICS.direct_launches.inc(len(launched))
+        return JSONResponse({"launched": launched})
 
     async def _alloc_logs(self, request: Request) -> Response:
         ns, name, task = (request.path_params[k] for k in ("namespace", "alloc", "task"))

@@ -191,6 +191,9 @@ def _mesos_master() -> list[Obj]:
         # It writes the users frameworks' tasks run as, once their principal may
         # (corral/api/alloc_users.py holds every other writer to the same rule).
         _rule(["run"], ["corral.dev"], ["taskusers"]),
+        # It launches frameworks' tasks on agents directly (corral/offers/agentlink.py),
+        # as kube-apiserver-kubelet-client may call kubelets.
+        _rule(["create", "get"], [""], ["nodes/proxy"]),
     ]
 
 

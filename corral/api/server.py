@@ -394,6 +394,12 @@ class ApiServer:
                  cfg.resolved_store_url, cfg.kubeconfig_path)
         await self._server.serve()
 
+    def agent_context(self) -> SSLContext | None:
+        """What the master calls agents with (the CA, its kubelet-client pair,
+        reloaded when renewed): the node proxy's, and the Mesos component's direct
+        line (corral/offers/agentlink.py). None over plain HTTP."""
+        return self._node_proxy.tls if self._node_proxy is not None else None
+
     def _certificates(self, serving: SSLContext) -> CertificateReloader:
         cfg, signer = self.cfg, self.signer
         assert self._node_proxy is not None and signer is not None

@@ -42,6 +42,7 @@ from corral.client.metrics import WORKQUEUE_METRICS
 from corral.client.presence import announce
 from corral.controllers import manager
 from corral.offers import component as offers_component
+from corral.offers.agentlink import AgentTLS
 from corral.scheduler import loop as scheduler_loop
 from corral.scheduler.metrics import SCHEDULER_METRICS
 
@@ -271,8 +272,10 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
         if mesos is not None:
             mesos_client = await stack.enter_async_context(Client(
                 server.cfg.url, server.component_tokens["mesos"], transport=transport))
+            # It calls agents directly as the master does (corral/offers/agentlink.py).
+            agent_tls = AgentTLS(server.agent_context())
             runs.append(asyncio.create_task(
-                offers_component.run_in_master(mesos_client, stop, timing, mesos),
+                offers_component.run_in_master(mesos_client, stop, timing, mesos, agent_tls),
                 name="mesos"))
         await asyncio.gather(*runs)
         await stop.wait()  # with every component disabled, the API serves alone

@@ -30,6 +30,7 @@ from corral.client.clock import RealClock
 from corral.client.http import Client
 from corral.client.leaderelection import LeaseTiming, run_elected
 from corral.objects import Obj
+from corral.offers.agentlink import AgentTLS
 from corral.offers.auth import FrameworkAuth, ensure_credentials
 from corral.offers.capacity import Capacity
 from corral.offers.endpoint import LEASE_NAME, MesosEndpoint, identity_for
@@ -93,9 +94,10 @@ async def serve(endpoint: MesosEndpoint, cfg: MesosConfig, stop: asyncio.Event) 
 
 
 async def run_in_master(client: Client, stop: asyncio.Event, timing: LeaseTiming,
-                        cfg: MesosConfig) -> None:
+                        cfg: MesosConfig, agent_tls: AgentTLS | None = None) -> None:
     """Serve the endpoint and, while holding the Lease, be the Mesos master.
-    ``client`` is the component's own identity (system:corral-mesos-master)."""
+    ``client`` is the component's own identity (system:corral-mesos-master);
+    ``agent_tls`` how the master process calls agents (None: never directly)."""
     if cfg.authenticate and cfg.credentials is not None:
         ensure_credentials(cfg.credentials)
     auth = FrameworkAuth(client, cfg.credentials, enabled=cfg.authenticate)
@@ -105,7 +107,7 @@ async def run_in_master(client: Client, stop: asyncio.Event, timing: LeaseTiming
     async def lead(fenced: Client) -> None:
         master = MesosMaster(fenced, RealClock(), info, heartbeat_seconds=cfg.heartbeat_seconds)
         capacity = Capacity(fenced)
-        cycle = OfferCycle(master, capacity, auth, weights=cfg.weights)
+        cycle = OfferCycle(master, capacity, auth, weights=cfg.weights, agent_tls=agent_tls)
         endpoint.master = master
         try:
             await cycle.ensure_namespace()

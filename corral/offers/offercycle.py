@@ -26,6 +26,7 @@ import logging
 
 from corral.api.errors import AlreadyExists
 from corral.objects import Obj, name_of, status
+from corral.offers.agentlink import AgentTLS
 from corral.offers.allocator import Allocator, InvalidOffers, Offer
 from corral.offers.auth import ANONYMOUS, RUN, USERS, FrameworkAuth
 from corral.offers.capacity import Capacity
@@ -49,7 +50,8 @@ STATUS_SECONDS = 2.0  # Framework objects' share and counts, at most this often
 class OfferCycle(Hooks):
     def __init__(self, master: MesosMaster, capacity: Capacity, auth: FrameworkAuth, *,
                  weights: dict[str, float] | None = None,
-                 offer_timeout: float = OFFER_TIMEOUT_SECONDS) -> None:
+                 offer_timeout: float = OFFER_TIMEOUT_SECONDS,
+                 agent_tls: AgentTLS | None = None) -> None:
         self.master = master
         self.capacity = capacity
         self.auth = auth
@@ -60,7 +62,8 @@ class OfferCycle(Hooks):
                                          own=lambda key: self.tasks.pool.owns_key(key))
         capacity.on_pod = self.reservations.forget_phantoms  # the real one is seen: its
         # stand-in goes, as the scheduler's loop drops them
-        self.tasks = TaskLoop(master, capacity, self.reservations, self._used)
+        self.tasks = TaskLoop(master, capacity, self.reservations, self._used,
+                              agent_tls=agent_tls)
         self._wake = asyncio.Event()
         capacity.add_listener(self._wake.set)
         master.handlers.update({"ACCEPT": self._accept, "DECLINE": self._decline,

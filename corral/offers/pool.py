@@ -8,6 +8,11 @@ a framework's tasks on an agent under one executor rather than one per launch.
             the tasks alive then need more than it reserves ─► grow: reserved again
             on the node's ledger at the new size first (refused: a pod got there)
     ACCEPTs that arrive while a write is on its way go together in the next one.
+    Directly, when the agent's link is up (agentlink.py) and the Alloc is there and
+    big enough: the tasks go to the agent at once, the ACCEPT is done, and the
+    spec write that records them follows (at most every WRITE_SECONDS, with what
+    else came); a crash before it is reconciled from the agent's status.tasks
+    (tasks.py: a task the spec does not name).
 
     tick: room its ended tasks left is given back to the cluster (the Alloc shrinks
           to what its live tasks take) once it has had no launch for SHRINK_SECONDS,
@@ -38,6 +43,7 @@ from corral.api.alloc_view import is_alloc_key
 from corral.api.errors import APIError, NotFound
 from corral.client.http import Client, ServerUnreachable
 from corral.objects import Obj, is_deleting, meta, name_of, spec
+from corral.offers.agentlink import AgentLinks
 from corral.offers.capacity import Capacity
 from corral.offers.frameworks import Registered
 from corral.offers.launch import (
@@ -58,11 +64,13 @@ from corral.scheduler.ledger import Reservations
 log = logging.getLogger("corral.offers")
 
 SHRINK_SECONDS = 1.0
+WRITE_SECONDS = 0.5  # tasks launched directly are written at most this often
 IDLE_SECONDS = 10.0
 EPSILON = 1e-9
 
 Key = tuple[str, str, str]  # framework id, role, node
 Written = Callable[[Obj, dict[str, list[Obj]]], None]  # the Alloc, new tasks' resources
+Direct = Callable[[Obj, Plan], None]  # the Alloc, tasks on their way to its agent
 
 
 @dataclass
@@ -79,23 +87,29 @@ class Standing:
     key: Key
     obj: Obj | None = None  # the Alloc as last written or seen; None until created
     waiting: list[Launch] = field(default_factory=list)
+    unwritten: list[Launch] = field(default_factory=list)  # launched directly, not written
     kills: dict[str, float | None] = field(default_factory=dict)  # task id → grace
     shrink: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     writer: asyncio.Task[None] | None = None
+    shrinking: bool = False  # a write that shrinks it is on its way
+    reserved: Resources | None = None  # reserved on the ledger for direct ones, unwritten
     active: float = 0.0  # monotonic: the last launch, or the last time a task was alive
     written: float = 0.0  # monotonic: the last write
 
 
 class AllocPool:
     def __init__(self, client: Client, capacity: Capacity, reservations: Reservations,
-                 book: TaskBook, on_written: Written, delete: Callable[[Obj], None]) -> None:
+                 book: TaskBook, on_written: Written, delete: Callable[[Obj], None],
+                 links: AgentLinks | None = None, on_direct: Direct | None = None) -> None:
         self.client = client
         self.capacity = capacity
         self.reservations = reservations
         self.book = book
         self.on_written = on_written
         self.delete = delete
+        self.links = links
+        self.on_direct = on_direct
         self.standing: dict[Key, Standing] = {}
         self._by_name: dict[str, Standing] = {}
 
@@ -108,9 +122,76 @@ class AllocPool:
             st = self.standing[(fw.id, role, node)] = Standing((fw.id, role, node))
         st.active = self.book.clock.monotonic()
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        if await self._launch_direct(st, Launch(fw, plan, done)):
+            return ""
         st.waiting.append(Launch(fw, plan, done))
         self._kick(st)
         return await done
+
+    async def _launch_direct(self, st: Standing, item: Launch) -> bool:
+        """Hand the tasks to the agent now; their spec write follows. An Alloc too
+        small is first reserved again at its new size on the node's ledger (the
+        store's way does the same before its write). False: the store's way (no
+        Alloc yet, no link, a refusal)."""
+        if self.links is None or self.on_direct is None:
+            return False
+        node = st.key[2]
+        for _ in range(3):
+            fit = self._direct_fit(st, item)
+            if fit is None:
+                return False
+            if fit is True:
+                break
+            async with st.lock:  # a growth: never beside a write of the Alloc
+                fit = self._direct_fit(st, item)
+                if isinstance(fit, Resources) and st.obj is not None:
+                    body = _resized(st.obj, list(spec(st.obj).get("tasks") or ()),
+                                    alloc_task_resources(st.obj), fit)
+                    if not await self._reserve(node, body, st.obj):
+                        return False  # the store's way says why
+                    st.reserved = fit
+        else:
+            return False
+        obj = st.obj
+        assert obj is not None
+        self.on_direct(obj, item.plan)
+        st.unwritten.append(item)
+        size = requests_of(self._size(st))
+        if not await self.links.launch(node, obj, item.plan.tasks, {}, size) and \
+                item in st.unwritten:
+            st.unwritten.remove(item)  # the spec write launches them instead
+            return False
+        # Taken by the agent, or (its answer lost) by the spec write already on its
+        # way, which the agent's worker launches from: either way they run.
+        item.done.set_result("")
+        self._kick(st)
+        return True
+
+    def _direct_fit(self, st: Standing, item: Launch) -> bool | Resources | None:
+        """True: the tasks fit the Alloc as it is held; a size: it must grow to
+        that first; None: not directly (none yet, going, being shrunk — sized
+        without these —, or a duplicate id, which the store's way reports)."""
+        obj = st.obj
+        if obj is None or is_deleting(obj) or item.fw.removed or st.shrinking:
+            return None
+        tasks = list(spec(obj).get("tasks") or ()) + [
+            t for u in st.unwritten for t in u.plan.tasks]
+        ids = {str(t["id"]) for t in tasks}
+        new = [str(t["id"]) for t in item.plan.tasks]
+        if ids.intersection(new) or len(set(new)) != len(new):
+            return None
+        wire = {**alloc_task_resources(obj), **item.plan.resources}
+        for u in st.unwritten:
+            wire.update(u.plan.resources)
+        need = self._need(st.key[0], tasks + item.plan.tasks, wire)
+        size = self._size(st)
+        return True if _scalars_fit(need, size) else _larger(need, size)
+
+    def _size(self, st: Standing) -> Resources:
+        """What the Alloc holds: its written size, or more reserved for direct ones."""
+        assert st.obj is not None
+        size = alloc_resources(st.obj)
+        return _larger(size, st.reserved) if st.reserved is not None else size
 
     def kill(self, alloc_key: str, task_id: str, grace: float | None) -> bool:
         """Mark a task killed in its Alloc's next write; False if that Alloc is not
@@ -128,7 +209,10 @@ class AllocPool:
 
     async def _write_loop(self, st: Standing) -> None:
         try:
-            while st.waiting or st.kills or st.shrink:
+            while st.waiting or st.kills or st.shrink or st.unwritten:
+                if not (st.waiting or st.kills or st.shrink):  # only direct ones: batched
+                    await asyncio.sleep(max(0.0, st.written + WRITE_SECONDS
+                                            - self.book.clock.monotonic()))
                 if st.waiting:
                     await self._make_room(st)
                 async with st.lock:
@@ -137,10 +221,14 @@ class AllocPool:
                     batch = [b for b in batch if not b.fw.removed]
                     kills, st.kills = st.kills, {}
                     shrink, st.shrink = st.shrink, False
+                    direct, st.unwritten = st.unwritten, []
                     try:
-                        await self._write(st, batch, kills, shrink)
+                        if not await self._write(st, batch, kills, shrink, direct):
+                            st.unwritten[:0] = direct  # not written: in the next one
                     except (APIError, ServerUnreachable) as err:
+                        st.unwritten[:0] = direct
                         _settle(batch, f"The master could not write the task's Alloc: {err}")
+                        await asyncio.sleep(WRITE_SECONDS)  # the API is struggling
         except Exception:
             log.exception("alloc pool writer failed key=%s", st.key)
             _settle(st.waiting, "The master could not write the task's Alloc")
@@ -160,17 +248,25 @@ class AllocPool:
                         await self._write(other, [], {}, True)
 
     async def _write(self, st: Standing, batch: list[Launch], kills: dict[str, float | None],
-                     shrink: bool) -> None:
+                     shrink: bool, direct: list[Launch] | None = None) -> bool:
+        """One write of the Alloc: ``batch`` launched by it, ``direct`` (launched on
+        the agent already) recorded by it. False when ``direct`` is still to write."""
+        direct = direct or []
         current = st.obj if st.obj is not None and not is_deleting(st.obj) else None
-        if current is None:
+        if current is None:  # direct ones end with the Alloc they ran in
             if batch:
                 await self._create(st, batch)
-            return
-        fw_id, _, node = st.key
+            return True
+        fw_id = st.key[0]
         tasks, pruned = self._kept(fw_id, current, kills)
         wire = {k: v for k, v in alloc_task_resources(current).items()
                 if k in {t["id"] for t in tasks}}
         taken = {t["id"] for t in tasks}
+        for item in direct:
+            fresh = [t for t in item.plan.tasks if t["id"] not in taken]
+            taken.update(t["id"] for t in fresh)
+            tasks += fresh
+            wire.update(item.plan.resources)
         launched: list[Launch] = []
         for item in batch:
             ids = [t["id"] for t in item.plan.tasks]
@@ -182,20 +278,29 @@ class AllocPool:
             wire.update(item.plan.resources)
             launched.append(item)
         need = self._need(fw_id, tasks, wire)
-        size = alloc_resources(current)
+        size = self._size(st)
         grow = not _scalars_fit(need, size)
         new_size = need if grow or shrink else size
-        if not launched and not kills and not pruned and _same(new_size, size):
-            return
+        if not launched and not direct and not kills and not pruned and _same(new_size, size):
+            return True
         body = _resized(current, tasks, wire, new_size)
-        if not grow and not _same(new_size, size):
+        st.shrinking = not grow and not _same(new_size, size)
+        try:
+            return await self._resize(st, current, body, grow, launched, direct, pruned)
+        finally:
+            st.shrinking = False
+
+    async def _resize(self, st: Standing, current: Obj, body: Obj, grow: bool,
+                      launched: list[Launch], direct: list[Launch], pruned: list[str]) -> bool:
+        fw_id, _, node = st.key
+        if st.shrinking:
             # Shrinking: the ledger's entry first says the new size, so that no
             # reader keeps room for the old one after it is given back.
             await self._reserve(node, body, current)
         elif grow and not await self._reserve(node, body, current):
             _settle(launched, f"Node {node} no longer has the offered resources "
                               "(taken by pods)")
-            return
+            return not direct
         try:
             written = await self.client.patch(
                 "Alloc", name_of(current), _patch(current, body), ALLOC_NAMESPACE)
@@ -203,14 +308,16 @@ class AllocPool:
             self._forget(st)
             self.capacity.forget(current)
             _settle(launched, "The task's Alloc was deleted")
-            return
+            return True
         except (APIError, ServerUnreachable):
             if grow:
                 self.capacity.assume(current, node)
             raise
-        self._written(st, written, {k: v for i in launched for k, v in i.plan.resources.items()})
+        self._written(st, written, {k: v for i in launched + direct
+                                    for k, v in i.plan.resources.items()})
         self.book.prune(fw_id, pruned)
         _settle(launched, "")
+        return True
 
     async def _create(self, st: Standing, batch: list[Launch]) -> None:
         fw_id, role, node = st.key
@@ -248,6 +355,7 @@ class AllocPool:
         else:
             self.standing.setdefault(st.key, st)  # made again after its Alloc went
         st.obj = obj
+        st.reserved = None  # the write said the size (writes and growths take turns)
         st.written = self.book.clock.monotonic()
         self._by_name[name_of(obj)] = st
         self.capacity.assume(obj, st.key[2])
@@ -344,7 +452,7 @@ class AllocPool:
     def tick(self) -> None:
         now = self.book.clock.monotonic()
         for st in list(self.standing.values()):
-            if st.obj is None or st.writer is not None or is_deleting(st.obj):
+            if st.obj is None or st.writer is not None or is_deleting(st.obj) or st.unwritten:
                 continue
             fw_id = st.key[0]
             ids = [str(t["id"]) for t in spec(st.obj).get("tasks") or ()]
@@ -376,6 +484,11 @@ def _rv(obj: Obj) -> int:
 def _scalars_fit(need: Resources, size: Resources) -> bool:
     return (need.cpus <= size.cpus + EPSILON and need.mem <= size.mem + EPSILON
             and need.disk <= size.disk + EPSILON)
+
+
+def _larger(a: Resources, b: Resources) -> Resources:
+    """Each scalar the larger of the two (ports are not held by size)."""
+    return Resources(cpus=max(a.cpus, b.cpus), mem=max(a.mem, b.mem), disk=max(a.disk, b.disk))
 
 
 def _same(a: Resources, b: Resources) -> bool:

@@ -1,7 +1,10 @@
 """The frameworks' tasks on the leading master: Allocs in, UPDATE events out.
 
+    agent links (agentlink.py): each node's feed of task states
+        a state newer than the book's (seq) ─► UPDATE (uuid) to the framework
     Alloc informer (namespace mesos, label corral.dev/framework)
-        add/update ─► TaskBook.observe ─► UPDATE (uuid) to the framework
+        add/update ─► TaskBook.observe ─► UPDATE (uuid) to the framework (the
+                      store's word: what the feed said already, or older, is skipped)
         delete     ─► tasks not ended: TASK_LOST / TASK_GONE
     Node informer (capacity's): Ready no longer True ─► TASK_LOST / TASK_UNREACHABLE,
         and the Alloc is deleted (its resources go back to the cluster)
@@ -28,6 +31,7 @@ from corral.api.errors import APIError, Conflict, NotFound
 from corral.client.http import ServerUnreachable
 from corral.client.informer import Informer, key_of
 from corral.objects import Obj, is_deleting, name_of, spec, status
+from corral.offers.agentlink import AgentLinks, AgentTLS
 from corral.offers.capacity import Capacity
 from corral.offers.frameworks import Registered
 from corral.offers.launch import ALLOC_NAMESPACE, TASKS_FINALIZER, Plan, alloc_task_resources
@@ -53,7 +57,8 @@ UsedCallback = Callable[[str, str, str, Resources, bool], None]  # fw, role, nod
 
 class TaskLoop(Hooks):
     def __init__(self, master: MesosMaster, capacity: Capacity, reservations: Reservations,
-                 on_used: UsedCallback, *, retry_seconds: float = RETRY_SECONDS) -> None:
+                 on_used: UsedCallback, *, retry_seconds: float = RETRY_SECONDS,
+                 agent_tls: AgentTLS | None = None) -> None:
         self.master = master
         self.client = master.client
         self.capacity = capacity
@@ -66,8 +71,11 @@ class TaskLoop(Hooks):
         self.allocs.add_index("node", lambda a: [str(spec(a).get("nodeName") or "")])
         capacity.nodes.add_handler(self._node_seen, lambda old, new: self._node_seen(new),
                                    self._node_deleted)
+        # The direct line to the agents (None: every launch goes through the store).
+        self.links = (AgentLinks(self.client, capacity.nodes, agent_tls, master.clock,
+                                 self._streamed) if agent_tls is not None else None)
         self.pool = AllocPool(self.client, capacity, reservations, self.book, self.written,
-                              self._delete_soon)
+                              self._delete_soon, self.links, self.launched_direct)
         # (framework, task id) → (alloc key, framework, role, node, resources)
         self._held: dict[tuple[str, str], tuple[str, str, str, str, Resources]] = {}
         self._kill_staged: set[tuple[str, str]] = set()  # KILLed before their write
@@ -84,6 +92,8 @@ class TaskLoop(Hooks):
 
     async def stop(self) -> None:
         await self.allocs.stop()
+        if self.links is not None:
+            await self.links.close()
 
     # -- Allocs ------------------------------------------------------------------------
 
@@ -98,10 +108,14 @@ class TaskLoop(Hooks):
         return {t for (f, t), h in self._held.items() if f == fw_id and not h[0]}
 
     def unstage(self, fw_id: str, plan: Plan) -> None:
-        """Their launch failed: nothing is held for them any more."""
+        """Their launch failed: nothing is held for them any more (nor known, if a
+        direct launch that did not happen made them STAGING)."""
         for task in plan.tasks:
             holding = self._held.pop((fw_id, task["id"]), None)
             self._kill_staged.discard((fw_id, task["id"]))
+            known = self.book.tasks.get((fw_id, task["id"]))
+            if known is not None and known.state == "TASK_STAGING":
+                del self.book.tasks[(fw_id, task["id"])]
             if holding is not None:
                 self.on_used(*holding[1:], False)
 
@@ -114,6 +128,32 @@ class TaskLoop(Hooks):
             if (fw_id, entry["id"]) in self._kill_staged:  # KILL came before the write
                 self._kill_staged.discard((fw_id, entry["id"]))
                 self.pool.kill(key_of(alloc), str(entry["id"]), None)
+
+    def launched_direct(self, alloc: Obj, plan: Plan) -> None:
+        """Tasks on their way to the agent directly: STAGING in the book, held
+        under their Alloc (their spec write follows)."""
+        fw_id, key = alloc_framework(alloc), key_of(alloc)
+        node = str(spec(alloc).get("nodeName") or "")
+        self.book.launched(fw_id, key, node, plan.tasks, plan.resources)
+        for entry in plan.tasks:
+            held = self._held.get((fw_id, entry["id"]))
+            if held is not None:
+                self._held[(fw_id, entry["id"])] = (key, *held[1:])
+            if (fw_id, entry["id"]) in self._kill_staged:  # KILL came before the launch
+                self._kill_staged.discard((fw_id, entry["id"]))
+                self.pool.kill(key, str(entry["id"]), None)
+
+    def _streamed(self, node: str, msg: Obj) -> None:
+        """A state from the node's feed: sent on at once, and a task that ended
+        gives its resources back (the allocator offers them again)."""
+        fw = self.master.frameworks.get(str(msg.get("framework") or ""))
+        if fw is None or fw.removed or not isinstance(msg.get("task"), dict):
+            return
+        task = self.book.streamed(fw.id, str(msg.get("alloc") or ""), node, msg["task"])
+        if task is not None:
+            self._send([task])
+            if task.terminal:
+                self._release_ended()
 
     def _hold_live(self, alloc: Obj) -> None:
         """Count each live task of the Alloc once (launched here, or found)."""
@@ -245,6 +285,9 @@ class TaskLoop(Hooks):
                 for st in self.book.due(fw.id):
                     self.master.send(fw, event("UPDATE", status=st))
         self.pool.tick()
+        if self.links is not None:  # a line to each node a framework's Alloc is on
+            self.links.keep({str(spec(a).get("nodeName") or "") for a in self.allocs.list()}
+                            | {k[2] for k in self.pool.standing})
         for alloc in self.allocs.list():
             key = key_of(alloc)
             if key in self._deleting or self.pool.owns(alloc) or is_deleting(alloc):
@@ -328,6 +371,9 @@ class TaskLoop(Hooks):
         await self._mark_killed(task, grace / 1e9 if isinstance(grace, int) else None)
 
     async def _mark_killed(self, task: Task, grace: float | None) -> None:
+        alloc = self.allocs.get_by_key(task.alloc)
+        if self.links is not None and alloc is not None:  # at once; the spec says it after
+            await self.links.launch(task.node, alloc, [], {task.id: grace})
         if self.pool.kill(task.alloc, task.id, grace):
             log.info("task kill asked task=%s alloc=%s", task.id, task.alloc)
             return
@@ -359,21 +405,35 @@ class TaskLoop(Hooks):
 
     async def _reconcile(self, fw: Registered, call: Call) -> None:
         asked = call.body.get("tasks") or []
+        staged = self.staged(fw.id)  # accepted, their Alloc's write on its way
         if not asked:  # implicit: every task the master knows that has not ended
             for task in self.book.of_framework(fw.id):
                 if not task.terminal or (fw.id, task.id) in self.book.pending:
                     self.master.send(fw, event("UPDATE", status=self.book.status_of(
                         task, reason="REASON_RECONCILIATION")))
+            for task_id in staged - {t.id for t in self.book.of_framework(fw.id)}:
+                self._staging(fw, task_id)
             return
         for item in asked:
             task_id = str(item["task_id"]["value"])
             known = self.book.tasks.get((fw.id, task_id)) or next(
                 (t for t in self.book.completed.get(fw.id, ()) if t.id == task_id), None)
-            if known is None:
-                self._unknown(fw, task_id, item.get("agent_id"))
-            else:
+            if known is not None:
                 self.master.send(fw, event("UPDATE", status=self.book.status_of(
                     known, reason="REASON_RECONCILIATION")))
+            elif task_id in staged:
+                self._staging(fw, task_id)
+            else:
+                self._unknown(fw, task_id, item.get("agent_id"))
+
+    def _staging(self, fw: Registered, task_id: str) -> None:
+        """A task accepted whose Alloc is being written: TASK_STAGING, as Mesos
+        answers for a task it has sent to an agent that has not said more."""
+        node = self._held[(fw.id, task_id)][3]
+        self.master.send(fw, event("UPDATE", status={
+            "task_id": mesos_id(task_id), "state": "TASK_STAGING", "agent_id": mesos_id(node),
+            "source": "SOURCE_MASTER", "reason": "REASON_RECONCILIATION",
+            "timestamp": self.master.clock.now().timestamp()}))
 
     def _unknown(self, fw: Registered, task_id: str, agent: object) -> None:
         """A task the master does not know: TASK_LOST (TASK_UNKNOWN if partition-

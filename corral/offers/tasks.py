@@ -43,6 +43,7 @@ class Task:
     state: str = "TASK_STAGING"
     statuses: list[Obj] = field(default_factory=list)  # [{state, timestamp}] as Mesos keeps
     gone: bool = False  # its Alloc no longer exists
+    seq: int = 0  # the agent's sequence of the latest state taken (streamed or stored)
 
     @property
     def terminal(self) -> bool:
@@ -77,27 +78,74 @@ class TaskBook:
         key = f"{namespace_of(alloc)}/{name_of(alloc)}"
         states = {str(t.get("id")): t for t in status(alloc).get("tasks") or ()}
         changed = []
+        named = set()
         for entry in spec(alloc).get("tasks") or ():
             task_id = str(entry["id"])
-            task = self.tasks.get((framework_id, task_id))
-            if task is None:
-                task = Task(task_id, framework_id, node, key, str(entry.get("name") or ""),
-                            resources.get(task_id, []))
-                self.tasks[(framework_id, task_id)] = task
-                task.statuses.append({"state": task.state,
-                                      "timestamp": self.clock.now().timestamp()})
-            seen = states.get(task_id)
-            if seen is None or task.terminal or seen.get("state") == task.state:
+            named.add(task_id)
+            task = self._task(framework_id, task_id, node, key, str(entry.get("name") or ""),
+                              resources.get(task_id, []))
+            if self._take(task, states.get(task_id)):
+                changed.append(task)
+        # Tasks the agent runs that the spec does not name: launched directly and
+        # not written yet (or never: their master died first; a new one learns them
+        # here, as a Mesos master learns an agent's tasks when it re-registers).
+        for task_id, seen in states.items():
+            if task_id in named or self._completed(framework_id, task_id):
                 continue
-            for state, when in _steps(task.state, seen):
-                if state == "TASK_KILLING" and framework_id not in self.killing_aware:
-                    task.state = state  # Mesos tells only frameworks that asked
-                    continue
-                final = state == seen["state"]
-                self._move(task, state, "SOURCE_EXECUTOR", seen.get("reason") if final
-                           else None, seen.get("message") if final else None, when)
-            changed.append(task)
+            task = self._task(framework_id, task_id, node, key, "", [])
+            if self._take(task, seen):
+                changed.append(task)
         return changed
+
+    def streamed(self, framework_id: str, alloc: str, node: str, seen: Obj) -> Task | None:
+        """One state from the agent's feed; the task if it changed."""
+        task_id = str(seen.get("id") or "")
+        if not task_id or self._completed(framework_id, task_id):
+            return None
+        task = self._task(framework_id, task_id, node, alloc, "", [])
+        return task if self._take(task, seen) else None
+
+    def launched(self, framework_id: str, alloc: str, node: str, tasks: list[Obj],
+                 resources: dict[str, list[Obj]]) -> None:
+        """Tasks handed to their agent directly: STAGING until it says more."""
+        for entry in tasks:
+            task = self._task(framework_id, str(entry["id"]), node, alloc,
+                              str(entry.get("name") or ""), resources.get(entry["id"], []))
+            task.resources = task.resources or resources.get(entry["id"], [])
+
+    def _task(self, framework_id: str, task_id: str, node: str, alloc: str, name: str,
+              resources: list[Obj]) -> Task:
+        task = self.tasks.get((framework_id, task_id))
+        if task is None:
+            task = Task(task_id, framework_id, node, alloc, name, resources)
+            self.tasks[(framework_id, task_id)] = task
+            task.statuses.append({"state": task.state,
+                                  "timestamp": self.clock.now().timestamp()})
+        return task
+
+    def _take(self, task: Task, seen: Obj | None) -> bool:
+        """Move the task to what the agent says, unless that is older than what was
+        taken already (``seq``: a store read behind the feed); True if it moved."""
+        if seen is None or task.terminal:
+            return False
+        seq = int(seen.get("seq") or 0)
+        if task.seq and seq <= task.seq:  # no seq at all: no newer than what has one
+            return False
+        task.seq = max(task.seq, seq)
+        if seen.get("state") == task.state:
+            return False
+        for state, when in _steps(task.state, seen):
+            if state == "TASK_KILLING" and task.framework_id not in self.killing_aware:
+                task.state = state  # Mesos tells only frameworks that asked
+                continue
+            final = state == seen["state"]
+            self._move(task, state, "SOURCE_EXECUTOR", seen.get("reason") if final
+                       else None, seen.get("message") if final else None, when)
+        return True
+
+    def _completed(self, framework_id: str, task_id: str) -> bool:
+        return (framework_id, task_id) not in self.tasks and any(
+            t.id == task_id for t in self.completed.get(framework_id, ()))
 
     def alloc_gone(self, alloc: Obj, node_ready: bool) -> list[Task]:
         """The Alloc was deleted: its tasks that had not ended are lost (GONE for a

@@ -68,6 +68,9 @@ class TaskState(KubeModel):
     message: str | None = None
     time: str | None = None  # RFC 3339, when the state was reached
     started: str | None = None  # RFC 3339, when its process started (it reached RUNNING)
+    # Increases with each state of the task, across agent restarts (µs of the
+    # wall clock at least): the master keeps the newest of its feed and the store.
+    seq: Int64 | None = None
 
 
 class AllocSpec(KubeModel):

@@ -5,11 +5,14 @@ stops the executor and finishes the graceful deletion."""
 
 from __future__ import annotations
 
+import json
+import ssl
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from corral.api.certificates.signer import Signer
 from corral.indexset import IndexSet
 from corral.objects import Obj, status
 from tests.cluster import Master
@@ -81,3 +84,91 @@ def test_an_alloc_runs_its_range_and_survives_an_agent_restart(
         # keeps both for the agent's sweeper (every 30 s).
         allocs_dir = agent.state_dir / "runtime" / "allocs"
         wait_for(lambda: list(allocs_dir.iterdir()) == [], 45, "the executor's state removed")
+
+
+def _as(master: Master, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+    """A TLS context trusting the cluster CA, showing ``cert`` if given."""
+    context = ssl.create_default_context(cafile=str(master.ca_path))
+    context.check_hostname = False
+    if cert is not None and key is not None:
+        context.load_cert_chain(cert, key)
+    return context
+
+
+def _task_state(http: httpx.Client, name: str, task: str) -> str:
+    got = get_alloc(http, name) or {}
+    return next((t["state"] for t in status(got).get("tasks") or () if t["id"] == task), "")
+
+
+def test_a_task_launched_directly_is_reported_and_outlives_an_agent_restart(
+        master: Master, agents: Any, searchable_base: Path, tmp_path: Path) -> None:
+    """The Mesos master's direct line on the agent's server (framework_feed.py): a
+    launch into a framework's Alloc ahead of its spec runs at once, shows in the
+    feed and in status.tasks though the spec never names it (its master died
+    before writing it), and a restarted agent adopts it and reports its end. Only
+    the master's certificate may launch: another the cluster CA signed gets 403."""
+    agent = agents(master, "direct-node", node_ip="127.0.1.32")
+    shared = searchable_base / "direct-tasks"
+    shared.mkdir(mode=0o1777)
+    shared.chmod(0o1777)
+    gate = shared / "gate"
+    body = alloc("fw-a", "direct-node", [], "")
+    body["metadata"]["labels"] = {"corral.dev/framework": "fw-x"}
+    del body["spec"]["task"], body["spec"]["ranges"]
+    body["spec"]["tasks"] = [{"id": "first", "command": ["sleep", "600"]}]
+    with master.http() as http:
+        created = http.post(ALLOCS, json=body)
+        assert created.status_code == 201, created.text
+        wait_for(lambda: _task_state(http, "fw-a", "first") == "TASK_RUNNING", 60,
+                 "the spec's task running")
+        port = http.get("/api/v1/nodes/direct-node").json()["status"]["daemonEndpoints"][
+            "kubeletEndpoint"]["Port"]
+        base = f"https://127.0.1.32:{port}"
+        pki = master.data_dir / "pki"
+        as_master = _as(master, pki / "apiserver-kubelet-client.crt",
+                        pki / "apiserver-kubelet-client.key")
+        launch = {"uid": created.json()["metadata"]["uid"], "tasks": [
+            {"id": "direct", "command": ["sh", "-c",
+                                         f"while [ ! -e {gate} ]; do sleep 0.05; done"]}]}
+        # Another certificate of the cluster's CA (the node's own name, even): 403.
+        own = tmp_path / "pki"
+        own.mkdir()
+        for name in ("ca.crt", "ca.key"):
+            (own / name).write_bytes((pki / name).read_bytes())
+        stranger = Signer(own).ensure_client_cert("stranger", "system:node:direct-node")
+        refused = httpx.post(f"{base}/frameworkTasks/default/fw-a", json=launch,
+                             verify=_as(master, stranger.cert, stranger.key))
+        assert refused.status_code == 403, refused.text
+        assert httpx.post(f"{base}/frameworkTasks/default/fw-a", json=launch,
+                          verify=_as(master)).status_code == 401
+        assert httpx.post(f"{base}/frameworkTasks/default/nope", json=launch,
+                          verify=as_master).status_code == 404
+        taken = httpx.post(f"{base}/frameworkTasks/default/fw-a", json=launch,
+                           verify=as_master)
+        assert taken.status_code == 200 and taken.json() == {"launched": ["direct"]}
+        # The feed: live, every task's state now, then each new one.
+        seen: set[tuple[str, str, str, str]] = set()
+        want = {("default/fw-a", "fw-x", "first", "TASK_RUNNING"),
+                ("default/fw-a", "fw-x", "direct", "TASK_RUNNING")}
+        with httpx.stream("GET", f"{base}/frameworkTasks", verify=as_master,
+                          timeout=30) as feed:
+            lines = feed.iter_lines()
+            assert json.loads(next(lines)) == {"node": "direct-node"}
+            while not want <= seen:
+                line = json.loads(next(lines))
+                seen.add((line["alloc"], line["framework"], line["task"]["id"],
+                          line["task"]["state"]))
+        wait_for(lambda: _task_state(http, "fw-a", "direct") == "TASK_RUNNING", 30,
+                 "the direct task in status.tasks")
+        pid = (get_alloc(http, "fw-a") or {})["status"]["executorPid"]
+        agent.kill()
+        gate.write_text("open")
+        agent.start()
+        wait_for(lambda: _task_state(http, "fw-a", "direct") == "TASK_FINISHED", 60,
+                 "the adopted task's end reported")
+        final = get_alloc(http, "fw-a") or {}
+        assert final["status"]["executorPid"] == pid
+        assert _task_state(http, "fw-a", "first") == "TASK_RUNNING"
+        assert [t["id"] for t in final["spec"]["tasks"]] == ["first"]
+        http.delete(f"{ALLOCS}/fw-a")
+        wait_for(lambda: get_alloc(http, "fw-a") is None, 30, "the alloc deleted")

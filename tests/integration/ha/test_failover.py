@@ -29,7 +29,7 @@ from corral.objects import Obj, parse_time
 from corral.store.etcd import EtcdStore
 from tests.cluster import Agent, Master, kill_pods
 from tests.integration.ha.conftest import HA, Writers, create_acked, until
-from tests.mesos_client import Framework, launch, task_info
+from tests.mesos_client import Framework, held_offer, launch, task_info
 from tests.poll import wait_for
 
 NS = "default"
@@ -450,15 +450,29 @@ def test_a_framework_follows_the_mesos_leader_and_keeps_its_task(ha: HA) -> None
                         if o["agent_id"]["value"] == "ha-1")
         fw.accept([offer_id], [launch(task_info("steady", "ha-1", "sleep 600", cpus=0.05))])
         fw.wait_update("steady", "TASK_RUNNING", timeout=90)
+        # A launch into the running Alloc goes to the agent directly, its spec write
+        # after (within WRITE_SECONDS): the leader dies right away, maybe before
+        # that write; either way the next one learns the task (from the spec, the
+        # agent's status.tasks, or its feed) and reconciles it RUNNING.
+        more = held_offer(fw, "ha-1") or next(
+            o for o in fw.wait_event("OFFERS", 90, lambda e: any(
+                o["agent_id"]["value"] == "ha-1" for o in e["offers"]["offers"]))[
+                "offers"]["offers"] if o["agent_id"]["value"] == "ha-1")
+        fw.accept([more["id"]["value"]], [launch(task_info("direct", "ha-1", "sleep 600",
+                                                           cpus=0.05))])
+        fw.wait_update("direct", "TASK_RUNNING", timeout=90)
         leader.kill()
         survivors = [m for m in ha.masters if m is not leader]
         successor = wait_for(lambda: _mesos_leader(ha, survivors), 90, "a new Mesos leader")
         fw.url = ha.framework_url(successor)
         fw.subscribe()
-        fw.call("RECONCILE", reconcile={"tasks": [{"task_id": {"value": "steady"}}]})
-        st = fw.wait_event("UPDATE", 60, lambda e: e["update"]["status"].get(
-            "reason") == "REASON_RECONCILIATION")["update"]["status"]
-        assert st["state"] == "TASK_RUNNING"
+        fw.call("RECONCILE", reconcile={"tasks": [{"task_id": {"value": "steady"}},
+                                                  {"task_id": {"value": "direct"}}]})
+        for task in ("steady", "direct"):
+            st = fw.wait_event("UPDATE", 60, lambda e, t=task: e["update"]["status"].get(
+                "reason") == "REASON_RECONCILIATION" and e["update"]["status"]["task_id"][
+                "value"] == t)["update"]["status"]
+            assert st["state"] == "TASK_RUNNING", st
         assert fw.call("TEARDOWN").status_code == 202
     finally:
         fw.close()

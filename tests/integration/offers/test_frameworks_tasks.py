@@ -126,8 +126,8 @@ def test_launch_run_finish_kill_and_reconcile(url: str, mesos_master: Master,
     assert "mesos-a" in {a["id"] for a in state["slaves"]}
 
     # A later ACCEPT on the node goes into the same Alloc (its running executor
-    # starts the task): no second Alloc, and "quick", ended and acknowledged, has
-    # left its spec.
+    # starts the task): no second Alloc, and "quick", ended and acknowledged,
+    # leaves its spec with the next write.
     [first] = _allocs(mesos_master, fw.id)
     offer = _fresh_offer(fw, "mesos-a")
     fw.accept([offer["id"]["value"]], [launch(task_info("again", "mesos-a", "true"))])
@@ -135,7 +135,8 @@ def test_launch_run_finish_kill_and_reconcile(url: str, mesos_master: Master,
     [alloc] = _allocs(mesos_master, fw.id)
     assert alloc["metadata"]["uid"] == first["metadata"]["uid"]
     assert alloc["status"]["executorPid"] == first["status"]["executorPid"]
-    assert "quick" not in {t["id"] for t in alloc["spec"]["tasks"]}
+    wait_for(lambda: "quick" not in {t["id"] for t in _allocs(mesos_master, fw.id)[0][
+        "spec"]["tasks"]}, 30, "the ended task dropped from the Alloc's spec")
 
     assert fw.call("KILL", kill={"task_id": {"value": "long"},
                                  "agent_id": {"value": "mesos-a"}}).status_code == 202
@@ -163,6 +164,60 @@ def test_launch_run_finish_kill_and_reconcile(url: str, mesos_master: Master,
     assert fw.accept([offer["id"]["value"]], [group]).status_code == 202
     fw.wait_update("g1", "TASK_FINISHED")
     fw.wait_update("g2", "TASK_FINISHED")
+
+
+def _update(fw: Framework, task_id: str, state: str) -> dict[str, Any]:
+    """The update moving ``task_id`` to ``state``: seen already, or the next."""
+    for evt in fw.seen:
+        st = evt["update"]["status"] if evt["type"] == "UPDATE" else {}
+        if st and st["task_id"]["value"] == task_id and st["state"] == state:
+            return dict(st)
+    return fw.wait_update(task_id, state)
+
+
+def _direct_launches(master: Master, node: str) -> float:
+    """The node agent's count of tasks the Mesos master launched on it directly."""
+    with master.http() as http:
+        text = http.get(f"/api/v1/nodes/{node}/proxy/metrics").text
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("corral_agent_framework_direct_launches_total"))
+
+
+def test_launches_go_to_the_agent_directly_and_the_store_shows_them_after(
+        url: str, mesos_master: Master, agents: AgentStarter,
+        frameworks: list[Framework]) -> None:
+    """Once a framework's Alloc runs on a node, the master hands later launches to
+    the node's agent over its own line (the Alloc grown on the ledger first) and
+    hears their states from it; the Alloc's spec and status say them afterwards.
+    (The agent's side, a restart and who may call it: agent_api/test_allocs.py.)"""
+    agents(mesos_master, "mesos-d", "--cpus", "1", "--memory", "1Gi",
+                  node_ip="127.0.1.69")
+    fw = Framework(url, "direct", failover_timeout=3600)
+    frameworks.append(fw)
+    _run_sleeper(fw, "mesos-d", "first", 0.1)  # its Alloc: made through the store
+    before = _direct_launches(mesos_master, "mesos-d")
+    offer = _fresh_offer(fw, "mesos-d")
+    fw.accept([offer["id"]["value"]], [launch(
+        task_info("quick-d", "mesos-d", "true", cpus=0.1),
+        task_info("steady-d", "mesos-d", "sleep 600", cpus=0.1))])
+    running = _update(fw, "steady-d", "TASK_RUNNING")
+    assert running["source"] == "SOURCE_EXECUTOR" and "uuid" in running
+    _update(fw, "quick-d", "TASK_FINISHED")
+    assert _direct_launches(mesos_master, "mesos-d") == before + 2
+
+    def recorded() -> dict[str, Any] | None:
+        [alloc] = _allocs(mesos_master, fw.id)
+        states = {t["id"]: t for t in alloc["status"].get("tasks") or ()}
+        named = {t["id"] for t in alloc["spec"]["tasks"]}
+        steady = states.get("steady-d", {})
+        return alloc if "steady-d" in named and steady.get("state") == "TASK_RUNNING" \
+            and steady.get("seq") else None
+
+    wait_for(recorded, 30, "the Alloc recording the task launched directly")
+    # A KILL reaches it (sent to the agent directly, and written in the spec).
+    assert fw.call("KILL", kill={"task_id": {"value": "steady-d"},
+                                 "agent_id": {"value": "mesos-d"}}).status_code == 202
+    fw.wait_update("steady-d", "TASK_KILLED")
 
 
 def test_updates_are_resent_until_acknowledged(url: str, mesos_master: Master,

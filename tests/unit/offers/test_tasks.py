@@ -174,3 +174,55 @@ def test_a_task_runs_as_its_command_user_else_the_frameworks_if_allowed() -> Non
     # No user anywhere: nothing to authorize, the node's pod user runs it.
     plan = plan_launch(ops[:1], Resources(cpus=1), "n1", "fw", set(), "", set())
     assert plan.tasks[0]["id"] == "own" and "user" not in plan.tasks[0]
+
+
+def test_a_direct_launch_runs_before_its_spec_and_is_kept_until_named() -> None:
+    """The master hands tasks to the agent before it writes them: they run, are
+    reported (with a seq that grows), stay until the spec names them, and leave
+    with the spec as every task does; an executor's task the spec never named
+    (an agent restart in between) is adopted as launched."""
+    changes: list[Obj] = []
+    tasks = FrameworkTasks.from_alloc(alloc({}, tasks=("a",)))
+    tasks.on_change = changes.append
+    assert [t.id for t in tasks.to_launch()] == ["a"]
+    assert tasks.launch_direct([{"id": "d", "command": ["true"]}, {"id": "a"}], {}) == ["d"]
+    assert [t.id for t in tasks.to_launch()] == ["d"]
+    tasks.started("d")
+    tasks.update(alloc({}, tasks=("a",)))  # a store read from before d was written
+    assert "d" in tasks.specs and tasks.state("d") == "TASK_RUNNING"
+    assert [c["id"] for c in tasks.status_fields()["tasks"]] == ["a", "d"]
+    seqs = [c["seq"] for c in changes if c["id"] == "d"]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 2
+    tasks.launch_direct([], {"d": 1.0})
+    assert tasks.to_kill(10.0) == [("d", 15)]
+    tasks.update(alloc({}, tasks=("a", "d")))  # written, without the kill yet
+    assert tasks.direct == {} and tasks.specs["d"]["kill"] is True
+    tasks.exited("d", 143, 15, "Error", "", stopping=False)
+    assert tasks.state("d") == "TASK_KILLED"
+    tasks.update(alloc({}, tasks=("a",)))  # ended, acknowledged, pruned: forgotten
+    assert "d" not in tasks.states
+    tasks.adopt(["e"])
+    assert tasks.state("e") == "TASK_RUNNING" and tasks.to_launch() == []
+    tasks.exited("e", 0, None, "Completed", "", stopping=False)
+    assert tasks.state("e") == "TASK_FINISHED"
+
+
+def test_the_newest_of_feed_and_store_wins_and_unwritten_tasks_are_learnt() -> None:
+    """A state streamed from the agent is not undone by an older store read (seq);
+    a task the agent reports that the spec does not name (launched directly by a
+    master that died before writing it) is known to the next one, with its state."""
+    book = TaskBook(FakeClock())
+    book.launched("fw", "mesos/x", "n1", [{"id": "a"}], {"a": []})
+    assert book.streamed("fw", "mesos/x", "n1", {"id": "a", "state": "TASK_RUNNING",
+                                                  "seq": 5, "started": "2026-01-01T00:00:01Z"})
+    book.observe(alloc({"a": "TASK_STARTING"}, tasks=("a",)) | {"status": {"tasks": [
+        {"id": "a", "state": "TASK_STARTING", "seq": 4}]}}, {})
+    assert book.tasks[("fw", "a")].state == "TASK_RUNNING"
+    assert book.streamed("fw", "mesos/x", "n1", {"id": "a", "state": "TASK_RUNNING",
+                                                  "seq": 5}) is None  # said already
+    fresh = TaskBook(FakeClock())
+    fresh.observe({**alloc({}, tasks=()), "status": {"tasks": [
+        {"id": "orphan", "state": "TASK_RUNNING", "seq": 7, "started": "2026-01-01T00:00:01Z"}]}},
+        {})
+    assert fresh.tasks[("fw", "orphan")].state == "TASK_RUNNING"
+    assert fresh.tasks[("fw", "orphan")].alloc == "mesos/x"

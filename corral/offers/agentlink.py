@@ -1,0 +1,213 @@
+"""The Mesos master's direct line to the agents it runs frameworks' tasks on (the
+agent's side is corral/agent/framework_feed.py).
+
+    per node with a framework's Alloc on it: one AgentLink
+        reader: GET https://<node ip>:<agent port>/frameworkTasks, held open
+                JSON lines ─► on_state(node, line) (the task loop: UPDATEs)
+                ended or refused ─► again after a back-off (0.1 s doubling to 2 s);
+                on each connection the agent sends every task's state again
+        launch: POST .../frameworkTasks/{ns}/{alloc} {uid, tasks, kills}
+                ─► the agent hands them to the Alloc's running executor at once
+
+The agents answer only the master's client certificate (the identity they take
+logs and exec from, CN kube-apiserver-kubelet-client), so the master process's
+own Mesos component calls them with it; it does so only while RBAC lets its
+identity (system:corral-mesos-master) ``create`` ``nodes/proxy`` on the node —
+the permission kube-apiserver asks of whoever it proxies to a kubelet — asked
+by a SelfSubjectAccessReview, cached REVIEW_SECONDS. Without it, a link down, or
+an agent that does not know the Alloc yet, a launch goes the store's way (its
+Alloc's spec) as before. Each link is its own httpx client: a connection made
+and verified for one node's name never carries another node's request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from corral.aiotasks import cancel_and_wait
+from corral.api.errors import APIError
+from corral.api.node_endpoints import written_by_node
+from corral.client.clock import Clock
+from corral.client.http import Client, ServerUnreachable
+from corral.client.informer import Informer
+from corral.objects import Obj, name_of, namespace_of, status, uid_of
+
+log = logging.getLogger("corral.offers")
+
+REVIEW_SECONDS = 10.0
+BACKOFF_SECONDS = (0.1, 2.0)
+LAUNCH_TIMEOUT = 5.0
+StateCallback = Callable[[str, Obj], None]  # node, {"alloc", "uid", "framework", "task"}
+
+
+@dataclass(frozen=True)
+class AgentTLS:
+    """How the master calls agents: its client certificate and the cluster CA in
+    ``context``; None over plain HTTP (a master on --insecure-http)."""
+
+    context: ssl.SSLContext | None
+
+
+def agent_endpoint(node: Obj, tls: bool) -> str | None:
+    """The agent's URL as its own credential registered it, or None."""
+    st = status(node)
+    ip = next((a.get("address") for a in st.get("addresses") or []
+               if a.get("type") == "InternalIP"), None)
+    port = ((st.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+    if not ip or not port or (tls and not written_by_node(node)):
+        return None
+    host = f"[{ip}]" if ":" in str(ip) else str(ip)
+    return f"{'https' if tls else 'http'}://{host}:{port}"
+
+
+class AgentLink:
+    def __init__(self, node: str, url: str, tls: AgentTLS, on_state: StateCallback) -> None:
+        self.node, self.url = node, url
+        self.on_state = on_state
+        self.live = False  # the feed is being read
+        self._http = httpx.AsyncClient(
+            base_url=url, verify=tls.context if tls.context is not None else False,
+            timeout=httpx.Timeout(LAUNCH_TIMEOUT, read=None))
+        self._reader = asyncio.create_task(self._read(), name=f"agent-link {node}")
+
+    async def close(self) -> None:
+        await cancel_and_wait(self._reader)
+        await self._http.aclose()
+
+    async def _read(self) -> None:
+        delay = BACKOFF_SECONDS[0]
+        while True:
+            try:
+                async with self._http.stream("GET", "/frameworkTasks",
+                                             extensions=self._sni()) as response:
+                    if response.status_code != 200:
+                        text = (await response.aread()).decode(errors="replace").strip()
+                        raise httpx.HTTPError(f"{response.status_code} {text}")
+                    async for line in response.aiter_lines():
+                        if line:
+                            self._line(json.loads(line))
+                            delay = BACKOFF_SECONDS[0]
+            except (httpx.HTTPError, ValueError, OSError) as err:
+                if self.live:
+                    log.info("agent link lost node=%s error=%r", self.node, err)
+            self.live = False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_SECONDS[1])
+
+    def _line(self, msg: Obj) -> None:
+        if "task" not in msg:
+            self.live = True
+            log.info("agent link up node=%s url=%s", self.node, self.url)
+            return
+        self.on_state(self.node, msg)
+
+    def _sni(self) -> dict[str, object]:
+        return {"sni_hostname": self.node}  # the TLS name checked is the node's
+
+    async def launch(self, alloc: Obj, tasks: list[Obj], kills: dict[str, float | None],
+                     size: dict[str, str] | None = None) -> bool:
+        """Whether the agent took them (False: leave them to the Alloc's spec);
+        ``size``: the Alloc's resources, when it grew for them."""
+        if not self.live:
+            return False
+        path = f"/frameworkTasks/{namespace_of(alloc)}/{name_of(alloc)}"
+        try:
+            response = await self._http.post(path, extensions=self._sni(), json={
+                "uid": uid_of(alloc), "tasks": tasks, "kills": kills, "resources": size or {}})
+        except httpx.HTTPError as err:
+            log.info("direct launch failed node=%s error=%r", self.node, err)
+            return False
+        if response.status_code != 200:
+            log.debug("direct launch refused node=%s code=%d %s", self.node,
+                      response.status_code, response.text.strip())
+        return response.status_code == 200
+
+
+class AgentLinks:
+    """The links of the leading master, made on first need, closed when the node
+    holds no framework Alloc any more (``keep``)."""
+
+    def __init__(self, client: Client, nodes: Informer, tls: AgentTLS, clock: Clock,
+                 on_state: StateCallback) -> None:
+        self.client = client
+        self.nodes = nodes
+        self.tls = tls
+        self.clock = clock
+        self.on_state = on_state
+        self.links: dict[str, AgentLink] = {}
+        self._allowed: dict[str, tuple[float, bool]] = {}  # node → (until, answer)
+        self._reviews: dict[str, asyncio.Task[None]] = {}
+
+    def open(self, node: str) -> AgentLink | None:
+        """The node's link (made now if need be), if the node may be called."""
+        if not self._may(node):
+            return None
+        obj = self.nodes.get(None, node)
+        url = agent_endpoint(obj, self.tls.context is not None) if obj is not None else None
+        link = self.links.get(node)
+        if link is not None and link.url == url:
+            return link
+        if link is not None:
+            self._close(node)
+        if url is None:
+            return None
+        link = self.links[node] = AgentLink(node, url, self.tls, self.on_state)
+        return link
+
+    async def launch(self, node: str, alloc: Obj, tasks: list[Obj],
+                     kills: dict[str, float | None], size: dict[str, str] | None = None
+                     ) -> bool:
+        link = self.open(node)
+        return link is not None and await link.launch(alloc, tasks, kills, size)
+
+    def keep(self, nodes: set[str]) -> None:
+        for node in [n for n in self.links if n not in nodes]:
+            self._close(node)
+        for node in nodes:
+            self.open(node)
+
+    async def close(self) -> None:
+        for task in self._reviews.values():
+            await cancel_and_wait(task)
+        links, self.links = list(self.links.values()), {}
+        for link in links:
+            await link.close()
+
+    def _close(self, node: str) -> None:
+        link = self.links.pop(node, None)
+        if link is not None:
+            asyncio.get_running_loop().create_task(link.close())
+
+    def _may(self, node: str) -> bool:
+        """RBAC's last answer for the node (asked again in the background when it
+        is old: a link is never held up by a review on its way)."""
+        until, answer = self._allowed.get(node, (0.0, False))
+        if until <= self.clock.monotonic() and node not in self._reviews:
+            self._reviews[node] = asyncio.get_running_loop().create_task(self._review(node))
+        return answer
+
+    async def _review(self, node: str) -> None:
+        try:
+            review = await self.client.review({
+                "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": {"group": "", "resource": "nodes",
+                                                "subresource": "proxy", "verb": "create",
+                                                "name": node}}})
+            answer = bool(status(review).get("allowed"))
+        except (APIError, ServerUnreachable) as err:  # the store's way meanwhile
+            log.warning("nodes/proxy review failed node=%s error=%r", node, err)
+            answer = False
+        self._allowed[node] = (self.clock.monotonic() + REVIEW_SECONDS, answer)
+        if not answer:
+            self._close(node)
+        del self._reviews[node]
+        if answer:
+            self.open(node)
+
