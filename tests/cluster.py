@@ -180,11 +180,28 @@ def kill_executors(runtime_dir: Path) -> None:
 def kill_pods(state_dir: Path) -> None:
     """Kill every shim and container an agent left under ``state_dir`` (by PID,
     after checking the PID is really that shim), its shim launcher and its Alloc
-    executors, and remove their cgroups."""
+    executors, and remove their cgroups, then the agent's own parent group."""
     runtime_dir = state_dir / "runtime"
     if runtime_dir.exists():
         kill_executors(runtime_dir)
     kill_runtime(runtime_dir)
+    remove_agent_groups(state_dir)
+
+
+def remove_agent_groups(state_dir: Path) -> None:
+    """The parent group of the agent of ``state_dir`` (corral/<node>-<tag>, found
+    by the tag of its state dir) in every hierarchy, with whatever is still in it:
+    it is that agent's alone."""
+    from corral.agent.runtime.cgroups import ContainerCgroup, parse_mountinfo, state_tag
+
+    v2, v1 = parse_mountinfo(Path("/proc/self/mountinfo").read_text())
+    for mount in {*v1.values(), *([v2] if v2 else [])}:
+        host = Path(mount, "corral")
+        for parent in host.glob(f"*-{state_tag(state_dir)}") if host.is_dir() else ():
+            groups = [p for p in parent.rglob("*") if p.is_dir()] + [parent]
+            for group in sorted(groups, key=lambda p: len(p.parts), reverse=True):
+                assert ContainerCgroup(1, {"group": str(group)}).kill_and_remove(
+                    attempts=50, pause=0.02), f"cgroup {group} stays"
 
 
 def kill_runtime(root: Path) -> None:

@@ -81,7 +81,7 @@ async def order_servers(cfg: AgentConfig) -> list[str]:
 class Agent:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
-        self.runtime = ProcessRuntime(cfg.runtime_dir, cfg.cgroup_parent,
+        self.runtime = ProcessRuntime(cfg.runtime_dir, cfg.node_cgroup_parent,
                                       allow_cgroups=cfg.allow_cgroups)
         self.users = node_users(cfg.pod_user)  # an unknown --pod-user fails here, loudly
         self.registered = asyncio.Event()
@@ -200,6 +200,8 @@ class Agent:
             await self.pods.stop(stop_pods=self.cfg.stop_pods_on_exit)
         if self.allocs is not None:
             await self.allocs.stop(stop_allocs=self.cfg.stop_pods_on_exit)
+        if self.cfg.stop_pods_on_exit:
+            self.runtime.remove_parent()
         if self.services is not None:
             await self.services.stop()
         if self.events is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from corral.agent.runtime.cgroups import node_parent
 from corral.proxy.hostlock import DEFAULT_RUN_DIR
 
 # The unprivileged user scripts/install.sh creates for pods that name none.
@@ -62,8 +63,9 @@ class AgentConfig:
     # Stop every pod when the agent exits (corral up); by default pods outlive it.
     stop_pods_on_exit: bool = False
     allow_cgroups: bool = True
-    # One level under each hierarchy's root (the runtime creates no deeper
-    # parents); instance ids carry the pod uid, so agents can share it.
+    # The host's parent group; each agent's groups go in one of its own below
+    # (node_cgroup_parent), so agents sharing a host (corral up --agents N)
+    # sweep only their own pods' groups.
     cgroup_parent: str = "corral"
     # The node's DNS server for pods: "" = 127.0.2.N for node IP 127.x.y.N; a port
     # that cannot be bound (taken, no privilege) falls back to a free one.
@@ -77,6 +79,10 @@ class AgentConfig:
     socket_lb: bool = True
     # Where agents sharing a host coordinate who writes the nftables table.
     proxy_run_dir: Path = DEFAULT_RUN_DIR
+
+    @property
+    def node_cgroup_parent(self) -> str:
+        return node_parent(self.cgroup_parent, self.name, self.state_dir)
 
     @property
     def runtime_dir(self) -> Path:

@@ -63,6 +63,13 @@ class AllocState:
                    _indexes(st.get("completed")), _indexes(st.get("failedIndexes")),
                    int(st.get("failures") or 0), int(st.get("running") or 0))
 
+    @property
+    def lost(self) -> bool:
+        """Its executor is gone (its agent wrote phase Failed: ExecutorLost) while
+        the Alloc stays: it runs nothing more, so it takes no work, gives up all
+        it has not started, and must go for the rest to run elsewhere."""
+        return self.phase == "Failed" and not self.deleting
+
     def finished(self) -> IndexSet:
         return self.completed | self.failed
 
@@ -169,7 +176,7 @@ def pool(completions: int, prog: Progress, allocs: list[AllocState]) -> IndexSet
 def hand_out(free: IndexSet, live: list[AllocState], done: IndexSet) -> dict[str, IndexSet]:
     """Give the pool to the Allocs with the least work, in shares: every Alloc up
     to an equal share of what is left. Returns name → its new ``ranges``."""
-    takers = [a for a in live if not a.deleting]
+    takers = [a for a in live if not a.deleting and not a.lost]
     if not free or not takers:
         return {}
     total = len(free) + sum(len(a.unfinished(done)) for a in takers)
@@ -196,8 +203,9 @@ class Steal:
 
 def steal(live: list[AllocState], done: IndexSet) -> Steal | None:
     """An Alloc that ran out of work takes half of the largest unclaimed stock of
-    another (only a bound Alloc steals: one still pending could not run it)."""
-    thieves = [a for a in live if a.node and not a.deleting
+    another (only a bound Alloc steals: one still pending could not run it), all
+    of it from one that is pending or lost."""
+    thieves = [a for a in live if a.node and not a.deleting and not a.lost
                and not (a.unfinished(done) - a.claimed)]
     if not thieves:
         return None
@@ -207,7 +215,8 @@ def steal(live: list[AllocState], done: IndexSet) -> Steal | None:
         for thief in thieves:
             if thief is victim or len(stock) < STEAL_MIN * thief.slots:
                 continue
-            moved = stock.copy().take_last(len(stock) // 2 if victim.node else len(stock))
+            running = victim.node and not victim.lost
+            moved = stock.copy().take_last(len(stock) // 2 if running else len(stock))
             return Steal(victim.name, victim.assigned - moved, thief.name,
                          thief.assigned | moved)
     return None

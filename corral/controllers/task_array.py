@@ -13,8 +13,9 @@
       3 act      Allocs sized by parallelism and the task's requests
                  (array_plan.sizing); unassigned indices handed out in ranges;
                  an idle Alloc steals half of another's unclaimed range; idle
-                 Allocs with nothing to steal are removed; a finished or
-                 suspended Job removes them all
+                 Allocs with nothing to steal are removed, and so is one whose
+                 executor was lost (its unfinished indices run elsewhere once it
+                 is counted); a finished or suspended Job removes them all
       4 status   succeeded, failed, active, completedIndexes, failedIndexes,
                  taskArray; conditions as Kubernetes words them
 
@@ -283,7 +284,10 @@ class TaskArrays:
                           f"it requests {task.times(1)}")
             return
         free = pool(completions, prog, states)
-        active = [s for s in live if not s.deleting]
+        active = [s for s in live if not s.deleting and not s.lost]
+        lost = [s for s in live if s.lost]
+        if lost:  # replaced once it is counted and gone, its unfinished work with it
+            await self._remove(job, lost, "its executor was lost")
         missing = size.allocs - len(active)
         if free and missing > 0:
             await self._create(key, job, size.slots, task, free, missing, states)

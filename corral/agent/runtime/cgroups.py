@@ -10,7 +10,8 @@ Detection (``detect_isolation``) prefers, in order:
     rlimits     nothing writable: RLIMIT_AS and RLIMIT_NPROC in the child; the
                 Isolation report says what that does not enforce
 
-Each pod gets ``<mount>/<parent>/pod-<uid>`` in every hierarchy used, holding the
+Each pod gets ``<mount>/<parent>/pod-<uid>`` in every hierarchy used (an agent's
+parent is its own, ``corral/<node>-<hex>``: see node_parent), holding the
 pod's pids limit (the kubelet's podPidsLimit: all its containers' processes count
 together), and each of its instances ``.../pod-<uid>/<container_id>`` below it
 with the container's own limits; the pod's group goes when the pod does.
@@ -23,6 +24,7 @@ child's preexec), and removes the group once everything in it has exited.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import resource
 import signal
@@ -147,6 +149,11 @@ class ContainerCgroup:
             wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS if c in offered)
             if wanted:
                 _write(unified / "cgroup.subtree_control", wanted)
+
+    def child(self, name: str) -> ContainerCgroup:
+        """The group ``name`` directly below this one, in every hierarchy."""
+        return ContainerCgroup(self.version, {k: str(Path(d) / name) for k, d in self.dirs.items()},
+                               dict(self.roots))
 
     def pod_group(self) -> ContainerCgroup | None:
         """The group of the pod this instance's group sits in, if it sits in one."""
@@ -322,6 +329,17 @@ class CgroupSystem:
         where = f"{POD_PREFIX}{pod_uid}/{container_id}" if pod_uid else container_id
         return self._group(where)
 
+    def owns(self, group: ContainerCgroup) -> bool:
+        """Whether ``group`` sits directly in this system's parent."""
+        mine = self._group("")
+        return all(Path(d).parent == Path(mine.dirs.get(k, "")) for k, d in group.dirs.items())
+
+    def remove_parent(self) -> bool:
+        """Remove the parent's own directories once nothing is left in them (a
+        node's, when its agent ends having stopped everything); False while any
+        group remains inside."""
+        return self._group("").remove()
+
     def for_pod(self, pod_uid: str) -> ContainerCgroup:
         return self._group(f"{POD_PREFIX}{pod_uid}")
 
@@ -335,8 +353,20 @@ class CgroupSystem:
             return []
 
     def _group(self, where: str) -> ContainerCgroup:
-        dirs = {c: str(Path(root) / self.parent / where) for c, root in self.roots.items()}
+        dirs = {c: str(Path(root, self.parent, where)) for c, root in self.roots.items()}
         return ContainerCgroup(self.version, dirs, dict(self.roots))
+
+
+def node_parent(host_parent: str, node: str, state_dir: Path) -> str:
+    """The parent of one agent's groups, ``<host_parent>/<node>-<state_tag>``: its
+    own, so an agent's sweep never meets another's pods on a shared host."""
+    return f"{host_parent}/{node[:200]}-{state_tag(state_dir)}"
+
+
+def state_tag(state_dir: Path) -> str:
+    """8 hex of the agent's state dir: stable across its restarts, and unique on
+    the host even for namesake nodes of two clusters (test runs side by side)."""
+    return hashlib.sha256(str(Path(state_dir).resolve()).encode()).hexdigest()[:8]
 
 
 def parse_mountinfo(text: str) -> tuple[str | None, dict[str, str]]:
@@ -371,8 +401,11 @@ def _v2_system(mount: str, parent: str) -> tuple[CgroupSystem | None, str]:
     wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS if c in offered)
     try:
         _write(root / "cgroup.subtree_control", wanted)
-        (root / parent).mkdir(exist_ok=True)
-        _write(root / parent / "cgroup.subtree_control", wanted)
+        level = root
+        for part in Path(parent).parts:  # each level passes the controllers down
+            level = level / part
+            level.mkdir(exist_ok=True)
+            _write(level / "cgroup.subtree_control", wanted)
     except OSError as exc:
         return None, f"cgroup2 at {mount} not writable ({exc.strerror})"
     return CgroupSystem(2, {"unified": mount}, parent), f"cgroup2 at {mount}"
@@ -384,7 +417,7 @@ def _v1_system(mounts: dict[str, str], parent: str) -> tuple[CgroupSystem | None
     usable: dict[str, str] = {}
     for controller, mount in mounts.items():
         try:
-            (Path(mount) / parent).mkdir(exist_ok=True)
+            (Path(mount) / parent).mkdir(parents=True, exist_ok=True)
             usable[controller] = mount
         except OSError:
             continue

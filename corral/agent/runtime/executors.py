@@ -214,7 +214,9 @@ class ExecutorRuntime:
             except (FileNotFoundError, ConnectionRefusedError):
                 if state.stopped_file.exists() or time.monotonic() > deadline:
                     raise ExecutorGone(f"no executor answers for {alloc_uid}") from None
-                if state.alive_pid() is None and state.pid_file.exists():
+                # The pid file first: read the other way round, an executor that
+                # claims it between the two looks dead (the Alloc was lost for it).
+                if state.pid_file.exists() and state.alive_pid() is None:
                     raise ExecutorGone(f"the executor of {alloc_uid} died") from None
                 await asyncio.sleep(POLL_SECONDS)
         conn = ExecutorConnection(reader, writer)

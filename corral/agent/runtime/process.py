@@ -44,7 +44,12 @@ from corral.agent.runtime.base import (
     ResourceUsage,
     RunPhase,
 )
-from corral.agent.runtime.cgroups import CgroupSystem, ContainerCgroup, detect_isolation
+from corral.agent.runtime.cgroups import (
+    POD_PREFIX,
+    CgroupSystem,
+    ContainerCgroup,
+    detect_isolation,
+)
 from corral.agent.runtime.launcher import LAUNCHER_MODULE, LOG_NAME, MAX_SOCKET_PATH, socket_path
 from corral.agent.runtime.logs import LogFiles
 from corral.agent.runtime.shim import (
@@ -92,6 +97,11 @@ class ProcessRuntime:
         self.start_timeout = start_timeout
         self._cgroups, self._isolation = detect_isolation(cgroup_parent,
                                                           allow_cgroups=allow_cgroups)
+        # This runtime's pods whose group is elsewhere: put straight in the
+        # host-wide parent (corral/pod-<uid>) by an agent from before each node
+        # had its own. A cgroup cannot move to another parent, so each keeps its
+        # group (and its new instances go there) until the pod goes.
+        self._pods_elsewhere = self._find_pods_elsewhere()
         self._locks: dict[str, asyncio.Lock] = {}
         self.launcher = LauncherClient(self.state_root)
 
@@ -101,6 +111,25 @@ class ProcessRuntime:
 
     def isolation(self) -> Isolation:
         return self._isolation
+
+    def _find_pods_elsewhere(self) -> dict[str, ContainerCgroup]:
+        found: dict[str, ContainerCgroup] = {}
+        if self._cgroups is None:
+            return found
+        for path in self.state_root.iterdir():
+            state_dir = StateDir(path)
+            try:
+                group = state_dir.read_cgroup() if state_dir.cgroup_file.exists() else None
+            except (OSError, ValueError, KeyError):
+                continue
+            pod = group.pod_group() if group is not None else None
+            if pod is not None and not self._cgroups.owns(pod):
+                found[Path(next(iter(pod.dirs.values()))).name[len(POD_PREFIX):]] = pod
+        return found
+
+    def _pod_group(self, pod_uid: str) -> ContainerCgroup:
+        assert self._cgroups is not None
+        return self._pods_elsewhere.get(pod_uid) or self._cgroups.for_pod(pod_uid)
 
     def _dir(self, container_id: str) -> StateDir:
         return StateDir(self.state_root / container_id)
@@ -152,11 +181,12 @@ class ProcessRuntime:
         from before an agent restart, with the pod's pids limit)."""
         if self._cgroups is None:
             return None
+        pod = self._pod_group(launch.pod_uid)
         try:
-            self._cgroups.for_pod(launch.pod_uid).create_pod_group(launch.pod_pids_limit)
+            pod.create_pod_group(launch.pod_pids_limit)
         except OSError as err:  # the instance's own group is still made by its shim
             log.warning("pod cgroup not made pod=%s error=%s", launch.pod_uid, err)
-        return self._cgroups.for_container(launch.container_id, launch.pod_uid)
+        return pod.child(launch.container_id)
 
     async def _spawn_shim(self, state_dir: StateDir) -> None:
         if not await self.launcher.launch(state_dir.path):
@@ -345,13 +375,31 @@ class ProcessRuntime:
     async def remove_pod(self, pod_uid: str) -> bool:
         if self._cgroups is None:
             return True
-        removed = self._cgroups.for_pod(pod_uid).kill_and_remove()
-        if not removed:
+        removed = self._pod_group(pod_uid).kill_and_remove()
+        if removed:
+            self._pods_elsewhere.pop(pod_uid, None)
+        else:
             log.info("pod cgroup still busy; the sweep comes back to it pod=%s", pod_uid)
         return removed
 
     def pod_uids(self) -> builtins.list[str]:
-        return self._cgroups.pod_uids() if self._cgroups is not None else []
+        """The pods with a group of this runtime's: in its parent, or elsewhere
+        but known from its own instances; never another node's."""
+        if self._cgroups is None:
+            return []
+        return sorted({*self._cgroups.pod_uids(), *self._pods_elsewhere})
+
+    def remove_parent(self) -> None:
+        """After every instance was stopped (an agent ending with its pods): the
+        pods' empty groups, then the parent, so no group is left behind; what is
+        still busy stays."""
+        if self._cgroups is None:
+            return
+        for uid in self.pod_uids():
+            self._pod_group(uid).remove()
+        if not self._cgroups.remove_parent():
+            log.info("cgroup parent kept: groups remain in it parent=%s",
+                     self._cgroups.parent)
 
 
 def shim_env() -> dict[str, str]:

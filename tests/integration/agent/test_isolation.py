@@ -223,3 +223,39 @@ async def test_the_pids_limit_is_the_pods_not_each_containers(
                      what="the pod's group removed once its containers are gone")
     assert hold.pod_uid not in restarted.pod_uids()
     assert not any(Path(d).exists() for d in pod.dirs.values())
+
+
+async def test_a_pod_grouped_by_an_older_agent_keeps_its_group(
+    runtime_root: Path, launch_for: LaunchFactory,
+) -> None:
+    """Before each node had its own parent, pods were grouped straight in the
+    host's (corral/pod-<uid>). A cgroup cannot move to another parent, so a
+    runtime with a node's parent adopts such a group from its own instances:
+    lists it, puts the pod's new instances in it, and removes it with the pod;
+    a runtime over another state dir (another node) does not see it."""
+    older = cgroup_runtime(runtime_root)  # the parent "corral", as agents had it
+    first = launch_for("first", ["sleep", "60"], pod_pids_limit=16)
+    await older.start(first)
+    legacy = instance_cgroup(runtime_root, first.container_id).pod_group()
+    assert legacy is not None and legacy.pids_max() == 16
+    parent = f"corral/{runtime_root.parent.name}"
+    node = ProcessRuntime(runtime_root, parent)
+    neighbour = ProcessRuntime(runtime_root.parent / "neighbour", parent)
+    try:
+        assert first.pod_uid in node.pod_uids() and neighbour.pod_uids() == []
+        second = await node.start(launch_for("second", ["true"]))
+        group = instance_cgroup(runtime_root, second.container_id)
+        assert all(Path(d).parent == Path(legacy.dirs[k]) for k, d in group.dirs.items())
+        for cid in (first.container_id, second.container_id):
+            await node.stop(cid, grace_seconds=1)
+            await node.remove(cid)
+
+        async def pod_group_removed() -> bool:
+            return await node.remove_pod(first.pod_uid)
+
+        await eventually(pod_group_removed, timeout=30, what="the adopted group removed")
+        assert node.pod_uids() == [] and not any(Path(d).exists() for d in legacy.dirs.values())
+    finally:
+        node.remove_parent()
+    assert node.cgroups is not None
+    assert not any(Path(root, parent).exists() for root in node.cgroups.roots.values())

@@ -180,6 +180,31 @@ def test_suspend_and_resume(master: Master, pair: list[Agent], tmp_path: Path) -
         assert sorted(set(counts)) == list(range(200)) and len(counts) - 200 <= 8
 
 
+def test_an_alloc_whose_executor_is_lost_is_replaced(master: Master, pair: list[Agent],
+                                                     tmp_path: Path) -> None:
+    """An executor that dies leaves its Alloc Failed (ExecutorLost) with work in
+    its range: the Alloc goes and that work runs elsewhere, where the Job used to
+    wait for it for ever."""
+    out = tmp_path / "ran"
+    with master.http() as http:
+        create(http, array_job("orphaned", 80, f'echo $JOB_COMPLETION_INDEX >> {out}; '
+                               'sleep 0.1', parallelism=4))
+        wait_for(lambda: len(ran(out)) >= 8, 60, "some tasks run")
+        killed = wait_for(lambda: next((pid for agent in pair
+                                        for pid in executor_pids(agent)), None),
+                          30, "a running executor")
+        os.kill(killed, signal.SIGKILL)
+        wait_for(lambda: condition(http, "orphaned", "Complete"), 60, "Complete")
+        # Every index ran; those cut short with their executor may have run twice.
+        assert sorted(set(ran(out))) == list(range(80))
+
+
+def executor_pids(agent: Agent) -> list[int]:
+    executors = ExecutorRuntime(agent.state_dir / "runtime", None)
+    return [pid for pid in (executors.dir(uid).alive_pid() for uid in executors.known())
+            if pid is not None]
+
+
 def test_array_template_the_executor_cannot_honour_is_422(master: Master) -> None:
     bad = array_job("bad", 10, "true")
     pod = bad["spec"]["template"]["spec"]

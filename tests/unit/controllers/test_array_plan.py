@@ -71,3 +71,26 @@ def test_a_pending_alloc_gives_up_all_its_stock() -> None:
     pending = alloc("pending", "2-21", node="")
     move = steal([idle, pending], IndexSet.parse("0-1"))
     assert move is not None and move.victim_ranges.format() == ""
+
+
+def test_an_alloc_whose_executor_was_lost_takes_no_work_and_gives_up_its_stock() -> None:
+    """Its agent wrote phase Failed (ExecutorLost) and it runs nothing more: the
+    work it holds must move, or the Job waits for it for ever."""
+    lost = AllocState.of({"metadata": {"name": "lost", "uid": "u1"},
+                          "spec": {"slots": 2, "nodeName": "n1", "ranges": "0-19"},
+                          "status": {"phase": "Failed", "reason": "ExecutorLost",
+                                     "claimed": "0-3", "completed": "0", "running": 2}})
+    assert lost.lost and not lost.idle(IndexSet())
+    assert not AllocState.of({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"},
+                              "status": {"phase": "Failed"}}).lost  # being removed already
+    idle = alloc("idle", "20-21", claimed="20-21", completed="20-21")
+    move = steal([lost, idle], IndexSet.parse("0,20-21"))
+    assert move is not None and (move.victim, move.thief) == ("lost", "idle")
+    assert move.victim_ranges.format() == "0-3"  # all it had not started
+    assert steal([idle, lost], IndexSet.parse("0,20-21")) == move
+    # It never takes work, nor steals.
+    assert hand_out(IndexSet.parse("30-39"), [lost, idle], IndexSet()).keys() == {"idle"}
+    starved = AllocState.of({"metadata": {"name": "starved", "uid": "u2"},
+                             "spec": {"slots": 1, "nodeName": "n1", "ranges": "40"},
+                             "status": {"phase": "Failed", "completed": "40"}})
+    assert steal([starved, alloc("busy", "50-89")], IndexSet.parse("40")) is None
