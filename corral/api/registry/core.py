@@ -305,7 +305,8 @@ class Registry:
         for plugin in self.admission:
             prepared.warnings += await plugin.admit("UPDATE", res, prepared.obj, current,
                                                     dry_run=dry_run) or []
-        if dry_run:
+        if dry_run:  # nothing written: the object keeps the revision it was read at
+            ensure_meta(prepared.obj)["resourceVersion"] = meta(current)["resourceVersion"]
             return Result(prepared.obj, prepared.warnings)
         expected = int(meta(current)["resourceVersion"])
         key = res.storage_key(namespace, name)
