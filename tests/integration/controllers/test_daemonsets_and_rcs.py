@@ -81,6 +81,14 @@ def test_daemonset_runs_one_pod_per_fitting_node(http: httpx.Client, master: Mas
         ["1", "<none>"], ["2", "tolerate db"]]
 
 
+def test_nodes_by_field_selector(http: httpx.Client, master: Master, tmp_path: Path) -> None:
+    """A node that never set spec.unschedulable is schedulable to a field
+    selector, as in Kubernetes (the field set holds Go's false)."""
+    kubectl = Kubectl(master, tmp_path)
+    listed = kubectl("get", "nodes", "--field-selector", "spec.unschedulable=false", "-o", "name")
+    assert {"node/edge-1", "node/edge-2", "node/core-1"} <= set(listed.split())
+
+
 def test_replication_controller(http: httpx.Client, master: Master, tmp_path: Path) -> None:
     rc = create(http, f"{CORE}/{NS}/replicationcontrollers", {
         "apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "old"},
