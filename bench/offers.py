@@ -71,7 +71,9 @@ def throughput(cluster: Cluster, url: str, tmp: Path,
     with ExecutorSampler(under=homes).running() as sampler:
         fw = FrameworkProcess(url, tmp / "burst.jsonl", "burst", "--tasks", str(tasks),
                               "--command", "/bin/true", "--cpus", str(TASK_CPUS),
-                              "--mem", str(TASK_MEM), "--exit-when-done")
+                              "--mem", str(TASK_MEM), "--exit-when-done",
+                              # a master whose leadership lapses under load: on again
+                              "--failover-timeout", "120")
         try:
             cpu_fw, deadline = 0.0, time.monotonic() + 1800
             while fw.proc.poll() is None and time.monotonic() < deadline:
@@ -93,6 +95,10 @@ def throughput(cluster: Cluster, url: str, tmp: Path,
     if finished != tasks:
         print(f"  warning: {finished} of {tasks} tasks finished "
               f"({ {s: states.count(s) for s in set(states)} })", flush=True)
+    again = len(fw.records("resubscribed"))
+    if again:
+        print(f"  warning: the framework subscribed again {again} time(s): the Mesos "
+              f"master's leadership lapsed (see its log)", flush=True)
     subscribed = fw.records("subscribed")[0]["t"]
     costs = breakdown(fw.records())
     costs["cpu_ms"] = {k: 1000 * v / tasks for k, v in cpu.items()}

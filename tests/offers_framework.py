@@ -11,9 +11,13 @@ policy on every offer, and writes what happened as JSON lines to --out:
         --go FILE                           decline (refuse 0.2 s) until FILE exists
         --exit-when-done                    TEARDOWN and exit once N tasks ended
         --max-offers N                      TEARDOWN and exit after N offers
+        --failover-timeout S                the master keeps its tasks S seconds after
+                                            its stream ends; it subscribes again with
+                                            its id meanwhile, as pymesos does (a
+                                            master that lost its leadership)
 
-    records: {"t": monotonic, "event": subscribed|offer|accepted|declined|rescind|
-              update|done|error, ...}
+    records: {"t": monotonic, "event": subscribed|resubscribed|offer|accepted|declined|
+              rescind|update|done|error, ...}
 
 Times are time.monotonic(), one clock for every process on the machine, so a test
 or the bench can line records of several frameworks up.
@@ -32,6 +36,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
+
+import httpx
 
 from tests.cluster import stop_process
 from tests.mesos_client import Framework, launch, task_info
@@ -153,17 +159,33 @@ class Policy:
                     and self.ended >= self.args.tasks)
 
 
+def _subscribe_again(fw: Framework, within: float) -> bool:
+    """SUBSCRIBE with the framework's id until a master takes it, for ``within`` s."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            fw.subscribe()
+            return True
+        except (AssertionError, httpx.HTTPError):
+            time.sleep(0.5)
+    return False
+
+
 def run(args: argparse.Namespace) -> int:
-    fw = Framework(args.url, name=args.name, roles=[args.role])
+    fw = Framework(args.url, name=args.name, roles=[args.role],
+                   failover_timeout=args.failover_timeout or None)
     with open(args.out, "a") as out:
         policy = Policy(fw, args, out)
         fw.subscribe()
         policy.record("subscribed", id=fw.id)
         while not policy.done():
             evt = fw.next_event(timeout=3600)
-            if evt is None:
+            if evt is None and not _subscribe_again(fw, args.failover_timeout):
                 policy.record("error", message="the event stream ended")
                 return 1
+            if evt is None:
+                policy.record("resubscribed", id=fw.id)
+                continue
             kind = evt["type"]
             if kind == "OFFERS":
                 policy.on_offers(evt["offers"].get("offers", []))
@@ -198,6 +220,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--go", default="")
     p.add_argument("--exit-when-done", action="store_true")
     p.add_argument("--max-offers", type=int, default=0)
+    p.add_argument("--failover-timeout", type=float, default=0.0)
     return p.parse_args(argv)
 
 
