@@ -89,13 +89,16 @@ def pressures(state_dir: Path) -> dict[str, bool]:
     }
 
 
-# The kubelet's wording; no live figures, so an unchanged condition is unchanged text.
+# The kubelet's reasons and wording (under pressure, then not); no live figures,
+# so an unchanged condition is unchanged text.
 PRESSURE_TEXT = {
-    "MemoryPressure": ("kubelet has insufficient memory available",
-                       "kubelet has sufficient memory available"),
-    "DiskPressure": ("kubelet has disk pressure", "kubelet has no disk pressure"),
-    "PIDPressure": ("kubelet has insufficient PID available",
-                    "kubelet has sufficient PID available"),
+    "MemoryPressure": (("KubeletHasInsufficientMemory",
+                        "kubelet has insufficient memory available"),
+                       ("KubeletHasSufficientMemory", "kubelet has sufficient memory available")),
+    "DiskPressure": (("KubeletHasDiskPressure", "kubelet has disk pressure"),
+                     ("KubeletHasNoDiskPressure", "kubelet has no disk pressure")),
+    "PIDPressure": (("KubeletHasInsufficientPID", "kubelet has insufficient PID available"),
+                    ("KubeletHasSufficientPID", "kubelet has sufficient PID available")),
 }
 
 
@@ -108,9 +111,7 @@ def node_conditions(isolation: Isolation, state_dir: Path) -> list[Obj]:
     """The conditions as measured now, without times (``stamp`` adds them)."""
     conditions = [_condition("Ready", True, "KubeletReady", "corral agent is posting ready status")]
     for type_, under in pressures(state_dir).items():
-        short = type_.removesuffix("Pressure")  # Memory, Disk, PID
-        reason = f"KubeletHas{short}Pressure" if under else f"KubeletHasSufficient{short}"
-        text = PRESSURE_TEXT[type_][0 if under else 1]
+        reason, text = PRESSURE_TEXT[type_][0 if under else 1]
         conditions.append(_condition(type_, under, reason, text))
     isolated = isolation.mechanism != "rlimits"
     reason = {"cgroup-v2": "CgroupV2", "cgroup-v1": "CgroupV1"}.get(isolation.mechanism,

@@ -15,6 +15,11 @@ conditions and current metrics:
 
 (Kubernetes writes the metrics annotations in the older v2beta1 shape; corral
 writes the v2 shape, which it reads back the same way.)
+
+A request body is checked against its own version's schema before conversion,
+as kube-apiserver decodes it: a field v1 does not declare (spec.metrics, a v2
+field, included) is unknown there, refused under fieldValidation=Strict with
+the version the client sent named, or dropped with a warning.
 """
 
 from __future__ import annotations
@@ -23,11 +28,16 @@ import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from corral.api.errors import BadRequest
+from pydantic import BaseModel, ValidationError
+
+from corral.api.errors import BadRequest, invalid
 from corral.api.resources import BY_KIND, Resource
-from corral.objects import Obj
+from corral.objects import Obj, name_of
+
+if TYPE_CHECKING:
+    from corral.api.registry.prepare import FieldValidation
 
 METRICS = "autoscaling.alpha.kubernetes.io/metrics"
 BEHAVIOR = "autoscaling.alpha.kubernetes.io/behavior"
@@ -156,9 +166,62 @@ def stored(res: Resource) -> Resource:
     return conversion.stored if conversion is not None else res
 
 
-def to_stored(res: Resource, obj: Obj) -> Obj:
+def to_stored(res: Resource, obj: Obj, validation: FieldValidation = "Warn",
+              warnings: list[str] | None = None) -> Obj:
+    """``obj``, sent at ``res``'s version, as stored. Fields that version does
+    not declare are refused (Strict) or dropped, each added to ``warnings`` (Warn)."""
     conversion = conversion_for(res)
-    return conversion.to_stored(obj) if conversion is not None else obj
+    if conversion is None:
+        return obj
+    extras = _unknown_at_served_version(res, obj)
+    if extras and validation == "Strict":
+        listed = ", ".join(f'unknown field "{f}"' for f in extras)
+        raise BadRequest(f'{res.kind} in version "{res.version}" cannot be handled as a '
+                         f"{res.kind}: strict decoding error: {listed}",
+                         kind=res.kind, group=res.group)
+    if validation == "Warn" and warnings is not None:
+        warnings += [f'unknown field "{f}"' for f in extras]
+    return conversion.to_stored(obj)
+
+
+def _unknown_at_served_version(res: Resource, obj: Obj) -> list[str]:
+    """Wire paths of the fields of ``obj`` that ``res``'s own model does not
+    declare, removed from ``obj`` (v2 must not take them as its own)."""
+    from corral.api.kinds import unknown_fields
+    from corral.api.kinds.catalog import model_of
+    from corral.api.kinds.codec import causes_of
+
+    model = model_of(res.api_version, res.kind)
+    if model is None or not isinstance(obj, dict) \
+            or obj.get("apiVersion") not in (None, "", res.api_version):
+        return []  # another version's body: the conversion refuses it
+    try:
+        decoded = model.model_validate(obj)
+    except ValidationError as err:
+        raise invalid(res.kind, name_of(obj) if isinstance(obj.get("metadata"), dict) else "",
+                      causes_of(model, err), res.group) from None
+    extras = unknown_fields(decoded)
+    if extras:
+        _drop_extras(decoded, obj)
+    return extras
+
+
+def _drop_extras(model: BaseModel, data: dict[str, Any]) -> None:
+    for key in model.model_extra or {}:
+        data.pop(key, None)
+    for name, field in type(model).model_fields.items():
+        _drop_extras_in(getattr(model, name), data.get(field.alias or name))
+
+
+def _drop_extras_in(value: Any, data: Any) -> None:
+    if isinstance(value, BaseModel) and isinstance(data, dict):
+        _drop_extras(value, data)
+    elif isinstance(value, list) and isinstance(data, list):
+        for item, raw in zip(value, data, strict=False):
+            _drop_extras_in(item, raw)
+    elif isinstance(value, dict) and isinstance(data, dict):
+        for key, item in value.items():
+            _drop_extras_in(item, data.get(key))
 
 
 def to_served(res: Resource, obj: Obj) -> Obj:

@@ -47,6 +47,10 @@ class FieldErrors(list[Cause]):
     def not_found(self, path: str, value: Any) -> None:
         self.append(Cause(path, f"Not found: {show(value)}", "FieldValueNotFound"))
 
+    def too_many(self, path: str, count: int, limit: int) -> None:
+        self.append(Cause(path, f"Too many: {count}: must have at most {limit} items",
+                          "FieldValueTooMany"))
+
     def too_long(self, path: str, limit: int) -> None:
         self.append(Cause(path, f"Too long: must have at most {limit} bytes",
                           "FieldValueTooLong"))

@@ -316,6 +316,14 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
+# What Kubernetes' field sets hold for these when the object leaves them out:
+# they are Go values, not pointers, so an absent one reads as its zero value.
+_ZERO_VALUES: dict[str, str] = {
+    "spec.unschedulable": "false", "spec.hostNetwork": "false",
+    "status.successful": "0", "status.replicas": "0",
+}
+
+
 def selectable_fields(kind: str) -> frozenset[str]:
     """Field labels a field selector may use on ``kind``."""
     resource = BY_KIND.get(kind)
@@ -330,7 +338,7 @@ def field_value(obj: dict[str, Any], field: str) -> str:
         value = _stringify(_resolve(obj, path))
         if value:
             return value
-    return ""
+    return _ZERO_VALUES.get(field, "")
 
 
 def _owner_uids(obj: dict[str, Any]) -> list[str]:

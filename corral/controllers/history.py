@@ -6,6 +6,8 @@
                                                 └─ newest ─► as is
     older revisions no live pod uses, beyond revisionHistoryLimit ─► deleted
 
+A new revision carries the owner's annotations as they are then, as Kubernetes'
+controllers copy them: kubernetes.io/change-cause is what `rollout history` prints.
 ``data`` holds the strategic-merge patch that restores the template, as
 Kubernetes stores it, so ``kubectl rollout undo`` applies it unchanged.
 """
@@ -47,12 +49,13 @@ def revision_name(owner: Obj, template: Obj) -> str:
 def new_revision(owner: Obj, template: Obj, number: int) -> Obj:
     labels = dict(meta(template).get("labels") or {})
     labels[REVISION_HASH] = template_hash(template)
-    return {
-        "apiVersion": "apps/v1", "kind": "ControllerRevision",
-        "metadata": {"name": revision_name(owner, template), "namespace": namespace_of(owner),
-                     "labels": labels, "ownerReferences": [owner_reference(owner)]},
-        "data": revision_data(template), "revision": number,
-    }
+    metadata = {"name": revision_name(owner, template), "namespace": namespace_of(owner),
+                "labels": labels, "ownerReferences": [owner_reference(owner)]}
+    annotations = meta(owner).get("annotations")
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": metadata,
+            "data": revision_data(template), "revision": number}
 
 
 def newest(revisions: list[Obj]) -> int:

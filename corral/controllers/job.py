@@ -7,6 +7,8 @@ a time, and finish Complete or Failed.
                  finalizer is removed, then they move into succeeded/failed. A crash
                  between the steps repeats a step, never a count: no completion is
                  lost or counted twice.
+                 A failed pod matching a podFailurePolicy rule (job_failure_policy.py)
+                 may fail the Job at once (FailJob) or not count at all (Ignore).
       2 decide   verdict: Complete, Failed (BackoffLimitExceeded, DeadlineExceeded)
       3 act      suspended → delete active pods; running → create (Indexed: per
                  missing index, JOB_COMPLETION_INDEX env + annotation) or delete extras;
@@ -32,6 +34,7 @@ from corral.client.http import Client
 from corral.controllers.base import Controller, split_key
 from corral.controllers.expectations import Expectations
 from corral.controllers.informers import NAMESPACE, OWNER_UID, SharedInformers
+from corral.controllers.job_failure_policy import first_match
 from corral.controllers.job_status import (
     COMPLETION_INDEX,
     TRACKING_FINALIZER,
@@ -69,6 +72,10 @@ class JobOptions:
     def from_env(cls) -> JobOptions:
         return cls(float(os.environ.get("CORRAL_JOB_BACKOFF_BASE", "1.0")),
                    float(os.environ.get("CORRAL_JOB_BACKOFF_CAP", "60.0")))
+
+
+FAILURE_TARGET = "FailureTarget"  # the Job will fail once its failed pods are counted
+POD_FAILURE_POLICY = "PodFailurePolicy"
 
 
 def has_tracking(pod: Obj) -> bool:
@@ -161,13 +168,19 @@ class JobController(Controller):
         lists = {o: list(uncounted.get(o) or []) for o in ("succeeded", "failed")}
         completed = parse_indexes(status.get("completedIndexes"))
         indexed = spec(job).get("completionMode") == "Indexed"
-        new = False
+        new, ignored, fail_job = False, list[Obj](), None
         for pod in pods:
             outcome = terminated_outcome(pod)
             uid = uid_of(pod)
             if outcome is None or not has_tracking(pod) or uid in lists["succeeded"] \
                     or uid in lists["failed"]:
                 continue
+            match = first_match(job, pod) if outcome == "failed" else None
+            if match is not None and match.action == "Ignore":
+                ignored.append(pod)
+                continue
+            if match is not None and match.action == "FailJob":
+                fail_job = fail_job or match
             lists[outcome].append(uid)
             index = pod_index(pod)
             if outcome == "succeeded" and indexed and index is not None:
@@ -177,10 +190,14 @@ class JobController(Controller):
             status["uncountedTerminatedPods"] = lists
             if indexed:
                 status["completedIndexes"] = format_indexes(completed)
+            if fail_job is not None and finished_condition(job) is None:
+                status["conditions"] = _set(list(status.get("conditions") or []),
+                                            FAILURE_TARGET, "True", POD_FAILURE_POLICY,
+                                            fail_job.message, self.clock.now())
             job = await self.write_status(job, status)
         uncounted_uids = set(lists["succeeded"]) | set(lists["failed"])
         flushed = [p for p in pods if uid_of(p) in uncounted_uids and has_tracking(p)]
-        await asyncio.gather(*(self._remove_finalizer(p) for p in flushed))
+        await asyncio.gather(*(self._remove_finalizer(p) for p in [*flushed, *ignored]))
         if not uncounted_uids:
             return job
         status = copy.deepcopy(job.get("status") or {})
@@ -189,7 +206,18 @@ class JobController(Controller):
         if indexed:
             status["succeeded"] = len(parse_indexes(status.get("completedIndexes")))
         status["uncountedTerminatedPods"] = {}
+        self._fail_by_policy(job, status)
         return await self.write_status(job, status)
+
+    def _fail_by_policy(self, job: Obj, status: Obj) -> None:
+        """A pod matched a FailJob rule: FailureTarget was written with the pod's
+        uid (so a crash cannot lose the verdict); once the pods are counted the
+        Job is Failed with the rule's message (deleting its pods follows)."""
+        target = next((c for c in status.get("conditions") or []
+                       if c.get("type") == FAILURE_TARGET and c.get("status") == "True"), None)
+        if target is not None and finished_condition({"status": status}) is None:
+            self.finish(job, status, "Failed", str(target.get("reason")),
+                        str(target.get("message")), self.clock.now())
 
     async def _remove_finalizer(self, pod: Obj) -> None:
         m = meta(pod)

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cluster import Agent, Master, start_agents
+from tests.cluster import Agent, Master, node_home, start_agents
 from tests.integration.controllers.helpers import (
     APPS,
     CORE,
@@ -196,6 +196,26 @@ def test_failing_job_stops_at_backoff_limit(http: httpx.Client) -> None:
     cond = next(c for c in done["status"]["conditions"] if c["type"] == "Failed")
     assert cond["reason"] == "BackoffLimitExceeded"
     assert done["status"]["failed"] == 3
+
+
+def test_pod_failure_policy_ignores_and_fails_the_job(http: httpx.Client,
+                                                      tmp_path: Path) -> None:
+    """The first pod exits 3 (Ignore: not counted, so backoffLimit 0 does not fail
+    the Job) and its replacement exits 42 (FailJob: the Job fails at once)."""
+    shared = node_home(tmp_path / "shared")  # where the pods' user can reach
+    shared.chmod(0o777)  # and leave its mark
+    mark = shared / "tried"
+    policy = {"rules": [
+        {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}},
+        {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]}
+    script = f"test -e {mark} && exit 42; touch {mark}; exit 3"
+    create(http, JOBS, job("pfp", ["sh", "-c", script], backoffLimit=0, podFailurePolicy=policy))
+    done = wait_job(http, "pfp", timeout=90)
+    cond = next(c for c in done["status"]["conditions"] if c["type"] == "Failed")
+    assert cond["reason"] == "PodFailurePolicy"
+    assert "failed with exit code 42 matching FailJob rule at index 1" in cond["message"]
+    assert done["status"]["failed"] == 1
+    assert any(c["type"] == "FailureTarget" for c in done["status"]["conditions"])
 
 
 def test_indexed_job_runs_each_index_once(http: httpx.Client) -> None:

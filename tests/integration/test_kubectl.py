@@ -159,6 +159,21 @@ def test_apply_again_after_edit(kubectl) -> None:  # type: ignore[no-untyped-def
     assert got["metadata"]["generation"] >= 2
 
 
+def test_diff_shows_only_what_would_change(kubectl) -> None:  # type: ignore[no-untyped-def]
+    """kubectl diff compares the live object with a server-side dry run, which
+    keeps the resourceVersion (nothing was written): only the change shows."""
+    settings = MANIFEST[MANIFEST.rindex("apiVersion: v1\nkind: ConfigMap"):]
+    proc = subprocess.run([kubectl_binary(), "diff", "-f", "-"],
+                          input=settings.replace('level: "3"', 'level: "5"'),
+                          capture_output=True, text=True, env=kubectl.env, timeout=60,
+                          check=False)
+    assert proc.returncode == 1, proc.stderr  # 1: differences found
+    changed = [line for line in proc.stdout.splitlines()
+               if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert '+  level: "5"' in changed, proc.stdout
+    assert not [line for line in changed if "resourceVersion" in line], proc.stdout
+
+
 def test_get_watch_receives_event(kubectl, master: Master) -> None:  # type: ignore[no-untyped-def]
     def create(name: str) -> None:
         kubectl("apply", "-f", "-", input=kubectl("create", "configmap", name, "-n", "kc",

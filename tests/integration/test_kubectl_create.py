@@ -79,6 +79,14 @@ def test_create_job_service_quota_priorityclass(kubectl: Kubectl) -> None:
     assert (pc["value"], pc["description"]) == (0, "low")
 
 
+def test_create_pdb(kubectl: Kubectl) -> None:
+    kubectl("create", "pdb", "keep", "-n", NS, "--selector=app=web", "--min-available=50%")
+    kubectl("create", "pdb", "spare", "-n", NS, "--selector=app=web", "--max-unavailable=1")
+    keep, spare = _get(kubectl, "pdb", "keep")["spec"], _get(kubectl, "pdb", "spare")["spec"]
+    assert keep["minAvailable"] == "50%" and keep["selector"] == {"matchLabels": {"app": "web"}}
+    assert spare["maxUnavailable"] == 1 and "minAvailable" not in spare
+
+
 def test_create_cronjob(kubectl: Kubectl) -> None:
     kubectl("create", "cronjob", "nightly", "-n", NS, "--image=busybox",
             "--schedule=0 3 * * *", "--", "echo", "hi")

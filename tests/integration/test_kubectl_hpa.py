@@ -268,3 +268,31 @@ def test_autoscaling_v1_has_its_own_openapi_document(kubectl: Kubectl) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "/openapi/v3/apis/autoscaling/v1?hash=" in proc.stderr
     assert "/openapi/v2" not in proc.stderr
+
+
+def test_a_v2_field_in_a_v1_body_is_unknown(master: Master, kubectl: Kubectl) -> None:
+    """kube-apiserver decodes a v1 body with v1's schema: spec.metrics (a v2 field)
+    is unknown there, refused by --validate=strict naming the version sent, and
+    dropped with a warning by --validate=warn (through create, apply and patch)."""
+    body = yaml.safe_load(V1_MANIFEST.replace("name: v1doc", "name: v2field"))
+    body["spec"]["metrics"] = [{"type": "Resource", "resource": {
+        "name": "memory", "target": {"type": "Utilization", "averageUtilization": 80}}}]
+    body["spec"]["behaviour"] = {}
+    manifest = yaml.safe_dump(body)
+    proc = kubectl.run("create", "-f", "-", input=manifest)
+    assert proc.returncode == 1
+    assert ('HorizontalPodAutoscaler in version "v1" cannot be handled as a '
+            'HorizontalPodAutoscaler: strict decoding error: unknown field "spec.behaviour", '
+            'unknown field "spec.metrics"') in proc.stderr
+    proc = kubectl.run("apply", "--server-side", "--validate=warn", "-f", "-", input=manifest)
+    assert proc.returncode == 0, proc.stderr
+    assert 'Warning: unknown field "spec.metrics"' in proc.stderr
+    with master.http() as api:
+        stored = api.get(f"{V2}/v2field").json()
+        assert [m["resource"]["name"] for m in stored["spec"]["metrics"]] == ["cpu"]
+        patched = api.patch(f"{V1}/v2field", params={"fieldValidation": "Strict"},
+                            json={"spec": {"behavior": {}}},
+                            headers={"Content-Type": "application/merge-patch+json"})
+    assert patched.status_code == 400
+    assert 'version "v1"' in patched.json()["message"]
+    assert 'unknown field "spec.behavior"' in patched.json()["message"]

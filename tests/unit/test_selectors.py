@@ -201,6 +201,12 @@ FIELD_MATCHES = [
     ("spec.hostNetwork=false", POD, True),
     ("spec.unschedulable=true", NODE, True),
     ("spec.unschedulable=false", NODE, False),
+    # absent Go value fields read as their zero value, as in Kubernetes' field sets
+    ("spec.unschedulable=false", {**NODE, "spec": {}}, True),
+    ("spec.unschedulable!=true", {**NODE, "spec": {}}, True),
+    ("spec.hostNetwork=false", {**POD, "spec": {"nodeName": "n1"}}, True),
+    ("status.successful=0", {"kind": "Job", "status": {}}, True),
+    ("status.replicas=0", {"kind": "ReplicaSet"}, True),
     ("involvedObject.kind=Pod,involvedObject.name=web-1", EVENT, True),
     ("involvedObject.uid=u2", EVENT, False),
     ("source=scheduler", EVENT, True),

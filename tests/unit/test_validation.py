@@ -491,3 +491,49 @@ def test_a_stateful_set_may_only_change_its_replicas_template_and_strategy() -> 
     assert _check("StatefulSet", scaled, old) == []
     renamed = _workload("StatefulSet", serviceName="db")
     assert [c.field for c in _check("StatefulSet", renamed, old)] == ["spec"]
+
+
+def _exit_rule(action: str = "FailJob", **codes: Any) -> Body:
+    return {"action": action, "onExitCodes": {"operator": "In", "values": [42], **codes}}
+
+
+@pytest.mark.parametrize(("rules", "restart", "field", "words"), [
+    ([_exit_rule()], "OnFailure", "spec.template.spec.restartPolicy",
+     'only "Never" is supported when podFailurePolicy is specified'),
+    ([_exit_rule("Retry")], "Never", "spec.podFailurePolicy.rules[0].action",
+     'Unsupported value: "Retry"'),
+    ([_exit_rule("FailIndex")], "Never", "spec.podFailurePolicy.rules[0].action",
+     "requires the backoffLimitPerIndex to be set"),
+    ([{"action": "Ignore"}], "Never", "spec.podFailurePolicy.rules[0]",
+     "specifying one of OnExitCodes and OnPodConditions is required"),
+    ([_exit_rule(values=[0])], "Never", "spec.podFailurePolicy.rules[0].onExitCodes.values[0]",
+     "must not be 0 for the In operator"),
+    ([_exit_rule(values=[5, 3])], "Never",
+     "spec.podFailurePolicy.rules[0].onExitCodes.values[1]", "must be ordered"),
+    ([_exit_rule(operator="Is")], "Never",
+     "spec.podFailurePolicy.rules[0].onExitCodes.operator", 'Unsupported value: "Is"'),
+    ([_exit_rule(containerName="nope")], "Never",
+     "spec.podFailurePolicy.rules[0].onExitCodes.containerName",
+     "must be one of the container or initContainer names"),
+    ([{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget",
+                                                "status": "Yes"}]}], "Never",
+     "spec.podFailurePolicy.rules[0].onPodConditions[0].status", 'Unsupported value: "Yes"'),
+    ([_exit_rule()] * 21, "Never", "spec.podFailurePolicy.rules",
+     "Too many: 21: must have at most 20 items"),
+])
+def test_pod_failure_policy_rules(rules: list[Body], restart: str, field: str,
+                                  words: str) -> None:
+    body = copy.deepcopy(BASES["Job"])
+    body["spec"]["podFailurePolicy"] = {"rules": rules}
+    body["spec"]["template"]["spec"]["restartPolicy"] = restart
+    causes = _check("Job", body)
+    assert [c.field for c in causes] == [field], causes
+    assert words in causes[0].message
+
+
+def test_a_good_pod_failure_policy_is_valid() -> None:
+    body = copy.deepcopy(BASES["Job"])
+    body["spec"]["podFailurePolicy"] = {"rules": [
+        _exit_rule(values=[1, 2, 42]),
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
+    assert _check("Job", body) == []

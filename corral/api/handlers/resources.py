@@ -153,10 +153,13 @@ class ResourceHandler:
         res = target.resource
         if res.namespaced and target.namespace is None:
             raise MethodNotAllowed(f"create of {res.plural} needs a namespace in the path")
+        validation, warnings = _field_validation(request), list[str]()
         body = to_stored(res, parse_object(await read_body(request),
-                                           request.headers.get("content-type")))
+                                           request.headers.get("content-type")),
+                         validation, warnings)
         result = await self.registry.create(stored(res), target.namespace, body,
-                                            validation=_field_validation(request), dry_run=_dry_run(request))
+                                            validation=validation, dry_run=_dry_run(request))
+        result.warnings[:0] = warnings
         return self._result(request, target, result, 201)
 
     async def _update(self, request: Request, target: Target) -> Response:
@@ -168,10 +171,12 @@ class ResourceHandler:
                                             body, dry_run=_dry_run(request))
             return JSONResponse(sub.scale_of(res, result.obj))
         self._check_subresource(target, ("status", "finalize", "approval"))
+        validation, warnings = _field_validation(request), list[str]()
         result = await self.registry.update(stored(res), target.namespace, name,
-                                            to_stored(res, body),
+                                            to_stored(res, body, validation, warnings),
                                             subresource=target.subresource,
-                                            validation=_field_validation(request), dry_run=_dry_run(request))
+                                            validation=validation, dry_run=_dry_run(request))
+        result.warnings[:0] = warnings
         return self._result(request, target, result, 200)
 
     async def _patch(self, request: Request, target: Target) -> Response:

@@ -11,6 +11,30 @@ from corral.api.kinds.meta import Condition, KubeObject, LabelSelector, ObjectMe
 from corral.api.kinds.pod import PodTemplateSpec
 
 
+class PodFailurePolicyOnExitCodesRequirement(KubeModel):
+    container_name: str | None = None
+    operator: str = ""  # In, NotIn
+    values: list[Int32] = Field(default_factory=list)
+
+
+class PodFailurePolicyOnPodConditionsPattern(KubeModel):
+    type: str = ""
+    status: str | None = None  # True (the default), False, Unknown
+
+
+class PodFailurePolicyRule(KubeModel):
+    action: str = ""  # FailJob, Ignore, Count, FailIndex
+    on_exit_codes: PodFailurePolicyOnExitCodesRequirement | None = None
+    on_pod_conditions: list[PodFailurePolicyOnPodConditionsPattern] | None = None
+
+
+class PodFailurePolicy(KubeModel):
+    """What a failed pod (restartPolicy Never) does to its Job, by the first rule
+    its exit codes or conditions match (corral/controllers/job_failure_policy.py)."""
+
+    rules: list[PodFailurePolicyRule] = Field(default_factory=list)
+
+
 class JobSpec(KubeModel):
     template: PodTemplateSpec = Field(default_factory=PodTemplateSpec)
     parallelism: Int32 | None = None
@@ -24,7 +48,7 @@ class JobSpec(KubeModel):
     suspend: bool | None = None
     selector: LabelSelector | None = None
     manual_selector: bool | None = None
-    pod_failure_policy: Opaque | None = None
+    pod_failure_policy: PodFailurePolicy | None = None
     pod_replacement_policy: str | None = None
     success_policy: Opaque | None = None
     managed_by: str | None = None

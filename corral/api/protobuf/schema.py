@@ -1,7 +1,7 @@
 """The protobuf messages corral decodes, with Kubernetes' field numbers.
 
 Field numbers and types are facts from Kubernetes' published generated.proto
-files (k8s.io/api core/v1, apps/v1, autoscaling/v1 and v2, batch/v1, scheduling/v1, rbac/v1 and apimachinery's
+files (k8s.io/api core/v1, apps/v1, autoscaling/v1 and v2, batch/v1, policy/v1, scheduling/v1, rbac/v1 and apimachinery's
 meta/v1, runtime, util/intstr, api/resource); field names are the JSON names.
 One line per field:
 
@@ -209,6 +209,10 @@ MESSAGES: dict[str, str] = {
         nonResourceAttributes=2:NonResourceAttributes user=3 groups=4:[string] uid=6""",
     "SelfSubjectRulesReview": f"{_STANDARD_OBJECT} spec=2:SelfSubjectRulesReviewSpec status=3:-",
     "SelfSubjectRulesReviewSpec": "namespace=1",
+    # ---- policy/v1 (kubectl create pdb) ------------------------------------------------
+    "PodDisruptionBudget": f"{_STANDARD_OBJECT} spec=2:PodDisruptionBudgetSpec status=3:-",
+    "PodDisruptionBudgetSpec": """minAvailable=1:IntOrString selector=2:LabelSelector
+        maxUnavailable=3:IntOrString unhealthyPodEvictionPolicy=4""",
     # ---- scheduling/v1 ----------------------------------------------------------------
     "PriorityClass": f"""{_STANDARD_OBJECT} value=2:int32! globalDefault=3:bool description=4
         preemptionPolicy=5""",
@@ -253,6 +257,7 @@ KINDS: dict[tuple[str, str], str] = {
     ("batch/v1", "CronJob"): "CronJob",
     ("scheduling.k8s.io/v1", "PriorityClass"): "PriorityClass",
     ("policy/v1", "Eviction"): "Eviction",
+    ("policy/v1", "PodDisruptionBudget"): "PodDisruptionBudget",
     ("autoscaling/v1", "HorizontalPodAutoscaler"): "HorizontalPodAutoscalerV1",
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "HorizontalPodAutoscaler",
     ("rbac.authorization.k8s.io/v1", "Role"): "Role",

@@ -257,11 +257,14 @@ class Registry:
         server_side_apply = content_type.startswith("application/apply-patch")
         for _ in retry_attempts():
             current = await self.find(res, namespace, name)
+            warnings: list[str] = []
             if current is None:
                 if server_side_apply:
-                    return await self.create(res, namespace,
-                                             to_stored(view, _apply_body(body)),
-                                             validation=validation, dry_run=dry_run)
+                    created = await self.create(
+                        res, namespace, to_stored(view, _apply_body(body), validation, warnings),
+                        validation=validation, dry_run=dry_run)
+                    created.warnings[:0] = warnings
+                    return created
                 raise not_found(res, name)
             shown = to_served(view, current)
             if server_side_apply:
@@ -269,7 +272,7 @@ class Registry:
             else:
                 patched = apply_patch(content_type, shown, body, res.kind,
                                       custom=res.custom is not None)
-            patched = to_stored(view, patched)
+            patched = to_stored(view, patched, validation, warnings)
             _check_name_kept(res, name, patched)
             # The patch was applied to the object just read, so the result carries
             # that object's resourceVersion unless the patch set one of its own.
@@ -277,10 +280,12 @@ class Registry:
             if sent_rv and sent_rv != meta(current)["resourceVersion"]:
                 raise conflict(res, name, MODIFIED)
             try:
-                return await self._replace(
+                result = await self._replace(
                     res, namespace, name, current, self._check_identity(res, namespace, patched),
                     subresource=subresource, validation=validation, dry_run=dry_run,
                 )
+                result.warnings[:0] = warnings
+                return result
             except LostRace:
                 await asyncio.sleep(0)  # re-read and re-apply the patch
         raise conflict(res, name, "too many concurrent writers; try again")
@@ -300,7 +305,8 @@ class Registry:
         for plugin in self.admission:
             prepared.warnings += await plugin.admit("UPDATE", res, prepared.obj, current,
                                                     dry_run=dry_run) or []
-        if dry_run:
+        if dry_run:  # nothing written: the object keeps the revision it was read at
+            ensure_meta(prepared.obj)["resourceVersion"] = meta(current)["resourceVersion"]
             return Result(prepared.obj, prepared.warnings)
         expected = int(meta(current)["resourceVersion"])
         key = res.storage_key(namespace, name)

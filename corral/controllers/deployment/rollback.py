@@ -10,6 +10,7 @@ reuses it, and gives it the next revision; the revisions it had are kept in
     history(rses)                      [(revision, rs)] ascending
     rollback_target(rses, to)          the RS an undo goes back to
     undo_patch(deployment, rs)         the json-patch kubectl sends
+    with_deployment_annotations(d, rs) the new RS's annotations: the Deployment's copied
     templates_equal(a, b)              ignoring pod-template-hash and empty values
 """
 
@@ -25,6 +26,13 @@ REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 POD_TEMPLATE_HASH = "pod-template-hash"
+DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
+MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
+# A Deployment's annotations not copied to its new ReplicaSet: kubectl's own
+# record of the Deployment, and the ones the controller keeps per ReplicaSet.
+_NOT_COPIED = frozenset({"kubectl.kubernetes.io/last-applied-configuration", REVISION,
+                         REVISION_HISTORY, DESIRED_REPLICAS, MAX_REPLICAS,
+                         "deprecated.deployment.rollback.to"})
 
 
 def revision_of(obj: Obj) -> int:
@@ -75,6 +83,18 @@ def reused_annotations(rs: Obj, new_revision: int) -> dict[str, str]:
         history = [h for h in annotations.get(REVISION_HISTORY, "").split(",") if h]
         annotations[REVISION_HISTORY] = ",".join([*history, str(old)])
     annotations[REVISION] = str(new_revision)
+    return annotations
+
+
+def with_deployment_annotations(deployment: Obj, rs: Obj) -> dict[str, str]:
+    """The annotations of the Deployment's new ReplicaSet: its own, with the
+    Deployment's copied over them (kubernetes.io/change-cause among them, which
+    `rollout history` shows per revision), as Kubernetes' controller does on
+    every sync of the new ReplicaSet."""
+    annotations = dict(meta(rs).get("annotations") or {})
+    for key, value in (meta(deployment).get("annotations") or {}).items():
+        if key not in _NOT_COPIED:
+            annotations[key] = value
     return annotations
 
 

@@ -35,6 +35,8 @@ from corral.controllers.deployment.progress import (
     set_condition,
 )
 from corral.controllers.deployment.rollback import (
+    DESIRED_REPLICAS,
+    MAX_REPLICAS,
     POD_TEMPLATE_HASH,
     REVISION,
     max_revision,
@@ -42,12 +44,11 @@ from corral.controllers.deployment.rollback import (
     reused_annotations,
     revision_of,
     templates_equal,
+    with_deployment_annotations,
 )
 from corral.controllers.owners import owner_reference
 from corral.objects import Obj, is_deleting, meta, spec, status, uid_of
 
-DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
-MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 SAFE_ALPHABET = "bcdfghjkmnpqrstvwxz2456789"
 Emit = Callable[[Obj, str, str, str], None]
 PodsOf = Callable[[Obj], list[Obj]]
@@ -171,7 +172,8 @@ class Rollout:
     async def new_replica_set(self, create: bool) -> Obj | None:
         next_revision = max_revision(self.old) + 1
         if self.new is not None:
-            if revision_of(self.new) < next_revision or self._min_ready_differs(self.new):
+            if revision_of(self.new) < next_revision or self._min_ready_differs(self.new) \
+                    or self._annotations_differ(self.new):
                 self.new = await self._update_rs(self.new, lambda rs: self._sync_rs(
                     rs, next_revision))
             if condition(status(self.d).get("conditions") or [],
@@ -189,9 +191,13 @@ class Rollout:
     def _min_ready_differs(self, rs: Obj) -> bool:
         return spec(rs).get("minReadySeconds") != self.spec.get("minReadySeconds")
 
+    def _annotations_differ(self, rs: Obj) -> bool:
+        return with_deployment_annotations(self.d, rs) != (meta(rs).get("annotations") or {})
+
     def _sync_rs(self, rs: Obj, next_revision: int) -> None:
         if revision_of(rs) < next_revision:
             meta(rs)["annotations"] = reused_annotations(rs, next_revision)
+        meta(rs)["annotations"] = with_deployment_annotations(self.d, rs)
         if self.spec.get("minReadySeconds") is None:
             spec(rs).pop("minReadySeconds", None)
         else:
@@ -213,8 +219,9 @@ class Rollout:
         return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {
             "name": f"{self.name}-{pod_hash}", "namespace": meta(self.d).get("namespace"),
             "labels": dict(tmeta["labels"]), "ownerReferences": [owner_reference(self.d)],
-            "annotations": {REVISION: str(revision), DESIRED_REPLICAS: str(self.replicas),
-                            MAX_REPLICAS: str(self.replicas + surge)}}, "spec": spec}
+            "annotations": with_deployment_annotations(self.d, {"metadata": {"annotations": {
+                REVISION: str(revision), DESIRED_REPLICAS: str(self.replicas),
+                MAX_REPLICAS: str(self.replicas + surge)}}})}, "spec": spec}
 
     def _initial_replicas(self) -> int:
         if (self.spec.get("strategy") or {}).get("type") == "Recreate":

@@ -47,7 +47,8 @@ def _daemon_pods(http: httpx.Client, app: str) -> dict[str, dict[str, object]]:
     return {p["spec"]["nodeName"]: p for p in pods(http, NS, app)}
 
 
-def test_daemonset_runs_one_pod_per_fitting_node(http: httpx.Client) -> None:
+def test_daemonset_runs_one_pod_per_fitting_node(http: httpx.Client, master: Master,
+                                                  tmp_path: Path) -> None:
     spec = {"selector": {"matchLabels": {"app": "agent"}}, "template": template("agent")}
     spec["template"]["spec"]["nodeSelector"] = {"role": "edge"}
     ds = create(http, f"{APPS}/{NS}/daemonsets", {"metadata": {"name": "agent"},
@@ -65,7 +66,8 @@ def test_daemonset_runs_one_pod_per_fitting_node(http: httpx.Client) -> None:
         http, f"{APPS}/{NS}/daemonsets/agent"), what="status")["status"]
     assert (status["desiredNumberScheduled"], status["numberMisscheduled"]) == (1, 0)
     # Tolerating the taint brings edge-2 in; a new template rolls the pods over.
-    merge_patch(http, f"{APPS}/{NS}/daemonsets/agent", {"spec": {"template": {"spec": {
+    merge_patch(http, f"{APPS}/{NS}/daemonsets/agent", {"metadata": {"annotations": {
+        "kubernetes.io/change-cause": "tolerate db"}}, "spec": {"template": {"spec": {
         "tolerations": [{"key": "dedicated", "operator": "Exists"}],
         "containers": [{"name": "main", "image": "v2", "command": ["sleep", "300"]}]}}}})
     rolled = wait_for(lambda: (found := _daemon_pods(http, "agent")) and set(found) == {
@@ -73,6 +75,18 @@ def test_daemonset_runs_one_pod_per_fitting_node(http: httpx.Client) -> None:
                                     for p in found.values()) and found,
         what="generation-2 pods on edge-1 and edge-2")
     assert all(p["spec"]["containers"][0]["image"] == "v2" for p in rolled.values())
+    # The new ControllerRevision took the DaemonSet's annotations: its change-cause.
+    history = Kubectl(master, tmp_path)("rollout", "history", "ds/agent", "-n", NS)
+    assert [line.split(None, 1) for line in history.strip().splitlines()[2:]] == [
+        ["1", "<none>"], ["2", "tolerate db"]]
+
+
+def test_nodes_by_field_selector(http: httpx.Client, master: Master, tmp_path: Path) -> None:
+    """A node that never set spec.unschedulable is schedulable to a field
+    selector, as in Kubernetes (the field set holds Go's false)."""
+    kubectl = Kubectl(master, tmp_path)
+    listed = kubectl("get", "nodes", "--field-selector", "spec.unschedulable=false", "-o", "name")
+    assert {"node/edge-1", "node/edge-2", "node/core-1"} <= set(listed.split())
 
 
 def test_replication_controller(http: httpx.Client, master: Master, tmp_path: Path) -> None:

@@ -126,6 +126,39 @@ def test_namespace_delete_empties_it_and_it_disappears(http: httpx.Client) -> No
     assert items(http, f"{CORE}/{ns}/pods") == []
 
 
+def _condition(ns: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    found = [c for c in ((ns or {}).get("status") or {}).get("conditions") or []
+             if c["type"] == type_]
+    return found[0] if found else {}
+
+
+def test_a_namespace_held_by_a_finalizer_says_so(http: httpx.Client) -> None:
+    """The status conditions `kubectl describe ns` shows for a namespace stuck
+    terminating name what remains and the finalizer holding it, as Kubernetes'
+    namespace controller words them; releasing the finalizer lets it go."""
+    ns = namespace(http, "held")
+    path = f"{CORE}/{ns}/configmaps"
+    create(http, path, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "kept", "finalizers": ["example.com/hold"]}})
+    create(http, path, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "gone"}})
+    assert http.delete(f"/api/v1/namespaces/{ns}").status_code == 200
+    stuck = wait_for(lambda: _condition(n := get(http, f"/api/v1/namespaces/{ns}"),
+                                        "NamespaceFinalizersRemaining").get("status") == "True"
+                     and n, what="NamespaceFinalizersRemaining")
+    assert _condition(stuck, "NamespaceFinalizersRemaining")["message"] == (
+        "Some content in the namespace has finalizers remaining: example.com/hold in 1 "
+        "resource instances")
+    remaining = _condition(stuck, "NamespaceContentRemaining")
+    assert (remaining["reason"], remaining["message"]) == (
+        "SomeResourcesRemain", ("Some resources are remaining: configmaps. has 1 resource "
+        "instances"))
+    assert _condition(stuck, "NamespaceDeletionContentFailure")["status"] == "False"
+    r = http.patch(f"{path}/kept", json={"metadata": {"finalizers": None}},
+                   headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: get(http, f"/api/v1/namespaces/{ns}") is None, what="namespace gone")
+
+
 MANY = 1000
 
 

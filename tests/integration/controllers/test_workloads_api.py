@@ -102,12 +102,21 @@ def test_deployment_rolls_through_replicasets_with_revisions(http: httpx.Client,
     merge_patch(http, f"{APPS}/{NS}/deployments/dep-a", {"spec": {"template": template(
         "dep-a", "v2")}})
     wait_for(lambda: revisions(http, "dep-a") == [(1, "v1"), (2, "v2")], what="revision 2")
+    # The Deployment's annotations are copied to its newest ReplicaSet, also when
+    # set after the rollout began: the change-cause `rollout history` prints.
+    merge_patch(http, f"{APPS}/{NS}/deployments/dep-a", {"metadata": {"annotations": {
+        "kubernetes.io/change-cause": "image v2", "kubectl.kubernetes.io/last-applied-"
+        "configuration": "{}"}}})
+    rs2 = wait_for(lambda: (rs := rs_of(http, "dep-a")[-1])["metadata"]["annotations"].get(
+        "kubernetes.io/change-cause") == "image v2" and rs, what="change-cause copied")
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in rs2["metadata"][
+        "annotations"]
     wait_for(lambda: [p["spec"]["containers"][0]["image"] for p in pods(http, NS, "dep-a")]
              == ["v2", "v2"], what="Recreate: only v2 pods")
     history = corral(master, "rollout", "history", "deployment/dep-a", "-n", NS)
     assert history.returncode == 0, history.stderr
     assert history.stdout.split("\n")[1:4] == ["REVISION  CHANGE-CAUSE", "1         <none>",
-                                               "2         <none>"]
+                                               "2         image v2"]
     undo = corral(master, "rollout", "undo", "deployment/dep-a", "-n", NS)
     assert undo.returncode == 0 and "rolled back" in undo.stdout, undo.stderr
     # The revision-1 ReplicaSet is reused and becomes revision 3; no new RS.
