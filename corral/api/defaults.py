@@ -305,7 +305,14 @@ def _default_secret(secret: Secret) -> None:
         secret.string_data = None
 
 
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
 def _default_namespace(ns: Namespace) -> None:
+    # Kubernetes labels every namespace with its own name, so a namespaceSelector
+    # can pick one by name; the label says the name whatever a write sent.
+    if ns.metadata.name:
+        ns.metadata.labels = {**(ns.metadata.labels or {}), NAMESPACE_NAME_LABEL: ns.metadata.name}
     if ns.status is None:
         ns.status = NamespaceStatus()
     if ns.status.phase is None:

@@ -216,6 +216,29 @@ DESCRIPTIONS: dict[str, tuple[str, dict[str, str]]] = {
         "ttlSecondsAfterFinished": "Seconds after finishing before the job is deleted.",
         "suspend": "Create no pods while true.",
         "selector": "The pods of this job; generated unless manualSelector.",
+        "podFailurePolicy": "What a failed pod does to the job, by the first rule it "
+                            "matches; restartPolicy must be Never.",
+    }),
+    "PodFailurePolicy": ("Rules for failed pods of a Job, tried in order.", {
+        "rules": "Up to 20 rules; a failure no rule matches counts towards backoffLimit.",
+    }),
+    "PodFailurePolicyRule": (("An action for the failed pods that match exit codes or "
+                             "pod conditions (one of the two)."), {
+        "action": "FailJob (fail the job at once), Ignore (do not count the failure; "
+                  "replace the pod), Count (count it) or FailIndex (needs "
+                  "backoffLimitPerIndex).",
+        "onExitCodes": "Matches a container that ended with a non-zero exit code.",
+        "onPodConditions": "Matches a pod that has one of these conditions.",
+    }),
+    "PodFailurePolicyOnExitCodesRequirement": ("Exit codes a rule matches.", {
+        "containerName": "Only this container (or init container); all when unset.",
+        "operator": "In or NotIn the values.",
+        "values": "Up to 255 exit codes, ascending, without duplicates; 0 is not allowed "
+                  "with In.",
+    }),
+    "PodFailurePolicyOnPodConditionsPattern": ("A pod condition a rule matches.", {
+        "type": "The condition's type, e.g. DisruptionTarget.",
+        "status": "True (the default), False or Unknown.",
     }),
     # ---- services and config --------------------------------------------------------------
     "Service": _object("A stable virtual address load-balancing over the pods its selector "

@@ -7,8 +7,12 @@ its failure does, as Kubernetes' job controller decides it.
 
 A rule matches by exit codes (containers, init containers first, that terminated
 with a non-zero code, optionally only the one named; In or NotIn the values) or
-by a pod condition (DisruptionTarget True for a pod evicted or preempted).
+by a pod condition the pod carries.
 Only a pod in phase Failed is matched: one deleted before it ended just counts.
+Limits: Kubernetes marks evicted and preempted pods with DisruptionTarget and
+waits for a deleted pod to reach Failed (podReplacementPolicy Failed) before it
+matches it; corral sets no DisruptionTarget and counts a deleted pod at once,
+so an onPodConditions rule on it does not apply to evictions yet.
 """
 
 from __future__ import annotations

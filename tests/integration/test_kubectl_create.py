@@ -31,6 +31,13 @@ def _get(kubectl: Kubectl, *what: str) -> Any:
 def test_create_namespace(kubectl: Kubectl) -> None:
     ns = json.loads(kubectl("get", "namespace", NS, "-o", "json"))
     assert ns["status"]["phase"] == "Active" and ns["metadata"]["uid"]
+    # Kubernetes labels a namespace with its name, and keeps the label so
+    selected = kubectl("get", "namespaces", "-l", f"kubernetes.io/metadata.name={NS}", "-o",
+                       "name")
+    assert selected.split() == [f"namespace/{NS}"]
+    kubectl("label", "namespace", NS, "kubernetes.io/metadata.name=other", "--overwrite")
+    ns = json.loads(kubectl("get", "namespace", NS, "-o", "json"))
+    assert ns["metadata"]["labels"]["kubernetes.io/metadata.name"] == NS
 
 
 def test_create_deployment(kubectl: Kubectl) -> None:

@@ -19,6 +19,8 @@ def test_explain_prints_descriptions(kubectl: Kubectl, output: str) -> None:
     kind = kubectl("explain", "pods", f"--output={output}")
     assert "A group of containers scheduled together onto one node" in kind
     assert "<no description>" not in kubectl("explain", "services.spec", f"--output={output}")
+    rule = kubectl("explain", "jobs.spec.podFailurePolicy.rules", f"--output={output}")
+    assert "onExitCodes" in rule and "<no description>" not in rule
 
 
 def test_openapi_v2_in_json_and_protobuf(master: Master) -> None:

@@ -2,7 +2,8 @@
 
 ``runtime_root`` gives a fresh state root and, whatever the test did, kills every
 shim and container it left and the root's shim launcher (by PID, after checking
-the PID is really ours) and removes their cgroups.
+the PID is really ours) and removes their cgroups; ``launch_for`` then removes
+its pod's group.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from corral.agent.runtime.base import ContainerLaunch
+from corral.agent.runtime.cgroups import detect_isolation
 from corral.agent.runtime.process import ProcessRuntime
 from tests.cluster import kill_runtime
 
@@ -30,8 +32,19 @@ def runtime_root(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
-def launch_for(tmp_path: Path) -> LaunchFactory:
-    return LaunchFactory(tmp_path)
+def launch_for(runtime_root: Path, tmp_path: Path) -> Iterator[LaunchFactory]:
+    """Its pod's group goes at the end, once everything under ``runtime_root`` is
+    killed: kill_runtime finds groups through instances, and a test that removed
+    its instances left their pod's group behind."""
+    factory = LaunchFactory(tmp_path)
+    try:
+        yield factory
+    finally:
+        kill_runtime(runtime_root)
+        system, _ = detect_isolation()
+        if system is not None:
+            pod = system.for_pod(factory.pod_uid)
+            assert pod.kill_and_remove(attempts=50, pause=0.02), f"{pod.dirs} stays"
 
 
 class LaunchFactory:
