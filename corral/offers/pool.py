@@ -8,10 +8,9 @@ a framework's tasks on an agent under one executor rather than one per launch.
             the tasks alive then need more than it reserves ─► grow: reserved again
             on the node's ledger at the new size first (refused: a pod got there)
     ACCEPTs that arrive while a write is on its way go together in the next one.
-    Directly, when the agent's link is up (agentlink.py) and the Alloc is there
-    (grown first if too small: ledger, then a write of its size, so that quota
-    admission refuses a growth before the tasks run): the tasks go to the agent at
-    once, the ACCEPT is done, and the spec write that records them follows (at most every WRITE_SECONDS, with what
+    Directly, when the agent's link is up (agentlink.py) and the Alloc is there and
+    big enough: the tasks go to the agent at once, the ACCEPT is done, and the
+    spec write that records them follows (at most every WRITE_SECONDS, with what
     else came); a crash before it is reconciled from the agent's status.tasks
     (tasks.py: a task the spec does not name).
 
@@ -94,6 +93,7 @@ class Standing:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     writer: asyncio.Task[None] | None = None
     shrinking: bool = False  # a write that shrinks it is on its way
+    reserved: Resources | None = None  # reserved on the ledger for direct ones, unwritten
     active: float = 0.0  # monotonic: the last launch, or the last time a task was alive
     written: float = 0.0  # monotonic: the last write
 
@@ -130,8 +130,9 @@ class AllocPool:
 
     async def _launch_direct(self, st: Standing, item: Launch) -> bool:
         """Hand the tasks to the agent now; their spec write follows. An Alloc too
-        small is first grown (_grow). False: the store's way (no Alloc yet, no
-        link, a refusal, which the store's way then reports)."""
+        small is first reserved again at its new size on the node's ledger (the
+        store's way does the same before its write). False: the store's way (no
+        Alloc yet, no link, a refusal)."""
         if self.links is None or self.on_direct is None:
             return False
         node = st.key[2]
@@ -143,8 +144,12 @@ class AllocPool:
                 break
             async with st.lock:  # a growth: never beside a write of the Alloc
                 fit = self._direct_fit(st, item)
-                if isinstance(fit, Resources) and not await self._grow(st, fit):
-                    return False  # the store's way says why
+                if isinstance(fit, Resources) and st.obj is not None:
+                    body = _resized(st.obj, list(spec(st.obj).get("tasks") or ()),
+                                    alloc_task_resources(st.obj), fit)
+                    if not await self._reserve(node, body, st.obj):
+                        return False  # the store's way says why
+                    st.reserved = fit
         else:
             return False
         obj = st.obj
@@ -160,26 +165,6 @@ class AllocPool:
         # way, which the agent's worker launches from: either way they run.
         item.done.set_result("")
         self._kick(st)
-        return True
-
-    async def _grow(self, st: Standing, size: Resources) -> bool:
-        """The Alloc written at ``size`` before tasks are handed to the agent:
-        reserved on the node's ledger, then patched, so that admission (the
-        namespace's ResourceQuota) refuses a growth before its tasks run."""
-        current, node = st.obj, st.key[2]
-        if current is None:
-            return False
-        body = _resized(current, list(spec(current).get("tasks") or ()),
-                        alloc_task_resources(current), size)
-        if not await self._reserve(node, body, current):
-            return False
-        try:
-            written = await self.client.patch(
-                "Alloc", name_of(current), _patch(current, body), ALLOC_NAMESPACE)
-        except (APIError, ServerUnreachable):
-            self.capacity.assume(current, node)
-            return False
-        self._written(st, written, {})
         return True
 
     def _direct_fit(self, st: Standing, item: Launch) -> bool | Resources | None:
@@ -203,9 +188,10 @@ class AllocPool:
         return True if _scalars_fit(need, size) else _larger(need, size)
 
     def _size(self, st: Standing) -> Resources:
-        """What the Alloc holds: its written size."""
+        """What the Alloc holds: its written size, or more reserved for direct ones."""
         assert st.obj is not None
-        return alloc_resources(st.obj)
+        size = alloc_resources(st.obj)
+        return _larger(size, st.reserved) if st.reserved is not None else size
 
     def kill(self, alloc_key: str, task_id: str, grace: float | None) -> bool:
         """Mark a task killed in its Alloc's next write; False if that Alloc is not
@@ -369,6 +355,7 @@ class AllocPool:
         else:
             self.standing.setdefault(st.key, st)  # made again after its Alloc went
         st.obj = obj
+        st.reserved = None  # the write said the size (writes and growths take turns)
         st.written = self.book.clock.monotonic()
         self._by_name[name_of(obj)] = st
         self.capacity.assume(obj, st.key[2])
@@ -499,6 +486,11 @@ def _scalars_fit(need: Resources, size: Resources) -> bool:
             and need.disk <= size.disk + EPSILON)
 
 
+def _larger(a: Resources, b: Resources) -> Resources:
+    """Each scalar the larger of the two (ports are not held by size)."""
+    return Resources(cpus=max(a.cpus, b.cpus), mem=max(a.mem, b.mem), disk=max(a.disk, b.disk))
+
+
 def _same(a: Resources, b: Resources) -> bool:
     return _scalars_fit(a, b) and _scalars_fit(b, a)
 
@@ -523,8 +515,3 @@ def _patch(old: Obj, new: Obj) -> Obj:
                                              notes[TASK_RESOURCES_ANNOTATION]}},
             "spec": {"tasks": spec(new)["tasks"], "resources": resources,
                      "slots": spec(new)["slots"]}}
-
-
-def _larger(a: Resources, b: Resources) -> Resources:
-    """Each scalar the larger of the two (ports are not held by size)."""
-    return Resources(cpus=max(a.cpus, b.cpus), mem=max(a.mem, b.mem), disk=max(a.disk, b.disk))

@@ -218,43 +218,6 @@ def test_launches_go_to_the_agent_directly_and_the_store_shows_them_after(
     assert fw.call("KILL", kill={"task_id": {"value": "steady-d"},
                                  "agent_id": {"value": "mesos-d"}}).status_code == 202
     fw.wait_update("steady-d", "TASK_KILLED")
-    _a_growth_past_quota_runs_nothing(fw, mesos_master)
-
-
-def _a_growth_past_quota_runs_nothing(fw: Framework, master: Master) -> None:
-    """A launch that needs the Alloc to grow past the `mesos` namespace's quota is
-    refused before anything runs (the growth is written before a direct launch)."""
-    def alloc_cpu() -> str:
-        [alloc] = _allocs(master, fw.id)
-        return str(alloc["spec"]["resources"]["cpu"])
-
-    wait_for(lambda: alloc_cpu() == "100m", 30, "the Alloc shrunk to its one live task")
-    quotas = "/api/v1/namespaces/mesos/resourcequotas"
-    with master.http() as http:
-        assert http.post(quotas, json={"metadata": {"name": "fw-cpu"},
-                                       "spec": {"hard": {"requests.cpu": "100"}}}
-                         ).status_code == 201
-
-        def used() -> str | None:
-            return (http.get(f"{quotas}/fw-cpu").json().get("status") or {}).get(
-                "used", {}).get("requests.cpu")
-
-        in_use = wait_for(used, 30, "the quota's usage counted")
-        assert http.patch(f"{quotas}/fw-cpu", json={"spec": {"hard": {"requests.cpu": in_use}}},
-                          headers={"Content-Type": "application/merge-patch+json"}
-                          ).status_code == 200
-        try:
-            before = _direct_launches(master, "mesos-d")
-            offer = _fresh_offer(fw, "mesos-d")
-            fw.accept([offer["id"]["value"]], [launch(
-                task_info("over-quota", "mesos-d", "sleep 600", cpus=0.1))])
-            ended = fw.wait_event("UPDATE", 60, lambda e: (
-                e["update"]["status"]["task_id"]["value"] == "over-quota"))["update"]["status"]
-            assert "exceeded quota" in ended.get("message", ""), ended  # never STARTING or RUNNING
-            assert _direct_launches(master, "mesos-d") == before
-            assert alloc_cpu() == "100m"
-        finally:
-            http.delete(f"{quotas}/fw-cpu")
 
 
 def test_updates_are_resent_until_acknowledged(url: str, mesos_master: Master,
