@@ -18,6 +18,7 @@ from corral.store.errors import Compacted
 from corral.store.sqlite_schema import read_revisions
 
 _MAX_CHAR = 0x10FFFF
+_INT64_MAX = 2**63 - 1
 _SURROGATES = range(0xD800, 0xE000)
 
 
@@ -83,13 +84,19 @@ def list_range(conn: sqlite3.Connection, keys: KeyRange, limit: int,
     return ListResult(items[:limit] if more else items, revision, more)
 
 
+def _one_more(limit: int) -> int:
+    """The rows to read for a page of ``limit``: one more, to know whether another
+    page follows, never past SQLite's int64 (limit may be int64's largest)."""
+    return min(limit, _INT64_MAX - 1) + 1
+
+
 def _list_current(conn: sqlite3.Connection, keys: KeyRange, limit: int) -> list[Any]:
     where, params = keys.where("name")
     sql = (f"SELECT name, value, create_revision, mod_revision FROM current "
            f"WHERE {where} ORDER BY name")
     if limit:
         sql += " LIMIT ?"
-        params.append(limit + 1)
+        params.append(_one_more(limit))
     return conn.execute(sql, params).fetchall()
 
 
@@ -104,7 +111,7 @@ def _list_at(conn: sqlite3.Connection, keys: KeyRange, limit: int,
     params.append(revision)
     if limit:
         sql += " LIMIT ?"
-        params.append(limit + 1)
+        params.append(_one_more(limit))
     return conn.execute(sql, params).fetchall()
 
 
