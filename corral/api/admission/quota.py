@@ -322,19 +322,27 @@ class QuotaAdmission:
         if await self.registry.find(res, ns, name) is not None:
             return  # the create fails with AlreadyExists: nothing to charge
         async with self._lock(ns):
-            charged: list[str] = []
-            try:
-                for quota in await self._covering(ns, res, obj):
-                    quota_name = quota["metadata"]["name"]
-                    await self._charge(quota_name, ns, res, obj, usage, dry_run)
-                    charged.append(quota_name)
-            except APIError:
-                for quota_name in charged if not dry_run else ():
-                    await self._apply(ns, quota_name, usage, -1)
-                raise
+            charged = await self._charge_all(
+                [q["metadata"]["name"] for q in await self._covering(ns, res, obj)],
+                ns, res, obj, usage, dry_run)
             for quota_name in charged if not dry_run else ():
                 self._remember(ns, quota_name,
                                Charge(f"{res.plural}/{name}", usage, time.monotonic()))
+
+    async def _charge_all(self, quota_names: list[str], ns: str, res: Resource, obj: Obj,
+                          usage: Amounts, dry_run: bool) -> list[str]:
+        """Charge ``usage`` to every quota named, or to none: a refusal takes back
+        what the others were charged, then raises. The names charged."""
+        charged: list[str] = []
+        try:
+            for quota_name in quota_names:
+                await self._charge(quota_name, ns, res, obj, usage, dry_run)
+                charged.append(quota_name)
+        except APIError:
+            for quota_name in charged if not dry_run else ():
+                await self._apply(ns, quota_name, usage, -1)
+            raise
+        return charged
 
     async def _covering(self, ns: str, res: Resource, obj: Obj) -> list[Obj]:
         """The namespace's quotas that select ``obj`` and limit something of its kind
@@ -397,15 +405,8 @@ class QuotaAdmission:
         ns = _ns_name(alloc)[0]
         async with self._lock(ns):
             quotas = [q["metadata"]["name"] for q in await self._covering(ns, res, alloc)]
-            charged: list[str] = []
-            try:
-                for quota_name in quotas if grown else ():
-                    await self._charge(quota_name, ns, res, alloc, grown, dry_run)
-                    charged.append(quota_name)
-            except APIError:
-                for quota_name in charged if not dry_run else ():
-                    await self._apply(ns, quota_name, grown, -1)
-                raise
+            if grown:
+                await self._charge_all(quotas, ns, res, alloc, grown, dry_run)
             for quota_name in quotas if shrunk and not dry_run else ():
                 await self._apply(ns, quota_name, shrunk, -1)
 
