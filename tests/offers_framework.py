@@ -8,7 +8,9 @@ policy on every offer, and writes what happened as JSON lines to --out:
         --per-offer K                       at most K tasks per offer (0: all that fit);
                                             the rest goes back at once (refuse 0)
         --decline S                         decline every offer with refuse_seconds S
-        --go FILE                           decline (refuse 0.2 s) until FILE exists
+        --go FILE                           SUPPRESS until FILE exists, then REVIVE (so
+                                            that frameworks compete from one moment, none
+                                            held back by a filter from the wait)
         --exit-when-done                    TEARDOWN and exit once N tasks ended
         --max-offers N                      TEARDOWN and exit after N offers
         --failover-timeout S                the master keeps its tasks S seconds after
@@ -60,6 +62,7 @@ class Policy:
         self.launched = 0
         self.ended = 0
         self.suppressed = False
+        self.going = not args.go
         self.offers = 0
         self.started = time.monotonic()
         self.calls: dict[str, tuple[int, float]] = {}  # kind → (count, total ms)
@@ -106,8 +109,8 @@ class Policy:
             a = self.args
             if a.decline is not None:
                 self.decline(offer, a.decline)
-            elif a.go and not Path(a.go).exists():
-                self.decline(offer, 0.2)
+            elif not self.going:  # sent before the SUPPRESS took: no filter
+                self.decline(offer, 0)
             elif (count := self.room(offer)) == 0:
                 # Too small for a task: Mesos' default filter, which lapses as soon
                 # as the node has more than this offer held.
@@ -116,6 +119,16 @@ class Policy:
                 self.accept(offer, count)
         if self.args.tasks and self.launched >= self.args.tasks and not self.suppressed:
             self.suppressed = self.call("SUPPRESS") == 202
+
+    def wait_for_go(self) -> float:
+        """How long the next wait for an event may be: short while --go's file is
+        awaited (SUPPRESSed), and REVIVE once it is there."""
+        if self.going:
+            return 3600.0
+        if not Path(self.args.go).exists():
+            return 0.01
+        self.going = self.call("REVIVE") == 202
+        return 3600.0
 
     def decline(self, offer: Obj, refuse: float) -> None:
         sent = time.monotonic()
@@ -177,9 +190,14 @@ def run(args: argparse.Namespace) -> int:
     with open(args.out, "a") as out:
         policy = Policy(fw, args, out)
         fw.subscribe()
+        if args.go:
+            fw.call("SUPPRESS")
         policy.record("subscribed", id=fw.id)
         while not policy.done():
-            evt = fw.next_event(timeout=3600)
+            try:
+                evt = fw.next_event(timeout=policy.wait_for_go())
+            except AssertionError:  # no event within the wait
+                continue
             if evt is None and not _subscribe_again(fw, args.failover_timeout):
                 policy.record("error", message="the event stream ended")
                 return 1
