@@ -8,7 +8,9 @@ policy on every offer, and writes what happened as JSON lines to --out:
         --per-offer K                       at most K tasks per offer (0: all that fit);
                                             the rest goes back at once (refuse 0)
         --decline S                         decline every offer with refuse_seconds S
-        --go FILE                           decline (refuse 0.2 s) until FILE exists
+        --go FILE                           SUPPRESS until FILE exists, then REVIVE (so
+                                            that frameworks compete from one moment, none
+                                            held back by a filter from the wait)
         --exit-when-done                    TEARDOWN and exit once N tasks ended
         --max-offers N                      TEARDOWN and exit after N offers
         --failover-timeout S                the master keeps its tasks S seconds after
@@ -72,6 +74,7 @@ class Policy:
         self.launched = 0
         self.ended = 0
         self.suppressed = False
+        self.going = not args.go
         self.offers = 0
         self.started = time.monotonic()
         self.calls: dict[str, tuple[int, float]] = {}  # kind → (count, total ms)
@@ -99,6 +102,8 @@ class Policy:
                     errors="replace")[:500])
                 if a.kind == "SUPPRESS":
                     self.suppressed = False
+                elif a.kind == "REVIVE":
+                    self.going = False  # --go's REVIVE again
 
     def on_event(self, evt: Obj) -> None:
         kind = evt["type"]
@@ -131,8 +136,8 @@ class Policy:
             a = self.args
             if a.decline is not None:
                 self.decline(held, a.decline)
-            elif a.go and not Path(a.go).exists():
-                self.decline(held, 0.2)
+            elif not self.going:  # sent before the SUPPRESS took: no filter
+                self.decline(held, 0)
             elif (count := self.room(held)) == 0:
                 # Too small for a task: Mesos' default filter, which lapses as soon
                 # as the node has more than this offer held.
@@ -142,6 +147,17 @@ class Policy:
         if self.args.tasks and self.launched >= self.args.tasks and not self.suppressed:
             self.suppressed = True
             self.driver.call("SUPPRESS")
+
+    def wait_for_go(self) -> float:
+        """How long the next wait for an event may be: short while --go's file is
+        awaited (SUPPRESSed), and REVIVE once it is there."""
+        if self.going:
+            return 3600.0
+        if not Path(self.args.go).exists():
+            return 0.01
+        self.driver.call("REVIVE")
+        self.going = True
+        return 3600.0
 
     def decline(self, offers: list[Obj], refuse: float) -> None:
         for offer in offers:  # one record each: the bench's round trips are per offer
@@ -223,10 +239,12 @@ def run(args: argparse.Namespace) -> int:
             policy.record("error", message=str(err))
             policy.flush()
             return 1
+        if args.go:
+            driver.call("SUPPRESS")
         policy.record("subscribed", id=driver.id)
         while not policy.done():
             policy.flush()
-            events, answers = driver.poll(3600)
+            events, answers = driver.poll(policy.wait_for_go())
             policy.answered(answers)
             for evt in events:
                 policy.on_event(evt)
