@@ -85,6 +85,9 @@ class Framework:
         self.status_code = 0
         self.auto_ack = True  # acknowledge the updates waited past, as a framework does
         self.used_offers: set[str] = set()  # accepted or declined: not offers to use
+        # Updates waited past and acknowledged: never sent again, and another task's
+        # update may come first, so wait_update looks here before the stream.
+        self.passed_updates: list[Obj] = []
 
     # -- the stream ---------------------------------------------------------------
 
@@ -161,8 +164,10 @@ class Framework:
             if evt["type"] == kind and (match is None or match(evt)):
                 found.append(evt)
                 return True
-            if evt["type"] == "UPDATE" and "uuid" in evt["update"]["status"] and self.auto_ack:
-                self.acknowledge(evt["update"]["status"])
+            if evt["type"] == "UPDATE" and self.auto_ack:
+                if "uuid" in evt["update"]["status"]:
+                    self.acknowledge(evt["update"]["status"])
+                self.passed_updates.append(evt["update"]["status"])
             return False
 
         wait_for(check, timeout, f"a {kind} event", interval=0)
@@ -170,7 +175,12 @@ class Framework:
 
     def wait_update(self, task_id: str, state: str, timeout: float = 60.0,
                     ack: bool = True) -> Obj:
-        """The UPDATE that moves ``task_id`` to ``state``; acknowledged unless told."""
+        """The UPDATE that moves ``task_id`` to ``state``; acknowledged unless told.
+        One already waited past (and so acknowledged) counts."""
+        for st in self.passed_updates:
+            if st["task_id"]["value"] == task_id and st["state"] == state:
+                self.passed_updates.remove(st)
+                return st
         evt = self.wait_event("UPDATE", timeout, lambda e: (
             e["update"]["status"]["task_id"]["value"] == task_id
             and e["update"]["status"]["state"] == state))
@@ -234,18 +244,6 @@ def held_offer(fw: Framework, node: str) -> Obj | None:
             if offer["agent_id"]["value"] == node and offer_id not in fw.used_offers | rescinded:
                 return dict(offer)
     return None
-
-
-def task_info(task_id: str, agent_id: str, command: str, cpus: float = 0.1,
-              mem: float = 32.0) -> Obj:
-    return {"name": task_id, "task_id": {"value": task_id}, "agent_id": {"value": agent_id},
-            "command": {"value": command, "shell": True},
-            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}},
-                          {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}}]}
-
-
-def launch(*tasks: Obj) -> Obj:
-    return {"type": "LAUNCH", "launch": {"task_infos": list(tasks)}}
 
 
 def b64(text: str) -> str:

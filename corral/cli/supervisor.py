@@ -21,6 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# What `up` quotes of a child's log when the child dies before the cluster is up.
+LOG_TAIL_LINES = 15
+LOG_TAIL_BYTES = 8192
 
 @dataclass
 class Child:
@@ -35,6 +38,18 @@ class Child:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+    def died(self) -> str:
+        """Why this child is gone, for the console: its exit and its log's last lines."""
+        assert self.proc is not None and self.proc.returncode is not None
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
+                tail = log.read().decode(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        except OSError:
+            tail = []
+        head = f"{self.name} exited ({_exit_text(self.proc.returncode)}); see {self.log_path}"
+        return "\n".join([head, *(f"  | {line}" for line in tail)])
 
     @property
     def restart_command(self) -> str:

@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import hashlib
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -53,8 +54,7 @@ def _wait_ready(url: str, child: Child, timeout: float = READY_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.proc is not None and child.proc.poll() is not None:
-            raise SystemExit(f"{child.name} exited with code {child.proc.returncode}; "
-                             f"see {child.log_path}")
+            raise SystemExit(child.died())
         try:
             if httpx.get(f"{url}/readyz", verify=False, timeout=1.0).status_code == 200:
                 return
@@ -70,8 +70,7 @@ def _wait_etcd(local: LocalEtcd, children: list[Child], timeout: float = READY_T
     for member, child in zip(local.members, children):
         while True:
             if child.proc is not None and child.proc.poll() is not None:
-                raise SystemExit(f"{child.name} exited with code {child.proc.returncode}; "
-                                 f"see {child.log_path}")
+                raise SystemExit(child.died())
             try:
                 r = httpx.get(f"{member.client_url}/health", timeout=1.0)
                 if r.status_code == 200 and r.json().get("health") == "true":
@@ -149,17 +148,57 @@ class ControlPlane:
         self.etcd = etcd
 
 
+Address = tuple[str, int]
+
+
+def _listen_addresses(args: argparse.Namespace, host: str, port: int) -> dict[Address, str]:
+    """Every address the control plane will listen on, and whose it is."""
+    addresses = {(host, port): "master" if args.masters == 1 else "front"}
+    if args.masters > 1:
+        addresses.update({(host, port + i): f"master-{i}" for i in range(1, args.masters + 1)})
+    if args.mesos_listen is not None:
+        mesos_host, mesos_port = args.mesos_listen
+        addresses.update({(mesos_host, mesos_port + i): f"master-{i + 1}'s Mesos API"
+                          for i in range(args.masters)})
+    return addresses
+
+
+def _check_free(addresses: dict[Address, str], held: dict[int, str]) -> None:
+    """Refuse to start when an address the control plane needs is in use, by another
+    program or by one of our own (``held``: the local etcd members' ports), rather
+    than have a master die on it half way through starting."""
+    problems = []
+    for (host, port), who in addresses.items():
+        if port in held:
+            problems.append(f"port {port} ({who}) is {held[port]}'s")
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError as e:
+                problems.append(f"{host}:{port} ({who}): {e.strerror}")
+    if problems:
+        raise SystemExit("cannot start: " + "; ".join(problems) +
+                         " (choose others with --listen and --mesos-listen)")
+
+
 def _start_control_plane(args: argparse.Namespace, sup: Supervisor) -> ControlPlane:
     cfg = server_config(args)
     logs = args.data_dir / "logs"
+    addresses = _listen_addresses(args, cfg.host, cfg.port)
     if args.masters == 1:
+        _check_free(addresses, {})
         child = sup.start(Child("master", "master", corral_argv(
             *_master_args(args, cfg.port, args.store)), logs / "master.log"))
         _wait_ready(cfg.url, child)
         return ControlPlane(cfg.url, [cfg.url], None)
-    local, store = None, args.store
+    local, store, held = None, args.store, {}
     if not store:
         local = LocalEtcd.load_or_create(args.data_dir / "etcd", args.masters)
+        held = {p: m.name for m in local.members for p in (m.client_port, m.peer_port)}
+    _check_free(addresses, held)
+    if local is not None:
         members = [sup.start(Child(m.name, "etcd member", local.command(m),
                                    logs / f"{m.name}.log")) for m in local.members]
         _wait_etcd(local, members)

@@ -92,7 +92,11 @@ def test_role_weights_one_and_three_split_the_cluster_by_drf(
              f"all {slots} task slots running")
     counts = (len(light.running()), len(heavy.running()))
     # DRF with weights 1:3 over 16 equal tasks: 4 and 12, give or take the last one.
-    assert abs(counts[0] - 4) <= 1 and abs(counts[1] - 12) <= 1, counts
+    assert abs(counts[0] - 4) <= 1 and abs(counts[1] - 12) <= 1, (counts, {
+        fw.name: [(round(r["t"] - light.records("subscribed")[0]["t"], 3), r["event"],
+                   r["node"], r.get("tasks", r.get("refuse")))
+                  for r in fw.records() if r["event"] in ("accepted", "declined")]
+        for fw in (light, heavy)})
     for fw in (light, heavy):
         assert not fw.records("error"), fw.records("error")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 import yaml
 
-from tests.cluster import free_port, kill_pods, node_home
+from tests.cluster import free_port_block, kill_pods, node_home
 from tests.netns import Netns
 from tests.poll import wait_for
 
@@ -43,8 +44,9 @@ class Up:
         pods' user may pass through; ``base / "data"`` leads to it."""
         self.base = base
         self.console = base / "console.txt"
-        self.port = free_port()
-        self.mesos_port = free_port()
+        # --listen's port, masters' after it, then their Mesos ports (up to 3 masters)
+        self.port = free_port_block(7)
+        self.mesos_port = self.port + 4
         with open(self.console, "wb") as out:
             self.proc = subprocess.Popen(
                 [*(netns.prefix() if netns else []),
@@ -250,3 +252,24 @@ def test_three_masters_survive_the_leader_killed_and_kubectl_keeps_its_address(
                 and psutil.Process(p).status() != psutil.STATUS_ZOMBIE] == []
     finally:
         up.cleanup()
+
+
+def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    """A port one of the masters needs is in use: `up` says which and whose, and
+    starts nothing (it used to start the others and then report a dead master)."""
+    base = free_port_block(7)
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", base + 2))
+        squatter.listen()
+        up = Up(tmp_path, "--masters", "3", "--listen", f"127.0.0.1:{base}",
+                "--mesos-listen", f"127.0.0.1:{base + 4}")
+        try:
+            assert up.proc.wait(60) != 0
+            assert (f"cannot start: 127.0.0.1:{base + 2} (master-2): Address already in use"
+                    in up.text()), up.text()
+            data = str(node_home(tmp_path / "data"))
+            assert not [p for p in psutil.process_iter(["cmdline"])
+                        if data in " ".join(p.info["cmdline"] or ())]
+        finally:
+            up.cleanup()

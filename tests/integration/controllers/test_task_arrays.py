@@ -266,9 +266,10 @@ def test_a_dead_node_gives_back_only_unfinished_indexes(master: Master, agents: 
     indexes = ran(out)
     assert sorted(set(indexes)) == list(range(120))
     assert all(indexes.count(i) == 1 for i in recorded)
-    # Only tasks running when the machine died (at most its slots) ran twice.
-    twice = [i for i in set(indexes) if indexes.count(i) > 1]
-    assert len(twice) <= 8, twice
+    # The rest of the doomed node's indexes ran again, once: those running when it
+    # died, and those that ended after its agent's last report (at least once, as
+    # Borg; how many depends on the report's timing, so no count is asserted).
+    assert max(indexes.count(i) for i in set(indexes)) <= 2
     assert survivor.proc is not None
 
 

@@ -21,7 +21,8 @@ import httpx
 
 from tests.cluster import Agent, Master
 from tests.kubectl import Kubectl
-from tests.mesos_client import Framework, held_offer, launch, task_info
+from tests.mesos_client import Framework, held_offer
+from tests.mesos_driver import launch, task_info
 from tests.poll import wait_for
 
 AgentStarter = Callable[..., Agent]
@@ -166,15 +167,6 @@ def test_launch_run_finish_kill_and_reconcile(url: str, mesos_master: Master,
     fw.wait_update("g2", "TASK_FINISHED")
 
 
-def _update(fw: Framework, task_id: str, state: str) -> dict[str, Any]:
-    """The update moving ``task_id`` to ``state``: seen already, or the next."""
-    for evt in fw.seen:
-        st = evt["update"]["status"] if evt["type"] == "UPDATE" else {}
-        if st and st["task_id"]["value"] == task_id and st["state"] == state:
-            return dict(st)
-    return fw.wait_update(task_id, state)
-
-
 def _direct_launches(master: Master, node: str) -> float:
     """The node agent's count of tasks the Mesos master launched on it directly."""
     with master.http() as http:
@@ -200,9 +192,9 @@ def test_launches_go_to_the_agent_directly_and_the_store_shows_them_after(
     fw.accept([offer["id"]["value"]], [launch(
         task_info("quick-d", "mesos-d", "true", cpus=0.1),
         task_info("steady-d", "mesos-d", "sleep 600", cpus=0.1))])
-    running = _update(fw, "steady-d", "TASK_RUNNING")
+    running = fw.wait_update("steady-d", "TASK_RUNNING")
     assert running["source"] == "SOURCE_EXECUTOR" and "uuid" in running
-    _update(fw, "quick-d", "TASK_FINISHED")
+    fw.wait_update("quick-d", "TASK_FINISHED")
     assert _direct_launches(mesos_master, "mesos-d") == before + 2
 
     def recorded() -> dict[str, Any] | None:
