@@ -90,7 +90,7 @@ class MesosEndpoint:
         }
 
     def handle(self, request: Request) -> Answer | Coroutine[Any, Any, Answer]:
-        """The server's one handler: the route, or 404/405 as Starlette answered."""
+        """The server's one handler: the route, or 404 (no such path), 405 (method)."""
         route = self.routes.get(request.path)
         if route is None:
             return Reply.text(404, "Not Found")

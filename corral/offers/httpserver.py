@@ -104,6 +104,11 @@ class HttpServer:
         self._server = await loop.create_server(lambda: _Connection(self), host, port,
                                                 reuse_address=True)
 
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
     async def stop(self) -> None:
         """Stop listening and end every connection (a stream's framework then sees
         its stream end, as when the master goes)."""
