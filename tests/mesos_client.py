@@ -246,17 +246,5 @@ def held_offer(fw: Framework, node: str) -> Obj | None:
     return None
 
 
-def task_info(task_id: str, agent_id: str, command: str, cpus: float = 0.1,
-              mem: float = 32.0) -> Obj:
-    return {"name": task_id, "task_id": {"value": task_id}, "agent_id": {"value": agent_id},
-            "command": {"value": command, "shell": True},
-            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}},
-                          {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}}]}
-
-
-def launch(*tasks: Obj) -> Obj:
-    return {"type": "LAUNCH", "launch": {"task_infos": list(tasks)}}
-
-
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()

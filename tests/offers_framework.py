@@ -1,5 +1,5 @@
 """A framework process for offer tests and bench/offers.py: it subscribes through
-tests/mesos_client.py (Mesos' wire protocol, no corral code), follows one simple
+tests/mesos_driver.py (Mesos' wire protocol, no corral code), follows one simple
 policy on every offer, and writes what happened as JSON lines to --out:
 
     python -m tests.offers_framework URL --name N --role R --out FILE
@@ -19,7 +19,15 @@ policy on every offer, and writes what happened as JSON lines to --out:
                                             master that lost its leadership)
 
     records: {"t": monotonic, "event": subscribed|resubscribed|offer|accepted|declined|
-              rescind|update|done|error, ...}
+              rescind|update|refused|done|error, ...}; written once per wake-up, not per event
+
+It is as lean as a production framework (tests/mesos_driver.py): one thread, the
+calls pipelined on keep-alive connections (the ACKNOWLEDGEs of the updates one
+read brought go out in one write), all of an agent's offers in one ACCEPT; yet a
+real client of the API: every update with a uuid acknowledged, offers used as
+offered. accepted is recorded when the call is answered (code, call_ms; sent: when
+it was made), declined when sent; refused: a call not answered 202 (code 0: no
+answer, the connection ended).
 
 Times are time.monotonic(), one clock for every process on the machine, so a test
 or the bench can line records of several frameworks up.
@@ -28,37 +36,41 @@ or the bench can line records of several frameworks up.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import signal
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
+import orjson
 
-from tests.cluster import stop_process
-from tests.mesos_client import Framework, launch, task_info
+# Only what the framework needs (no httpx: its import alone costs the process more
+# than a hundred tasks' calls); tests/cluster.py is imported where a test stops one.
+from tests.mesos_driver import Answer, Driver, SubscribeError, launch, task_info
 
 Obj = dict[str, Any]
 TERMINAL = frozenset({"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ERROR",
                       "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNREACHABLE"})
 
 
-def scalar(offer: Obj, name: str) -> float:
-    return sum(float(r["scalar"]["value"]) for r in offer.get("resources", ())
+def scalar(offers: list[Obj], name: str) -> float:
+    return sum(float(r["scalar"]["value"]) for offer in offers
+               for r in offer.get("resources", ())
                if r.get("name") == name and r.get("type") == "SCALAR")
 
 
 class Policy:
-    def __init__(self, fw: Framework, args: argparse.Namespace, out: IO[str]) -> None:
-        self.fw = fw
+    """What the framework does with each event: one thread, no call waited for
+    (the driver pipelines them; their answers come back to ``answered``)."""
+
+    def __init__(self, driver: Driver, args: argparse.Namespace, out: IO[bytes]) -> None:
+        self.driver = driver
         self.args = args
         self.out = out
+        self.lines: list[bytes] = []  # records not written yet (one write per wake-up)
         self.launched = 0
         self.ended = 0
         self.suppressed = False
@@ -66,34 +78,49 @@ class Policy:
         self.offers = 0
         self.started = time.monotonic()
         self.calls: dict[str, tuple[int, float]] = {}  # kind → (count, total ms)
-        self.lock = threading.Lock()
-        # ACCEPT and ACKNOWLEDGE go out from here, so that reading events never
-        # waits for a call's answer (a framework that blocks on each is its own
-        # bottleneck, not the master's); ACCEPTs on their own, never queued behind
-        # the acknowledgements (three per task: STARTING, RUNNING, how it ended).
-        self.sender = ThreadPoolExecutor(max_workers=8, thread_name_prefix="acks")
-        self.acceptor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="accepts")
-
-    def call(self, kind: str, **body: Any) -> int:
-        """One call, its latency counted per kind (the bench reports where time goes)."""
-        sent = time.monotonic()
-        code = self.fw.call(kind, **body).status_code
-        with self.lock:
-            count, total = self.calls.get(kind, (0, 0.0))
-            self.calls[kind] = (count + 1, total + 1000 * (time.monotonic() - sent))
-        return code
 
     def record(self, event: str, **fields: Any) -> None:
-        line = json.dumps({"t": time.monotonic(), "event": event, **fields}) + "\n"
-        with self.lock:
-            self.out.write(line)
-            self.out.flush()
+        self.lines.append(orjson.dumps({"t": time.monotonic(), "event": event, **fields}))
 
-    def room(self, offer: Obj) -> int:
-        """How many tasks to launch on this offer."""
+    def flush(self) -> None:
+        if self.lines:
+            self.lines.append(b"")
+            self.out.write(b"\n".join(self.lines))
+            self.out.flush()
+            self.lines = []
+
+    def answered(self, answers: list[Answer]) -> None:
+        """Each call's latency counted per kind (the bench reports where time goes)."""
+        now = time.monotonic()
+        for a in answers:
+            count, total = self.calls.get(a.kind, (0, 0.0))
+            self.calls[a.kind] = (count + 1, total + 1000 * (now - a.sent))
+            if a.tag is not None:  # an ACCEPT: the bench reads its latency
+                self.record("accepted", **a.tag, code=a.code, call_ms=1000 * (now - a.sent))
+            if a.code != 202:
+                self.record("refused", kind=a.kind, code=a.code, body=a.body.decode(
+                    errors="replace")[:500])
+                if a.kind == "SUPPRESS":
+                    self.suppressed = False
+                elif a.kind == "REVIVE":
+                    self.going = False  # --go's REVIVE again
+
+    def on_event(self, evt: Obj) -> None:
+        kind = evt["type"]
+        if kind == "OFFERS":
+            self.on_offers(evt["offers"].get("offers", []))
+        elif kind == "UPDATE":
+            self.on_update(evt["update"]["status"])
+        elif kind == "RESCIND":
+            self.record("rescind", offer=evt["rescind"]["offer_id"]["value"])
+        elif kind in ("ERROR", "FAILURE"):
+            self.record("error", message=orjson.dumps(evt).decode())
+
+    def room(self, offers: list[Obj]) -> int:
+        """How many tasks to launch on these offers (of one agent)."""
         a = self.args
-        fit = min(math.floor(scalar(offer, "cpus") / a.cpus + 1e-9),
-                  math.floor(scalar(offer, "mem") / a.mem + 1e-9))
+        fit = min(math.floor(scalar(offers, "cpus") / a.cpus + 1e-9),
+                  math.floor(scalar(offers, "mem") / a.mem + 1e-9))
         if a.per_offer:
             fit = min(fit, a.per_offer)
         if a.tasks:
@@ -101,24 +128,25 @@ class Policy:
         return max(fit, 0)
 
     def on_offers(self, offers: list[Obj]) -> None:
-        for offer in offers:
-            self.offers += 1
-            oid, node = offer["id"]["value"], offer.get("hostname", "")
-            self.record("offer", offer=oid, node=node, cpus=scalar(offer, "cpus"),
-                        mem=scalar(offer, "mem"))
+        for held in _by_agent(offers):
+            self.offers += len(held)
+            for offer in held:
+                self.record("offer", offer=offer["id"]["value"], node=offer.get("hostname", ""),
+                            cpus=scalar([offer], "cpus"), mem=scalar([offer], "mem"))
             a = self.args
             if a.decline is not None:
-                self.decline(offer, a.decline)
+                self.decline(held, a.decline)
             elif not self.going:  # sent before the SUPPRESS took: no filter
-                self.decline(offer, 0)
-            elif (count := self.room(offer)) == 0:
+                self.decline(held, 0)
+            elif (count := self.room(held)) == 0:
                 # Too small for a task: Mesos' default filter, which lapses as soon
                 # as the node has more than this offer held.
-                self.decline(offer, 5 if not a.tasks or self.launched < a.tasks else 3600)
+                self.decline(held, 5 if not a.tasks or self.launched < a.tasks else 3600)
             else:
-                self.accept(offer, count)
+                self.accept(held, count)
         if self.args.tasks and self.launched >= self.args.tasks and not self.suppressed:
-            self.suppressed = self.call("SUPPRESS") == 202
+            self.suppressed = True
+            self.driver.call("SUPPRESS")
 
     def wait_for_go(self) -> float:
         """How long the next wait for an event may be: short while --go's file is
@@ -127,41 +155,40 @@ class Policy:
             return 3600.0
         if not Path(self.args.go).exists():
             return 0.01
-        self.going = self.call("REVIVE") == 202
+        self.driver.call("REVIVE")
+        self.going = True
         return 3600.0
 
-    def decline(self, offer: Obj, refuse: float) -> None:
-        sent = time.monotonic()
-        code = self.call("DECLINE", decline={"offer_ids": [offer["id"]],
-                                             "filters": {"refuse_seconds": refuse}})
-        self.record("declined", offer=offer["id"]["value"], node=offer.get("hostname", ""),
-                    refuse=refuse, code=code, sent=sent)
+    def decline(self, offers: list[Obj], refuse: float) -> None:
+        for offer in offers:  # one record each: the bench's round trips are per offer
+            self.driver.call("DECLINE", decline={"offer_ids": [offer["id"]],
+                                                 "filters": {"refuse_seconds": refuse}})
+            # When sent, not answered: the node's next offer may come before the answer.
+            self.record("declined", offer=offer["id"]["value"], node=offer.get("hostname", ""),
+                        refuse=refuse, sent=time.monotonic())
 
-    def accept(self, offer: Obj, count: int) -> None:
+    def accept(self, offers: list[Obj], count: int) -> None:
+        """All of one agent's offers held, in one ACCEPT launching ``count`` tasks."""
         a = self.args
-        agent = offer["agent_id"]["value"]
+        agent = offers[0]["agent_id"]["value"]
         tasks = [task_info(f"{a.name}-{self.launched + i}", agent, a.command, a.cpus, a.mem)
                  for i in range(count)]
         self.launched += count
-        self.acceptor.submit(self._accept, offer, tasks)
+        self.driver.call("ACCEPT", {"offer": offers[0]["id"]["value"],
+                                    "node": offers[0].get("hostname", ""), "tasks": count,
+                                    "first": tasks[0]["task_id"]["value"],
+                                    "sent": time.monotonic()},
+                         accept={"offer_ids": [o["id"] for o in offers],
+                                 "operations": [launch(*tasks)],
+                                 "filters": {"refuse_seconds": 0}})
 
-    def _accept(self, offer: Obj, tasks: list[Obj]) -> None:
-        sent = time.monotonic()
-        code = self.call("ACCEPT", accept={"offer_ids": [offer["id"]],
-                                           "operations": [launch(*tasks)],
-                                           "filters": {"refuse_seconds": 0}})
-        self.record("accepted", offer=offer["id"]["value"], node=offer.get("hostname", ""),
-                    tasks=len(tasks), code=code, call_ms=1000 * (time.monotonic() - sent),
-                    first=tasks[0]["task_id"]["value"], sent=sent)
-
-    def on_update(self, status: Obj) -> None:
-        state = status["state"]
-        self.record("update", task=status["task_id"]["value"], state=state,
-                    reason=status.get("reason", ""), message=status.get("message", ""))
-        if "uuid" in status:
-            self.sender.submit(self.call, "ACKNOWLEDGE", acknowledge={
-                "agent_id": status["agent_id"], "task_id": status["task_id"],
-                "uuid": status["uuid"]})
+    def on_update(self, st: Obj) -> None:
+        state = st["state"]
+        self.record("update", task=st["task_id"]["value"], state=state,
+                    reason=st.get("reason", ""), message=st.get("message", ""))
+        if "uuid" in st:
+            self.driver.call("ACKNOWLEDGE", acknowledge={
+                "agent_id": st["agent_id"], "task_id": st["task_id"], "uuid": st["uuid"]})
         if state in TERMINAL:
             self.ended += 1
 
@@ -172,53 +199,68 @@ class Policy:
                     and self.ended >= self.args.tasks)
 
 
-def _subscribe_again(fw: Framework, within: float) -> bool:
+def _by_agent(offers: list[Obj]) -> Iterator[list[Obj]]:
+    """Offers grouped by agent, in the order they came (one ACCEPT may use all of
+    an agent's offers, never two agents')."""
+    groups: dict[str, list[Obj]] = {}
+    for offer in offers:
+        groups.setdefault(offer["agent_id"]["value"], []).append(offer)
+    yield from groups.values()
+
+
+def _subscribe_again(driver: Driver, within: float) -> bool:
     """SUBSCRIBE with the framework's id until a master takes it, for ``within`` s."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
-            fw.subscribe()
+            driver.subscribe()
             return True
-        except (AssertionError, httpx.HTTPError):
+        except SubscribeError:
             time.sleep(0.5)
     return False
 
 
+def framework_info(args: argparse.Namespace) -> Obj:
+    # No user: its tasks run as the nodes' unprivileged pod user.
+    info: Obj = {"name": args.name, "user": "", "roles": [args.role],
+                 "capabilities": [{"type": "MULTI_ROLE"}]}
+    if args.failover_timeout:
+        info["failover_timeout"] = args.failover_timeout
+    return info
+
+
 def run(args: argparse.Namespace) -> int:
-    fw = Framework(args.url, name=args.name, roles=[args.role],
-                   failover_timeout=args.failover_timeout or None)
-    with open(args.out, "a") as out:
-        policy = Policy(fw, args, out)
-        fw.subscribe()
+    driver = Driver(args.url, framework_info(args))
+    with open(args.out, "ab") as out:
+        policy = Policy(driver, args, out)
+        try:
+            driver.subscribe()
+        except SubscribeError as err:
+            policy.record("error", message=str(err))
+            policy.flush()
+            return 1
         if args.go:
-            fw.call("SUPPRESS")
-        policy.record("subscribed", id=fw.id)
+            driver.call("SUPPRESS")
+        policy.record("subscribed", id=driver.id)
         while not policy.done():
-            try:
-                evt = fw.next_event(timeout=policy.wait_for_go())
-            except AssertionError:  # no event within the wait
-                continue
-            if evt is None and not _subscribe_again(fw, args.failover_timeout):
-                policy.record("error", message="the event stream ended")
-                return 1
-            if evt is None:
-                policy.record("resubscribed", id=fw.id)
-                continue
-            kind = evt["type"]
-            if kind == "OFFERS":
-                policy.on_offers(evt["offers"].get("offers", []))
-            elif kind == "UPDATE":
-                policy.on_update(evt["update"]["status"])
-            elif kind == "RESCIND":
-                policy.record("rescind", offer=evt["rescind"]["offer_id"]["value"])
-            elif kind in ("ERROR", "FAILURE"):
-                policy.record("error", message=json.dumps(evt))
+            policy.flush()
+            events, answers = driver.poll(policy.wait_for_go())
+            policy.answered(answers)
+            for evt in events:
+                policy.on_event(evt)
+            if driver.ended and not policy.done():
+                if not _subscribe_again(driver, args.failover_timeout):
+                    policy.record("error", message="the event stream ended")
+                    policy.flush()
+                    return 1
+                policy.record("resubscribed", id=driver.id)
         elapsed = time.monotonic() - policy.started
-        policy.acceptor.shutdown(wait=True)
-        policy.sender.shutdown(wait=True)
+        policy.answered(driver.drain(30))
         policy.record("done", elapsed=elapsed, tasks=policy.ended, calls=policy.calls)
-        fw.call("TEARDOWN")
-        fw.close()
+        policy.flush()
+        driver.call("TEARDOWN")
+        driver.drain(30)
+        driver.close()
     return 0
 
 
@@ -257,7 +299,7 @@ class FrameworkProcess:
 
     def records(self, event: str | None = None) -> list[Obj]:
         lines = self.out.read_text().splitlines()
-        found = [json.loads(line) for line in lines if line.endswith("}")]
+        found = [orjson.loads(line) for line in lines if line.endswith("}")]
         return [r for r in found if event is None or r["event"] == event]
 
     def running(self) -> set[str]:
@@ -274,6 +316,8 @@ class FrameworkProcess:
         return self.proc.wait(timeout)
 
     def stop(self) -> None:
+        from tests.cluster import stop_process  # not in the framework process itself
+
         stop_process(self.proc)
 
 

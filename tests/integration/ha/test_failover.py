@@ -29,7 +29,8 @@ from corral.objects import Obj, parse_time
 from corral.store.etcd import EtcdStore
 from tests.cluster import Agent, Master, kill_pods
 from tests.integration.ha.conftest import HA, Writers, create_acked, until
-from tests.mesos_client import Framework, held_offer, launch, task_info
+from tests.mesos_client import Framework, held_offer
+from tests.mesos_driver import launch, task_info
 from tests.poll import wait_for
 
 NS = "default"

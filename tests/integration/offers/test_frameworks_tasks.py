@@ -21,7 +21,8 @@ import httpx
 
 from tests.cluster import Agent, Master
 from tests.kubectl import Kubectl
-from tests.mesos_client import Framework, held_offer, launch, task_info
+from tests.mesos_client import Framework, held_offer
+from tests.mesos_driver import launch, task_info
 from tests.poll import wait_for
 
 AgentStarter = Callable[..., Agent]
