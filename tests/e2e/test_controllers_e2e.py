@@ -311,16 +311,26 @@ def test_max_failed_indexes_fails_the_job_at_once(http: httpx.Client, tmp_path: 
 def test_fail_index_rule_fails_the_index_after_one_run(http: httpx.Client,
                                                        tmp_path: Path) -> None:
     """A FailIndex rule on exit code 42 fails index 0 at its first failure, though
-    backoffLimitPerIndex would allow 3 retries; index 1 completes."""
+    backoffLimitPerIndex would allow 3 retries. Index 1 exits 3 on its first run
+    (an Ignore rule: its replacement counts it as an ignored failure), then
+    completes."""
     shared = node_home(tmp_path / "shared")
     shared.chmod(0o777)
-    command = _counting(shared, 'test "$JOB_COMPLETION_INDEX" != 0 || exit 42')
-    policy = {"rules": [{"action": "FailIndex",
-                         "onExitCodes": {"operator": "In", "values": [42]}}]}
+    command = _counting(shared, 'test "$JOB_COMPLETION_INDEX" != 0 || exit 42; '
+                                f'test "$(wc -l < {shared}/runs-1)" -ge 2 || exit 3')
+    policy = {"rules": [
+        {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [42]}},
+        {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}}]}
     create(http, JOBS, job("fail-index", command, completions=2, parallelism=2,
                            completionMode="Indexed", backoffLimitPerIndex=3,
                            podFailurePolicy=policy))
     done = wait_job(http, "fail-index", timeout=90)
     assert _true_conditions(done)["Failed"] == "FailedIndexes"
     assert (done["status"]["failedIndexes"], done["status"]["completedIndexes"]) == ("0", "1")
-    assert [_runs(shared, 0), _runs(shared, 1)] == [1, 1]
+    assert [_runs(shared, 0), _runs(shared, 1)] == [1, 2]
+    notes = [p["metadata"]["annotations"] for p in items(
+        http, f"{CORE}/{NS}/pods", "batch.kubernetes.io/job-name=fail-index")
+        if p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "1"]
+    assert sorted((a["batch.kubernetes.io/job-index-failure-count"],
+                   a.get("batch.kubernetes.io/job-index-ignored-failure-count", "-"))
+                  for a in notes) == [("0", "-"), ("0", "1")]
