@@ -346,6 +346,11 @@ def _validate_job(job: Job, old: Job | None, errs: FieldErrors) -> None:
         errs.immutable("spec.selector", _selector_json(spec.selector),
                        _selector_json(old.spec.selector))
         errs.immutable("spec.completionMode", spec.completion_mode, old.spec.completion_mode)
+        errs.immutable("spec.backoffLimitPerIndex", spec.backoff_limit_per_index,
+                       old.spec.backoff_limit_per_index)
+        policies = [p.model_dump(mode="json", by_alias=True, exclude_none=True) if p else None
+                    for p in (spec.pod_failure_policy, old.spec.pod_failure_policy)]
+        errs.immutable("spec.podFailurePolicy", *policies)
         _validate_job_template_update(job, old, errs)
 
 

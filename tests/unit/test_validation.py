@@ -346,6 +346,10 @@ UPDATES = [
     ("job-selector", "Job", lambda b: b["spec"].update(
         manualSelector=True, selector={"matchLabels": {"batch.kubernetes.io/controller-uid":
                                                        "u-1", "x": "y"}}), "spec.selector"),
+    ("job-per-index", "Job", _set("spec.backoffLimitPerIndex", 2), "spec.backoffLimitPerIndex"),
+    ("job-failure-policy", "Job", _set("spec.podFailurePolicy", {"rules": [
+        {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}}]}),
+     "spec.podFailurePolicy"),
     ("priority-value", "PriorityClass", _set("value", 7), "value"),
     ("cluster-ip", "Service", _set("spec.clusterIP", "10.96.0.2"), "spec.clusterIP"),
     ("secret-type", "Secret", _set("type", "kubernetes.io/tls"), "type"),
