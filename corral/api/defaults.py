@@ -33,7 +33,7 @@ from corral.api.kinds.autoscaling import (
     MetricTarget,
     ResourceMetricSource,
 )
-from corral.api.kinds.base import KubeModel
+from corral.api.kinds.base import INT32_MAX, KubeModel
 from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.container import Container, Probe
 from corral.api.kinds.core import Namespace, NamespaceStatus, Pod, Secret
@@ -231,7 +231,8 @@ def _default_job(job: Job) -> None:
     if spec.parallelism is None:
         spec.parallelism = 1
     if spec.backoff_limit is None:
-        spec.backoff_limit = 6
+        # Per-index back-off replaces the Job-wide limit (Kubernetes: MaxInt32).
+        spec.backoff_limit = 6 if spec.backoff_limit_per_index is None else INT32_MAX
     if spec.completion_mode is None:
         spec.completion_mode = "NonIndexed"
     if spec.suspend is None:

@@ -1,5 +1,7 @@
-"""Validation of a Job's podFailurePolicy, after Kubernetes' validatePodFailurePolicy:
-the rules a failed pod is matched against (corral/controllers/job_failure_policy.py)."""
+"""Validation of a Job's failure handling, after Kubernetes' validateJobSpec and
+validatePodFailurePolicy: the per-index back-off (backoffLimitPerIndex,
+maxFailedIndexes, only for Indexed Jobs) and the rules a failed pod is matched
+against (corral/controllers/job_failure_policy.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,46 @@ MAX_CONDITION_PATTERNS = 20
 ACTIONS = ("Count", "FailIndex", "FailJob", "Ignore")
 OPERATORS = ("In", "NotIn")
 CONDITION_STATUSES = ("False", "True", "Unknown")
+MAX_FAILED_INDEXES = 100_000  # caps the length of status.failedIndexes
+COMPLETIONS_SOFT_LIMIT = 100_000  # above it, per-index back-off needs tighter bounds
+HIGH_COMPLETIONS_MAX_PARALLELISM = 10_000
+HIGH_COMPLETIONS_MAX_FAILED_INDEXES = 10_000
+
+
+def validate_per_index_backoff(job: Job, errs: FieldErrors) -> None:
+    """backoffLimitPerIndex and maxFailedIndexes, with Kubernetes' words."""
+    spec = job.spec
+    per_index, max_failed = spec.backoff_limit_per_index, spec.max_failed_indexes
+    errs.non_negative("spec.backoffLimitPerIndex", per_index)
+    errs.non_negative("spec.maxFailedIndexes", max_failed)
+    if max_failed is not None and per_index is None:
+        errs.required("spec.backoffLimitPerIndex", "when maxFailedIndexes is specified")
+    if spec.completion_mode != "Indexed":
+        for path, value in (("spec.backoffLimitPerIndex", per_index),
+                            ("spec.maxFailedIndexes", max_failed)):
+            if value is not None:
+                errs.invalid(path, value, "requires indexed completion mode")
+        return
+    completions = spec.completions
+    if max_failed is not None and completions is not None and max_failed > completions:
+        errs.invalid("spec.maxFailedIndexes", max_failed,
+                     "must be less than or equal to completions")
+    if max_failed is not None and max_failed > MAX_FAILED_INDEXES:
+        errs.invalid("spec.maxFailedIndexes", max_failed,
+                     f"must be less than or equal to {MAX_FAILED_INDEXES}")
+    if completions is None or completions <= COMPLETIONS_SOFT_LIMIT or per_index is None:
+        return
+    high = (f"when completions are above {COMPLETIONS_SOFT_LIMIT} and used with backoff "
+            "limit per index")
+    if max_failed is None:
+        errs.required("spec.maxFailedIndexes",
+                      f"must be specified when completions is above {COMPLETIONS_SOFT_LIMIT}")
+    elif max_failed > HIGH_COMPLETIONS_MAX_FAILED_INDEXES:
+        errs.invalid("spec.maxFailedIndexes", max_failed,
+                     f"must be less than or equal to {HIGH_COMPLETIONS_MAX_FAILED_INDEXES} {high}")
+    if spec.parallelism is not None and spec.parallelism > HIGH_COMPLETIONS_MAX_PARALLELISM:
+        errs.invalid("spec.parallelism", spec.parallelism,
+                     f"must be less than or equal to {HIGH_COMPLETIONS_MAX_PARALLELISM} {high}")
 
 
 def validate_pod_failure_policy(job: Job, errs: FieldErrors) -> None:

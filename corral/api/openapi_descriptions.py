@@ -211,7 +211,14 @@ DESCRIPTIONS: dict[str, tuple[str, dict[str, str]]] = {
         "completions": "Successful pods needed; unset: the first success finishes it.",
         "parallelism": "Pods running at once.",
         "completionMode": "NonIndexed or Indexed (each pod gets an index).",
-        "backoffLimit": "Failures before the job fails. Defaults to 6.",
+        "backoffLimit": "Failures before the job fails. Defaults to 6, or to 2147483647 "
+                        "when backoffLimitPerIndex is set.",
+        "backoffLimitPerIndex": "Indexed only: failures of one index before that index "
+                                "fails (status.failedIndexes) and is not retried; the "
+                                "count is kept in each pod's "
+                                "batch.kubernetes.io/job-index-failure-count annotation.",
+        "maxFailedIndexes": "With backoffLimitPerIndex: the job fails at once when more "
+                            "indexes than this have failed; at most completions.",
         "activeDeadlineSeconds": "Seconds the job may run before it fails.",
         "ttlSecondsAfterFinished": "Seconds after finishing before the job is deleted.",
         "suspend": "Create no pods while true.",

@@ -163,7 +163,7 @@ def _controller_manager() -> list[Obj]:
     return [
         _rule(READ + ["update", "patch", "delete", "deletecollection"], ["*"], ["*"]),
         _rule(["create"], ["", "corral.dev"], ["pods", "endpoints", "serviceaccounts",
-                                               "allocs"]),
+                                               "configmaps", "allocs"]),
         _rule(["create"], ["apps"], ["replicasets", "controllerrevisions"]),
         _rule(["create"], ["batch"], ["jobs"]),
         _rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),

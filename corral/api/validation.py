@@ -22,7 +22,7 @@ from corral.api.crd.definition import validate_crd
 from corral.api.errors import Cause
 from corral.api.field_errors import FieldErrors
 from corral.api.framework_validation import validate_framework
-from corral.api.job_validation import validate_pod_failure_policy
+from corral.api.job_validation import validate_per_index_backoff, validate_pod_failure_policy
 from corral.api.kinds.alloc import Alloc
 from corral.api.kinds.apiextensions import CustomResourceDefinition
 from corral.api.kinds.apps import (
@@ -340,11 +340,17 @@ def _validate_job(job: Job, old: Job | None, errs: FieldErrors) -> None:
     _validate_workload_selector(spec.selector, spec.template, errs)
     _validate_template(spec.template, errs, ("OnFailure", "Never"))
     validate_task_array(job, errs)
+    validate_per_index_backoff(job, errs)
     validate_pod_failure_policy(job, errs)
     if old is not None:
         errs.immutable("spec.selector", _selector_json(spec.selector),
                        _selector_json(old.spec.selector))
         errs.immutable("spec.completionMode", spec.completion_mode, old.spec.completion_mode)
+        errs.immutable("spec.backoffLimitPerIndex", spec.backoff_limit_per_index,
+                       old.spec.backoff_limit_per_index)
+        policies = [p.model_dump(mode="json", by_alias=True, exclude_none=True) if p else None
+                    for p in (spec.pod_failure_policy, old.spec.pod_failure_policy)]
+        errs.immutable("spec.podFailurePolicy", *policies)
         _validate_job_template_update(job, old, errs)
 
 

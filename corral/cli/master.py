@@ -257,9 +257,10 @@ async def _run_components(server: ApiServer, names: list[str], stop: asyncio.Eve
         # The master's own presence writes as the admin; each component as itself.
         client = await stack.enter_async_context(
             Client(server.cfg.url, server.token, transport=transport))
+        # The CA too, though no TLS is spoken: what pods verify the API by is published.
         own = {name: await stack.enter_async_context(Client(
             server.cfg.url, server.component_tokens.get(name) or server.token,
-            transport=transport)) for name in names}
+            ca_pem=server.ca_pem, transport=transport)) for name in names}
         runs: list[asyncio.Task[None]] = []
         # Every master says it is alive: `corral status` lists the masters, and the
         # Endpoints of default/kubernetes (where pods find the API) are made from it.

@@ -175,6 +175,11 @@ class Client:
         self._http = self._open(client_cert)
         self._retiring: set[asyncio.Task[None]] = set()
 
+    @property
+    def ca_pem(self) -> bytes | None:
+        """The CA this client trusts the API server by (None: the system's, or none)."""
+        return self._ca_pem
+
     def _open(self, client_cert: ClientCert | None) -> httpx.AsyncClient:
         verify = _ssl_context(self._ca_pem, self._insecure, client_cert)
         transport = self._transport

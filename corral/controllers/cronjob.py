@@ -4,7 +4,10 @@ controller (v2) makes them.
     CronJob / Job event, or the next scheduled time ─► key "ns/cronjob" ─► reconcile:
       the CronJob's Jobs (by owner): finished ones leave status.active
         (SawCompletedJob; lastSuccessfulTime), unfinished ones missing from it
-        join it, references to Jobs that are gone are dropped
+        join it (one made just before a crash), references to Jobs that are gone
+        are dropped; one made by hand (`kubectl create job --from=cronjob/...`)
+        never joins, as in Kubernetes (UnexpectedJob): it does not hold back a
+        Forbid schedule, nor is it replaced
       suspended, or an unusable schedule/time zone ─► nothing to start
       the most recent scheduled time in (lastScheduleTime or creation, now],
         not earlier than now - startingDeadlineSeconds
@@ -48,6 +51,7 @@ from corral.objects import (
 )
 
 SCHEDULED_AT = "batch.kubernetes.io/cronjob-scheduled-timestamp"
+INSTANTIATE = "cronjob.kubernetes.io/instantiate"  # "manual": made by kubectl create job
 CRONJOB_NAME_LABEL = "batch.kubernetes.io/cronjob-name"
 
 
@@ -105,7 +109,11 @@ def _track_active(cronjob: Obj, jobs: list[Obj], result: Plan) -> None:
     names = {ref.get("name") for ref in active}
     for job in jobs:
         outcome = finished(job)
-        if outcome is None and name_of(job) not in names and not is_deleting(job):
+        manual = (meta(job).get("annotations") or {}).get(INSTANTIATE) == "manual"
+        if outcome is None and name_of(job) not in names and manual:
+            result.note(WARNING, "UnexpectedJob", "Saw a job that the controller did not "
+                                                  f"create or forgot: {name_of(job)}")
+        elif outcome is None and name_of(job) not in names and not is_deleting(job):
             active.append(job_reference(job))
         elif outcome is not None and name_of(job) in names:
             active = [ref for ref in active if ref.get("name") != name_of(job)]

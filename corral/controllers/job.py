@@ -9,9 +9,15 @@ a time, and finish Complete or Failed.
                  lost or counted twice.
                  A failed pod matching a podFailurePolicy rule (job_failure_policy.py)
                  may fail the Job at once (FailJob) or not count at all (Ignore).
-      2 decide   verdict: Complete, Failed (BackoffLimitExceeded, DeadlineExceeded)
+                 backoffLimitPerIndex (job_per_index.py): a failed pod past its
+                 index's limit, or matching FailIndex, adds the index to
+                 failedIndexes; one that is not is held until its replacement
+                 exists, which carries the index's failure counts on.
+      2 decide   verdict: Complete, Failed (BackoffLimitExceeded, DeadlineExceeded,
+                 FailedIndexes, MaxFailedIndexesExceeded)
       3 act      suspended → delete active pods; running → create (Indexed: per
-                 missing index, JOB_COMPLETION_INDEX env + annotation) or delete extras;
+                 missing index, JOB_COMPLETION_INDEX env + annotation; per-index
+                 back-off per index) or delete extras (failed indexes' pods too);
                  finished → delete active pods; ttlSecondsAfterFinished → delete the Job
       4 status   active/ready/succeeded/failed/startTime/completionTime/conditions
 
@@ -35,15 +41,22 @@ from corral.controllers.base import Controller, split_key
 from corral.controllers.expectations import Expectations
 from corral.controllers.informers import NAMESPACE, OWNER_UID, SharedInformers
 from corral.controllers.job_failure_policy import first_match
+from corral.controllers.job_per_index import (
+    IndexFailures,
+    ends_index,
+    held,
+    per_index_limit,
+    replacement_failures,
+)
 from corral.controllers.job_status import (
     COMPLETION_INDEX,
+    FAILED_INDEXES,
+    MAX_FAILED_INDEXES_EXCEEDED,
     TRACKING_FINALIZER,
     FailureBackoff,
     JobSpecView,
     deadline_left,
     finished_condition,
-    format_indexes,
-    parse_indexes,
     pending_indexes,
     pod_index,
     verdict,
@@ -59,6 +72,7 @@ from corral.controllers.pods import (
     rank_for_deletion,
 )
 from corral.controllers.task_array import TaskArrays, is_task_array
+from corral.indexset import IndexSet
 from corral.objects import Obj, is_deleting, meta, parse_time, rfc3339, spec, uid_of
 
 
@@ -166,30 +180,41 @@ class JobController(Controller):
         status = copy.deepcopy(job.get("status") or {})
         uncounted = status.get("uncountedTerminatedPods") or {}
         lists = {o: list(uncounted.get(o) or []) for o in ("succeeded", "failed")}
-        completed = parse_indexes(status.get("completedIndexes"))
+        completed = IndexSet.parse(status.get("completedIndexes"))
+        failed_indexes = IndexSet.parse(status.get("failedIndexes"))
         indexed = spec(job).get("completionMode") == "Indexed"
+        # A pod deleted because the Job ended or was suspended did not fail its index.
+        stopping = finished_condition(job) is not None or spec(job).get("suspend")
+        limit = None if stopping else per_index_limit(job)
+        holding = self._held(job, pods, limit, completed, failed_indexes)
         new, ignored, fail_job = False, list[Obj](), None
         for pod in pods:
             outcome = terminated_outcome(pod)
             uid = uid_of(pod)
             if outcome is None or not has_tracking(pod) or uid in lists["succeeded"] \
-                    or uid in lists["failed"]:
+                    or uid in lists["failed"] or uid in holding:
                 continue
             match = first_match(job, pod) if outcome == "failed" else None
+            index = pod_index(pod)
+            if limit is not None and outcome == "failed" and index is not None \
+                    and index not in completed and ends_index(job, pod, limit):
+                failed_indexes.add(index)
+                new = True
             if match is not None and match.action == "Ignore":
                 ignored.append(pod)
                 continue
             if match is not None and match.action == "FailJob":
                 fail_job = fail_job or match
             lists[outcome].append(uid)
-            index = pod_index(pod)
             if outcome == "succeeded" and indexed and index is not None:
                 completed.add(index)
             new = True
         if new:
             status["uncountedTerminatedPods"] = lists
             if indexed:
-                status["completedIndexes"] = format_indexes(completed)
+                status["completedIndexes"] = completed.format()
+            if limit is not None:
+                status["failedIndexes"] = (failed_indexes - completed).format()
             if fail_job is not None and finished_condition(job) is None:
                 status["conditions"] = _set(list(status.get("conditions") or []),
                                             FAILURE_TARGET, "True", POD_FAILURE_POLICY,
@@ -204,10 +229,19 @@ class JobController(Controller):
         for outcome in ("succeeded", "failed"):
             status[outcome] = int(status.get(outcome) or 0) + len(lists[outcome])
         if indexed:
-            status["succeeded"] = len(parse_indexes(status.get("completedIndexes")))
+            status["succeeded"] = len(IndexSet.parse(status.get("completedIndexes")))
         status["uncountedTerminatedPods"] = {}
         self._fail_by_policy(job, status)
         return await self.write_status(job, status)
+
+    def _held(self, job: Obj, pods: list[Obj], limit: int | None, done: IndexSet,
+              failed: IndexSet) -> set[str]:
+        """Failed pods whose index will run again keep their finalizer (and stay
+        uncounted) until the replacement exists: they carry the index's count.
+        A Job being deleted holds none."""
+        if limit is None or is_deleting(job):
+            return set()
+        return held(job, pods, limit, done, failed)
 
     def _fail_by_policy(self, job: Obj, status: Obj) -> None:
         """A pod matched a FailJob rule: FailureTarget was written with the pod's
@@ -236,7 +270,7 @@ class JobController(Controller):
         active = [p for p in pods if is_active(p)]
         finished = finished_condition(job)
         if finished is None and not is_deleting(job):
-            finished = await self._run(key, job, spec, status, active, now)
+            finished = await self._run(key, job, spec, status, pods, active, now)
         if finished is not None:
             await self._delete_pods(key, job, active)
             active = []
@@ -246,7 +280,7 @@ class JobController(Controller):
         if status != (job.get("status") or {}):
             await self.write_status(job, status)
 
-    async def _run(self, key: str, job: Obj, spec: JobSpecView, status: Obj,
+    async def _run(self, key: str, job: Obj, spec: JobSpecView, status: Obj, pods: list[Obj],
                    active: list[Obj], now: datetime) -> Obj | None:
         """A Job still running: suspend, finish, or keep the right pods going."""
         if (job.get("spec") or {}).get("suspend"):
@@ -256,16 +290,22 @@ class JobController(Controller):
             return None
         self.resume(job, status, now)
         succeeded, failed = int(status.get("succeeded") or 0), int(status.get("failed") or 0)
-        completed = parse_indexes(status.get("completedIndexes"))
+        completed = IndexSet.parse(status.get("completedIndexes"))
         started = parse_time(status.get("startTime"))
-        outcome = verdict(spec, succeeded, failed, completed, len(active), started, now)
+        outcome = verdict(spec, succeeded, failed, completed, len(active), started, now,
+                          IndexSet.parse(status.get("failedIndexes")))
         if outcome is not None:
+            if outcome.reason in (FAILED_INDEXES, MAX_FAILED_INDEXES_EXCEEDED):
+                # As Kubernetes: FailureTarget first, then Failed with the same words.
+                status["conditions"] = _set(list(status.get("conditions") or []),
+                                            FAILURE_TARGET, "True", outcome.reason,
+                                            outcome.message, now)
             return self.finish(job, status, outcome.type, outcome.reason, outcome.message, now)
         left = deadline_left(spec, started, now)
         if left is not None:
             self.requeue_after(key, left + 0.05)
         if self.expectations.satisfied(key):
-            await self._manage(key, job, spec, status, active, failed)
+            await self._manage(key, job, spec, status, pods, active, failed)
         return None
 
     def suspend(self, job: Obj, status: Obj, now: datetime) -> None:
@@ -294,14 +334,15 @@ class JobController(Controller):
         return status["conditions"][-1]  # type: ignore[no-any-return]
 
     async def _manage(self, key: str, job: Obj, spec: JobSpecView, status: Obj,
-                      active: list[Obj], failed: int) -> None:
-        delay = self.backoff.left(key, failed)
+                      pods: list[Obj], active: list[Obj], failed: int) -> None:
+        delay = 0.0 if spec.backoff_limit_per_index is not None else self.backoff.left(key, failed)
         if spec.indexed:
-            completed = parse_indexes(status.get("completedIndexes"))
+            ended = IndexSet.parse(status.get("completedIndexes")) | IndexSet.parse(
+                status.get("failedIndexes"))
             running = {i for p in active if (i := pod_index(p)) is not None}
             room = spec.parallelism - len(active)
-            todo = pending_indexes(spec, completed, running, room)
-            extras = _duplicate_indexes(active) + [p for p in active if pod_index(p) in completed]
+            todo = pending_indexes(spec, ended, running, room)
+            extras = _duplicate_indexes(active) + [p for p in active if pod_index(p) in ended]
         else:
             succeeded = int(status.get("succeeded") or 0)
             diff = want_active(spec, succeeded, len(active)) - len(active)
@@ -309,27 +350,52 @@ class JobController(Controller):
             extras = rank_for_deletion(active)[:-diff] if diff < 0 else []
         if extras:
             await self._delete_pods(key, job, extras)
+        counts: dict[int, IndexFailures] = {}
+        if todo and spec.backoff_limit_per_index is not None:
+            counts = replacement_failures(job, pods)
+            todo = self._past_index_backoff(key, todo, counts)
         if todo and delay > 0:
             self.requeue_after(key, delay)
         elif todo:
-            await self._create(key, job, spec, todo)
+            await self._create(key, job, spec, todo, counts)
 
-    async def _create(self, key: str, job: Obj, spec: JobSpecView, todo: list[int]) -> None:
+    def _past_index_backoff(self, key: str, todo: list[int],
+                            counts: dict[int, IndexFailures]) -> list[int]:
+        """Indexes whose own back-off (from their failures so far) is over; the
+        Job is looked at again when the next one's ends."""
+        ready, waits = [], []
+        for index in todo:
+            wait = self.backoff.left(f"{key}#{index}", counts.get(index, IndexFailures()).total)
+            if wait > 0:
+                waits.append(wait)
+            else:
+                ready.append(index)
+        if waits:
+            self.requeue_after(key, min(waits))
+        return ready
+
+    async def _create(self, key: str, job: Obj, spec: JobSpecView, todo: list[int],
+                      counts: dict[int, IndexFailures]) -> None:
         template = (job.get("spec") or {}).get("template") or {}
         namespace = str(meta(job).get("namespace"))
         name = str(meta(job).get("name"))
-        pods = [self._pod(template, job, namespace, name, i if spec.indexed else None)
+        per_index = spec.backoff_limit_per_index is not None
+        pods = [self._pod(template, job, namespace, name, i if spec.indexed else None,
+                          counts.get(i, IndexFailures()) if per_index else None)
                 for i in todo]
         await create_owned(self, self.expectations, key, job, pods)
 
     @staticmethod
-    def _pod(template: Obj, job: Obj, namespace: str, name: str, index: int | None) -> Obj:
+    def _pod(template: Obj, job: Obj, namespace: str, name: str, index: int | None,
+             failures: IndexFailures | None = None) -> Obj:
         if index is None:
             return pod_from_template(template, job, namespace, generate_name=f"{name}-",
                                      finalizers=[TRACKING_FINALIZER])
+        notes = {COMPLETION_INDEX: str(index),
+                 **(failures.annotations() if failures is not None else {})}
         pod = pod_from_template(template, job, namespace, generate_name=f"{name}-{index}-",
                                 extra_labels={COMPLETION_INDEX: str(index)},
-                                extra_annotations={COMPLETION_INDEX: str(index)},
+                                extra_annotations=notes,
                                 finalizers=[TRACKING_FINALIZER])
         spec = pod["spec"]
         for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:

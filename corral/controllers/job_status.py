@@ -1,10 +1,15 @@
 """The pure arithmetic of a Job: indexes, how many pods to run, when it is done.
 
-    completed indexes  "0-3,5,7-8" ⇄ {0,1,2,3,5,7,8}
+    completed indexes  "0-3,5,7-8" (corral/indexset.py's IndexSet)
     want_active        NonIndexed: min(parallelism, completions - succeeded);
                        no completions (a work queue): parallelism until one succeeds
     pending_indexes    Indexed: the lowest indexes neither completed nor running
-    verdict            Complete / Failed(BackoffLimitExceeded | DeadlineExceeded) / None
+    verdict            Complete / Failed(BackoffLimitExceeded | DeadlineExceeded |
+                       index_verdict's) / None
+    index_verdict      backoffLimitPerIndex: Failed(MaxFailedIndexesExceeded) when more
+                       indexes failed than maxFailedIndexes, Failed(FailedIndexes) once
+                       every index succeeded or failed and some failed (pods and
+                       task arrays alike)
     failure_backoff    base · 2^(failures-1), capped: a crash-looping template is
                        not re-created in a tight loop
     FailureBackoff     that wait, timed on the injected Clock from when the
@@ -18,36 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from corral.client.clock import Clock
+from corral.indexset import IndexSet
 from corral.objects import Obj, meta, status
 
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 COMPLETE_REASON = "CompletionsReached"
 COMPLETE_MESSAGE = "Reached expected number of succeeded pods"
-
-
-def parse_indexes(text: str | None) -> set[int]:
-    out: set[int] = set()
-    for part in (text or "").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        low, _, high = part.partition("-")
-        out.update(range(int(low), int(high or low) + 1))
-    return out
-
-
-def format_indexes(indexes: set[int]) -> str:
-    parts: list[str] = []
-    ordered = sorted(indexes)
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
-        i = j + 1
-    return ",".join(parts)
 
 
 def pod_index(pod: Obj) -> int | None:
@@ -65,13 +47,18 @@ class JobSpecView:
     backoff_limit: int
     indexed: bool
     active_deadline: int | None
+    backoff_limit_per_index: int | None = None
+    max_failed_indexes: int | None = None
 
     @classmethod
     def of(cls, job: Obj) -> JobSpecView:
         spec = job.get("spec") or {}
+        indexed = spec.get("completionMode") == "Indexed"
+        per_index = spec.get("backoffLimitPerIndex") if indexed else None
         return cls(spec.get("completions"), int(spec.get("parallelism", 1)),
-                   int(spec.get("backoffLimit", 6)), spec.get("completionMode") == "Indexed",
-                   spec.get("activeDeadlineSeconds"))
+                   int(spec.get("backoffLimit", 6)), indexed,
+                   spec.get("activeDeadlineSeconds"), per_index,
+                   spec.get("maxFailedIndexes") if per_index is not None else None)
 
 
 def want_active(spec: JobSpecView, succeeded: int, active: int) -> int:
@@ -81,9 +68,10 @@ def want_active(spec: JobSpecView, succeeded: int, active: int) -> int:
     return max(min(spec.parallelism, spec.completions - succeeded), 0)
 
 
-def pending_indexes(spec: JobSpecView, completed: set[int], running: set[int],
+def pending_indexes(spec: JobSpecView, completed: IndexSet | set[int], running: set[int],
                     room: int) -> list[int]:
-    """Up to ``room`` indexes to start, lowest first."""
+    """Up to ``room`` indexes to start, lowest first (``completed``: every index
+    that must not run again, failed ones too)."""
     out: list[int] = []
     for i in range(spec.completions or 0):
         if len(out) >= room:
@@ -100,8 +88,25 @@ class Verdict:
     message: str
 
 
-def verdict(spec: JobSpecView, succeeded: int, failed: int, completed: set[int], active: int,
-            started: datetime | None, now: datetime) -> Verdict | None:
+FAILED_INDEXES = "FailedIndexes"
+MAX_FAILED_INDEXES_EXCEEDED = "MaxFailedIndexesExceeded"
+
+
+def index_verdict(completions: int, max_failed: int | None, done: IndexSet,
+                  failed: IndexSet) -> Verdict | None:
+    """With backoffLimitPerIndex: fail at once past maxFailedIndexes, or when
+    every index has ended and some failed (Kubernetes' reasons and messages)."""
+    if max_failed is not None and len(failed) > max_failed:
+        return Verdict("Failed", MAX_FAILED_INDEXES_EXCEEDED,
+                       "Job has exceeded the specified maximal number of failed indexes")
+    if failed and len(done) + len(failed) >= completions:
+        return Verdict("Failed", FAILED_INDEXES, "Job has failed indexes")
+    return None
+
+
+def verdict(spec: JobSpecView, succeeded: int, failed: int, completed: IndexSet | set[int],
+            active: int, started: datetime | None, now: datetime,
+            failed_indexes: IndexSet | None = None) -> Verdict | None:
     if spec.indexed and spec.completions is not None and len(completed) >= spec.completions:
         return Verdict("Complete", COMPLETE_REASON, COMPLETE_MESSAGE)
     if not spec.indexed and spec.completions is not None and succeeded >= spec.completions:
@@ -115,6 +120,11 @@ def verdict(spec: JobSpecView, succeeded: int, failed: int, completed: set[int],
             and (now - started).total_seconds() >= spec.active_deadline:
         return Verdict("Failed", "DeadlineExceeded",
                        "Job was active longer than specified deadline")
+    if spec.backoff_limit_per_index is not None and failed_indexes is not None:
+        done = completed if isinstance(completed, IndexSet) else IndexSet(
+            (i, i + 1) for i in completed)
+        return index_verdict(spec.completions or 0, spec.max_failed_indexes, done,
+                             failed_indexes)
     return None
 
 
@@ -154,7 +164,9 @@ class FailureBackoff:
         return wait - (self.clock.monotonic() - since)
 
     def forget(self, key: str) -> None:
-        self._last.pop(key, None)
+        """Drop the Job's record and its indexes' (keys "<key>#<index>")."""
+        for known in [k for k in self._last if k == key or k.startswith(f"{key}#")]:
+            del self._last[known]
 
 
 def finished_condition(job: Obj) -> Obj | None:

@@ -36,6 +36,7 @@ from corral.controllers.namespace import NamespaceController
 from corral.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleOptions
 from corral.controllers.quota import QuotaController, sync_seconds_from_env
 from corral.controllers.replicaset import ReplicaSetController, ReplicationControllerController
+from corral.controllers.rootca import RootCAPublisher
 from corral.controllers.serviceaccounts import ServiceAccountsController
 from corral.controllers.statefulset import StatefulSetController
 
@@ -43,9 +44,10 @@ log = logging.getLogger("corral.controllers")
 
 LEASE_NAME = "corral-controller-manager"  # in kube-system
 ALL_CONTROLLERS = ("replicaset", "replicationcontroller", "deployment", "daemonset",
-                   "statefulset", "job", "nodelifecycle", "endpoints", "garbagecollector", "namespace", "disruption",
-                   "cronjob", "resourcequota", "serviceaccount", "kubernetesendpoints",
-                   "horizontalpodautoscaling", "csrcleaner")
+                   "statefulset", "job", "nodelifecycle", "endpoints", "garbagecollector",
+                   "namespace", "disruption", "cronjob", "resourcequota", "serviceaccount",
+                   "kubernetesendpoints", "horizontalpodautoscaling", "csrcleaner",
+                   "root-ca-cert-publisher")
 
 
 @dataclass
@@ -102,6 +104,8 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
         return MasterEndpointsController(client, informers, recorder)
     if name == "csrcleaner":
         return CsrCleanerController(client, informers, recorder)
+    if name == "root-ca-cert-publisher":
+        return RootCAPublisher(client, informers, recorder)
     raise ValueError(f"unknown controller {name!r}; known: {', '.join(ALL_CONTROLLERS)}")
 
 

@@ -51,7 +51,13 @@ from corral.controllers.array_plan import (
 )
 from corral.controllers.expectations import Expectations
 from corral.controllers.informers import NAMESPACE, OWNER_UID, SharedInformers
-from corral.controllers.job_status import TRACKING_FINALIZER, finished_condition
+from corral.controllers.job_status import (
+    COMPLETE_MESSAGE,
+    COMPLETE_REASON,
+    TRACKING_FINALIZER,
+    finished_condition,
+    index_verdict,
+)
 from corral.controllers.owners import controller_ref, owner_reference
 from corral.indexset import IndexSet
 from corral.objects import (
@@ -245,14 +251,11 @@ class TaskArrays:
         elif per_index is None and prog.failures > int(s.get("backoffLimit", 6)):
             outcome = ("Failed", "BackoffLimitExceeded",
                        "Job has reached the specified backoff limit")
-        elif s.get("maxFailedIndexes") is not None and \
-                len(prog.failed) > int(s["maxFailedIndexes"]):
-            outcome = ("Failed", "MaxFailedIndexesExceeded",
-                       "Job has exceeded the specified maximal number of failed indexes")
-        elif len(prog.done) + len(prog.failed) >= completions:
-            outcome = (("Failed", "FailedIndexes", "Job has failed indexes") if prog.failed
-                       else ("Complete", "CompletionsReached",
-                             "Reached expected number of succeeded pods"))
+        elif (by_index := index_verdict(completions, s.get("maxFailedIndexes"), prog.done,
+                                        prog.failed)) is not None:
+            outcome = (by_index.type, by_index.reason, by_index.message)
+        elif len(prog.done) >= completions:
+            outcome = ("Complete", COMPLETE_REASON, COMPLETE_MESSAGE)
         if outcome is None:
             if deadline is not None and started is not None:
                 left = int(deadline) - (now - started).total_seconds()

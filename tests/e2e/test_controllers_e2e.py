@@ -231,3 +231,106 @@ def test_indexed_job_runs_each_index_once(http: httpx.Client) -> None:
     indexes = Counter(p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
                       for p in succeeded)
     assert indexes == Counter({str(i): 1 for i in range(5)})
+
+
+def _runs(shared: Path, index: int) -> int:
+    """How many times index ``index`` ran (its pods append a line each)."""
+    path = shared / f"runs-{index}"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _counting(shared: Path, then: str) -> list[str]:
+    """A pod command that notes its run in the shared directory, then does ``then``."""
+    return ["sh", "-c", f'echo run >> {shared}/runs-$JOB_COMPLETION_INDEX; {then}']
+
+
+def _true_conditions(job_obj: dict) -> dict[str, str]:  # type: ignore[type-arg]
+    return {c["type"]: c["reason"] for c in job_obj["status"].get("conditions", [])
+            if c["status"] == "True"}
+
+
+def test_backoff_limit_per_index_retries_only_the_failing_index(
+        http: httpx.Client, master: Master, tmp_path: Path) -> None:
+    """Index 1 always fails: with backoffLimitPerIndex 1 it runs twice, then is a
+    failed index; the others run once and complete; the Job fails FailedIndexes."""
+    shared = node_home(tmp_path / "shared")
+    shared.chmod(0o777)
+    command = _counting(shared, 'test "$JOB_COMPLETION_INDEX" != 1')
+    create(http, JOBS, job("per-index", command, completions=4, parallelism=4,
+                           completionMode="Indexed", backoffLimitPerIndex=1))
+    done = wait_job(http, "per-index", timeout=90)
+    status = done["status"]
+    assert _true_conditions(done) == {"FailureTarget": "FailedIndexes", "Failed": "FailedIndexes"}
+    failed_cond = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed_cond["message"] == "Job has failed indexes"
+    assert (status["failedIndexes"], status["completedIndexes"]) == ("1", "0,2-3")
+    assert (status["succeeded"], status["failed"]) == (3, 2)
+    assert done["spec"]["backoffLimit"] == 2**31 - 1  # defaulted: only the index limit counts
+    assert [_runs(shared, i) for i in range(4)] == [1, 2, 1, 1]
+    selector = "batch.kubernetes.io/job-name=per-index"
+    of_index_1 = [p["metadata"]["annotations"] for p in items(http, f"{CORE}/{NS}/pods", selector)
+                  if p["metadata"]["annotations"][
+                      "batch.kubernetes.io/job-completion-index"] == "1"]
+    assert sorted(a["batch.kubernetes.io/job-index-failure-count"] for a in of_index_1) == \
+        ["0", "1"]
+    got = kubectl(master, tmp_path, "get", "job", "per-index", "--no-headers")
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.split()[1:3] == ["Failed", "3/4"], got.stdout
+    described = kubectl(master, tmp_path, "describe", "job", "per-index")
+    assert described.returncode == 0, described.stderr
+    for line in ("Completion Mode:    Indexed", "Completed Indexes:  0,2-3",
+                 "0 Active (0 Ready) / 3 Succeeded / 2 Failed",
+                 "FailedIndexes     ", "Job has failed indexes"):
+        assert line in described.stdout, described.stdout
+
+
+def test_max_failed_indexes_fails_the_job_at_once(http: httpx.Client, tmp_path: Path) -> None:
+    """maxFailedIndexes 0: index 0's one failure fails the Job; index 1's running
+    pod is terminated and index 2 never starts."""
+    shared = node_home(tmp_path / "shared")
+    shared.chmod(0o777)
+    command = _counting(shared, 'test "$JOB_COMPLETION_INDEX" != 0 && exec sleep 60; exit 1')
+    create(http, JOBS, job("max-failed", command, completions=3, parallelism=2,
+                           completionMode="Indexed", backoffLimitPerIndex=0,
+                           maxFailedIndexes=0))
+    done = wait_job(http, "max-failed", timeout=90)
+    assert _true_conditions(done) == {"FailureTarget": "MaxFailedIndexesExceeded",
+                                      "Failed": "MaxFailedIndexesExceeded"}
+    assert done["status"]["failedIndexes"] == "0"
+    selector = "batch.kubernetes.io/job-name=max-failed"
+    wait_for(lambda: not [p for p in items(http, f"{CORE}/{NS}/pods", selector)
+                          if p["status"].get("phase") in ("Pending", "Running")
+                          and not p["metadata"].get("deletionTimestamp")],
+             timeout=30, what="no pod of the failed Job left running")
+    indexes = {p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+               for p in items(http, f"{CORE}/{NS}/pods", selector)}
+    assert "2" not in indexes
+    assert _runs(shared, 0) == 1 and _runs(shared, 2) == 0
+
+
+def test_fail_index_rule_fails_the_index_after_one_run(http: httpx.Client,
+                                                       tmp_path: Path) -> None:
+    """A FailIndex rule on exit code 42 fails index 0 at its first failure, though
+    backoffLimitPerIndex would allow 3 retries. Index 1 exits 3 on its first run
+    (an Ignore rule: its replacement counts it as an ignored failure), then
+    completes."""
+    shared = node_home(tmp_path / "shared")
+    shared.chmod(0o777)
+    command = _counting(shared, 'test "$JOB_COMPLETION_INDEX" != 0 || exit 42; '
+                                f'test "$(wc -l < {shared}/runs-1)" -ge 2 || exit 3')
+    policy = {"rules": [
+        {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [42]}},
+        {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}}]}
+    create(http, JOBS, job("fail-index", command, completions=2, parallelism=2,
+                           completionMode="Indexed", backoffLimitPerIndex=3,
+                           podFailurePolicy=policy))
+    done = wait_job(http, "fail-index", timeout=90)
+    assert _true_conditions(done)["Failed"] == "FailedIndexes"
+    assert (done["status"]["failedIndexes"], done["status"]["completedIndexes"]) == ("0", "1")
+    assert [_runs(shared, 0), _runs(shared, 1)] == [1, 2]
+    notes = [p["metadata"]["annotations"] for p in items(
+        http, f"{CORE}/{NS}/pods", "batch.kubernetes.io/job-name=fail-index")
+        if p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "1"]
+    assert sorted((a["batch.kubernetes.io/job-index-failure-count"],
+                   a.get("batch.kubernetes.io/job-index-ignored-failure-count", "-"))
+                  for a in notes) == [("0", "-"), ("0", "1")]

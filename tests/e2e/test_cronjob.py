@@ -60,6 +60,14 @@ def test_a_minute_of_cron(fresh_master: Master, agents: AgentFactory, tmp_path: 
     with fresh_master.http() as api:
         manual = api.get(f"{JOBS}/by-hand").json()
         assert manual["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
+        # Seen by the controller, and not among the CronJob's active Jobs (Kubernetes'
+        # way: a Job made by hand holds back no Forbid schedule).
+        wait_for(lambda: any(e["reason"] == "UnexpectedJob" and "by-hand" in e["message"]
+                             for e in api.get("/api/v1/namespaces/default/events").json()[
+                                 "items"]), timeout=30, what="an UnexpectedJob event")
+        active = (api.get("/apis/batch/v1/namespaces/default/cronjobs/tick").json()
+                  .get("status") or {}).get("active") or []
+        assert "by-hand" not in [ref["name"] for ref in active]
         wait_for(lambda: completed(api.get(f"{JOBS}/by-hand").json()), timeout=60,
                  what="the manual Job completes")
         refused = api.post("/apis/batch/v1/namespaces/default/cronjobs", json={

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from typing import Any
 
 import httpx
 import jwt
@@ -239,3 +240,30 @@ def test_issuer_discovery_checks_a_token_without_the_api(kubectl: Kubectl,
     assert json.loads(raw)["keys"][0]["kid"] == kid
     with httpx.Client(verify=str(master.ca_path)) as anonymous:
         assert anonymous.get(f"{master.url}/.well-known/openid-configuration").status_code == 401
+
+
+def test_every_namespace_gets_the_root_ca_and_keeps_it(master: Master, kubectl: Kubectl) -> None:
+    """kube-root-ca.crt, as kube-controller-manager's root-ca-cert-publisher makes it:
+    the cluster CA in each namespace, put back when changed or deleted."""
+    kubectl("create", "namespace", "ca-team")
+    ca = master.ca_path.read_text()
+
+    def published(unlike: str = "") -> Any:
+        """The ConfigMap when it holds the CA (and is not at resourceVersion ``unlike``)."""
+        got = kubectl.run("get", "configmap", "kube-root-ca.crt", "-n", "ca-team", "-o", "json")
+        cm = json.loads(got.stdout) if got.returncode == 0 else None
+        return cm if cm and cm.get("data") == {"ca.crt": ca} and \
+            cm["metadata"]["resourceVersion"] != unlike else None
+
+    cm = wait_for(published, what="kube-root-ca.crt in a new namespace")
+    assert cm["metadata"]["annotations"]["kubernetes.io/description"].startswith(
+        "Contains a CA bundle that can be used to verify the kube-apiserver")
+    changed = json.loads(kubectl(
+        "patch", "configmap", "kube-root-ca.crt", "-n", "ca-team", "--type", "merge",
+        "-p", '{"data": {"ca.crt": "not a CA", "extra": "x"}}', "-o", "json"))
+    wait_for(lambda: published(changed["metadata"]["resourceVersion"]),
+             what="the CA put back after a change")
+    kubectl("delete", "configmap", "kube-root-ca.crt", "-n", "ca-team")
+    wait_for(published, what="the CA put back after a delete")
+    assert kubectl("get", "configmap", "kube-root-ca.crt", "-n", "default", "-o",
+                   "jsonpath={.data.ca\\.crt}").strip() == ca.strip()

@@ -346,6 +346,10 @@ UPDATES = [
     ("job-selector", "Job", lambda b: b["spec"].update(
         manualSelector=True, selector={"matchLabels": {"batch.kubernetes.io/controller-uid":
                                                        "u-1", "x": "y"}}), "spec.selector"),
+    ("job-per-index", "Job", _set("spec.backoffLimitPerIndex", 2), "spec.backoffLimitPerIndex"),
+    ("job-failure-policy", "Job", _set("spec.podFailurePolicy", {"rules": [
+        {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}}]}),
+     "spec.podFailurePolicy"),
     ("priority-value", "PriorityClass", _set("value", 7), "value"),
     ("cluster-ip", "Service", _set("spec.clusterIP", "10.96.0.2"), "spec.clusterIP"),
     ("secret-type", "Secret", _set("type", "kubernetes.io/tls"), "type"),
@@ -537,3 +541,48 @@ def test_a_good_pod_failure_policy_is_valid() -> None:
         _exit_rule(values=[1, 2, 42]),
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
     assert _check("Job", body) == []
+
+
+def _indexed(**spec: Any) -> Body:
+    body = copy.deepcopy(BASES["Job"])
+    body["spec"].update({"completionMode": "Indexed", "completions": 4, **spec})
+    return body
+
+
+@pytest.mark.parametrize(("body", "field", "words"), [
+    (_indexed(completionMode="NonIndexed", completions=None, backoffLimitPerIndex=1),
+     "spec.backoffLimitPerIndex", "Invalid value: 1: requires indexed completion mode"),
+    (_indexed(completionMode="NonIndexed", completions=None, backoffLimitPerIndex=1,
+              maxFailedIndexes=0),
+     "spec.maxFailedIndexes", "Invalid value: 0: requires indexed completion mode"),
+    (_indexed(maxFailedIndexes=1), "spec.backoffLimitPerIndex",
+     "Required value: when maxFailedIndexes is specified"),
+    (_indexed(backoffLimitPerIndex=1, maxFailedIndexes=5), "spec.maxFailedIndexes",
+     "Invalid value: 5: must be less than or equal to completions"),
+    (_indexed(backoffLimitPerIndex=-1), "spec.backoffLimitPerIndex",
+     "must be greater than or equal to 0"),
+    (_indexed(completions=200_000, backoffLimitPerIndex=1), "spec.maxFailedIndexes",
+     "Required value: must be specified when completions is above 100000"),
+    (_indexed(completions=200_000, backoffLimitPerIndex=1, maxFailedIndexes=20_000),
+     "spec.maxFailedIndexes", ("must be less than or equal to 10000 when completions are above "
+                               "100000 and used with backoff limit per index")),
+    (_indexed(completions=200_000, backoffLimitPerIndex=1, maxFailedIndexes=10,
+              parallelism=20_000),
+     "spec.parallelism", "must be less than or equal to 10000 when completions are above"),
+])
+def test_per_index_backoff_rules(body: Body, field: str, words: str) -> None:
+    causes = [c for c in _check("Job", body) if c.field.startswith("spec.")]
+    assert [c.field for c in causes].count(field) >= 1, causes
+    assert any(words in c.message for c in causes if c.field == field), causes
+
+
+def test_per_index_backoff_is_valid_and_defaults_the_job_wide_limit_away() -> None:
+    body = _indexed(backoffLimitPerIndex=1, maxFailedIndexes=4, podFailurePolicy={
+        "rules": [_exit_rule("FailIndex")]})
+    assert _check("Job", body) == []
+    job = kinds.decode("Job", body)
+    apply_defaults(job)
+    assert job.spec.backoff_limit == 2**31 - 1  # Kubernetes' MaxInt32: only the index limit
+    plain = kinds.decode("Job", _indexed())
+    apply_defaults(plain)
+    assert plain.spec.backoff_limit == 6

@@ -4,6 +4,11 @@
     {"type": "BOOKMARK", "object": {kind, apiVersion, metadata: {resourceVersion}}}
     {"type": "ERROR", "object": <Status>}      e.g. 410 when history was compacted
 
+A watch from a resourceVersion older than the compacted history answers 200 with
+that one ERROR event (410 Expired), as kube-apiserver's watch cache does: client
+libraries read the 410 from the stream (a browser's fetch could not read the body
+of an HTTP 410), and re-list.
+
 A watcher that the store drops for being slow sees its stream end; clients
 re-watch from the last resourceVersion they saw.
 """
@@ -61,8 +66,12 @@ async def check_not_compacted(store: Store, resource_version: str) -> None:
 async def watch_response(request: Request, store: Store, target: Target,
                          flt: Filter) -> StreamingResponse:
     rv = request.query_params.get("resourceVersion", "")
-    await check_not_compacted(store, rv)
     as_table = wants_table(request)
+    try:
+        await check_not_compacted(store, rv)
+    except Gone as gone:
+        return StreamingResponse(_one_error(gone), media_type="application/json",
+                                 headers={"Cache-Control": "no-cache, private"})
     stream = _stream(
         request, store, target, flt, rv, as_table=as_table,
         bookmarks=request.query_params.get("allowWatchBookmarks", "") in ("1", "true"),
@@ -73,6 +82,10 @@ async def watch_response(request: Request, store: Store, target: Target,
         media = "application/json;as=Table;v=v1;g=meta.k8s.io"
     return StreamingResponse(stream, media_type=media,
                              headers={"Cache-Control": "no-cache, private"})
+
+
+async def _one_error(err: APIError) -> AsyncIterator[bytes]:
+    yield _line("ERROR", err.to_status())
 
 
 _LINES: IdentityCache[bytes] = IdentityCache()

@@ -29,7 +29,8 @@ def _quantity_from_number(value: Any) -> Any:
 Quantity = Annotated[str, BeforeValidator(_quantity_from_number)]
 """A resource quantity as written ("500m", "1Gi"); see corral.api.quantity."""
 
-Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+INT32_MAX = 2**31 - 1
+Int32 = Annotated[int, Field(ge=-(2**31), le=INT32_MAX)]
 """Kubernetes' int32 fields (replicas, ports, counts): wider is Invalid, never wrapped."""
 
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]

@@ -404,9 +404,30 @@ def _writes_after_a_paged_list(api: httpx.Client) -> tuple[str, str, str]:
     return old_rv, page_rv, token
 
 
-def _watch_status(api: httpx.Client, rv: str) -> httpx.Response:
-    return api.get(f"/api/v1/namespaces/g/configmaps?watch=1&resourceVersion={rv}"
-                   "&timeoutSeconds=1")
+class _Watched:
+    """A watch's answer: its Status code (410 comes as the stream's one ERROR event
+    on an HTTP 200, as kube-apiserver answers it) and that Status."""
+
+    def __init__(self, r: httpx.Response) -> None:
+        self.http_code = r.status_code
+        first = json.loads(r.text.splitlines()[0]) if r.status_code == 200 and r.text else {}
+        if first.get("type") == "ERROR":
+            self.status: dict[str, Any] = first["object"]
+            self.status_code = int(self.status["code"])
+        else:
+            self.status = r.json() if r.status_code != 200 else {}
+            self.status_code = r.status_code
+
+    def json(self) -> dict[str, Any]:
+        return self.status
+
+
+def _watch_status(api: httpx.Client, rv: str) -> _Watched:
+    r = api.get(f"/api/v1/namespaces/g/configmaps?watch=1&resourceVersion={rv}"
+                "&timeoutSeconds=1")
+    watched = _Watched(r)
+    assert watched.http_code == 200, r.text  # an expired watch too: the 410 is in it
+    return watched
 
 
 def test_watch_from_compacted_revision_is_gone(tmp_path: Path) -> None:

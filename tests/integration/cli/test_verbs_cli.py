@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster import Master, stop_process
+from tests.poll import wait_for
 
 MANIFEST = """
 apiVersion: v1
@@ -73,8 +74,10 @@ def test_get_table_name_yaml(master: Master, manifest: Path) -> None:
     assert header.split()[0] == "NAME" and rows[0].split()[0] == "web"
     all_ns = corral(master, "get", "configmaps", "-A", "-l", "app=web")
     assert all_ns.stdout.splitlines()[0].split()[:2] == ["NAMESPACE", "NAME"]
-    assert corral(master, "get", "deploy,cm", "-n", "clitest", "-o", "name").stdout.split() == \
-        ["deployment.apps/web", "configmap/settings"]
+    # Every namespace has the cluster's CA as kube-root-ca.crt, as in Kubernetes.
+    wait_for(lambda: corral(master, "get", "deploy,cm", "-n", "clitest", "-o", "name")
+             .stdout.split() == ["deployment.apps/web", "configmap/kube-root-ca.crt",
+                                 "configmap/settings"], what="both kinds listed by name")
     assert "kind: Deployment" in corral(master, "get", "deploy", "web", "-n", "clitest",
                                         "-o", "yaml").stdout
 

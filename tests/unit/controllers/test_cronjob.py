@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from corral import cronschedule
+from corral.client.events import WARNING
 from corral.controllers.cronjob import SCHEDULED_AT, job_name, plan
 from corral.objects import Obj, rfc3339
 
@@ -102,6 +103,18 @@ def test_finished_jobs_leave_the_active_list_and_record_success() -> None:
     assert result.status["lastSuccessfulTime"] == "2024-05-01T10:00:30Z"
     reasons = [reason for _, reason, _ in result.events]
     assert "SawCompletedJob" in reasons and "MissingJob" in reasons
+
+
+def test_a_job_made_by_hand_from_it_never_joins_the_active_list() -> None:
+    by_hand = job("by-hand")
+    by_hand["metadata"]["annotations"] = {"cronjob.kubernetes.io/instantiate": "manual"}
+    cj = cronjob(concurrencyPolicy="Forbid",
+                 status={"lastScheduleTime": "2024-05-01T10:00:00Z"})
+    result = plan(cj, [by_hand], at(1, 1))
+    assert "active" not in result.status
+    assert result.create is not None  # Forbid is not held back by it
+    assert (WARNING, "UnexpectedJob",
+            "Saw a job that the controller did not create or forgot: by-hand") in result.events
 
 
 def test_history_limits_delete_the_oldest_finished_jobs() -> None:

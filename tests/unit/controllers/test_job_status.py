@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from corral.controllers.job_status import (
     JobSpecView,
     failure_backoff,
-    format_indexes,
-    parse_indexes,
     pending_indexes,
     verdict,
     want_active,
@@ -22,14 +18,6 @@ NOW = datetime(2025, 1, 1, tzinfo=UTC)
 def spec(completions: int | None = 5, parallelism: int = 2, backoff: int = 3,
          indexed: bool = False, deadline: int | None = None) -> JobSpecView:
     return JobSpecView(completions, parallelism, backoff, indexed, deadline)
-
-
-@pytest.mark.parametrize(("text", "indexes"), [
-    ("", set()), ("0", {0}), ("0-3", {0, 1, 2, 3}), ("0-2,5,7-8", {0, 1, 2, 5, 7, 8}),
-])
-def test_index_round_trip(text: str, indexes: set[int]) -> None:
-    assert parse_indexes(text) == indexes
-    assert format_indexes(indexes) == text
 
 
 def test_want_active() -> None:
