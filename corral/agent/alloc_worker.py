@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import time
 from dataclasses import dataclass, field
@@ -155,6 +154,7 @@ class AllocWorker:
         self._hold_until = 0.0  # no status write before (tasks just launched)
         self._sized: tuple[int, int | None, int | None] | None = None  # told the executor
         self._direct_size: tuple[int | None, int | None] | None = None  # cpu, memory
+        self._parsed_size: tuple[Any, tuple[int, int | None, int | None]] | None = None
         self._pace = ClaimPace(CLAIM_SECONDS)
         self._executor_lost = ""
         # A task array's user, as its Job's pod template says (run_as.py); a
@@ -363,7 +363,7 @@ class AllocWorker:
     def _run_tasks(self, tasks: FrameworkTasks) -> None:
         """Launch a framework's new tasks, signal those it asked to kill."""
         assert self.conn is not None
-        slots, cpu, memory = _size(self.alloc)
+        slots, cpu, memory = self._spec_size()
         # Tasks launched directly count before their spec write says them, and so
         # does the size the Alloc grew to for them.
         if not tasks.direct:
@@ -376,12 +376,15 @@ class AllocWorker:
             self.conn.resize(*size)  # before the launches it makes room for
         sandboxes = self.ctx.executors.sandbox_dir(self.uid)
         batch = []
+        users: dict[str, RunAs | None] = {}  # the node's user database read once a batch
         for launch in tasks.to_launch():
             sandbox = str(sandboxes / launch.sandbox)
             env = {**launch.env, "MESOS_TASK_ID": launch.id, "MESOS_SANDBOX": sandbox}
             self._mark_dirty()
             try:
-                user = run_as_named(launch.user, self.ctx.users)
+                if launch.user not in users:
+                    users[launch.user] = run_as_named(launch.user, self.ctx.users)
+                user = users[launch.user]
             except RunAsError as err:
                 tasks.exited(launch.id, 128, None, "StartError", str(err), False)
                 continue
@@ -393,6 +396,13 @@ class AllocWorker:
         for task_id, sig in tasks.to_kill(time.monotonic()):
             self.conn.kill(task_id, sig)
             self._mark_dirty()
+
+    def _spec_size(self) -> tuple[int, int | None, int | None]:
+        """``_size`` of the Alloc, parsed again only when its spec changed."""
+        resources = (spec(self.alloc).get("slots"), spec(self.alloc).get("resources"))
+        if self._parsed_size is None or self._parsed_size[0] != resources:
+            self._parsed_size = (resources, _size(self.alloc))
+        return self._parsed_size[1]
 
     def _slots(self) -> int:
         return int(spec(self.alloc).get("slots") or 1)
@@ -434,8 +444,9 @@ class AllocWorker:
         if phase is None:
             phase = "Failed" if self._executor_lost else (
                 "Pending" if self._config_error else "Running")
-        body = copy.deepcopy(self.alloc)
-        body["status"] = self._status(phase)
+        # Only the status is new: the rest is sent as it is (never changed here),
+        # not copied deeply — a framework's Alloc carries every task of its spec.
+        body = {**self.alloc, "status": self._status(phase)}
         self._last_flush = time.monotonic()
         if self.array is not None:
             self._pace.observe(len(self.array.completed), self._last_flush)

@@ -26,6 +26,8 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 
+import orjson
+
 from corral.objects import Obj
 
 QUEUE_LINES = 20000  # states a reader may fall behind by before it is dropped
@@ -79,5 +81,5 @@ class TaskFeed:
 
 
 def _line(alloc: str, uid: str, framework: str, entry: Obj) -> bytes:
-    return json.dumps({"alloc": alloc, "uid": uid, "framework": framework,
-                       "task": entry}).encode() + b"\n"
+    return orjson.dumps({"alloc": alloc, "uid": uid, "framework": framework,
+                         "task": entry}) + b"\n"

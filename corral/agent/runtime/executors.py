@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from corral.agent.runtime.base import RunAs
 from corral.agent.runtime.cgroups import CgroupSystem, ContainerCgroup
 from corral.agent.runtime.executor import EXECUTOR_MODULE, ExecutorConfig, ExecutorDir
@@ -108,7 +110,7 @@ class ExecutorConnection:
 
     def _send(self, msg: dict[str, Any]) -> None:
         if not self._writer.is_closing():
-            self._writer.write(json.dumps(msg).encode() + b"\n")
+            self._writer.write(orjson.dumps(msg) + b"\n")
 
     async def drain(self) -> None:
         try:
@@ -119,7 +121,7 @@ class ExecutorConnection:
     async def exits(self) -> list[TaskExit | TaskStarted]:
         """The next exits and starts (at least one; all that arrived together). An
         empty list means the connection is gone (the executor exited, or was killed)."""
-        return [_event(json.loads(line)) for line in await self._lines()]
+        return [_event(orjson.loads(line)) for line in await self._lines()]
 
     async def _lines(self, first_only: bool = False) -> list[bytes]:
         while b"\n" not in self._buffer:

@@ -12,9 +12,11 @@ the executor goes back to its own ids at once (it is single-threaded). A fork
 per task (subprocess's user=) costs ~3× the spawn on a loaded node, which a
 task array of 100,000 /bin/true cannot pay.
 
-The lookup of the program on $PATH and the chdir into the working directory
-(``sh -c 'cd DIR && exec ...'``) happen as the user, so a program or a directory
-it may not reach is a start error or a failed task, as for that user anywhere.
+The lookup of the program on $PATH happens as the user, and the working
+directory is entered only if the user may (the executor checks with
+``os.access``, which uses the real ids, then enters it for the spawn), so a
+program or a directory it may not reach is a start error, as for that user
+anywhere.
 """
 
 from __future__ import annotations

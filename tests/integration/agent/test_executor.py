@@ -157,12 +157,29 @@ async def test_a_task_with_a_user_runs_as_it_in_its_own_sandbox(
     request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
     sandbox = base / "t1"
     who = RunAs(1000, 3000, (4000,))
-    conn.launch("t1", ["sh", "-c", "id -u; id -g; id -G; touch mine"], {}, str(sandbox), who)
+    conn.launch("t1", ["sh", "-c", "id -u; id -g; id -G; touch mine; pwd"], {}, str(sandbox),
+                who)
     conn.launch("t2", ["no-such-program-here"], {}, "/", who)
-    exits = {e.id: e for e in await collect(conn, 2)}
+    # A working dir the user may not enter (the executor, root, could).
+    closed = base / "closed"
+    closed.mkdir(0o700)
+    conn.launch("t3", ["true"], {}, str(closed / "inner"), who)
+    # A program named relative to the working dir runs from there.
+    (base / "tool").mkdir(0o755)
+    (base / "tool" / "run.sh").write_text("#!/bin/sh\necho ran in $(pwd)\n")
+    (base / "tool" / "run.sh").chmod(0o755)
+    conn.launch("t4", ["./run.sh"], {"PATH": "/usr/bin:/bin"}, str(base / "tool"), who)
+    # The executor went back where it was: a task without a working dir runs in /.
+    conn.launch("t5", ["pwd"], {}, "/", who)
+    exits = {e.id: e for e in await collect(conn, 5)}
     assert exits["t1"].code == 0, exits
-    assert LogFiles(executors.dir(uid).task_logs).read(0, stream="t1") == \
-        ["1000", "3000", "3000 4000"]
+    logs = LogFiles(executors.dir(uid).task_logs)
+    assert logs.read(0, stream="t1") == ["1000", "3000", "3000 4000", str(sandbox)]
+    assert exits["t3"].reason == "StartError", exits["t3"]
+    assert exits["t3"].message == f"chdir to {str(closed / 'inner')!r}: Permission denied"
+    assert exits["t4"].code == 0, exits["t4"]
+    assert logs.read(0, stream="t4") == [f"ran in {base / 'tool'}"]
+    assert exits["t5"].code == 0 and logs.read(0, stream="t5") == ["/"]
     assert (sandbox.stat().st_uid, sandbox.stat().st_gid) == (1000, 3000)
     assert (sandbox / "mine").stat().st_uid == 1000
     assert exits["t2"].reason == "StartError"
