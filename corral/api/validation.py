@@ -19,6 +19,7 @@ from corral.api.alloc_validation import validate_alloc, validate_task_array
 from corral.api.autoscaling_validation import validate_hpa
 from corral.api.certificates.requests import validate_csr
 from corral.api.crd.definition import validate_crd
+from corral.api.endpointslice_validation import validate_endpoint_slice
 from corral.api.errors import Cause
 from corral.api.field_errors import FieldErrors
 from corral.api.framework_validation import validate_framework
@@ -37,7 +38,16 @@ from corral.api.kinds.base import IntOrString, KubeModel
 from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.certificates import CertificateSigningRequest
 from corral.api.kinds.coordination import Lease
-from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
+from corral.api.kinds.core import (
+    ConfigMap,
+    Event,
+    LimitRange,
+    Namespace,
+    Pod,
+    ResourceQuota,
+    Secret,
+)
+from corral.api.kinds.discovery import EndpointSlice
 from corral.api.kinds.framework import Framework
 from corral.api.kinds.meta import KubeObject, LabelSelector, ObjectMeta
 from corral.api.kinds.node import Node
@@ -48,6 +58,7 @@ from corral.api.kinds.replication import ReplicationController
 from corral.api.kinds.scheduling import PriorityClass
 from corral.api.kinds.service import Endpoints, Service
 from corral.api.kinds.subresources import Binding, DeleteOptions, Scale
+from corral.api.limitrange_validation import validate_limit_range
 from corral.api.pod_validation import (
     PROTOCOLS,
     TAINT_EFFECTS,
@@ -609,12 +620,12 @@ _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
     StatefulSet: _validate_stateful_set,
     Job: _validate_job, Service: _validate_service, Endpoints: _validate_endpoints,
     Node: _validate_node, ConfigMap: _validate_config_map, Secret: _validate_secret,
-    ResourceQuota: _validate_quota, Event: _validate_event, Lease: _validate_lease,
+    ResourceQuota: _validate_quota, LimitRange: validate_limit_range, Event: _validate_event, Lease: _validate_lease,
     PriorityClass: _validate_priority_class, Binding: _validate_binding, Scale: _validate_scale,
     DeleteOptions: _validate_delete_options, Namespace: _validate_namespace,
     Alloc: validate_alloc, Framework: validate_framework, PodDisruptionBudget: _validate_pdb,
     CronJob: _validate_cronjob, HorizontalPodAutoscaler: validate_hpa,
     Role: validate_role, ClusterRole: validate_cluster_role, RoleBinding: validate_role_binding,
     ClusterRoleBinding: validate_cluster_role_binding,
-    CertificateSigningRequest: validate_csr,
+    CertificateSigningRequest: validate_csr, EndpointSlice: validate_endpoint_slice,
 }

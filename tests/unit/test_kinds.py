@@ -154,6 +154,15 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                                      "uid": "u1"}}],
         "notReadyAddresses": [{"ip": "127.0.1.3"}],
         "ports": [{"name": "http", "port": 31001, "protocol": "TCP"}]}]},
+    "EndpointSlice": {
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["127.0.1.2"],
+                       "conditions": {"ready": True, "serving": True, "terminating": False},
+                       "hostname": "web-0", "nodeName": "n1", "zone": "z1",
+                       "targetRef": {"kind": "Pod", "namespace": "default", "name": "web-0",
+                                     "uid": "u1"},
+                       "hints": {"forZones": [{"name": "z1"}], "forNodes": [{"name": "n1"}]}}],
+        "ports": [{"name": "http", "port": 31001, "protocol": "TCP", "appProtocol": "http"}]},
     "Event": {
         "involvedObject": {"kind": "Pod", "namespace": "default", "name": "web-0", "uid": "u1",
                            "apiVersion": "v1", "resourceVersion": "7",
@@ -172,6 +181,11 @@ MANIFESTS: dict[str, dict[str, Any]] = {
     "ResourceQuota": {"spec": {"hard": {"pods": "10", "requests.cpu": "4"},
                                "scopes": ["NotBestEffort"]},
                       "status": {"hard": {"pods": "10"}, "used": {"pods": "0"}}},
+    "LimitRange": {"spec": {"limits": [
+        {"type": "Container", "max": {"cpu": "2"}, "min": {"cpu": "100m"},
+         "default": {"cpu": "500m"}, "defaultRequest": {"cpu": "200m"},
+         "maxLimitRequestRatio": {"cpu": "4"}},
+        {"type": "Pod", "max": {"memory": "2Gi"}}]}},
     "Lease": {"spec": {"holderIdentity": "master-1", "leaseDurationSeconds": 15,
                        "acquireTime": "2024-05-01T10:00:00.000000Z",
                        "renewTime": "2024-05-01T10:00:05.123456Z", "leaseTransitions": 0}},

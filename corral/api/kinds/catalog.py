@@ -21,12 +21,14 @@ from corral.api.kinds.coordination import Lease
 from corral.api.kinds.core import (
     ConfigMap,
     Event,
+    LimitRange,
     Namespace,
     Pod,
     ResourceQuota,
     Secret,
     ServiceAccount,
 )
+from corral.api.kinds.discovery import EndpointSlice
 from corral.api.kinds.framework import Framework
 from corral.api.kinds.node import Node
 from corral.api.kinds.policy import PodDisruptionBudget
@@ -40,11 +42,11 @@ MODELS: dict[str, type[TypedObject]] = {
     model.__name__: model
     for model in (
         Namespace, Node, Pod, Service, Endpoints, Event, ConfigMap, Secret, ServiceAccount,
-        ResourceQuota,
+        ResourceQuota, LimitRange,
         Lease, Deployment, ReplicaSet, ReplicationController, DaemonSet, StatefulSet, ControllerRevision,
         Job, CronJob, HorizontalPodAutoscaler,
         PriorityClass, Alloc, Framework, PodDisruptionBudget, Role, ClusterRole, RoleBinding,
-        ClusterRoleBinding, CustomResourceDefinition, CertificateSigningRequest,
+        ClusterRoleBinding, CustomResourceDefinition, CertificateSigningRequest, EndpointSlice,
         Binding, Scale, Eviction, DeleteOptions, Status,
     )
 }
