@@ -19,6 +19,7 @@ from typing import TypeVar
 import httpx
 
 from corral.cli.local_etcd import EtcdMember, LocalEtcd
+from corral.port_probe import bind_error
 from tests import poll
 from tests.netns import prefix as netns_prefix
 
@@ -40,19 +41,9 @@ def free_port_block(count: int, host: str = "127.0.0.1") -> int:
     binds it, and below etcd's standard ports of a fourth member (32379)."""
     for _ in range(200):
         base = random.randrange(30000, 32300 - count)
-        if all(_bindable(host, port) for port in range(base, base + count)):
+        if all(bind_error(host, port) is None for port in range(base, base + count)):
             return base
     raise RuntimeError(f"no {count} consecutive free ports in 30000-32300")
-
-
-def _bindable(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 def stop_on_sigterm() -> None:

@@ -36,7 +36,7 @@ from corral.api.kinds.autoscaling import (
 from corral.api.kinds.base import INT32_MAX, KubeModel
 from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.container import Container, Probe
-from corral.api.kinds.core import Namespace, NamespaceStatus, Pod, Secret
+from corral.api.kinds.core import LimitRange, Namespace, NamespaceStatus, Pod, Secret
 from corral.api.kinds.meta import LabelSelector
 from corral.api.kinds.pod import PodSpec, PodTemplateSpec
 from corral.api.kinds.replication import ReplicationController
@@ -320,6 +320,27 @@ def _default_namespace(ns: Namespace) -> None:
         ns.status.phase = "Active"
 
 
+def _default_limit_range(lr: LimitRange) -> None:
+    """SetDefaults_LimitRangeItem: a Container item's default limit is its max, and
+    its default request its default limit, else its min, where not given; the
+    LimitRanger admission plugin then fills containers from these two alone."""
+    for item in lr.spec.limits if lr.spec is not None else ():
+        if item.type != "Container":
+            continue
+        default = _filled(item.default, item.max)
+        request = _filled(_filled(item.default_request, default), item.min)
+        item.default, item.default_request = default or None, request or None
+
+
+def _filled(given: dict[str, str] | None, fallback: dict[str, str] | None) -> dict[str, str]:
+    # A bad quantity is not copied: validation reports it once, where it was written.
+    filled = dict(given or {})
+    for name, quantity in (fallback or {}).items():
+        if is_quantity(quantity):
+            filled.setdefault(name, quantity)
+    return filled
+
+
 def _default_priority_class(pc: PriorityClass) -> None:
     if pc.preemption_policy is None:
         pc.preemption_policy = "PreemptLowerPriority"
@@ -375,5 +396,6 @@ _DEFAULTERS: dict[type[Any], Callable[[Any], None]] = {
     Service: _default_service,
     Secret: _default_secret,
     Namespace: _default_namespace,
+    LimitRange: _default_limit_range,
     PriorityClass: _default_priority_class,
 }

@@ -68,7 +68,7 @@ _WORKLOADS: list[tuple[str, list[str]]] = [
     ("corral.dev", ["allocs"]),
 ]
 _VIEW_ONLY: list[tuple[str, list[str]]] = [
-    ("", ["pods/log", "pods/status", "services/status", "events", "resourcequotas",
+    ("", ["pods/log", "pods/status", "services/status", "events", "limitranges", "resourcequotas",
           "resourcequotas/status", "namespaces", "namespaces/status",
           "replicationcontrollers/status"]),
     ("apps", ["deployments/status", "replicasets/status", "daemonsets/status",

@@ -67,6 +67,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",), (), has_spec=False),
     Resource("", "v1", "Secret", "secrets", True, (), (), has_spec=False),
     Resource("", "v1", "ResourceQuota", "resourcequotas", True, ("quota",)),
+    Resource("", "v1", "LimitRange", "limitranges", True, ("limits",), ()),
     Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",),
              has_spec=False),
     Resource("coordination.k8s.io", "v1", "Lease", "leases", True, (), ()),

@@ -37,7 +37,15 @@ from corral.api.kinds.base import IntOrString, KubeModel
 from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.certificates import CertificateSigningRequest
 from corral.api.kinds.coordination import Lease
-from corral.api.kinds.core import ConfigMap, Event, Namespace, Pod, ResourceQuota, Secret
+from corral.api.kinds.core import (
+    ConfigMap,
+    Event,
+    LimitRange,
+    Namespace,
+    Pod,
+    ResourceQuota,
+    Secret,
+)
 from corral.api.kinds.framework import Framework
 from corral.api.kinds.meta import KubeObject, LabelSelector, ObjectMeta
 from corral.api.kinds.node import Node
@@ -48,6 +56,7 @@ from corral.api.kinds.replication import ReplicationController
 from corral.api.kinds.scheduling import PriorityClass
 from corral.api.kinds.service import Endpoints, Service
 from corral.api.kinds.subresources import Binding, DeleteOptions, Scale
+from corral.api.limitrange_validation import validate_limit_range
 from corral.api.pod_validation import (
     PROTOCOLS,
     TAINT_EFFECTS,
@@ -609,7 +618,7 @@ _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
     StatefulSet: _validate_stateful_set,
     Job: _validate_job, Service: _validate_service, Endpoints: _validate_endpoints,
     Node: _validate_node, ConfigMap: _validate_config_map, Secret: _validate_secret,
-    ResourceQuota: _validate_quota, Event: _validate_event, Lease: _validate_lease,
+    ResourceQuota: _validate_quota, LimitRange: validate_limit_range, Event: _validate_event, Lease: _validate_lease,
     PriorityClass: _validate_priority_class, Binding: _validate_binding, Scale: _validate_scale,
     DeleteOptions: _validate_delete_options, Namespace: _validate_namespace,
     Alloc: validate_alloc, Framework: validate_framework, PodDisruptionBudget: _validate_pdb,

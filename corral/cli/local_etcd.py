@@ -21,6 +21,8 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from corral.port_probe import bind_error
+
 HOST = "127.0.0.1"
 CLUSTER_TOKEN = "corral-local"
 
@@ -57,13 +59,7 @@ class EtcdMember:
 
 
 def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-        return True
+    return bind_error(HOST, port) is None
 
 
 def _kernel_port() -> int:

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import hashlib
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from corral.cli.supervisor import Child, Supervisor, corral_argv
 from corral.client.kubeconfig import load_kubeconfig, write_kubeconfig
 from corral.objects import status
 from corral.offers.auth import ensure_credentials
+from corral.port_probe import bind_error
 from corral.private_files import SEARCH_ONLY, closed_ancestor, mark_self_secured, private_dir
 
 # Agents stop their pods on exit with at most 10 s of grace each (in parallel).
@@ -172,12 +172,9 @@ def _check_free(addresses: dict[Address, str], held: dict[int, str]) -> None:
         if port in held:
             problems.append(f"port {port} ({who}) is {held[port]}'s")
             continue
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((host, port))
-            except OSError as e:
-                problems.append(f"{host}:{port} ({who}): {e.strerror}")
+        error = bind_error(host, port)
+        if error is not None:
+            problems.append(f"{host}:{port} ({who}): {error.strerror}")
     if problems:
         raise SystemExit("cannot start: " + "; ".join(problems) +
                          " (choose others with --listen and --mesos-listen)")

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import copy
 
-from corral.api.errors import AlreadyExists, Forbidden, NotFound
+from corral.api.errors import NotFound
 from corral.client.events import EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller
 from corral.controllers.informers import SharedInformers
-from corral.objects import Obj, is_deleting, meta, name_of, namespace_of
+from corral.controllers.per_namespace import create_kept, open_namespace
+from corral.objects import Obj, meta, name_of, namespace_of
 
 CONFIGMAP = "kube-root-ca.crt"
 DATA_KEY = "ca.crt"
@@ -47,37 +48,31 @@ class RootCAPublisher(Controller):
         if not self.ca:
             return
         self.namespaces.add_handler(self.enqueue, lambda old, new: self.enqueue(new))
-        self.configmaps.add_handler(on_update=lambda old, new: self._configmap(new),
-                                    on_delete=self._configmap)
+        self.configmaps.add_handler(self._configmap, lambda old, new: self._configmap(new),
+                                    self._configmap)
 
     def _configmap(self, obj: Obj) -> None:
         if name_of(obj) == CONFIGMAP:
             self.enqueue_key(namespace_of(obj))
 
     async def reconcile(self, key: str) -> None:
-        namespace = self.namespaces.get_by_key(key)
-        if namespace is None or is_deleting(namespace) or (
-                (namespace.get("status") or {}).get("phase") == "Terminating"):
+        if open_namespace(self.namespaces, key) is None:
             return
         current = self.configmaps.get(key, CONFIGMAP)
-        try:
-            if current is None:
-                await self.client.create({
-                    "apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": {"name": CONFIGMAP, "namespace": key,
-                                 "annotations": {DESCRIPTION_ANNOTATION: DESCRIPTION}},
-                    "data": {DATA_KEY: self.ca}}, key)
-            elif current.get("data") != {DATA_KEY: self.ca} or \
-                    (meta(current).get("annotations") or {}).get(DESCRIPTION_ANNOTATION) \
-                    != DESCRIPTION:
-                fixed = copy.deepcopy(current)
-                fixed["data"] = {DATA_KEY: self.ca}
-                fixed.pop("binaryData", None)
-                meta(fixed).setdefault("annotations", {})[DESCRIPTION_ANNOTATION] = DESCRIPTION
+        if current is None:
+            await create_kept(self.client, {
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": CONFIGMAP, "namespace": key,
+                             "annotations": {DESCRIPTION_ANNOTATION: DESCRIPTION}},
+                "data": {DATA_KEY: self.ca}}, key)
+        elif current.get("data") != {DATA_KEY: self.ca} or \
+                (meta(current).get("annotations") or {}).get(DESCRIPTION_ANNOTATION) \
+                != DESCRIPTION:
+            fixed = copy.deepcopy(current)
+            fixed["data"] = {DATA_KEY: self.ca}
+            fixed.pop("binaryData", None)
+            meta(fixed).setdefault("annotations", {})[DESCRIPTION_ANNOTATION] = DESCRIPTION
+            try:
                 await self.client.update(fixed)
-        except (AlreadyExists, NotFound):
-            self.enqueue_key(key)  # the cache lagged: look again with what it says next
-        except Forbidden as err:
-            # A namespace being deleted refuses new objects: nothing to do.
-            if "being terminated" not in err.message:
-                raise
+            except NotFound:
+                self.enqueue_key(key)  # deleted meanwhile: made again with the next look

@@ -10,12 +10,12 @@ by hand comes back. Pods that name no ServiceAccount run as it.
 
 from __future__ import annotations
 
-from corral.api.errors import AlreadyExists, Forbidden
 from corral.client.events import EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller
 from corral.controllers.informers import SharedInformers
-from corral.objects import Obj, is_deleting, name_of, namespace_of
+from corral.controllers.per_namespace import create_kept, open_namespace
+from corral.objects import Obj, name_of, namespace_of
 
 DEFAULT = "default"
 
@@ -36,18 +36,9 @@ class ServiceAccountsController(Controller):
             self.enqueue_key(namespace_of(obj))
 
     async def reconcile(self, key: str) -> None:
-        namespace = self.namespaces.get_by_key(key)
-        if namespace is None or is_deleting(namespace) or (
-                (namespace.get("status") or {}).get("phase") == "Terminating"):
+        if open_namespace(self.namespaces, key) is None:
             return
         if self.accounts.get(key, DEFAULT) is not None:
             return
-        try:
-            await self.client.create({"apiVersion": "v1", "kind": "ServiceAccount",
-                                      "metadata": {"name": DEFAULT, "namespace": key}}, key)
-        except AlreadyExists:
-            pass
-        except Forbidden as err:
-            # A namespace being deleted refuses new objects: nothing to do.
-            if "being terminated" not in err.message:
-                raise
+        await create_kept(self.client, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                        "metadata": {"name": DEFAULT, "namespace": key}}, key)

@@ -16,20 +16,20 @@ identity (system:corral-mesos-master) ``create`` ``nodes/proxy`` on the node —
 the permission kube-apiserver asks of whoever it proxies to a kubelet — asked
 by a SelfSubjectAccessReview, cached REVIEW_SECONDS. Without it, a link down, or
 an agent that does not know the Alloc yet, a launch goes the store's way (its
-Alloc's spec) as before. Each link is its own httpx client: a connection made
-and verified for one node's name never carries another node's request.
+Alloc's spec) as before. Each link has its own connections (httpclient.py: the
+feed's, and up to IDLE_CONNECTIONS kept for launches): a connection made and
+verified for one node's name never carries another node's request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
+import orjson
 
 from corral.aiotasks import cancel_and_wait
 from corral.api.errors import APIError
@@ -38,12 +38,14 @@ from corral.client.clock import Clock
 from corral.client.http import Client, ServerUnreachable
 from corral.client.informer import Informer
 from corral.objects import Obj, name_of, namespace_of, status, uid_of
+from corral.offers.httpclient import Connection, HttpError, connect
 
 log = logging.getLogger("corral.offers")
 
 REVIEW_SECONDS = 10.0
 BACKOFF_SECONDS = (0.1, 2.0)
 LAUNCH_TIMEOUT = 5.0
+IDLE_CONNECTIONS = 4  # launch connections kept open to a node
 StateCallback = Callable[[str, Obj], None]  # node, {"alloc", "uid", "framework", "task"}
 
 
@@ -70,36 +72,50 @@ def agent_endpoint(node: Obj, tls: bool) -> str | None:
 class AgentLink:
     def __init__(self, node: str, url: str, tls: AgentTLS, on_state: StateCallback) -> None:
         self.node, self.url = node, url
+        self.tls = tls.context
         self.on_state = on_state
         self.live = False  # the feed is being read
-        self._http = httpx.AsyncClient(
-            base_url=url, verify=tls.context if tls.context is not None else False,
-            timeout=httpx.Timeout(LAUNCH_TIMEOUT, read=None))
+        self._idle: list[Connection] = []  # launch connections kept alive
+        self._partial = b""
+        self._closed = False
         self._reader = asyncio.create_task(self._read(), name=f"agent-link {node}")
 
     async def close(self) -> None:
+        self._closed = True
         await cancel_and_wait(self._reader)
-        await self._http.aclose()
+        for conn in self._idle:
+            conn.close()
+        self._idle.clear()
 
     async def _read(self) -> None:
         delay = BACKOFF_SECONDS[0]
         while True:
+            conn = None
             try:
-                async with self._http.stream("GET", "/frameworkTasks",
-                                             extensions=self._sni()) as response:
-                    if response.status_code != 200:
-                        text = (await response.aread()).decode(errors="replace").strip()
-                        raise httpx.HTTPError(f"{response.status_code} {text}")
-                    async for line in response.aiter_lines():
-                        if line:
-                            self._line(json.loads(line))
-                            delay = BACKOFF_SECONDS[0]
-            except (httpx.HTTPError, ValueError, OSError) as err:
+                conn = await connect(self.url, self.tls, self.node, LAUNCH_TIMEOUT)
+                self._partial = b""
+                code, text = await conn.request("GET", "/frameworkTasks", sink=self._chunk)
+                if code != 200:
+                    raise HttpError(f"{code} {text.decode(errors='replace').strip()}")
+                raise HttpError("the feed ended")
+            except (HttpError, ValueError) as err:
                 if self.live:
                     log.info("agent link lost node=%s error=%r", self.node, err)
+            finally:
+                if conn is not None:
+                    conn.close()
+            if self.live:
+                delay = BACKOFF_SECONDS[0]
             self.live = False
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF_SECONDS[1])
+
+    def _chunk(self, data: bytes) -> None:
+        """Part of the feed: its whole lines, each a JSON object."""
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for line in lines:
+            if line:
+                self._line(orjson.loads(line))
 
     def _line(self, msg: Obj) -> None:
         if "task" not in msg:
@@ -108,9 +124,6 @@ class AgentLink:
             return
         self.on_state(self.node, msg)
 
-    def _sni(self) -> dict[str, object]:
-        return {"sni_hostname": self.node}  # the TLS name checked is the node's
-
     async def launch(self, alloc: Obj, tasks: list[Obj], kills: dict[str, float | None],
                      size: dict[str, str] | None = None) -> bool:
         """Whether the agent took them (False: leave them to the Alloc's spec);
@@ -118,16 +131,28 @@ class AgentLink:
         if not self.live:
             return False
         path = f"/frameworkTasks/{namespace_of(alloc)}/{name_of(alloc)}"
+        body = orjson.dumps({"uid": uid_of(alloc), "tasks": tasks, "kills": kills,
+                             "resources": size or {}})
+        conn, kept = None, False
         try:
-            response = await self._http.post(path, extensions=self._sni(), json={
-                "uid": uid_of(alloc), "tasks": tasks, "kills": kills, "resources": size or {}})
-        except httpx.HTTPError as err:
+            async with asyncio.timeout(LAUNCH_TIMEOUT):
+                conn = self._idle.pop() if self._idle else await connect(
+                    self.url, self.tls, self.node, LAUNCH_TIMEOUT)
+                code, text = await conn.request("POST", path, body)
+            kept = not (conn.closed or self._closed) and len(self._idle) < IDLE_CONNECTIONS
+        except (HttpError, TimeoutError) as err:
             log.info("direct launch failed node=%s error=%r", self.node, err)
             return False
-        if response.status_code != 200:
-            log.debug("direct launch refused node=%s code=%d %s", self.node,
-                      response.status_code, response.text.strip())
-        return response.status_code == 200
+        finally:
+            if conn is not None:
+                if kept:
+                    self._idle.append(conn)
+                else:
+                    conn.close()
+        if code != 200:
+            log.debug("direct launch refused node=%s code=%d %s", self.node, code,
+                      text.decode(errors="replace").strip())
+        return code == 200
 
 
 class AgentLinks:

@@ -15,7 +15,9 @@ Mesos' ACLs become RBAC rules, asked as SubjectAccessReviews (API group
     run_tasks (principals → users)            verb "run"      on taskusers/<user>
 
 Answers are cached for CACHE_SECONDS (kube-apiserver's webhook authenticator
-and authorizer cache theirs), so a framework's calls cost no review each.
+and authorizer cache theirs), so a framework's calls cost no review each; a Basic
+header that passed is taken as it is for BASIC_SECONDS (a framework sends the same
+one with every call): a secret taken out of the file stops working within that.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +44,7 @@ GROUP = "corral.dev"
 ROLES, USERS = "frameworkroles", "taskusers"
 REGISTER, RUN = "register", "run"
 CACHE_SECONDS = 10.0
+BASIC_SECONDS = 1.0
 CACHE_SIZE = 4096
 SECRET_BYTES = 24
 
@@ -59,6 +63,21 @@ class Principal:
 # Authentication switched off (--mesos-authenticate=false): every caller is the
 # anonymous user, and RBAC decides what anonymous may do (nothing by default).
 ANONYMOUS = Principal("system:anonymous", "", ("system:unauthenticated",))
+
+
+class Unknown:
+    """Not known without asking the API (a bearer token not reviewed lately)."""
+
+
+UNKNOWN = Unknown()
+
+
+def _token_key(token: str) -> str:
+    return "token:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def _review_key(who: Principal, verb: str, resource: str, name: str) -> str:
+    return "\0".join(("allowed", who.name, "\1".join(who.groups), verb, resource, name))
 
 
 def parse_credentials(text: str) -> dict[str, str]:
@@ -106,7 +125,7 @@ class CredentialsFile:
 
     def _current(self) -> dict[str, str]:
         try:
-            mtime = self.path.stat().st_mtime_ns
+            mtime = os.stat(self.path).st_mtime_ns
         except FileNotFoundError:
             return {}
         if mtime != self._mtime_ns:
@@ -130,14 +149,32 @@ class FrameworkAuth:
         self._cache: dict[str, tuple[float, object]] = {}
 
     async def authenticate(self, header: str | None) -> Principal | None:
+        known = self.known(header)
+        if not isinstance(known, Unknown):
+            return known
+        return await self._bearer(header.strip().partition(" ")[2].strip() if header else "")
+
+    def known(self, header: str | None) -> Principal | None | Unknown:
+        """The caller, if that needs no review: Basic, or a bearer token whose
+        review is cached (UNKNOWN otherwise: ``authenticate`` asks)."""
         if not self.enabled:
             return ANONYMOUS
         scheme, _, value = (header or "").strip().partition(" ")
         value = value.strip()
         if scheme.lower() == "basic" and value:
-            return self._basic(value)
+            key = "basic:" + value
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] >= self.clock.monotonic():
+                return hit[1] if isinstance(hit[1], Principal) else None
+            who = self._basic(value)
+            if who is not None:
+                self._remember(key, who, BASIC_SECONDS)
+            return who
         if scheme.lower() == "bearer" and value:
-            return await self._bearer(value)
+            cached = self._cached(_token_key(value))
+            if cached is None:
+                return UNKNOWN
+            return cached if isinstance(cached, Principal) else None
         return None
 
     def _basic(self, value: str) -> Principal | None:
@@ -150,10 +187,7 @@ class FrameworkAuth:
         return Principal(principal, "", ("system:authenticated",))
 
     async def _bearer(self, token: str) -> Principal | None:
-        key = "token:" + hashlib.sha256(token.encode()).hexdigest()
-        cached = self._cached(key)
-        if cached is not None:
-            return cached if isinstance(cached, Principal) else None
+        key = _token_key(token)
         review = await self.client.review({
             "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
             "spec": {"token": token}})
@@ -170,10 +204,10 @@ class FrameworkAuth:
 
     async def allowed(self, who: Principal, verb: str, resource: str, name: str) -> bool:
         """RBAC's answer to: may ``who`` ``verb`` the ``resource`` named ``name``?"""
-        key = json.dumps([who.name, who.groups, verb, resource, name])
-        cached = self._cached(key)
+        cached = self.allowed_known(who, verb, resource, name)
         if cached is not None:
-            return bool(cached)
+            return cached
+        key = _review_key(who, verb, resource, name)
         review = await self.client.review({
             "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
             "spec": {"user": who.name, "uid": who.uid, "groups": list(who.groups),
@@ -184,16 +218,22 @@ class FrameworkAuth:
         self._remember(key, answer)
         return answer
 
+    def allowed_known(self, who: Principal, verb: str, resource: str, name: str
+                      ) -> bool | None:
+        """RBAC's cached answer (None: not asked lately; ``allowed`` asks)."""
+        cached = self._cached(_review_key(who, verb, resource, name))
+        return None if cached is None else bool(cached)
+
     def _cached(self, key: str) -> object | None:
         hit = self._cache.get(key)
         if hit is None or hit[0] < self.clock.monotonic():
             return None
         return hit[1]
 
-    def _remember(self, key: str, value: object) -> None:
+    def _remember(self, key: str, value: object, seconds: float = CACHE_SECONDS) -> None:
         if len(self._cache) >= CACHE_SIZE:
             now = self.clock.monotonic()
             self._cache = {k: v for k, v in self._cache.items() if v[0] >= now}
             if len(self._cache) >= CACHE_SIZE:
                 self._cache.clear()
-        self._cache[key] = (self.clock.monotonic() + CACHE_SECONDS, value)
+        self._cache[key] = (self.clock.monotonic() + seconds, value)

@@ -2,7 +2,7 @@
 and the leader-elected master behind it.
 
     corral master --mesos-listen HOST:PORT
-      ├─ uvicorn(MesosEndpoint.app)      every master serves; standbys answer 307/503
+      ├─ HttpServer(MesosEndpoint)        every master serves; standbys answer 307/503
       └─ run_elected(Lease kube-system/corral-mesos-master,
                      identity "<host>_mesos_<endpoint URL>")   the URL is how a
            term: MesosMaster(fenced client)                     standby finds the leader
@@ -14,7 +14,6 @@ and the leader-elected master behind it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import socket
@@ -24,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import uvicorn
-
 from corral.client.clock import RealClock
 from corral.client.http import Client
 from corral.client.leaderelection import LeaseTiming, run_elected
@@ -33,7 +30,8 @@ from corral.objects import Obj
 from corral.offers.agentlink import AgentTLS
 from corral.offers.auth import FrameworkAuth, ensure_credentials
 from corral.offers.capacity import Capacity
-from corral.offers.endpoint import LEASE_NAME, MesosEndpoint, identity_for
+from corral.offers.endpoint import LEASE_NAME, MAX_BODY, MesosEndpoint, identity_for
+from corral.offers.httpserver import HttpServer
 from corral.offers.master import MesosMaster
 from corral.offers.offercycle import OfferCycle
 from corral.offers.protocol import HEARTBEAT_SECONDS, VERSION
@@ -72,25 +70,14 @@ def master_info(cfg: MesosConfig) -> Obj:
             "address": {"hostname": cfg.host, "ip": cfg.host, "port": cfg.port}}
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the master decides on exit."""
-
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
-        return contextlib.nullcontext()
-
-
 async def serve(endpoint: MesosEndpoint, cfg: MesosConfig, stop: asyncio.Event) -> None:
-    config = uvicorn.Config(endpoint.app, host=cfg.host, port=cfg.port, log_level="warning",
-                            access_log=False, lifespan="off", timeout_keep_alive=120,
-                            timeout_graceful_shutdown=1)
-    server = _Server(config)
-    serving = asyncio.create_task(server.serve(), name="mesos-endpoint")
+    server = HttpServer(endpoint.handle, max_body=MAX_BODY)
+    await server.start(cfg.host, cfg.port)
     log.info("mesos scheduler api listening url=%s", cfg.url)
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    server.should_exit = True
-    stopping.cancel()
-    await serving
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
 
 
 async def run_in_master(client: Client, stop: asyncio.Event, timing: LeaseTiming,

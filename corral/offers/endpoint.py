@@ -17,9 +17,11 @@ frameworkroles.corral.dev/<role> for each of its roles (403 otherwise). The
 read-only endpoints (/version, /master/state) stay open, as Mesos'
 --authenticate_http_readonly is off by default.
 
-Every master serves it; only the one leading the offer allocator (its Lease,
-component.py) acts. A standby answers 307 with the leader's address (found in
-the Lease's holder identity), or 503 while no master leads.
+Served by httpserver.py (asyncio and httptools: a call that does not wait is
+answered without a task). Every master serves it; only the one leading the offer
+allocator (its Lease, component.py) acts. A standby answers 307 with the
+leader's address (found in the Lease's holder identity), or 503 while no master
+leads.
 """
 
 from __future__ import annotations
@@ -27,24 +29,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Coroutine
+from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
+import orjson
 
 from corral.api.errors import APIError, NotFound
 from corral.client.http import Client, ServerUnreachable
 from corral.client.leaderelection import LEASE_NAMESPACE
-from corral.objects import spec
-from corral.offers.auth import CHALLENGE, REGISTER, ROLES, FrameworkAuth, Principal
+from corral.objects import Obj, spec
+from corral.offers.auth import CHALLENGE, REGISTER, ROLES, FrameworkAuth, Principal, Unknown
 from corral.offers.frameworks import check_info, framework_spec
+from corral.offers.httpserver import Answer, Reply, Request, StreamReply
 from corral.offers.master import HttpError, MesosMaster
 from corral.offers.protocol import VERSION, Call, CallError
 from corral.offers.state import master_state
-from corral.offers.stream import Stream
 
 log = logging.getLogger("corral.offers")
 
@@ -65,8 +65,12 @@ def url_of_identity(identity: str) -> str:
     return url if mark else ""
 
 
+Route = Callable[[Request], "Answer | Coroutine[Any, Any, Answer]"]
+
+
 class MesosEndpoint:
-    """The Starlette app; ``master`` is set while this process leads."""
+    """The routes, served by httpserver.py; ``master`` is set while this process
+    leads."""
 
     def __init__(self, client: Client, url: str, auth: FrameworkAuth) -> None:
         self.client = client
@@ -74,55 +78,85 @@ class MesosEndpoint:
         self.auth = auth
         self.master: MesosMaster | None = None
         self.started = time.time()
-        self.app = Starlette(routes=[
-            Route("/version", self._version, methods=["GET"]),
-            Route("/api/v1/scheduler", self._scheduler, methods=["POST"]),
-            Route("/master/api/v1/scheduler", self._scheduler, methods=["POST"]),
-            Route("/master/state", self._state, methods=["GET"]),
-            Route("/state", self._state, methods=["GET"]),
-            Route("/master/state.json", self._state, methods=["GET"]),
-            Route("/master/redirect", self._redirect, methods=["GET"]),
-            Route("/redirect", self._redirect, methods=["GET"]),
-        ])
+        self.routes: dict[str, tuple[str, Route]] = {
+            "/version": ("GET", self._version),
+            "/api/v1/scheduler": ("POST", self._scheduler),
+            "/master/api/v1/scheduler": ("POST", self._scheduler),
+            "/master/state": ("GET", self._state),
+            "/state": ("GET", self._state),
+            "/master/state.json": ("GET", self._state),
+            "/master/redirect": ("GET", self._redirect),
+            "/redirect": ("GET", self._redirect),
+        }
+
+    def handle(self, request: Request) -> Answer | Coroutine[Any, Any, Answer]:
+        """The server's one handler: the route, or 404 (no such path), 405 (method)."""
+        route = self.routes.get(request.path)
+        if route is None:
+            return Reply.text(404, "Not Found")
+        method, serve = route
+        if request.method != method and not (method == "GET" and request.method == "HEAD"):
+            return Reply(405, b"Method Not Allowed", "text/plain; charset=utf-8",
+                         [("allow", "GET, HEAD" if method == "GET" else method)])
+        return serve(request)
 
     # -- routes -------------------------------------------------------------------------
 
-    async def _version(self, request: Request) -> Response:
-        return JSONResponse({"version": VERSION, "build_date": "", "build_time": 0,
-                             "build_user": "corral", "git_sha": "", "git_branch": ""})
+    async def _version(self, request: Request) -> Answer:
+        return _json({"version": VERSION, "build_date": "", "build_time": 0,
+                      "build_user": "corral", "git_sha": "", "git_branch": ""})
 
-    async def _scheduler(self, request: Request) -> Response:
+    def _scheduler(self, request: Request) -> Answer | Coroutine[Any, Any, Answer]:
+        """A scheduler call, answered at once when nothing in it waits: a known
+        caller (Basic, or a token reviewed lately) and a call done in memory."""
+        caller = self.auth.known(request.headers.get("authorization"))
+        if isinstance(caller, Unknown):
+            return self._authenticated(request)
+        return self._call(request, caller)
+
+    async def _authenticated(self, request: Request) -> Answer:
         try:
             caller = await self.auth.authenticate(request.headers.get("authorization"))
         except (APIError, ServerUnreachable) as err:
-            return PlainTextResponse(f"The master could not authenticate the call: {err}", 503)
+            return Reply.text(503, f"The master could not authenticate the call: {err}")
+        answer = self._call(request, caller)
+        return answer if isinstance(answer, (Reply, StreamReply)) else await answer
+
+    def _call(self, request: Request, caller: Principal | None
+              ) -> Answer | Coroutine[Any, Any, Answer]:
         if caller is None:
-            return Response(status_code=401, headers={"WWW-Authenticate": CHALLENGE})
+            return Reply(401, headers=[("WWW-Authenticate", CHALLENGE)])
         refused = _check_headers(request)
         if refused is not None:
             return refused
         master = self._leading()
         if master is None:
-            return await self._not_leader(request.url.path)
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return PlainTextResponse(f"Request body is larger than {MAX_BODY} bytes", 413)
-        kind = ""
+            return self._not_leader(request.path)
         try:
-            call = Call.parse(body)
-            kind = call.type
+            call = Call.parse(request.body)
             if call.type == "SUBSCRIBE":
-                await self._may_subscribe(call, caller)
-                return self._subscribed(master, await master.subscribe(call, caller))
-            await master.handle(call, request.headers.get(STREAM_HEADER), caller)
-        except CallError as err:
-            return PlainTextResponse(str(err), 400)
-        except HttpError as err:
-            return PlainTextResponse(err.message, err.code)
-        except (APIError, ServerUnreachable) as err:
-            log.warning("mesos call failed type=%s error=%s", kind, err)
-            return PlainTextResponse(f"The master could not record the call: {err}", 503)
-        return Response(status_code=202)
+                return self._subscribe(master, call, caller)
+            work = master.handle(call, request.headers.get("mesos-stream-id"), caller)
+        except (CallError, HttpError) as err:
+            return _refusal("", err)
+        return _ACCEPTED if work is None else self._done(call.type, work)
+
+    async def _subscribe(self, master: MesosMaster, call: Call, caller: Principal) -> Answer:
+        try:
+            await self._may_subscribe(call, caller)
+            stream = await master.subscribe(call, caller)
+        except (CallError, HttpError, APIError, ServerUnreachable) as err:
+            return _refusal(call.type, err)
+        return StreamReply(stream.attach, lambda: master.disconnected(stream),
+                           headers=[(STREAM_HEADER, stream.id)])
+
+    async def _done(self, kind: str, work: Coroutine[Any, Any, None]) -> Reply:
+        """202 once ``work`` is done, or the error it ended with as Mesos answers it."""
+        try:
+            await work
+        except (CallError, HttpError, APIError, ServerUnreachable) as err:
+            return _refusal(kind, err)
+        return _ACCEPTED
 
     async def _may_subscribe(self, call: Call, caller: Principal) -> None:
         """FrameworkInfo.principal is the caller's (filled in when absent, as Mesos
@@ -142,15 +176,15 @@ class MesosEndpoint:
                                  f"{names}: {caller.name} may not {REGISTER} "
                                  f"{ROLES}.corral.dev/{denied[0]}")
 
-    async def _state(self, request: Request) -> Response:
+    async def _state(self, request: Request) -> Answer:
         master = self._leading()
         if master is None:
-            return await self._not_leader(request.url.path)
-        return JSONResponse(master_state(master, self.url, self.started))
+            return await self._not_leader(request.path)
+        return _json(master_state(master, self.url, self.started))
 
-    async def _redirect(self, request: Request) -> Response:
+    async def _redirect(self, request: Request) -> Answer:
         if self._leading() is not None:
-            return Response(status_code=307, headers={"Location": _location(self.url, "")})
+            return Reply(307, headers=[("Location", _location(self.url, ""))])
         return await self._not_leader("")
 
     # -- helpers -------------------------------------------------------------------------
@@ -159,11 +193,11 @@ class MesosEndpoint:
         master = self.master
         return master if master is not None and master.ready.is_set() else None
 
-    async def _not_leader(self, path: str) -> Response:
+    async def _not_leader(self, path: str) -> Answer:
         leader = await self._leader_url()
         if not leader or leader == self.url:
-            return PlainTextResponse("No leader elected", 503)
-        return Response(status_code=307, headers={"Location": _location(leader, path)})
+            return Reply.text(503, "No leader elected")
+        return Reply(307, headers=[("Location", _location(leader, path))])
 
     async def _leader_url(self) -> str:
         """The leader's endpoint, from its Lease; "" when none can be named in
@@ -175,34 +209,41 @@ class MesosEndpoint:
             return ""
         return url_of_identity(str(spec(lease).get("holderIdentity") or ""))
 
-    def _subscribed(self, master: MesosMaster, stream: Stream) -> Response:
-        async def records() -> AsyncIterator[bytes]:
-            try:
-                async for record in stream.records():
-                    yield record
-            finally:
-                master.disconnected(stream)
 
-        return StreamingResponse(records(), status_code=200, media_type="application/json",
-                                 headers={STREAM_HEADER: stream.id})
+_ACCEPTED = Reply(202)
 
 
-def _check_headers(request: Request) -> Response | None:
+def _refusal(kind: str, err: Exception) -> Reply:
+    """A call's error as Mesos answers it: malformed 400, refused with its code, the
+    store out of reach 503."""
+    if isinstance(err, CallError):
+        return Reply.text(400, str(err))
+    if isinstance(err, HttpError):
+        return Reply.text(err.code, err.message)
+    log.warning("mesos call failed type=%s error=%s", kind, err)
+    return Reply.text(503, f"The master could not record the call: {err}")
+
+
+def _json(body: Obj) -> Reply:
+    return Reply.json(200, orjson.dumps(body))
+
+
+def _check_headers(request: Request) -> Reply | None:
     """Content-Type and Accept as Mesos checks them (415, 406)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if not content_type:
-        return PlainTextResponse("Expecting 'Content-Type' to be present", 415)
+        return Reply.text(415, "Expecting 'Content-Type' to be present")
     if content_type == "application/x-protobuf":
-        return PlainTextResponse("corral serves the scheduler API in JSON only: send "
-                                 "Content-Type: application/json", 415)
+        return Reply.text(415, "corral serves the scheduler API in JSON only: send "
+                               "Content-Type: application/json")
     if content_type != "application/json":
-        return PlainTextResponse(f"Expecting 'Content-Type' of application/json, got "
-                                 f"'{content_type}'", 415)
+        return Reply.text(415, f"Expecting 'Content-Type' of application/json, got "
+                               f"'{content_type}'")
     accept = request.headers.get("accept", "")
     if accept and not any(part.split(";")[0].strip() in ("application/json", "*/*",
                                                           "application/*")
                           for part in accept.split(",")):
-        return PlainTextResponse("Expecting 'Accept' to allow application/json", 406)
+        return Reply.text(406, "Expecting 'Accept' to allow application/json")
     return None
 
 

@@ -3,7 +3,8 @@ streams and calls.
 
     endpoint.py ── SUBSCRIBE ──► subscribe() ─► Framework object written ─► Stream
                                   (SUBSCRIBED, HEARTBEAT, then whatever is pending)
-                ── other call ─► handle() ─► checks (400/403 as Mesos) ─► on_<call>
+                ── other call ─► handle() ─► checks (400/403 as Mesos) ─► the call's handler:
+                     done at once (most), or a coroutine the endpoint awaits
     run(): heartbeats every HEARTBEAT_SECONDS; failover timeouts of disconnected
            frameworks; the offer cycle and task updates (offers.py, tasks.py)
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from corral.api.errors import AlreadyExists, APIError, Conflict, NotFound
@@ -55,6 +56,17 @@ class HttpError(Exception):
         self.message = message
 
 
+# A call's handler: done when it returns None, or the coroutine that does it.
+CallHandler = Callable[[Registered, Call], "Coroutine[Any, Any, None] | None"]
+
+
+async def _as_http_error(work: Coroutine[Any, Any, None]) -> None:
+    try:
+        await work
+    except CallError as err:
+        raise HttpError(400, str(err)) from None
+
+
 class Hooks:
     """What the offer cycle and the task book do when frameworks come and go;
     the master calls these, the parts that care override them."""
@@ -82,7 +94,7 @@ class MesosMaster:
         self.heartbeat_seconds = heartbeat_seconds
         self.frameworks: dict[str, Registered] = {}
         self.hooks: list[Hooks] = []
-        self.handlers: dict[str, Any] = {"TEARDOWN": self._teardown}
+        self.handlers: dict[str, CallHandler] = {"TEARDOWN": self._teardown}
         self.ready = asyncio.Event()  # frameworks loaded from the store
         self._background: set[asyncio.Task[None]] = set()
 
@@ -212,9 +224,22 @@ class MesosMaster:
 
     # -- the other calls --------------------------------------------------------------
 
-    async def handle(self, call: Call, stream_id: str | None,
-                     caller: Principal = ANONYMOUS) -> None:
-        """A call other than SUBSCRIBE, checked as Mesos checks it."""
+    def handle(self, call: Call, stream_id: str | None,
+               caller: Principal = ANONYMOUS) -> Coroutine[Any, Any, None] | None:
+        """A call other than SUBSCRIBE, checked as Mesos checks it, and done: at once
+        (None), or by the coroutine returned (a handler that must wait)."""
+        fw = self._check(call, stream_id, caller)
+        fw.caller = caller
+        handler = self.handlers.get(call.type)
+        if handler is None:
+            return None  # a call corral accepts and does nothing with (202)
+        try:
+            work = handler(fw, call)
+        except CallError as err:
+            raise HttpError(400, str(err)) from None
+        return None if work is None else _as_http_error(work)
+
+    def _check(self, call: Call, stream_id: str | None, caller: Principal) -> Registered:
         fw = self.frameworks.get(call.framework_id)
         if fw is None:
             raise HttpError(400, "Framework cannot be found")
@@ -231,14 +256,7 @@ class MesosMaster:
             raise HttpError(400, f"The stream ID '{stream_id}' included in this request "
                                  f"didn't match the stream ID currently associated with "
                                  f"framework ID {fw.id}")
-        fw.caller = caller
-        handler = self.handlers.get(call.type)
-        if handler is None:
-            return  # a call corral accepts and does nothing with (202)
-        try:
-            await handler(fw, call)
-        except CallError as err:
-            raise HttpError(400, str(err)) from None
+        return fw
 
     async def _teardown(self, fw: Registered, call: Call) -> None:
         await self.remove(fw, "Framework torn down")

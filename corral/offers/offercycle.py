@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from corral.api.errors import AlreadyExists
 from corral.objects import Obj, name_of, status
@@ -183,13 +185,26 @@ class OfferCycle(Hooks):
 
     # -- calls ---------------------------------------------------------------------------
 
-    async def _accept(self, fw: Registered, call: Call) -> None:
-        operations = list(call.body.get("operations") or [])
-        refuse = refuse_seconds(call.body.get("filters"))
+    def _accept(self, fw: Registered, call: Call) -> Coroutine[Any, Any, None] | None:
+        """At once when RBAC's answers for the tasks' users are cached (a framework's
+        every ACCEPT but the first few), else after asking."""
+        caller = fw.caller or ANONYMOUS
+        users = task_users(list(call.body.get("operations") or []), fw.user)
+        known = {user: self.auth.allowed_known(caller, RUN, USERS, user) for user in users}
+        if any(answer is None for answer in known.values()):
+            return self._accept_after_review(fw, call, users)
+        self._accept_allowed(fw, call, {user for user, answer in known.items() if answer})
+        return None
+
+    async def _accept_after_review(self, fw: Registered, call: Call, users: set[str]) -> None:
         # Asked before the offers are taken: a review that fails leaves them as they were.
         caller = fw.caller or ANONYMOUS
-        allowed = {user for user in task_users(operations, fw.user)
-                   if await self.auth.allowed(caller, RUN, USERS, user)}
+        allowed = {user for user in users if await self.auth.allowed(caller, RUN, USERS, user)}
+        self._accept_allowed(fw, call, allowed)
+
+    def _accept_allowed(self, fw: Registered, call: Call, allowed: set[str]) -> None:
+        operations = list(call.body.get("operations") or [])
+        refuse = refuse_seconds(call.body.get("filters"))
         try:
             offers = self.allocator.take(fw.id, call.offer_ids())
         except InvalidOffers as err:
@@ -243,17 +258,17 @@ class OfferCycle(Hooks):
             st["agent_id"] = mesos_id(agent)
         self.master.send(fw, event("UPDATE", status=st))
 
-    async def _decline(self, fw: Registered, call: Call) -> None:
+    def _decline(self, fw: Registered, call: Call) -> None:
         self.allocator.decline(fw.id, call.offer_ids(),
                                refuse_seconds(call.body.get("filters")))
         self._wake.set()
 
-    async def _revive(self, fw: Registered, call: Call) -> None:
+    def _revive(self, fw: Registered, call: Call) -> None:
         self.allocator.revive(fw.id, call.roles())
         fw.suppressed -= set(call.roles() or fw.roles)
         self._wake.set()
 
-    async def _suppress(self, fw: Registered, call: Call) -> None:
+    def _suppress(self, fw: Registered, call: Call) -> None:
         self.allocator.suppress(fw.id, call.roles())
         fw.suppressed |= set(call.roles() or fw.roles) & set(fw.roles)
 

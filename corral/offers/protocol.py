@@ -18,6 +18,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from corral.objects import Obj
 
 VERSION = "1.11.0"  # the Mesos release whose API this follows
@@ -110,7 +112,7 @@ class Call:
     @classmethod
     def parse(cls, raw: bytes) -> Call:
         try:
-            data = json.loads(raw)
+            data = orjson.loads(raw)
         except (ValueError, UnicodeDecodeError) as err:
             raise CallError(f"Failed to parse body into Call: {err}") from None
         if not isinstance(data, dict):
@@ -216,8 +218,11 @@ def event(kind: str, **body: Any) -> Obj:
 
 def recordio(evt: Obj) -> bytes:
     """One RecordIO record: the JSON's length in bytes, a newline, the JSON."""
-    data = json.dumps(evt, separators=(",", ":")).encode()
-    return str(len(data)).encode() + b"\n" + data
+    try:
+        data = orjson.dumps(evt)
+    except TypeError:  # what orjson does not encode (an integer past 64 bits)
+        data = json.dumps(evt, separators=(",", ":")).encode()
+    return b"%d\n%b" % (len(data), data)
 
 
 def new_uuid() -> bytes:

@@ -1,9 +1,15 @@
 """One subscription's event stream: the body of a SUBSCRIBE response.
 
-The master puts events in; the HTTP response takes RecordIO records out as
-chunks. A framework that stops reading (its queue past ``MAX_QUEUED``) is cut
-off rather than letting the master's memory grow: it re-subscribes, and what
-it missed is re-sent (status updates until acknowledged) or re-offered.
+The master sends events; each becomes a RecordIO record, and the records sent in
+one turn of the event loop go out together, as one chunk of the response
+(httpserver.py's sink), written straight to the socket: a burst of UPDATEs for
+many tasks is one write for the master and one read for the framework. Records
+sent before the response is under way (SUBSCRIBED, pending updates) wait for it.
+
+A framework that stops reading is cut off rather than letting the master's
+memory grow: MAX_BACKLOG bytes unsent (or MAX_QUEUED records before the response
+started). It re-subscribes, and what it missed is re-sent (status updates until
+acknowledged) or re-offered.
 """
 
 from __future__ import annotations
@@ -11,42 +17,64 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
 
 from corral.objects import Obj
+from corral.offers.httpserver import ChunkSink
 from corral.offers.protocol import recordio
 
 log = logging.getLogger(__name__)
 
-MAX_QUEUED = 10_000  # events waiting for a framework that does not read
+MAX_QUEUED = 10_000  # records held before the response started
+MAX_BACKLOG = 16 * 1024 * 1024  # bytes the socket has not taken yet
 
 
 class Stream:
     def __init__(self, framework_id: str) -> None:
         self.id = str(uuid.uuid4())  # the Mesos-Stream-Id later calls must carry
         self.framework_id = framework_id
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.closed = False
+        self._records: list[bytes] = []
+        self._sink: ChunkSink | None = None
+        self._flushing = False
+        self._ended = False
 
     def send(self, evt: Obj) -> None:
         if self.closed:
             return
-        if self._queue.qsize() >= MAX_QUEUED:
+        self._records.append(recordio(evt))
+        if len(self._records) > MAX_QUEUED or (
+                self._sink is not None and self._sink.backlog() > MAX_BACKLOG):
             log.warning("framework not reading its stream, closing it framework=%s",
                         self.framework_id)
+            self._records.clear()
             self.close()
             return
-        self._queue.put_nowait(recordio(evt))
+        self._flush_soon()
 
     def close(self) -> None:
+        """No more events: what was sent goes out, then the response ends."""
         if not self.closed:
             self.closed = True
-            self._queue.put_nowait(None)
+            self._flush_soon()
 
-    async def records(self) -> AsyncIterator[bytes]:
-        """The records as they come, until the stream is closed."""
-        while True:
-            record = await self._queue.get()
-            if record is None:
-                return
-            yield record
+    def attach(self, sink: ChunkSink) -> None:
+        """The response is under way: records go to ``sink`` from now on."""
+        self._sink = sink
+        self._flush()
+
+    def _flush_soon(self) -> None:
+        if self._sink is not None and not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flushing = False
+        if self._sink is None or self._ended:
+            return
+        if self._records:
+            data = b"".join(self._records)
+            self._records.clear()
+            self._sink.write(data)
+        if self.closed:
+            self._ended = True
+            self._sink.end()

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from corral.api.errors import APIError, Conflict, NotFound
 from corral.client.http import ServerUnreachable
@@ -355,20 +356,20 @@ class TaskLoop(Hooks):
 
     # -- calls ---------------------------------------------------------------------------
 
-    async def _kill(self, fw: Registered, call: Call) -> None:
+    def _kill(self, fw: Registered, call: Call) -> Coroutine[Any, Any, None] | None:
         task_id = call.task_id()
         task = self.book.tasks.get((fw.id, task_id))
         if task is None and task_id in self.staged(fw.id):
             self._kill_staged.add((fw.id, task_id))  # killed once it is written
-            return
+            return None
         if task is None:
             self._unknown(fw, task_id, call.body.get("agent_id"))
-            return
+            return None
         if task.terminal:
-            return
+            return None
         grace = ((call.body.get("kill_policy") or {}).get("grace_period") or {}).get(
             "nanoseconds")
-        await self._mark_killed(task, grace / 1e9 if isinstance(grace, int) else None)
+        return self._mark_killed(task, grace / 1e9 if isinstance(grace, int) else None)
 
     async def _mark_killed(self, task: Task, grace: float | None) -> None:
         alloc = self.allocs.get_by_key(task.alloc)
@@ -398,12 +399,12 @@ class TaskLoop(Hooks):
             except Conflict:
                 continue
 
-    async def _acknowledge(self, fw: Registered, call: Call) -> None:
+    def _acknowledge(self, fw: Registered, call: Call) -> None:
         task_id = call.task_id()
         if self.book.acknowledge(fw.id, task_id, str(call.body["uuid"])):
             self._send([t for t in [self.book.tasks.get((fw.id, task_id))] if t is not None])
 
-    async def _reconcile(self, fw: Registered, call: Call) -> None:
+    def _reconcile(self, fw: Registered, call: Call) -> None:
         asked = call.body.get("tasks") or []
         staged = self.staged(fw.id)  # accepted, their Alloc's write on its way
         if not asked:  # implicit: every task the master knows that has not ended
@@ -447,7 +448,7 @@ class TaskLoop(Hooks):
             st["agent_id"] = mesos_id(str(agent["value"]))
         self.master.send(fw, event("UPDATE", status=st))
 
-    async def _message(self, fw: Registered, call: Call) -> None:
+    def _message(self, fw: Registered, call: Call) -> None:
         # Mesos hands the data to the framework's executor on that agent; corral's
         # executor runs commands and takes no messages, so (as Mesos does for an
         # executor that is not there) the message is dropped.

@@ -172,6 +172,11 @@ MANIFESTS: dict[str, dict[str, Any]] = {
     "ResourceQuota": {"spec": {"hard": {"pods": "10", "requests.cpu": "4"},
                                "scopes": ["NotBestEffort"]},
                       "status": {"hard": {"pods": "10"}, "used": {"pods": "0"}}},
+    "LimitRange": {"spec": {"limits": [
+        {"type": "Container", "max": {"cpu": "2"}, "min": {"cpu": "100m"},
+         "default": {"cpu": "500m"}, "defaultRequest": {"cpu": "200m"},
+         "maxLimitRequestRatio": {"cpu": "4"}},
+        {"type": "Pod", "max": {"memory": "2Gi"}}]}},
     "Lease": {"spec": {"holderIdentity": "master-1", "leaseDurationSeconds": 15,
                        "acquireTime": "2024-05-01T10:00:00.000000Z",
                        "renewTime": "2024-05-01T10:00:05.123456Z", "leaseTransitions": 0}},

@@ -111,6 +111,31 @@ def test_delete_options_of_any_group_version() -> None:
         "propagationPolicy": "Background", "preconditions": {"uid": "u-1"}}
 
 
+def _field(number: int, payload: bytes) -> bytes:
+    """One length-delimited field written by hand (payloads here are < 128 bytes)."""
+    return bytes([number << 3 | 2, len(payload)]) + payload
+
+
+def _quantities(number: int, amounts: dict[str, str]) -> bytes:
+    # A map<string, Quantity>: one entry message per key; Quantity's string is field 1.
+    return b"".join(_field(number, _field(1, k.encode()) + _field(2, _field(1, v.encode())))
+                    for k, v in amounts.items())
+
+
+def test_limit_range_with_generated_proto_field_numbers() -> None:
+    # LimitRangeItem: type=1 max=2 min=3 default=4 defaultRequest=5 maxLimitRequestRatio=6.
+    item = (_field(1, b"Container") + _quantities(2, {"cpu": "2"})
+            + _quantities(3, {"cpu": "100m"}) + _quantities(4, {"memory": "512Mi"})
+            + _quantities(5, {"memory": "256Mi"}) + _quantities(6, {"cpu": "4"}))
+    limit_range = _field(1, _field(1, b"lr")) + _field(2, _field(1, item))
+    assert decode_protobuf(_envelope("v1", "LimitRange", limit_range)) == {
+        "apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "lr"},
+        "spec": {"limits": [{"type": "Container", "max": {"cpu": "2"}, "min": {"cpu": "100m"},
+                             "default": {"memory": "512Mi"},
+                             "defaultRequest": {"memory": "256Mi"},
+                             "maxLimitRequestRatio": {"cpu": "4"}}]}}
+
+
 def test_kinds_corral_does_not_decode_are_415() -> None:
     with pytest.raises(UnsupportedMediaType,
                        match="kind Ingress .networking.k8s.io/v1.*application/json"):

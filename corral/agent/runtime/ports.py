@@ -15,8 +15,9 @@ it and a test bind (with SO_REUSEADDR, as servers bind) succeeds.
 from __future__ import annotations
 
 import random
-import socket
 from dataclasses import dataclass
+
+from corral.port_probe import bind_error
 
 DEFAULT_RANGE = (20000, 29999)
 
@@ -54,18 +55,6 @@ def port_env(bindings: list[PortBinding]) -> dict[str, str]:
     return env
 
 
-def _bindable(address: str, port: int, protocol: str) -> bool:
-    kind = socket.SOCK_DGRAM if protocol.upper() == "UDP" else socket.SOCK_STREAM
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family, kind) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((address, port))
-        except OSError:
-            return False
-    return True
-
-
 class PortAllocator:
     """Allocations per pod on one bind address; the agent restores them after a
     restart from the pods it adopts (``restore``)."""
@@ -96,7 +85,7 @@ class PortAllocator:
     def _pick(self, request: PortRequest, protocol: str, taken: set[tuple[int, str]]) -> int:
         if request.host_port is not None:
             port = request.host_port
-            if (port, protocol) in taken or not _bindable(self.bind_address, port, protocol):
+            if (port, protocol) in taken or bind_error(self.bind_address, port, protocol) is not None:
                 raise PortsExhausted(f"hostPort {port}/{protocol} on {self.bind_address} "
                                      "is in use")
             return port
@@ -104,7 +93,7 @@ class PortAllocator:
         start = random.randrange(size)  # spread pods out; fewer retries after restarts
         for offset in range(size):
             port = self.low + (start + offset) % size
-            if (port, protocol) not in taken and _bindable(self.bind_address, port, protocol):
+            if (port, protocol) not in taken and bind_error(self.bind_address, port, protocol) is None:
                 return port
         raise PortsExhausted(f"no free {protocol} port in {self.low}-{self.high} "
                              f"on {self.bind_address}")

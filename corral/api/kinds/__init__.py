@@ -11,7 +11,7 @@ Pod``); MODELS in catalog.py is the one list of them.
 
 Modules: base (shared config and scalar types), meta (ObjectMeta, selectors,
 conditions), container, affinity, pod, core (Namespace, ConfigMap, Secret,
-ServiceAccount, ResourceQuota, Event, and Pod's envelope), node, service
+ServiceAccount, ResourceQuota, LimitRange, Event, and Pod's envelope), node, service
 (Service, Endpoints), apps (Deployment, ReplicaSet, DaemonSet, StatefulSet,
 ControllerRevision), batch (Job, CronJob), autoscaling (HorizontalPodAutoscaler),
 policy (PodDisruptionBudget), coordination (Lease), scheduling (PriorityClass),

@@ -21,6 +21,7 @@ from corral.api.kinds.coordination import Lease
 from corral.api.kinds.core import (
     ConfigMap,
     Event,
+    LimitRange,
     Namespace,
     Pod,
     ResourceQuota,
@@ -40,7 +41,7 @@ MODELS: dict[str, type[TypedObject]] = {
     model.__name__: model
     for model in (
         Namespace, Node, Pod, Service, Endpoints, Event, ConfigMap, Secret, ServiceAccount,
-        ResourceQuota,
+        ResourceQuota, LimitRange,
         Lease, Deployment, ReplicaSet, ReplicationController, DaemonSet, StatefulSet, ControllerRevision,
         Job, CronJob, HorizontalPodAutoscaler,
         PriorityClass, Alloc, Framework, PodDisruptionBudget, Role, ClusterRole, RoleBinding,

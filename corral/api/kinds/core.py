@@ -1,5 +1,5 @@
 """Core (v1) kinds without a module of their own: Namespace, Pod, ConfigMap,
-Secret, ServiceAccount, ResourceQuota, Event."""
+Secret, ServiceAccount, ResourceQuota, LimitRange, Event."""
 
 from __future__ import annotations
 
@@ -70,6 +70,25 @@ class ResourceQuota(KubeObject):
     API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
     spec: ResourceQuotaSpec | None = None
     status: ResourceQuotaStatus | None = None
+
+
+class LimitRangeItem(KubeModel):
+    """One type's bounds: Container, Pod or PersistentVolumeClaim (at most once each)."""
+    type: str = ""
+    max: dict[str, Quantity] | None = None
+    min: dict[str, Quantity] | None = None
+    default: dict[str, Quantity] | None = None  # a container's limit when it names none
+    default_request: dict[str, Quantity] | None = None  # its request when it names none
+    max_limit_request_ratio: dict[str, Quantity] | None = None
+
+
+class LimitRangeSpec(KubeModel):
+    limits: list[LimitRangeItem] = Field(default_factory=list)
+
+
+class LimitRange(KubeObject):
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ("v1",)
+    spec: LimitRangeSpec | None = None
 
 
 class EventSource(KubeModel):

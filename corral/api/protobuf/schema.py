@@ -63,6 +63,10 @@ MESSAGES: dict[str, str] = {
     "ResourceQuota": f"{_STANDARD_OBJECT} spec=2:ResourceQuotaSpec status=3:-",
     "ResourceQuotaSpec": "hard=1:{Quantity} scopes=2:[string] scopeSelector=3:ScopeSelector",
     "ScopeSelector": "matchExpressions=1:[ScopedResourceSelectorRequirement]",
+    "LimitRange": f"{_STANDARD_OBJECT} spec=2:LimitRangeSpec",
+    "LimitRangeSpec": "limits=1:[LimitRangeItem]",
+    "LimitRangeItem": """type=1 max=2:{Quantity} min=3:{Quantity} default=4:{Quantity}
+        defaultRequest=5:{Quantity} maxLimitRequestRatio=6:{Quantity}""",
     "ScopedResourceSelectorRequirement": "scopeName=1 operator=2 values=3:[string]",
     "Pod": f"{_STANDARD_OBJECT} spec=2:PodSpec status=3:-",
     # ---- core/v1 pod template -------------------------------------------------------
@@ -251,6 +255,7 @@ KINDS: dict[tuple[str, str], str] = {
     ("authorization.k8s.io/v1", "LocalSubjectAccessReview"): "SubjectAccessReview",
     ("v1", "Service"): "Service",
     ("v1", "ResourceQuota"): "ResourceQuota",
+    ("v1", "LimitRange"): "LimitRange",
     ("v1", "Pod"): "Pod",
     ("apps/v1", "Deployment"): "Deployment",
     ("batch/v1", "Job"): "Job",

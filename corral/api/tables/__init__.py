@@ -11,7 +11,7 @@ for -A and --show-labels.
 One printer per kind, in modules by kind family: pods, nodes, workloads
 (deployments, replicasets, jobs), services (services, endpoints), events,
 config (configmaps, secrets), cluster (namespaces, leases, priorityclasses,
-resourcequotas), allocs, frameworks, policy (poddisruptionbudgets), autoscaling
+resourcequotas, limitranges), allocs, frameworks, policy (poddisruptionbudgets), autoscaling
 (horizontalpodautoscalers), daemons (statefulsets, controllerrevisions); custom resources print
 their CRD's additionalPrinterColumns (custom). A kind without one gets NAME and AGE.
 """
@@ -26,7 +26,13 @@ from corral.api.tables.age import human_duration
 from corral.api.tables.allocs import ALLOCS
 from corral.api.tables.autoscaling import HPAS
 from corral.api.tables.certificates import CSRS
-from corral.api.tables.cluster import LEASES, NAMESPACES, PRIORITYCLASSES, RESOURCEQUOTAS
+from corral.api.tables.cluster import (
+    LEASES,
+    LIMITRANGES,
+    NAMESPACES,
+    PRIORITYCLASSES,
+    RESOURCEQUOTAS,
+)
 from corral.api.tables.columns import DEFAULT, Column, Object, Printer
 from corral.api.tables.config import CONFIGMAPS, SECRETS, SERVICEACCOUNTS
 from corral.api.tables.custom import CRDS, custom_printer
@@ -54,7 +60,7 @@ PRINTERS: dict[str, Printer] = {
     "Job": JOBS, "Service": SERVICES, "Endpoints": ENDPOINTS, "Namespace": NAMESPACES,
     "Event": EVENTS, "ConfigMap": CONFIGMAPS, "Secret": SECRETS, "Lease": LEASES,
     "ServiceAccount": SERVICEACCOUNTS,
-    "PriorityClass": PRIORITYCLASSES, "ResourceQuota": RESOURCEQUOTAS, "Alloc": ALLOCS,
+    "PriorityClass": PRIORITYCLASSES, "ResourceQuota": RESOURCEQUOTAS, "LimitRange": LIMITRANGES, "Alloc": ALLOCS,
     "Framework": FRAMEWORKS, "PodDisruptionBudget": PDBS, "CustomResourceDefinition": CRDS, "CronJob": CRONJOBS,
     "ReplicationController": REPLICATIONCONTROLLERS, "DaemonSet": DAEMONSETS,
     "StatefulSet": STATEFULSETS, "ControllerRevision": CONTROLLERREVISIONS,

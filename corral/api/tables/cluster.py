@@ -1,5 +1,5 @@
 """Tables of cluster-wide bookkeeping: namespaces, leases, priority classes,
-resource quotas."""
+resource quotas, limit ranges."""
 
 from __future__ import annotations
 
@@ -65,7 +65,20 @@ def resourcequota_cells(quota: Object, now: datetime) -> list[Cell]:
     return [name_of(quota), age_of(quota, now), ", ".join(requests), ", ".join(limits)]
 
 
+LIMITRANGE_COLUMNS = (
+    NAME,
+    Column("Created At", "CreationTimestamp is a timestamp representing the server time when "
+           "this object was created."),
+)
+
+
+def limitrange_cells(lr: Object, now: datetime) -> list[Cell]:
+    # kube-apiserver prints the creation time itself here (RFC 3339, UTC), not an age.
+    return [name_of(lr), str((lr.get("metadata") or {}).get("creationTimestamp") or "")]
+
+
 NAMESPACES = Printer(NAMESPACE_COLUMNS, namespace_cells)
 LEASES = Printer(LEASE_COLUMNS, lease_cells)
 PRIORITYCLASSES = Printer(PRIORITYCLASS_COLUMNS, priorityclass_cells)
 RESOURCEQUOTAS = Printer(RESOURCEQUOTA_COLUMNS, resourcequota_cells)
+LIMITRANGES = Printer(LIMITRANGE_COLUMNS, limitrange_cells)
