@@ -37,6 +37,7 @@ from corral.api.kinds.base import INT32_MAX, KubeModel
 from corral.api.kinds.batch import CronJob, Job
 from corral.api.kinds.container import Container, Probe
 from corral.api.kinds.core import LimitRange, Namespace, NamespaceStatus, Pod, Secret
+from corral.api.kinds.discovery import EndpointSlice
 from corral.api.kinds.meta import LabelSelector
 from corral.api.kinds.pod import PodSpec, PodTemplateSpec
 from corral.api.kinds.replication import ReplicationController
@@ -294,6 +295,14 @@ def _default_service(svc: Service) -> None:
         spec.external_traffic_policy = "Cluster"
 
 
+def _default_endpoint_slice(eps: EndpointSlice) -> None:
+    for port in eps.ports or []:
+        if port.name is None:
+            port.name = ""
+        if port.protocol is None:
+            port.protocol = "TCP"
+
+
 def _default_secret(secret: Secret) -> None:
     if secret.type is None:
         secret.type = "Opaque"
@@ -394,6 +403,7 @@ _DEFAULTERS: dict[type[Any], Callable[[Any], None]] = {
     Job: _default_job,
     CronJob: _default_cronjob,
     Service: _default_service,
+    EndpointSlice: _default_endpoint_slice,
     Secret: _default_secret,
     Namespace: _default_namespace,
     LimitRange: _default_limit_range,

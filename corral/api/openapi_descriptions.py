@@ -291,6 +291,23 @@ DESCRIPTIONS: dict[str, tuple[str, dict[str, str]]] = {
                       immutable="When true, data can no longer change."),
     "Namespace": _object("A scope for names; deleting it deletes everything in it.",
                          "Finalizers of the namespace.", "Active or Terminating."),
+    "LimitRange": _object("Default and bounds of the resources of each container and pod "
+                          "created in its namespace (the LimitRanger admission plugin).",
+                          "The limits, one item per type."),
+    "LimitRangeSpec": ("The limits of a LimitRange.", {
+        "limits": "One item per type: Container, Pod or PersistentVolumeClaim.",
+    }),
+    "LimitRangeItem": ("One type's defaults and bounds, by resource name.", {
+        "type": "Container (each container and init container), Pod (the sum over the "
+                "pod's containers) or PersistentVolumeClaim.",
+        "min": "The least request (and limit) allowed.",
+        "max": "The largest limit (and request) allowed; a container must have a limit.",
+        "default": "The limit of a container that names none (Container only; defaults "
+                   "to max).",
+        "defaultRequest": "The request of a container that names none (Container only; "
+                          "defaults to default, else min).",
+        "maxLimitRequestRatio": "The largest limit divided by request allowed, at least 1.",
+    }),
     "Node": _object("A machine (in corral, an agent) that runs pods.",
                     "Schedulability and taints.", "Capacity, conditions and addresses, "
                     "reported by the node's agent."),

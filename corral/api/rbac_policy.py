@@ -76,6 +76,9 @@ _VIEW_ONLY: list[tuple[str, list[str]]] = [
     ("batch", ["jobs/status"]),
     ("corral.dev", ["allocs/status", "allocs/log"]),
     ("metrics.k8s.io", ["pods"]),
+    # Kubernetes' view reads EndpointSlices; edit and admin write neither them nor
+    # (since 1.22, CVE-2021-25740) Endpoints: they come from the controllers.
+    ("discovery.k8s.io", ["endpointslices"]),
 ]
 
 
@@ -166,6 +169,7 @@ def _controller_manager() -> list[Obj]:
                                                "configmaps", "allocs"]),
         _rule(["create"], ["apps"], ["replicasets", "controllerrevisions"]),
         _rule(["create"], ["batch"], ["jobs"]),
+        _rule(["create"], ["discovery.k8s.io"], ["endpointslices"]),
         _rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
         _rule(["create"], ["coordination.k8s.io"], ["leases"]),
     ]

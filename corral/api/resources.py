@@ -64,6 +64,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Service", "services", True, ("svc",), ("status",), ("all",)),
     Resource("", "v1", "Endpoints", "endpoints", True, ("ep",), (), has_spec=False),
     Resource("", "v1", "Event", "events", True, ("ev",), (), has_spec=False),
+    Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, (), (),
+             has_spec=False),
     Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",), (), has_spec=False),
     Resource("", "v1", "Secret", "secrets", True, (), (), has_spec=False),
     Resource("", "v1", "ResourceQuota", "resourcequotas", True, ("quota",)),

@@ -19,6 +19,7 @@ from corral.api.alloc_validation import validate_alloc, validate_task_array
 from corral.api.autoscaling_validation import validate_hpa
 from corral.api.certificates.requests import validate_csr
 from corral.api.crd.definition import validate_crd
+from corral.api.endpointslice_validation import validate_endpoint_slice
 from corral.api.errors import Cause
 from corral.api.field_errors import FieldErrors
 from corral.api.framework_validation import validate_framework
@@ -46,6 +47,7 @@ from corral.api.kinds.core import (
     ResourceQuota,
     Secret,
 )
+from corral.api.kinds.discovery import EndpointSlice
 from corral.api.kinds.framework import Framework
 from corral.api.kinds.meta import KubeObject, LabelSelector, ObjectMeta
 from corral.api.kinds.node import Node
@@ -625,5 +627,5 @@ _VALIDATORS: dict[type[Any], Callable[[Any, Any, FieldErrors], None]] = {
     CronJob: _validate_cronjob, HorizontalPodAutoscaler: validate_hpa,
     Role: validate_role, ClusterRole: validate_cluster_role, RoleBinding: validate_role_binding,
     ClusterRoleBinding: validate_cluster_role_binding,
-    CertificateSigningRequest: validate_csr,
+    CertificateSigningRequest: validate_csr, EndpointSlice: validate_endpoint_slice,
 }

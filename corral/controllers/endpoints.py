@@ -5,10 +5,9 @@ really listen.
       selected pods, not being deleted, with an IP
         ready      → subsets[].addresses          (ip, nodeName, targetRef)
         not ready  → subsets[].notReadyAddresses  (publishNotReadyAddresses: ready)
-      ports per pod: the Service port's targetPort (a number or a container
-        port's name) looked up in the pod's status.portMappings (corral's
-        agent allocates host ports) → hostIP:hostPort; a pod without a mapping
-        listens on the containerPort itself
+      ports per pod (service_pods.serving_ports, shared with the EndpointSlice
+        controller): the Service port's targetPort looked up in the pod's
+        status.portMappings → hostIP:hostPort, else the containerPort itself
       pods with the same resolved ports share a subset
       Endpoints named like the Service, no owner (as Kubernetes); written only
       when it changes; deleted with the Service
@@ -24,42 +23,10 @@ from corral.client.http import Client
 from corral.controllers.base import Controller, split_key
 from corral.controllers.informers import NAMESPACE, SharedInformers
 from corral.controllers.pods import is_ready
-from corral.objects import Obj, is_deleting, meta, name_of, spec, status
+from corral.controllers.service_pods import selected_pods, selects, serving_ports
+from corral.objects import Obj, is_deleting, meta, name_of, spec
 
 PortKey = tuple[tuple[str, int, str], ...]  # (name, port, protocol) per service port
-
-
-def _mapping(pod: Obj, target: int | str) -> Obj | None:
-    for m in status(pod).get("portMappings") or []:
-        if isinstance(target, str) and m.get("name") == target:
-            return dict(m)
-        if isinstance(target, int) and m.get("containerPort") == target:
-            return dict(m)
-    return None
-
-
-def _container_port(pod: Obj, name: str) -> int | None:
-    for c in spec(pod).get("containers") or []:
-        for p in c.get("ports") or []:
-            if p.get("name") == name:
-                return int(p["containerPort"])
-    return None
-
-
-def resolve_port(pod: Obj, service_port: Obj) -> tuple[str | None, int] | None:
-    """(hostIP or None, port) where the pod serves this Service port; None if
-    the pod has no such port."""
-    raw = service_port.get("targetPort", service_port.get("port"))
-    if raw is None:
-        return None
-    target: int | str = int(raw) if isinstance(raw, int) or str(raw).isdigit() else str(raw)
-    mapping = _mapping(pod, target)
-    if mapping is not None:
-        return mapping.get("hostIP"), int(mapping["hostPort"])
-    if isinstance(target, str):
-        number = _container_port(pod, target)
-        return (None, number) if number is not None else None
-    return None, int(target)
 
 
 def pod_address(pod: Obj, ip: str, service: str = "") -> Obj:
@@ -79,22 +46,16 @@ def pod_address(pod: Obj, ip: str, service: str = "") -> Obj:
 
 
 def build_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
-    spec = service.get("spec") or {}
-    ports = spec.get("ports") or []
-    publish_not_ready = bool(spec.get("publishNotReadyAddresses"))
+    ports = spec(service).get("ports") or []
+    publish_not_ready = bool(spec(service).get("publishNotReadyAddresses"))
     groups: dict[PortKey, tuple[list[Obj], list[Obj]]] = {}
     for pod in pods:
-        status = pod.get("status") or {}
-        pod_ip = status.get("podIP") or status.get("hostIP")
-        if is_deleting(pod) or not pod_ip:
+        serving = None if is_deleting(pod) else serving_ports(service, pod)
+        if serving is None or (ports and not serving[1]):
             continue
-        resolved = [(p, resolve_port(pod, p)) for p in ports]
-        usable = [(p, r) for p, r in resolved if r is not None]
-        if ports and not usable:
-            continue
-        ip = next((r[0] for _, r in usable if r[0]), None) or pod_ip
-        key: PortKey = tuple((str(p.get("name") or ""), r[1], str(p.get("protocol") or "TCP"))
-                             for p, r in usable)
+        ip, usable = serving
+        key: PortKey = tuple((str(p.get("name") or ""), port, str(p.get("protocol") or "TCP"))
+                             for p, port in usable)
         ready, not_ready = groups.setdefault(key, ([], []))
         (ready if is_ready(pod) or publish_not_ready else not_ready).append(
             pod_address(pod, ip, name_of(service)))
@@ -139,10 +100,8 @@ class EndpointsController(Controller):
                                    self._endpoints_changed)
 
     def _pod_changed(self, pod: Obj) -> None:
-        labels = meta(pod).get("labels") or {}
         for svc in self.services.by_index(NAMESPACE, str(meta(pod).get("namespace"))):
-            selector = spec(svc).get("selector")
-            if selector and all(labels.get(k) == v for k, v in selector.items()):
+            if selects(svc, pod):
                 self.enqueue(svc)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
@@ -166,8 +125,7 @@ class EndpointsController(Controller):
         selector = spec(service).get("selector")
         if not selector:
             return  # endpoints of a selector-less Service are the user's
-        pods = [p for p in self.pods.by_index(NAMESPACE, namespace or "")
-                if all((meta(p).get("labels") or {}).get(k) == v for k, v in selector.items())]
+        pods = selected_pods(service, self.pods.by_index(NAMESPACE, namespace or ""))
         subsets = build_subsets(service, pods)
         labels = meta(service).get("labels") or {}
         if current is not None and (current.get("subsets") or []) == subsets \

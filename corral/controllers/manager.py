@@ -28,6 +28,7 @@ from corral.controllers.daemonset import DaemonSetController
 from corral.controllers.deployment import DeploymentController
 from corral.controllers.disruption import DisruptionController
 from corral.controllers.endpoints import EndpointsController
+from corral.controllers.endpointslice import EndpointSliceController
 from corral.controllers.garbagecollector import GarbageCollector
 from corral.controllers.informers import SharedInformers
 from corral.controllers.job import JobController, JobOptions
@@ -44,7 +45,8 @@ log = logging.getLogger("corral.controllers")
 
 LEASE_NAME = "corral-controller-manager"  # in kube-system
 ALL_CONTROLLERS = ("replicaset", "replicationcontroller", "deployment", "daemonset",
-                   "statefulset", "job", "nodelifecycle", "endpoints", "garbagecollector",
+                   "statefulset", "job", "nodelifecycle", "endpoints", "endpointslice",
+                   "garbagecollector",
                    "namespace", "disruption", "cronjob", "resourcequota", "serviceaccount",
                    "kubernetesendpoints", "horizontalpodautoscaling", "csrcleaner",
                    "root-ca-cert-publisher")
@@ -86,6 +88,8 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
         return NodeLifecycleController(client, informers, recorder, options=options.node)
     if name == "endpoints":
         return EndpointsController(client, informers, recorder)
+    if name == "endpointslice":
+        return EndpointSliceController(client, informers, recorder)
     if name == "garbagecollector":
         return GarbageCollector(client, informers, recorder)
     if name == "namespace":

@@ -154,6 +154,15 @@ MANIFESTS: dict[str, dict[str, Any]] = {
                                      "uid": "u1"}}],
         "notReadyAddresses": [{"ip": "127.0.1.3"}],
         "ports": [{"name": "http", "port": 31001, "protocol": "TCP"}]}]},
+    "EndpointSlice": {
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["127.0.1.2"],
+                       "conditions": {"ready": True, "serving": True, "terminating": False},
+                       "hostname": "web-0", "nodeName": "n1", "zone": "z1",
+                       "targetRef": {"kind": "Pod", "namespace": "default", "name": "web-0",
+                                     "uid": "u1"},
+                       "hints": {"forZones": [{"name": "z1"}], "forNodes": [{"name": "n1"}]}}],
+        "ports": [{"name": "http", "port": 31001, "protocol": "TCP", "appProtocol": "http"}]},
     "Event": {
         "involvedObject": {"kind": "Pod", "namespace": "default", "name": "web-0", "uid": "u1",
                            "apiVersion": "v1", "resourceVersion": "7",

@@ -424,3 +424,22 @@ def test_resourcequota_columns() -> None:
     assert row("ResourceQuota", obj) == {
         "NAME": "q", "AGE": "5m", "REQUEST": "pods: 2/10, requests.cpu: 500m/4",
         "LIMIT": "limits.cpu: 1/8, limits.memory: 0/8Gi"}
+
+
+def test_endpoint_slice_columns() -> None:
+    def slice_row(ports: list[dict[str, Any]], *addresses: list[str]) -> dict[str, Any]:
+        return row("EndpointSlice", {
+            "metadata": meta("web-x7k2p"), "addressType": "IPv4", "ports": ports,
+            "endpoints": [{"addresses": a} for a in addresses]})
+
+    assert slice_row([{"name": "http", "port": 8080}], ["10.0.0.1"]) == {
+        "NAME": "web-x7k2p", "ADDRESSTYPE": "IPv4", "PORTS": "8080",
+        "ENDPOINTS": "10.0.0.1", "AGE": "5m"}
+    many = slice_row([{"port": p} for p in (1, 2, 3, 4, 5)] + [{"name": "all"}, {}],
+                     ["10.0.0.1", "10.0.0.2"], ["10.0.0.3"], ["10.0.0.4"])
+    assert many["PORTS"] == "1,2,3 + 4 more..."
+    assert many["ENDPOINTS"] == "10.0.0.1,10.0.0.2,10.0.0.3 + 1 more..."
+    placeholder = slice_row([])
+    assert (placeholder["PORTS"], placeholder["ENDPOINTS"]) == ("<unset>", "<unset>")
+    # A port with no number is "every port": its name, else "*".
+    assert slice_row([{"name": "all"}, {}], ["10.0.0.1"])["PORTS"] == "all,*"

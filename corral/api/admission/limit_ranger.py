@@ -15,6 +15,9 @@ namespace's LimitRanges default what its pods leave out and bound what they ask.
       gave is Invalid, as Kubernetes' validation after its mutating admission says)
     Pod UPDATE: nothing (containers' resources cannot change after creation)
 
+With several LimitRanges the annotation names everything any of them set;
+Kubernetes' says only what the last one to set something set.
+
 It runs first, so Pod Security, priority and quota see the defaulted pod: quota
 charges the requests LimitRanger filled in. LimitRanges are read from the store
 on each pod create (one range read of the namespace's prefix, usually empty),

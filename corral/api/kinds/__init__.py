@@ -12,8 +12,8 @@ Pod``); MODELS in catalog.py is the one list of them.
 Modules: base (shared config and scalar types), meta (ObjectMeta, selectors,
 conditions), container, affinity, pod, core (Namespace, ConfigMap, Secret,
 ServiceAccount, ResourceQuota, LimitRange, Event, and Pod's envelope), node, service
-(Service, Endpoints), apps (Deployment, ReplicaSet, DaemonSet, StatefulSet,
-ControllerRevision), batch (Job, CronJob), autoscaling (HorizontalPodAutoscaler),
+(Service, Endpoints), discovery (EndpointSlice), apps (Deployment, ReplicaSet, DaemonSet,
+StatefulSet, ControllerRevision), batch (Job, CronJob), autoscaling (HorizontalPodAutoscaler),
 policy (PodDisruptionBudget), coordination (Lease), scheduling (PriorityClass),
 rbac, replication (ReplicationController), certificates
 (CertificateSigningRequest), apiextensions (CustomResourceDefinition), alloc and

@@ -28,6 +28,7 @@ from corral.api.kinds.core import (
     Secret,
     ServiceAccount,
 )
+from corral.api.kinds.discovery import EndpointSlice
 from corral.api.kinds.framework import Framework
 from corral.api.kinds.node import Node
 from corral.api.kinds.policy import PodDisruptionBudget
@@ -45,7 +46,7 @@ MODELS: dict[str, type[TypedObject]] = {
         Lease, Deployment, ReplicaSet, ReplicationController, DaemonSet, StatefulSet, ControllerRevision,
         Job, CronJob, HorizontalPodAutoscaler,
         PriorityClass, Alloc, Framework, PodDisruptionBudget, Role, ClusterRole, RoleBinding,
-        ClusterRoleBinding, CustomResourceDefinition, CertificateSigningRequest,
+        ClusterRoleBinding, CustomResourceDefinition, CertificateSigningRequest, EndpointSlice,
         Binding, Scale, Eviction, DeleteOptions, Status,
     )
 }

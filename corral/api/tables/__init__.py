@@ -9,7 +9,7 @@ for -A and --show-labels.
     table_row_event(resource, obj) a watch event whose object is a one-row Table
 
 One printer per kind, in modules by kind family: pods, nodes, workloads
-(deployments, replicasets, jobs), services (services, endpoints), events,
+(deployments, replicasets, jobs), services (services, endpoints, endpointslices), events,
 config (configmaps, secrets), cluster (namespaces, leases, priorityclasses,
 resourcequotas, limitranges), allocs, frameworks, policy (poddisruptionbudgets), autoscaling
 (horizontalpodautoscalers), daemons (statefulsets, controllerrevisions); custom resources print
@@ -42,7 +42,7 @@ from corral.api.tables.frameworks import FRAMEWORKS
 from corral.api.tables.nodes import NODES
 from corral.api.tables.pods import PODS
 from corral.api.tables.policy import PDBS
-from corral.api.tables.services import ENDPOINTS, SERVICES
+from corral.api.tables.services import ENDPOINT_SLICES, ENDPOINTS, SERVICES
 from corral.api.tables.workloads import (
     CRONJOBS,
     DAEMONSETS,
@@ -65,7 +65,7 @@ PRINTERS: dict[str, Printer] = {
     "ReplicationController": REPLICATIONCONTROLLERS, "DaemonSet": DAEMONSETS,
     "StatefulSet": STATEFULSETS, "ControllerRevision": CONTROLLERREVISIONS,
     "HorizontalPodAutoscaler": HPAS,
-    "CertificateSigningRequest": CSRS,
+    "CertificateSigningRequest": CSRS, "EndpointSlice": ENDPOINT_SLICES,
 }
 
 INCLUDE_OBJECT = ("None", "Metadata", "Object")

@@ -98,3 +98,34 @@ def _host_port(ip: str, port: object) -> str:
 
 SERVICES = Printer(SERVICE_COLUMNS, service_cells)
 ENDPOINTS = Printer(ENDPOINTS_COLUMNS, endpoints_cells)
+
+
+ENDPOINT_SLICE_COLUMNS = (
+    NAME,
+    Column("AddressType", "addressType specifies the type of address carried by this "
+           "EndpointSlice. All addresses in this slice must be the same type."),
+    Column("Ports", "ports specifies the list of network ports exposed by each endpoint in "
+           "this slice."),
+    Column("Endpoints", "endpoints is a list of unique endpoints in this slice."),
+    AGE,
+)
+
+
+def endpoint_slice_cells(eps: Object, now: datetime) -> list[Cell]:
+    ports = [str(p["port"]) if p.get("port") is not None else str(p.get("name", "*"))
+             for p in eps.get("ports") or []]
+    addresses = [a for e in eps.get("endpoints") or [] for a in e.get("addresses") or []]
+    return [name_of(eps), str(eps.get("addressType", "")), _first_three(ports),
+            _first_three(addresses), age_of(eps, now)]
+
+
+def _first_three(items: list[str]) -> str:
+    """kube-apiserver's listing of a slice's ports or addresses: the first
+    three, "+ N more...", or <unset> for none."""
+    if len(items) > _SHOWN_ENDPOINTS:
+        shown = ",".join(items[:_SHOWN_ENDPOINTS])
+        return f"{shown} + {len(items) - _SHOWN_ENDPOINTS} more..."
+    return ",".join(items) or "<unset>"
+
+
+ENDPOINT_SLICES = Printer(ENDPOINT_SLICE_COLUMNS, endpoint_slice_cells)

@@ -1,7 +1,9 @@
 """Services end to end: a real master (scheduler, controllers incl. Endpoints) and
 two real agents, each a node on its own loopback address, running the proxy and
 DNS. Three HTTP server pods that answer with their name sit behind a NodePort
-Service; every request is a new TCP connection through the proxy."""
+Service; every request is a new TCP connection through the proxy. The same
+cluster serves the EndpointSlice tests (the endpointslice controller, kubectl's
+table and describe, the Python client's DiscoveryV1Api)."""
 
 from __future__ import annotations
 
@@ -15,10 +17,14 @@ from pathlib import Path
 import httpx
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord  # type: ignore[import-untyped]
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
 
 from corral.objects import Obj, status
+from tests import manifests
 from tests.cluster import Agent, Master, start_agents
 from tests.integration.services import web
+from tests.kubectl import Kubectl
 from tests.poll import wait_for
 
 NS = "default"
@@ -260,3 +266,130 @@ def test_rolling_update_loses_no_request(cluster: Cluster) -> None:
     assert hammer.failures == [], hammer.failures[:5]
     assert len(new) == 3, f"new replicas answering: {sorted(new)}"
     assert sum(hammer.names.values()) > 50
+
+
+# ---- EndpointSlices (the endpointslice controller, discovery.k8s.io/v1) ---------------
+
+SLICES = f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"
+
+
+def slices_of(c: Cluster, service: str) -> list[Obj]:
+    listing = c.get(f"{SLICES}?labelSelector=kubernetes.io%2Fservice-name%3D{service}")
+    return listing["items"]  # type: ignore[no-any-return]
+
+
+def endpoint_states(c: Cluster, service: str) -> dict[str, tuple[bool, bool, bool]]:
+    """(ready, serving, terminating) by pod name, over every slice of the Service."""
+    return {e["targetRef"]["name"]: (e["conditions"]["ready"], e["conditions"]["serving"],
+                                     e["conditions"]["terminating"])
+            for s in slices_of(c, service) for e in s["endpoints"]}
+
+
+def ready_pod_names(c: Cluster, app: str) -> set[str]:
+    return {p["metadata"]["name"] for p in app_pods(c, app)
+            if is_ready(p) and not p["metadata"].get("deletionTimestamp")}
+
+
+def scale(c: Cluster, name: str, replicas: int) -> None:
+    r = c.http.patch(f"/apis/apps/v1/namespaces/{NS}/deployments/{name}/scale",
+                     json={"spec": {"replicas": replicas}},
+                     headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+
+
+def slices_match_ready_pods(c: Cluster, replicas: int) -> list[Obj] | None:
+    """The Service's one slice once it lists exactly the Deployment's ready pods
+    (and the never-ready pod, as not ready)."""
+    pods = ready_pod_names(c, "sliced")
+    if len(pods) != replicas:
+        return None
+    want = {**{p: (True, True, False) for p in pods}, "sliced-unready": (False, False, False)}
+    found = slices_of(c, "sliced")
+    return found if len(found) == 1 and endpoint_states(c, "sliced") == want else None
+
+
+@pytest.fixture(scope="module")
+def sliced(cluster: Cluster) -> Obj:
+    """Service "sliced" over a Deployment's pods and one pod that is never ready.
+    The pods declare no ports, so all serve the targetPort itself: one set of
+    ports, one slice (pods on host ports of their own would each get their own)."""
+    svc = cluster.create(f"/api/v1/namespaces/{NS}/services", manifests.service(
+        "sliced", {"tier": "sliced"}, ports=[{"name": "http", "port": 80, "targetPort": 8080}]))
+    template = manifests.pod_template({"app": "sliced", "tier": "sliced"})
+    cluster.create(f"/apis/apps/v1/namespaces/{NS}/deployments",
+                   manifests.deployment("sliced", 2, template=template))
+    never_ready = manifests.container(readinessProbe={"exec": {"command": ["false"]},
+                                                      "periodSeconds": 1})
+    cluster.create(f"/api/v1/namespaces/{NS}/pods", manifests.pod(
+        "sliced-unready", labels={"tier": "sliced"}, containers=[never_ready]))
+    return svc
+
+
+def test_endpointslice_follows_the_deployment(cluster: Cluster, sliced: Obj) -> None:
+    [eps] = wait_for(lambda: slices_match_ready_pods(cluster, 2), timeout=60.0,
+                     what="one slice of the 2 ready pods and the unready one")
+    assert eps["metadata"]["name"].startswith("sliced-")
+    assert eps["metadata"]["labels"] == {
+        "kubernetes.io/service-name": "sliced",
+        "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}
+    assert eps["metadata"]["ownerReferences"] == [{
+        "apiVersion": "v1", "kind": "Service", "name": "sliced",
+        "uid": sliced["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
+    assert eps["addressType"] == "IPv4"
+    assert eps["ports"] == [{"name": "http", "port": 8080, "protocol": "TCP"}]
+    pods = {p["metadata"]["name"]: p for p in app_pods(cluster, "sliced")}
+    for endpoint in eps["endpoints"]:
+        name = endpoint["targetRef"]["name"]
+        pod = pods.get(name) or cluster.pod(name)
+        assert endpoint["addresses"] == [pod["status"]["podIP"]]
+        assert endpoint["nodeName"] == pod["spec"]["nodeName"]
+        assert endpoint["targetRef"]["uid"] == pod["metadata"]["uid"]
+    scale(cluster, "sliced", 3)
+    [grown] = wait_for(lambda: slices_match_ready_pods(cluster, 3), timeout=60.0,
+                       what="the slice following the scale up to 3")
+    assert grown["metadata"]["name"] == eps["metadata"]["name"]  # updated in place
+    scale(cluster, "sliced", 1)
+    wait_for(lambda: slices_match_ready_pods(cluster, 1), timeout=60.0,
+             what="the slice following the scale down to 1")
+
+
+def test_kubectl_shows_endpointslices(cluster: Cluster, sliced: Obj,
+                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    kubectl = Kubectl(cluster.master, tmp_path_factory.mktemp("kubecache"))
+    [eps] = wait_for(lambda: slices_match_ready_pods(cluster, 1), timeout=60.0,
+                     what="the slice of one ready pod and the unready one")
+    ready_ip = next(e["addresses"][0] for e in eps["endpoints"] if e["conditions"]["ready"])
+    table = kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=sliced")
+    header, row = table.splitlines()
+    assert header.split() == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
+    name, address_type, ports, endpoints, _ = row.split()
+    assert (name, address_type, ports) == (eps["metadata"]["name"], "IPv4", "8080")
+    assert set(endpoints.split(",")) == {e["addresses"][0] for e in eps["endpoints"]}
+    described = kubectl("describe", "service", "sliced")
+    endpoints_line = next(line for line in described.splitlines()
+                          if line.startswith("Endpoints:"))
+    # describe lists the ready endpoints of the Service's slices.
+    assert endpoints_line.split()[1:] == [f"{ready_ip}:8080"]
+
+
+def test_python_client_lists_endpointslices(cluster: Cluster, sliced: Obj) -> None:
+    api = k8s_client.DiscoveryV1Api(
+        k8s_config.new_client_from_config(config_file=str(cluster.master.kubeconfig)))
+    listing = api.list_namespaced_endpoint_slice(
+        NS, label_selector="kubernetes.io/service-name=sliced")
+    [eps] = listing.items
+    assert eps.address_type == "IPv4"
+    assert eps.ports[0].port == 8080
+    assert {e.target_ref.name for e in eps.endpoints} >= {"sliced-unready"}
+    assert eps.metadata.owner_references[0].uid == sliced["metadata"]["uid"]
+
+
+def test_deleting_the_service_removes_its_slices(cluster: Cluster, sliced: Obj) -> None:
+    wait_for(lambda: slices_of(cluster, "sliced"), what="the slices of sliced")
+    r = cluster.http.delete(f"/api/v1/namespaces/{NS}/services/sliced")
+    assert r.status_code == 200, r.text
+    wait_for(lambda: slices_of(cluster, "sliced") == [], timeout=30.0,
+             what="the garbage collector deleting the slices with their Service")
+    for path in (f"/apis/apps/v1/namespaces/{NS}/deployments/sliced",
+                 f"/api/v1/namespaces/{NS}/pods/sliced-unready"):
+        cluster.http.delete(path)

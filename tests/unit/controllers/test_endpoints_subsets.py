@@ -3,7 +3,8 @@ named and numeric targetPorts resolved per pod."""
 
 from __future__ import annotations
 
-from corral.controllers.endpoints import build_subsets, resolve_port
+from corral.controllers.endpoints import build_subsets
+from corral.controllers.service_pods import resolve_port
 from corral.objects import Obj
 
 
