@@ -388,9 +388,9 @@ class _Refused(Exception):
 _CLOSE = Reply(0)  # in a connection's queue: close once the answers before it are out
 
 
+_PHRASES = {int(s): s.phrase for s in HTTPStatus}
+
+
 def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
+    return _PHRASES.get(status, "")
 

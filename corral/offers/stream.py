@@ -1,9 +1,10 @@
 """One subscription's event stream: the body of a SUBSCRIBE response.
 
-The master sends events; each becomes a RecordIO record, and the records sent in
-one turn of the event loop go out together, as one chunk of the response
-(httpserver.py's sink), written straight to the socket: a burst of UPDATEs for
-many tasks is one write for the master and one read for the framework. Records
+The master sends events; each becomes a RecordIO record, and the records sent
+within FLUSH_SECONDS of the first go out together, as one chunk of the response
+(httpserver.py's sink), written straight to the socket: the UPDATEs of many tasks'
+states, streamed from several agents one by one, are one write for the master and
+one read for the framework (which then acknowledges them in one write). Records
 sent before the response is under way (SUBSCRIBED, pending updates) wait for it.
 
 A framework that stops reading is cut off rather than letting the master's
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 
 MAX_QUEUED = 10_000  # records held before the response started
 MAX_BACKLOG = 16 * 1024 * 1024  # bytes the socket has not taken yet
+# How long a record waits for others to share its write: against the ~10 ms of an
+# offer's round trip and the 50 ms it may take, a small delay; against one write
+# (and one wake-up of the framework) per event, many fewer.
+FLUSH_SECONDS = 0.002
 
 
 class Stream:
@@ -65,7 +70,7 @@ class Stream:
     def _flush_soon(self) -> None:
         if self._sink is not None and not self._flushing:
             self._flushing = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._flush)
 
     def _flush(self) -> None:
         self._flushing = False
