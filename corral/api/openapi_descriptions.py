@@ -309,8 +309,8 @@ DESCRIPTIONS: dict[str, tuple[str, dict[str, str]]] = {
         "terminating": "Its pod is being deleted. Unset means false.",
     }),
     # One model name in core/v1 (an Endpoints subset's port) and discovery/v1.
-    "EndpointPort": ("A port endpoints serve: of an Endpoints subset, or of every "
-                     "endpoint of an EndpointSlice.", {
+    "EndpointPort": (("A port endpoints serve: of an Endpoints subset, or of every "
+                      "endpoint of an EndpointSlice."), {
         "name": "The Service port's name; empty or a DNS label, unique among the ports.",
         "protocol": "TCP (default), UDP or SCTP.",
         "port": "The port number (in corral, the host port the agent allocated); unset "
