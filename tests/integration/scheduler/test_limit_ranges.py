@@ -56,7 +56,10 @@ DEFAULTS = {"type": "Container", "default": {"cpu": "500m", "memory": "256Mi"},
 
 async def test_defaults_fill_pods_and_quota_charges_them(client: Client, ns: str) -> None:
     await client.create(limit_range("defaults", ns, DEFAULTS))
-    await client.create(quota("compute", ns, {"requests.cpu": "1", "requests.memory": "1Gi"}))
+    # A quota on limits too: every container must then have limits, which the
+    # LimitRange gives it (Kubernetes' must-specify rule).
+    await client.create(quota("compute", ns, {"requests.cpu": "1", "requests.memory": "1Gi",
+                                              "limits.cpu": "2"}))
     plain = bare_pod("plain", namespace=ns, containers=[container(name="app")],
                      initContainers=[container(name="setup")])
     created = await client.create(plain)
@@ -69,7 +72,7 @@ async def test_defaults_fill_pods_and_quota_charges_them(client: Client, ns: str
         "for container app; cpu, memory request for init container setup; cpu, memory "
         "limit for init container setup")
     used = (await client.get("ResourceQuota", "compute", ns))["status"]["used"]
-    assert used == {"requests.cpu": "200m", "requests.memory": "128Mi"}
+    assert used == {"limits.cpu": "500m", "requests.cpu": "200m", "requests.memory": "128Mi"}
 
     # A limit without a request requests the limit, not the LimitRange's default.
     capped = bare_pod("capped", namespace=ns, containers=[container(
@@ -81,7 +84,7 @@ async def test_defaults_fill_pods_and_quota_charges_them(client: Client, ns: str
         "LimitRanger plugin set: memory request for container app; memory limit for "
         "container app")
     used = (await client.get("ResourceQuota", "compute", ns))["status"]["used"]
-    assert used == {"requests.cpu": "500m", "requests.memory": "256Mi"}
+    assert used == {"limits.cpu": "800m", "requests.cpu": "500m", "requests.memory": "256Mi"}
 
     # A request above the default limit is Invalid once the limit is filled in.
     with pytest.raises(Invalid) as err:
@@ -192,3 +195,8 @@ async def test_kubectl_runs_applies_gets_and_describes(kubectl: Kubectl, ns: str
     rows = [line.split() for line in described.splitlines()]
     assert ["Container", "cpu", "100m", "-", "100m", "-", "-"] in rows
     assert ["Container", "memory", "-", "1Gi", "1Gi", "1Gi", "-"] in rows
+    # kubectl describe namespace lists its LimitRanges under Resource Limits.
+    described = kubectl("describe", "namespace", ns)
+    assert "Resource Limits" in described
+    assert ["Container", "memory", "-", "1Gi", "1Gi", "1Gi", "-"] in [
+        line.split() for line in described.splitlines()]
