@@ -89,7 +89,10 @@ class EndpointSliceController(Controller):
             await self._apply(service, Plan(delete=existing))
             return
         pods = selected_pods(service, self.pods.by_index(NAMESPACE, namespace))
-        nodes = {name_of(n): n for n in self.nodes.list()}
+        # Only the nodes these pods run on: a reconcile per pod change must not
+        # walk every node of a big cluster.
+        nodes = {n: node for n in {spec(p).get("nodeName") for p in pods} if n
+                 and (node := self.nodes.get_by_key(n)) is not None}
         groups, waiting = desired_endpoints(service, pods, nodes)
         await self._apply(service, plan_slices(service, groups, existing, self.max_per_slice))
         if waiting:  # their nodes are not in the cache yet: look again soon
