@@ -61,6 +61,11 @@ class FrameworkTasks:
     # Launched by the master directly and not yet named by spec.tasks (in specs too).
     direct: dict[str, Obj] = field(default_factory=dict)
     killed: dict[str, float | None] = field(default_factory=dict)  # direct kills: grace
+    # What a sync must look at, so that it costs what changed rather than the whole
+    # spec (a framework's Alloc names every task until the master drops it):
+    # tasks not handed to the executor yet (in spec order), tasks asked to be killed.
+    unlaunched: dict[str, None] = field(default_factory=dict)
+    kills: set[str] = field(default_factory=set)
     on_change: Callable[[Obj], None] | None = None  # each new state (the agent's feed)
 
     @classmethod
@@ -82,6 +87,9 @@ class FrameworkTasks:
             del self.direct[task_id]
         self.specs = {**written, **self.direct}
         self._overlay_kills()
+        self.unlaunched = {t: None for t in self.specs
+                           if t not in self.launched and self.state(t) not in TERMINAL}
+        self.kills = {t for t, entry in self.specs.items() if entry.get("kill")}
         for task_id in [t for t in self.states if t not in self.specs]:
             if self.state(task_id) in TERMINAL:  # the master dropped it: it ended
                 del self.states[task_id]
@@ -96,6 +104,9 @@ class FrameworkTasks:
             task_id = str(task["id"])
             if task_id not in self.specs and task_id not in self.states:
                 self.direct[task_id] = self.specs[task_id] = dict(task)
+                self.unlaunched[task_id] = None
+                if task.get("kill"):
+                    self.kills.add(task_id)
                 taken.append(task_id)
         self.killed.update({t: g for t, g in kills.items() if t in self.specs})
         self._overlay_kills()
@@ -110,6 +121,7 @@ class FrameworkTasks:
                 if grace is not None:
                     entry["killGraceSeconds"] = grace
                 self.specs[task_id] = entry
+                self.kills.add(task_id)
 
     def adopt(self, running: list[str], queued: tuple[str, ...] = ()) -> None:
         """Tasks the executor still runs or queues (after an agent restart); one
@@ -131,8 +143,10 @@ class FrameworkTasks:
         """Tasks to hand to the executor now (each once); a task killed before it
         ran is KILLED without running."""
         out = []
-        for task_id, task in self.specs.items():
-            if task_id in self.launched or self.state(task_id) in TERMINAL:
+        pending, self.unlaunched = self.unlaunched, {}
+        for task_id in pending:
+            task = self.specs.get(task_id)
+            if task is None or task_id in self.launched or self.state(task_id) in TERMINAL:
                 continue
             if task.get("kill"):
                 self._set(task_id, "TASK_KILLED", reason="REASON_TASK_KILLED_DURING_LAUNCH",
@@ -157,10 +171,13 @@ class FrameworkTasks:
     def to_kill(self, now: float) -> list[tuple[str, int]]:
         """(task id, signal) to send: TERM first, KILL once its grace has passed."""
         out: list[tuple[str, int]] = []
-        for task_id, task in self.specs.items():
-            if not task.get("kill") or task_id not in self.launched \
-                    or self.state(task_id) in TERMINAL:
+        for task_id in list(self.kills):
+            task = self.specs.get(task_id)
+            if task is None or self.state(task_id) in TERMINAL:
+                self.kills.discard(task_id)  # gone, or ended: nothing more to send
                 continue
+            if task_id not in self.launched:
+                continue  # not started yet: to_launch ends it without running
             deadline = self.kill_sent.get(task_id)
             if deadline is None:
                 grace = float(task.get("killGraceSeconds") or 3.0)

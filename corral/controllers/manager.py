@@ -28,7 +28,10 @@ from corral.controllers.daemonset import DaemonSetController
 from corral.controllers.deployment import DeploymentController
 from corral.controllers.disruption import DisruptionController
 from corral.controllers.endpoints import EndpointsController
-from corral.controllers.endpointslice import EndpointSliceController
+from corral.controllers.endpointslice import (
+    EndpointSliceController,
+    EndpointSliceMirroringController,
+)
 from corral.controllers.garbagecollector import GarbageCollector
 from corral.controllers.informers import SharedInformers
 from corral.controllers.job import JobController, JobOptions
@@ -46,7 +49,7 @@ log = logging.getLogger("corral.controllers")
 LEASE_NAME = "corral-controller-manager"  # in kube-system
 ALL_CONTROLLERS = ("replicaset", "replicationcontroller", "deployment", "daemonset",
                    "statefulset", "job", "nodelifecycle", "endpoints", "endpointslice",
-                   "garbagecollector",
+                   "endpointslicemirroring", "garbagecollector",
                    "namespace", "disruption", "cronjob", "resourcequota", "serviceaccount",
                    "kubernetesendpoints", "horizontalpodautoscaling", "csrcleaner",
                    "root-ca-cert-publisher")
@@ -90,6 +93,8 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
         return EndpointsController(client, informers, recorder)
     if name == "endpointslice":
         return EndpointSliceController(client, informers, recorder)
+    if name == "endpointslicemirroring":
+        return EndpointSliceMirroringController(client, informers, recorder)
     if name == "garbagecollector":
         return GarbageCollector(client, informers, recorder)
     if name == "namespace":

@@ -32,6 +32,8 @@ CONTROLLER_NAME = "endpointslice-controller.k8s.io"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 HEADLESS_LABEL = "service.kubernetes.io/headless"
+# On the Endpoints the Endpoints controller writes, so they are not mirrored.
+SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 RESERVED_LABELS = (SERVICE_NAME_LABEL, MANAGED_BY_LABEL, HEADLESS_LABEL)
 
@@ -175,6 +177,14 @@ def new_slice(service: Obj, ports: list[Obj]) -> Obj:
         "endpoints": [],
         "ports": copy.deepcopy(ports),
     }
+
+
+def managed_slices(slices: list[Obj], service: str, manager: str) -> list[Obj]:
+    """The slices of ``service`` that ``manager`` wrote, less those being deleted."""
+    return [s for s in slices
+            if (meta(s).get("labels") or {}).get(SERVICE_NAME_LABEL) == service
+            and (meta(s).get("labels") or {}).get(MANAGED_BY_LABEL) == manager
+            and not meta(s).get("deletionTimestamp")]
 
 
 def owned_by(eps: Obj, service: Obj) -> bool:

@@ -393,3 +393,34 @@ def test_deleting_the_service_removes_its_slices(cluster: Cluster, sliced: Obj) 
     for path in (f"/apis/apps/v1/namespaces/{NS}/deployments/sliced",
                  f"/api/v1/namespaces/{NS}/pods/sliced-unready"):
         cluster.http.delete(path)
+
+
+def test_user_endpoints_are_mirrored(cluster: Cluster) -> None:
+    """A Service without a selector, its Endpoints written by hand: the mirroring
+    controller makes the slice, follows the Endpoints, and drops it with them."""
+    cluster.create(f"/api/v1/namespaces/{NS}/services", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "outside"},
+        "spec": {"ports": [{"port": 5432}]}})
+    endpoints = {"apiVersion": "v1", "kind": "Endpoints",
+                 "metadata": {"name": "outside", "labels": {"team": "data"}},
+                 "subsets": [{"addresses": [{"ip": "127.0.9.1"}],
+                              "notReadyAddresses": [{"ip": "127.0.9.2"}],
+                              "ports": [{"port": 5432}]}]}
+    cluster.create(f"/api/v1/namespaces/{NS}/endpoints", endpoints)
+    [eps] = wait_for(lambda: slices_of(cluster, "outside"), what="the mirrored slice")
+    assert eps["metadata"]["labels"] == {
+        "team": "data", "kubernetes.io/service-name": "outside",
+        "endpointslice.kubernetes.io/managed-by": "endpointslicemirroring-controller.k8s.io"}
+    assert eps["metadata"]["ownerReferences"][0]["kind"] == "Endpoints"
+    assert [(e["addresses"], e["conditions"]) for e in eps["endpoints"]] == [
+        (["127.0.9.1"], {"ready": True}), (["127.0.9.2"], {"ready": False})]
+    assert eps["ports"] == [{"name": "", "port": 5432, "protocol": "TCP"}]
+    endpoints["subsets"][0]["addresses"] = [{"ip": "127.0.9.3"}]
+    r = cluster.http.put(f"/api/v1/namespaces/{NS}/endpoints/outside", json=endpoints)
+    assert r.status_code == 200, r.text
+    wait_for(lambda: [e["addresses"][0] for s in slices_of(cluster, "outside")
+                      for e in s["endpoints"]] == ["127.0.9.3", "127.0.9.2"],
+             what="the slice following the Endpoints")
+    assert cluster.http.delete(f"/api/v1/namespaces/{NS}/endpoints/outside").status_code == 200
+    wait_for(lambda: slices_of(cluster, "outside") == [], what="the mirrored slice gone")
+    cluster.http.delete(f"/api/v1/namespaces/{NS}/services/outside")
