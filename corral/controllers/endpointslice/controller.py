@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from corral.api.errors import NotFound
+from corral.api.errors import APIError, Conflict, NotFound
 from corral.client.events import EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller, split_key
@@ -97,8 +97,16 @@ class EndpointSliceController(Controller):
             self.requeue_after(key, NODE_RETRY_SECONDS)
 
     async def _apply(self, service: Obj, plan: Plan) -> None:
-        # No new slices under a Service being deleted (the collector is at work).
-        await write_plan(self.client, plan, create=not is_deleting(service))
+        try:
+            # No new slices under a Service being deleted (the collector is at work).
+            await write_plan(self.client, plan, create=not is_deleting(service))
+        except Conflict:
+            raise  # a stale cache: the key is retried, nothing to tell
+        except APIError as err:
+            self.emit(service, "Warning", "FailedToUpdateEndpointSlices",
+                      f"Error updating Endpoint Slices for Service {namespace_of(service)}/"
+                      f"{name_of(service)}: {err}")
+            raise
         if plan.create or plan.update or plan.delete:
             log.info("endpointslices service=%s/%s created=%d updated=%d deleted=%d",
                      namespace_of(service), name_of(service), len(plan.create),

@@ -424,3 +424,39 @@ def test_user_endpoints_are_mirrored(cluster: Cluster) -> None:
     assert cluster.http.delete(f"/api/v1/namespaces/{NS}/endpoints/outside").status_code == 200
     wait_for(lambda: slices_of(cluster, "outside") == [], what="the mirrored slice gone")
     cluster.http.delete(f"/api/v1/namespaces/{NS}/services/outside")
+
+
+def test_a_refused_slice_is_an_event_on_the_service(cluster: Cluster) -> None:
+    """Quota allows no EndpointSlice in the namespace: the controller says why on
+    the Service, as Kubernetes' does (FailedToUpdateEndpointSlices)."""
+    cluster.create("/api/v1/namespaces", manifests.namespace("noslices"))
+    cluster.create("/api/v1/namespaces/noslices/resourcequotas", {
+        "apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "none"},
+        "spec": {"hard": {"count/endpointslices.discovery.k8s.io": "0"}}})
+    cluster.create("/api/v1/namespaces/noslices/services",
+                   manifests.service("quiet", {"app": "quiet"}))
+
+    def refusal() -> str:
+        events = cluster.get("/api/v1/namespaces/noslices/events")["items"]
+        return next((e["message"] for e in events
+                     if e.get("reason") == "FailedToUpdateEndpointSlices"
+                     and e["involvedObject"]["name"] == "quiet"), "")
+
+    message = wait_for(refusal, what="a FailedToUpdateEndpointSlices event")
+    assert message.startswith("Error updating Endpoint Slices for Service noslices/quiet:")
+    assert "exceeded quota" in message
+    cluster.http.delete("/api/v1/namespaces/noslices")
+
+
+def test_pods_on_host_ports_of_their_own_get_a_slice_each(cluster: Cluster,
+                                                          backends: Obj) -> None:
+    """The web pods each listen on the host port their agent allocated: a slice's
+    ports hold for all its endpoints, so each pod is in a slice of its own."""
+    def published() -> dict[str, tuple[str, int]]:
+        return {e["targetRef"]["name"]: (e["addresses"][0], s["ports"][0]["port"])
+                for s in slices_of(cluster, "web") for e in s["endpoints"]
+                if e["conditions"]["ready"]}
+
+    wanted = {name: host_port(cluster.pod(name)) for name in REPLICAS}
+    wait_for(lambda: published() == wanted, what="a slice per web pod at its host port")
+    assert len(slices_of(cluster, "web")) == len(REPLICAS)
