@@ -32,6 +32,7 @@ from corral.controllers.endpointslice import (
     EndpointSliceController,
     EndpointSliceMirroringController,
 )
+from corral.controllers.endpointslice.plan import MAX_ENDPOINTS_PER_SLICE, max_per_slice
 from corral.controllers.garbagecollector import GarbageCollector
 from corral.controllers.informers import SharedInformers
 from corral.controllers.job import JobController, JobOptions
@@ -62,6 +63,7 @@ class ManagerOptions:
     job: JobOptions = field(default_factory=JobOptions)
     quota_sync: float = field(default_factory=sync_seconds_from_env)
     hpa: HPAOptions = field(default_factory=HPAOptions)
+    max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE
 
     @classmethod
     def from_env(cls) -> ManagerOptions:
@@ -70,7 +72,9 @@ class ManagerOptions:
         names = os.environ.get("CORRAL_CONTROLLERS", "")
         chosen = tuple(n for n in names.split(",") if n) or ALL_CONTROLLERS
         return cls(chosen, NodeLifecycleOptions.from_env(), JobOptions.from_env(),
-                   hpa=HPAOptions.from_env())
+                   hpa=HPAOptions.from_env(), max_endpoints_per_slice=max_per_slice(
+                       os.environ.get("CORRAL_MAX_ENDPOINTS_PER_SLICE",
+                                      str(MAX_ENDPOINTS_PER_SLICE))))
 
 
 def build(name: str, client: Client, informers: SharedInformers, recorder: EventRecorder,
@@ -92,7 +96,8 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
     if name == "endpoints":
         return EndpointsController(client, informers, recorder)
     if name == "endpointslice":
-        return EndpointSliceController(client, informers, recorder)
+        return EndpointSliceController(client, informers, recorder,
+                                       max_per_slice=options.max_endpoints_per_slice)
     if name == "endpointslicemirroring":
         return EndpointSliceMirroringController(client, informers, recorder)
     if name == "garbagecollector":

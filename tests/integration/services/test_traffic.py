@@ -424,6 +424,12 @@ def test_user_endpoints_are_mirrored(cluster: Cluster) -> None:
     assert cluster.http.delete(f"/api/v1/namespaces/{NS}/endpoints/outside").status_code == 200
     wait_for(lambda: slices_of(cluster, "outside") == [], what="the mirrored slice gone")
     cluster.http.delete(f"/api/v1/namespaces/{NS}/services/outside")
+    # The masters' own Endpoints (default/kubernetes) are mirrored the same way.
+    [api] = wait_for(lambda: slices_of(cluster, "kubernetes"), what="the kubernetes slice")
+    master_ep = cluster.get(f"/api/v1/namespaces/{NS}/endpoints/kubernetes")
+    assert [e["addresses"][0] for e in api["endpoints"]] == [
+        a["ip"] for a in master_ep["subsets"][0]["addresses"]]
+    assert api["ports"][0]["name"] == "https"
 
 
 def test_a_refused_slice_is_an_event_on_the_service(cluster: Cluster) -> None:
