@@ -133,6 +133,7 @@ class _Connection(asyncio.Protocol):
         self.closing = False
         self._timer: asyncio.TimerHandle | None = None
         self._reading_paused = False
+        self._out: list[bytes] | None = None  # answers held for one write
         self._reset()
 
     def _reset(self) -> None:
@@ -167,6 +168,17 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing or self.streaming is not None:
             return  # a stream's client has nothing more to say
+        # The answers to what this read completed go out in one write (a framework
+        # pipelines its ACKNOWLEDGEs: one read, many calls, one write back).
+        self._out = []
+        try:
+            self._feed(data)
+        finally:
+            out, self._out = self._out, None
+            if out and self.transport is not None and not self.transport.is_closing():
+                self.transport.write(b"".join(out))
+
+    def _feed(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -199,8 +211,9 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         if self._headers.get("expect", "").lower() == "100-continue":
             length = int(self._headers.get("content-length", "0") or 0)
-            if length <= self.server.max_body and self.transport is not None:
-                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            if length <= self.server.max_body:
+                self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                self._flush()  # the client waits for it before sending the body
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -294,8 +307,8 @@ class _Connection(asyncio.Protocol):
         if reply.content_type:
             lines.append(f"content-type: {reply.content_type}")
         lines.extend(f"{k}: {v}" for k, v in reply.headers)
-        self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-                             + (b"" if head else reply.body))
+        self._write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+                    + (b"" if head else reply.body))
 
     def _stream(self, reply: StreamReply) -> None:
         assert self.transport is not None
@@ -304,8 +317,20 @@ class _Connection(asyncio.Protocol):
         lines = ["HTTP/1.1 200 OK", "transfer-encoding: chunked",
                  f"content-type: {reply.content_type}",
                  *(f"{k}: {v}" for k, v in reply.headers)]
-        self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        self._write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        self._flush()  # the stream writes to the transport itself from now on
         reply.attach(_Chunks(self))
+
+    def _write(self, data: bytes) -> None:
+        if self._out is not None:
+            self._out.append(data)
+        elif self.transport is not None:
+            self.transport.write(data)
+
+    def _flush(self) -> None:
+        if self._out and self.transport is not None:
+            self.transport.write(b"".join(self._out))
+            self._out.clear()
 
     def _fail(self, reply: Reply) -> None:
         if self.transport is not None and not self.closing and self.streaming is None:
@@ -316,6 +341,7 @@ class _Connection(asyncio.Protocol):
         if not self.closing:
             self.closing = True
             self._disarm()
+            self._flush()  # answers held for the read's one write go first
             if self.transport is not None:
                 self.transport.close()  # connection_lost follows (ends a stream)
 

@@ -341,7 +341,7 @@ class TaskLoop(Hooks):
 
     def framework_state(self, fw: Registered) -> Obj:
         tasks = [self._task_state(t) for t in self.book.of_framework(fw.id)]
-        done = [self._task_state(t) for t in self.book.completed.get(fw.id, ())]
+        done = [self._task_state(t) for t in self.book.completed.get(fw.id, {}).values()]
         return {"tasks": [t for t in tasks if not t["terminal"]],
                 "completed_tasks": [t for t in tasks if t["terminal"]] + done}
 
@@ -417,8 +417,8 @@ class TaskLoop(Hooks):
             return
         for item in asked:
             task_id = str(item["task_id"]["value"])
-            known = self.book.tasks.get((fw.id, task_id)) or next(
-                (t for t in self.book.completed.get(fw.id, ()) if t.id == task_id), None)
+            known = self.book.tasks.get((fw.id, task_id)) or \
+                self.book.completed.get(fw.id, {}).get(task_id)
             if known is not None:
                 self.master.send(fw, event("UPDATE", status=self.book.status_of(
                     known, reason="REASON_RECONCILIATION")))

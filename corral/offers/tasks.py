@@ -64,7 +64,8 @@ class TaskBook:
         self.retry = retry_seconds
         self.tasks: dict[tuple[str, str], Task] = {}  # (framework, task id) → task
         self.pending: dict[tuple[str, str], deque[Pending]] = {}
-        self.completed: dict[str, deque[Task]] = {}  # framework → terminal, settled tasks
+        # framework → its terminal, settled tasks by id, oldest first (COMPLETED_KEPT)
+        self.completed: dict[str, dict[str, Task]] = {}
         self.partition_aware: set[str] = set()  # frameworks that asked for it
         self.killing_aware: set[str] = set()  # TASK_KILLING_STATE: told of TASK_KILLING
 
@@ -144,8 +145,8 @@ class TaskBook:
         return True
 
     def _completed(self, framework_id: str, task_id: str) -> bool:
-        return (framework_id, task_id) not in self.tasks and any(
-            t.id == task_id for t in self.completed.get(framework_id, ()))
+        return (framework_id, task_id) not in self.tasks and \
+            task_id in self.completed.get(framework_id, {})
 
     def alloc_gone(self, alloc: Obj, node_ready: bool) -> list[Task]:
         """The Alloc was deleted: its tasks that had not ended are lost (GONE for a
@@ -288,8 +289,11 @@ class TaskBook:
         key = (task.framework_id, task.id)
         if task.terminal and task.gone and key not in self.pending:
             del self.tasks[key]
-            kept = self.completed.setdefault(task.framework_id, deque(maxlen=COMPLETED_KEPT))
-            kept.append(task)
+            kept = self.completed.setdefault(task.framework_id, {})
+            kept.pop(task.id, None)
+            kept[task.id] = task
+            if len(kept) > COMPLETED_KEPT:
+                del kept[next(iter(kept))]
 
 
 def _steps(state: str, seen: Obj) -> list[tuple[str, object]]:
