@@ -1,5 +1,7 @@
 """Mesos frameworks through offers (issue 16): on a fresh master (`--mesos-listen`)
-with 4 agents, real framework processes (tests/offers_framework.py):
+with 4 agents, real framework processes (tests/offers_framework.py, on the lean
+client tests/mesos_driver.py: one thread, calls pipelined on keep-alive
+connections, as a production framework; every update acknowledged with its uuid):
 
     (a) throughput   one framework launches N × /bin/true as fast as offers allow
                      (tasks of 0.1 cpus on agents of --agent-cpus each, so at most

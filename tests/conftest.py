@@ -30,6 +30,7 @@ from corral.client.http import Client
 from tests.cluster import Agent, Component, EtcdCluster, Master, remove_node_homes
 from tests.kubectl import Kubectl
 from tests.netns import Netns, unique_name
+from tests.poll import wait_for
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -78,6 +79,11 @@ def quiet_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Master]:
                          kubeconfig=m.data_dir / "controllers.kubeconfig")
     try:
         accounts.start()
+        # A pod made right after its namespace waits only a few seconds for its
+        # account: on a loaded machine the process may take longer than that to
+        # start, so tests begin once its informers have synced.
+        wait_for(lambda: "controllers running" in accounts.log(), timeout=60,
+                 what="the ServiceAccount controller running")
         yield m
     finally:
         accounts.stop()

@@ -78,8 +78,11 @@ CLAIM_SECONDS = 1.0  # claims cover about this long of work at the current rate
 # TASK_STARTING, and a short task's start and end go in the same write instead.
 LAUNCH_HOLD_SECONDS = 0.1
 # With a master reading the node's feed (framework_feed.py) it hears each state at
-# once: the status write that keeps the store right may come seldom.
-FEED_FLUSH_SECONDS = 1.0
+# once: the status write that keeps the store right may come seldom. Each carries
+# every task of the Alloc and costs the agent (an HTTPS PUT, then its echo on the
+# watch) and the master (the write, its watchers): in bench/offers.py it was the
+# largest single item of the agent's profile at once a second.
+FEED_FLUSH_SECONDS = 3.0
 
 
 @dataclass

@@ -296,6 +296,10 @@ def _default_service(svc: Service) -> None:
 
 
 def _default_endpoint_slice(eps: EndpointSlice) -> None:
+    # v1 cannot write deprecatedTopology (only v1beta1 could, which corral does
+    # not serve): Kubernetes silently drops it, so no write ever stores one.
+    for endpoint in eps.endpoints:
+        endpoint.deprecated_topology = None
     for port in eps.ports or []:
         if port.name is None:
             port.name = ""

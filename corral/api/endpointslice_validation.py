@@ -3,8 +3,9 @@ wording of Kubernetes' pkg/apis/discovery/validation.
 
     addressType   required; IPv4, IPv6 or FQDN; immutable
     endpoints     at most 1000; each 1..100 addresses valid for the addressType,
-                  a DNS-label hostname, a valid nodeName, at most 16 topology
-                  labels, at most 8 zone hints (unique label values)
+                  a DNS-label hostname, a valid nodeName, at most 8 zone hints
+                  (unique label values); deprecatedTopology is dropped on write
+                  (defaults.py), as v1 does
     ports         at most 20000 (Kubernetes raised it from 100 in 1.21); names
                   unique DNS labels (or ""); protocol TCP/UDP/SCTP; appProtocol
                   a qualified name
@@ -17,13 +18,12 @@ import ipaddress
 from corral.api import names
 from corral.api.field_errors import FieldErrors
 from corral.api.kinds.discovery import Endpoint, EndpointHints, EndpointPort, EndpointSlice
-from corral.api.pod_validation import PROTOCOLS, validate_labels
+from corral.api.pod_validation import PROTOCOLS
 
 ADDRESS_TYPES = ("FQDN", "IPv4", "IPv6")
 MAX_ENDPOINTS = 1000
 MAX_ADDRESSES = 100
 MAX_PORTS = 20000
-MAX_TOPOLOGY_LABELS = 16
 MAX_ZONE_HINTS = 8
 
 
@@ -54,10 +54,6 @@ def _validate_endpoints(endpoints: list[Endpoint], address_type: str, errs: Fiel
         if endpoint.node_name is not None:
             errs.each(f"{path}.nodeName", endpoint.node_name,
                       names.dns1123_subdomain(endpoint.node_name))
-        topology = endpoint.deprecated_topology or {}
-        if len(topology) > MAX_TOPOLOGY_LABELS:
-            errs.too_many(f"{path}.deprecatedTopology", len(topology), MAX_TOPOLOGY_LABELS)
-        validate_labels(topology, f"{path}.deprecatedTopology", errs)
         if endpoint.hostname is not None:
             errs.each(f"{path}.hostname", endpoint.hostname,
                       names.dns1123_label(endpoint.hostname))

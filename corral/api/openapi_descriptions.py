@@ -281,6 +281,42 @@ DESCRIPTIONS: dict[str, tuple[str, dict[str, str]]] = {
         "protocol": "TCP, UDP or SCTP.",
         "name": "Required when the Service has several ports.",
     }),
+    "EndpointSlice": _object(
+        "A piece of a Service's endpoints: one address type, one set of ports, at most 1000 "
+        "endpoints (the endpointslice controller puts at most 100 in each). All slices "
+        "labelled kubernetes.io/service-name=<service> together are the Service's "
+        "endpoints. corral's pods listen on host ports of their own, so pods whose ports "
+        "differ are in different slices.",
+        addressType="IPv4, IPv6 or FQDN: the type of every address in the slice. Immutable.",
+        endpoints="The endpoints, each unique in the slice.",
+        ports="The ports every endpoint of the slice serves; names unique. A port "
+              "without a number means every port."),
+    "Endpoint": ("One backend of a Service: a pod, or an address its user wrote.", {
+        "addresses": "1 to 100 addresses of the slice's type; the controllers write one.",
+        "conditions": "Whether it is ready, serving, terminating.",
+        "hostname": "Its DNS label, when the pod's subdomain is the Service.",
+        "targetRef": "The object it stands for (its Pod).",
+        "nodeName": "The node it runs on.",
+        "zone": "The topology.kubernetes.io/zone of its node.",
+        "hints": "Which zones or nodes should use it (topology aware routing).",
+        "deprecatedTopology": "v1beta1's topology labels; dropped when written through v1.",
+    }),
+    "EndpointConditions": ("The state of an endpoint.", {
+        "ready": "Ready for traffic: serving and not terminating (or the Service publishes "
+                 "not-ready addresses). Unset means true.",
+        "serving": "Its pod passes its readiness checks, terminating or not. Unset means "
+                   "true.",
+        "terminating": "Its pod is being deleted. Unset means false.",
+    }),
+    # One model name in core/v1 (an Endpoints subset's port) and discovery/v1.
+    "EndpointPort": (("A port endpoints serve: of an Endpoints subset, or of every "
+                      "endpoint of an EndpointSlice."), {
+        "name": "The Service port's name; empty or a DNS label, unique among the ports.",
+        "protocol": "TCP (default), UDP or SCTP.",
+        "port": "The port number (in corral, the host port the agent allocated); unset "
+                "in an EndpointSlice means every port.",
+        "appProtocol": "The application protocol, a label-style name (kubernetes.io/h2c).",
+    }),
     "ConfigMap": _object("Non-secret configuration as key/value pairs.",
                          data="UTF-8 values by key.", binaryData="Binary values, base64.",
                          immutable="When true, data can no longer change."),

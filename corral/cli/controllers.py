@@ -20,6 +20,7 @@ from corral.client.kubeconfig import ClusterConfig, KubeconfigError
 from corral.client.leaderelection import process_identity, run_elected
 from corral.client.metrics import WORKQUEUE_METRICS
 from corral.controllers.autoscaling import HPAOptions
+from corral.controllers.endpointslice.plan import max_per_slice
 from corral.controllers.job import JobOptions
 from corral.controllers.manager import (
     ALL_CONTROLLERS,
@@ -55,7 +56,14 @@ def manager_options(args: argparse.Namespace) -> ManagerOptions:
         args.hpa_downscale_stabilization if args.hpa_downscale_stabilization is not None
         else env_hpa.downscale_stabilization,
         env_hpa.cpu_initialization_period, env_hpa.initial_readiness_delay)
-    return ManagerOptions(names or ALL_CONTROLLERS, node, JobOptions.from_env(), hpa=hpa)
+    slices = ManagerOptions.from_env().max_endpoints_per_slice
+    if args.max_endpoints_per_slice is not None:
+        try:
+            slices = max_per_slice(args.max_endpoints_per_slice)
+        except ValueError as err:
+            raise KubeconfigError(f"--{err}") from err
+    return ManagerOptions(names or ALL_CONTROLLERS, node, JobOptions.from_env(), hpa=hpa,
+                          max_endpoints_per_slice=slices)
 
 
 async def _main(cfg: ClusterConfig, options: ManagerOptions, leader_elect: bool) -> None:
@@ -113,6 +121,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    dest="hpa_downscale_stabilization", type=float, default=None,
                    help="seconds of recommendations an HPA without behavior scales down "
                         "after (default 300, env CORRAL_HPA_DOWNSCALE_STABILIZATION)")
+    p.add_argument("--max-endpoints-per-slice", type=int, default=None,
+                   help="endpoints the endpointslice controller puts in one slice, 1 to "
+                        "1000 (default 100, env CORRAL_MAX_ENDPOINTS_PER_SLICE)")
     add_metrics_flag(p)
     p.add_argument("--log-level", default="info")
     p.set_defaults(run=_run)

@@ -9,8 +9,9 @@ really listen.
         controller): the Service port's targetPort looked up in the pod's
         status.portMappings → hostIP:hostPort, else the containerPort itself
       pods with the same resolved ports share a subset
-      Endpoints named like the Service, no owner (as Kubernetes); written only
-      when it changes; deleted with the Service
+      Endpoints named like the Service, no owner (as Kubernetes), labelled
+      endpointslice.kubernetes.io/skip-mirror=true; written only when it
+      changes; deleted with the Service
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from corral.api.errors import AlreadyExists, NotFound
 from corral.client.events import EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller, split_key
+from corral.controllers.endpointslice.plan import SKIP_MIRROR_LABEL
 from corral.controllers.informers import NAMESPACE, SharedInformers
 from corral.controllers.pods import is_ready
 from corral.controllers.service_pods import selected_pods, selects, serving_ports
@@ -127,7 +129,9 @@ class EndpointsController(Controller):
             return  # endpoints of a selector-less Service are the user's
         pods = selected_pods(service, self.pods.by_index(NAMESPACE, namespace or ""))
         subsets = build_subsets(service, pods)
-        labels = meta(service).get("labels") or {}
+        # Kubernetes' label: these Endpoints are the controller's, not to be
+        # mirrored into EndpointSlices (the endpointslice controller makes those).
+        labels = {**(meta(service).get("labels") or {}), SKIP_MIRROR_LABEL: "true"}
         if current is not None and (current.get("subsets") or []) == subsets \
                 and (meta(current).get("labels") or {}) == labels:
             return

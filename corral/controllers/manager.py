@@ -28,7 +28,11 @@ from corral.controllers.daemonset import DaemonSetController
 from corral.controllers.deployment import DeploymentController
 from corral.controllers.disruption import DisruptionController
 from corral.controllers.endpoints import EndpointsController
-from corral.controllers.endpointslice import EndpointSliceController
+from corral.controllers.endpointslice import (
+    EndpointSliceController,
+    EndpointSliceMirroringController,
+)
+from corral.controllers.endpointslice.plan import MAX_ENDPOINTS_PER_SLICE, max_per_slice
 from corral.controllers.garbagecollector import GarbageCollector
 from corral.controllers.informers import SharedInformers
 from corral.controllers.job import JobController, JobOptions
@@ -46,7 +50,7 @@ log = logging.getLogger("corral.controllers")
 LEASE_NAME = "corral-controller-manager"  # in kube-system
 ALL_CONTROLLERS = ("replicaset", "replicationcontroller", "deployment", "daemonset",
                    "statefulset", "job", "nodelifecycle", "endpoints", "endpointslice",
-                   "garbagecollector",
+                   "endpointslicemirroring", "garbagecollector",
                    "namespace", "disruption", "cronjob", "resourcequota", "serviceaccount",
                    "kubernetesendpoints", "horizontalpodautoscaling", "csrcleaner",
                    "root-ca-cert-publisher")
@@ -59,6 +63,7 @@ class ManagerOptions:
     job: JobOptions = field(default_factory=JobOptions)
     quota_sync: float = field(default_factory=sync_seconds_from_env)
     hpa: HPAOptions = field(default_factory=HPAOptions)
+    max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE
 
     @classmethod
     def from_env(cls) -> ManagerOptions:
@@ -67,7 +72,9 @@ class ManagerOptions:
         names = os.environ.get("CORRAL_CONTROLLERS", "")
         chosen = tuple(n for n in names.split(",") if n) or ALL_CONTROLLERS
         return cls(chosen, NodeLifecycleOptions.from_env(), JobOptions.from_env(),
-                   hpa=HPAOptions.from_env())
+                   hpa=HPAOptions.from_env(), max_endpoints_per_slice=max_per_slice(
+                       os.environ.get("CORRAL_MAX_ENDPOINTS_PER_SLICE",
+                                      str(MAX_ENDPOINTS_PER_SLICE))))
 
 
 def build(name: str, client: Client, informers: SharedInformers, recorder: EventRecorder,
@@ -89,7 +96,10 @@ def build(name: str, client: Client, informers: SharedInformers, recorder: Event
     if name == "endpoints":
         return EndpointsController(client, informers, recorder)
     if name == "endpointslice":
-        return EndpointSliceController(client, informers, recorder)
+        return EndpointSliceController(client, informers, recorder,
+                                       max_per_slice=options.max_endpoints_per_slice)
+    if name == "endpointslicemirroring":
+        return EndpointSliceMirroringController(client, informers, recorder)
     if name == "garbagecollector":
         return GarbageCollector(client, informers, recorder)
     if name == "namespace":

@@ -21,6 +21,8 @@ def test_explain_prints_descriptions(kubectl: Kubectl, output: str) -> None:
     assert "<no description>" not in kubectl("explain", "services.spec", f"--output={output}")
     rule = kubectl("explain", "jobs.spec.podFailurePolicy.rules", f"--output={output}")
     assert "onExitCodes" in rule and "<no description>" not in rule
+    conditions = kubectl("explain", "endpointslices.endpoints.conditions", f"--output={output}")
+    assert "terminating" in conditions and "<no description>" not in conditions
 
 
 def test_openapi_v2_in_json_and_protobuf(master: Master) -> None:

@@ -81,6 +81,9 @@ def test_the_view_role_is_aggregated(kubectl: Kubectl, user_token: Callable[[str
     assert kubectl.run(*can, "get", "secrets").stdout.strip() == "no"
     assert kubectl.run(*can, "get", "pods", "--subresource=log").stdout.strip() == "yes"
     assert kubectl.run(*can, "delete", "pods").stdout.strip() == "no"
+    # EndpointSlices are read, never written, as Kubernetes' view has it.
+    assert kubectl.run(*can, "watch", "endpointslices").stdout.strip() == "yes"
+    assert kubectl.run(*can, "create", "endpointslices").stdout.strip() == "no"
     # A ClusterRole labelled to join view widens it.
     kubectl("apply", "-f", "-", input="""
 apiVersion: rbac.authorization.k8s.io/v1

@@ -160,3 +160,25 @@ def test_a_field_not_in_the_schema_is_refused_not_dropped() -> None:
 def test_malformed_bodies_are_400(body: bytes) -> None:
     with pytest.raises(BadRequest):
         decode_protobuf(body)
+
+
+def test_endpoint_slice_with_generated_proto_field_numbers() -> None:
+    # EndpointSlice: metadata=1 endpoints=2 ports=3 addressType=4; Endpoint:
+    # addresses=1 conditions=2 hostname=3 targetRef=4 nodeName=6 zone=7;
+    # EndpointConditions ready=1 serving=2 terminating=3 (pointers: false is kept);
+    # EndpointPort name=1 protocol=2 port=3 appProtocol=4.
+    conditions = bytes([1 << 3, 1, 2 << 3, 1, 3 << 3, 0])
+    endpoint = (_field(1, b"10.0.0.7") + _field(2, conditions) + _field(3, b"web-0")
+                + _field(4, _field(1, b"Pod") + _field(3, b"web-0")) + _field(6, b"n1")
+                + _field(7, b"z1"))
+    port = _field(1, b"http") + _field(2, b"TCP") + bytes([3 << 3, 0x90, 0x3F])  # 8080
+    eps = _field(1, _field(1, b"web-x")) + _field(2, endpoint) + _field(3, port) \
+        + _field(4, b"IPv4")
+    assert decode_protobuf(_envelope("discovery.k8s.io/v1", "EndpointSlice", eps)) == {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "web-x"}, "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.7"],
+                       "conditions": {"ready": True, "serving": True, "terminating": False},
+                       "hostname": "web-0", "targetRef": {"kind": "Pod", "name": "web-0"},
+                       "nodeName": "n1", "zone": "z1"}],
+        "ports": [{"name": "http", "protocol": "TCP", "port": 8080}]}

@@ -401,11 +401,15 @@ class Executor:
         self.queue.append(task)
 
     def resize(self, msg: dict[str, Any]) -> None:
-        """The Alloc grew or shrank (a framework's, as its tasks come and go)."""
+        """The Alloc grew or shrank (a framework's, as its tasks come and go). The
+        cgroup's files are written only when a limit changed: a framework's
+        Alloc is resized for its slots alone at nearly every launch."""
         self.config.slots = max(1, int(msg.get("slots") or 1))
-        for name in ("cpu_request_millis", "cpu_limit_millis", "memory_limit_bytes"):
+        names = ("cpu_request_millis", "cpu_limit_millis", "memory_limit_bytes")
+        before = [getattr(self.config, name) for name in names]
+        for name in names:
             setattr(self.config, name, msg.get(name))
-        if self.cgroup is not None:
+        if self.cgroup is not None and before != [getattr(self.config, n) for n in names]:
             try:
                 self.cgroup.create(Limits(self.config.cpu_request_millis,
                                           self.config.cpu_limit_millis,

@@ -1,7 +1,7 @@
 """The protobuf messages corral decodes, with Kubernetes' field numbers.
 
 Field numbers and types are facts from Kubernetes' published generated.proto
-files (k8s.io/api core/v1, apps/v1, autoscaling/v1 and v2, batch/v1, policy/v1, scheduling/v1, rbac/v1 and apimachinery's
+files (k8s.io/api core/v1, apps/v1, discovery/v1, autoscaling/v1 and v2, batch/v1, policy/v1, scheduling/v1, rbac/v1 and apimachinery's
 meta/v1, runtime, util/intstr, api/resource); field names are the JSON names.
 One line per field:
 
@@ -230,6 +230,17 @@ MESSAGES: dict[str, str] = {
     "RoleRef": "apiGroup=1 kind=2 name=3",
     "RoleBinding": f"{_STANDARD_OBJECT} subjects=2:[Subject] roleRef=3:RoleRef",
     "ClusterRoleBinding": f"{_STANDARD_OBJECT} subjects=2:[Subject] roleRef=3:RoleRef",
+    # ---- discovery.k8s.io/v1 (client-go controllers write EndpointSlices) ------------
+    "EndpointSlice": f"""{_STANDARD_OBJECT} endpoints=2:[SliceEndpoint]
+        ports=3:[SliceEndpointPort] addressType=4""",
+    "SliceEndpoint": """addresses=1:[string] conditions=2:EndpointConditions hostname=3
+        targetRef=4:ObjectReference deprecatedTopology=5:{string} nodeName=6 zone=7
+        hints=8:EndpointHints""",
+    "EndpointConditions": "ready=1:bool! serving=2:bool! terminating=3:bool!",
+    "EndpointHints": "forZones=1:[ForZone] forNodes=2:[ForNode]",
+    "ForZone": "name=1",
+    "ForNode": "name=1",
+    "SliceEndpointPort": "name=1 protocol=2 port=3:int32! appProtocol=4",
     # ---- certificates/v1 (kubectl certificate approve|deny PUTs the approval) ------
     # spec.extra (6) is skipped: the server sets the requester's fields itself.
     "CertificateSigningRequest": f"""{_STANDARD_OBJECT} spec=2:CertificateSigningRequestSpec
@@ -271,6 +282,7 @@ KINDS: dict[tuple[str, str], str] = {
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "ClusterRoleBinding",
     ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
     ("certificates.k8s.io/v1", "CertificateSigningRequest"): "CertificateSigningRequest",
+    ("discovery.k8s.io/v1", "EndpointSlice"): "EndpointSlice",
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
     ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): "SelfSubjectRulesReview",
 }

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from corral.api.errors import NotFound
+from corral.api.errors import APIError, Conflict, NotFound
 from corral.client.events import EventRecorder
 from corral.client.http import Client
 from corral.controllers.base import Controller, split_key
@@ -30,6 +30,7 @@ from corral.controllers.endpointslice.plan import (
     SERVICE_NAME_LABEL,
     Plan,
     desired_endpoints,
+    managed_slices,
     plan_slices,
 )
 from corral.controllers.informers import NAMESPACE, SharedInformers
@@ -76,24 +77,22 @@ class EndpointSliceController(Controller):
         self._slice_changed(old)
         self._slice_changed(new)
 
-    def _ours(self, namespace: str, service: str) -> list[Obj]:
-        return [s for s in self.slices.by_index(NAMESPACE, namespace)
-                if (meta(s).get("labels") or {}).get(SERVICE_NAME_LABEL) == service
-                and (meta(s).get("labels") or {}).get(MANAGED_BY_LABEL) == CONTROLLER_NAME
-                and not is_deleting(s)]
-
     async def reconcile(self, key: str) -> None:
         namespace, name = split_key(key)
         namespace = namespace or "default"
         service = self.services.get_by_key(key)
         if service is None:
             return
-        existing = self._ours(namespace, name)
+        existing = managed_slices(self.slices.by_index(NAMESPACE, namespace), name,
+                                  CONTROLLER_NAME)
         if not spec(service).get("selector") or spec(service).get("type") == "ExternalName":
             await self._apply(service, Plan(delete=existing))
             return
         pods = selected_pods(service, self.pods.by_index(NAMESPACE, namespace))
-        nodes = {name_of(n): n for n in self.nodes.list()}
+        # Only the nodes these pods run on: a reconcile per pod change must not
+        # walk every node of a big cluster.
+        nodes = {n: node for n in {spec(p).get("nodeName") for p in pods} if n
+                 and (node := self.nodes.get_by_key(n)) is not None}
         groups, waiting = desired_endpoints(service, pods, nodes)
         await self._apply(service, plan_slices(service, groups, existing, self.max_per_slice))
         if waiting:  # their nodes are not in the cache yet: look again soon
@@ -101,18 +100,29 @@ class EndpointSliceController(Controller):
             self.requeue_after(key, NODE_RETRY_SECONDS)
 
     async def _apply(self, service: Obj, plan: Plan) -> None:
-        if not is_deleting(service):  # no new slices under a Service being deleted
-            for eps in plan.create:
-                await self.client.create(eps)
-        for eps in plan.update:
-            await self.client.update(eps)
-        for eps in plan.delete:
-            with contextlib.suppress(NotFound):
-                await self.client.delete("EndpointSlice", name_of(eps), namespace_of(eps))
+        try:
+            # No new slices under a Service being deleted (the collector is at work).
+            await write_plan(self.client, plan, create=not is_deleting(service))
+        except Conflict:
+            raise  # a stale cache: the key is retried, nothing to tell
+        except APIError as err:
+            self.emit(service, "Warning", "FailedToUpdateEndpointSlices",
+                      f"Error updating Endpoint Slices for Service {namespace_of(service)}/"
+                      f"{name_of(service)}: {err}")
+            raise
         if plan.create or plan.update or plan.delete:
             log.info("endpointslices service=%s/%s created=%d updated=%d deleted=%d",
                      namespace_of(service), name_of(service), len(plan.create),
                      len(plan.update), len(plan.delete))
 
 
-
+async def write_plan(client: Client, plan: Plan, *, create: bool) -> None:
+    """Creates (unless ``create`` is false), updates (compare-and-swap on their
+    resourceVersion: a Conflict retries the key), deletes (gone already is fine)."""
+    for eps in plan.create if create else []:
+        await client.create(eps)
+    for eps in plan.update:
+        await client.update(eps)
+    for eps in plan.delete:
+        with contextlib.suppress(NotFound):
+            await client.delete("EndpointSlice", name_of(eps), namespace_of(eps))

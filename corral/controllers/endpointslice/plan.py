@@ -28,10 +28,13 @@ from corral.controllers.service_pods import serving_ports
 from corral.objects import Obj, meta, name_of, namespace_of, spec, status, uid_of
 
 MAX_ENDPOINTS_PER_SLICE = 100  # kube-controller-manager's --max-endpoints-per-slice
+MAX_ENDPOINTS_PER_SLICE_BOUND = 1000  # what that flag may be (and what a slice may hold)
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 HEADLESS_LABEL = "service.kubernetes.io/headless"
+# On the Endpoints the Endpoints controller writes, so they are not mirrored.
+SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 RESERVED_LABELS = (SERVICE_NAME_LABEL, MANAGED_BY_LABEL, HEADLESS_LABEL)
 
@@ -51,6 +54,15 @@ class Plan:
     create: list[Obj] = field(default_factory=list)
     update: list[Obj] = field(default_factory=list)
     delete: list[Obj] = field(default_factory=list)
+
+
+def max_per_slice(value: str | int) -> int:
+    """A --max-endpoints-per-slice value, checked as kube-controller-manager does."""
+    number = int(value)
+    if not 1 <= number <= MAX_ENDPOINTS_PER_SLICE_BOUND:
+        raise ValueError(f"max-endpoints-per-slice must be between 1 and "
+                         f"{MAX_ENDPOINTS_PER_SLICE_BOUND}, inclusive, not {number}")
+    return number
 
 
 def ports_key(ports: list[Obj]) -> PortsKey:
@@ -175,6 +187,14 @@ def new_slice(service: Obj, ports: list[Obj]) -> Obj:
         "endpoints": [],
         "ports": copy.deepcopy(ports),
     }
+
+
+def managed_slices(slices: list[Obj], service: str, manager: str) -> list[Obj]:
+    """The slices of ``service`` that ``manager`` wrote, less those being deleted."""
+    return [s for s in slices
+            if (meta(s).get("labels") or {}).get(SERVICE_NAME_LABEL) == service
+            and (meta(s).get("labels") or {}).get(MANAGED_BY_LABEL) == manager
+            and not meta(s).get("deletionTimestamp")]
 
 
 def owned_by(eps: Obj, service: Obj) -> bool:

@@ -21,6 +21,7 @@ from corral.agent.runtime.executors import ExecutorConnection, ExecutorRuntime, 
 from corral.agent.runtime.logs import LogFiles
 from corral.agent.runtime.process import ProcessRuntime
 from tests.cluster import kill_executors
+from tests.poll import eventually
 
 
 @pytest.fixture
@@ -104,6 +105,33 @@ async def test_output_is_tagged_per_task_and_bounded(executors: ExecutorRuntime)
     assert logs.read(0, stream="7") == ["hello from seven", "err"]
     eight = logs.read(0, stream="8")
     assert eight[-1] == "line399" and "line0" not in eight
+    conn.close()
+
+
+async def test_resize_grows_the_slots_and_writes_the_limits_that_changed(
+        executors: ExecutorRuntime, tmp_path: Path) -> None:
+    """A framework's Alloc is resized at nearly every launch, mostly for its slots:
+    those take effect at once; the cgroup's limits are written when they change."""
+    uid, conn = await started(executors, slots=1)
+    gate = tmp_path / "gate"
+    conn.launch("a", ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.05; done"], {})
+    conn.launch("b", ["true"], {})  # queued behind a: one slot
+    conn.resize(2, None, None)
+    assert [e.id for e in await collect(conn, 1)] == ["b"]  # ran while a still waits
+    gate.touch()
+    assert [e.id for e in await collect(conn, 1)] == ["a"]
+    cgroup = executors.dir(uid).read_config().cgroup
+    assert cgroup, "the executor runs in no cgroup on this machine"
+    cpu = next((Path(d) for k, d in cgroup["dirs"].items() if k in ("cpu", "unified")), None)
+    assert cpu is not None, cgroup
+    quota = cpu / ("cpu.cfs_quota_us" if (cpu / "cpu.cfs_quota_us").exists() else "cpu.max")
+    conn.resize(2, 300, None)
+    await eventually(lambda: quota.read_text().split()[0] == "30000", 30,
+                     "the new cpu limit written")
+    conn.resize(3, 300, None)  # slots alone: the limits stay as they are
+    conn.launch("c", ["true"], {})
+    assert [e.id for e in await collect(conn, 1)] == ["c"]
+    assert quota.read_text().split()[0] == "30000"
     conn.close()
 
 

@@ -393,3 +393,76 @@ def test_deleting_the_service_removes_its_slices(cluster: Cluster, sliced: Obj) 
     for path in (f"/apis/apps/v1/namespaces/{NS}/deployments/sliced",
                  f"/api/v1/namespaces/{NS}/pods/sliced-unready"):
         cluster.http.delete(path)
+
+
+def test_user_endpoints_are_mirrored(cluster: Cluster) -> None:
+    """A Service without a selector, its Endpoints written by hand: the mirroring
+    controller makes the slice, follows the Endpoints, and drops it with them."""
+    cluster.create(f"/api/v1/namespaces/{NS}/services", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "outside"},
+        "spec": {"ports": [{"port": 5432}]}})
+    endpoints = {"apiVersion": "v1", "kind": "Endpoints",
+                 "metadata": {"name": "outside", "labels": {"team": "data"}},
+                 "subsets": [{"addresses": [{"ip": "127.0.9.1"}],
+                              "notReadyAddresses": [{"ip": "127.0.9.2"}],
+                              "ports": [{"port": 5432}]}]}
+    cluster.create(f"/api/v1/namespaces/{NS}/endpoints", endpoints)
+    [eps] = wait_for(lambda: slices_of(cluster, "outside"), what="the mirrored slice")
+    assert eps["metadata"]["labels"] == {
+        "team": "data", "kubernetes.io/service-name": "outside",
+        "endpointslice.kubernetes.io/managed-by": "endpointslicemirroring-controller.k8s.io"}
+    assert eps["metadata"]["ownerReferences"][0]["kind"] == "Endpoints"
+    assert [(e["addresses"], e["conditions"]) for e in eps["endpoints"]] == [
+        (["127.0.9.1"], {"ready": True}), (["127.0.9.2"], {"ready": False})]
+    assert eps["ports"] == [{"name": "", "port": 5432, "protocol": "TCP"}]
+    endpoints["subsets"][0]["addresses"] = [{"ip": "127.0.9.3"}]
+    r = cluster.http.put(f"/api/v1/namespaces/{NS}/endpoints/outside", json=endpoints)
+    assert r.status_code == 200, r.text
+    wait_for(lambda: [e["addresses"][0] for s in slices_of(cluster, "outside")
+                      for e in s["endpoints"]] == ["127.0.9.3", "127.0.9.2"],
+             what="the slice following the Endpoints")
+    assert cluster.http.delete(f"/api/v1/namespaces/{NS}/endpoints/outside").status_code == 200
+    wait_for(lambda: slices_of(cluster, "outside") == [], what="the mirrored slice gone")
+    cluster.http.delete(f"/api/v1/namespaces/{NS}/services/outside")
+    # The masters' own Endpoints (default/kubernetes) are mirrored the same way.
+    [api] = wait_for(lambda: slices_of(cluster, "kubernetes"), what="the kubernetes slice")
+    master_ep = cluster.get(f"/api/v1/namespaces/{NS}/endpoints/kubernetes")
+    assert [e["addresses"][0] for e in api["endpoints"]] == [
+        a["ip"] for a in master_ep["subsets"][0]["addresses"]]
+    assert api["ports"][0]["name"] == "https"
+
+
+def test_a_refused_slice_is_an_event_on_the_service(cluster: Cluster) -> None:
+    """Quota allows no EndpointSlice in the namespace: the controller says why on
+    the Service, as Kubernetes' does (FailedToUpdateEndpointSlices)."""
+    cluster.create("/api/v1/namespaces", manifests.namespace("noslices"))
+    cluster.create("/api/v1/namespaces/noslices/resourcequotas", {
+        "apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "none"},
+        "spec": {"hard": {"count/endpointslices.discovery.k8s.io": "0"}}})
+    cluster.create("/api/v1/namespaces/noslices/services",
+                   manifests.service("quiet", {"app": "quiet"}))
+
+    def refusal() -> str:
+        events = cluster.get("/api/v1/namespaces/noslices/events")["items"]
+        return next((e["message"] for e in events
+                     if e.get("reason") == "FailedToUpdateEndpointSlices"
+                     and e["involvedObject"]["name"] == "quiet"), "")
+
+    message = wait_for(refusal, what="a FailedToUpdateEndpointSlices event")
+    assert message.startswith("Error updating Endpoint Slices for Service noslices/quiet:")
+    assert "exceeded quota" in message
+    cluster.http.delete("/api/v1/namespaces/noslices")
+
+
+def test_pods_on_host_ports_of_their_own_get_a_slice_each(cluster: Cluster,
+                                                          backends: Obj) -> None:
+    """The web pods each listen on the host port their agent allocated: a slice's
+    ports hold for all its endpoints, so each pod is in a slice of its own."""
+    def published() -> dict[str, tuple[str, int]]:
+        return {e["targetRef"]["name"]: (e["addresses"][0], s["ports"][0]["port"])
+                for s in slices_of(cluster, "web") for e in s["endpoints"]
+                if e["conditions"]["ready"]}
+
+    wanted = {name: host_port(cluster.pod(name)) for name in REPLICAS}
+    wait_for(lambda: published() == wanted, what="a slice per web pod at its host port")
+    assert len(slices_of(cluster, "web")) == len(REPLICAS)

@@ -9,6 +9,11 @@ import copy
 import itertools
 from typing import Any
 
+import pytest
+
+from corral.cli.controllers import manager_options
+from corral.cli.main import build_parser
+from corral.client.kubeconfig import KubeconfigError
 from corral.controllers.endpointslice.plan import (
     CONTROLLER_NAME,
     HEADLESS_LABEL,
@@ -16,8 +21,10 @@ from corral.controllers.endpointslice.plan import (
     SERVICE_NAME_LABEL,
     Plan,
     desired_endpoints,
+    max_per_slice,
     plan_slices,
 )
+from corral.controllers.manager import ManagerOptions
 
 Obj = dict[str, Any]
 _names = itertools.count()
@@ -188,3 +195,21 @@ def test_labels_follow_the_service_and_foreign_slices_go() -> None:
     p = plan(svc, [pod("a")], other)
     assert (len(p.create), [e["metadata"]["name"] for e in p.delete]) == (
         1, [other[0]["metadata"]["name"]])
+
+
+def test_max_endpoints_per_slice_flag_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    def options(*flags: str) -> int:
+        args = build_parser("controllers").parse_args(["controllers", *flags])
+        return manager_options(args).max_endpoints_per_slice
+
+    assert max_per_slice("1") == 1 and max_per_slice(1000) == 1000
+    for bad in (0, 1001):
+        with pytest.raises(ValueError, match="between 1 and 1000"):
+            max_per_slice(bad)
+    assert options() == 100
+    assert options("--max-endpoints-per-slice", "7") == 7
+    with pytest.raises(KubeconfigError, match="--max-endpoints-per-slice must be between"):
+        options("--max-endpoints-per-slice", "0")
+    monkeypatch.setenv("CORRAL_MAX_ENDPOINTS_PER_SLICE", "25")
+    assert ManagerOptions.from_env().max_endpoints_per_slice == 25
+    assert options() == 25
