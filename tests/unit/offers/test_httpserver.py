@@ -1,7 +1,8 @@
 """The Mesos endpoint's HTTP server (corral/offers/httpserver.py) on a real
 loopback socket, spoken to in raw bytes: answers in request order when requests
 are pipelined and some wait, a stream's records as chunks, and the limits
-(body 413, headers 431, malformed 400)."""
+(body 413, headers 431, malformed 400); and how a subscription's Stream batches
+its records into those chunks."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 
 from corral.offers.httpserver import Answer, ChunkSink, HttpServer, Reply, Request, StreamReply
+from corral.offers.protocol import event, recordio
+from corral.offers.stream import Stream
 
 MAX_BODY = 1024
 
@@ -105,3 +108,36 @@ async def test_a_stream_sends_chunks_until_it_ends(served: tuple[App, int]) -> N
     assert await asyncio.wait_for(reader.read(), 5) == b"0\r\n\r\n"
     await asyncio.wait_for(app.lost.wait(), 5)  # the connection's end is told
     writer.close()
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.ended = asyncio.Event()
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def end(self) -> None:
+        self.ended.set()
+
+    def backlog(self) -> int:
+        return 0
+
+
+async def test_a_stream_batches_updates_and_sends_offers_at_the_end_of_the_turn() -> None:
+    stream, sink = Stream("fw"), Sink()
+    stream.send(event("SUBSCRIBED"))  # before the response: held for it
+    stream.attach(sink)
+    assert sink.writes == [recordio(event("SUBSCRIBED"))]
+    updates = [event("UPDATE", status={"n": i}) for i in range(3)]
+    for evt in updates:
+        stream.send(evt)
+    offers = event("OFFERS", offers=[])
+    stream.send(offers)  # goes at the end of this turn, with the updates before it
+    await asyncio.sleep(0)
+    assert sink.writes[1:] == [b"".join(recordio(e) for e in [*updates, offers])]
+    stream.send(updates[0])
+    stream.close()  # what was sent goes out, then the response ends
+    await asyncio.wait_for(sink.ended.wait(), 5)
+    assert sink.writes[2:] == [recordio(updates[0])]
