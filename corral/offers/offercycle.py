@@ -37,7 +37,7 @@ from corral.offers.launch import ALLOC_NAMESPACE, Plan, plan_launch, task_ids, t
 from corral.offers.master import Hooks, MesosMaster
 from corral.offers.protocol import VERSION, Call, event, mesos_id, refuse_seconds
 from corral.offers.resources import Resources
-from corral.offers.taskloop import TaskLoop
+from corral.offers.taskloop import TICK_SECONDS, TaskLoop
 from corral.offers.tasks import alloc_framework
 from corral.scheduler.ledger import Reservations
 
@@ -75,13 +75,15 @@ class OfferCycle(Hooks):
     # -- the loop -------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        last_status = 0.0
+        last_status = last_tick = 0.0
         while not stop.is_set():
             self._wake.clear()
             last_round = self.master.clock.monotonic()
             self.round()
-            self.tasks.tick()
             now = self.master.clock.monotonic()
+            if now - last_tick >= TICK_SECONDS:  # not at every round of a burst
+                last_tick = now
+                self.tasks.tick()
             if now - last_status >= STATUS_SECONDS:
                 last_status = now
                 self.master.spawn(self._write_statuses())

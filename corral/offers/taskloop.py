@@ -8,10 +8,10 @@
         delete     ─► tasks not ended: TASK_LOST / TASK_GONE
     Node informer (capacity's): Ready no longer True ─► TASK_LOST / TASK_UNREACHABLE,
         and the Alloc is deleted (its resources go back to the cluster)
-    tick (every TICK_SECONDS): updates due again (not acknowledged) re-sent; the
-        pool (pool.py) shrinks Allocs and deletes idle ones; an Alloc not the
-        pool's (a former leader's second one) goes once its tasks all ended and
-        were acknowledged
+    tick (with the allocation loop, at most every TICK_SECONDS): updates due again
+        (not acknowledged) re-sent; the pool (pool.py) shrinks Allocs and deletes
+        idle ones; an Alloc not the pool's (a former leader's second one) goes
+        once its tasks all ended and were acknowledged
     calls: KILL (spec.tasks[i].kill, in the pool's next write), ACKNOWLEDGE,
         RECONCILE, MESSAGE
 
