@@ -35,6 +35,7 @@ from corral.api.kinds import encode
 from corral.api.kinds.base import TypedObject
 from corral.api.resources import BY_KIND, COMPUTED, Resource, lookup
 from corral.client.backoff import Backoff
+from corral.client.codec import decode_json, encode_json
 from corral.client.failover import FailoverTransport
 from corral.client.kubeconfig import ClusterConfig, load_kubeconfig
 from corral.client.watch import WatchEvent, stream_events
@@ -261,7 +262,7 @@ class Client:
         if fence:
             headers = {FENCE_HEADER: fence, **(headers or {})}
         if json_body is not None:
-            content = json.dumps(json_body).encode()
+            content = encode_json(json_body)
             headers = {"Content-Type": "application/json", **(headers or {})}
         request = self._http.build_request(method, path, params=params, content=content,
                                            headers=headers)
@@ -310,7 +311,7 @@ class Client:
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Obj:
         response = await self.raw(method, path, **kwargs)
-        data = response.json()
+        data = decode_json(response.content) if response.content else response.json()
         return data if isinstance(data, dict) else {"items": data}
 
     # -- reads ------------------------------------------------------------
@@ -386,7 +387,7 @@ class Client:
         params = {"fieldManager": field_manager,
                   "force": None if force is None else str(force).lower()}
         return await self._json("PATCH", path, params=params,
-                                content=json.dumps(patch).encode(),
+                                content=encode_json(patch),
                                 headers={"Content-Type": PATCH_CONTENT_TYPES[patch_type]})
 
     async def delete(self, kind: Kind, name: str, namespace: str | None = None, *,
