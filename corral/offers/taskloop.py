@@ -273,11 +273,12 @@ class TaskLoop(Hooks):
     # -- sending -------------------------------------------------------------------------
 
     def _send(self, tasks: list[Task]) -> None:
-        frameworks = {t.framework_id for t in tasks}
-        for framework_id in frameworks:
+        for framework_id in {t.framework_id for t in tasks}:
+            # Taken even for a framework away: SUBSCRIBE sends it every pending head.
+            statuses = self.book.fresh(framework_id)
             fw = self.master.frameworks.get(framework_id)
             if fw is not None and fw.connected:
-                for st in self.book.due(framework_id):
+                for st in statuses:
                     self.master.send(fw, event("UPDATE", status=st))
 
     def tick(self) -> None:
