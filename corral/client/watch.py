@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import httpx
+import orjson
 
 from corral.api.errors import BadRequest, from_status
-from corral.client.codec import decode_json
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]
 
@@ -44,7 +44,7 @@ class StreamOpener(Protocol):
 def parse_event(line: str) -> WatchEvent:
     """One line of the stream as an event; ERROR events raise the Status they carry."""
     try:
-        data = decode_json(line)
+        data = orjson.loads(line)
     except ValueError:
         raise BadRequest(f"malformed watch event: {line[:200]!r}") from None
     event_type = data.get("type")
