@@ -11,6 +11,7 @@ may use it without an arrow pointing up.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -95,8 +96,19 @@ def rfc3339_micro(when: datetime) -> str:
 _MAX_OFFSET = 100 * 365 * 86400
 
 
+_now_text: tuple[int, str] = (-1, "")  # the second now_rfc3339() last wrote, and how
+
+
 def now_rfc3339(offset_seconds: float = 0) -> str:
-    """Now (plus ``offset_seconds``, capped at a century), as ``rfc3339`` writes it."""
+    """Now (plus ``offset_seconds``, capped at a century), as ``rfc3339`` writes it.
+    Now itself is formatted once a second: the node agent stamps every state of
+    every framework task with it (several per task, hundreds a second)."""
+    global _now_text
+    if not offset_seconds:
+        second = int(time.time())
+        if second != _now_text[0]:
+            _now_text = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+        return _now_text[1]
     offset = max(-_MAX_OFFSET, min(offset_seconds, _MAX_OFFSET))
     return rfc3339(datetime.now(UTC) + timedelta(seconds=offset))
 

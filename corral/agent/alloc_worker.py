@@ -24,17 +24,18 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from corral.agent.config import AgentConfig
 from corral.agent.framework_feed import TaskFeed
 from corral.agent.framework_tasks import FrameworkTasks
 from corral.agent.run_as import (
+    NamedUsers,
     NodeUsers,
     RunAsError,
     node_users,
     run_as_for_alloc,
-    run_as_named,
 )
 from corral.agent.runtime.base import RunAs
 from corral.agent.runtime.executor import ExecutorConfig
@@ -120,6 +121,16 @@ def _size(alloc: Obj) -> tuple[int, int | None, int | None]:
     return config.slots, config.cpu_limit_millis, config.memory_limit_bytes
 
 
+def _room(needed: int, told: tuple[int, int | None, int | None] | None) -> int:
+    """The slots a framework's executor is told: at least ``needed`` (a slot for
+    each of its tasks, so none waits), with room to grow, so that it is not
+    resized for the slots alone at nearly every launch (the told ones stand
+    while they are within 4× of what is needed)."""
+    if told is not None and needed <= told[0] <= 4 * needed:
+        return told[0]
+    return 2 * needed
+
+
 def _max(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else max(a, b)
 
@@ -170,6 +181,10 @@ class AllocWorker:
             except RunAsError as err:
                 self._config_error = str(err)
         self._stopping = False  # the executor was told to stop: kills are not failures
+        # A framework's launches: its tasks' users as looked up lately, and the
+        # directory their sandboxes go in (made with the first launch).
+        self._named = NamedUsers(ctx.users)
+        self._sandboxes: Path | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -373,21 +388,19 @@ class AllocWorker:
             self._direct_size = None
         elif self._direct_size is not None:
             cpu, memory = _max(cpu, self._direct_size[0]), _max(memory, self._direct_size[1])
-        size = (max(slots, len(tasks.specs)), cpu, memory)
+        size = (_room(max(slots, len(tasks.specs)), self._sized), cpu, memory)
         if size != self._sized:  # its framework's tasks came or went
             self._sized = size
             self.conn.resize(*size)  # before the launches it makes room for
-        sandboxes = self.ctx.executors.sandbox_dir(self.uid)
         batch = []
-        users: dict[str, RunAs | None] = {}  # the node's user database read once a batch
         for launch in tasks.to_launch():
-            sandbox = str(sandboxes / launch.sandbox)
+            if self._sandboxes is None:
+                self._sandboxes = self.ctx.executors.sandbox_dir(self.uid)
+            sandbox = str(self._sandboxes / launch.sandbox)
             env = {**launch.env, "MESOS_TASK_ID": launch.id, "MESOS_SANDBOX": sandbox}
             self._mark_dirty()
             try:
-                if launch.user not in users:
-                    users[launch.user] = run_as_named(launch.user, self.ctx.users)
-                user = users[launch.user]
+                user = self._named.get(launch.user)
             except RunAsError as err:
                 tasks.exited(launch.id, 128, None, "StartError", str(err), False)
                 continue

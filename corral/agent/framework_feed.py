@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 import orjson
 
 from corral.objects import Obj
 
 QUEUE_LINES = 20000  # states a reader may fall behind by before it is dropped
+PACE_SECONDS = 0.004  # the least time between two chunks of a reader's
 
 
 class TaskFeed:
@@ -55,7 +56,7 @@ class TaskFeed:
                 queue.put_nowait(None)
 
     async def stream(self, snapshot: Callable[[], list[tuple[str, str, str, Obj]]]
-                     ) -> AsyncIterator[bytes]:
+                     ) -> AsyncGenerator[bytes, None]:
         """The live line first, then every state now, then each new one."""
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_LINES)
         self._readers.add(queue)  # before the snapshot: nothing falls in between
@@ -64,10 +65,17 @@ class TaskFeed:
             lines = [_line(*item) for item in snapshot()]
             if lines:
                 yield b"".join(lines)
+            loop, sent = asyncio.get_running_loop(), float("-inf")
             while True:
                 line = await queue.get()
                 if line is None:
                     return
+                # Chunks at most every PACE_SECONDS: a state that comes after a
+                # quiet spell goes at once, those of a burst share a chunk (each is a
+                # TLS record and a send here, a read and a parse at the master).
+                wait = sent + PACE_SECONDS - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 batch = [line]
                 while not queue.empty():  # what piled up goes in one chunk
                     more = queue.get_nowait()
@@ -76,6 +84,7 @@ class TaskFeed:
                         return
                     batch.append(more)
                 yield b"".join(batch)
+                sent = loop.time()
         finally:
             self._readers.discard(queue)
 

@@ -4,7 +4,9 @@ every status interval.
     lease loop   every heartbeat: renew kube-node-lease/<node> (CAS on its
                  resourceVersion; created when missing)
     status loop  every heartbeat: measure the node; PUT nodes/<node>/status if
-                 anything changed or status_interval has passed since the last post
+                 anything changed or status_interval has passed since the last post,
+                 on top of the Node as our last post left it (a compare-and-swap: no
+                 read first); read it again only when someone else wrote it since
 
 Losing the master changes nothing on the node: each loop waits with back-off
 and jitter (so a restarted master is not hit by every agent at once) and tries
@@ -48,6 +50,7 @@ class Heartbeat:
         self.renewed_at: float | None = None  # clock.monotonic() of the last renewal
         self._lease: Obj | None = None
         self._posted: Obj | None = None  # the last status posted, without times
+        self._node: Obj | None = None  # the Node as our last status post left it
         self._posted_at = float("-inf")
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -130,19 +133,35 @@ class Heartbeat:
     async def post_status(self, measured: Obj | None = None) -> Obj:
         if measured is None:
             measured = await asyncio.to_thread(self.status_source)
-        try:
-            node = await self.client.get("Node", self.cfg.name)
-        except NotFound:
-            if self.register is None:
-                raise
-            log.warning("node object deleted: registering again node=%s", self.cfg.name)
-            node = await self.register()
-        old = node.get("status") or {}
-        status = {**old, **measured,
-                  "conditions": stamp(measured["conditions"], old.get("conditions"),
-                                      rfc3339(self.clock.now()))}
-        written = await self.client.update_status({**node, "status": status})
+        written = None
+        if self._node is not None:
+            # Refused when anyone wrote the Node since (a cordon, a label, the node
+            # controller's Ready=Unknown): then read it and post on what is there.
+            with contextlib.suppress(Conflict, NotFound):
+                written = await self.client.update_status(self._with_status(self._node,
+                                                                            measured))
+        if written is None:
+            self._node = None
+            written = await self.client.update_status(
+                self._with_status(await self._current_node(), measured))
+        self._node = written
         self._posted = without_times(measured)
         self._posted_at = self.clock.monotonic()
         self.status_posts += 1
         return written
+
+    async def _current_node(self) -> Obj:
+        try:
+            return await self.client.get("Node", self.cfg.name)
+        except NotFound:
+            if self.register is None:
+                raise
+            log.warning("node object deleted: registering again node=%s", self.cfg.name)
+            return await self.register()
+
+    def _with_status(self, node: Obj, measured: Obj) -> Obj:
+        old = node.get("status") or {}
+        status = {**old, **measured,
+                  "conditions": stamp(measured["conditions"], old.get("conditions"),
+                                      rfc3339(self.clock.now()))}
+        return {**node, "status": status}

@@ -28,9 +28,11 @@ from dataclasses import dataclass
 
 from corral.agent.config import DEFAULT_POD_USER
 from corral.agent.runtime.base import RunAs
+from corral.client.clock import Clock, RealClock
 from corral.objects import Obj, meta
 
 MAX_ID = 2**31 - 1  # Kubernetes' bound for uids and gids
+NAMED_USER_SECONDS = 5.0  # how long NamedUsers trusts what it looked up
 
 
 class RunAsError(Exception):
@@ -151,6 +153,33 @@ def run_as_named(user: str, users: NodeUsers) -> RunAs | None:
         return _switchable(resolve_user(user), users)
     except ValueError as err:
         raise RunAsError(f"cannot run as user {user!r}: {err}") from None
+
+
+class NamedUsers:
+    """``run_as_named`` remembered per name for ``ttl`` seconds: a framework
+    launches up to hundreds of tasks a second as one user, and each lookup reads
+    the node's passwd and group databases. A change to them (a user added or
+    removed) reaches launches within ``ttl``, as a pod's user would on its next
+    start."""
+
+    def __init__(self, users: NodeUsers, ttl: float = NAMED_USER_SECONDS,
+                 clock: Clock | None = None) -> None:
+        self.users, self.ttl, self.clock = users, ttl, clock or RealClock()
+        self._known: dict[str, tuple[float, RunAs | None, str]] = {}  # until, user, error
+
+    def get(self, user: str) -> RunAs | None:
+        """As ``run_as_named`` (RunAsError when the node cannot run as ``user``)."""
+        now = self.clock.monotonic()
+        known = self._known.get(user)
+        if known is None or known[0] <= now:
+            try:
+                known = (now + self.ttl, run_as_named(user, self.users), "")
+            except RunAsError as err:
+                known = (now + self.ttl, None, str(err))
+            self._known[user] = known
+        if known[2]:
+            raise RunAsError(known[2])
+        return known[1]
 
 
 def _switchable(run_as: RunAs, users: NodeUsers) -> RunAs | None:

@@ -36,7 +36,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import uvicorn
@@ -51,6 +51,7 @@ from starlette.websockets import WebSocket
 
 from corral.agent.allocs import AllocManager
 from corral.agent.config import AgentConfig
+from corral.agent.framework_lane import Answer, FrameworkLane
 from corral.agent.metrics import AGENT_METRICS
 from corral.agent.pods import PodManager
 from corral.agent.runtime.logs import LogFiles, rfc3339_nano
@@ -135,35 +136,37 @@ class AgentServer:
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def app(self) -> Starlette:
+    def app(self) -> FrameworkLane:
         streams = StreamEndpoints(self.cfg.name, self.pods)
         routes: list[BaseRoute] = [
             Route("/healthz", self._healthz),
             Route("/containerLogs/{namespace}/{pod}/{container}", self._guard(self._logs)),
             Route("/allocLogs/{namespace}/{alloc}/{task}", self._guard(self._alloc_logs)),
             Route("/stats/summary", self._guard(self._summary)),
-            Route("/frameworkTasks", self._guard(self._framework_feed)),
-            Route("/frameworkTasks/{namespace}/{alloc}", self._guard(self._framework_launch),
-                  methods=["POST"]),
             Route("/metrics", self._guard(self._metrics)),
         ]
         routes += [WebSocketRoute(r.path, self._guard_ws(r.endpoint)) for r in streams.routes()]
-        return Starlette(routes=routes)
+        # The Mesos master's direct line goes around Starlette (framework_lane.py).
+        return FrameworkLane(Starlette(routes=routes), self._refusal, self._framework_launch,
+                             self._framework_feed)
 
-    def _refusal(self, scope: Scope) -> Response | None:
+    def _refusal(self, scope: Scope) -> Answer | None:
         if self.tls is None:
             return None
         caller = _caller(scope)
         if caller == KUBELET_CLIENT_CN:
             return None
         if caller is None:
-            return _text("Unauthorized: this agent answers only the master's client "
-                         "certificate", 401)
-        return _text(f"Forbidden: {caller!r} is not the master ({KUBELET_CLIENT_CN})", 403)
+            return 401, "Unauthorized: this agent answers only the master's client certificate"
+        return 403, f"Forbidden: {caller!r} is not the master ({KUBELET_CLIENT_CN})"
+
+    def _refusal_response(self, scope: Scope) -> Response | None:
+        refused = self._refusal(scope)
+        return _text(refused[1], refused[0]) if refused is not None else None
 
     def _guard_ws(self, handler: WebSocketHandler) -> WebSocketHandler:
         async def guarded(ws: WebSocket) -> None:
-            refusal = self._refusal(ws.scope)
+            refusal = self._refusal_response(ws.scope)
             if refusal is not None:
                 await ws.send_denial_response(refusal)
                 return
@@ -172,7 +175,7 @@ class AgentServer:
 
     def _guard(self, handler: Handler) -> Handler:
         async def guarded(request: Request) -> Response:
-            return self._refusal(request.scope) or await handler(request)
+            return self._refusal_response(request.scope) or await handler(request)
         return guarded
 
     async def _healthz(self, request: Request) -> Response:
@@ -217,37 +220,35 @@ class AgentServer:
 
         return StreamingResponse(_limited(stream(), limit), media_type="text/plain")
 
-    async def _framework_feed(self, request: Request) -> Response:
+    def _framework_feed(self) -> AsyncGenerator[bytes, None] | None:
         if self.allocs is None:
-            return _text("this agent runs no Allocs yet", 503)
-        return StreamingResponse(self.allocs.ctx.feed.stream(self.allocs.feed_snapshot),
-                                 media_type="application/jsonl")
+            return None
+        return self.allocs.ctx.feed.stream(self.allocs.feed_snapshot)
 
-    async def _framework_launch(self, request: Request) -> Response:
-        ns, name = request.path_params["namespace"], request.path_params["alloc"]
+    def _framework_launch(self, ns: str, name: str, body: Any) -> tuple[int, Any]:
+        """A launch's answer: its status and JSON, or the text that says why not."""
         try:
-            body = await request.json()
             uid, tasks = str(body["uid"]), list(body.get("tasks") or [])
             kills = {str(k): None if v is None else float(v)
                      for k, v in dict(body.get("kills") or {}).items()}
             size = {str(k): str(v) for k, v in dict(body.get("resources") or {}).items()}
             if not all(isinstance(t, dict) and t.get("id") for t in tasks):
                 raise ValueError("every task needs an id")
-        except (ValueError, KeyError, TypeError) as err:
-            return _text(f"malformed launch: {err}", 400)
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            return 400, f"malformed launch: {err}"
         worker = self.allocs.find(ns, name) if self.allocs is not None else None
         if worker is None:
-            return _text(f'alloc "{name}" not found on node {self.cfg.name}', 404)
+            return 404, f'alloc "{name}" not found on node {self.cfg.name}'
         if worker.uid != uid:
-            return _text(f'alloc "{name}" on node {self.cfg.name} has uid {worker.uid}', 409)
+            return 409, f'alloc "{name}" on node {self.cfg.name} has uid {worker.uid}'
         try:
             launched = worker.launch_direct(tasks, kills, size)
         except LookupError as err:
-            return _text(f'alloc "{name}": {err}', 409)
+            return 409, f'alloc "{name}": {err}'
         except (ValueError, KeyError) as err:
-            return _text(f"malformed resources: {err}", 400)
+            return 400, f"malformed resources: {err}"
         AGENT_METRICS.direct_launches.inc(len(launched))
-        return JSONResponse({"launched": launched})
+        return 200, {"launched": launched}
 
     async def _alloc_logs(self, request: Request) -> Response:
         ns, name, task = (request.path_params[k] for k in ("namespace", "alloc", "task"))
@@ -285,6 +286,8 @@ class AgentServer:
                            "ssl_ca_certs": str(tls.ca), "ssl_cert_reqs": ssl.CERT_OPTIONAL}
         config = uvicorn.Config(self.app(), log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=1,
+                                # Only the master calls, never through a proxy.
+                                proxy_headers=False, server_header=False,
                                 http=guarded_protocol(ConnectionLimits()),
                                 ws=TlsWebSocketProtocol, **ssl_options)
         self._server = _QuietServer(config)

@@ -17,6 +17,7 @@ connections against the default soft limit of 1024 used to starve every request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import resource
 import ssl
@@ -144,7 +145,14 @@ def add_tls_extension(scope: dict[str, Any], transport: asyncio.BaseTransport) -
     der = ssl_object.getpeercert(binary_form=True)
     if der:
         extensions = scope.setdefault("extensions", {})
-        extensions["tls"] = {"client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)]}
+        extensions["tls"] = {"client_cert_chain": [_pem(der)]}
+
+
+@functools.lru_cache(maxsize=256)
+def _pem(der: bytes) -> str:
+    """A certificate as PEM, encoded once: a kept-alive connection shows the same
+    one with every request."""
+    return ssl.DER_cert_to_PEM_cert(der)
 
 
 class TlsWebSocketProtocol(WSProtocol):

@@ -16,6 +16,7 @@ through TLS bootstrapping, the operator's through `kubectl certificate approve`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -28,17 +29,35 @@ def certificate_identity(scope: Scope) -> Identity | None:
     chain = ((scope.get("extensions") or {}).get("tls") or {}).get("client_cert_chain") or []
     if not chain:
         return None
+    known = _read(str(chain[0]))
+    if known is None:
+        return None
+    identity, not_before, not_after = known
+    # The validity at this request; the rest of what the certificate says is its own.
+    return identity if not_before <= dt.datetime.now(dt.UTC) <= not_after else None
+
+
+@functools.lru_cache(maxsize=256)
+def _read(pem: str) -> tuple[Identity | None, dt.datetime, dt.datetime] | None:
+    """What a certificate says (its identity, if it is a login; its validity),
+    parsed once: the same few certificates come with every request (the master's
+    with each of its calls to a node agent, nodes' with theirs to the master)."""
     try:
-        cert = x509.load_pem_x509_certificate(str(chain[0]).encode())
+        cert = x509.load_pem_x509_certificate(pem.encode())
     except ValueError:
         return None
-    return identity_of(cert)
+    return _identity(cert), cert.not_valid_before_utc, cert.not_valid_after_utc
 
 
 def identity_of(cert: x509.Certificate, now: dt.datetime | None = None) -> Identity | None:
     now = now or dt.datetime.now(dt.UTC)
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         return None
+    return _identity(cert)
+
+
+def _identity(cert: x509.Certificate) -> Identity | None:
+    """The user a client certificate names, whatever the time."""
     try:
         usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:

@@ -37,7 +37,11 @@ from corral.cli.token import parse_ttl
 from corral.client.asgi_transport import AsgiTransport
 from corral.client.http import Client
 from corral.client.kubeconfig import write_kubeconfig
-from corral.client.leaderelection import MASTER_LEASE_SECONDS, LeaseTiming
+from corral.client.leaderelection import (
+    MASTER_LEASE_SECONDS,
+    SOLE_MASTER_LEASE_SECONDS,
+    LeaseTiming,
+)
 from corral.client.metrics import WORKQUEUE_METRICS
 from corral.client.presence import announce
 from corral.controllers import manager
@@ -184,6 +188,15 @@ def _lease_seconds(value: str) -> float:
     return seconds
 
 
+def leader_lease_seconds(store_url: str, flag: float | None) -> float:
+    """The in-process components' leader Lease: the flag's, else short where
+    several masters can share the store (etcd), client-go's where one is alone."""
+    if flag is not None:
+        return flag
+    shared = store_url.lower().startswith("etcd://")
+    return MASTER_LEASE_SECONDS if shared else SOLE_MASTER_LEASE_SECONDS
+
+
 def _checked(parse: Callable[[str], object]) -> Callable[[str], str]:
     """An argparse type that rejects what ``parse`` rejects and keeps the text."""
     def check(value: str) -> str:
@@ -303,8 +316,8 @@ async def run_master(cfg: ServerConfig, components: list[str],
     try:
         serving = asyncio.create_task(server.run())
         parts = asyncio.create_task(_run_components(
-            server, components, stop, timing or LeaseTiming.of_lease(MASTER_LEASE_SECONDS),
-            mesos))
+            server, components, stop,
+            timing or LeaseTiming.of_lease(leader_lease_seconds(cfg.store_url, None)), mesos))
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, parts, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stop.set()
@@ -326,7 +339,8 @@ def _run(args: argparse.Namespace) -> int:
         "starting master url=%s data_dir=%s", cfg.url, cfg.data_dir)
     components = [c for c in IN_PROCESS if c not in args.disable]
     try:
-        eventloop.run(run_master(cfg, components, LeaseTiming.of_lease(args.leader_lease),
+        lease = leader_lease_seconds(cfg.store_url, args.leader_lease)
+        eventloop.run(run_master(cfg, components, LeaseTiming.of_lease(lease),
                                  mesos_config(args)))
     except ConfigError as err:
         raise SystemExit(f"--encryption-provider-config: {err}") from None
@@ -338,11 +352,11 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("master", help="run the master: API server, scheduler, controllers")
     add_master_flags(p)
-    p.add_argument("--leader-lease", type=_lease_seconds, default=MASTER_LEASE_SECONDS,
-                   metavar="SECONDS",
-                   help="how long the scheduler's and controllers' leader Leases last: with "
+    p.add_argument("--leader-lease", type=_lease_seconds, default=None, metavar="SECONDS",
+                   help="how long the in-process components' leader Leases last: with "
                         "several masters, a standby takes over this long after the leader "
-                        f"stopped renewing (default {MASTER_LEASE_SECONDS:g})")
+                        f"stopped renewing (default {MASTER_LEASE_SECONDS:g} on etcd, "
+                        f"{SOLE_MASTER_LEASE_SECONDS:g} on SQLite, where no standby can be)")
     p.add_argument("--kubeconfig-server", default="", metavar="URL",
                    help="the server URL written into DATA_DIR/kubeconfig (default: this "
                         "master's own; corral up --masters N names its front)")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import copy
-import json
 import logging
 import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -27,6 +26,7 @@ from os import PathLike
 from typing import Any, Literal, Self, TypeVar, overload
 
 import httpx
+import orjson
 from pydantic import BaseModel
 
 from corral.api.errors import APIError, BadRequest, from_status
@@ -124,7 +124,7 @@ def _kind_of(obj: Obj) -> Resource:
 
 def _error_from(response: httpx.Response, body: bytes) -> APIError:
     try:
-        status = json.loads(body) if body else None
+        status = orjson.loads(body) if body else None
     except ValueError:
         status = None
     if not isinstance(status, dict):
@@ -261,7 +261,7 @@ class Client:
         if fence:
             headers = {FENCE_HEADER: fence, **(headers or {})}
         if json_body is not None:
-            content = json.dumps(json_body).encode()
+            content = orjson.dumps(json_body)
             headers = {"Content-Type": "application/json", **(headers or {})}
         request = self._http.build_request(method, path, params=params, content=content,
                                            headers=headers)
@@ -310,7 +310,7 @@ class Client:
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Obj:
         response = await self.raw(method, path, **kwargs)
-        data = response.json()
+        data = orjson.loads(response.content)
         return data if isinstance(data, dict) else {"items": data}
 
     # -- reads ------------------------------------------------------------
@@ -386,7 +386,7 @@ class Client:
         params = {"fieldManager": field_manager,
                   "force": None if force is None else str(force).lower()}
         return await self._json("PATCH", path, params=params,
-                                content=json.dumps(patch).encode(),
+                                content=orjson.dumps(patch),
                                 headers={"Content-Type": PATCH_CONTENT_TYPES[patch_type]})
 
     async def delete(self, kind: Kind, name: str, namespace: str | None = None, *,

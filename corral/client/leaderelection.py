@@ -5,6 +5,9 @@
           renew: every retry_period; if no renewal succeeds within
                  renew_deadline → leadership lost: cancel the task,
                  on_stopped_leading()
+          a renewal while our last write still holds is one compare-and-swap
+          on the Lease we wrote (client-go's optimistic fast path: no read
+          first); a Conflict falls back to read-then-write
     stop(): cancel; a leader releases the Lease (holder "") so a standby
             takes over at once instead of after lease_duration
 
@@ -93,6 +96,7 @@ class LeaderElector:
         self.release_on_cancel = release_on_cancel
         self.clock = clock or RealClock()
         self._observed: Observation | None = None
+        self._written: Obj | None = None  # the Lease as our last write left it
         self._leading = False
         self._fence: str | None = None
         self._task: asyncio.Task[None] | None = None
@@ -181,6 +185,9 @@ class LeaderElector:
             return False
 
     async def _try(self) -> bool:
+        if await self._renew_optimistically():
+            return True
+        self._written = None
         try:
             lease = await self.client.get("Lease", self.name, self.namespace)
         except NotFound:
@@ -189,7 +196,7 @@ class LeaderElector:
                 "metadata": {"name": self.name, "namespace": self.namespace},
                 "spec": next_spec(None, self.identity, self.clock.now(), self.lease_duration),
             })
-            self._observe(created)
+            self._wrote(created)
             return True
         self._observe(lease)
         observed = self._observed
@@ -199,8 +206,34 @@ class LeaderElector:
             return False
         lease["spec"] = next_spec(observed.spec, self.identity, self.clock.now(),
                                   self.lease_duration)
-        self._observe(await self.client.update(lease))  # Conflict: someone else won
+        self._wrote(await self.client.update(lease))  # Conflict: someone else won
         return True
+
+    async def _renew_optimistically(self) -> bool:
+        """While leading on a Lease our own last write left (and that has not
+        expired since), renew by writing on top of it without reading it first:
+        the write is a compare-and-swap on that resourceVersion, so it lands only
+        if nobody else wrote since. Half the requests of read-then-write; any
+        refusal (Conflict: someone wrote; NotFound: deleted) sends us the slow way,
+        which reads what is there."""
+        written, observed = self._written, self._observed
+        if not self._leading or written is None or observed is None:
+            return False
+        if observed.seen_at + self.lease_duration <= self.clock.monotonic():
+            return False
+        lease = {**written, "spec": next_spec(observed.spec, self.identity, self.clock.now(),
+                                              self.lease_duration)}
+        try:
+            self._wrote(await self.client.update(lease))
+        except APIError as err:
+            log.info("leader lease changed under us, reading it lease=%s/%s error=%r",
+                     self.namespace, self.name, err)
+            return False
+        return True
+
+    def _wrote(self, lease: Obj) -> None:
+        self._observe(lease)
+        self._written = lease
 
     def _observe(self, lease: Obj) -> None:
         held = dict(spec(lease))
@@ -277,8 +310,14 @@ class LeaseTiming:
         return cls(seconds, seconds * 0.75, seconds / 8)
 
 
-# In `corral master`: several masters fail over in about this many seconds.
+# In `corral master`: several masters (on etcd) fail over in about this many seconds.
 MASTER_LEASE_SECONDS = 3.0
+# A master alone on its store (SQLite: one process's file) has no standby to fail
+# over to: a short Lease would buy nothing but renewals (each component's every
+# 0.375 s), and lost Leases when its loop stalls. Its components hold theirs as
+# client-go does; a restart takes them back at once (same identity), a stop
+# releases them.
+SOLE_MASTER_LEASE_SECONDS = 15.0
 
 
 def master_identity(server: str) -> str:

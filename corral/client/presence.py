@@ -5,14 +5,15 @@ every few seconds (kube-apiserver keeps the same kind of identity Lease), so
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from datetime import UTC, datetime
 
-from corral.api.errors import APIError, NotFound
+from corral.api.errors import APIError, Conflict, NotFound
 from corral.client.http import Client, ServerUnreachable
 from corral.client.leaderelection import master_identity
-from corral.objects import rfc3339_micro, spec
+from corral.objects import Obj, rfc3339_micro, spec
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,12 @@ def lease_name(url: str) -> str:
 async def announce(client: Client, url: str, stop: asyncio.Event) -> None:
     """Renew this master's presence Lease until ``stop``."""
     name = lease_name(url)
+    written: Obj | None = None  # the Lease as our last renewal left it
     while not stop.is_set():
         try:
-            await _renew(client, name, url)
+            written = await _renew(client, name, url, written)
         except (APIError, ServerUnreachable) as err:
+            written = None
             log.info("presence lease not renewed lease=%s error=%r", name, err)
         try:
             await asyncio.wait_for(stop.wait(), RENEW_SECONDS)
@@ -41,12 +44,18 @@ async def announce(client: Client, url: str, stop: asyncio.Event) -> None:
             pass
 
 
-async def _renew(client: Client, name: str, url: str) -> None:
+async def _renew(client: Client, name: str, url: str, written: Obj | None) -> Obj:
+    """Renew on top of what our last renewal wrote (a compare-and-swap on its
+    resourceVersion, no read first); read it again only when someone else wrote
+    it or it is gone."""
     now = rfc3339_micro(datetime.now(UTC))
+    if written is not None:
+        with contextlib.suppress(Conflict, NotFound):
+            return await client.update(_renewed(written, url, now))
     try:
         lease = await client.get("Lease", name, NAMESPACE)
     except NotFound:
-        await client.create({
+        return await client.create({
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": name, "namespace": NAMESPACE,
                          "labels": {ROLE_LABEL: "master"},
@@ -54,7 +63,9 @@ async def _renew(client: Client, name: str, url: str) -> None:
             "spec": {"holderIdentity": master_identity(url),
                      "leaseDurationSeconds": DURATION_SECONDS,
                      "acquireTime": now, "renewTime": now}})
-        return
-    lease["spec"] = {**spec(lease), "renewTime": now,
-                     "holderIdentity": master_identity(url)}
-    await client.update(lease)
+    return await client.update(_renewed(lease, url, now))
+
+
+def _renewed(lease: Obj, url: str, now: str) -> Obj:
+    return {**lease, "spec": {**spec(lease), "renewTime": now,
+                              "holderIdentity": master_identity(url)}}

@@ -12,12 +12,12 @@ resourceVersion seen; after Gone, re-list.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import httpx
+import orjson
 
 from corral.api.errors import BadRequest, from_status
 
@@ -44,7 +44,7 @@ class StreamOpener(Protocol):
 def parse_event(line: str) -> WatchEvent:
     """One line of the stream as an event; ERROR events raise the Status they carry."""
     try:
-        data = json.loads(line)
+        data = orjson.loads(line)
     except ValueError:
         raise BadRequest(f"malformed watch event: {line[:200]!r}") from None
     event_type = data.get("type")

@@ -132,6 +132,7 @@ class _Connection(asyncio.Protocol):
         self.streaming: StreamReply | None = None
         self.closing = False
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # loop time the connection is closed at
         self._reading_paused = False
         self._out: list[bytes] | None = None  # answers held for one write
         self._reset()
@@ -160,7 +161,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
         self.closing = True
-        self._disarm()
+        self._stop_timer()
         if self.streaming is not None:
             stream, self.streaming = self.streaming, None
             stream.lost()
@@ -340,21 +341,42 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         if not self.closing:
             self.closing = True
-            self._disarm()
+            self._stop_timer()
             self._flush()  # answers held for the read's one write go first
             if self.transport is not None:
                 self.transport.close()  # connection_lost follows (ends a stream)
 
     # -- timeouts -------------------------------------------------------------------------
 
+    # A deadline is moved at every request (twice) and a timer made only when none
+    # is set to fire by then: each pipelined ACKNOWLEDGE would otherwise make one
+    # timer and cancel another.
+
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._timer = self.loop.call_later(seconds, self.close)
+        self._deadline = self.loop.time() + seconds
+        if self._timer is not None and self._timer.when() > self._deadline:
+            self._timer.cancel()
+            self._timer = None
+        if self._timer is None:
+            self._timer = self.loop.call_at(self._deadline, self._expire)
 
     def _disarm(self) -> None:
+        self._deadline = None  # a timer set finds nothing due
+
+    def _stop_timer(self) -> None:
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._deadline is None or self.closing:
+            return
+        if self.loop.time() >= self._deadline:
+            self.close()
+        else:
+            self._timer = self.loop.call_at(self._deadline, self._expire)
 
 
 class _Chunks:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 from corral.api.framework_validation import MAX_TASKS_PER_ALLOC
@@ -51,6 +52,7 @@ class Refused:
 class Plan:
     tasks: list[Obj] = field(default_factory=list)  # spec.tasks entries
     resources: dict[str, list[Obj]] = field(default_factory=dict)  # task id → Mesos list
+    sizes: dict[str, Resources] = field(default_factory=dict)  # task id → those, parsed
     used: Resources = field(default_factory=Resources)
     refused: list[Refused] = field(default_factory=list)
 
@@ -90,13 +92,13 @@ def task_users(operations: list[Obj], framework_user: str) -> set[str]:
 
 
 def plan_launch(operations: list[Obj], offered: Resources, node: str, framework_id: str,
-                known: set[str], framework_user: str = "",
+                known: Container[str], framework_user: str = "",
                 allowed_users: frozenset[str] | set[str] = frozenset()) -> Plan:
     """Fit the operations' tasks into ``offered`` on ``node``, in order; a task
     whose user is not in ``allowed_users`` is refused."""
     plan = Plan()
     left = offered
-    taken = set(known)
+    taken = _Taken(known)
     for op in operations:
         kind = op.get("type")
         if kind not in ("LAUNCH", "LAUNCH_GROUP"):
@@ -135,11 +137,12 @@ def plan_launch(operations: list[Obj], offered: Resources, node: str, framework_
         for task, res, wire in batch:
             plan.tasks.append(task)
             plan.resources[task["id"]] = wire
+            plan.sizes[task["id"]] = res
             plan.used = plan.used + res
     if len(plan.tasks) > MAX_TASKS_PER_ALLOC:
         plan.refused += [Refused(t["id"], f"More than {MAX_TASKS_PER_ALLOC} tasks in one "
                                           "ACCEPT", node) for t in plan.tasks]
-        plan.tasks, plan.resources, plan.used = [], {}, Resources()
+        plan.tasks, plan.resources, plan.sizes, plan.used = [], {}, {}, Resources()
     return plan
 
 
@@ -158,7 +161,21 @@ def _group_problem(op: Obj) -> str:
     return ""
 
 
-def _task_problem(info: object, node: str, task_id: str, taken: set[str]) -> str:
+class _Taken:
+    """Task ids in use: the framework's (``known``, asked, not copied: it may hold
+    every task of a long burst) and this ACCEPT's own."""
+
+    def __init__(self, known: Container[str]) -> None:
+        self.known, self.new = known, set[str]()
+
+    def __contains__(self, task_id: str) -> bool:
+        return task_id in self.new or task_id in self.known
+
+    def add(self, task_id: str) -> None:
+        self.new.add(task_id)
+
+
+def _task_problem(info: object, node: str, task_id: str, taken: _Taken) -> str:
     if not isinstance(info, dict):
         return "A TaskInfo must be an object"
     if not task_id:

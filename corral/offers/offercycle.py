@@ -217,8 +217,8 @@ class OfferCycle(Hooks):
             return
         node, role = offers[0].node, offers[0].role
         offered = Resources.sum(o.resources for o in offers)
-        known = {t.id for t in self.tasks.book.of_framework(fw.id)} | self.tasks.staged(fw.id)
-        plan = plan_launch(operations, offered, node, fw.id, known, fw.user, allowed)
+        plan = plan_launch(operations, offered, node, fw.id, self.tasks.in_use(fw.id), fw.user,
+                           allowed)
         for refused in plan.refused:
             self._master_update(fw, refused.task_id, refused.agent_id,
                                 refused.reason, refused.message, lost=False)

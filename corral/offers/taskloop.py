@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Container, Coroutine
 from typing import Any
 
 from corral.api.errors import APIError, Conflict, NotFound
@@ -101,12 +101,18 @@ class TaskLoop(Hooks):
     def stage(self, fw_id: str, role: str, node: str, plan: Plan) -> None:
         """An ACCEPT's tasks, held from the answer on, before their Alloc is written."""
         for task in plan.tasks:
-            holding = ("", fw_id, role, node, _resources(plan.resources.get(task["id"], [])))
+            size = plan.sizes.get(task["id"]) or _resources(plan.resources.get(task["id"], []))
+            holding = ("", fw_id, role, node, size)
             self._held[(fw_id, task["id"])] = holding
             self.on_used(*holding[1:], True)
 
     def staged(self, fw_id: str) -> set[str]:
         return {t for (f, t), h in self._held.items() if f == fw_id and not h[0]}
+
+    def in_use(self, fw_id: str) -> Container[str]:
+        """The framework's task ids a new task may not take: known (until settled)
+        or held for a launch on its way."""
+        return _InUse(fw_id, self.book.tasks, self._held)
 
     def unstage(self, fw_id: str, plan: Plan) -> None:
         """Their launch failed: nothing is held for them any more (nor known, if a
@@ -273,11 +279,12 @@ class TaskLoop(Hooks):
     # -- sending -------------------------------------------------------------------------
 
     def _send(self, tasks: list[Task]) -> None:
-        frameworks = {t.framework_id for t in tasks}
-        for framework_id in frameworks:
+        for framework_id in {t.framework_id for t in tasks}:
+            # Taken even for a framework away: SUBSCRIBE sends it every pending head.
+            statuses = self.book.fresh(framework_id)
             fw = self.master.frameworks.get(framework_id)
             if fw is not None and fw.connected:
-                for st in self.book.due(framework_id):
+                for st in statuses:
                     self.master.send(fw, event("UPDATE", status=st))
 
     def tick(self) -> None:
@@ -453,6 +460,14 @@ class TaskLoop(Hooks):
         # executor runs commands and takes no messages, so (as Mesos does for an
         # executor that is not there) the message is dropped.
         log.info("framework message dropped (no custom executors) framework=%s", fw.id)
+
+
+class _InUse:
+    def __init__(self, fw_id: str, *maps: Container[tuple[str, str]]) -> None:
+        self.fw_id, self.maps = fw_id, maps
+
+    def __contains__(self, task_id: object) -> bool:
+        return any((self.fw_id, task_id) in m for m in self.maps)
 
 
 def _resources(wire: list[Obj]) -> Resources:

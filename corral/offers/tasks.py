@@ -64,6 +64,10 @@ class TaskBook:
         self.retry = retry_seconds
         self.tasks: dict[tuple[str, str], Task] = {}  # (framework, task id) → task
         self.pending: dict[tuple[str, str], deque[Pending]] = {}
+        # framework → ids of tasks whose queue head became due at once (a new update,
+        # or the next after an ACKNOWLEDGE): what an event sends without walking every
+        # pending update of every framework (``fresh``); retries are the tick's (``due``)
+        self._fresh: dict[str, dict[str, None]] = {}
         # framework → its terminal, settled tasks by id, oldest first (COMPLETED_KEPT)
         self.completed: dict[str, dict[str, Task]] = {}
         self.partition_aware: set[str] = set()  # frameworks that asked for it
@@ -190,6 +194,7 @@ class TaskBook:
         queue.popleft()
         if queue:
             queue[0].due = 0.0
+            self._fresh.setdefault(framework_id, {})[task_id] = None
         else:
             del self.pending[(framework_id, task_id)]
             task = self.tasks.get((framework_id, task_id))
@@ -207,6 +212,24 @@ class TaskBook:
             head = queue[0]
             if fw != framework_id or not (everything or head.due <= now):
                 continue
+            head.due = now + head.interval
+            head.interval = min(head.interval * 2, RETRY_CAP_SECONDS)
+            out.append(head.status)
+        return out
+
+    def fresh(self, framework_id: str) -> list[Obj]:
+        """The statuses that became due at once since the last call (see ``_fresh``),
+        taken as sent; ``due`` finds the same and the retries, walking everything."""
+        ids = self._fresh.pop(framework_id, None)
+        if not ids:
+            return []
+        now = self.clock.monotonic()
+        out = []
+        for task_id in ids:
+            queue = self.pending.get((framework_id, task_id))
+            if not queue or queue[0].due > now:
+                continue  # acknowledged since, or sent already
+            head = queue[0]
             head.due = now + head.interval
             head.interval = min(head.interval * 2, RETRY_CAP_SECONDS)
             out.append(head.status)
@@ -250,6 +273,7 @@ class TaskBook:
             del self.tasks[key]
         for key in [k for k in self.pending if k[0] == framework_id]:
             del self.pending[key]
+        self._fresh.pop(framework_id, None)
         self.completed.pop(framework_id, None)
 
     def status_of(self, task: Task, *, reason: str | None = None) -> Obj:
@@ -270,6 +294,8 @@ class TaskBook:
         uuid = str(st["uuid"])
         queue = self.pending.setdefault((task.framework_id, task.id), deque())
         queue.append(Pending(st, uuid, 0.0, self.retry))
+        if len(queue) == 1:
+            self._fresh.setdefault(task.framework_id, {})[task.id] = None
 
     def _status(self, task: Task, source: str, reason: object, message: object,
                 stamp: float | None = None, *, uuid: bool = True) -> Obj:

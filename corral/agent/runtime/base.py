@@ -50,9 +50,13 @@ class RunAs:
         return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", *groups, "--",
                 "/bin/sh", "-c", 'exec "$@"', "sh"]
 
+    def to_dict(self) -> dict[str, Any]:
+        """Its JSON form (dataclasses.asdict's, without its deep copy)."""
+        return {"uid": self.uid, "gid": self.gid, "groups": self.groups}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunAs:
-        """From its JSON form (dataclasses.asdict)."""
+        """From its JSON form (to_dict)."""
         return cls(int(data["uid"]), int(data["gid"]),
                    tuple(int(g) for g in data.get("groups") or ()))
 

@@ -21,7 +21,7 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ def launch_message(task_id: str, command: list[str], env: dict[str, str], cwd: s
     """One task for the executor to start (``notify``: it says "started")."""
     msg: dict[str, Any] = {"id": task_id, "command": command, "env": env, "cwd": cwd}
     if user is not None:
-        msg["user"] = asdict(user)
+        msg["user"] = user.to_dict()
     if notify:
         msg["notify"] = True
     return msg

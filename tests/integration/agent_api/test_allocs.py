@@ -143,6 +143,11 @@ def test_a_task_launched_directly_is_reported_and_outlives_an_agent_restart(
                           verify=_as(master)).status_code == 401
         assert httpx.post(f"{base}/frameworkTasks/default/nope", json=launch,
                           verify=as_master).status_code == 404
+        for bad in (b"{not json", b"[1]", b'{"tasks": [{"command": ["true"]}], "uid": "x"}'):
+            refused = httpx.post(f"{base}/frameworkTasks/default/fw-a", content=bad,
+                                 verify=as_master)
+            assert refused.status_code == 400, refused.text
+            assert refused.text.startswith("malformed launch: "), refused.text
         taken = httpx.post(f"{base}/frameworkTasks/default/fw-a", json=launch,
                            verify=as_master)
         assert taken.status_code == 200 and taken.json() == {"launched": ["direct"]}

@@ -78,11 +78,30 @@ def test_lease_is_renewed(node: Agent, http: httpx.Client) -> None:
 
 def test_cpu_and_memory_overrides(master: Master, agents: object) -> None:
     sliced = agents(master, "node-slice", "--cpus", "1.5", "--memory", "3Gi",  # type: ignore[operator]
-                    "--reserve-memory", "1Gi", "--reserve-cpu", "500m", node_ip="127.0.1.21")
+                    "--reserve-memory", "1Gi", "--reserve-cpu", "500m", "--status-interval", "1",
+                    node_ip="127.0.1.21")
     with master.http() as http:
         status = http.get(f"/api/v1/nodes/{sliced.name}").json()["status"]
-    assert status["capacity"]["cpu"] == "1500m" and status["capacity"]["memory"] == "3Gi"
-    assert status["allocatable"]["cpu"] == "1" and status["allocatable"]["memory"] == "2Gi"
+        assert status["capacity"]["cpu"] == "1500m" and status["capacity"]["memory"] == "3Gi"
+        assert status["allocatable"]["cpu"] == "1" and status["allocatable"]["memory"] == "2Gi"
+        # The agent posts its status on top of the Node its last post left, without
+        # reading it first; once someone else wrote the Node (a label here) that post
+        # is refused, and it reads the Node and posts again, keeping what they wrote.
+        path = f"/api/v1/nodes/{sliced.name}"
+        labelled = http.patch(path, json={"metadata": {"labels": {"reposted": "yes"}}},
+                              headers={"Content-Type": "application/merge-patch+json"})
+        assert labelled.status_code == 200, labelled.text
+
+        def reposted() -> dict[str, object] | None:
+            node = http.get(path).json()
+            beats = {c["lastHeartbeatTime"] for c in node["status"]["conditions"]}
+            rv = int(node["metadata"]["resourceVersion"])
+            after = rv > int(labelled.json()["metadata"]["resourceVersion"])
+            return node if after and beats != before else None
+
+        before = {c["lastHeartbeatTime"] for c in labelled.json()["status"]["conditions"]}
+        node = wait_for(reposted, timeout=20, what="a status post after the label")
+        assert node["metadata"]["labels"]["reposted"] == "yes"
 
 
 def test_top_nodes_and_pods(master: Master, node: Agent, http: httpx.Client) -> None:

@@ -91,6 +91,30 @@ async def test_leader_renews_and_keeps_the_lease(client: Client) -> None:
     await a.stop()
 
 
+async def test_leader_renews_on_top_of_a_lease_someone_else_touched(client: Client) -> None:
+    """Renewals write on top of the leader's own last write without reading first;
+    when another writer changed the Lease meanwhile (here a label), that write is
+    refused and the leader reads it and renews on what is there, still leading."""
+    clock, log = FakeClock(), []
+    a = _elector(client, "le-touched", "a", clock, log)
+    a.start()
+    await eventually(lambda: a.is_leader, what="a leads")
+    await _settle(clock, 1)
+    lease = await client.get("Lease", "le-touched", NS)
+    lease["metadata"].setdefault("labels", {})["touched"] = "yes"
+    touched = await client.update(lease)
+    clock.advance(2)
+    await _settle(clock, 1)
+    renewed = await client.get("Lease", "le-touched", NS)
+    assert int(renewed["metadata"]["resourceVersion"]) > int(
+        touched["metadata"]["resourceVersion"])
+    assert renewed["metadata"]["labels"] == {"touched": "yes"}
+    assert renewed["spec"]["holderIdentity"] == "a"
+    assert renewed["spec"]["renewTime"] > touched["spec"]["renewTime"]
+    assert a.is_leader and log == ["a started"]
+    await a.stop()
+
+
 async def test_leader_that_cannot_renew_steps_down(master: Master) -> None:
     clock, log = FakeClock(), []
     async with Client(master.url, token=master.token, ca_pem=master.ca_pem, attempts=1) as c:

@@ -7,6 +7,7 @@ import pwd
 import pytest
 
 from corral.agent.run_as import (
+    NamedUsers,
     NodeUsers,
     RunAsError,
     resolve_user,
@@ -16,6 +17,7 @@ from corral.agent.run_as import (
 )
 from corral.agent.runtime.base import RunAs
 from corral.agent.sandbox import work_dir_owner
+from corral.client.clock import FakeClock
 from corral.objects import Obj
 
 ROOT_NODE = NodeUsers(can_switch=True, own=RunAs(0, 0), default=RunAs(64000, 64000))
@@ -116,3 +118,21 @@ def test_an_alloc_runs_as_its_templates_context_and_a_framework_task_as_named() 
         run_as_named("no-such-user-here", ROOT_NODE)
     with pytest.raises(RunAsError, match="without the privilege to change user"):
         run_as_named("nobody", UNPRIVILEGED)
+
+
+def test_a_framework_tasks_user_is_looked_up_again_once_its_lookup_is_old() -> None:
+    """NamedUsers: what run_as_named says, kept ttl seconds per name (refusals too)."""
+    clock = FakeClock()
+    named = NamedUsers(ROOT_NODE, ttl=5.0, clock=clock)
+    first = named.get("")
+    assert first == run_as_named("", ROOT_NODE) == RunAs(64000, 64000)
+    clock.advance(4.9)
+    assert named.get("") is first  # not looked up again
+    assert named.get("0") == RunAs(0, 0)
+    clock.advance(0.2)
+    again = named.get("")
+    assert again == first and again is not first
+    refusing = NamedUsers(UNPRIVILEGED, clock=clock)
+    for _ in range(2):
+        with pytest.raises(RunAsError, match="cannot run as user 'nobody-here-at-all'"):
+            refusing.get("nobody-here-at-all")

@@ -6,7 +6,12 @@ import asyncio
 from datetime import UTC, datetime
 
 from corral.client.clock import FakeClock
-from corral.client.leaderelection import held_by_other, next_spec
+from corral.client.leaderelection import (
+    MASTER_LEASE_SECONDS,
+    LeaseTiming,
+    held_by_other,
+    next_spec,
+)
 from corral.objects import rfc3339_micro
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -61,3 +66,14 @@ async def test_fake_clock_wakes_sleepers_in_order_only_when_advanced() -> None:
     await asyncio.gather(*tasks)
     assert woke == ["early", "late"]
     assert clock.monotonic() == 5 and (clock.now() - T0).total_seconds() == 5
+
+
+def test_in_process_leases_are_short_only_where_a_standby_can_take_over() -> None:
+    from corral.cli.master import leader_lease_seconds
+
+    assert leader_lease_seconds("etcd://127.0.0.1:2379", None) == MASTER_LEASE_SECONDS == 3
+    # SQLite (given or the default): one master alone, client-go's 15 s.
+    assert leader_lease_seconds("", None) == leader_lease_seconds("sqlite:///x.db", None) == 15
+    assert leader_lease_seconds("sqlite:///x.db", 2.0) == 2.0  # the flag wins
+    timing = LeaseTiming.of_lease(15)
+    assert (timing.renew_deadline, timing.retry_period) == (11.25, 1.875)

@@ -141,3 +141,34 @@ async def test_a_stream_batches_updates_and_sends_offers_at_the_end_of_the_turn(
     stream.close()  # what was sent goes out, then the response ends
     await asyncio.wait_for(sink.ended.wait(), 5)
     assert sink.writes[2:] == [recordio(updates[0])]
+
+
+async def test_slow_headers_and_idle_keep_alive_are_closed_and_busy_ones_kept(
+        served: tuple[App, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    from corral.offers import httpserver
+
+    _, port = served
+    monkeypatch.setattr(httpserver, "HEADER_TIMEOUT", 0.3)
+    monkeypatch.setattr(httpserver, "IDLE_TIMEOUT", 1.2)
+    loop = asyncio.get_running_loop()
+
+    async def closed_after(writer_data: bytes, then: bytes = b"") -> float:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        start = loop.time()
+        writer.write(writer_data)
+        try:
+            while await asyncio.wait_for(reader.read(65536), 5):
+                if then:  # one more request once the first is answered: a fresh deadline
+                    writer.write(then)
+                    then = b""
+            return loop.time() - start
+        finally:
+            writer.close()
+
+    # Headers never finished: the header deadline (armed at the connect).
+    assert 0.25 <= await closed_after(b"GET /a HTTP/1.1\r\nhost: x\r\n") < 1.1
+    # Answered, then idle: the idle deadline replaces the header one, which was
+    # sooner, and each request moves it on.
+    request = b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n"
+    assert 1.15 <= await closed_after(request) < 4
+    assert 1.15 <= await closed_after(request, then=request) < 4

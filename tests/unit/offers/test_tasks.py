@@ -53,6 +53,25 @@ def test_updates_go_in_order_one_at_a_time_until_acknowledged() -> None:
     assert book.settled("mesos/x")
 
 
+def test_fresh_heads_go_out_once_and_retries_stay_the_ticks() -> None:
+    clock = FakeClock()
+    book = TaskBook(clock, retry_seconds=10)
+    book.observe(alloc({"a": "TASK_RUNNING"}), {})
+    starting = book.fresh("fw")
+    assert [s["state"] for s in starting] == ["TASK_STARTING"]
+    assert book.fresh("fw") == [] and book.due("fw") == []  # taken as sent
+    assert book.acknowledge("fw", "a", starting[0]["uuid"])
+    assert book.acknowledge("fw", "a", "nothing") is False
+    running = book.fresh("fw")
+    assert [s["state"] for s in running] == ["TASK_RUNNING"]  # the next, at once
+    clock.advance(10)
+    assert book.fresh("fw") == []  # a retry is not news
+    assert book.due("fw") == running
+    book.forget_framework("fw")
+    book.observe(alloc({"b": "TASK_RUNNING"}, tasks=("b",)), {})
+    assert book.due("fw") and book.fresh("fw") == []  # sent by due: not twice
+
+
 def test_node_loss_and_a_vanished_alloc() -> None:
     book = TaskBook(FakeClock())
     book.observe(alloc({"a": "TASK_RUNNING", "b": "TASK_FINISHED"}), {})
