@@ -15,7 +15,9 @@ connections, as a production framework; every update acknowledged with its uuid)
                      dominant share, and the DRF fairness error
                      (max − min) / max of those shares
 
-Each figure is the median of --runs runs, a fresh cluster each. Prints figures;
+Before (a), the idle cluster's own CPU (master and agents, from /proc, so other
+load on the machine does not count) over IDLE_SECONDS: what competes with the
+tasks in the burst. Each figure is the median of --runs runs, a fresh cluster each. Prints figures;
 never pass/fail. Goals: (a) ≥ 0.5 × xargs, (b) p99 ≤ 50 ms. Every process it
 starts is stopped.
 """
@@ -43,6 +45,7 @@ TASK_CPUS = 0.1
 TASK_MEM = 32.0
 # Per-task (cpus, MiB). On 4 agents of 0.8 cpus and 4 GiB a task is 1/32 of the
 # cpus, 1/64 of the memory, 1/64 of either: DRF evens out ~65 tasks.
+IDLE_SECONDS = 5.0
 FAIRNESS_SHAPES = {"cpu-heavy": (0.1, 32.0), "mem-heavy": (0.02, 256.0),
                    "balanced": (0.05, 128.0)}
 
@@ -227,9 +230,21 @@ def fairness_error(shares: dict[str, float]) -> float:
     return (max(values) - min(values)) / max(values) if max(values) else float("nan")
 
 
+def idle_cpu(cluster: Cluster, seconds: float) -> dict[str, float]:
+    """Percent of one CPU the master and the agents (summed) use doing nothing."""
+    pids = {"master": [cluster.master_pid], "agents": [a.pid for a in cluster.agents]}
+    before = {k: sum(cpu_seconds(p) for p in ps) for k, ps in pids.items()}
+    start = time.monotonic()
+    time.sleep(seconds)  # the measurement's own window, not a wait for a condition
+    elapsed = time.monotonic() - start
+    return {k: 100 * (sum(cpu_seconds(p) for p in ps) - before[k]) / elapsed
+            for k, ps in pids.items()}
+
+
 def one_run(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     cluster, url = mesos_cluster(tmp, args)
     try:
+        idle = idle_cpu(cluster, IDLE_SECONDS)
         elapsed, costs = throughput(cluster, url, tmp, args.tasks)
         # Each phase on a quiet cluster: the burst's Allocs go first.
         wait_for(lambda: not allocs(cluster), 120, "the burst framework's Allocs gone")
@@ -242,7 +257,7 @@ def one_run(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
         cluster.stop()
     xargs = baseline(args.tasks, args.parallelism)
     return {"framework": elapsed, "xargs": xargs, "accept_ms": costs.pop("accept_ms"),
-            "costs": costs, "trips": trips, "decline_ms": decline_ms, "shares": shares}
+            "costs": costs, "idle": idle, "trips": trips, "decline_ms": decline_ms, "shares": shares}
 
 
 def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
@@ -272,6 +287,9 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
     print(f"      CPU per task (ms): master {cpu['master']:.1f}, agents {cpu['agents']:.1f}, "
           f"executors {cpu['executors']:.1f} (corral {cpu['master'] + cpu['agents'] + cpu['executors']:.1f}); "
           f"the framework process {cpu['framework']:.1f}")
+    idle = {k: statistics.median(r["idle"][k] for r in runs) for k in ("master", "agents")}
+    print(f"      idle cluster before the burst (% of one CPU): master {idle['master']:.1f}, "
+          f"{args.agents} agents {idle['agents']:.1f}")
     calls = runs[len(runs) // 2]["costs"]["calls"]
     print("      framework's time in calls (count, share of the run): " + ", ".join(
         f"{k} {n} {busy:.0%}" for k, (n, busy) in sorted(calls.items())))
