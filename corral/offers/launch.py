@@ -19,11 +19,13 @@ rather than being ignored.
 
 from __future__ import annotations
 
-import json
+import functools
 import re
 import uuid
 from collections.abc import Container
 from dataclasses import dataclass, field
+
+import orjson
 
 from corral.api.framework_validation import MAX_TASKS_PER_ALLOC
 from corral.objects import Obj
@@ -283,8 +285,8 @@ def alloc_body(name: str, framework: Obj, role: str, node: str, plan: Plan) -> O
             "labels": {FRAMEWORK_LABEL: fw_meta["name"], ROLE_LABEL: _label_value(role)},
             "annotations": {
                 ROLE_ANNOTATION: role,
-                RESOURCES_ANNOTATION: json.dumps(plan.used.to_mesos()),
-                TASK_RESOURCES_ANNOTATION: json.dumps(plan.resources)},
+                RESOURCES_ANNOTATION: orjson.dumps(plan.used.to_mesos()).decode(),
+                TASK_RESOURCES_ANNOTATION: orjson.dumps(plan.resources).decode()},
             "finalizers": [TASKS_FINALIZER],
             "ownerReferences": [{"apiVersion": "corral.dev/v1", "kind": "Framework",
                                  "name": fw_meta["name"], "uid": fw_meta["uid"],
@@ -309,17 +311,32 @@ def _label_value(role: str) -> str:
 def alloc_resources(alloc: Obj) -> Resources:
     """What a framework Alloc holds, in Mesos units (from its annotation)."""
     text = ((alloc.get("metadata") or {}).get("annotations") or {}).get(RESOURCES_ANNOTATION)
+    return _held(text if isinstance(text, str) else "[]")
+
+
+def alloc_task_resources(alloc: Obj) -> dict[str, list[Obj]]:
+    """Task id → its Mesos resources (from the Alloc's annotation). Shared between
+    callers: read it, never change it."""
+    text = ((alloc.get("metadata") or {}).get("annotations") or {}).get(
+        TASK_RESOURCES_ANNOTATION)
+    return _task_resources(text if isinstance(text, str) else "{}")
+
+
+# The annotations are parsed once per text: every launch sizes its Alloc from them
+# (a JSON document of every task it holds), and every write and watch event of
+# the Alloc brings the same text again until a write changes it.
+@functools.lru_cache(maxsize=64)
+def _held(text: str) -> Resources:
     try:
-        return Resources.from_mesos(json.loads(text or "[]"))
+        return Resources.from_mesos(orjson.loads(text or "[]"))
     except (ValueError, ResourceError):
         return Resources()
 
 
-def alloc_task_resources(alloc: Obj) -> dict[str, list[Obj]]:
-    text = ((alloc.get("metadata") or {}).get("annotations") or {}).get(
-        TASK_RESOURCES_ANNOTATION)
+@functools.lru_cache(maxsize=64)
+def _task_resources(text: str) -> dict[str, list[Obj]]:
     try:
-        data = json.loads(text or "{}")
+        data = orjson.loads(text or "{}")
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}

@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import orjson
 
 from corral.api.alloc_view import alloc_name as view_alloc_name
 from corral.api.alloc_view import is_alloc_key
@@ -497,8 +498,8 @@ def _same(a: Resources, b: Resources) -> bool:
 
 def _resized(alloc: Obj, tasks: list[Obj], wire: dict[str, list[Obj]], size: Resources) -> Obj:
     annotations = {**(meta(alloc).get("annotations") or {}),
-                   RESOURCES_ANNOTATION: json.dumps(size.to_mesos()),
-                   TASK_RESOURCES_ANNOTATION: json.dumps(wire)}
+                   RESOURCES_ANNOTATION: orjson.dumps(size.to_mesos()).decode(),
+                   TASK_RESOURCES_ANNOTATION: orjson.dumps(wire).decode()}
     return {**alloc, "metadata": {**meta(alloc), "annotations": annotations},
             "spec": {**spec(alloc), "tasks": tasks, "resources": requests_of(size),
                      "slots": max(1, len(tasks))}}

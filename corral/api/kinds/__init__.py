@@ -42,4 +42,6 @@ _LAZY = {"MODELS": "catalog", "decode": "codec", "drop_unknown_fields": "codec",
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    globals()[name] = value  # found as an attribute from now on: one import per name
+    return value

@@ -8,9 +8,11 @@ types alongside the location to tell a field from a map key and to drop the tags
 
 from __future__ import annotations
 
+import functools
 import json
 import types
 import typing
+from collections.abc import Collection
 from typing import Any, Union
 
 from pydantic import BaseModel, ValidationError
@@ -47,12 +49,17 @@ def encode(obj: BaseModel) -> dict[str, Any]:
     return obj.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def unknown_fields(obj: BaseModel, prefix: str = "") -> list[str]:
+def unknown_fields(obj: BaseModel, prefix: str = "", skip: Collection[str] = ()) -> list[str]:
     """Wire paths of every field no model declares, at any depth
-    ("spec.replica", "spec.template.spec.containers[0].imagePolicy")."""
+    ("spec.replica", "spec.template.spec.containers[0].imagePolicy"); not
+    inside the fields named in ``skip`` (parts known to have none)."""
     found = [_join(prefix, key) for key in (obj.model_extra or {})]
-    for name, field in type(obj).model_fields.items():
-        found += _unknown_in(getattr(obj, name), _join(prefix, field.alias or name))
+    for name, wire in _nested(type(obj)):
+        if name in skip:
+            continue
+        value = getattr(obj, name)
+        if value is not None:
+            found += _unknown_in(value, _join(prefix, wire))
     return found
 
 
@@ -61,8 +68,24 @@ def drop_unknown_fields(obj: BaseModel) -> None:
     them out (kube-apiserver's decoder drops them the same way)."""
     if obj.__pydantic_extra__:
         obj.__pydantic_extra__.clear()
-    for name in type(obj).model_fields:
+    for name, _ in _nested(type(obj)):
         _drop_in(getattr(obj, name))
+
+
+@functools.cache
+def _nested(model: type[BaseModel]) -> tuple[tuple[str, str], ...]:
+    """(attribute, wire name) of ``model``'s fields whose type can hold a model:
+    only there can a field no model declares hide (a string, a list of strings
+    or an opaque map cannot). Walking the others cost every write of an Alloc a
+    call per field of each of its tasks."""
+    return tuple((name, field.alias or name) for name, field in model.model_fields.items()
+                 if _holds_model(field.annotation))
+
+
+def _holds_model(tp: Any) -> bool:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return True
+    return any(_holds_model(arg) for arg in typing.get_args(tp))
 
 
 def _drop_in(value: Any) -> None:

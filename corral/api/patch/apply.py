@@ -13,13 +13,12 @@ managedFields, which corral does not keep).
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from corral.api.body import load_json, load_yaml
 from corral.api.errors import BadRequest, UnsupportedMediaType
 from corral.api.patch.jsonpatch import apply_json_patch
-from corral.api.patch.merge import merge_patch
+from corral.api.patch.merge import copy_json, merge_patch
 from corral.api.patch.strategic import strategic_merge
 
 JSON_PATCH = "application/json-patch+json"
@@ -61,7 +60,8 @@ def apply_server_side(original: dict[str, Any] | None, applied: dict[str, Any],
     """The object after applying ``applied``: a copy of it when nothing exists yet,
     else ``applied`` merged onto ``original`` by the kind's merge keys."""
     if original is None:
-        return copy.deepcopy(applied)
+        copied: dict[str, Any] = copy_json(applied)
+        return copied
     return strategic_merge(original, applied, kind)
 
 

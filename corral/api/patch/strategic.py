@@ -16,10 +16,10 @@ original relative order and are interleaved by their original position.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from corral.api.errors import BadRequest, Invalid
+from corral.api.patch.merge import copy_json
 from corral.api.patch.schema import ListRule, Path, rules_for
 
 _PATCH = "$patch"
@@ -39,7 +39,7 @@ def strategic_merge(original: dict[str, Any], patch: dict[str, Any], kind: str) 
     """Apply ``patch`` to a copy of ``original``. Raises BadRequest for a patch
     of the wrong shape, Invalid for content that contradicts its own $retainKeys."""
     merger = _Merger(rules_for(kind))
-    merged = merger.merge_map(copy.deepcopy(original), copy.deepcopy(patch), ())
+    merged = merger.merge_map(copy_json(original), copy_json(patch), ())
     if isinstance(merged, _Deleted):
         raise BadRequest("a strategic merge patch cannot delete the whole object")
     return merged

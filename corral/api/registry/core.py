@@ -34,8 +34,9 @@ from corral.api.errors import (
     invalid,
 )
 from corral.api.patch import apply_patch, apply_server_side
+from corral.api.registry.models import ModelCache
 from corral.api.registry.objects import dump, generated_name, load, new_uid
-from corral.api.registry.prepare import FieldValidation, prepare
+from corral.api.registry.prepare import FieldValidation, Prepared, prepare
 from corral.api.resources import BY_KIND, Resource, ServedTable
 from corral.objects import Obj, ensure_meta, meta, now_rfc3339, spec, status
 from corral.store.base import Deletion, Store
@@ -123,6 +124,8 @@ class Registry:
         self.on_written: list[Callable[[Resource, Obj], Awaitable[None]]] = []
         # What this server serves: the built-in kinds and the CRDs' (corral.api.crd).
         self.served = ServedTable()
+        # The model each object was last validated as: an update's old model.
+        self.models = ModelCache()
 
     # ---- reads ---------------------------------------------------------------
 
@@ -168,18 +171,21 @@ class Registry:
         elif res.kind == "Namespace":
             obj["status"] = {"phase": "Active"}
         prepared = prepare(res, obj, old=None, validation=validation)
+        validated = _encoded(prepared)
         for plugin in self.admission:
             prepared.warnings += await plugin.admit("CREATE", res, prepared.obj, None,
                                                     dry_run=dry_run) or []
         if dry_run:
             return Result(prepared.obj, prepared.warnings, created=True)
         name = ensure_meta(prepared.obj)["name"]
+        key = res.storage_key(namespace, name)
+        value = _stored(prepared.obj)
         try:
-            revision = await self.store.create(res.storage_key(namespace, name),
-                                               _stored(prepared.obj))
+            revision = await self.store.create(key, value)
         except KeyExists:
             raise AlreadyExists(f"{describe(res, name)} already exists", kind=res.plural,
                                 name=name, group=res.group) from None
+        self._remember(key, revision, prepared, validated, value)
         ensure_meta(prepared.obj)["resourceVersion"] = str(revision)
         await self._after_write(res, prepared.obj)
         return Result(prepared.obj, prepared.warnings, created=True)
@@ -299,31 +305,46 @@ class Registry:
             _drop_node_ports_of_old_type(current, new)
         _check_uid(res, name, current, obj)
         _check_finalizers(res, name, current, new)
-        prepared = prepare(res, new, old=_without_rv(current), validation=validation)
+        key = res.storage_key(namespace, name)
+        expected = int(meta(current)["resourceVersion"])
+        prepared = prepare(res, new, old=_without_rv(current), validation=validation,
+                           old_model=self.models.get(key, expected))
         if _spec_changed(res, current, prepared.obj):
-            ensure_meta(prepared.obj)["generation"] = int(meta(current).get("generation") or 1) + 1
+            prepared.set_generation(int(meta(current).get("generation") or 1) + 1)
+        validated = _encoded(prepared)
         for plugin in self.admission:
             prepared.warnings += await plugin.admit("UPDATE", res, prepared.obj, current,
                                                     dry_run=dry_run) or []
         if dry_run:  # nothing written: the object keeps the revision it was read at
             ensure_meta(prepared.obj)["resourceVersion"] = meta(current)["resourceVersion"]
             return Result(prepared.obj, prepared.warnings)
-        expected = int(meta(current)["resourceVersion"])
-        key = res.storage_key(namespace, name)
         new_meta = ensure_meta(prepared.obj)
         removed = bool(new_meta.get("deletionTimestamp")) and not _removal_blocked(prepared.obj)
+        value = b""
         try:
             if removed:
                 revision = await self.store.delete(key, expected)
             else:
-                revision = await self.store.update(key, _stored(prepared.obj), expected)
+                value = _stored(prepared.obj)
+                revision = await self.store.update(key, value, expected)
         except RevisionMismatch:
             raise lost_race(res, name) from None
         except KeyNotFound:
             raise not_found(res, name) from None
+        if removed:
+            self.models.forget(key)
+        else:
+            self._remember(key, revision, prepared, validated, value)
         new_meta["resourceVersion"] = str(revision)
         await (self._after_delete if removed else self._after_write)(res, prepared.obj)
         return Result(prepared.obj, prepared.warnings)
+
+    def _remember(self, key: str, revision: int, prepared: Prepared, validated: bytes,
+                  value: bytes) -> None:
+        """Keep the model as the next update's old one, if it is what was stored
+        (``validated`` is its encoding before admission, ``value`` what was stored)."""
+        canonical = prepared.model is not None and value == validated
+        self.models.put(key, revision, prepared.model if canonical else None, len(value))
 
     async def _after_write(self, res: Resource, obj: Obj) -> None:
         for hook in self.on_written:
@@ -396,6 +417,11 @@ def _stored(obj: Obj) -> bytes:
     if len(value) > MAX_BODY_BYTES:
         raise too_large()
     return value
+
+
+def _encoded(prepared: Prepared) -> bytes:
+    """What ``prepared`` stores as if no admission plugin changes it."""
+    return dump(prepared.obj) if prepared.model is not None else b""
 
 
 def _name_required(res: Resource) -> APIError:
