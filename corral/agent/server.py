@@ -60,6 +60,7 @@ from corral.agent.stats import StatsCollector
 from corral.agent.streams.endpoints import StreamEndpoints
 from corral.api.certificates.signer import KUBELET_CLIENT_CN
 from corral.api.connections import ConnectionLimits, TlsWebSocketProtocol, guarded_protocol
+from corral.api.quiet_server import QuietServer
 from corral.api.x509_auth import certificate_identity
 from corral.objects import parse_time
 
@@ -290,7 +291,7 @@ class AgentServer:
                                 proxy_headers=False, server_header=False,
                                 http=guarded_protocol(ConnectionLimits()),
                                 ws=TlsWebSocketProtocol, **ssl_options)
-        self._server = _QuietServer(config)
+        self._server = QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self.socket]))
         while not self._server.started:
             if self._task.done():
@@ -316,9 +317,3 @@ class AgentServer:
                 await self._task
         self.socket.close()
 
-
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handlers: the agent decides when to exit."""
-
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
-        return contextlib.nullcontext()
