@@ -139,7 +139,7 @@ class Agent:
     def _client(self, servers: list[str], timeout: float = 30.0) -> Client:
         return Client(servers, self.cfg.token, self.cfg.ca_pem, attempts=CLIENT_ATTEMPTS,
                       timeout=timeout, user_agent=f"corral-agent/{self.cfg.name}",
-                      client_cert=self.cfg.client_cert)
+                      client_cert=self.cfg.client_cert, light=True)
 
     def _rotate(self, rotation: Rotation) -> None:
         self.rotations.append(rotation)

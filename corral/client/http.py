@@ -37,6 +37,7 @@ from corral.api.resources import BY_KIND, COMPUTED, Resource, lookup
 from corral.client.backoff import Backoff
 from corral.client.failover import FailoverTransport
 from corral.client.kubeconfig import ClusterConfig, load_kubeconfig
+from corral.client.lighthttp import LightPool
 from corral.client.watch import WatchEvent, stream_events
 from corral.objects import Obj, meta, name_of, namespace_of
 
@@ -135,6 +136,14 @@ def _error_from(response: httpx.Response, body: bytes) -> APIError:
 ClientCert = tuple[str, str]  # PEM files: certificate, key
 
 
+def _unverified() -> ssl.SSLContext:
+    """What httpx's verify=False is: TLS without checking the server."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def _ssl_context(ca_pem: bytes | None, insecure: bool,
                  client_cert: ClientCert | None = None) -> ssl.SSLContext | bool:
     if insecure:
@@ -156,7 +165,7 @@ class Client:
                  max_connections: int = 1000, attempts: int = READ_ATTEMPTS,
                  transport: httpx.AsyncBaseTransport | None = None,
                  user_agent: str = "corral-client",
-                 client_cert: ClientCert | None = None) -> None:
+                 client_cert: ClientCert | None = None, light: bool = False) -> None:
         self.servers = server_urls(server)
         self.server = self.servers[0]
         self.attempts = max(attempts, 1)  # tries of a request that is safe to repeat
@@ -172,7 +181,11 @@ class Client:
                                     max_keepalive_connections=100, keepalive_expiry=60.0)
         self._transport = transport  # given by the caller (ASGI, tests): not ours to rebuild
         self._failover: FailoverTransport | None = None
+        # light: plain requests to a single master over lighthttp.py (the node
+        # agent's: its Lease renewals and status writes); streams stay httpx's.
+        self._lean = light and transport is None and len(self.servers) == 1
         self._http = self._open(client_cert)
+        self._light = self._open_light(client_cert)
         self._retiring: set[asyncio.Task[None]] = set()
 
     @property
@@ -194,6 +207,16 @@ class Client:
             http2=False, timeout=self._timeout, limits=self._limits, transport=transport,
         )
 
+    def _open_light(self, client_cert: ClientCert | None) -> LightPool | None:
+        if not self._lean:
+            return None
+        verify = _ssl_context(self._ca_pem, self._insecure, client_cert)
+        if not isinstance(verify, ssl.SSLContext):
+            verify = ssl.create_default_context() if verify else _unverified()
+        return LightPool(self.server, verify, connect_timeout=min(self._timeout.read or 30.0,
+                                                                 10.0),
+                         timeout=self._timeout.read or 30.0)
+
     def use_client_cert(self, client_cert: ClientCert, grace: float = 2.0) -> None:
         """Authenticate with a renewed client certificate from now on: new requests
         go over new connections showing it, and the old connections are closed
@@ -204,15 +227,19 @@ class Client:
             raise ValueError("a client on a transport it was given cannot change its "
                              "certificate")
         old, self._http = self._http, self._open(client_cert)
-        task = asyncio.create_task(self._retire(old, grace), name="client-retire")
+        old_light, self._light = self._light, self._open_light(client_cert)
+        task = asyncio.create_task(self._retire(old, old_light, grace), name="client-retire")
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
 
     @staticmethod
-    async def _retire(old: httpx.AsyncClient, grace: float) -> None:
+    async def _retire(old: httpx.AsyncClient, old_light: LightPool | None,
+                      grace: float) -> None:
         try:
             await asyncio.sleep(grace)
         finally:
+            if old_light is not None:
+                old_light.close()
             await old.aclose()
 
     @property
@@ -247,6 +274,8 @@ class Client:
         for task in list(self._retiring):
             task.cancel()  # closes what it retires at once
         await asyncio.gather(*self._retiring, return_exceptions=True)
+        if self._light is not None:
+            self._light.close()
         await self._http.aclose()
 
     # -- transport --------------------------------------------------------
@@ -275,7 +304,10 @@ class Client:
         backoff = Backoff(initial=0.1, maximum=3.0)
         for attempt in range(1, self.attempts + 1):
             try:
-                response = await self._http.send(request, stream=stream)
+                if self._light is not None and not stream:
+                    response = await self._light.send(request)
+                else:
+                    response = await self._http.send(request, stream=stream)
             except httpx.ConnectError as err:
                 last: httpx.TransportError = err  # refused before sending: always safe
             except httpx.TransportError as err:

@@ -29,6 +29,7 @@ ROLE_LABEL = "corral.dev/role"  # the role as a label value (for selection)
 ROLE_ANNOTATION = "corral.dev/mesos-role"  # the role itself
 RETRY_SECONDS = 10.0  # Mesos' first status update retry interval
 RETRY_CAP_SECONDS = 60.0
+PRUNED_KEPT_SECONDS = 600.0
 COMPLETED_KEPT = 1000  # terminal, acknowledged tasks kept for /master/state, per framework
 
 
@@ -70,6 +71,11 @@ class TaskBook:
         self._fresh: dict[str, dict[str, None]] = {}
         # framework → its terminal, settled tasks by id, oldest first (COMPLETED_KEPT)
         self.completed: dict[str, dict[str, Task]] = {}
+        # Alloc "ns/name" → ids pruned from its spec (→ when), which its agent may
+        # still report for a while (its status is written seconds apart, and a store
+        # read may come late): not a task launched directly and unwritten, however
+        # many tasks ``completed`` has let go since. Kept PRUNED_KEPT_SECONDS.
+        self._pruned: dict[str, dict[str, float]] = {}
         self.partition_aware: set[str] = set()  # frameworks that asked for it
         self.killing_aware: set[str] = set()  # TASK_KILLING_STATE: told of TASK_KILLING
 
@@ -94,8 +100,9 @@ class TaskBook:
         # Tasks the agent runs that the spec does not name: launched directly and
         # not written yet (or never: their master died first; a new one learns them
         # here, as a Mesos master learns an agent's tasks when it re-registers).
+        pruned = self._pruned.get(key, {})
         for task_id, seen in states.items():
-            if task_id in named or self._completed(framework_id, task_id):
+            if task_id in named or task_id in pruned or self._completed(framework_id, task_id):
                 continue
             task = self._task(framework_id, task_id, node, key, "", [])
             if self._take(task, seen):
@@ -105,7 +112,8 @@ class TaskBook:
     def streamed(self, framework_id: str, alloc: str, node: str, seen: Obj) -> Task | None:
         """One state from the agent's feed; the task if it changed."""
         task_id = str(seen.get("id") or "")
-        if not task_id or self._completed(framework_id, task_id):
+        if not task_id or self._completed(framework_id, task_id) or \
+                task_id in self._pruned.get(alloc, ()):
             return None
         task = self._task(framework_id, task_id, node, alloc, "", [])
         return task if self._take(task, seen) else None
@@ -156,6 +164,7 @@ class TaskBook:
         """The Alloc was deleted: its tasks that had not ended are lost (GONE for a
         partition-aware framework)."""
         key = f"{namespace_of(alloc)}/{name_of(alloc)}"
+        self._pruned.pop(key, None)
         changed = []
         for task in [t for t in self.tasks.values() if t.alloc == key]:
             task.gone = True
@@ -267,6 +276,18 @@ class TaskBook:
             if task is not None and task.terminal:
                 task.gone = True
                 self._settle(task)
+                self._remember_pruned(task.alloc, task_id)
+
+    def _remember_pruned(self, alloc: str, task_id: str) -> None:
+        now = self.clock.monotonic()
+        pruned = self._pruned.setdefault(alloc, {})
+        pruned.pop(task_id, None)  # to the end: the oldest stay first
+        pruned[task_id] = now
+        while pruned:
+            oldest, when = next(iter(pruned.items()))
+            if now - when < PRUNED_KEPT_SECONDS:
+                break
+            del pruned[oldest]
 
     def forget_framework(self, framework_id: str) -> None:
         for key in [k for k in self.tasks if k[0] == framework_id]:

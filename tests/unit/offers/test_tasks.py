@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from corral.agent.framework_tasks import FrameworkTasks, sandbox_name
 from corral.client.clock import FakeClock
+from corral.offers import tasks as tasks_module
 from corral.offers.launch import plan_launch, task_users
 from corral.offers.resources import Resources
 from corral.offers.tasks import FRAMEWORK_LABEL, TaskBook
@@ -70,6 +73,31 @@ def test_fresh_heads_go_out_once_and_retries_stay_the_ticks() -> None:
     book.forget_framework("fw")
     book.observe(alloc({"b": "TASK_RUNNING"}, tasks=("b",)), {})
     assert book.due("fw") and book.fresh("fw") == []  # sent by due: not twice
+
+
+def test_a_pruned_task_a_late_status_still_names_is_not_news(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent's status is written seconds apart: after the master has pruned an
+    ended, acknowledged task from the spec (and ``completed`` let it go among
+    newer ones), a status naming it must not make it a task launched directly."""
+    monkeypatch.setattr(tasks_module, "COMPLETED_KEPT", 1)
+    clock = FakeClock()
+    book = TaskBook(clock)
+    book.observe(alloc({"a": "TASK_FINISHED", "b": "TASK_FINISHED"}), {})
+    while statuses := book.due("fw"):
+        for st in statuses:
+            book.acknowledge("fw", st["task_id"]["value"], st["uuid"])
+    book.prune("fw", ["a", "b"])
+    assert list(book.completed["fw"]) == ["b"]  # a has been let go
+    stale = alloc({"a": "TASK_FINISHED", "b": "TASK_FINISHED"}, tasks=())
+    assert book.observe(stale, {}) == [] and book.due("fw") == []
+    assert book.streamed("fw", "mesos/x", "n1", {"id": "a", "state": "TASK_FINISHED",
+                                                 "seq": 9}) is None
+    clock.advance(tasks_module.PRUNED_KEPT_SECONDS)
+    book.observe(alloc({"c": "TASK_FINISHED"}, tasks=("c",)), {})
+    book.acknowledge("fw", "c", book.due("fw")[0]["uuid"])
+    book.prune("fw", ["c"])  # remembered pruned ids older than that are let go
+    assert [t.id for t in book.observe(stale, {})] == ["a", "b"]  # past the horizon: learnt again
 
 
 def test_node_loss_and_a_vanished_alloc() -> None:
