@@ -24,7 +24,6 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from corral.agent.config import AgentConfig
@@ -184,7 +183,8 @@ class AllocWorker:
         # A framework's launches: its tasks' users as looked up lately, and the
         # directory their sandboxes go in (made with the first launch).
         self._named = NamedUsers(ctx.users)
-        self._sandboxes: Path | None = None
+        self._sandboxes = ""  # with a trailing "/"
+        self._size_asked: dict[str, str] = {}  # the last size launch_direct parsed
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -219,10 +219,12 @@ class AllocWorker:
         ids launched. ValueError: a malformed size."""
         if self.tasks is None or self.gone or is_deleting(self.alloc) or self._stopping:
             raise LookupError("the Alloc is going away")
-        if size:
+        # Parsed when it changed (or was let go), not at every launch.
+        if size and (size != self._size_asked or self._direct_size is None):
             self._direct_size = (int(cpu_millis(size["cpu"])) if size.get("cpu") else None,
                                  int(bytes_value(size["memory"])) if size.get("memory")
                                  else None)
+            self._size_asked = size
         taken = self.tasks.launch_direct(tasks, kills)
         if self.conn is not None and not self._executor_lost:
             self._run_tasks(self.tasks)
@@ -394,9 +396,9 @@ class AllocWorker:
             self.conn.resize(*size)  # before the launches it makes room for
         batch = []
         for launch in tasks.to_launch():
-            if self._sandboxes is None:
-                self._sandboxes = self.ctx.executors.sandbox_dir(self.uid)
-            sandbox = str(self._sandboxes / launch.sandbox)
+            if not self._sandboxes:
+                self._sandboxes = f"{self.ctx.executors.sandbox_dir(self.uid)}/"
+            sandbox = self._sandboxes + launch.sandbox
             env = {**launch.env, "MESOS_TASK_ID": launch.id, "MESOS_SANDBOX": sandbox}
             self._mark_dirty()
             try:

@@ -251,7 +251,7 @@ class ExecutorRuntime:
             log.info("alloc cgroup still busy; kept for the sweeper uid=%s", alloc_uid)
             return False
         shutil.rmtree(state.path, ignore_errors=True)
-        shutil.rmtree(self.sandboxes / alloc_uid, ignore_errors=True)
+        remove_sandboxes(self.sandboxes / alloc_uid)
         return True
 
     @staticmethod
@@ -292,6 +292,24 @@ async def _open(state: ExecutorDir) -> tuple[asyncio.StreamReader, asyncio.Strea
             f"/proc/self/fd/{dir_fd}/{state.socket_file.name}", limit=STREAM_LIMIT)
     finally:
         os.close(dir_fd)
+
+
+def remove_sandboxes(path: Path) -> None:
+    """An Alloc's task sandboxes, then their directory. Most are empty (a task
+    that wrote nothing there): one rmdir each first, then shutil.rmtree for what
+    is left — it opens, stats and checks every entry, and removing a 3,000-task
+    Alloc's sandboxes that way was 9% of an agent's samples in bench/offers.py."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return  # gone already (or not a directory of ours)
+    try:
+        for name in os.listdir(fd):
+            with contextlib.suppress(OSError):  # not empty, or not a directory
+                os.rmdir(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def session_members(sid: int) -> list[int]:
