@@ -66,6 +66,7 @@ from corral.api.connections import (
     TlsWebSocketProtocol,
     guarded_protocol,
 )
+from corral.api.quiet_server import QuietServer
 from corral.api.x509_auth import certificate_identity
 from corral.objects import parse_time
 
@@ -296,7 +297,7 @@ class AgentServer:
                                 proxy_headers=False, server_header=False,
                                 http=_one_write_protocol(),
                                 ws=TlsWebSocketProtocol, **ssl_options)
-        self._server = _QuietServer(config)
+        self._server = QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self.socket]))
         while not self._server.started:
             if self._task.done():
@@ -333,10 +334,3 @@ def _one_write_protocol() -> type[HttpToolsProtocol]:
             super().connection_made(OneWrite(cast(asyncio.Transport, transport)))
 
     return OneWriteProtocol
-
-
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handlers: the agent decides when to exit."""
-
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
-        return contextlib.nullcontext()

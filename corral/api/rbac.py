@@ -35,12 +35,18 @@ SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 
 @dataclass
 class RbacState:
-    """The RBAC objects, by (namespace, name) for the namespaced kinds."""
+    """The RBAC objects, by (namespace, name) for the namespaced kinds. Whoever
+    changes them counts ``generation`` up (what was derived from them is stale)."""
 
     roles: dict[tuple[str, str], Obj] = field(default_factory=dict)
     cluster_roles: dict[str, Obj] = field(default_factory=dict)
     role_bindings: dict[tuple[str, str], Obj] = field(default_factory=dict)
     cluster_role_bindings: dict[str, Obj] = field(default_factory=dict)
+    generation: int = 0
+
+
+Grants = list[tuple[str, list[Obj]]]
+_GRANTS_KEPT = 4096  # (user, groups, namespace) combinations remembered
 
 
 class RbacAuthorizer:
@@ -48,21 +54,37 @@ class RbacAuthorizer:
 
     def __init__(self, state: RbacState | None = None) -> None:
         self.state = state or RbacState()
+        # What the bindings grant each (user, groups, namespace), while the state's
+        # generation is the one they were found at: every request asks, and
+        # finding them walks every ClusterRoleBinding's subjects.
+        self._grants_of: dict[tuple[str, tuple[str, ...], str], Grants] = {}
+        self._grants_at: tuple[int, int] = (-1, -1)  # id(state), its generation
 
     def authorize(self, attrs: Attributes) -> tuple[bool, str]:
         if MASTERS in attrs.user.groups:
             return True, f"RBAC: allowed by the group {MASTERS}"
-        for where, rules in self._grants(attrs.user, attrs.namespace):
+        for where, rules in self._cached_grants(attrs.user, attrs.namespace):
             if any(rule_allows(rule, attrs) for rule in rules):
                 return True, f"RBAC: allowed by {where}"
         return False, ""
+
+    def _cached_grants(self, user: User, namespace: str) -> Grants:
+        at = (id(self.state), self.state.generation)
+        if at != self._grants_at or len(self._grants_of) >= _GRANTS_KEPT:
+            self._grants_of.clear()
+            self._grants_at = at
+        key = (user.name, user.groups, namespace)
+        grants = self._grants_of.get(key)
+        if grants is None:
+            grants = self._grants_of[key] = list(self._grants(user, namespace))
+        return grants
 
     def rules_for(self, user: User, namespace: str) -> Rules:
         if MASTERS in user.groups:
             return Rules((ResourceRule(("*",)),), (NonResourceRule(("*",), ("*",)),))
         resource: list[ResourceRule] = []
         non_resource: list[NonResourceRule] = []
-        for _, rules in self._grants(user, namespace):
+        for _, rules in self._cached_grants(user, namespace):
             for rule in rules:
                 verbs = tuple(rule.get("verbs") or ())
                 if rule.get("nonResourceURLs"):

@@ -94,6 +94,7 @@ class RbacCache:
         table.clear()
         for obj in page.items:
             table[_key(res, obj)] = obj
+        self.state.generation += 1
         return page.revision
 
     async def _follow(self, res: Resource, revision: int) -> None:
@@ -107,6 +108,7 @@ class RbacCache:
                         table.pop(_key(res, obj), None)
                     else:
                         table[_key(res, obj)] = obj
+                    self.state.generation += 1
             except Gone:
                 log.info("rbac watch too old, listing again kind=%s", res.kind)
                 revision = await self._load(res)

@@ -18,6 +18,7 @@ from corral.api.defaults import apply_defaults
 from corral.api.errors import BadRequest, invalid
 from corral.api.kinds.base import TypedObject
 from corral.api.kinds.meta import KubeObject
+from corral.api.patch.merge import copy_json
 from corral.api.resources import Resource
 from corral.api.validation import validate
 from corral.objects import name_of
@@ -79,7 +80,25 @@ def prepare(
     if causes:
         name = name_of(obj)
         raise invalid(res.kind, name, causes, res.group)
-    return Prepared(kinds.encode(model), warnings, model)
+    encoded = _graft(model, obj, reused) if checked and reused else kinds.encode(model)
+    return Prepared(encoded, warnings, model)
+
+
+def _graft(model: TypedObject, obj: dict[str, Any], reused: list[str]) -> dict[str, Any]:
+    """``model`` encoded, its reused sections copied from ``obj`` rather than
+    encoded again: they equal the old object's, which this server stored as the
+    encoding of the very same (shared) parts."""
+    dumped = model.model_dump(mode="json", by_alias=True, exclude_none=True,
+                              exclude=set(reused))
+    out: dict[str, Any] = {}
+    for name, info in type(model).model_fields.items():
+        wire = info.alias or name
+        if name in reused:
+            out[wire] = copy_json(obj[wire])
+        elif wire in dumped:
+            out[wire] = dumped.pop(wire)
+    out.update(dumped)
+    return out
 
 
 def _reusing(obj: dict[str, Any], old: dict[str, Any] | None, old_model: TypedObject | None

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from corral.api.errors import BadRequest, Invalid
+from corral.api.kinds.codec import encode
 from corral.api.registry import Registry
 from corral.api.resources import BY_KIND, Resource
 from corral.objects import Obj
@@ -77,6 +78,20 @@ async def set_status(registry: Registry, tasks: list[Obj]) -> Obj:
     return (await registry.update(ALLOC, "mesos", "fw", current, subresource="status")).obj
 
 
+async def stored_alloc(store: Store) -> Obj:
+    kv = await store.get(ALLOC.storage_key("mesos", "fw"))
+    assert kv is not None
+    stored: Obj = orjson.loads(kv.value)
+    return stored
+
+
+def model_of(registry: Registry, obj: Obj) -> Obj:
+    key = ALLOC.storage_key("mesos", "fw")
+    model = registry.models.get(key, int(obj["metadata"]["resourceVersion"]))
+    assert model is not None
+    return encode(model)
+
+
 def cached(registry: Registry, obj: Obj) -> bool:
     key = ALLOC.storage_key("mesos", "fw")
     return registry.models.get(key, int(obj["metadata"]["resourceVersion"])) is not None
@@ -93,8 +108,12 @@ async def test_spec_and_status_writes_are_checked_where_they_change(store: Store
     assert [t["id"] for t in patched["spec"]["tasks"]] == ["t-1", "t-2"]
     assert patched["status"] == written["status"] and cached(registry, patched)
     assert patched["metadata"]["generation"] == 2
-    stored = orjson.loads((await store.get(ALLOC.storage_key("mesos", "fw"))).value)
+    stored = await stored_alloc(store)
     assert stored["status"]["tasks"] == [{"id": "t-0", "state": "TASK_RUNNING", "seq": 0}]
+    assert stored == model_of(registry, patched)  # what is kept is exactly what is stored
+    written = await set_status(registry, states(("t-1", "TASK_FINISHED")))
+    stored = await stored_alloc(store)
+    assert stored == model_of(registry, written) and stored["spec"] == patched["spec"]
     # What changed is validated, against the old object: a task without its
     # command, an unknown state, a new node are refused naming the field.
     with pytest.raises(Invalid) as refused:
