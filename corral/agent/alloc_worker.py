@@ -274,8 +274,11 @@ class AllocWorker:
             except (ServerUnreachable, APIError) as err:
                 log.warning("alloc sync: master not reachable alloc=%s/%s error=%s",
                             self.namespace, self.name, err)
+            # A timeout on the wait itself, not wait_for's task around it: this
+            # loop turns several times per framework task.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self._wait_seconds())
+                async with asyncio.timeout(self._wait_seconds()):
+                    await self._kick.wait()
 
     async def _connect(self) -> bool:
         if self.gone or (is_deleting(self.alloc) and not self.ctx.executors.dir(

@@ -37,7 +37,7 @@ import socket
 import ssl
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from prometheus_client import generate_latest
@@ -48,6 +48,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Scope
 from starlette.websockets import WebSocket
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from corral.agent.allocs import AllocManager
 from corral.agent.config import AgentConfig
@@ -59,7 +60,13 @@ from corral.agent.serving_cert import ServingFiles
 from corral.agent.stats import StatsCollector
 from corral.agent.streams.endpoints import StreamEndpoints
 from corral.api.certificates.signer import KUBELET_CLIENT_CN
-from corral.api.connections import ConnectionLimits, TlsWebSocketProtocol, guarded_protocol
+from corral.api.connections import (
+    ConnectionLimits,
+    OneWrite,
+    TlsWebSocketProtocol,
+    guarded_protocol,
+)
+from corral.api.quiet_server import QuietServer
 from corral.api.x509_auth import certificate_identity
 from corral.objects import parse_time
 
@@ -288,9 +295,9 @@ class AgentServer:
                                 lifespan="off", timeout_graceful_shutdown=1,
                                 # Only the master calls, never through a proxy.
                                 proxy_headers=False, server_header=False,
-                                http=guarded_protocol(ConnectionLimits()),
+                                http=_one_write_protocol(),
                                 ws=TlsWebSocketProtocol, **ssl_options)
-        self._server = _QuietServer(config)
+        self._server = QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self.socket]))
         while not self._server.started:
             if self._task.done():
@@ -317,8 +324,13 @@ class AgentServer:
         self.socket.close()
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handlers: the agent decides when to exit."""
+def _one_write_protocol() -> type[HttpToolsProtocol]:
+    """The guarded protocol (connections.py) writing each turn's output at once
+    (OneWrite): the master's launch is answered in one TLS record, not two."""
+    guarded = guarded_protocol(ConnectionLimits())
 
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
-        return contextlib.nullcontext()
+    class OneWriteProtocol(guarded):  # type: ignore[valid-type,misc]
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(OneWrite(cast(asyncio.Transport, transport)))
+
+    return OneWriteProtocol

@@ -135,6 +135,38 @@ class _GuardedProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+class OneWrite:
+    """A connection's transport whose writes of one turn of the loop go out as one:
+    uvicorn writes an answer's head and its body apart, over TLS two records and
+    two sends (and two reads at the other end). Everything but write (and close,
+    which sends what waits first) is the transport's own."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._parts:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._parts.append(bytes(data))
+
+    def writelines(self, chunks: Any) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def _flush(self) -> None:
+        parts, self._parts = self._parts, []
+        if parts and not self._transport.is_closing():
+            self._transport.write(b"".join(parts))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 def add_tls_extension(scope: dict[str, Any], transport: asyncio.BaseTransport) -> None:
     """The client certificate the TLS handshake verified, as ASGI's TLS extension
     puts it (scope["extensions"]["tls"]["client_cert_chain"], PEM), which uvicorn

@@ -10,7 +10,6 @@ knows nothing of clients.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -75,6 +74,7 @@ from corral.api.metrics import API_METRICS
 from corral.api.node_endpoints import EndpointWriterAdmission
 from corral.api.node_restriction import NodeLabelAdmission
 from corral.api.priorityclasses import priority_class_objects
+from corral.api.quiet_server import QuietServer
 from corral.api.rbac import RbacAuthorizer
 from corral.api.rbac_cache import RbacCache, ensure_default_policy
 from corral.api.rbac_escalation import EscalationCheck
@@ -195,16 +195,13 @@ def _token_check(static: TokenAuthenticator, accounts: ServiceAccountAuthenticat
     return check
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers (the process owner decides on exit)
-    and with its own listener, which accepts in batches (listener.py says why)."""
+class _Server(QuietServer):
+    """uvicorn, quiet (quiet_server.py), with its own listener, which accepts in
+    batches (listener.py says why)."""
 
     def __init__(self, config: uvicorn.Config, handshake_timeout: float) -> None:
         super().__init__(config)
         self.handshake_timeout = handshake_timeout
-
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
-        return contextlib.nullcontext()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])  # everything but the listening socket

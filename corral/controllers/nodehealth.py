@@ -55,6 +55,11 @@ class NodeHealth:
         since = self._unreachable_since.setdefault(node, self.clock.monotonic())
         return self.clock.monotonic() - since
 
+    def was_unreachable(self, node: str) -> bool:
+        """Whether the node counted as unreachable at our last look (``back`` not
+        yet called)."""
+        return node in self._unreachable_since
+
     def back(self, node: str) -> bool:
         """The node is reachable again; True if it had been unreachable."""
         return self._unreachable_since.pop(node, None) is not None

@@ -4,7 +4,9 @@ when one is not.
     Lease kube-node-lease/<node> renewed ─► we note WHEN WE SAW renewTime change
     (our monotonic clock: the agent's clock is never compared with ours)
 
-    every monitor period, per node:
+    every monitor period, per node (looked at only if a look can do something:
+    silent past its grace, or back from that and still marked — the monitor
+    runs every 0.5 s and renewals come every heartbeat, from every node):
       seen renewal older than grace_period ─► Ready=Unknown (status subresource),
           taint node.kubernetes.io/unreachable:NoExecute, Event NodeNotReady
       unreachable for eviction_timeout ─► graceful delete of its pods (their
@@ -76,6 +78,12 @@ def has_unreachable_taint(node: Obj) -> bool:
     return any(t.get("key") == UNREACHABLE for t in spec(node).get("taints") or [])
 
 
+def marked_unknown(node: Obj) -> bool:
+    """Ready=Unknown as this controller marks a silent node."""
+    return any(c.get("type") == "Ready" and c.get("reason") == UNKNOWN_REASON
+               for c in status(node).get("conditions") or [])
+
+
 def toleration_seconds(pod: Obj) -> float | None:
     """How long the pod tolerates the unreachable taint: None → not at all,
     inf → forever."""
@@ -127,8 +135,20 @@ class NodeLifecycleController(Controller):
 
     def _lease_seen(self, lease: Obj) -> None:
         name = str(meta(lease).get("name"))
-        if self.health.renewed(name, str(spec(lease).get("renewTime") or "")):
+        if self.health.renewed(name, str(spec(lease).get("renewTime") or "")) and \
+                self._needs_look(name):
             self.enqueue_key(name)
+
+    def _needs_look(self, name: str) -> bool:
+        """Whether reconcile would do anything for the node: it is silent past its
+        grace (mark, taint, evict), or it renews again and is still marked (or
+        the last look found it unreachable: its NodeReady Event is due). A live,
+        unmarked node needs no look; every node on every tick and renewal was
+        a work-queue round each for nothing."""
+        if self.health.is_unreachable(name) or self.health.was_unreachable(name):
+            return True
+        node = self.nodes.get_by_key(name)
+        return node is not None and (has_unreachable_taint(node) or marked_unknown(node))
 
     def _pod_gone(self, pod: Obj) -> None:
         self.health.gone(uid_of(pod))
@@ -149,7 +169,9 @@ class NodeLifecycleController(Controller):
     async def _tick(self) -> None:
         while True:
             await self.clock.sleep(self.options.monitor_period)
-            self.enqueue_all(self.nodes)
+            for name in list(self.nodes.keys()):
+                if self._needs_look(name):
+                    self.enqueue_key(name)
 
     async def reconcile(self, key: str) -> None:
         node = self.nodes.get_by_key(key)
@@ -216,9 +238,6 @@ class NodeLifecycleController(Controller):
                                        if t.get("key") != UNREACHABLE] or None
             await self.client.update(fresh)
             return
-        conditions = status(node).get("conditions") or []
-        ours = any(c.get("type") == "Ready" and c.get("reason") == UNKNOWN_REASON
-                   for c in conditions)
-        if ours:
+        if marked_unknown(node):
             await self.client.update_status(with_ready(
                 node, "True", "KubeletReady", "node lease renewed again", self._now()))

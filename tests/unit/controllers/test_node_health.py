@@ -74,7 +74,10 @@ def test_a_node_back_resets_the_eviction_clock() -> None:
     clock.advance(10)
     assert h.renewed("n1", "t1")
     assert not h.is_unreachable("n1")
+    # Still to be looked at (for its NodeReady) until back() is called, then not.
+    assert h.was_unreachable("n1") and not h.was_unreachable("n2")
     assert h.back("n1") and not h.back("n1")  # NodeReady is reported once
+    assert not h.was_unreachable("n1")
     clock.advance(GRACE + 1)
     assert h.unreachable_for("n1") == 0
 
