@@ -65,11 +65,10 @@ class AsgiTransport(httpx.AsyncBaseTransport):
         self.client_addr = client_addr
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = await request.aread()
+    def _scope(self, request: httpx.Request) -> dict[str, Any]:
         url = request.url
         raw_path, _, query = url.raw_path.partition(b"?")
-        scope: dict[str, Any] = {
+        return {
             "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": "1.1", "method": request.method, "scheme": url.scheme,
             "path": unquote(raw_path.decode("ascii")), "raw_path": raw_path,
@@ -79,6 +78,67 @@ class AsgiTransport(httpx.AsyncBaseTransport):
             # Marks the master's own components: the API seats them in the system lane.
             "client": self.client_addr, "extensions": {"corral.in_process": {}},
         }
+
+    async def send_whole(self, request: httpx.Request) -> httpx.Response:
+        """A plain request (not a stream): the app answers it whole, the same app
+        and middleware (authentication, authorization, admission) as any other,
+        without httpx's client machinery around it (auth and redirect flows,
+        hooks, a streamed body through a queue): the in-process clients' writes
+        of the Mesos master's Allocs, Leases, gets. The app runs in a task of its
+        own, as a request over a socket does: a caller that gives up does not cut
+        a write short."""
+        body = request.content
+        scope = self._scope(request)
+        chunks: list[bytes] = []
+        head: list[tuple[int, list[tuple[bytes, bytes]]]] = []
+        ended = asyncio.Event()
+        received = False
+
+        async def receive() -> Message:
+            nonlocal received
+            if not received:
+                received = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.Event().wait()  # no disconnect: the task ends with the answer
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                head.append((message["status"], list(message.get("headers", []))))
+            elif message["type"] == "http.response.body":
+                chunks.append(bytes(message.get("body", b"")))
+                if not message.get("more_body", False):
+                    ended.set()
+
+        async def run() -> None:
+            await self.app(scope, receive, send)
+
+        task = asyncio.create_task(run(), name=f"asgi {request.method} {scope['path']}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            # An error after the whole answer went out (Starlette's 500 re-raises
+            # once sent) leaves the answer; before, there is none.
+            if not ended.is_set():
+                raise httpx.RemoteProtocolError(
+                    f"{request.method} {request.url}: {err!r}") from err
+            log.error("API handler failed after its answer path=%s", scope["path"],
+                      exc_info=err)
+        if not head or not ended.is_set():
+            raise httpx.RemoteProtocolError(f"{request.method} {request.url}: the API "
+                                            "handler sent no whole response")
+        status, headers = head[0]
+        return httpx.Response(status, headers=headers, content=b"".join(chunks),
+                              request=request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        url = request.url
+        scope = self._scope(request)
         body_sent = ended = False
         disconnected = asyncio.Event()
         started: asyncio.Future[tuple[int, list[tuple[bytes, bytes]]]] = (

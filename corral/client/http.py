@@ -34,6 +34,7 @@ from corral.api.fencing import FENCE_HEADER
 from corral.api.kinds import encode
 from corral.api.kinds.base import TypedObject
 from corral.api.resources import BY_KIND, COMPUTED, Resource, lookup
+from corral.client.asgi_transport import AsgiTransport
 from corral.client.backoff import Backoff
 from corral.client.failover import FailoverTransport
 from corral.client.kubeconfig import ClusterConfig, load_kubeconfig
@@ -306,6 +307,8 @@ class Client:
             try:
                 if self._light is not None and not stream:
                     response = await self._light.send(request)
+                elif isinstance(self._transport, AsgiTransport) and not stream:
+                    response = await self._transport.send_whole(request)
                 else:
                     response = await self._http.send(request, stream=stream)
             except httpx.ConnectError as err:

@@ -97,6 +97,8 @@ class Standing:
     reserved: Resources | None = None  # reserved on the ledger for direct ones, unwritten
     active: float = 0.0  # monotonic: the last launch, or the last time a task was alive
     written: float = 0.0  # monotonic: the last write
+    # Task id → (its Mesos resources as last seen, parsed): of the tasks it holds.
+    parsed: dict[str, tuple[list[Obj], Resources | None]] = field(default_factory=dict)
 
 
 class AllocPool:
@@ -184,7 +186,7 @@ class AllocPool:
         wire = {**alloc_task_resources(obj), **item.plan.resources}
         for u in st.unwritten:
             wire.update(u.plan.resources)
-        need = self._need(st.key[0], tasks + item.plan.tasks, wire)
+        need = self._need(st, tasks + item.plan.tasks, wire)
         size = self._size(st)
         return True if _scalars_fit(need, size) else _larger(need, size)
 
@@ -278,7 +280,7 @@ class AllocPool:
             tasks += item.plan.tasks
             wire.update(item.plan.resources)
             launched.append(item)
-        need = self._need(fw_id, tasks, wire)
+        need = self._need(st, tasks, wire)
         size = self._size(st)
         grow = not _scalars_fit(need, size)
         new_size = need if grow or shrink else size
@@ -358,6 +360,9 @@ class AllocPool:
         st.obj = obj
         st.reserved = None  # the write said the size (writes and growths take turns)
         st.written = self.book.clock.monotonic()
+        held = {str(t["id"]) for t in spec(obj).get("tasks") or ()}
+        held.update(str(t["id"]) for u in st.unwritten for t in u.plan.tasks)
+        st.parsed = {k: v for k, v in st.parsed.items() if k in held}
         self._by_name[name_of(obj)] = st
         self.capacity.assume(obj, st.key[2])
         self.on_written(obj, resources)
@@ -385,19 +390,35 @@ class AllocPool:
         task = self.book.tasks.get((fw_id, task_id))
         return task is None or not task.terminal
 
-    def _need(self, fw_id: str, tasks: list[Obj], wire: dict[str, list[Obj]]) -> Resources:
-        """What the Alloc's live tasks take (a task not seen yet is alive)."""
-        total = Resources()
+    def _need(self, st: Standing, tasks: list[Obj], wire: dict[str, list[Obj]]) -> Resources:
+        """What the Alloc's live tasks take (a task not seen yet is alive). Asked
+        at every direct launch, of every task the Alloc holds: each task's Mesos
+        resources are parsed once (``st.parsed``, while its list is the same)
+        and summed as plain numbers, not a Resources made per task and per sum."""
+        fw_id, parsed, book = st.key[0], st.parsed, self.book.tasks
+        cpus = mem = disk = 0.0
+        ports: list[tuple[int, int]] = []
         for task in tasks:
-            if self._alive(fw_id, str(task["id"])):
+            task_id = str(task["id"])
+            known = book.get((fw_id, task_id))
+            if known is not None and known.terminal:
+                continue
+            items = wire.get(task_id) or []
+            entry = parsed.get(task_id)
+            if entry is None or not (entry[0] is items or entry[0] == items):
+                entry = (items, None)  # a task whose resources do not read takes none
                 with contextlib.suppress(Exception):
-                    total = total + Resources.from_mesos(wire.get(str(task["id"])) or [])
-        return total
+                    entry = (items, Resources.from_mesos(items))
+                parsed[task_id] = entry
+            res = entry[1]
+            if res is not None:
+                cpus, mem, disk = cpus + res.cpus, mem + res.mem, disk + res.disk
+                ports.extend(res.ports)
+        return Resources(cpus, mem, disk, tuple(ports))
 
     def _slack(self, st: Standing) -> bool:
         assert st.obj is not None
-        fw_id = st.key[0]
-        need = self._need(fw_id, list(spec(st.obj).get("tasks") or ()),
+        need = self._need(st, list(spec(st.obj).get("tasks") or ()),
                           alloc_task_resources(st.obj))
         return not _same(need, alloc_resources(st.obj))
 

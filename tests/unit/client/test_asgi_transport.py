@@ -10,10 +10,12 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from corral.api.errors import APIError
 from corral.client.asgi_transport import AsgiTransport
+from corral.client.http import Client
 
 
 class Probe:
@@ -26,7 +28,10 @@ class Probe:
             Route("/echo/{name}", self.echo, methods=["POST"]),
             Route("/stream", self.stream),
             Route("/boom", self.boom),
+            Route("/slow", self.slow, methods=["POST"]),
         ])
+        self.slow_started = asyncio.Event()
+        self.slow_done = asyncio.Event()
 
     async def echo(self, request: Request) -> Response:
         return JSONResponse({
@@ -48,6 +53,12 @@ class Probe:
 
     async def boom(self, request: Request) -> Response:
         raise RuntimeError("handler bug")
+
+    async def slow(self, request: Request) -> Response:
+        self.slow_started.set()
+        await self.release.wait()  # a write the caller stops waiting for
+        self.slow_done.set()
+        return PlainTextResponse("done")
 
 
 @pytest.fixture
@@ -91,3 +102,37 @@ async def test_handler_error_is_a_500_not_a_hang(probe_client) -> None:  # type:
     _, client = probe_client
     r = await asyncio.wait_for(client.get("/boom"), 5)
     assert r.status_code == 500
+
+
+@pytest.fixture
+async def probe_corral() -> AsyncIterator[tuple[Probe, Client]]:
+    probe = Probe()
+    async with Client("https://master.local:6443", "t", transport=AsgiTransport(probe.app),
+                      attempts=1) as client:
+        yield probe, client
+
+
+async def test_plain_requests_are_answered_whole_by_the_same_app(
+        probe_corral: tuple[Probe, Client]) -> None:
+    """A corral Client's plain requests take the transport's whole-answer path
+    (no httpx client flow around it): same request, same answer."""
+    _, client = probe_corral
+    r = await client.raw("POST", "/echo/a%20b", params={"x": "1"}, content=b"payload")
+    assert r.status_code == 201 and r.headers["x-seen"] == "yes"
+    assert r.json() == {"name": "a b", "query": {"x": "1"}, "body": "payload",
+                        "auth": "Bearer t", "method": "POST"}
+    with pytest.raises(APIError) as failed:  # Starlette's 500, then the error re-raised
+        await asyncio.wait_for(client.raw("GET", "/boom"), 5)
+    assert failed.value.code == 500
+
+
+async def test_a_caller_that_gives_up_does_not_cut_the_handler_short(
+        probe_corral: tuple[Probe, Client]) -> None:
+    probe, client = probe_corral
+    call = asyncio.create_task(client.raw("POST", "/slow"))
+    await asyncio.wait_for(probe.slow_started.wait(), 5)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    probe.release.set()
+    await asyncio.wait_for(probe.slow_done.wait(), 5)
