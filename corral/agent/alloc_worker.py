@@ -310,8 +310,13 @@ class AllocWorker:
             if not exits:
                 log.info("executor connection ended alloc=%s/%s", self.namespace, self.name)
                 return  # the executor has gone (stopped, or died)
+            # A framework's exits change nothing a turn of the loop would act on
+            # but the next status write, and with a master reading the feed that
+            # one is timed already when the Alloc was dirty: no turn for them.
+            timed = self._dirty and self.array is None and self.ctx.feed.watched()
             self._fold(exits)
-            self._kick.set()
+            if not timed:
+                self._kick.set()
 
     def _fold(self, events: list[TaskExit | TaskStarted]) -> None:
         now = time.monotonic()

@@ -39,10 +39,18 @@ def needs_switch(user: RunAs | None) -> bool:
 def prepare_cwd(cwd: str, user: RunAs | None) -> None:
     """A working directory that does not exist yet (a framework task's sandbox)
     is made, and given to the task's user: its own place to write."""
-    if cwd in ("", "/") or os.path.isdir(cwd):
+    if cwd in ("", "/"):
         return
-    os.makedirs(os.path.dirname(cwd.rstrip("/")) or "/", exist_ok=True)
-    os.mkdir(cwd, 0o700 if user is not None else 0o755)
+    mode = 0o700 if user is not None else 0o755
+    try:  # the common case first: a new task's sandbox in its Alloc's, one mkdir
+        os.mkdir(cwd, mode)
+    except FileExistsError:
+        if os.path.isdir(cwd):
+            return
+        raise
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(cwd.rstrip("/")) or "/", exist_ok=True)
+        os.mkdir(cwd, mode)
     if user is not None:
         os.chown(cwd, user.uid, user.gid)
 
