@@ -23,14 +23,19 @@ from collections import OrderedDict
 
 from corral.api.kinds.base import TypedObject
 
-CAPACITY = 512  # objects; the busiest writes hit, a model costs ~10× its JSON
+CAPACITY = 512  # objects; the busiest writes hit
 MAX_BYTES = 256 * 1024  # a larger object is decoded again rather than held
+# The stored size of all the objects held: a model costs ~10× its JSON, so this
+# bounds the cache near 100 MB however large the objects written are.
+MAX_TOTAL_BYTES = 8 * 1024 * 1024
 
 
 class ModelCache:
-    def __init__(self, capacity: int = CAPACITY) -> None:
+    def __init__(self, capacity: int = CAPACITY, max_total: int = MAX_TOTAL_BYTES) -> None:
         self._capacity = capacity
-        self._entries: OrderedDict[str, tuple[int, TypedObject]] = OrderedDict()
+        self._max_total = max_total
+        self._total = 0
+        self._entries: OrderedDict[str, tuple[int, TypedObject, int]] = OrderedDict()
 
     def get(self, key: str, revision: int) -> TypedObject | None:
         entry = self._entries.get(key)
@@ -40,14 +45,18 @@ class ModelCache:
         return entry[1]
 
     def put(self, key: str, revision: int, model: TypedObject | None, size: int) -> None:
-        """``model`` as stored at ``revision`` (None, or too large: forget the key)."""
+        """``model`` as stored at ``revision`` in ``size`` bytes (None, or too
+        large: forget the key). The least recently used go past the bounds."""
+        self.forget(key)
         if model is None or size > MAX_BYTES:
-            self._entries.pop(key, None)
             return
-        self._entries[key] = (revision, model)
-        self._entries.move_to_end(key)
-        if len(self._entries) > self._capacity:
-            self._entries.popitem(last=False)
+        self._entries[key] = (revision, model, size)
+        self._total += size
+        while len(self._entries) > self._capacity or self._total > self._max_total:
+            _, (_, _, gone) = self._entries.popitem(last=False)
+            self._total -= gone
 
     def forget(self, key: str) -> None:
-        self._entries.pop(key, None)
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._total -= entry[2]
