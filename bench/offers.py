@@ -1,5 +1,5 @@
 """Mesos frameworks through offers (issue 16): on a fresh master (`--mesos-listen`)
-with 4 agents, real framework processes (tests/offers_framework.py, on the lean
+with 4 agents (heartbeat at `corral agent`'s default), real framework processes (tests/offers_framework.py, on the lean
 client tests/mesos_driver.py: one thread, calls pipelined on keep-alive
 connections, as a production framework; every update acknowledged with its uuid):
 
@@ -42,6 +42,7 @@ from tests.mesos_client import credentialed, leading
 from tests.offers_framework import FrameworkProcess
 
 TASK_CPUS = 0.1
+AGENT_HEARTBEAT_SECONDS = 1.0  # `corral agent`'s and `corral up`'s default
 TASK_MEM = 32.0
 # Per-task (cpus, MiB). On 4 agents of 0.8 cpus and 4 GiB a task is 1/32 of the
 # cpus, 1/64 of the memory, 1/64 of either: DRF evens out ~65 tasks.
@@ -60,7 +61,10 @@ def percentile(values: list[float], q: float) -> float:
 def mesos_cluster(tmp: Path, args: argparse.Namespace) -> tuple[Cluster, str]:
     port = free_port()
     cluster = Cluster(tmp, args.agents, 1000, master_args=["--mesos-listen", f"127.0.0.1:{port}"],
-                      agent_args=["--cpus", str(args.agent_cpus), "--memory", "4Gi"])
+                      # The agents renew their Lease at the product's default (the
+                      # test harness's 0.5 s is for quick node-loss tests).
+                      agent_args=["--cpus", str(args.agent_cpus), "--memory", "4Gi",
+                                  "--heartbeat", str(AGENT_HEARTBEAT_SECONDS)])
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: leading(url), 60, "the mesos master leading")
     return cluster, credentialed(url, cluster.master.data_dir)
