@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.cluster import Agent, Master, stop_on_sigterm
+from tests.cluster import Agent, Master, remove_node_homes, stop_on_sigterm
 
 NS = "default"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -191,6 +191,7 @@ class Cluster:
         for agent in self.agents:
             agent.cleanup()
         self.master.stop()
+        remove_node_homes()  # the agents' state dirs, moved out of the 0700 temp dir
 
     @property
     def master_pid(self) -> int:

@@ -25,7 +25,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from corral.objects import Obj
-from tests.cluster import Agent, Master, stop_on_sigterm
+from tests.cluster import Agent, Master, remove_node_homes, stop_on_sigterm
 
 NS = "default"
 
@@ -100,6 +100,7 @@ def main() -> None:
             for agent in agents:
                 agent.cleanup()
             master.stop()
+            remove_node_homes()  # agents' state dirs moved out of the 0700 temp dir
     print(f"recovery after kill -9 of a node: median {statistics.median(times):.1f} s "
           f"(min {min(times):.1f}, max {max(times):.1f}, {len(times)} rounds)")
 

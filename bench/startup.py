@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.loadgen import Connection, watch_lines
 from corral.agent.runtime.shim import SHIM_NAME
 from corral.objects import status
-from tests.cluster import Agent, Master, stop_on_sigterm
+from tests.cluster import Agent, Master, remove_node_homes, stop_on_sigterm
 
 NAMESPACE = "default"
 SHIM = "corral.agent.runtime.shim"  # the fallback shim's module: one interpreter per shim
@@ -172,6 +172,7 @@ def run_cluster(work: Path, agents: int, pods: int, concurrency: int,
         for agent in nodes:
             agent.cleanup()
         master.stop()
+        remove_node_homes()  # agents' state dirs moved out of the 0700 temp dir
 
 
 def _median(runs: list[dict[str, float]]) -> dict[str, float]:

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from corral.objects import status
-from tests.cluster import Agent, Master, stop_on_sigterm
+from tests.cluster import Agent, Master, remove_node_homes, stop_on_sigterm
 from tests.integration.services import web
 from tests.kubectl import Kubectl
 
@@ -79,6 +79,7 @@ def main() -> None:
         finally:
             agent.cleanup()
             master.stop()
+            remove_node_homes()  # agents' state dirs moved out of the 0700 temp dir
 
 
 def measure(kubectl: Kubectl, host: str, host_port: int, runs: int, requests: int) -> None:
