@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import cast
 
 import httptools
@@ -30,37 +31,53 @@ IDLE_CONNECTIONS = 8
 SKIPPED_HEADERS = frozenset({b"accept-encoding"})  # answers come uncompressed
 
 
-class _NoAnswer(Exception):
-    """The connection ended before a byte of the answer came."""
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers, body
+Sink = Callable[[bytes], None]
 
 
-class _Connection(asyncio.Protocol):
+class ResponseReader(asyncio.Protocol):
+    """One kept-alive HTTP/1.1 connection, one request at a time, its answer parsed
+    by httptools as it comes (a 200's body handed to a ``sink`` instead, when the
+    request gave one: a feed held open). The errors are the subclass's to name
+    (``_lost_error``, ``_malformed_error``); this module's and
+    offers/httpclient.py's connections are both one."""
+
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
-        self._answer: asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes]] | None = None
-        self._started = False
+        self._answer: asyncio.Future[Answer] | None = None
+        self._started = False  # a byte of the answer came
         self._status = 0
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
+        self._sink: Sink | None = None
         self._keep = True
 
+    def _lost_error(self, exc: Exception | None) -> Exception:
+        raise NotImplementedError
+
+    def _malformed_error(self, err: httptools.HttpParserError) -> Exception:
+        raise NotImplementedError
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._fail(_NoAnswer(repr(exc)) if not self._started else
-                   httpx.RemoteProtocolError(f"connection closed mid-answer: {exc!r}"))
+        self._fail(self._lost_error(exc))
 
     def data_received(self, data: bytes) -> None:
         self._started = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as err:
-            self._fail(httpx.RemoteProtocolError(f"malformed answer: {err}"))
+            self._fail(self._malformed_error(err))
             self.close()
+
+    # -- httptools callbacks --------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
@@ -70,7 +87,10 @@ class _Connection(asyncio.Protocol):
         self._keep = self.parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
-        self._body.append(body)
+        if self._sink is not None and self._status == 200:
+            self._sink(body)
+        else:
+            self._body.append(body)
 
     def on_message_complete(self) -> None:
         answer, self._answer = self._answer, None
@@ -79,12 +99,19 @@ class _Connection(asyncio.Protocol):
         if not self._keep:
             self.close()
 
-    async def request(self, raw: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        assert self.transport is not None and self._answer is None
+    # -- requests ---------------------------------------------------------------------------
+
+    async def exchange(self, raw: bytes, sink: Sink | None = None) -> Answer:
+        """Write ``raw`` (a whole request) and wait for its answer."""
+        assert self.transport is not None and self._answer is None, "one request at a time"
         self._answer = asyncio.get_running_loop().create_future()
         self._started, self._status, self._headers, self._body = False, 0, [], []
+        self._sink, self._keep = sink, True
         self.transport.write(raw)
-        return await self._answer
+        try:
+            return await self._answer
+        finally:
+            self._sink = None
 
     def close(self) -> None:
         self.closed = True
@@ -95,6 +122,20 @@ class _Connection(asyncio.Protocol):
         answer, self._answer = self._answer, None
         if answer is not None and not answer.done():
             answer.set_exception(err)
+
+
+class _NoAnswer(Exception):
+    """The connection ended before a byte of the answer came."""
+
+
+class _Connection(ResponseReader):
+    def _lost_error(self, exc: Exception | None) -> Exception:
+        if not self._started:
+            return _NoAnswer(repr(exc))
+        return httpx.RemoteProtocolError(f"connection closed mid-answer: {exc!r}")
+
+    def _malformed_error(self, err: httptools.HttpParserError) -> Exception:
+        return httpx.RemoteProtocolError(f"malformed answer: {err}")
 
 
 class LightPool:
@@ -115,7 +156,7 @@ class LightPool:
             conn, kept = await self._take(request)
             try:
                 async with asyncio.timeout(self.timeout):
-                    status, headers, body = await conn.request(raw)
+                    status, headers, body = await conn.exchange(raw)
             except _NoAnswer as err:
                 conn.close()
                 if kept and attempt == 1:

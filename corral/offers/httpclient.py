@@ -1,5 +1,6 @@
 """The agent links' HTTP/1.1 client: asyncio and httptools over one TLS
-connection, nothing more (agentlink.py's feed and launches).
+connection, nothing more (agentlink.py's feed and launches); the protocol is the
+client's own (client/lighthttp.py: ResponseReader).
 
     connect(url, tls, server_name) ─► Connection (keep-alive, one request at a time)
         request(method, path, body)        ─► (status, body)
@@ -15,69 +16,29 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable
-from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
 
-Sink = Callable[[bytes], None]
+from corral.client.lighthttp import ResponseReader, Sink
 
 
 class HttpError(Exception):
     """The connection failed, closed mid-answer, or the answer was not HTTP."""
 
 
-class Connection(asyncio.Protocol):
+class Connection(ResponseReader):
     def __init__(self, host: str) -> None:
+        super().__init__()
         self.host = host  # the Host header
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.closed = False
-        self._answer: asyncio.Future[tuple[int, bytes]] | None = None
-        self._status = 0
-        self._body: list[bytes] = []
-        self._sink: Sink | None = None
-        self._keep = True
 
-    # -- asyncio.Protocol ---------------------------------------------------------------
+    def _lost_error(self, exc: Exception | None) -> Exception:
+        return HttpError(f"connection closed: {exc!r}" if exc else "connection closed")
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self._fail(HttpError(f"connection closed: {exc!r}" if exc else "connection closed"))
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as err:
-            # a callback's own error (the sink's) comes wrapped: name it
-            cause = f" ({err.__context__!r})" if err.__context__ is not None else ""
-            self._fail(HttpError(f"malformed answer: {err}{cause}"))
-            self.close()
-
-    # -- httptools callbacks --------------------------------------------------------------
-
-    def on_headers_complete(self) -> None:
-        self._status = self.parser.get_status_code()
-        self._keep = self.parser.should_keep_alive()
-
-    def on_body(self, body: bytes) -> None:
-        if self._sink is not None and self._status == 200:
-            self._sink(body)
-        else:
-            self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        answer, self._answer = self._answer, None
-        if answer is not None and not answer.done():
-            answer.set_result((self._status, b"".join(self._body)))
-        if not self._keep:
-            self.close()
-
-    # -- requests ---------------------------------------------------------------------------
+    def _malformed_error(self, err: httptools.HttpParserError) -> Exception:
+        # a callback's own error (the sink's) comes wrapped: name it
+        cause = f" ({err.__context__!r})" if err.__context__ is not None else ""
+        return HttpError(f"malformed answer: {err}{cause}")
 
     async def request(self, method: str, path: str, body: bytes | None = None, *,
                       sink: Sink | None = None) -> tuple[int, bytes]:
@@ -85,27 +46,12 @@ class Connection(asyncio.Protocol):
         to ``sink`` when given (and the answer's body is then b"")."""
         if self.closed or self.transport is None:
             raise HttpError("connection closed")
-        assert self._answer is None, "one request at a time"
-        self._answer = asyncio.get_running_loop().create_future()
-        self._status, self._body, self._sink, self._keep = 0, [], sink, True
         head = f"{method} {path} HTTP/1.1\r\nhost: {self.host}\r\n"
         if body is not None:
             head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
-        self.transport.write(head.encode("latin-1") + b"\r\n" + (body or b""))
-        try:
-            return await self._answer
-        finally:
-            self._sink = None
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-
-    def _fail(self, err: Exception) -> None:
-        answer, self._answer = self._answer, None
-        if answer is not None and not answer.done():
-            answer.set_exception(err)
+        status, _, answer = await self.exchange(
+            head.encode("latin-1") + b"\r\n" + (body or b""), sink)
+        return status, answer
 
 
 async def connect(url: str, tls: ssl.SSLContext | None, server_name: str,
