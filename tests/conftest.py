@@ -27,6 +27,8 @@ from pathlib import Path
 import pytest
 
 from corral.client.http import Client
+from corral.store.base import Store
+from corral.store.open import open_store
 from tests.cluster import Agent, Component, EtcdCluster, Master, remove_node_homes
 from tests.kubectl import Kubectl
 from tests.netns import Netns, unique_name
@@ -162,3 +164,14 @@ class AgentFactory:
     def cleanup(self) -> None:
         for agent in self.started:
             agent.cleanup()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A SQLite store of the test's own, for tests of the API server's parts
+    in-process (tests/store/ has its own, over every backend)."""
+    opened = await open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        yield opened
+    finally:
+        await opened.close()

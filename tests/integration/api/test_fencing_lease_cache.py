@@ -6,9 +6,6 @@ holder and term, a new revision) still lets it write; a deleted Lease refuses.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import orjson
 import pytest
 
@@ -19,18 +16,8 @@ from corral.api.registry import Registry
 from corral.api.resources import BY_KIND
 from corral.objects import Obj
 from corral.store.base import Store
-from corral.store.open import open_store
 
 LEASE, CM = BY_KIND["Lease"], BY_KIND["ConfigMap"]
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite:///{tmp_path / 'state.db'}")
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def lease(holder: str, term: int, renewed: str) -> Obj:

@@ -6,9 +6,6 @@ validation, or another master wrote, is validated against what is stored."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import orjson
 import pytest
 
@@ -18,7 +15,6 @@ from corral.api.registry import Registry
 from corral.api.resources import BY_KIND, Resource
 from corral.objects import Obj
 from corral.store.base import Store
-from corral.store.open import open_store
 
 ALLOC = BY_KIND["Alloc"]
 MERGE = "application/merge-patch+json"
@@ -33,15 +29,6 @@ class NodeOnCreate:
         if op == "CREATE" and res.kind == "Alloc":
             obj["spec"]["nodeName"] = "bound-by-admission"
         return None
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite:///{tmp_path / 'state.db'}")
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def registry_on(store: Store) -> Registry:

@@ -5,15 +5,10 @@ The wall clock is the one seam faked, so "older than a minute" takes no minute."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from corral.api.allocation.claims import Claims, Owner
 from corral.api.allocation.ranges import IpRange, PortRange
 from corral.store.base import Store
-from corral.store.open import open_store
 
 
 class WallClock:
@@ -32,15 +27,6 @@ class Holdings:
 
     async def __call__(self, owner: Owner, pool: str, value: str) -> bool:
         return (owner.name, value) in self.held
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(f"sqlite:///{tmp_path / 'state.db'}")
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def a(name: str, uid: str = "") -> Owner:
