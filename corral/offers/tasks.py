@@ -58,6 +58,12 @@ class Pending:
     due: float = 0.0  # monotonic time of the next send
     interval: float = RETRY_SECONDS
 
+    def sent(self, now: float) -> Obj:
+        """Sent now: the next send after the interval, which doubles (capped)."""
+        self.due = now + self.interval
+        self.interval = min(self.interval * 2, RETRY_CAP_SECONDS)
+        return self.status
+
 
 class TaskBook:
     def __init__(self, clock: Clock, *, retry_seconds: float = RETRY_SECONDS) -> None:
@@ -221,9 +227,7 @@ class TaskBook:
             head = queue[0]
             if fw != framework_id or not (everything or head.due <= now):
                 continue
-            head.due = now + head.interval
-            head.interval = min(head.interval * 2, RETRY_CAP_SECONDS)
-            out.append(head.status)
+            out.append(head.sent(now))
         return out
 
     def fresh(self, framework_id: str) -> list[Obj]:
@@ -238,10 +242,7 @@ class TaskBook:
             queue = self.pending.get((framework_id, task_id))
             if not queue or queue[0].due > now:
                 continue  # acknowledged since, or sent already
-            head = queue[0]
-            head.due = now + head.interval
-            head.interval = min(head.interval * 2, RETRY_CAP_SECONDS)
-            out.append(head.status)
+            out.append(queue[0].sent(now))
         return out
 
     def resend_all(self, framework_id: str) -> None:
