@@ -119,7 +119,8 @@ class Agent:
         await self.pods.start()
         self.allocs = AllocManager(AllocContext(
             cfg, client, ExecutorRuntime(cfg.runtime_dir, self.runtime.cgroups,
-                                         cfg.sandboxes_dir), self.users, TaskFeed(cfg.name)))
+                                         cfg.sandboxes_dir, self.runtime.launcher),
+            self.users, TaskFeed(cfg.name)))
         self.server.allocs = self.allocs
         await self.allocs.start()
         port = self.server.port
