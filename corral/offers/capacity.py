@@ -71,6 +71,9 @@ class Held:
         return Held(self.cpu + req.cpu, self.memory + req.memory, self.ephemeral + req.ephemeral)
 
 
+_NONE_HELD = Held()
+
+
 def free_ports(node: NodeInfo, port_range: tuple[int, int]) -> PortRanges:
     """The range less every host port held on the node (any protocol or address:
     Mesos' ports carry neither)."""
@@ -110,6 +113,8 @@ class Capacity:
         self._framework: dict[str, tuple[str, PodRequirements]] = {}  # view key → node, req
         self._versions: dict[str, int] = {}  # Alloc key → resourceVersion assumed
         self._listeners: list[Callable[[], None]] = []
+        # node → (its generation, what frameworks held, free, total) when last asked
+        self._by_node: dict[str, tuple[int, Held, Resources | None, Resources | None]] = {}
         # Told each bound pod or Alloc view's key as the informers show it (the
         # ledger's stand-ins for it can go).
         self.on_pod: Callable[[str], None] = lambda key: None
@@ -141,15 +146,36 @@ class Capacity:
         held = self._framework_held()
         out: dict[str, Resources] = {}
         for node in self.snapshot.nodes:
-            free = node_free(node, held.get(node.name, Held()), self.port_range)
+            free = self._node(node, held.get(node.name, _NONE_HELD))[0]
             if free is not None:
                 out[node.name] = free
         return out
 
     def totals(self) -> dict[str, Resources]:
         """Offerable node → its allocatable (the allocator's DRF denominator)."""
-        return {n.name: node_total(n, self.port_range) for n in self.snapshot.nodes
-                if offerable(n)}
+        out: dict[str, Resources] = {}
+        for node in self.snapshot.nodes:
+            total = self._node(node, _NONE_HELD, held_too=False)[1]
+            if total is not None:
+                out[node.name] = total
+        return out
+
+    def _node(self, node: NodeInfo, held: Held, *, held_too: bool = True
+              ) -> tuple[Resources | None, Resources | None]:
+        """The node's (free, total), each None when it offers nothing: worked out
+        again only when the node changed (the snapshot gives each change of a node
+        a generation never used before) or, for free, what frameworks hold there.
+        The offer cycle asks at every allocation round, up to one per ended task."""
+        known = self._by_node.get(node.name)
+        if known is not None and known[0] == node.generation and (
+                not held_too or known[1] == held):
+            return known[2], known[3]
+        free = node_free(node, held, self.port_range)
+        total = node_total(node, self.port_range) if offerable(node) else None
+        if len(self._by_node) > 2 * len(self.snapshot.nodes) + 16:
+            self._by_node.clear()  # nodes that went
+        self._by_node[node.name] = (node.generation, held, free, total)
+        return free, total
 
     def _framework_held(self) -> dict[str, Held]:
         held: dict[str, Held] = {}

@@ -229,8 +229,25 @@ def _json(body: Obj) -> Reply:
 
 
 def _check_headers(request: Request) -> Reply | None:
-    """Content-Type and Accept as Mesos checks them (415, 406)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    """Content-Type and Accept as Mesos checks them (415, 406); a framework sends
+    the same two with every call, so the answer is kept for the pair."""
+    headers = request.headers
+    pair = (headers.get("content-type", ""), headers.get("accept", ""))
+    try:
+        return _CHECKED[pair]
+    except KeyError:
+        answer = _check_types(*pair)
+    if len(_CHECKED) < _CHECKED_KEPT:
+        _CHECKED[pair] = answer
+    return answer
+
+
+_CHECKED: dict[tuple[str, str], Reply | None] = {}
+_CHECKED_KEPT = 64
+
+
+def _check_types(content_type: str, accept: str) -> Reply | None:
+    content_type = content_type.split(";")[0].strip().lower()
     if not content_type:
         return Reply.text(415, "Expecting 'Content-Type' to be present")
     if content_type == "application/x-protobuf":
@@ -239,7 +256,6 @@ def _check_headers(request: Request) -> Reply | None:
     if content_type != "application/json":
         return Reply.text(415, f"Expecting 'Content-Type' of application/json, got "
                                f"'{content_type}'")
-    accept = request.headers.get("accept", "")
     if accept and not any(part.split(";")[0].strip() in ("application/json", "*/*",
                                                           "application/*")
                           for part in accept.split(",")):

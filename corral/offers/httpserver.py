@@ -204,10 +204,13 @@ class _Connection(asyncio.Protocol):
         self._count(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
-        key = name.decode("latin-1").lower()
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > MAX_HEADER_BYTES:
+            raise _Refused(Reply.text(431, "Request header fields too large"))
+        key = name.lower().decode("latin-1")
         text = value.decode("latin-1")
-        self._headers[key] = f"{self._headers[key]}, {text}" if key in self._headers else text
+        headers = self._headers
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
 
     def on_headers_complete(self) -> None:
         if self._headers.get("expect", "").lower() == "100-continue":
@@ -303,13 +306,7 @@ class _Connection(asyncio.Protocol):
 
     def _send(self, reply: Reply, *, head: bool) -> None:
         assert self.transport is not None
-        lines = [f"HTTP/1.1 {reply.status} {_phrase(reply.status)}",
-                 f"content-length: {len(reply.body)}"]
-        if reply.content_type:
-            lines.append(f"content-type: {reply.content_type}")
-        lines.extend(f"{k}: {v}" for k, v in reply.headers)
-        self._write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-                    + (b"" if head else reply.body))
+        self._write(_head(reply) + (b"" if head else reply.body))
 
     def _stream(self, reply: StreamReply) -> None:
         assert self.transport is not None
@@ -411,6 +408,27 @@ _CLOSE = Reply(0)  # in a connection's queue: close once the answers before it a
 
 
 _PHRASES = {int(s): s.phrase for s in HTTPStatus}
+# A reply's head by (status, body length, content type) when it has no headers of
+# its own: most answers are one of a few (202 to ACKNOWLEDGE above all).
+_HEADS: dict[tuple[int, int, str], bytes] = {}
+_HEADS_KEPT = 256
+
+
+def _head(reply: Reply) -> bytes:
+    key = (reply.status, len(reply.body), reply.content_type)
+    if not reply.headers:
+        head = _HEADS.get(key)
+        if head is not None:
+            return head
+    lines = [f"HTTP/1.1 {reply.status} {_phrase(reply.status)}",
+             f"content-length: {len(reply.body)}"]
+    if reply.content_type:
+        lines.append(f"content-type: {reply.content_type}")
+    lines.extend(f"{k}: {v}" for k, v in reply.headers)
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    if not reply.headers and len(_HEADS) < _HEADS_KEPT:
+        _HEADS[key] = head
+    return head
 
 
 def _phrase(status: int) -> str:

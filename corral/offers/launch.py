@@ -209,7 +209,7 @@ def _task_problem(info: object, node: str, task_id: str, taken: _Taken) -> str:
 
 def _resources(info: Obj, left: Resources) -> tuple[Resources | None, str]:
     try:
-        res = Resources.from_mesos(info.get("resources") or [], "resources")
+        res = _read_resources(info.get("resources") or [])
     except ResourceError as err:
         return None, f"Task uses invalid resources: {err}"
     if res.is_empty():
@@ -218,6 +218,26 @@ def _resources(info: Obj, left: Resources) -> tuple[Resources | None, str]:
         return None, (f"Task uses more resources {_show(res)} than available "
                       f"{_show(left)}")
     return res, ""
+
+
+# A task's resources as read before, by their JSON: a framework's tasks mostly ask
+# for the same (a burst: every one), and ACCEPT reads each task's.
+_READ: dict[bytes, Resources] = {}
+_READ_KEPT = 256
+
+
+def _read_resources(items: object) -> Resources:
+    try:
+        key = orjson.dumps(items)
+    except TypeError:  # (what orjson cannot encode is read every time)
+        return Resources.from_mesos(items, "resources")
+    res = _READ.get(key)
+    if res is None:
+        res = Resources.from_mesos(items, "resources")  # a ResourceError is not kept
+        if len(_READ) >= _READ_KEPT:
+            _READ.clear()
+        _READ[key] = res
+    return res
 
 
 def _show(res: Resources) -> str:

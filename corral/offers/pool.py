@@ -58,6 +58,7 @@ from corral.offers.launch import (
     alloc_task_resources,
     requests_of,
 )
+from corral.offers.liveneed import LiveNeed, Parsed, parse_cached
 from corral.offers.resources import Resources
 from corral.offers.tasks import TaskBook, alloc_framework, alloc_role
 from corral.scheduler.ledger import Reservations
@@ -98,7 +99,8 @@ class Standing:
     active: float = 0.0  # monotonic: the last launch, or the last time a task was alive
     written: float = 0.0  # monotonic: the last write
     # Task id → (its Mesos resources as last seen, parsed): of the tasks it holds.
-    parsed: dict[str, tuple[list[Obj], Resources | None]] = field(default_factory=dict)
+    parsed: Parsed = field(default_factory=dict)
+    held: LiveNeed = field(default_factory=LiveNeed)  # its tasks, for direct fits
 
 
 class AllocPool:
@@ -177,16 +179,17 @@ class AllocPool:
         obj = st.obj
         if obj is None or is_deleting(obj) or item.fw.removed or st.shrinking:
             return None
-        tasks = list(spec(obj).get("tasks") or ()) + [
-            t for u in st.unwritten for t in u.plan.tasks]
-        ids = {str(t["id"]) for t in tasks}
+        fw_id, held = st.key[0], st.held
+        held.sync(obj, st.unwritten, st.parsed, self.book.tasks, fw_id)
         new = [str(t["id"]) for t in item.plan.tasks]
-        if ids.intersection(new) or len(set(new)) != len(new):
+        if held.ids.intersection(new) or len(set(new)) != len(new):
             return None
-        wire = {**alloc_task_resources(obj), **item.plan.resources}
-        for u in st.unwritten:
-            wire.update(u.plan.resources)
-        need = self._need(st, tasks + item.plan.tasks, wire)
+        wire, sizes = item.plan.resources, item.plan.sizes
+        for task_id in new:  # parsed by the ACCEPT already
+            if task_id in sizes and task_id not in st.parsed:
+                st.parsed[task_id] = (wire.get(task_id) or [], sizes[task_id])
+        need = held.need(self.book.tasks, fw_id,
+                         [parse_cached(st.parsed, t, wire.get(t) or []) for t in new])
         size = self._size(st)
         return True if _scalars_fit(need, size) else _larger(need, size)
 
@@ -403,14 +406,7 @@ class AllocPool:
             known = book.get((fw_id, task_id))
             if known is not None and known.terminal:
                 continue
-            items = wire.get(task_id) or []
-            entry = parsed.get(task_id)
-            if entry is None or not (entry[0] is items or entry[0] == items):
-                entry = (items, None)  # a task whose resources do not read takes none
-                with contextlib.suppress(Exception):
-                    entry = (items, Resources.from_mesos(items))
-                parsed[task_id] = entry
-            res = entry[1]
+            res = parse_cached(parsed, task_id, wire.get(task_id) or [])
             if res is not None:
                 cpus, mem, disk = cpus + res.cpus, mem + res.mem, disk + res.disk
                 ports.extend(res.ports)

@@ -13,8 +13,10 @@ Mesos' ``validation::scheduler::call::validate`` does, so a malformed one is a
 from __future__ import annotations
 
 import base64
+import binascii
 import json
-import uuid
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,9 +151,9 @@ class Call:
         if not self.framework_id:
             raise CallError("Failed to validate scheduler::Call: Expecting 'framework_id' "
                             "to be present")
-        check = getattr(self, f"_check_{self.type.lower()}", None)
+        check = _CHECKS.get(self.type)
         if check is not None:
-            check()
+            check(self)
 
     def _check_accept(self) -> None:
         if not _ids(self.body.get("offer_ids"), "accept.offer_ids"):
@@ -208,6 +210,12 @@ class Call:
         return _id(self.body.get("task_id"), "task_id")
 
 
+# Call type → its own checks (ACKNOWLEDGE's above all: three a task).
+_CHECKS: dict[str, Callable[[Call], None]] = {
+    kind: check for kind in CALL_TYPES
+    if (check := getattr(Call, f"_check_{kind.lower()}", None)) is not None}
+
+
 def event(kind: str, **body: Any) -> Obj:
     """A scheduler::Event: ``{"type": KIND, "<kind>": body}`` (HEARTBEAT has none)."""
     out: Obj = {"type": kind}
@@ -226,11 +234,16 @@ def recordio(evt: Obj) -> bytes:
 
 
 def new_uuid() -> bytes:
-    return uuid.uuid4().bytes
+    """A random (version 4) UUID's 16 bytes, as uuid.uuid4().bytes without making
+    the UUID object: every status update has one."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    return bytes(raw)
 
 
 def b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
+    return binascii.b2a_base64(raw, newline=False).decode("ascii")
 
 
 def mesos_id(value: str) -> Obj:

@@ -84,45 +84,54 @@ def port_count(ranges: PortRanges) -> int:
     return sum(end - begin + 1 for begin, end in ranges)
 
 
-def _fixed(value: float) -> float:
-    """Scalars in fixed point, as Mesos keeps them (it rounds to three decimals;
-    six here): tasks' 0.1 cpus held and released one by one many times over add
-    up to exactly what they took, and an offer always fits the room it came from."""
-    return round(value, 6)
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Resources:
     """An amount of a node's resources. Immutable; arithmetic returns new values."""
 
-    cpus: float = 0.0
-    mem: float = 0.0
-    disk: float = 0.0
-    ports: PortRanges = ()
+    cpus: float
+    mem: float
+    disk: float
+    ports: PortRanges
 
-    def __post_init__(self) -> None:
-        # The allocator makes many of these per round: no loops over names here.
+    def __init__(self, cpus: float = 0.0, mem: float = 0.0, disk: float = 0.0,
+                 ports: PortRanges = ()) -> None:
+        # Each field set once (a frozen dataclass's __init__ and a __post_init__
+        # set them twice): the allocator makes many of these per round.
         setattr_ = object.__setattr__
-        setattr_(self, "cpus", _scalar(self.cpus))
-        setattr_(self, "mem", _scalar(self.mem))
-        setattr_(self, "disk", _scalar(self.disk))
-        if len(self.ports) > 1:
-            setattr_(self, "ports", normalize_ports(self.ports))
-        elif self.ports:
-            ((begin, end),) = self.ports
-            setattr_(self, "ports", ((begin, end),))
+        setattr_(self, "cpus", _scalar(cpus))
+        setattr_(self, "mem", _scalar(mem))
+        setattr_(self, "disk", _scalar(disk))
+        if len(ports) > 1:
+            ports = normalize_ports(ports)
+        elif ports:
+            ((begin, end),) = ports
+            ports = ((begin, end),)
+        setattr_(self, "ports", ports)
 
     def __add__(self, other: Resources) -> Resources:
-        return Resources(_fixed(self.cpus + other.cpus), _fixed(self.mem + other.mem),
-                         _fixed(self.disk + other.disk), self.ports + other.ports)
+        # Sums and differences are in fixed point, as Mesos keeps scalars: rounded
+        # to six places, then to the three __post_init__ keeps, so tasks' 0.1 cpus
+        # held and released one by one many times over add up to exactly what they
+        # took, and an offer always fits the room it came from. Made without
+        # __init__ (the values are as __post_init__ leaves them; ports merged only
+        # when both sides hold some, each side's normalized already): the
+        # allocator, the offer cycle and the pool add and subtract these for every
+        # task, offer and round.
+        ports = other.ports if not self.ports else self.ports if not other.ports \
+            else normalize_ports(self.ports + other.ports)
+        return _made(round(round(self.cpus + other.cpus, 6), 3) + 0.0,
+                     round(round(self.mem + other.mem, 6), 3) + 0.0,
+                     round(round(self.disk + other.disk, 6), 3) + 0.0, ports)
 
     def __sub__(self, other: Resources) -> Resources:
         """What is left of self after other: scalars stop at zero, ports held by
         other are removed."""
-        return Resources(max(_fixed(self.cpus - other.cpus), 0.0),
-                         max(_fixed(self.mem - other.mem), 0.0),
-                         max(_fixed(self.disk - other.disk), 0.0),
-                         subtract_ports(self.ports, other.ports))
+        ports = self.ports
+        if ports and other.ports:
+            ports = normalize_ports(subtract_ports(ports, other.ports))
+        return _made(round(max(round(self.cpus - other.cpus, 6), 0.0), 3) + 0.0,
+                     round(max(round(self.mem - other.mem, 6), 0.0), 3) + 0.0,
+                     round(max(round(self.disk - other.disk, 6), 0.0), 3) + 0.0, ports)
 
     def fits(self, within: Resources) -> bool:
         """Whether all of self is contained in ``within`` (every port too)."""
@@ -198,6 +207,20 @@ class Resources:
         if total_ports != sum(e - b + 1 for b, e in ports):
             raise ResourceError(field, "port ranges overlap")
         return resources
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _made(cpus: float, mem: float, disk: float, ports: PortRanges) -> Resources:
+    """A Resources of values already as __post_init__ leaves them."""
+    made: Resources = _new(Resources)
+    _set(made, "cpus", cpus)
+    _set(made, "mem", mem)
+    _set(made, "disk", disk)
+    _set(made, "ports", ports)
+    return made
 
 
 def _checked_resource(item: object, at: str) -> str:

@@ -99,12 +99,15 @@ class TaskLoop(Hooks):
     # -- Allocs ------------------------------------------------------------------------
 
     def stage(self, fw_id: str, role: str, node: str, plan: Plan) -> None:
-        """An ACCEPT's tasks, held from the answer on, before their Alloc is written."""
+        """An ACCEPT's tasks, held from the answer on, before their Alloc is written
+        (the allocator told their sum at once: each is released on its own)."""
+        total = Resources()
         for task in plan.tasks:
             size = plan.sizes.get(task["id"]) or _resources(plan.resources.get(task["id"], []))
-            holding = ("", fw_id, role, node, size)
-            self._held[(fw_id, task["id"])] = holding
-            self.on_used(*holding[1:], True)
+            self._held[(fw_id, task["id"])] = ("", fw_id, role, node, size)
+            total = total + size
+        if plan.tasks:
+            self.on_used(fw_id, role, node, total, True)
 
     def staged(self, fw_id: str) -> set[str]:
         return {t for (f, t), h in self._held.items() if f == fw_id and not h[0]}
@@ -160,7 +163,7 @@ class TaskLoop(Hooks):
         if task is not None:
             self._send([task])
             if task.terminal:
-                self._release_ended()
+                self._release((fw.id, task.id))
 
     def _hold_live(self, alloc: Obj) -> None:
         """Count each live task of the Alloc once (launched here, or found)."""
@@ -169,10 +172,13 @@ class TaskLoop(Hooks):
         for entry in spec(alloc).get("tasks") or ():
             task = self.book.tasks.get((fw_id, str(entry["id"])))
             held = self._held.get((fw_id, str(entry["id"])))
-            if task is None or task.terminal or (held is not None and held[0]):
+            if task is None or (held is not None and held[0]):
                 continue
             if held is not None:  # staged at ACCEPT: now its Alloc is known
                 self._held[(fw_id, task.id)] = (key, *held[1:])
+                self._release((fw_id, task.id))  # (its agent may have told its end first)
+                continue
+            if task.terminal:
                 continue
             holding = (key, fw_id, role, node, _resources(task.resources))
             self._held[(fw_id, task.id)] = holding
@@ -181,16 +187,23 @@ class TaskLoop(Hooks):
     def _release_ended(self) -> None:
         """Tasks that ended give their resources back (a task the book forgot,
         with its framework, holds them until its Alloc is gone)."""
-        for key, holding in list(self._held.items()):
-            if not holding[0]:
-                continue  # staged: its Alloc is being written
-            task = self.book.tasks.get(key)
-            if task is not None and not task.terminal:
-                continue
-            if task is None and self.allocs.get_by_key(holding[0]) is not None:
-                continue
-            del self._held[key]
-            self.on_used(*holding[1:], False)
+        for key in list(self._held):
+            self._release(key)
+
+    def _release(self, key: tuple[str, str]) -> None:
+        """The task's resources back, if it ended (see ``_release_ended``). A state
+        streamed releases its own task only: walking every task held for each
+        one that ends cost the master more the more tasks ran."""
+        holding = self._held.get(key)
+        if holding is None or not holding[0]:
+            return  # not held, or staged: its Alloc is being written
+        task = self.book.tasks.get(key)
+        if task is not None and not task.terminal:
+            return
+        if task is None and self.allocs.get_by_key(holding[0]) is not None:
+            return
+        del self._held[key]
+        self.on_used(*holding[1:], False)
 
     def _alloc_seen(self, alloc: Obj) -> None:
         self.pool.seen(alloc)
@@ -288,6 +301,7 @@ class TaskLoop(Hooks):
                     self.master.send(fw, event("UPDATE", status=st))
 
     def tick(self) -> None:
+        self._release_ended()  # (each end releases its own task; this is the net)
         for fw in self.master.frameworks.values():
             if fw.connected:
                 for st in self.book.due(fw.id):

@@ -351,6 +351,8 @@ def _steps(state: str, seen: Obj) -> list[tuple[str, object]]:
     task from handed over to ended."""
     target = str(seen["state"])
     when = parse_time(seen.get("time"))
+    if state not in ("TASK_STAGING", "TASK_STARTING"):
+        return [(target, when)]  # (most states: the next of a task that runs)
     started = parse_time(seen.get("started")) if seen.get("started") else None
     steps: list[tuple[str, object]] = []
     if state == "TASK_STAGING" and target != "TASK_STARTING" and (

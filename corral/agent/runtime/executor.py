@@ -30,7 +30,12 @@ The task interface is general (task arrays use it, Mesos frameworks will):
        "reason": "Completed"}
     ◀ {"event": "started", "id": "17"}            its process runs (no seq: not kept)
 
-At most ``slots`` tasks run at once; further launches wait in order. Exits stay
+At most ``slots`` tasks run at once; further launches wait in order. A task's
+working directory that does not exist (a framework task's sandbox) is made for
+it; once the task has ended, an empty one is renamed to be the next sandbox of
+the same user beside it instead of a new one (task_spawn.prepare_cwd). Each round
+of the loop reads exits and output first and reports them before it spawns
+what waits: each spawn waits for its child's exec. Exits stay
 buffered until acknowledged, and a new connection gets every unacknowledged one
 again: an agent that died between a task's exit and recording it learns of it
 from the next agent (completions are recorded before they are acknowledged).
@@ -82,6 +87,7 @@ EXECUTOR_NAME = "corral-executor"
 TASK_LOGS = "logs"  # logs/0.log (+ .1, .2): LogFiles' layout, one stream per task
 START_ERROR_EXIT_CODE = 128
 _PR_SET_CHILD_SUBREAPER = 36
+MAX_SPARE_DIRS = 64  # per user and place: a task that ends hands its empty sandbox on
 
 
 @dataclass
@@ -161,11 +167,13 @@ class Task:
     env: dict[str, str]
     cwd: str
     user: RunAs | None = None  # None: the executor's own
+    switch: RunAs | None = None  # the user, if another than the executor's
     pid: int = 0
     out_fd: int = -1  # read end of the task's stdout+stderr pipe
     buffer: bytes = b""
     exit_status: int | None = None
     notify: bool = False  # say "started" once it runs (a framework's task: TASK_RUNNING)
+    new_cwd: bool = False  # its working directory was made for it (a sandbox)
 
 
 class TaskLog:
@@ -197,6 +205,9 @@ class Executor:
         self.queue: deque[Task] = deque()
         self.running: dict[int, Task] = {}  # pid → task
         self.by_id: dict[str, Task] = {}
+        self.others: dict[RunAs, bool] = {}  # users seen: another than the executor's?
+        # Empty sandboxes of ended tasks, for the next task of the same user and place.
+        self.spare_dirs: dict[tuple[str, int, int], list[str]] = {}
         self.unacked: deque[tuple[int, bytes]] = deque()  # (seq, event line)
         self.seq = 0
         self.conn: socket.socket | None = None
@@ -275,6 +286,11 @@ class Executor:
                 for pid in self.cgroup.pids():
                     if pid != os.getpid():
                         _kill(pid)
+        if self.queue and len(self.running) < self.config.slots:
+            # Exits read in this round go out before the spawns, each of which
+            # waits for its child's exec: a batch of them takes milliseconds.
+            self._flush()
+            self._start_queued()
         self._flush()
 
     def _on_signals(self, signums: list[int]) -> None:
@@ -353,7 +369,6 @@ class Executor:
             self.config.slots = max(1, int(msg["slots"]))
         elif op == "resize":
             self.resize(msg)
-        self._start_queued()
 
     def _flush(self) -> None:
         if self.conn is None:
@@ -397,6 +412,10 @@ class Executor:
             return  # a duplicate launch (an agent resending after reconnecting), or stopping
         task = Task(task_id, command, {"PATH": self.config.path, **env}, cwd, user,
                     notify=notify)
+        if user is not None:
+            if user not in self.others:
+                self.others[user] = needs_switch(user)
+            task.switch = user if self.others[user] else None
         self.by_id[task_id] = task
         self.queue.append(task)
 
@@ -427,9 +446,10 @@ class Executor:
         # own process group so that a kill reaches whatever it started.
         actions = [(os.POSIX_SPAWN_DUP2, self.devnull, 0), (os.POSIX_SPAWN_DUP2, write_fd, 1),
                    (os.POSIX_SPAWN_DUP2, write_fd, 2)]
+        user = task.switch
+        spares = self.spare_dirs.get(_place(task))
         try:
-            user = task.user if needs_switch(task.user) else None
-            prepare_cwd(task.cwd, user)
+            task.new_cwd = prepare_cwd(task.cwd, user, spares.pop() if spares else None)
             with real_ids_of(user) if user is not None else contextlib.nullcontext():
                 if task.cwd in ("", "/"):
                     task.pid = os.posix_spawnp(task.command[0], task.command, task.env,
@@ -491,13 +511,16 @@ class Executor:
         if task.out_fd >= 0:
             _killpg(pid, signal.SIGKILL)  # leftovers of the task keep its pipe open
         self._report_if_done(task)
-        self._start_queued()
 
     def _report_if_done(self, task: Task) -> None:
         """An exit is reported once the task is reaped and its output drained."""
         if task.exit_status is None or task.out_fd >= 0 or task.id not in self.by_id:
             return
         del self.by_id[task.id]
+        if task.new_cwd:
+            spares = self.spare_dirs.setdefault(_place(task), [])
+            if len(spares) < MAX_SPARE_DIRS:
+                spares.append(task.cwd)
         status = task.exit_status
         if os.WIFSIGNALED(status):
             sig: int | None = os.WTERMSIG(status)
@@ -551,6 +574,12 @@ def _spawn_in(task: Task, actions: list[tuple[int, int, int]], resetids: bool) -
                                setpgroup=0, resetids=resetids)
     finally:
         os.chdir(home)
+
+
+def _place(task: Task) -> tuple[str, int, int]:
+    """Whose ended tasks' sandboxes a task may take: its user's, beside its own."""
+    user = task.user
+    return (os.path.dirname(task.cwd), user.uid if user else -1, user.gid if user else -1)
 
 
 def _killpg(pgid: int, sig: int) -> None:

@@ -36,23 +36,50 @@ def needs_switch(user: RunAs | None) -> bool:
         set(user.groups) - set(os.getgroups()) - {user.gid})
 
 
-def prepare_cwd(cwd: str, user: RunAs | None) -> None:
+def prepare_cwd(cwd: str, user: RunAs | None, spare: str | None = None) -> bool:
     """A working directory that does not exist yet (a framework task's sandbox)
-    is made, and given to the task's user: its own place to write."""
+    is made, and given to the task's user: its own place to write. ``spare``: an
+    ended task's sandbox of the same user and place, taken instead if empty.
+    Returns whether the directory is new: only such a one is the task's alone."""
     if cwd in ("", "/"):
-        return
+        return False
     mode = 0o700 if user is not None else 0o755
+    if spare is not None and _take_empty(spare, cwd):
+        if user is not None:
+            os.chown(cwd, user.uid, user.gid)
+        os.chmod(cwd, mode)  # whatever the last task made of it
+        return True
     try:  # the common case first: a new task's sandbox in its Alloc's, one mkdir
         os.mkdir(cwd, mode)
     except FileExistsError:
         if os.path.isdir(cwd):
-            return
+            return False
         raise
     except FileNotFoundError:
         os.makedirs(os.path.dirname(cwd.rstrip("/")) or "/", exist_ok=True)
         os.mkdir(cwd, mode)
     if user is not None:
         os.chown(cwd, user.uid, user.gid)
+    return True
+
+
+def _take_empty(spare: str, cwd: str) -> bool:
+    """Rename ``spare`` to ``cwd`` if it is empty and ``cwd`` is not there. A task
+    that wrote nothing in its sandbox leaves nothing to look at, and the next
+    task's sandbox needs no new inode. Making directories by the thousand (and
+    removing them with the Alloc) is costly on some file systems: on ext4
+    without a journal each mkdir scans past every inode freed in the last minute
+    (80–270 µs on this project's test machines); a rename does not."""
+    if os.path.lexists(cwd):
+        return False
+    try:
+        with os.scandir(spare) as entries:
+            if next(entries, None) is not None:
+                return False
+        os.rename(spare, cwd)
+    except OSError:
+        return False
+    return True
 
 
 @contextlib.contextmanager

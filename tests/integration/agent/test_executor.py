@@ -246,3 +246,34 @@ async def test_a_task_with_a_user_runs_as_it_in_its_own_sandbox(
     assert exits["t2"].reason == "StartError"
     assert 'exec: "no-such-program-here": executable file not found' in exits["t2"].message
     conn.close()
+
+
+async def test_an_ended_tasks_empty_sandbox_is_handed_to_the_next_of_its_user(
+        executors: ExecutorRuntime, request: pytest.FixtureRequest) -> None:
+    """A task that wrote nothing in its sandbox leaves it to the next task of the same
+    user beside it (renamed, owned and moded afresh); one with files in it stays,
+    and another user's task gets a sandbox of its own."""
+    uid, conn = await started(executors, slots=1)
+    base = Path(tempfile.mkdtemp(prefix="corral-sandboxes-"))
+    os.chmod(base, 0o711)
+    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
+    who, other = RunAs(1000, 3000, ()), RunAs(1001, 3001, ())
+
+    async def run(task_id: str, command: list[str], user: RunAs) -> None:
+        conn.launch(task_id, command, {}, str(base / task_id), user)
+        (done,) = await collect(conn, 1)
+        assert (done.id, done.code) == (task_id, 0), done
+
+    await run("a", ["chmod", "777", "."], who)  # empty, but opened up by its task
+    await run("b", ["true"], who)
+    assert not (base / "a").exists(), "a's empty sandbox became b's"
+    b = (base / "b").stat()
+    assert (b.st_uid, b.st_gid, b.st_mode & 0o7777) == (1000, 3000, 0o700)
+    await run("c", ["sh", "-c", "echo kept > file"], who)  # took b's; leaves a file
+    assert not (base / "b").exists()
+    await run("d", ["true"], who)
+    assert (base / "c" / "file").read_text() == "kept\n"
+    await run("e", ["true"], other)  # d's is empty, but not this user's
+    assert (base / "d").is_dir()
+    assert (base / "e").stat().st_uid == 1001
+    conn.close()

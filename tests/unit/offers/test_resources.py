@@ -34,6 +34,25 @@ def test_scalars_keep_three_decimals_so_sums_do_not_drift() -> None:
     assert Resources(cpus=0.12345).cpus == 0.123
 
 
+def test_sums_and_differences_are_values_as_the_constructor_makes_them() -> None:
+    """+ and - make their results without __init__: they must be the same values
+    (equal, same hash, ports merged and sorted, no -0.0)."""
+    a = Resources(cpus=0.3, mem=100, ports=((10, 12),))
+    b = Resources(cpus=0.1, mem=28.5, ports=((13, 20), (5, 6)))
+    total = a + b
+    expected = Resources(cpus=0.4, mem=128.5, ports=((5, 6), (10, 20)))
+    assert total == expected and hash(total) == hash(expected)
+    assert repr(total) == repr(expected)
+    assert a + Resources() == a and Resources() + b == b
+    assert total - b == a and hash(total - b) == hash(a)
+    less = a - Resources(cpus=1, mem=100)
+    assert less == Resources(ports=((10, 12),)) and str(less.cpus) == "0.0"
+    assert str(less.mem) == "0.0"
+    assert Resources(ports=((1, 10),)) - Resources(ports=((3, 4),)) == Resources(
+        ports=((1, 2), (5, 10)))
+    assert Resources(cpus=0.3) - Resources(cpus=0.1) == Resources(cpus=0.2)
+
+
 @pytest.mark.parametrize(("ranges", "normal"), [
     ([(5, 9), (1, 3)], ((1, 3), (5, 9))),
     ([(1, 3), (4, 9)], ((1, 9),)),  # adjacent ranges merge
