@@ -253,7 +253,7 @@ async def test_an_ended_tasks_empty_sandbox_is_handed_to_the_next_of_its_user(
     """A task that wrote nothing in its sandbox leaves it to the next task of the same
     user beside it (renamed, owned and moded afresh); one with files in it stays,
     and another user's task gets a sandbox of its own."""
-    uid, conn = await started(executors, slots=1)
+    _, conn = await started(executors, slots=1)
     base = Path(tempfile.mkdtemp(prefix="corral-sandboxes-"))
     os.chmod(base, 0o711)
     request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
