@@ -4,7 +4,8 @@ A shim per task costs a forked Python process (~16 ms of CPU) and a handful of
 files; a batch of 100,000 tasks cannot pay that. The executor is started once
 per Alloc, joins the Alloc's cgroup (so every task it starts is inside), and
 starts each task with ``os.posix_spawn`` — vfork and exec, the executor's memory
-is never copied. Like a shim it is detached and outlives the agent, which
+is never copied — on a thread of its own (spawn_thread.py), while its loop goes
+on reading exits and output. Like a shim it is detached and outlives the agent, which
 re-adopts it through its socket.
 
     agent ──unix socket (JSON lines)──▶ executor ──posix_spawn──▶ task, task, ...
@@ -33,9 +34,7 @@ The task interface is general (task arrays use it, Mesos frameworks will):
 At most ``slots`` tasks run at once; further launches wait in order. A task's
 working directory that does not exist (a framework task's sandbox) is made for
 it; once the task has ended, an empty one is renamed to be the next sandbox of
-the same user beside it instead of a new one (task_spawn.prepare_cwd). Each round
-of the loop reads exits and output first and reports them before it spawns
-what waits: each spawn waits for its child's exec. Exits stay
+the same user beside it instead of a new one (task_spawn.prepare_cwd). Exits stay
 buffered until acknowledged, and a new connection gets every unacknowledged one
 again: an agent that died between a task's exit and recording it learns of it
 from the next agent (completions are recorded before they are acknowledged).
