@@ -5,6 +5,7 @@
         delete     ──► worker.mark_gone() (stop the executor, clean up)
     after the first list, and every SWEEP_SECONDS: executors of uids no worker
         owns (Allocs deleted while the agent was away) are killed and removed
+    at start: the node's launcher is started (executors are forked from it)
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ class AllocManager:
         self.workers.pop(worker.uid, None)
 
     async def _sweep_loop(self) -> None:
+        launcher = self.ctx.executors.launcher
+        if launcher is not None:  # the first Alloc's executor is then a fork too
+            await launcher.warm()
         await self.informer.wait_synced()
         while True:
             for uid in self.ctx.executors.known():

@@ -52,7 +52,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from corral.agent.allocs import AllocManager
 from corral.agent.config import AgentConfig
-from corral.agent.framework_lane import Answer, FrameworkLane
+from corral.agent.framework_lane import Answer, FrameworkLane, LaneProtocol
 from corral.agent.metrics import AGENT_METRICS
 from corral.agent.pods import PodManager
 from corral.agent.runtime.logs import LogFiles, rfc3339_nano
@@ -291,11 +291,12 @@ class AgentServer:
         if tls is not None:
             ssl_options = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key),
                            "ssl_ca_certs": str(tls.ca), "ssl_cert_reqs": ssl.CERT_OPTIONAL}
-        config = uvicorn.Config(self.app(), log_level="warning", access_log=False,
+        app = self.app()
+        config = uvicorn.Config(app, log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=1,
                                 # Only the master calls, never through a proxy.
                                 proxy_headers=False, server_header=False,
-                                http=_one_write_protocol(),
+                                http=_one_write_protocol(app),
                                 ws=TlsWebSocketProtocol, **ssl_options)
         self._server = QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self.socket]))
@@ -324,13 +325,16 @@ class AgentServer:
         self.socket.close()
 
 
-def _one_write_protocol() -> type[HttpToolsProtocol]:
+def _one_write_protocol(lane: FrameworkLane) -> type[HttpToolsProtocol]:
     """The guarded protocol (connections.py) writing each turn's output at once
-    (OneWrite): the master's launch is answered in one TLS record, not two."""
+    (OneWrite): the master's launch is answered in one TLS record, not two; and
+    the launch itself without an ASGI task (framework_lane.LaneProtocol, below
+    the guard)."""
     guarded = guarded_protocol(ConnectionLimits())
 
-    class OneWriteProtocol(guarded):  # type: ignore[valid-type,misc]
+    class OneWriteProtocol(guarded, LaneProtocol):  # type: ignore[valid-type,misc]
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            super().connection_made(OneWrite(cast(asyncio.Transport, transport)))
+            super().connection_made(cast(asyncio.Transport, OneWrite(cast(asyncio.Transport, transport))))
 
+    OneWriteProtocol.lane = lane
     return OneWriteProtocol

@@ -2,7 +2,10 @@
 and talk to it over its socket.
 
     ExecutorRuntime.ensure(config)  alive already (an agent restart)? adopt it;
-                                    else write alloc.json and start it detached
+                                    else write alloc.json and start it detached:
+                                    forked by the node's launcher (launcher.py;
+                                    ~2 ms), or a fresh interpreter if it cannot
+                                    (~90 ms of CPU: its start and imports)
     ExecutorRuntime.connect(uid)    → ExecutorConnection: hello, then exit events
     conn.launch / kill / ack / stop   JSON lines, written without waiting
 
@@ -30,7 +33,8 @@ import orjson
 from corral.agent.runtime.base import RunAs
 from corral.agent.runtime.cgroups import CgroupSystem, ContainerCgroup
 from corral.agent.runtime.executor import EXECUTOR_MODULE, ExecutorConfig, ExecutorDir
-from corral.agent.runtime.process import shim_env
+from corral.agent.runtime.launcher import EXECUTORS_DIR
+from corral.agent.runtime.process import LauncherClient, shim_env
 from corral.private_files import SEARCH_ONLY, private_dir
 
 log = logging.getLogger(__name__)
@@ -162,10 +166,13 @@ class ExecutorRuntime:
     """Executors on this node, one per Alloc uid."""
 
     def __init__(self, runtime_dir: Path, cgroups: CgroupSystem | None,
-                 sandboxes: Path | None = None) -> None:
-        self.root = runtime_dir.resolve() / "allocs"
+                 sandboxes: Path | None = None, launcher: LauncherClient | None = None
+                 ) -> None:
+        self.root = runtime_dir.resolve() / EXECUTORS_DIR
         self.root.mkdir(parents=True, exist_ok=True)
         self.cgroups = cgroups
+        # The node's launcher (the ProcessRuntime's, over the same runtime dir).
+        self.launcher = launcher
         # Framework tasks' sandboxes: outside the private runtime dir, under
         # search-only parents, so a task's user reaches its own by $MESOS_SANDBOX.
         self.sandboxes = (sandboxes or runtime_dir / "sandboxes").resolve()
@@ -195,14 +202,11 @@ class ExecutorRuntime:
             config.cgroup = self.cgroups.for_container(f"alloc-{config.alloc_uid}").to_dict()
         (state.path / ".alloc.json.tmp").write_text(config.to_json())
         os.replace(state.path / ".alloc.json.tmp", state.config_file)
-        with open(state.log_file, "ab") as out:  # noqa: ASYNC230 - local, tiny
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", EXECUTOR_MODULE, str(state.path),  # fresh interpreter
-                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
-                start_new_session=True, cwd="/", env=shim_env())
-        await proc.wait()  # the first fork exits at once; the executor lives on detached
-        log.info("executor started alloc=%s/%s uid=%s", config.namespace, config.name,
-                 config.alloc_uid)
+        forked = self.launcher is not None and await self.launcher.launch_executor(state.path)
+        if not forked:
+            await _start_fresh(state)
+        log.info("executor started alloc=%s/%s uid=%s by=%s", config.namespace, config.name,
+                 config.alloc_uid, "launcher" if forked else "interpreter")
         return False
 
     async def connect(self, alloc_uid: str) -> ExecutorConnection:
@@ -281,6 +285,16 @@ class ExecutorRuntime:
         kept = sorted(self.root.parent.glob("alloc-logs/*/*"), key=lambda p: p.stat().st_mtime)
         for old in kept[:-RETIRED_LOGS]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+async def _start_fresh(state: ExecutorDir) -> None:
+    """The fallback: a fresh interpreter runs the executor."""
+    with open(state.log_file, "ab") as out:  # noqa: ASYNC230 - local, tiny
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", EXECUTOR_MODULE, str(state.path),
+            stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+            start_new_session=True, cwd="/", env=shim_env())
+    await proc.wait()  # the first fork exits at once; the executor lives on detached
 
 
 async def _open(state: ExecutorDir) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

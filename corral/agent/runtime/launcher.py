@@ -5,12 +5,16 @@ memory before the shim does anything. The launcher pays that once per node: it
 imports the shim code, then forks a shim per request. Forked shims share the
 launcher's pages copy-on-write (``gc.freeze`` keeps the collector from touching,
 and so copying, them), so a shim costs a few MiB and starts in milliseconds.
+An Alloc's executor (executor.py) likewise: its interpreter and imports were
+~90 ms of the agent's CPU per Alloc (bench/offers.py: a fifth of the agents'
+CPU per task in a 2,000-task burst), a fork of the launcher ~2 ms.
 
     ProcessRuntime ──"start DIR"──▶ launcher.sock ─▶ launcher
-                                                      │ fork
-                                                      ▼
-                                               shim: setsid, close the launcher's
-                                               fds, shim.supervise(DIR)
+    ExecutorRuntime ─"executor DIR"─▶      │ fork
+                                           ▼
+                       shim: setsid, close the launcher's fds, shim.supervise(DIR)
+                       executor: the same, then executor.main([DIR]) as
+                                 ``python -m`` runs it (it detaches by a fork)
 
 A shim is the launcher's child (one fork: a second, to orphan it at once, cost a
 fork and exit of the whole launcher per container) in its own session, so it is
@@ -25,6 +29,9 @@ Files in the state root (the directory of the instances' state dirs):
                     once the shim has written its first status (or died):
                     {"id": n, "start": "/abs/state/dir"}
                       → {"id": n, "ok": true} | {"id": n, "ok": false, "error": ...}
+                    or once an executor is forked (the runtime then connects
+                    to its socket, as after a fresh interpreter's start):
+                    {"id": n, "executor": "/abs/state/allocs/<uid>"} → the same
     launcher.lock   flock'ed by the live launcher: at most one per state root, and
                     a socket file nobody holds the lock for is stale and replaced
     launcher.pid    {"pid", "start"} of the live launcher
@@ -52,7 +59,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from corral.agent.runtime import shim
+from corral.agent.runtime import executor, shim
 
 LAUNCHER_MODULE = "corral.agent.runtime.launcher"
 LAUNCHER_NAME = "corral-launcher"
@@ -64,6 +71,7 @@ LINGER_SECONDS = 10.0
 # sockaddr_un holds 108 bytes; a longer path cannot be bound (the runtime then
 # starts shims the fallback way).
 MAX_SOCKET_PATH = 107
+EXECUTORS_DIR = "allocs"  # under the state root: one directory per Alloc uid
 _LOCK_WAIT_SECONDS = 2.0
 _CHILD_EXITED = object()  # selector key data of the SIGCHLD wakeup pipe
 
@@ -208,23 +216,35 @@ class Launcher:
         request_id, state_dir, error = self._parse(line)
         if state_dir is not None:
             try:
-                ready_fd = fork_shim(state_dir)
-                self._selector.register(ready_fd, selectors.EVENT_READ,
-                                        _Pending(conn, request_id, ready_fd))
+                if state_dir.parent == self.state_root:
+                    ready_fd = fork_shim(state_dir)
+                    self._selector.register(ready_fd, selectors.EVENT_READ,
+                                            _Pending(conn, request_id, ready_fd))
+                    return
+                fork_executor(state_dir)
+                self._reply(conn, {"id": request_id, "ok": True})
                 return
             except OSError as err:
                 error = f"fork: {err}"
         self._reply(conn, {"id": request_id, "ok": False, "error": error})
 
     def _parse(self, line: bytes) -> tuple[object, Path | None, str]:
+        """A shim's instance dir (right under the root, with its launch.json), or
+        an Alloc executor's state dir (under EXECUTORS_DIR, with its alloc.json)."""
         try:
             request = json.loads(line)
-            state_dir = Path(request["start"])
+            shim_request = "start" in request
+            state_dir = Path(request["start"] if shim_request else request["executor"])
         except (ValueError, KeyError, TypeError):
             return None, None, "bad request"
         request_id = request.get("id")
-        if state_dir.parent != self.state_root or not (state_dir / "launch.json").exists():
-            return request_id, None, f"not an instance of {self.state_root}: {state_dir}"
+        if shim_request:
+            parent, marker = self.state_root, state_dir / "launch.json"
+        else:
+            parent = self.state_root / EXECUTORS_DIR
+            marker = executor.ExecutorDir(state_dir).config_file
+        if state_dir.parent != parent or not marker.exists():
+            return request_id, None, f"not an instance of {parent}: {state_dir}"
         return request_id, state_dir, ""
 
     def _answer_ready(self, pending: _Pending) -> None:
@@ -291,11 +311,7 @@ def _in_child(state_dir: Path, ready_fd: int) -> None:
     # never finalized here after closerange has closed their descriptors.
     code = 1
     try:
-        signal.set_wakeup_fd(-1)  # the launcher's; the shim sets up its own
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        os.dup2(ready_fd, 3)  # dup2 clears close-on-exec; Popen closes it anyway
-        os.closerange(4, os.sysconf("SC_OPEN_MAX"))  # the socket, the lock, clients
-        os.setsid()
+        _leave_launcher(keep_fd=ready_fd)
         _redirect_output(state_dir / "shim.log")
         code = shim.supervise(shim.StateDir(state_dir), ready_fd=3)
     except BaseException:  # noqa: BLE001 - a forked child must reach os._exit
@@ -303,6 +319,40 @@ def _in_child(state_dir: Path, ready_fd: int) -> None:
     finally:
         sys.stderr.flush()
         os._exit(code)
+
+
+def fork_executor(state_dir: Path) -> None:
+    """Fork an Alloc's executor: the child is what ``python -m`` of executor.py
+    would be once its imports are done (its own session, output to its log,
+    no fd of the launcher's), and runs its main, which detaches the executor by
+    a fork of its own; the launcher reaps the child at once."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.fork() != 0:
+        return
+    code = 1
+    try:  # as in _in_child: never back into the launcher's loop
+        _leave_launcher(keep_fd=None)
+        _redirect_output(executor.ExecutorDir(state_dir).log_file)
+        code = executor.main([str(state_dir)])
+    except BaseException:  # noqa: BLE001 - a forked child must reach os._exit
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _leave_launcher(keep_fd: int | None) -> None:
+    """In a forked child: drop the launcher's signal set-up and descriptors
+    (``keep_fd`` goes to fd 3; dup2 clears close-on-exec), and take a session."""
+    signal.set_wakeup_fd(-1)  # the launcher's; the child sets up its own
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    first = 3
+    if keep_fd is not None:
+        os.dup2(keep_fd, 3)
+        first = 4
+    os.closerange(first, os.sysconf("SC_OPEN_MAX"))  # the socket, the lock, clients
+    os.setsid()
 
 
 def _redirect_output(path: Path) -> None:

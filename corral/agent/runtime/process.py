@@ -490,13 +490,31 @@ class LauncherClient:
     async def launch(self, state_dir: Path) -> bool:
         """Have the launcher start state_dir's shim; False if it could not. True
         also when the reply is late: the caller then waits for the status file."""
+        return await self._launch("start", state_dir)
+
+    async def launch_executor(self, state_dir: Path) -> bool:
+        """Have the launcher fork the executor of an Alloc's state dir (under
+        launcher.EXECUTORS_DIR); False if it could not. True also when the reply
+        is late: the caller then waits for the executor's socket."""
+        return await self._launch("executor", state_dir)
+
+    async def warm(self) -> None:
+        """Start the launcher now, not at the first pod's or Alloc's need (then
+        that one waits for an interpreter and its imports)."""
+        if self.usable:
+            try:
+                await self._connection()
+            except OSError as err:
+                log.warning("shim launcher failed error=%r", err)
+
+    async def _launch(self, what: str, state_dir: Path) -> bool:
         if not self.usable:
             return False
         for _ in range(2):
             conn = None
             try:
                 conn = await self._connection()
-                return await self._ask(conn, state_dir)
+                return await self._ask(conn, what, state_dir)
             except TimeoutError:
                 log.warning("shim launcher slow to answer dir=%s", state_dir.name)
                 return True
@@ -505,14 +523,14 @@ class LauncherClient:
                 self._forget(conn)
         return False
 
-    async def _ask(self, conn: _Connection, state_dir: Path) -> bool:
+    async def _ask(self, conn: _Connection, what: str, state_dir: Path) -> bool:
         reader, writer = conn
         self._next_id += 1
         request_id = self._next_id
         reply: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = reply
         try:
-            writer.write(json.dumps({"id": request_id, "start": str(state_dir)}).encode()
+            writer.write(json.dumps({"id": request_id, what: str(state_dir)}).encode()
                          + b"\n")
             await writer.drain()
             async with asyncio.timeout(LAUNCH_REPLY_SECONDS):

@@ -16,23 +16,26 @@ from pathlib import Path
 import pytest
 
 from corral.agent.runtime.base import RunAs
-from corral.agent.runtime.executor import ExecutorConfig
+from corral.agent.runtime.executor import EXECUTOR_MODULE, EXECUTOR_NAME, ExecutorConfig
 from corral.agent.runtime.executors import ExecutorConnection, ExecutorRuntime, TaskExit
+from corral.agent.runtime.launcher import LAUNCHER_MODULE, running_launcher
 from corral.agent.runtime.logs import LogFiles
 from corral.agent.runtime.process import ProcessRuntime
-from tests.cluster import kill_executors
+from tests.cluster import kill_executors, kill_runtime
 from tests.poll import eventually
 
 
 @pytest.fixture
 def executors(tmp_path: Path) -> Iterator[ExecutorRuntime]:
+    """As the agent has them: the node runtime's cgroups (when this machine offers
+    them) and its launcher, which forks the executors."""
     runtime_dir = tmp_path / "runtime"
-    # The cgroups the node's runtime would use, when this machine offers them.
-    cgroups = ProcessRuntime(runtime_dir, "corral-test").cgroups
+    runtime = ProcessRuntime(runtime_dir, "corral-test")
     try:
-        yield ExecutorRuntime(runtime_dir, cgroups)
+        yield ExecutorRuntime(runtime_dir, runtime.cgroups, launcher=runtime.launcher)
     finally:
         kill_executors(runtime_dir)
+        kill_runtime(runtime_dir)
 
 
 async def started(executors: ExecutorRuntime, slots: int = 4,
@@ -76,9 +79,20 @@ async def test_tasks_run_and_report_exit_codes(executors: ExecutorRuntime,
     assert files.read(0, stream="3") == []
 
 
+def _cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
 async def test_unacknowledged_exits_are_replayed_to_a_new_connection(
         executors: ExecutorRuntime) -> None:
     uid, conn = await started(executors)
+    # Forked by the node's launcher (no interpreter of its own), in a session
+    # of its own: the launcher lives on, or goes, without it.
+    launcher = running_launcher(executors.root.parent)
+    assert launcher is not None and conn.pid != launcher
+    assert Path(f"/proc/{conn.pid}/comm").read_text().strip() == EXECUTOR_NAME
+    assert LAUNCHER_MODULE.encode() in _cmdline(conn.pid)
+    assert os.getsid(conn.pid) == conn.pid != os.getsid(launcher)
     for i in range(6):
         conn.launch(str(i), ["true"], {})
     first = await collect(conn, 6)
@@ -90,6 +104,25 @@ async def test_unacknowledged_exits_are_replayed_to_a_new_connection(
     replayed = await collect(again, 3)
     assert [e.seq for e in replayed] == sorted(e.seq for e in first)[-3:]
     again.close()
+
+
+async def test_a_fresh_interpreter_runs_it_where_the_launcher_cannot(tmp_path: Path) -> None:
+    """A runtime dir too deep for the launcher's socket: ``python -m`` of the
+    executor, as before there was a launcher to fork it."""
+    runtime_dir = tmp_path / ("d" * 100) / "runtime"
+    runtime = ProcessRuntime(runtime_dir, "corral-test")
+    assert not runtime.launcher.usable
+    executors = ExecutorRuntime(runtime_dir, None, launcher=runtime.launcher)
+    try:
+        _, conn = await started(executors)
+        assert EXECUTOR_MODULE.encode() in _cmdline(conn.pid)
+        conn.launch("t", ["true"], {})
+        (done,) = await collect(conn, 1)
+        assert (done.id, done.code) == ("t", 0)
+        conn.close()
+    finally:
+        kill_executors(runtime_dir)
+        kill_runtime(runtime_dir)
 
 
 async def test_output_is_tagged_per_task_and_bounded(executors: ExecutorRuntime) -> None:
@@ -212,6 +245,13 @@ async def test_a_task_with_a_user_runs_as_it_in_its_own_sandbox(
     assert (sandbox / "mine").stat().st_uid == 1000
     assert exits["t2"].reason == "StartError"
     assert 'exec: "no-such-program-here": executable file not found' in exits["t2"].message
+    # The executor's threads (its loop's, its spawn thread) took the user's ids for
+    # each spawn only: all are back to its own.
+    for thread in Path(f"/proc/{conn.pid}/task").iterdir():
+        status = dict(line.split(":", 1) for line in (thread / "status").read_text().splitlines())
+        assert status["Uid"].split() == ["0"] * 4 and status["Gid"].split() == ["0"] * 4
+        assert (thread / "cwd").resolve() == Path("/")
+    assert len(list(Path(f"/proc/{conn.pid}/task").iterdir())) == 2  # it spawned on its own
     conn.close()
 
 
@@ -220,7 +260,7 @@ async def test_an_ended_tasks_empty_sandbox_is_handed_to_the_next_of_its_user(
     """A task that wrote nothing in its sandbox leaves it to the next task of the same
     user beside it (renamed, owned and moded afresh); one with files in it stays,
     and another user's task gets a sandbox of its own."""
-    uid, conn = await started(executors, slots=1)
+    _, conn = await started(executors, slots=1)
     base = Path(tempfile.mkdtemp(prefix="corral-sandboxes-"))
     os.chmod(base, 0o711)
     request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from corral.agent.runtime.launcher import (
+    EXECUTORS_DIR,
     LAUNCHER_MODULE,
     SOCKET_NAME,
     running_launcher,
@@ -110,6 +111,10 @@ async def test_launcher_refuses_what_is_not_an_instance_of_its_root(
     assert "not an instance" in str(reply["error"])
     reply = await _ask(socket_path(runtime_root), {"begin": "x"})
     assert reply == {"id": None, "ok": False, "error": "bad request"}
+    # An executor only from an Alloc's state dir (under allocs/, with its alloc.json).
+    for path in (elsewhere, runtime_root / EXECUTORS_DIR / "no-such-alloc"):
+        reply = await _ask(socket_path(runtime_root), {"id": 8, "executor": str(path)})
+        assert reply["ok"] is False and "not an instance" in str(reply["error"])
 
 
 async def test_a_second_launch_of_one_instance_starts_no_second_shim(

@@ -6,6 +6,7 @@ stops the executor and finishes the graceful deletion."""
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,43 @@ def _as(master: Master, cert: Path | None = None, key: Path | None = None) -> ss
     return context
 
 
+def _raw_post(context: ssl.SSLContext, port: int, path: str, body: bytes,
+              version: str) -> tuple[int, str, bytes]:
+    """A POST to the agent at 127.0.1.32 over a socket of its own: the status,
+    content type and body of the answer (HTTP/1.0: read to the close)."""
+    with socket.create_connection(("127.0.1.32", port), timeout=30) as raw, \
+            context.wrap_socket(raw) as tls:
+        tls.sendall(f"POST {path} HTTP/{version}\r\nhost: x\r\nconnection: close\r\n"
+                    f"content-length: {len(body)}\r\n\r\n".encode() + body)
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    head, _, content = answer.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    fields = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), fields["content-type"], content
+
+
+def _raw_posts(context: ssl.SSLContext, port: int, path: str, body: bytes,
+               count: int) -> list[int]:
+    """``count`` POSTs of ``body``, one after the other on one kept-alive
+    connection: the status of each answer."""
+    codes = []
+    with socket.create_connection(("127.0.1.32", port), timeout=30) as raw, \
+            context.wrap_socket(raw) as tls:
+        reader = tls.makefile("rb")
+        for _ in range(count):
+            tls.sendall(f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {len(body)}"
+                        "\r\n\r\n".encode() + body)
+            codes.append(int(reader.readline().split()[1]))
+            length = 0
+            while (line := reader.readline()) != b"\r\n":
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            reader.read(length)
+    return codes
+
+
 def _task_state(http: httpx.Client, name: str, task: str) -> str:
     got = get_alloc(http, name) or {}
     return next((t["state"] for t in status(got).get("tasks") or () if t["id"] == task), "")
@@ -148,6 +186,17 @@ def test_a_task_launched_directly_is_reported_and_outlives_an_agent_restart(
                                  verify=as_master)
             assert refused.status_code == 400, refused.text
             assert refused.text.startswith("malformed launch: "), refused.text
+        # What the agent's protocol does not answer itself (HTTP/1.0 here) goes
+        # the ASGI way, to the same answer; one connection, kept alive, can take
+        # several.
+        for path, want in (("/frameworkTasks/default/nope", 404),
+                           ("/frameworkTasks/default/fw-a", 400)):
+            answers = [_raw_post(as_master, port, path, b"{not json" if want == 400
+                                 else json.dumps(launch).encode(), version)
+                       for version in ("1.0", "1.1")]
+            assert answers[0] == answers[1] and answers[0][0] == want, answers
+        assert _raw_posts(as_master, port, "/frameworkTasks/default/nope",
+                          json.dumps(launch).encode(), 3) == [404] * 3
         taken = httpx.post(f"{base}/frameworkTasks/default/fw-a", json=launch,
                            verify=as_master)
         assert taken.status_code == 200 and taken.json() == {"launched": ["direct"]}
