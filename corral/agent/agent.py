@@ -34,7 +34,7 @@ from corral.agent.csr import CertificateRefused
 from corral.agent.framework_feed import TaskFeed
 from corral.agent.heartbeat import Heartbeat
 from corral.agent.metrics import AGENT_METRICS
-from corral.agent.node import node_status, register_node
+from corral.agent.node import allocatable, machine_capacity, node_status, register_node
 from corral.agent.pod_events import COMPONENT as KUBELET
 from corral.agent.pod_worker import NodeContext
 from corral.agent.pods import PodManager
@@ -96,10 +96,23 @@ class Agent:
         self._register_task: asyncio.Task[None] | None = None
         self.rotations: list[Rotation] = []
 
+    def _weigh_cgroups(self) -> None:
+        """The node's pods and Allocs weigh their allocatable CPU against the host's
+        own processes (cgroups.CgroupSystem.weigh)."""
+        cgroups = self.runtime.cgroups
+        if cgroups is None:
+            return
+        cpu_millis = allocatable(machine_capacity(self.cfg), self.cfg).cpu_millis
+        try:
+            cgroups.weigh(cpu_millis)
+        except OSError as exc:
+            log.warning("could not weigh the node's cgroups for %dm CPU: %s", cpu_millis, exc)
+
     async def start(self) -> None:
         cfg = self.cfg
         secure_state_dir(cfg.state_dir, cfg.pods_dir, cfg.state_dir / VOLUMES_DIR,
                          cfg.sandboxes_dir)
+        self._weigh_cgroups()
         await ensure_client_cert(cfg)  # TLS bootstrap, or renewal, when it has a certificate
         servers = await order_servers(cfg)
         self.client = client = self._client(servers)

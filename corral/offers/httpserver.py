@@ -132,6 +132,7 @@ class _Connection(asyncio.Protocol):
         self.streaming: StreamReply | None = None
         self.closing = False
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # loop time the timer is set for
         self._deadline: float | None = None  # loop time the connection is closed at
         self._reading_paused = False
         self._out: list[bytes] | None = None  # answers held for one write
@@ -350,12 +351,13 @@ class _Connection(asyncio.Protocol):
     # timer and cancel another.
 
     def _arm(self, seconds: float) -> None:
-        self._deadline = self.loop.time() + seconds
-        if self._timer is not None and self._timer.when() > self._deadline:
+        deadline = self._deadline = self.loop.time() + seconds
+        if self._timer is not None:
+            if self._timer_at <= deadline:
+                return  # the timer set finds the deadline moved and waits again
             self._timer.cancel()
-            self._timer = None
-        if self._timer is None:
-            self._timer = self.loop.call_at(self._deadline, self._expire)
+        self._timer_at = deadline
+        self._timer = self.loop.call_at(deadline, self._expire)
 
     def _disarm(self) -> None:
         self._deadline = None  # a timer set finds nothing due
@@ -373,6 +375,7 @@ class _Connection(asyncio.Protocol):
         if self.loop.time() >= self._deadline:
             self.close()
         else:
+            self._timer_at = self._deadline
             self._timer = self.loop.call_at(self._deadline, self._expire)
 
 

@@ -286,7 +286,13 @@ def _launched(info: Obj, task_id: str, framework_id: str, res: Resources,
 
 
 def requests_of(res: Resources) -> dict[str, str]:
-    """As Alloc quantities, leaving out what is zero (no cgroup limit of 0)."""
+    """As Alloc quantities, leaving out what is zero (no cgroup limit of 0); a
+    copy of the answer kept for the value (every task of a burst is one size)."""
+    return dict(_requests_of(res))
+
+
+@functools.lru_cache(maxsize=256)
+def _requests_of(res: Resources) -> dict[str, str]:
     out = res.requests()
     if not res.cpus:
         out.pop("cpu", None)

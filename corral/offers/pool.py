@@ -265,9 +265,8 @@ class AllocPool:
             return True
         fw_id = st.key[0]
         tasks, pruned = self._kept(fw_id, current, kills)
-        wire = {k: v for k, v in alloc_task_resources(current).items()
-                if k in {t["id"] for t in tasks}}
         taken = {t["id"] for t in tasks}
+        wire = {k: v for k, v in alloc_task_resources(current).items() if k in taken}
         for item in direct:
             fresh = [t for t in item.plan.tasks if t["id"] not in taken]
             taken.update(t["id"] for t in fresh)

@@ -32,6 +32,7 @@ CALL_TYPES = ("SUBSCRIBE", "TEARDOWN", "ACCEPT", "DECLINE", "ACCEPT_INVERSE_OFFE
               "DECLINE_INVERSE_OFFERS", "REVIVE", "KILL", "SHUTDOWN", "ACKNOWLEDGE",
               "ACKNOWLEDGE_OPERATION_STATUS", "RECONCILE", "RECONCILE_OPERATIONS", "MESSAGE",
               "REQUEST", "SUPPRESS", "UPDATE_FRAMEWORK")
+_CALL_TYPES = frozenset(CALL_TYPES)
 ACTED_ON = ("SUBSCRIBE", "TEARDOWN", "ACCEPT", "DECLINE", "REVIVE", "KILL", "ACKNOWLEDGE",
             "RECONCILE", "MESSAGE", "SUPPRESS")
 # The sub-message each call type must carry (Mesos refuses the call without it).
@@ -94,8 +95,8 @@ def refuse_seconds(filters: Any) -> float:
 
 def decode_uuid(text: Any, where: str) -> bytes:
     """A status update uuid: 16 bytes, base64 in JSON."""
-    try:
-        raw = base64.b64decode(str(text), validate=True)
+    try:  # (base64.b64decode(..., validate=True), without its Python layer)
+        raw = binascii.a2b_base64(str(text).encode("ascii"), strict_mode=True)
     except (ValueError, TypeError):
         raise CallError(f"'{where}' is not valid base64") from None
     if len(raw) != 16:
@@ -120,7 +121,7 @@ class Call:
         if not isinstance(data, dict):
             raise CallError("Failed to parse body into Call: expected a JSON object")
         kind = data.get("type")
-        if kind not in CALL_TYPES:
+        if kind not in _CALL_TYPES:
             raise CallError(f"Failed to validate scheduler::Call: Expecting 'type' to be "
                             f"one of {', '.join(CALL_TYPES)}, got {kind!r}")
         framework_id = ""
@@ -233,10 +234,17 @@ def recordio(evt: Obj) -> bytes:
     return b"%d\n%b" % (len(data), data)
 
 
+_RANDOM = bytearray()  # os.urandom's bytes not used yet (read 4 KiB at a time)
+
+
 def new_uuid() -> bytes:
-    """A random (version 4) UUID's 16 bytes, as uuid.uuid4().bytes without making
-    the UUID object: every status update has one."""
-    raw = bytearray(os.urandom(16))
+    """A random (version 4) UUID's 16 bytes, as uuid.uuid4().bytes: os.urandom's,
+    but read for 256 at a time and without making the UUID object (every status
+    update has one)."""
+    if len(_RANDOM) < 16:
+        _RANDOM.extend(os.urandom(4096))
+    raw = _RANDOM[:16]
+    del _RANDOM[:16]
     raw[6] = raw[6] & 0x0F | 0x40
     raw[8] = raw[8] & 0x3F | 0x80
     return bytes(raw)

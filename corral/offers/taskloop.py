@@ -161,7 +161,7 @@ class TaskLoop(Hooks):
             return
         task = self.book.streamed(fw.id, str(msg.get("alloc") or ""), node, msg["task"])
         if task is not None:
-            self._send([task])
+            self._send_fresh(fw.id)
             if task.terminal:
                 self._release((fw.id, task.id))
 
@@ -293,12 +293,15 @@ class TaskLoop(Hooks):
 
     def _send(self, tasks: list[Task]) -> None:
         for framework_id in {t.framework_id for t in tasks}:
-            # Taken even for a framework away: SUBSCRIBE sends it every pending head.
-            statuses = self.book.fresh(framework_id)
-            fw = self.master.frameworks.get(framework_id)
-            if fw is not None and fw.connected:
-                for st in statuses:
-                    self.master.send(fw, event("UPDATE", status=st))
+            self._send_fresh(framework_id)
+
+    def _send_fresh(self, framework_id: str) -> None:
+        # Taken even for a framework away: SUBSCRIBE sends it every pending head.
+        statuses = self.book.fresh(framework_id)
+        fw = self.master.frameworks.get(framework_id)
+        if statuses and fw is not None and fw.connected:
+            for st in statuses:
+                self.master.send(fw, event("UPDATE", status=st))
 
     def tick(self) -> None:
         self._release_ended()  # (each end releases its own task; this is the net)
@@ -422,8 +425,9 @@ class TaskLoop(Hooks):
 
     def _acknowledge(self, fw: Registered, call: Call) -> None:
         task_id = call.task_id()
-        if self.book.acknowledge(fw.id, task_id, str(call.body["uuid"])):
-            self._send([t for t in [self.book.tasks.get((fw.id, task_id))] if t is not None])
+        if self.book.acknowledge(fw.id, task_id, str(call.body["uuid"])) and \
+                (fw.id, task_id) in self.book.tasks:
+            self._send_fresh(fw.id)
 
     def _reconcile(self, fw: Registered, call: Call) -> None:
         asked = call.body.get("tasks") or []
@@ -477,11 +481,13 @@ class TaskLoop(Hooks):
 
 
 class _InUse:
-    def __init__(self, fw_id: str, *maps: Container[tuple[str, str]]) -> None:
-        self.fw_id, self.maps = fw_id, maps
+    def __init__(self, fw_id: str, known: Container[tuple[str, str]],
+                 held: Container[tuple[str, str]]) -> None:
+        self.fw_id, self.known, self.held = fw_id, known, held
 
     def __contains__(self, task_id: object) -> bool:
-        return any((self.fw_id, task_id) in m for m in self.maps)
+        key = (self.fw_id, task_id)
+        return key in self.known or key in self.held
 
 
 def _resources(wire: list[Obj]) -> Resources:

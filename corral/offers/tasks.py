@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from corral.client.clock import Clock
 from corral.objects import Obj, labels_of, meta, name_of, namespace_of, parse_time, spec, status
-from corral.offers.protocol import TERMINAL_STATES, b64, mesos_id, new_uuid
+from corral.offers.protocol import TERMINAL_STATES, b64, new_uuid
 
 FRAMEWORK_LABEL = "corral.dev/framework"
 ROLE_LABEL = "corral.dev/role"  # the role as a label value (for selection)
@@ -51,7 +51,7 @@ class Task:
         return self.state in TERMINAL_STATES
 
 
-@dataclass
+@dataclass(slots=True)
 class Pending:
     status: Obj  # a TaskStatus with its uuid
     uuid: str
@@ -313,16 +313,21 @@ class TaskBook:
         self._queue(task, self._status(task, source, reason, message, stamp))
 
     def _queue(self, task: Task, st: Obj) -> None:
-        uuid = str(st["uuid"])
-        queue = self.pending.setdefault((task.framework_id, task.id), deque())
-        queue.append(Pending(st, uuid, 0.0, self.retry))
+        key = (task.framework_id, task.id)
+        queue = self.pending.get(key)
+        if queue is None:
+            queue = self.pending[key] = deque()
+        queue.append(Pending(st, str(st["uuid"]), 0.0, self.retry))
         if len(queue) == 1:
-            self._fresh.setdefault(task.framework_id, {})[task.id] = None
+            fresh = self._fresh.get(task.framework_id)
+            if fresh is None:
+                fresh = self._fresh[task.framework_id] = {}
+            fresh[task.id] = None
 
     def _status(self, task: Task, source: str, reason: object, message: object,
                 stamp: float | None = None, *, uuid: bool = True) -> Obj:
-        st: Obj = {"task_id": mesos_id(task.id), "state": task.state,
-                   "agent_id": mesos_id(task.node), "source": source,
+        st: Obj = {"task_id": {"value": task.id}, "state": task.state,
+                   "agent_id": {"value": task.node}, "source": source,
                    "timestamp": stamp if stamp is not None else self.clock.now().timestamp()}
         if reason:
             st["reason"] = reason
@@ -352,7 +357,7 @@ def _steps(state: str, seen: Obj) -> list[tuple[str, object]]:
     target = str(seen["state"])
     when = parse_time(seen.get("time"))
     if state not in ("TASK_STAGING", "TASK_STARTING"):
-        return [(target, when)]  # (most states: the next of a task that runs)
+        return [(target, when)]  # (a task running already: nothing in between)
     started = parse_time(seen.get("started")) if seen.get("started") else None
     steps: list[tuple[str, object]] = []
     if state == "TASK_STAGING" and target != "TASK_STARTING" and (

@@ -17,6 +17,12 @@ together), and each of its instances ``.../pod-<uid>/<container_id>`` below it
 with the container's own limits; the pod's group goes when the pod does.
 Limits follow the kubelet: quota = limit millis × period / 1000 (period 100 ms),
 shares = request millis × 1024 / 1000 (min 2), v2 weight converted from shares.
+The agent's parent weighs what the node's pods and Allocs may use together, as
+the kubelet's kubepods group does: cpu.shares (v2: cpu.weight) for the node's
+allocatable CPU, and the host's parent (``corral``) the sum of its agents'. Left
+at the default, every pod and task of the host together weighed as much as one
+process of the host's own (an agent, a master), and starved behind them when
+the CPUs were busy. See ``CgroupSystem.weigh``.
 The shim creates the group, moves its child in before exec (``join`` in the
 child's preexec), and removes the group once everything in it has exited.
 """
@@ -333,6 +339,37 @@ class CgroupSystem:
         """Whether ``group`` sits directly in this system's parent."""
         mine = self._group("")
         return all(Path(d).parent == Path(mine.dirs.get(k, "")) for k, d in group.dirs.items())
+
+    def weigh(self, allocatable_cpu_millis: int) -> None:
+        """Give the agent's parent the weight of the node's allocatable CPU, and each
+        level above it within ``corral`` the sum of the weights below it."""
+        key = "cpu" if self.version == 1 else "unified"
+        root = self.roots.get(key)
+        if root is None:
+            return
+        parts = Path(self.parent).parts
+        mine = Path(root, *parts)
+        self._set_shares(mine, cpu_shares(allocatable_cpu_millis))
+        for depth in range(len(parts) - 1, 0, -1):
+            level = Path(root, *parts[:depth])
+            total = sum(self._shares(child) for child in level.iterdir() if child.is_dir())
+            self._set_shares(level, min(max(total, MIN_SHARES), MAX_SHARES))
+
+    def _shares(self, group: Path) -> int:
+        try:
+            if self.version == 1:
+                return int((group / "cpu.shares").read_text())
+            weight = int((group / "cpu.weight").read_text())
+        except (OSError, ValueError):
+            return 0
+        # Back from v2 weight to shares: cpu_weight's inverse.
+        return MIN_SHARES + ((weight - 1) * (MAX_SHARES - MIN_SHARES)) // 9999
+
+    def _set_shares(self, group: Path, shares: int) -> None:
+        if self.version == 1:
+            _write(group / "cpu.shares", str(shares))
+        elif (group / "cpu.weight").exists():
+            _write(group / "cpu.weight", str(cpu_weight(shares)))
 
     def remove_parent(self) -> bool:
         """Remove the parent's own directories once nothing is left in them (a

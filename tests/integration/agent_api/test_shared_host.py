@@ -7,8 +7,9 @@ from pathlib import Path
 
 import httpx
 
-from corral.agent.runtime.cgroups import ContainerCgroup
+from corral.agent.runtime.cgroups import ContainerCgroup, cpu_shares
 from corral.agent.runtime.shim import StateDir
+from corral.api.quantity import cpu_millis
 from tests.cluster import Agent, Master
 from tests.integration.agent_api.conftest import (
     alive,
@@ -59,3 +60,17 @@ def test_a_restarted_agent_sweeps_only_its_own_pods_groups(master: Master, node:
     # Each node's groups in a parent of its own.
     assert {Path(d).parent for d in finished.dirs.values()}.isdisjoint(
         Path(d).parent for d in swept.dirs.values())
+    # Each node's parent weighs its allocatable CPU (the kubelet's kubepods group),
+    # the host's parent at least both nodes' together: not one process's worth.
+    with master.http() as http:
+        nodes = {n: http.get(f"/api/v1/nodes/{n}").json() for n in (node.name, other.name)}
+    shares = {}
+    for name, group in ((node.name, finished), (other.name, swept)):
+        cpu = group.dirs.get("cpu")
+        assert cpu is not None, "this machine has the v1 cpu controller: weigh it"
+        node_group = Path(cpu).parent
+        shares[name] = int((node_group / "cpu.shares").read_text())
+        allocatable = cpu_millis(nodes[name]["status"]["allocatable"]["cpu"])
+        assert shares[name] == cpu_shares(allocatable), (name, shares[name], allocatable)
+    host = Path(finished.dirs["cpu"]).parent.parent
+    assert int((host / "cpu.shares").read_text()) >= sum(shares.values())
