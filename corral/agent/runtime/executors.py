@@ -4,7 +4,7 @@ and talk to it over its socket.
     ExecutorRuntime.ensure(config)  alive already (an agent restart)? adopt it;
                                     else write alloc.json and start it detached:
                                     forked by the node's launcher (launcher.py;
-                                    ~2 ms), or a fresh interpreter if it cannot
+                                    ~4 ms of CPU), or a fresh interpreter if it cannot
                                     (~90 ms of CPU: its start and imports)
     ExecutorRuntime.connect(uid)    → ExecutorConnection: hello, then exit events
     conn.launch / kill / ack / stop   JSON lines, written without waiting
