@@ -1,7 +1,7 @@
 """One worker per Alloc bound to this node: its executor, its tasks, its status.
 
     start: executor running already (agent restart)? adopt it : start it
-           connect ─► hello (tasks it runs) ─► exits stream in (reader task)
+           connect ─► hello (tasks it runs) ─► exits folded as each read brings them
     loop (woken by exits, spec changes, deletion, retry times):
       deleting? ─► executor "stop" (the Alloc's grace) ─► last exits ─► final
                    status ─► DELETE grace 0 (its owner's finalizer may keep it
@@ -159,7 +159,6 @@ class AllocWorker:
         self.conn: ExecutorConnection | None = None
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._reader: asyncio.Task[None] | None = None
         self._seq = 0  # the last exit folded into the array
         self._dirty = True
         self._changes = 0  # bumped by every change a status must carry
@@ -226,10 +225,16 @@ class AllocWorker:
                                  else None)
             self._size_asked = size
         taken = self.tasks.launch_direct(tasks, kills)
-        if self.conn is not None and not self._executor_lost:
+        # Handed to the executor here, the launches leave a turn of the loop only
+        # the status write to do, and that may be timed already (kills need the
+        # turn: it times their KILL).
+        handed = self.conn is not None and not self._executor_lost
+        timed = handed and not kills and self._write_timed()
+        if handed:
             self._run_tasks(self.tasks)
         self._mark_dirty()
-        self._kick.set()
+        if not timed:
+            self._kick.set()
         return taken
 
     def task_done(self, task_id: str) -> bool:
@@ -246,9 +251,8 @@ class AllocWorker:
 
     async def stop(self) -> None:
         """Stop supervising (the agent exits); the executor keeps running."""
-        for task in (self._task, self._reader):
-            if task is not None:
-                await cancel_and_wait(task)
+        if self._task is not None:
+            await cancel_and_wait(self._task)
         if self.conn is not None:
             self.conn.close()
 
@@ -301,22 +305,27 @@ class AllocWorker:
         log.info("executor %s alloc=%s/%s pid=%d tasks=%d", "adopted" if adopted else "ready",
                  self.namespace, self.name, self.conn.pid,
                  len(self.conn.running) + len(self.conn.queued))
-        self._reader = asyncio.create_task(self._read_exits(self.conn))
+        self.conn.listen(self._on_events)
         return True
 
-    async def _read_exits(self, conn: ExecutorConnection) -> None:
-        while True:
-            exits = await conn.exits()
-            if not exits:
-                log.info("executor connection ended alloc=%s/%s", self.namespace, self.name)
-                return  # the executor has gone (stopped, or died)
-            # A framework's exits change nothing a turn of the loop would act on
-            # but the next status write, and with a master reading the feed that
-            # one is timed already when the Alloc was dirty: no turn for them.
-            timed = self._dirty and self.array is None and self.ctx.feed.watched()
-            self._fold(exits)
-            if not timed:
-                self._kick.set()
+    def _on_events(self, events: list[TaskExit | TaskStarted]) -> None:
+        """What the executor said in one read, folded at once (no task wakes for it)."""
+        if not events:
+            log.info("executor connection ended alloc=%s/%s", self.namespace, self.name)
+            self._kick.set()  # the executor has gone (stopped, or died)
+            return
+        # A framework's exits change nothing a turn of the loop would act on
+        # but the next status write: no turn for them when it is timed already.
+        timed = self._write_timed()
+        self._fold(events)
+        if not timed:
+            self._kick.set()
+
+    def _write_timed(self) -> bool:
+        """Whether the next status write is timed already: the Alloc is dirty and
+        a framework's, with a master reading the feed (the write then comes
+        FEED_FLUSH_SECONDS after the last, whatever changes meanwhile)."""
+        return self._dirty and self.array is None and self.ctx.feed.watched()
 
     def _fold(self, events: list[TaskExit | TaskStarted]) -> None:
         now = time.monotonic()
@@ -360,7 +369,7 @@ class AllocWorker:
         if self.gone or is_deleting(self.alloc):
             await self._terminate()
             return True
-        if self._reader is not None and self._reader.done() and not self._executor_lost:
+        if self.conn.ended.is_set() and not self._executor_lost:
             self._executor_lost = "the executor exited unexpectedly"
             if self.tasks is not None:
                 self.tasks.end_all("TASK_FAILED", self._executor_lost)
@@ -523,9 +532,9 @@ class AllocWorker:
         self._stopping = True
         self.conn.stop(0 if self.gone else grace)
         await self.conn.drain()
-        if self._reader is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._reader), grace + 10)
+        with contextlib.suppress(TimeoutError):  # its last exits, folded as they come
+            async with asyncio.timeout(grace + 10):
+                await self.conn.ended.wait()
         if self.array is not None:
             self.array.launched = IndexSet()  # whatever did not report has not finished
         if self.tasks is not None:

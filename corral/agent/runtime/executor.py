@@ -4,8 +4,7 @@ A shim per task costs a forked Python process (~16 ms of CPU) and a handful of
 files; a batch of 100,000 tasks cannot pay that. The executor is started once
 per Alloc, joins the Alloc's cgroup (so every task it starts is inside), and
 starts each task with ``os.posix_spawn`` — vfork and exec, the executor's memory
-is never copied — on a thread of its own (spawn_thread.py), while its loop goes
-on reading exits and output. Like a shim it is detached and outlives the agent, which
+is never copied. Like a shim it is detached and outlives the agent, which
 re-adopts it through its socket.
 
     agent ──unix socket (JSON lines)──▶ executor ──posix_spawn──▶ task, task, ...
@@ -34,7 +33,9 @@ The task interface is general (task arrays use it, Mesos frameworks will):
 At most ``slots`` tasks run at once; further launches wait in order. A task's
 working directory that does not exist (a framework task's sandbox) is made for
 it; once the task has ended, an empty one is renamed to be the next sandbox of
-the same user beside it instead of a new one (task_spawn.prepare_cwd). Exits stay
+the same user beside it instead of a new one (task_spawn.prepare_cwd). Each round
+of the loop reads exits and output first and reports them before it spawns
+what waits: each spawn waits for its child's exec. Exits stay
 buffered until acknowledged, and a new connection gets every unacknowledged one
 again: an agent that died between a task's exit and recording it learns of it
 from the next agent (completions are recorded before they are acknowledged).
@@ -54,6 +55,8 @@ State directory (made by the agent):
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import selectors
@@ -77,14 +80,7 @@ from corral.agent.runtime.shim import (
     reap_children,
     set_process_name,
 )
-from corral.agent.runtime.spawn_thread import SpawnJob, SpawnThread
-from corral.agent.runtime.task_spawn import (
-    IdsSwitch,
-    needs_switch,
-    prepare_cwd,
-    spawn_task,
-    start_error,
-)
+from corral.agent.runtime.task_spawn import needs_switch, prepare_cwd, real_ids_of, start_error
 
 EXECUTOR_MODULE = "corral.agent.runtime.executor"
 EXECUTOR_NAME = "corral-executor"
@@ -174,8 +170,6 @@ class Task:
     switch: RunAs | None = None  # the user, if another than the executor's
     pid: int = 0
     out_fd: int = -1  # read end of the task's stdout+stderr pipe
-    write_fd: int = -1  # its write end, while the task is being spawned
-    kill_signal: int = 0  # asked for while it was being spawned: sent once it runs
     buffer: bytes = b""
     exit_status: int | None = None
     notify: bool = False  # say "started" once it runs (a framework's task: TASK_RUNNING)
@@ -210,10 +204,6 @@ class Executor:
         self.selector = selectors.DefaultSelector()
         self.queue: deque[Task] = deque()
         self.running: dict[int, Task] = {}  # pid → task
-        self.spawning: dict[str, Task] = {}  # id → task, on the spawn thread
-        self.spawner: SpawnThread[Task] = SpawnThread()
-        # Exits reaped before their spawn's result came back (pid → wait status).
-        self.early_exits: dict[int, int] = {}
         self.by_id: dict[str, Task] = {}
         self.others: dict[RunAs, bool] = {}  # users seen: another than the executor's?
         # Empty sandboxes of ended tasks, for the next task of the same user and place.
@@ -240,7 +230,6 @@ class Executor:
             self.cgroup.join(os.getpid())  # every task starts inside, with no per-task write
         listener = self._listen()
         self.selector.register(listener, selectors.EVENT_READ, "listen")
-        self.selector.register(self.spawner.wake_fd, selectors.EVENT_READ, "spawned")
         try:
             while not self._finished():
                 self._poll()
@@ -263,12 +252,10 @@ class Executor:
         return listener
 
     def _finished(self) -> bool:
-        return (self.stop_deadline is not None and not self.running and not self.queue
-                and not self.spawning)
+        return self.stop_deadline is not None and not self.running and not self.queue
 
     def _shut_down(self, listener: socket.socket) -> None:
         self._flush_before_exit()
-        self.spawner.close()
         self.log.close()
         listener.close()
         self.dir.socket_file.unlink(missing_ok=True)
@@ -285,11 +272,6 @@ class Executor:
         for key, mask in self.selector.select(timeout):
             if isinstance(key.data, SignalPipe):
                 self._on_signals(key.data.received())
-            elif key.data == "spawned":
-                for task, result in self.spawner.done():
-                    self._spawned(task, result)
-                if not self.spawner.in_flight:
-                    self.early_exits.clear()  # a grandchild's, not a task's
             elif key.data == "listen":
                 self._accept(key.fileobj)  # type: ignore[arg-type]
             elif key.data == "conn":
@@ -304,7 +286,11 @@ class Executor:
                 for pid in self.cgroup.pids():
                     if pid != os.getpid():
                         _kill(pid)
-        self._start_queued()
+        if self.queue and len(self.running) < self.config.slots:
+            # Exits read in this round go out before the spawns, each of which
+            # waits for its child's exec: a batch of them takes milliseconds.
+            self._flush()
+            self._start_queued()
         self._flush()
 
     def _on_signals(self, signums: list[int]) -> None:
@@ -315,7 +301,6 @@ class Executor:
             self.stop(10.0)
         if signal.SIGUSR1 in signums:  # an operator asks what it is doing
             _note(f"state: running={[t.id for t in self.running.values()]} "
-                  f"spawning={list(self.spawning)} "
                   f"queued={[t.id for t in self.queue]} unacked={len(self.unacked)} "
                   f"seq={self.seq} outbox={len(self.outbox)} inbox={len(self.inbox)} "
                   f"connected={self.conn is not None}")
@@ -334,7 +319,7 @@ class Executor:
         self.conn, self.inbox, self.outbox = conn, b"", b""
         self.selector.register(conn, selectors.EVENT_READ, "conn")
         hello = {"event": "hello", "pid": os.getpid(), "slots": self.config.slots,
-                 "running": [t.id for t in self.running.values()] + list(self.spawning),
+                 "running": [t.id for t in self.running.values()],
                  "queued": [t.id for t in self.queue],
                  # Exits that follow this hello: the agent must not launch these
                  # again before it has read them.
@@ -452,61 +437,42 @@ class Executor:
                 _note(f"limits not changed: {err}")
 
     def _start_queued(self) -> None:
-        batch: list[tuple[Task, SpawnJob]] = []
-        while self.queue and len(self.running) + len(self.spawning) < self.config.slots:
-            task = self.queue.popleft()
-            spares = self.spare_dirs.get(_place(task))
-            try:
-                task.new_cwd = prepare_cwd(task.cwd, task.switch,
-                                           spares.pop() if spares else None)
-            except OSError as exc:
-                self._start_failed(task, exc)
-                continue
-            # stdin from /dev/null, stdout and stderr into one pipe; the task gets
-            # its own process group so that a kill reaches whatever it started.
-            task.out_fd, task.write_fd = os.pipe2(os.O_CLOEXEC)
-            self.spawning[task.id] = task
-            batch.append((task, self._spawn_job(task)))
-        self.spawner.submit(batch)
+        while self.queue and len(self.running) < self.config.slots:
+            self._spawn(self.queue.popleft())
 
-    def _spawn_job(self, task: Task) -> SpawnJob:
-        actions = [(os.POSIX_SPAWN_DUP2, self.devnull, 0),
-                   (os.POSIX_SPAWN_DUP2, task.write_fd, 1),
-                   (os.POSIX_SPAWN_DUP2, task.write_fd, 2)]
-
-        def job(ids: IdsSwitch) -> int:
-            return spawn_task(task.command, task.env, task.cwd, task.switch, actions, ids)
-        return job
-
-    def _spawned(self, task: Task, result: int | Exception) -> None:
-        del self.spawning[task.id]
-        os.close(task.write_fd)
-        task.write_fd = -1
-        if isinstance(result, Exception):
-            os.close(task.out_fd)
-            task.out_fd = -1
-            self._start_failed(task, result)
+    def _spawn(self, task: Task) -> None:
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        # stdin from /dev/null, stdout and stderr into one pipe; the task gets its
+        # own process group so that a kill reaches whatever it started.
+        actions = [(os.POSIX_SPAWN_DUP2, self.devnull, 0), (os.POSIX_SPAWN_DUP2, write_fd, 1),
+                   (os.POSIX_SPAWN_DUP2, write_fd, 2)]
+        user = task.switch
+        spares = self.spare_dirs.get(_place(task))
+        try:
+            task.new_cwd = prepare_cwd(task.cwd, user, spares.pop() if spares else None)
+            with real_ids_of(user) if user is not None else contextlib.nullcontext():
+                if task.cwd in ("", "/"):
+                    task.pid = os.posix_spawnp(task.command[0], task.command, task.env,
+                                               file_actions=actions, setpgroup=0,
+                                               resetids=user is not None)
+                else:
+                    task.pid = _spawn_in(task, actions, user is not None)
+        except (OSError, IndexError) as exc:
+            os.close(read_fd)
+            os.close(write_fd)
+            self.by_id.pop(task.id, None)
+            message = start_error(exc, task.command, task.cwd, task.user)
+            self.log.write(task.id, message.encode())
+            self._emit({"event": "exited", "id": task.id, "code": START_ERROR_EXIT_CODE,
+                        "signal": None, "reason": "StartError", "message": message})
             return
-        task.pid = result
-        os.set_blocking(task.out_fd, False)
-        self.selector.register(task.out_fd, selectors.EVENT_READ, task)
+        os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        task.out_fd = read_fd
+        self.selector.register(read_fd, selectors.EVENT_READ, task)
         self.running[task.pid] = task
         if task.notify and self.conn is not None:  # TASK_RUNNING for a framework's task
             self.outbox += orjson.dumps({"event": "started", "id": task.id}) + b"\n"
-        if task.kill_signal:
-            _killpg(task.pid, task.kill_signal)
-        elif self.stop_deadline is not None:
-            _killpg(task.pid, signal.SIGTERM)
-        wait_status = self.early_exits.pop(task.pid, None)
-        if wait_status is not None:
-            self._exited(task.pid, wait_status)
-
-    def _start_failed(self, task: Task, exc: Exception) -> None:
-        self.by_id.pop(task.id, None)
-        message = start_error(exc, task.command, task.cwd, task.user)
-        self.log.write(task.id, message.encode())
-        self._emit({"event": "exited", "id": task.id, "code": START_ERROR_EXIT_CODE,
-                    "signal": None, "reason": "StartError", "message": message})
 
     def _read_output(self, task: Task) -> None:
         try:
@@ -540,9 +506,7 @@ class Executor:
     def _exited(self, pid: int, wait_status: int) -> None:
         task = self.running.pop(pid, None)
         if task is None:
-            if self.spawner.in_flight:  # perhaps a task whose spawn is still returning
-                self.early_exits[pid] = wait_status
-            return  # else an orphaned grandchild we reaped as subreaper
+            return  # an orphaned grandchild we reaped as subreaper
         task.exit_status = wait_status
         if task.out_fd >= 0:
             _killpg(pid, signal.SIGKILL)  # leftovers of the task keep its pipe open
@@ -570,9 +534,6 @@ class Executor:
         task = self.by_id.get(task_id)
         if task is None:
             return
-        if task.id in self.spawning:
-            task.kill_signal = sig
-            return
         if task.pid == 0:  # still queued: it never runs
             self.queue.remove(task)
             del self.by_id[task_id]
@@ -593,6 +554,26 @@ class Executor:
         if first:
             for pid in list(self.running):
                 _killpg(pid, signal.SIGTERM)
+
+
+def _spawn_in(task: Task, actions: list[tuple[int, int, int]], resetids: bool) -> int:
+    """posix_spawn has no chdir action before Python 3.13: the executor (one
+    thread) enters the task's working directory for the spawn and leaves it
+    after, which the child inherits — rather than a ``sh -c 'cd DIR && exec ...'``
+    in front of every task, whose exec cost a framework's /bin/true task about
+    as much CPU again as its own. Within ``real_ids_of`` the real ids are the
+    task user's, so ``os.access`` tells whether the user may enter it (the
+    executor, root, always could): a directory it may not is a start error."""
+    if not os.access(task.cwd, os.X_OK):
+        err = errno.ENOENT if not os.path.isdir(task.cwd) else errno.EACCES
+        raise OSError(err, os.strerror(err), task.cwd)
+    home = os.getcwd()
+    os.chdir(task.cwd)
+    try:
+        return os.posix_spawnp(task.command[0], task.command, task.env, file_actions=actions,
+                               setpgroup=0, resetids=resetids)
+    finally:
+        os.chdir(home)
 
 
 def _place(task: Task) -> tuple[str, int, int]:

@@ -4,7 +4,7 @@ and talk to it over its socket.
     ExecutorRuntime.ensure(config)  alive already (an agent restart)? adopt it;
                                     else write alloc.json and start it detached:
                                     forked by the node's launcher (launcher.py;
-                                    ~2 ms), or a fresh interpreter if it cannot
+                                    ~4 ms of CPU), or a fresh interpreter if it cannot
                                     (~90 ms of CPU: its start and imports)
     ExecutorRuntime.connect(uid)    → ExecutorConnection: hello, then exit events
     conn.launch / kill / ack / stop   JSON lines, written without waiting
@@ -24,9 +24,10 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -41,8 +42,7 @@ log = logging.getLogger(__name__)
 
 START_SECONDS = 30.0
 POLL_SECONDS = 0.02
-STREAM_LIMIT = 1 << 22
-RETIRED_LOGS = 64  # logs of removed Allocs kept per node (each bounded by its own cap)  # a hello after a long absence can list many tasks
+RETIRED_LOGS = 64  # logs of removed Allocs kept per node (each bounded by its own cap)
 
 
 @dataclass(frozen=True)
@@ -68,26 +68,97 @@ def launch_message(task_id: str, command: list[str], env: dict[str, str], cwd: s
     return msg
 
 
-class ExecutorConnection:
-    """One connection to a running executor."""
+Events = list["TaskExit | TaskStarted"]
+EventSink = Callable[[Events], None]
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader, self._writer = reader, writer
+
+class ExecutorConnection(asyncio.Protocol):
+    """One connection to a running executor: its hello, then its events (exits
+    and starts) as they are read. ``listen`` hands each read's events to a
+    callback at once (the Alloc worker's: it folds them there, with no task to
+    wake per read); otherwise ``exits`` returns what came since it was last
+    asked. An empty list of events means the connection is gone."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
         self._buffer = b""
+        self._hello: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending: Events = []
+        self._arrived: asyncio.Event = asyncio.Event()  # events, or the end
+        self._sink: EventSink | None = None
+        self._writable: asyncio.Event = asyncio.Event()
+        self._writable.set()
+        self.ended = asyncio.Event()  # the connection is gone (the executor, or closed)
         self.pid = 0
         self.running: list[str] = []  # task ids running when we connected
         self.queued: list[str] = []
         self.exited: list[str] = []  # exits not yet acknowledged, sent after the hello
 
+    # -- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+
+    def data_received(self, data: bytes) -> None:
+        if b"\n" not in data:
+            self._buffer += data
+            return
+        *lines, self._buffer = (self._buffer + data).split(b"\n")
+        if not self._hello.done():
+            self._hello.set_result(lines.pop(0))
+        events = [_event(orjson.loads(line)) for line in lines if line.strip()]
+        if events:
+            self._deliver(events)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._hello.done():
+            self._hello.set_exception(ExecutorGone("the executor closed the connection"))
+        self.ended.set()
+        self._writable.set()
+        self._deliver([])
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    # -- reading ------------------------------------------------------------------------
+
     async def hello(self) -> None:
-        lines = await self._lines(first_only=True)
-        if not lines:
-            raise ExecutorGone("the executor closed the connection")
-        hello = json.loads(lines[0])
+        hello = json.loads(await self._hello)
         self.pid = int(hello["pid"])
         self.running = [str(i) for i in hello.get("running") or ()]
         self.queued = [str(i) for i in hello.get("queued") or ()]
         self.exited = [str(i) for i in hello.get("exited") or ()]
+
+    def listen(self, sink: EventSink) -> None:
+        """Hand every read's events to ``sink`` from now on (what came before
+        first, and [] if the connection is gone already)."""
+        self._sink = sink
+        pending, self._pending = self._pending, []
+        if pending:
+            sink(pending)
+        if self.ended.is_set():
+            sink([])
+
+    async def exits(self) -> Events:
+        """The next exits and starts (at least one; all that arrived since). An
+        empty list means the connection is gone (the executor exited, or was killed)."""
+        while not self._pending and not self.ended.is_set():
+            self._arrived.clear()
+            await self._arrived.wait()
+        pending, self._pending = self._pending, []
+        return pending
+
+    def _deliver(self, events: Events) -> None:
+        if self._sink is not None:
+            self._sink(events)
+        else:
+            self._pending += events
+            self._arrived.set()
+
+    # -- writing ------------------------------------------------------------------------
 
     def launch(self, task_id: str, command: list[str], env: dict[str, str],
                cwd: str = "/", user: RunAs | None = None) -> None:
@@ -113,37 +184,16 @@ class ExecutorConnection:
         self._send({"op": "stop", "grace": grace})
 
     def _send(self, msg: dict[str, Any]) -> None:
-        if not self._writer.is_closing():
-            self._writer.write(orjson.dumps(msg) + b"\n")
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(orjson.dumps(msg) + b"\n")
 
     async def drain(self) -> None:
-        try:
-            await self._writer.drain()
-        except (ConnectionError, OSError):
-            pass
-
-    async def exits(self) -> list[TaskExit | TaskStarted]:
-        """The next exits and starts (at least one; all that arrived together). An
-        empty list means the connection is gone (the executor exited, or was killed)."""
-        return [_event(orjson.loads(line)) for line in await self._lines()]
-
-    async def _lines(self, first_only: bool = False) -> list[bytes]:
-        while b"\n" not in self._buffer:
-            try:
-                chunk = await self._reader.read(1 << 16)
-            except (ConnectionError, OSError):
-                chunk = b""
-            if not chunk:
-                return []
-            self._buffer += chunk
-        if first_only:
-            line, _, self._buffer = self._buffer.partition(b"\n")
-            return [line]
-        *lines, self._buffer = self._buffer.split(b"\n")
-        return [line for line in lines if line.strip()]
+        """Until what was written has gone to the executor (or the connection has)."""
+        await self._writable.wait()
 
     def close(self) -> None:
-        self._writer.close()
+        if self.transport is not None:
+            self.transport.close()
 
 
 @dataclass(frozen=True)
@@ -215,7 +265,7 @@ class ExecutorRuntime:
         deadline = time.monotonic() + START_SECONDS
         while True:
             try:
-                reader, writer = await _open(state)
+                conn = await _open(state)
                 break
             except (FileNotFoundError, ConnectionRefusedError):
                 if state.stopped_file.exists() or time.monotonic() > deadline:
@@ -225,7 +275,6 @@ class ExecutorRuntime:
                 if state.pid_file.exists() and state.alive_pid() is None:
                     raise ExecutorGone(f"the executor of {alloc_uid} died") from None
                 await asyncio.sleep(POLL_SECONDS)
-        conn = ExecutorConnection(reader, writer)
         try:
             await conn.hello()
         except ExecutorGone:
@@ -297,13 +346,14 @@ async def _start_fresh(state: ExecutorDir) -> None:
     await proc.wait()  # the first fork exits at once; the executor lives on detached
 
 
-async def _open(state: ExecutorDir) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _open(state: ExecutorDir) -> ExecutorConnection:
     """Connect through /proc/self/fd/N/: a state directory's full path may be
     longer than a socket address (108 bytes)."""
     dir_fd = os.open(state.path, os.O_PATH | os.O_CLOEXEC)
     try:
-        return await asyncio.open_unix_connection(
-            f"/proc/self/fd/{dir_fd}/{state.socket_file.name}", limit=STREAM_LIMIT)
+        _, conn = await asyncio.get_running_loop().create_unix_connection(
+            ExecutorConnection, f"/proc/self/fd/{dir_fd}/{state.socket_file.name}")
+        return conn
     finally:
         os.close(dir_fd)
 

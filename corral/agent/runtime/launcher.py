@@ -7,7 +7,8 @@ launcher's pages copy-on-write (``gc.freeze`` keeps the collector from touching,
 and so copying, them), so a shim costs a few MiB and starts in milliseconds.
 An Alloc's executor (executor.py) likewise: its interpreter and imports were
 ~90 ms of the agent's CPU per Alloc (bench/offers.py: a fifth of the agents'
-CPU per task in a 2,000-task burst), a fork of the launcher ~2 ms.
+CPU per task in a 2,000-task burst), a fork of the launcher ~4 ms (its own and
+its reaped child's).
 
     ProcessRuntime ──"start DIR"──▶ launcher.sock ─▶ launcher
     ExecutorRuntime ─"executor DIR"─▶      │ fork

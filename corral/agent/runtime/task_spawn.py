@@ -17,32 +17,15 @@ directory is entered only if the user may (the executor checks with
 ``os.access``, which uses the real ids, then enters it for the spawn), so a
 program or a directory it may not reach is a start error, as for that user
 anywhere.
-
-The executor spawns on a thread of its own (spawn_thread.py), which takes a
-user's ids for itself alone: Linux keeps credentials per thread, but glibc's
-setresuid and friends set them on every thread of the process, so
-``thread_real_ids_of`` makes the system calls itself (as Samba does for its
-per-thread credentials).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import os
-import platform
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 
 from corral.agent.runtime.base import RunAs
-
-# (setgroups, setresuid, setresgid): the system calls' numbers differ by architecture.
-_ID_SYSCALLS = {"x86_64": (116, 117, 119), "aarch64": (159, 147, 149)}
-_libc = ctypes.PyDLL(None, use_errno=True)  # short calls: they keep the GIL
-
-SpawnActions = list[tuple[int, int, int]]
-IdsSwitch = Callable[[RunAs], AbstractContextManager[None]]
 
 
 def needs_switch(user: RunAs | None) -> bool:
@@ -114,70 +97,6 @@ def real_ids_of(user: RunAs) -> Iterator[None]:
         os.setresuid(ruid, -1, -1)
         os.setresgid(rgid, -1, -1)
         os.setgroups(groups)
-
-
-def thread_ids_known() -> bool:
-    """Whether ``thread_real_ids_of`` knows this architecture's system calls."""
-    return platform.machine() in _ID_SYSCALLS
-
-
-@contextlib.contextmanager
-def thread_real_ids_of(user: RunAs) -> Iterator[None]:
-    """``real_ids_of`` for the calling thread alone; the others keep theirs."""
-    setgroups, setresuid, setresgid = _ID_SYSCALLS[platform.machine()]
-    groups = os.getgroups()
-    ruid, rgid = os.getuid(), os.getgid()
-    _set_groups(setgroups, list(user.groups))
-    _syscall(setresgid, user.gid, -1, -1)
-    _syscall(setresuid, user.uid, -1, -1)
-    try:
-        yield
-    finally:
-        _syscall(setresuid, ruid, -1, -1)
-        _syscall(setresgid, rgid, -1, -1)
-        _set_groups(setgroups, groups)
-
-
-def _set_groups(number: int, groups: list[int]) -> None:
-    _syscall(number, len(groups), (ctypes.c_uint * len(groups))(*groups))
-
-
-def _syscall(number: int, *args: object) -> None:
-    wide = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
-    if _libc.syscall(ctypes.c_long(number), *wide) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-def spawn_task(command: list[str], env: dict[str, str], cwd: str, switch: RunAs | None,
-               actions: SpawnActions, ids: IdsSwitch = real_ids_of) -> int:
-    """Start one task in ``cwd`` (made: ``prepare_cwd``) as ``switch`` (a user other
-    than this process; None: as this process), in a process group of its own;
-    ``ids`` lends the user's ids, to the process or to the calling thread alone.
-    Returns its pid.
-
-    posix_spawn has no chdir action before Python 3.13: the spawning thread
-    enters the task's working directory for the spawn and leaves it after,
-    which the child inherits (the executor's spawn thread has a working
-    directory of its own) — rather than a ``sh -c 'cd DIR && exec ...'`` in front
-    of every task, whose exec cost a framework's /bin/true task about as much
-    CPU again as its own. Within the ids switch the real ids are the task
-    user's, so ``access`` tells whether the user may enter it (root always
-    could): a directory it may not is a start error."""
-    with ids(switch) if switch is not None else contextlib.nullcontext():
-        if cwd in ("", "/"):
-            return os.posix_spawnp(command[0], command, env, file_actions=actions,
-                                   setpgroup=0, resetids=switch is not None)
-        if _libc.access(os.fsencode(cwd), os.X_OK) != 0:
-            err = errno.ENOENT if not os.path.isdir(cwd) else errno.EACCES
-            raise OSError(err, os.strerror(err), cwd)
-        home = os.getcwd()
-        os.chdir(cwd)
-        try:
-            return os.posix_spawnp(command[0], command, env, file_actions=actions,
-                                   setpgroup=0, resetids=switch is not None)
-        finally:
-            os.chdir(home)
 
 
 def start_error(exc: BaseException, command: list[str], cwd: str, user: RunAs | None) -> str:

@@ -245,13 +245,6 @@ async def test_a_task_with_a_user_runs_as_it_in_its_own_sandbox(
     assert (sandbox / "mine").stat().st_uid == 1000
     assert exits["t2"].reason == "StartError"
     assert 'exec: "no-such-program-here": executable file not found' in exits["t2"].message
-    # The executor's threads (its loop's, its spawn thread) took the user's ids for
-    # each spawn only: all are back to its own.
-    for thread in Path(f"/proc/{conn.pid}/task").iterdir():
-        status = dict(line.split(":", 1) for line in (thread / "status").read_text().splitlines())
-        assert status["Uid"].split() == ["0"] * 4 and status["Gid"].split() == ["0"] * 4
-        assert (thread / "cwd").resolve() == Path("/")
-    assert len(list(Path(f"/proc/{conn.pid}/task").iterdir())) == 2  # it spawned on its own
     conn.close()
 
 
