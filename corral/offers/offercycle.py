@@ -87,8 +87,13 @@ class OfferCycle(Hooks):
             if now - last_status >= STATUS_SECONDS:
                 last_status = now
                 self.master.spawn(self._write_statuses())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), ALLOCATION_SECONDS)
+            # The interval as a timer that wakes the loop (wait_for made a task, a
+            # future and a timeout for every round, up to one per ended task).
+            timer = asyncio.get_running_loop().call_later(ALLOCATION_SECONDS, self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                timer.cancel()
             # A wake after a quiet spell is served at once (an offer round trip);
             # a burst of them is one round every ROUND_SECONDS at most.
             await asyncio.sleep(max(0.0, last_round + ROUND_SECONDS
