@@ -1,7 +1,8 @@
 """The Mesos master's direct line to the agents it runs frameworks' tasks on (the
 agent's side is corral/agent/framework_feed.py).
 
-    per node with a framework's Alloc on it: one AgentLink
+    per node with a framework's Alloc on it, or offered while a framework is
+    subscribed (so that the first ACCEPT finds it ready): one AgentLink
         reader: GET https://<node ip>:<agent port>/frameworkTasks, held open
                 JSON lines ─► on_state(node, line) (the task loop: UPDATEs)
                 ended or refused ─► again after a back-off (0.1 s doubling to 2 s);
@@ -156,8 +157,9 @@ class AgentLink:
 
 
 class AgentLinks:
-    """The links of the leading master, made on first need, closed when the node
-    holds no framework Alloc any more (``keep``)."""
+    """The links of the leading master, made on first need or when the node is
+    offered, closed when the node holds no framework Alloc and is not offerable to
+    a subscribed framework any more (``keep``)."""
 
     def __init__(self, client: Client, nodes: Informer, tls: AgentTLS, clock: Clock,
                  on_state: StateCallback) -> None:

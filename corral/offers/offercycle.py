@@ -108,8 +108,11 @@ class OfferCycle(Hooks):
             if fw is not None:
                 self.master.send(fw, event("RESCIND", offer_id=mesos_id(offer.id)))
         by_framework: dict[str, list[Obj]] = {}
+        offered: set[str] = set()
         for offer in self.allocator.allocate():
             by_framework.setdefault(offer.framework_id, []).append(self._offer_json(offer))
+            offered.add(offer.node)
+        self.tasks.warm(offered)
         for framework_id, offers in by_framework.items():
             fw = self.master.frameworks.get(framework_id)
             if fw is not None:

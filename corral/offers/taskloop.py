@@ -303,6 +303,15 @@ class TaskLoop(Hooks):
             for st in statuses:
                 self.master.send(fw, event("UPDATE", status=st))
 
+    def warm(self, nodes: set[str]) -> None:
+        """Lines to the nodes just offered, before any ACCEPT of them: a link's first
+        connection (a review of the master's rights, TLS) takes tens of ms, and
+        without it a framework's first launches on a node go the store's way and
+        their first states come with the Alloc's status writes."""
+        if self.links is not None:
+            for node in nodes:
+                self.links.open(node)
+
     def tick(self) -> None:
         self._release_ended()  # (each end releases its own task; this is the net)
         for fw in self.master.frameworks.values():
@@ -311,8 +320,11 @@ class TaskLoop(Hooks):
                     self.master.send(fw, event("UPDATE", status=st))
         self.pool.tick()
         if self.links is not None:  # a line to each node a framework's Alloc is on
-            self.links.keep({str(spec(a).get("nodeName") or "") for a in self.allocs.list()}
-                            | {k[2] for k in self.pool.standing})
+            nodes = ({str(spec(a).get("nodeName") or "") for a in self.allocs.list()}
+                     | {k[2] for k in self.pool.standing})
+            if any(fw.connected for fw in self.master.frameworks.values()):
+                nodes |= set(self.capacity.free())  # where the next ACCEPT may go
+            self.links.keep(nodes)
         for alloc in self.allocs.list():
             key = key_of(alloc)
             if key in self._deleting or self.pool.owns(alloc) or is_deleting(alloc):

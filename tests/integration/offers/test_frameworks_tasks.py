@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
+import psutil
 
 from tests.cluster import Agent, Master
 from tests.kubectl import Kubectl
@@ -210,6 +211,24 @@ def test_launches_go_to_the_agent_directly_and_the_store_shows_them_after(
     assert fw.call("KILL", kill={"task_id": {"value": "steady-d"},
                                  "agent_id": {"value": "mesos-d"}}).status_code == 202
     fw.wait_update("steady-d", "TASK_KILLED")
+
+
+def test_a_node_offered_has_the_masters_line_before_any_accept(
+        url: str, mesos_master: Master, agents: AgentStarter,
+        frameworks: list[Framework]) -> None:
+    """The master opens its line to a node when it offers it to a subscribed
+    framework, not at the first ACCEPT: the line's first connection (a review,
+    TLS) would hold up the first tasks' launches and states there."""
+    agents(mesos_master, "mesos-w", "--cpus", "1", "--memory", "1Gi", node_ip="127.0.1.71")
+    fw = Framework(url, "warm", failover_timeout=3600)
+    frameworks.append(fw)
+    fw.subscribe()
+    _offer(fw, "mesos-w")  # held, not accepted: no Alloc of any framework there
+    assert mesos_master.proc is not None
+    master = psutil.Process(mesos_master.proc.pid)
+    wait_for(lambda: any(c.raddr and c.raddr.ip == "127.0.1.71" and c.status == "ESTABLISHED"
+                         for c in master.net_connections("tcp")),
+             30, "the master's line to the node it offered")
 
 
 def test_updates_are_resent_until_acknowledged(url: str, mesos_master: Master,
