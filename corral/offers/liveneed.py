@@ -21,8 +21,8 @@ import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from corral.objects import Obj, spec
-from corral.offers.launch import Plan, alloc_task_resources
+from corral.objects import Obj, meta, spec
+from corral.offers.launch import TASK_RESOURCES_ANNOTATION, Plan, alloc_task_resources
 from corral.offers.resources import Resources
 from corral.offers.tasks import Task
 
@@ -56,6 +56,8 @@ class LiveNeed:
              tasks: Mapping[tuple[str, str], Task], fw_id: str) -> None:
         """Up to date with the Alloc ``obj`` and the launches not written yet."""
         done = self.items
+        if self.obj is not obj and _same_tasks(self.obj, obj):
+            self.obj = obj  # (its status, written by the agent, or the echo of a write)
         if self.obj is not obj or len(done) > len(unwritten) or any(
                 a is not b for a, b in zip(done, unwritten)):
             self.obj, self.items, self.ids, self.live = obj, [], set(), {}
@@ -100,3 +102,17 @@ class LiveNeed:
                 cpus, mem, disk = cpus + res.cpus, mem + res.mem, disk + res.disk
                 ports.extend(res.ports)
         return Resources(cpus, mem, disk, tuple(ports))
+
+
+def _same_tasks(old: Obj | None, new: Obj) -> bool:
+    """Whether two versions of an Alloc name the same tasks with the same resources:
+    the same object (uid) at the same spec generation (the API counts it up at each
+    change of the spec) with the same resources annotation."""
+    if old is None:
+        return False
+    a, b = meta(old), meta(new)
+    generation = b.get("generation")
+    return isinstance(generation, int) and bool(b.get("uid")) and \
+        a.get("uid") == b.get("uid") and a.get("generation") == generation and \
+        (a.get("annotations") or {}).get(TASK_RESOURCES_ANNOTATION) == \
+        (b.get("annotations") or {}).get(TASK_RESOURCES_ANNOTATION)

@@ -99,3 +99,34 @@ def test_it_answers_as_adding_up_every_task_does() -> None:
         live = [t for t in named if t not in ended]
         assert held.need(book.tasks, "fw") == Resources(cpus=0.1 * len(live),
                                                           mem=32 * len(live))
+
+
+def test_a_new_version_with_the_same_spec_is_not_counted_again() -> None:
+    """The agent's status writes and the echo of the pool's own write bring the
+    Alloc again with the same spec (same uid and generation, same resources): what
+    was counted stands; a new generation is counted afresh."""
+    book, parsed, held = TaskBook(FakeClock()), Parsed(), LiveNeed()
+
+    def version(tasks: dict[str, float], generation: int, states: dict[str, str]) -> Obj:
+        obj = alloc(tasks, states)
+        obj["metadata"].update(uid="u-1", generation=generation)
+        return obj
+
+    first = version({"a": 0.1, "b": 0.2}, 1, {})
+    held.sync(first, [], parsed, book.tasks, "fw")
+    counted = held.live
+    again = version({"a": 0.1, "b": 0.2}, 1, {"a": "TASK_RUNNING"})
+    held.sync(again, [], parsed, book.tasks, "fw")
+    assert held.obj is again and held.live is counted
+    assert held.need(book.tasks, "fw") == Resources(cpus=0.3, mem=64)
+
+    grown = version({"a": 0.1, "b": 0.2, "c": 0.4}, 2, {})
+    held.sync(grown, [], parsed, book.tasks, "fw")
+    assert held.live is not counted and held.ids == {"a", "b", "c"}
+    assert held.need(book.tasks, "fw") == Resources(cpus=0.7, mem=96)
+
+    other = version({"a": 0.1, "b": 0.2, "c": 0.4}, 2, {})  # another uid: another Alloc
+    other["metadata"]["uid"] = "u-2"
+    before = held.live
+    held.sync(other, [], parsed, book.tasks, "fw")
+    assert held.live is not before
