@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 from corral.client.clock import Clock
 from corral.offers.drf import Sorter
-from corral.offers.resources import Resources
+from corral.offers.resources import NOTHING, Resources
 
 DEFAULT_REFUSE_SECONDS = 5.0  # Mesos' Filters.refuse_seconds default
 MAX_REFUSE_SECONDS = 365 * 24 * 3600.0
@@ -199,7 +199,7 @@ class Allocator:
             if room is None:
                 rescind.extend(offers)
                 continue
-            room = room - committed.get(node, Resources())
+            room = room - committed.get(node, NOTHING)
             kept = Resources()
             for offer in offers:
                 if (kept + offer.resources).fits(room):
@@ -215,12 +215,12 @@ class Allocator:
         """Resources a framework's tasks (its Allocs) hold on a node: counted in its
         share and kept out of offers until ``release_used``."""
         key = (framework_id, role, node)
-        self._used[key] = self._used.get(key, Resources()) + resources
+        self._used[key] = self._used.get(key, NOTHING) + resources
 
     def release_used(self, framework_id: str, role: str, node: str,
                      resources: Resources) -> None:
         key = (framework_id, role, node)
-        left = self._used.get(key, Resources()) - resources
+        left = self._used.get(key, NOTHING) - resources
         if left.is_empty():
             self._used.pop(key, None)
         else:
@@ -240,7 +240,7 @@ class Allocator:
         self._round += 1
         made: list[Offer] = []
         for node in nodes:
-            available = self._free[node] - committed.get(node, Resources())
+            available = self._free[node] - committed.get(node, NOTHING)
             if not allocatable(available):
                 continue
             winner = self._pick(node, available, now, sorter)
@@ -348,10 +348,10 @@ class Allocator:
             if self._taken.pop(offer.id, None) is None:
                 continue
             key = (offer.framework_id, offer.role, offer.node)
-            returned[key] = returned.get(key, Resources()) + offer.resources
+            returned[key] = returned.get(key, NOTHING) + offer.resources
         seconds = refuse_duration(refuse_seconds) if refuse_seconds else 0.0
         for (framework_id, role, node), resources in returned.items():
-            unused = resources - used.get(node, Resources())
+            unused = resources - used.get(node, NOTHING)
             if allocatable(unused):
                 self._add_filter(framework_id, role, node, unused, seconds)
 
@@ -405,7 +405,7 @@ class Allocator:
         held: dict[str, Resources] = {}
         outstanding = self._offers.values() if offers else ()
         for offer in itertools.chain(outstanding, self._taken.values()):
-            held[offer.node] = held.get(offer.node, Resources()) + offer.resources
+            held[offer.node] = held.get(offer.node, NOTHING) + offer.resources
         for (_, _, node), resources in self._used.items():
-            held[node] = held.get(node, Resources()) + resources
+            held[node] = held.get(node, NOTHING) + resources
         return held

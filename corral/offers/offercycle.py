@@ -36,7 +36,7 @@ from corral.offers.frameworks import Registered
 from corral.offers.launch import ALLOC_NAMESPACE, Plan, plan_launch, task_ids, task_users
 from corral.offers.master import Hooks, MesosMaster
 from corral.offers.protocol import VERSION, Call, event, mesos_id, refuse_seconds
-from corral.offers.resources import Resources
+from corral.offers.resources import NOTHING, Resources
 from corral.offers.taskloop import TICK_SECONDS, TaskLoop
 from corral.offers.tasks import alloc_framework
 from corral.scheduler.ledger import Reservations
@@ -182,7 +182,7 @@ class OfferCycle(Hooks):
         for node in self.capacity.nodes.list():
             name = name_of(node)
             host = self._node_host(name)
-            total = totals.get(name, Resources())
+            total = totals.get(name, NOTHING)
             out.append({"id": name, "hostname": host, "pid": f"slave(1)@{host}:5051",
                         "active": name in totals, "resources": _numbers(total),
                         "unreserved_resources": _numbers(total),

@@ -117,6 +117,10 @@ class Resources:
         # when both sides hold some, each side's normalized already): the
         # allocator, the offer cycle and the pool add and subtract these for every
         # task, offer and round.
+        if not (other.cpus or other.mem or other.disk or other.ports):
+            return self  # (immutable, and already as the constructor leaves it)
+        if not (self.cpus or self.mem or self.disk or self.ports):
+            return other
         ports = other.ports if not self.ports else self.ports if not other.ports \
             else normalize_ports(self.ports + other.ports)
         return _made(round(round(self.cpus + other.cpus, 6), 3) + 0.0,
@@ -126,6 +130,8 @@ class Resources:
     def __sub__(self, other: Resources) -> Resources:
         """What is left of self after other: scalars stop at zero, ports held by
         other are removed."""
+        if not (other.cpus or other.mem or other.disk or other.ports):
+            return self
         ports = self.ports
         if ports and other.ports:
             ports = normalize_ports(subtract_ports(ports, other.ports))
@@ -208,6 +214,8 @@ class Resources:
             raise ResourceError(field, "port ranges overlap")
         return resources
 
+
+NOTHING = Resources()  # (a default to read with, rather than one made per lookup)
 
 _new = object.__new__
 _set = object.__setattr__
