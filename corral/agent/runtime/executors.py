@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 START_SECONDS = 30.0
 POLL_SECONDS = 0.02
+# A forked executor listens ~10-30 ms after its start: polled first every ms,
+# doubling, so that the first launches do not wait most of a poll for nothing.
+FIRST_POLL_SECONDS = 0.001
 RETIRED_LOGS = 64  # logs of removed Allocs kept per node (each bounded by its own cap)
 
 
@@ -263,6 +266,7 @@ class ExecutorRuntime:
         """Connect (waiting for a just-started executor to listen) and read its hello."""
         state = self.dir(alloc_uid)
         deadline = time.monotonic() + START_SECONDS
+        pause = FIRST_POLL_SECONDS
         while True:
             try:
                 conn = await _open(state)
@@ -274,7 +278,8 @@ class ExecutorRuntime:
                 # claims it between the two looks dead (the Alloc was lost for it).
                 if state.pid_file.exists() and state.alive_pid() is None:
                     raise ExecutorGone(f"the executor of {alloc_uid} died") from None
-                await asyncio.sleep(POLL_SECONDS)
+                await asyncio.sleep(pause)
+                pause = min(2 * pause, POLL_SECONDS)
         try:
             await conn.hello()
         except ExecutorGone:
