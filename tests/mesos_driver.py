@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import selectors
+import shlex
 import socket
 import time
 from collections import deque
@@ -68,10 +69,15 @@ class Answer:
 
 
 def task_info(task_id: str, agent_id: str, command: str, cpus: float = 0.1,
-              mem: float = 32.0) -> Obj:
-    """A TaskInfo running ``command`` through the shell with that much."""
+              mem: float = 32.0, *, shell: bool = True) -> Obj:
+    """A TaskInfo running ``command`` with that much: through the shell, or (``shell``
+    false) as the words of an argv, the first the program."""
+    info: Obj = {"value": command, "shell": True}
+    if not shell:
+        argv = shlex.split(command)
+        info = {"value": argv[0], "arguments": argv, "shell": False}
     return {"name": task_id, "task_id": {"value": task_id}, "agent_id": {"value": agent_id},
-            "command": {"value": command, "shell": True},
+            "command": info,
             "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}},
                           {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}}]}
 

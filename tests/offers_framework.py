@@ -4,6 +4,8 @@ policy on every offer, and writes what happened as JSON lines to --out:
 
     python -m tests.offers_framework URL --name N --role R --out FILE
         --cpus C --mem M --command CMD      each task's size and command
+        --no-shell                          CMD run as an argv (CommandInfo.shell false),
+                                            not by /bin/sh -c
         --tasks N                           launch at most N (0: no limit), then SUPPRESS
         --per-offer K                       at most K tasks per offer (0: all that fit);
                                             the rest goes back at once (refuse 0)
@@ -171,7 +173,8 @@ class Policy:
         """All of one agent's offers held, in one ACCEPT launching ``count`` tasks."""
         a = self.args
         agent = offers[0]["agent_id"]["value"]
-        tasks = [task_info(f"{a.name}-{self.launched + i}", agent, a.command, a.cpus, a.mem)
+        tasks = [task_info(f"{a.name}-{self.launched + i}", agent, a.command, a.cpus, a.mem,
+                           shell=not a.no_shell)
                  for i in range(count)]
         self.launched += count
         self.driver.call("ACCEPT", {"offer": offers[0]["id"]["value"],
@@ -274,6 +277,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--cpus", type=float, default=0.1)
     p.add_argument("--mem", type=float, default=32.0)
     p.add_argument("--command", default="sleep 3600")
+    p.add_argument("--no-shell", action="store_true")
     p.add_argument("--tasks", type=int, default=0)
     p.add_argument("--per-offer", type=int, default=0)
     p.add_argument("--decline", type=float, default=None)
