@@ -2,11 +2,14 @@
 
     start: pick a master ─► runtime (adopts the shims' state) ─► Services (proxy,
            DNS; waits briefly for the first list) ─► event recorder (the kubelet's
-           Events about containers, pod_events.py) ─► own server's port bound
-           ─► pods (informer + workers; adopted instances re-attached)
+           Events about containers, pod_events.py) ─► own server's port bound (with
+           --port 0 the port it had before, when free) ─► own HTTPS server, when the
+           certificate on disk will do (a restart: reachable before anything is
+           adopted) ─► pods (informer + workers; adopted instances re-attached)
            ─► allocs (informer + workers; running executors re-adopted)
            ─► (retried until the master answers) serving certificate
-              (serving_cert.py) ─► own HTTPS server ─► register Node ─► heartbeat
+              (serving_cert.py) and own HTTPS server, if not serving yet
+              ─► register Node ─► heartbeat
            ─► certificate rotations (cert_rotation.py): the client certificate's
               (when bootstrapped) and the serving certificate's
     stop:  rotations ─► heartbeat ─► pods, allocs (workers stop supervising; containers and
@@ -46,7 +49,12 @@ from corral.agent.runtime.process import ProcessRuntime
 from corral.agent.sandbox import secure_state_dir
 from corral.agent.server import AgentServer
 from corral.agent.services import NodeServices
-from corral.agent.serving_cert import ServingFiles, ensure_serving_cert, renew_serving_cert
+from corral.agent.serving_cert import (
+    ServingFiles,
+    ensure_serving_cert,
+    renew_serving_cert,
+    serving_cert_on_disk,
+)
 from corral.agent.stats import StatsCollector
 from corral.agent.volumes import VOLUMES_DIR
 from corral.aiotasks import cancel_and_wait
@@ -129,12 +137,15 @@ class Agent:
                           self._get_object, self.services.pod_env, self.events, self.users)
         self.pods = PodManager(ctx)
         self.server = AgentServer(cfg, self.pods, StatsCollector(self.pods, cfg.name))
-        await self.pods.start()
         self.allocs = AllocManager(AllocContext(
             cfg, client, ExecutorRuntime(cfg.runtime_dir, self.runtime.cgroups,
                                          cfg.sandboxes_dir, self.runtime.launcher),
             self.users, TaskFeed(cfg.name)))
         self.server.allocs = self.allocs
+        ready, files = serving_cert_on_disk(cfg)
+        if ready:  # a restart: reachable before the workers report what they adopt
+            await self._serve(files)
+        await self.pods.start()
         await self.allocs.start()
         port = self.server.port
         self.heartbeat = Heartbeat(
@@ -180,6 +191,12 @@ class Agent:
         assert self.client is not None
         return await self.client.get(kind, name, namespace)
 
+    async def _serve(self, files: ServingFiles | None) -> None:
+        assert self.server is not None
+        await self.server.start(files)
+        if files is not None:
+            self._rotate_serving(files)
+
     async def _register(self) -> None:
         assert self.client is not None and self.heartbeat is not None
         assert self.server is not None
@@ -187,10 +204,7 @@ class Agent:
         while True:
             try:
                 if not self.server.started:
-                    files = await ensure_serving_cert(self.client, self.cfg)
-                    await self.server.start(files)
-                    if files is not None:
-                        self._rotate_serving(files)
+                    await self._serve(await ensure_serving_cert(self.client, self.cfg))
                 await register_node(self.client, self.cfg, self.runtime.isolation())
                 await self.heartbeat.post_status()
                 break

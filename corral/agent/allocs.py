@@ -49,6 +49,11 @@ class AllocManager:
                 self.ctx.executors.kill(uid)
                 self.ctx.executors.remove(uid)
 
+    @property
+    def listed(self) -> bool:
+        """Whether the node's Allocs have come from the master since the agent started."""
+        return self.informer.has_synced
+
     def find(self, namespace: str, name: str) -> AllocWorker | None:
         for worker in self.workers.values():
             if worker.namespace == namespace and worker.name == name:

@@ -73,6 +73,11 @@ class PodManager:
                                                      graces.get(s.pod_uid, 2.0))
                                for s in running))
 
+    @property
+    def listed(self) -> bool:
+        """Whether the node's pods have come from the master since the agent started."""
+        return self.informer.has_synced
+
     def find(self, namespace: str, name: str) -> PodWorker | None:
         for worker in self.workers.values():
             if worker.namespace == namespace and worker.name == name:
@@ -146,3 +151,11 @@ class PodManager:
             for path in pods_dir.iterdir():
                 if path.name not in self.workers:
                     await asyncio.to_thread(shutil.rmtree, path, True)
+
+
+def not_on_node(what: str, node: str, listed: bool) -> tuple[int, str]:
+    """The answer for something the agent does not run: 404, or 503 while the agent,
+    just started, has not had its list from the master yet (it may be coming)."""
+    if listed:
+        return 404, f"{what} not found on node {node}"
+    return 503, f"{what} not known yet: node {node}'s agent has just started"

@@ -54,7 +54,7 @@ from corral.agent.allocs import AllocManager
 from corral.agent.config import AgentConfig
 from corral.agent.framework_lane import Answer, FrameworkLane, LaneProtocol
 from corral.agent.metrics import AGENT_METRICS
-from corral.agent.pods import PodManager
+from corral.agent.pods import PodManager, not_on_node
 from corral.agent.runtime.logs import LogFiles, rfc3339_nano
 from corral.agent.serving_cert import ServingFiles
 from corral.agent.stats import StatsCollector
@@ -71,6 +71,8 @@ from corral.api.x509_auth import certificate_identity
 from corral.objects import parse_time
 
 log = logging.getLogger(__name__)
+
+PORT_FILE = "server-port"  # under the state dir: the port of --port 0 last time
 
 Handler = Callable[[Request], Awaitable[Response]]
 WebSocketHandler = Callable[[WebSocket], Awaitable[None]]
@@ -119,6 +121,21 @@ async def _limited(chunks: AsyncIterator[bytes], limit: int | None) -> AsyncIter
             return
 
 
+def _bound(cfg: AgentConfig) -> socket.socket:
+    """The server's socket, bound. With --port 0, the port the agent had before when
+    it is still free: a restarted agent keeps the address its Node shows, so the
+    master's logs, exec and framework links reach it at once, not after its next
+    status (the kubelet keeps its fixed port for the same reason)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in cfg.node_ip else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if not cfg.port:
+        with contextlib.suppress(OSError, ValueError):
+            sock.bind((cfg.node_ip, int((cfg.state_dir / PORT_FILE).read_text())))
+            return sock
+    sock.bind((cfg.node_ip, cfg.port))
+    return sock
+
+
 def _text(message: str, code: int) -> Response:
     return PlainTextResponse(message + "\n", status_code=code)
 
@@ -136,10 +153,10 @@ class AgentServer:
         self.stats = stats
         self.tls: ServingFiles | None = None  # set by start(); None: plain HTTP
         self.allocs: AllocManager | None = None  # set once the agent runs allocs
-        self.socket = socket.socket(socket.AF_INET6 if ":" in cfg.node_ip else socket.AF_INET)
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.socket.bind((cfg.node_ip, cfg.port))
+        self.socket = _bound(cfg)
         self.port = int(self.socket.getsockname()[1])
+        if not cfg.port:
+            (cfg.state_dir / PORT_FILE).write_text(f"{self.port}\n")
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -199,7 +216,8 @@ class AgentServer:
         ns, pod, container = (request.path_params[k] for k in ("namespace", "pod", "container"))
         worker = self.pods.find(ns, pod)
         if worker is None:
-            return _text(f'pod "{pod}" not found on node {self.cfg.name}', 404)
+            code, text = not_on_node(f'pod "{pod}"', self.cfg.name, self.pods.listed)
+            return _text(text, code)
         if container not in {t.name for t in worker.tracks}:
             return _text(f'container "{container}" in pod "{pod}" is not valid', 400)
         previous = _flag(request, "previous")
@@ -245,7 +263,8 @@ class AgentServer:
             return 400, f"malformed launch: {err}"
         worker = self.allocs.find(ns, name) if self.allocs is not None else None
         if worker is None:
-            return 404, f'alloc "{name}" not found on node {self.cfg.name}'
+            return not_on_node(f'alloc "{name}"', self.cfg.name,
+                               self.allocs is not None and self.allocs.listed)
         if worker.uid != uid:
             return 409, f'alloc "{name}" on node {self.cfg.name} has uid {worker.uid}'
         try:
@@ -265,7 +284,8 @@ class AgentServer:
         executors = self.allocs.ctx.executors
         retired = executors.retired_logs(ns, name)
         if worker is None and not retired.exists():
-            return _text(f'alloc "{name}" not found on node {self.cfg.name}', 404)
+            code, text = not_on_node(f'alloc "{name}"', self.cfg.name, self.allocs.listed)
+            return _text(text, code)
         files = LogFiles(executors.dir(worker.uid).task_logs if worker else retired)
         tail, stamps = _tail(request), _flag(request, "timestamps")
         if worker is None or not _flag(request, "follow"):

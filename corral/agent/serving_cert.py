@@ -50,16 +50,33 @@ def pki_dir(state_dir: Path) -> Path:
 
 
 async def ensure_serving_cert(client: Client, cfg: AgentConfig) -> ServingFiles | None:
+    """The node's serving files, a certificate asked of the master when the one on
+    disk will not do; None: no CA, plain HTTP."""
     if not cfg.ca_pem:
         return None
+    files = _files(cfg)
+    if not _usable(files, cfg):
+        await renew_serving_cert(client, cfg, files)
+    return files
+
+
+def serving_cert_on_disk(cfg: AgentConfig) -> tuple[bool, ServingFiles | None]:
+    """Whether the agent can serve without asking the master (a restart's
+    certificate still good, or no CA), and with which files."""
+    if not cfg.ca_pem:
+        return True, None
+    files = _files(cfg)
+    return _usable(files, cfg), files
+
+
+def _files(cfg: AgentConfig) -> ServingFiles:
+    assert cfg.ca_pem
     directory = pki_dir(cfg.state_dir)
     files = ServingFiles(directory / "ca.crt", directory / "serving.pem",
                          directory / "serving.pem")
     for legacy in ("serving.crt", "serving.key"):  # an older agent's pair: asked anew
         (directory / legacy).unlink(missing_ok=True)
     files.ca.write_bytes(cfg.ca_pem)
-    if not _usable(files, cfg):
-        await renew_serving_cert(client, cfg, files)
     return files
 
 

@@ -19,7 +19,7 @@ from starlette.websockets import WebSocket
 
 from corral.agent.container_track import ContainerTrack
 from corral.agent.pod_worker import PodWorker
-from corral.agent.pods import PodManager
+from corral.agent.pods import PodManager, not_on_node
 from corral.agent.runtime.logs import LogFiles
 from corral.agent.streams import channels
 from corral.agent.streams.attach import AttachSession
@@ -58,7 +58,7 @@ class StreamEndpoints:
         ns, pod = ws.path_params["namespace"], ws.path_params["pod"]
         worker = self.pods.find(ns, pod)
         if worker is None:
-            raise Refused(404, f'pod "{pod}" not found on node {self.node}')
+            raise Refused(*not_on_node(f'pod "{pod}"', self.node, self.pods.listed))
         return worker
 
     def _running(self, ws: WebSocket) -> tuple[PodWorker, ContainerTrack]:

@@ -66,17 +66,21 @@ def test_an_alloc_runs_its_range_and_survives_an_agent_restart(
             "running") == 4 and get_alloc(http, "a1"), 30, "four tasks waiting at the gate")
         pid = running["status"]["executorPid"]
         assert {60, 61, 62, 63} <= set(IndexSet.parse(running["status"]["claimed"]))
-        # The agent dies (kill -9) and comes back: the executor is adopted.
+        port = _agent_port(http, "alloc-node")
+        # The agent dies (kill -9) and comes back: the executor is adopted. Its
+        # server (--port 0) is back on the port the Node shows, before anything is
+        # reported: the master reaches it at once (the log read below).
         agent.kill()
         gate.write_text("open")
         agent.start()
+        assert _agent_port(http, "alloc-node") == port
         wait_for(lambda: len(completed(http, "a1")) == 80, 60, "every task")
         final = get_alloc(http, "a1")
         assert final is not None and final["status"]["executorPid"] == pid
         ran = [int(line) for line in out.read_text().split()]
         assert sorted(ran) == list(range(80))  # none twice, none missing
         logs = http.get(f"{ALLOCS}/a1/log", params={"task": "17"})
-        assert logs.status_code == 200 and logs.text == "task 17\n"
+        assert logs.status_code == 200 and logs.text == "task 17\n", (logs.status_code, logs.text)
         assert http.get(f"{ALLOCS}/a1/log", params={"task": "99"}).text == ""
         # Deleting it stops the executor and completes the graceful deletion.
         http.delete(f"{ALLOCS}/a1")
@@ -85,6 +89,11 @@ def test_an_alloc_runs_its_range_and_survives_an_agent_restart(
         # keeps both for the agent's sweeper (every 30 s).
         allocs_dir = agent.state_dir / "runtime" / "allocs"
         wait_for(lambda: list(allocs_dir.iterdir()) == [], 45, "the executor's state removed")
+
+
+def _agent_port(http: httpx.Client, node: str) -> int:
+    status = http.get(f"/api/v1/nodes/{node}").json()["status"]
+    return int(status["daemonEndpoints"]["kubeletEndpoint"]["Port"])
 
 
 def _as(master: Master, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
@@ -159,8 +168,7 @@ def test_a_task_launched_directly_is_reported_and_outlives_an_agent_restart(
         assert created.status_code == 201, created.text
         wait_for(lambda: _task_state(http, "fw-a", "first") == "TASK_RUNNING", 60,
                  "the spec's task running")
-        port = http.get("/api/v1/nodes/direct-node").json()["status"]["daemonEndpoints"][
-            "kubeletEndpoint"]["Port"]
+        port = _agent_port(http, "direct-node")
         base = f"https://127.0.1.32:{port}"
         pki = master.data_dir / "pki"
         as_master = _as(master, pki / "apiserver-kubelet-client.crt",
