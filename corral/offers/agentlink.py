@@ -137,7 +137,7 @@ class AgentLink:
         conn, kept = None, False
         try:
             async with asyncio.timeout(LAUNCH_TIMEOUT):
-                conn = self._idle.pop() if self._idle else await connect(
+                conn = self._kept_connection() or await connect(
                     self.url, self.tls, self.node, LAUNCH_TIMEOUT)
                 code, text = await conn.request("POST", path, body)
             kept = not (conn.closed or self._closed) and len(self._idle) < IDLE_CONNECTIONS
@@ -154,6 +154,16 @@ class AgentLink:
             log.debug("direct launch refused node=%s code=%d %s", self.node, code,
                       text.decode(errors="replace").strip())
         return code == 200
+
+
+    def _kept_connection(self) -> Connection | None:
+        """An idle launch connection still open (the agent closes one idle for its
+        keep-alive timeout, 5 s)."""
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed:
+                return conn
+        return None
 
 
 class AgentLinks:

@@ -9,10 +9,11 @@ a framework's tasks on an agent under one executor rather than one per launch.
             on the node's ledger at the new size first (refused: a pod got there)
     ACCEPTs that arrive while a write is on its way go together in the next one.
     Directly, when the agent's link is up (agentlink.py) and the Alloc is there and
-    big enough: the tasks go to the agent at once, the ACCEPT is done, and the
-    spec write that records them follows (at most every WRITE_SECONDS, with what
-    else came); a crash before it is reconciled from the agent's status.tasks
-    (tasks.py: a task the spec does not name).
+    big enough (else first grown by a write of its size alone, which quota and
+    the leader's fence judge as any): the tasks go to the agent at once, the
+    ACCEPT is done, and the spec write that records them follows (at most every
+    WRITE_SECONDS, with what else came); a crash before it is reconciled from the
+    agent's status.tasks (tasks.py: a task the spec does not name).
 
     tick: room its ended tasks left is given back to the cluster (the Alloc shrinks
           to what its live tasks take) once it has had no launch for SHRINK_SECONDS,
@@ -95,7 +96,6 @@ class Standing:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     writer: asyncio.Task[None] | None = None
     shrinking: bool = False  # a write that shrinks it is on its way
-    reserved: Resources | None = None  # reserved on the ledger for direct ones, unwritten
     active: float = 0.0  # monotonic: the last launch, or the last time a task was alive
     written: float = 0.0  # monotonic: the last write
     # Task id → (its Mesos resources as last seen, parsed): of the tasks it holds.
@@ -135,9 +135,10 @@ class AllocPool:
 
     async def _launch_direct(self, st: Standing, item: Launch) -> bool:
         """Hand the tasks to the agent now; their spec write follows. An Alloc too
-        small is first reserved again at its new size on the node's ledger (the
-        store's way does the same before its write). False: the store's way (no
-        Alloc yet, no link, a refusal)."""
+        small is first written at its new size (room reserved on the node's ledger,
+        then the store's own checks: quota, the leader's fence), as the store's way
+        grows it. False: the store's way (no Alloc yet, no link, a refusal, which
+        that way reports)."""
         if self.links is None or self.on_direct is None:
             return False
         node = st.key[2]
@@ -149,12 +150,8 @@ class AllocPool:
                 break
             async with st.lock:  # a growth: never beside a write of the Alloc
                 fit = self._direct_fit(st, item)
-                if isinstance(fit, Resources) and st.obj is not None:
-                    body = _resized(st.obj, list(spec(st.obj).get("tasks") or ()),
-                                    alloc_task_resources(st.obj), fit)
-                    if not await self._reserve(node, body, st.obj):
-                        return False  # the store's way says why
-                    st.reserved = fit
+                if isinstance(fit, Resources) and not await self._grow(st, fit):
+                    return False
         else:
             return False
         obj = st.obj
@@ -193,11 +190,28 @@ class AllocPool:
         size = self._size(st)
         return True if _scalars_fit(need, size) else _larger(need, size)
 
+    async def _grow(self, st: Standing, size: Resources) -> bool:
+        """The Alloc written at ``size``, its tasks as they are; False: refused."""
+        current, node = st.obj, st.key[2]
+        if current is None:
+            return False
+        body = _resized(current, list(spec(current).get("tasks") or ()),
+                        alloc_task_resources(current), size)
+        if not await self._reserve(node, body, current):
+            return False
+        try:
+            written = await self.client.patch("Alloc", name_of(current),
+                                              _patch(current, body), ALLOC_NAMESPACE)
+        except (APIError, ServerUnreachable) as err:
+            log.info("framework alloc not grown alloc=%s error=%s", name_of(current), err)
+            self.capacity.assume(current, node)  # back to what it holds
+            return False
+        self._written(st, written, {})
+        return True
+
     def _size(self, st: Standing) -> Resources:
-        """What the Alloc holds: its written size, or more reserved for direct ones."""
         assert st.obj is not None
-        size = alloc_resources(st.obj)
-        return _larger(size, st.reserved) if st.reserved is not None else size
+        return alloc_resources(st.obj)
 
     def kill(self, alloc_key: str, task_id: str, grace: float | None) -> bool:
         """Mark a task killed in its Alloc's next write; False if that Alloc is not
@@ -360,7 +374,6 @@ class AllocPool:
         else:
             self.standing.setdefault(st.key, st)  # made again after its Alloc went
         st.obj = obj
-        st.reserved = None  # the write said the size (writes and growths take turns)
         st.written = self.book.clock.monotonic()
         held = {str(t["id"]) for t in spec(obj).get("tasks") or ()}
         held.update(str(t["id"]) for u in st.unwritten for t in u.plan.tasks)

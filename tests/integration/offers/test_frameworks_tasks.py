@@ -11,6 +11,7 @@ import os
 import pwd
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from tests.mesos_driver import launch, task_info
 from tests.poll import wait_for
 
 AgentStarter = Callable[..., Agent]
+ALLOCS = "/apis/corral.dev/v1/namespaces/mesos/allocs"
 
 
 def _offer(fw: Framework, node: str) -> dict[str, Any]:
@@ -45,8 +47,7 @@ def _scalar(offer: dict[str, Any], name: str) -> float:
 
 def _allocs(master: Master, framework_id: str) -> list[dict[str, Any]]:
     with master.http() as http:
-        r = http.get("/apis/corral.dev/v1/namespaces/mesos/allocs",
-                     params={"labelSelector": f"corral.dev/framework={framework_id}"})
+        r = http.get(ALLOCS, params={"labelSelector": f"corral.dev/framework={framework_id}"})
         return list(r.json()["items"]) if r.status_code == 200 else []
 
 
@@ -211,6 +212,56 @@ def test_launches_go_to_the_agent_directly_and_the_store_shows_them_after(
     assert fw.call("KILL", kill={"task_id": {"value": "steady-d"},
                                  "agent_id": {"value": "mesos-d"}}).status_code == 202
     fw.wait_update("steady-d", "TASK_KILLED")
+    # After a pause the agent has closed the master's idle launch connection (its
+    # 5 s keep-alive): the next launch still goes directly, on a new one. By then
+    # the Alloc has shrunk to its one live task, so it first grows by a write.
+    time.sleep(6)
+    before = _direct_launches(mesos_master, "mesos-d")
+    offer = _fresh_offer(fw, "mesos-d")
+    fw.accept([offer["id"]["value"]], [launch(task_info("late-d", "mesos-d", "true",
+                                                        cpus=0.1))])
+    fw.wait_update("late-d", "TASK_FINISHED")
+    assert _direct_launches(mesos_master, "mesos-d") == before + 1
+
+
+def test_quota_refuses_a_standing_allocs_growth_before_a_task_runs(
+        url: str, mesos_master: Master, agents: AgentStarter,
+        frameworks: list[Framework]) -> None:
+    """A ResourceQuota on the frameworks' namespace holds for a standing Alloc that
+    grows for a direct launch: the growth is a write the quota judges before the
+    agent is handed the task, so a task past the quota never runs (TASK_LOST with
+    the quota's words) and the Alloc never holds more than the quota."""
+    agents(mesos_master, "mesos-q", "--cpus", "1", "--memory", "1Gi", node_ip="127.0.1.72")
+    with mesos_master.http() as http:
+        wait_for(lambda: not http.get(f"{ALLOCS}").json()["items"], 120,
+                 "no framework Alloc left from other tests (the quota counts them all)")
+        quota = {"apiVersion": "v1", "kind": "ResourceQuota",
+                 "metadata": {"name": "frameworks", "namespace": "mesos"},
+                 "spec": {"hard": {"requests.cpu": "250m"}}}
+        assert http.post("/api/v1/namespaces/mesos/resourcequotas",
+                         json=quota).status_code == 201
+        try:
+            fw = Framework(url, "quota", failover_timeout=3600)
+            frameworks.append(fw)
+            _run_sleeper(fw, "mesos-q", "q1", 0.1)  # its Alloc: 100m, made by the store
+            before = _direct_launches(mesos_master, "mesos-q")
+            offer = _fresh_offer(fw, "mesos-q")
+            fw.accept([offer["id"]["value"]], [launch(task_info("q2", "mesos-q", "sleep 600",
+                                                                cpus=0.1))])
+            fw.wait_update("q2", "TASK_RUNNING")  # grown to 200m, then handed over
+            assert _direct_launches(mesos_master, "mesos-q") == before + 1
+            offer = _fresh_offer(fw, "mesos-q")
+            fw.accept([offer["id"]["value"]], [launch(task_info("q3", "mesos-q", "sleep 600",
+                                                                cpus=0.1))])
+            lost = fw.wait_update("q3", "TASK_LOST", ack=False)
+            assert "exceeded quota" in lost["message"], lost
+            assert _direct_launches(mesos_master, "mesos-q") == before + 1
+            [alloc] = _allocs(mesos_master, fw.id)
+            assert alloc["spec"]["resources"]["cpu"] == "200m", alloc["spec"]["resources"]
+            assert "q3" not in {t["id"] for t in alloc["spec"]["tasks"]}
+            assert "q3" not in {t["id"] for t in alloc["status"].get("tasks") or ()}
+        finally:
+            http.delete("/api/v1/namespaces/mesos/resourcequotas/frameworks")
 
 
 def test_a_node_offered_has_the_masters_line_before_any_accept(
