@@ -53,6 +53,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from corral.agent.allocs import AllocManager
 from corral.agent.config import AgentConfig
 from corral.agent.framework_lane import Answer, FrameworkLane, LaneProtocol
+from corral.agent.master_terms import MasterTerms
 from corral.agent.metrics import AGENT_METRICS
 from corral.agent.pods import PodManager, not_on_node
 from corral.agent.runtime.logs import LogFiles, rfc3339_nano
@@ -153,6 +154,7 @@ class AgentServer:
         self.stats = stats
         self.tls: ServingFiles | None = None  # set by start(); None: plain HTTP
         self.allocs: AllocManager | None = None  # set once the agent runs allocs
+        self.terms = MasterTerms()
         self.socket = _bound(cfg)
         self.port = int(self.socket.getsockname()[1])
         if not cfg.port:
@@ -171,8 +173,12 @@ class AgentServer:
         ]
         routes += [WebSocketRoute(r.path, self._guard_ws(r.endpoint)) for r in streams.routes()]
         # The Mesos master's direct line goes around Starlette (framework_lane.py).
-        return FrameworkLane(Starlette(routes=routes), self._refusal, self._framework_launch,
-                             self._framework_feed)
+        return FrameworkLane(Starlette(routes=routes), self._master_refusal,
+                             self._framework_launch, self._framework_feed)
+
+    def _master_refusal(self, scope: Scope) -> Answer | None:
+        """The Mesos master's line: its certificate, then its term (master_terms.py)."""
+        return self._refusal(scope) or self.terms.refusal(scope)
 
     def _refusal(self, scope: Scope) -> Answer | None:
         if self.tls is None:

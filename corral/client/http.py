@@ -256,6 +256,11 @@ class Client:
         view._fence = fence
         return view
 
+    def fence(self) -> str | None:
+        """The fence this view's writes carry (``fenced``), if any: a leader shows it
+        to others it commands too (the Mesos master to agents)."""
+        return self._fence() if self._fence is not None else None
+
     @classmethod
     def from_config(cls, cfg: ClusterConfig, user_agent: str = "corral-client") -> Client:
         return cls(cfg.server, cfg.token, cfg.ca_pem, cfg.insecure, user_agent=user_agent,

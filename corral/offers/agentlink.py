@@ -34,6 +34,7 @@ import orjson
 
 from corral.aiotasks import cancel_and_wait
 from corral.api.errors import APIError
+from corral.api.fencing import FENCE_HEADER
 from corral.api.node_endpoints import written_by_node
 from corral.client.clock import Clock
 from corral.client.http import Client, ServerUnreachable
@@ -71,8 +72,10 @@ def agent_endpoint(node: Obj, tls: bool) -> str | None:
 
 
 class AgentLink:
-    def __init__(self, node: str, url: str, tls: AgentTLS, on_state: StateCallback) -> None:
+    def __init__(self, node: str, url: str, tls: AgentTLS, on_state: StateCallback,
+                 fence: Callable[[], str | None] = lambda: None) -> None:
         self.node, self.url = node, url
+        self.fence = fence  # this master's term, shown to the agent (master_terms.py)
         self.tls = tls.context
         self.on_state = on_state
         self.live = False  # the feed is being read
@@ -95,7 +98,8 @@ class AgentLink:
             try:
                 conn = await connect(self.url, self.tls, self.node, LAUNCH_TIMEOUT)
                 self._partial = b""
-                code, text = await conn.request("GET", "/frameworkTasks", sink=self._chunk)
+                code, text = await conn.request("GET", "/frameworkTasks", sink=self._chunk,
+                                                headers=self._fenced())
                 if code != 200:
                     raise HttpError(f"{code} {text.decode(errors='replace').strip()}")
                 raise HttpError("the feed ended")
@@ -139,7 +143,7 @@ class AgentLink:
             async with asyncio.timeout(LAUNCH_TIMEOUT):
                 conn = self._kept_connection() or await connect(
                     self.url, self.tls, self.node, LAUNCH_TIMEOUT)
-                code, text = await conn.request("POST", path, body)
+                code, text = await conn.request("POST", path, body, headers=self._fenced())
             kept = not (conn.closed or self._closed) and len(self._idle) < IDLE_CONNECTIONS
         except (HttpError, TimeoutError) as err:
             log.info("direct launch failed node=%s error=%r", self.node, err)
@@ -155,6 +159,10 @@ class AgentLink:
                       text.decode(errors="replace").strip())
         return code == 200
 
+
+    def _fenced(self) -> dict[str, str] | None:
+        fence = self.fence()
+        return {FENCE_HEADER: fence} if fence else None
 
     def _kept_connection(self) -> Connection | None:
         """An idle launch connection still open (the agent closes one idle for its
@@ -195,7 +203,8 @@ class AgentLinks:
             self._close(node)
         if url is None:
             return None
-        link = self.links[node] = AgentLink(node, url, self.tls, self.on_state)
+        link = self.links[node] = AgentLink(node, url, self.tls, self.on_state,
+                                            self.client.fence)
         return link
 
     async def launch(self, node: str, alloc: Obj, tasks: list[Obj],

@@ -41,12 +41,15 @@ class Connection(ResponseReader):
         return HttpError(f"malformed answer: {err}{cause}")
 
     async def request(self, method: str, path: str, body: bytes | None = None, *,
-                      sink: Sink | None = None) -> tuple[int, bytes]:
+                      sink: Sink | None = None,
+                      headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         """One request on the connection (none other on its way); a 200's body goes
         to ``sink`` when given (and the answer's body is then b"")."""
         if self.closed or self.transport is None:
             raise HttpError("connection closed")
         head = f"{method} {path} HTTP/1.1\r\nhost: {self.host}\r\n"
+        for name, value in (headers or {}).items():
+            head += f"{name}: {value}\r\n"
         if body is not None:
             head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
         status, _, answer = await self.exchange(

@@ -91,6 +91,35 @@ def test_an_alloc_runs_its_range_and_survives_an_agent_restart(
         wait_for(lambda: list(allocs_dir.iterdir()) == [], 45, "the executor's state removed")
 
 
+def _fenced_launches(base: str, as_master: ssl.SSLContext, uid: str) -> None:
+    """The agent takes the Mesos master's line from the newest term it has been
+    shown (its feed or a launch); a deposed master's term gets 409 (master_terms.py),
+    and so does its feed, over either of the agent's two launch paths."""
+    lease = "kube-system/corral-mesos-master"
+
+    def post(fence: str, task: str, lane: bool = True) -> httpx.Response:
+        # Expect: 100-continue is one the lane leaves to the ASGI app
+        expect = {} if lane else {"expect": "100-continue"}
+        return httpx.post(f"{base}/frameworkTasks/default/fw-a", verify=as_master,
+                          headers={"corral-leader-fence": fence, **expect},
+                          json={"uid": uid, "tasks": [{"id": task, "command": ["true"]}]})
+
+    assert post(f"{lease} master-b 7", "t7").status_code == 200
+    assert post(f"{lease} master-b 7", "t7-again").status_code == 200
+    for fence in (f"{lease} master-a 6", f"{lease} master-a 7"):
+        for lane in (True, False):
+            old = post(fence, "stale", lane)
+            assert old.status_code == 409, old.text
+            assert "deposed master" in old.text and "'master-b' leads it in term 7" in old.text
+    feed = httpx.get(f"{base}/frameworkTasks", verify=as_master,
+                     headers={"corral-leader-fence": f"{lease} master-a 6"})
+    assert feed.status_code == 409, feed.text
+    bad = post("no-lease master 1", "bad")
+    assert bad.status_code == 400 and "corral-leader-fence" in bad.text, bad.text
+    assert post(f"{lease} master-c 8", "t8").status_code == 200  # a newer term
+    assert post(f"{lease} master-b 7", "stale").status_code == 409
+
+
 def _agent_port(http: httpx.Client, node: str) -> int:
     status = http.get(f"/api/v1/nodes/{node}").json()["status"]
     return int(status["daemonEndpoints"]["kubeletEndpoint"]["Port"])
@@ -208,6 +237,7 @@ def test_a_task_launched_directly_is_reported_and_outlives_an_agent_restart(
         taken = httpx.post(f"{base}/frameworkTasks/default/fw-a", json=launch,
                            verify=as_master)
         assert taken.status_code == 200 and taken.json() == {"launched": ["direct"]}
+        _fenced_launches(base, as_master, launch["uid"])
         # The feed: live, every task's state now, then each new one.
         seen: set[tuple[str, str, str, str]] = set()
         want = {("default/fw-a", "fw-x", "first", "TASK_RUNNING"),

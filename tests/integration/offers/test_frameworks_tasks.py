@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import ssl
 import subprocess
 import sys
 import time
@@ -207,7 +208,27 @@ def test_launches_go_to_the_agent_directly_and_the_store_shows_them_after(
         return alloc if "steady-d" in named and steady.get("state") == "TASK_RUNNING" \
             and steady.get("seq") else None
 
-    wait_for(recorded, 30, "the Alloc recording the task launched directly")
+    alloc = wait_for(recorded, 30, "the Alloc recording the task launched directly")
+    # The master shows the agent its term with its line: a launch in its name from
+    # another holder of that term (a deposed master's) is refused there.
+    with mesos_master.http() as http:
+        lease = http.get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/"
+                         "corral-mesos-master").json()["spec"]
+        port = http.get("/api/v1/nodes/mesos-d").json()["status"]["daemonEndpoints"][
+            "kubeletEndpoint"]["Port"]
+    pki = mesos_master.data_dir / "pki"
+    as_master = ssl.create_default_context(cafile=str(mesos_master.ca_path))
+    as_master.check_hostname = False
+    as_master.load_cert_chain(pki / "apiserver-kubelet-client.crt",
+                              pki / "apiserver-kubelet-client.key")
+    deposed = f"kube-system/corral-mesos-master other {lease.get('leaseTransitions') or 0}"
+    refused = httpx.post(f"https://127.0.1.69:{port}/frameworkTasks/mesos/"
+                         f"{alloc['metadata']['name']}", verify=as_master,
+                         headers={"corral-leader-fence": deposed},
+                         json={"uid": alloc["metadata"]["uid"], "tasks": [
+                             {"id": "never-d", "command": ["true"]}]})
+    assert refused.status_code == 409 and f"{lease['holderIdentity']!r} leads" in refused.text, \
+        refused.text
     # A KILL reaches it (sent to the agent directly, and written in the spec).
     assert fw.call("KILL", kill={"task_id": {"value": "steady-d"},
                                  "agent_id": {"value": "mesos-d"}}).status_code == 202
