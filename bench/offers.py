@@ -9,7 +9,8 @@ connections, as a production framework; every update acknowledged with its uuid)
                      same N in the same run: tasks/s and the ratio. Both run the
                      program itself (CommandInfo.shell false, as xargs execs it):
                      through `/bin/sh -c` each task would cost a second exec, here
-                     twice the CPU of /bin/true alone
+                     twice the CPU of /bin/true alone. --shell runs both through
+                     it (Mesos' default CommandInfo; `xargs ... sh -c /bin/true`)
     (b) round trip   a framework declines every offer with refuse_seconds 0: the time
                      from sending DECLINE to the next offer of that node (p50, p99),
                      and the ACCEPT call's own latency from (a)
@@ -73,16 +74,17 @@ def mesos_cluster(tmp: Path, args: argparse.Namespace) -> tuple[Cluster, str]:
     return cluster, credentialed(url, cluster.master.data_dir)
 
 
-def throughput(cluster: Cluster, url: str, tmp: Path,
-               tasks: int) -> tuple[float, dict[str, Any]]:
+def throughput(cluster: Cluster, url: str, tmp: Path, tasks: int,
+               through_shell: bool) -> tuple[float, dict[str, Any]]:
     """Seconds for ``tasks`` × /bin/true, and where the time (and CPU) went."""
     pids = {"master": [cluster.master_pid], "agents": [a.pid for a in cluster.agents]}
     # The agents' reaped children too: an executor's start (its first fork).
     before = {k: sum(cpu_seconds(p, children=True) for p in ps) for k, ps in pids.items()}
     homes = tuple(str(a.state_dir.resolve()) for a in cluster.agents)
+    shell = [] if through_shell else ["--no-shell"]
     with ExecutorSampler(under=homes).running() as sampler:
         fw = FrameworkProcess(url, tmp / "burst.jsonl", "burst", "--tasks", str(tasks),
-                              "--command", "/bin/true", "--no-shell", "--cpus", str(TASK_CPUS),
+                              "--command", "/bin/true", *shell, "--cpus", str(TASK_CPUS),
                               "--mem", str(TASK_MEM), "--exit-when-done",
                               # a master whose leadership lapses under load: on again
                               "--failover-timeout", "120")
@@ -252,7 +254,7 @@ def one_run(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     cluster, url = mesos_cluster(tmp, args)
     try:
         idle = idle_cpu(cluster, IDLE_SECONDS)
-        elapsed, costs = throughput(cluster, url, tmp, args.tasks)
+        elapsed, costs = throughput(cluster, url, tmp, args.tasks, args.shell)
         # Each phase on a quiet cluster: the burst's Allocs go first.
         wait_for(lambda: not allocs(cluster), 120, "the burst framework's Allocs gone")
         trips, decline_ms = round_trips(url, tmp, args.offers)
@@ -262,7 +264,8 @@ def one_run(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
         wait_for(lambda: not allocs(cluster), 120, "the frameworks' Allocs gone")
     finally:
         cluster.stop()
-    xargs = baseline(args.tasks, args.parallelism)
+    xargs = baseline(args.tasks, args.parallelism,
+                     ("sh", "-c", "/bin/true") if args.shell else ("/bin/true",))
     return {"framework": elapsed, "xargs": xargs, "accept_ms": costs.pop("accept_ms"),
             "costs": costs, "idle": idle, "trips": trips, "decline_ms": decline_ms, "shares": shares}
 
@@ -272,7 +275,8 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
     fw = statistics.median(n / r["framework"] for r in runs)
     raw = statistics.median(n / r["xargs"] for r in runs)
     ratio = statistics.median(r["xargs"] / r["framework"] for r in runs)
-    print(f"\n{n} × /bin/true (no shell) on {args.agents} agents ({args.parallelism} at a time), "
+    how = "through /bin/sh -c" if args.shell else "no shell"
+    print(f"\n{n} × /bin/true ({how}) on {args.agents} agents ({args.parallelism} at a time), "
           f"median of {len(runs)}:")
     print(f"  (a) framework   {fw:8.1f} tasks/s   ({ratio:.2f} × xargs; goal ≥ 0.5)")
     print(f"      xargs -P    {raw:8.1f} tasks/s")
@@ -318,6 +322,8 @@ def main() -> None:
                         help="tasks at once, for xargs and (through agent cpus) the framework")
     parser.add_argument("--offers", type=int, default=400, help="offers in the round-trip run")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--shell", action="store_true",
+                        help="every task (the framework's and xargs') through /bin/sh -c")
     args = parser.parse_args()
     args.agent_cpus = round(args.parallelism * TASK_CPUS / args.agents, 3)
     runs = []
