@@ -6,7 +6,8 @@
            --port 0 the port it had before, when free) ─► own HTTPS server, when the
            certificate on disk will do (a restart: reachable before anything is
            adopted) ─► pods (informer + workers; adopted instances re-attached)
-           ─► allocs (informer + workers; running executors re-adopted)
+           ─► allocs (informer + workers; running executors re-adopted), and a
+              watch on the Mesos master's Lease (master_terms.py: whose launches to take)
            ─► (retried until the master answers) serving certificate
               (serving_cert.py) and own HTTPS server, if not serving yet
               ─► register Node ─► heartbeat
@@ -142,6 +143,7 @@ class Agent:
                                          cfg.sandboxes_dir, self.runtime.launcher),
             self.users, TaskFeed(cfg.name)))
         self.server.allocs = self.allocs
+        self.server.terms.watch(client)
         ready, files = serving_cert_on_disk(cfg)
         if ready:  # a restart: reachable before the workers report what they adopt
             await self._serve(files)
@@ -235,6 +237,7 @@ class Agent:
         if self.events is not None:
             await self.events.stop()
         if self.server is not None:
+            await self.server.terms.stop()
             await self.server.stop()
         for client in (self.client, self.heartbeat_client):
             if client is not None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import parse_qs
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -151,6 +152,10 @@ def attributes_of(user: User, method: str, path: str, query: str = "") -> Attrib
     # nodes/proxy), as kube-apiserver's RequestInfo has it.
     resource, name, subresource = rest[0], (rest[1:2] or [""])[0], (rest[2:3] or [""])[0]
     verb = _resource_verb(method, bool(name), _flag(query, "watch"))
+    if verb in ("list", "watch"):
+        # One object listed or watched by name is that name's to RBAC (resourceNames),
+        # as kube-apiserver's RequestInfo takes it from the field selector.
+        name = _selected_name(query)
     return Attributes(user, verb, True, path, group, version, namespace, resource,
                       subresource, name)
 
@@ -182,6 +187,18 @@ def _resource_verb(method: str, named: bool, watch: bool) -> str:
     if method == "DELETE" and not named:
         return "deletecollection"
     return _METHOD_VERBS.get(method, method.lower())
+
+
+def _selected_name(query: str) -> str:
+    """X of a fieldSelector requiring metadata.name=X (or ==X), else ""."""
+    for selector in parse_qs(query).get("fieldSelector", []):
+        for requirement in selector.split(","):
+            key, op, value = requirement.partition("==")
+            if not op:
+                key, op, value = requirement.partition("=")
+            if op and not key.endswith("!") and key.strip() == "metadata.name":
+                return value.strip() if "/" not in value else ""
+    return ""
 
 
 def _flag(query: str, name: str) -> bool:

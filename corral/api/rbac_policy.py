@@ -47,8 +47,12 @@ ALL_GROUPS_VERBS = ["*"]
 CERTIFICATES = "certificates.k8s.io"
 
 
-def _rule(verbs: list[str], groups: list[str], resources: list[str]) -> Obj:
-    return {"verbs": verbs, "apiGroups": groups, "resources": resources}
+def _rule(verbs: list[str], groups: list[str], resources: list[str],
+          names: list[str] | None = None) -> Obj:
+    rule: Obj = {"verbs": verbs, "apiGroups": groups, "resources": resources}
+    if names:
+        rule["resourceNames"] = names
+    return rule
 
 
 def _urls(verbs: list[str], urls: list[str]) -> Obj:
@@ -176,6 +180,7 @@ def _controller_manager() -> list[Obj]:
 
 
 MESOS_MASTER = "system:corral-mesos-master"
+MESOS_MASTER_LEASE = "corral-mesos-master"  # in kube-system: who leads the Mesos master
 
 
 def _mesos_master() -> list[Obj]:
@@ -214,6 +219,8 @@ def _node() -> list[Obj]:
         _rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
         _rule(["get", "create", "update", "patch", "delete"], ["coordination.k8s.io"],
               ["leases"]),
+        # Which Mesos master's term it takes launches from (corral/agent/master_terms.py).
+        _rule(["list", "watch"], ["coordination.k8s.io"], ["leases"], [MESOS_MASTER_LEASE]),
         _rule(["create"], ["authorization.k8s.io", "authentication.k8s.io"],
               ["subjectaccessreviews", "tokenreviews"]),
         # Its own client (renewal) and serving certificates; what it may ask for is

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from corral.api.errors import APIError, NotFound
+from corral.api.rbac_policy import MESOS_MASTER_LEASE
 from corral.client.http import Client, ServerUnreachable
 from corral.client.leaderelection import LEASE_NAMESPACE
 from corral.objects import Obj, spec
@@ -48,7 +49,7 @@ from corral.offers.state import master_state
 
 log = logging.getLogger("corral.offers")
 
-LEASE_NAME = "corral-mesos-master"
+LEASE_NAME = MESOS_MASTER_LEASE
 IDENTITY_MARK = "_mesos_"  # holder identity: "<host>_mesos_<this endpoint's URL>"
 MAX_BODY = 4 * 1024 * 1024
 STREAM_HEADER = "Mesos-Stream-Id"

@@ -44,6 +44,14 @@ JANE = User("jane", "u-jane", ("dev",))
                                                           "proxy")),
     ("GET", "/api/v1/namespaces/ns/services/web:80/proxy/a/b", "",
      ("get", "", "ns", "services", "web:80", "proxy")),
+    # One object listed or watched by name is that name's (RBAC resourceNames).
+    ("GET", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases",
+     "watch=1&fieldSelector=metadata.name%3Dcorral-mesos-master",
+     ("watch", "coordination.k8s.io", "kube-system", "leases", "corral-mesos-master", "")),
+    ("GET", "/api/v1/namespaces/ns/secrets", "fieldSelector=type%3Dx,metadata.name%3D%3Ds1",
+     ("list", "", "ns", "secrets", "s1", "")),
+    ("GET", "/api/v1/namespaces/ns/secrets", "fieldSelector=metadata.name%21%3Ds1",
+     ("list", "", "ns", "secrets", "", "")),
 ])
 def test_resource_attributes(method: str, path: str, query: str,
                              expect: tuple[str, ...]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,8 @@ def test_an_alloc_runs_its_range_and_survives_an_agent_restart(
         wait_for(lambda: list(allocs_dir.iterdir()) == [], 45, "the executor's state removed")
 
 
-def _fenced_launches(base: str, as_master: ssl.SSLContext, uid: str) -> None:
+def _fenced_launches(base: str, as_master: ssl.SSLContext, uid: str,
+                     http_as_admin: Callable[[], httpx.Client]) -> None:
     """The agent takes the Mesos master's line from the newest term it has been
     shown (its feed or a launch); a deposed master's term gets 409 (master_terms.py),
     and so does its feed, over either of the agent's two launch paths."""
@@ -118,6 +120,22 @@ def _fenced_launches(base: str, as_master: ssl.SSLContext, uid: str) -> None:
     assert bad.status_code == 400 and "corral-leader-fence" in bad.text, bad.text
     assert post(f"{lease} master-c 8", "t8").status_code == 200  # a newer term
     assert post(f"{lease} master-b 7", "stale").status_code == 409
+    # The agent watches the Lease itself: a holder of a newer term there deposes
+    # master-c before the new one has called.
+    with http_as_admin() as http:
+        created = http.post("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases",
+                            json={"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                                  "metadata": {"name": "corral-mesos-master"},
+                                  "spec": {"holderIdentity": "master-d",
+                                           "leaseTransitions": 9}})
+        assert created.status_code == 201, created.text
+        try:
+            deposed = wait_for(lambda: (r := post(f"{lease} master-c 8", "stale")).status_code
+                               == 409 and r, 30, "the agent seeing the Lease's new term")
+            assert "'master-d' leads it in term 9" in deposed.text, deposed.text
+        finally:
+            http.delete("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/"
+                        "corral-mesos-master")
 
 
 def _agent_port(http: httpx.Client, node: str) -> int:
@@ -237,7 +255,7 @@ def test_a_task_launched_directly_is_reported_and_outlives_an_agent_restart(
         taken = httpx.post(f"{base}/frameworkTasks/default/fw-a", json=launch,
                            verify=as_master)
         assert taken.status_code == 200 and taken.json() == {"launched": ["direct"]}
-        _fenced_launches(base, as_master, launch["uid"])
+        _fenced_launches(base, as_master, launch["uid"], master.http)
         # The feed: live, every task's state now, then each new one.
         seen: set[tuple[str, str, str, str]] = set()
         want = {("default/fw-a", "fw-x", "first", "TASK_RUNNING"),
