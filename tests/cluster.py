@@ -8,6 +8,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -177,6 +178,27 @@ class Master(CorralProcess):
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, verify=str(self.ca_path),
                             headers={"Authorization": f"Bearer {self.token}"}, timeout=30.0)
+
+    def agent_port(self, node: str) -> int:
+        """The port of ``node``'s agent server, as its Node shows it."""
+        with self.http() as http:
+            status = http.get(f"/api/v1/nodes/{node}").json()["status"]
+        return int(status["daemonEndpoints"]["kubeletEndpoint"]["Port"])
+
+    def agent_tls(self, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+        """A TLS context for calling an agent's server directly: the cluster CA trusted
+        (the node's certificate names the node, not the address), ``cert`` shown."""
+        context = ssl.create_default_context(cafile=str(self.ca_path))
+        context.check_hostname = False
+        if cert is not None and key is not None:
+            context.load_cert_chain(cert, key)
+        return context
+
+    def as_master_to_agents(self) -> ssl.SSLContext:
+        """agent_tls showing the master's own client certificate toward agents."""
+        pki = self.data_dir / "pki"
+        return self.agent_tls(pki / "apiserver-kubelet-client.crt",
+                              pki / "apiserver-kubelet-client.key")
 
 
 def kill_executors(runtime_dir: Path) -> None:

@@ -13,9 +13,10 @@ stopped past its Lease (SIGSTOP, a long pause, a partition) while a standby
 took over launches nothing here when it wakes — as a Mesos agent ignores any
 master but the one it detected. The agent hears of a new term from the new
 leader's own requests and from its watch on the Lease (``observe``; nodes may
-list and watch that one Lease), whichever comes first. The refused launch then goes the store's way, where the API's own
-fence refuses it too. A request without the header (a master without election,
-a test) is judged by the certificate alone.
+list and watch that one Lease), whichever comes first. The refused launch then
+goes the store's way, where the API's own fence refuses it too. A request
+without the header (a master without election, a test) is judged by the
+certificate alone.
 """
 
 from __future__ import annotations

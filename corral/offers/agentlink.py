@@ -73,7 +73,7 @@ def agent_endpoint(node: Obj, tls: bool) -> str | None:
 
 class AgentLink:
     def __init__(self, node: str, url: str, tls: AgentTLS, on_state: StateCallback,
-                 fence: Callable[[], str | None] = lambda: None) -> None:
+                 fence: Callable[[], str | None]) -> None:
         self.node, self.url = node, url
         self.fence = fence  # this master's term, shown to the agent (master_terms.py)
         self.tls = tls.context
@@ -158,7 +158,6 @@ class AgentLink:
             log.debug("direct launch refused node=%s code=%d %s", self.node, code,
                       text.decode(errors="replace").strip())
         return code == 200
-
 
     def _fenced(self) -> dict[str, str] | None:
         fence = self.fence()

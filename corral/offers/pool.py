@@ -158,7 +158,7 @@ class AllocPool:
         assert obj is not None
         self.on_direct(obj, item.plan)
         st.unwritten.append(item)
-        size = requests_of(self._size(st))
+        size = requests_of(alloc_resources(obj))
         if not await self.links.launch(node, obj, item.plan.tasks, {}, size) and \
                 item in st.unwritten:
             st.unwritten.remove(item)  # the spec write launches them instead
@@ -187,7 +187,7 @@ class AllocPool:
                 st.parsed[task_id] = (wire.get(task_id) or [], sizes[task_id])
         need = held.need(self.book.tasks, fw_id,
                          [parse_cached(st.parsed, t, wire.get(t) or []) for t in new])
-        size = self._size(st)
+        size = alloc_resources(obj)
         return True if _scalars_fit(need, size) else _larger(need, size)
 
     async def _grow(self, st: Standing, size: Resources) -> bool:
@@ -208,10 +208,6 @@ class AllocPool:
             return False
         self._written(st, written, {})
         return True
-
-    def _size(self, st: Standing) -> Resources:
-        assert st.obj is not None
-        return alloc_resources(st.obj)
 
     def kill(self, alloc_key: str, task_id: str, grace: float | None) -> bool:
         """Mark a task killed in its Alloc's next write; False if that Alloc is not
@@ -297,7 +293,7 @@ class AllocPool:
             wire.update(item.plan.resources)
             launched.append(item)
         need = self._need(st, tasks, wire)
-        size = self._size(st)
+        size = alloc_resources(current)
         grow = not _scalars_fit(need, size)
         new_size = need if grow or shrink else size
         if not launched and not direct and not kills and not pruned and _same(new_size, size):

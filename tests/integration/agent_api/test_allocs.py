@@ -67,14 +67,14 @@ def test_an_alloc_runs_its_range_and_survives_an_agent_restart(
             "running") == 4 and get_alloc(http, "a1"), 30, "four tasks waiting at the gate")
         pid = running["status"]["executorPid"]
         assert {60, 61, 62, 63} <= set(IndexSet.parse(running["status"]["claimed"]))
-        port = _agent_port(http, "alloc-node")
+        port = master.agent_port("alloc-node")
         # The agent dies (kill -9) and comes back: the executor is adopted. Its
         # server (--port 0) is back on the port the Node shows, before anything is
         # reported: the master reaches it at once (the log read below).
         agent.kill()
         gate.write_text("open")
         agent.start()
-        assert _agent_port(http, "alloc-node") == port
+        assert master.agent_port("alloc-node") == port
         wait_for(lambda: len(completed(http, "a1")) == 80, 60, "every task")
         final = get_alloc(http, "a1")
         assert final is not None and final["status"]["executorPid"] == pid
@@ -136,20 +136,6 @@ def _fenced_launches(base: str, as_master: ssl.SSLContext, uid: str,
         finally:
             http.delete("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/"
                         "corral-mesos-master")
-
-
-def _agent_port(http: httpx.Client, node: str) -> int:
-    status = http.get(f"/api/v1/nodes/{node}").json()["status"]
-    return int(status["daemonEndpoints"]["kubeletEndpoint"]["Port"])
-
-
-def _as(master: Master, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
-    """A TLS context trusting the cluster CA, showing ``cert`` if given."""
-    context = ssl.create_default_context(cafile=str(master.ca_path))
-    context.check_hostname = False
-    if cert is not None and key is not None:
-        context.load_cert_chain(cert, key)
-    return context
 
 
 def _raw_post(context: ssl.SSLContext, port: int, path: str, body: bytes,
@@ -215,11 +201,10 @@ def test_a_task_launched_directly_is_reported_and_outlives_an_agent_restart(
         assert created.status_code == 201, created.text
         wait_for(lambda: _task_state(http, "fw-a", "first") == "TASK_RUNNING", 60,
                  "the spec's task running")
-        port = _agent_port(http, "direct-node")
+        port = master.agent_port("direct-node")
         base = f"https://127.0.1.32:{port}"
         pki = master.data_dir / "pki"
-        as_master = _as(master, pki / "apiserver-kubelet-client.crt",
-                        pki / "apiserver-kubelet-client.key")
+        as_master = master.as_master_to_agents()
         launch = {"uid": created.json()["metadata"]["uid"], "tasks": [
             {"id": "direct", "command": ["sh", "-c",
                                          f"while [ ! -e {gate} ]; do sleep 0.05; done"]}]}
@@ -230,10 +215,10 @@ def test_a_task_launched_directly_is_reported_and_outlives_an_agent_restart(
             (own / name).write_bytes((pki / name).read_bytes())
         stranger = Signer(own).ensure_client_cert("stranger", "system:node:direct-node")
         refused = httpx.post(f"{base}/frameworkTasks/default/fw-a", json=launch,
-                             verify=_as(master, stranger.cert, stranger.key))
+                             verify=master.agent_tls(stranger.cert, stranger.key))
         assert refused.status_code == 403, refused.text
         assert httpx.post(f"{base}/frameworkTasks/default/fw-a", json=launch,
-                          verify=_as(master)).status_code == 401
+                          verify=master.agent_tls()).status_code == 401
         assert httpx.post(f"{base}/frameworkTasks/default/nope", json=launch,
                           verify=as_master).status_code == 404
         for bad in (b"{not json", b"[1]", b'{"tasks": [{"command": ["true"]}], "uid": "x"}'):

@@ -46,21 +46,13 @@ def test_node_registration(node: Agent, http: httpx.Client) -> None:
 
 def test_agent_server_answers_only_the_masters_certificate(
         node: Agent, http: httpx.Client, master: Master) -> None:
-    port = http.get(f"/api/v1/nodes/{node.name}").json()["status"]["daemonEndpoints"][
-        "kubeletEndpoint"]["Port"]
-    base = f"https://{node.node_ip}:{port}"
-    plain = ssl.create_default_context(cafile=str(master.ca_path))
-    plain.check_hostname = False
+    base = f"https://{node.node_ip}:{master.agent_port(node.name)}"
+    plain = master.agent_tls()
     assert httpx.get(f"{base}/stats/summary", verify=plain).status_code == 401
     # No token is taken, not even the admin's (none is sent on to be checked).
     assert httpx.get(f"{base}/stats/summary", verify=plain,
                      headers={"Authorization": f"Bearer {master.token}"}).status_code == 401
-    pki = master.data_dir / "pki"
-    as_master = ssl.create_default_context(cafile=str(master.ca_path))
-    as_master.check_hostname = False
-    as_master.load_cert_chain(pki / "apiserver-kubelet-client.crt",
-                              pki / "apiserver-kubelet-client.key")
-    ok = httpx.get(f"{base}/stats/summary", verify=as_master)
+    ok = httpx.get(f"{base}/stats/summary", verify=master.as_master_to_agents())
     assert ok.status_code == 200 and ok.json()["node"]["nodeName"] == node.name
 
 

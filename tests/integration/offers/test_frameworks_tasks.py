@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import ssl
 import subprocess
 import sys
 import time
@@ -214,16 +213,10 @@ def test_launches_go_to_the_agent_directly_and_the_store_shows_them_after(
     with mesos_master.http() as http:
         lease = http.get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/"
                          "corral-mesos-master").json()["spec"]
-        port = http.get("/api/v1/nodes/mesos-d").json()["status"]["daemonEndpoints"][
-            "kubeletEndpoint"]["Port"]
-    pki = mesos_master.data_dir / "pki"
-    as_master = ssl.create_default_context(cafile=str(mesos_master.ca_path))
-    as_master.check_hostname = False
-    as_master.load_cert_chain(pki / "apiserver-kubelet-client.crt",
-                              pki / "apiserver-kubelet-client.key")
     deposed = f"kube-system/corral-mesos-master other {lease.get('leaseTransitions') or 0}"
-    refused = httpx.post(f"https://127.0.1.69:{port}/frameworkTasks/mesos/"
-                         f"{alloc['metadata']['name']}", verify=as_master,
+    refused = httpx.post(f"https://127.0.1.69:{mesos_master.agent_port('mesos-d')}"
+                         f"/frameworkTasks/mesos/{alloc['metadata']['name']}",
+                         verify=mesos_master.as_master_to_agents(),
                          headers={"corral-leader-fence": deposed},
                          json={"uid": alloc["metadata"]["uid"], "tasks": [
                              {"id": "never-d", "command": ["true"]}]})
