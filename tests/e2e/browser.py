@@ -59,6 +59,14 @@ class Browser:
     def js(self, script: str, *args: Any) -> Any:
         return self.driver.execute_script(script, *args)
 
+    def call(self, module: str, function: str) -> Any:
+        """What ``function()`` of the page's own module ``module`` (its URL under
+        /ui/static/js/) returns: the same module instance the page runs."""
+        return self.driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "import(arguments[0]).then((m) => done(m[arguments[1]]()), (e) => done(String(e)));",
+            f"/ui/static/js/{module}", function)
+
     def text(self, selector: str) -> str:
         """The text of the first element matching ``selector`` ("" if none)."""
         return str(self.js("const e = document.querySelector(arguments[0]);"

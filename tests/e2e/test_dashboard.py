@@ -281,6 +281,22 @@ def test_pods_page_filters_by_label(cluster: Cluster, browser: Browser) -> None:
     wait_for(only_web, 30, "only the web pods")
 
 
+def test_a_page_left_at_once_gives_back_its_watches(cluster: Cluster,
+                                                    browser: Browser) -> None:
+    """The browser has six connections to the master and every watch holds one: a
+    page left before it finished mounting must close its watches too, or a few
+    quick clicks leave the dashboard with no connection for anything else."""
+    b = browser
+    b.go(ui(cluster, "#/pods"))
+    wait_for(lambda: len(b.rows("#pods-table tr[data-pod]", "pod")) >= 5, 30, "all pods")
+    for _ in range(3):  # the overview (five watches) mounted and left at once
+        b.js("location.hash = '#/'; setTimeout(() => { location.hash = '#/pods'; }, 0);")
+        wait_for(lambda: b.js("return location.hash") == "#/pods", 10, "back on the pods page")
+    # The pods page's own two: namespaces and pods.
+    wait_for(lambda: (b.call("live.js", "liveCount"), b.call("api.js", "openStreams")) == (2, 2),
+             15, "only the pods page's watches open")
+
+
 def bulk_pod(i: int) -> dict[str, object]:
     # Another scheduler's pods: they stay Pending, so a thousand of them start no
     # process and cost the cluster nothing but their objects.

@@ -80,6 +80,10 @@ addEventListener('pageshow', (event) => {
   if (event.persisted) location.reload();
 });
 
+export function openStreams() {
+  return streams.size;
+}
+
 // A streamed GET (watch, log follow): calls onChunk with each decoded piece of
 // text until the server ends the stream or `signal` aborts it.
 export async function stream(path, onChunk, signal) {

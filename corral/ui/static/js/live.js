@@ -12,7 +12,7 @@
 // instead ({ pollMs }): with all six held, every other request from the page (a
 // click's API call, a navigation, another tab of the dashboard) waits forever.
 
-import { useEffect, useMemo, useState } from '../vendor/hooks.mjs';
+import { useEffect, useState } from '../vendor/hooks.mjs';
 import { ApiError, collectionPath, query, request, stream } from './api.js';
 
 const PAGE = 500;
@@ -167,9 +167,13 @@ export class LiveList {
 
 const shared = new Map();
 
-function acquire(kind, opts) {
-  const key = JSON.stringify([kind, opts.namespace || '', opts.labelSelector || '',
+function collectionKey(kind, opts) {
+  return JSON.stringify([kind, opts.namespace || '', opts.labelSelector || '',
     opts.fieldSelector || '']);
+}
+
+function acquire(kind, opts) {
+  const key = collectionKey(kind, opts);
   let entry = shared.get(key);
   if (!entry) {
     entry = { live: new LiveList(kind, opts), users: 0, key };
@@ -190,20 +194,25 @@ function release(entry) {
 
 // The live collection for (kind, opts) while the calling component is mounted;
 // it re-renders on every change. Pass enabled=false to hold none (yet).
+//
+// Only an effect acquires (and its cleanup releases): a render may be thrown away
+// unmounted before its effects run (a page left at once, a filter changed twice
+// in a frame), and what a render had acquired would then hold its watch for good.
+// Rendering only looks the collection up, so a shared one shows at once.
 export function useLive(kind, opts = {}, enabled = true) {
-  const key = JSON.stringify([kind, opts.namespace || '', opts.labelSelector || '',
-    opts.fieldSelector || '', enabled]);
-  const [, setVersion] = useState(0);
-  const entry = useMemo(() => (enabled ? acquire(kind, opts) : null), [key]);
+  const key = collectionKey(kind, opts);
+  const [, rerender] = useState(0);
   useEffect(() => {
-    if (!entry) return undefined;
-    const off = entry.live.subscribe((v) => setVersion(v));
-    setVersion(entry.live.version);
+    if (!enabled) return undefined;
+    const entry = acquire(kind, opts);
+    const off = entry.live.subscribe(() => rerender((n) => n + 1));
+    rerender((n) => n + 1);
     return () => {
       off();
       release(entry);
     };
-  }, [entry]);
+  }, [key, enabled]);
+  const entry = enabled ? shared.get(key) : undefined;
   return entry ? entry.live : EMPTY;
 }
 
