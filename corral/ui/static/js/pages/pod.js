@@ -4,12 +4,11 @@
 import { useEffect, useRef, useState } from '../../vendor/hooks.mjs';
 import { html } from '../html.js';
 import { useLive } from '../live.js';
-import { ApiError, objectPath, query, stream } from '../api.js';
+import { ApiError, objectPath, query, request, stream } from '../api.js';
 import {
   Badge, Card, Conditions, EventsTable, KeyValues, Loading, confirmAction, hrefs,
 } from '../components.js';
 import { age, meta, podState, spec, status } from '../format.js';
-import { request } from '../api.js';
 
 const MAX_LINES = 2000;
 const TAIL = 200;
