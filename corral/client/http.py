@@ -171,6 +171,7 @@ class Client:
         self.server = self.servers[0]
         self.attempts = max(attempts, 1)  # tries of a request that is safe to repeat
         self._fence: Fence | None = None
+        self._term_held: Callable[[], bool] | None = None
         # The API seats requests by it (agents, system components, others).
         headers = {"Accept": "application/json", "User-Agent": user_agent}
         # Bearer tokens travel only over TLS, as kubectl does.
@@ -248,13 +249,21 @@ class Client:
         """The master requests go to now."""
         return self._failover.current if self._failover is not None else self.server
 
-    def fenced(self, fence: Fence) -> Client:
+    def fenced(self, fence: Fence, term_held: Callable[[], bool]) -> Client:
         """A view of this client (same connections; do not close it) whose writes
         carry ``fence()`` in the FENCE_HEADER: the API refuses them once the
-        leader Lease it names has passed to someone else."""
+        leader Lease it names has passed to someone else. ``term_held()``: whether
+        that term still holds by the leader's own clock (``term_held``)."""
         view = copy.copy(self)
-        view._fence = fence
+        view._fence, view._term_held = fence, term_held
         return view
+
+    def term_held(self) -> bool:
+        """Whether this view's leader term still holds by our own clock (always, for
+        a view without a fence): a leader commands others directly (the Mesos master
+        its agents) only while it does, since they cannot ask the API as its writes
+        do. False after a pause longer than the renew deadline, at once."""
+        return self._term_held is None or self._term_held()
 
     def fence(self) -> str | None:
         """The fence this view's writes carry (``fenced``), if any: a leader shows it

@@ -98,6 +98,7 @@ class LeaderElector:
         self._observed: Observation | None = None
         self._written: Obj | None = None  # the Lease as our last write left it
         self._leading = False
+        self._renewed_at: float | None = None  # our clock when the last won attempt began
         self._fence: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._work: asyncio.Task[None] | None = None
@@ -105,6 +106,16 @@ class LeaderElector:
     @property
     def is_leader(self) -> bool:
         return self._leading
+
+    def holds_lease(self) -> bool:
+        """Leading, and by our own clock within renew_deadline of when our last won
+        attempt began: nobody else can hold the Lease yet, since a standby waits
+        lease_duration from when it saw our write. False as soon as a pause or a
+        cut-off outlasts that, before the renewal loop has noticed it lost: what a
+        leader commands directly (agents that cannot ask the API which term is
+        current) waits for this, where the API judges its fenced writes itself."""
+        return (self._leading and self._renewed_at is not None
+                and self.clock.monotonic() < self._renewed_at + self.renew_deadline)
 
     def fence(self) -> str | None:
         """The fence of the term this elector leads (or last led): its writes carry
@@ -177,12 +188,16 @@ class LeaderElector:
         return attempt.result()
 
     async def try_acquire_or_renew(self) -> bool:
+        began = self.clock.monotonic()
         try:
-            return await self._try()
+            won = await self._try()
         except (APIError, ServerUnreachable) as err:
             log.info("leader election attempt failed lease=%s/%s error=%r", self.namespace,
                      self.name, err)
             return False
+        if won:
+            self._renewed_at = began
+        return won
 
     async def _try(self) -> bool:
         if await self._renew_optimistically():
@@ -350,7 +365,8 @@ async def run_elected(client: Client, stop: asyncio.Event, lease_name: str, iden
                                 lease_duration=timing.lease_duration,
                                 renew_deadline=timing.renew_deadline,
                                 retry_period=timing.retry_period, clock=clock)
-        elector.on_started_leading = _fenced_work(work, client.fenced(elector.fence))
+        fenced = client.fenced(elector.fence, elector.holds_lease)
+        elector.on_started_leading = _fenced_work(work, fenced)
         election = asyncio.create_task(elector.run(), name=f"election-{lease_name}")
         stopped = asyncio.create_task(stop.wait(), name=f"election-stop-{lease_name}")
         await asyncio.wait({election, stopped}, return_when=asyncio.FIRST_COMPLETED)

@@ -15,9 +15,10 @@ logs and exec from, CN kube-apiserver-kubelet-client), so the master process's
 own Mesos component calls them with it; it does so only while RBAC lets its
 identity (system:corral-mesos-master) ``create`` ``nodes/proxy`` on the node —
 the permission kube-apiserver asks of whoever it proxies to a kubelet — asked
-by a SelfSubjectAccessReview, cached REVIEW_SECONDS. Without it, a link down, or
-an agent that does not know the Alloc yet, a launch goes the store's way (its
-Alloc's spec) as before. Each link has its own connections (httpclient.py: the
+by a SelfSubjectAccessReview, cached REVIEW_SECONDS. Without it, a link down, an
+agent that does not know the Alloc yet, or a term that may have lapsed by this
+master's own clock (a pause longer than its renew deadline: Client.term_held), a
+launch goes the store's way (its Alloc's spec), where the API judges the fence. Each link has its own connections (httpclient.py: the
 feed's, and up to IDLE_CONNECTIONS kept for launches): a connection made and
 verified for one node's name never carries another node's request.
 """
@@ -73,9 +74,9 @@ def agent_endpoint(node: Obj, tls: bool) -> str | None:
 
 class AgentLink:
     def __init__(self, node: str, url: str, tls: AgentTLS, on_state: StateCallback,
-                 fence: Callable[[], str | None]) -> None:
+                 leader: Client) -> None:
         self.node, self.url = node, url
-        self.fence = fence  # this master's term, shown to the agent (master_terms.py)
+        self.leader = leader  # its term is shown to the agent (master_terms.py)
         self.tls = tls.context
         self.on_state = on_state
         self.live = False  # the feed is being read
@@ -135,6 +136,10 @@ class AgentLink:
         ``size``: the Alloc's resources, when it grew for them."""
         if not self.live:
             return False
+        if not self.leader.term_held():
+            log.info("direct launch held back: this master's term may have lapsed node=%s",
+                     self.node)
+            return False
         path = f"/frameworkTasks/{namespace_of(alloc)}/{name_of(alloc)}"
         body = orjson.dumps({"uid": uid_of(alloc), "tasks": tasks, "kills": kills,
                              "resources": size or {}})
@@ -160,7 +165,7 @@ class AgentLink:
         return code == 200
 
     def _fenced(self) -> dict[str, str] | None:
-        fence = self.fence()
+        fence = self.leader.fence()
         return {FENCE_HEADER: fence} if fence else None
 
     def _kept_connection(self) -> Connection | None:
@@ -203,7 +208,7 @@ class AgentLinks:
         if url is None:
             return None
         link = self.links[node] = AgentLink(node, url, self.tls, self.on_state,
-                                            self.client.fence)
+                                            self.client)
         return link
 
     async def launch(self, node: str, alloc: Obj, tasks: list[Obj],

@@ -115,6 +115,29 @@ async def test_leader_renews_on_top_of_a_lease_someone_else_touched(client: Clie
     await a.stop()
 
 
+async def test_a_paused_leader_knows_its_term_may_have_lapsed_before_renewing(
+        client: Client) -> None:
+    """A pause (the process stopped, a long GC) longer than the renew deadline: the
+    leader still leads until its next renewal answers, but it can tell at once, by
+    its own clock, that a standby may hold the Lease by now (what it commands
+    directly waits for that). Its renewal, nobody having taken the Lease, holds
+    the term again."""
+    clock, log = FakeClock(), []
+    a = _elector(client, "le-paused", "a", clock, log)
+    a.start()
+    await eventually(lambda: a.is_leader, what="a leads")
+    await _settle(clock, 1)
+    assert a.holds_lease()
+    clock.advance(9)  # within the renew deadline (10 s) of the last renewal
+    assert a.holds_lease()
+    clock.advance(2)  # past it, before the elector has run again
+    assert a.is_leader and not a.holds_lease()
+    await eventually(a.holds_lease, what="renewed: the term holds again")
+    assert log == ["a started"]
+    await a.stop()
+    assert not a.holds_lease()
+
+
 async def test_leader_that_cannot_renew_steps_down(master: Master) -> None:
     clock, log = FakeClock(), []
     async with Client(master.url, token=master.token, ca_pem=master.ca_pem, attempts=1) as c:

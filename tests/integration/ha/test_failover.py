@@ -6,7 +6,9 @@
 - kill -9 the etcd leader during a stream of creates: nothing acknowledged is
   lost and writes go on;
 - SIGSTOP the leader past its Lease (a master cut off): a standby takes over, and
-  once the old one runs again nothing it writes as leader is accepted.
+  once the old one runs again nothing it writes as leader is accepted;
+- the same for the Mesos master, with a framework's ACCEPT waiting in its socket:
+  the task it takes up on waking never runs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -474,6 +477,78 @@ def test_a_framework_follows_the_mesos_leader_and_keeps_its_task(ha: HA) -> None
                 "reason") == "REASON_RECONCILIATION" and e["update"]["status"]["task_id"][
                 "value"] == t)["update"]["status"]
             assert st["state"] == "TASK_RUNNING", st
+        assert fw.call("TEARDOWN").status_code == 202
+    finally:
+        fw.close()
+        ha.heal()
+
+
+def _next_offer(fw: Framework, node: str) -> str:
+    offer = held_offer(fw, node) or next(
+        o for o in fw.wait_event("OFFERS", 90, lambda e: any(
+            o["agent_id"]["value"] == node for o in e["offers"]["offers"]))["offers"]["offers"]
+        if o["agent_id"]["value"] == node)
+    return str(offer["id"]["value"])
+
+
+def _bytes_waiting(port: int) -> int:
+    """Bytes received on the server's side of ``port``'s connections, not yet read."""
+    out = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True, check=True).stdout
+    return sum(int(line.split()[0]) for line in out.splitlines() if line.strip())
+
+
+def test_a_mesos_master_stopped_past_its_lease_launches_nothing_when_it_resumes(
+        ha: HA) -> None:
+    """The leading Mesos master stops (SIGSTOP) with a task running in a
+    framework's Alloc; a standby takes the Lease; the framework's ACCEPT of the old
+    master's offer waits in that master's socket. Woken, the old master takes the
+    ACCEPT up before its renewals tell it it lost (they fail for the renew deadline
+    first). The task must never run: the Alloc must grow for it, and that write
+    carries the old term's fence, which the API refuses. (Into an Alloc with room,
+    the old master's own clock holds the direct launch back: Client.term_held,
+    tested in test_leader_election; and the agent refuses an older term.)"""
+    ha.heal()
+    old = wait_for(lambda: _mesos_leader(ha, ha.masters), 90, "a Mesos leader")
+    marker = f"sleep 617.{os.getpid()}"  # a command line nothing else runs
+    fw = Framework(ha.framework_url(old), "stopped-leader", failover_timeout=3600)
+    assert old.proc is not None
+    try:
+        fw.subscribe()
+        fw.accept([_next_offer(fw, "ha-1")],
+                  [launch(task_info("anchor", "ha-1", "sleep 600", cpus=0.05))])
+        fw.wait_update("anchor", "TASK_RUNNING", timeout=90)  # the Alloc stands
+        offer_id = _next_offer(fw, "ha-1")
+        port = ha.mesos_ports[ha.masters.index(old)]
+        os.killpg(old.proc.pid, signal.SIGSTOP)
+        with ThreadPoolExecutor(1) as pool:
+            try:
+                survivors = [m for m in ha.masters if m is not old]
+                new = wait_for(lambda: _mesos_leader(ha, survivors), 90, "a new Mesos leader")
+                waiting = _bytes_waiting(port)
+                answer = pool.submit(fw.accept, [offer_id], [
+                    launch(task_info("stale", "ha-1", marker, cpus=0.05))])
+                wait_for(lambda: _bytes_waiting(port) > waiting, 30,
+                         "the ACCEPT in the stopped master's socket")
+            finally:
+                os.killpg(old.proc.pid, signal.SIGCONT)
+            answer.result(timeout=90)  # whatever it says: what runs is what counts
+        wait_for(lambda: "leader lost lease=kube-system/corral-mesos-master" in old.log(),
+                 90, "the old Mesos master noticing it lost")
+        fw.url = ha.framework_url(new)
+        fw.subscribe()
+        fw.call("RECONCILE", reconcile={"tasks": [{"task_id": {"value": "anchor"}},
+                                                  {"task_id": {"value": "stale"}}]})
+        states = {}
+        for task in ("anchor", "stale"):
+            st = fw.wait_event("UPDATE", 60, lambda e, t=task: e["update"]["status"].get(
+                "reason") == "REASON_RECONCILIATION" and e["update"]["status"]["task_id"][
+                "value"] == t)["update"]["status"]
+            states[task] = st["state"]
+        assert states == {"anchor": "TASK_RUNNING", "stale": "TASK_LOST"}, states
+        ran = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True,
+                             check=False)
+        assert ran.returncode == 1, f"the deposed master's task runs: {ran.stdout}"
         assert fw.call("TEARDOWN").status_code == 202
     finally:
         fw.close()
