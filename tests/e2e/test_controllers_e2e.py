@@ -166,8 +166,13 @@ def test_killed_agent_pods_replaced_and_no_duplicates_after_restart(
     # The restarted agent syncs with the API and stops what the API no longer has.
     wait_for(lambda: not [s for s in instances(victim) if s.running], timeout=30,
              what="the restarted agent to stop pods the API no longer has")
-    names = [p["metadata"]["name"] for p in pods(http, NS, "spread", active_only=False)]
-    assert len(names) == 6
+    # And it finishes deleting the pods it ran, which the API holds as terminating
+    # until their node confirms: then only the six replacements are left.
+    def left() -> set[str]:
+        return {p["metadata"]["name"] for p in pods(http, NS, "spread", active_only=False)}
+
+    wait_for(lambda: left() == {p["metadata"]["name"] for p in running(http, "spread")}
+             and len(left()) == 6, timeout=30, what="only the six replacements left")
 
 
 def wait_job(http: httpx.Client, name: str, timeout: float) -> dict:  # type: ignore[type-arg]
