@@ -80,7 +80,7 @@ def test_kubectl_133_autoscale_sends_v2(master: Master, kubectl: Kubectl) -> Non
                           env=kubectl.env, capture_output=True, text=True, timeout=60,
                           check=False)
     assert proc.returncode == 0, proc.stderr
-    assert any("POST" in line and "/apis/autoscaling/v2/" in line and "201" in line
+    assert any("POST" in line and "/apis/autoscaling/v2/" in line and "\"201 Created\"" in line
                for line in proc.stderr.splitlines()), proc.stderr
     with master.http() as api:
         stored = api.get(f"{V2}/auto133").json()
