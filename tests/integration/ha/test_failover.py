@@ -524,7 +524,7 @@ def test_a_mesos_master_stopped_past_its_lease_launches_nothing_when_it_resumes(
         with ThreadPoolExecutor(1) as pool:
             try:
                 survivors = [m for m in ha.masters if m is not old]
-                new = wait_for(lambda: _mesos_leader(ha, survivors), 90, "a new Mesos leader")
+                wait_for(lambda: _mesos_leader(ha, survivors), 90, "a new Mesos leader")
                 waiting = _bytes_waiting(port)
                 answer = pool.submit(fw.accept, [offer_id], [
                     launch(task_info("stale", "ha-1", marker, cpus=0.05))])
@@ -535,16 +535,26 @@ def test_a_mesos_master_stopped_past_its_lease_launches_nothing_when_it_resumes(
             answer.result(timeout=90)  # whatever it says: what runs is what counts
         wait_for(lambda: "leader lost lease=kube-system/corral-mesos-master" in old.log(),
                  90, "the old Mesos master noticing it lost")
-        fw.url = ha.framework_url(new)
-        fw.subscribe()
-        fw.call("RECONCILE", reconcile={"tasks": [{"task_id": {"value": "anchor"}},
-                                                  {"task_id": {"value": "stale"}}]})
-        states = {}
-        for task in ("anchor", "stale"):
-            st = fw.wait_event("UPDATE", 60, lambda e, t=task: e["update"]["status"].get(
-                "reason") == "REASON_RECONCILIATION" and e["update"]["status"]["task_id"][
-                "value"] == t)["update"]["status"]
-            states[task] = st["state"]
+
+        def reconciled() -> dict[str, str] | None:
+            """Both tasks' states from whichever master leads now; None if its stream
+            ended first (on a loaded machine, 3 s Leases may change hands again)."""
+            leader = _mesos_leader(ha, ha.masters)
+            if leader is None:
+                return None
+            fw.url = ha.framework_url(leader)
+            try:
+                fw.subscribe()
+                fw.call("RECONCILE", reconcile={"tasks": [{"task_id": {"value": "anchor"}},
+                                                          {"task_id": {"value": "stale"}}]})
+                return {task: fw.wait_event("UPDATE", 60, lambda e, t=task: e["update"][
+                    "status"].get("reason") == "REASON_RECONCILIATION" and e["update"][
+                    "status"]["task_id"]["value"] == t)["update"]["status"]["state"]
+                    for task in ("anchor", "stale")}
+            except (AssertionError, httpx.HTTPError):
+                return None
+
+        states = wait_for(reconciled, 180, "both tasks reconciled by the Mesos leader")
         assert states == {"anchor": "TASK_RUNNING", "stale": "TASK_LOST"}, states
         ran = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True,
                              check=False)
