@@ -24,7 +24,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from tests.cluster import Agent, Master
+from tests.cluster import Agent, Master, free_port_block
 from tests.integration.agent_api.conftest import (
     allow_privileged,
     condition,
@@ -310,7 +310,11 @@ def test_kr8s_port_forward(master: Master, webpod: str) -> None:
     async def forward() -> list[str]:
         api = await kr8s.asyncio.api(kubeconfig=str(master.kubeconfig))
         pod = await kr8s.asyncio.objects.Pod.get(webpod, namespace="default", api=api)
-        async with pod.portforward(remote_port=8080, local_port=0) as port, \
+        # Our port, not kr8s' pick: it tries random ports up to 60000 and checks only
+        # for a listener, so on a busy machine a connection's own port can be the
+        # one it then fails to bind (EADDRINUSE).
+        local = free_port_block(1)
+        async with pod.portforward(remote_port=8080, local_port=local) as port, \
                 httpx.AsyncClient(timeout=20) as http:
             return [(await http.get(f"http://127.0.0.1:{port}/")).text for _ in range(3)]
 
