@@ -246,5 +246,15 @@ def held_offer(fw: Framework, node: str) -> Obj | None:
     return None
 
 
+def unused_offer(fw: Framework, node: str, timeout: float = 60.0) -> Obj:
+    """An unused offer for ``node``: one already received, or the next to come."""
+    held = held_offer(fw, node)
+    if held is not None:
+        return held
+    evt = fw.wait_event("OFFERS", timeout, lambda e: any(
+        o["agent_id"]["value"] == node for o in e["offers"]["offers"]))
+    return dict(next(o for o in evt["offers"]["offers"] if o["agent_id"]["value"] == node))
+
+
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()

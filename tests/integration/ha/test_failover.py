@@ -32,7 +32,7 @@ from corral.objects import Obj, parse_time
 from corral.store.etcd import EtcdStore
 from tests.cluster import Agent, Master, kill_pods
 from tests.integration.ha.conftest import HA, Writers, create_acked, until
-from tests.mesos_client import Framework, held_offer
+from tests.mesos_client import Framework, unused_offer
 from tests.mesos_driver import launch, task_info
 from tests.poll import wait_for
 
@@ -448,20 +448,14 @@ def test_a_framework_follows_the_mesos_leader_and_keeps_its_task(ha: HA) -> None
     fw = Framework(ha.framework_url(leader), "survivor", failover_timeout=3600)
     try:
         fw.subscribe()
-        offer = fw.wait_event("OFFERS", 90, lambda e: any(
-            o["agent_id"]["value"] == "ha-1" for o in e["offers"]["offers"]))
-        offer_id = next(o["id"]["value"] for o in offer["offers"]["offers"]
-                        if o["agent_id"]["value"] == "ha-1")
+        offer_id = unused_offer(fw, "ha-1", 90)["id"]["value"]
         fw.accept([offer_id], [launch(task_info("steady", "ha-1", "sleep 600", cpus=0.05))])
         fw.wait_update("steady", "TASK_RUNNING", timeout=90)
         # A launch into the running Alloc goes to the agent directly, its spec write
         # after (within WRITE_SECONDS): the leader dies right away, maybe before
         # that write; either way the next one learns the task (from the spec, the
         # agent's status.tasks, or its feed) and reconciles it RUNNING.
-        more = held_offer(fw, "ha-1") or next(
-            o for o in fw.wait_event("OFFERS", 90, lambda e: any(
-                o["agent_id"]["value"] == "ha-1" for o in e["offers"]["offers"]))[
-                "offers"]["offers"] if o["agent_id"]["value"] == "ha-1")
+        more = unused_offer(fw, "ha-1", 90)
         fw.accept([more["id"]["value"]], [launch(task_info("direct", "ha-1", "sleep 600",
                                                            cpus=0.05))])
         fw.wait_update("direct", "TASK_RUNNING", timeout=90)
@@ -481,14 +475,6 @@ def test_a_framework_follows_the_mesos_leader_and_keeps_its_task(ha: HA) -> None
     finally:
         fw.close()
         ha.heal()
-
-
-def _next_offer(fw: Framework, node: str) -> str:
-    offer = held_offer(fw, node) or next(
-        o for o in fw.wait_event("OFFERS", 90, lambda e: any(
-            o["agent_id"]["value"] == node for o in e["offers"]["offers"]))["offers"]["offers"]
-        if o["agent_id"]["value"] == node)
-    return str(offer["id"]["value"])
 
 
 def _bytes_waiting(port: int) -> int:
@@ -515,10 +501,10 @@ def test_a_mesos_master_stopped_past_its_lease_launches_nothing_when_it_resumes(
     assert old.proc is not None
     try:
         fw.subscribe()
-        fw.accept([_next_offer(fw, "ha-1")],
+        fw.accept([unused_offer(fw, "ha-1", 90)["id"]["value"]],
                   [launch(task_info("anchor", "ha-1", "sleep 600", cpus=0.05))])
         fw.wait_update("anchor", "TASK_RUNNING", timeout=90)  # the Alloc stands
-        offer_id = _next_offer(fw, "ha-1")
+        offer_id = unused_offer(fw, "ha-1", 90)["id"]["value"]
         port = ha.mesos_ports[ha.masters.index(old)]
         os.killpg(old.proc.pid, signal.SIGSTOP)
         with ThreadPoolExecutor(1) as pool:

@@ -23,22 +23,12 @@ import psutil
 
 from tests.cluster import Agent, Master
 from tests.kubectl import Kubectl
-from tests.mesos_client import Framework, held_offer
+from tests.mesos_client import Framework, unused_offer
 from tests.mesos_driver import launch, task_info
 from tests.poll import wait_for
 
 AgentStarter = Callable[..., Agent]
 ALLOCS = "/apis/corral.dev/v1/namespaces/mesos/allocs"
-
-
-def _offer(fw: Framework, node: str) -> dict[str, Any]:
-    """An unused offer for ``node``: one already received, or the next to come."""
-    held = held_offer(fw, node)
-    if held is not None:
-        return held
-    evt = fw.wait_event("OFFERS", 60, lambda e: any(
-        o["agent_id"]["value"] == node for o in e["offers"]["offers"]))
-    return next(o for o in evt["offers"]["offers"] if o["agent_id"]["value"] == node)
 
 
 def _scalar(offer: dict[str, Any], name: str) -> float:
@@ -69,7 +59,7 @@ def _step_aside(fw: Framework) -> None:
 def _run_sleeper(fw: Framework, node: str, task_id: str, cpus: float) -> None:
     """Subscribe ``fw``, launch one ``sleep 600`` task on ``node``, see it RUNNING."""
     fw.subscribe()
-    offer = _offer(fw, node)
+    offer = unused_offer(fw, node)
     fw.accept([offer["id"]["value"]], [launch(task_info(task_id, node, "sleep 600",
                                                         cpus=cpus))])
     fw.wait_update(task_id, "TASK_RUNNING")
@@ -80,7 +70,7 @@ def _fresh_offer(fw: Framework, node: str) -> dict[str, Any]:
     held = [o["id"] for e in fw.seen if e["type"] == "OFFERS" for o in e["offers"]["offers"]]
     fw.used_offers.update(o["value"] for o in held)
     fw.call("DECLINE", decline={"offer_ids": held, "filters": {"refuse_seconds": 0}})
-    return _offer(fw, node)
+    return unused_offer(fw, node)
 
 
 def _framework_status(master: Master, framework_id: str) -> dict[str, Any]:
@@ -96,7 +86,7 @@ def test_launch_run_finish_kill_and_reconcile(url: str, mesos_master: Master,
     fw = Framework(url, "runner", roles=["batch"])
     frameworks.append(fw)
     fw.subscribe()
-    offer = _offer(fw, "mesos-a")
+    offer = unused_offer(fw, "mesos-a")
     assert 1.5 <= _scalar(offer, "cpus") <= 2 and offer["allocation_info"] == {"role": "batch"}
     assert offer["hostname"] == "127.0.1.61"
     ports = next(r for r in offer["resources"] if r["name"] == "ports")
@@ -288,7 +278,7 @@ def test_a_node_offered_has_the_masters_line_before_any_accept(
     fw = Framework(url, "warm", failover_timeout=3600)
     frameworks.append(fw)
     fw.subscribe()
-    _offer(fw, "mesos-w")  # held, not accepted: no Alloc of any framework there
+    unused_offer(fw, "mesos-w")  # held, not accepted: no Alloc of any framework there
     assert mesos_master.proc is not None
     master = psutil.Process(mesos_master.proc.pid)
     wait_for(lambda: any(c.raddr and c.raddr.ip == "127.0.1.71" and c.status == "ESTABLISHED"
@@ -304,7 +294,7 @@ def test_updates_are_resent_until_acknowledged(url: str, mesos_master: Master,
     fw.auto_ack = False
     frameworks.append(fw)
     fw.subscribe()
-    offer = _offer(fw, "mesos-r")
+    offer = unused_offer(fw, "mesos-r")
     fw.accept([offer["id"]["value"]], [launch(task_info("once", "mesos-r", "true"))])
     def about_once(e: dict[str, Any]) -> bool:
         return bool(e["update"]["status"]["task_id"]["value"] == "once")
@@ -334,7 +324,7 @@ def test_bad_accepts_get_task_updates(url: str, mesos_master: Master, agents: Ag
     assert r.status_code == 202
     st = fw.wait_update("t0", "TASK_LOST", ack=False)
     assert st["reason"] == "REASON_INVALID_OFFERS" and "uuid" not in st
-    offer = _offer(fw, "mesos-b")
+    offer = unused_offer(fw, "mesos-b")
     other.subscribe()  # fw holds the node's one offer: nothing for the bystander
     stolen = other.accept([offer["id"]["value"]], [launch(task_info("t1", "mesos-b", "true"))])
     assert stolen.status_code == 202
@@ -508,7 +498,7 @@ def test_tasks_run_as_their_user_only_if_the_principal_may(
              ("plain", "as-nobody", "as-root")]
     tasks[1]["command"]["user"] = "nobody"
     tasks[2]["command"]["user"] = "root"
-    offer = _offer(fw, node.name)
+    offer = unused_offer(fw, node.name)
     assert fw.accept([offer["id"]["value"]], [launch(*tasks)]).status_code == 202
     refused = fw.wait_update("as-root", "TASK_ERROR")
     assert refused["reason"] == "REASON_TASK_UNAUTHORIZED"
