@@ -252,8 +252,9 @@ class Client:
     def fenced(self, fence: Fence, term_held: Callable[[], bool]) -> Client:
         """A view of this client (same connections; do not close it) whose writes
         carry ``fence()`` in the FENCE_HEADER: the API refuses them once the
-        leader Lease it names has passed to someone else. ``term_held()``: whether
-        that term still holds by the leader's own clock (``term_held``)."""
+        leader Lease it names has passed to someone else. ``term_held()`` says
+        whether that term still holds by the leader's own clock (read through
+        the view's ``term_held``)."""
         view = copy.copy(self)
         view._fence, view._term_held = fence, term_held
         return view

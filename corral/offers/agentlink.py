@@ -18,9 +18,10 @@ the permission kube-apiserver asks of whoever it proxies to a kubelet — asked
 by a SelfSubjectAccessReview, cached REVIEW_SECONDS. Without it, a link down, an
 agent that does not know the Alloc yet, or a term that may have lapsed by this
 master's own clock (a pause longer than its renew deadline: Client.term_held), a
-launch goes the store's way (its Alloc's spec), where the API judges the fence. Each link has its own connections (httpclient.py: the
-feed's, and up to IDLE_CONNECTIONS kept for launches): a connection made and
-verified for one node's name never carries another node's request.
+launch goes the store's way (its Alloc's spec), where the API judges the fence.
+Each link has its own connections (httpclient.py: the feed's, and up to
+IDLE_CONNECTIONS kept for launches): a connection made and verified for one
+node's name never carries another node's request.
 """
 
 from __future__ import annotations

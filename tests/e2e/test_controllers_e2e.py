@@ -168,11 +168,12 @@ def test_killed_agent_pods_replaced_and_no_duplicates_after_restart(
              what="the restarted agent to stop pods the API no longer has")
     # And it finishes deleting the pods it ran, which the API holds as terminating
     # until their node confirms: then only the six replacements are left.
-    def left() -> set[str]:
-        return {p["metadata"]["name"] for p in pods(http, NS, "spread", active_only=False)}
+    def only_replacements() -> bool:
+        left = {p["metadata"]["name"] for p in pods(http, NS, "spread", active_only=False)}
+        return len(left) == 6 and left == {p["metadata"]["name"]
+                                           for p in running(http, "spread")}
 
-    wait_for(lambda: left() == {p["metadata"]["name"] for p in running(http, "spread")}
-             and len(left()) == 6, timeout=30, what="only the six replacements left")
+    wait_for(only_replacements, timeout=30, what="only the six replacements left")
 
 
 def wait_job(http: httpx.Client, name: str, timeout: float) -> dict:  # type: ignore[type-arg]

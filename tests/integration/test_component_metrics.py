@@ -6,6 +6,7 @@ their own identities (test_component_identities.py has the in-process ones)."""
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Iterator
 
@@ -17,6 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.cluster import Component, Master, free_port
 from tests.conftest import AgentFactory
 from tests.poll import wait_for
+
+STATUS_403 = re.compile(r"(?<![\w:,.])403(?![\w.])")  # the code, not digits of a number
 
 API = {"apiserver_request_total", "apiserver_request_duration_seconds",
        "apiserver_current_watchers"}
@@ -182,5 +185,7 @@ def test_scheduler_and_controllers_processes_serve_metrics_under_their_own_ident
              what="the scheduler's Events, written as itself")
     for part in components:
         # A refusal logs as the Forbidden error, its Status saying "... is forbidden:
-        # User ...". (Not "403": a port or a millisecond stamp may hold those digits.)
-        assert "forbidden" not in part.log().lower(), part.log()
+        # User ...", or as its code: 403 on its own, not inside a port or a
+        # millisecond stamp (":40357", ",403").
+        log = part.log()
+        assert "forbidden" not in log.lower() and not STATUS_403.search(log), log

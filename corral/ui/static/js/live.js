@@ -172,8 +172,7 @@ function collectionKey(kind, opts) {
     opts.fieldSelector || '']);
 }
 
-function acquire(kind, opts) {
-  const key = collectionKey(kind, opts);
+function acquire(key, kind, opts) {
   let entry = shared.get(key);
   if (!entry) {
     entry = { live: new LiveList(kind, opts), users: 0, key };
@@ -204,7 +203,7 @@ export function useLive(kind, opts = {}, enabled = true) {
   const [, rerender] = useState(0);
   useEffect(() => {
     if (!enabled) return undefined;
-    const entry = acquire(kind, opts);
+    const entry = acquire(key, kind, opts);
     const off = entry.live.subscribe(() => rerender((n) => n + 1));
     rerender((n) => n + 1);
     return () => {
